@@ -1,0 +1,52 @@
+// Package db opens the Postgres pool every service shares and applies each service's
+// embedded migrations into the schema it owns.
+package db
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultURL is used when DATABASE_URL is unset: the local Postgres that scripts/run starts.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/mash?sslmode=disable"
+
+// Open connects a pool and checks the server answers. The pool holds four connections per
+// core (at least 8): every request is one short transaction, so more only queue in Postgres.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx errors may echo the URL with its password; say only what is wrong.
+		return nil, fmt.Errorf("parse DATABASE_URL: invalid connection string")
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = int32(max(8, 4*runtime.NumCPU()))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	// Acceptance means committed to disk; never run with a weaker server default.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "mash"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping postgres %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
+	}
+	return pool, nil
+}
+

@@ -1,0 +1,31 @@
+//go:build failpoint
+
+package failpoint
+
+import (
+	"os"
+	"strings"
+)
+
+// Enabled reports whether this binary was built with failpoints.
+const Enabled = true
+
+var armed = parse(os.Getenv(EnvVar))
+
+func parse(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, name := range strings.Split(s, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			m[name] = true
+		}
+	}
+	return m
+}
+
+// Inject exits the process immediately when name is armed.
+func Inject(name string) {
+	if armed[name] {
+		os.Stderr.WriteString("failpoint: " + name + "\n")
+		os.Exit(ExitCode)
+	}
+}
