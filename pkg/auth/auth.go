@@ -1,0 +1,90 @@
+// Package auth identifies callers by bearer credential. A credential names one client of one
+// agency with one role; the agency a request acts for always comes from here, never from a
+// request body.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Role says what a client may do.
+type Role string
+
+// The roles. Referrers are machine clients of referring agencies; the others are hub staff
+// and their systems.
+const (
+	RoleReferrer     Role = "referrer"
+	RolePractitioner Role = "practitioner"
+	RoleManager      Role = "manager"
+	RoleAuditor      Role = "auditor"
+	RoleAdmin        Role = "admin"
+)
+
+// Roles lists every role, for validation and help text.
+var Roles = []Role{RoleReferrer, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin}
+
+// Kinds lists the kinds of agency a client may belong to.
+var Kinds = []string{"police", "health", "education", "local-authority", "probation", "housing", "youth-justice", "third-sector", "hub"}
+
+// Identity is the authenticated caller.
+type Identity struct {
+	ClientID string
+	Agency   string
+	Kind     string
+	Role     Role
+}
+
+// HasRole reports whether the identity holds one of roles.
+func (id Identity) HasRole(roles ...Role) bool { return slices.Contains(roles, id.Role) }
+
+// ErrUnauthenticated means the credential is missing, malformed, unknown or revoked. Callers
+// are told no more than that, so a guesser learns nothing.
+var ErrUnauthenticated = errors.New("missing or invalid credential")
+
+type ctxKey struct{}
+
+// WithIdentity returns a context carrying id.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the caller's identity, if authenticated.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok
+}
+
+var slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// ValidateClient checks the fields of a new client and names the first bad one.
+func ValidateClient(agency, kind string, role Role) error {
+	if len(agency) == 0 || len(agency) > 64 || !slugPattern.MatchString(agency) {
+		return fmt.Errorf("agency %q: must be a lower-case slug such as south-wales-police (letters, digits, single hyphens, at most 64)", agency)
+	}
+	if !slices.Contains(Kinds, kind) {
+		return fmt.Errorf("kind %q: must be one of %s", kind, strings.Join(Kinds, ", "))
+	}
+	if !slices.Contains(Roles, role) {
+		names := make([]string, len(Roles))
+		for i, r := range Roles {
+			names[i] = string(r)
+		}
+		return fmt.Errorf("role %q: must be one of %s", role, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// BearerToken extracts the token from an Authorization header value.
+func BearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}

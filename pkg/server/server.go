@@ -1,0 +1,178 @@
+// Package server runs the gRPC and HTTP listeners every mash process has: the services'
+// APIs, gRPC health and reflection, /healthz, /readyz and /metrics, with one interceptor
+// chain for authentication, request ids, logging, metrics and error mapping, and a graceful
+// shutdown that lets in-flight requests finish.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+)
+
+// Check is a readiness probe of one dependency.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config holds the listen addresses.
+type Config struct {
+	GRPCAddr        string
+	HTTPAddr        string
+	ShutdownTimeout time.Duration
+}
+
+// Server owns the two listeners.
+type Server struct {
+	cfg      Config
+	log      *zap.Logger
+	authn    Authenticator
+	metrics  *Metrics
+	gatherer prometheus.Gatherer
+
+	grpc   *grpc.Server
+	health *health.Server
+	mux    *http.ServeMux
+
+	mu     sync.Mutex
+	checks []Check
+}
+
+// New builds a server; services register on GRPC() and with HandleAPI before Serve.
+func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Registry) *Server {
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	s := &Server{cfg: cfg, log: log, authn: authn, metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
+	s.grpc = grpc.NewServer(
+		grpc.UnaryInterceptor(s.unaryInterceptor),
+		grpc.StreamInterceptor(s.streamInterceptor),
+		grpc.MaxRecvMsgSize(1<<20),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+	s.HandlePublic("GET /readyz", http.HandlerFunc(s.readyz))
+	s.HandlePublic("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s
+}
+
+// GRPC is the gRPC server services register on.
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// AddCheck adds a readiness probe.
+func (s *Server) AddCheck(c Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, c)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	checks := append([]Check(nil), s.checks...)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	failed := false
+	var out []byte
+	for _, c := range checks {
+		if err := c.Check(ctx); err != nil {
+			failed = true
+			out = fmt.Appendf(out, "%s: not ready\n", c.Name)
+			s.log.Warn("readiness check failed", zap.String("check", c.Name), zap.Error(err))
+			continue
+		}
+		out = fmt.Appendf(out, "%s: ok\n", c.Name)
+	}
+	if failed {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = w.Write(out)
+}
+
+// Listeners are bound before Serve so a bad address fails start-up with a clear error.
+type Listeners struct {
+	GRPC, HTTP net.Listener
+}
+
+// Listen binds both addresses.
+func (s *Server) Listen() (Listeners, error) {
+	g, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return Listeners{}, fmt.Errorf("MASH_GRPC_ADDR %s: %w", s.cfg.GRPCAddr, err)
+	}
+	h, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		g.Close()
+		return Listeners{}, fmt.Errorf("MASH_HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
+	}
+	return Listeners{GRPC: g, HTTP: h}, nil
+}
+
+// Serve serves until ctx is cancelled, then stops taking new requests, lets in-flight ones
+// finish (up to ShutdownTimeout) and returns.
+func (s *Server) Serve(ctx context.Context, ls Listeners) error {
+	httpSrv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(ls.GRPC); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("grpc serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := httpSrv.Serve(ls.HTTP); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		herr := httpSrv.Shutdown(shutCtx)
+		select {
+		case <-done:
+		case <-shutCtx.Done():
+			s.grpc.Stop()
+		}
+		if herr != nil {
+			return fmt.Errorf("http shutdown: %w", herr)
+		}
+		return nil
+	})
+	return g.Wait()
+}
