@@ -1,0 +1,219 @@
+// Command loadgen measures mash the way scripts/bench needs: a closed loop at fixed
+// concurrency for the maximum rate, an open loop at a fixed arrival rate for latency (timed
+// from each request's scheduled start, so queueing is counted), and the same client against
+// the gRPC health check to measure the transport's own cost. It also prints the pgbench
+// script that runs exactly intake's insert, so numerator and denominator share one statement.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	intakev1 "mash/proto/mash/intake/v1"
+	"mash/services/intake/store"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one run's summary, printed as a JSON line.
+type result struct {
+	Mode     string  `json:"mode"`
+	Requests int     `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Seconds  float64 `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P90ms    float64 `json:"p90_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Maxms    float64 `json:"max_ms"`
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: loadgen submit|health|pgbench-script [flags]")
+	}
+	fs := flag.NewFlagSet("loadgen "+args[0], flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:9090", "mash gRPC address")
+	token := fs.String("token", os.Getenv("MASH_TOKEN"), "referrer bearer credential")
+	conc := fs.Int("c", 16, "closed loop: concurrent clients")
+	rps := fs.Float64("rps", 0, "open loop: requests per second (0 = closed loop)")
+	dur := fs.Duration("d", 20*time.Second, "duration")
+	payload := fs.String("payload", "services/intake/testdata/referral.example.json", "referral JSON to send")
+	prefix := fs.String("prefix", strconv.FormatInt(time.Now().UnixNano(), 36), "external reference prefix, unique per run")
+	conns := fs.Int("conns", 2, "gRPC connections")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	sub := &intakev1.ReferralSubmission{}
+	raw, err := os.ReadFile(*payload)
+	if err != nil {
+		return err
+	}
+	if err := protojson.Unmarshal(raw, sub); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	if args[0] == "pgbench-script" {
+		return pgbenchScript(sub)
+	}
+	var cs []*grpc.ClientConn
+	for range *conns {
+		c, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cs = append(cs, c)
+	}
+	var call func(ctx context.Context, n int64) error
+	switch args[0] {
+	case "submit":
+		if *token == "" {
+			return errors.New("-token or MASH_TOKEN is required")
+		}
+		call = func(ctx context.Context, n int64) error {
+			s := proto.Clone(sub).(*intakev1.ReferralSubmission)
+			s.ExternalReference = *prefix + "-" + strconv.FormatInt(n, 10)
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*token)
+			_, err := intakev1.NewIntakeServiceClient(cs[n%int64(len(cs))]).SubmitReferral(ctx, &intakev1.SubmitReferralRequest{Referral: s})
+			return err
+		}
+	case "health":
+		call = func(ctx context.Context, n int64) error {
+			_, err := healthpb.NewHealthClient(cs[n%int64(len(cs))]).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown mode %q", args[0])
+	}
+	var res result
+	if *rps > 0 {
+		res = openLoop(call, *rps, *dur)
+	} else {
+		res = closedLoop(call, *conc, *dur)
+	}
+	res.Mode = args[0]
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func closedLoop(call func(context.Context, int64) error, conc int, dur time.Duration) result {
+	var next, errs atomic.Int64
+	lat := make([][]time.Duration, conc)
+	start := time.Now()
+	deadline := start.Add(dur)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				n := next.Add(1)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				t0 := time.Now()
+				if err := call(ctx, n); err != nil {
+					errs.Add(1)
+				}
+				cancel()
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	return summarise(slices.Concat(lat...), errs.Load(), time.Since(start))
+}
+
+func openLoop(call func(context.Context, int64) error, rps float64, dur time.Duration) result {
+	interval := time.Duration(float64(time.Second) / rps)
+	total := int(dur / interval)
+	lat := make([]time.Duration, total)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2000) // bounds goroutines if the server falls far behind
+	start := time.Now()
+	for i := range total {
+		scheduled := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(scheduled))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := call(ctx, int64(i)); err != nil {
+				errs.Add(1)
+			}
+			lat[i] = time.Since(scheduled)
+		}()
+	}
+	wg.Wait()
+	return summarise(lat, errs.Load(), time.Since(start))
+}
+
+func summarise(lat []time.Duration, errs int64, elapsed time.Duration) result {
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(p*float64(len(lat)-1))]) / 1e6
+	}
+	return result{Requests: len(lat), Errors: errs, Seconds: elapsed.Seconds(), RPS: float64(len(lat)) / elapsed.Seconds(),
+		P50ms: q(.5), P90ms: q(.9), P99ms: q(.99), Maxms: q(1)}
+}
+
+// pgbenchScript prints store.InsertSQL with its parameters bound to pgbench variables and
+// literals of the same sizes intake sends: the same statement, the same bytes per row.
+func pgbenchScript(sub *intakev1.ReferralSubmission) error {
+	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
+	if err != nil {
+		return err
+	}
+	// The event payload is the envelope around the referral: about the submission plus ~200
+	// bytes of envelope and referral fields.
+	payload := make([]byte, len(content)+200)
+	copy(payload, content)
+	hash := make([]byte, 32)
+	bytea := func(b []byte) string { return `'\x` + hex.EncodeToString(b) + `'::bytea` }
+	params := map[string]string{
+		"1":  "gen_random_uuid()",
+		"2":  "'B-' || :client_id || '-' || :n",
+		"3":  "'bench-agency'",
+		"4":  "'EXT-' || :client_id || '-' || :n",
+		"5":  "'rhondda-cynon-taf'",
+		"6":  bytea(hash),
+		"7":  bytea(content),
+		"8":  "now()",
+		"9":  "now() + interval '1 day'",
+		"10": "'RECEIVED'",
+		"11": "1",
+		"12": "gen_random_uuid()",
+		"13": "'mash.referral.received'",
+		"14": bytea(payload),
+	}
+	stmt := regexp.MustCompile(`\$(\d+)`).ReplaceAllStringFunc(store.InsertSQL, func(m string) string { return params[m[1:]] })
+	fmt.Printf("\\set n random(1, 9000000000000000)\n%s;\n", regexp.MustCompile(`\s+`).ReplaceAllString(stmt, " "))
+	return nil
+}

@@ -1,0 +1,153 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
+	"mash/pkg/db"
+	intakev1 "mash/proto/mash/intake/v1"
+	"mash/services/intake/store"
+	"mash/services/intake/validation"
+)
+
+func migrateWith(ctx context.Context, pool *pgxpool.Pool, migs []db.Migration) error {
+	return db.Migrate(ctx, pool, store.Schema, migs)
+}
+
+// submitRoles may submit referrals: referring systems, and hub practitioners recording a
+// referral taken by telephone.
+var submitRoles = []auth.Role{auth.RoleReferrer, auth.RolePractitioner}
+
+// grpcAPI is the thin gRPC face of the service; HTTP calls the same methods.
+type grpcAPI struct {
+	intakev1.UnimplementedIntakeServiceServer
+	svc *Service
+}
+
+func caller(ctx context.Context) (auth.Identity, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	return id, nil
+}
+
+func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferralRequest) (*intakev1.SubmitReferralResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !id.HasRole(submitRoles...) {
+		return nil, apierr.PermissionDenied("role " + string(id.Role) + " may not submit referrals; a referrer or practitioner credential is needed")
+	}
+	if req.GetReferral() == nil {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: "is required"}})
+	}
+	if size := proto.Size(req.GetReferral()); size > validation.MaxBodyBytes {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: fmt.Sprintf("is %d bytes; at most %d are accepted", size, validation.MaxBodyBytes)}})
+	}
+	if vs := validation.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
+		return nil, invalid(vs)
+	}
+	ack, err := a.svc.submit(ctx, id.Agency, req.GetReferral())
+	if err != nil {
+		return nil, err
+	}
+	return &intakev1.SubmitReferralResponse{Acknowledgement: ackToProto(ack)}, nil
+}
+
+func invalid(vs []validation.Violation) error {
+	out := make([]apierr.Violation, len(vs))
+	for i, v := range vs {
+		out[i] = apierr.Violation{Field: v.Field, Reason: v.Reason}
+	}
+	return apierr.Invalid(out)
+}
+
+func conflictError(agency, externalRef, existingID string) error {
+	return apierr.AlreadyExists(fmt.Sprintf(
+		"externalReference %q was already used by agency %s for a referral with different content (referral %s); "+
+			"send a new externalReference for a new referral, or the identical content to retry", externalRef, agency, existingID))
+}
+
+// visibleAgency is the agency filter for reads: referrers see their own agency's referrals,
+// hub staff see all.
+func visibleAgency(id auth.Identity) string {
+	if id.Role == auth.RoleReferrer {
+		return id.Agency
+	}
+	return ""
+}
+
+func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequest) (*intakev1.GetReferralResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "id", Reason: "is required"}})
+	}
+	r, err := a.svc.store.Get(ctx, req.GetId(), visibleAgency(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.NotFound("no referral " + req.GetId() + " visible to this credential")
+	}
+	if err != nil {
+		return nil, err
+	}
+	sub := &intakev1.ReferralSubmission{}
+	if err := proto.Unmarshal(r.Submission, sub); err != nil {
+		return nil, fmt.Errorf("decode stored referral %s: %w", r.ID, err)
+	}
+	return &intakev1.GetReferralResponse{Referral: toProto(r, sub)}, nil
+}
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+)
+
+func (a *grpcAPI) ListReferrals(ctx context.Context, req *intakev1.ListReferralsRequest) (*intakev1.ListReferralsResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var vs []apierr.Violation
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = defaultPageSize
+	case size < 0 || size > maxPageSize:
+		vs = append(vs, apierr.Violation{Field: "pageSize", Reason: fmt.Sprintf("must be between 1 and %d", maxPageSize)})
+	}
+	cursor, err := store.DecodeCursor(req.GetPageToken())
+	if err != nil {
+		vs = append(vs, apierr.Violation{Field: "pageToken", Reason: "is not a token from an earlier page of this listing"})
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	rows, err := a.svc.store.List(ctx, store.Filter{Agency: visibleAgency(id), Partnership: req.GetPartnership()}, cursor, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &intakev1.ListReferralsResponse{}
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[len(rows)-1]
+		resp.NextPageToken = store.EncodeCursor(store.Cursor{ReceivedAt: last.ReceivedAt, ID: last.ID})
+	}
+	for _, r := range rows {
+		p := toProto(r, nil)
+		resp.Referrals = append(resp.Referrals, &intakev1.ReferralSummary{
+			Id: p.Id, Reference: p.Reference, Agency: p.Agency, ExternalReference: p.ExternalReference,
+			Partnership: p.Partnership, ReceivedAt: p.ReceivedAt, Status: p.Status, DecisionDue: p.DecisionDue, Version: p.Version,
+		})
+	}
+	return resp, nil
+}

@@ -1,0 +1,85 @@
+package intake
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"mash/pkg/apierr"
+	"mash/pkg/server"
+	intakev1 "mash/proto/mash/intake/v1"
+	"mash/services/intake/validation"
+)
+
+// registerHTTP maps the HTTP/JSON API onto the gRPC methods, so both transports share
+// validation, authorisation and errors. JSON follows the protobuf mapping (lowerCamelCase).
+func registerHTTP(srv *server.Server, s *Service) {
+	api := &grpcAPI{svc: s}
+	srv.HandleAPI("POST /v1/referrals", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, validation.MaxBodyBytes+1))
+		if err != nil {
+			srv.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("could not be read or is larger than %d bytes", validation.MaxBodyBytes)}}))
+			return
+		}
+		sub, vs := validation.Decode(body)
+		if len(vs) > 0 {
+			srv.WriteError(w, r, invalid(vs))
+			return
+		}
+		resp, err := api.SubmitReferral(r.Context(), &intakev1.SubmitReferralRequest{Referral: sub})
+		if err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
+		code := http.StatusCreated
+		if resp.GetAcknowledgement().GetReplay() {
+			code = http.StatusOK
+		} else {
+			w.Header().Set("Location", "/v1/referrals/"+resp.GetAcknowledgement().GetReferralId())
+		}
+		writeJSON(w, code, resp.GetAcknowledgement())
+	})
+	srv.HandleAPI("GET /v1/referrals/{id}", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := api.GetReferral(r.Context(), &intakev1.GetReferralRequest{Id: r.PathValue("id")})
+		if err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp.GetReferral())
+	})
+	srv.HandleAPI("GET /v1/referrals", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		req := &intakev1.ListReferralsRequest{PageToken: q.Get("pageToken"), Partnership: q.Get("partnership")}
+		if v := q.Get("pageSize"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				srv.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "pageSize", Reason: "must be a whole number"}}))
+				return
+			}
+			req.PageSize = int32(n)
+		}
+		resp, err := api.ListReferrals(r.Context(), req)
+		if err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+}
+
+var jsonOut = protojson.MarshalOptions{EmitUnpopulated: false}
+
+func writeJSON(w http.ResponseWriter, code int, m proto.Message) {
+	b, err := jsonOut.Marshal(m)
+	if err != nil {
+		apierr.WriteHTTP(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,189 @@
+// Package intake accepts referrals from police, health and other referring systems over
+// gRPC and HTTP/JSON. A referral is accepted when its row and its outbox row have committed
+// together; only then does the referrer get an acknowledgement, with a reference and the
+// decision deadline. The relay then publishes mash.referral.received to JetStream.
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/calendar"
+	"mash/pkg/events"
+	"mash/pkg/failpoint"
+	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
+	intakev1 "mash/proto/mash/intake/v1"
+	"mash/services/intake/store"
+)
+
+// EventReferralReceived is the subject and type of the event intake publishes.
+const EventReferralReceived = "mash.referral.received"
+
+// StatusReceived is the status of a referral awaiting its threshold decision.
+const StatusReceived = "RECEIVED"
+
+// Deps are what intake needs from the process that runs it.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	JS       jetstream.JetStream
+	Calendar *calendar.Calendar
+	Log      *zap.Logger
+	Events   *events.Metrics
+	Now      func() time.Time // nil means time.Now
+}
+
+// Service is the intake service.
+type Service struct {
+	store    *store.Store
+	relay    *events.Relay
+	calendar *calendar.Calendar
+	log      *zap.Logger
+	now      func() time.Time
+}
+
+// New validates deps and builds the service.
+func New(d Deps) (*Service, error) {
+	switch {
+	case d.Pool == nil:
+		return nil, fmt.Errorf("intake.New: no database pool")
+	case d.JS == nil:
+		return nil, fmt.Errorf("intake.New: no JetStream")
+	case d.Calendar == nil:
+		return nil, fmt.Errorf("intake.New: no calendar")
+	case d.Log == nil:
+		return nil, fmt.Errorf("intake.New: no logger")
+	}
+	relay, err := events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("intake.New: %w", err)
+	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}, nil
+}
+
+// Migrate brings intake's schema up to date.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	migs, err := store.Migrations()
+	if err != nil {
+		return err
+	}
+	return migrateWith(ctx, pool, migs)
+}
+
+// Register adds intake's gRPC service and HTTP routes to srv.
+func (s *Service) Register(srv *server.Server) {
+	intakev1.RegisterIntakeServiceServer(srv.GRPC(), &grpcAPI{svc: s})
+	registerHTTP(srv, s)
+	srv.AddCheck(server.Check{Name: "intake-outbox", Check: func(ctx context.Context) error {
+		_, err := s.relay.Backlog(ctx)
+		return err
+	}})
+}
+
+// Run runs the relay until ctx ends, then drains it.
+func (s *Service) Run(ctx context.Context) error { return s.relay.Run(ctx) }
+
+// acknowledgement is the outcome of a submission.
+type acknowledgement struct {
+	referral store.Referral
+	replay   bool
+}
+
+// submit accepts sub from the caller's agency: validation has passed.
+func (s *Service) submit(ctx context.Context, agency string, sub *intakev1.ReferralSubmission) (acknowledgement, error) {
+	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
+	if err != nil {
+		return acknowledgement{}, fmt.Errorf("encode submission: %w", err)
+	}
+	hash := sha256.Sum256(content)
+	receivedAt := s.now().UTC().Truncate(time.Microsecond)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return acknowledgement{}, fmt.Errorf("new referral id: %w", err)
+	}
+	ref, err := s.store.NextReference(ctx, receivedAt.In(s.calendar.Location()))
+	if err != nil {
+		return acknowledgement{}, err
+	}
+	r := store.Referral{
+		ID:                id.String(),
+		Reference:         ref,
+		Agency:            agency,
+		ExternalReference: sub.GetExternalReference(),
+		Partnership:       sub.GetPartnership(),
+		ContentHash:       hash[:],
+		Submission:        content,
+		ReceivedAt:        receivedAt,
+		DecisionDue:       s.calendar.AddWorkingDays(receivedAt, 1).UTC(),
+		Status:            StatusReceived,
+		Version:           1,
+	}
+	env, raw, err := events.NewEnvelope(EventReferralReceived, r.Partnership, r.ID, r.Version, receivedAt,
+		&eventsv1.ReferralReceived{Referral: toProto(r, sub)})
+	if err != nil {
+		return acknowledgement{}, fmt.Errorf("build event for referral %s: %w", r.ID, err)
+	}
+	created, existing, err := s.store.Insert(ctx, r, store.Event{ID: env.GetEventId(), Subject: env.GetType(), Payload: raw})
+	if err != nil {
+		return acknowledgement{}, err
+	}
+	if !created {
+		if string(existing.ContentHash) != string(hash[:]) {
+			return acknowledgement{}, conflictError(agency, sub.GetExternalReference(), existing.ID)
+		}
+		return acknowledgement{referral: existing, replay: true}, nil
+	}
+	failpoint.Inject("intake.after-commit")
+	s.relay.Wake()
+	s.log.Info("referral accepted", zap.String("referral_id", r.ID), zap.String("reference", r.Reference),
+		zap.String("agency", agency), zap.String("partnership", r.Partnership), zap.String("event_id", env.GetEventId()))
+	return acknowledgement{referral: r}, nil
+}
+
+func toProto(r store.Referral, sub *intakev1.ReferralSubmission) *intakev1.Referral {
+	return &intakev1.Referral{
+		Id:                r.ID,
+		Reference:         r.Reference,
+		Agency:            r.Agency,
+		ExternalReference: r.ExternalReference,
+		Partnership:       r.Partnership,
+		ReceivedAt:        timestamppb.New(r.ReceivedAt),
+		Status:            statusToProto(r.Status),
+		DecisionDue:       timestamppb.New(r.DecisionDue),
+		Version:           r.Version,
+		Submission:        sub,
+	}
+}
+
+func statusToProto(s string) intakev1.ReferralStatus {
+	if v, ok := intakev1.ReferralStatus_value[s]; ok {
+		return intakev1.ReferralStatus(v)
+	}
+	return intakev1.ReferralStatus_REFERRAL_STATUS_UNSPECIFIED
+}
+
+func ackToProto(a acknowledgement) *intakev1.Acknowledgement {
+	r := a.referral
+	return &intakev1.Acknowledgement{
+		ReferralId:        r.ID,
+		Reference:         r.Reference,
+		ExternalReference: r.ExternalReference,
+		ReceivedAt:        timestamppb.New(r.ReceivedAt),
+		Status:            statusToProto(r.Status),
+		DecisionDue:       timestamppb.New(r.DecisionDue),
+		Replay:            a.replay,
+	}
+}

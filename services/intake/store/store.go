@@ -1,0 +1,226 @@
+// Package store holds all of intake's SQL. Intake owns the Postgres schema "intake":
+// referrals and the outbox the relay publishes from.
+package store
+
+import (
+	"context"
+	"embed"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/db"
+	"mash/pkg/events"
+)
+
+// Schema is the Postgres schema intake owns.
+const Schema = "intake"
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns intake's migrations, the outbox included.
+func Migrations() ([]db.Migration, error) {
+	migs, err := db.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return append(migs, db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)}), nil
+}
+
+// Referral is an accepted referral as stored.
+type Referral struct {
+	ID                string
+	Reference         string
+	Agency            string
+	ExternalReference string
+	Partnership       string
+	ContentHash       []byte
+	Submission        []byte
+	ReceivedAt        time.Time
+	DecisionDue       time.Time
+	Status            string
+	Version           int64
+}
+
+// Event is the outbox row written with a referral.
+type Event struct {
+	ID      string
+	Subject string
+	Payload []byte
+}
+
+// Store runs intake's queries.
+type Store struct {
+	pool *pgxpool.Pool
+
+	refMu   sync.Mutex
+	refNext int64
+	refEnd  int64
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// ErrNotFound means no such referral.
+var ErrNotFound = errors.New("referral not found")
+
+// NextReference returns a fresh human-readable reference for a referral received at t.
+func (s *Store) NextReference(ctx context.Context, t time.Time) (string, error) {
+	s.refMu.Lock()
+	defer s.refMu.Unlock()
+	if s.refNext == 0 || s.refNext >= s.refEnd {
+		var start int64
+		if err := s.pool.QueryRow(ctx, `SELECT nextval('intake.reference_block')`).Scan(&start); err != nil {
+			return "", fmt.Errorf("allocate reference block: %w", err)
+		}
+		s.refNext, s.refEnd = start, start+100
+	}
+	n := s.refNext
+	s.refNext++
+	return fmt.Sprintf("MASH-%d-%07d", t.Year(), n), nil
+}
+
+// InsertSQL is intake's whole write for one referral: the referral and its outbox row in
+// one statement, hence one round trip and one atomic commit. A conflicting key inserts
+// neither. scripts/bench runs exactly this statement through pgbench as the denominator.
+const InsertSQL = `WITH referral AS (
+	INSERT INTO intake.referrals (id, reference, agency, external_reference, partnership,
+		content_hash, submission, received_at, decision_due, status, version)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	ON CONFLICT (agency, external_reference) DO NOTHING
+	RETURNING id
+), outbox AS (
+	INSERT INTO intake.outbox (event_id, subject, payload)
+	SELECT $12, $13, $14 FROM referral
+)
+SELECT count(*) FROM referral`
+
+// Insert stores r and its event unless (agency, external reference) is taken. It returns
+// created=false and the stored referral when it is.
+func (s *Store) Insert(ctx context.Context, r Referral, ev Event) (created bool, existing Referral, err error) {
+	var n int
+	err = s.pool.QueryRow(ctx, InsertSQL, r.ID, r.Reference, r.Agency, r.ExternalReference, r.Partnership,
+		r.ContentHash, r.Submission, r.ReceivedAt, r.DecisionDue, r.Status, r.Version,
+		ev.ID, ev.Subject, ev.Payload).Scan(&n)
+	if err != nil {
+		return false, Referral{}, fmt.Errorf("store referral %s: %w", r.ID, err)
+	}
+	if n == 1 {
+		return true, r, nil
+	}
+	// The key exists and its transaction has committed (ON CONFLICT waited for it), so this
+	// read sees it.
+	existing, err = s.byKey(ctx, r.Agency, r.ExternalReference)
+	if err != nil {
+		return false, Referral{}, fmt.Errorf("read referral for %s/%s: %w", r.Agency, r.ExternalReference, err)
+	}
+	return false, existing, nil
+}
+
+const columns = `id::text, reference, agency, external_reference, partnership, content_hash, submission,
+	received_at, decision_due, status, version`
+
+func scan(row pgx.Row) (Referral, error) {
+	var r Referral
+	err := row.Scan(&r.ID, &r.Reference, &r.Agency, &r.ExternalReference, &r.Partnership, &r.ContentHash,
+		&r.Submission, &r.ReceivedAt, &r.DecisionDue, &r.Status, &r.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Referral{}, ErrNotFound
+	}
+	return r, err
+}
+
+func (s *Store) byKey(ctx context.Context, agency, externalRef string) (Referral, error) {
+	return scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM intake.referrals
+		WHERE agency = $1 AND external_reference = $2`, agency, externalRef))
+}
+
+// Get returns one referral. agency, when not empty, restricts the look-up to that agency's
+// referrals, so another agency's id is simply not found.
+func (s *Store) Get(ctx context.Context, id, agency string) (Referral, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Referral{}, ErrNotFound
+	}
+	r, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM intake.referrals
+		WHERE id = $1 AND ($2 = '' OR agency = $2)`, id, agency))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Referral{}, fmt.Errorf("read referral %s: %w", id, err)
+	}
+	return r, err
+}
+
+// Filter narrows a listing.
+type Filter struct {
+	Agency      string // only this agency's referrals, if set
+	Partnership string // only this partnership's, if set
+}
+
+// Cursor is the position after the last row of a page.
+type Cursor struct {
+	ReceivedAt time.Time
+	ID         string
+}
+
+// EncodeCursor makes an opaque page token.
+func EncodeCursor(c Cursor) string {
+	id, err := uuid.Parse(c.ID)
+	if err != nil {
+		return ""
+	}
+	b := make([]byte, 8, 24)
+	binary.BigEndian.PutUint64(b, uint64(c.ReceivedAt.UnixMicro()))
+	b = append(b, id[:]...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ErrBadCursor means a page token was not one we issued.
+var ErrBadCursor = errors.New("page token is not valid")
+
+// DecodeCursor reads a page token; "" is the first page.
+func DecodeCursor(s string) (*Cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 24 {
+		return nil, ErrBadCursor
+	}
+	id, err := uuid.FromBytes(b[8:])
+	if err != nil {
+		return nil, ErrBadCursor
+	}
+	return &Cursor{ReceivedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[:8]))).UTC(), ID: id.String()}, nil
+}
+
+// List returns up to limit referrals after cursor, newest first, without their submissions.
+func (s *Store) List(ctx context.Context, f Filter, after *Cursor, limit int) ([]Referral, error) {
+	var afterAt *time.Time
+	var afterID *string
+	if after != nil {
+		afterAt, afterID = &after.ReceivedAt, &after.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id::text, reference, agency, external_reference, partnership,
+			received_at, decision_due, status, version
+		FROM intake.referrals
+		WHERE ($1 = '' OR agency = $1) AND ($2 = '' OR partnership = $2)
+		  AND ($3::timestamptz IS NULL OR (received_at, id) < ($3, $4::uuid))
+		ORDER BY received_at DESC, id DESC
+		LIMIT $5`, f.Agency, f.Partnership, afterAt, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list referrals: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Referral, error) {
+		var r Referral
+		err := row.Scan(&r.ID, &r.Reference, &r.Agency, &r.ExternalReference, &r.Partnership,
+			&r.ReceivedAt, &r.DecisionDue, &r.Status, &r.Version)
+		return r, err
+	})
+}
