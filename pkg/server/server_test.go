@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"mash/pkg/auth"
+)
+
+type fixedAuth struct{}
+
+func (fixedAuth) Authenticate(_ context.Context, token string) (auth.Identity, error) {
+	if token == "good" {
+		return auth.Identity{ClientID: "c1", Agency: "a1", Role: auth.RoleReferrer}, nil
+	}
+	return auth.Identity{}, auth.ErrUnauthenticated
+}
+
+func start(t *testing.T, ready error) (*Server, Listeners) {
+	t.Helper()
+	s := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zap.NewNop(), fixedAuth{}, prometheus.NewRegistry())
+	s.AddCheck(Check{Name: "dep", Check: func(context.Context) error { return ready }})
+	s.HandleAPI("GET /v1/whoami", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := auth.FromContext(r.Context())
+		_, _ = io.WriteString(w, id.Agency+" "+RequestID(r.Context()))
+	})
+	s.HandleAPI("GET /v1/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	ls, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ls) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return s, ls
+}
+
+func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestHTTPAuthRequestIDAndProbes(t *testing.T) {
+	t.Parallel()
+	_, ls := start(t, nil)
+	base := "http://" + ls.HTTP.Addr().String()
+	if code, _, _ := get(t, base+"/v1/whoami"); code != 401 {
+		t.Fatalf("no credential: %d", code)
+	}
+	code, body, h := get(t, base+"/v1/whoami", "Authorization", "Bearer good", RequestIDHeader, "req-42")
+	if code != 200 || body != "a1 req-42" || h.Get(RequestIDHeader) != "req-42" {
+		t.Fatalf("whoami: %d %q %v", code, body, h)
+	}
+	if code, body, _ := get(t, base+"/v1/panic", "Authorization", "Bearer good"); code != 500 || !strings.Contains(body, "INTERNAL") {
+		t.Fatalf("panic: %d %s", code, body)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _, _ := get(t, base+p); code != 200 {
+			t.Fatalf("%s: %d", p, code)
+		}
+	}
+	if _, body, _ := get(t, base+"/metrics"); !strings.Contains(body, `mash_requests_total{code="401",method="GET /v1/whoami",transport="http"} 1`) {
+		t.Fatalf("metrics lack the 401: %s", body)
+	}
+}
+
+func TestReadyzFailsWhenADependencyIsDown(t *testing.T) {
+	t.Parallel()
+	_, ls := start(t, errors.New("down"))
+	code, body, _ := get(t, "http://"+ls.HTTP.Addr().String()+"/readyz")
+	if code != 503 || !strings.Contains(body, "dep: not ready") {
+		t.Fatalf("readyz: %d %s", code, body)
+	}
+}
+
+func TestGRPCHealthAndReflectionNeedNoCredential(t *testing.T) {
+	t.Parallel()
+	_, ls := start(t, nil)
+	conn, err := grpc.NewClient(ls.GRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range r.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !strings.Contains(strings.Join(names, ","), "grpc.health.v1.Health") {
+		t.Fatalf("reflection lists %v", names)
+	}
+}
