@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -61,23 +62,28 @@ func (s *Set) Duration(flagName, env string, def time.Duration, usage string) *t
 	return p
 }
 
-// Bool declares a boolean setting.
+// Bool declares a boolean setting; as a flag it may stand alone (--all) or take a value
+// (--migrate=false).
 func (s *Set) Bool(flagName, env string, def bool, usage string) *bool {
-	p := new(bool)
-	raw := s.String(flagName, env, strconv.FormatBool(def), usage)
-	s.parsed = append(s.parsed, func() error {
-		b, err := strconv.ParseBool(*raw)
-		if err != nil {
-			return fmt.Errorf("%s %q: must be true or false", env, *raw)
-		}
-		*p = b
-		return nil
-	})
+	p := s.fs.Bool(flagName, def, usage+" ($"+env+")")
+	if e, ok := os.LookupEnv(env); ok {
+		s.errs = append(s.errs, func() error {
+			b, err := strconv.ParseBool(e)
+			if err != nil {
+				return fmt.Errorf("%s %q: must be true or false", env, e)
+			}
+			*p = b
+			return nil
+		}())
+	}
 	return p
 }
 
 // Parse parses args and converts typed settings; the first bad setting is the error.
 func (s *Set) Parse(args []string) error {
+	if err := errors.Join(s.errs...); err != nil {
+		return err
+	}
 	if err := s.fs.Parse(args); err != nil {
 		return err
 	}

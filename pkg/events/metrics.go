@@ -1,0 +1,159 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Prometheus metrics of relays and consumers. The binary creates one with
+// NewMetrics and passes it to every Relay and Consumer; a nil *Metrics records nothing.
+type Metrics struct {
+	backlog       *prometheus.GaugeVec
+	published     *prometheus.CounterVec
+	publishErrors *prometheus.CounterVec
+	consumed      *prometheus.CounterVec
+	handleSeconds *prometheus.HistogramVec
+	deadLetters   *deadLetterCollector
+}
+
+// Results counted by mash_events_consumed_total.
+const (
+	resultOK         = "ok"
+	resultDuplicate  = "duplicate"
+	resultRetry      = "retry"
+	resultDeadLetter = "dead_letter"
+)
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered). Calling
+// it again with the same registry returns metrics bound to the already registered ones.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mash_outbox_backlog",
+			Help: "Outbox rows not yet published, as seen by the relay's last idle round.",
+		}, []string{"schema"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mash_outbox_published_total",
+			Help: "Outbox rows published and marked (JetStream duplicates included).",
+		}, []string{"schema"}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mash_outbox_publish_errors_total",
+			Help: "Outbox rows whose publish got no ack in a round; they are retried.",
+		}, []string{"schema"}),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mash_events_consumed_total",
+			Help: "Event deliveries handled, by consumer and result (ok, duplicate, retry, dead_letter).",
+		}, []string{"consumer", "result"}),
+		handleSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mash_event_handle_seconds",
+			Help:    "Time to handle one delivery, from receipt to ack, nak or term.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"consumer"}),
+		deadLetters: &deadLetterCollector{
+			desc: prometheus.NewDesc("mash_dead_letters",
+				"Dead letters not yet replayed, per schema (queried at scrape time).",
+				[]string{"schema"}, nil),
+			sources: map[string]*pgxpool.Pool{},
+		},
+	}
+	if reg == nil {
+		return m
+	}
+	m.backlog = register(reg, m.backlog)
+	m.published = register(reg, m.published)
+	m.publishErrors = register(reg, m.publishErrors)
+	m.consumed = register(reg, m.consumed)
+	m.handleSeconds = register(reg, m.handleSeconds)
+	m.deadLetters = register(reg, m.deadLetters)
+	return m
+}
+
+// register registers c, or adopts the collector already registered under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	return c
+}
+
+func (m *Metrics) setBacklog(schema string, n int64) {
+	if m != nil {
+		m.backlog.WithLabelValues(schema).Set(float64(n))
+	}
+}
+
+func (m *Metrics) addPublished(schema string, n int) {
+	if m != nil && n > 0 {
+		m.published.WithLabelValues(schema).Add(float64(n))
+	}
+}
+
+func (m *Metrics) addPublishErrors(schema string, n int) {
+	if m != nil && n > 0 {
+		m.publishErrors.WithLabelValues(schema).Add(float64(n))
+	}
+}
+
+func (m *Metrics) consumedOne(consumer, result string, took time.Duration) {
+	if m != nil {
+		m.consumed.WithLabelValues(consumer, result).Inc()
+		m.handleSeconds.WithLabelValues(consumer).Observe(took.Seconds())
+	}
+}
+
+// trackDeadLetters makes mash_dead_letters report schema's dead_letter table.
+func (m *Metrics) trackDeadLetters(pool *pgxpool.Pool, schema string) {
+	if m != nil {
+		m.deadLetters.add(pool, schema)
+	}
+}
+
+// deadLetterCollector counts un-replayed dead letters at scrape time, so the gauge is right
+// after a replay from another process (the admin command) too.
+type deadLetterCollector struct {
+	desc    *prometheus.Desc
+	mu      sync.Mutex
+	sources map[string]*pgxpool.Pool // by schema
+}
+
+func (c *deadLetterCollector) add(pool *pgxpool.Pool, schema string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources[schema] = pool
+}
+
+// Describe implements prometheus.Collector.
+func (c *deadLetterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector. A schema whose count cannot be read is left out
+// of the scrape rather than reported as zero.
+func (c *deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	sources := make(map[string]*pgxpool.Pool, len(c.sources))
+	for s, p := range c.sources {
+		sources[s] = p
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for schema, pool := range sources {
+		var n int64
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema}.Sanitize()+`.dead_letter WHERE replayed_at IS NULL`).Scan(&n)
+		if err != nil {
+			continue
+		}
+		if m, err := prometheus.NewConstMetric(c.desc, prometheus.GaugeValue, float64(n), schema); err == nil {
+			ch <- m
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "mash/proto/mash/events/v1"
+)
+
+// OutboxDDL returns the statements creating schema.outbox and its indexes. It is idempotent
+// and meant to be embedded in the producing service's migrations.
+//
+// The partial index on unpublished ids is the relay's claim query; the one on published_at
+// serves pruning.
+func OutboxDDL(schema string) string {
+	s := pgx.Identifier{schema}.Sanitize()
+	return `CREATE TABLE IF NOT EXISTS ` + s + `.outbox (
+	id           bigserial PRIMARY KEY,
+	event_id     uuid NOT NULL UNIQUE,
+	subject      text NOT NULL,
+	payload      bytea NOT NULL,
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	published_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON ` + s + `.outbox (id) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_published_at ON ` + s + `.outbox (published_at) WHERE published_at IS NOT NULL;
+`
+}
+
+// NewEnvelope builds an event: a fresh UUIDv7 event id, eventType as both type and subject,
+// and payload packed in an Any. It returns the envelope and its marshalled bytes, which are
+// what the outbox stores and the relay publishes unchanged.
+func NewEnvelope(eventType, partnership, referralID string, version int64, occurredAt time.Time, payload proto.Message) (*eventsv1.Envelope, []byte, error) {
+	if err := ValidSubject(eventType); err != nil {
+		return nil, nil, fmt.Errorf("new envelope: event type: %w", err)
+	}
+	if occurredAt.IsZero() {
+		return nil, nil, errors.New("new envelope: occurredAt is zero: pass the time the event happened")
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, nil, fmt.Errorf("new envelope: event id: %w", err)
+	}
+	env := &eventsv1.Envelope{
+		EventId:     id.String(),
+		Type:        eventType,
+		OccurredAt:  timestamppb.New(occurredAt),
+		Partnership: partnership,
+		ReferralId:  referralID,
+		Version:     version,
+	}
+	if payload != nil {
+		if env.Payload, err = anypb.New(payload); err != nil {
+			return nil, nil, fmt.Errorf("new envelope %s: pack payload: %w", eventType, err)
+		}
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new envelope %s: marshal: %w", eventType, err)
+	}
+	return env, raw, nil
+}
+
+// ValidSubject reports whether subject can be published on the mash stream: it starts with
+// "mash.", and its tokens are non-empty and contain no wildcards or whitespace.
+func ValidSubject(subject string) error {
+	if !strings.HasPrefix(subject, "mash.") {
+		return fmt.Errorf("%q must start with \"mash.\"", subject)
+	}
+	for _, tok := range strings.Split(subject, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return fmt.Errorf("%q is not a literal NATS subject (empty token, wildcard or whitespace)", subject)
+		}
+	}
+	return nil
+}
+
+// AppendOutbox queues the insert of env (marshalled as raw) into schema.outbox on b. Send
+// the batch inside the transaction that writes the domain rows, then call Relay.Wake after
+// the commit.
+func AppendOutbox(b *pgx.Batch, schema string, env *eventsv1.Envelope, raw []byte) {
+	b.Queue(insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw)
+}
+
+// InsertOutbox inserts env (marshalled as raw) into schema.outbox within tx.
+func InsertOutbox(ctx context.Context, tx pgx.Tx, schema string, env *eventsv1.Envelope, raw []byte) error {
+	if _, err := tx.Exec(ctx, insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw); err != nil {
+		return fmt.Errorf("insert outbox event %s: %w", env.GetEventId(), err)
+	}
+	return nil
+}
+
+func insertOutboxSQL(schema string) string {
+	return `INSERT INTO ` + pgx.Identifier{schema}.Sanitize() + `.outbox (event_id, subject, payload) VALUES ($1, $2, $3)`
+}
+
+// decodeEnvelope parses an Envelope and checks what the inbox relies on. Protobuf accepts
+// many random byte strings, so a valid event id is the real test.
+func decodeEnvelope(data []byte) (*eventsv1.Envelope, error) {
+	env := &eventsv1.Envelope{}
+	if err := proto.Unmarshal(data, env); err != nil {
+		return nil, err
+	}
+	if _, err := uuid.Parse(env.EventId); err != nil {
+		return nil, fmt.Errorf("event_id %q is not a UUID", truncate(env.EventId, 40))
+	}
+	if env.Type == "" {
+		return nil, errors.New("type is empty")
+	}
+	return env, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,370 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"mash/pkg/failpoint"
+)
+
+// RelayConfig configures a Relay. Zero values take the defaults.
+type RelayConfig struct {
+	// Schema owns the outbox table. Required.
+	Schema string
+	// BatchSize is the most rows one round claims. Default 256.
+	BatchSize int
+	// PollInterval is the fallback when no Wake comes (another process wrote the row, or a
+	// Wake was lost in a crash). Default 1s.
+	PollInterval time.Duration
+	// PublishTimeout bounds the wait for a round's acks. Default 5s.
+	PublishTimeout time.Duration
+	// Retention is how long published rows are kept for the reconciler and replays; pruned
+	// hourly. Default 7 days; negative keeps them forever.
+	Retention time.Duration
+}
+
+// Relay defaults and fixed limits.
+const (
+	DefaultRelayBatchSize      = 256
+	DefaultRelayPollInterval   = time.Second
+	DefaultRelayPublishTimeout = 5 * time.Second
+	DefaultRelayRetention      = 7 * 24 * time.Hour
+
+	// relayDrainTimeout bounds the final rounds after Run's context is cancelled.
+	relayDrainTimeout = 5 * time.Second
+	// relayDBTimeout is the time a round gets for its SQL on top of PublishTimeout.
+	relayDBTimeout     = 10 * time.Second
+	relayPruneInterval = time.Hour
+	relayPruneBatch    = 5000
+	// publishWindow bounds the publishes awaiting an ack at once.
+	publishWindow = 128
+)
+
+// Relay publishes the rows of one outbox table to JetStream. Any number of relays may run
+// on the same table, in one process or many: each round claims rows with SKIP LOCKED.
+type Relay struct {
+	pool *pgxpool.Pool
+	pub  jetstream.JetStream
+	cfg  RelayConfig
+	log  *zap.Logger
+	m    *Metrics
+	wake chan struct{}
+
+	claimSQL, markSQL, backlogSQL, pruneSQL string
+
+	degraded bool // only Run's goroutine touches it
+}
+
+type outboxRow struct {
+	id      int64
+	eventID string
+	subject string
+	payload []byte
+}
+
+type roundResult struct{ claimed, acked int }
+
+// NewRelay checks cfg and returns a relay for cfg.Schema's outbox. It publishes through a
+// JetStream handle of its own on js's connection, so its ack timeouts and pending window
+// do not mix with other publishers.
+func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, log *zap.Logger, m *Metrics) (*Relay, error) {
+	if pool == nil || js == nil || js.Conn() == nil {
+		return nil, errors.New("new relay: pool and JetStream connection are required")
+	}
+	if cfg.Schema == "" {
+		return nil, errors.New("new relay: Schema is empty: name the schema that owns the outbox")
+	}
+	if cfg.BatchSize < 0 || cfg.PollInterval < 0 || cfg.PublishTimeout < 0 {
+		return nil, fmt.Errorf("new relay %s: BatchSize, PollInterval and PublishTimeout must not be negative", cfg.Schema)
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultRelayBatchSize
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultRelayPollInterval
+	}
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = DefaultRelayPublishTimeout
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRelayRetention
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	pub, err := jetstream.New(js.Conn(),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(4*publishWindow))
+	if err != nil {
+		return nil, fmt.Errorf("new relay %s: jetstream publisher: %w", cfg.Schema, err)
+	}
+	t := pgx.Identifier{cfg.Schema}.Sanitize() + ".outbox"
+	return &Relay{
+		pool: pool,
+		pub:  pub,
+		cfg:  cfg,
+		log:  log.With(zap.String("schema", cfg.Schema)),
+		m:    m,
+		wake: make(chan struct{}, 1),
+		// Never a cursor on id: a row with a lower id can commit after a higher one.
+		claimSQL:   `SELECT id, event_id::text, subject, payload FROM ` + t + ` WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		markSQL:    `UPDATE ` + t + ` SET published_at = now() WHERE id = ANY($1)`,
+		backlogSQL: `SELECT count(*) FROM ` + t + ` WHERE published_at IS NULL`,
+		pruneSQL:   `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)`,
+	}, nil
+}
+
+// Wake asks the relay to run a round now. It never blocks; wakes that arrive while one is
+// pending coalesce. Call it right after committing a transaction that wrote outbox rows.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx is cancelled, then drains: final rounds on a fresh context until
+// nothing is pending or 5s have passed. It returns nil; failures are logged and retried.
+func (r *Relay) Run(ctx context.Context) error {
+	r.log.Info("outbox relay started")
+	timer := time.NewTimer(r.cfg.PollInterval)
+	defer timer.Stop()
+	lastPrune := time.Time{}
+	for {
+		healthy := r.catchUp(ctx)
+		if time.Since(lastPrune) >= relayPruneInterval && ctx.Err() == nil {
+			r.prune(ctx)
+			lastPrune = time.Now()
+		}
+		timer.Reset(r.cfg.PollInterval)
+		wake := r.wake
+		if !healthy {
+			// During a broker or database outage wakes would only repeat the failure.
+			wake = nil
+		}
+		select {
+		case <-ctx.Done():
+			return r.drain(ctx)
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// catchUp runs rounds while they come back full and fully acknowledged. It reports false
+// when a round failed or left rows unacknowledged.
+func (r *Relay) catchUp(ctx context.Context) bool {
+	defer r.updateBacklog(ctx)
+	for ctx.Err() == nil {
+		// A round runs to its end even if ctx is cancelled meanwhile, so what was published
+		// is also marked.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+relayDBTimeout)
+		res, err := r.round(rctx, r.cfg.PublishTimeout)
+		cancel()
+		if err != nil || res.acked < res.claimed {
+			r.setDegraded(err, res)
+			return false
+		}
+		r.setDegraded(nil, res)
+		if res.claimed < r.cfg.BatchSize {
+			return true
+		}
+	}
+	return true
+}
+
+func (r *Relay) setDegraded(err error, res roundResult) {
+	failed := err != nil || res.acked < res.claimed
+	switch {
+	case failed && !r.degraded:
+		r.log.Warn("outbox relay round incomplete; unpublished rows stay for the next round",
+			zap.Int("claimed", res.claimed), zap.Int("acked", res.acked), zap.Error(err))
+	case failed:
+		r.log.Debug("outbox relay round incomplete", zap.Int("claimed", res.claimed), zap.Int("acked", res.acked), zap.Error(err))
+	case r.degraded:
+		r.log.Info("outbox relay recovered", zap.Int("acked", res.acked))
+	}
+	r.degraded = failed
+}
+
+// drain runs final rounds after Run's context is cancelled.
+func (r *Relay) drain(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), relayDrainTimeout)
+	defer cancel()
+	for {
+		deadline, _ := ctx.Deadline()
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			break
+		}
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), remaining+time.Second)
+		res, err := r.round(rctx, min(r.cfg.PublishTimeout, remaining))
+		rcancel()
+		if err != nil {
+			r.log.Warn("outbox relay drain round failed", zap.Error(err))
+			break
+		}
+		if res.claimed == 0 || res.acked == 0 {
+			break // nothing pending, or no progress to be had
+		}
+	}
+	n, err := r.Backlog(ctx)
+	if err == nil {
+		r.m.setBacklog(r.cfg.Schema, n)
+	}
+	r.log.Info("outbox relay stopped", zap.Int64("backlog", n))
+	return nil
+}
+
+// round claims up to BatchSize unpublished rows, publishes them, and marks the acked ones,
+// all in one transaction: the row locks keep other relays off these rows meanwhile.
+func (r *Relay) round(ctx context.Context, publishTimeout time.Duration) (roundResult, error) {
+	var res roundResult
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return res, fmt.Errorf("relay %s: begin: %w", r.cfg.Schema, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // no-op after Commit
+	rows, err := tx.Query(ctx, r.claimSQL, r.cfg.BatchSize)
+	if err != nil {
+		return res, fmt.Errorf("relay %s: claim rows: %w", r.cfg.Schema, err)
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		err := row.Scan(&o.id, &o.eventID, &o.subject, &o.payload)
+		return o, err
+	})
+	if err != nil {
+		return res, fmt.Errorf("relay %s: claim rows: %w", r.cfg.Schema, err)
+	}
+	res.claimed = len(batch)
+	if len(batch) == 0 {
+		return res, tx.Commit(ctx)
+	}
+	acked, pubErr := r.publish(ctx, batch, publishTimeout)
+	failpoint.Inject("relay.after-publish")
+	if len(acked) > 0 {
+		if _, err := tx.Exec(ctx, r.markSQL, acked); err != nil {
+			return res, fmt.Errorf("relay %s: mark %d rows published: %w", r.cfg.Schema, len(acked), err)
+		}
+	}
+	failpoint.Inject("relay.after-mark")
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("relay %s: commit: %w", r.cfg.Schema, err)
+	}
+	res.acked = len(acked)
+	r.m.addPublished(r.cfg.Schema, res.acked)
+	r.m.addPublishErrors(r.cfg.Schema, res.claimed-res.acked)
+	if pubErr != nil {
+		return res, pubErr
+	}
+	return res, nil
+}
+
+// publish sends batch asynchronously with at most publishWindow acks outstanding and
+// returns the ids of the rows JetStream acknowledged (duplicates included), and the first
+// failure if any row was not acknowledged.
+func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Duration) ([]int64, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	acked := make([]int64, 0, len(batch))
+	var firstErr error
+	fail := func(i int, err error) {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("publish event %s on %s: %w", batch[i].eventID, batch[i].subject, err)
+		}
+	}
+	wait := func(i int) {
+		if futures[i] == nil {
+			return
+		}
+		select {
+		case <-futures[i].Ok():
+			acked = append(acked, batch[i].id)
+		case err := <-futures[i].Err():
+			fail(i, err)
+		case <-wctx.Done():
+			fail(i, fmt.Errorf("no ack: %w", wctx.Err()))
+		}
+	}
+	next := 0
+	for i, row := range batch {
+		for ; i-next >= publishWindow; next++ {
+			wait(next)
+		}
+		if err := wctx.Err(); err != nil {
+			fail(i, err)
+			continue
+		}
+		f, err := r.pub.PublishMsgAsync(&nats.Msg{Subject: row.subject, Data: row.payload}, jetstream.WithMsgID(row.eventID))
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		futures[i] = f
+	}
+	for ; next < len(batch); next++ {
+		wait(next)
+	}
+	return acked, firstErr
+}
+
+// Backlog counts the outbox rows not yet published.
+func (r *Relay) Backlog(ctx context.Context) (int64, error) {
+	var n int64
+	if err := r.pool.QueryRow(ctx, r.backlogSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("relay %s: count backlog: %w", r.cfg.Schema, err)
+	}
+	return n, nil
+}
+
+func (r *Relay) updateBacklog(ctx context.Context) {
+	if r.m == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if n, err := r.Backlog(ctx); err == nil {
+		r.m.setBacklog(r.cfg.Schema, n)
+	}
+}
+
+// Prune deletes rows published longer ago than Retention, in batches, and returns how many
+// it deleted. Run calls it hourly.
+func (r *Relay) Prune(ctx context.Context) (int64, error) {
+	if r.cfg.Retention < 0 {
+		return 0, nil
+	}
+	var total int64
+	for ctx.Err() == nil {
+		tag, err := r.pool.Exec(ctx, r.pruneSQL, r.cfg.Retention.Seconds(), relayPruneBatch)
+		if err != nil {
+			return total, fmt.Errorf("relay %s: prune published rows: %w", r.cfg.Schema, err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < relayPruneBatch {
+			break
+		}
+	}
+	return total, nil
+}
+
+func (r *Relay) prune(ctx context.Context) {
+	n, err := r.Prune(ctx)
+	if err != nil {
+		r.log.Warn("outbox prune failed", zap.Error(err))
+		return
+	}
+	if n > 0 {
+		r.log.Info("outbox pruned", zap.Int64("rows", n))
+	}
+}

@@ -1,0 +1,252 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func newTestRelay(t testing.TB, pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, m *Metrics) *Relay {
+	t.Helper()
+	cfg.Schema = testSchema
+	r, err := NewRelay(pool, js, cfg, testLogger(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func backlog(t testing.TB, r *Relay) int64 {
+	t.Helper()
+	n, err := r.Backlog(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRelayPublishesEachRowOnce(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	// 300 rows in one transaction: more than a round, so full rounds must repeat at once.
+	ids := insertEvents(t, pool, 300)
+	m := NewMetrics(nil)
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour}, m)
+	runInBackground(t, r.Run)
+
+	eventually(t, 10*time.Second, "backlog drains", func() bool { return backlog(t, r) == 0 })
+	assertExactlyOnce(t, b.js, ids)
+	if n := queryInt(t, pool, `SELECT count(*) FROM evt.outbox WHERE published_at IS NOT NULL`); n != 300 {
+		t.Errorf("%d rows marked published, want 300", n)
+	}
+	if got := metricValue(t, m.published.WithLabelValues(testSchema)); got != 300 {
+		t.Errorf("published_total = %v, want 300", got)
+	}
+	eventually(t, 5*time.Second, "backlog gauge at 0", func() bool {
+		return metricValue(t, m.backlog.WithLabelValues(testSchema)) == 0
+	})
+
+	// The stored message is the outbox payload, byte for byte, on the event's subject.
+	var payload []byte
+	if err := pool.QueryRow(context.Background(), `SELECT payload FROM evt.outbox WHERE event_id = $1`, ids[0]).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	msg := streamMsgs(t, b.js, StreamName)[0]
+	if msg.Subject != "mash.test.happened" || !bytes.Equal(msg.Data, payload) {
+		t.Errorf("first message: subject %q, payload equal %v", msg.Subject, bytes.Equal(msg.Data, payload))
+	}
+	env, err := decodeEnvelope(msg.Data)
+	if err != nil || env.EventId != ids[0] {
+		t.Errorf("first message decodes to %v, %v; want event %s", env, err, ids[0])
+	}
+}
+
+func TestRelayWakePublishesPromptly(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	// With an hour between polls, only the first round and Wake can publish.
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour}, nil)
+	first := insertEvents(t, pool, 1)
+	runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "first round publishes", func() bool { return backlog(t, r) == 0 })
+
+	second := insertEvents(t, pool, 5)
+	r.Wake()
+	r.Wake() // coalesces, never blocks
+	eventually(t, 10*time.Second, "Wake publishes", func() bool { return backlog(t, r) == 0 })
+	assertExactlyOnce(t, b.js, append(first, second...))
+}
+
+// TestRelayPublishesLateCommit proves there is no cursor on the id: a row with a lower id
+// whose transaction commits after a higher one was published still goes out.
+func TestRelayPublishesLateCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: 50 * time.Millisecond}, nil)
+	runInBackground(t, r.Run)
+
+	slow, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback(ctx) //nolint:errcheck
+	envA, rawA := newEvent(t)
+	if err := InsertOutbox(ctx, slow, testSchema, envA, rawA); err != nil {
+		t.Fatal(err)
+	}
+	idsB := insertEvents(t, pool, 1)
+	r.Wake()
+	eventually(t, 10*time.Second, "B published", func() bool { return len(streamMsgs(t, b.js, StreamName)) == 1 })
+	assertExactlyOnce(t, b.js, idsB)
+
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	idOf := func(eventID string) int64 {
+		return queryInt(t, pool, `SELECT id FROM evt.outbox WHERE event_id = $1`, eventID)
+	}
+	if a, b := idOf(envA.EventId), idOf(idsB[0]); a >= b {
+		t.Fatalf("setup: A has id %d, B %d; want A lower", a, b)
+	}
+	r.Wake()
+	eventually(t, 10*time.Second, "A published after its late commit", func() bool { return backlog(t, r) == 0 })
+	assertExactlyOnce(t, b.js, append(idsB, envA.EventId))
+}
+
+func TestRelaysInParallelPublishEachRowOnce(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	m := NewMetrics(nil)
+	cfg := RelayConfig{BatchSize: 16, PollInterval: 20 * time.Millisecond}
+	r1 := newTestRelay(t, pool, b.js, cfg, m)
+	r2 := newTestRelay(t, pool, b.js, cfg, m)
+	runInBackground(t, r1.Run)
+	runInBackground(t, r2.Run)
+	var ids []string
+	for range 20 {
+		ids = append(ids, insertEvents(t, pool, 20)...)
+		r1.Wake()
+		r2.Wake()
+	}
+	eventually(t, 20*time.Second, "backlog drains", func() bool { return backlog(t, r1) == 0 })
+	assertExactlyOnce(t, b.js, ids)
+	// Each row was claimed by one relay: marks add up to the rows, with no second publish.
+	if got := metricValue(t, m.published.WithLabelValues(testSchema)); got != float64(len(ids)) {
+		t.Errorf("published_total = %v, want %d", got, len(ids))
+	}
+}
+
+func TestRelayWaitsOutBrokerOutage(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	dir := t.TempDir()
+	b1 := startBrokerListen(t, dir, "127.0.0.1:0")
+	port := b1.s.Addr().(*net.TCPAddr).Port
+	nc, err := Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), "relay-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(nil)
+	r := newTestRelay(t, pool, js, RelayConfig{PollInterval: 50 * time.Millisecond, PublishTimeout: 300 * time.Millisecond}, m)
+	runInBackground(t, r.Run)
+	ids := insertEvents(t, pool, 1)
+	r.Wake()
+	eventually(t, 10*time.Second, "published while the broker is up", func() bool { return backlog(t, r) == 0 })
+
+	b1.stop()
+	ids = append(ids, insertEvents(t, pool, 20)...)
+	r.Wake()
+	errs := m.publishErrors.WithLabelValues(testSchema)
+	eventually(t, 10*time.Second, "a failed round", func() bool { return metricValue(t, errs) >= 20 })
+	if n := backlog(t, r); n != 20 {
+		t.Errorf("backlog %d while the broker is down, want 20", n)
+	}
+
+	b2 := startBrokerListen(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
+	eventually(t, 20*time.Second, "published after the broker is back", func() bool { return backlog(t, r) == 0 })
+	assertExactlyOnce(t, b2.js, ids)
+}
+
+func TestRelayDrainsOnCancel(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour}, nil)
+	ids := insertEvents(t, pool, 1)
+	stop := runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "first round publishes", func() bool { return backlog(t, r) == 0 })
+	// No Wake and no poll: only the drain can publish these.
+	ids = append(ids, insertEvents(t, pool, 10)...)
+	stop()
+	if n := backlog(t, r); n != 0 {
+		t.Errorf("backlog %d after drain, want 0", n)
+	}
+	assertExactlyOnce(t, b.js, ids)
+}
+
+func TestRelayPrune(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	r := newTestRelay(t, pool, b.js, RelayConfig{Retention: time.Hour}, nil)
+	insertEvents(t, pool, 3)
+	if _, err := r.round(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	insertEvents(t, pool, 2) // unpublished: never pruned
+	if _, err := pool.Exec(ctx, `UPDATE evt.outbox SET published_at = now() - interval '2 hours' WHERE id IN (SELECT id FROM evt.outbox WHERE published_at IS NOT NULL LIMIT 2)`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.Prune(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2", n, err)
+	}
+	if left := queryInt(t, pool, `SELECT count(*) FROM evt.outbox`); left != 3 {
+		t.Errorf("%d rows left, want 3", left)
+	}
+}
+
+func TestNewEnvelope(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	env, raw, err := NewEnvelope("mash.referral.received", "north", "ref-1", 3, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeEnvelope(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.EventId != env.EventId || got.Type != "mash.referral.received" || got.Version != 3 ||
+		got.ReferralId != "ref-1" || got.Partnership != "north" || !got.OccurredAt.AsTime().Equal(at) {
+		t.Errorf("round trip: %v", got)
+	}
+	if env.EventId[14] != '7' {
+		t.Errorf("event id %s is not a UUIDv7", env.EventId)
+	}
+	for _, bad := range []string{"", "referral.received", "mash.referral.*", "mash..x", "mash.a b"} {
+		if _, _, err := NewEnvelope(bad, "", "", 0, at, nil); err == nil {
+			t.Errorf("NewEnvelope(%q) accepted", bad)
+		}
+	}
+	if _, _, err := NewEnvelope("mash.x", "", "", 0, time.Time{}, nil); err == nil {
+		t.Error("zero occurredAt accepted")
+	}
+}

@@ -1,0 +1,115 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamSpec declares one JetStream stream. Every stream mash uses is listed in Streams.
+type StreamSpec struct {
+	Name        string
+	Subjects    []string
+	Description string
+}
+
+// StreamName is the stream that carries every mash event.
+const StreamName = "MASH"
+
+// Streams is the one place streams are declared; EnsureStreams creates or updates them.
+var Streams = []StreamSpec{{
+	Name:        StreamName,
+	Subjects:    []string{"mash.>"},
+	Description: "mash domain events (subject = event type); each message is a mash.events.v1.Envelope with Nats-Msg-Id = event id",
+}}
+
+// StreamOptions are the settings that differ between a laptop and a cluster.
+type StreamOptions struct {
+	// Replicas is 1 on a laptop, 3 in a cluster. Default 1.
+	Replicas int
+	// Duplicates is the window in which a Nats-Msg-Id is remembered. It must cover the
+	// longest time a relay can keep republishing a row (broker outage, relay restart).
+	// Default 30m, at least MinDuplicates.
+	Duplicates time.Duration
+	// MaxAge is how long messages are kept. Default 14 days.
+	MaxAge time.Duration
+}
+
+// Defaults and bounds for StreamOptions.
+const (
+	DefaultReplicas   = 1
+	DefaultDuplicates = 30 * time.Minute
+	DefaultMaxAge     = 14 * 24 * time.Hour
+	// MinDuplicates is the shortest dedupe window accepted: shorter ones let a relay that
+	// was down a few minutes republish an event as new.
+	MinDuplicates = 15 * time.Minute
+)
+
+func (o StreamOptions) withDefaults() StreamOptions {
+	if o.Replicas == 0 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.Duplicates == 0 {
+		o.Duplicates = DefaultDuplicates
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	return o
+}
+
+func (o StreamOptions) validate() error {
+	var errs []error
+	if o.Replicas < 1 || o.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("Replicas is %d: use 1 to 5 (1 on a laptop, 3 in a cluster)", o.Replicas))
+	}
+	if o.Duplicates < MinDuplicates {
+		errs = append(errs, fmt.Errorf("Duplicates is %s: use at least %s so a republish after an outage is still recognised", o.Duplicates, MinDuplicates))
+	}
+	if o.MaxAge < o.Duplicates {
+		errs = append(errs, fmt.Errorf("MaxAge %s is shorter than the Duplicates window %s: make MaxAge longer", o.MaxAge, o.Duplicates))
+	}
+	return errors.Join(errs...)
+}
+
+// StreamConfig is the full JetStream configuration for spec with opts (defaults applied).
+// It never uses WorkQueue or Interest retention: see the package documentation.
+func StreamConfig(spec StreamSpec, opts StreamOptions) jetstream.StreamConfig {
+	opts = opts.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        spec.Name,
+		Description: spec.Description,
+		Subjects:    spec.Subjects,
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      opts.MaxAge,
+		Duplicates:  opts.Duplicates,
+		Replicas:    opts.Replicas,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+	}
+}
+
+// EnsureStreams creates every stream in Streams, or updates it to the declared settings.
+// It is safe to call at every start and from several processes at once.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptions) error {
+	if js == nil {
+		return errors.New("ensure streams: no JetStream connection")
+	}
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return fmt.Errorf("ensure streams: %w", err)
+	}
+	for _, spec := range Streams {
+		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(spec, opts)); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", spec.Name, err)
+		}
+	}
+	return nil
+}

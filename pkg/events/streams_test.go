@@ -1,0 +1,138 @@
+package events
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestEnsureStreams(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := startBroker(t, t.TempDir()) // calls EnsureStreams once
+	if err := EnsureStreams(ctx, b.js, StreamOptions{}); err != nil {
+		t.Fatalf("second EnsureStreams: %v", err)
+	}
+	st, err := b.js.Stream(ctx, StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	if cfg.Retention != jetstream.LimitsPolicy {
+		t.Errorf("Retention = %v, want Limits", cfg.Retention)
+	}
+	if cfg.Storage != jetstream.FileStorage {
+		t.Errorf("Storage = %v, want File", cfg.Storage)
+	}
+	if cfg.Duplicates != 30*time.Minute || cfg.MaxAge != 14*24*time.Hour || cfg.Replicas != 1 {
+		t.Errorf("Duplicates %s, MaxAge %s, Replicas %d; want 30m, 336h, 1", cfg.Duplicates, cfg.MaxAge, cfg.Replicas)
+	}
+	if !cfg.DenyDelete || !cfg.DenyPurge {
+		t.Errorf("DenyDelete %v, DenyPurge %v; want both", cfg.DenyDelete, cfg.DenyPurge)
+	}
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "mash.>" {
+		t.Errorf("Subjects = %v", cfg.Subjects)
+	}
+
+	// The broker enforces what was declared.
+	if _, err := b.js.Publish(ctx, "mash.test.x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(ctx, 1); err == nil {
+		t.Error("deleting a message succeeded despite DenyDelete")
+	}
+	if err := st.Purge(ctx); err == nil {
+		t.Error("purge succeeded despite DenyPurge")
+	}
+
+	// Changed options are applied to the existing stream.
+	if err := EnsureStreams(ctx, b.js, StreamOptions{Duplicates: time.Hour, MaxAge: 48 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	info, err = st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Duplicates != time.Hour || info.Config.MaxAge != 48*time.Hour {
+		t.Errorf("after update: Duplicates %s, MaxAge %s", info.Config.Duplicates, info.Config.MaxAge)
+	}
+}
+
+func TestStreamOptionsValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts StreamOptions
+		ok   bool
+	}{
+		{"defaults", StreamOptions{}, true},
+		{"cluster", StreamOptions{Replicas: 3, Duplicates: time.Hour, MaxAge: 72 * time.Hour}, true},
+		{"short dedupe window", StreamOptions{Duplicates: 5 * time.Minute}, false},
+		{"max age below window", StreamOptions{Duplicates: time.Hour, MaxAge: 30 * time.Minute}, false},
+		{"too many replicas", StreamOptions{Replicas: 7}, false},
+	} {
+		err := tc.opts.withDefaults().validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: validate() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in     string
+		host   string
+		port   int
+		listen bool
+		ok     bool
+	}{
+		{"", "", 0, false, true},
+		{"127.0.0.1:-1", "", 0, false, true},
+		{"127.0.0.1:0", "127.0.0.1", -1, true, true},
+		{"127.0.0.1:4222", "127.0.0.1", 4222, true, true},
+		{"4222", "", 0, false, false},
+		{"h:99999", "", 0, false, false},
+	} {
+		host, port, listen, err := parseListen(tc.in)
+		if (err == nil) != tc.ok || host != tc.host || port != tc.port || listen != tc.listen {
+			t.Errorf("parseListen(%q) = %q, %d, %v, %v", tc.in, host, port, listen, err)
+		}
+	}
+}
+
+func TestStartEmbeddedSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := startBroker(t, dir)
+	jsc := b.s.JetStreamConfig()
+	if jsc == nil || !jsc.SyncAlways || !strings.HasPrefix(jsc.StoreDir, dir) {
+		t.Errorf("JetStream config %+v: want SyncAlways under %s", jsc, dir)
+	}
+	if b.s.Addr() != nil {
+		t.Errorf("listening on %s without a Listen address", b.s.Addr())
+	}
+	if _, err := StartEmbedded(EmbeddedConfig{}, nil); err == nil {
+		t.Error("started without a StoreDir")
+	}
+}
+
+func TestStartEmbeddedBindFailure(t *testing.T) {
+	t.Parallel()
+	b := startBrokerListen(t, t.TempDir(), "127.0.0.1:0")
+	taken := b.s.Addr().String()
+	_, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Listen: taken}, testLogger(t))
+	if err == nil {
+		t.Fatal("second server on a taken address started")
+	}
+	if want := taken; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the address %s", err, want)
+	}
+}

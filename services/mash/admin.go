@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"mash/pkg/auth"
+	"mash/pkg/config"
+	"mash/pkg/db"
+	"mash/pkg/events"
+)
+
+// openDB parses the common settings of an admin command and connects.
+// check, when given, runs after parsing and before connecting, so bad input fails first.
+func openDB(ctx context.Context, name string, args []string, declare func(*config.Set), check func() error) (*pgxpool.Pool, []string, error) {
+	var c commonConfig
+	fs := flag.NewFlagSet("mash "+name, flag.ContinueOnError)
+	s := config.New(fs)
+	common := declareCommon(s, &c)
+	if declare != nil {
+		declare(s)
+	}
+	if err := s.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if err := common(); err != nil {
+		return nil, nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, nil, err
+		}
+	}
+	pool, err := db.Open(ctx, c.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pool, fs.Args(), nil
+}
+
+func migrate(ctx context.Context, args []string) error {
+	pool, _, err := openDB(ctx, "migrate", args, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrateAll(ctx, pool, serviceNames()); err != nil {
+		return err
+	}
+	fmt.Println("migrations applied:", "auth,", serviceNames())
+	return nil
+}
+
+func operator() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+func clients(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: mash clients create --agency A --kind K --role R | list | revoke ID")
+	}
+	var agency, kind, role *string
+	declare := func(s *config.Set) {
+		if args[0] == "create" {
+			agency = s.String("agency", "MASH_CLIENT_AGENCY", "", "agency slug, e.g. south-wales-police")
+			kind = s.String("kind", "MASH_CLIENT_KIND", "", "kind of agency, e.g. police, health")
+			role = s.String("role", "MASH_CLIENT_ROLE", "referrer", "role: referrer, practitioner, manager, auditor, admin")
+		}
+	}
+	check := func() error {
+		if args[0] == "create" {
+			if err := auth.ValidateClient(*agency, *kind, auth.Role(*role)); err != nil {
+				return fmt.Errorf("create client: %w", err)
+			}
+		}
+		return nil
+	}
+	pool, rest, err := openDB(ctx, "clients "+args[0], args[1:], declare, check)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := auth.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	store := auth.NewStore(pool)
+	switch args[0] {
+	case "create":
+		c, token, err := store.Create(ctx, *agency, *kind, auth.Role(*role), operator())
+		if err != nil {
+			return fmt.Errorf("create client: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "created client %s for %s (%s, %s); the credential is shown once:\n", c.ClientID, c.Agency, c.Kind, c.Role)
+		fmt.Println(token)
+		return nil
+	case "list":
+		cs, err := store.List(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tAGENCY\tKIND\tROLE\tCREATED\tREVOKED")
+		for _, c := range cs {
+			revoked := "-"
+			if c.RevokedAt != nil {
+				revoked = c.RevokedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, c.Agency, c.Kind, c.Role, c.CreatedAt.UTC().Format(time.RFC3339), revoked)
+		}
+		return w.Flush()
+	case "revoke":
+		if len(rest) != 1 {
+			return fmt.Errorf("usage: mash clients revoke ID")
+		}
+		if err := store.Revoke(ctx, rest[0], operator()); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "revoked client %s; running processes stop accepting it within %s\n", rest[0], auth.CacheTTL)
+		return nil
+	}
+	return fmt.Errorf("unknown clients command %q: use create, list or revoke", args[0])
+}
+
+func deadLetters(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		return fmt.Errorf("usage: mash deadletters list [--all] | replay --schema S ID")
+	}
+	var schema, natsURL, natsListen *string
+	var all *bool
+	pool, rest, err := openDB(ctx, "deadletters "+args[0], args[1:], func(s *config.Set) {
+		schema = s.String("schema", "MASH_DEADLETTER_SCHEMA", "", "the consuming service's schema (all schemas when listing)")
+		all = s.Bool("all", "MASH_DEADLETTER_ALL", false, "also list dead letters already replayed")
+		natsURL = s.String("nats-url", "NATS_URL", "", "NATS server to republish to; empty means the embedded server of a running mash serve")
+		natsListen = s.String("nats-listen", "MASH_NATS_LISTEN", "127.0.0.1:4223", "loopback address of the embedded NATS server")
+	}, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if args[0] == "list" {
+		schemas := []string{*schema}
+		if *schema == "" {
+			if schemas, err = events.DeadLetterSchemas(ctx, pool); err != nil {
+				return err
+			}
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "SCHEMA\tID\tCONSUMER\tEVENT\tSUBJECT\tATTEMPTS\tCREATED\tREPLAYED\tERROR")
+		for _, sc := range schemas {
+			dls, err := events.ListDeadLetters(ctx, pool, sc, *all)
+			if err != nil {
+				return err
+			}
+			for _, d := range dls {
+				replayed := "-"
+				if d.ReplayedAt != nil {
+					replayed = d.ReplayedAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", sc, d.ID, d.Consumer, d.EventID, d.Subject, d.Attempts,
+					d.CreatedAt.UTC().Format(time.RFC3339), replayed, d.Error)
+			}
+		}
+		return w.Flush()
+	}
+	if len(rest) != 1 || *schema == "" {
+		return fmt.Errorf("usage: mash deadletters replay --schema S ID")
+	}
+	id, err := strconv.ParseInt(rest[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("dead letter id %q: must be a number from mash deadletters list", rest[0])
+	}
+	url := *natsURL
+	if url == "" {
+		url = "nats://" + *natsListen
+	}
+	nc, err := events.Connect(url, "mash-deadletters", nats.RetryOnFailedConnect(false))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := events.ReplayDeadLetter(ctx, pool, js, *schema, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "replayed dead letter %d of %s\n", id, *schema)
+	return nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"mash/pkg/calendar"
+	"mash/pkg/config"
+	"mash/pkg/db"
+)
+
+// commonConfig is what every command needs.
+type commonConfig struct {
+	DatabaseURL string
+	LogLevel    string
+	LogFormat   string
+}
+
+func declareCommon(s *config.Set, c *commonConfig) func() error {
+	dbURL := s.String("database-url", "DATABASE_URL", db.DefaultURL, "Postgres connection URL")
+	lvl := s.String("log-level", "MASH_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	format := s.String("log-format", "MASH_LOG_FORMAT", "json", "log format: json or console")
+	return func() error {
+		c.DatabaseURL, c.LogLevel, c.LogFormat = *dbURL, *lvl, *format
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("DATABASE_URL: must be a postgres:// URL")
+		}
+		return nil
+	}
+}
+
+// serveConfig is the configuration of mash serve.
+type serveConfig struct {
+	commonConfig
+	Services        []string
+	NATSURL         string
+	NATSListen      string
+	NATSReplicas    int
+	DataDir         string
+	GRPCAddr        string
+	HTTPAddr        string
+	MigrateOnStart  bool
+	ShutdownTimeout time.Duration
+	Calendar        calendar.Config
+}
+
+func parseServeConfig(args []string) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("mash serve", flag.ContinueOnError)
+	s := config.New(fs)
+	common := declareCommon(s, &c.commonConfig)
+	services := s.String("services", "MASH_SERVICES", "all", "comma-separated services to run, or all ("+strings.Join(serviceNames(), ", ")+")")
+	natsURL := s.String("nats-url", "NATS_URL", "", "NATS server URLs, comma-separated; empty runs an embedded server")
+	natsListen := s.String("nats-listen", "MASH_NATS_LISTEN", "127.0.0.1:4223", "loopback address of the embedded NATS server, for the nats CLI")
+	replicas := s.Int("nats-replicas", "MASH_NATS_REPLICAS", 1, "JetStream stream replicas (3 on a cluster)")
+	dataDir := s.String("data-dir", "MASH_DATA_DIR", "mash-data", "directory for the embedded NATS server's JetStream files")
+	grpcAddr := s.String("grpc-addr", "MASH_GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address")
+	httpAddr := s.String("http-addr", "MASH_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address")
+	migrateOnStart := s.Bool("migrate", "MASH_MIGRATE_ON_START", true, "apply migrations at start (a deployment may run mash migrate as a job instead)")
+	shutdown := s.Duration("shutdown-timeout", "MASH_SHUTDOWN_TIMEOUT", 20*time.Second, "how long in-flight requests may take at shutdown")
+	dayStart := s.String("workday-start", "MASH_WORKDAY_START", "09:00", "start of the working day (HH:MM, Europe/London)")
+	dayEnd := s.String("workday-end", "MASH_WORKDAY_END", "17:00", "end of the working day (HH:MM, Europe/London)")
+	region := s.String("calendar-region", "MASH_CALENDAR_REGION", calendar.RegionEnglandAndWales, "bank-holiday region: england-and-wales, england or wales")
+	extra := s.String("extra-bank-holidays", "MASH_EXTRA_BANK_HOLIDAYS", "", "one-off closure days, YYYY-MM-DD comma-separated")
+	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
+	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	if err := common(); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Services, err = parseServices(*services); err != nil {
+		return c, err
+	}
+	c.NATSURL, c.NATSListen, c.NATSReplicas, c.DataDir = strings.TrimSpace(*natsURL), *natsListen, *replicas, *dataDir
+	c.GRPCAddr, c.HTTPAddr, c.MigrateOnStart, c.ShutdownTimeout = *grpcAddr, *httpAddr, *migrateOnStart, *shutdown
+	for env, v := range map[string]string{"MASH_GRPC_ADDR": c.GRPCAddr, "MASH_HTTP_ADDR": c.HTTPAddr} {
+		if err := config.HostPort(env, v); err != nil {
+			return c, err
+		}
+	}
+	if c.NATSURL == "" {
+		if err := config.Loopback("MASH_NATS_LISTEN", c.NATSListen); err != nil {
+			return c, err
+		}
+		if c.DataDir == "" {
+			return c, errors.New("MASH_DATA_DIR: required when NATS_URL is unset (the embedded server keeps JetStream files there)")
+		}
+	} else {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			p, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || (p.Scheme != "nats" && p.Scheme != "tls") || p.Host == "" {
+				return c, fmt.Errorf("NATS_URL %q: each entry must be nats://host:port or tls://host:port", u)
+			}
+		}
+	}
+	if c.NATSReplicas != 1 && c.NATSReplicas != 3 && c.NATSReplicas != 5 {
+		return c, fmt.Errorf("MASH_NATS_REPLICAS %d: must be 1, 3 or 5", c.NATSReplicas)
+	}
+	if c.Calendar.DayStart, err = calendar.ParseClockTime(*dayStart); err != nil {
+		return c, fmt.Errorf("MASH_WORKDAY_START: %w", err)
+	}
+	if c.Calendar.DayEnd, err = calendar.ParseClockTime(*dayEnd); err != nil {
+		return c, fmt.Errorf("MASH_WORKDAY_END: %w", err)
+	}
+	c.Calendar.Region = *region
+	if c.Calendar.ExtraHolidays, err = calendar.ParseDates(*extra); err != nil {
+		return c, fmt.Errorf("MASH_EXTRA_BANK_HOLIDAYS: %w", err)
+	}
+	if c.Calendar.RemovedHolidays, err = calendar.ParseDates(*removed); err != nil {
+		return c, fmt.Errorf("MASH_REMOVED_BANK_HOLIDAYS: %w", err)
+	}
+	if _, err := calendar.New(c.Calendar); err != nil {
+		return c, fmt.Errorf("calendar settings (MASH_WORKDAY_*, MASH_CALENDAR_REGION, MASH_*_BANK_HOLIDAYS): %w", err)
+	}
+	return c, nil
+}

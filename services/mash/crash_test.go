@@ -1,0 +1,139 @@
+//go:build failpoint
+
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"mash/pkg/failpoint"
+)
+
+// Each test arms a failpoint, makes the process die there, restarts it without, and checks
+// the referral exists once and its event is in the stream exactly once.
+
+func TestCrashIntakeAfterCommitBeforeReply(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	p := s.start(t, failpoint.EnvVar+"=intake.after-commit")
+	if code, body, err := s.submit(token, example(t)); err == nil {
+		t.Fatalf("the process answered (%d %s) though it should have died before replying", code, body)
+	}
+	if code := p.exitCode(t); code != failpoint.ExitCode {
+		t.Fatalf("exit %d, want failpoint exit %d:\n%s", code, failpoint.ExitCode, p.out)
+	}
+	s.start(t)
+	code, body, err := s.submit(token, example(t))
+	if err != nil || code != 200 {
+		t.Fatalf("retry after crash: %d %s %v; want 200 (the referral committed before the crash)", code, body, err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+		Replay     bool   `json:"replay"`
+	}
+	if err := json.Unmarshal([]byte(body), &ack); err != nil || !ack.Replay {
+		t.Fatalf("retry is not a replay: %s", body)
+	}
+	s.expectExactlyOnce(t, 1)
+}
+
+func TestCrashRelayAfterPublishBeforeMark(t *testing.T) {
+	t.Parallel()
+	crashRelay(t, "relay.after-publish")
+}
+
+func TestCrashRelayAfterMarkBeforeCommit(t *testing.T) {
+	t.Parallel()
+	crashRelay(t, "relay.after-mark")
+}
+
+func crashRelay(t *testing.T, point string) {
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	p := s.start(t, failpoint.EnvVar+"="+point)
+	// The reply may or may not arrive before the relay kills the process.
+	_, _, _ = s.submit(token, example(t))
+	if code := p.exitCode(t); code != failpoint.ExitCode {
+		t.Fatalf("exit %d, want failpoint exit %d:\n%s", code, failpoint.ExitCode, p.out)
+	}
+	// The restarted embedded broker recovers its files; the relay republishes the unmarked
+	// row with the same Nats-Msg-Id and the stream rejects it as a duplicate.
+	s.start(t)
+	s.expectExactlyOnce(t, 1)
+}
+
+// expectExactlyOnce waits for the outbox to drain, then checks the referral count and that
+// the stream holds exactly one message per event id.
+func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for {
+		var pending int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM intake.outbox WHERE published_at IS NULL`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d outbox rows still unpublished", pending)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var n, events int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM intake.referrals`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM intake.outbox`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if n != referrals || events != referrals {
+		t.Fatalf("%d referrals and %d outbox rows, want %d each", n, events, referrals)
+	}
+	nc, err := nats.Connect("nats://" + s.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "MASH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(info.State.Msgs) != referrals {
+		t.Fatalf("stream holds %d messages, want exactly %d", info.State.Msgs, referrals)
+	}
+	seen := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		msg, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := msg.Header.Get(jetstream.MsgIDHeader)
+		if seen[id] {
+			t.Fatalf("event %s is in the stream twice", id)
+		}
+		seen[id] = true
+	}
+}

@@ -1,0 +1,63 @@
+// Command mash runs the Multi-Agency Safeguarding Hub services: all of them in one process
+// (the default, with an embedded NATS server), or any subset for a scaled deployment.
+//
+//	mash serve [--services intake,...]   run services
+//	mash migrate                         apply database migrations
+//	mash clients create|list|revoke      manage API credentials
+//	mash deadletters list|replay         inspect and replay dead-lettered events
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := realMain(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mash:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: mash <command> [flags]
+
+commands:
+  serve        run the services (all by default; --services intake,... for a subset)
+  migrate      apply database migrations for every service
+  clients      create, list or revoke API credentials
+  deadletters  list or replay events that consumers gave up on
+
+Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
+
+func realMain(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:])
+	case "migrate":
+		return migrate(ctx, args[1:])
+	case "clients":
+		return clients(ctx, args[1:])
+	case "deadletters":
+		return deadLetters(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(os.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}

@@ -1,0 +1,248 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/auth"
+	"mash/pkg/db"
+	"mash/pkg/db/dbtest"
+	"mash/services/intake"
+	"mash/services/intake/store"
+)
+
+// mashBinary is built once per test run, with the failpoint tag when the tests have it.
+var mashBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mash-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mashBinary = filepath.Join(dir, "mash")
+	args := []string{"build", "-o", mashBinary}
+	if buildTags != "" {
+		args = append(args, "-tags", buildTags)
+	}
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build mash:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func migrationsKey(t testing.TB) string {
+	t.Helper()
+	am, err := auth.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "mash_" + db.Checksum(append(am, im...))
+}
+
+func migrated(ctx context.Context, url string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := auth.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	return intake.Migrate(ctx, pool)
+}
+
+// freeAddr returns a loopback address nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// system is the configuration of one mash process under test; it outlives restarts.
+type system struct {
+	dbURL, dataDir           string
+	httpAddr, grpcAddr, nats string
+}
+
+func newSystem(t *testing.T) *system {
+	t.Helper()
+	return &system{
+		dbURL:    dbtest.NewURL(t, migrationsKey(t), migrated),
+		dataDir:  t.TempDir(),
+		httpAddr: freeAddr(t), grpcAddr: freeAddr(t), nats: freeAddr(t),
+	}
+}
+
+func (s *system) env(extra ...string) []string {
+	return append(append(os.Environ(),
+		"DATABASE_URL="+s.dbURL, "MASH_DATA_DIR="+s.dataDir, "MASH_HTTP_ADDR="+s.httpAddr,
+		"MASH_GRPC_ADDR="+s.grpcAddr, "MASH_NATS_LISTEN="+s.nats, "NATS_URL=", "MASH_FAILPOINTS="), extra...)
+}
+
+// process is a running mash serve.
+type process struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs mash serve and waits until it is ready.
+func (s *system) start(t *testing.T, extraEnv ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(mashBinary, "serve"), out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Env = s.env(extraEnv...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { p.stop(t) })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("mash exited before it was ready: %v\n%s", p.err, p.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mash not ready after 60 s:\n%s", p.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a graceful exit.
+func (p *process) stop(t *testing.T) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Errorf("mash did not stop within 30 s of SIGINT:\n%s", p.out)
+	}
+}
+
+// exitCode waits for the process to end by itself.
+func (p *process) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mash still running:\n%s", p.out)
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+// run runs a mash admin command to completion.
+func (s *system) run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mashBinary, args...)
+	cmd.Env = s.env()
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+// credential creates a referrer client through the CLI, as an operator would.
+func (s *system) credential(t *testing.T, agency string) string {
+	t.Helper()
+	out, errOut, code := s.run(t, "clients", "create", "--agency", agency, "--kind", "police", "--role", "referrer")
+	if code != 0 {
+		t.Fatalf("clients create: %d %s", code, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+func (s *system) submit(token string, body []byte) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.httpAddr+"/v1/referrals", bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func example(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../intake/testdata/referral.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/server"
+	"mash/services/intake"
+)
+
+// A service is one capability of the hub: it owns a schema, registers its APIs and runs its
+// workers. Services reach each other only over gRPC and NATS, so any subset can run in a
+// process.
+type service interface {
+	Register(srv *server.Server)
+	Run(ctx context.Context) error
+}
+
+// module describes how to migrate and build a service from the shared plumbing.
+type module struct {
+	migrate func(ctx context.Context, pool *pgxpool.Pool) error
+	build   func(p *plumbing) (service, error)
+}
+
+// modules lists the services this binary has. Rules, notification and audit join as they
+// are built.
+var modules = map[string]module{
+	"intake": {
+		migrate: intake.Migrate,
+		build: func(p *plumbing) (service, error) {
+			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics})
+		},
+	},
+}
+
+func serviceNames() []string {
+	names := make([]string, 0, len(modules))
+	for n := range modules {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func parseServices(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "all" {
+		return serviceNames(), nil
+	}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := modules[name]; !ok {
+			return nil, fmt.Errorf("MASH_SERVICES: unknown service %q; this build has: all, %s", name, strings.Join(serviceNames(), ", "))
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"mash/pkg/auth"
+	"mash/pkg/calendar"
+	"mash/pkg/db"
+	"mash/pkg/events"
+	mashlog "mash/pkg/log"
+	apiserver "mash/pkg/server"
+)
+
+// plumbing is what services share in one process.
+type plumbing struct {
+	log          *zap.Logger
+	pool         *pgxpool.Pool
+	nc           *nats.Conn
+	js           jetstream.JetStream
+	embedded     *server.Server
+	calendar     *calendar.Calendar
+	registry     *prometheus.Registry
+	eventMetrics *events.Metrics
+}
+
+func (p *plumbing) close() {
+	if p.nc != nil {
+		_ = p.nc.Drain()
+		// Drain is asynchronous; wait for it so the embedded server stops after its clients.
+		deadline := time.Now().Add(5 * time.Second)
+		for !p.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if p.embedded != nil {
+		p.embedded.Shutdown()
+		p.embedded.WaitForShutdown()
+	}
+	if p.pool != nil {
+		p.pool.Close()
+	}
+}
+
+func serve(ctx context.Context, args []string) error {
+	cfg, err := parseServeConfig(args)
+	if err != nil {
+		return err
+	}
+	log, err := mashlog.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+
+	p := &plumbing{log: log, registry: prometheus.NewRegistry()}
+	defer p.close()
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.eventMetrics = events.NewMetrics(p.registry)
+	if p.calendar, err = calendar.New(cfg.Calendar); err != nil {
+		return fmt.Errorf("calendar: %w", err)
+	}
+	if p.pool, err = db.Open(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if cfg.MigrateOnStart {
+		if err := migrateAll(ctx, p.pool, cfg.Services); err != nil {
+			return err
+		}
+	}
+	if err := p.connectNATS(ctx, cfg); err != nil {
+		return err
+	}
+
+	authStore := auth.NewStore(p.pool)
+	srv := apiserver.New(apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout},
+		log, authStore, p.registry)
+	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }})
+	srv.AddCheck(apiserver.Check{Name: "nats", Check: func(ctx context.Context) error {
+		if !p.nc.IsConnected() {
+			return errors.New("not connected")
+		}
+		_, err := p.js.AccountInfo(ctx)
+		return err
+	}})
+	var running []service
+	for _, name := range cfg.Services {
+		svc, err := modules[name].build(p)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		svc.Register(srv)
+		running = append(running, svc)
+	}
+	listeners, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	log.Info("mash serving", zap.Strings("services", cfg.Services), zap.String("grpc", cfg.GRPCAddr),
+		zap.String("http", cfg.HTTPAddr), zap.Bool("embedded_nats", p.embedded != nil))
+
+	// Workers outlive the listeners: at shutdown the APIs stop first, then the relays drain
+	// what the last requests wrote, then NATS and Postgres close.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var workers errgroup.Group
+	workerErr := make(chan error, len(running))
+	for _, svc := range running {
+		workers.Go(func() error {
+			err := svc.Run(workCtx)
+			if err != nil {
+				workerErr <- err
+			}
+			return err
+		})
+	}
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	go func() {
+		select {
+		case err := <-workerErr:
+			log.Error("service worker failed; shutting down", zap.Error(err))
+			stopServe()
+		case <-serveCtx.Done():
+		}
+	}()
+	serveErr := srv.Serve(serveCtx, listeners)
+	log.Info("listeners closed; draining workers")
+	stopWork()
+	werr := workers.Wait()
+	log.Info("mash stopped")
+	return errors.Join(serveErr, werr)
+}
+
+func (p *plumbing) connectNATS(ctx context.Context, cfg serveConfig) error {
+	var err error
+	if cfg.NATSURL == "" {
+		storeDir := filepath.Join(cfg.DataDir, "jetstream")
+		if err := os.MkdirAll(storeDir, 0o700); err != nil {
+			return fmt.Errorf("MASH_DATA_DIR %s: %w", cfg.DataDir, err)
+		}
+		p.embedded, err = events.StartEmbedded(events.EmbeddedConfig{StoreDir: storeDir, Listen: cfg.NATSListen, ServerName: "mash-embedded"}, p.log.Named("nats"))
+		if err != nil {
+			return err
+		}
+		p.nc, err = events.ConnectEmbedded(p.embedded, "mash")
+	} else {
+		p.nc, err = events.Connect(cfg.NATSURL, "mash")
+	}
+	if err != nil {
+		return err
+	}
+	if p.js, err = jetstream.New(p.nc); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return events.EnsureStreams(ensureCtx, p.js, events.StreamOptions{Replicas: cfg.NATSReplicas})
+}
+
+// migrateAll applies the plumbing's and the named services' migrations.
+func migrateAll(ctx context.Context, pool *pgxpool.Pool, services []string) error {
+	if err := auth.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate auth: %w", err)
+	}
+	for _, name := range services {
+		if err := modules[name].migrate(ctx, pool); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build failpoint
+
+package main_test
+
+const buildTags = "failpoint"
