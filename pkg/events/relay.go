@@ -138,8 +138,15 @@ func (r *Relay) Run(ctx context.Context) error {
 	timer := time.NewTimer(r.cfg.PollInterval)
 	defer timer.Stop()
 	lastPrune := time.Time{}
+	lastBacklog := time.Time{}
 	for {
 		healthy := r.catchUp(ctx)
+		// Counting the backlog is a query of its own: under load, wakes come every few
+		// hundred microseconds, so the gauge is refreshed at most once per poll interval.
+		if !healthy || time.Since(lastBacklog) >= r.cfg.PollInterval {
+			r.updateBacklog(ctx)
+			lastBacklog = time.Now()
+		}
 		if time.Since(lastPrune) >= relayPruneInterval && ctx.Err() == nil {
 			r.prune(ctx)
 			lastPrune = time.Now()
@@ -162,7 +169,6 @@ func (r *Relay) Run(ctx context.Context) error {
 // catchUp runs rounds while they come back full and fully acknowledged. It reports false
 // when a round failed or left rows unacknowledged.
 func (r *Relay) catchUp(ctx context.Context) bool {
-	defer r.updateBacklog(ctx)
 	for ctx.Err() == nil {
 		// A round runs to its end even if ctx is cancelled meanwhile, so what was published
 		// is also marked.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -63,6 +64,9 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		grpc.UnaryInterceptor(s.unaryInterceptor),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		grpc.MaxRecvMsgSize(1<<20),
+		// A fixed pool of stream workers reuses goroutines whose stacks have already grown,
+		// instead of growing a fresh stack for every request (visible in CPU profiles).
+		grpc.NumStreamWorkers(uint32(32*runtime.NumCPU())),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)

@@ -45,6 +45,7 @@ type serveConfig struct {
 	HTTPAddr        string
 	MigrateOnStart  bool
 	ShutdownTimeout time.Duration
+	PprofAddr       string
 	Calendar        calendar.Config
 }
 
@@ -62,6 +63,7 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	httpAddr := s.String("http-addr", "MASH_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address")
 	migrateOnStart := s.Bool("migrate", "MASH_MIGRATE_ON_START", true, "apply migrations at start (a deployment may run mash migrate as a job instead)")
 	shutdown := s.Duration("shutdown-timeout", "MASH_SHUTDOWN_TIMEOUT", 20*time.Second, "how long in-flight requests may take at shutdown")
+	pprofAddr := s.String("pprof-addr", "MASH_PPROF_ADDR", "", "loopback address for Go profiling endpoints (off when empty)")
 	dayStart := s.String("workday-start", "MASH_WORKDAY_START", "09:00", "start of the working day (HH:MM, Europe/London)")
 	dayEnd := s.String("workday-end", "MASH_WORKDAY_END", "17:00", "end of the working day (HH:MM, Europe/London)")
 	region := s.String("calendar-region", "MASH_CALENDAR_REGION", calendar.RegionEnglandAndWales, "bank-holiday region: england-and-wales, england or wales")
@@ -81,6 +83,11 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	c.GRPCAddr, c.HTTPAddr, c.MigrateOnStart, c.ShutdownTimeout = *grpcAddr, *httpAddr, *migrateOnStart, *shutdown
 	for env, v := range map[string]string{"MASH_GRPC_ADDR": c.GRPCAddr, "MASH_HTTP_ADDR": c.HTTPAddr} {
 		if err := config.HostPort(env, v); err != nil {
+			return c, err
+		}
+	}
+	if c.PprofAddr = *pprofAddr; c.PprofAddr != "" {
+		if err := config.Loopback("MASH_PPROF_ADDR", c.PprofAddr); err != nil {
 			return c, err
 		}
 	}

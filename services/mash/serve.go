@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -105,6 +108,13 @@ func serve(ctx context.Context, args []string) error {
 		svc.Register(srv)
 		running = append(running, svc)
 	}
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	listeners, err := srv.Listen()
 	if err != nil {
 		return err
@@ -182,4 +192,22 @@ func migrateAll(ctx context.Context, pool *pgxpool.Pool, services []string) erro
 		}
 	}
 	return nil
+}
+
+// servePprof serves the Go profiler on a loopback address of its own, so profiles can be
+// taken under load without exposing them on the API listener.
+func servePprof(addr string, log *zap.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("MASH_PPROF_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	log.Info("profiling endpoints", zap.String("addr", addr))
+	return func() { _ = srv.Close() }, nil
 }
