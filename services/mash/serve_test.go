@@ -1,11 +1,20 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"mash/pkg/events"
 )
 
 func TestBadConfigFailsNamingTheSetting(t *testing.T) {
@@ -101,5 +110,53 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 	s.start(t)
 	if code, body, _ := s.submit(token, example(t)); code != 401 {
 		t.Fatalf("revoked credential: %d %s", code, body)
+	}
+}
+
+// With NATS_URL set, mash uses that server instead of embedding one: the event lands in the
+// external server's stream.
+func TestServeWithExternalNATS(t *testing.T) {
+	t.Parallel()
+	natsAddr := freeAddr(t)
+	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: natsAddr}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	p := s.start(t, "NATS_URL=nats://"+natsAddr)
+	if code, body, err := s.submit(token, example(t)); err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		stream, err := js.Stream(ctx, events.StreamName)
+		if err == nil {
+			if info, err := stream.Info(ctx); err == nil && info.State.Msgs == 1 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no event in the external server's stream:\n%s", p.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// Nothing was embedded: the embedded listener address is free.
+	if l, err := net.Listen("tcp", s.nats); err != nil {
+		t.Fatalf("mash listened on MASH_NATS_LISTEN although NATS_URL was set: %v", err)
+	} else {
+		l.Close()
 	}
 }
