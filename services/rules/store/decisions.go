@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Decision is a stored threshold decision. Outcomes are protobuf bytes (rulesv1.Outcome);
+// Facts is the JSON of the facts the rules saw.
+type Decision struct {
+	ID, ReferralID, Partnership, ChildID, MatchBasis, PackID, PackVersion string
+	ReceivedAt, DecidedAt, DecisionDue, ResponseDue                      time.Time
+	Concerns                                                             []string
+	Facts                                                                []byte
+	Recommended, Current                                                 []byte
+	Level, RAG, Status                                                   string
+	Version                                                              int64
+	ReviewedBy, ReviewReason                                             string
+	ReviewedAt                                                           *time.Time
+}
+
+// History counts a child's earlier decisions.
+type History struct {
+	Referrals     int
+	ByCategory    map[string]int
+	ByLevel       map[string]int
+	PreviousLevel string
+	// LastLevelAt is when the most recent earlier referral was received.
+	LastLevelAt *time.Time
+}
+
+// ChildHistory counts the child's decisions received in [since, before), other than
+// excludeReferral, inside tx so it sees the index as this transaction does.
+func ChildHistory(ctx context.Context, tx pgx.Tx, childID, excludeReferral string, since, before time.Time) (History, error) {
+	h := History{ByCategory: map[string]int{}, ByLevel: map[string]int{}}
+	rows, err := tx.Query(ctx, `SELECT concerns, level, received_at FROM rules.decisions
+		WHERE child_id = $1 AND referral_id <> $2 AND received_at >= $3 AND received_at < $4
+		ORDER BY received_at DESC`, childID, excludeReferral, since, before)
+	if err != nil {
+		return h, fmt.Errorf("read history of child %s: %w", childID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var concerns []string
+		var level string
+		var at time.Time
+		if err := rows.Scan(&concerns, &level, &at); err != nil {
+			return h, fmt.Errorf("read history of child %s: %w", childID, err)
+		}
+		if h.Referrals == 0 {
+			h.PreviousLevel, h.LastLevelAt = level, &at
+		}
+		h.Referrals++
+		h.ByLevel[level]++
+		seen := map[string]bool{}
+		for _, c := range concerns {
+			if !seen[c] {
+				h.ByCategory[c]++
+				seen[c] = true
+			}
+		}
+	}
+	return h, rows.Err()
+}
+
+// InsertDecision stores d unless the referral already has a decision; it reports whether it
+// did.
+func InsertDecision(ctx context.Context, tx pgx.Tx, d Decision) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO rules.decisions (referral_id, id, partnership, child_id, match_basis, pack_id,
+			pack_version, received_at, decided_at, decision_due, response_due, concerns, facts, recommended, current,
+			level, rag, status, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+		ON CONFLICT (referral_id) DO NOTHING`,
+		d.ReferralID, d.ID, d.Partnership, d.ChildID, d.MatchBasis, d.PackID, d.PackVersion, d.ReceivedAt, d.DecidedAt,
+		d.DecisionDue, d.ResponseDue, d.Concerns, d.Facts, d.Recommended, d.Current, d.Level, d.RAG, d.Status, d.Version)
+	if err != nil {
+		return false, fmt.Errorf("store decision for referral %s: %w", d.ReferralID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+const decisionColumns = `id::text, referral_id::text, partnership, child_id::text, match_basis, pack_id::text, pack_version,
+	received_at, decided_at, decision_due, response_due, concerns, facts, recommended, current, level, rag, status, version,
+	coalesce(reviewed_by, ''), coalesce(review_reason, ''), reviewed_at`
+
+func scanDecision(row pgx.Row) (Decision, error) {
+	var d Decision
+	err := row.Scan(&d.ID, &d.ReferralID, &d.Partnership, &d.ChildID, &d.MatchBasis, &d.PackID, &d.PackVersion,
+		&d.ReceivedAt, &d.DecidedAt, &d.DecisionDue, &d.ResponseDue, &d.Concerns, &d.Facts, &d.Recommended, &d.Current,
+		&d.Level, &d.RAG, &d.Status, &d.Version, &d.ReviewedBy, &d.ReviewReason, &d.ReviewedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Decision{}, ErrNotFound
+	}
+	return d, err
+}
+
+// GetDecision returns the decision on a referral.
+func (s *Store) GetDecision(ctx context.Context, referralID string) (Decision, error) {
+	d, err := scanDecision(s.pool.QueryRow(ctx, `SELECT `+decisionColumns+` FROM rules.decisions WHERE referral_id = $1`, referralID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Decision{}, fmt.Errorf("read decision for referral %s: %w", referralID, err)
+	}
+	return d, err
+}
+
+// Review is a practitioner's confirmation or override.
+type Review struct {
+	Status, Level, RAG, By, Reason string
+	Current                        []byte
+	At                             time.Time
+}
+
+// ReviewDecision applies r if the decision is still at expectedVersion, inside a
+// transaction in which fn runs with the updated decision (to write the event). A decision
+// that moved on is ErrConflict: the practitioner must look again rather than overwrite.
+func (s *Store) ReviewDecision(ctx context.Context, referralID string, expectedVersion int64, r Review, fn func(tx pgx.Tx, before, after Decision) error) (Decision, error) {
+	var out Decision
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		before, err := scanDecision(tx.QueryRow(ctx, `SELECT `+decisionColumns+` FROM rules.decisions WHERE referral_id = $1 FOR UPDATE`, referralID))
+		if err != nil {
+			return err
+		}
+		if before.Version != expectedVersion {
+			return ErrConflict
+		}
+		after, err := scanDecision(tx.QueryRow(ctx, `UPDATE rules.decisions
+			SET status = $2, level = $3, rag = $4, current = $5, reviewed_by = $6, review_reason = $7, reviewed_at = $8,
+			    version = version + 1
+			WHERE referral_id = $1
+			RETURNING `+decisionColumns, referralID, r.Status, r.Level, r.RAG, r.Current, r.By, r.Reason, r.At))
+		if err != nil {
+			return err
+		}
+		out = after
+		return fn(tx, before, after)
+	})
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		return Decision{}, err
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("review decision for referral %s: %w", referralID, err)
+	}
+	return out, nil
+}
+
+// ReplayInput is what a replay re-runs: the facts a past decision saw and its outcome.
+type ReplayInput struct {
+	ReferralID string
+	Facts      []byte
+	Current    []byte
+}
+
+// RecentDecisions returns a partnership's most recent decisions (at most last), or those
+// decided in [from, to) when both are set, newest first.
+func (s *Store) RecentDecisions(ctx context.Context, partnership string, last int, from, to *time.Time) ([]ReplayInput, error) {
+	q := `SELECT referral_id::text, facts, recommended FROM rules.decisions WHERE partnership = $1`
+	args := []any{partnership}
+	if from != nil && to != nil {
+		q += ` AND decided_at >= $2 AND decided_at < $3 ORDER BY decided_at DESC LIMIT $4`
+		args = append(args, *from, *to, last)
+	} else {
+		q += ` ORDER BY decided_at DESC LIMIT $2`
+		args = append(args, last)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read decisions of %s for replay: %w", partnership, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReplayInput, error) {
+		var in ReplayInput
+		err := r.Scan(&in.ReferralID, &in.Facts, &in.Current)
+		return in, err
+	})
+}

@@ -1,0 +1,172 @@
+// Package store holds all of the rules service's SQL. The service owns the Postgres schema
+// "rules": rule packs and their activations, the child index, and decisions.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/db"
+	"mash/pkg/events"
+)
+
+// Schema is the Postgres schema the rules service owns.
+const Schema = "rules"
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the rules service's migrations, outbox and consumer tables included.
+func Migrations() ([]db.Migration, error) {
+	migs, err := db.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return append(migs,
+		db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)},
+		db.Migration{Version: 1001, Name: "1001_consumer.sql", SQL: events.ConsumerDDL(Schema)},
+	), nil
+}
+
+// Store runs the rules service's queries.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Pool is the pool the store uses, for transactions that span store calls.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Errors callers turn into API errors.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrPackExists = errors.New("a pack with this partnership and version already exists")
+	ErrConflict   = errors.New("the decision changed since the version given")
+)
+
+// Pack is a stored rule pack version.
+type Pack struct {
+	ID, Partnership, Version, Description, Source, SHA256, UploadedBy string
+	UploadedAt                                                        time.Time
+	Active                                                            bool
+	ActivatedBy, ActivationReason                                     string
+	ActivatedAt                                                       *time.Time
+}
+
+// InsertPack stores a pack version.
+func (s *Store) InsertPack(ctx context.Context, p Pack) (Pack, error) {
+	err := s.pool.QueryRow(ctx, `INSERT INTO rules.packs (id, partnership, version, description, source, sha256, uploaded_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING uploaded_at`,
+		p.ID, p.Partnership, p.Version, p.Description, p.Source, p.SHA256, p.UploadedBy).Scan(&p.UploadedAt)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return Pack{}, ErrPackExists
+	}
+	if err != nil {
+		return Pack{}, fmt.Errorf("store pack %s %s: %w", p.Partnership, p.Version, err)
+	}
+	return p, nil
+}
+
+const packColumns = `p.id::text, p.partnership, p.version, p.description, p.source, p.sha256, p.uploaded_by, p.uploaded_at,
+	a.pack_id IS NOT NULL, coalesce(act.activated_by, ''), coalesce(act.reason, ''), act.activated_at`
+
+const packFrom = ` FROM rules.packs p
+	LEFT JOIN rules.active_packs a ON a.pack_id = p.id
+	LEFT JOIN rules.activations act ON act.id = a.activation_id`
+
+func scanPack(row pgx.Row) (Pack, error) {
+	var p Pack
+	err := row.Scan(&p.ID, &p.Partnership, &p.Version, &p.Description, &p.Source, &p.SHA256, &p.UploadedBy, &p.UploadedAt,
+		&p.Active, &p.ActivatedBy, &p.ActivationReason, &p.ActivatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Pack{}, ErrNotFound
+	}
+	return p, err
+}
+
+// GetPack returns one pack by id.
+func (s *Store) GetPack(ctx context.Context, id string) (Pack, error) {
+	p, err := scanPack(s.pool.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE p.id = $1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Pack{}, fmt.Errorf("read pack %s: %w", id, err)
+	}
+	return p, err
+}
+
+// PackByVersion returns a partnership's pack of that version.
+func (s *Store) PackByVersion(ctx context.Context, partnership, version string) (Pack, error) {
+	p, err := scanPack(s.pool.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE p.partnership = $1 AND p.version = $2`, partnership, version))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Pack{}, fmt.Errorf("read pack %s %s: %w", partnership, version, err)
+	}
+	return p, err
+}
+
+// ActivePack returns the partnership's active pack.
+func (s *Store) ActivePack(ctx context.Context, partnership string) (Pack, error) {
+	p, err := scanPack(s.pool.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE a.partnership = $1`, partnership))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Pack{}, fmt.Errorf("read active pack of %s: %w", partnership, err)
+	}
+	return p, err
+}
+
+// ListPacks returns a partnership's packs, newest first.
+func (s *Store) ListPacks(ctx context.Context, partnership string) ([]Pack, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+packColumns+packFrom+` WHERE p.partnership = $1 ORDER BY p.uploaded_at DESC, p.id`, partnership)
+	if err != nil {
+		return nil, fmt.Errorf("list packs of %s: %w", partnership, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pack, error) { return scanPack(r) })
+}
+
+// Activate makes pack the active one of its partnership and records who and why, in one
+// transaction. fn runs inside it (to write the outbox row of the activation event).
+func (s *Store) Activate(ctx context.Context, packID, by, reason string, fn func(tx pgx.Tx, p Pack) error) (Pack, error) {
+	var out Pack
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var partnership string
+		if err := tx.QueryRow(ctx, `SELECT partnership FROM rules.packs WHERE id = $1`, packID).Scan(&partnership); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		var activation int64
+		if err := tx.QueryRow(ctx, `INSERT INTO rules.activations (partnership, pack_id, activated_by, reason)
+			VALUES ($1, $2, $3, $4) RETURNING id`, partnership, packID, by, reason).Scan(&activation); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO rules.active_packs (partnership, pack_id, activation_id) VALUES ($1, $2, $3)
+			ON CONFLICT (partnership) DO UPDATE SET pack_id = EXCLUDED.pack_id, activation_id = EXCLUDED.activation_id`,
+			partnership, packID, activation); err != nil {
+			return err
+		}
+		p, err := scanPack(tx.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE p.id = $1`, packID))
+		if err != nil {
+			return err
+		}
+		out = p
+		if fn != nil {
+			return fn(tx, p)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Pack{}, err
+	}
+	if err != nil {
+		return Pack{}, fmt.Errorf("activate pack %s: %w", packID, err)
+	}
+	return out, nil
+}
