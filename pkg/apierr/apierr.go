@@ -53,6 +53,10 @@ func AlreadyExists(msg string) error { return &Error{Code: codes.AlreadyExists, 
 // PermissionDenied reports an authenticated caller whose role does not allow the call.
 func PermissionDenied(msg string) error { return &Error{Code: codes.PermissionDenied, Message: msg} }
 
+// Conflict reports a change refused because the record moved on since the caller read it
+// (optimistic concurrency): the caller must reload and decide again.
+func Conflict(msg string) error { return &Error{Code: codes.Aborted, Message: msg} }
+
 // Unavailable reports a dependency that is down; the caller should retry.
 func Unavailable(msg string) error { return &Error{Code: codes.Unavailable, Message: msg} }
 

@@ -72,6 +72,9 @@ type ConsumerConfig struct {
 	MaxAckPending int
 	// Concurrency is the number of events handled at once. Default 4.
 	Concurrency int
+	// AfterCommit, if set, runs after a handler's transaction committed, e.g. to wake the
+	// service's outbox relay for the events the handler wrote.
+	AfterCommit func()
 }
 
 // Consumer defaults.
@@ -335,6 +338,9 @@ func (c *Consumer) apply(ctx, run context.Context, env *eventsv1.Envelope) (dup 
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	failpoint.Inject("consumer.after-commit")
+	if c.cfg.AfterCommit != nil {
+		c.cfg.AfterCommit()
+	}
 	return false, nil
 }
 

@@ -223,6 +223,7 @@ func pgbenchScript(sub *intakev1.ReferralSubmission) error {
 		"12": "gen_random_uuid()",
 		"13": "'mash.referral.received'",
 		"14": bytea(payload),
+		"15": "'police'",
 	}
 	stmt := regexp.MustCompile(`\$(\d+)`).ReplaceAllStringFunc(store.InsertSQL, func(m string) string { return params[m[1:]] })
 	fmt.Printf("\\set n random(1, 9000000000000000)\n%s;\n", regexp.MustCompile(`\s+`).ReplaceAllString(stmt, " "))

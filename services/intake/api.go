@@ -55,7 +55,7 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 	if vs := validation.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
 		return nil, invalid(vs)
 	}
-	ack, err := a.svc.submit(ctx, id.Agency, req.GetReferral())
+	ack, err := a.svc.submit(ctx, id.Agency, id.Kind, req.GetReferral())
 	if err != nil {
 		return nil, err
 	}

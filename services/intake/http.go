@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
@@ -71,15 +70,4 @@ func registerHTTP(srv *server.Server, s *Service) {
 	})
 }
 
-var jsonOut = protojson.MarshalOptions{EmitUnpopulated: false}
-
-func writeJSON(w http.ResponseWriter, code int, m proto.Message) {
-	b, err := jsonOut.Marshal(m)
-	if err != nil {
-		apierr.WriteHTTP(w, fmt.Errorf("encode response: %w", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, code int, m proto.Message) { server.WriteProtoJSON(w, code, m) }

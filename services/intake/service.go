@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -32,6 +34,9 @@ const EventReferralReceived = "mash.referral.received"
 // StatusReceived is the status of a referral awaiting its threshold decision.
 const StatusReceived = "RECEIVED"
 
+// EventTriageDecided is the rules service's event intake follows to update a referral's status.
+const EventTriageDecided = "mash.triage.decided"
+
 // Deps are what intake needs from the process that runs it.
 type Deps struct {
 	Pool     *pgxpool.Pool
@@ -46,6 +51,7 @@ type Deps struct {
 type Service struct {
 	store    *store.Store
 	relay    *events.Relay
+	decided  *events.Consumer
 	calendar *calendar.Calendar
 	log      *zap.Logger
 	now      func() time.Time
@@ -71,7 +77,18 @@ func New(d Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}, nil
+	s := &Service{store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
+	// Intake follows the rules service's decisions so a referrer reading its referral sees
+	// that it was decided.
+	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: "intake-status", FilterSubjects: []string{EventTriageDecided},
+	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+		return store.MarkDecided(ctx, tx, env.GetReferralId(), env.GetVersion())
+	}, d.Log.Named("decided"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("intake.New: %w", err)
+	}
+	return s, nil
 }
 
 // Migrate brings intake's schema up to date.
@@ -93,8 +110,13 @@ func (s *Service) Register(srv *server.Server) {
 	}})
 }
 
-// Run runs the relay until ctx ends, then drains it.
-func (s *Service) Run(ctx context.Context) error { return s.relay.Run(ctx) }
+// Run runs the relay and the status consumer until ctx ends, then drains them.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.decided.Run(ctx) })
+	return g.Wait()
+}
 
 // acknowledgement is the outcome of a submission.
 type acknowledgement struct {
@@ -103,7 +125,7 @@ type acknowledgement struct {
 }
 
 // submit accepts sub from the caller's agency: validation has passed.
-func (s *Service) submit(ctx context.Context, agency string, sub *intakev1.ReferralSubmission) (acknowledgement, error) {
+func (s *Service) submit(ctx context.Context, agency, agencyKind string, sub *intakev1.ReferralSubmission) (acknowledgement, error) {
 	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
 	if err != nil {
 		return acknowledgement{}, fmt.Errorf("encode submission: %w", err)
@@ -122,6 +144,7 @@ func (s *Service) submit(ctx context.Context, agency string, sub *intakev1.Refer
 		ID:                id.String(),
 		Reference:         ref,
 		Agency:            agency,
+		AgencyKind:        agencyKind,
 		ExternalReference: sub.GetExternalReference(),
 		Partnership:       sub.GetPartnership(),
 		ContentHash:       hash[:],
@@ -158,6 +181,7 @@ func toProto(r store.Referral, sub *intakev1.ReferralSubmission) *intakev1.Refer
 		Id:                r.ID,
 		Reference:         r.Reference,
 		Agency:            r.Agency,
+		AgencyKind:        r.AgencyKind,
 		ExternalReference: r.ExternalReference,
 		Partnership:       r.Partnership,
 		ReceivedAt:        timestamppb.New(r.ReceivedAt),

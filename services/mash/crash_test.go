@@ -69,8 +69,9 @@ func crashRelay(t *testing.T, point string) {
 	s.expectExactlyOnce(t, 1)
 }
 
-// expectExactlyOnce waits for the outbox to drain, then checks the referral count and that
-// the stream holds exactly one message per event id.
+// expectExactlyOnce waits for both outboxes to drain and the rules to decide, then checks
+// there is exactly one referral, one decision, and one event of each kind per referral, and
+// no event id twice in the stream.
 func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -81,28 +82,28 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	}
 	defer pool.Close()
 	for {
-		var pending int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM intake.outbox WHERE published_at IS NULL`).Scan(&pending); err != nil {
+		var pending, decisions int
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)
+			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL), (SELECT count(*) FROM rules.decisions)`).Scan(&pending, &decisions); err != nil {
 			t.Fatal(err)
 		}
-		if pending == 0 {
+		if pending == 0 && decisions >= referrals {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%d outbox rows still unpublished", pending)
+			t.Fatalf("%d outbox rows unpublished, %d decisions of %d", pending, decisions, referrals)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	var n, events int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM intake.referrals`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM intake.outbox`).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
-	if n != referrals || events != referrals {
-		t.Fatalf("%d referrals and %d outbox rows, want %d each", n, events, referrals)
+	for table, want := range map[string]int{"intake.referrals": referrals, "intake.outbox": referrals, "rules.decisions": referrals, "rules.outbox": referrals} {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("%d rows in %s, want %d", n, table, want)
+		}
 	}
 	nc, err := nats.Connect("nats://" + s.nats)
 	if err != nil {
@@ -117,12 +118,14 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := stream.Info(ctx)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("mash.>"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(info.State.Msgs) != referrals {
-		t.Fatalf("stream holds %d messages, want exactly %d", info.State.Msgs, referrals)
+	for _, subject := range []string{"mash.referral.received", "mash.triage.decided"} {
+		if got := int(info.State.Subjects[subject]); got != referrals {
+			t.Fatalf("stream holds %d %s events, want exactly %d", got, subject, referrals)
+		}
 	}
 	seen := map[string]bool{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
@@ -136,4 +139,21 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 		}
 		seen[id] = true
 	}
+}
+
+// The rules consumer dies after committing a decision but before acknowledging the event:
+// the redelivered event finds its id in the inbox, so there is still one decision.
+func TestCrashConsumerAfterCommitBeforeAck(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	p := s.start(t, failpoint.EnvVar+"=consumer.after-commit")
+	if code, body, err := s.submit(token, example(t)); err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	if code := p.exitCode(t); code != failpoint.ExitCode {
+		t.Fatalf("exit %d, want failpoint exit %d:\n%s", code, failpoint.ExitCode, p.out)
+	}
+	s.start(t)
+	s.expectExactlyOnce(t, 1)
 }

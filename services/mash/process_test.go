@@ -22,6 +22,9 @@ import (
 	"mash/pkg/db/dbtest"
 	"mash/services/intake"
 	"mash/services/intake/store"
+	"mash/services/rules"
+	"mash/services/rules/packs"
+	rulesstore "mash/services/rules/store"
 )
 
 // mashBinary is built once per test run, with the failpoint tag when the tests have it.
@@ -59,7 +62,13 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "mash_" + db.Checksum(append(am, im...))
+	rm, err := rulesstore.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default pack is installed by migration too.
+	pack := db.Migration{Name: "default-pack", SQL: string(packs.Default())}
+	return "mash_" + db.Checksum(append(append(append(am, im...), rm...), pack))
 }
 
 func migrated(ctx context.Context, url string) error {
@@ -71,7 +80,10 @@ func migrated(ctx context.Context, url string) error {
 	if err := auth.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	return intake.Migrate(ctx, pool)
+	if err := intake.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	return rules.Migrate(ctx, pool)
 }
 
 // freeAddr returns a loopback address nobody listens on right now.

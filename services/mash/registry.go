@@ -11,6 +11,7 @@ import (
 
 	"mash/pkg/server"
 	"mash/services/intake"
+	"mash/services/rules"
 )
 
 // A service is one capability of the hub: it owns a schema, registers its APIs and runs its
@@ -27,13 +28,19 @@ type module struct {
 	build   func(p *plumbing) (service, error)
 }
 
-// modules lists the services this binary has. Rules, notification and audit join as they
-// are built.
+// modules lists the services this binary has. Notification and audit join as they are
+// built.
 var modules = map[string]module{
 	"intake": {
 		migrate: intake.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics})
+		},
+	},
+	"rules": {
+		migrate: rules.Migrate,
+		build: func(p *plumbing) (service, error) {
+			return rules.New(rules.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics})
 		},
 	},
 }

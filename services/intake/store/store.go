@@ -32,7 +32,10 @@ func Migrations() ([]db.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(migs, db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)}), nil
+	return append(migs,
+		db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)},
+		db.Migration{Version: 1001, Name: "1001_consumer.sql", SQL: events.ConsumerDDL(Schema)},
+	), nil
 }
 
 // Referral is an accepted referral as stored.
@@ -40,6 +43,7 @@ type Referral struct {
 	ID                string
 	Reference         string
 	Agency            string
+	AgencyKind        string
 	ExternalReference string
 	Partnership       string
 	ContentHash       []byte
@@ -93,8 +97,8 @@ func (s *Store) NextReference(ctx context.Context, t time.Time) (string, error) 
 // neither. scripts/bench runs exactly this statement through pgbench as the denominator.
 const InsertSQL = `WITH referral AS (
 	INSERT INTO intake.referrals (id, reference, agency, external_reference, partnership,
-		content_hash, submission, received_at, decision_due, status, version)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		content_hash, submission, received_at, decision_due, status, version, agency_kind)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $15)
 	ON CONFLICT (agency, external_reference) DO NOTHING
 	RETURNING id
 ), outbox AS (
@@ -109,7 +113,7 @@ func (s *Store) Insert(ctx context.Context, r Referral, ev Event) (created bool,
 	var n int
 	err = s.pool.QueryRow(ctx, InsertSQL, r.ID, r.Reference, r.Agency, r.ExternalReference, r.Partnership,
 		r.ContentHash, r.Submission, r.ReceivedAt, r.DecisionDue, r.Status, r.Version,
-		ev.ID, ev.Subject, ev.Payload).Scan(&n)
+		ev.ID, ev.Subject, ev.Payload, r.AgencyKind).Scan(&n)
 	if err != nil {
 		return false, Referral{}, fmt.Errorf("store referral %s: %w", r.ID, err)
 	}
@@ -125,12 +129,12 @@ func (s *Store) Insert(ctx context.Context, r Referral, ev Event) (created bool,
 	return false, existing, nil
 }
 
-const columns = `id::text, reference, agency, external_reference, partnership, content_hash, submission,
+const columns = `id::text, reference, agency, agency_kind, external_reference, partnership, content_hash, submission,
 	received_at, decision_due, status, version`
 
 func scan(row pgx.Row) (Referral, error) {
 	var r Referral
-	err := row.Scan(&r.ID, &r.Reference, &r.Agency, &r.ExternalReference, &r.Partnership, &r.ContentHash,
+	err := row.Scan(&r.ID, &r.Reference, &r.Agency, &r.AgencyKind, &r.ExternalReference, &r.Partnership, &r.ContentHash,
 		&r.Submission, &r.ReceivedAt, &r.DecisionDue, &r.Status, &r.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Referral{}, ErrNotFound
@@ -223,4 +227,15 @@ func (s *Store) List(ctx context.Context, f Filter, after *Cursor, limit int) ([
 			&r.ReceivedAt, &r.DecisionDue, &r.Status, &r.Version)
 		return r, err
 	})
+}
+
+// MarkDecided records that the threshold rules decided a referral, once: a redelivered or
+// older event changes nothing. version is the referral's version after the decision.
+func MarkDecided(ctx context.Context, tx pgx.Tx, referralID string, version int64) error {
+	_, err := tx.Exec(ctx, `UPDATE intake.referrals SET status = 'DECIDED', version = greatest(version, $2)
+		WHERE id = $1 AND status = 'RECEIVED'`, referralID, version)
+	if err != nil {
+		return fmt.Errorf("mark referral %s decided: %w", referralID, err)
+	}
+	return nil
 }

@@ -13,14 +13,14 @@ import (
 // Facts is the JSON of the facts the rules saw.
 type Decision struct {
 	ID, ReferralID, Partnership, ChildID, MatchBasis, PackID, PackVersion string
-	ReceivedAt, DecidedAt, DecisionDue, ResponseDue                      time.Time
-	Concerns                                                             []string
-	Facts                                                                []byte
-	Recommended, Current                                                 []byte
-	Level, RAG, Status                                                   string
-	Version                                                              int64
-	ReviewedBy, ReviewReason                                             string
-	ReviewedAt                                                           *time.Time
+	ReceivedAt, DecidedAt, DecisionDue, ResponseDue                       time.Time
+	Concerns                                                              []string
+	Facts                                                                 []byte
+	Recommended, Current                                                  []byte
+	Level, RAG, Status                                                    string
+	Version                                                               int64
+	ReviewedBy, ReviewReason                                              string
+	ReviewedAt                                                            *time.Time
 }
 
 // History counts a child's earlier decisions.
@@ -154,10 +154,13 @@ type ReplayInput struct {
 	Current    []byte
 }
 
-// RecentDecisions returns a partnership's most recent decisions (at most last), or those
-// decided in [from, to) when both are set, newest first.
+// RecentDecisions returns the most recent decisions (at most last), or those decided in
+// [from, to) when both are set, newest first, that a pack of partnership would decide: the
+// partnership's own referrals, and for the default partnership every referral its packs
+// decided.
 func (s *Store) RecentDecisions(ctx context.Context, partnership string, last int, from, to *time.Time) ([]ReplayInput, error) {
-	q := `SELECT referral_id::text, facts, recommended FROM rules.decisions WHERE partnership = $1`
+	q := `SELECT referral_id::text, facts, recommended FROM rules.decisions
+		WHERE (partnership = $1 OR pack_id IN (SELECT id FROM rules.packs WHERE partnership = $1))`
 	args := []any{partnership}
 	if from != nil && to != nil {
 		q += ` AND decided_at >= $2 AND decided_at < $3 ORDER BY decided_at DESC LIMIT $4`

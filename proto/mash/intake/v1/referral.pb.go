@@ -409,6 +409,8 @@ const (
 	ReferralStatus_REFERRAL_STATUS_UNSPECIFIED ReferralStatus = 0
 	// Accepted and awaiting a threshold decision.
 	ReferralStatus_RECEIVED ReferralStatus = 1
+	// The threshold rules have recommended an outcome; a practitioner confirms or overrides it.
+	ReferralStatus_DECIDED ReferralStatus = 2
 )
 
 // Enum value maps for ReferralStatus.
@@ -416,10 +418,12 @@ var (
 	ReferralStatus_name = map[int32]string{
 		0: "REFERRAL_STATUS_UNSPECIFIED",
 		1: "RECEIVED",
+		2: "DECIDED",
 	}
 	ReferralStatus_value = map[string]int32{
 		"REFERRAL_STATUS_UNSPECIFIED": 0,
 		"RECEIVED":                    1,
+		"DECIDED":                     2,
 	}
 )
 
@@ -1218,8 +1222,10 @@ type Referral struct {
 	// The hub must decide and record next actions by then (one working day).
 	DecisionDue *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=decision_due,json=decisionDue,proto3" json:"decision_due,omitempty"`
 	// Increases with every change of state; events carry it.
-	Version       int64               `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
-	Submission    *ReferralSubmission `protobuf:"bytes,10,opt,name=submission,proto3" json:"submission,omitempty"`
+	Version    int64               `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	Submission *ReferralSubmission `protobuf:"bytes,10,opt,name=submission,proto3" json:"submission,omitempty"`
+	// The kind of the submitting agency (police, health, ...), from its credential.
+	AgencyKind    string `protobuf:"bytes,11,opt,name=agency_kind,json=agencyKind,proto3" json:"agency_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1324,6 +1330,13 @@ func (x *Referral) GetSubmission() *ReferralSubmission {
 	return nil
 }
 
+func (x *Referral) GetAgencyKind() string {
+	if x != nil {
+		return x.AgencyKind
+	}
+	return ""
+}
+
 var File_mash_intake_v1_referral_proto protoreflect.FileDescriptor
 
 const file_mash_intake_v1_referral_proto_rawDesc = "" +
@@ -1397,7 +1410,7 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\aConsent\x125\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1d.mash.intake.v1.ConsentStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12#\n" +
-	"\rauthorised_by\x18\x03 \x01(\tR\fauthorisedBy\"\xb3\x03\n" +
+	"\rauthorised_by\x18\x03 \x01(\tR\fauthorisedBy\"\xd4\x03\n" +
 	"\bReferral\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\treference\x18\x02 \x01(\tR\treference\x12\x16\n" +
@@ -1412,7 +1425,9 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\n" +
 	"submission\x18\n" +
 	" \x01(\v2\".mash.intake.v1.ReferralSubmissionR\n" +
-	"submission*V\n" +
+	"submission\x12\x1f\n" +
+	"\vagency_kind\x18\v \x01(\tR\n" +
+	"agencyKind*V\n" +
 	"\x03Sex\x12\x13\n" +
 	"\x0fSEX_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04MALE\x10\x01\x12\n" +
@@ -1483,10 +1498,11 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\x05GIVEN\x10\x01\x12\v\n" +
 	"\aREFUSED\x10\x02\x12\x0e\n" +
 	"\n" +
-	"NOT_SOUGHT\x10\x03*?\n" +
+	"NOT_SOUGHT\x10\x03*L\n" +
 	"\x0eReferralStatus\x12\x1f\n" +
 	"\x1bREFERRAL_STATUS_UNSPECIFIED\x10\x00\x12\f\n" +
-	"\bRECEIVED\x10\x01B$Z\"mash/proto/mash/intake/v1;intakev1b\x06proto3"
+	"\bRECEIVED\x10\x01\x12\v\n" +
+	"\aDECIDED\x10\x02B$Z\"mash/proto/mash/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_mash_intake_v1_referral_proto_rawDescOnce sync.Once

@@ -301,12 +301,18 @@ type Outcome struct {
 	Agencies []string               `protobuf:"bytes,4,rep,name=agencies,proto3" json:"agencies,omitempty"`
 	Fired    []*FiredRule           `protobuf:"bytes,5,rep,name=fired,proto3" json:"fired,omitempty"`
 	// No rule matched: the pack's default outcome applied ("no closed doors").
-	DefaultApplied bool   `protobuf:"varint,6,opt,name=default_applied,json=defaultApplied,proto3" json:"default_applied,omitempty"`
-	DefaultReason  string `protobuf:"bytes,7,opt,name=default_reason,json=defaultReason,proto3" json:"default_reason,omitempty"`
-	// Rules whose condition could not be evaluated for these facts (treated as not fired).
+	DefaultApplied bool `protobuf:"varint,6,opt,name=default_applied,json=defaultApplied,proto3" json:"default_applied,omitempty"`
+	// Rules whose condition could not be evaluated for these facts (treated as not fired);
+	// a person must check the outcome.
 	EvaluationErrors []string `protobuf:"bytes,8,rep,name=evaluation_errors,json=evaluationErrors,proto3" json:"evaluation_errors,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Every distinct pathway of the fired rules, the primary (pathway) first.
+	Pathways []string `protobuf:"bytes,9,rep,name=pathways,proto3" json:"pathways,omitempty"`
+	// The reason shown to people: the primary rule's, or the default's.
+	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The pack that produced the outcome.
+	PackVersion   string `protobuf:"bytes,11,opt,name=pack_version,json=packVersion,proto3" json:"pack_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Outcome) Reset() {
@@ -381,18 +387,32 @@ func (x *Outcome) GetDefaultApplied() bool {
 	return false
 }
 
-func (x *Outcome) GetDefaultReason() string {
-	if x != nil {
-		return x.DefaultReason
-	}
-	return ""
-}
-
 func (x *Outcome) GetEvaluationErrors() []string {
 	if x != nil {
 		return x.EvaluationErrors
 	}
 	return nil
+}
+
+func (x *Outcome) GetPathways() []string {
+	if x != nil {
+		return x.Pathways
+	}
+	return nil
+}
+
+func (x *Outcome) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Outcome) GetPackVersion() string {
+	if x != nil {
+		return x.PackVersion
+	}
+	return ""
 }
 
 // Decision is the threshold decision for one referral.
@@ -596,16 +616,19 @@ const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\x05level\x18\x04 \x01(\x0e2\x14.mash.rules.v1.LevelR\x05level\x12$\n" +
 	"\x03rag\x18\x05 \x01(\x0e2\x12.mash.rules.v1.RagR\x03rag\x12\x18\n" +
 	"\apathway\x18\x06 \x01(\tR\apathway\x12\x1a\n" +
-	"\bagencies\x18\a \x03(\tR\bagencies\"\xbe\x02\n" +
+	"\bagencies\x18\a \x03(\tR\bagencies\"\x84\x03\n" +
 	"\aOutcome\x12*\n" +
 	"\x05level\x18\x01 \x01(\x0e2\x14.mash.rules.v1.LevelR\x05level\x12$\n" +
 	"\x03rag\x18\x02 \x01(\x0e2\x12.mash.rules.v1.RagR\x03rag\x12\x18\n" +
 	"\apathway\x18\x03 \x01(\tR\apathway\x12\x1a\n" +
 	"\bagencies\x18\x04 \x03(\tR\bagencies\x12.\n" +
 	"\x05fired\x18\x05 \x03(\v2\x18.mash.rules.v1.FiredRuleR\x05fired\x12'\n" +
-	"\x0fdefault_applied\x18\x06 \x01(\bR\x0edefaultApplied\x12%\n" +
-	"\x0edefault_reason\x18\a \x01(\tR\rdefaultReason\x12+\n" +
-	"\x11evaluation_errors\x18\b \x03(\tR\x10evaluationErrors\"\xed\x05\n" +
+	"\x0fdefault_applied\x18\x06 \x01(\bR\x0edefaultApplied\x12+\n" +
+	"\x11evaluation_errors\x18\b \x03(\tR\x10evaluationErrors\x12\x1a\n" +
+	"\bpathways\x18\t \x03(\tR\bpathways\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12!\n" +
+	"\fpack_version\x18\v \x01(\tR\vpackVersionJ\x04\b\a\x10\bR\x0edefault_reason\"\xed\x05\n" +
 	"\bDecision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +

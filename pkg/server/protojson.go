@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"mash/pkg/apierr"
+)
+
+// MaxJSONBody bounds HTTP/JSON request bodies of HandleProto routes.
+const MaxJSONBody = 1 << 20
+
+var jsonOut = protojson.MarshalOptions{}
+
+// HandleProto registers an authenticated HTTP/JSON route for a gRPC method: a JSON body is
+// decoded into a new request with the protobuf JSON mapping, fill adds what the path or
+// query carries (and may take a non-JSON body, such as a YAML rule pack), call runs the
+// method, and the response is written with the same mapping. Errors go through apierr, so
+// both transports answer alike.
+func HandleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
+	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error)) {
+	s.HandleAPI(pattern, func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+		if err != nil {
+			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("could not be read or is larger than %d bytes", MaxJSONBody)}}))
+			return
+		}
+		req := newReq()
+		if len(body) > 0 && isJSON(r.Header.Get("Content-Type")) {
+			if err := protojson.Unmarshal(body, req); err != nil {
+				s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: "is not a valid JSON request: " + strings.TrimPrefix(err.Error(), "proto: ")}}))
+				return
+			}
+		}
+		if fill != nil {
+			if err := fill(r, body, req); err != nil {
+				s.WriteError(w, r, err)
+				return
+			}
+		}
+		resp, err := call(r.Context(), req)
+		if err != nil {
+			s.WriteError(w, r, err)
+			return
+		}
+		WriteProtoJSON(w, http.StatusOK, resp)
+	})
+}
+
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// WriteProtoJSON writes m with the protobuf JSON mapping.
+func WriteProtoJSON(w http.ResponseWriter, code int, m proto.Message) {
+	b, err := jsonOut.Marshal(m)
+	if err != nil {
+		apierr.WriteHTTP(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,66 @@
+package main_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A referral goes in through intake and comes out decided by the rules, visible through
+// both services' APIs, with every service running in one process.
+func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	referrer := s.credential(t, "south-wales-police")
+	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
+	if code != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	staff := strings.TrimSpace(out)
+	s.start(t)
+	code, body, err := s.submit(referrer, example(t))
+	if err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+	}
+	if err := json.Unmarshal([]byte(body), &ack); err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(token, path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.httpAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, decision := get(staff, "/v1/decisions/"+ack.ReferralID)
+		_, referral := get(referrer, "/v1/referrals/"+ack.ReferralID)
+		if code == 200 && strings.Contains(referral, `"status":"DECIDED"`) {
+			if !strings.Contains(decision, `"level":"LEVEL_4"`) || !strings.Contains(decision, `"rag":"RAG_RED"`) ||
+				!strings.Contains(decision, `"status":"RECOMMENDED"`) || !strings.Contains(referral, `"agencyKind":"police"`) {
+				t.Fatalf("decision %s\nreferral %s", decision, referral)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("referral not decided: decision %d %s\nreferral %s", code, decision, referral)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A referrer may not read the hub's decision.
+	if code, _ := get(referrer, "/v1/decisions/"+ack.ReferralID); code != 403 {
+		t.Fatalf("referrer reading a decision: %d, want 403", code)
+	}
+}

@@ -1,0 +1,401 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
+	eventsv1 "mash/proto/mash/events/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/intake/validation"
+	"mash/services/rules/pack"
+	"mash/services/rules/store"
+)
+
+// Who may do what.
+var (
+	readRoles     = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
+	decideRoles   = []auth.Role{auth.RolePractitioner, auth.RoleManager}
+	evaluateRoles = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAdmin}
+	packRoles     = []auth.Role{auth.RoleManager}
+)
+
+type grpcAPI struct {
+	rulesv1.UnimplementedRulesServiceServer
+	svc *Service
+}
+
+func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	if !id.HasRole(roles...) {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
+	}
+	return id, nil
+}
+
+// actor names who acted, for the record: the credential, its agency and role.
+func actor(id auth.Identity) string {
+	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
+}
+
+func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateReferralRequest) (*rulesv1.EvaluateReferralResponse, error) {
+	if _, err := allow(ctx, "evaluate referrals", evaluateRoles...); err != nil {
+		return nil, err
+	}
+	if req.GetReferral() == nil {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: "is required"}})
+	}
+	now := a.svc.now()
+	if vs := validation.Validate(req.GetReferral(), now); len(vs) > 0 {
+		out := make([]apierr.Violation, len(vs))
+		for i, v := range vs {
+			out[i] = apierr.Violation{Field: "referral." + v.Field, Reason: v.Reason}
+		}
+		return nil, apierr.Invalid(out)
+	}
+	var compiled *pack.Compiled
+	if src := req.GetPackSource(); src != "" {
+		c, err := loadPack(src)
+		if err != nil {
+			return nil, err
+		}
+		compiled = c
+	} else {
+		_, c, err := a.svc.activePack(ctx, req.GetReferral().GetPartnership())
+		if err != nil {
+			return nil, err
+		}
+		compiled = c
+	}
+	// A dry run has no child-index history: it shows what the rules make of this referral
+	// alone.
+	facts := pack.FactsFrom(req.GetReferral(), req.GetReferrerKind(), pack.History{}, now)
+	factsJSON, err := json.Marshal(facts.Record())
+	if err != nil {
+		return nil, err
+	}
+	return &rulesv1.EvaluateReferralResponse{Outcome: outcomeToProto(compiled.Evaluate(facts)), PackVersion: compiled.Version,
+		FactsJson: string(factsJSON)}, nil
+}
+
+// loadPack compiles a pack and runs its tests, turning problems into field violations.
+func loadPack(src string) (*pack.Compiled, error) {
+	c, problems := pack.Load([]byte(src))
+	if len(problems) == 0 {
+		return c, nil
+	}
+	vs := make([]apierr.Violation, 0, len(problems))
+	for _, p := range problems {
+		vs = append(vs, apierr.Violation{Field: "source", Reason: p.String()})
+	}
+	return nil, apierr.Invalid(vs)
+}
+
+func (a *grpcAPI) ValidatePack(ctx context.Context, req *rulesv1.ValidatePackRequest) (*rulesv1.ValidatePackResponse, error) {
+	if _, err := allow(ctx, "validate rule packs", evaluateRoles...); err != nil {
+		return nil, err
+	}
+	resp := &rulesv1.ValidatePackResponse{}
+	parsed, err := pack.Parse([]byte(req.GetSource()))
+	if err != nil {
+		resp.Problems = append(resp.Problems, &rulesv1.PackProblem{Where: "source", Problem: err.Error()})
+		return resp, nil
+	}
+	c, problems := pack.Compile(parsed)
+	for _, p := range problems {
+		resp.Problems = append(resp.Problems, &rulesv1.PackProblem{Where: problemWhere(p), Problem: p.String()})
+	}
+	if c != nil && len(problems) == 0 {
+		failures := c.RunTests()
+		resp.TestsRun = int32(len(parsed.Tests))
+		for _, f := range failures {
+			resp.TestFailures = append(resp.TestFailures, &rulesv1.PackTestFailure{Test: f.Test, Failure: f.String()})
+		}
+	}
+	resp.Valid = len(resp.Problems) == 0 && len(resp.TestFailures) == 0 && resp.TestsRun > 0
+	return resp, nil
+}
+
+func packToProto(p store.Pack, withSource bool) *rulesv1.Pack {
+	out := &rulesv1.Pack{Id: p.ID, Partnership: p.Partnership, Version: p.Version, Description: p.Description, Sha256: p.SHA256,
+		UploadedBy: p.UploadedBy, UploadedAt: timestamppb.New(p.UploadedAt), Active: p.Active, ActivatedBy: p.ActivatedBy,
+		ActivationReason: p.ActivationReason}
+	if p.ActivatedAt != nil {
+		out.ActivatedAt = timestamppb.New(*p.ActivatedAt)
+	}
+	if withSource {
+		out.Source = p.Source
+	}
+	return out
+}
+
+func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest) (*rulesv1.UploadPackResponse, error) {
+	id, err := allow(ctx, "upload rule packs", packRoles...)
+	if err != nil {
+		return nil, err
+	}
+	c, err := loadPack(req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), actor(id)))
+	if errors.Is(err, store.ErrPackExists) {
+		return nil, apierr.AlreadyExists(fmt.Sprintf("partnership %s already has a pack version %s; give the new pack a new version", c.Partnership, c.Version))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rulesv1.UploadPackResponse{Pack: packToProto(p, false)}, nil
+}
+
+func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackRequest) (*rulesv1.ActivatePackResponse, error) {
+	id, err := allow(ctx, "activate rule packs", packRoles...)
+	if err != nil {
+		return nil, err
+	}
+	var vs []apierr.Violation
+	if strings.TrimSpace(req.GetReason()) == "" {
+		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: say why this pack goes live"})
+	}
+	if req.GetPackId() == "" {
+		vs = append(vs, apierr.Violation{Field: "packId", Reason: "is required"})
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	p, err := a.svc.store.Activate(ctx, req.GetPackId(), actor(id), req.GetReason(), nil)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.NotFound("no pack " + req.GetPackId())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rulesv1.ActivatePackResponse{Pack: packToProto(p, false)}, nil
+}
+
+func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) (*rulesv1.ListPacksResponse, error) {
+	if _, err := allow(ctx, "list rule packs", readRoles...); err != nil {
+		return nil, err
+	}
+	partnership := req.GetPartnership()
+	if partnership == "" {
+		partnership = DefaultPartnership
+	}
+	ps, err := a.svc.store.ListPacks(ctx, partnership)
+	if err != nil {
+		return nil, err
+	}
+	resp := &rulesv1.ListPacksResponse{}
+	for _, p := range ps {
+		resp.Packs = append(resp.Packs, packToProto(p, false))
+	}
+	return resp, nil
+}
+
+func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionRequest) (*rulesv1.GetDecisionResponse, error) {
+	if _, err := allow(ctx, "read decisions", readRoles...); err != nil {
+		return nil, err
+	}
+	d, err := a.getDecision(ctx, req.GetReferralId())
+	if err != nil {
+		return nil, err
+	}
+	dp, err := decisionToProto(d)
+	if err != nil {
+		return nil, err
+	}
+	return &rulesv1.GetDecisionResponse{Decision: dp}, nil
+}
+
+func (a *grpcAPI) getDecision(ctx context.Context, referralID string) (store.Decision, error) {
+	if referralID == "" {
+		return store.Decision{}, apierr.Invalid([]apierr.Violation{{Field: "referralId", Reason: "is required"}})
+	}
+	if !validUUID(referralID) {
+		return store.Decision{}, apierr.NotFound("no decision for referral " + referralID)
+	}
+	d, err := a.svc.store.GetDecision(ctx, referralID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Decision{}, apierr.NotFound("no decision for referral " + referralID + " (yet: decisions follow receipt within seconds)")
+	}
+	return d, err
+}
+
+func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecisionRequest) (*rulesv1.ConfirmDecisionResponse, error) {
+	id, err := allow(ctx, "confirm decisions", decideRoles...)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := a.getDecision(ctx, req.GetReferralId())
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
+		Status: rulesv1.DecisionStatus_CONFIRMED.String(), Level: cur.Level, RAG: cur.RAG, Current: cur.Current,
+		By: actor(id), Reason: req.GetNote(), At: a.svc.now().UTC(),
+	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
+		return EventConfirmed, &eventsv1.TriageConfirmed{Decision: after}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rulesv1.ConfirmDecisionResponse{Decision: d}, nil
+}
+
+func (a *grpcAPI) OverrideDecision(ctx context.Context, req *rulesv1.OverrideDecisionRequest) (*rulesv1.OverrideDecisionResponse, error) {
+	id, err := allow(ctx, "override decisions", decideRoles...)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := a.getDecision(ctx, req.GetReferralId())
+	if err != nil {
+		return nil, err
+	}
+	var current rulesv1.Outcome
+	if err := proto.Unmarshal(cur.Current, &current); err != nil {
+		return nil, fmt.Errorf("decode decision %s: %w", cur.ID, err)
+	}
+	changed, vs := applyOverride(&current, req, a.svc.vocabulary(ctx, cur))
+	if len(vs) == 0 && !changed {
+		vs = append(vs, apierr.Violation{Field: "level", Reason: "an override must change the level, RAG, pathway or agencies; use ConfirmDecision to accept the recommendation"})
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	b, err := proto.Marshal(&current)
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
+		Status: rulesv1.DecisionStatus_OVERRIDDEN.String(), Level: levelName(current.GetLevel()), RAG: ragName(current.GetRag()),
+		Current: b, By: actor(id), Reason: req.GetReason(), At: a.svc.now().UTC(),
+	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
+		return EventOverridden, &eventsv1.TriageOverridden{Decision: after, Previous: before.GetCurrent()}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rulesv1.OverrideDecisionResponse{Decision: d}, nil
+}
+
+// vocabulary is the agencies and pathways of the pack that made the decision: an override
+// may only name what that pack knows.
+func (s *Service) vocabulary(ctx context.Context, d store.Decision) *pack.Compiled {
+	p, err := s.store.GetPack(ctx, d.PackID)
+	if err != nil {
+		return nil
+	}
+	c, err := s.compiledPack(p)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// applyOverride changes o as the request asks and reports whether anything changed.
+func applyOverride(o *rulesv1.Outcome, req *rulesv1.OverrideDecisionRequest, vocab *pack.Compiled) (bool, []apierr.Violation) {
+	var vs []apierr.Violation
+	if strings.TrimSpace(req.GetReason()) == "" {
+		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: say why the recommendation does not fit this child"})
+	}
+	changed := false
+	if l := req.GetLevel(); l != rulesv1.Level_LEVEL_UNSPECIFIED {
+		if _, ok := levelFromProto(l); !ok {
+			vs = append(vs, apierr.Violation{Field: "level", Reason: "is not a level"})
+		} else if l != o.GetLevel() {
+			o.Level, changed = l, true
+		}
+	}
+	if r := req.GetRag(); r != rulesv1.Rag_RAG_UNSPECIFIED {
+		if _, ok := ragFromProto(r); !ok {
+			vs = append(vs, apierr.Violation{Field: "rag", Reason: "is not a RAG rating"})
+		} else if r != o.GetRag() {
+			o.Rag, changed = r, true
+		}
+	}
+	if p := req.GetPathway(); p != "" {
+		if vocab != nil && vocab.Pathways[p] == "" {
+			vs = append(vs, apierr.Violation{Field: "pathway", Reason: fmt.Sprintf("%q is not a pathway of pack %s", p, vocab.Version)})
+		} else if p != o.GetPathway() {
+			o.Pathway, changed = p, true
+			o.Pathways = append([]string{p}, slices.DeleteFunc(slices.Clone(o.GetPathways()), func(x string) bool { return x == p })...)
+		}
+	}
+	if req.GetReplaceAgencies() {
+		agencies := slices.Compact(slices.Sorted(slices.Values(req.GetAgencies())))
+		for i, a := range agencies {
+			if vocab != nil && vocab.Agencies[a] == "" {
+				vs = append(vs, apierr.Violation{Field: fmt.Sprintf("agencies[%d]", i), Reason: fmt.Sprintf("%q is not an agency of pack %s", a, vocab.Version)})
+			}
+		}
+		if !slices.Equal(agencies, o.GetAgencies()) {
+			o.Agencies, changed = agencies, true
+		}
+	}
+	return changed, vs
+}
+
+// review applies a confirmation or override and writes its event in the same transaction.
+func (a *grpcAPI) review(ctx context.Context, referralID string, expected int64, r store.Review,
+	event func(before, after *rulesv1.Decision) (string, proto.Message)) (*rulesv1.Decision, error) {
+	if expected <= 0 {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "expectedVersion", Reason: "is required: the decision version you looked at"}})
+	}
+	var out *rulesv1.Decision
+	_, err := a.svc.store.ReviewDecision(ctx, referralID, expected, r, func(tx pgx.Tx, before, after store.Decision) error {
+		bp, err := decisionToProto(before)
+		if err != nil {
+			return err
+		}
+		ap, err := decisionToProto(after)
+		if err != nil {
+			return err
+		}
+		subject, payload := event(bp, ap)
+		out = ap
+		// The referral moved on by one version with each review (decided was version 2).
+		return a.svc.emit(ctx, tx, subject, after, after.Version+1, payload)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, apierr.NotFound("no decision for referral " + referralID)
+	case errors.Is(err, store.ErrConflict):
+		return nil, apierr.Conflict(fmt.Sprintf("the decision on referral %s changed since version %d (someone else confirmed or overrode it); reload it and decide again", referralID, expected))
+	case err != nil:
+		return nil, err
+	}
+	a.svc.relay.Wake()
+	return out, nil
+}
+
+func validUUID(s string) bool {
+	return len(s) == 36 && strings.Count(s, "-") == 4
+}
+
+func problemWhere(p pack.Problem) string {
+	switch {
+	case p.Rule != "":
+		return "rule " + p.Rule
+	case p.Test != "":
+		return "test " + p.Test
+	case p.Field != "":
+		return p.Field
+	}
+	return "pack"
+}

@@ -1,0 +1,141 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/rules/childindex"
+	"mash/services/rules/pack"
+	"mash/services/rules/store"
+)
+
+// StatusRecommended is a decision awaiting a practitioner.
+const StatusRecommended = "RECOMMENDED"
+
+// historyWindow is how far back a child's history counts.
+const historyWindow = 365 * 24 * time.Hour
+
+// handleReferralReceived decides a referral inside the consumer's transaction: the inbox row,
+// the child-index link, the decision and its outbox event commit together or not at all, so
+// a redelivered event never makes a second decision.
+func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	var ev eventsv1.ReferralReceived
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+	}
+	ref := ev.GetReferral()
+	sub := ref.GetSubmission()
+	receivedAt := ref.GetReceivedAt().AsTime()
+
+	stored, compiled, err := s.activePack(ctx, ref.GetPartnership())
+	if err != nil {
+		return fmt.Errorf("referral %s: active pack of %s: %w", ref.GetId(), ref.GetPartnership(), err)
+	}
+	childID, basis, err := store.ResolveChild(ctx, tx, childindex.KeyOf(sub.GetChild()))
+	if err != nil {
+		return fmt.Errorf("referral %s: %w", ref.GetId(), err)
+	}
+	h, err := store.ChildHistory(ctx, tx, childID, ref.GetId(), receivedAt.Add(-historyWindow), receivedAt)
+	if err != nil {
+		return fmt.Errorf("referral %s: %w", ref.GetId(), err)
+	}
+	facts := pack.FactsFrom(sub, ref.GetAgencyKind(), packHistory(h), receivedAt)
+	outcome := compiled.Evaluate(facts)
+	decisionDue, responseDue := compiled.Timescales.Deadlines(receivedAt, outcome.RAG, s.calendar)
+	if responseDue.IsZero() {
+		responseDue = decisionDue
+	}
+	factsJSON, err := json.Marshal(facts.Record())
+	if err != nil {
+		return fmt.Errorf("referral %s: encode facts: %w", ref.GetId(), err)
+	}
+	recommended := outcomeToProto(outcome)
+	outBytes, err := proto.Marshal(recommended)
+	if err != nil {
+		return fmt.Errorf("referral %s: encode outcome: %w", ref.GetId(), err)
+	}
+	d := store.Decision{
+		ID: uuid.Must(uuid.NewV7()).String(), ReferralID: ref.GetId(), Partnership: ref.GetPartnership(),
+		ChildID: childID, MatchBasis: string(basis), PackID: stored.ID, PackVersion: compiled.Version,
+		ReceivedAt: receivedAt, DecidedAt: s.now().UTC(), DecisionDue: decisionDue, ResponseDue: responseDue,
+		Concerns: facts.Concerns, Facts: factsJSON, Recommended: outBytes, Current: outBytes,
+		Level: outcome.Level.String(), RAG: outcome.RAG.String(), Status: StatusRecommended, Version: 1,
+	}
+	inserted, err := store.InsertDecision(ctx, tx, d)
+	if err != nil || !inserted {
+		// Not inserted: the referral was decided under another event id (a re-emitted
+		// original would share ours and stop at the inbox); one decision is the rule.
+		return err
+	}
+	dp, err := decisionToProto(d)
+	if err != nil {
+		return err
+	}
+	if err := s.emit(ctx, tx, EventDecided, d, ref.GetVersion()+1, &eventsv1.TriageDecided{Decision: dp}); err != nil {
+		return err
+	}
+	s.log.Info("referral decided", zap.String("referral_id", d.ReferralID), zap.String("decision_id", d.ID),
+		zap.String("pack_version", d.PackVersion), zap.String("level", d.Level), zap.String("rag", d.RAG),
+		zap.String("child_id", childID), zap.String("match_basis", string(basis)), zap.Int("rules_fired", len(outcome.Fired)))
+	return nil
+}
+
+// emit writes an event for decision d into the outbox within tx.
+func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, d store.Decision, version int64, payload proto.Message) error {
+	env, raw, err := events.NewEnvelope(subject, d.Partnership, d.ReferralID, version, s.now(), payload)
+	if err != nil {
+		return fmt.Errorf("referral %s: build %s: %w", d.ReferralID, subject, err)
+	}
+	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
+		return fmt.Errorf("referral %s: %w", d.ReferralID, err)
+	}
+	return nil
+}
+
+func packHistory(h store.History) pack.History {
+	out := pack.History{Referrals12m: h.Referrals, ByCategory12m: h.ByCategory}
+	out.PreviousLevel, _ = pack.ParseLevel(h.PreviousLevel)
+	if len(h.ByLevel) > 0 {
+		out.ByLevel12m = make(map[pack.Level]int, len(h.ByLevel))
+		for k, n := range h.ByLevel {
+			if l, err := pack.ParseLevel(k); err == nil {
+				out.ByLevel12m[l] = n
+			}
+		}
+	}
+	// OpenCase stays false: whether a service is still working with the family is known
+	// only once case closures are recorded (the triage queue), not guessed from levels.
+	return out
+}
+
+func decisionToProto(d store.Decision) (*rulesv1.Decision, error) {
+	var rec, cur rulesv1.Outcome
+	if err := proto.Unmarshal(d.Recommended, &rec); err != nil {
+		return nil, fmt.Errorf("decode decision %s: %w", d.ID, err)
+	}
+	if err := proto.Unmarshal(d.Current, &cur); err != nil {
+		return nil, fmt.Errorf("decode decision %s: %w", d.ID, err)
+	}
+	p := &rulesv1.Decision{
+		Id: d.ID, ReferralId: d.ReferralID, Partnership: d.Partnership, PackId: d.PackID, PackVersion: d.PackVersion,
+		Recommended: &rec, Current: &cur, Status: rulesv1.DecisionStatus(rulesv1.DecisionStatus_value[d.Status]),
+		DecidedAt: timestamppb.New(d.DecidedAt), DecisionDue: timestamppb.New(d.DecisionDue), ResponseDue: timestamppb.New(d.ResponseDue),
+		ChildId: d.ChildID, MatchBasis: d.MatchBasis, FactsJson: string(d.Facts), ReviewedBy: d.ReviewedBy,
+		ReviewReason: d.ReviewReason, Version: d.Version,
+	}
+	if d.ReviewedAt != nil {
+		p.ReviewedAt = timestamppb.New(*d.ReviewedAt)
+	}
+	return p, nil
+}

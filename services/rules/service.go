@@ -1,0 +1,175 @@
+// Package rules routes every referral to an intervention level, an urgency (RAG) and the
+// agencies that must act, by the partnership's active rule pack, and keeps each decision
+// with the pack version, the rules that fired and the facts they saw, so it can be explained
+// and re-run. The machine's decision is a recommendation: a practitioner confirms or
+// overrides it through this service's API.
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"mash/pkg/calendar"
+	"mash/pkg/db"
+	"mash/pkg/events"
+	"mash/pkg/server"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/rules/pack"
+	"mash/services/rules/packs"
+	"mash/services/rules/store"
+)
+
+// Event subjects the service publishes.
+const (
+	EventDecided    = "mash.triage.decided"
+	EventConfirmed  = "mash.triage.confirmed"
+	EventOverridden = "mash.triage.overridden"
+)
+
+// DefaultPartnership holds the built-in pack, used by partnerships without a pack of their
+// own.
+const DefaultPartnership = "default"
+
+// Deps are what the rules service needs from the process that runs it.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	JS       jetstream.JetStream
+	Calendar *calendar.Calendar
+	Log      *zap.Logger
+	Events   *events.Metrics
+	Now      func() time.Time
+}
+
+// Service is the rules service.
+type Service struct {
+	store    *store.Store
+	relay    *events.Relay
+	consumer *events.Consumer
+	calendar *calendar.Calendar
+	log      *zap.Logger
+	now      func() time.Time
+
+	compiled sync.Map // pack id -> *pack.Compiled; packs are immutable once stored
+}
+
+// New validates deps and builds the service.
+func New(d Deps) (*Service, error) {
+	switch {
+	case d.Pool == nil, d.JS == nil, d.Calendar == nil, d.Log == nil:
+		return nil, errors.New("rules.New: pool, JetStream, calendar and logger are required")
+	}
+	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	var err error
+	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: "rules", FilterSubjects: []string{"mash.referral.received"},
+		AfterCommit: s.relay.Wake,
+	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	return s, nil
+}
+
+// Migrate brings the rules schema up to date and installs the built-in default pack: stored
+// once per version and activated for the default partnership, recorded as the system's act.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	migs, err := store.Migrations()
+	if err != nil {
+		return err
+	}
+	if err := db.Migrate(ctx, pool, store.Schema, migs); err != nil {
+		return err
+	}
+	return installDefaultPack(ctx, store.New(pool))
+}
+
+func installDefaultPack(ctx context.Context, st *store.Store) error {
+	src := packs.Default()
+	c, problems := pack.Load(src)
+	if len(problems) > 0 {
+		return fmt.Errorf("built-in default pack is invalid: %v", problems[0])
+	}
+	p, err := st.PackByVersion(ctx, DefaultPartnership, c.Version)
+	if errors.Is(err, store.ErrNotFound) {
+		p, err = st.InsertPack(ctx, newPack(DefaultPartnership, c, src, "system"))
+		if errors.Is(err, store.ErrPackExists) { // another replica installed it first
+			p, err = st.PackByVersion(ctx, DefaultPartnership, c.Version)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("install default pack: %w", err)
+	}
+	if p.Active {
+		return nil
+	}
+	_, err = st.Activate(ctx, p.ID, "system", "built-in default pack "+c.Version+" installed with this release", nil)
+	return err
+}
+
+func newPack(partnership string, c *pack.Compiled, src []byte, by string) store.Pack {
+	sum := sha256.Sum256(src)
+	return store.Pack{ID: uuid.Must(uuid.NewV7()).String(), Partnership: partnership, Version: c.Version,
+		Description: c.Description, Source: string(src), SHA256: hex.EncodeToString(sum[:]), UploadedBy: by}
+}
+
+// Register adds the service's gRPC API and HTTP routes.
+func (s *Service) Register(srv *server.Server) {
+	api := &grpcAPI{svc: s}
+	rulesv1.RegisterRulesServiceServer(srv.GRPC(), api)
+	registerHTTP(srv, api)
+}
+
+// Run consumes referrals and publishes decisions until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.consumer.Run(ctx) })
+	return g.Wait()
+}
+
+// compiledPack returns the compiled form of a stored pack, compiling it once.
+func (s *Service) compiledPack(p store.Pack) (*pack.Compiled, error) {
+	if c, ok := s.compiled.Load(p.ID); ok {
+		return c.(*pack.Compiled), nil
+	}
+	parsed, err := pack.Parse([]byte(p.Source))
+	if err != nil {
+		return nil, fmt.Errorf("stored pack %s (%s %s) no longer parses: %w", p.ID, p.Partnership, p.Version, err)
+	}
+	c, problems := pack.Compile(parsed)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("stored pack %s (%s %s) no longer compiles: %v", p.ID, p.Partnership, p.Version, problems[0])
+	}
+	s.compiled.Store(p.ID, c)
+	return c, nil
+}
+
+// activePack returns the partnership's active pack, or the default partnership's.
+func (s *Service) activePack(ctx context.Context, partnership string) (store.Pack, *pack.Compiled, error) {
+	p, err := s.store.ActivePack(ctx, partnership)
+	if errors.Is(err, store.ErrNotFound) {
+		p, err = s.store.ActivePack(ctx, DefaultPartnership)
+	}
+	if err != nil {
+		return store.Pack{}, nil, err
+	}
+	c, err := s.compiledPack(p)
+	return p, c, err
+}
