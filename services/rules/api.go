@@ -77,7 +77,7 @@ func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateRef
 		}
 		compiled = c
 	} else {
-		_, c, err := a.svc.activePack(ctx, req.GetReferral().GetPartnership())
+		_, c, err := a.svc.activePack(ctx, a.svc.store.Pool(), req.GetReferral().GetPartnership())
 		if err != nil {
 			return nil, err
 		}

@@ -38,7 +38,7 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *ev
 	sub := ref.GetSubmission()
 	receivedAt := ref.GetReceivedAt().AsTime()
 
-	stored, compiled, err := s.activePack(ctx, ref.GetPartnership())
+	stored, compiled, err := s.activePack(ctx, tx, ref.GetPartnership())
 	if err != nil {
 		return fmt.Errorf("referral %s: active pack of %s: %w", ref.GetId(), ref.GetPartnership(), err)
 	}
@@ -114,8 +114,7 @@ func packHistory(h store.History) pack.History {
 			}
 		}
 	}
-	// OpenCase stays false: whether a service is still working with the family is known
-	// only once case closures are recorded (the triage queue), not guessed from levels.
+	out.OpenCase = h.OpenCase
 	return out
 }
 

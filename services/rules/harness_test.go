@@ -71,7 +71,7 @@ type env struct {
 	now     time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := dbtest.NewPool(t, migrationsKey(t), migrateAll)
@@ -155,7 +155,7 @@ func lowLevel(t testing.TB, category intakev1.ConcernCategory) *intakev1.Referra
 
 // received publishes mash.referral.received for sub as intake would and returns the
 // referral id and the envelope.
-func (e *env) received(t *testing.T, id string, receivedAt time.Time, sub *intakev1.ReferralSubmission) *eventsv1.Envelope {
+func (e *env) received(t testing.TB, id string, receivedAt time.Time, sub *intakev1.ReferralSubmission) *eventsv1.Envelope {
 	t.Helper()
 	ref := &intakev1.Referral{Id: id, Reference: "MASH-TEST-" + id[:8], Agency: "south-wales-police", AgencyKind: "police",
 		ExternalReference: sub.GetExternalReference(), Partnership: sub.GetPartnership(), ReceivedAt: timestamppb.New(receivedAt),
@@ -168,7 +168,7 @@ func (e *env) received(t *testing.T, id string, receivedAt time.Time, sub *intak
 	return env
 }
 
-func (e *env) publish(t *testing.T, msgID string, raw []byte) {
+func (e *env) publish(t testing.TB, msgID string, raw []byte) {
 	t.Helper()
 	if _, err := e.js.PublishMsg(context.Background(), &nats.Msg{Subject: "mash.referral.received", Data: raw}, jetstream.WithMsgID(msgID)); err != nil {
 		t.Fatal(err)

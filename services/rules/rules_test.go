@@ -337,3 +337,41 @@ func TestEvaluateIsADryRun(t *testing.T) {
 		t.Fatalf("validate default pack over HTTP: %d %.300s", code, body)
 	}
 }
+
+// A child whose earlier referral a practitioner confirmed at level 3a or above has an open
+// case; a mere recommendation does not open one.
+func TestConfirmedDecisionOpensACase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	staff := e.token(t, auth.RolePractitioner)
+	first := uuid.NewString()
+	e.received(t, first, e.now.Add(-10*24*time.Hour), lowLevel(t, intakev1.ConcernCategory_PARENTAL_SUBSTANCE_MISUSE))
+	d1 := e.decision(t, staff, first)
+	if d1.GetCurrent().GetLevel() < rulesv1.Level_LEVEL_3A {
+		t.Fatalf("first referral decided at %v; the test needs 3a or above", d1.GetCurrent().GetLevel())
+	}
+	openCase := func(d *rulesv1.Decision) bool {
+		var f struct {
+			History struct {
+				OpenCase bool `json:"open_case"`
+			} `json:"history"`
+		}
+		if err := json.Unmarshal([]byte(d.GetFactsJson()), &f); err != nil {
+			t.Fatal(err)
+		}
+		return f.History.OpenCase
+	}
+	second := uuid.NewString()
+	e.received(t, second, e.now.Add(-5*24*time.Hour), lowLevel(t, intakev1.ConcernCategory_SCHOOL_ATTENDANCE))
+	if openCase(e.decision(t, staff, second)) {
+		t.Fatal("an unconfirmed recommendation opened a case")
+	}
+	if _, err := e.client.ConfirmDecision(staff, &rulesv1.ConfirmDecisionRequest{ReferralId: first, ExpectedVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	third := uuid.NewString()
+	e.received(t, third, e.now, lowLevel(t, intakev1.ConcernCategory_SCHOOL_ATTENDANCE))
+	if !openCase(e.decision(t, staff, third)) {
+		t.Fatal("a confirmed 3a+ decision did not open a case")
+	}
+}

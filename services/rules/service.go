@@ -161,11 +161,12 @@ func (s *Service) compiledPack(p store.Pack) (*pack.Compiled, error) {
 	return c, nil
 }
 
-// activePack returns the partnership's active pack, or the default partnership's.
-func (s *Service) activePack(ctx context.Context, partnership string) (store.Pack, *pack.Compiled, error) {
-	p, err := s.store.ActivePack(ctx, partnership)
+// activePack returns the partnership's active pack, or the default partnership's, read
+// through q (the pool, or the caller's transaction).
+func (s *Service) activePack(ctx context.Context, q store.Querier, partnership string) (store.Pack, *pack.Compiled, error) {
+	p, err := store.ActivePackIn(ctx, q, partnership)
 	if errors.Is(err, store.ErrNotFound) {
-		p, err = s.store.ActivePack(ctx, DefaultPartnership)
+		p, err = store.ActivePackIn(ctx, q, DefaultPartnership)
 	}
 	if err != nil {
 		return store.Pack{}, nil, err

@@ -31,13 +31,22 @@ type History struct {
 	PreviousLevel string
 	// LastLevelAt is when the most recent earlier referral was received.
 	LastLevelAt *time.Time
+	// OpenCase: a practitioner confirmed or set level 3a or above on an earlier referral in
+	// the window, so a service is working with the family. Case closure (the triage queue)
+	// will end it; until closures are recorded, such a decision counts as open for the
+	// 12-month window.
+	OpenCase bool
 }
+
+// openLevels are the levels at which a service (early help or social care) works with the
+// family after a practitioner's decision.
+var openLevels = map[string]bool{"3a": true, "3b": true, "4": true}
 
 // ChildHistory counts the child's decisions received in [since, before), other than
 // excludeReferral, inside tx so it sees the index as this transaction does.
 func ChildHistory(ctx context.Context, tx pgx.Tx, childID, excludeReferral string, since, before time.Time) (History, error) {
 	h := History{ByCategory: map[string]int{}, ByLevel: map[string]int{}}
-	rows, err := tx.Query(ctx, `SELECT concerns, level, received_at FROM rules.decisions
+	rows, err := tx.Query(ctx, `SELECT concerns, level, status, received_at FROM rules.decisions
 		WHERE child_id = $1 AND referral_id <> $2 AND received_at >= $3 AND received_at < $4
 		ORDER BY received_at DESC`, childID, excludeReferral, since, before)
 	if err != nil {
@@ -46,9 +55,9 @@ func ChildHistory(ctx context.Context, tx pgx.Tx, childID, excludeReferral strin
 	defer rows.Close()
 	for rows.Next() {
 		var concerns []string
-		var level string
+		var level, status string
 		var at time.Time
-		if err := rows.Scan(&concerns, &level, &at); err != nil {
+		if err := rows.Scan(&concerns, &level, &status, &at); err != nil {
 			return h, fmt.Errorf("read history of child %s: %w", childID, err)
 		}
 		if h.Referrals == 0 {
@@ -56,6 +65,9 @@ func ChildHistory(ctx context.Context, tx pgx.Tx, childID, excludeReferral strin
 		}
 		h.Referrals++
 		h.ByLevel[level]++
+		if status != "RECOMMENDED" && openLevels[level] {
+			h.OpenCase = true
+		}
 		seen := map[string]bool{}
 		for _, c := range concerns {
 			if !seen[c] {

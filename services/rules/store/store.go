@@ -112,9 +112,20 @@ func (s *Store) PackByVersion(ctx context.Context, partnership, version string) 
 	return p, err
 }
 
+// Querier is a pool or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // ActivePack returns the partnership's active pack.
 func (s *Store) ActivePack(ctx context.Context, partnership string) (Pack, error) {
-	p, err := scanPack(s.pool.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE a.partnership = $1`, partnership))
+	return ActivePackIn(ctx, s.pool, partnership)
+}
+
+// ActivePackIn is ActivePack through q: a consumer reads it inside its transaction rather
+// than taking a second connection while holding one, which could exhaust the pool.
+func ActivePackIn(ctx context.Context, q Querier, partnership string) (Pack, error) {
+	p, err := scanPack(q.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE a.partnership = $1`, partnership))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Pack{}, fmt.Errorf("read active pack of %s: %w", partnership, err)
 	}
