@@ -54,7 +54,7 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "south-wales-police") || !strings.Contains(out, "referrer") {
 		t.Fatalf("clients list: %d %s", code, out)
 	}
-	if strings.Contains(out, strings.Split(token, "_")[2]) {
+	if strings.Contains(out, strings.SplitN(token, "_", 3)[2]) {
 		t.Fatal("clients list shows a secret")
 	}
 
