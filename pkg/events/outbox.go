@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/db"
 	eventsv1 "mash/proto/mash/events/v1"
 )
 
@@ -124,4 +125,14 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// Migrations are the outbox and consumer tables of a service's schema, as migrations the
+// service appends to its own. Their versions (1000, 1001) sit above any a service numbers
+// itself, so a service's later migrations never collide with them.
+func Migrations(schema string) []db.Migration {
+	return []db.Migration{
+		{Version: 1000, Name: "1000_outbox.sql", SQL: OutboxDDL(schema)},
+		{Version: 1001, Name: "1001_consumer.sql", SQL: ConsumerDDL(schema)},
+	}
 }

@@ -32,10 +32,7 @@ func Migrations() ([]db.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(migs,
-		db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)},
-		db.Migration{Version: 1001, Name: "1001_consumer.sql", SQL: events.ConsumerDDL(Schema)},
-	), nil
+	return append(migs, events.Migrations(Schema)...), nil
 }
 
 // Referral is an accepted referral as stored.
