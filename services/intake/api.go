@@ -5,20 +5,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
-	"mash/pkg/db"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
 	"mash/services/intake/validation"
 )
-
-func migrateWith(ctx context.Context, pool *pgxpool.Pool, migs []db.Migration) error {
-	return db.Migrate(ctx, pool, store.Schema, migs)
-}
 
 // submitRoles may submit referrals: referring systems, and hub practitioners recording a
 // referral taken by telephone.

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/calendar"
+	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
 	"mash/pkg/server"
@@ -97,7 +98,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	return migrateWith(ctx, pool, migs)
+	return db.Migrate(ctx, pool, store.Schema, migs)
 }
 
 // Register adds intake's gRPC service and HTTP routes to srv.
