@@ -375,3 +375,28 @@ func TestConfirmedDecisionOpensACase(t *testing.T) {
 		t.Fatal("a confirmed 3a+ decision did not open a case")
 	}
 }
+
+// Replay over a date range, sent as a YAML file over HTTP with the range in the query.
+func TestReplayOverADateRangeOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	staff := e.token(t, auth.RolePractitioner)
+	id := uuid.NewString()
+	e.received(t, id, e.now, lowLevel(t, intakev1.ConcernCategory_BEREAVEMENT))
+	e.decision(t, staff, id)
+	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RoleManager, "test")
+	from, to := e.now.Add(-time.Hour).Format(time.RFC3339), e.now.Add(time.Hour).Format(time.RFC3339)
+	code, body := httpDo(t, "POST", e.httpURL+"/v1/packs:replay?from="+from+"&to="+to, tok, "application/yaml", replaySource(t))
+	if code != 200 || !strings.Contains(body, `"referrals":1`) || !strings.Contains(body, `"changed":1`) || !strings.Contains(body, id) {
+		t.Fatalf("replay in range: %d %s", code, body)
+	}
+	// The decision was made at e.now; a range before it holds nothing.
+	code, body = httpDo(t, "POST", e.httpURL+"/v1/packs:replay?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z", tok, "application/yaml", replaySource(t))
+	if code != 200 || strings.Contains(body, `"referrals"`) {
+		t.Fatalf("replay of an empty range: %d %s", code, body)
+	}
+	code, body = httpDo(t, "POST", e.httpURL+"/v1/packs:replay?from=yesterday&to="+to, tok, "application/yaml", replaySource(t))
+	if code != 400 || !strings.Contains(body, `"field":"from"`) {
+		t.Fatalf("replay with a bad time: %d %s", code, body)
+	}
+}
