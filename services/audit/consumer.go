@@ -1,0 +1,151 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "mash/proto/mash/events/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/audit/store"
+	auditlog "mash/services/audit/tlog"
+)
+
+// Roles recorded on entries whose actor is not a person.
+const (
+	RoleSystem       = "system"
+	RoleAgency       = "agency"
+	RolePractitioner = "practitioner"
+)
+
+// record stores one event as a pending entry inside the consumer's transaction, which also
+// holds its inbox row: a redelivered event stops at the inbox and is never recorded twice.
+// The payload (the envelope's Any, with its type) is sealed under the referral's case key;
+// the entry keeps only SHA-256 of the ciphertext.
+func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	if strings.HasPrefix(env.GetType(), "mash.audit.") {
+		// The service's own events (checkpoints) are already in its tables; recording them
+		// would add an entry per checkpoint and a checkpoint per entry, forever.
+		return nil
+	}
+	if err := store.AsWriter(ctx, tx); err != nil {
+		return err
+	}
+	p := s.entryFields(env)
+	if err := (auditlog.Entry{EventID: p.EventID, EventType: p.EventType, OccurredAt: p.OccurredAt, RecordedAt: p.ReceivedAt,
+		Partnership: p.Partnership, ReferralID: p.ReferralID, ChildID: p.ChildID, Actor: p.Actor, ActorRole: p.ActorRole,
+		Agency: p.Agency, PackVersion: p.PackVersion, Decision: p.Decision}).Validate(); err != nil {
+		return fmt.Errorf("event %s cannot be an audit entry: %w", env.GetEventId(), err)
+	}
+	if env.GetPayload() != nil {
+		plain, err := proto.MarshalOptions{Deterministic: true}.Marshal(env.GetPayload())
+		if err != nil {
+			return fmt.Errorf("event %s: encode payload: %w", env.GetEventId(), err)
+		}
+		sum, err := s.sealPayload(ctx, tx, env.GetEventId(), env.GetReferralId(), plain)
+		if err != nil {
+			return fmt.Errorf("event %s: %w", env.GetEventId(), err)
+		}
+		p.PayloadSHA256 = sum
+	}
+	return store.InsertPending(ctx, tx, p)
+}
+
+// sealPayload encrypts plain under the case key of referralID (made on first use) and
+// stores it, returning SHA-256 of the ciphertext. A case already shredded stores nothing:
+// its later events are recorded as redacted from the start.
+func (s *Service) sealPayload(ctx context.Context, tx pgx.Tx, eventID, referralID string, plain []byte) ([32]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return [32]byte{}, err
+	}
+	wrapped, err := wrapKey(s.cfg.MasterKey, fresh, referralID)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	k, err := store.CaseKeyFor(ctx, tx, referralID, uuid.Must(uuid.NewV7()).String(), wrapped)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if k.DestroyedAt != nil {
+		// Record that a payload existed (a hash of nothing sealed would be a lie): a fixed
+		// marker, never a hash of the personal data.
+		return sha256.Sum256([]byte("redacted: case key destroyed before the event arrived")), nil
+	}
+	key, err := unwrapKey(s.cfg.MasterKey, k.Wrapped, referralID)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	nonce, ct, err := seal(key, plain, eventID)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if err := store.InsertPayload(ctx, tx, eventID, k.ID, nonce, ct); err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(ct), nil
+}
+
+// entryFields derives an entry from the envelope and, for the payloads it knows, the
+// decision summary, pack version, child and actor. Unknown event types are recorded with
+// the envelope's fields alone.
+func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
+	now := s.now().UTC()
+	p := store.Pending{
+		EventID: env.GetEventId(), EventType: env.GetType(), OccurredAt: now, ReceivedAt: now,
+		Partnership: env.GetPartnership(), ReferralID: env.GetReferralId(),
+	}
+	if env.GetOccurredAt() != nil {
+		p.OccurredAt = env.GetOccurredAt().AsTime().UTC()
+	}
+	any := env.GetPayload()
+	if any == nil {
+		return p
+	}
+	switch {
+	case any.MessageIs(&eventsv1.ReferralReceived{}):
+		var ev eventsv1.ReferralReceived
+		if any.UnmarshalTo(&ev) == nil {
+			p.Agency = ev.GetReferral().GetAgency()
+			p.Actor, p.ActorRole = p.Agency, RoleAgency
+			p.Decision = "received"
+		}
+	case any.MessageIs(&eventsv1.TriageDecided{}):
+		var ev eventsv1.TriageDecided
+		if any.UnmarshalTo(&ev) == nil {
+			decisionFields(&p, ev.GetDecision())
+			p.Actor, p.ActorRole = "rules", RoleSystem
+		}
+	case any.MessageIs(&eventsv1.TriageConfirmed{}):
+		var ev eventsv1.TriageConfirmed
+		if any.UnmarshalTo(&ev) == nil {
+			decisionFields(&p, ev.GetDecision())
+			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), RolePractitioner
+		}
+	case any.MessageIs(&eventsv1.TriageOverridden{}):
+		var ev eventsv1.TriageOverridden
+		if any.UnmarshalTo(&ev) == nil {
+			decisionFields(&p, ev.GetDecision())
+			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), RolePractitioner
+			p.Decision += " from " + outcomeSummary(ev.GetPrevious())
+		}
+	}
+	return p
+}
+
+func decisionFields(p *store.Pending, d *rulesv1.Decision) {
+	p.PackVersion = d.GetPackVersion()
+	p.ChildID = d.GetChildId()
+	p.Decision = outcomeSummary(d.GetCurrent())
+}
+
+// outcomeSummary is the decision as the trail shows it, e.g. "LEVEL_3A/RAG_RED".
+func outcomeSummary(o *rulesv1.Outcome) string {
+	return o.GetLevel().String() + "/" + o.GetRag().String()
+}

@@ -1,0 +1,192 @@
+// Package audit keeps the hub's tamper-evident decision trail. It records every mash event
+// exactly once as an entry of an RFC 6962 Merkle tree held in Postgres, signs checkpoints of
+// the tree with a key kept outside the database and publishes them, keeps personal data
+// apart from the tree encrypted per case so a case can be crypto-shredded without breaking
+// a proof, and verifies the stored log against its latest signed checkpoint.
+//
+// Invariants:
+//
+//   - An event id is recorded once: the consumer writes the pending entry in the
+//     transaction that records the id in its inbox.
+//   - Entries, tree hashes and checkpoints are only ever inserted: the service's
+//     transactions run as mash_audit_writer, which has no UPDATE or DELETE on them, and
+//     triggers refuse both for everyone.
+//   - One sequencer appends at a time (a session advisory lock), and even without the lock
+//     the head only moves by compare-and-swap on its tree size, in the transaction that
+//     inserts the entries: the log cannot fork.
+//   - Leaves hold no personal data; payloads are sealed with a per-case key wrapped by the
+//     master key. Destroying the case key redacts the payloads and leaves every leaf valid.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"mash/pkg/db"
+	"mash/pkg/events"
+	"mash/pkg/server"
+	"mash/services/audit/store"
+	auditlog "mash/services/audit/tlog"
+)
+
+// Deps are what the audit service needs from the process that runs it.
+type Deps struct {
+	Pool   *pgxpool.Pool
+	JS     jetstream.JetStream
+	Log    *zap.Logger
+	Events *events.Metrics
+	Now    func() time.Time
+	Config Config
+}
+
+// Service is the audit service.
+type Service struct {
+	pool     *pgxpool.Pool
+	cfg      Config
+	relay    *events.Relay
+	consumer *events.Consumer
+	seq      *sequencer
+	log      *zap.Logger
+	now      func() time.Time
+}
+
+// ErrRedacted is returned when a payload's case was shredded.
+var ErrRedacted = errors.New("redacted: the case key was destroyed")
+
+// ErrNoPayload is returned for an event recorded without a payload.
+var ErrNoPayload = store.ErrNotFound
+
+// New validates deps and builds the service.
+func New(d Deps) (*Service, error) {
+	if d.Pool == nil || d.JS == nil || d.Log == nil {
+		return nil, errors.New("audit.New: pool, JetStream and logger are required")
+	}
+	cfg := d.Config.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("audit.New: %w", err)
+	}
+	signer, err := auditlog.NewSigner(cfg.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("audit.New: %s: %w", EnvSigningKey, err)
+	}
+	s := &Service{pool: d.Pool, cfg: cfg, log: d.Log, now: d.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
+		return nil, fmt.Errorf("audit.New: %w", err)
+	}
+	s.seq = &sequencer{pool: d.Pool, cfg: cfg, signer: signer, now: s.now, log: d.Log.Named("sequencer"),
+		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
+	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: "audit", FilterSubjects: []string{"mash.>"},
+		AfterCommit: s.seq.Wake, MaxAckPending: 512, Concurrency: 8,
+	}, s.record, d.Log.Named("consumer"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("audit.New: %w", err)
+	}
+	return s, nil
+}
+
+// Migrate brings the audit schema up to date, including the writer role (which needs
+// CREATEROLE; see store/migrations/2000_writer_role.sql).
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	migs, err := store.Migrations()
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, pool, store.Schema, migs)
+}
+
+// Register adds the service's gRPC API and HTTP routes. The query API is not built yet.
+func (s *Service) Register(*server.Server) {}
+
+// Run consumes events, sequences them into the tree, signs checkpoints and publishes them
+// until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.consumer.Run(ctx) })
+	g.Go(func() error { return s.seq.Run(ctx) })
+	return g.Wait()
+}
+
+// SignCheckpoint signs, stores and publishes a checkpoint of the current head now, unless
+// one of that size exists. It reports whether one was made.
+func (s *Service) SignCheckpoint(ctx context.Context) (bool, error) {
+	_, ok, err := s.seq.checkpoint(ctx, s.pool, true)
+	return ok, err
+}
+
+// ShredCase destroys the case key of a referral, which makes every payload of the case
+// unreadable while its entries and every proof stay valid, and records the shredding as an
+// entry of its own (actor by; the reason stays beside the key, out of the tree, as it may
+// name people). Shredding a case again does nothing. A referral with no key yet gets a
+// destroyed one, so its later events are never readable either.
+//
+// The old key bytes stay in dead row versions until Postgres vacuums audit.case_keys;
+// run VACUUM on it after shredding where that matters.
+func (s *Service) ShredCase(ctx context.Context, referralID, by, reason string) error {
+	if referralID == "" || by == "" || reason == "" {
+		return errors.New("shred case: referral id, who and why are all required")
+	}
+	now := s.now().UTC()
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := store.AsWriter(ctx, tx); err != nil {
+			return err
+		}
+		destroyed, err := store.DestroyCaseKey(ctx, tx, uuid.Must(uuid.NewV7()).String(), referralID, by, reason, now)
+		if err != nil || !destroyed {
+			return err
+		}
+		var partnership string
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT partnership FROM audit.entries WHERE referral_id = $1 LIMIT 1),
+			(SELECT partnership FROM audit.pending WHERE referral_id = $1 LIMIT 1), '')`, referralID).Scan(&partnership); err != nil {
+			return fmt.Errorf("shred case %s: %w", referralID, err)
+		}
+		err = store.InsertPending(ctx, tx, store.Pending{
+			EventID: uuid.Must(uuid.NewV7()).String(), EventType: EventCaseShredded, OccurredAt: now, ReceivedAt: now,
+			Partnership: partnership, ReferralID: referralID, Actor: by, ActorRole: RolePractitioner, Decision: "case-key-destroyed",
+		})
+		if err == nil {
+			s.seq.Wake()
+		}
+		return err
+	})
+}
+
+// ReadPayload returns an event's payload as it arrived (the envelope's Any). It returns
+// ErrRedacted when the case was shredded and ErrNoPayload when the event had none.
+func (s *Service) ReadPayload(ctx context.Context, eventID string) (*anypb.Any, error) {
+	p, err := store.ReadPayload(ctx, s.pool, eventID)
+	if err != nil {
+		return nil, err
+	}
+	if p.Destroyed {
+		return nil, ErrRedacted
+	}
+	key, err := unwrapKey(s.cfg.MasterKey, p.Wrapped, p.ReferralID)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := open(key, p.Nonce, p.Ciphertext, eventID)
+	if err != nil {
+		return nil, err
+	}
+	a := &anypb.Any{}
+	if err := proto.Unmarshal(plain, a); err != nil {
+		return nil, fmt.Errorf("read payload %s: %w", eventID, err)
+	}
+	return a, nil
+}

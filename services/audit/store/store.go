@@ -1,0 +1,373 @@
+// Package store holds all of the audit service's SQL. The service owns the Postgres schema
+// "audit": pending events, the entries of the Merkle tree and its stored hashes, the head,
+// signed checkpoints, per-case keys and encrypted payloads.
+//
+// Every transaction that writes runs as the role mash_audit_writer (AsWriter), which may
+// insert into but not update or delete entries, tree_hashes and checkpoints.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/db"
+	"mash/pkg/events"
+)
+
+// Schema is the Postgres schema the audit service owns.
+const Schema = "audit"
+
+// WriterRole is the role the service's transactions run as.
+const WriterRole = "mash_audit_writer"
+
+// laterVersions are migrations that must run after the outbox and consumer tables.
+const laterVersions = 2000
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the audit service's migrations, outbox and consumer tables included,
+// in the order they apply: the service's own tables, then events' outbox and inbox (1000,
+// 1001), then the writer role's grants (2000 and up), which cover those tables too.
+func Migrations() ([]db.Migration, error) {
+	migs, err := db.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var early, late []db.Migration
+	for _, m := range migs {
+		if m.Version >= laterVersions {
+			late = append(late, m)
+		} else {
+			early = append(early, m)
+		}
+	}
+	out := append(early, events.Migrations(Schema)...)
+	return append(out, late...), nil
+}
+
+// ErrNotFound is returned when a row asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrRaced is returned when another sequencer advanced the head first.
+var ErrRaced = errors.New("the head moved: another sequencer appended first")
+
+// AsWriter switches tx to the writer role until it ends.
+func AsWriter(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+WriterRole); err != nil {
+		return fmt.Errorf("set role %s: %w", WriterRole, err)
+	}
+	return nil
+}
+
+// Pending is an accepted event awaiting its place in the tree.
+type Pending struct {
+	ID                                              int64
+	EventID, EventType                              string
+	OccurredAt, ReceivedAt                          time.Time
+	Partnership, ReferralID, ChildID                string
+	Actor, ActorRole, Agency, PackVersion, Decision string
+	PayloadSHA256                                   [32]byte
+}
+
+// InsertPending records p; an event id already pending is left as it is.
+func InsertPending(ctx context.Context, tx pgx.Tx, p Pending) error {
+	_, err := tx.Exec(ctx, `INSERT INTO audit.pending (event_id, event_type, occurred_at, received_at, partnership,
+		referral_id, child_id, actor, actor_role, agency, pack_version, decision, payload_sha256)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`,
+		p.EventID, p.EventType, p.OccurredAt, p.ReceivedAt, p.Partnership, p.ReferralID, p.ChildID, p.Actor,
+		p.ActorRole, p.Agency, p.PackVersion, p.Decision, p.PayloadSHA256[:])
+	if err != nil {
+		return fmt.Errorf("insert pending %s: %w", p.EventID, err)
+	}
+	return nil
+}
+
+// PendingBatch returns up to limit pending events in received order.
+func PendingBatch(ctx context.Context, tx pgx.Tx, limit int) ([]Pending, error) {
+	rows, err := tx.Query(ctx, `SELECT id, event_id::text, event_type, occurred_at, received_at, partnership, referral_id,
+		child_id, actor, actor_role, agency, pack_version, decision, payload_sha256
+		FROM audit.pending ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read pending: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pending, error) {
+		var p Pending
+		var sum []byte
+		err := r.Scan(&p.ID, &p.EventID, &p.EventType, &p.OccurredAt, &p.ReceivedAt, &p.Partnership, &p.ReferralID,
+			&p.ChildID, &p.Actor, &p.ActorRole, &p.Agency, &p.PackVersion, &p.Decision, &sum)
+		copy(p.PayloadSHA256[:], sum)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pending: %w", err)
+	}
+	return out, nil
+}
+
+// Head is the log's current size and root.
+type Head struct {
+	TreeSize int64
+	Root     [32]byte
+}
+
+// ReadHead returns the head through q.
+func ReadHead(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (Head, error) {
+	var h Head
+	var root []byte
+	if err := q.QueryRow(ctx, `SELECT tree_size, root FROM audit.head`).Scan(&h.TreeSize, &root); err != nil {
+		return Head{}, fmt.Errorf("read head: %w", err)
+	}
+	copy(h.Root[:], root)
+	return h, nil
+}
+
+// ReadHashes returns the stored tree hashes at indexes, in that order.
+func ReadHashes(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, indexes []int64) ([][32]byte, error) {
+	rows, err := q.Query(ctx, `SELECT idx, hash FROM audit.tree_hashes WHERE idx = ANY($1)`, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("read tree hashes: %w", err)
+	}
+	got := make(map[int64][32]byte, len(indexes))
+	var idx int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&idx, &h}, func() error {
+		var x [32]byte
+		copy(x[:], h)
+		got[idx] = x
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tree hashes: %w", err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, x := range indexes {
+		v, ok := got[x]
+		if !ok {
+			return nil, fmt.Errorf("read tree hashes: stored hash %d is missing", x)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// Appended is one sequenced entry with its leaf bytes.
+type Appended struct {
+	Seq  int64
+	P    Pending
+	Leaf []byte
+}
+
+// Append inserts entries and the new stored hashes (starting at index firstHash), deletes
+// the entries' pending rows and advances the head from old to (newSize, root) with
+// compare-and-swap. It returns ErrRaced when the head is no longer old or the pending rows
+// were taken: the caller rolls back and tries again.
+func Append(ctx context.Context, tx pgx.Tx, old Head, newSize int64, root [32]byte, recordedAt func(Pending) time.Time, entries []Appended, firstHash int64, hashes [][32]byte) error {
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit", "entries"},
+		[]string{"seq", "event_id", "event_type", "occurred_at", "recorded_at", "partnership", "referral_id", "child_id",
+			"actor", "actor_role", "agency", "pack_version", "decision", "leaf", "payload_sha256"},
+		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
+			e := entries[i]
+			return []any{e.Seq, e.P.EventID, e.P.EventType, e.P.OccurredAt, recordedAt(e.P), e.P.Partnership, e.P.ReferralID,
+				e.P.ChildID, e.P.Actor, e.P.ActorRole, e.P.Agency, e.P.PackVersion, e.P.Decision, e.Leaf, e.P.PayloadSHA256[:]}, nil
+		}))
+	if err != nil {
+		if raced(err) {
+			return ErrRaced
+		}
+		return fmt.Errorf("insert entries: %w", err)
+	}
+	if n != int64(len(entries)) {
+		return fmt.Errorf("insert entries: %d of %d copied", n, len(entries))
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit", "tree_hashes"}, []string{"idx", "hash"},
+		pgx.CopyFromSlice(len(hashes), func(i int) ([]any, error) { return []any{firstHash + int64(i), hashes[i][:]}, nil })); err != nil {
+		if raced(err) {
+			return ErrRaced
+		}
+		return fmt.Errorf("insert tree hashes: %w", err)
+	}
+	ids := make([]int64, len(entries))
+	for i, e := range entries {
+		ids[i] = e.P.ID
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM audit.pending WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("delete pending: %w", err)
+	}
+	if tag.RowsAffected() != int64(len(ids)) {
+		return ErrRaced
+	}
+	tag, err = tx.Exec(ctx, `UPDATE audit.head SET tree_size = $1, root = $2, updated_at = now() WHERE tree_size = $3`,
+		newSize, root[:], old.TreeSize)
+	if err != nil {
+		return fmt.Errorf("advance head: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ErrRaced
+	}
+	return nil
+}
+
+// raced reports a unique violation: another sequencer inserted the same seq or hash index.
+func raced(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// Checkpoint is a stored signed checkpoint.
+type Checkpoint struct {
+	TreeSize  int64
+	Note      string
+	CreatedAt time.Time
+}
+
+// InsertCheckpoint stores a signed checkpoint; it reports false when one of that size exists.
+func InsertCheckpoint(ctx context.Context, tx pgx.Tx, c Checkpoint) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO audit.checkpoints (tree_size, note, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (tree_size) DO NOTHING`, c.TreeSize, c.Note, c.CreatedAt)
+	if err != nil {
+		return false, fmt.Errorf("insert checkpoint %d: %w", c.TreeSize, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// LatestCheckpoint returns the checkpoint of the largest tree.
+func LatestCheckpoint(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (Checkpoint, error) {
+	var c Checkpoint
+	err := q.QueryRow(ctx, `SELECT tree_size, note, created_at FROM audit.checkpoints ORDER BY tree_size DESC LIMIT 1`).
+		Scan(&c.TreeSize, &c.Note, &c.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, ErrNotFound
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read latest checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+// RecordedAt returns when entry seq was recorded.
+func RecordedAt(ctx context.Context, tx pgx.Tx, seq int64) (time.Time, error) {
+	var t time.Time
+	if err := tx.QueryRow(ctx, `SELECT recorded_at FROM audit.entries WHERE seq = $1`, seq).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("read entry %d: %w", seq, err)
+	}
+	return t, nil
+}
+
+// CaseKey is a case's data key, wrapped; Wrapped is nil once destroyed.
+type CaseKey struct {
+	ID, ReferralID string
+	Wrapped        []byte
+	DestroyedAt    *time.Time
+}
+
+// CaseKeyFor returns the referral's case key, inserting newKey (id, wrapped) if it has none.
+// Concurrent callers for one referral all get the same key.
+func CaseKeyFor(ctx context.Context, tx pgx.Tx, referralID, newID string, newWrapped []byte) (CaseKey, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit.case_keys (id, referral_id, wrapped_key) VALUES ($1, $2, $3)
+		ON CONFLICT (referral_id) DO NOTHING`, newID, referralID, newWrapped); err != nil {
+		return CaseKey{}, fmt.Errorf("insert case key of %q: %w", referralID, err)
+	}
+	k := CaseKey{ReferralID: referralID}
+	if err := tx.QueryRow(ctx, `SELECT id::text, wrapped_key, destroyed_at FROM audit.case_keys WHERE referral_id = $1`, referralID).
+		Scan(&k.ID, &k.Wrapped, &k.DestroyedAt); err != nil {
+		return CaseKey{}, fmt.Errorf("read case key of %q: %w", referralID, err)
+	}
+	return k, nil
+}
+
+// InsertPayload stores an event's sealed payload.
+func InsertPayload(ctx context.Context, tx pgx.Tx, eventID, caseKeyID string, nonce, ciphertext []byte) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit.payloads (event_id, case_key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (event_id) DO NOTHING`, eventID, caseKeyID, nonce, ciphertext); err != nil {
+		return fmt.Errorf("insert payload %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// DestroyCaseKey erases the referral's case key, or records a destroyed one (id newID) if
+// the referral has none yet. It reports false when the key was already destroyed.
+func DestroyCaseKey(ctx context.Context, tx pgx.Tx, newID, referralID, by, reason string, at time.Time) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO audit.case_keys AS k (id, referral_id, wrapped_key, destroyed_at, destroyed_by, destroy_reason)
+		VALUES ($1, $2, NULL, $3, $4, $5)
+		ON CONFLICT (referral_id) DO UPDATE SET wrapped_key = NULL, destroyed_at = EXCLUDED.destroyed_at,
+			destroyed_by = EXCLUDED.destroyed_by, destroy_reason = EXCLUDED.destroy_reason
+		WHERE k.destroyed_at IS NULL`, newID, referralID, at, by, reason)
+	if err != nil {
+		return false, fmt.Errorf("destroy case key of %s: %w", referralID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Payload is an event's sealed payload with its case key, which is nil once destroyed.
+type Payload struct {
+	EventID, ReferralID string
+	Nonce, Ciphertext   []byte
+	Wrapped             []byte
+	Destroyed           bool
+}
+
+// ReadPayload returns the sealed payload of an event.
+func ReadPayload(ctx context.Context, pool *pgxpool.Pool, eventID string) (Payload, error) {
+	p := Payload{EventID: eventID}
+	err := pool.QueryRow(ctx, `SELECT k.referral_id, p.nonce, p.ciphertext, k.wrapped_key, k.destroyed_at IS NOT NULL
+		FROM audit.payloads p JOIN audit.case_keys k ON k.id = p.case_key_id WHERE p.event_id = $1`, eventID).
+		Scan(&p.ReferralID, &p.Nonce, &p.Ciphertext, &p.Wrapped, &p.Destroyed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Payload{}, ErrNotFound
+	}
+	if err != nil {
+		return Payload{}, fmt.Errorf("read payload %s: %w", eventID, err)
+	}
+	return p, nil
+}
+
+// VerifyRow is one entry as the verifier reads it.
+type VerifyRow struct {
+	Seq            int64
+	Leaf           []byte
+	StoredLeafHash [32]byte
+	HasPayload     bool   // a payload row exists
+	Destroyed      bool   // its case key is destroyed
+	Ciphertext     []byte // nil when no payload or destroyed
+}
+
+// StreamEntries calls fn for every entry in seq order, reading in one pass. The leaf hash
+// stored for seq n sits at tlog stored-hash index 2n - popcount(n).
+func StreamEntries(ctx context.Context, pool *pgxpool.Pool, fn func(VerifyRow) error) error {
+	rows, err := pool.Query(ctx, `SELECT e.seq, e.leaf, t.hash, p.event_id IS NOT NULL, coalesce(k.destroyed_at IS NOT NULL, false),
+		CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END
+		FROM audit.entries e
+		LEFT JOIN audit.tree_hashes t ON t.idx = 2 * e.seq - bit_count(e.seq::bit(64))
+		LEFT JOIN audit.payloads p ON p.event_id = e.event_id
+		LEFT JOIN audit.case_keys k ON k.id = p.case_key_id
+		ORDER BY e.seq`)
+	if err != nil {
+		return fmt.Errorf("stream entries: %w", err)
+	}
+	var r VerifyRow
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&r.Seq, &r.Leaf, &h, &r.HasPayload, &r.Destroyed, &r.Ciphertext}, func() error {
+		r.StoredLeafHash = [32]byte{}
+		copy(r.StoredLeafHash[:], h)
+		return fn(r)
+	})
+	if err != nil {
+		return fmt.Errorf("stream entries: %w", err)
+	}
+	return nil
+}
