@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"mash/pkg/calendar"
 	"mash/pkg/config"
 	"mash/pkg/db"
+	"mash/services/audit"
 )
 
 // commonConfig is what every command needs.
@@ -47,6 +50,7 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 	PprofAddr       string
 	Calendar        calendar.Config
+	Audit           audit.Config
 }
 
 func parseServeConfig(args []string) (serveConfig, error) {
@@ -122,8 +126,29 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	if c.Calendar.RemovedHolidays, err = calendar.ParseDates(*removed); err != nil {
 		return c, fmt.Errorf("MASH_REMOVED_BANK_HOLIDAYS: %w", err)
 	}
+	if slices.Contains(c.Services, "audit") {
+		if c.Audit, err = auditConfig(); err != nil {
+			return c, err
+		}
+	}
 	if _, err := calendar.New(c.Calendar); err != nil {
 		return c, fmt.Errorf("calendar settings (MASH_WORKDAY_*, MASH_CALENDAR_REGION, MASH_*_BANK_HOLIDAYS): %w", err)
+	}
+	return c, nil
+}
+
+// auditConfig reads the audit service's keys and settings from the environment; both keys
+// are required, as an audit log without them could be neither signed nor kept private.
+func auditConfig() (audit.Config, error) {
+	c, err := audit.ConfigFromEnv(os.LookupEnv)
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case len(c.MasterKey) == 0:
+		return c, fmt.Errorf("%s: required to run the audit service; mash audit keygen makes one (or leave audit out of MASH_SERVICES)", audit.EnvMasterKey)
+	case c.SigningKey == "":
+		return c, fmt.Errorf("%s: required to run the audit service; mash audit keygen makes one (or leave audit out of MASH_SERVICES)", audit.EnvSigningKey)
 	}
 	return c, nil
 }

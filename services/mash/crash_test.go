@@ -69,9 +69,9 @@ func crashRelay(t *testing.T, point string) {
 	s.expectExactlyOnce(t, 1)
 }
 
-// expectExactlyOnce waits for both outboxes to drain and the rules to decide, then checks
-// there is exactly one referral, one decision, and one event of each kind per referral, and
-// no event id twice in the stream.
+// expectExactlyOnce waits for the outboxes to drain, the rules to decide and the audit log
+// to integrate, then checks there is exactly one referral, one decision, one event of each
+// kind per referral, one audit entry per event, and no event id twice in the stream.
 func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -82,12 +82,14 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	}
 	defer pool.Close()
 	for {
-		var pending, decisions int
+		var pending, decisions, audited int
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)
-			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL), (SELECT count(*) FROM rules.decisions)`).Scan(&pending, &decisions); err != nil {
+			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM audit.pending),
+			(SELECT count(*) FROM rules.decisions), (SELECT count(*) FROM audit.entries)`).Scan(&pending, &decisions, &audited); err != nil {
 			t.Fatal(err)
 		}
-		if pending == 0 && decisions >= referrals {
+		// Every referral has two events (received, decided), each audited once.
+		if pending == 0 && decisions >= referrals && audited >= 2*referrals {
 			break
 		}
 		select {
@@ -96,7 +98,8 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	for table, want := range map[string]int{"intake.referrals": referrals, "intake.outbox": referrals, "rules.decisions": referrals, "rules.outbox": referrals} {
+	for table, want := range map[string]int{"intake.referrals": referrals, "intake.outbox": referrals, "rules.decisions": referrals,
+		"rules.outbox": referrals, "audit.entries": 2 * referrals} {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatal(err)

@@ -1,12 +1,15 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A referral goes in through intake and comes out decided by the rules, visible through
@@ -62,5 +65,36 @@ func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
 	// A referrer may not read the hub's decision.
 	if code, _ := get(referrer, "/v1/decisions/"+ack.ReferralID); code != 403 {
 		t.Fatalf("referrer reading a decision: %d, want 403", code)
+	}
+
+	// Both events reach the audit log, which verifies against its signed checkpoint with the
+	// public key alone, and names the entry when one is altered behind its back.
+	verify := func() (string, string, int) {
+		return s.run(t, "audit", "verify")
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		out, errOut, code := verify()
+		if code == 0 && strings.Contains(out, "entries: 2\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit log not verified with 2 entries: %d %s %s", code, out, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pool, err := pgxpool.New(context.Background(), s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(context.Background(), `ALTER TABLE audit.entries DISABLE TRIGGER entries_append_only;
+		UPDATE audit.entries SET leaf = leaf || '\x00'::bytea WHERE seq = 1;
+		ALTER TABLE audit.entries ENABLE TRIGGER entries_append_only`); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = verify()
+	if code == 0 || !strings.Contains(out, "first entry that does not match: 1") {
+		t.Fatalf("tampered audit log: exit %d\n%s", code, out)
 	}
 }

@@ -5,6 +5,7 @@
 //	mash migrate                         apply database migrations
 //	mash clients create|list|revoke      manage API credentials
 //	mash deadletters list|replay         inspect and replay dead-lettered events
+//	mash audit keygen|verify             make audit keys; verify the audit log
 package main
 
 import (
@@ -43,6 +44,7 @@ commands:
   migrate      apply database migrations for every service
   clients      create, list or revoke API credentials
   deadletters  list or replay events that consumers gave up on
+  audit        keygen (new audit keys) or verify (the live log against its signed checkpoint)
 
 Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
 
@@ -60,6 +62,8 @@ func realMain(ctx context.Context, args []string) error {
 		return clients(ctx, args[1:])
 	case "deadletters":
 		return deadLetters(ctx, args[1:])
+	case "audit":
+		return auditCommand(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(os.Stdout, usage)
 		return nil

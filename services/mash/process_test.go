@@ -20,6 +20,8 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
+	"mash/services/audit"
+	auditstore "mash/services/audit/store"
 	"mash/services/intake"
 	"mash/services/intake/store"
 	"mash/services/rules"
@@ -29,6 +31,9 @@ import (
 
 // mashBinary is built once per test run, with the failpoint tag when the tests have it.
 var mashBinary string
+
+// auditEnv holds audit keys made for this test run, as mash audit keygen prints them.
+var auditEnv []string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mash-bin")
@@ -47,6 +52,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build mash:", err)
 		os.Exit(1)
 	}
+	keys, err := exec.Command(mashBinary, "audit", "keygen").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mash audit keygen:", err)
+		os.Exit(1)
+	}
+	// Checkpoints often enough for a test to see one.
+	auditEnv = append(strings.Fields(string(keys)), "MASH_AUDIT_CHECKPOINT_INTERVAL=100ms")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -66,9 +78,13 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	aum, err := auditstore.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The default pack is installed by migration too.
 	pack := db.Migration{Name: "default-pack", SQL: string(packs.Default())}
-	return "mash_" + db.Checksum(append(append(append(am, im...), rm...), pack))
+	return "mash_" + db.Checksum(append(append(append(append(am, im...), rm...), aum...), pack))
 }
 
 func migrated(ctx context.Context, url string) error {
@@ -83,7 +99,10 @@ func migrated(ctx context.Context, url string) error {
 	if err := intake.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	return rules.Migrate(ctx, pool)
+	if err := rules.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	return audit.Migrate(ctx, pool)
 }
 
 // freeAddr returns a loopback address nobody listens on right now.
@@ -115,7 +134,7 @@ func newSystem(t *testing.T) *system {
 func (s *system) env(extra ...string) []string {
 	return append(append(os.Environ(),
 		"DATABASE_URL="+s.dbURL, "MASH_DATA_DIR="+s.dataDir, "MASH_HTTP_ADDR="+s.httpAddr,
-		"MASH_GRPC_ADDR="+s.grpcAddr, "MASH_NATS_LISTEN="+s.nats, "NATS_URL=", "MASH_FAILPOINTS="), extra...)
+		"MASH_GRPC_ADDR="+s.grpcAddr, "MASH_NATS_LISTEN="+s.nats, "NATS_URL=", "MASH_FAILPOINTS="), append(auditEnv, extra...)...)
 }
 
 // process is a running mash serve.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mash/pkg/server"
+	"mash/services/audit"
 	"mash/services/intake"
 	"mash/services/rules"
 )
@@ -28,13 +29,18 @@ type module struct {
 	build   func(p *plumbing) (service, error)
 }
 
-// modules lists the services this binary has. Notification and audit join as they are
-// built.
+// modules lists the services this binary has. Notification joins when it is built.
 var modules = map[string]module{
 	"intake": {
 		migrate: intake.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics})
+		},
+	},
+	"audit": {
+		migrate: audit.Migrate,
+		build: func(p *plumbing) (service, error) {
+			return audit.New(audit.Deps{Pool: p.pool, JS: p.js, Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit})
 		},
 	},
 	"rules": {

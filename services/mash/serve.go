@@ -26,6 +26,7 @@ import (
 	"mash/pkg/events"
 	mashlog "mash/pkg/log"
 	apiserver "mash/pkg/server"
+	"mash/services/audit"
 )
 
 // plumbing is what services share in one process.
@@ -38,6 +39,7 @@ type plumbing struct {
 	calendar     *calendar.Calendar
 	registry     *prometheus.Registry
 	eventMetrics *events.Metrics
+	audit        audit.Config
 }
 
 func (p *plumbing) close() {
@@ -69,7 +71,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer log.Sync() //nolint:errcheck
 
-	p := &plumbing{log: log, registry: prometheus.NewRegistry()}
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit}
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)
