@@ -16,7 +16,9 @@ import (
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/mash?sslmode=disable"
 
 // Open connects a pool and checks the server answers. The pool holds four connections per
-// core (at least 8): every request is one short transaction, so more only queue in Postgres.
+// core, at least 16: every request is one short transaction, so more would only queue in
+// Postgres, but one process runs every service's consumers, relays and the audit sequencer
+// beside the APIs, and each holds a connection while it works.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -24,7 +26,7 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("parse DATABASE_URL: invalid connection string")
 	}
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = int32(max(8, 4*runtime.NumCPU()))
+		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
