@@ -79,6 +79,14 @@ func (s *Set) Bool(flagName, env string, def bool, usage string) *bool {
 	return p
 }
 
+// Lookup returns the current value of a declared flag by name ("" if none).
+func (s *Set) Lookup(flagName string) string {
+	if f := s.fs.Lookup(flagName); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
 // Parse parses args and converts typed settings; the first bad setting is the error.
 func (s *Set) Parse(args []string) error {
 	if err := errors.Join(s.errs...); err != nil {

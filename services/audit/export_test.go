@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	auditv1 "mash/proto/mash/audit/v1"
 	eventsv1 "mash/proto/mash/events/v1"
 )
 
@@ -12,3 +13,6 @@ import (
 func (s *Service) Record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 	return s.record(ctx, tx, env)
 }
+
+// API returns the gRPC implementation, for tests that call it without a server.
+func (s *Service) API() auditv1.AuditServiceServer { return &grpcAPI{svc: s} }

@@ -14,6 +14,9 @@
 //   - One sequencer appends at a time (a session advisory lock), and even without the lock
 //     the head only moves by compare-and-swap on its tree size, in the transaction that
 //     inserts the entries: the log cannot fork.
+//   - Every query of the audit API (auditors and admins only) is itself an entry: an access
+//     entry is committed through the pending path, in a transaction of its own, before the
+//     query reads anything (see recordAccess).
 //   - Leaves hold no personal data; payloads are sealed with a per-case key wrapped by the
 //     master key. Destroying the case key redacts the payloads and leaves every leaf valid.
 package audit
@@ -35,7 +38,6 @@ import (
 
 	"mash/pkg/db"
 	"mash/pkg/events"
-	"mash/pkg/server"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
 )
@@ -109,9 +111,6 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return db.Migrate(ctx, pool, store.Schema, migs)
 }
 
-// Register adds the service's gRPC API and HTTP routes. The query API is not built yet.
-func (s *Service) Register(*server.Server) {}
-
 // Run consumes events, sequences them into the tree, signs checkpoints and publishes them
 // until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
@@ -151,8 +150,8 @@ func (s *Service) ShredCase(ctx context.Context, referralID, by, reason string) 
 			return err
 		}
 		var partnership string
-		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT partnership FROM audit.entries WHERE referral_id = $1 LIMIT 1),
-			(SELECT partnership FROM audit.pending WHERE referral_id = $1 LIMIT 1), '')`, referralID).Scan(&partnership); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT partnership FROM audit.entries WHERE referral_id = $1 AND partnership <> '' LIMIT 1),
+			(SELECT partnership FROM audit.pending WHERE referral_id = $1 AND partnership <> '' LIMIT 1), '')`, referralID).Scan(&partnership); err != nil {
 			return fmt.Errorf("shred case %s: %w", referralID, err)
 		}
 		err = store.InsertPending(ctx, tx, store.Pending{

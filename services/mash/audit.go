@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"mash/pkg/config"
 	"mash/services/audit"
@@ -15,21 +17,27 @@ import (
 // auditCommand runs `mash audit keygen` and `mash audit verify`.
 func auditCommand(ctx context.Context, args []string) error {
 	if len(args) == 0 || (args[0] != "keygen" && args[0] != "verify") {
-		return fmt.Errorf("usage: mash audit keygen | verify --verify-key KEY [--origin O]")
+		return fmt.Errorf("usage: mash audit keygen | verify --verify-key KEY [--origin O] [--export FILE]")
 	}
 	if args[0] == "keygen" {
 		return auditKeygen()
 	}
 	var vkey, origin *string
-	pool, _, err := openDB(ctx, "audit verify", args[1:], func(s *config.Set) {
+	declare := func(s *config.Set) {
 		vkey = s.String("verify-key", "MASH_AUDIT_VERIFY_KEY", "", "the audit log's public key (from mash audit keygen)")
 		origin = s.String("origin", audit.EnvOrigin, audit.DefaultOrigin, "the log's checkpoint origin")
-	}, func() error {
+		s.String("export", "MASH_AUDIT_EXPORT", "", "verify this export file (GET /v1/audit/export) offline instead of the live database")
+	}
+	check := func() error {
 		if *vkey == "" {
 			return fmt.Errorf("MASH_AUDIT_VERIFY_KEY: required: the public key the checkpoints must be signed with")
 		}
 		return nil
-	})
+	}
+	if exportFile, ok := exportFlag(args[1:]); ok {
+		return verifyExportFile(args[1:], exportFile, declare, check)
+	}
+	pool, _, err := openDB(ctx, "audit verify", args[1:], declare, check)
 	if err != nil {
 		return err
 	}
@@ -60,5 +68,48 @@ func auditKeygen() error {
 	fmt.Fprintln(os.Stderr, "new audit keys; the first two are secrets, the last is the public key auditors verify with:")
 	fmt.Printf("%s=%s\n%s=%s\nMASH_AUDIT_VERIFY_KEY=%s\n", audit.EnvMasterKey, base64.StdEncoding.EncodeToString(master),
 		audit.EnvSigningKey, skey, vkey)
+	return nil
+}
+
+// exportFlag reports whether the arguments name an export file: an external auditor
+// verifies one with no database at all.
+func exportFlag(args []string) (string, bool) {
+	for i, a := range args {
+		switch {
+		case (a == "--export" || a == "-export") && i+1 < len(args):
+			return args[i+1], true
+		case strings.HasPrefix(a, "--export=") || strings.HasPrefix(a, "-export="):
+			return a[strings.Index(a, "=")+1:], true
+		}
+	}
+	v, ok := os.LookupEnv("MASH_AUDIT_EXPORT")
+	return v, ok && v != ""
+}
+
+// verifyExportFile checks an export against its signed checkpoint and the public key alone.
+func verifyExportFile(args []string, file string, declare func(*config.Set), check func() error) error {
+	fs := flag.NewFlagSet("mash audit verify", flag.ContinueOnError)
+	s := config.New(fs)
+	declare(s)
+	if err := s.Parse(args); err != nil {
+		return err
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("MASH_AUDIT_EXPORT %s: %w", file, err)
+	}
+	defer f.Close()
+	report, err := audit.VerifyExport(f, s.Lookup("verify-key"), s.Lookup("origin"))
+	fmt.Printf("entries: %d\nredacted: %d\ntree size: %d\n", report.Entries, report.Redacted, report.TreeSize)
+	if err != nil {
+		if report.FirstBad >= 0 {
+			fmt.Printf("first entry that does not match: %d (line %d: %s)\n", report.FirstBad, report.Line, report.Reason)
+		}
+		return fmt.Errorf("export does not verify: %w", err)
+	}
+	fmt.Println("verified: every entry is in the signed checkpoint's tree")
 	return nil
 }

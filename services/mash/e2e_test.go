@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,56 @@ func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
 	out, _, code = verify()
 	if code == 0 || !strings.Contains(out, "first entry that does not match: 1") {
 		t.Fatalf("tampered audit log: exit %d\n%s", code, out)
+	}
+}
+
+// An auditor exports a referral's trail over HTTP and verifies the file offline with the
+// public key alone.
+func TestAuditExportVerifiesOffline(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	referrer := s.credential(t, "south-wales-police")
+	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "auditor")
+	if code != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	auditor := strings.TrimSpace(out)
+	s.start(t)
+	code, body, err := s.submit(referrer, example(t))
+	if err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+	}
+	_ = json.Unmarshal([]byte(body), &ack)
+	file := t.TempDir() + "/trail.ndjson"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.httpAddr+"/v1/audit/export?referralId="+ack.ReferralID, nil)
+		req.Header.Set("Authorization", "Bearer "+auditor)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// Received and decided, both under a signed checkpoint.
+		if resp.StatusCode == 200 && strings.Count(string(b), `"type":"entry"`) >= 2 {
+			if err := os.WriteFile(file, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("export: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd := exec.Command(mashBinary, "audit", "verify", "--export", file)
+	cmd.Env = append(os.Environ(), auditEnv...)
+	out2, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out2), "verified") {
+		t.Fatalf("offline verify: %v\n%s", err, out2)
 	}
 }
