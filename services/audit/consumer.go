@@ -128,6 +128,13 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			decisionFields(&p, ev.GetDecision())
 			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), RolePractitioner
 		}
+	case any.MessageIs(&eventsv1.RecordAccessed{}):
+		var ev eventsv1.RecordAccessed
+		if any.UnmarshalTo(&ev) == nil {
+			p.Actor, p.ActorRole, p.Agency = ev.GetClientId(), ev.GetRole(), ev.GetAgency()
+			p.ChildID = ev.GetChildId()
+			p.Decision = "read: " + ev.GetAction()
+		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -92,6 +93,11 @@ func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequ
 		return nil, apierr.NotFound("no referral " + req.GetId() + " visible to this credential")
 	}
 	if err != nil {
+		return nil, err
+	}
+	// The trace of this read commits before the referral leaves the service.
+	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "referral", Action: "GetReferral",
+		Partnership: r.Partnership, ReferralID: r.ID}, a.svc.now()); err != nil {
 		return nil, err
 	}
 	sub := &intakev1.ReferralSubmission{}

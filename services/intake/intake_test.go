@@ -315,6 +315,15 @@ func TestAgencySeesOnlyItsOwnReferrals(t *testing.T) {
 	if code, _ := e.get(t, staff, "/v1/referrals/"+id); code != 200 {
 		t.Fatalf("hub practitioner reading: %d", code)
 	}
+	// Every successful read left an access event in the outbox before it returned; the
+	// refused reads (another agency's) left none.
+	var reads int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM intake.outbox WHERE subject = 'mash.access.referral'`).Scan(&reads); err != nil {
+		t.Fatal(err)
+	}
+	if reads != 1 {
+		t.Fatalf("%d access events after one successful read, want 1", reads)
+	}
 	if code, body := e.get(t, gwent, "/v1/referrals"); code != 200 || strings.Contains(body, id) {
 		t.Fatalf("another agency's listing shows the referral: %d %s", code, body)
 	}

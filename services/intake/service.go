@@ -50,6 +50,7 @@ type Deps struct {
 
 // Service is the intake service.
 type Service struct {
+	pool     *pgxpool.Pool
 	store    *store.Store
 	relay    *events.Relay
 	decided  *events.Consumer
@@ -78,7 +79,7 @@ func New(d Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
+	s := &Service{pool: d.Pool, store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
 	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{

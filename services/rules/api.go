@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -209,11 +210,17 @@ func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) 
 }
 
 func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionRequest) (*rulesv1.GetDecisionResponse, error) {
-	if _, err := allow(ctx, "read decisions", readRoles...); err != nil {
+	id, err := allow(ctx, "read decisions", readRoles...)
+	if err != nil {
 		return nil, err
 	}
 	d, err := a.getDecision(ctx, req.GetReferralId())
 	if err != nil {
+		return nil, err
+	}
+	// The trace of this read commits before the decision (and the facts in it) leaves.
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "decision",
+		Action: "GetDecision", Partnership: d.Partnership, ReferralID: d.ReferralID, ChildID: d.ChildID}, a.svc.now()); err != nil {
 		return nil, err
 	}
 	dp, err := decisionToProto(d)

@@ -1,0 +1,45 @@
+// Package access records that a caller read a child's record: the service writes a
+// RecordAccessed event to its own outbox, in a transaction that commits before the record is
+// returned, so a read through any API without a trace in the audit log cannot happen.
+package access
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/auth"
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
+)
+
+// Read is one read of a child's record.
+type Read struct {
+	// Subject names what was read: mash.access.<Subject>, e.g. "referral", "decision".
+	Subject     string
+	Action      string
+	Partnership string
+	ReferralID  string
+	ChildID     string
+}
+
+// Record writes the access event for r by id into schema's outbox and commits, then wakes
+// the relay. An error means the read must not go ahead.
+func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
+	env, raw, err := events.NewEnvelope("mash.access."+r.Subject, r.Partnership, r.ReferralID, 0, now, &eventsv1.RecordAccessed{
+		ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency, Action: r.Action, ReferralId: r.ReferralID, ChildId: r.ChildID,
+	})
+	if err != nil {
+		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)
+	}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return events.InsertOutbox(ctx, tx, schema, env, raw) }); err != nil {
+		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)
+	}
+	if wake != nil {
+		wake()
+	}
+	return nil
+}
