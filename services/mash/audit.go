@@ -22,8 +22,10 @@ func auditCommand(ctx context.Context, args []string) error {
 	if args[0] == "keygen" {
 		return auditKeygen()
 	}
-	var vkey, origin *string
+	var vkey, origin, previous, save *string
 	declare := func(s *config.Set) {
+		previous = s.String("previous", "MASH_AUDIT_PREVIOUS_CHECKPOINT", "", "a signed checkpoint kept from an earlier verification: prove the log still extends it")
+		save = s.String("save", "MASH_AUDIT_SAVE_CHECKPOINT", "", "write the latest signed checkpoint here after a successful verification, for --previous next time")
 		vkey = s.String("verify-key", "MASH_AUDIT_VERIFY_KEY", "", "the audit log's public key (from mash audit keygen)")
 		origin = s.String("origin", audit.EnvOrigin, audit.DefaultOrigin, "the log's checkpoint origin")
 		s.String("export", "MASH_AUDIT_EXPORT", "", "verify this export file (GET /v1/audit/export) offline instead of the live database")
@@ -51,6 +53,28 @@ func auditCommand(ctx context.Context, args []string) error {
 		return fmt.Errorf("audit log does not verify: %w", err)
 	}
 	fmt.Println("verified: every entry matches the signed checkpoint")
+	if *previous != "" {
+		prev, err := os.ReadFile(*previous)
+		if err != nil {
+			return fmt.Errorf("MASH_AUDIT_PREVIOUS_CHECKPOINT %s: %w", *previous, err)
+		}
+		if _, err := audit.VerifyConsistencyWith(ctx, pool, *vkey, *origin, prev); err != nil {
+			return fmt.Errorf("audit log is not consistent with the previous checkpoint: %w", err)
+		}
+		fmt.Println("consistent: the log extends the previous checkpoint")
+	}
+	if *save != "" {
+		// A checkpoint signed a moment after the verification above is still a signed
+		// statement of the log; the next --previous run proves the log extends it.
+		latest, err := audit.LatestCheckpoint(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*save, latest, 0o644); err != nil {
+			return fmt.Errorf("MASH_AUDIT_SAVE_CHECKPOINT %s: %w", *save, err)
+		}
+		fmt.Println("saved the latest signed checkpoint to", *save)
+	}
 	return nil
 }
 

@@ -100,6 +100,29 @@ func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// An auditor keeps a checkpoint; later the log must still extend it.
+	kept := t.TempDir() + "/checkpoint"
+	if out, errOut, code := s.run(t, "audit", "verify", "--save", kept); code != 0 || !strings.Contains(out, "saved") {
+		t.Fatalf("verify --save: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code := s.run(t, "audit", "verify", "--previous", kept); code != 0 || !strings.Contains(out, "consistent") {
+		t.Fatalf("verify --previous: %d %s %s", code, out, errOut)
+	}
+	// A kept checkpoint claiming a longer log than exists (a forged or truncated-log case)
+	// fails: its signature no longer holds once the size is edited.
+	note, err := os.ReadFile(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(note), "\n", 3)
+	lines[1] = "999999"
+	forged := t.TempDir() + "/forged"
+	if err := os.WriteFile(forged, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := s.run(t, "audit", "verify", "--previous", forged); code == 0 {
+		t.Fatalf("a forged previous checkpoint was accepted:\n%s", out)
+	}
 	if _, err := pool.Exec(context.Background(), `ALTER TABLE audit.entries DISABLE TRIGGER entries_append_only;
 		UPDATE audit.entries SET leaf = leaf || '\x00'::bytea WHERE seq = 1;
 		ALTER TABLE audit.entries ENABLE TRIGGER entries_append_only`); err != nil {
