@@ -114,6 +114,27 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.OldSize, req.NewSize = q.int64("oldSize"), q.int64("newSize")
 			return q.err()
 		}, a.ProveConsistency)
+	server.HandleProto(srv, "GET /v1/audit/access", func() *auditv1.WhoAccessedRequest { return &auditv1.WhoAccessedRequest{} },
+		func(r *http.Request, _ []byte, req *auditv1.WhoAccessedRequest) error {
+			q := &queryReader{r: r}
+			req.ChildId, req.ReferralId = q.str("childId"), q.str("referralId")
+			req.PageSize, req.PageToken = q.int32("pageSize"), q.str("pageToken")
+			return q.err()
+		}, a.WhoAccessed)
+	server.HandleProto(srv, "GET /v1/audit/activity", func() *auditv1.UserActivityRequest { return &auditv1.UserActivityRequest{} },
+		func(r *http.Request, _ []byte, req *auditv1.UserActivityRequest) error {
+			q := &queryReader{r: r}
+			req.Actor, req.From, req.To = q.str("actor"), q.time("from"), q.time("to")
+			req.PageSize, req.PageToken = q.int32("pageSize"), q.str("pageToken")
+			return q.err()
+		}, a.UserActivity)
+	server.HandleProto(srv, "GET /v1/audit/unusual-access", func() *auditv1.UnusualAccessRequest { return &auditv1.UnusualAccessRequest{} },
+		func(r *http.Request, _ []byte, req *auditv1.UnusualAccessRequest) error {
+			q := &queryReader{r: r}
+			req.From, req.To = q.time("from"), q.time("to")
+			req.PageSize, req.PageToken = q.int32("pageSize"), q.str("pageToken")
+			return q.err()
+		}, a.UnusualAccess)
 	srv.HandleAPI("GET /v1/audit/export", func(w http.ResponseWriter, r *http.Request) {
 		q := &queryReader{r: r}
 		req := exportRequest(q)

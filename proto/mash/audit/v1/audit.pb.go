@@ -935,6 +935,556 @@ func (x *ExportTrailResponse) GetLines() []string {
 	return nil
 }
 
+// AccessRecord is one access entry: who read what, when.
+type AccessRecord struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The caller's client id, role and agency.
+	Actor  string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role   string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Agency string `protobuf:"bytes,5,opt,name=agency,proto3" json:"agency,omitempty"`
+	// What was read, e.g. "read: GetReferral" or the audit query with its parameters.
+	What          string `protobuf:"bytes,6,opt,name=what,proto3" json:"what,omitempty"`
+	EventType     string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	ReferralId    string `protobuf:"bytes,8,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId       string `protobuf:"bytes,9,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessRecord) Reset() {
+	*x = AccessRecord{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessRecord) ProtoMessage() {}
+
+func (x *AccessRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessRecord.ProtoReflect.Descriptor instead.
+func (*AccessRecord) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AccessRecord) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AccessRecord) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *AccessRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
+// WhoAccessedRequest names a child or a referral (exactly one of the two).
+type WhoAccessedRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ChildId    string                 `protobuf:"bytes,1,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	ReferralId string                 `protobuf:"bytes,2,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// At most 500; default 100.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAccessedRequest) Reset() {
+	*x = WhoAccessedRequest{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAccessedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAccessedRequest) ProtoMessage() {}
+
+func (x *WhoAccessedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAccessedRequest.ProtoReflect.Descriptor instead.
+func (*WhoAccessedRequest) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WhoAccessedRequest) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
+func (x *WhoAccessedRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *WhoAccessedRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *WhoAccessedRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// WhoAccessedResponse holds one page of accesses, newest first.
+type WhoAccessedResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Accesses []*AccessRecord        `protobuf:"bytes,1,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	// Empty on the last page; the last seq returned.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAccessedResponse) Reset() {
+	*x = WhoAccessedResponse{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAccessedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAccessedResponse) ProtoMessage() {}
+
+func (x *WhoAccessedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAccessedResponse.ProtoReflect.Descriptor instead.
+func (*WhoAccessedResponse) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WhoAccessedResponse) GetAccesses() []*AccessRecord {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+func (x *WhoAccessedResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UserActivityRequest names a caller (client id, required) and a time range on
+// occurred_at, from inclusive and to exclusive (either may be left open).
+type UserActivityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Actor string                 `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	From  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// At most 500; default 100.
+	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserActivityRequest) Reset() {
+	*x = UserActivityRequest{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserActivityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserActivityRequest) ProtoMessage() {}
+
+func (x *UserActivityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserActivityRequest.ProtoReflect.Descriptor instead.
+func (*UserActivityRequest) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UserActivityRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *UserActivityRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *UserActivityRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *UserActivityRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *UserActivityRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// UserActivityResponse holds one page of the caller's accesses, newest first.
+type UserActivityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accesses      []*AccessRecord        `protobuf:"bytes,1,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserActivityResponse) Reset() {
+	*x = UserActivityResponse{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserActivityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserActivityResponse) ProtoMessage() {}
+
+func (x *UserActivityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserActivityResponse.ProtoReflect.Descriptor instead.
+func (*UserActivityResponse) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UserActivityResponse) GetAccesses() []*AccessRecord {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+func (x *UserActivityResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UnusualAccessRequest is a time range on occurred_at, from inclusive and to exclusive;
+// the default is the 7 days up to now.
+type UnusualAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// At most 500; default 100.
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnusualAccessRequest) Reset() {
+	*x = UnusualAccessRequest{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnusualAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnusualAccessRequest) ProtoMessage() {}
+
+func (x *UnusualAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnusualAccessRequest.ProtoReflect.Descriptor instead.
+func (*UnusualAccessRequest) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UnusualAccessRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *UnusualAccessRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *UnusualAccessRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *UnusualAccessRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// FlaggedAccess is an access entry with why it looks unusual.
+type FlaggedAccess struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Access *AccessRecord          `protobuf:"bytes,1,opt,name=access,proto3" json:"access,omitempty"`
+	// "out_of_hours": outside 08:00-18:00 Europe/London on a weekday, or at a weekend.
+	// "not_involved": the reader's agency neither referred the referral nor confirmed or
+	// overrode its decision, and the reader is not an auditor or admin.
+	Reasons       []string `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlaggedAccess) Reset() {
+	*x = FlaggedAccess{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlaggedAccess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlaggedAccess) ProtoMessage() {}
+
+func (x *FlaggedAccess) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlaggedAccess.ProtoReflect.Descriptor instead.
+func (*FlaggedAccess) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FlaggedAccess) GetAccess() *AccessRecord {
+	if x != nil {
+		return x.Access
+	}
+	return nil
+}
+
+func (x *FlaggedAccess) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+// UnusualAccessResponse holds one page of flagged accesses, newest first. A page may hold
+// fewer than page_size (each page examines a bounded number of entries): keep paging while
+// next_page_token is not empty.
+type UnusualAccessResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accesses      []*FlaggedAccess       `protobuf:"bytes,1,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnusualAccessResponse) Reset() {
+	*x = UnusualAccessResponse{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnusualAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnusualAccessResponse) ProtoMessage() {}
+
+func (x *UnusualAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnusualAccessResponse.ProtoReflect.Descriptor instead.
+func (*UnusualAccessResponse) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UnusualAccessResponse) GetAccesses() []*FlaggedAccess {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+func (x *UnusualAccessResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_mash_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mash_audit_v1_audit_proto_rawDesc = "" +
@@ -1020,14 +1570,62 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"+\n" +
 	"\x13ExportTrailResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines2\xad\x04\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x8e\x02\n" +
+	"\fAccessRecord\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06agency\x18\x05 \x01(\tR\x06agency\x12\x12\n" +
+	"\x04what\x18\x06 \x01(\tR\x04what\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\a \x01(\tR\teventType\x12\x1f\n" +
+	"\vreferral_id\x18\b \x01(\tR\n" +
+	"referralId\x12\x19\n" +
+	"\bchild_id\x18\t \x01(\tR\achildId\"\x8c\x01\n" +
+	"\x12WhoAccessedRequest\x12\x19\n" +
+	"\bchild_id\x18\x01 \x01(\tR\achildId\x12\x1f\n" +
+	"\vreferral_id\x18\x02 \x01(\tR\n" +
+	"referralId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"v\n" +
+	"\x13WhoAccessedResponse\x127\n" +
+	"\baccesses\x18\x01 \x03(\v2\x1b.mash.audit.v1.AccessRecordR\baccesses\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc3\x01\n" +
+	"\x13UserActivityRequest\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"w\n" +
+	"\x14UserActivityResponse\x127\n" +
+	"\baccesses\x18\x01 \x03(\v2\x1b.mash.audit.v1.AccessRecordR\baccesses\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xae\x01\n" +
+	"\x14UnusualAccessRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"^\n" +
+	"\rFlaggedAccess\x123\n" +
+	"\x06access\x18\x01 \x01(\v2\x1b.mash.audit.v1.AccessRecordR\x06access\x12\x18\n" +
+	"\areasons\x18\x02 \x03(\tR\areasons\"y\n" +
+	"\x15UnusualAccessResponse\x128\n" +
+	"\baccesses\x18\x01 \x03(\v2\x1c.mash.audit.v1.FlaggedAccessR\baccesses\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb8\x06\n" +
 	"\fAuditService\x12K\n" +
 	"\bGetTrail\x12\x1e.mash.audit.v1.GetTrailRequest\x1a\x1f.mash.audit.v1.GetTrailResponse\x12Z\n" +
 	"\rSearchEntries\x12#.mash.audit.v1.SearchEntriesRequest\x1a$.mash.audit.v1.SearchEntriesResponse\x12Z\n" +
 	"\rGetCheckpoint\x12#.mash.audit.v1.GetCheckpointRequest\x1a$.mash.audit.v1.GetCheckpointResponse\x12]\n" +
 	"\x0eProveInclusion\x12$.mash.audit.v1.ProveInclusionRequest\x1a%.mash.audit.v1.ProveInclusionResponse\x12c\n" +
 	"\x10ProveConsistency\x12&.mash.audit.v1.ProveConsistencyRequest\x1a'.mash.audit.v1.ProveConsistencyResponse\x12T\n" +
-	"\vExportTrail\x12!.mash.audit.v1.ExportTrailRequest\x1a\".mash.audit.v1.ExportTrailResponseB\"Z mash/proto/mash/audit/v1;auditv1b\x06proto3"
+	"\vExportTrail\x12!.mash.audit.v1.ExportTrailRequest\x1a\".mash.audit.v1.ExportTrailResponse\x12T\n" +
+	"\vWhoAccessed\x12!.mash.audit.v1.WhoAccessedRequest\x1a\".mash.audit.v1.WhoAccessedResponse\x12W\n" +
+	"\fUserActivity\x12\".mash.audit.v1.UserActivityRequest\x1a#.mash.audit.v1.UserActivityResponse\x12Z\n" +
+	"\rUnusualAccess\x12#.mash.audit.v1.UnusualAccessRequest\x1a$.mash.audit.v1.UnusualAccessResponseB\"Z mash/proto/mash/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_mash_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -1041,7 +1639,7 @@ func file_mash_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_mash_audit_v1_audit_proto_rawDescData
 }
 
-var file_mash_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_mash_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_mash_audit_v1_audit_proto_goTypes = []any{
 	(*AuditEntry)(nil),               // 0: mash.audit.v1.AuditEntry
 	(*GetTrailRequest)(nil),          // 1: mash.audit.v1.GetTrailRequest
@@ -1056,35 +1654,58 @@ var file_mash_audit_v1_audit_proto_goTypes = []any{
 	(*ProveConsistencyResponse)(nil), // 10: mash.audit.v1.ProveConsistencyResponse
 	(*ExportTrailRequest)(nil),       // 11: mash.audit.v1.ExportTrailRequest
 	(*ExportTrailResponse)(nil),      // 12: mash.audit.v1.ExportTrailResponse
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	(*AccessRecord)(nil),             // 13: mash.audit.v1.AccessRecord
+	(*WhoAccessedRequest)(nil),       // 14: mash.audit.v1.WhoAccessedRequest
+	(*WhoAccessedResponse)(nil),      // 15: mash.audit.v1.WhoAccessedResponse
+	(*UserActivityRequest)(nil),      // 16: mash.audit.v1.UserActivityRequest
+	(*UserActivityResponse)(nil),     // 17: mash.audit.v1.UserActivityResponse
+	(*UnusualAccessRequest)(nil),     // 18: mash.audit.v1.UnusualAccessRequest
+	(*FlaggedAccess)(nil),            // 19: mash.audit.v1.FlaggedAccess
+	(*UnusualAccessResponse)(nil),    // 20: mash.audit.v1.UnusualAccessResponse
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
 }
 var file_mash_audit_v1_audit_proto_depIdxs = []int32{
-	13, // 0: mash.audit.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	13, // 1: mash.audit.v1.AuditEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	21, // 0: mash.audit.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 1: mash.audit.v1.AuditEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mash.audit.v1.GetTrailResponse.entries:type_name -> mash.audit.v1.AuditEntry
-	13, // 3: mash.audit.v1.SearchEntriesRequest.from:type_name -> google.protobuf.Timestamp
-	13, // 4: mash.audit.v1.SearchEntriesRequest.to:type_name -> google.protobuf.Timestamp
+	21, // 3: mash.audit.v1.SearchEntriesRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 4: mash.audit.v1.SearchEntriesRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 5: mash.audit.v1.SearchEntriesResponse.entries:type_name -> mash.audit.v1.AuditEntry
-	13, // 6: mash.audit.v1.GetCheckpointResponse.created_at:type_name -> google.protobuf.Timestamp
-	13, // 7: mash.audit.v1.ExportTrailRequest.from:type_name -> google.protobuf.Timestamp
-	13, // 8: mash.audit.v1.ExportTrailRequest.to:type_name -> google.protobuf.Timestamp
-	1,  // 9: mash.audit.v1.AuditService.GetTrail:input_type -> mash.audit.v1.GetTrailRequest
-	3,  // 10: mash.audit.v1.AuditService.SearchEntries:input_type -> mash.audit.v1.SearchEntriesRequest
-	5,  // 11: mash.audit.v1.AuditService.GetCheckpoint:input_type -> mash.audit.v1.GetCheckpointRequest
-	7,  // 12: mash.audit.v1.AuditService.ProveInclusion:input_type -> mash.audit.v1.ProveInclusionRequest
-	9,  // 13: mash.audit.v1.AuditService.ProveConsistency:input_type -> mash.audit.v1.ProveConsistencyRequest
-	11, // 14: mash.audit.v1.AuditService.ExportTrail:input_type -> mash.audit.v1.ExportTrailRequest
-	2,  // 15: mash.audit.v1.AuditService.GetTrail:output_type -> mash.audit.v1.GetTrailResponse
-	4,  // 16: mash.audit.v1.AuditService.SearchEntries:output_type -> mash.audit.v1.SearchEntriesResponse
-	6,  // 17: mash.audit.v1.AuditService.GetCheckpoint:output_type -> mash.audit.v1.GetCheckpointResponse
-	8,  // 18: mash.audit.v1.AuditService.ProveInclusion:output_type -> mash.audit.v1.ProveInclusionResponse
-	10, // 19: mash.audit.v1.AuditService.ProveConsistency:output_type -> mash.audit.v1.ProveConsistencyResponse
-	12, // 20: mash.audit.v1.AuditService.ExportTrail:output_type -> mash.audit.v1.ExportTrailResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 6: mash.audit.v1.GetCheckpointResponse.created_at:type_name -> google.protobuf.Timestamp
+	21, // 7: mash.audit.v1.ExportTrailRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 8: mash.audit.v1.ExportTrailRequest.to:type_name -> google.protobuf.Timestamp
+	21, // 9: mash.audit.v1.AccessRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	13, // 10: mash.audit.v1.WhoAccessedResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	21, // 11: mash.audit.v1.UserActivityRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 12: mash.audit.v1.UserActivityRequest.to:type_name -> google.protobuf.Timestamp
+	13, // 13: mash.audit.v1.UserActivityResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	21, // 14: mash.audit.v1.UnusualAccessRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 15: mash.audit.v1.UnusualAccessRequest.to:type_name -> google.protobuf.Timestamp
+	13, // 16: mash.audit.v1.FlaggedAccess.access:type_name -> mash.audit.v1.AccessRecord
+	19, // 17: mash.audit.v1.UnusualAccessResponse.accesses:type_name -> mash.audit.v1.FlaggedAccess
+	1,  // 18: mash.audit.v1.AuditService.GetTrail:input_type -> mash.audit.v1.GetTrailRequest
+	3,  // 19: mash.audit.v1.AuditService.SearchEntries:input_type -> mash.audit.v1.SearchEntriesRequest
+	5,  // 20: mash.audit.v1.AuditService.GetCheckpoint:input_type -> mash.audit.v1.GetCheckpointRequest
+	7,  // 21: mash.audit.v1.AuditService.ProveInclusion:input_type -> mash.audit.v1.ProveInclusionRequest
+	9,  // 22: mash.audit.v1.AuditService.ProveConsistency:input_type -> mash.audit.v1.ProveConsistencyRequest
+	11, // 23: mash.audit.v1.AuditService.ExportTrail:input_type -> mash.audit.v1.ExportTrailRequest
+	14, // 24: mash.audit.v1.AuditService.WhoAccessed:input_type -> mash.audit.v1.WhoAccessedRequest
+	16, // 25: mash.audit.v1.AuditService.UserActivity:input_type -> mash.audit.v1.UserActivityRequest
+	18, // 26: mash.audit.v1.AuditService.UnusualAccess:input_type -> mash.audit.v1.UnusualAccessRequest
+	2,  // 27: mash.audit.v1.AuditService.GetTrail:output_type -> mash.audit.v1.GetTrailResponse
+	4,  // 28: mash.audit.v1.AuditService.SearchEntries:output_type -> mash.audit.v1.SearchEntriesResponse
+	6,  // 29: mash.audit.v1.AuditService.GetCheckpoint:output_type -> mash.audit.v1.GetCheckpointResponse
+	8,  // 30: mash.audit.v1.AuditService.ProveInclusion:output_type -> mash.audit.v1.ProveInclusionResponse
+	10, // 31: mash.audit.v1.AuditService.ProveConsistency:output_type -> mash.audit.v1.ProveConsistencyResponse
+	12, // 32: mash.audit.v1.AuditService.ExportTrail:output_type -> mash.audit.v1.ExportTrailResponse
+	15, // 33: mash.audit.v1.AuditService.WhoAccessed:output_type -> mash.audit.v1.WhoAccessedResponse
+	17, // 34: mash.audit.v1.AuditService.UserActivity:output_type -> mash.audit.v1.UserActivityResponse
+	20, // 35: mash.audit.v1.AuditService.UnusualAccess:output_type -> mash.audit.v1.UnusualAccessResponse
+	27, // [27:36] is the sub-list for method output_type
+	18, // [18:27] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_mash_audit_v1_audit_proto_init() }
@@ -1098,7 +1719,7 @@ func file_mash_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_audit_v1_audit_proto_rawDesc), len(file_mash_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

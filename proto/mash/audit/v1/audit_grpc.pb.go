@@ -25,6 +25,9 @@ const (
 	AuditService_ProveInclusion_FullMethodName   = "/mash.audit.v1.AuditService/ProveInclusion"
 	AuditService_ProveConsistency_FullMethodName = "/mash.audit.v1.AuditService/ProveConsistency"
 	AuditService_ExportTrail_FullMethodName      = "/mash.audit.v1.AuditService/ExportTrail"
+	AuditService_WhoAccessed_FullMethodName      = "/mash.audit.v1.AuditService/WhoAccessed"
+	AuditService_UserActivity_FullMethodName     = "/mash.audit.v1.AuditService/UserActivity"
+	AuditService_UnusualAccess_FullMethodName    = "/mash.audit.v1.AuditService/UnusualAccess"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -38,7 +41,9 @@ const (
 // HTTP/JSON: GET /v1/audit/trail?referralId=|childId=, GET /v1/audit/entries?...,
 // GET /v1/audit/checkpoint, GET /v1/audit/proofs/inclusion?seq=&treeSize=,
 // GET /v1/audit/proofs/consistency?oldSize=&newSize=,
-// GET /v1/audit/export?referralId=|from=&to= (application/x-ndjson).
+// GET /v1/audit/export?referralId=|from=&to= (application/x-ndjson),
+// GET /v1/audit/access?childId=|referralId=, GET /v1/audit/activity?actor=&from=&to=,
+// GET /v1/audit/unusual-access?from=&to=.
 type AuditServiceClient interface {
 	// GetTrail returns every entry of a referral, or of all referrals of a child, in seq order.
 	GetTrail(ctx context.Context, in *GetTrailRequest, opts ...grpc.CallOption) (*GetTrailResponse, error)
@@ -54,6 +59,15 @@ type AuditServiceClient interface {
 	// ExportTrail exports a referral's trail or a time range as JSON lines with the signed
 	// checkpoint and an inclusion proof per entry.
 	ExportTrail(ctx context.Context, in *ExportTrailRequest, opts ...grpc.CallOption) (*ExportTrailResponse, error)
+	// WhoAccessed lists who read a child's or a referral's record: every access entry
+	// (mash.access.* reads by the services, mash.audit.accessed queries of this API) about
+	// the referral, or about the child or any of the child's referrals, newest first.
+	WhoAccessed(ctx context.Context, in *WhoAccessedRequest, opts ...grpc.CallOption) (*WhoAccessedResponse, error)
+	// UserActivity lists what one caller (client id) read in a time range, newest first.
+	UserActivity(ctx context.Context, in *UserActivityRequest, opts ...grpc.CallOption) (*UserActivityResponse, error)
+	// UnusualAccess reports access entries in a time range that look unusual, each with its
+	// reasons, newest first.
+	UnusualAccess(ctx context.Context, in *UnusualAccessRequest, opts ...grpc.CallOption) (*UnusualAccessResponse, error)
 }
 
 type auditServiceClient struct {
@@ -124,6 +138,36 @@ func (c *auditServiceClient) ExportTrail(ctx context.Context, in *ExportTrailReq
 	return out, nil
 }
 
+func (c *auditServiceClient) WhoAccessed(ctx context.Context, in *WhoAccessedRequest, opts ...grpc.CallOption) (*WhoAccessedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAccessedResponse)
+	err := c.cc.Invoke(ctx, AuditService_WhoAccessed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) UserActivity(ctx context.Context, in *UserActivityRequest, opts ...grpc.CallOption) (*UserActivityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserActivityResponse)
+	err := c.cc.Invoke(ctx, AuditService_UserActivity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) UnusualAccess(ctx context.Context, in *UnusualAccessRequest, opts ...grpc.CallOption) (*UnusualAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnusualAccessResponse)
+	err := c.cc.Invoke(ctx, AuditService_UnusualAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -135,7 +179,9 @@ func (c *auditServiceClient) ExportTrail(ctx context.Context, in *ExportTrailReq
 // HTTP/JSON: GET /v1/audit/trail?referralId=|childId=, GET /v1/audit/entries?...,
 // GET /v1/audit/checkpoint, GET /v1/audit/proofs/inclusion?seq=&treeSize=,
 // GET /v1/audit/proofs/consistency?oldSize=&newSize=,
-// GET /v1/audit/export?referralId=|from=&to= (application/x-ndjson).
+// GET /v1/audit/export?referralId=|from=&to= (application/x-ndjson),
+// GET /v1/audit/access?childId=|referralId=, GET /v1/audit/activity?actor=&from=&to=,
+// GET /v1/audit/unusual-access?from=&to=.
 type AuditServiceServer interface {
 	// GetTrail returns every entry of a referral, or of all referrals of a child, in seq order.
 	GetTrail(context.Context, *GetTrailRequest) (*GetTrailResponse, error)
@@ -151,6 +197,15 @@ type AuditServiceServer interface {
 	// ExportTrail exports a referral's trail or a time range as JSON lines with the signed
 	// checkpoint and an inclusion proof per entry.
 	ExportTrail(context.Context, *ExportTrailRequest) (*ExportTrailResponse, error)
+	// WhoAccessed lists who read a child's or a referral's record: every access entry
+	// (mash.access.* reads by the services, mash.audit.accessed queries of this API) about
+	// the referral, or about the child or any of the child's referrals, newest first.
+	WhoAccessed(context.Context, *WhoAccessedRequest) (*WhoAccessedResponse, error)
+	// UserActivity lists what one caller (client id) read in a time range, newest first.
+	UserActivity(context.Context, *UserActivityRequest) (*UserActivityResponse, error)
+	// UnusualAccess reports access entries in a time range that look unusual, each with its
+	// reasons, newest first.
+	UnusualAccess(context.Context, *UnusualAccessRequest) (*UnusualAccessResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -178,6 +233,15 @@ func (UnimplementedAuditServiceServer) ProveConsistency(context.Context, *ProveC
 }
 func (UnimplementedAuditServiceServer) ExportTrail(context.Context, *ExportTrailRequest) (*ExportTrailResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportTrail not implemented")
+}
+func (UnimplementedAuditServiceServer) WhoAccessed(context.Context, *WhoAccessedRequest) (*WhoAccessedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAccessed not implemented")
+}
+func (UnimplementedAuditServiceServer) UserActivity(context.Context, *UserActivityRequest) (*UserActivityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UserActivity not implemented")
+}
+func (UnimplementedAuditServiceServer) UnusualAccess(context.Context, *UnusualAccessRequest) (*UnusualAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnusualAccess not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -308,6 +372,60 @@ func _AuditService_ExportTrail_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_WhoAccessed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAccessedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).WhoAccessed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_WhoAccessed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).WhoAccessed(ctx, req.(*WhoAccessedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_UserActivity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserActivityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).UserActivity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_UserActivity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).UserActivity(ctx, req.(*UserActivityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_UnusualAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnusualAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).UnusualAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_UnusualAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).UnusualAccess(ctx, req.(*UnusualAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -338,6 +456,18 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportTrail",
 			Handler:    _AuditService_ExportTrail_Handler,
+		},
+		{
+			MethodName: "WhoAccessed",
+			Handler:    _AuditService_WhoAccessed_Handler,
+		},
+		{
+			MethodName: "UserActivity",
+			Handler:    _AuditService_UserActivity_Handler,
+		},
+		{
+			MethodName: "UnusualAccess",
+			Handler:    _AuditService_UnusualAccess_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// accessCond selects access entries of audit.entries e: reads published by the services
+// (mash.access.*) and queries of the audit API (mash.audit.accessed). It is the predicate
+// of the partial indexes of 2002_access_indexes.sql, written the same way so the planner
+// matches them.
+const accessCond = `(e.event_type LIKE 'mash.access.%' OR e.event_type = 'mash.audit.accessed')`
+
+// Access is an access entry as the access queries read it.
+type Access struct {
+	Seq                                int64
+	OccurredAt                         time.Time
+	EventType, ReferralID, ChildID     string
+	Actor, ActorRole, Agency, Decision string
+	// Set by UnusualCandidates only: the referral has a mash.referral.received entry, and
+	// the reader is involved in it (see UnusualCandidates).
+	ReferralKnown, Involved bool
+}
+
+const accessColumns = `e.seq, e.occurred_at, e.event_type, e.referral_id, e.child_id, e.actor, e.actor_role, e.agency, e.decision`
+
+func scanAccess(rows pgx.Rows, extra bool) ([]Access, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Access, error) {
+		var a Access
+		dst := []any{&a.Seq, &a.OccurredAt, &a.EventType, &a.ReferralID, &a.ChildID, &a.Actor, &a.ActorRole, &a.Agency, &a.Decision}
+		if extra {
+			dst = append(dst, &a.ReferralKnown, &a.Involved)
+		}
+		err := r.Scan(dst...)
+		return a, err
+	})
+}
+
+// cursorCond adds "seq < before" when before >= 0 (newest-first paging).
+func cursorCond(args *[]any, before int64) string {
+	if before < 0 {
+		return ""
+	}
+	*args = append(*args, before)
+	return ` AND e.seq < $` + strconv.Itoa(len(*args))
+}
+
+// AccessesOf returns up to limit access entries about a referral, or with childID about
+// the child or any referral of the child (found as Trail finds them), with seq < before
+// (before < 0: from the newest), newest first.
+func AccessesOf(ctx context.Context, pool *pgxpool.Pool, referralID, childID string, before int64, limit int) ([]Access, error) {
+	var q string
+	var args []any
+	if referralID != "" {
+		args = []any{referralID}
+		q = `SELECT ` + accessColumns + ` FROM audit.entries e WHERE e.referral_id = $1 AND ` + accessCond
+	} else {
+		args = []any{childID}
+		// Two index range reads (by child, by each of the child's referrals) merged by seq.
+		q = `SELECT ` + accessColumns + ` FROM audit.entries e WHERE ` + accessCond + ` AND (e.child_id = $1 OR e.referral_id IN
+			(SELECT DISTINCT c.referral_id FROM audit.entries c WHERE c.child_id = $1 AND c.child_id <> '' AND c.referral_id <> ''))`
+	}
+	q += cursorCond(&args, before)
+	args = append(args, limit)
+	q += ` ORDER BY e.seq DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read accesses: %w", err)
+	}
+	out, err := scanAccess(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("read accesses: %w", err)
+	}
+	return out, nil
+}
+
+// ActivityOf returns up to limit access entries by actor with occurred_at in [from, to)
+// (nil: open) and seq < before (before < 0: from the newest), newest first.
+func ActivityOf(ctx context.Context, pool *pgxpool.Pool, actor string, from, to *time.Time, before int64, limit int) ([]Access, error) {
+	args := []any{actor}
+	q := `SELECT ` + accessColumns + ` FROM audit.entries e WHERE e.actor = $1 AND ` + accessCond
+	if from != nil {
+		args = append(args, *from)
+		q += ` AND e.occurred_at >= $` + strconv.Itoa(len(args))
+	}
+	if to != nil {
+		args = append(args, *to)
+		q += ` AND e.occurred_at < $` + strconv.Itoa(len(args))
+	}
+	q += cursorCond(&args, before)
+	args = append(args, limit)
+	q += ` ORDER BY e.seq DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read activity: %w", err)
+	}
+	out, err := scanAccess(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("read activity: %w", err)
+	}
+	return out, nil
+}
+
+// UnusualCandidates returns up to limit access entries with occurred_at in [from, to) and
+// seq < before (before < 0: from the newest), newest first, each with ReferralKnown (its
+// referral has a mash.referral.received entry) and Involved: the reader's agency is the
+// referring agency, or the reader reviewed (confirmed or overrode) the referral's
+// decision, or the reader's agency is a reviewer's. Decision events do not carry the
+// reviewer's agency, so a reviewer's agency is the one on the reviewer's own entries (the
+// agency their credential reads with) or on the decision entry if it has one.
+func UnusualCandidates(ctx context.Context, pool *pgxpool.Pool, from, to time.Time, before int64, limit int) ([]Access, error) {
+	args := []any{from, to}
+	q := `SELECT ` + accessColumns + `,
+		EXISTS (SELECT 1 FROM audit.entries r WHERE r.referral_id = e.referral_id AND e.referral_id <> ''
+			AND r.event_type = 'mash.referral.received'),
+		e.agency <> '' AND (
+			EXISTS (SELECT 1 FROM audit.entries r WHERE r.referral_id = e.referral_id
+				AND r.event_type = 'mash.referral.received' AND r.agency = e.agency)
+			OR EXISTS (SELECT 1 FROM audit.entries d WHERE d.referral_id = e.referral_id
+				AND d.event_type IN ('mash.triage.confirmed', 'mash.triage.overridden')
+				AND (d.actor = e.actor OR d.agency = e.agency OR EXISTS (SELECT 1 FROM audit.entries x
+					WHERE x.actor = d.actor AND x.agency = e.agency
+					AND (x.event_type LIKE 'mash.access.%' OR x.event_type = 'mash.audit.accessed')))))
+		FROM audit.entries e WHERE ` + accessCond + ` AND e.occurred_at >= $1 AND e.occurred_at < $2`
+	q += cursorCond(&args, before)
+	args = append(args, limit)
+	q += ` ORDER BY e.seq DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read unusual access candidates: %w", err)
+	}
+	out, err := scanAccess(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("read unusual access candidates: %w", err)
+	}
+	return out, nil
+}
