@@ -1,4 +1,5 @@
-// Package access records that a caller read a child's record: the service writes a
+// Package access records that a caller read a child's record (and why, when the caller sent
+// an X-Access-Reason header or x-access-reason metadata): the service writes a
 // RecordAccessed event to its own outbox, in a transaction that commits before the record is
 // returned, so a read through any API without a trace in the audit log cannot happen.
 package access
@@ -13,6 +14,7 @@ import (
 
 	"mash/pkg/auth"
 	"mash/pkg/events"
+	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 )
 
@@ -31,6 +33,7 @@ type Read struct {
 func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
 	env, raw, err := events.NewEnvelope("mash.access."+r.Subject, r.Partnership, r.ReferralID, 0, now, &eventsv1.RecordAccessed{
 		ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency, Action: r.Action, ReferralId: r.ReferralID, ChildId: r.ChildID,
+		Reason: server.AccessReason(ctx),
 	})
 	if err != nil {
 		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)

@@ -27,6 +27,28 @@ type Authenticator interface {
 // RequestIDHeader carries the caller's request id (or ours, if none) on both transports.
 const RequestIDHeader = "x-request-id"
 
+// AccessReasonHeader lets a caller say why it reads a child's record; the reason is kept
+// (encrypted) with the access entry in the audit log.
+const AccessReasonHeader = "x-access-reason"
+
+type accessReasonKey struct{}
+
+// AccessReason returns the reason the caller gave for this request, if any.
+func AccessReason(ctx context.Context) string {
+	s, _ := ctx.Value(accessReasonKey{}).(string)
+	return s
+}
+
+func withAccessReason(ctx context.Context, reason string) context.Context {
+	if reason == "" {
+		return ctx
+	}
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	return context.WithValue(ctx, accessReasonKey{}, reason)
+}
+
 type requestIDKey struct{}
 
 // RequestID returns the id of the request being served.
@@ -58,6 +80,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
 	ctx, reqID := withRequestID(ctx, first(md.Get(RequestIDHeader)))
+	ctx = withAccessReason(ctx, first(md.Get(AccessReasonHeader)))
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, reqID))
 	var ident auth.Identity
 

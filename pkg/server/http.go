@@ -47,6 +47,7 @@ func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, reqID := withRequestID(r.Context(), r.Header.Get(RequestIDHeader))
+		ctx = withAccessReason(ctx, r.Header.Get(AccessReasonHeader))
 		w.Header().Set(RequestIDHeader, reqID)
 		rec := &statusRecorder{ResponseWriter: w}
 		var ident auth.Identity

@@ -3,6 +3,7 @@ package intake_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -323,6 +324,25 @@ func TestAgencySeesOnlyItsOwnReferrals(t *testing.T) {
 	}
 	if reads != 1 {
 		t.Fatalf("%d access events after one successful read, want 1", reads)
+	}
+	// A reason given with the read travels in the access event.
+	req, _ := http.NewRequest(http.MethodGet, e.httpURL+"/v1/referrals/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+staff)
+	req.Header.Set("X-Access-Reason", "MASH research for strategy discussion")
+	if code, _ := do(t, req); code != 200 {
+		t.Fatalf("read with a reason: %d", code)
+	}
+	var raw []byte
+	if err := e.pool.QueryRow(context.Background(), `SELECT payload FROM intake.outbox WHERE subject = 'mash.access.referral' ORDER BY id DESC LIMIT 1`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var accessEnv eventsv1.Envelope
+	var accessed eventsv1.RecordAccessed
+	if err := proto.Unmarshal(raw, &accessEnv); err != nil || accessEnv.GetPayload().UnmarshalTo(&accessed) != nil {
+		t.Fatal("undecodable access event")
+	}
+	if accessed.GetReason() != "MASH research for strategy discussion" || accessed.GetRole() != "practitioner" || accessed.GetReferralId() != id {
+		t.Fatalf("access event: %v", &accessed)
 	}
 	if code, body := e.get(t, gwent, "/v1/referrals"); code != 200 || strings.Contains(body, id) {
 		t.Fatalf("another agency's listing shows the referral: %d %s", code, body)
