@@ -2,10 +2,10 @@ package audit_test
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
