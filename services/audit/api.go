@@ -287,7 +287,7 @@ func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusio
 	if err != nil {
 		return nil, err
 	}
-	proof, err := auditlog.InclusionProof(dbHashes{ctx: ctx, pool: a.svc.pool}, size, req.GetSeq())
+	proof, err := auditlog.InclusionProof(store.TreeHashes{Ctx: ctx, Pool: a.svc.pool}, size, req.GetSeq())
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +321,7 @@ func (a *grpcAPI) ProveConsistency(ctx context.Context, req *auditv1.ProveConsis
 	if req.GetNewSize() > head.TreeSize {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "new_size", Reason: fmt.Sprintf("the log has %d entries", head.TreeSize)}})
 	}
-	proof, err := auditlog.ConsistencyProof(dbHashes{ctx: ctx, pool: a.svc.pool}, req.GetNewSize(), req.GetOldSize())
+	proof, err := auditlog.ConsistencyProof(store.TreeHashes{Ctx: ctx, Pool: a.svc.pool}, req.GetNewSize(), req.GetOldSize())
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +393,7 @@ func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, l
 	if err := emit(checkpointLine(cp.Note)); err != nil {
 		return err
 	}
-	hashes := &cachedHashes{r: dbHashes{ctx: ctx, pool: s.pool}, m: map[int64]tlog.Hash{}}
+	hashes := &cachedHashes{r: store.TreeHashes{Ctx: ctx, Pool: s.pool}, m: map[int64]tlog.Hash{}}
 	for _, seq := range seqs {
 		proof, err := auditlog.InclusionProof(hashes, cp.TreeSize, seq)
 		if err != nil {

@@ -32,7 +32,7 @@ func VerifyConsistencyWith(ctx context.Context, pool *pgxpool.Pool, vkey, origin
 	if next.Size < prev.Size {
 		return nil, fmt.Errorf("the log shrank: the previous checkpoint covers %d entries, the latest only %d: %w", prev.Size, next.Size, auditlog.ErrMismatch)
 	}
-	proof, err := auditlog.ConsistencyProof(dbHashes{ctx: ctx, pool: pool}, next.Size, prev.Size)
+	proof, err := auditlog.ConsistencyProof(store.TreeHashes{Ctx: ctx, Pool: pool}, next.Size, prev.Size)
 	if err != nil {
 		return nil, fmt.Errorf("consistency proof %d -> %d: %w", prev.Size, next.Size, err)
 	}

@@ -61,7 +61,7 @@ func VerifyDatabase(ctx context.Context, pool *pgxpool.Pool, vkey, origin string
 	// The full stored-hash table is the reference: it is read only on a mismatch, and its
 	// interior hashes are checked against their parents from the signed root down, so the
 	// altered entry is named even when its stored leaf hash was rewritten to match.
-	rep, err := v.CheckWithStoredHashes(cp, dbHashes{ctx: ctx, pool: pool})
+	rep, err := v.CheckWithStoredHashes(cp, store.TreeHashes{Ctx: ctx, Pool: pool})
 	if err != nil && !errors.Is(err, auditlog.ErrMismatch) {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
@@ -92,24 +92,6 @@ func VerifyDatabase(ctx context.Context, pool *pgxpool.Pool, vkey, origin string
 		}
 	}
 	return rep, nil
-}
-
-// dbHashes reads the stored tree hashes; it implements tlog.HashReader.
-type dbHashes struct {
-	ctx  context.Context
-	pool *pgxpool.Pool
-}
-
-func (d dbHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	hs, err := store.ReadHashes(d.ctx, d.pool, indexes)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]tlog.Hash, len(hs))
-	for i, h := range hs {
-		out[i] = h
-	}
-	return out, nil
 }
 
 // leafPayloadHash is the last field of a version-1 leaf: the payload's SHA-256.

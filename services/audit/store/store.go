@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"mash/pkg/db"
 	"mash/pkg/events"
@@ -370,4 +371,25 @@ func StreamEntries(ctx context.Context, pool *pgxpool.Pool, fn func(VerifyRow) e
 		return fmt.Errorf("stream entries: %w", err)
 	}
 	return nil
+}
+
+// TreeHashes reads the stored tree hashes through pool: the tlog.HashReader that proofs and
+// verification walk. The hashes it returns are checked against signed roots by its callers,
+// never trusted on their own.
+type TreeHashes struct {
+	Ctx  context.Context
+	Pool *pgxpool.Pool
+}
+
+// ReadHashes implements tlog.HashReader.
+func (h TreeHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	hs, err := ReadHashes(h.Ctx, h.Pool, indexes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Hash, len(hs))
+	for i, x := range hs {
+		out[i] = x
+	}
+	return out, nil
 }
