@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -234,7 +235,7 @@ func (a *grpcAPI) getDecision(ctx context.Context, referralID string) (store.Dec
 	if referralID == "" {
 		return store.Decision{}, apierr.Invalid([]apierr.Violation{{Field: "referralId", Reason: "is required"}})
 	}
-	if !validUUID(referralID) {
+	if _, err := uuid.Parse(referralID); err != nil {
 		return store.Decision{}, apierr.NotFound("no decision for referral " + referralID)
 	}
 	d, err := a.svc.store.GetDecision(ctx, referralID)
@@ -389,10 +390,6 @@ func (a *grpcAPI) review(ctx context.Context, referralID string, expected int64,
 	}
 	a.svc.relay.Wake()
 	return out, nil
-}
-
-func validUUID(s string) bool {
-	return len(s) == 36 && strings.Count(s, "-") == 4
 }
 
 func problemWhere(p pack.Problem) string {
