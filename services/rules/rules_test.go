@@ -305,6 +305,11 @@ func TestConfirmAndOverrideWithOptimisticConcurrency(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"status":"CONFIRMED"`) {
 		t.Fatalf("HTTP get decision: %d %s", code, body)
 	}
+	// An id of the right length and shape that is not a UUID is simply not found.
+	code, body = httpDo(t, "GET", e.httpURL+"/v1/decisions/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", tok, "", "")
+	if code != 404 {
+		t.Fatalf("HTTP get decision with a non-UUID id: %d %s, want 404", code, body)
+	}
 }
 
 func TestEvaluateIsADryRun(t *testing.T) {
