@@ -14,6 +14,7 @@ import (
 	"mash/pkg/config"
 	"mash/pkg/db"
 	"mash/services/audit"
+	"mash/services/notify/channel"
 )
 
 // commonConfig is what every command needs.
@@ -51,6 +52,13 @@ type serveConfig struct {
 	PprofAddr       string
 	Calendar        calendar.Config
 	Audit           audit.Config
+	Notify          notifyConfig
+}
+
+// notifyConfig is the notify service's settings.
+type notifyConfig struct {
+	DirectoryFile string
+	SMTP          channel.EmailConfig
 }
 
 func parseServeConfig(args []string) (serveConfig, error) {
@@ -72,6 +80,11 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	dayEnd := s.String("workday-end", "MASH_WORKDAY_END", "17:00", "end of the working day (HH:MM, Europe/London)")
 	region := s.String("calendar-region", "MASH_CALENDAR_REGION", calendar.RegionEnglandAndWales, "bank-holiday region: england-and-wales, england or wales")
 	extra := s.String("extra-bank-holidays", "MASH_EXTRA_BANK_HOLIDAYS", "", "one-off closure days, YYYY-MM-DD comma-separated")
+	notifyDir := s.String("notify-directory", "MASH_NOTIFY_DIRECTORY", "", "agency directory file (YAML) loaded at start by the notify service")
+	smtpAddr := s.String("smtp-addr", "MASH_SMTP_ADDR", "", "SMTP relay host:port for email notifications (email channel off when empty)")
+	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
+	smtpUser := s.String("smtp-username", "MASH_SMTP_USERNAME", "", "SMTP username (PLAIN auth, over TLS only)")
+	smtpPass := s.String("smtp-password", "MASH_SMTP_PASSWORD", "", "SMTP password")
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
 	if err := s.Parse(args); err != nil {
 		return c, err
@@ -129,6 +142,23 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	if slices.Contains(c.Services, "audit") {
 		if c.Audit, err = auditConfig(); err != nil {
 			return c, err
+		}
+	}
+	c.Notify = notifyConfig{DirectoryFile: *notifyDir, SMTP: channel.EmailConfig{Addr: *smtpAddr, From: *smtpFrom,
+		Username: *smtpUser, Password: *smtpPass, Timeout: 10 * time.Second}}
+	if slices.Contains(c.Services, "notify") {
+		if c.Notify.DirectoryFile != "" {
+			if _, err := os.Stat(c.Notify.DirectoryFile); err != nil {
+				return c, fmt.Errorf("MASH_NOTIFY_DIRECTORY: %w", err)
+			}
+		}
+		if c.Notify.SMTP.Addr != "" {
+			if c.Notify.SMTP.From == "" {
+				return c, errors.New("MASH_SMTP_FROM: required when MASH_SMTP_ADDR is set")
+			}
+			if _, err := channel.NewEmail(c.Notify.SMTP); err != nil {
+				return c, fmt.Errorf("MASH_SMTP_ADDR: %w", err)
+			}
 		}
 	}
 	if _, err := calendar.New(c.Calendar); err != nil {

@@ -12,6 +12,7 @@ import (
 	"mash/pkg/server"
 	"mash/services/audit"
 	"mash/services/intake"
+	"mash/services/notify"
 	"mash/services/rules"
 )
 
@@ -29,7 +30,7 @@ type module struct {
 	build   func(p *plumbing) (service, error)
 }
 
-// modules lists the services this binary has. Notification joins when it is built.
+// modules lists the services this binary has.
 var modules = map[string]module{
 	"intake": {
 		migrate: intake.Migrate,
@@ -41,6 +42,13 @@ var modules = map[string]module{
 		migrate: audit.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return audit.New(audit.Deps{Pool: p.pool, JS: p.js, Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit})
+		},
+	},
+	"notify": {
+		migrate: notify.Migrate,
+		build: func(p *plumbing) (service, error) {
+			return notify.New(notify.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
+				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile})
 		},
 	},
 	"rules": {

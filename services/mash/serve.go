@@ -40,6 +40,7 @@ type plumbing struct {
 	registry     *prometheus.Registry
 	eventMetrics *events.Metrics
 	audit        audit.Config
+	notify       notifyConfig
 }
 
 func (p *plumbing) close() {
@@ -71,7 +72,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer log.Sync() //nolint:errcheck
 
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit}
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify}
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)

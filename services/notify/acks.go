@@ -1,0 +1,97 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"mash/pkg/events"
+	"mash/services/notify/directory"
+	"mash/services/notify/store"
+)
+
+// AckSubjects is where agencies on the bus acknowledge: mash.notify.<agency>.ack with a JSON
+// body {"notificationId": "...", "note": "..."}.
+const AckSubjects = directory.AckSubjectPrefix + "*.ack"
+
+// BusAck is the body of an acknowledgement on the bus.
+type BusAck struct {
+	NotificationID string `json:"notificationId"`
+	Note           string `json:"note"`
+}
+
+// ackListener takes acknowledgements agencies publish on their subject. The subject names
+// the agency, and only that agency's notifications can be acknowledged through it.
+type ackListener struct {
+	svc *Service
+	js  jetstream.JetStream
+	log *zap.Logger
+}
+
+func (l *ackListener) run(ctx context.Context) error {
+	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
+		Durable: "notify-acks", FilterSubject: AckSubjects, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
+		BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
+	})
+	if err != nil {
+		return fmt.Errorf("notify ack consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { l.handle(ctx, msg) })
+	if err != nil {
+		return fmt.Errorf("notify ack consumer: %w", err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	return nil
+}
+
+func (l *ackListener) handle(ctx context.Context, msg jetstream.Msg) {
+	agency := agencyOfAckSubject(msg.Subject())
+	var body BusAck
+	if err := json.Unmarshal(msg.Data(), &body); err != nil || body.NotificationID == "" {
+		l.reject(msg, agency, "", "body is not {\"notificationId\": \"...\"}")
+		return
+	}
+	n, err := l.svc.store.Get(ctx, body.NotificationID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		l.reject(msg, agency, body.NotificationID, "no such notification")
+		return
+	case err != nil:
+		l.log.Error("read notification for bus acknowledgement", zap.String("notification_id", body.NotificationID), zap.Error(err))
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	case n.Agency != agency:
+		l.reject(msg, agency, body.NotificationID, "the notification was sent to another agency")
+		return
+	}
+	if _, _, err := l.svc.Acknowledge(ctx, n.ID, "agency:"+agency+" (bus)", truncate(body.Note, 500)); err != nil {
+		l.log.Error("record bus acknowledgement", zap.String("notification_id", n.ID), zap.Error(err))
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.DoubleAck(ctx)
+}
+
+// reject drops an acknowledgement that can never apply, saying why in the log (ids only).
+func (l *ackListener) reject(msg jetstream.Msg, agency, id, why string) {
+	l.svc.metrics.ackRejected.Inc()
+	l.log.Warn("bus acknowledgement rejected", zap.String("agency", agency), zap.String("notification_id", id), zap.String("reason", why))
+	_ = msg.TermWithReason(why)
+}
+
+func agencyOfAckSubject(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) == 4 {
+		return parts[2]
+	}
+	return ""
+}

@@ -1,0 +1,391 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
+	notifyv1 "mash/proto/mash/notify/v1"
+	"mash/services/notify/directory"
+	"mash/services/notify/store"
+)
+
+// Who may do what. An agency's own credential (any role) may also read and acknowledge its
+// own notifications.
+var (
+	directoryReadRoles  = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
+	directoryWriteRoles = []auth.Role{auth.RoleManager, auth.RoleAdmin}
+	staffRoles          = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
+	retryRoles          = []auth.Role{auth.RoleManager, auth.RoleAdmin}
+	ackOnBehalfRoles    = []auth.Role{auth.RoleManager}
+)
+
+type grpcAPI struct {
+	notifyv1.UnimplementedNotifyServiceServer
+	svc *Service
+}
+
+func identity(ctx context.Context) (auth.Identity, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	return id, nil
+}
+
+func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
+	id, err := identity(ctx)
+	if err != nil {
+		return id, err
+	}
+	if !id.HasRole(roles...) {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
+	}
+	return id, nil
+}
+
+func actor(id auth.Identity) string {
+	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
+}
+
+func (a *grpcAPI) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRequest) (*notifyv1.ListAgenciesResponse, error) {
+	if _, err := allow(ctx, "read the agency directory", directoryReadRoles...); err != nil {
+		return nil, err
+	}
+	as, err := a.svc.store.Agencies(ctx, req.GetPartnership())
+	if err != nil {
+		return nil, err
+	}
+	out := &notifyv1.ListAgenciesResponse{}
+	for _, ag := range as {
+		out.Agencies = append(out.Agencies, agencyToProto(ag))
+	}
+	return out, nil
+}
+
+func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest) (*notifyv1.PutAgencyResponse, error) {
+	id, err := allow(ctx, "change the agency directory", directoryWriteRoles...)
+	if err != nil {
+		return nil, err
+	}
+	p := req.GetAgency()
+	ag := agencyFromProto(p)
+	ag.Normalise()
+	var vs []apierr.Violation
+	if strings.TrimSpace(req.GetReason()) == "" {
+		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: the directory's change log says why"})
+	}
+	var secret string
+	if req.GetRotateSecret() {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		secret = hex.EncodeToString(b)
+		ag.Secret = []byte(secret)
+	} else if existing, err := a.svc.store.Agency(ctx, ag.Partnership, ag.ID); err == nil {
+		ag.Secret = existing.Secret
+	}
+	for _, pr := range ag.Check() {
+		vs = append(vs, apierr.Violation{Field: "agency." + protoField(pr.Field), Reason: pr.Reason})
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	var stored store.StoredAgency
+	err = pgx.BeginFunc(ctx, a.svc.store.Pool(), func(tx pgx.Tx) error {
+		if ag.OutOfHours != "" {
+			if _, err := a.svc.store.Agency(ctx, ag.Partnership, ag.OutOfHours); errors.Is(err, store.ErrNotFound) {
+				return apierr.Invalid([]apierr.Violation{{Field: "agency.outOfHours", Reason: fmt.Sprintf("agency %q is not in partnership %q", ag.OutOfHours, ag.Partnership)}})
+			}
+		}
+		var err error
+		stored, err = store.PutAgency(ctx, tx, ag, actor(id), req.GetReason())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &notifyv1.PutAgencyResponse{Agency: agencyToProto(stored), Secret: secret}, nil
+}
+
+// protoField maps a directory problem's field to the API's name for it.
+func protoField(f string) string {
+	switch f {
+	case "hoursStart":
+		return "hours.start"
+	case "secret":
+		return "rotateSecret"
+	}
+	return f
+}
+
+func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRequest) (*notifyv1.RemoveAgencyResponse, error) {
+	id, err := allow(ctx, "change the agency directory", directoryWriteRoles...)
+	if err != nil {
+		return nil, err
+	}
+	var vs []apierr.Violation
+	if req.GetAgencyId() == "" {
+		vs = append(vs, apierr.Violation{Field: "agencyId", Reason: "is required"})
+	}
+	if req.GetPartnership() == "" {
+		vs = append(vs, apierr.Violation{Field: "partnership", Reason: "is required"})
+	}
+	if strings.TrimSpace(req.GetReason()) == "" {
+		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: the directory's change log says why"})
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	err = pgx.BeginFunc(ctx, a.svc.store.Pool(), func(tx pgx.Tx) error {
+		return store.RemoveAgency(ctx, tx, req.GetPartnership(), req.GetAgencyId(), actor(id), req.GetReason())
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.NotFound(fmt.Sprintf("agency %s is not in partnership %s", req.GetAgencyId(), req.GetPartnership()))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &notifyv1.RemoveAgencyResponse{}, nil
+}
+
+// maxPage bounds a page of notifications.
+const maxPage = 200
+
+func (a *grpcAPI) ListNotifications(ctx context.Context, req *notifyv1.ListNotificationsRequest) (*notifyv1.ListNotificationsResponse, error) {
+	id, err := identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := store.Filter{ReferralID: req.GetReferralId(), Agency: req.GetAgency(), Overdue: req.GetOverdue(), Now: a.svc.now().UTC()}
+	if !id.HasRole(staffRoles...) {
+		// An agency sees only what was sent to it.
+		f.Agency = id.Agency
+	}
+	var vs []apierr.Violation
+	if f.ReferralID != "" {
+		if _, err := uuid.Parse(f.ReferralID); err != nil {
+			vs = append(vs, apierr.Violation{Field: "referralId", Reason: "must be a referral id (UUID)"})
+		}
+	}
+	if st := req.GetState(); st != notifyv1.NotificationState_NOTIFICATION_STATE_UNSPECIFIED {
+		f.State = st.String()
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0 || size > maxPage:
+		vs = append(vs, apierr.Violation{Field: "pageSize", Reason: fmt.Sprintf("must be between 1 and %d (0 for 50)", maxPage)})
+	case size == 0:
+		size = 50
+	}
+	if t := req.GetPageToken(); t != "" {
+		if err := decodeToken(t, &f); err != nil {
+			vs = append(vs, apierr.Violation{Field: "pageToken", Reason: "is not a token this API returned"})
+		}
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	f.Limit = size + 1
+	ns, err := a.svc.store.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := &notifyv1.ListNotificationsResponse{}
+	if len(ns) > size {
+		ns = ns[:size]
+		last := ns[len(ns)-1]
+		out.NextPageToken = encodeToken(last)
+	}
+	for _, n := range ns {
+		out.Notifications = append(out.Notifications, notificationToProto(n, nil))
+	}
+	return out, nil
+}
+
+type pageToken struct {
+	P  int       `json:"p"`
+	C  time.Time `json:"c"`
+	ID string    `json:"i"`
+}
+
+func encodeToken(n store.Notification) string {
+	b, _ := json.Marshal(pageToken{P: n.Priority, C: n.CreatedAt, ID: n.ID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeToken(t string, f *store.Filter) error {
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil {
+		return err
+	}
+	var p pageToken
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if _, err := uuid.Parse(p.ID); err != nil {
+		return err
+	}
+	f.AfterPriority, f.AfterCreated, f.AfterID = p.P, p.C, p.ID
+	return nil
+}
+
+// visible reads a notification the caller may see: staff see all, an agency its own.
+func (a *grpcAPI) visible(ctx context.Context, id auth.Identity, notificationID string) (store.Notification, error) {
+	if _, err := uuid.Parse(notificationID); err != nil {
+		return store.Notification{}, apierr.Invalid([]apierr.Violation{{Field: "notificationId", Reason: "must be a notification id (UUID)"}})
+	}
+	n, err := a.svc.store.Get(ctx, notificationID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !id.HasRole(staffRoles...) && n.Agency != id.Agency) {
+		return store.Notification{}, apierr.NotFound("notification " + notificationID + " not found")
+	}
+	return n, err
+}
+
+func (a *grpcAPI) GetNotification(ctx context.Context, req *notifyv1.GetNotificationRequest) (*notifyv1.GetNotificationResponse, error) {
+	id, err := identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.visible(ctx, id, req.GetNotificationId())
+	if err != nil {
+		return nil, err
+	}
+	history, err := a.svc.store.Attempts(ctx, n.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &notifyv1.GetNotificationResponse{Notification: notificationToProto(n, history)}, nil
+}
+
+func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.AcknowledgeNotificationRequest) (*notifyv1.AcknowledgeNotificationResponse, error) {
+	id, err := identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.visible(ctx, id, req.GetNotificationId())
+	if err != nil {
+		return nil, err
+	}
+	note := strings.TrimSpace(req.GetNote())
+	if len(note) > 500 {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "note", Reason: "must be at most 500 characters"}})
+	}
+	if n.Agency != id.Agency {
+		if !id.HasRole(ackOnBehalfRoles...) {
+			return nil, apierr.PermissionDenied(fmt.Sprintf("only agency %s (or a manager on its behalf) may acknowledge this notification", n.Agency))
+		}
+		if note == "" {
+			return nil, apierr.Invalid([]apierr.Violation{{Field: "note", Reason: "is required when acknowledging for another agency: say how it acknowledged (e.g. by phone to whom)"}})
+		}
+	}
+	if n.WithdrawnAt != nil {
+		return nil, apierr.Conflict("notification " + n.ID + " was withdrawn; there is nothing to acknowledge")
+	}
+	n, already, err := a.svc.Acknowledge(ctx, n.ID, actor(id), note)
+	if err != nil {
+		return nil, err
+	}
+	return &notifyv1.AcknowledgeNotificationResponse{Notification: notificationToProto(n, nil), AlreadyAcknowledged: already}, nil
+}
+
+func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest) (*notifyv1.RetryNotificationResponse, error) {
+	id, err := allow(ctx, "retry notifications", retryRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := uuid.Parse(req.GetNotificationId()); err != nil {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "notificationId", Reason: "must be a notification id (UUID)"}})
+	}
+	if strings.TrimSpace(req.GetReason()) == "" {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}})
+	}
+	n, err := a.svc.Retry(ctx, req.GetNotificationId(), actor(id), req.GetReason())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, apierr.NotFound("notification " + req.GetNotificationId() + " not found")
+	case errors.Is(err, store.ErrState):
+		return nil, apierr.Conflict("notification " + req.GetNotificationId() + " has not failed (or was withdrawn); only failed notifications can be retried")
+	case errors.Is(err, errStillUnroutable):
+		return nil, apierr.Conflict(err.Error() + ": add the agency to the directory first")
+	case err != nil:
+		return nil, err
+	}
+	return &notifyv1.RetryNotificationResponse{Notification: notificationToProto(n, nil)}, nil
+}
+
+func agencyFromProto(p *notifyv1.Agency) directory.Agency {
+	a := directory.Agency{ID: p.GetId(), Partnership: p.GetPartnership(), Name: p.GetName(), Roles: p.GetRoles(), URL: p.GetUrl(),
+		Email: p.GetEmail(), HoursStart: p.GetHours().GetStart(), HoursEnd: p.GetHours().GetEnd(), OutOfHours: p.GetOutOfHours(),
+		Concurrency: int(p.GetConcurrency()), Schools: p.GetSchools()}
+	switch p.GetChannel() {
+	case notifyv1.ChannelKind_WEBHOOK:
+		a.Channel = directory.ChannelWebhook
+	case notifyv1.ChannelKind_NATS:
+		a.Channel = directory.ChannelNATS
+	case notifyv1.ChannelKind_EMAIL:
+		a.Channel = directory.ChannelEmail
+	}
+	return a
+}
+
+func agencyToProto(a store.StoredAgency) *notifyv1.Agency {
+	p := &notifyv1.Agency{Id: a.ID, Partnership: a.Partnership, Name: a.Name, Roles: a.Roles, Url: a.URL, Email: a.Email,
+		OutOfHours: a.OutOfHours, Concurrency: int32(a.Concurrency), Schools: a.Schools, HasSecret: len(a.Secret) > 0,
+		UpdatedAt: timestamppb.New(a.UpdatedAt), UpdatedBy: a.UpdatedBy}
+	if a.HoursStart != "" {
+		p.Hours = &notifyv1.WorkingHours{Start: a.HoursStart, End: a.HoursEnd}
+	}
+	switch a.Channel {
+	case directory.ChannelWebhook:
+		p.Channel = notifyv1.ChannelKind_WEBHOOK
+	case directory.ChannelNATS:
+		p.Channel, p.Subject = notifyv1.ChannelKind_NATS, directory.Subject(a.ID)
+	case directory.ChannelEmail:
+		p.Channel = notifyv1.ChannelKind_EMAIL
+	}
+	return p
+}
+
+func ts(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
+}
+
+func notificationToProto(n store.Notification, history []store.Attempt) *notifyv1.Notification {
+	p := &notifyv1.Notification{Id: n.ID, ReferralId: n.ReferralID, Reference: n.Reference, Partnership: n.Partnership, Agency: n.Agency,
+		Role: n.Role, Kind: notifyv1.NotificationKind(notifyv1.NotificationKind_value[n.Kind]),
+		State: notifyv1.NotificationState(notifyv1.NotificationState_value[n.State]), DecisionId: n.DecisionID, DecisionVersion: n.DecisionVersion,
+		Rag: n.RAG, Attempts: int32(n.Attempts), LastError: n.LastError, CreatedAt: timestamppb.New(n.CreatedAt),
+		DeliveredAt: ts(n.DeliveredAt), AcknowledgedAt: ts(n.AcknowledgedAt), AcknowledgedBy: n.AcknowledgedBy, AcknowledgementNote: n.AckNote,
+		AckDue: ts(n.AckDue), EscalatedAt: ts(n.EscalatedAt), EscalatesNotificationId: n.EscalatesID, RoutedFromAgency: n.RoutedFrom,
+		WithdrawsNotificationId: n.WithdrawsID, WithdrawnAt: ts(n.WithdrawnAt), Channel: n.Channel,
+		Share: &notifyv1.Share{PayloadSha256: n.PayloadSHA256, Fields: n.Fields, Purpose: n.Purpose, LawfulBasis: n.LawfulBasis,
+			ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, ReferrerIdentityWithheld: n.ReferrerWithheld}}
+	if n.State == store.StatePending || n.State == store.StateSending {
+		p.NextAttemptAt = timestamppb.New(n.NextAttemptAt)
+	}
+	for _, h := range history {
+		p.History = append(p.History, &notifyv1.Attempt{Number: int32(h.Number), At: timestamppb.New(h.At), Result: h.Result, Ok: h.OK})
+	}
+	return p
+}

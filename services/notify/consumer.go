@@ -1,0 +1,470 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
+	intakev1 "mash/proto/mash/intake/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/notify/directory"
+	"mash/services/notify/share"
+	"mash/services/notify/store"
+)
+
+// errNotYetReceived: a decision arrived before its referral; the consumer retries it.
+var errNotYetReceived = errors.New("the referral has not reached notify yet")
+
+// handle applies one event inside the consumer's transaction: the inbox row, the
+// notifications it creates and their events commit together, so a redelivery creates none.
+func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	switch env.GetType() {
+	case subjectReceived:
+		var ev eventsv1.ReferralReceived
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onReceived(ctx, tx, ev.GetReferral())
+	case subjectDecided:
+		var ev eventsv1.TriageDecided
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onDecision(ctx, tx, ev.GetDecision())
+	case subjectOverridden:
+		var ev eventsv1.TriageOverridden
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onDecision(ctx, tx, ev.GetDecision())
+	}
+	return fmt.Errorf("notify does not handle %s", env.GetType())
+}
+
+// onReceived keeps the referral, acknowledges it to the referring agency, and applies
+// Operation Encompass.
+func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Referral) error {
+	raw, err := proto.Marshal(ref)
+	if err != nil {
+		return fmt.Errorf("referral %s: encode: %w", ref.GetId(), err)
+	}
+	if err := store.InsertReferral(ctx, tx, store.Referral{ID: ref.GetId(), Reference: ref.GetReference(), Partnership: ref.GetPartnership(),
+		Agency: ref.GetAgency(), AgencyKind: ref.GetAgencyKind(), ReceivedAt: ref.GetReceivedAt().AsTime(), Proto: raw}); err != nil {
+		return err
+	}
+	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	if err := s.notifyReferrer(ctx, tx, dir, ref, notifyv1.NotificationKind_RECEIPT, nil, "receipt:"+ref.GetId(), now); err != nil {
+		return err
+	}
+	applies, incident := share.EncompassApplies(ref)
+	if !applies {
+		return nil
+	}
+	school, err := dir.partnership.SchoolCalendar()
+	if err != nil {
+		return fmt.Errorf("referral %s: school calendar of %s: %w", ref.GetId(), dir.partnership.ID, err)
+	}
+	due := share.EncompassDeadline(school, now)
+	leads := directory.Resolve(dir.agencies, directory.RoleSchoolDSL, ref.GetSubmission().GetChild().GetSchool())
+	if len(leads) == 0 {
+		return s.unroutable(ctx, tx, dir, ref, nil, directory.RoleSchoolDSL, notifyv1.NotificationKind_ENCOMPASS, "encompass:"+ref.GetId(), now)
+	}
+	for _, a := range leads {
+		if _, err := s.create(ctx, tx, spec{dir: dir, ref: ref, agency: a, role: directory.RoleSchoolDSL, kind: notifyv1.NotificationKind_ENCOMPASS,
+			key: "encompass:" + ref.GetId() + ":" + a.ID, rag: "AMBER", ackDue: due, incidentAt: incident, now: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onDecision brings the agencies told in line with the decision's current outcome: new
+// agencies are notified, removed ones get a withdrawal, kept ones are told again only if the
+// level or urgency changed; the referrer hears the outcome. An event older than the one
+// already applied changes nothing.
+func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision) error {
+	if err := store.LockReferral(ctx, tx, d.GetReferralId()); err != nil {
+		return err
+	}
+	applied, found, err := store.Applied(ctx, tx, d.GetReferralId())
+	if err != nil {
+		return err
+	}
+	if found && applied.Version >= d.GetVersion() {
+		return nil
+	}
+	r, err := store.ReferralIn(ctx, tx, d.GetReferralId())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("decision %s for referral %s: %w", d.GetId(), d.GetReferralId(), errNotYetReceived)
+	}
+	if err != nil {
+		return err
+	}
+	var ref intakev1.Referral
+	if err := proto.Unmarshal(r.Proto, &ref); err != nil {
+		return fmt.Errorf("referral %s: decode: %w", r.ID, err)
+	}
+	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+	if err != nil {
+		return err
+	}
+	cur := d.GetCurrent()
+	level, rag := cur.GetLevel().String(), ragName(cur.GetRag())
+	roles := slices.Clone(cur.GetAgencies())
+	now := s.now().UTC()
+	sum := decisionSummary(d)
+
+	active, err := store.ActiveActions(ctx, tx, d.GetReferralId())
+	if err != nil {
+		return err
+	}
+	told := map[string][]store.Notification{}
+	for _, n := range active {
+		told[n.Role] = append(told[n.Role], n)
+	}
+	changed := found && (applied.Level != level || applied.RAG != rag)
+	for _, role := range roles {
+		prior := told[role]
+		if len(prior) > 0 && !changed {
+			continue
+		}
+		if err := s.notifyRole(ctx, tx, dir, &ref, sum, role, rag, now, prior); err != nil {
+			return err
+		}
+	}
+	for role, ns := range told {
+		if slices.Contains(roles, role) {
+			continue
+		}
+		for _, n := range ns {
+			if err := s.withdraw(ctx, tx, dir, &ref, sum, n, now); err != nil {
+				return err
+			}
+		}
+	}
+	if !found || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles) {
+		key := fmt.Sprintf("outcome:%s:v%d", d.GetId(), d.GetVersion())
+		if err := s.notifyReferrer(ctx, tx, dir, &ref, notifyv1.NotificationKind_OUTCOME, sum, key, now); err != nil {
+			return err
+		}
+	}
+	return store.SetApplied(ctx, tx, d.GetReferralId(), store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(),
+		Agencies: roles, Level: level, RAG: rag})
+}
+
+func sameOutcomeAgencies(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// notifyRole tells the agencies filling role, superseding prior notifications to the role
+// (a changed level or urgency). Red outside an agency's hours goes to its out-of-hours route.
+func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
+	role, rag string, now time.Time, prior []store.Notification) error {
+	agencies := directory.Resolve(dir.agencies, role, ref.GetSubmission().GetChild().GetSchool())
+	key := fmt.Sprintf("action:%s:v%d:%s", sum.ID, sum.Version, role)
+	if len(agencies) == 0 {
+		return s.unroutable(ctx, tx, dir, ref, sum, role, notifyv1.NotificationKind_ACTION, key, now)
+	}
+	for _, p := range prior {
+		if err := store.MarkWithdrawn(ctx, tx, p.ID, now); err != nil {
+			return err
+		}
+	}
+	for _, a := range agencies {
+		target, routedFrom := a, ""
+		if rag == "RED" && !a.InHours(now) && a.OutOfHours != "" {
+			if ooh, ok := dir.byID(a.OutOfHours); ok {
+				target, routedFrom = ooh, a.ID
+			}
+		}
+		note := ""
+		if len(prior) > 0 {
+			note = "the decision changed: this replaces the earlier notification"
+		}
+		if _, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
+			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, now: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withdraw tells an agency an override removed it, and stops the original's escalation.
+func (s *Service) withdraw(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time) error {
+	if err := store.MarkWithdrawn(ctx, tx, n.ID, now); err != nil {
+		return err
+	}
+	a, ok := dir.byID(n.Agency)
+	if !ok {
+		a = directory.Agency{ID: n.Agency, Partnership: n.Partnership, Channel: n.Channel}
+	}
+	_, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: a, role: n.Role, kind: notifyv1.NotificationKind_WITHDRAWAL,
+		key: "withdraw:" + n.ID, rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency,
+		note: "an override removed this agency from the decision: disregard the earlier notification", now: now})
+	return err
+}
+
+// notifyReferrer tells the referring agency of receipt or outcome, through its own channel.
+func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral,
+	kind notifyv1.NotificationKind, sum *share.Decision, key string, now time.Time) error {
+	a, ok := dir.byID(ref.GetAgency())
+	if !ok {
+		// A referrer outside the partnership's directory may be in another's (a police force
+		// serves several partnerships).
+		var err error
+		if a, ok, err = s.anyAgency(ctx, tx, ref.GetAgency()); err != nil {
+			return err
+		}
+	}
+	if !ok {
+		return s.unroutable(ctx, tx, dir, ref, sum, "referrer:"+ref.GetAgency(), kind, key, now)
+	}
+	rag := "NONE"
+	if sum != nil {
+		rag = sum.RAG
+	}
+	_, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: a, role: "referrer", kind: kind, key: key, rag: rag, now: now})
+	return err
+}
+
+// unroutable records a notification no directory entry can take, as a failed notification
+// staff see in the dead-letter list, and tells the duty manager at once: a child's referral
+// must never wait on a gap in the directory.
+func (s *Service) unroutable(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
+	role string, kind notifyv1.NotificationKind, key string, now time.Time) error {
+	reason := fmt.Sprintf("no agency in the directory of %s fills role %s", dir.partnership.ID, role)
+	rag := "NONE"
+	if sum != nil {
+		rag = sum.RAG
+	}
+	n, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: directory.Agency{ID: "", Partnership: dir.partnership.ID},
+		role: role, kind: kind, key: key + ":unroutable", rag: rag, failed: reason, now: now})
+	if err != nil || n == nil {
+		return err
+	}
+	s.log.Warn("notification unroutable", zap.String("referral_id", ref.GetId()), zap.String("notification_id", n.ID),
+		zap.String("role", role), zap.String("partnership", dir.partnership.ID))
+	if kind == notifyv1.NotificationKind_RECEIPT || kind == notifyv1.NotificationKind_OUTCOME {
+		return nil // the referrer's own feedback: listed for staff, not an emergency
+	}
+	return s.escalate(ctx, tx, dir, ref, *n, reason, now)
+}
+
+// ackDue is when an acknowledgement is due before escalation: Red after the partnership's
+// minutes (default 60), Amber after one working day, others never.
+func (s *Service) ackDue(dir partnershipDirectory, rag string, now time.Time) time.Time {
+	switch rag {
+	case "RED":
+		return now.Add(time.Duration(dir.partnership.RedAckMinutes) * time.Minute)
+	case "AMBER":
+		return s.calendar.AddWorkingHours(now, s.calendar.WorkingDayLength()).UTC()
+	}
+	return time.Time{}
+}
+
+// spec describes one notification to create.
+type spec struct {
+	dir         partnershipDirectory
+	ref         *intakev1.Referral
+	decision    *share.Decision
+	agency      directory.Agency
+	role        string
+	kind        notifyv1.NotificationKind
+	key         string
+	rag         string
+	ackDue      time.Time
+	incidentAt  time.Time
+	routedFrom  string
+	aboutID     string
+	aboutAgency string
+	note        string
+	// failed, when set, records the notification as failed at once with this reason.
+	failed string
+	now    time.Time
+}
+
+// create builds the agency's message and stores it with its share record; nil when the
+// dedupe key shows it was made before.
+func (s *Service) create(ctx context.Context, tx pgx.Tx, sp spec) (*store.Notification, error) {
+	id := uuid.Must(uuid.NewV7()).String()
+	link := ""
+	if sp.dir.partnership.ConsoleURL != "" {
+		link = sp.dir.partnership.ConsoleURL + "/referrals/" + sp.ref.GetId()
+	}
+	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
+		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
+		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt})
+	if err != nil {
+		return nil, err
+	}
+	n := store.Notification{ID: id, DedupeKey: sp.key, ReferralID: sp.ref.GetId(), Reference: sp.ref.GetReference(),
+		Partnership: sp.ref.GetPartnership(), Agency: sp.agency.ID, Role: sp.role, Kind: sp.kind.String(), Channel: sp.agency.Channel,
+		RAG: sp.rag, Priority: priority(sp.rag, sp.kind), Payload: built.Body, PayloadSHA256: built.SHA256, Fields: built.Fields,
+		Purpose: built.Purpose, LawfulBasis: built.LawfulBasis, ConsentStatus: built.ConsentStatus, ConsentReason: built.ConsentReason,
+		ReferrerWithheld: built.ReferrerWithheld, State: store.StatePending, NextAttemptAt: sp.now, CreatedAt: sp.now,
+		RoutedFrom: sp.routedFrom, EscalatesID: "", WithdrawsID: ""}
+	if n.Fields == nil {
+		n.Fields = []string{}
+	}
+	if n.Channel == "" {
+		n.Channel = "none"
+	}
+	if sp.decision != nil {
+		n.DecisionID, n.DecisionVersion = sp.decision.ID, sp.decision.Version
+	}
+	if !sp.ackDue.IsZero() {
+		due := sp.ackDue.UTC()
+		n.AckDue = &due
+	}
+	switch sp.kind {
+	case notifyv1.NotificationKind_ESCALATION:
+		n.EscalatesID = sp.aboutID
+	case notifyv1.NotificationKind_WITHDRAWAL:
+		n.WithdrawsID = sp.aboutID
+	}
+	if sp.failed != "" {
+		n.State, n.LastError, n.AckDue = store.StateFailed, sp.failed, nil
+	}
+	inserted, err := store.InsertNotification(ctx, tx, n)
+	if err != nil || !inserted {
+		return nil, err
+	}
+	if sp.failed != "" {
+		if err := s.emit(ctx, tx, EventFailed, n, 0, sp.failed, ""); err != nil {
+			return nil, err
+		}
+	}
+	s.metrics.created.WithLabelValues(n.Kind).Inc()
+	return &n, nil
+}
+
+// priority orders delivery: Red first, then Amber (and Encompass, due by the school day),
+// then the rest.
+func priority(rag string, kind notifyv1.NotificationKind) int {
+	switch {
+	case rag == "RED" || kind == notifyv1.NotificationKind_ESCALATION:
+		return 0
+	case rag == "AMBER" || kind == notifyv1.NotificationKind_ENCOMPASS:
+		return 1
+	}
+	return 2
+}
+
+// emit writes a notification event into the outbox within tx.
+func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.Notification, attempt int, detail, actor string) error {
+	ev := &eventsv1.NotificationEvent{NotificationId: n.ID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, DecisionId: n.DecisionID,
+		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
+		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
+		Detail: truncate(detail, 500), Actor: actor, EscalatesNotificationId: n.EscalatesID}
+	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), ev)
+	if err != nil {
+		return fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)
+	}
+	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
+		return fmt.Errorf("notification %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func ragName(r rulesv1.Rag) string {
+	switch r {
+	case rulesv1.Rag_RAG_RED:
+		return "RED"
+	case rulesv1.Rag_RAG_AMBER:
+		return "AMBER"
+	case rulesv1.Rag_RAG_GREEN:
+		return "GREEN"
+	}
+	return "NONE"
+}
+
+func decisionSummary(d *rulesv1.Decision) *share.Decision {
+	cur := d.GetCurrent()
+	sum := &share.Decision{ID: d.GetId(), Version: d.GetVersion(), Level: cur.GetLevel().String(), RAG: ragName(cur.GetRag()),
+		Pathway: cur.GetPathway(), Reason: cur.GetReason(), Status: d.GetStatus().String(), Roles: cur.GetAgencies()}
+	if d.GetResponseDue() != nil {
+		sum.ResponseDue = d.GetResponseDue().AsTime()
+	}
+	for _, f := range cur.GetFired() {
+		sum.RuleIDs = append(sum.RuleIDs, f.GetId())
+	}
+	if d.GetStatus() == rulesv1.DecisionStatus_OVERRIDDEN && d.GetReviewReason() != "" {
+		sum.Reason = d.GetReviewReason()
+	}
+	return sum
+}
+
+// partnershipDirectory is one partnership's settings and agencies, read in a transaction.
+type partnershipDirectory struct {
+	partnership directory.Partnership
+	agencies    []directory.Agency
+}
+
+func (d partnershipDirectory) byID(id string) (directory.Agency, bool) {
+	for _, a := range d.agencies {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return directory.Agency{}, false
+}
+
+// directoryOf reads a partnership's directory, or the default partnership's when it has
+// none. With neither, settings take their defaults and no agency can be reached, so every
+// notification is recorded as unroutable rather than dropped.
+func (s *Service) directoryOf(ctx context.Context, tx pgx.Tx, partnership string) (partnershipDirectory, error) {
+	for _, id := range []string{partnership, DefaultPartnership} {
+		p, err := store.Partnership(ctx, tx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return partnershipDirectory{}, err
+		}
+		as, err := store.AgenciesIn(ctx, tx, id)
+		if err != nil {
+			return partnershipDirectory{}, err
+		}
+		d := partnershipDirectory{partnership: p}
+		for _, a := range as {
+			d.agencies = append(d.agencies, a.Agency)
+		}
+		return d, nil
+	}
+	p := directory.Partnership{ID: partnership}
+	p.Normalise()
+	return partnershipDirectory{partnership: p}, nil
+}
+
+// anyAgency finds an agency by id in any partnership.
+func (s *Service) anyAgency(ctx context.Context, tx pgx.Tx, id string) (directory.Agency, bool, error) {
+	a, err := store.AgencyAnywhere(ctx, tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return directory.Agency{}, false, nil
+	}
+	return a.Agency, err == nil, err
+}

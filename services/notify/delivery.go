@@ -1,0 +1,239 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"mash/pkg/failpoint"
+	notifyv1 "mash/proto/mash/notify/v1"
+	"mash/services/notify/channel"
+	"mash/services/notify/directory"
+	"mash/services/notify/store"
+)
+
+// leaseFor is how long a claimed notification stays with its sender: past it, a sender that
+// died is presumed gone and another claims the row. Longer than any attempt can take.
+func (s *Service) leaseFor() time.Duration { return 2*s.cfg.SendTimeout + 30*time.Second }
+
+// deliverLoop claims due notifications and sends each in its own goroutine, bounded overall
+// and per agency, until ctx ends.
+func (s *Service) deliverLoop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+		for ctx.Err() == nil {
+			n, err := s.DeliverDue(ctx)
+			if err != nil {
+				s.log.Error("claim notifications", zap.Error(err))
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		timer.Reset(s.cfg.Poll)
+	}
+}
+
+// DeliverDue claims the notifications due now (as many as there are free sending slots) and
+// starts sending them; it returns how many it claimed. Tests call it with an injected clock.
+func (s *Service) DeliverDue(ctx context.Context) (int, error) {
+	free := cap(s.inflight) - len(s.inflight)
+	if free == 0 {
+		return 0, nil
+	}
+	var claimed []store.Notification
+	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		var err error
+		if claimed, err = store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free); err != nil {
+			return err
+		}
+		for _, n := range claimed {
+			if n.Attempts == 1 {
+				if err := s.emit(ctx, tx, EventSent, n, 1, "", ""); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(claimed) > 0 {
+		s.relay.Wake()
+	}
+	for _, n := range claimed {
+		s.inflight <- struct{}{}
+		s.sending.Add(1)
+		go func() {
+			defer func() { <-s.inflight; s.sending.Done() }()
+			s.deliver(context.WithoutCancel(ctx), n)
+		}()
+	}
+	return len(claimed), nil
+}
+
+// agencySlot is the agency's concurrency limit, held while an attempt is in flight.
+func (s *Service) agencySlot(a directory.Agency) chan struct{} {
+	s.agencyMu.Lock()
+	defer s.agencyMu.Unlock()
+	key := a.Partnership + "/" + a.ID
+	sem, ok := s.agencySem[key]
+	if !ok || cap(sem) != a.Concurrency {
+		sem = make(chan struct{}, max(1, a.Concurrency))
+		s.agencySem[key] = sem
+	}
+	return sem
+}
+
+// deliver makes one attempt and records it. It runs detached from the service's context so
+// shutdown lets an attempt finish and be recorded; the send timeout bounds it.
+func (s *Service) deliver(ctx context.Context, n store.Notification) {
+	a, err := s.store.Agency(ctx, n.Partnership, n.Agency)
+	if errors.Is(err, store.ErrNotFound) {
+		a, err = s.store.Agency(ctx, DefaultPartnership, n.Agency)
+	}
+	var res store.Result
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		res = store.Result{Final: true, Detail: fmt.Sprintf("agency %s is no longer in the directory", n.Agency)}
+	case err != nil:
+		res = s.retryOrFail(n, fmt.Sprintf("read agency %s: %v", n.Agency, err))
+	default:
+		res = s.attempt(ctx, n, a.Agency)
+	}
+	failpoint.Inject("notify.after-send-before-record")
+	if err := s.record(ctx, n, res); err != nil {
+		// The lease runs out and the row is claimed again: the receiver drops the repeat
+		// by its idempotency key.
+		s.log.Error("record delivery attempt", zap.String("notification_id", n.ID), zap.Error(err))
+	}
+}
+
+func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency) store.Result {
+	sem := s.agencySlot(a)
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return s.retryOrFail(n, "shutting down before the attempt")
+	}
+	defer func() { <-sem }()
+	ep := channel.Endpoint{Kind: a.Channel, URL: a.URL, Subject: directory.Subject(a.ID), Address: a.Email, Secret: a.Secret}
+	link := ""
+	m := channel.Message{ID: n.ID, Agency: n.Agency, Kind: kindName(n.Kind), Reference: n.Reference, Link: link, Body: n.Payload}
+	if p, err := s.store.Partnership(ctx, n.Partnership); err == nil && p.ConsoleURL != "" {
+		m.Link = p.ConsoleURL + "/referrals/" + n.ReferralID
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	defer cancel()
+	start := time.Now()
+	receipt, err := s.channels.Send(sctx, ep, m)
+	s.metrics.attempts.WithLabelValues(a.Channel, resultLabel(err)).Inc()
+	s.metrics.attemptSeconds.WithLabelValues(a.Channel).Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		return store.Result{OK: true, Final: true, Detail: receipt.Detail}
+	case channel.IsPermanent(err):
+		return store.Result{Final: true, Detail: err.Error()}
+	}
+	return s.retryOrFail(n, err.Error())
+}
+
+func resultLabel(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case channel.IsPermanent(err):
+		return "permanent"
+	}
+	return "retry"
+}
+
+// retryOrFail schedules the next attempt with exponential backoff and jitter, or fails the
+// notification when its attempts are spent.
+func (s *Service) retryOrFail(n store.Notification, detail string) store.Result {
+	if n.Attempts-n.RetryBase >= s.cfg.MaxAttempts {
+		return store.Result{Final: true, Detail: fmt.Sprintf("gave up after %d attempts: %s", n.Attempts-n.RetryBase, detail)}
+	}
+	return store.Result{Detail: detail, Retry: s.now().UTC().Add(s.backoff(n.Attempts))}
+}
+
+// backoff is the delay after attempt n failed: base·2^(n-1) capped, then a random half to
+// whole of it, so agencies recovering from an outage are not hit by every retry at once.
+func (s *Service) backoff(n int) time.Duration {
+	d := s.cfg.BaseBackoff
+	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// record stores the attempt and its event in one transaction.
+func (s *Service) record(ctx context.Context, n store.Notification, res store.Result) error {
+	now := s.now().UTC()
+	var recorded bool
+	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		var err error
+		if recorded, err = store.RecordAttempt(ctx, tx, n, now, res); err != nil || !recorded {
+			return err
+		}
+		switch {
+		case res.OK:
+			return s.emit(ctx, tx, EventDelivered, n, n.Attempts, res.Detail, "")
+		case res.Final:
+			return s.emit(ctx, tx, EventFailed, n, n.Attempts, res.Detail, "")
+		}
+		return nil
+	})
+	if err != nil || !recorded {
+		return err
+	}
+	s.relay.Wake()
+	switch {
+	case res.OK:
+		s.metrics.deliveryLatency.WithLabelValues(n.Kind).Observe(now.Sub(n.CreatedAt).Seconds())
+		s.log.Info("notification delivered", zap.String("notification_id", n.ID), zap.String("referral_id", n.ReferralID),
+			zap.String("agency", n.Agency), zap.String("kind", n.Kind), zap.Int("attempt", n.Attempts), zap.String("receipt", res.Detail))
+	case res.Final:
+		s.log.Warn("notification failed: in the dead-letter list", zap.String("notification_id", n.ID), zap.String("referral_id", n.ReferralID),
+			zap.String("agency", n.Agency), zap.String("kind", n.Kind), zap.Int("attempt", n.Attempts), zap.String("error", res.Detail))
+	default:
+		s.log.Info("notification attempt failed; will retry", zap.String("notification_id", n.ID), zap.String("agency", n.Agency),
+			zap.Int("attempt", n.Attempts), zap.Time("next_attempt_at", res.Retry), zap.String("error", res.Detail))
+	}
+	return nil
+}
+
+func kindName(kind string) string {
+	if v, ok := notifyv1.NotificationKind_value[kind]; ok {
+		switch notifyv1.NotificationKind(v) {
+		case notifyv1.NotificationKind_ACTION:
+			return "notification"
+		case notifyv1.NotificationKind_WITHDRAWAL:
+			return "withdrawal"
+		case notifyv1.NotificationKind_ESCALATION:
+			return "escalation"
+		case notifyv1.NotificationKind_RECEIPT:
+			return "receipt"
+		case notifyv1.NotificationKind_OUTCOME:
+			return "outcome"
+		case notifyv1.NotificationKind_ENCOMPASS:
+			return "encompass"
+		}
+	}
+	return "notification"
+}

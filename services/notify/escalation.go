@@ -1,0 +1,267 @@
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	intakev1 "mash/proto/mash/intake/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
+	"mash/services/notify/directory"
+	"mash/services/notify/share"
+	"mash/services/notify/store"
+)
+
+// escalationBatch bounds one sweep's transaction.
+const escalationBatch = 100
+
+// escalationLoop sweeps for overdue acknowledgements until ctx ends.
+func (s *Service) escalationLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.EscalationEvery)
+	defer t.Stop()
+	for {
+		if _, err := s.EscalateDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("escalate overdue acknowledgements", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// EscalateDue escalates every notification whose acknowledgement is overdue at the service's
+// clock: the partnership's duty manager gets an escalation (itself a notification) and the
+// original is marked, in one transaction per batch. It returns how many it escalated.
+func (s *Service) EscalateDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+			now := s.now().UTC()
+			due, err := store.DueEscalations(ctx, tx, now, escalationBatch)
+			if err != nil {
+				return err
+			}
+			n = len(due)
+			for _, d := range due {
+				r, err := store.ReferralIn(ctx, tx, d.ReferralID)
+				if err != nil {
+					return fmt.Errorf("escalate notification %s: %w", d.ID, err)
+				}
+				var ref intakev1.Referral
+				if err := proto.Unmarshal(r.Proto, &ref); err != nil {
+					return fmt.Errorf("escalate notification %s: decode referral: %w", d.ID, err)
+				}
+				dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+				if err != nil {
+					return err
+				}
+				reason := fmt.Sprintf("%s notification to %s not acknowledged by %s", d.RAG, d.Agency, d.AckDue.UTC().Format(time.RFC3339))
+				if err := s.escalate(ctx, tx, dir, &ref, d, reason, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n > 0 {
+			s.afterCommit()
+		}
+		if n < escalationBatch {
+			return total, nil
+		}
+	}
+}
+
+// escalate tells the duty manager about n and marks it escalated, within tx.
+func (s *Service) escalate(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, n store.Notification, reason string, now time.Time) error {
+	if err := store.MarkEscalated(ctx, tx, n.ID, now); err != nil {
+		return err
+	}
+	dm, ok := dir.byID(dir.partnership.DutyManager)
+	sp := spec{dir: dir, ref: ref, role: directory.RoleDutyManager, kind: notifyv1.NotificationKind_ESCALATION, key: "escalate:" + n.ID,
+		rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency, note: reason, now: now, agency: dm}
+	if !ok {
+		sp.agency = directory.Agency{Partnership: dir.partnership.ID}
+		sp.failed = fmt.Sprintf("partnership %s has no duty manager in its directory to escalate to", dir.partnership.ID)
+	}
+	if n.DecisionID != "" {
+		sp.decision = appliedSummary(n)
+	}
+	esc, err := s.create(ctx, tx, sp)
+	if err != nil {
+		return err
+	}
+	detail := reason
+	if esc != nil {
+		detail += "; escalation " + esc.ID + " to " + dm.ID
+	}
+	if err := s.emit(ctx, tx, EventEscalated, n, n.Attempts, detail, "notify"); err != nil {
+		return err
+	}
+	s.metrics.escalations.Inc()
+	s.log.Warn("notification escalated", zap.String("notification_id", n.ID), zap.String("referral_id", n.ReferralID),
+		zap.String("agency", n.Agency), zap.String("duty_manager", dm.ID))
+	return nil
+}
+
+// appliedSummary is the decision as the original notification recorded it.
+func appliedSummary(n store.Notification) *share.Decision {
+	var m notifyv1.AgencyMessage
+	if protojson.Unmarshal(n.Payload, &m) != nil || m.GetDecision() == nil {
+		return &share.Decision{ID: n.DecisionID, Version: n.DecisionVersion, RAG: n.RAG}
+	}
+	d := m.GetDecision()
+	sd := &share.Decision{ID: d.GetDecisionId(), Version: d.GetVersion(), Level: d.GetLevel(), RAG: d.GetRag(), Pathway: d.GetPathway(),
+		Reason: d.GetReason(), Status: d.GetStatus()}
+	if d.GetLeadAgency() != "" {
+		sd.Roles = []string{d.GetLeadAgency()}
+	}
+	if d.GetResponseDue() != nil {
+		sd.ResponseDue = d.GetResponseDue().AsTime()
+	}
+	return sd
+}
+
+// Acknowledge records an agency's acknowledgement of notification id, by actor, and emits
+// mash.notification.acknowledged once.
+func (s *Service) Acknowledge(ctx context.Context, id, actor, note string) (store.Notification, bool, error) {
+	var n store.Notification
+	var already bool
+	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		var err error
+		if n, already, err = store.Acknowledge(ctx, tx, id, s.now().UTC(), actor, note); err != nil || already {
+			return err
+		}
+		return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, note, actor)
+	})
+	if err != nil {
+		return store.Notification{}, false, err
+	}
+	if !already {
+		s.relay.Wake()
+		if n.DeliveredAt != nil {
+			s.metrics.ackLatency.WithLabelValues(n.RAG).Observe(n.AcknowledgedAt.Sub(*n.DeliveredAt).Seconds())
+		}
+		s.log.Info("notification acknowledged", zap.String("notification_id", n.ID), zap.String("agency", n.Agency), zap.String("by", actor))
+	}
+	return n, already, nil
+}
+
+// errStillUnroutable: a retried unroutable notification still has no agency to go to.
+var errStillUnroutable = errors.New("still no agency in the directory fills the role")
+
+// Retry puts a failed notification back for delivery. One that had no agency (a gap in the
+// directory) is resolved again: a copy goes to each agency now filling the role.
+func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.Notification, error) {
+	var out store.Notification
+	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		now := s.now().UTC()
+		orig, err := store.GetIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if orig.Agency != "" {
+			if out, err = store.Retry(ctx, tx, id, now); err != nil {
+				return err
+			}
+			return s.emit(ctx, tx, EventRetried, out, 0, reason, actor)
+		}
+		if orig.State != store.StateFailed {
+			return store.ErrState
+		}
+		r, err := store.ReferralIn(ctx, tx, orig.ReferralID)
+		if err != nil {
+			return err
+		}
+		var ref intakev1.Referral
+		if err := proto.Unmarshal(r.Proto, &ref); err != nil {
+			return fmt.Errorf("retry %s: decode referral: %w", id, err)
+		}
+		dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+		if err != nil {
+			return err
+		}
+		var targets []directory.Agency
+		if a, ok := referrerRole(orig.Role); ok {
+			if ag, found := dir.byID(a); found {
+				targets = []directory.Agency{ag}
+			}
+		} else {
+			targets = directory.Resolve(dir.agencies, orig.Role, ref.GetSubmission().GetChild().GetSchool())
+		}
+		if len(targets) == 0 {
+			return fmt.Errorf("%w %s in %s", errStillUnroutable, orig.Role, dir.partnership.ID)
+		}
+		for _, a := range targets {
+			copyN, err := s.readdress(dir, orig, a, now)
+			if err != nil {
+				return err
+			}
+			if _, err := store.InsertNotification(ctx, tx, copyN); err != nil {
+				return err
+			}
+			if err := s.emit(ctx, tx, EventRetried, copyN, 0, reason+" (re-addressed from unroutable "+orig.ID+")", actor); err != nil {
+				return err
+			}
+			out = copyN
+		}
+		return store.MarkWithdrawn(ctx, tx, orig.ID, now)
+	})
+	if err != nil {
+		return store.Notification{}, err
+	}
+	s.afterCommit()
+	return out, nil
+}
+
+func referrerRole(role string) (string, bool) {
+	const p = "referrer:"
+	if len(role) > len(p) && role[:len(p)] == p {
+		return role[len(p):], true
+	}
+	return "", false
+}
+
+// readdress copies an unroutable notification to agency a, with the payload naming it.
+func (s *Service) readdress(dir partnershipDirectory, orig store.Notification, a directory.Agency, now time.Time) (store.Notification, error) {
+	var m notifyv1.AgencyMessage
+	if err := protojson.Unmarshal(orig.Payload, &m); err != nil {
+		return store.Notification{}, fmt.Errorf("re-address %s: decode payload: %w", orig.ID, err)
+	}
+	n := orig
+	n.ID = uuid.Must(uuid.NewV7()).String()
+	n.DedupeKey = orig.DedupeKey + ":to:" + a.ID
+	n.Agency, n.Channel, n.State, n.LastError, n.Attempts = a.ID, a.Channel, store.StatePending, "", 0
+	n.CreatedAt, n.NextAttemptAt = now, now
+	n.WithdrawnAt, n.EscalatedAt, n.AckDue = nil, nil, nil
+	if orig.Kind == notifyv1.NotificationKind_ACTION.String() {
+		if due := s.ackDue(dir, orig.RAG, now); !due.IsZero() {
+			n.AckDue = &due
+			m.AcknowledgeBy = timestamppb.New(due)
+		}
+	}
+	m.NotificationId, m.Agency, m.CreatedAt = n.ID, a.ID, timestamppb.New(now)
+	body, err := protojson.Marshal(&m)
+	if err != nil {
+		return store.Notification{}, fmt.Errorf("re-address %s: %w", orig.ID, err)
+	}
+	sum := sha256.Sum256(body)
+	n.Payload, n.PayloadSHA256 = body, hex.EncodeToString(sum[:])
+	return n, nil
+}

@@ -1,0 +1,267 @@
+// Package notify tells every agency that must act on a decision, proves each share, and
+// escalates when no one answers. It consumes referral and triage events, keeps one
+// notification per agency per decision version (so redelivery never sends twice), delivers
+// through signed webhooks, NATS subjects or email with retries and per-agency limits, takes
+// acknowledgements by API or on the bus, and escalates unacknowledged Red and Amber
+// notifications to the partnership's duty manager. Every state change is an event, so the
+// audit trail shows who was told what, when, why and on what lawful basis.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"mash/pkg/calendar"
+	"mash/pkg/db"
+	"mash/pkg/events"
+	"mash/pkg/server"
+	notifyv1 "mash/proto/mash/notify/v1"
+	"mash/services/notify/channel"
+	"mash/services/notify/directory"
+	"mash/services/notify/store"
+)
+
+// Event subjects the service publishes.
+const (
+	EventSent         = "mash.notification.sent"
+	EventDelivered    = "mash.notification.delivered"
+	EventAcknowledged = "mash.notification.acknowledged"
+	EventFailed       = "mash.notification.failed"
+	EventEscalated    = "mash.notification.escalated"
+	EventRetried      = "mash.notification.retried"
+)
+
+// Events the service consumes.
+const (
+	subjectReceived   = "mash.referral.received"
+	subjectDecided    = "mash.triage.decided"
+	subjectOverridden = "mash.triage.overridden"
+)
+
+// DefaultPartnership's directory serves partnerships that have none of their own, as the
+// rules service's default pack does.
+const DefaultPartnership = "default"
+
+// DeliveryConfig tunes delivery. Zero values take the defaults.
+type DeliveryConfig struct {
+	// MaxAttempts before a notification is dead-lettered. Default 8.
+	MaxAttempts int
+	// BaseBackoff is the delay after the first failure; it doubles each time, with jitter,
+	// up to MaxBackoff. Defaults 2s and 5m.
+	BaseBackoff, MaxBackoff time.Duration
+	// SendTimeout bounds one attempt. Default 10s.
+	SendTimeout time.Duration
+	// InFlight bounds attempts in flight across all agencies. Default 64.
+	InFlight int
+	// Poll is how often the worker looks for due retries when nothing wakes it. Default 250ms.
+	Poll time.Duration
+	// EscalationEvery is how often overdue acknowledgements are swept. Default 30s.
+	EscalationEvery time.Duration
+}
+
+func (c DeliveryConfig) withDefaults() DeliveryConfig {
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 8
+	}
+	if c.BaseBackoff == 0 {
+		c.BaseBackoff = 2 * time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = 10 * time.Second
+	}
+	if c.InFlight == 0 {
+		c.InFlight = 64
+	}
+	if c.Poll == 0 {
+		c.Poll = 250 * time.Millisecond
+	}
+	if c.EscalationEvery == 0 {
+		c.EscalationEvery = 30 * time.Second
+	}
+	return c
+}
+
+// Deps are what the notify service needs from the process that runs it.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	JS       jetstream.JetStream
+	Calendar *calendar.Calendar
+	Log      *zap.Logger
+	Events   *events.Metrics
+	Registry prometheus.Registerer
+	// Channels delivers; nil builds webhook, NATS and (when Email.Addr is set) email.
+	Channels *channel.Set
+	Email    channel.EmailConfig
+	// DirectoryFile, when set, is loaded into the directory at start.
+	DirectoryFile string
+	Delivery      DeliveryConfig
+	Now           func() time.Time
+}
+
+// Service is the notify service.
+type Service struct {
+	store    *store.Store
+	relay    *events.Relay
+	consumer *events.Consumer
+	acks     *ackListener
+	channels *channel.Set
+	calendar *calendar.Calendar
+	log      *zap.Logger
+	now      func() time.Time
+	cfg      DeliveryConfig
+	dirFile  string
+	metrics  *metrics
+
+	wake      chan struct{}
+	agencyMu  sync.Mutex
+	agencySem map[string]chan struct{}
+	inflight  chan struct{}
+	sending   sync.WaitGroup
+}
+
+// New validates deps and builds the service.
+func New(d Deps) (*Service, error) {
+	if d.Pool == nil || d.JS == nil || d.Calendar == nil || d.Log == nil {
+		return nil, errors.New("notify.New: pool, JetStream, calendar and logger are required")
+	}
+	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
+		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), agencySem: map[string]chan struct{}{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.inflight = make(chan struct{}, s.cfg.InFlight)
+	if s.channels == nil {
+		chs := []channel.Channel{channel.NewWebhook(nil, time.Now), channel.NewNATS(d.JS)}
+		if d.Email.Addr != "" {
+			em, err := channel.NewEmail(d.Email)
+			if err != nil {
+				return nil, fmt.Errorf("notify.New: %w", err)
+			}
+			chs = append(chs, em)
+		}
+		s.channels = channel.NewSet(chs...)
+	}
+	s.metrics = newMetrics(d.Registry, s.store, s.now)
+	var err error
+	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
+	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: "notify", FilterSubjects: []string{subjectReceived, subjectDecided, subjectOverridden},
+		AfterCommit: s.afterCommit,
+	}, s.handle, d.Log.Named("consumer"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
+	s.acks = &ackListener{svc: s, js: d.JS, log: d.Log.Named("acks")}
+	return s, nil
+}
+
+// Migrate brings the notify schema up to date.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	migs, err := store.Migrations()
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, pool, store.Schema, migs)
+}
+
+// Register adds the service's gRPC API and HTTP routes.
+func (s *Service) Register(srv *server.Server) {
+	api := &grpcAPI{svc: s}
+	notifyv1.RegisterNotifyServiceServer(srv.GRPC(), api)
+	registerHTTP(srv, api)
+}
+
+// Run loads the directory file, then consumes events, delivers, sweeps for overdue
+// acknowledgements and listens for acknowledgements on the bus until ctx ends. In-flight
+// deliveries finish (within their timeout) before it returns.
+func (s *Service) Run(ctx context.Context) error {
+	if s.dirFile != "" {
+		if err := s.LoadDirectoryFile(ctx, s.dirFile); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(gctx) })
+	g.Go(func() error { return s.consumer.Run(gctx) })
+	g.Go(func() error { return s.acks.run(gctx) })
+	g.Go(func() error { s.deliverLoop(gctx); return nil })
+	g.Go(func() error { s.escalationLoop(gctx); return nil })
+	err := g.Wait()
+	s.sending.Wait()
+	return err
+}
+
+// afterCommit wakes the relay (events were written) and the delivery worker (notifications
+// may be due).
+func (s *Service) afterCommit() {
+	s.relay.Wake()
+	s.Wake()
+}
+
+// Wake asks the delivery worker to look for due notifications now.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// LoadDirectoryFile reads a directory file and stores every partnership and agency in it,
+// recorded as loaded from that file. Entries not in the file are left as they are.
+func (s *Service) LoadDirectoryFile(ctx context.Context, path string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("MASH_NOTIFY_DIRECTORY: %w", err)
+	}
+	f, problems := directory.Parse(src, os.Getenv)
+	if len(problems) > 0 {
+		return fmt.Errorf("MASH_NOTIFY_DIRECTORY %s: %w", path, errors.Join(asErrors(problems)...))
+	}
+	return s.LoadDirectory(ctx, f, "file:"+path)
+}
+
+// LoadDirectory stores a parsed directory in one transaction.
+func (s *Service) LoadDirectory(ctx context.Context, f directory.File, by string) error {
+	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		for _, p := range f.Partnerships {
+			if err := store.PutPartnership(ctx, tx, p, by, "loaded from the directory file"); err != nil {
+				return err
+			}
+		}
+		for _, a := range f.Agencies {
+			if _, err := store.PutAgency(ctx, tx, a, by, "loaded from the directory file"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load directory: %w", err)
+	}
+	s.log.Info("directory loaded", zap.String("source", by), zap.Int("partnerships", len(f.Partnerships)), zap.Int("agencies", len(f.Agencies)))
+	return nil
+}
+
+func asErrors(ps []directory.Problem) []error {
+	out := make([]error, len(ps))
+	for i, p := range ps {
+		out[i] = p
+	}
+	return out
+}

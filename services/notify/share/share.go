@@ -1,0 +1,344 @@
+// Package share decides what each agency may be told: the proportionate summary for its role,
+// the referrer's identity only where the referral allows it, and the lawful basis and consent
+// recorded with every share. It also holds the Operation Encompass rule. Everything here is
+// pure, so the policy can be read and tested on its own.
+package share
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/calendar"
+	intakev1 "mash/proto/mash/intake/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
+)
+
+// Field groups a summary may include. Share records list the groups sent.
+const (
+	FieldDecision   = "decision"
+	FieldChild      = "child.identity"
+	FieldNHSNumber  = "child.nhsNumber"
+	FieldAddress    = "child.address"
+	FieldSchool     = "child.school"
+	FieldLanguage   = "child.language"
+	FieldCategories = "concerns.categories"
+	FieldSummaries  = "concerns.summaries"
+	FieldHousehold  = "household"
+	FieldNarrative  = "narrative"
+	FieldReferrer   = "referrer"
+	FieldConsent    = "consent"
+)
+
+var (
+	full       = []string{FieldDecision, FieldChild, FieldNHSNumber, FieldAddress, FieldSchool, FieldLanguage, FieldCategories, FieldSummaries, FieldHousehold, FieldNarrative, FieldReferrer, FieldConsent}
+	health     = []string{FieldDecision, FieldChild, FieldNHSNumber, FieldAddress, FieldLanguage, FieldCategories, FieldSummaries, FieldHousehold, FieldConsent}
+	education  = []string{FieldDecision, FieldChild, FieldSchool, FieldLanguage, FieldCategories, FieldConsent}
+	family     = []string{FieldDecision, FieldChild, FieldAddress, FieldLanguage, FieldCategories, FieldHousehold, FieldConsent}
+	specialist = []string{FieldDecision, FieldChild, FieldAddress, FieldCategories, FieldSummaries, FieldConsent}
+	minimal    = []string{FieldDecision, FieldChild, FieldCategories, FieldConsent}
+	// The referring agency already holds the referral: it is told the outcome, nothing more.
+	referrerFeedback = []string{FieldDecision}
+)
+
+// roleFields is the proportionate summary of each role rule packs name. A role not listed
+// gets the minimal summary; adding a role is a line here and a test.
+var roleFields = map[string][]string{
+	"childrens_social_care":            full,
+	"police":                           full,
+	"marac_coordinator":                full,
+	"duty_manager":                     full,
+	"health_visitor":                   health,
+	"midwifery":                        health,
+	"school_nursing":                   health,
+	"gp":                               health,
+	"paediatrics":                      health,
+	"camhs":                            health,
+	"adult_mental_health":              health,
+	"adult_learning_disability":        health,
+	"substance_misuse_services":        health,
+	"school_dsl":                       education,
+	"education_welfare":                education,
+	"early_help":                       family,
+	"third_sector_family_support":      family,
+	"young_carers_service":             family,
+	"housing":                          family,
+	"domestic_abuse_services":          family,
+	"exploitation_panel":               specialist,
+	"national_referral_mechanism":      specialist,
+	"prevent":                          specialist,
+	"youth_justice":                    specialist,
+	"harmful_sexual_behaviour_service": specialist,
+}
+
+// FieldsFor returns the field groups an agency in role may receive for a notification kind.
+func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
+	switch kind {
+	case notifyv1.NotificationKind_RECEIPT, notifyv1.NotificationKind_OUTCOME:
+		return referrerFeedback
+	case notifyv1.NotificationKind_WITHDRAWAL:
+		return nil
+	case notifyv1.NotificationKind_ESCALATION:
+		return full
+	case notifyv1.NotificationKind_ENCOMPASS:
+		return education
+	}
+	if f, ok := roleFields[role]; ok {
+		return f
+	}
+	return minimal
+}
+
+// leadOrder is who leads a multi-agency response when several are named.
+var leadOrder = []string{"childrens_social_care", "police", "early_help", "health_visitor", "school_dsl"}
+
+// LeadAgency names the role that leads: the first of leadOrder named, else the first named.
+func LeadAgency(roles []string) string {
+	for _, r := range leadOrder {
+		if slices.Contains(roles, r) {
+			return r
+		}
+	}
+	if len(roles) > 0 {
+		return roles[0]
+	}
+	return ""
+}
+
+// Decision is the part of a threshold decision a message carries.
+type Decision struct {
+	ID, Level, RAG, Pathway, Reason, Status string
+	Version                                 int64
+	Roles                                   []string
+	ResponseDue                             time.Time
+	// Purpose names the rules that put the agency's role on the decision (for the record).
+	RuleIDs []string
+}
+
+// Input is everything a message is built from.
+type Input struct {
+	NotificationID string
+	Kind           notifyv1.NotificationKind
+	Referral       *intakev1.Referral
+	Agency, Role   string
+	Partnership    PartnershipBasis
+	Decision       *Decision
+	CreatedAt      time.Time
+	AckDue         time.Time
+	Link           string
+	AboutID        string
+	AboutAgency    string
+	Note           string
+	IncidentAt     time.Time
+}
+
+// PartnershipBasis is the partnership's stated lawful basis.
+type PartnershipBasis struct {
+	LawfulBasis string
+}
+
+// Built is a message ready to send, with its share record.
+type Built struct {
+	Body             []byte
+	SHA256           string
+	Fields           []string
+	Purpose          string
+	LawfulBasis      string
+	ConsentStatus    string
+	ConsentReason    string
+	ReferrerWithheld bool
+}
+
+// Build makes the agency's message: only the role's fields are filled, the referrer is
+// withheld where asked, and the share record says why and on what basis.
+func Build(in Input) (Built, error) {
+	ref := in.Referral
+	sub := ref.GetSubmission()
+	fields := FieldsFor(in.Role, in.Kind)
+	has := func(f string) bool { return slices.Contains(fields, f) }
+	consent := sub.GetConsent()
+	b := Built{
+		LawfulBasis:   in.Partnership.LawfulBasis,
+		ConsentStatus: consent.GetStatus().String(),
+		ConsentReason: consent.GetReason(),
+		Purpose:       purpose(in),
+	}
+	m := &notifyv1.AgencyMessage{
+		NotificationId: in.NotificationID, Kind: in.Kind, Reference: ref.GetReference(), ReferralId: ref.GetId(),
+		Partnership: ref.GetPartnership(), Agency: in.Agency, Role: in.Role, CreatedAt: timestamppb.New(in.CreatedAt),
+		Link: in.Link, AboutNotificationId: in.AboutID, AboutAgency: in.AboutAgency, Note: in.Note,
+	}
+	if !in.AckDue.IsZero() {
+		m.AcknowledgeBy = timestamppb.New(in.AckDue)
+	}
+	if !in.IncidentAt.IsZero() {
+		m.IncidentAt = timestamppb.New(in.IncidentAt)
+	}
+	if has(FieldDecision) && in.Decision != nil {
+		d := in.Decision
+		m.Decision = &notifyv1.DecisionSummary{DecisionId: d.ID, Version: d.Version, Level: d.Level, Rag: d.RAG,
+			Pathway: d.Pathway, Reason: d.Reason, LeadAgency: LeadAgency(d.Roles), Status: d.Status}
+		if !d.ResponseDue.IsZero() {
+			m.Decision.ResponseDue = timestamppb.New(d.ResponseDue)
+		}
+	}
+	child := sub.GetChild()
+	if has(FieldChild) {
+		m.Child = &notifyv1.ChildSummary{GivenName: child.GetGivenName(), FamilyName: child.GetFamilyName(),
+			DateOfBirth: child.GetDateOfBirth(), Unborn: child.GetUnborn(), DueDate: child.GetDueDate()}
+		if has(FieldNHSNumber) {
+			m.Child.NhsNumber = child.GetNhsNumber()
+		}
+		if has(FieldSchool) {
+			m.Child.School = child.GetSchool()
+		}
+		if has(FieldLanguage) {
+			m.Child.PreferredLanguage = child.GetPreferredLanguage()
+		}
+		if has(FieldAddress) {
+			a := child.GetAddress()
+			m.Child.Address = joinNonEmpty(", ", a.GetLine1(), a.GetLine2(), a.GetTown(), a.GetCounty())
+			m.Child.Postcode = a.GetPostcode()
+		}
+	}
+	if has(FieldCategories) {
+		for _, c := range sub.GetConcerns() {
+			cs := &notifyv1.ConcernSummary{Category: c.GetCategory().String(), ObservedAt: c.GetObservedAt()}
+			if has(FieldSummaries) {
+				cs.Summary = c.GetSummary()
+			}
+			m.Concerns = append(m.Concerns, cs)
+		}
+	}
+	if has(FieldHousehold) {
+		for _, h := range sub.GetHousehold() {
+			m.Household = append(m.Household, &notifyv1.PersonSummary{Relationship: h.GetRelationship().String(),
+				GivenName: h.GetGivenName(), FamilyName: h.GetFamilyName(), LivesWithChild: h.GetLivesWithChild()})
+		}
+	}
+	if has(FieldNarrative) {
+		m.Narrative = sub.GetNarrative()
+	}
+	if has(FieldReferrer) {
+		r := sub.GetReferrer()
+		m.Referrer = &notifyv1.ReferrerSummary{Agency: ref.GetAgency()}
+		if r.GetKeepIdentityFromFamily() {
+			m.Referrer.IdentityWithheld = true
+			b.ReferrerWithheld = true
+		} else {
+			m.Referrer.Name, m.Referrer.Role, m.Referrer.Phone, m.Referrer.Email = r.GetName(), r.GetRole(), r.GetPhone(), r.GetEmail()
+		}
+	}
+	if has(FieldConsent) {
+		m.Share = &notifyv1.ShareBasis{ConsentStatus: b.ConsentStatus, ConsentReason: b.ConsentReason}
+	} else {
+		m.Share = &notifyv1.ShareBasis{}
+	}
+	m.Share.LawfulBasis, m.Share.Purpose, m.Share.Fields = b.LawfulBasis, b.Purpose, fields
+	body, err := protojson.MarshalOptions{}.Marshal(m)
+	if err != nil {
+		return Built{}, fmt.Errorf("encode notification %s: %w", in.NotificationID, err)
+	}
+	sum := sha256.Sum256(body)
+	b.Body, b.SHA256, b.Fields = body, hex.EncodeToString(sum[:]), fields
+	return b, nil
+}
+
+func purpose(in Input) string {
+	d := in.Decision
+	switch in.Kind {
+	case notifyv1.NotificationKind_ACTION:
+		if d != nil {
+			s := fmt.Sprintf("decision %s v%d (%s %s) names %s", d.ID, d.Version, d.Level, d.RAG, in.Role)
+			if len(d.RuleIDs) > 0 {
+				s += " by rule " + strings.Join(d.RuleIDs, ", ")
+			}
+			return s
+		}
+	case notifyv1.NotificationKind_WITHDRAWAL:
+		return fmt.Sprintf("an override removed %s from the decision; notification %s withdrawn", in.Role, in.AboutID)
+	case notifyv1.NotificationKind_ESCALATION:
+		return fmt.Sprintf("notification %s to %s was not acknowledged in time", in.AboutID, in.AboutAgency)
+	case notifyv1.NotificationKind_RECEIPT:
+		return "acknowledging receipt to the referring agency"
+	case notifyv1.NotificationKind_OUTCOME:
+		return "telling the referring agency the outcome of its referral"
+	case notifyv1.NotificationKind_ENCOMPASS:
+		return "Operation Encompass: police-attended domestic abuse incident, child of school age"
+	}
+	return in.Kind.String()
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// Encompass school ages: from reception (4) to the end of sixth form (under 18).
+const (
+	encompassMinAge = 4
+	encompassMaxAge = 17
+)
+
+// EncompassApplies reports whether a referral triggers Operation Encompass: a police referral
+// of domestic abuse about a child of school age (or one whose school the referral names).
+// It returns the time police attended (the earliest domestic-abuse concern).
+func EncompassApplies(ref *intakev1.Referral) (bool, time.Time) {
+	if ref.GetAgencyKind() != "police" {
+		return false, time.Time{}
+	}
+	sub := ref.GetSubmission()
+	var incident time.Time
+	found := false
+	for _, c := range sub.GetConcerns() {
+		if c.GetCategory() == intakev1.ConcernCategory_DOMESTIC_ABUSE {
+			t := c.GetObservedAt().AsTime()
+			if !found || t.Before(incident) {
+				incident = t
+			}
+			found = true
+		}
+	}
+	if !found {
+		return false, time.Time{}
+	}
+	child := sub.GetChild()
+	if child.GetUnborn() {
+		return false, time.Time{}
+	}
+	if strings.TrimSpace(child.GetSchool()) != "" {
+		return true, incident
+	}
+	dob, err := time.Parse(time.DateOnly, child.GetDateOfBirth())
+	if err != nil {
+		return false, time.Time{}
+	}
+	age := AgeOn(dob, ref.GetReceivedAt().AsTime())
+	return age >= encompassMinAge && age <= encompassMaxAge, incident
+}
+
+// AgeOn is the age in whole years on day t.
+func AgeOn(dob, t time.Time) int {
+	age := t.Year() - dob.Year()
+	if t.Month() < dob.Month() || (t.Month() == dob.Month() && t.Day() < dob.Day()) {
+		age--
+	}
+	return age
+}
+
+// EncompassDeadline is the start of the next school day after the hub learned of the
+// incident: a lead told before the school day starts can be ready when the child arrives.
+func EncompassDeadline(school *calendar.Calendar, learned time.Time) time.Time {
+	return school.NextWorkingDayStart(learned)
+}

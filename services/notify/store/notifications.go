@@ -1,0 +1,326 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Notification states.
+const (
+	StatePending      = "PENDING"
+	StateSending      = "SENDING"
+	StateDelivered    = "DELIVERED"
+	StateAcknowledged = "ACKNOWLEDGED"
+	StateFailed       = "FAILED"
+)
+
+// Notification is one message to one agency about one referral, with its share record and
+// delivery state.
+type Notification struct {
+	ID, DedupeKey, ReferralID, Reference, Partnership, Agency, Role, Kind, Channel string
+	DecisionID                                                                     string
+	DecisionVersion                                                                int64
+	RAG                                                                            string
+	// Priority orders delivery: 0 Red, 1 Amber, 2 Green and the rest.
+	Priority                                  int
+	Payload                                   []byte
+	PayloadSHA256                             string
+	Fields                                    []string
+	Purpose, LawfulBasis                      string
+	ConsentStatus, ConsentReason              string
+	ReferrerWithheld                          bool
+	State                                     string
+	Attempts, RetryBase                       int
+	NextAttemptAt                             time.Time
+	LastError                                 string
+	CreatedAt                                 time.Time
+	DeliveredAt, AcknowledgedAt               *time.Time
+	AcknowledgedBy, AckNote                   string
+	AckDue, EscalatedAt, WithdrawnAt          *time.Time
+	EscalatesID, RoutedFrom, WithdrawsID      string
+}
+
+const notificationColumns = `id::text, dedupe_key, referral_id::text, reference, partnership, agency, role, kind, channel,
+	coalesce(decision_id::text, ''), decision_version, rag, priority, payload, payload_sha256, fields, purpose, lawful_basis,
+	consent_status, consent_reason, referrer_withheld, state, attempts, retry_base, next_attempt_at, last_error, created_at, delivered_at,
+	acknowledged_at, acknowledged_by, ack_note, ack_due, escalated_at, withdrawn_at, coalesce(escalates_id::text, ''),
+	routed_from, coalesce(withdraws_id::text, '')`
+
+func scanNotification(r pgx.Row) (Notification, error) {
+	var n Notification
+	err := r.Scan(&n.ID, &n.DedupeKey, &n.ReferralID, &n.Reference, &n.Partnership, &n.Agency, &n.Role, &n.Kind, &n.Channel,
+		&n.DecisionID, &n.DecisionVersion, &n.RAG, &n.Priority, &n.Payload, &n.PayloadSHA256, &n.Fields, &n.Purpose,
+		&n.LawfulBasis, &n.ConsentStatus, &n.ConsentReason, &n.ReferrerWithheld, &n.State, &n.Attempts, &n.RetryBase, &n.NextAttemptAt,
+		&n.LastError, &n.CreatedAt, &n.DeliveredAt, &n.AcknowledgedAt, &n.AcknowledgedBy, &n.AckNote, &n.AckDue,
+		&n.EscalatedAt, &n.WithdrawnAt, &n.EscalatesID, &n.RoutedFrom, &n.WithdrawsID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Notification{}, ErrNotFound
+	}
+	return n, err
+}
+
+func nullUUID(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// InsertNotification stores n unless a notification with its dedupe key exists; inserted
+// says which. The payload is stored exactly as it will be sent.
+func InsertNotification(ctx context.Context, tx pgx.Tx, n Notification) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO notify.notifications (id, dedupe_key, referral_id, reference, partnership, agency, role,
+			kind, channel, decision_id, decision_version, rag, priority, payload, payload_sha256, fields, purpose, lawful_basis,
+			consent_status, consent_reason, referrer_withheld, state, next_attempt_at, created_at, ack_due, escalates_id,
+			routed_from, withdraws_id, last_error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+			$25, $26, $27, $28, $29)
+		ON CONFLICT (dedupe_key) DO NOTHING`,
+		n.ID, n.DedupeKey, n.ReferralID, n.Reference, n.Partnership, n.Agency, n.Role, n.Kind, n.Channel, nullUUID(n.DecisionID),
+		n.DecisionVersion, n.RAG, n.Priority, n.Payload, n.PayloadSHA256, n.Fields, n.Purpose, n.LawfulBasis, n.ConsentStatus,
+		n.ConsentReason, n.ReferrerWithheld, n.State, n.NextAttemptAt, n.CreatedAt, n.AckDue, nullUUID(n.EscalatesID),
+		n.RoutedFrom, nullUUID(n.WithdrawsID), n.LastError)
+	if err != nil {
+		return false, fmt.Errorf("store notification %s for %s: %w", n.DedupeKey, n.ReferralID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ActiveActions returns a referral's action notifications not yet withdrawn, by agency.
+func ActiveActions(ctx context.Context, tx pgx.Tx, referralID string) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND kind = 'ACTION' AND withdrawn_at IS NULL ORDER BY agency, created_at`, referralID)
+	if err != nil {
+		return nil, fmt.Errorf("list action notifications of %s: %w", referralID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// MarkWithdrawn records that an override withdrew notification id; an undelivered one is
+// not sent at all.
+func MarkWithdrawn(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE notify.notifications SET withdrawn_at = $2,
+			state = CASE WHEN state = 'PENDING' THEN 'FAILED' ELSE state END,
+			last_error = CASE WHEN state = 'PENDING' THEN 'withdrawn before delivery' ELSE last_error END
+		WHERE id = $1 AND withdrawn_at IS NULL`, id, at)
+	if err != nil {
+		return fmt.Errorf("withdraw notification %s: %w", id, err)
+	}
+	return nil
+}
+
+// Claim leases up to limit notifications due at now for delivery, most urgent first: pending
+// ones, and sending ones whose lease ran out (their sender died). Each claim counts an
+// attempt. Rows locked by another sender are skipped.
+func Claim(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `UPDATE notify.notifications n SET state = 'SENDING', lease_until = $2, attempts = n.attempts + 1
+		FROM (SELECT id AS due_id FROM notify.notifications
+			WHERE state IN ('PENDING', 'SENDING') AND next_attempt_at <= $1 AND (state = 'PENDING' OR lease_until < $1)
+			ORDER BY priority, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
+		WHERE n.id = due.due_id
+		RETURNING `+notificationColumns, now, now.Add(lease), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim notifications: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// Result is the outcome of one delivery attempt.
+type Result struct {
+	OK     bool
+	Detail string
+	// Final: no more attempts (delivered, permanent failure or attempts exhausted).
+	Final bool
+	// Retry is when to try again when not OK and not Final.
+	Retry time.Time
+}
+
+// RecordAttempt stores an attempt's result and moves the notification on. It returns false
+// when the row was no longer this sender's (lease lost to another sender), so the caller
+// emits nothing.
+func RecordAttempt(ctx context.Context, tx pgx.Tx, n Notification, at time.Time, r Result) (bool, error) {
+	var tag interface{ RowsAffected() int64 }
+	var err error
+	switch {
+	case r.OK:
+		tag, err = tx.Exec(ctx, `UPDATE notify.notifications SET state = CASE WHEN acknowledged_at IS NULL THEN 'DELIVERED' ELSE 'ACKNOWLEDGED' END,
+			delivered_at = $3, lease_until = NULL, last_error = '' WHERE id = $1 AND state = 'SENDING' AND attempts = $2`, n.ID, n.Attempts, at)
+	case r.Final:
+		tag, err = tx.Exec(ctx, `UPDATE notify.notifications SET state = 'FAILED', lease_until = NULL, last_error = $3
+			WHERE id = $1 AND state = 'SENDING' AND attempts = $2`, n.ID, n.Attempts, r.Detail)
+	default:
+		tag, err = tx.Exec(ctx, `UPDATE notify.notifications SET state = 'PENDING', lease_until = NULL, last_error = $3, next_attempt_at = $4
+			WHERE id = $1 AND state = 'SENDING' AND attempts = $2`, n.ID, n.Attempts, r.Detail, r.Retry)
+	}
+	if err != nil {
+		return false, fmt.Errorf("record attempt %d of notification %s: %w", n.Attempts, n.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO notify.attempts (notification_id, number, at, ok, result) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING`, n.ID, n.Attempts, at, r.OK, r.Detail); err != nil {
+		return false, fmt.Errorf("record attempt %d of notification %s: %w", n.Attempts, n.ID, err)
+	}
+	return true, nil
+}
+
+// Attempt is one recorded delivery attempt.
+type Attempt struct {
+	Number int
+	At     time.Time
+	OK     bool
+	Result string
+}
+
+// Attempts lists a notification's attempts in order.
+func (s *Store) Attempts(ctx context.Context, id string) ([]Attempt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT number, at, ok, result FROM notify.attempts WHERE notification_id = $1 ORDER BY number`, id)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %s: %w", id, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
+		var a Attempt
+		err := r.Scan(&a.Number, &a.At, &a.OK, &a.Result)
+		return a, err
+	})
+}
+
+// DueEscalations locks up to limit notifications whose acknowledgement is overdue at now
+// and that have not been escalated, acknowledged or withdrawn.
+func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE ack_due IS NOT NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND withdrawn_at IS NULL AND ack_due <= $1
+		ORDER BY ack_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find overdue acknowledgements: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// MarkEscalated records that notification id was escalated at.
+func MarkEscalated(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE notify.notifications SET escalated_at = $2 WHERE id = $1`, id, at); err != nil {
+		return fmt.Errorf("mark notification %s escalated: %w", id, err)
+	}
+	return nil
+}
+
+// Acknowledge records an acknowledgement; already is true when one was recorded before (the
+// first stands).
+func Acknowledge(ctx context.Context, tx pgx.Tx, id string, at time.Time, by, note string) (n Notification, already bool, err error) {
+	n, err = scanNotification(tx.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notify.notifications WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return n, false, ErrNotFound
+		}
+		return n, false, fmt.Errorf("read notification %s: %w", id, err)
+	}
+	if n.AcknowledgedAt != nil {
+		return n, true, nil
+	}
+	n, err = scanNotification(tx.QueryRow(ctx, `UPDATE notify.notifications SET acknowledged_at = $2, acknowledged_by = $3, ack_note = $4,
+			state = CASE WHEN state = 'DELIVERED' THEN 'ACKNOWLEDGED' ELSE state END
+		WHERE id = $1 RETURNING `+notificationColumns, id, at, by, note))
+	if err != nil {
+		return n, false, fmt.Errorf("acknowledge notification %s: %w", id, err)
+	}
+	return n, false, nil
+}
+
+// Retry puts a failed notification back for delivery now, with a fresh attempt budget
+// (attempt numbers go on, so the history keeps every attempt).
+func Retry(ctx context.Context, tx pgx.Tx, id string, now time.Time) (Notification, error) {
+	n, err := scanNotification(tx.QueryRow(ctx, `UPDATE notify.notifications SET state = 'PENDING', retry_base = attempts, next_attempt_at = $2,
+			last_error = 'retried: ' || last_error
+		WHERE id = $1 AND state = 'FAILED' AND withdrawn_at IS NULL RETURNING `+notificationColumns, id, now))
+	if errors.Is(err, ErrNotFound) {
+		if _, gerr := scanNotification(tx.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notify.notifications WHERE id = $1`, id)); gerr == nil {
+			return Notification{}, ErrState
+		}
+		return Notification{}, ErrNotFound
+	}
+	if err != nil {
+		return Notification{}, fmt.Errorf("retry notification %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// Get reads one notification.
+func (s *Store) Get(ctx context.Context, id string) (Notification, error) {
+	n, err := scanNotification(s.pool.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notify.notifications WHERE id = $1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Notification{}, fmt.Errorf("read notification %s: %w", id, err)
+	}
+	return n, err
+}
+
+// Filter selects notifications to list.
+type Filter struct {
+	ReferralID, Agency, State string
+	Overdue                   bool
+	Now                       time.Time
+	// After is the keyset cursor: (priority, created_at, id) of the last row of the previous page.
+	AfterPriority int
+	AfterCreated  time.Time
+	AfterID       string
+	Limit         int
+}
+
+// List returns notifications matching f, most urgent first, then oldest.
+func (s *Store) List(ctx context.Context, f Filter) ([]Notification, error) {
+	where := []string{"true"}
+	args := []any{}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.ReferralID != "" {
+		where = append(where, "referral_id = "+arg(f.ReferralID))
+	}
+	if f.Agency != "" {
+		where = append(where, "agency = "+arg(f.Agency))
+	}
+	if f.State != "" {
+		where = append(where, "state = "+arg(f.State))
+	}
+	if f.Overdue {
+		where = append(where, "ack_due <= "+arg(f.Now)+" AND acknowledged_at IS NULL AND withdrawn_at IS NULL")
+	}
+	if f.AfterID != "" {
+		where = append(where, fmt.Sprintf("(priority, created_at, id) > (%s, %s, %s)", arg(f.AfterPriority), arg(f.AfterCreated), arg(f.AfterID)))
+	}
+	q := `SELECT ` + notificationColumns + ` FROM notify.notifications WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY priority, created_at, id LIMIT ` + arg(f.Limit)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// Backlog counts notifications waiting for delivery, failed, and with an overdue
+// acknowledgement at now, for the metrics.
+func (s *Store) Backlog(ctx context.Context, now time.Time) (pending, failed, overdue int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE state IN ('PENDING', 'SENDING')),
+			count(*) FILTER (WHERE state = 'FAILED' AND withdrawn_at IS NULL),
+			count(*) FILTER (WHERE ack_due <= $1 AND acknowledged_at IS NULL AND withdrawn_at IS NULL)
+		FROM notify.notifications WHERE state IN ('PENDING', 'SENDING', 'FAILED') OR (ack_due <= $1 AND acknowledged_at IS NULL)`, now).
+		Scan(&pending, &failed, &overdue)
+	if err != nil {
+		err = fmt.Errorf("count notification backlog: %w", err)
+	}
+	return
+}
+
+// GetIn reads one notification inside tx, locking it.
+func GetIn(ctx context.Context, tx pgx.Tx, id string) (Notification, error) {
+	n, err := scanNotification(tx.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notify.notifications WHERE id = $1 FOR UPDATE`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Notification{}, fmt.Errorf("read notification %s: %w", id, err)
+	}
+	return n, err
+}

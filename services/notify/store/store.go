@@ -1,0 +1,352 @@
+// Package store holds all of the notify service's SQL. The service owns the Postgres schema
+// "notify": the agency directory and its change log, what it knows of referrals and their
+// decisions, notifications with their share records, and every delivery attempt.
+package store
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/db"
+	"mash/pkg/events"
+	"mash/services/notify/directory"
+)
+
+// Schema is the Postgres schema the notify service owns.
+const Schema = "notify"
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the notify service's migrations, outbox and consumer tables included.
+func Migrations() ([]db.Migration, error) {
+	migs, err := db.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return append(migs, events.Migrations(Schema)...), nil
+}
+
+// Errors callers turn into API errors.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrState: the notification is not in a state that allows the change.
+	ErrState = errors.New("not allowed in the notification's state")
+)
+
+// Store runs the notify service's queries.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Pool is the store's pool, for transactions that span store calls.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// ---- directory ----
+
+// PutPartnership creates or replaces a partnership's settings and records the change.
+func PutPartnership(ctx context.Context, tx pgx.Tx, p directory.Partnership, by, reason string) error {
+	closures, err := directory.ParseClosures(p.SchoolDay.Closures)
+	if err != nil {
+		return fmt.Errorf("partnership %s: %w", p.ID, err)
+	}
+	dates := make([]time.Time, len(closures))
+	for i, d := range closures {
+		dates[i] = time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC)
+	}
+	before, err := partnershipJSON(ctx, tx, p.ID)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO notify.partnerships (id, lawful_basis, duty_manager, console_url, school_day_start,
+			school_day_end, school_closures, red_ack_minutes, updated_by, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+		ON CONFLICT (id) DO UPDATE SET lawful_basis = $2, duty_manager = $3, console_url = $4, school_day_start = $5,
+			school_day_end = $6, school_closures = $7, red_ack_minutes = $8, updated_by = $9, updated_at = now()`,
+		p.ID, p.LawfulBasis, p.DutyManager, p.ConsoleURL, p.SchoolDay.Start, p.SchoolDay.End, dates, p.RedAckMinutes, by)
+	if err != nil {
+		return fmt.Errorf("store partnership %s: %w", p.ID, err)
+	}
+	after, err := partnershipJSON(ctx, tx, p.ID)
+	if err != nil {
+		return err
+	}
+	if string(before) == string(after) {
+		return nil
+	}
+	return recordChange(ctx, tx, p.ID, "", "partnership", before, after, reason, by)
+}
+
+func partnershipJSON(ctx context.Context, tx pgx.Tx, id string) ([]byte, error) {
+	var b []byte
+	err := tx.QueryRow(ctx, `SELECT to_jsonb(p) - 'updated_at' - 'updated_by' FROM notify.partnerships p WHERE id = $1`, id).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read partnership %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// Partnership reads a partnership's settings.
+func Partnership(ctx context.Context, q pgx.Tx, id string) (directory.Partnership, error) {
+	return partnershipFrom(ctx, q.QueryRow, id)
+}
+
+// Partnership reads a partnership's settings through the pool.
+func (s *Store) Partnership(ctx context.Context, id string) (directory.Partnership, error) {
+	return partnershipFrom(ctx, s.pool.QueryRow, id)
+}
+
+func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...any) pgx.Row, id string) (directory.Partnership, error) {
+	var p directory.Partnership
+	var dates []time.Time
+	err := qr(ctx, `SELECT id, lawful_basis, duty_manager, console_url, school_day_start, school_day_end, school_closures, red_ack_minutes
+		FROM notify.partnerships WHERE id = $1`, id).Scan(&p.ID, &p.LawfulBasis, &p.DutyManager, &p.ConsoleURL,
+		&p.SchoolDay.Start, &p.SchoolDay.End, &dates, &p.RedAckMinutes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return directory.Partnership{}, ErrNotFound
+	}
+	if err != nil {
+		return directory.Partnership{}, fmt.Errorf("read partnership %s: %w", id, err)
+	}
+	for _, d := range dates {
+		p.SchoolDay.Closures = append(p.SchoolDay.Closures, d.Format(time.DateOnly))
+	}
+	return p, nil
+}
+
+const agencyColumns = `partnership, id, name, roles, channel, url, email, secret, hours_start, hours_end, out_of_hours,
+	concurrency, schools, updated_at, updated_by`
+
+// StoredAgency is a directory entry with its bookkeeping.
+type StoredAgency struct {
+	directory.Agency
+	UpdatedAt time.Time
+	UpdatedBy string
+}
+
+func scanAgency(r pgx.Row) (StoredAgency, error) {
+	var a StoredAgency
+	err := r.Scan(&a.Partnership, &a.ID, &a.Name, &a.Roles, &a.Channel, &a.URL, &a.Email, &a.Secret, &a.HoursStart,
+		&a.HoursEnd, &a.OutOfHours, &a.Concurrency, &a.Schools, &a.UpdatedAt, &a.UpdatedBy)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return StoredAgency{}, ErrNotFound
+	}
+	return a, err
+}
+
+// agencyRecord is what the change log keeps of an agency: everything but the secret.
+func agencyRecord(a directory.Agency) []byte {
+	b, _ := json.Marshal(map[string]any{"name": a.Name, "roles": a.Roles, "channel": a.Channel, "url": a.URL, "email": a.Email,
+		"hoursStart": a.HoursStart, "hoursEnd": a.HoursEnd, "outOfHours": a.OutOfHours, "concurrency": a.Concurrency,
+		"schools": a.Schools, "hasSecret": len(a.Secret) > 0})
+	return b
+}
+
+// PutAgency creates or replaces an agency, keeping its secret when a is given none, and
+// records the change. It returns the stored entry.
+func PutAgency(ctx context.Context, tx pgx.Tx, a directory.Agency, by, reason string) (StoredAgency, error) {
+	old, err := scanAgency(tx.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE partnership = $1 AND id = $2 FOR UPDATE`, a.Partnership, a.ID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return StoredAgency{}, fmt.Errorf("read agency %s: %w", a.ID, err)
+	}
+	existed := err == nil
+	if len(a.Secret) == 0 && existed {
+		a.Secret = old.Secret
+	}
+	if a.Schools == nil {
+		a.Schools = []string{}
+	}
+	stored, err := scanAgency(tx.QueryRow(ctx, `INSERT INTO notify.agencies (`+agencyColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), $14)
+		ON CONFLICT (partnership, id) DO UPDATE SET name = $3, roles = $4, channel = $5, url = $6, email = $7, secret = $8,
+			hours_start = $9, hours_end = $10, out_of_hours = $11, concurrency = $12, schools = $13, updated_at = now(), updated_by = $14
+		RETURNING `+agencyColumns, a.Partnership, a.ID, a.Name, a.Roles, a.Channel, a.URL, a.Email, a.Secret, a.HoursStart,
+		a.HoursEnd, a.OutOfHours, a.Concurrency, a.Schools, by))
+	if err != nil {
+		return StoredAgency{}, fmt.Errorf("store agency %s: %w", a.ID, err)
+	}
+	var before []byte
+	if existed {
+		before = agencyRecord(old.Agency)
+	}
+	after := agencyRecord(stored.Agency)
+	secretChanged := existed && string(old.Secret) != string(stored.Secret)
+	switch {
+	case existed && string(before) == string(after) && !secretChanged:
+		return stored, nil
+	case secretChanged && string(before) == string(after):
+		return stored, recordChange(ctx, tx, a.Partnership, a.ID, "rotate_secret", nil, nil, reason, by)
+	}
+	return stored, recordChange(ctx, tx, a.Partnership, a.ID, "put", before, after, reason, by)
+}
+
+// RemoveAgency deletes an agency and records what it was.
+func RemoveAgency(ctx context.Context, tx pgx.Tx, partnership, id, by, reason string) error {
+	old, err := scanAgency(tx.QueryRow(ctx, `DELETE FROM notify.agencies WHERE partnership = $1 AND id = $2 RETURNING `+agencyColumns, partnership, id))
+	if errors.Is(err, ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("remove agency %s: %w", id, err)
+	}
+	return recordChange(ctx, tx, partnership, id, "remove", agencyRecord(old.Agency), nil, reason, by)
+}
+
+func recordChange(ctx context.Context, tx pgx.Tx, partnership, agency, change string, before, after []byte, reason, by string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO notify.directory_changes (partnership, agency, change, before, after, reason, changed_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, partnership, agency, change, before, after, reason, by)
+	if err != nil {
+		return fmt.Errorf("record directory change for %s/%s: %w", partnership, agency, err)
+	}
+	return nil
+}
+
+// DirectoryChange is one entry of the directory's change log.
+type DirectoryChange struct {
+	Partnership, Agency, Change, Reason, ChangedBy string
+	Before, After                                  []byte
+	ChangedAt                                      time.Time
+}
+
+// DirectoryChanges lists a partnership's changes, oldest first.
+func (s *Store) DirectoryChanges(ctx context.Context, partnership string) ([]DirectoryChange, error) {
+	rows, err := s.pool.Query(ctx, `SELECT partnership, agency, change, reason, changed_by, coalesce(before::text, ''),
+		coalesce(after::text, ''), changed_at FROM notify.directory_changes WHERE partnership = $1 ORDER BY id`, partnership)
+	if err != nil {
+		return nil, fmt.Errorf("list directory changes of %s: %w", partnership, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DirectoryChange, error) {
+		var c DirectoryChange
+		var before, after string
+		err := r.Scan(&c.Partnership, &c.Agency, &c.Change, &c.Reason, &c.ChangedBy, &before, &after, &c.ChangedAt)
+		c.Before, c.After = []byte(before), []byte(after)
+		return c, err
+	})
+}
+
+// Agencies lists a partnership's agencies ("" for all), by id.
+func (s *Store) Agencies(ctx context.Context, partnership string) ([]StoredAgency, error) {
+	return agencies(ctx, s.pool.Query, partnership)
+}
+
+// AgenciesIn is Agencies inside tx.
+func AgenciesIn(ctx context.Context, tx pgx.Tx, partnership string) ([]StoredAgency, error) {
+	return agencies(ctx, tx.Query, partnership)
+}
+
+func agencies(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), partnership string) ([]StoredAgency, error) {
+	rows, err := q(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE $1 = '' OR partnership = $1 ORDER BY partnership, id`, partnership)
+	if err != nil {
+		return nil, fmt.Errorf("list agencies of %q: %w", partnership, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredAgency, error) { return scanAgency(r) })
+}
+
+// Agency reads one agency.
+func (s *Store) Agency(ctx context.Context, partnership, id string) (StoredAgency, error) {
+	a, err := scanAgency(s.pool.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE partnership = $1 AND id = $2`, partnership, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return StoredAgency{}, fmt.Errorf("read agency %s/%s: %w", partnership, id, err)
+	}
+	return a, err
+}
+
+// ---- referrals and decisions ----
+
+// Referral is what notify keeps of a referral.
+type Referral struct {
+	ID, Reference, Partnership, Agency, AgencyKind string
+	ReceivedAt                                     time.Time
+	// Proto is the intakev1.Referral bytes as the event carried them.
+	Proto []byte
+}
+
+// InsertReferral stores a referral once; a repeat is ignored.
+func InsertReferral(ctx context.Context, tx pgx.Tx, r Referral) error {
+	_, err := tx.Exec(ctx, `INSERT INTO notify.referrals (id, reference, partnership, agency, agency_kind, received_at, referral)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		r.ID, r.Reference, r.Partnership, r.Agency, r.AgencyKind, r.ReceivedAt, r.Proto)
+	if err != nil {
+		return fmt.Errorf("store referral %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// ReferralIn reads a referral inside tx.
+func ReferralIn(ctx context.Context, tx pgx.Tx, id string) (Referral, error) {
+	var r Referral
+	err := tx.QueryRow(ctx, `SELECT id::text, reference, partnership, agency, agency_kind, received_at, referral
+		FROM notify.referrals WHERE id = $1`, id).Scan(&r.ID, &r.Reference, &r.Partnership, &r.Agency, &r.AgencyKind, &r.ReceivedAt, &r.Proto)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Referral{}, ErrNotFound
+	}
+	if err != nil {
+		return Referral{}, fmt.Errorf("read referral %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// AppliedDecision is the newest decision version notify has acted on for a referral.
+type AppliedDecision struct {
+	DecisionID string
+	Version    int64
+	Agencies   []string
+	Level, RAG string
+}
+
+// LockReferral serialises the handling of one referral's decision events.
+func LockReferral(ctx context.Context, tx pgx.Tx, referralID string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('mash.notify.' || $1))`, referralID); err != nil {
+		return fmt.Errorf("lock referral %s: %w", referralID, err)
+	}
+	return nil
+}
+
+// Applied reads the applied decision of a referral; found is false before the first.
+func Applied(ctx context.Context, tx pgx.Tx, referralID string) (AppliedDecision, bool, error) {
+	var a AppliedDecision
+	err := tx.QueryRow(ctx, `SELECT decision_id::text, version, agencies, level, rag FROM notify.decisions WHERE referral_id = $1`,
+		referralID).Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return AppliedDecision{}, false, nil
+	}
+	if err != nil {
+		return AppliedDecision{}, false, fmt.Errorf("read applied decision of %s: %w", referralID, err)
+	}
+	return a, true, nil
+}
+
+// SetApplied records the decision version acted on.
+func SetApplied(ctx context.Context, tx pgx.Tx, referralID string, a AppliedDecision) error {
+	_, err := tx.Exec(ctx, `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`,
+		referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
+	if err != nil {
+		return fmt.Errorf("record applied decision of %s: %w", referralID, err)
+	}
+	return nil
+}
+
+// AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
+// preferring the lowest partnership id for a stable answer.
+func AgencyAnywhere(ctx context.Context, tx pgx.Tx, id string) (StoredAgency, error) {
+	a, err := scanAgency(tx.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE id = $1 ORDER BY partnership LIMIT 1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return StoredAgency{}, fmt.Errorf("read agency %s: %w", id, err)
+	}
+	return a, err
+}
