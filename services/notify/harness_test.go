@@ -72,7 +72,8 @@ func migrateAll(ctx context.Context, url string) error {
 // by themselves while escalation deadlines are reached without sleeping.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
 // testStart is a Wednesday morning in term time, inside every agency's hours.
 var testStart = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 

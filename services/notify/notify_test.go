@@ -275,7 +275,10 @@ func TestRetriesDeadLetterAndRetryFromDeadLetter(t *testing.T) {
 
 // A delivery interrupted by a restart is sent by the next process; nothing is sent twice.
 func TestRestartMidDeliveryDeliversOnce(t *testing.T) {
-	e := newEnv(t, func(c *notify.DeliveryConfig) { c.BaseBackoff = 200 * time.Millisecond; c.MaxBackoff = 200 * time.Millisecond })
+	e := newEnv(t, func(c *notify.DeliveryConfig) {
+		c.BaseBackoff = 200 * time.Millisecond
+		c.MaxBackoff = 200 * time.Millisecond
+	})
 	down := make(chan struct{})
 	e.ag.social.respond = func(int64) (int, time.Duration) {
 		select {

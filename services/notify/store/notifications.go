@@ -27,22 +27,22 @@ type Notification struct {
 	DecisionVersion                                                                int64
 	RAG                                                                            string
 	// Priority orders delivery: 0 Red, 1 Amber, 2 Green and the rest.
-	Priority                                  int
-	Payload                                   []byte
-	PayloadSHA256                             string
-	Fields                                    []string
-	Purpose, LawfulBasis                      string
-	ConsentStatus, ConsentReason              string
-	ReferrerWithheld                          bool
-	State                                     string
-	Attempts, RetryBase                       int
-	NextAttemptAt                             time.Time
-	LastError                                 string
-	CreatedAt                                 time.Time
-	DeliveredAt, AcknowledgedAt               *time.Time
-	AcknowledgedBy, AckNote                   string
-	AckDue, EscalatedAt, WithdrawnAt          *time.Time
-	EscalatesID, RoutedFrom, WithdrawsID      string
+	Priority                             int
+	Payload                              []byte
+	PayloadSHA256                        string
+	Fields                               []string
+	Purpose, LawfulBasis                 string
+	ConsentStatus, ConsentReason         string
+	ReferrerWithheld                     bool
+	State                                string
+	Attempts, RetryBase                  int
+	NextAttemptAt                        time.Time
+	LastError                            string
+	CreatedAt                            time.Time
+	DeliveredAt, AcknowledgedAt          *time.Time
+	AcknowledgedBy, AckNote              string
+	AckDue, EscalatedAt, WithdrawnAt     *time.Time
+	EscalatesID, RoutedFrom, WithdrawsID string
 }
 
 const notificationColumns = `id::text, dedupe_key, referral_id::text, reference, partnership, agency, role, kind, channel,
