@@ -72,6 +72,10 @@ type ConsumerConfig struct {
 	MaxAckPending int
 	// Concurrency is the number of events handled at once. Default 4.
 	Concurrency int
+	// SkipSubjectPrefixes are subjects inside FilterSubjects that carry no envelope for this
+	// consumer (agency channel traffic on mash.notify.>, say): they are acknowledged unread
+	// rather than dead-lettered as undecodable.
+	SkipSubjectPrefixes []string
 	// AfterCommit, if set, runs after a handler's transaction committed, e.g. to wake the
 	// service's outbox relay for the events the handler wrote.
 	AfterCommit func()
@@ -281,6 +285,13 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
+	}
+	for _, p := range c.cfg.SkipSubjectPrefixes {
+		if strings.HasPrefix(msg.Subject(), p) {
+			c.ack(ctx, msg, c.log)
+			c.m.consumedOne(c.cfg.Durable, resultSkipped, time.Since(start))
+			return
+		}
 	}
 	stopBeat := c.keepAlive(msg)
 	defer stopBeat()

@@ -28,6 +28,7 @@ const (
 	resultDuplicate  = "duplicate"
 	resultRetry      = "retry"
 	resultDeadLetter = "dead_letter"
+	resultSkipped    = "skipped"
 )
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered). Calling

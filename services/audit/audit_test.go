@@ -35,6 +35,17 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	envs, raws = append(envs, other), append(raws, otherRaw)
+	delivered, deliveredRaw, err := events.NewEnvelope("mash.notification.delivered", "rct", referralID, 0, e.now, &eventsv1.NotificationEvent{
+		NotificationId: uuid.NewString(), Agency: "rct-csc", Kind: "ACTION", PayloadSha256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, raws = append(envs, delivered), append(raws, deliveredRaw)
+	// An agency's own channel traffic shares the stream but is not an event: skipped, not
+	// dead-lettered.
+	if _, err := e.js.Publish(context.Background(), "mash.notify.rct-csc", []byte(`{"notificationId":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
 	for round := range 2 {
 		for i, ev := range envs {
 			e.publish(t, ev, raws[i], ev.GetEventId()+"."+string(rune('a'+round)))
@@ -46,7 +57,7 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 			return false
 		}
 		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= uint64(2*len(envs))
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= uint64(2*len(envs)+1)
 	})
 	waitFor(t, "pending sequenced", func() bool {
 		var n int
@@ -56,6 +67,10 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 	if n := e.checkTree(t); n != int64(len(envs)) {
 		t.Fatalf("%d entries, want %d", n, len(envs))
 	}
+	var dead int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit.dead_letter`).Scan(&dead); err != nil || dead != 0 {
+		t.Fatalf("dead letters: %d (%v)", dead, err)
+	}
 
 	type row struct{ typ, agency, actor, role, child, pack, decision string }
 	want := map[string]row{
@@ -64,6 +79,7 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		envs[2].GetEventId(): {"mash.triage.confirmed", "", "user-17", audit.RolePractitioner, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
 		envs[3].GetEventId(): {"mash.triage.overridden", "", "user-18", audit.RolePractitioner, "child", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
 		envs[4].GetEventId(): {"mash.notification.sent", "", "", "", "", "", ""},
+		envs[5].GetEventId(): {"mash.notification.delivered", "rct-csc", "notify", audit.RoleSystem, "", "", "delivered ACTION to rct-csc sha256:abababababababab"},
 	}
 	rows, err := e.pool.Query(context.Background(), `SELECT event_id::text, event_type, agency, actor, actor_role, child_id,
 		pack_version, decision, referral_id, partnership, payload_sha256 FROM audit.entries ORDER BY seq`)

@@ -135,6 +135,19 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.ChildID = ev.GetChildId()
 			p.Decision = "read: " + ev.GetAction()
 		}
+	case any.MessageIs(&eventsv1.NotificationEvent{}):
+		var ev eventsv1.NotificationEvent
+		if any.UnmarshalTo(&ev) == nil {
+			p.Agency = ev.GetAgency()
+			p.Actor, p.ActorRole = "notify", RoleSystem
+			if ev.GetActor() != "" {
+				p.Actor, p.ActorRole = ev.GetActor(), RoleAgency
+			}
+			p.Decision = strings.TrimPrefix(env.GetType(), "mash.notification.") + " " + ev.GetKind() + " to " + ev.GetAgency()
+			if ev.GetPayloadSha256() != "" {
+				p.Decision += " sha256:" + ev.GetPayloadSha256()[:16]
+			}
+		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {

@@ -93,6 +93,9 @@ func New(d Deps) (*Service, error) {
 		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: "audit", FilterSubjects: []string{"mash.>"},
+		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
+		// event; notify records each share as mash.notification.* events instead.
+		SkipSubjectPrefixes: []string{"mash.notify."},
 		AfterCommit: s.seq.Wake, MaxAckPending: 512, Concurrency: 8,
 	}, s.record, d.Log.Named("consumer"), d.Events)
 	if err != nil {
