@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/notify"
+	"mash/services/notify/directory"
 	"mash/services/notify/store"
 )
 
@@ -551,5 +554,29 @@ func TestUnroutableRoleEscalatesAndRetryReaddresses(t *testing.T) {
 	e.waitFor(t, "CAMHS delivery", func() bool { return len(camhs.deliveries()) == 1 })
 	if m := camhs.deliveries()[0].msg; m.GetAgency() != "rct-camhs" || m.GetDecision().GetLevel() != "LEVEL_3A" {
 		t.Fatalf("re-addressed message: %+v", m)
+	}
+}
+
+// The demo directory the run command loads is valid and covers every role the built-in rule
+// pack names, so a demo referral never meets an unroutable role.
+func TestDemoDirectoryCoversTheDefaultPack(t *testing.T) {
+	src, err := os.ReadFile("../../scripts/demo/directory.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, problems := directory.Parse(src, func(string) string { return "" })
+	if len(problems) > 0 {
+		t.Fatalf("demo directory: %v", problems)
+	}
+	pack, err := os.ReadFile("../rules/packs/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`agencies: \[([^\]]*)\]`).FindAllStringSubmatch(string(pack), -1) {
+		for _, role := range strings.Split(m[1], ",") {
+			if role = strings.TrimSpace(role); role != "" && len(directory.Resolve(f.Agencies, role, "")) == 0 {
+				t.Errorf("no demo agency fills role %s", role)
+			}
+		}
 	}
 }
