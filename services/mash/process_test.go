@@ -23,6 +23,8 @@ import (
 	"mash/services/audit"
 	auditstore "mash/services/audit/store"
 	"mash/services/intake"
+	"mash/services/notify"
+	notifystore "mash/services/notify/store"
 	"mash/services/intake/store"
 	"mash/services/rules"
 	"mash/services/rules/packs"
@@ -82,6 +84,11 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nm, err := notifystore.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aum = append(aum, nm...)
 	// The default pack is installed by migration too.
 	pack := db.Migration{Name: "default-pack", SQL: string(packs.Default())}
 	return "mash_" + db.Checksum(append(append(append(append(am, im...), rm...), aum...), pack))
@@ -100,6 +107,9 @@ func migrated(ctx context.Context, url string) error {
 		return err
 	}
 	if err := rules.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := notify.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	return audit.Migrate(ctx, pool)
