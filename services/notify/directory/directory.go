@@ -198,7 +198,9 @@ func (p Partnership) Check() []Problem {
 	if p.RedAckMinutes < 1 || p.RedAckMinutes > 24*60 {
 		ps = append(ps, Problem{"redAckMinutes", "must be between 1 and 1440"})
 	}
-	if _, err := p.SchoolCalendar(); err != nil {
+	if strings.TrimSpace(p.SchoolDay.Start) == "00:00" {
+		ps = append(ps, Problem{"schoolDay", "start 00:00 is not a school day's start"})
+	} else if _, err := p.SchoolCalendar(); err != nil {
 		ps = append(ps, Problem{"schoolDay", err.Error()})
 	}
 	return ps
@@ -321,7 +323,11 @@ func (a Agency) Check() []Problem {
 	if (a.HoursStart == "") != (a.HoursEnd == "") {
 		ps = append(ps, Problem{"hoursStart", "give both hoursStart and hoursEnd, or neither for around the clock"})
 	} else if a.HoursStart != "" {
-		if _, err := a.Hours(); err != nil {
+		if a.HoursStart == "00:00" {
+			// The working-time calendar reads a 00:00 start as "not set"; a team answering
+			// from midnight answers around the clock here, so say that instead.
+			ps = append(ps, Problem{"hoursStart", "00:00 is not supported: leave hoursStart and hoursEnd empty for a team that answers around the clock"})
+		} else if _, err := a.Hours(); err != nil {
 			ps = append(ps, Problem{"hoursStart", err.Error()})
 		}
 	}
@@ -378,7 +384,8 @@ func foldSchool(s string) string { return strings.Join(strings.Fields(strings.To
 
 // Resolve picks the agencies of a partnership that fill role. For school_dsl with a school
 // named, the lead covering that school wins; otherwise leads without a school list (a local
-// authority's education safeguarding team) stand in. Agencies are in id order.
+// authority's education safeguarding team) stand in. Agencies keep the order given (the
+// store lists them by id).
 func Resolve(agencies []Agency, role, school string) []Agency {
 	var all []Agency
 	for _, a := range agencies {

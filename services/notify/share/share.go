@@ -81,18 +81,18 @@ var roleFields = map[string][]string{
 func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
 	switch kind {
 	case notifyv1.NotificationKind_RECEIPT, notifyv1.NotificationKind_OUTCOME:
-		return referrerFeedback
+		return slices.Clone(referrerFeedback)
 	case notifyv1.NotificationKind_WITHDRAWAL:
 		return nil
 	case notifyv1.NotificationKind_ESCALATION:
-		return full
+		return slices.Clone(full)
 	case notifyv1.NotificationKind_ENCOMPASS:
-		return education
+		return slices.Clone(education)
 	}
 	if f, ok := roleFields[role]; ok {
-		return f
+		return slices.Clone(f)
 	}
-	return minimal
+	return slices.Clone(minimal)
 }
 
 // leadOrder is who leads a multi-agency response when several are named.
@@ -324,8 +324,19 @@ func EncompassApplies(ref *intakev1.Referral) (bool, time.Time) {
 	if err != nil {
 		return false, time.Time{}
 	}
-	age := AgeOn(dob, ref.GetReceivedAt().AsTime())
+	// Ages turn over on the England and Wales date, as intake's validation counts them.
+	age := AgeOn(dob, ref.GetReceivedAt().AsTime().In(london))
 	return age >= encompassMinAge && age <= encompassMaxAge, incident
+}
+
+var london = mustLocation("Europe/London")
+
+func mustLocation(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err) // the zone database is embedded by pkg/calendar (time/tzdata)
+	}
+	return loc
 }
 
 // AgeOn is the age in whole years on day t.
