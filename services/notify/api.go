@@ -122,6 +122,7 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 	if err != nil {
 		return nil, err
 	}
+	a.svc.directoryChanged()
 	return &notifyv1.PutAgencyResponse{Agency: agencyToProto(stored), Secret: secret}, nil
 }
 
@@ -163,6 +164,7 @@ func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRe
 	if err != nil {
 		return nil, err
 	}
+	a.svc.directoryChanged()
 	return &notifyv1.RemoveAgencyResponse{}, nil
 }
 

@@ -97,26 +97,20 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 // level or urgency changed; the referrer hears the outcome. An event older than the one
 // already applied changes nothing.
 func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision) error {
-	if err := store.LockReferral(ctx, tx, d.GetReferralId()); err != nil {
-		return err
-	}
-	applied, found, err := store.Applied(ctx, tx, d.GetReferralId())
+	st, err := store.ReadDecisionState(ctx, tx, d.GetReferralId())
 	if err != nil {
 		return err
 	}
+	applied, found := st.Applied, st.AppliedFound
 	if found && applied.Version >= d.GetVersion() {
 		return nil
 	}
-	r, err := store.ReferralIn(ctx, tx, d.GetReferralId())
-	if errors.Is(err, store.ErrNotFound) {
+	if !st.ReferralFound {
 		return fmt.Errorf("decision %s for referral %s: %w", d.GetId(), d.GetReferralId(), errNotYetReceived)
 	}
-	if err != nil {
-		return err
-	}
 	var ref intakev1.Referral
-	if err := proto.Unmarshal(r.Proto, &ref); err != nil {
-		return fmt.Errorf("referral %s: decode: %w", r.ID, err)
+	if err := proto.Unmarshal(st.Referral.Proto, &ref); err != nil {
+		return fmt.Errorf("referral %s: decode: %w", st.Referral.ID, err)
 	}
 	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
 	if err != nil {
@@ -128,12 +122,8 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 	now := s.now().UTC()
 	sum := decisionSummary(d)
 
-	active, err := store.ActiveActions(ctx, tx, d.GetReferralId())
-	if err != nil {
-		return err
-	}
 	told := map[string][]store.Notification{}
-	for _, n := range active {
+	for _, n := range st.Active {
 		told[n.Role] = append(told[n.Role], n)
 	}
 	changed := found && (applied.Level != level || applied.RAG != rag)
@@ -369,18 +359,28 @@ func priority(rag string, kind notifyv1.NotificationKind) int {
 
 // emit writes a notification event into the outbox within tx.
 func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.Notification, attempt int, detail, actor string) error {
+	env, raw, err := s.event(subject, n, attempt, detail, actor)
+	if err != nil {
+		return err
+	}
+	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
+		return fmt.Errorf("notification %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// event builds a notification event: ids, the share record and the payload's digest, never
+// the payload.
+func (s *Service) event(subject string, n store.Notification, attempt int, detail, actor string) (*eventsv1.Envelope, []byte, error) {
 	ev := &eventsv1.NotificationEvent{NotificationId: n.ID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, DecisionId: n.DecisionID,
 		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
 		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
 		Detail: truncate(detail, 500), Actor: actor, EscalatesNotificationId: n.EscalatesID}
 	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), ev)
 	if err != nil {
-		return fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)
+		return nil, nil, fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)
 	}
-	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
-		return fmt.Errorf("notification %s: %w", n.ID, err)
-	}
-	return nil
+	return env, raw, nil
 }
 
 func truncate(s string, n int) string {
@@ -433,10 +433,35 @@ func (d partnershipDirectory) byID(id string) (directory.Agency, bool) {
 	return directory.Agency{}, false
 }
 
-// directoryOf reads a partnership's directory, or the default partnership's when it has
-// none. With neither, settings take their defaults and no agency can be reached, so every
-// notification is recorded as unroutable rather than dropped.
+// directoryOf returns a partnership's directory, or the default partnership's when it has
+// none, from a copy at most endpointTTL old (every decision reads it; a directory change
+// reaches every replica within the TTL, and at once in the process that made it). With
+// neither, settings take their defaults and no agency can be reached, so every notification
+// is recorded as unroutable rather than dropped.
 func (s *Service) directoryOf(ctx context.Context, tx pgx.Tx, partnership string) (partnershipDirectory, error) {
+	s.dirMu.Lock()
+	c, ok := s.dirCache[partnership]
+	s.dirMu.Unlock()
+	if ok && time.Since(c.fetched) < endpointTTL {
+		return c.dir, nil
+	}
+	d, err := s.readDirectory(ctx, tx, partnership)
+	if err != nil {
+		return d, err
+	}
+	s.dirMu.Lock()
+	s.dirCache[partnership] = cachedDirectory{dir: d, fetched: time.Now()}
+	s.dirMu.Unlock()
+	return d, nil
+}
+
+type cachedDirectory struct {
+	dir     partnershipDirectory
+	fetched time.Time
+}
+
+// readDirectory reads a partnership's directory within tx, bypassing the cache.
+func (s *Service) readDirectory(ctx context.Context, tx pgx.Tx, partnership string) (partnershipDirectory, error) {
 	for _, id := range []string{partnership, DefaultPartnership} {
 		p, err := store.Partnership(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"mash/pkg/events"
 	"mash/pkg/failpoint"
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/notify/channel"
@@ -60,14 +60,20 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		if claimed, err = store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free); err != nil {
 			return err
 		}
+		b := &pgx.Batch{}
 		for _, n := range claimed {
 			if n.Attempts == 1 {
-				if err := s.emit(ctx, tx, EventSent, n, 1, "", ""); err != nil {
+				env, raw, err := s.event(EventSent, n, 1, "", "")
+				if err != nil {
 					return err
 				}
+				events.AppendOutbox(b, store.Schema, env, raw)
 			}
 		}
-		return nil
+		if b.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return 0, err
@@ -102,18 +108,15 @@ func (s *Service) agencySlot(a directory.Agency) chan struct{} {
 // deliver makes one attempt and records it. It runs detached from the service's context so
 // shutdown lets an attempt finish and be recorded; the send timeout bounds it.
 func (s *Service) deliver(ctx context.Context, n store.Notification) {
-	a, err := s.store.Agency(ctx, n.Partnership, n.Agency)
-	if errors.Is(err, store.ErrNotFound) {
-		a, err = s.store.Agency(ctx, DefaultPartnership, n.Agency)
-	}
+	ep, err := s.endpoints.get(ctx, n.Partnership, n.Agency)
 	var res store.Result
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		res = store.Result{Final: true, Detail: fmt.Sprintf("agency %s is no longer in the directory", n.Agency)}
 	case err != nil:
 		res = s.retryOrFail(n, fmt.Sprintf("read agency %s: %v", n.Agency, err))
+	case !ep.found:
+		res = store.Result{Final: true, Detail: fmt.Sprintf("agency %s is no longer in the directory", n.Agency)}
 	default:
-		res = s.attempt(ctx, n, a.Agency)
+		res = s.attempt(ctx, n, ep)
 	}
 	failpoint.Inject("notify.after-send-before-record")
 	if err := s.record(ctx, n, res); err != nil {
@@ -123,7 +126,8 @@ func (s *Service) deliver(ctx context.Context, n store.Notification) {
 	}
 }
 
-func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency) store.Result {
+func (s *Service) attempt(ctx context.Context, n store.Notification, ep endpoint) store.Result {
+	a := ep.agency
 	sem := s.agencySlot(a)
 	select {
 	case sem <- struct{}{}:
@@ -131,16 +135,15 @@ func (s *Service) attempt(ctx context.Context, n store.Notification, a directory
 		return s.retryOrFail(n, "shutting down before the attempt")
 	}
 	defer func() { <-sem }()
-	ep := channel.Endpoint{Kind: a.Channel, URL: a.URL, Subject: directory.Subject(a.ID), Address: a.Email, Secret: a.Secret}
-	link := ""
-	m := channel.Message{ID: n.ID, Agency: n.Agency, Kind: kindName(n.Kind), Reference: n.Reference, Link: link, Body: n.Payload}
-	if p, err := s.store.Partnership(ctx, n.Partnership); err == nil && p.ConsoleURL != "" {
-		m.Link = p.ConsoleURL + "/referrals/" + n.ReferralID
+	target := channel.Endpoint{Kind: a.Channel, URL: a.URL, Subject: directory.Subject(a.ID), Address: a.Email, Secret: a.Secret}
+	m := channel.Message{ID: n.ID, Agency: n.Agency, Kind: kindName(n.Kind), Reference: n.Reference, Body: n.Payload}
+	if ep.link != "" {
+		m.Link = ep.link + "/referrals/" + n.ReferralID
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()
 	start := time.Now()
-	receipt, err := s.channels.Send(sctx, ep, m)
+	receipt, err := s.channels.Send(sctx, target, m)
 	s.metrics.attempts.WithLabelValues(a.Channel, resultLabel(err)).Inc()
 	s.metrics.attemptSeconds.WithLabelValues(a.Channel).Observe(time.Since(start).Seconds())
 	switch {
@@ -182,30 +185,111 @@ func (s *Service) backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// record stores the attempt and its event in one transaction.
+// recordBatch bounds how many attempt results share one transaction.
+const recordBatch = 128
+
+// recording is one result waiting for the recorder.
+type recording struct {
+	rec  store.Recorded
+	done chan error
+}
+
+// record hands an attempt's result to the recorder and waits until it is committed.
 func (s *Service) record(ctx context.Context, n store.Notification, res store.Result) error {
-	now := s.now().UTC()
-	var recorded bool
-	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
-		var err error
-		if recorded, err = store.RecordAttempt(ctx, tx, n, now, res); err != nil || !recorded {
-			return err
-		}
-		switch {
-		case res.OK:
-			return s.emit(ctx, tx, EventDelivered, n, n.Attempts, res.Detail, "")
-		case res.Final:
-			return s.emit(ctx, tx, EventFailed, n, n.Attempts, res.Detail, "")
-		}
-		return nil
-	})
-	if err != nil || !recorded {
-		return err
-	}
-	s.relay.Wake()
+	rec := store.Recorded{N: n, At: s.now().UTC(), Result: res}
+	subject := ""
 	switch {
 	case res.OK:
-		s.metrics.deliveryLatency.WithLabelValues(n.Kind).Observe(now.Sub(n.CreatedAt).Seconds())
+		subject = EventDelivered
+	case res.Final:
+		subject = EventFailed
+	}
+	if subject != "" {
+		env, raw, err := s.event(subject, n, n.Attempts, res.Detail, "")
+		if err != nil {
+			return err
+		}
+		rec.EventID, rec.Subject, rec.Event = env.GetEventId(), subject, raw
+	}
+	if res.Retry.IsZero() {
+		rec.Result.Retry = rec.At
+	}
+	r := recording{rec: rec, done: make(chan error, 1)}
+	select {
+	case s.results <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// recordLoop commits attempt results in groups: whatever arrived while the previous group
+// was committing goes in the next, so under load many attempts share one commit and one
+// round trip, and alone an attempt waits for nobody.
+func (s *Service) recordLoop(ctx context.Context) {
+	for {
+		var first recording
+		var ok bool
+		select {
+		case first, ok = <-s.results:
+			if !ok {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+		group := []recording{first}
+	more:
+		for len(group) < recordBatch {
+			select {
+			case r, ok := <-s.results:
+				if !ok {
+					break more
+				}
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		s.commitGroup(ctx, group)
+	}
+}
+
+func (s *Service) commitGroup(ctx context.Context, group []recording) {
+	recs := make([]store.Recorded, len(group))
+	for i, g := range group {
+		recs[i] = g.rec
+	}
+	var recorded []bool
+	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		var err error
+		recorded, err = store.RecordAttempts(ctx, tx, recs)
+		return err
+	})
+	for _, g := range group {
+		g.done <- err
+	}
+	if err != nil {
+		return
+	}
+	s.relay.Wake()
+	for i, r := range recs {
+		if recorded[i] {
+			s.logAttempt(r)
+		}
+	}
+}
+
+func (s *Service) logAttempt(r store.Recorded) {
+	n, res := r.N, r.Result
+	switch {
+	case res.OK:
+		s.metrics.deliveryLatency.WithLabelValues(n.Kind).Observe(r.At.Sub(n.CreatedAt).Seconds())
 		s.log.Info("notification delivered", zap.String("notification_id", n.ID), zap.String("referral_id", n.ReferralID),
 			zap.String("agency", n.Agency), zap.String("kind", n.Kind), zap.Int("attempt", n.Attempts), zap.String("receipt", res.Detail))
 	case res.Final:
@@ -215,7 +299,6 @@ func (s *Service) record(ctx context.Context, n store.Notification, res store.Re
 		s.log.Info("notification attempt failed; will retry", zap.String("notification_id", n.ID), zap.String("agency", n.Agency),
 			zap.Int("attempt", n.Attempts), zap.Time("next_attempt_at", res.Retry), zap.String("error", res.Detail))
 	}
-	return nil
 }
 
 func kindName(kind string) string {

@@ -193,7 +193,7 @@ func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.No
 		if err := proto.Unmarshal(r.Proto, &ref); err != nil {
 			return fmt.Errorf("retry %s: decode referral: %w", id, err)
 		}
-		dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+		dir, err := s.readDirectory(ctx, tx, ref.GetPartnership())
 		if err != nil {
 			return err
 		}

@@ -83,6 +83,8 @@ func clockAt(t time.Time) *clock {
 	return c
 }
 
+func (e *env) clockOffset() time.Duration { return time.Duration(e.clock.offset.Load()) }
+
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // receiver is an agency's webhook endpoint. It verifies every signature and records each
@@ -183,6 +185,7 @@ type env struct {
 	ag      agencies
 	stop    func()
 	cfg     notify.DeliveryConfig
+	async   bool // publish without waiting for the broker's ack (benchmarks)
 	ns      interface{ Shutdown() }
 }
 
@@ -341,6 +344,13 @@ func (e *env) publish(t testing.TB, subject, referralID string, version int64, p
 	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, e.clock.Now(), payload)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.async {
+		// Open loop: the generator never waits for the broker, as upstream services don't.
+		if _, err := e.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: raw}, jetstream.WithMsgID(env.GetEventId())); err != nil {
+			t.Fatal(err)
+		}
+		return env
 	}
 	e.publishRaw(t, subject, env.GetEventId(), raw)
 	return env

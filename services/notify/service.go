@@ -114,19 +114,23 @@ type Deps struct {
 
 // Service is the notify service.
 type Service struct {
-	store    *store.Store
-	relay    *events.Relay
-	consumer *events.Consumer
-	acks     *ackListener
-	channels *channel.Set
-	calendar *calendar.Calendar
-	log      *zap.Logger
-	now      func() time.Time
-	cfg      DeliveryConfig
-	dirFile  string
-	metrics  *metrics
+	store     *store.Store
+	relay     *events.Relay
+	consumer  *events.Consumer
+	acks      *ackListener
+	channels  *channel.Set
+	calendar  *calendar.Calendar
+	log       *zap.Logger
+	now       func() time.Time
+	cfg       DeliveryConfig
+	dirFile   string
+	metrics   *metrics
+	endpoints *endpoints
+	dirMu     sync.Mutex
+	dirCache  map[string]cachedDirectory
 
 	wake      chan struct{}
+	results   chan recording
 	agencyMu  sync.Mutex
 	agencySem map[string]chan struct{}
 	inflight  chan struct{}
@@ -139,11 +143,13 @@ func New(d Deps) (*Service, error) {
 		return nil, errors.New("notify.New: pool, JetStream, calendar and logger are required")
 	}
 	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
-		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), agencySem: map[string]chan struct{}{}}
+		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording), agencySem: map[string]chan struct{}{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	s.inflight = make(chan struct{}, s.cfg.InFlight)
+	s.endpoints = &endpoints{st: s.store, m: map[string]endpoint{}}
+	s.dirCache = map[string]cachedDirectory{}
 	if s.channels == nil {
 		chs := []channel.Channel{channel.NewWebhook(nil, time.Now), channel.NewNATS(d.JS)}
 		if d.Email.Addr != "" {
@@ -162,7 +168,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: "notify", FilterSubjects: []string{subjectReceived, subjectDecided, subjectOverridden},
-		AfterCommit: s.afterCommit,
+		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256,
 	}, s.handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
@@ -196,6 +202,12 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The recorder outlives the other workers: in-flight attempts record their results
+	// after ctx ends.
+	recCtx, stopRecorder := context.WithCancel(context.WithoutCancel(ctx))
+	recorderDone := make(chan struct{})
+	go func() { s.recordLoop(recCtx); close(recorderDone) }()
+	defer func() { stopRecorder(); <-recorderDone }()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(gctx) })
 	g.Go(func() error { return s.consumer.Run(gctx) })
@@ -254,6 +266,7 @@ func (s *Service) LoadDirectory(ctx context.Context, f directory.File, by string
 	if err != nil {
 		return fmt.Errorf("load directory: %w", err)
 	}
+	s.directoryChanged()
 	s.log.Info("directory loaded", zap.String("source", by), zap.Int("partnerships", len(f.Partnerships)), zap.Int("agencies", len(f.Agencies)))
 	return nil
 }

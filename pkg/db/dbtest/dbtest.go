@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/db"
 )
 
 // AdminURL is the server tests use: TEST_DATABASE_URL, else DATABASE_URL, else the local
@@ -70,11 +72,12 @@ func NewURL(t testing.TB, key string, setup Setup) string {
 	return withDatabase(admin, name)
 }
 
-// NewPool is NewURL with a pool on the new database, closed when the test ends.
+// NewPool is NewURL with a pool on the new database, closed when the test ends. The pool
+// has the production settings of db.Open, so tests and benchmarks see the same limits.
 func NewPool(t testing.TB, key string, setup Setup) *pgxpool.Pool {
 	t.Helper()
 	u := NewURL(t, key, setup)
-	pool, err := pgxpool.New(context.Background(), u)
+	pool, err := db.Open(context.Background(), u)
 	if err != nil {
 		t.Fatalf("dbtest: connect: %v", err)
 	}

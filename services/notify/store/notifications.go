@@ -140,34 +140,65 @@ type Result struct {
 	Retry time.Time
 }
 
-// RecordAttempt stores an attempt's result and moves the notification on. It returns false
-// when the row was no longer this sender's (lease lost to another sender), so the caller
-// emits nothing.
-func RecordAttempt(ctx context.Context, tx pgx.Tx, n Notification, at time.Time, r Result) (bool, error) {
-	var tag interface{ RowsAffected() int64 }
-	var err error
-	switch {
-	case r.OK:
-		tag, err = tx.Exec(ctx, `UPDATE notify.notifications SET state = CASE WHEN acknowledged_at IS NULL THEN 'DELIVERED' ELSE 'ACKNOWLEDGED' END,
-			delivered_at = $3, lease_until = NULL, last_error = '' WHERE id = $1 AND state = 'SENDING' AND attempts = $2`, n.ID, n.Attempts, at)
-	case r.Final:
-		tag, err = tx.Exec(ctx, `UPDATE notify.notifications SET state = 'FAILED', lease_until = NULL, last_error = $3
-			WHERE id = $1 AND state = 'SENDING' AND attempts = $2`, n.ID, n.Attempts, r.Detail)
-	default:
-		tag, err = tx.Exec(ctx, `UPDATE notify.notifications SET state = 'PENDING', lease_until = NULL, last_error = $3, next_attempt_at = $4
-			WHERE id = $1 AND state = 'SENDING' AND attempts = $2`, n.ID, n.Attempts, r.Detail, r.Retry)
+// Recorded is one attempt result to store, with the event that announces it (none for a
+// failure that will be retried).
+type Recorded struct {
+	N      Notification
+	At     time.Time
+	Result Result
+	// EventID, Subject and Event are the outbox row; Subject "" writes none.
+	EventID, Subject string
+	Event            []byte
+}
+
+// recordSQL stores one attempt in one statement, so many fit in one round trip: it moves the
+// notification on only if this sender still holds it (state SENDING at this attempt count;
+// a sender whose lease ran out finds the row claimed again and records nothing), and adds
+// the attempt and its event only then. It returns 1 when recorded.
+const recordSQL = `WITH upd AS (
+	UPDATE notify.notifications SET
+		state = CASE WHEN $3 THEN (CASE WHEN acknowledged_at IS NULL THEN 'DELIVERED' ELSE 'ACKNOWLEDGED' END)
+			WHEN $4 THEN 'FAILED' ELSE 'PENDING' END,
+		delivered_at = CASE WHEN $3 THEN $5 ELSE delivered_at END,
+		lease_until = NULL,
+		last_error = CASE WHEN $3 THEN '' ELSE $6 END,
+		next_attempt_at = CASE WHEN $3 OR $4 THEN next_attempt_at ELSE $7 END
+	WHERE id = $1 AND state = 'SENDING' AND attempts = $2
+	RETURNING id),
+att AS (
+	INSERT INTO notify.attempts (notification_id, number, at, ok, result)
+	SELECT id, $2, $5, $3, $6 FROM upd ON CONFLICT DO NOTHING),
+ob AS (
+	INSERT INTO notify.outbox (event_id, subject, payload)
+	SELECT $8, $9, $10 FROM upd WHERE $9 <> '')
+SELECT count(*) FROM upd`
+
+// RecordAttempts stores attempt results in one transaction and one round trip, and says
+// which were recorded (false: the row was no longer that sender's).
+func RecordAttempts(ctx context.Context, tx pgx.Tx, rs []Recorded) ([]bool, error) {
+	b := &pgx.Batch{}
+	for _, r := range rs {
+		var eventID any
+		if r.Subject != "" {
+			eventID = r.EventID
+		}
+		b.Queue(recordSQL, r.N.ID, r.N.Attempts, r.Result.OK, r.Result.Final && !r.Result.OK, r.At, r.Result.Detail,
+			r.Result.Retry, eventID, r.Subject, r.Event)
 	}
-	if err != nil {
-		return false, fmt.Errorf("record attempt %d of notification %s: %w", n.Attempts, n.ID, err)
+	br := tx.SendBatch(ctx, b)
+	out := make([]bool, len(rs))
+	for i, r := range rs {
+		var n int
+		if err := br.QueryRow().Scan(&n); err != nil {
+			br.Close()
+			return nil, fmt.Errorf("record attempt %d of notification %s: %w", r.N.Attempts, r.N.ID, err)
+		}
+		out[i] = n == 1
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("record attempts: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO notify.attempts (notification_id, number, at, ok, result) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT DO NOTHING`, n.ID, n.Attempts, at, r.OK, r.Detail); err != nil {
-		return false, fmt.Errorf("record attempt %d of notification %s: %w", n.Attempts, n.ID, err)
-	}
-	return true, nil
+	return out, nil
 }
 
 // Attempt is one recorded delivery attempt.
@@ -323,4 +354,56 @@ func GetIn(ctx context.Context, tx pgx.Tx, id string) (Notification, error) {
 		return Notification{}, fmt.Errorf("read notification %s: %w", id, err)
 	}
 	return n, err
+}
+
+// DecisionState is what handling a decision event reads about its referral.
+type DecisionState struct {
+	Applied      AppliedDecision
+	AppliedFound bool
+	Referral     Referral
+	// ReferralFound is false when the decision overtook its referral.
+	ReferralFound bool
+	Active        []Notification
+}
+
+// ReadDecisionState locks the referral's notifications against concurrent decision events
+// and reads the applied decision, the referral and the active action notifications, all in
+// one round trip.
+func ReadDecisionState(ctx context.Context, tx pgx.Tx, referralID string) (DecisionState, error) {
+	var st DecisionState
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtext('mash.notify.' || $1))`, referralID)
+	b.Queue(`SELECT decision_id::text, version, agencies, level, rag FROM notify.decisions WHERE referral_id = $1`, referralID)
+	b.Queue(`SELECT id::text, reference, partnership, agency, agency_kind, received_at, referral FROM notify.referrals WHERE id = $1`, referralID)
+	b.Queue(`SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND kind = 'ACTION' AND withdrawn_at IS NULL ORDER BY agency, created_at`, referralID)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return st, fmt.Errorf("lock referral %s: %w", referralID, err)
+	}
+	a := &st.Applied
+	err := br.QueryRow().Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG)
+	switch {
+	case err == nil:
+		st.AppliedFound = true
+	case !errors.Is(err, pgx.ErrNoRows):
+		return st, fmt.Errorf("read applied decision of %s: %w", referralID, err)
+	}
+	r := &st.Referral
+	err = br.QueryRow().Scan(&r.ID, &r.Reference, &r.Partnership, &r.Agency, &r.AgencyKind, &r.ReceivedAt, &r.Proto)
+	switch {
+	case err == nil:
+		st.ReferralFound = true
+	case !errors.Is(err, pgx.ErrNoRows):
+		return st, fmt.Errorf("read referral %s: %w", referralID, err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return st, fmt.Errorf("list action notifications of %s: %w", referralID, err)
+	}
+	if st.Active, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) }); err != nil {
+		return st, fmt.Errorf("list action notifications of %s: %w", referralID, err)
+	}
+	return st, br.Close()
 }
