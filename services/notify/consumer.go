@@ -67,7 +67,7 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 		return err
 	}
 	now := s.now().UTC()
-	if err := s.notifyReferrer(ctx, tx, dir, ref, notifyv1.NotificationKind_RECEIPT, nil, "receipt:"+ref.GetId(), now); err != nil {
+	if err := s.notifyReferrer(ctx, tx, nil, dir, ref, notifyv1.NotificationKind_RECEIPT, nil, "receipt:"+ref.GetId(), now); err != nil {
 		return err
 	}
 	applies, incident := share.EncompassApplies(ref)
@@ -127,12 +127,13 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 		told[n.Role] = append(told[n.Role], n)
 	}
 	changed := found && (applied.Level != level || applied.RAG != rag)
+	var p plan
 	for _, role := range roles {
 		prior := told[role]
 		if len(prior) > 0 && !changed {
 			continue
 		}
-		if err := s.notifyRole(ctx, tx, dir, &ref, sum, role, rag, now, prior); err != nil {
+		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior); err != nil {
 			return err
 		}
 	}
@@ -141,19 +142,69 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 			continue
 		}
 		for _, n := range ns {
-			if err := s.withdraw(ctx, tx, dir, &ref, sum, n, now); err != nil {
-				return err
-			}
+			p.withdraw(dir, &ref, sum, n, now)
 		}
 	}
 	if !found || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles) {
 		key := fmt.Sprintf("outcome:%s:v%d", d.GetId(), d.GetVersion())
-		if err := s.notifyReferrer(ctx, tx, dir, &ref, notifyv1.NotificationKind_OUTCOME, sum, key, now); err != nil {
+		if err := s.notifyReferrer(ctx, tx, &p, dir, &ref, notifyv1.NotificationKind_OUTCOME, sum, key, now); err != nil {
 			return err
 		}
 	}
-	return store.SetApplied(ctx, tx, d.GetReferralId(), store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(),
-		Agencies: roles, Level: level, RAG: rag})
+	p.applied = &store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(), Agencies: roles, Level: level, RAG: rag}
+	return s.execute(ctx, tx, d.GetReferralId(), p, now)
+}
+
+// plan is what handling an event will write, sent to Postgres in one round trip.
+type plan struct {
+	withdrawn []string
+	creates   []spec
+	applied   *store.AppliedDecision
+}
+
+// withdraw plans telling an agency an override removed it, and stopping the original's
+// escalation.
+func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time) {
+	p.withdrawn = append(p.withdrawn, n.ID)
+	a, ok := dir.byID(n.Agency)
+	if !ok {
+		a = directory.Agency{ID: n.Agency, Partnership: n.Partnership, Channel: n.Channel}
+	}
+	p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: a, role: n.Role, kind: notifyv1.NotificationKind_WITHDRAWAL,
+		key: "withdraw:" + n.ID, rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency,
+		note: "an override removed this agency from the decision: disregard the earlier notification", now: now})
+}
+
+// execute writes a plan within tx in one batch.
+func (s *Service) execute(ctx context.Context, tx pgx.Tx, referralID string, p plan, now time.Time) error {
+	ns := make([]store.Notification, len(p.creates))
+	for i, sp := range p.creates {
+		n, err := s.build(sp)
+		if err != nil {
+			return err
+		}
+		ns[i] = n
+	}
+	b := &pgx.Batch{}
+	for _, id := range p.withdrawn {
+		store.QueueMarkWithdrawn(b, id, now)
+	}
+	for _, n := range ns {
+		store.QueueInsertNotification(b, n)
+	}
+	if p.applied != nil {
+		store.QueueSetApplied(b, referralID, *p.applied)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("referral %s: write notifications: %w", referralID, err)
+	}
+	for _, n := range ns {
+		s.metrics.created.WithLabelValues(n.Kind).Inc()
+	}
+	return nil
 }
 
 func sameOutcomeAgencies(a, b []string) bool {
@@ -163,19 +214,18 @@ func sameOutcomeAgencies(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// notifyRole tells the agencies filling role, superseding prior notifications to the role
-// (a changed level or urgency). Red outside an agency's hours goes to its out-of-hours route.
-func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
+// notifyRole plans telling the agencies filling role, superseding prior notifications to
+// the role (a changed level or urgency). Red outside an agency's hours goes to its
+// out-of-hours route. A role no agency fills is recorded and escalated at once, within tx.
+func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
 	role, rag string, now time.Time, prior []store.Notification) error {
 	agencies := directory.Resolve(dir.agencies, role, ref.GetSubmission().GetChild().GetSchool())
 	key := fmt.Sprintf("action:%s:v%d:%s", sum.ID, sum.Version, role)
 	if len(agencies) == 0 {
 		return s.unroutable(ctx, tx, dir, ref, sum, role, notifyv1.NotificationKind_ACTION, key, now)
 	}
-	for _, p := range prior {
-		if err := store.MarkWithdrawn(ctx, tx, p.ID, now); err != nil {
-			return err
-		}
+	for _, n := range prior {
+		p.withdrawn = append(p.withdrawn, n.ID)
 	}
 	for _, a := range agencies {
 		target, routedFrom := a, ""
@@ -188,31 +238,14 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, dir partnershipDire
 		if len(prior) > 0 {
 			note = "the decision changed: this replaces the earlier notification"
 		}
-		if _, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
-			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, now: now}); err != nil {
-			return err
-		}
+		p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
+			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, now: now})
 	}
 	return nil
 }
 
-// withdraw tells an agency an override removed it, and stops the original's escalation.
-func (s *Service) withdraw(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time) error {
-	if err := store.MarkWithdrawn(ctx, tx, n.ID, now); err != nil {
-		return err
-	}
-	a, ok := dir.byID(n.Agency)
-	if !ok {
-		a = directory.Agency{ID: n.Agency, Partnership: n.Partnership, Channel: n.Channel}
-	}
-	_, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: a, role: n.Role, kind: notifyv1.NotificationKind_WITHDRAWAL,
-		key: "withdraw:" + n.ID, rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency,
-		note: "an override removed this agency from the decision: disregard the earlier notification", now: now})
-	return err
-}
-
 // notifyReferrer tells the referring agency of receipt or outcome, through its own channel.
-func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral,
+func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral,
 	kind notifyv1.NotificationKind, sum *share.Decision, key string, now time.Time) error {
 	a, ok := dir.byID(ref.GetAgency())
 	if !ok {
@@ -230,7 +263,12 @@ func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, dir partnership
 	if sum != nil {
 		rag = sum.RAG
 	}
-	_, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: a, role: "referrer", kind: kind, key: key, rag: rag, now: now})
+	sp := spec{dir: dir, ref: ref, decision: sum, agency: a, role: "referrer", kind: kind, key: key, rag: rag, now: now}
+	if p != nil {
+		p.creates = append(p.creates, sp)
+		return nil
+	}
+	_, err := s.create(ctx, tx, sp)
 	return err
 }
 
@@ -293,6 +331,25 @@ type spec struct {
 // create builds the agency's message and stores it with its share record; nil when the
 // dedupe key shows it was made before.
 func (s *Service) create(ctx context.Context, tx pgx.Tx, sp spec) (*store.Notification, error) {
+	n, err := s.build(sp)
+	if err != nil {
+		return nil, err
+	}
+	inserted, err := store.InsertNotification(ctx, tx, n)
+	if err != nil || !inserted {
+		return nil, err
+	}
+	if sp.failed != "" {
+		if err := s.emit(ctx, tx, EventFailed, n, 0, sp.failed, ""); err != nil {
+			return nil, err
+		}
+	}
+	s.metrics.created.WithLabelValues(n.Kind).Inc()
+	return &n, nil
+}
+
+// build makes a notification: the agency's message for its role, and the share record.
+func (s *Service) build(sp spec) (store.Notification, error) {
 	id := uuid.Must(uuid.NewV7()).String()
 	link := ""
 	if sp.dir.partnership.ConsoleURL != "" {
@@ -302,7 +359,7 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, sp spec) (*store.Notifi
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt})
 	if err != nil {
-		return nil, err
+		return store.Notification{}, err
 	}
 	n := store.Notification{ID: id, DedupeKey: sp.key, ReferralID: sp.ref.GetId(), Reference: sp.ref.GetReference(),
 		Partnership: sp.ref.GetPartnership(), Agency: sp.agency.ID, Role: sp.role, Kind: sp.kind.String(), Channel: sp.agency.Channel,
@@ -332,17 +389,7 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, sp spec) (*store.Notifi
 	if sp.failed != "" {
 		n.State, n.LastError, n.AckDue = store.StateFailed, sp.failed, nil
 	}
-	inserted, err := store.InsertNotification(ctx, tx, n)
-	if err != nil || !inserted {
-		return nil, err
-	}
-	if sp.failed != "" {
-		if err := s.emit(ctx, tx, EventFailed, n, 0, sp.failed, ""); err != nil {
-			return nil, err
-		}
-	}
-	s.metrics.created.WithLabelValues(n.Kind).Inc()
-	return &n, nil
+	return n, nil
 }
 
 // priority orders delivery: Red first, then Amber (and Encompass, due by the school day),

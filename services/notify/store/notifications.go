@@ -71,25 +71,46 @@ func nullUUID(s string) any {
 	return s
 }
 
+// QueueInsertNotification queues the insert of n on b (a repeat of its dedupe key is
+// ignored).
+func QueueInsertNotification(b *pgx.Batch, n Notification) {
+	b.Queue(insertNotificationSQL, insertNotificationArgs(n)...)
+}
+
+// QueueMarkWithdrawn queues MarkWithdrawn on b.
+func QueueMarkWithdrawn(b *pgx.Batch, id string, at time.Time) {
+	b.Queue(markWithdrawnSQL, id, at)
+}
+
 // InsertNotification stores n unless a notification with its dedupe key exists; inserted
 // says which. The payload is stored exactly as it will be sent.
 func InsertNotification(ctx context.Context, tx pgx.Tx, n Notification) (bool, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO notify.notifications (id, dedupe_key, referral_id, reference, partnership, agency, role,
-			kind, channel, decision_id, decision_version, rag, priority, payload, payload_sha256, fields, purpose, lawful_basis,
-			consent_status, consent_reason, referrer_withheld, state, next_attempt_at, created_at, ack_due, escalates_id,
-			routed_from, withdraws_id, last_error)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26, $27, $28, $29)
-		ON CONFLICT (dedupe_key) DO NOTHING`,
-		n.ID, n.DedupeKey, n.ReferralID, n.Reference, n.Partnership, n.Agency, n.Role, n.Kind, n.Channel, nullUUID(n.DecisionID),
-		n.DecisionVersion, n.RAG, n.Priority, n.Payload, n.PayloadSHA256, n.Fields, n.Purpose, n.LawfulBasis, n.ConsentStatus,
-		n.ConsentReason, n.ReferrerWithheld, n.State, n.NextAttemptAt, n.CreatedAt, n.AckDue, nullUUID(n.EscalatesID),
-		n.RoutedFrom, nullUUID(n.WithdrawsID), n.LastError)
+	tag, err := tx.Exec(ctx, insertNotificationSQL, insertNotificationArgs(n)...)
 	if err != nil {
 		return false, fmt.Errorf("store notification %s for %s: %w", n.DedupeKey, n.ReferralID, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+const insertNotificationSQL = `INSERT INTO notify.notifications (id, dedupe_key, referral_id, reference, partnership, agency, role,
+			kind, channel, decision_id, decision_version, rag, priority, payload, payload_sha256, fields, purpose, lawful_basis,
+			consent_status, consent_reason, referrer_withheld, state, next_attempt_at, created_at, ack_due, escalates_id,
+			routed_from, withdraws_id, last_error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+			$25, $26, $27, $28, $29)
+		ON CONFLICT (dedupe_key) DO NOTHING`
+
+func insertNotificationArgs(n Notification) []any {
+	return []any{n.ID, n.DedupeKey, n.ReferralID, n.Reference, n.Partnership, n.Agency, n.Role, n.Kind, n.Channel, nullUUID(n.DecisionID),
+		n.DecisionVersion, n.RAG, n.Priority, n.Payload, n.PayloadSHA256, n.Fields, n.Purpose, n.LawfulBasis, n.ConsentStatus,
+		n.ConsentReason, n.ReferrerWithheld, n.State, n.NextAttemptAt, n.CreatedAt, n.AckDue, nullUUID(n.EscalatesID),
+		n.RoutedFrom, nullUUID(n.WithdrawsID), n.LastError}
+}
+
+const markWithdrawnSQL = `UPDATE notify.notifications SET withdrawn_at = $2,
+		state = CASE WHEN state = 'PENDING' THEN 'FAILED' ELSE state END,
+		last_error = CASE WHEN state = 'PENDING' THEN 'withdrawn before delivery' ELSE last_error END
+	WHERE id = $1 AND withdrawn_at IS NULL`
 
 // ActiveActions returns a referral's action notifications not yet withdrawn, by agency.
 func ActiveActions(ctx context.Context, tx pgx.Tx, referralID string) ([]Notification, error) {
@@ -104,10 +125,7 @@ func ActiveActions(ctx context.Context, tx pgx.Tx, referralID string) ([]Notific
 // MarkWithdrawn records that an override withdrew notification id; an undelivered one is
 // not sent at all.
 func MarkWithdrawn(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE notify.notifications SET withdrawn_at = $2,
-			state = CASE WHEN state = 'PENDING' THEN 'FAILED' ELSE state END,
-			last_error = CASE WHEN state = 'PENDING' THEN 'withdrawn before delivery' ELSE last_error END
-		WHERE id = $1 AND withdrawn_at IS NULL`, id, at)
+	_, err := tx.Exec(ctx, markWithdrawnSQL, id, at)
 	if err != nil {
 		return fmt.Errorf("withdraw notification %s: %w", id, err)
 	}

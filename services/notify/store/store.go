@@ -329,12 +329,18 @@ func Applied(ctx context.Context, tx pgx.Tx, referralID string) (AppliedDecision
 	return a, true, nil
 }
 
+// QueueSetApplied queues SetApplied on b.
+func QueueSetApplied(b *pgx.Batch, referralID string, a AppliedDecision) {
+	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
+}
+
+const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag)
+	VALUES ($1, $2, $3, $4, $5, $6)
+	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`
+
 // SetApplied records the decision version acted on.
 func SetApplied(ctx context.Context, tx pgx.Tx, referralID string, a AppliedDecision) error {
-	_, err := tx.Exec(ctx, `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`,
-		referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
+	_, err := tx.Exec(ctx, setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
 	if err != nil {
 		return fmt.Errorf("record applied decision of %s: %w", referralID, err)
 	}
