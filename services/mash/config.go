@@ -58,6 +58,7 @@ type serveConfig struct {
 // notifyConfig is the notify service's settings.
 type notifyConfig struct {
 	DirectoryFile string
+	SendTimeout   time.Duration
 	SMTP          channel.EmailConfig
 }
 
@@ -81,6 +82,7 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	region := s.String("calendar-region", "MASH_CALENDAR_REGION", calendar.RegionEnglandAndWales, "bank-holiday region: england-and-wales, england or wales")
 	extra := s.String("extra-bank-holidays", "MASH_EXTRA_BANK_HOLIDAYS", "", "one-off closure days, YYYY-MM-DD comma-separated")
 	notifyDir := s.String("notify-directory", "MASH_NOTIFY_DIRECTORY", "", "agency directory file (YAML) loaded at start by the notify service")
+	sendTimeout := s.Duration("notify-send-timeout", "MASH_NOTIFY_SEND_TIMEOUT", 10*time.Second, "how long one delivery attempt may take; an attempt cut off by a crash is retried after twice this plus 5 s")
 	smtpAddr := s.String("smtp-addr", "MASH_SMTP_ADDR", "", "SMTP relay host:port for email notifications (email channel off when empty)")
 	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
 	smtpUser := s.String("smtp-username", "MASH_SMTP_USERNAME", "", "SMTP username (PLAIN auth, over TLS only)")
@@ -144,7 +146,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 			return c, err
 		}
 	}
-	c.Notify = notifyConfig{DirectoryFile: *notifyDir, SMTP: channel.EmailConfig{Addr: *smtpAddr, From: *smtpFrom,
+	if *sendTimeout < 100*time.Millisecond || *sendTimeout > 2*time.Minute {
+		return c, fmt.Errorf("MASH_NOTIFY_SEND_TIMEOUT %s: use between 100ms and 2m", *sendTimeout)
+	}
+	c.Notify = notifyConfig{DirectoryFile: *notifyDir, SendTimeout: *sendTimeout, SMTP: channel.EmailConfig{Addr: *smtpAddr, From: *smtpFrom,
 		Username: *smtpUser, Password: *smtpPass, Timeout: 10 * time.Second}}
 	if slices.Contains(c.Services, "notify") {
 		if c.Notify.DirectoryFile != "" {

@@ -5,6 +5,8 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -84,8 +86,10 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	for {
 		var pending, decisions, audited int
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)
-			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM audit.pending),
-			(SELECT count(*) FROM rules.decisions), (SELECT count(*) FROM audit.entries)`).Scan(&pending, &decisions, &audited); err != nil {
+			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM notify.outbox WHERE published_at IS NULL)
+			+ (SELECT count(*) FROM audit.pending),
+			(SELECT count(*) FROM rules.decisions),
+			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.triage.decided'))`).Scan(&pending, &decisions, &audited); err != nil {
 			t.Fatal(err)
 		}
 		// Every referral has two events (received, decided), each audited once.
@@ -99,7 +103,7 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 		}
 	}
 	for table, want := range map[string]int{"intake.referrals": referrals, "intake.outbox": referrals, "rules.decisions": referrals,
-		"rules.outbox": referrals, "audit.entries": 2 * referrals} {
+		"rules.outbox": referrals, "audit.entries WHERE event_type IN ('mash.referral.received', 'mash.triage.decided')": 2 * referrals} {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -130,6 +134,11 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 			t.Fatalf("stream holds %d %s events, want exactly %d", got, subject, referrals)
 		}
 	}
+	// No event is audited twice, whichever service emitted it.
+	var twice int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT event_id FROM audit.entries GROUP BY event_id HAVING count(*) > 1) d`).Scan(&twice); err != nil || twice != 0 {
+		t.Fatalf("%d events audited more than once (%v)", twice, err)
+	}
 	seen := map[string]bool{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
@@ -159,4 +168,65 @@ func TestCrashConsumerAfterCommitBeforeAck(t *testing.T) {
 	}
 	s.start(t)
 	s.expectExactlyOnce(t, 1)
+}
+
+// Notify dies after an agency's system accepted a notification but before the delivery was
+// recorded. The restarted process sends it again once the lease runs out, under the same
+// Idempotency-Key, so the agency can drop the repeat; every notification ends delivered
+// once in the database and once in the audit log.
+func TestCrashNotifyAfterSendBeforeRecord(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	rcv := newAgencyEndpoint(t, fmt.Sprintf("%064d", 7))
+	dir := fmt.Sprintf(`partnerships:
+  - {id: default, dutyManager: duty}
+agencies:
+  - {id: duty, partnership: default, name: Duty manager, roles: [duty_manager], channel: nats}
+  - {id: south-wales-police, partnership: default, name: SWP, roles: [police], channel: webhook, url: %q, secretEnv: CRASH_SECRET}
+`, rcv.srv.URL)
+	dirFile := t.TempDir() + "/directory.yaml"
+	if err := os.WriteFile(dirFile, []byte(dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"MASH_NOTIFY_DIRECTORY=" + dirFile, "CRASH_SECRET=" + fmt.Sprintf("%064d", 7), "MASH_NOTIFY_SEND_TIMEOUT=1s"}
+	p := s.start(t, append(env, failpoint.EnvVar+"=notify.after-send-before-record")...)
+	if code, body, err := s.submit(token, example(t)); err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	if code := p.exitCode(t); code != failpoint.ExitCode {
+		t.Fatalf("exit %d, want failpoint exit %d:\n%s", code, failpoint.ExitCode, p.out)
+	}
+	s.start(t, env...)
+	s.expectExactlyOnce(t, 1)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var open, toPolice, delivered, audited int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IN ('PENDING', 'SENDING')),
+				count(*) FILTER (WHERE agency = 'south-wales-police'),
+				count(*) FILTER (WHERE agency = 'south-wales-police' AND state = 'DELIVERED'),
+				(SELECT count(*) FROM audit.entries WHERE event_type = 'mash.notification.delivered' AND agency = 'south-wales-police')
+			FROM notify.notifications`).Scan(&open, &toPolice, &delivered, &audited); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 && toPolice > 0 && delivered == toPolice && audited == toPolice {
+			rcv.mu.Lock()
+			keys := len(rcv.keys)
+			rcv.mu.Unlock()
+			if keys != toPolice {
+				t.Fatalf("receiver saw %d distinct notifications, the database has %d", keys, toPolice)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications: %d open, %d to police, %d delivered, %d audited as delivered", open, toPolice, delivered, audited)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -48,7 +48,8 @@ var modules = map[string]module{
 		migrate: notify.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return notify.New(notify.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
-				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile})
+				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
+				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}})
 		},
 	},
 	"rules": {

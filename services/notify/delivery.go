@@ -19,7 +19,7 @@ import (
 
 // leaseFor is how long a claimed notification stays with its sender: past it, a sender that
 // died is presumed gone and another claims the row. Longer than any attempt can take.
-func (s *Service) leaseFor() time.Duration { return 2*s.cfg.SendTimeout + 30*time.Second }
+func (s *Service) leaseFor() time.Duration { return 2*s.cfg.SendTimeout + 5*time.Second }
 
 // deliverLoop claims due notifications and sends each in its own goroutine, bounded overall
 // and per agency, until ctx ends.
