@@ -96,7 +96,7 @@ func New(d Deps) (*Service, error) {
 		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
 		// event; notify records each share as mash.notification.* events instead.
 		SkipSubjectPrefixes: []string{"mash.notify."},
-		AfterCommit: s.seq.Wake, MaxAckPending: 512, Concurrency: 8,
+		AfterCommit:         s.seq.Wake, MaxAckPending: 512, Concurrency: 8,
 	}, s.record, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %w", err)
