@@ -29,6 +29,7 @@ func testMigrations() []db.Migration {
 	return []db.Migration{
 		{Version: 1, Name: "0001_outbox.sql", SQL: OutboxDDL(testSchema)},
 		{Version: 2, Name: "0002_consumer.sql", SQL: ConsumerDDL(testSchema)},
+		{Version: 4, Name: "0004_reconcile.sql", SQL: ReconcileDDL(testSchema)},
 		{Version: 3, Name: "0003_effects.sql", SQL: `CREATE TABLE evt.effects (
 			event_id uuid NOT NULL, consumer text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`},
 	}
@@ -46,7 +47,7 @@ func dbSetup(ctx context.Context, url string) error {
 	if err := db.Migrate(ctx, pool, testSchema, testMigrations()); err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, OutboxDDL(testSchema)+ConsumerDDL(testSchema))
+	_, err = pool.Exec(ctx, OutboxDDL(testSchema)+ConsumerDDL(testSchema)+ReconcileDDL(testSchema))
 	return err
 }
 

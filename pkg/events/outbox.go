@@ -89,19 +89,31 @@ func ValidSubject(subject string) error {
 // the batch inside the transaction that writes the domain rows, then call Relay.Wake after
 // the commit.
 func AppendOutbox(b *pgx.Batch, schema string, env *eventsv1.Envelope, raw []byte) {
-	b.Queue(insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw)
+	b.Queue(insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw, env.GetReferralId())
 }
 
 // InsertOutbox inserts env (marshalled as raw) into schema.outbox within tx.
 func InsertOutbox(ctx context.Context, tx pgx.Tx, schema string, env *eventsv1.Envelope, raw []byte) error {
-	if _, err := tx.Exec(ctx, insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw); err != nil {
+	if _, err := tx.Exec(ctx, insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw, env.GetReferralId()); err != nil {
 		return fmt.Errorf("insert outbox event %s: %w", env.GetEventId(), err)
 	}
 	return nil
 }
 
 func insertOutboxSQL(schema string) string {
-	return `INSERT INTO ` + pgx.Identifier{schema}.Sanitize() + `.outbox (event_id, subject, payload) VALUES ($1, $2, $3)`
+	return `INSERT INTO ` + pgx.Identifier{schema}.Sanitize() + `.outbox (event_id, subject, payload, referral_id)
+		VALUES ($1, $2, $3, nullif($4, ''))`
+}
+
+// ReconcileDDL adds what the reconciler needs to an outbox: the referral an event concerns,
+// so a missing effect can be traced to its original event, and how often it was re-emitted.
+func ReconcileDDL(schema string) string {
+	s := pgx.Identifier{schema}.Sanitize()
+	return `ALTER TABLE ` + s + `.outbox ADD COLUMN IF NOT EXISTS referral_id text;
+ALTER TABLE ` + s + `.outbox ADD COLUMN IF NOT EXISTS reconciles integer NOT NULL DEFAULT 0;
+ALTER TABLE ` + s + `.outbox ADD COLUMN IF NOT EXISTS reconciled_at timestamptz;
+CREATE INDEX IF NOT EXISTS outbox_referral ON ` + s + `.outbox (referral_id, subject) WHERE referral_id IS NOT NULL;
+`
 }
 
 // decodeEnvelope parses an Envelope and checks what the inbox relies on. Protobuf accepts
@@ -134,5 +146,6 @@ func Migrations(schema string) []db.Migration {
 	return []db.Migration{
 		{Version: 1000, Name: "1000_outbox.sql", SQL: OutboxDDL(schema)},
 		{Version: 1001, Name: "1001_consumer.sql", SQL: ConsumerDDL(schema)},
+		{Version: 1002, Name: "1002_reconcile.sql", SQL: ReconcileDDL(schema)},
 	}
 }

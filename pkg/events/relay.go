@@ -311,6 +311,12 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Dur
 			fail(i, err)
 			continue
 		}
+		if failpoint.Armed("relay.lose." + r.cfg.Schema) {
+			// Tests only: behave as a broker that acknowledged the event and then lost it,
+			// the fault the reconciler exists for.
+			acked = append(acked, row.id)
+			continue
+		}
 		f, err := r.pub.PublishMsgAsync(&nats.Msg{Subject: row.subject, Data: row.payload}, jetstream.WithMsgID(row.eventID))
 		if err != nil {
 			fail(i, err)

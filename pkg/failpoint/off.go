@@ -7,3 +7,6 @@ const Enabled = false
 
 // Inject does nothing in a production build.
 func Inject(string) {}
+
+// Armed is always false in a production build.
+func Armed(string) bool { return false }

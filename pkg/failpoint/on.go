@@ -29,3 +29,7 @@ func Inject(name string) {
 		os.Exit(ExitCode)
 	}
 }
+
+// Armed reports whether name is armed, for failpoints that misbehave rather than exit (a
+// broker that acknowledges and then loses a message, say).
+func Armed(name string) bool { return armed[name] }

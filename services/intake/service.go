@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
@@ -46,6 +47,9 @@ type Deps struct {
 	Log      *zap.Logger
 	Events   *events.Metrics
 	Now      func() time.Time // nil means time.Now
+	// Reconcile sets the age and interval of the reconciler (Schema and Checks are intake's).
+	Reconcile events.ReconcilerConfig
+	Registry  prometheus.Registerer
 }
 
 // Service is the intake service.
@@ -54,6 +58,7 @@ type Service struct {
 	store    *store.Store
 	relay    *events.Relay
 	decided  *events.Consumer
+	recon    *events.Reconciler
 	calendar *calendar.Calendar
 	log      *zap.Logger
 	now      func() time.Time
@@ -90,6 +95,11 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}
+	rc := d.Reconcile
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "decision", Query: store.UndecidedSQL}}
+	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
+		return nil, fmt.Errorf("intake.New: %w", err)
+	}
 	return s, nil
 }
 
@@ -117,6 +127,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.decided.Run(ctx) })
+	g.Go(func() error { return s.recon.Run(ctx) })
 	return g.Wait()
 }
 

@@ -13,6 +13,7 @@ import (
 	"mash/pkg/calendar"
 	"mash/pkg/config"
 	"mash/pkg/db"
+	"mash/pkg/events"
 	"mash/services/audit"
 	"mash/services/notify/channel"
 )
@@ -53,6 +54,7 @@ type serveConfig struct {
 	Calendar        calendar.Config
 	Audit           audit.Config
 	Notify          notifyConfig
+	Reconcile       events.ReconcilerConfig
 }
 
 // notifyConfig is the notify service's settings.
@@ -82,6 +84,8 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	region := s.String("calendar-region", "MASH_CALENDAR_REGION", calendar.RegionEnglandAndWales, "bank-holiday region: england-and-wales, england or wales")
 	extra := s.String("extra-bank-holidays", "MASH_EXTRA_BANK_HOLIDAYS", "", "one-off closure days, YYYY-MM-DD comma-separated")
 	notifyDir := s.String("notify-directory", "MASH_NOTIFY_DIRECTORY", "", "agency directory file (YAML) loaded at start by the notify service")
+	reconcileAge := s.Duration("reconcile-age", "MASH_RECONCILE_AGE", events.DefaultReconcileAge, "how long a downstream effect may take before its event is re-emitted")
+	reconcileEvery := s.Duration("reconcile-every", "MASH_RECONCILE_EVERY", events.DefaultReconcileEvery, "how often the reconcilers look for missing effects")
 	sendTimeout := s.Duration("notify-send-timeout", "MASH_NOTIFY_SEND_TIMEOUT", 10*time.Second, "how long one delivery attempt may take; an attempt cut off by a crash is retried after twice this plus 5 s")
 	smtpAddr := s.String("smtp-addr", "MASH_SMTP_ADDR", "", "SMTP relay host:port for email notifications (email channel off when empty)")
 	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
@@ -146,6 +150,15 @@ func parseServeConfig(args []string) (serveConfig, error) {
 			return c, err
 		}
 	}
+	if *reconcileAge < time.Second || *reconcileAge > events.DefaultDuplicates {
+		// Older than the stream's duplicates window, a re-emission would still be absorbed,
+		// but an undecided referral should not wait that long to be noticed.
+		return c, fmt.Errorf("MASH_RECONCILE_AGE %s: use between 1s and %s", *reconcileAge, events.DefaultDuplicates)
+	}
+	if *reconcileEvery < 100*time.Millisecond || *reconcileEvery > time.Hour {
+		return c, fmt.Errorf("MASH_RECONCILE_EVERY %s: use between 100ms and 1h", *reconcileEvery)
+	}
+	c.Reconcile = events.ReconcilerConfig{Age: *reconcileAge, Every: *reconcileEvery}
 	if *sendTimeout < 100*time.Millisecond || *sendTimeout > 2*time.Minute {
 		return c, fmt.Errorf("MASH_NOTIFY_SEND_TIMEOUT %s: use between 100ms and 2m", *sendTimeout)
 	}

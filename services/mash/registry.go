@@ -35,7 +35,8 @@ var modules = map[string]module{
 	"intake": {
 		migrate: intake.Migrate,
 		build: func(p *plumbing) (service, error) {
-			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics})
+			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
+				Reconcile: p.reconcile, Registry: p.registry})
 		},
 	},
 	"audit": {
@@ -55,7 +56,8 @@ var modules = map[string]module{
 	"rules": {
 		migrate: rules.Migrate,
 		build: func(p *plumbing) (service, error) {
-			return rules.New(rules.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics})
+			return rules.New(rules.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
+				Reconcile: p.reconcile, Registry: p.registry})
 		},
 	},
 }

@@ -41,6 +41,7 @@ type plumbing struct {
 	eventMetrics *events.Metrics
 	audit        audit.Config
 	notify       notifyConfig
+	reconcile    events.ReconcilerConfig
 }
 
 func (p *plumbing) close() {
@@ -72,7 +73,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer log.Sync() //nolint:errcheck
 
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify}
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile}
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -24,6 +26,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/rules/pack"
 	"mash/services/rules/packs"
@@ -49,6 +52,9 @@ type Deps struct {
 	Log      *zap.Logger
 	Events   *events.Metrics
 	Now      func() time.Time
+	// Reconcile sets the age and interval of the reconciler (Schema and Checks are rules').
+	Reconcile events.ReconcilerConfig
+	Registry  prometheus.Registerer
 }
 
 // Service is the rules service.
@@ -56,6 +62,8 @@ type Service struct {
 	store    *store.Store
 	relay    *events.Relay
 	consumer *events.Consumer
+	notified *events.Consumer
+	recon    *events.Reconciler
 	calendar *calendar.Calendar
 	log      *zap.Logger
 	now      func() time.Time
@@ -82,6 +90,28 @@ func New(d Deps) (*Service, error) {
 		AfterCommit: s.relay.Wake,
 	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
 	if err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	// Notify's events say a decision reached it; a decision none has named by the reconcile
+	// age is re-emitted.
+	s.notified, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: "rules-notified", FilterSubjects: []string{"mash.notification.>"},
+	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+		var ev eventsv1.NotificationEvent
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		if ev.GetDecisionId() == "" {
+			return nil
+		}
+		return store.MarkNotified(ctx, tx, ev.GetDecisionId())
+	}, d.Log.Named("notified"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	rc := d.Reconcile
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "notification", Query: store.UnnotifiedSQL}}
+	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	return s, nil
@@ -141,6 +171,8 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
+	g.Go(func() error { return s.notified.Run(ctx) })
+	g.Go(func() error { return s.recon.Run(ctx) })
 	return g.Wait()
 }
 

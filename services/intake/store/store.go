@@ -99,10 +99,18 @@ const InsertSQL = `WITH referral AS (
 	ON CONFLICT (agency, external_reference) DO NOTHING
 	RETURNING id
 ), outbox AS (
-	INSERT INTO intake.outbox (event_id, subject, payload)
-	SELECT $12, $13, $14 FROM referral
+	INSERT INTO intake.outbox (event_id, subject, payload, referral_id)
+	SELECT $12, $13, $14, id::text FROM referral
 )
 SELECT count(*) FROM referral`
+
+// UndecidedSQL is the reconciler's check for intake: referrals accepted before the cutoff
+// $1 that no decision has reached, with their original received event.
+const UndecidedSQL = `SELECT o.id, o.event_id::text, o.subject, o.payload, o.reconciles
+	FROM intake.referrals r
+	JOIN intake.outbox o ON o.referral_id = r.id::text AND o.subject = 'mash.referral.received'
+	WHERE r.status = 'RECEIVED' AND r.received_at < $1 AND o.published_at IS NOT NULL
+	ORDER BY r.received_at`
 
 // Insert stores r and its event unless (agency, external reference) is taken. It returns
 // created=false and the stored referral when it is.

@@ -191,3 +191,19 @@ func (s *Store) RecentDecisions(ctx context.Context, partnership string, last in
 		return in, err
 	})
 }
+
+// MarkNotified records, once, that notify acted on decision id.
+func MarkNotified(ctx context.Context, tx pgx.Tx, decisionID string) error {
+	if _, err := tx.Exec(ctx, `UPDATE rules.decisions SET notified_at = now() WHERE id = $1 AND notified_at IS NULL`, decisionID); err != nil {
+		return fmt.Errorf("mark decision %s notified: %w", decisionID, err)
+	}
+	return nil
+}
+
+// UnnotifiedSQL is the reconciler's check for rules: decisions made before the cutoff $1 that
+// no notification event has named, with their original decided event.
+const UnnotifiedSQL = `SELECT o.id, o.event_id::text, o.subject, o.payload, o.reconciles
+	FROM rules.decisions d
+	JOIN rules.outbox o ON o.referral_id = d.referral_id::text AND o.subject = 'mash.triage.decided'
+	WHERE d.notified_at IS NULL AND d.decided_at < $1 AND o.published_at IS NOT NULL
+	ORDER BY d.decided_at`
