@@ -463,3 +463,39 @@ func TestCheckpointPublished(t *testing.T) {
 		t.Errorf("checkpoint envelope %+v", &env)
 	}
 }
+
+// An auditor verifies while the sequencer keeps appending: every read comes from one
+// snapshot, so a live log always verifies (found by the chaos harness, where the head read
+// after the entries was already ahead of them).
+func TestVerifyWhileAppending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *audit.Config) { c.CheckpointEvery = 50; c.PollInterval = time.Millisecond })
+	e.run(t)
+	insertPending(t, e, 20000)
+	waitFor(t, "a first checkpoint", func() bool {
+		_, err := audit.VerifyDatabase(context.Background(), e.pool, e.vkey, origin)
+		return err == nil
+	})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			insertPending(t, e, 200)
+		}
+	}()
+	for i := range 10 {
+		if _, err := audit.VerifyDatabase(context.Background(), e.pool, e.vkey, origin); err != nil {
+			close(stop)
+			<-done
+			t.Fatalf("verification %d during appends: %v", i, err)
+		}
+	}
+	close(stop)
+	<-done
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -23,7 +24,15 @@ import (
 // Entries past the checkpoint are checked against the head row as well, which is only as
 // trustworthy as the database; the signed checkpoint is the proof. The error wraps
 // auditlog.ErrMismatch when the data does not match, and the Report names the entry.
-func VerifyDatabase(ctx context.Context, pool *pgxpool.Pool, vkey, origin string) (auditlog.Report, error) {
+func VerifyDatabase(ctx context.Context, db *pgxpool.Pool, vkey, origin string) (auditlog.Report, error) {
+	// One snapshot for the checkpoint, the entries, the tree and the head: the sequencer
+	// keeps appending while an auditor verifies, and reads from different moments would
+	// disagree without anything being wrong.
+	pool, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
+	}
+	defer func() { _ = pool.Rollback(context.WithoutCancel(ctx)) }()
 	last, err := store.LatestCheckpoint(ctx, pool)
 	if errors.Is(err, store.ErrNotFound) {
 		return auditlog.Report{FirstMismatch: -1}, errors.New("verify: no signed checkpoint yet: nothing can be proven")

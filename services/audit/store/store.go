@@ -349,7 +349,7 @@ type VerifyRow struct {
 
 // StreamEntries calls fn for every entry in seq order, reading in one pass. The leaf hash
 // stored for seq n sits at tlog stored-hash index 2n - popcount(n).
-func StreamEntries(ctx context.Context, pool *pgxpool.Pool, fn func(VerifyRow) error) error {
+func StreamEntries(ctx context.Context, pool Querier, fn func(VerifyRow) error) error {
 	rows, err := pool.Query(ctx, `SELECT e.seq, e.leaf, t.hash, p.event_id IS NOT NULL, coalesce(k.destroyed_at IS NOT NULL, false),
 		CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END
 		FROM audit.entries e
@@ -378,7 +378,12 @@ func StreamEntries(ctx context.Context, pool *pgxpool.Pool, fn func(VerifyRow) e
 // never trusted on their own.
 type TreeHashes struct {
 	Ctx  context.Context
-	Pool *pgxpool.Pool
+	Pool Querier
+}
+
+// Querier is a pool or a transaction (a verifier reads everything in one snapshot).
+type Querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
 }
 
 // ReadHashes implements tlog.HashReader.
