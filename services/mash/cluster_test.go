@@ -92,13 +92,16 @@ cluster { name: mash, listen: %s, routes: [%s] }
 		t.Cleanup(func() { node.kill(); log.Close() })
 		nodes = append(nodes, node)
 	}
-	// Ready when JetStream has a meta leader and answers.
+	// Ready when an R3 stream can be placed: every peer is up and JetStream has a leader.
 	nc, js := connectCluster(t, nodes)
 	defer nc.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := js.AccountInfo(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "READY", Subjects: []string{"ready.>"}, Replicas: 3, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "READY")
+		}
 		cancel()
 		if err == nil {
 			return nodes
@@ -153,7 +156,7 @@ func TestClusterTopologySurvivesLeaderLoss(t *testing.T) {
 	var intakes []*system
 	for _, svc := range []string{"intake", "intake", "rules", "rules", "notify", "audit"} {
 		p := &system{dbURL: base.dbURL, dataDir: t.TempDir(), httpAddr: freeAddr(t), grpcAddr: freeAddr(t), nats: freeAddr(t)}
-		p.start(t, append(env, "MASH_SERVICES="+svc)...)
+		p.startSingle(t, append(env, "MASH_SERVICES="+svc)...)
 		if svc == "intake" {
 			intakes = append(intakes, p)
 		}

@@ -18,7 +18,10 @@ import (
 // both services' APIs, with every service running in one process.
 func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	forEachTopology(t, testReferralFlowsThroughIntakeAndRules)
+}
+
+func testReferralFlowsThroughIntakeAndRules(t *testing.T, s *system) {
 	referrer := s.credential(t, "south-wales-police")
 	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
 	if code != 0 {
@@ -138,7 +141,10 @@ func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
 // public key alone.
 func TestAuditExportVerifiesOffline(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	forEachTopology(t, testAuditExportVerifiesOffline)
+}
+
+func testAuditExportVerifiesOffline(t *testing.T, s *system) {
 	referrer := s.credential(t, "south-wales-police")
 	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "auditor")
 	if code != 0 {

@@ -70,7 +70,10 @@ func (a *agencyEndpoint) count(kind string) int {
 // hears under Operation Encompass; the audit log records each delivery.
 func TestReferralReachesEveryAgency(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	forEachTopology(t, testReferralReachesEveryAgency)
+}
+
+func testReferralReachesEveryAgency(t *testing.T, s *system) {
 	referrer := s.credential(t, "south-wales-police")
 	secret := func(i int) string { return fmt.Sprintf("%064d", i) }
 	police, social, duty, school, others := newAgencyEndpoint(t, secret(1)), newAgencyEndpoint(t, secret(2)),

@@ -130,6 +130,9 @@ func freeAddr(t *testing.T) string {
 type system struct {
 	dbURL, dataDir           string
 	httpAddr, grpcAddr, nats string
+	// topology is "single" (the default: one process, embedded NATS) or "split" (see
+	// topology_test.go).
+	topology string
 }
 
 func newSystem(t *testing.T) *system {
@@ -172,8 +175,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// start runs mash serve and waits until it is ready.
+// start runs the system in its topology and waits until it is ready.
 func (s *system) start(t *testing.T, extraEnv ...string) *process {
+	t.Helper()
+	if s.topology == "split" {
+		return s.startSplit(t, extraEnv...)
+	}
+	return s.startSingle(t, extraEnv...)
+}
+
+// startSingle runs mash serve and waits until it is ready.
+func (s *system) startSingle(t *testing.T, extraEnv ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(mashBinary, "serve"), out: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = s.env(extraEnv...)
