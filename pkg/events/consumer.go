@@ -286,6 +286,12 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
+	if failpoint.Armed("consumer.lose." + c.cfg.Durable) {
+		// Tests only: this consumer never sees the event, as if the broker lost it for
+		// this consumer alone; only a reconciler can make up for it.
+		c.ack(ctx, msg, c.log)
+		return
+	}
 	for _, p := range c.cfg.SkipSubjectPrefixes {
 		if strings.HasPrefix(msg.Subject(), p) {
 			c.ack(ctx, msg, c.log)

@@ -105,6 +105,22 @@ func insertOutboxSQL(schema string) string {
 		VALUES ($1, $2, $3, nullif($4, ''))`
 }
 
+// AuditedDDL adds when the audit log reported each event recorded, so a reconciler can
+// re-emit what it never received.
+func AuditedDDL(schema string) string {
+	s := pgx.Identifier{schema}.Sanitize()
+	return `ALTER TABLE ` + s + `.outbox ADD COLUMN IF NOT EXISTS audited_at timestamptz;
+CREATE INDEX IF NOT EXISTS outbox_unaudited ON ` + s + `.outbox (published_at) WHERE audited_at IS NULL AND published_at IS NOT NULL;
+`
+}
+
+// UnauditedSQL is a reconcile check for any producer: events published before the cutoff $1
+// that the audit log has not reported recording.
+func UnauditedSQL(schema string) string {
+	return `SELECT id, event_id::text, subject, payload, reconciles FROM ` + pgx.Identifier{schema}.Sanitize() + `.outbox
+	WHERE audited_at IS NULL AND published_at IS NOT NULL AND published_at < $1 ORDER BY published_at`
+}
+
 // ReconcileDDL adds what the reconciler needs to an outbox: the referral an event concerns,
 // so a missing effect can be traced to its original event, and how often it was re-emitted.
 func ReconcileDDL(schema string) string {
@@ -147,5 +163,6 @@ func Migrations(schema string) []db.Migration {
 		{Version: 1000, Name: "1000_outbox.sql", SQL: OutboxDDL(schema)},
 		{Version: 1001, Name: "1001_consumer.sql", SQL: ConsumerDDL(schema)},
 		{Version: 1002, Name: "1002_reconcile.sql", SQL: ReconcileDDL(schema)},
+		{Version: 1003, Name: "1003_audited.sql", SQL: AuditedDDL(schema)},
 	}
 }

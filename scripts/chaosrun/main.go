@@ -54,7 +54,7 @@ func main() {
 	flag.StringVar(&c.pgData, "pg-data", os.Getenv("PG_DATA_DIR"), "data directory of the Postgres cluster the run may stop (pg_ctl -D)")
 	flag.StringVar(&c.pgBin, "pg-bin", os.Getenv("PG_BIN"), "PostgreSQL bin directory (pg_ctl)")
 	flag.StringVar(&c.dbURL, "database-url", os.Getenv("DATABASE_URL"), "the run's database (dropped and created)")
-	flag.StringVar(&faults, "faults", "kill-service,kill-broker,postgres-immediate,sigstop-consumer,poison", "fault kinds to apply")
+	flag.StringVar(&faults, "faults", "kill-service,kill-broker,postgres-immediate,sigstop-consumer,poison,lose-events", "fault kinds to apply")
 	flag.Parse()
 	c.faults = strings.Split(faults, ",")
 	c.report = filepath.Join(c.dir, "report.json")
@@ -305,6 +305,32 @@ func (s *system) inject(kind string, rng *rand.Rand) fault {
 		// Past the consumers' AckWait (30 s), so the broker redelivers to the others; the
 		// schedule goes on meanwhile.
 		time.AfterFunc(35*time.Second, func() { p.signal(syscall.SIGCONT) })
+	case "lose-events":
+		// The broker acknowledges and then loses events: one producer restarts with the
+		// relay.lose failpoint armed for a few seconds (its relay marks events published
+		// without sending them), then restarts clean. Only the reconciler can repair this.
+		var producers []*proc
+		for _, p := range s.services {
+			if strings.HasPrefix(p.name, "intake") || strings.HasPrefix(p.name, "rules") {
+				producers = append(producers, p)
+			}
+		}
+		p := producers[rng.IntN(len(producers))]
+		schema, _, _ := strings.Cut(p.name, "-")
+		f.Target = p.name
+		p.signal(syscall.SIGKILL)
+		time.Sleep(200 * time.Millisecond)
+		clean := p.env
+		p.env = append(append([]string{}, clean...), "MASH_FAILPOINTS=relay.lose."+schema)
+		if err = p.start(); err == nil {
+			time.Sleep(time.Duration(2000+rng.IntN(3000)) * time.Millisecond)
+			p.signal(syscall.SIGKILL)
+			time.Sleep(200 * time.Millisecond)
+			p.env = clean
+			err = p.start()
+		} else {
+			p.env = clean
+		}
 	case "poison":
 		f.Target = "mash.referral.received"
 		var nc *nats.Conn

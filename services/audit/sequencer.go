@@ -14,6 +14,7 @@ import (
 
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
 )
@@ -24,6 +25,9 @@ import (
 // audit.checkpoints; open it with auditlog.OpenCheckpoint and the public key. No .proto of
 // our own is needed for a byte string.
 const EventCheckpoint = "mash.audit.checkpoint"
+
+// EventRecorded lists the event ids of each batch the log integrated (eventsv1.AuditRecorded).
+const EventRecorded = "mash.audit.recorded"
 
 // EventCaseShredded is the event type of the entry recording a destroyed case key.
 const EventCaseShredded = "mash.audit.case-shredded"
@@ -94,6 +98,18 @@ func AppendBatch(ctx context.Context, conn interface {
 		appended, firstHash, added)
 	if err != nil {
 		return 0, err
+	}
+	// Tell the producers which of their events are now in the log (one event per batch).
+	ids := make([]string, len(pend))
+	for i, p := range pend {
+		ids[i] = p.EventID
+	}
+	env, raw, err := events.NewEnvelope(EventRecorded, "", "", 0, time.Now(), &eventsv1.AuditRecorded{EventIds: ids, TreeSize: newSize})
+	if err != nil {
+		return 0, fmt.Errorf("append batch: %w", err)
+	}
+	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
+		return 0, fmt.Errorf("append batch: %w", err)
 	}
 	failpoint.Inject("audit.sequencer.after-append")
 	if err := tx.Commit(ctx); err != nil {
@@ -230,6 +246,9 @@ func (q *sequencer) runLocked(ctx context.Context) error {
 			}
 			if err != nil {
 				return err
+			}
+			if n > 0 && q.relayWake != nil {
+				q.relayWake() // the batch's mash.audit.recorded event
 			}
 			if _, _, err := q.checkpoint(ctx, conn, false); err != nil {
 				return err

@@ -59,6 +59,7 @@ type Service struct {
 	relay    *events.Relay
 	decided  *events.Consumer
 	recon    *events.Reconciler
+	audited  *events.Consumer
 	calendar *calendar.Calendar
 	log      *zap.Logger
 	now      func() time.Time
@@ -96,8 +97,12 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}
 	rc := d.Reconcile
-	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "decision", Query: store.UndecidedSQL}}
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "decision", Query: store.UndecidedSQL},
+		{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
 	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
+		return nil, fmt.Errorf("intake.New: %w", err)
+	}
+	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}
 	return s, nil
@@ -128,6 +133,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.decided.Run(ctx) })
 	g.Go(func() error { return s.recon.Run(ctx) })
+	g.Go(func() error { return s.audited.Run(ctx) })
 	return g.Wait()
 }
 

@@ -102,3 +102,64 @@ agencies:
 		}
 	}
 }
+
+// The audit log never receives some events (its consumer loses them while the failpoint is
+// armed): once it runs normally, every producer's reconciler finds its events the log has not
+// reported recording and re-emits them, and each is recorded exactly once.
+func TestReconcilerRestoresMissingAuditEntries(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	env := []string{"MASH_RECONCILE_AGE=1s", "MASH_RECONCILE_EVERY=300ms"}
+	p := s.start(t, append(env, failpoint.EnvVar+"=consumer.lose.audit")...)
+	code, body, err := s.submit(token, example(t))
+	if err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+	}
+	_ = json.Unmarshal([]byte(body), &ack)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	count := func(q string) int {
+		var n int
+		if err := pool.QueryRow(ctx, q, ack.ReferralID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for count(`SELECT count(*) FROM rules.decisions WHERE referral_id = $1::uuid`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no decision")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if n := count(`SELECT count(*) FROM audit.entries WHERE referral_id = $1`); n != 0 {
+		t.Fatalf("%d audit entries while the audit consumer was losing events", n)
+	}
+	p.stop(t)
+	s.start(t, env...)
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		unaudited := count(`SELECT (SELECT count(*) FROM intake.outbox WHERE audited_at IS NULL AND referral_id = $1)
+			+ (SELECT count(*) FROM rules.outbox WHERE audited_at IS NULL AND referral_id = $1)`)
+		received := count(`SELECT count(*) FROM audit.entries WHERE referral_id = $1 AND event_type IN ('mash.referral.received', 'mash.triage.decided')`)
+		if unaudited == 0 && received == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the referral's events still unaudited; %d received/decided entries", unaudited, received)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := count(`SELECT count(*) FROM (SELECT event_id FROM audit.entries WHERE referral_id = $1 GROUP BY event_id HAVING count(*) > 1) d`); n != 0 {
+		t.Fatalf("%d events audited twice", n)
+	}
+}

@@ -50,7 +50,7 @@ var modules = map[string]module{
 		build: func(p *plumbing) (service, error) {
 			return notify.New(notify.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
-				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}})
+				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile})
 		},
 	},
 	"rules": {

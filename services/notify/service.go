@@ -110,6 +110,8 @@ type Deps struct {
 	DirectoryFile string
 	Delivery      DeliveryConfig
 	Now           func() time.Time
+	// Reconcile sets the age and interval of the reconciler (Schema and Checks are notify's).
+	Reconcile events.ReconcilerConfig
 }
 
 // Service is the notify service.
@@ -118,6 +120,8 @@ type Service struct {
 	relay     *events.Relay
 	consumer  *events.Consumer
 	acks      *ackListener
+	recon     *events.Reconciler
+	audited   *events.Consumer
 	channels  *channel.Set
 	calendar  *calendar.Calendar
 	log       *zap.Logger
@@ -174,6 +178,14 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
 	s.acks = &ackListener{svc: s, js: d.JS, log: d.Log.Named("acks")}
+	rc := d.Reconcile
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
+	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
+	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
 	return s, nil
 }
 
@@ -212,6 +224,8 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(gctx) })
 	g.Go(func() error { return s.consumer.Run(gctx) })
 	g.Go(func() error { return s.acks.run(gctx) })
+	g.Go(func() error { return s.recon.Run(gctx) })
+	g.Go(func() error { return s.audited.Run(gctx) })
 	g.Go(func() error { s.deliverLoop(gctx); return nil })
 	g.Go(func() error { s.escalationLoop(gctx); return nil })
 	err := g.Wait()

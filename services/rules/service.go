@@ -64,6 +64,7 @@ type Service struct {
 	consumer *events.Consumer
 	notified *events.Consumer
 	recon    *events.Reconciler
+	audited  *events.Consumer
 	calendar *calendar.Calendar
 	log      *zap.Logger
 	now      func() time.Time
@@ -110,8 +111,12 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	rc := d.Reconcile
-	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "notification", Query: store.UnnotifiedSQL}}
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "notification", Query: store.UnnotifiedSQL},
+		{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
 	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	return s, nil
@@ -173,6 +178,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.notified.Run(ctx) })
 	g.Go(func() error { return s.recon.Run(ctx) })
+	g.Go(func() error { return s.audited.Run(ctx) })
 	return g.Wait()
 }
 
