@@ -28,6 +28,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 type config struct {
@@ -38,6 +39,7 @@ type config struct {
 	pgData, pgBin, dbURL          string
 	report                        string
 	faults                        []string
+	natsNodes                     int
 }
 
 func main() {
@@ -54,9 +56,21 @@ func main() {
 	flag.StringVar(&c.pgData, "pg-data", os.Getenv("PG_DATA_DIR"), "data directory of the Postgres cluster the run may stop (pg_ctl -D)")
 	flag.StringVar(&c.pgBin, "pg-bin", os.Getenv("PG_BIN"), "PostgreSQL bin directory (pg_ctl)")
 	flag.StringVar(&c.dbURL, "database-url", os.Getenv("DATABASE_URL"), "the run's database (dropped and created)")
+	flag.IntVar(&c.natsNodes, "nats", 1, "NATS servers: 1 (single node; kill-broker kills it) or 3 (a cluster with R3 streams; kill-nats-node kills one)")
 	flag.StringVar(&faults, "faults", "kill-service,kill-broker,postgres-immediate,sigstop-consumer,poison,lose-events", "fault kinds to apply")
 	flag.Parse()
 	c.faults = strings.Split(faults, ",")
+	if c.natsNodes == 3 {
+		// In a cluster one node at a time is lost; the whole broker going is the single-node case.
+		for i, f := range c.faults {
+			if f == "kill-broker" {
+				c.faults[i] = "kill-nats-node"
+			}
+		}
+	} else if c.natsNodes != 1 {
+		fmt.Fprintln(os.Stderr, "chaos: -nats must be 1 or 3")
+		os.Exit(2)
+	}
 	c.report = filepath.Join(c.dir, "report.json")
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
@@ -99,7 +113,7 @@ func (p *proc) signal(sig syscall.Signal) {
 
 type system struct {
 	c        config
-	nats     *proc
+	nats     []*proc
 	services []*proc
 	intakes  []string // HTTP addresses
 	natsURL  string
@@ -107,10 +121,14 @@ type system struct {
 }
 
 func (s *system) startAll() error {
-	if err := s.nats.start(); err != nil {
+	for _, n := range s.nats {
+		if err := n.start(); err != nil {
+			return err
+		}
+	}
+	if err := waitNATS(s.natsURL, len(s.nats)); err != nil {
 		return err
 	}
-	time.Sleep(500 * time.Millisecond)
 	for _, p := range s.services {
 		if err := p.start(); err != nil {
 			return err
@@ -128,7 +146,9 @@ func (s *system) stopAll() {
 	for _, p := range s.services {
 		p.signal(syscall.SIGKILL)
 	}
-	s.nats.signal(syscall.SIGTERM)
+	for _, n := range s.nats {
+		n.signal(syscall.SIGTERM)
+	}
 }
 
 func (s *system) admin(args ...string) (string, error) {
@@ -281,11 +301,12 @@ func (s *system) inject(kind string, rng *rand.Rand) fault {
 		p.signal(syscall.SIGKILL)
 		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
 		err = p.start()
-	case "kill-broker":
-		f.Target = "nats"
-		s.nats.signal(syscall.SIGKILL)
-		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
-		err = s.nats.start()
+	case "kill-broker", "kill-nats-node":
+		n := s.nats[rng.IntN(len(s.nats))]
+		f.Target = n.name
+		n.signal(syscall.SIGKILL)
+		time.Sleep(time.Duration(1000+rng.IntN(4000)) * time.Millisecond)
+		err = n.start()
 	case "postgres-immediate":
 		f.Target = "postgres"
 		if err = s.pgCtl("stop", "-D", s.c.pgData, "-m", "immediate"); err == nil {
@@ -516,23 +537,34 @@ func run(c config) error {
 }
 
 func newSystem(c config) (*system, error) {
-	natsAddr := "127.0.0.1:24222"
-	s := &system{c: c, natsURL: "nats://" + natsAddr}
-	if err := os.MkdirAll(filepath.Join(c.dir, "nats"), 0o755); err != nil {
-		return nil, err
+	var urls, routes []string
+	for i := range c.natsNodes {
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", 24222+i))
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", 24232+i))
 	}
-	conf := filepath.Join(c.dir, "nats", "nats.conf")
-	abs, _ := filepath.Abs(filepath.Join(c.dir, "nats", "js"))
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: %s\njetstream { store_dir: %q, sync_interval: always }\n", natsAddr, abs)), 0o600); err != nil {
-		return nil, err
-	}
+	s := &system{c: c, natsURL: strings.Join(urls, ",")}
 	open := func(name string) *os.File {
 		f, _ := os.OpenFile(filepath.Join(c.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		return f
 	}
-	s.nats = &proc{name: "nats", args: []string{c.natsServer, "-c", conf}, log: open("nats")}
+	for i := range c.natsNodes {
+		name := fmt.Sprintf("nats-%d", i+1)
+		if err := os.MkdirAll(filepath.Join(c.dir, name), 0o755); err != nil {
+			return nil, err
+		}
+		abs, _ := filepath.Abs(filepath.Join(c.dir, name, "js"))
+		conf := fmt.Sprintf("server_name: n%d\nlisten: 127.0.0.1:%d\njetstream { store_dir: %q, sync_interval: always }\n", i+1, 24222+i, abs)
+		if c.natsNodes > 1 {
+			conf += fmt.Sprintf("cluster { name: mash, listen: 127.0.0.1:%d, routes: [%s] }\n", 24232+i, strings.Join(routes, ", "))
+		}
+		path := filepath.Join(c.dir, name, "nats.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		s.nats = append(s.nats, &proc{name: name, args: []string{c.natsServer, "-c", path}, log: open(name)})
+	}
 	dir, _ := filepath.Abs("scripts/demo/directory.yaml")
-	s.env = []string{"DATABASE_URL=" + c.dbURL, "NATS_URL=" + s.natsURL, "MASH_NOTIFY_DIRECTORY=" + dir,
+	s.env = []string{"DATABASE_URL=" + c.dbURL, "NATS_URL=" + s.natsURL, "MASH_NOTIFY_DIRECTORY=" + dir, fmt.Sprintf("MASH_NATS_REPLICAS=%d", c.natsNodes),
 		"MASH_RECONCILE_AGE=20s", "MASH_RECONCILE_EVERY=5s", "MASH_MIGRATE_ON_START=false", "MASH_LOG_LEVEL=warn"}
 	for i, svc := range []string{"intake", "intake", "rules", "rules", "notify", "audit"} {
 		httpAddr := fmt.Sprintf("127.0.0.1:%d", 24301+i)
@@ -544,6 +576,35 @@ func newSystem(c config) (*system, error) {
 		}
 	}
 	return s, nil
+}
+
+// waitNATS waits until a stream with the run's replicas can be placed.
+func waitNATS(url string, replicas int) error {
+	nc, err := nats.Connect(url, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CHAOS_READY", Subjects: []string{"chaos.ready"}, Replicas: replicas, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "CHAOS_READY")
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("NATS not ready: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func waitReady(addrs []string, limit time.Duration) error {
