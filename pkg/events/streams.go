@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"mash/pkg/failpoint"
 )
 
 // StreamSpec declares one JetStream stream. Every stream mash uses is listed in Streams.
@@ -89,10 +91,12 @@ func StreamConfig(spec StreamSpec, opts StreamOptions) jetstream.StreamConfig {
 		MaxAge:      opts.MaxAge,
 		Duplicates:  opts.Duplicates,
 		Replicas:    opts.Replicas,
-		DenyDelete:  true,
-		DenyPurge:   true,
-		MaxMsgs:     -1,
-		MaxBytes:    -1,
+		// Tests only (failpoint builds): a stream an event can be deleted from behind the
+		// system's back, to prove the reconciler repairs it.
+		DenyDelete: !failpoint.Armed("stream.allow-delete"),
+		DenyPurge:  true,
+		MaxMsgs:    -1,
+		MaxBytes:   -1,
 	}
 }
 

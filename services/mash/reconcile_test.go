@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"mash/pkg/failpoint"
 )
@@ -161,5 +163,80 @@ func TestReconcilerRestoresMissingAuditEntries(t *testing.T) {
 	}
 	if n := count(`SELECT count(*) FROM (SELECT event_id FROM audit.entries WHERE referral_id = $1 GROUP BY event_id HAVING count(*) > 1) d`); n != 0 {
 		t.Fatalf("%d events audited twice", n)
+	}
+}
+
+// An event is deleted from the stream behind the system's back before any consumer reads
+// it: intake alone runs, the received event is removed from the stream, then the other
+// services start. Nothing ever delivers it; intake's reconciler re-emits it and every
+// effect appears once.
+func TestReconcilerRestoresEventDeletedFromStream(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	token := s.credential(t, "south-wales-police")
+	// A test stream: the failpoint build lets this run's stream allow deletes.
+	env := []string{"MASH_RECONCILE_AGE=1s", "MASH_RECONCILE_EVERY=300ms", failpoint.EnvVar + "=stream.allow-delete"}
+	intakeOnly := s.start(t, append(env, "MASH_SERVICES=intake")...)
+	code, body, err := s.submit(token, example(t))
+	if err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+	}
+	_ = json.Unmarshal([]byte(body), &ack)
+	nc, err := nats.Connect("nats://" + s.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, "MASH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	deadline := time.Now().Add(20 * time.Second)
+	for seq == 0 {
+		if m, err := stream.GetLastMsgForSubject(ctx, "mash.referral.received"); err == nil {
+			seq = m.Sequence
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the received event never reached the stream: %v", err)
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Behind the system's back.
+	if err := stream.DeleteMsg(ctx, seq); err != nil {
+		t.Fatalf("delete the event: %v", err)
+	}
+	intakeOnly.stop(t)
+	s.start(t, env...)
+	pool, err := pgxpool.New(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		var decisions, decided, audited, notifications int
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rules.decisions WHERE referral_id = $1::uuid),
+			(SELECT count(*) FROM intake.referrals WHERE id = $1::uuid AND status = 'DECIDED'),
+			(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type IN ('mash.referral.received', 'mash.triage.decided')),
+			(SELECT count(*) FROM notify.notifications WHERE referral_id = $1::uuid)`, ack.ReferralID).
+			Scan(&decisions, &decided, &audited, &notifications); err != nil {
+			t.Fatal(err)
+		}
+		if decisions == 1 && decided == 1 && audited == 2 && notifications > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the deletion: %d decisions, %d decided, %d audited, %d notifications", decisions, decided, audited, notifications)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
