@@ -29,6 +29,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"mash/services/audit"
 )
 
 type config struct {
@@ -47,9 +49,9 @@ func main() {
 	var faults string
 	flag.DurationVar(&c.duration, "duration", 2*time.Minute, "how long to submit referrals and inject faults")
 	flag.DurationVar(&c.faultEvery, "fault-every", 15*time.Second, "mean time between faults")
-	flag.DurationVar(&c.quiesce, "quiesce", 3*time.Minute, "how long to wait for the system to settle after the faults")
+	flag.DurationVar(&c.quiesce, "quiesce", 10*time.Minute, "how long to wait for the system to settle after the faults")
 	flag.Uint64Var(&c.seed, "seed", uint64(time.Now().UnixNano()), "seed of the fault schedule (logged; rerun with it to repeat)")
-	flag.Float64Var(&c.rate, "rate", 10, "referrals submitted per second")
+	flag.Float64Var(&c.rate, "rate", 3, "referrals submitted per second (each makes about ten notifications with the demo directory)")
 	flag.StringVar(&c.dir, "dir", ".local/chaos", "working directory for data, logs, the ledger and the report")
 	flag.StringVar(&c.mash, "mash", "bin/mash", "the mash binary")
 	flag.StringVar(&c.natsServer, "nats-server", "bin/nats-server", "the nats-server binary")
@@ -434,7 +436,12 @@ func run(c config) error {
 	var schedule []fault
 	var schedMu sync.Mutex
 	faultRng := rand.New(rand.NewPCG(c.seed+1, c.seed))
-	var checkpoints []string
+	var checkpoints [][]byte
+	pool, err := pgxpool.New(context.Background(), c.dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	wg.Go(func() {
 		// Every kind in turn, in a seeded order reshuffled each round, so even a short run
 		// applies each class.
@@ -457,12 +464,10 @@ func run(c config) error {
 			schedMu.Lock()
 			schedule = append(schedule, f)
 			schedMu.Unlock()
-			// Keep a checkpoint now and then, as an auditor would; all must extend to the end.
-			cp := filepath.Join(c.dir, fmt.Sprintf("checkpoint-%03d", len(checkpoints)))
-			if _, err := s.admin("audit", "verify", "--save", cp); err == nil {
-				checkpoints = append(checkpoints, cp)
-			} else {
-				fmt.Fprintf(os.Stderr, "chaos: no checkpoint kept this time: %v\n", err)
+			// Keep the latest signed checkpoint, as an auditor would; every one must be a
+			// prefix of the final log.
+			if note, err := audit.LatestCheckpoint(ctx, pool); err == nil {
+				checkpoints = append(checkpoints, note)
 			}
 		}
 	})
@@ -485,12 +490,7 @@ func run(c config) error {
 	for _, p := range s.services {
 		p.signal(syscall.SIGCONT)
 	}
-	pool, err := pgxpool.New(context.Background(), c.dbURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := quiesce(pool, c.quiesce); err != nil {
+	if err := quiesce(pool, s.natsURL, c.quiesce); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 	}
 	led, err := readLedger(filepath.Join(c.dir, "ledger.jsonl"))
@@ -511,15 +511,16 @@ func run(c config) error {
 	if rep.Classes, rep.Examples, err = classify(pool, led); err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "chaos: classes %v; verifying the audit log\n", rep.Classes)
 	if out, err := s.admin("audit", "verify"); err != nil {
 		rep.AuditVerify = "FAILED: " + err.Error()
 	} else {
 		rep.AuditVerify = strings.TrimSpace(out)
 	}
 	rep.Checkpoints = "all consistent"
-	for _, cp := range checkpoints {
-		if _, err := s.admin("audit", "verify", "--previous", cp); err != nil {
-			rep.Checkpoints = fmt.Sprintf("checkpoint %s NOT consistent with the final log: %v", cp, err)
+	for i, cp := range checkpoints {
+		if _, err := audit.VerifyConsistencyWith(context.Background(), pool, os.Getenv("MASH_AUDIT_VERIFY_KEY"), audit.DefaultOrigin, cp); err != nil {
+			rep.Checkpoints = fmt.Sprintf("checkpoint %d NOT consistent with the final log: %v", i, err)
 			break
 		}
 	}
@@ -627,19 +628,30 @@ func waitReady(addrs []string, limit time.Duration) error {
 	return nil
 }
 
-// quiesce waits until outboxes are empty, nothing waits for delivery and the audit log has
-// integrated everything, twice in a row a reconcile interval apart.
-func quiesce(pool *pgxpool.Pool, limit time.Duration) error {
+// quiesce waits until outboxes are empty, every durable consumer has nothing pending or
+// unacknowledged, nothing waits for delivery and the audit log has integrated everything,
+// three times in a row a reconcile interval apart (so the reconcilers ran twice meanwhile).
+func quiesce(pool *pgxpool.Pool, natsURL string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	calm := 0
+	nc, err := nats.Connect(natsURL, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
 	for {
 		var pending int
+		consumers, cerr := consumersPending(js)
 		err := pool.QueryRow(context.Background(), `SELECT
 			(SELECT count(*) FROM intake.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL)
 			+ (SELECT count(*) FROM notify.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM audit.pending)
 			+ (SELECT count(*) FROM notify.notifications WHERE state IN ('PENDING', 'SENDING'))
 			+ (SELECT count(*) FROM intake.referrals WHERE status = 'RECEIVED')`).Scan(&pending)
-		if err == nil && pending == 0 {
+		if err == nil && cerr == nil && pending == 0 && consumers == 0 {
 			if calm++; calm >= 3 {
 				return nil
 			}
@@ -647,10 +659,26 @@ func quiesce(pool *pgxpool.Pool, limit time.Duration) error {
 			calm = 0
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not quiescent after %s (%d items still moving, %v)", limit, pending, err)
+			return fmt.Errorf("not quiescent after %s (%d items in the database and %d in consumers still moving; %v %v)", limit, pending, consumers, err, cerr)
 		}
 		time.Sleep(5 * time.Second)
 	}
+}
+
+// consumersPending sums what every durable consumer of the stream still has to do.
+func consumersPending(js jetstream.JetStream) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "MASH")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	l := st.ListConsumers(ctx)
+	for info := range l.Info() {
+		n += int(info.NumPending) + info.NumAckPending
+	}
+	return n, l.Err()
 }
 
 // classify checks every referral in the ledger against the database.
