@@ -131,9 +131,16 @@ func (s *system) startAll() error {
 	if err := waitNATS(s.natsURL, len(s.nats)); err != nil {
 		return err
 	}
-	for _, p := range s.services {
+	// The first creates the streams and consumers (R3 placement on a new cluster takes a
+	// moment); the rest start once it is ready.
+	for i, p := range s.services {
 		if err := p.start(); err != nil {
 			return err
+		}
+		if i == 0 {
+			if err := waitReady(s.intakes[:1], 60*time.Second); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
