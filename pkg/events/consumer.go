@@ -61,7 +61,8 @@ type ConsumerConfig struct {
 	// FilterSubjects selects the events, e.g. "mash.referral.>". Required.
 	FilterSubjects []string
 	// AckWait is how long the broker waits for an ack before redelivering; set it above the
-	// handler's p99. Long handlers are kept alive with InProgress. Default 30s.
+	// handler's p99. Long handlers are kept alive with InProgress. Default 10s: a delivery
+	// lost in transit (a broker node dying mid-delivery) comes again that soon.
 	AckWait time.Duration
 	// MaxDeliver is the number of deliveries before an event is dead-lettered. Default 8.
 	MaxDeliver int
@@ -83,7 +84,7 @@ type ConsumerConfig struct {
 
 // Consumer defaults.
 const (
-	DefaultAckWait       = 30 * time.Second
+	DefaultAckWait       = 10 * time.Second
 	DefaultMaxDeliver    = 8
 	DefaultMaxAckPending = 64
 	DefaultConcurrency   = 4
@@ -212,7 +213,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("consumer %s: create on stream %s: %w", c.cfg.Durable, c.stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Concurrency), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	// Short pull requests: after a broker node dies (or a consumer leader moves) a new
+	// request goes out within seconds instead of the default 30 s expiry.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Concurrency), jetstream.PullExpiry(5*time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
 		return fmt.Errorf("consumer %s: start pulling: %w", c.cfg.Durable, err)
 	}
