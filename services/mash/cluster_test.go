@@ -54,10 +54,16 @@ type natsNode struct {
 	exited       chan struct{}
 }
 
+// clusterSlots bounds the NATS clusters running at once in this test binary: on a 2-core
+// machine, more than two (each with its mash processes) starve each other's elections.
+var clusterSlots = make(chan struct{}, 2)
+
 // startNATSCluster runs n nats-server processes clustered on loopback, with JetStream on
 // file storage and an fsync after every write, as deploy/nats configures a real cluster.
 func startNATSCluster(t *testing.T, n int) []*natsNode {
 	t.Helper()
+	clusterSlots <- struct{}{}
+	t.Cleanup(func() { <-clusterSlots })
 	bin := natsServer(t)
 	clients, routes := make([]string, n), make([]string, n)
 	for i := range n {
@@ -95,7 +101,7 @@ cluster { name: mash, listen: %s, routes: [%s] }
 	// Ready when an R3 stream can be placed: every peer is up and JetStream has a leader.
 	nc, js := connectCluster(t, nodes)
 	defer nc.Close()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "READY", Subjects: []string{"ready.>"}, Replicas: 3, Storage: jetstream.MemoryStorage})
