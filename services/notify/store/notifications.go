@@ -112,16 +112,6 @@ const markWithdrawnSQL = `UPDATE notify.notifications SET withdrawn_at = $2,
 		last_error = CASE WHEN state = 'PENDING' THEN 'withdrawn before delivery' ELSE last_error END
 	WHERE id = $1 AND withdrawn_at IS NULL`
 
-// ActiveActions returns a referral's action notifications not yet withdrawn, by agency.
-func ActiveActions(ctx context.Context, tx pgx.Tx, referralID string) ([]Notification, error) {
-	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
-		WHERE referral_id = $1 AND kind = 'ACTION' AND withdrawn_at IS NULL ORDER BY agency, created_at`, referralID)
-	if err != nil {
-		return nil, fmt.Errorf("list action notifications of %s: %w", referralID, err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
-}
-
 // MarkWithdrawn records that an override withdrew notification id; an undelivered one is
 // not sent at all.
 func MarkWithdrawn(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {

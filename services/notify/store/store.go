@@ -307,29 +307,7 @@ type AppliedDecision struct {
 	Level, RAG string
 }
 
-// LockReferral serialises the handling of one referral's decision events.
-func LockReferral(ctx context.Context, tx pgx.Tx, referralID string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('mash.notify.' || $1))`, referralID); err != nil {
-		return fmt.Errorf("lock referral %s: %w", referralID, err)
-	}
-	return nil
-}
-
-// Applied reads the applied decision of a referral; found is false before the first.
-func Applied(ctx context.Context, tx pgx.Tx, referralID string) (AppliedDecision, bool, error) {
-	var a AppliedDecision
-	err := tx.QueryRow(ctx, `SELECT decision_id::text, version, agencies, level, rag FROM notify.decisions WHERE referral_id = $1`,
-		referralID).Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return AppliedDecision{}, false, nil
-	}
-	if err != nil {
-		return AppliedDecision{}, false, fmt.Errorf("read applied decision of %s: %w", referralID, err)
-	}
-	return a, true, nil
-}
-
-// QueueSetApplied queues SetApplied on b.
+// QueueSetApplied queues, on b, the record of the decision version acted on.
 func QueueSetApplied(b *pgx.Batch, referralID string, a AppliedDecision) {
 	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
 }
@@ -337,15 +315,6 @@ func QueueSetApplied(b *pgx.Batch, referralID string, a AppliedDecision) {
 const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag)
 	VALUES ($1, $2, $3, $4, $5, $6)
 	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`
-
-// SetApplied records the decision version acted on.
-func SetApplied(ctx context.Context, tx pgx.Tx, referralID string, a AppliedDecision) error {
-	_, err := tx.Exec(ctx, setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
-	if err != nil {
-		return fmt.Errorf("record applied decision of %s: %w", referralID, err)
-	}
-	return nil
-}
 
 // AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
 // preferring the lowest partnership id for a stable answer.
