@@ -186,7 +186,6 @@ type env struct {
 	stop    func()
 	cfg     notify.DeliveryConfig
 	async   bool // publish without waiting for the broker's ack (benchmarks)
-	ns      interface{ Shutdown() }
 }
 
 type envOption func(*notify.DeliveryConfig)
