@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +86,17 @@ agencies:
 				schema, decisions, notified, decided, reconciled, police)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The process exports the reconciler's gauge for the effect it checks.
+	effect := map[string]string{"intake": "decision", "rules": "notification"}[schema]
+	resp, err := http.Get("http://" + s.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `mash_reconcile_missing_effects{effect="` + effect + `",schema="` + schema + `"}`; !strings.Contains(string(metrics), want) {
+		t.Fatalf("/metrics has no %s", want)
 	}
 	// Exactly once everywhere: one decision, each audit entry once, one delivery per
 	// notification at the receiver.
