@@ -481,18 +481,18 @@ func (d partnershipDirectory) byID(id string) (directory.Agency, bool) {
 }
 
 // directoryOf returns a partnership's directory, or the default partnership's when it has
-// none, from a copy at most endpointTTL old (every decision reads it; a directory change
+// none, from a copy at most directoryTTL old (every decision and delivery reads it; a directory change
 // reaches every replica within the TTL, and at once in the process that made it). With
 // neither, settings take their defaults and no agency can be reached, so every notification
 // is recorded as unroutable rather than dropped.
-func (s *Service) directoryOf(ctx context.Context, tx pgx.Tx, partnership string) (partnershipDirectory, error) {
+func (s *Service) directoryOf(ctx context.Context, q store.Querier, partnership string) (partnershipDirectory, error) {
 	s.dirMu.Lock()
 	c, ok := s.dirCache[partnership]
 	s.dirMu.Unlock()
-	if ok && time.Since(c.fetched) < endpointTTL {
+	if ok && time.Since(c.fetched) < directoryTTL {
 		return c.dir, nil
 	}
-	d, err := s.readDirectory(ctx, tx, partnership)
+	d, err := s.readDirectory(ctx, q, partnership)
 	if err != nil {
 		return d, err
 	}
@@ -502,22 +502,27 @@ func (s *Service) directoryOf(ctx context.Context, tx pgx.Tx, partnership string
 	return d, nil
 }
 
+// directoryTTL is how long a copy of a partnership's directory is trusted. A change (a new
+// URL after an outage, a rotated secret) reaches every replica within it, and this process
+// at once.
+const directoryTTL = 2 * time.Second
+
 type cachedDirectory struct {
 	dir     partnershipDirectory
 	fetched time.Time
 }
 
 // readDirectory reads a partnership's directory within tx, bypassing the cache.
-func (s *Service) readDirectory(ctx context.Context, tx pgx.Tx, partnership string) (partnershipDirectory, error) {
+func (s *Service) readDirectory(ctx context.Context, q store.Querier, partnership string) (partnershipDirectory, error) {
 	for _, id := range []string{partnership, DefaultPartnership} {
-		p, err := store.Partnership(ctx, tx, id)
+		p, err := store.Partnership(ctx, q, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return partnershipDirectory{}, err
 		}
-		as, err := store.AgenciesIn(ctx, tx, id)
+		as, err := store.AgenciesIn(ctx, q, id)
 		if err != nil {
 			return partnershipDirectory{}, err
 		}
@@ -533,8 +538,8 @@ func (s *Service) readDirectory(ctx context.Context, tx pgx.Tx, partnership stri
 }
 
 // anyAgency finds an agency by id in any partnership.
-func (s *Service) anyAgency(ctx context.Context, tx pgx.Tx, id string) (directory.Agency, bool, error) {
-	a, err := store.AgencyAnywhere(ctx, tx, id)
+func (s *Service) anyAgency(ctx context.Context, q store.Querier, id string) (directory.Agency, bool, error) {
+	a, err := store.AgencyAnywhere(ctx, q, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return directory.Agency{}, false, nil
 	}

@@ -108,15 +108,21 @@ func (s *Service) agencySlot(a directory.Agency) chan struct{} {
 // deliver makes one attempt and records it. It runs detached from the service's context so
 // shutdown lets an attempt finish and be recorded; the send timeout bounds it.
 func (s *Service) deliver(ctx context.Context, n store.Notification) {
-	ep, err := s.endpoints.get(ctx, n.Partnership, n.Agency)
+	dir, err := s.directoryOf(ctx, s.store.Pool(), n.Partnership)
 	var res store.Result
+	a, found := dir.byID(n.Agency)
+	if err == nil && !found {
+		// A referrer's own agency may sit in another partnership's directory (a police
+		// force serves several), as notifyReferrer found it.
+		a, found, err = s.anyAgency(ctx, s.store.Pool(), n.Agency)
+	}
 	switch {
 	case err != nil:
 		res = s.retryOrFail(n, fmt.Sprintf("read agency %s: %v", n.Agency, err))
-	case !ep.found:
+	case !found:
 		res = store.Result{Final: true, Detail: fmt.Sprintf("agency %s is no longer in the directory", n.Agency)}
 	default:
-		res = s.attempt(ctx, n, ep)
+		res = s.attempt(ctx, n, a, dir.partnership.ConsoleURL)
 	}
 	failpoint.Inject("notify.after-send-before-record")
 	if err := s.record(ctx, n, res); err != nil {
@@ -126,8 +132,7 @@ func (s *Service) deliver(ctx context.Context, n store.Notification) {
 	}
 }
 
-func (s *Service) attempt(ctx context.Context, n store.Notification, ep endpoint) store.Result {
-	a := ep.agency
+func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency, consoleURL string) store.Result {
 	sem := s.agencySlot(a)
 	select {
 	case sem <- struct{}{}:
@@ -137,8 +142,8 @@ func (s *Service) attempt(ctx context.Context, n store.Notification, ep endpoint
 	defer func() { <-sem }()
 	target := channel.Endpoint{Kind: a.Channel, URL: a.URL, Subject: directory.Subject(a.ID), Address: a.Email, Secret: a.Secret}
 	m := channel.Message{ID: n.ID, Agency: n.Agency, Kind: kindName(n.Kind), Reference: n.Reference, Body: n.Payload}
-	if ep.link != "" {
-		m.Link = ep.link + "/referrals/" + n.ReferralID
+	if consoleURL != "" {
+		m.Link = consoleURL + "/referrals/" + n.ReferralID
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()

@@ -580,3 +580,25 @@ func TestDemoDirectoryCoversTheDefaultPack(t *testing.T) {
 		}
 	}
 }
+
+// A police force serves several partnerships but sits in one directory: a referral it makes
+// to another partnership still reaches it with its receipt, through its own channel.
+func TestReferrerInAnotherPartnershipsDirectory(t *testing.T) {
+	e := newEnv(t)
+	mt := directory.Partnership{ID: "merthyr-tydfil", DutyManager: "mt-duty"}
+	mt.Normalise()
+	duty := directory.Agency{ID: "mt-duty", Partnership: "merthyr-tydfil", Name: "Duty manager", Roles: []string{"duty_manager"}, Channel: "nats"}
+	duty.Normalise()
+	if err := e.svc.LoadDirectory(context.Background(), directory.File{Partnerships: []directory.Partnership{mt}, Agencies: []directory.Agency{duty}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	ref := e.referral(t, func(r *intakev1.Referral) { r.Partnership, r.AgencyKind = "merthyr-tydfil", "health" })
+	for _, n := range e.settled(t, ref.GetId(), 1) {
+		if n.Kind == "RECEIPT" && (n.Agency != "south-wales-police" || n.State != store.StateDelivered) {
+			t.Fatalf("receipt to %q is %s: %s", n.Agency, n.State, n.LastError)
+		}
+	}
+	if got := len(e.ag.police.ofKind(notifyv1.NotificationKind_RECEIPT)); got != 1 {
+		t.Fatalf("police got %d receipts, want 1", got)
+	}
+}

@@ -116,22 +116,21 @@ type Deps struct {
 
 // Service is the notify service.
 type Service struct {
-	store     *store.Store
-	relay     *events.Relay
-	consumer  *events.Consumer
-	acks      *ackListener
-	recon     *events.Reconciler
-	audited   *events.Consumer
-	channels  *channel.Set
-	calendar  *calendar.Calendar
-	log       *zap.Logger
-	now       func() time.Time
-	cfg       DeliveryConfig
-	dirFile   string
-	metrics   *metrics
-	endpoints *endpoints
-	dirMu     sync.Mutex
-	dirCache  map[string]cachedDirectory
+	store    *store.Store
+	relay    *events.Relay
+	consumer *events.Consumer
+	acks     *ackListener
+	recon    *events.Reconciler
+	audited  *events.Consumer
+	channels *channel.Set
+	calendar *calendar.Calendar
+	log      *zap.Logger
+	now      func() time.Time
+	cfg      DeliveryConfig
+	dirFile  string
+	metrics  *metrics
+	dirMu    sync.Mutex
+	dirCache map[string]cachedDirectory
 
 	wake      chan struct{}
 	results   chan recording
@@ -152,7 +151,6 @@ func New(d Deps) (*Service, error) {
 		s.now = time.Now
 	}
 	s.inflight = make(chan struct{}, s.cfg.InFlight)
-	s.endpoints = &endpoints{st: s.store, m: map[string]endpoint{}}
 	s.dirCache = map[string]cachedDirectory{}
 	if s.channels == nil {
 		chs := []channel.Channel{channel.NewWebhook(nil, time.Now), channel.NewNATS(d.JS)}
@@ -291,4 +289,11 @@ func asErrors(ps []directory.Problem) []error {
 		out[i] = p
 	}
 	return out
+}
+
+// directoryChanged drops every cached copy of the directory in this process.
+func (s *Service) directoryChanged() {
+	s.dirMu.Lock()
+	clear(s.dirCache)
+	s.dirMu.Unlock()
 }

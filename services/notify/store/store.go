@@ -41,6 +41,12 @@ var (
 	ErrState = errors.New("not allowed in the notification's state")
 )
 
+// Querier is the pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Store runs the notify service's queries.
 type Store struct {
 	pool *pgxpool.Pool
@@ -100,7 +106,7 @@ func partnershipJSON(ctx context.Context, tx pgx.Tx, id string) ([]byte, error) 
 }
 
 // Partnership reads a partnership's settings.
-func Partnership(ctx context.Context, q pgx.Tx, id string) (directory.Partnership, error) {
+func Partnership(ctx context.Context, q Querier, id string) (directory.Partnership, error) {
 	return partnershipFrom(ctx, q.QueryRow, id)
 }
 
@@ -242,9 +248,9 @@ func (s *Store) Agencies(ctx context.Context, partnership string) ([]StoredAgenc
 	return agencies(ctx, s.pool.Query, partnership)
 }
 
-// AgenciesIn is Agencies inside tx.
-func AgenciesIn(ctx context.Context, tx pgx.Tx, partnership string) ([]StoredAgency, error) {
-	return agencies(ctx, tx.Query, partnership)
+// AgenciesIn is Agencies through q (the pool, or the caller's transaction).
+func AgenciesIn(ctx context.Context, q Querier, partnership string) ([]StoredAgency, error) {
+	return agencies(ctx, q.Query, partnership)
 }
 
 func agencies(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), partnership string) ([]StoredAgency, error) {
@@ -318,8 +324,8 @@ const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, v
 
 // AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
 // preferring the lowest partnership id for a stable answer.
-func AgencyAnywhere(ctx context.Context, tx pgx.Tx, id string) (StoredAgency, error) {
-	a, err := scanAgency(tx.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE id = $1 ORDER BY partnership LIMIT 1`, id))
+func AgencyAnywhere(ctx context.Context, q Querier, id string) (StoredAgency, error) {
+	a, err := scanAgency(q.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE id = $1 ORDER BY partnership LIMIT 1`, id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return StoredAgency{}, fmt.Errorf("read agency %s: %w", id, err)
 	}
