@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -423,6 +424,9 @@ func (s *Service) event(subject string, n store.Notification, attempt int, detai
 		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
 		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
 		Detail: truncate(detail, 500), Actor: actor, EscalatesNotificationId: n.EscalatesID}
+	if n.AckDue != nil {
+		ev.AckDue = timestamppb.New(*n.AckDue)
+	}
 	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)

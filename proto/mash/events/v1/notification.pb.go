@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -49,8 +50,11 @@ type NotificationEvent struct {
 	Actor string `protobuf:"bytes,17,opt,name=actor,proto3" json:"actor,omitempty"`
 	// For escalations: the notification that was not acknowledged in time.
 	EscalatesNotificationId string `protobuf:"bytes,18,opt,name=escalates_notification_id,json=escalatesNotificationId,proto3" json:"escalates_notification_id,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// When an acknowledgement is due (for Encompass, the start of the next school day); unset
+	// when none is expected.
+	AckDue        *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=ack_due,json=ackDue,proto3" json:"ack_due,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NotificationEvent) Reset() {
@@ -209,11 +213,18 @@ func (x *NotificationEvent) GetEscalatesNotificationId() string {
 	return ""
 }
 
+func (x *NotificationEvent) GetAckDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AckDue
+	}
+	return nil
+}
+
 var File_mash_events_v1_notification_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\"\xc2\x04\n" +
+	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x04\n" +
 	"\x11NotificationEvent\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -234,7 +245,8 @@ const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\aattempt\x18\x0f \x01(\x05R\aattempt\x12\x16\n" +
 	"\x06detail\x18\x10 \x01(\tR\x06detail\x12\x14\n" +
 	"\x05actor\x18\x11 \x01(\tR\x05actor\x12:\n" +
-	"\x19escalates_notification_id\x18\x12 \x01(\tR\x17escalatesNotificationIdB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x19escalates_notification_id\x18\x12 \x01(\tR\x17escalatesNotificationId\x123\n" +
+	"\aack_due\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDueB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_notification_proto_rawDescOnce sync.Once
@@ -250,14 +262,16 @@ func file_mash_events_v1_notification_proto_rawDescGZIP() []byte {
 
 var file_mash_events_v1_notification_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_mash_events_v1_notification_proto_goTypes = []any{
-	(*NotificationEvent)(nil), // 0: mash.events.v1.NotificationEvent
+	(*NotificationEvent)(nil),     // 0: mash.events.v1.NotificationEvent
+	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
 }
 var file_mash_events_v1_notification_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: mash.events.v1.NotificationEvent.ack_due:type_name -> google.protobuf.Timestamp
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_notification_proto_init() }
