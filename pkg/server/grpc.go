@@ -17,6 +17,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/peers"
 )
 
 // Authenticator turns a bearer token into an identity.
@@ -119,7 +120,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		if err != nil {
 			return nil, err
 		}
-		ctx = auth.WithIdentity(ctx, ident)
+		ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
 	}
 	return handler(ctx, req)
 }

@@ -10,6 +10,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/peers"
 )
 
 // statusRecorder remembers the status a handler wrote.
@@ -79,7 +80,7 @@ func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.
 				s.WriteError(rec, r.WithContext(ctx), err)
 				return
 			}
-			ctx = auth.WithIdentity(ctx, ident)
+			ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
 		}
 		h(rec, r.WithContext(ctx))
 	})
