@@ -14,6 +14,7 @@ import (
 	"mash/pkg/config"
 	"mash/pkg/db"
 	"mash/pkg/events"
+	"mash/pkg/peers"
 	"mash/services/audit"
 	"mash/services/notify/channel"
 )
@@ -55,6 +56,8 @@ type serveConfig struct {
 	Audit           audit.Config
 	Notify          notifyConfig
 	Reconcile       events.ReconcilerConfig
+	// Peers names where services that run in other processes are reached over gRPC.
+	Peers map[string]string
 }
 
 // notifyConfig is the notify service's settings.
@@ -91,6 +94,7 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
 	smtpUser := s.String("smtp-username", "MASH_SMTP_USERNAME", "", "SMTP username (PLAIN auth, over TLS only)")
 	smtpPass := s.String("smtp-password", "MASH_SMTP_PASSWORD", "", "SMTP password")
+	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
 	if err := s.Parse(args); err != nil {
 		return c, err
@@ -157,6 +161,14 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	}
 	if *reconcileEvery < 100*time.Millisecond || *reconcileEvery > time.Hour {
 		return c, fmt.Errorf("MASH_RECONCILE_EVERY %s: use between 100ms and 1h", *reconcileEvery)
+	}
+	if c.Peers, err = peers.ParseAddrs(*peerAddrs); err != nil {
+		return c, fmt.Errorf("MASH_PEERS: %w", err)
+	}
+	for name := range c.Peers {
+		if _, ok := modules[name]; !ok {
+			return c, fmt.Errorf("MASH_PEERS: unknown service %q; this build has: %s", name, strings.Join(serviceNames(), ", "))
+		}
 	}
 	c.Reconcile = events.ReconcilerConfig{Age: *reconcileAge, Every: *reconcileEvery}
 	if *sendTimeout < 100*time.Millisecond || *sendTimeout > 2*time.Minute {

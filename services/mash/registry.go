@@ -36,13 +36,13 @@ var modules = map[string]module{
 		migrate: intake.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now})
 		},
 	},
 	"audit": {
 		migrate: audit.Migrate,
 		build: func(p *plumbing) (service, error) {
-			return audit.New(audit.Deps{Pool: p.pool, JS: p.js, Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit})
+			return audit.New(audit.Deps{Pool: p.pool, JS: p.js, Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now})
 		},
 	},
 	"notify": {
@@ -50,14 +50,14 @@ var modules = map[string]module{
 		build: func(p *plumbing) (service, error) {
 			return notify.New(notify.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
-				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile})
+				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now})
 		},
 	},
 	"rules": {
 		migrate: rules.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return rules.New(rules.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now})
 		},
 	},
 }

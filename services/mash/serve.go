@@ -25,6 +25,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	mashlog "mash/pkg/log"
+	"mash/pkg/peers"
 	apiserver "mash/pkg/server"
 	"mash/services/audit"
 )
@@ -42,6 +43,10 @@ type plumbing struct {
 	audit        audit.Config
 	notify       notifyConfig
 	reconcile    events.ReconcilerConfig
+	// now is every service's clock: nil for the wall clock; mash demo runs the services on
+	// a simulated one to write a believable past.
+	now   func() time.Time
+	peers *peers.Book
 }
 
 func (p *plumbing) close() {
@@ -56,6 +61,9 @@ func (p *plumbing) close() {
 	if p.embedded != nil {
 		p.embedded.Shutdown()
 		p.embedded.WaitForShutdown()
+	}
+	if p.peers != nil {
+		_ = p.peers.Close()
 	}
 	if p.pool != nil {
 		p.pool.Close()
@@ -73,7 +81,8 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer log.Sync() //nolint:errcheck
 
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile}
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile,
+		peers: peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers)}
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)
@@ -214,4 +223,17 @@ func servePprof(addr string, log *zap.Logger) (func(), error) {
 	go func() { _ = srv.Serve(l) }()
 	log.Info("profiling endpoints", zap.String("addr", addr))
 	return func() { _ = srv.Close() }, nil
+}
+
+// selfAddr is where this process's own gRPC server is dialled: a wildcard listen address is
+// reached on loopback.
+func selfAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
