@@ -17,6 +17,7 @@ import (
 
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
+	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/audit"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
@@ -41,6 +42,24 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	envs, raws = append(envs, delivered), append(raws, deliveredRaw)
+	// Casework: who did what to the case is on the trail.
+	for _, c := range []struct {
+		typ     string
+		payload proto.Message
+	}{
+		{"mash.case.closed", &eventsv1.CaseChanged{Actor: "user:alice", Case: &triagev1.Case{ReferralId: referralID, ChildId: "c-1",
+			State: triagev1.CaseState_CLOSED, Outcome: triagev1.CaseOutcome_EARLY_HELP}}},
+		{"mash.research.requested", &eventsv1.InformationRequestChanged{Actor: "user:alice", Request: &triagev1.InformationRequest{
+			Id: "r-1", Agency: "cwm-taf-health", State: triagev1.InformationRequestState_REQUESTED}}},
+		{"mash.disagreement.escalated", &eventsv1.DisagreementChanged{Actor: "triage", Disagreement: &triagev1.Disagreement{
+			Id: "d-1", RaisedByAgency: "south-wales-police", Stage: triagev1.DisagreementStage_TEAM_MANAGER}}},
+	} {
+		ev, raw, err := events.NewEnvelope(c.typ, "rct", referralID, 0, e.now, c.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs, raws = append(envs, ev), append(raws, raw)
+	}
 	// An agency's own channel traffic shares the stream but is not an event: skipped, not
 	// dead-lettered.
 	if _, err := e.js.Publish(context.Background(), "mash.notify.rct-csc", []byte(`{"notificationId":"x"}`)); err != nil {
@@ -80,6 +99,9 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		envs[3].GetEventId(): {"mash.triage.overridden", "", "user-18", audit.RolePractitioner, "child", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
 		envs[4].GetEventId(): {"mash.notification.sent", "", "", "", "", "", ""},
 		envs[5].GetEventId(): {"mash.notification.delivered", "rct-csc", "notify", audit.RoleSystem, "", "", "delivered ACTION to rct-csc sha256:abababababababab"},
+		envs[6].GetEventId(): {"mash.case.closed", "", "user:alice", audit.RolePractitioner, "c-1", "", "closed: CLOSED EARLY_HELP"},
+		envs[7].GetEventId(): {"mash.research.requested", "cwm-taf-health", "user:alice", audit.RolePractitioner, "", "", "information request r-1 requested (cwm-taf-health)"},
+		envs[8].GetEventId(): {"mash.disagreement.escalated", "south-wales-police", "triage", audit.RoleSystem, "", "", "disagreement d-1 escalated at TEAM_MANAGER"},
 	}
 	rows, err := e.pool.Query(context.Background(), `SELECT event_id::text, event_type, agency, actor, actor_role, child_id,
 		pack_version, decision, referral_id, partnership, payload_sha256 FROM audit.entries ORDER BY seq`)

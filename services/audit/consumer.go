@@ -148,6 +148,45 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 				p.Decision += " sha256:" + ev.GetPayloadSha256()[:16]
 			}
 		}
+	case any.MessageIs(&eventsv1.CaseChanged{}):
+		var ev eventsv1.CaseChanged
+		if any.UnmarshalTo(&ev) == nil {
+			c := ev.GetCase()
+			p.ChildID = c.GetChildId()
+			p.Actor, p.ActorRole = staffActor(ev.GetActor())
+			p.Decision = strings.TrimPrefix(env.GetType(), "mash.case.") + ": " + c.GetState().String()
+			switch env.GetType() {
+			case "mash.case.closed":
+				p.Decision += " " + c.GetOutcome().String()
+			case "mash.case.claimed", "mash.case.assigned":
+				p.Decision += " to " + c.GetAssignee()
+			case "mash.case.decided":
+				p.Decision += " " + c.GetLevel().String() + "/" + c.GetRag().String()
+			}
+		}
+	case any.MessageIs(&eventsv1.StrategyDiscussionRecorded{}):
+		var ev eventsv1.StrategyDiscussionRecorded
+		if any.UnmarshalTo(&ev) == nil {
+			p.Actor, p.ActorRole = staffActor(ev.GetDiscussion().GetRecordedBy())
+			p.Decision = fmt.Sprintf("strategy discussion recorded (%d taking part, section 47: %t)",
+				len(ev.GetDiscussion().GetParticipants()), ev.GetDiscussion().GetSection_47())
+		}
+	case any.MessageIs(&eventsv1.InformationRequestChanged{}):
+		var ev eventsv1.InformationRequestChanged
+		if any.UnmarshalTo(&ev) == nil {
+			r := ev.GetRequest()
+			p.Agency = r.GetAgency()
+			p.Actor, p.ActorRole = staffActor(ev.GetActor())
+			p.Decision = "information request " + r.GetId() + " " + strings.ToLower(r.GetState().String()) + " (" + r.GetAgency() + ")"
+		}
+	case any.MessageIs(&eventsv1.DisagreementChanged{}):
+		var ev eventsv1.DisagreementChanged
+		if any.UnmarshalTo(&ev) == nil {
+			d := ev.GetDisagreement()
+			p.Agency = d.GetRaisedByAgency()
+			p.Actor, p.ActorRole = staffActor(ev.GetActor())
+			p.Decision = "disagreement " + d.GetId() + " " + strings.TrimPrefix(env.GetType(), "mash.disagreement.") + " at " + d.GetStage().String()
+		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {
@@ -157,6 +196,15 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		}
 	}
 	return p
+}
+
+// staffActor names who acted on a case: a signed-in person ("user:..."), a client, or the
+// triage service itself when a deadline acted.
+func staffActor(actor string) (string, string) {
+	if actor == "" || actor == "triage" {
+		return "triage", RoleSystem
+	}
+	return actor, RolePractitioner
 }
 
 func decisionFields(p *store.Pending, d *rulesv1.Decision) {
