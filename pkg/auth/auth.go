@@ -33,11 +33,19 @@ var Kinds = []string{"police", "health", "education", "local-authority", "probat
 
 // Identity is the authenticated caller.
 type Identity struct {
+	// ClientID names the caller in every audit trail: a machine client's id, or
+	// "user:<user_id>" for a person signed in to the console.
 	ClientID string
 	Agency   string
 	Kind     string
 	Role     Role
+	// Name is a signed-in person's display name, for screens; empty for machine clients.
+	// It is personal data: log ClientID, never Name.
+	Name string
 }
+
+// IsPerson reports whether the identity is a person's console session.
+func (id Identity) IsPerson() bool { return strings.HasPrefix(id.ClientID, UserPrefix) }
 
 // HasRole reports whether the identity holds one of roles.
 func (id Identity) HasRole(roles ...Role) bool { return slices.Contains(roles, id.Role) }

@@ -64,6 +64,8 @@ type Store struct {
 type cached struct {
 	id      Identity
 	expires time.Time
+	// session is the session id for session tokens, so EndSession can evict the entry.
+	session string
 }
 
 // CacheTTL bounds how long a revoked credential may still be accepted by a running process.
@@ -145,6 +147,9 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Identity, error
 	s.mu.Unlock()
 
 	prefix, rest, ok := strings.Cut(token, "_")
+	if ok && prefix == sessionPrefix {
+		return s.authenticateSession(ctx, key, now, rest)
+	}
 	if !ok || prefix != tokenPrefix {
 		return Identity{}, ErrUnauthenticated
 	}
@@ -168,13 +173,17 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Identity, error
 		return Identity{}, ErrUnauthenticated
 	}
 	ident.Role = Role(role)
+	s.remember(key, cached{id: ident, expires: now.Add(s.cacheTTL)})
+	return ident, nil
+}
+
+func (s *Store) remember(key [32]byte, c cached) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.cache) > 10000 {
 		// Bounded: an attacker cycling valid-looking tokens never gets here, and real
-		// clients number in the hundreds.
+		// clients and signed-in staff number in the hundreds.
 		clear(s.cache)
 	}
-	s.cache[key] = cached{id: ident, expires: now.Add(s.cacheTTL)}
-	s.mu.Unlock()
-	return ident, nil
+	s.cache[key] = c
 }

@@ -1,0 +1,201 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Session tokens look different from client credentials ("mashs_" against "mash_"), so a
+// leaked one is recognisable as a person's short-lived session, and the two can never be
+// confused: a session token is never accepted as a client credential or the other way round.
+const sessionPrefix = "mashs"
+
+// UserPrefix starts the client id of every person's session: "user:<user_id>".
+const UserPrefix = "user:"
+
+// StaffKind is the agency kind of every console session: staff work in the hub.
+const StaffKind = "hub"
+
+// SessionCacheTTL bounds how long another process may still accept a session ended
+// elsewhere. The process that ends a session stops accepting it at once.
+const SessionCacheTTL = 5 * time.Second
+
+// MaxSessionTTL is the longest session a store creates.
+const MaxSessionTTL = 24 * time.Hour
+
+// Session is a signed-in person, without the secret.
+type Session struct {
+	ID          string
+	UserID      string
+	DisplayName string
+	Role        Role
+	Agency      string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	EndedAt     *time.Time
+}
+
+// Identity is what the session authenticates as.
+func (s Session) Identity() Identity {
+	return Identity{ClientID: UserPrefix + s.UserID, Agency: s.Agency, Kind: StaffKind, Role: s.Role, Name: s.DisplayName}
+}
+
+var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$`)
+
+// ErrNoSuchSession means no live session has that token.
+var ErrNoSuchSession = errors.New("no live session with that token")
+
+// CreateSession signs a person in for ttl and returns the session and its token, which
+// is given to the person's browser once: only a hash of the secret is kept. Referrers are
+// machine clients and cannot have sessions.
+func (s *Store) CreateSession(ctx context.Context, userID, displayName string, role Role, agency string, ttl time.Duration) (Session, string, error) {
+	switch {
+	case !userIDPattern.MatchString(userID):
+		return Session{}, "", fmt.Errorf("user id %q: letters, digits and . _ @ : + - only, at most 128", userID)
+	case displayName == "" || len(displayName) > 200:
+		return Session{}, "", errors.New("display name: required, at most 200 characters")
+	case role == RoleReferrer || !slices.Contains(Roles, role):
+		return Session{}, "", fmt.Errorf("role %q: a session needs a staff role (practitioner, manager, auditor, admin)", role)
+	case len(agency) == 0 || len(agency) > 64 || !slugPattern.MatchString(agency):
+		return Session{}, "", fmt.Errorf("agency %q: must be a lower-case slug such as cardiff-mash", agency)
+	case ttl <= 0 || ttl > MaxSessionTTL:
+		return Session{}, "", fmt.Errorf("session lifetime %s: must be positive and at most %s", ttl, MaxSessionTTL)
+	}
+	idBytes := make([]byte, 8)
+	secret := make([]byte, 32)
+	if _, err := rand.Read(idBytes); err != nil {
+		return Session{}, "", fmt.Errorf("generate session id: %w", err)
+	}
+	if _, err := rand.Read(secret); err != nil {
+		return Session{}, "", fmt.Errorf("generate session secret: %w", err)
+	}
+	now := s.now()
+	sess := Session{ID: hex.EncodeToString(idBytes), UserID: userID, DisplayName: displayName, Role: role, Agency: agency,
+		CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	secretText := base64.RawURLEncoding.EncodeToString(secret)
+	hash := sha256.Sum256([]byte(secretText))
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth.sessions (id, user_id, display_name, role, agency, secret_hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		sess.ID, userID, displayName, string(role), agency, hash[:], sess.CreatedAt, sess.ExpiresAt)
+	if err != nil {
+		return Session{}, "", fmt.Errorf("store session %s: %w", sess.ID, err)
+	}
+	return sess, sessionPrefix + "_" + sess.ID + "_" + secretText, nil
+}
+
+// SessionID returns the id part of a session token, without checking it; ok is false when
+// token is not shaped like one.
+func SessionID(token string) (string, bool) {
+	prefix, rest, ok := strings.Cut(token, "_")
+	if !ok || prefix != sessionPrefix {
+		return "", false
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	if !ok || len(id) != 16 || len(secret) == 0 || len(secret) > 128 {
+		return "", false
+	}
+	return id, true
+}
+
+// EndSession signs the session of token out. It stops being accepted by this store at
+// once and by other processes within SessionCacheTTL. Ending an ended, expired or unknown
+// session is ErrNoSuchSession.
+func (s *Store) EndSession(ctx context.Context, token string) error {
+	sess, err := s.lookupSession(ctx, token)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL`, sess.ID, s.now())
+	if err != nil {
+		return fmt.Errorf("end session %s: %w", sess.ID, err)
+	}
+	s.forgetSessions(func(c cached) bool { return c.session == sess.ID })
+	if tag.RowsAffected() == 0 {
+		return ErrNoSuchSession
+	}
+	return nil
+}
+
+// EndUserSessions signs a person out everywhere (an account disabled or its role changed)
+// and returns how many sessions ended.
+func (s *Store) EndUserSessions(ctx context.Context, userID string) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL`, userID, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", userID, err)
+	}
+	s.forgetSessions(func(c cached) bool { return c.session != "" && c.id.ClientID == UserPrefix+userID })
+	return tag.RowsAffected(), nil
+}
+
+// GetSession returns the live session of token, or ErrNoSuchSession.
+func (s *Store) GetSession(ctx context.Context, token string) (Session, error) {
+	return s.lookupSession(ctx, token)
+}
+
+func (s *Store) forgetSessions(match func(cached) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.cache {
+		if match(c) {
+			delete(s.cache, k)
+		}
+	}
+}
+
+// lookupSession checks token against the live sessions.
+func (s *Store) lookupSession(ctx context.Context, token string) (Session, error) {
+	id, ok := SessionID(token)
+	if !ok {
+		return Session{}, ErrNoSuchSession
+	}
+	_, secret, _ := strings.Cut(strings.TrimPrefix(token, sessionPrefix+"_"), "_")
+	var sess Session
+	var role string
+	var stored []byte
+	err := s.pool.QueryRow(ctx, `SELECT id, user_id, display_name, role, agency, secret_hash, created_at, expires_at
+		FROM auth.sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > $2`, id, s.now()).
+		Scan(&sess.ID, &sess.UserID, &sess.DisplayName, &role, &sess.Agency, &stored, &sess.CreatedAt, &sess.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Session{}, ErrNoSuchSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("look up session %s: %w", id, err)
+	}
+	got := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(got[:], stored) != 1 {
+		return Session{}, ErrNoSuchSession
+	}
+	sess.Role = Role(role)
+	return sess, nil
+}
+
+// authenticateSession is Authenticate for session tokens (rest is the token after the
+// prefix). Sessions are cached only briefly, and never past their expiry.
+func (s *Store) authenticateSession(ctx context.Context, key [32]byte, now time.Time, rest string) (Identity, error) {
+	sess, err := s.lookupSession(ctx, sessionPrefix+"_"+rest)
+	if errors.Is(err, ErrNoSuchSession) {
+		return Identity{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	expires := now.Add(min(s.cacheTTL, SessionCacheTTL))
+	if sess.ExpiresAt.Before(expires) {
+		expires = sess.ExpiresAt
+	}
+	ident := sess.Identity()
+	s.remember(key, cached{id: ident, expires: expires, session: sess.ID})
+	return ident, nil
+}

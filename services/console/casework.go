@@ -1,0 +1,244 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/server"
+	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+)
+
+type caseData struct {
+	*triagev1.GetCaseResponse
+	Mine     bool
+	Claimed  bool
+	Levels   []rulesv1.Level
+	Rags     []rulesv1.Rag
+	Outcomes []triagev1.CaseOutcome
+	// Form names the form whose submission failed, to open it and refill it.
+	Form string
+	// Now is the server's time in the hub's zone, to prefill the strategy discussion.
+	Now string
+}
+
+func (s *Service) casePage(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	s.showCase(w, r, rs, s.newPage(r, rs, "case.title"), http.StatusOK, "")
+}
+
+// showCase reads the case and renders it with pg's errors, if any.
+func (s *Service) showCase(w http.ResponseWriter, r *http.Request, rs *reqState, pg *page, code int, form string) {
+	id := r.PathValue("id")
+	resp, err := s.b.Triage.GetCase(rs.call(r.Context()), &triagev1.GetCaseRequest{ReferralId: id})
+	if err != nil {
+		s.pageError(w, r, rs, err)
+		return
+	}
+	c := resp.GetCase()
+	claimLive := c.GetAssignee() != "" && (c.GetClaimExpiresAt() == nil || c.GetClaimExpiresAt().AsTime().After(s.now()))
+	pg.Data = caseData{GetCaseResponse: resp, Mine: claimLive && isMe(c.GetAssignee(), rs), Claimed: claimLive,
+		Levels: levels, Rags: rags, Outcomes: outcomes, Form: form, Now: s.now().In(london).Format("2006-01-02T15:04")}
+	s.render(w, code, "case", pg)
+}
+
+// isMe reports whether an assignee names the signed-in person.
+func isMe(assignee string, rs *reqState) bool {
+	return assignee == rs.ident.ClientID || "user:"+assignee == rs.ident.ClientID
+}
+
+// act runs a change to a case. Success redirects back to the case with a confirmation
+// (post/redirect/get); a refusal shows the case again with the service's reasons next to
+// the fields, or as a message for conflicts.
+func (s *Service) act(w http.ResponseWriter, r *http.Request, rs *reqState, form, done string, pre []fieldErr, call func(ctx context.Context) error) {
+	id := r.PathValue("id")
+	pg := s.newPage(r, rs, "case.title")
+	pg.Form = r.PostForm
+	if len(pre) > 0 {
+		pg.Errors = pre
+		s.showCase(w, r, rs, pg, http.StatusBadRequest, form)
+		return
+	}
+	err := call(rs.call(r.Context()))
+	if err == nil {
+		s.log.Info("console: case action", zap.String("action", form), zap.String("referral_id", id),
+			zap.String("session", rs.sessionID), zap.String("request_id", server.RequestID(r.Context())))
+		http.Redirect(w, r, "/console/cases/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
+		return
+	}
+	p := problemOf(err)
+	switch p.code {
+	case codes.InvalidArgument, codes.OutOfRange:
+		for f, d := range p.fields {
+			if form == "close" && f == "outcome" {
+				f = "close-outcome" // the strategy form has an outcome field too
+			}
+			pg.Errors = append(pg.Errors, fieldErr{Field: f, Text: d})
+		}
+		slices.SortFunc(pg.Errors, func(a, b fieldErr) int { return strings.Compare(a.Field, b.Field) })
+		if len(pg.Errors) == 0 {
+			pg.ErrorText = p.message
+		}
+		s.showCase(w, r, rs, pg, http.StatusBadRequest, form)
+	case codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists:
+		pg.ErrorKey, pg.ErrorText = "case.conflict", p.message
+		s.showCase(w, r, rs, pg, http.StatusConflict, form)
+	default:
+		s.pageError(w, r, rs, err)
+	}
+}
+
+func version(r *http.Request) int64 {
+	v, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
+	return v
+}
+
+func (s *Service) claim(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	s.act(w, r, rs, "claim", "claimed", nil, func(ctx context.Context) error {
+		_, err := s.b.Triage.ClaimCase(ctx, &triagev1.ClaimCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r)})
+		return err
+	})
+}
+
+func (s *Service) release(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	s.act(w, r, rs, "release", "released", nil, func(ctx context.Context) error {
+		_, err := s.b.Triage.ReleaseCase(ctx, &triagev1.ReleaseCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r)})
+		return err
+	})
+}
+
+func (s *Service) assign(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "")
+	assignee := strings.TrimSpace(r.PostFormValue("assignee"))
+	var pre []fieldErr
+	if assignee == "" {
+		pre = append(pre, fieldErr{"assignee", pg.T("case.assignee_missing")})
+	}
+	s.act(w, r, rs, "assign", "assigned", pre, func(ctx context.Context) error {
+		_, err := s.b.Triage.AssignCase(ctx, &triagev1.AssignCaseRequest{ReferralId: r.PathValue("id"), Assignee: assignee, ExpectedVersion: version(r)})
+		return err
+	})
+}
+
+func (s *Service) decide(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "")
+	req := &triagev1.DecideCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r),
+		Reason: strings.TrimSpace(r.PostFormValue("reason"))}
+	var pre []fieldErr
+	switch r.PostFormValue("action") {
+	case "confirm":
+		req.Confirm = true
+	case "override":
+		if v, ok := rulesv1.Level_value[r.PostFormValue("level")]; ok {
+			req.Level = rulesv1.Level(v)
+		}
+		if v, ok := rulesv1.Rag_value[r.PostFormValue("rag")]; ok {
+			req.Rag = rulesv1.Rag(v)
+		}
+		req.Pathway = strings.TrimSpace(r.PostFormValue("pathway"))
+		req.Agencies = splitList(r.PostFormValue("agencies"))
+		if req.Level == 0 && req.Rag == 0 && req.Pathway == "" && len(req.Agencies) == 0 {
+			pre = append(pre, fieldErr{"level", pg.T("decide.nothing_changed")})
+		}
+		if req.Reason == "" {
+			pre = append(pre, fieldErr{"reason", pg.T("decide.reason_missing")})
+		}
+	default:
+		pre = append(pre, fieldErr{"action", pg.T("decide.action_missing")})
+	}
+	done := "overridden"
+	if req.Confirm {
+		done = "confirmed"
+	}
+	s.act(w, r, rs, "decide", done, pre, func(ctx context.Context) error {
+		_, err := s.b.Triage.DecideCase(ctx, req)
+		return err
+	})
+}
+
+func (s *Service) strategy(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "")
+	req := &triagev1.RecordStrategyDiscussionRequest{ReferralId: r.PathValue("id"),
+		Participants: splitLines(r.PostFormValue("participants")), Outcome: strings.TrimSpace(r.PostFormValue("outcome")),
+		Section_47: r.PostFormValue("section_47") == "on"}
+	var pre []fieldErr
+	if t, err := time.ParseInLocation("2006-01-02T15:04", r.PostFormValue("held_at"), london); err != nil {
+		pre = append(pre, fieldErr{"held_at", pg.T("strategy.held_at_invalid")})
+	} else {
+		req.HeldAt = timestamppb.New(t)
+	}
+	if len(req.Participants) == 0 {
+		pre = append(pre, fieldErr{"participants", pg.T("strategy.participants_missing")})
+	}
+	if req.Outcome == "" {
+		pre = append(pre, fieldErr{"outcome", pg.T("strategy.outcome_missing")})
+	}
+	s.act(w, r, rs, "strategy", "strategy", pre, func(ctx context.Context) error {
+		_, err := s.b.Triage.RecordStrategyDiscussion(ctx, req)
+		return err
+	})
+}
+
+func (s *Service) closeCase(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "")
+	req := &triagev1.CloseCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r), Note: strings.TrimSpace(r.PostFormValue("note"))}
+	var pre []fieldErr
+	if v, ok := triagev1.CaseOutcome_value[r.PostFormValue("outcome")]; ok && v != 0 {
+		req.Outcome = triagev1.CaseOutcome(v)
+	} else {
+		pre = append(pre, fieldErr{"close-outcome", pg.T("close.outcome_missing")})
+	}
+	s.act(w, r, rs, "close", "closed", pre, func(ctx context.Context) error {
+		_, err := s.b.Triage.CloseCase(ctx, req)
+		return err
+	})
+}
+
+func (s *Service) requestInformation(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "")
+	req := &triagev1.RequestInformationRequest{ReferralId: r.PathValue("id"), Agency: strings.TrimSpace(r.PostFormValue("agency")),
+		Question: strings.TrimSpace(r.PostFormValue("question"))}
+	var pre []fieldErr
+	if req.Agency == "" {
+		pre = append(pre, fieldErr{"agency", pg.T("info.agency_missing")})
+	}
+	if req.Question == "" {
+		pre = append(pre, fieldErr{"question", pg.T("info.question_missing")})
+	}
+	if d := r.PostFormValue("due"); d != "" {
+		t, err := time.ParseInLocation("2006-01-02", d, london)
+		if err != nil {
+			pre = append(pre, fieldErr{"due", pg.T("info.due_invalid")})
+		} else {
+			req.Due = timestamppb.New(t.Add(17 * time.Hour)) // the end of that working day
+		}
+	}
+	s.act(w, r, rs, "info", "info_requested", pre, func(ctx context.Context) error {
+		_, err := s.b.Triage.RequestInformation(ctx, req)
+		return err
+	})
+}
+
+// splitList reads "a, b c" as [a b c].
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+// splitLines reads one entry per line, skipping blank lines.
+func splitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

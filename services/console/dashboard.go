@@ -1,0 +1,228 @@
+package console
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "mash/proto/mash/audit/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+)
+
+type dashFilter struct {
+	From, To, Partnership string
+}
+
+func readDashFilter(q url.Values) (dashFilter, *triagev1.GetDashboardRequest, []fieldErr) {
+	f := dashFilter{From: q.Get("from"), To: q.Get("to"), Partnership: strings.TrimSpace(q.Get("partnership"))}
+	req := &triagev1.GetDashboardRequest{Partnership: f.Partnership}
+	var errs []fieldErr
+	if f.From != "" {
+		t, err := time.ParseInLocation("2006-01-02", f.From, london)
+		if err != nil {
+			errs = append(errs, fieldErr{"from", "dashboard.date_invalid"})
+		} else {
+			req.From = timestamppb.New(t)
+		}
+	}
+	if f.To != "" {
+		t, err := time.ParseInLocation("2006-01-02", f.To, london)
+		if err != nil {
+			errs = append(errs, fieldErr{"to", "dashboard.date_invalid"})
+		} else {
+			req.To = timestamppb.New(t.AddDate(0, 0, 1)) // the form's "to" day is included
+		}
+	}
+	if req.From != nil && req.To != nil && !req.From.AsTime().Before(req.To.AsTime()) {
+		errs = append(errs, fieldErr{"to", "dashboard.range_invalid"})
+	}
+	return f, req, errs
+}
+
+// chart is a horizontal bar chart drawn as inline SVG on the server.
+type chart struct {
+	ID, TitleKey string
+	Bars         []bar
+	Height       int
+}
+
+type bar struct {
+	Label        string
+	Count        int64
+	Y, Width     int
+	TextX, TextY int
+}
+
+const chartBarWidth = 360
+
+func newChart(id, titleKey string, tallies []*triagev1.Tally) chart {
+	c := chart{ID: id, TitleKey: titleKey}
+	var top int64
+	for _, t := range tallies {
+		top = max(top, t.GetCount())
+	}
+	for i, t := range tallies {
+		w := 0
+		if top > 0 {
+			w = int(t.GetCount() * chartBarWidth / top)
+		}
+		y := i * 28
+		c.Bars = append(c.Bars, bar{Label: t.GetLabel(), Count: t.GetCount(), Y: y, Width: max(w, 1), TextX: 200 + max(w, 1) + 6, TextY: y + 17})
+	}
+	c.Height = max(len(c.Bars)*28, 28)
+	return c
+}
+
+type dashboardData struct {
+	Filter dashFilter
+	D      *triagev1.GetDashboardResponse
+	Charts []chart
+	CSV    string
+}
+
+func (s *Service) dashboardPage(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "dashboard.title")
+	f, req, errs := readDashFilter(r.URL.Query())
+	for _, e := range errs {
+		pg.Errors = append(pg.Errors, fieldErr{e.Field, pg.T(e.Text)})
+	}
+	d := dashboardData{Filter: f, CSV: "/console/dashboard.csv?" + r.URL.RawQuery}
+	if len(errs) > 0 {
+		pg.Data = d
+		s.render(w, http.StatusBadRequest, "dashboard", pg)
+		return
+	}
+	resp, err := s.b.Triage.GetDashboard(rs.call(r.Context()), req)
+	if err != nil {
+		s.pageError(w, r, rs, err)
+		return
+	}
+	d.D = resp
+	d.Charts = []chart{
+		newChart("by-week", "dashboard.by_week", resp.GetReferralsByWeek()),
+		newChart("by-source", "dashboard.by_source", resp.GetBySourceAgency()),
+		newChart("rag", "dashboard.rag", resp.GetRagDistribution()),
+	}
+	for _, lo := range resp.GetOutcomesByLevel() {
+		c := newChart("outcomes-"+strings.ToLower(lo.GetLevel().String()), "dashboard.outcomes_for", lo.GetOutcomes())
+		c.TitleKey = "level." + lo.GetLevel().String()
+		d.Charts = append(d.Charts, c)
+	}
+	pg.Data = d
+	s.render(w, http.StatusOK, "dashboard", pg)
+}
+
+// dashboardCSV serves the same figures as the page, one row per figure.
+func (s *Service) dashboardCSV(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	_, req, errs := readDashFilter(r.URL.Query())
+	if len(errs) > 0 {
+		http.Error(w, "bad date range", http.StatusBadRequest)
+		return
+	}
+	d, err := s.b.Triage.GetDashboard(rs.call(r.Context()), req)
+	if err != nil {
+		s.pageError(w, r, rs, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="mash-dashboard.csv"`)
+	cw := csv.NewWriter(w)
+	row := func(section, label string, value any) {
+		_ = cw.Write([]string{section, csvSafe(label), fmt.Sprint(value)})
+	}
+	_ = cw.Write([]string{"section", "label", "value"})
+	row("range", "from", d.GetFrom().AsTime().UTC().Format(time.RFC3339))
+	row("range", "to", d.GetTo().AsTime().UTC().Format(time.RFC3339))
+	row("summary", "referrals", d.GetReferrals())
+	row("summary", "decided_within_one_working_day_percent", f1(d.GetDecidedWithinOneWorkingDayPercent()))
+	row("summary", "median_minutes_to_decision", f1(d.GetMedianMinutesToDecision()))
+	row("summary", "within_rag_time_percent", f1(d.GetWithinRagTimePercent()))
+	row("summary", "re_referral_percent", f1(d.GetReReferralPercent()))
+	row("summary", "re_referral_after_nfa_percent", f1(d.GetReReferralAfterNfaPercent()))
+	row("summary", "step_ups", d.GetStepUps())
+	row("summary", "step_downs", d.GetStepDowns())
+	row("summary", "disagreements_raised", d.GetDisagreementsRaised())
+	row("summary", "disagreements_resolved", d.GetDisagreementsResolved())
+	row("summary", "encompass_notifications", d.GetEncompassNotifications())
+	row("summary", "encompass_on_time_percent", f1(d.GetEncompassOnTimePercent()))
+	for _, t := range d.GetReferralsByWeek() {
+		row("referrals_by_week", t.GetLabel(), t.GetCount())
+	}
+	for _, t := range d.GetBySourceAgency() {
+		row("by_source_agency", t.GetLabel(), t.GetCount())
+	}
+	for _, t := range d.GetRagDistribution() {
+		row("rag_distribution", t.GetLabel(), t.GetCount())
+	}
+	for _, lo := range d.GetOutcomesByLevel() {
+		for _, t := range lo.GetOutcomes() {
+			row("outcomes_"+lo.GetLevel().String(), t.GetLabel(), t.GetCount())
+		}
+	}
+	for _, a := range d.GetAcknowledgementTimes() {
+		row("acknowledgement_count", a.GetAgency(), a.GetCount())
+		row("acknowledgement_median_minutes", a.GetAgency(), f1(a.GetMedianMinutes()))
+		row("acknowledgement_on_time_percent", a.GetAgency(), f1(a.GetOnTimePercent()))
+	}
+	for _, a := range d.GetInformationRequestTurnaround() {
+		row("information_request_count", a.GetAgency(), a.GetCount())
+		row("information_request_median_minutes", a.GetAgency(), f1(a.GetMedianMinutes()))
+		row("information_request_on_time_percent", a.GetAgency(), f1(a.GetOnTimePercent()))
+	}
+	cw.Flush()
+}
+
+func f1(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
+
+// csvSafe stops a label being read as a formula by a spreadsheet.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+type auditData struct {
+	Referral, Child string
+	Trail           []*auditv1.AuditEntry
+	Accesses        []*auditv1.AccessRecord
+	TrailNext       string
+	AccessNext      string
+}
+
+// auditPage shows a referral's (or child's) audit trail and who accessed the record.
+func (s *Service) auditPage(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	q := r.URL.Query()
+	d := auditData{Referral: strings.TrimSpace(q.Get("referral")), Child: strings.TrimSpace(q.Get("child"))}
+	pg := s.newPage(r, rs, "audit.title")
+	if d.Referral != "" && d.Child != "" {
+		pg.Errors = append(pg.Errors, fieldErr{"referral", pg.T("audit.one_of")})
+	}
+	if len(pg.Errors) == 0 && (d.Referral != "" || d.Child != "") {
+		ctx := rs.call(r.Context())
+		trail, err := s.b.Audit.GetTrail(ctx, &auditv1.GetTrailRequest{ReferralId: d.Referral, ChildId: d.Child, PageSize: 500, PageToken: q.Get("trail_page")})
+		if err != nil {
+			s.pageError(w, r, rs, err)
+			return
+		}
+		acc, err := s.b.Audit.WhoAccessed(ctx, &auditv1.WhoAccessedRequest{ReferralId: d.Referral, ChildId: d.Child, PageSize: 200, PageToken: q.Get("access_page")})
+		if err != nil {
+			s.pageError(w, r, rs, err)
+			return
+		}
+		d.Trail, d.TrailNext = trail.GetEntries(), trail.GetNextPageToken()
+		d.Accesses, d.AccessNext = acc.GetAccesses(), acc.GetNextPageToken()
+	}
+	pg.Data = d
+	code := http.StatusOK
+	if len(pg.Errors) > 0 {
+		code = http.StatusBadRequest
+	}
+	s.render(w, code, "audit", pg)
+}

@@ -1,0 +1,282 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "mash/proto/mash/audit/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+)
+
+// The fakes below are in-memory implementations of the services' gRPC client interfaces,
+// holding a little casework so every screen has something to show. They record the bearer
+// credential of each call, so tests can check the console calls as the signed-in person.
+
+var fixtureNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+func callerOf(ctx context.Context) string {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	if v := md.Get("authorization"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+type fakeTriage struct {
+	triagev1.TriageServiceClient
+	mu      sync.Mutex
+	cases   map[string]*triagev1.Case
+	callers []string
+	// decideErr, when set, is returned by DecideCase.
+	decideErr error
+	// whoami maps a bearer credential to the client id the fake records as assignee.
+	whoami func(ctx context.Context) string
+}
+
+func newFakeTriage() *fakeTriage {
+	f := &fakeTriage{cases: map[string]*triagev1.Case{}}
+	add := func(id, name string, rag rulesv1.Rag, level rulesv1.Level, due time.Duration, overdue bool) {
+		f.cases[id] = &triagev1.Case{ReferralId: id, Partnership: "cardiff", ChildId: "child-" + id, ChildName: name, ChildAgeYears: 7,
+			SourceAgency: "south-wales-police", SourceKind: "police", Concerns: []string{"DOMESTIC_ABUSE", "NEGLECT"},
+			State: triagev1.CaseState_AWAITING_DECISION, Level: level, Rag: rag, Pathway: "strategy_discussion",
+			Agencies: []string{"childrens-social-care", "police"}, DecisionStatus: rulesv1.DecisionStatus_RECOMMENDED,
+			DecisionVersion: 1, ReceivedAt: ts(fixtureNow.Add(-2 * time.Hour)), DecisionDue: ts(fixtureNow.Add(22 * time.Hour)),
+			RagDue: ts(fixtureNow.Add(due)), Overdue: overdue, Version: 1}
+	}
+	add("0192a3b4-0000-7000-8000-000000000001", "Ffion Test", rulesv1.Rag_RAG_RED, rulesv1.Level_LEVEL_4, -time.Hour, true)
+	add("0192a3b4-0000-7000-8000-000000000002", "Dylan Test", rulesv1.Rag_RAG_AMBER, rulesv1.Level_LEVEL_3A, 20*time.Hour, false)
+	add("0192a3b4-0000-7000-8000-000000000003", "Cerys Test", rulesv1.Rag_RAG_GREEN, rulesv1.Level_LEVEL_2, 70*time.Hour, false)
+	return f
+}
+
+func (f *fakeTriage) note(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.callers = append(f.callers, callerOf(ctx))
+}
+
+func rank(c *triagev1.Case) int64 { return c.GetRagDue().AsTime().Unix() }
+
+func (f *fakeTriage) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest, _ ...grpc.CallOption) (*triagev1.ListQueueResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := req.GetStates()
+	if len(want) == 0 {
+		want = []triagev1.CaseState{triagev1.CaseState_AWAITING_RULES, triagev1.CaseState_AWAITING_DECISION}
+	}
+	resp := &triagev1.ListQueueResponse{}
+	counts := map[triagev1.CaseState]*triagev1.QueueCount{}
+	for _, st := range states {
+		counts[st] = &triagev1.QueueCount{State: st}
+		resp.Counts = append(resp.Counts, counts[st])
+	}
+	for _, c := range f.cases {
+		if len(req.GetRags()) > 0 && !slices.Contains(req.GetRags(), c.GetRag()) {
+			continue
+		}
+		counts[c.GetState()].Count++
+		if c.GetOverdue() {
+			counts[c.GetState()].Overdue++
+		}
+		if slices.Contains(want, c.GetState()) {
+			resp.Cases = append(resp.Cases, proto.Clone(c).(*triagev1.Case))
+		}
+	}
+	slices.SortFunc(resp.Cases, func(a, b *triagev1.Case) int { return int(rank(a) - rank(b)) })
+	return resp, nil
+}
+
+func (f *fakeTriage) GetCase(ctx context.Context, req *triagev1.GetCaseRequest, _ ...grpc.CallOption) (*triagev1.GetCaseResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cases[req.GetReferralId()]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no such case")
+	}
+	fired := []*rulesv1.FiredRule{{Id: "dash-high", Description: "High-risk domestic abuse with a child in the home",
+		Reason: "DASH grade high and a child of 7 lives at the address", Level: rulesv1.Level_LEVEL_4, Rag: rulesv1.Rag_RAG_RED,
+		Agencies: []string{"police", "childrens-social-care"}}}
+	out := &rulesv1.Outcome{Level: c.GetLevel(), Rag: c.GetRag(), Pathway: c.GetPathway(), Agencies: c.GetAgencies(), Fired: fired,
+		Reason: "DASH grade high and a child of 7 lives at the address", PackVersion: "2026.11.1"}
+	return &triagev1.GetCaseResponse{
+		Case:     proto.Clone(c).(*triagev1.Case),
+		Decision: &rulesv1.Decision{Id: "d1", ReferralId: c.GetReferralId(), PackVersion: "2026.11.1", Recommended: out, Current: out, Status: c.GetDecisionStatus(), MatchBasis: "nhs_number", Version: c.GetDecisionVersion()},
+		History: []*triagev1.ChildHistoryEntry{{ReferralId: "0192a3b4-0000-7000-8000-0000000000aa", ReceivedAt: ts(fixtureNow.AddDate(0, -3, 0)),
+			Concerns: []string{"NEGLECT"}, Level: rulesv1.Level_LEVEL_2, Rag: rulesv1.Rag_RAG_GREEN, State: triagev1.CaseState_CLOSED,
+			Outcome: triagev1.CaseOutcome_ADVICE_AND_SIGNPOSTING, SourceAgency: "ysgol-y-ddraig"}},
+		Notices: []*triagev1.AgencyNotice{{NotificationId: "n1", Agency: "police", Kind: "ACTION", State: "ACKNOWLEDGED",
+			SentAt: ts(fixtureNow.Add(-time.Hour)), AcknowledgedAt: ts(fixtureNow.Add(-30 * time.Minute)), AckDue: ts(fixtureNow.Add(time.Hour))}},
+		StrategyDiscussions: []*triagev1.StrategyDiscussion{{Id: "s1", HeldAt: ts(fixtureNow.Add(-time.Hour)), Participants: []string{"A Social Worker (CSC, practitioner)"},
+			Outcome: "Section 47 enquiry agreed", Section_47: true, RecordedBy: "user:alice"}},
+		InformationRequests: []*triagev1.InformationRequest{{Id: "i1", Agency: "health-visiting", Question: "Is the child known to health visiting?",
+			Due: ts(fixtureNow.Add(5 * time.Hour)), State: triagev1.InformationRequestState_REQUESTED}},
+		Disagreements: []*triagev1.Disagreement{{Id: "g1", RaisedByAgency: "ysgol-y-ddraig", Reason: "We think level 3a is too low",
+			Stage: triagev1.DisagreementStage_TEAM_MANAGER, StageDue: ts(fixtureNow.Add(48 * time.Hour)), RaisedAt: ts(fixtureNow.Add(-time.Hour))}},
+	}, nil
+}
+
+func (f *fakeTriage) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest, _ ...grpc.CallOption) (*triagev1.ClaimCaseResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cases[req.GetReferralId()]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no such case")
+	}
+	me := f.whoami(ctx)
+	if c.GetAssignee() != "" && c.GetAssignee() != me {
+		return nil, status.Error(codes.FailedPrecondition, "the case is claimed by "+c.GetAssignee())
+	}
+	c.Assignee, c.ClaimExpiresAt = me, ts(time.Now().Add(time.Hour))
+	c.Version++
+	return &triagev1.ClaimCaseResponse{Case: c}, nil
+}
+
+func (f *fakeTriage) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequest, _ ...grpc.CallOption) (*triagev1.ReleaseCaseResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.cases[req.GetReferralId()]
+	c.Assignee, c.ClaimExpiresAt = "", nil
+	c.Version++
+	return &triagev1.ReleaseCaseResponse{Case: c}, nil
+}
+
+func (f *fakeTriage) DecideCase(ctx context.Context, req *triagev1.DecideCaseRequest, _ ...grpc.CallOption) (*triagev1.DecideCaseResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.decideErr != nil {
+		return nil, f.decideErr
+	}
+	c, ok := f.cases[req.GetReferralId()]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no such case")
+	}
+	if c.GetAssignee() != f.whoami(ctx) {
+		return nil, status.Error(codes.FailedPrecondition, "claim the case before deciding it")
+	}
+	if req.GetExpectedVersion() != 0 && req.GetExpectedVersion() != c.GetVersion() {
+		return nil, status.Error(codes.Aborted, "the case changed since you read it")
+	}
+	if !req.GetConfirm() && req.GetReason() == "" {
+		return nil, invalid("reason", "an override needs a reason")
+	}
+	if req.GetLevel() != 0 {
+		c.Level = req.GetLevel()
+	}
+	if req.GetRag() != 0 {
+		c.Rag = req.GetRag()
+	}
+	c.State, c.DecisionStatus = triagev1.CaseState_DECIDED, rulesv1.DecisionStatus_OVERRIDDEN
+	if req.GetConfirm() {
+		c.DecisionStatus = rulesv1.DecisionStatus_CONFIRMED
+	}
+	c.DecidedBy, c.DecidedAt = f.whoami(ctx), ts(time.Now())
+	c.Version++
+	return &triagev1.DecideCaseResponse{Case: c}, nil
+}
+
+func (f *fakeTriage) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest, _ ...grpc.CallOption) (*triagev1.RecordStrategyDiscussionResponse, error) {
+	f.note(ctx)
+	return &triagev1.RecordStrategyDiscussionResponse{Discussion: &triagev1.StrategyDiscussion{Id: "s2"}}, nil
+}
+
+func (f *fakeTriage) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest, _ ...grpc.CallOption) (*triagev1.CloseCaseResponse, error) {
+	f.note(ctx)
+	return &triagev1.CloseCaseResponse{}, nil
+}
+
+func (f *fakeTriage) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest, _ ...grpc.CallOption) (*triagev1.RequestInformationResponse, error) {
+	f.note(ctx)
+	return &triagev1.RequestInformationResponse{Request: &triagev1.InformationRequest{Id: "i2"}}, nil
+}
+
+func (f *fakeTriage) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRequest, _ ...grpc.CallOption) (*triagev1.GetDashboardResponse, error) {
+	f.note(ctx)
+	return &triagev1.GetDashboardResponse{From: ts(fixtureNow.AddDate(0, 0, -90)), To: ts(fixtureNow), Referrals: 412,
+		BySourceAgency:                    []*triagev1.Tally{{Label: "south-wales-police", Count: 250}, {Label: "=cmd|' /C calc'!A0", Count: 1}, {Label: "cardiff-schools", Count: 90}},
+		DecidedWithinOneWorkingDayPercent: 93.5, MedianMinutesToDecision: 212, WithinRagTimePercent: 88.1,
+		RagDistribution:   []*triagev1.Tally{{Label: "RED", Count: 40}, {Label: "AMBER", Count: 150}, {Label: "GREEN", Count: 222}},
+		OutcomesByLevel:   []*triagev1.LevelOutcomes{{Level: rulesv1.Level_LEVEL_4, Outcomes: []*triagev1.Tally{{Label: "SECTION_47_ENQUIRY", Count: 20}}}},
+		ReReferralPercent: 21.7, ReReferralAfterNfaPercent: 9.2, StepUps: 12, StepDowns: 30,
+		AcknowledgementTimes:   []*triagev1.AgencyTurnaround{{Agency: "police", Count: 200, MedianMinutes: 14, OnTimePercent: 97}},
+		ReferralsByWeek:        []*triagev1.Tally{{Label: "2026-W45", Count: 31}, {Label: "2026-W46", Count: 35}},
+		EncompassNotifications: 44, EncompassOnTimePercent: 100}, nil
+}
+
+func invalid(field, desc string) error {
+	st, _ := status.New(codes.InvalidArgument, "the request has 1 invalid field").WithDetails(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: desc}}})
+	return st.Err()
+}
+
+type fakeRules struct {
+	rulesv1.RulesServiceClient
+	activated []string
+}
+
+func (f *fakeRules) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest, _ ...grpc.CallOption) (*rulesv1.ListPacksResponse, error) {
+	return &rulesv1.ListPacksResponse{Packs: []*rulesv1.Pack{
+		{Id: "p2", Partnership: req.GetPartnership(), Version: "2026.11.2", Description: "Raise DASH medium to amber", Source: "version: 2026.11.2\nrules:\n  - id: dash-medium\n    rag: AMBER\n", UploadedBy: "user:bob", UploadedAt: ts(fixtureNow)},
+		{Id: "p1", Partnership: req.GetPartnership(), Version: "2026.11.1", Description: "Initial", Active: true, ActivatedBy: "user:bob", Source: "version: 2026.11.1\nrules:\n  - id: dash-medium\n    rag: GREEN\n", UploadedAt: ts(fixtureNow.AddDate(0, 0, -7))},
+	}}, nil
+}
+
+func (f *fakeRules) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest, _ ...grpc.CallOption) (*rulesv1.ReplayPackResponse, error) {
+	return &rulesv1.ReplayPackResponse{Referrals: 1000, Changed: 41, RagChanged: 41,
+		Examples: []*rulesv1.ReplayChange{{ReferralId: "0192a3b4-0000-7000-8000-000000000002", Before: &rulesv1.Outcome{Rag: rulesv1.Rag_RAG_GREEN}, After: &rulesv1.Outcome{Rag: rulesv1.Rag_RAG_AMBER}}}}, nil
+}
+
+func (f *fakeRules) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackRequest, _ ...grpc.CallOption) (*rulesv1.ActivatePackResponse, error) {
+	f.activated = append(f.activated, req.GetPackId())
+	return &rulesv1.ActivatePackResponse{}, nil
+}
+
+type fakeNotify struct {
+	notifyv1.NotifyServiceClient
+	retried []string
+}
+
+func (f *fakeNotify) ListNotifications(ctx context.Context, req *notifyv1.ListNotificationsRequest, _ ...grpc.CallOption) (*notifyv1.ListNotificationsResponse, error) {
+	return &notifyv1.ListNotificationsResponse{Notifications: []*notifyv1.Notification{
+		{Id: "n-failed", ReferralId: "0192a3b4-0000-7000-8000-000000000001", Reference: "MASH-2026-000001", Agency: "housing", Role: "housing",
+			Kind: notifyv1.NotificationKind_ACTION, State: notifyv1.NotificationState_FAILED, Attempts: 8, LastError: "HTTP 503", CreatedAt: ts(fixtureNow)},
+		{Id: "n-ok", ReferralId: "0192a3b4-0000-7000-8000-000000000001", Reference: "MASH-2026-000001", Agency: "police",
+			Kind: notifyv1.NotificationKind_ACTION, State: notifyv1.NotificationState_ACKNOWLEDGED, Attempts: 1, AcknowledgedAt: ts(fixtureNow), AcknowledgedBy: "duty sergeant"},
+	}}, nil
+}
+
+func (f *fakeNotify) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest, _ ...grpc.CallOption) (*notifyv1.RetryNotificationResponse, error) {
+	f.retried = append(f.retried, req.GetNotificationId())
+	return &notifyv1.RetryNotificationResponse{}, nil
+}
+
+type fakeAudit struct{ auditv1.AuditServiceClient }
+
+func (fakeAudit) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest, _ ...grpc.CallOption) (*auditv1.GetTrailResponse, error) {
+	return &auditv1.GetTrailResponse{Entries: []*auditv1.AuditEntry{{Seq: 7, EventType: "mash.triage.overridden", OccurredAt: ts(fixtureNow),
+		ReferralId: req.GetReferralId(), Actor: "user:alice", ActorRole: "practitioner", Agency: "mash-hub", Decision: "LEVEL_4/RAG_RED"}}}, nil
+}
+
+func (fakeAudit) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest, _ ...grpc.CallOption) (*auditv1.WhoAccessedResponse, error) {
+	return &auditv1.WhoAccessedResponse{Accesses: []*auditv1.AccessRecord{{Seq: 8, OccurredAt: ts(fixtureNow), Actor: "user:alice",
+		Role: "practitioner", Agency: "mash-hub", What: fmt.Sprintf("read: GetCase %s", req.GetReferralId())}}}, nil
+}

@@ -1,0 +1,79 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	notifyv1 "mash/proto/mash/notify/v1"
+)
+
+type notificationsData struct {
+	View, Referral, Next, Page string
+	Notifications              []*notifyv1.Notification
+}
+
+// notificationsPage lists notifications: the dead letters (failed), those whose
+// acknowledgement is overdue, or all, optionally of one referral.
+func (s *Service) notificationsPage(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	s.showNotifications(w, r, rs, s.newPage(r, rs, "notifications.title"), http.StatusOK)
+}
+
+func (s *Service) showNotifications(w http.ResponseWriter, r *http.Request, rs *reqState, pg *page, code int) {
+	q := r.URL.Query()
+	d := notificationsData{View: q.Get("view"), Referral: strings.TrimSpace(q.Get("referral")), Page: q.Get("page")}
+	req := &notifyv1.ListNotificationsRequest{ReferralId: d.Referral, PageSize: 50, PageToken: d.Page}
+	switch d.View {
+	case "failed":
+		req.State = notifyv1.NotificationState_FAILED
+	case "overdue":
+		req.Overdue = true
+	case "acknowledged":
+		req.State = notifyv1.NotificationState_ACKNOWLEDGED
+	default:
+		d.View = "all"
+	}
+	resp, err := s.b.Notify.ListNotifications(rs.call(r.Context()), req)
+	if err != nil {
+		s.pageError(w, r, rs, err)
+		return
+	}
+	d.Notifications, d.Next = resp.GetNotifications(), resp.GetNextPageToken()
+	pg.Data = d
+	s.render(w, code, "notifications", pg)
+}
+
+func (s *Service) retryNotification(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	id := r.PathValue("id")
+	pg := s.newPage(r, rs, "notifications.title")
+	back := "/console/notifications?view=failed"
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if reason == "" {
+		pg.Errors = []fieldErr{{Field: "reason-" + id, Text: pg.T("retry.reason_missing")}}
+		s.showNotifications(w, r.WithContext(r.Context()), rs, withQuery(pg, r, "view=failed"), http.StatusBadRequest)
+		return
+	}
+	_, err := s.b.Notify.RetryNotification(rs.call(context.WithoutCancel(r.Context())), &notifyv1.RetryNotificationRequest{NotificationId: id, Reason: reason})
+	if err == nil {
+		http.Redirect(w, r, back+"&done=retried", http.StatusSeeOther)
+		return
+	}
+	p := problemOf(err)
+	switch p.code {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted:
+		pg.ErrorKey, pg.ErrorText = "retry.refused", p.message
+		s.showNotifications(w, r, rs, withQuery(pg, r, "view=failed"), http.StatusConflict)
+	default:
+		s.pageError(w, r, rs, err)
+	}
+}
+
+// withQuery makes the page (and the list it shows) read query instead of the POST's.
+func withQuery(pg *page, r *http.Request, query string) *page {
+	u, _ := url.Parse(r.URL.Path + "?" + query)
+	r.URL = u
+	return pg
+}

@@ -1,0 +1,264 @@
+// Package console is the hub staff's web console: server-rendered pages (English and
+// Welsh) for the triage queue, casework, notifications, rule packs, management information
+// and audit. It holds no casework data of its own. A person signs in (local account with an
+// argon2id password, or OpenID Connect), gets a pkg/auth session, and every page calls the
+// services over gRPC with that session's token, so each service authorises and audits the
+// person, never the console. Its own schema holds only local accounts and the sign-in
+// throttle.
+//
+// Invariants: every POST carries a CSRF token bound to the session; every page sends a
+// strict CSP and no-store; logs name session and referral ids, never personal data.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"mash/pkg/auth"
+	"mash/pkg/db"
+	"mash/pkg/peers"
+	"mash/pkg/server"
+	auditv1 "mash/proto/mash/audit/v1"
+	intakev1 "mash/proto/mash/intake/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/console/store"
+)
+
+// Deps are what the console needs from the process that runs it.
+type Deps struct {
+	Pool   *pgxpool.Pool
+	Log    *zap.Logger
+	Peers  *peers.Book
+	Auth   *auth.Store
+	Now    func() time.Time
+	Config Config
+	// Backends replaces the gRPC clients made from Peers, field by field (tests use
+	// in-memory implementations of the service interfaces).
+	Backends Backends
+}
+
+// Backends are the services the console calls.
+type Backends struct {
+	Triage triagev1.TriageServiceClient
+	Rules  rulesv1.RulesServiceClient
+	Notify notifyv1.NotifyServiceClient
+	Audit  auditv1.AuditServiceClient
+	Intake intakev1.IntakeServiceClient
+}
+
+// sessionStore is what the console needs of pkg/auth.
+type sessionStore interface {
+	CreateSession(ctx context.Context, userID, displayName string, role auth.Role, agency string, ttl time.Duration) (auth.Session, string, error)
+	EndSession(ctx context.Context, token string) error
+	Authenticate(ctx context.Context, token string) (auth.Identity, error)
+}
+
+// Service is the console.
+type Service struct {
+	cfg      Config
+	log      *zap.Logger
+	now      func() time.Time
+	store    *store.Store
+	sessions sessionStore
+	b        Backends
+	pages    *renderer
+	oidc     *oidcProvider
+	// dummyHash is verified against when a username is unknown, so a sign-in takes as
+	// long whether or not the account exists.
+	dummyHash string
+}
+
+// New validates deps and builds the console.
+func New(d Deps) (*Service, error) {
+	switch {
+	case d.Pool == nil, d.Log == nil, d.Auth == nil:
+		return nil, errors.New("console.New: pool, logger and auth store are required")
+	case d.Peers == nil && (d.Backends.Triage == nil || d.Backends.Rules == nil || d.Backends.Notify == nil || d.Backends.Audit == nil):
+		return nil, errors.New("console.New: a peer book is required to reach the services")
+	}
+	s, err := newService(d, d.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("console.New: %w", err)
+	}
+	if d.Config.OIDC.Enabled() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if s.oidc, err = newOIDCProvider(ctx, s.cfg.OIDC); err != nil {
+			return nil, fmt.Errorf("console.New: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// newService builds the console without checking deps, for tests.
+func newService(d Deps, sessions sessionStore) (*Service, error) {
+	cfg := d.Config
+	cfg.defaults()
+	if len(cfg.Key) == 0 {
+		cfg.Key = make([]byte, 32)
+		if _, err := rand.Read(cfg.Key); err != nil {
+			return nil, fmt.Errorf("generate key: %w", err)
+		}
+		if d.Log != nil {
+			d.Log.Warn("no " + EnvKey + " set: forms and single sign-on work only within this process until it restarts")
+		}
+	}
+	s := &Service{cfg: cfg, log: d.Log, now: d.Now, sessions: sessions, b: d.Backends}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if d.Pool != nil {
+		s.store = store.New(d.Pool)
+	}
+	if d.Peers != nil {
+		if err := s.dial(d.Peers); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if s.pages, err = newRenderer(); err != nil {
+		return nil, err
+	}
+	if s.dummyHash, err = HashPassword("not a real password", cfg.Argon2); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) dial(book *peers.Book) error {
+	conn := book.Conn
+	if s.b.Triage == nil {
+		c, err := conn("triage")
+		if err != nil {
+			return err
+		}
+		s.b.Triage = triagev1.NewTriageServiceClient(c)
+	}
+	if s.b.Rules == nil {
+		c, err := conn("rules")
+		if err != nil {
+			return err
+		}
+		s.b.Rules = rulesv1.NewRulesServiceClient(c)
+	}
+	if s.b.Notify == nil {
+		c, err := conn("notify")
+		if err != nil {
+			return err
+		}
+		s.b.Notify = notifyv1.NewNotifyServiceClient(c)
+	}
+	if s.b.Audit == nil {
+		c, err := conn("audit")
+		if err != nil {
+			return err
+		}
+		s.b.Audit = auditv1.NewAuditServiceClient(c)
+	}
+	if s.b.Intake == nil {
+		c, err := conn("intake")
+		if err != nil {
+			return err
+		}
+		s.b.Intake = intakev1.NewIntakeServiceClient(c)
+	}
+	return nil
+}
+
+// Migrate brings the console schema up to date.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	migs, err := store.Migrations()
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, pool, store.Schema, migs)
+}
+
+// Run has no background work: sessions expire by time and the throttle by window. It
+// returns when ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Register mounts the console's pages. They are public routes as far as the API server is
+// concerned: the console authenticates its own session cookie.
+func (s *Service) Register(srv *server.Server) {
+	h := s.Handler()
+	srv.HandlePublic("/console/", h)
+	srv.HandlePublic("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
+}
+
+var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
+
+// ErrAccountExists means the username is taken.
+var ErrAccountExists = store.ErrExists
+
+// CreateAccount creates a local account (for "mash users create"). The password is hashed
+// with argon2id; it must be at least MinPasswordLen characters.
+func (s *Service) CreateAccount(ctx context.Context, username, displayName string, role auth.Role, password string) error {
+	return s.CreateAccountIn(ctx, username, displayName, role, s.cfg.Agency, password)
+}
+
+// CreateAccountIn is CreateAccount for a named agency.
+func (s *Service) CreateAccountIn(ctx context.Context, username, displayName string, role auth.Role, agency, password string) error {
+	switch {
+	case !usernamePattern.MatchString(username):
+		return fmt.Errorf("username %q: 2 to 64 lower-case letters, digits, dots, hyphens or underscores", username)
+	case displayName == "" || len(displayName) > 200:
+		return errors.New("display name: required, at most 200 characters")
+	case !slices.Contains(staffRoles, role):
+		return fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin", role)
+	case len([]rune(password)) < MinPasswordLen:
+		return fmt.Errorf("password: at least %d characters (a passphrase of three or four words is good)", MinPasswordLen)
+	case len(password) > 1024:
+		return errors.New("password: at most 1024 bytes")
+	}
+	if err := auth.ValidateClient(agency, auth.StaffKind, role); err != nil {
+		return err
+	}
+	hash, err := HashPassword(password, s.cfg.Argon2)
+	if err != nil {
+		return err
+	}
+	return s.store.CreateAccount(ctx, store.Account{Username: username, DisplayName: displayName, Role: string(role), Agency: agency, PasswordHash: hash})
+}
+
+// DisableAccount stops an account signing in and ends its sessions.
+func (s *Service) DisableAccount(ctx context.Context, username string, a *auth.Store) error {
+	if err := s.store.SetDisabled(ctx, username, true); err != nil {
+		return err
+	}
+	if a != nil {
+		if _, err := a.EndUserSessions(ctx, localUserID(username)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// localUserID is the user id of a local account's sessions.
+func localUserID(username string) string { return username }
+
+// CreateLocalAccount creates a local account without a running console, for the
+// "mash users create" command: it needs only the database and the console settings
+// (MASH_CONSOLE_AGENCY names the agency; Argon2 the hash cost).
+func CreateLocalAccount(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, displayName string, role auth.Role, password string) error {
+	cfg.defaults()
+	s := &Service{cfg: cfg, store: store.New(pool)}
+	return s.CreateAccountIn(ctx, username, displayName, role, cfg.Agency, password)
+}

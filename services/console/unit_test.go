@@ -1,0 +1,210 @@
+package console
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"mash/pkg/auth"
+)
+
+func TestMessagesComplete(t *testing.T) {
+	t.Parallel()
+	verbs := regexp.MustCompile(`%[a-z]`)
+	for _, pair := range [][2]string{{"en", "cy"}, {"cy", "en"}} {
+		for k, v := range messages[pair[0]] {
+			other, ok := messages[pair[1]][k]
+			if !ok {
+				t.Errorf("%q is in %s but not %s", k, pair[0], pair[1])
+				continue
+			}
+			if a, b := fmt.Sprint(verbs.FindAllString(v, -1)), fmt.Sprint(verbs.FindAllString(other, -1)); a != b {
+				t.Errorf("%q: verbs %s in %s, %s in %s", k, a, pair[0], b, pair[1])
+			}
+			if strings.TrimSpace(v) == "" {
+				t.Errorf("%q is empty in %s", k, pair[0])
+			}
+		}
+	}
+}
+
+// TestTemplateKeysExist checks every message key a template or handler names is in the
+// catalogue, so no screen shows a raw key.
+func TestTemplateKeysExist(t *testing.T) {
+	t.Parallel()
+	keyRef := regexp.MustCompile(`(?:\.T|pg\.T|\$p\.T) "([a-z_]+\.[a-z_0-9]+)"`)
+	entries, err := assets.ReadDir("templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, e := range entries {
+		b, _ := assets.ReadFile("templates/" + e.Name())
+		for _, m := range keyRef.FindAllStringSubmatch(string(b), -1) {
+			if _, ok := messages["en"][m[1]]; !ok {
+				missing = append(missing, e.Name()+": "+m[1])
+			}
+		}
+	}
+	for _, k := range []string{"queue.title", "case.title", "notifications.title", "packs.title", "pack.title", "packdiff.title",
+		"replay.title", "dashboard.title", "audit.title", "signin.title", "error.title"} {
+		if _, ok := messages["en"][k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	for _, n := range navItems {
+		if _, ok := messages["en"][n.key]; !ok {
+			missing = append(missing, n.key)
+		}
+	}
+	for _, c := range concerns {
+		if _, ok := messages["en"]["concern."+c]; !ok {
+			missing = append(missing, "concern."+c)
+		}
+	}
+	for _, o := range outcomes {
+		if _, ok := messages["en"]["outcome."+o.String()]; !ok {
+			missing = append(missing, "outcome."+o.String())
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("missing message keys:\n%s", strings.Join(missing, "\n"))
+	}
+}
+
+func TestPasswordHashing(t *testing.T) {
+	t.Parallel()
+	h, err := HashPassword("correct horse battery staple", testArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^\$argon2id\$v=19\$m=1024,t=1,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`).MatchString(h) {
+		t.Fatalf("hash %q is not a PHC argon2id string", h)
+	}
+	h2, _ := HashPassword("correct horse battery staple", testArgon2)
+	if h == h2 {
+		t.Fatal("two hashes of one password are equal: no per-user salt")
+	}
+	ok, rehash, err := VerifyPassword("correct horse battery staple", h, testArgon2)
+	if !ok || rehash || err != nil {
+		t.Fatalf("verify right password: %v %v %v", ok, rehash, err)
+	}
+	if ok, _, _ := VerifyPassword("correct horse battery stapler", h, testArgon2); ok {
+		t.Fatal("wrong password accepted")
+	}
+	// Weaker parameters than wanted: accepted, and flagged for rehash.
+	if ok, rehash, _ := VerifyPassword("correct horse battery staple", h, DefaultArgon2); !ok || !rehash {
+		t.Fatalf("old-parameter hash: ok=%v rehash=%v", ok, rehash)
+	}
+	// Malformed, other-algorithm, too-costly and wrong-version hashes are refused.
+	for _, bad := range []string{"", "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "$argon2id$v=16$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+		"$argon2id$v=19$m=1024,t=1,p=1$!!$aGFzaA"} {
+		if _, _, err := VerifyPassword("x", bad, testArgon2); err == nil {
+			t.Errorf("hash %q accepted", bad)
+		}
+	}
+}
+
+func TestDefaultArgon2IsOWASPMinimum(t *testing.T) {
+	if DefaultArgon2.MemoryKiB < 19*1024 || DefaultArgon2.Time < 2 || DefaultArgon2.SaltLen < 16 {
+		t.Fatalf("DefaultArgon2 %+v is below OWASP's argon2id minimum", DefaultArgon2)
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	t.Parallel()
+	want := map[auth.Role][]capability{
+		practitioner:      {capQueue, capCaseRead, capCaseWork, capNotifications},
+		manager:           {capQueue, capCaseRead, capCaseWork, capAssign, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit},
+		auditor:           {capCaseRead, capNotifications, capPacks, capDashboard, capAudit},
+		admin:             {capQueue, capCaseRead, capCaseWork, capAssign, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit},
+		auth.RoleReferrer: nil,
+	}
+	for role, caps := range want {
+		id := auth.Identity{Role: role}
+		for c := capQueue; c <= capAudit; c++ {
+			has := false
+			for _, w := range caps {
+				has = has || w == c
+			}
+			if can(id, c) != has {
+				t.Errorf("%s capability %d: got %v, want %v", role, c, can(id, c), has)
+			}
+		}
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"/console/queue?x=1": "/console/queue?x=1", "https://evil.example/": "/console/",
+		"//evil.example/console/": "/console/", "/console/\\evil": "/console/", "": "/console/", "/v1/queue": "/console/"} {
+		if got := localPath(in); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestOIDCRoleMapping(t *testing.T) {
+	t.Parallel()
+	m, err := ParseRoleMap("mash-managers=manager, sw=practitioner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := OIDCConfig{RoleClaim: "groups", RoleMap: m, AgencyClaim: "agency"}
+	p, err := personFromClaims(cfg, map[string]any{"name": "Siân", "groups": []any{"sw", "mash-managers", "other"}, "agency": "cardiff-mash"}, "abc|123", "mash-hub")
+	if err != nil || p.role != auth.RoleManager || p.agency != "cardiff-mash" || p.name != "Siân" || !strings.HasPrefix(p.userID, "oidc:") || strings.Contains(p.userID, "|") {
+		t.Fatalf("person %+v, %v", p, err)
+	}
+	if _, err := personFromClaims(cfg, map[string]any{"groups": []any{"other"}}, "s", "mash-hub"); err == nil {
+		t.Fatal("a person without a mapped role was let in")
+	}
+	if p, err := personFromClaims(OIDCConfig{RoleClaim: "roles"}, map[string]any{"roles": "auditor"}, "s1", "mash-hub"); err != nil || p.role != auth.RoleAuditor || p.userID != "oidc:s1" {
+		t.Fatalf("role name as claim value: %+v %v", p, err)
+	}
+	if _, err := ParseRoleMap("x=referrer"); err == nil {
+		t.Fatal("referrer accepted as a console role")
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{EnvKey: strings.Repeat("ab", 32), EnvInsecureCookies: "true", EnvOIDCIssuer: "https://idp.example"}
+	_, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil || !strings.Contains(err.Error(), EnvOIDCClientID) {
+		t.Fatalf("partial OIDC settings: %v", err)
+	}
+	delete(env, EnvOIDCIssuer)
+	c, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil || len(c.Key) != 32 || !c.InsecureCookies || c.OIDC.Enabled() {
+		t.Fatalf("config %+v, %v", c, err)
+	}
+	env[EnvKey] = "short"
+	if _, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil {
+		t.Fatal("short key accepted")
+	}
+}
+
+func TestDiffLines(t *testing.T) {
+	t.Parallel()
+	d := diffLines("a\nb\nc", "a\nx\nc")
+	var ops []string
+	for _, l := range d {
+		ops = append(ops, l.Op+l.Text)
+	}
+	if got := strings.Join(ops, ","); got != "=a,-b,+x,=c" {
+		t.Fatalf("diff %s", got)
+	}
+}
+
+func TestFormField(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"reason": "reason", "decision.reason": "reason", "expectedVersion": "expected_version", "held_at": "held_at"} {
+		if got := formField(in); got != want {
+			t.Errorf("formField(%q) = %q", in, got)
+		}
+	}
+}

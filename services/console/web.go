@@ -1,0 +1,381 @@
+package console
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"mash/pkg/auth"
+	"mash/pkg/peers"
+	"mash/pkg/server"
+)
+
+// Cookie names.
+const (
+	SessionCookie = "mash_session"
+	LangCookie    = "mash_lang"
+	// preCSRFCookie carries the double-submit secret of forms shown before sign-in.
+	preCSRFCookie = "mash_csrf"
+	// oidcCookie carries the state, nonce and PKCE verifier of a sign-in in progress.
+	oidcCookie = "mash_oidc"
+)
+
+// capability is something a screen or button lets a person do.
+type capability int
+
+const (
+	capQueue capability = iota
+	capCaseRead
+	capCaseWork // claim, decide (confirm or override), strategy, close, information requests
+	capAssign
+	capNotifications
+	capRetry
+	capPacks
+	capPackManage // replay and activate
+	capDashboard
+	capAudit
+)
+
+var (
+	practitioner = auth.RolePractitioner
+	manager      = auth.RoleManager
+	auditor      = auth.RoleAuditor
+	admin        = auth.RoleAdmin
+)
+
+// capRoles says which roles hold each capability. The services enforce their own rules;
+// this hides what a person may not do and refuses it before a call is made.
+var capRoles = map[capability][]auth.Role{
+	capQueue:         {practitioner, manager, admin},
+	capCaseRead:      {practitioner, manager, auditor, admin},
+	capCaseWork:      {practitioner, manager, admin},
+	capAssign:        {manager, admin},
+	capNotifications: {practitioner, manager, auditor, admin},
+	capRetry:         {manager, admin},
+	capPacks:         {manager, auditor, admin},
+	capPackManage:    {manager, admin},
+	capDashboard:     {manager, auditor, admin},
+	capAudit:         {manager, auditor, admin},
+}
+
+func can(id auth.Identity, c capability) bool { return slices.Contains(capRoles[c], id.Role) }
+
+// reqState is what a request of a signed-in person carries.
+type reqState struct {
+	ident     auth.Identity
+	token     string
+	sessionID string
+	lang      string
+}
+
+// call returns a context for a gRPC call made as the signed-in person.
+func (rs *reqState) call(ctx context.Context) context.Context {
+	return peers.AsCaller(peers.WithCredential(ctx, rs.token))
+}
+
+type pageHandler func(w http.ResponseWriter, r *http.Request, rs *reqState)
+
+// Handler returns the console's routes, behind its security headers.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	staticFS, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(staticFS))))
+	mux.HandleFunc("GET /console/{$}", s.home)
+	mux.HandleFunc("GET /console/sign-in", s.signInPage)
+	mux.HandleFunc("POST /console/sign-in", s.signIn)
+	mux.HandleFunc("GET /console/oidc/start", s.oidcStart)
+	mux.HandleFunc("GET /console/oidc/callback", s.oidcCallback)
+	mux.HandleFunc("GET /console/lang", s.setLang)
+	mux.Handle("POST /console/sign-out", s.need(-1, s.signOut))
+
+	mux.Handle("GET /console/queue", s.need(capQueue, s.queuePage))
+	mux.Handle("GET /console/queue/counts.json", s.need(capQueue, s.queueCounts))
+	mux.Handle("GET /console/cases/{id}", s.need(capCaseRead, s.casePage))
+	mux.Handle("POST /console/cases/{id}/claim", s.need(capCaseWork, s.claim))
+	mux.Handle("POST /console/cases/{id}/release", s.need(capCaseWork, s.release))
+	mux.Handle("POST /console/cases/{id}/assign", s.need(capAssign, s.assign))
+	mux.Handle("POST /console/cases/{id}/decide", s.need(capCaseWork, s.decide))
+	mux.Handle("POST /console/cases/{id}/strategy", s.need(capCaseWork, s.strategy))
+	mux.Handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
+	mux.Handle("POST /console/cases/{id}/information-requests", s.need(capCaseWork, s.requestInformation))
+
+	mux.Handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))
+	mux.Handle("POST /console/notifications/{id}/retry", s.need(capRetry, s.retryNotification))
+
+	mux.Handle("GET /console/packs", s.need(capPacks, s.packsPage))
+	mux.Handle("GET /console/packs/diff", s.need(capPacks, s.packDiffPage))
+	mux.Handle("GET /console/packs/{id}", s.need(capPacks, s.packPage))
+	mux.Handle("POST /console/packs/replay", s.need(capPackManage, s.replay))
+	mux.Handle("POST /console/packs/{id}/activate", s.need(capPackManage, s.activate))
+
+	mux.Handle("GET /console/dashboard", s.need(capDashboard, s.dashboardPage))
+	mux.Handle("GET /console/dashboard.csv", s.need(capDashboard, s.dashboardCSV))
+	mux.Handle("GET /console/audit", s.need(capAudit, s.auditPage))
+
+	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+		s.errorPage(w, r, nil, http.StatusNotFound, "error.notfound")
+	})
+	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
+}
+
+// securityHeaders sets what every console response carries: a strict CSP (no inline
+// script or style at all), no framing, no referrer beyond the origin, and no caching of
+// pages that show personal data.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if !strings.HasPrefix(r.URL.Path, "/console/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// need wraps a page that needs a signed-in person holding capability c (-1: any staff
+// role). POSTs must carry the session's CSRF token.
+func (s *Service) need(c capability, h pageHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rs, ok := s.session(r)
+		if !ok {
+			next := "/console/"
+			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, ".json") && !strings.HasSuffix(r.URL.Path, ".csv") {
+				next = r.URL.RequestURI()
+			}
+			if strings.HasSuffix(r.URL.Path, ".json") {
+				http.Error(w, `{"error":"signed out"}`, http.StatusUnauthorized)
+				return
+			}
+			http.Redirect(w, r, "/console/sign-in?next="+url.QueryEscape(next), http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if err := r.ParseForm(); err != nil || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(s.csrfToken(rs.sessionID))) {
+				s.log.Info("console: CSRF token refused", zap.String("session", rs.sessionID), zap.String("path", r.URL.Path),
+					zap.String("request_id", server.RequestID(r.Context())))
+				s.errorPage(w, r, rs, http.StatusForbidden, "error.csrf")
+				return
+			}
+		}
+		if c >= 0 && !can(rs.ident, c) {
+			s.errorPage(w, r, rs, http.StatusForbidden, "error.forbidden")
+			return
+		}
+		h(w, r, rs)
+	})
+}
+
+// session reads and checks the session cookie.
+func (s *Service) session(r *http.Request) (*reqState, bool) {
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil || ck.Value == "" {
+		return nil, false
+	}
+	sid, ok := auth.SessionID(ck.Value)
+	if !ok {
+		return nil, false
+	}
+	id, err := s.sessions.Authenticate(r.Context(), ck.Value)
+	if err != nil {
+		if !errors.Is(err, auth.ErrUnauthenticated) {
+			s.log.Error("console: check session", zap.String("session", sid), zap.Error(err))
+		}
+		return nil, false
+	}
+	if !id.IsPerson() || !slices.Contains(staffRoles, id.Role) {
+		return nil, false
+	}
+	return &reqState{ident: id, token: ck.Value, sessionID: sid, lang: langOf(r)}, true
+}
+
+// csrfToken binds forms to the session: an attacker's page can neither read it nor
+// compute it without the server key.
+func (s *Service) csrfToken(sessionID string) string {
+	return s.mac("csrf\x00" + sessionID)
+}
+
+func (s *Service) mac(msg string) string {
+	m := hmac.New(sha256.New, s.cfg.Key)
+	m.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// preCSRF returns the token for forms shown before sign-in (double submit: a random cookie,
+// and its MAC in the form), setting the cookie when the browser has none.
+func (s *Service) preCSRF(w http.ResponseWriter, r *http.Request) string {
+	v := ""
+	if ck, err := r.Cookie(preCSRFCookie); err == nil && len(ck.Value) == 43 {
+		v = ck.Value
+	} else {
+		v = randomToken()
+		http.SetCookie(w, s.cookie(preCSRFCookie, v, 0))
+	}
+	return s.mac("pre\x00" + v)
+}
+
+func (s *Service) checkPreCSRF(r *http.Request) bool {
+	ck, err := r.Cookie(preCSRFCookie)
+	if err != nil || ck.Value == "" {
+		return false
+	}
+	return hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(s.mac("pre\x00"+ck.Value)))
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// cookie builds a console cookie: HttpOnly, SameSite=Lax, Path=/, Secure unless the
+// console is configured for plain-HTTP localhost. maxAge 0 is a browser-session cookie,
+// negative deletes.
+func (s *Service) cookie(name, value string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: !s.cfg.InsecureCookies}
+	switch {
+	case maxAge > 0:
+		c.MaxAge = int(maxAge / time.Second)
+	case maxAge < 0:
+		c.MaxAge = -1
+	}
+	return c
+}
+
+// langOf picks the language: the mash_lang cookie, else the browser's preference.
+func langOf(r *http.Request) string {
+	if ck, err := r.Cookie(LangCookie); err == nil && (ck.Value == "cy" || ck.Value == "en") {
+		return ck.Value
+	}
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(r.Header.Get("Accept-Language"))), "cy") {
+		return "cy"
+	}
+	return "en"
+}
+
+// localPath accepts only a path on this console, so redirects cannot leave the site.
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/console/") || strings.HasPrefix(p, "//") || strings.Contains(p, "\\") {
+		return "/console/"
+	}
+	return p
+}
+
+func (s *Service) setLang(w http.ResponseWriter, r *http.Request) {
+	lang := r.URL.Query().Get("to")
+	if lang != "cy" {
+		lang = "en"
+	}
+	ck := s.cookie(LangCookie, lang, 365*24*time.Hour)
+	ck.HttpOnly = false // not a secret; harmless for scripts to read
+	http.SetCookie(w, ck)
+	http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+}
+
+func (s *Service) home(w http.ResponseWriter, r *http.Request) {
+	rs, ok := s.session(r)
+	switch {
+	case !ok:
+		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
+	case can(rs.ident, capQueue):
+		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
+	}
+}
+
+// apiProblem is a failed call, sorted for showing.
+type apiProblem struct {
+	code    codes.Code
+	message string            // the service's own message (English, names the fix)
+	fields  map[string]string // form field -> the service's description
+}
+
+func problemOf(err error) apiProblem {
+	st, _ := status.FromError(err)
+	p := apiProblem{code: st.Code(), message: st.Message(), fields: map[string]string{}}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, fv := range br.GetFieldViolations() {
+				p.fields[formField(fv.GetField())] = fv.GetDescription()
+			}
+		}
+	}
+	return p
+}
+
+// formField maps an API field path ("decision.reason", "expectedVersion") to the name of
+// the console's form field.
+func formField(f string) string {
+	if i := strings.LastIndexByte(f, '.'); i >= 0 {
+		f = f[i+1:]
+	}
+	var b strings.Builder
+	for i, r := range f {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// pageError shows a failed read as a whole page: not found, forbidden, or unavailable.
+func (s *Service) pageError(w http.ResponseWriter, r *http.Request, rs *reqState, err error) {
+	p := problemOf(err)
+	switch p.code {
+	case codes.NotFound:
+		s.errorPage(w, r, rs, http.StatusNotFound, "error.notfound")
+	case codes.PermissionDenied:
+		s.errorPage(w, r, rs, http.StatusForbidden, "error.forbidden")
+	case codes.Unauthenticated:
+		http.SetCookie(w, s.cookie(SessionCookie, "", -1))
+		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
+	case codes.Unimplemented, codes.Unavailable, codes.DeadlineExceeded:
+		s.log.Warn("console: service unavailable", zap.String("path", r.URL.Path), zap.String("code", p.code.String()),
+			zap.String("request_id", server.RequestID(r.Context())))
+		s.errorPage(w, r, rs, http.StatusServiceUnavailable, "error.unavailable")
+	default:
+		s.log.Error("console: call failed", zap.String("path", r.URL.Path), zap.String("code", p.code.String()),
+			zap.String("request_id", server.RequestID(r.Context())), zap.Error(err))
+		s.errorPage(w, r, rs, http.StatusInternalServerError, "error.internal")
+	}
+}
+
+func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, rs *reqState, code int, key string) {
+	pg := s.newPage(r, rs, "error.title")
+	pg.Data = struct {
+		Code    int
+		Message string
+	}{code, key}
+	s.render(w, code, "error", pg)
+}
