@@ -262,3 +262,11 @@ func CreateLocalAccount(ctx context.Context, pool *pgxpool.Pool, cfg Config, use
 	s := &Service{cfg: cfg, store: store.New(pool)}
 	return s.CreateAccountIn(ctx, username, displayName, role, cfg.Agency, password)
 }
+
+// DisableLocalAccount stops a local account signing in and ends its sessions, for the
+// "mash users disable" command; running processes stop accepting its sessions within the
+// session cache's lifetime.
+func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username string) error {
+	s := &Service{store: store.New(pool)}
+	return s.DisableAccount(ctx, username, auth.NewStore(pool))
+}
