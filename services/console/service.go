@@ -270,3 +270,26 @@ func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username strin
 	s := &Service{store: store.New(pool)}
 	return s.DisableAccount(ctx, username, auth.NewStore(pool))
 }
+
+// ResetLocalPassword sets a local account's password and ends its sessions, for the
+// "mash users password" command.
+func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, password string) error {
+	cfg.defaults()
+	switch {
+	case len([]rune(password)) < MinPasswordLen:
+		return fmt.Errorf("password: at least %d characters (a passphrase of three or four words is good)", MinPasswordLen)
+	case len(password) > 1024:
+		return errors.New("password: at most 1024 bytes")
+	}
+	hash, err := HashPassword(password, cfg.Argon2)
+	if err != nil {
+		return err
+	}
+	if err := store.New(pool).SetPasswordHash(ctx, username, hash); err != nil {
+		return fmt.Errorf("reset password of %s: %w", username, err)
+	}
+	if _, err := auth.NewStore(pool).EndUserSessions(ctx, localUserID(username)); err != nil {
+		return fmt.Errorf("end sessions of %s: %w", username, err)
+	}
+	return nil
+}

@@ -6,6 +6,7 @@
 //	mash clients create|list|revoke      manage API credentials
 //	mash deadletters list|replay         inspect and replay dead-lettered events
 //	mash audit keygen|verify             make audit keys; verify the audit log
+//	mash demo [--referrals N --days D]   load synthetic demo data through the APIs
 package main
 
 import (
@@ -43,8 +44,10 @@ commands:
   serve        run the services (all by default; --services intake,... for a subset)
   migrate      apply database migrations for every service
   clients      create, list or revoke API credentials
+  users        create or disable the console's local staff accounts
   deadletters  list or replay events that consumers gave up on
   audit        keygen (new audit keys) or verify (the live log against its signed checkpoint)
+  demo         load synthetic demo referrals over the last months, through every service's API
 
 Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
 
@@ -60,10 +63,14 @@ func realMain(ctx context.Context, args []string) error {
 		return migrate(ctx, args[1:])
 	case "clients":
 		return clients(ctx, args[1:])
+	case "users":
+		return users(ctx, args[1:])
 	case "deadletters":
 		return deadLetters(ctx, args[1:])
 	case "audit":
 		return auditCommand(ctx, args[1:])
+	case "demo":
+		return demoCommand(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(os.Stdout, usage)
 		return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"mash/pkg/server"
 	"mash/services/audit"
+	"mash/services/console"
 	"mash/services/intake"
 	"mash/services/notify"
 	"mash/services/rules"
@@ -51,6 +53,16 @@ var modules = map[string]module{
 			return notify.New(notify.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
 				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now})
+		},
+	},
+	"console": {
+		migrate: console.Migrate,
+		build: func(p *plumbing) (service, error) {
+			cfg, err := console.ConfigFromEnv(os.LookupEnv)
+			if err != nil {
+				return nil, err
+			}
+			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now, Config: cfg})
 		},
 	},
 	"rules": {

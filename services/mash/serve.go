@@ -47,6 +47,9 @@ type plumbing struct {
 	// a simulated one to write a believable past.
 	now   func() time.Time
 	peers *peers.Book
+	// auth is the one credential store of the process: the console ends a session in the
+	// same cache the API server checks.
+	auth *auth.Store
 }
 
 func (p *plumbing) close() {
@@ -81,29 +84,60 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer log.Sync() //nolint:errcheck
 
+	sys, err := startSystem(ctx, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+	return sys.serve(ctx, nil)
+}
+
+// system is the services of cfg built on their shared plumbing, not yet serving. mash serve
+// and mash demo both run one.
+type system struct {
+	p       *plumbing
+	cfg     serveConfig
+	srv     *apiserver.Server
+	running []service
+}
+
+// startSystem connects to Postgres (migrating when configured) and NATS, and builds every
+// service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
+func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
 	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile,
-		peers: peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers)}
-	defer p.close()
+		peers: peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers), now: now}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)
 	if p.calendar, err = calendar.New(cfg.Calendar); err != nil {
-		return fmt.Errorf("calendar: %w", err)
+		return nil, fmt.Errorf("calendar: %w", err)
 	}
 	if p.pool, err = db.Open(ctx, cfg.DatabaseURL); err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.MigrateOnStart {
 		if err := migrateAll(ctx, p.pool, cfg.Services); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := p.connectNATS(ctx, cfg); err != nil {
-		return err
+		return nil, err
 	}
 
-	authStore := auth.NewStore(p.pool)
+	p.auth = auth.NewStore(p.pool)
 	srv := apiserver.New(apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout},
-		log, authStore, p.registry)
+		log, p.auth, p.registry)
 	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }})
 	srv.AddCheck(apiserver.Check{Name: "nats", Check: func(ctx context.Context) error {
 		if !p.nc.IsConnected() {
@@ -112,36 +146,40 @@ func serve(ctx context.Context, args []string) error {
 		_, err := p.js.AccountInfo(ctx)
 		return err
 	}})
-	var running []service
+	sys = &system{p: p, cfg: cfg, srv: srv}
 	for _, name := range cfg.Services {
 		svc, err := modules[name].build(p)
 		if err != nil {
-			return fmt.Errorf("start %s: %w", name, err)
+			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		svc.Register(srv)
-		running = append(running, svc)
+		sys.running = append(sys.running, svc)
 	}
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
-	listeners, err := srv.Listen()
+	return sys, nil
+}
+
+// close releases the plumbing: NATS (and the embedded server), peers, Postgres.
+func (s *system) close() { s.p.close() }
+
+// serve listens and runs every service's workers until ctx ends or a worker fails, then
+// shuts down in order. ready, when not nil, is closed once the listeners are open and the
+// workers started.
+func (s *system) serve(ctx context.Context, ready chan<- struct{}) error {
+	log, cfg := s.p.log, s.cfg
+	listeners, err := s.srv.Listen()
 	if err != nil {
 		return err
 	}
 	log.Info("mash serving", zap.Strings("services", cfg.Services), zap.String("grpc", cfg.GRPCAddr),
-		zap.String("http", cfg.HTTPAddr), zap.Bool("embedded_nats", p.embedded != nil))
+		zap.String("http", cfg.HTTPAddr), zap.Bool("embedded_nats", s.p.embedded != nil))
 
 	// Workers outlive the listeners: at shutdown the APIs stop first, then the relays drain
 	// what the last requests wrote, then NATS and Postgres close.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var workers errgroup.Group
-	workerErr := make(chan error, len(running))
-	for _, svc := range running {
+	workerErr := make(chan error, len(s.running))
+	for _, svc := range s.running {
 		workers.Go(func() error {
 			err := svc.Run(workCtx)
 			if err != nil {
@@ -160,7 +198,10 @@ func serve(ctx context.Context, args []string) error {
 		case <-serveCtx.Done():
 		}
 	}()
-	serveErr := srv.Serve(serveCtx, listeners)
+	if ready != nil {
+		close(ready)
+	}
+	serveErr := s.srv.Serve(serveCtx, listeners)
 	log.Info("listeners closed; draining workers")
 	stopWork()
 	werr := workers.Wait()

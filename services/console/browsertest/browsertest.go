@@ -47,6 +47,11 @@ func Run(t *testing.T, baseURL, username, password, artifactsDir string) {
 	t.Helper()
 	path := ExecPath()
 	if path == "" {
+		// scripts/test installs Chromium and sets MASH_REQUIRE_BROWSER, so CI never passes
+		// without having run the browser.
+		if os.Getenv("MASH_REQUIRE_BROWSER") != "" {
+			t.Fatal("MASH_REQUIRE_BROWSER is set but no Chromium was found: apt-get install chromium, or set CHROMIUM")
+		}
 		t.Skip("no Chromium: apt-get install chromium, or set CHROMIUM")
 	}
 	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {

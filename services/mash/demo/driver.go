@@ -1,0 +1,905 @@
+package demo
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"mash/pkg/calendar"
+	intakev1 "mash/proto/mash/intake/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+)
+
+// Driver plays a Plan against running services, as the referring agencies, the agencies
+// told and the hub's staff would, each with their own credential.
+type Driver struct {
+	// Conn reaches every service's gRPC API.
+	Conn     grpc.ClientConnInterface
+	Clock    *Clock
+	Calendar *calendar.Calendar
+	Log      *zap.Logger
+	// Agencies maps an agency id to its credential: every referring agency of the plan, and
+	// the agencies that acknowledge notifications and answer information requests.
+	Agencies map[string]string
+	// Practitioners decide and work cases; Manager escalates and resolves disagreements and
+	// records acknowledgements given by telephone.
+	Practitioners []string
+	Manager       string
+	// Known maps "agency/external reference" to the referral id of referrals already in the
+	// database: a resumed run does not send them again (intake would judge dates in them
+	// against a later clock than they were made for).
+	Known map[string]string
+	// Wait bounds each wait for an asynchronous effect (a decision, a notification).
+	Wait time.Duration
+	// Progress, when set, is told the simulated time after every step.
+	Progress func(time.Time)
+}
+
+// Summary counts what a run did.
+type Summary struct {
+	// Casework says the triage service answered; without it the run stops at the rules'
+	// confirm and override, and nothing is closed.
+	Casework                                 bool
+	Submitted, Replayed, Conflicting         int
+	Confirmed, StepUps, StepDowns, RAGChange int
+	Undecided, Closed                        int
+	Acknowledged, AckedByPhone               int
+	InformationRequests, InformationAnswered int
+	StrategyDiscussions                      int
+	DisagreementsRaised, Escalations         int
+	DisagreementsResolved                    int
+	// Beyond counts steps that would fall after the plan's end: they have not happened yet.
+	Beyond int
+}
+
+// caseRun is one referral being played.
+type caseRun struct {
+	ref          Referral
+	rng          *rand.Rand
+	id           string // referral id, once submitted
+	decision     *rulesv1.Decision
+	caseVersion  int64
+	practitioner string
+	level        rulesv1.Level
+	section47    bool
+	scheduled    map[string]bool // notification ids whose acknowledgement is planned
+	notices      []*notifyv1.Notification
+	alreadyDone  bool // decided before this run (a resumed run)
+}
+
+type step struct {
+	at  time.Time
+	seq int
+	c   *caseRun
+	do  func(ctx context.Context, c *caseRun) error
+	// what names the step in errors and logs.
+	what string
+}
+
+type queue []*step
+
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *queue) Push(x any)   { *q = append(*q, x.(*step)) }
+func (q *queue) Pop() any {
+	old := *q
+	s := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return s
+}
+
+// run is the state of one Run.
+type run struct {
+	*Driver
+	plan    Plan
+	q       queue
+	seq     int
+	sum     Summary
+	intake  intakev1.IntakeServiceClient
+	rules   rulesv1.RulesServiceClient
+	notify  notifyv1.NotifyServiceClient
+	triage  triagev1.TriageServiceClient
+	dutyMgr string
+}
+
+// Run plays plan: every step at its simulated time, in time order, the clock advanced to
+// each step's time before it runs. Steps that would come after plan.End are left undone,
+// which is what leaves a live queue and open cases behind.
+func (d *Driver) Run(ctx context.Context, plan Plan) (Summary, error) {
+	if d.Conn == nil || d.Clock == nil || d.Calendar == nil || d.Manager == "" || len(d.Practitioners) == 0 {
+		return Summary{}, errors.New("demo driver: connection, clock, calendar, manager and practitioners are required")
+	}
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	if d.Wait == 0 {
+		d.Wait = 30 * time.Second
+	}
+	r := &run{Driver: d, plan: plan, intake: intakev1.NewIntakeServiceClient(d.Conn), rules: rulesv1.NewRulesServiceClient(d.Conn),
+		notify: notifyv1.NewNotifyServiceClient(d.Conn), triage: triagev1.NewTriageServiceClient(d.Conn), dutyMgr: "demo-mash-duty-manager"}
+	var err error
+	if r.sum.Casework, err = r.hasCasework(ctx); err != nil {
+		return r.sum, err
+	}
+	if !r.sum.Casework {
+		d.Log.Warn("the triage service is not running: referrals are confirmed or overridden through the rules service, and no case is worked or closed")
+	}
+	for _, ref := range plan.Referrals {
+		c := &caseRun{ref: ref, rng: rand.New(rand.NewPCG(ref.Handling.Seed, 0x74726961)), scheduled: map[string]bool{}}
+		c.practitioner = d.Practitioners[c.rng.IntN(len(d.Practitioners))]
+		r.schedule(ref.ReceivedAt, c, "submit", r.submit)
+		if !ref.Handling.Decide {
+			r.sum.Undecided++
+		}
+	}
+	week := plan.Start
+	for r.q.Len() > 0 {
+		s := heap.Pop(&r.q).(*step)
+		now := d.Clock.AdvanceTo(s.at)
+		if err := s.do(ctx, s.c); err != nil {
+			return r.sum, fmt.Errorf("demo referral %d (%s) %s at %s: %w", s.c.ref.Index+1, s.c.ref.Submission.GetExternalReference(), s.what,
+				now.Format(time.RFC3339), err)
+		}
+		if d.Progress != nil {
+			d.Progress(now)
+		}
+		if now.Sub(week) >= 7*24*time.Hour {
+			week = now
+			d.Log.Info("demo progress", zap.Time("simulated", now), zap.Int("submitted", r.sum.Submitted+r.sum.Replayed), zap.Int("closed", r.sum.Closed))
+		}
+	}
+	d.Clock.AdvanceTo(plan.End)
+	return r.sum, nil
+}
+
+// schedule plans a step; one that would fall after the plan's end is counted and dropped.
+func (r *run) schedule(at time.Time, c *caseRun, what string, do func(context.Context, *caseRun) error) {
+	if at.After(r.plan.End) {
+		r.sum.Beyond++
+		return
+	}
+	if now := r.Clock.Now(); at.Before(now) {
+		at = now // a step planned in the past of a resumed run happens now
+	}
+	r.seq++
+	heap.Push(&r.q, &step{at: at, seq: r.seq, c: c, do: do, what: what})
+}
+
+// clampBeforeEnd keeps a step that must happen (a closure) inside the period.
+func (r *run) clampBeforeEnd(at time.Time, c *caseRun) time.Time {
+	if latest := r.plan.End.Add(-time.Duration(10+c.rng.IntN(240)) * time.Minute); at.After(latest) {
+		at = latest
+	}
+	return at
+}
+
+// as returns a context carrying token as the bearer credential, with a deadline.
+func as(ctx context.Context, token string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), cancel
+}
+
+func (r *run) hasCasework(ctx context.Context) (bool, error) {
+	cctx, cancel := as(ctx, r.Manager)
+	defer cancel()
+	_, err := r.triage.ListQueue(cctx, &triagev1.ListQueueRequest{PageSize: 1})
+	switch status.Code(err) {
+	case codes.OK:
+		return true, nil
+	case codes.Unimplemented:
+		return false, nil
+	}
+	return false, fmt.Errorf("triage ListQueue: %w", err)
+}
+
+// poll calls f until it reports done, backing off from a few milliseconds: asynchronous
+// effects here take milliseconds, and a fixed sleep would either waste time or be too short.
+func (r *run) poll(ctx context.Context, what string, f func() (bool, error)) error {
+	deadline := time.Now().Add(r.Wait)
+	delay := 2 * time.Millisecond
+	for {
+		done, err := f()
+		if err != nil || done {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %s after %s; are every service's consumers running? (see the log above)", what, r.Wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+func (r *run) submit(ctx context.Context, c *caseRun) error {
+	if id, ok := r.Known[c.ref.Source.Agency+"/"+c.ref.Submission.GetExternalReference()]; ok {
+		c.id = id
+		r.sum.Replayed++
+	} else {
+		token, ok := r.Agencies[c.ref.Source.Agency]
+		if !ok {
+			return fmt.Errorf("no credential for referring agency %s", c.ref.Source.Agency)
+		}
+		cctx, cancel := as(ctx, token)
+		resp, err := r.intake.SubmitReferral(cctx, &intakev1.SubmitReferralRequest{Referral: c.ref.Submission})
+		cancel()
+		if status.Code(err) == codes.AlreadyExists {
+			// The reference was used with other content (a run of this seed on another day):
+			// that referral is left as it is, and nothing of this one happens.
+			r.sum.Conflicting++
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		ack := resp.GetAcknowledgement()
+		c.id = ack.GetReferralId()
+		if ack.GetReplay() {
+			r.sum.Replayed++
+		} else {
+			r.sum.Submitted++
+		}
+	}
+	if err := r.waitDecision(ctx, c); err != nil {
+		return err
+	}
+	// The notifications the recommendation causes are made at the service's clock, so the
+	// clock waits for them before moving on. (A resumed run finds them made long ago.)
+	if err := r.waitNotified(ctx, c, 1); err != nil {
+		return err
+	}
+	r.scheduleAcks(c)
+	if !c.ref.Handling.Decide {
+		return nil
+	}
+	at := r.decisionTime(c)
+	claim := at.Add(-time.Duration(2+c.rng.IntN(25)) * time.Minute)
+	if claim.Before(c.ref.ReceivedAt) {
+		claim = c.ref.ReceivedAt
+	}
+	r.schedule(claim, c, "claim", func(ctx context.Context, c *caseRun) error {
+		if err := r.claim(ctx, c); err != nil || c.alreadyDone {
+			return err
+		}
+		r.schedule(at, c, "decide", r.decide)
+		return nil
+	})
+	return nil
+}
+
+func (r *run) waitDecision(ctx context.Context, c *caseRun) error {
+	return r.poll(ctx, "threshold decision for referral "+c.id, func() (bool, error) {
+		cctx, cancel := as(ctx, c.practitioner)
+		defer cancel()
+		resp, err := r.rules.GetDecision(cctx, &rulesv1.GetDecisionRequest{ReferralId: c.id})
+		if status.Code(err) == codes.NotFound {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("get decision: %w", err)
+		}
+		c.decision = resp.GetDecision()
+		c.level = c.decision.GetCurrent().GetLevel()
+		return true, nil
+	})
+}
+
+// waitNotified waits until notify has applied the decision at version (the referrer's
+// outcome notification carries it) and keeps the referral's notifications.
+func (r *run) waitNotified(ctx context.Context, c *caseRun, version int64) error {
+	return r.poll(ctx, fmt.Sprintf("notifications for referral %s decision version %d", c.id, version), func() (bool, error) {
+		ns, err := r.notifications(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range ns {
+			if n.GetDecisionId() == c.decision.GetId() && n.GetDecisionVersion() >= version {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func (r *run) notifications(ctx context.Context, c *caseRun) ([]*notifyv1.Notification, error) {
+	var out []*notifyv1.Notification
+	token := ""
+	for {
+		cctx, cancel := as(ctx, c.practitioner)
+		resp, err := r.notify.ListNotifications(cctx, &notifyv1.ListNotificationsRequest{ReferralId: c.id, PageSize: 200, PageToken: token})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("list notifications: %w", err)
+		}
+		out = append(out, resp.GetNotifications()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			c.notices = out
+			return out, nil
+		}
+	}
+}
+
+// decisionTime is when the practitioner decides: Red within hours, day or night; others
+// within the working day; about one in ten late.
+func (r *run) decisionTime(c *caseRun) time.Time {
+	rec, late := c.ref.ReceivedAt, c.ref.Handling.Late
+	if c.decision.GetCurrent().GetRag() == rulesv1.Rag_RAG_RED {
+		if late {
+			return rec.Add(time.Duration(300+c.rng.IntN(300)) * time.Minute)
+		}
+		return rec.Add(time.Duration(20+c.rng.IntN(160)) * time.Minute)
+	}
+	if late {
+		return r.Calendar.AddWorkingHours(rec, time.Duration(9*60+c.rng.IntN(11*60))*time.Minute)
+	}
+	return r.Calendar.AddWorkingHours(rec, time.Duration(30+c.rng.IntN(6*60))*time.Minute)
+}
+
+func (r *run) getCase(ctx context.Context, c *caseRun) (*triagev1.GetCaseResponse, error) {
+	cctx, cancel := as(ctx, c.practitioner)
+	defer cancel()
+	resp, err := r.triage.GetCase(cctx, &triagev1.GetCaseRequest{ReferralId: c.id})
+	if err != nil && status.Code(err) != codes.NotFound {
+		return nil, fmt.Errorf("get case: %w", err)
+	}
+	return resp, nil
+}
+
+// claim opens the case and takes it. A case decided before (a resumed run) is left alone.
+func (r *run) claim(ctx context.Context, c *caseRun) error {
+	if !r.sum.Casework {
+		if c.decision.GetStatus() != rulesv1.DecisionStatus_RECOMMENDED {
+			c.alreadyDone = true
+		}
+		return nil
+	}
+	var kase *triagev1.Case
+	err := r.poll(ctx, "case of referral "+c.id+" awaiting a decision", func() (bool, error) {
+		resp, err := r.getCase(ctx, c)
+		if err != nil || resp == nil {
+			return false, err
+		}
+		kase = resp.GetCase()
+		return kase.GetState() != triagev1.CaseState_AWAITING_RULES, nil
+	})
+	if err != nil {
+		return err
+	}
+	if kase.GetState() != triagev1.CaseState_AWAITING_DECISION {
+		c.alreadyDone = true
+		if kase.GetState() == triagev1.CaseState_DECIDED && c.ref.Handling.Close {
+			c.caseVersion, c.level = kase.GetVersion(), kase.GetLevel()
+			r.schedule(r.closeTime(c), c, "close", r.close)
+		}
+		return nil
+	}
+	cctx, cancel := as(ctx, c.practitioner)
+	resp, err := r.triage.ClaimCase(cctx, &triagev1.ClaimCaseRequest{ReferralId: c.id})
+	cancel()
+	if code := status.Code(err); code == codes.Aborted || code == codes.FailedPrecondition {
+		// Still claimed by a practitioner of an earlier, interrupted run: a manager frees it.
+		mctx, cancel := as(ctx, r.Manager)
+		_, rerr := r.triage.ReleaseCase(mctx, &triagev1.ReleaseCaseRequest{ReferralId: c.id})
+		cancel()
+		if rerr != nil {
+			return fmt.Errorf("claim: %w; release by manager: %w", err, rerr)
+		}
+		cctx, cancel = as(ctx, c.practitioner)
+		resp, err = r.triage.ClaimCase(cctx, &triagev1.ClaimCaseRequest{ReferralId: c.id})
+		cancel()
+	}
+	if err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	c.caseVersion = resp.GetCase().GetVersion()
+	return nil
+}
+
+var overrideReasons = map[Override][]string{
+	StepUp: {
+		"History of earlier referrals shows an escalating pattern the rules do not weigh fully.",
+		"Police checks show a known risk in the household; the level is raised.",
+		"Child's own account in the school's follow-up call raises the concern.",
+	},
+	StepDown: {
+		"Family already engaged with early help and the key worker confirms the plan is working.",
+		"Follow-up call with the referrer: the concern is lower than the referral suggested.",
+		"Support from one agency is enough; the school is already meeting the need.",
+	},
+	RaiseRAG: {"Incident is recent and the alleged perpetrator is expected home tonight."},
+	LowerRAG: {"Child is safe with a relative for the next few days; response can follow the normal timescale."},
+}
+
+// override is the outcome the practitioner chooses instead of the recommendation, and why;
+// ok is false when the plan's override makes no sense for this outcome (a step up from
+// level 4), and the practitioner confirms instead.
+func override(kind Override, cur *rulesv1.Outcome, rng *rand.Rand) (level rulesv1.Level, rag rulesv1.Rag, pathway string, agencies []string, reason string, ok bool) {
+	level, rag, agencies = cur.GetLevel(), cur.GetRag(), slices.Clone(cur.GetAgencies())
+	switch kind {
+	case StepUp:
+		if level >= rulesv1.Level_LEVEL_4 || level == rulesv1.Level_LEVEL_UNSPECIFIED {
+			return level, rag, "", nil, "", false
+		}
+		level++
+	case StepDown:
+		if level <= rulesv1.Level_LEVEL_1 {
+			return level, rag, "", nil, "", false
+		}
+		level--
+	case RaiseRAG:
+		if rag >= rulesv1.Rag_RAG_RED {
+			return level, rag, "", nil, "", false
+		}
+		rag = max(rag+1, rulesv1.Rag_RAG_GREEN)
+	case LowerRAG:
+		if rag <= rulesv1.Rag_RAG_GREEN {
+			return level, rag, "", nil, "", false
+		}
+		rag--
+	default:
+		return level, rag, "", nil, "", false
+	}
+	pathway = cur.GetPathway()
+	if level != cur.GetLevel() {
+		pathway = map[rulesv1.Level]string{rulesv1.Level_LEVEL_1: "nfa_advice", rulesv1.Level_LEVEL_2: "single_agency",
+			rulesv1.Level_LEVEL_3A: "taf", rulesv1.Level_LEVEL_3B: "intensive_family_support", rulesv1.Level_LEVEL_4: "assessment"}[level]
+		switch {
+		case level == rulesv1.Level_LEVEL_4:
+			rag = max(rag, rulesv1.Rag_RAG_AMBER)
+			if !slices.Contains(agencies, "childrens_social_care") {
+				agencies = append(agencies, "childrens_social_care")
+			}
+		case cur.GetLevel() == rulesv1.Level_LEVEL_4:
+			agencies = slices.DeleteFunc(agencies, func(a string) bool { return a == "childrens_social_care" })
+			if !slices.Contains(agencies, "early_help") && level >= rulesv1.Level_LEVEL_3A {
+				agencies = append(agencies, "early_help")
+			}
+		}
+		if level <= rulesv1.Level_LEVEL_2 {
+			rag = rulesv1.Rag_RAG_GREEN
+		}
+	}
+	return level, rag, pathway, agencies, pick(rng, overrideReasons[kind]), true
+}
+
+func (r *run) decide(ctx context.Context, c *caseRun) error {
+	cur := c.decision.GetCurrent()
+	level, rag, pathway, agencies, reason, isOverride := override(c.ref.Handling.Override, cur, c.rng)
+	var decided *rulesv1.Decision
+	if r.sum.Casework {
+		req := &triagev1.DecideCaseRequest{ReferralId: c.id, ExpectedVersion: c.caseVersion, Confirm: !isOverride}
+		if isOverride {
+			req.Level, req.Rag, req.Pathway, req.Agencies, req.Reason = level, rag, pathway, agencies, reason
+		}
+		cctx, cancel := as(ctx, c.practitioner)
+		resp, err := r.triage.DecideCase(cctx, req)
+		cancel()
+		if status.Code(err) == codes.Aborted {
+			// The case moved on since the claim (an acknowledgement, say): decide on what it is now.
+			var g *triagev1.GetCaseResponse
+			if g, err = r.getCase(ctx, c); err == nil && g != nil {
+				req.ExpectedVersion = g.GetCase().GetVersion()
+				cctx, cancel = as(ctx, c.practitioner)
+				resp, err = r.triage.DecideCase(cctx, req)
+				cancel()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("decide case: %w", err)
+		}
+		decided, c.caseVersion = resp.GetDecision(), resp.GetCase().GetVersion()
+	} else {
+		cctx, cancel := as(ctx, c.practitioner)
+		if isOverride {
+			var resp *rulesv1.OverrideDecisionResponse
+			resp, err := r.rules.OverrideDecision(cctx, &rulesv1.OverrideDecisionRequest{ReferralId: c.id, ExpectedVersion: c.decision.GetVersion(),
+				Level: level, Rag: rag, Pathway: pathway, Agencies: agencies, ReplaceAgencies: true, Reason: reason})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("override decision: %w", err)
+			}
+			decided = resp.GetDecision()
+		} else {
+			resp, err := r.rules.ConfirmDecision(cctx, &rulesv1.ConfirmDecisionRequest{ReferralId: c.id, ExpectedVersion: c.decision.GetVersion()})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("confirm decision: %w", err)
+			}
+			decided = resp.GetDecision()
+		}
+	}
+	if decided != nil {
+		c.decision = decided
+	}
+	c.level = c.decision.GetCurrent().GetLevel()
+	switch {
+	case !isOverride:
+		r.sum.Confirmed++
+	case level > cur.GetLevel():
+		r.sum.StepUps++
+	case level < cur.GetLevel():
+		r.sum.StepDowns++
+	default:
+		r.sum.RAGChange++
+	}
+	if isOverride {
+		if err := r.waitNotified(ctx, c, c.decision.GetVersion()); err != nil {
+			return err
+		}
+	} else if _, err := r.notifications(ctx, c); err != nil {
+		return err
+	}
+	r.scheduleAcks(c)
+	if !r.sum.Casework {
+		return nil
+	}
+	r.scheduleCasework(c)
+	return nil
+}
+
+// scheduleCasework plans what follows a decision: research with partner agencies, a
+// strategy discussion where significant harm is suspected, a disagreement, the closure.
+func (r *run) scheduleCasework(c *caseRun) {
+	now := r.Clock.Now()
+	h := c.ref.Handling
+	if h.InformationRequest {
+		r.schedule(now.Add(time.Duration(10+c.rng.IntN(110))*time.Minute), c, "request information", r.requestInformation)
+	}
+	pw := c.decision.GetCurrent().GetPathway()
+	if c.level == rulesv1.Level_LEVEL_4 && (pw == "strategy_discussion" || pw == "immediate_protection") && c.rng.Float64() < 0.85 {
+		at := now.Add(time.Duration(60+c.rng.IntN(300)) * time.Minute)
+		if c.decision.GetCurrent().GetRag() != rulesv1.Rag_RAG_RED {
+			at = r.Calendar.AddWorkingHours(now, time.Duration(2+c.rng.IntN(12))*time.Hour)
+		}
+		if h.Close {
+			at = r.clampBeforeEnd(at, c)
+		}
+		r.schedule(at, c, "strategy discussion", r.strategy)
+	}
+	if h.Disagreement != NoDisagreement {
+		r.schedule(r.Calendar.AddWorkingHours(now, time.Duration(1+c.rng.IntN(6))*time.Hour), c, "raise disagreement", r.raiseDisagreement)
+	}
+	if h.Close {
+		r.schedule(r.closeTime(c), c, "close", r.close)
+	}
+}
+
+// closeTime is when the hub closes the case: quickly at the lower levels, after the
+// assessment is under way at level 4.
+func (r *run) closeTime(c *caseRun) time.Time {
+	hours := map[rulesv1.Level][2]int{rulesv1.Level_LEVEL_1: {1, 10}, rulesv1.Level_LEVEL_2: {2, 14}, rulesv1.Level_LEVEL_3A: {8, 32},
+		rulesv1.Level_LEVEL_3B: {8, 40}, rulesv1.Level_LEVEL_4: {16, 56}}[c.level]
+	if hours[1] == 0 {
+		hours = [2]int{4, 16}
+	}
+	d := time.Duration(hours[0]*60+c.rng.IntN((hours[1]-hours[0])*60)) * time.Minute
+	at := r.Calendar.AddWorkingHours(r.Clock.Now(), d)
+	at = r.clampBeforeEnd(at, c)
+	if now := r.Clock.Now(); !at.After(now) {
+		at = now.Add(time.Duration(1+c.rng.IntN(10)) * time.Minute)
+	}
+	return at
+}
+
+// scheduleAcks plans each agency's acknowledgement of what it was sent: most on time, some
+// late, a few never (the duty manager then hears of it).
+func (r *run) scheduleAcks(c *caseRun) {
+	for _, n := range c.notices {
+		k := n.GetKind()
+		if c.scheduled[n.GetId()] || n.GetAgency() == "" || n.GetAcknowledgedAt() != nil || n.GetWithdrawnAt() != nil ||
+			(k != notifyv1.NotificationKind_ACTION && k != notifyv1.NotificationKind_ENCOMPASS && k != notifyv1.NotificationKind_ESCALATION) {
+			continue
+		}
+		c.scheduled[n.GetId()] = true
+		// Each notification's fate follows from its id, so a rerun of the plan leaves the
+		// same ones unacknowledged however its other choices went.
+		fr := rand.New(rand.NewPCG(c.ref.Handling.Seed, fnv64(n.GetId())))
+		fate := fr.Float64()
+		if k != notifyv1.NotificationKind_ESCALATION && fate < 0.06 {
+			continue // never acknowledged
+		}
+		late := fate > 0.85
+		created := n.GetCreatedAt().AsTime()
+		var at time.Time
+		due := n.GetAckDue()
+		switch {
+		case k == notifyv1.NotificationKind_ESCALATION:
+			at = created.Add(time.Duration(5+fr.IntN(40)) * time.Minute)
+		case due != nil && late:
+			at = due.AsTime().Add(time.Duration(10+fr.IntN(600)) * time.Minute)
+		case due != nil:
+			at = created.Add(time.Duration(float64(due.AsTime().Sub(created)) * (0.1 + 0.8*fr.Float64())))
+		default:
+			at = r.Calendar.AddWorkingHours(created, time.Duration(30+fr.IntN(16*60))*time.Minute)
+		}
+		id, agency := n.GetId(), n.GetAgency()
+		r.schedule(at, c, "acknowledge "+id, func(ctx context.Context, c *caseRun) error { return r.acknowledge(ctx, c, id, agency) })
+	}
+}
+
+func (r *run) acknowledge(ctx context.Context, c *caseRun, id, agency string) error {
+	token, note := r.Agencies[agency], ""
+	if token == "" {
+		// An agency without a system of its own acknowledges by phone; a manager records it.
+		token, note = r.Manager, "Acknowledged by telephone to the hub."
+	}
+	cctx, cancel := as(ctx, token)
+	resp, err := r.notify.AcknowledgeNotification(cctx, &notifyv1.AcknowledgeNotificationRequest{NotificationId: id, Note: note})
+	cancel()
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.Aborted, codes.NotFound, codes.FailedPrecondition:
+		return nil // withdrawn by an override meanwhile: nothing to acknowledge
+	default:
+		return fmt.Errorf("acknowledge notification: %w", err)
+	}
+	if !resp.GetAlreadyAcknowledged() {
+		r.sum.Acknowledged++
+		if note != "" {
+			r.sum.AckedByPhone++
+		}
+	}
+	// Escalations the late acknowledgement caused reach the duty manager, who acknowledges.
+	if _, err := r.notifications(ctx, c); err != nil {
+		return err
+	}
+	r.scheduleAcks(c)
+	return nil
+}
+
+var questions = map[string]string{
+	"police":                "Any police history at the address or for the adults in the household?",
+	"health":                "Is the child up to date with health checks, and any health concerns known?",
+	"education":             "What is the child's attendance and presentation in school this term?",
+	"local-authority":       "Is the family known to early help or housing, and with what outcome?",
+	"third-sector":          "Is the family engaged with your service, and is anything of concern known?",
+	"childrens_social_care": "Any previous social care involvement with this child or siblings?",
+}
+
+var answers = []string{
+	"Nothing further known beyond the referral.",
+	"Known to us: two earlier contacts in the last year, both closed after advice.",
+	"Attendance 82% this term; child presents as tired but engaged.",
+	"Family engaged well with our service last year; no current involvement.",
+}
+
+// requestInformation asks one of the agencies told of the decision what it knows.
+func (r *run) requestInformation(ctx context.Context, c *caseRun) error {
+	var agency string
+	for _, n := range c.notices {
+		if n.GetKind() == notifyv1.NotificationKind_ACTION && n.GetAgency() != "" && n.GetAgency() != r.dutyMgr && r.Agencies[n.GetAgency()] != "" {
+			agency = n.GetAgency()
+			break
+		}
+	}
+	if agency == "" {
+		agency = c.ref.Source.Agency
+	}
+	q := questions[c.ref.Source.Kind]
+	if q == "" {
+		q = questions["local-authority"]
+	}
+	cctx, cancel := as(ctx, c.practitioner)
+	resp, err := r.triage.RequestInformation(cctx, &triagev1.RequestInformationRequest{ReferralId: c.id, Agency: agency, Question: q})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("request information from %s: %w", agency, err)
+	}
+	r.sum.InformationRequests++
+	if !c.ref.Handling.InformationAnswered {
+		return nil
+	}
+	req := resp.GetRequest()
+	hours := time.Duration(30+c.rng.IntN(7*60)) * time.Minute
+	if c.rng.Float64() < 0.2 {
+		hours = time.Duration(9*60+c.rng.IntN(8*60)) * time.Minute // after the due time
+	}
+	r.schedule(r.Calendar.AddWorkingHours(r.Clock.Now(), hours), c, "answer information request", func(ctx context.Context, c *caseRun) error {
+		token := r.Agencies[req.GetAgency()]
+		if token == "" {
+			token = c.practitioner // answered by phone, recorded by the hub
+		}
+		cctx, cancel := as(ctx, token)
+		_, err := r.triage.AnswerInformationRequest(cctx, &triagev1.AnswerInformationRequestRequest{RequestId: req.GetId(), Answer: pick(c.rng, answers)})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("answer information request: %w", err)
+		}
+		r.sum.InformationAnswered++
+		return nil
+	})
+	return nil
+}
+
+func (r *run) strategy(ctx context.Context, c *caseRun) error {
+	c.section47 = c.rng.Float64() < 0.7
+	outcome := "Threshold for a section 47 enquiry met; joint visit by police and social work today."
+	if !c.section47 {
+		outcome = "Significant harm not suspected on the information shared; child and family assessment instead."
+	}
+	now := r.Clock.Now()
+	cctx, cancel := as(ctx, c.practitioner)
+	_, err := r.triage.RecordStrategyDiscussion(cctx, &triagev1.RecordStrategyDiscussionRequest{ReferralId: c.id,
+		HeldAt: timestamppb.New(now.Add(-time.Duration(20+c.rng.IntN(40)) * time.Minute)),
+		Participants: []string{"Sam Exampleton (rct-mash, social worker)", "DS Jo Testwood (south-wales-police, public protection)",
+			"Alex Sampleford (demo-health-visitor, health)"},
+		Outcome: outcome, Section_47: c.section47})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("record strategy discussion: %w", err)
+	}
+	r.sum.StrategyDiscussions++
+	return nil
+}
+
+var disagreementReasons = []string{
+	"We believe the threshold for a statutory assessment is met: this is the third concern this term.",
+	"The decision does not reflect the information we hold about the adult in the household.",
+	"We disagree with no further action: the family declined early help last time.",
+}
+
+func (r *run) raiseDisagreement(ctx context.Context, c *caseRun) error {
+	token := r.Agencies[c.ref.Source.Agency]
+	cctx, cancel := as(ctx, token)
+	resp, err := r.triage.RaiseDisagreement(cctx, &triagev1.RaiseDisagreementRequest{ReferralId: c.id, Reason: pick(c.rng, disagreementReasons)})
+	cancel()
+	if status.Code(err) == codes.FailedPrecondition {
+		r.Log.Info("disagreement not accepted in the case's state", zap.String("referral_id", c.id), zap.Error(err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raise disagreement: %w", err)
+	}
+	r.sum.DisagreementsRaised++
+	dis := resp.GetDisagreement()
+	switch c.ref.Handling.Disagreement {
+	case ResolvedByPractitioner:
+		r.schedule(r.Calendar.AddWorkingHours(r.Clock.Now(), time.Duration(2+c.rng.IntN(10))*time.Hour), c, "resolve disagreement",
+			func(ctx context.Context, c *caseRun) error {
+				return r.resolveDisagreement(ctx, dis.GetId(), c.practitioner,
+					"Practitioner shared the full history with the agency, which accepts the decision.")
+			})
+	case ResolvedAfterEscalation:
+		r.schedule(r.Calendar.AddWorkingHours(r.Clock.Now(), time.Duration(4+c.rng.IntN(10))*time.Hour), c, "escalate disagreement",
+			func(ctx context.Context, c *caseRun) error {
+				mctx, cancel := as(ctx, c.practitioner)
+				_, err := r.triage.EscalateDisagreement(mctx, &triagev1.EscalateDisagreementRequest{DisagreementId: dis.GetId(),
+					Outcome: "Practitioner upheld the decision; the agency asked for a team manager's review."})
+				cancel()
+				if status.Code(err) == codes.PermissionDenied {
+					mctx, cancel = as(ctx, r.Manager)
+					_, err = r.triage.EscalateDisagreement(mctx, &triagev1.EscalateDisagreementRequest{DisagreementId: dis.GetId(),
+						Outcome: "Practitioner upheld the decision; the agency asked for a team manager's review."})
+					cancel()
+				}
+				if err != nil {
+					return fmt.Errorf("escalate disagreement: %w", err)
+				}
+				r.sum.Escalations++
+				r.schedule(r.Calendar.AddWorkingHours(r.Clock.Now(), time.Duration(6+c.rng.IntN(16))*time.Hour), c, "resolve disagreement",
+					func(ctx context.Context, c *caseRun) error {
+						return r.resolveDisagreement(ctx, dis.GetId(), r.Manager,
+							"Team manager reviewed the history with the agency; level raised for review at the next referral.")
+					})
+				return nil
+			})
+	}
+	return nil
+}
+
+func (r *run) resolveDisagreement(ctx context.Context, id, token, resolution string) error {
+	cctx, cancel := as(ctx, token)
+	_, err := r.triage.ResolveDisagreement(cctx, &triagev1.ResolveDisagreementRequest{DisagreementId: id, Resolution: resolution})
+	cancel()
+	if status.Code(err) == codes.PermissionDenied && token != r.Manager {
+		return r.resolveDisagreement(ctx, id, r.Manager, resolution)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve disagreement: %w", err)
+	}
+	r.sum.DisagreementsResolved++
+	return nil
+}
+
+// outcomeFor is a closure outcome plausible for the level.
+func outcomeFor(c *caseRun) (triagev1.CaseOutcome, string) {
+	x := c.rng.Float64()
+	switch c.level {
+	case rulesv1.Level_LEVEL_1:
+		if c.ref.Handling.PreferNFA || x < 0.55 {
+			return triagev1.CaseOutcome_NO_FURTHER_ACTION, "No further action by the hub; referrer advised."
+		}
+		return triagev1.CaseOutcome_ADVICE_AND_SIGNPOSTING, "Family signposted to universal services."
+	case rulesv1.Level_LEVEL_2:
+		if c.ref.Handling.PreferNFA {
+			return triagev1.CaseOutcome_NO_FURTHER_ACTION, "Needs met by universal services; no further action by the hub."
+		}
+		if x < 0.75 {
+			return triagev1.CaseOutcome_SINGLE_AGENCY_SUPPORT, "Single-agency plan led by the agency named in the decision."
+		}
+		return triagev1.CaseOutcome_ADVICE_AND_SIGNPOSTING, "Advice given to the family and referrer."
+	case rulesv1.Level_LEVEL_3A:
+		if x < 0.85 {
+			return triagev1.CaseOutcome_EARLY_HELP, "Team Around the Family with a named key worker."
+		}
+		return triagev1.CaseOutcome_SINGLE_AGENCY_SUPPORT, "Family declined TAF; school leads a single-agency plan."
+	case rulesv1.Level_LEVEL_3B:
+		if x < 0.75 {
+			return triagev1.CaseOutcome_INTENSIVE_SUPPORT, "Intensive family support allocated."
+		}
+		return triagev1.CaseOutcome_EARLY_HELP, "Early help with a key worker; to be reviewed in six weeks."
+	case rulesv1.Level_LEVEL_4:
+		if c.section47 {
+			return triagev1.CaseOutcome_SECTION_47_ENQUIRY, "Section 47 enquiry under way following the strategy discussion."
+		}
+		if x < 0.15 {
+			return triagev1.CaseOutcome_ALREADY_OPEN_TO_SOCIAL_CARE, "Passed to the allocated social worker of the open case."
+		}
+		return triagev1.CaseOutcome_STATUTORY_ASSESSMENT, "Child and family assessment by the duty and assessment team."
+	}
+	return triagev1.CaseOutcome_ADVICE_AND_SIGNPOSTING, "Advice and signposting."
+}
+
+func (r *run) close(ctx context.Context, c *caseRun) error {
+	var kase *triagev1.Case
+	err := r.poll(ctx, "decided case of referral "+c.id, func() (bool, error) {
+		resp, err := r.getCase(ctx, c)
+		if err != nil || resp == nil {
+			return false, err
+		}
+		kase = resp.GetCase()
+		return kase.GetState() == triagev1.CaseState_DECIDED || kase.GetState() == triagev1.CaseState_CLOSED, nil
+	})
+	if err != nil {
+		return err
+	}
+	if kase.GetState() == triagev1.CaseState_CLOSED {
+		return nil
+	}
+	c.level = kase.GetLevel()
+	outcome, note := outcomeFor(c)
+	cctx, cancel := as(ctx, c.practitioner)
+	_, err = r.triage.CloseCase(cctx, &triagev1.CloseCaseRequest{ReferralId: c.id, ExpectedVersion: kase.GetVersion(), Outcome: outcome, Note: note})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("close case: %w", err)
+	}
+	r.sum.Closed++
+	if _, err := r.notifications(ctx, c); err != nil {
+		return err
+	}
+	r.scheduleAcks(c)
+	return nil
+}
+
+// fnv64 is the FNV-1a hash of s.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}

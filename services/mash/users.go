@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"mash/pkg/auth"
+	"mash/pkg/config"
+	"mash/services/console"
+)
+
+// users manages the console's local accounts (for demos and hubs without an identity
+// provider; staff of a council normally sign in through OpenID Connect).
+func users(ctx context.Context, args []string) error {
+	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R [--password-stdin] | password [--password-stdin] U | disable U")
+	if len(args) == 0 {
+		return usage
+	}
+	var username, name, role *string
+	var fromStdin *bool
+	declare := func(s *config.Set) {
+		if args[0] == "create" {
+			username = s.String("username", "MASH_USER_USERNAME", "", "login name: lower-case letters, digits, dots, hyphens")
+			name = s.String("name", "MASH_USER_NAME", "", "the person's name as the console shows it")
+			role = s.String("role", "MASH_USER_ROLE", "practitioner", "role: practitioner, manager, auditor, admin")
+		}
+		if args[0] == "create" || args[0] == "password" {
+			fromStdin = s.Bool("password-stdin", "MASH_USER_PASSWORD_STDIN", false, "read the password from the first line of standard input (else one is generated and printed once)")
+		}
+	}
+	pool, rest, err := openDB(ctx, "users "+args[0], args[1:], declare, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := auth.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := console.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	// password reads the new password, or makes one to print once.
+	password := func() (string, bool, error) {
+		if !*fromStdin {
+			return rand.Text(), true, nil
+		}
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", false, fmt.Errorf("read password from stdin: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), false, nil
+	}
+	shown := func(what, pw string, generated bool) {
+		if generated {
+			fmt.Fprintln(os.Stderr, what+"; the password is shown once:")
+			fmt.Println(pw)
+			return
+		}
+		fmt.Fprintln(os.Stderr, what)
+	}
+	switch args[0] {
+	case "create":
+		pw, generated, err := password()
+		if err != nil {
+			return err
+		}
+		cfg, err := console.ConfigFromEnv(os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		if err := console.CreateLocalAccount(ctx, pool, cfg, *username, *name, auth.Role(*role), pw); err != nil {
+			return fmt.Errorf("create user %s: %w", *username, err)
+		}
+		shown(fmt.Sprintf("created %s user %s", *role, *username), pw, generated)
+		return nil
+	case "password":
+		if len(rest) != 1 {
+			return usage
+		}
+		pw, generated, err := password()
+		if err != nil {
+			return err
+		}
+		cfg, err := console.ConfigFromEnv(os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		if err := console.ResetLocalPassword(ctx, pool, cfg, rest[0], pw); err != nil {
+			return err
+		}
+		shown("set a new password for "+rest[0]+" and ended its sessions", pw, generated)
+		return nil
+	case "disable":
+		if len(rest) != 1 {
+			return usage
+		}
+		if err := console.DisableLocalAccount(ctx, pool, rest[0]); err != nil {
+			return fmt.Errorf("disable user %s: %w", rest[0], err)
+		}
+		fmt.Fprintf(os.Stderr, "disabled user %s and ended its sessions\n", rest[0])
+		return nil
+	}
+	return usage
+}
