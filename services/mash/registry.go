@@ -16,6 +16,7 @@ import (
 	"mash/services/intake"
 	"mash/services/notify"
 	"mash/services/rules"
+	"mash/services/triage"
 )
 
 // A service is one capability of the hub: it owns a schema, registers its APIs and runs its
@@ -63,6 +64,13 @@ var modules = map[string]module{
 				return nil, err
 			}
 			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now, Config: cfg})
+		},
+	},
+	"triage": {
+		migrate: triage.Migrate,
+		build: func(p *plumbing) (service, error) {
+			return triage.New(triage.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers})
 		},
 	},
 	"rules": {

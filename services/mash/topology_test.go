@@ -35,6 +35,8 @@ var routes = []struct{ prefix, service string }{
 	{"/v1/rules", "rules"}, {"/v1/packs", "rules"}, {"/v1/decisions", "rules"},
 	{"/v1/agencies", "notify"}, {"/v1/notifications", "notify"},
 	{"/v1/audit", "audit"},
+	{"/v1/queue", "triage"}, {"/v1/cases", "triage"}, {"/v1/information-requests", "triage"},
+	{"/v1/disagreements", "triage"}, {"/v1/dashboard", "triage"},
 }
 
 // startSplit runs the split topology and serves its front on s.httpAddr.
@@ -44,11 +46,21 @@ func (s *system) startSplit(t *testing.T, extraEnv ...string) *process {
 	env := append([]string{"NATS_URL=" + clusterURL(nodes), "MASH_NATS_REPLICAS=3"}, extraEnv...)
 	backends := map[string][]*url.URL{}
 	var first *process
-	for _, svc := range []string{"intake", "intake", "rules", "rules", "notify", "audit"} {
+	// Peers are reached over gRPC at the first process of each service, as a Kubernetes
+	// Service would send them to one of its pods.
+	peerAddrs := map[string]string{}
+	for _, svc := range []string{"intake", "intake", "rules", "rules", "notify", "audit", "triage"} {
 		p := &system{dbURL: s.dbURL, dataDir: t.TempDir(), httpAddr: freeAddr(t), grpcAddr: freeAddr(t), nats: freeAddr(t)}
-		proc := p.startSingle(t, append(env, "MASH_SERVICES="+svc)...)
+		var peers []string
+		for name, addr := range peerAddrs {
+			peers = append(peers, name+"="+addr)
+		}
+		proc := p.startSingle(t, append(env, "MASH_SERVICES="+svc, "MASH_PEERS="+strings.Join(peers, ","))...)
 		if first == nil {
 			first = proc
+		}
+		if _, ok := peerAddrs[svc]; !ok {
+			peerAddrs[svc] = p.grpcAddr
 		}
 		backends[svc] = append(backends[svc], &url.URL{Scheme: "http", Host: p.httpAddr})
 	}

@@ -53,6 +53,11 @@ func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identit
 
 // actor names who acted, for the record: the credential, its agency and role.
 func actor(id auth.Identity) string {
+	if id.IsPerson() {
+		// A signed-in person is named as every service names them ("user:<id>"), so an
+		// auditor finds all they did with one search.
+		return id.ClientID
+	}
 	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
 }
 

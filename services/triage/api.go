@@ -1,0 +1,577 @@
+package triage
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"mash/pkg/access"
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
+	"mash/pkg/events"
+	"mash/pkg/peers"
+	eventsv1 "mash/proto/mash/events/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/triage/store"
+)
+
+// Who may do what.
+var (
+	caseworkRoles   = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAdmin}
+	decideRoles     = []auth.Role{auth.RolePractitioner, auth.RoleManager}
+	managerRoles    = []auth.Role{auth.RoleManager}
+	dashboardRoles  = []auth.Role{auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
+	researchRoles   = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
+	answerRoles     = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager}
+	disagreeRoles   = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager}
+	disagreeRead    = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
+	disagreeResolve = []auth.Role{auth.RolePractitioner, auth.RoleManager}
+)
+
+// Page sizes.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+	historyLimit    = 50
+	caseListLimit   = 200
+)
+
+type grpcAPI struct {
+	triagev1.UnimplementedTriageServiceServer
+	svc *Service
+}
+
+func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	if !id.HasRole(roles...) {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
+	}
+	return id, nil
+}
+
+// actor names who acted, for the record: the credential, its agency and role (as rules
+// records reviews).
+func actor(id auth.Identity) string {
+	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
+}
+
+// hubStaff reports whether the caller works in the hub rather than for a referring agency.
+func hubStaff(id auth.Identity) bool { return id.Role != auth.RoleReferrer }
+
+func pageSize(n int32) int {
+	switch {
+	case n <= 0:
+		return defaultPageSize
+	case n > maxPageSize:
+		return maxPageSize
+	}
+	return int(n)
+}
+
+// encodeToken and decodeToken make page tokens opaque: base64 of the last row's sort key.
+func encodeToken(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeToken(tok string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		return invalid("pageToken", "is not a token this service issued; pass next_page_token from the previous page unchanged")
+	}
+	return nil
+}
+
+// emit writes an event into the outbox within tx.
+func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, referralID string, version int64, payload proto.Message) error {
+	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, s.now(), payload)
+	if err != nil {
+		return fmt.Errorf("referral %s: build %s: %w", referralID, subject, err)
+	}
+	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
+		return fmt.Errorf("referral %s: %w", referralID, err)
+	}
+	return nil
+}
+
+// emitCase writes a CaseChanged event for c.
+func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c store.Case, who, reason string) error {
+	return s.emit(ctx, tx, subject, c.Partnership, c.ReferralID, c.Version,
+		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: who, Reason: reason})
+}
+
+func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest) (*triagev1.ListQueueResponse, error) {
+	id, err := allow(ctx, "read the queue", caseworkRoles...)
+	if err != nil {
+		return nil, err
+	}
+	now := a.svc.now()
+	f := store.QueueFilter{Partnership: req.GetPartnership(), Concern: req.GetConcern(), SourceAgency: req.GetSourceAgency(),
+		OverdueOnly: req.GetOverdueOnly(), Now: now, Limit: pageSize(req.GetPageSize())}
+	var vs []apierr.Violation
+	for i, st := range req.GetStates() {
+		if _, ok := triagev1.CaseState_name[int32(st)]; !ok || st == triagev1.CaseState_CASE_STATE_UNSPECIFIED {
+			vs = append(vs, apierr.Violation{Field: fmt.Sprintf("states[%d]", i), Reason: "is not a case state"})
+		}
+		f.States = append(f.States, int16(st))
+	}
+	if len(f.States) == 0 {
+		f.States = []int16{store.StateAwaitingRules, store.StateAwaitingDecision}
+	}
+	for _, r := range req.GetRags() {
+		f.RAGs = append(f.RAGs, int16(r))
+	}
+	for _, l := range req.GetLevels() {
+		f.Levels = append(f.Levels, int16(l))
+	}
+	switch as := req.GetAssignee(); as {
+	case "":
+	case "none":
+		f.Unassigned = true
+	case "me":
+		f.Assignee = id.ClientID
+	default:
+		f.Assignee = as
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		var k queueToken
+		if err := decodeToken(tok, &k); err != nil {
+			return nil, err
+		}
+		f.After = &store.QueueKey{RAGDue: k.RAGDue, DecisionDue: k.DecisionDue, ReferralID: k.ReferralID}
+		if !isUUIDString(k.ReferralID) {
+			vs = append(vs, apierr.Violation{Field: "pageToken", Reason: "is not a token this service issued"})
+		}
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	pool := a.svc.store.Pool()
+	cases, err := store.ListQueue(ctx, pool, f)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := store.QueueCounts(ctx, pool, f, slices.Contains(f.States, store.StateClosed))
+	if err != nil {
+		return nil, err
+	}
+	resp := &triagev1.ListQueueResponse{}
+	for _, c := range cases {
+		resp.Cases = append(resp.Cases, caseToProto(c, now))
+	}
+	if len(cases) == f.Limit {
+		k := store.KeyOf(cases[len(cases)-1])
+		resp.NextPageToken = encodeToken(queueToken{RAGDue: k.RAGDue, DecisionDue: k.DecisionDue, ReferralID: k.ReferralID})
+	}
+	// Every open state is listed, with zeros, so a client can draw the tabs as they are.
+	got := map[int16]store.StateCount{}
+	for _, c := range counts {
+		got[c.State] = c
+	}
+	states := []int16{store.StateAwaitingRules, store.StateAwaitingDecision, store.StateDecided}
+	if slices.Contains(f.States, store.StateClosed) {
+		states = append(states, store.StateClosed)
+	}
+	for _, st := range states {
+		resp.Counts = append(resp.Counts, &triagev1.QueueCount{State: triagev1.CaseState(st), Count: got[st].Count, Overdue: got[st].Overdue})
+	}
+	return resp, nil
+}
+
+type queueToken struct {
+	RAGDue      *time.Time `json:"r,omitempty"`
+	DecisionDue *time.Time `json:"d,omitempty"`
+	ReferralID  string     `json:"i"`
+}
+
+func isUUIDString(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*triagev1.GetCaseResponse, error) {
+	id, err := allow(ctx, "read cases", caseworkRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetReferralId() == "" {
+		return nil, invalid("referralId", "is required")
+	}
+	s := a.svc
+	pool := s.store.Pool()
+	c, err := store.GetCase(ctx, pool, req.GetReferralId())
+	if err != nil {
+		return nil, notFoundAs(err, caseNotFound(req.GetReferralId()))
+	}
+	// The trace of this read commits before the record leaves.
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Subject: "case", Action: "GetCase",
+		Partnership: c.Partnership, ReferralID: c.ReferralID, ChildID: c.ChildID}, s.now()); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	resp := &triagev1.GetCaseResponse{Case: caseToProto(c, now)}
+	history, err := store.ChildHistory(ctx, pool, c.ChildID, c.ReferralID, historyLimit)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range history {
+		resp.History = append(resp.History, historyToProto(h))
+	}
+	notices, err := store.Notices(ctx, pool, c.ReferralID)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range notices {
+		resp.Notices = append(resp.Notices, noticeToProto(n))
+	}
+	discussions, err := store.StrategyDiscussions(ctx, pool, c.ReferralID)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range discussions {
+		resp.StrategyDiscussions = append(resp.StrategyDiscussions, strategyToProto(d))
+	}
+	requests, err := store.ListInformationRequests(ctx, pool, store.InfoFilter{ReferralID: c.ReferralID, Limit: caseListLimit})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range requests {
+		resp.InformationRequests = append(resp.InformationRequests, infoToProto(r, now))
+	}
+	disagreements, err := store.ListDisagreements(ctx, pool, store.DisagreementFilter{ReferralID: c.ReferralID, Limit: caseListLimit})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range disagreements {
+		resp.Disagreements = append(resp.Disagreements, disagreementToProto(d))
+	}
+	if c.DecisionVersion > 0 {
+		resp.Decision = s.decisionFromRules(ctx, c.ReferralID)
+	}
+	return resp, nil
+}
+
+// decisionFromRules fetches the full decision (fired rules, reasons, facts) from the rules
+// service as the caller. The case itself is what practitioners need to act; if rules cannot
+// answer, the case is returned without the decision rather than not at all.
+func (s *Service) decisionFromRules(ctx context.Context, referralID string) *rulesv1.Decision {
+	client, err := s.rulesClient()
+	if err != nil {
+		s.log.Warn("rules service unreachable; case returned without its decision", zap.String("referral_id", referralID), zap.Error(err))
+		return nil
+	}
+	resp, err := client.GetDecision(peers.AsCaller(ctx), &rulesv1.GetDecisionRequest{ReferralId: referralID})
+	if err != nil {
+		s.log.Warn("rules service did not return the decision; case returned without it", zap.String("referral_id", referralID), zap.Error(err))
+		return nil
+	}
+	return resp.GetDecision()
+}
+
+func (s *Service) rulesClient() (rulesv1.RulesServiceClient, error) {
+	conn, err := s.peers.Conn("rules")
+	if err != nil {
+		return nil, err
+	}
+	return rulesv1.NewRulesServiceClient(conn), nil
+}
+
+// changeCase runs fn on the locked case in one transaction with the event fn returns, then
+// wakes the relay. fn returns the case after the change, the event subject (empty: nothing
+// changed) and the event's reason.
+func (s *Service) changeCase(ctx context.Context, referralID string, who string,
+	fn func(tx pgx.Tx, c store.Case) (store.Case, string, string, error)) (store.Case, error) {
+	var out store.Case
+	err := s.store.InTx(ctx, func(tx pgx.Tx) error {
+		c, err := store.LockCase(ctx, tx, referralID)
+		if err != nil {
+			return notFoundAs(err, caseNotFound(referralID))
+		}
+		after, subject, reason, err := fn(tx, c)
+		if err != nil {
+			return err
+		}
+		out = after
+		if subject == "" {
+			return nil
+		}
+		return s.emitCase(ctx, tx, subject, after, who, reason)
+	})
+	if err != nil {
+		return store.Case{}, err
+	}
+	s.relay.Wake()
+	return out, nil
+}
+
+func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest) (*triagev1.ClaimCaseResponse, error) {
+	id, err := allow(ctx, "claim cases", caseworkRoles...)
+	if err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now()
+	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
+			return c, "", "", err
+		}
+		if c.State == store.StateClosed {
+			return c, "", "", caseClosed(c)
+		}
+		if c.ClaimLive(now) && c.Assignee != id.ClientID {
+			return c, "", "", claimedByOther(c)
+		}
+		until := now.Add(s.claimFor).UTC()
+		after, err := store.SetClaim(ctx, tx, c.ReferralID, id.ClientID, &until)
+		return after, EventClaimed, "", err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("case claimed", zap.String("referral_id", c.ReferralID), zap.String("client", id.ClientID))
+	return &triagev1.ClaimCaseResponse{Case: caseToProto(c, now)}, nil
+}
+
+func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequest) (*triagev1.ReleaseCaseResponse, error) {
+	id, err := allow(ctx, "release cases", caseworkRoles...)
+	if err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now()
+	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
+			return c, "", "", err
+		}
+		if c.Assignee == "" {
+			return c, "", "", nil // nobody holds it: releasing is already done
+		}
+		if c.ClaimLive(now) && c.Assignee != id.ClientID && id.Role != auth.RoleManager {
+			return c, "", "", claimedByOther(c)
+		}
+		reason := ""
+		if c.Assignee != id.ClientID {
+			reason = "released " + c.Assignee + "'s claim"
+		}
+		after, err := store.SetClaim(ctx, tx, c.ReferralID, "", nil)
+		return after, EventReleased, reason, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &triagev1.ReleaseCaseResponse{Case: caseToProto(c, now)}, nil
+}
+
+func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseRequest) (*triagev1.AssignCaseResponse, error) {
+	id, err := allow(ctx, "assign cases", managerRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(req.GetAssignee()) == "" {
+		return nil, invalid("assignee", "is required: the practitioner's client id")
+	}
+	s := a.svc
+	now := s.now()
+	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
+			return c, "", "", err
+		}
+		if c.State == store.StateClosed {
+			return c, "", "", caseClosed(c)
+		}
+		// An assignment is a claim made for someone: it lapses like one unless the assignee
+		// renews it by claiming, so a case never sits with someone who is not working it.
+		until := now.Add(s.claimFor).UTC()
+		after, err := store.SetClaim(ctx, tx, c.ReferralID, req.GetAssignee(), &until)
+		return after, EventAssigned, "assigned to " + req.GetAssignee(), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &triagev1.AssignCaseResponse{Case: caseToProto(c, now)}, nil
+}
+
+func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseRequest) (*triagev1.DecideCaseResponse, error) {
+	id, err := allow(ctx, "decide cases", decideRoles...)
+	if err != nil {
+		return nil, err
+	}
+	override := req.GetLevel() != rulesv1.Level_LEVEL_UNSPECIFIED || req.GetRag() != rulesv1.Rag_RAG_UNSPECIFIED ||
+		req.GetPathway() != "" || len(req.GetAgencies()) > 0
+	switch {
+	case req.GetReferralId() == "":
+		return nil, invalid("referralId", "is required")
+	case req.GetConfirm() && override:
+		return nil, invalid("confirm", "confirm accepts the recommendation as it stands; to change level, RAG, pathway or agencies, leave confirm false")
+	case !req.GetConfirm() && !override:
+		return nil, invalid("confirm", "set confirm to accept the recommendation, or give the level, RAG, pathway or agencies you decide instead")
+	case override && strings.TrimSpace(req.GetReason()) == "":
+		return nil, invalid("reason", "is required for an override: say why the recommendation does not fit this child")
+	}
+	s := a.svc
+	now := s.now()
+	c, err := store.GetCase(ctx, s.store.Pool(), req.GetReferralId())
+	if err != nil {
+		return nil, notFoundAs(err, caseNotFound(req.GetReferralId()))
+	}
+	if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.State == store.StateClosed:
+		return nil, caseClosed(c)
+	case c.DecisionVersion == 0:
+		return nil, failedPrecondition(fmt.Sprintf("case %s has no recommendation from the rules yet; decide it once it is AWAITING_DECISION", c.ReferralID))
+	case !c.ClaimLive(now):
+		return nil, failedPrecondition(fmt.Sprintf("claim case %s before deciding it", c.ReferralID))
+	case c.Assignee != id.ClientID:
+		return nil, claimedByOther(c)
+	}
+	client, err := s.rulesClient()
+	if err != nil {
+		return nil, apierr.Unavailable("the rules service cannot be reached; nothing was changed, retry shortly")
+	}
+	out := peers.AsCaller(ctx)
+	var d *rulesv1.Decision
+	if req.GetConfirm() {
+		resp, err := client.ConfirmDecision(out, &rulesv1.ConfirmDecisionRequest{ReferralId: c.ReferralID,
+			ExpectedVersion: c.DecisionVersion, Note: req.GetReason()})
+		if err != nil {
+			return nil, fromPeer("rules", err)
+		}
+		d = resp.GetDecision()
+	} else {
+		resp, err := client.OverrideDecision(out, &rulesv1.OverrideDecisionRequest{ReferralId: c.ReferralID,
+			ExpectedVersion: c.DecisionVersion, Level: req.GetLevel(), Rag: req.GetRag(), Pathway: req.GetPathway(),
+			Agencies: req.GetAgencies(), ReplaceAgencies: len(req.GetAgencies()) > 0, Reason: req.GetReason()})
+		if err != nil {
+			return nil, fromPeer("rules", err)
+		}
+		d = resp.GetDecision()
+	}
+	// Our own row follows at once, so the caller reads their own write; the rules event
+	// that follows finds the same decision version and changes nothing.
+	after, err := s.changeCase(ctx, c.ReferralID, id.ClientID, func(tx pgx.Tx, _ store.Case) (store.Case, string, string, error) {
+		applied, changed, err := store.ApplyDecision(ctx, tx, decisionOf(d))
+		if err != nil {
+			return applied, "", "", err
+		}
+		if !changed { // the rules event was projected first
+			if applied, err = store.LockCase(ctx, tx, c.ReferralID); err != nil {
+				return applied, "", "", err
+			}
+		}
+		return applied, EventDecided, req.GetReason(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("case decided", zap.String("referral_id", c.ReferralID), zap.String("status", d.GetStatus().String()),
+		zap.Int64("decision_version", d.GetVersion()), zap.String("client", id.ClientID))
+	return &triagev1.DecideCaseResponse{Case: caseToProto(after, now), Decision: d}, nil
+}
+
+func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest) (*triagev1.RecordStrategyDiscussionResponse, error) {
+	id, err := allow(ctx, "record strategy discussions", decideRoles...)
+	if err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now().UTC()
+	var vs []apierr.Violation
+	if req.GetHeldAt() == nil {
+		vs = append(vs, apierr.Violation{Field: "heldAt", Reason: "is required: when the discussion took place"})
+	} else if req.GetHeldAt().AsTime().After(now.Add(5 * time.Minute)) {
+		vs = append(vs, apierr.Violation{Field: "heldAt", Reason: "is in the future: record a discussion once it has taken place"})
+	}
+	var participants []string
+	for _, p := range req.GetParticipants() {
+		if p = strings.TrimSpace(p); p != "" {
+			participants = append(participants, p)
+		}
+	}
+	if len(participants) == 0 {
+		vs = append(vs, apierr.Violation{Field: "participants", Reason: "is required: who took part, as \"name (agency, role)\""})
+	}
+	if strings.TrimSpace(req.GetOutcome()) == "" {
+		vs = append(vs, apierr.Violation{Field: "outcome", Reason: "is required: what the discussion decided"})
+	}
+	if req.GetReferralId() == "" {
+		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "is required"})
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	d := store.StrategyDiscussion{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(),
+		HeldAt: req.GetHeldAt().AsTime().UTC(), Participants: participants, Outcome: req.GetOutcome(),
+		Section47: req.GetSection_47(), RecordedBy: actor(id), RecordedAt: now}
+	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
+		c, err := store.LockCase(ctx, tx, req.GetReferralId())
+		if err != nil {
+			return notFoundAs(err, caseNotFound(req.GetReferralId()))
+		}
+		if err := store.InsertStrategyDiscussion(ctx, tx, d); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, EventStrategyRecorded, c.Partnership, c.ReferralID, c.Version,
+			&eventsv1.StrategyDiscussionRecorded{ReferralId: c.ReferralID, Discussion: strategyToProto(d)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.relay.Wake()
+	return &triagev1.RecordStrategyDiscussionResponse{Discussion: strategyToProto(d)}, nil
+}
+
+func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest) (*triagev1.CloseCaseResponse, error) {
+	id, err := allow(ctx, "close cases", decideRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := triagev1.CaseOutcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == triagev1.CaseOutcome_CASE_OUTCOME_UNSPECIFIED {
+		return nil, invalid("outcome", "is required: every referral gets an outcome, even advice and signposting")
+	}
+	s := a.svc
+	now := s.now()
+	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
+			return c, "", "", err
+		}
+		switch {
+		case c.State == store.StateClosed:
+			return c, "", "", caseClosed(c)
+		case c.State != store.StateDecided:
+			return c, "", "", failedPrecondition(fmt.Sprintf("case %s is %s: a case is closed only once a practitioner has decided it",
+				c.ReferralID, triagev1.CaseState(c.State)))
+		case c.ClaimLive(now) && c.Assignee != id.ClientID && id.Role != auth.RoleManager:
+			return c, "", "", claimedByOther(c)
+		}
+		after, err := store.CloseCase(ctx, tx, c.ReferralID, int16(req.GetOutcome()), req.GetNote(), actor(id), now.UTC())
+		return after, EventClosed, req.GetOutcome().String(), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("case closed", zap.String("referral_id", c.ReferralID), zap.String("outcome", req.GetOutcome().String()))
+	return &triagev1.CloseCaseResponse{Case: caseToProto(c, now)}, nil
+}

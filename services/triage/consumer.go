@@ -1,0 +1,201 @@
+package triage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	eventsv1 "mash/proto/mash/events/v1"
+	intakev1 "mash/proto/mash/intake/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/triage/store"
+)
+
+// noticeStates maps notify's event subjects to the delivery state they report.
+var noticeStates = map[string]string{
+	"mash.notification.sent":         "SENT",
+	"mash.notification.retried":      "SENT",
+	"mash.notification.delivered":    "DELIVERED",
+	"mash.notification.acknowledged": "ACKNOWLEDGED",
+	"mash.notification.failed":       "FAILED",
+	"mash.notification.escalated":    "ESCALATED",
+}
+
+// handleEvent projects one event into the case read model inside the consumer's
+// transaction (with its inbox row). Subjects it does not know are acknowledged and ignored:
+// producers may add events without breaking this consumer.
+func (s *Service) handleEvent(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	switch t := env.GetType(); {
+	case t == "mash.referral.received":
+		return s.projectReceived(ctx, tx, env)
+	case t == "mash.triage.decided" || t == "mash.triage.confirmed" || t == "mash.triage.overridden":
+		return s.projectDecision(ctx, tx, env)
+	case noticeStates[t] != "":
+		return s.projectNotice(ctx, tx, env, noticeStates[t])
+	}
+	return nil
+}
+
+func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	var ev eventsv1.ReferralReceived
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+	}
+	ref := ev.GetReferral()
+	if ref.GetId() == "" {
+		return fmt.Errorf("event %s: referral without an id", env.GetEventId())
+	}
+	sub := ref.GetSubmission()
+	receivedAt := ref.GetReceivedAt().AsTime()
+	r := store.Received{
+		ReferralID: ref.GetId(), Partnership: ref.GetPartnership(), ChildName: displayName(sub.GetChild()),
+		ChildAgeYears: ageYears(sub.GetChild(), receivedAt), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
+		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt,
+	}
+	if ref.GetDecisionDue() != nil {
+		due := ref.GetDecisionDue().AsTime()
+		r.DecisionDue = &due
+	}
+	applied, err := store.ApplyReceived(ctx, tx, r)
+	if err != nil {
+		return err
+	}
+	if applied {
+		s.log.Debug("case received", zap.String("referral_id", r.ReferralID), zap.String("event_id", env.GetEventId()))
+	}
+	return nil
+}
+
+// decisionOf converts a rules decision at the event and API boundary.
+func decisionOf(d *rulesv1.Decision) store.Decision {
+	out := store.Decision{
+		ReferralID: d.GetReferralId(), Partnership: d.GetPartnership(), ChildID: d.GetChildId(), DecisionID: d.GetId(),
+		Version: d.GetVersion(), Status: int16(d.GetStatus()), Level: int16(d.GetCurrent().GetLevel()),
+		RecommendedLevel: int16(d.GetRecommended().GetLevel()), RAG: int16(d.GetCurrent().GetRag()),
+		Pathway: d.GetCurrent().GetPathway(), Agencies: d.GetCurrent().GetAgencies(),
+		DecisionDue:   optTime(d.GetDecisionDue().AsTime(), d.GetDecisionDue() != nil),
+		RAGDue:        optTime(d.GetResponseDue().AsTime(), d.GetResponseDue() != nil),
+		RecommendedAt: optTime(d.GetDecidedAt().AsTime(), d.GetDecidedAt() != nil),
+	}
+	if d.GetStatus() != rulesv1.DecisionStatus_RECOMMENDED && d.GetReviewedAt() != nil {
+		out.DecidedAt = optTime(d.GetReviewedAt().AsTime(), true)
+		out.DecidedBy = d.GetReviewedBy()
+	}
+	return out
+}
+
+func optTime(t time.Time, ok bool) *time.Time {
+	if !ok {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func (s *Service) projectDecision(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	var d *rulesv1.Decision
+	switch p := env.GetPayload(); {
+	case p.MessageIs(&eventsv1.TriageDecided{}):
+		var ev eventsv1.TriageDecided
+		if err := p.UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		d = ev.GetDecision()
+	case p.MessageIs(&eventsv1.TriageConfirmed{}):
+		var ev eventsv1.TriageConfirmed
+		if err := p.UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		d = ev.GetDecision()
+	case p.MessageIs(&eventsv1.TriageOverridden{}):
+		var ev eventsv1.TriageOverridden
+		if err := p.UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		d = ev.GetDecision()
+	default:
+		return nil // another payload on a triage subject: not ours to read
+	}
+	if d.GetReferralId() == "" || d.GetVersion() <= 0 {
+		return fmt.Errorf("event %s: decision without a referral or version", env.GetEventId())
+	}
+	c, applied, err := store.ApplyDecision(ctx, tx, decisionOf(d))
+	if err != nil {
+		return err
+	}
+	if applied {
+		s.log.Debug("case decision applied", zap.String("referral_id", c.ReferralID), zap.Int64("decision_version", d.GetVersion()),
+			zap.Int64("case_version", c.Version))
+	}
+	return nil
+}
+
+func (s *Service) projectNotice(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, state string) error {
+	var ev eventsv1.NotificationEvent
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+	}
+	if ev.GetNotificationId() == "" || env.GetReferralId() == "" {
+		return nil // not about one notification of one referral
+	}
+	at := env.GetOccurredAt().AsTime().UTC()
+	n := store.Notice{NotificationID: ev.GetNotificationId(), ReferralID: env.GetReferralId(), Partnership: env.GetPartnership(),
+		Agency: ev.GetAgency(), Kind: ev.GetKind(), State: state, At: at}
+	switch state {
+	case "SENT":
+		n.SentAt = &at
+	case "DELIVERED":
+		n.DeliveredAt = &at
+	case "ACKNOWLEDGED":
+		n.AcknowledgedAt = &at
+	}
+	if ev.GetAckDue() != nil {
+		due := ev.GetAckDue().AsTime().UTC()
+		n.AckDue = &due
+	}
+	return store.ApplyNotice(ctx, tx, n)
+}
+
+// displayName is what practitioners see of the child; never logged.
+func displayName(c *intakev1.Child) string {
+	name := strings.TrimSpace(c.GetGivenName() + " " + c.GetFamilyName())
+	if name == "" && c.GetUnborn() {
+		return "Unborn child"
+	}
+	return name
+}
+
+// ageYears is the child's age in whole years at t; 0 when unborn or the date of birth is
+// unknown.
+func ageYears(c *intakev1.Child, t time.Time) int32 {
+	dob, err := time.Parse(time.DateOnly, c.GetDateOfBirth())
+	if err != nil || c.GetUnborn() {
+		return 0
+	}
+	t = t.UTC()
+	years := t.Year() - dob.Year()
+	if t.Month() < dob.Month() || t.Month() == dob.Month() && t.Day() < dob.Day() {
+		years--
+	}
+	if years < 0 {
+		return 0
+	}
+	return int32(years)
+}
+
+func concernNames(cs []*intakev1.Concern) []string {
+	out := make([]string, 0, len(cs))
+	seen := map[string]bool{}
+	for _, c := range cs {
+		name := c.GetCategory().String()
+		if !seen[name] && c.GetCategory() != intakev1.ConcernCategory_CONCERN_CATEGORY_UNSPECIFIED {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+package triage
+
+import (
+	"context"
+	"encoding/csv"
+	"io"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/triage/store"
+)
+
+// defaultDashboardWindow is the range of a dashboard request without one.
+const defaultDashboardWindow = 90 * 24 * time.Hour
+
+func pct(num, den int64) float64 {
+	if den == 0 {
+		return 0
+	}
+	return 100 * float64(num) / float64(den)
+}
+
+func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRequest) (*triagev1.GetDashboardResponse, error) {
+	if _, err := allow(ctx, "read management information", dashboardRoles...); err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now().UTC()
+	to, from := now, now.Add(-defaultDashboardWindow)
+	if req.GetTo() != nil {
+		to = req.GetTo().AsTime().UTC()
+	}
+	if req.GetFrom() != nil {
+		from = req.GetFrom().AsTime().UTC()
+	} else if req.GetTo() != nil {
+		from = to.Add(-defaultDashboardWindow)
+	}
+	if !from.Before(to) {
+		return nil, invalid("from", "must be before to")
+	}
+	d, err := s.store.Dashboard(ctx, store.DashboardQuery{Partnership: req.GetPartnership(), From: from, To: to,
+		Now: now, Zone: s.calendar.Location().String()})
+	if err != nil {
+		return nil, err
+	}
+	resp := &triagev1.GetDashboardResponse{
+		From: timestamppb.New(from), To: timestamppb.New(to), Referrals: d.Referrals,
+		DecidedWithinOneWorkingDayPercent: pct(d.DecidedOnTime, d.HumanDecided),
+		MedianMinutesToDecision:           d.MedianMinutesToDecision,
+		WithinRagTimePercent:              pct(d.WithinRAG, d.RAGJudged),
+		ReReferralPercent:                 pct(d.ReReferrals, d.Referrals),
+		ReReferralAfterNfaPercent:         pct(d.ReReferralsAfterNFA, d.ReReferrals),
+		StepUps:                           d.StepUps, StepDowns: d.StepDowns,
+		DisagreementsRaised: d.DisagreementsRaised, DisagreementsResolved: d.DisagreementsResolved,
+		EncompassNotifications: d.EncompassCount, EncompassOnTimePercent: pct(d.EncompassOnTime, d.EncompassJudged),
+	}
+	for _, t := range d.BySource {
+		resp.BySourceAgency = append(resp.BySourceAgency, &triagev1.Tally{Label: t.Key, Count: t.Count})
+	}
+	for _, t := range d.RAGs {
+		n, _ := strconv.Atoi(t.Key)
+		resp.RagDistribution = append(resp.RagDistribution, &triagev1.Tally{Label: rulesv1.Rag(n).String(), Count: t.Count})
+	}
+	for _, t := range d.Weeks {
+		resp.ReferralsByWeek = append(resp.ReferralsByWeek, &triagev1.Tally{Label: t.Key, Count: t.Count})
+	}
+	for _, o := range d.Outcomes {
+		level := rulesv1.Level(o.Level)
+		if n := len(resp.OutcomesByLevel); n == 0 || resp.OutcomesByLevel[n-1].Level != level {
+			resp.OutcomesByLevel = append(resp.OutcomesByLevel, &triagev1.LevelOutcomes{Level: level})
+		}
+		last := resp.OutcomesByLevel[len(resp.OutcomesByLevel)-1]
+		last.Outcomes = append(last.Outcomes, &triagev1.Tally{Label: triagev1.CaseOutcome(o.Outcome).String(), Count: o.Count})
+	}
+	resp.AcknowledgementTimes = turnaroundsToProto(d.Acks)
+	resp.InformationRequestTurnaround = turnaroundsToProto(d.InfoRequests)
+	return resp, nil
+}
+
+func turnaroundsToProto(ts []store.Turnaround) []*triagev1.AgencyTurnaround {
+	var out []*triagev1.AgencyTurnaround
+	for _, t := range ts {
+		out = append(out, &triagev1.AgencyTurnaround{Agency: t.Agency, Count: t.Count, MedianMinutes: t.MedianMinutes,
+			OnTimePercent: pct(t.OnTime, t.Judged)})
+	}
+	return out
+}
+
+// writeDashboardCSV writes the dashboard as section,label,value rows, one figure a row, so a
+// spreadsheet can pivot it.
+func writeDashboardCSV(w io.Writer, d *triagev1.GetDashboardResponse) error {
+	cw := csv.NewWriter(w)
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	count := func(v int64) string { return strconv.FormatInt(v, 10) }
+	rows := [][]string{
+		{"section", "label", "value"},
+		{"range", "from", d.GetFrom().AsTime().UTC().Format(time.RFC3339)},
+		{"range", "to", d.GetTo().AsTime().UTC().Format(time.RFC3339)},
+		{"summary", "referrals", count(d.GetReferrals())},
+		{"summary", "decided_within_one_working_day_percent", num(d.GetDecidedWithinOneWorkingDayPercent())},
+		{"summary", "median_minutes_to_decision", num(d.GetMedianMinutesToDecision())},
+		{"summary", "within_rag_time_percent", num(d.GetWithinRagTimePercent())},
+		{"summary", "re_referral_percent", num(d.GetReReferralPercent())},
+		{"summary", "re_referral_after_nfa_percent", num(d.GetReReferralAfterNfaPercent())},
+		{"summary", "step_ups", count(d.GetStepUps())},
+		{"summary", "step_downs", count(d.GetStepDowns())},
+		{"summary", "disagreements_raised", count(d.GetDisagreementsRaised())},
+		{"summary", "disagreements_resolved", count(d.GetDisagreementsResolved())},
+		{"summary", "encompass_notifications", count(d.GetEncompassNotifications())},
+		{"summary", "encompass_on_time_percent", num(d.GetEncompassOnTimePercent())},
+	}
+	for _, t := range d.GetBySourceAgency() {
+		rows = append(rows, []string{"by_source_agency", t.GetLabel(), count(t.GetCount())})
+	}
+	for _, t := range d.GetRagDistribution() {
+		rows = append(rows, []string{"rag_distribution", t.GetLabel(), count(t.GetCount())})
+	}
+	for _, l := range d.GetOutcomesByLevel() {
+		for _, t := range l.GetOutcomes() {
+			rows = append(rows, []string{"outcomes_by_level", l.GetLevel().String() + "/" + t.GetLabel(), count(t.GetCount())})
+		}
+	}
+	for _, sec := range []struct {
+		name string
+		ts   []*triagev1.AgencyTurnaround
+	}{{"acknowledgement_times", d.GetAcknowledgementTimes()}, {"information_request_turnaround", d.GetInformationRequestTurnaround()}} {
+		for _, t := range sec.ts {
+			rows = append(rows,
+				[]string{sec.name, t.GetAgency() + "/count", count(t.GetCount())},
+				[]string{sec.name, t.GetAgency() + "/median_minutes", num(t.GetMedianMinutes())},
+				[]string{sec.name, t.GetAgency() + "/on_time_percent", num(t.GetOnTimePercent())})
+		}
+	}
+	for _, t := range d.GetReferralsByWeek() {
+		rows = append(rows, []string{"referrals_by_week", t.GetLabel(), count(t.GetCount())})
+	}
+	if err := cw.WriteAll(rows); err != nil {
+		return err
+	}
+	return cw.Error()
+}

@@ -1,0 +1,279 @@
+package triage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
+	eventsv1 "mash/proto/mash/events/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/triage/store"
+)
+
+// deadlinePassed is the outcome the service records when it escalates an overdue stage.
+const deadlinePassed = "deadline passed"
+
+// systemActor is the service acting on its own (sweeps).
+const systemActor = "triage"
+
+// stageDue is when a stage that starts at from must conclude.
+func (s *Service) stageDue(stage int16, from time.Time) time.Time {
+	return s.calendar.AddWorkingDays(from, s.stageDays[stage-1]).UTC()
+}
+
+func disagreementNotFound(id string) error {
+	return apierr.NotFound("no disagreement " + id)
+}
+
+func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisagreementRequest) (*triagev1.RaiseDisagreementResponse, error) {
+	id, err := allow(ctx, "raise disagreements", disagreeRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetReferralId() == "" {
+		return nil, invalid("referralId", "is required")
+	}
+	if strings.TrimSpace(req.GetReason()) == "" {
+		return nil, invalid("reason", "is required: what your agency disagrees with, and why")
+	}
+	s := a.svc
+	now := s.now().UTC()
+	d := store.Disagreement{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(), RaisedByAgency: id.Agency,
+		RaisedBy: actor(id), Reason: req.GetReason(), Stage: store.StagePractitioner, StageDue: s.stageDue(store.StagePractitioner, now),
+		RaisedAt: now, Version: 1}
+	d.Steps = []store.Step{{Stage: d.Stage, StartedAt: now, Due: d.StageDue}}
+	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
+		// A shared lock: disagreements never block, nor wait for, work on the case itself
+		// beyond the moment the case is read.
+		c, err := store.GetCase(ctx, tx, req.GetReferralId())
+		if err != nil {
+			return notFoundAs(err, caseNotFound(req.GetReferralId()))
+		}
+		if !hubStaff(id) {
+			ok := c.SourceAgency == id.Agency
+			if !ok {
+				if ok, err = store.AgencyNotified(ctx, tx, c.ReferralID, id.Agency); err != nil {
+					return err
+				}
+			}
+			if !ok { // an agency sees only referrals it made or was told about
+				return caseNotFound(req.GetReferralId())
+			}
+		}
+		if c.State != store.StateDecided && c.State != store.StateClosed {
+			return failedPrecondition(fmt.Sprintf("case %s has not been decided yet (%s); a disagreement is about a decision",
+				c.ReferralID, triagev1.CaseState(c.State)))
+		}
+		d.Partnership = c.Partnership
+		if err := store.InsertDisagreement(ctx, tx, d); err != nil {
+			return err
+		}
+		return s.emitDisagreement(ctx, tx, EventDisagreementRaised, d, id.ClientID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.relay.Wake()
+	s.log.Info("disagreement raised", zap.String("referral_id", d.ReferralID), zap.String("disagreement_id", d.ID),
+		zap.String("agency", d.RaisedByAgency))
+	return &triagev1.RaiseDisagreementResponse{Disagreement: disagreementToProto(d)}, nil
+}
+
+func (s *Service) emitDisagreement(ctx context.Context, tx pgx.Tx, subject string, d store.Disagreement, who string) error {
+	return s.emit(ctx, tx, subject, d.Partnership, d.ReferralID, d.Version,
+		&eventsv1.DisagreementChanged{Disagreement: disagreementToProto(d), Actor: who})
+}
+
+type disagreementToken struct {
+	Resolved bool      `json:"r"`
+	StageDue time.Time `json:"d"`
+	ID       string    `json:"i"`
+}
+
+func (a *grpcAPI) ListDisagreements(ctx context.Context, req *triagev1.ListDisagreementsRequest) (*triagev1.ListDisagreementsResponse, error) {
+	id, err := allow(ctx, "list disagreements", disagreeRead...)
+	if err != nil {
+		return nil, err
+	}
+	f := store.DisagreementFilter{Partnership: req.GetPartnership(), ReferralID: req.GetReferralId(), OpenOnly: req.GetOpenOnly(),
+		Limit: pageSize(req.GetPageSize())}
+	if !hubStaff(id) {
+		f.RaisedByAgency = id.Agency
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		var k disagreementToken
+		if err := decodeToken(tok, &k); err != nil {
+			return nil, err
+		}
+		if !isUUIDString(k.ID) {
+			return nil, invalid("pageToken", "is not a token this service issued")
+		}
+		f.After = &store.DisagreementKey{Resolved: k.Resolved, StageDue: k.StageDue, ID: k.ID}
+	}
+	ds, err := store.ListDisagreements(ctx, a.svc.store.Pool(), f)
+	if err != nil {
+		return nil, err
+	}
+	resp := &triagev1.ListDisagreementsResponse{}
+	for _, d := range ds {
+		resp.Disagreements = append(resp.Disagreements, disagreementToProto(d))
+	}
+	if len(ds) == f.Limit {
+		last := ds[len(ds)-1]
+		resp.NextPageToken = encodeToken(disagreementToken{Resolved: last.Resolved, StageDue: last.StageDue, ID: last.ID})
+	}
+	return resp, nil
+}
+
+// changeDisagreement runs fn on the locked disagreement, checking visibility, state and
+// version first, and writes the event fn names in the same transaction.
+func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disagreementID string, expected int64,
+	fn func(tx pgx.Tx, d store.Disagreement) (store.Disagreement, string, error)) (store.Disagreement, error) {
+	var out store.Disagreement
+	err := s.store.InTx(ctx, func(tx pgx.Tx) error {
+		d, err := store.LockDisagreement(ctx, tx, disagreementID)
+		if err != nil {
+			return notFoundAs(err, disagreementNotFound(disagreementID))
+		}
+		if !hubStaff(id) && d.RaisedByAgency != id.Agency {
+			return disagreementNotFound(disagreementID)
+		}
+		if expected > 0 && expected != d.Version {
+			return apierr.Conflict(fmt.Sprintf("disagreement %s changed since you loaded it (version %d, now %d); reload it and try again",
+				d.ID, expected, d.Version))
+		}
+		if d.Resolved {
+			return failedPrecondition(fmt.Sprintf("disagreement %s was resolved at %s", d.ID, d.ResolvedAt.UTC().Format(time.RFC3339)))
+		}
+		after, subject, err := fn(tx, d)
+		if err != nil {
+			return err
+		}
+		out = after
+		return s.emitDisagreement(ctx, tx, subject, after, id.ClientID)
+	})
+	if err != nil {
+		return store.Disagreement{}, err
+	}
+	s.relay.Wake()
+	return out, nil
+}
+
+func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.EscalateDisagreementRequest) (*triagev1.EscalateDisagreementResponse, error) {
+	id, err := allow(ctx, "escalate disagreements", disagreeRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetDisagreementId() == "" {
+		return nil, invalid("disagreementId", "is required")
+	}
+	if strings.TrimSpace(req.GetOutcome()) == "" {
+		return nil, invalid("outcome", "is required: what the current stage concluded, and why it goes further")
+	}
+	s := a.svc
+	now := s.now().UTC()
+	d, err := s.changeDisagreement(ctx, id, req.GetDisagreementId(), req.GetExpectedVersion(), func(tx pgx.Tx, d store.Disagreement) (store.Disagreement, string, error) {
+		if d.Stage >= store.StagePartnership {
+			return d, "", failedPrecondition(fmt.Sprintf("disagreement %s is at the partnership, the last stage; resolve it with the partnership's outcome", d.ID))
+		}
+		next := d.Stage + 1
+		after, err := store.EndStage(ctx, tx, d, req.GetOutcome(), actor(id), now, next, s.stageDue(next, now), "")
+		return after, EventDisagreementEscal, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &triagev1.EscalateDisagreementResponse{Disagreement: disagreementToProto(d)}, nil
+}
+
+func (a *grpcAPI) ResolveDisagreement(ctx context.Context, req *triagev1.ResolveDisagreementRequest) (*triagev1.ResolveDisagreementResponse, error) {
+	id, err := allow(ctx, "resolve disagreements", disagreeResolve...)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetDisagreementId() == "" {
+		return nil, invalid("disagreementId", "is required")
+	}
+	if strings.TrimSpace(req.GetResolution()) == "" {
+		return nil, invalid("resolution", "is required: what was agreed")
+	}
+	s := a.svc
+	now := s.now().UTC()
+	d, err := s.changeDisagreement(ctx, id, req.GetDisagreementId(), req.GetExpectedVersion(), func(tx pgx.Tx, d store.Disagreement) (store.Disagreement, string, error) {
+		after, err := store.EndStage(ctx, tx, d, req.GetResolution(), actor(id), now, 0, time.Time{}, req.GetResolution())
+		return after, EventDisagreementResolve, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &triagev1.ResolveDisagreementResponse{Disagreement: disagreementToProto(d)}, nil
+}
+
+// escalateOverdue moves every open disagreement past its stage deadline to the next stage,
+// recording "deadline passed" as the outcome of the stage that lapsed. Each escalation is
+// its own transaction with its event; a disagreement changed meanwhile is re-checked.
+func (s *Service) escalateOverdue(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	ids, err := store.OverdueDisagreements(ctx, s.store.Pool(), now, sweepBatch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		escalated := false
+		err := s.store.InTx(ctx, func(tx pgx.Tx) error {
+			d, err := store.LockDisagreement(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if d.Resolved || !d.StageDue.Before(now) || d.Stage >= store.StagePartnership {
+				return nil // resolved or escalated by someone since
+			}
+			next := d.Stage + 1
+			after, err := store.EndStage(ctx, tx, d, deadlinePassed, systemActor, now, next, s.stageDue(next, now), "")
+			if err != nil {
+				return err
+			}
+			escalated = true
+			return s.emitDisagreement(ctx, tx, EventDisagreementEscal, after, systemActor)
+		})
+		if err != nil {
+			return n, fmt.Errorf("escalate disagreement %s: %w", id, err)
+		}
+		if escalated {
+			n++
+			s.log.Info("disagreement escalated: stage deadline passed", zap.String("disagreement_id", id))
+		}
+	}
+	return n, nil
+}
+
+// releaseLapsedClaims frees one batch of lapsed claims with a mash.case.released event each.
+func (s *Service) releaseLapsedClaims(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	var n int
+	err := s.store.InTx(ctx, func(tx pgx.Tx) error {
+		cases, holders, err := store.ReleaseLapsedClaims(ctx, tx, now, sweepBatch)
+		if err != nil {
+			return err
+		}
+		for i, c := range cases {
+			if err := s.emitCase(ctx, tx, EventReleased, c, systemActor, "claim by "+holders[i]+" lapsed"); err != nil {
+				return err
+			}
+		}
+		n = len(cases)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release lapsed claims: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,69 @@
+package triage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"mash/pkg/apierr"
+	"mash/services/triage/store"
+)
+
+// The errors callers see, built in one place so both transports say the same thing.
+
+func failedPrecondition(msg string) error {
+	return &apierr.Error{Code: codes.FailedPrecondition, Message: msg}
+}
+
+func caseNotFound(referralID string) error {
+	return apierr.NotFound("no case for referral " + referralID + " (cases appear within seconds of receipt)")
+}
+
+// notFoundAs turns the store's not-found into the caller's, leaving other errors as they are.
+func notFoundAs(err error, notFound error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound
+	}
+	return err
+}
+
+func versionConflict(referralID string, expected, current int64) error {
+	return apierr.Conflict(fmt.Sprintf("case %s changed since you loaded it (version %d, now %d); reload it and try again",
+		referralID, expected, current))
+}
+
+func checkVersion(c store.Case, expected int64) error {
+	if expected > 0 && expected != c.Version {
+		return versionConflict(c.ReferralID, expected, c.Version)
+	}
+	return nil
+}
+
+func claimedByOther(c store.Case) error {
+	return failedPrecondition(fmt.Sprintf("case %s is claimed by %s until %s; ask them or a manager to release it, or wait for the claim to lapse",
+		c.ReferralID, c.Assignee, c.ClaimExpiresAt.UTC().Format(time.RFC3339)))
+}
+
+func caseClosed(c store.Case) error {
+	return failedPrecondition(fmt.Sprintf("case %s is closed", c.ReferralID))
+}
+
+func invalid(field, reason string) error {
+	return apierr.Invalid([]apierr.Violation{{Field: field, Reason: reason}})
+}
+
+// fromPeer passes a peer's gRPC status through with its code, so a caller sees rules'
+// refusal (a stale decision version, an unknown agency) as rules gave it.
+func fromPeer(peer string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("call %s: %w", peer, err)
+	}
+	if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
+		return apierr.Unavailable(fmt.Sprintf("the %s service did not answer; nothing was changed, retry shortly", peer))
+	}
+	return st.Err()
+}

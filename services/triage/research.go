@@ -1,0 +1,168 @@
+package triage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
+	"mash/pkg/calendar"
+	eventsv1 "mash/proto/mash/events/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/triage/store"
+)
+
+// endOfNextWorkingDay is the default deadline of an information request: the close of the
+// first working day after today, so an agency always has at least one full working day.
+func endOfNextWorkingDay(cal *calendar.Calendar, now time.Time) time.Time {
+	local := now.In(cal.Location())
+	tomorrow := time.Date(local.Year(), local.Month(), local.Day()+1, 0, 0, 0, 0, cal.Location())
+	start := cal.NextWorkingDayStart(tomorrow)
+	// A full working day from its start ends at that day's close.
+	return cal.AddWorkingHours(start, cal.WorkingDayLength()).UTC()
+}
+
+func infoNotFound(id string) error {
+	return apierr.NotFound("no information request " + id)
+}
+
+func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest) (*triagev1.RequestInformationResponse, error) {
+	id, err := allow(ctx, "request information from agencies", caseworkRoles...)
+	if err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now().UTC()
+	var vs []apierr.Violation
+	if req.GetReferralId() == "" {
+		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "is required"})
+	}
+	if err := auth.ValidateClient(req.GetAgency(), "hub", auth.RoleReferrer); err != nil {
+		vs = append(vs, apierr.Violation{Field: "agency", Reason: "must be the agency's slug, as its credential names it (e.g. south-wales-police)"})
+	}
+	if strings.TrimSpace(req.GetQuestion()) == "" {
+		vs = append(vs, apierr.Violation{Field: "question", Reason: "is required: what the hub needs to know"})
+	}
+	due := endOfNextWorkingDay(s.calendar, now)
+	if req.GetDue() != nil {
+		due = req.GetDue().AsTime().UTC()
+		if !due.After(now) {
+			vs = append(vs, apierr.Violation{Field: "due", Reason: "is not in the future; leave it empty for the end of the next working day"})
+		}
+	}
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	r := store.InformationRequest{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(), Agency: req.GetAgency(),
+		Question: req.GetQuestion(), Due: due, State: store.InfoRequested, RequestedBy: actor(id), RequestedAt: now}
+	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
+		c, err := store.LockCase(ctx, tx, req.GetReferralId())
+		if err != nil {
+			return notFoundAs(err, caseNotFound(req.GetReferralId()))
+		}
+		if c.State == store.StateClosed {
+			return caseClosed(c)
+		}
+		r.Partnership = c.Partnership
+		if err := store.InsertInformationRequest(ctx, tx, r); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, EventResearchRequested, r.Partnership, r.ReferralID, c.Version,
+			&eventsv1.InformationRequestChanged{Request: infoToProto(r, now), Actor: id.ClientID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.relay.Wake()
+	s.log.Info("information requested", zap.String("referral_id", r.ReferralID), zap.String("request_id", r.ID), zap.String("agency", r.Agency))
+	return &triagev1.RequestInformationResponse{Request: infoToProto(r, now)}, nil
+}
+
+type infoToken struct {
+	Due time.Time `json:"d"`
+	ID  string    `json:"i"`
+}
+
+func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.ListInformationRequestsRequest) (*triagev1.ListInformationRequestsResponse, error) {
+	id, err := allow(ctx, "list information requests", researchRoles...)
+	if err != nil {
+		return nil, err
+	}
+	f := store.InfoFilter{ReferralID: req.GetReferralId(), Agency: req.GetAgency(), OpenOnly: req.GetOpenOnly(), Limit: pageSize(req.GetPageSize())}
+	if !hubStaff(id) {
+		if f.Agency != "" && f.Agency != id.Agency {
+			return &triagev1.ListInformationRequestsResponse{}, nil // another agency's requests are not visible
+		}
+		f.Agency = id.Agency
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		var k infoToken
+		if err := decodeToken(tok, &k); err != nil {
+			return nil, err
+		}
+		if !isUUIDString(k.ID) {
+			return nil, invalid("pageToken", "is not a token this service issued")
+		}
+		f.AfterDue, f.AfterID = &k.Due, k.ID
+	}
+	rs, err := store.ListInformationRequests(ctx, a.svc.store.Pool(), f)
+	if err != nil {
+		return nil, err
+	}
+	now := a.svc.now()
+	resp := &triagev1.ListInformationRequestsResponse{}
+	for _, r := range rs {
+		resp.Requests = append(resp.Requests, infoToProto(r, now))
+	}
+	if len(rs) == f.Limit {
+		last := rs[len(rs)-1]
+		resp.NextPageToken = encodeToken(infoToken{Due: last.Due, ID: last.ID})
+	}
+	return resp, nil
+}
+
+func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.AnswerInformationRequestRequest) (*triagev1.AnswerInformationRequestResponse, error) {
+	id, err := allow(ctx, "answer information requests", answerRoles...)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetRequestId() == "" {
+		return nil, invalid("requestId", "is required")
+	}
+	if strings.TrimSpace(req.GetAnswer()) == "" {
+		return nil, invalid("answer", "is required: what your agency knows (\"nothing known\" is an answer)")
+	}
+	s := a.svc
+	now := s.now().UTC()
+	var out store.InformationRequest
+	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
+		r, err := store.LockInformationRequest(ctx, tx, req.GetRequestId())
+		if err != nil {
+			return notFoundAs(err, infoNotFound(req.GetRequestId()))
+		}
+		// An agency sees only what was asked of it; another's request does not exist for it.
+		if !hubStaff(id) && r.Agency != id.Agency {
+			return infoNotFound(req.GetRequestId())
+		}
+		if r.State == store.InfoAnswered {
+			return failedPrecondition(fmt.Sprintf("information request %s was answered at %s by %s",
+				r.ID, r.AnsweredAt.UTC().Format(time.RFC3339), r.AnsweredBy))
+		}
+		if out, err = store.AnswerInformationRequest(ctx, tx, r.ID, req.GetAnswer(), actor(id), now); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,
+			&eventsv1.InformationRequestChanged{Request: infoToProto(out, now), Actor: id.ClientID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.relay.Wake()
+	return &triagev1.AnswerInformationRequestResponse{Request: infoToProto(out, now)}, nil
+}

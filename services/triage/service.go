@@ -1,0 +1,232 @@
+// Package triage is the hub's casework: the queue of referrals awaiting a human decision,
+// most urgent first; claims and assignment; the decision itself (confirmed or overridden
+// through the rules service, which owns decisions); strategy discussions; information
+// requests to partner agencies; closure with an outcome; professional disagreements; and the
+// management information the partnership evaluates the hub by.
+//
+// Invariants:
+//   - The case read model is built from intake's, rules' and notify's events, each applied in
+//     the consumer's transaction with its inbox row; events may arrive in any order and any
+//     number of times, and a decision never overwrites a newer version of itself.
+//   - Every change the service makes writes its event to the triage outbox in the same
+//     transaction, so the bus (and the audit log) sees exactly the changes that committed.
+//   - A case's version increases with every change; writes that name an older one are
+//     refused, so two practitioners never silently overwrite each other.
+package triage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"mash/pkg/calendar"
+	"mash/pkg/db"
+	"mash/pkg/events"
+	"mash/pkg/peers"
+	"mash/pkg/server"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/triage/store"
+)
+
+// Event subjects the service publishes.
+const (
+	EventClaimed             = "mash.case.claimed"
+	EventReleased            = "mash.case.released"
+	EventAssigned            = "mash.case.assigned"
+	EventDecided             = "mash.case.decided"
+	EventClosed              = "mash.case.closed"
+	EventStrategyRecorded    = "mash.case.strategy_recorded"
+	EventResearchRequested   = "mash.research.requested"
+	EventResearchAnswered    = "mash.research.answered"
+	EventDisagreementRaised  = "mash.disagreement.raised"
+	EventDisagreementEscal   = "mash.disagreement.escalated"
+	EventDisagreementResolve = "mash.disagreement.resolved"
+)
+
+// Defaults.
+const (
+	DefaultClaimTimeout = 30 * time.Minute
+	DefaultSweepEvery   = time.Minute
+)
+
+// DefaultDisagreementDays are the working days each disagreement stage has, in stage order:
+// practitioner, team manager, senior safeguarding manager, partnership.
+var DefaultDisagreementDays = [4]int{2, 2, 5, 10}
+
+// Deps are what the triage service needs from the process that runs it.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	JS       jetstream.JetStream
+	Calendar *calendar.Calendar
+	Log      *zap.Logger
+	Events   *events.Metrics
+	// Reconcile sets the age and interval of the reconciler (Schema and Checks are triage's).
+	Reconcile events.ReconcilerConfig
+	Registry  prometheus.Registerer
+	Now       func() time.Time
+	// Peers reaches the rules service, which owns decisions.
+	Peers *peers.Book
+	// ClaimTimeout is how long a claim holds unless renewed. Default 30 minutes.
+	ClaimTimeout time.Duration
+	// DisagreementDays overrides the working days of each disagreement stage (zero: the
+	// default for that stage).
+	DisagreementDays [4]int
+	// SweepEvery is how often lapsed claims are released and overdue disagreement stages
+	// escalated. Default 1 minute.
+	SweepEvery time.Duration
+}
+
+// Service is the triage service.
+type Service struct {
+	store      *store.Store
+	relay      *events.Relay
+	consumer   *events.Consumer
+	recon      *events.Reconciler
+	audited    *events.Consumer
+	calendar   *calendar.Calendar
+	log        *zap.Logger
+	now        func() time.Time
+	peers      *peers.Book
+	claimFor   time.Duration
+	stageDays  [4]int
+	sweepEvery time.Duration
+	api        *grpcAPI
+}
+
+// New validates deps and builds the service.
+func New(d Deps) (*Service, error) {
+	switch {
+	case d.Pool == nil, d.JS == nil, d.Calendar == nil, d.Log == nil:
+		return nil, errors.New("triage.New: pool, JetStream, calendar and logger are required")
+	case d.Peers == nil:
+		return nil, errors.New("triage.New: a peer address book is required (decisions are made through the rules service)")
+	case d.ClaimTimeout < 0:
+		return nil, fmt.Errorf("triage.New: claim timeout %s is negative", d.ClaimTimeout)
+	}
+	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, peers: d.Peers,
+		claimFor: d.ClaimTimeout, stageDays: DefaultDisagreementDays, sweepEvery: d.SweepEvery}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.claimFor == 0 {
+		s.claimFor = DefaultClaimTimeout
+	}
+	if s.sweepEvery <= 0 {
+		s.sweepEvery = DefaultSweepEvery
+	}
+	for i, n := range d.DisagreementDays {
+		if n < 0 {
+			return nil, fmt.Errorf("triage.New: disagreement stage %d: %d working days is negative", i+1, n)
+		}
+		if n > 0 {
+			s.stageDays[i] = n
+		}
+	}
+	var err error
+	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
+	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: "triage",
+		FilterSubjects: []string{"mash.referral.received", "mash.triage.>", "mash.notification.>"},
+	}, s.handleEvent, d.Log.Named("consumer"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
+	rc := d.Reconcile
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
+	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
+	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
+	s.api = &grpcAPI{svc: s}
+	return s, nil
+}
+
+// Migrate brings the triage schema up to date.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	migs, err := store.Migrations()
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, pool, store.Schema, migs)
+}
+
+// Register adds the service's gRPC API and HTTP routes.
+func (s *Service) Register(srv *server.Server) {
+	triagev1.RegisterTriageServiceServer(srv.GRPC(), s.api)
+	registerHTTP(srv, s.api)
+}
+
+// API returns the service's gRPC API as a plain value, for in-process callers and
+// benchmarks; the caller's identity must be in the context (auth.WithIdentity).
+func (s *Service) API() triagev1.TriageServiceServer { return s.api }
+
+// Run projects events, publishes the outbox and sweeps claims and disagreements until ctx
+// ends.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.relay.Run(ctx) })
+	g.Go(func() error { return s.consumer.Run(ctx) })
+	g.Go(func() error { return s.recon.Run(ctx) })
+	g.Go(func() error { return s.audited.Run(ctx) })
+	g.Go(func() error { return s.runSweeps(ctx) })
+	return g.Wait()
+}
+
+func (s *Service) runSweeps(ctx context.Context) error {
+	t := time.NewTicker(s.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("sweep", zap.Error(err))
+		}
+	}
+}
+
+// SweepResult is what one sweep did.
+type SweepResult struct {
+	ClaimsReleased         int
+	DisagreementsEscalated int
+}
+
+// sweepBatch bounds the rows one sweep transaction touches.
+const sweepBatch = 500
+
+// Sweep releases lapsed claims (with a mash.case.released event each) and escalates
+// disagreement stages past their deadline (outcome "deadline passed"), as at the service's
+// clock. Run calls it periodically; tests call it with an injected clock.
+func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	for {
+		n, err := s.releaseLapsedClaims(ctx)
+		res.ClaimsReleased += n
+		if err != nil {
+			return res, err
+		}
+		if n < sweepBatch {
+			break
+		}
+	}
+	n, err := s.escalateOverdue(ctx)
+	res.DisagreementsEscalated = n
+	if res.ClaimsReleased+res.DisagreementsEscalated > 0 {
+		s.relay.Wake()
+		s.log.Info("sweep", zap.Int("claims_released", res.ClaimsReleased), zap.Int("disagreements_escalated", res.DisagreementsEscalated))
+	}
+	return res, err
+}

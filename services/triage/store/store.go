@@ -1,0 +1,173 @@
+// Package store holds all of the triage service's SQL. The service owns the Postgres schema
+// "triage": the casework read model (cases, notices) built from other services' events, and
+// the casework the hub records itself (claims, strategy discussions, information requests,
+// disagreements).
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/db"
+	"mash/pkg/events"
+)
+
+// Schema is the Postgres schema the triage service owns.
+const Schema = "triage"
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the triage service's migrations, outbox and consumer tables included.
+func Migrations() ([]db.Migration, error) {
+	migs, err := db.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return append(migs, events.Migrations(Schema)...), nil
+}
+
+// ErrNotFound means the row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store runs the triage service's queries.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Pool is the pool the store uses, for transactions that span store calls.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Querier is a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// InTx runs fn in one transaction.
+func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// Enum numbers the store compares in SQL; they are the protobuf enum numbers.
+const (
+	StateAwaitingRules    int16 = 1
+	StateAwaitingDecision int16 = 2
+	StateDecided          int16 = 3
+	StateClosed           int16 = 4
+
+	StatusRecommended int16 = 1
+
+	InfoRequested int16 = 1
+	InfoAnswered  int16 = 2
+
+	StagePractitioner int16 = 1
+	StagePartnership  int16 = 4
+
+	OutcomeNoFurtherAction      int16 = 1
+	OutcomeAdviceAndSignposting int16 = 2
+)
+
+// Case is one referral as the hub works it.
+type Case struct {
+	ReferralID, Partnership, ChildID, ChildName string
+	ChildAgeYears                               int32
+	SourceAgency, SourceKind                    string
+	Concerns                                    []string
+	Received                                    bool
+	State, Level, RecommendedLevel, RAG         int16
+	DecisionStatus, Outcome                     int16
+	Pathway                                     string
+	Agencies                                    []string
+	DecisionID                                  string
+	DecisionVersion                             int64
+	ReceivedAt, DecisionDue, RAGDue             *time.Time
+	RecommendedAt, DecidedAt                    *time.Time
+	DecidedBy                                   string
+	// Assignee is empty when nobody holds the case; a lapsed claim is reported by the
+	// queries as it is stored, and callers treat it as free (ClaimLive).
+	Assignee       string
+	ClaimExpiresAt *time.Time
+	OutcomeNote    string
+	ClosedAt       *time.Time
+	ClosedBy       string
+	Version        int64
+}
+
+// ClaimLive reports whether someone holds the case at now.
+func (c Case) ClaimLive(now time.Time) bool {
+	return c.Assignee != "" && c.ClaimExpiresAt != nil && c.ClaimExpiresAt.After(now)
+}
+
+// Overdue reports whether the case is past a due time that still applies: the decision due
+// time until a person decides, the RAG due time until the case closes.
+func (c Case) Overdue(now time.Time) bool {
+	if c.State == StateClosed {
+		return false
+	}
+	if c.RAGDue != nil && c.RAGDue.Before(now) {
+		return true
+	}
+	return c.State != StateDecided && c.DecisionDue != nil && c.DecisionDue.Before(now)
+}
+
+const caseColumns = `referral_id::text, partnership, coalesce(child_id::text, ''), child_name, child_age_years, source_agency,
+	source_kind, concerns, received, state, level, recommended_level, rag, decision_status, outcome, pathway, agencies,
+	coalesce(decision_id::text, ''), decision_version, received_at, decision_due, rag_due, recommended_at, decided_at,
+	decided_by, coalesce(assignee, ''), claim_expires_at, outcome_note, closed_at, closed_by, version`
+
+func scanCase(row pgx.Row) (Case, error) {
+	var c Case
+	err := row.Scan(&c.ReferralID, &c.Partnership, &c.ChildID, &c.ChildName, &c.ChildAgeYears, &c.SourceAgency,
+		&c.SourceKind, &c.Concerns, &c.Received, &c.State, &c.Level, &c.RecommendedLevel, &c.RAG, &c.DecisionStatus, &c.Outcome,
+		&c.Pathway, &c.Agencies, &c.DecisionID, &c.DecisionVersion, &c.ReceivedAt, &c.DecisionDue, &c.RAGDue, &c.RecommendedAt,
+		&c.DecidedAt, &c.DecidedBy, &c.Assignee, &c.ClaimExpiresAt, &c.OutcomeNote, &c.ClosedAt, &c.ClosedBy, &c.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Case{}, ErrNotFound
+	}
+	return c, err
+}
+
+func collectCases(rows pgx.Rows, err error) ([]Case, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Case, error) { return scanCase(r) })
+}
+
+// isUUID reports whether s can be compared with a uuid column; anything else matches no row.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// wrap adds what was being done to an error, keeping ErrNotFound recognisable.
+func wrap(err error, format string, args ...any) error {
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
