@@ -36,7 +36,7 @@ func (s *Service) partnershipOf(r *http.Request) string {
 
 func (s *Service) listPacks(w http.ResponseWriter, r *http.Request, rs *reqState) (packsData, bool) {
 	d := packsData{Partnership: s.partnershipOf(r)}
-	resp, err := s.b.Rules.ListPacks(rs.call(r.Context()), &rulesv1.ListPacksRequest{Partnership: d.Partnership})
+	resp, err := s.b.Rules.ListPacks(rs.call(r.Context()), &rulesv1.ListPacksRequest{Partnership: d.Partnership, IncludeSource: true})
 	if err != nil {
 		s.pageError(w, r, rs, err)
 		return d, false

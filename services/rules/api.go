@@ -210,7 +210,7 @@ func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) 
 	}
 	resp := &rulesv1.ListPacksResponse{}
 	for _, p := range ps {
-		resp.Packs = append(resp.Packs, packToProto(p, false))
+		resp.Packs = append(resp.Packs, packToProto(p, req.GetIncludeSource()))
 	}
 	return resp, nil
 }

@@ -41,6 +41,13 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 	server.HandleProto(srv, "GET /v1/packs", func() *rulesv1.ListPacksRequest { return &rulesv1.ListPacksRequest{} },
 		func(r *http.Request, _ []byte, req *rulesv1.ListPacksRequest) error {
 			req.Partnership = r.URL.Query().Get("partnership")
+			switch v := r.URL.Query().Get("includeSource"); v {
+			case "", "false":
+			case "true":
+				req.IncludeSource = true
+			default:
+				return apierr.Invalid([]apierr.Violation{{Field: "includeSource", Reason: "must be true or false"}})
+			}
 			return nil
 		}, a.ListPacks)
 	server.HandleProto(srv, "POST /v1/packs:replay", func() *rulesv1.ReplayPackRequest { return &rulesv1.ReplayPackRequest{} },

@@ -245,8 +245,13 @@ func TestPacksAreValidatedUploadedAndActivatedByManagers(t *testing.T) {
 		t.Fatalf("another partnership decided at %v, want the default pack's level 2", d.GetCurrent().GetLevel())
 	}
 	list, err := e.client.ListPacks(staff, &rulesv1.ListPacksRequest{Partnership: "rhondda-cynon-taf"})
-	if err != nil || len(list.GetPacks()) != 1 || !list.GetPacks()[0].GetActive() {
+	if err != nil || len(list.GetPacks()) != 1 || !list.GetPacks()[0].GetActive() || list.GetPacks()[0].GetSource() != "" {
 		t.Fatalf("list packs: %v %v", list, err)
+	}
+	// Reviewers comparing versions ask for the sources.
+	list, err = e.client.ListPacks(staff, &rulesv1.ListPacksRequest{Partnership: "rhondda-cynon-taf", IncludeSource: true})
+	if err != nil || len(list.GetPacks()) != 1 || !strings.Contains(list.GetPacks()[0].GetSource(), "rules:") {
+		t.Fatalf("list packs with sources: %v %v", list, err)
 	}
 }
 

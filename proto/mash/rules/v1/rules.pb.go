@@ -694,8 +694,10 @@ func (x *ActivatePackResponse) GetPack() *Pack {
 
 // ListPacksRequest names the partnership.
 type ListPacksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Partnership   string                 `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Partnership string                 `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	// Include each pack's YAML source, for reviewing and comparing versions.
+	IncludeSource bool `protobuf:"varint,2,opt,name=include_source,json=includeSource,proto3" json:"include_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -735,6 +737,13 @@ func (x *ListPacksRequest) GetPartnership() string {
 		return x.Partnership
 	}
 	return ""
+}
+
+func (x *ListPacksRequest) GetIncludeSource() bool {
+	if x != nil {
+		return x.IncludeSource
+	}
+	return false
 }
 
 // ListPacksResponse lists packs, newest first.
@@ -1406,9 +1415,10 @@ const file_mash_rules_v1_rules_proto_rawDesc = "" +
 	"\apack_id\x18\x01 \x01(\tR\x06packId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"?\n" +
 	"\x14ActivatePackResponse\x12'\n" +
-	"\x04pack\x18\x01 \x01(\v2\x13.mash.rules.v1.PackR\x04pack\"4\n" +
+	"\x04pack\x18\x01 \x01(\v2\x13.mash.rules.v1.PackR\x04pack\"[\n" +
 	"\x10ListPacksRequest\x12 \n" +
-	"\vpartnership\x18\x01 \x01(\tR\vpartnership\">\n" +
+	"\vpartnership\x18\x01 \x01(\tR\vpartnership\x12%\n" +
+	"\x0einclude_source\x18\x02 \x01(\bR\rincludeSource\">\n" +
 	"\x11ListPacksResponse\x12)\n" +
 	"\x05packs\x18\x01 \x03(\v2\x13.mash.rules.v1.PackR\x05packs\"\xb7\x01\n" +
 	"\x11ReplayPackRequest\x12\x16\n" +
