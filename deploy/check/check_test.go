@@ -267,7 +267,7 @@ func TestPostgresUnknownFieldIsRejected(t *testing.T) {
 func TestDatabaseSecretMustBeTheClustersAppSecret(t *testing.T) {
 	dir := mutated(t, "postgres/cluster.yaml", "  name: mash-database\n", "  name: mash-pg\n")
 	got := problems(t, dir)
-	for _, dep := range []string{"mash-intake", "mash-rules", "mash-notify", "mash-audit", "mash-triage", "mash-migrate"} {
+	for _, dep := range []string{"mash-intake", "mash-rules", "mash-notify", "mash-audit", "mash-triage", "mash-console", "mash-migrate"} {
 		wantProblem(t, got, dep, "DATABASE_URL reads mash-database-app/uri")
 	}
 }
@@ -328,7 +328,7 @@ func TestREADMESelectorsPickTheMigrateJob(t *testing.T) {
 		}
 		return got
 	}
-	first := pick("app.kubernetes.io/component notin (intake,rules,notify,audit,triage)")
+	first := pick("app.kubernetes.io/component notin (intake,rules,notify,audit,triage,console)")
 	for _, want := range []string{"Namespace/mash", "ServiceAccount/mash", "ConfigMap/mash-config", "NetworkPolicy/default-deny",
 		"NetworkPolicy/allow-dns", "NetworkPolicy/mash-to-postgres", "NetworkPolicy/mash-database", "Job/mash-migrate"} {
 		if !first[want] {
