@@ -32,7 +32,7 @@ func TestDeployDirectoryIsValid(t *testing.T) {
 			t.Errorf("%s#%d was not decoded", d.File, d.Index)
 		}
 	}
-	for kind, want := range map[string]int{"Deployment": 4, "Service": 4, "PodDisruptionBudget": 4, "Job": 1, "Cluster": 1, "Kustomization": 1, "NATS Helm values": 1} {
+	for kind, want := range map[string]int{"Deployment": 6, "Service": 6, "PodDisruptionBudget": 6, "Job": 1, "Cluster": 1, "Kustomization": 1, "NATS Helm values": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s documents, want %d", kinds[kind], kind, want)
 		}
