@@ -127,6 +127,10 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 	if code, _, raw := asAlice.do("POST", "/v1/cases/"+id+"/claim", map[string]any{}); code != 409 || !strings.Contains(raw, "claim") {
 		t.Fatalf("alice claims bob's case: %d %s, want 409 naming the claim", code, raw)
 	}
+	// A misspelt filter is refused by name, never silently ignored.
+	if code, _, raw := asAlice.do("GET", "/v1/queue?states=DECIDED", nil); code != 400 || !strings.Contains(raw, "states") {
+		t.Fatalf("queue with an unknown parameter: %d %s, want 400 naming it", code, raw)
+	}
 	if code, _, _ := asReferrer.do("GET", "/v1/queue", nil); code != 403 {
 		t.Fatalf("referrer reads the queue: %d, want 403", code)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -194,9 +195,12 @@ func (s *statusOverride) WriteHeader(code int) {
 type params struct {
 	r  *http.Request
 	vs []apierr.Violation
+	// known is every parameter the handler asked for: any other one is refused, so a
+	// misspelt filter ("states", "overdue") is an error rather than silently ignored.
+	known map[string]bool
 }
 
-func query(r *http.Request) *params { return &params{r: r} }
+func query(r *http.Request) *params { return &params{r: r, known: map[string]bool{}} }
 
 func snake(name string) string {
 	var b strings.Builder
@@ -211,6 +215,7 @@ func snake(name string) string {
 }
 
 func (p *params) all(name string) []string {
+	p.known[name], p.known[snake(name)] = true, true
 	q := p.r.URL.Query()
 	var out []string
 	for _, k := range []string{name, snake(name)} {
@@ -295,6 +300,16 @@ func (p *params) enum(name, prefix string, values map[string]int32) []int32 {
 }
 
 func (p *params) err() error {
+	var unknown []string
+	for k := range p.r.URL.Query() {
+		if !p.known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		p.vs = append(p.vs, apierr.Violation{Field: k, Reason: "is not a parameter of this call"})
+	}
 	if len(p.vs) > 0 {
 		return apierr.Invalid(p.vs)
 	}
