@@ -30,6 +30,7 @@ var testArgon2 = Argon2Params{MemoryKiB: 1024, Time: 1, Threads: 1, SaltLen: 16,
 const testPassword = "correct horse battery staple"
 
 type env struct {
+	pool   *pgxpool.Pool
 	svc    *Service
 	srv    *httptest.Server
 	auth   *auth.Store
@@ -60,7 +61,7 @@ func newEnv(t *testing.T) *env {
 		return Migrate(ctx, p)
 	})
 	as := auth.NewStore(pool)
-	e := &env{auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}}
+	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}}
 	e.triage.whoami = func(ctx context.Context) string {
 		tok := strings.TrimPrefix(callerOf(ctx), "Bearer ")
 		id, err := as.Authenticate(ctx, tok)
@@ -314,6 +315,7 @@ func TestRoleGating(t *testing.T) {
 		"/console/packs":                {practitioner: 403, manager: 200, auditor: 200, admin: 200},
 		"/console/notifications":        {practitioner: 200, manager: 200, auditor: 200, admin: 200},
 		"/console/dashboard.csv":        {practitioner: 403, manager: 200, auditor: 200, admin: 200},
+		"/console/disagreements":        {practitioner: 403, manager: 200, auditor: 200, admin: 200},
 	}
 	clients := map[auth.Role]*http.Client{}
 	for _, r := range staffRoles {
@@ -366,17 +368,19 @@ func TestScreensRender(t *testing.T) {
 	c := e.signIn(t, "admin1")
 	id := "0192a3b4-0000-7000-8000-000000000001"
 	screens := map[string][]string{
-		"/console/queue":                        {"Triage queue", "Ffion Test", "Overdue", `<th scope="col">`, "Awaiting decision"},
-		"/console/queue?rag=RAG_RED&overdue=on": {"Ffion Test"},
-		"/console/cases/" + id:                  {"High-risk domestic abuse", "DASH grade high", "What each agency was told", "Is the child known to health visiting?", "Section 47 enquiry agreed", "We think level 3a is too low", `id="decide-form"`, "Claim this case"},
-		"/console/notifications?view=failed":    {"HTTP 503", "Retry delivery", "MASH-2026-000001"},
-		"/console/packs":                        {"2026.11.2", "Active", "Compare two versions", "Check the impact of a pack"},
-		"/console/packs/p2":                     {"dash-medium", "Make this pack active"},
-		"/console/packs/diff?a=p1&b=p2":         {"Removed", "Added", "rag: AMBER"},
-		"/console/dashboard":                    {"Management information", "<svg", "93.5%", "south-wales-police", "Download as CSV"},
-		"/console/audit?referral=" + id:         {"mash.triage.overridden", "read: GetCase"},
-		"/console/sign-in":                      {},
-		"/console/nowhere":                      {"Page not found"},
+		"/console/queue":                                     {"Triage queue", "Ffion Test", "Overdue", `<th scope="col">`, "Awaiting decision"},
+		"/console/queue?rag=RAG_RED&overdue=on":              {"Ffion Test"},
+		"/console/cases/" + id:                               {"High-risk domestic abuse", "DASH grade high", "What each agency was told", "Is the child known to health visiting?", "Section 47 enquiry agreed", "We think level 3a is too low", `id="decide-form"`, "Claim this case"},
+		"/console/notifications?view=failed":                 {"HTTP 503", "Retry delivery", "MASH-2026-000001"},
+		"/console/packs":                                     {"2026.11.2", "Active", "Compare two versions", "Check the impact of a pack"},
+		"/console/packs/p2":                                  {"dash-medium", "Make this pack active"},
+		"/console/packs/diff?a=p1&b=p2":                      {"Removed", "Added", "rag: AMBER"},
+		"/console/dashboard":                                 {"Management information", "<svg", "93.5%", "south-wales-police", "Download as CSV"},
+		"/console/audit?referral=" + id:                      {"mash.triage.overridden", "read: GetCase"},
+		"/console/disagreements":                             {"Professional disagreements", "We think level 3a is too low", "Health visiting should have been told", `id="disagreements-table"`},
+		"/console/disagreements?open=on&partnership=cardiff": {"south-wales-police"},
+		"/console/sign-in":                                   {},
+		"/console/nowhere":                                   {"Page not found"},
 	}
 	for _, lang := range []string{"en", "cy"} {
 		u, _ := url.Parse(e.srv.URL)
