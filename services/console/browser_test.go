@@ -23,7 +23,7 @@ func TestBrowser(t *testing.T) {
 		dir = filepath.Join(t.TempDir(), "screens")
 	}
 	browsertest.Run(t, e.srv.URL, "manager1", testPassword, dir)
-	for _, n := range []string{"signin", "queue", "case", "dashboard", "notifications", "packs"} {
+	for _, n := range []string{"signin", "queue", "case", "dashboard", "notifications", "disagreements", "packs"} {
 		if st, err := os.Stat(filepath.Join(dir, n+".png")); err != nil || st.Size() < 1000 {
 			t.Errorf("screenshot %s missing or empty: %v", n, err)
 		}

@@ -29,6 +29,8 @@ type caseData struct {
 	Form string
 	// Now is the server's time in the hub's zone, to prefill the strategy discussion.
 	Now string
+	// DisagreementViews are the case's disagreements with their deadlines checked.
+	DisagreementViews []disagreementView
 }
 
 func (s *Service) casePage(w http.ResponseWriter, r *http.Request, rs *reqState) {
@@ -46,7 +48,8 @@ func (s *Service) showCase(w http.ResponseWriter, r *http.Request, rs *reqState,
 	c := resp.GetCase()
 	claimLive := c.GetAssignee() != "" && (c.GetClaimExpiresAt() == nil || c.GetClaimExpiresAt().AsTime().After(s.now()))
 	pg.Data = caseData{GetCaseResponse: resp, Mine: claimLive && isMe(c.GetAssignee(), rs), Claimed: claimLive,
-		Levels: levels, Rags: rags, Outcomes: outcomes, Form: form, Now: s.now().In(london).Format("2006-01-02T15:04")}
+		Levels: levels, Rags: rags, Outcomes: outcomes, Form: form, Now: s.now().In(london).Format("2006-01-02T15:04"),
+		DisagreementViews: viewDisagreements(resp.GetDisagreements(), s.now())}
 	s.render(w, code, "case", pg)
 }
 
@@ -59,27 +62,46 @@ func isMe(assignee string, rs *reqState) bool {
 // (post/redirect/get); a refusal shows the case again with the service's reasons next to
 // the fields, or as a message for conflicts.
 func (s *Service) act(w http.ResponseWriter, r *http.Request, rs *reqState, form, done string, pre []fieldErr, call func(ctx context.Context) error) {
+	s.actOn(w, r, rs, action{form: form, done: done, pre: pre, conflict: "case.conflict"}, call)
+}
+
+// action describes one change made from the case page.
+type action struct {
+	// form names the form, to reopen it when the change is refused; done is the
+	// confirmation's key (done.<done>).
+	form, done string
+	// pre are the console's own checks that failed: the call is not made.
+	pre []fieldErr
+	// fields renames the service's field names to the form's, where the case page has
+	// more than one field of a name (every stage outcome, every answer).
+	fields map[string]string
+	// conflict is the message key shown when the service refuses because of state or
+	// version.
+	conflict string
+}
+
+func (s *Service) actOn(w http.ResponseWriter, r *http.Request, rs *reqState, a action, call func(ctx context.Context) error) {
 	id := r.PathValue("id")
 	pg := s.newPage(r, rs, "case.title")
 	pg.Form = r.PostForm
-	if len(pre) > 0 {
-		pg.Errors = pre
-		s.showCase(w, r, rs, pg, http.StatusBadRequest, form)
+	if len(a.pre) > 0 {
+		pg.Errors = a.pre
+		s.showCase(w, r, rs, pg, http.StatusBadRequest, a.form)
 		return
 	}
 	err := call(rs.call(r.Context()))
 	if err == nil {
-		s.log.Info("console: case action", zap.String("action", form), zap.String("referral_id", id),
+		s.log.Info("console: case action", zap.String("action", a.form), zap.String("referral_id", id),
 			zap.String("session", rs.sessionID), zap.String("request_id", server.RequestID(r.Context())))
-		http.Redirect(w, r, "/console/cases/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
+		http.Redirect(w, r, "/console/cases/"+url.PathEscape(id)+"?done="+a.done, http.StatusSeeOther)
 		return
 	}
 	p := problemOf(err)
 	switch p.code {
 	case codes.InvalidArgument, codes.OutOfRange:
 		for f, d := range p.fields {
-			if form == "close" && f == "outcome" {
-				f = "close-outcome" // the strategy form has an outcome field too
+			if to, ok := a.fields[f]; ok {
+				f = to
 			}
 			pg.Errors = append(pg.Errors, fieldErr{Field: f, Text: d})
 		}
@@ -87,10 +109,10 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request, rs *reqState, form
 		if len(pg.Errors) == 0 {
 			pg.ErrorText = p.message
 		}
-		s.showCase(w, r, rs, pg, http.StatusBadRequest, form)
+		s.showCase(w, r, rs, pg, http.StatusBadRequest, a.form)
 	case codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists:
-		pg.ErrorKey, pg.ErrorText = "case.conflict", p.message
-		s.showCase(w, r, rs, pg, http.StatusConflict, form)
+		pg.ErrorKey, pg.ErrorText = a.conflict, p.message
+		s.showCase(w, r, rs, pg, http.StatusConflict, a.form)
 	default:
 		s.pageError(w, r, rs, err)
 	}
@@ -196,7 +218,9 @@ func (s *Service) closeCase(w http.ResponseWriter, r *http.Request, rs *reqState
 	} else {
 		pre = append(pre, fieldErr{"close-outcome", pg.T("close.outcome_missing")})
 	}
-	s.act(w, r, rs, "close", "closed", pre, func(ctx context.Context) error {
+	// The strategy form has an outcome field too.
+	a := action{form: "close", done: "closed", pre: pre, fields: map[string]string{"outcome": "close-outcome"}, conflict: "case.conflict"}
+	s.actOn(w, r, rs, a, func(ctx context.Context) error {
 		_, err := s.b.Triage.CloseCase(ctx, req)
 		return err
 	})

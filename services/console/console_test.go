@@ -365,7 +365,7 @@ func TestRoleGating(t *testing.T) {
 func TestScreensRender(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	c := e.signIn(t, "admin1")
+	c := e.signIn(t, "manager1")
 	id := "0192a3b4-0000-7000-8000-000000000001"
 	screens := map[string][]string{
 		"/console/queue":                                     {"Triage queue", "Ffion Test", "Overdue", `<th scope="col">`, "Awaiting decision"},

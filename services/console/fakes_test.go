@@ -44,6 +44,13 @@ type fakeTriage struct {
 	callers []string
 	// decideErr, when set, is returned by DecideCase.
 	decideErr error
+	// disagreements and info are the casework records GetCase shows, by id.
+	disagreements map[string]*triagev1.Disagreement
+	info          map[string]*triagev1.InformationRequest
+	// disagreeErr, when set, is returned by EscalateDisagreement and ResolveDisagreement.
+	disagreeErr error
+	// escalated, resolved and answered count the changes that reached the fake.
+	escalated, resolved, answered int
 	// whoami maps a bearer credential to the client id the fake records as assignee.
 	whoami func(ctx context.Context) string
 }
@@ -61,7 +68,69 @@ func newFakeTriage() *fakeTriage {
 	add("0192a3b4-0000-7000-8000-000000000001", "Ffion Test", rulesv1.Rag_RAG_RED, rulesv1.Level_LEVEL_4, -time.Hour, true)
 	add("0192a3b4-0000-7000-8000-000000000002", "Dylan Test", rulesv1.Rag_RAG_AMBER, rulesv1.Level_LEVEL_3A, 20*time.Hour, false)
 	add("0192a3b4-0000-7000-8000-000000000003", "Cerys Test", rulesv1.Rag_RAG_GREEN, rulesv1.Level_LEVEL_2, 70*time.Hour, false)
+	f.addCasework()
 	return f
+}
+
+// Fixture ids of the casework records.
+const (
+	caseOne         = "0192a3b4-0000-7000-8000-000000000001"
+	disagreeOpen    = "0192a3b4-0000-7000-8000-0000000000d1" // team manager stage, due in two days
+	disagreeOverdue = "0192a3b4-0000-7000-8000-0000000000d2" // partnership stage, deadline passed
+	disagreeDone    = "0192a3b4-0000-7000-8000-0000000000d3" // resolved
+	infoOpen        = "0192a3b4-0000-7000-8000-0000000000e1"
+	infoLate        = "0192a3b4-0000-7000-8000-0000000000e2"
+)
+
+// addCasework gives case one an information request awaiting an answer, one overdue, and
+// three disagreements in different states; every other case has none.
+func (f *fakeTriage) addCasework() {
+	raised := fixtureNow.Add(-72 * time.Hour)
+	f.info = map[string]*triagev1.InformationRequest{
+		infoOpen: {Id: infoOpen, ReferralId: caseOne, Partnership: "cardiff", Agency: "health-visiting", Question: "Is the child known to health visiting?",
+			Due: ts(fixtureNow.Add(5 * time.Hour)), State: triagev1.InformationRequestState_REQUESTED, RequestedAt: ts(fixtureNow.Add(-time.Hour))},
+		infoLate: {Id: infoLate, ReferralId: caseOne, Partnership: "cardiff", Agency: "ysgol-y-ddraig", Question: "What is the child's attendance this term?",
+			Due: ts(fixtureNow.Add(-3 * time.Hour)), State: triagev1.InformationRequestState_REQUESTED, RequestedAt: ts(fixtureNow.Add(-27 * time.Hour)), Overdue: true},
+	}
+	f.disagreements = map[string]*triagev1.Disagreement{
+		disagreeOpen: {Id: disagreeOpen, ReferralId: caseOne, Partnership: "cardiff", RaisedByAgency: "ysgol-y-ddraig", RaisedBy: "client:school-api (ysgol-y-ddraig, referrer)",
+			Reason: "We think level 3a is too low", Stage: triagev1.DisagreementStage_TEAM_MANAGER, StageDue: ts(fixtureNow.Add(48 * time.Hour)),
+			RaisedAt: ts(raised), Version: 2, Steps: []*triagev1.DisagreementStep{
+				{Stage: triagev1.DisagreementStage_PRACTITIONER, StartedAt: ts(raised), Due: ts(raised.Add(24 * time.Hour)), EndedAt: ts(raised.Add(20 * time.Hour)),
+					Outcome: "Practitioner kept level 3a: no new information", Actor: "client:user:alice (mash-hub, practitioner)"},
+				{Stage: triagev1.DisagreementStage_TEAM_MANAGER, StartedAt: ts(raised.Add(20 * time.Hour)), Due: ts(fixtureNow.Add(48 * time.Hour))}}},
+		disagreeOverdue: {Id: disagreeOverdue, ReferralId: caseOne, Partnership: "cardiff", RaisedByAgency: "south-wales-police",
+			Reason: "The police consider a strategy discussion is needed", Stage: triagev1.DisagreementStage_PARTNERSHIP, StageDue: ts(fixtureNow.Add(-2 * time.Hour)),
+			RaisedAt: ts(raised), Version: 4, Steps: []*triagev1.DisagreementStep{
+				{Stage: triagev1.DisagreementStage_SENIOR_SAFEGUARDING_MANAGER, StartedAt: ts(raised), Due: ts(raised.Add(48 * time.Hour)), EndedAt: ts(raised.Add(49 * time.Hour)),
+					Outcome: "deadline passed", Actor: "triage"},
+				{Stage: triagev1.DisagreementStage_PARTNERSHIP, StartedAt: ts(raised.Add(49 * time.Hour)), Due: ts(fixtureNow.Add(-2 * time.Hour))}}},
+		disagreeDone: {Id: disagreeDone, ReferralId: "0192a3b4-0000-7000-8000-000000000003", Partnership: "newport", RaisedByAgency: "gwent-health",
+			Reason: "Health visiting should have been told", Stage: triagev1.DisagreementStage_PRACTITIONER, Resolved: true,
+			Resolution: "Health visiting added to the agencies told", RaisedAt: ts(raised), ResolvedAt: ts(raised.Add(3 * time.Hour)), Version: 2},
+	}
+}
+
+// disagreementsOf returns a referral's disagreements, or all, open first and nearest
+// deadline first, as the service orders them.
+func (f *fakeTriage) disagreementsOf(referral, partnership string, openOnly bool) []*triagev1.Disagreement {
+	var out []*triagev1.Disagreement
+	for _, d := range f.disagreements {
+		if (referral != "" && d.GetReferralId() != referral) || (partnership != "" && d.GetPartnership() != partnership) || (openOnly && d.GetResolved()) {
+			continue
+		}
+		out = append(out, proto.Clone(d).(*triagev1.Disagreement))
+	}
+	slices.SortFunc(out, func(a, b *triagev1.Disagreement) int {
+		if a.GetResolved() != b.GetResolved() {
+			if a.GetResolved() {
+				return 1
+			}
+			return -1
+		}
+		return a.GetStageDue().AsTime().Compare(b.GetStageDue().AsTime())
+	})
+	return out
 }
 
 func (f *fakeTriage) note(ctx context.Context) {
@@ -125,10 +194,8 @@ func (f *fakeTriage) GetCase(ctx context.Context, req *triagev1.GetCaseRequest, 
 			SentAt: ts(fixtureNow.Add(-time.Hour)), AcknowledgedAt: ts(fixtureNow.Add(-30 * time.Minute)), AckDue: ts(fixtureNow.Add(time.Hour))}},
 		StrategyDiscussions: []*triagev1.StrategyDiscussion{{Id: "s1", HeldAt: ts(fixtureNow.Add(-time.Hour)), Participants: []string{"A Social Worker (CSC, practitioner)"},
 			Outcome: "Section 47 enquiry agreed", Section_47: true, RecordedBy: "user:alice"}},
-		InformationRequests: []*triagev1.InformationRequest{{Id: "i1", Agency: "health-visiting", Question: "Is the child known to health visiting?",
-			Due: ts(fixtureNow.Add(5 * time.Hour)), State: triagev1.InformationRequestState_REQUESTED}},
-		Disagreements: []*triagev1.Disagreement{{Id: "g1", RaisedByAgency: "ysgol-y-ddraig", Reason: "We think level 3a is too low",
-			Stage: triagev1.DisagreementStage_TEAM_MANAGER, StageDue: ts(fixtureNow.Add(48 * time.Hour)), RaisedAt: ts(fixtureNow.Add(-time.Hour))}},
+		InformationRequests: f.infoOf(c.GetReferralId()),
+		Disagreements:       f.disagreementsOf(c.GetReferralId(), "", false),
 	}, nil
 }
 
@@ -207,6 +274,103 @@ func (f *fakeTriage) CloseCase(ctx context.Context, req *triagev1.CloseCaseReque
 func (f *fakeTriage) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest, _ ...grpc.CallOption) (*triagev1.RequestInformationResponse, error) {
 	f.note(ctx)
 	return &triagev1.RequestInformationResponse{Request: &triagev1.InformationRequest{Id: "i2"}}, nil
+}
+
+func (f *fakeTriage) infoOf(referral string) []*triagev1.InformationRequest {
+	var out []*triagev1.InformationRequest
+	for _, r := range f.info {
+		if r.GetReferralId() == referral {
+			out = append(out, proto.Clone(r).(*triagev1.InformationRequest))
+		}
+	}
+	slices.SortFunc(out, func(a, b *triagev1.InformationRequest) int { return a.GetDue().AsTime().Compare(b.GetDue().AsTime()) })
+	return out
+}
+
+func (f *fakeTriage) AnswerInformationRequest(ctx context.Context, req *triagev1.AnswerInformationRequestRequest, _ ...grpc.CallOption) (*triagev1.AnswerInformationRequestResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.info[req.GetRequestId()]
+	switch {
+	case !ok:
+		return nil, status.Error(codes.NotFound, "no information request "+req.GetRequestId())
+	case req.GetAnswer() == "":
+		return nil, invalid("answer", "is required: what your agency knows (\"nothing known\" is an answer)")
+	case r.GetState() == triagev1.InformationRequestState_ANSWERED:
+		return nil, status.Error(codes.FailedPrecondition, "information request "+r.GetId()+" was answered at "+r.GetAnsweredAt().AsTime().Format(time.RFC3339)+" by "+r.GetAnsweredBy())
+	}
+	f.answered++
+	r.State, r.Answer, r.AnsweredBy, r.AnsweredAt, r.Overdue = triagev1.InformationRequestState_ANSWERED, req.GetAnswer(), f.whoami(ctx), ts(fixtureNow), false
+	return &triagev1.AnswerInformationRequestResponse{Request: proto.Clone(r).(*triagev1.InformationRequest)}, nil
+}
+
+func (f *fakeTriage) ListDisagreements(ctx context.Context, req *triagev1.ListDisagreementsRequest, _ ...grpc.CallOption) (*triagev1.ListDisagreementsResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &triagev1.ListDisagreementsResponse{Disagreements: f.disagreementsOf(req.GetReferralId(), req.GetPartnership(), req.GetOpenOnly())}, nil
+}
+
+// changeDisagreement checks a change as the service does: found, the version expected,
+// still open.
+func (f *fakeTriage) changeDisagreement(id string, expected int64) (*triagev1.Disagreement, error) {
+	d, ok := f.disagreements[id]
+	switch {
+	case f.disagreeErr != nil:
+		return nil, f.disagreeErr
+	case !ok:
+		return nil, status.Error(codes.NotFound, "no disagreement "+id)
+	case expected > 0 && expected != d.GetVersion():
+		return nil, status.Error(codes.Aborted, fmt.Sprintf("disagreement %s changed since you loaded it (version %d, now %d); reload it and try again", id, expected, d.GetVersion()))
+	case d.GetResolved():
+		return nil, status.Error(codes.FailedPrecondition, "disagreement "+id+" was resolved")
+	}
+	return d, nil
+}
+
+func (f *fakeTriage) EscalateDisagreement(ctx context.Context, req *triagev1.EscalateDisagreementRequest, _ ...grpc.CallOption) (*triagev1.EscalateDisagreementResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.changeDisagreement(req.GetDisagreementId(), req.GetExpectedVersion())
+	switch {
+	case err != nil:
+		return nil, err
+	case req.GetOutcome() == "":
+		return nil, invalid("outcome", "is required: what the current stage concluded, and why it goes further")
+	case d.GetStage() >= triagev1.DisagreementStage_PARTNERSHIP:
+		return nil, status.Error(codes.FailedPrecondition, "disagreement "+d.GetId()+" is at the partnership, the last stage; resolve it with the partnership's outcome")
+	}
+	f.escalated++
+	if n := len(d.Steps); n > 0 {
+		d.Steps[n-1].EndedAt, d.Steps[n-1].Outcome, d.Steps[n-1].Actor = ts(fixtureNow), req.GetOutcome(), f.whoami(ctx)
+	}
+	d.Stage++
+	d.StageDue = ts(fixtureNow.Add(72 * time.Hour))
+	d.Steps = append(d.Steps, &triagev1.DisagreementStep{Stage: d.Stage, StartedAt: ts(fixtureNow), Due: d.StageDue})
+	d.Version++
+	return &triagev1.EscalateDisagreementResponse{Disagreement: proto.Clone(d).(*triagev1.Disagreement)}, nil
+}
+
+func (f *fakeTriage) ResolveDisagreement(ctx context.Context, req *triagev1.ResolveDisagreementRequest, _ ...grpc.CallOption) (*triagev1.ResolveDisagreementResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.changeDisagreement(req.GetDisagreementId(), req.GetExpectedVersion())
+	switch {
+	case err != nil:
+		return nil, err
+	case req.GetResolution() == "":
+		return nil, invalid("resolution", "is required: what was agreed")
+	}
+	f.resolved++
+	if n := len(d.Steps); n > 0 {
+		d.Steps[n-1].EndedAt, d.Steps[n-1].Outcome, d.Steps[n-1].Actor = ts(fixtureNow), req.GetResolution(), f.whoami(ctx)
+	}
+	d.Resolved, d.Resolution, d.ResolvedAt, d.StageDue = true, req.GetResolution(), ts(fixtureNow), nil
+	d.Version++
+	return &triagev1.ResolveDisagreementResponse{Disagreement: proto.Clone(d).(*triagev1.Disagreement)}, nil
 }
 
 func (f *fakeTriage) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRequest, _ ...grpc.CallOption) (*triagev1.GetDashboardResponse, error) {

@@ -29,7 +29,7 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements"}
 
 type renderer struct{ pages map[string]*template.Template }
 
@@ -81,7 +81,8 @@ var funcs = template.FuncMap{
 		}
 		return s[len(s)-n:]
 	},
-	"add": func(a, b int) int { return a + b },
+	"add":    func(a, b int) int { return a + b },
+	"lapsed": lapsed,
 	"query": func(kv ...string) template.URL {
 		v := url.Values{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -190,7 +191,7 @@ func (p *page) OtherLang() string {
 var capNames = map[string]capability{
 	"queue": capQueue, "caseRead": capCaseRead, "caseWork": capCaseWork, "assign": capAssign,
 	"notifications": capNotifications, "retry": capRetry, "packs": capPacks, "packManage": capPackManage,
-	"dashboard": capDashboard, "audit": capAudit,
+	"dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements, "disagreementManage": capDisagreementManage,
 }
 
 var navItems = []struct {
@@ -199,6 +200,7 @@ var navItems = []struct {
 }{
 	{"/console/queue", "nav.queue", capQueue},
 	{"/console/notifications", "nav.notifications", capNotifications},
+	{"/console/disagreements", "nav.disagreements", capDisagreements},
 	{"/console/packs", "nav.packs", capPacks},
 	{"/console/dashboard", "nav.dashboard", capDashboard},
 	{"/console/audit", "nav.audit", capAudit},

@@ -49,7 +49,7 @@ func TestTemplateKeysExist(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"queue.title", "case.title", "notifications.title", "packs.title", "pack.title", "packdiff.title",
-		"replay.title", "dashboard.title", "audit.title", "signin.title", "error.title"} {
+		"replay.title", "dashboard.title", "audit.title", "signin.title", "error.title", "disagreements.title"} {
 		if _, ok := messages["en"][k]; !ok {
 			missing = append(missing, k)
 		}
@@ -119,14 +119,14 @@ func TestCapabilities(t *testing.T) {
 	t.Parallel()
 	want := map[auth.Role][]capability{
 		practitioner:      {capQueue, capCaseRead, capCaseWork, capNotifications},
-		manager:           {capQueue, capCaseRead, capCaseWork, capAssign, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit},
-		auditor:           {capCaseRead, capNotifications, capPacks, capDashboard, capAudit},
-		admin:             {capQueue, capCaseRead, capCaseWork, capAssign, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit},
+		manager:           {capQueue, capCaseRead, capCaseWork, capAssign, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit, capDisagreements, capDisagreementManage},
+		auditor:           {capCaseRead, capNotifications, capPacks, capDashboard, capAudit, capDisagreements},
+		admin:             {capQueue, capCaseRead, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit, capDisagreements},
 		auth.RoleReferrer: nil,
 	}
 	for role, caps := range want {
 		id := auth.Identity{Role: role}
-		for c := capQueue; c <= capAudit; c++ {
+		for c := capQueue; c <= capDisagreementManage; c++ {
 			has := false
 			for _, w := range caps {
 				has = has || w == c

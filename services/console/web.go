@@ -48,6 +48,8 @@ const (
 	capPackManage // replay and activate
 	capDashboard
 	capAudit
+	capDisagreements      // the list of professional disagreements
+	capDisagreementManage // escalate a disagreement to its next stage, or resolve it
 )
 
 var (
@@ -58,18 +60,23 @@ var (
 )
 
 // capRoles says which roles hold each capability. The services enforce their own rules;
-// this hides what a person may not do and refuses it before a call is made.
+// this hides what a person may not do and refuses it before a call is made, so it mirrors
+// them: administrators run the system but take no part in decisions about children.
 var capRoles = map[capability][]auth.Role{
 	capQueue:         {practitioner, manager, admin},
 	capCaseRead:      {practitioner, manager, auditor, admin},
-	capCaseWork:      {practitioner, manager, admin},
-	capAssign:        {manager, admin},
+	capCaseWork:      {practitioner, manager},
+	capAssign:        {manager},
 	capNotifications: {practitioner, manager, auditor, admin},
 	capRetry:         {manager, admin},
 	capPacks:         {manager, auditor, admin},
 	capPackManage:    {manager, admin},
 	capDashboard:     {manager, auditor, admin},
 	capAudit:         {manager, auditor, admin},
+	// Agencies raise disagreements through the API with their own credential (the service
+	// records the caller's agency), so the console offers no way to raise one.
+	capDisagreements:      {manager, auditor, admin},
+	capDisagreementManage: {manager},
 }
 
 func can(id auth.Identity, c capability) bool { return slices.Contains(capRoles[c], id.Role) }
@@ -112,6 +119,10 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("POST /console/cases/{id}/strategy", s.need(capCaseWork, s.strategy))
 	mux.Handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
 	mux.Handle("POST /console/cases/{id}/information-requests", s.need(capCaseWork, s.requestInformation))
+	mux.Handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capCaseWork, s.answerInformation))
+	mux.Handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementManage, s.escalateDisagreement))
+	mux.Handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
+	mux.Handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
 
 	mux.Handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))
 	mux.Handle("POST /console/notifications/{id}/retry", s.need(capRetry, s.retryNotification))

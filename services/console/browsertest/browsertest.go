@@ -41,7 +41,8 @@ func ExecPath() string {
 // opens the queue, reaches the most urgent case by keyboard alone (Tab to the first case
 // link, Enter), claims it, overrides its level with a reason, checks it has left the
 // awaiting queue, opens the dashboard and checks it rendered, and saves full-page PNGs
-// of sign-in, queue, case, dashboard, notifications and rule packs into artifactsDir.
+// of sign-in, queue, case, dashboard, notifications, professional disagreements and rule
+// packs into artifactsDir.
 // The queue must hold at least one case awaiting a decision.
 func Run(t *testing.T, baseURL, username, password, artifactsDir string) {
 	t.Helper()
@@ -165,6 +166,8 @@ func Run(t *testing.T, baseURL, username, password, artifactsDir string) {
 
 	step("notifications", chromedp.Navigate(baseURL+"/console/notifications"), chromedp.WaitVisible(`#notifications-table, #notifications-empty`))
 	shot(t, ctx, artifactsDir, "notifications")
+	step("disagreements", chromedp.Navigate(baseURL+"/console/disagreements"), chromedp.WaitVisible(`#disagreements-table, #disagreements-empty`))
+	shot(t, ctx, artifactsDir, "disagreements")
 	step("rule packs", chromedp.Navigate(baseURL+"/console/packs"), chromedp.WaitVisible(`h1`))
 	shot(t, ctx, artifactsDir, "packs")
 
