@@ -245,6 +245,79 @@ func (x *DisagreementChanged) GetActor() string {
 	return ""
 }
 
+// InformationAnswerReceived is mash.research.answer_received: notify heard an agency answer
+// an information request on its own channel (a reply on mash.notify.<agency>.answer), and
+// hands it to triage, which records it if the request was addressed to that agency.
+type InformationAnswerReceived struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The agency the channel belongs to (from the subject it answered on, never the body).
+	Agency string `protobuf:"bytes,2,opt,name=agency,proto3" json:"agency,omitempty"`
+	Answer string `protobuf:"bytes,3,opt,name=answer,proto3" json:"answer,omitempty"`
+	// The channel it came by, e.g. "nats".
+	Channel       string `protobuf:"bytes,4,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InformationAnswerReceived) Reset() {
+	*x = InformationAnswerReceived{}
+	mi := &file_mash_events_v1_casework_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InformationAnswerReceived) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InformationAnswerReceived) ProtoMessage() {}
+
+func (x *InformationAnswerReceived) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_casework_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InformationAnswerReceived.ProtoReflect.Descriptor instead.
+func (*InformationAnswerReceived) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_casework_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InformationAnswerReceived) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *InformationAnswerReceived) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *InformationAnswerReceived) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
+func (x *InformationAnswerReceived) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
 var File_mash_events_v1_casework_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_casework_proto_rawDesc = "" +
@@ -265,7 +338,13 @@ const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"m\n" +
 	"\x13DisagreementChanged\x12@\n" +
 	"\fdisagreement\x18\x01 \x01(\v2\x1c.mash.triage.v1.DisagreementR\fdisagreement\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actorB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"\x84\x01\n" +
+	"\x19InformationAnswerReceived\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x16\n" +
+	"\x06answer\x18\x03 \x01(\tR\x06answer\x12\x18\n" +
+	"\achannel\x18\x04 \x01(\tR\achannelB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_casework_proto_rawDescOnce sync.Once
@@ -279,22 +358,23 @@ func file_mash_events_v1_casework_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_casework_proto_rawDescData
 }
 
-var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_mash_events_v1_casework_proto_goTypes = []any{
 	(*CaseChanged)(nil),                // 0: mash.events.v1.CaseChanged
 	(*StrategyDiscussionRecorded)(nil), // 1: mash.events.v1.StrategyDiscussionRecorded
 	(*InformationRequestChanged)(nil),  // 2: mash.events.v1.InformationRequestChanged
 	(*DisagreementChanged)(nil),        // 3: mash.events.v1.DisagreementChanged
-	(*v1.Case)(nil),                    // 4: mash.triage.v1.Case
-	(*v1.StrategyDiscussion)(nil),      // 5: mash.triage.v1.StrategyDiscussion
-	(*v1.InformationRequest)(nil),      // 6: mash.triage.v1.InformationRequest
-	(*v1.Disagreement)(nil),            // 7: mash.triage.v1.Disagreement
+	(*InformationAnswerReceived)(nil),  // 4: mash.events.v1.InformationAnswerReceived
+	(*v1.Case)(nil),                    // 5: mash.triage.v1.Case
+	(*v1.StrategyDiscussion)(nil),      // 6: mash.triage.v1.StrategyDiscussion
+	(*v1.InformationRequest)(nil),      // 7: mash.triage.v1.InformationRequest
+	(*v1.Disagreement)(nil),            // 8: mash.triage.v1.Disagreement
 }
 var file_mash_events_v1_casework_proto_depIdxs = []int32{
-	4, // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
-	5, // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	6, // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
-	7, // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
+	5, // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
+	6, // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	7, // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
+	8, // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
@@ -313,7 +393,7 @@ func file_mash_events_v1_casework_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_casework_proto_rawDesc), len(file_mash_events_v1_casework_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

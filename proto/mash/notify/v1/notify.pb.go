@@ -96,6 +96,8 @@ const (
 	// Operation Encompass: the child's school is told of a police-attended domestic abuse
 	// incident before the next school day starts.
 	NotificationKind_ENCOMPASS NotificationKind = 6
+	// Hub staff ask the agency what it knows about the child ("MASH research"), by a deadline.
+	NotificationKind_INFORMATION_REQUEST NotificationKind = 7
 )
 
 // Enum value maps for NotificationKind.
@@ -108,6 +110,7 @@ var (
 		4: "RECEIPT",
 		5: "OUTCOME",
 		6: "ENCOMPASS",
+		7: "INFORMATION_REQUEST",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -117,6 +120,7 @@ var (
 		"RECEIPT":                       4,
 		"OUTCOME":                       5,
 		"ENCOMPASS":                     6,
+		"INFORMATION_REQUEST":           7,
 	}
 )
 
@@ -1717,7 +1721,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aWEBHOOK\x10\x01\x12\b\n" +
 	"\x04NATS\x10\x02\x12\t\n" +
-	"\x05EMAIL\x10\x03*\x8a\x01\n" +
+	"\x05EMAIL\x10\x03*\xa3\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1728,7 +1732,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"ESCALATION\x10\x03\x12\v\n" +
 	"\aRECEIPT\x10\x04\x12\v\n" +
 	"\aOUTCOME\x10\x05\x12\r\n" +
-	"\tENCOMPASS\x10\x06*~\n" +
+	"\tENCOMPASS\x10\x06\x12\x17\n" +
+	"\x13INFORMATION_REQUEST\x10\a*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
