@@ -8,6 +8,9 @@
 //   - The case read model is built from intake's, rules' and notify's events, each applied in
 //     the consumer's transaction with its inbox row; events may arrive in any order and any
 //     number of times, and a decision never overwrites a newer version of itself.
+//   - Each case's re-referral facts (the child's previous case within 12 months, and whether
+//     it closed NFA or advice) are kept by triggers in the transaction of every change to a
+//     child's cases, whatever the order of the events that bring them.
 //   - Every change the service makes writes its event to the triage outbox in the same
 //     transaction, so the bus (and the audit log) sees exactly the changes that committed.
 //   - A case's version increases with every change; writes that name an older one are

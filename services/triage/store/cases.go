@@ -25,6 +25,9 @@ type Received struct {
 // ApplyReceived records a referral's receipt, creating the case or completing one a decision
 // event created first. It applies once: a redelivered or re-emitted event changes nothing.
 func ApplyReceived(ctx context.Context, tx pgx.Tx, r Received) (bool, error) {
+	if err := lockChildOf(ctx, tx, r.ReferralID); err != nil { // a decision may have brought the child first
+		return false, fmt.Errorf("apply receipt of referral %s: %w", r.ReferralID, err)
+	}
 	tag, err := tx.Exec(ctx, `INSERT INTO triage.cases (referral_id, partnership, child_name, child_age_years, source_agency,
 			source_kind, concerns, received, received_at, decision_due)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9)
@@ -58,6 +61,11 @@ type Decision struct {
 // version of it, so events applied twice or out of order leave the newest. A decision on a
 // closed case updates it but leaves it closed. It returns the case when it changed.
 func ApplyDecision(ctx context.Context, tx pgx.Tx, d Decision) (Case, bool, error) {
+	if d.ChildID != "" {
+		if _, err := tx.Exec(ctx, `SELECT `+childLock(`$1::uuid`), d.ChildID); err != nil {
+			return Case{}, false, fmt.Errorf("apply decision v%d of referral %s: %w", d.Version, d.ReferralID, err)
+		}
+	}
 	c, err := scanCase(tx.QueryRow(ctx, `INSERT INTO triage.cases AS c (referral_id, partnership, child_id, decision_id,
 			decision_version, decision_status, level, recommended_level, rag, pathway, agencies, decision_due, rag_due,
 			recommended_at, decided_at, decided_by, state)
@@ -81,6 +89,21 @@ func ApplyDecision(ctx context.Context, tx pgx.Tx, d Decision) (Case, bool, erro
 		return Case{}, false, fmt.Errorf("apply decision v%d of referral %s: %w", d.Version, d.ReferralID, err)
 	}
 	return c, true, nil
+}
+
+// childLock is the transaction-scoped advisory lock on one child's cases that the
+// re-referral triggers take (migration 0003) before re-linking them; child is a SQL uuid
+// expression.
+func childLock(child string) string {
+	return `pg_advisory_xact_lock(hashtext('mash.triage.child.' || ` + child + `::text))`
+}
+
+// lockChildOf takes the child lock of a case, if it has a child, before the case row is
+// locked: the triggers take it after the row, so a writer that locked the row first could
+// deadlock with one re-linking the same child. Lock order is child, then case.
+func lockChildOf(ctx context.Context, tx pgx.Tx, referralID string) error {
+	_, err := tx.Exec(ctx, `SELECT `+childLock(`child_id`)+` FROM triage.cases WHERE referral_id = $1 AND child_id IS NOT NULL`, referralID)
+	return err
 }
 
 func nonNil(s []string) []string {
@@ -130,10 +153,14 @@ func GetCase(ctx context.Context, q Querier, referralID string) (Case, error) {
 	return c, wrap(err, "read case %s", referralID)
 }
 
-// LockCase returns one case locked for update until tx ends.
+// LockCase returns one case locked for update until tx ends. Its child is locked first
+// (see lockChildOf), as closing the case may re-link the child's other cases.
 func LockCase(ctx context.Context, tx pgx.Tx, referralID string) (Case, error) {
 	if !isUUID(referralID) {
 		return Case{}, ErrNotFound
+	}
+	if err := lockChildOf(ctx, tx, referralID); err != nil {
+		return Case{}, fmt.Errorf("lock case %s: %w", referralID, err)
 	}
 	c, err := scanCase(tx.QueryRow(ctx, `SELECT `+caseColumns+` FROM triage.cases WHERE referral_id = $1 FOR UPDATE`, referralID))
 	return c, wrap(err, "lock case %s", referralID)
