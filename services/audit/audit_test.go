@@ -53,6 +53,7 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 			Id: "r-1", Agency: "cwm-taf-health", State: triagev1.InformationRequestState_REQUESTED}}},
 		{"mash.disagreement.escalated", &eventsv1.DisagreementChanged{Actor: "triage", Disagreement: &triagev1.Disagreement{
 			Id: "d-1", RaisedByAgency: "south-wales-police", Stage: triagev1.DisagreementStage_TEAM_MANAGER}}},
+		{"mash.research.answer_received", &eventsv1.InformationAnswerReceived{RequestId: "r-1", Agency: "cwm-taf-health", Answer: "Known.", Channel: "nats"}},
 	} {
 		ev, raw, err := events.NewEnvelope(c.typ, "rct", referralID, 0, e.now, c.payload)
 		if err != nil {
@@ -102,6 +103,7 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		envs[6].GetEventId(): {"mash.case.closed", "", "user:alice", audit.RolePractitioner, "c-1", "", "closed: CLOSED EARLY_HELP"},
 		envs[7].GetEventId(): {"mash.research.requested", "cwm-taf-health", "user:alice", audit.RolePractitioner, "", "", "information request r-1 requested (cwm-taf-health)"},
 		envs[8].GetEventId(): {"mash.disagreement.escalated", "south-wales-police", "triage", audit.RoleSystem, "", "", "disagreement d-1 escalated at TEAM_MANAGER"},
+		envs[9].GetEventId(): {"mash.research.answer_received", "cwm-taf-health", "cwm-taf-health", audit.RoleAgency, "", "", "information request r-1 answered on nats"},
 	}
 	rows, err := e.pool.Query(context.Background(), `SELECT event_id::text, event_type, agency, actor, actor_role, child_id,
 		pack_version, decision, referral_id, partnership, payload_sha256 FROM audit.entries ORDER BY seq`)

@@ -179,6 +179,13 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole = staffActor(ev.GetActor())
 			p.Decision = "information request " + r.GetId() + " " + strings.ToLower(r.GetState().String()) + " (" + r.GetAgency() + ")"
 		}
+	case any.MessageIs(&eventsv1.InformationAnswerReceived{}):
+		var ev eventsv1.InformationAnswerReceived
+		if any.UnmarshalTo(&ev) == nil {
+			p.Agency = ev.GetAgency()
+			p.Actor, p.ActorRole = ev.GetAgency(), RoleAgency
+			p.Decision = "information request " + ev.GetRequestId() + " answered on " + ev.GetChannel()
+		}
 	case any.MessageIs(&eventsv1.DisagreementChanged{}):
 		var ev eventsv1.DisagreementChanged
 		if any.UnmarshalTo(&ev) == nil {

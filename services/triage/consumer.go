@@ -2,6 +2,7 @@ package triage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,8 +37,48 @@ func (s *Service) handleEvent(ctx context.Context, tx pgx.Tx, env *eventsv1.Enve
 		return s.projectDecision(ctx, tx, env)
 	case noticeStates[t] != "":
 		return s.projectNotice(ctx, tx, env, noticeStates[t])
+	case t == EventResearchAnswerReceived:
+		return s.recordChannelAnswer(ctx, tx, env)
 	}
 	return nil
+}
+
+// recordChannelAnswer records an answer an agency gave on its own channel (notify heard it
+// and names the agency from the channel, never from the message). Only the agency asked may
+// answer, and only once: anything else is logged by id and dropped, as retrying could not
+// make it right.
+func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	var ev eventsv1.InformationAnswerReceived
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+	}
+	drop := func(why string) error {
+		s.log.Warn("channel answer not recorded", zap.String("why", why), zap.String("event_id", env.GetEventId()),
+			zap.String("request_id", ev.GetRequestId()), zap.String("agency", ev.GetAgency()))
+		return nil
+	}
+	if strings.TrimSpace(ev.GetAnswer()) == "" || ev.GetAgency() == "" {
+		return drop("empty answer or no agency")
+	}
+	r, err := store.LockInformationRequest(ctx, tx, ev.GetRequestId())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return drop("no such request")
+	case err != nil:
+		return err
+	case r.Agency != ev.GetAgency():
+		return drop("the request was addressed to another agency")
+	case r.State == store.InfoAnswered:
+		return drop("already answered")
+	}
+	who := "agency:" + ev.GetAgency() + " (" + ev.GetChannel() + ")"
+	now := s.now().UTC()
+	out, err := store.AnswerInformationRequest(ctx, tx, r.ID, ev.GetAnswer(), who, now)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,
+		&eventsv1.InformationRequestChanged{Request: infoToProto(out, now), Actor: who})
 }
 
 func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {

@@ -53,6 +53,10 @@ const (
 	EventDisagreementResolve = "mash.disagreement.resolved"
 )
 
+// EventResearchAnswerReceived is published by notify when an agency answers an
+// information request on its own channel; triage records the answer.
+const EventResearchAnswerReceived = "mash.research.answer_received"
+
 // Defaults.
 const (
 	DefaultClaimTimeout = 30 * time.Minute
@@ -138,7 +142,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: "triage",
-		FilterSubjects: []string{"mash.referral.received", "mash.triage.>", "mash.notification.>"},
+		FilterSubjects: []string{"mash.referral.received", "mash.triage.>", "mash.notification.>", EventResearchAnswerReceived},
 	}, s.handleEvent, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)

@@ -549,6 +549,49 @@ func TestInformationRequestsByAgency(t *testing.T) {
 	e.streamEvents(t, triage.EventResearchAnswered, 2)
 }
 
+// An agency answers on its own channel: notify names the agency from the channel, and
+// triage records the answer once, only for the agency that was asked.
+func TestInformationRequestAnsweredOnTheAgencysChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	id := uuid.NewString()
+	e.received(t, referral{id: id, partnership: "rct", agency: "south-wales-police", receivedAt: start})
+	e.waitCase(t, id, func(c store.Case) bool { return c.Received })
+	p := e.staff(t, auth.RolePractitioner)
+	asked, err := e.client.RequestInformation(p.ctx, &triagev1.RequestInformationRequest{ReferralId: id, Agency: "gwent-police", Question: "Any call-outs?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqID := asked.GetRequest().GetId()
+	answer := func(agency, text string) []byte {
+		_, raw := e.event(t, triage.EventResearchAnswerReceived, "", "", 0, start, &eventsv1.InformationAnswerReceived{
+			RequestId: reqID, Agency: agency, Answer: text, Channel: "nats"})
+		return raw
+	}
+	// Another agency's reply, an empty one and one about no request change nothing.
+	answer("cardiff-health", "Not ours to answer.")
+	answer("gwent-police", "  ")
+	e.event(t, triage.EventResearchAnswerReceived, "", "", 0, start, &eventsv1.InformationAnswerReceived{
+		RequestId: uuid.NewString(), Agency: "gwent-police", Answer: "Lost.", Channel: "nats"})
+	e.drained(t)
+	list, err := e.client.ListInformationRequests(p.ctx, &triagev1.ListInformationRequestsRequest{ReferralId: id})
+	if err != nil || list.GetRequests()[0].GetState() != triagev1.InformationRequestState_REQUESTED {
+		t.Fatalf("after replies from the wrong agency: %v %v", list, err)
+	}
+	// The asked agency's reply is recorded, and a second one (or a redelivery) is not.
+	raw := answer("gwent-police", "Two call-outs in October.")
+	e.publish(t, "redelivered-answer", triage.EventResearchAnswerReceived, raw)
+	answer("gwent-police", "A later change of mind.")
+	e.drained(t)
+	list, err = e.client.ListInformationRequests(p.ctx, &triagev1.ListInformationRequestsRequest{ReferralId: id})
+	got := list.GetRequests()[0]
+	if err != nil || got.GetState() != triagev1.InformationRequestState_ANSWERED || got.GetAnswer() != "Two call-outs in October." ||
+		got.GetAnsweredBy() != "agency:gwent-police (nats)" {
+		t.Fatalf("after the agency's reply: %v %v", got, err)
+	}
+	e.streamEvents(t, triage.EventResearchAnswered, 1)
+}
+
 func TestDisagreementEscalatesThroughEveryStage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
