@@ -41,6 +41,9 @@ func (l *ackListener) run(ctx context.Context) error {
 		BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("notify ack consumer: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) { l.handle(ctx, msg) })

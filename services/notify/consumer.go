@@ -48,6 +48,18 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onDecision(ctx, tx, ev.GetDecision())
+	case subjectResearchRequested:
+		var ev eventsv1.InformationRequestChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onResearchRequested(ctx, tx, ev.GetRequest())
+	case subjectResearchAnswered:
+		var ev eventsv1.InformationRequestChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onResearchAnswered(ctx, tx, ev.GetRequest())
 	}
 	return fmt.Errorf("notify does not handle %s", env.GetType())
 }
@@ -82,7 +94,7 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 	due := share.EncompassDeadline(school, now)
 	leads := directory.Resolve(dir.agencies, directory.RoleSchoolDSL, ref.GetSubmission().GetChild().GetSchool())
 	if len(leads) == 0 {
-		return s.unroutable(ctx, tx, dir, ref, nil, directory.RoleSchoolDSL, notifyv1.NotificationKind_ENCOMPASS, "encompass:"+ref.GetId(), now)
+		return s.unroutable(ctx, tx, dir, ref, nil, nil, directory.RoleSchoolDSL, notifyv1.NotificationKind_ENCOMPASS, "encompass:"+ref.GetId(), now)
 	}
 	for _, a := range leads {
 		if _, err := s.create(ctx, tx, spec{dir: dir, ref: ref, agency: a, role: directory.RoleSchoolDSL, kind: notifyv1.NotificationKind_ENCOMPASS,
@@ -223,7 +235,7 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 	agencies := directory.Resolve(dir.agencies, role, ref.GetSubmission().GetChild().GetSchool())
 	key := fmt.Sprintf("action:%s:v%d:%s", sum.ID, sum.Version, role)
 	if len(agencies) == 0 {
-		return s.unroutable(ctx, tx, dir, ref, sum, role, notifyv1.NotificationKind_ACTION, key, now)
+		return s.unroutable(ctx, tx, dir, ref, sum, nil, role, notifyv1.NotificationKind_ACTION, key, now)
 	}
 	for _, n := range prior {
 		p.withdrawn = append(p.withdrawn, n.ID)
@@ -258,7 +270,7 @@ func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, p *plan, dir pa
 		}
 	}
 	if !ok {
-		return s.unroutable(ctx, tx, dir, ref, sum, "referrer:"+ref.GetAgency(), kind, key, now)
+		return s.unroutable(ctx, tx, dir, ref, sum, nil, "referrer:"+ref.GetAgency(), kind, key, now)
 	}
 	rag := "NONE"
 	if sum != nil {
@@ -277,14 +289,17 @@ func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, p *plan, dir pa
 // staff see in the dead-letter list, and tells the duty manager at once: a child's referral
 // must never wait on a gap in the directory.
 func (s *Service) unroutable(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
-	role string, kind notifyv1.NotificationKind, key string, now time.Time) error {
+	research *share.Research, role string, kind notifyv1.NotificationKind, key string, now time.Time) error {
 	reason := fmt.Sprintf("no agency in the directory of %s fills role %s", dir.partnership.ID, role)
+	if research != nil {
+		reason = fmt.Sprintf("information request %s: agency %s is not in the directory", research.RequestID, research.Agency)
+	}
 	rag := "NONE"
 	if sum != nil {
 		rag = sum.RAG
 	}
 	n, err := s.create(ctx, tx, spec{dir: dir, ref: ref, decision: sum, agency: directory.Agency{ID: "", Partnership: dir.partnership.ID},
-		role: role, kind: kind, key: key + ":unroutable", rag: rag, failed: reason, now: now})
+		role: role, kind: kind, key: key + ":unroutable", rag: rag, failed: reason, research: research, now: now})
 	if err != nil || n == nil {
 		return err
 	}
@@ -324,6 +339,8 @@ type spec struct {
 	aboutID     string
 	aboutAgency string
 	note        string
+	// research is the question of an INFORMATION_REQUEST.
+	research *share.Research
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
 	now    time.Time
@@ -358,7 +375,8 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	}
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
-		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt})
+		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
+		AgencyRoles: sp.agency.Roles, Research: sp.research})
 	if err != nil {
 		return store.Notification{}, err
 	}

@@ -321,6 +321,8 @@ func kindName(kind string) string {
 			return "outcome"
 		case notifyv1.NotificationKind_ENCOMPASS:
 			return "encompass"
+		case notifyv1.NotificationKind_INFORMATION_REQUEST:
+			return "information-request"
 		}
 	}
 	return "notification"

@@ -17,6 +17,7 @@ import (
 
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
+	"mash/services/notify/channel"
 	"mash/services/notify/directory"
 	"mash/services/notify/share"
 	"mash/services/notify/store"
@@ -69,6 +70,11 @@ func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 					return err
 				}
 				reason := fmt.Sprintf("%s notification to %s not acknowledged by %s", d.RAG, d.Agency, d.AckDue.UTC().Format(time.RFC3339))
+				if d.Kind == notifyv1.NotificationKind_INFORMATION_REQUEST.String() {
+					// A request answered by any route is acknowledged (onResearchAnswered, the
+					// answer listener), so this one is neither answered nor acknowledged.
+					reason = fmt.Sprintf("information request to %s not answered by its deadline %s", d.Agency, d.AckDue.UTC().Format(time.RFC3339))
+				}
 				if err := s.escalate(ctx, tx, dir, &ref, d, reason, now); err != nil {
 					return err
 				}
@@ -198,7 +204,7 @@ func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.No
 			return err
 		}
 		var targets []directory.Agency
-		if a, ok := referrerRole(orig.Role); ok {
+		if a, ok := addressedRole(orig.Role); ok {
 			if ag, found := dir.byID(a); found {
 				targets = []directory.Agency{ag}
 			}
@@ -230,10 +236,14 @@ func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.No
 	return out, nil
 }
 
-func referrerRole(role string) (string, bool) {
-	const p = "referrer:"
-	if len(role) > len(p) && role[:len(p)] == p {
-		return role[len(p):], true
+// addressedRole names the agency of a notification addressed to one agency rather than a
+// role: the referrer's feedback ("referrer:<agency>") or an information request
+// ("research:<agency>").
+func addressedRole(role string) (string, bool) {
+	for _, p := range []string{"referrer:", "research:"} {
+		if len(role) > len(p) && role[:len(p)] == p {
+			return role[len(p):], true
+		}
 	}
 	return "", false
 }
@@ -250,10 +260,23 @@ func (s *Service) readdress(dir partnershipDirectory, orig store.Notification, a
 	n.Agency, n.Channel, n.State, n.LastError, n.Attempts = a.ID, a.Channel, store.StatePending, "", 0
 	n.CreatedAt, n.NextAttemptAt = now, now
 	n.WithdrawnAt, n.EscalatedAt, n.AckDue = nil, nil, nil
-	if orig.Kind == notifyv1.NotificationKind_ACTION.String() {
+	switch orig.Kind {
+	case notifyv1.NotificationKind_ACTION.String():
 		if due := s.ackDue(dir, orig.RAG, now); !due.IsZero() {
 			n.AckDue = &due
 			m.AcknowledgeBy = timestamppb.New(due)
+		}
+	case notifyv1.NotificationKind_INFORMATION_REQUEST.String():
+		// Still due when the hub asked for it (a late copy is overdue at once, and says so).
+		if r := m.GetInformationRequest(); r.GetDue() != nil {
+			due := r.GetDue().AsTime().UTC()
+			n.AckDue = &due
+			m.AcknowledgeBy = r.GetDue()
+			n.Role = RoleResearch
+			r.AnswerSubject = ""
+			if a.Channel == channel.KindNATS {
+				r.AnswerSubject = AnswerSubject(a.ID)
+			}
 		}
 	}
 	m.NotificationId, m.Agency, m.CreatedAt = n.ID, a.ID, timestamppb.New(now)

@@ -17,6 +17,8 @@ type metrics struct {
 	ackLatency      *prometheus.HistogramVec
 	escalations     prometheus.Counter
 	ackRejected     prometheus.Counter
+	answers         prometheus.Counter
+	answerRejected  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store, now func() time.Time) *metrics {
@@ -35,12 +37,16 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, now func() time.Time
 			Help: "Notifications escalated to a duty manager for want of an acknowledgement."}),
 		ackRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "mash_notify_bus_acks_rejected_total",
 			Help: "Acknowledgements on the bus that named no notification of the publishing agency."}),
+		answers: prometheus.NewCounter(prometheus.CounterOpts{Name: "mash_notify_bus_answers_total",
+			Help: "Answers to information requests received on the bus and handed to triage."}),
+		answerRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "mash_notify_bus_answers_rejected_total",
+			Help: "Answers on the bus dropped as malformed, too long, or naming no request sent to the publishing agency."}),
 	}
 	if reg == nil {
 		return m
 	}
 	// A second instance in one process (tests) keeps its collectors unregistered.
-	for _, c := range []prometheus.Collector{m.created, m.attempts, m.attemptSeconds, m.deliveryLatency, m.ackLatency, m.escalations, m.ackRejected} {
+	for _, c := range []prometheus.Collector{m.created, m.attempts, m.attemptSeconds, m.deliveryLatency, m.ackLatency, m.escalations, m.ackRejected, m.answers, m.answerRejected} {
 		_ = reg.Register(c)
 	}
 	_ = reg.Register(&backlogCollector{st: st, now: now})

@@ -40,6 +40,9 @@ const (
 	EventFailed       = "mash.notification.failed"
 	EventEscalated    = "mash.notification.escalated"
 	EventRetried      = "mash.notification.retried"
+	// EventAnswerReceived hands triage an agency's answer to an information request, heard
+	// on the agency's own channel.
+	EventAnswerReceived = "mash.research.answer_received"
 )
 
 // Events the service consumes.
@@ -47,7 +50,17 @@ const (
 	subjectReceived   = "mash.referral.received"
 	subjectDecided    = "mash.triage.decided"
 	subjectOverridden = "mash.triage.overridden"
+	// An information request (MASH research) to an agency, and its answer by any route.
+	subjectResearchRequested = "mash.research.requested"
+	subjectResearchAnswered  = "mash.research.answered"
 )
+
+// consumedSubjects are the events notify's durable consumer takes. events.Consumer applies
+// them with CreateOrUpdateConsumer at every start, so a deployment whose consumer was made
+// with fewer subjects has its filter widened in place (nats-server 2.10+ updates
+// FilterSubjects on a durable consumer); the consumer keeps its position, so events of a
+// newly added subject published before the upgrade are not delivered to it.
+var consumedSubjects = []string{subjectReceived, subjectDecided, subjectOverridden, subjectResearchRequested, subjectResearchAnswered}
 
 // DefaultPartnership's directory serves partnerships that have none of their own, as the
 // rules service's default pack does.
@@ -120,6 +133,7 @@ type Service struct {
 	relay    *events.Relay
 	consumer *events.Consumer
 	acks     *ackListener
+	answers  *answerListener
 	recon    *events.Reconciler
 	audited  *events.Consumer
 	channels *channel.Set
@@ -169,13 +183,14 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "notify", FilterSubjects: []string{subjectReceived, subjectDecided, subjectOverridden},
+		Schema: store.Schema, Durable: "notify", FilterSubjects: consumedSubjects,
 		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256,
 	}, s.handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
 	s.acks = &ackListener{svc: s, js: d.JS, log: d.Log.Named("acks")}
+	s.answers = &answerListener{svc: s, js: d.JS, log: d.Log.Named("answers")}
 	rc := d.Reconcile
 	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
 	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
@@ -222,6 +237,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(gctx) })
 	g.Go(func() error { return s.consumer.Run(gctx) })
 	g.Go(func() error { return s.acks.run(gctx) })
+	g.Go(func() error { return s.answers.run(gctx) })
 	g.Go(func() error { return s.recon.Run(gctx) })
 	g.Go(func() error { return s.audited.Run(gctx) })
 	g.Go(func() error { s.deliverLoop(gctx); return nil })

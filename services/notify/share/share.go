@@ -34,6 +34,8 @@ const (
 	FieldNarrative  = "narrative"
 	FieldReferrer   = "referrer"
 	FieldConsent    = "consent"
+	// FieldResearch is an information request's question, deadline and how to answer.
+	FieldResearch = "research"
 )
 
 var (
@@ -46,6 +48,42 @@ var (
 	// The referring agency already holds the referral: it is told the outcome, nothing more.
 	referrerFeedback = []string{FieldDecision}
 )
+
+// researchBase is what every agency asked a MASH research question receives: the question
+// (with its deadline and how to answer), the child's identity (name, date of birth, or unborn
+// and due date) so it can find its own records, and the consent position so it knows on what
+// basis it is asked to share back. The reference and referral id are on every message. It
+// gets no decision, concerns, household, narrative or referrer: it is asked what it knows,
+// not told what the hub knows. Whatever context the question needs, hub staff chose to write
+// into it.
+var researchBase = []string{FieldResearch, FieldChild, FieldConsent}
+
+// researchIdentifiers are record-matching identifiers an agency also gets for research, but
+// only where its own role's summary already includes them (a health agency finds records by
+// NHS number, a school by the school, police and housing by address): matching on name and
+// date of birth alone risks answering about the wrong child, and no agency learns an
+// identifier its role would not otherwise see.
+var researchIdentifiers = []string{FieldNHSNumber, FieldAddress, FieldSchool}
+
+// ResearchFields returns the field groups of an information request to an agency filling
+// roles: researchBase plus each of researchIdentifiers some role's summary includes. An agency
+// outside the directory (roles unknown) gets researchBase alone.
+func ResearchFields(roles []string) []string {
+	out := slices.Clone(researchBase)
+	for _, id := range researchIdentifiers {
+		for _, r := range roles {
+			f, ok := roleFields[r]
+			if !ok {
+				f = minimal
+			}
+			if slices.Contains(f, id) {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
+}
 
 // roleFields is the proportionate summary of each role rule packs name. A role not listed
 // gets the minimal summary; adding a role is a line here and a test.
@@ -88,6 +126,8 @@ func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
 		return slices.Clone(full)
 	case notifyv1.NotificationKind_ENCOMPASS:
 		return slices.Clone(education)
+	case notifyv1.NotificationKind_INFORMATION_REQUEST:
+		return ResearchFields([]string{role})
 	}
 	if f, ok := roleFields[role]; ok {
 		return slices.Clone(f)
@@ -136,6 +176,23 @@ type Input struct {
 	AboutAgency    string
 	Note           string
 	IncidentAt     time.Time
+	// AgencyRoles are the roles the agency fills in the directory (for INFORMATION_REQUEST,
+	// whose fields follow the agency's roles rather than Role).
+	AgencyRoles []string
+	// Research is the question, for INFORMATION_REQUEST.
+	Research *Research
+}
+
+// Research is an information request as the agency needs it.
+type Research struct {
+	RequestID string
+	// Agency is the agency the hub addressed (for the record; the message names its own).
+	Agency   string
+	Question string
+	Due      time.Time
+	// AnswerPath is the API path to POST the answer to; AnswerSubject the agency's NATS
+	// subject for answers, empty when the agency is not on the bus.
+	AnswerPath, AnswerSubject string
 }
 
 // PartnershipBasis is the partnership's stated lawful basis.
@@ -161,6 +218,12 @@ func Build(in Input) (Built, error) {
 	ref := in.Referral
 	sub := ref.GetSubmission()
 	fields := FieldsFor(in.Role, in.Kind)
+	if in.Kind == notifyv1.NotificationKind_INFORMATION_REQUEST {
+		if in.Research == nil {
+			return Built{}, fmt.Errorf("notification %s: an information request needs its question", in.NotificationID)
+		}
+		fields = ResearchFields(in.AgencyRoles)
+	}
 	has := func(f string) bool { return slices.Contains(fields, f) }
 	consent := sub.GetConsent()
 	b := Built{
@@ -222,6 +285,14 @@ func Build(in Input) (Built, error) {
 				GivenName: h.GetGivenName(), FamilyName: h.GetFamilyName(), LivesWithChild: h.GetLivesWithChild()})
 		}
 	}
+	if has(FieldResearch) && in.Research != nil {
+		r := in.Research
+		m.InformationRequest = &notifyv1.InformationRequestSummary{RequestId: r.RequestID, Question: r.Question,
+			AnswerPath: r.AnswerPath, AnswerSubject: r.AnswerSubject}
+		if !r.Due.IsZero() {
+			m.InformationRequest.Due = timestamppb.New(r.Due)
+		}
+	}
 	if has(FieldNarrative) {
 		m.Narrative = sub.GetNarrative()
 	}
@@ -271,6 +342,10 @@ func purpose(in Input) string {
 		return "telling the referring agency the outcome of its referral"
 	case notifyv1.NotificationKind_ENCOMPASS:
 		return "Operation Encompass: police-attended domestic abuse incident, child of school age"
+	case notifyv1.NotificationKind_INFORMATION_REQUEST:
+		if in.Research != nil {
+			return fmt.Sprintf("MASH research: information request %s asks the agency what it knows about the child", in.Research.RequestID)
+		}
 	}
 	return in.Kind.String()
 }

@@ -415,3 +415,30 @@ func ReadDecisionState(ctx context.Context, tx pgx.Tx, referralID string) (Decis
 	}
 	return st, br.Close()
 }
+
+// ResearchKey is the dedupe key of the notification of information request id.
+func ResearchKey(requestID string) string { return "research:" + requestID }
+
+// ResearchNotifications returns the INFORMATION_REQUEST notifications of a request addressed
+// to agency: the original, or the copy a retry re-addressed to it from an unroutable one.
+func ResearchNotifications(ctx context.Context, q Querier, requestID, agency string) ([]Notification, error) {
+	keys := []string{ResearchKey(requestID), ResearchKey(requestID) + ":unroutable:to:" + agency}
+	rows, err := q.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE dedupe_key = ANY($1) AND agency = $2 AND kind = 'INFORMATION_REQUEST' ORDER BY created_at`, keys, agency)
+	if err != nil {
+		return nil, fmt.Errorf("read notifications of information request %s: %w", requestID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// ResearchRequested reports whether notify has recorded information request id at all, to
+// any agency (or as unroutable).
+func ResearchRequested(ctx context.Context, q Querier, requestID string) (bool, error) {
+	var found bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM notify.notifications WHERE dedupe_key = ANY($1))`,
+		[]string{ResearchKey(requestID), ResearchKey(requestID) + ":unroutable"}).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("find information request %s: %w", requestID, err)
+	}
+	return found, nil
+}

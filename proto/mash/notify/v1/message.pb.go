@@ -54,9 +54,12 @@ type AgencyMessage struct {
 	// For ENCOMPASS: when police attended, and the start of the school day it is due by.
 	IncidentAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=incident_at,json=incidentAt,proto3" json:"incident_at,omitempty"`
 	// The referral's free-text account, for roles that need it.
-	Narrative     string `protobuf:"bytes,21,opt,name=narrative,proto3" json:"narrative,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Narrative string `protobuf:"bytes,21,opt,name=narrative,proto3" json:"narrative,omitempty"`
+	// For INFORMATION_REQUEST: the hub's question, its deadline (also acknowledge_by) and how
+	// to answer.
+	InformationRequest *InformationRequestSummary `protobuf:"bytes,22,opt,name=information_request,json=informationRequest,proto3" json:"information_request,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *AgencyMessage) Reset() {
@@ -236,6 +239,96 @@ func (x *AgencyMessage) GetNarrative() string {
 	return ""
 }
 
+func (x *AgencyMessage) GetInformationRequest() *InformationRequestSummary {
+	if x != nil {
+		return x.InformationRequest
+	}
+	return nil
+}
+
+// InformationRequestSummary is a MASH research question put to the agency.
+type InformationRequestSummary struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// What the hub needs to know, as hub staff wrote it.
+	Question string `protobuf:"bytes,2,opt,name=question,proto3" json:"question,omitempty"`
+	// Answer by this time; an unanswered request is escalated to the duty manager.
+	Due *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due,proto3" json:"due,omitempty"`
+	// Answer by API: POST this path (e.g. /v1/information-requests/{id}/answer) with
+	// {"answer": "..."} and the agency's own credential.
+	AnswerPath string `protobuf:"bytes,4,opt,name=answer_path,json=answerPath,proto3" json:"answer_path,omitempty"`
+	// Agencies on the bus may instead publish {"requestId": "...", "answer": "..."} on this
+	// subject (mash.notify.<agency>.answer); empty for agencies not on the bus.
+	AnswerSubject string `protobuf:"bytes,5,opt,name=answer_subject,json=answerSubject,proto3" json:"answer_subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InformationRequestSummary) Reset() {
+	*x = InformationRequestSummary{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InformationRequestSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InformationRequestSummary) ProtoMessage() {}
+
+func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InformationRequestSummary.ProtoReflect.Descriptor instead.
+func (*InformationRequestSummary) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InformationRequestSummary) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *InformationRequestSummary) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *InformationRequestSummary) GetDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Due
+	}
+	return nil
+}
+
+func (x *InformationRequestSummary) GetAnswerPath() string {
+	if x != nil {
+		return x.AnswerPath
+	}
+	return ""
+}
+
+func (x *InformationRequestSummary) GetAnswerSubject() string {
+	if x != nil {
+		return x.AnswerSubject
+	}
+	return ""
+}
+
 // DecisionSummary is the threshold decision as the agency needs it.
 type DecisionSummary struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -259,7 +352,7 @@ type DecisionSummary struct {
 
 func (x *DecisionSummary) Reset() {
 	*x = DecisionSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +364,7 @@ func (x *DecisionSummary) String() string {
 func (*DecisionSummary) ProtoMessage() {}
 
 func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +377,7 @@ func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionSummary.ProtoReflect.Descriptor instead.
 func (*DecisionSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{1}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *DecisionSummary) GetDecisionId() string {
@@ -368,7 +461,7 @@ type ChildSummary struct {
 
 func (x *ChildSummary) Reset() {
 	*x = ChildSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +473,7 @@ func (x *ChildSummary) String() string {
 func (*ChildSummary) ProtoMessage() {}
 
 func (x *ChildSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +486,7 @@ func (x *ChildSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildSummary.ProtoReflect.Descriptor instead.
 func (*ChildSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ChildSummary) GetGivenName() string {
@@ -477,7 +570,7 @@ type ConcernSummary struct {
 
 func (x *ConcernSummary) Reset() {
 	*x = ConcernSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +582,7 @@ func (x *ConcernSummary) String() string {
 func (*ConcernSummary) ProtoMessage() {}
 
 func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +595,7 @@ func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcernSummary.ProtoReflect.Descriptor instead.
 func (*ConcernSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ConcernSummary) GetCategory() string {
@@ -538,7 +631,7 @@ type PersonSummary struct {
 
 func (x *PersonSummary) Reset() {
 	*x = PersonSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +643,7 @@ func (x *PersonSummary) String() string {
 func (*PersonSummary) ProtoMessage() {}
 
 func (x *PersonSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +656,7 @@ func (x *PersonSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonSummary.ProtoReflect.Descriptor instead.
 func (*PersonSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PersonSummary) GetRelationship() string {
@@ -609,7 +702,7 @@ type ReferrerSummary struct {
 
 func (x *ReferrerSummary) Reset() {
 	*x = ReferrerSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +714,7 @@ func (x *ReferrerSummary) String() string {
 func (*ReferrerSummary) ProtoMessage() {}
 
 func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +727,7 @@ func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrerSummary.ProtoReflect.Descriptor instead.
 func (*ReferrerSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReferrerSummary) GetAgency() string {
@@ -693,7 +786,7 @@ type ShareBasis struct {
 
 func (x *ShareBasis) Reset() {
 	*x = ShareBasis{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +798,7 @@ func (x *ShareBasis) String() string {
 func (*ShareBasis) ProtoMessage() {}
 
 func (x *ShareBasis) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +811,7 @@ func (x *ShareBasis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareBasis.ProtoReflect.Descriptor instead.
 func (*ShareBasis) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ShareBasis) GetLawfulBasis() string {
@@ -760,7 +853,7 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xac\a\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\x88\b\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -786,7 +879,16 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\x04note\x18\x13 \x01(\tR\x04note\x12;\n" +
 	"\vincident_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"incidentAt\x12\x1c\n" +
-	"\tnarrative\x18\x15 \x01(\tR\tnarrative\"\x9e\x02\n" +
+	"\tnarrative\x18\x15 \x01(\tR\tnarrative\x12Z\n" +
+	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\"\xcc\x01\n" +
+	"\x19InformationRequestSummary\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bquestion\x18\x02 \x01(\tR\bquestion\x12,\n" +
+	"\x03due\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x03due\x12\x1f\n" +
+	"\vanswer_path\x18\x04 \x01(\tR\n" +
+	"answerPath\x12%\n" +
+	"\x0eanswer_subject\x18\x05 \x01(\tR\ranswerSubject\"\x9e\x02\n" +
 	"\x0fDecisionSummary\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x18\n" +
@@ -853,36 +955,39 @@ func file_mash_notify_v1_message_proto_rawDescGZIP() []byte {
 	return file_mash_notify_v1_message_proto_rawDescData
 }
 
-var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_mash_notify_v1_message_proto_goTypes = []any{
-	(*AgencyMessage)(nil),         // 0: mash.notify.v1.AgencyMessage
-	(*DecisionSummary)(nil),       // 1: mash.notify.v1.DecisionSummary
-	(*ChildSummary)(nil),          // 2: mash.notify.v1.ChildSummary
-	(*ConcernSummary)(nil),        // 3: mash.notify.v1.ConcernSummary
-	(*PersonSummary)(nil),         // 4: mash.notify.v1.PersonSummary
-	(*ReferrerSummary)(nil),       // 5: mash.notify.v1.ReferrerSummary
-	(*ShareBasis)(nil),            // 6: mash.notify.v1.ShareBasis
-	(NotificationKind)(0),         // 7: mash.notify.v1.NotificationKind
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*AgencyMessage)(nil),             // 0: mash.notify.v1.AgencyMessage
+	(*InformationRequestSummary)(nil), // 1: mash.notify.v1.InformationRequestSummary
+	(*DecisionSummary)(nil),           // 2: mash.notify.v1.DecisionSummary
+	(*ChildSummary)(nil),              // 3: mash.notify.v1.ChildSummary
+	(*ConcernSummary)(nil),            // 4: mash.notify.v1.ConcernSummary
+	(*PersonSummary)(nil),             // 5: mash.notify.v1.PersonSummary
+	(*ReferrerSummary)(nil),           // 6: mash.notify.v1.ReferrerSummary
+	(*ShareBasis)(nil),                // 7: mash.notify.v1.ShareBasis
+	(NotificationKind)(0),             // 8: mash.notify.v1.NotificationKind
+	(*timestamppb.Timestamp)(nil),     // 9: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_message_proto_depIdxs = []int32{
-	7,  // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
-	8,  // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
-	1,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
-	2,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
-	3,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
-	4,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
-	5,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
-	6,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
-	8,  // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
-	8,  // 10: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
-	8,  // 11: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	8,  // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
+	9,  // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
+	2,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
+	3,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
+	4,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
+	5,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
+	6,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
+	7,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
+	9,  // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
+	1,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
+	9,  // 11: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
+	9,  // 12: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
+	9,  // 13: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mash_notify_v1_message_proto_init() }
@@ -897,7 +1002,7 @@ func file_mash_notify_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_message_proto_rawDesc), len(file_mash_notify_v1_message_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
