@@ -42,6 +42,8 @@ type fakeTriage struct {
 	mu      sync.Mutex
 	cases   map[string]*triagev1.Case
 	callers []string
+	// levelChanges counts decisions that changed a case's level, for the dashboard.
+	levelChanges int64
 	// decideErr, when set, is returned by DecideCase.
 	decideErr error
 	// disagreements and info are the casework records GetCase shows, by id.
@@ -247,6 +249,9 @@ func (f *fakeTriage) DecideCase(ctx context.Context, req *triagev1.DecideCaseReq
 		return nil, invalid("reason", "an override needs a reason")
 	}
 	if req.GetLevel() != 0 {
+		if req.GetLevel() != c.Level {
+			f.levelChanges++
+		}
 		c.Level = req.GetLevel()
 	}
 	if req.GetRag() != 0 {
@@ -375,12 +380,15 @@ func (f *fakeTriage) ResolveDisagreement(ctx context.Context, req *triagev1.Reso
 
 func (f *fakeTriage) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRequest, _ ...grpc.CallOption) (*triagev1.GetDashboardResponse, error) {
 	f.note(ctx)
+	f.mu.Lock()
+	changes := f.levelChanges
+	f.mu.Unlock()
 	return &triagev1.GetDashboardResponse{From: ts(fixtureNow.AddDate(0, 0, -90)), To: ts(fixtureNow), Referrals: 412,
 		BySourceAgency:                    []*triagev1.Tally{{Label: "south-wales-police", Count: 250}, {Label: "=cmd|' /C calc'!A0", Count: 1}, {Label: "cardiff-schools", Count: 90}},
 		DecidedWithinOneWorkingDayPercent: 93.5, MedianMinutesToDecision: 212, WithinRagTimePercent: 88.1,
 		RagDistribution:   []*triagev1.Tally{{Label: "RED", Count: 40}, {Label: "AMBER", Count: 150}, {Label: "GREEN", Count: 222}},
 		OutcomesByLevel:   []*triagev1.LevelOutcomes{{Level: rulesv1.Level_LEVEL_4, Outcomes: []*triagev1.Tally{{Label: "SECTION_47_ENQUIRY", Count: 20}}}},
-		ReReferralPercent: 21.7, ReReferralAfterNfaPercent: 9.2, StepUps: 12, StepDowns: 30,
+		ReReferralPercent: 21.7, ReReferralAfterNfaPercent: 9.2, StepUps: 12 + changes, StepDowns: 30,
 		AcknowledgementTimes:   []*triagev1.AgencyTurnaround{{Agency: "police", Count: 200, MedianMinutes: 14, OnTimePercent: 97}},
 		ReferralsByWeek:        []*triagev1.Tally{{Label: "2026-W45", Count: 31}, {Label: "2026-W46", Count: 35}},
 		EncompassNotifications: 44, EncompassOnTimePercent: 100}, nil

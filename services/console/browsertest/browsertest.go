@@ -127,6 +127,20 @@ func Run(t *testing.T, baseURL, username, password, artifactsDir string) {
 	}
 	step("open case with Enter", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("case-status")))
 
+	// How many human decisions changed the rules' level, before this one: the dashboard must
+	// count the override below.
+	changed := func() int {
+		t.Helper()
+		step("dashboard figures", chromedp.Navigate(baseURL+"/console/dashboard"), chromedp.WaitVisible(chromedp.ID("kpis")))
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`parseInt(document.getElementById("kpi-step-ups").textContent, 10) + parseInt(document.getElementById("kpi-step-downs").textContent, 10)`))
+		if err != nil {
+			t.Fatalf("dashboard step-ups and step-downs: %v", err)
+		}
+		return n
+	}
+	before := changed()
+	step("back to the case", chromedp.Navigate(baseURL+"/console/cases/"+referral), chromedp.WaitVisible(chromedp.ID("case-status")))
+
 	// Claim it, then override the level with a reason.
 	step("claim", chromedp.Click(chromedp.ID("claim")), chromedp.WaitVisible(chromedp.ID("flash")))
 	if !eval("claimed", `document.getElementById("claim-status").textContent.includes("You are working this case")`) {
@@ -163,6 +177,9 @@ func Run(t *testing.T, baseURL, username, password, artifactsDir string) {
 		t.Fatal("the dashboard has no charts or CSV link")
 	}
 	shot(t, ctx, artifactsDir, "dashboard")
+	if after := changed(); after != before+1 {
+		t.Fatalf("the dashboard counts %d step-ups and step-downs after the override, %d before: want one more", after, before)
+	}
 
 	step("notifications", chromedp.Navigate(baseURL+"/console/notifications"), chromedp.WaitVisible(`#notifications-table, #notifications-empty`))
 	shot(t, ctx, artifactsDir, "notifications")
