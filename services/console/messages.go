@@ -147,6 +147,7 @@ var messages = map[string]map[string]string{
 		"case.ack_due":            "Acknowledgement due",
 		"case.acknowledged":       "Acknowledged",
 		"case.not_yet":            "Not yet",
+		"case.no_agency":          "No agency for the role %s: the duty manager was told",
 		"case.no_notices":         "No agency has been told yet.",
 
 		"decide.heading":         "Decision",
@@ -591,6 +592,7 @@ var messages = map[string]map[string]string{
 		"case.ack_due":            "Cydnabyddiaeth erbyn",
 		"case.acknowledged":       "Cydnabuwyd",
 		"case.not_yet":            "Ddim eto",
+		"case.no_agency":          "Dim asiantaeth ar gyfer y rôl %s: dywedwyd wrth y rheolwr dyletswydd",
 		"case.no_notices":         "Nid oes unrhyw asiantaeth wedi cael gwybod eto.",
 
 		"decide.heading":         "Penderfyniad",

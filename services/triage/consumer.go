@@ -185,7 +185,7 @@ func (s *Service) projectNotice(ctx context.Context, tx pgx.Tx, env *eventsv1.En
 	}
 	at := env.GetOccurredAt().AsTime().UTC()
 	n := store.Notice{NotificationID: ev.GetNotificationId(), ReferralID: env.GetReferralId(), Partnership: env.GetPartnership(),
-		Agency: ev.GetAgency(), Kind: ev.GetKind(), State: state, At: at}
+		Agency: ev.GetAgency(), Role: ev.GetRole(), Kind: ev.GetKind(), State: state, At: at}
 	switch state {
 	case "SENT":
 		n.SentAt = &at

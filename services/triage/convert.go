@@ -42,7 +42,7 @@ func historyToProto(c store.Case) *triagev1.ChildHistoryEntry {
 }
 
 func noticeToProto(n store.Notice) *triagev1.AgencyNotice {
-	return &triagev1.AgencyNotice{NotificationId: n.NotificationID, Agency: n.Agency, Kind: n.Kind, State: n.State,
+	return &triagev1.AgencyNotice{NotificationId: n.NotificationID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, State: n.State,
 		SentAt: ts(n.SentAt), DeliveredAt: ts(n.DeliveredAt), AcknowledgedAt: ts(n.AcknowledgedAt), AckDue: ts(n.AckDue)}
 }
 

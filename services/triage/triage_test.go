@@ -461,7 +461,7 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 	ackDue := start.Add(time.Hour)
 	for i, subject := range []string{"mash.notification.sent", "mash.notification.acknowledged", "mash.notification.delivered"} {
 		at := start.Add(time.Duration([]int{0, 30, 5}[i]) * time.Minute)
-		e.event(t, subject, "rct", id, 0, at, &eventsv1.NotificationEvent{NotificationId: nid, Agency: "rct-school-dsl", Kind: "ENCOMPASS",
+		e.event(t, subject, "rct", id, 0, at, &eventsv1.NotificationEvent{NotificationId: nid, Agency: "rct-school-dsl", Role: "school_dsl", Kind: "ENCOMPASS",
 			AckDue: timestamppb.New(ackDue)})
 	}
 	var state string
@@ -476,7 +476,7 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 	}
 	n := got.GetNotices()
 	if len(n) != 1 || n[0].GetState() != "ACKNOWLEDGED" || !n[0].GetAcknowledgedAt().AsTime().Equal(start.Add(30*time.Minute)) ||
-		!n[0].GetDeliveredAt().AsTime().Equal(start.Add(5*time.Minute)) || !n[0].GetAckDue().AsTime().Equal(ackDue) || n[0].GetKind() != "ENCOMPASS" {
+		!n[0].GetDeliveredAt().AsTime().Equal(start.Add(5*time.Minute)) || !n[0].GetAckDue().AsTime().Equal(ackDue) || n[0].GetKind() != "ENCOMPASS" || n[0].GetRole() != "school_dsl" {
 		t.Fatalf("notices: %v", n)
 	}
 }

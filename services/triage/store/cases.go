@@ -115,7 +115,7 @@ func nonNil(s []string) []string {
 
 // Notice is one notification event about a case.
 type Notice struct {
-	NotificationID, ReferralID, Partnership, Agency, Kind, State string
+	NotificationID, ReferralID, Partnership, Agency, Role, Kind, State string
 	At                                                           time.Time
 	SentAt, DeliveredAt, AcknowledgedAt, AckDue                  *time.Time
 }
@@ -125,9 +125,10 @@ type Notice struct {
 // gives the same row.
 func ApplyNotice(ctx context.Context, tx pgx.Tx, n Notice) error {
 	_, err := tx.Exec(ctx, `INSERT INTO triage.notices AS n (notification_id, referral_id, partnership, agency, kind, state,
-			state_at, sent_at, delivered_at, acknowledged_at, ack_due)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			state_at, sent_at, delivered_at, acknowledged_at, ack_due, role)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (notification_id) DO UPDATE SET
+			role = CASE WHEN EXCLUDED.role <> '' THEN EXCLUDED.role ELSE n.role END,
 			state = CASE WHEN EXCLUDED.state_at >= n.state_at THEN EXCLUDED.state ELSE n.state END,
 			state_at = greatest(n.state_at, EXCLUDED.state_at),
 			agency = CASE WHEN EXCLUDED.agency <> '' THEN EXCLUDED.agency ELSE n.agency END,
@@ -137,7 +138,7 @@ func ApplyNotice(ctx context.Context, tx pgx.Tx, n Notice) error {
 			acknowledged_at = least(n.acknowledged_at, EXCLUDED.acknowledged_at),
 			ack_due = CASE WHEN EXCLUDED.state_at >= n.state_at THEN coalesce(EXCLUDED.ack_due, n.ack_due)
 				ELSE coalesce(n.ack_due, EXCLUDED.ack_due) END`,
-		n.NotificationID, n.ReferralID, n.Partnership, n.Agency, n.Kind, n.State, n.At, n.SentAt, n.DeliveredAt, n.AcknowledgedAt, n.AckDue)
+		n.NotificationID, n.ReferralID, n.Partnership, n.Agency, n.Kind, n.State, n.At, n.SentAt, n.DeliveredAt, n.AcknowledgedAt, n.AckDue, n.Role)
 	if err != nil {
 		return fmt.Errorf("apply notification %s of referral %s: %w", n.NotificationID, n.ReferralID, err)
 	}
@@ -403,7 +404,7 @@ func ChildHistory(ctx context.Context, q Querier, childID, excludeReferral strin
 
 // Notices returns what each agency was told about the case, oldest first.
 func Notices(ctx context.Context, q Querier, referralID string) ([]Notice, error) {
-	rows, err := q.Query(ctx, `SELECT notification_id::text, referral_id::text, partnership, agency, kind, state, state_at,
+	rows, err := q.Query(ctx, `SELECT notification_id::text, referral_id::text, partnership, agency, role, kind, state, state_at,
 		sent_at, delivered_at, acknowledged_at, ack_due FROM triage.notices WHERE referral_id = $1
 		ORDER BY coalesce(sent_at, state_at), notification_id`, referralID)
 	if err != nil {
@@ -411,7 +412,7 @@ func Notices(ctx context.Context, q Querier, referralID string) ([]Notice, error
 	}
 	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notice, error) {
 		var n Notice
-		err := r.Scan(&n.NotificationID, &n.ReferralID, &n.Partnership, &n.Agency, &n.Kind, &n.State, &n.At,
+		err := r.Scan(&n.NotificationID, &n.ReferralID, &n.Partnership, &n.Agency, &n.Role, &n.Kind, &n.State, &n.At,
 			&n.SentAt, &n.DeliveredAt, &n.AcknowledgedAt, &n.AckDue)
 		return n, err
 	})

@@ -891,8 +891,11 @@ type AgencyNotice struct {
 	DeliveredAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
 	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
 	AckDue         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ack_due,json=ackDue,proto3" json:"ack_due,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The role the notification was for (childrens_social_care, school_dsl, ...). With no
+	// agency, no agency of the directory took the role and the duty manager was told.
+	Role          string `protobuf:"bytes,9,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgencyNotice) Reset() {
@@ -979,6 +982,13 @@ func (x *AgencyNotice) GetAckDue() *timestamppb.Timestamp {
 		return x.AckDue
 	}
 	return nil
+}
+
+func (x *AgencyNotice) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
 }
 
 // StrategyDiscussion is a recorded multi-agency strategy discussion.
@@ -3555,7 +3565,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x03rag\x18\x05 \x01(\x0e2\x12.mash.rules.v1.RagR\x03rag\x12/\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x19.mash.triage.v1.CaseStateR\x05state\x125\n" +
 	"\aoutcome\x18\a \x01(\x0e2\x1b.mash.triage.v1.CaseOutcomeR\aoutcome\x12#\n" +
-	"\rsource_agency\x18\b \x01(\tR\fsourceAgency\"\xe7\x02\n" +
+	"\rsource_agency\x18\b \x01(\tR\fsourceAgency\"\xfb\x02\n" +
 	"\fAgencyNotice\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -3564,7 +3574,8 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\asent_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12=\n" +
 	"\fdelivered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12C\n" +
 	"\x0facknowledged_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x123\n" +
-	"\aack_due\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDue\"\x94\x02\n" +
+	"\aack_due\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDue\x12\x12\n" +
+	"\x04role\x18\t \x01(\tR\x04role\"\x94\x02\n" +
 	"\x12StrategyDiscussion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\aheld_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06heldAt\x12\"\n" +
