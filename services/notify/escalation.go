@@ -71,8 +71,8 @@ func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 				}
 				reason := fmt.Sprintf("%s notification to %s not acknowledged by %s", d.RAG, d.Agency, d.AckDue.UTC().Format(time.RFC3339))
 				if d.Kind == notifyv1.NotificationKind_INFORMATION_REQUEST.String() {
-					// A request answered by any route is acknowledged (onResearchAnswered, the
-					// answer listener), so this one is neither answered nor acknowledged.
+					// An answer by any route marks it answered (onResearchAnswered, the answer
+					// listener); a receipt alone does not, so this one is unanswered.
 					reason = fmt.Sprintf("information request to %s not answered by its deadline %s", d.Agency, d.AckDue.UTC().Format(time.RFC3339))
 				}
 				if err := s.escalate(ctx, tx, dir, &ref, d, reason, now); err != nil {

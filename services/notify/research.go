@@ -93,6 +93,9 @@ func (s *Service) onResearchAnswered(ctx context.Context, tx pgx.Tx, r *triagev1
 		return err
 	}
 	for _, n := range ns {
+		if err := store.MarkAnswered(ctx, tx, n.ID, s.now().UTC()); err != nil {
+			return err
+		}
 		if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+r.GetAgency()+" (answered)", "information request answered by "+r.GetAnsweredBy()); err != nil {
 			return err
 		}
@@ -301,6 +304,9 @@ func (l *answerListener) record(ctx context.Context, msg jetstream.Msg, agency s
 			return err
 		}
 		for _, n := range ns {
+			if err := store.MarkAnswered(ctx, tx, n.ID, s.now().UTC()); err != nil {
+				return err
+			}
 			if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+agency+" (bus answer)", "answered on the bus"); err != nil {
 				return err
 			}

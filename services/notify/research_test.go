@@ -112,6 +112,11 @@ func TestResearchRequestNotifiesTheAgencyExactlyOnce(t *testing.T) {
 		}
 		return false
 	})
+	// The first is acknowledged on receipt by the agency's system, but never answered: a
+	// receipt is not an answer, so it still escalates.
+	if _, _, err := e.svc.Acknowledge(context.Background(), n.ID, "agency:rct-csc", "received"); err != nil {
+		t.Fatal(err)
+	}
 	e.clock.Advance(29 * time.Hour)
 	if k, err := e.svc.EscalateDue(context.Background()); err != nil || k != 0 {
 		t.Fatalf("escalated %d before the deadline: %v", k, err)

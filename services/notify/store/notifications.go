@@ -239,7 +239,30 @@ func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([
 	if err != nil {
 		return nil, fmt.Errorf("find overdue acknowledgements: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	if err != nil || len(due) >= limit {
+		return due, err
+	}
+	// An information request acknowledged on receipt but not answered by its deadline is
+	// overdue too: the agency was asked for an answer, not a receipt.
+	rows, err = tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE kind = 'INFORMATION_REQUEST' AND ack_due IS NOT NULL AND answered_at IS NULL AND acknowledged_at IS NOT NULL
+		AND escalated_at IS NULL AND withdrawn_at IS NULL AND ack_due <= $1
+		ORDER BY ack_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit-len(due))
+	if err != nil {
+		return nil, fmt.Errorf("find unanswered information requests: %w", err)
+	}
+	unanswered, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+	return append(due, unanswered...), err
+}
+
+// MarkAnswered records that the information request behind notification id was answered;
+// the first answer stands.
+func MarkAnswered(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE notify.notifications SET answered_at = $2 WHERE id = $1 AND answered_at IS NULL`, id, at); err != nil {
+		return fmt.Errorf("mark notification %s answered: %w", id, err)
+	}
+	return nil
 }
 
 // MarkEscalated records that notification id was escalated at.
