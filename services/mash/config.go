@@ -17,6 +17,7 @@ import (
 	"mash/pkg/peers"
 	"mash/services/audit"
 	"mash/services/notify/channel"
+	"mash/services/triage"
 )
 
 // commonConfig is what every command needs.
@@ -58,6 +59,9 @@ type serveConfig struct {
 	Reconcile       events.ReconcilerConfig
 	// Peers names where services that run in other processes are reached over gRPC.
 	Peers map[string]string
+	// ClaimTimeout is how long a practitioner's claim (or a manager's assignment) on a case
+	// holds unless renewed.
+	ClaimTimeout time.Duration
 }
 
 // notifyConfig is the notify service's settings.
@@ -94,6 +98,7 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
 	smtpUser := s.String("smtp-username", "MASH_SMTP_USERNAME", "", "SMTP username (PLAIN auth, over TLS only)")
 	smtpPass := s.String("smtp-password", "MASH_SMTP_PASSWORD", "", "SMTP password")
+	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a claim or assignment on a case holds unless its holder claims it again")
 	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
 	if err := s.Parse(args); err != nil {
@@ -162,6 +167,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	if *reconcileEvery < 100*time.Millisecond || *reconcileEvery > time.Hour {
 		return c, fmt.Errorf("MASH_RECONCILE_EVERY %s: use between 100ms and 1h", *reconcileEvery)
 	}
+	if *claimTimeout < time.Minute || *claimTimeout > 24*time.Hour {
+		return c, fmt.Errorf("MASH_CLAIM_TIMEOUT %s: use between 1m and 24h", *claimTimeout)
+	}
+	c.ClaimTimeout = *claimTimeout
 	if c.Peers, err = peers.ParseAddrs(*peerAddrs); err != nil {
 		return c, fmt.Errorf("MASH_PEERS: %w", err)
 	}

@@ -70,7 +70,7 @@ var modules = map[string]module{
 		migrate: triage.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return triage.New(triage.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout})
 		},
 	},
 	"rules": {

@@ -42,6 +42,7 @@ type plumbing struct {
 	eventMetrics *events.Metrics
 	audit        audit.Config
 	notify       notifyConfig
+	claimTimeout time.Duration
 	reconcile    events.ReconcilerConfig
 	// now is every service's clock: nil for the wall clock; mash demo runs the services on
 	// a simulated one to write a believable past.
@@ -111,7 +112,7 @@ type system struct {
 // startSystem connects to Postgres (migrating when configured) and NATS, and builds every
 // service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
 func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile,
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout,
 		peers: peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers), now: now}
 	defer func() {
 		if err != nil {

@@ -35,6 +35,9 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--extra-bank-holidays", "2026-02-30"}, "MASH_EXTRA_BANK_HOLIDAYS"},
 		{[]string{"serve", "--database-url", "mysql://x"}, "DATABASE_URL"},
 		{[]string{"serve", "--log-level", "loud"}, "MASH_LOG_LEVEL"},
+		{[]string{"serve", "--claim-timeout", "10s"}, "MASH_CLAIM_TIMEOUT"},
+		{[]string{"serve", "--peers", "rules"}, "MASH_PEERS"},
+		{[]string{"serve", "--peers", "telepathy=host:9090"}, "MASH_PEERS"},
 		{[]string{"serve"}, "postgres"}, // nothing listens on port 1
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},
