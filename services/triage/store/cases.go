@@ -116,8 +116,8 @@ func nonNil(s []string) []string {
 // Notice is one notification event about a case.
 type Notice struct {
 	NotificationID, ReferralID, Partnership, Agency, Role, Kind, State string
-	At                                                           time.Time
-	SentAt, DeliveredAt, AcknowledgedAt, AckDue                  *time.Time
+	At                                                                 time.Time
+	SentAt, DeliveredAt, AcknowledgedAt, AckDue                        *time.Time
 }
 
 // ApplyNotice folds a notification event into what the case shows of it. Times keep their
