@@ -77,7 +77,8 @@ type caseRun struct {
 	section47    bool
 	scheduled    map[string]bool // notification ids whose acknowledgement is planned
 	notices      []*notifyv1.Notification
-	alreadyDone  bool // decided before this run (a resumed run)
+	alreadyDone  bool      // decided before this run (a resumed run)
+	closeAt      time.Time // when the hub closes the case, once planned
 }
 
 type step struct {
@@ -565,7 +566,13 @@ func (r *run) scheduleCasework(c *caseRun) {
 	now := r.Clock.Now()
 	h := c.ref.Handling
 	if h.InformationRequest {
-		r.schedule(now.Add(time.Duration(10+c.rng.IntN(110))*time.Minute), c, "request information", r.requestInformation)
+		ask := now.Add(time.Duration(10+c.rng.IntN(110)) * time.Minute)
+		// The hub asks before it closes the case (triage refuses research on a closed one):
+		// a quickly closed case is asked in the first half of its time.
+		if close := r.closeTimeAt(c); h.Close && !ask.Before(close) {
+			ask = now.Add(close.Sub(now) / 2)
+		}
+		r.schedule(ask, c, "request information", r.requestInformation)
 	}
 	pw := c.decision.GetCurrent().GetPathway()
 	if c.level == rulesv1.Level_LEVEL_4 && (pw == "strategy_discussion" || pw == "immediate_protection") && c.rng.Float64() < 0.85 {
@@ -582,8 +589,17 @@ func (r *run) scheduleCasework(c *caseRun) {
 		r.schedule(r.Calendar.AddWorkingHours(now, time.Duration(1+c.rng.IntN(6))*time.Hour), c, "raise disagreement", r.raiseDisagreement)
 	}
 	if h.Close {
-		r.schedule(r.closeTime(c), c, "close", r.close)
+		r.schedule(r.closeTimeAt(c), c, "close", r.close)
 	}
+}
+
+// closeTimeAt is when the case closes, drawn once per case so every step can plan around
+// it.
+func (r *run) closeTimeAt(c *caseRun) time.Time {
+	if c.closeAt.IsZero() {
+		c.closeAt = r.closeTime(c)
+	}
+	return c.closeAt
 }
 
 // closeTime is when the hub closes the case: quickly at the lower levels, after the
