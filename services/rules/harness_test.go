@@ -26,6 +26,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -194,33 +195,7 @@ func (e *env) decision(t *testing.T, ctx context.Context, referralID string) *ru
 // events returns the messages on subject, once the stream holds at least want of them.
 func (e *env) events(t *testing.T, subject string, want int) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	stream, err := e.js.Stream(ctx, events.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int(info.State.Subjects[subject]) >= want {
-			var out []*jetstream.RawStreamMsg
-			for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-				m, err := stream.GetMsg(ctx, seq)
-				if err == nil && m.Subject == subject {
-					out = append(out, m)
-				}
-			}
-			return out
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("fewer than %d events on %s", want, subject)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return eventstest.Messages(t, e.js, subject, want)
 }
 
 func decode[T proto.Message](t *testing.T, raw []byte, payload T) (*eventsv1.Envelope, T) {
