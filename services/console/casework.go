@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"mash/pkg/auth"
 	"net/http"
 	"net/url"
 	"slices"
@@ -55,7 +56,7 @@ func (s *Service) showCase(w http.ResponseWriter, r *http.Request, rs *reqState,
 
 // isMe reports whether an assignee names the signed-in person.
 func isMe(assignee string, rs *reqState) bool {
-	return assignee == rs.ident.ClientID || "user:"+assignee == rs.ident.ClientID
+	return assignee == rs.ident.ClientID || auth.UserPrefix+assignee == rs.ident.ClientID
 }
 
 // act runs a change to a case. Success redirects back to the case with a confirmation

@@ -352,6 +352,11 @@ func TestRoleGating(t *testing.T) {
 	if !strings.Contains(body, "Retry delivery") {
 		t.Error("manager is not offered retry")
 	}
+	// A retry needs a reason; without one the failed list comes back with the error.
+	code, page, _ := post(t, clients[manager], e.srv.URL+"/console/notifications/n-failed/retry", url.Values{"csrf": {csrfOf(t, body)}})
+	if code != http.StatusBadRequest || !strings.Contains(page, `<caption>`+messages["en"]["notifications.view_failed"]+`</caption>`) || len(e.notify.retried) != 0 {
+		t.Errorf("retry without a reason: %d, retried %v", code, e.notify.retried)
+	}
 	if code, _, h := post(t, clients[manager], e.srv.URL+"/console/notifications/n-failed/retry", url.Values{"csrf": {csrfOf(t, body)}, "reason": {"endpoint fixed"}}); code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "done=retried") {
 		t.Errorf("manager retry: %d", code)
 	}

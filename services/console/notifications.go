@@ -53,7 +53,7 @@ func (s *Service) retryNotification(w http.ResponseWriter, r *http.Request, rs *
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
 	if reason == "" {
 		pg.Errors = []fieldErr{{Field: "reason-" + id, Text: pg.T("retry.reason_missing")}}
-		s.showNotifications(w, r.WithContext(r.Context()), rs, withQuery(pg, r, "view=failed"), http.StatusBadRequest)
+		s.showNotifications(w, failedView(r), rs, pg, http.StatusBadRequest)
 		return
 	}
 	_, err := s.b.Notify.RetryNotification(rs.call(context.WithoutCancel(r.Context())), &notifyv1.RetryNotificationRequest{NotificationId: id, Reason: reason})
@@ -65,15 +65,16 @@ func (s *Service) retryNotification(w http.ResponseWriter, r *http.Request, rs *
 	switch p.code {
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted:
 		pg.ErrorKey, pg.ErrorText = "retry.refused", p.message
-		s.showNotifications(w, r, rs, withQuery(pg, r, "view=failed"), http.StatusConflict)
+		s.showNotifications(w, failedView(r), rs, pg, http.StatusConflict)
 	default:
 		s.pageError(w, r, rs, err)
 	}
 }
 
-// withQuery makes the page (and the list it shows) read query instead of the POST's.
-func withQuery(pg *page, r *http.Request, query string) *page {
-	u, _ := url.Parse(r.URL.Path + "?" + query)
-	r.URL = u
-	return pg
+// failedView is the request as the failed-notifications list reads it: a refused retry
+// shows that list again, not the POST's own URL.
+func failedView(r *http.Request) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.URL = &url.URL{Path: "/console/notifications", RawQuery: "view=failed"}
+	return r2
 }

@@ -68,12 +68,6 @@ var funcs = template.FuncMap{
 	"str": func(v fmt.Stringer) string { return v.String() },
 	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
 	"num": func(f float64) string { return fmt.Sprintf("%.0f", f) },
-	"short": func(s string, n int) string {
-		if len(s) <= n {
-			return s
-		}
-		return s[:n]
-	},
 	// tail is the distinctive end of an id (UUIDv7s share their leading time bits).
 	"tail": func(s string, n int) string {
 		if len(s) <= n {

@@ -223,10 +223,9 @@ func (s *Service) CreateAccountIn(ctx context.Context, username, displayName str
 		return errors.New("display name: required, at most 200 characters")
 	case !slices.Contains(staffRoles, role):
 		return fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin", role)
-	case len([]rune(password)) < MinPasswordLen:
-		return fmt.Errorf("password: at least %d characters (a passphrase of three or four words is good)", MinPasswordLen)
-	case len(password) > 1024:
-		return errors.New("password: at most 1024 bytes")
+	}
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	if err := auth.ValidateClient(agency, auth.StaffKind, role); err != nil {
 		return err
@@ -275,11 +274,8 @@ func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username strin
 // "mash users password" command.
 func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, password string) error {
 	cfg.defaults()
-	switch {
-	case len([]rune(password)) < MinPasswordLen:
-		return fmt.Errorf("password: at least %d characters (a passphrase of three or four words is good)", MinPasswordLen)
-	case len(password) > 1024:
-		return errors.New("password: at most 1024 bytes")
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	hash, err := HashPassword(password, cfg.Argon2)
 	if err != nil {
@@ -290,6 +286,18 @@ func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, use
 	}
 	if _, err := auth.NewStore(pool).EndUserSessions(ctx, localUserID(username)); err != nil {
 		return fmt.Errorf("end sessions of %s: %w", username, err)
+	}
+	return nil
+}
+
+// checkPassword holds a new password to the console's rules: long enough to resist
+// guessing, short enough that hashing it costs no more than it should.
+func checkPassword(password string) error {
+	switch {
+	case len([]rune(password)) < MinPasswordLen:
+		return fmt.Errorf("password: at least %d characters (a passphrase of three or four words is good)", MinPasswordLen)
+	case len(password) > 1024:
+		return errors.New("password: at most 1024 bytes")
 	}
 	return nil
 }

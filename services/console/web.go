@@ -86,7 +86,6 @@ type reqState struct {
 	ident     auth.Identity
 	token     string
 	sessionID string
-	lang      string
 }
 
 // call returns a context for a gRPC call made as the signed-in person.
@@ -223,7 +222,7 @@ func (s *Service) session(r *http.Request) (*reqState, bool) {
 	if !id.IsPerson() || !slices.Contains(staffRoles, id.Role) {
 		return nil, false
 	}
-	return &reqState{ident: id, token: ck.Value, sessionID: sid, lang: langOf(r)}, true
+	return &reqState{ident: id, token: ck.Value, sessionID: sid}, true
 }
 
 // csrfToken binds forms to the session: an attacker's page can neither read it nor
