@@ -96,3 +96,13 @@ func BearerToken(header string) (string, bool) {
 	token = strings.TrimSpace(token)
 	return token, token != ""
 }
+
+// Actor names the identity in records of what it did: a signed-in person by their user id
+// ("user:<id>"), as every service names them, so an auditor finds all they did with one
+// search; a client by its id, agency and role.
+func (id Identity) Actor() string {
+	if id.IsPerson() {
+		return id.ClientID
+	}
+	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
+}

@@ -140,3 +140,21 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	}
 	return status.Error(codes.Unimplemented, "streaming calls are not offered")
 }
+
+// Authorize returns the caller's identity if it holds one of roles. Otherwise the error is
+// UNAUTHENTICATED (no caller) or PERMISSION_DENIED naming what the role may not do and
+// which roles may.
+func Authorize(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	if !id.HasRole(roles...) {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
+	}
+	return id, nil
+}

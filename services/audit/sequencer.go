@@ -26,8 +26,6 @@ import (
 // our own is needed for a byte string.
 const EventCheckpoint = "mash.audit.checkpoint"
 
-// EventRecorded lists the event ids of each batch the log integrated (eventsv1.AuditRecorded).
-const EventRecorded = "mash.audit.recorded"
 
 // EventCaseShredded is the event type of the entry recording a destroyed case key.
 const EventCaseShredded = "mash.audit.case-shredded"
@@ -104,7 +102,7 @@ func AppendBatch(ctx context.Context, conn interface {
 	for i, p := range pend {
 		ids[i] = p.EventID
 	}
-	env, raw, err := events.NewEnvelope(EventRecorded, "", "", 0, time.Now(), &eventsv1.AuditRecorded{EventIds: ids, TreeSize: newSize})
+	env, raw, err := events.NewEnvelope(events.SubjectAuditRecorded, "", "", 0, time.Now(), &eventsv1.AuditRecorded{EventIds: ids, TreeSize: newSize})
 	if err != nil {
 		return 0, fmt.Errorf("append batch: %w", err)
 	}

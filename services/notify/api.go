@@ -17,6 +17,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/server"
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/notify/directory"
 	"mash/services/notify/store"
@@ -45,27 +46,8 @@ func identity(ctx context.Context) (auth.Identity, error) {
 	return id, nil
 }
 
-func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
-	id, err := identity(ctx)
-	if err != nil {
-		return id, err
-	}
-	if !id.HasRole(roles...) {
-		names := make([]string, len(roles))
-		for i, r := range roles {
-			names[i] = string(r)
-		}
-		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
-	}
-	return id, nil
-}
-
-func actor(id auth.Identity) string {
-	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
-}
-
 func (a *grpcAPI) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRequest) (*notifyv1.ListAgenciesResponse, error) {
-	if _, err := allow(ctx, "read the agency directory", directoryReadRoles...); err != nil {
+	if _, err := server.Authorize(ctx, "read the agency directory", directoryReadRoles...); err != nil {
 		return nil, err
 	}
 	as, err := a.svc.store.Agencies(ctx, req.GetPartnership())
@@ -80,7 +62,7 @@ func (a *grpcAPI) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRe
 }
 
 func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest) (*notifyv1.PutAgencyResponse, error) {
-	id, err := allow(ctx, "change the agency directory", directoryWriteRoles...)
+	id, err := server.Authorize(ctx, "change the agency directory", directoryWriteRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +98,7 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 			}
 		}
 		var err error
-		stored, err = store.PutAgency(ctx, tx, ag, actor(id), req.GetReason())
+		stored, err = store.PutAgency(ctx, tx, ag, id.Actor(), req.GetReason())
 		return err
 	})
 	if err != nil {
@@ -138,7 +120,7 @@ func protoField(f string) string {
 }
 
 func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRequest) (*notifyv1.RemoveAgencyResponse, error) {
-	id, err := allow(ctx, "change the agency directory", directoryWriteRoles...)
+	id, err := server.Authorize(ctx, "change the agency directory", directoryWriteRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +138,7 @@ func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRe
 		return nil, apierr.Invalid(vs)
 	}
 	err = pgx.BeginFunc(ctx, a.svc.store.Pool(), func(tx pgx.Tx) error {
-		return store.RemoveAgency(ctx, tx, req.GetPartnership(), req.GetAgencyId(), actor(id), req.GetReason())
+		return store.RemoveAgency(ctx, tx, req.GetPartnership(), req.GetAgencyId(), id.Actor(), req.GetReason())
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound(fmt.Sprintf("agency %s is not in partnership %s", req.GetAgencyId(), req.GetPartnership()))
@@ -301,7 +283,7 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 	if n.WithdrawnAt != nil {
 		return nil, apierr.Conflict("notification " + n.ID + " was withdrawn; there is nothing to acknowledge")
 	}
-	n, already, err := a.svc.Acknowledge(ctx, n.ID, actor(id), note)
+	n, already, err := a.svc.Acknowledge(ctx, n.ID, id.Actor(), note)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +291,7 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 }
 
 func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest) (*notifyv1.RetryNotificationResponse, error) {
-	id, err := allow(ctx, "retry notifications", retryRoles...)
+	id, err := server.Authorize(ctx, "retry notifications", retryRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +301,7 @@ func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNoti
 	if strings.TrimSpace(req.GetReason()) == "" {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}})
 	}
-	n, err := a.svc.Retry(ctx, req.GetNotificationId(), actor(id), req.GetReason())
+	n, err := a.svc.Retry(ctx, req.GetNotificationId(), id.Actor(), req.GetReason())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, apierr.NotFound("notification " + req.GetNotificationId() + " not found")

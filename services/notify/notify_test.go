@@ -350,6 +350,8 @@ func TestEscalationWhenNotAcknowledged(t *testing.T) {
 	if esc.GetKind() != notifyv1.NotificationKind_ESCALATION || esc.GetAboutNotificationId() != toSocial.ID || esc.GetAboutAgency() != "rct-csc" {
 		t.Fatalf("escalation message: %+v", esc)
 	}
+	// The event is published by the relay after the escalation commits: wait for it.
+	e.waitFor(t, "escalated event", func() bool { return len(e.streamEvents(t, "mash.notification.escalated")) > 0 })
 	evs := e.streamEvents(t, "mash.notification.escalated")
 	if len(evs) != 1 {
 		t.Fatalf("escalated events: %d", len(evs))

@@ -16,6 +16,7 @@ import (
 	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/intake/validation"
@@ -36,33 +37,8 @@ type grpcAPI struct {
 	svc *Service
 }
 
-func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return auth.Identity{}, auth.ErrUnauthenticated
-	}
-	if !id.HasRole(roles...) {
-		names := make([]string, len(roles))
-		for i, r := range roles {
-			names[i] = string(r)
-		}
-		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
-	}
-	return id, nil
-}
-
-// actor names who acted, for the record: the credential, its agency and role.
-func actor(id auth.Identity) string {
-	if id.IsPerson() {
-		// A signed-in person is named as every service names them ("user:<id>"), so an
-		// auditor finds all they did with one search.
-		return id.ClientID
-	}
-	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
-}
-
 func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateReferralRequest) (*rulesv1.EvaluateReferralResponse, error) {
-	if _, err := allow(ctx, "evaluate referrals", evaluateRoles...); err != nil {
+	if _, err := server.Authorize(ctx, "evaluate referrals", evaluateRoles...); err != nil {
 		return nil, err
 	}
 	if req.GetReferral() == nil {
@@ -115,7 +91,7 @@ func loadPack(src string) (*pack.Compiled, error) {
 }
 
 func (a *grpcAPI) ValidatePack(ctx context.Context, req *rulesv1.ValidatePackRequest) (*rulesv1.ValidatePackResponse, error) {
-	if _, err := allow(ctx, "validate rule packs", evaluateRoles...); err != nil {
+	if _, err := server.Authorize(ctx, "validate rule packs", evaluateRoles...); err != nil {
 		return nil, err
 	}
 	resp := &rulesv1.ValidatePackResponse{}
@@ -153,7 +129,7 @@ func packToProto(p store.Pack, withSource bool) *rulesv1.Pack {
 }
 
 func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest) (*rulesv1.UploadPackResponse, error) {
-	id, err := allow(ctx, "upload rule packs", packRoles...)
+	id, err := server.Authorize(ctx, "upload rule packs", packRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +137,7 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), actor(id)))
+	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), id.Actor()))
 	if errors.Is(err, store.ErrPackExists) {
 		return nil, apierr.AlreadyExists(fmt.Sprintf("partnership %s already has a pack version %s; give the new pack a new version", c.Partnership, c.Version))
 	}
@@ -172,7 +148,7 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 }
 
 func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackRequest) (*rulesv1.ActivatePackResponse, error) {
-	id, err := allow(ctx, "activate rule packs", packRoles...)
+	id, err := server.Authorize(ctx, "activate rule packs", packRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +162,7 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
-	p, err := a.svc.store.Activate(ctx, req.GetPackId(), actor(id), req.GetReason(), nil)
+	p, err := a.svc.store.Activate(ctx, req.GetPackId(), id.Actor(), req.GetReason(), nil)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound("no pack " + req.GetPackId())
 	}
@@ -197,7 +173,7 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 }
 
 func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) (*rulesv1.ListPacksResponse, error) {
-	if _, err := allow(ctx, "list rule packs", readRoles...); err != nil {
+	if _, err := server.Authorize(ctx, "list rule packs", readRoles...); err != nil {
 		return nil, err
 	}
 	partnership := req.GetPartnership()
@@ -216,7 +192,7 @@ func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) 
 }
 
 func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionRequest) (*rulesv1.GetDecisionResponse, error) {
-	id, err := allow(ctx, "read decisions", readRoles...)
+	id, err := server.Authorize(ctx, "read decisions", readRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +227,7 @@ func (a *grpcAPI) getDecision(ctx context.Context, referralID string) (store.Dec
 }
 
 func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecisionRequest) (*rulesv1.ConfirmDecisionResponse, error) {
-	id, err := allow(ctx, "confirm decisions", decideRoles...)
+	id, err := server.Authorize(ctx, "confirm decisions", decideRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +237,7 @@ func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecis
 	}
 	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
 		Status: rulesv1.DecisionStatus_CONFIRMED.String(), Level: cur.Level, RAG: cur.RAG, Current: cur.Current,
-		By: actor(id), Reason: req.GetNote(), At: a.svc.now().UTC(),
+		By: id.Actor(), Reason: req.GetNote(), At: a.svc.now().UTC(),
 	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
 		return EventConfirmed, &eventsv1.TriageConfirmed{Decision: after}
 	})
@@ -272,7 +248,7 @@ func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecis
 }
 
 func (a *grpcAPI) OverrideDecision(ctx context.Context, req *rulesv1.OverrideDecisionRequest) (*rulesv1.OverrideDecisionResponse, error) {
-	id, err := allow(ctx, "override decisions", decideRoles...)
+	id, err := server.Authorize(ctx, "override decisions", decideRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +273,7 @@ func (a *grpcAPI) OverrideDecision(ctx context.Context, req *rulesv1.OverrideDec
 	}
 	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
 		Status: rulesv1.DecisionStatus_OVERRIDDEN.String(), Level: levelName(current.GetLevel()), RAG: ragName(current.GetRag()),
-		Current: b, By: actor(id), Reason: req.GetReason(), At: a.svc.now().UTC(),
+		Current: b, By: id.Actor(), Reason: req.GetReason(), At: a.svc.now().UTC(),
 	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
 		return EventOverridden, &eventsv1.TriageOverridden{Decision: after, Previous: before.GetCurrent()}
 	})

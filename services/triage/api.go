@@ -19,6 +19,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/events"
 	"mash/pkg/peers"
+	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -49,27 +50,6 @@ const (
 type grpcAPI struct {
 	triagev1.UnimplementedTriageServiceServer
 	svc *Service
-}
-
-func allow(ctx context.Context, action string, roles ...auth.Role) (auth.Identity, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return auth.Identity{}, auth.ErrUnauthenticated
-	}
-	if !id.HasRole(roles...) {
-		names := make([]string, len(roles))
-		for i, r := range roles {
-			names[i] = string(r)
-		}
-		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, action, strings.Join(names, ", ")))
-	}
-	return id, nil
-}
-
-// actor names who acted, for the record: the credential, its agency and role (as rules
-// records reviews).
-func actor(id auth.Identity) string {
-	return fmt.Sprintf("client:%s (%s, %s)", id.ClientID, id.Agency, id.Role)
 }
 
 // hubStaff reports whether the caller works in the hub rather than for a referring agency.
@@ -121,7 +101,7 @@ func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c sto
 }
 
 func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest) (*triagev1.ListQueueResponse, error) {
-	id, err := allow(ctx, "read the queue", caseworkRoles...)
+	id, err := server.Authorize(ctx, "read the queue", caseworkRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +190,7 @@ func isUUIDString(s string) bool {
 }
 
 func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*triagev1.GetCaseResponse, error) {
-	id, err := allow(ctx, "read cases", caseworkRoles...)
+	id, err := server.Authorize(ctx, "read cases", caseworkRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +305,7 @@ func (s *Service) changeCase(ctx context.Context, referralID string, who string,
 }
 
 func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest) (*triagev1.ClaimCaseResponse, error) {
-	id, err := allow(ctx, "claim cases", caseworkRoles...)
+	id, err := server.Authorize(ctx, "claim cases", caseworkRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +333,7 @@ func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest)
 }
 
 func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequest) (*triagev1.ReleaseCaseResponse, error) {
-	id, err := allow(ctx, "release cases", caseworkRoles...)
+	id, err := server.Authorize(ctx, "release cases", caseworkRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +363,7 @@ func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequ
 }
 
 func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseRequest) (*triagev1.AssignCaseResponse, error) {
-	id, err := allow(ctx, "assign cases", managerRoles...)
+	id, err := server.Authorize(ctx, "assign cases", managerRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +392,7 @@ func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseReques
 }
 
 func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseRequest) (*triagev1.DecideCaseResponse, error) {
-	id, err := allow(ctx, "decide cases", decideRoles...)
+	id, err := server.Authorize(ctx, "decide cases", decideRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -471,15 +451,13 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 	}
 	// Our own row follows at once, so the caller reads their own write; the rules event
 	// that follows finds the same decision version and changes nothing.
-	after, err := s.changeCase(ctx, c.ReferralID, id.ClientID, func(tx pgx.Tx, _ store.Case) (store.Case, string, string, error) {
+	after, err := s.changeCase(ctx, c.ReferralID, id.ClientID, func(tx pgx.Tx, cur store.Case) (store.Case, string, string, error) {
 		applied, changed, err := store.ApplyDecision(ctx, tx, decisionOf(d))
 		if err != nil {
 			return applied, "", "", err
 		}
-		if !changed { // the rules event was projected first
-			if applied, err = store.LockCase(ctx, tx, c.ReferralID); err != nil {
-				return applied, "", "", err
-			}
+		if !changed { // the rules event was projected first: the locked row already holds it
+			applied = cur
 		}
 		return applied, EventDecided, req.GetReason(), nil
 	})
@@ -492,7 +470,7 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 }
 
 func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest) (*triagev1.RecordStrategyDiscussionResponse, error) {
-	id, err := allow(ctx, "record strategy discussions", decideRoles...)
+	id, err := server.Authorize(ctx, "record strategy discussions", decideRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +502,7 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 	}
 	d := store.StrategyDiscussion{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(),
 		HeldAt: req.GetHeldAt().AsTime().UTC(), Participants: participants, Outcome: req.GetOutcome(),
-		Section47: req.GetSection_47(), RecordedBy: actor(id), RecordedAt: now}
+		Section47: req.GetSection_47(), RecordedBy: id.Actor(), RecordedAt: now}
 	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
 		c, err := store.LockCase(ctx, tx, req.GetReferralId())
 		if err != nil {
@@ -544,7 +522,7 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 }
 
 func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest) (*triagev1.CloseCaseResponse, error) {
-	id, err := allow(ctx, "close cases", decideRoles...)
+	id, err := server.Authorize(ctx, "close cases", decideRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +544,7 @@ func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest)
 		case c.ClaimLive(now) && c.Assignee != id.ClientID && id.Role != auth.RoleManager:
 			return c, "", "", claimedByOther(c)
 		}
-		after, err := store.CloseCase(ctx, tx, c.ReferralID, int16(req.GetOutcome()), req.GetNote(), actor(id), now.UTC())
+		after, err := store.CloseCase(ctx, tx, c.ReferralID, int16(req.GetOutcome()), req.GetNote(), id.Actor(), now.UTC())
 		return after, EventClosed, req.GetOutcome().String(), err
 	})
 	if err != nil {

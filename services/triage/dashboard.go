@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/server"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/triage/store"
@@ -25,7 +26,7 @@ func pct(num, den int64) float64 {
 }
 
 func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRequest) (*triagev1.GetDashboardResponse, error) {
-	if _, err := allow(ctx, "read management information", dashboardRoles...); err != nil {
+	if _, err := server.Authorize(ctx, "read management information", dashboardRoles...); err != nil {
 		return nil, err
 	}
 	s := a.svc

@@ -12,6 +12,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/triage/store"
@@ -33,7 +34,7 @@ func disagreementNotFound(id string) error {
 }
 
 func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisagreementRequest) (*triagev1.RaiseDisagreementResponse, error) {
-	id, err := allow(ctx, "raise disagreements", disagreeRoles...)
+	id, err := server.Authorize(ctx, "raise disagreements", disagreeRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -46,12 +47,12 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 	s := a.svc
 	now := s.now().UTC()
 	d := store.Disagreement{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(), RaisedByAgency: id.Agency,
-		RaisedBy: actor(id), Reason: req.GetReason(), Stage: store.StagePractitioner, StageDue: s.stageDue(store.StagePractitioner, now),
+		RaisedBy: id.Actor(), Reason: req.GetReason(), Stage: store.StagePractitioner, StageDue: s.stageDue(store.StagePractitioner, now),
 		RaisedAt: now, Version: 1}
 	d.Steps = []store.Step{{Stage: d.Stage, StartedAt: now, Due: d.StageDue}}
 	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
-		// A shared lock: disagreements never block, nor wait for, work on the case itself
-		// beyond the moment the case is read.
+		// The case is read without a lock: a disagreement never blocks, nor waits for, work
+		// on the case itself.
 		c, err := store.GetCase(ctx, tx, req.GetReferralId())
 		if err != nil {
 			return notFoundAs(err, caseNotFound(req.GetReferralId()))
@@ -98,7 +99,7 @@ type disagreementToken struct {
 }
 
 func (a *grpcAPI) ListDisagreements(ctx context.Context, req *triagev1.ListDisagreementsRequest) (*triagev1.ListDisagreementsResponse, error) {
-	id, err := allow(ctx, "list disagreements", disagreeRead...)
+	id, err := server.Authorize(ctx, "list disagreements", disagreeRead...)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 }
 
 func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.EscalateDisagreementRequest) (*triagev1.EscalateDisagreementResponse, error) {
-	id, err := allow(ctx, "escalate disagreements", disagreeRoles...)
+	id, err := server.Authorize(ctx, "escalate disagreements", disagreeRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.Escala
 			return d, "", failedPrecondition(fmt.Sprintf("disagreement %s is at the partnership, the last stage; resolve it with the partnership's outcome", d.ID))
 		}
 		next := d.Stage + 1
-		after, err := store.EndStage(ctx, tx, d, req.GetOutcome(), actor(id), now, next, s.stageDue(next, now), "")
+		after, err := store.EndStage(ctx, tx, d, req.GetOutcome(), id.Actor(), now, next, s.stageDue(next, now), "")
 		return after, EventDisagreementEscal, err
 	})
 	if err != nil {
@@ -194,7 +195,7 @@ func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.Escala
 }
 
 func (a *grpcAPI) ResolveDisagreement(ctx context.Context, req *triagev1.ResolveDisagreementRequest) (*triagev1.ResolveDisagreementResponse, error) {
-	id, err := allow(ctx, "resolve disagreements", disagreeResolve...)
+	id, err := server.Authorize(ctx, "resolve disagreements", disagreeResolve...)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func (a *grpcAPI) ResolveDisagreement(ctx context.Context, req *triagev1.Resolve
 	s := a.svc
 	now := s.now().UTC()
 	d, err := s.changeDisagreement(ctx, id, req.GetDisagreementId(), req.GetExpectedVersion(), func(tx pgx.Tx, d store.Disagreement) (store.Disagreement, string, error) {
-		after, err := store.EndStage(ctx, tx, d, req.GetResolution(), actor(id), now, 0, time.Time{}, req.GetResolution())
+		after, err := store.EndStage(ctx, tx, d, req.GetResolution(), id.Actor(), now, 0, time.Time{}, req.GetResolution())
 		return after, EventDisagreementResolve, err
 	})
 	if err != nil {

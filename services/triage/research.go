@@ -13,6 +13,7 @@ import (
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/calendar"
+	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/triage/store"
@@ -33,7 +34,7 @@ func infoNotFound(id string) error {
 }
 
 func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest) (*triagev1.RequestInformationResponse, error) {
-	id, err := allow(ctx, "request information from agencies", caseworkRoles...)
+	id, err := server.Authorize(ctx, "request information from agencies", caseworkRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestI
 		return nil, apierr.Invalid(vs)
 	}
 	r := store.InformationRequest{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(), Agency: req.GetAgency(),
-		Question: req.GetQuestion(), Due: due, State: store.InfoRequested, RequestedBy: actor(id), RequestedAt: now}
+		Question: req.GetQuestion(), Due: due, State: store.InfoRequested, RequestedBy: id.Actor(), RequestedAt: now}
 	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
 		c, err := store.LockCase(ctx, tx, req.GetReferralId())
 		if err != nil {
@@ -90,7 +91,7 @@ type infoToken struct {
 }
 
 func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.ListInformationRequestsRequest) (*triagev1.ListInformationRequestsResponse, error) {
-	id, err := allow(ctx, "list information requests", researchRoles...)
+	id, err := server.Authorize(ctx, "list information requests", researchRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 }
 
 func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.AnswerInformationRequestRequest) (*triagev1.AnswerInformationRequestResponse, error) {
-	id, err := allow(ctx, "answer information requests", answerRoles...)
+	id, err := server.Authorize(ctx, "answer information requests", answerRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.An
 			return failedPrecondition(fmt.Sprintf("information request %s was answered at %s by %s",
 				r.ID, r.AnsweredAt.UTC().Format(time.RFC3339), r.AnsweredBy))
 		}
-		if out, err = store.AnswerInformationRequest(ctx, tx, r.ID, req.GetAnswer(), actor(id), now); err != nil {
+		if out, err = store.AnswerInformationRequest(ctx, tx, r.ID, req.GetAnswer(), id.Actor(), now); err != nil {
 			return err
 		}
 		return s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,

@@ -143,6 +143,8 @@ func New(d Deps) (*Service, error) {
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: "triage",
 		FilterSubjects: []string{"mash.referral.received", "mash.triage.>", "mash.notification.>", EventResearchAnswerReceived},
+		// Projecting may emit an event (a recorded channel answer): publish it at once.
+		AfterCommit: s.relay.Wake,
 	}, s.handleEvent, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)
