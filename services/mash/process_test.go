@@ -22,6 +22,8 @@ import (
 	"mash/pkg/db/dbtest"
 	"mash/services/audit"
 	auditstore "mash/services/audit/store"
+	"mash/services/console"
+	consolestore "mash/services/console/store"
 	"mash/services/intake"
 	"mash/services/intake/store"
 	"mash/services/notify"
@@ -29,6 +31,8 @@ import (
 	"mash/services/rules"
 	"mash/services/rules/packs"
 	rulesstore "mash/services/rules/store"
+	"mash/services/triage"
+	triagestore "mash/services/triage/store"
 )
 
 // mashBinary is built once per test run, with the failpoint tag when the tests have it.
@@ -88,7 +92,15 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aum = append(aum, nm...)
+	tm, err := triagestore.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := consolestore.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aum = append(append(append(aum, nm...), tm...), cm...)
 	// The default pack is installed by migration too.
 	pack := db.Migration{Name: "default-pack", SQL: string(packs.Default())}
 	return "mash_" + db.Checksum(append(append(append(append(am, im...), rm...), aum...), pack))
@@ -110,6 +122,12 @@ func migrated(ctx context.Context, url string) error {
 		return err
 	}
 	if err := notify.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := triage.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := console.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	return audit.Migrate(ctx, pool)
