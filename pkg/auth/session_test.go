@@ -174,3 +174,46 @@ func TestClientCredentialsStillWork(t *testing.T) {
 		t.Fatalf("client credential accepted as a session: %v", err)
 	}
 }
+
+// A cached session is never accepted past its own expiry, even when that comes before the
+// cache entry would lapse.
+func TestCachedSessionEndsAtItsExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, now := newTestStore(t)
+	_, token, err := st.CreateSession(ctx, "carol", "Carol", RolePractitioner, "cardiff-mash", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Authenticate(ctx, token); err != nil { // now cached
+		t.Fatal(err)
+	}
+	*now = now.Add(3 * time.Second) // past the session, within SessionCacheTTL
+	if _, err := st.Authenticate(ctx, token); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("session past its expiry, still cached: got %v", err)
+	}
+}
+
+// A session ended through one process's store is refused by another's within
+// SessionCacheTTL, however recently that one cached it.
+func TestEndedSessionRefusedByOtherProcessesWithinTheCacheTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, now := newTestStore(t)
+	other := NewStore(st.pool)
+	other.now = st.now
+	_, token, err := st.CreateSession(ctx, "dave", "Dave", RoleManager, "cardiff-mash", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Authenticate(ctx, token); err != nil { // cached in the other process
+		t.Fatal(err)
+	}
+	if err := st.EndSession(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	*now = now.Add(SessionCacheTTL + time.Millisecond)
+	if _, err := other.Authenticate(ctx, token); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("ended session in another process after %s: got %v", SessionCacheTTL, err)
+	}
+}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -534,5 +535,41 @@ func TestQueueCountsJSON(t *testing.T) {
 	}
 	if code, _, _ := get(t, e.client(t), e.srv.URL+"/console/queue/counts.json"); code != http.StatusUnauthorized {
 		t.Fatalf("signed-out counts: %d", code)
+	}
+}
+
+// mash users password: the new password works, the old one does not, and the account's
+// sessions are ended (any process that has not cached them refuses them at once).
+func TestResetLocalPasswordEndsSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.signIn(t, "manager1")
+	var token string
+	for _, ck := range c.Jar.Cookies(mustURL(t, e.srv.URL)) {
+		if ck.Name == SessionCookie {
+			token = ck.Value
+		}
+	}
+	const fresh = "a new passphrase for the manager"
+	if err := ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", fresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.NewStore(e.pool).Authenticate(context.Background(), token); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("session after a password reset: %v", err)
+	}
+	signInWith := func(password string) int {
+		c := e.client(t)
+		_, body, _ := get(t, c, e.srv.URL+"/console/sign-in")
+		code, _, _ := post(t, c, e.srv.URL+"/console/sign-in", url.Values{"csrf": {csrfOf(t, body)}, "username": {"manager1"}, "password": {password}})
+		return code
+	}
+	if code := signInWith(testPassword); code != http.StatusUnauthorized {
+		t.Fatalf("old password after a reset: %d", code)
+	}
+	if code := signInWith(fresh); code != http.StatusSeeOther {
+		t.Fatalf("new password: %d", code)
+	}
+	if err := ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", "short"); err == nil {
+		t.Fatal("a too-short password was accepted")
 	}
 }
