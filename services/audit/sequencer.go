@@ -26,7 +26,6 @@ import (
 // our own is needed for a byte string.
 const EventCheckpoint = "mash.audit.checkpoint"
 
-
 // EventCaseShredded is the event type of the entry recording a destroyed case key.
 const EventCaseShredded = "mash.audit.case-shredded"
 
