@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -49,6 +50,9 @@ type result struct {
 	P90ms    float64 `json:"p90_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	Maxms    float64 `json:"max_ms"`
+	// ClientCPUus is this process's CPU time (user and system) per request, in µs: the load
+	// generator's own share of the machine, which the bench reports beside the server's.
+	ClientCPUus float64 `json:"client_cpu_us"`
 }
 
 func run(args []string) error {
@@ -120,13 +124,26 @@ func run(args []string) error {
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
 	var res result
+	cpu0 := processCPU()
 	if *rps > 0 {
 		res = openLoop(call, *rps, *dur)
 	} else {
 		res = closedLoop(call, *conc, *dur)
 	}
+	if res.Requests > 0 {
+		res.ClientCPUus = float64((processCPU() - cpu0).Microseconds()) / float64(res.Requests)
+	}
 	res.Mode = args[0]
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// processCPU is the CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func closedLoop(call func(context.Context, int64) error, conc int, dur time.Duration) result {
