@@ -54,15 +54,14 @@ type Deps struct {
 
 // Service is the intake service.
 type Service struct {
-	pool     *pgxpool.Pool
-	store    *store.Store
-	relay    *events.Relay
-	decided  *events.Consumer
-	recon    *events.Reconciler
-	audited  *events.Consumer
-	calendar *calendar.Calendar
-	log      *zap.Logger
-	now      func() time.Time
+	pool       *pgxpool.Pool
+	store      *store.Store
+	relay      *events.Relay
+	decided    *events.Consumer
+	safeguards *events.Safeguards
+	calendar   *calendar.Calendar
+	log        *zap.Logger
+	now        func() time.Time
 }
 
 // New validates deps and builds the service.
@@ -97,12 +96,8 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}
 	rc := d.Reconcile
-	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "decision", Query: store.UndecidedSQL},
-		{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
-	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
-		return nil, fmt.Errorf("intake.New: %w", err)
-	}
-	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "decision", Query: store.UndecidedSQL}}
+	if s.safeguards, err = events.NewSafeguards(d.Pool, d.JS, rc, d.Log, d.Registry, d.Events); err != nil {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}
 	return s, nil
@@ -132,8 +127,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.decided.Run(ctx) })
-	g.Go(func() error { return s.recon.Run(ctx) })
-	g.Go(func() error { return s.audited.Run(ctx) })
+	g.Go(func() error { return s.safeguards.Run(ctx) })
 	return g.Wait()
 }
 

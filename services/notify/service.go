@@ -129,22 +129,21 @@ type Deps struct {
 
 // Service is the notify service.
 type Service struct {
-	store    *store.Store
-	relay    *events.Relay
-	consumer *events.Consumer
-	acks     *ackListener
-	answers  *answerListener
-	recon    *events.Reconciler
-	audited  *events.Consumer
-	channels *channel.Set
-	calendar *calendar.Calendar
-	log      *zap.Logger
-	now      func() time.Time
-	cfg      DeliveryConfig
-	dirFile  string
-	metrics  *metrics
-	dirMu    sync.Mutex
-	dirCache map[string]cachedDirectory
+	store      *store.Store
+	relay      *events.Relay
+	consumer   *events.Consumer
+	acks       *ackListener
+	answers    *answerListener
+	safeguards *events.Safeguards
+	channels   *channel.Set
+	calendar   *calendar.Calendar
+	log        *zap.Logger
+	now        func() time.Time
+	cfg        DeliveryConfig
+	dirFile    string
+	metrics    *metrics
+	dirMu      sync.Mutex
+	dirCache   map[string]cachedDirectory
 
 	wake      chan struct{}
 	results   chan recording
@@ -192,11 +191,8 @@ func New(d Deps) (*Service, error) {
 	s.acks = &ackListener{svc: s, js: d.JS, log: d.Log.Named("acks")}
 	s.answers = &answerListener{svc: s, js: d.JS, log: d.Log.Named("answers")}
 	rc := d.Reconcile
-	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
-	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
-		return nil, fmt.Errorf("notify.New: %w", err)
-	}
-	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
+	rc.Schema = store.Schema
+	if s.safeguards, err = events.NewSafeguards(d.Pool, d.JS, rc, d.Log, d.Registry, d.Events); err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
 	return s, nil
@@ -238,8 +234,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.consumer.Run(gctx) })
 	g.Go(func() error { return s.acks.run(gctx) })
 	g.Go(func() error { return s.answers.run(gctx) })
-	g.Go(func() error { return s.recon.Run(gctx) })
-	g.Go(func() error { return s.audited.Run(gctx) })
+	g.Go(func() error { return s.safeguards.Run(gctx) })
 	g.Go(func() error { s.deliverLoop(gctx); return nil })
 	g.Go(func() error { s.escalationLoop(gctx); return nil })
 	err := g.Wait()

@@ -59,15 +59,14 @@ type Deps struct {
 
 // Service is the rules service.
 type Service struct {
-	store    *store.Store
-	relay    *events.Relay
-	consumer *events.Consumer
-	notified *events.Consumer
-	recon    *events.Reconciler
-	audited  *events.Consumer
-	calendar *calendar.Calendar
-	log      *zap.Logger
-	now      func() time.Time
+	store      *store.Store
+	relay      *events.Relay
+	consumer   *events.Consumer
+	notified   *events.Consumer
+	safeguards *events.Safeguards
+	calendar   *calendar.Calendar
+	log        *zap.Logger
+	now        func() time.Time
 
 	compiled sync.Map // pack id -> *pack.Compiled; packs are immutable once stored
 }
@@ -111,12 +110,8 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	rc := d.Reconcile
-	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "notification", Query: store.UnnotifiedSQL},
-		{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
-	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
-		return nil, fmt.Errorf("rules.New: %w", err)
-	}
-	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
+	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "notification", Query: store.UnnotifiedSQL}}
+	if s.safeguards, err = events.NewSafeguards(d.Pool, d.JS, rc, d.Log, d.Registry, d.Events); err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	return s, nil
@@ -177,8 +172,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.notified.Run(ctx) })
-	g.Go(func() error { return s.recon.Run(ctx) })
-	g.Go(func() error { return s.audited.Run(ctx) })
+	g.Go(func() error { return s.safeguards.Run(ctx) })
 	return g.Wait()
 }
 

@@ -95,8 +95,7 @@ type Service struct {
 	store      *store.Store
 	relay      *events.Relay
 	consumer   *events.Consumer
-	recon      *events.Reconciler
-	audited    *events.Consumer
+	safeguards *events.Safeguards
 	calendar   *calendar.Calendar
 	log        *zap.Logger
 	now        func() time.Time
@@ -150,11 +149,8 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
 	rc := d.Reconcile
-	rc.Schema, rc.Checks = store.Schema, []events.ReconcileCheck{{Name: "audit", Query: events.UnauditedSQL(store.Schema)}}
-	if s.recon, err = events.NewReconciler(d.Pool, d.JS, rc, d.Log.Named("reconcile"), d.Registry); err != nil {
-		return nil, fmt.Errorf("triage.New: %w", err)
-	}
-	if s.audited, err = events.NewAuditedTracker(d.Pool, d.JS, store.Schema, d.Log.Named("audited"), d.Events); err != nil {
+	rc.Schema = store.Schema
+	if s.safeguards, err = events.NewSafeguards(d.Pool, d.JS, rc, d.Log, d.Registry, d.Events); err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
 	s.api = &grpcAPI{svc: s}
@@ -186,8 +182,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
-	g.Go(func() error { return s.recon.Run(ctx) })
-	g.Go(func() error { return s.audited.Run(ctx) })
+	g.Go(func() error { return s.safeguards.Run(ctx) })
 	g.Go(func() error { return s.runSweeps(ctx) })
 	return g.Wait()
 }
