@@ -16,6 +16,7 @@ import (
 	"mash/pkg/events"
 	"mash/pkg/peers"
 	"mash/services/audit"
+	"mash/services/console"
 	"mash/services/notify/channel"
 	"mash/services/triage"
 )
@@ -55,8 +56,11 @@ type serveConfig struct {
 	PprofAddr       string
 	Calendar        calendar.Config
 	Audit           audit.Config
-	Notify          notifyConfig
-	Reconcile       events.ReconcilerConfig
+	// Console is the console's settings, read here so a bad MASH_CONSOLE_* stops mash before
+	// it connects to anything.
+	Console   console.Config
+	Notify    notifyConfig
+	Reconcile events.ReconcilerConfig
 	// Peers names where services that run in other processes are reached over gRPC.
 	Peers map[string]string
 	// ClaimTimeout is how long a practitioner's claim (or a manager's assignment) on a case
@@ -156,6 +160,11 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	}
 	if slices.Contains(c.Services, "audit") {
 		if c.Audit, err = auditConfig(); err != nil {
+			return c, err
+		}
+	}
+	if slices.Contains(c.Services, "console") {
+		if c.Console, err = console.ConfigFromEnv(os.LookupEnv); err != nil {
 			return c, err
 		}
 	}

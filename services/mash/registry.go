@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -59,11 +58,7 @@ var modules = map[string]module{
 	"console": {
 		migrate: console.Migrate,
 		build: func(p *plumbing) (service, error) {
-			cfg, err := console.ConfigFromEnv(os.LookupEnv)
-			if err != nil {
-				return nil, err
-			}
-			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now, Config: cfg})
+			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now, Config: p.console})
 		},
 	},
 	"triage": {

@@ -28,6 +28,7 @@ import (
 	"mash/pkg/peers"
 	apiserver "mash/pkg/server"
 	"mash/services/audit"
+	"mash/services/console"
 )
 
 // plumbing is what services share in one process.
@@ -41,6 +42,7 @@ type plumbing struct {
 	registry     *prometheus.Registry
 	eventMetrics *events.Metrics
 	audit        audit.Config
+	console      console.Config
 	notify       notifyConfig
 	claimTimeout time.Duration
 	reconcile    events.ReconcilerConfig
@@ -112,7 +114,7 @@ type system struct {
 // startSystem connects to Postgres (migrating when configured) and NATS, and builds every
 // service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
 func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout,
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout,
 		peers: peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers), now: now}
 	defer func() {
 		if err != nil {

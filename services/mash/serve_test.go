@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"mash/pkg/events"
+	"mash/services/console"
 )
 
 func TestBadConfigFailsNamingTheSetting(t *testing.T) {
@@ -46,6 +48,17 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("mash %v: exit %d, stderr %q; want a failure naming %s", tc.args, code, stderr, tc.want)
 		}
+	}
+
+	// The console's settings are read with the rest, before any connection: nothing listens
+	// on the database's port 1, so a later check would name postgres instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mashBinary, "serve", "--services", "console")
+	cmd.Env = s.env(console.EnvSessionTTL + "=forever")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), console.EnvSessionTTL) || strings.Contains(string(out), "postgres") {
+		t.Errorf("mash serve with a bad %s: %v, output %q; want a failure naming the setting before any connection", console.EnvSessionTTL, err, out)
 	}
 }
 
