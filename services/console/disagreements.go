@@ -41,15 +41,6 @@ func viewDisagreements(ds []*triagev1.Disagreement, now time.Time) []disagreemen
 	return out
 }
 
-// deadlinePassed is the outcome the triage service records for a stage it escalated
-// because its deadline passed; the page says so in its own language.
-const deadlinePassed = "deadline passed"
-
-// lapsed reports whether the service escalated a stage because its deadline passed.
-func lapsed(st *triagev1.DisagreementStep) bool {
-	return st.GetOutcome() == deadlinePassed && st.GetActor() == "triage"
-}
-
 func (s *Service) escalateDisagreement(w http.ResponseWriter, r *http.Request, rs *reqState) {
 	pg := s.newPage(r, rs, "")
 	did := r.PathValue("did")

@@ -105,7 +105,7 @@ func (f *fakeTriage) addCasework() {
 			Reason: "The police consider a strategy discussion is needed", Stage: triagev1.DisagreementStage_PARTNERSHIP, StageDue: ts(fixtureNow.Add(-2 * time.Hour)),
 			RaisedAt: ts(raised), Version: 4, Steps: []*triagev1.DisagreementStep{
 				{Stage: triagev1.DisagreementStage_SENIOR_SAFEGUARDING_MANAGER, StartedAt: ts(raised), Due: ts(raised.Add(48 * time.Hour)), EndedAt: ts(raised.Add(49 * time.Hour)),
-					Outcome: "deadline passed", Actor: "triage"},
+					Outcome: "deadline passed", Actor: "triage", EscalatedByDeadline: true},
 				{Stage: triagev1.DisagreementStage_PARTNERSHIP, StartedAt: ts(raised.Add(49 * time.Hour)), Due: ts(fixtureNow.Add(-2 * time.Hour))}}},
 		disagreeDone: {Id: disagreeDone, ReferralId: "0192a3b4-0000-7000-8000-000000000003", Partnership: "newport", RaisedByAgency: "gwent-health",
 			Reason: "Health visiting should have been told", Stage: triagev1.DisagreementStage_PRACTITIONER, Resolved: true,

@@ -75,8 +75,7 @@ var funcs = template.FuncMap{
 		}
 		return s[len(s)-n:]
 	},
-	"add":    func(a, b int) int { return a + b },
-	"lapsed": lapsed,
+	"add": func(a, b int) int { return a + b },
 	"query": func(kv ...string) template.URL {
 		v := url.Values{}
 		for i := 0; i+1 < len(kv); i += 2 {

@@ -66,7 +66,7 @@ func disagreementToProto(d store.Disagreement) *triagev1.Disagreement {
 	for _, s := range d.Steps {
 		p.Steps = append(p.Steps, &triagev1.DisagreementStep{Stage: triagev1.DisagreementStage(s.Stage),
 			StartedAt: timestamppb.New(s.StartedAt), Due: timestamppb.New(s.Due), EndedAt: ts(s.EndedAt), Outcome: s.Outcome,
-			Actor: s.Actor})
+			Actor: s.Actor, EscalatedByDeadline: s.Actor == systemActor && s.Outcome == deadlinePassed})
 	}
 	return p
 }

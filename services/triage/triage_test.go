@@ -646,7 +646,8 @@ func TestDisagreementEscalatesThroughEveryStage(t *testing.T) {
 	d = e.disagreement(t, manager, id)
 	stageStart := wantDue.Add(time.Minute)
 	if d.GetStage() != triagev1.DisagreementStage_TEAM_MANAGER || !d.GetStageDue().AsTime().Equal(e.cal.AddWorkingDays(stageStart, 2).UTC()) ||
-		d.GetSteps()[0].GetOutcome() != "deadline passed" || d.GetSteps()[0].GetActor() != "triage" || len(d.GetSteps()) != 2 {
+		d.GetSteps()[0].GetOutcome() != "deadline passed" || d.GetSteps()[0].GetActor() != "triage" || len(d.GetSteps()) != 2 ||
+		!d.GetSteps()[0].GetEscalatedByDeadline() {
 		t.Fatalf("after sweep 1: %v", d)
 	}
 	// Stage 2 is escalated by a person, with the version they saw.
@@ -664,8 +665,9 @@ func TestDisagreementEscalatesThroughEveryStage(t *testing.T) {
 	}
 	d = esc.GetDisagreement()
 	seniorDue := e.cal.AddWorkingDays(e.clock.Now(), 5).UTC()
-	if d.GetStage() != triagev1.DisagreementStage_SENIOR_SAFEGUARDING_MANAGER || !d.GetStageDue().AsTime().Equal(seniorDue) {
-		t.Fatalf("after manual escalation: %v (want due %s)", d, seniorDue)
+	if d.GetStage() != triagev1.DisagreementStage_SENIOR_SAFEGUARDING_MANAGER || !d.GetStageDue().AsTime().Equal(seniorDue) ||
+		d.GetSteps()[1].GetEscalatedByDeadline() {
+		t.Fatalf("after manual escalation: %v (want due %s, escalated by a person)", d, seniorDue)
 	}
 	// Not yet due: the sweep leaves it.
 	e.clock.Set(seniorDue.Add(-time.Minute))

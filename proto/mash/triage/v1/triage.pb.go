@@ -1233,10 +1233,13 @@ type DisagreementStep struct {
 	Due       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due,proto3" json:"due,omitempty"`
 	EndedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	// What this stage concluded (or "deadline passed" when escalated by the service).
-	Outcome       string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	Actor         string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Actor   string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// True when the service escalated this stage because its deadline passed, rather than a
+	// person recording an outcome.
+	EscalatedByDeadline bool `protobuf:"varint,7,opt,name=escalated_by_deadline,json=escalatedByDeadline,proto3" json:"escalated_by_deadline,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *DisagreementStep) Reset() {
@@ -1309,6 +1312,13 @@ func (x *DisagreementStep) GetActor() string {
 		return x.Actor
 	}
 	return ""
+}
+
+func (x *DisagreementStep) GetEscalatedByDeadline() bool {
+	if x != nil {
+		return x.EscalatedByDeadline
+	}
+	return false
 }
 
 type Disagreement struct {
@@ -3604,7 +3614,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"answeredBy\x12;\n" +
 	"\vanswered_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"answeredAt\x12\x18\n" +
-	"\aoverdue\x18\r \x01(\bR\aoverdue\"\x9b\x02\n" +
+	"\aoverdue\x18\r \x01(\bR\aoverdue\"\xcf\x02\n" +
 	"\x10DisagreementStep\x127\n" +
 	"\x05stage\x18\x01 \x01(\x0e2!.mash.triage.v1.DisagreementStageR\x05stage\x129\n" +
 	"\n" +
@@ -3612,7 +3622,8 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x03due\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x03due\x125\n" +
 	"\bended_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12\x18\n" +
 	"\aoutcome\x18\x05 \x01(\tR\aoutcome\x12\x14\n" +
-	"\x05actor\x18\x06 \x01(\tR\x05actor\"\xb6\x04\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x122\n" +
+	"\x15escalated_by_deadline\x18\a \x01(\bR\x13escalatedByDeadline\"\xb6\x04\n" +
 	"\fDisagreement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
