@@ -2,10 +2,14 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -46,7 +50,25 @@ const (
 	relayPruneBatch    = 5000
 	// publishWindow bounds the publishes awaiting an ack at once.
 	publishWindow = 128
+	// atomicBatchMin is the smallest round published as one atomic batch. The server stores a
+	// batch with one fsync instead of one per event, but stages it first at a cost of about
+	// two milliseconds of CPU; measured on the embedded server with SyncAlways, a batch costs
+	// less than single publishes from about 16 events (at 32, 61 against 124 µs of CPU per
+	// event; at 256, 21 against 144). Below this, rounds are published event by event.
+	atomicBatchMin = 32
 )
+
+// Atomic batch publishing (nats-server 2.12 and later): headers and the error the server
+// answers when the stream does not allow it.
+const (
+	batchIDHeader           = "Nats-Batch-Id"
+	batchSequenceHeader     = "Nats-Batch-Sequence"
+	batchCommitHeader       = "Nats-Batch-Commit"
+	errCodeAtomicPublishOff = 10174
+)
+
+// errAtomicUnsupported means the server or stream does not take atomic batches.
+var errAtomicUnsupported = errors.New("the server does not take atomic batches")
 
 // Relay publishes the rows of one outbox table to JetStream. Any number of relays may run
 // on the same table, in one process or many: each round claims rows with SKIP LOCKED.
@@ -61,6 +83,9 @@ type Relay struct {
 	claimSQL, markSQL, backlogSQL, pruneSQL string
 
 	degraded bool // only Run's goroutine touches it
+	// atomicOff is set once the server refused an atomic batch as unsupported (an older
+	// server, or a stream created without it); every round then goes event by event.
+	atomicOff atomic.Bool
 }
 
 type outboxRow struct {
@@ -275,10 +300,83 @@ func (r *Relay) round(ctx context.Context, publishTimeout time.Duration) (roundR
 	return res, nil
 }
 
-// publish sends batch asynchronously with at most publishWindow acks outstanding and
-// returns the ids of the rows JetStream acknowledged (duplicates included), and the first
-// failure if any row was not acknowledged.
+// publish sends a round and returns the ids of the rows JetStream acknowledged (duplicates
+// included), and the first failure if any row was not acknowledged. A round of at least
+// atomicBatchMin rows goes as one atomic batch: all stored, with one fsync, or none. When
+// the batch is refused (an event of it already stored, as after a relay killed between
+// publish and mark; or no support on the server), the round goes event by event, which is
+// always correct: the stream's Msg-Id dedupe absorbs what is already stored.
 func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Duration) ([]int64, error) {
+	if len(batch) >= atomicBatchMin && !r.atomicOff.Load() && !failpoint.Armed("relay.lose."+r.cfg.Schema) {
+		err := r.publishAtomic(ctx, batch, timeout)
+		if err == nil {
+			acked := make([]int64, len(batch))
+			for i, row := range batch {
+				acked[i] = row.id
+			}
+			return acked, nil
+		}
+		if errors.Is(err, errAtomicUnsupported) {
+			r.atomicOff.Store(true)
+			r.log.Info("outbox relay publishes event by event", zap.Error(err))
+		} else {
+			r.log.Debug("atomic batch refused; publishing its events one by one", zap.Int("events", len(batch)), zap.Error(err))
+		}
+	}
+	return r.publishEach(ctx, batch, timeout)
+}
+
+// publishAtomic sends batch as one atomic batch and waits for the server to commit it.
+func (r *Relay) publishAtomic(ctx context.Context, batch []outboxRow, timeout time.Duration) error {
+	nc := r.pub.Conn()
+	id := uuid.NewString()
+	for i, row := range batch {
+		m := nats.NewMsg(row.subject)
+		m.Data = row.payload
+		m.Header.Set(jetstream.MsgIDHeader, row.eventID)
+		m.Header.Set(batchIDHeader, id)
+		m.Header.Set(batchSequenceHeader, strconv.Itoa(i+1))
+		if i < len(batch)-1 {
+			if err := nc.PublishMsg(m); err != nil {
+				return fmt.Errorf("atomic batch of %d: publish event %s: %w", len(batch), row.eventID, err)
+			}
+			continue
+		}
+		m.Header.Set(batchCommitHeader, "1")
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		resp, err := nc.RequestMsgWithContext(wctx, m)
+		if err != nil {
+			return fmt.Errorf("atomic batch of %d: commit: %w", len(batch), err)
+		}
+		var ack struct {
+			Error *struct {
+				ErrCode     int    `json:"err_code"`
+				Description string `json:"description"`
+			} `json:"error"`
+			Batch string `json:"batch"`
+			Count int    `json:"count"`
+		}
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return fmt.Errorf("atomic batch of %d: read the commit's ack: %w", len(batch), err)
+		}
+		switch {
+		case ack.Error != nil && ack.Error.ErrCode == errCodeAtomicPublishOff:
+			return fmt.Errorf("%w: %s", errAtomicUnsupported, ack.Error.Description)
+		case ack.Error != nil:
+			return fmt.Errorf("atomic batch of %d refused: %s (%d)", len(batch), ack.Error.Description, ack.Error.ErrCode)
+		case ack.Batch != id || ack.Count != len(batch):
+			// A server without atomic batches stores each message as it comes and acks the
+			// last alone; the round is then republished event by event, deduplicated.
+			return fmt.Errorf("%w: the commit was acknowledged as a single message", errAtomicUnsupported)
+		}
+	}
+	return nil
+}
+
+// publishEach sends batch event by event, asynchronously with at most publishWindow acks
+// outstanding.
+func (r *Relay) publishEach(ctx context.Context, batch []outboxRow, timeout time.Duration) ([]int64, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, len(batch))

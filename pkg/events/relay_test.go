@@ -250,3 +250,104 @@ func TestNewEnvelope(t *testing.T) {
 		t.Error("zero occurredAt accepted")
 	}
 }
+
+// batchIDs returns the atomic batch id each stored message came in ("" for none), by event id.
+func batchIDs(t testing.TB, js jetstream.JetStream) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, m := range streamMsgs(t, js, StreamName) {
+		out[m.Header.Get(jetstream.MsgIDHeader)] = m.Header.Get(batchIDHeader)
+	}
+	return out
+}
+
+func TestRelayPublishesALargeRoundAsOneAtomicBatch(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	ids := insertEvents(t, pool, 100)
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour}, nil)
+	runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "backlog drains", func() bool { return backlog(t, r) == 0 })
+
+	assertExactlyOnce(t, b.js, ids)
+	batches := map[string]int{}
+	for _, id := range batchIDs(t, b.js) {
+		batches[id]++
+	}
+	if len(batches) != 1 || batches[""] != 0 {
+		t.Errorf("100 rows in one round came in batches %v; want one atomic batch", batches)
+	}
+	if n := queryInt(t, pool, `SELECT count(*) FROM evt.outbox WHERE published_at IS NOT NULL`); n != 100 {
+		t.Errorf("%d rows marked published, want 100", n)
+	}
+
+	// A round below the threshold goes event by event.
+	few := insertEvents(t, pool, atomicBatchMin-1)
+	r.Wake()
+	eventually(t, 10*time.Second, "small round published", func() bool { return backlog(t, r) == 0 })
+	got := batchIDs(t, b.js)
+	for _, id := range few {
+		if bid, ok := got[id]; !ok || bid != "" {
+			t.Errorf("event %s of a small round: stored %v, batch %q; want stored alone", id, ok, bid)
+		}
+	}
+}
+
+// A relay killed after publishing a round and before marking it republishes the round: the
+// atomic batch is refused for its duplicates, and the round goes event by event, so every
+// event is stored once and every row marked.
+func TestRelayRepublishesARoundPartlyStoredBefore(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	ids := insertEvents(t, pool, 100)
+	ctx := context.Background()
+	for _, id := range ids[:10] {
+		var subject string
+		var payload []byte
+		if err := pool.QueryRow(ctx, `SELECT subject, payload FROM evt.outbox WHERE event_id = $1`, id).Scan(&subject, &payload); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.js.Publish(ctx, subject, payload, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour}, nil)
+	runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "backlog drains", func() bool { return backlog(t, r) == 0 })
+
+	assertExactlyOnce(t, b.js, ids)
+	if n := queryInt(t, pool, `SELECT count(*) FROM evt.outbox WHERE published_at IS NOT NULL`); n != 100 {
+		t.Errorf("%d rows marked published, want 100", n)
+	}
+	if r.atomicOff.Load() {
+		t.Error("a batch refused for duplicates turned atomic batches off for good")
+	}
+}
+
+// On a stream that does not allow atomic batches (created by an older mash, or a server
+// before 2.12), the relay publishes event by event from the first refusal on.
+func TestRelayPublishesEventByEventWhereBatchesAreOff(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	ctx := context.Background()
+	if err := b.js.DeleteStream(ctx, StreamName); err != nil {
+		t.Fatal(err)
+	}
+	cfg := StreamConfig(Streams[0], StreamOptions{})
+	cfg.AllowAtomicPublish = false
+	if _, err := b.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ids := insertEvents(t, pool, 100)
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour}, nil)
+	runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "backlog drains", func() bool { return backlog(t, r) == 0 })
+
+	assertExactlyOnce(t, b.js, ids)
+	if !r.atomicOff.Load() {
+		t.Error("atomic batches still on after the stream refused them")
+	}
+}

@@ -97,6 +97,8 @@ func StreamConfig(spec StreamSpec, opts StreamOptions) jetstream.StreamConfig {
 		DenyPurge:  true,
 		MaxMsgs:    -1,
 		MaxBytes:   -1,
+		// Relays publish a large round as one atomic batch: one fsync for the round.
+		AllowAtomicPublish: true,
 	}
 }
 
