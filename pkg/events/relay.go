@@ -67,8 +67,13 @@ const (
 	errCodeAtomicPublishOff = 10174
 )
 
-// errAtomicUnsupported means the server or stream does not take atomic batches.
-var errAtomicUnsupported = errors.New("the server does not take atomic batches")
+var (
+	// errAtomicUnsupported means the server or stream does not take atomic batches.
+	errAtomicUnsupported = errors.New("the server does not take atomic batches")
+	// errBatchRefused means the server answered and refused the batch, say for an event it
+	// already holds.
+	errBatchRefused = errors.New("atomic batch refused")
+)
 
 // Relay publishes the rows of one outbox table to JetStream. Any number of relays may run
 // on the same table, in one process or many: each round claims rows with SKIP LOCKED.
@@ -305,7 +310,8 @@ func (r *Relay) round(ctx context.Context, publishTimeout time.Duration) (roundR
 // atomicBatchMin rows goes as one atomic batch: all stored, with one fsync, or none. When
 // the batch is refused (an event of it already stored, as after a relay killed between
 // publish and mark; or no support on the server), the round goes event by event, which is
-// always correct: the stream's Msg-Id dedupe absorbs what is already stored.
+// always correct: the stream's Msg-Id dedupe absorbs what is already stored. When the broker
+// does not answer, nothing is acknowledged and the round is retried later.
 func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Duration) ([]int64, error) {
 	if len(batch) >= atomicBatchMin && !r.atomicOff.Load() && !failpoint.Armed("relay.lose."+r.cfg.Schema) {
 		err := r.publishAtomic(ctx, batch, timeout)
@@ -316,11 +322,16 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Dur
 			}
 			return acked, nil
 		}
-		if errors.Is(err, errAtomicUnsupported) {
+		switch {
+		case errors.Is(err, errAtomicUnsupported):
 			r.atomicOff.Store(true)
 			r.log.Info("outbox relay publishes event by event", zap.Error(err))
-		} else {
+		case errors.Is(err, errBatchRefused):
 			r.log.Debug("atomic batch refused; publishing its events one by one", zap.Int("events", len(batch)), zap.Error(err))
+		default:
+			// No answer from the broker: publishing one by one would only wait as long
+			// again. Nothing is marked; the round is retried as the relay recovers.
+			return nil, err
 		}
 	}
 	return r.publishEach(ctx, batch, timeout)
@@ -364,7 +375,7 @@ func (r *Relay) publishAtomic(ctx context.Context, batch []outboxRow, timeout ti
 		case ack.Error != nil && ack.Error.ErrCode == errCodeAtomicPublishOff:
 			return fmt.Errorf("%w: %s", errAtomicUnsupported, ack.Error.Description)
 		case ack.Error != nil:
-			return fmt.Errorf("atomic batch of %d refused: %s (%d)", len(batch), ack.Error.Description, ack.Error.ErrCode)
+			return fmt.Errorf("%w: %d events: %s (%d)", errBatchRefused, len(batch), ack.Error.Description, ack.Error.ErrCode)
 		case ack.Batch != id || ack.Count != len(batch):
 			// A server without atomic batches stores each message as it comes and acks the
 			// last alone; the round is then republished event by event, deduplicated.
