@@ -20,6 +20,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
@@ -66,23 +67,7 @@ type option func(*audit.Config)
 func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	pool := dbtest.NewPool(t, migrationsKey(t), migrate)
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns, "audit-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.EnsureStreams(context.Background(), js, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js := eventstest.JetStream(t, "audit-test")
 	skey, vkey, err := auditlog.GenerateKey(origin)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 	"mash/pkg/server"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake"
@@ -71,23 +72,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := dbtest.NewPool(t, migrationsKey(t), migrateAll)
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns, "intake-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.EnsureStreams(ctx, js, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js := eventstest.JetStream(t, "intake-test")
 	cal, err := calendar.New(calendar.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -193,23 +194,7 @@ type envOption func(*notify.DeliveryConfig)
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	pool := dbtest.NewPool(t, migrationsKey(t), migrateAll)
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns, "notify-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.EnsureStreams(context.Background(), js, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js := eventstest.JetStream(t, "notify-test")
 	e := &env{t: t, pool: pool, js: js, auth: auth.NewStore(pool), clock: clockAt(testStart),
 		cfg: notify.DeliveryConfig{BaseBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, SendTimeout: 2 * time.Second,
 			Poll: 20 * time.Millisecond, EscalationEvery: time.Hour, MaxAttempts: 5}}

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -22,6 +21,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 	"mash/pkg/peers"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -221,20 +221,7 @@ func loadBench(b *testing.B, pool *pgxpool.Pool) {
 // benchService is a triage service over the benchmark database; only its API is used.
 func benchService(b *testing.B, pool *pgxpool.Pool) *triage.Service {
 	b.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: b.TempDir()}, zap.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns, "triage-bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := eventstest.JetStream(b, "triage-bench")
 	cal, err := calendar.New(calendar.Config{})
 	if err != nil {
 		b.Fatal(err)

@@ -127,23 +127,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := dbtest.NewPool(t, migrationsKey(t), migrateAll)
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns, "triage-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.EnsureStreams(ctx, js, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js := eventstest.JetStream(t, "triage-test")
 	cal, err := calendar.New(calendar.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -5,31 +5,14 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
 
 	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 )
 
 func newJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns, "notify-channel-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.EnsureStreams(context.Background(), js, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return eventstest.JetStream(t, "notify-channel-test")
 }
 
 func TestNATSPublishesOnceForOneID(t *testing.T) {
