@@ -46,24 +46,12 @@ func (s *Service) showCase(w http.ResponseWriter, r *http.Request, rs *reqState,
 		s.pageError(w, r, rs, err)
 		return
 	}
-	c := resp.GetCase()
-	claimLive := c.GetAssignee() != "" && (c.GetClaimExpiresAt() == nil || c.GetClaimExpiresAt().AsTime().After(s.now()))
-	pg.Data = caseData{GetCaseResponse: resp, Mine: claimLive && isMe(c.GetAssignee(), rs), Claimed: claimLive,
+	// Triage shows a lapsed claim as no claim, so an assignee is a live claim.
+	assignee := resp.GetCase().GetAssignee()
+	pg.Data = caseData{GetCaseResponse: resp, Mine: assignee != "" && assignee == rs.ident.ClientID, Claimed: assignee != "",
 		Levels: levels, Rags: rags, Outcomes: outcomes, Form: form, Now: s.now().In(london).Format("2006-01-02T15:04"),
 		DisagreementViews: viewDisagreements(resp.GetDisagreements(), s.now())}
 	s.render(w, code, "case", pg)
-}
-
-// isMe reports whether an assignee names the signed-in person.
-func isMe(assignee string, rs *reqState) bool {
-	return assignee == rs.ident.ClientID || auth.UserPrefix+assignee == rs.ident.ClientID
-}
-
-// act runs a change to a case. Success redirects back to the case with a confirmation
-// (post/redirect/get); a refusal shows the case again with the service's reasons next to
-// the fields, or as a message for conflicts.
-func (s *Service) act(w http.ResponseWriter, r *http.Request, rs *reqState, form, done string, pre []fieldErr, call func(ctx context.Context) error) {
-	s.actOn(w, r, rs, action{form: form, done: done, pre: pre, conflict: "case.conflict"}, call)
 }
 
 // action describes one change made from the case page.
@@ -71,22 +59,34 @@ type action struct {
 	// form names the form, to reopen it when the change is refused; done is the
 	// confirmation's key (done.<done>).
 	form, done string
-	// pre are the console's own checks that failed: the call is not made.
-	pre []fieldErr
+	// pre are the console's own checks that failed, as message keys by field: the call is
+	// not made.
+	pre []check
 	// fields renames the service's field names to the form's, where the case page has
 	// more than one field of a name (every stage outcome, every answer).
 	fields map[string]string
 	// conflict is the message key shown when the service refuses because of state or
-	// version.
+	// version; default "case.conflict".
 	conflict string
 }
 
+// check is a console-side check that failed: the field, and the message key saying why.
+type check struct{ field, key string }
+
+// actOn runs a change to a case. Success redirects back to the case with a confirmation
+// (post/redirect/get); a refusal shows the case again with the reasons next to the fields,
+// or as a message for conflicts.
 func (s *Service) actOn(w http.ResponseWriter, r *http.Request, rs *reqState, a action, call func(ctx context.Context) error) {
 	id := r.PathValue("id")
 	pg := s.newPage(r, rs, "case.title")
 	pg.Form = r.PostForm
+	if a.conflict == "" {
+		a.conflict = "case.conflict"
+	}
 	if len(a.pre) > 0 {
-		pg.Errors = a.pre
+		for _, c := range a.pre {
+			pg.Errors = append(pg.Errors, fieldErr{Field: c.field, Text: pg.T(c.key)})
+		}
 		s.showCase(w, r, rs, pg, http.StatusBadRequest, a.form)
 		return
 	}
@@ -125,37 +125,36 @@ func version(r *http.Request) int64 {
 }
 
 func (s *Service) claim(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	s.act(w, r, rs, "claim", "claimed", nil, func(ctx context.Context) error {
+	s.actOn(w, r, rs, action{form: "claim", done: "claimed"}, func(ctx context.Context) error {
 		_, err := s.b.Triage.ClaimCase(ctx, &triagev1.ClaimCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r)})
 		return err
 	})
 }
 
 func (s *Service) release(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	s.act(w, r, rs, "release", "released", nil, func(ctx context.Context) error {
+	s.actOn(w, r, rs, action{form: "release", done: "released"}, func(ctx context.Context) error {
 		_, err := s.b.Triage.ReleaseCase(ctx, &triagev1.ReleaseCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r)})
 		return err
 	})
 }
 
 func (s *Service) assign(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	assignee := strings.TrimSpace(r.PostFormValue("assignee"))
-	var pre []fieldErr
+	var pre []check
 	if assignee == "" {
-		pre = append(pre, fieldErr{"assignee", pg.T("case.assignee_missing")})
+		pre = append(pre, check{"assignee", "case.assignee_missing"})
 	}
-	s.act(w, r, rs, "assign", "assigned", pre, func(ctx context.Context) error {
+	assignee = assigneeID(assignee)
+	s.actOn(w, r, rs, action{form: "assign", done: "assigned", pre: pre}, func(ctx context.Context) error {
 		_, err := s.b.Triage.AssignCase(ctx, &triagev1.AssignCaseRequest{ReferralId: r.PathValue("id"), Assignee: assignee, ExpectedVersion: version(r)})
 		return err
 	})
 }
 
 func (s *Service) decide(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	req := &triagev1.DecideCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r),
 		Reason: strings.TrimSpace(r.PostFormValue("reason"))}
-	var pre []fieldErr
+	var pre []check
 	switch r.PostFormValue("action") {
 	case "confirm":
 		req.Confirm = true
@@ -169,58 +168,56 @@ func (s *Service) decide(w http.ResponseWriter, r *http.Request, rs *reqState) {
 		req.Pathway = strings.TrimSpace(r.PostFormValue("pathway"))
 		req.Agencies = splitList(r.PostFormValue("agencies"))
 		if req.Level == 0 && req.Rag == 0 && req.Pathway == "" && len(req.Agencies) == 0 {
-			pre = append(pre, fieldErr{"level", pg.T("decide.nothing_changed")})
+			pre = append(pre, check{"level", "decide.nothing_changed"})
 		}
 		if req.Reason == "" {
-			pre = append(pre, fieldErr{"reason", pg.T("decide.reason_missing")})
+			pre = append(pre, check{"reason", "decide.reason_missing"})
 		}
 	default:
-		pre = append(pre, fieldErr{"action", pg.T("decide.action_missing")})
+		pre = append(pre, check{"action", "decide.action_missing"})
 	}
 	done := "overridden"
 	if req.Confirm {
 		done = "confirmed"
 	}
-	s.act(w, r, rs, "decide", done, pre, func(ctx context.Context) error {
+	s.actOn(w, r, rs, action{form: "decide", done: done, pre: pre}, func(ctx context.Context) error {
 		_, err := s.b.Triage.DecideCase(ctx, req)
 		return err
 	})
 }
 
 func (s *Service) strategy(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	req := &triagev1.RecordStrategyDiscussionRequest{ReferralId: r.PathValue("id"),
 		Participants: splitLines(r.PostFormValue("participants")), Outcome: strings.TrimSpace(r.PostFormValue("outcome")),
 		Section_47: r.PostFormValue("section_47") == "on"}
-	var pre []fieldErr
+	var pre []check
 	if t, err := time.ParseInLocation("2006-01-02T15:04", r.PostFormValue("held_at"), london); err != nil {
-		pre = append(pre, fieldErr{"held_at", pg.T("strategy.held_at_invalid")})
+		pre = append(pre, check{"held_at", "strategy.held_at_invalid"})
 	} else {
 		req.HeldAt = timestamppb.New(t)
 	}
 	if len(req.Participants) == 0 {
-		pre = append(pre, fieldErr{"participants", pg.T("strategy.participants_missing")})
+		pre = append(pre, check{"participants", "strategy.participants_missing"})
 	}
 	if req.Outcome == "" {
-		pre = append(pre, fieldErr{"outcome", pg.T("strategy.outcome_missing")})
+		pre = append(pre, check{"outcome", "strategy.outcome_missing"})
 	}
-	s.act(w, r, rs, "strategy", "strategy", pre, func(ctx context.Context) error {
+	s.actOn(w, r, rs, action{form: "strategy", done: "strategy", pre: pre}, func(ctx context.Context) error {
 		_, err := s.b.Triage.RecordStrategyDiscussion(ctx, req)
 		return err
 	})
 }
 
 func (s *Service) closeCase(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	req := &triagev1.CloseCaseRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r), Note: strings.TrimSpace(r.PostFormValue("note"))}
-	var pre []fieldErr
+	var pre []check
 	if v, ok := triagev1.CaseOutcome_value[r.PostFormValue("outcome")]; ok && v != 0 {
 		req.Outcome = triagev1.CaseOutcome(v)
 	} else {
-		pre = append(pre, fieldErr{"close-outcome", pg.T("close.outcome_missing")})
+		pre = append(pre, check{"close-outcome", "close.outcome_missing"})
 	}
 	// The strategy form has an outcome field too.
-	a := action{form: "close", done: "closed", pre: pre, fields: map[string]string{"outcome": "close-outcome"}, conflict: "case.conflict"}
+	a := action{form: "close", done: "closed", pre: pre, fields: map[string]string{"outcome": "close-outcome"}}
 	s.actOn(w, r, rs, a, func(ctx context.Context) error {
 		_, err := s.b.Triage.CloseCase(ctx, req)
 		return err
@@ -228,28 +225,47 @@ func (s *Service) closeCase(w http.ResponseWriter, r *http.Request, rs *reqState
 }
 
 func (s *Service) requestInformation(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	req := &triagev1.RequestInformationRequest{ReferralId: r.PathValue("id"), Agency: strings.TrimSpace(r.PostFormValue("agency")),
 		Question: strings.TrimSpace(r.PostFormValue("question"))}
-	var pre []fieldErr
+	var pre []check
 	if req.Agency == "" {
-		pre = append(pre, fieldErr{"agency", pg.T("info.agency_missing")})
+		pre = append(pre, check{"agency", "info.agency_missing"})
 	}
 	if req.Question == "" {
-		pre = append(pre, fieldErr{"question", pg.T("info.question_missing")})
+		pre = append(pre, check{"question", "info.question_missing"})
 	}
 	if d := r.PostFormValue("due"); d != "" {
-		t, err := time.ParseInLocation("2006-01-02", d, london)
-		if err != nil {
-			pre = append(pre, fieldErr{"due", pg.T("info.due_invalid")})
+		if t, err := endOfDay(d); err != nil {
+			pre = append(pre, check{"due", "info.due_invalid"})
 		} else {
-			req.Due = timestamppb.New(t.Add(17 * time.Hour)) // the end of that working day
+			req.Due = timestamppb.New(t)
 		}
 	}
-	s.act(w, r, rs, "info", "info_requested", pre, func(ctx context.Context) error {
+	s.actOn(w, r, rs, action{form: "info", done: "info_requested", pre: pre}, func(ctx context.Context) error {
 		_, err := s.b.Triage.RequestInformation(ctx, req)
 		return err
 	})
+}
+
+// assigneeID is the client id triage keeps a claim by, for what a manager typed: the form
+// asks for a person's id, and a person claims and decides as "user:<id>". A client id typed
+// in full is kept.
+func assigneeID(typed string) string {
+	if typed == "" || strings.Contains(typed, ":") {
+		return typed
+	}
+	return auth.UserPrefix + typed
+}
+
+// endOfDay is 17:00 in London on the date d (YYYY-MM-DD), the end of that working day.
+// Built from the date, not as an offset from midnight, so it holds on the days the clocks
+// change.
+func endOfDay(d string) (time.Time, error) {
+	t, err := time.ParseInLocation("2006-01-02", d, london)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), 17, 0, 0, 0, london), nil
 }
 
 // splitList reads "a, b c" as [a b c].

@@ -42,37 +42,21 @@ func viewDisagreements(ds []*triagev1.Disagreement, now time.Time) []disagreemen
 }
 
 func (s *Service) escalateDisagreement(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	did := r.PathValue("did")
-	field := "stage_outcome-" + did
-	req := &triagev1.EscalateDisagreementRequest{DisagreementId: did, ExpectedVersion: version(r),
-		Outcome: strings.TrimSpace(r.PostFormValue("stage_outcome"))}
-	var pre []fieldErr
-	if req.Outcome == "" {
-		pre = append(pre, fieldErr{field, pg.T("disagreement.outcome_missing")})
-	}
-	a := action{form: "escalate-" + did, done: "escalated", pre: pre, fields: map[string]string{"outcome": field},
-		conflict: "disagreement.conflict"}
-	s.actOn(w, r, rs, a, func(ctx context.Context) error {
-		_, err := s.b.Triage.EscalateDisagreement(ctx, req)
+	s.noteAction(w, r, rs, note{id: did, form: "escalate", input: "stage_outcome", field: "outcome", done: "escalated",
+		missing: "disagreement.outcome_missing", conflict: "disagreement.conflict"}, func(ctx context.Context, text string) error {
+		_, err := s.b.Triage.EscalateDisagreement(ctx, &triagev1.EscalateDisagreementRequest{DisagreementId: did,
+			ExpectedVersion: version(r), Outcome: text})
 		return err
 	})
 }
 
 func (s *Service) resolveDisagreement(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	did := r.PathValue("did")
-	field := "resolution-" + did
-	req := &triagev1.ResolveDisagreementRequest{DisagreementId: did, ExpectedVersion: version(r),
-		Resolution: strings.TrimSpace(r.PostFormValue("resolution"))}
-	var pre []fieldErr
-	if req.Resolution == "" {
-		pre = append(pre, fieldErr{field, pg.T("disagreement.resolution_missing")})
-	}
-	a := action{form: "resolve-" + did, done: "resolved", pre: pre, fields: map[string]string{"resolution": field},
-		conflict: "disagreement.conflict"}
-	s.actOn(w, r, rs, a, func(ctx context.Context) error {
-		_, err := s.b.Triage.ResolveDisagreement(ctx, req)
+	s.noteAction(w, r, rs, note{id: did, form: "resolve", input: "resolution", field: "resolution", done: "resolved",
+		missing: "disagreement.resolution_missing", conflict: "disagreement.conflict"}, func(ctx context.Context, text string) error {
+		_, err := s.b.Triage.ResolveDisagreement(ctx, &triagev1.ResolveDisagreementRequest{DisagreementId: did,
+			ExpectedVersion: version(r), Resolution: text})
 		return err
 	})
 }
@@ -80,20 +64,31 @@ func (s *Service) resolveDisagreement(w http.ResponseWriter, r *http.Request, rs
 // answerInformation records an answer an agency gave another way (by phone, email or in
 // person) to an information request still awaiting one.
 func (s *Service) answerInformation(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	pg := s.newPage(r, rs, "")
 	rid := r.PathValue("rid")
-	field := "answer-" + rid
-	req := &triagev1.AnswerInformationRequestRequest{RequestId: rid, Answer: strings.TrimSpace(r.PostFormValue("answer"))}
-	var pre []fieldErr
-	if req.Answer == "" {
-		pre = append(pre, fieldErr{field, pg.T("info.answer_missing")})
-	}
-	a := action{form: "answer-" + rid, done: "info_answered", pre: pre, fields: map[string]string{"answer": field},
-		conflict: "info.conflict"}
-	s.actOn(w, r, rs, a, func(ctx context.Context) error {
-		_, err := s.b.Triage.AnswerInformationRequest(ctx, req)
+	s.noteAction(w, r, rs, note{id: rid, form: "answer", input: "answer", field: "answer", done: "info_answered",
+		missing: "info.answer_missing", conflict: "info.conflict"}, func(ctx context.Context, text string) error {
+		_, err := s.b.Triage.AnswerInformationRequest(ctx, &triagev1.AnswerInformationRequestRequest{RequestId: rid, Answer: text})
 		return err
 	})
+}
+
+// note is a change made with one required text, on one of several items of a case page
+// (each disagreement, each information request), so its form and field carry the item's id.
+type note struct {
+	// id is the item's; form, the form's name; input, the text's form field; field, the
+	// service's name for it; done, missing and conflict, message keys.
+	id, form, input, field, done, missing, conflict string
+}
+
+func (s *Service) noteAction(w http.ResponseWriter, r *http.Request, rs *reqState, n note, call func(ctx context.Context, text string) error) {
+	input := n.input + "-" + n.id
+	text := strings.TrimSpace(r.PostFormValue(n.input))
+	var pre []check
+	if text == "" {
+		pre = append(pre, check{input, n.missing})
+	}
+	a := action{form: n.form + "-" + n.id, done: n.done, pre: pre, fields: map[string]string{n.field: input}, conflict: n.conflict}
+	s.actOn(w, r, rs, a, func(ctx context.Context) error { return call(ctx, text) })
 }
 
 type disagreementsData struct {

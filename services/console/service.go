@@ -28,7 +28,6 @@ import (
 	"mash/pkg/peers"
 	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
-	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -54,7 +53,6 @@ type Backends struct {
 	Rules  rulesv1.RulesServiceClient
 	Notify notifyv1.NotifyServiceClient
 	Audit  auditv1.AuditServiceClient
-	Intake intakev1.IntakeServiceClient
 }
 
 // sessionStore is what the console needs of pkg/auth.
@@ -168,13 +166,6 @@ func (s *Service) dial(book *peers.Book) error {
 			return err
 		}
 		s.b.Audit = auditv1.NewAuditServiceClient(c)
-	}
-	if s.b.Intake == nil {
-		c, err := conn("intake")
-		if err != nil {
-			return err
-		}
-		s.b.Intake = intakev1.NewIntakeServiceClient(c)
 	}
 	return nil
 }

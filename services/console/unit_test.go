@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"mash/pkg/auth"
 )
@@ -206,5 +207,31 @@ func TestFormField(t *testing.T) {
 		if got := formField(in); got != want {
 			t.Errorf("formField(%q) = %q", in, got)
 		}
+	}
+}
+
+func TestAssigneeID(t *testing.T) {
+	for typed, want := range map[string]string{"alice": "user:alice", "user:alice": "user:alice", "client:x": "client:x", "": ""} {
+		if got := assigneeID(typed); got != want {
+			t.Errorf("assigneeID(%q) = %q, want %q", typed, got, want)
+		}
+	}
+}
+
+// The end of a working day is 17:00 London time, on the days the clocks change too.
+func TestEndOfDay(t *testing.T) {
+	for d, want := range map[string]string{
+		"2026-11-26": "2026-11-26T17:00:00Z", // GMT
+		"2027-03-28": "2027-03-28T16:00:00Z", // clocks go forward that night: BST by 17:00
+		"2026-10-25": "2026-10-25T17:00:00Z", // clocks go back: GMT by 17:00
+		"2026-07-01": "2026-07-01T16:00:00Z", // BST
+	} {
+		got, err := endOfDay(d)
+		if err != nil || got.UTC().Format(time.RFC3339) != want {
+			t.Errorf("endOfDay(%s) = %s, %v; want %s", d, got.UTC().Format(time.RFC3339), err, want)
+		}
+	}
+	if _, err := endOfDay("26/11/2026"); err == nil {
+		t.Error("a date not in YYYY-MM-DD was accepted")
 	}
 }
