@@ -139,11 +139,6 @@ func (s *Store) EndUserSessions(ctx context.Context, userID string) (int64, erro
 	return tag.RowsAffected(), nil
 }
 
-// GetSession returns the live session of token, or ErrNoSuchSession.
-func (s *Store) GetSession(ctx context.Context, token string) (Session, error) {
-	return s.lookupSession(ctx, token)
-}
-
 func (s *Store) forgetSessions(match func(cached) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

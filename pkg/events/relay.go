@@ -341,48 +341,53 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Dur
 func (r *Relay) publishAtomic(ctx context.Context, batch []outboxRow, timeout time.Duration) error {
 	nc := r.pub.Conn()
 	id := uuid.NewString()
-	for i, row := range batch {
-		m := nats.NewMsg(row.subject)
-		m.Data = row.payload
-		m.Header.Set(jetstream.MsgIDHeader, row.eventID)
+	msg := func(i int) *nats.Msg {
+		m := nats.NewMsg(batch[i].subject)
+		m.Data = batch[i].payload
+		m.Header.Set(jetstream.MsgIDHeader, batch[i].eventID)
 		m.Header.Set(batchIDHeader, id)
 		m.Header.Set(batchSequenceHeader, strconv.Itoa(i+1))
-		if i < len(batch)-1 {
-			if err := nc.PublishMsg(m); err != nil {
-				return fmt.Errorf("atomic batch of %d: publish event %s: %w", len(batch), row.eventID, err)
-			}
-			continue
-		}
-		m.Header.Set(batchCommitHeader, "1")
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		resp, err := nc.RequestMsgWithContext(wctx, m)
-		if err != nil {
-			return fmt.Errorf("atomic batch of %d: commit: %w", len(batch), err)
-		}
-		var ack struct {
-			Error *struct {
-				ErrCode     int    `json:"err_code"`
-				Description string `json:"description"`
-			} `json:"error"`
-			Batch string `json:"batch"`
-			Count int    `json:"count"`
-		}
-		if err := json.Unmarshal(resp.Data, &ack); err != nil {
-			return fmt.Errorf("atomic batch of %d: read the commit's ack: %w", len(batch), err)
-		}
-		switch {
-		case ack.Error != nil && ack.Error.ErrCode == errCodeAtomicPublishOff:
-			return fmt.Errorf("%w: %s", errAtomicUnsupported, ack.Error.Description)
-		case ack.Error != nil:
-			return fmt.Errorf("%w: %d events: %s (%d)", errBatchRefused, len(batch), ack.Error.Description, ack.Error.ErrCode)
-		case ack.Batch != id || ack.Count != len(batch):
-			// A server without atomic batches stores each message as it comes and acks the
-			// last alone; the round is then republished event by event, deduplicated.
-			return fmt.Errorf("%w: the commit was acknowledged as a single message", errAtomicUnsupported)
+		return m
+	}
+	last := len(batch) - 1
+	for i := range last {
+		if err := nc.PublishMsg(msg(i)); err != nil {
+			return fmt.Errorf("atomic batch of %d: publish event %s: %w", len(batch), batch[i].eventID, err)
 		}
 	}
+	commit := msg(last)
+	commit.Header.Set(batchCommitHeader, "1")
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := nc.RequestMsgWithContext(wctx, commit)
+	if err != nil {
+		return fmt.Errorf("atomic batch of %d: commit: %w", len(batch), err)
+	}
+	var ack batchAck
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return fmt.Errorf("atomic batch of %d: read the commit's ack: %w", len(batch), err)
+	}
+	switch {
+	case ack.Error != nil && ack.Error.ErrCode == errCodeAtomicPublishOff:
+		return fmt.Errorf("%w: %s", errAtomicUnsupported, ack.Error.Description)
+	case ack.Error != nil:
+		return fmt.Errorf("%w: %d events: %s (%d)", errBatchRefused, len(batch), ack.Error.Description, ack.Error.ErrCode)
+	case ack.Batch != id || ack.Count != len(batch):
+		// A server without atomic batches stores each message as it comes and acks the last
+		// alone; the round is then republished event by event, deduplicated.
+		return fmt.Errorf("%w: the commit was acknowledged as a single message", errAtomicUnsupported)
+	}
 	return nil
+}
+
+// batchAck is the server's answer to an atomic batch's commit.
+type batchAck struct {
+	Error *struct {
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+	Batch string `json:"batch"`
+	Count int    `json:"count"`
 }
 
 // publishEach sends batch event by event, asynchronously with at most publishWindow acks

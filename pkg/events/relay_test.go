@@ -169,18 +169,30 @@ func TestRelayWaitsOutBrokerOutage(t *testing.T) {
 	r.Wake()
 	eventually(t, 10*time.Second, "published while the broker is up", func() bool { return backlog(t, r) == 0 })
 
+	// Enough rows for an atomic batch: a batch that gets no answer leaves its rows for later,
+	// and does not turn batches off as if the server had refused them.
 	b1.stop()
-	ids = append(ids, insertEvents(t, pool, 20)...)
+	down := insertEvents(t, pool, 2*atomicBatchMin)
+	ids = append(ids, down...)
 	r.Wake()
 	errs := m.publishErrors.WithLabelValues(testSchema)
-	eventually(t, 10*time.Second, "a failed round", func() bool { return metricValue(t, errs) >= 20 })
-	if n := backlog(t, r); n != 20 {
-		t.Errorf("backlog %d while the broker is down, want 20", n)
+	eventually(t, 10*time.Second, "a failed round", func() bool { return metricValue(t, errs) >= float64(len(down)) })
+	if n := backlog(t, r); n != int64(len(down)) {
+		t.Errorf("backlog %d while the broker is down, want %d", n, len(down))
 	}
 
 	b2 := startBrokerListen(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
 	eventually(t, 20*time.Second, "published after the broker is back", func() bool { return backlog(t, r) == 0 })
 	assertExactlyOnce(t, b2.js, ids)
+	if r.atomicOff.Load() {
+		t.Error("an outage turned atomic batches off")
+	}
+	got := batchIDs(t, b2.js)
+	for _, id := range down {
+		if got[id] == "" {
+			t.Errorf("event %s, held through the outage, was not published in an atomic batch", id)
+		}
+	}
 }
 
 func TestRelayDrainsOnCancel(t *testing.T) {
