@@ -397,3 +397,14 @@ func (c *Calendar) period(d Date) (start, end time.Time, ok bool) {
 	end = time.Date(d.Year, d.Month, d.Day, c.dayEnd.Hour, c.dayEnd.Minute, 0, 0, c.loc)
 	return start, end, true
 }
+
+// AgeOn is the age in whole years, on the date t falls on in its own location, of someone
+// born on dob: pass t in the hub's location (Location), as ages turn over on the England and
+// Wales date. Someone born on 29 February turns a year older on 1 March in common years.
+func AgeOn(dob, t time.Time) int {
+	age := t.Year() - dob.Year()
+	if t.Month() < dob.Month() || (t.Month() == dob.Month() && t.Day() < dob.Day()) {
+		age--
+	}
+	return age
+}

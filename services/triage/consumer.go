@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"mash/pkg/calendar"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
@@ -94,7 +95,7 @@ func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.
 	receivedAt := ref.GetReceivedAt().AsTime()
 	r := store.Received{
 		ReferralID: ref.GetId(), Partnership: ref.GetPartnership(), ChildName: displayName(sub.GetChild()),
-		ChildAgeYears: ageYears(sub.GetChild(), receivedAt), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
+		ChildAgeYears: ageYears(sub.GetChild(), receivedAt.In(s.calendar.Location())), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
 		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt,
 	}
 	if ref.GetDecisionDue() != nil {
@@ -210,22 +211,14 @@ func displayName(c *intakev1.Child) string {
 	return name
 }
 
-// ageYears is the child's age in whole years at t; 0 when unborn or the date of birth is
-// unknown.
+// ageYears is the child's age in whole years on t's date (pass t in the hub's location);
+// 0 when unborn or the date of birth is unknown.
 func ageYears(c *intakev1.Child, t time.Time) int32 {
 	dob, err := time.Parse(time.DateOnly, c.GetDateOfBirth())
 	if err != nil || c.GetUnborn() {
 		return 0
 	}
-	t = t.UTC()
-	years := t.Year() - dob.Year()
-	if t.Month() < dob.Month() || t.Month() == dob.Month() && t.Day() < dob.Day() {
-		years--
-	}
-	if years < 0 {
-		return 0
-	}
-	return int32(years)
+	return int32(max(calendar.AgeOn(dob, t), 0))
 }
 
 func concernNames(cs []*intakev1.Concern) []string {

@@ -400,7 +400,7 @@ func EncompassApplies(ref *intakev1.Referral) (bool, time.Time) {
 		return false, time.Time{}
 	}
 	// Ages turn over on the England and Wales date, as intake's validation counts them.
-	age := AgeOn(dob, ref.GetReceivedAt().AsTime().In(london))
+	age := calendar.AgeOn(dob, ref.GetReceivedAt().AsTime().In(london))
 	return age >= encompassMinAge && age <= encompassMaxAge, incident
 }
 
@@ -412,15 +412,6 @@ func mustLocation(name string) *time.Location {
 		panic(err) // the zone database is embedded by pkg/calendar (time/tzdata)
 	}
 	return loc
-}
-
-// AgeOn is the age in whole years on day t.
-func AgeOn(dob, t time.Time) int {
-	age := t.Year() - dob.Year()
-	if t.Month() < dob.Month() || (t.Month() == dob.Month() && t.Day() < dob.Day()) {
-		age--
-	}
-	return age
 }
 
 // EncompassDeadline is the start of the next school day after the hub learned of the

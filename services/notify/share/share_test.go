@@ -217,46 +217,6 @@ func setChild(r *intakev1.Referral, dob, school string) {
 	c.DateOfBirth, c.School = dob, school
 }
 
-func TestAgeOn(t *testing.T) {
-	loc := london(t)
-	d := func(s string) time.Time {
-		t.Helper()
-		v, err := time.Parse(time.DateOnly, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	tests := []struct {
-		name string
-		dob  string
-		on   time.Time
-		want int
-	}{
-		{"day before birthday", "2010-06-15", d("2026-06-14"), 15},
-		{"on birthday", "2010-06-15", d("2026-06-15"), 16},
-		{"day after birthday", "2010-06-15", d("2026-06-16"), 16},
-		{"earlier month", "2010-06-15", d("2026-05-30"), 15},
-		{"later month", "2010-06-15", d("2026-07-01"), 16},
-		{"day of birth", "2026-03-01", d("2026-03-01"), 0},
-		{"new year's eve baby on 31 Dec", "2019-12-31", d("2026-12-30"), 6},
-		{"new year's eve baby on its birthday", "2019-12-31", d("2026-12-31"), 7},
-		{"29 Feb birth on 28 Feb of a common year", "2012-02-29", d("2026-02-28"), 13},
-		{"29 Feb birth on 1 Mar of a common year", "2012-02-29", d("2026-03-01"), 14},
-		{"29 Feb birth on 28 Feb of a leap year", "2012-02-29", d("2028-02-28"), 15},
-		{"29 Feb birth on 29 Feb of a leap year", "2012-02-29", d("2028-02-29"), 16},
-		{"day counted in t's own zone: 00:30 BST on birthday", "2010-06-15", time.Date(2026, time.June, 15, 0, 30, 0, 0, loc), 16},
-		{"day counted in t's own zone: 23:59 BST before birthday", "2010-06-15", time.Date(2026, time.June, 14, 23, 59, 0, 0, loc), 15},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := share.AgeOn(d(tc.dob), tc.on); got != tc.want {
-				t.Errorf("AgeOn(%s, %s) = %d, want %d", tc.dob, tc.on, got, tc.want)
-			}
-		})
-	}
-}
-
 // ---------------------------------------------------------------------------
 // Proportionate fields
 
