@@ -44,7 +44,7 @@ func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRe
 		return nil, invalid("from", "must be before to")
 	}
 	d, err := s.store.Dashboard(ctx, store.DashboardQuery{Partnership: req.GetPartnership(), From: from, To: to,
-		Now: now, Zone: s.calendar.Location().String()})
+		Now: now, Location: s.calendar.Location()})
 	if err != nil {
 		return nil, err
 	}

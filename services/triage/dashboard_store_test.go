@@ -25,7 +25,7 @@ func TestDashboardOnOneConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(one.Close)
-	q := store.DashboardQuery{Partnership: "p1", From: day(2, 0, 0), To: day(16, 0, 0), Now: start, Zone: "Europe/London"}
+	q := store.DashboardQuery{Partnership: "p1", From: day(2, 0, 0), To: day(16, 0, 0), Now: start, Location: e.cal.Location()}
 	alone, err := store.New(one).Dashboard(ctx, q)
 	if err != nil {
 		t.Fatal(err)

@@ -147,8 +147,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 			return disagreementNotFound(disagreementID)
 		}
 		if expected > 0 && expected != d.Version {
-			return apierr.Conflict(fmt.Sprintf("disagreement %s changed since you loaded it (version %d, now %d); reload it and try again",
-				d.ID, expected, d.Version))
+			return versionConflict("disagreement", d.ID, expected, d.Version)
 		}
 		if d.Resolved {
 			return failedPrecondition(fmt.Sprintf("disagreement %s was resolved at %s", d.ID, d.ResolvedAt.UTC().Format(time.RFC3339)))

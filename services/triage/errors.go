@@ -30,14 +30,16 @@ func notFoundAs(err error, notFound error) error {
 	return err
 }
 
-func versionConflict(referralID string, expected, current int64) error {
-	return apierr.Conflict(fmt.Sprintf("case %s changed since you loaded it (version %d, now %d); reload it and try again",
-		referralID, expected, current))
+// versionConflict refuses a change to what (a case, a disagreement) made from an older
+// version than the current one.
+func versionConflict(what, id string, expected, current int64) error {
+	return apierr.Conflict(fmt.Sprintf("%s %s changed since you loaded it (version %d, now %d); reload it and try again",
+		what, id, expected, current))
 }
 
 func checkVersion(c store.Case, expected int64) error {
 	if expected > 0 && expected != c.Version {
-		return versionConflict(c.ReferralID, expected, c.Version)
+		return versionConflict("case", c.ReferralID, expected, c.Version)
 	}
 	return nil
 }

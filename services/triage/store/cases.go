@@ -210,6 +210,7 @@ func ReleaseLapsedClaims(ctx context.Context, tx pgx.Tx, now time.Time, limit in
 	return cases, holders, rows.Err()
 }
 
+// caseTargets are the scan targets of caseColumns, in order.
 func caseTargets(c *Case) []any {
 	return []any{&c.ReferralID, &c.Partnership, &c.ChildID, &c.ChildName, &c.ChildAgeYears, &c.SourceAgency,
 		&c.SourceKind, &c.Concerns, &c.Received, &c.State, &c.Level, &c.RecommendedLevel, &c.RAG, &c.DecisionStatus, &c.Outcome,

@@ -173,7 +173,8 @@ func insertStep(ctx context.Context, tx pgx.Tx, id string, s Step) error {
 	return wrap(err, "start stage %d of disagreement %s", s.Stage, id)
 }
 
-// LockDisagreement returns a disagreement (with its steps) locked until tx ends.
+// LockDisagreement returns a disagreement locked until tx ends, without its steps: every
+// change goes through EndStage, which returns them as they stand after.
 func LockDisagreement(ctx context.Context, tx pgx.Tx, id string) (Disagreement, error) {
 	if !isUUID(id) {
 		return Disagreement{}, ErrNotFound
@@ -182,7 +183,7 @@ func LockDisagreement(ctx context.Context, tx pgx.Tx, id string) (Disagreement, 
 	if err != nil {
 		return d, wrap(err, "lock disagreement %s", id)
 	}
-	return d, loadSteps(ctx, tx, []*Disagreement{&d})
+	return d, nil
 }
 
 // EndStage closes the current stage with its outcome, and starts next (unless next is 0,

@@ -15,12 +15,12 @@ import (
 )
 
 // DashboardQuery selects the management information: referrals received in [From, To) of a
-// partnership (empty: all), as at Now, with ISO weeks counted in Zone.
+// partnership (empty: all), as at Now, with ISO weeks counted in Location (UTC if nil).
 type DashboardQuery struct {
 	Partnership string
 	From, To    time.Time
 	Now         time.Time
-	Zone        string
+	Location    *time.Location
 }
 
 // Tally is a labelled count; Key is the label as stored (an enum number as text for levels
@@ -109,17 +109,14 @@ const humanDecided = `decision_status IN (2, 3) AND decided_at IS NOT NULL`
 // of a 90-day range to sort in memory.
 func (s *Store) Dashboard(ctx context.Context, d DashboardQuery) (Dashboard, error) {
 	var out Dashboard
-	bounds, err := weekBounds(d)
-	if err != nil {
-		return out, fmt.Errorf("read dashboard: %w", err)
-	}
+	bounds := weekBounds(d)
 	args := []any{d.Partnership, d.From, d.To, d.Now}
 	partnerships := []string{d.Partnership}
 	helped := []*dashboardPart{
 		{name: "tallies", run: func(ctx context.Context, q Querier) error { return readTallies(ctx, q, partnerships, d, bounds, &out) }},
 		{name: "notifications", run: func(ctx context.Context, q Querier) error { return readNotices(ctx, q, args, &out) }},
 	}
-	err = pgx.BeginTxFunc(ctx, s.pool, dashboardTx, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, s.pool, dashboardTx, func(tx pgx.Tx) error {
 		var snapshot string
 		if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
 			return err
@@ -213,13 +210,13 @@ func (p *dashboardPart) finish(ctx context.Context, tx pgx.Tx) error {
 	}
 }
 
-// weekBounds are the starts (Monday 00:00 in d.Zone) of the ISO weeks that [From, To)
+// weekBounds are the starts (Monday 00:00 in d.Location) of the ISO weeks that [From, To)
 // touches, for width_bucket: counting by week is then a comparison, not a time zone
 // conversion, per case.
-func weekBounds(d DashboardQuery) ([]time.Time, error) {
-	loc, err := time.LoadLocation(d.Zone)
-	if err != nil {
-		return nil, fmt.Errorf("week time zone: %w", err)
+func weekBounds(d DashboardQuery) []time.Time {
+	loc := d.Location
+	if loc == nil {
+		loc = time.UTC
 	}
 	from := d.From.In(loc)
 	monday := time.Date(from.Year(), from.Month(), from.Day()-(int(from.Weekday())+6)%7, 0, 0, 0, 0, loc)
@@ -227,7 +224,7 @@ func weekBounds(d DashboardQuery) ([]time.Time, error) {
 	for w := monday; w.Before(d.To); w = time.Date(w.Year(), w.Month(), w.Day()+7, 0, 0, 0, 0, loc) {
 		bounds = append(bounds, w)
 	}
-	return bounds, nil
+	return bounds
 }
 
 // readSummary reads the figures over every case in the range, in one pass.

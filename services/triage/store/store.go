@@ -65,16 +65,13 @@ const (
 	StateDecided          int16 = 3
 	StateClosed           int16 = 4
 
-	StatusRecommended int16 = 1
-
 	InfoRequested int16 = 1
 	InfoAnswered  int16 = 2
 
 	StagePractitioner int16 = 1
 	StagePartnership  int16 = 4
 
-	OutcomeNoFurtherAction      int16 = 1
-	OutcomeAdviceAndSignposting int16 = 2
+	OutcomeNoFurtherAction int16 = 1
 )
 
 // Case is one referral as the hub works it.
@@ -127,10 +124,7 @@ const caseColumns = `referral_id::text, partnership, coalesce(child_id::text, ''
 
 func scanCase(row pgx.Row) (Case, error) {
 	var c Case
-	err := row.Scan(&c.ReferralID, &c.Partnership, &c.ChildID, &c.ChildName, &c.ChildAgeYears, &c.SourceAgency,
-		&c.SourceKind, &c.Concerns, &c.Received, &c.State, &c.Level, &c.RecommendedLevel, &c.RAG, &c.DecisionStatus, &c.Outcome,
-		&c.Pathway, &c.Agencies, &c.DecisionID, &c.DecisionVersion, &c.ReceivedAt, &c.DecisionDue, &c.RAGDue, &c.RecommendedAt,
-		&c.DecidedAt, &c.DecidedBy, &c.Assignee, &c.ClaimExpiresAt, &c.OutcomeNote, &c.ClosedAt, &c.ClosedBy, &c.Version)
+	err := row.Scan(caseTargets(&c)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Case{}, ErrNotFound
 	}
