@@ -103,7 +103,7 @@ func HTTPCode(c codes.Code) int {
 	switch c {
 	case codes.OK:
 		return http.StatusOK
-	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
+	case codes.InvalidArgument, codes.OutOfRange:
 		return http.StatusBadRequest
 	case codes.Unauthenticated:
 		return http.StatusUnauthorized
@@ -111,7 +111,10 @@ func HTTPCode(c codes.Code) int {
 		return http.StatusForbidden
 	case codes.NotFound:
 		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
+	case codes.AlreadyExists, codes.Aborted, codes.FailedPrecondition:
+		// A refused precondition (another's live claim, a case not yet decided) is the
+		// record's state standing in the way, not a bad request: a client retrying a 400
+		// unchanged would be right to give up.
 		return http.StatusConflict
 	case codes.ResourceExhausted:
 		return http.StatusTooManyRequests

@@ -2,19 +2,13 @@ package triage
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/apierr"
@@ -25,94 +19,94 @@ import (
 
 // registerHTTP maps the HTTP/JSON routes onto the gRPC methods.
 func registerHTTP(srv *server.Server, a *grpcAPI) {
-	handle(srv, "GET /v1/queue", func() *triagev1.ListQueueRequest { return &triagev1.ListQueueRequest{} }, fillQueue, a.ListQueue)
-	handle(srv, "GET /v1/cases/{referralId}", func() *triagev1.GetCaseRequest { return &triagev1.GetCaseRequest{} },
-		func(r *http.Request, req *triagev1.GetCaseRequest) error {
+	server.HandleProto(srv, "GET /v1/queue", func() *triagev1.ListQueueRequest { return &triagev1.ListQueueRequest{} }, fillQueue, a.ListQueue)
+	server.HandleProto(srv, "GET /v1/cases/{referralId}", func() *triagev1.GetCaseRequest { return &triagev1.GetCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.GetCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.GetCase)
-	handle(srv, "POST /v1/cases/{referralId}/claim", func() *triagev1.ClaimCaseRequest { return &triagev1.ClaimCaseRequest{} },
-		func(r *http.Request, req *triagev1.ClaimCaseRequest) error {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/claim", func() *triagev1.ClaimCaseRequest { return &triagev1.ClaimCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.ClaimCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.ClaimCase)
-	handle(srv, "POST /v1/cases/{referralId}/release", func() *triagev1.ReleaseCaseRequest { return &triagev1.ReleaseCaseRequest{} },
-		func(r *http.Request, req *triagev1.ReleaseCaseRequest) error {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/release", func() *triagev1.ReleaseCaseRequest { return &triagev1.ReleaseCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.ReleaseCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.ReleaseCase)
-	handle(srv, "POST /v1/cases/{referralId}/assign", func() *triagev1.AssignCaseRequest { return &triagev1.AssignCaseRequest{} },
-		func(r *http.Request, req *triagev1.AssignCaseRequest) error {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/assign", func() *triagev1.AssignCaseRequest { return &triagev1.AssignCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.AssignCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.AssignCase)
-	handle(srv, "POST /v1/cases/{referralId}/decide", func() *triagev1.DecideCaseRequest { return &triagev1.DecideCaseRequest{} },
-		func(r *http.Request, req *triagev1.DecideCaseRequest) error {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/decide", func() *triagev1.DecideCaseRequest { return &triagev1.DecideCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.DecideCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.DecideCase)
-	handle(srv, "POST /v1/cases/{referralId}/strategy", func() *triagev1.RecordStrategyDiscussionRequest {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/strategy", func() *triagev1.RecordStrategyDiscussionRequest {
 		return &triagev1.RecordStrategyDiscussionRequest{}
-	}, func(r *http.Request, req *triagev1.RecordStrategyDiscussionRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.RecordStrategyDiscussionRequest) error {
 		req.ReferralId = r.PathValue("referralId")
 		return nil
 	}, a.RecordStrategyDiscussion)
-	handle(srv, "POST /v1/cases/{referralId}/close", func() *triagev1.CloseCaseRequest { return &triagev1.CloseCaseRequest{} },
-		func(r *http.Request, req *triagev1.CloseCaseRequest) error {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/close", func() *triagev1.CloseCaseRequest { return &triagev1.CloseCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.CloseCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.CloseCase)
-	handle(srv, "POST /v1/cases/{referralId}/information-requests", func() *triagev1.RequestInformationRequest {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/information-requests", func() *triagev1.RequestInformationRequest {
 		return &triagev1.RequestInformationRequest{}
-	}, func(r *http.Request, req *triagev1.RequestInformationRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.RequestInformationRequest) error {
 		req.ReferralId = r.PathValue("referralId")
 		return nil
 	}, a.RequestInformation)
-	handle(srv, "GET /v1/information-requests", func() *triagev1.ListInformationRequestsRequest {
+	server.HandleProto(srv, "GET /v1/information-requests", func() *triagev1.ListInformationRequestsRequest {
 		return &triagev1.ListInformationRequestsRequest{}
-	}, func(r *http.Request, req *triagev1.ListInformationRequestsRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.ListInformationRequestsRequest) error {
 		q := query(r)
 		req.ReferralId, req.Agency, req.PageToken = q.get("referralId"), q.get("agency"), q.get("pageToken")
 		req.OpenOnly = q.boolean("openOnly")
 		req.PageSize = q.int32("pageSize")
 		return q.err()
 	}, a.ListInformationRequests)
-	handle(srv, "POST /v1/information-requests/{requestId}/answer", func() *triagev1.AnswerInformationRequestRequest {
+	server.HandleProto(srv, "POST /v1/information-requests/{requestId}/answer", func() *triagev1.AnswerInformationRequestRequest {
 		return &triagev1.AnswerInformationRequestRequest{}
-	}, func(r *http.Request, req *triagev1.AnswerInformationRequestRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.AnswerInformationRequestRequest) error {
 		req.RequestId = r.PathValue("requestId")
 		return nil
 	}, a.AnswerInformationRequest)
-	handle(srv, "POST /v1/cases/{referralId}/disagreements", func() *triagev1.RaiseDisagreementRequest {
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/disagreements", func() *triagev1.RaiseDisagreementRequest {
 		return &triagev1.RaiseDisagreementRequest{}
-	}, func(r *http.Request, req *triagev1.RaiseDisagreementRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.RaiseDisagreementRequest) error {
 		req.ReferralId = r.PathValue("referralId")
 		return nil
 	}, a.RaiseDisagreement)
-	handle(srv, "GET /v1/disagreements", func() *triagev1.ListDisagreementsRequest { return &triagev1.ListDisagreementsRequest{} },
-		func(r *http.Request, req *triagev1.ListDisagreementsRequest) error {
+	server.HandleProto(srv, "GET /v1/disagreements", func() *triagev1.ListDisagreementsRequest { return &triagev1.ListDisagreementsRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.ListDisagreementsRequest) error {
 			q := query(r)
 			req.Partnership, req.ReferralId, req.PageToken = q.get("partnership"), q.get("referralId"), q.get("pageToken")
 			req.OpenOnly = q.boolean("openOnly")
 			req.PageSize = q.int32("pageSize")
 			return q.err()
 		}, a.ListDisagreements)
-	handle(srv, "POST /v1/disagreements/{disagreementId}/escalate", func() *triagev1.EscalateDisagreementRequest {
+	server.HandleProto(srv, "POST /v1/disagreements/{disagreementId}/escalate", func() *triagev1.EscalateDisagreementRequest {
 		return &triagev1.EscalateDisagreementRequest{}
-	}, func(r *http.Request, req *triagev1.EscalateDisagreementRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.EscalateDisagreementRequest) error {
 		req.DisagreementId = r.PathValue("disagreementId")
 		return nil
 	}, a.EscalateDisagreement)
-	handle(srv, "POST /v1/disagreements/{disagreementId}/resolve", func() *triagev1.ResolveDisagreementRequest {
+	server.HandleProto(srv, "POST /v1/disagreements/{disagreementId}/resolve", func() *triagev1.ResolveDisagreementRequest {
 		return &triagev1.ResolveDisagreementRequest{}
-	}, func(r *http.Request, req *triagev1.ResolveDisagreementRequest) error {
+	}, func(r *http.Request, _ []byte, req *triagev1.ResolveDisagreementRequest) error {
 		req.DisagreementId = r.PathValue("disagreementId")
 		return nil
 	}, a.ResolveDisagreement)
-	handle(srv, "GET /v1/dashboard", func() *triagev1.GetDashboardRequest { return &triagev1.GetDashboardRequest{} }, fillDashboard, a.GetDashboard)
+	server.HandleProto(srv, "GET /v1/dashboard", func() *triagev1.GetDashboardRequest { return &triagev1.GetDashboardRequest{} }, fillDashboard, a.GetDashboard)
 	srv.HandleAPI("GET /v1/dashboard.csv", func(w http.ResponseWriter, r *http.Request) {
 		req := &triagev1.GetDashboardRequest{}
-		if err := fillDashboard(r, req); err != nil {
+		if err := fillDashboard(r, nil, req); err != nil {
 			srv.WriteError(w, r, err)
 			return
 		}
@@ -131,63 +125,6 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(buf.Bytes())
 	})
-}
-
-// handle is server.HandleProto with one difference: a refused precondition (another's live
-// claim, a case not yet decided) answers HTTP 409 Conflict, as the API promises, rather than
-// the 400 of the generic gRPC mapping; a client retrying a 400 unchanged would be right to
-// give up, while a 409 says "the record's state stands in the way".
-func handle[Req, Resp proto.Message](srv *server.Server, pattern string, newReq func() Req,
-	fill func(r *http.Request, req Req) error, call func(context.Context, Req) (Resp, error)) {
-	srv.HandleAPI(pattern, func(w http.ResponseWriter, r *http.Request) {
-		writeErr := func(err error) {
-			if apierr.Status(err).Code() == codes.FailedPrecondition {
-				w = &statusOverride{ResponseWriter: w, from: http.StatusBadRequest, to: http.StatusConflict}
-			}
-			srv.WriteError(w, r, err)
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, server.MaxJSONBody))
-		if err != nil {
-			writeErr(apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("could not be read or is larger than %d bytes", server.MaxJSONBody)}}))
-			return
-		}
-		req := newReq()
-		if len(bytes.TrimSpace(body)) > 0 {
-			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Header.Get("Content-Type") != "" && (err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json"))) {
-				writeErr(apierr.Invalid([]apierr.Violation{{Field: "body", Reason: "must be JSON (Content-Type: application/json)"}}))
-				return
-			}
-			if err := protojson.Unmarshal(body, req); err != nil {
-				writeErr(apierr.Invalid([]apierr.Violation{{Field: "body", Reason: "is not a valid JSON request: " + strings.TrimPrefix(err.Error(), "proto: ")}}))
-				return
-			}
-		}
-		if fill != nil {
-			if err := fill(r, req); err != nil {
-				writeErr(err)
-				return
-			}
-		}
-		resp, err := call(r.Context(), req)
-		if err != nil {
-			writeErr(err)
-			return
-		}
-		server.WriteProtoJSON(w, http.StatusOK, resp)
-	})
-}
-
-// statusOverride rewrites one status code as it is written.
-type statusOverride struct {
-	http.ResponseWriter
-	from, to int
-}
-
-func (s *statusOverride) WriteHeader(code int) {
-	if code == s.from {
-		code = s.to
-	}
-	s.ResponseWriter.WriteHeader(code)
 }
 
 // params reads query parameters by their JSON (camelCase) or proto (snake_case) names and
@@ -316,7 +253,7 @@ func (p *params) err() error {
 	return nil
 }
 
-func fillQueue(r *http.Request, req *triagev1.ListQueueRequest) error {
+func fillQueue(r *http.Request, _ []byte, req *triagev1.ListQueueRequest) error {
 	q := query(r)
 	req.Partnership, req.Concern, req.SourceAgency = q.get("partnership"), strings.ToUpper(q.get("concern")), q.get("sourceAgency")
 	req.Assignee, req.PageToken = q.get("assignee"), q.get("pageToken")
@@ -334,7 +271,7 @@ func fillQueue(r *http.Request, req *triagev1.ListQueueRequest) error {
 	return q.err()
 }
 
-func fillDashboard(r *http.Request, req *triagev1.GetDashboardRequest) error {
+func fillDashboard(r *http.Request, _ []byte, req *triagev1.GetDashboardRequest) error {
 	q := query(r)
 	req.Partnership = q.get("partnership")
 	req.From, req.To = q.time("from"), q.time("to")
