@@ -11,6 +11,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
 	"mash/services/audit/store"
 )
@@ -80,7 +81,7 @@ func accessPage(rows []store.Access, n int) ([]*auditv1.AccessRecord, string) {
 }
 
 func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest) (*auditv1.WhoAccessedResponse, error) {
-	id, err := authorize(ctx, "read who accessed a record")
+	id, err := server.Authorize(ctx, "read who accessed a record", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 }
 
 func (a *grpcAPI) UserActivity(ctx context.Context, req *auditv1.UserActivityRequest) (*auditv1.UserActivityResponse, error) {
-	id, err := authorize(ctx, "read a user's activity")
+	id, err := server.Authorize(ctx, "read a user's activity", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ func unusualReasons(a store.Access) []string {
 }
 
 func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessRequest) (*auditv1.UnusualAccessResponse, error) {
-	id, err := authorize(ctx, "report unusual access")
+	id, err := server.Authorize(ctx, "report unusual access", auditRoles...)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
@@ -40,18 +41,6 @@ var auditRoles = []auth.Role{auth.RoleAuditor, auth.RoleAdmin}
 type grpcAPI struct {
 	auditv1.UnimplementedAuditServiceServer
 	svc *Service
-}
-
-// authorize checks the caller may read the audit log.
-func authorize(ctx context.Context, action string) (auth.Identity, error) {
-	id, ok := auth.FromContext(ctx)
-	if !ok {
-		return auth.Identity{}, auth.ErrUnauthenticated
-	}
-	if !id.HasRole(auditRoles...) {
-		return id, apierr.PermissionDenied(fmt.Sprintf("role %s may not %s; it needs one of: auditor, admin", id.Role, action))
-	}
-	return id, nil
 }
 
 // recordAccess appends an access entry for a query: actor the caller's client id, with its
@@ -164,7 +153,7 @@ func entryToProto(e store.Entry) *auditv1.AuditEntry {
 }
 
 func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*auditv1.GetTrailResponse, error) {
-	id, err := authorize(ctx, "read audit trails")
+	id, err := server.Authorize(ctx, "read audit trails", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +193,7 @@ func page(rows []store.Entry, n int) ([]*auditv1.AuditEntry, string) {
 }
 
 func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesRequest) (*auditv1.SearchEntriesResponse, error) {
-	id, err := authorize(ctx, "search the audit log")
+	id, err := server.Authorize(ctx, "search the audit log", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +224,7 @@ func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesR
 }
 
 func (a *grpcAPI) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointRequest) (*auditv1.GetCheckpointResponse, error) {
-	id, err := authorize(ctx, "read checkpoints")
+	id, err := server.Authorize(ctx, "read checkpoints", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +242,7 @@ func (a *grpcAPI) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointReq
 }
 
 func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusionRequest) (*auditv1.ProveInclusionResponse, error) {
-	id, err := authorize(ctx, "read proofs")
+	id, err := server.Authorize(ctx, "read proofs", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +292,7 @@ func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusio
 }
 
 func (a *grpcAPI) ProveConsistency(ctx context.Context, req *auditv1.ProveConsistencyRequest) (*auditv1.ProveConsistencyResponse, error) {
-	id, err := authorize(ctx, "read proofs")
+	id, err := server.Authorize(ctx, "read proofs", auditRoles...)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +334,7 @@ func (a *grpcAPI) ExportTrail(ctx context.Context, req *auditv1.ExportTrailReque
 // Nothing is emitted before every check that can fail with a status has passed, except
 // reading rows and proofs.
 func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, limit int, emit func([]byte) error) error {
-	id, err := authorize(ctx, "export audit trails")
+	id, err := server.Authorize(ctx, "export audit trails", auditRoles...)
 	if err != nil {
 		return err
 	}
