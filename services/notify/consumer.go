@@ -260,14 +260,9 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 // notifyReferrer tells the referring agency of receipt or outcome, through its own channel.
 func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral,
 	kind notifyv1.NotificationKind, sum *share.Decision, key string, now time.Time) error {
-	a, ok := dir.byID(ref.GetAgency())
-	if !ok {
-		// A referrer outside the partnership's directory may be in another's (a police force
-		// serves several partnerships).
-		var err error
-		if a, ok, err = s.anyAgency(ctx, tx, ref.GetAgency()); err != nil {
-			return err
-		}
+	a, ok, err := s.agencyByID(ctx, tx, dir, ref.GetAgency())
+	if err != nil {
+		return err
 	}
 	if !ok {
 		return s.unroutable(ctx, tx, dir, ref, sum, nil, "referrer:"+ref.GetAgency(), kind, key, now)
@@ -281,7 +276,7 @@ func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, p *plan, dir pa
 		p.creates = append(p.creates, sp)
 		return nil
 	}
-	_, err := s.create(ctx, tx, sp)
+	_, err = s.create(ctx, tx, sp)
 	return err
 }
 
@@ -559,8 +554,13 @@ func (s *Service) readDirectory(ctx context.Context, q store.Querier, partnershi
 	return partnershipDirectory{partnership: p}, nil
 }
 
-// anyAgency finds an agency by id in any partnership.
-func (s *Service) anyAgency(ctx context.Context, q store.Querier, id string) (directory.Agency, bool, error) {
+// agencyByID finds an agency addressed by id (a referrer, an agency asked for information):
+// in the partnership's directory, or else in any partnership's, as a police force or a
+// regional service serves several partnerships and sits in one directory.
+func (s *Service) agencyByID(ctx context.Context, q store.Querier, dir partnershipDirectory, id string) (directory.Agency, bool, error) {
+	if a, ok := dir.byID(id); ok {
+		return a, true, nil
+	}
 	a, err := store.AgencyAnywhere(ctx, q, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return directory.Agency{}, false, nil

@@ -110,11 +110,10 @@ func (s *Service) agencySlot(a directory.Agency) chan struct{} {
 func (s *Service) deliver(ctx context.Context, n store.Notification) {
 	dir, err := s.directoryOf(ctx, s.store.Pool(), n.Partnership)
 	var res store.Result
-	a, found := dir.byID(n.Agency)
-	if err == nil && !found {
-		// A referrer's own agency may sit in another partnership's directory (a police
-		// force serves several), as notifyReferrer found it.
-		a, found, err = s.anyAgency(ctx, s.store.Pool(), n.Agency)
+	var a directory.Agency
+	var found bool
+	if err == nil {
+		a, found, err = s.agencyByID(ctx, s.store.Pool(), dir, n.Agency)
 	}
 	switch {
 	case err != nil:

@@ -205,7 +205,11 @@ func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.No
 		}
 		var targets []directory.Agency
 		if a, ok := addressedRole(orig.Role); ok {
-			if ag, found := dir.byID(a); found {
+			ag, found, err := s.agencyByID(ctx, tx, dir, a)
+			if err != nil {
+				return err
+			}
+			if found {
 				targets = []directory.Agency{ag}
 			}
 		} else {

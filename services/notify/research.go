@@ -65,12 +65,9 @@ func (s *Service) onResearchRequested(ctx context.Context, tx pgx.Tx, r *triagev
 	if r.GetDue() != nil {
 		research.Due = r.GetDue().AsTime().UTC()
 	}
-	a, ok := dir.byID(r.GetAgency())
-	if !ok {
-		// An agency serving several partnerships sits in one directory, as a referrer may.
-		if a, ok, err = s.anyAgency(ctx, tx, r.GetAgency()); err != nil {
-			return err
-		}
+	a, ok, err := s.agencyByID(ctx, tx, dir, r.GetAgency())
+	if err != nil {
+		return err
 	}
 	key := store.ResearchKey(r.GetId())
 	if !ok {

@@ -354,3 +354,41 @@ func TestExistingConsumerTakesResearchAfterUpgrade(t *testing.T) {
 		t.Fatalf("consumer filter: %v %v", ci.Config.FilterSubjects, err)
 	}
 }
+
+// An agency that joins another partnership's directory (a regional service serves several)
+// is found by a retry too, as the first attempt would now find it.
+func TestRetryFindsAnAgencyInAnotherPartnershipsDirectory(t *testing.T) {
+	e := newEnv(t)
+	ref := e.referral(t, noEncompass)
+	due := e.clock.Now().Add(30 * time.Hour).UTC().Truncate(time.Second)
+	req, _ := e.research(t, ref.GetId(), "regional-housing", "Any tenancy concerns?", due)
+	var gap store.Notification
+	e.waitFor(t, "unroutable request", func() bool {
+		for _, x := range e.settled(t, ref.GetId(), 3) {
+			if x.Kind == "INFORMATION_REQUEST" {
+				gap = x
+			}
+		}
+		return gap.ID != ""
+	})
+	if gap.State != store.StateFailed || gap.Role != "research:regional-housing" {
+		t.Fatalf("unroutable: %+v", gap)
+	}
+
+	housing := newReceiver(t)
+	manager := e.token(t, "rct-mash", auth.RoleManager)
+	put, err := e.client.PutAgency(bearer(manager), &notifyv1.PutAgencyRequest{Reason: "regional housing joins", RotateSecret: true, Agency: &notifyv1.Agency{
+		Id: "regional-housing", Partnership: "cwm-taf-morgannwg", Name: "Regional housing", Roles: []string{"housing"},
+		Channel: notifyv1.ChannelKind_WEBHOOK, Url: housing.srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	housing.secret = put.GetSecret()
+	if _, err := e.client.RetryNotification(bearer(manager), &notifyv1.RetryNotificationRequest{NotificationId: gap.ID, Reason: "housing added"}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	e.waitFor(t, "housing delivery", func() bool { return len(housing.deliveries()) == 1 })
+	if m := housing.deliveries()[0].msg; m.GetAgency() != "regional-housing" || m.GetInformationRequest().GetRequestId() != req.GetId() {
+		t.Fatalf("re-addressed: %s", housing.deliveries()[0].body)
+	}
+}
