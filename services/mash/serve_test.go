@@ -43,6 +43,7 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve"}, "postgres"}, // nothing listens on port 1
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},
+		{[]string{"users", "frobnicate"}, "usage: mash users"}, // before trying the database
 	} {
 		_, stderr, code := s.run(t, tc.args...)
 		if code == 0 || !strings.Contains(stderr, tc.want) {
@@ -54,11 +55,13 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 	// on the database's port 1, so a later check would name postgres instead.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, mashBinary, "serve", "--services", "console")
-	cmd.Env = s.env(console.EnvSessionTTL + "=forever")
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), console.EnvSessionTTL) || strings.Contains(string(out), "postgres") {
-		t.Errorf("mash serve with a bad %s: %v, output %q; want a failure naming the setting before any connection", console.EnvSessionTTL, err, out)
+	for _, args := range [][]string{{"serve", "--services", "console"}, {"users", "password", "alice"}} {
+		cmd := exec.CommandContext(ctx, mashBinary, args...)
+		cmd.Env = s.env(console.EnvSessionTTL + "=forever")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), console.EnvSessionTTL) || strings.Contains(string(out), "postgres") {
+			t.Errorf("mash %v with a bad %s: %v, output %q; want a failure naming the setting before any connection", args, console.EnvSessionTTL, err, out)
+		}
 	}
 }
 

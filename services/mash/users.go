@@ -33,7 +33,20 @@ func users(ctx context.Context, args []string) error {
 			fromStdin = s.Bool("password-stdin", "MASH_USER_PASSWORD_STDIN", false, "read the password from the first line of standard input (else one is generated and printed once)")
 		}
 	}
-	pool, rest, err := openDB(ctx, "users "+args[0], args[1:], declare, nil)
+	// The subcommand and the console's settings are checked before any connection.
+	var cfg console.Config
+	check := func() error {
+		switch args[0] {
+		case "create", "password":
+			var err error
+			cfg, err = console.ConfigFromEnv(os.LookupEnv)
+			return err
+		case "disable":
+			return nil
+		}
+		return usage
+	}
+	pool, rest, err := openDB(ctx, "users "+args[0], args[1:], declare, check)
 	if err != nil {
 		return err
 	}
@@ -69,10 +82,6 @@ func users(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := console.ConfigFromEnv(os.LookupEnv)
-		if err != nil {
-			return err
-		}
 		if err := console.CreateLocalAccount(ctx, pool, cfg, *username, *name, auth.Role(*role), pw); err != nil {
 			return fmt.Errorf("create user %s: %w", *username, err)
 		}
@@ -83,10 +92,6 @@ func users(ctx context.Context, args []string) error {
 			return usage
 		}
 		pw, generated, err := password()
-		if err != nil {
-			return err
-		}
-		cfg, err := console.ConfigFromEnv(os.LookupEnv)
 		if err != nil {
 			return err
 		}
