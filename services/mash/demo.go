@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"mash/pkg/auth"
 	"mash/pkg/config"
@@ -351,7 +350,7 @@ func knownReferrals(ctx context.Context, conn *grpc.ClientConn, token string) (m
 	out := map[string]string{}
 	page := ""
 	for {
-		cctx, cancel := bearer(ctx, token)
+		cctx, cancel := demo.As(ctx, token)
 		resp, err := client.ListReferrals(cctx, &intakev1.ListReferralsRequest{PageSize: 200, PageToken: page})
 		cancel()
 		if err != nil {
@@ -407,7 +406,7 @@ func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, m
 	var list []*notifyv1.Agency
 	deadline := time.Now().Add(30 * time.Second)
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		cctx, cancel := bearer(ctx, manager)
+		cctx, cancel := demo.As(ctx, manager)
 		resp, err := client.ListAgencies(cctx, &notifyv1.ListAgenciesRequest{})
 		cancel()
 		if err != nil {
@@ -454,7 +453,3 @@ func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, m
 }
 
 // bearer returns a context carrying token as the bearer credential, with a deadline.
-func bearer(ctx context.Context, token string) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), cancel
-}

@@ -120,7 +120,7 @@ func (r *run) acknowledge(ctx context.Context, c *caseRun, id, agency string) er
 		// An agency without a system of its own acknowledges by phone; a manager records it.
 		token, note = r.Manager, "Acknowledged by telephone to the hub."
 	}
-	cctx, cancel := as(ctx, token)
+	cctx, cancel := As(ctx, token)
 	resp, err := r.notify.AcknowledgeNotification(cctx, &notifyv1.AcknowledgeNotificationRequest{NotificationId: id, Note: note})
 	cancel()
 	switch status.Code(err) {
@@ -176,7 +176,7 @@ func (r *run) requestInformation(ctx context.Context, c *caseRun) error {
 	if q == "" {
 		q = questions["local-authority"]
 	}
-	cctx, cancel := as(ctx, c.practitioner)
+	cctx, cancel := As(ctx, c.practitioner)
 	resp, err := r.triage.RequestInformation(cctx, &triagev1.RequestInformationRequest{ReferralId: c.id, Agency: agency, Question: q})
 	cancel()
 	if err != nil {
@@ -196,7 +196,7 @@ func (r *run) requestInformation(ctx context.Context, c *caseRun) error {
 		if token == "" {
 			token = c.practitioner // answered by phone, recorded by the hub
 		}
-		cctx, cancel := as(ctx, token)
+		cctx, cancel := As(ctx, token)
 		_, err := r.triage.AnswerInformationRequest(cctx, &triagev1.AnswerInformationRequestRequest{RequestId: req.GetId(), Answer: pick(c.rng, answers)})
 		cancel()
 		if err != nil {
@@ -215,7 +215,7 @@ func (r *run) strategy(ctx context.Context, c *caseRun) error {
 		outcome = "Significant harm not suspected on the information shared; child and family assessment instead."
 	}
 	now := r.Clock.Now()
-	cctx, cancel := as(ctx, c.practitioner)
+	cctx, cancel := As(ctx, c.practitioner)
 	_, err := r.triage.RecordStrategyDiscussion(cctx, &triagev1.RecordStrategyDiscussionRequest{ReferralId: c.id,
 		HeldAt: timestamppb.New(now.Add(-time.Duration(20+c.rng.IntN(40)) * time.Minute)),
 		Participants: []string{"Sam Exampleton (rct-mash, social worker)", "DS Jo Testwood (south-wales-police, public protection)",
@@ -237,7 +237,7 @@ var disagreementReasons = []string{
 
 func (r *run) raiseDisagreement(ctx context.Context, c *caseRun) error {
 	token := r.Agencies[c.ref.Source.Agency]
-	cctx, cancel := as(ctx, token)
+	cctx, cancel := As(ctx, token)
 	resp, err := r.triage.RaiseDisagreement(cctx, &triagev1.RaiseDisagreementRequest{ReferralId: c.id, Reason: pick(c.rng, disagreementReasons)})
 	cancel()
 	if status.Code(err) == codes.FailedPrecondition {
@@ -259,12 +259,12 @@ func (r *run) raiseDisagreement(ctx context.Context, c *caseRun) error {
 	case ResolvedAfterEscalation:
 		r.schedule(r.Calendar.AddWorkingHours(r.Clock.Now(), time.Duration(4+c.rng.IntN(10))*time.Hour), c, "escalate disagreement",
 			func(ctx context.Context, c *caseRun) error {
-				mctx, cancel := as(ctx, c.practitioner)
+				mctx, cancel := As(ctx, c.practitioner)
 				_, err := r.triage.EscalateDisagreement(mctx, &triagev1.EscalateDisagreementRequest{DisagreementId: dis.GetId(),
 					Outcome: "Practitioner upheld the decision; the agency asked for a team manager's review."})
 				cancel()
 				if status.Code(err) == codes.PermissionDenied {
-					mctx, cancel = as(ctx, r.Manager)
+					mctx, cancel = As(ctx, r.Manager)
 					_, err = r.triage.EscalateDisagreement(mctx, &triagev1.EscalateDisagreementRequest{DisagreementId: dis.GetId(),
 						Outcome: "Practitioner upheld the decision; the agency asked for a team manager's review."})
 					cancel()
@@ -285,7 +285,7 @@ func (r *run) raiseDisagreement(ctx context.Context, c *caseRun) error {
 }
 
 func (r *run) resolveDisagreement(ctx context.Context, id, token, resolution string) error {
-	cctx, cancel := as(ctx, token)
+	cctx, cancel := As(ctx, token)
 	_, err := r.triage.ResolveDisagreement(cctx, &triagev1.ResolveDisagreementRequest{DisagreementId: id, Resolution: resolution})
 	cancel()
 	if status.Code(err) == codes.PermissionDenied && token != r.Manager {
@@ -355,7 +355,7 @@ func (r *run) close(ctx context.Context, c *caseRun) error {
 	}
 	c.level = kase.GetLevel()
 	outcome, note := outcomeFor(c)
-	cctx, cancel := as(ctx, c.practitioner)
+	cctx, cancel := As(ctx, c.practitioner)
 	_, err = r.triage.CloseCase(cctx, &triagev1.CloseCaseRequest{ReferralId: c.id, ExpectedVersion: kase.GetVersion(), Outcome: outcome, Note: note})
 	cancel()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -193,13 +194,14 @@ func (r *run) clampBeforeEnd(at time.Time, c *caseRun) time.Time {
 }
 
 // as returns a context carrying token as the bearer credential, with a deadline.
-func as(ctx context.Context, token string) (context.Context, context.CancelFunc) {
+// As is a call as the holder of token, with the demo's timeout.
+func As(ctx context.Context, token string) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), cancel
 }
 
 func (r *run) hasCasework(ctx context.Context) (bool, error) {
-	cctx, cancel := as(ctx, r.Manager)
+	cctx, cancel := As(ctx, r.Manager)
 	defer cancel()
 	_, err := r.triage.ListQueue(cctx, &triagev1.ListQueueRequest{PageSize: 1})
 	switch status.Code(err) {
@@ -242,7 +244,7 @@ func (r *run) submit(ctx context.Context, c *caseRun) error {
 		if !ok {
 			return fmt.Errorf("no credential for referring agency %s", c.ref.Source.Agency)
 		}
-		cctx, cancel := as(ctx, token)
+		cctx, cancel := As(ctx, token)
 		resp, err := r.intake.SubmitReferral(cctx, &intakev1.SubmitReferralRequest{Referral: c.ref.Submission})
 		cancel()
 		if status.Code(err) == codes.AlreadyExists {
@@ -291,7 +293,7 @@ func (r *run) submit(ctx context.Context, c *caseRun) error {
 
 func (r *run) waitDecision(ctx context.Context, c *caseRun) error {
 	return r.poll(ctx, "threshold decision for referral "+c.id, func() (bool, error) {
-		cctx, cancel := as(ctx, c.practitioner)
+		cctx, cancel := As(ctx, c.practitioner)
 		defer cancel()
 		resp, err := r.rules.GetDecision(cctx, &rulesv1.GetDecisionRequest{ReferralId: c.id})
 		if status.Code(err) == codes.NotFound {
@@ -327,7 +329,7 @@ func (r *run) notifications(ctx context.Context, c *caseRun) ([]*notifyv1.Notifi
 	var out []*notifyv1.Notification
 	token := ""
 	for {
-		cctx, cancel := as(ctx, c.practitioner)
+		cctx, cancel := As(ctx, c.practitioner)
 		resp, err := r.notify.ListNotifications(cctx, &notifyv1.ListNotificationsRequest{ReferralId: c.id, PageSize: 200, PageToken: token})
 		cancel()
 		if err != nil {
@@ -358,7 +360,7 @@ func (r *run) decisionTime(c *caseRun) time.Time {
 }
 
 func (r *run) getCase(ctx context.Context, c *caseRun) (*triagev1.GetCaseResponse, error) {
-	cctx, cancel := as(ctx, c.practitioner)
+	cctx, cancel := As(ctx, c.practitioner)
 	defer cancel()
 	resp, err := r.triage.GetCase(cctx, &triagev1.GetCaseRequest{ReferralId: c.id})
 	if err != nil && status.Code(err) != codes.NotFound {
@@ -395,18 +397,18 @@ func (r *run) claim(ctx context.Context, c *caseRun) error {
 		}
 		return nil
 	}
-	cctx, cancel := as(ctx, c.practitioner)
+	cctx, cancel := As(ctx, c.practitioner)
 	resp, err := r.triage.ClaimCase(cctx, &triagev1.ClaimCaseRequest{ReferralId: c.id})
 	cancel()
 	if code := status.Code(err); code == codes.Aborted || code == codes.FailedPrecondition {
 		// Still claimed by a practitioner of an earlier, interrupted run: a manager frees it.
-		mctx, cancel := as(ctx, r.Manager)
+		mctx, cancel := As(ctx, r.Manager)
 		_, rerr := r.triage.ReleaseCase(mctx, &triagev1.ReleaseCaseRequest{ReferralId: c.id})
 		cancel()
 		if rerr != nil {
 			return fmt.Errorf("claim: %w; release by manager: %w", err, rerr)
 		}
-		cctx, cancel = as(ctx, c.practitioner)
+		cctx, cancel = As(ctx, c.practitioner)
 		resp, err = r.triage.ClaimCase(cctx, &triagev1.ClaimCaseRequest{ReferralId: c.id})
 		cancel()
 	}
@@ -493,7 +495,7 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 		if isOverride {
 			req.Level, req.Rag, req.Pathway, req.Agencies, req.Reason = level, rag, pathway, agencies, reason
 		}
-		cctx, cancel := as(ctx, c.practitioner)
+		cctx, cancel := As(ctx, c.practitioner)
 		resp, err := r.triage.DecideCase(cctx, req)
 		cancel()
 		if status.Code(err) == codes.Aborted {
@@ -501,7 +503,7 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 			var g *triagev1.GetCaseResponse
 			if g, err = r.getCase(ctx, c); err == nil && g != nil {
 				req.ExpectedVersion = g.GetCase().GetVersion()
-				cctx, cancel = as(ctx, c.practitioner)
+				cctx, cancel = As(ctx, c.practitioner)
 				resp, err = r.triage.DecideCase(cctx, req)
 				cancel()
 			}
@@ -511,7 +513,7 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 		}
 		decided, c.caseVersion = resp.GetDecision(), resp.GetCase().GetVersion()
 	} else {
-		cctx, cancel := as(ctx, c.practitioner)
+		cctx, cancel := As(ctx, c.practitioner)
 		if isOverride {
 			var resp *rulesv1.OverrideDecisionResponse
 			resp, err := r.rules.OverrideDecision(cctx, &rulesv1.OverrideDecisionRequest{ReferralId: c.id, ExpectedVersion: c.decision.GetVersion(),
@@ -561,10 +563,7 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 
 // fnv64 is the FNV-1a hash of s.
 func fnv64(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum64()
 }
