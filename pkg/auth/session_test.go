@@ -217,3 +217,38 @@ func TestEndedSessionRefusedByOtherProcessesWithinTheCacheTTL(t *testing.T) {
 		t.Fatalf("ended session in another process after %s: got %v", SessionCacheTTL, err)
 	}
 }
+
+// Sessions are kept SessionRetention after they expire, then pruned; live ones never are.
+func TestPruneSessionsKeepsRecentOnes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, now := newTestStore(t)
+	_, oldToken, err := st.CreateSession(ctx, "alice", "Alice", RolePractitioner, "cardiff-mash", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*now = now.Add(SessionRetention) // alice's expired 30 days less an hour ago: kept
+	_, liveToken, err := st.CreateSession(ctx, "bob", "Bob", RolePractitioner, "cardiff-mash", 10*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		if err := st.pool.QueryRow(ctx, `SELECT count(*) FROM auth.sessions`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n, err := st.PruneSessions(ctx); err != nil || n != 0 || count() != 2 {
+		t.Fatalf("prune within retention: %d %v, %d left", n, err, count())
+	}
+	*now = now.Add(2 * time.Hour) // alice's now expired more than 30 days ago
+	if n, err := st.PruneSessions(ctx); err != nil || n != 1 || count() != 1 {
+		t.Fatalf("prune after retention: %d %v, %d left", n, err, count())
+	}
+	if _, err := st.Authenticate(ctx, liveToken); err != nil {
+		t.Fatalf("a live session was pruned: %v", err)
+	}
+	if _, err := st.Authenticate(ctx, oldToken); err == nil {
+		t.Fatal("a pruned session still authenticates")
+	}
+}

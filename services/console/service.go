@@ -60,6 +60,7 @@ type sessionStore interface {
 	CreateSession(ctx context.Context, userID, displayName string, role auth.Role, agency string, ttl time.Duration) (auth.Session, string, error)
 	EndSession(ctx context.Context, token string) error
 	Authenticate(ctx context.Context, token string) (auth.Identity, error)
+	PruneSessions(ctx context.Context) (int64, error)
 }
 
 // Service is the console.
@@ -179,11 +180,27 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return db.Migrate(ctx, pool, store.Schema, migs)
 }
 
-// Run has no background work: sessions expire by time and the throttle by window. It
-// returns when ctx ends.
+// sessionPruneEvery is how often the console deletes sessions past their retention.
+const sessionPruneEvery = time.Hour
+
+// Run prunes sessions past auth.SessionRetention hourly, until ctx ends: they are refused
+// from their expiry on, and their rows would otherwise be kept for ever. Replicas pruning at
+// once delete disjoint or already-deleted rows.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
+	t := time.NewTicker(sessionPruneEvery)
+	defer t.Stop()
+	for {
+		if n, err := s.sessions.PruneSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("console: prune sessions", zap.Error(err))
+		} else if n > 0 {
+			s.log.Info("console: pruned sessions past retention", zap.Int64("sessions", n))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // Register mounts the console's pages. They are public routes as far as the API server is
