@@ -1,16 +1,15 @@
 package console
 
 import (
-	"encoding/csv"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/dashcsv"
 	auditv1 "mash/proto/mash/audit/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 )
@@ -132,60 +131,9 @@ func (s *Service) dashboardCSV(w http.ResponseWriter, r *http.Request, rs *reqSt
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="mash-dashboard.csv"`)
-	cw := csv.NewWriter(w)
-	row := func(section, label string, value any) {
-		_ = cw.Write([]string{section, csvSafe(label), fmt.Sprint(value)})
+	if err := dashcsv.Write(w, d); err != nil {
+		s.log.Warn("console: write dashboard CSV", zap.Error(err))
 	}
-	_ = cw.Write([]string{"section", "label", "value"})
-	row("range", "from", d.GetFrom().AsTime().UTC().Format(time.RFC3339))
-	row("range", "to", d.GetTo().AsTime().UTC().Format(time.RFC3339))
-	row("summary", "referrals", d.GetReferrals())
-	row("summary", "decided_within_one_working_day_percent", f1(d.GetDecidedWithinOneWorkingDayPercent()))
-	row("summary", "median_minutes_to_decision", f1(d.GetMedianMinutesToDecision()))
-	row("summary", "within_rag_time_percent", f1(d.GetWithinRagTimePercent()))
-	row("summary", "re_referral_percent", f1(d.GetReReferralPercent()))
-	row("summary", "re_referral_after_nfa_percent", f1(d.GetReReferralAfterNfaPercent()))
-	row("summary", "step_ups", d.GetStepUps())
-	row("summary", "step_downs", d.GetStepDowns())
-	row("summary", "disagreements_raised", d.GetDisagreementsRaised())
-	row("summary", "disagreements_resolved", d.GetDisagreementsResolved())
-	row("summary", "encompass_notifications", d.GetEncompassNotifications())
-	row("summary", "encompass_on_time_percent", f1(d.GetEncompassOnTimePercent()))
-	for _, t := range d.GetReferralsByWeek() {
-		row("referrals_by_week", t.GetLabel(), t.GetCount())
-	}
-	for _, t := range d.GetBySourceAgency() {
-		row("by_source_agency", t.GetLabel(), t.GetCount())
-	}
-	for _, t := range d.GetRagDistribution() {
-		row("rag_distribution", t.GetLabel(), t.GetCount())
-	}
-	for _, lo := range d.GetOutcomesByLevel() {
-		for _, t := range lo.GetOutcomes() {
-			row("outcomes_"+lo.GetLevel().String(), t.GetLabel(), t.GetCount())
-		}
-	}
-	for _, a := range d.GetAcknowledgementTimes() {
-		row("acknowledgement_count", a.GetAgency(), a.GetCount())
-		row("acknowledgement_median_minutes", a.GetAgency(), f1(a.GetMedianMinutes()))
-		row("acknowledgement_on_time_percent", a.GetAgency(), f1(a.GetOnTimePercent()))
-	}
-	for _, a := range d.GetInformationRequestTurnaround() {
-		row("information_request_count", a.GetAgency(), a.GetCount())
-		row("information_request_median_minutes", a.GetAgency(), f1(a.GetMedianMinutes()))
-		row("information_request_on_time_percent", a.GetAgency(), f1(a.GetOnTimePercent()))
-	}
-	cw.Flush()
-}
-
-func f1(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
-
-// csvSafe stops a label being read as a formula by a spreadsheet.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 type auditData struct {

@@ -2,8 +2,6 @@ package triage
 
 import (
 	"context"
-	"encoding/csv"
-	"io"
 	"strconv"
 	"time"
 
@@ -89,58 +87,4 @@ func turnaroundsToProto(ts []store.Turnaround) []*triagev1.AgencyTurnaround {
 			OnTimePercent: pct(t.OnTime, t.Judged)})
 	}
 	return out
-}
-
-// writeDashboardCSV writes the dashboard as section,label,value rows, one figure a row, so a
-// spreadsheet can pivot it.
-func writeDashboardCSV(w io.Writer, d *triagev1.GetDashboardResponse) error {
-	cw := csv.NewWriter(w)
-	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	count := func(v int64) string { return strconv.FormatInt(v, 10) }
-	rows := [][]string{
-		{"section", "label", "value"},
-		{"range", "from", d.GetFrom().AsTime().UTC().Format(time.RFC3339)},
-		{"range", "to", d.GetTo().AsTime().UTC().Format(time.RFC3339)},
-		{"summary", "referrals", count(d.GetReferrals())},
-		{"summary", "decided_within_one_working_day_percent", num(d.GetDecidedWithinOneWorkingDayPercent())},
-		{"summary", "median_minutes_to_decision", num(d.GetMedianMinutesToDecision())},
-		{"summary", "within_rag_time_percent", num(d.GetWithinRagTimePercent())},
-		{"summary", "re_referral_percent", num(d.GetReReferralPercent())},
-		{"summary", "re_referral_after_nfa_percent", num(d.GetReReferralAfterNfaPercent())},
-		{"summary", "step_ups", count(d.GetStepUps())},
-		{"summary", "step_downs", count(d.GetStepDowns())},
-		{"summary", "disagreements_raised", count(d.GetDisagreementsRaised())},
-		{"summary", "disagreements_resolved", count(d.GetDisagreementsResolved())},
-		{"summary", "encompass_notifications", count(d.GetEncompassNotifications())},
-		{"summary", "encompass_on_time_percent", num(d.GetEncompassOnTimePercent())},
-	}
-	for _, t := range d.GetBySourceAgency() {
-		rows = append(rows, []string{"by_source_agency", t.GetLabel(), count(t.GetCount())})
-	}
-	for _, t := range d.GetRagDistribution() {
-		rows = append(rows, []string{"rag_distribution", t.GetLabel(), count(t.GetCount())})
-	}
-	for _, l := range d.GetOutcomesByLevel() {
-		for _, t := range l.GetOutcomes() {
-			rows = append(rows, []string{"outcomes_by_level", l.GetLevel().String() + "/" + t.GetLabel(), count(t.GetCount())})
-		}
-	}
-	for _, sec := range []struct {
-		name string
-		ts   []*triagev1.AgencyTurnaround
-	}{{"acknowledgement_times", d.GetAcknowledgementTimes()}, {"information_request_turnaround", d.GetInformationRequestTurnaround()}} {
-		for _, t := range sec.ts {
-			rows = append(rows,
-				[]string{sec.name, t.GetAgency() + "/count", count(t.GetCount())},
-				[]string{sec.name, t.GetAgency() + "/median_minutes", num(t.GetMedianMinutes())},
-				[]string{sec.name, t.GetAgency() + "/on_time_percent", num(t.GetOnTimePercent())})
-		}
-	}
-	for _, t := range d.GetReferralsByWeek() {
-		rows = append(rows, []string{"referrals_by_week", t.GetLabel(), count(t.GetCount())})
-	}
-	if err := cw.WriteAll(rows); err != nil {
-		return err
-	}
-	return cw.Error()
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/apierr"
+	"mash/pkg/dashcsv"
 	"mash/pkg/server"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -116,7 +117,7 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			return
 		}
 		var buf bytes.Buffer
-		if err := writeDashboardCSV(&buf, resp); err != nil {
+		if err := dashcsv.Write(&buf, resp); err != nil {
 			srv.WriteError(w, r, fmt.Errorf("write dashboard CSV: %w", err))
 			return
 		}
