@@ -34,9 +34,11 @@ func (s *Service) partnershipOf(r *http.Request) string {
 	return s.cfg.Partnership
 }
 
-func (s *Service) listPacks(w http.ResponseWriter, r *http.Request, rs *reqState) (packsData, bool) {
+// listPacks reads the partnership's packs; withSource asks for their YAML too, which only
+// the pack and diff pages show.
+func (s *Service) listPacks(w http.ResponseWriter, r *http.Request, rs *reqState, withSource bool) (packsData, bool) {
 	d := packsData{Partnership: s.partnershipOf(r)}
-	resp, err := s.b.Rules.ListPacks(rs.call(r.Context()), &rulesv1.ListPacksRequest{Partnership: d.Partnership, IncludeSource: true})
+	resp, err := s.b.Rules.ListPacks(rs.call(r.Context()), &rulesv1.ListPacksRequest{Partnership: d.Partnership, IncludeSource: withSource})
 	if err != nil {
 		s.pageError(w, r, rs, err)
 		return d, false
@@ -55,7 +57,7 @@ func findPack(ps []*rulesv1.Pack, id string) *rulesv1.Pack {
 }
 
 func (s *Service) packsPage(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	d, ok := s.listPacks(w, r, rs)
+	d, ok := s.listPacks(w, r, rs, false)
 	if !ok {
 		return
 	}
@@ -69,7 +71,7 @@ func (s *Service) packPage(w http.ResponseWriter, r *http.Request, rs *reqState)
 }
 
 func (s *Service) showPack(w http.ResponseWriter, r *http.Request, rs *reqState, pg *page, code int) {
-	d, ok := s.listPacks(w, r, rs)
+	d, ok := s.listPacks(w, r, rs, true)
 	if !ok {
 		return
 	}
@@ -83,7 +85,7 @@ func (s *Service) showPack(w http.ResponseWriter, r *http.Request, rs *reqState,
 }
 
 func (s *Service) packDiffPage(w http.ResponseWriter, r *http.Request, rs *reqState) {
-	d, ok := s.listPacks(w, r, rs)
+	d, ok := s.listPacks(w, r, rs, true)
 	if !ok {
 		return
 	}
