@@ -33,6 +33,13 @@ type RelayConfig struct {
 	// Retention is how long published rows are kept for the reconciler and replays; pruned
 	// hourly. Default 7 days; negative keeps them forever.
 	Retention time.Duration
+	// Linger is how long the relay waits, after a round big enough for an atomic batch,
+	// before it claims again, so that under load rows gather into fewer, larger batches.
+	// A batch costs about 1.5 ms of broker CPU whatever its size; at 5,000 rows/s, back to
+	// back rounds of about 40 rows spent more of the machine on batches than on the events.
+	// Quiet rounds never linger, so at ordinary rates events go at once. Default 20ms;
+	// negative turns it off.
+	Linger time.Duration
 }
 
 // Relay defaults and fixed limits.
@@ -41,6 +48,7 @@ const (
 	DefaultRelayPollInterval   = time.Second
 	DefaultRelayPublishTimeout = 5 * time.Second
 	DefaultRelayRetention      = 7 * 24 * time.Hour
+	DefaultRelayLinger         = 20 * time.Millisecond
 
 	// relayDrainTimeout bounds the final rounds after Run's context is cancelled.
 	relayDrainTimeout = 5 * time.Second
@@ -88,6 +96,9 @@ type Relay struct {
 	claimSQL, markSQL, backlogSQL, pruneSQL string
 
 	degraded bool // only Run's goroutine touches it
+	// busy means the last round was large enough to linger after; only Run's goroutine
+	// touches it.
+	busy bool
 	// atomicOff is set once the server refused an atomic batch as unsupported (an older
 	// server, or a stream created without it); every round then goes event by event.
 	atomicOff atomic.Bool
@@ -126,6 +137,9 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, log *
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRelayRetention
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultRelayLinger
 	}
 	if log == nil {
 		log = zap.NewNop()
@@ -181,6 +195,16 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.prune(ctx)
 			lastPrune = time.Now()
 		}
+		if healthy && r.busy && r.cfg.Linger > 0 {
+			// Wakes keep arriving meanwhile and coalesce; the next round takes what gathered.
+			linger := time.NewTimer(r.cfg.Linger)
+			select {
+			case <-ctx.Done():
+				linger.Stop()
+				return r.drain(ctx)
+			case <-linger.C:
+			}
+		}
 		timer.Reset(r.cfg.PollInterval)
 		wake := r.wake
 		if !healthy {
@@ -210,6 +234,7 @@ func (r *Relay) catchUp(ctx context.Context) bool {
 			return false
 		}
 		r.setDegraded(nil, res)
+		r.busy = res.claimed >= atomicBatchMin
 		if res.claimed < r.cfg.BatchSize {
 			return true
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -303,6 +304,37 @@ func TestRelayPublishesALargeRoundAsOneAtomicBatch(t *testing.T) {
 		if bid, ok := got[id]; !ok || bid != "" {
 			t.Errorf("event %s of a small round: stored %v, batch %q; want stored alone", id, ok, bid)
 		}
+	}
+}
+
+// After a round big enough for a batch, the relay lingers, so rows committed meanwhile go
+// out together in one larger batch rather than in a batch each.
+func TestRelayLingersAfterALargeRoundSoBatchesGrow(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	first := insertEvents(t, pool, atomicBatchMin)
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour, Linger: 3 * time.Second}, nil)
+	runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "first round published", func() bool { return backlog(t, r) == 0 })
+
+	// Two commits, each woken at once, as intake does: without the linger each would start
+	// a round of its own.
+	second := insertEvents(t, pool, atomicBatchMin)
+	r.Wake()
+	third := insertEvents(t, pool, atomicBatchMin)
+	r.Wake()
+	eventually(t, 10*time.Second, "later rows published", func() bool { return backlog(t, r) == 0 })
+
+	assertExactlyOnce(t, b.js, slices.Concat(first, second, third))
+	got := batchIDs(t, b.js)
+	later := map[string]int{}
+	for _, id := range slices.Concat(second, third) {
+		later[got[id]]++
+	}
+	if len(later) != 1 || later[""] != 0 || later[got[first[0]]] != 0 {
+		t.Errorf("rows committed while the relay lingered came in batches %v; want one batch of %d, apart from the first round's",
+			later, 2*atomicBatchMin)
 	}
 }
 
