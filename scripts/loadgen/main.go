@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,13 +23,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
 )
@@ -68,6 +74,8 @@ func run(args []string) error {
 	payload := fs.String("payload", "services/intake/testdata/referral.example.json", "referral JSON to send")
 	prefix := fs.String("prefix", strconv.FormatInt(time.Now().UnixNano(), 36), "external reference prefix, unique per run")
 	conns := fs.Int("conns", 2, "gRPC connections")
+	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the load generator here")
+	varsPath := fs.String("vars", "", "pgbench-script: file to write the script's variables to, as name=value lines for pgbench -D")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -80,7 +88,10 @@ func run(args []string) error {
 		return fmt.Errorf("payload: %w", err)
 	}
 	if args[0] == "pgbench-script" {
-		return pgbenchScript(sub)
+		if *varsPath == "" {
+			return errors.New("pgbench-script needs -vars, the file for pgbench's -D values")
+		}
+		return pgbenchScript(sub, *varsPath)
 	}
 	var cs []*grpc.ClientConn
 	for range *conns {
@@ -122,6 +133,17 @@ func run(args []string) error {
 		}
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var res result
 	cpu0 := processCPU()
@@ -213,33 +235,49 @@ func summarise(lat []time.Duration, errs int64, elapsed time.Duration) result {
 }
 
 // pgbenchScript prints store.InsertSQL with its parameters bound to pgbench variables and
-// literals of the same sizes intake sends: the same statement, the same bytes per row.
-func pgbenchScript(sub *intakev1.ReferralSubmission) error {
+// values of the sizes intake sends: the same statement, the same bytes per row. The three
+// byte strings (content hash, submission, event payload) are pgbench variables, written to
+// varsPath as name=value lines for pgbench -D, so pgbench sends them with every transaction
+// as intake does; baked into the prepared statement as literals they would cross the wire
+// once, and the probe would skip a cost intake pays.
+func pgbenchScript(sub *intakev1.ReferralSubmission, varsPath string) error {
 	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
 	if err != nil {
 		return err
 	}
-	// The event payload is the envelope around the referral: about the submission plus ~200
-	// bytes of envelope and referral fields.
-	payload := make([]byte, len(content)+200)
-	copy(payload, content)
-	hash := make([]byte, 32)
-	bytea := func(b []byte) string { return `'\x` + hex.EncodeToString(b) + `'::bytea` }
+	// The event payload is a real envelope around the referral, so its size is intake's.
+	now := time.Now().UTC()
+	_, payload, err := events.NewEnvelope("mash.referral.received", sub.GetPartnership(), uuid.NewString(), 1, now,
+		&eventsv1.ReferralReceived{Referral: &intakev1.Referral{
+			Id: uuid.NewString(), Reference: "MASH-2026-0000001", Agency: "bench-agency", AgencyKind: "police",
+			ExternalReference: sub.GetExternalReference(), Partnership: sub.GetPartnership(),
+			ReceivedAt: timestamppb.New(now), DecisionDue: timestamppb.New(now.Add(24 * time.Hour)),
+			Status: intakev1.ReferralStatus_RECEIVED, Version: 1, Submission: sub,
+		}})
+	if err != nil {
+		return err
+	}
+	hash := sha256.Sum256(content)
+	hexBytes := func(b []byte) string { return `\x` + hex.EncodeToString(b) }
+	vars := fmt.Sprintf("hash=%s\nsubmission=%s\npayload=%s\n", hexBytes(hash[:]), hexBytes(content), hexBytes(payload))
+	if err := os.WriteFile(varsPath, []byte(vars), 0o600); err != nil {
+		return err
+	}
 	params := map[string]string{
 		"1":  "gen_random_uuid()",
 		"2":  "'B-' || :client_id || '-' || :n",
 		"3":  "'bench-agency'",
 		"4":  "'EXT-' || :client_id || '-' || :n",
 		"5":  "'rhondda-cynon-taf'",
-		"6":  bytea(hash),
-		"7":  bytea(content),
+		"6":  ":hash::bytea",
+		"7":  ":submission::bytea",
 		"8":  "now()",
 		"9":  "now() + interval '1 day'",
 		"10": "'RECEIVED'",
 		"11": "1",
 		"12": "gen_random_uuid()",
 		"13": "'mash.referral.received'",
-		"14": bytea(payload),
+		"14": ":payload::bytea",
 		"15": "'police'",
 	}
 	stmt := regexp.MustCompile(`\$(\d+)`).ReplaceAllStringFunc(store.InsertSQL, func(m string) string { return params[m[1:]] })
