@@ -40,6 +40,13 @@ type RelayConfig struct {
 	// Quiet rounds never linger, so at ordinary rates events go at once. Default 20ms;
 	// negative turns it off.
 	Linger time.Duration
+	// VacuumEvery is how many rows the relay marks published between its own VACUUMs of
+	// the outbox. Marking a row leaves a dead entry in the partial index the claim scans in
+	// id order, and every claim walks all of them until a vacuum removes them: measured
+	// with autovacuum off, a claim took 7 ms at a million published rows, 0.05 ms after a
+	// vacuum. The relay does not count on autovacuum being on, or prompt on a queue this
+	// busy. Default 20,000; negative turns it off.
+	VacuumEvery int
 }
 
 // Relay defaults and fixed limits.
@@ -49,6 +56,7 @@ const (
 	DefaultRelayPublishTimeout = 5 * time.Second
 	DefaultRelayRetention      = 7 * 24 * time.Hour
 	DefaultRelayLinger         = 20 * time.Millisecond
+	DefaultRelayVacuumEvery    = 20_000
 
 	// relayDrainTimeout bounds the final rounds after Run's context is cancelled.
 	relayDrainTimeout = 5 * time.Second
@@ -93,7 +101,11 @@ type Relay struct {
 	m    *Metrics
 	wake chan struct{}
 
-	claimSQL, markSQL, backlogSQL, pruneSQL string
+	claimSQL, markSQL, backlogSQL, pruneSQL, vacuumSQL string
+	// sinceVacuum counts rows marked since the last vacuum was asked for; only the
+	// goroutine running rounds touches it. vacuumDue asks the vacuum goroutine for one.
+	sinceVacuum int
+	vacuumDue   chan struct{}
 
 	degraded bool // only Run's goroutine touches it
 	// busy means the last round was large enough to linger after; only Run's goroutine
@@ -141,6 +153,9 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, log *
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultRelayLinger
 	}
+	if cfg.VacuumEvery == 0 {
+		cfg.VacuumEvery = DefaultRelayVacuumEvery
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -152,17 +167,20 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, log *
 	}
 	t := pgx.Identifier{cfg.Schema}.Sanitize() + ".outbox"
 	return &Relay{
-		pool: pool,
-		pub:  pub,
-		cfg:  cfg,
-		log:  log.With(zap.String("schema", cfg.Schema)),
-		m:    m,
-		wake: make(chan struct{}, 1),
+		pool:      pool,
+		pub:       pub,
+		cfg:       cfg,
+		log:       log.With(zap.String("schema", cfg.Schema)),
+		m:         m,
+		wake:      make(chan struct{}, 1),
+		vacuumDue: make(chan struct{}, 1),
 		// Never a cursor on id: a row with a lower id can commit after a higher one.
 		claimSQL:   `SELECT id, event_id::text, subject, payload FROM ` + t + ` WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
 		markSQL:    `UPDATE ` + t + ` SET published_at = now() WHERE id = ANY($1)`,
 		backlogSQL: `SELECT count(*) FROM ` + t + ` WHERE published_at IS NULL`,
 		pruneSQL:   `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)`,
+		// SKIP_LOCKED: if autovacuum is already at it, this one is not needed.
+		vacuumSQL: `VACUUM (SKIP_LOCKED) ` + t,
 	}, nil
 }
 
@@ -179,6 +197,18 @@ func (r *Relay) Wake() {
 // nothing is pending or 5s have passed. It returns nil; failures are logged and retried.
 func (r *Relay) Run(ctx context.Context) error {
 	r.log.Info("outbox relay started")
+	// Vacuuming takes from milliseconds to seconds; it runs beside the rounds, not in
+	// their way.
+	vacuumCtx, stopVacuum := context.WithCancel(ctx)
+	vacuumDone := make(chan struct{})
+	go func() {
+		defer close(vacuumDone)
+		r.vacuumLoop(vacuumCtx)
+	}()
+	defer func() {
+		stopVacuum()
+		<-vacuumDone
+	}()
 	timer := time.NewTimer(r.cfg.PollInterval)
 	defer timer.Stop()
 	lastPrune := time.Time{}
@@ -322,6 +352,7 @@ func (r *Relay) round(ctx context.Context, publishTimeout time.Duration) (roundR
 		return res, fmt.Errorf("relay %s: commit: %w", r.cfg.Schema, err)
 	}
 	res.acked = len(acked)
+	r.countForVacuum(res.acked)
 	r.m.addPublished(r.cfg.Schema, res.acked)
 	r.m.addPublishErrors(r.cfg.Schema, res.claimed-res.acked)
 	if pubErr != nil {
@@ -467,6 +498,42 @@ func (r *Relay) publishEach(ctx context.Context, batch []outboxRow, timeout time
 		wait(next)
 	}
 	return acked, firstErr
+}
+
+// countForVacuum adds n marked rows and asks for a vacuum when VacuumEvery have gathered.
+func (r *Relay) countForVacuum(n int) {
+	if r.cfg.VacuumEvery < 0 {
+		return
+	}
+	r.sinceVacuum += n
+	if r.sinceVacuum < r.cfg.VacuumEvery {
+		return
+	}
+	r.sinceVacuum = 0
+	select {
+	case r.vacuumDue <- struct{}{}:
+	default: // one is already due
+	}
+}
+
+// vacuumLoop vacuums the outbox each time one is due, until ctx ends.
+func (r *Relay) vacuumLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.vacuumDue:
+		}
+		start := time.Now()
+		// VACUUM may not run in a transaction or as a prepared statement.
+		if _, err := r.pool.Exec(ctx, r.vacuumSQL, pgx.QueryExecModeSimpleProtocol); err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("outbox vacuum failed; claims slow down as published rows gather", zap.Error(err))
+			}
+			continue
+		}
+		r.log.Debug("outbox vacuumed", zap.Duration("took", time.Since(start)))
+	}
 }
 
 // Backlog counts the outbox rows not yet published.

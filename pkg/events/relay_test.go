@@ -338,6 +338,23 @@ func TestRelayLingersAfterALargeRoundSoBatchesGrow(t *testing.T) {
 	}
 }
 
+// The relay vacuums its outbox as published rows gather, so claims do not walk their dead
+// index entries, whether or not autovacuum runs.
+func TestRelayVacuumsItsOutbox(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	ids := insertEvents(t, pool, 25)
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour, VacuumEvery: 10}, nil)
+	runInBackground(t, r.Run)
+	eventually(t, 10*time.Second, "backlog drains", func() bool { return backlog(t, r) == 0 })
+	assertExactlyOnce(t, b.js, ids)
+	// vacuum_count counts VACUUM commands only, not autovacuum's runs.
+	eventually(t, 15*time.Second, "the outbox vacuumed", func() bool {
+		return queryInt(t, pool, `SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = 'evt' AND relname = 'outbox'`) > 0
+	})
+}
+
 // A relay killed after publishing a round and before marking it republishes the round: the
 // atomic batch is refused for its duplicates, and the round goes event by event, so every
 // event is stored once and every row marked.
