@@ -95,7 +95,8 @@ func run(args []string) error {
 	}
 	var cs []*grpc.ClientConn
 	for range *conns {
-		c, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
 		if err != nil {
 			return err
 		}
