@@ -35,8 +35,9 @@ type RelayConfig struct {
 	Retention time.Duration
 	// Linger is how long the relay waits, after a round big enough for an atomic batch,
 	// before it claims again, so that under load rows gather into fewer, larger batches.
-	// A batch costs about 1.5 ms of broker CPU whatever its size; at 5,000 rows/s, back to
-	// back rounds of about 40 rows spent more of the machine on batches than on the events.
+	// Staging a batch costs the broker about 1.5 ms of CPU whatever its size; at 5,000
+	// rows/s, back to back rounds of about 40 rows spent more of it staging batches than
+	// storing events.
 	// Quiet rounds never linger, so at ordinary rates events go at once. Default 20ms;
 	// negative turns it off.
 	Linger time.Duration
@@ -64,6 +65,8 @@ const (
 	// relayDBTimeout is the time a round gets for its SQL on top of PublishTimeout.
 	relayDBTimeout     = 10 * time.Second
 	relayPruneInterval = time.Hour
+	// relayVacuumTimeout bounds one vacuum of the outbox, which goes at autovacuum's pace.
+	relayVacuumTimeout = 15 * time.Minute
 	relayPruneBatch    = 5000
 	// publishWindow bounds the publishes awaiting an ack at once.
 	publishWindow = 128
@@ -540,6 +543,8 @@ func (r *Relay) vacuumLoop(ctx context.Context) {
 // vacuum runs one VACUUM of the outbox at autovacuum's pace: unthrottled, it takes a core
 // for up to a second and the acknowledgements queue behind it.
 func (r *Relay) vacuum(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, relayVacuumTimeout)
+	defer cancel()
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("relay %s: vacuum: %w", r.cfg.Schema, err)
