@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"runtime/pprof"
@@ -91,7 +92,7 @@ func run(args []string) error {
 		if *varsPath == "" {
 			return errors.New("pgbench-script needs -vars, the file for pgbench's -D values")
 		}
-		return pgbenchScript(sub, *varsPath)
+		return pgbenchScript(os.Stdout, sub, *varsPath)
 	}
 	var cs []*grpc.ClientConn
 	for range *conns {
@@ -235,13 +236,13 @@ func summarise(lat []time.Duration, errs int64, elapsed time.Duration) result {
 		P50ms: q(.5), P90ms: q(.9), P99ms: q(.99), Maxms: q(1)}
 }
 
-// pgbenchScript prints store.InsertSQL with its parameters bound to pgbench variables and
+// pgbenchScript writes to w store.InsertSQL with its parameters bound to pgbench variables and
 // values of the sizes intake sends: the same statement, the same bytes per row. The three
 // byte strings (content hash, submission, event payload) are pgbench variables, written to
 // varsPath as name=value lines for pgbench -D, so pgbench sends them with every transaction
 // as intake does; baked into the prepared statement as literals they would cross the wire
 // once, and the probe would skip a cost intake pays.
-func pgbenchScript(sub *intakev1.ReferralSubmission, varsPath string) error {
+func pgbenchScript(w io.Writer, sub *intakev1.ReferralSubmission, varsPath string) error {
 	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
 	if err != nil {
 		return err
@@ -282,6 +283,6 @@ func pgbenchScript(sub *intakev1.ReferralSubmission, varsPath string) error {
 		"15": "'police'",
 	}
 	stmt := regexp.MustCompile(`\$(\d+)`).ReplaceAllStringFunc(store.InsertSQL, func(m string) string { return params[m[1:]] })
-	fmt.Printf("\\set n random(1, 9000000000000000)\n%s;\n", regexp.MustCompile(`\s+`).ReplaceAllString(stmt, " "))
-	return nil
+	_, err = fmt.Fprintf(w, "\\set n random(1, 9000000000000000)\n%s;\n", regexp.MustCompile(`\s+`).ReplaceAllString(stmt, " "))
+	return err
 }
