@@ -17,6 +17,7 @@ import (
 
 	"mash/pkg/events"
 	"mash/services/console"
+	"mash/services/intake"
 )
 
 func TestBadConfigFailsNamingTheSetting(t *testing.T) {
@@ -159,10 +160,12 @@ func TestServeWithExternalNATS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The whole system runs, so the received event is soon followed by others: look for it
+	// by subject rather than wait for a count of one that may pass between two polls.
 	for {
 		stream, err := js.Stream(ctx, events.StreamName)
 		if err == nil {
-			if info, err := stream.Info(ctx); err == nil && info.State.Msgs == 1 {
+			if _, err := stream.GetLastMsgForSubject(ctx, intake.EventReferralReceived); err == nil {
 				break
 			}
 		}
