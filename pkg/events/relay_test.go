@@ -314,7 +314,8 @@ func TestRelayLingersAfterALargeRoundSoBatchesGrow(t *testing.T) {
 	pool := newTestPool(t)
 	b := startBroker(t, t.TempDir())
 	first := insertEvents(t, pool, atomicBatchMin)
-	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour, Linger: 3 * time.Second}, nil)
+	// A long linger, so a loaded test machine cannot stretch the two inserts below past it.
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour, Linger: 8 * time.Second}, nil)
 	runInBackground(t, r.Run)
 	eventually(t, 10*time.Second, "first round published", func() bool { return backlog(t, r) == 0 })
 
@@ -324,7 +325,7 @@ func TestRelayLingersAfterALargeRoundSoBatchesGrow(t *testing.T) {
 	r.Wake()
 	third := insertEvents(t, pool, atomicBatchMin)
 	r.Wake()
-	eventually(t, 10*time.Second, "later rows published", func() bool { return backlog(t, r) == 0 })
+	eventually(t, 30*time.Second, "later rows published", func() bool { return backlog(t, r) == 0 })
 
 	assertExactlyOnce(t, b.js, slices.Concat(first, second, third))
 	got := batchIDs(t, b.js)
