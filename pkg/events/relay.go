@@ -112,9 +112,6 @@ type Relay struct {
 	vacuumDue   chan struct{}
 
 	degraded bool // only Run's goroutine touches it
-	// busy means the last round was large enough to linger after; only Run's goroutine
-	// touches it.
-	busy bool
 	// atomicOff is set once the server refused an atomic batch as unsupported (an older
 	// server, or a stream created without it); every round then goes event by event.
 	atomicOff atomic.Bool
@@ -219,7 +216,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	lastPrune := time.Time{}
 	lastBacklog := time.Time{}
 	for {
-		healthy := r.catchUp(ctx)
+		healthy, last := r.catchUp(ctx)
 		// Counting the backlog is a query of its own: under load, wakes come every few
 		// hundred microseconds, so the gauge is refreshed at most once per poll interval.
 		if !healthy || time.Since(lastBacklog) >= r.cfg.PollInterval {
@@ -230,14 +227,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.prune(ctx)
 			lastPrune = time.Now()
 		}
-		if healthy && r.busy && r.cfg.Linger > 0 {
+		if healthy && r.lingers(last) {
 			// Wakes keep arriving meanwhile and coalesce; the next round takes what gathered.
-			linger := time.NewTimer(r.cfg.Linger)
 			select {
 			case <-ctx.Done():
-				linger.Stop()
 				return r.drain(ctx)
-			case <-linger.C:
+			case <-time.After(r.cfg.Linger):
 			}
 		}
 		timer.Reset(r.cfg.PollInterval)
@@ -256,25 +251,32 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // catchUp runs rounds while they come back full and fully acknowledged. It reports false
-// when a round failed or left rows unacknowledged.
-func (r *Relay) catchUp(ctx context.Context) bool {
+// when a round failed or left rows unacknowledged, and returns the last round's result.
+func (r *Relay) catchUp(ctx context.Context) (bool, roundResult) {
+	var res roundResult
 	for ctx.Err() == nil {
 		// A round runs to its end even if ctx is cancelled meanwhile, so what was published
 		// is also marked.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+relayDBTimeout)
-		res, err := r.round(rctx, r.cfg.PublishTimeout)
+		var err error
+		res, err = r.round(rctx, r.cfg.PublishTimeout)
 		cancel()
 		if err != nil || res.acked < res.claimed {
 			r.setDegraded(err, res)
-			return false
+			return false, res
 		}
 		r.setDegraded(nil, res)
-		r.busy = res.claimed >= atomicBatchMin
 		if res.claimed < r.cfg.BatchSize {
-			return true
+			return true, res
 		}
 	}
-	return true
+	return true, res
+}
+
+// lingers reports whether the relay waits before its next round after last: only after a
+// round that went as an atomic batch, since waiting saves batch staging and nothing else.
+func (r *Relay) lingers(last roundResult) bool {
+	return r.cfg.Linger > 0 && last.claimed >= atomicBatchMin && !r.atomicOff.Load()
 }
 
 func (r *Relay) setDegraded(err error, res roundResult) {
@@ -541,28 +543,23 @@ func (r *Relay) vacuumLoop(ctx context.Context) {
 }
 
 // vacuum runs one VACUUM of the outbox at autovacuum's pace: unthrottled, it takes a core
-// for up to a second and the acknowledgements queue behind it.
+// for up to a second and the acknowledgements queue behind it. It runs on a connection of
+// its own, opened with that pace, so it neither holds a pool slot for seconds nor leaves a
+// setting behind on a pooled connection.
 func (r *Relay) vacuum(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, relayVacuumTimeout)
 	defer cancel()
-	conn, err := r.pool.Acquire(ctx)
+	cfg := r.pool.Config().ConnConfig.Copy()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["vacuum_cost_delay"] = "2ms"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("relay %s: vacuum: %w", r.cfg.Schema, err)
+		return fmt.Errorf("relay %s: vacuum: connect: %w", r.cfg.Schema, err)
 	}
-	defer conn.Release()
-	// VACUUM may not run in a transaction or as a prepared statement, so the pace is a
-	// session setting, undone before the connection goes back; a connection that cannot
-	// be reset is closed instead.
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(rctx, `RESET vacuum_cost_delay`, pgx.QueryExecModeSimpleProtocol); err != nil {
-			_ = conn.Conn().Close(rctx)
-		}
-	}()
-	if _, err := conn.Exec(ctx, `SET vacuum_cost_delay = '2ms'`, pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("relay %s: vacuum: set its pace: %w", r.cfg.Schema, err)
-	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	// VACUUM may not run in a transaction or as a prepared statement.
 	if _, err := conn.Exec(ctx, r.vacuumSQL, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("relay %s: vacuum: %w", r.cfg.Schema, err)
 	}

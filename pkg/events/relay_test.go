@@ -339,6 +339,23 @@ func TestRelayLingersAfterALargeRoundSoBatchesGrow(t *testing.T) {
 	}
 }
 
+// A round too small for an atomic batch does not linger, however long the linger is: at
+// ordinary rates events go at once.
+func TestRelayDoesNotLingerAfterAQuietRound(t *testing.T) {
+	t.Parallel()
+	pool := newTestPool(t)
+	b := startBroker(t, t.TempDir())
+	r := newTestRelay(t, pool, b.js, RelayConfig{PollInterval: time.Hour, Linger: time.Hour}, nil)
+	runInBackground(t, r.Run)
+	first := insertEvents(t, pool, 5)
+	r.Wake()
+	eventually(t, 10*time.Second, "first quiet round published", func() bool { return backlog(t, r) == 0 })
+	second := insertEvents(t, pool, 5)
+	r.Wake()
+	eventually(t, 10*time.Second, "second quiet round published at once", func() bool { return backlog(t, r) == 0 })
+	assertExactlyOnce(t, b.js, slices.Concat(first, second))
+}
+
 // The relay vacuums its outbox as published rows gather, so claims do not walk their dead
 // index entries, whether or not autovacuum runs.
 func TestRelayVacuumsItsOutbox(t *testing.T) {
