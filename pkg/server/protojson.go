@@ -21,11 +21,24 @@ var jsonOut = protojson.MarshalOptions{}
 
 // HandleProto registers an authenticated HTTP/JSON route for a gRPC method: a JSON body is
 // decoded into a new request with the protobuf JSON mapping, fill adds what the path or
-// query carries (and may take a non-JSON body, such as a YAML rule pack), call runs the
-// method, and the response is written with the same mapping. Errors go through apierr, so
-// both transports answer alike.
+// query carries, call runs the method, and the response is written with the same mapping.
+// A body of another media type is refused, so a field sent as text/plain is never dropped
+// without a word (an expected version, say). Errors go through apierr, so both transports
+// answer alike.
 func HandleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
 	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error)) {
+	handleProto(s, pattern, newReq, fill, call, false)
+}
+
+// HandleProtoAnyBody is HandleProto for a route that also takes a body that is not JSON,
+// such as a YAML rule pack: such a body reaches fill as it came, undecoded.
+func HandleProtoAnyBody[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
+	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error)) {
+	handleProto(s, pattern, newReq, fill, call, true)
+}
+
+func handleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
+	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error), anyBody bool) {
 	s.HandleAPI(pattern, func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
 		if err != nil {
@@ -33,7 +46,13 @@ func HandleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func
 			return
 		}
 		req := newReq()
-		if len(body) > 0 && isJSON(r.Header.Get("Content-Type")) {
+		ct := r.Header.Get("Content-Type")
+		switch {
+		case len(body) == 0:
+		case !isJSON(ct) && !anyBody:
+			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("has Content-Type %q; this route takes application/json", ct)}}))
+			return
+		case isJSON(ct):
 			if err := protojson.Unmarshal(body, req); err != nil {
 				s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: "is not a valid JSON request: " + strings.TrimPrefix(err.Error(), "proto: ")}}))
 				return

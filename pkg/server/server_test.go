@@ -131,3 +131,49 @@ func TestGRPCHealthAndReflectionNeedNoCredential(t *testing.T) {
 		t.Fatalf("reflection lists %v", names)
 	}
 }
+
+// A JSON route refuses a body of another media type rather than run the call without it;
+// a route that takes other bodies gets them as they came.
+func TestHandleProtoRefusesABodyThatIsNotJSON(t *testing.T) {
+	t.Parallel()
+	s := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zap.NewNop(), fixedAuth{}, prometheus.NewRegistry())
+	echo := func(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckRequest, error) {
+		return req, nil
+	}
+	newReq := func() *healthpb.HealthCheckRequest { return &healthpb.HealthCheckRequest{} }
+	HandleProto(s, "POST /v1/json", newReq, nil, echo)
+	HandleProtoAnyBody(s, "POST /v1/any", newReq, func(_ *http.Request, body []byte, req *healthpb.HealthCheckRequest) error {
+		req.Service = string(body)
+		return nil
+	}, echo)
+	ls, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ls) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + ls.HTTP.Addr().String()
+	post := func(path, contentType, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer good")
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("/v1/json", "application/json", `{"service":"x"}`); code != 200 || !strings.Contains(body, `"service":"x"`) {
+		t.Errorf("JSON body: %d %s", code, body)
+	}
+	if code, body := post("/v1/json", "text/plain", `{"service":"x"}`); code != 400 || !strings.Contains(body, "text/plain") {
+		t.Errorf("text/plain body on a JSON route: %d %s; want 400 naming the media type", code, body)
+	}
+	if code, body := post("/v1/any", "application/yaml", "x: 1"); code != 200 || !strings.Contains(body, `x: 1`) {
+		t.Errorf("YAML body on a route that takes it: %d %s", code, body)
+	}
+}

@@ -19,14 +19,14 @@ import (
 func registerHTTP(srv *server.Server, a *grpcAPI) {
 	server.HandleProto(srv, "POST /v1/rules:evaluate", func() *rulesv1.EvaluateReferralRequest { return &rulesv1.EvaluateReferralRequest{} },
 		nil, a.EvaluateReferral)
-	server.HandleProto(srv, "POST /v1/packs:validate", func() *rulesv1.ValidatePackRequest { return &rulesv1.ValidatePackRequest{} },
+	server.HandleProtoAnyBody(srv, "POST /v1/packs:validate", func() *rulesv1.ValidatePackRequest { return &rulesv1.ValidatePackRequest{} },
 		func(r *http.Request, body []byte, req *rulesv1.ValidatePackRequest) error {
 			if isYAML(r) {
 				req.Source = string(body)
 			}
 			return nil
 		}, a.ValidatePack)
-	server.HandleProto(srv, "POST /v1/packs", func() *rulesv1.UploadPackRequest { return &rulesv1.UploadPackRequest{} },
+	server.HandleProtoAnyBody(srv, "POST /v1/packs", func() *rulesv1.UploadPackRequest { return &rulesv1.UploadPackRequest{} },
 		func(r *http.Request, body []byte, req *rulesv1.UploadPackRequest) error {
 			if isYAML(r) {
 				req.Source = string(body)
@@ -50,7 +50,7 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			}
 			return nil
 		}, a.ListPacks)
-	server.HandleProto(srv, "POST /v1/packs:replay", func() *rulesv1.ReplayPackRequest { return &rulesv1.ReplayPackRequest{} },
+	server.HandleProtoAnyBody(srv, "POST /v1/packs:replay", func() *rulesv1.ReplayPackRequest { return &rulesv1.ReplayPackRequest{} },
 		fillReplay, a.ReplayPack)
 	server.HandleProto(srv, "GET /v1/decisions/{referralId}", func() *rulesv1.GetDecisionRequest { return &rulesv1.GetDecisionRequest{} },
 		func(r *http.Request, _ []byte, req *rulesv1.GetDecisionRequest) error {
