@@ -223,7 +223,7 @@ func TestPruneSessionsKeepsRecentOnes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, now := newTestStore(t)
-	_, oldToken, err := st.CreateSession(ctx, "alice", "Alice", RolePractitioner, "cardiff-mash", time.Hour)
+	_, _, err := st.CreateSession(ctx, "alice", "Alice", RolePractitioner, "cardiff-mash", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,8 +247,5 @@ func TestPruneSessionsKeepsRecentOnes(t *testing.T) {
 	}
 	if _, err := st.Authenticate(ctx, liveToken); err != nil {
 		t.Fatalf("a live session was pruned: %v", err)
-	}
-	if _, err := st.Authenticate(ctx, oldToken); err == nil {
-		t.Fatal("a pruned session still authenticates")
 	}
 }

@@ -407,10 +407,17 @@ type fakeRules struct {
 }
 
 func (f *fakeRules) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest, _ ...grpc.CallOption) (*rulesv1.ListPacksResponse, error) {
-	return &rulesv1.ListPacksResponse{Packs: []*rulesv1.Pack{
+	packs := []*rulesv1.Pack{
 		{Id: "p2", Partnership: req.GetPartnership(), Version: "2026.11.2", Description: "Raise DASH medium to amber", Source: "version: 2026.11.2\nrules:\n  - id: dash-medium\n    rag: AMBER\n", UploadedBy: "user:bob", UploadedAt: ts(fixtureNow)},
 		{Id: "p1", Partnership: req.GetPartnership(), Version: "2026.11.1", Description: "Initial", Active: true, ActivatedBy: "user:bob", Source: "version: 2026.11.1\nrules:\n  - id: dash-medium\n    rag: GREEN\n", UploadedAt: ts(fixtureNow.AddDate(0, 0, -7))},
-	}}, nil
+	}
+	if !req.GetIncludeSource() {
+		// As the rules service does: the YAML only when asked for.
+		for _, p := range packs {
+			p.Source = ""
+		}
+	}
+	return &rulesv1.ListPacksResponse{Packs: packs}, nil
 }
 
 func (f *fakeRules) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest, _ ...grpc.CallOption) (*rulesv1.ReplayPackResponse, error) {

@@ -21,7 +21,7 @@ func TestAgeYearsOnTheLondonDate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v.In(cal.Location())
+		return v // UTC: ageYears must move it to London itself
 	}
 	for _, tc := range []struct {
 		child *intakev1.Child
@@ -34,7 +34,7 @@ func TestAgeYearsOnTheLondonDate(t *testing.T) {
 		{&intakev1.Child{DateOfBirth: "not a date"}, "2026-06-14T23:30:00Z", 0},
 		{&intakev1.Child{DateOfBirth: "2027-01-01"}, "2026-06-14T23:30:00Z", 0},
 	} {
-		if got := ageYears(tc.child, at(tc.at)); got != tc.want {
+		if got := ageYears(tc.child, at(tc.at), cal.Location()); got != tc.want {
 			t.Errorf("ageYears(%v, %s) = %d, want %d", tc.child, tc.at, got, tc.want)
 		}
 	}

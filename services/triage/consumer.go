@@ -95,7 +95,7 @@ func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.
 	receivedAt := ref.GetReceivedAt().AsTime()
 	r := store.Received{
 		ReferralID: ref.GetId(), Partnership: ref.GetPartnership(), ChildName: displayName(sub.GetChild()),
-		ChildAgeYears: ageYears(sub.GetChild(), receivedAt.In(s.calendar.Location())), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
+		ChildAgeYears: ageYears(sub.GetChild(), receivedAt, s.calendar.Location()), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
 		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt,
 	}
 	if ref.GetDecisionDue() != nil {
@@ -211,14 +211,14 @@ func displayName(c *intakev1.Child) string {
 	return name
 }
 
-// ageYears is the child's age in whole years on t's date (pass t in the hub's location);
-// 0 when unborn or the date of birth is unknown.
-func ageYears(c *intakev1.Child, t time.Time) int32 {
+// ageYears is the child's age in whole years on t's date in loc, the hub's time zone, as
+// intake and notify count it; 0 when unborn or the date of birth is unknown.
+func ageYears(c *intakev1.Child, t time.Time, loc *time.Location) int32 {
 	dob, err := time.Parse(time.DateOnly, c.GetDateOfBirth())
 	if err != nil || c.GetUnborn() {
 		return 0
 	}
-	return int32(max(calendar.AgeOn(dob, t), 0))
+	return int32(max(calendar.AgeOn(dob, t.In(loc)), 0))
 }
 
 func concernNames(cs []*intakev1.Concern) []string {

@@ -391,7 +391,7 @@ func pickRepeat(r *rand.Rand, children []*child, date time.Time) (*child, scenar
 		if c.dob.IsZero() || c.referrals >= 3 || gap < 10*24*time.Hour || gap > 330*24*time.Hour {
 			continue
 		}
-		if ageAt(c.dob, date) > 16 {
+		if calendar.AgeOn(c.dob, date) > 16 {
 			continue
 		}
 		cands = append(cands, c)
@@ -400,7 +400,7 @@ func pickRepeat(r *rand.Rand, children []*child, date time.Time) (*child, scenar
 		return nil, scenario{}
 	}
 	c := pick(r, cands)
-	age := ageAt(c.dob, date)
+	age := calendar.AgeOn(c.dob, date)
 	if c.neglect && r.Float64() < 0.7 {
 		for _, name := range []string{"neglect-young-child", "neglect-school-age", "school-attendance"} {
 			for _, s := range scenarios {
@@ -411,17 +411,6 @@ func pickRepeat(r *rand.Rand, children []*child, date time.Time) (*child, scenar
 		}
 	}
 	return c, pickScenario(r, age)
-}
-
-// ageAt is the age in whole years on t's calendar date of someone born on dob (a date at
-// midnight UTC).
-func ageAt(dob, t time.Time) int {
-	y, m, d := t.Date()
-	years := y - dob.Year()
-	if m < dob.Month() || (m == dob.Month() && d < dob.Day()) {
-		years--
-	}
-	return years
 }
 
 func newChild(r *rand.Rand, id int, sc scenario, at time.Time, loc *time.Location) *child {
@@ -468,7 +457,7 @@ func newChild(r *rand.Rand, id int, sc scenario, at time.Time, loc *time.Locatio
 func submission(r *rand.Rand, c *child, sc scenario, src Source, at time.Time) *intakev1.ReferralSubmission {
 	age := -1
 	if !c.dob.IsZero() {
-		age = ageAt(c.dob, at)
+		age = calendar.AgeOn(c.dob, at)
 	}
 	b := &builder{r: r, age: age}
 	sc.build(b)
