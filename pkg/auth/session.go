@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"mash/pkg/db"
 )
 
 // Session tokens look different from client credentials ("mashs_" against "mash_"), so a
@@ -137,18 +139,12 @@ const SessionRetention = 30 * 24 * time.Hour
 // expires no later than its TTL, so this covers both), in batches, and returns how many.
 func (s *Store) PruneSessions(ctx context.Context) (int64, error) {
 	cutoff := s.now().Add(-SessionRetention)
-	var total int64
-	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM auth.sessions WHERE id IN (
-			SELECT id FROM auth.sessions WHERE expires_at < $1 LIMIT 5000)`, cutoff)
-		if err != nil {
-			return total, fmt.Errorf("prune sessions expired before %s: %w", cutoff.Format(time.RFC3339), err)
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < 5000 {
-			return total, nil
-		}
+	n, err := db.DeleteInBatches(ctx, s.pool, `DELETE FROM auth.sessions WHERE id IN (
+		SELECT id FROM auth.sessions WHERE expires_at < $2 LIMIT $1)`, cutoff)
+	if err != nil {
+		return n, fmt.Errorf("prune sessions expired before %s: %w", cutoff.Format(time.RFC3339), err)
 	}
+	return n, nil
 }
 
 // EndUserSessions signs a person out everywhere (an account disabled or its role changed)

@@ -64,10 +64,7 @@ func Write(w io.Writer, d *triagev1.GetDashboardResponse) error {
 	for _, r := range rows[1:] {
 		r[1] = safe(r[1])
 	}
-	if err := cw.WriteAll(rows); err != nil {
-		return err
-	}
-	return cw.Error()
+	return cw.WriteAll(rows) // WriteAll flushes and returns the writer's error
 }
 
 // safe stops a label being read as a formula by a spreadsheet.

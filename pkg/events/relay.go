@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"mash/pkg/db"
 	"mash/pkg/failpoint"
 )
 
@@ -67,7 +68,6 @@ const (
 	relayPruneInterval = time.Hour
 	// relayVacuumTimeout bounds one vacuum of the outbox, which goes at autovacuum's pace.
 	relayVacuumTimeout = 15 * time.Minute
-	relayPruneBatch    = 5000
 	// publishWindow bounds the publishes awaiting an ack at once.
 	publishWindow = 128
 	// atomicBatchMin is the smallest round published as one atomic batch. The server stores a
@@ -179,7 +179,7 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, log *
 		claimSQL:   `SELECT id, event_id::text, subject, payload FROM ` + t + ` WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
 		markSQL:    `UPDATE ` + t + ` SET published_at = now() WHERE id = ANY($1)`,
 		backlogSQL: `SELECT count(*) FROM ` + t + ` WHERE published_at IS NULL`,
-		pruneSQL:   `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)`,
+		pruneSQL:   `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE published_at < now() - make_interval(secs => $2) LIMIT $1)`,
 		// SKIP_LOCKED: if autovacuum is already at it, this one is not needed. TRUNCATE
 		// false: cutting the table's tail would take a lock that stops intake's inserts.
 		vacuumSQL: `VACUUM (SKIP_LOCKED, TRUNCATE false) ` + t,
@@ -592,18 +592,11 @@ func (r *Relay) Prune(ctx context.Context) (int64, error) {
 	if r.cfg.Retention < 0 {
 		return 0, nil
 	}
-	var total int64
-	for ctx.Err() == nil {
-		tag, err := r.pool.Exec(ctx, r.pruneSQL, r.cfg.Retention.Seconds(), relayPruneBatch)
-		if err != nil {
-			return total, fmt.Errorf("relay %s: prune published rows: %w", r.cfg.Schema, err)
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < relayPruneBatch {
-			break
-		}
+	n, err := db.DeleteInBatches(ctx, r.pool, r.pruneSQL, r.cfg.Retention.Seconds())
+	if err != nil {
+		return n, fmt.Errorf("relay %s: prune published rows: %w", r.cfg.Schema, err)
 	}
-	return total, nil
+	return n, nil
 }
 
 func (r *Relay) prune(ctx context.Context) {

@@ -451,5 +451,3 @@ func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, m
 	}
 	return out, nil
 }
-
-// bearer returns a context carrying token as the bearer credential, with a deadline.

@@ -193,7 +193,6 @@ func (r *run) clampBeforeEnd(at time.Time, c *caseRun) time.Time {
 	return at
 }
 
-// as returns a context carrying token as the bearer credential, with a deadline.
 // As is a call as the holder of token, with the demo's timeout.
 func As(ctx context.Context, token string) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
