@@ -36,6 +36,7 @@ import (
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
+	"mash/services/intake"
 	"mash/services/intake/store"
 )
 
@@ -249,7 +250,7 @@ func pgbenchScript(w io.Writer, sub *intakev1.ReferralSubmission, varsPath strin
 	}
 	// The event payload is a real envelope around the referral, so its size is intake's.
 	now := time.Now().UTC()
-	_, payload, err := events.NewEnvelope("mash.referral.received", sub.GetPartnership(), uuid.NewString(), 1, now,
+	_, payload, err := events.NewEnvelope(intake.EventReferralReceived, sub.GetPartnership(), uuid.NewString(), 1, now,
 		&eventsv1.ReferralReceived{Referral: &intakev1.Referral{
 			Id: uuid.NewString(), Reference: "MASH-2026-0000001", Agency: "bench-agency", AgencyKind: "police",
 			ExternalReference: sub.GetExternalReference(), Partnership: sub.GetPartnership(),
@@ -278,7 +279,7 @@ func pgbenchScript(w io.Writer, sub *intakev1.ReferralSubmission, varsPath strin
 		"10": "'RECEIVED'",
 		"11": "1",
 		"12": "gen_random_uuid()",
-		"13": "'mash.referral.received'",
+		"13": "'" + intake.EventReferralReceived + "'",
 		"14": ":payload::bytea",
 		"15": "'police'",
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -22,18 +21,25 @@ import (
 	"mash/services/intake/store"
 )
 
-// pgbenchBinary finds pgbench on PATH or in the PostgreSQL packages' folder.
+// pgbenchBinary finds pgbench where scripts/lib/postgres.sh finds the server's tools: in
+// PG_BIN (the highest installed PostgreSQL, which scripts/test exports), else on PATH.
 func pgbenchBinary(t *testing.T) string {
 	t.Helper()
+	if dir := os.Getenv("PG_BIN"); dir != "" {
+		if p := filepath.Join(dir, "pgbench"); fileExists(p) {
+			return p
+		}
+	}
 	if p, err := exec.LookPath("pgbench"); err == nil {
 		return p
 	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
-	if len(found) == 0 {
-		t.Skip("pgbench is not installed: it comes with the PostgreSQL server packages scripts/test installs")
-	}
-	sort.Strings(found)
-	return found[len(found)-1]
+	t.Skip("pgbench is not in PG_BIN or on PATH: it comes with the PostgreSQL packages scripts/test installs")
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // The bench's denominator must be intake's own statement with intake's bytes, bound on
