@@ -146,8 +146,8 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 		if !hubStaff(id) && d.RaisedByAgency != id.Agency {
 			return disagreementNotFound(disagreementID)
 		}
-		if expected > 0 && expected != d.Version {
-			return versionConflict("disagreement", d.ID, expected, d.Version)
+		if err := checkVersionOf("disagreement", d.ID, expected, d.Version); err != nil {
+			return err
 		}
 		if d.Resolved {
 			return failedPrecondition(fmt.Sprintf("disagreement %s was resolved at %s", d.ID, d.ResolvedAt.UTC().Format(time.RFC3339)))

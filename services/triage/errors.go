@@ -30,18 +30,18 @@ func notFoundAs(err error, notFound error) error {
 	return err
 }
 
-// versionConflict refuses a change to what (a case, a disagreement) made from an older
-// version than the current one.
-func versionConflict(what, id string, expected, current int64) error {
-	return apierr.Conflict(fmt.Sprintf("%s %s changed since you loaded it (version %d, now %d); reload it and try again",
-		what, id, expected, current))
+// checkVersionOf refuses a change made against version expected of what (a case or a
+// disagreement) when it is now at current; expected 0 means the caller did not say.
+func checkVersionOf(what, id string, expected, current int64) error {
+	if expected > 0 && expected != current {
+		return apierr.Conflict(fmt.Sprintf("%s %s changed since you loaded it (version %d, now %d); reload it and try again",
+			what, id, expected, current))
+	}
+	return nil
 }
 
 func checkVersion(c store.Case, expected int64) error {
-	if expected > 0 && expected != c.Version {
-		return versionConflict("case", c.ReferralID, expected, c.Version)
-	}
-	return nil
+	return checkVersionOf("case", c.ReferralID, expected, c.Version)
 }
 
 func claimedByOther(c store.Case) error {
