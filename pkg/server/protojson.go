@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -27,18 +28,19 @@ var jsonOut = protojson.MarshalOptions{}
 // answer alike.
 func HandleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
 	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error)) {
-	handleProto(s, pattern, newReq, fill, call, false)
+	handleProto(s, pattern, nil, newReq, fill, call)
 }
 
-// HandleProtoAnyBody is HandleProto for a route that also takes a body that is not JSON,
-// such as a YAML rule pack: such a body reaches fill as it came, undecoded.
-func HandleProtoAnyBody[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
+// HandleProtoWithBody is HandleProto for a route that also takes a body of one of
+// mediaTypes, such as a YAML rule pack: such a body reaches fill as it came, undecoded.
+// Other media types are refused, naming the ones the route takes.
+func HandleProtoWithBody[Req, Resp proto.Message](s *Server, pattern string, mediaTypes []string, newReq func() Req,
 	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error)) {
-	handleProto(s, pattern, newReq, fill, call, true)
+	handleProto(s, pattern, mediaTypes, newReq, fill, call)
 }
 
-func handleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func() Req,
-	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error), anyBody bool) {
+func handleProto[Req, Resp proto.Message](s *Server, pattern string, mediaTypes []string, newReq func() Req,
+	fill func(r *http.Request, body []byte, req Req) error, call func(context.Context, Req) (Resp, error)) {
 	s.HandleAPI(pattern, func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
 		if err != nil {
@@ -49,8 +51,9 @@ func handleProto[Req, Resp proto.Message](s *Server, pattern string, newReq func
 		ct := r.Header.Get("Content-Type")
 		switch {
 		case len(body) == 0:
-		case !isJSON(ct) && !anyBody:
-			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("has Content-Type %q; this route takes application/json", ct)}}))
+		case !isJSON(ct) && !isOneOf(ct, mediaTypes):
+			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("has Content-Type %q; this route takes %s",
+				ct, strings.Join(append([]string{"application/json"}, mediaTypes...), " or "))}}))
 			return
 		case isJSON(ct):
 			if err := protojson.Unmarshal(body, req); err != nil {
@@ -79,6 +82,11 @@ func isJSON(contentType string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+func isOneOf(contentType string, mediaTypes []string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && slices.Contains(mediaTypes, mt)
 }
 
 // WriteProtoJSON writes m with the protobuf JSON mapping.

@@ -142,7 +142,7 @@ func TestHandleProtoRefusesABodyThatIsNotJSON(t *testing.T) {
 	}
 	newReq := func() *healthpb.HealthCheckRequest { return &healthpb.HealthCheckRequest{} }
 	HandleProto(s, "POST /v1/json", newReq, nil, echo)
-	HandleProtoAnyBody(s, "POST /v1/any", newReq, func(_ *http.Request, body []byte, req *healthpb.HealthCheckRequest) error {
+	HandleProtoWithBody(s, "POST /v1/any", []string{"application/yaml"}, newReq, func(_ *http.Request, body []byte, req *healthpb.HealthCheckRequest) error {
 		req.Service = string(body)
 		return nil
 	}, echo)
@@ -175,5 +175,8 @@ func TestHandleProtoRefusesABodyThatIsNotJSON(t *testing.T) {
 	}
 	if code, body := post("/v1/any", "application/yaml", "x: 1"); code != 200 || !strings.Contains(body, `x: 1`) {
 		t.Errorf("YAML body on a route that takes it: %d %s", code, body)
+	}
+	if code, body := post("/v1/any", "text/plain", "x: 1"); code != 400 || !strings.Contains(body, "application/yaml") {
+		t.Errorf("text/plain body on a YAML route: %d %s; want 400 naming what it takes", code, body)
 	}
 }

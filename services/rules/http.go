@@ -3,6 +3,7 @@ package rules
 import (
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,14 +20,14 @@ import (
 func registerHTTP(srv *server.Server, a *grpcAPI) {
 	server.HandleProto(srv, "POST /v1/rules:evaluate", func() *rulesv1.EvaluateReferralRequest { return &rulesv1.EvaluateReferralRequest{} },
 		nil, a.EvaluateReferral)
-	server.HandleProtoAnyBody(srv, "POST /v1/packs:validate", func() *rulesv1.ValidatePackRequest { return &rulesv1.ValidatePackRequest{} },
+	server.HandleProtoWithBody(srv, "POST /v1/packs:validate", yamlTypes, func() *rulesv1.ValidatePackRequest { return &rulesv1.ValidatePackRequest{} },
 		func(r *http.Request, body []byte, req *rulesv1.ValidatePackRequest) error {
 			if isYAML(r) {
 				req.Source = string(body)
 			}
 			return nil
 		}, a.ValidatePack)
-	server.HandleProtoAnyBody(srv, "POST /v1/packs", func() *rulesv1.UploadPackRequest { return &rulesv1.UploadPackRequest{} },
+	server.HandleProtoWithBody(srv, "POST /v1/packs", yamlTypes, func() *rulesv1.UploadPackRequest { return &rulesv1.UploadPackRequest{} },
 		func(r *http.Request, body []byte, req *rulesv1.UploadPackRequest) error {
 			if isYAML(r) {
 				req.Source = string(body)
@@ -50,7 +51,7 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			}
 			return nil
 		}, a.ListPacks)
-	server.HandleProtoAnyBody(srv, "POST /v1/packs:replay", func() *rulesv1.ReplayPackRequest { return &rulesv1.ReplayPackRequest{} },
+	server.HandleProtoWithBody(srv, "POST /v1/packs:replay", yamlTypes, func() *rulesv1.ReplayPackRequest { return &rulesv1.ReplayPackRequest{} },
 		fillReplay, a.ReplayPack)
 	server.HandleProto(srv, "GET /v1/decisions/{referralId}", func() *rulesv1.GetDecisionRequest { return &rulesv1.GetDecisionRequest{} },
 		func(r *http.Request, _ []byte, req *rulesv1.GetDecisionRequest) error {
@@ -69,9 +70,12 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 		}, a.OverrideDecision)
 }
 
+// yamlTypes are the media types a rule pack may be sent as.
+var yamlTypes = []string{"application/yaml", "text/yaml", "application/x-yaml"}
+
 func isYAML(r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && (mt == "application/yaml" || mt == "text/yaml" || mt == "application/x-yaml")
+	return err == nil && slices.Contains(yamlTypes, mt)
 }
 
 // fillReplay takes the replay's parameters from the query when the body is the YAML pack:
