@@ -6,7 +6,7 @@
 #                       127.0.0.1:${MASH_PG_PROBE_PORT:-5432}: use it as user postgres (trust auth),
 #                       creating database mash if missing. Else start a throwaway cluster (installing
 #                       Debian's postgresql with apt-get when no server binaries are found) on
-#                       127.0.0.1:${MASH_PG_PORT:-55432}, or reuse the one an earlier run left running.
+#                       127.0.0.1:${MASH_PG_PORT:-25432}, or reuse the one an earlier run left running.
 #                       Exports DATABASE_URL, PG_DATA_DIR (throwaway data directory, else empty) and
 #                       PG_BIN; sets (not exported) PG_STARTED_BY_US=1 only if this shell started
 #                       the server (0 when it reuses one an earlier run left).
@@ -17,7 +17,7 @@
 # Debian: initdb, pg_ctl, pgbench, pg_test_fsync live there, not on PATH). It is exported whenever
 # a local installation exists, even when DATABASE_URL points elsewhere.
 #
-# Knobs: MASH_PG_PORT (55432), MASH_PG_PROBE_PORT (5432), MASH_PG_DB (mash),
+# Knobs: MASH_PG_PORT (25432), MASH_PG_PROBE_PORT (5432), MASH_PG_DB (mash),
 # MASH_ROOT (repository root; default: two levels above this file).
 #
 # Where the throwaway cluster lives. PostgreSQL refuses to run as root, so when the scripts run as
@@ -91,6 +91,19 @@ _pg_answers() {
     "$isready" -q -h 127.0.0.1 -p "$1" -t 3 >/dev/null 2>&1
   else
     timeout 3 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" >/dev/null 2>&1
+  fi
+}
+
+# Succeeds when no TCP socket on this machine uses local port $1: not a server, and not the
+# local end of a connection either. The kernel hands out ports in ip_local_port_range (Linux:
+# 32768-60999) as the local end of outgoing connections, and PostgreSQL cannot listen on a port
+# a connection holds ("Address already in use"), so asking whether something answers is not
+# enough. Without ss, only listening servers are seen.
+_pg_port_free() {
+  if command -v ss >/dev/null 2>&1; then
+    [[ -z $(ss -Htan "sport = :$1" 2>/dev/null) ]]
+  else
+    ! timeout 3 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" >/dev/null 2>&1
   fi
 }
 
@@ -277,7 +290,9 @@ pg_ensure() {
 }
 
 _pg_start_throwaway() {
-  local db=$1 port=${MASH_PG_PORT:-55432} repo rc=0
+  # The default lies below Linux's ephemeral range (32768-60999), so an outgoing connection
+  # cannot be holding it when the cluster starts.
+  local db=$1 port=${MASH_PG_PORT:-25432} repo rc=0
   if [[ ! $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
     _pg_log "MASH_PG_PORT must be a port number, not '$port'"
     return 1
@@ -345,6 +360,10 @@ _pg_start_locked() {
   else
     if _pg_answers "$port"; then
       _pg_log "port $port on 127.0.0.1 is used by another server (another checkout's cluster?); set MASH_PG_PORT to a free port"
+      return 1
+    fi
+    if ! _pg_port_free "$port"; then
+      _pg_log "port $port on 127.0.0.1 is held by another socket (ss -tanp 'sport = :$port' shows which); set MASH_PG_PORT to a free port"
       return 1
     fi
     if [[ ! -s $data/PG_VERSION ]]; then

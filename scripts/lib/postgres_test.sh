@@ -28,10 +28,12 @@ has() { [[ $1 == *"$2"* ]] || { echo "     '$2' not in: $1" >&2; return 1; }; }
 # shellcheck source=scripts/lib/postgres.sh
 source "$LIB"
 
+# Ports below Linux's ephemeral range (32768-60999): a port in it can be taken, between this
+# check and the server's start, as the local end of any outgoing connection on the machine.
 free_port() {
   local p
   for p in $(seq "$1" $(($1 + 200))); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    if _pg_port_free "$p"; then
       echo "$p"
       return 0
     fi
@@ -128,7 +130,7 @@ fi
 # --- Throwaway cluster under <repo>/.local/postgres ---------------------------------------------
 t_throwaway() {
   repo=$(new_repo repo "$TMP/throwaway")
-  port=$(free_port 55490)
+  port=$(free_port 25490)
   unset DATABASE_URL MASH_PG_DB
   export MASH_ROOT=$repo MASH_PG_PROBE_PORT=1 MASH_PG_PORT=$port
   url="postgres://postgres@127.0.0.1:$port/mash?sslmode=disable"
@@ -194,13 +196,43 @@ t_throwaway() {
 }
 scenario throwaway t_throwaway
 
+# --- A port held by the local end of a connection, not by a server -----------------------------
+# pg_isready sees nothing there, yet PostgreSQL could not listen on it.
+if command -v python3 >/dev/null 2>&1 && command -v ss >/dev/null 2>&1; then
+  t_held() {
+    local held holder
+    repo=$(new_repo repo "$TMP/held")
+    held=$(free_port 25900)
+    python3 -c '
+import socket, sys, time
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+c = socket.socket(); c.bind(("127.0.0.1", int(sys.argv[1]))); c.connect(srv.getsockname())
+print("ready", flush=True); time.sleep(60)' "$held" >"$TMP/held.out" 2>&1 &
+    holder=$!
+    local deadline=$((SECONDS + 10))
+    until grep -q ready "$TMP/held.out" 2>/dev/null || ((SECONDS > deadline)); do sleep 0.1; done
+    unset DATABASE_URL
+    export MASH_ROOT=$repo MASH_PG_PROBE_PORT=1 MASH_PG_PORT=$held
+    rc=0
+    pg_ensure 2>"$TMP/err" || rc=$?
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    check "held port: refused" eq "$rc" 1
+    check "held port: names the socket and MASH_PG_PORT" has "$(cat "$TMP/err")" "port $held on 127.0.0.1 is held by another socket"
+    check "held port: no server started" eval '[[ ! -f $repo/.local/postgres/data/postmaster.pid ]]'
+  }
+  scenario "held port" t_held
+else
+  echo "skip no python3 or ss; held-port refusal not tested"
+fi
+
 # --- Repository the postgres user cannot reach: cluster in /var/tmp ----------------------------
 if ((EUID == 0)); then
   private=$(mktemp -d) # mode 700: postgres cannot traverse it
   repo=$(new_repo repo "$private")
   VARTMP_DIRS+=("/var/tmp/mash-postgres-$(printf '%s' "$repo" | sha256sum | cut -c1-12)" "$private")
   t_private() {
-    port=$(free_port 55700)
+    port=$(free_port 25700)
     unset DATABASE_URL
     export MASH_ROOT=$repo MASH_PG_PROBE_PORT=1 MASH_PG_PORT=$port
     rc=0
