@@ -130,3 +130,10 @@ func TestPgbenchScriptStoresIntakesRowsWithBytesBoundPerTransaction(t *testing.T
 		t.Errorf("pgbench stored %d referrals with their outbox rows; want 6 (2 clients x 3 transactions)", n)
 	}
 }
+
+func TestRefusesFewerThanOneThread(t *testing.T) {
+	err := run([]string{"health", "-procs", "0"})
+	if err == nil || !strings.Contains(err.Error(), "-procs must be at least 1, not 0") {
+		t.Fatalf("run -procs 0: got %v, want the refusal naming -procs", err)
+	}
+}
