@@ -386,6 +386,12 @@ func (c *Calendar) isWorkingDate(d Date) bool {
 	return !c.IsHoliday(d)
 }
 
+// DayEnd is when working hours end on date d, in the calendar's location, whether or not d
+// is a working day: a deadline a person gives as a date means the end of that day's work.
+func (c *Calendar) DayEnd(d Date) time.Time {
+	return time.Date(d.Year, d.Month, d.Day, c.dayEnd.Hour, c.dayEnd.Minute, 0, 0, c.loc)
+}
+
 // period returns the working period of day d. Boundaries come from
 // time.Date in the calendar's location so that wall-clock hours hold on
 // 23- and 25-hour DST days; the real length is end.Sub(start).
@@ -394,8 +400,7 @@ func (c *Calendar) period(d Date) (start, end time.Time, ok bool) {
 		return time.Time{}, time.Time{}, false
 	}
 	start = time.Date(d.Year, d.Month, d.Day, c.dayStart.Hour, c.dayStart.Minute, 0, 0, c.loc)
-	end = time.Date(d.Year, d.Month, d.Day, c.dayEnd.Hour, c.dayEnd.Minute, 0, 0, c.loc)
-	return start, end, true
+	return start, c.DayEnd(d), true
 }
 
 // AgeOn is the age in whole years, on the date t falls on in its own location, of someone

@@ -680,3 +680,24 @@ func TestAgeOn(t *testing.T) {
 		})
 	}
 }
+
+// DayEnd is the configured end of working hours on any date, in wall-clock London time
+// across the clock changes, and on days nobody works too.
+func TestDayEnd(t *testing.T) {
+	c := newCal(t, Config{DayEnd: ClockTime{Hour: 16, Minute: 30}})
+	for _, tc := range []struct {
+		d    Date
+		want time.Time
+	}{
+		{date(2026, 11, 26), at(t, 2026, 11, 26, 16, 30)}, // a Thursday, GMT
+		{date(2027, 3, 28), at(t, 2027, 3, 28, 16, 30)},   // a Sunday, the clocks went forward
+		{date(2026, 12, 25), at(t, 2026, 12, 25, 16, 30)}, // a bank holiday
+	} {
+		if got := c.DayEnd(tc.d); !got.Equal(tc.want) || got.Location().String() != "Europe/London" {
+			t.Errorf("DayEnd(%s) = %s, want %s", tc.d, got, tc.want)
+		}
+	}
+	if got, want := newCal(t, Config{}).DayEnd(date(2026, 7, 1)).UTC(), time.Date(2026, 7, 1, 16, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("default DayEnd on a BST date = %s, want %s (17:00 London)", got, want)
+	}
+}

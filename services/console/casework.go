@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"mash/pkg/auth"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/auth"
+	"mash/pkg/calendar"
 	"mash/pkg/server"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -235,7 +236,7 @@ func (s *Service) requestInformation(w http.ResponseWriter, r *http.Request, rs 
 		pre = append(pre, check{"question", "info.question_missing"})
 	}
 	if d := r.PostFormValue("due"); d != "" {
-		if t, err := endOfDay(d); err != nil {
+		if t, err := endOfDay(s.cal, d); err != nil {
 			pre = append(pre, check{"due", "info.due_invalid"})
 		} else {
 			req.Due = timestamppb.New(t)
@@ -257,15 +258,15 @@ func assigneeID(typed string) string {
 	return auth.UserPrefix + typed
 }
 
-// endOfDay is 17:00 in London on the date d (YYYY-MM-DD), the end of that working day.
-// Built from the date, not as an offset from midnight, so it holds on the days the clocks
-// change.
-func endOfDay(d string) (time.Time, error) {
-	t, err := time.ParseInLocation("2006-01-02", d, london)
+// endOfDay is when working hours end (MASH_WORKDAY_END) on the date d (YYYY-MM-DD), in
+// London. Built from the date, not as an offset from midnight, so it holds on the days the
+// clocks change.
+func endOfDay(cal *calendar.Calendar, d string) (time.Time, error) {
+	date, err := calendar.ParseDate(d)
 	if err != nil {
 		return time.Time{}, err
 	}
-	return time.Date(t.Year(), t.Month(), t.Day(), 17, 0, 0, 0, london), nil
+	return cal.DayEnd(date), nil
 }
 
 // splitList reads "a, b c" as [a b c].

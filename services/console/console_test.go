@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"mash/pkg/auth"
+	"mash/pkg/calendar"
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/peers"
@@ -71,7 +72,13 @@ func newEnv(t *testing.T) *env {
 		}
 		return id.ClientID
 	}
-	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil),
+	// The hub's working day ends at 16:30 here, not at the default 17:00, so a due date
+	// shows whose hours it follows.
+	cal, err := calendar.New(calendar.Config{DayEnd: calendar.ClockTime{Hour: 16, Minute: 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil), Calendar: cal,
 		Config:   Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef")},
 		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}}})
 	if err != nil {
@@ -504,6 +511,27 @@ func TestDecisionErrors(t *testing.T) {
 	_, body, _ = get(t, c, e.srv.URL+"/console/queue")
 	if strings.Contains(body, "Dylan Test") {
 		t.Fatal("the decided case is still in the awaiting queue")
+	}
+}
+
+// An information request due on a date is due when the hub's working day ends that day
+// (MASH_WORKDAY_END), London time.
+func TestInformationRequestDueAtTheHubsDayEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.signIn(t, "practitioner1")
+	id := "0192a3b4-0000-7000-8000-000000000002"
+	_, body, _ := get(t, c, e.srv.URL+"/console/cases/"+id)
+	code, _, _ := post(t, c, e.srv.URL+"/console/cases/"+id+"/information-requests", url.Values{"csrf": {csrfOf(t, body)},
+		"agency": {"cardiff-schools"}, "question": {"Attendance this term?"}, "due": {"2026-12-01"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("request information: %d", code)
+	}
+	e.triage.mu.Lock()
+	req := e.triage.infoRequested
+	e.triage.mu.Unlock()
+	if got, want := req.GetDue().AsTime().UTC().Format(time.RFC3339), "2026-12-01T16:30:00Z"; got != want {
+		t.Errorf("due %s, want %s (16:30 London)", got, want)
 	}
 }
 

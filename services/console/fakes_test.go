@@ -55,6 +55,8 @@ type fakeTriage struct {
 	escalated, resolved, answered int
 	// whoami maps a bearer credential to the client id the fake records as assignee.
 	whoami func(ctx context.Context) string
+	// infoRequested is the last information request that reached the fake.
+	infoRequested *triagev1.RequestInformationRequest
 }
 
 func newFakeTriage() *fakeTriage {
@@ -279,6 +281,9 @@ func (f *fakeTriage) CloseCase(ctx context.Context, req *triagev1.CloseCaseReque
 
 func (f *fakeTriage) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest, _ ...grpc.CallOption) (*triagev1.RequestInformationResponse, error) {
 	f.note(ctx)
+	f.mu.Lock()
+	f.infoRequested = proto.Clone(req).(*triagev1.RequestInformationRequest)
+	f.mu.Unlock()
 	return &triagev1.RequestInformationResponse{Request: &triagev1.InformationRequest{Id: "i2"}}, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"mash/pkg/auth"
+	"mash/pkg/calendar"
 	"mash/pkg/db"
 	"mash/pkg/peers"
 	"mash/pkg/server"
@@ -36,12 +37,15 @@ import (
 
 // Deps are what the console needs from the process that runs it.
 type Deps struct {
-	Pool   *pgxpool.Pool
-	Log    *zap.Logger
-	Peers  *peers.Book
-	Auth   *auth.Store
-	Now    func() time.Time
-	Config Config
+	Pool  *pgxpool.Pool
+	Log   *zap.Logger
+	Peers *peers.Book
+	Auth  *auth.Store
+	Now   func() time.Time
+	// Calendar gives the end of the working day a due date typed as a date stands for.
+	// Default: the England and Wales calendar with its default hours.
+	Calendar *calendar.Calendar
+	Config   Config
 	// Backends replaces the gRPC clients made from Peers, field by field (tests use
 	// in-memory implementations of the service interfaces).
 	Backends Backends
@@ -68,6 +72,7 @@ type Service struct {
 	cfg      Config
 	log      *zap.Logger
 	now      func() time.Time
+	cal      *calendar.Calendar
 	store    *store.Store
 	sessions sessionStore
 	b        Backends
@@ -113,7 +118,13 @@ func newService(d Deps, sessions sessionStore) (*Service, error) {
 			d.Log.Warn("no " + EnvKey + " set: forms and single sign-on work only within this process until it restarts")
 		}
 	}
-	s := &Service{cfg: cfg, log: d.Log, now: d.Now, sessions: sessions, b: d.Backends}
+	s := &Service{cfg: cfg, log: d.Log, now: d.Now, cal: d.Calendar, sessions: sessions, b: d.Backends}
+	if s.cal == nil {
+		var err error
+		if s.cal, err = calendar.New(calendar.Config{}); err != nil {
+			return nil, fmt.Errorf("default calendar: %w", err)
+		}
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

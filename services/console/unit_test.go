@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mash/pkg/auth"
+	"mash/pkg/calendar"
 )
 
 func TestMessagesComplete(t *testing.T) {
@@ -218,20 +219,34 @@ func TestAssigneeID(t *testing.T) {
 	}
 }
 
-// The end of a working day is 17:00 London time, on the days the clocks change too.
+// A due date means the end of that day's working hours, London time, on the days the clocks
+// change too, and at the hour the hub's working day ends.
 func TestEndOfDay(t *testing.T) {
+	cal, err := calendar.New(calendar.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for d, want := range map[string]string{
 		"2026-11-26": "2026-11-26T17:00:00Z", // GMT
 		"2027-03-28": "2027-03-28T16:00:00Z", // clocks go forward that night: BST by 17:00
 		"2026-10-25": "2026-10-25T17:00:00Z", // clocks go back: GMT by 17:00
 		"2026-07-01": "2026-07-01T16:00:00Z", // BST
 	} {
-		got, err := endOfDay(d)
+		got, err := endOfDay(cal, d)
 		if err != nil || got.UTC().Format(time.RFC3339) != want {
 			t.Errorf("endOfDay(%s) = %s, %v; want %s", d, got.UTC().Format(time.RFC3339), err, want)
 		}
 	}
-	if _, err := endOfDay("26/11/2026"); err == nil {
-		t.Error("a date not in YYYY-MM-DD was accepted")
+	for _, bad := range []string{"26/11/2026", "2026-02-30"} {
+		if _, err := endOfDay(cal, bad); err == nil {
+			t.Errorf("due date %q was accepted", bad)
+		}
+	}
+	late, err := calendar.New(calendar.Config{DayEnd: calendar.ClockTime{Hour: 18, Minute: 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := endOfDay(late, "2026-11-26"); err != nil || got.UTC().Format(time.RFC3339) != "2026-11-26T18:30:00Z" {
+		t.Errorf("with the working day ending at 18:30: endOfDay = %s, %v; want 2026-11-26T18:30:00Z", got.UTC().Format(time.RFC3339), err)
 	}
 }

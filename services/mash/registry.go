@@ -58,7 +58,8 @@ var modules = map[string]module{
 	"console": {
 		migrate: console.Migrate,
 		build: func(p *plumbing) (service, error) {
-			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now, Config: p.console})
+			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now,
+				Calendar: p.calendar, Config: p.console})
 		},
 	},
 	"triage": {
