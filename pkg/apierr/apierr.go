@@ -57,6 +57,12 @@ func PermissionDenied(msg string) error { return &Error{Code: codes.PermissionDe
 // (optimistic concurrency): the caller must reload and decide again.
 func Conflict(msg string) error { return &Error{Code: codes.Aborted, Message: msg} }
 
+// FailedPrecondition reports a request the record's state does not allow, such as deciding
+// a case nobody has claimed: retrying it unchanged fails again.
+func FailedPrecondition(msg string) error {
+	return &Error{Code: codes.FailedPrecondition, Message: msg}
+}
+
 // Unavailable reports a dependency that is down; the caller should retry.
 func Unavailable(msg string) error { return &Error{Code: codes.Unavailable, Message: msg} }
 

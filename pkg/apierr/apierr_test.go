@@ -26,7 +26,7 @@ func TestStatusAndHTTPAgree(t *testing.T) {
 		{Invalid([]Violation{{"child.nhsNumber", "bad check digit"}, {"concerns", "is required"}}), codes.InvalidArgument, 400, "INVALID_ARGUMENT"},
 		{NotFound("no referral x"), codes.NotFound, 404, "NOT_FOUND"},
 		{AlreadyExists("key taken"), codes.AlreadyExists, 409, "ALREADY_EXISTS"},
-		{&Error{Code: codes.FailedPrecondition, Message: "claimed by another"}, codes.FailedPrecondition, 409, "FAILED_PRECONDITION"},
+		{FailedPrecondition("claimed by another"), codes.FailedPrecondition, 409, "FAILED_PRECONDITION"},
 		{PermissionDenied("no"), codes.PermissionDenied, 403, "PERMISSION_DENIED"},
 		{fmt.Errorf("wrapped: %w", auth.ErrUnauthenticated), codes.Unauthenticated, 401, "UNAUTHENTICATED"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, 504, "DEADLINE_EXCEEDED"},

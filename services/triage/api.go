@@ -421,9 +421,9 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 	case c.State == store.StateClosed:
 		return nil, caseClosed(c)
 	case c.DecisionVersion == 0:
-		return nil, failedPrecondition(fmt.Sprintf("case %s has no recommendation from the rules yet; decide it once it is AWAITING_DECISION", c.ReferralID))
+		return nil, apierr.FailedPrecondition(fmt.Sprintf("case %s has no recommendation from the rules yet; decide it once it is AWAITING_DECISION", c.ReferralID))
 	case !c.ClaimLive(now):
-		return nil, failedPrecondition(fmt.Sprintf("claim case %s before deciding it", c.ReferralID))
+		return nil, apierr.FailedPrecondition(fmt.Sprintf("claim case %s before deciding it", c.ReferralID))
 	case c.Assignee != id.ClientID:
 		return nil, claimedByOther(c)
 	}
@@ -539,7 +539,7 @@ func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest)
 		case c.State == store.StateClosed:
 			return c, "", "", caseClosed(c)
 		case c.State != store.StateDecided:
-			return c, "", "", failedPrecondition(fmt.Sprintf("case %s is %s: a case is closed only once a practitioner has decided it",
+			return c, "", "", apierr.FailedPrecondition(fmt.Sprintf("case %s is %s: a case is closed only once a practitioner has decided it",
 				c.ReferralID, triagev1.CaseState(c.State)))
 		case c.ClaimLive(now) && c.Assignee != id.ClientID && id.Role != auth.RoleManager:
 			return c, "", "", claimedByOther(c)

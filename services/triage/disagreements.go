@@ -69,7 +69,7 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 			}
 		}
 		if c.State != store.StateDecided && c.State != store.StateClosed {
-			return failedPrecondition(fmt.Sprintf("case %s has not been decided yet (%s); a disagreement is about a decision",
+			return apierr.FailedPrecondition(fmt.Sprintf("case %s has not been decided yet (%s); a disagreement is about a decision",
 				c.ReferralID, triagev1.CaseState(c.State)))
 		}
 		d.Partnership = c.Partnership
@@ -150,7 +150,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 			return err
 		}
 		if d.Resolved {
-			return failedPrecondition(fmt.Sprintf("disagreement %s was resolved at %s", d.ID, d.ResolvedAt.UTC().Format(time.RFC3339)))
+			return apierr.FailedPrecondition(fmt.Sprintf("disagreement %s was resolved at %s", d.ID, d.ResolvedAt.UTC().Format(time.RFC3339)))
 		}
 		after, subject, err := fn(tx, d)
 		if err != nil {
@@ -181,7 +181,7 @@ func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.Escala
 	now := s.now().UTC()
 	d, err := s.changeDisagreement(ctx, id, req.GetDisagreementId(), req.GetExpectedVersion(), func(tx pgx.Tx, d store.Disagreement) (store.Disagreement, string, error) {
 		if d.Stage >= store.StagePartnership {
-			return d, "", failedPrecondition(fmt.Sprintf("disagreement %s is at the partnership, the last stage; resolve it with the partnership's outcome", d.ID))
+			return d, "", apierr.FailedPrecondition(fmt.Sprintf("disagreement %s is at the partnership, the last stage; resolve it with the partnership's outcome", d.ID))
 		}
 		next := d.Stage + 1
 		after, err := store.EndStage(ctx, tx, d, req.GetOutcome(), id.Actor(), now, next, s.stageDue(next, now), "")

@@ -14,10 +14,6 @@ import (
 
 // The errors callers see, built in one place so both transports say the same thing.
 
-func failedPrecondition(msg string) error {
-	return &apierr.Error{Code: codes.FailedPrecondition, Message: msg}
-}
-
 func caseNotFound(referralID string) error {
 	return apierr.NotFound("no case for referral " + referralID + " (cases appear within seconds of receipt)")
 }
@@ -45,12 +41,12 @@ func checkVersion(c store.Case, expected int64) error {
 }
 
 func claimedByOther(c store.Case) error {
-	return failedPrecondition(fmt.Sprintf("case %s is claimed by %s until %s; ask them or a manager to release it, or wait for the claim to lapse",
+	return apierr.FailedPrecondition(fmt.Sprintf("case %s is claimed by %s until %s; ask them or a manager to release it, or wait for the claim to lapse",
 		c.ReferralID, c.Assignee, c.ClaimExpiresAt.UTC().Format(time.RFC3339)))
 }
 
 func caseClosed(c store.Case) error {
-	return failedPrecondition(fmt.Sprintf("case %s is closed", c.ReferralID))
+	return apierr.FailedPrecondition(fmt.Sprintf("case %s is closed", c.ReferralID))
 }
 
 func invalid(field, reason string) error {

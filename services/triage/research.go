@@ -152,7 +152,7 @@ func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.An
 			return infoNotFound(req.GetRequestId())
 		}
 		if r.State == store.InfoAnswered {
-			return failedPrecondition(fmt.Sprintf("information request %s was answered at %s by %s",
+			return apierr.FailedPrecondition(fmt.Sprintf("information request %s was answered at %s by %s",
 				r.ID, r.AnsweredAt.UTC().Format(time.RFC3339), r.AnsweredBy))
 		}
 		if out, err = store.AnswerInformationRequest(ctx, tx, r.ID, req.GetAnswer(), id.Actor(), now); err != nil {
