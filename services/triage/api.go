@@ -65,21 +65,28 @@ func pageSize(n int32) int {
 	return int(n)
 }
 
-// encodeToken and decodeToken make page tokens opaque: base64 of the last row's sort key.
+// encodeToken and decodeToken make page tokens opaque: base64 of the last row's sort key,
+// which always ends in the row's id under JSON key "i".
 func encodeToken(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeToken(tok string, v any) error {
+// badToken is what a page token this service did not issue gets.
+var badToken = apierr.Violation{Field: "pageToken", Reason: "is not a token this service issued; pass nextPageToken from the previous page unchanged"}
+
+// decodeToken reads tok into v, the list's key type. It reports false for anything this
+// service could not have issued, including a key whose row id is not a UUID: that id goes
+// into the next page's query.
+func decodeToken(tok string, v any) bool {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err == nil {
-		err = json.Unmarshal(b, v)
-	}
 	if err != nil {
-		return invalid("pageToken", "is not a token this service issued; pass next_page_token from the previous page unchanged")
+		return false
 	}
-	return nil
+	var row struct {
+		ID string `json:"i"`
+	}
+	return json.Unmarshal(b, &row) == nil && isUUIDString(row.ID) && json.Unmarshal(b, v) == nil
 }
 
 // emit writes an event into the outbox within tx.
@@ -135,12 +142,10 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 	}
 	if tok := req.GetPageToken(); tok != "" {
 		var k queueToken
-		if err := decodeToken(tok, &k); err != nil {
-			return nil, err
-		}
-		f.After = &store.QueueKey{RAGDue: k.RAGDue, DecisionDue: k.DecisionDue, ReferralID: k.ReferralID}
-		if !isUUIDString(k.ReferralID) {
-			vs = append(vs, apierr.Violation{Field: "pageToken", Reason: "is not a token this service issued"})
+		if decodeToken(tok, &k) {
+			f.After = &store.QueueKey{RAGDue: k.RAGDue, DecisionDue: k.DecisionDue, ReferralID: k.ReferralID}
+		} else {
+			vs = append(vs, badToken)
 		}
 	}
 	if len(vs) > 0 {

@@ -110,11 +110,8 @@ func (a *grpcAPI) ListDisagreements(ctx context.Context, req *triagev1.ListDisag
 	}
 	if tok := req.GetPageToken(); tok != "" {
 		var k disagreementToken
-		if err := decodeToken(tok, &k); err != nil {
-			return nil, err
-		}
-		if !isUUIDString(k.ID) {
-			return nil, invalid("pageToken", "is not a token this service issued")
+		if !decodeToken(tok, &k) {
+			return nil, apierr.Invalid([]apierr.Violation{badToken})
 		}
 		f.After = &store.DisagreementKey{Resolved: k.Resolved, StageDue: k.StageDue, ID: k.ID}
 	}

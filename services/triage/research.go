@@ -104,11 +104,8 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 	}
 	if tok := req.GetPageToken(); tok != "" {
 		var k infoToken
-		if err := decodeToken(tok, &k); err != nil {
-			return nil, err
-		}
-		if !isUUIDString(k.ID) {
-			return nil, invalid("pageToken", "is not a token this service issued")
+		if !decodeToken(tok, &k) {
+			return nil, apierr.Invalid([]apierr.Violation{badToken})
 		}
 		f.AfterDue, f.AfterID = &k.Due, k.ID
 	}

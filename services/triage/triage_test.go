@@ -2,6 +2,7 @@ package triage_test
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -722,4 +723,43 @@ func (e *env) disagreement(t *testing.T, c caller, referralID string) *triagev1.
 		t.Fatalf("disagreements of %s: %v %v", referralID, list, err)
 	}
 	return list.GetDisagreements()[0]
+}
+
+// A page token is opaque: anything this service could not have issued is refused by name,
+// including a well-formed key whose row id is not a UUID, and the queue lists it with the
+// request's other faults.
+func TestPageTokensNotIssuedHereAreRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	p := e.staff(t, auth.RolePractitioner)
+	tokenOf := func(json string) string { return base64.RawURLEncoding.EncodeToString([]byte(json)) }
+	for name, tok := range map[string]string{
+		"not base64":     "!!!",
+		"not JSON":       tokenOf("queue"),
+		"no row id":      tokenOf(`{"d":"2026-11-26T17:00:00Z"}`),
+		"id not a UUID":  tokenOf(`{"i":"1' OR '1'='1"}`),
+		"id of a number": tokenOf(`{"i":7}`),
+	} {
+		calls := map[string]error{}
+		_, calls["ListQueue"] = e.client.ListQueue(p.ctx, &triagev1.ListQueueRequest{PageToken: tok})
+		_, calls["ListDisagreements"] = e.client.ListDisagreements(p.ctx, &triagev1.ListDisagreementsRequest{PageToken: tok})
+		_, calls["ListInformationRequests"] = e.client.ListInformationRequests(p.ctx, &triagev1.ListInformationRequestsRequest{PageToken: tok})
+		for call, err := range calls {
+			if status.Code(err) != codes.InvalidArgument || field(err) != "pageToken" {
+				t.Errorf("%s with a token %s: %v, want INVALID_ARGUMENT on pageToken", call, name, err)
+			}
+		}
+	}
+	_, err := e.client.ListQueue(p.ctx, &triagev1.ListQueueRequest{PageToken: "!!!", States: []triagev1.CaseState{99}})
+	var fields []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				fields = append(fields, v.GetField())
+			}
+		}
+	}
+	if strings.Join(fields, ",") != "states[0],pageToken" {
+		t.Errorf("queue with a bad state and a bad token: violations on %v, want states[0] and pageToken", fields)
+	}
 }
