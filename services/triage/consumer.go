@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/calendar"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -138,30 +139,29 @@ func optTime(t time.Time, ok bool) *time.Time {
 	return &t
 }
 
+// decisionEvent is any of the events that carry a decision triage projects onto its case.
+type decisionEvent interface {
+	proto.Message
+	GetDecision() *rulesv1.Decision
+}
+
 func (s *Service) projectDecision(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var d *rulesv1.Decision
-	switch p := env.GetPayload(); {
+	var ev decisionEvent
+	p := env.GetPayload()
+	switch {
 	case p.MessageIs(&eventsv1.TriageDecided{}):
-		var ev eventsv1.TriageDecided
-		if err := p.UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		d = ev.GetDecision()
+		ev = &eventsv1.TriageDecided{}
 	case p.MessageIs(&eventsv1.TriageConfirmed{}):
-		var ev eventsv1.TriageConfirmed
-		if err := p.UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		d = ev.GetDecision()
+		ev = &eventsv1.TriageConfirmed{}
 	case p.MessageIs(&eventsv1.TriageOverridden{}):
-		var ev eventsv1.TriageOverridden
-		if err := p.UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		d = ev.GetDecision()
+		ev = &eventsv1.TriageOverridden{}
 	default:
 		return nil // another payload on a triage subject: not ours to read
 	}
+	if err := p.UnmarshalTo(ev); err != nil {
+		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+	}
+	d := ev.GetDecision()
 	if d.GetReferralId() == "" || d.GetVersion() <= 0 {
 		return fmt.Errorf("event %s: decision without a referral or version", env.GetEventId())
 	}
