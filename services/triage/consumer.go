@@ -74,13 +74,8 @@ func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *event
 		return drop("already answered")
 	}
 	who := "agency:" + ev.GetAgency() + " (" + ev.GetChannel() + ")"
-	now := s.now().UTC()
-	out, err := store.AnswerInformationRequest(ctx, tx, r.ID, ev.GetAnswer(), who, now)
-	if err != nil {
-		return err
-	}
-	return s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,
-		&eventsv1.InformationRequestChanged{Request: infoToProto(out, now), Actor: who})
+	_, err = s.answerIn(ctx, tx, r.ID, ev.GetAnswer(), who, who, s.now().UTC())
+	return err
 }
 
 func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {

@@ -152,15 +152,24 @@ func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.An
 			return apierr.FailedPrecondition(fmt.Sprintf("information request %s was answered at %s by %s",
 				r.ID, r.AnsweredAt.UTC().Format(time.RFC3339), r.AnsweredBy))
 		}
-		if out, err = store.AnswerInformationRequest(ctx, tx, r.ID, req.GetAnswer(), id.Actor(), now); err != nil {
-			return err
-		}
-		return s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,
-			&eventsv1.InformationRequestChanged{Request: infoToProto(out, now), Actor: id.ClientID})
+		out, err = s.answerIn(ctx, tx, r.ID, req.GetAnswer(), id.Actor(), id.ClientID, now)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.relay.Wake()
 	return &triagev1.AnswerInformationRequestResponse{Request: infoToProto(out, now)}, nil
+}
+
+// answerIn records answer to request id within tx, as answeredBy, and emits
+// mash.research.answered naming actor: the one path for answers given through the API and
+// on an agency's own channel.
+func (s *Service) answerIn(ctx context.Context, tx pgx.Tx, id, answer, answeredBy, actor string, now time.Time) (store.InformationRequest, error) {
+	out, err := store.AnswerInformationRequest(ctx, tx, id, answer, answeredBy, now)
+	if err != nil {
+		return store.InformationRequest{}, err
+	}
+	return out, s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,
+		&eventsv1.InformationRequestChanged{Request: infoToProto(out, now), Actor: actor})
 }
