@@ -535,6 +535,55 @@ func TestInformationRequestDueAtTheHubsDayEnd(t *testing.T) {
 	}
 }
 
+// A retry or an activation the service refuses shows its page again with the service's
+// reason: 409 when the record's state does not allow it, 400 when the request was invalid.
+// Anything else is an error page.
+func TestRefusedRetryAndActivationShowTheServicesReason(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.signIn(t, "manager1")
+	_, body, _ := get(t, c, e.srv.URL+"/console/notifications?view=failed")
+	csrf := csrfOf(t, body)
+	retry := func() (int, string) {
+		code, page, _ := post(t, c, e.srv.URL+"/console/notifications/n-failed/retry", url.Values{"csrf": {csrf}, "reason": {"endpoint fixed"}})
+		return code, page
+	}
+	activate := func() (int, string) {
+		code, page, _ := post(t, c, e.srv.URL+"/console/packs/p2/activate", url.Values{"csrf": {csrf}, "reason": {"agreed by the board"}})
+		return code, page
+	}
+	for _, tc := range []struct {
+		name     string
+		set      func(error)
+		call     func() (int, string)
+		err      error
+		code     int
+		headline string
+	}{
+		{"retry of a delivered notification", func(err error) { e.notify.retryErr = err }, retry,
+			status.Error(codes.FailedPrecondition, "notification n-failed was delivered"), http.StatusConflict, messages["en"]["retry.refused"]},
+		{"retry with a reason too long", func(err error) { e.notify.retryErr = err }, retry,
+			status.Error(codes.InvalidArgument, "reason is too long"), http.StatusBadRequest, messages["en"]["retry.refused"]},
+		{"activation of a retired pack", func(err error) { e.rules.activateErr = err }, activate,
+			status.Error(codes.Aborted, "pack p2 was retired"), http.StatusConflict, messages["en"]["activate.refused"]},
+		{"activation with rules down", func(err error) { e.rules.activateErr = err }, activate,
+			status.Error(codes.Unavailable, "connection refused"), http.StatusServiceUnavailable, ""},
+	} {
+		tc.set(tc.err)
+		code, page := tc.call()
+		tc.set(nil)
+		if code != tc.code {
+			t.Errorf("%s: %d, want %d", tc.name, code, tc.code)
+		}
+		if tc.headline != "" && (!strings.Contains(page, tc.headline) || !strings.Contains(page, status.Convert(tc.err).Message())) {
+			t.Errorf("%s: the page does not say %q with the service's reason", tc.name, tc.headline)
+		}
+	}
+	if len(e.notify.retried) != 0 || len(e.rules.activated) != 0 {
+		t.Errorf("refused changes reached the fakes: retried %v, activated %v", e.notify.retried, e.rules.activated)
+	}
+}
+
 func TestDashboardCSV(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -409,6 +409,8 @@ func invalid(field, desc string) error {
 type fakeRules struct {
 	rulesv1.RulesServiceClient
 	activated []string
+	// activateErr, when set, is returned by ActivatePack.
+	activateErr error
 }
 
 func (f *fakeRules) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest, _ ...grpc.CallOption) (*rulesv1.ListPacksResponse, error) {
@@ -431,6 +433,9 @@ func (f *fakeRules) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackReque
 }
 
 func (f *fakeRules) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackRequest, _ ...grpc.CallOption) (*rulesv1.ActivatePackResponse, error) {
+	if f.activateErr != nil {
+		return nil, f.activateErr
+	}
 	f.activated = append(f.activated, req.GetPackId())
 	return &rulesv1.ActivatePackResponse{}, nil
 }
@@ -438,6 +443,8 @@ func (f *fakeRules) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackR
 type fakeNotify struct {
 	notifyv1.NotifyServiceClient
 	retried []string
+	// retryErr, when set, is returned by RetryNotification.
+	retryErr error
 }
 
 func (f *fakeNotify) ListNotifications(ctx context.Context, req *notifyv1.ListNotificationsRequest, _ ...grpc.CallOption) (*notifyv1.ListNotificationsResponse, error) {
@@ -450,6 +457,9 @@ func (f *fakeNotify) ListNotifications(ctx context.Context, req *notifyv1.ListNo
 }
 
 func (f *fakeNotify) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest, _ ...grpc.CallOption) (*notifyv1.RetryNotificationResponse, error) {
+	if f.retryErr != nil {
+		return nil, f.retryErr
+	}
 	f.retried = append(f.retried, req.GetNotificationId())
 	return &notifyv1.RetryNotificationResponse{}, nil
 }

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-
 	notifyv1 "mash/proto/mash/notify/v1"
 )
 
@@ -61,14 +59,11 @@ func (s *Service) retryNotification(w http.ResponseWriter, r *http.Request, rs *
 		http.Redirect(w, r, back+"&done=retried", http.StatusSeeOther)
 		return
 	}
-	p := problemOf(err)
-	switch p.code {
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted:
-		pg.ErrorKey, pg.ErrorText = "retry.refused", p.message
-		s.showNotifications(w, failedView(r), rs, pg, http.StatusConflict)
-	default:
-		s.pageError(w, r, rs, err)
+	if code, ok := refusal(err, pg, "retry.refused"); ok {
+		s.showNotifications(w, failedView(r), rs, pg, code)
+		return
 	}
+	s.pageError(w, r, rs, err)
 }
 
 // failedView is the request as the failed-notifications list reads it: a refused retry

@@ -159,14 +159,11 @@ func (s *Service) activate(w http.ResponseWriter, r *http.Request, rs *reqState)
 		http.Redirect(w, r, "/console/packs?partnership="+url.QueryEscape(s.partnershipOf(r))+"&done=activated", http.StatusSeeOther)
 		return
 	}
-	p := problemOf(err)
-	switch p.code {
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted:
-		pg.ErrorKey, pg.ErrorText = "activate.refused", p.message
-		s.showPack(w, r, rs, pg, http.StatusConflict)
-	default:
-		s.pageError(w, r, rs, err)
+	if code, ok := refusal(err, pg, "activate.refused"); ok {
+		s.showPack(w, r, rs, pg, code)
+		return
 	}
+	s.pageError(w, r, rs, err)
 }
 
 // diffLine is one line of a unified view of two sources.

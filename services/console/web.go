@@ -359,6 +359,24 @@ func formField(f string) string {
 	return b.String()
 }
 
+// refusal reads a service's refusal of a change: the page shows the message under key with
+// the service's reason, with 400 when the request was invalid and 409 when the record's
+// state or version did not allow it. ok is false for any other failure, which pageError
+// shows.
+func refusal(err error, pg *page, key string) (code int, ok bool) {
+	p := problemOf(err)
+	switch p.code {
+	case codes.InvalidArgument, codes.OutOfRange:
+		code = http.StatusBadRequest
+	case codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists:
+		code = http.StatusConflict
+	default:
+		return 0, false
+	}
+	pg.ErrorKey, pg.ErrorText = key, p.message
+	return code, true
+}
+
 // pageError shows a failed read as a whole page: not found, forbidden, or unavailable.
 func (s *Service) pageError(w http.ResponseWriter, r *http.Request, rs *reqState, err error) {
 	p := problemOf(err)
