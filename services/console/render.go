@@ -91,7 +91,7 @@ var funcs = template.FuncMap{
 type page struct {
 	Lang      string
 	TitleKey  string
-	User      *auth.Identity
+	User      *auth.Identity // the signed-in person; nil on pages seen signed out
 	CSRF      string
 	Path      string
 	Nav       []navItem
@@ -103,8 +103,6 @@ type page struct {
 	Data      any
 	OIDC      bool
 	msgs      map[string]string
-	ident     auth.Identity
-	signedIn  bool
 }
 
 type navItem struct {
@@ -170,7 +168,7 @@ func (p *page) V(field string) string { return p.Form.Get(field) }
 // Can reports whether the signed-in person holds a capability, by name.
 func (p *page) Can(name string) bool {
 	c, ok := capNames[name]
-	return ok && p.signedIn && can(p.ident, c)
+	return ok && p.User != nil && can(*p.User, c)
 }
 
 // OtherLang is the language the switch link offers.
@@ -203,7 +201,6 @@ func (s *Service) newPage(r *http.Request, rs *reqState, titleKey string) *page 
 	lang := langOf(r)
 	p := &page{Lang: lang, TitleKey: titleKey, Path: r.URL.RequestURI(), msgs: messages[lang], Form: url.Values{}}
 	if rs != nil {
-		p.signedIn, p.ident = true, rs.ident
 		id := rs.ident
 		p.User = &id
 		p.CSRF = s.csrfToken(rs.sessionID)
