@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -162,9 +163,19 @@ func newSystem(t *testing.T) *system {
 	}
 }
 
+// processPoolSize bounds each mash process's Postgres connections in these tests. The split
+// topology alone runs seven processes, beside other tests' processes and other packages'
+// tests, against a server that may allow only 100 connections; at the default pool size
+// (16 on two cores) they could take them all, and a test would fail with "too many clients".
+const processPoolSize = 6
+
 func (s *system) env(extra ...string) []string {
+	sep := "?"
+	if strings.Contains(s.dbURL, "?") {
+		sep = "&"
+	}
 	return append(append(os.Environ(),
-		"DATABASE_URL="+s.dbURL, "MASH_DATA_DIR="+s.dataDir, "MASH_HTTP_ADDR="+s.httpAddr,
+		"DATABASE_URL="+s.dbURL+sep+"pool_max_conns="+strconv.Itoa(processPoolSize), "MASH_DATA_DIR="+s.dataDir, "MASH_HTTP_ADDR="+s.httpAddr,
 		"MASH_GRPC_ADDR="+s.grpcAddr, "MASH_NATS_LISTEN="+s.nats, "NATS_URL=", "MASH_FAILPOINTS="), append(auditEnv, extra...)...)
 }
 
