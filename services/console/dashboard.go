@@ -44,11 +44,12 @@ func readDashFilter(q url.Values) (dashFilter, *triagev1.GetDashboardRequest, []
 	return f, req, errs
 }
 
-// chart is a horizontal bar chart drawn as inline SVG on the server.
+// chart is a horizontal bar chart drawn as inline SVG on the server. Title is in the page's
+// language.
 type chart struct {
-	ID, TitleKey string
-	Bars         []bar
-	Height       int
+	ID, Title string
+	Bars      []bar
+	Height    int
 }
 
 type bar struct {
@@ -60,8 +61,8 @@ type bar struct {
 
 const chartBarWidth = 360
 
-func newChart(id, titleKey string, tallies []*triagev1.Tally) chart {
-	c := chart{ID: id, TitleKey: titleKey}
+func newChart(id, title string, tallies []*triagev1.Tally) chart {
+	c := chart{ID: id, Title: title}
 	var top int64
 	for _, t := range tallies {
 		top = max(top, t.GetCount())
@@ -104,14 +105,14 @@ func (s *Service) dashboardPage(w http.ResponseWriter, r *http.Request, rs *reqS
 	}
 	d.D = resp
 	d.Charts = []chart{
-		newChart("by-week", "dashboard.by_week", resp.GetReferralsByWeek()),
-		newChart("by-source", "dashboard.by_source", resp.GetBySourceAgency()),
-		newChart("rag", "dashboard.rag", resp.GetRagDistribution()),
+		newChart("by-week", pg.T("dashboard.by_week"), resp.GetReferralsByWeek()),
+		newChart("by-source", pg.T("dashboard.by_source"), resp.GetBySourceAgency()),
+		newChart("rag", pg.T("dashboard.rag"), resp.GetRagDistribution()),
 	}
 	for _, lo := range resp.GetOutcomesByLevel() {
-		c := newChart("outcomes-"+strings.ToLower(lo.GetLevel().String()), "dashboard.outcomes_for", lo.GetOutcomes())
-		c.TitleKey = "level." + lo.GetLevel().String()
-		d.Charts = append(d.Charts, c)
+		level := lo.GetLevel().String()
+		d.Charts = append(d.Charts, newChart("outcomes-"+strings.ToLower(level),
+			pg.T("dashboard.outcomes_for", pg.T("level."+level)), lo.GetOutcomes()))
 	}
 	pg.Data = d
 	s.render(w, http.StatusOK, "dashboard", pg)
