@@ -48,18 +48,18 @@ func handleProto[Req, Resp proto.Message](s *Server, pattern string, mediaTypes 
 			return
 		}
 		req := newReq()
-		ct := r.Header.Get("Content-Type")
+		ct, mt := r.Header.Get("Content-Type"), MediaType(r)
 		switch {
 		case len(body) == 0:
-		case !isJSON(ct) && !isOneOf(ct, mediaTypes):
-			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("has Content-Type %q; this route takes %s",
-				ct, strings.Join(append([]string{"application/json"}, mediaTypes...), " or "))}}))
-			return
-		case isJSON(ct):
+		case ct == "" || mt == "application/json" || strings.HasSuffix(mt, "+json"):
 			if err := protojson.Unmarshal(body, req); err != nil {
 				s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: "is not a valid JSON request: " + strings.TrimPrefix(err.Error(), "proto: ")}}))
 				return
 			}
+		case !slices.Contains(mediaTypes, mt):
+			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("has Content-Type %q; this route takes %s",
+				ct, strings.Join(append([]string{"application/json"}, mediaTypes...), " or "))}}))
+			return
 		}
 		if fill != nil {
 			if err := fill(r, body, req); err != nil {
@@ -76,17 +76,14 @@ func handleProto[Req, Resp proto.Message](s *Server, pattern string, mediaTypes 
 	})
 }
 
-func isJSON(contentType string) bool {
-	if contentType == "" {
-		return true
+// MediaType is r's Content-Type without its parameters ("application/yaml" for
+// "application/yaml; charset=utf-8"), or "" when there is none or it cannot be read.
+func MediaType(r *http.Request) string {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
 	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
-}
-
-func isOneOf(contentType string, mediaTypes []string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && slices.Contains(mediaTypes, mt)
+	return mt
 }
 
 // WriteProtoJSON writes m with the protobuf JSON mapping.

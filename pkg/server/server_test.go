@@ -36,6 +36,12 @@ func start(t *testing.T, ready error) (*Server, Listeners) {
 		_, _ = io.WriteString(w, id.Agency+" "+RequestID(r.Context()))
 	})
 	s.HandleAPI("GET /v1/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	return s, serve(t, s)
+}
+
+// serve listens on s's loopback addresses and serves until the test ends.
+func serve(t *testing.T, s *Server) Listeners {
+	t.Helper()
 	ls, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -49,12 +55,19 @@ func start(t *testing.T, ready error) (*Server, Listeners) {
 			t.Error(err)
 		}
 	})
-	return s, ls
+	return ls
 }
 
 func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return send(t, http.MethodGet, url, "", header...)
+}
+
+// send makes one request with body and header's name, value pairs, and returns the status,
+// the body read in full, and the response's header.
+func send(t *testing.T, method, url, body string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -146,26 +159,10 @@ func TestHandleProtoRefusesABodyThatIsNotJSON(t *testing.T) {
 		req.Service = string(body)
 		return nil
 	}, echo)
-	ls, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Serve(ctx, ls) }()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "http://" + ls.HTTP.Addr().String()
+	base := "http://" + serve(t, s).HTTP.Addr().String()
 	post := func(path, contentType, body string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer good")
-		req.Header.Set("Content-Type", contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b, _ := send(t, http.MethodPost, base+path, body, "Authorization", "Bearer good", "Content-Type", contentType)
+		return code, b
 	}
 	if code, body := post("/v1/json", "application/json", `{"service":"x"}`); code != 200 || !strings.Contains(body, `"service":"x"`) {
 		t.Errorf("JSON body: %d %s", code, body)

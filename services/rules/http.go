@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -74,8 +73,7 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 var yamlTypes = []string{"application/yaml", "text/yaml", "application/x-yaml"}
 
 func isYAML(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && slices.Contains(yamlTypes, mt)
+	return slices.Contains(yamlTypes, server.MediaType(r))
 }
 
 // fillReplay takes the replay's parameters from the query when the body is the YAML pack:
