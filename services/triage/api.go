@@ -65,8 +65,7 @@ func pageSize(n int32) int {
 	return int(n)
 }
 
-// encodeToken and decodeToken make page tokens opaque: base64 of the last row's sort key,
-// which always ends in the row's id under JSON key "i".
+// encodeToken and decodeToken make page tokens opaque: base64 of the last row's sort key.
 func encodeToken(v any) string {
 	b, _ := json.Marshal(v)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -75,18 +74,15 @@ func encodeToken(v any) string {
 // badToken is what a page token this service did not issue gets.
 var badToken = apierr.Violation{Field: "pageToken", Reason: "is not a token this service issued; pass nextPageToken from the previous page unchanged"}
 
-// decodeToken reads tok into v, the list's key type. It reports false for anything this
-// service could not have issued, including a key whose row id is not a UUID: that id goes
-// into the next page's query.
-func decodeToken(tok string, v any) bool {
+// pageKey is a list's sort key; every one ends in the row's id.
+type pageKey interface{ rowID() string }
+
+// decodeToken reads tok into k. It reports false for anything this service could not have
+// issued, including a key whose row id is not a UUID: that id goes into the next page's
+// query.
+func decodeToken(tok string, k pageKey) bool {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return false
-	}
-	var row struct {
-		ID string `json:"i"`
-	}
-	return json.Unmarshal(b, &row) == nil && isUUIDString(row.ID) && json.Unmarshal(b, v) == nil
+	return err == nil && json.Unmarshal(b, k) == nil && isUUIDString(k.rowID())
 }
 
 // emit writes an event into the outbox within tx.
@@ -188,6 +184,8 @@ type queueToken struct {
 	DecisionDue *time.Time `json:"d,omitempty"`
 	ReferralID  string     `json:"i"`
 }
+
+func (k *queueToken) rowID() string { return k.ReferralID }
 
 func isUUIDString(s string) bool {
 	_, err := uuid.Parse(s)

@@ -98,6 +98,8 @@ type disagreementToken struct {
 	ID       string    `json:"i"`
 }
 
+func (k *disagreementToken) rowID() string { return k.ID }
+
 func (a *grpcAPI) ListDisagreements(ctx context.Context, req *triagev1.ListDisagreementsRequest) (*triagev1.ListDisagreementsResponse, error) {
 	id, err := server.Authorize(ctx, "list disagreements", disagreeRead...)
 	if err != nil {

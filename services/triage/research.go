@@ -90,6 +90,8 @@ type infoToken struct {
 	ID  string    `json:"i"`
 }
 
+func (k *infoToken) rowID() string { return k.ID }
+
 func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.ListInformationRequestsRequest) (*triagev1.ListInformationRequestsResponse, error) {
 	id, err := server.Authorize(ctx, "list information requests", researchRoles...)
 	if err != nil {
