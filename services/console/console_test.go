@@ -316,7 +316,7 @@ func TestSecurityHeaders(t *testing.T) {
 func TestRoleGating(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id := "0192a3b4-0000-7000-8000-000000000002"
+	id := amberCaseID
 	pages := map[string]map[auth.Role]int{
 		"/console/queue":                {practitioner: 200, manager: 200, auditor: 403, admin: 200},
 		"/console/cases/" + id:          {practitioner: 200, manager: 200, auditor: 200, admin: 200},
@@ -479,7 +479,7 @@ func TestDecisionErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := e.signIn(t, "practitioner1")
-	id := "0192a3b4-0000-7000-8000-000000000002"
+	id := amberCaseID
 	_, body, _ := get(t, c, e.srv.URL+"/console/cases/"+id)
 	csrf := csrfOf(t, body)
 
@@ -535,7 +535,7 @@ func TestInformationRequestDueAtTheHubsDayEnd(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := e.signIn(t, "practitioner1")
-	id := "0192a3b4-0000-7000-8000-000000000002"
+	id := amberCaseID
 	_, body, _ := get(t, c, e.srv.URL+"/console/cases/"+id)
 	code, _, _ := post(t, c, e.srv.URL+"/console/cases/"+id+"/information-requests", url.Values{"csrf": {csrfOf(t, body)},
 		"agency": {"cardiff-schools"}, "question": {"Attendance this term?"}, "due": {"2026-12-01"}})

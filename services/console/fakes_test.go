@@ -37,6 +37,10 @@ func callerOf(ctx context.Context) string {
 	return ""
 }
 
+// amberCaseID is the fixture's Amber, level 3a case, awaiting a decision: the case the
+// casework tests act on.
+const amberCaseID = "0192a3b4-0000-7000-8000-000000000002"
+
 type fakeTriage struct {
 	triagev1.TriageServiceClient
 	mu      sync.Mutex
@@ -70,7 +74,7 @@ func newFakeTriage() *fakeTriage {
 			RagDue: ts(fixtureNow.Add(due)), Overdue: overdue, Version: 1}
 	}
 	add("0192a3b4-0000-7000-8000-000000000001", "Ffion Test", rulesv1.Rag_RAG_RED, rulesv1.Level_LEVEL_4, -time.Hour, true)
-	add("0192a3b4-0000-7000-8000-000000000002", "Dylan Test", rulesv1.Rag_RAG_AMBER, rulesv1.Level_LEVEL_3A, 20*time.Hour, false)
+	add(amberCaseID, "Dylan Test", rulesv1.Rag_RAG_AMBER, rulesv1.Level_LEVEL_3A, 20*time.Hour, false)
 	add("0192a3b4-0000-7000-8000-000000000003", "Cerys Test", rulesv1.Rag_RAG_GREEN, rulesv1.Level_LEVEL_2, 70*time.Hour, false)
 	f.addCasework()
 	return f
@@ -429,7 +433,7 @@ func (f *fakeRules) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest
 
 func (f *fakeRules) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest, _ ...grpc.CallOption) (*rulesv1.ReplayPackResponse, error) {
 	return &rulesv1.ReplayPackResponse{Referrals: 1000, Changed: 41, RagChanged: 41,
-		Examples: []*rulesv1.ReplayChange{{ReferralId: "0192a3b4-0000-7000-8000-000000000002", Before: &rulesv1.Outcome{Rag: rulesv1.Rag_RAG_GREEN}, After: &rulesv1.Outcome{Rag: rulesv1.Rag_RAG_AMBER}}}}, nil
+		Examples: []*rulesv1.ReplayChange{{ReferralId: amberCaseID, Before: &rulesv1.Outcome{Rag: rulesv1.Rag_RAG_GREEN}, After: &rulesv1.Outcome{Rag: rulesv1.Rag_RAG_AMBER}}}}, nil
 }
 
 func (f *fakeRules) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackRequest, _ ...grpc.CallOption) (*rulesv1.ActivatePackResponse, error) {
