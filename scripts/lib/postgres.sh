@@ -90,9 +90,12 @@ _pg_answers() {
   if isready=$(_pg_tool pg_isready); then
     "$isready" -q -h 127.0.0.1 -p "$1" -t 3 >/dev/null 2>&1
   else
-    timeout 3 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" >/dev/null 2>&1
+    _pg_accepts "$1"
   fi
 }
+
+# Succeeds when something accepts TCP connections on 127.0.0.1:$1.
+_pg_accepts() { timeout 3 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" >/dev/null 2>&1; }
 
 # Succeeds when no TCP socket on this machine uses local port $1: not a server, and not the
 # local end of a connection either. The kernel hands out ports in ip_local_port_range (Linux:
@@ -103,7 +106,7 @@ _pg_port_free() {
   if command -v ss >/dev/null 2>&1; then
     [[ -z $(ss -Htan "sport = :$1" 2>/dev/null) ]]
   else
-    ! timeout 3 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" >/dev/null 2>&1
+    ! _pg_accepts "$1"
   fi
 }
 
