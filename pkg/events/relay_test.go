@@ -430,3 +430,28 @@ func TestRelayPublishesEventByEventWhereBatchesAreOff(t *testing.T) {
 		t.Error("atomic batches still on after the stream refused them")
 	}
 }
+
+// The relay lingers only after a round that went as an atomic batch: never when lingering
+// is off, after a small round, or once the server refused atomic batches, since then the
+// wait would save nothing.
+func TestLingersOnlyAfterAnAtomicBatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		linger    time.Duration
+		claimed   int
+		atomicOff bool
+		want      bool
+	}{
+		{"batch-sized round", 20 * time.Millisecond, atomicBatchMin, false, true},
+		{"small round", 20 * time.Millisecond, atomicBatchMin - 1, false, false},
+		{"linger off", -1, 200, false, false},
+		{"server without atomic batches", 20 * time.Millisecond, 200, true, false},
+	} {
+		r := &Relay{cfg: RelayConfig{Linger: tc.linger}}
+		r.atomicOff.Store(tc.atomicOff)
+		if got := r.lingers(roundResult{claimed: tc.claimed, acked: tc.claimed}); got != tc.want {
+			t.Errorf("%s: lingers = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
