@@ -101,10 +101,12 @@ _pg_accepts() { timeout 3 bash -c ': >"/dev/tcp/127.0.0.1/$1"' _ "$1" >/dev/null
 # local end of a connection either. The kernel hands out ports in ip_local_port_range (Linux:
 # 32768-60999) as the local end of outgoing connections, and PostgreSQL cannot listen on a port
 # a connection holds ("Address already in use"), so asking whether something answers is not
-# enough. Without ss, only listening servers are seen.
+# enough. TIME-WAIT sockets are left out: a server closing its connections leaves them on its
+# own port, and PostgreSQL listens with SO_REUSEADDR, which binds over them (a restart right
+# after a stop would otherwise be refused). Without ss, only listening servers are seen.
 _pg_port_free() {
   if command -v ss >/dev/null 2>&1; then
-    [[ -z $(ss -Htan "sport = :$1" 2>/dev/null) ]]
+    [[ -z $(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null) ]]
   else
     ! _pg_accepts "$1"
   fi

@@ -222,6 +222,29 @@ print("ready", flush=True); time.sleep(60)' "$held" >"$TMP/held.out" 2>&1 &
     check "held port: no server started" eval '[[ ! -f $repo/.local/postgres/data/postmaster.pid ]]'
   }
   scenario "held port" t_held
+
+  # A port left in TIME-WAIT by a server that closed its connections (as PostgreSQL does on
+  # stop) is not held: the restart right after a stop must not be refused.
+  t_time_wait() {
+    local port
+    repo=$(new_repo repo "$TMP/timewait")
+    port=$(free_port 25950)
+    python3 -c '
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(1)
+c = socket.create_connection(srv.getsockname())
+a, _ = srv.accept(); a.close(); c.recv(1); c.close(); srv.close()' "$port"
+    check "time-wait port: left in TIME-WAIT" eval '[[ -n $(ss -Htan state time-wait "sport = :$port") ]]'
+    unset DATABASE_URL
+    export MASH_ROOT=$repo MASH_PG_PROBE_PORT=1 MASH_PG_PORT=$port
+    rc=0
+    pg_ensure 2>"$TMP/err" || rc=$?
+    check "time-wait port: pg_ensure succeeds" eq "$rc" 0
+    [[ $rc == 0 ]] || sed 's/^/     /' "$TMP/err"
+    pg_stop_if_started
+  }
+  scenario "time-wait port" t_time_wait
 else
   echo "skip no python3 or ss; held-port refusal not tested"
 fi
