@@ -411,13 +411,11 @@ func TestRelayPublishesEventByEventWhereBatchesAreOff(t *testing.T) {
 	t.Parallel()
 	pool := newTestPool(t)
 	b := startBroker(t, t.TempDir())
-	ctx := context.Background()
-	if err := b.js.DeleteStream(ctx, StreamName); err != nil {
-		t.Fatal(err)
-	}
+	// Updated in place: deleting the stream and creating it again races the server's removal
+	// of the old store ("error creating store for stream").
 	cfg := StreamConfig(Streams[0], StreamOptions{})
 	cfg.AllowAtomicPublish = false
-	if _, err := b.js.CreateStream(ctx, cfg); err != nil {
+	if _, err := b.js.UpdateStream(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	ids := insertEvents(t, pool, 100)
