@@ -3,14 +3,14 @@ package events
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"mash/pkg/testport"
 )
 
 func newTestRelay(t testing.TB, pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, m *Metrics) *Relay {
@@ -152,9 +152,11 @@ func TestRelayWaitsOutBrokerOutage(t *testing.T) {
 	t.Parallel()
 	pool := newTestPool(t)
 	dir := t.TempDir()
-	b1 := startBrokerListen(t, dir, "127.0.0.1:0")
-	port := b1.s.Addr().(*net.TCPAddr).Port
-	nc, err := Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), "relay-test")
+	// The broker comes back on the same address, so it must not be a port the kernel may
+	// hand to an outgoing connection while the broker is down.
+	addr := testport.Addr(t)
+	b1 := startBrokerListen(t, dir, addr)
+	nc, err := Connect("nats://"+addr, "relay-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +184,7 @@ func TestRelayWaitsOutBrokerOutage(t *testing.T) {
 		t.Errorf("backlog %d while the broker is down, want %d", n, len(down))
 	}
 
-	b2 := startBrokerListen(t, dir, fmt.Sprintf("127.0.0.1:%d", port))
+	b2 := startBrokerListen(t, dir, addr)
 	eventually(t, 20*time.Second, "published after the broker is back", func() bool { return backlog(t, r) == 0 })
 	assertExactlyOnce(t, b2.js, ids)
 	if r.atomicOff.Load() {

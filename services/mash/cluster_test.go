@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"mash/pkg/testport"
 )
 
 var (
@@ -67,7 +69,7 @@ func startNATSCluster(t *testing.T, n int) []*natsNode {
 	bin := natsServer(t)
 	clients, routes := make([]string, n), make([]string, n)
 	for i := range n {
-		clients[i], routes[i] = freeAddr(t), freeAddr(t)
+		clients[i], routes[i] = testport.Addr(t), testport.Addr(t)
 	}
 	var nodes []*natsNode
 	for i := range n {
@@ -161,7 +163,7 @@ func TestClusterTopologySurvivesLeaderLoss(t *testing.T) {
 	env := []string{"NATS_URL=" + clusterURL(nodes), "MASH_NATS_REPLICAS=3"}
 	var intakes []*system
 	for _, svc := range []string{"intake", "intake", "rules", "rules", "notify", "audit"} {
-		p := &system{dbURL: base.dbURL, dataDir: t.TempDir(), httpAddr: freeAddr(t), grpcAddr: freeAddr(t), nats: freeAddr(t)}
+		p := &system{dbURL: base.dbURL, dataDir: t.TempDir(), httpAddr: testport.Addr(t), grpcAddr: testport.Addr(t), nats: testport.Addr(t)}
 		p.startSingle(t, append(env, "MASH_SERVICES="+svc)...)
 		if svc == "intake" {
 			intakes = append(intakes, p)

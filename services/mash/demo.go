@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/config"
 	mashlog "mash/pkg/log"
+	"mash/pkg/loopback"
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/mash/demo"
@@ -114,11 +114,11 @@ func demoCommand(ctx context.Context, args []string) error {
 		}
 	}
 	cfg.Services, cfg.Peers, cfg.PprofAddr = serviceNames(), nil, ""
-	if cfg.GRPCAddr, err = freeLoopback(); err != nil {
-		return err
+	if cfg.GRPCAddr, err = loopback.FreeAddr(); err != nil {
+		return fmt.Errorf("demo: gRPC address: %w", err)
 	}
-	if cfg.HTTPAddr, err = freeLoopback(); err != nil {
-		return err
+	if cfg.HTTPAddr, err = loopback.FreeAddr(); err != nil {
+		return fmt.Errorf("demo: HTTP address: %w", err)
 	}
 	// The embedded NATS server keeps listening on MASH_NATS_LISTEN, the address mash serve's
 	// embedded server takes: two servers on one JetStream store would corrupt it, and the
@@ -296,16 +296,6 @@ func summaryLine(s demo.Summary, dc demoConfig, took time.Duration) string {
 		line += " (no triage service: nothing closed)"
 	}
 	return line + fmt.Sprintf("; %d acknowledgements", s.Acknowledged)
-}
-
-// freeLoopback returns a loopback address nothing listens on now.
-func freeLoopback() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("demo: find a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func readDemoState(path string) (demoState, bool, error) {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
+	"mash/pkg/testport"
 	"mash/services/audit"
 	auditstore "mash/services/audit/store"
 	"mash/services/console"
@@ -136,36 +134,6 @@ func migrated(ctx context.Context, url string) error {
 	return audit.Migrate(ctx, pool)
 }
 
-// freeAddr returns a loopback address nobody listens on right now.
-// Ports for the mash processes these tests start come from below Linux's ephemeral range
-// (32768-60999). A port the kernel picks for ":0" lies in that range, and between this test
-// closing it and the process binding it, any outgoing connection on the machine may take it
-// as its local end: CI saw "address already in use" that way. Below the range only another
-// listener can hold a port, and the bind below checks for one. Ports go in turn from a
-// random start, so the tests of one run never pick the same one.
-const (
-	testPortLow  = 20000
-	testPortHigh = 32000
-)
-
-var nextTestPort = atomic.Int64{}
-
-func init() { nextTestPort.Store(int64(testPortLow + rand.IntN(testPortHigh-testPortLow))) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range testPortHigh - testPortLow {
-		port := testPortLow + (nextTestPort.Add(1)-testPortLow)%(testPortHigh-testPortLow)
-		addr := "127.0.0.1:" + strconv.FormatInt(port, 10)
-		if l, err := net.Listen("tcp", addr); err == nil {
-			_ = l.Close()
-			return addr
-		}
-	}
-	t.Fatalf("no free port between %d and %d", testPortLow, testPortHigh)
-	return ""
-}
-
 // system is the configuration of one mash process under test; it outlives restarts.
 type system struct {
 	dbURL, dataDir           string
@@ -180,7 +148,7 @@ func newSystem(t *testing.T) *system {
 	return &system{
 		dbURL:    dbtest.NewURL(t, migrationsKey(t), migrated),
 		dataDir:  t.TempDir(),
-		httpAddr: freeAddr(t), grpcAddr: freeAddr(t), nats: freeAddr(t),
+		httpAddr: testport.Addr(t), grpcAddr: testport.Addr(t), nats: testport.Addr(t),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"mash/pkg/events"
+	"mash/pkg/testport"
 	"mash/services/console"
 	"mash/services/intake"
 )
@@ -137,7 +138,7 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 // external server's stream.
 func TestServeWithExternalNATS(t *testing.T) {
 	t.Parallel()
-	natsAddr := freeAddr(t)
+	natsAddr := testport.Addr(t)
 	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: natsAddr}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mash/pkg/testport"
 )
 
 // topologies are the two shapes the end-to-end tests run against: every service in one
@@ -50,7 +52,7 @@ func (s *system) startSplit(t *testing.T, extraEnv ...string) *process {
 	// Service would send them to one of its pods.
 	peerAddrs := map[string]string{}
 	for _, svc := range []string{"intake", "intake", "rules", "rules", "notify", "audit", "triage"} {
-		p := &system{dbURL: s.dbURL, dataDir: t.TempDir(), httpAddr: freeAddr(t), grpcAddr: freeAddr(t), nats: freeAddr(t)}
+		p := &system{dbURL: s.dbURL, dataDir: t.TempDir(), httpAddr: testport.Addr(t), grpcAddr: testport.Addr(t), nats: testport.Addr(t)}
 		var peers []string
 		for name, addr := range peerAddrs {
 			peers = append(peers, name+"="+addr)
