@@ -3,11 +3,14 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -162,6 +165,78 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 	}
 	if closed == 0 {
 		t.Error("no case closed; want most of the older ones closed with an outcome")
+	}
+}
+
+// A demo killed midway, as a stopped scripts/run would leave it, is resumed by the next
+// scripts/run (mash demo --once): it goes on with the same plan, sends no referral twice, and
+// every referral of the plan ends up decided.
+func TestDemoResumesAfterBeingKilled(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, query).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return n
+	}
+
+	const referrals = 40
+	cmd := exec.CommandContext(ctx, mashBinary, "demo", "--referrals", strconv.Itoa(referrals), "--days", "30", "--seed", "2")
+	cmd.Env = s.env(demoDirectory)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	for count(`SELECT count(*) FROM intake.referrals`) < 5 {
+		select {
+		case <-exited:
+			t.Fatalf("demo ended before it was killed:\n%s", out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	before := count(`SELECT count(*) FROM intake.referrals`)
+	if before >= referrals {
+		t.Fatalf("all %d referrals were in before the kill; the test needs the demo stopped midway", before)
+	}
+
+	again, code := s.runDemo(t, "--once")
+	if code != 0 {
+		t.Fatalf("mash demo --once after a kill: exit %d\n%s", code, again)
+	}
+	// The resumed run takes the killed run's plan (seed 2, 40 referrals), not --once's defaults.
+	want := fmt.Sprintf("%d referrals over 30 days (seed 2; %d new, %d already there)", referrals, referrals-before, before)
+	if !strings.Contains(again, want) {
+		t.Fatalf("resumed demo: want %q in its summary:\n%s", want, again)
+	}
+	if n := count(`SELECT count(*) FROM intake.referrals`); n != referrals {
+		t.Errorf("%d referrals after the resumed demo, want %d", n, referrals)
+	}
+	if n := count(`SELECT count(*) FROM rules.decisions`); n != referrals {
+		t.Errorf("%d referrals decided, want %d", n, referrals)
+	}
+	// Loaded now: the next scripts/run loads nothing more.
+	if out, code := s.runDemo(t, "--once"); code != 0 || !strings.Contains(out, "no demo data loaded") {
+		t.Fatalf("mash demo --once after the resumed demo: exit %d\n%s", code, out)
 	}
 }
 
