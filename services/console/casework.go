@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/auth"
@@ -99,8 +98,13 @@ func (s *Service) actOn(w http.ResponseWriter, r *http.Request, rs *reqState, a 
 		return
 	}
 	p := problemOf(err)
-	switch p.code {
-	case codes.InvalidArgument, codes.OutOfRange:
+	status, refused := refusalStatus(p.code)
+	switch {
+	case !refused:
+		s.pageError(w, r, rs, err)
+		return
+	case status == http.StatusBadRequest:
+		// An invalid request shows each fault beside its field, in the form's names.
 		for f, d := range p.fields {
 			if to, ok := a.fields[f]; ok {
 				f = to
@@ -111,13 +115,10 @@ func (s *Service) actOn(w http.ResponseWriter, r *http.Request, rs *reqState, a 
 		if len(pg.Errors) == 0 {
 			pg.ErrorText = p.message
 		}
-		s.showCase(w, r, rs, pg, http.StatusBadRequest, a.form)
-	case codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists:
-		pg.ErrorKey, pg.ErrorText = a.conflict, p.message
-		s.showCase(w, r, rs, pg, http.StatusConflict, a.form)
 	default:
-		s.pageError(w, r, rs, err)
+		pg.ErrorKey, pg.ErrorText = a.conflict, p.message
 	}
+	s.showCase(w, r, rs, pg, status, a.form)
 }
 
 func version(r *http.Request) int64 {

@@ -365,16 +365,23 @@ func formField(f string) string {
 // shows.
 func refusal(err error, pg *page, key string) (code int, ok bool) {
 	p := problemOf(err)
-	switch p.code {
-	case codes.InvalidArgument, codes.OutOfRange:
-		code = http.StatusBadRequest
-	case codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists:
-		code = http.StatusConflict
-	default:
-		return 0, false
+	if code, ok = refusalStatus(p.code); ok {
+		pg.ErrorKey, pg.ErrorText = key, p.message
 	}
-	pg.ErrorKey, pg.ErrorText = key, p.message
-	return code, true
+	return code, ok
+}
+
+// refusalStatus is the status a form answers when a service refused the change it sent:
+// 400 for an invalid request, 409 when the record's state or version did not allow it. ok
+// is false for a code that is not a refusal.
+func refusalStatus(c codes.Code) (status int, ok bool) {
+	switch c {
+	case codes.InvalidArgument, codes.OutOfRange:
+		return http.StatusBadRequest, true
+	case codes.FailedPrecondition, codes.Aborted, codes.AlreadyExists:
+		return http.StatusConflict, true
+	}
+	return 0, false
 }
 
 // pageError shows a failed read as a whole page: not found, forbidden, or unavailable.
