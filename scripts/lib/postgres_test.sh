@@ -249,6 +249,31 @@ else
   echo "skip no python3 or ss; held-port refusal not tested"
 fi
 
+# --- Without ss: only a listening server makes a port busy -------------------------------------
+# The fallback sees listeners only (a connection's local end goes unseen, as the library says).
+if command -v python3 >/dev/null 2>&1; then
+  t_no_ss() {
+    local port listener
+    mkdir -p "$TMP/no-ss-bin"
+    ln -sf "$(command -v timeout)" "$(command -v bash)" "$TMP/no-ss-bin/"
+    port=$(free_port 26100)
+    # Assigning PATH also empties bash's table of commands found, so ss cannot be found there.
+    check "no ss: ss is out of reach" eval '(PATH=$TMP/no-ss-bin; ! command -v ss >/dev/null)'
+    check "no ss: a free port is free" eval '(PATH=$TMP/no-ss-bin; _pg_port_free "$port")'
+    python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+print("ready", flush=True); time.sleep(60)' "$port" >"$TMP/listen.out" 2>&1 &
+    listener=$!
+    local deadline=$((SECONDS + 10))
+    until grep -q ready "$TMP/listen.out" 2>/dev/null || ((SECONDS > deadline)); do sleep 0.1; done
+    check "no ss: a port a server listens on is busy" eval '(PATH=$TMP/no-ss-bin; ! _pg_port_free "$port")'
+    kill "$listener" 2>/dev/null || true
+    wait "$listener" 2>/dev/null || true
+  }
+  scenario "no ss" t_no_ss
+fi
+
 # --- Repository the postgres user cannot reach: cluster in /var/tmp ----------------------------
 if ((EUID == 0)); then
   private=$(mktemp -d) # mode 700: postgres cannot traverse it
