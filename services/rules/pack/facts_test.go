@@ -16,7 +16,7 @@ import (
 
 func loadExample(t *testing.T) *intakev1.ReferralSubmission {
 	t.Helper()
-	b, err := os.ReadFile("../packs/testdata/referral.example.json")
+	b, err := os.ReadFile("../../intake/testdata/referral.example.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,10 @@ func TestDefaultPackEveryCategoryAloneGetsARule(t *testing.T) {
 	}
 }
 
+// exampleReferral is the API's example referral, kept by intake beside its own tests (and
+// checked there against ../shared/api): one copy, so the rules are tried on what intake accepts.
+const exampleReferral = "../../intake/testdata/referral.example.json"
+
 // TestSharedExampleOutcome runs the published example referral through
 // FactsFrom and the default pack. A police report of high-risk domestic
 // abuse, the third call-out in 12 months, with a school-age child present
@@ -89,7 +93,7 @@ func TestDefaultPackEveryCategoryAloneGetsARule(t *testing.T) {
 // Operation Encompass are also pathways.
 func TestSharedExampleOutcome(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("testdata/referral.example.json")
+	b, err := os.ReadFile(exampleReferral)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +180,7 @@ func BenchmarkCompileDefaultPack(b *testing.B) {
 // for the shared example with history already loaded (target < 50 µs).
 func BenchmarkEvaluateDefaultPack(b *testing.B) {
 	c := loadDefault(b)
-	body, err := os.ReadFile("testdata/referral.example.json")
+	body, err := os.ReadFile(exampleReferral)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -204,7 +208,7 @@ func BenchmarkEvaluateDefaultPack(b *testing.B) {
 // referral, as the service will do per request.
 func BenchmarkFactsFromAndEvaluate(b *testing.B) {
 	c := loadDefault(b)
-	body, err := os.ReadFile("testdata/referral.example.json")
+	body, err := os.ReadFile(exampleReferral)
 	if err != nil {
 		b.Fatal(err)
 	}
