@@ -50,6 +50,29 @@ new_repo() { # new_repo NAME PARENT: a fake repository with this library in scri
 sql() { "$(_pg_tool psql)" -X -q -tA -d "$1" -c "$2" 2>&1; }
 pm_pid() { head -n 1 "$1/postmaster.pid" 2>/dev/null; }
 
+# hold_port HOW PORT: holds 127.0.0.1:PORT from a background process until release_port:
+# HOW=listen with a listening server, HOW=connect with the local end of a connection, the way
+# an outgoing connection holds a port. Sets HOLDER to the process's pid.
+hold_port() {
+  rm -f "$TMP/hold.out"
+  python3 -c '
+import socket, sys, time
+port = int(sys.argv[2])
+if sys.argv[1] == "listen":
+    s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen(1)
+else:
+    srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+    c = socket.socket(); c.bind(("127.0.0.1", port)); c.connect(srv.getsockname())
+print("ready", flush=True); time.sleep(60)' "$1" "$2" >"$TMP/hold.out" 2>&1 &
+  HOLDER=$!
+  local deadline=$((SECONDS + 10))
+  until grep -q ready "$TMP/hold.out" 2>/dev/null || ((SECONDS > deadline)); do sleep 0.1; done
+}
+release_port() {
+  kill "$HOLDER" 2>/dev/null || true
+  wait "$HOLDER" 2>/dev/null || true
+}
+
 cleanup() {
   local d
   for d in "$TMP"/*/repo/.local/postgres/data "${VARTMP_DIRS[@]/%//data}"; do
@@ -200,23 +223,15 @@ scenario throwaway t_throwaway
 # pg_isready sees nothing there, yet PostgreSQL could not listen on it.
 if command -v python3 >/dev/null 2>&1 && command -v ss >/dev/null 2>&1; then
   t_held() {
-    local held holder
+    local held
     repo=$(new_repo repo "$TMP/held")
     held=$(free_port 25900)
-    python3 -c '
-import socket, sys, time
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
-c = socket.socket(); c.bind(("127.0.0.1", int(sys.argv[1]))); c.connect(srv.getsockname())
-print("ready", flush=True); time.sleep(60)' "$held" >"$TMP/held.out" 2>&1 &
-    holder=$!
-    local deadline=$((SECONDS + 10))
-    until grep -q ready "$TMP/held.out" 2>/dev/null || ((SECONDS > deadline)); do sleep 0.1; done
+    hold_port connect "$held"
     unset DATABASE_URL
     export MASH_ROOT=$repo MASH_PG_PROBE_PORT=1 MASH_PG_PORT=$held
     rc=0
     pg_ensure 2>"$TMP/err" || rc=$?
-    kill "$holder" 2>/dev/null || true
-    wait "$holder" 2>/dev/null || true
+    release_port
     check "held port: refused" eq "$rc" 1
     check "held port: names the socket and MASH_PG_PORT" has "$(cat "$TMP/err")" "port $held on 127.0.0.1 is held by another socket"
     check "held port: no server started" eval '[[ ! -f $repo/.local/postgres/data/postmaster.pid ]]'
@@ -253,23 +268,16 @@ fi
 # The fallback sees listeners only (a connection's local end goes unseen, as the library says).
 if command -v python3 >/dev/null 2>&1; then
   t_no_ss() {
-    local port listener
+    local port
     mkdir -p "$TMP/no-ss-bin"
     ln -sf "$(command -v timeout)" "$(command -v bash)" "$TMP/no-ss-bin/"
     port=$(free_port 26100)
     # Assigning PATH also empties bash's table of commands found, so ss cannot be found there.
     check "no ss: ss is out of reach" eval '(PATH=$TMP/no-ss-bin; ! command -v ss >/dev/null)'
     check "no ss: a free port is free" eval '(PATH=$TMP/no-ss-bin; _pg_port_free "$port")'
-    python3 -c '
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
-print("ready", flush=True); time.sleep(60)' "$port" >"$TMP/listen.out" 2>&1 &
-    listener=$!
-    local deadline=$((SECONDS + 10))
-    until grep -q ready "$TMP/listen.out" 2>/dev/null || ((SECONDS > deadline)); do sleep 0.1; done
+    hold_port listen "$port"
     check "no ss: a port a server listens on is busy" eval '(PATH=$TMP/no-ss-bin; ! _pg_port_free "$port")'
-    kill "$listener" 2>/dev/null || true
-    wait "$listener" 2>/dev/null || true
+    release_port
   }
   scenario "no ss" t_no_ss
 fi
