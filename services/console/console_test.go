@@ -398,8 +398,7 @@ func TestScreensRender(t *testing.T) {
 		"/console/nowhere":                                   {"Page not found"},
 	}
 	for _, lang := range []string{"en", "cy"} {
-		u, _ := url.Parse(e.srv.URL)
-		c.Jar.SetCookies(u, []*http.Cookie{{Name: LangCookie, Value: lang, Path: "/"}})
+		setLang(t, e, c, lang)
 		for path, wants := range screens {
 			code, body, _ := get(t, c, e.srv.URL+path)
 			if path == "/console/sign-in" {
@@ -425,16 +424,14 @@ func TestScreensRender(t *testing.T) {
 	// A level's outcomes chart is titled with the level's name, in the page's language, as
 	// its heading and as its table's caption.
 	for _, lang := range []string{"en", "cy"} {
-		u, _ := url.Parse(e.srv.URL)
-		c.Jar.SetCookies(u, []*http.Cookie{{Name: LangCookie, Value: lang, Path: "/"}})
+		setLang(t, e, c, lang)
 		_, body, _ := get(t, c, e.srv.URL+"/console/dashboard")
 		title := html.EscapeString(fmt.Sprintf(messages[lang]["dashboard.outcomes_for"], messages[lang]["level.LEVEL_4"]))
 		if !strings.Contains(body, `<h2 id="chart-outcomes-level_4">`+title+`</h2>`) || !strings.Contains(body, `<caption class="visually-hidden">`+title+`</caption>`) {
 			t.Errorf("dashboard (%s): the level 4 outcomes chart is not titled %q", lang, title)
 		}
 	}
-	u, _ := url.Parse(e.srv.URL)
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: LangCookie, Value: "cy", Path: "/"}})
+	setLang(t, e, c, "cy")
 	// Welsh strings reach the page.
 	_, body, _ := get(t, c, e.srv.URL+"/console/queue")
 	for _, w := range []string{"Ciw", "Allgofnodi", "Neidio i'r prif gynnwys", "Coch"} {
