@@ -38,13 +38,25 @@ func sameOrder(t *testing.T, what string, got []*triagev1.Case, want ...string) 
 	}
 }
 
+// field is the first field err's BadRequest names, or "".
 func field(err error) string {
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
-			return br.GetFieldViolations()[0].GetField()
-		}
+	if fs := fields(err); len(fs) > 0 {
+		return fs[0]
 	}
 	return ""
+}
+
+// fields are the fields err's BadRequest names, in its order.
+func fields(err error) []string {
+	var fs []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				fs = append(fs, v.GetField())
+			}
+		}
+	}
+	return fs
 }
 
 // queueFixture publishes cases in a known order of urgency and returns their ids by name.
@@ -751,15 +763,7 @@ func TestPageTokensNotIssuedHereAreRefused(t *testing.T) {
 		}
 	}
 	_, err := e.client.ListQueue(p.ctx, &triagev1.ListQueueRequest{PageToken: "!!!", States: []triagev1.CaseState{99}})
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				fields = append(fields, v.GetField())
-			}
-		}
-	}
-	if strings.Join(fields, ",") != "states[0],pageToken" {
-		t.Errorf("queue with a bad state and a bad token: violations on %v, want states[0] and pageToken", fields)
+	if got := fields(err); strings.Join(got, ",") != "states[0],pageToken" {
+		t.Errorf("queue with a bad state and a bad token: violations on %v, want states[0] and pageToken", got)
 	}
 }
