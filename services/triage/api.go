@@ -21,6 +21,7 @@ import (
 	"mash/pkg/peers"
 	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
+	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/triage/store"
@@ -109,9 +110,17 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 		return nil, err
 	}
 	now := a.svc.now()
-	f := store.QueueFilter{Partnership: req.GetPartnership(), Concern: req.GetConcern(), SourceAgency: req.GetSourceAgency(),
+	f := store.QueueFilter{Partnership: req.GetPartnership(), SourceAgency: req.GetSourceAgency(),
 		OverdueOnly: req.GetOverdueOnly(), Now: now, Limit: pageSize(req.GetPageSize())}
 	var vs []apierr.Violation
+	// Cases keep their concerns as category names, so a filter that is not one would match
+	// nothing: refused, rather than answered with an empty queue.
+	if c := strings.ToUpper(req.GetConcern()); c != "" {
+		if v, ok := intakev1.ConcernCategory_value[c]; !ok || v == 0 {
+			vs = append(vs, apierr.Violation{Field: "concern", Reason: "is not a concern category"})
+		}
+		f.Concern = c
+	}
 	for i, st := range req.GetStates() {
 		if _, ok := triagev1.CaseState_name[int32(st)]; !ok || st == triagev1.CaseState_CASE_STATE_UNSPECIFIED {
 			vs = append(vs, apierr.Violation{Field: fmt.Sprintf("states[%d]", i), Reason: "is not a case state"})
@@ -121,10 +130,16 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 	if len(f.States) == 0 {
 		f.States = []int16{store.StateAwaitingRules, store.StateAwaitingDecision}
 	}
-	for _, r := range req.GetRags() {
+	for i, r := range req.GetRags() {
+		if _, ok := rulesv1.Rag_name[int32(r)]; !ok || r == rulesv1.Rag_RAG_UNSPECIFIED {
+			vs = append(vs, apierr.Violation{Field: fmt.Sprintf("rags[%d]", i), Reason: "is not a RAG rating"})
+		}
 		f.RAGs = append(f.RAGs, int16(r))
 	}
-	for _, l := range req.GetLevels() {
+	for i, l := range req.GetLevels() {
+		if _, ok := rulesv1.Level_name[int32(l)]; !ok || l == rulesv1.Level_LEVEL_UNSPECIFIED {
+			vs = append(vs, apierr.Violation{Field: fmt.Sprintf("levels[%d]", i), Reason: "is not an intervention level"})
+		}
 		f.Levels = append(f.Levels, int16(l))
 	}
 	switch as := req.GetAssignee(); as {

@@ -256,7 +256,7 @@ func (p *params) err() error {
 
 func fillQueue(r *http.Request, _ []byte, req *triagev1.ListQueueRequest) error {
 	q := query(r)
-	req.Partnership, req.Concern, req.SourceAgency = q.get("partnership"), strings.ToUpper(q.get("concern")), q.get("sourceAgency")
+	req.Partnership, req.Concern, req.SourceAgency = q.get("partnership"), q.get("concern"), q.get("sourceAgency")
 	req.Assignee, req.PageToken = q.get("assignee"), q.get("pageToken")
 	req.OverdueOnly = q.boolean("overdueOnly")
 	req.PageSize = q.int32("pageSize")

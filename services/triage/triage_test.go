@@ -3,6 +3,7 @@ package triage_test
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,7 @@ func TestQueueOrderFiltersAndCounts(t *testing.T) {
 		{"rag", &triagev1.ListQueueRequest{Rags: []rulesv1.Rag{rulesv1.Rag_RAG_AMBER, rulesv1.Rag_RAG_GREEN}}, []string{n["amberEarly"], n["amberLate"], n["green"]}},
 		{"level", &triagev1.ListQueueRequest{Levels: []rulesv1.Level{rulesv1.Level_LEVEL_3B}}, []string{n["amberEarly"]}},
 		{"concern", &triagev1.ListQueueRequest{Concern: "NEGLECT"}, []string{n["red2"], n["amberEarly"], n["amberLate"]}},
+		{"concern in lower case", &triagev1.ListQueueRequest{Concern: "neglect"}, []string{n["red2"], n["amberEarly"], n["amberLate"]}},
 		{"source agency", &triagev1.ListQueueRequest{SourceAgency: "rct-school"}, []string{n["amberEarly"], n["green"]}},
 		{"overdue", &triagev1.ListQueueRequest{OverdueOnly: true}, []string{n["red"]}},
 		{"state", &triagev1.ListQueueRequest{States: []triagev1.CaseState{triagev1.CaseState_DECIDED}}, []string{n["decided"]}},
@@ -191,6 +193,13 @@ func TestQueueOrderFiltersAndCounts(t *testing.T) {
 	sameOrder(t, "paged", paged, n["red"], n["red2"], n["amberEarly"], n["amberLate"], n["green"], n["awaitingRules"])
 	if _, err := e.client.ListQueue(p.ctx, &triagev1.ListQueueRequest{PageToken: "garbage!"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("bad token: %v", err)
+	}
+	// A filter that could match nothing is refused, naming each bad field, not answered with
+	// an empty queue.
+	_, err = e.client.ListQueue(p.ctx, &triagev1.ListQueueRequest{Concern: "NEGLECTED", Rags: []rulesv1.Rag{rulesv1.Rag_RAG_RED, 42},
+		Levels: []rulesv1.Level{rulesv1.Level_LEVEL_UNSPECIFIED}})
+	if status.Code(err) != codes.InvalidArgument || !slices.Equal(fields(err), []string{"concern", "rags[1]", "levels[0]"}) {
+		t.Fatalf("unknown filter values: %v, fields %v", err, fields(err))
 	}
 
 	// Over HTTP, with enum names in the query.
