@@ -139,7 +139,7 @@ func (s *Service) attempt(ctx context.Context, n store.Notification, a directory
 		return s.retryOrFail(n, "shutting down before the attempt")
 	}
 	defer func() { <-sem }()
-	target := channel.Endpoint{Kind: a.Channel, URL: a.URL, Subject: directory.Subject(a.ID), Address: a.Email, Secret: a.Secret}
+	target := a.Endpoint()
 	m := channel.Message{ID: n.ID, Agency: n.Agency, Kind: kindName(n.Kind), Reference: n.Reference, Body: n.Payload}
 	if consoleURL != "" {
 		m.Link = consoleURL + "/referrals/" + n.ReferralID

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mash/pkg/calendar"
+	"mash/services/notify/channel"
 )
 
 // DefaultLawfulBasis is stated on every share unless the partnership configures another.
@@ -30,9 +31,9 @@ const RoleSchoolDSL = "school_dsl"
 
 // Channel kinds.
 const (
-	ChannelWebhook = "webhook"
-	ChannelNATS    = "nats"
-	ChannelEmail   = "email"
+	ChannelWebhook = channel.KindWebhook
+	ChannelNATS    = channel.KindNATS
+	ChannelEmail   = channel.KindEmail
 )
 
 // Partnership holds a partnership's notification settings.
@@ -91,8 +92,8 @@ func Subject(agencyID string) string { return "mash.notify." + agencyID }
 // AckSubjectPrefix starts the subjects agencies acknowledge on: mash.notify.<agency>.ack.
 const AckSubjectPrefix = "mash.notify."
 
-// MinSecretBytes is the shortest webhook secret accepted.
-const MinSecretBytes = 32
+// MinSecretBytes is the shortest webhook secret accepted: the channel's minimum.
+const MinSecretBytes = channel.MinSecretLen
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 var rolePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -308,6 +309,8 @@ func (a Agency) Check() []Problem {
 			ps = append(ps, Problem{"url", "must be an absolute https URL"})
 		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
 			ps = append(ps, Problem{"url", "must use https (http only to a loopback host, for local use)"})
+		case u.User != nil:
+			ps = append(ps, Problem{"url", "must not carry a user name or password: a URL ends up in logs; deliveries are signed with the secret instead"})
 		}
 		if len(a.Secret) < MinSecretBytes {
 			ps = append(ps, Problem{"secret", fmt.Sprintf("a webhook needs a secret of at least %d bytes (secretEnv in the file, or rotateSecret through the API)", MinSecretBytes)})
@@ -337,7 +340,20 @@ func (a Agency) Check() []Problem {
 	if a.Concurrency < 1 || a.Concurrency > 64 {
 		ps = append(ps, Problem{"concurrency", "must be between 1 and 64"})
 	}
+	if len(ps) == 0 {
+		// The channel checks again on every send. An entry this file accepts must pass that
+		// too, or its notifications would fail at delivery instead of being refused here.
+		if err := channel.ValidateEndpoint(a.Endpoint()); err != nil {
+			field := map[string]string{ChannelWebhook: "url", ChannelEmail: "email", ChannelNATS: "id"}[a.Channel]
+			ps = append(ps, Problem{field, err.Error()})
+		}
+	}
 	return ps
+}
+
+// Endpoint is where notifications to a are sent.
+func (a Agency) Endpoint() channel.Endpoint {
+	return channel.Endpoint{Kind: a.Channel, URL: a.URL, Subject: Subject(a.ID), Address: a.Email, Secret: a.Secret}
 }
 
 func isLoopback(host string) bool {
