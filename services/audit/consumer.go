@@ -126,7 +126,7 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		var ev eventsv1.TriageConfirmed
 		if any.UnmarshalTo(&ev) == nil {
 			decisionFields(&p, ev.GetDecision())
-			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), RolePractitioner
+			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
 		}
 	case any.MessageIs(&eventsv1.RecordAccessed{}):
 		var ev eventsv1.RecordAccessed
@@ -153,7 +153,7 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		if any.UnmarshalTo(&ev) == nil {
 			c := ev.GetCase()
 			p.ChildID = c.GetChildId()
-			p.Actor, p.ActorRole = staffActor(ev.GetActor())
+			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
 			p.Decision = strings.TrimPrefix(env.GetType(), "mash.case.") + ": " + c.GetState().String()
 			switch env.GetType() {
 			case "mash.case.closed":
@@ -167,7 +167,7 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 	case any.MessageIs(&eventsv1.StrategyDiscussionRecorded{}):
 		var ev eventsv1.StrategyDiscussionRecorded
 		if any.UnmarshalTo(&ev) == nil {
-			p.Actor, p.ActorRole = staffActor(ev.GetDiscussion().GetRecordedBy())
+			p.Actor, p.ActorRole = staffActor(ev.GetDiscussion().GetRecordedBy(), ev.GetRecordedByRole())
 			p.Decision = fmt.Sprintf("strategy discussion recorded (%d taking part, section 47: %t)",
 				len(ev.GetDiscussion().GetParticipants()), ev.GetDiscussion().GetSection_47())
 		}
@@ -176,7 +176,7 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		if any.UnmarshalTo(&ev) == nil {
 			r := ev.GetRequest()
 			p.Agency = r.GetAgency()
-			p.Actor, p.ActorRole = staffActor(ev.GetActor())
+			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
 			p.Decision = "information request " + r.GetId() + " " + strings.ToLower(r.GetState().String()) + " (" + r.GetAgency() + ")"
 		}
 	case any.MessageIs(&eventsv1.InformationAnswerReceived{}):
@@ -191,27 +191,37 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		if any.UnmarshalTo(&ev) == nil {
 			d := ev.GetDisagreement()
 			p.Agency = d.GetRaisedByAgency()
-			p.Actor, p.ActorRole = staffActor(ev.GetActor())
+			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
 			p.Decision = "disagreement " + d.GetId() + " " + strings.TrimPrefix(env.GetType(), "mash.disagreement.") + " at " + d.GetStage().String()
 		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {
 			decisionFields(&p, ev.GetDecision())
-			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), RolePractitioner
+			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
 			p.Decision += " from " + outcomeSummary(ev.GetPrevious())
 		}
 	}
 	return p
 }
 
-// staffActor names who acted on a case: a signed-in person ("user:..."), a client, or the
-// triage service itself when a deadline acted.
-func staffActor(actor string) (string, string) {
+// staffActor names who acted on a case, and in what role: a signed-in person ("user:..."),
+// a client, or the triage service itself when a deadline acted. role is the one the event
+// carries.
+func staffActor(actor, role string) (string, string) {
 	if actor == "" || actor == "triage" {
 		return "triage", RoleSystem
 	}
-	return actor, RolePractitioner
+	return actor, roleOr(role)
+}
+
+// roleOr is role, or practitioner for events written before they carried the actor's role:
+// only hub staff could act on casework then.
+func roleOr(role string) string {
+	if role == "" {
+		return RolePractitioner
+	}
+	return role
 }
 
 func decisionFields(p *store.Pending, d *rulesv1.Decision) {

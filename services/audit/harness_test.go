@@ -224,7 +224,8 @@ func (e *env) checkTree(t testing.TB) int64 {
 	return int64(len(leaves))
 }
 
-// story builds the events of one referral's life: received, decided, confirmed, overridden.
+// story builds the events of one referral's life: received, decided, confirmed (by an event
+// written before decisions carried the reviewer's role), overridden by a manager.
 func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Envelope, raws [][]byte) {
 	t.Helper()
 	referralID = uuid.NewString()
@@ -232,9 +233,9 @@ func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Env
 	ref := &intakev1.Referral{Id: referralID, Agency: "south-wales-police", Partnership: "rct", AgencyKind: "police",
 		ReceivedAt: timestamppb.New(now)}
 	outcome := &rulesv1.Outcome{Level: rulesv1.Level_LEVEL_3A, Rag: rulesv1.Rag_RAG_AMBER}
-	decision := func(status rulesv1.DecisionStatus, by string, cur *rulesv1.Outcome) *rulesv1.Decision {
+	decision := func(status rulesv1.DecisionStatus, by, role string, cur *rulesv1.Outcome) *rulesv1.Decision {
 		return &rulesv1.Decision{Id: uuid.NewString(), ReferralId: referralID, Partnership: "rct", PackVersion: "2026.1",
-			Recommended: outcome, Current: cur, Status: status, ChildId: childID, ReviewedBy: by}
+			Recommended: outcome, Current: cur, Status: status, ChildId: childID, ReviewedBy: by, ReviewedByRole: role}
 	}
 	add := func(typ string, version int64, payload proto.Message) {
 		ev, raw, err := events.NewEnvelope(typ, "rct", referralID, version, now, payload)
@@ -244,10 +245,10 @@ func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Env
 		envs, raws = append(envs, ev), append(raws, raw)
 	}
 	add("mash.referral.received", 1, &eventsv1.ReferralReceived{Referral: ref})
-	add("mash.triage.decided", 2, &eventsv1.TriageDecided{Decision: decision(rulesv1.DecisionStatus_RECOMMENDED, "", outcome)})
-	add("mash.triage.confirmed", 3, &eventsv1.TriageConfirmed{Decision: decision(rulesv1.DecisionStatus_CONFIRMED, "user-17", outcome)})
+	add("mash.triage.decided", 2, &eventsv1.TriageDecided{Decision: decision(rulesv1.DecisionStatus_RECOMMENDED, "", "", outcome)})
+	add("mash.triage.confirmed", 3, &eventsv1.TriageConfirmed{Decision: decision(rulesv1.DecisionStatus_CONFIRMED, "user-17", "", outcome)})
 	add("mash.triage.overridden", 4, &eventsv1.TriageOverridden{
-		Decision: decision(rulesv1.DecisionStatus_OVERRIDDEN, "user-18", &rulesv1.Outcome{Level: rulesv1.Level_LEVEL_4, Rag: rulesv1.Rag_RAG_RED}),
+		Decision: decision(rulesv1.DecisionStatus_OVERRIDDEN, "user-18", "manager", &rulesv1.Outcome{Level: rulesv1.Level_LEVEL_4, Rag: rulesv1.Rag_RAG_RED}),
 		Previous: outcome})
 	return referralID, envs, raws
 }

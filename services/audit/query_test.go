@@ -79,7 +79,7 @@ func TestTrailWholeStoryInOrder(t *testing.T) {
 		{"mash.referral.received", "south-wales-police", audit.RoleAgency, "", "received"},
 		{"mash.triage.decided", "rules", audit.RoleSystem, "2026.1", "LEVEL_3A/RAG_AMBER"},
 		{"mash.triage.confirmed", "user-17", audit.RolePractitioner, "2026.1", "LEVEL_3A/RAG_AMBER"},
-		{"mash.triage.overridden", "user-18", audit.RolePractitioner, "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
+		{"mash.triage.overridden", "user-18", "manager", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
 	}
 	if len(got.GetEntries()) != len(want) || got.GetNextPageToken() != "" {
 		t.Fatalf("trail has %d entries (next %q), want %d", len(got.GetEntries()), got.GetNextPageToken(), len(want))

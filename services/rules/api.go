@@ -237,7 +237,7 @@ func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecis
 	}
 	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
 		Status: rulesv1.DecisionStatus_CONFIRMED.String(), Level: cur.Level, RAG: cur.RAG, Current: cur.Current,
-		By: id.Actor(), Reason: req.GetNote(), At: a.svc.now().UTC(),
+		By: id.Actor(), Role: string(id.Role), Reason: req.GetNote(), At: a.svc.now().UTC(),
 	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
 		return EventConfirmed, &eventsv1.TriageConfirmed{Decision: after}
 	})
@@ -273,7 +273,7 @@ func (a *grpcAPI) OverrideDecision(ctx context.Context, req *rulesv1.OverrideDec
 	}
 	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
 		Status: rulesv1.DecisionStatus_OVERRIDDEN.String(), Level: levelName(current.GetLevel()), RAG: ragName(current.GetRag()),
-		Current: b, By: id.Actor(), Reason: req.GetReason(), At: a.svc.now().UTC(),
+		Current: b, By: id.Actor(), Role: string(id.Role), Reason: req.GetReason(), At: a.svc.now().UTC(),
 	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
 		return EventOverridden, &eventsv1.TriageOverridden{Decision: after, Previous: before.GetCurrent()}
 	})

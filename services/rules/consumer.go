@@ -131,7 +131,7 @@ func decisionToProto(d store.Decision) (*rulesv1.Decision, error) {
 		Recommended: &rec, Current: &cur, Status: rulesv1.DecisionStatus(rulesv1.DecisionStatus_value[d.Status]),
 		DecidedAt: timestamppb.New(d.DecidedAt), DecisionDue: timestamppb.New(d.DecisionDue), ResponseDue: timestamppb.New(d.ResponseDue),
 		ChildId: d.ChildID, MatchBasis: d.MatchBasis, FactsJson: string(d.Facts), ReviewedBy: d.ReviewedBy,
-		ReviewReason: d.ReviewReason, Version: d.Version,
+		ReviewedByRole: d.ReviewedByRole, ReviewReason: d.ReviewReason, Version: d.Version,
 	}
 	if d.ReviewedAt != nil {
 		p.ReviewedAt = timestamppb.New(*d.ReviewedAt)

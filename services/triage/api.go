@@ -98,10 +98,10 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, ref
 	return nil
 }
 
-// emitCase writes a CaseChanged event for c.
-func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c store.Case, who, reason string) error {
+// emitCase writes a CaseChanged event for c, made by who acting in role.
+func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c store.Case, who, role, reason string) error {
 	return s.emit(ctx, tx, subject, c.Partnership, c.ReferralID, c.Version,
-		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: who, Reason: reason})
+		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: who, ActorRole: role, Reason: reason})
 }
 
 func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest) (*triagev1.ListQueueResponse, error) {
@@ -297,7 +297,7 @@ func (s *Service) rulesClient() (rulesv1.RulesServiceClient, error) {
 // changeCase runs fn on the locked case in one transaction with the event fn returns, then
 // wakes the relay. fn returns the case after the change, the event subject (empty: nothing
 // changed) and the event's reason.
-func (s *Service) changeCase(ctx context.Context, referralID string, who string,
+func (s *Service) changeCase(ctx context.Context, referralID string, id auth.Identity,
 	fn func(tx pgx.Tx, c store.Case) (store.Case, string, string, error)) (store.Case, error) {
 	var out store.Case
 	err := s.store.InTx(ctx, func(tx pgx.Tx) error {
@@ -313,7 +313,7 @@ func (s *Service) changeCase(ctx context.Context, referralID string, who string,
 		if subject == "" {
 			return nil
 		}
-		return s.emitCase(ctx, tx, subject, after, who, reason)
+		return s.emitCase(ctx, tx, subject, after, id.ClientID, string(id.Role), reason)
 	})
 	if err != nil {
 		return store.Case{}, err
@@ -329,7 +329,7 @@ func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest)
 	}
 	s := a.svc
 	now := s.now()
-	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+	c, err := s.changeCase(ctx, req.GetReferralId(), id, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
 		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
 			return c, "", "", err
 		}
@@ -357,7 +357,7 @@ func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequ
 	}
 	s := a.svc
 	now := s.now()
-	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+	c, err := s.changeCase(ctx, req.GetReferralId(), id, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
 		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
 			return c, "", "", err
 		}
@@ -390,7 +390,7 @@ func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseReques
 	}
 	s := a.svc
 	now := s.now()
-	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+	c, err := s.changeCase(ctx, req.GetReferralId(), id, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
 		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
 			return c, "", "", err
 		}
@@ -469,7 +469,7 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 	}
 	// Our own row follows at once, so the caller reads their own write; the rules event
 	// that follows finds the same decision version and changes nothing.
-	after, err := s.changeCase(ctx, c.ReferralID, id.ClientID, func(tx pgx.Tx, cur store.Case) (store.Case, string, string, error) {
+	after, err := s.changeCase(ctx, c.ReferralID, id, func(tx pgx.Tx, cur store.Case) (store.Case, string, string, error) {
 		applied, changed, err := store.ApplyDecision(ctx, tx, decisionOf(d))
 		if err != nil {
 			return applied, "", "", err
@@ -530,7 +530,7 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 			return err
 		}
 		return s.emit(ctx, tx, EventStrategyRecorded, c.Partnership, c.ReferralID, c.Version,
-			&eventsv1.StrategyDiscussionRecorded{ReferralId: c.ReferralID, Discussion: strategyToProto(d)})
+			&eventsv1.StrategyDiscussionRecorded{ReferralId: c.ReferralID, Discussion: strategyToProto(d), RecordedByRole: string(id.Role)})
 	})
 	if err != nil {
 		return nil, err
@@ -549,7 +549,7 @@ func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest)
 	}
 	s := a.svc
 	now := s.now()
-	c, err := s.changeCase(ctx, req.GetReferralId(), id.ClientID, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
+	c, err := s.changeCase(ctx, req.GetReferralId(), id, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
 		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
 			return c, "", "", err
 		}

@@ -74,7 +74,7 @@ func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *event
 		return drop("already answered")
 	}
 	who := "agency:" + ev.GetAgency() + " (" + ev.GetChannel() + ")"
-	_, err = s.answerIn(ctx, tx, r.ID, ev.GetAnswer(), who, who, s.now().UTC())
+	_, err = s.answerIn(ctx, tx, r.ID, ev.GetAnswer(), who, who, agencyRole, s.now().UTC())
 	return err
 }
 

@@ -21,8 +21,15 @@ import (
 // deadlinePassed is the outcome the service records when it escalates an overdue stage.
 const deadlinePassed = "deadline passed"
 
-// systemActor is the service acting on its own (sweeps).
+// systemActor is the service acting on its own (sweeps), in role systemRole.
 const systemActor = "triage"
+
+// Roles the audit trail records for actors that are not signed-in clients: the service
+// itself, and an agency answering on its own channel.
+const (
+	systemRole = "system"
+	agencyRole = "agency"
+)
 
 // stageDue is when a stage that starts at from must conclude.
 func (s *Service) stageDue(stage int16, from time.Time) time.Time {
@@ -76,7 +83,7 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 		if err := store.InsertDisagreement(ctx, tx, d); err != nil {
 			return err
 		}
-		return s.emitDisagreement(ctx, tx, EventDisagreementRaised, d, id.ClientID)
+		return s.emitDisagreement(ctx, tx, EventDisagreementRaised, d, id.ClientID, string(id.Role))
 	})
 	if err != nil {
 		return nil, err
@@ -87,9 +94,9 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 	return &triagev1.RaiseDisagreementResponse{Disagreement: disagreementToProto(d)}, nil
 }
 
-func (s *Service) emitDisagreement(ctx context.Context, tx pgx.Tx, subject string, d store.Disagreement, who string) error {
+func (s *Service) emitDisagreement(ctx context.Context, tx pgx.Tx, subject string, d store.Disagreement, who, role string) error {
 	return s.emit(ctx, tx, subject, d.Partnership, d.ReferralID, d.Version,
-		&eventsv1.DisagreementChanged{Disagreement: disagreementToProto(d), Actor: who})
+		&eventsv1.DisagreementChanged{Disagreement: disagreementToProto(d), Actor: who, ActorRole: role})
 }
 
 type disagreementToken struct {
@@ -156,7 +163,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 			return err
 		}
 		out = after
-		return s.emitDisagreement(ctx, tx, subject, after, id.ClientID)
+		return s.emitDisagreement(ctx, tx, subject, after, id.ClientID, string(id.Role))
 	})
 	if err != nil {
 		return store.Disagreement{}, err
@@ -241,7 +248,7 @@ func (s *Service) escalateOverdue(ctx context.Context) (int, error) {
 				return err
 			}
 			escalated = true
-			return s.emitDisagreement(ctx, tx, EventDisagreementEscal, after, systemActor)
+			return s.emitDisagreement(ctx, tx, EventDisagreementEscal, after, systemActor, systemRole)
 		})
 		if err != nil {
 			return n, fmt.Errorf("escalate disagreement %s: %w", id, err)
@@ -264,7 +271,7 @@ func (s *Service) releaseLapsedClaims(ctx context.Context) (int, error) {
 			return err
 		}
 		for i, c := range cases {
-			if err := s.emitCase(ctx, tx, EventReleased, c, systemActor, "claim by "+holders[i]+" lapsed"); err != nil {
+			if err := s.emitCase(ctx, tx, EventReleased, c, systemActor, systemRole, "claim by "+holders[i]+" lapsed"); err != nil {
 				return err
 			}
 		}

@@ -275,6 +275,11 @@ func TestClaimsConflictsAndLapse(t *testing.T) {
 	if err != nil || assigned.GetCase().GetAssignee() != bob.id {
 		t.Fatalf("assign: %v %v", assigned, err)
 	}
+	// The audit trail learns in what role each change was made.
+	_, asg := decode(t, e.streamEvents(t, triage.EventAssigned, 1)[0].Data, &eventsv1.CaseChanged{})
+	if asg.GetActor() != manager.id || asg.GetActorRole() != string(auth.RoleManager) {
+		t.Fatalf("assigned event: actor %q in role %q", asg.GetActor(), asg.GetActorRole())
+	}
 
 	// A stale claim is free to others at once, and the sweep releases it with an event.
 	if _, err := e.client.ClaimCase(alice.ctx, &triagev1.ClaimCaseRequest{ReferralId: other}); err != nil {
@@ -297,7 +302,7 @@ func TestClaimsConflictsAndLapse(t *testing.T) {
 	}
 	msgs := e.streamEvents(t, triage.EventReleased, 3)
 	_, ev := decode(t, msgs[len(msgs)-1].Data, &eventsv1.CaseChanged{})
-	if ev.GetActor() != "triage" || !strings.Contains(ev.GetReason(), "lapsed") {
+	if ev.GetActor() != "triage" || ev.GetActorRole() != "system" || !strings.Contains(ev.GetReason(), "lapsed") {
 		t.Fatalf("released event: %v", ev)
 	}
 	e.streamEvents(t, triage.EventClaimed, 3)
@@ -363,11 +368,15 @@ func TestDecideThroughRules(t *testing.T) {
 	}
 	msgs := e.streamEvents(t, triage.EventDecided, 1)
 	_, ev := decode(t, msgs[0].Data, &eventsv1.CaseChanged{})
-	if ev.GetCase().GetLevel() != rulesv1.Level_LEVEL_3B || ev.GetActor() != p.id || ev.GetReason() == "" {
+	if ev.GetCase().GetLevel() != rulesv1.Level_LEVEL_3B || ev.GetActor() != p.id || ev.GetActorRole() != string(auth.RolePractitioner) || ev.GetReason() == "" {
 		t.Fatalf("decided event: %v", ev)
 	}
 	// Rules' own overridden event arrives later and changes nothing (same decision version).
-	e.streamEvents(t, "mash.triage.overridden", 1)
+	// It names the reviewer's role too, from the credential triage passed on.
+	_, ov := decode(t, e.streamEvents(t, "mash.triage.overridden", 1)[0].Data, &eventsv1.TriageOverridden{})
+	if ov.GetDecision().GetReviewedByRole() != string(auth.RolePractitioner) {
+		t.Fatalf("overridden event: reviewer role %q", ov.GetDecision().GetReviewedByRole())
+	}
 	time.Sleep(300 * time.Millisecond)
 	if after, _ := e.row(t, id); after.Version != dc.GetVersion() || after.DecisionVersion != 2 {
 		t.Fatalf("projection of our own decision changed the case: version %d (was %d)", after.Version, dc.GetVersion())

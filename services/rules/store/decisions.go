@@ -19,7 +19,7 @@ type Decision struct {
 	Recommended, Current                                                  []byte
 	Level, RAG, Status                                                    string
 	Version                                                               int64
-	ReviewedBy, ReviewReason                                              string
+	ReviewedBy, ReviewedByRole, ReviewReason                              string
 	ReviewedAt                                                            *time.Time
 }
 
@@ -97,13 +97,13 @@ func InsertDecision(ctx context.Context, tx pgx.Tx, d Decision) (bool, error) {
 
 const decisionColumns = `id::text, referral_id::text, partnership, child_id::text, match_basis, pack_id::text, pack_version,
 	received_at, decided_at, decision_due, response_due, concerns, facts, recommended, current, level, rag, status, version,
-	coalesce(reviewed_by, ''), coalesce(review_reason, ''), reviewed_at`
+	coalesce(reviewed_by, ''), coalesce(reviewed_by_role, ''), coalesce(review_reason, ''), reviewed_at`
 
 func scanDecision(row pgx.Row) (Decision, error) {
 	var d Decision
 	err := row.Scan(&d.ID, &d.ReferralID, &d.Partnership, &d.ChildID, &d.MatchBasis, &d.PackID, &d.PackVersion,
 		&d.ReceivedAt, &d.DecidedAt, &d.DecisionDue, &d.ResponseDue, &d.Concerns, &d.Facts, &d.Recommended, &d.Current,
-		&d.Level, &d.RAG, &d.Status, &d.Version, &d.ReviewedBy, &d.ReviewReason, &d.ReviewedAt)
+		&d.Level, &d.RAG, &d.Status, &d.Version, &d.ReviewedBy, &d.ReviewedByRole, &d.ReviewReason, &d.ReviewedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Decision{}, ErrNotFound
 	}
@@ -119,11 +119,12 @@ func (s *Store) GetDecision(ctx context.Context, referralID string) (Decision, e
 	return d, err
 }
 
-// Review is a practitioner's confirmation or override.
+// Review is a practitioner's or manager's confirmation or override. Role is the reviewer's
+// role when they reviewed.
 type Review struct {
-	Status, Level, RAG, By, Reason string
-	Current                        []byte
-	At                             time.Time
+	Status, Level, RAG, By, Role, Reason string
+	Current                              []byte
+	At                                   time.Time
 }
 
 // ReviewDecision applies r if the decision is still at expectedVersion, inside a
@@ -141,9 +142,9 @@ func (s *Store) ReviewDecision(ctx context.Context, referralID string, expectedV
 		}
 		after, err := scanDecision(tx.QueryRow(ctx, `UPDATE rules.decisions
 			SET status = $2, level = $3, rag = $4, current = $5, reviewed_by = $6, review_reason = $7, reviewed_at = $8,
-			    version = version + 1
+			    reviewed_by_role = $9, version = version + 1
 			WHERE referral_id = $1
-			RETURNING `+decisionColumns, referralID, r.Status, r.Level, r.RAG, r.Current, r.By, r.Reason, r.At))
+			RETURNING `+decisionColumns, referralID, r.Status, r.Level, r.RAG, r.Current, r.By, r.Reason, r.At, r.Role))
 		if err != nil {
 			return err
 		}

@@ -30,7 +30,10 @@ type CaseChanged struct {
 	// Who made the change (a person's or a client's id; "triage" for the service itself).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Why, where the action takes a reason.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The actor's role when they acted (practitioner, manager, ...; "system" for the service),
+	// so the audit trail says in what capacity a change was made.
+	ActorRole     string `protobuf:"bytes,4,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,13 +89,22 @@ func (x *CaseChanged) GetReason() string {
 	return ""
 }
 
+func (x *CaseChanged) GetActorRole() string {
+	if x != nil {
+		return x.ActorRole
+	}
+	return ""
+}
+
 // StrategyDiscussionRecorded is mash.case.strategy_recorded.
 type StrategyDiscussionRecorded struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReferralId    string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
-	Discussion    *v1.StrategyDiscussion `protobuf:"bytes,2,opt,name=discussion,proto3" json:"discussion,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	Discussion *v1.StrategyDiscussion `protobuf:"bytes,2,opt,name=discussion,proto3" json:"discussion,omitempty"`
+	// The role of the person who recorded it, when they recorded it.
+	RecordedByRole string `protobuf:"bytes,3,opt,name=recorded_by_role,json=recordedByRole,proto3" json:"recorded_by_role,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StrategyDiscussionRecorded) Reset() {
@@ -139,11 +151,20 @@ func (x *StrategyDiscussionRecorded) GetDiscussion() *v1.StrategyDiscussion {
 	return nil
 }
 
+func (x *StrategyDiscussionRecorded) GetRecordedByRole() string {
+	if x != nil {
+		return x.RecordedByRole
+	}
+	return ""
+}
+
 // InformationRequestChanged is mash.research.requested and mash.research.answered.
 type InformationRequestChanged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       *v1.InformationRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *v1.InformationRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Actor   string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The actor's role when they acted; "system" for the service.
+	ActorRole     string `protobuf:"bytes,3,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,11 +213,21 @@ func (x *InformationRequestChanged) GetActor() string {
 	return ""
 }
 
+func (x *InformationRequestChanged) GetActorRole() string {
+	if x != nil {
+		return x.ActorRole
+	}
+	return ""
+}
+
 // DisagreementChanged is mash.disagreement.raised, .escalated and .resolved.
 type DisagreementChanged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Disagreement  *v1.Disagreement       `protobuf:"bytes,1,opt,name=disagreement,proto3" json:"disagreement,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Disagreement *v1.Disagreement       `protobuf:"bytes,1,opt,name=disagreement,proto3" json:"disagreement,omitempty"`
+	Actor        string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The actor's role when they acted (a referring agency's client is a referrer); "system"
+	// when a deadline escalated it.
+	ActorRole     string `protobuf:"bytes,3,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +272,13 @@ func (x *DisagreementChanged) GetDisagreement() *v1.Disagreement {
 func (x *DisagreementChanged) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *DisagreementChanged) GetActorRole() string {
+	if x != nil {
+		return x.ActorRole
 	}
 	return ""
 }
@@ -322,23 +360,30 @@ var File_mash_events_v1_casework_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1bmash/triage/v1/triage.proto\"e\n" +
+	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1bmash/triage/v1/triage.proto\"\x84\x01\n" +
 	"\vCaseChanged\x12(\n" +
 	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x81\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"actor_role\x18\x04 \x01(\tR\tactorRole\"\xab\x01\n" +
 	"\x1aStrategyDiscussionRecorded\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12B\n" +
 	"\n" +
 	"discussion\x18\x02 \x01(\v2\".mash.triage.v1.StrategyDiscussionR\n" +
-	"discussion\"o\n" +
+	"discussion\x12(\n" +
+	"\x10recorded_by_role\x18\x03 \x01(\tR\x0erecordedByRole\"\x8e\x01\n" +
 	"\x19InformationRequestChanged\x12<\n" +
 	"\arequest\x18\x01 \x01(\v2\".mash.triage.v1.InformationRequestR\arequest\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"m\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1d\n" +
+	"\n" +
+	"actor_role\x18\x03 \x01(\tR\tactorRole\"\x8c\x01\n" +
 	"\x13DisagreementChanged\x12@\n" +
 	"\fdisagreement\x18\x01 \x01(\v2\x1c.mash.triage.v1.DisagreementR\fdisagreement\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"\x84\x01\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1d\n" +
+	"\n" +
+	"actor_role\x18\x03 \x01(\tR\tactorRole\"\x84\x01\n" +
 	"\x19InformationAnswerReceived\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +

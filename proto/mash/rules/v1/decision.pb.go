@@ -443,9 +443,11 @@ type Decision struct {
 	ReviewedAt   *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=reviewed_at,json=reviewedAt,proto3" json:"reviewed_at,omitempty"`
 	ReviewReason string                 `protobuf:"bytes,17,opt,name=review_reason,json=reviewReason,proto3" json:"review_reason,omitempty"`
 	// Increases with every change (decided, confirmed, overridden).
-	Version       int64 `protobuf:"varint,18,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version int64 `protobuf:"varint,18,opt,name=version,proto3" json:"version,omitempty"`
+	// The reviewer's role when they confirmed or overrode (practitioner, manager, ...).
+	ReviewedByRole string `protobuf:"bytes,19,opt,name=reviewed_by_role,json=reviewedByRole,proto3" json:"reviewed_by_role,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
@@ -604,6 +606,13 @@ func (x *Decision) GetVersion() int64 {
 	return 0
 }
 
+func (x *Decision) GetReviewedByRole() string {
+	if x != nil {
+		return x.ReviewedByRole
+	}
+	return ""
+}
+
 var File_mash_rules_v1_decision_proto protoreflect.FileDescriptor
 
 const file_mash_rules_v1_decision_proto_rawDesc = "" +
@@ -628,7 +637,7 @@ const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\bpathways\x18\t \x03(\tR\bpathways\x12\x16\n" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12!\n" +
-	"\fpack_version\x18\v \x01(\tR\vpackVersionJ\x04\b\a\x10\bR\x0edefault_reason\"\xed\x05\n" +
+	"\fpack_version\x18\v \x01(\tR\vpackVersionJ\x04\b\a\x10\bR\x0edefault_reason\"\x97\x06\n" +
 	"\bDecision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
@@ -654,7 +663,8 @@ const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\vreviewed_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reviewedAt\x12#\n" +
 	"\rreview_reason\x18\x11 \x01(\tR\freviewReason\x12\x18\n" +
-	"\aversion\x18\x12 \x01(\x03R\aversion*a\n" +
+	"\aversion\x18\x12 \x01(\x03R\aversion\x12(\n" +
+	"\x10reviewed_by_role\x18\x13 \x01(\tR\x0ereviewedByRole*a\n" +
 	"\x05Level\x12\x15\n" +
 	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aLEVEL_1\x10\x01\x12\v\n" +
