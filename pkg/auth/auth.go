@@ -25,6 +25,14 @@ const (
 	RoleAdmin        Role = "admin"
 )
 
+// Roles an event names for an actor that holds no credential: a service acting on its own
+// (a sweep, a deadline, an escalation), and an agency answering on its own channel. The
+// audit trail records them beside the credential roles.
+const (
+	ActorRoleSystem = "system"
+	ActorRoleAgency = "agency"
+)
+
 // Roles lists every role, for validation and help text.
 var Roles = []Role{RoleReferrer, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin}
 

@@ -55,6 +55,14 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		{"mash.disagreement.escalated", &eventsv1.DisagreementChanged{Actor: "triage", Disagreement: &triagev1.Disagreement{
 			Id: "d-1", RaisedByAgency: "south-wales-police", Stage: triagev1.DisagreementStage_TEAM_MANAGER}}},
 		{"mash.research.answer_received", &eventsv1.InformationAnswerReceived{RequestId: "r-1", Agency: "cwm-taf-health", Answer: "Known.", Channel: "nats"}},
+		// A manager recording an agency's acknowledgement by phone; an agency's own from before
+		// events carried a role; notify escalating on its own.
+		{"mash.notification.acknowledged", &eventsv1.NotificationEvent{NotificationId: "n-1", Agency: "rct-school", Kind: "ACTION",
+			Actor: "user:bob", ActorRole: "manager"}},
+		{"mash.notification.acknowledged", &eventsv1.NotificationEvent{NotificationId: "n-2", Agency: "rct-csc", Kind: "ACTION",
+			Actor: "agency:rct-csc (bus)"}},
+		{"mash.notification.escalated", &eventsv1.NotificationEvent{NotificationId: "n-3", Agency: "rct-duty", Kind: "ESCALATION",
+			Actor: "notify", ActorRole: "system"}},
 	} {
 		ev, raw, err := events.NewEnvelope(c.typ, "rct", referralID, 0, e.now, c.payload)
 		if err != nil {
@@ -95,16 +103,19 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 
 	type row struct{ typ, agency, actor, role, child, pack, decision string }
 	want := map[string]row{
-		envs[0].GetEventId(): {"mash.referral.received", "south-wales-police", "south-wales-police", audit.RoleAgency, "", "", "received"},
-		envs[1].GetEventId(): {"mash.triage.decided", "", "rules", audit.RoleSystem, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
-		envs[2].GetEventId(): {"mash.triage.confirmed", "", "user-17", audit.RolePractitioner, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
-		envs[3].GetEventId(): {"mash.triage.overridden", "", "user-18", "manager", "child", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
-		envs[4].GetEventId(): {"mash.notification.sent", "", "", "", "", "", ""},
-		envs[5].GetEventId(): {"mash.notification.delivered", "rct-csc", "notify", audit.RoleSystem, "", "", "delivered ACTION to rct-csc sha256:abababababababab"},
-		envs[6].GetEventId(): {"mash.case.closed", "", "user:alice", "manager", "c-1", "", "closed: CLOSED EARLY_HELP"},
-		envs[7].GetEventId(): {"mash.research.requested", "cwm-taf-health", "user:alice", audit.RolePractitioner, "", "", "information request r-1 requested (cwm-taf-health)"},
-		envs[8].GetEventId(): {"mash.disagreement.escalated", "south-wales-police", "triage", audit.RoleSystem, "", "", "disagreement d-1 escalated at TEAM_MANAGER"},
-		envs[9].GetEventId(): {"mash.research.answer_received", "cwm-taf-health", "cwm-taf-health", audit.RoleAgency, "", "", "information request r-1 answered on nats"},
+		envs[0].GetEventId():  {"mash.referral.received", "south-wales-police", "south-wales-police", audit.RoleAgency, "", "", "received"},
+		envs[1].GetEventId():  {"mash.triage.decided", "", "rules", audit.RoleSystem, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
+		envs[2].GetEventId():  {"mash.triage.confirmed", "", "user-17", audit.RolePractitioner, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
+		envs[3].GetEventId():  {"mash.triage.overridden", "", "user-18", "manager", "child", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
+		envs[4].GetEventId():  {"mash.notification.sent", "", "", "", "", "", ""},
+		envs[5].GetEventId():  {"mash.notification.delivered", "rct-csc", "notify", audit.RoleSystem, "", "", "delivered ACTION to rct-csc sha256:abababababababab"},
+		envs[6].GetEventId():  {"mash.case.closed", "", "user:alice", "manager", "c-1", "", "closed: CLOSED EARLY_HELP"},
+		envs[7].GetEventId():  {"mash.research.requested", "cwm-taf-health", "user:alice", audit.RolePractitioner, "", "", "information request r-1 requested (cwm-taf-health)"},
+		envs[8].GetEventId():  {"mash.disagreement.escalated", "south-wales-police", "triage", audit.RoleSystem, "", "", "disagreement d-1 escalated at TEAM_MANAGER"},
+		envs[9].GetEventId():  {"mash.research.answer_received", "cwm-taf-health", "cwm-taf-health", audit.RoleAgency, "", "", "information request r-1 answered on nats"},
+		envs[10].GetEventId(): {"mash.notification.acknowledged", "rct-school", "user:bob", "manager", "", "", "acknowledged ACTION to rct-school"},
+		envs[11].GetEventId(): {"mash.notification.acknowledged", "rct-csc", "agency:rct-csc (bus)", audit.RoleAgency, "", "", "acknowledged ACTION to rct-csc"},
+		envs[12].GetEventId(): {"mash.notification.escalated", "rct-duty", "notify", audit.RoleSystem, "", "", "escalated ESCALATION to rct-duty"},
 	}
 	rows, err := e.pool.Query(context.Background(), `SELECT event_id::text, event_type, agency, actor, actor_role, child_id,
 		pack_version, decision, referral_id, partnership, payload_sha256 FROM audit.entries ORDER BY seq`)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"mash/pkg/auth"
 	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/audit/store"
@@ -19,9 +20,9 @@ import (
 
 // Roles recorded on entries whose actor is not a person.
 const (
-	RoleSystem       = "system"
-	RoleAgency       = "agency"
-	RolePractitioner = "practitioner"
+	RoleSystem       = auth.ActorRoleSystem
+	RoleAgency       = auth.ActorRoleAgency
+	RolePractitioner = string(auth.RolePractitioner)
 )
 
 // record stores one event as a pending entry inside the consumer's transaction, which also
@@ -140,7 +141,12 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		if any.UnmarshalTo(&ev) == nil {
 			p.Agency = ev.GetAgency()
 			p.Actor, p.ActorRole = "notify", RoleSystem
-			if ev.GetActor() != "" {
+			switch {
+			case ev.GetActor() == "" || ev.GetActor() == "notify":
+			case ev.GetActorRole() != "":
+				p.Actor, p.ActorRole = ev.GetActor(), ev.GetActorRole()
+			default:
+				// Written before events carried the actor's role: only agencies acted then.
 				p.Actor, p.ActorRole = ev.GetActor(), RoleAgency
 			}
 			p.Decision = strings.TrimPrefix(env.GetType(), "mash.notification.") + " " + ev.GetKind() + " to " + ev.GetAgency()

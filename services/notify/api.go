@@ -283,7 +283,7 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 	if n.WithdrawnAt != nil {
 		return nil, apierr.Conflict("notification " + n.ID + " was withdrawn; there is nothing to acknowledge")
 	}
-	n, already, err := a.svc.Acknowledge(ctx, n.ID, id.Actor(), note)
+	n, already, err := a.svc.Acknowledge(ctx, n.ID, id.Actor(), string(id.Role), note)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNoti
 	if strings.TrimSpace(req.GetReason()) == "" {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}})
 	}
-	n, err := a.svc.Retry(ctx, req.GetNotificationId(), id.Actor(), req.GetReason())
+	n, err := a.svc.Retry(ctx, req.GetNotificationId(), id.Actor(), string(id.Role), req.GetReason())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, apierr.NotFound("notification " + req.GetNotificationId() + " not found")

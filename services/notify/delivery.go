@@ -63,7 +63,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		b := &pgx.Batch{}
 		for _, n := range claimed {
 			if n.Attempts == 1 {
-				env, raw, err := s.event(EventSent, n, 1, "", "")
+				env, raw, err := s.event(EventSent, n, 1, "", "", "")
 				if err != nil {
 					return err
 				}
@@ -209,7 +209,7 @@ func (s *Service) record(ctx context.Context, n store.Notification, res store.Re
 		subject = EventFailed
 	}
 	if subject != "" {
-		env, raw, err := s.event(subject, n, n.Attempts, res.Detail, "")
+		env, raw, err := s.event(subject, n, n.Attempts, res.Detail, "", "")
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/auth"
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/notify/channel"
@@ -117,7 +118,7 @@ func (s *Service) escalate(ctx context.Context, tx pgx.Tx, dir partnershipDirect
 	if esc != nil {
 		detail += "; escalation " + esc.ID + " to " + dm.ID
 	}
-	if err := s.emit(ctx, tx, EventEscalated, n, n.Attempts, detail, "notify"); err != nil {
+	if err := s.emit(ctx, tx, EventEscalated, n, n.Attempts, detail, "notify", auth.ActorRoleSystem); err != nil {
 		return err
 	}
 	s.metrics.escalations.Inc()
@@ -144,9 +145,9 @@ func appliedSummary(n store.Notification) *share.Decision {
 	return sd
 }
 
-// Acknowledge records an agency's acknowledgement of notification id, by actor, and emits
-// mash.notification.acknowledged once.
-func (s *Service) Acknowledge(ctx context.Context, id, actor, note string) (store.Notification, bool, error) {
+// Acknowledge records an agency's acknowledgement of notification id, by actor acting in
+// role, and emits mash.notification.acknowledged once.
+func (s *Service) Acknowledge(ctx context.Context, id, actor, role, note string) (store.Notification, bool, error) {
 	var n store.Notification
 	var already bool
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
@@ -154,7 +155,7 @@ func (s *Service) Acknowledge(ctx context.Context, id, actor, note string) (stor
 		if n, already, err = store.Acknowledge(ctx, tx, id, s.now().UTC(), actor, note); err != nil || already {
 			return err
 		}
-		return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, note, actor)
+		return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, note, actor, role)
 	})
 	if err != nil {
 		return store.Notification{}, false, err
@@ -174,7 +175,7 @@ var errStillUnroutable = errors.New("still no agency in the directory fills the 
 
 // Retry puts a failed notification back for delivery. One that had no agency (a gap in the
 // directory) is resolved again: a copy goes to each agency now filling the role.
-func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.Notification, error) {
+func (s *Service) Retry(ctx context.Context, id, actor, role, reason string) (store.Notification, error) {
 	var out store.Notification
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		now := s.now().UTC()
@@ -186,7 +187,7 @@ func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.No
 			if out, err = store.Retry(ctx, tx, id, now); err != nil {
 				return err
 			}
-			return s.emit(ctx, tx, EventRetried, out, 0, reason, actor)
+			return s.emit(ctx, tx, EventRetried, out, 0, reason, actor, role)
 		}
 		if orig.State != store.StateFailed {
 			return store.ErrState
@@ -226,7 +227,7 @@ func (s *Service) Retry(ctx context.Context, id, actor, reason string) (store.No
 			if _, err := store.InsertNotification(ctx, tx, copyN); err != nil {
 				return err
 			}
-			if err := s.emit(ctx, tx, EventRetried, copyN, 0, reason+" (re-addressed from unroutable "+orig.ID+")", actor); err != nil {
+			if err := s.emit(ctx, tx, EventRetried, copyN, 0, reason+" (re-addressed from unroutable "+orig.ID+")", actor, role); err != nil {
 				return err
 			}
 			out = copyN

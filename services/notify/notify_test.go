@@ -357,7 +357,8 @@ func TestEscalationWhenNotAcknowledged(t *testing.T) {
 		t.Fatalf("escalated events: %d", len(evs))
 	}
 	var ev eventsv1.NotificationEvent
-	if err := evs[0].GetPayload().UnmarshalTo(&ev); err != nil || ev.GetNotificationId() != toSocial.ID {
+	if err := evs[0].GetPayload().UnmarshalTo(&ev); err != nil || ev.GetNotificationId() != toSocial.ID ||
+		ev.GetActor() != "notify" || ev.GetActorRole() != auth.ActorRoleSystem {
 		t.Fatalf("escalated event: %v %v", &ev, err)
 	}
 
@@ -479,6 +480,17 @@ func TestAPIAccessAndValidation(t *testing.T) {
 	again, err := e.client.AcknowledgeNotification(bearer(manager), &notifyv1.AcknowledgeNotificationRequest{NotificationId: social.ID, Note: "again"})
 	if err != nil || !again.GetAlreadyAcknowledged() || again.GetNotification().GetAcknowledgementNote() != "by phone to duty senior" {
 		t.Fatalf("second ack: %v %v", again, err)
+	}
+	// The audit trail learns it was a manager acting for the agency, not the agency.
+	e.waitFor(t, "acknowledged event", func() bool { return len(e.streamEvents(t, "mash.notification.acknowledged")) > 0 })
+	var acked eventsv1.NotificationEvent
+	for _, env := range e.streamEvents(t, "mash.notification.acknowledged") {
+		if err := env.GetPayload().UnmarshalTo(&acked); err == nil && acked.GetNotificationId() == social.ID {
+			break
+		}
+	}
+	if acked.GetNotificationId() != social.ID || acked.GetActorRole() != string(auth.RoleManager) || !strings.HasPrefix(acked.GetActor(), "client:") {
+		t.Fatalf("acknowledged event: actor %q in role %q", acked.GetActor(), acked.GetActorRole())
 	}
 	// Bad ids and filters.
 	code, body := httpDo(t, "GET", e.httpURL+"/v1/notifications/not-a-uuid", manager, "")

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"mash/pkg/auth"
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -93,7 +94,7 @@ func (s *Service) onResearchAnswered(ctx context.Context, tx pgx.Tx, r *triagev1
 		if err := store.MarkAnswered(ctx, tx, n.ID, s.now().UTC()); err != nil {
 			return err
 		}
-		if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+r.GetAgency()+" (answered)", "information request answered by "+r.GetAnsweredBy()); err != nil {
+		if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+r.GetAgency()+" (answered)", auth.ActorRoleAgency, "information request answered by "+r.GetAnsweredBy()); err != nil {
 			return err
 		}
 	}
@@ -101,12 +102,12 @@ func (s *Service) onResearchAnswered(ctx context.Context, tx pgx.Tx, r *triagev1
 }
 
 // acknowledgeIn records an acknowledgement within tx and emits it once.
-func (s *Service) acknowledgeIn(ctx context.Context, tx pgx.Tx, id, actor, note string) error {
+func (s *Service) acknowledgeIn(ctx context.Context, tx pgx.Tx, id, actor, role, note string) error {
 	n, already, err := store.Acknowledge(ctx, tx, id, s.now().UTC(), actor, truncate(note, 500))
 	if err != nil || already {
 		return err
 	}
-	return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, n.AckNote, actor)
+	return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, n.AckNote, actor, role)
 }
 
 // AnswerSubjects is where agencies on the bus answer information requests:
@@ -304,7 +305,7 @@ func (l *answerListener) record(ctx context.Context, msg jetstream.Msg, agency s
 			if err := store.MarkAnswered(ctx, tx, n.ID, s.now().UTC()); err != nil {
 				return err
 			}
-			if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+agency+" (bus answer)", "answered on the bus"); err != nil {
+			if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+agency+" (bus answer)", auth.ActorRoleAgency, "answered on the bus"); err != nil {
 				return err
 			}
 		}

@@ -27,8 +27,8 @@ const systemActor = "triage"
 // Roles the audit trail records for actors that are not signed-in clients: the service
 // itself, and an agency answering on its own channel.
 const (
-	systemRole = "system"
-	agencyRole = "agency"
+	systemRole = auth.ActorRoleSystem
+	agencyRole = auth.ActorRoleAgency
 )
 
 // stageDue is when a stage that starts at from must conclude.

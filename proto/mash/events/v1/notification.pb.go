@@ -52,7 +52,11 @@ type NotificationEvent struct {
 	EscalatesNotificationId string `protobuf:"bytes,18,opt,name=escalates_notification_id,json=escalatesNotificationId,proto3" json:"escalates_notification_id,omitempty"`
 	// When an acknowledgement is due (for Encompass, the start of the next school day); unset
 	// when none is expected.
-	AckDue        *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=ack_due,json=ackDue,proto3" json:"ack_due,omitempty"`
+	AckDue *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=ack_due,json=ackDue,proto3" json:"ack_due,omitempty"`
+	// The actor's role: the credential's role for a person or client (a manager acknowledging
+	// for an agency by phone, say), "agency" for an agency on its own channel, "system" for
+	// notify itself.
+	ActorRole     string `protobuf:"bytes,20,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,11 +224,18 @@ func (x *NotificationEvent) GetAckDue() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *NotificationEvent) GetActorRole() string {
+	if x != nil {
+		return x.ActorRole
+	}
+	return ""
+}
+
 var File_mash_events_v1_notification_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x04\n" +
+	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x05\n" +
 	"\x11NotificationEvent\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -246,7 +257,9 @@ const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\x06detail\x18\x10 \x01(\tR\x06detail\x12\x14\n" +
 	"\x05actor\x18\x11 \x01(\tR\x05actor\x12:\n" +
 	"\x19escalates_notification_id\x18\x12 \x01(\tR\x17escalatesNotificationId\x123\n" +
-	"\aack_due\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDueB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\aack_due\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDue\x12\x1d\n" +
+	"\n" +
+	"actor_role\x18\x14 \x01(\tR\tactorRoleB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_notification_proto_rawDescOnce sync.Once
