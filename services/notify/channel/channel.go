@@ -142,7 +142,7 @@ func ValidateEndpoint(ep Endpoint) error {
 }
 
 func validateWebhook(ep Endpoint) error {
-	if _, err := checkURL("endpoint URL", ep.URL); err != nil {
+	if _, err := CheckURL("endpoint URL", ep.URL); err != nil {
 		return err
 	}
 	if len(ep.Secret) < MinSecretLen {
@@ -151,10 +151,10 @@ func validateWebhook(ep Endpoint) error {
 	return nil
 }
 
-// checkURL parses raw as an absolute https URL, or http to a loopback host: plain http
+// CheckURL parses raw as an absolute https URL, or http to a loopback host: plain http
 // elsewhere would expose the signed body, and the link, to anyone on the path.
 // field names the value in errors ("endpoint URL", "message Link").
-func checkURL(field, raw string) (*url.URL, error) {
+func CheckURL(field, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", field, err)
@@ -164,7 +164,7 @@ func checkURL(field, raw string) (*url.URL, error) {
 	}
 	if u.User != nil {
 		// Credentials in a URL end up in logs and error messages.
-		return nil, fmt.Errorf("%s: must not contain user info", field)
+		return nil, fmt.Errorf("%s: must not contain a user name or password", field)
 	}
 	switch {
 	case u.Scheme == "https":

@@ -92,7 +92,7 @@ func (e *Email) checkMessage(m Message) error {
 	if err := checkToken("Link", m.Link, 900, isPrintable); err != nil {
 		return err
 	}
-	_, err := checkURL("message Link", m.Link)
+	_, err := CheckURL("message Link", m.Link)
 	return err
 }
 
