@@ -338,41 +338,31 @@ func outcomeFor(c *caseRun) (triagev1.CaseOutcome, string) {
 }
 
 func (r *run) close(ctx context.Context, c *caseRun) error {
-	var outcome triagev1.CaseOutcome
-	var note string
-	for attempt := 1; ; attempt++ {
-		var kase *triagev1.Case
-		err := r.poll(ctx, "decided case of referral "+c.id, func() (bool, error) {
-			resp, err := r.getCase(ctx, c)
-			if err != nil || resp == nil {
-				return false, err
-			}
-			kase = resp.GetCase()
-			return kase.GetState() == triagev1.CaseState_DECIDED || kase.GetState() == triagev1.CaseState_CLOSED, nil
-		})
-		if err != nil {
-			return err
+	var kase *triagev1.Case
+	err := r.poll(ctx, "decided case of referral "+c.id, func() (bool, error) {
+		resp, err := r.getCase(ctx, c)
+		if err != nil || resp == nil {
+			return false, err
 		}
-		if kase.GetState() == triagev1.CaseState_CLOSED {
-			return nil
-		}
-		if attempt == 1 {
-			// Drawn once, so a retry does not change the case's further random choices.
-			c.level = kase.GetLevel()
-			outcome, note = outcomeFor(c)
-		}
+		kase = resp.GetCase()
+		return kase.GetState() == triagev1.CaseState_DECIDED || kase.GetState() == triagev1.CaseState_CLOSED, nil
+	})
+	if err != nil {
+		return err
+	}
+	if kase.GetState() == triagev1.CaseState_CLOSED {
+		return nil
+	}
+	c.level = kase.GetLevel()
+	outcome, note := outcomeFor(c)
+	err = r.onLatest(ctx, c, kase.GetVersion(), func(version int64) error {
 		cctx, cancel := As(ctx, c.practitioner)
-		_, err = r.triage.CloseCase(cctx, &triagev1.CloseCaseRequest{ReferralId: c.id, ExpectedVersion: kase.GetVersion(), Outcome: outcome, Note: note})
-		cancel()
-		if status.Code(err) == codes.Aborted && attempt < 3 {
-			// The case moved on since it was read (an event about it was projected
-			// meanwhile): read it again and close what it is now, as a practitioner would.
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("close case: %w", err)
-		}
-		break
+		defer cancel()
+		_, err := r.triage.CloseCase(cctx, &triagev1.CloseCaseRequest{ReferralId: c.id, ExpectedVersion: version, Outcome: outcome, Note: note})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("close case: %w", err)
 	}
 	r.sum.Closed++
 	if _, err := r.notifications(ctx, c); err != nil {

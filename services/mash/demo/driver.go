@@ -368,6 +368,22 @@ func (r *run) getCase(ctx context.Context, c *caseRun) (*triagev1.GetCaseRespons
 	return resp, nil
 }
 
+// onLatest runs change with the case version the caller read. When the case moved on
+// meanwhile (ABORTED: an event about it was projected, or an acknowledgement came in), it
+// reads the case again and runs change once more on what the case is now, as a practitioner
+// reloading the page would.
+func (r *run) onLatest(ctx context.Context, c *caseRun, version int64, change func(version int64) error) error {
+	err := change(version)
+	if status.Code(err) != codes.Aborted {
+		return err
+	}
+	g, gerr := r.getCase(ctx, c)
+	if gerr != nil || g == nil {
+		return err
+	}
+	return change(g.GetCase().GetVersion())
+}
+
 // claim opens the case and takes it. A case decided before (a resumed run) is left alone.
 func (r *run) claim(ctx context.Context, c *caseRun) error {
 	if !r.sum.Casework {
@@ -490,23 +506,19 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 	level, rag, pathway, agencies, reason, isOverride := override(c.ref.Handling.Override, cur, c.rng)
 	var decided *rulesv1.Decision
 	if r.sum.Casework {
-		req := &triagev1.DecideCaseRequest{ReferralId: c.id, ExpectedVersion: c.caseVersion, Confirm: !isOverride}
+		req := &triagev1.DecideCaseRequest{ReferralId: c.id, Confirm: !isOverride}
 		if isOverride {
 			req.Level, req.Rag, req.Pathway, req.Agencies, req.Reason = level, rag, pathway, agencies, reason
 		}
-		cctx, cancel := As(ctx, c.practitioner)
-		resp, err := r.triage.DecideCase(cctx, req)
-		cancel()
-		if status.Code(err) == codes.Aborted {
-			// The case moved on since the claim (an acknowledgement, say): decide on what it is now.
-			var g *triagev1.GetCaseResponse
-			if g, err = r.getCase(ctx, c); err == nil && g != nil {
-				req.ExpectedVersion = g.GetCase().GetVersion()
-				cctx, cancel = As(ctx, c.practitioner)
-				resp, err = r.triage.DecideCase(cctx, req)
-				cancel()
-			}
-		}
+		var resp *triagev1.DecideCaseResponse
+		err := r.onLatest(ctx, c, c.caseVersion, func(version int64) error {
+			req.ExpectedVersion = version
+			cctx, cancel := As(ctx, c.practitioner)
+			defer cancel()
+			var err error
+			resp, err = r.triage.DecideCase(cctx, req)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("decide case: %w", err)
 		}
