@@ -33,6 +33,12 @@ const (
 	ActorRoleAgency = "agency"
 )
 
+// Actor is who did something and in what role, as an event names them for the audit trail.
+type Actor struct {
+	ID   string
+	Role string
+}
+
 // Roles lists every role, for validation and help text.
 var Roles = []Role{RoleReferrer, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin}
 

@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"mash/pkg/auth"
 	"mash/pkg/events"
 	"mash/services/notify/directory"
 	"mash/services/notify/store"
@@ -77,7 +76,7 @@ func (l *ackListener) handle(ctx context.Context, msg jetstream.Msg) {
 		l.reject(msg, agency, body.NotificationID, "the notification was sent to another agency")
 		return
 	}
-	if _, _, err := l.svc.Acknowledge(ctx, n.ID, "agency:"+agency+" (bus)", auth.ActorRoleAgency, truncate(body.Note, 500)); err != nil {
+	if _, _, err := l.svc.Acknowledge(ctx, n.ID, agencyActor(agency, "bus"), truncate(body.Note, 500)); err != nil {
 		l.log.Error("record bus acknowledgement", zap.String("notification_id", n.ID), zap.Error(err))
 		_ = msg.NakWithDelay(5 * time.Second)
 		return

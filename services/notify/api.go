@@ -259,6 +259,9 @@ func (a *grpcAPI) GetNotification(ctx context.Context, req *notifyv1.GetNotifica
 	return &notifyv1.GetNotificationResponse{Notification: notificationToProto(n, history)}, nil
 }
 
+// caller is the API's caller as an event's actor, in the role they called with.
+func caller(id auth.Identity) auth.Actor { return auth.Actor{ID: id.Actor(), Role: string(id.Role)} }
+
 func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.AcknowledgeNotificationRequest) (*notifyv1.AcknowledgeNotificationResponse, error) {
 	id, err := identity(ctx)
 	if err != nil {
@@ -283,7 +286,7 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 	if n.WithdrawnAt != nil {
 		return nil, apierr.Conflict("notification " + n.ID + " was withdrawn; there is nothing to acknowledge")
 	}
-	n, already, err := a.svc.Acknowledge(ctx, n.ID, id.Actor(), string(id.Role), note)
+	n, already, err := a.svc.Acknowledge(ctx, n.ID, caller(id), note)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +304,7 @@ func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNoti
 	if strings.TrimSpace(req.GetReason()) == "" {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}})
 	}
-	n, err := a.svc.Retry(ctx, req.GetNotificationId(), id.Actor(), string(id.Role), req.GetReason())
+	n, err := a.svc.Retry(ctx, req.GetNotificationId(), caller(id), req.GetReason())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, apierr.NotFound("notification " + req.GetNotificationId() + " not found")

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/auth"
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -353,7 +354,7 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, sp spec) (*store.Notifi
 		return nil, err
 	}
 	if sp.failed != "" {
-		if err := s.emit(ctx, tx, EventFailed, n, 0, sp.failed, "", ""); err != nil {
+		if err := s.emit(ctx, tx, EventFailed, n, 0, sp.failed, auth.Actor{}); err != nil {
 			return nil, err
 		}
 	}
@@ -419,8 +420,8 @@ func priority(rag string, kind notifyv1.NotificationKind) int {
 }
 
 // emit writes a notification event into the outbox within tx.
-func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.Notification, attempt int, detail, actor, role string) error {
-	env, raw, err := s.event(subject, n, attempt, detail, actor, role)
+func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.Notification, attempt int, detail string, by auth.Actor) error {
+	env, raw, err := s.event(subject, n, attempt, detail, by)
 	if err != nil {
 		return err
 	}
@@ -431,12 +432,12 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.N
 }
 
 // event builds a notification event: ids, the share record and the payload's digest, never
-// the payload. actor and role name who caused it; empty for notify's own delivery work.
-func (s *Service) event(subject string, n store.Notification, attempt int, detail, actor, role string) (*eventsv1.Envelope, []byte, error) {
+// the payload. by names who caused it; empty for notify's own delivery work.
+func (s *Service) event(subject string, n store.Notification, attempt int, detail string, by auth.Actor) (*eventsv1.Envelope, []byte, error) {
 	ev := &eventsv1.NotificationEvent{NotificationId: n.ID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, DecisionId: n.DecisionID,
 		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
 		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
-		Detail: truncate(detail, 500), Actor: actor, ActorRole: role, EscalatesNotificationId: n.EscalatesID}
+		Detail: truncate(detail, 500), Actor: by.ID, ActorRole: by.Role, EscalatesNotificationId: n.EscalatesID}
 	if n.AckDue != nil {
 		ev.AckDue = timestamppb.New(*n.AckDue)
 	}

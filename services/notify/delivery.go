@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"mash/pkg/auth"
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
 	notifyv1 "mash/proto/mash/notify/v1"
@@ -63,7 +64,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		b := &pgx.Batch{}
 		for _, n := range claimed {
 			if n.Attempts == 1 {
-				env, raw, err := s.event(EventSent, n, 1, "", "", "")
+				env, raw, err := s.event(EventSent, n, 1, "", auth.Actor{})
 				if err != nil {
 					return err
 				}
@@ -209,7 +210,7 @@ func (s *Service) record(ctx context.Context, n store.Notification, res store.Re
 		subject = EventFailed
 	}
 	if subject != "" {
-		env, raw, err := s.event(subject, n, n.Attempts, res.Detail, "", "")
+		env, raw, err := s.event(subject, n, n.Attempts, res.Detail, auth.Actor{})
 		if err != nil {
 			return err
 		}

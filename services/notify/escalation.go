@@ -118,7 +118,7 @@ func (s *Service) escalate(ctx context.Context, tx pgx.Tx, dir partnershipDirect
 	if esc != nil {
 		detail += "; escalation " + esc.ID + " to " + dm.ID
 	}
-	if err := s.emit(ctx, tx, EventEscalated, n, n.Attempts, detail, "notify", auth.ActorRoleSystem); err != nil {
+	if err := s.emit(ctx, tx, EventEscalated, n, n.Attempts, detail, auth.Actor{ID: "notify", Role: auth.ActorRoleSystem}); err != nil {
 		return err
 	}
 	s.metrics.escalations.Inc()
@@ -145,17 +145,17 @@ func appliedSummary(n store.Notification) *share.Decision {
 	return sd
 }
 
-// Acknowledge records an agency's acknowledgement of notification id, by actor acting in
-// role, and emits mash.notification.acknowledged once.
-func (s *Service) Acknowledge(ctx context.Context, id, actor, role, note string) (store.Notification, bool, error) {
+// Acknowledge records an agency's acknowledgement of notification id, by by, and emits
+// mash.notification.acknowledged once.
+func (s *Service) Acknowledge(ctx context.Context, id string, by auth.Actor, note string) (store.Notification, bool, error) {
 	var n store.Notification
 	var already bool
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		var err error
-		if n, already, err = store.Acknowledge(ctx, tx, id, s.now().UTC(), actor, note); err != nil || already {
+		if n, already, err = store.Acknowledge(ctx, tx, id, s.now().UTC(), by.ID, note); err != nil || already {
 			return err
 		}
-		return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, note, actor, role)
+		return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, note, by)
 	})
 	if err != nil {
 		return store.Notification{}, false, err
@@ -165,7 +165,7 @@ func (s *Service) Acknowledge(ctx context.Context, id, actor, role, note string)
 		if n.DeliveredAt != nil {
 			s.metrics.ackLatency.WithLabelValues(n.RAG).Observe(n.AcknowledgedAt.Sub(*n.DeliveredAt).Seconds())
 		}
-		s.log.Info("notification acknowledged", zap.String("notification_id", n.ID), zap.String("agency", n.Agency), zap.String("by", actor))
+		s.log.Info("notification acknowledged", zap.String("notification_id", n.ID), zap.String("agency", n.Agency), zap.String("by", by.ID))
 	}
 	return n, already, nil
 }
@@ -175,7 +175,7 @@ var errStillUnroutable = errors.New("still no agency in the directory fills the 
 
 // Retry puts a failed notification back for delivery. One that had no agency (a gap in the
 // directory) is resolved again: a copy goes to each agency now filling the role.
-func (s *Service) Retry(ctx context.Context, id, actor, role, reason string) (store.Notification, error) {
+func (s *Service) Retry(ctx context.Context, id string, by auth.Actor, reason string) (store.Notification, error) {
 	var out store.Notification
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		now := s.now().UTC()
@@ -187,7 +187,7 @@ func (s *Service) Retry(ctx context.Context, id, actor, role, reason string) (st
 			if out, err = store.Retry(ctx, tx, id, now); err != nil {
 				return err
 			}
-			return s.emit(ctx, tx, EventRetried, out, 0, reason, actor, role)
+			return s.emit(ctx, tx, EventRetried, out, 0, reason, by)
 		}
 		if orig.State != store.StateFailed {
 			return store.ErrState
@@ -227,7 +227,7 @@ func (s *Service) Retry(ctx context.Context, id, actor, role, reason string) (st
 			if _, err := store.InsertNotification(ctx, tx, copyN); err != nil {
 				return err
 			}
-			if err := s.emit(ctx, tx, EventRetried, copyN, 0, reason+" (re-addressed from unroutable "+orig.ID+")", actor, role); err != nil {
+			if err := s.emit(ctx, tx, EventRetried, copyN, 0, reason+" (re-addressed from unroutable "+orig.ID+")", by); err != nil {
 				return err
 			}
 			out = copyN

@@ -94,7 +94,7 @@ func (s *Service) onResearchAnswered(ctx context.Context, tx pgx.Tx, r *triagev1
 		if err := store.MarkAnswered(ctx, tx, n.ID, s.now().UTC()); err != nil {
 			return err
 		}
-		if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+r.GetAgency()+" (answered)", auth.ActorRoleAgency, "information request answered by "+r.GetAnsweredBy()); err != nil {
+		if err := s.acknowledgeIn(ctx, tx, n.ID, agencyActor(r.GetAgency(), "answered"), "information request answered by "+r.GetAnsweredBy()); err != nil {
 			return err
 		}
 	}
@@ -102,12 +102,18 @@ func (s *Service) onResearchAnswered(ctx context.Context, tx pgx.Tx, r *triagev1
 }
 
 // acknowledgeIn records an acknowledgement within tx and emits it once.
-func (s *Service) acknowledgeIn(ctx context.Context, tx pgx.Tx, id, actor, role, note string) error {
-	n, already, err := store.Acknowledge(ctx, tx, id, s.now().UTC(), actor, truncate(note, 500))
+func (s *Service) acknowledgeIn(ctx context.Context, tx pgx.Tx, id string, by auth.Actor, note string) error {
+	n, already, err := store.Acknowledge(ctx, tx, id, s.now().UTC(), by.ID, truncate(note, 500))
 	if err != nil || already {
 		return err
 	}
-	return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, n.AckNote, actor, role)
+	return s.emit(ctx, tx, EventAcknowledged, n, n.Attempts, n.AckNote, by)
+}
+
+// agencyActor is an agency acting on its own channel, how it acted in brackets
+// ("agency:rct-csc (bus)").
+func agencyActor(agency, how string) auth.Actor {
+	return auth.Actor{ID: "agency:" + agency + " (" + how + ")", Role: auth.ActorRoleAgency}
 }
 
 // AnswerSubjects is where agencies on the bus answer information requests:
@@ -305,7 +311,7 @@ func (l *answerListener) record(ctx context.Context, msg jetstream.Msg, agency s
 			if err := store.MarkAnswered(ctx, tx, n.ID, s.now().UTC()); err != nil {
 				return err
 			}
-			if err := s.acknowledgeIn(ctx, tx, n.ID, "agency:"+agency+" (bus answer)", auth.ActorRoleAgency, "answered on the bus"); err != nil {
+			if err := s.acknowledgeIn(ctx, tx, n.ID, agencyActor(agency, "bus answer"), "answered on the bus"); err != nil {
 				return err
 			}
 		}

@@ -114,7 +114,7 @@ func TestResearchRequestNotifiesTheAgencyExactlyOnce(t *testing.T) {
 	})
 	// The first is acknowledged on receipt by the agency's system, but never answered: a
 	// receipt is not an answer, so it still escalates.
-	if _, _, err := e.svc.Acknowledge(context.Background(), n.ID, "agency:rct-csc", auth.ActorRoleAgency, "received"); err != nil {
+	if _, _, err := e.svc.Acknowledge(context.Background(), n.ID, auth.Actor{ID: "agency:rct-csc", Role: auth.ActorRoleAgency}, "received"); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(29 * time.Hour)

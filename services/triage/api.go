@@ -98,10 +98,10 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, ref
 	return nil
 }
 
-// emitCase writes a CaseChanged event for c, made by who acting in role.
-func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c store.Case, who, role, reason string) error {
+// emitCase writes a CaseChanged event for c, made by by.
+func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c store.Case, by auth.Actor, reason string) error {
 	return s.emit(ctx, tx, subject, c.Partnership, c.ReferralID, c.Version,
-		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: who, ActorRole: role, Reason: reason})
+		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: by.ID, ActorRole: by.Role, Reason: reason})
 }
 
 func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest) (*triagev1.ListQueueResponse, error) {
@@ -313,7 +313,7 @@ func (s *Service) changeCase(ctx context.Context, referralID string, id auth.Ide
 		if subject == "" {
 			return nil
 		}
-		return s.emitCase(ctx, tx, subject, after, id.ClientID, string(id.Role), reason)
+		return s.emitCase(ctx, tx, subject, after, staff(id), reason)
 	})
 	if err != nil {
 		return store.Case{}, err

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"mash/pkg/auth"
 	"mash/pkg/calendar"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -74,7 +75,7 @@ func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *event
 		return drop("already answered")
 	}
 	who := "agency:" + ev.GetAgency() + " (" + ev.GetChannel() + ")"
-	_, err = s.answerIn(ctx, tx, r.ID, ev.GetAnswer(), who, who, agencyRole, s.now().UTC())
+	_, err = s.answerIn(ctx, tx, r.ID, ev.GetAnswer(), who, auth.Actor{ID: who, Role: auth.ActorRoleAgency}, s.now().UTC())
 	return err
 }
 

@@ -21,15 +21,13 @@ import (
 // deadlinePassed is the outcome the service records when it escalates an overdue stage.
 const deadlinePassed = "deadline passed"
 
-// systemActor is the service acting on its own (sweeps), in role systemRole.
+// systemActor is the service acting on its own (sweeps); sweep is it as an event's actor.
 const systemActor = "triage"
 
-// Roles the audit trail records for actors that are not signed-in clients: the service
-// itself, and an agency answering on its own channel.
-const (
-	systemRole = auth.ActorRoleSystem
-	agencyRole = auth.ActorRoleAgency
-)
+var sweep = auth.Actor{ID: systemActor, Role: auth.ActorRoleSystem}
+
+// staff is the caller as an event's actor: their client id, in the role they acted with.
+func staff(id auth.Identity) auth.Actor { return auth.Actor{ID: id.ClientID, Role: string(id.Role)} }
 
 // stageDue is when a stage that starts at from must conclude.
 func (s *Service) stageDue(stage int16, from time.Time) time.Time {
@@ -83,7 +81,7 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 		if err := store.InsertDisagreement(ctx, tx, d); err != nil {
 			return err
 		}
-		return s.emitDisagreement(ctx, tx, EventDisagreementRaised, d, id.ClientID, string(id.Role))
+		return s.emitDisagreement(ctx, tx, EventDisagreementRaised, d, staff(id))
 	})
 	if err != nil {
 		return nil, err
@@ -94,9 +92,9 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 	return &triagev1.RaiseDisagreementResponse{Disagreement: disagreementToProto(d)}, nil
 }
 
-func (s *Service) emitDisagreement(ctx context.Context, tx pgx.Tx, subject string, d store.Disagreement, who, role string) error {
+func (s *Service) emitDisagreement(ctx context.Context, tx pgx.Tx, subject string, d store.Disagreement, by auth.Actor) error {
 	return s.emit(ctx, tx, subject, d.Partnership, d.ReferralID, d.Version,
-		&eventsv1.DisagreementChanged{Disagreement: disagreementToProto(d), Actor: who, ActorRole: role})
+		&eventsv1.DisagreementChanged{Disagreement: disagreementToProto(d), Actor: by.ID, ActorRole: by.Role})
 }
 
 type disagreementToken struct {
@@ -163,7 +161,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 			return err
 		}
 		out = after
-		return s.emitDisagreement(ctx, tx, subject, after, id.ClientID, string(id.Role))
+		return s.emitDisagreement(ctx, tx, subject, after, staff(id))
 	})
 	if err != nil {
 		return store.Disagreement{}, err
@@ -248,7 +246,7 @@ func (s *Service) escalateOverdue(ctx context.Context) (int, error) {
 				return err
 			}
 			escalated = true
-			return s.emitDisagreement(ctx, tx, EventDisagreementEscal, after, systemActor, systemRole)
+			return s.emitDisagreement(ctx, tx, EventDisagreementEscal, after, sweep)
 		})
 		if err != nil {
 			return n, fmt.Errorf("escalate disagreement %s: %w", id, err)
@@ -271,7 +269,7 @@ func (s *Service) releaseLapsedClaims(ctx context.Context) (int, error) {
 			return err
 		}
 		for i, c := range cases {
-			if err := s.emitCase(ctx, tx, EventReleased, c, systemActor, systemRole, "claim by "+holders[i]+" lapsed"); err != nil {
+			if err := s.emitCase(ctx, tx, EventReleased, c, sweep, "claim by "+holders[i]+" lapsed"); err != nil {
 				return err
 			}
 		}

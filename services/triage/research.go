@@ -75,7 +75,7 @@ func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestI
 			return err
 		}
 		return s.emit(ctx, tx, EventResearchRequested, r.Partnership, r.ReferralID, c.Version,
-			&eventsv1.InformationRequestChanged{Request: infoToProto(r, now), Actor: id.ClientID, ActorRole: string(id.Role)})
+			infoChanged(infoToProto(r, now), staff(id)))
 	})
 	if err != nil {
 		return nil, err
@@ -154,7 +154,7 @@ func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.An
 			return apierr.FailedPrecondition(fmt.Sprintf("information request %s was answered at %s by %s",
 				r.ID, r.AnsweredAt.UTC().Format(time.RFC3339), r.AnsweredBy))
 		}
-		out, err = s.answerIn(ctx, tx, r.ID, req.GetAnswer(), id.Actor(), id.ClientID, string(id.Role), now)
+		out, err = s.answerIn(ctx, tx, r.ID, req.GetAnswer(), id.Actor(), staff(id), now)
 		return err
 	})
 	if err != nil {
@@ -165,13 +165,17 @@ func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.An
 }
 
 // answerIn records answer to request id within tx, as answeredBy, and emits
-// mash.research.answered naming actor in role: the one path for answers given through the
-// API and on an agency's own channel.
-func (s *Service) answerIn(ctx context.Context, tx pgx.Tx, id, answer, answeredBy, actor, role string, now time.Time) (store.InformationRequest, error) {
+// mash.research.answered naming by: the one path for answers given through the API and on
+// an agency's own channel.
+func (s *Service) answerIn(ctx context.Context, tx pgx.Tx, id, answer, answeredBy string, by auth.Actor, now time.Time) (store.InformationRequest, error) {
 	out, err := store.AnswerInformationRequest(ctx, tx, id, answer, answeredBy, now)
 	if err != nil {
 		return store.InformationRequest{}, err
 	}
-	return out, s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0,
-		&eventsv1.InformationRequestChanged{Request: infoToProto(out, now), Actor: actor, ActorRole: role})
+	return out, s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0, infoChanged(infoToProto(out, now), by))
+}
+
+// infoChanged is the event of an information request changed by by.
+func infoChanged(r *triagev1.InformationRequest, by auth.Actor) *eventsv1.InformationRequestChanged {
+	return &eventsv1.InformationRequestChanged{Request: r, Actor: by.ID, ActorRole: by.Role}
 }
