@@ -569,6 +569,13 @@ func TestUnroutableRoleEscalatesAndRetryReaddresses(t *testing.T) {
 	if m := camhs.deliveries()[0].msg; m.GetAgency() != "rct-camhs" || m.GetDecision().GetLevel() != "LEVEL_3A" {
 		t.Fatalf("re-addressed message: %+v", m)
 	}
+	// The retry is on the trail as the manager's, in the manager's role.
+	e.waitFor(t, "retried event", func() bool { return len(e.streamEvents(t, "mash.notification.retried")) > 0 })
+	var retried eventsv1.NotificationEvent
+	if err := e.streamEvents(t, "mash.notification.retried")[0].GetPayload().UnmarshalTo(&retried); err != nil ||
+		retried.GetActorRole() != string(auth.RoleManager) || !strings.HasPrefix(retried.GetActor(), "client:") {
+		t.Fatalf("retried event: actor %q in role %q (%v)", retried.GetActor(), retried.GetActorRole(), err)
+	}
 }
 
 // The demo directory the run command loads is valid and covers every role the built-in rule
