@@ -3,6 +3,8 @@ package eventstest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,7 +14,8 @@ import (
 )
 
 // Messages waits until the MASH stream holds at least want messages on subject (up to 15
-// s), then returns every message on it, oldest first.
+// s), then returns every message on it, oldest first. A read that fails on the way (a busy
+// server timing out, say) is tried again rather than returning fewer than want.
 func Messages(t testing.TB, js jetstream.JetStream, subject string, want int) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -21,25 +24,42 @@ func Messages(t testing.TB, js jetstream.JetStream, subject string, want int) []
 	if err != nil {
 		t.Fatal(err)
 	}
+	var last error
 	for {
-		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int(info.State.Subjects[subject]) >= want {
-			var out []*jetstream.RawStreamMsg
-			for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-				m, err := stream.GetMsg(ctx, seq)
-				if err == nil && m.Subject == subject {
-					out = append(out, m)
-				}
-			}
+		out, err := read(ctx, stream, subject)
+		if err == nil && len(out) >= want {
 			return out
+		}
+		if err != nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("fewer than %d events on %s", want, subject)
+			t.Fatalf("fewer than %d events on %s (last read error: %v)", want, subject, last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// read returns every message on subject now in the stream, or the first error reading them.
+func read(ctx context.Context, stream jetstream.Stream, subject string) ([]*jetstream.RawStreamMsg, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, err
+	}
+	if info.State.Subjects[subject] == 0 {
+		return nil, nil
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("read message %d: %w", seq, err)
+		case m.Subject == subject:
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
