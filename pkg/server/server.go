@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -47,7 +46,7 @@ type Server struct {
 	gatherer prometheus.Gatherer
 
 	grpc   *grpc.Server
-	health *health.Server
+	health *healthService
 	mux    *http.ServeMux
 
 	mu     sync.Mutex
@@ -74,7 +73,7 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	s.health = health.NewServer()
+	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -96,12 +95,17 @@ func (s *Server) AddCheck(c Check) {
 	s.checks = append(s.checks, c)
 }
 
+// readinessChecks returns the probes added so far.
+func (s *Server) readinessChecks() []Check {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Check(nil), s.checks...)
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	s.mu.Lock()
-	checks := append([]Check(nil), s.checks...)
-	s.mu.Unlock()
+	checks := s.readinessChecks()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	failed := false
 	var out []byte
@@ -150,8 +154,8 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.health.watch(gctx); return nil })
 	g.Go(func() error {
 		if err := s.grpc.Serve(ls.GRPC); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("grpc serve: %w", err)

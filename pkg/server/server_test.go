@@ -6,14 +6,17 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 
 	"mash/pkg/auth"
 )
@@ -175,5 +178,59 @@ func TestHandleProtoRefusesABodyThatIsNotJSON(t *testing.T) {
 	}
 	if code, body := post("/v1/any", "text/plain", "x: 1"); code != 400 || !strings.Contains(body, "application/yaml") {
 		t.Errorf("text/plain body on a YAML route: %d %s; want 400 naming what it takes", code, body)
+	}
+}
+
+func TestGRPCHealthAnswersPerServiceAndFollowsTheReadinessChecks(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var depErr error
+	s := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zap.NewNop(), fixedAuth{}, prometheus.NewRegistry())
+	s.AddCheck(Check{Name: "postgres", Check: func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return depErr
+	}})
+	ls := serve(t, s)
+	conn, err := grpc.NewClient(ls.GRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	// The reflection service stands for any service the process registers.
+	const service = "grpc.reflection.v1.ServerReflection"
+	statusOf := func(name string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{Service: name})
+		if err != nil {
+			t.Fatalf("health of %q: %v", name, err)
+		}
+		return resp.GetStatus()
+	}
+	for _, name := range []string{"", service} {
+		if got := statusOf(name); got != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health of %q with its dependencies up: %v", name, got)
+		}
+	}
+	if _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "mash.nothing.v1.Nowhere"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("health of an unknown service: %v, want NotFound", err)
+	}
+
+	mu.Lock()
+	depErr = errors.New("connection refused")
+	mu.Unlock()
+	s.health.refresh(context.Background(), true) // the next probe may fall in the same second
+	for _, name := range []string{"", service} {
+		if got := statusOf(name); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("health of %q with Postgres down: %v, want NOT_SERVING", name, got)
+		}
+	}
+	list, err := client.List(context.Background(), &healthpb.HealthListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := list.GetStatuses()[service].GetStatus(); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("List: %s is %v, want NOT_SERVING: %v", service, st, list)
 	}
 }
