@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,13 @@ const (
 	EnvOIDCRoleClaim   = "MASH_OIDC_ROLE_CLAIM"   // claim holding roles or groups; default "roles"
 	EnvOIDCRoleMap     = "MASH_OIDC_ROLE_MAP"     // "mash-managers=manager,mash-social-workers=practitioner"
 	EnvOIDCAgencyClaim = "MASH_OIDC_AGENCY_CLAIM" // claim naming the person's agency; default: MASH_CONSOLE_AGENCY
+
+	EnvHashConcurrency = "MASH_CONSOLE_HASH_CONCURRENCY"     // password hashes run at once per process; default 2
+	EnvHashQueue       = "MASH_CONSOLE_HASH_QUEUE"           // sign-ins that may wait for a hashing slot; default 32
+	EnvHashWait        = "MASH_CONSOLE_HASH_WAIT"            // how long one may wait; default 3s
+	EnvSignInUserLimit = "MASH_CONSOLE_SIGNIN_USER_LIMIT"    // sign-in attempts per username per window; default 5
+	EnvSignInAddrLimit = "MASH_CONSOLE_SIGNIN_ADDRESS_LIMIT" // failed sign-ins per client address per window; default 50
+	EnvSignInWindow    = "MASH_CONSOLE_SIGNIN_WINDOW"        // the throttle's window; default 15m
 )
 
 // Config defaults.
@@ -35,6 +43,23 @@ const (
 	DefaultAgency      = "mash-hub"
 	DefaultPartnership = "default"
 	DefaultRoleClaim   = "roles"
+
+	// DefaultHashConcurrency bounds argon2id's memory per process: with DefaultArgon2 two
+	// hashes hold 38 MiB, and two run about as fast as the two cores a small host has.
+	DefaultHashConcurrency = 2
+	DefaultHashQueue       = 32
+	DefaultHashWait        = 3 * time.Second
+	DefaultSignInUserLimit = 5
+	DefaultSignInAddrLimit = 50
+	DefaultSignInWindow    = 15 * time.Minute
+)
+
+// Bounds on the settings above, so a typo cannot remove the protection they give.
+const (
+	maxHashConcurrency = 64
+	maxHashQueue       = 4096
+	maxHashWait        = 30 * time.Second
+	maxSignInLimit     = 10000
 )
 
 // Config is the console's settings.
@@ -57,6 +82,17 @@ type Config struct {
 	Throttle ThrottleConfig
 	// Argon2 is the cost of new password hashes. Default DefaultArgon2.
 	Argon2 Argon2Params
+	// Hashing bounds how much password hashing runs at once.
+	Hashing HashingConfig
+}
+
+// HashingConfig bounds password hashing in one process: at most Concurrency argon2id
+// hashes run at once (each holds Argon2Params.MemoryKiB), at most Queue sign-ins wait for
+// a slot, each for at most MaxWait; the rest are answered 429 with Retry-After at once.
+type HashingConfig struct {
+	Concurrency int
+	Queue       int
+	MaxWait     time.Duration
 }
 
 // OIDCConfig configures sign-in through an OpenID Connect provider.
@@ -68,8 +104,9 @@ type OIDCConfig struct {
 	// RoleClaim is the ID token claim holding the person's roles or groups (a string or an
 	// array of strings). Default "roles".
 	RoleClaim string
-	// RoleMap maps claim values to console roles; a value that is itself a role name
-	// (practitioner, manager, auditor, admin) maps to that role.
+	// RoleMap maps claim values to console roles, and is the only way a claim grants one:
+	// a group that happens to be called "admin" grants nothing unless the map says so.
+	// Required when single sign-on is enabled.
 	RoleMap map[string]auth.Role
 	// AgencyClaim names the claim holding the person's agency slug; empty: Config.Agency.
 	AgencyClaim string
@@ -80,8 +117,10 @@ func (o OIDCConfig) Enabled() bool {
 	return o.Issuer != "" && o.ClientID != "" && o.ClientSecret != "" && o.RedirectURL != ""
 }
 
-// ThrottleConfig bounds failed sign-ins: per username (a guessing attack on one account)
-// and per client address (spraying one password over many accounts).
+// ThrottleConfig bounds sign-in attempts per window: per username (a guessing attack on
+// one account: every attempt counts from before its password is checked, and a successful
+// sign-in clears the count) and per client address (spraying one password over many
+// accounts: failed attempts count).
 type ThrottleConfig struct {
 	PerUser int
 	PerIP   int
@@ -102,17 +141,79 @@ func (c *Config) defaults() {
 		c.OIDC.RoleClaim = DefaultRoleClaim
 	}
 	if c.Throttle.PerUser == 0 {
-		c.Throttle.PerUser = 5
+		c.Throttle.PerUser = DefaultSignInUserLimit
 	}
 	if c.Throttle.PerIP == 0 {
-		c.Throttle.PerIP = 50
+		c.Throttle.PerIP = DefaultSignInAddrLimit
 	}
 	if c.Throttle.Window == 0 {
-		c.Throttle.Window = 15 * time.Minute
+		c.Throttle.Window = DefaultSignInWindow
 	}
 	if c.Argon2 == (Argon2Params{}) {
 		c.Argon2 = DefaultArgon2
 	}
+	if c.Hashing.Concurrency == 0 {
+		c.Hashing.Concurrency = DefaultHashConcurrency
+	}
+	if c.Hashing.Queue == 0 {
+		c.Hashing.Queue = DefaultHashQueue
+	}
+	if c.Hashing.MaxWait == 0 {
+		c.Hashing.MaxWait = DefaultHashWait
+	}
+}
+
+// validate checks a defaulted Config, naming the setting that is wrong.
+func (c *Config) validate() error {
+	var errs []error
+	if n := c.Hashing.Concurrency; n < 1 || n > maxHashConcurrency {
+		errs = append(errs, fmt.Errorf("%s %d: use 1 to %d (each hash holds %d MiB)", EnvHashConcurrency, n, maxHashConcurrency, c.Argon2.MemoryKiB/1024))
+	}
+	if n := c.Hashing.Queue; n < 1 || n > maxHashQueue {
+		errs = append(errs, fmt.Errorf("%s %d: use 1 to %d", EnvHashQueue, n, maxHashQueue))
+	}
+	if d := c.Hashing.MaxWait; d < 10*time.Millisecond || d > maxHashWait {
+		errs = append(errs, fmt.Errorf("%s %s: use 10ms to %s", EnvHashWait, d, maxHashWait))
+	}
+	if n := c.Throttle.PerUser; n < 1 || n > maxSignInLimit {
+		errs = append(errs, fmt.Errorf("%s %d: use 1 to %d", EnvSignInUserLimit, n, maxSignInLimit))
+	}
+	if n := c.Throttle.PerIP; n < 1 || n > maxSignInLimit {
+		errs = append(errs, fmt.Errorf("%s %d: use 1 to %d", EnvSignInAddrLimit, n, maxSignInLimit))
+	}
+	if d := c.Throttle.Window; d < time.Second || d > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("%s %s: use 1s to 24h", EnvSignInWindow, d))
+	}
+	if c.OIDC.Enabled() && len(c.OIDC.RoleMap) == 0 {
+		errs = append(errs, fmt.Errorf("%s: required with single sign-on (e.g. mash-managers=manager,mash-social-workers=practitioner): "+
+			"only mapped claim values grant a console role", EnvOIDCRoleMap))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckServedAt refuses insecure cookies unless the console listens on loopback only
+// (httpAddr is MASH_HTTP_ADDR): off loopback a session cookie without Secure could cross a
+// network in clear.
+func (c Config) CheckServedAt(httpAddr string) error {
+	if c.InsecureCookies && !isLoopbackAddr(httpAddr) {
+		return fmt.Errorf("%s=true: allowed only when MASH_HTTP_ADDR is a loopback address (127.0.0.1, ::1 or localhost), not %q; "+
+			"serve the console over https and unset it", EnvInsecureCookies, httpAddr)
+	}
+	return nil
+}
+
+// isLoopbackAddr reports whether a listen address (host:port) binds loopback only; an
+// empty host or 0.0.0.0 binds every interface.
+func isLoopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ConfigFromEnv reads Config from environment variables through lookup (os.LookupEnv).
@@ -158,6 +259,33 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.OIDC.RoleMap = m
 	}
+	for _, n := range []struct {
+		env string
+		dst *int
+	}{{EnvHashConcurrency, &c.Hashing.Concurrency}, {EnvHashQueue, &c.Hashing.Queue},
+		{EnvSignInUserLimit, &c.Throttle.PerUser}, {EnvSignInAddrLimit, &c.Throttle.PerIP}} {
+		if v, ok := lookup(n.env); ok && v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil || i < 1 {
+				errs = append(errs, fmt.Errorf("%s %q: must be a whole number, at least 1", n.env, v))
+				continue
+			}
+			*n.dst = i
+		}
+	}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{EnvHashWait, &c.Hashing.MaxWait}, {EnvSignInWindow, &c.Throttle.Window}} {
+		if v, ok := lookup(d.env); ok && v != "" {
+			p, err := time.ParseDuration(v)
+			if err != nil || p <= 0 {
+				errs = append(errs, fmt.Errorf("%s %q: must be a positive duration such as 3s or 15m", d.env, v))
+				continue
+			}
+			*d.dst = p
+		}
+	}
 	set := 0
 	for _, v := range []string{c.OIDC.Issuer, c.OIDC.ClientID, c.OIDC.ClientSecret, c.OIDC.RedirectURL} {
 		if v != "" {
@@ -167,6 +295,12 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if set != 0 && set != 4 {
 		errs = append(errs, fmt.Errorf("%s, %s, %s and %s: set all four to enable single sign-on, or none",
 			EnvOIDCIssuer, EnvOIDCClientID, EnvOIDCSecret, EnvOIDCRedirect))
+	}
+	if len(errs) == 0 {
+		// The ranges, and the role map single sign-on needs, checked as New will check them.
+		d := c
+		d.defaults()
+		errs = append(errs, d.validate())
 	}
 	return c, errors.Join(errs...)
 }

@@ -239,7 +239,7 @@ func TestCookieFlags(t *testing.T) {
 	t.Parallel()
 	for _, insecure := range []bool{false, true} {
 		s := &Service{cfg: Config{InsecureCookies: insecure}}
-		ck := s.cookie(SessionCookie, "x", time.Hour)
+		ck := s.cookie(requestAt("127.0.0.1:8080"), SessionCookie, "x", time.Hour)
 		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Secure == insecure || ck.MaxAge != 3600 {
 			t.Errorf("insecure=%v: cookie %+v", insecure, ck)
 		}

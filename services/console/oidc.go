@@ -63,7 +63,7 @@ func (s *Service) oidcStart(w http.ResponseWriter, r *http.Request) {
 		Next: localPath(r.URL.Query().Get("next")), Expires: s.now().Add(10 * time.Minute).Unix()}
 	raw, _ := json.Marshal(p)
 	val := base64.RawURLEncoding.EncodeToString(raw)
-	http.SetCookie(w, s.cookie(oidcCookie, val+"."+s.mac("oidc\x00"+val), 10*time.Minute))
+	http.SetCookie(w, s.cookie(r, oidcCookie, val+"."+s.mac("oidc\x00"+val), 10*time.Minute))
 	u := s.oidc.oauth.AuthCodeURL(p.State, oidc.Nonce(p.Nonce), oauth2.S256ChallengeOption(p.Verifier))
 	http.Redirect(w, r, u, http.StatusFound)
 }
@@ -76,7 +76,8 @@ func (s *Service) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	fail := func(why string, err error) {
 		s.log.Warn("console: single sign-on failed", zap.String("why", why), zap.Error(err),
 			zap.String("request_id", server.RequestID(r.Context())))
-		http.SetCookie(w, s.cookie(oidcCookie, "", -1))
+		s.recordSignIn(r, SignInAttempt{Method: SignInOIDC, Outcome: SignInRefused})
+		http.SetCookie(w, s.cookie(r, oidcCookie, "", -1))
 		http.Redirect(w, r, "/console/sign-in?error=sso", http.StatusSeeOther)
 	}
 	p, err := s.readPending(r)
@@ -124,11 +125,12 @@ func (s *Service) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		fail("claims", err)
 		return
 	}
-	http.SetCookie(w, s.cookie(oidcCookie, "", -1))
+	http.SetCookie(w, s.cookie(r, oidcCookie, "", -1))
 	if err := s.startSession(w, r, who.userID, who.name, who.role, who.agency); err != nil {
 		fail("session", err)
 		return
 	}
+	s.recordSignIn(r, SignInAttempt{Method: SignInOIDC, UserID: who.userID, Outcome: SignInSucceeded})
 	http.Redirect(w, r, p.Next, http.StatusSeeOther)
 }
 
@@ -165,7 +167,7 @@ type person struct {
 
 // person reads who signed in from the ID token's claims: a stable user id from the
 // subject, a display name, the agency, and the most privileged role the role claim maps
-// to. No mapped role: no entry.
+// to through OIDCConfig.RoleMap. No mapped role: no entry.
 func (o *oidcProvider) person(claims map[string]any, subject, defaultAgency string) (person, error) {
 	return personFromClaims(o.cfg, claims, subject, defaultAgency)
 }
@@ -202,12 +204,12 @@ func personFromClaims(cfg OIDCConfig, claims map[string]any, subject, defaultAge
 			}
 		}
 	}
+	// Only the partnership's map grants a role: a group that is merely called "admin" in
+	// the provider (anyone who can make groups there can make one) grants nothing.
 	var roles []auth.Role
 	for _, v := range values {
 		if r, ok := cfg.RoleMap[v]; ok {
 			roles = append(roles, r)
-		} else if slices.Contains(staffRoles, auth.Role(v)) {
-			roles = append(roles, auth.Role(v))
 		}
 	}
 	for _, r := range staffRoles {

@@ -32,9 +32,6 @@ const (
 	maxTime      = 16
 )
 
-// MinPasswordLen is the shortest password an account may have (NCSC: length beats rules).
-const MinPasswordLen = 12
-
 // HashPassword returns the argon2id PHC string of password with a fresh random salt:
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (unpadded standard base64).
 func HashPassword(password string, p Argon2Params) (string, error) {

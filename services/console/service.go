@@ -49,6 +49,9 @@ type Deps struct {
 	// Backends replaces the gRPC clients made from Peers, field by field (tests use
 	// in-memory implementations of the service interfaces).
 	Backends Backends
+	// SignIns, when set, is told of every sign-in attempt and its outcome; nil: attempts
+	// are only logged.
+	SignIns SignInRecorder
 }
 
 // Backends are the services the console calls.
@@ -81,6 +84,9 @@ type Service struct {
 	// dummyHash is verified against when a username is unknown, so a sign-in takes as
 	// long whether or not the account exists.
 	dummyHash string
+	// hashes bounds the argon2id work (and so the memory) of sign-ins in this process.
+	hashes  *hashPool
+	signIns SignInRecorder
 }
 
 // New validates deps and builds the console.
@@ -109,6 +115,9 @@ func New(d Deps) (*Service, error) {
 func newService(d Deps, sessions sessionStore) (*Service, error) {
 	cfg := d.Config
 	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if len(cfg.Key) == 0 {
 		cfg.Key = make([]byte, 32)
 		if _, err := rand.Read(cfg.Key); err != nil {
@@ -118,7 +127,8 @@ func newService(d Deps, sessions sessionStore) (*Service, error) {
 			d.Log.Warn("no " + EnvKey + " set: forms and single sign-on work only within this process until it restarts")
 		}
 	}
-	s := &Service{cfg: cfg, log: d.Log, now: d.Now, cal: d.Calendar, sessions: sessions, b: d.Backends}
+	s := &Service{cfg: cfg, log: d.Log, now: d.Now, cal: d.Calendar, sessions: sessions, b: d.Backends, signIns: d.SignIns,
+		hashes: newHashPool(cfg.Hashing.Concurrency, cfg.Hashing.Queue, cfg.Hashing.MaxWait)}
 	if s.cal == nil {
 		var err error
 		if s.cal, err = calendar.New(calendar.Config{}); err != nil {
@@ -228,7 +238,7 @@ var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
 var ErrAccountExists = store.ErrExists
 
 // CreateAccount creates a local account (for "mash users create"). The password is hashed
-// with argon2id; it must be at least MinPasswordLen characters.
+// with argon2id; it must pass CheckNewPassword.
 func (s *Service) CreateAccount(ctx context.Context, username, displayName string, role auth.Role, password string) error {
 	return s.CreateAccountIn(ctx, username, displayName, role, s.cfg.Agency, password)
 }
@@ -243,7 +253,7 @@ func (s *Service) CreateAccountIn(ctx context.Context, username, displayName str
 	case !slices.Contains(staffRoles, role):
 		return fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin", role)
 	}
-	if err := checkPassword(password); err != nil {
+	if err := CheckNewPassword(username, password); err != nil {
 		return err
 	}
 	if err := auth.ValidateClient(agency, auth.StaffKind, role); err != nil {
@@ -290,10 +300,10 @@ func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username strin
 }
 
 // ResetLocalPassword sets a local account's password and ends its sessions, for the
-// "mash users password" command.
+// "mash users password" command. The password must pass CheckNewPassword.
 func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, password string) error {
 	cfg.defaults()
-	if err := checkPassword(password); err != nil {
+	if err := CheckNewPassword(username, password); err != nil {
 		return err
 	}
 	hash, err := HashPassword(password, cfg.Argon2)
@@ -305,18 +315,6 @@ func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, use
 	}
 	if _, err := auth.NewStore(pool).EndUserSessions(ctx, localUserID(username)); err != nil {
 		return fmt.Errorf("end sessions of %s: %w", username, err)
-	}
-	return nil
-}
-
-// checkPassword holds a new password to the console's rules: long enough to resist
-// guessing, short enough that hashing it costs no more than it should.
-func checkPassword(password string) error {
-	switch {
-	case len([]rune(password)) < MinPasswordLen:
-		return fmt.Errorf("password: at least %d characters (a passphrase of three or four words is good)", MinPasswordLen)
-	case len(password) > 1024:
-		return errors.New("password: at most 1024 bytes")
 	}
 	return nil
 }

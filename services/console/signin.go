@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -40,6 +42,15 @@ var errBadCredentials = errors.New("bad credentials")
 
 var errThrottled = errors.New("too many failed sign-ins")
 
+// retryLater is a refusal that says when to try again: errThrottled or errHashBusy.
+type retryLater struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryLater) Error() string { return e.err.Error() }
+func (e *retryLater) Unwrap() error { return e.err }
+
 func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || !s.checkPreCSRF(r) {
 		s.errorPage(w, r, nil, http.StatusForbidden, "error.csrf")
@@ -63,15 +74,28 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acct, err := s.checkPassword(r.Context(), username, password, clientIP(r))
+	var later *retryLater
+	if errors.As(err, &later) {
+		w.Header().Set("Retry-After", strconv.Itoa(int((later.after+time.Second-1)/time.Second)))
+	}
 	switch {
 	case errors.Is(err, errThrottled):
-		pg.ErrorKey = "signin.throttled"
+		s.recordSignIn(r, SignInAttempt{Method: SignInPassword, Username: username, Outcome: SignInThrottled})
+		pg.ErrorText = pg.T("signin.throttled", int((later.after+time.Minute-1)/time.Minute))
+		s.render(w, http.StatusTooManyRequests, "signin", pg)
+		return
+	case errors.Is(err, errHashBusy):
+		s.recordSignIn(r, SignInAttempt{Method: SignInPassword, Username: username, Outcome: SignInBusy})
+		pg.ErrorKey = "signin.busy"
 		s.render(w, http.StatusTooManyRequests, "signin", pg)
 		return
 	case errors.Is(err, errBadCredentials):
+		s.recordSignIn(r, SignInAttempt{Method: SignInPassword, Username: username, Outcome: SignInBadCredentials})
 		pg.ErrorKey = "signin.failed"
 		s.render(w, http.StatusUnauthorized, "signin", pg)
 		return
+	case err != nil && r.Context().Err() != nil:
+		return // the browser went away while waiting for a hashing slot
 	case err != nil:
 		s.log.Error("console: sign in", zap.String("request_id", server.RequestID(r.Context())), zap.Error(err))
 		s.errorPage(w, r, nil, http.StatusInternalServerError, "error.internal")
@@ -82,50 +106,78 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusInternalServerError, "error.internal")
 		return
 	}
+	s.recordSignIn(r, SignInAttempt{Method: SignInPassword, Username: username, UserID: localUserID(acct.Username), Outcome: SignInSucceeded})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// checkPassword checks a local sign-in against the throttle and the account's hash.
+// checkPassword checks a local sign-in. The throttle counts the attempt before anything
+// else, so attempts sent at once are each counted before any is checked; the password is
+// then checked in the hashing pool, against a dummy hash when there is no such account, so
+// an unknown username costs the same time and memory as a known one.
 func (s *Service) checkPassword(ctx context.Context, username, password, ip string) (store.Account, error) {
-	keys := []string{"user:" + username, "ip:" + ip}
+	userKey, addrKey := "user:"+username, "ip:"+ip
+	keys := []string{userKey, addrKey}
 	now := s.now()
 	t := s.cfg.Throttle
-	throttled, err := s.store.Throttled(ctx, keys, []int{t.PerUser, t.PerIP}, t.Window, now)
+	ok, retryAt, err := s.store.ReserveAttempt(ctx, keys, []int{t.PerUser, t.PerIP}, t.Window, now)
 	if err != nil {
 		return store.Account{}, err
 	}
-	if throttled {
+	if !ok {
 		s.log.Warn("console: sign-in throttled", zap.String("key_kind", "user-or-ip"))
-		return store.Account{}, errThrottled
+		return store.Account{}, &retryLater{err: errThrottled, after: max(retryAt.Sub(now), time.Second)}
 	}
 	acct, err := s.store.Account(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.Account{}, err
+		return store.Account{}, errors.Join(err, s.releaseAttempt(ctx, keys, now))
 	}
+	found := err == nil
 	hash := acct.PasswordHash
-	if errors.Is(err, store.ErrNotFound) {
+	if !found {
 		hash = s.dummyHash // same work whether or not the account exists
 	}
-	ok, rehash, verr := VerifyPassword(password, hash, s.cfg.Argon2)
-	if verr != nil {
-		s.log.Error("console: stored password hash unreadable", zap.String("account_found", "true"))
-	}
-	if !ok || err != nil || acct.Disabled {
-		if ferr := s.store.RecordFailure(ctx, keys, t.Window, now); ferr != nil {
-			return store.Account{}, ferr
+	var match, rehash bool
+	var verr error
+	if err := s.hashes.do(ctx, func() { match, rehash, verr = VerifyPassword(password, hash, s.cfg.Argon2) }); err != nil {
+		// Never checked, so not a failure: give the attempt back.
+		if rerr := s.releaseAttempt(ctx, keys, now); rerr != nil {
+			return store.Account{}, rerr
 		}
-		return store.Account{}, errBadCredentials
+		if errors.Is(err, errHashBusy) {
+			s.log.Warn("console: sign-in refused, password hashing at capacity")
+			return store.Account{}, &retryLater{err: errHashBusy, after: s.hashes.retryAfter()}
+		}
+		return store.Account{}, err
 	}
-	if err := s.store.ClearFailures(ctx, keys[0]); err != nil {
+	if verr != nil && found {
+		s.log.Error("console: stored password hash unreadable")
+	}
+	if !match || !found || acct.Disabled {
+		return store.Account{}, errBadCredentials // the attempt stays counted, as a failure
+	}
+	// A success clears the account's count, and is no failure of the client's address.
+	if err := s.store.ClearFailures(ctx, userKey); err != nil {
+		return store.Account{}, err
+	}
+	if err := s.releaseAttempt(ctx, []string{addrKey}, now); err != nil {
 		return store.Account{}, err
 	}
 	if rehash {
-		if h, err := HashPassword(password, s.cfg.Argon2); err == nil {
-			_ = s.store.SetPasswordHash(ctx, acct.Username, h)
-		}
+		// Through the pool too; when it is busy the rehash waits for the next sign-in.
+		_ = s.hashes.do(ctx, func() {
+			if h, err := HashPassword(password, s.cfg.Argon2); err == nil {
+				_ = s.store.SetPasswordHash(ctx, acct.Username, h)
+			}
+		})
 	}
 	_ = s.store.SignedIn(ctx, acct.Username, now)
 	return acct, nil
+}
+
+// releaseAttempt gives back attempts whether or not the request is still wanted: an
+// attempt left counted would lock a person out for something they never did.
+func (s *Service) releaseAttempt(ctx context.Context, keys []string, now time.Time) error {
+	return s.store.ReleaseAttempt(context.WithoutCancel(ctx), keys, s.cfg.Throttle.Window, now)
 }
 
 // startSession creates the person's auth session and gives the browser its cookie.
@@ -134,7 +186,7 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, userID, d
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, s.cookie(SessionCookie, token, s.cfg.SessionTTL))
+	http.SetCookie(w, s.cookie(r, SessionCookie, token, s.cfg.SessionTTL))
 	s.log.Info("console: signed in", zap.String("session", sess.ID), zap.String("client", auth.UserPrefix+userID),
 		zap.String("role", string(role)), zap.String("request_id", server.RequestID(r.Context())))
 	return nil
@@ -144,17 +196,22 @@ func (s *Service) signOut(w http.ResponseWriter, r *http.Request, rs *reqState) 
 	if err := s.sessions.EndSession(r.Context(), rs.token); err != nil && !errors.Is(err, auth.ErrNoSuchSession) {
 		s.log.Error("console: end session", zap.String("session", rs.sessionID), zap.Error(err))
 	}
-	http.SetCookie(w, s.cookie(SessionCookie, "", -1))
+	http.SetCookie(w, s.cookie(r, SessionCookie, "", -1))
 	s.log.Info("console: signed out", zap.String("session", rs.sessionID))
 	http.Redirect(w, r, "/console/sign-in?done=signed_out", http.StatusSeeOther)
 }
 
-// clientIP is the connection's address. Behind a proxy every sign-in shares the proxy's
-// address, so the per-address limit is generous; the per-user limit does the real work.
+// clientIP is the connection's address, or for IPv6 its /64 network, since one host
+// commonly holds a whole /64 and could otherwise take a fresh address per attempt. Behind a
+// proxy every sign-in shares the proxy's address, so the per-address limit is generous; the
+// per-user limit does the real work.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }

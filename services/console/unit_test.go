@@ -164,8 +164,13 @@ func TestOIDCRoleMapping(t *testing.T) {
 	if _, err := personFromClaims(cfg, map[string]any{"groups": []any{"other"}}, "s", "mash-hub"); err == nil {
 		t.Fatal("a person without a mapped role was let in")
 	}
-	if p, err := personFromClaims(OIDCConfig{RoleClaim: "roles"}, map[string]any{"roles": "auditor"}, "s1", "mash-hub"); err != nil || p.role != auth.RoleAuditor || p.userID != "oidc:s1" {
-		t.Fatalf("role name as claim value: %+v %v", p, err)
+	// A claim value that is a role's name grants nothing the map does not give it.
+	if p, err := personFromClaims(OIDCConfig{RoleClaim: "roles"}, map[string]any{"roles": "auditor"}, "s1", "mash-hub"); err == nil {
+		t.Fatalf("role name as claim value without a role map let %+v in", p)
+	}
+	if p, err := personFromClaims(OIDCConfig{RoleClaim: "roles", RoleMap: map[string]auth.Role{"auditor": auth.RoleAuditor}},
+		map[string]any{"roles": "auditor"}, "s1", "mash-hub"); err != nil || p.role != auth.RoleAuditor || p.userID != "oidc:s1" {
+		t.Fatalf("mapped role name as claim value: %+v %v", p, err)
 	}
 	if _, err := ParseRoleMap("x=referrer"); err == nil {
 		t.Fatal("referrer accepted as a console role")

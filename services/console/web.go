@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -245,7 +246,7 @@ func (s *Service) preCSRF(w http.ResponseWriter, r *http.Request) string {
 		v = ck.Value
 	} else {
 		v = randomToken()
-		http.SetCookie(w, s.cookie(preCSRFCookie, v, 0))
+		http.SetCookie(w, s.cookie(r, preCSRFCookie, v, 0))
 	}
 	return s.mac("pre\x00" + v)
 }
@@ -265,10 +266,13 @@ func randomToken() string {
 }
 
 // cookie builds a console cookie: HttpOnly, SameSite=Lax, Path=/, Secure unless the
-// console is configured for plain-HTTP localhost. maxAge 0 is a browser-session cookie,
-// negative deletes.
-func (s *Service) cookie(name, value string, maxAge time.Duration) *http.Cookie {
-	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: !s.cfg.InsecureCookies}
+// console is configured for plain-HTTP localhost and r came over plain HTTP to a loopback
+// address (so a listener that is not loopback-only never hands out an insecure cookie,
+// whatever the configuration says). maxAge 0 is a browser-session cookie, negative
+// deletes.
+func (s *Service) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: !s.cfg.InsecureCookies || !servedOnLoopback(r)}
 	switch {
 	case maxAge > 0:
 		c.MaxAge = int(maxAge / time.Second)
@@ -276,6 +280,19 @@ func (s *Service) cookie(name, value string, maxAge time.Duration) *http.Cookie 
 		c.MaxAge = -1
 	}
 	return c
+}
+
+// servedOnLoopback reports whether r reached this server over plain HTTP on a loopback
+// address.
+func servedOnLoopback(r *http.Request) bool {
+	if r.TLS != nil {
+		return false
+	}
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	return isLoopbackAddr(addr.String())
 }
 
 // langOf picks the language: the mash_lang cookie, else the browser's preference.
@@ -302,7 +319,7 @@ func (s *Service) setLang(w http.ResponseWriter, r *http.Request) {
 	if lang != "cy" {
 		lang = "en"
 	}
-	ck := s.cookie(LangCookie, lang, 365*24*time.Hour)
+	ck := s.cookie(r, LangCookie, lang, 365*24*time.Hour)
 	ck.HttpOnly = false // not a secret; harmless for scripts to read
 	http.SetCookie(w, ck)
 	http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
@@ -393,7 +410,7 @@ func (s *Service) pageError(w http.ResponseWriter, r *http.Request, rs *reqState
 	case codes.PermissionDenied:
 		s.errorPage(w, r, rs, http.StatusForbidden, "error.forbidden")
 	case codes.Unauthenticated:
-		http.SetCookie(w, s.cookie(SessionCookie, "", -1))
+		http.SetCookie(w, s.cookie(r, SessionCookie, "", -1))
 		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
 	case codes.Unimplemented, codes.Unavailable, codes.DeadlineExceeded:
 		s.log.Warn("console: service unavailable", zap.String("path", r.URL.Path), zap.String("code", p.code.String()),

@@ -167,6 +167,9 @@ func parseServeConfig(args []string) (serveConfig, error) {
 		if c.Console, err = console.ConfigFromEnv(os.LookupEnv); err != nil {
 			return c, err
 		}
+		if err := c.Console.CheckServedAt(c.HTTPAddr); err != nil {
+			return c, err
+		}
 	}
 	if *reconcileAge < time.Second || *reconcileAge > events.DefaultDuplicates {
 		// Older than the stream's duplicates window, a re-emission would still be absorbed,

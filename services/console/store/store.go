@@ -6,6 +6,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -111,52 +113,76 @@ func (s *Store) SignedIn(ctx context.Context, username string, at time.Time) err
 	return nil
 }
 
-// Throttled reports whether any of keys has at least limit failures in the window ending
-// at now.
-func (s *Store) Throttled(ctx context.Context, keys []string, limits []int, window time.Duration, now time.Time) (bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key, failures FROM console.login_failures
-		WHERE key = ANY($1) AND window_start > $2`, keys, now.Add(-window))
+// ReserveAttempt counts one sign-in attempt against every key, before its password is
+// checked, unless a key already has its limit (limits[i] for keys[i]) in the window ending
+// at now: then it counts nothing and returns false and when that key's window ends. One
+// transaction takes the keys' rows in a fixed order, so concurrent attempts on one key are
+// counted one after another (forty at once against a limit of five: five go on), and two
+// attempts sharing keys cannot deadlock.
+func (s *Store) ReserveAttempt(ctx context.Context, keys []string, limits []int, window time.Duration, now time.Time) (ok bool, retryAt time.Time, err error) {
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read sign-in failures: %w", err)
+		return false, time.Time{}, fmt.Errorf("reserve sign-in attempt: %w", err)
 	}
-	defer rows.Close()
-	got := map[string]int{}
-	for rows.Next() {
-		var k string
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	since := now.Add(-window)
+	for _, i := range order {
 		var n int
-		if err := rows.Scan(&k, &n); err != nil {
-			return false, fmt.Errorf("read sign-in failures: %w", err)
+		err := tx.QueryRow(ctx, `INSERT INTO console.login_failures AS f (key, failures, window_start) VALUES ($1, 1, $2)
+			ON CONFLICT (key) DO UPDATE SET
+				failures = CASE WHEN f.window_start > $3 THEN f.failures + 1 ELSE 1 END,
+				window_start = CASE WHEN f.window_start > $3 THEN f.window_start ELSE $2 END
+			WHERE f.window_start <= $3 OR f.failures < $4
+			RETURNING failures`, keys[i], now, since, limits[i]).Scan(&n)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// At the limit: the row is locked by this transaction, so its window is current.
+			var start time.Time
+			if err := tx.QueryRow(ctx, `SELECT window_start FROM console.login_failures WHERE key = $1`, keys[i]).Scan(&start); err != nil {
+				return false, time.Time{}, fmt.Errorf("read sign-in window: %w", err)
+			}
+			return false, start.Add(window), nil
 		}
-		got[k] = n
-	}
-	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("read sign-in failures: %w", err)
-	}
-	for i, k := range keys {
-		if got[k] >= limits[i] {
-			return true, nil
+		if err != nil {
+			return false, time.Time{}, fmt.Errorf("reserve sign-in attempt: %w", err)
 		}
 	}
-	return false, nil
+	if err := tx.Commit(ctx); err != nil {
+		return false, time.Time{}, fmt.Errorf("reserve sign-in attempt: %w", err)
+	}
+	return true, time.Time{}, nil
 }
 
-// RecordFailure counts a failed sign-in against each key, starting a new window for a key
-// whose window has passed.
-func (s *Store) RecordFailure(ctx context.Context, keys []string, window time.Duration, now time.Time) error {
-	for _, k := range keys {
-		_, err := s.pool.Exec(ctx, `INSERT INTO console.login_failures (key, failures, window_start) VALUES ($1, 1, $2)
-			ON CONFLICT (key) DO UPDATE SET
-				failures = CASE WHEN console.login_failures.window_start > $3 THEN console.login_failures.failures + 1 ELSE 1 END,
-				window_start = CASE WHEN console.login_failures.window_start > $3 THEN console.login_failures.window_start ELSE $2 END`,
-			k, now, now.Add(-window))
-		if err != nil {
-			return fmt.Errorf("record sign-in failure: %w", err)
-		}
+// ReleaseAttempt gives back an attempt reserved on each key in the window ending at now:
+// one whose password was never checked, or a success on a key that counts failures only.
+func (s *Store) ReleaseAttempt(ctx context.Context, keys []string, window time.Duration, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE console.login_failures SET failures = failures - 1
+		WHERE key = ANY($1) AND failures > 0 AND window_start > $2`, keys, now.Add(-window))
+	if err != nil {
+		return fmt.Errorf("release sign-in attempt: %w", err)
 	}
 	return nil
 }
 
-// ClearFailures forgets a key's failures after a successful sign-in.
+// Attempts returns the attempts counted against key in the window ending at now.
+func (s *Store) Attempts(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT failures FROM console.login_failures WHERE key = $1 AND window_start > $2`,
+		key, now.Add(-window)).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read sign-in attempts: %w", err)
+	}
+	return n, nil
+}
+
+// ClearFailures forgets a key's attempts after a successful sign-in.
 func (s *Store) ClearFailures(ctx context.Context, key string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM console.login_failures WHERE key = $1`, key); err != nil {
 		return fmt.Errorf("clear sign-in failures: %w", err)
