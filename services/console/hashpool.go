@@ -36,6 +36,19 @@ func (p *hashPool) do(ctx context.Context, f func()) error {
 	return nil
 }
 
+// tryDo runs f if a slot is free right now, for work that can wait for another time (a
+// rehash with stronger parameters), and reports whether it ran.
+func (p *hashPool) tryDo(f func()) bool {
+	select {
+	case p.slots <- struct{}{}:
+	default:
+		return false
+	}
+	defer func() { <-p.slots }()
+	f()
+	return true
+}
+
 func (p *hashPool) acquire(ctx context.Context) error {
 	select {
 	case p.slots <- struct{}{}:

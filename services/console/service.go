@@ -234,6 +234,9 @@ func (s *Service) Register(srv *server.Server) {
 
 var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
 
+// maxUsernameLen is the longest username usernamePattern allows.
+const maxUsernameLen = 64
+
 // ErrAccountExists means the username is taken.
 var ErrAccountExists = store.ErrExists
 

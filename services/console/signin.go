@@ -115,6 +115,11 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 // then checked in the hashing pool, against a dummy hash when there is no such account, so
 // an unknown username costs the same time and memory as a known one.
 func (s *Service) checkPassword(ctx context.Context, username, password, ip string) (store.Account, error) {
+	if len(username) > maxUsernameLen {
+		// No account has such a name (CreateAccount refuses it), and it would not fit the
+		// throttle's key: nothing to count, nothing to hash.
+		return store.Account{}, errBadCredentials
+	}
 	userKey, addrKey := "user:"+username, "ip:"+ip
 	keys := []string{userKey, addrKey}
 	now := s.now()
@@ -163,12 +168,13 @@ func (s *Service) checkPassword(ctx context.Context, username, password, ip stri
 		return store.Account{}, err
 	}
 	if rehash {
-		// Through the pool too; when it is busy the rehash waits for the next sign-in.
-		_ = s.hashes.do(ctx, func() {
-			if h, err := HashPassword(password, s.cfg.Argon2); err == nil {
-				_ = s.store.SetPasswordHash(ctx, acct.Username, h)
-			}
-		})
+		// Through the pool too, but never queued for: when it is busy the rehash waits for
+		// the next sign-in rather than delaying this one.
+		var fresh string
+		s.hashes.tryDo(func() { fresh, _ = HashPassword(password, s.cfg.Argon2) })
+		if fresh != "" {
+			_ = s.store.SetPasswordHash(ctx, acct.Username, fresh)
+		}
 	}
 	_ = s.store.SignedIn(ctx, acct.Username, now)
 	return acct, nil

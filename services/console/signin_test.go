@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -262,6 +263,23 @@ func TestHashingAtCapacityAnswers429(t *testing.T) {
 	<-p.slots
 	if code, _, _ := try(); code != http.StatusSeeOther {
 		t.Fatalf("sign-in with capacity free: %d", code)
+	}
+}
+
+// A username longer than any account may have is refused like a wrong password, not with
+// an error from the throttle's index.
+func TestOverlongUsernameRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.client(t)
+	_, body, _ := get(t, c, e.srv.URL+"/console/sign-in")
+	var long strings.Builder
+	for long.Len() < 10000 {
+		long.WriteString(rand.Text()) // random, so Postgres cannot compress it to fit
+	}
+	if code, _, _ := post(t, c, e.srv.URL+"/console/sign-in", url.Values{"csrf": {csrfOf(t, body)}, "username": {long.String()},
+		"password": {"not the password"}}); code != http.StatusUnauthorized {
+		t.Fatalf("a %d-character username: %d, want 401", long.Len(), code)
 	}
 }
 
