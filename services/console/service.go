@@ -205,8 +205,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 const sessionPruneEvery = time.Hour
 
 // Run prunes sessions past auth.SessionRetention hourly, until ctx ends: they are refused
-// from their expiry on, and their rows would otherwise be kept for ever. Replicas pruning at
-// once delete disjoint or already-deleted rows.
+// from their expiry on, and their rows would otherwise be kept for ever. It prunes sign-in
+// counts whose window has passed too: one is kept per username tried, so spraying made-up
+// names would otherwise grow the table without end. Replicas pruning at once delete
+// disjoint or already-deleted rows.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(sessionPruneEvery)
 	defer t.Stop()
@@ -215,6 +217,13 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("console: prune sessions", zap.Error(err))
 		} else if n > 0 {
 			s.log.Info("console: pruned sessions past retention", zap.Int64("sessions", n))
+		}
+		if s.store != nil {
+			if n, err := s.store.PruneAttempts(ctx, s.cfg.Throttle.Window, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("console: prune sign-in counts", zap.Error(err))
+			} else if n > 0 {
+				s.log.Info("console: pruned sign-in counts past their window", zap.Int64("keys", n))
+			}
 		}
 		select {
 		case <-ctx.Done():

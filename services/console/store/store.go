@@ -168,6 +168,16 @@ func (s *Store) ReleaseAttempt(ctx context.Context, keys []string, window time.D
 	return nil
 }
 
+// PruneAttempts deletes the counts whose window ending at now has passed: the next
+// attempt on such a key starts a new window anyway.
+func (s *Store) PruneAttempts(ctx context.Context, window time.Duration, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM console.login_failures WHERE window_start <= $1`, now.Add(-window))
+	if err != nil {
+		return 0, fmt.Errorf("prune sign-in counts: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // Attempts returns the attempts counted against key in the window ending at now.
 func (s *Store) Attempts(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
 	var n int
