@@ -56,6 +56,64 @@ type Identity struct {
 	// Name is a signed-in person's display name, for screens; empty for machine clients.
 	// It is personal data: log ClientID, never Name.
 	Name string
+	// Partnerships are those whose referrals the caller may see and work, sorted;
+	// AllPartnerships stands for every one. Every hub role serves at least one; a referrer
+	// needs none, as it sees only its own agency's referrals.
+	Partnerships []string
+}
+
+// AllPartnerships, as a credential's only partnership, grants every partnership: a hub
+// that serves the whole deployment.
+const AllPartnerships = "*"
+
+// HubRole reports whether role is one of the hub's own (anything but referrer), which only
+// a client of kind StaffKind may hold.
+func HubRole(role Role) bool { return role != RoleReferrer && slices.Contains(Roles, role) }
+
+// Serves reports whether the caller may see and work partnership's referrals. A referrer
+// with no partnerships is limited by its agency alone.
+func (id Identity) Serves(partnership string) bool {
+	if id.Role == RoleReferrer && len(id.Partnerships) == 0 {
+		return true
+	}
+	return slices.Contains(id.Partnerships, AllPartnerships) || slices.Contains(id.Partnerships, partnership)
+}
+
+// PartnershipScope is the set of partnerships a query must be limited to: all is true when
+// the caller is not limited (every partnership, or a referrer limited by agency instead).
+func (id Identity) PartnershipScope() (partnerships []string, all bool) {
+	if (id.Role == RoleReferrer && len(id.Partnerships) == 0) || slices.Contains(id.Partnerships, AllPartnerships) {
+		return nil, true
+	}
+	return id.Partnerships, false
+}
+
+// ValidatePartnerships checks the partnerships a credential of role is to serve and returns
+// them sorted without repeats. A hub role needs at least one; AllPartnerships stands alone.
+func ValidatePartnerships(role Role, partnerships []string) ([]string, error) {
+	var out []string
+	for _, p := range partnerships {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if p != AllPartnerships && (len(p) > 64 || !slugPattern.MatchString(p)) {
+			return nil, fmt.Errorf("partnership %q: must be a lower-case slug such as rhondda-cynon-taf, or %s for every partnership", p, AllPartnerships)
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	switch {
+	case len(out) > 1 && slices.Contains(out, AllPartnerships):
+		return nil, fmt.Errorf("partnerships %s: %s already means every partnership; give it alone", strings.Join(out, ","), AllPartnerships)
+	case len(out) > 32:
+		return nil, fmt.Errorf("partnerships: at most 32, got %d", len(out))
+	case len(out) == 0 && HubRole(role):
+		return nil, fmt.Errorf("partnerships: role %s works in the hub and must serve at least one partnership (or %s for every one)", role, AllPartnerships)
+	}
+	return out, nil
 }
 
 // IsPerson reports whether the identity is a person's console session.
@@ -97,6 +155,15 @@ func ValidateClient(agency, kind string, role Role) error {
 			names[i] = string(r)
 		}
 		return fmt.Errorf("role %q: must be one of %s", role, strings.Join(names, ", "))
+	}
+	return checkKindRole(kind, role)
+}
+
+// checkKindRole refuses a hub role to a client of an agency: a police force's or a health
+// board's system refers and answers, but never works the hub's cases.
+func checkKindRole(kind string, role Role) error {
+	if kind != StaffKind && HubRole(role) {
+		return fmt.Errorf("role %q: only clients of kind %s may hold a hub role (practitioner, manager, auditor, admin); a %s client may only be a referrer", role, StaffKind, kind)
 	}
 	return nil
 }

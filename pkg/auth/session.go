@@ -44,14 +44,17 @@ type Session struct {
 	DisplayName string
 	Role        Role
 	Agency      string
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
-	EndedAt     *time.Time
+	// Partnerships are those the person serves (see Identity.Partnerships).
+	Partnerships []string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	EndedAt      *time.Time
 }
 
 // Identity is what the session authenticates as.
 func (s Session) Identity() Identity {
-	return Identity{ClientID: UserPrefix + s.UserID, Agency: s.Agency, Kind: StaffKind, Role: s.Role, Name: s.DisplayName}
+	return Identity{ClientID: UserPrefix + s.UserID, Agency: s.Agency, Kind: StaffKind, Role: s.Role, Name: s.DisplayName,
+		Partnerships: s.Partnerships}
 }
 
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$`)
@@ -61,8 +64,9 @@ var ErrNoSuchSession = errors.New("no live session with that token")
 
 // CreateSession signs a person in for ttl and returns the session and its token, which
 // is given to the person's browser once: only a hash of the secret is kept. Referrers are
-// machine clients and cannot have sessions.
-func (s *Store) CreateSession(ctx context.Context, userID, displayName string, role Role, agency string, ttl time.Duration) (Session, string, error) {
+// machine clients and cannot have sessions; staff serve at least one partnership.
+func (s *Store) CreateSession(ctx context.Context, userID, displayName string, role Role, agency string, ttl time.Duration, partnerships ...string) (Session, string, error) {
+	partnerships, perr := ValidatePartnerships(role, partnerships)
 	switch {
 	case !userIDPattern.MatchString(userID):
 		return Session{}, "", fmt.Errorf("user id %q: letters, digits and . _ @ : + - only, at most 128", userID)
@@ -74,6 +78,8 @@ func (s *Store) CreateSession(ctx context.Context, userID, displayName string, r
 		return Session{}, "", fmt.Errorf("agency %q: must be a lower-case slug such as cardiff-mash", agency)
 	case ttl <= 0 || ttl > MaxSessionTTL:
 		return Session{}, "", fmt.Errorf("session lifetime %s: must be positive and at most %s", ttl, MaxSessionTTL)
+	case perr != nil:
+		return Session{}, "", perr
 	}
 	idBytes := make([]byte, 8)
 	secret := make([]byte, 32)
@@ -85,12 +91,12 @@ func (s *Store) CreateSession(ctx context.Context, userID, displayName string, r
 	}
 	now := s.now()
 	sess := Session{ID: hex.EncodeToString(idBytes), UserID: userID, DisplayName: displayName, Role: role, Agency: agency,
-		CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		Partnerships: partnerships, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	secretText := base64.RawURLEncoding.EncodeToString(secret)
 	hash := sha256.Sum256([]byte(secretText))
-	_, err := s.pool.Exec(ctx, `INSERT INTO auth.sessions (id, user_id, display_name, role, agency, secret_hash, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		sess.ID, userID, displayName, string(role), agency, hash[:], sess.CreatedAt, sess.ExpiresAt)
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth.sessions (id, user_id, display_name, role, agency, secret_hash, created_at, expires_at, partnerships)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		sess.ID, userID, displayName, string(role), agency, hash[:], sess.CreatedAt, sess.ExpiresAt, nonNil(partnerships))
 	if err != nil {
 		return Session{}, "", fmt.Errorf("store session %s: %w", sess.ID, err)
 	}
@@ -178,9 +184,9 @@ func (s *Store) lookupSession(ctx context.Context, token string) (Session, error
 	var sess Session
 	var role string
 	var stored []byte
-	err := s.pool.QueryRow(ctx, `SELECT id, user_id, display_name, role, agency, secret_hash, created_at, expires_at
+	err := s.pool.QueryRow(ctx, `SELECT id, user_id, display_name, role, agency, partnerships, secret_hash, created_at, expires_at
 		FROM auth.sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > $2`, id, s.now()).
-		Scan(&sess.ID, &sess.UserID, &sess.DisplayName, &role, &sess.Agency, &stored, &sess.CreatedAt, &sess.ExpiresAt)
+		Scan(&sess.ID, &sess.UserID, &sess.DisplayName, &role, &sess.Agency, &sess.Partnerships, &stored, &sess.CreatedAt, &sess.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrNoSuchSession
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestSessionAuthenticatesAsThePerson(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, _ := newTestStore(t)
-	sess, token, err := st.CreateSession(ctx, "alice", "Alice Jones", RolePractitioner, "cardiff-mash", time.Hour)
+	sess, token, err := st.CreateSession(ctx, "alice", "Alice Jones", RolePractitioner, "cardiff-mash", time.Hour, "cardiff", "vale")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,15 +49,16 @@ func TestSessionAuthenticatesAsThePerson(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Identity{ClientID: "user:alice", Agency: "cardiff-mash", Kind: StaffKind, Role: RolePractitioner, Name: "Alice Jones"}
-	if id != want {
+	want := Identity{ClientID: "user:alice", Agency: "cardiff-mash", Kind: StaffKind, Role: RolePractitioner, Name: "Alice Jones",
+		Partnerships: []string{"cardiff", "vale"}}
+	if !reflect.DeepEqual(id, want) {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
 	if !id.IsPerson() {
 		t.Fatal("a session identity is a person")
 	}
 	// Cached path gives the same answer.
-	if id2, err := st.Authenticate(ctx, token); err != nil || id2 != want {
+	if id2, err := st.Authenticate(ctx, token); err != nil || !reflect.DeepEqual(id2, want) {
 		t.Fatalf("second authenticate: %+v %v", id2, err)
 	}
 }
@@ -65,7 +67,7 @@ func TestSessionRefusals(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, now := newTestStore(t)
-	_, token, err := st.CreateSession(ctx, "bob", "Bob", RoleManager, "cardiff-mash", time.Hour)
+	_, token, err := st.CreateSession(ctx, "bob", "Bob", RoleManager, "cardiff-mash", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +103,11 @@ func TestEndSessionTakesEffectAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, _ := newTestStore(t)
-	_, token, err := st.CreateSession(ctx, "carol", "Carol", RoleAuditor, "hub", time.Hour)
+	_, token, err := st.CreateSession(ctx, "carol", "Carol", RoleAuditor, "hub", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, other, err := st.CreateSession(ctx, "carol", "Carol", RoleAuditor, "hub", time.Hour)
+	_, other, err := st.CreateSession(ctx, "carol", "Carol", RoleAuditor, "hub", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +154,12 @@ func TestCreateSessionValidates(t *testing.T) {
 		{"too long", "dave", "Dave", "hub", RoleAdmin, 48 * time.Hour},
 	}
 	for _, c := range cases {
-		if _, _, err := st.CreateSession(ctx, c.user, c.display, c.role, c.agency, c.ttl); err == nil {
+		if _, _, err := st.CreateSession(ctx, c.user, c.display, c.role, c.agency, c.ttl, "*"); err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
+	}
+	if _, _, err := st.CreateSession(ctx, "dave", "Dave", RolePractitioner, "hub", time.Hour); err == nil || !strings.Contains(err.Error(), "partnership") {
+		t.Errorf("a staff session serving no partnership: %v", err)
 	}
 }
 
@@ -181,7 +186,7 @@ func TestCachedSessionEndsAtItsExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, now := newTestStore(t)
-	_, token, err := st.CreateSession(ctx, "carol", "Carol", RolePractitioner, "cardiff-mash", 2*time.Second)
+	_, token, err := st.CreateSession(ctx, "carol", "Carol", RolePractitioner, "cardiff-mash", 2*time.Second, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +207,7 @@ func TestEndedSessionRefusedByOtherProcessesWithinTheCacheTTL(t *testing.T) {
 	st, now := newTestStore(t)
 	other := NewStore(st.pool)
 	other.now = st.now
-	_, token, err := st.CreateSession(ctx, "dave", "Dave", RoleManager, "cardiff-mash", time.Hour)
+	_, token, err := st.CreateSession(ctx, "dave", "Dave", RoleManager, "cardiff-mash", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +228,12 @@ func TestPruneSessionsKeepsRecentOnes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, now := newTestStore(t)
-	_, _, err := st.CreateSession(ctx, "alice", "Alice", RolePractitioner, "cardiff-mash", time.Hour)
+	_, _, err := st.CreateSession(ctx, "alice", "Alice", RolePractitioner, "cardiff-mash", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
 	*now = now.Add(SessionRetention) // alice's expired 30 days less an hour ago: kept
-	_, liveToken, err := st.CreateSession(ctx, "bob", "Bob", RolePractitioner, "cardiff-mash", 10*time.Hour)
+	_, liveToken, err := st.CreateSession(ctx, "bob", "Bob", RolePractitioner, "cardiff-mash", 10*time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,10 +76,14 @@ func NewStore(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, now: time.Now, cacheTTL: CacheTTL, cache: map[[32]byte]cached{}}
 }
 
-// Create stores a new client and returns its credential, which is shown once: only a hash
-// of the secret is kept.
-func (s *Store) Create(ctx context.Context, agency, kind string, role Role, createdBy string) (Client, string, error) {
+// Create stores a new client serving partnerships (required for a hub role) and returns its
+// credential, which is shown once: only a hash of the secret is kept.
+func (s *Store) Create(ctx context.Context, agency, kind string, role Role, createdBy string, partnerships ...string) (Client, string, error) {
 	if err := ValidateClient(agency, kind, role); err != nil {
+		return Client{}, "", err
+	}
+	partnerships, err := ValidatePartnerships(role, partnerships)
+	if err != nil {
 		return Client{}, "", err
 	}
 	idBytes := make([]byte, 8)
@@ -93,10 +97,10 @@ func (s *Store) Create(ctx context.Context, agency, kind string, role Role, crea
 	id := hex.EncodeToString(idBytes)
 	secretText := base64.RawURLEncoding.EncodeToString(secret)
 	hash := sha256.Sum256([]byte(secretText))
-	c := Client{Identity: Identity{ClientID: id, Agency: agency, Kind: kind, Role: role}, CreatedBy: createdBy}
-	err := s.pool.QueryRow(ctx, `INSERT INTO auth.clients (id, agency, kind, role, secret_hash, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
-		id, agency, kind, string(role), hash[:], createdBy).Scan(&c.CreatedAt)
+	c := Client{Identity: Identity{ClientID: id, Agency: agency, Kind: kind, Role: role, Partnerships: partnerships}, CreatedBy: createdBy}
+	err = s.pool.QueryRow(ctx, `INSERT INTO auth.clients (id, agency, kind, role, secret_hash, created_by, partnerships)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
+		id, agency, kind, string(role), hash[:], createdBy, nonNil(partnerships)).Scan(&c.CreatedAt)
 	if err != nil {
 		return Client{}, "", fmt.Errorf("store client %s: %w", id, err)
 	}
@@ -105,7 +109,7 @@ func (s *Store) Create(ctx context.Context, agency, kind string, role Role, crea
 
 // List returns every client, newest first.
 func (s *Store) List(ctx context.Context) ([]Client, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, agency, kind, role, created_at, created_by, revoked_at
+	rows, err := s.pool.Query(ctx, `SELECT id, agency, kind, role, partnerships, created_at, created_by, revoked_at
 		FROM auth.clients ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
@@ -113,7 +117,7 @@ func (s *Store) List(ctx context.Context) ([]Client, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Client, error) {
 		var c Client
 		var role string
-		err := r.Scan(&c.ClientID, &c.Agency, &c.Kind, &role, &c.CreatedAt, &c.CreatedBy, &c.RevokedAt)
+		err := r.Scan(&c.ClientID, &c.Agency, &c.Kind, &role, &c.Partnerships, &c.CreatedAt, &c.CreatedBy, &c.RevokedAt)
 		c.Role = Role(role)
 		return c, err
 	})
@@ -160,8 +164,8 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Identity, error
 	var ident Identity
 	var role string
 	var stored []byte
-	err := s.pool.QueryRow(ctx, `SELECT id, agency, kind, role, secret_hash FROM auth.clients
-		WHERE id = $1 AND revoked_at IS NULL`, id).Scan(&ident.ClientID, &ident.Agency, &ident.Kind, &role, &stored)
+	err := s.pool.QueryRow(ctx, `SELECT id, agency, kind, role, partnerships, secret_hash FROM auth.clients
+		WHERE id = $1 AND revoked_at IS NULL`, id).Scan(&ident.ClientID, &ident.Agency, &ident.Kind, &role, &ident.Partnerships, &stored)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Identity{}, ErrUnauthenticated
 	}
@@ -173,8 +177,24 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Identity, error
 		return Identity{}, ErrUnauthenticated
 	}
 	ident.Role = Role(role)
+	// A row written before kinds and roles were checked, or by hand, is refused: an
+	// agency's credential never acts as hub staff, and hub staff serve named partnerships.
+	if err := checkKindRole(ident.Kind, ident.Role); err != nil {
+		return Identity{}, fmt.Errorf("client %s: %v: %w", id, err, ErrUnauthenticated)
+	}
+	if _, err := ValidatePartnerships(ident.Role, ident.Partnerships); err != nil {
+		return Identity{}, fmt.Errorf("client %s: %v: %w", id, err, ErrUnauthenticated)
+	}
 	s.remember(key, cached{id: ident, expires: now.Add(s.cacheTTL)})
 	return ident, nil
+}
+
+// nonNil stores an empty list as an empty array, not NULL.
+func nonNil(ps []string) []string {
+	if ps == nil {
+		return []string{}
+	}
+	return ps
 }
 
 func (s *Store) remember(key [32]byte, c cached) {

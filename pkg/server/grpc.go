@@ -158,3 +158,17 @@ func Authorize(ctx context.Context, action string, roles ...auth.Role) (auth.Ide
 	}
 	return id, nil
 }
+
+// Require returns the caller's identity if its role holds p in auth's one permission table.
+// Otherwise the error is UNAUTHENTICATED (no caller) or PERMISSION_DENIED naming what the
+// role may not do and which roles may.
+func Require(ctx context.Context, p auth.Permission) (auth.Identity, error) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	if !id.Can(p) {
+		return id, apierr.PermissionDenied(id.Denial(p))
+	}
+	return id, nil
+}

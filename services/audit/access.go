@@ -81,7 +81,7 @@ func accessPage(rows []store.Access, n int) ([]*auditv1.AccessRecord, string) {
 }
 
 func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest) (*auditv1.WhoAccessedResponse, error) {
-	id, err := server.Authorize(ctx, "read who accessed a record", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 }
 
 func (a *grpcAPI) UserActivity(ctx context.Context, req *auditv1.UserActivityRequest) (*auditv1.UserActivityResponse, error) {
-	id, err := server.Authorize(ctx, "read a user's activity", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func unusualReasons(a store.Access) []string {
 }
 
 func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessRequest) (*auditv1.UnusualAccessResponse, error) {
-	id, err := server.Authorize(ctx, "report unusual access", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return nil, err
 	}

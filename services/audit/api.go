@@ -35,9 +35,6 @@ const (
 // message; the HTTP export streams and has no limit.
 const MaxGRPCExport = 5000
 
-// auditRoles may use the query API.
-var auditRoles = []auth.Role{auth.RoleAuditor, auth.RoleAdmin}
-
 type grpcAPI struct {
 	auditv1.UnimplementedAuditServiceServer
 	svc *Service
@@ -153,7 +150,7 @@ func entryToProto(e store.Entry) *auditv1.AuditEntry {
 }
 
 func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*auditv1.GetTrailResponse, error) {
-	id, err := server.Authorize(ctx, "read audit trails", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +190,7 @@ func page(rows []store.Entry, n int) ([]*auditv1.AuditEntry, string) {
 }
 
 func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesRequest) (*auditv1.SearchEntriesResponse, error) {
-	id, err := server.Authorize(ctx, "search the audit log", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +221,7 @@ func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesR
 }
 
 func (a *grpcAPI) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointRequest) (*auditv1.GetCheckpointResponse, error) {
-	id, err := server.Authorize(ctx, "read checkpoints", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditCheckpoints)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +239,7 @@ func (a *grpcAPI) GetCheckpoint(ctx context.Context, _ *auditv1.GetCheckpointReq
 }
 
 func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusionRequest) (*auditv1.ProveInclusionResponse, error) {
-	id, err := server.Authorize(ctx, "read proofs", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +289,7 @@ func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusio
 }
 
 func (a *grpcAPI) ProveConsistency(ctx context.Context, req *auditv1.ProveConsistencyRequest) (*auditv1.ProveConsistencyResponse, error) {
-	id, err := server.Authorize(ctx, "read proofs", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditCheckpoints)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +331,7 @@ func (a *grpcAPI) ExportTrail(ctx context.Context, req *auditv1.ExportTrailReque
 // Nothing is emitted before every check that can fail with a status has passed, except
 // reading rows and proofs.
 func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, limit int, emit func([]byte) error) error {
-	id, err := server.Authorize(ctx, "export audit trails", auditRoles...)
+	id, err := server.Require(ctx, auth.ReadAuditTrails)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ const (
 	EnvOIDCRoleClaim   = "MASH_OIDC_ROLE_CLAIM"   // claim holding roles or groups; default "roles"
 	EnvOIDCRoleMap     = "MASH_OIDC_ROLE_MAP"     // "mash-managers=manager,mash-social-workers=practitioner"
 	EnvOIDCAgencyClaim = "MASH_OIDC_AGENCY_CLAIM" // claim naming the person's agency; default: MASH_CONSOLE_AGENCY
+	// EnvOIDCPartnerships lists the partnerships staff signing in through OIDC serve,
+	// comma-separated, or * for every one; default: MASH_CONSOLE_PARTNERSHIP.
+	EnvOIDCPartnerships = "MASH_OIDC_PARTNERSHIPS"
 
 	EnvHashConcurrency = "MASH_CONSOLE_HASH_CONCURRENCY"     // password hashes run at once per process; default 2
 	EnvHashQueue       = "MASH_CONSOLE_HASH_QUEUE"           // sign-ins that may wait for a hashing slot; default 32
@@ -110,6 +113,9 @@ type OIDCConfig struct {
 	RoleMap map[string]auth.Role
 	// AgencyClaim names the claim holding the person's agency slug; empty: Config.Agency.
 	AgencyClaim string
+	// Partnerships are those staff signing in through the provider serve; empty:
+	// Config.Partnership alone.
+	Partnerships []string
 }
 
 // Enabled reports whether single sign-on is configured.
@@ -136,6 +142,9 @@ func (c *Config) defaults() {
 	}
 	if c.Partnership == "" {
 		c.Partnership = DefaultPartnership
+	}
+	if len(c.OIDC.Partnerships) == 0 {
+		c.OIDC.Partnerships = []string{c.Partnership}
 	}
 	if c.OIDC.RoleClaim == "" {
 		c.OIDC.RoleClaim = DefaultRoleClaim
@@ -252,6 +261,13 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.OIDC.RedirectURL, _ = lookup(EnvOIDCRedirect)
 	c.OIDC.RoleClaim, _ = lookup(EnvOIDCRoleClaim)
 	c.OIDC.AgencyClaim, _ = lookup(EnvOIDCAgencyClaim)
+	if v, ok := lookup(EnvOIDCPartnerships); ok && v != "" {
+		ps, err := auth.ValidatePartnerships(auth.RolePractitioner, strings.Split(v, ","))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvOIDCPartnerships, err))
+		}
+		c.OIDC.Partnerships = ps
+	}
 	if v, ok := lookup(EnvOIDCRoleMap); ok && v != "" {
 		m, err := ParseRoleMap(v)
 		if err != nil {

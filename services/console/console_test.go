@@ -90,7 +90,7 @@ func newEnv(t *testing.T) *env {
 	e.srv = httptest.NewServer(svc.Handler())
 	t.Cleanup(e.srv.Close)
 	for _, r := range staffRoles {
-		if err := svc.CreateAccount(context.Background(), string(r)+"1", "Test "+string(r), r, testPassword); err != nil {
+		if err := svc.CreateAccount(context.Background(), string(r)+"1", "Test "+string(r), r, testPassword, auth.AllPartnerships); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -318,14 +318,14 @@ func TestRoleGating(t *testing.T) {
 	e := newEnv(t)
 	id := amberCaseID
 	pages := map[string]map[auth.Role]int{
-		"/console/queue":                {practitioner: 200, manager: 200, auditor: 403, admin: 200},
-		"/console/cases/" + id:          {practitioner: 200, manager: 200, auditor: 200, admin: 200},
-		"/console/dashboard":            {practitioner: 403, manager: 200, auditor: 200, admin: 200},
-		"/console/audit?referral=" + id: {practitioner: 403, manager: 200, auditor: 200, admin: 200},
-		"/console/packs":                {practitioner: 403, manager: 200, auditor: 200, admin: 200},
+		"/console/queue":                {practitioner: 200, manager: 200, auditor: 403, admin: 403},
+		"/console/cases/" + id:          {practitioner: 200, manager: 200, auditor: 403, admin: 403},
+		"/console/dashboard":            {practitioner: 403, manager: 200, auditor: 200, admin: 403},
+		"/console/audit?referral=" + id: {practitioner: 403, manager: 403, auditor: 200, admin: 403},
+		"/console/packs":                {practitioner: 200, manager: 200, auditor: 200, admin: 200},
 		"/console/notifications":        {practitioner: 200, manager: 200, auditor: 200, admin: 200},
-		"/console/dashboard.csv":        {practitioner: 403, manager: 200, auditor: 200, admin: 200},
-		"/console/disagreements":        {practitioner: 403, manager: 200, auditor: 200, admin: 200},
+		"/console/dashboard.csv":        {practitioner: 403, manager: 200, auditor: 200, admin: 403},
+		"/console/disagreements":        {practitioner: 200, manager: 200, auditor: 200, admin: 403},
 	}
 	clients := map[auth.Role]*http.Client{}
 	for _, r := range staffRoles {
@@ -338,7 +338,7 @@ func TestRoleGating(t *testing.T) {
 			}
 		}
 	}
-	// An auditor sees the case read-only: no claim or decision form, and posting is refused.
+	// An auditor does not work cases: no claim or decision form, and posting is refused.
 	_, body, _ := get(t, clients[auditor], e.srv.URL+"/console/cases/"+id)
 	if strings.Contains(body, `id="claim"`) || strings.Contains(body, `id="decide-form"`) {
 		t.Error("auditor is offered casework buttons")
@@ -391,7 +391,6 @@ func TestScreensRender(t *testing.T) {
 		"/console/packs/p2":                                  {"dash-medium", "Make this pack active"},
 		"/console/packs/diff?a=p1&b=p2":                      {"Removed", "Added", "rag: AMBER"},
 		"/console/dashboard":                                 {"Management information", "<svg", "93.5%", "south-wales-police", "Download as CSV"},
-		"/console/audit?referral=" + id:                      {"mash.triage.overridden", "read: GetCase"},
 		"/console/disagreements":                             {"Professional disagreements", "We think level 3a is too low", "Health visiting should have been told", `id="disagreements-table"`},
 		"/console/disagreements?open=on&partnership=cardiff": {"south-wales-police"},
 		"/console/sign-in":                                   {},
@@ -437,6 +436,15 @@ func TestScreensRender(t *testing.T) {
 	for _, w := range []string{"Ciw", "Allgofnodi", "Neidio i'r prif gynnwys", "Coch"} {
 		if !strings.Contains(body, w) && !strings.Contains(body, strings.ReplaceAll(w, "'", "&#39;")) {
 			t.Errorf("Welsh queue lacks %q", w)
+		}
+	}
+	// The trail is an auditor's screen.
+	a := e.signIn(t, "auditor1")
+	for _, lang := range []string{"en", "cy"} {
+		setLang(t, e, a, lang)
+		code, body, _ := get(t, a, e.srv.URL+"/console/audit?referral="+id)
+		if code != http.StatusOK || !strings.Contains(body, "mash.triage.overridden") || !strings.Contains(body, "read: GetCase") {
+			t.Errorf("audit screen (%s): %d", lang, code)
 		}
 	}
 }

@@ -126,7 +126,7 @@ func (s *Service) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, s.cookie(r, oidcCookie, "", -1))
-	if err := s.startSession(w, r, who.userID, who.name, who.role, who.agency); err != nil {
+	if err := s.startSession(w, r, who.userID, who.name, who.role, who.agency, s.cfg.OIDC.Partnerships); err != nil {
 		fail("session", err)
 		return
 	}

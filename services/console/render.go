@@ -180,9 +180,10 @@ func (p *page) OtherLang() string {
 }
 
 var capNames = map[string]capability{
-	"queue": capQueue, "caseRead": capCaseRead, "caseWork": capCaseWork, "assign": capAssign,
-	"notifications": capNotifications, "retry": capRetry, "packs": capPacks, "packManage": capPackManage,
-	"dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements, "disagreementManage": capDisagreementManage,
+	"queue": capQueue, "caseRead": capCaseRead, "claim": capClaim, "caseWork": capCaseWork, "research": capResearch,
+	"answer": capAnswer, "assign": capAssign, "notifications": capNotifications, "retry": capRetry, "packs": capPacks,
+	"packManage": capPackManage, "dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements,
+	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
 }
 
 var navItems = []struct {

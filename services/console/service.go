@@ -64,7 +64,7 @@ type Backends struct {
 
 // sessionStore is what the console needs of pkg/auth.
 type sessionStore interface {
-	CreateSession(ctx context.Context, userID, displayName string, role auth.Role, agency string, ttl time.Duration) (auth.Session, string, error)
+	CreateSession(ctx context.Context, userID, displayName string, role auth.Role, agency string, ttl time.Duration, partnerships ...string) (auth.Session, string, error)
 	EndSession(ctx context.Context, token string) error
 	Authenticate(ctx context.Context, token string) (auth.Identity, error)
 	PruneSessions(ctx context.Context) (int64, error)
@@ -249,14 +249,15 @@ const maxUsernameLen = 64
 // ErrAccountExists means the username is taken.
 var ErrAccountExists = store.ErrExists
 
-// CreateAccount creates a local account (for "mash users create"). The password is hashed
-// with argon2id; it must pass CheckNewPassword.
-func (s *Service) CreateAccount(ctx context.Context, username, displayName string, role auth.Role, password string) error {
-	return s.CreateAccountIn(ctx, username, displayName, role, s.cfg.Agency, password)
+// CreateAccount creates a local account (for "mash users create") serving partnerships (at
+// least one, or auth.AllPartnerships). The password is hashed with argon2id; it must pass
+// CheckNewPassword.
+func (s *Service) CreateAccount(ctx context.Context, username, displayName string, role auth.Role, password string, partnerships ...string) error {
+	return s.CreateAccountIn(ctx, username, displayName, role, s.cfg.Agency, password, partnerships...)
 }
 
 // CreateAccountIn is CreateAccount for a named agency.
-func (s *Service) CreateAccountIn(ctx context.Context, username, displayName string, role auth.Role, agency, password string) error {
+func (s *Service) CreateAccountIn(ctx context.Context, username, displayName string, role auth.Role, agency, password string, partnerships ...string) error {
 	switch {
 	case !usernamePattern.MatchString(username):
 		return fmt.Errorf("username %q: 2 to 64 lower-case letters, digits, dots, hyphens or underscores", username)
@@ -271,11 +272,16 @@ func (s *Service) CreateAccountIn(ctx context.Context, username, displayName str
 	if err := auth.ValidateClient(agency, auth.StaffKind, role); err != nil {
 		return err
 	}
+	partnerships, err := auth.ValidatePartnerships(role, partnerships)
+	if err != nil {
+		return err
+	}
 	hash, err := HashPassword(password, s.cfg.Argon2)
 	if err != nil {
 		return err
 	}
-	return s.store.CreateAccount(ctx, store.Account{Username: username, DisplayName: displayName, Role: string(role), Agency: agency, PasswordHash: hash})
+	return s.store.CreateAccount(ctx, store.Account{Username: username, DisplayName: displayName, Role: string(role), Agency: agency,
+		Partnerships: partnerships, PasswordHash: hash})
 }
 
 // DisableAccount stops an account signing in and ends its sessions.
@@ -297,10 +303,10 @@ func localUserID(username string) string { return username }
 // CreateLocalAccount creates a local account without a running console, for the
 // "mash users create" command: it needs only the database and the console settings
 // (MASH_CONSOLE_AGENCY names the agency; Argon2 the hash cost).
-func CreateLocalAccount(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, displayName string, role auth.Role, password string) error {
+func CreateLocalAccount(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, displayName string, role auth.Role, password string, partnerships ...string) error {
 	cfg.defaults()
 	s := &Service{cfg: cfg, store: store.New(pool)}
-	return s.CreateAccountIn(ctx, username, displayName, role, cfg.Agency, password)
+	return s.CreateAccountIn(ctx, username, displayName, role, cfg.Agency, password, partnerships...)
 }
 
 // DisableLocalAccount stops a local account signing in and ends its sessions, for the

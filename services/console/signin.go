@@ -101,7 +101,7 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusInternalServerError, "error.internal")
 		return
 	}
-	if err := s.startSession(w, r, localUserID(acct.Username), acct.DisplayName, auth.Role(acct.Role), acct.Agency); err != nil {
+	if err := s.startSession(w, r, localUserID(acct.Username), acct.DisplayName, auth.Role(acct.Role), acct.Agency, acct.Partnerships); err != nil {
 		s.log.Error("console: start session", zap.String("request_id", server.RequestID(r.Context())), zap.Error(err))
 		s.errorPage(w, r, nil, http.StatusInternalServerError, "error.internal")
 		return
@@ -187,8 +187,8 @@ func (s *Service) releaseAttempt(ctx context.Context, keys []string, now time.Ti
 }
 
 // startSession creates the person's auth session and gives the browser its cookie.
-func (s *Service) startSession(w http.ResponseWriter, r *http.Request, userID, displayName string, role auth.Role, agency string) error {
-	sess, token, err := s.sessions.CreateSession(r.Context(), userID, displayName, role, agency, s.cfg.SessionTTL)
+func (s *Service) startSession(w http.ResponseWriter, r *http.Request, userID, displayName string, role auth.Role, agency string, partnerships []string) error {
+	sess, token, err := s.sessions.CreateSession(r.Context(), userID, displayName, role, agency, s.cfg.SessionTTL, partnerships...)
 	if err != nil {
 		return err
 	}

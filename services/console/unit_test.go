@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -117,25 +118,43 @@ func TestDefaultArgon2IsOWASPMinimum(t *testing.T) {
 	}
 }
 
-func TestCapabilities(t *testing.T) {
+var (
+	practitioner = auth.RolePractitioner
+	manager      = auth.RoleManager
+	auditor      = auth.RoleAuditor
+	admin        = auth.RoleAdmin
+)
+
+// The console's menus and buttons come from the permission table the services check: a
+// role sees exactly the pages whose calls it may make, and an administrator no page of a
+// child's record.
+func TestCapabilitiesAreThePermissionTable(t *testing.T) {
 	t.Parallel()
-	want := map[auth.Role][]capability{
-		practitioner:      {capQueue, capCaseRead, capCaseWork, capNotifications},
-		manager:           {capQueue, capCaseRead, capCaseWork, capAssign, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit, capDisagreements, capDisagreementManage},
-		auditor:           {capCaseRead, capNotifications, capPacks, capDashboard, capAudit, capDisagreements},
-		admin:             {capQueue, capCaseRead, capNotifications, capRetry, capPacks, capPackManage, capDashboard, capAudit, capDisagreements},
-		auth.RoleReferrer: nil,
-	}
-	for role, caps := range want {
+	for _, role := range auth.Roles {
 		id := auth.Identity{Role: role}
-		for c := capQueue; c <= capDisagreementManage; c++ {
-			has := false
-			for _, w := range caps {
-				has = has || w == c
+		for name, c := range capNames {
+			if can(id, c) != id.Can(c) {
+				t.Errorf("%s %s: console %v, permission table %v", role, name, can(id, c), id.Can(c))
 			}
-			if can(id, c) != has {
-				t.Errorf("%s capability %d: got %v, want %v", role, c, can(id, c), has)
+		}
+	}
+	menu := func(role auth.Role) []string {
+		var out []string
+		for _, n := range navItems {
+			if can(auth.Identity{Role: role}, n.cap) {
+				out = append(out, n.href)
 			}
+		}
+		return out
+	}
+	for role, want := range map[auth.Role][]string{
+		auth.RoleAdmin:        {"/console/notifications", "/console/packs"},
+		auth.RoleAuditor:      {"/console/notifications", "/console/disagreements", "/console/packs", "/console/dashboard", "/console/audit"},
+		auth.RolePractitioner: {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs"},
+		auth.RoleManager:      {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs", "/console/dashboard"},
+	} {
+		if got := menu(role); !slices.Equal(got, want) {
+			t.Errorf("%s menu %q, want %q", role, got, want)
 		}
 	}
 }

@@ -35,52 +35,34 @@ const (
 	oidcCookie = "mash_oidc"
 )
 
-// capability is something a screen or button lets a person do.
-type capability int
+// capability is something a screen or button lets a person do: the permission the service
+// behind it checks, read from auth's one table, so a menu or a button appears exactly when
+// the call it makes would be allowed. anyStaff (the empty permission) is any signed-in person.
+type capability = auth.Permission
 
 const (
-	capQueue capability = iota
-	capCaseRead
-	capCaseWork // claim, decide (confirm or override), strategy, close, information requests
-	capAssign
-	capNotifications
-	capRetry
-	capPacks
-	capPackManage // replay and activate
-	capDashboard
-	capAudit
-	capDisagreements      // the list of professional disagreements
-	capDisagreementManage // escalate a disagreement to its next stage, or resolve it
-)
-
-var (
-	practitioner = auth.RolePractitioner
-	manager      = auth.RoleManager
-	auditor      = auth.RoleAuditor
-	admin        = auth.RoleAdmin
-)
-
-// capRoles says which roles hold each capability. The services enforce their own rules;
-// this hides what a person may not do and refuses it before a call is made, so it mirrors
-// them: administrators run the system but take no part in decisions about children.
-var capRoles = map[capability][]auth.Role{
-	capQueue:         {practitioner, manager, admin},
-	capCaseRead:      {practitioner, manager, auditor, admin},
-	capCaseWork:      {practitioner, manager},
-	capAssign:        {manager},
-	capNotifications: {practitioner, manager, auditor, admin},
-	capRetry:         {manager, admin},
-	capPacks:         {manager, auditor, admin},
-	capPackManage:    {manager, admin},
-	capDashboard:     {manager, auditor, admin},
-	capAudit:         {manager, auditor, admin},
+	anyStaff         capability = ""
+	capQueue                    = auth.ReadQueue
+	capCaseRead                 = auth.ReadCases
+	capClaim                    = auth.ClaimCases
+	capCaseWork                 = auth.DecideCases // decide (confirm or override), strategy, close
+	capResearch                 = auth.RequestInformation
+	capAnswer                   = auth.AnswerInformation
+	capAssign                   = auth.AssignCases
+	capNotifications            = auth.ReadNotifications
+	capRetry                    = auth.RetryNotifications
+	capPacks                    = auth.ReadPacks
+	capPackManage               = auth.ManagePacks // replay and activate
+	capDashboard                = auth.ReadDashboard
+	capAudit                    = auth.ReadAuditTrails
 	// Agencies raise disagreements through the API with their own credential (the service
 	// records the caller's agency), so the console offers no way to raise one.
-	capDisagreements:      {manager, auditor, admin},
-	capDisagreementManage: {manager},
-}
+	capDisagreements        = auth.ReadDisagreements
+	capDisagreementEscalate = auth.RaiseDisagreements
+	capDisagreementManage   = auth.ResolveDisagreements
+)
 
-func can(id auth.Identity, c capability) bool { return slices.Contains(capRoles[c], id.Role) }
+func can(id auth.Identity, c capability) bool { return c == anyStaff || id.Can(c) }
 
 // reqState is what a request of a signed-in person carries.
 type reqState struct {
@@ -107,20 +89,20 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /console/oidc/start", s.oidcStart)
 	mux.HandleFunc("GET /console/oidc/callback", s.oidcCallback)
 	mux.HandleFunc("GET /console/lang", s.setLang)
-	mux.Handle("POST /console/sign-out", s.need(-1, s.signOut))
+	mux.Handle("POST /console/sign-out", s.need(anyStaff, s.signOut))
 
 	mux.Handle("GET /console/queue", s.need(capQueue, s.queuePage))
 	mux.Handle("GET /console/queue/counts.json", s.need(capQueue, s.queueCounts))
 	mux.Handle("GET /console/cases/{id}", s.need(capCaseRead, s.casePage))
-	mux.Handle("POST /console/cases/{id}/claim", s.need(capCaseWork, s.claim))
-	mux.Handle("POST /console/cases/{id}/release", s.need(capCaseWork, s.release))
+	mux.Handle("POST /console/cases/{id}/claim", s.need(capClaim, s.claim))
+	mux.Handle("POST /console/cases/{id}/release", s.need(capClaim, s.release))
 	mux.Handle("POST /console/cases/{id}/assign", s.need(capAssign, s.assign))
 	mux.Handle("POST /console/cases/{id}/decide", s.need(capCaseWork, s.decide))
 	mux.Handle("POST /console/cases/{id}/strategy", s.need(capCaseWork, s.strategy))
 	mux.Handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
-	mux.Handle("POST /console/cases/{id}/information-requests", s.need(capCaseWork, s.requestInformation))
-	mux.Handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capCaseWork, s.answerInformation))
-	mux.Handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementManage, s.escalateDisagreement))
+	mux.Handle("POST /console/cases/{id}/information-requests", s.need(capResearch, s.requestInformation))
+	mux.Handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capAnswer, s.answerInformation))
+	mux.Handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementEscalate, s.escalateDisagreement))
 	mux.Handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
 	mux.Handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
 
@@ -170,8 +152,8 @@ func cacheStatic(next http.Handler) http.Handler {
 	})
 }
 
-// need wraps a page that needs a signed-in person holding capability c (-1: any staff
-// role). POSTs must carry the session's CSRF token.
+// need wraps a page that needs a signed-in person holding capability c (anyStaff: any
+// staff role). POSTs must carry the session's CSRF token.
 func (s *Service) need(c capability, h pageHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs, ok := s.session(r)
@@ -195,7 +177,7 @@ func (s *Service) need(c capability, h pageHandler) http.Handler {
 				return
 			}
 		}
-		if c >= 0 && !can(rs.ident, c) {
+		if !can(rs.ident, c) {
 			s.errorPage(w, r, rs, http.StatusForbidden, "error.forbidden")
 			return
 		}
@@ -330,10 +312,16 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !ok:
 		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
-	case can(rs.ident, capQueue):
-		http.Redirect(w, r, "/console/queue", http.StatusSeeOther)
 	default:
-		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
+		// The first page of the menu the person may open: an administrator, who sees no
+		// queue or dashboard, lands where their work is.
+		for _, n := range navItems {
+			if can(rs.ident, n.cap) {
+				http.Redirect(w, r, n.href, http.StatusSeeOther)
+				return
+			}
+		}
+		s.errorPage(w, r, rs, http.StatusForbidden, "error.forbidden")
 	}
 }
 

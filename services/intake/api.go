@@ -4,20 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/server"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
 	"mash/services/intake/validation"
 )
-
-// submitRoles may submit referrals: referring systems, and hub practitioners recording a
-// referral taken by telephone.
-var submitRoles = []auth.Role{auth.RoleReferrer, auth.RolePractitioner}
 
 // grpcAPI is the thin gRPC face of the service; HTTP calls the same methods.
 type grpcAPI struct {
@@ -38,11 +36,14 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 	if err != nil {
 		return nil, err
 	}
-	if !id.HasRole(submitRoles...) {
-		return nil, apierr.PermissionDenied("role " + string(id.Role) + " may not submit referrals; a referrer or practitioner credential is needed")
+	if !id.Can(auth.SubmitReferrals) {
+		return nil, apierr.PermissionDenied(id.Denial(auth.SubmitReferrals))
 	}
 	if req.GetReferral() == nil {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: "is required"}})
+	}
+	if p := req.GetReferral().GetPartnership(); p != "" && !id.Serves(p) {
+		return nil, apierr.PermissionDenied(fmt.Sprintf("partnership %q: this credential serves %s, not that partnership", p, strings.Join(id.Partnerships, ", ")))
 	}
 	if size := proto.Size(req.GetReferral()); size > validation.MaxBodyBytes {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: fmt.Sprintf("is %d bytes; at most %d are accepted", size, validation.MaxBodyBytes)}})
@@ -81,7 +82,7 @@ func visibleAgency(id auth.Identity) string {
 }
 
 func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequest) (*intakev1.GetReferralResponse, error) {
-	id, err := caller(ctx)
+	id, err := server.Require(ctx, auth.ReadReferrals)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +90,10 @@ func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequ
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "id", Reason: "is required"}})
 	}
 	r, err := a.svc.store.Get(ctx, req.GetId(), visibleAgency(id))
+	if err == nil && !id.Serves(r.Partnership) {
+		// Another partnership's referral is as unknown to this caller as a missing one.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound("no referral " + req.GetId() + " visible to this credential")
 	}
@@ -113,7 +118,7 @@ const (
 )
 
 func (a *grpcAPI) ListReferrals(ctx context.Context, req *intakev1.ListReferralsRequest) (*intakev1.ListReferralsResponse, error) {
-	id, err := caller(ctx)
+	id, err := server.Require(ctx, auth.ReadReferrals)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +137,11 @@ func (a *grpcAPI) ListReferrals(ctx context.Context, req *intakev1.ListReferrals
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
-	rows, err := a.svc.store.List(ctx, store.Filter{Agency: visibleAgency(id), Partnership: req.GetPartnership()}, cursor, size+1)
+	f := store.Filter{Agency: visibleAgency(id), Partnership: req.GetPartnership()}
+	if ps, all := id.PartnershipScope(); !all {
+		f.Partnerships = append([]string{}, ps...)
+	}
+	rows, err := a.svc.store.List(ctx, f, cursor, size+1)
 	if err != nil {
 		return nil, err
 	}

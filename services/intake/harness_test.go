@@ -112,7 +112,11 @@ func newEnv(t *testing.T) *env {
 // credential creates a client and returns its bearer token.
 func (e *env) credential(t *testing.T, agency, kind string, role auth.Role) string {
 	t.Helper()
-	_, token, err := e.auth.Create(context.Background(), agency, kind, role, "test")
+	var partnerships []string
+	if auth.HubRole(role) {
+		partnerships = []string{auth.AllPartnerships}
+	}
+	_, token, err := e.auth.Create(context.Background(), agency, kind, role, "test", partnerships...)
 	if err != nil {
 		t.Fatal(err)
 	}

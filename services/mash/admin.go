@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,20 +71,27 @@ func operator() string {
 
 func clients(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: mash clients create --agency A --kind K --role R | list | revoke ID")
+		return fmt.Errorf("usage: mash clients create --agency A --kind K --role R [--partnerships P,Q] | list | revoke ID")
 	}
-	var agency, kind, role *string
+	var agency, kind, role, partnerships *string
 	declare := func(s *config.Set) {
 		if args[0] == "create" {
 			agency = s.String("agency", "MASH_CLIENT_AGENCY", "", "agency slug, e.g. south-wales-police")
 			kind = s.String("kind", "MASH_CLIENT_KIND", "", "kind of agency, e.g. police, health")
-			role = s.String("role", "MASH_CLIENT_ROLE", "referrer", "role: referrer, practitioner, manager, auditor, admin")
+			role = s.String("role", "MASH_CLIENT_ROLE", "referrer", "role: referrer (any kind); practitioner, manager, auditor, admin (kind hub only)")
+			partnerships = s.String("partnerships", "MASH_CLIENT_PARTNERSHIPS", "",
+				"partnerships whose referrals the client may see, comma-separated, or * for every one; required for hub roles")
 		}
 	}
+	var served []string
 	check := func() error {
 		if args[0] == "create" {
 			if err := auth.ValidateClient(*agency, *kind, auth.Role(*role)); err != nil {
 				return fmt.Errorf("create client: %w", err)
+			}
+			var err error
+			if served, err = auth.ValidatePartnerships(auth.Role(*role), strings.Split(*partnerships, ",")); err != nil {
+				return fmt.Errorf("create client: --%w", err)
 			}
 		}
 		return nil
@@ -99,11 +107,12 @@ func clients(ctx context.Context, args []string) error {
 	store := auth.NewStore(pool)
 	switch args[0] {
 	case "create":
-		c, token, err := store.Create(ctx, *agency, *kind, auth.Role(*role), operator())
+		c, token, err := store.Create(ctx, *agency, *kind, auth.Role(*role), operator(), served...)
 		if err != nil {
 			return fmt.Errorf("create client: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "created client %s for %s (%s, %s); the credential is shown once:\n", c.ClientID, c.Agency, c.Kind, c.Role)
+		fmt.Fprintf(os.Stderr, "created client %s for %s (%s, %s, partnerships %s); the credential is shown once:\n", c.ClientID, c.Agency, c.Kind, c.Role,
+			strings.Join(c.Partnerships, ","))
 		fmt.Println(token)
 		return nil
 	case "list":
@@ -112,13 +121,17 @@ func clients(ctx context.Context, args []string) error {
 			return err
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tAGENCY\tKIND\tROLE\tCREATED\tREVOKED")
+		fmt.Fprintln(w, "ID\tAGENCY\tKIND\tROLE\tPARTNERSHIPS\tCREATED\tREVOKED")
 		for _, c := range cs {
 			revoked := "-"
 			if c.RevokedAt != nil {
 				revoked = c.RevokedAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, c.Agency, c.Kind, c.Role, c.CreatedAt.UTC().Format(time.RFC3339), revoked)
+			ps := strings.Join(c.Partnerships, ",")
+			if ps == "" {
+				ps = "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ClientID, c.Agency, c.Kind, c.Role, ps, c.CreatedAt.UTC().Format(time.RFC3339), revoked)
 		}
 		return w.Flush()
 	case "revoke":

@@ -21,7 +21,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	s := newSystem(t)
 	referrer := s.credential(t, "south-wales-police")
 	password := "correct horse battery staple"
-	cmd := exec.Command(mashBinary, "users", "create", "--username", "mgr.jones", "--name", "Morgan Jones", "--role", "manager", "--password-stdin")
+	cmd := exec.Command(mashBinary, "users", "create", "--username", "mgr.jones", "--name", "Morgan Jones", "--role", "manager", "--partnerships", "rhondda-cynon-taf", "--password-stdin")
 	cmd.Env = s.env()
 	cmd.Stdin = strings.NewReader(password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -45,7 +45,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	staff := apiCall{t, "http://" + s.httpAddr, func() string {
-		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
+		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner", "--partnerships", "rhondda-cynon-taf")
 		if code != 0 {
 			t.Fatalf("clients create: %s", errOut)
 		}

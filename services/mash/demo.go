@@ -363,7 +363,12 @@ type demoCredentials struct {
 }
 
 func (c *demoCredentials) create(ctx context.Context, agency, kind string, role auth.Role) (string, error) {
-	cl, token, err := c.store.Create(ctx, agency, kind, role, "mash demo")
+	var partnerships []string
+	if auth.HubRole(role) {
+		// The demo hub serves both demo partnerships.
+		partnerships = demo.Partnerships
+	}
+	cl, token, err := c.store.Create(ctx, agency, kind, role, "mash demo", partnerships...)
 	if err != nil {
 		return "", fmt.Errorf("demo: create %s credential for %s: %w", role, agency, err)
 	}

@@ -66,7 +66,7 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 		t.Fatalf("mash demo on a loaded database: exit %d, want a refusal\n%s", code, out)
 	}
 
-	stdout, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "manager")
+	stdout, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "manager", "--partnerships", "rhondda-cynon-taf,merthyr-tydfil")
 	if code != 0 {
 		t.Fatalf("clients create: %s", errOut)
 	}

@@ -23,7 +23,7 @@ func TestReferralFlowsThroughIntakeAndRules(t *testing.T) {
 
 func testReferralFlowsThroughIntakeAndRules(t *testing.T, s *system) {
 	referrer := s.credential(t, "south-wales-police")
-	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
+	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner", "--partnerships", "rhondda-cynon-taf")
 	if code != 0 {
 		t.Fatalf("clients create: %s", errOut)
 	}
@@ -146,7 +146,7 @@ func TestAuditExportVerifiesOffline(t *testing.T) {
 
 func testAuditExportVerifiesOffline(t *testing.T, s *system) {
 	referrer := s.credential(t, "south-wales-police")
-	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "auditor")
+	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "auditor", "--partnerships", "rhondda-cynon-taf")
 	if code != 0 {
 		t.Fatalf("clients create: %s", errOut)
 	}

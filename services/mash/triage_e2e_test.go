@@ -72,7 +72,7 @@ func str(m map[string]any, keys ...string) string {
 func testCaseworkThroughEveryService(t *testing.T, s *system) {
 	referrer := s.credential(t, "south-wales-police")
 	staff := func(agency, role string) string {
-		out, errOut, code := s.run(t, "clients", "create", "--agency", agency, "--kind", "hub", "--role", role)
+		out, errOut, code := s.run(t, "clients", "create", "--agency", agency, "--kind", "hub", "--role", role, "--partnerships", "rhondda-cynon-taf")
 		if code != 0 {
 			t.Fatalf("clients create: %s", errOut)
 		}

@@ -17,17 +17,18 @@ import (
 // users manages the console's local accounts (for demos and hubs without an identity
 // provider; staff of a council normally sign in through OpenID Connect).
 func users(ctx context.Context, args []string) error {
-	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R [--password-stdin] | password [--password-stdin] U | disable U")
+	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R --partnerships P,Q [--password-stdin] | password [--password-stdin] U | disable U")
 	if len(args) == 0 {
 		return usage
 	}
-	var username, name, role *string
+	var username, name, role, partnerships *string
 	var fromStdin *bool
 	declare := func(s *config.Set) {
 		if args[0] == "create" {
 			username = s.String("username", "MASH_USER_USERNAME", "", "login name: lower-case letters, digits, dots, hyphens")
 			name = s.String("name", "MASH_USER_NAME", "", "the person's name as the console shows it")
 			role = s.String("role", "MASH_USER_ROLE", "practitioner", "role: practitioner, manager, auditor, admin")
+			partnerships = s.String("partnerships", "MASH_USER_PARTNERSHIPS", "", "partnerships whose referrals the person may see, comma-separated, or * for every one (required)")
 		}
 		if args[0] == "create" || args[0] == "password" {
 			fromStdin = s.Bool("password-stdin", "MASH_USER_PASSWORD_STDIN", false, "read the password from the first line of standard input (else one is generated and printed once)")
@@ -82,7 +83,7 @@ func users(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := console.CreateLocalAccount(ctx, pool, cfg, *username, *name, auth.Role(*role), pw); err != nil {
+		if err := console.CreateLocalAccount(ctx, pool, cfg, *username, *name, auth.Role(*role), pw, strings.Split(*partnerships, ",")...); err != nil {
 			return fmt.Errorf("create user %s: %w", *username, err)
 		}
 		shown(fmt.Sprintf("created %s user %s", *role, *username), pw, generated)

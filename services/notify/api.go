@@ -23,15 +23,10 @@ import (
 	"mash/services/notify/store"
 )
 
-// Who may do what. An agency's own credential (any role) may also read and acknowledge its
-// own notifications.
-var (
-	directoryReadRoles  = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-	directoryWriteRoles = []auth.Role{auth.RoleManager, auth.RoleAdmin}
-	staffRoles          = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-	retryRoles          = []auth.Role{auth.RoleManager, auth.RoleAdmin}
-	ackOnBehalfRoles    = []auth.Role{auth.RoleManager}
-)
+// hubStaff reports whether the caller works in the hub: hub staff see every agency's
+// notifications of the partnerships they serve; an agency's own credential sees, and
+// acknowledges, only its own.
+func hubStaff(id auth.Identity) bool { return id.Role != auth.RoleReferrer }
 
 type grpcAPI struct {
 	notifyv1.UnimplementedNotifyServiceServer
@@ -47,7 +42,7 @@ func identity(ctx context.Context) (auth.Identity, error) {
 }
 
 func (a *grpcAPI) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRequest) (*notifyv1.ListAgenciesResponse, error) {
-	if _, err := server.Authorize(ctx, "read the agency directory", directoryReadRoles...); err != nil {
+	if _, err := server.Require(ctx, auth.ReadDirectory); err != nil {
 		return nil, err
 	}
 	as, err := a.svc.store.Agencies(ctx, req.GetPartnership())
@@ -62,7 +57,7 @@ func (a *grpcAPI) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRe
 }
 
 func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest) (*notifyv1.PutAgencyResponse, error) {
-	id, err := server.Authorize(ctx, "change the agency directory", directoryWriteRoles...)
+	id, err := server.Require(ctx, auth.ChangeDirectory)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +115,7 @@ func protoField(f string) string {
 }
 
 func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRequest) (*notifyv1.RemoveAgencyResponse, error) {
-	id, err := server.Authorize(ctx, "change the agency directory", directoryWriteRoles...)
+	id, err := server.Require(ctx, auth.ChangeDirectory)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +149,15 @@ func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRe
 const maxPage = 200
 
 func (a *grpcAPI) ListNotifications(ctx context.Context, req *notifyv1.ListNotificationsRequest) (*notifyv1.ListNotificationsResponse, error) {
-	id, err := identity(ctx)
+	id, err := server.Require(ctx, auth.ReadNotifications)
 	if err != nil {
 		return nil, err
 	}
 	f := store.Filter{ReferralID: req.GetReferralId(), Agency: req.GetAgency(), Overdue: req.GetOverdue(), Now: a.svc.now().UTC()}
-	if !id.HasRole(staffRoles...) {
+	if ps, all := id.PartnershipScope(); !all {
+		f.Partnerships = append([]string{}, ps...)
+	}
+	if !hubStaff(id) {
 		// An agency sees only what was sent to it.
 		f.Agency = id.Agency
 	}
@@ -231,20 +229,21 @@ func decodeToken(t string, f *store.Filter) error {
 	return nil
 }
 
-// visible reads a notification the caller may see: staff see all, an agency its own.
+// visible reads a notification the caller may see: staff those of the partnerships they
+// serve, an agency its own.
 func (a *grpcAPI) visible(ctx context.Context, id auth.Identity, notificationID string) (store.Notification, error) {
 	if _, err := uuid.Parse(notificationID); err != nil {
 		return store.Notification{}, apierr.Invalid([]apierr.Violation{{Field: "notificationId", Reason: "must be a notification id (UUID)"}})
 	}
 	n, err := a.svc.store.Get(ctx, notificationID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !id.HasRole(staffRoles...) && n.Agency != id.Agency) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ((!hubStaff(id) && n.Agency != id.Agency) || !id.Serves(n.Partnership))) {
 		return store.Notification{}, apierr.NotFound("notification " + notificationID + " not found")
 	}
 	return n, err
 }
 
 func (a *grpcAPI) GetNotification(ctx context.Context, req *notifyv1.GetNotificationRequest) (*notifyv1.GetNotificationResponse, error) {
-	id, err := identity(ctx)
+	id, err := server.Require(ctx, auth.ReadNotifications)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +275,7 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "note", Reason: "must be at most 500 characters"}})
 	}
 	if n.Agency != id.Agency {
-		if !id.HasRole(ackOnBehalfRoles...) {
+		if !id.Can(auth.AcknowledgeOnBehalf) {
 			return nil, apierr.PermissionDenied(fmt.Sprintf("only agency %s (or a manager on its behalf) may acknowledge this notification", n.Agency))
 		}
 		if note == "" {
@@ -294,7 +293,7 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 }
 
 func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest) (*notifyv1.RetryNotificationResponse, error) {
-	id, err := server.Authorize(ctx, "retry notifications", retryRoles...)
+	id, err := server.Require(ctx, auth.RetryNotifications)
 	if err != nil {
 		return nil, err
 	}

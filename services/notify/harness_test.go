@@ -390,7 +390,7 @@ func (e *env) settled(t testing.TB, referralID string, atLeast int) []store.Noti
 
 func (e *env) token(t testing.TB, agency string, role auth.Role) string {
 	t.Helper()
-	_, token, err := e.auth.Create(context.Background(), agency, "hub", role, "test")
+	_, token, err := e.auth.Create(context.Background(), agency, "hub", role, "test", auth.AllPartnerships)
 	if err != nil {
 		t.Fatal(err)
 	}

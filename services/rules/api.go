@@ -24,21 +24,13 @@ import (
 	"mash/services/rules/store"
 )
 
-// Who may do what.
-var (
-	readRoles     = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-	decideRoles   = []auth.Role{auth.RolePractitioner, auth.RoleManager}
-	evaluateRoles = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAdmin}
-	packRoles     = []auth.Role{auth.RoleManager}
-)
-
 type grpcAPI struct {
 	rulesv1.UnimplementedRulesServiceServer
 	svc *Service
 }
 
 func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateReferralRequest) (*rulesv1.EvaluateReferralResponse, error) {
-	if _, err := server.Authorize(ctx, "evaluate referrals", evaluateRoles...); err != nil {
+	if _, err := server.Require(ctx, auth.EvaluateReferrals); err != nil {
 		return nil, err
 	}
 	if req.GetReferral() == nil {
@@ -91,7 +83,7 @@ func loadPack(src string) (*pack.Compiled, error) {
 }
 
 func (a *grpcAPI) ValidatePack(ctx context.Context, req *rulesv1.ValidatePackRequest) (*rulesv1.ValidatePackResponse, error) {
-	if _, err := server.Authorize(ctx, "validate rule packs", evaluateRoles...); err != nil {
+	if _, err := server.Require(ctx, auth.ValidatePacks); err != nil {
 		return nil, err
 	}
 	resp := &rulesv1.ValidatePackResponse{}
@@ -129,7 +121,7 @@ func packToProto(p store.Pack, withSource bool) *rulesv1.Pack {
 }
 
 func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest) (*rulesv1.UploadPackResponse, error) {
-	id, err := server.Authorize(ctx, "upload rule packs", packRoles...)
+	id, err := server.Require(ctx, auth.ManagePacks)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +140,7 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 }
 
 func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackRequest) (*rulesv1.ActivatePackResponse, error) {
-	id, err := server.Authorize(ctx, "activate rule packs", packRoles...)
+	id, err := server.Require(ctx, auth.ManagePacks)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +165,7 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 }
 
 func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) (*rulesv1.ListPacksResponse, error) {
-	if _, err := server.Authorize(ctx, "list rule packs", readRoles...); err != nil {
+	if _, err := server.Require(ctx, auth.ReadPacks); err != nil {
 		return nil, err
 	}
 	partnership := req.GetPartnership()
@@ -192,11 +184,11 @@ func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) 
 }
 
 func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionRequest) (*rulesv1.GetDecisionResponse, error) {
-	id, err := server.Authorize(ctx, "read decisions", readRoles...)
+	id, err := server.Require(ctx, auth.ReadDecisions)
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.getDecision(ctx, req.GetReferralId())
+	d, err := a.getDecision(ctx, id, req.GetReferralId())
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +204,9 @@ func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionReque
 	return &rulesv1.GetDecisionResponse{Decision: dp}, nil
 }
 
-func (a *grpcAPI) getDecision(ctx context.Context, referralID string) (store.Decision, error) {
+// getDecision returns the decision on referralID if the caller serves its partnership;
+// another partnership's is as unknown to the caller as a missing one.
+func (a *grpcAPI) getDecision(ctx context.Context, id auth.Identity, referralID string) (store.Decision, error) {
 	if referralID == "" {
 		return store.Decision{}, apierr.Invalid([]apierr.Violation{{Field: "referralId", Reason: "is required"}})
 	}
@@ -220,6 +214,9 @@ func (a *grpcAPI) getDecision(ctx context.Context, referralID string) (store.Dec
 		return store.Decision{}, apierr.NotFound("no decision for referral " + referralID)
 	}
 	d, err := a.svc.store.GetDecision(ctx, referralID)
+	if err == nil && !id.Serves(d.Partnership) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Decision{}, apierr.NotFound("no decision for referral " + referralID + " (yet: decisions follow receipt within seconds)")
 	}
@@ -227,11 +224,11 @@ func (a *grpcAPI) getDecision(ctx context.Context, referralID string) (store.Dec
 }
 
 func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecisionRequest) (*rulesv1.ConfirmDecisionResponse, error) {
-	id, err := server.Authorize(ctx, "confirm decisions", decideRoles...)
+	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := a.getDecision(ctx, req.GetReferralId())
+	cur, err := a.getDecision(ctx, id, req.GetReferralId())
 	if err != nil {
 		return nil, err
 	}
@@ -248,11 +245,11 @@ func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecis
 }
 
 func (a *grpcAPI) OverrideDecision(ctx context.Context, req *rulesv1.OverrideDecisionRequest) (*rulesv1.OverrideDecisionResponse, error) {
-	id, err := server.Authorize(ctx, "override decisions", decideRoles...)
+	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := a.getDecision(ctx, req.GetReferralId())
+	cur, err := a.getDecision(ctx, id, req.GetReferralId())
 	if err != nil {
 		return nil, err
 	}

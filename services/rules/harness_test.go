@@ -108,7 +108,7 @@ func newEnv(t testing.TB) *env {
 
 func (e *env) token(t *testing.T, role auth.Role) context.Context {
 	t.Helper()
-	_, token, err := e.auth.Create(context.Background(), "rct-mash", "hub", role, "test")
+	_, token, err := e.auth.Create(context.Background(), "rct-mash", "hub", role, "test", auth.AllPartnerships)
 	if err != nil {
 		t.Fatal(err)
 	}

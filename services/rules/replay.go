@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
+	"mash/pkg/auth"
 	"mash/pkg/server"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/rules/pack"
@@ -25,7 +26,7 @@ const (
 // what the rules recommended then. Using the stored facts (history included as it was)
 // isolates the effect of the threshold change from everything else.
 func (a *grpcAPI) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest) (*rulesv1.ReplayPackResponse, error) {
-	if _, err := server.Authorize(ctx, "replay rule packs", packRoles...); err != nil {
+	if _, err := server.Require(ctx, auth.ManagePacks); err != nil {
 		return nil, err
 	}
 	var vs []apierr.Violation

@@ -301,7 +301,7 @@ func TestConfirmAndOverrideWithOptimisticConcurrency(t *testing.T) {
 	e.events(t, "mash.triage.confirmed", 1)
 
 	// Over HTTP, the same rules and the same error shape.
-	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RolePractitioner, "test")
+	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RolePractitioner, "test", auth.AllPartnerships)
 	code, body := httpDo(t, "POST", e.httpURL+"/v1/decisions/"+id+"/confirm", tok, "application/json", `{"expectedVersion": 1}`)
 	if code != 409 || !strings.Contains(body, "ABORTED") {
 		t.Fatalf("HTTP stale confirm: %d %s", code, body)
@@ -341,7 +341,7 @@ func TestEvaluateIsADryRun(t *testing.T) {
 		t.Fatalf("evaluating an invalid referral: %v", err)
 	}
 	// YAML straight from a file, over HTTP.
-	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RoleManager, "test")
+	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RoleManager, "test", auth.AllPartnerships)
 	code, body := httpDo(t, "POST", e.httpURL+"/v1/packs:validate", tok, "application/yaml", string(packs.Default()))
 	if code != 200 || !strings.Contains(body, `"valid":true`) {
 		t.Fatalf("validate default pack over HTTP: %d %.300s", code, body)
@@ -394,7 +394,7 @@ func TestReplayOverADateRangeOverHTTP(t *testing.T) {
 	id := uuid.NewString()
 	e.received(t, id, e.now, lowLevel(t, intakev1.ConcernCategory_BEREAVEMENT))
 	e.decision(t, staff, id)
-	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RoleManager, "test")
+	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RoleManager, "test", auth.AllPartnerships)
 	from, to := e.now.Add(-time.Hour).Format(time.RFC3339), e.now.Add(time.Hour).Format(time.RFC3339)
 	code, body := httpDo(t, "POST", e.httpURL+"/v1/packs:replay?from="+from+"&to="+to, tok, "application/yaml", replaySource(t))
 	if code != 200 || !strings.Contains(body, `"referrals":1`) || !strings.Contains(body, `"changed":1`) || !strings.Contains(body, id) {

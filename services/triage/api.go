@@ -27,19 +27,6 @@ import (
 	"mash/services/triage/store"
 )
 
-// Who may do what.
-var (
-	caseworkRoles   = []auth.Role{auth.RolePractitioner, auth.RoleManager, auth.RoleAdmin}
-	decideRoles     = []auth.Role{auth.RolePractitioner, auth.RoleManager}
-	managerRoles    = []auth.Role{auth.RoleManager}
-	dashboardRoles  = []auth.Role{auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-	researchRoles   = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-	answerRoles     = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager}
-	disagreeRoles   = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager}
-	disagreeRead    = []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-	disagreeResolve = []auth.Role{auth.RolePractitioner, auth.RoleManager}
-)
-
 // Page sizes.
 const (
 	defaultPageSize = 50
@@ -55,6 +42,16 @@ type grpcAPI struct {
 
 // hubStaff reports whether the caller works in the hub rather than for a referring agency.
 func hubStaff(id auth.Identity) bool { return id.Role != auth.RoleReferrer }
+
+// servedPartnerships is the partnership limit of a list query for id: nil when id is not
+// limited, else the partnerships it serves (none: an empty, not nil, list).
+func servedPartnerships(id auth.Identity) []string {
+	ps, all := id.PartnershipScope()
+	if all {
+		return nil
+	}
+	return append([]string{}, ps...)
+}
 
 func pageSize(n int32) int {
 	switch {
@@ -105,12 +102,12 @@ func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c sto
 }
 
 func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest) (*triagev1.ListQueueResponse, error) {
-	id, err := server.Authorize(ctx, "read the queue", caseworkRoles...)
+	id, err := server.Require(ctx, auth.ReadQueue)
 	if err != nil {
 		return nil, err
 	}
 	now := a.svc.now()
-	f := store.QueueFilter{Partnership: req.GetPartnership(), SourceAgency: req.GetSourceAgency(),
+	f := store.QueueFilter{Partnership: req.GetPartnership(), Partnerships: servedPartnerships(id), SourceAgency: req.GetSourceAgency(),
 		OverdueOnly: req.GetOverdueOnly(), Now: now, Limit: pageSize(req.GetPageSize())}
 	var vs []apierr.Violation
 	// Cases keep their concerns as category names, so a filter that is not one would match
@@ -208,7 +205,7 @@ func isUUIDString(s string) bool {
 }
 
 func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*triagev1.GetCaseResponse, error) {
-	id, err := server.Authorize(ctx, "read cases", caseworkRoles...)
+	id, err := server.Require(ctx, auth.ReadCases)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +215,9 @@ func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*t
 	s := a.svc
 	pool := s.store.Pool()
 	c, err := store.GetCase(ctx, pool, req.GetReferralId())
+	if err == nil && !id.Serves(c.Partnership) {
+		err = store.ErrNotFound // another partnership's case is as unknown as a missing one
+	}
 	if err != nil {
 		return nil, notFoundAs(err, caseNotFound(req.GetReferralId()))
 	}
@@ -302,6 +302,9 @@ func (s *Service) changeCase(ctx context.Context, referralID string, id auth.Ide
 	var out store.Case
 	err := s.store.InTx(ctx, func(tx pgx.Tx) error {
 		c, err := store.LockCase(ctx, tx, referralID)
+		if err == nil && !id.Serves(c.Partnership) {
+			err = store.ErrNotFound
+		}
 		if err != nil {
 			return notFoundAs(err, caseNotFound(referralID))
 		}
@@ -323,7 +326,7 @@ func (s *Service) changeCase(ctx context.Context, referralID string, id auth.Ide
 }
 
 func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest) (*triagev1.ClaimCaseResponse, error) {
-	id, err := server.Authorize(ctx, "claim cases", caseworkRoles...)
+	id, err := server.Require(ctx, auth.ClaimCases)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +354,7 @@ func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest)
 }
 
 func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequest) (*triagev1.ReleaseCaseResponse, error) {
-	id, err := server.Authorize(ctx, "release cases", caseworkRoles...)
+	id, err := server.Require(ctx, auth.ClaimCases)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +384,7 @@ func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequ
 }
 
 func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseRequest) (*triagev1.AssignCaseResponse, error) {
-	id, err := server.Authorize(ctx, "assign cases", managerRoles...)
+	id, err := server.Require(ctx, auth.AssignCases)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +413,7 @@ func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseReques
 }
 
 func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseRequest) (*triagev1.DecideCaseResponse, error) {
-	id, err := server.Authorize(ctx, "decide cases", decideRoles...)
+	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +491,7 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 }
 
 func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest) (*triagev1.RecordStrategyDiscussionResponse, error) {
-	id, err := server.Authorize(ctx, "record strategy discussions", decideRoles...)
+	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +543,7 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 }
 
 func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest) (*triagev1.CloseCaseResponse, error) {
-	id, err := server.Authorize(ctx, "close cases", decideRoles...)
+	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}

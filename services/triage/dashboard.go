@@ -2,11 +2,15 @@ package triage
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/apierr"
+	"mash/pkg/auth"
 	"mash/pkg/server"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -24,7 +28,12 @@ func pct(num, den int64) float64 {
 }
 
 func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRequest) (*triagev1.GetDashboardResponse, error) {
-	if _, err := server.Authorize(ctx, "read management information", dashboardRoles...); err != nil {
+	id, err := server.Require(ctx, auth.ReadDashboard)
+	if err != nil {
+		return nil, err
+	}
+	partnership, err := dashboardPartnership(id, req.GetPartnership())
+	if err != nil {
 		return nil, err
 	}
 	s := a.svc
@@ -41,7 +50,7 @@ func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRe
 	if !from.Before(to) {
 		return nil, invalid("from", "must be before to")
 	}
-	d, err := s.store.Dashboard(ctx, store.DashboardQuery{Partnership: req.GetPartnership(), From: from, To: to,
+	d, err := s.store.Dashboard(ctx, store.DashboardQuery{Partnership: partnership, From: from, To: to,
 		Now: now, Location: s.calendar.Location()})
 	if err != nil {
 		return nil, err
@@ -87,4 +96,22 @@ func turnaroundsToProto(ts []store.Turnaround) []*triagev1.AgencyTurnaround {
 			OnTimePercent: pct(t.OnTime, t.Judged)})
 	}
 	return out
+}
+
+// dashboardPartnership is the partnership whose figures id may read for the one asked
+// (empty: every one). A caller limited to partnerships reads only those: asked for none, it
+// gets its only partnership, or must name one of several.
+func dashboardPartnership(id auth.Identity, asked string) (string, error) {
+	served, all := id.PartnershipScope()
+	switch {
+	case all:
+		return asked, nil
+	case asked != "" && id.Serves(asked):
+		return asked, nil
+	case asked != "":
+		return "", apierr.PermissionDenied(fmt.Sprintf("partnership %q: this credential serves %s, not that partnership", asked, strings.Join(served, ", ")))
+	case len(served) == 1:
+		return served[0], nil
+	}
+	return "", invalid("partnership", "is required: this credential serves "+strings.Join(served, ", ")+"; name one")
 }

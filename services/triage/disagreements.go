@@ -39,7 +39,7 @@ func disagreementNotFound(id string) error {
 }
 
 func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisagreementRequest) (*triagev1.RaiseDisagreementResponse, error) {
-	id, err := server.Authorize(ctx, "raise disagreements", disagreeRoles...)
+	id, err := server.Require(ctx, auth.RaiseDisagreements)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +59,9 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 		// The case is read without a lock: a disagreement never blocks, nor waits for, work
 		// on the case itself.
 		c, err := store.GetCase(ctx, tx, req.GetReferralId())
+		if err == nil && !id.Serves(c.Partnership) {
+			err = store.ErrNotFound
+		}
 		if err != nil {
 			return notFoundAs(err, caseNotFound(req.GetReferralId()))
 		}
@@ -106,12 +109,12 @@ type disagreementToken struct {
 func (k *disagreementToken) rowID() string { return k.ID }
 
 func (a *grpcAPI) ListDisagreements(ctx context.Context, req *triagev1.ListDisagreementsRequest) (*triagev1.ListDisagreementsResponse, error) {
-	id, err := server.Authorize(ctx, "list disagreements", disagreeRead...)
+	id, err := server.Require(ctx, auth.ReadDisagreements)
 	if err != nil {
 		return nil, err
 	}
-	f := store.DisagreementFilter{Partnership: req.GetPartnership(), ReferralID: req.GetReferralId(), OpenOnly: req.GetOpenOnly(),
-		Limit: pageSize(req.GetPageSize())}
+	f := store.DisagreementFilter{Partnership: req.GetPartnership(), Partnerships: servedPartnerships(id), ReferralID: req.GetReferralId(),
+		OpenOnly: req.GetOpenOnly(), Limit: pageSize(req.GetPageSize())}
 	if !hubStaff(id) {
 		f.RaisedByAgency = id.Agency
 	}
@@ -147,7 +150,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 		if err != nil {
 			return notFoundAs(err, disagreementNotFound(disagreementID))
 		}
-		if !hubStaff(id) && d.RaisedByAgency != id.Agency {
+		if (!hubStaff(id) && d.RaisedByAgency != id.Agency) || !id.Serves(d.Partnership) {
 			return disagreementNotFound(disagreementID)
 		}
 		if err := checkVersionOf("disagreement", d.ID, expected, d.Version); err != nil {
@@ -171,7 +174,7 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 }
 
 func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.EscalateDisagreementRequest) (*triagev1.EscalateDisagreementResponse, error) {
-	id, err := server.Authorize(ctx, "escalate disagreements", disagreeRoles...)
+	id, err := server.Require(ctx, auth.RaiseDisagreements)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +201,7 @@ func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.Escala
 }
 
 func (a *grpcAPI) ResolveDisagreement(ctx context.Context, req *triagev1.ResolveDisagreementRequest) (*triagev1.ResolveDisagreementResponse, error) {
-	id, err := server.Authorize(ctx, "resolve disagreements", disagreeResolve...)
+	id, err := server.Require(ctx, auth.ResolveDisagreements)
 	if err != nil {
 		return nil, err
 	}

@@ -185,7 +185,11 @@ func (e *env) caller(t testing.TB, role auth.Role, agency string) caller {
 	if role == auth.RoleReferrer {
 		kind = "police"
 	}
-	c, token, err := e.auth.Create(context.Background(), agency, kind, role, "test")
+	var partnerships []string
+	if auth.HubRole(role) {
+		partnerships = []string{auth.AllPartnerships}
+	}
+	c, token, err := e.auth.Create(context.Background(), agency, kind, role, "test", partnerships...)
 	if err != nil {
 		t.Fatal(err)
 	}

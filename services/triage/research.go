@@ -34,7 +34,7 @@ func infoNotFound(id string) error {
 }
 
 func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest) (*triagev1.RequestInformationResponse, error) {
-	id, err := server.Authorize(ctx, "request information from agencies", caseworkRoles...)
+	id, err := server.Require(ctx, auth.RequestInformation)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +64,9 @@ func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestI
 		Question: req.GetQuestion(), Due: due, State: store.InfoRequested, RequestedBy: id.Actor(), RequestedAt: now}
 	err = s.store.InTx(ctx, func(tx pgx.Tx) error {
 		c, err := store.LockCase(ctx, tx, req.GetReferralId())
+		if err == nil && !id.Serves(c.Partnership) {
+			err = store.ErrNotFound
+		}
 		if err != nil {
 			return notFoundAs(err, caseNotFound(req.GetReferralId()))
 		}
@@ -93,11 +96,12 @@ type infoToken struct {
 func (k *infoToken) rowID() string { return k.ID }
 
 func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.ListInformationRequestsRequest) (*triagev1.ListInformationRequestsResponse, error) {
-	id, err := server.Authorize(ctx, "list information requests", researchRoles...)
+	id, err := server.Require(ctx, auth.ReadInformation)
 	if err != nil {
 		return nil, err
 	}
-	f := store.InfoFilter{ReferralID: req.GetReferralId(), Agency: req.GetAgency(), OpenOnly: req.GetOpenOnly(), Limit: pageSize(req.GetPageSize())}
+	f := store.InfoFilter{ReferralID: req.GetReferralId(), Agency: req.GetAgency(), Partnerships: servedPartnerships(id),
+		OpenOnly: req.GetOpenOnly(), Limit: pageSize(req.GetPageSize())}
 	if !hubStaff(id) {
 		if f.Agency != "" && f.Agency != id.Agency {
 			return &triagev1.ListInformationRequestsResponse{}, nil // another agency's requests are not visible
@@ -128,7 +132,7 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 }
 
 func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.AnswerInformationRequestRequest) (*triagev1.AnswerInformationRequestResponse, error) {
-	id, err := server.Authorize(ctx, "answer information requests", answerRoles...)
+	id, err := server.Require(ctx, auth.AnswerInformation)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +151,7 @@ func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.An
 			return notFoundAs(err, infoNotFound(req.GetRequestId()))
 		}
 		// An agency sees only what was asked of it; another's request does not exist for it.
-		if !hubStaff(id) && r.Agency != id.Agency {
+		if (!hubStaff(id) && r.Agency != id.Agency) || !id.Serves(r.Partnership) {
 			return infoNotFound(req.GetRequestId())
 		}
 		if r.State == store.InfoAnswered {

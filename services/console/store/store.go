@@ -28,10 +28,12 @@ func Migrations() ([]db.Migration, error) { return db.LoadMigrations(migrationFS
 
 // Account is a local console account.
 type Account struct {
-	Username     string
-	DisplayName  string
-	Role         string
-	Agency       string
+	Username    string
+	DisplayName string
+	Role        string
+	Agency      string
+	// Partnerships are those the person serves (auth.Identity.Partnerships).
+	Partnerships []string
 	PasswordHash string
 	Disabled     bool
 	CreatedAt    time.Time
@@ -53,8 +55,12 @@ var ErrNotFound = errors.New("no such account")
 
 // CreateAccount inserts a new account.
 func (s *Store) CreateAccount(ctx context.Context, a Account) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO console.accounts (username, display_name, role, agency, password_hash)
-		VALUES ($1, $2, $3, $4, $5)`, a.Username, a.DisplayName, a.Role, a.Agency, a.PasswordHash)
+	partnerships := a.Partnerships
+	if partnerships == nil {
+		partnerships = []string{}
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO console.accounts (username, display_name, role, agency, password_hash, partnerships)
+		VALUES ($1, $2, $3, $4, $5, $6)`, a.Username, a.DisplayName, a.Role, a.Agency, a.PasswordHash, partnerships)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return ErrExists
@@ -68,9 +74,9 @@ func (s *Store) CreateAccount(ctx context.Context, a Account) error {
 // Account returns one account.
 func (s *Store) Account(ctx context.Context, username string) (Account, error) {
 	var a Account
-	err := s.pool.QueryRow(ctx, `SELECT username, display_name, role, agency, password_hash, disabled, created_at, updated_at, last_sign_in
+	err := s.pool.QueryRow(ctx, `SELECT username, display_name, role, agency, partnerships, password_hash, disabled, created_at, updated_at, last_sign_in
 		FROM console.accounts WHERE username = $1`, username).
-		Scan(&a.Username, &a.DisplayName, &a.Role, &a.Agency, &a.PasswordHash, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &a.LastSignIn)
+		Scan(&a.Username, &a.DisplayName, &a.Role, &a.Agency, &a.Partnerships, &a.PasswordHash, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &a.LastSignIn)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrNotFound
 	}

@@ -170,6 +170,9 @@ func (s *Store) Get(ctx context.Context, id, agency string) (Referral, error) {
 type Filter struct {
 	Agency      string // only this agency's referrals, if set
 	Partnership string // only this partnership's, if set
+	// Partnerships, when not nil, limits the listing to those partnerships: the ones the
+	// caller serves.
+	Partnerships []string
 }
 
 // Cursor is the position after the last row of a page.
@@ -220,9 +223,10 @@ func (s *Store) List(ctx context.Context, f Filter, after *Cursor, limit int) ([
 			received_at, decision_due, status, version
 		FROM intake.referrals
 		WHERE ($1 = '' OR agency = $1) AND ($2 = '' OR partnership = $2)
+		  AND ($6::text[] IS NULL OR partnership = ANY($6))
 		  AND ($3::timestamptz IS NULL OR (received_at, id) < ($3, $4::uuid))
 		ORDER BY received_at DESC, id DESC
-		LIMIT $5`, f.Agency, f.Partnership, afterAt, afterID, limit)
+		LIMIT $5`, f.Agency, f.Partnership, afterAt, afterID, limit, f.Partnerships)
 	if err != nil {
 		return nil, fmt.Errorf("list referrals: %w", err)
 	}

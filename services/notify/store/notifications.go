@@ -325,8 +325,10 @@ func (s *Store) Get(ctx context.Context, id string) (Notification, error) {
 // Filter selects notifications to list.
 type Filter struct {
 	ReferralID, Agency, State string
-	Overdue                   bool
-	Now                       time.Time
+	// Partnerships, when not nil, limits the list to those partnerships.
+	Partnerships []string
+	Overdue      bool
+	Now          time.Time
 	// After is the keyset cursor: (priority, created_at, id) of the last row of the previous page.
 	AfterPriority int
 	AfterCreated  time.Time
@@ -347,6 +349,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Notification, error) {
 	}
 	if f.State != "" {
 		where = append(where, "state = "+arg(f.State))
+	}
+	if f.Partnerships != nil {
+		where = append(where, "partnership = ANY("+arg(f.Partnerships)+"::text[])")
 	}
 	if f.Overdue {
 		where = append(where, "ack_due <= "+arg(f.Now)+" AND acknowledged_at IS NULL AND withdrawn_at IS NULL")

@@ -240,7 +240,10 @@ func sortTime(t *time.Time) pgtype.Timestamptz {
 
 // QueueFilter selects cases for the queue.
 type QueueFilter struct {
-	Partnership  string
+	Partnership string
+	// Partnerships, when not nil, limits the cases to those partnerships: the ones the
+	// caller serves.
+	Partnerships []string
 	States       []int16
 	RAGs         []int16
 	Levels       []int16
@@ -285,6 +288,9 @@ func overdueSQL(now string) string {
 func (f QueueFilter) filters(q *query) {
 	if f.Partnership != "" {
 		q.add("partnership = " + q.arg(f.Partnership))
+	}
+	if f.Partnerships != nil {
+		q.add("partnership = ANY(" + q.arg(f.Partnerships) + "::text[])")
 	}
 	if len(f.RAGs) > 0 {
 		q.add("rag = ANY(" + q.arg(f.RAGs) + "::smallint[])")
@@ -385,7 +391,8 @@ func QueueCounts(ctx context.Context, q Querier, f QueueFilter, withClosed bool)
 	if fromCounters {
 		closed := StateCount{State: StateClosed}
 		if err := q.QueryRow(ctx, `SELECT coalesce(sum(count), 0)::bigint FROM triage.state_counts
-			WHERE state = 4 AND ($1 = '' OR partnership = $1)`, f.Partnership).Scan(&closed.Count); err != nil {
+			WHERE state = 4 AND ($1 = '' OR partnership = $1) AND ($2::text[] IS NULL OR partnership = ANY($2))`,
+			f.Partnership, f.Partnerships).Scan(&closed.Count); err != nil {
 			return nil, fmt.Errorf("count closed cases: %w", err)
 		}
 		out = append(out, closed)

@@ -91,10 +91,12 @@ func AnswerInformationRequest(ctx context.Context, tx pgx.Tx, id, answer, by str
 // InfoFilter selects information requests; they are listed by due time.
 type InfoFilter struct {
 	ReferralID, Agency string
-	OpenOnly           bool
-	Limit              int
-	AfterDue           *time.Time
-	AfterID            string
+	// Partnerships, when not nil, limits the requests to those partnerships.
+	Partnerships []string
+	OpenOnly     bool
+	Limit        int
+	AfterDue     *time.Time
+	AfterID      string
 }
 
 // ListInformationRequests returns a page of requests, nearest due first.
@@ -108,6 +110,9 @@ func ListInformationRequests(ctx context.Context, q Querier, f InfoFilter) ([]In
 	}
 	if f.Agency != "" {
 		b.add("agency = " + b.arg(f.Agency))
+	}
+	if f.Partnerships != nil {
+		b.add("partnership = ANY(" + b.arg(f.Partnerships) + "::text[])")
 	}
 	if f.OpenOnly {
 		b.add("state = 1")
@@ -227,9 +232,11 @@ func OverdueDisagreements(ctx context.Context, q Querier, now time.Time, limit i
 // DisagreementFilter selects disagreements: open ones first, nearest deadline first.
 type DisagreementFilter struct {
 	Partnership, ReferralID, RaisedByAgency string
-	OpenOnly                                bool
-	Limit                                   int
-	After                                   *DisagreementKey
+	// Partnerships, when not nil, limits the disagreements to those partnerships.
+	Partnerships []string
+	OpenOnly     bool
+	Limit        int
+	After        *DisagreementKey
 }
 
 // DisagreementKey is where a page of disagreements ends.
@@ -244,6 +251,9 @@ func ListDisagreements(ctx context.Context, q Querier, f DisagreementFilter) ([]
 	var b query
 	if f.Partnership != "" {
 		b.add("partnership = " + b.arg(f.Partnership))
+	}
+	if f.Partnerships != nil {
+		b.add("partnership = ANY(" + b.arg(f.Partnerships) + "::text[])")
 	}
 	if f.ReferralID != "" {
 		if !isUUID(f.ReferralID) {

@@ -1,0 +1,105 @@
+package auth
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Permission is one thing a caller may do. Every service's handlers and the console's menus
+// read who holds it from one table (permissionRoles), so a menu never offers what the
+// service behind it refuses.
+type Permission string
+
+// The permissions. Administrators run the system (credentials, accounts, the agency
+// directory, deliveries, health) and take no part in decisions about children: they hold
+// no permission that reads a child's record or the trail of one.
+const (
+	SubmitReferrals Permission = "submit referrals"
+	ReadReferrals   Permission = "read referrals"
+
+	ReadQueue            Permission = "read the queue"
+	ReadCases            Permission = "read cases"
+	ClaimCases           Permission = "claim and release cases"
+	AssignCases          Permission = "assign cases"
+	DecideCases          Permission = "decide, record strategy discussions and close cases"
+	RequestInformation   Permission = "request information from agencies"
+	ReadInformation      Permission = "list information requests"
+	AnswerInformation    Permission = "answer information requests"
+	RaiseDisagreements   Permission = "raise and escalate disagreements"
+	ReadDisagreements    Permission = "list disagreements"
+	ResolveDisagreements Permission = "resolve disagreements"
+	ReadDashboard        Permission = "read management information"
+	ReadDecisions        Permission = "read decisions"
+	EvaluateReferrals    Permission = "evaluate referrals"
+	ReadPacks            Permission = "read rule packs"
+	ValidatePacks        Permission = "validate rule packs"
+	ManagePacks          Permission = "upload, replay and activate rule packs"
+	ReadDirectory        Permission = "read the agency directory"
+	ChangeDirectory      Permission = "change the agency directory"
+	ReadNotifications    Permission = "read notifications"
+	RetryNotifications   Permission = "retry notifications"
+	AcknowledgeOnBehalf  Permission = "acknowledge notifications for an agency"
+	ReadAuditTrails      Permission = "read audit trails"
+	ReadAuditCheckpoints Permission = "read audit checkpoints and consistency proofs"
+)
+
+// permissionRoles is the one table of who may do what. A referrer's permissions reach only
+// its own agency's records, and every hub role's only the partnerships it serves; the
+// services apply those scopes.
+var permissionRoles = map[Permission][]Role{
+	// Practitioners record referrals taken by telephone.
+	SubmitReferrals: {RoleReferrer, RolePractitioner},
+	ReadReferrals:   {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor},
+
+	ReadQueue:            {RolePractitioner, RoleManager},
+	ReadCases:            {RolePractitioner, RoleManager},
+	ClaimCases:           {RolePractitioner, RoleManager},
+	AssignCases:          {RoleManager},
+	DecideCases:          {RolePractitioner, RoleManager},
+	RequestInformation:   {RolePractitioner, RoleManager},
+	ReadInformation:      {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor},
+	AnswerInformation:    {RoleReferrer, RolePractitioner, RoleManager},
+	RaiseDisagreements:   {RoleReferrer, RolePractitioner, RoleManager},
+	ReadDisagreements:    {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor},
+	ResolveDisagreements: {RolePractitioner, RoleManager},
+	ReadDashboard:        {RoleManager, RoleAuditor},
+	ReadDecisions:        {RolePractitioner, RoleManager, RoleAuditor},
+	EvaluateReferrals:    {RolePractitioner, RoleManager},
+	ReadPacks:            {RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
+	ValidatePacks:        {RolePractitioner, RoleManager, RoleAdmin},
+	ManagePacks:          {RoleManager},
+	ReadDirectory:        {RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
+	ChangeDirectory:      {RoleManager, RoleAdmin},
+	ReadNotifications:    {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
+	RetryNotifications:   {RoleManager, RoleAdmin},
+	AcknowledgeOnBehalf:  {RoleManager},
+	ReadAuditTrails:      {RoleAuditor},
+	ReadAuditCheckpoints: {RoleAuditor, RoleAdmin},
+}
+
+// Roles returns the roles that hold p; none for a permission the table does not know.
+func (p Permission) Roles() []Role { return slices.Clone(permissionRoles[p]) }
+
+// Permissions lists every permission, sorted.
+func Permissions() []Permission {
+	out := make([]Permission, 0, len(permissionRoles))
+	for p := range permissionRoles {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Can reports whether the identity's role holds p.
+func (id Identity) Can(p Permission) bool { return slices.Contains(permissionRoles[p], id.Role) }
+
+// Denial explains why id may not do p, naming the roles that may.
+func (id Identity) Denial(p Permission) string {
+	names := make([]string, 0, len(permissionRoles[p]))
+	for _, r := range permissionRoles[p] {
+		names = append(names, string(r))
+	}
+	return fmt.Sprintf("role %s may not %s; it needs one of: %s", id.Role, p, strings.Join(names, ", "))
+}
