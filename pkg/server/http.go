@@ -37,12 +37,25 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // "POST /v1/referrals"; it is also the method label in logs and metrics.
 func (s *Server) HandleAPI(pattern string, h http.HandlerFunc) {
 	s.mux.Handle(pattern, s.wrap(pattern, true, h))
+	s.routes = append(s.routes, Route{Pattern: pattern})
 }
 
 // HandlePublic registers a route that needs no credential (health, metrics).
 func (s *Server) HandlePublic(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, s.wrap(pattern, false, h.ServeHTTP))
+	s.routes = append(s.routes, Route{Pattern: pattern, Public: true})
 }
+
+// Route is one registered HTTP route.
+type Route struct {
+	Pattern string
+	// Public routes need no credential (health, metrics, the console's own sign-in).
+	Public bool
+}
+
+// Routes lists the HTTP routes registered so far, in order: the authorisation matrix test
+// calls every one.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -48,6 +48,7 @@ type Server struct {
 	grpc   *grpc.Server
 	health *healthService
 	mux    *http.ServeMux
+	routes []Route
 
 	mu     sync.Mutex
 	checks []Check

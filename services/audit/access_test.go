@@ -412,7 +412,7 @@ func TestAccessQueriesDeniedAndHTTP(t *testing.T) {
 		},
 	}
 	for name, call := range calls {
-		for _, role := range []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager} {
+		for _, role := range []auth.Role{auth.RoleReferrer, auth.RolePractitioner, auth.RoleManager, auth.RoleAdmin} {
 			if err := call(as(role)); code(err) != codes.PermissionDenied {
 				t.Errorf("%s as %s: %v, want PermissionDenied", name, role, err)
 			}
@@ -423,8 +423,8 @@ func TestAccessQueriesDeniedAndHTTP(t *testing.T) {
 	}
 	i := 0
 	for name, call := range calls {
-		if err := call(as(auth.RoleAdmin)); err != nil {
-			t.Errorf("%s as admin: %v", name, err)
+		if err := call(as(auth.RoleAuditor)); err != nil {
+			t.Errorf("%s as auditor: %v", name, err)
 		}
 		if i++; e.accessCount(t) != i {
 			t.Errorf("after %s: %d access entries, want %d", name, e.accessCount(t), i)

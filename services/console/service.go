@@ -72,7 +72,9 @@ type sessionStore interface {
 
 // Service is the console.
 type Service struct {
-	cfg      Config
+	cfg Config
+	// routes are the patterns Handler registered, for Routes.
+	routes   []string
 	log      *zap.Logger
 	now      func() time.Time
 	cal      *calendar.Calendar

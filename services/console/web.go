@@ -81,49 +81,59 @@ type pageHandler func(w http.ResponseWriter, r *http.Request, rs *reqState)
 // Handler returns the console's routes, behind its security headers.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
+	s.routes = nil
+	handle := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, h)
+		s.routes = append(s.routes, pattern)
+	}
+	handleFunc := func(pattern string, h http.HandlerFunc) { handle(pattern, h) }
 	staticFS, _ := fs.Sub(assets, "static")
-	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(staticFS))))
-	mux.HandleFunc("GET /console/{$}", s.home)
-	mux.HandleFunc("GET /console/sign-in", s.signInPage)
-	mux.HandleFunc("POST /console/sign-in", s.signIn)
-	mux.HandleFunc("GET /console/oidc/start", s.oidcStart)
-	mux.HandleFunc("GET /console/oidc/callback", s.oidcCallback)
-	mux.HandleFunc("GET /console/lang", s.setLang)
-	mux.Handle("POST /console/sign-out", s.need(anyStaff, s.signOut))
+	handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(staticFS))))
+	handleFunc("GET /console/{$}", s.home)
+	handleFunc("GET /console/sign-in", s.signInPage)
+	handleFunc("POST /console/sign-in", s.signIn)
+	handleFunc("GET /console/oidc/start", s.oidcStart)
+	handleFunc("GET /console/oidc/callback", s.oidcCallback)
+	handleFunc("GET /console/lang", s.setLang)
+	handle("POST /console/sign-out", s.need(anyStaff, s.signOut))
 
-	mux.Handle("GET /console/queue", s.need(capQueue, s.queuePage))
-	mux.Handle("GET /console/queue/counts.json", s.need(capQueue, s.queueCounts))
-	mux.Handle("GET /console/cases/{id}", s.need(capCaseRead, s.casePage))
-	mux.Handle("POST /console/cases/{id}/claim", s.need(capClaim, s.claim))
-	mux.Handle("POST /console/cases/{id}/release", s.need(capClaim, s.release))
-	mux.Handle("POST /console/cases/{id}/assign", s.need(capAssign, s.assign))
-	mux.Handle("POST /console/cases/{id}/decide", s.need(capCaseWork, s.decide))
-	mux.Handle("POST /console/cases/{id}/strategy", s.need(capCaseWork, s.strategy))
-	mux.Handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
-	mux.Handle("POST /console/cases/{id}/information-requests", s.need(capResearch, s.requestInformation))
-	mux.Handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capAnswer, s.answerInformation))
-	mux.Handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementEscalate, s.escalateDisagreement))
-	mux.Handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
-	mux.Handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
+	handle("GET /console/queue", s.need(capQueue, s.queuePage))
+	handle("GET /console/queue/counts.json", s.need(capQueue, s.queueCounts))
+	handle("GET /console/cases/{id}", s.need(capCaseRead, s.casePage))
+	handle("POST /console/cases/{id}/claim", s.need(capClaim, s.claim))
+	handle("POST /console/cases/{id}/release", s.need(capClaim, s.release))
+	handle("POST /console/cases/{id}/assign", s.need(capAssign, s.assign))
+	handle("POST /console/cases/{id}/decide", s.need(capCaseWork, s.decide))
+	handle("POST /console/cases/{id}/strategy", s.need(capCaseWork, s.strategy))
+	handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
+	handle("POST /console/cases/{id}/information-requests", s.need(capResearch, s.requestInformation))
+	handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capAnswer, s.answerInformation))
+	handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementEscalate, s.escalateDisagreement))
+	handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
+	handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
 
-	mux.Handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))
-	mux.Handle("POST /console/notifications/{id}/retry", s.need(capRetry, s.retryNotification))
+	handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))
+	handle("POST /console/notifications/{id}/retry", s.need(capRetry, s.retryNotification))
 
-	mux.Handle("GET /console/packs", s.need(capPacks, s.packsPage))
-	mux.Handle("GET /console/packs/diff", s.need(capPacks, s.packDiffPage))
-	mux.Handle("GET /console/packs/{id}", s.need(capPacks, s.packPage))
-	mux.Handle("POST /console/packs/replay", s.need(capPackManage, s.replay))
-	mux.Handle("POST /console/packs/{id}/activate", s.need(capPackManage, s.activate))
+	handle("GET /console/packs", s.need(capPacks, s.packsPage))
+	handle("GET /console/packs/diff", s.need(capPacks, s.packDiffPage))
+	handle("GET /console/packs/{id}", s.need(capPacks, s.packPage))
+	handle("POST /console/packs/replay", s.need(capPackManage, s.replay))
+	handle("POST /console/packs/{id}/activate", s.need(capPackManage, s.activate))
 
-	mux.Handle("GET /console/dashboard", s.need(capDashboard, s.dashboardPage))
-	mux.Handle("GET /console/dashboard.csv", s.need(capDashboard, s.dashboardCSV))
-	mux.Handle("GET /console/audit", s.need(capAudit, s.auditPage))
+	handle("GET /console/dashboard", s.need(capDashboard, s.dashboardPage))
+	handle("GET /console/dashboard.csv", s.need(capDashboard, s.dashboardCSV))
+	handle("GET /console/audit", s.need(capAudit, s.auditPage))
 
-	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
+	handleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusNotFound, "error.notfound")
 	})
 	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
 }
+
+// Routes lists the console's route patterns, as Handler registered them: the authorisation
+// matrix test opens every one in every role.
+func (s *Service) Routes() []string { return append([]string(nil), s.routes...) }
 
 // securityHeaders sets what every console response carries: a strict CSP (no inline
 // script or style at all), no framing, no referrer beyond the origin, and no caching of
