@@ -210,13 +210,18 @@ func migrationKey(t *testing.T) string {
 	return "mash_authz_" + db.Checksum(all)
 }
 
-// TestAuthorisationMatrix runs every service of the binary in one process on real Postgres
-// and JetStream, and calls every gRPC method (from the registered services' descriptors),
-// every HTTP route and every console page (from the route lists) in every role, checking
-// each answer against authzMatrix.
-func TestAuthorisationMatrix(t *testing.T) {
+// inProcess is every service of the binary serving in this process.
+type inProcess struct {
+	sys                *system
+	grpcAddr, httpAddr string
+}
+
+// startInProcess runs every service as mash serve does, on a cloned template database and
+// an embedded JetStream server, until the test ends. Tests using it may not run in
+// parallel: the audit keys come from the environment.
+func startInProcess(t *testing.T) *inProcess {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	dbURL := dbtest.NewURL(t, migrationKey(t), func(ctx context.Context, url string) error {
 		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
@@ -248,16 +253,31 @@ func TestAuthorisationMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sys.close()
 	ready := make(chan struct{})
 	served := make(chan error, 1)
 	go func() { served <- sys.serve(ctx, ready) }()
 	select {
 	case <-ready:
 	case err := <-served:
+		sys.close()
 		t.Fatalf("serve: %v", err)
 	}
-	defer func() { cancel(); <-served }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		sys.close()
+	})
+	return &inProcess{sys: sys, grpcAddr: grpcAddr, httpAddr: httpAddr}
+}
+
+// TestAuthorisationMatrix runs every service of the binary in one process on real Postgres
+// and JetStream, and calls every gRPC method (from the registered services' descriptors),
+// every HTTP route and every console page (from the route lists) in every role, checking
+// each answer against authzMatrix.
+func TestAuthorisationMatrix(t *testing.T) {
+	ctx := context.Background()
+	ip := startInProcess(t)
+	sys, grpcAddr, httpAddr := ip.sys, ip.grpcAddr, ip.httpAddr
 
 	// A credential and, for staff, a console session per role.
 	tokens, sessions := map[auth.Role]string{}, map[auth.Role]string{}
