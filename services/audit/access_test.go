@@ -52,6 +52,8 @@ var accessReads = []struct {
 	{"r5-auditor", "c-aud", "auditor", "hub", time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC), "mash.access.decision", true, false, nil},
 	{"r6-reviewer", "user-17", "practitioner", "agency-c", time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), "mash.access.decision", true, false, nil},
 	{"r7-reviewers-agency", "c-c2", "manager", "agency-c", time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), "mash.access.referral", false, false, nil},
+	{"r9-admin", "c-adm", "admin", "hub", time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC), "mash.access.referral", false, false,
+		[]string{audit.ReasonNotInvolved}},
 	// An unknown referral: never "not involved", but still out of hours.
 	{"r8-unknown-referral", "c-b", "practitioner", "agency-b", time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), "mash.access.referral", false, true,
 		[]string{audit.ReasonOutOfHours}},
@@ -476,7 +478,7 @@ func TestAccessQueriesDeniedAndHTTP(t *testing.T) {
 	}
 	status, body = get("aud", "/v1/audit/unusual-access?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z")
 	var un auditv1.UnusualAccessResponse
-	if err := protojson.Unmarshal(body, &un); status != http.StatusOK || err != nil || len(un.GetAccesses()) != 4 {
+	if err := protojson.Unmarshal(body, &un); status != http.StatusOK || err != nil || len(un.GetAccesses()) != 5 {
 		t.Errorf("GET unusual-access: %d %v %s", status, err, body)
 	}
 	for _, path := range []string{"/v1/audit/access?childId=" + w.childID, "/v1/audit/activity?actor=c-b", "/v1/audit/unusual-access"} {
