@@ -129,6 +129,9 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPackScope(id, c.Partnership); err != nil {
+		return nil, err
+	}
 	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), id.Actor()))
 	if errors.Is(err, store.ErrPackExists) {
 		return nil, apierr.AlreadyExists(fmt.Sprintf("partnership %s already has a pack version %s; give the new pack a new version", c.Partnership, c.Version))
@@ -154,7 +157,9 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
-	p, err := a.svc.store.Activate(ctx, req.GetPackId(), id.Actor(), req.GetReason(), nil)
+	p, err := a.svc.store.Activate(ctx, req.GetPackId(), id.Actor(), req.GetReason(), func(_ pgx.Tx, p store.Pack) error {
+		return checkPackScope(id, p.Partnership)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound("no pack " + req.GetPackId())
 	}
@@ -380,4 +385,22 @@ func problemWhere(p pack.Problem) string {
 		return p.Field
 	}
 	return "pack"
+}
+
+// checkPackScope refuses a manager a pack of a partnership they do not serve. The default
+// pack decides for every partnership without its own, so only a manager serving every
+// partnership may change it.
+func checkPackScope(id auth.Identity, partnership string) error {
+	if _, all := id.PartnershipScope(); all {
+		return nil
+	}
+	if partnership == DefaultPartnership {
+		return apierr.PermissionDenied(fmt.Sprintf("partnership %s: the default pack decides for every partnership without its own; "+
+			"only a credential serving every partnership (*) may change or replay it", DefaultPartnership))
+	}
+	if !id.Serves(partnership) {
+		return apierr.PermissionDenied(fmt.Sprintf("partnership %s: this credential serves %s, not that partnership",
+			partnership, strings.Join(id.Partnerships, ", ")))
+	}
+	return nil
 }

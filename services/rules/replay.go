@@ -26,7 +26,8 @@ const (
 // what the rules recommended then. Using the stored facts (history included as it was)
 // isolates the effect of the threshold change from everything else.
 func (a *grpcAPI) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest) (*rulesv1.ReplayPackResponse, error) {
-	if _, err := server.Require(ctx, auth.ManagePacks); err != nil {
+	id, err := server.Require(ctx, auth.ManagePacks)
+	if err != nil {
 		return nil, err
 	}
 	var vs []apierr.Violation
@@ -52,6 +53,10 @@ func (a *grpcAPI) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest
 	}
 	candidate, err := loadPack(req.GetSource())
 	if err != nil {
+		return nil, err
+	}
+	// A replay reads the partnership's past decisions.
+	if err := checkPackScope(id, candidate.Partnership); err != nil {
 		return nil, err
 	}
 	if req.GetLast() == 0 && req.GetFrom() != nil {
