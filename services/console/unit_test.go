@@ -274,3 +274,24 @@ func TestEndOfDay(t *testing.T) {
 		t.Errorf("with the working day ending at 18:30: endOfDay = %s, %v; want 2026-11-26T18:30:00Z", got.UTC().Format(time.RFC3339), err)
 	}
 }
+
+// Staff signing in through the identity provider serve MASH_OIDC_PARTNERSHIPS, else the
+// console's partnership; a bad list stops start-up naming the setting.
+func TestOIDCPartnershipsSetting(t *testing.T) {
+	t.Parallel()
+	read := func(env map[string]string) (Config, error) {
+		return ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	}
+	c, err := read(map[string]string{EnvPartnership: "rhondda-cynon-taf"})
+	c.defaults()
+	if err != nil || !slices.Equal(c.OIDC.Partnerships, []string{"rhondda-cynon-taf"}) {
+		t.Fatalf("default: %q %v", c.OIDC.Partnerships, err)
+	}
+	c, err = read(map[string]string{EnvOIDCPartnerships: "merthyr-tydfil, rhondda-cynon-taf"})
+	if err != nil || !slices.Equal(c.OIDC.Partnerships, []string{"merthyr-tydfil", "rhondda-cynon-taf"}) {
+		t.Fatalf("listed: %q %v", c.OIDC.Partnerships, err)
+	}
+	if _, err := read(map[string]string{EnvOIDCPartnerships: "*,cardiff"}); err == nil || !strings.Contains(err.Error(), EnvOIDCPartnerships) {
+		t.Fatalf("bad list: %v", err)
+	}
+}
