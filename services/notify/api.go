@@ -303,6 +303,10 @@ func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNoti
 	if strings.TrimSpace(req.GetReason()) == "" {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}})
 	}
+	// Another partnership's notification is not found.
+	if _, err := a.visible(ctx, id, req.GetNotificationId()); err != nil {
+		return nil, err
+	}
 	n, err := a.svc.Retry(ctx, req.GetNotificationId(), caller(id), req.GetReason())
 	switch {
 	case errors.Is(err, store.ErrNotFound):

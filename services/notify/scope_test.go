@@ -1,0 +1,54 @@
+package notify_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"mash/pkg/auth"
+	notifyv1 "mash/proto/mash/notify/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+)
+
+// Hub staff see the notifications of the partnerships they serve only; another
+// partnership's are left out of lists and are not found.
+func TestStaffSeeOnlyTheirPartnershipsNotifications(t *testing.T) {
+	e := newEnv(t)
+	ref := e.referral(t)
+	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
+	ns := e.settled(t, ref.GetId(), 2)
+	scoped := func(role auth.Role, p string) string {
+		_, tok, err := e.auth.Create(context.Background(), "rct-mash", "hub", role, "test", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	other := scoped(auth.RoleManager, "merthyr-tydfil")
+	own := scoped(auth.RoleManager, partnership)
+	list, err := e.client.ListNotifications(bearer(other), &notifyv1.ListNotificationsRequest{ReferralId: ref.GetId()})
+	if err != nil || len(list.GetNotifications()) != 0 {
+		t.Fatalf("a manager of another partnership listed %d notifications (%v)", len(list.GetNotifications()), err)
+	}
+	list, err = e.client.ListNotifications(bearer(own), &notifyv1.ListNotificationsRequest{ReferralId: ref.GetId()})
+	if err != nil || len(list.GetNotifications()) != len(ns) {
+		t.Fatalf("the partnership's own manager listed %d of %d notifications (%v)", len(list.GetNotifications()), len(ns), err)
+	}
+	for _, n := range ns {
+		if _, err := e.client.GetNotification(bearer(other), &notifyv1.GetNotificationRequest{NotificationId: n.ID}); status.Code(err) != codes.NotFound {
+			t.Errorf("a manager of another partnership read notification %s: %v", n.ID, err)
+		}
+		if _, err := e.client.AcknowledgeNotification(bearer(other), &notifyv1.AcknowledgeNotificationRequest{NotificationId: n.ID, Note: "phone"}); status.Code(err) != codes.NotFound {
+			t.Errorf("a manager of another partnership acknowledged notification %s: %v", n.ID, err)
+		}
+		if _, err := e.client.RetryNotification(bearer(other), &notifyv1.RetryNotificationRequest{NotificationId: n.ID, Reason: "fixed"}); status.Code(err) != codes.NotFound {
+			t.Errorf("a manager of another partnership retried notification %s: %v", n.ID, err)
+		}
+		if _, err := e.client.GetNotification(bearer(own), &notifyv1.GetNotificationRequest{NotificationId: n.ID}); err != nil {
+			t.Errorf("the partnership's own manager: %v", err)
+		}
+	}
+}
