@@ -66,16 +66,19 @@ func accessToProto(a store.Access) *auditv1.AccessRecord {
 }
 
 // accessPage converts up to n rows (n+1 were asked for) and returns the next token when
-// there are more: the last seq returned.
-func accessPage(rows []store.Access, n int) ([]*auditv1.AccessRecord, string) {
+// there are more: the last seq read. Reads of partnerships the caller does not serve are
+// left out, so a page may hold fewer than n.
+func accessPage(id auth.Identity, rows []store.Access, n int) ([]*auditv1.AccessRecord, string) {
 	next := ""
 	if len(rows) > n {
 		rows = rows[:n]
 		next = strconv.FormatInt(rows[n-1].Seq, 10)
 	}
-	out := make([]*auditv1.AccessRecord, len(rows))
-	for i, r := range rows {
-		out[i] = accessToProto(r)
+	out := make([]*auditv1.AccessRecord, 0, len(rows))
+	for _, r := range rows {
+		if visibleTo(id, r.Partnership) {
+			out = append(out, accessToProto(r))
+		}
 	}
 	return out, next
 }
@@ -101,7 +104,7 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 		return nil, err
 	}
 	resp := &auditv1.WhoAccessedResponse{}
-	resp.Accesses, resp.NextPageToken = accessPage(rows, n)
+	resp.Accesses, resp.NextPageToken = accessPage(id, rows, n)
 	return resp, nil
 }
 
@@ -128,7 +131,7 @@ func (a *grpcAPI) UserActivity(ctx context.Context, req *auditv1.UserActivityReq
 		return nil, err
 	}
 	resp := &auditv1.UserActivityResponse{}
-	resp.Accesses, resp.NextPageToken = accessPage(rows, n)
+	resp.Accesses, resp.NextPageToken = accessPage(id, rows, n)
 	return resp, nil
 }
 
@@ -184,6 +187,9 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 		for _, r := range rows {
 			scanned++
 			cursor = r.Seq
+			if !visibleTo(id, r.Partnership) {
+				continue
+			}
 			rs := unusualReasons(r)
 			if len(rs) == 0 {
 				continue

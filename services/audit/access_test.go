@@ -434,8 +434,8 @@ func TestAccessQueriesDeniedAndHTTP(t *testing.T) {
 	}
 
 	srv := server.New(server.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zapNop(), fakeAuthn{
-		"aud": {ClientID: "c-aud", Agency: "hub", Kind: "hub", Role: auth.RoleAuditor},
-		"pra": {ClientID: "c-pra", Agency: "hub", Kind: "hub", Role: auth.RolePractitioner},
+		"aud": {ClientID: "c-aud", Agency: "hub", Kind: "hub", Role: auth.RoleAuditor, Partnerships: []string{auth.AllPartnerships}},
+		"pra": {ClientID: "c-pra", Agency: "hub", Kind: "hub", Role: auth.RolePractitioner, Partnerships: []string{auth.AllPartnerships}},
 	}, prometheus.NewRegistry())
 	e.svc.Register(srv)
 	ls, err := srv.Listen()

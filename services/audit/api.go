@@ -170,23 +170,40 @@ func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*
 		return nil, err
 	}
 	resp := &auditv1.GetTrailResponse{}
-	resp.Entries, resp.NextPageToken = page(rows, n)
+	resp.Entries, resp.NextPageToken = page(id, rows, n)
 	return resp, nil
 }
 
 // page converts up to n rows (n+1 were asked for) and returns the next token when there
-// are more: the last seq returned.
-func page(rows []store.Entry, n int) ([]*auditv1.AuditEntry, string) {
+// are more: the last seq read. Entries of partnerships the caller does not serve are left
+// out, so a page may hold fewer than n.
+func page(id auth.Identity, rows []store.Entry, n int) ([]*auditv1.AuditEntry, string) {
 	next := ""
 	if len(rows) > n {
 		rows = rows[:n]
 		next = strconv.FormatInt(rows[n-1].Seq, 10)
 	}
-	out := make([]*auditv1.AuditEntry, len(rows))
-	for i, r := range rows {
-		out[i] = entryToProto(r)
+	out := make([]*auditv1.AuditEntry, 0, len(rows))
+	for _, r := range rows {
+		if visibleTo(id, r.Partnership) {
+			out = append(out, entryToProto(r))
+		}
 	}
 	return out, next
+}
+
+// visibleTo reports whether an entry of partnership may be shown to id: auditors see the
+// partnerships they serve, and the entries that belong to none.
+func visibleTo(id auth.Identity, partnership string) bool {
+	return partnership == "" || id.Serves(partnership)
+}
+
+// servedOnly is a query's partnership limit for id: nil when id is not limited.
+func servedOnly(id auth.Identity) []string {
+	if ps, all := id.PartnershipScope(); !all {
+		return append([]string{}, ps...)
+	}
+	return nil
 }
 
 func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesRequest) (*auditv1.SearchEntriesResponse, error) {
@@ -210,13 +227,13 @@ func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesR
 		return nil, err
 	}
 	rows, err := store.Search(ctx, a.svc.pool, store.Filter{Actor: req.GetActor(), Agency: req.GetAgency(),
-		EventType: req.GetEventType(), Partnership: req.GetPartnership(), PackVersion: req.GetPackVersion(),
+		EventType: req.GetEventType(), Partnership: req.GetPartnership(), Partnerships: servedOnly(id), PackVersion: req.GetPackVersion(),
 		From: from, To: to, Cursor: cursor, OldestFirst: req.GetOldestFirst(), Limit: n + 1})
 	if err != nil {
 		return nil, err
 	}
 	resp := &auditv1.SearchEntriesResponse{}
-	resp.Entries, resp.NextPageToken = page(rows, n)
+	resp.Entries, resp.NextPageToken = page(id, rows, n)
 	return resp, nil
 }
 
@@ -357,6 +374,9 @@ func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, l
 	var lines [][]byte
 	var seqs []int64
 	err = store.ExportRange(ctx, s.pool, req.GetReferralId(), from, to, cp.TreeSize, func(e store.Entry) error {
+		if !visibleTo(id, e.Partnership) {
+			return nil // another partnership's: each exported entry carries its own proof
+		}
 		if limit > 0 && len(seqs) >= limit {
 			return errTooLarge
 		}

@@ -29,7 +29,8 @@ import (
 
 // as returns a context authenticated as a client of the given role.
 func as(role auth.Role) context.Context {
-	return auth.WithIdentity(context.Background(), auth.Identity{ClientID: "client-" + string(role), Agency: "hub", Kind: "hub", Role: role})
+	return auth.WithIdentity(context.Background(), auth.Identity{ClientID: "client-" + string(role), Agency: "hub", Kind: "hub", Role: role,
+		Partnerships: []string{auth.AllPartnerships}})
 }
 
 var auditor = as(auth.RoleAuditor)
@@ -602,8 +603,8 @@ func TestHTTPRoutes(t *testing.T) {
 	e.sequenceAll(t)
 	e.sign(t)
 	srv := server.New(server.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zapNop(), fakeAuthn{
-		"aud": {ClientID: "c-aud", Agency: "hub", Kind: "hub", Role: auth.RoleAuditor},
-		"pra": {ClientID: "c-pra", Agency: "hub", Kind: "hub", Role: auth.RolePractitioner},
+		"aud": {ClientID: "c-aud", Agency: "hub", Kind: "hub", Role: auth.RoleAuditor, Partnerships: []string{auth.AllPartnerships}},
+		"pra": {ClientID: "c-pra", Agency: "hub", Kind: "hub", Role: auth.RolePractitioner, Partnerships: []string{auth.AllPartnerships}},
 	}, prometheus.NewRegistry())
 	e.svc.Register(srv)
 	ls, err := srv.Listen()

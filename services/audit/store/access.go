@@ -22,17 +22,18 @@ type Access struct {
 	OccurredAt                         time.Time
 	EventType, ReferralID, ChildID     string
 	Actor, ActorRole, Agency, Decision string
+	Partnership                        string
 	// Set by UnusualCandidates only: the referral has a mash.referral.received entry, and
 	// the reader is involved in it (see UnusualCandidates).
 	ReferralKnown, Involved bool
 }
 
-const accessColumns = `e.seq, e.occurred_at, e.event_type, e.referral_id, e.child_id, e.actor, e.actor_role, e.agency, e.decision`
+const accessColumns = `e.seq, e.occurred_at, e.event_type, e.referral_id, e.child_id, e.actor, e.actor_role, e.agency, e.decision, e.partnership`
 
 func scanAccess(rows pgx.Rows, extra bool) ([]Access, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Access, error) {
 		var a Access
-		dst := []any{&a.Seq, &a.OccurredAt, &a.EventType, &a.ReferralID, &a.ChildID, &a.Actor, &a.ActorRole, &a.Agency, &a.Decision}
+		dst := []any{&a.Seq, &a.OccurredAt, &a.EventType, &a.ReferralID, &a.ChildID, &a.Actor, &a.ActorRole, &a.Agency, &a.Decision, &a.Partnership}
 		if extra {
 			dst = append(dst, &a.ReferralKnown, &a.Involved)
 		}

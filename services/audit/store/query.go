@@ -72,7 +72,10 @@ func Trail(ctx context.Context, pool *pgxpool.Pool, referralID, childID string, 
 // Filter selects entries for Search; empty fields match everything.
 type Filter struct {
 	Actor, Agency, EventType, Partnership, PackVersion string
-	From, To                                           *time.Time // occurred_at in [From, To)
+	// Partnerships, when not nil, limits the search to entries of those partnerships and
+	// entries of none (the log's own, and queries naming no referral).
+	Partnerships []string
+	From, To     *time.Time // occurred_at in [From, To)
 	// Cursor is the last seq of the previous page, or -1 for the first page.
 	Cursor      int64
 	OldestFirst bool
@@ -93,6 +96,9 @@ func Search(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]Entry, error) 
 		if c.v != "" {
 			add("e."+c.col+" = ?", c.v)
 		}
+	}
+	if f.Partnerships != nil {
+		add("(e.partnership = '' OR e.partnership = ANY(?::text[]))", f.Partnerships)
 	}
 	if f.From != nil {
 		add("e.occurred_at >= ?", *f.From)
