@@ -85,6 +85,9 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
+	if err := checkDirectoryScope(id, ag.Partnership); err != nil {
+		return nil, err
+	}
 	var stored store.StoredAgency
 	err = pgx.BeginFunc(ctx, a.svc.store.Pool(), func(tx pgx.Tx) error {
 		if ag.OutOfHours != "" {
@@ -131,6 +134,9 @@ func (a *grpcAPI) RemoveAgency(ctx context.Context, req *notifyv1.RemoveAgencyRe
 	}
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
+	}
+	if err := checkDirectoryScope(id, req.GetPartnership()); err != nil {
+		return nil, err
 	}
 	err = pgx.BeginFunc(ctx, a.svc.store.Pool(), func(tx pgx.Tx) error {
 		return store.RemoveAgency(ctx, tx, req.GetPartnership(), req.GetAgencyId(), id.Actor(), req.GetReason())
@@ -378,4 +384,22 @@ func notificationToProto(n store.Notification, history []store.Attempt) *notifyv
 		p.History = append(p.History, &notifyv1.Attempt{Number: int32(h.Number), At: timestamppb.New(h.At), Result: h.Result, Ok: h.OK})
 	}
 	return p
+}
+
+// checkDirectoryScope refuses a change to the directory of a partnership the caller does
+// not serve. The "default" partnership's directory serves every partnership without its
+// own, so only a credential serving every partnership may change it.
+func checkDirectoryScope(id auth.Identity, partnership string) error {
+	if _, all := id.PartnershipScope(); all {
+		return nil
+	}
+	if partnership == DefaultPartnership {
+		return apierr.PermissionDenied(fmt.Sprintf("partnership %s: its directory serves every partnership without its own; "+
+			"only a credential serving every partnership (*) may change it", partnership))
+	}
+	if !id.Serves(partnership) {
+		return apierr.PermissionDenied(fmt.Sprintf("partnership %s: this credential serves %s, not that partnership",
+			partnership, strings.Join(id.Partnerships, ", ")))
+	}
+	return nil
 }

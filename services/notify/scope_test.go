@@ -52,3 +52,38 @@ func TestStaffSeeOnlyTheirPartnershipsNotifications(t *testing.T) {
 		}
 	}
 }
+
+// A manager changes the directory of the partnerships they serve only; the "default"
+// directory, which serves every partnership without its own, needs one serving all.
+func TestDirectoryChangesKeepToThePartnershipsServed(t *testing.T) {
+	e := newEnv(t)
+	scoped := func(p string) string {
+		_, tok, err := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RoleManager, "test", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	put := func(tok, p string) error {
+		_, err := e.client.PutAgency(bearer(tok), &notifyv1.PutAgencyRequest{Reason: "new team", Agency: &notifyv1.Agency{
+			Id: "new-camhs", Partnership: p, Name: "CAMHS", Roles: []string{"camhs"}, Channel: notifyv1.ChannelKind_NATS}})
+		return err
+	}
+	other := scoped("merthyr-tydfil")
+	if err := put(other, partnership); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a manager of another partnership adding to %s's directory: %v", partnership, err)
+	}
+	if err := put(other, "default"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a manager of one partnership changing the default directory: %v", err)
+	}
+	if _, err := e.client.RemoveAgency(bearer(other), &notifyv1.RemoveAgencyRequest{Partnership: partnership, AgencyId: "rct-csc", Reason: "x"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a manager of another partnership removing from %s's directory: %v", partnership, err)
+	}
+	own := scoped(partnership)
+	if err := put(own, partnership); err != nil {
+		t.Errorf("a manager of the partnership adding to its directory: %v", err)
+	}
+	if _, err := e.client.RemoveAgency(bearer(own), &notifyv1.RemoveAgencyRequest{Partnership: partnership, AgencyId: "new-camhs", Reason: "merged"}); err != nil {
+		t.Errorf("a manager of the partnership removing from its directory: %v", err)
+	}
+}
