@@ -32,9 +32,8 @@ func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRe
 	if err != nil {
 		return nil, err
 	}
-	partnership, err := dashboardPartnership(id, req.GetPartnership())
-	if err != nil {
-		return nil, err
+	if p := req.GetPartnership(); p != "" && !id.Serves(p) {
+		return nil, apierr.PermissionDenied(fmt.Sprintf("partnership %q: this credential serves %s, not that partnership", p, strings.Join(id.Partnerships, ", ")))
 	}
 	s := a.svc
 	now := s.now().UTC()
@@ -50,7 +49,8 @@ func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRe
 	if !from.Before(to) {
 		return nil, invalid("from", "must be before to")
 	}
-	d, err := s.store.Dashboard(ctx, store.DashboardQuery{Partnership: partnership, From: from, To: to,
+	// Asked for no partnership, a caller serving some sees the figures of those together.
+	d, err := s.store.Dashboard(ctx, store.DashboardQuery{Partnership: req.GetPartnership(), Partnerships: servedPartnerships(id), From: from, To: to,
 		Now: now, Location: s.calendar.Location()})
 	if err != nil {
 		return nil, err
@@ -96,22 +96,4 @@ func turnaroundsToProto(ts []store.Turnaround) []*triagev1.AgencyTurnaround {
 			OnTimePercent: pct(t.OnTime, t.Judged)})
 	}
 	return out
-}
-
-// dashboardPartnership is the partnership whose figures id may read for the one asked
-// (empty: every one). A caller limited to partnerships reads only those: asked for none, it
-// gets its only partnership, or must name one of several.
-func dashboardPartnership(id auth.Identity, asked string) (string, error) {
-	served, all := id.PartnershipScope()
-	switch {
-	case all:
-		return asked, nil
-	case asked != "" && id.Serves(asked):
-		return asked, nil
-	case asked != "":
-		return "", apierr.PermissionDenied(fmt.Sprintf("partnership %q: this credential serves %s, not that partnership", asked, strings.Join(served, ", ")))
-	case len(served) == 1:
-		return served[0], nil
-	}
-	return "", invalid("partnership", "is required: this credential serves "+strings.Join(served, ", ")+"; name one")
 }

@@ -18,9 +18,12 @@ import (
 // partnership (empty: all), as at Now, with ISO weeks counted in Location (UTC if nil).
 type DashboardQuery struct {
 	Partnership string
-	From, To    time.Time
-	Now         time.Time
-	Location    *time.Location
+	// Partnerships, when Partnership is empty and this is not nil, limits the figures to
+	// those partnerships (the ones the caller serves).
+	Partnerships []string
+	From, To     time.Time
+	Now          time.Time
+	Location     *time.Location
 }
 
 // Tally is a labelled count; Key is the label as stored (an enum number as text for levels
@@ -110,8 +113,12 @@ const humanDecided = `decision_status IN (2, 3) AND decided_at IS NOT NULL`
 func (s *Store) Dashboard(ctx context.Context, d DashboardQuery) (Dashboard, error) {
 	var out Dashboard
 	bounds := weekBounds(d)
-	args := []any{d.Partnership, d.From, d.To, d.Now}
-	partnerships := []string{d.Partnership}
+	partnerships := d.Partnerships
+	if d.Partnership != "" {
+		partnerships = []string{d.Partnership}
+	}
+	// $1 of every query: nil for every partnership.
+	args := []any{partnerships, d.From, d.To, d.Now}
 	helped := []*dashboardPart{
 		{name: "tallies", run: func(ctx context.Context, q Querier) error { return readTallies(ctx, q, partnerships, d, bounds, &out) }},
 		{name: "notifications", run: func(ctx context.Context, q Querier) error { return readNotices(ctx, q, args, &out) }},
@@ -124,7 +131,7 @@ func (s *Store) Dashboard(ctx context.Context, d DashboardQuery) (Dashboard, err
 		if _, err := tx.Exec(ctx, dashboardSettings); err != nil {
 			return err
 		}
-		if d.Partnership == "" {
+		if partnerships == nil {
 			if err := tx.QueryRow(ctx, allPartnerships).Scan(&partnerships); err != nil {
 				return fmt.Errorf("dashboard partnerships: %w", err)
 			}
@@ -319,7 +326,7 @@ func readNotices(ctx context.Context, q Querier, args []any, out *Dashboard) err
 				count(*) FILTER (WHERE kind = 'ENCOMPASS' AND acknowledged_at <= ack_due) AS encompass_on_time,
 				count(*) FILTER (WHERE kind = 'ENCOMPASS' AND `+judged+`) AS encompass_judged
 			FROM triage.notices
-			WHERE coalesce(sent_at, state_at) >= $2 AND coalesce(sent_at, state_at) < $3 AND ($1 = '' OR partnership = $1)
+			WHERE coalesce(sent_at, state_at) >= $2 AND coalesce(sent_at, state_at) < $3 AND ($1::text[] IS NULL OR partnership = ANY($1::text[]))
 			GROUP BY 1) a
 		ORDER BY agency COLLATE "default"`, args...)
 	if err != nil {
@@ -353,13 +360,13 @@ func readCasework(ctx context.Context, q Querier, args []any, out *Dashboard) er
 			coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM answered_at - requested_at) / 60)
 				FILTER (WHERE answered_at IS NOT NULL), 0),
 			count(*) FILTER (WHERE answered_at <= due), count(*) FILTER (WHERE answered_at IS NOT NULL OR due < $4)
-		FROM triage.information_requests WHERE requested_at >= $2 AND requested_at < $3 AND ($1 = '' OR partnership = $1)
+		FROM triage.information_requests WHERE requested_at >= $2 AND requested_at < $3 AND ($1::text[] IS NULL OR partnership = ANY($1::text[]))
 		GROUP BY agency ORDER BY agency`, args); err != nil {
 		return err
 	}
 	if err := q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE raised_at >= $2 AND raised_at < $3),
 			count(*) FILTER (WHERE resolved_at >= $2 AND resolved_at < $3)
-		FROM triage.disagreements WHERE ($1 = '' OR partnership = $1) AND (raised_at >= $2 AND raised_at < $3 OR resolved_at >= $2 AND resolved_at < $3)`,
+		FROM triage.disagreements WHERE ($1::text[] IS NULL OR partnership = ANY($1::text[])) AND (raised_at >= $2 AND raised_at < $3 OR resolved_at >= $2 AND resolved_at < $3)`,
 		args[:3]...).Scan(&out.DisagreementsRaised, &out.DisagreementsResolved); err != nil {
 		return fmt.Errorf("dashboard disagreements: %w", err)
 	}
