@@ -141,6 +141,19 @@ func TestStaffSeeOnlyTheirPartnerships(t *testing.T) {
 			}
 		}
 	}
+	// A request for information on the other partnership's case is not in its list.
+	if code, out := call(everyPartnership, http.MethodPost, "/v1/cases/"+theirs+"/information-requests",
+		map[string]any{"agency": "cwm-taf-health", "question": "Known to health visiting?"}); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("information request by a manager of every partnership: %d %v", code, out)
+	}
+	_, irs := call(rct, http.MethodGet, "/v1/information-requests", nil)
+	if got := ids(irs["requests"], "referralId"); contains(got, theirs) {
+		t.Errorf("information requests listed to a rhondda-cynon-taf practitioner: %v", got)
+	}
+	_, irs = call(everyPartnership, http.MethodGet, "/v1/information-requests", nil)
+	if got := ids(irs["requests"], "referralId"); !contains(got, theirs) {
+		t.Errorf("information requests listed to a manager of every partnership: %v", got)
+	}
 	// Submitting for a partnership it does not serve is refused, naming it.
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
