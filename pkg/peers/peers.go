@@ -5,6 +5,7 @@ package peers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -24,6 +26,7 @@ const DefaultCallTimeout = 10 * time.Second
 type Book struct {
 	fallback string
 	addrs    map[string]string
+	creds    credentials.TransportCredentials
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -32,12 +35,30 @@ type Book struct {
 // NewBook returns a Book. addrs names the address of each peer that runs elsewhere; a peer
 // not named there is reached at fallback (the process's own gRPC address, where every
 // service of a single-process deployment listens).
-func NewBook(fallback string, addrs map[string]string) *Book {
+func NewBook(fallback string, addrs map[string]string, opts ...Option) *Book {
 	m := make(map[string]string, len(addrs))
 	for k, v := range addrs {
 		m[k] = v
 	}
-	return &Book{fallback: fallback, addrs: m, conns: map[string]*grpc.ClientConn{}}
+	b := &Book{fallback: fallback, addrs: m, conns: map[string]*grpc.ClientConn{}, creds: insecure.NewCredentials()}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// An Option configures a Book.
+type Option func(*Book)
+
+// WithTLS dials every peer over TLS with cfg: the peer's certificate must verify, and under
+// mutual TLS this process presents its own. Bearer credentials travel with each call, so
+// they must never cross a network in clear.
+func WithTLS(cfg *tls.Config) Option {
+	return func(b *Book) {
+		if cfg != nil {
+			b.creds = credentials.NewTLS(cfg)
+		}
+	}
 }
 
 // ParseAddrs reads "rules=10.0.0.5:9090,intake=intake:9090" into a map, naming the bad entry.
@@ -78,7 +99,7 @@ func (b *Book) Conn(service string) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("peer %s: no address configured", service)
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(b.creds),
 		grpc.WithChainUnaryInterceptor(timeoutInterceptor))
 	if err != nil {
 		return nil, fmt.Errorf("peer %s at %s: %w", service, addr, err)

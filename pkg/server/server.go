@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -30,11 +32,16 @@ type Check struct {
 	Check func(ctx context.Context) error
 }
 
-// Config holds the listen addresses.
+// Config holds the listen addresses and, when certificates are configured, their TLS.
 type Config struct {
 	GRPCAddr        string
 	HTTPAddr        string
 	ShutdownTimeout time.Duration
+	// GRPCTLS, when set, serves gRPC over TLS only (it may require client certificates:
+	// mutual TLS between services).
+	GRPCTLS *tls.Config
+	// HTTPTLS, when set, serves HTTP over TLS only (HTTP/2 offered).
+	HTTPTLS *tls.Config
 }
 
 // Server owns the two listeners.
@@ -60,7 +67,11 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
 	s := &Server{cfg: cfg, log: log, authn: authn, metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
-	s.grpc = grpc.NewServer(
+	var creds []grpc.ServerOption
+	if cfg.GRPCTLS != nil {
+		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.GRPCTLS)))
+	}
+	s.grpc = grpc.NewServer(append(creds,
 		grpc.UnaryInterceptor(s.unaryInterceptor),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		grpc.MaxRecvMsgSize(1<<20),
@@ -73,7 +84,7 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		grpc.InitialConnWindowSize(1<<20),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -154,6 +165,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         s.cfg.HTTPTLS,
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { s.health.watch(gctx); return nil })
@@ -164,7 +176,12 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := httpSrv.Serve(ls.HTTP); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := httpSrv.Serve
+		if s.cfg.HTTPTLS != nil {
+			// The certificate comes from TLSConfig (GetCertificate), so no files are named.
+			serve = func(l net.Listener) error { return httpSrv.ServeTLS(l, "", "") }
+		}
+		if err := serve(ls.HTTP); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http serve: %w", err)
 		}
 		return nil
