@@ -28,10 +28,14 @@ type Read struct {
 	ChildID     string
 }
 
+// EventType is the subject of the access event for reads of subject ("referral", "case"):
+// what each service that records reads declares it publishes.
+func EventType(subject string) string { return "mash.access." + subject }
+
 // Record writes the access event for r by id into schema's outbox and commits, then wakes
 // the relay. An error means the read must not go ahead.
 func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
-	env, raw, err := events.NewEnvelope("mash.access."+r.Subject, r.Partnership, r.ReferralID, 0, now, &eventsv1.RecordAccessed{
+	env, raw, err := events.NewEnvelope(EventType(r.Subject), r.Partnership, r.ReferralID, 0, now, &eventsv1.RecordAccessed{
 		ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency, Action: r.Action, ReferralId: r.ReferralID, ChildId: r.ChildID,
 		Reason: server.AccessReason(ctx),
 	})

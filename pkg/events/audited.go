@@ -15,13 +15,16 @@ import (
 // SubjectAuditRecorded is where the audit log lists the event ids of each batch it recorded.
 const SubjectAuditRecorded = "mash.audit.recorded"
 
+// AuditedDurable is the durable consumer of schema's audit tracker.
+func AuditedDurable(schema string) string { return schema + "-audited" }
+
 // NewAuditedTracker returns a consumer that marks the service's outbox rows the audit log
 // reports recorded, so its reconciler's audit check (UnauditedSQL) finds only the events the
 // log never received.
 func NewAuditedTracker(pool *pgxpool.Pool, js jetstream.JetStream, schema string, log *zap.Logger, m *Metrics) (*Consumer, error) {
 	sql := `UPDATE ` + pgx.Identifier{schema}.Sanitize() + `.outbox SET audited_at = now() WHERE event_id = ANY($1::uuid[]) AND audited_at IS NULL`
 	return NewConsumer(pool, js, StreamName, ConsumerConfig{
-		Schema: schema, Durable: schema + "-audited", FilterSubjects: []string{SubjectAuditRecorded},
+		Schema: schema, Durable: AuditedDurable(schema), FilterSubjects: []string{SubjectAuditRecorded},
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		var ev eventsv1.AuditRecorded
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,6 +25,13 @@ type EmbeddedConfig struct {
 	Listen string
 	// ServerName names the server in logs and JetStream metadata. Default "mash-embedded".
 	ServerName string
+	// Auth, when set, decides every client's user and permissions (in process or on the
+	// listener); a client it refuses, anonymous ones included, is disconnected. mash serve
+	// always sets it (pkg/busauth); tests of the event plumbing alone may leave it out.
+	Auth server.Authentication
+	// TLS, when set, is required of every client on the listener (in-process connections
+	// need none). A config that requires client certificates turns on their verification.
+	TLS *tls.Config
 }
 
 // readyTimeout bounds how long StartEmbedded waits for the server to accept connections.
@@ -70,6 +78,14 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) 
 		NoLog:      !debug,
 		Debug:      debug,
 	}
+	if cfg.Auth != nil {
+		opts.CustomClientAuthentication = cfg.Auth
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig = cfg.TLS
+		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = 5
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
@@ -115,12 +131,13 @@ func parseListen(listen string) (string, int, bool, error) {
 	return host, port, true, nil
 }
 
-// ConnectEmbedded connects to an embedded server in process, without a socket.
-func ConnectEmbedded(s *server.Server, name string) (*nats.Conn, error) {
+// ConnectEmbedded connects to an embedded server in process, without a socket. Extra
+// options (the user's credentials and inbox prefix) are applied after the defaults.
+func ConnectEmbedded(s *server.Server, name string, opts ...nats.Option) (*nats.Conn, error) {
 	if s == nil {
 		return nil, errors.New("connect embedded nats: no server")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name(name), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(s), nats.Name(name), nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect embedded nats: %w", err)
 	}

@@ -92,7 +92,7 @@ func New(d Deps) (*Service, error) {
 	s.seq = &sequencer{pool: d.Pool, cfg: cfg, signer: signer, now: s.now, log: d.Log.Named("sequencer"),
 		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "audit", FilterSubjects: []string{"mash.>"},
+		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"},
 		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
 		// event; notify records each share as mash.notification.* events instead.
 		SkipSubjectPrefixes: []string{"mash.notify."},

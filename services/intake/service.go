@@ -88,7 +88,7 @@ func New(d Deps) (*Service, error) {
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
 	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "intake-status", FilterSubjects: []string{EventTriageDecided},
+		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventTriageDecided},
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		return store.MarkDecided(ctx, tx, env.GetReferralId(), env.GetVersion())
 	}, d.Log.Named("decided"), d.Events)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"mash/pkg/auth"
+	"mash/pkg/busauth"
 	"mash/pkg/config"
 	"mash/pkg/db"
 	"mash/pkg/events"
@@ -151,13 +153,15 @@ func deadLetters(ctx context.Context, args []string) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
 		return fmt.Errorf("usage: mash deadletters list [--all] | replay --schema S ID")
 	}
-	var schema, natsURL, natsListen *string
+	var schema, natsURL, natsListen, natsUser, natsPassword *string
 	var all *bool
 	pool, rest, err := openDB(ctx, "deadletters "+args[0], args[1:], func(s *config.Set) {
 		schema = s.String("schema", "MASH_DEADLETTER_SCHEMA", "", "the consuming service's schema (all schemas when listing)")
 		all = s.Bool("all", "MASH_DEADLETTER_ALL", false, "also list dead letters already replayed")
 		natsURL = s.String("nats-url", "NATS_URL", "", "NATS server to republish to; empty means the embedded server of a running mash serve")
 		natsListen = s.String("nats-listen", "MASH_NATS_LISTEN", "127.0.0.1:4223", "loopback address of the embedded NATS server")
+		natsUser = s.String("nats-user", "NATS_USER", "", "NATS user to republish as (an operator's: mash bus users create --operator)")
+		natsPassword = s.String("nats-password", "NATS_PASSWORD", "", "password of NATS_USER")
 	}, nil)
 	if err != nil {
 		return err
@@ -199,7 +203,11 @@ func deadLetters(ctx context.Context, args []string) error {
 	if url == "" {
 		url = "nats://" + *natsListen
 	}
-	nc, err := events.Connect(url, "mash-deadletters", nats.RetryOnFailedConnect(false))
+	if *natsUser == "" || *natsPassword == "" {
+		return errors.New("NATS_USER and NATS_PASSWORD: required to replay (the bus refuses anonymous clients; mash bus users create --operator NAME makes a user)")
+	}
+	opts := busauth.User{Name: *natsUser, Password: *natsPassword}.Options()
+	nc, err := events.Connect(url, "mash-deadletters", append(opts, nats.RetryOnFailedConnect(false))...)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/peers"
+	"mash/pkg/tlsconf"
 	"mash/services/audit"
 	"mash/services/console"
 	"mash/services/notify/channel"
@@ -66,7 +68,15 @@ type serveConfig struct {
 	// ClaimTimeout is how long a practitioner's claim (or a manager's assignment) on a case
 	// holds unless renewed.
 	ClaimTimeout time.Duration
+	// TLS names the process's certificate files (all empty: no TLS).
+	TLS tlsconf.Files
+	// NATSPasswords are the passwords of the process's and its services' NATS users, for an
+	// external server (the embedded one makes its own).
+	NATSPasswords map[string]string
 }
+
+// tlsSettings names each TLS file's setting, for errors.
+var tlsSettings = tlsconf.Files{Cert: "MASH_TLS_CERT", Key: "MASH_TLS_KEY", CA: "MASH_TLS_CA", ClientCA: "MASH_TLS_CLIENT_CA"}
 
 // notifyConfig is the notify service's settings.
 type notifyConfig struct {
@@ -104,6 +114,11 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	smtpPass := s.String("smtp-password", "MASH_SMTP_PASSWORD", "", "SMTP password")
 	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a claim or assignment on a case holds unless its holder claims it again")
 	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
+	tlsCert := s.String("tls-cert", "MASH_TLS_CERT", "", "PEM certificate (chain) of this process: gRPC, HTTP and the embedded NATS listener serve TLS with it, and it is the client certificate shown to peers and NATS")
+	tlsKey := s.String("tls-key", "MASH_TLS_KEY", "", "PEM private key of MASH_TLS_CERT")
+	tlsCA := s.String("tls-ca", "MASH_TLS_CA", "", "PEM CA bundle the certificates of peers and NATS servers must chain to (system roots when empty)")
+	tlsClientCA := s.String("tls-client-ca", "MASH_TLS_CLIENT_CA", "", "PEM CA bundle for mutual TLS: gRPC and embedded NATS clients must present a certificate that chains to it")
+	plaintext := s.Bool("allow-plaintext", "MASH_ALLOW_PLAINTEXT", false, "allow listening and calling off loopback without TLS (only where the network itself encrypts, e.g. a service mesh)")
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
 	if err := s.Parse(args); err != nil {
 		return c, err
@@ -212,6 +227,20 @@ func parseServeConfig(args []string) (serveConfig, error) {
 			}
 		}
 	}
+	c.TLS = tlsconf.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA, ClientCA: *tlsClientCA}
+	if err := c.TLS.Validate(tlsSettings); err != nil {
+		return c, err
+	}
+	if !c.TLS.Enabled() && !*plaintext {
+		if err := plaintextOffLoopback(c); err != nil {
+			return c, err
+		}
+	}
+	if c.NATSURL != "" {
+		if c.NATSPasswords, err = busUsers(c.NATSURL, c.Services, os.LookupEnv); err != nil {
+			return c, err
+		}
+	}
 	if _, err := calendar.New(c.Calendar); err != nil {
 		return c, fmt.Errorf("calendar settings (MASH_WORKDAY_*, MASH_CALENDAR_REGION, MASH_*_BANK_HOLIDAYS): %w", err)
 	}
@@ -232,4 +261,29 @@ func auditConfig() (audit.Config, error) {
 		return c, fmt.Errorf("%s: required to run the audit service; mash audit keygen makes one (or leave audit out of MASH_SERVICES)", audit.EnvSigningKey)
 	}
 	return c, nil
+}
+
+// plaintextOffLoopback refuses a configuration that would carry bearer tokens, session
+// cookies and events across a network in clear: a listener, a peer or a NATS server off
+// loopback with no certificate configured.
+func plaintextOffLoopback(c serveConfig) error {
+	const fix = "set MASH_TLS_CERT and MASH_TLS_KEY, or MASH_ALLOW_PLAINTEXT=true where the network itself encrypts"
+	for env, addr := range map[string]string{"MASH_GRPC_ADDR": c.GRPCAddr, "MASH_HTTP_ADDR": c.HTTPAddr} {
+		if config.Loopback(env, addr) != nil {
+			return fmt.Errorf("%s %s: listens off loopback without TLS: %s", env, addr, fix)
+		}
+	}
+	for name, addr := range c.Peers {
+		if host, _, err := net.SplitHostPort(addr); err != nil || !loopbackHost(host) {
+			return fmt.Errorf("MASH_PEERS: %s at %s is off loopback and would be called without TLS: %s", name, addr, fix)
+		}
+	}
+	if c.NATSURL != "" && !natsOnLoopback(c.NATSURL) {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Scheme != "tls" {
+				return fmt.Errorf("NATS_URL: %s is off loopback and not tls://: %s", strings.TrimSpace(u), fix)
+			}
+		}
+	}
+	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"mash/pkg/failpoint"
@@ -112,11 +111,7 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 			t.Fatalf("%d rows in %s, want %d", n, table, want)
 		}
 	}
-	nc, err := nats.Connect("nats://" + s.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := s.busOperator(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

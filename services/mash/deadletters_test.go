@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"mash/pkg/events"
@@ -48,14 +47,10 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	}
 
 	s.start(t)
+	nc := s.busOperator(t)
 	if _, stderr, code := s.run(t, "deadletters", "replay", "--schema", "probe", "1"); code != 0 {
 		t.Fatalf("deadletters replay: %d %s", code, stderr)
 	}
-	nc, err := nats.Connect("nats://" + s.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@
 //	mash serve [--services intake,...]   run services
 //	mash migrate                         apply database migrations
 //	mash clients create|list|revoke      manage API credentials
+//	mash bus users|config                manage NATS users; render an external server's users
 //	mash deadletters list|replay         inspect and replay dead-lettered events
 //	mash audit keygen|verify             make audit keys; verify the audit log
 //	mash demo [--referrals N --days D]   load synthetic demo data through the APIs
@@ -45,6 +46,7 @@ commands:
   migrate      apply database migrations for every service
   clients      create, list or revoke API credentials
   users        create or disable the console's local staff accounts
+  bus          create, list or revoke NATS users (agencies, operators, services); print a NATS server's users
   deadletters  list or replay events that consumers gave up on
   audit        keygen (new audit keys) or verify (the live log against its signed checkpoint)
   demo         load synthetic demo referrals over the last months, through every service's API
@@ -65,6 +67,8 @@ func realMain(ctx context.Context, args []string) error {
 		return clients(ctx, args[1:])
 	case "users":
 		return users(ctx, args[1:])
+	case "bus":
+		return busCommand(ctx, args[1:])
 	case "deadletters":
 		return deadLetters(ctx, args[1:])
 	case "audit":

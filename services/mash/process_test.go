@@ -17,7 +17,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nats-io/nats.go"
+
 	"mash/pkg/auth"
+	"mash/pkg/busauth"
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/testport"
@@ -101,7 +104,11 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aum = append(append(append(aum, nm...), tm...), cm...)
+	bm, err := busauth.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aum = append(append(append(append(aum, nm...), tm...), cm...), bm...)
 	// The default pack is installed by migration too.
 	pack := db.Migration{Name: "default-pack", SQL: string(packs.Default())}
 	return "mash_" + db.Checksum(append(append(append(append(am, im...), rm...), aum...), pack))
@@ -114,6 +121,9 @@ func migrated(ctx context.Context, url string) error {
 	}
 	defer pool.Close()
 	if err := auth.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := busauth.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	if err := intake.Migrate(ctx, pool); err != nil {
@@ -141,6 +151,8 @@ type system struct {
 	// topology is "single" (the default: one process, embedded NATS) or "split" (see
 	// topology_test.go).
 	topology string
+	// cliEnv is added to the environment of admin commands (an operator's NATS user).
+	cliEnv []string
 }
 
 func newSystem(t *testing.T) *system {
@@ -271,7 +283,7 @@ func (s *system) run(t *testing.T, args ...string) (stdout, stderr string, code 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, mashBinary, args...)
-	cmd.Env = s.env()
+	cmd.Env = s.env(s.cliEnv...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -316,4 +328,24 @@ func example(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// busOperator creates an operator's NATS user through the CLI, as an operator would, gives it
+// to later admin commands (NATS_USER, NATS_PASSWORD) and connects to the running system's
+// embedded server as it.
+func (s *system) busOperator(t *testing.T) *nats.Conn {
+	t.Helper()
+	name := "tester" + strconv.Itoa(len(s.cliEnv))
+	out, errOut, code := s.run(t, "bus", "users", "create", "--operator", name)
+	if code != 0 {
+		t.Fatalf("bus users create: %d %s", code, errOut)
+	}
+	user, password := busauth.UserName(busauth.KindOperator, name), strings.TrimSpace(out)
+	s.cliEnv = append(s.cliEnv, "NATS_USER="+user, "NATS_PASSWORD="+password)
+	nc, err := nats.Connect("nats://"+s.nats, busauth.User{Name: user, Password: password}.Options()...)
+	if err != nil {
+		t.Fatalf("connect as operator: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }

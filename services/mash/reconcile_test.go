@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"mash/pkg/failpoint"
@@ -199,11 +198,7 @@ func TestReconcilerRestoresEventDeletedFromStream(t *testing.T) {
 		ReferralID string `json:"referralId"`
 	}
 	_ = json.Unmarshal([]byte(body), &ack)
-	nc, err := nats.Connect("nats://" + s.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := s.busOperator(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

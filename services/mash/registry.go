@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mash/pkg/busauth"
 	"mash/pkg/server"
 	"mash/services/audit"
 	"mash/services/console"
@@ -30,27 +31,32 @@ type service interface {
 type module struct {
 	migrate func(ctx context.Context, pool *pgxpool.Pool) error
 	build   func(p *plumbing) (service, error)
+	// bus is what the service may do on NATS; nil for a service that does not use it.
+	bus *busauth.Role
 }
 
 // modules lists the services this binary has.
 var modules = map[string]module{
 	"intake": {
 		migrate: intake.Migrate,
+		bus:     &intake.Bus,
 		build: func(p *plumbing) (service, error) {
-			return intake.New(intake.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
+			return intake.New(intake.Deps{Pool: p.pool, JS: p.jsOf("intake"), Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now})
 		},
 	},
 	"audit": {
 		migrate: audit.Migrate,
+		bus:     &audit.Bus,
 		build: func(p *plumbing) (service, error) {
-			return audit.New(audit.Deps{Pool: p.pool, JS: p.js, Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now})
+			return audit.New(audit.Deps{Pool: p.pool, JS: p.jsOf("audit"), Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now})
 		},
 	},
 	"notify": {
 		migrate: notify.Migrate,
+		bus:     &notify.Bus,
 		build: func(p *plumbing) (service, error) {
-			return notify.New(notify.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
+			return notify.New(notify.Deps{Pool: p.pool, JS: p.jsOf("notify"), Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
 				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now})
 		},
@@ -64,15 +70,17 @@ var modules = map[string]module{
 	},
 	"triage": {
 		migrate: triage.Migrate,
+		bus:     &triage.Bus,
 		build: func(p *plumbing) (service, error) {
-			return triage.New(triage.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
+			return triage.New(triage.Deps{Pool: p.pool, JS: p.jsOf("triage"), Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout})
 		},
 	},
 	"rules": {
 		migrate: rules.Migrate,
+		bus:     &rules.Bus,
 		build: func(p *plumbing) (service, error) {
-			return rules.New(rules.Deps{Pool: p.pool, JS: p.js, Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
+			return rules.New(rules.Deps{Pool: p.pool, JS: p.jsOf("rules"), Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now})
 		},
 	},

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,22 +19,28 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"mash/pkg/auth"
+	"mash/pkg/busauth"
 	"mash/pkg/calendar"
 	"mash/pkg/db"
 	"mash/pkg/events"
 	mashlog "mash/pkg/log"
 	"mash/pkg/peers"
 	apiserver "mash/pkg/server"
+	"mash/pkg/tlsconf"
 	"mash/services/audit"
 	"mash/services/console"
 )
 
 // plumbing is what services share in one process.
 type plumbing struct {
-	log          *zap.Logger
-	pool         *pgxpool.Pool
-	nc           *nats.Conn
-	js           jetstream.JetStream
+	log  *zap.Logger
+	pool *pgxpool.Pool
+	// nc and js are the process's own connection (user mash): the stream and readiness.
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	bus map[string]busConn
+	// tls is the process's certificate, when configured.
+	tls          *tlsconf.Set
 	embedded     *server.Server
 	calendar     *calendar.Calendar
 	registry     *prometheus.Registry
@@ -56,11 +60,13 @@ type plumbing struct {
 }
 
 func (p *plumbing) close() {
-	if p.nc != nil {
-		_ = p.nc.Drain()
-		// Drain is asynchronous; wait for it so the embedded server stops after its clients.
-		deadline := time.Now().Add(5 * time.Second)
-		for !p.nc.IsClosed() && time.Now().Before(deadline) {
+	for _, c := range p.bus {
+		_ = c.nc.Drain()
+	}
+	// Drain is asynchronous; wait for it so the embedded server stops after its clients.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, c := range p.bus {
+		for !c.nc.IsClosed() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
@@ -115,12 +121,22 @@ type system struct {
 // service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
 func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
 	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout,
-		peers: peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers), now: now}
+		now: now}
 	defer func() {
 		if err != nil {
 			p.close()
 		}
 	}()
+	if p.tls, err = tlsconf.Load(cfg.TLS); err != nil {
+		return nil, fmt.Errorf("MASH_TLS_CERT: %w", err)
+	}
+	var peerOpts []peers.Option
+	srvCfg := apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout}
+	if p.tls != nil {
+		peerOpts = append(peerOpts, peers.WithTLS(p.tls.Client()))
+		srvCfg.GRPCTLS, srvCfg.HTTPTLS = p.tls.Server(), p.tls.Public()
+	}
+	p.peers = peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers, peerOpts...)
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)
 	if p.calendar, err = calendar.New(cfg.Calendar); err != nil {
@@ -139,8 +155,7 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 	}
 
 	p.auth = auth.NewStore(p.pool)
-	srv := apiserver.New(apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout},
-		log, p.auth, p.registry)
+	srv := apiserver.New(srvCfg, log, p.auth, p.registry)
 	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }})
 	srv.AddCheck(apiserver.Check{Name: "nats", Check: func(ctx context.Context) error {
 		if !p.nc.IsConnected() {
@@ -174,7 +189,8 @@ func (s *system) serve(ctx context.Context, ready chan<- struct{}) error {
 		return err
 	}
 	log.Info("mash serving", zap.Strings("services", cfg.Services), zap.String("grpc", cfg.GRPCAddr),
-		zap.String("http", cfg.HTTPAddr), zap.Bool("embedded_nats", s.p.embedded != nil))
+		zap.String("http", cfg.HTTPAddr), zap.Bool("embedded_nats", s.p.embedded != nil), zap.Bool("tls", s.p.tls != nil),
+		zap.Bool("mutual_tls", s.p.tls.Mutual()))
 
 	// Workers outlive the listeners: at shutdown the APIs stop first, then the relays drain
 	// what the last requests wrote, then NATS and Postgres close.
@@ -212,36 +228,13 @@ func (s *system) serve(ctx context.Context, ready chan<- struct{}) error {
 	return errors.Join(serveErr, werr)
 }
 
-func (p *plumbing) connectNATS(ctx context.Context, cfg serveConfig) error {
-	var err error
-	if cfg.NATSURL == "" {
-		storeDir := filepath.Join(cfg.DataDir, "jetstream")
-		if err := os.MkdirAll(storeDir, 0o700); err != nil {
-			return fmt.Errorf("MASH_DATA_DIR %s: %w", cfg.DataDir, err)
-		}
-		p.embedded, err = events.StartEmbedded(events.EmbeddedConfig{StoreDir: storeDir, Listen: cfg.NATSListen, ServerName: "mash-embedded"}, p.log.Named("nats"))
-		if err != nil {
-			return err
-		}
-		p.nc, err = events.ConnectEmbedded(p.embedded, "mash")
-	} else {
-		p.nc, err = events.Connect(cfg.NATSURL, "mash")
-	}
-	if err != nil {
-		return err
-	}
-	if p.js, err = jetstream.New(p.nc); err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return events.EnsureStreams(ensureCtx, p.js, events.StreamOptions{Replicas: cfg.NATSReplicas})
-}
-
 // migrateAll applies the plumbing's and the named services' migrations.
 func migrateAll(ctx context.Context, pool *pgxpool.Pool, services []string) error {
 	if err := auth.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate auth: %w", err)
+	}
+	if err := busauth.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate bus: %w", err)
 	}
 	for _, name := range services {
 		if err := modules[name].migrate(ctx, pool); err != nil {

@@ -36,7 +36,7 @@ type ackListener struct {
 
 func (l *ackListener) run(ctx context.Context) error {
 	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
-		Durable: "notify-acks", FilterSubject: AckSubjects, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: acksDurable, FilterSubject: AckSubjects, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
 		BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
 	})

@@ -182,7 +182,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "notify", FilterSubjects: consumedSubjects,
+		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: consumedSubjects,
 		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256,
 	}, s.handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {

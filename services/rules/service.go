@@ -86,7 +86,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "rules", FilterSubjects: []string{"mash.referral.received"},
+		Schema: store.Schema, Durable: referralsDurable, FilterSubjects: []string{"mash.referral.received"},
 		AfterCommit: s.relay.Wake,
 	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
 	if err != nil {
@@ -95,7 +95,7 @@ func New(d Deps) (*Service, error) {
 	// Notify's events say a decision reached it; a decision none has named by the reconcile
 	// age is re-emitted.
 	s.notified, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "rules-notified", FilterSubjects: []string{"mash.notification.>"},
+		Schema: store.Schema, Durable: notifiedDurable, FilterSubjects: []string{"mash.notification.>"},
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		var ev eventsv1.NotificationEvent
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {

@@ -140,7 +140,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: "triage",
+		Schema: store.Schema, Durable: consumerDurable,
 		FilterSubjects: []string{"mash.referral.received", "mash.triage.>", "mash.notification.>", EventResearchAnswerReceived},
 		// Projecting may emit an event (a recorded channel answer): publish it at once.
 		AfterCommit: s.relay.Wake,

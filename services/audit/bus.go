@@ -1,0 +1,17 @@
+package audit
+
+import (
+	"mash/pkg/busauth"
+	"mash/pkg/events"
+)
+
+// Bus is all audit may do on NATS: read every event through its one consumer, and publish
+// what it recorded and its signed checkpoints. Its NATS user is refused every other subject.
+var Bus = busauth.Role{
+	Service:   "audit",
+	Publishes: []string{events.SubjectAuditRecorded, EventCheckpoint},
+	Durables:  []string{consumerDurable},
+}
+
+// consumerDurable is the audit log's consumer of every event.
+const consumerDurable = "audit"

@@ -1,0 +1,26 @@
+package notify
+
+import (
+	"mash/pkg/busauth"
+	"mash/pkg/events"
+	"mash/services/notify/channel"
+	"mash/services/notify/store"
+)
+
+// Bus is all notify may do on NATS: publish its notification events and agencies' messages
+// (mash.notify.<agency>, never an agency's .ack or .answer), and read its own consumers,
+// including the ones over agencies' acknowledgements and answers. Its NATS user is refused
+// every other subject.
+var Bus = busauth.Role{
+	Service: "notify",
+	Publishes: []string{EventSent, EventDelivered, EventAcknowledged, EventFailed, EventEscalated, EventRetried,
+		EventAnswerReceived, channel.SubjectPrefix + "*"},
+	Durables: []string{consumerDurable, acksDurable, answerInbox, events.AuditedDurable(store.Schema)},
+}
+
+// Durable consumers of notify: events to act on, and agencies' acknowledgements (their
+// answers are read by answerInbox).
+const (
+	consumerDurable = "notify"
+	acksDurable     = "notify-acks"
+)

@@ -1,0 +1,21 @@
+package triage
+
+import (
+	"mash/pkg/access"
+	"mash/pkg/busauth"
+	"mash/pkg/events"
+	"mash/services/triage/store"
+)
+
+// Bus is all triage may do on NATS: publish its casework events and reads, and read its own
+// consumers. Its NATS user is refused every other subject.
+var Bus = busauth.Role{
+	Service: "triage",
+	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventClosed, EventStrategyRecorded,
+		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
+		access.EventType("case")},
+	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
+}
+
+// consumerDurable is triage's consumer of referrals, decisions and notifications.
+const consumerDurable = "triage"
