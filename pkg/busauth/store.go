@@ -135,7 +135,7 @@ func (s *Store) Revoke(ctx context.Context, name, revokedBy string) error {
 // given, limits the kinds returned.
 func (s *Store) Active(ctx context.Context, kinds ...string) ([]User, error) {
 	rows, err := s.pool.Query(ctx, `SELECT name, kind, id, password_hash FROM bus.users
-		WHERE revoked_at IS NULL AND (cardinality($1::text[]) = 0 OR kind = ANY($1)) ORDER BY name`, kinds)
+		WHERE revoked_at IS NULL AND (coalesce(cardinality($1::text[]), 0) = 0 OR kind = ANY($1)) ORDER BY name`, kinds)
 	if err != nil {
 		return nil, fmt.Errorf("read bus users: %w", err)
 	}
