@@ -2,6 +2,7 @@ package busauth_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -18,6 +19,8 @@ import (
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
 	"mash/pkg/testport"
+	"mash/pkg/tlsconf"
+	"mash/pkg/tlsconf/tlsconftest"
 )
 
 // Two services as the services declare themselves: enough to prove one cannot act as the
@@ -393,5 +396,68 @@ func TestConfigLoadsInNATSServer(t *testing.T) {
 	}
 	if op := got["operator-alice"]; op == nil || !contains(op.Permissions.Publish.Deny, "mash.notify.>") {
 		t.Fatalf("operator permissions: %+v", op)
+	}
+}
+
+// With certificates, the embedded server's listener takes TLS only; under mutual TLS a
+// client must also show a certificate from the cluster's CA, and still authenticate.
+func TestNATSOverMutualTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pki := tlsconftest.New(t)
+	files := pki.Server
+	files.ClientCA = pki.CA
+	set, err := tlsconf.Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := busauth.ServiceUsers([]busauth.Role{intakeRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := testport.Addr(t)
+	srv, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: addr, TLS: set.Server(),
+		Auth: busauth.NewAuthenticator(users, nil, zap.NewNop())}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	// In process, the services need no certificate.
+	own, err := events.ConnectEmbedded(srv, "mash", users[0].Options()...)
+	if err != nil {
+		t.Fatalf("in-process connection with TLS on the listener: %v", err)
+	}
+	defer own.Close()
+	ojs, _ := jetstream.New(own)
+	if err := events.EnsureStreams(ctx, ojs, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	client, err := tlsconf.Load(pki.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intake := users[1]
+	nc, err := events.Connect("tls://"+addr, "intake", append(intake.Options(), nats.Secure(client.Client()), nats.RetryOnFailedConnect(false))...)
+	if err != nil {
+		t.Fatalf("connect over mutual TLS: %v", err)
+	}
+	defer nc.Close()
+	if !nc.TLSRequired() {
+		t.Fatal("connection is not TLS")
+	}
+	if err := publish(ctx, nc, "mash.referral.received"); err != nil {
+		t.Fatalf("publish over TLS: %v", err)
+	}
+
+	for name, opts := range map[string][]nats.Option{
+		"plaintext": intake.Options(),
+		"no client certificate": append(intake.Options(), nats.Secure(&tls.Config{RootCAs: client.Client().RootCAs, MinVersion: tls.VersionTLS12})),
+		"no user": {nats.Secure(client.Client())},
+	} {
+		if nc, err := nats.Connect("nats://"+addr, append(opts, nats.Timeout(3*time.Second))...); err == nil {
+			nc.Close()
+			t.Errorf("%s: connected", name)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"mash/pkg/events"
 	"mash/pkg/testport"
+	"mash/pkg/tlsconf/tlsconftest"
 	"mash/services/console"
 	"mash/services/intake"
 )
@@ -24,6 +25,7 @@ import (
 func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 	t.Parallel()
 	s := &system{dbURL: "postgres://postgres@127.0.0.1:1/none", dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", grpcAddr: "127.0.0.1:0", nats: "127.0.0.1:0"}
+	pki := tlsconftest.New(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -46,6 +48,21 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},
 		{[]string{"users", "frobnicate"}, "usage: mash users"}, // before trying the database
+		// Off loopback, TLS or an explicit MASH_ALLOW_PLAINTEXT.
+		{[]string{"serve", "--grpc-addr", "0.0.0.0:9090"}, "MASH_GRPC_ADDR 0.0.0.0:9090: listens off loopback without TLS"},
+		{[]string{"serve", "--http-addr", "10.0.0.1:8080"}, "MASH_HTTP_ADDR 10.0.0.1:8080: listens off loopback without TLS"},
+		{[]string{"serve", "--peers", "rules=mash-rules:9090"}, "MASH_PEERS: rules at mash-rules:9090 is off loopback"},
+		{[]string{"serve", "--nats-url", "nats://nats.example:4222"}, "NATS_URL: nats://nats.example:4222 is off loopback"},
+		{[]string{"serve", "--allow-plaintext", "--grpc-addr", "0.0.0.0:0"}, "postgres"},
+		{[]string{"serve", "--tls-cert", pki.Server.Cert, "--tls-key", pki.Server.Key, "--grpc-addr", "0.0.0.0:0"}, "postgres"},
+		{[]string{"serve", "--tls-cert", pki.Server.Cert}, "MASH_TLS_CERT and MASH_TLS_KEY"},
+		{[]string{"serve", "--tls-client-ca", pki.CA}, "MASH_TLS_CLIENT_CA"},
+		{[]string{"serve", "--tls-cert", pki.Server.Cert, "--tls-key", pki.Server.Key, "--tls-ca", "/no/such/ca.pem"}, "MASH_TLS_CA"},
+		// An external NATS server needs every user's password.
+		{[]string{"serve", "--nats-url", "tls://nats.example:4222", "--tls-cert", pki.Server.Cert, "--tls-key", pki.Server.Key}, "MASH_NATS_PASSWORD_MASH"},
+		{[]string{"serve", "--services", "rules", "--nats-url", "nats://127.0.0.1:1"}, "postgres"}, // a developer's server on loopback
+		{[]string{"bus", "users", "create"}, "exactly one of --agency, --service or --operator"},
+		{[]string{"bus", "frobnicate"}, "usage: mash bus"},
 	} {
 		_, stderr, code := s.run(t, tc.args...)
 		if code == 0 || !strings.Contains(stderr, tc.want) {
