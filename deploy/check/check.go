@@ -121,7 +121,7 @@ func (r *Report) Print(w io.Writer) {
 }
 
 // manifestDirs are the directories of Kubernetes objects, relative to the deploy directory.
-var manifestDirs = []string{"kubernetes", "postgres"}
+var manifestDirs = []string{"kubernetes", "postgres", "certs"}
 
 // natsValues is the NATS Helm chart's values file, relative to the deploy directory.
 const natsValues = "nats/values.yaml"
@@ -159,6 +159,7 @@ func Check(root string) (*Report, error) {
 	r.checkNATS(filepath.Join(root, natsValues), natsValues)
 	r.checkKustomizations()
 	r.checkPolicy()
+	r.checkTLS()
 	return r, nil
 }
 

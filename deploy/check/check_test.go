@@ -32,7 +32,7 @@ func TestDeployDirectoryIsValid(t *testing.T) {
 			t.Errorf("%s#%d was not decoded", d.File, d.Index)
 		}
 	}
-	for kind, want := range map[string]int{"Deployment": 6, "Service": 6, "PodDisruptionBudget": 6, "Job": 1, "Cluster": 1, "Kustomization": 1, "NATS Helm values": 1} {
+	for kind, want := range map[string]int{"Deployment": 6, "Service": 6, "PodDisruptionBudget": 6, "Job": 1, "Cluster": 1, "Kustomization": 1, "NATS Helm values": 1, "Certificate": 8, "ClusterIssuer": 2} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s documents, want %d", kinds[kind], kind, want)
 		}
@@ -113,7 +113,7 @@ func wantProblem(t *testing.T, got []string, parts ...string) {
 
 func TestUnknownFieldIsRejectedNamingFileDocumentAndField(t *testing.T) {
 	// A typo in the Service, the second document of rules.yaml.
-	dir := mutated(t, "kubernetes/rules.yaml", "      appProtocol: http\n", "      appProtocol: http\n      protocoll: TCP\n")
+	dir := mutated(t, "kubernetes/rules.yaml", "      appProtocol: https\n", "      appProtocol: https\n      protocoll: TCP\n")
 	got := problems(t, dir)
 	wantProblem(t, got, "kubernetes/rules.yaml document 2", "Service mash/mash-rules", "spec.ports[0].protocoll", "unknown field")
 	if len(got) != 1 {
@@ -143,6 +143,7 @@ func TestWrongTypeNamesTheField(t *testing.T) {
 func TestMissingLivenessProbeIsRejected(t *testing.T) {
 	dir := mutated(t, "kubernetes/notify.yaml", `          livenessProbe:
             httpGet:
+              scheme: HTTPS
               path: /healthz
               port: http
             periodSeconds: 10

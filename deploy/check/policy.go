@@ -37,7 +37,8 @@ const (
 var secretEnv = regexp.MustCompile(`^(DATABASE_URL|MASH_AUDIT_MASTER_KEY|MASH_AUDIT_SIGNING_KEY|.*(PASSWORD|SECRET|TOKEN|PRIVATE_KEY|_KEY))$`)
 
 // publicEnv are names secretEnv would match that hold no secret.
-var publicEnv = map[string]bool{"MASH_AUDIT_VERIFY_KEY": true}
+// MASH_TLS_KEY names the file of a key mounted from a Secret, not the key itself.
+var publicEnv = map[string]bool{"MASH_AUDIT_VERIFY_KEY": true, "MASH_TLS_KEY": true}
 
 func isSecretEnv(name string) bool { return secretEnv.MatchString(name) && !publicEnv[name] }
 

@@ -24,5 +24,8 @@ var schemas = map[string]func() any{
 	"networking.k8s.io/v1/NetworkPolicy":            func() any { return &networkingv1.NetworkPolicy{} },
 	"networking.k8s.io/v1/Ingress":                  func() any { return &networkingv1.Ingress{} },
 	"postgresql.cnpg.io/v1/Cluster":                 func() any { return &CNPGCluster{} },
+	"cert-manager.io/v1/Certificate":                func() any { return &CMCertificate{} },
+	"cert-manager.io/v1/Issuer":                     func() any { return &CMIssuer{} },
+	"cert-manager.io/v1/ClusterIssuer":              func() any { return &CMIssuer{} },
 	"kustomize.config.k8s.io/v1beta1/Kustomization": func() any { return &kustomize.Kustomization{} },
 }
