@@ -15,11 +15,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"mash/pkg/busauth"
 	"mash/pkg/events"
 	"mash/pkg/testport"
 	"mash/pkg/tlsconf/tlsconftest"
+	"mash/services/audit"
 	"mash/services/console"
 	"mash/services/intake"
+	"mash/services/notify"
+	"mash/services/rules"
+	"mash/services/triage"
 )
 
 func TestBadConfigFailsNamingTheSetting(t *testing.T) {
@@ -151,23 +156,38 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 	}
 }
 
-// With NATS_URL set, mash uses that server instead of embedding one: the event lands in the
+// With NATS_URL set, mash uses that server instead of embedding one, signing in as the
+// process's and each service's users with the passwords it is given: the event lands in the
 // external server's stream.
 func TestServeWithExternalNATS(t *testing.T) {
 	t.Parallel()
 	natsAddr := testport.Addr(t)
-	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: natsAddr}, zap.NewNop())
+	users, err := busauth.ServiceUsers([]busauth.Role{intake.Bus, rules.Bus, notify.Bus, audit.Bus, triage.Bus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"NATS_URL=nats://" + natsAddr}
+	for _, u := range users {
+		env = append(env, "MASH_NATS_PASSWORD_"+strings.ToUpper(u.Name)+"="+u.Password)
+	}
+	pw, err := busauth.NewPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := busauth.User{Name: busauth.UserName(busauth.KindOperator, "test"), Password: pw, Permissions: busauth.OperatorPermissions("test")}
+	ns, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: natsAddr,
+		Auth: busauth.NewAuthenticator(append(users, reader), nil, zap.NewNop())}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	s := newSystem(t)
 	token := s.credential(t, "south-wales-police")
-	p := s.start(t, "NATS_URL=nats://"+natsAddr)
+	p := s.start(t, env...)
 	if code, body, err := s.submit(token, example(t)); err != nil || code != 201 {
 		t.Fatalf("submit: %d %s %v", code, body, err)
 	}
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, reader.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
