@@ -110,3 +110,76 @@ func (s *Store) user(ctx context.Context, name string) (User, error) {
 func (u User) Options() []nats.Option {
 	return []nats.Option{nats.UserInfo(u.Name, u.Password), nats.CustomInboxPrefix(InboxPrefix(u.Name))}
 }
+
+// SweepEvery is how often a running embedded server drops the connections of users revoked
+// since they connected (a revoked user's next connection is refused at once).
+const SweepEvery = 30 * time.Second
+
+// Sweep disconnects every client of a stored user that is no longer active, and returns how
+// many it disconnected. The process's own users are never swept.
+func (a *Authenticator) Sweep(ctx context.Context, s *server.Server) (int, error) {
+	if a.store == nil || s == nil {
+		return 0, nil
+	}
+	cz, err := s.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20})
+	if err != nil {
+		return 0, fmt.Errorf("sweep bus users: list connections: %w", err)
+	}
+	var names []string
+	for _, c := range cz.Conns {
+		if _, own := a.static[c.AuthorizedUser]; !own && c.AuthorizedUser != "" {
+			names = append(names, c.AuthorizedUser)
+		}
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	active, err := a.store.activeNames(ctx, names)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cz.Conns {
+		if _, own := a.static[c.AuthorizedUser]; own || c.AuthorizedUser == "" || active[c.AuthorizedUser] {
+			continue
+		}
+		if err := s.DisconnectClientByID(c.Cid); err == nil {
+			n++
+			a.log.Warn("bus connection of a revoked user closed", zap.String("user", c.AuthorizedUser), zap.Uint64("cid", c.Cid))
+		}
+	}
+	return n, nil
+}
+
+// RunSweeper sweeps every interval until ctx ends.
+func (a *Authenticator) RunSweeper(ctx context.Context, s *server.Server, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := a.Sweep(ctx, s); err != nil && ctx.Err() == nil {
+				a.log.Error("sweep revoked bus users", zap.Error(err))
+			}
+		}
+	}
+}
+
+// activeNames reports which of names are active stored users.
+func (s *Store) activeNames(ctx context.Context, names []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM bus.users WHERE name = ANY($1) AND revoked_at IS NULL`, names)
+	if err != nil {
+		return nil, fmt.Errorf("sweep bus users: %w", err)
+	}
+	active, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("sweep bus users: %w", err)
+	}
+	out := make(map[string]bool, len(active))
+	for _, n := range active {
+		out[n] = true
+	}
+	return out, nil
+}

@@ -36,6 +36,7 @@ type bus struct {
 	srv   *server.Server
 	users map[string]busauth.User
 	store *busauth.Store
+	auth  *busauth.Authenticator
 }
 
 func newStore(t *testing.T) *busauth.Store {
@@ -67,8 +68,8 @@ func newBus(t *testing.T) *bus {
 	for _, u := range users {
 		b.users[u.Name] = u
 	}
-	b.srv, err = events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: b.addr,
-		Auth: busauth.NewAuthenticator(users, b.store, zap.NewNop())}, zap.NewNop())
+	b.auth = busauth.NewAuthenticator(users, b.store, zap.NewNop())
+	b.srv, err = events.StartEmbedded(events.EmbeddedConfig{StoreDir: t.TempDir(), Listen: b.addr, Auth: b.auth}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,6 +322,29 @@ func TestRevokedAgencyIsRefused(t *testing.T) {
 		nc.Close()
 		t.Fatal("a revoked agency user was accepted")
 	}
+	// A connection made before the revocation is closed by the next sweep; others stay.
+	closed := make(chan struct{})
+	held, err := nats.Connect("nats://"+b.addr, append(b.agency(t, "rct-csc").Options(), nats.NoReconnect(),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	own, _ := b.connect(t, b.users["intake"])
+	if err := b.store.Revoke(context.Background(), "agency-rct-csc", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.auth.Sweep(context.Background(), b.srv); err != nil || n != 1 {
+		t.Fatalf("sweep closed %d connections (%v), want the revoked agency's", n, err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked agency's connection is still open")
+	}
+	if !own.IsConnected() {
+		t.Fatal("the sweep closed a service's connection")
+	}
 	if _, _, err := b.store.Create(context.Background(), busauth.KindAgency, "south-wales-police", "test"); err != nil {
 		t.Fatalf("a new user after revocation: %v", err)
 	}
@@ -451,9 +475,9 @@ func TestNATSOverMutualTLS(t *testing.T) {
 	}
 
 	for name, opts := range map[string][]nats.Option{
-		"plaintext": intake.Options(),
+		"plaintext":             intake.Options(),
 		"no client certificate": append(intake.Options(), nats.Secure(&tls.Config{RootCAs: client.Client().RootCAs, MinVersion: tls.VersionTLS12})),
-		"no user": {nats.Secure(client.Client())},
+		"no user":               {nats.Secure(client.Client())},
 	} {
 		if nc, err := nats.Connect("nats://"+addr, append(opts, nats.Timeout(3*time.Second))...); err == nil {
 			nc.Close()

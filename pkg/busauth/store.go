@@ -117,8 +117,9 @@ func (s *Store) List(ctx context.Context) ([]Account, error) {
 	})
 }
 
-// Revoke disables the active user called name. A running embedded server drops it at its
-// next reload of the users (ReloadEvery).
+// Revoke disables the active user called name. A running embedded server refuses its next
+// connection and closes the open ones within SweepEvery; an external server keeps it until
+// its users are rendered again (mash bus config) and reloaded.
 func (s *Store) Revoke(ctx context.Context, name, revokedBy string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE bus.users SET revoked_at = now(), revoked_by = $2
 		WHERE name = $1 AND revoked_at IS NULL`, name, revokedBy)

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -20,6 +21,7 @@ import (
 	"mash/pkg/busauth"
 	"mash/pkg/config"
 	"mash/pkg/events"
+	apiserver "mash/pkg/server"
 )
 
 // busRoles are the bus roles of the named services (services without one, like the
@@ -117,8 +119,8 @@ func (p *plumbing) connectNATS(ctx context.Context, cfg serveConfig) error {
 		if users, err = busauth.ServiceUsers(roles); err != nil {
 			return err
 		}
-		ec := events.EmbeddedConfig{StoreDir: storeDir, Listen: cfg.NATSListen, ServerName: "mash-embedded",
-			Auth: busauth.NewAuthenticator(users, busauth.NewStore(p.pool, allBusRoles()), natsLog.Named("auth"))}
+		p.busAuth = busauth.NewAuthenticator(users, busauth.NewStore(p.pool, allBusRoles()), natsLog.Named("auth"))
+		ec := events.EmbeddedConfig{StoreDir: storeDir, Listen: cfg.NATSListen, ServerName: "mash-embedded", Auth: p.busAuth}
 		if p.tls != nil {
 			ec.TLS = p.tls.Server()
 		}
@@ -169,6 +171,19 @@ func roleNames(roles []busauth.Role) []string {
 		out[i] = r.Service
 	}
 	return out
+}
+
+// busSweeper closes the embedded server's connections of agencies and operators revoked
+// since they connected; it runs beside the services.
+type busSweeper struct {
+	auth *busauth.Authenticator
+	srv  *natsserver.Server
+}
+
+func (busSweeper) Register(*apiserver.Server) {}
+
+func (b busSweeper) Run(ctx context.Context) error {
+	return b.auth.RunSweeper(ctx, b.srv, busauth.SweepEvery)
 }
 
 // jsOf is service's JetStream, connected as its own user.
@@ -255,7 +270,7 @@ func busCommand(ctx context.Context, args []string) error {
 		if err := store.Revoke(ctx, rest[0], operator()); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "revoked bus user %s: the embedded server refuses its next connection; for an external server, run mash bus config again and reload it\n", rest[0])
+		fmt.Fprintf(os.Stderr, "revoked bus user %s: the embedded server refuses it now and closes its connections within %s; for an external server, render mash bus config again and reload it\n", rest[0], busauth.SweepEvery)
 		return nil
 	}
 }

@@ -39,6 +39,8 @@ type plumbing struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	bus map[string]busConn
+	// busAuth decides who connects to the embedded server (nil with an external one).
+	busAuth *busauth.Authenticator
 	// tls is the process's certificate, when configured.
 	tls          *tlsconf.Set
 	embedded     *server.Server
@@ -172,6 +174,9 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		}
 		svc.Register(srv)
 		sys.running = append(sys.running, svc)
+	}
+	if p.busAuth != nil {
+		sys.running = append(sys.running, busSweeper{auth: p.busAuth, srv: p.embedded})
 	}
 	return sys, nil
 }
