@@ -2,9 +2,11 @@ package busauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,6 +24,13 @@ type Authenticator struct {
 	static map[string]User
 	store  *Store
 	log    *zap.Logger
+
+	// verified remembers, per stored bcrypt hash, the SHA-256 of the password that last
+	// matched it, so a client reconnecting (every client does after a restart or a network
+	// blip) costs a look-up and not a bcrypt comparison each time. The look-up still runs,
+	// so a revoked user is refused all the same.
+	mu       sync.Mutex
+	verified map[string][32]byte
 }
 
 // NewAuthenticator returns an Authenticator over the in-memory users and, when store is not
@@ -34,7 +43,7 @@ func NewAuthenticator(users []User, store *Store, log *zap.Logger) *Authenticato
 	for _, u := range users {
 		m[u.Name] = u
 	}
-	return &Authenticator{static: m, store: store, log: log}
+	return &Authenticator{static: m, store: store, log: log, verified: map[string][32]byte{}}
 }
 
 // lookupTimeout bounds the store look-up of one connection.
@@ -71,11 +80,32 @@ func (a *Authenticator) Check(c server.ClientAuthentication) bool {
 		a.log.Error("look up bus user", zap.String("user", name), zap.Error(err))
 		return false
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.Password), []byte(password)) != nil {
+	if !a.matches(u.Password, password) {
 		a.refuse(c, name, "wrong password")
 		return false
 	}
 	c.RegisterUser(u.Server())
+	return true
+}
+
+// matches compares password with a stored bcrypt hash, remembering a match.
+func (a *Authenticator) matches(hash, password string) bool {
+	sum := sha256.Sum256([]byte(password))
+	a.mu.Lock()
+	known, ok := a.verified[hash]
+	a.mu.Unlock()
+	if ok && subtle.ConstantTimeCompare(known[:], sum[:]) == 1 {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.verified) > 10000 {
+		clear(a.verified) // bounded: stored users number in the hundreds
+	}
+	a.verified[hash] = sum
 	return true
 }
 

@@ -80,6 +80,9 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*server.Server, error) 
 	}
 	if cfg.Auth != nil {
 		opts.CustomClientAuthentication = cfg.Auth
+		// A check may compare a bcrypt hash and read Postgres; on a loaded machine that can
+		// outlast the default 2 s in which a client must be authenticated.
+		opts.AuthTimeout = 10
 	}
 	if cfg.TLS != nil {
 		opts.TLSConfig = cfg.TLS

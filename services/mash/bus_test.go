@@ -27,7 +27,7 @@ func (s *system) busAgency(t *testing.T, agency string) (*nats.Conn, <-chan erro
 	}
 	errs := make(chan error, 16)
 	u := busauth.User{Name: busauth.UserName(busauth.KindAgency, agency), Password: strings.TrimSpace(out)}
-	nc, err := nats.Connect("nats://"+s.nats, append(u.Options(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	nc, err := nats.Connect("nats://"+s.nats, append(u.Options(), nats.Timeout(20*time.Second), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		select {
 		case errs <- err:
 		default:

@@ -342,7 +342,8 @@ func (s *system) busOperator(t *testing.T) *nats.Conn {
 	}
 	user, password := busauth.UserName(busauth.KindOperator, name), strings.TrimSpace(out)
 	s.cliEnv = append(s.cliEnv, "NATS_USER="+user, "NATS_PASSWORD="+password)
-	nc, err := nats.Connect("nats://"+s.nats, busauth.User{Name: user, Password: password}.Options()...)
+	// A generous timeout: the server checks a bcrypt hash, and tests share two cores.
+	nc, err := nats.Connect("nats://"+s.nats, append(busauth.User{Name: user, Password: password}.Options(), nats.Timeout(20*time.Second))...)
 	if err != nil {
 		t.Fatalf("connect as operator: %v", err)
 	}

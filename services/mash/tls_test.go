@@ -151,7 +151,7 @@ func TestServeOverMutualTLS(t *testing.T) {
 		nc.Close()
 		t.Fatal("NATS without TLS accepted")
 	}
-	nc, err := nats.Connect("tls://"+s.nats, append(op.Options(), nats.Secure(client.Client()))...)
+	nc, err := nats.Connect("tls://"+s.nats, append(op.Options(), nats.Secure(client.Client()), nats.Timeout(20*time.Second))...)
 	if err != nil {
 		t.Fatalf("NATS over mutual TLS: %v", err)
 	}
