@@ -32,7 +32,7 @@ func TestServeOverMutualTLS(t *testing.T) {
 	s := newSystem(t)
 	pki := tlsconftest.New(t)
 	referrer := s.credential(t, "south-wales-police")
-	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
+	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner", "--partnerships", "rhondda-cynon-taf")
 	if code != 0 {
 		t.Fatalf("clients create: %d %s", code, errOut)
 	}
