@@ -199,7 +199,10 @@ func (c *checker) child(ch *intakev1.Child) {
 	}
 	c.add("child.givenName", givenName.check(ch.GetGivenName()))
 	c.add("child.familyName", requiredNameText.check(ch.GetFamilyName()))
-	c.add("child.dateOfBirth", checkChildDateOfBirth(ch.GetDateOfBirth(), unborn, c.today))
+	age := ageFields{dob: ch.GetDateOfBirth(), unborn: unborn, ageUnknown: ch.GetAgeUnknown(), estimated: ch.EstimatedAgeYears != nil}
+	c.add("child.dateOfBirth", checkChildDateOfBirth(age.dob, unborn, age.ageUnknown, age.estimated, c.today))
+	c.add("child.ageUnknown", checkAgeUnknown(age))
+	c.add("child.estimatedAgeYears", checkEstimatedAge(age, ch.GetEstimatedAgeYears()))
 	c.add("child.nhsNumber", checkNHSNumber(ch.GetNhsNumber()))
 	c.add("child.sex", sexEnum.check(protoreflect.EnumNumber(ch.GetSex())))
 	c.address(ch.GetAddress())

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	intakev1 "mash/proto/mash/intake/v1"
@@ -118,6 +119,20 @@ func TestValidateRules(t *testing.T) {
 
 		// child
 		{"child missing", func(s *intakev1.ReferralSubmission) { s.Child = nil }, "child"},
+		{"dateOfBirth missing without ageUnknown or estimate", func(s *intakev1.ReferralSubmission) { s.Child.DateOfBirth = "" }, "child.dateOfBirth"},
+		{"ageUnknown with dateOfBirth", func(s *intakev1.ReferralSubmission) { s.Child.AgeUnknown = true }, "child.ageUnknown"},
+		{"ageUnknown with estimate", func(s *intakev1.ReferralSubmission) {
+			s.Child.DateOfBirth, s.Child.AgeUnknown, s.Child.EstimatedAgeYears = "", true, proto.Int32(9)
+		}, "child.ageUnknown"},
+		{"ageUnknown for unborn", func(s *intakev1.ReferralSubmission) { unborn(s); s.Child.AgeUnknown = true }, "child.ageUnknown"},
+		{"estimatedAgeYears with dateOfBirth", func(s *intakev1.ReferralSubmission) { s.Child.EstimatedAgeYears = proto.Int32(9) }, "child.estimatedAgeYears"},
+		{"estimatedAgeYears adult", func(s *intakev1.ReferralSubmission) {
+			s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(18)
+		}, "child.estimatedAgeYears"},
+		{"estimatedAgeYears negative", func(s *intakev1.ReferralSubmission) {
+			s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(-1)
+		}, "child.estimatedAgeYears"},
+		{"estimatedAgeYears for unborn", func(s *intakev1.ReferralSubmission) { unborn(s); s.Child.EstimatedAgeYears = proto.Int32(0) }, "child.estimatedAgeYears"},
 		{"child givenName missing", func(s *intakev1.ReferralSubmission) { s.Child.GivenName = "" }, "child.givenName"},
 		{"child givenName too long", func(s *intakev1.ReferralSubmission) { s.Child.GivenName = long(101) }, "child.givenName"},
 		{"child givenName control", func(s *intakev1.ReferralSubmission) { s.Child.GivenName = "Al\nex" }, "child.givenName"},
@@ -295,6 +310,18 @@ func TestValidateAccepts(t *testing.T) {
 			s.Child.Unborn, s.Child.DateOfBirth, s.Child.DueDate = true, "", "2026-10-26"
 		}, testNow},
 		{"no address", func(s *intakev1.ReferralSubmission) { s.Child.Address = nil }, testNow},
+		{"age unknown without dateOfBirth", func(s *intakev1.ReferralSubmission) { s.Child.DateOfBirth, s.Child.AgeUnknown = "", true }, testNow},
+		{"estimated age without dateOfBirth", func(s *intakev1.ReferralSubmission) {
+			s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(15)
+		}, testNow},
+		{"estimated age zero", func(s *intakev1.ReferralSubmission) { s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(0) }, testNow},
+		{"threshold facts", func(s *intakev1.ReferralSubmission) {
+			s.Child.Disabled = true
+			s.Household = append(s.Household, &intakev1.HouseholdMember{Relationship: intakev1.Relationship_SIBLING, SubjectToPlan: true})
+			r := s.RiskIndicators
+			r.SiblingsPreviouslyRemoved, r.ParentInPrison, r.MedicalTreatmentNotSought = true, true, true
+			r.ChildHomeless, r.CaringAffectsChild = true, true
+		}, testNow},
 		{"postcode without space in lower case", func(s *intakev1.ReferralSubmission) { s.Child.Address.Postcode = "cf371aa" }, testNow},
 		{"Welsh name at the limit", func(s *intakev1.ReferralSubmission) { s.Child.FamilyName = strings.Repeat("ŵ", 100) }, testNow},
 		{"narrative at the limit in runes", func(s *intakev1.ReferralSubmission) { s.Narrative = strings.Repeat("é", 20000) }, testNow},
@@ -453,7 +480,7 @@ func TestChildAge(t *testing.T) {
 		{"2008-07-01", time.Date(2026, 6, 30, 22, 30, 0, 0, time.UTC), false},
 	}
 	for _, tc := range tests {
-		got := checkChildDateOfBirth(tc.dob, false, londonToday(tc.now))
+		got := checkChildDateOfBirth(tc.dob, false, false, false, londonToday(tc.now))
 		if (got != "") != tc.adult {
 			t.Errorf("checkChildDateOfBirth(%s) at %s = %q, adult want %v", tc.dob, tc.now, got, tc.adult)
 		}

@@ -68,7 +68,7 @@ func checkPastDate(s string, today time.Time) (time.Time, string) {
 // checkChildDateOfBirth: required for a born child, absent for an unborn
 // one, and under 18 at receipt: the hub is for children, and a referral
 // about an adult belongs with adult safeguarding.
-func checkChildDateOfBirth(s string, unborn bool, today time.Time) string {
+func checkChildDateOfBirth(s string, unborn, ageUnknown, estimated bool, today time.Time) string {
 	if unborn {
 		if s != "" {
 			return "must be empty for an unborn child; give dueDate instead"
@@ -76,7 +76,10 @@ func checkChildDateOfBirth(s string, unborn bool, today time.Time) string {
 		return ""
 	}
 	if s == "" {
-		return "is required unless unborn is true"
+		if ageUnknown || estimated {
+			return ""
+		}
+		return "is required unless unborn is true, or ageUnknown or estimatedAgeYears is given"
 	}
 	dob, reason := checkPastDate(s, today)
 	if reason != "" {
@@ -226,4 +229,42 @@ func (r enumRule) check(n protoreflect.EnumNumber) string {
 		return r.unknownReason
 	}
 	return ""
+}
+
+// checkAgeUnknown: ageUnknown is only for a born child whose date of birth
+// is missing, and says the age cannot even be estimated.
+func checkAgeUnknown(ch ageFields) string {
+	switch {
+	case !ch.ageUnknown:
+		return ""
+	case ch.unborn:
+		return "must be false for an unborn child; give dueDate instead"
+	case ch.dob != "":
+		return "must be false when dateOfBirth is given"
+	case ch.estimated:
+		return "must be false when estimatedAgeYears is given: the age is then estimated, not unknown"
+	}
+	return ""
+}
+
+// checkEstimatedAge: an estimate in whole years, under 18, only when the
+// date of birth is missing for a born child.
+func checkEstimatedAge(ch ageFields, years int32) string {
+	switch {
+	case !ch.estimated:
+		return ""
+	case ch.unborn:
+		return "must be absent for an unborn child; give dueDate instead"
+	case ch.dob != "":
+		return "must be absent when dateOfBirth is given"
+	case years < 0 || years >= adultAge:
+		return "must be from 0 to " + strconv.Itoa(adultAge-1) + " years: a referral about an adult belongs with adult safeguarding"
+	}
+	return ""
+}
+
+// ageFields are the child fields that together say how old the child is.
+type ageFields struct {
+	dob                           string
+	unborn, ageUnknown, estimated bool
 }

@@ -652,7 +652,8 @@ type Child struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	GivenName  string                 `protobuf:"bytes,1,opt,name=given_name,json=givenName,proto3" json:"given_name,omitempty"`
 	FamilyName string                 `protobuf:"bytes,2,opt,name=family_name,json=familyName,proto3" json:"family_name,omitempty"`
-	// ISO 8601 calendar date (YYYY-MM-DD). Absent for an unborn child.
+	// ISO 8601 calendar date (YYYY-MM-DD). Absent for an unborn child. Required for a born
+	// child unless age_unknown or estimated_age_years says why it is absent.
 	DateOfBirth string `protobuf:"bytes,3,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
 	// Ten digits, modulus-11 check digit; optional.
 	NhsNumber string   `protobuf:"bytes,4,opt,name=nhs_number,json=nhsNumber,proto3" json:"nhs_number,omitempty"`
@@ -666,7 +667,17 @@ type Child struct {
 	// Expected date of delivery (YYYY-MM-DD) for an unborn child.
 	DueDate string `protobuf:"bytes,10,opt,name=due_date,json=dueDate,proto3" json:"due_date,omitempty"`
 	// Ethnicity as recorded by the referrer, free text.
-	Ethnicity     string `protobuf:"bytes,11,opt,name=ethnicity,proto3" json:"ethnicity,omitempty"`
+	Ethnicity string `protobuf:"bytes,11,opt,name=ethnicity,proto3" json:"ethnicity,omitempty"`
+	// The referrer does not know the child's date of birth or even roughly their age (for
+	// example a child found alone, or known only by a first name). date_of_birth is then
+	// absent; rules treat the age conservatively (never a lower level for it).
+	AgeUnknown bool `protobuf:"varint,12,opt,name=age_unknown,json=ageUnknown,proto3" json:"age_unknown,omitempty"`
+	// The referrer does not know the date of birth but can estimate the age in whole years
+	// (0-17). date_of_birth is then absent.
+	EstimatedAgeYears *int32 `protobuf:"varint,13,opt,name=estimated_age_years,json=estimatedAgeYears,proto3,oneof" json:"estimated_age_years,omitempty"`
+	// The child has a disability or a long-term condition (physical, learning, sensory,
+	// neurodevelopmental) that makes them more dependent on their carers.
+	Disabled      bool `protobuf:"varint,14,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,6 +789,27 @@ func (x *Child) GetEthnicity() string {
 	return ""
 }
 
+func (x *Child) GetAgeUnknown() bool {
+	if x != nil {
+		return x.AgeUnknown
+	}
+	return false
+}
+
+func (x *Child) GetEstimatedAgeYears() int32 {
+	if x != nil && x.EstimatedAgeYears != nil {
+		return *x.EstimatedAgeYears
+	}
+	return 0
+}
+
+func (x *Child) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
 // Address is a UK postal address.
 type Address struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -866,8 +898,11 @@ type HouseholdMember struct {
 	DateOfBirth string `protobuf:"bytes,4,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
 	// Lives at the child's address (as opposed to having access to the child).
 	LivesWithChild bool `protobuf:"varint,5,opt,name=lives_with_child,json=livesWithChild,proto3" json:"lives_with_child,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The member is subject to a child protection plan, a care order or (for an adult) MAPPA
+	// management: a sibling on a plan, for example.
+	SubjectToPlan bool `protobuf:"varint,6,opt,name=subject_to_plan,json=subjectToPlan,proto3" json:"subject_to_plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HouseholdMember) Reset() {
@@ -931,6 +966,13 @@ func (x *HouseholdMember) GetDateOfBirth() string {
 func (x *HouseholdMember) GetLivesWithChild() bool {
 	if x != nil {
 		return x.LivesWithChild
+	}
+	return false
+}
+
+func (x *HouseholdMember) GetSubjectToPlan() bool {
+	if x != nil {
+		return x.SubjectToPlan
 	}
 	return false
 }
@@ -1046,8 +1088,22 @@ type RiskIndicators struct {
 	// A person who poses a risk to children (e.g. a registered sex offender) lives with or has
 	// access to the child.
 	DangerousAdultWithAccess bool `protobuf:"varint,9,opt,name=dangerous_adult_with_access,json=dangerousAdultWithAccess,proto3" json:"dangerous_adult_with_access,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// An older child of a parent or carer was removed from their care, or is or was subject to
+	// care proceedings.
+	SiblingsPreviouslyRemoved bool `protobuf:"varint,10,opt,name=siblings_previously_removed,json=siblingsPreviouslyRemoved,proto3" json:"siblings_previously_removed,omitempty"`
+	// A parent or carer of the child is in prison (or has just been released or sentenced).
+	ParentInPrison bool `protobuf:"varint,11,opt,name=parent_in_prison,json=parentInPrison,proto3" json:"parent_in_prison,omitempty"`
+	// Treatment for the child's illness, injury or condition is refused or not sought by the
+	// carers (medical neglect).
+	MedicalTreatmentNotSought bool `protobuf:"varint,12,opt,name=medical_treatment_not_sought,json=medicalTreatmentNotSought,proto3" json:"medical_treatment_not_sought,omitempty"`
+	// The child (aged 16 or 17) is homeless themselves or has nowhere safe to stay tonight, as
+	// opposed to a family with housing problems.
+	ChildHomeless bool `protobuf:"varint,13,opt,name=child_homeless,json=childHomeless,proto3" json:"child_homeless,omitempty"`
+	// A young carer's caring role harms their own education or health (missed school,
+	// exhaustion, caring for intimate or medical needs).
+	CaringAffectsChild bool `protobuf:"varint,14,opt,name=caring_affects_child,json=caringAffectsChild,proto3" json:"caring_affects_child,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RiskIndicators) Reset() {
@@ -1139,6 +1195,41 @@ func (x *RiskIndicators) GetMissingEpisodesLast_12Months() int32 {
 func (x *RiskIndicators) GetDangerousAdultWithAccess() bool {
 	if x != nil {
 		return x.DangerousAdultWithAccess
+	}
+	return false
+}
+
+func (x *RiskIndicators) GetSiblingsPreviouslyRemoved() bool {
+	if x != nil {
+		return x.SiblingsPreviouslyRemoved
+	}
+	return false
+}
+
+func (x *RiskIndicators) GetParentInPrison() bool {
+	if x != nil {
+		return x.ParentInPrison
+	}
+	return false
+}
+
+func (x *RiskIndicators) GetMedicalTreatmentNotSought() bool {
+	if x != nil {
+		return x.MedicalTreatmentNotSought
+	}
+	return false
+}
+
+func (x *RiskIndicators) GetChildHomeless() bool {
+	if x != nil {
+		return x.ChildHomeless
+	}
+	return false
+}
+
+func (x *RiskIndicators) GetCaringAffectsChild() bool {
+	if x != nil {
+		return x.CaringAffectsChild
 	}
 	return false
 }
@@ -1357,7 +1448,7 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
 	"\x05phone\x18\x03 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05email\x18\x04 \x01(\tR\x05email\x129\n" +
-	"\x19keep_identity_from_family\x18\x05 \x01(\bR\x16keepIdentityFromFamily\"\xfc\x02\n" +
+	"\x19keep_identity_from_family\x18\x05 \x01(\bR\x16keepIdentityFromFamily\"\x86\x04\n" +
 	"\x05Child\x12\x1d\n" +
 	"\n" +
 	"given_name\x18\x01 \x01(\tR\tgivenName\x12\x1f\n" +
@@ -1373,13 +1464,18 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\x06unborn\x18\t \x01(\bR\x06unborn\x12\x19\n" +
 	"\bdue_date\x18\n" +
 	" \x01(\tR\adueDate\x12\x1c\n" +
-	"\tethnicity\x18\v \x01(\tR\tethnicity\"}\n" +
+	"\tethnicity\x18\v \x01(\tR\tethnicity\x12\x1f\n" +
+	"\vage_unknown\x18\f \x01(\bR\n" +
+	"ageUnknown\x123\n" +
+	"\x13estimated_age_years\x18\r \x01(\x05H\x00R\x11estimatedAgeYears\x88\x01\x01\x12\x1a\n" +
+	"\bdisabled\x18\x0e \x01(\bR\bdisabledB\x16\n" +
+	"\x14_estimated_age_years\"}\n" +
 	"\aAddress\x12\x14\n" +
 	"\x05line1\x18\x01 \x01(\tR\x05line1\x12\x14\n" +
 	"\x05line2\x18\x02 \x01(\tR\x05line2\x12\x12\n" +
 	"\x04town\x18\x03 \x01(\tR\x04town\x12\x16\n" +
 	"\x06county\x18\x04 \x01(\tR\x06county\x12\x1a\n" +
-	"\bpostcode\x18\x05 \x01(\tR\bpostcode\"\xe1\x01\n" +
+	"\bpostcode\x18\x05 \x01(\tR\bpostcode\"\x89\x02\n" +
 	"\x0fHouseholdMember\x12@\n" +
 	"\frelationship\x18\x01 \x01(\x0e2\x1c.mash.intake.v1.RelationshipR\frelationship\x12\x1d\n" +
 	"\n" +
@@ -1387,7 +1483,8 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\vfamily_name\x18\x03 \x01(\tR\n" +
 	"familyName\x12\"\n" +
 	"\rdate_of_birth\x18\x04 \x01(\tR\vdateOfBirth\x12(\n" +
-	"\x10lives_with_child\x18\x05 \x01(\bR\x0elivesWithChild\"\x95\x02\n" +
+	"\x10lives_with_child\x18\x05 \x01(\bR\x0elivesWithChild\x12&\n" +
+	"\x0fsubject_to_plan\x18\x06 \x01(\bR\rsubjectToPlan\"\x95\x02\n" +
 	"\aConcern\x12;\n" +
 	"\bcategory\x18\x01 \x01(\x0e2\x1f.mash.intake.v1.ConcernCategoryR\bcategory\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12;\n" +
@@ -1395,7 +1492,7 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"observedAt\x12#\n" +
 	"\rchild_present\x18\x04 \x01(\bR\fchildPresent\x12)\n" +
 	"\x10child_disclosure\x18\x05 \x01(\bR\x0fchildDisclosure\x12&\n" +
-	"\x0finjury_to_child\x18\x06 \x01(\bR\rinjuryToChild\"\x87\x04\n" +
+	"\x0finjury_to_child\x18\x06 \x01(\bR\rinjuryToChild\"\x8b\x06\n" +
 	"\x0eRiskIndicators\x12)\n" +
 	"\x10immediate_danger\x18\x01 \x01(\bR\x0fimmediateDanger\x12Q\n" +
 	"\x13domestic_abuse_risk\x18\x02 \x01(\x0e2!.mash.intake.v1.DomesticAbuseRiskR\x11domesticAbuseRisk\x12D\n" +
@@ -1406,7 +1503,13 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\x10child_non_mobile\x18\x06 \x01(\bR\x0echildNonMobile\x12%\n" +
 	"\x0echild_pregnant\x18\a \x01(\bR\rchildPregnant\x12D\n" +
 	"\x1fmissing_episodes_last_12_months\x18\b \x01(\x05R\x1bmissingEpisodesLast12Months\x12=\n" +
-	"\x1bdangerous_adult_with_access\x18\t \x01(\bR\x18dangerousAdultWithAccess\"}\n" +
+	"\x1bdangerous_adult_with_access\x18\t \x01(\bR\x18dangerousAdultWithAccess\x12>\n" +
+	"\x1bsiblings_previously_removed\x18\n" +
+	" \x01(\bR\x19siblingsPreviouslyRemoved\x12(\n" +
+	"\x10parent_in_prison\x18\v \x01(\bR\x0eparentInPrison\x12?\n" +
+	"\x1cmedical_treatment_not_sought\x18\f \x01(\bR\x19medicalTreatmentNotSought\x12%\n" +
+	"\x0echild_homeless\x18\r \x01(\bR\rchildHomeless\x120\n" +
+	"\x14caring_affects_child\x18\x0e \x01(\bR\x12caringAffectsChild\"}\n" +
 	"\aConsent\x125\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1d.mash.intake.v1.ConsentStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12#\n" +
@@ -1566,6 +1669,7 @@ func file_mash_intake_v1_referral_proto_init() {
 	if File_mash_intake_v1_referral_proto != nil {
 		return
 	}
+	file_mash_intake_v1_referral_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
