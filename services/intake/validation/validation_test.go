@@ -314,7 +314,9 @@ func TestValidateAccepts(t *testing.T) {
 		{"estimated age without dateOfBirth", func(s *intakev1.ReferralSubmission) {
 			s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(15)
 		}, testNow},
-		{"estimated age zero", func(s *intakev1.ReferralSubmission) { s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(0) }, testNow},
+		{"estimated age zero", func(s *intakev1.ReferralSubmission) {
+			s.Child.DateOfBirth, s.Child.EstimatedAgeYears = "", proto.Int32(0)
+		}, testNow},
 		{"threshold facts", func(s *intakev1.ReferralSubmission) {
 			s.Child.Disabled = true
 			s.Household = append(s.Household, &intakev1.HouseholdMember{Relationship: intakev1.Relationship_SIBLING, SubjectToPlan: true})
