@@ -59,9 +59,13 @@
 //	child.age_known, child.unborn, child.school_age   bool (school age: 4..17)
 //	child.non_mobile, child.pregnant                  bool, as referred
 //	child.disclosure, child.injured, child.present    bool, true if any concern says so
+//	child.age_estimated           bool, the age is the referrer's estimate (no date of birth)
+//	child.disabled, child.homeless                    bool (homeless: a 16-17 year old themselves)
 //	risk.immediate_danger, risk.suspect_has_access, risk.dangerous_adult   bool
 //	risk.dash                     "STANDARD", "MEDIUM", "HIGH", "NOT_ASSESSED" or ""
 //	risk.dash_score, risk.police_incidents_12m, risk.missing_episodes_12m  int
+//	risk.siblings_removed, risk.parent_in_prison, risk.medical_neglect,
+//	risk.caring_affects_child, risk.household_member_on_plan               bool
 //	consent.status                "GIVEN", "REFUSED", "NOT_SOUGHT" or ""
 //	referrer.kind                 agency kind: police, health, education, ...
 //	history.referrals_12m         int, earlier referrals (this one not counted)

@@ -190,6 +190,12 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return types.Bool(f.Child.Injured), true
 	case "child.present":
 		return types.Bool(f.Child.Present), true
+	case "child.age_estimated":
+		return types.Bool(f.Child.AgeEstimated), true
+	case "child.disabled":
+		return types.Bool(f.Child.Disabled), true
+	case "child.homeless":
+		return types.Bool(f.Child.Homeless), true
 	case "risk.immediate_danger":
 		return types.Bool(f.Risk.ImmediateDanger), true
 	case "risk.dash":
@@ -204,6 +210,16 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return types.Bool(f.Risk.DangerousAdult), true
 	case "risk.missing_episodes_12m":
 		return types.Int(f.Risk.MissingEpisodes), true
+	case "risk.siblings_removed":
+		return types.Bool(f.Risk.SiblingsRemoved), true
+	case "risk.parent_in_prison":
+		return types.Bool(f.Risk.ParentInPrison), true
+	case "risk.medical_neglect":
+		return types.Bool(f.Risk.MedicalNeglect), true
+	case "risk.caring_affects_child":
+		return types.Bool(f.Risk.CaringAffectsChild), true
+	case "risk.household_member_on_plan":
+		return types.Bool(f.Risk.HouseholdMemberOnPlan), true
 	case "consent.status":
 		return types.String(f.ConsentStatus), true
 	case "referrer.kind":

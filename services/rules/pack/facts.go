@@ -31,14 +31,21 @@ type ChildFacts struct {
 	AgeYears  int  // child.age_years
 	AgeMonths int  // child.age_months (total months, e.g. 30 at two and a half)
 	AgeKnown  bool // child.age_known: false if the date of birth was missing or unreadable
-	Unborn    bool // child.unborn
-	SchoolAge bool // child.school_age: born, age known, 4 to 17 (reception to year 13)
-	NonMobile bool // child.non_mobile: the referrer says the child is not yet mobile
-	Pregnant  bool // child.pregnant
+	// AgeEstimated is true when the age comes from the referrer's estimate
+	// (estimated_age_years), not a date of birth. CEL: child.age_estimated.
+	AgeEstimated bool
+	Unborn       bool // child.unborn
+	SchoolAge    bool // child.school_age: born, age known, 4 to 17 (reception to year 13)
+	NonMobile    bool // child.non_mobile: the referrer says the child is not yet mobile
+	Pregnant     bool // child.pregnant
 	// Disclosure, Injured and Present are true if any concern says so.
 	Disclosure bool // child.disclosure
 	Injured    bool // child.injured
 	Present    bool // child.present
+	Disabled   bool // child.disabled: a disability or long-term condition
+	// Homeless is a 16 or 17 year old homeless themselves, not a family
+	// with housing problems. CEL: child.homeless.
+	Homeless bool
 }
 
 // RiskFacts are the referral's risk indicators.
@@ -53,6 +60,19 @@ type RiskFacts struct {
 	SuspectHasAccess bool // risk.suspect_has_access
 	DangerousAdult   bool // risk.dangerous_adult
 	MissingEpisodes  int  // risk.missing_episodes_12m (this one included)
+	// SiblingsRemoved: an older child was removed from a parent's care or
+	// was subject to care proceedings. CEL: risk.siblings_removed.
+	SiblingsRemoved bool
+	ParentInPrison  bool // risk.parent_in_prison
+	// MedicalNeglect: treatment for the child's condition is refused or
+	// not sought. CEL: risk.medical_neglect.
+	MedicalNeglect bool
+	// CaringAffectsChild: a young carer's caring harms their education or
+	// health. CEL: risk.caring_affects_child.
+	CaringAffectsChild bool
+	// HouseholdMemberOnPlan: someone in the household is subject to a child
+	// protection plan, a care order or MAPPA. CEL: risk.household_member_on_plan.
+	HouseholdMemberOnPlan bool
 }
 
 // History is what the service knows about the child's earlier referrals and
@@ -123,19 +143,36 @@ func FactsFrom(sub *intakev1.ReferralSubmission, agencyKind string, h History, n
 	} else if dob, err := time.ParseInLocation(time.DateOnly, child.GetDateOfBirth(), london()); err == nil {
 		years, months, ok := age(dob, now.In(london()))
 		f.Child.AgeYears, f.Child.AgeMonths, f.Child.AgeKnown = years, months, ok
+	} else if child != nil && child.EstimatedAgeYears != nil && child.GetEstimatedAgeYears() >= 0 {
+		years := int(child.GetEstimatedAgeYears())
+		f.Child.AgeYears, f.Child.AgeMonths, f.Child.AgeKnown, f.Child.AgeEstimated = years, years*12, true, true
+	}
+	// An age_unknown child keeps AgeKnown false: rules read that
+	// conservatively (never a lower level for it).
+	f.Child.Disabled = child.GetDisabled()
+	for _, m := range sub.GetHousehold() {
+		if m.GetSubjectToPlan() {
+			f.Risk.HouseholdMemberOnPlan = true
+		}
 	}
 	f.Child.SchoolAge = schoolAge(f.Child)
 
 	r := sub.GetRiskIndicators()
 	f.Child.NonMobile = r.GetChildNonMobile()
 	f.Child.Pregnant = r.GetChildPregnant()
+	f.Child.Homeless = r.GetChildHomeless()
 	f.Risk = RiskFacts{
-		ImmediateDanger:  r.GetImmediateDanger(),
-		DASHScore:        int(r.GetDashScore()),
-		PoliceIncidents:  int(r.GetPoliceIncidentsLast_12Months()),
-		SuspectHasAccess: r.GetSuspectHasAccessToChild(),
-		DangerousAdult:   r.GetDangerousAdultWithAccess(),
-		MissingEpisodes:  int(r.GetMissingEpisodesLast_12Months()),
+		ImmediateDanger:       r.GetImmediateDanger(),
+		DASHScore:             int(r.GetDashScore()),
+		PoliceIncidents:       int(r.GetPoliceIncidentsLast_12Months()),
+		SuspectHasAccess:      r.GetSuspectHasAccessToChild(),
+		DangerousAdult:        r.GetDangerousAdultWithAccess(),
+		MissingEpisodes:       int(r.GetMissingEpisodesLast_12Months()),
+		SiblingsRemoved:       r.GetSiblingsPreviouslyRemoved(),
+		ParentInPrison:        r.GetParentInPrison(),
+		MedicalNeglect:        r.GetMedicalTreatmentNotSought(),
+		CaringAffectsChild:    r.GetCaringAffectsChild(),
+		HouseholdMemberOnPlan: f.Risk.HouseholdMemberOnPlan,
 	}
 	if g := r.GetDomesticAbuseRisk(); g != intakev1.DomesticAbuseRisk_DOMESTIC_ABUSE_RISK_UNSPECIFIED {
 		f.Risk.DASH = intakev1.DomesticAbuseRisk_name[int32(g)]

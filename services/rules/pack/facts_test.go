@@ -162,3 +162,41 @@ func TestRecordRoundTripsThroughJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestFactsFromThresholdFacts: the facts threshold documents lean on reach
+// the rules, an estimated age counts as a (marked) age, and an age that is
+// unknown stays unknown.
+func TestFactsFromThresholdFacts(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.November, 26, 12, 0, 0, 0, time.UTC)
+	sub := loadExample(t)
+	sub.Child.DateOfBirth = ""
+	sub.Child.EstimatedAgeYears = new(int32(16))
+	sub.Child.Disabled = true
+	sub.Household = append(sub.Household, &intakev1.HouseholdMember{Relationship: intakev1.Relationship_SIBLING, SubjectToPlan: true})
+	r := sub.RiskIndicators
+	r.SiblingsPreviouslyRemoved, r.ParentInPrison, r.MedicalTreatmentNotSought = true, true, true
+	r.ChildHomeless, r.CaringAffectsChild = true, true
+	f := FactsFrom(sub, "police", History{}, now)
+	if !f.Child.AgeKnown || !f.Child.AgeEstimated || f.Child.AgeYears != 16 || f.Child.AgeMonths != 192 || !f.Child.SchoolAge {
+		t.Errorf("estimated age: %+v", f.Child)
+	}
+	if !f.Child.Disabled || !f.Child.Homeless {
+		t.Errorf("child flags: %+v", f.Child)
+	}
+	want := RiskFacts{SiblingsRemoved: true, ParentInPrison: true, MedicalNeglect: true, CaringAffectsChild: true, HouseholdMemberOnPlan: true}
+	got := f.Risk
+	got.DASH, got.DASHScore, got.PoliceIncidents, got.SuspectHasAccess, got.DangerousAdult, got.MissingEpisodes, got.ImmediateDanger = "", 0, 0, false, false, 0, false
+	if got != want {
+		t.Errorf("risk = %+v, want %+v", got, want)
+	}
+	if rec := f.Record().Facts(); !reflect.DeepEqual(rec.Risk, f.Risk) || rec.Child != f.Child {
+		t.Errorf("Record round trip: %+v / %+v, want %+v / %+v", rec.Child, rec.Risk, f.Child, f.Risk)
+	}
+
+	sub.Child.EstimatedAgeYears, sub.Child.AgeUnknown = nil, true
+	f = FactsFrom(sub, "police", History{}, now)
+	if f.Child.AgeKnown || f.Child.AgeEstimated || f.Child.SchoolAge {
+		t.Errorf("unknown age: %+v", f.Child)
+	}
+}

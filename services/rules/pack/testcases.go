@@ -35,6 +35,10 @@ type TestChild struct {
 	Disclosure bool  `yaml:"disclosure" json:"disclosure,omitempty"`
 	Injured    bool  `yaml:"injured" json:"injured,omitempty"`
 	Present    bool  `yaml:"present" json:"present,omitempty"`
+	// AgeEstimated marks age_years as the referrer's estimate.
+	AgeEstimated bool `yaml:"age_estimated" json:"age_estimated,omitempty"`
+	Disabled     bool `yaml:"disabled" json:"disabled,omitempty"`
+	Homeless     bool `yaml:"homeless" json:"homeless,omitempty"`
 }
 
 // TestRisk mirrors risk.* in TestFacts.
@@ -46,6 +50,12 @@ type TestRisk struct {
 	SuspectHasAccess bool   `yaml:"suspect_has_access" json:"suspect_has_access,omitempty"`
 	DangerousAdult   bool   `yaml:"dangerous_adult" json:"dangerous_adult,omitempty"`
 	MissingEpisodes  int    `yaml:"missing_episodes_12m" json:"missing_episodes_12m,omitempty"`
+
+	SiblingsRemoved       bool `yaml:"siblings_removed" json:"siblings_removed,omitempty"`
+	ParentInPrison        bool `yaml:"parent_in_prison" json:"parent_in_prison,omitempty"`
+	MedicalNeglect        bool `yaml:"medical_neglect" json:"medical_neglect,omitempty"`
+	CaringAffectsChild    bool `yaml:"caring_affects_child" json:"caring_affects_child,omitempty"`
+	HouseholdMemberOnPlan bool `yaml:"household_member_on_plan" json:"household_member_on_plan,omitempty"`
 }
 
 // TestConsent mirrors consent.* in TestFacts.
@@ -83,12 +93,19 @@ func (f Facts) Record() TestFacts {
 			SuspectHasAccess: f.Risk.SuspectHasAccess,
 			DangerousAdult:   f.Risk.DangerousAdult,
 			MissingEpisodes:  f.Risk.MissingEpisodes,
+
+			SiblingsRemoved:       f.Risk.SiblingsRemoved,
+			ParentInPrison:        f.Risk.ParentInPrison,
+			MedicalNeglect:        f.Risk.MedicalNeglect,
+			CaringAffectsChild:    f.Risk.CaringAffectsChild,
+			HouseholdMemberOnPlan: f.Risk.HouseholdMemberOnPlan,
 		},
 	}
 	ch := f.Child
 	schoolAge := ch.SchoolAge
 	t.Child = TestChild{Unborn: ch.Unborn, SchoolAge: &schoolAge, NonMobile: ch.NonMobile, Pregnant: ch.Pregnant,
-		Disclosure: ch.Disclosure, Injured: ch.Injured, Present: ch.Present}
+		Disclosure: ch.Disclosure, Injured: ch.Injured, Present: ch.Present,
+		AgeEstimated: ch.AgeEstimated, Disabled: ch.Disabled, Homeless: ch.Homeless}
 	if ch.AgeKnown && !ch.Unborn {
 		years, months := ch.AgeYears, ch.AgeMonths
 		t.Child.AgeYears, t.Child.AgeMonths = &years, &months
@@ -125,6 +142,12 @@ func (t TestFacts) Facts() Facts {
 			SuspectHasAccess: t.Risk.SuspectHasAccess,
 			DangerousAdult:   t.Risk.DangerousAdult,
 			MissingEpisodes:  t.Risk.MissingEpisodes,
+
+			SiblingsRemoved:       t.Risk.SiblingsRemoved,
+			ParentInPrison:        t.Risk.ParentInPrison,
+			MedicalNeglect:        t.Risk.MedicalNeglect,
+			CaringAffectsChild:    t.Risk.CaringAffectsChild,
+			HouseholdMemberOnPlan: t.Risk.HouseholdMemberOnPlan,
 		},
 	}
 	ch := &f.Child
@@ -146,6 +169,8 @@ func (t TestFacts) Facts() Facts {
 	}
 	ch.NonMobile, ch.Pregnant = t.Child.NonMobile, t.Child.Pregnant
 	ch.Disclosure, ch.Injured, ch.Present = t.Child.Disclosure, t.Child.Injured, t.Child.Present
+	ch.AgeEstimated = ch.AgeKnown && !ch.Unborn && t.Child.AgeEstimated
+	ch.Disabled, ch.Homeless = t.Child.Disabled, t.Child.Homeless
 
 	h := t.History
 	f.History = History{Referrals12m: h.Referrals12m, OpenCase: h.OpenCase, ByCategory12m: h.ByCategory12m}
