@@ -131,7 +131,7 @@ func TestSharedExampleOutcome(t *testing.T) {
 	if !slices.Equal(fired, wantFired) {
 		t.Errorf("Fired = %v, want %v", fired, wantFired)
 	}
-	if out.PackVersion != "2026.11.1" || !strings.Contains(out.Reason, "perpetrator") {
+	if out.PackVersion != "2026.12.1" || !strings.Contains(out.Reason, "perpetrator") {
 		t.Errorf("version %q reason %q", out.PackVersion, out.Reason)
 	}
 
