@@ -65,7 +65,8 @@
 //	risk.dash                     "STANDARD", "MEDIUM", "HIGH", "NOT_ASSESSED" or ""
 //	risk.dash_score, risk.police_incidents_12m, risk.missing_episodes_12m  int
 //	risk.siblings_removed, risk.parent_in_prison, risk.medical_neglect,
-//	risk.caring_affects_child, risk.household_member_on_plan               bool
+//	risk.caring_affects_child, risk.household_member_on_plan,
+//	risk.parent_under_18 (a mother or father in the household under 18)    bool
 //	consent.status                "GIVEN", "REFUSED", "NOT_SOUGHT" or ""
 //	referrer.kind                 agency kind: police, health, education, ...
 //	history.referrals_12m         int, earlier referrals (this one not counted)

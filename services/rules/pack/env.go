@@ -76,6 +76,7 @@ var variables = []variable{
 	{name: "risk.medical_neglect", typ: cel.BoolType},
 	{name: "risk.caring_affects_child", typ: cel.BoolType},
 	{name: "risk.household_member_on_plan", typ: cel.BoolType},
+	{name: "risk.parent_under_18", typ: cel.BoolType},
 	{name: "consent.status", typ: cel.StringType, values: ConsentStatuses},
 	{name: "referrer.kind", typ: cel.StringType, values: AgencyKinds},
 	{name: "history.referrals_12m", typ: cel.IntType},

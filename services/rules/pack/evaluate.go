@@ -220,6 +220,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return types.Bool(f.Risk.CaringAffectsChild), true
 	case "risk.household_member_on_plan":
 		return types.Bool(f.Risk.HouseholdMemberOnPlan), true
+	case "risk.parent_under_18":
+		return types.Bool(f.Risk.ParentUnder18), true
 	case "consent.status":
 		return types.String(f.ConsentStatus), true
 	case "referrer.kind":

@@ -73,6 +73,9 @@ type RiskFacts struct {
 	// HouseholdMemberOnPlan: someone in the household is subject to a child
 	// protection plan, a care order or MAPPA. CEL: risk.household_member_on_plan.
 	HouseholdMemberOnPlan bool
+	// ParentUnder18: a mother or father in the household is under 18 (from
+	// their date of birth). CEL: risk.parent_under_18.
+	ParentUnder18 bool
 }
 
 // History is what the service knows about the child's earlier referrals and
@@ -150,9 +153,17 @@ func FactsFrom(sub *intakev1.ReferralSubmission, agencyKind string, h History, n
 	// An age_unknown child keeps AgeKnown false: rules read that
 	// conservatively (never a lower level for it).
 	f.Child.Disabled = child.GetDisabled()
+	var parentUnder18 bool
 	for _, m := range sub.GetHousehold() {
 		if m.GetSubjectToPlan() {
 			f.Risk.HouseholdMemberOnPlan = true
+		}
+		if r := m.GetRelationship(); r == intakev1.Relationship_MOTHER || r == intakev1.Relationship_FATHER {
+			if dob, err := time.ParseInLocation(time.DateOnly, m.GetDateOfBirth(), london()); err == nil {
+				if years, _, ok := age(dob, now.In(london())); ok && years < 18 {
+					parentUnder18 = true
+				}
+			}
 		}
 	}
 	f.Child.SchoolAge = schoolAge(f.Child)
@@ -173,6 +184,7 @@ func FactsFrom(sub *intakev1.ReferralSubmission, agencyKind string, h History, n
 		MedicalNeglect:        r.GetMedicalTreatmentNotSought(),
 		CaringAffectsChild:    r.GetCaringAffectsChild(),
 		HouseholdMemberOnPlan: f.Risk.HouseholdMemberOnPlan,
+		ParentUnder18:         parentUnder18,
 	}
 	if g := r.GetDomesticAbuseRisk(); g != intakev1.DomesticAbuseRisk_DOMESTIC_ABUSE_RISK_UNSPECIFIED {
 		f.Risk.DASH = intakev1.DomesticAbuseRisk_name[int32(g)]

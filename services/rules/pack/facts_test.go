@@ -173,7 +173,10 @@ func TestFactsFromThresholdFacts(t *testing.T) {
 	sub.Child.DateOfBirth = ""
 	sub.Child.EstimatedAgeYears = new(int32(16))
 	sub.Child.Disabled = true
-	sub.Household = append(sub.Household, &intakev1.HouseholdMember{Relationship: intakev1.Relationship_SIBLING, SubjectToPlan: true})
+	sub.Household = []*intakev1.HouseholdMember{
+		{Relationship: intakev1.Relationship_SIBLING, SubjectToPlan: true},
+		{Relationship: intakev1.Relationship_MOTHER, DateOfBirth: "2009-01-10"}, // 17 on the day
+	}
 	r := sub.RiskIndicators
 	r.SiblingsPreviouslyRemoved, r.ParentInPrison, r.MedicalTreatmentNotSought = true, true, true
 	r.ChildHomeless, r.CaringAffectsChild = true, true
@@ -184,7 +187,7 @@ func TestFactsFromThresholdFacts(t *testing.T) {
 	if !f.Child.Disabled || !f.Child.Homeless {
 		t.Errorf("child flags: %+v", f.Child)
 	}
-	want := RiskFacts{SiblingsRemoved: true, ParentInPrison: true, MedicalNeglect: true, CaringAffectsChild: true, HouseholdMemberOnPlan: true}
+	want := RiskFacts{SiblingsRemoved: true, ParentInPrison: true, MedicalNeglect: true, CaringAffectsChild: true, HouseholdMemberOnPlan: true, ParentUnder18: true}
 	got := f.Risk
 	got.DASH, got.DASHScore, got.PoliceIncidents, got.SuspectHasAccess, got.DangerousAdult, got.MissingEpisodes, got.ImmediateDanger = "", 0, 0, false, false, 0, false
 	if got != want {
@@ -194,6 +197,10 @@ func TestFactsFromThresholdFacts(t *testing.T) {
 		t.Errorf("Record round trip: %+v / %+v, want %+v / %+v", rec.Child, rec.Risk, f.Child, f.Risk)
 	}
 
+	sub.Household[1].DateOfBirth = "2008-11-26" // 18 today: an adult parent
+	if f := FactsFrom(sub, "police", History{}, now); f.Risk.ParentUnder18 {
+		t.Error("a parent who is 18 today counted as under 18")
+	}
 	sub.Child.EstimatedAgeYears, sub.Child.AgeUnknown = nil, true
 	f = FactsFrom(sub, "police", History{}, now)
 	if f.Child.AgeKnown || f.Child.AgeEstimated || f.Child.SchoolAge {

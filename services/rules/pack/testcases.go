@@ -56,6 +56,7 @@ type TestRisk struct {
 	MedicalNeglect        bool `yaml:"medical_neglect" json:"medical_neglect,omitempty"`
 	CaringAffectsChild    bool `yaml:"caring_affects_child" json:"caring_affects_child,omitempty"`
 	HouseholdMemberOnPlan bool `yaml:"household_member_on_plan" json:"household_member_on_plan,omitempty"`
+	ParentUnder18         bool `yaml:"parent_under_18" json:"parent_under_18,omitempty"`
 }
 
 // TestConsent mirrors consent.* in TestFacts.
@@ -99,6 +100,7 @@ func (f Facts) Record() TestFacts {
 			MedicalNeglect:        f.Risk.MedicalNeglect,
 			CaringAffectsChild:    f.Risk.CaringAffectsChild,
 			HouseholdMemberOnPlan: f.Risk.HouseholdMemberOnPlan,
+			ParentUnder18:         f.Risk.ParentUnder18,
 		},
 	}
 	ch := f.Child
@@ -148,6 +150,7 @@ func (t TestFacts) Facts() Facts {
 			MedicalNeglect:        t.Risk.MedicalNeglect,
 			CaringAffectsChild:    t.Risk.CaringAffectsChild,
 			HouseholdMemberOnPlan: t.Risk.HouseholdMemberOnPlan,
+			ParentUnder18:         t.Risk.ParentUnder18,
 		},
 	}
 	ch := &f.Child

@@ -127,7 +127,7 @@ func TestSharedExampleOutcome(t *testing.T) {
 	}
 	wantFired := []string{"high-risk-perpetrator-has-access", "domestic-abuse-high-risk", "marac-high-risk",
 		"domestic-abuse-repeat", "marac-repeat-incidents", "trigger-two", "domestic-abuse",
-		"domestic-abuse-child-present", "parental-substance-misuse", "operation-encompass"}
+		"domestic-abuse-child-present", "parental-substance-misuse", "multiple-needs", "operation-encompass"}
 	if !slices.Equal(fired, wantFired) {
 		t.Errorf("Fired = %v, want %v", fired, wantFired)
 	}
