@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/calendar"
@@ -453,6 +454,10 @@ func newChild(r *rand.Rand, id int, sc scenario, at time.Time, loc *time.Locatio
 	return c
 }
 
+// unknownDOBEvery: one child in this many (with an NHS number) is referred with an
+// estimated age instead of a date of birth.
+const unknownDOBEvery = 40
+
 // submission writes the referral as the referring system would send it.
 func submission(r *rand.Rand, c *child, sc scenario, src Source, at time.Time) *intakev1.ReferralSubmission {
 	age := -1
@@ -477,6 +482,12 @@ func submission(r *rand.Rand, c *child, sc scenario, src Source, at time.Time) *
 		ch.DateOfBirth = c.dob.Format(time.DateOnly)
 		if age >= 4 {
 			ch.School = schools[c.id%len(schools)]
+		}
+		if c.nhs != "" && c.id%unknownDOBEvery == unknownDOBEvery-1 {
+			// Some referrers know the child's NHS number and roughly how old they are, but
+			// not the date of birth; the child index still links them by NHS number. No
+			// extra random draw, so the rest of the plan is unchanged.
+			ch.DateOfBirth, ch.EstimatedAgeYears = "", proto.Int32(int32(age))
 		}
 	}
 	household := []*intakev1.HouseholdMember{{Relationship: intakev1.Relationship_MOTHER, GivenName: c.mother, FamilyName: c.family,

@@ -179,3 +179,26 @@ func TestClockOnlyMovesForward(t *testing.T) {
 		t.Fatalf("went back to %s", got)
 	}
 }
+
+// TestSomeChildrenHaveOnlyAnEstimatedAge: the demo exercises the unknown date of birth
+// path; every such referral still carries an NHS number, so the child index links it.
+func TestSomeChildrenHaveOnlyAnEstimatedAge(t *testing.T) {
+	plan, err := Generate(testParams(t, 1, 600, 120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	estimated := 0
+	for _, r := range plan.Referrals {
+		ch := r.Submission.GetChild()
+		if ch.EstimatedAgeYears == nil {
+			continue
+		}
+		estimated++
+		if ch.GetDateOfBirth() != "" || ch.GetNhsNumber() == "" {
+			t.Errorf("referral %d: estimated age with date of birth %q, NHS number %q", r.Index, ch.GetDateOfBirth(), ch.GetNhsNumber())
+		}
+	}
+	if estimated == 0 {
+		t.Error("no referral in the demo has an estimated age instead of a date of birth")
+	}
+}

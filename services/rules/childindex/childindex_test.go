@@ -73,3 +73,31 @@ func TestDecide(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyOfUnknownDateOfBirth: a child referred with an estimated or unknown age has no
+// date of birth, so never a name+DOB+postcode key (an estimate must not stand in for a
+// date): only the NHS number can link them, and without it the evidence is too weak.
+func TestKeyOfUnknownDateOfBirth(t *testing.T) {
+	t.Parallel()
+	est := int32(9)
+	withNHS := child("Cerys", "Evans", "", "943 476 5919", "CF37 1AA")
+	withNHS.EstimatedAgeYears = &est
+	k := KeyOf(withNHS)
+	if k.NHSNumber != "9434765919" || k.Demographic != "" {
+		t.Fatalf("KeyOf(estimated age, NHS) = %+v, want NHS number only", k)
+	}
+	if id, basis := Decide(k, []Candidate{{ChildID: "c1", NHSNumber: "9434765919"}}, nil); id != "c1" || basis != MatchNHSNumber {
+		t.Errorf("Decide = %q %s, want c1 by NHS number", id, basis)
+	}
+
+	unknown := child("Cerys", "Evans", "", "", "CF37 1AA")
+	unknown.AgeUnknown = true
+	k = KeyOf(unknown)
+	if k.Strong() {
+		t.Fatalf("KeyOf(age unknown, no NHS) = %+v, want no key", k)
+	}
+	// Even a record with the same name and postcode is not linked.
+	if id, basis := Decide(k, nil, []Candidate{{ChildID: "c2"}}); id != "" || basis != NewChildWeakEvidence {
+		t.Errorf("Decide = %q %s, want a new child on weak evidence", id, basis)
+	}
+}
