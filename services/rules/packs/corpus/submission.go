@@ -18,7 +18,7 @@ import (
 // become a date of birth (or an estimated age, or ageUnknown when the facts give none).
 func Submission(t pack.TestFacts, nhs, reference string, at time.Time) *intakev1.ReferralSubmission {
 	ch := &intakev1.Child{GivenName: "Vignette", FamilyName: "Child", NhsNumber: nhs, Sex: intakev1.Sex_SEX_NOT_KNOWN,
-		Address: &intakev1.Address{Line1: "1 Example Street", Town: "Pontypridd", Postcode: "CF37 1AA"},
+		Address:  &intakev1.Address{Line1: "1 Example Street", Town: "Pontypridd", Postcode: "CF37 1AA"},
 		Disabled: t.Child.Disabled}
 	months := -1
 	switch {
