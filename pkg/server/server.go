@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -30,11 +31,15 @@ type Check struct {
 	Check func(ctx context.Context) error
 }
 
-// Config holds the listen addresses.
+// Config holds the listen addresses and the limits on what clients may take.
 type Config struct {
 	GRPCAddr        string
 	HTTPAddr        string
 	ShutdownTimeout time.Duration
+	Limits          Limits
+	// BehindTLS says clients reach this server over HTTPS through a proxy that ends TLS, so
+	// responses carry Strict-Transport-Security even though the request came in clear.
+	BehindTLS bool
 }
 
 // Server owns the two listeners.
@@ -42,6 +47,7 @@ type Server struct {
 	cfg      Config
 	log      *zap.Logger
 	authn    Authenticator
+	limits   *limiter
 	metrics  *Metrics
 	gatherer prometheus.Gatherer
 
@@ -59,7 +65,8 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
-	s := &Server{cfg: cfg, log: log, authn: authn, metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
+	cfg.Limits = cfg.Limits.withDefaults()
+	s := &Server{cfg: cfg, log: log, authn: authn, limits: newLimiter(cfg.Limits, time.Now), metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
 	s.grpc = grpc.NewServer(
 		grpc.UnaryInterceptor(s.unaryInterceptor),
 		grpc.StreamInterceptor(s.streamInterceptor),
@@ -73,16 +80,19 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		grpc.InitialConnWindowSize(1<<20),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// A connection with no call in flight for the idle timeout is sent away (GOAWAY), so
+		// idle clients do not hold connections, and their slots under MaxConns, for ever.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.Limits.IdleTimeout}),
 	)
 	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	s.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	s.handleProbe("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
-	}))
-	s.HandlePublic("GET /readyz", http.HandlerFunc(s.readyz))
-	s.HandlePublic("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	})
+	s.handleProbe("GET /readyz", s.readyz)
+	s.handleProbe("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP)
 	return s
 }
 
@@ -130,7 +140,7 @@ type Listeners struct {
 	GRPC, HTTP net.Listener
 }
 
-// Listen binds both addresses.
+// Listen binds both addresses, each capped at Limits.MaxConns open connections.
 func (s *Server) Listen() (Listeners, error) {
 	g, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
@@ -141,6 +151,9 @@ func (s *Server) Listen() (Listeners, error) {
 		g.Close()
 		return Listeners{}, fmt.Errorf("MASH_HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
 	}
+	if n := s.cfg.Limits.MaxConns; n > 0 {
+		g, h = netutil.LimitListener(g, n), netutil.LimitListener(h, n)
+	}
 	return Listeners{GRPC: g, HTTP: h}, nil
 }
 
@@ -149,10 +162,10 @@ func (s *Server) Listen() (Listeners, error) {
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	httpSrv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       s.cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
 	g, gctx := errgroup.WithContext(ctx)
