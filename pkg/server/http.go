@@ -119,8 +119,8 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 		}
 		addr := httpAddr(r)
 		if kind == routePublic {
-			if wait, ok := s.limits.address.take(addr); !ok {
-				apierr.WriteHTTP(rec, apierr.TooManyRequests("too many requests from this address; retry after the time given", wait))
+			if err := s.limits.byAddress(addr); err != nil {
+				apierr.WriteHTTP(rec, err)
 				return
 			}
 			h(rec, r.WithContext(ctx))

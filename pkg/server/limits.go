@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -33,6 +34,11 @@ type Limits struct {
 	// real client's turn.
 	FailedAuthRate  float64
 	FailedAuthBurst int
+	// Exempt lists client networks the per-address limits do not apply to: this host's
+	// loopback, where the console and co-located services call the APIs for everyone they
+	// serve (the per-credential limit still applies to each person), and in a cluster the
+	// network the services call each other from.
+	Exempt []netip.Prefix
 	// MaxConns caps open connections on each listener (gRPC and HTTP); further
 	// connections wait in the kernel's backlog until one closes. Zero: no cap.
 	MaxConns int
@@ -169,10 +175,12 @@ func (l *limiterSet) spent(key string) (wait time.Duration, empty bool) {
 // limiter applies Limits to requests on both transports.
 type limiter struct {
 	credential, address, failedAuth *limiterSet
+	exempt                          []netip.Prefix
 }
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
 	return &limiter{
+		exempt:     l.Exempt,
 		credential: newLimiterSet(l.CredentialRate, l.CredentialBurst, now),
 		address:    newLimiterSet(l.AddressRate, l.AddressBurst, now),
 		failedAuth: newLimiterSet(l.FailedAuthRate, l.FailedAuthBurst, now),
@@ -182,6 +190,9 @@ func newLimiter(l Limits, now func() time.Time) *limiter {
 // beforeAuth is the check made before any other work on a request from addr: the
 // address's request rate, and whether it has spent its failed authentications.
 func (l *limiter) beforeAuth(addr string) error {
+	if l.exempted(addr) {
+		return nil
+	}
 	if wait, ok := l.address.take(addr); !ok {
 		return apierr.TooManyRequests("too many requests from this address; retry after the time given", wait)
 	}
@@ -192,7 +203,39 @@ func (l *limiter) beforeAuth(addr string) error {
 }
 
 // authFailed counts a refused credential against addr.
-func (l *limiter) authFailed(addr string) { l.failedAuth.take(addr) }
+func (l *limiter) authFailed(addr string) {
+	if !l.exempted(addr) {
+		l.failedAuth.take(addr)
+	}
+}
+
+// byAddress is the per-address request rate alone, for routes that authenticate no one.
+func (l *limiter) byAddress(addr string) error {
+	if l.exempted(addr) {
+		return nil
+	}
+	if wait, ok := l.address.take(addr); !ok {
+		return apierr.TooManyRequests("too many requests from this address; retry after the time given", wait)
+	}
+	return nil
+}
+
+func (l *limiter) exempted(addr string) bool {
+	if len(l.exempt) == 0 {
+		return false
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range l.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
 
 // afterAuth is the authenticated caller's own rate.
 func (l *limiter) afterAuth(clientID string) error {

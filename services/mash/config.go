@@ -4,9 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/peers"
+	apiserver "mash/pkg/server"
 	"mash/services/audit"
 	"mash/services/console"
 	"mash/services/notify/channel"
@@ -66,6 +70,10 @@ type serveConfig struct {
 	// ClaimTimeout is how long a practitioner's claim (or a manager's assignment) on a case
 	// holds unless renewed.
 	ClaimTimeout time.Duration
+	// Limits are the API listeners' rate limits, connection cap and timeouts.
+	Limits apiserver.Limits
+	// BehindTLS marks responses for HTTPS only (HSTS) when a proxy ends TLS in front.
+	BehindTLS bool
 }
 
 // notifyConfig is the notify service's settings.
@@ -105,13 +113,19 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a claim or assignment on a case holds unless its holder claims it again")
 	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
+	limits := declareLimits(s)
+	behindTLS := s.Bool("behind-tls", "MASH_BEHIND_TLS", false, "clients reach mash over HTTPS through a proxy that ends TLS: responses carry Strict-Transport-Security")
 	if err := s.Parse(args); err != nil {
 		return c, err
 	}
+	var err error
+	if c.Limits, err = limits(); err != nil {
+		return c, err
+	}
+	c.BehindTLS = *behindTLS
 	if err := common(); err != nil {
 		return c, err
 	}
-	var err error
 	if c.Services, err = parseServices(*services); err != nil {
 		return c, err
 	}
@@ -232,4 +246,61 @@ func auditConfig() (audit.Config, error) {
 		return c, fmt.Errorf("%s: required to run the audit service; mash audit keygen makes one (or leave audit out of MASH_SERVICES)", audit.EnvSigningKey)
 	}
 	return c, nil
+}
+
+// declareLimits declares the API listeners' limits; the returned function reads and checks
+// them after parsing, naming a bad setting.
+func declareLimits(s *config.Set) func() (apiserver.Limits, error) {
+	credRate := s.String("rate-credential", "MASH_RATE_CREDENTIAL", "50", "requests per second per credential (0: no limit)")
+	credBurst := s.Int("rate-credential-burst", "MASH_RATE_CREDENTIAL_BURST", 100, "requests a credential may make at once above its rate")
+	addrRate := s.String("rate-address", "MASH_RATE_ADDRESS", "200", "requests per second per client address (0: no limit)")
+	addrBurst := s.Int("rate-address-burst", "MASH_RATE_ADDRESS_BURST", 400, "requests an address may make at once above its rate")
+	failRate := s.String("rate-failed-auth", "MASH_RATE_FAILED_AUTH", "1", "failed authentications per second per client address before it is refused unheard (0: no limit)")
+	failBurst := s.Int("rate-failed-auth-burst", "MASH_RATE_FAILED_AUTH_BURST", 20, "failed authentications an address may make at once above its rate")
+	exempt := s.String("rate-exempt", "MASH_RATE_EXEMPT", "127.0.0.0/8,::1/128", "client networks (CIDR, comma-separated) the per-address limits skip: loopback, and the network services call each other from")
+	maxConns := s.Int("max-conns", "MASH_MAX_CONNS", 1000, "open connections per listener (gRPC, HTTP) at most (0: no cap)")
+	idle := s.Duration("idle-timeout", "MASH_IDLE_TIMEOUT", apiserver.DefaultIdleTimeout, "an HTTP keep-alive connection, or a gRPC connection with no call in flight, is closed after this long idle")
+	readHeader := s.Duration("read-header-timeout", "MASH_READ_HEADER_TIMEOUT", apiserver.DefaultReadHeaderTimeout, "how long an HTTP client may take to send its request headers")
+	return func() (apiserver.Limits, error) {
+		l := apiserver.Limits{CredentialBurst: *credBurst, AddressBurst: *addrBurst, FailedAuthBurst: *failBurst, MaxConns: *maxConns,
+			IdleTimeout: *idle, ReadHeaderTimeout: *readHeader}
+		for _, r := range []struct {
+			env   string
+			raw   string
+			burst int
+			into  *float64
+		}{
+			{"MASH_RATE_CREDENTIAL", *credRate, *credBurst, &l.CredentialRate},
+			{"MASH_RATE_ADDRESS", *addrRate, *addrBurst, &l.AddressRate},
+			{"MASH_RATE_FAILED_AUTH", *failRate, *failBurst, &l.FailedAuthRate},
+		} {
+			v, err := strconv.ParseFloat(strings.TrimSpace(r.raw), 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+				return l, fmt.Errorf("%s %q: must be a number of requests per second, 0 or more (0: no limit)", r.env, r.raw)
+			}
+			if v > 0 && (r.burst < 1 || r.burst > 1_000_000) {
+				return l, fmt.Errorf("%s_BURST %d: must be between 1 and 1000000", r.env, r.burst)
+			}
+			*r.into = v
+		}
+		for _, part := range strings.Split(*exempt, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return l, fmt.Errorf("MASH_RATE_EXEMPT %q: each entry must be a network such as 10.0.0.0/8", part)
+			}
+			l.Exempt = append(l.Exempt, p.Masked())
+		}
+		switch {
+		case l.MaxConns < 0 || l.MaxConns > 1_000_000:
+			return l, fmt.Errorf("MASH_MAX_CONNS %d: must be between 0 (no cap) and 1000000", l.MaxConns)
+		case l.IdleTimeout < time.Second || l.IdleTimeout > 24*time.Hour:
+			return l, fmt.Errorf("MASH_IDLE_TIMEOUT %s: use between 1s and 24h", l.IdleTimeout)
+		case l.ReadHeaderTimeout < 100*time.Millisecond || l.ReadHeaderTimeout > 30*time.Second:
+			return l, fmt.Errorf("MASH_READ_HEADER_TIMEOUT %s: use between 100ms and 30s", l.ReadHeaderTimeout)
+		}
+		return l, l.Validate()
+	}
 }

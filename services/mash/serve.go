@@ -139,7 +139,8 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 	}
 
 	p.auth = auth.NewStore(p.pool)
-	srv := apiserver.New(apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout},
+	srv := apiserver.New(apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
+		Limits: cfg.Limits, BehindTLS: cfg.BehindTLS},
 		log, p.auth, p.registry)
 	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }})
 	srv.AddCheck(apiserver.Check{Name: "nats", Check: func(ctx context.Context) error {
