@@ -140,7 +140,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		if err := s.limits.afterAuth(ident.ClientID); err != nil {
 			return nil, s.retryAfterHeader(ctx, err)
 		}
-		if ctx, err = withAccessReason(ctx, first(md.Get(AccessReasonHeader)), AccessReasonHeader); err != nil {
+		if ctx, err = withAccessReason(ctx, accessReasonMetadata(md), AccessReasonHeader); err != nil {
 			return nil, err
 		}
 		// Every string of every request is checked here, so a field added to a contract
@@ -153,6 +153,15 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
 	}
 	return handler(ctx, req)
+}
+
+// accessReasonMetadata is the reason from gRPC metadata. ASCII metadata cannot carry an
+// accented letter, so a reason in UTF-8 may come as x-access-reason-bin instead.
+func accessReasonMetadata(md metadata.MD) string {
+	if v := first(md.Get(AccessReasonHeader)); v != "" {
+		return v
+	}
+	return first(md.Get(AccessReasonHeader + "-bin"))
 }
 
 // retryAfterHeader also sends a rate limit's wait as a retry-after header, for clients that
