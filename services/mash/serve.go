@@ -183,6 +183,11 @@ func (s *system) serve(ctx context.Context, ready chan<- struct{}) error {
 	defer stopWork()
 	var workers errgroup.Group
 	workerErr := make(chan error, len(s.running))
+	// A credential revoked or a session ended in any process (or by mash clients revoke)
+	// is dropped from this process's cache as soon as Postgres announces it.
+	workers.Go(func() error {
+		return s.p.auth.FollowRevocations(workCtx, log.Named("auth"), auth.RevocationHooks{})
+	})
 	for _, svc := range s.running {
 		workers.Go(func() error {
 			err := svc.Run(workCtx)
