@@ -378,3 +378,42 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatalf("second connection after the first closed: %v", err)
 	}
 }
+
+func TestClientAddressBehindTrustedProxies(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(Limits{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, time.Now)
+	for _, tc := range []struct {
+		peer string
+		xff  []string
+		want string
+	}{
+		{"192.0.2.1", []string{"203.0.113.7"}, "192.0.2.1"},                          // not a proxy: the header is the client's own claim
+		{"10.1.2.3", nil, "10.1.2.3"},                                                // a proxy that forwards nothing
+		{"10.1.2.3", []string{"203.0.113.7"}, "203.0.113.7"},                         // through one proxy
+		{"10.1.2.3", []string{"198.51.100.1, 203.0.113.7, 10.9.9.9"}, "203.0.113.7"}, // made-up hop on the left is ignored
+		{"10.1.2.3", []string{"198.51.100.1", "203.0.113.7"}, "203.0.113.7"},         // several headers read as one list
+		{"10.1.2.3", []string{"unknown, 10.9.9.9"}, "10.9.9.9"},                      // garbage stops the walk
+		{"10.1.2.3", []string{"[2001:db8::1]:4711"}, "2001:db8::1"},
+	} {
+		if got := l.client(tc.peer, tc.xff); got != tc.want {
+			t.Errorf("client(%s, %q) = %s; want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}
+
+// Behind a trusted proxy, each forwarded client has its own failed-authentication budget:
+// a flood through the ingress does not lock out everyone else behind it.
+func TestFailedAuthLimitCountsTheForwardedClient(t *testing.T) {
+	t.Parallel()
+	_, base, _ := edgeServer(t, Config{Limits: Limits{FailedAuthRate: 0.001, FailedAuthBurst: 2,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
+	for range 2 {
+		get(t, base+"/v1/whoami", "Authorization", "Bearer guess", "X-Forwarded-For", "203.0.113.7")
+	}
+	if code, _, _ := get(t, base+"/v1/whoami", "Authorization", "Bearer good", "X-Forwarded-For", "203.0.113.7"); code != http.StatusTooManyRequests {
+		t.Fatalf("the flooding client: %d", code)
+	}
+	if code, _, _ := get(t, base+"/v1/whoami", "Authorization", "Bearer good", "X-Forwarded-For", "203.0.113.8"); code != 200 {
+		t.Fatalf("another client behind the same proxy: %d", code)
+	}
+}

@@ -118,7 +118,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	}()
 
 	if !publicMethod(info.FullMethod) {
-		addr := grpcAddr(ctx)
+		addr := s.limits.grpcAddr(ctx, md)
 		if err := s.limits.beforeAuth(addr); err != nil {
 			return nil, s.retryAfterHeader(ctx, err)
 		}

@@ -117,7 +117,7 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 			h(rec, r.WithContext(ctx))
 			return
 		}
-		addr := httpAddr(r)
+		addr := s.limits.httpAddr(r)
 		if kind == routePublic {
 			if err := s.limits.byAddress(addr); err != nil {
 				apierr.WriteHTTP(rec, err)

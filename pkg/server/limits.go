@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
 	"mash/pkg/apierr"
@@ -39,6 +41,11 @@ type Limits struct {
 	// serve (the per-credential limit still applies to each person), and in a cluster the
 	// network the services call each other from.
 	Exempt []netip.Prefix
+	// TrustedProxies lists the proxies (an ingress controller, a load balancer) whose
+	// X-Forwarded-For names the client: behind them, the client address the limits count
+	// is the nearest address in that header that is not itself a trusted proxy. From any
+	// other peer the header is ignored, so a client cannot choose its own address.
+	TrustedProxies []netip.Prefix
 	// MaxConns caps open connections on each listener (gRPC and HTTP); further
 	// connections wait in the kernel's backlog until one closes. Zero: no cap.
 	MaxConns int
@@ -175,12 +182,13 @@ func (l *limiterSet) spent(key string) (wait time.Duration, empty bool) {
 // limiter applies Limits to requests on both transports.
 type limiter struct {
 	credential, address, failedAuth *limiterSet
-	exempt                          []netip.Prefix
+	exempt, proxies                 []netip.Prefix
 }
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
 	return &limiter{
 		exempt:     l.Exempt,
+		proxies:    l.TrustedProxies,
 		credential: newLimiterSet(l.CredentialRate, l.CredentialBurst, now),
 		address:    newLimiterSet(l.AddressRate, l.AddressBurst, now),
 		failedAuth: newLimiterSet(l.FailedAuthRate, l.FailedAuthBurst, now),
@@ -220,8 +228,11 @@ func (l *limiter) byAddress(addr string) error {
 	return nil
 }
 
-func (l *limiter) exempted(addr string) bool {
-	if len(l.exempt) == 0 {
+func (l *limiter) exempted(addr string) bool { return within(l.exempt, addr) }
+
+// within reports whether addr is an IP address in one of nets.
+func within(nets []netip.Prefix, addr string) bool {
+	if len(nets) == 0 {
 		return false
 	}
 	ip, err := netip.ParseAddr(addr)
@@ -229,12 +240,43 @@ func (l *limiter) exempted(addr string) bool {
 		return false
 	}
 	ip = ip.Unmap()
-	for _, p := range l.exempt {
+	for _, p := range nets {
 		if p.Contains(ip) {
 			return true
 		}
 	}
 	return false
+}
+
+// client is the address the limits count for a request that came from peer with these
+// X-Forwarded-For values: peer itself unless it is a trusted proxy; else the rightmost
+// forwarded address that is not one (each proxy appends the address it heard from, so
+// addresses to the left of the first untrusted one could be made up by the client).
+func (l *limiter) client(peer string, forwardedFor []string) string {
+	if !within(l.proxies, peer) {
+		return peer
+	}
+	var hops []string
+	for _, v := range forwardedFor {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	addr := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(hostOf(hops[i]))
+		if err != nil {
+			// Not an address: whatever is further left cannot be trusted either.
+			return addr
+		}
+		addr = ip.Unmap().String()
+		if !within(l.proxies, addr) {
+			return addr
+		}
+	}
+	return addr
 }
 
 // afterAuth is the authenticated caller's own rate.
@@ -246,15 +288,17 @@ func (l *limiter) afterAuth(clientID string) error {
 }
 
 // httpAddr is the client address of r, without its port.
-func httpAddr(r *http.Request) string { return hostOf(r.RemoteAddr) }
+func (l *limiter) httpAddr(r *http.Request) string {
+	return l.client(hostOf(r.RemoteAddr), r.Header.Values("X-Forwarded-For"))
+}
 
 // grpcAddr is the client address of a gRPC call, without its port.
-func grpcAddr(ctx context.Context) string {
+func (l *limiter) grpcAddr(ctx context.Context, md metadata.MD) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return ""
 	}
-	return hostOf(p.Addr.String())
+	return l.client(hostOf(p.Addr.String()), md.Get("x-forwarded-for"))
 }
 
 func hostOf(addr string) string {

@@ -258,6 +258,7 @@ func declareLimits(s *config.Set) func() (apiserver.Limits, error) {
 	failRate := s.String("rate-failed-auth", "MASH_RATE_FAILED_AUTH", "1", "failed authentications per second per client address before it is refused unheard (0: no limit)")
 	failBurst := s.Int("rate-failed-auth-burst", "MASH_RATE_FAILED_AUTH_BURST", 20, "failed authentications an address may make at once above its rate")
 	exempt := s.String("rate-exempt", "MASH_RATE_EXEMPT", "127.0.0.0/8,::1/128", "client networks (CIDR, comma-separated) the per-address limits skip: loopback, and the network services call each other from")
+	proxies := s.String("trusted-proxies", "MASH_TRUSTED_PROXIES", "", "networks (CIDR, comma-separated) of proxies whose X-Forwarded-For names the client, such as the ingress controller's")
 	maxConns := s.Int("max-conns", "MASH_MAX_CONNS", 1000, "open connections per listener (gRPC, HTTP) at most (0: no cap)")
 	idle := s.Duration("idle-timeout", "MASH_IDLE_TIMEOUT", apiserver.DefaultIdleTimeout, "an HTTP keep-alive connection, or a gRPC connection with no call in flight, is closed after this long idle")
 	readHeader := s.Duration("read-header-timeout", "MASH_READ_HEADER_TIMEOUT", apiserver.DefaultReadHeaderTimeout, "how long an HTTP client may take to send its request headers")
@@ -283,15 +284,12 @@ func declareLimits(s *config.Set) func() (apiserver.Limits, error) {
 			}
 			*r.into = v
 		}
-		for _, part := range strings.Split(*exempt, ",") {
-			if part = strings.TrimSpace(part); part == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(part)
-			if err != nil {
-				return l, fmt.Errorf("MASH_RATE_EXEMPT %q: each entry must be a network such as 10.0.0.0/8", part)
-			}
-			l.Exempt = append(l.Exempt, p.Masked())
+		var err error
+		if l.Exempt, err = parseNetworks("MASH_RATE_EXEMPT", *exempt); err != nil {
+			return l, err
+		}
+		if l.TrustedProxies, err = parseNetworks("MASH_TRUSTED_PROXIES", *proxies); err != nil {
+			return l, err
 		}
 		switch {
 		case l.MaxConns < 0 || l.MaxConns > 1_000_000:
@@ -303,4 +301,20 @@ func declareLimits(s *config.Set) func() (apiserver.Limits, error) {
 		}
 		return l, l.Validate()
 	}
+}
+
+// parseNetworks reads comma-separated CIDR networks, naming env and the bad entry.
+func parseNetworks(env, v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: each entry must be a network such as 10.0.0.0/8", env, part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -46,6 +46,7 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--rate-address", "-1"}, "MASH_RATE_ADDRESS"},
 		{[]string{"serve", "--rate-failed-auth-burst", "0"}, "MASH_RATE_FAILED_AUTH_BURST"},
 		{[]string{"serve", "--rate-exempt", "localhost"}, "MASH_RATE_EXEMPT"},
+		{[]string{"serve", "--trusted-proxies", "10.0.0.1"}, "MASH_TRUSTED_PROXIES"},
 		{[]string{"serve", "--max-conns", "-5"}, "MASH_MAX_CONNS"},
 		{[]string{"serve", "--idle-timeout", "1ms"}, "MASH_IDLE_TIMEOUT"},
 		{[]string{"serve", "--read-header-timeout", "5m"}, "MASH_READ_HEADER_TIMEOUT"},
