@@ -73,9 +73,9 @@ func Check(m proto.Message) []apierr.Violation {
 	if m == nil {
 		return nil
 	}
-	var vs []apierr.Violation
-	walk(m.ProtoReflect(), "", &vs)
-	return vs
+	w := walker{}
+	w.message(m.ProtoReflect())
+	return w.vs
 }
 
 // Invalid is Check as an error: nil when m is acceptable, else the InvalidArgument error
@@ -87,47 +87,85 @@ func Invalid(m proto.Message) error {
 	return nil
 }
 
-func walk(m protoreflect.Message, prefix string, vs *[]apierr.Violation) {
+// walker visits every string of a request. It runs on every call, so the path of a field
+// is kept as a stack of steps and spelt out only for a violation.
+type walker struct {
+	path []step
+	vs   []apierr.Violation
+}
+
+// step is one step of a path: a field, then perhaps a list index or a map key.
+type step struct {
+	field string
+	index int    // -1 unless a list element
+	key   string // set for a map entry
+	isKey bool
+}
+
+func (w *walker) message(m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		path := fd.JSONName()
-		if prefix != "" {
-			path = prefix + "." + path
-		}
 		multiline := !identifier(fd)
 		switch {
 		case fd.IsMap():
+			stringKeys := fd.MapKey().Kind() == protoreflect.StringKind
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				key := k.String()
-				if fd.MapKey().Kind() == protoreflect.StringKind {
-					if p := Problem(key, false); p != "" {
-						*vs = append(*vs, apierr.Violation{Field: path, Reason: "has a key that " + p})
+				w.path = append(w.path, step{field: fd.JSONName(), index: -1, key: k.String(), isKey: true})
+				if stringKeys {
+					if p := Problem(k.String(), false); p != "" {
+						w.add("has a key that " + p)
+						w.path = w.path[:len(w.path)-1]
 						return true
 					}
 				}
-				checkValue(fd.MapValue(), mv, fmt.Sprintf("%s[%q]", path, key), multiline, vs)
+				w.value(fd.MapValue(), mv, multiline)
+				w.path = w.path[:len(w.path)-1]
 				return true
 			})
 		case fd.IsList():
+			if k := fd.Kind(); k != protoreflect.StringKind && k != protoreflect.MessageKind && k != protoreflect.GroupKind {
+				return true
+			}
 			l := v.List()
 			for i := range l.Len() {
-				checkValue(fd, l.Get(i), fmt.Sprintf("%s[%d]", path, i), multiline, vs)
+				w.path = append(w.path, step{field: fd.JSONName(), index: i})
+				w.value(fd, l.Get(i), multiline)
+				w.path = w.path[:len(w.path)-1]
 			}
 		default:
-			checkValue(fd, v, path, multiline, vs)
+			w.path = append(w.path, step{field: fd.JSONName(), index: -1})
+			w.value(fd, v, multiline)
+			w.path = w.path[:len(w.path)-1]
 		}
 		return true
 	})
 }
 
-func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, multiline bool, vs *[]apierr.Violation) {
+func (w *walker) value(fd protoreflect.FieldDescriptor, v protoreflect.Value, multiline bool) {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		if p := Problem(v.String(), multiline); p != "" {
-			*vs = append(*vs, apierr.Violation{Field: path, Reason: p})
+			w.add(p)
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		walk(v.Message(), path, vs)
+		w.message(v.Message())
 	}
+}
+
+func (w *walker) add(reason string) {
+	var b strings.Builder
+	for i, s := range w.path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.field)
+		switch {
+		case s.isKey:
+			fmt.Fprintf(&b, "[%q]", s.key)
+		case s.index >= 0:
+			fmt.Fprintf(&b, "[%d]", s.index)
+		}
+	}
+	w.vs = append(w.vs, apierr.Violation{Field: b.String(), Reason: reason})
 }
 
 // identifier reports fields that hold an identifier or a token, never prose.

@@ -1,10 +1,12 @@
 package text
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"mash/pkg/apierr"
@@ -105,4 +107,24 @@ func asError(err error, target **apierr.Error) bool {
 	e, ok := err.(*apierr.Error)
 	*target = e
 	return ok
+}
+
+// BenchmarkCheckReferral is the cost the check adds to every submission: the example
+// referral, walked field by field.
+func BenchmarkCheckReferral(b *testing.B) {
+	raw, err := os.ReadFile("../../services/intake/testdata/referral.example.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub := &intakev1.ReferralSubmission{}
+	if err := protojson.Unmarshal(raw, sub); err != nil {
+		b.Fatal(err)
+	}
+	req := &intakev1.SubmitReferralRequest{Referral: sub}
+	b.ReportAllocs()
+	for b.Loop() {
+		if vs := Check(req); len(vs) != 0 {
+			b.Fatal(vs)
+		}
+	}
 }
