@@ -85,8 +85,10 @@ func publicMethod(fullMethod string) bool {
 }
 
 // unaryInterceptor does, for every unary call and in this order: request id, panic recovery,
-// authentication, the handler, mapping the error to a status (the one place), then one log
-// line and the metrics.
+// the client address's rate and failed-authentication limits (before any other work),
+// authentication, the credential's rate limit, the access reason and the text of every
+// field, the handler, mapping the error to a status (the one place), then one log line and
+// the metrics.
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)

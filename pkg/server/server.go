@@ -1,7 +1,8 @@
 // Package server runs the gRPC and HTTP listeners every mash process has: the services'
 // APIs, gRPC health and reflection, /healthz, /readyz and /metrics, with one interceptor
-// chain for authentication, request ids, logging, metrics and error mapping, and a graceful
-// shutdown that lets in-flight requests finish.
+// chain for rate limits, authentication, request ids, free-text checks, logging, metrics and
+// error mapping, security headers on every HTTP response, capped and idle-closed
+// connections, and a graceful shutdown that lets in-flight requests finish.
 package server
 
 import (
