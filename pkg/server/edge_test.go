@@ -417,3 +417,18 @@ func TestFailedAuthLimitCountsTheForwardedClient(t *testing.T) {
 		t.Fatalf("another client behind the same proxy: %d", code)
 	}
 }
+
+func TestIPv6AddressesAreCountedByTheirSlash64(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]string{
+		"2001:db8:1:2:aaaa::1":  "2001:db8:1:2::/64",
+		"2001:db8:1:2:bbbb::99": "2001:db8:1:2::/64",
+		"192.0.2.7":             "192.0.2.7",
+		"::ffff:192.0.2.7":      "::ffff:192.0.2.7",
+		"not an address":        "not an address",
+	} {
+		if got := addrKey(addr); got != want {
+			t.Errorf("addrKey(%s) = %s; want %s", addr, got, want)
+		}
+	}
+}

@@ -201,10 +201,11 @@ func (l *limiter) beforeAuth(addr string) error {
 	if l.exempted(addr) {
 		return nil
 	}
-	if wait, ok := l.address.take(addr); !ok {
+	key := addrKey(addr)
+	if wait, ok := l.address.take(key); !ok {
 		return apierr.TooManyRequests("too many requests from this address; retry after the time given", wait)
 	}
-	if wait, empty := l.failedAuth.spent(addr); empty {
+	if wait, empty := l.failedAuth.spent(key); empty {
 		return apierr.TooManyRequests("too many failed authentications from this address; retry after the time given", wait)
 	}
 	return nil
@@ -213,7 +214,7 @@ func (l *limiter) beforeAuth(addr string) error {
 // authFailed counts a refused credential against addr.
 func (l *limiter) authFailed(addr string) {
 	if !l.exempted(addr) {
-		l.failedAuth.take(addr)
+		l.failedAuth.take(addrKey(addr))
 	}
 }
 
@@ -222,10 +223,25 @@ func (l *limiter) byAddress(addr string) error {
 	if l.exempted(addr) {
 		return nil
 	}
-	if wait, ok := l.address.take(addr); !ok {
+	if wait, ok := l.address.take(addrKey(addr)); !ok {
 		return apierr.TooManyRequests("too many requests from this address; retry after the time given", wait)
 	}
 	return nil
+}
+
+// addrKey is what the per-address limits count by: an IPv4 address, or an IPv6 address's
+// /64 network, since one host commonly holds a whole /64 and could otherwise take a fresh
+// address per request.
+func addrKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || !ip.Unmap().Is6() {
+		return addr
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 func (l *limiter) exempted(addr string) bool { return within(l.exempt, addr) }
