@@ -92,7 +92,7 @@ const revocationRetry = time.Second
 // survives; the cache's TTL stays as the last backstop. It returns when ctx ends.
 func (s *Store) FollowRevocations(ctx context.Context, log *zap.Logger, hooks RevocationHooks) error {
 	for {
-		err := s.followOnce(ctx, hooks)
+		err := s.followOnce(ctx, log, hooks)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -105,7 +105,7 @@ func (s *Store) FollowRevocations(ctx context.Context, log *zap.Logger, hooks Re
 	}
 }
 
-func (s *Store) followOnce(ctx context.Context, hooks RevocationHooks) error {
+func (s *Store) followOnce(ctx context.Context, log *zap.Logger, hooks RevocationHooks) error {
 	// A connection outside the pool: a listening connection must never be handed to a
 	// query, and it should not take one of the pool's slots for ever.
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
@@ -130,6 +130,7 @@ func (s *Store) followOnce(ctx context.Context, hooks RevocationHooks) error {
 			continue
 		}
 		s.evict(r)
+		log.Info("auth: revocation applied", zap.String("kind", r.Kind), zap.String("id", r.ID))
 		if hooks.Applied != nil {
 			hooks.Applied(r)
 		}

@@ -107,6 +107,18 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 			t.Errorf("metrics lack %s", m)
 		}
 	}
+	// Revoke through the CLI while the process has the credential in its cache: the
+	// running process refuses it as soon as it has applied Postgres's announcement, long
+	// before the cache would have let it go.
+	id := strings.Split(token, "_")[1]
+	if _, stderr, code := s.run(t, "clients", "revoke", id); code != 0 {
+		t.Fatalf("revoke: %s", stderr)
+	}
+	applied := `"msg":"auth: revocation applied","kind":"client","id":"` + id + `"`
+	p.out.waitFor(t, applied, 30*time.Second)
+	if code, body, _ := s.submit(token, example(t)); code != 401 {
+		t.Fatalf("revoked credential in the running process: %d %s", code, body)
+	}
 	p.stop(t)
 	if code := p.exitCode(t); code != 0 {
 		t.Fatalf("graceful stop exited %d:\n%s", code, p.out)
@@ -132,11 +144,7 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 		t.Error("no 'referral accepted' log line with the referral id")
 	}
 
-	// Revoke through the CLI; a restarted process refuses the credential.
-	id := strings.Split(token, "_")[1]
-	if _, stderr, code := s.run(t, "clients", "revoke", id); code != 0 {
-		t.Fatalf("revoke: %s", stderr)
-	}
+	// A restarted process refuses the credential too.
 	s.start(t)
 	if code, body, _ := s.submit(token, example(t)); code != 401 {
 		t.Fatalf("revoked credential: %d %s", code, body)
