@@ -313,10 +313,12 @@ func TestIdleGRPCConnectionIsClosed(t *testing.T) {
 // HTTP connections idle past the idle timeout, or slow to send their headers, are closed.
 func TestHTTPIdleAndSlowHeaderConnectionsAreClosed(t *testing.T) {
 	t.Parallel()
-	_, base, _ := edgeServer(t, Config{Limits: Limits{IdleTimeout: 200 * time.Millisecond, ReadHeaderTimeout: 200 * time.Millisecond}})
-	addr := strings.TrimPrefix(base, "http://")
+	// Two servers, so that a slow test machine taking long to send the first request
+	// cannot trip the short header timeout of the idle case.
+	_, base, _ := edgeServer(t, Config{Limits: Limits{IdleTimeout: 200 * time.Millisecond}})
+	_, slowBase, _ := edgeServer(t, Config{Limits: Limits{ReadHeaderTimeout: 200 * time.Millisecond}})
 
-	idle := dial(t, addr)
+	idle := dial(t, strings.TrimPrefix(base, "http://"))
 	if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -326,13 +328,14 @@ func TestHTTPIdleAndSlowHeaderConnectionsAreClosed(t *testing.T) {
 		t.Fatalf("first request: %v", err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	waitClosed(t, idle, r)
+	waitClosed(t, idle, r, 30*time.Second) // the default idle timeout is 2m
 
-	slow := dial(t, addr)
+	slow := dial(t, strings.TrimPrefix(slowBase, "http://"))
 	if _, err := io.WriteString(slow, "GET /healthz HTTP/1.1\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, slow, bufio.NewReader(slow))
+	// The default header timeout is 5s: closed well before it, the setting took effect.
+	waitClosed(t, slow, bufio.NewReader(slow), DefaultReadHeaderTimeout-time.Second)
 }
 
 func dial(t *testing.T, addr string) net.Conn {
@@ -345,10 +348,11 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// waitClosed reads until the server closes c; the deadline only stops a broken test.
-func waitClosed(t *testing.T, c net.Conn, r *bufio.Reader) {
+// waitClosed reads until the server closes c, failing if it is still open after limit
+// (set below the default timeout, so only the configured one can close it in time).
+func waitClosed(t *testing.T, c net.Conn, r *bufio.Reader, limit time.Duration) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(limit))
 	_, err := io.Copy(io.Discard, r)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
