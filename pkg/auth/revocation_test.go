@@ -68,11 +68,11 @@ func TestRevocationReachesEveryProcessAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	client, _ := b.Authenticate(ctx, clientToken)
-	sess, sessToken, err := a.CreateSession(ctx, "alice", "Alice Jones", RolePractitioner, "cardiff-mash", time.Hour)
+	sess, sessToken, err := a.CreateSession(ctx, "alice", "Alice Jones", RolePractitioner, "cardiff-mash", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, bobToken, err := a.CreateSession(ctx, "bob", "Bob Evans", RoleManager, "cardiff-mash", time.Hour)
+	_, bobToken, err := a.CreateSession(ctx, "bob", "Bob Evans", RoleManager, "cardiff-mash", time.Hour, "*")
 	if err != nil {
 		t.Fatal(err)
 	}
