@@ -6,12 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"mash/pkg/auth"
 )
@@ -27,6 +31,9 @@ type Error struct {
 	Code       codes.Code
 	Message    string
 	Violations []Violation
+	// RetryAfter, when positive, tells the caller how long to wait before trying again
+	// (Retry-After over HTTP, a google.rpc.RetryInfo detail over gRPC).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
@@ -66,6 +73,11 @@ func FailedPrecondition(msg string) error {
 // Unavailable reports a dependency that is down; the caller should retry.
 func Unavailable(msg string) error { return &Error{Code: codes.Unavailable, Message: msg} }
 
+// TooManyRequests reports a caller over its rate limit; it may try again after retryAfter.
+func TooManyRequests(msg string, retryAfter time.Duration) error {
+	return &Error{Code: codes.ResourceExhausted, Message: msg, RetryAfter: retryAfter}
+}
+
 // Status converts any error to the status the caller sees. Errors that are not *Error are
 // internal: their text may hold details the caller must not see, so only "internal error"
 // goes out (the server logs the rest).
@@ -83,6 +95,11 @@ func Status(err error) *status.Status {
 				br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Reason})
 			}
 			if withDetails, derr := st.WithDetails(br); derr == nil {
+				st = withDetails
+			}
+		}
+		if e.RetryAfter > 0 {
+			if withDetails, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); derr == nil {
 				st = withDetails
 			}
 		}
@@ -153,10 +170,13 @@ func WriteHTTP(w http.ResponseWriter, err error) int {
 	b.Error.Code = rpccode.Code_name[int32(st.Code())]
 	b.Error.Message = st.Message()
 	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, fv := range d.GetFieldViolations() {
 				b.Error.FieldViolations = append(b.Error.FieldViolations, Violation{Field: fv.GetField(), Reason: fv.GetDescription()})
 			}
+		case *errdetails.RetryInfo:
+			w.Header().Set("Retry-After", RetryAfterSeconds(d.GetRetryDelay().AsDuration()))
 		}
 	}
 	code := HTTPCode(st.Code())
@@ -167,4 +187,10 @@ func WriteHTTP(w http.ResponseWriter, err error) int {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(b)
 	return code
+}
+
+// RetryAfterSeconds is d as a Retry-After value: whole seconds, rounded up, at least 1, so a
+// caller that honours it is never early.
+func RetryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }

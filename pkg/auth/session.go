@@ -118,19 +118,28 @@ func SessionID(token string) (string, bool) {
 }
 
 // EndSession signs the session of token out. It stops being accepted by this store at
-// once and by other processes within SessionCacheTTL. Ending an ended, expired or unknown
+// once, by other processes following revocations as soon as the announcement reaches
+// them, and by any other within SessionCacheTTL. Ending an ended, expired or unknown
 // session is ErrNoSuchSession.
 func (s *Store) EndSession(ctx context.Context, token string) error {
 	sess, err := s.lookupSession(ctx, token)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL`, sess.ID, s.now())
+	ended := false
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL`, sess.ID, s.now())
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		ended = true
+		return announce(ctx, tx, Revocation{Kind: RevokedSession, ID: sess.ID})
+	})
 	if err != nil {
 		return fmt.Errorf("end session %s: %w", sess.ID, err)
 	}
-	s.forgetSessions(func(c cached) bool { return c.session == sess.ID })
-	if tag.RowsAffected() == 0 {
+	s.evict(Revocation{Kind: RevokedSession, ID: sess.ID})
+	if !ended {
 		return ErrNoSuchSession
 	}
 	return nil
@@ -156,12 +165,22 @@ func (s *Store) PruneSessions(ctx context.Context) (int64, error) {
 // EndUserSessions signs a person out everywhere (an account disabled or its role changed)
 // and returns how many sessions ended.
 func (s *Store) EndUserSessions(ctx context.Context, userID string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL`, userID, s.now())
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL`, userID, s.now())
+		if err != nil {
+			return err
+		}
+		// Announced even when no session was live: it costs nothing, and a process that
+		// missed an earlier announcement may still cache one of this person's sessions.
+		n = tag.RowsAffected()
+		return announce(ctx, tx, Revocation{Kind: RevokedUser, ID: userID})
+	})
 	if err != nil {
 		return 0, fmt.Errorf("end sessions of %s: %w", userID, err)
 	}
-	s.forgetSessions(func(c cached) bool { return c.session != "" && c.id.ClientID == UserPrefix+userID })
-	return tag.RowsAffected(), nil
+	s.evict(Revocation{Kind: RevokedUser, ID: userID})
+	return n, nil
 }
 
 func (s *Store) forgetSessions(match func(cached) bool) {

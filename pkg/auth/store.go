@@ -50,8 +50,9 @@ type Client struct {
 }
 
 // Store keeps clients in Postgres and caches successful look-ups briefly, so a busy
-// integrator's requests do not each cost a database round trip. A revocation therefore
-// takes effect within CacheTTL.
+// integrator's requests do not each cost a database round trip. A revocation is announced
+// to every process, whose FollowRevocations evicts it from its cache at once; CacheTTL
+// bounds how long a process that missed the announcement may still accept it.
 type Store struct {
 	pool     *pgxpool.Pool
 	now      func() time.Time
@@ -68,7 +69,8 @@ type cached struct {
 	session string
 }
 
-// CacheTTL bounds how long a revoked credential may still be accepted by a running process.
+// CacheTTL bounds how long a revoked credential may still be accepted by a running process
+// that is not following revocations, or missed one.
 const CacheTTL = 30 * time.Second
 
 // NewStore returns a Store over pool.
@@ -126,16 +128,24 @@ func (s *Store) List(ctx context.Context) ([]Client, error) {
 // ErrNoSuchClient means no active client has that id.
 var ErrNoSuchClient = errors.New("no active client with that id")
 
-// Revoke disables a client. Running processes stop accepting it within CacheTTL.
+// Revoke disables a client. This process stops accepting it at once, and every process
+// following revocations (FollowRevocations) as soon as the announcement reaches it.
 func (s *Store) Revoke(ctx context.Context, id, revokedBy string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE auth.clients SET revoked_at = now(), revoked_by = $2
-		WHERE id = $1 AND revoked_at IS NULL`, id, revokedBy)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE auth.clients SET revoked_at = now(), revoked_by = $2
+			WHERE id = $1 AND revoked_at IS NULL`, id, revokedBy)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNoSuchClient
+		}
+		return announce(ctx, tx, Revocation{Kind: RevokedClient, ID: id})
+	})
 	if err != nil {
 		return fmt.Errorf("revoke client %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("revoke client %s: %w", id, ErrNoSuchClient)
-	}
+	s.evict(Revocation{Kind: RevokedClient, ID: id})
 	return nil
 }
 

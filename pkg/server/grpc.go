@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -14,10 +15,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/peers"
+	"mash/pkg/text"
 )
 
 // Authenticator turns a bearer token into an identity.
@@ -40,14 +43,21 @@ func AccessReason(ctx context.Context) string {
 	return s
 }
 
-func withAccessReason(ctx context.Context, reason string) context.Context {
+// MaxAccessReason is how much of an access reason is kept, in bytes; a longer one is cut
+// at a character boundary.
+const MaxAccessReason = 500
+
+// withAccessReason keeps the caller's reason, cut to MaxAccessReason. A reason that is not
+// single-line UTF-8 text is refused naming the header (field), as the audit log could not
+// store it.
+func withAccessReason(ctx context.Context, reason, field string) (context.Context, error) {
 	if reason == "" {
-		return ctx
+		return ctx, nil
 	}
-	if len(reason) > 500 {
-		reason = reason[:500]
+	if p := text.Problem(reason, false); p != "" {
+		return ctx, apierr.Invalid([]apierr.Violation{{Field: field, Reason: p}})
 	}
-	return context.WithValue(ctx, accessReasonKey{}, reason)
+	return context.WithValue(ctx, accessReasonKey{}, text.Truncate(reason, MaxAccessReason)), nil
 }
 
 type requestIDKey struct{}
@@ -75,13 +85,14 @@ func publicMethod(fullMethod string) bool {
 }
 
 // unaryInterceptor does, for every unary call and in this order: request id, panic recovery,
-// authentication, the handler, mapping the error to a status (the one place), then one log
-// line and the metrics.
+// the client address's rate and failed-authentication limits (before any other work),
+// authentication, the credential's rate limit, the access reason and the text of every
+// field, the handler, mapping the error to a status (the one place), then one log line and
+// the metrics.
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
 	ctx, reqID := withRequestID(ctx, first(md.Get(RequestIDHeader)))
-	ctx = withAccessReason(ctx, first(md.Get(AccessReasonHeader)))
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, reqID))
 	var ident auth.Identity
 
@@ -109,20 +120,60 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	}()
 
 	if !publicMethod(info.FullMethod) {
+		addr := s.limits.grpcAddr(ctx, md)
+		if err := s.limits.beforeAuth(addr); err != nil {
+			return nil, s.retryAfterHeader(ctx, err)
+		}
 		token, ok := "", false
 		if v := first(md.Get("authorization")); v != "" {
 			token, ok = auth.BearerToken(v)
 		}
 		if !ok {
+			s.limits.authFailed(addr)
 			return nil, auth.ErrUnauthenticated
 		}
 		ident, err = s.authn.Authenticate(ctx, token)
 		if err != nil {
+			if errors.Is(err, auth.ErrUnauthenticated) {
+				s.limits.authFailed(addr)
+			}
 			return nil, err
+		}
+		if err := s.limits.afterAuth(ident.ClientID); err != nil {
+			return nil, s.retryAfterHeader(ctx, err)
+		}
+		if ctx, err = withAccessReason(ctx, accessReasonMetadata(md), AccessReasonHeader); err != nil {
+			return nil, err
+		}
+		// Every string of every request is checked here, so a field added to a contract
+		// is covered without a word in its handler.
+		if m, ok := req.(proto.Message); ok {
+			if err := text.Invalid(m); err != nil {
+				return nil, err
+			}
 		}
 		ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
 	}
 	return handler(ctx, req)
+}
+
+// accessReasonMetadata is the reason from gRPC metadata. ASCII metadata cannot carry an
+// accented letter, so a reason in UTF-8 may come as x-access-reason-bin instead.
+func accessReasonMetadata(md metadata.MD) string {
+	if v := first(md.Get(AccessReasonHeader)); v != "" {
+		return v
+	}
+	return first(md.Get(AccessReasonHeader + "-bin"))
+}
+
+// retryAfterHeader also sends a rate limit's wait as a retry-after header, for clients that
+// read headers rather than the status's RetryInfo detail.
+func (s *Server) retryAfterHeader(ctx context.Context, err error) error {
+	var e *apierr.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", apierr.RetryAfterSeconds(e.RetryAfter)))
+	}
+	return err
 }
 
 func first(vs []string) string {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -36,13 +37,21 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // HandleAPI registers an authenticated API route. pattern is a Go 1.22 mux pattern such as
 // "POST /v1/referrals"; it is also the method label in logs and metrics.
 func (s *Server) HandleAPI(pattern string, h http.HandlerFunc) {
-	s.mux.Handle(pattern, s.wrap(pattern, true, h))
+	s.mux.Handle(pattern, s.wrap(pattern, routeAPI, h))
 	s.routes = append(s.routes, Route{Pattern: pattern})
 }
 
-// HandlePublic registers a route that needs no credential (health, metrics).
+// HandlePublic registers a route that needs no credential, such as the console's pages
+// (which check their own session); it is still limited per client address.
 func (s *Server) HandlePublic(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, s.wrap(pattern, false, h.ServeHTTP))
+	s.mux.Handle(pattern, s.wrap(pattern, routePublic, h.ServeHTTP))
+	s.routes = append(s.routes, Route{Pattern: pattern, Public: true})
+}
+
+// handleProbe registers a public route the platform polls (health, readiness, metrics):
+// it is not rate-limited, so a busy scraper never makes a healthy process look dead.
+func (s *Server) handleProbe(pattern string, h http.HandlerFunc) {
+	s.mux.Handle(pattern, s.wrap(pattern, routeProbe, h))
 	s.routes = append(s.routes, Route{Pattern: pattern, Public: true})
 }
 
@@ -57,12 +66,35 @@ type Route struct {
 // calls every one.
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
-func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.Handler {
+// routeKind says what wrap does before the handler.
+type routeKind int
+
+const (
+	routeAPI    routeKind = iota // rate limits, bearer credential, access reason
+	routePublic                  // the per-address rate limit only
+	routeProbe                   // nothing: health, readiness, metrics
+)
+
+// setSecurityHeaders marks every response as not to be cached or sniffed: API answers and
+// console pages carry children's personal data, which must not linger in a browser's or a
+// proxy's cache. A handler that serves something cacheable (static files) overrides
+// Cache-Control. Over TLS (or behind a proxy that ends it), browsers are told to use HTTPS
+// only.
+func (s *Server) setSecurityHeaders(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.TLS != nil || s.cfg.BehindTLS {
+		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	}
+}
+
+func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, reqID := withRequestID(r.Context(), r.Header.Get(RequestIDHeader))
-		ctx = withAccessReason(ctx, r.Header.Get(AccessReasonHeader))
 		w.Header().Set(RequestIDHeader, reqID)
+		s.setSecurityHeaders(w, r)
 		rec := &statusRecorder{ResponseWriter: w}
 		var ident auth.Identity
 		defer func() {
@@ -75,26 +107,54 @@ func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.
 			}
 			elapsed := time.Since(start)
 			s.metrics.observe("http", route, fmt.Sprint(rec.code), elapsed.Seconds())
-			if authenticate {
+			if kind == routeAPI {
 				s.log.Info("request", zap.String("transport", "http"), zap.String("method", route),
 					zap.String("request_id", reqID), zap.String("agency", ident.Agency), zap.String("client", ident.ClientID),
 					zap.Int("code", rec.code), zap.Duration("latency", elapsed))
 			}
 		}()
-		if authenticate {
-			token, ok := auth.BearerToken(r.Header.Get("Authorization"))
-			if !ok {
-				apierr.WriteHTTP(rec, auth.ErrUnauthenticated)
-				return
-			}
-			var err error
-			ident, err = s.authn.Authenticate(ctx, token)
-			if err != nil {
-				s.WriteError(rec, r.WithContext(ctx), err)
-				return
-			}
-			ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
+		if kind == routeProbe {
+			h(rec, r.WithContext(ctx))
+			return
 		}
+		addr := s.limits.httpAddr(r)
+		if kind == routePublic {
+			if err := s.limits.byAddress(addr); err != nil {
+				apierr.WriteHTTP(rec, err)
+				return
+			}
+			h(rec, r.WithContext(ctx))
+			return
+		}
+		if err := s.limits.beforeAuth(addr); err != nil {
+			apierr.WriteHTTP(rec, err)
+			return
+		}
+		token, ok := auth.BearerToken(r.Header.Get("Authorization"))
+		if !ok {
+			s.limits.authFailed(addr)
+			apierr.WriteHTTP(rec, auth.ErrUnauthenticated)
+			return
+		}
+		var err error
+		ident, err = s.authn.Authenticate(ctx, token)
+		if err != nil {
+			if errors.Is(err, auth.ErrUnauthenticated) {
+				s.limits.authFailed(addr)
+			}
+			s.WriteError(rec, r.WithContext(ctx), err)
+			return
+		}
+		if err := s.limits.afterAuth(ident.ClientID); err != nil {
+			apierr.WriteHTTP(rec, err)
+			return
+		}
+		ctx, err = withAccessReason(ctx, r.Header.Get(AccessReasonHeader), "X-Access-Reason")
+		if err != nil {
+			apierr.WriteHTTP(rec, err)
+			return
+		}
+		ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
 		h(rec, r.WithContext(ctx))
 	})
 }

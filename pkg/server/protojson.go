@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
+	"mash/pkg/text"
 )
 
 // MaxJSONBody bounds HTTP/JSON request bodies of HandleProto routes.
@@ -66,6 +67,10 @@ func handleProto[Req, Resp proto.Message](s *Server, pattern string, mediaTypes 
 				s.WriteError(w, r, err)
 				return
 			}
+		}
+		if err := text.Invalid(req); err != nil {
+			s.WriteError(w, r, err)
+			return
 		}
 		resp, err := call(r.Context(), req)
 		if err != nil {

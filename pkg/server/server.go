@@ -1,7 +1,8 @@
 // Package server runs the gRPC and HTTP listeners every mash process has: the services'
 // APIs, gRPC health and reflection, /healthz, /readyz and /metrics, with one interceptor
-// chain for authentication, request ids, logging, metrics and error mapping, and a graceful
-// shutdown that lets in-flight requests finish.
+// chain for rate limits, authentication, request ids, free-text checks, logging, metrics and
+// error mapping, security headers on every HTTP response, capped and idle-closed
+// connections, and a graceful shutdown that lets in-flight requests finish.
 package server
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -32,7 +34,8 @@ type Check struct {
 	Check func(ctx context.Context) error
 }
 
-// Config holds the listen addresses and, when certificates are configured, their TLS.
+// Config holds the listen addresses, the limits on what clients may take and, when
+// certificates are configured, their TLS.
 type Config struct {
 	GRPCAddr        string
 	HTTPAddr        string
@@ -42,6 +45,10 @@ type Config struct {
 	GRPCTLS *tls.Config
 	// HTTPTLS, when set, serves HTTP over TLS only (HTTP/2 offered).
 	HTTPTLS *tls.Config
+	Limits  Limits
+	// BehindTLS says clients reach this server over HTTPS through a proxy that ends TLS, so
+	// responses carry Strict-Transport-Security even though the request came in clear.
+	BehindTLS bool
 }
 
 // Server owns the two listeners.
@@ -49,6 +56,7 @@ type Server struct {
 	cfg      Config
 	log      *zap.Logger
 	authn    Authenticator
+	limits   *limiter
 	metrics  *Metrics
 	gatherer prometheus.Gatherer
 
@@ -66,7 +74,8 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
-	s := &Server{cfg: cfg, log: log, authn: authn, metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
+	cfg.Limits = cfg.Limits.withDefaults()
+	s := &Server{cfg: cfg, log: log, authn: authn, limits: newLimiter(cfg.Limits, time.Now), metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
 	var creds []grpc.ServerOption
 	if cfg.GRPCTLS != nil {
 		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.GRPCTLS)))
@@ -84,16 +93,19 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		grpc.InitialConnWindowSize(1<<20),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// A connection with no call in flight for the idle timeout is sent away (GOAWAY), so
+		// idle clients do not hold connections, and their slots under MaxConns, for ever.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.Limits.IdleTimeout}),
 	)...)
 	s.health = newHealthService(s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	s.HandlePublic("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	s.handleProbe("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
-	}))
-	s.HandlePublic("GET /readyz", http.HandlerFunc(s.readyz))
-	s.HandlePublic("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	})
+	s.handleProbe("GET /readyz", s.readyz)
+	s.handleProbe("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP)
 	return s
 }
 
@@ -141,7 +153,7 @@ type Listeners struct {
 	GRPC, HTTP net.Listener
 }
 
-// Listen binds both addresses.
+// Listen binds both addresses, each capped at Limits.MaxConns open connections.
 func (s *Server) Listen() (Listeners, error) {
 	g, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
@@ -152,6 +164,9 @@ func (s *Server) Listen() (Listeners, error) {
 		g.Close()
 		return Listeners{}, fmt.Errorf("MASH_HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
 	}
+	if n := s.cfg.Limits.MaxConns; n > 0 {
+		g, h = netutil.LimitListener(g, n), netutil.LimitListener(h, n)
+	}
 	return Listeners{GRPC: g, HTTP: h}, nil
 }
 
@@ -160,10 +175,10 @@ func (s *Server) Listen() (Listeners, error) {
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	httpSrv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       s.cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         s.cfg.HTTPTLS,
 	}

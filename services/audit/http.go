@@ -11,6 +11,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/server"
+	"mash/pkg/text"
 	auditv1 "mash/proto/mash/audit/v1"
 )
 
@@ -139,6 +140,10 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 		q := &queryReader{r: r}
 		req := exportRequest(q)
 		if err := q.err(); err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
+		if err := text.Invalid(req); err != nil {
 			srv.WriteError(w, r, err)
 			return
 		}

@@ -670,3 +670,29 @@ func TestResetLocalPasswordEndsSessions(t *testing.T) {
 		t.Fatal("a too-short password was accepted")
 	}
 }
+
+// A form field holding a NUL or another control character is refused with a 400 naming
+// the field, before any service is called; line breaks in free text are text.
+func TestFormTextWithAControlCharacterIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.signIn(t, "practitioner1")
+	id := amberCaseID
+	_, body, _ := get(t, c, e.srv.URL+"/console/cases/"+id)
+	csrf := csrfOf(t, body)
+	before := len(e.triage.callers)
+	for field, value := range map[string]string{"reason": "Seen\x00today", "pathway": "\x1b[2J"} {
+		form := url.Values{"csrf": {csrf}, "version": {"1"}, "action": {"override"}, "level": {"LEVEL_4"}, "reason": {"Seen today"}}
+		form.Set(field, value)
+		code, body, _ := post(t, c, e.srv.URL+"/console/cases/"+id+"/decide", form)
+		if code != http.StatusBadRequest || !strings.Contains(body, "Field: "+field+".") {
+			t.Errorf("%s with a control character: %d; want 400 naming the field", field, code)
+		}
+	}
+	if len(e.triage.callers) != before {
+		t.Fatal("a form with a control character reached triage")
+	}
+	if code, _, _ := post(t, c, e.srv.URL+"/console/cases/"+id+"/claim", url.Values{"csrf": {csrf}, "version": {"1"}, "note": {"line one\r\nline two"}}); code != http.StatusSeeOther {
+		t.Fatalf("a form with line breaks: %d", code)
+	}
+}

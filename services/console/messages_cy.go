@@ -40,6 +40,8 @@ var messagesCY = map[string]string{
 	"error.internal":    "Mae'n ddrwg gennym, aeth rhywbeth o'i le. Rhowch gynnig arall arni; os yw'n dal i ddigwydd, dywedwch wrth weinyddwr systemau'r hyb.",
 	"error.code":        "Cod gwall %d.",
 	"error.home":        "Ewch i'r dudalen gyntaf",
+	"error.badtext":     "Nid oedd modd cadw'r ffurflen: mae maes yn cynnwys nod nad yw'n destun (megis nod rheoli).",
+	"error.field":       "Maes: %s. Ewch yn ôl, tynnwch y nod a rhoi cynnig arall arni.",
 
 	"signin.title":            "Mewngofnodi",
 	"signin.heading":          "Mewngofnodi i gonsol MASH",

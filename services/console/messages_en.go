@@ -40,6 +40,8 @@ var messagesEN = map[string]string{
 	"error.internal":    "Sorry, something went wrong. Try again; if it keeps happening, tell the hub's system administrator.",
 	"error.code":        "Error code %d.",
 	"error.home":        "Go to the start page",
+	"error.badtext":     "The form could not be saved: a field holds a character that is not text (such as a control character).",
+	"error.field":       "Field: %s. Go back, remove the character and try again.",
 
 	"signin.title":            "Sign in",
 	"signin.heading":          "Sign in to the MASH console",

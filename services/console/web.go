@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/peers"
 	"mash/pkg/server"
+	"mash/pkg/text"
 )
 
 // Cookie names.
@@ -184,6 +186,14 @@ func (s *Service) need(c capability, h pageHandler) http.Handler {
 				s.log.Info("console: CSRF token refused", zap.String("session", rs.sessionID), zap.String("path", r.URL.Path),
 					zap.String("request_id", server.RequestID(r.Context())))
 				s.errorPage(w, r, rs, http.StatusForbidden, "error.csrf")
+				return
+			}
+			// Every form field is free text to the services behind: one that is not
+			// (a NUL, a control character) is refused here, naming it, whatever the page.
+			if field, problem := badFormText(r.PostForm); field != "" {
+				s.log.Info("console: form text refused", zap.String("field", field), zap.String("problem", problem),
+					zap.String("path", r.URL.Path), zap.String("request_id", server.RequestID(r.Context())))
+				s.fieldErrorPage(w, r, rs, http.StatusBadRequest, "error.badtext", field)
 				return
 			}
 		}
@@ -422,10 +432,32 @@ func (s *Service) pageError(w http.ResponseWriter, r *http.Request, rs *reqState
 }
 
 func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, rs *reqState, code int, key string) {
+	s.fieldErrorPage(w, r, rs, code, key, "")
+}
+
+// fieldErrorPage is errorPage naming the form field at fault.
+func (s *Service) fieldErrorPage(w http.ResponseWriter, r *http.Request, rs *reqState, code int, key, field string) {
 	pg := s.newPage(r, rs, "error.title")
 	pg.Data = struct {
 		Code    int
 		Message string
-	}{code, key}
+		Field   string
+	}{code, key, field}
 	s.render(w, code, "error", pg)
+}
+
+// badFormText returns the first form field (by name, in name order) whose value is not
+// acceptable free text, and what is wrong with it.
+func badFormText(form url.Values) (field, problem string) {
+	for _, name := range slices.Sorted(maps.Keys(form)) {
+		if p := text.Problem(name, false); p != "" {
+			return "(name)", p
+		}
+		for _, v := range form[name] {
+			if p := text.Problem(v, true); p != "" {
+				return name, p
+			}
+		}
+	}
+	return "", ""
 }

@@ -10,6 +10,7 @@ import (
 
 	"mash/pkg/apierr"
 	"mash/pkg/server"
+	"mash/pkg/text"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/validation"
 )
@@ -29,6 +30,11 @@ func registerHTTP(srv *server.Server, s *Service) {
 			srv.WriteError(w, r, invalid(vs))
 			return
 		}
+		// The body is the referral itself, so fields are named as in it (child.firstName).
+		if err := text.Invalid(sub); err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
 		resp, err := api.SubmitReferral(r.Context(), &intakev1.SubmitReferralRequest{Referral: sub})
 		if err != nil {
 			srv.WriteError(w, r, err)
@@ -43,7 +49,12 @@ func registerHTTP(srv *server.Server, s *Service) {
 		writeJSON(w, code, resp.GetAcknowledgement())
 	})
 	srv.HandleAPI("GET /v1/referrals/{id}", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := api.GetReferral(r.Context(), &intakev1.GetReferralRequest{Id: r.PathValue("id")})
+		req := &intakev1.GetReferralRequest{Id: r.PathValue("id")}
+		if err := text.Invalid(req); err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
+		resp, err := api.GetReferral(r.Context(), req)
 		if err != nil {
 			srv.WriteError(w, r, err)
 			return
@@ -60,6 +71,10 @@ func registerHTTP(srv *server.Server, s *Service) {
 				return
 			}
 			req.PageSize = int32(n)
+		}
+		if err := text.Invalid(req); err != nil {
+			srv.WriteError(w, r, err)
+			return
 		}
 		resp, err := api.ListReferrals(r.Context(), req)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -494,5 +495,53 @@ func TestSampleMatchesPublishedExample(t *testing.T) {
 	}
 	if string(shared) != string(local) {
 		t.Fatal("testdata/referral.example.json differs from shared/api/referral.example.json; copy it again")
+	}
+}
+
+// An access reason of 499 ASCII letters and one accented letter is 501 bytes: it is kept
+// cut at 500 bytes' worth of whole characters, never inside the "é" (which left invalid
+// UTF-8 that failed every read), and the read answers 200.
+func TestLongAccessReasonIsCutAtACharacterBoundary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	swp := e.credential(t, "south-wales-police", "police", auth.RoleReferrer)
+	staff := e.credential(t, "rct-mash", "hub", auth.RolePractitioner)
+	code, body := e.post(t, swp, string(exampleJSON(t)))
+	if code != 201 {
+		t.Fatal(code, body)
+	}
+	id := decode[ackJSON](t, body).ReferralID
+	reason := strings.Repeat("a", 499) + "é"
+	for i := range 2 {
+		req, _ := http.NewRequest(http.MethodGet, e.httpURL+"/v1/referrals/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+staff)
+		req.Header.Set("X-Access-Reason", reason)
+		if code, body := do(t, req); code != 200 {
+			t.Fatalf("read %d with a long reason: %d %s", i, code, body)
+		}
+	}
+	rows, err := e.pool.Query(context.Background(), `SELECT payload FROM intake.outbox WHERE subject = 'mash.access.referral'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var env eventsv1.Envelope
+		var accessed eventsv1.RecordAccessed
+		if err := proto.Unmarshal(raw, &env); err != nil || env.GetPayload().UnmarshalTo(&accessed) != nil {
+			t.Fatal("undecodable access event")
+		}
+		if accessed.GetReason() != strings.Repeat("a", 499) {
+			t.Fatalf("stored reason of %d bytes, valid UTF-8 %v; want the 499 letters", len(accessed.GetReason()), utf8.ValidString(accessed.GetReason()))
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("%d access events; want 2", n)
 	}
 }

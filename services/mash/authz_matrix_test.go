@@ -244,8 +244,10 @@ func startInProcess(t *testing.T) *inProcess {
 	if strings.Contains(dbURL, "?") {
 		sep = "&"
 	}
+	// Each role's credential calls every endpoint in quick succession: the per-credential
+	// rate limit is off so the table sees authorisation answers, never a 429.
 	cfg, err := parseServeConfig([]string{"--database-url", dbURL + sep + "pool_max_conns=6", "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
-		"--nats-url", "", "--nats-listen", testport.Addr(t), "--data-dir", t.TempDir()})
+		"--nats-url", "", "--nats-listen", testport.Addr(t), "--data-dir", t.TempDir(), "--rate-credential", "0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/peers"
+	apiserver "mash/pkg/server"
 	"mash/pkg/tlsconf"
 	"mash/services/audit"
 	"mash/services/console"
@@ -73,6 +77,10 @@ type serveConfig struct {
 	// NATSPasswords are the passwords of the process's and its services' NATS users, for an
 	// external server (the embedded one makes its own).
 	NATSPasswords map[string]string
+	// Limits are the API listeners' rate limits, connection cap and timeouts.
+	Limits apiserver.Limits
+	// BehindTLS marks responses for HTTPS only (HSTS) when a proxy ends TLS in front.
+	BehindTLS bool
 }
 
 // tlsSettings names each TLS file's setting, for errors.
@@ -120,13 +128,19 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	tlsClientCA := s.String("tls-client-ca", "MASH_TLS_CLIENT_CA", "", "PEM CA bundle for mutual TLS: gRPC and embedded NATS clients must present a certificate that chains to it")
 	plaintext := s.Bool("allow-plaintext", "MASH_ALLOW_PLAINTEXT", false, "allow listening and calling off loopback without TLS (only where the network itself encrypts, e.g. a service mesh)")
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
+	limits := declareLimits(s)
+	behindTLS := s.Bool("behind-tls", "MASH_BEHIND_TLS", false, "clients reach mash over HTTPS through a proxy that ends TLS: responses carry Strict-Transport-Security")
 	if err := s.Parse(args); err != nil {
 		return c, err
 	}
+	var err error
+	if c.Limits, err = limits(); err != nil {
+		return c, err
+	}
+	c.BehindTLS = *behindTLS
 	if err := common(); err != nil {
 		return c, err
 	}
-	var err error
 	if c.Services, err = parseServices(*services); err != nil {
 		return c, err
 	}
@@ -286,4 +300,75 @@ func plaintextOffLoopback(c serveConfig) error {
 		}
 	}
 	return nil
+}
+
+// declareLimits declares the API listeners' limits; the returned function reads and checks
+// them after parsing, naming a bad setting.
+func declareLimits(s *config.Set) func() (apiserver.Limits, error) {
+	credRate := s.String("rate-credential", "MASH_RATE_CREDENTIAL", "50", "requests per second per credential (0: no limit)")
+	credBurst := s.Int("rate-credential-burst", "MASH_RATE_CREDENTIAL_BURST", 100, "requests a credential may make at once above its rate")
+	addrRate := s.String("rate-address", "MASH_RATE_ADDRESS", "200", "requests per second per client address (0: no limit)")
+	addrBurst := s.Int("rate-address-burst", "MASH_RATE_ADDRESS_BURST", 400, "requests an address may make at once above its rate")
+	failRate := s.String("rate-failed-auth", "MASH_RATE_FAILED_AUTH", "1", "failed authentications per second per client address before it is refused unheard (0: no limit)")
+	failBurst := s.Int("rate-failed-auth-burst", "MASH_RATE_FAILED_AUTH_BURST", 20, "failed authentications an address may make at once above its rate")
+	exempt := s.String("rate-exempt", "MASH_RATE_EXEMPT", "127.0.0.0/8,::1/128", "client networks (CIDR, comma-separated) the per-address limits skip: loopback, and the network services call each other from")
+	proxies := s.String("trusted-proxies", "MASH_TRUSTED_PROXIES", "", "networks (CIDR, comma-separated) of proxies whose X-Forwarded-For names the client, such as the ingress controller's")
+	maxConns := s.Int("max-conns", "MASH_MAX_CONNS", 1000, "open connections per listener (gRPC, HTTP) at most (0: no cap)")
+	idle := s.Duration("idle-timeout", "MASH_IDLE_TIMEOUT", apiserver.DefaultIdleTimeout, "an HTTP keep-alive connection, or a gRPC connection with no call in flight, is closed after this long idle")
+	readHeader := s.Duration("read-header-timeout", "MASH_READ_HEADER_TIMEOUT", apiserver.DefaultReadHeaderTimeout, "how long an HTTP client may take to send its request headers")
+	return func() (apiserver.Limits, error) {
+		l := apiserver.Limits{CredentialBurst: *credBurst, AddressBurst: *addrBurst, FailedAuthBurst: *failBurst, MaxConns: *maxConns,
+			IdleTimeout: *idle, ReadHeaderTimeout: *readHeader}
+		for _, r := range []struct {
+			env   string
+			raw   string
+			burst int
+			into  *float64
+		}{
+			{"MASH_RATE_CREDENTIAL", *credRate, *credBurst, &l.CredentialRate},
+			{"MASH_RATE_ADDRESS", *addrRate, *addrBurst, &l.AddressRate},
+			{"MASH_RATE_FAILED_AUTH", *failRate, *failBurst, &l.FailedAuthRate},
+		} {
+			v, err := strconv.ParseFloat(strings.TrimSpace(r.raw), 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+				return l, fmt.Errorf("%s %q: must be a number of requests per second, 0 or more (0: no limit)", r.env, r.raw)
+			}
+			if v > 0 && (r.burst < 1 || r.burst > 1_000_000) {
+				return l, fmt.Errorf("%s_BURST %d: must be between 1 and 1000000", r.env, r.burst)
+			}
+			*r.into = v
+		}
+		var err error
+		if l.Exempt, err = parseNetworks("MASH_RATE_EXEMPT", *exempt); err != nil {
+			return l, err
+		}
+		if l.TrustedProxies, err = parseNetworks("MASH_TRUSTED_PROXIES", *proxies); err != nil {
+			return l, err
+		}
+		switch {
+		case l.MaxConns < 0 || l.MaxConns > 1_000_000:
+			return l, fmt.Errorf("MASH_MAX_CONNS %d: must be between 0 (no cap) and 1000000", l.MaxConns)
+		case l.IdleTimeout < time.Second || l.IdleTimeout > 24*time.Hour:
+			return l, fmt.Errorf("MASH_IDLE_TIMEOUT %s: use between 1s and 24h", l.IdleTimeout)
+		case l.ReadHeaderTimeout < 100*time.Millisecond || l.ReadHeaderTimeout > 30*time.Second:
+			return l, fmt.Errorf("MASH_READ_HEADER_TIMEOUT %s: use between 100ms and 30s", l.ReadHeaderTimeout)
+		}
+		return l, l.Validate()
+	}
+}
+
+// parseNetworks reads comma-separated CIDR networks, naming env and the bad entry.
+func parseNetworks(env, v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: each entry must be a network such as 10.0.0.0/8", env, part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -133,7 +133,8 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		return nil, fmt.Errorf("MASH_TLS_CERT: %w", err)
 	}
 	var peerOpts []peers.Option
-	srvCfg := apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout}
+	srvCfg := apiserver.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
+		Limits: cfg.Limits, BehindTLS: cfg.BehindTLS}
 	if p.tls != nil {
 		peerOpts = append(peerOpts, peers.WithTLS(p.tls.Client()))
 		srvCfg.GRPCTLS, srvCfg.HTTPTLS = p.tls.Server(), p.tls.Public()
@@ -203,6 +204,11 @@ func (s *system) serve(ctx context.Context, ready chan<- struct{}) error {
 	defer stopWork()
 	var workers errgroup.Group
 	workerErr := make(chan error, len(s.running))
+	// A credential revoked or a session ended in any process (or by mash clients revoke)
+	// is dropped from this process's cache as soon as Postgres announces it.
+	workers.Go(func() error {
+		return s.p.auth.FollowRevocations(workCtx, log.Named("auth"), auth.RevocationHooks{})
+	})
 	for _, svc := range s.running {
 		workers.Go(func() error {
 			err := svc.Run(workCtx)

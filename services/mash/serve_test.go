@@ -49,6 +49,15 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--claim-timeout", "10s"}, "MASH_CLAIM_TIMEOUT"},
 		{[]string{"serve", "--peers", "rules"}, "MASH_PEERS"},
 		{[]string{"serve", "--peers", "telepathy=host:9090"}, "MASH_PEERS"},
+		{[]string{"serve", "--rate-credential", "fast"}, "MASH_RATE_CREDENTIAL"},
+		{[]string{"serve", "--rate-address", "-1"}, "MASH_RATE_ADDRESS"},
+		{[]string{"serve", "--rate-failed-auth-burst", "0"}, "MASH_RATE_FAILED_AUTH_BURST"},
+		{[]string{"serve", "--rate-exempt", "localhost"}, "MASH_RATE_EXEMPT"},
+		{[]string{"serve", "--trusted-proxies", "10.0.0.1"}, "MASH_TRUSTED_PROXIES"},
+		{[]string{"serve", "--max-conns", "-5"}, "MASH_MAX_CONNS"},
+		{[]string{"serve", "--idle-timeout", "1ms"}, "MASH_IDLE_TIMEOUT"},
+		{[]string{"serve", "--read-header-timeout", "5m"}, "MASH_READ_HEADER_TIMEOUT"},
+		{[]string{"serve", "--behind-tls=maybe"}, "behind-tls"},
 		{[]string{"serve"}, "postgres"}, // nothing listens on port 1
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},
@@ -120,6 +129,18 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 			t.Errorf("metrics lack %s", m)
 		}
 	}
+	// Revoke through the CLI while the process has the credential in its cache: the
+	// running process refuses it as soon as it has applied Postgres's announcement, long
+	// before the cache would have let it go.
+	id := strings.Split(token, "_")[1]
+	if _, stderr, code := s.run(t, "clients", "revoke", id); code != 0 {
+		t.Fatalf("revoke: %s", stderr)
+	}
+	applied := `"msg":"auth: revocation applied","kind":"client","id":"` + id + `"`
+	p.out.waitFor(t, applied, 30*time.Second)
+	if code, body, _ := s.submit(token, example(t)); code != 401 {
+		t.Fatalf("revoked credential in the running process: %d %s", code, body)
+	}
 	p.stop(t)
 	if code := p.exitCode(t); code != 0 {
 		t.Fatalf("graceful stop exited %d:\n%s", code, p.out)
@@ -145,11 +166,7 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 		t.Error("no 'referral accepted' log line with the referral id")
 	}
 
-	// Revoke through the CLI; a restarted process refuses the credential.
-	id := strings.Split(token, "_")[1]
-	if _, stderr, code := s.run(t, "clients", "revoke", id); code != 0 {
-		t.Fatalf("revoke: %s", stderr)
-	}
+	// A restarted process refuses the credential too.
 	s.start(t)
 	if code, body, _ := s.submit(token, example(t)); code != 401 {
 		t.Fatalf("revoked credential: %d %s", code, body)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"mash/pkg/events"
+	"mash/pkg/text"
 	"mash/services/notify/directory"
 	"mash/services/notify/store"
 )
@@ -61,6 +62,16 @@ func (l *ackListener) handle(ctx context.Context, msg jetstream.Msg) {
 	var body BusAck
 	if err := json.Unmarshal(msg.Data(), &body); err != nil || body.NotificationID == "" {
 		l.reject(msg, agency, "", "body is not {\"notificationId\": \"...\"}")
+		return
+	}
+	// The API refuses such a note naming the field; the bus refuses it too, rather than let
+	// the store fail on it delivery after delivery.
+	if p := text.Problem(body.NotificationID, false); p != "" {
+		l.reject(msg, agency, "", "notificationId "+p)
+		return
+	}
+	if p := text.Problem(body.Note, true); p != "" {
+		l.reject(msg, agency, body.NotificationID, "note "+p)
 		return
 	}
 	n, err := l.svc.store.Get(ctx, body.NotificationID)

@@ -15,6 +15,7 @@ import (
 
 	"mash/pkg/auth"
 	"mash/pkg/events"
+	"mash/pkg/text"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
@@ -448,12 +449,9 @@ func (s *Service) event(subject string, n store.Notification, attempt int, detai
 	return env, raw, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate cuts s to at most n bytes at a character boundary: Postgres refuses the
+// invalid UTF-8 a cut inside a character would leave.
+func truncate(s string, n int) string { return text.Truncate(s, n) }
 
 func ragName(r rulesv1.Rag) string {
 	switch r {

@@ -418,14 +418,17 @@ func TestAcknowledgeOnTheBus(t *testing.T) {
 			}
 		}
 	}
-	pub := func(agency, id string) {
-		b, _ := json.Marshal(map[string]string{"notificationId": id, "note": "seen"})
+	pub := func(agency, id, note string) {
+		b, _ := json.Marshal(map[string]string{"notificationId": id, "note": note})
 		if _, err := e.js.PublishMsg(context.Background(), &nats.Msg{Subject: "mash.notify." + agency + ".ack", Data: b}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pub("rct-csc", police.ID) // wrong agency: refused
-	pub("rct-csc", social.ID)
+	pub("rct-csc", police.ID, "seen")       // wrong agency: refused
+	pub("rct-csc", social.ID, "seen\x00ok") // not text: refused
+	// A note over 500 bytes is kept cut at a character boundary: 499 letters and an "é"
+	// would otherwise leave half a character, which Postgres refuses.
+	pub("rct-csc", social.ID, strings.Repeat("a", 499)+"é")
 	e.waitFor(t, "bus acknowledgement", func() bool {
 		n, _ := store.New(e.pool).Get(context.Background(), social.ID)
 		return n.AcknowledgedAt != nil
@@ -434,7 +437,8 @@ func TestAcknowledgeOnTheBus(t *testing.T) {
 	if n, _ := store.New(e.pool).Get(context.Background(), police.ID); n.AcknowledgedAt != nil {
 		t.Fatalf("another agency acknowledged police's notification")
 	}
-	if n, _ := store.New(e.pool).Get(context.Background(), social.ID); n.State != store.StateAcknowledged || !strings.Contains(n.AcknowledgedBy, "rct-csc") {
+	if n, _ := store.New(e.pool).Get(context.Background(), social.ID); n.State != store.StateAcknowledged || !strings.Contains(n.AcknowledgedBy, "rct-csc") ||
+		n.AckNote != strings.Repeat("a", 499) {
 		t.Fatalf("acknowledged: %+v", n)
 	}
 }

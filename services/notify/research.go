@@ -17,6 +17,7 @@ import (
 
 	"mash/pkg/auth"
 	"mash/pkg/events"
+	"mash/pkg/text"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
@@ -259,6 +260,11 @@ func parseAnswer(agency string, data []byte) (BusAnswer, error) {
 	}
 	if n := utf8.RuneCountInString(b.Answer); n > MaxAnswerChars {
 		return b, answerFault{fmt.Sprintf("answer is %d characters: at most %d", n, MaxAnswerChars)}
+	}
+	// The API refuses such text naming the field; the bus refuses it the same way, rather
+	// than let triage fail to store it.
+	if p := text.Problem(b.Answer, true); p != "" {
+		return b, answerFault{"answer " + p}
 	}
 	return b, nil
 }

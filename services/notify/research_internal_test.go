@@ -24,6 +24,8 @@ func TestParseAnswer(t *testing.T) {
 		"no answer":            {"rct-yjs", `{"requestId":"` + id + `"}`, false},
 		"blank answer":         {"rct-yjs", `{"requestId":"` + id + `","answer":" \n"}`, false},
 		"answer of wrong type": {"rct-yjs", `{"requestId":"` + id + `","answer":7}`, false},
+		"NUL in the answer":    {"rct-yjs", `{"requestId":"` + id + `","answer":"Nothing\u0000 known."}`, false},
+		"lines in the answer":  {"rct-yjs", `{"requestId":"` + id + `","answer":"Nothing known.\r\nSigned, YJS"}`, true},
 	} {
 		b, err := parseAnswer(tc.agency, []byte(tc.body))
 		var fault answerFault

@@ -14,6 +14,7 @@ import (
 	"mash/pkg/apierr"
 	"mash/pkg/dashcsv"
 	"mash/pkg/server"
+	"mash/pkg/text"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 )
@@ -108,6 +109,10 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 	srv.HandleAPI("GET /v1/dashboard.csv", func(w http.ResponseWriter, r *http.Request) {
 		req := &triagev1.GetDashboardRequest{}
 		if err := fillDashboard(r, nil, req); err != nil {
+			srv.WriteError(w, r, err)
+			return
+		}
+		if err := text.Invalid(req); err != nil {
 			srv.WriteError(w, r, err)
 			return
 		}
