@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"mash/pkg/apierr"
@@ -82,6 +83,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	md, _ := metadata.FromIncomingContext(ctx)
 	ctx, reqID := withRequestID(ctx, first(md.Get(RequestIDHeader)))
 	ctx = withAccessReason(ctx, first(md.Get(AccessReasonHeader)))
+	peerAddr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		peerAddr = hostOf(p.Addr.String())
+	}
+	ctx = auth.WithClientAddress(ctx, peerAddr, first(md.Get(auth.ForwardedForHeader)))
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, reqID))
 	var ident auth.Identity
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -62,6 +63,7 @@ func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.
 		start := time.Now()
 		ctx, reqID := withRequestID(r.Context(), r.Header.Get(RequestIDHeader))
 		ctx = withAccessReason(ctx, r.Header.Get(AccessReasonHeader))
+		ctx = auth.WithClientAddress(ctx, hostOf(r.RemoteAddr), r.Header.Get(auth.ForwardedForHeader))
 		w.Header().Set(RequestIDHeader, reqID)
 		rec := &statusRecorder{ResponseWriter: w}
 		var ident auth.Identity
@@ -97,6 +99,14 @@ func (s *Server) wrap(route string, authenticate bool, h http.HandlerFunc) http.
 		}
 		h(rec, r.WithContext(ctx))
 	})
+}
+
+// hostOf is an address without its port.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // WriteError writes err through apierr, logging internal errors in full first.
