@@ -72,7 +72,7 @@ func ClaimNotices(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Dura
 // after the lease), so the caller emits no event for a stale attempt.
 func RecordNotice(ctx context.Context, tx pgx.Tx, id string, attempt int, state, detail string, retry, at time.Time) (bool, error) {
 	tag, err := tx.Exec(ctx, `UPDATE notify.contact_notices SET state = $3, last_error = $4, next_attempt_at = $5,
-			delivered_at = CASE WHEN $3 = 'DELIVERED' THEN $6 END
+			delivered_at = CASE WHEN $3 = 'DELIVERED' THEN $6::timestamptz END
 		WHERE id = $1 AND attempts = $2 AND state = 'PENDING'`, id, attempt, state, detail, retry, at)
 	if err != nil {
 		return false, fmt.Errorf("record notice %s: %w", id, err)
