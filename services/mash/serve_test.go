@@ -49,6 +49,10 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--claim-timeout", "10s"}, "MASH_CLAIM_TIMEOUT"},
 		{[]string{"serve", "--peers", "rules"}, "MASH_PEERS"},
 		{[]string{"serve", "--peers", "telepathy=host:9090"}, "MASH_PEERS"},
+		{[]string{"serve", "--notify-secret-key", "too-short"}, "MASH_NOTIFY_SECRET_KEY"},
+		{[]string{"serve", "--http-addr", "0.0.0.0:8080"}, "MASH_NOTIFY_SECRET_KEY"}, // off loopback, no key
+		{[]string{"serve", "--services", "notify", "--grpc-addr", "10.0.0.1:9090"}, "MASH_NOTIFY_SECRET_KEY"},
+		{[]string{"serve", "--notify-change-ttl", "1s"}, "MASH_NOTIFY_CHANGE_TTL"},
 		{[]string{"serve"}, "postgres"}, // nothing listens on port 1
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},
