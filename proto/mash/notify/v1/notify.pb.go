@@ -787,7 +787,8 @@ type DirectoryChange struct {
 	Partnership string                 `protobuf:"bytes,2,opt,name=partnership,proto3" json:"partnership,omitempty"`
 	AgencyId    string                 `protobuf:"bytes,3,opt,name=agency_id,json=agencyId,proto3" json:"agency_id,omitempty"`
 	State       DirectoryChangeState   `protobuf:"varint,4,opt,name=state,proto3,enum=mash.notify.v1.DirectoryChangeState" json:"state,omitempty"`
-	// The agency as it will stand once approved (never its secret).
+	// The agency's routing as it will stand once approved (never its secret; its has_secret
+	// is left unset: rotates_secret says whether the change brings a new one).
 	Proposed *Agency        `protobuf:"bytes,5,opt,name=proposed,proto3" json:"proposed,omitempty"`
 	Changes  []*FieldChange `protobuf:"bytes,6,rep,name=changes,proto3" json:"changes,omitempty"`
 	// The change adds an agency the directory does not have.
