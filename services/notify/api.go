@@ -105,7 +105,7 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 		var err error
 		stored, existed, pending, err = a.svc.changeAgency(ctx, tx, who, ag, newSecret, req.GetReason())
 		if errors.Is(err, store.ErrPendingExists) {
-			return apierr.Conflict(fmt.Sprintf("agency %s already has a pending change %s (proposed by %s): approve or reject it first",
+			return apierr.FailedPrecondition(fmt.Sprintf("agency %s already has a pending change %s (proposed by %s): approve or reject it first",
 				ag.ID, pending.ID, pending.ProposedBy))
 		}
 		return err
@@ -208,9 +208,9 @@ func decisionError(err error) error {
 	case errors.Is(err, errOwnChange):
 		return apierr.PermissionDenied(err.Error())
 	case errors.Is(err, errExpired):
-		return apierr.Conflict(err.Error() + ": propose it again")
+		return apierr.FailedPrecondition(err.Error() + ": propose it again")
 	case errors.Is(err, store.ErrState):
-		return apierr.Conflict("the directory change was decided by someone else meanwhile")
+		return apierr.FailedPrecondition("the directory change was decided by someone else meanwhile")
 	}
 	return err
 }

@@ -217,7 +217,7 @@ func (s *Service) ApproveChange(ctx context.Context, changeID, agencyID string, 
 			return err
 		}
 		if !existed && !p.NewAgency {
-			return apierr.Conflict(fmt.Sprintf("agency %s was removed from partnership %s after change %s was proposed: reject the change", p.Agency, p.Partnership, p.ID))
+			return apierr.FailedPrecondition(fmt.Sprintf("agency %s was removed from partnership %s after change %s was proposed: reject the change", p.Agency, p.Partnership, p.ID))
 		}
 		next := p.Proposed
 		if existed {
@@ -232,7 +232,7 @@ func (s *Service) ApproveChange(ctx context.Context, changeID, agencyID string, 
 		}
 		next.Normalise()
 		if vs := agencyViolations(ctx, tx, next); len(vs) > 0 {
-			return apierr.Conflict(fmt.Sprintf("change %s no longer makes a valid entry (%s): reject it and propose again", p.ID, violationText(vs)))
+			return apierr.FailedPrecondition(fmt.Sprintf("change %s no longer makes a valid entry (%s): reject it and propose again", p.ID, violationText(vs)))
 		}
 		by := d.id.Actor()
 		if stored, err = store.PutAgency(ctx, tx, s.box, next, by, "approved change "+p.ID+": "+p.Reason); err != nil {
@@ -309,7 +309,7 @@ func (s *Service) pendingForDecision(ctx context.Context, tx pgx.Tx, changeID, a
 		return store.Proposal{}, err
 	}
 	if p.State != store.ProposalPending {
-		return store.Proposal{}, apierr.Conflict(fmt.Sprintf("directory change %s is %s already; only a pending change can be decided", p.ID, strings.ToLower(p.State)))
+		return store.Proposal{}, apierr.FailedPrecondition(fmt.Sprintf("directory change %s is %s already; only a pending change can be decided", p.ID, strings.ToLower(p.State)))
 	}
 	if !s.now().Before(p.ExpiresAt) {
 		return store.Proposal{}, fmt.Errorf("directory change %s expired at %s: %w", p.ID, p.ExpiresAt.UTC().Format(time.RFC3339), errExpired)
