@@ -153,7 +153,14 @@ func (s *Service) changeAgency(ctx context.Context, tx pgx.Tx, who proposer, ag 
 			return store.StoredAgency{}, false, nil, err
 		}
 	}
-	if err := store.InsertProposal(ctx, tx, p); err != nil {
+	if err := store.InsertProposal(ctx, tx, p); errors.Is(err, store.ErrPendingExists) {
+		// Another request proposed a change to the agency at the same moment.
+		pending, rerr := store.PendingProposal(ctx, tx, ag.Partnership, ag.ID)
+		if rerr != nil {
+			return store.StoredAgency{}, false, nil, rerr
+		}
+		return current, existed, &pending, store.ErrPendingExists
+	} else if err != nil {
 		return store.StoredAgency{}, false, nil, err
 	}
 	if err := s.changeEvent(ctx, tx, EventChangeProposed, p); err != nil {

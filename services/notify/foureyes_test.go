@@ -385,3 +385,35 @@ func TestDirectoryFileChangesNeedApproval(t *testing.T) {
 		t.Fatal("the approved file change did not take effect")
 	}
 }
+
+// Managers proposing the same new agency at once: one proposal is made, the others are told
+// which change is pending; none fails otherwise.
+func TestConcurrentProposalsMakeOnePendingChange(t *testing.T) {
+	e := newEnv(t)
+	tokens := []string{e.token(t, "rct-mash", auth.RoleManager), e.token(t, "rct-mash", auth.RoleManager),
+		e.token(t, "rct-mash", auth.RoleManager), e.token(t, "rct-mash", auth.RoleAdmin)}
+	errs := make(chan error, len(tokens))
+	start := make(chan struct{})
+	for _, tok := range tokens {
+		go func() {
+			<-start
+			_, err := e.client.PutAgency(bearer(tok), &notifyv1.PutAgencyRequest{Reason: "CAMHS joins", RotateSecret: true, Agency: &notifyv1.Agency{
+				Id: "rct-camhs", Partnership: partnership, Name: "CAMHS", Roles: []string{"camhs"}, Channel: notifyv1.ChannelKind_WEBHOOK, Url: "https://camhs.example.test/hook"}})
+			errs <- err
+		}()
+	}
+	close(start)
+	made := 0
+	for range tokens {
+		switch err := <-errs; {
+		case err == nil:
+			made++
+		case status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "pending change"):
+			t.Errorf("concurrent proposal: %v", err)
+		}
+	}
+	list, err := e.client.ListDirectoryChanges(bearer(tokens[0]), &notifyv1.ListDirectoryChangesRequest{AgencyId: "rct-camhs"})
+	if err != nil || made != 1 || len(list.GetChanges()) != 1 {
+		t.Fatalf("%d proposals made, %d stored (%v)", made, len(list.GetChanges()), err)
+	}
+}

@@ -124,16 +124,26 @@ func InsertProposal(ctx context.Context, tx pgx.Tx, p Proposal) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO notify.directory_proposals (id, partnership, agency, state, proposed, changes, new_agency,
+	// A savepoint, so losing a race for the agency's one pending change leaves the caller's
+	// transaction usable (to read the winner).
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store proposal for %s/%s: %w", p.Partnership, p.Agency, err)
+	}
+	_, err = sp.Exec(ctx, `INSERT INTO notify.directory_proposals (id, partnership, agency, state, proposed, changes, new_agency,
 			secret_sealed, reason, proposed_by, proposed_by_role, proposed_from, proposed_at, expires_at)
 		VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		p.ID, p.Partnership, p.Agency, proposed, changes, p.NewAgency, p.SealedSecret, p.Reason, p.ProposedBy, p.ProposedByRole,
 		p.ProposedFrom, p.ProposedAt, p.ExpiresAt)
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "23505" {
-		return ErrPendingExists
-	}
 	if err != nil {
+		_ = sp.Rollback(ctx)
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) && pg.Code == "23505" {
+			return ErrPendingExists
+		}
+		return fmt.Errorf("store proposal for %s/%s: %w", p.Partnership, p.Agency, err)
+	}
+	if err := sp.Commit(ctx); err != nil {
 		return fmt.Errorf("store proposal for %s/%s: %w", p.Partnership, p.Agency, err)
 	}
 	return nil
