@@ -30,7 +30,7 @@ agencies:
 	}
 	s.start(t, "MASH_NOTIFY_DIRECTORY="+dirFile, "E2E_CSC_SECRET="+oldSecret)
 	cred := func(role string) string {
-		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", role)
+		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", role, "--partnerships", "rhondda-cynon-taf")
 		if code != 0 {
 			t.Fatalf("clients create: %s", errOut)
 		}

@@ -135,7 +135,7 @@ func withSecretPresence(a directory.Agency) directory.Agency {
 }
 
 func (a *grpcAPI) ListDirectoryChanges(ctx context.Context, req *notifyv1.ListDirectoryChangesRequest) (*notifyv1.ListDirectoryChangesResponse, error) {
-	if _, err := server.Authorize(ctx, "read proposed directory changes", changeReadRoles...); err != nil {
+	if _, err := server.Require(ctx, auth.ReadDirectory); err != nil {
 		return nil, err
 	}
 	f := store.ProposalFilter{Partnership: req.GetPartnership(), Agency: req.GetAgencyId()}
@@ -165,7 +165,7 @@ func checkChangeID(id string) error {
 }
 
 func (a *grpcAPI) ApproveDirectoryChange(ctx context.Context, req *notifyv1.ApproveDirectoryChangeRequest) (*notifyv1.ApproveDirectoryChangeResponse, error) {
-	id, err := server.Authorize(ctx, "approve directory changes", changeApproveRoles...)
+	id, err := server.Require(ctx, auth.DecideDirectory)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (a *grpcAPI) ApproveDirectoryChange(ctx context.Context, req *notifyv1.Appr
 }
 
 func (a *grpcAPI) RejectDirectoryChange(ctx context.Context, req *notifyv1.RejectDirectoryChangeRequest) (*notifyv1.RejectDirectoryChangeResponse, error) {
-	id, err := server.Authorize(ctx, "reject directory changes", changeProposeRoles...)
+	id, err := server.Require(ctx, auth.ChangeDirectory)
 	if err != nil {
 		return nil, err
 	}

@@ -43,14 +43,10 @@ const (
 // DefaultChangeTTL is how long a proposed change waits for a decision.
 const DefaultChangeTTL = 72 * time.Hour
 
-// Who may act on proposed changes. Admins run the system and may propose; only a manager,
-// and never the proposer, approves.
-var (
-	changeProposeRoles = []auth.Role{auth.RoleManager, auth.RoleAdmin}
-	changeApproveRoles = []auth.Role{auth.RoleManager}
-	changeRejectRoles  = []auth.Role{auth.RoleManager}
-	changeReadRoles    = []auth.Role{auth.RoleManager, auth.RoleAuditor, auth.RoleAdmin}
-)
+// Who may act on proposed changes comes from auth's permission table: auth.ChangeDirectory
+// proposes (managers and admins), auth.DecideDirectory approves or rejects (managers), and
+// auth.ReadDirectory lists. On top of the table, never the proposer approves, anyone may
+// withdraw their own proposal, and only within the partnerships the caller serves.
 
 // proposer is who asks for a change, and from which client address.
 type proposer struct {
@@ -212,7 +208,7 @@ func (s *Service) ApproveChange(ctx context.Context, changeID, agencyID string, 
 	var stored store.StoredAgency
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		var err error
-		if p, err = s.pendingForDecision(ctx, tx, changeID, agencyID); err != nil {
+		if p, err = s.pendingForDecision(ctx, tx, changeID, agencyID, d.id); err != nil {
 			return err
 		}
 		if p.ProposedBy == d.id.Actor() {
@@ -282,12 +278,12 @@ func (s *Service) RejectChange(ctx context.Context, changeID, agencyID string, d
 	var p store.Proposal
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		var err error
-		if p, err = s.pendingForDecision(ctx, tx, changeID, agencyID); err != nil {
+		if p, err = s.pendingForDecision(ctx, tx, changeID, agencyID, d.id); err != nil {
 			return err
 		}
 		// A manager may refuse any change; anyone may withdraw their own.
-		if !d.id.HasRole(changeRejectRoles...) && p.ProposedBy != d.id.Actor() {
-			return apierr.PermissionDenied(fmt.Sprintf("role %s may reject only the changes it proposed; a manager may reject any", d.id.Role))
+		if !d.id.Can(auth.DecideDirectory) && p.ProposedBy != d.id.Actor() {
+			return apierr.PermissionDenied(fmt.Sprintf("role %s may withdraw only the changes it proposed; %s", d.id.Role, d.id.Denial(auth.DecideDirectory)))
 		}
 		dec := store.Decision{State: store.ProposalRejected, By: d.id.Actor(), Role: string(d.id.Role), From: d.from, Reason: d.reason, At: s.now().UTC()}
 		if err := store.DecideProposal(ctx, tx, p.ID, dec); err != nil {
@@ -306,13 +302,17 @@ func (s *Service) RejectChange(ctx context.Context, changeID, agencyID string, d
 	return p, nil
 }
 
-// pendingForDecision reads and locks a change that may still be decided.
-func (s *Service) pendingForDecision(ctx context.Context, tx pgx.Tx, changeID, agencyID string) (store.Proposal, error) {
+// pendingForDecision reads and locks a change that id may still decide: one of a
+// partnership id serves.
+func (s *Service) pendingForDecision(ctx context.Context, tx pgx.Tx, changeID, agencyID string, id auth.Identity) (store.Proposal, error) {
 	p, err := store.ProposalForUpdate(ctx, tx, changeID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && agencyID != "" && agencyID != "-" && agencyID != p.Agency) {
 		return store.Proposal{}, apierr.NotFound("directory change " + changeID + " not found")
 	}
 	if err != nil {
+		return store.Proposal{}, err
+	}
+	if err := checkDirectoryScope(id, p.Partnership); err != nil {
 		return store.Proposal{}, err
 	}
 	if p.State != store.ProposalPending {

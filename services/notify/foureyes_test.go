@@ -94,6 +94,14 @@ func TestDirectoryChangeNeedsASecondManager(t *testing.T) {
 		Partnership: partnership, Name: "CSC", Roles: []string{"childrens_social_care"}, Channel: notifyv1.ChannelKind_EMAIL, Email: "duty@csc.example"}}); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), change.GetId()) {
 		t.Fatalf("second proposal while one is pending: %v", err)
 	}
+	// A manager of another partnership may not decide it.
+	_, elsewhere, err := e.auth.Create(context.Background(), "cwm-mash", "hub", auth.RoleManager, "test", "cwm-taf-morgannwg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpDo(t, "POST", e.httpURL+"/v1/agencies/rct-csc/changes/"+change.GetId()+"/approve", elsewhere, `{}`); code != 403 || !strings.Contains(body, partnership) {
+		t.Fatalf("another partnership's manager approved: %d %s", code, body)
+	}
 	// Neither the proposer nor an admin may approve.
 	for who, token := range map[string]string{"the proposer": alice, "an admin": admin} {
 		code, body := httpDo(t, "POST", e.httpURL+"/v1/agencies/rct-csc/changes/"+change.GetId()+"/approve", token, `{}`)
