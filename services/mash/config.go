@@ -227,9 +227,6 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	}
 	c.Notify.ChangeTTL = *changeTTL
 	if slices.Contains(c.Services, "notify") {
-		if c.Notify.SecretKey, err = notifySecretKey(*notifyKey, c); err != nil {
-			return c, err
-		}
 		if c.Notify.DirectoryFile != "" {
 			if _, err := os.Stat(c.Notify.DirectoryFile); err != nil {
 				return c, fmt.Errorf("MASH_NOTIFY_DIRECTORY: %w", err)
@@ -255,6 +252,12 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	}
 	if c.NATSURL != "" {
 		if c.NATSPasswords, err = busUsers(c.NATSURL, c.Services, os.LookupEnv); err != nil {
+			return c, err
+		}
+	}
+	if slices.Contains(c.Services, "notify") {
+		// After the listeners' own checks: a listener refused for want of TLS says so first.
+		if c.Notify.SecretKey, err = notifySecretKey(*notifyKey, c); err != nil {
 			return c, err
 		}
 	}
