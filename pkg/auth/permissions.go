@@ -38,6 +38,9 @@ const (
 	ManagePacks          Permission = "upload, replay and activate rule packs"
 	ReadDirectory        Permission = "read the agency directory"
 	ChangeDirectory      Permission = "change the agency directory"
+	// DecideDirectory approves or rejects a proposed change to where an agency's
+	// notifications go: the second pair of eyes, never on the proposer's own (notify checks).
+	DecideDirectory      Permission = "approve or reject proposed changes to the agency directory"
 	ReadNotifications    Permission = "read notifications"
 	RetryNotifications   Permission = "retry notifications"
 	AcknowledgeOnBehalf  Permission = "acknowledge notifications for an agency"
@@ -72,6 +75,8 @@ var permissionRoles = map[Permission][]Role{
 	ManagePacks:          {RoleManager},
 	ReadDirectory:        {RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
 	ChangeDirectory:      {RoleManager, RoleAdmin},
+	// Administrators may propose a change to where data goes, never approve one.
+	DecideDirectory:      {RoleManager},
 	ReadNotifications:    {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
 	RetryNotifications:   {RoleManager, RoleAdmin},
 	AcknowledgeOnBehalf:  {RoleManager},

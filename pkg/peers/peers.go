@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"mash/pkg/auth"
 )
 
 // DefaultCallTimeout bounds a call to a peer when the caller's context has no earlier
@@ -136,6 +138,11 @@ func timeoutInterceptor(ctx context.Context, method string, req, reply any, cc *
 // workers). Without one, the peer will refuse the call as unauthenticated, which is right:
 // a service has no standing of its own to act for someone.
 func AsCaller(ctx context.Context) context.Context {
+	// Where the caller is, so the peer's records say where an act came from, not merely
+	// that this service relayed it.
+	if addr := auth.OriginAddress(ctx); addr != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, auth.ForwardedForHeader, addr)
+	}
 	if tok, ok := ctx.Value(credKey{}).(string); ok && tok != "" {
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 	}

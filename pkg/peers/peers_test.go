@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/metadata"
+
+	"mash/pkg/auth"
 )
 
 func TestParseAddrs(t *testing.T) {
@@ -41,5 +43,24 @@ func TestAsCallerForwardsTheCallersCredential(t *testing.T) {
 	// An HTTP caller's token, put in the context by the server, wins over any metadata.
 	if got := outgoing(WithCredential(in, "http-token")); len(got) != 1 || got[0] != "Bearer http-token" {
 		t.Fatalf("HTTP caller: forwarded %v", got)
+	}
+}
+
+// A call made for a caller carries where the caller is, so the peer's trail names the
+// person's address and not only the service that relayed the call.
+func TestAsCallerForwardsTheCallersAddress(t *testing.T) {
+	ctx := auth.WithClientAddress(WithCredential(context.Background(), "tok"), "127.0.0.1", "203.0.113.5")
+	md, _ := metadata.FromOutgoingContext(AsCaller(ctx))
+	if got := md.Get(auth.ForwardedForHeader); len(got) != 1 || got[0] != "203.0.113.5" {
+		t.Fatalf("forwarded for %v", got)
+	}
+	direct := auth.WithClientAddress(WithCredential(context.Background(), "tok"), "198.51.100.2", "")
+	md, _ = metadata.FromOutgoingContext(AsCaller(direct))
+	if got := md.Get(auth.ForwardedForHeader); len(got) != 1 || got[0] != "198.51.100.2" {
+		t.Fatalf("forwarded for %v", got)
+	}
+	md, _ = metadata.FromOutgoingContext(AsCaller(WithCredential(context.Background(), "tok")))
+	if got := md.Get(auth.ForwardedForHeader); len(got) != 0 {
+		t.Fatalf("an address forwarded without one known: %v", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -93,6 +94,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
 	ctx, reqID := withRequestID(ctx, first(md.Get(RequestIDHeader)))
+	peerAddr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		peerAddr = hostOf(p.Addr.String())
+	}
+	ctx = auth.WithClientAddress(ctx, peerAddr, first(md.Get(auth.ForwardedForHeader)))
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, reqID))
 	var ident auth.Identity
 

@@ -93,6 +93,7 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, reqID := withRequestID(r.Context(), r.Header.Get(RequestIDHeader))
+		ctx = auth.WithClientAddress(ctx, hostOf(r.RemoteAddr), r.Header.Get(auth.ForwardedForHeader))
 		w.Header().Set(RequestIDHeader, reqID)
 		s.setSecurityHeaders(w, r)
 		rec := &statusRecorder{ResponseWriter: w}

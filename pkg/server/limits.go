@@ -317,6 +317,7 @@ func (l *limiter) grpcAddr(ctx context.Context, md metadata.MD) string {
 	return l.client(hostOf(p.Addr.String()), md.Get("x-forwarded-for"))
 }
 
+// hostOf is an address without its port.
 func hostOf(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"mash/pkg/auth"
 	eventsv1 "mash/proto/mash/events/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
@@ -200,6 +201,10 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
 			p.Decision = "disagreement " + d.GetId() + " " + strings.TrimPrefix(env.GetType(), "mash.disagreement.") + " at " + d.GetStage().String()
 		}
+	case any.MessageIs(&eventsv1.DirectoryChangeProposed{}), any.MessageIs(&eventsv1.DirectoryChangeApproved{}),
+		any.MessageIs(&eventsv1.DirectoryChangeRejected{}), any.MessageIs(&eventsv1.DirectoryChangeExpired{}),
+		any.MessageIs(&eventsv1.AgencySecretRotated{}), any.MessageIs(&eventsv1.DirectoryContactNotified{}):
+		directoryFields(&p, env)
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {
@@ -209,6 +214,86 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		}
 	}
 	return p
+}
+
+// directoryFields describes an act on the agency directory's four-eyes rule: who proposed
+// or decided, in what role, from which client address, and what changed (URLs and fields,
+// never a secret: the events carry none).
+func directoryFields(p *store.Pending, env *eventsv1.Envelope) {
+	msg, err := env.GetPayload().UnmarshalNew()
+	if err != nil {
+		return
+	}
+	var c *notifyv1.DirectoryChange
+	switch ev := msg.(type) {
+	case *eventsv1.DirectoryChangeProposed:
+		c = ev.GetChange()
+		p.Actor, p.ActorRole = c.GetProposedBy(), roleOr(c.GetProposedByRole())
+		p.Decision = "directory change " + c.GetId() + " proposed for " + c.GetAgencyId() + ": " + fieldChanges(c) + fromAddress(c.GetProposedFrom())
+	case *eventsv1.DirectoryChangeApproved:
+		c = ev.GetChange()
+		p.Actor, p.ActorRole = c.GetDecidedBy(), roleOr(c.GetDecidedByRole())
+		p.Decision = "directory change " + c.GetId() + " for " + c.GetAgencyId() + " approved (proposed by " + c.GetProposedBy() + "): " +
+			fieldChanges(c) + fromAddress(c.GetDecidedFrom())
+	case *eventsv1.DirectoryChangeRejected:
+		c = ev.GetChange()
+		p.Actor, p.ActorRole = c.GetDecidedBy(), roleOr(c.GetDecidedByRole())
+		p.Decision = "directory change " + c.GetId() + " for " + c.GetAgencyId() + " rejected (proposed by " + c.GetProposedBy() + ")" +
+			fromAddress(c.GetDecidedFrom())
+	case *eventsv1.DirectoryChangeExpired:
+		c = ev.GetChange()
+		p.Actor, p.ActorRole = "notify", RoleSystem
+		p.Decision = "directory change " + c.GetId() + " for " + c.GetAgencyId() + " expired undecided (proposed by " + c.GetProposedBy() + ")"
+	case *eventsv1.AgencySecretRotated:
+		p.Agency = ev.GetAgency()
+		p.Actor, p.ActorRole = ev.GetApprovedBy(), roleOr(ev.GetApprovedByRole())
+		p.Decision = "webhook secret of " + ev.GetAgency() + " rotated by change " + ev.GetChangeId() + fromAddress(ev.GetApprovedFrom())
+	case *eventsv1.DirectoryContactNotified:
+		p.Agency = ev.GetAgency()
+		p.Actor, p.ActorRole = "notify", RoleSystem
+		what := "told"
+		if env.GetType() == "mash.directory.contact_notice_failed" {
+			what = "could not be told"
+		}
+		p.Decision = "previous contact of " + ev.GetAgency() + " (" + ev.GetChannel() + " " + ev.GetEndpoint() + ") " + what +
+			" of directory change " + ev.GetChangeId()
+	}
+	if c != nil {
+		p.Agency = c.GetAgencyId()
+	}
+	if len(p.Decision) > auditlog.MaxFieldSize {
+		p.Decision = strings.ToValidUTF8(p.Decision[:auditlog.MaxFieldSize-3], "") + "..."
+	}
+}
+
+// fieldChanges is a change's fields as the trail shows them: "url https://a -> https://b; secret rotated".
+func fieldChanges(c *notifyv1.DirectoryChange) string {
+	var parts []string
+	if c.GetNewAgency() {
+		parts = append(parts, "new agency")
+	}
+	for _, f := range c.GetChanges() {
+		if f.GetField() == "secret" {
+			parts = append(parts, "secret rotated")
+			continue
+		}
+		parts = append(parts, f.GetField()+" "+quoteOrNone(f.GetBefore())+" -> "+quoteOrNone(f.GetAfter()))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func quoteOrNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func fromAddress(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return " from " + addr
 }
 
 // staffActor names who acted on a case, and in what role: a signed-in person ("user:..."),

@@ -393,6 +393,7 @@ func TestScreensRender(t *testing.T) {
 		"/console/dashboard":                                 {"Management information", "<svg", "93.5%", "south-wales-police", "Download as CSV"},
 		"/console/disagreements":                             {"Professional disagreements", "We think level 3a is too low", "Health visiting should have been told", `id="disagreements-table"`},
 		"/console/disagreements?open=on&partnership=cardiff": {"south-wales-police"},
+		"/console/directory":                                 {"Changes waiting for approval", "https://new-csc.example/hook", "203.0.113.5 via 127.0.0.1", "Set (never shown)", "Approve change"},
 		"/console/sign-in":                                   {},
 		"/console/nowhere":                                   {"Page not found"},
 	}

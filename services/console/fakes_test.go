@@ -449,6 +449,49 @@ type fakeNotify struct {
 	retried []string
 	// retryErr, when set, is returned by RetryNotification.
 	retryErr error
+	// approved and rejected are the change ids decided, with the reason given; decideErr,
+	// when set, is returned by both.
+	approved, rejected []string
+	decideErr          error
+}
+
+func (f *fakeNotify) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRequest, _ ...grpc.CallOption) (*notifyv1.ListAgenciesResponse, error) {
+	return &notifyv1.ListAgenciesResponse{Agencies: []*notifyv1.Agency{
+		{Id: "rct-csc", Partnership: req.GetPartnership(), Name: "Children's Services duty", Roles: []string{"childrens_social_care"},
+			Channel: notifyv1.ChannelKind_WEBHOOK, Url: "https://csc.example/hook", HasSecret: true},
+		{Id: "south-wales-police", Partnership: req.GetPartnership(), Name: "SWP PPU", Roles: []string{"police"},
+			Channel: notifyv1.ChannelKind_NATS, Subject: "mash.notify.south-wales-police"},
+	}}, nil
+}
+
+func (f *fakeNotify) ListDirectoryChanges(ctx context.Context, req *notifyv1.ListDirectoryChangesRequest, _ ...grpc.CallOption) (*notifyv1.ListDirectoryChangesResponse, error) {
+	change := func(id, by string, state notifyv1.DirectoryChangeState) *notifyv1.DirectoryChange {
+		return &notifyv1.DirectoryChange{Id: id, Partnership: req.GetPartnership(), AgencyId: "rct-csc", State: state, Reason: "new case system",
+			Changes: []*notifyv1.FieldChange{{Field: "url", Before: "https://csc.example/hook", After: "https://new-csc.example/hook"},
+				{Field: "secret", Before: "(current secret)", After: "(new secret)"}},
+			ProposedBy: by, ProposedByRole: "manager", ProposedFrom: "203.0.113.5 via 127.0.0.1", ProposedAt: ts(fixtureNow), ExpiresAt: ts(fixtureNow.Add(72 * time.Hour))}
+	}
+	old := change("c-old", "client:ops (rct-mash, admin)", notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_APPROVED)
+	old.DecidedBy, old.DecidedFrom, old.PreviousContactNoticeState = "user:manager2", "198.51.100.4", "DELIVERED"
+	return &notifyv1.ListDirectoryChangesResponse{Changes: []*notifyv1.DirectoryChange{
+		change("c-own", "user:manager1", notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_PENDING),
+		change("c-other", "client:ops (rct-mash, admin)", notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_PENDING), old}}, nil
+}
+
+func (f *fakeNotify) ApproveDirectoryChange(ctx context.Context, req *notifyv1.ApproveDirectoryChangeRequest, _ ...grpc.CallOption) (*notifyv1.ApproveDirectoryChangeResponse, error) {
+	if f.decideErr != nil {
+		return nil, f.decideErr
+	}
+	f.approved = append(f.approved, req.GetChangeId()+": "+req.GetReason())
+	return &notifyv1.ApproveDirectoryChangeResponse{}, nil
+}
+
+func (f *fakeNotify) RejectDirectoryChange(ctx context.Context, req *notifyv1.RejectDirectoryChangeRequest, _ ...grpc.CallOption) (*notifyv1.RejectDirectoryChangeResponse, error) {
+	if f.decideErr != nil {
+		return nil, f.decideErr
+	}
+	f.rejected = append(f.rejected, req.GetChangeId()+": "+req.GetReason())
+	return &notifyv1.RejectDirectoryChangeResponse{}, nil
 }
 
 func (f *fakeNotify) ListNotifications(ctx context.Context, req *notifyv1.ListNotificationsRequest, _ ...grpc.CallOption) (*notifyv1.ListNotificationsResponse, error) {

@@ -29,7 +29,7 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory"}
 
 type renderer struct{ pages map[string]*template.Template }
 
@@ -184,6 +184,7 @@ var capNames = map[string]capability{
 	"answer": capAnswer, "assign": capAssign, "notifications": capNotifications, "retry": capRetry, "packs": capPacks,
 	"packManage": capPackManage, "dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements,
 	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
+	"directory": capDirectory, "directoryDecide": capDirectoryDecide,
 }
 
 var navItems = []struct {
@@ -194,6 +195,7 @@ var navItems = []struct {
 	{"/console/notifications", "nav.notifications", capNotifications},
 	{"/console/disagreements", "nav.disagreements", capDisagreements},
 	{"/console/packs", "nav.packs", capPacks},
+	{"/console/directory", "nav.directory", capDirectory},
 	{"/console/dashboard", "nav.dashboard", capDashboard},
 	{"/console/audit", "nav.audit", capAudit},
 }

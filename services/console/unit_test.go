@@ -148,10 +148,10 @@ func TestCapabilitiesAreThePermissionTable(t *testing.T) {
 		return out
 	}
 	for role, want := range map[auth.Role][]string{
-		auth.RoleAdmin:        {"/console/notifications", "/console/packs"},
-		auth.RoleAuditor:      {"/console/notifications", "/console/disagreements", "/console/packs", "/console/dashboard", "/console/audit"},
-		auth.RolePractitioner: {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs"},
-		auth.RoleManager:      {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs", "/console/dashboard"},
+		auth.RoleAdmin:        {"/console/notifications", "/console/packs", "/console/directory"},
+		auth.RoleAuditor:      {"/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard", "/console/audit"},
+		auth.RolePractitioner: {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory"},
+		auth.RoleManager:      {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard"},
 	} {
 		if got := menu(role); !slices.Equal(got, want) {
 			t.Errorf("%s menu %q, want %q", role, got, want)

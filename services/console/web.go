@@ -62,6 +62,10 @@ const (
 	capDisagreements        = auth.ReadDisagreements
 	capDisagreementEscalate = auth.RaiseDisagreements
 	capDisagreementManage   = auth.ResolveDisagreements
+	// The agency directory and its proposed changes; a change to where an agency's
+	// notifications go needs a second manager to approve it.
+	capDirectory       = auth.ReadDirectory
+	capDirectoryDecide = auth.DecideDirectory
 )
 
 func can(id auth.Identity, c capability) bool { return c == anyStaff || id.Can(c) }
@@ -116,6 +120,10 @@ func (s *Service) Handler() http.Handler {
 
 	handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))
 	handle("POST /console/notifications/{id}/retry", s.need(capRetry, s.retryNotification))
+
+	handle("GET /console/directory", s.need(capDirectory, s.directoryPage))
+	handle("POST /console/directory/changes/{id}/approve", s.need(capDirectoryDecide, s.decideChange(true)))
+	handle("POST /console/directory/changes/{id}/reject", s.need(capDirectoryDecide, s.decideChange(false)))
 
 	handle("GET /console/packs", s.need(capPacks, s.packsPage))
 	handle("GET /console/packs/diff", s.need(capPacks, s.packDiffPage))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +25,9 @@ import (
 	"mash/pkg/tlsconf"
 	"mash/services/audit"
 	"mash/services/console"
+	"mash/services/notify"
 	"mash/services/notify/channel"
+	"mash/services/notify/seal"
 	"mash/services/triage"
 )
 
@@ -91,6 +95,10 @@ type notifyConfig struct {
 	DirectoryFile string
 	SendTimeout   time.Duration
 	SMTP          channel.EmailConfig
+	// SecretKey seals agencies' webhook secrets (MASH_NOTIFY_SECRET_KEY).
+	SecretKey []byte
+	// ChangeTTL is how long a proposed directory change waits for a second manager.
+	ChangeTTL time.Duration
 }
 
 func parseServeConfig(args []string) (serveConfig, error) {
@@ -120,6 +128,8 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
 	smtpUser := s.String("smtp-username", "MASH_SMTP_USERNAME", "", "SMTP username (PLAIN auth, over TLS only)")
 	smtpPass := s.String("smtp-password", "MASH_SMTP_PASSWORD", "", "SMTP password")
+	notifyKey := s.String("notify-secret-key", "MASH_NOTIFY_SECRET_KEY", "", "base64 of 32 random bytes sealing agencies' webhook secrets at rest (openssl rand -base64 32); on loopback a local one is kept in MASH_DATA_DIR when unset")
+	changeTTL := s.Duration("notify-change-ttl", "MASH_NOTIFY_CHANGE_TTL", notify.DefaultChangeTTL, "how long a proposed change to an agency's endpoint or secret waits for a second manager")
 	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a claim or assignment on a case holds unless its holder claims it again")
 	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
 	tlsCert := s.String("tls-cert", "MASH_TLS_CERT", "", "PEM certificate (chain) of this process: gRPC, HTTP and the embedded NATS listener serve TLS with it, and it is the client certificate shown to peers and NATS")
@@ -226,6 +236,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	}
 	c.Notify = notifyConfig{DirectoryFile: *notifyDir, SendTimeout: *sendTimeout, SMTP: channel.EmailConfig{Addr: *smtpAddr, From: *smtpFrom,
 		Username: *smtpUser, Password: *smtpPass, Timeout: 10 * time.Second}}
+	if *changeTTL < time.Minute || *changeTTL > 30*24*time.Hour {
+		return c, fmt.Errorf("MASH_NOTIFY_CHANGE_TTL %s: use between 1m and 720h", *changeTTL)
+	}
+	c.Notify.ChangeTTL = *changeTTL
 	if slices.Contains(c.Services, "notify") {
 		if c.Notify.DirectoryFile != "" {
 			if _, err := os.Stat(c.Notify.DirectoryFile); err != nil {
@@ -255,10 +269,73 @@ func parseServeConfig(args []string) (serveConfig, error) {
 			return c, err
 		}
 	}
+	if slices.Contains(c.Services, "notify") {
+		// After the listeners' own checks: a listener refused for want of TLS says so first.
+		if c.Notify.SecretKey, err = notifySecretKey(*notifyKey, c); err != nil {
+			return c, err
+		}
+	}
 	if _, err := calendar.New(c.Calendar); err != nil {
 		return c, fmt.Errorf("calendar settings (MASH_WORKDAY_*, MASH_CALENDAR_REGION, MASH_*_BANK_HOLIDAYS): %w", err)
 	}
 	return c, nil
+}
+
+// localNotifyKeyFile is where a loopback-only deployment keeps its generated key.
+const localNotifyKeyFile = "notify-secret.key"
+
+// notifySecretKey is the key sealing webhook secrets: MASH_NOTIFY_SECRET_KEY when set.
+// Unset, a process whose listeners are all on loopback (a developer's machine) keeps a
+// generated key in MASH_DATA_DIR, so its secrets survive restarts; anywhere else start-up
+// fails, since a key made up on the spot would lock every stored secret away at the next
+// restart, or differ between replicas.
+func notifySecretKey(v string, c serveConfig) ([]byte, error) {
+	if v != "" {
+		k, err := seal.ParseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("MASH_NOTIFY_SECRET_KEY: %w", err)
+		}
+		return k, nil
+	}
+	for env, addr := range map[string]string{"MASH_HTTP_ADDR": c.HTTPAddr, "MASH_GRPC_ADDR": c.GRPCAddr} {
+		if config.Loopback(env, addr) != nil {
+			return nil, fmt.Errorf("MASH_NOTIFY_SECRET_KEY: required when %s (%s) listens beyond loopback: base64 of 32 random bytes (openssl rand -base64 32), the same in every notify replica", env, addr)
+		}
+	}
+	if c.DataDir == "" {
+		return nil, errors.New("MASH_NOTIFY_SECRET_KEY: unset, and MASH_DATA_DIR is empty, so there is nowhere to keep a local key")
+	}
+	path := filepath.Join(c.DataDir, localNotifyKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := seal.ParseKey(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("MASH_NOTIFY_SECRET_KEY: local key %s: %w", path, err)
+		}
+		return k, nil
+	}
+	k, err := seal.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("MASH_NOTIFY_SECRET_KEY: local key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		// Another process made it first: use theirs.
+		return notifySecretKey("", c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("MASH_NOTIFY_SECRET_KEY: local key: %w", err)
+	}
+	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("MASH_NOTIFY_SECRET_KEY: local key %s: %w", path, werr)
+	}
+	return k, nil
 }
 
 // auditConfig reads the audit service's keys and settings from the environment; both keys

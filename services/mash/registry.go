@@ -58,7 +58,8 @@ var modules = map[string]module{
 		build: func(p *plumbing) (service, error) {
 			return notify.New(notify.Deps{Pool: p.pool, JS: p.jsOf("notify"), Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
-				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now})
+				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now,
+				SecretKey: p.notify.SecretKey, ChangeTTL: p.notify.ChangeTTL})
 		},
 	},
 	"console": {

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -31,6 +32,8 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 	t.Parallel()
 	s := &system{dbURL: "postgres://postgres@127.0.0.1:1/none", dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", grpcAddr: "127.0.0.1:0", nats: "127.0.0.1:0"}
 	pki := tlsconftest.New(t)
+	// Off loopback notify needs the key that seals webhook secrets; on loopback it keeps one.
+	notifyKey := base64.StdEncoding.EncodeToString(make([]byte, 32))
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -58,6 +61,10 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--idle-timeout", "1ms"}, "MASH_IDLE_TIMEOUT"},
 		{[]string{"serve", "--read-header-timeout", "5m"}, "MASH_READ_HEADER_TIMEOUT"},
 		{[]string{"serve", "--behind-tls=maybe"}, "behind-tls"},
+		{[]string{"serve", "--notify-secret-key", "too-short"}, "MASH_NOTIFY_SECRET_KEY"},
+		{[]string{"serve", "--allow-plaintext", "--http-addr", "0.0.0.0:0"}, "MASH_NOTIFY_SECRET_KEY"}, // off loopback, no key
+		{[]string{"serve", "--services", "notify", "--allow-plaintext", "--grpc-addr", "10.0.0.1:9090"}, "MASH_NOTIFY_SECRET_KEY"},
+		{[]string{"serve", "--notify-change-ttl", "1s"}, "MASH_NOTIFY_CHANGE_TTL"},
 		{[]string{"serve"}, "postgres"}, // nothing listens on port 1
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},
@@ -67,8 +74,8 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--http-addr", "10.0.0.1:8080"}, "MASH_HTTP_ADDR 10.0.0.1:8080: listens off loopback without TLS"},
 		{[]string{"serve", "--peers", "rules=mash-rules:9090"}, "MASH_PEERS: rules at mash-rules:9090 is off loopback"},
 		{[]string{"serve", "--nats-url", "nats://nats.example:4222"}, "NATS_URL: nats://nats.example:4222 is off loopback"},
-		{[]string{"serve", "--allow-plaintext", "--grpc-addr", "0.0.0.0:0"}, "postgres"},
-		{[]string{"serve", "--tls-cert", pki.Server.Cert, "--tls-key", pki.Server.Key, "--grpc-addr", "0.0.0.0:0"}, "postgres"},
+		{[]string{"serve", "--allow-plaintext", "--grpc-addr", "0.0.0.0:0", "--notify-secret-key", notifyKey}, "postgres"},
+		{[]string{"serve", "--tls-cert", pki.Server.Cert, "--tls-key", pki.Server.Key, "--grpc-addr", "0.0.0.0:0", "--notify-secret-key", notifyKey}, "postgres"},
 		{[]string{"serve", "--tls-cert", pki.Server.Cert}, "MASH_TLS_CERT and MASH_TLS_KEY"},
 		{[]string{"serve", "--tls-client-ca", pki.CA}, "MASH_TLS_CLIENT_CA"},
 		{[]string{"serve", "--tls-cert", pki.Server.Cert, "--tls-key", pki.Server.Key, "--tls-ca", "/no/such/ca.pem"}, "MASH_TLS_CA"},

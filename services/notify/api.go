@@ -76,8 +76,9 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 		}
 		secret = hex.EncodeToString(b)
 		ag.Secret = []byte(secret)
-	} else if existing, err := a.svc.store.Agency(ctx, ag.Partnership, ag.ID); err == nil {
-		ag.Secret = existing.Secret
+	} else if existing, err := a.svc.store.Agency(ctx, ag.Partnership, ag.ID); err == nil && existing.HasSecret() {
+		// Only its presence matters to the checks below; the secret itself stays sealed.
+		ag.Secret = make([]byte, directory.MinSecretBytes)
 	}
 	for _, pr := range ag.Check() {
 		vs = append(vs, apierr.Violation{Field: "agency." + protoField(pr.Field), Reason: pr.Reason})
@@ -88,22 +89,145 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 	if err := checkDirectoryScope(id, ag.Partnership); err != nil {
 		return nil, err
 	}
+	var newSecret []byte
+	if secret != "" {
+		newSecret = []byte(secret)
+	}
+	ag.Secret = nil
+	who := proposer{actor: caller(id), from: auth.ClientAddress(ctx)}
 	var stored store.StoredAgency
+	var existed bool
+	var pending *store.Proposal
 	err = pgx.BeginFunc(ctx, a.svc.store.Pool(), func(tx pgx.Tx) error {
-		if ag.OutOfHours != "" {
-			if _, err := a.svc.store.Agency(ctx, ag.Partnership, ag.OutOfHours); errors.Is(err, store.ErrNotFound) {
-				return apierr.Invalid([]apierr.Violation{{Field: "agency.outOfHours", Reason: fmt.Sprintf("agency %q is not in partnership %q", ag.OutOfHours, ag.Partnership)}})
-			}
+		if vs := agencyViolations(ctx, tx, withSecretPresence(ag)); len(vs) > 0 {
+			return apierr.Invalid(vs)
 		}
 		var err error
-		stored, err = store.PutAgency(ctx, tx, ag, id.Actor(), req.GetReason())
+		stored, existed, pending, err = a.svc.changeAgency(ctx, tx, who, ag, newSecret, req.GetReason())
+		if errors.Is(err, store.ErrPendingExists) {
+			return apierr.FailedPrecondition(fmt.Sprintf("agency %s already has a pending change %s (proposed by %s): approve or reject it first",
+				ag.ID, pending.ID, pending.ProposedBy))
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.svc.directoryChanged()
-	return &notifyv1.PutAgencyResponse{Agency: agencyToProto(stored), Secret: secret}, nil
+	a.svc.relay.Wake()
+	out := &notifyv1.PutAgencyResponse{Secret: secret}
+	if existed {
+		out.Agency = agencyToProto(stored)
+	}
+	if pending != nil {
+		out.PendingChange = changeToProto(*pending)
+	}
+	return out, nil
+}
+
+// withSecretPresence stands in a placeholder secret so Check, which needs one for a
+// webhook, passes: presence was checked already and the real one stays out of reach.
+func withSecretPresence(a directory.Agency) directory.Agency {
+	if a.Channel == directory.ChannelWebhook && len(a.Secret) == 0 {
+		a.Secret = make([]byte, directory.MinSecretBytes)
+	}
+	return a
+}
+
+func (a *grpcAPI) ListDirectoryChanges(ctx context.Context, req *notifyv1.ListDirectoryChangesRequest) (*notifyv1.ListDirectoryChangesResponse, error) {
+	if _, err := server.Require(ctx, auth.ReadDirectory); err != nil {
+		return nil, err
+	}
+	f := store.ProposalFilter{Partnership: req.GetPartnership(), Agency: req.GetAgencyId()}
+	if f.Agency == "-" {
+		f.Agency = ""
+	}
+	if st := req.GetState(); st != notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_STATE_UNSPECIFIED {
+		f.State = strings.TrimPrefix(st.String(), "DIRECTORY_CHANGE_")
+	}
+	ps, err := store.ListProposals(ctx, a.svc.store.Pool(), f)
+	if err != nil {
+		return nil, err
+	}
+	out := &notifyv1.ListDirectoryChangesResponse{}
+	for _, p := range ps {
+		out.Changes = append(out.Changes, changeToProto(p))
+	}
+	return out, nil
+}
+
+// checkChangeID refuses an id that is not a UUID, naming the field.
+func checkChangeID(id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return apierr.Invalid([]apierr.Violation{{Field: "changeId", Reason: "must be a directory change id (UUID)"}})
+	}
+	return nil
+}
+
+func (a *grpcAPI) ApproveDirectoryChange(ctx context.Context, req *notifyv1.ApproveDirectoryChangeRequest) (*notifyv1.ApproveDirectoryChangeResponse, error) {
+	id, err := server.Require(ctx, auth.DecideDirectory)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkChangeID(req.GetChangeId()); err != nil {
+		return nil, err
+	}
+	if len(req.GetReason()) > 500 {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "must be at most 500 characters"}})
+	}
+	p, stored, err := a.svc.ApproveChange(ctx, req.GetChangeId(), req.GetAgencyId(),
+		decider{id: id, from: auth.ClientAddress(ctx), reason: strings.TrimSpace(req.GetReason())})
+	if err != nil {
+		return nil, decisionError(err)
+	}
+	return &notifyv1.ApproveDirectoryChangeResponse{Change: changeToProto(p), Agency: agencyToProto(stored)}, nil
+}
+
+func (a *grpcAPI) RejectDirectoryChange(ctx context.Context, req *notifyv1.RejectDirectoryChangeRequest) (*notifyv1.RejectDirectoryChangeResponse, error) {
+	id, err := server.Require(ctx, auth.ChangeDirectory)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkChangeID(req.GetChangeId()); err != nil {
+		return nil, err
+	}
+	reason := strings.TrimSpace(req.GetReason())
+	if reason == "" || len(reason) > 500 {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required (at most 500 characters): say why the change is refused"}})
+	}
+	p, err := a.svc.RejectChange(ctx, req.GetChangeId(), req.GetAgencyId(), decider{id: id, from: auth.ClientAddress(ctx), reason: reason})
+	if err != nil {
+		return nil, decisionError(err)
+	}
+	return &notifyv1.RejectDirectoryChangeResponse{Change: changeToProto(p)}, nil
+}
+
+// decisionError maps the refusals of a decision on a change.
+func decisionError(err error) error {
+	switch {
+	case errors.Is(err, errOwnChange):
+		return apierr.PermissionDenied(err.Error())
+	case errors.Is(err, errExpired):
+		return apierr.FailedPrecondition(err.Error() + ": propose it again")
+	case errors.Is(err, store.ErrState):
+		return apierr.FailedPrecondition("the directory change was decided by someone else meanwhile")
+	}
+	return err
+}
+
+func changeToProto(p store.Proposal) *notifyv1.DirectoryChange {
+	c := &notifyv1.DirectoryChange{Id: p.ID, Partnership: p.Partnership, AgencyId: p.Agency,
+		State:    notifyv1.DirectoryChangeState(notifyv1.DirectoryChangeState_value["DIRECTORY_CHANGE_"+p.State]),
+		Proposed: agencyToProto(store.StoredAgency{Agency: p.Proposed}), NewAgency: p.NewAgency, RotatesSecret: p.RotatesSecret(),
+		Reason: p.Reason, ProposedBy: p.ProposedBy, ProposedByRole: p.ProposedByRole, ProposedFrom: p.ProposedFrom,
+		ProposedAt: timestamppb.New(p.ProposedAt), ExpiresAt: timestamppb.New(p.ExpiresAt), DecidedBy: p.DecidedBy,
+		DecidedByRole: p.DecidedByRole, DecidedFrom: p.DecidedFrom, DecidedAt: ts(p.DecidedAt), DecisionReason: p.DecisionReason,
+		PreviousContactNoticeId: p.NoticeID, PreviousContactNoticeState: p.NoticeState}
+	c.Proposed.UpdatedAt = nil
+	for _, f := range p.Changes {
+		c.Changes = append(c.Changes, &notifyv1.FieldChange{Field: f.Field, Before: f.Before, After: f.After})
+	}
+	return c
 }
 
 // protoField maps a directory problem's field to the API's name for it.
@@ -344,7 +468,7 @@ func agencyFromProto(p *notifyv1.Agency) directory.Agency {
 
 func agencyToProto(a store.StoredAgency) *notifyv1.Agency {
 	p := &notifyv1.Agency{Id: a.ID, Partnership: a.Partnership, Name: a.Name, Roles: a.Roles, Url: a.URL, Email: a.Email,
-		OutOfHours: a.OutOfHours, Concurrency: int32(a.Concurrency), Schools: a.Schools, HasSecret: len(a.Secret) > 0,
+		OutOfHours: a.OutOfHours, Concurrency: int32(a.Concurrency), Schools: a.Schools, HasSecret: a.HasSecret(),
 		UpdatedAt: timestamppb.New(a.UpdatedAt), UpdatedBy: a.UpdatedBy}
 	if a.HoursStart != "" {
 		p.Hours = &notifyv1.WorkingHours{Start: a.HoursStart, End: a.HoursEnd}

@@ -7,14 +7,15 @@ import (
 	"mash/services/notify/store"
 )
 
-// Bus is all notify may do on NATS: publish its notification events and agencies' messages
-// (mash.notify.<agency>, never an agency's .ack or .answer), and read its own consumers,
-// including the ones over agencies' acknowledgements and answers. Its NATS user is refused
-// every other subject.
+// Bus is all notify may do on NATS: publish its notification and directory events and
+// agencies' messages (mash.notify.<agency>, never an agency's .ack or .answer), and read its
+// own consumers, including the ones over agencies' acknowledgements and answers. Its NATS
+// user is refused every other subject.
 var Bus = busauth.Role{
 	Service: "notify",
 	Publishes: []string{EventSent, EventDelivered, EventAcknowledged, EventFailed, EventEscalated, EventRetried,
-		EventAnswerReceived, channel.SubjectPrefix + "*"},
+		EventAnswerReceived, EventChangeProposed, EventChangeApproved, EventChangeRejected, EventChangeExpired, EventSecretRotated,
+		EventContactNotified, EventContactNoticeFailed, channel.SubjectPrefix + "*"},
 	Durables: []string{consumerDurable, acksDurable, answerInbox, events.AuditedDurable(store.Schema)},
 }
 

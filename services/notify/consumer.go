@@ -538,7 +538,7 @@ func (s *Service) readDirectory(ctx context.Context, q store.Querier, partnershi
 		if err != nil {
 			return partnershipDirectory{}, err
 		}
-		as, err := store.AgenciesIn(ctx, q, id)
+		as, err := store.AgenciesIn(ctx, q, s.box, id)
 		if err != nil {
 			return partnershipDirectory{}, err
 		}
@@ -560,7 +560,7 @@ func (s *Service) agencyByID(ctx context.Context, q store.Querier, dir partnersh
 	if a, ok := dir.byID(id); ok {
 		return a, true, nil
 	}
-	a, err := store.AgencyAnywhere(ctx, q, id)
+	a, err := store.AgencyAnywhere(ctx, q, s.box, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return directory.Agency{}, false, nil
 	}

@@ -44,6 +44,9 @@ func (s *Service) deliverLoop(ctx context.Context) {
 				break
 			}
 		}
+		if _, err := s.DeliverNoticesDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("claim change notices", zap.Error(err))
+		}
 		timer.Reset(s.cfg.Poll)
 	}
 }

@@ -35,6 +35,9 @@ func (s *Service) escalationLoop(ctx context.Context) {
 		if _, err := s.EscalateDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("escalate overdue acknowledgements", zap.Error(err))
 		}
+		if _, err := s.ExpireChanges(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expire directory changes", zap.Error(err))
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -41,6 +41,7 @@ import (
 	"mash/services/notify"
 	"mash/services/notify/channel"
 	"mash/services/notify/directory"
+	"mash/services/notify/seal"
 	"mash/services/notify/store"
 )
 
@@ -187,6 +188,8 @@ type env struct {
 	stop    func()
 	cfg     notify.DeliveryConfig
 	async   bool // publish without waiting for the broker's ack (benchmarks)
+	// key seals webhook secrets; the same across restarts, as in a deployment.
+	key []byte
 }
 
 type envOption func(*notify.DeliveryConfig)
@@ -200,6 +203,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 			Poll: 20 * time.Millisecond, EscalationEvery: time.Hour, MaxAttempts: 5}}
 	for _, o := range opts {
 		o(&e.cfg)
+	}
+	var err error
+	if e.key, err = seal.NewKey(); err != nil {
+		t.Fatal(err)
 	}
 	e.ag = agencies{police: newReceiver(t), social: newReceiver(t), duty: newReceiver(t), school: newReceiver(t), ooh: newReceiver(t)}
 	e.start()
@@ -218,7 +225,7 @@ func (e *env) start() {
 	}
 	reg := prometheus.NewRegistry()
 	svc, err := notify.New(notify.Deps{Pool: e.pool, JS: e.js, Calendar: cal, Log: zap.NewNop(), Events: events.NewMetrics(reg), Registry: reg,
-		Delivery: e.cfg, Now: e.clock.Now})
+		Delivery: e.cfg, Now: e.clock.Now, SecretKey: e.key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,4 +454,28 @@ func (e *env) streamEvents(t testing.TB, subject string) []*eventsv1.Envelope {
 
 func protoMarshalOpts(m proto.Message) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+// approve has a second manager approve a pending directory change.
+func (e *env) approve(t testing.TB, changeID string) *notifyv1.ApproveDirectoryChangeResponse {
+	t.Helper()
+	resp, err := e.client.ApproveDirectoryChange(bearer(e.token(t, "rct-mash", auth.RoleManager)),
+		&notifyv1.ApproveDirectoryChangeRequest{ChangeId: changeID, Reason: "checked with the team"})
+	if err != nil {
+		t.Fatalf("approve %s: %v", changeID, err)
+	}
+	return resp
+}
+
+// approvePending has a second manager approve every pending directory change.
+func (e *env) approvePending(t testing.TB) {
+	t.Helper()
+	list, err := e.client.ListDirectoryChanges(bearer(e.token(t, "rct-mash", auth.RoleManager)),
+		&notifyv1.ListDirectoryChangesRequest{State: notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_PENDING})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.GetChanges() {
+		e.approve(t, c.GetId())
+	}
 }

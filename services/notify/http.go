@@ -27,6 +27,29 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.Agency.Id = r.PathValue("id")
 			return nil
 		}, a.PutAgency)
+	server.HandleProto(srv, "GET /v1/agencies/{id}/changes", func() *notifyv1.ListDirectoryChangesRequest { return &notifyv1.ListDirectoryChangesRequest{} },
+		func(r *http.Request, _ []byte, req *notifyv1.ListDirectoryChangesRequest) error {
+			q := r.URL.Query()
+			req.AgencyId, req.Partnership = r.PathValue("id"), q.Get("partnership")
+			if v := q.Get("state"); v != "" {
+				st, ok := notifyv1.DirectoryChangeState_value["DIRECTORY_CHANGE_"+v]
+				if !ok {
+					return apierr.Invalid([]apierr.Violation{{Field: "state", Reason: "use PENDING, APPROVED, REJECTED or EXPIRED"}})
+				}
+				req.State = notifyv1.DirectoryChangeState(st)
+			}
+			return nil
+		}, a.ListDirectoryChanges)
+	server.HandleProto(srv, "POST /v1/agencies/{id}/changes/{change}/approve", func() *notifyv1.ApproveDirectoryChangeRequest { return &notifyv1.ApproveDirectoryChangeRequest{} },
+		func(r *http.Request, _ []byte, req *notifyv1.ApproveDirectoryChangeRequest) error {
+			req.AgencyId, req.ChangeId = r.PathValue("id"), r.PathValue("change")
+			return nil
+		}, a.ApproveDirectoryChange)
+	server.HandleProto(srv, "POST /v1/agencies/{id}/changes/{change}/reject", func() *notifyv1.RejectDirectoryChangeRequest { return &notifyv1.RejectDirectoryChangeRequest{} },
+		func(r *http.Request, _ []byte, req *notifyv1.RejectDirectoryChangeRequest) error {
+			req.AgencyId, req.ChangeId = r.PathValue("id"), r.PathValue("change")
+			return nil
+		}, a.RejectDirectoryChange)
 	server.HandleProto(srv, "DELETE /v1/agencies/{id}", func() *notifyv1.RemoveAgencyRequest { return &notifyv1.RemoveAgencyRequest{} },
 		func(r *http.Request, _ []byte, req *notifyv1.RemoveAgencyRequest) error {
 			req.AgencyId = r.PathValue("id")

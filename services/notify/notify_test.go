@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"mash/pkg/auth"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -519,8 +520,15 @@ func TestAPIAccessAndValidation(t *testing.T) {
 	}
 	code, body = httpDo(t, "PUT", e.httpURL+"/v1/agencies/rct-camhs", manager,
 		`{"agency":{"partnership":"rhondda-cynon-taf","name":"CAMHS","roles":["camhs"],"channel":"WEBHOOK","url":"https://camhs.example.test/hook"},"reason":"new team","rotateSecret":true}`)
-	if code != 200 || !strings.Contains(body, `"secret":"`) || !strings.Contains(body, `"hasSecret":true`) {
+	if code != 200 || !strings.Contains(body, `"secret":"`) || !strings.Contains(body, `"pendingChange"`) || !strings.Contains(body, `"newAgency":true`) {
 		t.Fatalf("put agency: %d %s", code, body)
+	}
+	var put notifyv1.PutAgencyResponse
+	if err := protojson.Unmarshal([]byte(body), &put); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.approve(t, put.GetPendingChange().GetId()); !got.GetAgency().GetHasSecret() {
+		t.Fatalf("approved agency: %v", got)
 	}
 	code, body = httpDo(t, "GET", e.httpURL+"/v1/agencies?partnership=rhondda-cynon-taf", manager, "")
 	if code != 200 || strings.Contains(body, `"secret"`) || !strings.Contains(body, "rct-camhs") {
@@ -531,7 +539,7 @@ func TestAPIAccessAndValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := changes[len(changes)-1]
-	if last.Agency != "rct-camhs" || last.Reason != "new team" || !strings.Contains(last.ChangedBy, "manager") || strings.Contains(string(last.After), "secret\":\"") {
+	if last.Agency != "rct-camhs" || !strings.HasSuffix(last.Reason, ": new team") || !strings.Contains(last.ChangedBy, "manager") || strings.Contains(string(last.After), "secret\":\"") {
 		t.Fatalf("directory change: %+v", last)
 	}
 }
@@ -565,6 +573,7 @@ func TestUnroutableRoleEscalatesAndRetryReaddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.approve(t, put.GetPendingChange().GetId())
 	camhs.secret = put.GetSecret()
 	if _, err := e.client.RetryNotification(bearer(manager), &notifyv1.RetryNotificationRequest{NotificationId: gap.ID, Reason: "CAMHS added"}); err != nil {
 		t.Fatal(err)

@@ -177,6 +177,7 @@ func TestResearchRequestToUnknownAgencyIsUnroutable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.approve(t, put.GetPendingChange().GetId())
 	housing.secret = put.GetSecret()
 	if _, err := e.client.RetryNotification(bearer(manager), &notifyv1.RetryNotificationRequest{NotificationId: gap.ID, Reason: "housing added"}); err != nil {
 		t.Fatal(err)
@@ -204,6 +205,8 @@ func (e *env) addBusAgencies(t testing.TB, ids ...string) {
 	if err := e.svc.LoadDirectory(context.Background(), f, "test"); err != nil {
 		t.Fatal(err)
 	}
+	// The directory has agencies already, so the file's new ones wait for a manager.
+	e.approvePending(t)
 }
 
 func (e *env) answerOnBus(t testing.TB, agency string, body []byte, msgID string) {
@@ -383,6 +386,7 @@ func TestRetryFindsAnAgencyInAnotherPartnershipsDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.approve(t, put.GetPendingChange().GetId())
 	housing.secret = put.GetSecret()
 	if _, err := e.client.RetryNotification(bearer(manager), &notifyv1.RetryNotificationRequest{NotificationId: gap.ID, Reason: "housing added"}); err != nil {
 		t.Fatalf("retry: %v", err)

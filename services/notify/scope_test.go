@@ -83,6 +83,8 @@ func TestDirectoryChangesKeepToThePartnershipsServed(t *testing.T) {
 	if err := put(own, partnership); err != nil {
 		t.Errorf("a manager of the partnership adding to its directory: %v", err)
 	}
+	// A new agency waits for a second manager before it is in the directory.
+	e.approvePending(t)
 	if _, err := e.client.RemoveAgency(bearer(own), &notifyv1.RemoveAgencyRequest{Partnership: partnership, AgencyId: "new-camhs", Reason: "merged"}); err != nil {
 		t.Errorf("a manager of the partnership removing from its directory: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"mash/pkg/auth"
 	"mash/pkg/calendar"
 	"mash/pkg/db"
 	"mash/pkg/events"
@@ -29,6 +30,7 @@ import (
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/notify/channel"
 	"mash/services/notify/directory"
+	"mash/services/notify/seal"
 	"mash/services/notify/store"
 )
 
@@ -125,6 +127,12 @@ type Deps struct {
 	Now           func() time.Time
 	// Reconcile sets the age and interval of the reconciler (Schema and Checks are notify's).
 	Reconcile events.ReconcilerConfig
+	// SecretKey (32 bytes) seals agencies' webhook secrets at rest (MASH_NOTIFY_SECRET_KEY).
+	// Required: without it secrets would be stored in clear.
+	SecretKey []byte
+	// ChangeTTL is how long a proposed directory change waits for a second manager.
+	// Default DefaultChangeTTL.
+	ChangeTTL time.Duration
 }
 
 // Service is the notify service.
@@ -144,6 +152,8 @@ type Service struct {
 	metrics    *metrics
 	dirMu      sync.Mutex
 	dirCache   map[string]cachedDirectory
+	box        *seal.Box
+	changeTTL  time.Duration
 
 	wake      chan struct{}
 	results   chan recording
@@ -158,8 +168,19 @@ func New(d Deps) (*Service, error) {
 	if d.Pool == nil || d.JS == nil || d.Calendar == nil || d.Log == nil {
 		return nil, errors.New("notify.New: pool, JetStream, calendar and logger are required")
 	}
+	box, err := seal.New(d.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("notify.New: SecretKey (MASH_NOTIFY_SECRET_KEY): %w", err)
+	}
 	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
-		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording), agencySem: map[string]chan struct{}{}}
+		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording), agencySem: map[string]chan struct{}{},
+		box: box, changeTTL: d.ChangeTTL}
+	if s.changeTTL == 0 {
+		s.changeTTL = DefaultChangeTTL
+	}
+	if s.changeTTL < time.Minute {
+		return nil, fmt.Errorf("notify.New: ChangeTTL %s: must be at least a minute", s.changeTTL)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -177,7 +198,6 @@ func New(d Deps) (*Service, error) {
 		s.channels = channel.NewSet(chs...)
 	}
 	s.metrics = newMetrics(d.Registry, s.store, s.now)
-	var err error
 	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
@@ -218,6 +238,17 @@ func (s *Service) Register(srv *server.Server) {
 // acknowledgements and listens for acknowledgements on the bus until ctx ends. In-flight
 // deliveries finish (within their timeout) before it returns.
 func (s *Service) Run(ctx context.Context) error {
+	// Secrets written before they were sealed are sealed now, before anything reads them.
+	n, err := store.SealClearSecrets(ctx, s.store.Pool(), s.box)
+	if err != nil && ctx.Err() != nil {
+		return nil // stopped while starting
+	}
+	if err != nil {
+		return fmt.Errorf("notify: seal clear webhook secrets: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("sealed webhook secrets stored in clear", zap.Int("agencies", n))
+	}
 	if s.dirFile != "" {
 		if err := s.LoadDirectoryFile(ctx, s.dirFile); err != nil {
 			return err
@@ -237,7 +268,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.safeguards.Run(gctx) })
 	g.Go(func() error { s.deliverLoop(gctx); return nil })
 	g.Go(func() error { s.escalationLoop(gctx); return nil })
-	err := g.Wait()
+	err = g.Wait()
 	s.sending.Wait()
 	return err
 }
@@ -271,17 +302,53 @@ func (s *Service) LoadDirectoryFile(ctx context.Context, path string) error {
 	return s.LoadDirectory(ctx, f, "file:"+path)
 }
 
-// LoadDirectory stores a parsed directory in one transaction.
+// LoadDirectory stores a parsed directory in one transaction. Partnership settings apply at
+// once. A partnership with no agencies yet is bootstrapped: every agency of the file applies
+// directly. Otherwise the file is held to the four-eyes rule like the API: a new agency, or a
+// change to where an existing one's notifications go (or its secret), becomes a pending
+// change proposed by the file (by), for a manager to approve; the rest applies at once. A
+// file that repeats a change already pending proposes nothing new; one that differs from a
+// pending change is logged and left for the managers.
 func (s *Service) LoadDirectory(ctx context.Context, f directory.File, by string) error {
+	proposed, skipped := 0, 0
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		proposed, skipped = 0, 0
+		bootstrap := map[string]bool{}
 		for _, p := range f.Partnerships {
 			if err := store.PutPartnership(ctx, tx, p, by, "loaded from the directory file"); err != nil {
 				return err
 			}
 		}
 		for _, a := range f.Agencies {
-			if _, err := store.PutAgency(ctx, tx, a, by, "loaded from the directory file"); err != nil {
+			boot, ok := bootstrap[a.Partnership]
+			if !ok {
+				existing, err := store.AgenciesIn(ctx, tx, nil, a.Partnership)
+				if err != nil {
+					return err
+				}
+				boot = len(existing) == 0
+				bootstrap[a.Partnership] = boot
+			}
+			if boot {
+				if _, err := store.PutAgency(ctx, tx, s.box, a, by, "loaded from the directory file"); err != nil {
+					return err
+				}
+				continue
+			}
+			_, _, p, err := s.changeAgency(ctx, tx, proposer{actor: auth.Actor{ID: by, Role: auth.ActorRoleSystem}}, a, a.Secret, "loaded from the directory file")
+			switch {
+			case errors.Is(err, store.ErrPendingExists):
+				skipped++
+				if p.ProposedBy != by || !sameChanges(p.Changes, routingChanges(nil, a, false)) {
+					s.log.Warn("directory file changes an agency that has a pending change: not proposed again", zap.String("agency", a.ID),
+						zap.String("partnership", a.Partnership), zap.String("pending_change_id", p.ID))
+				}
+			case err != nil:
 				return err
+			case p != nil:
+				proposed++
+				s.log.Warn("directory file changes where an agency's notifications go: proposed for a manager's approval, not applied",
+					zap.String("agency", a.ID), zap.String("partnership", a.Partnership), zap.String("change_id", p.ID))
 			}
 		}
 		return nil
@@ -290,8 +357,25 @@ func (s *Service) LoadDirectory(ctx context.Context, f directory.File, by string
 		return fmt.Errorf("load directory: %w", err)
 	}
 	s.directoryChanged()
-	s.log.Info("directory loaded", zap.String("source", by), zap.Int("partnerships", len(f.Partnerships)), zap.Int("agencies", len(f.Agencies)))
+	s.relay.Wake()
+	s.log.Info("directory loaded", zap.String("source", by), zap.Int("partnerships", len(f.Partnerships)), zap.Int("agencies", len(f.Agencies)),
+		zap.Int("changes_proposed", proposed), zap.Int("agencies_with_pending_changes", skipped))
 	return nil
+}
+
+// sameChanges reports whether a pending change already proposes what the file says: the
+// same fields to the same values (secrets compare by presence only).
+func sameChanges(pending, file []store.FieldChange) bool {
+	after := map[string]string{}
+	for _, c := range file {
+		after[c.Field] = c.After
+	}
+	for _, c := range pending {
+		if c.Field != "secret" && after[c.Field] != c.After {
+			return false
+		}
+	}
+	return true
 }
 
 func asErrors(ps []directory.Problem) []error {

@@ -51,6 +51,10 @@ type Message struct {
 	Reference string // the referral's human reference, e.g. MASH-2026-0000123
 	Link      string // secure link to the record in the console (email carries only Reference + Link)
 	Body      []byte // JSON document (webhook and nats); may contain personal data, so email never uses it
+	// Notice, when set, is the whole text of an email in place of the standard "a
+	// notification is waiting" lines, for messages about no record (a change to the agency's
+	// own directory entry); Link is then optional. Lines must be printable ASCII.
+	Notice []string
 }
 
 // Receipt is the channel's evidence that the agency side accepted the message, kept in the

@@ -88,6 +88,16 @@ func (e *Email) checkMessage(m Message) error {
 	if err := checkToken("Reference", m.Reference, 64, isPrintable); err != nil {
 		return err
 	}
+	if len(m.Notice) > 0 {
+		for _, line := range m.Notice {
+			if len(line) > 900 || strings.ContainsFunc(line, func(r rune) bool { return r < ' ' || r > '~' }) {
+				return errors.New("message Notice: lines must be printable ASCII of at most 900 bytes")
+			}
+		}
+		if m.Link == "" {
+			return nil
+		}
+	}
 	// SMTP lines stop at 998 bytes; a link is a whole line of the body.
 	if err := checkToken("Link", m.Link, 900, isPrintable); err != nil {
 		return err
@@ -114,6 +124,15 @@ func (e *Email) compose(to string, m Message) []byte {
 	header("Content-Transfer-Encoding", "7bit")
 	header("Auto-Submitted", "auto-generated") // RFC 3834: no out-of-office replies
 	b.WriteString("\r\n")
+	if len(m.Notice) > 0 {
+		for _, line := range m.Notice {
+			b.WriteString(line + "\r\n")
+		}
+		if m.Link != "" {
+			b.WriteString("\r\nLink: " + m.Link + "\r\n")
+		}
+		return b.Bytes()
+	}
 	for _, line := range []string{
 		"A safeguarding notification from the MASH is waiting for you.",
 		"",

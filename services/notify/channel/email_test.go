@@ -239,3 +239,26 @@ func TestEmailRefusesBadInput(t *testing.T) {
 		t.Error("bad From accepted")
 	}
 }
+
+// A notice about no record (an agency's changed directory entry) is the email's whole
+// text, needs no link, and still carries nothing of the body.
+func TestEmailNoticeReplacesTheStandardText(t *testing.T) {
+	srv := startSMTP(t, nil)
+	e := newTestEmail(t, srv.addr(), nil)
+	m := testMessage()
+	m.Kind, m.Reference, m.Link = "directory-change", "0192f000-0000-7000-8000-000000000001", ""
+	m.Notice = []string{"Your organisation's entry in the MASH agency directory was changed.", "Change id: 0192f000-0000-7000-8000-000000000001"}
+	if _, err := e.Send(context.Background(), mailbox, m); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.messages()[0]
+	if !strings.Contains(got, "Subject: MASH directory-change 0192f000-0000-7000-8000-000000000001\r\n") ||
+		!strings.Contains(got, "\r\nYour organisation's entry in the MASH agency directory was changed.\r\nChange id: ") ||
+		strings.Contains(got, "is waiting for you") || strings.Contains(got, personal) {
+		t.Fatalf("notice email:\n%s", got)
+	}
+	m.Notice = []string{"bad\r\nBcc: someone@else.example"}
+	if _, err := e.Send(context.Background(), mailbox, m); !IsPermanent(err) {
+		t.Fatalf("a notice line with CR LF: %v", err)
+	}
+}

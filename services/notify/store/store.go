@@ -17,6 +17,7 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/services/notify/directory"
+	"mash/services/notify/seal"
 )
 
 // Schema is the Postgres schema the notify service owns.
@@ -133,19 +134,28 @@ func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...an
 	return p, nil
 }
 
-const agencyColumns = `partnership, id, name, roles, channel, url, email, secret, hours_start, hours_end, out_of_hours,
+const agencyColumns = `partnership, id, name, roles, channel, url, email, secret_sealed, hours_start, hours_end, out_of_hours,
 	concurrency, schools, updated_at, updated_by`
 
-// StoredAgency is a directory entry with its bookkeeping.
+// StoredAgency is a directory entry with its bookkeeping. Secret is opened from the sealed
+// column only where a box was given (delivery needs it; listings do not).
 type StoredAgency struct {
 	directory.Agency
-	UpdatedAt time.Time
-	UpdatedBy string
+	// SealedSecret is the secret as stored: sealed by the key-encryption key.
+	SealedSecret []byte
+	UpdatedAt    time.Time
+	UpdatedBy    string
 }
+
+// HasSecret reports whether the agency has a webhook secret.
+func (a StoredAgency) HasSecret() bool { return len(a.SealedSecret) > 0 || len(a.Secret) > 0 }
+
+// SecretAAD binds a sealed agency secret to its row, so it opens nowhere else.
+func SecretAAD(partnership, id string) string { return "notify.agencies/" + partnership + "/" + id }
 
 func scanAgency(r pgx.Row) (StoredAgency, error) {
 	var a StoredAgency
-	err := r.Scan(&a.Partnership, &a.ID, &a.Name, &a.Roles, &a.Channel, &a.URL, &a.Email, &a.Secret, &a.HoursStart,
+	err := r.Scan(&a.Partnership, &a.ID, &a.Name, &a.Roles, &a.Channel, &a.URL, &a.Email, &a.SealedSecret, &a.HoursStart,
 		&a.HoursEnd, &a.OutOfHours, &a.Concurrency, &a.Schools, &a.UpdatedAt, &a.UpdatedBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return StoredAgency{}, ErrNotFound
@@ -153,20 +163,45 @@ func scanAgency(r pgx.Row) (StoredAgency, error) {
 	return a, err
 }
 
+// open fills a.Secret from its sealed form when box is given.
+func open(box *seal.Box, a StoredAgency) (StoredAgency, error) {
+	if box == nil || len(a.SealedSecret) == 0 {
+		return a, nil
+	}
+	secret, err := box.Open(a.SealedSecret, SecretAAD(a.Partnership, a.ID))
+	if err != nil {
+		return StoredAgency{}, fmt.Errorf("secret of agency %s/%s: %w", a.Partnership, a.ID, err)
+	}
+	a.Secret = secret
+	return a, nil
+}
+
 // agencyRecord is what the change log keeps of an agency: everything but the secret.
-func agencyRecord(a directory.Agency) []byte {
+func agencyRecord(a directory.Agency, hasSecret bool) []byte {
 	b, _ := json.Marshal(map[string]any{"name": a.Name, "roles": a.Roles, "channel": a.Channel, "url": a.URL, "email": a.Email,
 		"hoursStart": a.HoursStart, "hoursEnd": a.HoursEnd, "outOfHours": a.OutOfHours, "concurrency": a.Concurrency,
-		"schools": a.Schools, "hasSecret": len(a.Secret) > 0})
+		"schools": a.Schools, "hasSecret": hasSecret})
 	return b
 }
 
+// AgencyForUpdate reads an agency inside tx, locking its row, with its secret opened.
+func AgencyForUpdate(ctx context.Context, tx pgx.Tx, box *seal.Box, partnership, id string) (StoredAgency, error) {
+	a, err := scanAgency(tx.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE partnership = $1 AND id = $2 FOR UPDATE`, partnership, id))
+	if errors.Is(err, ErrNotFound) {
+		return StoredAgency{}, ErrNotFound
+	}
+	if err != nil {
+		return StoredAgency{}, fmt.Errorf("read agency %s/%s: %w", partnership, id, err)
+	}
+	return open(box, a)
+}
+
 // PutAgency creates or replaces an agency, keeping its secret when a is given none, and
-// records the change. It returns the stored entry.
-func PutAgency(ctx context.Context, tx pgx.Tx, a directory.Agency, by, reason string) (StoredAgency, error) {
-	old, err := scanAgency(tx.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE partnership = $1 AND id = $2 FOR UPDATE`, a.Partnership, a.ID))
+// records the change. The secret is stored sealed by box. It returns the stored entry.
+func PutAgency(ctx context.Context, tx pgx.Tx, box *seal.Box, a directory.Agency, by, reason string) (StoredAgency, error) {
+	old, err := AgencyForUpdate(ctx, tx, box, a.Partnership, a.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return StoredAgency{}, fmt.Errorf("read agency %s: %w", a.ID, err)
+		return StoredAgency{}, err
 	}
 	existed := err == nil
 	if len(a.Secret) == 0 && existed {
@@ -175,21 +210,28 @@ func PutAgency(ctx context.Context, tx pgx.Tx, a directory.Agency, by, reason st
 	if a.Schools == nil {
 		a.Schools = []string{}
 	}
+	sealed := old.SealedSecret
+	secretChanged := existed && string(old.Secret) != string(a.Secret)
+	if !existed || secretChanged {
+		if sealed, err = box.Seal(a.Secret, SecretAAD(a.Partnership, a.ID)); err != nil {
+			return StoredAgency{}, fmt.Errorf("store agency %s: %w", a.ID, err)
+		}
+	}
 	stored, err := scanAgency(tx.QueryRow(ctx, `INSERT INTO notify.agencies (`+agencyColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), $14)
-		ON CONFLICT (partnership, id) DO UPDATE SET name = $3, roles = $4, channel = $5, url = $6, email = $7, secret = $8,
-			hours_start = $9, hours_end = $10, out_of_hours = $11, concurrency = $12, schools = $13, updated_at = now(), updated_by = $14
-		RETURNING `+agencyColumns, a.Partnership, a.ID, a.Name, a.Roles, a.Channel, a.URL, a.Email, a.Secret, a.HoursStart,
+		ON CONFLICT (partnership, id) DO UPDATE SET name = $3, roles = $4, channel = $5, url = $6, email = $7, secret_sealed = $8,
+			secret = NULL, hours_start = $9, hours_end = $10, out_of_hours = $11, concurrency = $12, schools = $13, updated_at = now(), updated_by = $14
+		RETURNING `+agencyColumns, a.Partnership, a.ID, a.Name, a.Roles, a.Channel, a.URL, a.Email, sealed, a.HoursStart,
 		a.HoursEnd, a.OutOfHours, a.Concurrency, a.Schools, by))
 	if err != nil {
 		return StoredAgency{}, fmt.Errorf("store agency %s: %w", a.ID, err)
 	}
+	stored.Secret = a.Secret
 	var before []byte
 	if existed {
-		before = agencyRecord(old.Agency)
+		before = agencyRecord(old.Agency, old.HasSecret())
 	}
-	after := agencyRecord(stored.Agency)
-	secretChanged := existed && string(old.Secret) != string(stored.Secret)
+	after := agencyRecord(stored.Agency, stored.HasSecret())
 	switch {
 	case existed && string(before) == string(after) && !secretChanged:
 		return stored, nil
@@ -197,6 +239,43 @@ func PutAgency(ctx context.Context, tx pgx.Tx, a directory.Agency, by, reason st
 		return stored, recordChange(ctx, tx, a.Partnership, a.ID, "rotate_secret", nil, nil, reason, by)
 	}
 	return stored, recordChange(ctx, tx, a.Partnership, a.ID, "put", before, after, reason, by)
+}
+
+// SealClearSecrets moves every webhook secret still in clear (written before secrets were
+// sealed) into the sealed column, and returns how many it moved. It is safe to run from
+// every replica at every start: rows are locked, and a moved row is not seen again.
+func SealClearSecrets(ctx context.Context, pool *pgxpool.Pool, box *seal.Box) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT partnership, id, secret FROM notify.agencies WHERE secret IS NOT NULL FOR UPDATE`)
+		if err != nil {
+			return fmt.Errorf("read clear secrets: %w", err)
+		}
+		type clear struct {
+			partnership, id string
+			secret          []byte
+		}
+		cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (clear, error) {
+			var c clear
+			return c, r.Scan(&c.partnership, &c.id, &c.secret)
+		})
+		if err != nil {
+			return fmt.Errorf("read clear secrets: %w", err)
+		}
+		for _, c := range cs {
+			sealed, err := box.Seal(c.secret, SecretAAD(c.partnership, c.id))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE notify.agencies SET secret_sealed = $3, secret = NULL WHERE partnership = $1 AND id = $2`,
+				c.partnership, c.id, sealed); err != nil {
+				return fmt.Errorf("seal secret of %s/%s: %w", c.partnership, c.id, err)
+			}
+		}
+		n = len(cs)
+		return nil
+	})
+	return n, err
 }
 
 // RemoveAgency deletes an agency and records what it was.
@@ -208,7 +287,7 @@ func RemoveAgency(ctx context.Context, tx pgx.Tx, partnership, id, by, reason st
 	if err != nil {
 		return fmt.Errorf("remove agency %s: %w", id, err)
 	}
-	return recordChange(ctx, tx, partnership, id, "remove", agencyRecord(old.Agency), nil, reason, by)
+	return recordChange(ctx, tx, partnership, id, "remove", agencyRecord(old.Agency, old.HasSecret()), nil, reason, by)
 }
 
 func recordChange(ctx context.Context, tx pgx.Tx, partnership, agency, change string, before, after []byte, reason, by string) error {
@@ -243,25 +322,36 @@ func (s *Store) DirectoryChanges(ctx context.Context, partnership string) ([]Dir
 	})
 }
 
-// Agencies lists a partnership's agencies ("" for all), by id.
+// Agencies lists a partnership's agencies ("" for all), by id, secrets left sealed: a
+// listing never needs them.
 func (s *Store) Agencies(ctx context.Context, partnership string) ([]StoredAgency, error) {
-	return agencies(ctx, s.pool.Query, partnership)
+	return agencies(ctx, s.pool.Query, nil, partnership)
 }
 
-// AgenciesIn is Agencies through q (the pool, or the caller's transaction).
-func AgenciesIn(ctx context.Context, q Querier, partnership string) ([]StoredAgency, error) {
-	return agencies(ctx, q.Query, partnership)
+// AgenciesIn is Agencies through q (the pool, or the caller's transaction), with secrets
+// opened by box (nil leaves them sealed).
+func AgenciesIn(ctx context.Context, q Querier, box *seal.Box, partnership string) ([]StoredAgency, error) {
+	return agencies(ctx, q.Query, box, partnership)
 }
 
-func agencies(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), partnership string) ([]StoredAgency, error) {
+func agencies(ctx context.Context, q func(context.Context, string, ...any) (pgx.Rows, error), box *seal.Box, partnership string) ([]StoredAgency, error) {
 	rows, err := q(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE $1 = '' OR partnership = $1 ORDER BY partnership, id`, partnership)
 	if err != nil {
 		return nil, fmt.Errorf("list agencies of %q: %w", partnership, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredAgency, error) { return scanAgency(r) })
+	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredAgency, error) { return scanAgency(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list agencies of %q: %w", partnership, err)
+	}
+	for i := range as {
+		if as[i], err = open(box, as[i]); err != nil {
+			return nil, err
+		}
+	}
+	return as, nil
 }
 
-// Agency reads one agency.
+// Agency reads one agency, its secret left sealed.
 func (s *Store) Agency(ctx context.Context, partnership, id string) (StoredAgency, error) {
 	a, err := scanAgency(s.pool.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE partnership = $1 AND id = $2`, partnership, id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -323,11 +413,14 @@ const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, v
 	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`
 
 // AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
-// preferring the lowest partnership id for a stable answer.
-func AgencyAnywhere(ctx context.Context, q Querier, id string) (StoredAgency, error) {
+// preferring the lowest partnership id for a stable answer; its secret is opened by box.
+func AgencyAnywhere(ctx context.Context, q Querier, box *seal.Box, id string) (StoredAgency, error) {
 	a, err := scanAgency(q.QueryRow(ctx, `SELECT `+agencyColumns+` FROM notify.agencies WHERE id = $1 ORDER BY partnership LIMIT 1`, id))
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
+		return StoredAgency{}, ErrNotFound
+	}
+	if err != nil {
 		return StoredAgency{}, fmt.Errorf("read agency %s: %w", id, err)
 	}
-	return a, err
+	return open(box, a)
 }

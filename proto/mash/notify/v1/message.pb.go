@@ -58,8 +58,10 @@ type AgencyMessage struct {
 	// For INFORMATION_REQUEST: the hub's question, its deadline (also acknowledge_by) and how
 	// to answer.
 	InformationRequest *InformationRequestSummary `protobuf:"bytes,22,opt,name=information_request,json=informationRequest,proto3" json:"information_request,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// For DIRECTORY_CHANGE: what changed in the agency's own directory entry.
+	DirectoryChange *DirectoryChangeNotice `protobuf:"bytes,23,opt,name=directory_change,json=directoryChange,proto3" json:"directory_change,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AgencyMessage) Reset() {
@@ -246,6 +248,85 @@ func (x *AgencyMessage) GetInformationRequest() *InformationRequestSummary {
 	return nil
 }
 
+func (x *AgencyMessage) GetDirectoryChange() *DirectoryChangeNotice {
+	if x != nil {
+		return x.DirectoryChange
+	}
+	return nil
+}
+
+// DirectoryChangeNotice tells an agency, at its previous contact, that its directory entry
+// changed. It names the fields, never their new values or who changed them.
+type DirectoryChangeNotice struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ChangeId   string                 `protobuf:"bytes,1,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	ApprovedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
+	// "channel", "url", "email", "roles", "schools", "outOfHours", "secret".
+	Fields []string `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty"`
+	// What to do if the agency did not ask for the change.
+	Advice        string `protobuf:"bytes,4,opt,name=advice,proto3" json:"advice,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectoryChangeNotice) Reset() {
+	*x = DirectoryChangeNotice{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectoryChangeNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectoryChangeNotice) ProtoMessage() {}
+
+func (x *DirectoryChangeNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectoryChangeNotice.ProtoReflect.Descriptor instead.
+func (*DirectoryChangeNotice) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DirectoryChangeNotice) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
+func (x *DirectoryChangeNotice) GetApprovedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovedAt
+	}
+	return nil
+}
+
+func (x *DirectoryChangeNotice) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *DirectoryChangeNotice) GetAdvice() string {
+	if x != nil {
+		return x.Advice
+	}
+	return ""
+}
+
 // InformationRequestSummary is a MASH research question put to the agency.
 type InformationRequestSummary struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -266,7 +347,7 @@ type InformationRequestSummary struct {
 
 func (x *InformationRequestSummary) Reset() {
 	*x = InformationRequestSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +359,7 @@ func (x *InformationRequestSummary) String() string {
 func (*InformationRequestSummary) ProtoMessage() {}
 
 func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +372,7 @@ func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InformationRequestSummary.ProtoReflect.Descriptor instead.
 func (*InformationRequestSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{1}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InformationRequestSummary) GetRequestId() string {
@@ -352,7 +433,7 @@ type DecisionSummary struct {
 
 func (x *DecisionSummary) Reset() {
 	*x = DecisionSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +445,7 @@ func (x *DecisionSummary) String() string {
 func (*DecisionSummary) ProtoMessage() {}
 
 func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +458,7 @@ func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionSummary.ProtoReflect.Descriptor instead.
 func (*DecisionSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DecisionSummary) GetDecisionId() string {
@@ -461,7 +542,7 @@ type ChildSummary struct {
 
 func (x *ChildSummary) Reset() {
 	*x = ChildSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +554,7 @@ func (x *ChildSummary) String() string {
 func (*ChildSummary) ProtoMessage() {}
 
 func (x *ChildSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +567,7 @@ func (x *ChildSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildSummary.ProtoReflect.Descriptor instead.
 func (*ChildSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ChildSummary) GetGivenName() string {
@@ -570,7 +651,7 @@ type ConcernSummary struct {
 
 func (x *ConcernSummary) Reset() {
 	*x = ConcernSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +663,7 @@ func (x *ConcernSummary) String() string {
 func (*ConcernSummary) ProtoMessage() {}
 
 func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +676,7 @@ func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcernSummary.ProtoReflect.Descriptor instead.
 func (*ConcernSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConcernSummary) GetCategory() string {
@@ -631,7 +712,7 @@ type PersonSummary struct {
 
 func (x *PersonSummary) Reset() {
 	*x = PersonSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +724,7 @@ func (x *PersonSummary) String() string {
 func (*PersonSummary) ProtoMessage() {}
 
 func (x *PersonSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +737,7 @@ func (x *PersonSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonSummary.ProtoReflect.Descriptor instead.
 func (*PersonSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PersonSummary) GetRelationship() string {
@@ -702,7 +783,7 @@ type ReferrerSummary struct {
 
 func (x *ReferrerSummary) Reset() {
 	*x = ReferrerSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +795,7 @@ func (x *ReferrerSummary) String() string {
 func (*ReferrerSummary) ProtoMessage() {}
 
 func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +808,7 @@ func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrerSummary.ProtoReflect.Descriptor instead.
 func (*ReferrerSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReferrerSummary) GetAgency() string {
@@ -786,7 +867,7 @@ type ShareBasis struct {
 
 func (x *ShareBasis) Reset() {
 	*x = ShareBasis{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +879,7 @@ func (x *ShareBasis) String() string {
 func (*ShareBasis) ProtoMessage() {}
 
 func (x *ShareBasis) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +892,7 @@ func (x *ShareBasis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareBasis.ProtoReflect.Descriptor instead.
 func (*ShareBasis) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ShareBasis) GetLawfulBasis() string {
@@ -853,7 +934,7 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\x88\b\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xda\b\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -880,7 +961,14 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\vincident_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"incidentAt\x12\x1c\n" +
 	"\tnarrative\x18\x15 \x01(\tR\tnarrative\x12Z\n" +
-	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\"\xcc\x01\n" +
+	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\x12P\n" +
+	"\x10directory_change\x18\x17 \x01(\v2%.mash.notify.v1.DirectoryChangeNoticeR\x0fdirectoryChange\"\xa1\x01\n" +
+	"\x15DirectoryChangeNotice\x12\x1b\n" +
+	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12;\n" +
+	"\vapproved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"approvedAt\x12\x16\n" +
+	"\x06fields\x18\x03 \x03(\tR\x06fields\x12\x16\n" +
+	"\x06advice\x18\x04 \x01(\tR\x06advice\"\xcc\x01\n" +
 	"\x19InformationRequestSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -955,39 +1043,42 @@ func file_mash_notify_v1_message_proto_rawDescGZIP() []byte {
 	return file_mash_notify_v1_message_proto_rawDescData
 }
 
-var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_mash_notify_v1_message_proto_goTypes = []any{
 	(*AgencyMessage)(nil),             // 0: mash.notify.v1.AgencyMessage
-	(*InformationRequestSummary)(nil), // 1: mash.notify.v1.InformationRequestSummary
-	(*DecisionSummary)(nil),           // 2: mash.notify.v1.DecisionSummary
-	(*ChildSummary)(nil),              // 3: mash.notify.v1.ChildSummary
-	(*ConcernSummary)(nil),            // 4: mash.notify.v1.ConcernSummary
-	(*PersonSummary)(nil),             // 5: mash.notify.v1.PersonSummary
-	(*ReferrerSummary)(nil),           // 6: mash.notify.v1.ReferrerSummary
-	(*ShareBasis)(nil),                // 7: mash.notify.v1.ShareBasis
-	(NotificationKind)(0),             // 8: mash.notify.v1.NotificationKind
-	(*timestamppb.Timestamp)(nil),     // 9: google.protobuf.Timestamp
+	(*DirectoryChangeNotice)(nil),     // 1: mash.notify.v1.DirectoryChangeNotice
+	(*InformationRequestSummary)(nil), // 2: mash.notify.v1.InformationRequestSummary
+	(*DecisionSummary)(nil),           // 3: mash.notify.v1.DecisionSummary
+	(*ChildSummary)(nil),              // 4: mash.notify.v1.ChildSummary
+	(*ConcernSummary)(nil),            // 5: mash.notify.v1.ConcernSummary
+	(*PersonSummary)(nil),             // 6: mash.notify.v1.PersonSummary
+	(*ReferrerSummary)(nil),           // 7: mash.notify.v1.ReferrerSummary
+	(*ShareBasis)(nil),                // 8: mash.notify.v1.ShareBasis
+	(NotificationKind)(0),             // 9: mash.notify.v1.NotificationKind
+	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_message_proto_depIdxs = []int32{
-	8,  // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
-	9,  // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
-	2,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
-	3,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
-	4,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
-	5,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
-	6,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
-	7,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
-	9,  // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
-	1,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
-	9,  // 11: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
-	9,  // 12: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
-	9,  // 13: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	9,  // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
+	10, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
+	10, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
+	3,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
+	4,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
+	5,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
+	6,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
+	7,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
+	8,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
+	10, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
+	2,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
+	1,  // 11: mash.notify.v1.AgencyMessage.directory_change:type_name -> mash.notify.v1.DirectoryChangeNotice
+	10, // 12: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
+	10, // 13: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
+	10, // 14: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
+	10, // 15: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mash_notify_v1_message_proto_init() }
@@ -1002,7 +1093,7 @@ func file_mash_notify_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_message_proto_rawDesc), len(file_mash_notify_v1_message_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

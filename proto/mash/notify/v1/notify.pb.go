@@ -78,6 +78,66 @@ func (ChannelKind) EnumDescriptor() ([]byte, []int) {
 	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{0}
 }
 
+// DirectoryChangeState is where a proposed directory change is.
+type DirectoryChangeState int32
+
+const (
+	DirectoryChangeState_DIRECTORY_CHANGE_STATE_UNSPECIFIED DirectoryChangeState = 0
+	// Awaiting a second manager; deliveries still use the current entry.
+	DirectoryChangeState_DIRECTORY_CHANGE_PENDING DirectoryChangeState = 1
+	// Approved and applied.
+	DirectoryChangeState_DIRECTORY_CHANGE_APPROVED DirectoryChangeState = 2
+	// Rejected (or withdrawn by its proposer); nothing changed.
+	DirectoryChangeState_DIRECTORY_CHANGE_REJECTED DirectoryChangeState = 3
+	// Nobody decided before it expired; nothing changed.
+	DirectoryChangeState_DIRECTORY_CHANGE_EXPIRED DirectoryChangeState = 4
+)
+
+// Enum value maps for DirectoryChangeState.
+var (
+	DirectoryChangeState_name = map[int32]string{
+		0: "DIRECTORY_CHANGE_STATE_UNSPECIFIED",
+		1: "DIRECTORY_CHANGE_PENDING",
+		2: "DIRECTORY_CHANGE_APPROVED",
+		3: "DIRECTORY_CHANGE_REJECTED",
+		4: "DIRECTORY_CHANGE_EXPIRED",
+	}
+	DirectoryChangeState_value = map[string]int32{
+		"DIRECTORY_CHANGE_STATE_UNSPECIFIED": 0,
+		"DIRECTORY_CHANGE_PENDING":           1,
+		"DIRECTORY_CHANGE_APPROVED":          2,
+		"DIRECTORY_CHANGE_REJECTED":          3,
+		"DIRECTORY_CHANGE_EXPIRED":           4,
+	}
+)
+
+func (x DirectoryChangeState) Enum() *DirectoryChangeState {
+	p := new(DirectoryChangeState)
+	*p = x
+	return p
+}
+
+func (x DirectoryChangeState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DirectoryChangeState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mash_notify_v1_notify_proto_enumTypes[1].Descriptor()
+}
+
+func (DirectoryChangeState) Type() protoreflect.EnumType {
+	return &file_mash_notify_v1_notify_proto_enumTypes[1]
+}
+
+func (x DirectoryChangeState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DirectoryChangeState.Descriptor instead.
+func (DirectoryChangeState) EnumDescriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{1}
+}
+
 // NotificationKind says why a notification was sent.
 type NotificationKind int32
 
@@ -98,6 +158,9 @@ const (
 	NotificationKind_ENCOMPASS NotificationKind = 6
 	// Hub staff ask the agency what it knows about the child ("MASH research"), by a deadline.
 	NotificationKind_INFORMATION_REQUEST NotificationKind = 7
+	// The agency's own directory entry changed (endpoint, secret or roles): sent to its
+	// previous contact, with no personal data, so an unexpected change is noticed.
+	NotificationKind_DIRECTORY_CHANGE NotificationKind = 8
 )
 
 // Enum value maps for NotificationKind.
@@ -111,6 +174,7 @@ var (
 		5: "OUTCOME",
 		6: "ENCOMPASS",
 		7: "INFORMATION_REQUEST",
+		8: "DIRECTORY_CHANGE",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -121,6 +185,7 @@ var (
 		"OUTCOME":                       5,
 		"ENCOMPASS":                     6,
 		"INFORMATION_REQUEST":           7,
+		"DIRECTORY_CHANGE":              8,
 	}
 )
 
@@ -135,11 +200,11 @@ func (x NotificationKind) String() string {
 }
 
 func (NotificationKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_mash_notify_v1_notify_proto_enumTypes[1].Descriptor()
+	return file_mash_notify_v1_notify_proto_enumTypes[2].Descriptor()
 }
 
 func (NotificationKind) Type() protoreflect.EnumType {
-	return &file_mash_notify_v1_notify_proto_enumTypes[1]
+	return &file_mash_notify_v1_notify_proto_enumTypes[2]
 }
 
 func (x NotificationKind) Number() protoreflect.EnumNumber {
@@ -148,7 +213,7 @@ func (x NotificationKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NotificationKind.Descriptor instead.
 func (NotificationKind) EnumDescriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{1}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{2}
 }
 
 // NotificationState is where a notification is in its delivery.
@@ -199,11 +264,11 @@ func (x NotificationState) String() string {
 }
 
 func (NotificationState) Descriptor() protoreflect.EnumDescriptor {
-	return file_mash_notify_v1_notify_proto_enumTypes[2].Descriptor()
+	return file_mash_notify_v1_notify_proto_enumTypes[3].Descriptor()
 }
 
 func (NotificationState) Type() protoreflect.EnumType {
-	return &file_mash_notify_v1_notify_proto_enumTypes[2]
+	return &file_mash_notify_v1_notify_proto_enumTypes[3]
 }
 
 func (x NotificationState) Number() protoreflect.EnumNumber {
@@ -212,7 +277,7 @@ func (x NotificationState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NotificationState.Descriptor instead.
 func (NotificationState) EnumDescriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{3}
 }
 
 // WorkingHours are the hours a team answers, in Europe/London wall-clock time, on working
@@ -589,10 +654,15 @@ func (x *PutAgencyRequest) GetRotateSecret() bool {
 }
 
 type PutAgencyResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Agency *Agency                `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
-	// The new webhook secret (hex), present only when one was made.
-	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agency as it stands now: a pending change is not in it yet.
+	Agency *Agency `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	// The new webhook secret (hex), present only when one was made. It is shown this once
+	// and takes effect when the change that carries it is approved.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The change awaiting a second manager's approval, when the request changed where the
+	// agency's notifications go.
+	PendingChange *DirectoryChange `protobuf:"bytes,3,opt,name=pending_change,json=pendingChange,proto3" json:"pending_change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,6 +711,613 @@ func (x *PutAgencyResponse) GetSecret() string {
 	return ""
 }
 
+func (x *PutAgencyResponse) GetPendingChange() *DirectoryChange {
+	if x != nil {
+		return x.PendingChange
+	}
+	return nil
+}
+
+// FieldChange is one field of a directory entry before and after a change. Secrets never
+// appear: a new secret is the field "secret" with after "(new secret)".
+type FieldChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Before        string                 `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *FieldChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// DirectoryChange is a proposed change to where an agency's notifications go.
+type DirectoryChange struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Partnership string                 `protobuf:"bytes,2,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	AgencyId    string                 `protobuf:"bytes,3,opt,name=agency_id,json=agencyId,proto3" json:"agency_id,omitempty"`
+	State       DirectoryChangeState   `protobuf:"varint,4,opt,name=state,proto3,enum=mash.notify.v1.DirectoryChangeState" json:"state,omitempty"`
+	// The agency's routing as it will stand once approved (never its secret; its has_secret
+	// is left unset: rotates_secret says whether the change brings a new one).
+	Proposed *Agency        `protobuf:"bytes,5,opt,name=proposed,proto3" json:"proposed,omitempty"`
+	Changes  []*FieldChange `protobuf:"bytes,6,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The change adds an agency the directory does not have.
+	NewAgency     bool   `protobuf:"varint,7,opt,name=new_agency,json=newAgency,proto3" json:"new_agency,omitempty"`
+	RotatesSecret bool   `protobuf:"varint,8,opt,name=rotates_secret,json=rotatesSecret,proto3" json:"rotates_secret,omitempty"`
+	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who proposed it, in what role, from which client address.
+	ProposedBy     string                 `protobuf:"bytes,10,opt,name=proposed_by,json=proposedBy,proto3" json:"proposed_by,omitempty"`
+	ProposedByRole string                 `protobuf:"bytes,11,opt,name=proposed_by_role,json=proposedByRole,proto3" json:"proposed_by_role,omitempty"`
+	ProposedFrom   string                 `protobuf:"bytes,12,opt,name=proposed_from,json=proposedFrom,proto3" json:"proposed_from,omitempty"`
+	ProposedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=proposed_at,json=proposedAt,proto3" json:"proposed_at,omitempty"`
+	ExpiresAt      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Who approved or rejected it, in what role, from where, when and why.
+	DecidedBy      string                 `protobuf:"bytes,15,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	DecidedByRole  string                 `protobuf:"bytes,16,opt,name=decided_by_role,json=decidedByRole,proto3" json:"decided_by_role,omitempty"`
+	DecidedFrom    string                 `protobuf:"bytes,17,opt,name=decided_from,json=decidedFrom,proto3" json:"decided_from,omitempty"`
+	DecidedAt      *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	DecisionReason string                 `protobuf:"bytes,19,opt,name=decision_reason,json=decisionReason,proto3" json:"decision_reason,omitempty"`
+	// The notice to the agency's previous contact, sent when the change was approved.
+	PreviousContactNoticeId string `protobuf:"bytes,20,opt,name=previous_contact_notice_id,json=previousContactNoticeId,proto3" json:"previous_contact_notice_id,omitempty"`
+	// PENDING, DELIVERED or FAILED.
+	PreviousContactNoticeState string `protobuf:"bytes,21,opt,name=previous_contact_notice_state,json=previousContactNoticeState,proto3" json:"previous_contact_notice_state,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
+}
+
+func (x *DirectoryChange) Reset() {
+	*x = DirectoryChange{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectoryChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectoryChange) ProtoMessage() {}
+
+func (x *DirectoryChange) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectoryChange.ProtoReflect.Descriptor instead.
+func (*DirectoryChange) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DirectoryChange) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetPartnership() string {
+	if x != nil {
+		return x.Partnership
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetAgencyId() string {
+	if x != nil {
+		return x.AgencyId
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetState() DirectoryChangeState {
+	if x != nil {
+		return x.State
+	}
+	return DirectoryChangeState_DIRECTORY_CHANGE_STATE_UNSPECIFIED
+}
+
+func (x *DirectoryChange) GetProposed() *Agency {
+	if x != nil {
+		return x.Proposed
+	}
+	return nil
+}
+
+func (x *DirectoryChange) GetChanges() []*FieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *DirectoryChange) GetNewAgency() bool {
+	if x != nil {
+		return x.NewAgency
+	}
+	return false
+}
+
+func (x *DirectoryChange) GetRotatesSecret() bool {
+	if x != nil {
+		return x.RotatesSecret
+	}
+	return false
+}
+
+func (x *DirectoryChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetProposedBy() string {
+	if x != nil {
+		return x.ProposedBy
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetProposedByRole() string {
+	if x != nil {
+		return x.ProposedByRole
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetProposedFrom() string {
+	if x != nil {
+		return x.ProposedFrom
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetProposedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProposedAt
+	}
+	return nil
+}
+
+func (x *DirectoryChange) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *DirectoryChange) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetDecidedByRole() string {
+	if x != nil {
+		return x.DecidedByRole
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetDecidedFrom() string {
+	if x != nil {
+		return x.DecidedFrom
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+func (x *DirectoryChange) GetDecisionReason() string {
+	if x != nil {
+		return x.DecisionReason
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetPreviousContactNoticeId() string {
+	if x != nil {
+		return x.PreviousContactNoticeId
+	}
+	return ""
+}
+
+func (x *DirectoryChange) GetPreviousContactNoticeState() string {
+	if x != nil {
+		return x.PreviousContactNoticeState
+	}
+	return ""
+}
+
+type ListDirectoryChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Either may be empty for all.
+	Partnership string `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	AgencyId    string `protobuf:"bytes,2,opt,name=agency_id,json=agencyId,proto3" json:"agency_id,omitempty"`
+	// Unset: every state.
+	State         DirectoryChangeState `protobuf:"varint,3,opt,name=state,proto3,enum=mash.notify.v1.DirectoryChangeState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDirectoryChangesRequest) Reset() {
+	*x = ListDirectoryChangesRequest{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDirectoryChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDirectoryChangesRequest) ProtoMessage() {}
+
+func (x *ListDirectoryChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDirectoryChangesRequest.ProtoReflect.Descriptor instead.
+func (*ListDirectoryChangesRequest) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListDirectoryChangesRequest) GetPartnership() string {
+	if x != nil {
+		return x.Partnership
+	}
+	return ""
+}
+
+func (x *ListDirectoryChangesRequest) GetAgencyId() string {
+	if x != nil {
+		return x.AgencyId
+	}
+	return ""
+}
+
+func (x *ListDirectoryChangesRequest) GetState() DirectoryChangeState {
+	if x != nil {
+		return x.State
+	}
+	return DirectoryChangeState_DIRECTORY_CHANGE_STATE_UNSPECIFIED
+}
+
+type ListDirectoryChangesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*DirectoryChange     `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDirectoryChangesResponse) Reset() {
+	*x = ListDirectoryChangesResponse{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDirectoryChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDirectoryChangesResponse) ProtoMessage() {}
+
+func (x *ListDirectoryChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDirectoryChangesResponse.ProtoReflect.Descriptor instead.
+func (*ListDirectoryChangesResponse) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListDirectoryChangesResponse) GetChanges() []*DirectoryChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type ApproveDirectoryChangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ChangeId string                 `protobuf:"bytes,1,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	// When set, must be the change's agency (the HTTP path's agency id; "-" for any).
+	AgencyId string `protobuf:"bytes,2,opt,name=agency_id,json=agencyId,proto3" json:"agency_id,omitempty"`
+	// Optional note kept with the approval.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDirectoryChangeRequest) Reset() {
+	*x = ApproveDirectoryChangeRequest{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDirectoryChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDirectoryChangeRequest) ProtoMessage() {}
+
+func (x *ApproveDirectoryChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDirectoryChangeRequest.ProtoReflect.Descriptor instead.
+func (*ApproveDirectoryChangeRequest) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ApproveDirectoryChangeRequest) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
+func (x *ApproveDirectoryChangeRequest) GetAgencyId() string {
+	if x != nil {
+		return x.AgencyId
+	}
+	return ""
+}
+
+func (x *ApproveDirectoryChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ApproveDirectoryChangeResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Change *DirectoryChange       `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	// The agency as it now stands.
+	Agency        *Agency `protobuf:"bytes,2,opt,name=agency,proto3" json:"agency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDirectoryChangeResponse) Reset() {
+	*x = ApproveDirectoryChangeResponse{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDirectoryChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDirectoryChangeResponse) ProtoMessage() {}
+
+func (x *ApproveDirectoryChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDirectoryChangeResponse.ProtoReflect.Descriptor instead.
+func (*ApproveDirectoryChangeResponse) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ApproveDirectoryChangeResponse) GetChange() *DirectoryChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *ApproveDirectoryChangeResponse) GetAgency() *Agency {
+	if x != nil {
+		return x.Agency
+	}
+	return nil
+}
+
+type RejectDirectoryChangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ChangeId string                 `protobuf:"bytes,1,opt,name=change_id,json=changeId,proto3" json:"change_id,omitempty"`
+	AgencyId string                 `protobuf:"bytes,2,opt,name=agency_id,json=agencyId,proto3" json:"agency_id,omitempty"`
+	// Why it was refused (required).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectDirectoryChangeRequest) Reset() {
+	*x = RejectDirectoryChangeRequest{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectDirectoryChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectDirectoryChangeRequest) ProtoMessage() {}
+
+func (x *RejectDirectoryChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectDirectoryChangeRequest.ProtoReflect.Descriptor instead.
+func (*RejectDirectoryChangeRequest) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RejectDirectoryChangeRequest) GetChangeId() string {
+	if x != nil {
+		return x.ChangeId
+	}
+	return ""
+}
+
+func (x *RejectDirectoryChangeRequest) GetAgencyId() string {
+	if x != nil {
+		return x.AgencyId
+	}
+	return ""
+}
+
+func (x *RejectDirectoryChangeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RejectDirectoryChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Change        *DirectoryChange       `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectDirectoryChangeResponse) Reset() {
+	*x = RejectDirectoryChangeResponse{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectDirectoryChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectDirectoryChangeResponse) ProtoMessage() {}
+
+func (x *RejectDirectoryChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectDirectoryChangeResponse.ProtoReflect.Descriptor instead.
+func (*RejectDirectoryChangeResponse) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RejectDirectoryChangeResponse) GetChange() *DirectoryChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
 type RemoveAgencyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AgencyId      string                 `protobuf:"bytes,1,opt,name=agency_id,json=agencyId,proto3" json:"agency_id,omitempty"`
@@ -652,7 +1329,7 @@ type RemoveAgencyRequest struct {
 
 func (x *RemoveAgencyRequest) Reset() {
 	*x = RemoveAgencyRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +1341,7 @@ func (x *RemoveAgencyRequest) String() string {
 func (*RemoveAgencyRequest) ProtoMessage() {}
 
 func (x *RemoveAgencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +1354,7 @@ func (x *RemoveAgencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgencyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAgencyRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveAgencyRequest) GetAgencyId() string {
@@ -709,7 +1386,7 @@ type RemoveAgencyResponse struct {
 
 func (x *RemoveAgencyResponse) Reset() {
 	*x = RemoveAgencyResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1398,7 @@ func (x *RemoveAgencyResponse) String() string {
 func (*RemoveAgencyResponse) ProtoMessage() {}
 
 func (x *RemoveAgencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1411,7 @@ func (x *RemoveAgencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgencyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAgencyResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{7}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{15}
 }
 
 // Share is the record of what was shared, with whom, why and on what lawful basis.
@@ -757,7 +1434,7 @@ type Share struct {
 
 func (x *Share) Reset() {
 	*x = Share{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +1446,7 @@ func (x *Share) String() string {
 func (*Share) ProtoMessage() {}
 
 func (x *Share) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1459,7 @@ func (x *Share) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Share.ProtoReflect.Descriptor instead.
 func (*Share) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{8}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Share) GetPayloadSha256() string {
@@ -848,7 +1525,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1537,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1550,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{9}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Attempt) GetNumber() int32 {
@@ -947,7 +1624,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1636,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1649,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{10}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Notification) GetId() string {
@@ -1186,7 +1863,7 @@ type ListNotificationsRequest struct {
 
 func (x *ListNotificationsRequest) Reset() {
 	*x = ListNotificationsRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1875,7 @@ func (x *ListNotificationsRequest) String() string {
 func (*ListNotificationsRequest) ProtoMessage() {}
 
 func (x *ListNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1888,7 @@ func (x *ListNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*ListNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{11}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListNotificationsRequest) GetReferralId() string {
@@ -1266,7 +1943,7 @@ type ListNotificationsResponse struct {
 
 func (x *ListNotificationsResponse) Reset() {
 	*x = ListNotificationsResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1955,7 @@ func (x *ListNotificationsResponse) String() string {
 func (*ListNotificationsResponse) ProtoMessage() {}
 
 func (x *ListNotificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1968,7 @@ func (x *ListNotificationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotificationsResponse.ProtoReflect.Descriptor instead.
 func (*ListNotificationsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{12}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListNotificationsResponse) GetNotifications() []*Notification {
@@ -1317,7 +1994,7 @@ type GetNotificationRequest struct {
 
 func (x *GetNotificationRequest) Reset() {
 	*x = GetNotificationRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +2006,7 @@ func (x *GetNotificationRequest) String() string {
 func (*GetNotificationRequest) ProtoMessage() {}
 
 func (x *GetNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +2019,7 @@ func (x *GetNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNotificationRequest.ProtoReflect.Descriptor instead.
 func (*GetNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{13}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetNotificationRequest) GetNotificationId() string {
@@ -1361,7 +2038,7 @@ type GetNotificationResponse struct {
 
 func (x *GetNotificationResponse) Reset() {
 	*x = GetNotificationResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +2050,7 @@ func (x *GetNotificationResponse) String() string {
 func (*GetNotificationResponse) ProtoMessage() {}
 
 func (x *GetNotificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +2063,7 @@ func (x *GetNotificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNotificationResponse.ProtoReflect.Descriptor instead.
 func (*GetNotificationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{14}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetNotificationResponse) GetNotification() *Notification {
@@ -1407,7 +2084,7 @@ type AcknowledgeNotificationRequest struct {
 
 func (x *AcknowledgeNotificationRequest) Reset() {
 	*x = AcknowledgeNotificationRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +2096,7 @@ func (x *AcknowledgeNotificationRequest) String() string {
 func (*AcknowledgeNotificationRequest) ProtoMessage() {}
 
 func (x *AcknowledgeNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +2109,7 @@ func (x *AcknowledgeNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeNotificationRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{15}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AcknowledgeNotificationRequest) GetNotificationId() string {
@@ -1460,7 +2137,7 @@ type AcknowledgeNotificationResponse struct {
 
 func (x *AcknowledgeNotificationResponse) Reset() {
 	*x = AcknowledgeNotificationResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +2149,7 @@ func (x *AcknowledgeNotificationResponse) String() string {
 func (*AcknowledgeNotificationResponse) ProtoMessage() {}
 
 func (x *AcknowledgeNotificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +2162,7 @@ func (x *AcknowledgeNotificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeNotificationResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeNotificationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{16}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AcknowledgeNotificationResponse) GetNotification() *Notification {
@@ -1512,7 +2189,7 @@ type RetryNotificationRequest struct {
 
 func (x *RetryNotificationRequest) Reset() {
 	*x = RetryNotificationRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +2201,7 @@ func (x *RetryNotificationRequest) String() string {
 func (*RetryNotificationRequest) ProtoMessage() {}
 
 func (x *RetryNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +2214,7 @@ func (x *RetryNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryNotificationRequest.ProtoReflect.Descriptor instead.
 func (*RetryNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{17}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryNotificationRequest) GetNotificationId() string {
@@ -1563,7 +2240,7 @@ type RetryNotificationResponse struct {
 
 func (x *RetryNotificationResponse) Reset() {
 	*x = RetryNotificationResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +2252,7 @@ func (x *RetryNotificationResponse) String() string {
 func (*RetryNotificationResponse) ProtoMessage() {}
 
 func (x *RetryNotificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +2265,7 @@ func (x *RetryNotificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryNotificationResponse.ProtoReflect.Descriptor instead.
 func (*RetryNotificationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{18}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryNotificationResponse) GetNotification() *Notification {
@@ -1634,10 +2311,63 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x10PutAgencyRequest\x12.\n" +
 	"\x06agency\x18\x01 \x01(\v2\x16.mash.notify.v1.AgencyR\x06agency\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12#\n" +
-	"\rrotate_secret\x18\x03 \x01(\bR\frotateSecret\"[\n" +
+	"\rrotate_secret\x18\x03 \x01(\bR\frotateSecret\"\xa3\x01\n" +
 	"\x11PutAgencyResponse\x12.\n" +
 	"\x06agency\x18\x01 \x01(\v2\x16.mash.notify.v1.AgencyR\x06agency\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"l\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12F\n" +
+	"\x0epending_change\x18\x03 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\rpendingChange\"Q\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"\x9b\a\n" +
+	"\x0fDirectoryChange\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vpartnership\x18\x02 \x01(\tR\vpartnership\x12\x1b\n" +
+	"\tagency_id\x18\x03 \x01(\tR\bagencyId\x12:\n" +
+	"\x05state\x18\x04 \x01(\x0e2$.mash.notify.v1.DirectoryChangeStateR\x05state\x122\n" +
+	"\bproposed\x18\x05 \x01(\v2\x16.mash.notify.v1.AgencyR\bproposed\x125\n" +
+	"\achanges\x18\x06 \x03(\v2\x1b.mash.notify.v1.FieldChangeR\achanges\x12\x1d\n" +
+	"\n" +
+	"new_agency\x18\a \x01(\bR\tnewAgency\x12%\n" +
+	"\x0erotates_secret\x18\b \x01(\bR\rrotatesSecret\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1f\n" +
+	"\vproposed_by\x18\n" +
+	" \x01(\tR\n" +
+	"proposedBy\x12(\n" +
+	"\x10proposed_by_role\x18\v \x01(\tR\x0eproposedByRole\x12#\n" +
+	"\rproposed_from\x18\f \x01(\tR\fproposedFrom\x12;\n" +
+	"\vproposed_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"proposedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\x0f \x01(\tR\tdecidedBy\x12&\n" +
+	"\x0fdecided_by_role\x18\x10 \x01(\tR\rdecidedByRole\x12!\n" +
+	"\fdecided_from\x18\x11 \x01(\tR\vdecidedFrom\x129\n" +
+	"\n" +
+	"decided_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12'\n" +
+	"\x0fdecision_reason\x18\x13 \x01(\tR\x0edecisionReason\x12;\n" +
+	"\x1aprevious_contact_notice_id\x18\x14 \x01(\tR\x17previousContactNoticeId\x12A\n" +
+	"\x1dprevious_contact_notice_state\x18\x15 \x01(\tR\x1apreviousContactNoticeState\"\x98\x01\n" +
+	"\x1bListDirectoryChangesRequest\x12 \n" +
+	"\vpartnership\x18\x01 \x01(\tR\vpartnership\x12\x1b\n" +
+	"\tagency_id\x18\x02 \x01(\tR\bagencyId\x12:\n" +
+	"\x05state\x18\x03 \x01(\x0e2$.mash.notify.v1.DirectoryChangeStateR\x05state\"Y\n" +
+	"\x1cListDirectoryChangesResponse\x129\n" +
+	"\achanges\x18\x01 \x03(\v2\x1f.mash.notify.v1.DirectoryChangeR\achanges\"q\n" +
+	"\x1dApproveDirectoryChangeRequest\x12\x1b\n" +
+	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12\x1b\n" +
+	"\tagency_id\x18\x02 \x01(\tR\bagencyId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x89\x01\n" +
+	"\x1eApproveDirectoryChangeResponse\x127\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change\x12.\n" +
+	"\x06agency\x18\x02 \x01(\v2\x16.mash.notify.v1.AgencyR\x06agency\"p\n" +
+	"\x1cRejectDirectoryChangeRequest\x12\x1b\n" +
+	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12\x1b\n" +
+	"\tagency_id\x18\x02 \x01(\tR\bagencyId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"X\n" +
+	"\x1dRejectDirectoryChangeResponse\x127\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change\"l\n" +
 	"\x13RemoveAgencyRequest\x12\x1b\n" +
 	"\tagency_id\x18\x01 \x01(\tR\bagencyId\x12 \n" +
 	"\vpartnership\x18\x02 \x01(\tR\vpartnership\x12\x16\n" +
@@ -1721,7 +2451,13 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aWEBHOOK\x10\x01\x12\b\n" +
 	"\x04NATS\x10\x02\x12\t\n" +
-	"\x05EMAIL\x10\x03*\xa3\x01\n" +
+	"\x05EMAIL\x10\x03*\xb8\x01\n" +
+	"\x14DirectoryChangeState\x12&\n" +
+	"\"DIRECTORY_CHANGE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18DIRECTORY_CHANGE_PENDING\x10\x01\x12\x1d\n" +
+	"\x19DIRECTORY_CHANGE_APPROVED\x10\x02\x12\x1d\n" +
+	"\x19DIRECTORY_CHANGE_REJECTED\x10\x03\x12\x1c\n" +
+	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xb9\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1733,7 +2469,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\aRECEIPT\x10\x04\x12\v\n" +
 	"\aOUTCOME\x10\x05\x12\r\n" +
 	"\tENCOMPASS\x10\x06\x12\x17\n" +
-	"\x13INFORMATION_REQUEST\x10\a*~\n" +
+	"\x13INFORMATION_REQUEST\x10\a\x12\x14\n" +
+	"\x10DIRECTORY_CHANGE\x10\b*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
@@ -1741,10 +2478,13 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\tDELIVERED\x10\x03\x12\x10\n" +
 	"\fACKNOWLEDGED\x10\x04\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\x052\xcb\x05\n" +
+	"\x06FAILED\x10\x052\xad\b\n" +
 	"\rNotifyService\x12Y\n" +
 	"\fListAgencies\x12#.mash.notify.v1.ListAgenciesRequest\x1a$.mash.notify.v1.ListAgenciesResponse\x12P\n" +
-	"\tPutAgency\x12 .mash.notify.v1.PutAgencyRequest\x1a!.mash.notify.v1.PutAgencyResponse\x12Y\n" +
+	"\tPutAgency\x12 .mash.notify.v1.PutAgencyRequest\x1a!.mash.notify.v1.PutAgencyResponse\x12q\n" +
+	"\x14ListDirectoryChanges\x12+.mash.notify.v1.ListDirectoryChangesRequest\x1a,.mash.notify.v1.ListDirectoryChangesResponse\x12w\n" +
+	"\x16ApproveDirectoryChange\x12-.mash.notify.v1.ApproveDirectoryChangeRequest\x1a..mash.notify.v1.ApproveDirectoryChangeResponse\x12t\n" +
+	"\x15RejectDirectoryChange\x12,.mash.notify.v1.RejectDirectoryChangeRequest\x1a-.mash.notify.v1.RejectDirectoryChangeResponse\x12Y\n" +
 	"\fRemoveAgency\x12#.mash.notify.v1.RemoveAgencyRequest\x1a$.mash.notify.v1.RemoveAgencyResponse\x12h\n" +
 	"\x11ListNotifications\x12(.mash.notify.v1.ListNotificationsRequest\x1a).mash.notify.v1.ListNotificationsResponse\x12b\n" +
 	"\x0fGetNotification\x12&.mash.notify.v1.GetNotificationRequest\x1a'.mash.notify.v1.GetNotificationResponse\x12z\n" +
@@ -1763,76 +2503,103 @@ func file_mash_notify_v1_notify_proto_rawDescGZIP() []byte {
 	return file_mash_notify_v1_notify_proto_rawDescData
 }
 
-var file_mash_notify_v1_notify_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mash_notify_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_mash_notify_v1_notify_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_mash_notify_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_mash_notify_v1_notify_proto_goTypes = []any{
 	(ChannelKind)(0),                        // 0: mash.notify.v1.ChannelKind
-	(NotificationKind)(0),                   // 1: mash.notify.v1.NotificationKind
-	(NotificationState)(0),                  // 2: mash.notify.v1.NotificationState
-	(*WorkingHours)(nil),                    // 3: mash.notify.v1.WorkingHours
-	(*Agency)(nil),                          // 4: mash.notify.v1.Agency
-	(*ListAgenciesRequest)(nil),             // 5: mash.notify.v1.ListAgenciesRequest
-	(*ListAgenciesResponse)(nil),            // 6: mash.notify.v1.ListAgenciesResponse
-	(*PutAgencyRequest)(nil),                // 7: mash.notify.v1.PutAgencyRequest
-	(*PutAgencyResponse)(nil),               // 8: mash.notify.v1.PutAgencyResponse
-	(*RemoveAgencyRequest)(nil),             // 9: mash.notify.v1.RemoveAgencyRequest
-	(*RemoveAgencyResponse)(nil),            // 10: mash.notify.v1.RemoveAgencyResponse
-	(*Share)(nil),                           // 11: mash.notify.v1.Share
-	(*Attempt)(nil),                         // 12: mash.notify.v1.Attempt
-	(*Notification)(nil),                    // 13: mash.notify.v1.Notification
-	(*ListNotificationsRequest)(nil),        // 14: mash.notify.v1.ListNotificationsRequest
-	(*ListNotificationsResponse)(nil),       // 15: mash.notify.v1.ListNotificationsResponse
-	(*GetNotificationRequest)(nil),          // 16: mash.notify.v1.GetNotificationRequest
-	(*GetNotificationResponse)(nil),         // 17: mash.notify.v1.GetNotificationResponse
-	(*AcknowledgeNotificationRequest)(nil),  // 18: mash.notify.v1.AcknowledgeNotificationRequest
-	(*AcknowledgeNotificationResponse)(nil), // 19: mash.notify.v1.AcknowledgeNotificationResponse
-	(*RetryNotificationRequest)(nil),        // 20: mash.notify.v1.RetryNotificationRequest
-	(*RetryNotificationResponse)(nil),       // 21: mash.notify.v1.RetryNotificationResponse
-	(*timestamppb.Timestamp)(nil),           // 22: google.protobuf.Timestamp
+	(DirectoryChangeState)(0),               // 1: mash.notify.v1.DirectoryChangeState
+	(NotificationKind)(0),                   // 2: mash.notify.v1.NotificationKind
+	(NotificationState)(0),                  // 3: mash.notify.v1.NotificationState
+	(*WorkingHours)(nil),                    // 4: mash.notify.v1.WorkingHours
+	(*Agency)(nil),                          // 5: mash.notify.v1.Agency
+	(*ListAgenciesRequest)(nil),             // 6: mash.notify.v1.ListAgenciesRequest
+	(*ListAgenciesResponse)(nil),            // 7: mash.notify.v1.ListAgenciesResponse
+	(*PutAgencyRequest)(nil),                // 8: mash.notify.v1.PutAgencyRequest
+	(*PutAgencyResponse)(nil),               // 9: mash.notify.v1.PutAgencyResponse
+	(*FieldChange)(nil),                     // 10: mash.notify.v1.FieldChange
+	(*DirectoryChange)(nil),                 // 11: mash.notify.v1.DirectoryChange
+	(*ListDirectoryChangesRequest)(nil),     // 12: mash.notify.v1.ListDirectoryChangesRequest
+	(*ListDirectoryChangesResponse)(nil),    // 13: mash.notify.v1.ListDirectoryChangesResponse
+	(*ApproveDirectoryChangeRequest)(nil),   // 14: mash.notify.v1.ApproveDirectoryChangeRequest
+	(*ApproveDirectoryChangeResponse)(nil),  // 15: mash.notify.v1.ApproveDirectoryChangeResponse
+	(*RejectDirectoryChangeRequest)(nil),    // 16: mash.notify.v1.RejectDirectoryChangeRequest
+	(*RejectDirectoryChangeResponse)(nil),   // 17: mash.notify.v1.RejectDirectoryChangeResponse
+	(*RemoveAgencyRequest)(nil),             // 18: mash.notify.v1.RemoveAgencyRequest
+	(*RemoveAgencyResponse)(nil),            // 19: mash.notify.v1.RemoveAgencyResponse
+	(*Share)(nil),                           // 20: mash.notify.v1.Share
+	(*Attempt)(nil),                         // 21: mash.notify.v1.Attempt
+	(*Notification)(nil),                    // 22: mash.notify.v1.Notification
+	(*ListNotificationsRequest)(nil),        // 23: mash.notify.v1.ListNotificationsRequest
+	(*ListNotificationsResponse)(nil),       // 24: mash.notify.v1.ListNotificationsResponse
+	(*GetNotificationRequest)(nil),          // 25: mash.notify.v1.GetNotificationRequest
+	(*GetNotificationResponse)(nil),         // 26: mash.notify.v1.GetNotificationResponse
+	(*AcknowledgeNotificationRequest)(nil),  // 27: mash.notify.v1.AcknowledgeNotificationRequest
+	(*AcknowledgeNotificationResponse)(nil), // 28: mash.notify.v1.AcknowledgeNotificationResponse
+	(*RetryNotificationRequest)(nil),        // 29: mash.notify.v1.RetryNotificationRequest
+	(*RetryNotificationResponse)(nil),       // 30: mash.notify.v1.RetryNotificationResponse
+	(*timestamppb.Timestamp)(nil),           // 31: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_notify_proto_depIdxs = []int32{
 	0,  // 0: mash.notify.v1.Agency.channel:type_name -> mash.notify.v1.ChannelKind
-	3,  // 1: mash.notify.v1.Agency.hours:type_name -> mash.notify.v1.WorkingHours
-	22, // 2: mash.notify.v1.Agency.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: mash.notify.v1.ListAgenciesResponse.agencies:type_name -> mash.notify.v1.Agency
-	4,  // 4: mash.notify.v1.PutAgencyRequest.agency:type_name -> mash.notify.v1.Agency
-	4,  // 5: mash.notify.v1.PutAgencyResponse.agency:type_name -> mash.notify.v1.Agency
-	22, // 6: mash.notify.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	1,  // 7: mash.notify.v1.Notification.kind:type_name -> mash.notify.v1.NotificationKind
-	2,  // 8: mash.notify.v1.Notification.state:type_name -> mash.notify.v1.NotificationState
-	11, // 9: mash.notify.v1.Notification.share:type_name -> mash.notify.v1.Share
-	22, // 10: mash.notify.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	22, // 11: mash.notify.v1.Notification.next_attempt_at:type_name -> google.protobuf.Timestamp
-	22, // 12: mash.notify.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
-	22, // 13: mash.notify.v1.Notification.acknowledged_at:type_name -> google.protobuf.Timestamp
-	22, // 14: mash.notify.v1.Notification.ack_due:type_name -> google.protobuf.Timestamp
-	22, // 15: mash.notify.v1.Notification.escalated_at:type_name -> google.protobuf.Timestamp
-	22, // 16: mash.notify.v1.Notification.withdrawn_at:type_name -> google.protobuf.Timestamp
-	12, // 17: mash.notify.v1.Notification.history:type_name -> mash.notify.v1.Attempt
-	2,  // 18: mash.notify.v1.ListNotificationsRequest.state:type_name -> mash.notify.v1.NotificationState
-	13, // 19: mash.notify.v1.ListNotificationsResponse.notifications:type_name -> mash.notify.v1.Notification
-	13, // 20: mash.notify.v1.GetNotificationResponse.notification:type_name -> mash.notify.v1.Notification
-	13, // 21: mash.notify.v1.AcknowledgeNotificationResponse.notification:type_name -> mash.notify.v1.Notification
-	13, // 22: mash.notify.v1.RetryNotificationResponse.notification:type_name -> mash.notify.v1.Notification
-	5,  // 23: mash.notify.v1.NotifyService.ListAgencies:input_type -> mash.notify.v1.ListAgenciesRequest
-	7,  // 24: mash.notify.v1.NotifyService.PutAgency:input_type -> mash.notify.v1.PutAgencyRequest
-	9,  // 25: mash.notify.v1.NotifyService.RemoveAgency:input_type -> mash.notify.v1.RemoveAgencyRequest
-	14, // 26: mash.notify.v1.NotifyService.ListNotifications:input_type -> mash.notify.v1.ListNotificationsRequest
-	16, // 27: mash.notify.v1.NotifyService.GetNotification:input_type -> mash.notify.v1.GetNotificationRequest
-	18, // 28: mash.notify.v1.NotifyService.AcknowledgeNotification:input_type -> mash.notify.v1.AcknowledgeNotificationRequest
-	20, // 29: mash.notify.v1.NotifyService.RetryNotification:input_type -> mash.notify.v1.RetryNotificationRequest
-	6,  // 30: mash.notify.v1.NotifyService.ListAgencies:output_type -> mash.notify.v1.ListAgenciesResponse
-	8,  // 31: mash.notify.v1.NotifyService.PutAgency:output_type -> mash.notify.v1.PutAgencyResponse
-	10, // 32: mash.notify.v1.NotifyService.RemoveAgency:output_type -> mash.notify.v1.RemoveAgencyResponse
-	15, // 33: mash.notify.v1.NotifyService.ListNotifications:output_type -> mash.notify.v1.ListNotificationsResponse
-	17, // 34: mash.notify.v1.NotifyService.GetNotification:output_type -> mash.notify.v1.GetNotificationResponse
-	19, // 35: mash.notify.v1.NotifyService.AcknowledgeNotification:output_type -> mash.notify.v1.AcknowledgeNotificationResponse
-	21, // 36: mash.notify.v1.NotifyService.RetryNotification:output_type -> mash.notify.v1.RetryNotificationResponse
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 1: mash.notify.v1.Agency.hours:type_name -> mash.notify.v1.WorkingHours
+	31, // 2: mash.notify.v1.Agency.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 3: mash.notify.v1.ListAgenciesResponse.agencies:type_name -> mash.notify.v1.Agency
+	5,  // 4: mash.notify.v1.PutAgencyRequest.agency:type_name -> mash.notify.v1.Agency
+	5,  // 5: mash.notify.v1.PutAgencyResponse.agency:type_name -> mash.notify.v1.Agency
+	11, // 6: mash.notify.v1.PutAgencyResponse.pending_change:type_name -> mash.notify.v1.DirectoryChange
+	1,  // 7: mash.notify.v1.DirectoryChange.state:type_name -> mash.notify.v1.DirectoryChangeState
+	5,  // 8: mash.notify.v1.DirectoryChange.proposed:type_name -> mash.notify.v1.Agency
+	10, // 9: mash.notify.v1.DirectoryChange.changes:type_name -> mash.notify.v1.FieldChange
+	31, // 10: mash.notify.v1.DirectoryChange.proposed_at:type_name -> google.protobuf.Timestamp
+	31, // 11: mash.notify.v1.DirectoryChange.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 12: mash.notify.v1.DirectoryChange.decided_at:type_name -> google.protobuf.Timestamp
+	1,  // 13: mash.notify.v1.ListDirectoryChangesRequest.state:type_name -> mash.notify.v1.DirectoryChangeState
+	11, // 14: mash.notify.v1.ListDirectoryChangesResponse.changes:type_name -> mash.notify.v1.DirectoryChange
+	11, // 15: mash.notify.v1.ApproveDirectoryChangeResponse.change:type_name -> mash.notify.v1.DirectoryChange
+	5,  // 16: mash.notify.v1.ApproveDirectoryChangeResponse.agency:type_name -> mash.notify.v1.Agency
+	11, // 17: mash.notify.v1.RejectDirectoryChangeResponse.change:type_name -> mash.notify.v1.DirectoryChange
+	31, // 18: mash.notify.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	2,  // 19: mash.notify.v1.Notification.kind:type_name -> mash.notify.v1.NotificationKind
+	3,  // 20: mash.notify.v1.Notification.state:type_name -> mash.notify.v1.NotificationState
+	20, // 21: mash.notify.v1.Notification.share:type_name -> mash.notify.v1.Share
+	31, // 22: mash.notify.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	31, // 23: mash.notify.v1.Notification.next_attempt_at:type_name -> google.protobuf.Timestamp
+	31, // 24: mash.notify.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	31, // 25: mash.notify.v1.Notification.acknowledged_at:type_name -> google.protobuf.Timestamp
+	31, // 26: mash.notify.v1.Notification.ack_due:type_name -> google.protobuf.Timestamp
+	31, // 27: mash.notify.v1.Notification.escalated_at:type_name -> google.protobuf.Timestamp
+	31, // 28: mash.notify.v1.Notification.withdrawn_at:type_name -> google.protobuf.Timestamp
+	21, // 29: mash.notify.v1.Notification.history:type_name -> mash.notify.v1.Attempt
+	3,  // 30: mash.notify.v1.ListNotificationsRequest.state:type_name -> mash.notify.v1.NotificationState
+	22, // 31: mash.notify.v1.ListNotificationsResponse.notifications:type_name -> mash.notify.v1.Notification
+	22, // 32: mash.notify.v1.GetNotificationResponse.notification:type_name -> mash.notify.v1.Notification
+	22, // 33: mash.notify.v1.AcknowledgeNotificationResponse.notification:type_name -> mash.notify.v1.Notification
+	22, // 34: mash.notify.v1.RetryNotificationResponse.notification:type_name -> mash.notify.v1.Notification
+	6,  // 35: mash.notify.v1.NotifyService.ListAgencies:input_type -> mash.notify.v1.ListAgenciesRequest
+	8,  // 36: mash.notify.v1.NotifyService.PutAgency:input_type -> mash.notify.v1.PutAgencyRequest
+	12, // 37: mash.notify.v1.NotifyService.ListDirectoryChanges:input_type -> mash.notify.v1.ListDirectoryChangesRequest
+	14, // 38: mash.notify.v1.NotifyService.ApproveDirectoryChange:input_type -> mash.notify.v1.ApproveDirectoryChangeRequest
+	16, // 39: mash.notify.v1.NotifyService.RejectDirectoryChange:input_type -> mash.notify.v1.RejectDirectoryChangeRequest
+	18, // 40: mash.notify.v1.NotifyService.RemoveAgency:input_type -> mash.notify.v1.RemoveAgencyRequest
+	23, // 41: mash.notify.v1.NotifyService.ListNotifications:input_type -> mash.notify.v1.ListNotificationsRequest
+	25, // 42: mash.notify.v1.NotifyService.GetNotification:input_type -> mash.notify.v1.GetNotificationRequest
+	27, // 43: mash.notify.v1.NotifyService.AcknowledgeNotification:input_type -> mash.notify.v1.AcknowledgeNotificationRequest
+	29, // 44: mash.notify.v1.NotifyService.RetryNotification:input_type -> mash.notify.v1.RetryNotificationRequest
+	7,  // 45: mash.notify.v1.NotifyService.ListAgencies:output_type -> mash.notify.v1.ListAgenciesResponse
+	9,  // 46: mash.notify.v1.NotifyService.PutAgency:output_type -> mash.notify.v1.PutAgencyResponse
+	13, // 47: mash.notify.v1.NotifyService.ListDirectoryChanges:output_type -> mash.notify.v1.ListDirectoryChangesResponse
+	15, // 48: mash.notify.v1.NotifyService.ApproveDirectoryChange:output_type -> mash.notify.v1.ApproveDirectoryChangeResponse
+	17, // 49: mash.notify.v1.NotifyService.RejectDirectoryChange:output_type -> mash.notify.v1.RejectDirectoryChangeResponse
+	19, // 50: mash.notify.v1.NotifyService.RemoveAgency:output_type -> mash.notify.v1.RemoveAgencyResponse
+	24, // 51: mash.notify.v1.NotifyService.ListNotifications:output_type -> mash.notify.v1.ListNotificationsResponse
+	26, // 52: mash.notify.v1.NotifyService.GetNotification:output_type -> mash.notify.v1.GetNotificationResponse
+	28, // 53: mash.notify.v1.NotifyService.AcknowledgeNotification:output_type -> mash.notify.v1.AcknowledgeNotificationResponse
+	30, // 54: mash.notify.v1.NotifyService.RetryNotification:output_type -> mash.notify.v1.RetryNotificationResponse
+	45, // [45:55] is the sub-list for method output_type
+	35, // [35:45] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_mash_notify_v1_notify_proto_init() }
@@ -1845,8 +2612,8 @@ func file_mash_notify_v1_notify_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_notify_proto_rawDesc), len(file_mash_notify_v1_notify_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   19,
+			NumEnums:      4,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,9 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	NotifyService_ListAgencies_FullMethodName            = "/mash.notify.v1.NotifyService/ListAgencies"
 	NotifyService_PutAgency_FullMethodName               = "/mash.notify.v1.NotifyService/PutAgency"
+	NotifyService_ListDirectoryChanges_FullMethodName    = "/mash.notify.v1.NotifyService/ListDirectoryChanges"
+	NotifyService_ApproveDirectoryChange_FullMethodName  = "/mash.notify.v1.NotifyService/ApproveDirectoryChange"
+	NotifyService_RejectDirectoryChange_FullMethodName   = "/mash.notify.v1.NotifyService/RejectDirectoryChange"
 	NotifyService_RemoveAgency_FullMethodName            = "/mash.notify.v1.NotifyService/RemoveAgency"
 	NotifyService_ListNotifications_FullMethodName       = "/mash.notify.v1.NotifyService/ListNotifications"
 	NotifyService_GetNotification_FullMethodName         = "/mash.notify.v1.NotifyService/GetNotification"
@@ -35,15 +38,27 @@ const (
 // NotifyService tells every agency that must act, proves each share, takes agencies'
 // acknowledgements, and lets staff see and retry deliveries that failed.
 // HTTP/JSON: GET /v1/agencies, PUT /v1/agencies/{agency_id}, DELETE /v1/agencies/{agency_id},
-// GET /v1/notifications, GET /v1/notifications/{notification_id},
+// GET /v1/agencies/{agency_id}/changes ("-" for every agency),
+// POST /v1/agencies/{agency_id}/changes/{change_id}/approve,
+// POST /v1/agencies/{agency_id}/changes/{change_id}/reject, GET /v1/notifications, GET /v1/notifications/{notification_id},
 // POST /v1/notifications/{notification_id}/acknowledge,
 // POST /v1/notifications/{notification_id}/retry.
 type NotifyServiceClient interface {
 	// ListAgencies lists a partnership's directory (every partnership when none is named).
 	ListAgencies(ctx context.Context, in *ListAgenciesRequest, opts ...grpc.CallOption) (*ListAgenciesResponse, error)
 	// PutAgency creates or replaces an agency in the directory. Admins and managers; the change
-	// is recorded with who made it and why.
+	// is recorded with who made it and why. A change to where the agency's notifications go
+	// (a new agency; its channel, URL, email, roles, schools or out-of-hours route; its
+	// secret) does not take effect: it becomes a pending DirectoryChange that a second manager
+	// approves. Other fields (name, hours, concurrency) apply at once.
 	PutAgency(ctx context.Context, in *PutAgencyRequest, opts ...grpc.CallOption) (*PutAgencyResponse, error)
+	// ListDirectoryChanges lists proposed directory changes, newest first.
+	ListDirectoryChanges(ctx context.Context, in *ListDirectoryChangesRequest, opts ...grpc.CallOption) (*ListDirectoryChangesResponse, error)
+	// ApproveDirectoryChange applies a pending change. Managers only, and never the one who
+	// proposed it; the agency's previous contact is told.
+	ApproveDirectoryChange(ctx context.Context, in *ApproveDirectoryChangeRequest, opts ...grpc.CallOption) (*ApproveDirectoryChangeResponse, error)
+	// RejectDirectoryChange refuses a pending change (managers, or its proposer withdrawing it).
+	RejectDirectoryChange(ctx context.Context, in *RejectDirectoryChangeRequest, opts ...grpc.CallOption) (*RejectDirectoryChangeResponse, error)
 	// RemoveAgency takes an agency out of the directory; its past notifications stay.
 	RemoveAgency(ctx context.Context, in *RemoveAgencyRequest, opts ...grpc.CallOption) (*RemoveAgencyResponse, error)
 	// ListNotifications lists notifications, most urgent first, by referral, agency or state.
@@ -81,6 +96,36 @@ func (c *notifyServiceClient) PutAgency(ctx context.Context, in *PutAgencyReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PutAgencyResponse)
 	err := c.cc.Invoke(ctx, NotifyService_PutAgency_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *notifyServiceClient) ListDirectoryChanges(ctx context.Context, in *ListDirectoryChangesRequest, opts ...grpc.CallOption) (*ListDirectoryChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDirectoryChangesResponse)
+	err := c.cc.Invoke(ctx, NotifyService_ListDirectoryChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *notifyServiceClient) ApproveDirectoryChange(ctx context.Context, in *ApproveDirectoryChangeRequest, opts ...grpc.CallOption) (*ApproveDirectoryChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveDirectoryChangeResponse)
+	err := c.cc.Invoke(ctx, NotifyService_ApproveDirectoryChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *notifyServiceClient) RejectDirectoryChange(ctx context.Context, in *RejectDirectoryChangeRequest, opts ...grpc.CallOption) (*RejectDirectoryChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectDirectoryChangeResponse)
+	err := c.cc.Invoke(ctx, NotifyService_RejectDirectoryChange_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -144,15 +189,27 @@ func (c *notifyServiceClient) RetryNotification(ctx context.Context, in *RetryNo
 // NotifyService tells every agency that must act, proves each share, takes agencies'
 // acknowledgements, and lets staff see and retry deliveries that failed.
 // HTTP/JSON: GET /v1/agencies, PUT /v1/agencies/{agency_id}, DELETE /v1/agencies/{agency_id},
-// GET /v1/notifications, GET /v1/notifications/{notification_id},
+// GET /v1/agencies/{agency_id}/changes ("-" for every agency),
+// POST /v1/agencies/{agency_id}/changes/{change_id}/approve,
+// POST /v1/agencies/{agency_id}/changes/{change_id}/reject, GET /v1/notifications, GET /v1/notifications/{notification_id},
 // POST /v1/notifications/{notification_id}/acknowledge,
 // POST /v1/notifications/{notification_id}/retry.
 type NotifyServiceServer interface {
 	// ListAgencies lists a partnership's directory (every partnership when none is named).
 	ListAgencies(context.Context, *ListAgenciesRequest) (*ListAgenciesResponse, error)
 	// PutAgency creates or replaces an agency in the directory. Admins and managers; the change
-	// is recorded with who made it and why.
+	// is recorded with who made it and why. A change to where the agency's notifications go
+	// (a new agency; its channel, URL, email, roles, schools or out-of-hours route; its
+	// secret) does not take effect: it becomes a pending DirectoryChange that a second manager
+	// approves. Other fields (name, hours, concurrency) apply at once.
 	PutAgency(context.Context, *PutAgencyRequest) (*PutAgencyResponse, error)
+	// ListDirectoryChanges lists proposed directory changes, newest first.
+	ListDirectoryChanges(context.Context, *ListDirectoryChangesRequest) (*ListDirectoryChangesResponse, error)
+	// ApproveDirectoryChange applies a pending change. Managers only, and never the one who
+	// proposed it; the agency's previous contact is told.
+	ApproveDirectoryChange(context.Context, *ApproveDirectoryChangeRequest) (*ApproveDirectoryChangeResponse, error)
+	// RejectDirectoryChange refuses a pending change (managers, or its proposer withdrawing it).
+	RejectDirectoryChange(context.Context, *RejectDirectoryChangeRequest) (*RejectDirectoryChangeResponse, error)
 	// RemoveAgency takes an agency out of the directory; its past notifications stay.
 	RemoveAgency(context.Context, *RemoveAgencyRequest) (*RemoveAgencyResponse, error)
 	// ListNotifications lists notifications, most urgent first, by referral, agency or state.
@@ -181,6 +238,15 @@ func (UnimplementedNotifyServiceServer) ListAgencies(context.Context, *ListAgenc
 }
 func (UnimplementedNotifyServiceServer) PutAgency(context.Context, *PutAgencyRequest) (*PutAgencyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutAgency not implemented")
+}
+func (UnimplementedNotifyServiceServer) ListDirectoryChanges(context.Context, *ListDirectoryChangesRequest) (*ListDirectoryChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDirectoryChanges not implemented")
+}
+func (UnimplementedNotifyServiceServer) ApproveDirectoryChange(context.Context, *ApproveDirectoryChangeRequest) (*ApproveDirectoryChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveDirectoryChange not implemented")
+}
+func (UnimplementedNotifyServiceServer) RejectDirectoryChange(context.Context, *RejectDirectoryChangeRequest) (*RejectDirectoryChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectDirectoryChange not implemented")
 }
 func (UnimplementedNotifyServiceServer) RemoveAgency(context.Context, *RemoveAgencyRequest) (*RemoveAgencyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveAgency not implemented")
@@ -250,6 +316,60 @@ func _NotifyService_PutAgency_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(NotifyServiceServer).PutAgency(ctx, req.(*PutAgencyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NotifyService_ListDirectoryChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDirectoryChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifyServiceServer).ListDirectoryChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotifyService_ListDirectoryChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifyServiceServer).ListDirectoryChanges(ctx, req.(*ListDirectoryChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NotifyService_ApproveDirectoryChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveDirectoryChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifyServiceServer).ApproveDirectoryChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotifyService_ApproveDirectoryChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifyServiceServer).ApproveDirectoryChange(ctx, req.(*ApproveDirectoryChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NotifyService_RejectDirectoryChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectDirectoryChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifyServiceServer).RejectDirectoryChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotifyService_RejectDirectoryChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifyServiceServer).RejectDirectoryChange(ctx, req.(*RejectDirectoryChangeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -358,6 +478,18 @@ var NotifyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PutAgency",
 			Handler:    _NotifyService_PutAgency_Handler,
+		},
+		{
+			MethodName: "ListDirectoryChanges",
+			Handler:    _NotifyService_ListDirectoryChanges_Handler,
+		},
+		{
+			MethodName: "ApproveDirectoryChange",
+			Handler:    _NotifyService_ApproveDirectoryChange_Handler,
+		},
+		{
+			MethodName: "RejectDirectoryChange",
+			Handler:    _NotifyService_RejectDirectoryChange_Handler,
 		},
 		{
 			MethodName: "RemoveAgency",
