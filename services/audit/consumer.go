@@ -117,6 +117,25 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole = p.Agency, RoleAgency
 			p.Decision = "received"
 		}
+	case any.MessageIs(&eventsv1.RecommendationMade{}):
+		var ev eventsv1.RecommendationMade
+		if any.UnmarshalTo(&ev) == nil {
+			decisionFields(&p, ev.GetDecision())
+			p.Actor, p.ActorRole = "rules", RoleSystem
+			p.Decision = "recommended " + p.Decision
+		}
+	case any.MessageIs(&eventsv1.DecisionMade{}):
+		var ev eventsv1.DecisionMade
+		if any.UnmarshalTo(&ev) == nil {
+			d := ev.GetDecision()
+			decisionFields(&p, d)
+			p.Agency = ev.GetDecidedByAgency()
+			p.Actor, p.ActorRole = d.GetReviewedBy(), roleOr(d.GetReviewedByRole())
+			p.Decision = strings.ToLower(d.GetStatus().String()) + " " + p.Decision
+			if d.GetStatus() == rulesv1.DecisionStatus_OVERRIDDEN {
+				p.Decision += " from " + outcomeSummary(ev.GetPrevious())
+			}
+		}
 	case any.MessageIs(&eventsv1.TriageDecided{}):
 		var ev eventsv1.TriageDecided
 		if any.UnmarshalTo(&ev) == nil {

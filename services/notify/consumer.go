@@ -37,14 +37,14 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onReceived(ctx, tx, ev.GetReferral())
-	case subjectDecided:
-		var ev eventsv1.TriageDecided
+	case subjectRecommended:
+		var ev eventsv1.RecommendationMade
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onDecision(ctx, tx, ev.GetDecision())
-	case subjectOverridden:
-		var ev eventsv1.TriageOverridden
+	case subjectDecisionMade:
+		var ev eventsv1.DecisionMade
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}

@@ -306,21 +306,36 @@ func (e *env) referral(t testing.TB, mutate ...func(*intakev1.Referral)) *intake
 	return ref
 }
 
-// decide publishes a decision event for ref with the outcome given.
-func (e *env) decide(t testing.TB, subject string, ref *intakev1.Referral, decisionID string, version int64, level rulesv1.Level, rag rulesv1.Rag, roles ...string) *eventsv1.Envelope {
+// What a test publishes with decide: the rules' recommendation, or a practitioner's
+// decision (mash.decision.made) confirming or overriding it.
+const (
+	recommended = "recommended"
+	confirmed   = "confirmed"
+	overridden  = "overridden"
+)
+
+// decide publishes a recommendation or decision event (what is one of the kinds above) for
+// ref with the outcome given.
+func (e *env) decide(t testing.TB, what string, ref *intakev1.Referral, decisionID string, version int64, level rulesv1.Level, rag rulesv1.Rag, roles ...string) *eventsv1.Envelope {
 	t.Helper()
 	d := &rulesv1.Decision{Id: decisionID, ReferralId: ref.GetId(), Partnership: partnership, Version: version,
 		Status: rulesv1.DecisionStatus_RECOMMENDED, DecidedAt: timestamppb.New(e.clock.Now()),
 		Current: &rulesv1.Outcome{Level: level, Rag: rag, Pathway: "strategy_discussion", Agencies: roles, Reason: "synthetic test decision",
 			Fired: []*rulesv1.FiredRule{{Id: "test-rule"}}}}
 	d.Recommended = d.Current
-	switch subject {
-	case "mash.triage.overridden":
-		d.Status = rulesv1.DecisionStatus_OVERRIDDEN
+	switch what {
+	case recommended:
+		return e.publish(t, "mash.recommendation.made", ref.GetId(), version+1, &eventsv1.RecommendationMade{Decision: d})
+	case confirmed:
+		d.Status, d.ReviewedBy, d.ReviewedByRole = rulesv1.DecisionStatus_CONFIRMED, "user:p1", "practitioner"
+	case overridden:
+		d.Status, d.ReviewedBy, d.ReviewedByRole = rulesv1.DecisionStatus_OVERRIDDEN, "user:p1", "practitioner"
 		d.ReviewReason = "practitioner override in test"
-		return e.publish(t, subject, ref.GetId(), version+1, &eventsv1.TriageOverridden{Decision: d})
+	default:
+		t.Fatalf("decide: %q is not recommended, confirmed or overridden", what)
 	}
-	return e.publish(t, subject, ref.GetId(), version+1, &eventsv1.TriageDecided{Decision: d})
+	d.ReviewedAt = timestamppb.New(e.clock.Now())
+	return e.publish(t, "mash.decision.made", ref.GetId(), version+1, &eventsv1.DecisionMade{Decision: d})
 }
 
 func (e *env) publish(t testing.TB, subject, referralID string, version int64, payload proto.Message) *eventsv1.Envelope {
