@@ -111,6 +111,11 @@ agencies:
 	if err := os.WriteFile(dirFile, []byte(dir), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	out, errOut, rc := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
+	if rc != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	practitioner := strings.TrimSpace(out)
 	s.start(t, "MASH_NOTIFY_DIRECTORY="+dirFile, "E2E_SECRET_1="+secret(1), "E2E_SECRET_2="+secret(2), "E2E_SECRET_3="+secret(3),
 		"E2E_SECRET_4="+secret(4), "E2E_SECRET_5="+secret(5))
 	code, body, err := s.submit(referrer, example(t))
@@ -123,10 +128,32 @@ agencies:
 	if err := json.Unmarshal([]byte(body), &ack); err != nil {
 		t.Fatal(err)
 	}
+	// Immediate danger: police and social care are told on the recommendation, within
+	// seconds of receipt, before anyone decides; the school gets its Encompass notice.
 	deadline := time.Now().Add(30 * time.Second)
-	for police.count("RECEIPT") < 1 || police.count("OUTCOME") < 1 || social.count("ACTION") < 1 || school.count("ENCOMPASS") < 1 {
+	for police.count("RECEIPT") < 1 || police.count("ACTION") < 1 || social.count("ACTION") < 1 || school.count("ENCOMPASS") < 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("deliveries: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
+			t.Fatalf("deliveries before the decision: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A practitioner decides; then the referrer hears the decision and the others named act.
+	api := apiCall{t, "http://" + s.httpAddr, practitioner}
+	code, claimed, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
+	for code == 404 && time.Now().Before(deadline) { // the case reaches triage's read model shortly
+		time.Sleep(50 * time.Millisecond)
+		code, claimed, raw = api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
+	}
+	if code != 200 {
+		t.Fatalf("claim: %d %s", code, raw)
+	}
+	if code, _, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/decide", map[string]any{"expectedVersion": str(claimed, "case", "version"),
+		"confirm": true, "reason": "Agreed: strategy discussion today."}); code != 200 {
+		t.Fatalf("decide: %d %s", code, raw)
+	}
+	for police.count("OUTCOME") < 1 || social.count("ACTION") < 2 || others.count("ACTION") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries after the decision: police %v, social care %v, partners %v", police.kinds, social.kinds, others.kinds)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -143,7 +170,7 @@ agencies:
 		}
 		a.mu.Unlock()
 	}
-	if social.count("ACTION") != 1 || police.count("RECEIPT") != 1 || police.count("OUTCOME") != 1 || school.count("ENCOMPASS") != 1 {
+	if social.count("ACTION") != 2 || police.count("RECEIPT") != 1 || police.count("OUTCOME") != 1 || school.count("ENCOMPASS") != 1 {
 		t.Fatalf("deliveries: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
 	}
 	// The audit log holds a sent and a delivered entry for each delivery.

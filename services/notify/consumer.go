@@ -42,7 +42,7 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
-		return s.onDecision(ctx, tx, ev.GetDecision())
+		return s.onRecommendation(ctx, tx, ev.GetDecision())
 	case subjectDecisionMade:
 		var ev eventsv1.DecisionMade
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
@@ -106,10 +106,33 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 	return nil
 }
 
+// immediateDangerRoles are told on the rules' recommendation alone when it says a child is
+// in immediate danger (level 4, Red): a strategy discussion cannot wait for the queue.
+var immediateDangerRoles = []string{"childrens_social_care", "police"}
+
+// awaitingNote marks what is shared on a recommendation alone.
+const awaitingNote = "recommendation: awaiting the hub's decision"
+
+// immediateDanger reports whether a recommendation is shared before a person decides.
+func immediateDanger(o *rulesv1.Outcome) bool {
+	return o.GetLevel() == rulesv1.Level_LEVEL_4 && o.GetRag() == rulesv1.Rag_RAG_RED
+}
+
+// onRecommendation shares the rules' recommendation only in immediate danger, with police
+// and children's social care, marked as awaiting the hub's decision; anything else waits for
+// a person's decision. The referrer is never told a recommendation.
+func (s *Service) onRecommendation(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision) error {
+	if !immediateDanger(d.GetCurrent()) {
+		return nil
+	}
+	return s.onDecision(ctx, tx, d)
+}
+
 // onDecision brings the agencies told in line with the decision's current outcome: new
-// agencies are notified, removed ones get a withdrawal, kept ones are told again only if the
-// level or urgency changed; the referrer hears the outcome. An event older than the one
-// already applied changes nothing.
+// agencies are notified, removed ones get a withdrawal, kept ones are told again if the
+// level or urgency changed or what they had was a recommendation; the referrer hears the
+// decision a person made. A recommendation (immediate danger only) reaches police and
+// children's social care alone. An event older than the one already applied changes nothing.
 func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision) error {
 	st, err := store.ReadDecisionState(ctx, tx, d.GetReferralId())
 	if err != nil {
@@ -133,21 +156,30 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 	cur := d.GetCurrent()
 	level, rag := cur.GetLevel().String(), ragName(cur.GetRag())
 	roles := slices.Clone(cur.GetAgencies())
+	recommendation := d.GetStatus() == rulesv1.DecisionStatus_RECOMMENDED
+	if recommendation {
+		roles = slices.Clone(immediateDangerRoles)
+	}
 	now := s.now().UTC()
 	sum := decisionSummary(d)
+	note := ""
+	if recommendation {
+		note = awaitingNote
+	}
+	wasRecommendation := found && applied.Status == rulesv1.DecisionStatus_RECOMMENDED.String()
 
 	told := map[string][]store.Notification{}
 	for _, n := range st.Active {
 		told[n.Role] = append(told[n.Role], n)
 	}
-	changed := found && (applied.Level != level || applied.RAG != rag)
+	changed := found && (applied.Level != level || applied.RAG != rag || wasRecommendation)
 	var p plan
 	for _, role := range roles {
 		prior := told[role]
 		if len(prior) > 0 && !changed {
 			continue
 		}
-		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior); err != nil {
+		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior, note); err != nil {
 			return err
 		}
 	}
@@ -159,13 +191,14 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 			p.withdraw(dir, &ref, sum, n, now)
 		}
 	}
-	if !found || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles) {
+	if !recommendation && (!found || wasRecommendation || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles)) {
 		key := fmt.Sprintf("outcome:%s:v%d", d.GetId(), d.GetVersion())
 		if err := s.notifyReferrer(ctx, tx, &p, dir, &ref, notifyv1.NotificationKind_OUTCOME, sum, key, now); err != nil {
 			return err
 		}
 	}
-	p.applied = &store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(), Agencies: roles, Level: level, RAG: rag}
+	p.applied = &store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(), Agencies: roles, Level: level, RAG: rag,
+		Status: d.GetStatus().String()}
 	return s.execute(ctx, tx, d.GetReferralId(), p, now)
 }
 
@@ -186,7 +219,7 @@ func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *s
 	}
 	p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: a, role: n.Role, kind: notifyv1.NotificationKind_WITHDRAWAL,
 		key: "withdraw:" + n.ID, rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency,
-		note: "an override removed this agency from the decision: disregard the earlier notification", now: now})
+		note: "the hub's decision no longer names this agency: disregard and delete the earlier notification", now: now})
 }
 
 // execute writes a plan within tx in one batch.
@@ -232,7 +265,7 @@ func sameOutcomeAgencies(a, b []string) bool {
 // the role (a changed level or urgency). Red outside an agency's hours goes to its
 // out-of-hours route. A role no agency fills is recorded and escalated at once, within tx.
 func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
-	role, rag string, now time.Time, prior []store.Notification) error {
+	role, rag string, now time.Time, prior []store.Notification, note string) error {
 	agencies := directory.Resolve(dir.agencies, role, ref.GetSubmission().GetChild().GetSchool())
 	key := fmt.Sprintf("action:%s:v%d:%s", sum.ID, sum.Version, role)
 	if len(agencies) == 0 {
@@ -248,9 +281,8 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 				target, routedFrom = ooh, a.ID
 			}
 		}
-		note := ""
 		if len(prior) > 0 {
-			note = "the decision changed: this replaces the earlier notification"
+			note = "the hub's decision: this replaces the earlier notification"
 		}
 		p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
 			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, now: now})

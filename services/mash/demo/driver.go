@@ -266,9 +266,16 @@ func (r *run) submit(ctx context.Context, c *caseRun) error {
 	if err := r.waitDecision(ctx, c); err != nil {
 		return err
 	}
-	// The notifications the recommendation causes are made at the service's clock, so the
-	// clock waits for them before moving on. (A resumed run finds them made long ago.)
-	if err := r.waitNotified(ctx, c, 1); err != nil {
+	// The notifications the referral causes are made at the service's clock, so the clock
+	// waits for them before moving on: the receipt, and in immediate danger (level 4, Red)
+	// police and social care told on the recommendation. (A resumed run finds them made
+	// long ago.)
+	cur := c.decision.GetCurrent()
+	if cur.GetLevel() == rulesv1.Level_LEVEL_4 && cur.GetRag() == rulesv1.Rag_RAG_RED {
+		if err := r.waitNotified(ctx, c, 1); err != nil {
+			return err
+		}
+	} else if err := r.waitReceipt(ctx, c); err != nil {
 		return err
 	}
 	r.scheduleAcks(c)
@@ -317,6 +324,22 @@ func (r *run) waitNotified(ctx context.Context, c *caseRun, version int64) error
 		}
 		for _, n := range ns {
 			if n.GetDecisionId() == c.decision.GetId() && n.GetDecisionVersion() >= version {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// waitReceipt waits until notify has made the referrer's receipt.
+func (r *run) waitReceipt(ctx context.Context, c *caseRun) error {
+	return r.poll(ctx, fmt.Sprintf("receipt for referral %s", c.id), func() (bool, error) {
+		ns, err := r.notifications(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range ns {
+			if n.GetKind() == notifyv1.NotificationKind_RECEIPT {
 				return true, nil
 			}
 		}
@@ -538,11 +561,9 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 	default:
 		r.sum.RAGChange++
 	}
-	if isOverride {
-		if err := r.waitNotified(ctx, c, c.decision.GetVersion()); err != nil {
-			return err
-		}
-	} else if _, err := r.notifications(ctx, c); err != nil {
+	// A person's decision is what is shared (beyond immediate danger), so the clock waits
+	// for notify to act on it.
+	if err := r.waitNotified(ctx, c, c.decision.GetVersion()); err != nil {
 		return err
 	}
 	r.scheduleAcks(c)

@@ -409,7 +409,7 @@ func ReadDecisionState(ctx context.Context, tx pgx.Tx, referralID string) (Decis
 	var st DecisionState
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock(hashtext('mash.notify.' || $1))`, referralID)
-	b.Queue(`SELECT decision_id::text, version, agencies, level, rag FROM notify.decisions WHERE referral_id = $1`, referralID)
+	b.Queue(`SELECT decision_id::text, version, agencies, level, rag, status FROM notify.decisions WHERE referral_id = $1`, referralID)
 	b.Queue(`SELECT id::text, reference, partnership, agency, agency_kind, received_at, referral FROM notify.referrals WHERE id = $1`, referralID)
 	b.Queue(`SELECT `+notificationColumns+` FROM notify.notifications
 		WHERE referral_id = $1 AND kind = 'ACTION' AND withdrawn_at IS NULL ORDER BY agency, created_at`, referralID)
@@ -419,7 +419,7 @@ func ReadDecisionState(ctx context.Context, tx pgx.Tx, referralID string) (Decis
 		return st, fmt.Errorf("lock referral %s: %w", referralID, err)
 	}
 	a := &st.Applied
-	err := br.QueryRow().Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG)
+	err := br.QueryRow().Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG, &a.Status)
 	switch {
 	case err == nil:
 		st.AppliedFound = true

@@ -311,16 +311,19 @@ type AppliedDecision struct {
 	Version    int64
 	Agencies   []string
 	Level, RAG string
+	// Status is the decision's status (RECOMMENDED, CONFIRMED, OVERRIDDEN); empty for
+	// decisions applied before it was kept.
+	Status string
 }
 
 // QueueSetApplied queues, on b, the record of the decision version acted on.
 func QueueSetApplied(b *pgx.Batch, referralID string, a AppliedDecision) {
-	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
+	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG, a.Status)
 }
 
-const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag)
-	VALUES ($1, $2, $3, $4, $5, $6)
-	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`
+const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag, status)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6, status = $7`
 
 // AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
 // preferring the lowest partnership id for a stable answer.

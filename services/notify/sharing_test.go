@@ -1,0 +1,124 @@
+package notify_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"mash/pkg/events/eventstest"
+	notifyv1 "mash/proto/mash/notify/v1"
+	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/notify/store"
+)
+
+// byRole counts a referral's notifications of kind for role, and those of them still active
+// (not withdrawn or superseded).
+func byRole(ns []store.Notification, kind, role string) (all, active int) {
+	for _, n := range ns {
+		if n.Kind == kind && n.Role == role {
+			all++
+			if n.WithdrawnAt == nil {
+				active++
+			}
+		}
+	}
+	return all, active
+}
+
+// Immediate danger (level 4, Red) reaches police and children's social care on the rules'
+// recommendation alone, marked as awaiting the hub's decision; nobody else, not even the
+// referrer, hears of a recommendation. When a person decides, those told hear the decision
+// and the rest of the agencies it names are told.
+func TestImmediateDangerIsSharedOnTheRecommendationAlone(t *testing.T) {
+	e := newEnv(t)
+	ref := e.referral(t, noEncompass)
+	d := uuid.NewString()
+	e.decide(t, recommended, ref, d, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police", "school_dsl")
+	e.settled(t, ref.GetId(), 3)
+	eventstest.Drained(t, e.js, "notify")
+	ns := e.settled(t, ref.GetId(), 3)
+	if len(ns) != 3 {
+		t.Fatalf("on the recommendation: %v, want the receipt and police and social care told", summarise(ns))
+	}
+	for _, role := range []string{"police", "childrens_social_care"} {
+		if all, _ := byRole(ns, "ACTION", role); all != 1 {
+			t.Errorf("%s told %d times on the recommendation, want 1: %v", role, all, summarise(ns))
+		}
+	}
+	police := e.ag.police.ofKind(notifyv1.NotificationKind_ACTION)
+	if len(police) != 1 || police[0].msg.GetNote() != "recommendation: awaiting the hub's decision" ||
+		police[0].msg.GetDecision().GetStatus() != rulesv1.DecisionStatus_RECOMMENDED.String() {
+		t.Fatalf("police were not told it awaits the hub's decision: %+v", police)
+	}
+
+	e.decide(t, confirmed, ref, d, 2, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police", "school_dsl")
+	ns = e.settled(t, ref.GetId(), 7)
+	for role, want := range map[string][2]int{"police": {2, 1}, "childrens_social_care": {2, 1}, "school_dsl": {1, 1}} {
+		if all, active := byRole(ns, "ACTION", role); all != want[0] || active != want[1] {
+			t.Errorf("%s: %d notifications (%d active), want %d (%d)", role, all, active, want[0], want[1])
+		}
+	}
+	if countKind(ns, "OUTCOME", "south-wales-police") != 1 {
+		t.Errorf("referrer not told the decision once: %v", summarise(ns))
+	}
+	police = e.ag.police.ofKind(notifyv1.NotificationKind_ACTION)
+	if len(police) != 2 || police[1].msg.GetDecision().GetStatus() != rulesv1.DecisionStatus_CONFIRMED.String() ||
+		!strings.Contains(police[1].msg.GetNote(), "replaces") {
+		t.Fatalf("police not told the hub's decision: %+v", police)
+	}
+}
+
+// Anything short of immediate danger waits for a person: the consumer has seen the
+// recommendation and sent nothing but the referrer's receipt.
+func TestNothingIsSharedBeforeTheDecision(t *testing.T) {
+	e := newEnv(t)
+	for _, rec := range []struct {
+		level rulesv1.Level
+		rag   rulesv1.Rag
+	}{{rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER}, {rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER}, {rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_RED}} {
+		ref := e.referral(t, noEncompass)
+		d := uuid.NewString()
+		e.decide(t, recommended, ref, d, 1, rec.level, rec.rag, "childrens_social_care", "police")
+		e.settled(t, ref.GetId(), 1)
+		eventstest.Drained(t, e.js, "notify")
+		if ns := e.settled(t, ref.GetId(), 1); len(ns) != 1 || ns[0].Kind != "RECEIPT" {
+			t.Fatalf("%s %s recommendation shared: %v", rec.level, rec.rag, summarise(ns))
+		}
+		e.decide(t, confirmed, ref, d, 2, rec.level, rec.rag, "childrens_social_care", "police")
+		ns := e.settled(t, ref.GetId(), 4)
+		if countKind(ns, "ACTION", "") != 2 || countKind(ns, "OUTCOME", "") != 1 {
+			t.Fatalf("%s %s decision: %v", rec.level, rec.rag, summarise(ns))
+		}
+	}
+}
+
+// A downgrade from level 4 to 2: the agency dropped gets a withdrawal, those still named the
+// update, the referrer the new decision.
+func TestDowngradeWithdrawsDroppedAndUpdatesTheRest(t *testing.T) {
+	e := newEnv(t)
+	ref := e.referral(t, noEncompass)
+	d := uuid.NewString()
+	e.decide(t, confirmed, ref, d, 2, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police", "school_dsl")
+	e.settled(t, ref.GetId(), 5)
+	e.decide(t, overridden, ref, d, 3, rulesv1.Level_LEVEL_2, rulesv1.Rag_RAG_GREEN, "police", "school_dsl")
+	ns := e.settled(t, ref.GetId(), 9)
+	if all, _ := byRole(ns, "WITHDRAWAL", "childrens_social_care"); all != 1 {
+		t.Errorf("social care withdrawals: %d, want 1: %v", all, summarise(ns))
+	}
+	for _, role := range []string{"police", "school_dsl"} {
+		if all, active := byRole(ns, "ACTION", role); all != 2 || active != 1 {
+			t.Errorf("%s: %d notifications (%d active), want the update to replace the first", role, all, active)
+		}
+	}
+	if _, active := byRole(ns, "ACTION", "childrens_social_care"); active != 0 {
+		t.Errorf("social care still has an active action")
+	}
+	school := e.ag.school.ofKind(notifyv1.NotificationKind_ACTION)
+	if len(school) != 2 || school[1].msg.GetDecision().GetLevel() != rulesv1.Level_LEVEL_2.String() {
+		t.Fatalf("school not updated to level 2: %+v", school)
+	}
+	if countKind(ns, "OUTCOME", "") != 2 {
+		t.Errorf("referrer told %d outcomes, want 2", countKind(ns, "OUTCOME", ""))
+	}
+}
