@@ -219,6 +219,15 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
 			p.Decision = "disagreement " + d.GetId() + " " + strings.TrimPrefix(env.GetType(), "mash.disagreement.") + " at " + d.GetStage().String()
 		}
+	case any.MessageIs(&eventsv1.SharingChanged{}):
+		var ev eventsv1.SharingChanged
+		if any.UnmarshalTo(&ev) == nil {
+			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
+			p.Decision = strings.TrimPrefix(env.GetType(), "mash.") + ": consent " + ev.GetConsentStatus()
+			if a := ev.GetAuthorisation(); a != nil {
+				p.Decision += ", shared without consent on " + a.GetGround() + " (" + a.GetLawfulBasis() + ")"
+			}
+		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {

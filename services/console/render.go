@@ -184,6 +184,7 @@ var capNames = map[string]capability{
 	"answer": capAnswer, "assign": capAssign, "notifications": capNotifications, "retry": capRetry, "packs": capPacks,
 	"packManage": capPackManage, "dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements,
 	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
+	"shareAuthorise": capShareAuthorise,
 }
 
 var navItems = []struct {

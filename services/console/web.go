@@ -60,6 +60,8 @@ const (
 	capDisagreements        = auth.ReadDisagreements
 	capDisagreementEscalate = auth.RaiseDisagreements
 	capDisagreementManage   = auth.ResolveDisagreements
+	// Sharing a case without the family's consent is a manager's recorded judgement.
+	capShareAuthorise = auth.AuthoriseSharing
 )
 
 func can(id auth.Identity, c capability) bool { return c == anyStaff || id.Can(c) }
@@ -110,6 +112,8 @@ func (s *Service) Handler() http.Handler {
 	handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capAnswer, s.answerInformation))
 	handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementEscalate, s.escalateDisagreement))
 	handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
+	handle("POST /console/cases/{id}/sharing-authorisation", s.need(capShareAuthorise, s.authoriseSharing))
+	handle("POST /console/cases/{id}/sharing-authorisation/revoke", s.need(capShareAuthorise, s.revokeSharing))
 	handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
 
 	handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))

@@ -116,6 +116,11 @@ agencies:
 		t.Fatalf("clients create: %s", errOut)
 	}
 	practitioner := strings.TrimSpace(out)
+	out, errOut, rc = s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "manager")
+	if rc != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	manager := strings.TrimSpace(out)
 	s.start(t, "MASH_NOTIFY_DIRECTORY="+dirFile, "E2E_SECRET_1="+secret(1), "E2E_SECRET_2="+secret(2), "E2E_SECRET_3="+secret(3),
 		"E2E_SECRET_4="+secret(4), "E2E_SECRET_5="+secret(5))
 	code, body, err := s.submit(referrer, example(t))
@@ -147,9 +152,20 @@ agencies:
 	if code != 200 {
 		t.Fatalf("claim: %d %s", code, raw)
 	}
-	if code, _, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/decide", map[string]any{"expectedVersion": str(claimed, "case", "version"),
-		"confirm": true, "reason": "Agreed: strategy discussion today."}); code != 200 {
-		t.Fatalf("decide: %d %s", code, raw)
+	code, decided, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/decide", map[string]any{"expectedVersion": str(claimed, "case", "version"),
+		"confirm": true, "reason": "Agreed: strategy discussion today."})
+	if code != 200 || !strings.Contains(str(decided, "case", "sharingHeld"), "consent not sought") {
+		t.Fatalf("decide: %d %s, want the case to say sharing is held back for consent", code, raw)
+	}
+	// Consent was not sought: a practitioner cannot authorise sharing without it; a manager
+	// does, with the lawful basis and the reason.
+	const basis = "UK GDPR Art 6(1)(e); DPA 2018 Sch 1 para 18"
+	authorisation := map[string]any{"lawfulBasis": basis, "reason": "High-risk domestic abuse: every agency named must act today."}
+	if code, _, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/sharing-authorisation", authorisation); code != 403 {
+		t.Fatalf("practitioner authorising: %d %s, want 403", code, raw)
+	}
+	if code, _, raw := (apiCall{t, "http://" + s.httpAddr, manager}).do("POST", "/v1/cases/"+ack.ReferralID+"/sharing-authorisation", authorisation); code != 200 {
+		t.Fatalf("manager authorising: %d %s", code, raw)
 	}
 	for police.count("OUTCOME") < 1 || social.count("ACTION") < 2 || others.count("ACTION") < 1 {
 		if time.Now().After(deadline) {

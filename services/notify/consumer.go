@@ -49,6 +49,12 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onDecision(ctx, tx, ev.GetDecision())
+	case subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged:
+		var ev eventsv1.SharingChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onSharingChanged(ctx, tx, env.GetType(), &ev)
 	case subjectResearchRequested:
 		var ev eventsv1.InformationRequestChanged
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
@@ -74,6 +80,9 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 	}
 	if err := store.InsertReferral(ctx, tx, store.Referral{ID: ref.GetId(), Reference: ref.GetReference(), Partnership: ref.GetPartnership(),
 		Agency: ref.GetAgency(), AgencyKind: ref.GetAgencyKind(), ReceivedAt: ref.GetReceivedAt().AsTime(), Proto: raw}); err != nil {
+		return err
+	}
+	if err := store.InsertSharing(ctx, tx, ref.GetId(), ref.GetSubmission().GetConsent().GetStatus().String()); err != nil {
 		return err
 	}
 	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
@@ -167,6 +176,11 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 		note = awaitingNote
 	}
 	wasRecommendation := found && applied.Status == rulesv1.DecisionStatus_RECOMMENDED.String()
+	pos, posFound, err := store.SharingOf(ctx, tx, d.GetReferralId())
+	if err != nil {
+		return err
+	}
+	on, held := shareOnFor(pos, posFound, recommendation)
 
 	told := map[string][]store.Notification{}
 	for _, n := range st.Active {
@@ -176,10 +190,12 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 	var p plan
 	for _, role := range roles {
 		prior := told[role]
-		if len(prior) > 0 && !changed {
+		if len(prior) > 0 && !changed || held {
+			// Held: without consent or a manager's authorisation nothing new leaves the hub;
+			// what was already shared stands until consent is withdrawn or the role dropped.
 			continue
 		}
-		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior, note); err != nil {
+		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior, note, on); err != nil {
 			return err
 		}
 	}
@@ -188,7 +204,7 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 			continue
 		}
 		for _, n := range ns {
-			p.withdraw(dir, &ref, sum, n, now)
+			p.withdraw(dir, &ref, sum, n, now, "the hub's decision no longer names this agency: disregard and delete the earlier notification")
 		}
 	}
 	if !recommendation && (!found || wasRecommendation || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles)) {
@@ -197,8 +213,16 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 			return err
 		}
 	}
+	raw, err := proto.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("decision %s: encode: %w", d.GetId(), err)
+	}
 	p.applied = &store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(), Agencies: roles, Level: level, RAG: rag,
-		Status: d.GetStatus().String()}
+		Status: d.GetStatus().String(), Decision: raw}
+	if held {
+		s.log.Info("decision held back: no consent and no manager's authorisation", zap.String("referral_id", d.GetReferralId()),
+			zap.String("decision_id", d.GetId()), zap.Int64("version", d.GetVersion()))
+	}
 	return s.execute(ctx, tx, d.GetReferralId(), p, now)
 }
 
@@ -209,9 +233,9 @@ type plan struct {
 	applied   *store.AppliedDecision
 }
 
-// withdraw plans telling an agency an override removed it, and stopping the original's
-// escalation.
-func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time) {
+// withdraw plans telling an agency to disregard and delete what it was sent (why says
+// why), stopping the original's delivery if not yet sent and its escalation.
+func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time, why string) {
 	p.withdrawn = append(p.withdrawn, n.ID)
 	a, ok := dir.byID(n.Agency)
 	if !ok {
@@ -219,7 +243,7 @@ func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *s
 	}
 	p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: a, role: n.Role, kind: notifyv1.NotificationKind_WITHDRAWAL,
 		key: "withdraw:" + n.ID, rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency,
-		note: "the hub's decision no longer names this agency: disregard and delete the earlier notification", now: now})
+		note: why, now: now})
 }
 
 // execute writes a plan within tx in one batch.
@@ -265,9 +289,12 @@ func sameOutcomeAgencies(a, b []string) bool {
 // the role (a changed level or urgency). Red outside an agency's hours goes to its
 // out-of-hours route. A role no agency fills is recorded and escalated at once, within tx.
 func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
-	role, rag string, now time.Time, prior []store.Notification, note string) error {
+	role, rag string, now time.Time, prior []store.Notification, note string, on shareOn) error {
 	agencies := directory.Resolve(dir.agencies, role, ref.GetSubmission().GetChild().GetSchool())
 	key := fmt.Sprintf("action:%s:v%d:%s", sum.ID, sum.Version, role)
+	if on.generation > 0 { // shared after consent or an authorisation changed: a share of its own
+		key = fmt.Sprintf("action:%s:v%d:g%d:%s", sum.ID, sum.Version, on.generation, role)
+	}
 	if len(agencies) == 0 {
 		return s.unroutable(ctx, tx, dir, ref, sum, nil, role, notifyv1.NotificationKind_ACTION, key, now)
 	}
@@ -285,7 +312,8 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 			note = "the hub's decision: this replaces the earlier notification"
 		}
 		p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
-			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, now: now})
+			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, basis: on.basis,
+			authorisedBy: on.by, now: now})
 	}
 	return nil
 }
@@ -371,7 +399,11 @@ type spec struct {
 	research *share.Research
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
-	now    time.Time
+	// basis and authorisedBy are what an action share rests on when not the referral's own
+	// consent (see shareOn).
+	basis        *share.Basis
+	authorisedBy string
+	now          time.Time
 }
 
 // create builds the agency's message and stores it with its share record; nil when the
@@ -404,7 +436,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
-		AgencyRoles: sp.agency.Roles, Research: sp.research})
+		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis})
 	if err != nil {
 		return store.Notification{}, err
 	}
@@ -413,7 +445,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 		RAG: sp.rag, Priority: priority(sp.rag, sp.kind), Payload: built.Body, PayloadSHA256: built.SHA256, Fields: built.Fields,
 		Purpose: built.Purpose, LawfulBasis: built.LawfulBasis, ConsentStatus: built.ConsentStatus, ConsentReason: built.ConsentReason,
 		ReferrerWithheld: built.ReferrerWithheld, State: store.StatePending, NextAttemptAt: sp.now, CreatedAt: sp.now,
-		RoutedFrom: sp.routedFrom, EscalatesID: "", WithdrawsID: ""}
+		RoutedFrom: sp.routedFrom, EscalatesID: "", WithdrawsID: "", AuthorisedBy: sp.authorisedBy}
 	if n.Fields == nil {
 		n.Fields = []string{}
 	}
@@ -469,7 +501,7 @@ func (s *Service) event(subject string, n store.Notification, attempt int, detai
 	ev := &eventsv1.NotificationEvent{NotificationId: n.ID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, DecisionId: n.DecisionID,
 		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
 		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
-		Detail: truncate(detail, 500), Actor: by.ID, ActorRole: by.Role, EscalatesNotificationId: n.EscalatesID}
+		Detail: truncate(detail, 500), Actor: by.ID, ActorRole: by.Role, EscalatesNotificationId: n.EscalatesID, AuthorisedBy: n.AuthorisedBy}
 	if n.AckDue != nil {
 		ev.AckDue = timestamppb.New(*n.AckDue)
 	}

@@ -299,6 +299,9 @@ func (e *env) referral(t testing.TB, mutate ...func(*intakev1.Referral)) *intake
 	ref := &intakev1.Referral{Id: id, Reference: "MASH-2026-" + id[:7], Agency: "south-wales-police", AgencyKind: "police",
 		ExternalReference: "SWP-" + id[:8], Partnership: partnership, ReceivedAt: timestamppb.New(now),
 		Status: intakev1.ReferralStatus_RECEIVED, Version: 1, Submission: example(t)}
+	// The family agreed to sharing unless a test says otherwise: consent is a gate, tested
+	// on its own (sharing_test.go).
+	ref.Submission.Consent = &intakev1.Consent{Status: intakev1.ConsentStatus_GIVEN}
 	for _, m := range mutate {
 		m(ref)
 	}

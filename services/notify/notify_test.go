@@ -57,7 +57,7 @@ func TestDecisionNotifiesEachAgencyExactlyOnce(t *testing.T) {
 		if n.State != store.StateDelivered {
 			t.Errorf("notification %s (%s to %s) is %s: %s", n.ID, n.Kind, n.Agency, n.State, n.LastError)
 		}
-		if n.LawfulBasis == "" || n.PayloadSHA256 == "" || n.ConsentStatus != "NOT_SOUGHT" {
+		if n.LawfulBasis == "" || n.PayloadSHA256 == "" || n.ConsentStatus != "GIVEN" {
 			t.Errorf("notification %s lacks its share record: %+v", n.ID, n)
 		}
 	}

@@ -51,6 +51,11 @@ const (
 	// The rules' recommendation, and the decision a practitioner made through triage.
 	subjectRecommended  = "mash.recommendation.made"
 	subjectDecisionMade = "mash.decision.made"
+	// What a case may share: a manager's authorisation to share without consent, and the
+	// family's consent as staff record it.
+	subjectSharingAuthorised = "mash.sharing.authorised"
+	subjectSharingRevoked    = "mash.sharing.revoked"
+	subjectConsentChanged    = "mash.consent.changed"
 	// An information request (MASH research) to an agency, and its answer by any route.
 	subjectResearchRequested = "mash.research.requested"
 	subjectResearchAnswered  = "mash.research.answered"
@@ -61,7 +66,7 @@ const (
 // with fewer subjects has its filter widened in place (nats-server 2.10+ updates
 // FilterSubjects on a durable consumer); the consumer keeps its position, so events of a
 // newly added subject published before the upgrade are not delivered to it.
-var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectResearchRequested, subjectResearchAnswered}
+var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged, subjectResearchRequested, subjectResearchAnswered}
 
 // DefaultPartnership's directory serves partnerships that have none of their own, as the
 // rules service's default pack does.

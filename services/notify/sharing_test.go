@@ -3,12 +3,17 @@ package notify_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"mash/pkg/events/eventstest"
+	eventsv1 "mash/proto/mash/events/v1"
+	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+	"mash/services/notify"
 	"mash/services/notify/store"
 )
 
@@ -120,5 +125,102 @@ func TestDowngradeWithdrawsDroppedAndUpdatesTheRest(t *testing.T) {
 	}
 	if countKind(ns, "OUTCOME", "") != 2 {
 		t.Errorf("referrer told %d outcomes, want 2", countKind(ns, "OUTCOME", ""))
+	}
+}
+
+func consent(status intakev1.ConsentStatus) func(*intakev1.Referral) {
+	return func(r *intakev1.Referral) {
+		r.AgencyKind = "health" // no Encompass
+		r.Submission.Consent = &intakev1.Consent{Status: status, Reason: "Mother declined when asked on 20 Nov."}
+	}
+}
+
+// sharing publishes what triage says a case may now share.
+func (e *env) sharing(t testing.TB, subject string, ref *intakev1.Referral, ev *eventsv1.SharingChanged) {
+	t.Helper()
+	ev.ReferralId = ref.GetId()
+	e.publish(t, subject, ref.GetId(), 9, ev)
+}
+
+// A level 3a decision with consent refused: nothing goes to the agencies it names (the
+// referrer hears the decision) until a manager authorises sharing without consent; then
+// each share records the basis, the consent position and who authorised it. Revoking the
+// authorisation withdraws them.
+func TestConsentRefusedHoldsSharingUntilAManagerAuthorises(t *testing.T) {
+	e := newEnv(t)
+	ref := e.referral(t, consent(intakev1.ConsentStatus_REFUSED))
+	d := uuid.NewString()
+	e.decide(t, confirmed, ref, d, 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
+	e.settled(t, ref.GetId(), 2)
+	eventstest.Drained(t, e.js, "notify")
+	if ns := e.settled(t, ref.GetId(), 2); len(ns) != 2 || countKind(ns, "ACTION", "") != 0 || countKind(ns, "OUTCOME", "") != 1 {
+		t.Fatalf("with consent refused and no authorisation: %v", summarise(ns))
+	}
+
+	const basis = "UK GDPR Art 6(1)(e); DPA 2018 Sch 1 para 18 (safeguarding)"
+	e.sharing(t, "mash.sharing.authorised", ref, &eventsv1.SharingChanged{ConsentStatus: "REFUSED", Actor: "user:mgr",
+		Authorisation: &triagev1.SharingAuthorisation{LawfulBasis: basis, Reason: "Risk of significant harm outweighs the refusal.", AuthorisedBy: "user:mgr"}})
+	ns := e.settled(t, ref.GetId(), 4)
+	if countKind(ns, "ACTION", "") != 2 {
+		t.Fatalf("after authorisation: %v", summarise(ns))
+	}
+	for _, n := range ns {
+		if n.Kind != "ACTION" {
+			continue
+		}
+		if n.LawfulBasis != basis || n.ConsentStatus != "REFUSED" || n.AuthorisedBy != "user:mgr" || !strings.Contains(n.ConsentReason, "manager") {
+			t.Errorf("share %s to %s records basis %q, consent %q (%q), authorised by %q", n.ID, n.Agency, n.LawfulBasis, n.ConsentStatus, n.ConsentReason, n.AuthorisedBy)
+		}
+	}
+	police := e.ag.police.ofKind(notifyv1.NotificationKind_ACTION)
+	if len(police) != 1 || police[0].msg.GetShare().GetLawfulBasis() != basis {
+		t.Fatalf("police message's basis: %+v", police)
+	}
+
+	e.sharing(t, "mash.sharing.revoked", ref, &eventsv1.SharingChanged{ConsentStatus: "REFUSED", Actor: "user:mgr", Reason: "Family now engaging."})
+	ns = e.settled(t, ref.GetId(), 6)
+	for _, role := range []string{"police", "childrens_social_care"} {
+		if all, _ := byRole(ns, "WITHDRAWAL", role); all != 1 {
+			t.Errorf("%s withdrawals after revocation: %d, want 1", role, all)
+		}
+		if _, active := byRole(ns, "ACTION", role); active != 0 {
+			t.Errorf("%s still has an active share after revocation", role)
+		}
+	}
+}
+
+// Consent withdrawn after a share: every agency told on consent gets a withdrawal, and a
+// share not yet delivered is never sent. What immediate danger shared stands.
+func TestConsentWithdrawnWithdrawsWhatWasSharedOnConsent(t *testing.T) {
+	e := newEnv(t, func(c *notify.DeliveryConfig) { c.MaxAttempts = 2 })
+	e.ag.social.respond = func(int64) (int, time.Duration) { return 503, 0 } // social care's share is still undelivered
+	ref := e.referral(t, consent(intakev1.ConsentStatus_GIVEN))
+	d := uuid.NewString()
+	e.decide(t, confirmed, ref, d, 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police", "school_dsl")
+	e.waitFor(t, "police and the school to have their shares", func() bool {
+		return len(e.ag.police.ofKind(notifyv1.NotificationKind_ACTION)) == 1 && len(e.ag.school.ofKind(notifyv1.NotificationKind_ACTION)) == 1
+	})
+	e.sharing(t, "mash.consent.changed", ref, &eventsv1.SharingChanged{ConsentStatus: "WITHDRAWN", Actor: "user:p1", Reason: "Mother withdrew consent by phone."})
+	ns := e.settled(t, ref.GetId(), 8)
+	for _, role := range []string{"police", "childrens_social_care", "school_dsl"} {
+		if all, _ := byRole(ns, "WITHDRAWAL", role); all != 1 {
+			t.Errorf("%s withdrawals: %d, want 1: %v", role, all, summarise(ns))
+		}
+	}
+	for _, n := range ns {
+		if n.Kind == "ACTION" && n.Role == "childrens_social_care" && (n.DeliveredAt != nil || n.WithdrawnAt == nil) {
+			t.Errorf("social care's undelivered share was not stopped: %+v", n)
+		}
+	}
+	w := e.ag.police.ofKind(notifyv1.NotificationKind_WITHDRAWAL)
+	if len(w) != 1 || !strings.Contains(w[0].msg.GetNote(), "consent") {
+		t.Fatalf("police withdrawal: %+v", w)
+	}
+	// A later decision is held back: consent is withdrawn and nobody has authorised.
+	e.decide(t, overridden, ref, d, 3, rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police", "school_dsl")
+	e.settled(t, ref.GetId(), 9)
+	eventstest.Drained(t, e.js, "notify")
+	if ns := e.settled(t, ref.GetId(), 9); countKind(ns, "ACTION", "") != 3 {
+		t.Fatalf("a decision after consent was withdrawn was shared: %v", summarise(ns))
 	}
 }

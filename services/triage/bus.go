@@ -14,7 +14,7 @@ var Bus = busauth.Role{
 	Service: "triage",
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
-		access.EventType("case")},
+		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, access.EventType("case")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 

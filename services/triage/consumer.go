@@ -93,7 +93,7 @@ func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.
 	r := store.Received{
 		ReferralID: ref.GetId(), Partnership: ref.GetPartnership(), ChildName: displayName(sub.GetChild()),
 		ChildAgeYears: ageYears(sub.GetChild(), receivedAt, s.calendar.Location()), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
-		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt,
+		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt, ConsentStatus: sub.GetConsent().GetStatus().String(),
 	}
 	if ref.GetDecisionDue() != nil {
 		due := ref.GetDecisionDue().AsTime()

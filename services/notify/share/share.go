@@ -181,6 +181,17 @@ type Input struct {
 	AgencyRoles []string
 	// Research is the question, for INFORMATION_REQUEST.
 	Research *Research
+	// Basis, when set, is the consent position and lawful basis the share rests on now (a
+	// consent recorded after the referral, a manager's authorisation to share without it,
+	// immediate danger), instead of the referral's own consent.
+	Basis *Basis
+}
+
+// Basis is what a share rests on when it is not the referral's own consent.
+type Basis struct {
+	ConsentStatus, ConsentReason string
+	// LawfulBasis replaces the partnership's when set (a manager's authorisation names one).
+	LawfulBasis string
 }
 
 // Research is an information request as the agency needs it.
@@ -231,6 +242,12 @@ func Build(in Input) (Built, error) {
 		ConsentStatus: consent.GetStatus().String(),
 		ConsentReason: consent.GetReason(),
 		Purpose:       purpose(in),
+	}
+	if in.Basis != nil {
+		b.ConsentStatus, b.ConsentReason = in.Basis.ConsentStatus, in.Basis.ConsentReason
+		if in.Basis.LawfulBasis != "" {
+			b.LawfulBasis = in.Basis.LawfulBasis
+		}
 	}
 	m := &notifyv1.AgencyMessage{
 		NotificationId: in.NotificationID, Kind: in.Kind, Reference: ref.GetReference(), ReferralId: ref.GetId(),
@@ -333,7 +350,7 @@ func purpose(in Input) string {
 			return s
 		}
 	case notifyv1.NotificationKind_WITHDRAWAL:
-		return fmt.Sprintf("an override removed %s from the decision; notification %s withdrawn", in.Role, in.AboutID)
+		return fmt.Sprintf("%s withdrawn from %s: %s", in.AboutID, in.Role, in.Note)
 	case notifyv1.NotificationKind_ESCALATION:
 		return fmt.Sprintf("notification %s to %s was not acknowledged in time", in.AboutID, in.AboutAgency)
 	case notifyv1.NotificationKind_RECEIPT:

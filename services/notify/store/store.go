@@ -314,16 +314,65 @@ type AppliedDecision struct {
 	// Status is the decision's status (RECOMMENDED, CONFIRMED, OVERRIDDEN); empty for
 	// decisions applied before it was kept.
 	Status string
+	// Decision is the decision itself (rulesv1.Decision); nil for those applied before it
+	// was kept.
+	Decision []byte
+}
+
+// Sharing is what a referral may share: the family's consent and a manager's authorisation
+// to share without it (AuthorisedBy empty: none stands).
+type Sharing struct {
+	ConsentStatus, AuthorisedBy, LawfulBasis, Reason string
+	Generation                                       int64
+}
+
+// InsertSharing records a referral's consent as referred, unless its position is known.
+func InsertSharing(ctx context.Context, tx pgx.Tx, referralID, consent string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO notify.sharing (referral_id, consent_status) VALUES ($1, $2)
+		ON CONFLICT (referral_id) DO NOTHING`, referralID, consent); err != nil {
+		return fmt.Errorf("record consent of %s: %w", referralID, err)
+	}
+	return nil
+}
+
+// SharingOf reads a referral's sharing position within tx; found is false when notify has
+// none (a referral from before positions were kept shares as it always did).
+func SharingOf(ctx context.Context, q Querier, referralID string) (Sharing, bool, error) {
+	var s Sharing
+	err := q.QueryRow(ctx, `SELECT consent_status, authorised_by, lawful_basis, reason, generation FROM notify.sharing WHERE referral_id = $1`,
+		referralID).Scan(&s.ConsentStatus, &s.AuthorisedBy, &s.LawfulBasis, &s.Reason, &s.Generation)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("read sharing position of %s: %w", referralID, err)
+	}
+	return s, true, nil
+}
+
+// SetSharing stores a referral's new sharing position and returns its generation.
+func SetSharing(ctx context.Context, tx pgx.Tx, referralID string, s Sharing) (int64, error) {
+	var gen int64
+	err := tx.QueryRow(ctx, `INSERT INTO notify.sharing (referral_id, consent_status, authorised_by, lawful_basis, reason, generation)
+		VALUES ($1, $2, $3, $4, $5, 1)
+		ON CONFLICT (referral_id) DO UPDATE SET consent_status = $2, authorised_by = $3, lawful_basis = $4, reason = $5,
+			generation = notify.sharing.generation + 1, updated_at = now()
+		RETURNING generation`, referralID, s.ConsentStatus, s.AuthorisedBy, s.LawfulBasis, s.Reason).Scan(&gen)
+	if err != nil {
+		return 0, fmt.Errorf("store sharing position of %s: %w", referralID, err)
+	}
+	return gen, nil
 }
 
 // QueueSetApplied queues, on b, the record of the decision version acted on.
 func QueueSetApplied(b *pgx.Batch, referralID string, a AppliedDecision) {
-	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG, a.Status)
+	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG, a.Status, a.Decision)
 }
 
-const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag, status)
-	VALUES ($1, $2, $3, $4, $5, $6, $7)
-	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6, status = $7`
+const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag, status, decision)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6, status = $7,
+		decision = $8`
 
 // AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
 // preferring the lowest partnership id for a stable answer.

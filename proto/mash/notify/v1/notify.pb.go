@@ -941,8 +941,10 @@ type Notification struct {
 	WithdrawnAt             *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=withdrawn_at,json=withdrawnAt,proto3" json:"withdrawn_at,omitempty"`
 	History                 []*Attempt             `protobuf:"bytes,27,rep,name=history,proto3" json:"history,omitempty"`
 	Channel                 string                 `protobuf:"bytes,28,opt,name=channel,proto3" json:"channel,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Who authorised sharing without consent (or "immediate danger"); empty when on consent.
+	AuthorisedBy  string `protobuf:"bytes,29,opt,name=authorised_by,json=authorisedBy,proto3" json:"authorised_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Notification) Reset() {
@@ -1167,6 +1169,13 @@ func (x *Notification) GetHistory() []*Attempt {
 func (x *Notification) GetChannel() string {
 	if x != nil {
 		return x.Channel
+	}
+	return ""
+}
+
+func (x *Notification) GetAuthorisedBy() string {
+	if x != nil {
+		return x.AuthorisedBy
 	}
 	return ""
 }
@@ -1655,7 +1664,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\tR\x06result\x12\x0e\n" +
-	"\x02ok\x18\x04 \x01(\bR\x02ok\"\xe5\t\n" +
+	"\x02ok\x18\x04 \x01(\bR\x02ok\"\x8a\n" +
+	"\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
@@ -1689,7 +1699,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x19withdraws_notification_id\x18\x19 \x01(\tR\x17withdrawsNotificationId\x12=\n" +
 	"\fwithdrawn_at\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\vwithdrawnAt\x121\n" +
 	"\ahistory\x18\x1b \x03(\v2\x17.mash.notify.v1.AttemptR\ahistory\x12\x18\n" +
-	"\achannel\x18\x1c \x01(\tR\achannel\"\xe2\x01\n" +
+	"\achannel\x18\x1c \x01(\tR\achannel\x12#\n" +
+	"\rauthorised_by\x18\x1d \x01(\tR\fauthorisedBy\"\xe2\x01\n" +
 	"\x18ListNotificationsRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x16\n" +
