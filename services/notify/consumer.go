@@ -187,7 +187,15 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 		told[n.Role] = append(told[n.Role], n)
 	}
 	changed := found && (applied.Level != level || applied.RAG != rag || wasRecommendation)
-	var p plan
+	p := plan{actionTo: map[string]string{}}
+	if !changed {
+		// Agencies keeping what they were told count as told, in whichever role.
+		for _, n := range st.Active {
+			if slices.Contains(roles, n.Role) {
+				p.actionTo[n.Agency] = n.Role
+			}
+		}
+	}
 	for _, role := range roles {
 		prior := told[role]
 		if len(prior) > 0 && !changed || held {
@@ -231,6 +239,10 @@ type plan struct {
 	withdrawn []string
 	creates   []spec
 	applied   *store.AppliedDecision
+	// actionTo holds the agencies an action is planned for, with its role: an agency that
+	// fills two roles the decision names (or stands in for two out of hours) gets one
+	// message per decision.
+	actionTo map[string]string
 }
 
 // withdraw plans telling an agency to disregard and delete what it was sent (why says
@@ -301,6 +313,10 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 	for _, n := range prior {
 		p.withdrawn = append(p.withdrawn, n.ID)
 	}
+	due, err := s.ackDue(dir, role, rag, now)
+	if err != nil {
+		return err
+	}
 	for _, a := range agencies {
 		target, routedFrom := a, ""
 		if rag == "RED" && !a.InHours(now) && a.OutOfHours != "" {
@@ -308,11 +324,20 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 				target, routedFrom = ooh, a.ID
 			}
 		}
+		if first, ok := p.actionTo[target.ID]; ok {
+			s.log.Debug("agency already told of this decision in another role", zap.String("agency", target.ID),
+				zap.String("role", role), zap.String("told_as", first))
+			continue
+		}
+		if p.actionTo == nil {
+			p.actionTo = map[string]string{}
+		}
+		p.actionTo[target.ID] = role
 		if len(prior) > 0 {
 			note = "the hub's decision: this replaces the earlier notification"
 		}
 		p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
-			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, basis: on.basis,
+			key: key + ":" + a.ID, rag: rag, ackDue: due, routedFrom: routedFrom, note: note, basis: on.basis,
 			authorisedBy: on.by, now: now})
 	}
 	return nil
@@ -367,16 +392,12 @@ func (s *Service) unroutable(ctx context.Context, tx pgx.Tx, dir partnershipDire
 	return s.escalate(ctx, tx, dir, ref, *n, reason, now)
 }
 
-// ackDue is when an acknowledgement is due before escalation: Red after the partnership's
-// minutes (default 60), Amber after one working day, others never.
-func (s *Service) ackDue(dir partnershipDirectory, rag string, now time.Time) time.Time {
-	switch rag {
-	case "RED":
-		return now.Add(time.Duration(dir.partnership.RedAckMinutes) * time.Minute)
-	case "AMBER":
-		return s.calendar.AddWorkingHours(now, s.calendar.WorkingDayLength()).UTC()
-	}
-	return time.Time{}
+// ackDue is when an acknowledgement by an agency filling role is due before escalation, by
+// the partnership's deadlines per role and RAG and the defaults (police and social care Red
+// within the Red minutes, schools before the next school day, early help and Amber within a
+// working day); zero when none is expected.
+func (s *Service) ackDue(dir partnershipDirectory, role, rag string, now time.Time) (time.Time, error) {
+	return dir.partnership.AckDue(role, rag, now, s.calendar)
 }
 
 // spec describes one notification to create.

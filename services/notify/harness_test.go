@@ -253,7 +253,26 @@ func (e *env) restart() {
 
 func (e *env) loadDirectory(t testing.TB) {
 	t.Helper()
-	f := directory.File{
+	e.load(t, e.directoryFile())
+}
+
+// load replaces the test partnership's directory with f.
+func (e *env) load(t testing.TB, f directory.File) {
+	t.Helper()
+	for i := range f.Partnerships {
+		f.Partnerships[i].Normalise()
+	}
+	for i := range f.Agencies {
+		f.Agencies[i].Normalise()
+	}
+	if err := e.svc.LoadDirectory(context.Background(), f, "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// directoryFile is the test partnership's directory: one receiver per agency.
+func (e *env) directoryFile() directory.File {
+	return directory.File{
 		Partnerships: []directory.Partnership{{ID: partnership, DutyManager: "rct-duty-manager", ConsoleURL: "https://mash.example.test",
 			SchoolDay: directory.SchoolDay{Closures: []string{"2026-12-21..2027-01-01"}}}},
 		Agencies: []directory.Agency{
@@ -265,15 +284,6 @@ func (e *env) loadDirectory(t testing.TB) {
 			{ID: "example-primary-dsl", Partnership: partnership, Name: "Example Primary DSL", Roles: []string{"school_dsl"}, Channel: "webhook",
 				URL: e.ag.school.srv.URL, Secret: []byte(e.ag.school.secret), Schools: []string{"Example Primary School"}},
 		},
-	}
-	for i := range f.Partnerships {
-		f.Partnerships[i].Normalise()
-	}
-	for i := range f.Agencies {
-		f.Agencies[i].Normalise()
-	}
-	if err := e.svc.LoadDirectory(context.Background(), f, "test"); err != nil {
-		t.Fatal(err)
 	}
 }
 

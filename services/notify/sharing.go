@@ -106,6 +106,14 @@ func (s *Service) onSharingChanged(ctx context.Context, tx pgx.Tx, subject strin
 	}
 	recommendation := d.GetStatus() == rulesv1.DecisionStatus_RECOMMENDED
 	on, held := shareOnFor(next, true, recommendation)
+	p.actionTo = map[string]string{}
+	for role, ns := range active {
+		for _, n := range ns {
+			if n.DecisionVersion == d.GetVersion() {
+				p.actionTo[n.Agency] = role
+			}
+		}
+	}
 	if !held && !recommendation {
 		rag := ragName(d.GetCurrent().GetRag())
 		for _, role := range d.GetCurrent().GetAgencies() {

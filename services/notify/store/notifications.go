@@ -258,6 +258,20 @@ func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([
 	return append(due, unanswered...), err
 }
 
+// UnacknowledgedOfDecision returns, locked, the action notifications of one decision version
+// of a referral still awaiting acknowledgement and not yet escalated or withdrawn (those
+// another sweep holds are skipped: it escalates them).
+func UnacknowledgedOfDecision(ctx context.Context, tx pgx.Tx, referralID, decisionID string, version int64) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND decision_id = $2 AND decision_version = $3 AND kind = 'ACTION' AND ack_due IS NOT NULL
+		AND acknowledged_at IS NULL AND escalated_at IS NULL AND withdrawn_at IS NULL
+		ORDER BY ack_due, agency FOR UPDATE SKIP LOCKED`, referralID, decisionID, version)
+	if err != nil {
+		return nil, fmt.Errorf("find unacknowledged notifications of decision %s: %w", decisionID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
 // MarkAnswered records that the information request behind notification id was answered;
 // the first answer stands.
 func MarkAnswered(ctx context.Context, tx pgx.Tx, id string, at time.Time) error {

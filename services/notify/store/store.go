@@ -74,12 +74,16 @@ func PutPartnership(ctx context.Context, tx pgx.Tx, p directory.Partnership, by,
 	if err != nil {
 		return err
 	}
+	deadlines, err := json.Marshal(nonNilDeadlines(p.AckDeadlines))
+	if err != nil {
+		return fmt.Errorf("store partnership %s: encode ack deadlines: %w", p.ID, err)
+	}
 	_, err = tx.Exec(ctx, `INSERT INTO notify.partnerships (id, lawful_basis, duty_manager, console_url, school_day_start,
-			school_day_end, school_closures, red_ack_minutes, updated_by, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+			school_day_end, school_closures, red_ack_minutes, updated_by, updated_at, ack_deadlines)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10)
 		ON CONFLICT (id) DO UPDATE SET lawful_basis = $2, duty_manager = $3, console_url = $4, school_day_start = $5,
-			school_day_end = $6, school_closures = $7, red_ack_minutes = $8, updated_by = $9, updated_at = now()`,
-		p.ID, p.LawfulBasis, p.DutyManager, p.ConsoleURL, p.SchoolDay.Start, p.SchoolDay.End, dates, p.RedAckMinutes, by)
+			school_day_end = $6, school_closures = $7, red_ack_minutes = $8, updated_by = $9, updated_at = now(), ack_deadlines = $10`,
+		p.ID, p.LawfulBasis, p.DutyManager, p.ConsoleURL, p.SchoolDay.Start, p.SchoolDay.End, dates, p.RedAckMinutes, by, deadlines)
 	if err != nil {
 		return fmt.Errorf("store partnership %s: %w", p.ID, err)
 	}
@@ -91,6 +95,13 @@ func PutPartnership(ctx context.Context, tx pgx.Tx, p directory.Partnership, by,
 		return nil
 	}
 	return recordChange(ctx, tx, p.ID, "", "partnership", before, after, reason, by)
+}
+
+func nonNilDeadlines(ds []directory.AckDeadline) []directory.AckDeadline {
+	if ds == nil {
+		return []directory.AckDeadline{}
+	}
+	return ds
 }
 
 func partnershipJSON(ctx context.Context, tx pgx.Tx, id string) ([]byte, error) {
@@ -118,9 +129,16 @@ func (s *Store) Partnership(ctx context.Context, id string) (directory.Partnersh
 func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...any) pgx.Row, id string) (directory.Partnership, error) {
 	var p directory.Partnership
 	var dates []time.Time
-	err := qr(ctx, `SELECT id, lawful_basis, duty_manager, console_url, school_day_start, school_day_end, school_closures, red_ack_minutes
+	var deadlines []byte
+	err := qr(ctx, `SELECT id, lawful_basis, duty_manager, console_url, school_day_start, school_day_end, school_closures, red_ack_minutes,
+			ack_deadlines
 		FROM notify.partnerships WHERE id = $1`, id).Scan(&p.ID, &p.LawfulBasis, &p.DutyManager, &p.ConsoleURL,
-		&p.SchoolDay.Start, &p.SchoolDay.End, &dates, &p.RedAckMinutes)
+		&p.SchoolDay.Start, &p.SchoolDay.End, &dates, &p.RedAckMinutes, &deadlines)
+	if err == nil && len(deadlines) > 0 {
+		if jerr := json.Unmarshal(deadlines, &p.AckDeadlines); jerr != nil {
+			return directory.Partnership{}, fmt.Errorf("read partnership %s: ack deadlines: %w", id, jerr)
+		}
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return directory.Partnership{}, ErrNotFound
 	}
