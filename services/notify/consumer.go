@@ -55,6 +55,12 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onSharingChanged(ctx, tx, env.GetType(), &ev)
+	case subjectCaseClosed:
+		var ev eventsv1.CaseChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onClosed(ctx, tx, ev.GetCase().GetReferralId(), ev.GetCase().GetOutcome().String())
 	case subjectResearchRequested:
 		var ev eventsv1.InformationRequestChanged
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
@@ -343,6 +349,38 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 	return nil
 }
 
+// onClosed tells the referring agency how the hub closed its referral: the outcome, once,
+// and nothing of the closing note.
+func (s *Service) onClosed(ctx context.Context, tx pgx.Tx, referralID, outcome string) error {
+	r, err := store.ReferralIn(ctx, tx, referralID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("closure of referral %s: %w", referralID, errNotYetReceived)
+	}
+	if err != nil {
+		return err
+	}
+	var ref intakev1.Referral
+	if err := proto.Unmarshal(r.Proto, &ref); err != nil {
+		return fmt.Errorf("referral %s: decode: %w", r.ID, err)
+	}
+	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	key := "closure:" + referralID
+	a, ok, err := s.agencyByID(ctx, tx, dir, ref.GetAgency())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.unroutable(ctx, tx, dir, &ref, nil, nil, "referrer:"+ref.GetAgency(), notifyv1.NotificationKind_CLOSURE, key, now)
+	}
+	_, err = s.create(ctx, tx, spec{dir: dir, ref: &ref, agency: a, role: "referrer", kind: notifyv1.NotificationKind_CLOSURE,
+		key: key, rag: "NONE", caseOutcome: outcome, now: now})
+	return err
+}
+
 // notifyReferrer tells the referring agency of receipt or outcome, through its own channel.
 func (s *Service) notifyReferrer(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral,
 	kind notifyv1.NotificationKind, sum *share.Decision, key string, now time.Time) error {
@@ -386,7 +424,7 @@ func (s *Service) unroutable(ctx context.Context, tx pgx.Tx, dir partnershipDire
 	}
 	s.log.Warn("notification unroutable", zap.String("referral_id", ref.GetId()), zap.String("notification_id", n.ID),
 		zap.String("role", role), zap.String("partnership", dir.partnership.ID))
-	if kind == notifyv1.NotificationKind_RECEIPT || kind == notifyv1.NotificationKind_OUTCOME {
+	if kind == notifyv1.NotificationKind_RECEIPT || kind == notifyv1.NotificationKind_OUTCOME || kind == notifyv1.NotificationKind_CLOSURE {
 		return nil // the referrer's own feedback: listed for staff, not an emergency
 	}
 	return s.escalate(ctx, tx, dir, ref, *n, reason, now)
@@ -418,6 +456,8 @@ type spec struct {
 	note        string
 	// research is the question of an INFORMATION_REQUEST.
 	research *share.Research
+	// caseOutcome is how the hub closed the referral, for CLOSURE.
+	caseOutcome string
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
 	// basis and authorisedBy are what an action share rests on when not the referral's own
@@ -457,7 +497,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
-		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis})
+		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome})
 	if err != nil {
 		return store.Notification{}, err
 	}

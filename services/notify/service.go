@@ -56,6 +56,8 @@ const (
 	subjectSharingAuthorised = "mash.sharing.authorised"
 	subjectSharingRevoked    = "mash.sharing.revoked"
 	subjectConsentChanged    = "mash.consent.changed"
+	// A case closed with its outcome, which the referrer is told.
+	subjectCaseClosed = "mash.case.closed"
 	// An information request (MASH research) to an agency, and its answer by any route.
 	subjectResearchRequested = "mash.research.requested"
 	subjectResearchAnswered  = "mash.research.answered"
@@ -66,7 +68,7 @@ const (
 // with fewer subjects has its filter widened in place (nats-server 2.10+ updates
 // FilterSubjects on a durable consumer); the consumer keeps its position, so events of a
 // newly added subject published before the upgrade are not delivered to it.
-var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged, subjectResearchRequested, subjectResearchAnswered}
+var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged, subjectCaseClosed, subjectResearchRequested, subjectResearchAnswered}
 
 // DefaultPartnership's directory serves partnerships that have none of their own, as the
 // rules service's default pack does.

@@ -224,3 +224,41 @@ func TestConsentWithdrawnWithdrawsWhatWasSharedOnConsent(t *testing.T) {
 		t.Fatalf("a decision after consent was withdrawn was shared: %v", summarise(ns))
 	}
 }
+
+// The referrer hears of receipt, of the decision a person made (never the recommendation),
+// and of how the hub closed the case: the outcome alone, not the closing note.
+func TestReferrerHearsReceiptDecisionAndClosure(t *testing.T) {
+	e := newEnv(t)
+	ref := e.referral(t, noEncompass)
+	d := uuid.NewString()
+	e.decide(t, recommended, ref, d, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police")
+	e.settled(t, ref.GetId(), 3)
+	eventstest.Drained(t, e.js, "notify")
+	if ns := e.settled(t, ref.GetId(), 3); countKind(ns, "OUTCOME", "") != 0 {
+		t.Fatalf("referrer told the recommendation: %v", summarise(ns))
+	}
+	e.decide(t, overridden, ref, d, 2, rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
+	e.settled(t, ref.GetId(), 6)
+	e.publish(t, "mash.case.closed", ref.GetId(), 9, &eventsv1.CaseChanged{Case: &triagev1.Case{ReferralId: ref.GetId(),
+		State: triagev1.CaseState_CLOSED, Outcome: triagev1.CaseOutcome_INTENSIVE_SUPPORT, OutcomeNote: "Mother disclosed ..."}, Actor: "user:p1"})
+	ns := e.settled(t, ref.GetId(), 7)
+	if countKind(ns, "RECEIPT", "south-wales-police") != 1 || countKind(ns, "OUTCOME", "south-wales-police") != 1 || countKind(ns, "CLOSURE", "south-wales-police") != 1 {
+		t.Fatalf("referrer's feedback: %v", summarise(ns))
+	}
+	var outcome, closure *notifyv1.AgencyMessage
+	for _, m := range e.ag.police.deliveries() {
+		switch m.msg.GetKind() {
+		case notifyv1.NotificationKind_OUTCOME:
+			outcome = m.msg
+		case notifyv1.NotificationKind_CLOSURE:
+			closure = m.msg
+		}
+	}
+	if outcome == nil || outcome.GetDecision().GetStatus() != rulesv1.DecisionStatus_OVERRIDDEN.String() || outcome.GetChild() != nil {
+		t.Fatalf("outcome message: %v", outcome)
+	}
+	if closure == nil || closure.GetCaseOutcome() != "INTENSIVE_SUPPORT" || closure.GetDecision() != nil || closure.GetChild() != nil ||
+		strings.Contains(closure.String(), "Mother disclosed") {
+		t.Fatalf("closure message: %v", closure)
+	}
+}

@@ -36,6 +36,8 @@ const (
 	FieldConsent    = "consent"
 	// FieldResearch is an information request's question, deadline and how to answer.
 	FieldResearch = "research"
+	// FieldCaseOutcome is how the hub closed the referral.
+	FieldCaseOutcome = "case.outcome"
 )
 
 var (
@@ -120,6 +122,8 @@ func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
 	switch kind {
 	case notifyv1.NotificationKind_RECEIPT, notifyv1.NotificationKind_OUTCOME:
 		return slices.Clone(referrerFeedback)
+	case notifyv1.NotificationKind_CLOSURE:
+		return []string{FieldCaseOutcome}
 	case notifyv1.NotificationKind_WITHDRAWAL:
 		return nil
 	case notifyv1.NotificationKind_ESCALATION:
@@ -181,6 +185,8 @@ type Input struct {
 	AgencyRoles []string
 	// Research is the question, for INFORMATION_REQUEST.
 	Research *Research
+	// CaseOutcome is how the hub closed the referral, for CLOSURE.
+	CaseOutcome string
 	// Basis, when set, is the consent position and lawful basis the share rests on now (a
 	// consent recorded after the referral, a manager's authorisation to share without it,
 	// immediate danger), instead of the referral's own consent.
@@ -259,6 +265,9 @@ func Build(in Input) (Built, error) {
 	}
 	if !in.IncidentAt.IsZero() {
 		m.IncidentAt = timestamppb.New(in.IncidentAt)
+	}
+	if has(FieldCaseOutcome) {
+		m.CaseOutcome = in.CaseOutcome
 	}
 	if has(FieldDecision) && in.Decision != nil {
 		d := in.Decision
@@ -356,7 +365,9 @@ func purpose(in Input) string {
 	case notifyv1.NotificationKind_RECEIPT:
 		return "acknowledging receipt to the referring agency"
 	case notifyv1.NotificationKind_OUTCOME:
-		return "telling the referring agency the outcome of its referral"
+		return "telling the referring agency the decision a practitioner made on its referral"
+	case notifyv1.NotificationKind_CLOSURE:
+		return "telling the referring agency how the hub closed its referral"
 	case notifyv1.NotificationKind_ENCOMPASS:
 		return "Operation Encompass: police-attended domestic abuse incident, child of school age"
 	case notifyv1.NotificationKind_INFORMATION_REQUEST:

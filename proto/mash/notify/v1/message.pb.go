@@ -58,8 +58,11 @@ type AgencyMessage struct {
 	// For INFORMATION_REQUEST: the hub's question, its deadline (also acknowledge_by) and how
 	// to answer.
 	InformationRequest *InformationRequestSummary `protobuf:"bytes,22,opt,name=information_request,json=informationRequest,proto3" json:"information_request,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// For CLOSURE: how the hub closed the referral (mash.triage.v1.CaseOutcome name, e.g.
+	// STATUTORY_ASSESSMENT); never the closing note.
+	CaseOutcome   string `protobuf:"bytes,23,opt,name=case_outcome,json=caseOutcome,proto3" json:"case_outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgencyMessage) Reset() {
@@ -244,6 +247,13 @@ func (x *AgencyMessage) GetInformationRequest() *InformationRequestSummary {
 		return x.InformationRequest
 	}
 	return nil
+}
+
+func (x *AgencyMessage) GetCaseOutcome() string {
+	if x != nil {
+		return x.CaseOutcome
+	}
+	return ""
 }
 
 // InformationRequestSummary is a MASH research question put to the agency.
@@ -853,7 +863,7 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\x88\b\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xab\b\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -880,7 +890,8 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\vincident_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"incidentAt\x12\x1c\n" +
 	"\tnarrative\x18\x15 \x01(\tR\tnarrative\x12Z\n" +
-	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\"\xcc\x01\n" +
+	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\x12!\n" +
+	"\fcase_outcome\x18\x17 \x01(\tR\vcaseOutcome\"\xcc\x01\n" +
 	"\x19InformationRequestSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +

@@ -98,6 +98,8 @@ const (
 	NotificationKind_ENCOMPASS NotificationKind = 6
 	// Hub staff ask the agency what it knows about the child ("MASH research"), by a deadline.
 	NotificationKind_INFORMATION_REQUEST NotificationKind = 7
+	// The referring agency is told how the hub closed its referral (the outcome alone).
+	NotificationKind_CLOSURE NotificationKind = 8
 )
 
 // Enum value maps for NotificationKind.
@@ -111,6 +113,7 @@ var (
 		5: "OUTCOME",
 		6: "ENCOMPASS",
 		7: "INFORMATION_REQUEST",
+		8: "CLOSURE",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -121,6 +124,7 @@ var (
 		"OUTCOME":                       5,
 		"ENCOMPASS":                     6,
 		"INFORMATION_REQUEST":           7,
+		"CLOSURE":                       8,
 	}
 )
 
@@ -1732,7 +1736,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aWEBHOOK\x10\x01\x12\b\n" +
 	"\x04NATS\x10\x02\x12\t\n" +
-	"\x05EMAIL\x10\x03*\xa3\x01\n" +
+	"\x05EMAIL\x10\x03*\xb0\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1744,7 +1748,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\aRECEIPT\x10\x04\x12\v\n" +
 	"\aOUTCOME\x10\x05\x12\r\n" +
 	"\tENCOMPASS\x10\x06\x12\x17\n" +
-	"\x13INFORMATION_REQUEST\x10\a*~\n" +
+	"\x13INFORMATION_REQUEST\x10\a\x12\v\n" +
+	"\aCLOSURE\x10\b*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
