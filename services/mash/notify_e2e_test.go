@@ -111,12 +111,12 @@ agencies:
 	if err := os.WriteFile(dirFile, []byte(dir), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, rc := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner")
+	out, errOut, rc := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner", "--partnerships", "rhondda-cynon-taf")
 	if rc != 0 {
 		t.Fatalf("clients create: %s", errOut)
 	}
 	practitioner := strings.TrimSpace(out)
-	out, errOut, rc = s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "manager")
+	out, errOut, rc = s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "manager", "--partnerships", "rhondda-cynon-taf")
 	if rc != 0 {
 		t.Fatalf("clients create: %s", errOut)
 	}
