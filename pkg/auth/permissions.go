@@ -46,6 +46,10 @@ const (
 	AcknowledgeOnBehalf  Permission = "acknowledge notifications for an agency"
 	ReadAuditTrails      Permission = "read audit trails"
 	ReadAuditCheckpoints Permission = "read audit checkpoints and consistency proofs"
+	// AuthoriseSharing is a manager's recorded judgement that a case may be shared without
+	// the family's consent (and its revocation); RecordConsent records a change in consent.
+	AuthoriseSharing Permission = "authorise sharing without consent"
+	RecordConsent    Permission = "record consent"
 )
 
 // permissionRoles is the one table of who may do what. A referrer's permissions reach only
@@ -82,6 +86,8 @@ var permissionRoles = map[Permission][]Role{
 	AcknowledgeOnBehalf:  {RoleManager},
 	ReadAuditTrails:      {RoleAuditor},
 	ReadAuditCheckpoints: {RoleAuditor, RoleAdmin},
+	AuthoriseSharing:     {RoleManager},
+	RecordConsent:        {RolePractitioner, RoleManager},
 }
 
 // Roles returns the roles that hold p; none for a permission the table does not know.

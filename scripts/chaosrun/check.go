@@ -90,7 +90,7 @@ func classify(pool *pgxpool.Pool, led map[string]*outcome) (map[string]int, map[
 		(SELECT count(*) FROM notify.notifications n WHERE n.referral_id = r.id),
 		(SELECT count(*) FROM (SELECT 1 FROM notify.notifications n WHERE n.referral_id = r.id AND n.state IN ('DELIVERED', 'ACKNOWLEDGED')
 			GROUP BY n.agency, n.kind, n.decision_version, n.role HAVING count(*) > 1) x),
-		(SELECT count(DISTINCT e.event_type) FROM audit.entries e WHERE e.referral_id = r.id::text AND e.event_type IN ('mash.referral.received', 'mash.triage.decided')),
+		(SELECT count(DISTINCT e.event_type) FROM audit.entries e WHERE e.referral_id = r.id::text AND e.event_type IN ('mash.referral.received', 'mash.recommendation.made')),
 		(SELECT count(*) FROM (SELECT 1 FROM audit.entries e WHERE e.referral_id = r.id::text GROUP BY e.event_id HAVING count(*) > 1) y)
 		FROM intake.referrals r WHERE r.agency = 'south-wales-police' GROUP BY r.id, r.external_reference`)
 	if err != nil {

@@ -104,9 +104,9 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 	type row struct{ typ, agency, actor, role, child, pack, decision string }
 	want := map[string]row{
 		envs[0].GetEventId():  {"mash.referral.received", "south-wales-police", "south-wales-police", audit.RoleAgency, "", "", "received"},
-		envs[1].GetEventId():  {"mash.triage.decided", "", "rules", audit.RoleSystem, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
+		envs[1].GetEventId():  {"mash.recommendation.made", "", "rules", audit.RoleSystem, "child", "2026.1", "recommended LEVEL_3A/RAG_AMBER"},
 		envs[2].GetEventId():  {"mash.triage.confirmed", "", "user-17", audit.RolePractitioner, "child", "2026.1", "LEVEL_3A/RAG_AMBER"},
-		envs[3].GetEventId():  {"mash.triage.overridden", "", "user-18", "manager", "child", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
+		envs[3].GetEventId():  {"mash.decision.made", "rct-mash", "user-18", "manager", "child", "2026.1", "overridden LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
 		envs[4].GetEventId():  {"mash.notification.sent", "", "", "", "", "", ""},
 		envs[5].GetEventId():  {"mash.notification.delivered", "rct-csc", "notify", audit.RoleSystem, "", "", "delivered ACTION to rct-csc sha256:abababababababab"},
 		envs[6].GetEventId():  {"mash.case.closed", "", "user:alice", "manager", "c-1", "", "closed: CLOSED EARLY_HELP"},

@@ -118,6 +118,25 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole = p.Agency, RoleAgency
 			p.Decision = "received"
 		}
+	case any.MessageIs(&eventsv1.RecommendationMade{}):
+		var ev eventsv1.RecommendationMade
+		if any.UnmarshalTo(&ev) == nil {
+			decisionFields(&p, ev.GetDecision())
+			p.Actor, p.ActorRole = "rules", RoleSystem
+			p.Decision = "recommended " + p.Decision
+		}
+	case any.MessageIs(&eventsv1.DecisionMade{}):
+		var ev eventsv1.DecisionMade
+		if any.UnmarshalTo(&ev) == nil {
+			d := ev.GetDecision()
+			decisionFields(&p, d)
+			p.Agency = ev.GetDecidedByAgency()
+			p.Actor, p.ActorRole = d.GetReviewedBy(), roleOr(d.GetReviewedByRole())
+			p.Decision = strings.ToLower(d.GetStatus().String()) + " " + p.Decision
+			if d.GetStatus() == rulesv1.DecisionStatus_OVERRIDDEN {
+				p.Decision += " from " + outcomeSummary(ev.GetPrevious())
+			}
+		}
 	case any.MessageIs(&eventsv1.TriageDecided{}):
 		var ev eventsv1.TriageDecided
 		if any.UnmarshalTo(&ev) == nil {
@@ -205,6 +224,15 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 		any.MessageIs(&eventsv1.DirectoryChangeRejected{}), any.MessageIs(&eventsv1.DirectoryChangeExpired{}),
 		any.MessageIs(&eventsv1.AgencySecretRotated{}), any.MessageIs(&eventsv1.DirectoryContactNotified{}):
 		directoryFields(&p, env)
+	case any.MessageIs(&eventsv1.SharingChanged{}):
+		var ev eventsv1.SharingChanged
+		if any.UnmarshalTo(&ev) == nil {
+			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
+			p.Decision = strings.TrimPrefix(env.GetType(), "mash.") + ": consent " + ev.GetConsentStatus()
+			if a := ev.GetAuthorisation(); a != nil {
+				p.Decision += ", shared without consent on " + a.GetGround() + " (" + a.GetLawfulBasis() + ")"
+			}
+		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {

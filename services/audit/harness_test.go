@@ -224,8 +224,9 @@ func (e *env) checkTree(t testing.TB) int64 {
 	return int64(len(leaves))
 }
 
-// story builds the events of one referral's life: received, decided, confirmed (by an event
-// written before decisions carried the reviewer's role), overridden by a manager.
+// story builds the events of one referral's life: received, recommended, confirmed (by an
+// event rules wrote before triage made decisions and before they carried the reviewer's
+// role), overridden by a manager through triage.
 func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Envelope, raws [][]byte) {
 	t.Helper()
 	referralID = uuid.NewString()
@@ -245,11 +246,11 @@ func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Env
 		envs, raws = append(envs, ev), append(raws, raw)
 	}
 	add("mash.referral.received", 1, &eventsv1.ReferralReceived{Referral: ref})
-	add("mash.triage.decided", 2, &eventsv1.TriageDecided{Decision: decision(rulesv1.DecisionStatus_RECOMMENDED, "", "", outcome)})
+	add("mash.recommendation.made", 2, &eventsv1.RecommendationMade{Decision: decision(rulesv1.DecisionStatus_RECOMMENDED, "", "", outcome)})
 	add("mash.triage.confirmed", 3, &eventsv1.TriageConfirmed{Decision: decision(rulesv1.DecisionStatus_CONFIRMED, "user-17", "", outcome)})
-	add("mash.triage.overridden", 4, &eventsv1.TriageOverridden{
+	add("mash.decision.made", 4, &eventsv1.DecisionMade{
 		Decision: decision(rulesv1.DecisionStatus_OVERRIDDEN, "user-18", "manager", &rulesv1.Outcome{Level: rulesv1.Level_LEVEL_4, Rag: rulesv1.Rag_RAG_RED}),
-		Previous: outcome})
+		Previous: outcome, DecidedByAgency: "rct-mash"})
 	return referralID, envs, raws
 }
 

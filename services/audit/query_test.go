@@ -78,9 +78,9 @@ func TestTrailWholeStoryInOrder(t *testing.T) {
 	type row struct{ typ, actor, role, pack, decision string }
 	want := []row{
 		{"mash.referral.received", "south-wales-police", audit.RoleAgency, "", "received"},
-		{"mash.triage.decided", "rules", audit.RoleSystem, "2026.1", "LEVEL_3A/RAG_AMBER"},
+		{"mash.recommendation.made", "rules", audit.RoleSystem, "2026.1", "recommended LEVEL_3A/RAG_AMBER"},
 		{"mash.triage.confirmed", "user-17", audit.RolePractitioner, "2026.1", "LEVEL_3A/RAG_AMBER"},
-		{"mash.triage.overridden", "user-18", "manager", "2026.1", "LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
+		{"mash.decision.made", "user-18", "manager", "2026.1", "overridden LEVEL_4/RAG_RED from LEVEL_3A/RAG_AMBER"},
 	}
 	if len(got.GetEntries()) != len(want) || got.GetNextPageToken() != "" {
 		t.Fatalf("trail has %d entries (next %q), want %d", len(got.GetEntries()), got.GetNextPageToken(), len(want))
@@ -113,7 +113,7 @@ func TestTrailWholeStoryInOrder(t *testing.T) {
 
 	// By child: the received entry carries no child id but belongs to the child's referral.
 	childID := envs[1].GetPayload()
-	var decided eventsv1.TriageDecided
+	var decided eventsv1.RecommendationMade
 	if err := childID.UnmarshalTo(&decided); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestSearchPaging(t *testing.T) {
 		}
 	}
 	checkOnce("actor oldest first", collect(&auditv1.SearchEntriesRequest{Actor: "rules", PageSize: 10, OldestFirst: true}), 53, true)
-	overridden := collect(&auditv1.SearchEntriesRequest{EventType: "mash.triage.overridden", PageSize: 2})
+	overridden := collect(&auditv1.SearchEntriesRequest{EventType: "mash.decision.made", PageSize: 2})
 	checkOnce("type", overridden, 3, false)
 
 	// now-90m to now-30m holds the middle story alone.

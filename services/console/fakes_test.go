@@ -77,6 +77,10 @@ func newFakeTriage() *fakeTriage {
 	add(amberCaseID, "Dylan Test", rulesv1.Rag_RAG_AMBER, rulesv1.Level_LEVEL_3A, 20*time.Hour, false)
 	add("0192a3b4-0000-7000-8000-000000000003", "Cerys Test", rulesv1.Rag_RAG_GREEN, rulesv1.Level_LEVEL_2, 70*time.Hour, false)
 	f.addCasework()
+	// Triage says what is held back once a case is decided; the fake shows it on a case
+	// still in the queue so the queue's counts stay as they are.
+	held := f.cases[sharingCase]
+	held.ConsentStatus, held.SharingHeld = "REFUSED", "consent refused: nothing is shared"
 	return f
 }
 
@@ -521,4 +525,40 @@ func (fakeAudit) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest, _ .
 func (fakeAudit) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest, _ ...grpc.CallOption) (*auditv1.WhoAccessedResponse, error) {
 	return &auditv1.WhoAccessedResponse{Accesses: []*auditv1.AccessRecord{{Seq: 8, OccurredAt: ts(fixtureNow), Actor: "user:alice",
 		Role: "practitioner", Agency: "mash-hub", What: fmt.Sprintf("read: GetCase %s", req.GetReferralId())}}}, nil
+}
+
+// sharingCase is the fixture case decided with consent refused and nothing yet shared.
+const sharingCase = "0192a3b4-0000-7000-8000-000000000003"
+
+func (f *fakeTriage) AuthoriseSharing(ctx context.Context, req *triagev1.AuthoriseSharingRequest, _ ...grpc.CallOption) (*triagev1.AuthoriseSharingResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cases[req.GetReferralId()]
+	switch {
+	case !ok:
+		return nil, status.Error(codes.NotFound, "no case")
+	case req.GetExpectedVersion() != 0 && req.GetExpectedVersion() != c.GetVersion():
+		return nil, status.Error(codes.Aborted, "case changed since you loaded it")
+	case c.GetSharingHeld() == "":
+		return nil, status.Error(codes.FailedPrecondition, "nothing is held back on this case")
+	}
+	c.SharingAuthorisation = &triagev1.SharingAuthorisation{LawfulBasis: req.GetLawfulBasis(), Reason: req.GetReason(),
+		Ground: "MANAGER_JUDGEMENT", AuthorisedBy: "user:manager1", AuthorisedAt: ts(fixtureNow)}
+	c.SharingHeld = ""
+	c.Version++
+	return &triagev1.AuthoriseSharingResponse{Case: c}, nil
+}
+
+func (f *fakeTriage) RevokeSharing(ctx context.Context, req *triagev1.RevokeSharingRequest, _ ...grpc.CallOption) (*triagev1.RevokeSharingResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cases[req.GetReferralId()]
+	if !ok || c.GetSharingAuthorisation() == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no authorisation to revoke")
+	}
+	c.SharingAuthorisation, c.SharingHeld = nil, "held"
+	c.Version++
+	return &triagev1.RevokeSharingResponse{Case: c}, nil
 }

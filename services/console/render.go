@@ -185,6 +185,7 @@ var capNames = map[string]capability{
 	"packManage": capPackManage, "dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements,
 	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
 	"directory": capDirectory, "directoryDecide": capDirectoryDecide,
+	"shareAuthorise": capShareAuthorise,
 }
 
 var navItems = []struct {

@@ -66,6 +66,8 @@ const (
 	// notifications go needs a second manager to approve it.
 	capDirectory       = auth.ReadDirectory
 	capDirectoryDecide = auth.DecideDirectory
+	// Sharing a case without the family's consent is a manager's recorded judgement.
+	capShareAuthorise = auth.AuthoriseSharing
 )
 
 func can(id auth.Identity, c capability) bool { return c == anyStaff || id.Can(c) }
@@ -116,6 +118,8 @@ func (s *Service) Handler() http.Handler {
 	handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capAnswer, s.answerInformation))
 	handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementEscalate, s.escalateDisagreement))
 	handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
+	handle("POST /console/cases/{id}/sharing-authorisation", s.need(capShareAuthorise, s.authoriseSharing))
+	handle("POST /console/cases/{id}/sharing-authorisation/revoke", s.need(capShareAuthorise, s.revokeSharing))
 	handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
 
 	handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))

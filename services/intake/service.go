@@ -36,8 +36,9 @@ const EventReferralReceived = "mash.referral.received"
 // StatusReceived is the status of a referral awaiting its threshold decision.
 const StatusReceived = "RECEIVED"
 
-// EventTriageDecided is the rules service's event intake follows to update a referral's status.
-const EventTriageDecided = "mash.triage.decided"
+// EventRecommended is the rules service's event intake follows to update a referral's
+// status: the referral has been through the threshold rules and is with the hub.
+const EventRecommended = "mash.recommendation.made"
 
 // Deps are what intake needs from the process that runs it.
 type Deps struct {
@@ -88,7 +89,7 @@ func New(d Deps) (*Service, error) {
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
 	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventTriageDecided},
+		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventRecommended},
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		return store.MarkDecided(ctx, tx, env.GetReferralId(), env.GetVersion())
 	}, d.Log.Named("decided"), d.Events)

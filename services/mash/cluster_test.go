@@ -224,7 +224,7 @@ func TestClusterTopologySurvivesLeaderLoss(t *testing.T) {
 		var decisions, decided, audited int
 		if err := pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM rules.decisions),
 			(SELECT count(*) FROM intake.referrals WHERE status = 'DECIDED'),
-			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.triage.decided'))`).
+			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.recommendation.made'))`).
 			Scan(&decisions, &decided, &audited); err != nil {
 			t.Fatal(err)
 		}

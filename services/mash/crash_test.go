@@ -88,7 +88,7 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM notify.outbox WHERE published_at IS NULL)
 			+ (SELECT count(*) FROM audit.pending),
 			(SELECT count(*) FROM rules.decisions),
-			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.triage.decided'))`).Scan(&pending, &decisions, &audited); err != nil {
+			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.recommendation.made'))`).Scan(&pending, &decisions, &audited); err != nil {
 			t.Fatal(err)
 		}
 		// Every referral has two events (received, decided), each audited once.
@@ -102,7 +102,7 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 		}
 	}
 	for table, want := range map[string]int{"intake.referrals": referrals, "intake.outbox": referrals, "rules.decisions": referrals,
-		"rules.outbox": referrals, "audit.entries WHERE event_type IN ('mash.referral.received', 'mash.triage.decided')": 2 * referrals} {
+		"rules.outbox": referrals, "audit.entries WHERE event_type IN ('mash.referral.received', 'mash.recommendation.made')": 2 * referrals} {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, subject := range []string{"mash.referral.received", "mash.triage.decided"} {
+	for _, subject := range []string{"mash.referral.received", "mash.recommendation.made"} {
 		if got := int(info.State.Subjects[subject]); got != referrals {
 			t.Fatalf("stream holds %d %s events, want exactly %d", got, subject, referrals)
 		}

@@ -88,7 +88,7 @@ func testReferralFlowsThroughIntakeAndRules(t *testing.T, s *system) {
 	for {
 		var events, referralReads, decisionReads int
 		if err := pool.QueryRow(context.Background(), `SELECT
-			count(*) FILTER (WHERE event_type IN ('mash.referral.received', 'mash.triage.decided')),
+			count(*) FILTER (WHERE event_type IN ('mash.referral.received', 'mash.recommendation.made')),
 			count(*) FILTER (WHERE event_type = 'mash.access.referral' AND actor_role = 'referrer'),
 			count(*) FILTER (WHERE event_type = 'mash.access.decision' AND actor_role = 'practitioner')
 			FROM audit.entries WHERE referral_id = $1`, ack.ReferralID).Scan(&events, &referralReads, &decisionReads); err != nil {

@@ -111,6 +111,16 @@ agencies:
 	if err := os.WriteFile(dirFile, []byte(dir), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	out, errOut, rc := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "practitioner", "--partnerships", "rhondda-cynon-taf")
+	if rc != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	practitioner := strings.TrimSpace(out)
+	out, errOut, rc = s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "manager", "--partnerships", "rhondda-cynon-taf")
+	if rc != 0 {
+		t.Fatalf("clients create: %s", errOut)
+	}
+	manager := strings.TrimSpace(out)
 	s.start(t, "MASH_NOTIFY_DIRECTORY="+dirFile, "E2E_SECRET_1="+secret(1), "E2E_SECRET_2="+secret(2), "E2E_SECRET_3="+secret(3),
 		"E2E_SECRET_4="+secret(4), "E2E_SECRET_5="+secret(5))
 	code, body, err := s.submit(referrer, example(t))
@@ -123,10 +133,43 @@ agencies:
 	if err := json.Unmarshal([]byte(body), &ack); err != nil {
 		t.Fatal(err)
 	}
+	// Immediate danger: police and social care are told on the recommendation, within
+	// seconds of receipt, before anyone decides; the school gets its Encompass notice.
 	deadline := time.Now().Add(30 * time.Second)
-	for police.count("RECEIPT") < 1 || police.count("OUTCOME") < 1 || social.count("ACTION") < 1 || school.count("ENCOMPASS") < 1 {
+	for police.count("RECEIPT") < 1 || police.count("ACTION") < 1 || social.count("ACTION") < 1 || school.count("ENCOMPASS") < 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("deliveries: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
+			t.Fatalf("deliveries before the decision: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A practitioner decides; then the referrer hears the decision and the others named act.
+	api := apiCall{t, "http://" + s.httpAddr, practitioner}
+	code, claimed, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
+	for code == 404 && time.Now().Before(deadline) { // the case reaches triage's read model shortly
+		time.Sleep(50 * time.Millisecond)
+		code, claimed, raw = api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
+	}
+	if code != 200 {
+		t.Fatalf("claim: %d %s", code, raw)
+	}
+	code, decided, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/decide", map[string]any{"expectedVersion": str(claimed, "case", "version"),
+		"confirm": true, "reason": "Agreed: strategy discussion today."})
+	if code != 200 || !strings.Contains(str(decided, "case", "sharingHeld"), "consent not sought") {
+		t.Fatalf("decide: %d %s, want the case to say sharing is held back for consent", code, raw)
+	}
+	// Consent was not sought: a practitioner cannot authorise sharing without it; a manager
+	// does, with the lawful basis and the reason.
+	const basis = "UK GDPR Art 6(1)(e); DPA 2018 Sch 1 para 18"
+	authorisation := map[string]any{"lawfulBasis": basis, "reason": "High-risk domestic abuse: every agency named must act today."}
+	if code, _, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/sharing-authorisation", authorisation); code != 403 {
+		t.Fatalf("practitioner authorising: %d %s, want 403", code, raw)
+	}
+	if code, _, raw := (apiCall{t, "http://" + s.httpAddr, manager}).do("POST", "/v1/cases/"+ack.ReferralID+"/sharing-authorisation", authorisation); code != 200 {
+		t.Fatalf("manager authorising: %d %s", code, raw)
+	}
+	for police.count("OUTCOME") < 1 || social.count("ACTION") < 2 || others.count("ACTION") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries after the decision: police %v, social care %v, partners %v", police.kinds, social.kinds, others.kinds)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -143,7 +186,7 @@ agencies:
 		}
 		a.mu.Unlock()
 	}
-	if social.count("ACTION") != 1 || police.count("RECEIPT") != 1 || police.count("OUTCOME") != 1 || school.count("ENCOMPASS") != 1 {
+	if social.count("ACTION") != 2 || police.count("RECEIPT") != 1 || police.count("OUTCOME") != 1 || school.count("ENCOMPASS") != 1 {
 		t.Fatalf("deliveries: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
 	}
 	// The audit log holds a sent and a delivered entry for each delivery.

@@ -165,7 +165,7 @@ func TestReconcilerRestoresMissingAuditEntries(t *testing.T) {
 	for {
 		unaudited := count(`SELECT (SELECT count(*) FROM intake.outbox WHERE audited_at IS NULL AND referral_id = $1)
 			+ (SELECT count(*) FROM rules.outbox WHERE audited_at IS NULL AND referral_id = $1)`)
-		received := count(`SELECT count(*) FROM audit.entries WHERE referral_id = $1 AND event_type IN ('mash.referral.received', 'mash.triage.decided')`)
+		received := count(`SELECT count(*) FROM audit.entries WHERE referral_id = $1 AND event_type IN ('mash.referral.received', 'mash.recommendation.made')`)
 		if unaudited == 0 && received == 2 {
 			break
 		}
@@ -235,7 +235,7 @@ func TestReconcilerRestoresEventDeletedFromStream(t *testing.T) {
 		var decisions, decided, audited, notifications int
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rules.decisions WHERE referral_id = $1::uuid),
 			(SELECT count(*) FROM intake.referrals WHERE id = $1::uuid AND status = 'DECIDED'),
-			(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type IN ('mash.referral.received', 'mash.triage.decided')),
+			(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type IN ('mash.referral.received', 'mash.recommendation.made')),
 			(SELECT count(*) FROM notify.notifications WHERE referral_id = $1::uuid)`, ack.ReferralID).
 			Scan(&decisions, &decided, &audited, &notifications); err != nil {
 			t.Fatal(err)

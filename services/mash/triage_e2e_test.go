@@ -157,11 +157,25 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 	if code != 200 || str(out, "case", "state") != "DECIDED" || str(out, "case", "level") != "LEVEL_3B" {
 		t.Fatalf("override: %d %s", code, raw)
 	}
-	code, dec, raw := asAlice.do("GET", "/v1/decisions/"+id, nil)
-	if code != 200 || str(dec, "decision", "status") != "OVERRIDDEN" || str(dec, "decision", "reviewedBy") == "" {
-		t.Fatalf("rules' decision after the override: %d %s", code, raw)
+	// The decision is triage's; rules records it from triage's event, shortly after.
+	if str(out, "decision", "status") != "OVERRIDDEN" || str(out, "decision", "reviewedBy") == "" {
+		t.Fatalf("decision in the answer: %s", raw)
 	}
-	reviewer := str(dec, "decision", "reviewedBy")
+	reviewer := str(out, "decision", "reviewedBy")
+	// The old route through rules refuses and says where decisions are made.
+	if code, _, raw := asAlice.do("POST", "/v1/decisions/"+id+"/confirm", map[string]any{"expectedVersion": 2}); code != 409 || !strings.Contains(raw, "/decide") {
+		t.Fatalf("confirm through rules: %d %s, want 409 naming the decide route", code, raw)
+	}
+	for recorded := time.Now().Add(15 * time.Second); ; {
+		code, dec, raw := asAlice.do("GET", "/v1/decisions/"+id, nil)
+		if code == 200 && str(dec, "decision", "status") == "OVERRIDDEN" && str(dec, "decision", "reviewedBy") == reviewer {
+			break
+		}
+		if time.Now().After(recorded) {
+			t.Fatalf("rules' decision after the override: %d %s", code, raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// The decided case has left the awaiting queue.
 	_, q, _ := asAlice.do("GET", "/v1/queue", nil)
 	for _, x := range anyList(q["cases"]) {
@@ -190,7 +204,7 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	want := []string{"mash.case.claimed", "mash.case.released", "mash.case.decided", "mash.triage.overridden", "mash.case.closed", "mash.disagreement.raised"}
+	want := []string{"mash.case.claimed", "mash.case.released", "mash.case.decided", "mash.decision.made", "mash.case.closed", "mash.disagreement.raised"}
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		rows, err := pool.Query(context.Background(), `SELECT event_type, actor FROM audit.entries WHERE referral_id = $1`, id)
@@ -213,8 +227,8 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 			}
 		}
 		if missing == "" {
-			// Triage names the client; rules names it with its agency and role.
-			for _, typ := range []string{"mash.case.decided", "mash.case.closed", "mash.triage.overridden"} {
+			// Triage names the client on its case events, and with its agency and role on the decision.
+			for _, typ := range []string{"mash.case.decided", "mash.case.closed", "mash.decision.made"} {
 				if len(seen[typ]) != 1 || seen[typ][0] == "" || !strings.Contains(reviewer, seen[typ][0]) {
 					t.Fatalf("%s recorded %v, want once by %s", typ, seen[typ], reviewer)
 				}

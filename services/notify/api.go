@@ -497,7 +497,7 @@ func notificationToProto(n store.Notification, history []store.Attempt) *notifyv
 		State: notifyv1.NotificationState(notifyv1.NotificationState_value[n.State]), DecisionId: n.DecisionID, DecisionVersion: n.DecisionVersion,
 		Rag: n.RAG, Attempts: int32(n.Attempts), LastError: n.LastError, CreatedAt: timestamppb.New(n.CreatedAt),
 		DeliveredAt: ts(n.DeliveredAt), AcknowledgedAt: ts(n.AcknowledgedAt), AcknowledgedBy: n.AcknowledgedBy, AcknowledgementNote: n.AckNote,
-		AckDue: ts(n.AckDue), EscalatedAt: ts(n.EscalatedAt), EscalatesNotificationId: n.EscalatesID, RoutedFromAgency: n.RoutedFrom,
+		AckDue: ts(n.AckDue), EscalatedAt: ts(n.EscalatedAt), EscalatesNotificationId: n.EscalatesID, RoutedFromAgency: n.RoutedFrom, AuthorisedBy: n.AuthorisedBy,
 		WithdrawsNotificationId: n.WithdrawsID, WithdrawnAt: ts(n.WithdrawnAt), Channel: n.Channel,
 		Share: &notifyv1.Share{PayloadSha256: n.PayloadSHA256, Fields: n.Fields, Purpose: n.Purpose, LawfulBasis: n.LawfulBasis,
 			ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, ReferrerIdentityWithheld: n.ReferrerWithheld}}

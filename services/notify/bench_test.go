@@ -77,7 +77,7 @@ func BenchmarkDecisionToDelivery(b *testing.B) {
 			time.Sleep(d)
 		}
 		published[i] = time.Now()
-		e.decide(b, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
+		e.decide(b, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
 	}
 	select {
 	case <-e.js.PublishAsyncComplete():

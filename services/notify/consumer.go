@@ -38,18 +38,30 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onReceived(ctx, tx, ev.GetReferral())
-	case subjectDecided:
-		var ev eventsv1.TriageDecided
+	case subjectRecommended:
+		var ev eventsv1.RecommendationMade
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onRecommendation(ctx, tx, ev.GetDecision())
+	case subjectDecisionMade:
+		var ev eventsv1.DecisionMade
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onDecision(ctx, tx, ev.GetDecision())
-	case subjectOverridden:
-		var ev eventsv1.TriageOverridden
+	case subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged:
+		var ev eventsv1.SharingChanged
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
-		return s.onDecision(ctx, tx, ev.GetDecision())
+		return s.onSharingChanged(ctx, tx, env.GetType(), &ev)
+	case subjectCaseClosed:
+		var ev eventsv1.CaseChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onClosed(ctx, tx, ev.GetCase().GetReferralId(), ev.GetCase().GetOutcome().String())
 	case subjectResearchRequested:
 		var ev eventsv1.InformationRequestChanged
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
@@ -75,6 +87,9 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 	}
 	if err := store.InsertReferral(ctx, tx, store.Referral{ID: ref.GetId(), Reference: ref.GetReference(), Partnership: ref.GetPartnership(),
 		Agency: ref.GetAgency(), AgencyKind: ref.GetAgencyKind(), ReceivedAt: ref.GetReceivedAt().AsTime(), Proto: raw}); err != nil {
+		return err
+	}
+	if err := store.InsertSharing(ctx, tx, ref.GetId(), ref.GetSubmission().GetConsent().GetStatus().String()); err != nil {
 		return err
 	}
 	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
@@ -107,10 +122,33 @@ func (s *Service) onReceived(ctx context.Context, tx pgx.Tx, ref *intakev1.Refer
 	return nil
 }
 
+// immediateDangerRoles are told on the rules' recommendation alone when it says a child is
+// in immediate danger (level 4, Red): a strategy discussion cannot wait for the queue.
+var immediateDangerRoles = []string{"childrens_social_care", "police"}
+
+// awaitingNote marks what is shared on a recommendation alone.
+const awaitingNote = "recommendation: awaiting the hub's decision"
+
+// immediateDanger reports whether a recommendation is shared before a person decides.
+func immediateDanger(o *rulesv1.Outcome) bool {
+	return o.GetLevel() == rulesv1.Level_LEVEL_4 && o.GetRag() == rulesv1.Rag_RAG_RED
+}
+
+// onRecommendation shares the rules' recommendation only in immediate danger, with police
+// and children's social care, marked as awaiting the hub's decision; anything else waits for
+// a person's decision. The referrer is never told a recommendation.
+func (s *Service) onRecommendation(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision) error {
+	if !immediateDanger(d.GetCurrent()) {
+		return nil
+	}
+	return s.onDecision(ctx, tx, d)
+}
+
 // onDecision brings the agencies told in line with the decision's current outcome: new
-// agencies are notified, removed ones get a withdrawal, kept ones are told again only if the
-// level or urgency changed; the referrer hears the outcome. An event older than the one
-// already applied changes nothing.
+// agencies are notified, removed ones get a withdrawal, kept ones are told again if the
+// level or urgency changed or what they had was a recommendation; the referrer hears the
+// decision a person made. A recommendation (immediate danger only) reaches police and
+// children's social care alone. An event older than the one already applied changes nothing.
 func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision) error {
 	st, err := store.ReadDecisionState(ctx, tx, d.GetReferralId())
 	if err != nil {
@@ -134,21 +172,45 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 	cur := d.GetCurrent()
 	level, rag := cur.GetLevel().String(), ragName(cur.GetRag())
 	roles := slices.Clone(cur.GetAgencies())
+	recommendation := d.GetStatus() == rulesv1.DecisionStatus_RECOMMENDED
+	if recommendation {
+		roles = slices.Clone(immediateDangerRoles)
+	}
 	now := s.now().UTC()
 	sum := decisionSummary(d)
+	note := ""
+	if recommendation {
+		note = awaitingNote
+	}
+	wasRecommendation := found && applied.Status == rulesv1.DecisionStatus_RECOMMENDED.String()
+	pos, posFound, err := store.SharingOf(ctx, tx, d.GetReferralId())
+	if err != nil {
+		return err
+	}
+	on, held := shareOnFor(pos, posFound, recommendation)
 
 	told := map[string][]store.Notification{}
 	for _, n := range st.Active {
 		told[n.Role] = append(told[n.Role], n)
 	}
-	changed := found && (applied.Level != level || applied.RAG != rag)
-	var p plan
+	changed := found && (applied.Level != level || applied.RAG != rag || wasRecommendation)
+	p := plan{actionTo: map[string]string{}}
+	if !changed {
+		// Agencies keeping what they were told count as told, in whichever role.
+		for _, n := range st.Active {
+			if slices.Contains(roles, n.Role) {
+				p.actionTo[n.Agency] = n.Role
+			}
+		}
+	}
 	for _, role := range roles {
 		prior := told[role]
-		if len(prior) > 0 && !changed {
+		if len(prior) > 0 && !changed || held {
+			// Held: without consent or a manager's authorisation nothing new leaves the hub;
+			// what was already shared stands until consent is withdrawn or the role dropped.
 			continue
 		}
-		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior); err != nil {
+		if err := s.notifyRole(ctx, tx, &p, dir, &ref, sum, role, rag, now, prior, note, on); err != nil {
 			return err
 		}
 	}
@@ -157,16 +219,25 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 			continue
 		}
 		for _, n := range ns {
-			p.withdraw(dir, &ref, sum, n, now)
+			p.withdraw(dir, &ref, sum, n, now, "the hub's decision no longer names this agency: disregard and delete the earlier notification")
 		}
 	}
-	if !found || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles) {
+	if !recommendation && (!found || wasRecommendation || applied.Level != level || applied.RAG != rag || !sameOutcomeAgencies(applied.Agencies, roles)) {
 		key := fmt.Sprintf("outcome:%s:v%d", d.GetId(), d.GetVersion())
 		if err := s.notifyReferrer(ctx, tx, &p, dir, &ref, notifyv1.NotificationKind_OUTCOME, sum, key, now); err != nil {
 			return err
 		}
 	}
-	p.applied = &store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(), Agencies: roles, Level: level, RAG: rag}
+	raw, err := proto.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("decision %s: encode: %w", d.GetId(), err)
+	}
+	p.applied = &store.AppliedDecision{DecisionID: d.GetId(), Version: d.GetVersion(), Agencies: roles, Level: level, RAG: rag,
+		Status: d.GetStatus().String(), Decision: raw}
+	if held {
+		s.log.Info("decision held back: no consent and no manager's authorisation", zap.String("referral_id", d.GetReferralId()),
+			zap.String("decision_id", d.GetId()), zap.Int64("version", d.GetVersion()))
+	}
 	return s.execute(ctx, tx, d.GetReferralId(), p, now)
 }
 
@@ -175,11 +246,15 @@ type plan struct {
 	withdrawn []string
 	creates   []spec
 	applied   *store.AppliedDecision
+	// actionTo holds the agencies an action is planned for, with its role: an agency that
+	// fills two roles the decision names (or stands in for two out of hours) gets one
+	// message per decision.
+	actionTo map[string]string
 }
 
-// withdraw plans telling an agency an override removed it, and stopping the original's
-// escalation.
-func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time) {
+// withdraw plans telling an agency to disregard and delete what it was sent (why says
+// why), stopping the original's delivery if not yet sent and its escalation.
+func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time, why string) {
 	p.withdrawn = append(p.withdrawn, n.ID)
 	a, ok := dir.byID(n.Agency)
 	if !ok {
@@ -187,7 +262,7 @@ func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *s
 	}
 	p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: a, role: n.Role, kind: notifyv1.NotificationKind_WITHDRAWAL,
 		key: "withdraw:" + n.ID, rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency,
-		note: "an override removed this agency from the decision: disregard the earlier notification", now: now})
+		note: why, now: now})
 }
 
 // execute writes a plan within tx in one batch.
@@ -233,14 +308,21 @@ func sameOutcomeAgencies(a, b []string) bool {
 // the role (a changed level or urgency). Red outside an agency's hours goes to its
 // out-of-hours route. A role no agency fills is recorded and escalated at once, within tx.
 func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision,
-	role, rag string, now time.Time, prior []store.Notification) error {
+	role, rag string, now time.Time, prior []store.Notification, note string, on shareOn) error {
 	agencies := directory.Resolve(dir.agencies, role, ref.GetSubmission().GetChild().GetSchool())
 	key := fmt.Sprintf("action:%s:v%d:%s", sum.ID, sum.Version, role)
+	if on.generation > 0 { // shared after consent or an authorisation changed: a share of its own
+		key = fmt.Sprintf("action:%s:v%d:g%d:%s", sum.ID, sum.Version, on.generation, role)
+	}
 	if len(agencies) == 0 {
 		return s.unroutable(ctx, tx, dir, ref, sum, nil, role, notifyv1.NotificationKind_ACTION, key, now)
 	}
 	for _, n := range prior {
 		p.withdrawn = append(p.withdrawn, n.ID)
+	}
+	due, err := s.ackDue(dir, role, rag, now)
+	if err != nil {
+		return err
 	}
 	for _, a := range agencies {
 		target, routedFrom := a, ""
@@ -249,14 +331,55 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 				target, routedFrom = ooh, a.ID
 			}
 		}
-		note := ""
+		if first, ok := p.actionTo[target.ID]; ok {
+			s.log.Debug("agency already told of this decision in another role", zap.String("agency", target.ID),
+				zap.String("role", role), zap.String("told_as", first))
+			continue
+		}
+		if p.actionTo == nil {
+			p.actionTo = map[string]string{}
+		}
+		p.actionTo[target.ID] = role
 		if len(prior) > 0 {
-			note = "the decision changed: this replaces the earlier notification"
+			note = "the hub's decision: this replaces the earlier notification"
 		}
 		p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
-			key: key + ":" + a.ID, rag: rag, ackDue: s.ackDue(dir, rag, now), routedFrom: routedFrom, note: note, now: now})
+			key: key + ":" + a.ID, rag: rag, ackDue: due, routedFrom: routedFrom, note: note, basis: on.basis,
+			authorisedBy: on.by, now: now})
 	}
 	return nil
+}
+
+// onClosed tells the referring agency how the hub closed its referral: the outcome, once,
+// and nothing of the closing note.
+func (s *Service) onClosed(ctx context.Context, tx pgx.Tx, referralID, outcome string) error {
+	r, err := store.ReferralIn(ctx, tx, referralID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("closure of referral %s: %w", referralID, errNotYetReceived)
+	}
+	if err != nil {
+		return err
+	}
+	var ref intakev1.Referral
+	if err := proto.Unmarshal(r.Proto, &ref); err != nil {
+		return fmt.Errorf("referral %s: decode: %w", r.ID, err)
+	}
+	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	key := "closure:" + referralID
+	a, ok, err := s.agencyByID(ctx, tx, dir, ref.GetAgency())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.unroutable(ctx, tx, dir, &ref, nil, nil, "referrer:"+ref.GetAgency(), notifyv1.NotificationKind_CLOSURE, key, now)
+	}
+	_, err = s.create(ctx, tx, spec{dir: dir, ref: &ref, agency: a, role: "referrer", kind: notifyv1.NotificationKind_CLOSURE,
+		key: key, rag: "NONE", caseOutcome: outcome, now: now})
+	return err
 }
 
 // notifyReferrer tells the referring agency of receipt or outcome, through its own channel.
@@ -302,22 +425,18 @@ func (s *Service) unroutable(ctx context.Context, tx pgx.Tx, dir partnershipDire
 	}
 	s.log.Warn("notification unroutable", zap.String("referral_id", ref.GetId()), zap.String("notification_id", n.ID),
 		zap.String("role", role), zap.String("partnership", dir.partnership.ID))
-	if kind == notifyv1.NotificationKind_RECEIPT || kind == notifyv1.NotificationKind_OUTCOME {
+	if kind == notifyv1.NotificationKind_RECEIPT || kind == notifyv1.NotificationKind_OUTCOME || kind == notifyv1.NotificationKind_CLOSURE {
 		return nil // the referrer's own feedback: listed for staff, not an emergency
 	}
 	return s.escalate(ctx, tx, dir, ref, *n, reason, now)
 }
 
-// ackDue is when an acknowledgement is due before escalation: Red after the partnership's
-// minutes (default 60), Amber after one working day, others never.
-func (s *Service) ackDue(dir partnershipDirectory, rag string, now time.Time) time.Time {
-	switch rag {
-	case "RED":
-		return now.Add(time.Duration(dir.partnership.RedAckMinutes) * time.Minute)
-	case "AMBER":
-		return s.calendar.AddWorkingHours(now, s.calendar.WorkingDayLength()).UTC()
-	}
-	return time.Time{}
+// ackDue is when an acknowledgement by an agency filling role is due before escalation, by
+// the partnership's deadlines per role and RAG and the defaults (police and social care Red
+// within the Red minutes, schools before the next school day, early help and Amber within a
+// working day); zero when none is expected.
+func (s *Service) ackDue(dir partnershipDirectory, role, rag string, now time.Time) (time.Time, error) {
+	return dir.partnership.AckDue(role, rag, now, s.calendar)
 }
 
 // spec describes one notification to create.
@@ -338,9 +457,15 @@ type spec struct {
 	note        string
 	// research is the question of an INFORMATION_REQUEST.
 	research *share.Research
+	// caseOutcome is how the hub closed the referral, for CLOSURE.
+	caseOutcome string
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
-	now    time.Time
+	// basis and authorisedBy are what an action share rests on when not the referral's own
+	// consent (see shareOn).
+	basis        *share.Basis
+	authorisedBy string
+	now          time.Time
 }
 
 // create builds the agency's message and stores it with its share record; nil when the
@@ -373,7 +498,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
-		AgencyRoles: sp.agency.Roles, Research: sp.research})
+		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome})
 	if err != nil {
 		return store.Notification{}, err
 	}
@@ -382,7 +507,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 		RAG: sp.rag, Priority: priority(sp.rag, sp.kind), Payload: built.Body, PayloadSHA256: built.SHA256, Fields: built.Fields,
 		Purpose: built.Purpose, LawfulBasis: built.LawfulBasis, ConsentStatus: built.ConsentStatus, ConsentReason: built.ConsentReason,
 		ReferrerWithheld: built.ReferrerWithheld, State: store.StatePending, NextAttemptAt: sp.now, CreatedAt: sp.now,
-		RoutedFrom: sp.routedFrom, EscalatesID: "", WithdrawsID: ""}
+		RoutedFrom: sp.routedFrom, EscalatesID: "", WithdrawsID: "", AuthorisedBy: sp.authorisedBy}
 	if n.Fields == nil {
 		n.Fields = []string{}
 	}
@@ -438,7 +563,7 @@ func (s *Service) event(subject string, n store.Notification, attempt int, detai
 	ev := &eventsv1.NotificationEvent{NotificationId: n.ID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, DecisionId: n.DecisionID,
 		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
 		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
-		Detail: truncate(detail, 500), Actor: by.ID, ActorRole: by.Role, EscalatesNotificationId: n.EscalatesID}
+		Detail: truncate(detail, 500), Actor: by.ID, ActorRole: by.Role, EscalatesNotificationId: n.EscalatesID, AuthorisedBy: n.AuthorisedBy}
 	if n.AckDue != nil {
 		ev.AckDue = timestamppb.New(*n.AckDue)
 	}

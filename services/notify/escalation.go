@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,7 +62,11 @@ func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 				return err
 			}
 			n = len(due)
+			escalated := map[string]bool{}
 			for _, d := range due {
+				if escalated[d.ID] {
+					continue // listed in its decision's escalation already
+				}
 				r, err := store.ReferralIn(ctx, tx, d.ReferralID)
 				if err != nil {
 					return fmt.Errorf("escalate notification %s: %w", d.ID, err)
@@ -78,6 +84,16 @@ func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 					// An answer by any route marks it answered (onResearchAnswered, the answer
 					// listener); a receipt alone does not, so this one is unanswered.
 					reason = fmt.Sprintf("information request to %s not answered by its deadline %s", d.Agency, d.AckDue.UTC().Format(time.RFC3339))
+				}
+				if d.DecisionID != "" && d.Kind == notifyv1.NotificationKind_ACTION.String() {
+					ids, err := s.escalateDecision(ctx, tx, dir, &ref, d, now)
+					if err != nil {
+						return err
+					}
+					for _, id := range ids {
+						escalated[id] = true
+					}
+					continue
 				}
 				if err := s.escalate(ctx, tx, dir, &ref, d, reason, now); err != nil {
 					return err
@@ -103,7 +119,7 @@ func (s *Service) escalate(ctx context.Context, tx pgx.Tx, dir partnershipDirect
 	if err := store.MarkEscalated(ctx, tx, n.ID, now); err != nil {
 		return err
 	}
-	dm, ok := dir.byID(dir.partnership.DutyManager)
+	dm, ok := s.dutyManagerAt(dir, now)
 	sp := spec{dir: dir, ref: ref, role: directory.RoleDutyManager, kind: notifyv1.NotificationKind_ESCALATION, key: "escalate:" + n.ID,
 		rag: n.RAG, aboutID: n.ID, aboutAgency: n.Agency, note: reason, now: now, agency: dm}
 	if !ok {
@@ -128,6 +144,79 @@ func (s *Service) escalate(ctx context.Context, tx pgx.Tx, dir partnershipDirect
 	s.log.Warn("notification escalated", zap.String("notification_id", n.ID), zap.String("referral_id", n.ReferralID),
 		zap.String("agency", n.Agency), zap.String("duty_manager", dm.ID))
 	return nil
+}
+
+// dutyManagerAt is who escalations go to at now: the partnership's duty manager, or out of
+// its hours the out-of-hours route it names in the directory (the emergency duty team).
+func (s *Service) dutyManagerAt(dir partnershipDirectory, now time.Time) (directory.Agency, bool) {
+	dm, ok := dir.byID(dir.partnership.DutyManager)
+	if ok && !dm.InHours(now) && dm.OutOfHours != "" {
+		if ooh, found := dir.byID(dm.OutOfHours); found {
+			return ooh, true
+		}
+	}
+	return dm, ok
+}
+
+// escalateDecision sends one escalation for the decision behind first, an overdue action
+// notification: it lists every agency told of that decision that has not acknowledged
+// (late, or with its deadline still to come), and marks them all escalated, so a decision
+// never raises more than one. It returns the ids it marked.
+func (s *Service) escalateDecision(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, first store.Notification, now time.Time) ([]string, error) {
+	open, err := store.UnacknowledgedOfDecision(ctx, tx, first.ReferralID, first.DecisionID, first.DecisionVersion)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(open, func(n store.Notification) bool { return n.ID == first.ID }) {
+		open = append(open, first)
+	}
+	var late, waiting []string
+	for _, n := range open {
+		who := n.Agency + " (" + n.Role + ")"
+		if n.RoutedFrom != "" {
+			who = n.Agency + " for " + n.RoutedFrom + " (" + n.Role + ")"
+		}
+		due := n.AckDue.In(s.calendar.Location()).Format("Mon 2 Jan 15:04")
+		if !n.AckDue.After(now) {
+			late = append(late, who+", due "+due)
+		} else {
+			waiting = append(waiting, who+", due "+due)
+		}
+	}
+	reason := fmt.Sprintf("decision %s v%d (%s): not acknowledged by %s", first.DecisionID, first.DecisionVersion, first.RAG, strings.Join(late, "; "))
+	if len(waiting) > 0 {
+		reason += "; also awaiting " + strings.Join(waiting, "; ")
+	}
+	dm, ok := s.dutyManagerAt(dir, now)
+	sp := spec{dir: dir, ref: ref, role: directory.RoleDutyManager, kind: notifyv1.NotificationKind_ESCALATION,
+		key: fmt.Sprintf("escalate:decision:%s:v%d", first.DecisionID, first.DecisionVersion), rag: first.RAG, aboutID: first.ID,
+		aboutAgency: first.Agency, note: reason, now: now, agency: dm, decision: appliedSummary(first)}
+	if !ok {
+		sp.agency = directory.Agency{Partnership: dir.partnership.ID}
+		sp.failed = fmt.Sprintf("partnership %s has no duty manager in its directory to escalate to", dir.partnership.ID)
+	}
+	esc, err := s.create(ctx, tx, sp)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(open))
+	for _, n := range open {
+		if err := store.MarkEscalated(ctx, tx, n.ID, now); err != nil {
+			return nil, err
+		}
+		detail := reason
+		if esc != nil {
+			detail = "escalation " + esc.ID + " to " + dm.ID + ": " + reason
+		}
+		if err := s.emit(ctx, tx, EventEscalated, n, n.Attempts, detail, auth.Actor{ID: "notify", Role: auth.ActorRoleSystem}); err != nil {
+			return nil, err
+		}
+		ids = append(ids, n.ID)
+	}
+	s.metrics.escalations.Inc()
+	s.log.Warn("decision escalated", zap.String("referral_id", first.ReferralID), zap.String("decision_id", first.DecisionID),
+		zap.Int("late", len(late)), zap.Int("awaiting", len(waiting)), zap.String("to", dm.ID))
+	return ids, nil
 }
 
 // appliedSummary is the decision as the original notification recorded it.
@@ -270,7 +359,11 @@ func (s *Service) readdress(dir partnershipDirectory, orig store.Notification, a
 	n.WithdrawnAt, n.EscalatedAt, n.AckDue = nil, nil, nil
 	switch orig.Kind {
 	case notifyv1.NotificationKind_ACTION.String():
-		if due := s.ackDue(dir, orig.RAG, now); !due.IsZero() {
+		due, err := s.ackDue(dir, orig.Role, orig.RAG, now)
+		if err != nil {
+			return store.Notification{}, fmt.Errorf("re-address %s: %w", orig.ID, err)
+		}
+		if !due.IsZero() {
 			n.AckDue = &due
 			m.AcknowledgeBy = timestamppb.New(due)
 		}

@@ -260,7 +260,26 @@ func (e *env) restart() {
 
 func (e *env) loadDirectory(t testing.TB) {
 	t.Helper()
-	f := directory.File{
+	e.load(t, e.directoryFile())
+}
+
+// load replaces the test partnership's directory with f.
+func (e *env) load(t testing.TB, f directory.File) {
+	t.Helper()
+	for i := range f.Partnerships {
+		f.Partnerships[i].Normalise()
+	}
+	for i := range f.Agencies {
+		f.Agencies[i].Normalise()
+	}
+	if err := e.svc.LoadDirectory(context.Background(), f, "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// directoryFile is the test partnership's directory: one receiver per agency.
+func (e *env) directoryFile() directory.File {
+	return directory.File{
 		Partnerships: []directory.Partnership{{ID: partnership, DutyManager: "rct-duty-manager", ConsoleURL: "https://mash.example.test",
 			SchoolDay: directory.SchoolDay{Closures: []string{"2026-12-21..2027-01-01"}}}},
 		Agencies: []directory.Agency{
@@ -272,15 +291,6 @@ func (e *env) loadDirectory(t testing.TB) {
 			{ID: "example-primary-dsl", Partnership: partnership, Name: "Example Primary DSL", Roles: []string{"school_dsl"}, Channel: "webhook",
 				URL: e.ag.school.srv.URL, Secret: []byte(e.ag.school.secret), Schools: []string{"Example Primary School"}},
 		},
-	}
-	for i := range f.Partnerships {
-		f.Partnerships[i].Normalise()
-	}
-	for i := range f.Agencies {
-		f.Agencies[i].Normalise()
-	}
-	if err := e.svc.LoadDirectory(context.Background(), f, "test"); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -306,6 +316,9 @@ func (e *env) referral(t testing.TB, mutate ...func(*intakev1.Referral)) *intake
 	ref := &intakev1.Referral{Id: id, Reference: "MASH-2026-" + id[:7], Agency: "south-wales-police", AgencyKind: "police",
 		ExternalReference: "SWP-" + id[:8], Partnership: partnership, ReceivedAt: timestamppb.New(now),
 		Status: intakev1.ReferralStatus_RECEIVED, Version: 1, Submission: example(t)}
+	// The family agreed to sharing unless a test says otherwise: consent is a gate, tested
+	// on its own (sharing_test.go).
+	ref.Submission.Consent = &intakev1.Consent{Status: intakev1.ConsentStatus_GIVEN}
 	for _, m := range mutate {
 		m(ref)
 	}
@@ -313,21 +326,36 @@ func (e *env) referral(t testing.TB, mutate ...func(*intakev1.Referral)) *intake
 	return ref
 }
 
-// decide publishes a decision event for ref with the outcome given.
-func (e *env) decide(t testing.TB, subject string, ref *intakev1.Referral, decisionID string, version int64, level rulesv1.Level, rag rulesv1.Rag, roles ...string) *eventsv1.Envelope {
+// What a test publishes with decide: the rules' recommendation, or a practitioner's
+// decision (mash.decision.made) confirming or overriding it.
+const (
+	recommended = "recommended"
+	confirmed   = "confirmed"
+	overridden  = "overridden"
+)
+
+// decide publishes a recommendation or decision event (what is one of the kinds above) for
+// ref with the outcome given.
+func (e *env) decide(t testing.TB, what string, ref *intakev1.Referral, decisionID string, version int64, level rulesv1.Level, rag rulesv1.Rag, roles ...string) *eventsv1.Envelope {
 	t.Helper()
 	d := &rulesv1.Decision{Id: decisionID, ReferralId: ref.GetId(), Partnership: partnership, Version: version,
 		Status: rulesv1.DecisionStatus_RECOMMENDED, DecidedAt: timestamppb.New(e.clock.Now()),
 		Current: &rulesv1.Outcome{Level: level, Rag: rag, Pathway: "strategy_discussion", Agencies: roles, Reason: "synthetic test decision",
 			Fired: []*rulesv1.FiredRule{{Id: "test-rule"}}}}
 	d.Recommended = d.Current
-	switch subject {
-	case "mash.triage.overridden":
-		d.Status = rulesv1.DecisionStatus_OVERRIDDEN
+	switch what {
+	case recommended:
+		return e.publish(t, "mash.recommendation.made", ref.GetId(), version+1, &eventsv1.RecommendationMade{Decision: d})
+	case confirmed:
+		d.Status, d.ReviewedBy, d.ReviewedByRole = rulesv1.DecisionStatus_CONFIRMED, "user:p1", "practitioner"
+	case overridden:
+		d.Status, d.ReviewedBy, d.ReviewedByRole = rulesv1.DecisionStatus_OVERRIDDEN, "user:p1", "practitioner"
 		d.ReviewReason = "practitioner override in test"
-		return e.publish(t, subject, ref.GetId(), version+1, &eventsv1.TriageOverridden{Decision: d})
+	default:
+		t.Fatalf("decide: %q is not recommended, confirmed or overridden", what)
 	}
-	return e.publish(t, subject, ref.GetId(), version+1, &eventsv1.TriageDecided{Decision: d})
+	d.ReviewedAt = timestamppb.New(e.clock.Now())
+	return e.publish(t, "mash.decision.made", ref.GetId(), version+1, &eventsv1.DecisionMade{Decision: d})
 }
 
 func (e *env) publish(t testing.TB, subject, referralID string, version int64, payload proto.Message) *eventsv1.Envelope {

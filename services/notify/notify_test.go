@@ -43,7 +43,7 @@ func TestDecisionNotifiesEachAgencyExactlyOnce(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t)
 	decisionID := uuid.NewString()
-	env := e.decide(t, "mash.triage.decided", ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
+	env := e.decide(t, confirmed, ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
 	ns := e.settled(t, ref.GetId(), 5)
 
 	for kind, agency := range map[string]string{"RECEIPT": "south-wales-police", "ENCOMPASS": "example-primary-dsl", "OUTCOME": "south-wales-police"} {
@@ -58,7 +58,7 @@ func TestDecisionNotifiesEachAgencyExactlyOnce(t *testing.T) {
 		if n.State != store.StateDelivered {
 			t.Errorf("notification %s (%s to %s) is %s: %s", n.ID, n.Kind, n.Agency, n.State, n.LastError)
 		}
-		if n.LawfulBasis == "" || n.PayloadSHA256 == "" || n.ConsentStatus != "NOT_SOUGHT" {
+		if n.LawfulBasis == "" || n.PayloadSHA256 == "" || n.ConsentStatus != "GIVEN" {
 			t.Errorf("notification %s lacks its share record: %+v", n.ID, n)
 		}
 	}
@@ -66,10 +66,10 @@ func TestDecisionNotifiesEachAgencyExactlyOnce(t *testing.T) {
 	// Redelivery of the same event (a broker dedupe miss) and a re-emitted copy under a new
 	// event id both change nothing.
 	raw, _ := protoMarshal(env)
-	e.publishRaw(t, "mash.triage.decided", uuid.NewString(), raw)
-	e.decide(t, "mash.triage.decided", ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
+	e.publishRaw(t, "mash.decision.made", uuid.NewString(), raw)
+	e.decide(t, confirmed, ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
 	e.restart()
-	e.decide(t, "mash.triage.decided", ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
+	e.decide(t, confirmed, ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
 	time.Sleep(300 * time.Millisecond)
 	if got := e.settled(t, ref.GetId(), 5); len(got) != 5 {
 		t.Fatalf("after redelivery: %d notifications, want 5", len(got))
@@ -125,7 +125,7 @@ func protoMarshal(env *eventsv1.Envelope) ([]byte, error) { return protoMarshalO
 func TestReferrerIdentityWithheld(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t, func(r *intakev1.Referral) { r.GetSubmission().GetReferrer().KeepIdentityFromFamily = true })
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 4)
 	d := e.ag.social.deliveries()
 	if len(d) != 1 {
@@ -146,9 +146,9 @@ func TestOverrideNotifiesAddedAndWithdrawsRemoved(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" }) // no Encompass
 	d := uuid.NewString()
-	e.decide(t, "mash.triage.decided", ref, d, 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "police")
+	e.decide(t, confirmed, ref, d, 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "police")
 	e.settled(t, ref.GetId(), 3)
-	e.decide(t, "mash.triage.overridden", ref, d, 3, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "childrens_social_care")
+	e.decide(t, overridden, ref, d, 3, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 6)
 	if countKind(ns, "ACTION", "rct-csc") != 1 || countKind(ns, "WITHDRAWAL", "south-wales-police") != 1 {
 		t.Fatalf("after override: %+v", summarise(ns))
@@ -158,7 +158,7 @@ func TestOverrideNotifiesAddedAndWithdrawsRemoved(t *testing.T) {
 		t.Fatalf("withdrawal: %+v", w)
 	}
 	// A stale event (the original decision arriving late) undoes nothing.
-	e.decide(t, "mash.triage.decided", ref, d, 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "police")
+	e.decide(t, confirmed, ref, d, 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "police")
 	time.Sleep(200 * time.Millisecond)
 	if got := e.settled(t, ref.GetId(), 6); len(got) != 6 {
 		t.Fatalf("stale event created notifications: %+v", summarise(got))
@@ -202,7 +202,7 @@ func TestRetriesDeadLetterAndRetryFromDeadLetter(t *testing.T) {
 		return 200, 0
 	}
 	ref := e.referral(t)
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 4)
 	var dead store.Notification
 	for _, n := range ns {
@@ -293,7 +293,7 @@ func TestRestartMidDeliveryDeliversOnce(t *testing.T) {
 		}
 	}
 	ref := e.referral(t)
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
 	e.waitFor(t, "a failed attempt", func() bool { return e.ag.social.calls.Load() >= 1 })
 	e.stop()
 	close(down)
@@ -314,7 +314,7 @@ func TestRestartMidDeliveryDeliversOnce(t *testing.T) {
 func TestEscalationWhenNotAcknowledged(t *testing.T) {
 	e := newEnv(t)
 	red := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" })
-	e.decide(t, "mash.triage.decided", red, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police")
+	e.decide(t, confirmed, red, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police")
 	ns := e.settled(t, red.GetId(), 4)
 	var toPolice, toSocial store.Notification
 	for _, n := range ns {
@@ -365,7 +365,7 @@ func TestEscalationWhenNotAcknowledged(t *testing.T) {
 
 	// Amber: due one working day later (Wednesday 10:00 → Thursday 10:00), not before.
 	amber := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" })
-	e.decide(t, "mash.triage.decided", amber, uuid.NewString(), 1, rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
+	e.decide(t, confirmed, amber, uuid.NewString(), 1, rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
 	for _, n := range e.settled(t, amber.GetId(), 3) {
 		if n.Kind == "ACTION" {
 			if n.AckDue == nil || n.AckDue.Sub(n.CreatedAt) < 23*time.Hour || n.AckDue.Sub(n.CreatedAt) > 25*time.Hour {
@@ -388,7 +388,7 @@ func TestRedOutOfHoursGoesToOutOfHoursRoute(t *testing.T) {
 	e := newEnv(t)
 	e.clock.Advance(12 * time.Hour) // Wednesday 22:00
 	ref := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" })
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 3)
 	if countKind(ns, "ACTION", "rct-edt") != 1 || countKind(ns, "ACTION", "rct-csc") != 0 {
 		t.Fatalf("out of hours: %v", summarise(ns))
@@ -408,7 +408,7 @@ func TestRedOutOfHoursGoesToOutOfHoursRoute(t *testing.T) {
 func TestAcknowledgeOnTheBus(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" })
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care", "police")
 	var social, police store.Notification
 	for _, n := range e.settled(t, ref.GetId(), 4) {
 		if n.Kind == "ACTION" {
@@ -448,7 +448,7 @@ func TestAcknowledgeOnTheBus(t *testing.T) {
 func TestAPIAccessAndValidation(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" })
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
 	var social store.Notification
 	for _, n := range e.settled(t, ref.GetId(), 3) {
 		if n.Agency == "rct-csc" {
@@ -549,7 +549,7 @@ func TestAPIAccessAndValidation(t *testing.T) {
 func TestUnroutableRoleEscalatesAndRetryReaddresses(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t, func(r *intakev1.Referral) { r.AgencyKind = "health" })
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "camhs")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "camhs")
 	ns := e.settled(t, ref.GetId(), 4)
 	var gap store.Notification
 	for _, n := range ns {

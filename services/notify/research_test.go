@@ -341,7 +341,7 @@ func TestExistingConsumerTakesResearchAfterUpgrade(t *testing.T) {
 	ctx := context.Background()
 	if _, err := e.js.UpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{Durable: "notify", DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 10 * time.Second, MaxDeliver: 8, MaxAckPending: 256,
-		FilterSubjects: []string{"mash.referral.received", "mash.triage.decided", "mash.triage.overridden"}}); err != nil {
+		FilterSubjects: []string{"mash.referral.received", "mash.recommendation.made", "mash.decision.made"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.start()

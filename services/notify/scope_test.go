@@ -18,7 +18,7 @@ import (
 func TestStaffSeeOnlyTheirPartnershipsNotifications(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t)
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_RED, "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 2)
 	scoped := func(role auth.Role, p string) string {
 		_, tok, err := e.auth.Create(context.Background(), "rct-mash", "hub", role, "test", p)

@@ -49,9 +49,17 @@ const (
 
 // Events the service consumes.
 const (
-	subjectReceived   = "mash.referral.received"
-	subjectDecided    = "mash.triage.decided"
-	subjectOverridden = "mash.triage.overridden"
+	subjectReceived = "mash.referral.received"
+	// The rules' recommendation, and the decision a practitioner made through triage.
+	subjectRecommended  = "mash.recommendation.made"
+	subjectDecisionMade = "mash.decision.made"
+	// What a case may share: a manager's authorisation to share without consent, and the
+	// family's consent as staff record it.
+	subjectSharingAuthorised = "mash.sharing.authorised"
+	subjectSharingRevoked    = "mash.sharing.revoked"
+	subjectConsentChanged    = "mash.consent.changed"
+	// A case closed with its outcome, which the referrer is told.
+	subjectCaseClosed = "mash.case.closed"
 	// An information request (MASH research) to an agency, and its answer by any route.
 	subjectResearchRequested = "mash.research.requested"
 	subjectResearchAnswered  = "mash.research.answered"
@@ -62,7 +70,7 @@ const (
 // with fewer subjects has its filter widened in place (nats-server 2.10+ updates
 // FilterSubjects on a durable consumer); the consumer keeps its position, so events of a
 // newly added subject published before the upgrade are not delivered to it.
-var consumedSubjects = []string{subjectReceived, subjectDecided, subjectOverridden, subjectResearchRequested, subjectResearchAnswered}
+var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged, subjectCaseClosed, subjectResearchRequested, subjectResearchAnswered}
 
 // DefaultPartnership's directory serves partnerships that have none of their own, as the
 // rules service's default pack does.

@@ -5,19 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	"mash/services/intake/validation"
 	"mash/services/rules/pack"
@@ -228,151 +225,30 @@ func (a *grpcAPI) getDecision(ctx context.Context, id auth.Identity, referralID 
 	return d, err
 }
 
+// errDecideInTriage refuses the old public routes: a decision is made only where the claim
+// and the version are checked, so no one decides a case a colleague is working.
+func errDecideInTriage(referralID string) error {
+	if referralID == "" {
+		referralID = "{referralId}"
+	}
+	return apierr.FailedPrecondition(fmt.Sprintf("decisions are no longer made here: claim the case (POST /v1/cases/%s/claim) "+
+		"and decide it in triage (POST /v1/cases/%s/decide, or mash.triage.v1.TriageService/DecideCase)", referralID, referralID))
+}
+
+// ConfirmDecision is refused: see errDecideInTriage.
 func (a *grpcAPI) ConfirmDecision(ctx context.Context, req *rulesv1.ConfirmDecisionRequest) (*rulesv1.ConfirmDecisionResponse, error) {
-	id, err := server.Require(ctx, auth.DecideCases)
-	if err != nil {
+	if _, err := server.Require(ctx, auth.DecideCases); err != nil {
 		return nil, err
 	}
-	cur, err := a.getDecision(ctx, id, req.GetReferralId())
-	if err != nil {
-		return nil, err
-	}
-	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
-		Status: rulesv1.DecisionStatus_CONFIRMED.String(), Level: cur.Level, RAG: cur.RAG, Current: cur.Current,
-		By: id.Actor(), Role: string(id.Role), Reason: req.GetNote(), At: a.svc.now().UTC(),
-	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
-		return EventConfirmed, &eventsv1.TriageConfirmed{Decision: after}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &rulesv1.ConfirmDecisionResponse{Decision: d}, nil
+	return nil, errDecideInTriage(req.GetReferralId())
 }
 
+// OverrideDecision is refused: see errDecideInTriage.
 func (a *grpcAPI) OverrideDecision(ctx context.Context, req *rulesv1.OverrideDecisionRequest) (*rulesv1.OverrideDecisionResponse, error) {
-	id, err := server.Require(ctx, auth.DecideCases)
-	if err != nil {
+	if _, err := server.Require(ctx, auth.DecideCases); err != nil {
 		return nil, err
 	}
-	cur, err := a.getDecision(ctx, id, req.GetReferralId())
-	if err != nil {
-		return nil, err
-	}
-	var current rulesv1.Outcome
-	if err := proto.Unmarshal(cur.Current, &current); err != nil {
-		return nil, fmt.Errorf("decode decision %s: %w", cur.ID, err)
-	}
-	changed, vs := applyOverride(&current, req, a.svc.vocabulary(ctx, cur))
-	if len(vs) == 0 && !changed {
-		vs = append(vs, apierr.Violation{Field: "level", Reason: "an override must change the level, RAG, pathway or agencies; use ConfirmDecision to accept the recommendation"})
-	}
-	if len(vs) > 0 {
-		return nil, apierr.Invalid(vs)
-	}
-	b, err := proto.Marshal(&current)
-	if err != nil {
-		return nil, err
-	}
-	d, err := a.review(ctx, req.GetReferralId(), req.GetExpectedVersion(), store.Review{
-		Status: rulesv1.DecisionStatus_OVERRIDDEN.String(), Level: levelName(current.GetLevel()), RAG: ragName(current.GetRag()),
-		Current: b, By: id.Actor(), Role: string(id.Role), Reason: req.GetReason(), At: a.svc.now().UTC(),
-	}, func(before, after *rulesv1.Decision) (string, proto.Message) {
-		return EventOverridden, &eventsv1.TriageOverridden{Decision: after, Previous: before.GetCurrent()}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &rulesv1.OverrideDecisionResponse{Decision: d}, nil
-}
-
-// vocabulary is the agencies and pathways of the pack that made the decision: an override
-// may only name what that pack knows.
-func (s *Service) vocabulary(ctx context.Context, d store.Decision) *pack.Compiled {
-	p, err := s.store.GetPack(ctx, d.PackID)
-	if err != nil {
-		return nil
-	}
-	c, err := s.compiledPack(p)
-	if err != nil {
-		return nil
-	}
-	return c
-}
-
-// applyOverride changes o as the request asks and reports whether anything changed.
-func applyOverride(o *rulesv1.Outcome, req *rulesv1.OverrideDecisionRequest, vocab *pack.Compiled) (bool, []apierr.Violation) {
-	var vs []apierr.Violation
-	if strings.TrimSpace(req.GetReason()) == "" {
-		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: say why the recommendation does not fit this child"})
-	}
-	changed := false
-	if l := req.GetLevel(); l != rulesv1.Level_LEVEL_UNSPECIFIED {
-		if _, ok := levelFromProto(l); !ok {
-			vs = append(vs, apierr.Violation{Field: "level", Reason: "is not a level"})
-		} else if l != o.GetLevel() {
-			o.Level, changed = l, true
-		}
-	}
-	if r := req.GetRag(); r != rulesv1.Rag_RAG_UNSPECIFIED {
-		if _, ok := ragFromProto(r); !ok {
-			vs = append(vs, apierr.Violation{Field: "rag", Reason: "is not a RAG rating"})
-		} else if r != o.GetRag() {
-			o.Rag, changed = r, true
-		}
-	}
-	if p := req.GetPathway(); p != "" {
-		if vocab != nil && vocab.Pathways[p] == "" {
-			vs = append(vs, apierr.Violation{Field: "pathway", Reason: fmt.Sprintf("%q is not a pathway of pack %s", p, vocab.Version)})
-		} else if p != o.GetPathway() {
-			o.Pathway, changed = p, true
-			o.Pathways = append([]string{p}, slices.DeleteFunc(slices.Clone(o.GetPathways()), func(x string) bool { return x == p })...)
-		}
-	}
-	if req.GetReplaceAgencies() {
-		agencies := slices.Compact(slices.Sorted(slices.Values(req.GetAgencies())))
-		for i, a := range agencies {
-			if vocab != nil && vocab.Agencies[a] == "" {
-				vs = append(vs, apierr.Violation{Field: fmt.Sprintf("agencies[%d]", i), Reason: fmt.Sprintf("%q is not an agency of pack %s", a, vocab.Version)})
-			}
-		}
-		if !slices.Equal(agencies, o.GetAgencies()) {
-			o.Agencies, changed = agencies, true
-		}
-	}
-	return changed, vs
-}
-
-// review applies a confirmation or override and writes its event in the same transaction.
-func (a *grpcAPI) review(ctx context.Context, referralID string, expected int64, r store.Review,
-	event func(before, after *rulesv1.Decision) (string, proto.Message)) (*rulesv1.Decision, error) {
-	if expected <= 0 {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "expectedVersion", Reason: "is required: the decision version you looked at"}})
-	}
-	var out *rulesv1.Decision
-	_, err := a.svc.store.ReviewDecision(ctx, referralID, expected, r, func(tx pgx.Tx, before, after store.Decision) error {
-		bp, err := decisionToProto(before)
-		if err != nil {
-			return err
-		}
-		ap, err := decisionToProto(after)
-		if err != nil {
-			return err
-		}
-		subject, payload := event(bp, ap)
-		out = ap
-		// The referral moved on by one version with each review (decided was version 2).
-		return a.svc.emit(ctx, tx, subject, after, after.Version+1, payload)
-	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, apierr.NotFound("no decision for referral " + referralID)
-	case errors.Is(err, store.ErrConflict):
-		return nil, apierr.Conflict(fmt.Sprintf("the decision on referral %s changed since version %d (someone else confirmed or overrode it); reload it and decide again", referralID, expected))
-	case err != nil:
-		return nil, err
-	}
-	a.svc.relay.Wake()
-	return out, nil
+	return nil, errDecideInTriage(req.GetReferralId())
 }
 
 func problemWhere(p pack.Problem) string {

@@ -7,16 +7,18 @@ import (
 	"mash/services/rules/store"
 )
 
-// Bus is all rules may do on NATS: publish its threshold decisions and reads, and read its
-// own consumers. Its NATS user is refused every other subject.
+// Bus is all rules may do on NATS: publish its recommendations and reads, and read its own
+// consumers (referrals to recommend on, the decisions triage makes, notifications). Its NATS
+// user is refused every other subject: it publishes no decision.
 var Bus = busauth.Role{
 	Service:   "rules",
-	Publishes: []string{EventDecided, EventConfirmed, EventOverridden, access.EventType("decision")},
-	Durables:  []string{referralsDurable, notifiedDurable, events.AuditedDurable(store.Schema)},
+	Publishes: []string{EventRecommended, access.EventType("decision")},
+	Durables:  []string{referralsDurable, decisionsDurable, notifiedDurable, events.AuditedDurable(store.Schema)},
 }
 
 // Durable consumers of rules: referrals to decide, and notifications of its decisions.
 const (
 	referralsDurable = "rules"
+	decisionsDurable = "rules-decisions"
 	notifiedDurable  = "rules-notified"
 )

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,12 +84,40 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *ev
 	if err != nil {
 		return err
 	}
-	if err := s.emit(ctx, tx, EventDecided, d, ref.GetVersion()+1, &eventsv1.TriageDecided{Decision: dp}); err != nil {
+	rec := &eventsv1.RecommendationMade{Decision: dp, PackAgencies: slices.Sorted(maps.Keys(compiled.Agencies)),
+		PackPathways: slices.Sorted(maps.Keys(compiled.Pathways))}
+	if err := s.emit(ctx, tx, EventRecommended, d, ref.GetVersion()+1, rec); err != nil {
 		return err
 	}
-	s.log.Info("referral decided", zap.String("referral_id", d.ReferralID), zap.String("decision_id", d.ID),
+	s.log.Info("referral recommended", zap.String("referral_id", d.ReferralID), zap.String("decision_id", d.ID),
 		zap.String("pack_version", d.PackVersion), zap.String("level", d.Level), zap.String("rag", d.RAG),
 		zap.String("child_id", childID), zap.String("match_basis", string(basis)), zap.Int("rules_fired", len(outcome.Fired)))
+	return nil
+}
+
+// handleDecisionMade records the decision a practitioner made through triage: the status,
+// the outcome that now applies and who decided, unless the decision already holds this
+// version or a newer one (events may come twice or out of order).
+func (s *Service) handleDecisionMade(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	var ev eventsv1.DecisionMade
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+	}
+	d := ev.GetDecision()
+	cur, err := proto.Marshal(d.GetCurrent())
+	if err != nil {
+		return fmt.Errorf("decision %s: encode outcome: %w", d.GetId(), err)
+	}
+	r := store.Review{Status: d.GetStatus().String(), Level: levelName(d.GetCurrent().GetLevel()), RAG: ragName(d.GetCurrent().GetRag()),
+		Current: cur, By: d.GetReviewedBy(), Role: d.GetReviewedByRole(), Reason: d.GetReviewReason(), At: d.GetReviewedAt().AsTime().UTC()}
+	applied, err := store.RecordReview(ctx, tx, d.GetReferralId(), d.GetVersion(), r)
+	if err != nil {
+		return err
+	}
+	if applied {
+		s.log.Info("decision recorded", zap.String("referral_id", d.GetReferralId()), zap.String("decision_id", d.GetId()),
+			zap.String("status", r.Status), zap.Int64("version", d.GetVersion()))
+	}
 	return nil
 }
 

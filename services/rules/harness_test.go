@@ -160,6 +160,37 @@ func (e *env) publish(t testing.TB, msgID string, raw []byte) {
 	}
 }
 
+// decided publishes the decision as triage would (mash.decision.made), as of version of d
+// with status and current outcome, and waits for rules to serve that version.
+func (e *env) decided(t *testing.T, ctx context.Context, d *rulesv1.Decision, status rulesv1.DecisionStatus, current *rulesv1.Outcome, by string) *rulesv1.Decision {
+	t.Helper()
+	next := proto.Clone(d).(*rulesv1.Decision)
+	next.Version, next.Status, next.ReviewedBy, next.ReviewedByRole = d.GetVersion()+1, status, by, "practitioner"
+	next.ReviewedAt, next.ReviewReason = timestamppb.New(e.now), "decided in triage"
+	if current != nil {
+		next.Current = current
+	}
+	_, raw, err := events.NewEnvelope(rules.EventDecisionMade, d.GetPartnership(), d.GetReferralId(), next.GetVersion()+1, e.now,
+		&eventsv1.DecisionMade{Decision: next, Previous: d.GetCurrent()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(context.Background(), rules.EventDecisionMade, raw); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := e.decision(t, ctx, d.GetReferralId())
+		if got.GetVersion() >= next.GetVersion() {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rules did not record decision v%d of %s", next.GetVersion(), d.GetReferralId())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // decision waits for the referral's decision.
 func (e *env) decision(t *testing.T, ctx context.Context, referralID string) *rulesv1.Decision {
 	t.Helper()

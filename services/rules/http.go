@@ -57,16 +57,13 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.GetDecision)
-	server.HandleProto(srv, "POST /v1/decisions/{referralId}/confirm", func() *rulesv1.ConfirmDecisionRequest { return &rulesv1.ConfirmDecisionRequest{} },
-		func(r *http.Request, _ []byte, req *rulesv1.ConfirmDecisionRequest) error {
-			req.ReferralId = r.PathValue("referralId")
-			return nil
-		}, a.ConfirmDecision)
-	server.HandleProto(srv, "POST /v1/decisions/{referralId}/override", func() *rulesv1.OverrideDecisionRequest { return &rulesv1.OverrideDecisionRequest{} },
-		func(r *http.Request, _ []byte, req *rulesv1.OverrideDecisionRequest) error {
-			req.ReferralId = r.PathValue("referralId")
-			return nil
-		}, a.OverrideDecision)
+	// The old decision routes answer, whatever the body, where decisions are made now.
+	for _, route := range []string{"confirm", "override"} {
+		srv.HandleAPI("POST /v1/decisions/{referralId}/"+route, func(w http.ResponseWriter, r *http.Request) {
+			_, err := a.ConfirmDecision(r.Context(), &rulesv1.ConfirmDecisionRequest{ReferralId: r.PathValue("referralId")})
+			srv.WriteError(w, r, err)
+		})
+	}
 }
 
 // yamlTypes are the media types a rule pack may be sent as.

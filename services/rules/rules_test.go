@@ -3,6 +3,7 @@ package rules_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +13,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"mash/pkg/auth"
+	"mash/pkg/events"
+	"mash/pkg/events/eventstest"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/rules"
 	"mash/services/rules/packs"
 )
 
@@ -57,10 +61,10 @@ func TestReferralIsDecidedOnceEvenWhenRedelivered(t *testing.T) {
 	raw := e.events(t, "mash.referral.received", 1)[0].Data
 	e.publish(t, env.GetEventId()+".again", raw)
 	e.publish(t, env.GetEventId(), raw)
-	decided := e.events(t, "mash.triage.decided", 1)
+	decided := e.events(t, rules.EventRecommended, 1)
 	// Give a wrong second decision time to appear before counting.
 	time.Sleep(500 * time.Millisecond)
-	decided = e.events(t, "mash.triage.decided", 1)
+	decided = e.events(t, rules.EventRecommended, 1)
 	var n int
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM rules.decisions`).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -68,8 +72,9 @@ func TestReferralIsDecidedOnceEvenWhenRedelivered(t *testing.T) {
 	if n != 1 || len(decided) != 1 {
 		t.Fatalf("%d decisions and %d decided events after redelivery, want 1 and 1", n, len(decided))
 	}
-	evEnv, ev := decode(t, decided[0].Data, &eventsv1.TriageDecided{})
-	if ev.GetDecision().GetReferralId() != id || evEnv.GetVersion() != 2 || evEnv.GetReferralId() != id {
+	evEnv, ev := decode(t, decided[0].Data, &eventsv1.RecommendationMade{})
+	if ev.GetDecision().GetReferralId() != id || evEnv.GetVersion() != 2 || evEnv.GetReferralId() != id ||
+		!slices.Contains(ev.GetPackAgencies(), "police") || len(ev.GetPackPathways()) == 0 {
 		t.Fatalf("decided event: %v %v", evEnv, ev)
 	}
 }
@@ -255,60 +260,58 @@ func TestPacksAreValidatedUploadedAndActivatedByManagers(t *testing.T) {
 	}
 }
 
-func TestConfirmAndOverrideWithOptimisticConcurrency(t *testing.T) {
+// Rules recommends and records; it decides nothing. Its old confirm and override routes
+// refuse on both transports and point at triage; the decisions triage publishes are
+// recorded in order, once.
+func TestRecordsTheDecisionTriageMade(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	staff := e.token(t, auth.RolePractitioner)
-	auditor := e.token(t, auth.RoleAuditor)
 	id := uuid.NewString()
 	e.received(t, id, e.now, lowLevel(t, intakev1.ConcernCategory_SCHOOL_ATTENDANCE))
 	d := e.decision(t, staff, id)
 
-	if _, err := e.client.OverrideDecision(staff, &rulesv1.OverrideDecisionRequest{ReferralId: id, ExpectedVersion: 1, Level: rulesv1.Level_LEVEL_3A}); status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("override without a reason: %v", err)
+	_, err := e.client.ConfirmDecision(staff, &rulesv1.ConfirmDecisionRequest{ReferralId: id, ExpectedVersion: 1})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "/v1/cases/"+id+"/decide") {
+		t.Fatalf("confirm through rules: %v", err)
 	}
-	if _, err := e.client.OverrideDecision(auditor, &rulesv1.OverrideDecisionRequest{ReferralId: id, ExpectedVersion: 1, Level: rulesv1.Level_LEVEL_3A, Reason: "x"}); status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("auditor overriding: %v", err)
+	_, err = e.client.OverrideDecision(staff, &rulesv1.OverrideDecisionRequest{ReferralId: id, ExpectedVersion: 1, Level: rulesv1.Level_LEVEL_3A, Reason: "x"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("override through rules: %v", err)
 	}
-	if _, err := e.client.OverrideDecision(staff, &rulesv1.OverrideDecisionRequest{ReferralId: id, ExpectedVersion: 1, ReplaceAgencies: true,
-		Agencies: []string{"not_an_agency"}, Reason: "x"}); status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("override naming an unknown agency: %v", err)
+	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RolePractitioner, "test", auth.AllPartnerships)
+	for _, route := range []string{"confirm", "override"} {
+		code, body := httpDo(t, "POST", e.httpURL+"/v1/decisions/"+id+"/"+route, tok, "application/json", `{"expectedVersion": 1, "reason": "x", "level": "LEVEL_3A"}`)
+		if code != 409 || !strings.Contains(body, "FAILED_PRECONDITION") || !strings.Contains(body, "POST /v1/cases/"+id+"/decide") {
+			t.Fatalf("HTTP %s through rules: %d %s", route, code, body)
+		}
 	}
-	over, err := e.client.OverrideDecision(staff, &rulesv1.OverrideDecisionRequest{ReferralId: id, ExpectedVersion: d.GetVersion(),
-		Level: rulesv1.Level_LEVEL_3A, Rag: rulesv1.Rag_RAG_AMBER, Reason: "Education welfare reports the family has stopped engaging; TAF needed."})
+	if got := e.decision(t, staff, id); got.GetVersion() != 1 || got.GetStatus() != rulesv1.DecisionStatus_RECOMMENDED {
+		t.Fatalf("a refused route changed the decision: %v", got)
+	}
+
+	// Triage's override (v2), then its confirmation (v3); the override again changes nothing.
+	over := &rulesv1.Outcome{Level: rulesv1.Level_LEVEL_3A, Rag: rulesv1.Rag_RAG_AMBER, Pathway: d.GetCurrent().GetPathway(), Agencies: d.GetCurrent().GetAgencies()}
+	od := e.decided(t, staff, d, rulesv1.DecisionStatus_OVERRIDDEN, over, "user:p1")
+	if od.GetStatus() != rulesv1.DecisionStatus_OVERRIDDEN || od.GetCurrent().GetLevel() != rulesv1.Level_LEVEL_3A ||
+		od.GetRecommended().GetLevel() != d.GetRecommended().GetLevel() || od.GetVersion() != 2 || od.GetReviewedBy() != "user:p1" {
+		t.Fatalf("override recorded: %v", od)
+	}
+	conf := e.decided(t, staff, od, rulesv1.DecisionStatus_CONFIRMED, nil, "user:p2")
+	if conf.GetStatus() != rulesv1.DecisionStatus_CONFIRMED || conf.GetCurrent().GetLevel() != rulesv1.Level_LEVEL_3A || conf.GetVersion() != 3 {
+		t.Fatalf("confirm recorded: %v", conf)
+	}
+	_, raw, err := events.NewEnvelope(rules.EventDecisionMade, d.GetPartnership(), id, 3, e.now, &eventsv1.DecisionMade{Decision: od})
 	if err != nil {
 		t.Fatal(err)
 	}
-	od := over.GetDecision()
-	if od.GetStatus() != rulesv1.DecisionStatus_OVERRIDDEN || od.GetCurrent().GetLevel() != rulesv1.Level_LEVEL_3A ||
-		od.GetRecommended().GetLevel() != d.GetRecommended().GetLevel() || od.GetVersion() != 2 || od.GetReviewReason() == "" {
-		t.Fatalf("override: %v", od)
+	if _, err := e.js.Publish(context.Background(), rules.EventDecisionMade, raw); err != nil {
+		t.Fatal(err)
 	}
-	// A second practitioner working from version 1 is refused, not silently applied.
-	_, err = e.client.ConfirmDecision(staff, &rulesv1.ConfirmDecisionRequest{ReferralId: id, ExpectedVersion: 1})
-	if status.Code(err) != codes.Aborted || !strings.Contains(status.Convert(err).Message(), "reload") {
-		t.Fatalf("stale confirm: %v", err)
-	}
-	conf, err := e.client.ConfirmDecision(staff, &rulesv1.ConfirmDecisionRequest{ReferralId: id, ExpectedVersion: 2, Note: "Agreed with team manager."})
-	if err != nil || conf.GetDecision().GetStatus() != rulesv1.DecisionStatus_CONFIRMED || conf.GetDecision().GetCurrent().GetLevel() != rulesv1.Level_LEVEL_3A {
-		t.Fatalf("confirm: %v %v", conf, err)
-	}
-	overridden := e.events(t, "mash.triage.overridden", 1)
-	_, ov := decode(t, overridden[0].Data, &eventsv1.TriageOverridden{})
-	if ov.GetPrevious().GetLevel() != d.GetCurrent().GetLevel() || ov.GetDecision().GetCurrent().GetLevel() != rulesv1.Level_LEVEL_3A {
-		t.Fatalf("overridden event: %v", ov)
-	}
-	e.events(t, "mash.triage.confirmed", 1)
-
-	// Over HTTP, the same rules and the same error shape.
-	_, tok, _ := e.auth.Create(context.Background(), "rct-mash", "hub", auth.RolePractitioner, "test", auth.AllPartnerships)
-	code, body := httpDo(t, "POST", e.httpURL+"/v1/decisions/"+id+"/confirm", tok, "application/json", `{"expectedVersion": 1}`)
-	if code != 409 || !strings.Contains(body, "ABORTED") {
-		t.Fatalf("HTTP stale confirm: %d %s", code, body)
-	}
-	code, body = httpDo(t, "GET", e.httpURL+"/v1/decisions/"+id, tok, "", "")
-	if code != 200 || !strings.Contains(body, `"status":"CONFIRMED"`) {
-		t.Fatalf("HTTP get decision: %d %s", code, body)
+	eventstest.Drained(t, e.js, "rules-decisions")
+	code, body := httpDo(t, "GET", e.httpURL+"/v1/decisions/"+id, tok, "", "")
+	if code != 200 || !strings.Contains(body, `"status":"CONFIRMED"`) || !strings.Contains(body, `"version":"3"`) {
+		t.Fatalf("HTTP get decision after an old event came again: %d %s", code, body)
 	}
 	// An id of the right length and shape that is not a UUID is simply not found.
 	code, body = httpDo(t, "GET", e.httpURL+"/v1/decisions/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", tok, "", "")
@@ -376,9 +379,7 @@ func TestConfirmedDecisionOpensACase(t *testing.T) {
 	if openCase(e.decision(t, staff, second)) {
 		t.Fatal("an unconfirmed recommendation opened a case")
 	}
-	if _, err := e.client.ConfirmDecision(staff, &rulesv1.ConfirmDecisionRequest{ReferralId: first, ExpectedVersion: 1}); err != nil {
-		t.Fatal(err)
-	}
+	e.decided(t, staff, e.decision(t, staff, first), rulesv1.DecisionStatus_CONFIRMED, nil, "user:p1")
 	third := uuid.NewString()
 	e.received(t, third, e.now, lowLevel(t, intakev1.ConcernCategory_SCHOOL_ATTENDANCE))
 	if !openCase(e.decision(t, staff, third)) {

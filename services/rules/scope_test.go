@@ -40,8 +40,10 @@ func TestDecisionsAndPacksKeepToThePartnershipsServed(t *testing.T) {
 	if _, err := e.client.GetDecision(rct, &rulesv1.GetDecisionRequest{ReferralId: theirs}); status.Code(err) != codes.NotFound {
 		t.Errorf("reading another partnership's decision: %v, want NotFound", err)
 	}
-	if _, err := e.client.ConfirmDecision(rct, &rulesv1.ConfirmDecisionRequest{ReferralId: theirs, ExpectedVersion: 1}); status.Code(err) != codes.NotFound {
-		t.Errorf("confirming another partnership's decision: %v, want NotFound", err)
+	// Rules decides nothing for anyone (triage is the one door), so the refusal is the same
+	// whoever's decision it is, and says nothing of it.
+	if _, err := e.client.ConfirmDecision(rct, &rulesv1.ConfirmDecisionRequest{ReferralId: theirs, ExpectedVersion: 1}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("confirming another partnership's decision: %v, want FailedPrecondition", err)
 	}
 	ours := uuid.NewString()
 	e.received(t, ours, e.now, lowLevel(t, intakev1.ConcernCategory_BEREAVEMENT))

@@ -1,8 +1,10 @@
 // Package rules routes every referral to an intervention level, an urgency (RAG) and the
 // agencies that must act, by the partnership's active rule pack, and keeps each decision
 // with the pack version, the rules that fired and the facts they saw, so it can be explained
-// and re-run. The machine's decision is a recommendation: a practitioner confirms or
-// overrides it through this service's API.
+// and re-run. The machine's decision is a recommendation (mash.recommendation.made): a
+// practitioner confirms or overrides it through triage, the one door for a human decision,
+// which holds the claim and the version check; rules records the decision triage publishes
+// (mash.decision.made) and changes none itself.
 package rules
 
 import (
@@ -33,12 +35,12 @@ import (
 	"mash/services/rules/store"
 )
 
-// Event subjects the service publishes.
-const (
-	EventDecided    = "mash.triage.decided"
-	EventConfirmed  = "mash.triage.confirmed"
-	EventOverridden = "mash.triage.overridden"
-)
+// EventRecommended is the subject the service publishes: the rules' recommendation.
+const EventRecommended = "mash.recommendation.made"
+
+// EventDecisionMade is triage's record of a practitioner's decision, which the service
+// consumes to keep the decision it serves current.
+const EventDecisionMade = "mash.decision.made"
 
 // DefaultPartnership holds the built-in pack, used by partnerships without a pack of their
 // own.
@@ -62,6 +64,7 @@ type Service struct {
 	store      *store.Store
 	relay      *events.Relay
 	consumer   *events.Consumer
+	decisions  *events.Consumer
 	notified   *events.Consumer
 	safeguards *events.Safeguards
 	calendar   *calendar.Calendar
@@ -89,6 +92,12 @@ func New(d Deps) (*Service, error) {
 		Schema: store.Schema, Durable: referralsDurable, FilterSubjects: []string{"mash.referral.received"},
 		AfterCommit: s.relay.Wake,
 	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	s.decisions, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: decisionsDurable, FilterSubjects: []string{EventDecisionMade},
+	}, s.handleDecisionMade, d.Log.Named("decisions"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
@@ -171,6 +180,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
+	g.Go(func() error { return s.decisions.Run(ctx) })
 	g.Go(func() error { return s.notified.Run(ctx) })
 	g.Go(func() error { return s.safeguards.Run(ctx) })
 	return g.Wait()

@@ -264,9 +264,21 @@ func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*t
 		resp.Disagreements = append(resp.Disagreements, disagreementToProto(d))
 	}
 	if c.DecisionVersion > 0 {
-		resp.Decision = s.decisionFromRules(ctx, c.ReferralID)
+		resp.Decision = s.caseDecision(ctx, c)
 	}
 	return resp, nil
+}
+
+// caseDecision is the decision the case holds, from triage's own copy (so a practitioner
+// reads their decision at once), else from the rules service.
+func (s *Service) caseDecision(ctx context.Context, c store.Case) *rulesv1.Decision {
+	if rec, err := store.GetDecisionRecord(ctx, s.store.Pool(), c.ReferralID); err == nil && rec.Decision != nil {
+		var d rulesv1.Decision
+		if proto.Unmarshal(rec.Decision, &d) == nil && d.GetVersion() == c.DecisionVersion {
+			return &d
+		}
+	}
+	return s.decisionFromRules(ctx, c.ReferralID)
 }
 
 // decisionFromRules fetches the full decision (fired rules, reasons, facts) from the rules
@@ -410,84 +422,6 @@ func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseReques
 		return nil, err
 	}
 	return &triagev1.AssignCaseResponse{Case: caseToProto(c, now)}, nil
-}
-
-func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseRequest) (*triagev1.DecideCaseResponse, error) {
-	id, err := server.Require(ctx, auth.DecideCases)
-	if err != nil {
-		return nil, err
-	}
-	override := req.GetLevel() != rulesv1.Level_LEVEL_UNSPECIFIED || req.GetRag() != rulesv1.Rag_RAG_UNSPECIFIED ||
-		req.GetPathway() != "" || len(req.GetAgencies()) > 0
-	switch {
-	case req.GetReferralId() == "":
-		return nil, invalid("referralId", "is required")
-	case req.GetConfirm() && override:
-		return nil, invalid("confirm", "confirm accepts the recommendation as it stands; to change level, RAG, pathway or agencies, leave confirm false")
-	case !req.GetConfirm() && !override:
-		return nil, invalid("confirm", "set confirm to accept the recommendation, or give the level, RAG, pathway or agencies you decide instead")
-	case override && strings.TrimSpace(req.GetReason()) == "":
-		return nil, invalid("reason", "is required for an override: say why the recommendation does not fit this child")
-	}
-	s := a.svc
-	now := s.now()
-	c, err := store.GetCase(ctx, s.store.Pool(), req.GetReferralId())
-	if err != nil {
-		return nil, notFoundAs(err, caseNotFound(req.GetReferralId()))
-	}
-	if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
-		return nil, err
-	}
-	switch {
-	case c.State == store.StateClosed:
-		return nil, caseClosed(c)
-	case c.DecisionVersion == 0:
-		return nil, apierr.FailedPrecondition(fmt.Sprintf("case %s has no recommendation from the rules yet; decide it once it is AWAITING_DECISION", c.ReferralID))
-	case !c.ClaimLive(now):
-		return nil, apierr.FailedPrecondition(fmt.Sprintf("claim case %s before deciding it", c.ReferralID))
-	case c.Assignee != id.ClientID:
-		return nil, claimedByOther(c)
-	}
-	client, err := s.rulesClient()
-	if err != nil {
-		return nil, apierr.Unavailable("the rules service cannot be reached; nothing was changed, retry shortly")
-	}
-	out := peers.AsCaller(ctx)
-	var d *rulesv1.Decision
-	if req.GetConfirm() {
-		resp, err := client.ConfirmDecision(out, &rulesv1.ConfirmDecisionRequest{ReferralId: c.ReferralID,
-			ExpectedVersion: c.DecisionVersion, Note: req.GetReason()})
-		if err != nil {
-			return nil, fromPeer("rules", err)
-		}
-		d = resp.GetDecision()
-	} else {
-		resp, err := client.OverrideDecision(out, &rulesv1.OverrideDecisionRequest{ReferralId: c.ReferralID,
-			ExpectedVersion: c.DecisionVersion, Level: req.GetLevel(), Rag: req.GetRag(), Pathway: req.GetPathway(),
-			Agencies: req.GetAgencies(), ReplaceAgencies: len(req.GetAgencies()) > 0, Reason: req.GetReason()})
-		if err != nil {
-			return nil, fromPeer("rules", err)
-		}
-		d = resp.GetDecision()
-	}
-	// Our own row follows at once, so the caller reads their own write; the rules event
-	// that follows finds the same decision version and changes nothing.
-	after, err := s.changeCase(ctx, c.ReferralID, id, func(tx pgx.Tx, cur store.Case) (store.Case, string, string, error) {
-		applied, changed, err := store.ApplyDecision(ctx, tx, decisionOf(d))
-		if err != nil {
-			return applied, "", "", err
-		}
-		if !changed { // the rules event was projected first: the locked row already holds it
-			applied = cur
-		}
-		return applied, EventDecided, req.GetReason(), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.log.Info("case decided", zap.String("referral_id", c.ReferralID), zap.String("status", d.GetStatus().String()),
-		zap.Int64("decision_version", d.GetVersion()), zap.String("client", id.ClientID))
-	return &triagev1.DecideCaseResponse{Case: caseToProto(after, now), Decision: d}, nil
 }
 
 func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest) (*triagev1.RecordStrategyDiscussionResponse, error) {

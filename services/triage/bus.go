@@ -7,13 +7,14 @@ import (
 	"mash/services/triage/store"
 )
 
-// Bus is all triage may do on NATS: publish its casework events and reads, and read its own
-// consumers. Its NATS user is refused every other subject.
+// Bus is all triage may do on NATS: publish its casework events (the decision itself among
+// them: triage is its one door) and reads, and read its own consumers. Its NATS user is
+// refused every other subject.
 var Bus = busauth.Role{
 	Service: "triage",
-	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventClosed, EventStrategyRecorded,
+	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
-		access.EventType("case")},
+		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, access.EventType("case")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 

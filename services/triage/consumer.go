@@ -36,7 +36,7 @@ func (s *Service) handleEvent(ctx context.Context, tx pgx.Tx, env *eventsv1.Enve
 	switch t := env.GetType(); {
 	case t == "mash.referral.received":
 		return s.projectReceived(ctx, tx, env)
-	case t == "mash.triage.decided" || t == "mash.triage.confirmed" || t == "mash.triage.overridden":
+	case t == EventRecommended || t == EventDecisionMade:
 		return s.projectDecision(ctx, tx, env)
 	case noticeStates[t] != "":
 		return s.projectNotice(ctx, tx, env, noticeStates[t])
@@ -93,7 +93,7 @@ func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.
 	r := store.Received{
 		ReferralID: ref.GetId(), Partnership: ref.GetPartnership(), ChildName: displayName(sub.GetChild()),
 		ChildAgeYears: ageYears(sub.GetChild(), receivedAt, s.calendar.Location()), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
-		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt,
+		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt, ConsentStatus: sub.GetConsent().GetStatus().String(),
 	}
 	if ref.GetDecisionDue() != nil {
 		due := ref.GetDecisionDue().AsTime()
@@ -135,41 +135,55 @@ func optTime(t time.Time, ok bool) *time.Time {
 	return &t
 }
 
-// decisionEvent is any of the events that carry a decision triage projects onto its case.
-type decisionEvent interface {
-	proto.Message
-	GetDecision() *rulesv1.Decision
-}
-
+// projectDecision records the rules' recommendation on the case, with the decision itself
+// and the pack's vocabulary, which a practitioner's decision is built from. Triage's own
+// decisions are projected too: DecideCase applied them already, so they change nothing
+// unless a newer version is missing (a case restored from the log).
 func (s *Service) projectDecision(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var ev decisionEvent
-	p := env.GetPayload()
-	switch {
-	case p.MessageIs(&eventsv1.TriageDecided{}):
-		ev = &eventsv1.TriageDecided{}
-	case p.MessageIs(&eventsv1.TriageConfirmed{}):
-		ev = &eventsv1.TriageConfirmed{}
-	case p.MessageIs(&eventsv1.TriageOverridden{}):
-		ev = &eventsv1.TriageOverridden{}
+	var d *rulesv1.Decision
+	var vocab store.DecisionRecord
+	switch p := env.GetPayload(); {
+	case p.MessageIs(&eventsv1.RecommendationMade{}):
+		var ev eventsv1.RecommendationMade
+		if err := p.UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		d, vocab = ev.GetDecision(), store.DecisionRecord{Agencies: nonEmpty(ev.GetPackAgencies()), Pathways: nonEmpty(ev.GetPackPathways())}
+	case p.MessageIs(&eventsv1.DecisionMade{}):
+		var ev eventsv1.DecisionMade
+		if err := p.UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		d = ev.GetDecision()
 	default:
-		return nil // another payload on a triage subject: not ours to read
+		return nil // another payload on a decision subject: not ours to read
 	}
-	if err := p.UnmarshalTo(ev); err != nil {
-		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-	}
-	d := ev.GetDecision()
 	if d.GetReferralId() == "" || d.GetVersion() <= 0 {
 		return fmt.Errorf("event %s: decision without a referral or version", env.GetEventId())
 	}
 	c, applied, err := store.ApplyDecision(ctx, tx, decisionOf(d))
-	if err != nil {
+	if err != nil || !applied {
 		return err
 	}
-	if applied {
-		s.log.Debug("case decision applied", zap.String("referral_id", c.ReferralID), zap.Int64("decision_version", d.GetVersion()),
-			zap.Int64("case_version", c.Version))
+	raw, err := proto.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("event %s: encode decision: %w", env.GetEventId(), err)
 	}
+	vocab.Decision = raw
+	if err := store.SetDecisionRecord(ctx, tx, c.ReferralID, vocab); err != nil {
+		return err
+	}
+	s.log.Debug("case decision applied", zap.String("referral_id", c.ReferralID), zap.Int64("decision_version", d.GetVersion()),
+		zap.Int64("case_version", c.Version))
 	return nil
+}
+
+// nonEmpty is s, or nil (unknown) when it is empty.
+func nonEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func (s *Service) projectNotice(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, state string) error {

@@ -32,6 +32,12 @@ func caseToProto(c store.Case, now time.Time) *triagev1.Case {
 	if c.ClaimLive(now) {
 		p.Assignee, p.ClaimExpiresAt = c.Assignee, ts(c.ClaimExpiresAt)
 	}
+	p.ConsentStatus = c.ConsentStatus
+	if c.Sharing.At != nil {
+		p.SharingAuthorisation = &triagev1.SharingAuthorisation{LawfulBasis: c.Sharing.Basis, Reason: c.Sharing.Reason,
+			Ground: c.Sharing.Ground, AuthorisedBy: c.Sharing.By, AuthorisedAt: ts(c.Sharing.At)}
+	}
+	p.SharingHeld = sharingHeld(c)
 	return p
 }
 

@@ -258,12 +258,10 @@ func decision(referralID, partnership string, version int64, status rulesv1.Deci
 func (e *env) decided(t testing.TB, d *rulesv1.Decision) (string, []byte) {
 	t.Helper()
 	switch d.GetStatus() {
-	case rulesv1.DecisionStatus_CONFIRMED:
-		return e.event(t, rules.EventConfirmed, d.GetPartnership(), d.GetReferralId(), d.GetVersion()+1, start, &eventsv1.TriageConfirmed{Decision: d})
-	case rulesv1.DecisionStatus_OVERRIDDEN:
-		return e.event(t, rules.EventOverridden, d.GetPartnership(), d.GetReferralId(), d.GetVersion()+1, start, &eventsv1.TriageOverridden{Decision: d})
+	case rulesv1.DecisionStatus_CONFIRMED, rulesv1.DecisionStatus_OVERRIDDEN:
+		return e.event(t, triage.EventDecisionMade, d.GetPartnership(), d.GetReferralId(), d.GetVersion()+1, start, &eventsv1.DecisionMade{Decision: d})
 	}
-	return e.event(t, rules.EventDecided, d.GetPartnership(), d.GetReferralId(), d.GetVersion()+1, start, &eventsv1.TriageDecided{Decision: d})
+	return e.event(t, rules.EventRecommended, d.GetPartnership(), d.GetReferralId(), d.GetVersion()+1, start, &eventsv1.RecommendationMade{Decision: d})
 }
 
 // eventually polls cond until it holds or fails the test after 15 s.

@@ -42,6 +42,21 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.AssignCase)
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/sharing-authorisation", func() *triagev1.AuthoriseSharingRequest { return &triagev1.AuthoriseSharingRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.AuthoriseSharingRequest) error {
+			req.ReferralId = r.PathValue("referralId")
+			return nil
+		}, a.AuthoriseSharing)
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/sharing-authorisation:revoke", func() *triagev1.RevokeSharingRequest { return &triagev1.RevokeSharingRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.RevokeSharingRequest) error {
+			req.ReferralId = r.PathValue("referralId")
+			return nil
+		}, a.RevokeSharing)
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/consent", func() *triagev1.RecordConsentRequest { return &triagev1.RecordConsentRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.RecordConsentRequest) error {
+			req.ReferralId = r.PathValue("referralId")
+			return nil
+		}, a.RecordConsent)
 	server.HandleProto(srv, "POST /v1/cases/{referralId}/decide", func() *triagev1.DecideCaseRequest { return &triagev1.DecideCaseRequest{} },
 		func(r *http.Request, _ []byte, req *triagev1.DecideCaseRequest) error {
 			req.ReferralId = r.PathValue("referralId")

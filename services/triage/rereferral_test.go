@@ -10,6 +10,7 @@ import (
 
 	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
+	"mash/services/triage"
 	"mash/services/triage/store"
 )
 
@@ -109,7 +110,7 @@ func TestReReferralFactsFollowEvents(t *testing.T) {
 	want("all", r1, r0, false)
 	want("all", r0, "", false)
 	// A redelivered decision changes nothing.
-	e.publish(t, uuid.NewString(), "mash.triage.confirmed", raw)
+	e.publish(t, uuid.NewString(), triage.EventDecisionMade, raw)
 	e.drained(t)
 	checkFactsAgainstDefinition(t, e)
 

@@ -1,6 +1,7 @@
 // Package triage is the hub's casework: the queue of referrals awaiting a human decision,
 // most urgent first; claims and assignment; the decision itself (confirmed or overridden
-// through the rules service, which owns decisions); strategy discussions; information
+// here, the one door for a human decision, by whoever holds the claim; rules recommends and
+// records what triage decides); strategy discussions; information
 // requests to partner agencies; closure with an outcome; professional disagreements; and the
 // management information the partnership evaluates the hub by.
 //
@@ -53,6 +54,13 @@ const (
 	EventDisagreementResolve = "mash.disagreement.resolved"
 )
 
+// EventDecisionMade carries a practitioner's decision (confirmed or overridden) to rules,
+// notify and intake; triage is its only publisher.
+const EventDecisionMade = "mash.decision.made"
+
+// EventRecommended is the rules' recommendation, which triage projects onto the case.
+const EventRecommended = "mash.recommendation.made"
+
 // EventResearchAnswerReceived is published by notify when an agency answers an
 // information request on its own channel; triage records the answer.
 const EventResearchAnswerReceived = "mash.research.answer_received"
@@ -78,7 +86,7 @@ type Deps struct {
 	Reconcile events.ReconcilerConfig
 	Registry  prometheus.Registerer
 	Now       func() time.Time
-	// Peers reaches the rules service, which owns decisions.
+	// Peers reaches the rules service, which keeps the full decision (fired rules, facts).
 	Peers *peers.Book
 	// ClaimTimeout is how long a claim holds unless renewed. Default 30 minutes.
 	ClaimTimeout time.Duration
@@ -112,7 +120,7 @@ func New(d Deps) (*Service, error) {
 	case d.Pool == nil, d.JS == nil, d.Calendar == nil, d.Log == nil:
 		return nil, errors.New("triage.New: pool, JetStream, calendar and logger are required")
 	case d.Peers == nil:
-		return nil, errors.New("triage.New: a peer address book is required (decisions are made through the rules service)")
+		return nil, errors.New("triage.New: a peer address book is required (cases show the rules service's decision)")
 	case d.ClaimTimeout < 0:
 		return nil, fmt.Errorf("triage.New: claim timeout %s is negative", d.ClaimTimeout)
 	}
@@ -141,7 +149,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable,
-		FilterSubjects: []string{"mash.referral.received", "mash.triage.>", "mash.notification.>", EventResearchAnswerReceived},
+		FilterSubjects: []string{"mash.referral.received", EventRecommended, EventDecisionMade, "mash.notification.>", EventResearchAnswerReceived},
 		// Projecting may emit an event (a recorded channel answer): publish it at once.
 		AfterCommit: s.relay.Wake,
 	}, s.handleEvent, d.Log.Named("consumer"), d.Events)

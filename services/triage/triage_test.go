@@ -312,7 +312,7 @@ func TestClaimsConflictsAndLapse(t *testing.T) {
 	}
 }
 
-func TestDecideThroughRules(t *testing.T) {
+func TestDecideIsTheOneDoor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{runRules: true})
 	p := e.staff(t, auth.RolePractitioner)
@@ -337,6 +337,12 @@ func TestDecideThroughRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A colleague without the claim is refused, told who holds it.
+	colleague := e.staff(t, auth.RoleManager)
+	_, err = e.client.DecideCase(colleague.ctx, &triagev1.DecideCaseRequest{ReferralId: id, Confirm: true})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "claimed by "+p.id) {
+		t.Fatalf("deciding a colleague's claimed case: %v", err)
+	}
 	// An override needs a reason.
 	_, err = e.client.DecideCase(p.ctx, &triagev1.DecideCaseRequest{ReferralId: id, Level: rulesv1.Level_LEVEL_3B})
 	if status.Code(err) != codes.InvalidArgument || field(err) != "reason" {
@@ -346,11 +352,11 @@ func TestDecideThroughRules(t *testing.T) {
 	if _, err := e.client.DecideCase(auditor.ctx, &triagev1.DecideCaseRequest{ReferralId: id, Confirm: true}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("auditor deciding: %v", err)
 	}
-	// A stale case version is refused before rules is asked.
+	// A stale case version is refused.
 	if _, err := e.client.DecideCase(p.ctx, &triagev1.DecideCaseRequest{ReferralId: id, Confirm: true, ExpectedVersion: 1}); status.Code(err) != codes.Aborted {
 		t.Fatalf("stale decide: %v", err)
 	}
-	// Rules' own refusals come through with their code: an agency the pack does not know.
+	// An agency role the recommending pack does not know is refused, naming the field.
 	_, err = e.client.DecideCase(p.ctx, &triagev1.DecideCaseRequest{ReferralId: id, Agencies: []string{"not_an_agency"}, Reason: "x"})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(field(err), "agencies") {
 		t.Fatalf("override with an unknown agency: %v", err)
@@ -371,13 +377,21 @@ func TestDecideThroughRules(t *testing.T) {
 	if ev.GetCase().GetLevel() != rulesv1.Level_LEVEL_3B || ev.GetActor() != p.id || ev.GetActorRole() != string(auth.RolePractitioner) || ev.GetReason() == "" {
 		t.Fatalf("decided event: %v", ev)
 	}
-	// Rules' own overridden event arrives later and changes nothing (same decision version).
-	// It names the reviewer's role too, from the credential triage passed on.
-	_, ov := decode(t, e.streamEvents(t, "mash.triage.overridden", 1)[0].Data, &eventsv1.TriageOverridden{})
-	if ov.GetDecision().GetReviewedByRole() != string(auth.RolePractitioner) {
-		t.Fatalf("overridden event: reviewer role %q", ov.GetDecision().GetReviewedByRole())
+	// The decision itself goes out once, from triage, with who decided, in what role and
+	// agency, and what applied before; projecting it back changes nothing.
+	_, made := decode(t, e.streamEvents(t, triage.EventDecisionMade, 1)[0].Data, &eventsv1.DecisionMade{})
+	if made.GetDecision().GetReviewedByRole() != string(auth.RolePractitioner) || made.GetDecision().GetStatus() != rulesv1.DecisionStatus_OVERRIDDEN ||
+		made.GetPrevious().GetLevel() != rulesv1.Level_LEVEL_4 || made.GetDecidedByAgency() != "rct-mash" || made.GetDecision().GetVersion() != 2 {
+		t.Fatalf("decision made: %v", made)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Rules records what triage decided; it decides nothing itself.
+	eventually(t, "rules to record the decision", func() bool {
+		var status string
+		var version int64
+		err := e.pool.QueryRow(context.Background(), `SELECT status, version FROM rules.decisions WHERE referral_id = $1`, id).Scan(&status, &version)
+		return err == nil && status == "OVERRIDDEN" && version == 2
+	})
+	e.drained(t)
 	if after, _ := e.row(t, id); after.Version != dc.GetVersion() || after.DecisionVersion != 2 {
 		t.Fatalf("projection of our own decision changed the case: version %d (was %d)", after.Version, dc.GetVersion())
 	}
@@ -471,9 +485,9 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 		agency: "south-wales-police", concerns: []intakev1.ConcernCategory{intakev1.ConcernCategory_NEGLECT}, receivedAt: start}.proto()})
 	c := e.waitCase(t, id, func(c store.Case) bool { return c.Received })
 	// Redeliveries (as a replay or the reconciler would send them) and an unknown subject.
-	e.publish(t, cid+".again", "mash.triage.confirmed", craw)
+	e.publish(t, cid+".again", triage.EventDecisionMade, craw)
 	e.publish(t, rid+".again", "mash.referral.received", rraw)
-	e.event(t, "mash.triage.something_new", "rct", id, 9, start, &eventsv1.ReferralReceived{})
+	e.event(t, "mash.recommendation.something_new", "rct", id, 9, start, &eventsv1.ReferralReceived{})
 	e.drained(t)
 
 	after, _ := e.row(t, id)

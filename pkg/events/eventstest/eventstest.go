@@ -63,3 +63,25 @@ func read(ctx context.Context, stream jetstream.Stream, subject string) ([]*jets
 	}
 	return out, nil
 }
+
+// Drained waits (up to 15 s) until the durable consumer of the MASH stream has every
+// message published so far delivered and acknowledged: how a test knows that "nothing
+// happened" is because the consumer has seen everything, not because it was slow.
+func Drained(t testing.TB, js jetstream.JetStream, durable string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := js.Consumer(context.Background(), events.StreamName, durable)
+		if err == nil {
+			info, ierr := c.Info(context.Background())
+			if ierr == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+			err = ierr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s did not drain within 15 s: %v", durable, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

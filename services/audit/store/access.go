@@ -110,8 +110,8 @@ func ActivityOf(ctx context.Context, pool *pgxpool.Pool, actor string, from, to 
 // UnusualCandidates returns up to limit access entries with occurred_at in [from, to) and
 // seq < before (before < 0: from the newest), newest first, each with ReferralKnown (its
 // referral has a mash.referral.received entry) and Involved: the reader's agency is the
-// referring agency, or the reader reviewed (confirmed or overrode) the referral's
-// decision, or the reader's agency is a reviewer's. Decision events do not carry the
+// referring agency, or the reader decided (confirmed or overrode) the referral's
+// decision, or the reader's agency is a decider's. Decision events do not carry the
 // reviewer's agency, so a reviewer's agency is the one on the reviewer's own entries (the
 // agency their credential reads with) or on the decision entry if it has one.
 func UnusualCandidates(ctx context.Context, pool *pgxpool.Pool, from, to time.Time, before int64, limit int) ([]Access, error) {
@@ -123,7 +123,7 @@ func UnusualCandidates(ctx context.Context, pool *pgxpool.Pool, from, to time.Ti
 			EXISTS (SELECT 1 FROM audit.entries r WHERE r.referral_id = e.referral_id
 				AND r.event_type = 'mash.referral.received' AND r.agency = e.agency)
 			OR EXISTS (SELECT 1 FROM audit.entries d WHERE d.referral_id = e.referral_id
-				AND d.event_type IN ('mash.triage.confirmed', 'mash.triage.overridden')
+				AND d.event_type IN ('mash.decision.made', 'mash.triage.confirmed', 'mash.triage.overridden')
 				AND (d.actor = e.actor OR d.agency = e.agency OR EXISTS (SELECT 1 FROM audit.entries x
 					WHERE x.actor = d.actor AND x.agency = e.agency
 					AND (x.event_type LIKE 'mash.access.%' OR x.event_type = 'mash.audit.accessed')))))

@@ -142,7 +142,7 @@ func (d *Driver) Run(ctx context.Context, plan Plan) (Summary, error) {
 		return r.sum, err
 	}
 	if !r.sum.Casework {
-		d.Log.Warn("the triage service is not running: referrals are confirmed or overridden through the rules service, and no case is worked or closed")
+		d.Log.Warn("the triage service is not running: referrals keep the rules' recommendation, and no case is decided, worked or closed")
 	}
 	for _, ref := range plan.Referrals {
 		c := &caseRun{ref: ref, rng: rand.New(rand.NewPCG(ref.Handling.Seed, 0x74726961)), scheduled: map[string]bool{}}
@@ -266,9 +266,16 @@ func (r *run) submit(ctx context.Context, c *caseRun) error {
 	if err := r.waitDecision(ctx, c); err != nil {
 		return err
 	}
-	// The notifications the recommendation causes are made at the service's clock, so the
-	// clock waits for them before moving on. (A resumed run finds them made long ago.)
-	if err := r.waitNotified(ctx, c, 1); err != nil {
+	// The notifications the referral causes are made at the service's clock, so the clock
+	// waits for them before moving on: the receipt, and in immediate danger (level 4, Red)
+	// police and social care told on the recommendation. (A resumed run finds them made
+	// long ago.)
+	cur := c.decision.GetCurrent()
+	if cur.GetLevel() == rulesv1.Level_LEVEL_4 && cur.GetRag() == rulesv1.Rag_RAG_RED {
+		if err := r.waitNotified(ctx, c, 1); err != nil {
+			return err
+		}
+	} else if err := r.waitReceipt(ctx, c); err != nil {
 		return err
 	}
 	r.scheduleAcks(c)
@@ -317,6 +324,22 @@ func (r *run) waitNotified(ctx context.Context, c *caseRun, version int64) error
 		}
 		for _, n := range ns {
 			if n.GetDecisionId() == c.decision.GetId() && n.GetDecisionVersion() >= version {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// waitReceipt waits until notify has made the referrer's receipt.
+func (r *run) waitReceipt(ctx context.Context, c *caseRun) error {
+	return r.poll(ctx, fmt.Sprintf("receipt for referral %s", c.id), func() (bool, error) {
+		ns, err := r.notifications(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range ns {
+			if n.GetKind() == notifyv1.NotificationKind_RECEIPT {
 				return true, nil
 			}
 		}
@@ -504,47 +527,28 @@ func override(kind Override, cur *rulesv1.Outcome, rng *rand.Rand) (level rulesv
 func (r *run) decide(ctx context.Context, c *caseRun) error {
 	cur := c.decision.GetCurrent()
 	level, rag, pathway, agencies, reason, isOverride := override(c.ref.Handling.Override, cur, c.rng)
-	var decided *rulesv1.Decision
-	if r.sum.Casework {
-		req := &triagev1.DecideCaseRequest{ReferralId: c.id, Confirm: !isOverride}
-		if isOverride {
-			req.Level, req.Rag, req.Pathway, req.Agencies, req.Reason = level, rag, pathway, agencies, reason
-		}
-		var resp *triagev1.DecideCaseResponse
-		err := r.onLatest(ctx, c, c.caseVersion, func(version int64) error {
-			req.ExpectedVersion = version
-			cctx, cancel := As(ctx, c.practitioner)
-			defer cancel()
-			var err error
-			resp, err = r.triage.DecideCase(cctx, req)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("decide case: %w", err)
-		}
-		decided, c.caseVersion = resp.GetDecision(), resp.GetCase().GetVersion()
-	} else {
-		cctx, cancel := As(ctx, c.practitioner)
-		if isOverride {
-			var resp *rulesv1.OverrideDecisionResponse
-			resp, err := r.rules.OverrideDecision(cctx, &rulesv1.OverrideDecisionRequest{ReferralId: c.id, ExpectedVersion: c.decision.GetVersion(),
-				Level: level, Rag: rag, Pathway: pathway, Agencies: agencies, ReplaceAgencies: true, Reason: reason})
-			cancel()
-			if err != nil {
-				return fmt.Errorf("override decision: %w", err)
-			}
-			decided = resp.GetDecision()
-		} else {
-			resp, err := r.rules.ConfirmDecision(cctx, &rulesv1.ConfirmDecisionRequest{ReferralId: c.id, ExpectedVersion: c.decision.GetVersion()})
-			cancel()
-			if err != nil {
-				return fmt.Errorf("confirm decision: %w", err)
-			}
-			decided = resp.GetDecision()
-		}
+	if !r.sum.Casework {
+		return nil // decisions are made only in triage: without it the recommendation stands
 	}
-	if decided != nil {
-		c.decision = decided
+	req := &triagev1.DecideCaseRequest{ReferralId: c.id, Confirm: !isOverride}
+	if isOverride {
+		req.Level, req.Rag, req.Pathway, req.Agencies, req.Reason = level, rag, pathway, agencies, reason
+	}
+	var resp *triagev1.DecideCaseResponse
+	err := r.onLatest(ctx, c, c.caseVersion, func(version int64) error {
+		req.ExpectedVersion = version
+		cctx, cancel := As(ctx, c.practitioner)
+		defer cancel()
+		var err error
+		resp, err = r.triage.DecideCase(cctx, req)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("decide case: %w", err)
+	}
+	c.caseVersion = resp.GetCase().GetVersion()
+	if d := resp.GetDecision(); d != nil {
+		c.decision = d
 	}
 	c.level = c.decision.GetCurrent().GetLevel()
 	switch {
@@ -557,11 +561,9 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 	default:
 		r.sum.RAGChange++
 	}
-	if isOverride {
-		if err := r.waitNotified(ctx, c, c.decision.GetVersion()); err != nil {
-			return err
-		}
-	} else if _, err := r.notifications(ctx, c); err != nil {
+	// A person's decision is what is shared (beyond immediate danger), so the clock waits
+	// for notify to act on it.
+	if err := r.waitNotified(ctx, c, c.decision.GetVersion()); err != nil {
 		return err
 	}
 	r.scheduleAcks(c)

@@ -47,6 +47,9 @@ type Partnership struct {
 	SchoolDay  SchoolDay `yaml:"schoolDay"`
 	// RedAckMinutes is how long a Red notification may go unacknowledged. Default 60.
 	RedAckMinutes int `yaml:"redAckMinutes"`
+	// AckDeadlines set acknowledgement deadlines per agency role and RAG, before
+	// DefaultAckDeadlines (first match wins).
+	AckDeadlines []AckDeadline `yaml:"ackDeadlines"`
 }
 
 // SchoolDay is the partnership's school calendar: the day's hours and the closure days
@@ -198,6 +201,11 @@ func (p Partnership) Check() []Problem {
 	}
 	if p.RedAckMinutes < 1 || p.RedAckMinutes > 24*60 {
 		ps = append(ps, Problem{"redAckMinutes", "must be between 1 and 1440"})
+	}
+	for i, d := range p.AckDeadlines {
+		if err := d.check(); err != nil {
+			ps = append(ps, Problem{fmt.Sprintf("ackDeadlines[%d]", i), err.Error()})
+		}
 	}
 	if strings.TrimSpace(p.SchoolDay.Start) == "00:00" {
 		ps = append(ps, Problem{"schoolDay", "start 00:00 is not a school day's start"})

@@ -36,6 +36,8 @@ const (
 	FieldConsent    = "consent"
 	// FieldResearch is an information request's question, deadline and how to answer.
 	FieldResearch = "research"
+	// FieldCaseOutcome is how the hub closed the referral.
+	FieldCaseOutcome = "case.outcome"
 )
 
 var (
@@ -120,6 +122,8 @@ func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
 	switch kind {
 	case notifyv1.NotificationKind_RECEIPT, notifyv1.NotificationKind_OUTCOME:
 		return slices.Clone(referrerFeedback)
+	case notifyv1.NotificationKind_CLOSURE:
+		return []string{FieldCaseOutcome}
 	case notifyv1.NotificationKind_WITHDRAWAL:
 		return nil
 	case notifyv1.NotificationKind_ESCALATION:
@@ -181,6 +185,19 @@ type Input struct {
 	AgencyRoles []string
 	// Research is the question, for INFORMATION_REQUEST.
 	Research *Research
+	// CaseOutcome is how the hub closed the referral, for CLOSURE.
+	CaseOutcome string
+	// Basis, when set, is the consent position and lawful basis the share rests on now (a
+	// consent recorded after the referral, a manager's authorisation to share without it,
+	// immediate danger), instead of the referral's own consent.
+	Basis *Basis
+}
+
+// Basis is what a share rests on when it is not the referral's own consent.
+type Basis struct {
+	ConsentStatus, ConsentReason string
+	// LawfulBasis replaces the partnership's when set (a manager's authorisation names one).
+	LawfulBasis string
 }
 
 // Research is an information request as the agency needs it.
@@ -232,6 +249,12 @@ func Build(in Input) (Built, error) {
 		ConsentReason: consent.GetReason(),
 		Purpose:       purpose(in),
 	}
+	if in.Basis != nil {
+		b.ConsentStatus, b.ConsentReason = in.Basis.ConsentStatus, in.Basis.ConsentReason
+		if in.Basis.LawfulBasis != "" {
+			b.LawfulBasis = in.Basis.LawfulBasis
+		}
+	}
 	m := &notifyv1.AgencyMessage{
 		NotificationId: in.NotificationID, Kind: in.Kind, Reference: ref.GetReference(), ReferralId: ref.GetId(),
 		Partnership: ref.GetPartnership(), Agency: in.Agency, Role: in.Role, CreatedAt: timestamppb.New(in.CreatedAt),
@@ -242,6 +265,9 @@ func Build(in Input) (Built, error) {
 	}
 	if !in.IncidentAt.IsZero() {
 		m.IncidentAt = timestamppb.New(in.IncidentAt)
+	}
+	if has(FieldCaseOutcome) {
+		m.CaseOutcome = in.CaseOutcome
 	}
 	if has(FieldDecision) && in.Decision != nil {
 		d := in.Decision
@@ -333,13 +359,15 @@ func purpose(in Input) string {
 			return s
 		}
 	case notifyv1.NotificationKind_WITHDRAWAL:
-		return fmt.Sprintf("an override removed %s from the decision; notification %s withdrawn", in.Role, in.AboutID)
+		return fmt.Sprintf("%s withdrawn from %s: %s", in.AboutID, in.Role, in.Note)
 	case notifyv1.NotificationKind_ESCALATION:
 		return fmt.Sprintf("notification %s to %s was not acknowledged in time", in.AboutID, in.AboutAgency)
 	case notifyv1.NotificationKind_RECEIPT:
 		return "acknowledging receipt to the referring agency"
 	case notifyv1.NotificationKind_OUTCOME:
-		return "telling the referring agency the outcome of its referral"
+		return "telling the referring agency the decision a practitioner made on its referral"
+	case notifyv1.NotificationKind_CLOSURE:
+		return "telling the referring agency how the hub closed its referral"
 	case notifyv1.NotificationKind_ENCOMPASS:
 		return "Operation Encompass: police-attended domestic abuse incident, child of school age"
 	case notifyv1.NotificationKind_INFORMATION_REQUEST:

@@ -43,13 +43,15 @@ type Notification struct {
 	AcknowledgedBy, AckNote              string
 	AckDue, EscalatedAt, WithdrawnAt     *time.Time
 	EscalatesID, RoutedFrom, WithdrawsID string
+	// AuthorisedBy names who authorised sharing without consent; empty when on consent.
+	AuthorisedBy string
 }
 
 const notificationColumns = `id::text, dedupe_key, referral_id::text, reference, partnership, agency, role, kind, channel,
 	coalesce(decision_id::text, ''), decision_version, rag, priority, payload, payload_sha256, fields, purpose, lawful_basis,
 	consent_status, consent_reason, referrer_withheld, state, attempts, retry_base, next_attempt_at, last_error, created_at, delivered_at,
 	acknowledged_at, acknowledged_by, ack_note, ack_due, escalated_at, withdrawn_at, coalesce(escalates_id::text, ''),
-	routed_from, coalesce(withdraws_id::text, '')`
+	routed_from, coalesce(withdraws_id::text, ''), authorised_by`
 
 func scanNotification(r pgx.Row) (Notification, error) {
 	var n Notification
@@ -57,7 +59,7 @@ func scanNotification(r pgx.Row) (Notification, error) {
 		&n.DecisionID, &n.DecisionVersion, &n.RAG, &n.Priority, &n.Payload, &n.PayloadSHA256, &n.Fields, &n.Purpose,
 		&n.LawfulBasis, &n.ConsentStatus, &n.ConsentReason, &n.ReferrerWithheld, &n.State, &n.Attempts, &n.RetryBase, &n.NextAttemptAt,
 		&n.LastError, &n.CreatedAt, &n.DeliveredAt, &n.AcknowledgedAt, &n.AcknowledgedBy, &n.AckNote, &n.AckDue,
-		&n.EscalatedAt, &n.WithdrawnAt, &n.EscalatesID, &n.RoutedFrom, &n.WithdrawsID)
+		&n.EscalatedAt, &n.WithdrawnAt, &n.EscalatesID, &n.RoutedFrom, &n.WithdrawsID, &n.AuthorisedBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Notification{}, ErrNotFound
 	}
@@ -95,16 +97,16 @@ func InsertNotification(ctx context.Context, tx pgx.Tx, n Notification) (bool, e
 const insertNotificationSQL = `INSERT INTO notify.notifications (id, dedupe_key, referral_id, reference, partnership, agency, role,
 			kind, channel, decision_id, decision_version, rag, priority, payload, payload_sha256, fields, purpose, lawful_basis,
 			consent_status, consent_reason, referrer_withheld, state, next_attempt_at, created_at, ack_due, escalates_id,
-			routed_from, withdraws_id, last_error)
+			routed_from, withdraws_id, last_error, authorised_by)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26, $27, $28, $29)
+			$25, $26, $27, $28, $29, $30)
 		ON CONFLICT (dedupe_key) DO NOTHING`
 
 func insertNotificationArgs(n Notification) []any {
 	return []any{n.ID, n.DedupeKey, n.ReferralID, n.Reference, n.Partnership, n.Agency, n.Role, n.Kind, n.Channel, nullUUID(n.DecisionID),
 		n.DecisionVersion, n.RAG, n.Priority, n.Payload, n.PayloadSHA256, n.Fields, n.Purpose, n.LawfulBasis, n.ConsentStatus,
 		n.ConsentReason, n.ReferrerWithheld, n.State, n.NextAttemptAt, n.CreatedAt, n.AckDue, nullUUID(n.EscalatesID),
-		n.RoutedFrom, nullUUID(n.WithdrawsID), n.LastError}
+		n.RoutedFrom, nullUUID(n.WithdrawsID), n.LastError, n.AuthorisedBy}
 }
 
 const markWithdrawnSQL = `UPDATE notify.notifications SET withdrawn_at = $2,
@@ -254,6 +256,20 @@ func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([
 	}
 	unanswered, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
 	return append(due, unanswered...), err
+}
+
+// UnacknowledgedOfDecision returns, locked, the action notifications of one decision version
+// of a referral still awaiting acknowledgement and not yet escalated or withdrawn (those
+// another sweep holds are skipped: it escalates them).
+func UnacknowledgedOfDecision(ctx context.Context, tx pgx.Tx, referralID, decisionID string, version int64) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND decision_id = $2 AND decision_version = $3 AND kind = 'ACTION' AND ack_due IS NOT NULL
+		AND acknowledged_at IS NULL AND escalated_at IS NULL AND withdrawn_at IS NULL
+		ORDER BY ack_due, agency FOR UPDATE SKIP LOCKED`, referralID, decisionID, version)
+	if err != nil {
+		return nil, fmt.Errorf("find unacknowledged notifications of decision %s: %w", decisionID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
 }
 
 // MarkAnswered records that the information request behind notification id was answered;
@@ -409,7 +425,7 @@ func ReadDecisionState(ctx context.Context, tx pgx.Tx, referralID string) (Decis
 	var st DecisionState
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock(hashtext('mash.notify.' || $1))`, referralID)
-	b.Queue(`SELECT decision_id::text, version, agencies, level, rag FROM notify.decisions WHERE referral_id = $1`, referralID)
+	b.Queue(`SELECT decision_id::text, version, agencies, level, rag, status, decision FROM notify.decisions WHERE referral_id = $1`, referralID)
 	b.Queue(`SELECT id::text, reference, partnership, agency, agency_kind, received_at, referral FROM notify.referrals WHERE id = $1`, referralID)
 	b.Queue(`SELECT `+notificationColumns+` FROM notify.notifications
 		WHERE referral_id = $1 AND kind = 'ACTION' AND withdrawn_at IS NULL ORDER BY agency, created_at`, referralID)
@@ -419,7 +435,7 @@ func ReadDecisionState(ctx context.Context, tx pgx.Tx, referralID string) (Decis
 		return st, fmt.Errorf("lock referral %s: %w", referralID, err)
 	}
 	a := &st.Applied
-	err := br.QueryRow().Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG)
+	err := br.QueryRow().Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG, &a.Status, &a.Decision)
 	switch {
 	case err == nil:
 		st.AppliedFound = true

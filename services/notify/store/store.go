@@ -75,12 +75,16 @@ func PutPartnership(ctx context.Context, tx pgx.Tx, p directory.Partnership, by,
 	if err != nil {
 		return err
 	}
+	deadlines, err := json.Marshal(nonNilDeadlines(p.AckDeadlines))
+	if err != nil {
+		return fmt.Errorf("store partnership %s: encode ack deadlines: %w", p.ID, err)
+	}
 	_, err = tx.Exec(ctx, `INSERT INTO notify.partnerships (id, lawful_basis, duty_manager, console_url, school_day_start,
-			school_day_end, school_closures, red_ack_minutes, updated_by, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+			school_day_end, school_closures, red_ack_minutes, updated_by, updated_at, ack_deadlines)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10)
 		ON CONFLICT (id) DO UPDATE SET lawful_basis = $2, duty_manager = $3, console_url = $4, school_day_start = $5,
-			school_day_end = $6, school_closures = $7, red_ack_minutes = $8, updated_by = $9, updated_at = now()`,
-		p.ID, p.LawfulBasis, p.DutyManager, p.ConsoleURL, p.SchoolDay.Start, p.SchoolDay.End, dates, p.RedAckMinutes, by)
+			school_day_end = $6, school_closures = $7, red_ack_minutes = $8, updated_by = $9, updated_at = now(), ack_deadlines = $10`,
+		p.ID, p.LawfulBasis, p.DutyManager, p.ConsoleURL, p.SchoolDay.Start, p.SchoolDay.End, dates, p.RedAckMinutes, by, deadlines)
 	if err != nil {
 		return fmt.Errorf("store partnership %s: %w", p.ID, err)
 	}
@@ -92,6 +96,13 @@ func PutPartnership(ctx context.Context, tx pgx.Tx, p directory.Partnership, by,
 		return nil
 	}
 	return recordChange(ctx, tx, p.ID, "", "partnership", before, after, reason, by)
+}
+
+func nonNilDeadlines(ds []directory.AckDeadline) []directory.AckDeadline {
+	if ds == nil {
+		return []directory.AckDeadline{}
+	}
+	return ds
 }
 
 func partnershipJSON(ctx context.Context, tx pgx.Tx, id string) ([]byte, error) {
@@ -119,9 +130,16 @@ func (s *Store) Partnership(ctx context.Context, id string) (directory.Partnersh
 func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...any) pgx.Row, id string) (directory.Partnership, error) {
 	var p directory.Partnership
 	var dates []time.Time
-	err := qr(ctx, `SELECT id, lawful_basis, duty_manager, console_url, school_day_start, school_day_end, school_closures, red_ack_minutes
+	var deadlines []byte
+	err := qr(ctx, `SELECT id, lawful_basis, duty_manager, console_url, school_day_start, school_day_end, school_closures, red_ack_minutes,
+			ack_deadlines
 		FROM notify.partnerships WHERE id = $1`, id).Scan(&p.ID, &p.LawfulBasis, &p.DutyManager, &p.ConsoleURL,
-		&p.SchoolDay.Start, &p.SchoolDay.End, &dates, &p.RedAckMinutes)
+		&p.SchoolDay.Start, &p.SchoolDay.End, &dates, &p.RedAckMinutes, &deadlines)
+	if err == nil && len(deadlines) > 0 {
+		if jerr := json.Unmarshal(deadlines, &p.AckDeadlines); jerr != nil {
+			return directory.Partnership{}, fmt.Errorf("read partnership %s: ack deadlines: %w", id, jerr)
+		}
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return directory.Partnership{}, ErrNotFound
 	}
@@ -401,16 +419,68 @@ type AppliedDecision struct {
 	Version    int64
 	Agencies   []string
 	Level, RAG string
+	// Status is the decision's status (RECOMMENDED, CONFIRMED, OVERRIDDEN); empty for
+	// decisions applied before it was kept.
+	Status string
+	// Decision is the decision itself (rulesv1.Decision); nil for those applied before it
+	// was kept.
+	Decision []byte
+}
+
+// Sharing is what a referral may share: the family's consent and a manager's authorisation
+// to share without it (AuthorisedBy empty: none stands).
+type Sharing struct {
+	ConsentStatus, AuthorisedBy, LawfulBasis, Reason string
+	Generation                                       int64
+}
+
+// InsertSharing records a referral's consent as referred, unless its position is known.
+func InsertSharing(ctx context.Context, tx pgx.Tx, referralID, consent string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO notify.sharing (referral_id, consent_status) VALUES ($1, $2)
+		ON CONFLICT (referral_id) DO NOTHING`, referralID, consent); err != nil {
+		return fmt.Errorf("record consent of %s: %w", referralID, err)
+	}
+	return nil
+}
+
+// SharingOf reads a referral's sharing position within tx; found is false when notify has
+// none (a referral from before positions were kept shares as it always did).
+func SharingOf(ctx context.Context, q Querier, referralID string) (Sharing, bool, error) {
+	var s Sharing
+	err := q.QueryRow(ctx, `SELECT consent_status, authorised_by, lawful_basis, reason, generation FROM notify.sharing WHERE referral_id = $1`,
+		referralID).Scan(&s.ConsentStatus, &s.AuthorisedBy, &s.LawfulBasis, &s.Reason, &s.Generation)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("read sharing position of %s: %w", referralID, err)
+	}
+	return s, true, nil
+}
+
+// SetSharing stores a referral's new sharing position and returns its generation.
+func SetSharing(ctx context.Context, tx pgx.Tx, referralID string, s Sharing) (int64, error) {
+	var gen int64
+	err := tx.QueryRow(ctx, `INSERT INTO notify.sharing (referral_id, consent_status, authorised_by, lawful_basis, reason, generation)
+		VALUES ($1, $2, $3, $4, $5, 1)
+		ON CONFLICT (referral_id) DO UPDATE SET consent_status = $2, authorised_by = $3, lawful_basis = $4, reason = $5,
+			generation = notify.sharing.generation + 1, updated_at = now()
+		RETURNING generation`, referralID, s.ConsentStatus, s.AuthorisedBy, s.LawfulBasis, s.Reason).Scan(&gen)
+	if err != nil {
+		return 0, fmt.Errorf("store sharing position of %s: %w", referralID, err)
+	}
+	return gen, nil
 }
 
 // QueueSetApplied queues, on b, the record of the decision version acted on.
 func QueueSetApplied(b *pgx.Batch, referralID string, a AppliedDecision) {
-	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG)
+	b.Queue(setAppliedSQL, referralID, a.DecisionID, a.Version, a.Agencies, a.Level, a.RAG, a.Status, a.Decision)
 }
 
-const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag)
-	VALUES ($1, $2, $3, $4, $5, $6)
-	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6`
+const setAppliedSQL = `INSERT INTO notify.decisions (referral_id, decision_id, version, agencies, level, rag, status, decision)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (referral_id) DO UPDATE SET decision_id = $2, version = $3, agencies = $4, level = $5, rag = $6, status = $7,
+		decision = $8`
 
 // AgencyAnywhere finds an agency by id in any partnership (a police force serves several),
 // preferring the lowest partnership id for a stable answer; its secret is opened by box.

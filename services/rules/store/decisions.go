@@ -127,37 +127,29 @@ type Review struct {
 	At                                   time.Time
 }
 
-// ReviewDecision applies r if the decision is still at expectedVersion, inside a
-// transaction in which fn runs with the updated decision (to write the event). A decision
-// that moved on is ErrConflict: the practitioner must look again rather than overwrite.
-func (s *Store) ReviewDecision(ctx context.Context, referralID string, expectedVersion int64, r Review, fn func(tx pgx.Tx, before, after Decision) error) (Decision, error) {
-	var out Decision
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		before, err := scanDecision(tx.QueryRow(ctx, `SELECT `+decisionColumns+` FROM rules.decisions WHERE referral_id = $1 FOR UPDATE`, referralID))
-		if err != nil {
-			return err
-		}
-		if before.Version != expectedVersion {
-			return ErrConflict
-		}
-		after, err := scanDecision(tx.QueryRow(ctx, `UPDATE rules.decisions
-			SET status = $2, level = $3, rag = $4, current = $5, reviewed_by = $6, review_reason = $7, reviewed_at = $8,
-			    reviewed_by_role = $9, version = version + 1
-			WHERE referral_id = $1
-			RETURNING `+decisionColumns, referralID, r.Status, r.Level, r.RAG, r.Current, r.By, r.Reason, r.At, r.Role))
-		if err != nil {
-			return err
-		}
-		out = after
-		return fn(tx, before, after)
-	})
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
-		return Decision{}, err
-	}
+// RecordReview applies the review triage decided as version of the referral's decision,
+// within tx, unless the decision already holds that version or a newer one. It reports
+// whether it changed the decision. A referral rules never decided is ErrNotFound: the
+// consumer retries until the recommendation is stored.
+func RecordReview(ctx context.Context, tx pgx.Tx, referralID string, version int64, r Review) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE rules.decisions
+		SET status = $2, level = $3, rag = $4, current = $5, reviewed_by = $6, review_reason = $7, reviewed_at = $8,
+		    reviewed_by_role = $9, version = $10
+		WHERE referral_id = $1 AND version < $10`, referralID, r.Status, r.Level, r.RAG, r.Current, r.By, r.Reason, r.At, r.Role, version)
 	if err != nil {
-		return Decision{}, fmt.Errorf("review decision for referral %s: %w", referralID, err)
+		return false, fmt.Errorf("record decision v%d for referral %s: %w", version, referralID, err)
 	}
-	return out, nil
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rules.decisions WHERE referral_id = $1)`, referralID).Scan(&exists); err != nil {
+		return false, fmt.Errorf("record decision v%d for referral %s: %w", version, referralID, err)
+	}
+	if !exists {
+		return false, fmt.Errorf("record decision v%d for referral %s: %w", version, referralID, ErrNotFound)
+	}
+	return false, nil
 }
 
 // ReplayInput is what a replay re-runs: the facts a past decision saw and its outcome.
@@ -201,10 +193,13 @@ func MarkNotified(ctx context.Context, tx pgx.Tx, decisionID string) error {
 	return nil
 }
 
-// UnnotifiedSQL is the reconciler's check for rules: decisions made before the cutoff $1 that
-// no notification event has named, with their original decided event.
+// UnnotifiedSQL is the reconciler's check for rules: recommendations of immediate danger
+// (level 4, Red: the only ones shared before a person decides) made before the cutoff $1
+// that no notification event has named, with their original event. Other recommendations
+// wait for the hub's decision, so notify rightly says nothing of them yet.
 const UnnotifiedSQL = `SELECT o.id, o.event_id::text, o.subject, o.payload, o.reconciles
 	FROM rules.decisions d
-	JOIN rules.outbox o ON o.referral_id = d.referral_id::text AND o.subject = 'mash.triage.decided'
+	JOIN rules.outbox o ON o.referral_id = d.referral_id::text AND o.subject = 'mash.recommendation.made'
 	WHERE d.notified_at IS NULL AND d.decided_at < $1 AND o.published_at IS NOT NULL
+		AND d.status = 'RECOMMENDED' AND d.level = '4' AND d.rag = 'red'
 	ORDER BY d.decided_at`

@@ -20,6 +20,8 @@ type Received struct {
 	ReceivedAt                         time.Time
 	// DecisionDue is intake's; the rules' own (from the decision) takes precedence.
 	DecisionDue *time.Time
+	// ConsentStatus is the family's consent as the referrer reported it.
+	ConsentStatus string
 }
 
 // ApplyReceived records a referral's receipt, creating the case or completing one a decision
@@ -29,15 +31,17 @@ func ApplyReceived(ctx context.Context, tx pgx.Tx, r Received) (bool, error) {
 		return false, fmt.Errorf("apply receipt of referral %s: %w", r.ReferralID, err)
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO triage.cases (referral_id, partnership, child_name, child_age_years, source_agency,
-			source_kind, concerns, received, received_at, decision_due)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9)
+			source_kind, concerns, received, received_at, decision_due, consent_status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9, $10)
 		ON CONFLICT (referral_id) DO UPDATE SET partnership = EXCLUDED.partnership, child_name = EXCLUDED.child_name,
 			child_age_years = EXCLUDED.child_age_years, source_agency = EXCLUDED.source_agency, source_kind = EXCLUDED.source_kind,
 			concerns = EXCLUDED.concerns, received = true, received_at = EXCLUDED.received_at,
 			decision_due = coalesce(triage.cases.decision_due, EXCLUDED.decision_due),
+			consent_status = CASE WHEN triage.cases.consent_status = '' THEN EXCLUDED.consent_status ELSE triage.cases.consent_status END,
 			version = triage.cases.version + 1, updated_at = now()
 		WHERE NOT triage.cases.received`,
-		r.ReferralID, r.Partnership, r.ChildName, r.ChildAgeYears, r.SourceAgency, r.SourceKind, r.Concerns, r.ReceivedAt, r.DecisionDue)
+		r.ReferralID, r.Partnership, r.ChildName, r.ChildAgeYears, r.SourceAgency, r.SourceKind, r.Concerns, r.ReceivedAt, r.DecisionDue,
+		r.ConsentStatus)
 	if err != nil {
 		return false, fmt.Errorf("apply receipt of referral %s: %w", r.ReferralID, err)
 	}
@@ -167,6 +171,22 @@ func LockCase(ctx context.Context, tx pgx.Tx, referralID string) (Case, error) {
 	return c, wrap(err, "lock case %s", referralID)
 }
 
+// SetConsent records the family's consent to sharing and bumps the case's version.
+func SetConsent(ctx context.Context, tx pgx.Tx, referralID, status string) (Case, error) {
+	c, err := scanCase(tx.QueryRow(ctx, `UPDATE triage.cases SET consent_status = $2, version = version + 1, updated_at = now()
+		WHERE referral_id = $1 RETURNING `+caseColumns, referralID, status))
+	return c, wrap(err, "set consent on case %s", referralID)
+}
+
+// SetSharing records (s.At set) or removes (s.At nil) a manager's authorisation to share the
+// case without consent, and bumps the case's version.
+func SetSharing(ctx context.Context, tx pgx.Tx, referralID string, s Sharing) (Case, error) {
+	c, err := scanCase(tx.QueryRow(ctx, `UPDATE triage.cases SET sharing_basis = nullif($2, ''), sharing_reason = nullif($3, ''),
+			sharing_ground = nullif($4, ''), sharing_by = nullif($5, ''), sharing_at = $6, version = version + 1, updated_at = now()
+		WHERE referral_id = $1 RETURNING `+caseColumns, referralID, s.Basis, s.Reason, s.Ground, s.By, s.At))
+	return c, wrap(err, "set sharing authorisation on case %s", referralID)
+}
+
 // SetClaim sets who holds the case (empty: nobody) and bumps its version.
 func SetClaim(ctx context.Context, tx pgx.Tx, referralID, assignee string, expires *time.Time) (Case, error) {
 	c, err := scanCase(tx.QueryRow(ctx, `UPDATE triage.cases SET assignee = nullif($2, ''), claim_expires_at = $3,
@@ -215,7 +235,8 @@ func caseTargets(c *Case) []any {
 	return []any{&c.ReferralID, &c.Partnership, &c.ChildID, &c.ChildName, &c.ChildAgeYears, &c.SourceAgency,
 		&c.SourceKind, &c.Concerns, &c.Received, &c.State, &c.Level, &c.RecommendedLevel, &c.RAG, &c.DecisionStatus, &c.Outcome,
 		&c.Pathway, &c.Agencies, &c.DecisionID, &c.DecisionVersion, &c.ReceivedAt, &c.DecisionDue, &c.RAGDue, &c.RecommendedAt,
-		&c.DecidedAt, &c.DecidedBy, &c.Assignee, &c.ClaimExpiresAt, &c.OutcomeNote, &c.ClosedAt, &c.ClosedBy, &c.Version}
+		&c.DecidedAt, &c.DecidedBy, &c.Assignee, &c.ClaimExpiresAt, &c.OutcomeNote, &c.ClosedAt, &c.ClosedBy, &c.Version, &c.ConsentStatus,
+		&c.Sharing.Basis, &c.Sharing.Reason, &c.Sharing.Ground, &c.Sharing.By, &c.Sharing.At}
 }
 
 // QueueKey is the queue's sort key of one case: where a page ends. A nil due time is a

@@ -98,6 +98,17 @@ type Case struct {
 	ClosedAt       *time.Time
 	ClosedBy       string
 	Version        int64
+	// ConsentStatus is the family's consent to sharing (GIVEN, REFUSED, NOT_SOUGHT,
+	// WITHDRAWN); Sharing a manager's authorisation to share without it (SharingAt nil:
+	// none stands).
+	ConsentStatus string
+	Sharing       Sharing
+}
+
+// Sharing is a manager's authorisation to share a case without the family's consent.
+type Sharing struct {
+	Basis, Reason, Ground, By string
+	At                        *time.Time
 }
 
 // ClaimLive reports whether someone holds the case at now.
@@ -120,7 +131,8 @@ func (c Case) Overdue(now time.Time) bool {
 const caseColumns = `referral_id::text, partnership, coalesce(child_id::text, ''), child_name, child_age_years, source_agency,
 	source_kind, concerns, received, state, level, recommended_level, rag, decision_status, outcome, pathway, agencies,
 	coalesce(decision_id::text, ''), decision_version, received_at, decision_due, rag_due, recommended_at, decided_at,
-	decided_by, coalesce(assignee, ''), claim_expires_at, outcome_note, closed_at, closed_by, version`
+	decided_by, coalesce(assignee, ''), claim_expires_at, outcome_note, closed_at, closed_by, version, consent_status,
+	coalesce(sharing_basis, ''), coalesce(sharing_reason, ''), coalesce(sharing_ground, ''), coalesce(sharing_by, ''), sharing_at`
 
 func scanCase(row pgx.Row) (Case, error) {
 	var c Case

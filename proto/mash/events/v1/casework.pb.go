@@ -356,6 +356,96 @@ func (x *InformationAnswerReceived) GetChannel() string {
 	return ""
 }
 
+// SharingChanged is published by triage when what a case may share changes:
+// mash.sharing.authorised and mash.sharing.revoked (a manager's authorisation to share
+// without consent), mash.consent.changed (the family's consent). It carries the position
+// after the change; notify shares, holds or withdraws by it.
+type SharingChanged struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// GIVEN, REFUSED, NOT_SOUGHT or WITHDRAWN.
+	ConsentStatus string `protobuf:"bytes,2,opt,name=consent_status,json=consentStatus,proto3" json:"consent_status,omitempty"`
+	// The authorisation that stands after the change; unset when none does.
+	Authorisation *v1.SharingAuthorisation `protobuf:"bytes,3,opt,name=authorisation,proto3" json:"authorisation,omitempty"`
+	Actor         string                   `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	ActorRole     string                   `protobuf:"bytes,5,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
+	Reason        string                   `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharingChanged) Reset() {
+	*x = SharingChanged{}
+	mi := &file_mash_events_v1_casework_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharingChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharingChanged) ProtoMessage() {}
+
+func (x *SharingChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_casework_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharingChanged.ProtoReflect.Descriptor instead.
+func (*SharingChanged) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_casework_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SharingChanged) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *SharingChanged) GetConsentStatus() string {
+	if x != nil {
+		return x.ConsentStatus
+	}
+	return ""
+}
+
+func (x *SharingChanged) GetAuthorisation() *v1.SharingAuthorisation {
+	if x != nil {
+		return x.Authorisation
+	}
+	return nil
+}
+
+func (x *SharingChanged) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SharingChanged) GetActorRole() string {
+	if x != nil {
+		return x.ActorRole
+	}
+	return ""
+}
+
+func (x *SharingChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_mash_events_v1_casework_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_casework_proto_rawDesc = "" +
@@ -389,7 +479,16 @@ const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x16\n" +
 	"\x06answer\x18\x03 \x01(\tR\x06answer\x12\x18\n" +
-	"\achannel\x18\x04 \x01(\tR\achannelB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\achannel\x18\x04 \x01(\tR\achannel\"\xf1\x01\n" +
+	"\x0eSharingChanged\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12%\n" +
+	"\x0econsent_status\x18\x02 \x01(\tR\rconsentStatus\x12J\n" +
+	"\rauthorisation\x18\x03 \x01(\v2$.mash.triage.v1.SharingAuthorisationR\rauthorisation\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x1d\n" +
+	"\n" +
+	"actor_role\x18\x05 \x01(\tR\tactorRole\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reasonB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_casework_proto_rawDescOnce sync.Once
@@ -403,28 +502,31 @@ func file_mash_events_v1_casework_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_casework_proto_rawDescData
 }
 
-var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_mash_events_v1_casework_proto_goTypes = []any{
 	(*CaseChanged)(nil),                // 0: mash.events.v1.CaseChanged
 	(*StrategyDiscussionRecorded)(nil), // 1: mash.events.v1.StrategyDiscussionRecorded
 	(*InformationRequestChanged)(nil),  // 2: mash.events.v1.InformationRequestChanged
 	(*DisagreementChanged)(nil),        // 3: mash.events.v1.DisagreementChanged
 	(*InformationAnswerReceived)(nil),  // 4: mash.events.v1.InformationAnswerReceived
-	(*v1.Case)(nil),                    // 5: mash.triage.v1.Case
-	(*v1.StrategyDiscussion)(nil),      // 6: mash.triage.v1.StrategyDiscussion
-	(*v1.InformationRequest)(nil),      // 7: mash.triage.v1.InformationRequest
-	(*v1.Disagreement)(nil),            // 8: mash.triage.v1.Disagreement
+	(*SharingChanged)(nil),             // 5: mash.events.v1.SharingChanged
+	(*v1.Case)(nil),                    // 6: mash.triage.v1.Case
+	(*v1.StrategyDiscussion)(nil),      // 7: mash.triage.v1.StrategyDiscussion
+	(*v1.InformationRequest)(nil),      // 8: mash.triage.v1.InformationRequest
+	(*v1.Disagreement)(nil),            // 9: mash.triage.v1.Disagreement
+	(*v1.SharingAuthorisation)(nil),    // 10: mash.triage.v1.SharingAuthorisation
 }
 var file_mash_events_v1_casework_proto_depIdxs = []int32{
-	5, // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
-	6, // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	7, // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
-	8, // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6,  // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
+	7,  // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	8,  // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
+	9,  // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
+	10, // 4: mash.events.v1.SharingChanged.authorisation:type_name -> mash.triage.v1.SharingAuthorisation
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_casework_proto_init() }
@@ -438,7 +540,7 @@ func file_mash_events_v1_casework_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_casework_proto_rawDesc), len(file_mash_events_v1_casework_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

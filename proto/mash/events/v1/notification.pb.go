@@ -56,7 +56,11 @@ type NotificationEvent struct {
 	// The actor's role: the credential's role for a person or client (a manager acknowledging
 	// for an agency by phone, say), "agency" for an agency on its own channel, "system" for
 	// notify itself.
-	ActorRole     string `protobuf:"bytes,20,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
+	ActorRole string `protobuf:"bytes,20,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
+	// Who authorised sharing without the family's consent (a manager's client or user id), or
+	// "immediate danger" for what the rules' level 4 Red recommendation shared at once; empty
+	// when shared on consent.
+	AuthorisedBy  string `protobuf:"bytes,21,opt,name=authorised_by,json=authorisedBy,proto3" json:"authorised_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,11 +235,18 @@ func (x *NotificationEvent) GetActorRole() string {
 	return ""
 }
 
+func (x *NotificationEvent) GetAuthorisedBy() string {
+	if x != nil {
+		return x.AuthorisedBy
+	}
+	return ""
+}
+
 var File_mash_events_v1_notification_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x05\n" +
+	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
 	"\x11NotificationEvent\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -259,7 +270,8 @@ const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\x19escalates_notification_id\x18\x12 \x01(\tR\x17escalatesNotificationId\x123\n" +
 	"\aack_due\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDue\x12\x1d\n" +
 	"\n" +
-	"actor_role\x18\x14 \x01(\tR\tactorRoleB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"actor_role\x18\x14 \x01(\tR\tactorRole\x12#\n" +
+	"\rauthorised_by\x18\x15 \x01(\tR\fauthorisedByB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_notification_proto_rawDescOnce sync.Once

@@ -22,8 +22,137 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// TriageDecided is published on mash.triage.decided when the rules have recommended an
-// outcome for a referral.
+// RecommendationMade is published by rules on mash.recommendation.made when the rule pack
+// has recommended an outcome for a referral. It is the machine's recommendation, awaiting a
+// practitioner's decision: only immediate danger is shared on it.
+type RecommendationMade struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Decision *v1.Decision           `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The agency roles and pathways the recommending pack knows: an override may name only
+	// these.
+	PackAgencies  []string `protobuf:"bytes,2,rep,name=pack_agencies,json=packAgencies,proto3" json:"pack_agencies,omitempty"`
+	PackPathways  []string `protobuf:"bytes,3,rep,name=pack_pathways,json=packPathways,proto3" json:"pack_pathways,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecommendationMade) Reset() {
+	*x = RecommendationMade{}
+	mi := &file_mash_events_v1_triage_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecommendationMade) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecommendationMade) ProtoMessage() {}
+
+func (x *RecommendationMade) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_triage_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecommendationMade.ProtoReflect.Descriptor instead.
+func (*RecommendationMade) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RecommendationMade) GetDecision() *v1.Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *RecommendationMade) GetPackAgencies() []string {
+	if x != nil {
+		return x.PackAgencies
+	}
+	return nil
+}
+
+func (x *RecommendationMade) GetPackPathways() []string {
+	if x != nil {
+		return x.PackPathways
+	}
+	return nil
+}
+
+// DecisionMade is published by triage on mash.decision.made when a practitioner holding the
+// case's claim confirms or overrides the recommendation (decision.status says which); the
+// one door for a human decision. previous is the outcome that applied before.
+type DecisionMade struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Decision *v1.Decision           `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	Previous *v1.Outcome            `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
+	// The agency of the person who decided.
+	DecidedByAgency string `protobuf:"bytes,3,opt,name=decided_by_agency,json=decidedByAgency,proto3" json:"decided_by_agency,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DecisionMade) Reset() {
+	*x = DecisionMade{}
+	mi := &file_mash_events_v1_triage_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionMade) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionMade) ProtoMessage() {}
+
+func (x *DecisionMade) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_triage_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionMade.ProtoReflect.Descriptor instead.
+func (*DecisionMade) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DecisionMade) GetDecision() *v1.Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *DecisionMade) GetPrevious() *v1.Outcome {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+func (x *DecisionMade) GetDecidedByAgency() string {
+	if x != nil {
+		return x.DecidedByAgency
+	}
+	return ""
+}
+
+// TriageDecided was published on mash.triage.decided by rules before recommendations and
+// decisions were told apart; it is kept to read events already on the trail.
 type TriageDecided struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Decision      *v1.Decision           `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
@@ -33,7 +162,7 @@ type TriageDecided struct {
 
 func (x *TriageDecided) Reset() {
 	*x = TriageDecided{}
-	mi := &file_mash_events_v1_triage_proto_msgTypes[0]
+	mi := &file_mash_events_v1_triage_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +174,7 @@ func (x *TriageDecided) String() string {
 func (*TriageDecided) ProtoMessage() {}
 
 func (x *TriageDecided) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_events_v1_triage_proto_msgTypes[0]
+	mi := &file_mash_events_v1_triage_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +187,7 @@ func (x *TriageDecided) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriageDecided.ProtoReflect.Descriptor instead.
 func (*TriageDecided) Descriptor() ([]byte, []int) {
-	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{0}
+	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TriageDecided) GetDecision() *v1.Decision {
@@ -68,8 +197,8 @@ func (x *TriageDecided) GetDecision() *v1.Decision {
 	return nil
 }
 
-// TriageConfirmed is published on mash.triage.confirmed when a practitioner confirms the
-// recommendation.
+// TriageConfirmed was published on mash.triage.confirmed by rules; kept to read events
+// already on the trail.
 type TriageConfirmed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Decision      *v1.Decision           `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
@@ -79,7 +208,7 @@ type TriageConfirmed struct {
 
 func (x *TriageConfirmed) Reset() {
 	*x = TriageConfirmed{}
-	mi := &file_mash_events_v1_triage_proto_msgTypes[1]
+	mi := &file_mash_events_v1_triage_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +220,7 @@ func (x *TriageConfirmed) String() string {
 func (*TriageConfirmed) ProtoMessage() {}
 
 func (x *TriageConfirmed) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_events_v1_triage_proto_msgTypes[1]
+	mi := &file_mash_events_v1_triage_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +233,7 @@ func (x *TriageConfirmed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriageConfirmed.ProtoReflect.Descriptor instead.
 func (*TriageConfirmed) Descriptor() ([]byte, []int) {
-	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{1}
+	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TriageConfirmed) GetDecision() *v1.Decision {
@@ -114,8 +243,8 @@ func (x *TriageConfirmed) GetDecision() *v1.Decision {
 	return nil
 }
 
-// TriageOverridden is published on mash.triage.overridden when a practitioner changes the
-// outcome; previous is what applied before.
+// TriageOverridden was published on mash.triage.overridden by rules; kept to read events
+// already on the trail. previous is what applied before.
 type TriageOverridden struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Decision      *v1.Decision           `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
@@ -126,7 +255,7 @@ type TriageOverridden struct {
 
 func (x *TriageOverridden) Reset() {
 	*x = TriageOverridden{}
-	mi := &file_mash_events_v1_triage_proto_msgTypes[2]
+	mi := &file_mash_events_v1_triage_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +267,7 @@ func (x *TriageOverridden) String() string {
 func (*TriageOverridden) ProtoMessage() {}
 
 func (x *TriageOverridden) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_events_v1_triage_proto_msgTypes[2]
+	mi := &file_mash_events_v1_triage_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +280,7 @@ func (x *TriageOverridden) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriageOverridden.ProtoReflect.Descriptor instead.
 func (*TriageOverridden) Descriptor() ([]byte, []int) {
-	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{2}
+	return file_mash_events_v1_triage_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TriageOverridden) GetDecision() *v1.Decision {
@@ -172,7 +301,15 @@ var File_mash_events_v1_triage_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/events/v1/triage.proto\x12\x0emash.events.v1\x1a\x1cmash/rules/v1/decision.proto\"D\n" +
+	"\x1bmash/events/v1/triage.proto\x12\x0emash.events.v1\x1a\x1cmash/rules/v1/decision.proto\"\x93\x01\n" +
+	"\x12RecommendationMade\x123\n" +
+	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x12#\n" +
+	"\rpack_agencies\x18\x02 \x03(\tR\fpackAgencies\x12#\n" +
+	"\rpack_pathways\x18\x03 \x03(\tR\fpackPathways\"\xa3\x01\n" +
+	"\fDecisionMade\x123\n" +
+	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x122\n" +
+	"\bprevious\x18\x02 \x01(\v2\x16.mash.rules.v1.OutcomeR\bprevious\x12*\n" +
+	"\x11decided_by_agency\x18\x03 \x01(\tR\x0fdecidedByAgency\"D\n" +
 	"\rTriageDecided\x123\n" +
 	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\"F\n" +
 	"\x0fTriageConfirmed\x123\n" +
@@ -193,24 +330,29 @@ func file_mash_events_v1_triage_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_triage_proto_rawDescData
 }
 
-var file_mash_events_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_mash_events_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_mash_events_v1_triage_proto_goTypes = []any{
-	(*TriageDecided)(nil),    // 0: mash.events.v1.TriageDecided
-	(*TriageConfirmed)(nil),  // 1: mash.events.v1.TriageConfirmed
-	(*TriageOverridden)(nil), // 2: mash.events.v1.TriageOverridden
-	(*v1.Decision)(nil),      // 3: mash.rules.v1.Decision
-	(*v1.Outcome)(nil),       // 4: mash.rules.v1.Outcome
+	(*RecommendationMade)(nil), // 0: mash.events.v1.RecommendationMade
+	(*DecisionMade)(nil),       // 1: mash.events.v1.DecisionMade
+	(*TriageDecided)(nil),      // 2: mash.events.v1.TriageDecided
+	(*TriageConfirmed)(nil),    // 3: mash.events.v1.TriageConfirmed
+	(*TriageOverridden)(nil),   // 4: mash.events.v1.TriageOverridden
+	(*v1.Decision)(nil),        // 5: mash.rules.v1.Decision
+	(*v1.Outcome)(nil),         // 6: mash.rules.v1.Outcome
 }
 var file_mash_events_v1_triage_proto_depIdxs = []int32{
-	3, // 0: mash.events.v1.TriageDecided.decision:type_name -> mash.rules.v1.Decision
-	3, // 1: mash.events.v1.TriageConfirmed.decision:type_name -> mash.rules.v1.Decision
-	3, // 2: mash.events.v1.TriageOverridden.decision:type_name -> mash.rules.v1.Decision
-	4, // 3: mash.events.v1.TriageOverridden.previous:type_name -> mash.rules.v1.Outcome
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 0: mash.events.v1.RecommendationMade.decision:type_name -> mash.rules.v1.Decision
+	5, // 1: mash.events.v1.DecisionMade.decision:type_name -> mash.rules.v1.Decision
+	6, // 2: mash.events.v1.DecisionMade.previous:type_name -> mash.rules.v1.Outcome
+	5, // 3: mash.events.v1.TriageDecided.decision:type_name -> mash.rules.v1.Decision
+	5, // 4: mash.events.v1.TriageConfirmed.decision:type_name -> mash.rules.v1.Decision
+	5, // 5: mash.events.v1.TriageOverridden.decision:type_name -> mash.rules.v1.Decision
+	6, // 6: mash.events.v1.TriageOverridden.previous:type_name -> mash.rules.v1.Outcome
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_triage_proto_init() }
@@ -224,7 +366,7 @@ func file_mash_events_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_triage_proto_rawDesc), len(file_mash_events_v1_triage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

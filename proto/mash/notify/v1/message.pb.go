@@ -60,8 +60,11 @@ type AgencyMessage struct {
 	InformationRequest *InformationRequestSummary `protobuf:"bytes,22,opt,name=information_request,json=informationRequest,proto3" json:"information_request,omitempty"`
 	// For DIRECTORY_CHANGE: what changed in the agency's own directory entry.
 	DirectoryChange *DirectoryChangeNotice `protobuf:"bytes,23,opt,name=directory_change,json=directoryChange,proto3" json:"directory_change,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For CLOSURE: how the hub closed the referral (mash.triage.v1.CaseOutcome name, e.g.
+	// STATUTORY_ASSESSMENT); never the closing note.
+	CaseOutcome   string `protobuf:"bytes,24,opt,name=case_outcome,json=caseOutcome,proto3" json:"case_outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgencyMessage) Reset() {
@@ -253,6 +256,13 @@ func (x *AgencyMessage) GetDirectoryChange() *DirectoryChangeNotice {
 		return x.DirectoryChange
 	}
 	return nil
+}
+
+func (x *AgencyMessage) GetCaseOutcome() string {
+	if x != nil {
+		return x.CaseOutcome
+	}
+	return ""
 }
 
 // DirectoryChangeNotice tells an agency, at its previous contact, that its directory entry
@@ -934,7 +944,7 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xda\b\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xfd\b\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -962,7 +972,8 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"incidentAt\x12\x1c\n" +
 	"\tnarrative\x18\x15 \x01(\tR\tnarrative\x12Z\n" +
 	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\x12P\n" +
-	"\x10directory_change\x18\x17 \x01(\v2%.mash.notify.v1.DirectoryChangeNoticeR\x0fdirectoryChange\"\xa1\x01\n" +
+	"\x10directory_change\x18\x17 \x01(\v2%.mash.notify.v1.DirectoryChangeNoticeR\x0fdirectoryChange\x12!\n" +
+	"\fcase_outcome\x18\x18 \x01(\tR\vcaseOutcome\"\xa1\x01\n" +
 	"\x15DirectoryChangeNotice\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12;\n" +
 	"\vapproved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -161,6 +161,8 @@ const (
 	// The agency's own directory entry changed (endpoint, secret or roles): sent to its
 	// previous contact, with no personal data, so an unexpected change is noticed.
 	NotificationKind_DIRECTORY_CHANGE NotificationKind = 8
+	// The referring agency is told how the hub closed its referral (the outcome alone).
+	NotificationKind_CLOSURE NotificationKind = 9
 )
 
 // Enum value maps for NotificationKind.
@@ -175,6 +177,7 @@ var (
 		6: "ENCOMPASS",
 		7: "INFORMATION_REQUEST",
 		8: "DIRECTORY_CHANGE",
+		9: "CLOSURE",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -186,6 +189,7 @@ var (
 		"ENCOMPASS":                     6,
 		"INFORMATION_REQUEST":           7,
 		"DIRECTORY_CHANGE":              8,
+		"CLOSURE":                       9,
 	}
 )
 
@@ -1618,8 +1622,10 @@ type Notification struct {
 	WithdrawnAt             *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=withdrawn_at,json=withdrawnAt,proto3" json:"withdrawn_at,omitempty"`
 	History                 []*Attempt             `protobuf:"bytes,27,rep,name=history,proto3" json:"history,omitempty"`
 	Channel                 string                 `protobuf:"bytes,28,opt,name=channel,proto3" json:"channel,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Who authorised sharing without consent (or "immediate danger"); empty when on consent.
+	AuthorisedBy  string `protobuf:"bytes,29,opt,name=authorised_by,json=authorisedBy,proto3" json:"authorised_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Notification) Reset() {
@@ -1844,6 +1850,13 @@ func (x *Notification) GetHistory() []*Attempt {
 func (x *Notification) GetChannel() string {
 	if x != nil {
 		return x.Channel
+	}
+	return ""
+}
+
+func (x *Notification) GetAuthorisedBy() string {
+	if x != nil {
+		return x.AuthorisedBy
 	}
 	return ""
 }
@@ -2385,7 +2398,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\tR\x06result\x12\x0e\n" +
-	"\x02ok\x18\x04 \x01(\bR\x02ok\"\xe5\t\n" +
+	"\x02ok\x18\x04 \x01(\bR\x02ok\"\x8a\n" +
+	"\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
@@ -2419,7 +2433,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x19withdraws_notification_id\x18\x19 \x01(\tR\x17withdrawsNotificationId\x12=\n" +
 	"\fwithdrawn_at\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\vwithdrawnAt\x121\n" +
 	"\ahistory\x18\x1b \x03(\v2\x17.mash.notify.v1.AttemptR\ahistory\x12\x18\n" +
-	"\achannel\x18\x1c \x01(\tR\achannel\"\xe2\x01\n" +
+	"\achannel\x18\x1c \x01(\tR\achannel\x12#\n" +
+	"\rauthorised_by\x18\x1d \x01(\tR\fauthorisedBy\"\xe2\x01\n" +
 	"\x18ListNotificationsRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x16\n" +
@@ -2457,7 +2472,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18DIRECTORY_CHANGE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_APPROVED\x10\x02\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_REJECTED\x10\x03\x12\x1c\n" +
-	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xb9\x01\n" +
+	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xc6\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -2470,7 +2485,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\aOUTCOME\x10\x05\x12\r\n" +
 	"\tENCOMPASS\x10\x06\x12\x17\n" +
 	"\x13INFORMATION_REQUEST\x10\a\x12\x14\n" +
-	"\x10DIRECTORY_CHANGE\x10\b*~\n" +
+	"\x10DIRECTORY_CHANGE\x10\b\x12\v\n" +
+	"\aCLOSURE\x10\t*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +

@@ -35,11 +35,11 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // RulesService routes referrals to a level, an urgency and agencies by each partnership's
-// versioned rule pack, and records the practitioner's confirmation or override.
+// versioned rule pack (the recommendation), and records the decision a practitioner makes
+// through triage (mash.decision.made), which holds the claim and the version check.
 // HTTP/JSON: POST /v1/rules:evaluate, POST /v1/packs:validate, POST /v1/packs,
 // POST /v1/packs/{pack_id}:activate, GET /v1/packs, POST /v1/packs:replay,
-// GET /v1/decisions/{referral_id}, POST /v1/decisions/{referral_id}:confirm,
-// POST /v1/decisions/{referral_id}:override.
+// GET /v1/decisions/{referral_id}.
 type RulesServiceClient interface {
 	// EvaluateReferral runs a pack over a referral without storing anything (a dry run).
 	EvaluateReferral(ctx context.Context, in *EvaluateReferralRequest, opts ...grpc.CallOption) (*EvaluateReferralResponse, error)
@@ -58,9 +58,11 @@ type RulesServiceClient interface {
 	ReplayPack(ctx context.Context, in *ReplayPackRequest, opts ...grpc.CallOption) (*ReplayPackResponse, error)
 	// GetDecision returns a referral's decision with the rules that fired and the facts seen.
 	GetDecision(ctx context.Context, in *GetDecisionRequest, opts ...grpc.CallOption) (*GetDecisionResponse, error)
-	// ConfirmDecision records a practitioner accepting the recommendation.
+	// ConfirmDecision is refused (FAILED_PRECONDITION): a decision is made only through
+	// mash.triage.v1.TriageService/DecideCase, by the practitioner holding the case's claim.
+	// Kept so old clients get that answer rather than UNIMPLEMENTED.
 	ConfirmDecision(ctx context.Context, in *ConfirmDecisionRequest, opts ...grpc.CallOption) (*ConfirmDecisionResponse, error)
-	// OverrideDecision records a practitioner changing the outcome, with a mandatory reason.
+	// OverrideDecision is refused like ConfirmDecision.
 	OverrideDecision(ctx context.Context, in *OverrideDecisionRequest, opts ...grpc.CallOption) (*OverrideDecisionResponse, error)
 }
 
@@ -167,11 +169,11 @@ func (c *rulesServiceClient) OverrideDecision(ctx context.Context, in *OverrideD
 // for forward compatibility.
 //
 // RulesService routes referrals to a level, an urgency and agencies by each partnership's
-// versioned rule pack, and records the practitioner's confirmation or override.
+// versioned rule pack (the recommendation), and records the decision a practitioner makes
+// through triage (mash.decision.made), which holds the claim and the version check.
 // HTTP/JSON: POST /v1/rules:evaluate, POST /v1/packs:validate, POST /v1/packs,
 // POST /v1/packs/{pack_id}:activate, GET /v1/packs, POST /v1/packs:replay,
-// GET /v1/decisions/{referral_id}, POST /v1/decisions/{referral_id}:confirm,
-// POST /v1/decisions/{referral_id}:override.
+// GET /v1/decisions/{referral_id}.
 type RulesServiceServer interface {
 	// EvaluateReferral runs a pack over a referral without storing anything (a dry run).
 	EvaluateReferral(context.Context, *EvaluateReferralRequest) (*EvaluateReferralResponse, error)
@@ -190,9 +192,11 @@ type RulesServiceServer interface {
 	ReplayPack(context.Context, *ReplayPackRequest) (*ReplayPackResponse, error)
 	// GetDecision returns a referral's decision with the rules that fired and the facts seen.
 	GetDecision(context.Context, *GetDecisionRequest) (*GetDecisionResponse, error)
-	// ConfirmDecision records a practitioner accepting the recommendation.
+	// ConfirmDecision is refused (FAILED_PRECONDITION): a decision is made only through
+	// mash.triage.v1.TriageService/DecideCase, by the practitioner holding the case's claim.
+	// Kept so old clients get that answer rather than UNIMPLEMENTED.
 	ConfirmDecision(context.Context, *ConfirmDecisionRequest) (*ConfirmDecisionResponse, error)
-	// OverrideDecision records a practitioner changing the outcome, with a mandatory reason.
+	// OverrideDecision is refused like ConfirmDecision.
 	OverrideDecision(context.Context, *OverrideDecisionRequest) (*OverrideDecisionResponse, error)
 	mustEmbedUnimplementedRulesServiceServer()
 }

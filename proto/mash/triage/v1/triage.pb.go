@@ -297,7 +297,14 @@ type Case struct {
 	ClosedAt       *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
 	ClosedBy       string                 `protobuf:"bytes,28,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
 	// Bumped by every change to the case; updates that name an older version are refused.
-	Version       int64 `protobuf:"varint,29,opt,name=version,proto3" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,29,opt,name=version,proto3" json:"version,omitempty"`
+	// The family's consent to sharing: GIVEN, REFUSED, NOT_SOUGHT or WITHDRAWN.
+	ConsentStatus string `protobuf:"bytes,30,opt,name=consent_status,json=consentStatus,proto3" json:"consent_status,omitempty"`
+	// A manager's authorisation to share without consent, if one stands.
+	SharingAuthorisation *SharingAuthorisation `protobuf:"bytes,31,opt,name=sharing_authorisation,json=sharingAuthorisation,proto3" json:"sharing_authorisation,omitempty"`
+	// Why the decision's agencies are not being told, when they are not (consent without an
+	// authorisation); empty when nothing is held back.
+	SharingHeld   string `protobuf:"bytes,32,opt,name=sharing_held,json=sharingHeld,proto3" json:"sharing_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +542,436 @@ func (x *Case) GetVersion() int64 {
 	return 0
 }
 
+func (x *Case) GetConsentStatus() string {
+	if x != nil {
+		return x.ConsentStatus
+	}
+	return ""
+}
+
+func (x *Case) GetSharingAuthorisation() *SharingAuthorisation {
+	if x != nil {
+		return x.SharingAuthorisation
+	}
+	return nil
+}
+
+func (x *Case) GetSharingHeld() string {
+	if x != nil {
+		return x.SharingHeld
+	}
+	return ""
+}
+
+// SharingAuthorisation is a manager's recorded judgement that the law allows sharing a case
+// without the family's consent.
+type SharingAuthorisation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lawful basis relied on, e.g. "UK GDPR Art 6(1)(e); DPA 2018 Sch 1 para 18".
+	LawfulBasis string `protobuf:"bytes,1,opt,name=lawful_basis,json=lawfulBasis,proto3" json:"lawful_basis,omitempty"`
+	Reason      string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// SIGNIFICANT_HARM (the decision is level 3b or 4) or MANAGER_JUDGEMENT.
+	Ground        string                 `protobuf:"bytes,3,opt,name=ground,proto3" json:"ground,omitempty"`
+	AuthorisedBy  string                 `protobuf:"bytes,4,opt,name=authorised_by,json=authorisedBy,proto3" json:"authorised_by,omitempty"`
+	AuthorisedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=authorised_at,json=authorisedAt,proto3" json:"authorised_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharingAuthorisation) Reset() {
+	*x = SharingAuthorisation{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharingAuthorisation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharingAuthorisation) ProtoMessage() {}
+
+func (x *SharingAuthorisation) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharingAuthorisation.ProtoReflect.Descriptor instead.
+func (*SharingAuthorisation) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SharingAuthorisation) GetLawfulBasis() string {
+	if x != nil {
+		return x.LawfulBasis
+	}
+	return ""
+}
+
+func (x *SharingAuthorisation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SharingAuthorisation) GetGround() string {
+	if x != nil {
+		return x.Ground
+	}
+	return ""
+}
+
+func (x *SharingAuthorisation) GetAuthorisedBy() string {
+	if x != nil {
+		return x.AuthorisedBy
+	}
+	return ""
+}
+
+func (x *SharingAuthorisation) GetAuthorisedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthorisedAt
+	}
+	return nil
+}
+
+type AuthoriseSharingRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId      string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	LawfulBasis     string                 `protobuf:"bytes,3,opt,name=lawful_basis,json=lawfulBasis,proto3" json:"lawful_basis,omitempty"`
+	Reason          string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AuthoriseSharingRequest) Reset() {
+	*x = AuthoriseSharingRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthoriseSharingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthoriseSharingRequest) ProtoMessage() {}
+
+func (x *AuthoriseSharingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthoriseSharingRequest.ProtoReflect.Descriptor instead.
+func (*AuthoriseSharingRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AuthoriseSharingRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *AuthoriseSharingRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *AuthoriseSharingRequest) GetLawfulBasis() string {
+	if x != nil {
+		return x.LawfulBasis
+	}
+	return ""
+}
+
+func (x *AuthoriseSharingRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type AuthoriseSharingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Case          *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthoriseSharingResponse) Reset() {
+	*x = AuthoriseSharingResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthoriseSharingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthoriseSharingResponse) ProtoMessage() {}
+
+func (x *AuthoriseSharingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthoriseSharingResponse.ProtoReflect.Descriptor instead.
+func (*AuthoriseSharingResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AuthoriseSharingResponse) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+type RevokeSharingRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId      string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	Reason          string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RevokeSharingRequest) Reset() {
+	*x = RevokeSharingRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSharingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSharingRequest) ProtoMessage() {}
+
+func (x *RevokeSharingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSharingRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSharingRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RevokeSharingRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *RevokeSharingRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *RevokeSharingRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RevokeSharingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Case          *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSharingResponse) Reset() {
+	*x = RevokeSharingResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSharingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSharingResponse) ProtoMessage() {}
+
+func (x *RevokeSharingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSharingResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSharingResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RevokeSharingResponse) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+type RecordConsentRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId      string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	// GIVEN, REFUSED or WITHDRAWN.
+	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordConsentRequest) Reset() {
+	*x = RecordConsentRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordConsentRequest) ProtoMessage() {}
+
+func (x *RecordConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordConsentRequest.ProtoReflect.Descriptor instead.
+func (*RecordConsentRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RecordConsentRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *RecordConsentRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *RecordConsentRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RecordConsentRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RecordConsentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Case          *Case                  `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordConsentResponse) Reset() {
+	*x = RecordConsentResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordConsentResponse) ProtoMessage() {}
+
+func (x *RecordConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordConsentResponse.ProtoReflect.Descriptor instead.
+func (*RecordConsentResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RecordConsentResponse) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
 // QueueCount is how many cases match the queue's filters in one state.
 type QueueCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -547,7 +984,7 @@ type QueueCount struct {
 
 func (x *QueueCount) Reset() {
 	*x = QueueCount{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[1]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +996,7 @@ func (x *QueueCount) String() string {
 func (*QueueCount) ProtoMessage() {}
 
 func (x *QueueCount) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[1]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +1009,7 @@ func (x *QueueCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueCount.ProtoReflect.Descriptor instead.
 func (*QueueCount) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{1}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueueCount) GetState() CaseState {
@@ -619,7 +1056,7 @@ type ListQueueRequest struct {
 
 func (x *ListQueueRequest) Reset() {
 	*x = ListQueueRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[2]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +1068,7 @@ func (x *ListQueueRequest) String() string {
 func (*ListQueueRequest) ProtoMessage() {}
 
 func (x *ListQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[2]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +1081,7 @@ func (x *ListQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueueRequest.ProtoReflect.Descriptor instead.
 func (*ListQueueRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{2}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListQueueRequest) GetPartnership() string {
@@ -729,7 +1166,7 @@ type ListQueueResponse struct {
 
 func (x *ListQueueResponse) Reset() {
 	*x = ListQueueResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[3]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +1178,7 @@ func (x *ListQueueResponse) String() string {
 func (*ListQueueResponse) ProtoMessage() {}
 
 func (x *ListQueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[3]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +1191,7 @@ func (x *ListQueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueueResponse.ProtoReflect.Descriptor instead.
 func (*ListQueueResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{3}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListQueueResponse) GetCases() []*Case {
@@ -795,7 +1232,7 @@ type ChildHistoryEntry struct {
 
 func (x *ChildHistoryEntry) Reset() {
 	*x = ChildHistoryEntry{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[4]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1244,7 @@ func (x *ChildHistoryEntry) String() string {
 func (*ChildHistoryEntry) ProtoMessage() {}
 
 func (x *ChildHistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[4]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1257,7 @@ func (x *ChildHistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildHistoryEntry.ProtoReflect.Descriptor instead.
 func (*ChildHistoryEntry) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{4}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChildHistoryEntry) GetReferralId() string {
@@ -900,7 +1337,7 @@ type AgencyNotice struct {
 
 func (x *AgencyNotice) Reset() {
 	*x = AgencyNotice{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[5]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1349,7 @@ func (x *AgencyNotice) String() string {
 func (*AgencyNotice) ProtoMessage() {}
 
 func (x *AgencyNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[5]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1362,7 @@ func (x *AgencyNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgencyNotice.ProtoReflect.Descriptor instead.
 func (*AgencyNotice) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{5}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AgencyNotice) GetNotificationId() string {
@@ -1008,7 +1445,7 @@ type StrategyDiscussion struct {
 
 func (x *StrategyDiscussion) Reset() {
 	*x = StrategyDiscussion{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[6]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1457,7 @@ func (x *StrategyDiscussion) String() string {
 func (*StrategyDiscussion) ProtoMessage() {}
 
 func (x *StrategyDiscussion) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[6]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1470,7 @@ func (x *StrategyDiscussion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StrategyDiscussion.ProtoReflect.Descriptor instead.
 func (*StrategyDiscussion) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{6}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StrategyDiscussion) GetId() string {
@@ -1106,7 +1543,7 @@ type InformationRequest struct {
 
 func (x *InformationRequest) Reset() {
 	*x = InformationRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[7]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1555,7 @@ func (x *InformationRequest) String() string {
 func (*InformationRequest) ProtoMessage() {}
 
 func (x *InformationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[7]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1568,7 @@ func (x *InformationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InformationRequest.ProtoReflect.Descriptor instead.
 func (*InformationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{7}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InformationRequest) GetId() string {
@@ -1244,7 +1681,7 @@ type DisagreementStep struct {
 
 func (x *DisagreementStep) Reset() {
 	*x = DisagreementStep{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[8]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1693,7 @@ func (x *DisagreementStep) String() string {
 func (*DisagreementStep) ProtoMessage() {}
 
 func (x *DisagreementStep) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[8]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1706,7 @@ func (x *DisagreementStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisagreementStep.ProtoReflect.Descriptor instead.
 func (*DisagreementStep) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{8}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DisagreementStep) GetStage() DisagreementStage {
@@ -1344,7 +1781,7 @@ type Disagreement struct {
 
 func (x *Disagreement) Reset() {
 	*x = Disagreement{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[9]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1793,7 @@ func (x *Disagreement) String() string {
 func (*Disagreement) ProtoMessage() {}
 
 func (x *Disagreement) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[9]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1806,7 @@ func (x *Disagreement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disagreement.ProtoReflect.Descriptor instead.
 func (*Disagreement) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{9}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Disagreement) GetId() string {
@@ -1479,7 +1916,7 @@ type GetCaseRequest struct {
 
 func (x *GetCaseRequest) Reset() {
 	*x = GetCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[10]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1928,7 @@ func (x *GetCaseRequest) String() string {
 func (*GetCaseRequest) ProtoMessage() {}
 
 func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[10]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1941,7 @@ func (x *GetCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseRequest.ProtoReflect.Descriptor instead.
 func (*GetCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{10}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCaseRequest) GetReferralId() string {
@@ -1530,7 +1967,7 @@ type GetCaseResponse struct {
 
 func (x *GetCaseResponse) Reset() {
 	*x = GetCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[11]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1979,7 @@ func (x *GetCaseResponse) String() string {
 func (*GetCaseResponse) ProtoMessage() {}
 
 func (x *GetCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[11]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1992,7 @@ func (x *GetCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaseResponse.ProtoReflect.Descriptor instead.
 func (*GetCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{11}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCaseResponse) GetCase() *Case {
@@ -1618,7 +2055,7 @@ type ClaimCaseRequest struct {
 
 func (x *ClaimCaseRequest) Reset() {
 	*x = ClaimCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[12]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +2067,7 @@ func (x *ClaimCaseRequest) String() string {
 func (*ClaimCaseRequest) ProtoMessage() {}
 
 func (x *ClaimCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[12]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +2080,7 @@ func (x *ClaimCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCaseRequest.ProtoReflect.Descriptor instead.
 func (*ClaimCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{12}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClaimCaseRequest) GetReferralId() string {
@@ -1669,7 +2106,7 @@ type ClaimCaseResponse struct {
 
 func (x *ClaimCaseResponse) Reset() {
 	*x = ClaimCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[13]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +2118,7 @@ func (x *ClaimCaseResponse) String() string {
 func (*ClaimCaseResponse) ProtoMessage() {}
 
 func (x *ClaimCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[13]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +2131,7 @@ func (x *ClaimCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCaseResponse.ProtoReflect.Descriptor instead.
 func (*ClaimCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{13}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClaimCaseResponse) GetCase() *Case {
@@ -1714,7 +2151,7 @@ type ReleaseCaseRequest struct {
 
 func (x *ReleaseCaseRequest) Reset() {
 	*x = ReleaseCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[14]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2163,7 @@ func (x *ReleaseCaseRequest) String() string {
 func (*ReleaseCaseRequest) ProtoMessage() {}
 
 func (x *ReleaseCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[14]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2176,7 @@ func (x *ReleaseCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseCaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{14}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseCaseRequest) GetReferralId() string {
@@ -1765,7 +2202,7 @@ type ReleaseCaseResponse struct {
 
 func (x *ReleaseCaseResponse) Reset() {
 	*x = ReleaseCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[15]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2214,7 @@ func (x *ReleaseCaseResponse) String() string {
 func (*ReleaseCaseResponse) ProtoMessage() {}
 
 func (x *ReleaseCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[15]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2227,7 @@ func (x *ReleaseCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseCaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{15}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReleaseCaseResponse) GetCase() *Case {
@@ -1811,7 +2248,7 @@ type AssignCaseRequest struct {
 
 func (x *AssignCaseRequest) Reset() {
 	*x = AssignCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[16]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2260,7 @@ func (x *AssignCaseRequest) String() string {
 func (*AssignCaseRequest) ProtoMessage() {}
 
 func (x *AssignCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[16]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2273,7 @@ func (x *AssignCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignCaseRequest.ProtoReflect.Descriptor instead.
 func (*AssignCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{16}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AssignCaseRequest) GetReferralId() string {
@@ -1869,7 +2306,7 @@ type AssignCaseResponse struct {
 
 func (x *AssignCaseResponse) Reset() {
 	*x = AssignCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[17]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2318,7 @@ func (x *AssignCaseResponse) String() string {
 func (*AssignCaseResponse) ProtoMessage() {}
 
 func (x *AssignCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[17]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2331,7 @@ func (x *AssignCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignCaseResponse.ProtoReflect.Descriptor instead.
 func (*AssignCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{17}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AssignCaseResponse) GetCase() *Case {
@@ -1925,7 +2362,7 @@ type DecideCaseRequest struct {
 
 func (x *DecideCaseRequest) Reset() {
 	*x = DecideCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[18]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2374,7 @@ func (x *DecideCaseRequest) String() string {
 func (*DecideCaseRequest) ProtoMessage() {}
 
 func (x *DecideCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[18]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2387,7 @@ func (x *DecideCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideCaseRequest.ProtoReflect.Descriptor instead.
 func (*DecideCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{18}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DecideCaseRequest) GetReferralId() string {
@@ -2019,7 +2456,7 @@ type DecideCaseResponse struct {
 
 func (x *DecideCaseResponse) Reset() {
 	*x = DecideCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[19]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2468,7 @@ func (x *DecideCaseResponse) String() string {
 func (*DecideCaseResponse) ProtoMessage() {}
 
 func (x *DecideCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[19]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2481,7 @@ func (x *DecideCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecideCaseResponse.ProtoReflect.Descriptor instead.
 func (*DecideCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{19}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DecideCaseResponse) GetCase() *Case {
@@ -2074,7 +2511,7 @@ type RecordStrategyDiscussionRequest struct {
 
 func (x *RecordStrategyDiscussionRequest) Reset() {
 	*x = RecordStrategyDiscussionRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[20]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2523,7 @@ func (x *RecordStrategyDiscussionRequest) String() string {
 func (*RecordStrategyDiscussionRequest) ProtoMessage() {}
 
 func (x *RecordStrategyDiscussionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[20]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2536,7 @@ func (x *RecordStrategyDiscussionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordStrategyDiscussionRequest.ProtoReflect.Descriptor instead.
 func (*RecordStrategyDiscussionRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{20}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RecordStrategyDiscussionRequest) GetReferralId() string {
@@ -2146,7 +2583,7 @@ type RecordStrategyDiscussionResponse struct {
 
 func (x *RecordStrategyDiscussionResponse) Reset() {
 	*x = RecordStrategyDiscussionResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[21]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2595,7 @@ func (x *RecordStrategyDiscussionResponse) String() string {
 func (*RecordStrategyDiscussionResponse) ProtoMessage() {}
 
 func (x *RecordStrategyDiscussionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[21]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2608,7 @@ func (x *RecordStrategyDiscussionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordStrategyDiscussionResponse.ProtoReflect.Descriptor instead.
 func (*RecordStrategyDiscussionResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{21}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RecordStrategyDiscussionResponse) GetDiscussion() *StrategyDiscussion {
@@ -2193,7 +2630,7 @@ type CloseCaseRequest struct {
 
 func (x *CloseCaseRequest) Reset() {
 	*x = CloseCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[22]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2642,7 @@ func (x *CloseCaseRequest) String() string {
 func (*CloseCaseRequest) ProtoMessage() {}
 
 func (x *CloseCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[22]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2655,7 @@ func (x *CloseCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseCaseRequest.ProtoReflect.Descriptor instead.
 func (*CloseCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{22}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CloseCaseRequest) GetReferralId() string {
@@ -2258,7 +2695,7 @@ type CloseCaseResponse struct {
 
 func (x *CloseCaseResponse) Reset() {
 	*x = CloseCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[23]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2707,7 @@ func (x *CloseCaseResponse) String() string {
 func (*CloseCaseResponse) ProtoMessage() {}
 
 func (x *CloseCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[23]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2720,7 @@ func (x *CloseCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseCaseResponse.ProtoReflect.Descriptor instead.
 func (*CloseCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{23}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CloseCaseResponse) GetCase() *Case {
@@ -2306,7 +2743,7 @@ type RequestInformationRequest struct {
 
 func (x *RequestInformationRequest) Reset() {
 	*x = RequestInformationRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[24]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2755,7 @@ func (x *RequestInformationRequest) String() string {
 func (*RequestInformationRequest) ProtoMessage() {}
 
 func (x *RequestInformationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[24]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2768,7 @@ func (x *RequestInformationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestInformationRequest.ProtoReflect.Descriptor instead.
 func (*RequestInformationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{24}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RequestInformationRequest) GetReferralId() string {
@@ -2371,7 +2808,7 @@ type RequestInformationResponse struct {
 
 func (x *RequestInformationResponse) Reset() {
 	*x = RequestInformationResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[25]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2820,7 @@ func (x *RequestInformationResponse) String() string {
 func (*RequestInformationResponse) ProtoMessage() {}
 
 func (x *RequestInformationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[25]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2833,7 @@ func (x *RequestInformationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestInformationResponse.ProtoReflect.Descriptor instead.
 func (*RequestInformationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{25}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RequestInformationResponse) GetRequest() *InformationRequest {
@@ -2419,7 +2856,7 @@ type ListInformationRequestsRequest struct {
 
 func (x *ListInformationRequestsRequest) Reset() {
 	*x = ListInformationRequestsRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2868,7 @@ func (x *ListInformationRequestsRequest) String() string {
 func (*ListInformationRequestsRequest) ProtoMessage() {}
 
 func (x *ListInformationRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[26]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2881,7 @@ func (x *ListInformationRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInformationRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListInformationRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{26}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListInformationRequestsRequest) GetReferralId() string {
@@ -2492,7 +2929,7 @@ type ListInformationRequestsResponse struct {
 
 func (x *ListInformationRequestsResponse) Reset() {
 	*x = ListInformationRequestsResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[27]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2941,7 @@ func (x *ListInformationRequestsResponse) String() string {
 func (*ListInformationRequestsResponse) ProtoMessage() {}
 
 func (x *ListInformationRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[27]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2954,7 @@ func (x *ListInformationRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInformationRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListInformationRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{27}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListInformationRequestsResponse) GetRequests() []*InformationRequest {
@@ -2544,7 +2981,7 @@ type AnswerInformationRequestRequest struct {
 
 func (x *AnswerInformationRequestRequest) Reset() {
 	*x = AnswerInformationRequestRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[28]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2993,7 @@ func (x *AnswerInformationRequestRequest) String() string {
 func (*AnswerInformationRequestRequest) ProtoMessage() {}
 
 func (x *AnswerInformationRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[28]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +3006,7 @@ func (x *AnswerInformationRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerInformationRequestRequest.ProtoReflect.Descriptor instead.
 func (*AnswerInformationRequestRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{28}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AnswerInformationRequestRequest) GetRequestId() string {
@@ -2595,7 +3032,7 @@ type AnswerInformationRequestResponse struct {
 
 func (x *AnswerInformationRequestResponse) Reset() {
 	*x = AnswerInformationRequestResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[29]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +3044,7 @@ func (x *AnswerInformationRequestResponse) String() string {
 func (*AnswerInformationRequestResponse) ProtoMessage() {}
 
 func (x *AnswerInformationRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[29]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +3057,7 @@ func (x *AnswerInformationRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerInformationRequestResponse.ProtoReflect.Descriptor instead.
 func (*AnswerInformationRequestResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{29}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AnswerInformationRequestResponse) GetRequest() *InformationRequest {
@@ -2640,7 +3077,7 @@ type RaiseDisagreementRequest struct {
 
 func (x *RaiseDisagreementRequest) Reset() {
 	*x = RaiseDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[30]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +3089,7 @@ func (x *RaiseDisagreementRequest) String() string {
 func (*RaiseDisagreementRequest) ProtoMessage() {}
 
 func (x *RaiseDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[30]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +3102,7 @@ func (x *RaiseDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaiseDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*RaiseDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{30}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RaiseDisagreementRequest) GetReferralId() string {
@@ -2691,7 +3128,7 @@ type RaiseDisagreementResponse struct {
 
 func (x *RaiseDisagreementResponse) Reset() {
 	*x = RaiseDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +3140,7 @@ func (x *RaiseDisagreementResponse) String() string {
 func (*RaiseDisagreementResponse) ProtoMessage() {}
 
 func (x *RaiseDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +3153,7 @@ func (x *RaiseDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaiseDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*RaiseDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{31}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RaiseDisagreementResponse) GetDisagreement() *Disagreement {
@@ -2739,7 +3176,7 @@ type ListDisagreementsRequest struct {
 
 func (x *ListDisagreementsRequest) Reset() {
 	*x = ListDisagreementsRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +3188,7 @@ func (x *ListDisagreementsRequest) String() string {
 func (*ListDisagreementsRequest) ProtoMessage() {}
 
 func (x *ListDisagreementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +3201,7 @@ func (x *ListDisagreementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisagreementsRequest.ProtoReflect.Descriptor instead.
 func (*ListDisagreementsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{32}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListDisagreementsRequest) GetPartnership() string {
@@ -2812,7 +3249,7 @@ type ListDisagreementsResponse struct {
 
 func (x *ListDisagreementsResponse) Reset() {
 	*x = ListDisagreementsResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3261,7 @@ func (x *ListDisagreementsResponse) String() string {
 func (*ListDisagreementsResponse) ProtoMessage() {}
 
 func (x *ListDisagreementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +3274,7 @@ func (x *ListDisagreementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisagreementsResponse.ProtoReflect.Descriptor instead.
 func (*ListDisagreementsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{33}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListDisagreementsResponse) GetDisagreements() []*Disagreement {
@@ -2866,7 +3303,7 @@ type EscalateDisagreementRequest struct {
 
 func (x *EscalateDisagreementRequest) Reset() {
 	*x = EscalateDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2878,7 +3315,7 @@ func (x *EscalateDisagreementRequest) String() string {
 func (*EscalateDisagreementRequest) ProtoMessage() {}
 
 func (x *EscalateDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2891,7 +3328,7 @@ func (x *EscalateDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*EscalateDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{34}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EscalateDisagreementRequest) GetDisagreementId() string {
@@ -2924,7 +3361,7 @@ type EscalateDisagreementResponse struct {
 
 func (x *EscalateDisagreementResponse) Reset() {
 	*x = EscalateDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3373,7 @@ func (x *EscalateDisagreementResponse) String() string {
 func (*EscalateDisagreementResponse) ProtoMessage() {}
 
 func (x *EscalateDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3386,7 @@ func (x *EscalateDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*EscalateDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{35}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EscalateDisagreementResponse) GetDisagreement() *Disagreement {
@@ -2970,7 +3407,7 @@ type ResolveDisagreementRequest struct {
 
 func (x *ResolveDisagreementRequest) Reset() {
 	*x = ResolveDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3419,7 @@ func (x *ResolveDisagreementRequest) String() string {
 func (*ResolveDisagreementRequest) ProtoMessage() {}
 
 func (x *ResolveDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3432,7 @@ func (x *ResolveDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{36}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResolveDisagreementRequest) GetDisagreementId() string {
@@ -3028,7 +3465,7 @@ type ResolveDisagreementResponse struct {
 
 func (x *ResolveDisagreementResponse) Reset() {
 	*x = ResolveDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3477,7 @@ func (x *ResolveDisagreementResponse) String() string {
 func (*ResolveDisagreementResponse) ProtoMessage() {}
 
 func (x *ResolveDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3490,7 @@ func (x *ResolveDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{37}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ResolveDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3076,7 +3513,7 @@ type GetDashboardRequest struct {
 
 func (x *GetDashboardRequest) Reset() {
 	*x = GetDashboardRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3525,7 @@ func (x *GetDashboardRequest) String() string {
 func (*GetDashboardRequest) ProtoMessage() {}
 
 func (x *GetDashboardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3538,7 @@ func (x *GetDashboardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDashboardRequest.ProtoReflect.Descriptor instead.
 func (*GetDashboardRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{38}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetDashboardRequest) GetPartnership() string {
@@ -3136,7 +3573,7 @@ type Tally struct {
 
 func (x *Tally) Reset() {
 	*x = Tally{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3148,7 +3585,7 @@ func (x *Tally) String() string {
 func (*Tally) ProtoMessage() {}
 
 func (x *Tally) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3598,7 @@ func (x *Tally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tally.ProtoReflect.Descriptor instead.
 func (*Tally) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{39}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Tally) GetLabel() string {
@@ -3191,7 +3628,7 @@ type AgencyTurnaround struct {
 
 func (x *AgencyTurnaround) Reset() {
 	*x = AgencyTurnaround{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3203,7 +3640,7 @@ func (x *AgencyTurnaround) String() string {
 func (*AgencyTurnaround) ProtoMessage() {}
 
 func (x *AgencyTurnaround) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3216,7 +3653,7 @@ func (x *AgencyTurnaround) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgencyTurnaround.ProtoReflect.Descriptor instead.
 func (*AgencyTurnaround) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{40}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AgencyTurnaround) GetAgency() string {
@@ -3257,7 +3694,7 @@ type LevelOutcomes struct {
 
 func (x *LevelOutcomes) Reset() {
 	*x = LevelOutcomes{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3269,7 +3706,7 @@ func (x *LevelOutcomes) String() string {
 func (*LevelOutcomes) ProtoMessage() {}
 
 func (x *LevelOutcomes) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3282,7 +3719,7 @@ func (x *LevelOutcomes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelOutcomes.ProtoReflect.Descriptor instead.
 func (*LevelOutcomes) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{41}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LevelOutcomes) GetLevel() v1.Level {
@@ -3333,7 +3770,7 @@ type GetDashboardResponse struct {
 
 func (x *GetDashboardResponse) Reset() {
 	*x = GetDashboardResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3782,7 @@ func (x *GetDashboardResponse) String() string {
 func (*GetDashboardResponse) ProtoMessage() {}
 
 func (x *GetDashboardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3795,7 @@ func (x *GetDashboardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDashboardResponse.ProtoReflect.Descriptor instead.
 func (*GetDashboardResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{42}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetDashboardResponse) GetFrom() *timestamppb.Timestamp {
@@ -3505,7 +3942,8 @@ var File_mash_triage_v1_triage_proto protoreflect.FileDescriptor
 
 const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmash/rules/v1/decision.proto\"\xcd\t\n" +
+	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmash/rules/v1/decision.proto\"\xf2\n" +
+	"\n" +
 	"\x04Case\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12 \n" +
@@ -3542,7 +3980,39 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\foutcome_note\x18\x1a \x01(\tR\voutcomeNote\x127\n" +
 	"\tclosed_at\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12\x1b\n" +
 	"\tclosed_by\x18\x1c \x01(\tR\bclosedBy\x12\x18\n" +
-	"\aversion\x18\x1d \x01(\x03R\aversion\"m\n" +
+	"\aversion\x18\x1d \x01(\x03R\aversion\x12%\n" +
+	"\x0econsent_status\x18\x1e \x01(\tR\rconsentStatus\x12Y\n" +
+	"\x15sharing_authorisation\x18\x1f \x01(\v2$.mash.triage.v1.SharingAuthorisationR\x14sharingAuthorisation\x12!\n" +
+	"\fsharing_held\x18  \x01(\tR\vsharingHeld\"\xcf\x01\n" +
+	"\x14SharingAuthorisation\x12!\n" +
+	"\flawful_basis\x18\x01 \x01(\tR\vlawfulBasis\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06ground\x18\x03 \x01(\tR\x06ground\x12#\n" +
+	"\rauthorised_by\x18\x04 \x01(\tR\fauthorisedBy\x12?\n" +
+	"\rauthorised_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fauthorisedAt\"\xa0\x01\n" +
+	"\x17AuthoriseSharingRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\x12!\n" +
+	"\flawful_basis\x18\x03 \x01(\tR\vlawfulBasis\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"D\n" +
+	"\x18AuthoriseSharingResponse\x12(\n" +
+	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\"z\n" +
+	"\x14RevokeSharingRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"A\n" +
+	"\x15RevokeSharingResponse\x12(\n" +
+	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\"\x8e\x01\n" +
+	"\x14RecordConsentRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"A\n" +
+	"\x15RecordConsentResponse\x12(\n" +
+	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\"m\n" +
 	"\n" +
 	"QueueCount\x12/\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x19.mash.triage.v1.CaseStateR\x05state\x12\x14\n" +
@@ -3828,7 +4298,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fPRACTITIONER\x10\x01\x12\x10\n" +
 	"\fTEAM_MANAGER\x10\x02\x12\x1f\n" +
 	"\x1bSENIOR_SAFEGUARDING_MANAGER\x10\x03\x12\x0f\n" +
-	"\vPARTNERSHIP\x10\x042\xcc\f\n" +
+	"\vPARTNERSHIP\x10\x042\xef\x0e\n" +
 	"\rTriageService\x12P\n" +
 	"\tListQueue\x12 .mash.triage.v1.ListQueueRequest\x1a!.mash.triage.v1.ListQueueResponse\x12J\n" +
 	"\aGetCase\x12\x1e.mash.triage.v1.GetCaseRequest\x1a\x1f.mash.triage.v1.GetCaseResponse\x12P\n" +
@@ -3847,7 +4317,10 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x11ListDisagreements\x12(.mash.triage.v1.ListDisagreementsRequest\x1a).mash.triage.v1.ListDisagreementsResponse\x12q\n" +
 	"\x14EscalateDisagreement\x12+.mash.triage.v1.EscalateDisagreementRequest\x1a,.mash.triage.v1.EscalateDisagreementResponse\x12n\n" +
 	"\x13ResolveDisagreement\x12*.mash.triage.v1.ResolveDisagreementRequest\x1a+.mash.triage.v1.ResolveDisagreementResponse\x12Y\n" +
-	"\fGetDashboard\x12#.mash.triage.v1.GetDashboardRequest\x1a$.mash.triage.v1.GetDashboardResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
+	"\fGetDashboard\x12#.mash.triage.v1.GetDashboardRequest\x1a$.mash.triage.v1.GetDashboardResponse\x12e\n" +
+	"\x10AuthoriseSharing\x12'.mash.triage.v1.AuthoriseSharingRequest\x1a(.mash.triage.v1.AuthoriseSharingResponse\x12\\\n" +
+	"\rRevokeSharing\x12$.mash.triage.v1.RevokeSharingRequest\x1a%.mash.triage.v1.RevokeSharingResponse\x12\\\n" +
+	"\rRecordConsent\x12$.mash.triage.v1.RecordConsentRequest\x1a%.mash.triage.v1.RecordConsentResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
 
 var (
 	file_mash_triage_v1_triage_proto_rawDescOnce sync.Once
@@ -3862,179 +4335,197 @@ func file_mash_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_mash_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(CaseState)(0),                           // 0: mash.triage.v1.CaseState
 	(CaseOutcome)(0),                         // 1: mash.triage.v1.CaseOutcome
 	(InformationRequestState)(0),             // 2: mash.triage.v1.InformationRequestState
 	(DisagreementStage)(0),                   // 3: mash.triage.v1.DisagreementStage
 	(*Case)(nil),                             // 4: mash.triage.v1.Case
-	(*QueueCount)(nil),                       // 5: mash.triage.v1.QueueCount
-	(*ListQueueRequest)(nil),                 // 6: mash.triage.v1.ListQueueRequest
-	(*ListQueueResponse)(nil),                // 7: mash.triage.v1.ListQueueResponse
-	(*ChildHistoryEntry)(nil),                // 8: mash.triage.v1.ChildHistoryEntry
-	(*AgencyNotice)(nil),                     // 9: mash.triage.v1.AgencyNotice
-	(*StrategyDiscussion)(nil),               // 10: mash.triage.v1.StrategyDiscussion
-	(*InformationRequest)(nil),               // 11: mash.triage.v1.InformationRequest
-	(*DisagreementStep)(nil),                 // 12: mash.triage.v1.DisagreementStep
-	(*Disagreement)(nil),                     // 13: mash.triage.v1.Disagreement
-	(*GetCaseRequest)(nil),                   // 14: mash.triage.v1.GetCaseRequest
-	(*GetCaseResponse)(nil),                  // 15: mash.triage.v1.GetCaseResponse
-	(*ClaimCaseRequest)(nil),                 // 16: mash.triage.v1.ClaimCaseRequest
-	(*ClaimCaseResponse)(nil),                // 17: mash.triage.v1.ClaimCaseResponse
-	(*ReleaseCaseRequest)(nil),               // 18: mash.triage.v1.ReleaseCaseRequest
-	(*ReleaseCaseResponse)(nil),              // 19: mash.triage.v1.ReleaseCaseResponse
-	(*AssignCaseRequest)(nil),                // 20: mash.triage.v1.AssignCaseRequest
-	(*AssignCaseResponse)(nil),               // 21: mash.triage.v1.AssignCaseResponse
-	(*DecideCaseRequest)(nil),                // 22: mash.triage.v1.DecideCaseRequest
-	(*DecideCaseResponse)(nil),               // 23: mash.triage.v1.DecideCaseResponse
-	(*RecordStrategyDiscussionRequest)(nil),  // 24: mash.triage.v1.RecordStrategyDiscussionRequest
-	(*RecordStrategyDiscussionResponse)(nil), // 25: mash.triage.v1.RecordStrategyDiscussionResponse
-	(*CloseCaseRequest)(nil),                 // 26: mash.triage.v1.CloseCaseRequest
-	(*CloseCaseResponse)(nil),                // 27: mash.triage.v1.CloseCaseResponse
-	(*RequestInformationRequest)(nil),        // 28: mash.triage.v1.RequestInformationRequest
-	(*RequestInformationResponse)(nil),       // 29: mash.triage.v1.RequestInformationResponse
-	(*ListInformationRequestsRequest)(nil),   // 30: mash.triage.v1.ListInformationRequestsRequest
-	(*ListInformationRequestsResponse)(nil),  // 31: mash.triage.v1.ListInformationRequestsResponse
-	(*AnswerInformationRequestRequest)(nil),  // 32: mash.triage.v1.AnswerInformationRequestRequest
-	(*AnswerInformationRequestResponse)(nil), // 33: mash.triage.v1.AnswerInformationRequestResponse
-	(*RaiseDisagreementRequest)(nil),         // 34: mash.triage.v1.RaiseDisagreementRequest
-	(*RaiseDisagreementResponse)(nil),        // 35: mash.triage.v1.RaiseDisagreementResponse
-	(*ListDisagreementsRequest)(nil),         // 36: mash.triage.v1.ListDisagreementsRequest
-	(*ListDisagreementsResponse)(nil),        // 37: mash.triage.v1.ListDisagreementsResponse
-	(*EscalateDisagreementRequest)(nil),      // 38: mash.triage.v1.EscalateDisagreementRequest
-	(*EscalateDisagreementResponse)(nil),     // 39: mash.triage.v1.EscalateDisagreementResponse
-	(*ResolveDisagreementRequest)(nil),       // 40: mash.triage.v1.ResolveDisagreementRequest
-	(*ResolveDisagreementResponse)(nil),      // 41: mash.triage.v1.ResolveDisagreementResponse
-	(*GetDashboardRequest)(nil),              // 42: mash.triage.v1.GetDashboardRequest
-	(*Tally)(nil),                            // 43: mash.triage.v1.Tally
-	(*AgencyTurnaround)(nil),                 // 44: mash.triage.v1.AgencyTurnaround
-	(*LevelOutcomes)(nil),                    // 45: mash.triage.v1.LevelOutcomes
-	(*GetDashboardResponse)(nil),             // 46: mash.triage.v1.GetDashboardResponse
-	(v1.Level)(0),                            // 47: mash.rules.v1.Level
-	(v1.Rag)(0),                              // 48: mash.rules.v1.Rag
-	(v1.DecisionStatus)(0),                   // 49: mash.rules.v1.DecisionStatus
-	(*timestamppb.Timestamp)(nil),            // 50: google.protobuf.Timestamp
-	(*v1.Decision)(nil),                      // 51: mash.rules.v1.Decision
+	(*SharingAuthorisation)(nil),             // 5: mash.triage.v1.SharingAuthorisation
+	(*AuthoriseSharingRequest)(nil),          // 6: mash.triage.v1.AuthoriseSharingRequest
+	(*AuthoriseSharingResponse)(nil),         // 7: mash.triage.v1.AuthoriseSharingResponse
+	(*RevokeSharingRequest)(nil),             // 8: mash.triage.v1.RevokeSharingRequest
+	(*RevokeSharingResponse)(nil),            // 9: mash.triage.v1.RevokeSharingResponse
+	(*RecordConsentRequest)(nil),             // 10: mash.triage.v1.RecordConsentRequest
+	(*RecordConsentResponse)(nil),            // 11: mash.triage.v1.RecordConsentResponse
+	(*QueueCount)(nil),                       // 12: mash.triage.v1.QueueCount
+	(*ListQueueRequest)(nil),                 // 13: mash.triage.v1.ListQueueRequest
+	(*ListQueueResponse)(nil),                // 14: mash.triage.v1.ListQueueResponse
+	(*ChildHistoryEntry)(nil),                // 15: mash.triage.v1.ChildHistoryEntry
+	(*AgencyNotice)(nil),                     // 16: mash.triage.v1.AgencyNotice
+	(*StrategyDiscussion)(nil),               // 17: mash.triage.v1.StrategyDiscussion
+	(*InformationRequest)(nil),               // 18: mash.triage.v1.InformationRequest
+	(*DisagreementStep)(nil),                 // 19: mash.triage.v1.DisagreementStep
+	(*Disagreement)(nil),                     // 20: mash.triage.v1.Disagreement
+	(*GetCaseRequest)(nil),                   // 21: mash.triage.v1.GetCaseRequest
+	(*GetCaseResponse)(nil),                  // 22: mash.triage.v1.GetCaseResponse
+	(*ClaimCaseRequest)(nil),                 // 23: mash.triage.v1.ClaimCaseRequest
+	(*ClaimCaseResponse)(nil),                // 24: mash.triage.v1.ClaimCaseResponse
+	(*ReleaseCaseRequest)(nil),               // 25: mash.triage.v1.ReleaseCaseRequest
+	(*ReleaseCaseResponse)(nil),              // 26: mash.triage.v1.ReleaseCaseResponse
+	(*AssignCaseRequest)(nil),                // 27: mash.triage.v1.AssignCaseRequest
+	(*AssignCaseResponse)(nil),               // 28: mash.triage.v1.AssignCaseResponse
+	(*DecideCaseRequest)(nil),                // 29: mash.triage.v1.DecideCaseRequest
+	(*DecideCaseResponse)(nil),               // 30: mash.triage.v1.DecideCaseResponse
+	(*RecordStrategyDiscussionRequest)(nil),  // 31: mash.triage.v1.RecordStrategyDiscussionRequest
+	(*RecordStrategyDiscussionResponse)(nil), // 32: mash.triage.v1.RecordStrategyDiscussionResponse
+	(*CloseCaseRequest)(nil),                 // 33: mash.triage.v1.CloseCaseRequest
+	(*CloseCaseResponse)(nil),                // 34: mash.triage.v1.CloseCaseResponse
+	(*RequestInformationRequest)(nil),        // 35: mash.triage.v1.RequestInformationRequest
+	(*RequestInformationResponse)(nil),       // 36: mash.triage.v1.RequestInformationResponse
+	(*ListInformationRequestsRequest)(nil),   // 37: mash.triage.v1.ListInformationRequestsRequest
+	(*ListInformationRequestsResponse)(nil),  // 38: mash.triage.v1.ListInformationRequestsResponse
+	(*AnswerInformationRequestRequest)(nil),  // 39: mash.triage.v1.AnswerInformationRequestRequest
+	(*AnswerInformationRequestResponse)(nil), // 40: mash.triage.v1.AnswerInformationRequestResponse
+	(*RaiseDisagreementRequest)(nil),         // 41: mash.triage.v1.RaiseDisagreementRequest
+	(*RaiseDisagreementResponse)(nil),        // 42: mash.triage.v1.RaiseDisagreementResponse
+	(*ListDisagreementsRequest)(nil),         // 43: mash.triage.v1.ListDisagreementsRequest
+	(*ListDisagreementsResponse)(nil),        // 44: mash.triage.v1.ListDisagreementsResponse
+	(*EscalateDisagreementRequest)(nil),      // 45: mash.triage.v1.EscalateDisagreementRequest
+	(*EscalateDisagreementResponse)(nil),     // 46: mash.triage.v1.EscalateDisagreementResponse
+	(*ResolveDisagreementRequest)(nil),       // 47: mash.triage.v1.ResolveDisagreementRequest
+	(*ResolveDisagreementResponse)(nil),      // 48: mash.triage.v1.ResolveDisagreementResponse
+	(*GetDashboardRequest)(nil),              // 49: mash.triage.v1.GetDashboardRequest
+	(*Tally)(nil),                            // 50: mash.triage.v1.Tally
+	(*AgencyTurnaround)(nil),                 // 51: mash.triage.v1.AgencyTurnaround
+	(*LevelOutcomes)(nil),                    // 52: mash.triage.v1.LevelOutcomes
+	(*GetDashboardResponse)(nil),             // 53: mash.triage.v1.GetDashboardResponse
+	(v1.Level)(0),                            // 54: mash.rules.v1.Level
+	(v1.Rag)(0),                              // 55: mash.rules.v1.Rag
+	(v1.DecisionStatus)(0),                   // 56: mash.rules.v1.DecisionStatus
+	(*timestamppb.Timestamp)(nil),            // 57: google.protobuf.Timestamp
+	(*v1.Decision)(nil),                      // 58: mash.rules.v1.Decision
 }
 var file_mash_triage_v1_triage_proto_depIdxs = []int32{
-	0,  // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
-	47, // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
-	48, // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
-	49, // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
-	50, // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
-	50, // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
-	50, // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
-	50, // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
-	50, // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
-	50, // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 10: mash.triage.v1.Case.outcome:type_name -> mash.triage.v1.CaseOutcome
-	50, // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	0,  // 12: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
-	0,  // 13: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
-	48, // 14: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
-	47, // 15: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
-	4,  // 16: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
-	5,  // 17: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
-	50, // 18: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
-	47, // 19: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
-	48, // 20: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
-	0,  // 21: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
-	1,  // 22: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
-	50, // 23: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
-	50, // 24: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
-	50, // 25: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
-	50, // 26: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
-	50, // 27: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
-	50, // 28: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
-	50, // 29: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
-	2,  // 30: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
-	50, // 31: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	50, // 32: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	3,  // 33: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
-	50, // 34: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
-	50, // 35: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
-	50, // 36: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
-	3,  // 37: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
-	50, // 38: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
-	50, // 39: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
-	50, // 40: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
-	12, // 41: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
-	4,  // 42: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
-	51, // 43: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	8,  // 44: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
-	9,  // 45: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
-	10, // 46: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
-	11, // 47: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
-	13, // 48: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	4,  // 49: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
-	4,  // 50: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
-	4,  // 51: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
-	47, // 52: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
-	48, // 53: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
-	4,  // 54: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
-	51, // 55: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	50, // 56: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
-	10, // 57: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	1,  // 58: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
-	4,  // 59: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
-	50, // 60: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
-	11, // 61: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
-	11, // 62: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
-	11, // 63: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
-	13, // 64: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	13, // 65: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	13, // 66: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	13, // 67: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	50, // 68: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
-	50, // 69: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
-	47, // 70: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
-	43, // 71: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
-	50, // 72: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
-	50, // 73: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
-	43, // 74: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
-	43, // 75: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
-	45, // 76: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
-	44, // 77: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
-	44, // 78: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
-	43, // 79: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
-	6,  // 80: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
-	14, // 81: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
-	16, // 82: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
-	18, // 83: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
-	20, // 84: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
-	22, // 85: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
-	24, // 86: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
-	26, // 87: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
-	28, // 88: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
-	30, // 89: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
-	32, // 90: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
-	34, // 91: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
-	36, // 92: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
-	38, // 93: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
-	40, // 94: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
-	42, // 95: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
-	7,  // 96: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
-	15, // 97: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
-	17, // 98: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
-	19, // 99: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
-	21, // 100: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
-	23, // 101: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
-	25, // 102: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
-	27, // 103: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
-	29, // 104: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
-	31, // 105: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
-	33, // 106: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
-	35, // 107: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
-	37, // 108: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
-	39, // 109: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
-	41, // 110: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
-	46, // 111: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
-	96, // [96:112] is the sub-list for method output_type
-	80, // [80:96] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	0,   // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
+	54,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
+	55,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
+	56,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
+	57,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
+	57,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
+	57,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
+	57,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
+	57,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
+	57,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 10: mash.triage.v1.Case.outcome:type_name -> mash.triage.v1.CaseOutcome
+	57,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	5,   // 12: mash.triage.v1.Case.sharing_authorisation:type_name -> mash.triage.v1.SharingAuthorisation
+	57,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
+	4,   // 14: mash.triage.v1.AuthoriseSharingResponse.case:type_name -> mash.triage.v1.Case
+	4,   // 15: mash.triage.v1.RevokeSharingResponse.case:type_name -> mash.triage.v1.Case
+	4,   // 16: mash.triage.v1.RecordConsentResponse.case:type_name -> mash.triage.v1.Case
+	0,   // 17: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
+	0,   // 18: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
+	55,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
+	54,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
+	4,   // 21: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
+	12,  // 22: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
+	57,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
+	54,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
+	55,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
+	0,   // 26: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
+	1,   // 27: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
+	57,  // 28: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
+	57,  // 29: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
+	57,  // 30: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
+	57,  // 31: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
+	57,  // 32: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
+	57,  // 33: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
+	57,  // 34: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
+	2,   // 35: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
+	57,  // 36: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	57,  // 37: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	3,   // 38: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
+	57,  // 39: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
+	57,  // 40: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
+	57,  // 41: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
+	3,   // 42: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
+	57,  // 43: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
+	57,  // 44: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
+	57,  // 45: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
+	19,  // 46: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
+	4,   // 47: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
+	58,  // 48: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	15,  // 49: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
+	16,  // 50: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
+	17,  // 51: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	18,  // 52: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
+	20,  // 53: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	4,   // 54: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
+	4,   // 55: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
+	4,   // 56: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
+	54,  // 57: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
+	55,  // 58: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
+	4,   // 59: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
+	58,  // 60: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	57,  // 61: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
+	17,  // 62: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	1,   // 63: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
+	4,   // 64: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
+	57,  // 65: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
+	18,  // 66: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
+	18,  // 67: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
+	18,  // 68: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
+	20,  // 69: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 70: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	20,  // 71: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 72: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	57,  // 73: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
+	57,  // 74: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
+	54,  // 75: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
+	50,  // 76: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
+	57,  // 77: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
+	57,  // 78: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
+	50,  // 79: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
+	50,  // 80: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
+	52,  // 81: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
+	51,  // 82: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
+	51,  // 83: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
+	50,  // 84: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
+	13,  // 85: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
+	21,  // 86: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
+	23,  // 87: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
+	25,  // 88: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
+	27,  // 89: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
+	29,  // 90: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
+	31,  // 91: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
+	33,  // 92: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
+	35,  // 93: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
+	37,  // 94: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
+	39,  // 95: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
+	41,  // 96: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
+	43,  // 97: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
+	45,  // 98: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
+	47,  // 99: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
+	49,  // 100: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
+	6,   // 101: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
+	8,   // 102: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
+	10,  // 103: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
+	14,  // 104: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
+	22,  // 105: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
+	24,  // 106: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
+	26,  // 107: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
+	28,  // 108: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
+	30,  // 109: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
+	32,  // 110: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
+	34,  // 111: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
+	36,  // 112: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
+	38,  // 113: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
+	40,  // 114: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
+	42,  // 115: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
+	44,  // 116: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
+	46,  // 117: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
+	48,  // 118: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
+	53,  // 119: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
+	7,   // 120: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
+	9,   // 121: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
+	11,  // 122: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
+	104, // [104:123] is the sub-list for method output_type
+	85,  // [85:104] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_mash_triage_v1_triage_proto_init() }
@@ -4048,7 +4539,7 @@ func file_mash_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_triage_v1_triage_proto_rawDesc), len(file_mash_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   43,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

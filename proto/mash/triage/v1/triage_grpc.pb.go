@@ -35,6 +35,9 @@ const (
 	TriageService_EscalateDisagreement_FullMethodName     = "/mash.triage.v1.TriageService/EscalateDisagreement"
 	TriageService_ResolveDisagreement_FullMethodName      = "/mash.triage.v1.TriageService/ResolveDisagreement"
 	TriageService_GetDashboard_FullMethodName             = "/mash.triage.v1.TriageService/GetDashboard"
+	TriageService_AuthoriseSharing_FullMethodName         = "/mash.triage.v1.TriageService/AuthoriseSharing"
+	TriageService_RevokeSharing_FullMethodName            = "/mash.triage.v1.TriageService/RevokeSharing"
+	TriageService_RecordConsent_FullMethodName            = "/mash.triage.v1.TriageService/RecordConsent"
 )
 
 // TriageServiceClient is the client API for TriageService service.
@@ -96,6 +99,18 @@ type TriageServiceClient interface {
 	// GetDashboard returns the management information for a date range and partnership.
 	// Managers and auditors.
 	GetDashboard(ctx context.Context, in *GetDashboardRequest, opts ...grpc.CallOption) (*GetDashboardResponse, error)
+	// AuthoriseSharing lets the hub share a decided case whose family has not given consent
+	// (refused, not sought or withdrawn): managers only, with the reason and the lawful basis.
+	// Without it nothing but immediate danger leaves the hub for such a case.
+	// HTTP: POST /v1/cases/{referral_id}/sharing-authorisation.
+	AuthoriseSharing(ctx context.Context, in *AuthoriseSharingRequest, opts ...grpc.CallOption) (*AuthoriseSharingResponse, error)
+	// RevokeSharing withdraws a manager's authorisation: agencies told under it get a
+	// withdrawal. Managers only. HTTP: POST /v1/cases/{referral_id}/sharing-authorisation:revoke.
+	RevokeSharing(ctx context.Context, in *RevokeSharingRequest, opts ...grpc.CallOption) (*RevokeSharingResponse, error)
+	// RecordConsent records a change in the family's consent (given, refused, withdrawn).
+	// Withdrawn or refused consent stops shares not yet sent and withdraws those made on
+	// consent. HTTP: POST /v1/cases/{referral_id}/consent.
+	RecordConsent(ctx context.Context, in *RecordConsentRequest, opts ...grpc.CallOption) (*RecordConsentResponse, error)
 }
 
 type triageServiceClient struct {
@@ -266,6 +281,36 @@ func (c *triageServiceClient) GetDashboard(ctx context.Context, in *GetDashboard
 	return out, nil
 }
 
+func (c *triageServiceClient) AuthoriseSharing(ctx context.Context, in *AuthoriseSharingRequest, opts ...grpc.CallOption) (*AuthoriseSharingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthoriseSharingResponse)
+	err := c.cc.Invoke(ctx, TriageService_AuthoriseSharing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *triageServiceClient) RevokeSharing(ctx context.Context, in *RevokeSharingRequest, opts ...grpc.CallOption) (*RevokeSharingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeSharingResponse)
+	err := c.cc.Invoke(ctx, TriageService_RevokeSharing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *triageServiceClient) RecordConsent(ctx context.Context, in *RecordConsentRequest, opts ...grpc.CallOption) (*RecordConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordConsentResponse)
+	err := c.cc.Invoke(ctx, TriageService_RecordConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriageServiceServer is the server API for TriageService service.
 // All implementations must embed UnimplementedTriageServiceServer
 // for forward compatibility.
@@ -325,6 +370,18 @@ type TriageServiceServer interface {
 	// GetDashboard returns the management information for a date range and partnership.
 	// Managers and auditors.
 	GetDashboard(context.Context, *GetDashboardRequest) (*GetDashboardResponse, error)
+	// AuthoriseSharing lets the hub share a decided case whose family has not given consent
+	// (refused, not sought or withdrawn): managers only, with the reason and the lawful basis.
+	// Without it nothing but immediate danger leaves the hub for such a case.
+	// HTTP: POST /v1/cases/{referral_id}/sharing-authorisation.
+	AuthoriseSharing(context.Context, *AuthoriseSharingRequest) (*AuthoriseSharingResponse, error)
+	// RevokeSharing withdraws a manager's authorisation: agencies told under it get a
+	// withdrawal. Managers only. HTTP: POST /v1/cases/{referral_id}/sharing-authorisation:revoke.
+	RevokeSharing(context.Context, *RevokeSharingRequest) (*RevokeSharingResponse, error)
+	// RecordConsent records a change in the family's consent (given, refused, withdrawn).
+	// Withdrawn or refused consent stops shares not yet sent and withdraws those made on
+	// consent. HTTP: POST /v1/cases/{referral_id}/consent.
+	RecordConsent(context.Context, *RecordConsentRequest) (*RecordConsentResponse, error)
 	mustEmbedUnimplementedTriageServiceServer()
 }
 
@@ -382,6 +439,15 @@ func (UnimplementedTriageServiceServer) ResolveDisagreement(context.Context, *Re
 }
 func (UnimplementedTriageServiceServer) GetDashboard(context.Context, *GetDashboardRequest) (*GetDashboardResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDashboard not implemented")
+}
+func (UnimplementedTriageServiceServer) AuthoriseSharing(context.Context, *AuthoriseSharingRequest) (*AuthoriseSharingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthoriseSharing not implemented")
+}
+func (UnimplementedTriageServiceServer) RevokeSharing(context.Context, *RevokeSharingRequest) (*RevokeSharingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeSharing not implemented")
+}
+func (UnimplementedTriageServiceServer) RecordConsent(context.Context, *RecordConsentRequest) (*RecordConsentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordConsent not implemented")
 }
 func (UnimplementedTriageServiceServer) mustEmbedUnimplementedTriageServiceServer() {}
 func (UnimplementedTriageServiceServer) testEmbeddedByValue()                       {}
@@ -692,6 +758,60 @@ func _TriageService_GetDashboard_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriageService_AuthoriseSharing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthoriseSharingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).AuthoriseSharing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_AuthoriseSharing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).AuthoriseSharing(ctx, req.(*AuthoriseSharingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TriageService_RevokeSharing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeSharingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).RevokeSharing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_RevokeSharing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).RevokeSharing(ctx, req.(*RevokeSharingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TriageService_RecordConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).RecordConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_RecordConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).RecordConsent(ctx, req.(*RecordConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriageService_ServiceDesc is the grpc.ServiceDesc for TriageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -762,6 +882,18 @@ var TriageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDashboard",
 			Handler:    _TriageService_GetDashboard_Handler,
+		},
+		{
+			MethodName: "AuthoriseSharing",
+			Handler:    _TriageService_AuthoriseSharing_Handler,
+		},
+		{
+			MethodName: "RevokeSharing",
+			Handler:    _TriageService_RevokeSharing_Handler,
+		},
+		{
+			MethodName: "RecordConsent",
+			Handler:    _TriageService_RecordConsent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
