@@ -446,6 +446,13 @@ func TestScreensRender(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, "mash.triage.overridden") || !strings.Contains(body, "read: GetCase") {
 			t.Errorf("audit screen (%s): %d", lang, code)
 		}
+		// The reason a reader gave, and an entry that does not match its leaf shown as an
+		// integrity error rather than with its values.
+		for _, w := range []string{"Strategy meeting prep", "entry 9: stored decision differ", `class="integrity-error"`} {
+			if !strings.Contains(body, w) {
+				t.Errorf("audit screen (%s) lacks %q", lang, w)
+			}
+		}
 	}
 }
 

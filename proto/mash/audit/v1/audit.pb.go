@@ -42,9 +42,14 @@ type AuditEntry struct {
 	// Short decision or action summary, e.g. "LEVEL_3A/RAG_AMBER".
 	Decision string `protobuf:"bytes,13,opt,name=decision,proto3" json:"decision,omitempty"`
 	// The entry had a payload that can no longer be read (its case was shredded).
-	Redacted      bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Redacted bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	// Empty when the entry is proven: its leaf is in the tree under the latest signed
+	// checkpoint (or, for entries newer than it, the log's head) and every stored column and
+	// the stored payload match what the leaf commits to. Otherwise it says what does not
+	// match, and only seq is served: the other fields are left empty rather than shown as true.
+	IntegrityError string `protobuf:"bytes,15,opt,name=integrity_error,json=integrityError,proto3" json:"integrity_error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AuditEntry) Reset() {
@@ -173,6 +178,13 @@ func (x *AuditEntry) GetRedacted() bool {
 		return x.Redacted
 	}
 	return false
+}
+
+func (x *AuditEntry) GetIntegrityError() string {
+	if x != nil {
+		return x.IntegrityError
+	}
+	return ""
 }
 
 // GetTrailRequest names a referral or a child (exactly one of the two).
@@ -945,12 +957,19 @@ type AccessRecord struct {
 	Role   string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
 	Agency string `protobuf:"bytes,5,opt,name=agency,proto3" json:"agency,omitempty"`
 	// What was read, e.g. "read: GetReferral" or the audit query with its parameters.
-	What          string `protobuf:"bytes,6,opt,name=what,proto3" json:"what,omitempty"`
-	EventType     string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	ReferralId    string `protobuf:"bytes,8,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
-	ChildId       string `protobuf:"bytes,9,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	What       string `protobuf:"bytes,6,opt,name=what,proto3" json:"what,omitempty"`
+	EventType  string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	ReferralId string `protobuf:"bytes,8,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId    string `protobuf:"bytes,9,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	// Why, as the reader said (X-Access-Reason, x-access-reason metadata); empty when they
+	// gave none or the case was shredded. Read from the entry's sealed payload after its
+	// digest is checked against the leaf.
+	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// As AuditEntry.integrity_error: non-empty when the entry does not match its leaf, in
+	// which case only seq is served.
+	IntegrityError string `protobuf:"bytes,11,opt,name=integrity_error,json=integrityError,proto3" json:"integrity_error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AccessRecord) Reset() {
@@ -1042,6 +1061,20 @@ func (x *AccessRecord) GetReferralId() string {
 func (x *AccessRecord) GetChildId() string {
 	if x != nil {
 		return x.ChildId
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetIntegrityError() string {
+	if x != nil {
+		return x.IntegrityError
 	}
 	return ""
 }
@@ -1489,7 +1522,7 @@ var File_mash_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19mash/audit/v1/audit.proto\x12\rmash.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x03\n" +
+	"\x19mash/audit/v1/audit.proto\x12\rmash.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\n" +
 	"AuditEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
@@ -1511,7 +1544,8 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\x06agency\x18\v \x01(\tR\x06agency\x12!\n" +
 	"\fpack_version\x18\f \x01(\tR\vpackVersion\x12\x1a\n" +
 	"\bdecision\x18\r \x01(\tR\bdecision\x12\x1a\n" +
-	"\bredacted\x18\x0e \x01(\bR\bredacted\"\x89\x01\n" +
+	"\bredacted\x18\x0e \x01(\bR\bredacted\x12'\n" +
+	"\x0fintegrity_error\x18\x0f \x01(\tR\x0eintegrityError\"\x89\x01\n" +
 	"\x0fGetTrailRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x19\n" +
@@ -1570,7 +1604,7 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"+\n" +
 	"\x13ExportTrailResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x8e\x02\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xcf\x02\n" +
 	"\fAccessRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1583,7 +1617,10 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"event_type\x18\a \x01(\tR\teventType\x12\x1f\n" +
 	"\vreferral_id\x18\b \x01(\tR\n" +
 	"referralId\x12\x19\n" +
-	"\bchild_id\x18\t \x01(\tR\achildId\"\x8c\x01\n" +
+	"\bchild_id\x18\t \x01(\tR\achildId\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12'\n" +
+	"\x0fintegrity_error\x18\v \x01(\tR\x0eintegrityError\"\x8c\x01\n" +
 	"\x12WhoAccessedRequest\x12\x19\n" +
 	"\bchild_id\x18\x01 \x01(\tR\achildId\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
