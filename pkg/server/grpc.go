@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -93,6 +94,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	start := time.Now()
 	md, _ := metadata.FromIncomingContext(ctx)
 	ctx, reqID := withRequestID(ctx, first(md.Get(RequestIDHeader)))
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		ctx = WithClientAddress(ctx, p.Addr.String())
+	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, reqID))
 	var ident auth.Identity
 
@@ -222,4 +226,21 @@ func Require(ctx context.Context, p auth.Permission) (auth.Identity, error) {
 		return id, apierr.PermissionDenied(id.Denial(p))
 	}
 	return id, nil
+}
+
+type clientAddressKey struct{}
+
+// ClientAddress is the network address the request came from (for the audit trail's
+// "from where"); empty when unknown.
+func ClientAddress(ctx context.Context) string {
+	s, _ := ctx.Value(clientAddressKey{}).(string)
+	return s
+}
+
+// WithClientAddress returns ctx carrying addr as the request's client address.
+func WithClientAddress(ctx context.Context, addr string) context.Context {
+	if addr == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, clientAddressKey{}, addr)
 }

@@ -93,6 +93,7 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, reqID := withRequestID(r.Context(), r.Header.Get(RequestIDHeader))
+		ctx = WithClientAddress(ctx, r.RemoteAddr)
 		w.Header().Set(RequestIDHeader, reqID)
 		s.setSecurityHeaders(w, r)
 		rec := &statusRecorder{ResponseWriter: w}

@@ -200,6 +200,14 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
 			p.Decision = "disagreement " + d.GetId() + " " + strings.TrimPrefix(env.GetType(), "mash.disagreement.") + " at " + d.GetStage().String()
 		}
+	case any.MessageIs(&eventsv1.AdminActRecorded{}):
+		var ev eventsv1.AdminActRecorded
+		if any.UnmarshalTo(&ev) == nil {
+			// Who, what, to what and the outcome go in the leaf; the client address, reason
+			// and detail stay in the sealed payload (they may identify people).
+			p.Actor, p.ActorRole, p.Agency = ev.GetActor(), ev.GetActorRole(), ev.GetAgency()
+			p.Decision = ev.GetAction() + " " + ev.GetTarget() + ": " + ev.GetOutcome()
+		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden
 		if any.UnmarshalTo(&ev) == nil {
