@@ -81,6 +81,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil), Calendar: cal,
+		SignIns:  NewTrailSignIns(pool, zap.NewNop()),
 		Config:   Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef")},
 		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}}})
 	if err != nil {

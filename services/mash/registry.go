@@ -65,6 +65,7 @@ var modules = map[string]module{
 		migrate: console.Migrate,
 		build: func(p *plumbing) (service, error) {
 			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now,
+				SignIns:  console.NewTrailSignIns(p.pool, p.log.Named("console")),
 				Calendar: p.calendar, Config: p.console})
 		},
 	},
