@@ -66,19 +66,25 @@ func OutOfHours(t time.Time) bool {
 	return l.Hour() < WorkdayStartHour || l.Hour() >= WorkdayEndHour
 }
 
-// accessToProto serves a checked access entry with the reason read from its payload.
-func accessToProto(c checked, reason string) *auditv1.AccessRecord {
+// accessToProto serves a checked access entry with what its payload says: the reason and,
+// for a list read, the records shown.
+func accessToProto(c checked, sealed *eventsv1.RecordAccessed) *auditv1.AccessRecord {
 	if c.Problem != "" {
 		return &auditv1.AccessRecord{Seq: c.Seq, IntegrityError: c.Problem}
 	}
 	e := c.Entry
-	return &auditv1.AccessRecord{Seq: e.Seq, OccurredAt: timestamppb.New(e.OccurredAt), Actor: e.Actor, Role: e.ActorRole,
-		Agency: e.Agency, What: e.Decision, EventType: e.EventType, ReferralId: e.ReferralID, ChildId: e.ChildID, Reason: reason}
+	out := &auditv1.AccessRecord{Seq: e.Seq, OccurredAt: timestamppb.New(e.OccurredAt), Actor: e.Actor, Role: e.ActorRole,
+		Agency: e.Agency, What: e.Decision, EventType: e.EventType, ReferralId: e.ReferralID, ChildId: e.ChildID,
+		Reason: sealed.GetReason()}
+	for _, l := range sealed.GetListed() {
+		out.Listed = append(out.Listed, &auditv1.ListedRecord{ReferralId: l.GetReferralId(), ChildId: l.GetChildId()})
+	}
+	return out
 }
 
 // checkAccesses proves access rows against their leaves and reads each proven entry's
 // reason from its sealed payload.
-func (s *Service) checkAccesses(ctx context.Context, rows []store.Access) ([]checked, []string, error) {
+func (s *Service) checkAccesses(ctx context.Context, rows []store.Access) ([]checked, []*eventsv1.RecordAccessed, error) {
 	c, err := s.newRowChecker(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -259,10 +265,11 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 	return resp, nil
 }
 
-// accessReasons reads the reason of each proven, unredacted access entry from its sealed
-// payload (a RecordAccessed), after checking the ciphertext against the leaf's digest.
-func (s *Service) accessReasons(ctx context.Context, cs []checked) ([]string, error) {
-	out := make([]string, len(cs))
+// accessReasons reads each proven, unredacted access entry's sealed payload (a
+// RecordAccessed: the reason, the records listed), after checking the ciphertext against
+// the leaf's digest. Entries without one get nil.
+func (s *Service) accessReasons(ctx context.Context, cs []checked) ([]*eventsv1.RecordAccessed, error) {
+	out := make([]*eventsv1.RecordAccessed, len(cs))
 	var ids []string
 	for _, c := range cs {
 		if c.Problem == "" && !c.Redacted && c.Entry.PayloadSHA256 != ([32]byte{}) {
@@ -296,9 +303,9 @@ func (s *Service) accessReasons(ctx context.Context, cs []checked) ([]string, er
 			continue
 		}
 		var a anypb.Any
-		var ev eventsv1.RecordAccessed
-		if proto.Unmarshal(plain, &a) == nil && a.MessageIs(&ev) && a.UnmarshalTo(&ev) == nil {
-			out[i] = ev.GetReason()
+		ev := &eventsv1.RecordAccessed{}
+		if proto.Unmarshal(plain, &a) == nil && a.MessageIs(ev) && a.UnmarshalTo(ev) == nil {
+			out[i] = ev
 		}
 	}
 	return out, nil

@@ -135,6 +135,10 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole, p.Agency = ev.GetClientId(), ev.GetRole(), ev.GetAgency()
 			p.ChildID = ev.GetChildId()
 			p.Decision = "read: " + ev.GetAction()
+			if n := len(ev.GetListed()); n > 0 {
+				// A page of a list: which records it showed are in the sealed payload.
+				p.Decision += fmt.Sprintf(" (%d listed)", n)
+			}
 		}
 	case any.MessageIs(&eventsv1.NotificationEvent{}):
 		var ev eventsv1.NotificationEvent

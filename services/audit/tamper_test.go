@@ -303,3 +303,28 @@ func TestServedFieldsComeFromTheLeaf(t *testing.T) {
 		t.Fatalf("the falsified access entry is not reported as an integrity error: %v", un)
 	}
 }
+
+// A read of a list (a queue page) is one access entry; the access APIs show the records it
+// listed, from the sealed payload.
+func TestListedReadShowsItsRecords(t *testing.T) {
+	e := newEnv(t)
+	env, _, err := events.NewEnvelope("mash.access.queue", "rct", "", 0, e.now, &eventsv1.RecordAccessed{ClientId: "user:p1",
+		Role: "practitioner", Agency: "rct-mash", Action: "ListQueue", Listed: []*eventsv1.ListedRecord{
+			{ReferralId: "r-1", ChildId: "c-1"}, {ReferralId: "r-2", ChildId: "c-2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, env)
+	e.sequenceAll(t)
+	resp, err := e.svc.API().UserActivity(auditor, &auditv1.UserActivityRequest{Actor: "user:p1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetAccesses()) != 1 {
+		t.Fatalf("accesses %v", resp.GetAccesses())
+	}
+	a := resp.GetAccesses()[0]
+	if a.GetWhat() != "read: ListQueue (2 listed)" || len(a.GetListed()) != 2 || a.GetListed()[1].GetChildId() != "c-2" {
+		t.Fatalf("access %v", a)
+	}
+}
