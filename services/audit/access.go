@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	_ "time/tzdata" // Europe/London for the out-of-hours rule, whatever the host has
@@ -36,6 +37,13 @@ const (
 	ReasonNotInvolved = "not_involved"
 	// ReasonIntegrity: the entry does not match its leaf (see AccessRecord.integrity_error).
 	ReasonIntegrity = "integrity_error"
+	// ReasonOutsidePartnerships: the record belongs to a partnership the reader does not serve.
+	ReasonOutsidePartnerships = "outside_partnerships"
+	// ReasonNoOpenCase: the referral's case was closed before the read.
+	ReasonNoOpenCase = "no_open_case"
+	// ReasonBulkReading: the reader read more distinct children in an hour than
+	// Config.BulkReadsPerHour.
+	ReasonBulkReading = "bulk_reading"
 )
 
 // DefaultUnusualWindow is UnusualAccess's range when none is given: the days up to now.
@@ -182,21 +190,43 @@ func (a *grpcAPI) UserActivity(ctx context.Context, req *auditv1.UserActivityReq
 	return resp, nil
 }
 
-// unusualReasons returns why an access looks unusual, if it does: its entry does not match
-// its leaf, it was out of hours, or read by an agency not involved in a known referral by
-// someone who is not an auditor. Administrators run the system and have no reason to read
-// a child's record, so a read in that role is never taken for oversight.
-func unusualReasons(c checked, a store.Access) []string {
+// unusualReasons returns why an access looks unusual, if it does:
+//   - its entry does not match its leaf;
+//   - it was out of hours;
+//   - the reader serves named partnerships (sealed on the access event) and the record's
+//     partnership is not one of them; hub staff (practitioners, managers) reading a case of
+//     a partnership they serve are involved, whatever stage the case is at;
+//   - otherwise, by an agency not involved in a known referral (neither its referrer nor a
+//     reviewer of its decision), unless the reader is an auditor (administrators run the
+//     system and have no reason to read a child's record, so their reads are never
+//     oversight);
+//   - the referral's case was closed before the read (no open case);
+//   - it took the reader past bulkLimit distinct children in the hour up to it.
+func unusualReasons(c checked, a store.Access, sealed *eventsv1.RecordAccessed, bulkLimit int) []string {
 	if c.Problem != "" {
 		return []string{ReasonIntegrity}
 	}
+	e := c.Entry
 	var rs []string
-	if OutOfHours(c.Entry.OccurredAt) {
+	if OutOfHours(e.OccurredAt) {
 		rs = append(rs, ReasonOutOfHours)
 	}
-	overseer := c.Entry.ActorRole == string(auth.RoleAuditor)
-	if a.ReferralKnown && !a.Involved && !overseer {
+	overseer := e.ActorRole == string(auth.RoleAuditor)
+	staff := e.ActorRole == string(auth.RolePractitioner) || e.ActorRole == string(auth.RoleManager)
+	serves := sealed.GetReaderPartnerships()
+	switch {
+	case len(serves) > 0 && e.Partnership != "" && !slices.Contains(serves, auth.AllPartnerships) && !slices.Contains(serves, e.Partnership):
+		rs = append(rs, ReasonOutsidePartnerships)
+	case len(serves) > 0 && e.Partnership != "" && staff:
+		// Hub staff working their own partnership's queue: involved.
+	case a.ReferralKnown && !a.Involved && !overseer:
 		rs = append(rs, ReasonNotInvolved)
+	}
+	if a.CaseClosed && !overseer {
+		rs = append(rs, ReasonNoOpenCase)
+	}
+	if bulkLimit > 0 && a.ChildrenLastHour > int64(bulkLimit) {
+		rs = append(rs, ReasonBulkReading)
 	}
 	return rs
 }
@@ -244,7 +274,7 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 			if !visibleTo(id, servedPartnership(cs[i], &r.Entry)) {
 				continue
 			}
-			rs := unusualReasons(cs[i], r)
+			rs := unusualReasons(cs[i], r, reasons[i], a.svc.cfg.BulkReadsPerHour)
 			if len(rs) == 0 {
 				continue
 			}

@@ -22,6 +22,11 @@ type Access struct {
 	// Set by UnusualCandidates only: the referral has a mash.referral.received entry, and
 	// the reader is involved in it (see UnusualCandidates).
 	ReferralKnown, Involved bool
+	// Set by UnusualCandidates only: the referral's case was closed before the read, and
+	// how many distinct children (or referrals, where no child is known) the reader read
+	// in the hour up to and including it.
+	CaseClosed       bool
+	ChildrenLastHour int64
 }
 
 func scanAccess(rows pgx.Rows, extra bool) ([]Access, error) {
@@ -29,7 +34,7 @@ func scanAccess(rows pgx.Rows, extra bool) ([]Access, error) {
 		var a Access
 		dst, finish := entryDest(&a.Entry)
 		if extra {
-			dst = append(dst, &a.ReferralKnown, &a.Involved)
+			dst = append(dst, &a.ReferralKnown, &a.Involved, &a.CaseClosed, &a.ChildrenLastHour)
 		}
 		err := r.Scan(dst...)
 		finish()
@@ -121,7 +126,13 @@ func UnusualCandidates(ctx context.Context, pool *pgxpool.Pool, from, to time.Ti
 				AND d.event_type IN ('mash.triage.confirmed', 'mash.triage.overridden')
 				AND (d.actor = e.actor OR d.agency = e.agency OR EXISTS (SELECT 1 FROM audit.entries x
 					WHERE x.actor = d.actor AND x.agency = e.agency
-					AND (x.event_type LIKE 'mash.access.%' OR x.event_type = 'mash.audit.accessed')))))
+					AND (x.event_type LIKE 'mash.access.%' OR x.event_type = 'mash.audit.accessed'))))),
+		e.referral_id <> '' AND EXISTS (SELECT 1 FROM audit.entries c WHERE c.referral_id = e.referral_id
+			AND c.event_type = 'mash.case.closed' AND c.seq < e.seq),
+		(SELECT count(DISTINCT coalesce(nullif(b.child_id, ''), b.referral_id)) FROM audit.entries b
+			WHERE b.actor = e.actor AND (b.event_type LIKE 'mash.access.%' OR b.event_type = 'mash.audit.accessed')
+			AND (b.child_id <> '' OR b.referral_id <> '') AND b.seq <= e.seq
+			AND b.occurred_at > e.occurred_at - interval '1 hour' AND b.occurred_at <= e.occurred_at)
 		` + entryJoins + ` WHERE ` + accessCond + ` AND e.occurred_at >= $1 AND e.occurred_at < $2`
 	q += cursorCond(&args, before)
 	args = append(args, limit)

@@ -38,9 +38,13 @@ type RecordAccessed struct {
 	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	// For a read of a list (a queue page, search results, information requests): the
 	// records shown, one entry per page. referral_id and child_id above are then empty.
-	Listed        []*ListedRecord `protobuf:"bytes,8,rep,name=listed,proto3" json:"listed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Listed []*ListedRecord `protobuf:"bytes,8,rep,name=listed,proto3" json:"listed,omitempty"`
+	// The partnerships the reader serves ("*" for every one), when the credential says: the
+	// unusual-access report treats hub staff reading their own partnerships' cases as
+	// involved, and flags reads outside them.
+	ReaderPartnerships []string `protobuf:"bytes,9,rep,name=reader_partnerships,json=readerPartnerships,proto3" json:"reader_partnerships,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RecordAccessed) Reset() {
@@ -129,6 +133,13 @@ func (x *RecordAccessed) GetListed() []*ListedRecord {
 	return nil
 }
 
+func (x *RecordAccessed) GetReaderPartnerships() []string {
+	if x != nil {
+		return x.ReaderPartnerships
+	}
+	return nil
+}
+
 // ListedRecord is one record shown on a listed page.
 type ListedRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -186,7 +197,7 @@ var File_mash_events_v1_access_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/events/v1/access.proto\x12\x0emash.events.v1\"\xfb\x01\n" +
+	"\x1bmash/events/v1/access.proto\x12\x0emash.events.v1\"\xac\x02\n" +
 	"\x0eRecordAccessed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
@@ -196,7 +207,8 @@ const file_mash_events_v1_access_proto_rawDesc = "" +
 	"referralId\x12\x19\n" +
 	"\bchild_id\x18\x06 \x01(\tR\achildId\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x124\n" +
-	"\x06listed\x18\b \x03(\v2\x1c.mash.events.v1.ListedRecordR\x06listed\"J\n" +
+	"\x06listed\x18\b \x03(\v2\x1c.mash.events.v1.ListedRecordR\x06listed\x12/\n" +
+	"\x13reader_partnerships\x18\t \x03(\tR\x12readerPartnerships\"J\n" +
 	"\fListedRecord\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x19\n" +
