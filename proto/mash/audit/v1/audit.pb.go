@@ -1475,8 +1475,14 @@ type FlaggedAccess struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Access *AccessRecord          `protobuf:"bytes,1,opt,name=access,proto3" json:"access,omitempty"`
 	// "out_of_hours": outside 08:00-18:00 Europe/London on a weekday, or at a weekend.
-	// "not_involved": the reader's agency neither referred the referral nor confirmed or
-	// overrode its decision, and the reader is not an auditor or admin.
+	// "outside_partnerships": the record's partnership is not one the reader serves.
+	// "not_involved": where the reader's partnerships are not known, the reader's agency
+	// neither referred the referral nor confirmed or overrode its decision, and the reader is
+	// not an auditor or admin. (Hub staff reading their own partnerships' cases are involved.)
+	// "no_open_case": the referral's case was closed before the read.
+	// "bulk_reading": the reader read more distinct children in the hour up to this read than
+	// MASH_AUDIT_BULK_READS_PER_HOUR.
+	// "integrity_error": the entry does not match its leaf (only seq is served).
 	Reasons       []string `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
