@@ -102,21 +102,14 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 				}
 			}
 		}
-		var leafHash tlog.Hash
-		if len(r.Hashes) > 0 {
-			copy(leafHash[:], r.Hashes[0])
-		}
-		if err := v.AddWithStoredHash(r.Seq, r.Leaf, redacted, leafHash); err != nil {
-			return err
-		}
-		// Every stored hash this leaf's append added, interior ones included, must be the
-		// one recomputed from the leaves: the served proofs are read from them.
-		want := v.Hashes()[tlog.StoredHashIndex(0, pos):]
-		if p := storedHashProblem(r.HashIdx, r.Hashes, tlog.StoredHashIndex(0, pos), want); p != "" {
-			side.note(pos, p)
-		}
-		return nil
+		return v.AddWithStoredHash(r.Seq, r.Leaf, redacted, tlog.Hash(r.StoredLeafHash))
 	})
+	if err == nil {
+		// Every stored hash, interior ones included, must be the one recomputed from the
+		// leaves (the served proofs are read from them): a second pass in index order,
+		// naming the entry whose append stored the first that differs.
+		err = compareStoredHashes(ctx, pool, v.Hashes(), &side)
+	}
 	if err != nil {
 		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
 	}
@@ -162,14 +155,6 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 	if herr != nil {
 		return hrep, fmt.Errorf("verify: the head's root does not match the entries: %w", herr)
 	}
-	n, maxIdx, herr := store.TreeHashCount(ctx, pool)
-	if herr != nil {
-		return rep, fmt.Errorf("verify: %w", herr)
-	}
-	if want := int64(len(v.Hashes())); n != want || maxIdx != want-1 {
-		return rep, fmt.Errorf("verify: %w: the tree of %d entries stores %d hashes (indexes 0..%d) but the table holds %d (largest index %d)",
-			auditlog.ErrMismatch, v.Len(), want, want-1, n, maxIdx)
-	}
 	// Every checkpoint ever signed, not only the latest: its row must be what was signed,
 	// and its root the tree's root at its size.
 	if err := verifyCheckpoints(ctx, pool, v, vkey, origin); err != nil {
@@ -206,18 +191,48 @@ type missingRow struct {
 	referral string
 }
 
-// storedHashProblem compares the stored hashes a leaf's append added (rows at idx, in
-// order) with those recomputed (want, starting at index first).
-func storedHashProblem(idx []int64, hashes [][]byte, first int64, want auditlog.MemoryHashes) string {
-	if len(idx) != len(want) {
-		return fmt.Sprintf("the tree should store %d hashes from index %d for this entry but %d are stored", len(want), first, len(idx))
-	}
-	for i := range want {
-		if idx[i] != first+int64(i) || !bytes.Equal(hashes[i], want[i][:]) {
-			return fmt.Sprintf("stored tree hash %d is not the one recomputed from the leaves", first+int64(i))
+// compareStoredHashes reads every stored tree hash in index order and notes, against the
+// entry whose append stored it, the first that is missing, extra or not the one recomputed.
+func compareStoredHashes(ctx context.Context, q store.Querier, want auditlog.MemoryHashes, side *sideFinding) error {
+	next := int64(0)
+	found := false
+	note := func(idx int64, reason string) {
+		if !found {
+			found = true
+			side.note(entryOfHash(idx), reason)
 		}
 	}
-	return ""
+	err := store.StreamTreeHashes(ctx, q, func(idx int64, h []byte) error {
+		switch {
+		case idx >= int64(len(want)):
+			note(int64(len(want))-1, fmt.Sprintf("the table stores hash %d, beyond the %d hashes of the tree", idx, len(want)))
+		case idx != next:
+			note(next, fmt.Sprintf("stored tree hash %d is missing", next))
+		case !bytes.Equal(h, want[idx][:]):
+			note(idx, fmt.Sprintf("stored tree hash %d is not the one recomputed from the leaves", idx))
+		}
+		next = idx + 1
+		return nil
+	})
+	if err == nil && !found && next < int64(len(want)) {
+		note(next, fmt.Sprintf("stored tree hash %d is missing", next))
+	}
+	return err
+}
+
+// entryOfHash is the leaf whose append stores hash idx: the n with
+// StoredHashIndex(0, n) <= idx < StoredHashIndex(0, n+1).
+func entryOfHash(idx int64) int64 {
+	lo, hi := int64(0), idx/2+1 // StoredHashIndex(0, n) = 2n - popcount(n) >= n
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if tlog.StoredHashIndex(0, mid) <= idx {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
 }
 
 // verifyCheckpoints checks every stored checkpoint against the recomputed tree.

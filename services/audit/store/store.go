@@ -359,34 +359,32 @@ func ReadPayload(ctx context.Context, pool *pgxpool.Pool, eventID string) (Paylo
 }
 
 // VerifyRow is one entry as the verifier reads it: every column, what is stored of its
-// payload, and the stored tree hashes its append added.
+// payload, and the stored hash of its leaf (zero when missing).
 type VerifyRow struct {
 	Entry
 	Nonce, Ciphertext, Wrapped []byte // nil when no payload, or its key destroyed
-	// HashIdx and Hashes are the rows of audit.tree_hashes with idx in the range the
-	// append of leaf seq fills, [2 seq - popcount(seq), 2 (seq+1) - popcount(seq+1)), in
-	// idx order; the first is the leaf hash.
-	HashIdx []int64
-	Hashes  [][]byte
+	StoredLeafHash             [32]byte
 }
 
-// StreamEntries calls fn for every entry in seq order, reading in one pass.
+// StreamEntries calls fn for every entry in seq order, reading in one pass. The leaf hash
+// stored for seq n sits at tlog stored-hash index 2n - popcount(n).
 func StreamEntries(ctx context.Context, q Querier, fn func(*VerifyRow) error) error {
 	rows, err := q.Query(ctx, `SELECT `+entryColumns+`, p.nonce, CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END, k.wrapped_key,
-		coalesce(h.idx, '{}'), coalesce(h.hashes, '{}')
+		coalesce(t.hash, ''::bytea)
 		`+entryJoins+`
-		LEFT JOIN LATERAL (SELECT array_agg(t.idx ORDER BY t.idx) AS idx, array_agg(t.hash ORDER BY t.idx) AS hashes
-			FROM audit.tree_hashes t WHERE t.idx >= 2 * e.seq - bit_count(e.seq::bit(64))
-			AND t.idx < 2 * (e.seq + 1) - bit_count((e.seq + 1)::bit(64))) h ON true
+		LEFT JOIN audit.tree_hashes t ON t.idx = 2 * e.seq - bit_count(e.seq::bit(64))
 		ORDER BY e.seq`)
 	if err != nil {
 		return fmt.Errorf("stream entries: %w", err)
 	}
 	var r VerifyRow
+	var h []byte
 	dst, finish := entryDest(&r.Entry)
-	dst = append(dst, &r.Nonce, &r.Ciphertext, &r.Wrapped, &r.HashIdx, &r.Hashes)
+	dst = append(dst, &r.Nonce, &r.Ciphertext, &r.Wrapped, &h)
 	_, err = pgx.ForEachRow(rows, dst, func() error {
 		finish()
+		r.StoredLeafHash = [32]byte{}
+		copy(r.StoredLeafHash[:], h)
 		return fn(&r)
 	})
 	if err != nil {
@@ -395,13 +393,18 @@ func StreamEntries(ctx context.Context, q Querier, fn func(*VerifyRow) error) er
 	return nil
 }
 
-// TreeHashCount returns how many stored tree hashes there are and the largest index.
-func TreeHashCount(ctx context.Context, q pgx.Tx) (n, maxIdx int64, err error) {
-	err = q.QueryRow(ctx, `SELECT count(*), coalesce(max(idx), -1) FROM audit.tree_hashes`).Scan(&n, &maxIdx)
+// StreamTreeHashes calls fn for every stored tree hash in index order.
+func StreamTreeHashes(ctx context.Context, q Querier, fn func(idx int64, hash []byte) error) error {
+	rows, err := q.Query(ctx, `SELECT idx, hash FROM audit.tree_hashes ORDER BY idx`)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count tree hashes: %w", err)
+		return fmt.Errorf("stream tree hashes: %w", err)
 	}
-	return n, maxIdx, nil
+	var idx int64
+	var h []byte
+	if _, err := pgx.ForEachRow(rows, []any{&idx, &h}, func() error { return fn(idx, h) }); err != nil {
+		return fmt.Errorf("stream tree hashes: %w", err)
+	}
+	return nil
 }
 
 // Checkpoints returns every stored checkpoint, smallest first.
