@@ -328,3 +328,15 @@ func TestListedReadShowsItsRecords(t *testing.T) {
 		t.Fatalf("access %v", a)
 	}
 }
+
+// entryOfHash (through verification) names the leaf whose append stored a hash: checked
+// here against the definition for the first thousand indexes.
+func TestEntryOfHash(t *testing.T) {
+	for n := int64(0); n < 1000; n++ {
+		for idx := tlog.StoredHashIndex(0, n); idx < tlog.StoredHashIndex(0, n+1); idx++ {
+			if got := audit.EntryOfHash(idx); got != n {
+				t.Fatalf("EntryOfHash(%d) = %d, want %d", idx, got, n)
+			}
+		}
+	}
+}

@@ -223,7 +223,7 @@ func compareStoredHashes(ctx context.Context, q store.Querier, want auditlog.Mem
 // entryOfHash is the leaf whose append stores hash idx: the n with
 // StoredHashIndex(0, n) <= idx < StoredHashIndex(0, n+1).
 func entryOfHash(idx int64) int64 {
-	lo, hi := int64(0), idx/2+1 // StoredHashIndex(0, n) = 2n - popcount(n) >= n
+	lo, hi := int64(0), idx // StoredHashIndex(0, n) = 2n - popcount(n) >= n, so n <= idx
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
 		if tlog.StoredHashIndex(0, mid) <= idx {
