@@ -45,7 +45,7 @@ func EventType(subject string) string { return "mash.access." + subject }
 func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
 	ev := &eventsv1.RecordAccessed{
 		ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency, Action: r.Action, ReferralId: r.ReferralID, ChildId: r.ChildID,
-		Reason: server.AccessReason(ctx),
+		Reason: server.AccessReason(ctx), ReaderPartnerships: id.Partnerships,
 	}
 	for _, l := range r.Listed {
 		ev.Listed = append(ev.Listed, &eventsv1.ListedRecord{ReferralId: l.ReferralID, ChildId: l.ChildID})

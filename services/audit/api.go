@@ -63,7 +63,7 @@ func (s *Service) recordAccess(ctx context.Context, id auth.Identity, what, refe
 	// The reason may name people, so it is sealed like any event's payload (a
 	// RecordAccessed), under the case key of the referral asked about.
 	payload, err := anypb.New(&eventsv1.RecordAccessed{ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency,
-		Action: what, ReferralId: referralID, ChildId: childID, Reason: server.AccessReason(ctx)})
+		Action: what, ReferralId: referralID, ChildId: childID, Reason: server.AccessReason(ctx), ReaderPartnerships: id.Partnerships})
 	if err != nil {
 		return fmt.Errorf("record access: %w", err)
 	}
