@@ -2,6 +2,7 @@ package triage_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/uuid"
@@ -55,7 +56,9 @@ func TestQueuePageLeavesAnAccessEntry(t *testing.T) {
 		t.Fatalf("%d queue access entries for two pages, want 2", len(acc))
 	}
 	a := acc[0]
-	if a.GetAction() != "ListQueue" || a.GetClientId() != p.id || len(a.GetListed()) != len(first.GetCases()) {
+	// The reader's partnerships travel with the read, for the unusual-access report.
+	if a.GetAction() != "ListQueue" || a.GetClientId() != p.id || len(a.GetListed()) != len(first.GetCases()) ||
+		!slices.Equal(a.GetReaderPartnerships(), []string{auth.AllPartnerships}) {
 		t.Fatalf("queue access %v", a)
 	}
 	for i, c := range first.GetCases() {
