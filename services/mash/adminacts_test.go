@@ -50,7 +50,7 @@ func waitForEntry(t *testing.T, s *system, auditor, eventType, want string) trai
 func TestCredentialAndUserActsAreOnTheTrail(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
-	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "auditor")
+	out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", "auditor", "--partnerships", "*")
 	if code != 0 {
 		t.Fatalf("clients create: %s", errOut)
 	}
@@ -81,7 +81,7 @@ func TestCredentialAndUserActsAreOnTheTrail(t *testing.T) {
 		check(t, waitForEntry(t, s, auditor, "mash.admin.client", "client.revoke "+id+": succeeded"))
 	})
 	t.Run("user create", func(t *testing.T) {
-		cli(t, "users", "create", "--username", "a.jones", "--name", "A Jones", "--role", "practitioner")
+		cli(t, "users", "create", "--username", "a.jones", "--name", "A Jones", "--role", "practitioner", "--partnerships", "rhondda-cynon-taf")
 		check(t, waitForEntry(t, s, auditor, "mash.admin.user", "user.create a.jones: succeeded"))
 	})
 	t.Run("user password reset", func(t *testing.T) {
