@@ -168,14 +168,6 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		return err
 	}})
 	sys = &system{p: p, cfg: cfg, srv: srv}
-	// Credential changes and sign-ins (administrative acts written by the mash command and
-	// the console) wait in the auth schema's outbox; every process relays it (SKIP LOCKED
-	// shares the rows).
-	authRelay, err := events.NewRelay(p.pool, p.js, events.RelayConfig{Schema: auth.Schema}, log.Named("auth-relay"), p.eventMetrics)
-	if err != nil {
-		return nil, fmt.Errorf("start the auth relay: %w", err)
-	}
-	sys.running = append(sys.running, relayService{authRelay})
 	for _, name := range cfg.Services {
 		svc, err := modules[name].build(p)
 		if err != nil {
@@ -183,17 +175,19 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		}
 		svc.Register(srv)
 		sys.running = append(sys.running, svc)
+		if m := modules[name]; m.relays != "" {
+			relay, err := events.NewRelay(p.pool, p.jsOf(m.bus.Service), events.RelayConfig{Schema: m.relays}, log.Named(m.relays+"-relay"), p.eventMetrics)
+			if err != nil {
+				return nil, fmt.Errorf("start %s: relay of %s: %w", name, m.relays, err)
+			}
+			sys.running = append(sys.running, relayService{relay})
+		}
 	}
 	if p.busAuth != nil {
 		sys.running = append(sys.running, busSweeper{auth: p.busAuth, srv: p.embedded})
 	}
 	return sys, nil
 }
-
-// relayService runs a relay as a worker of the process; it serves no API.
-type relayService struct{ *events.Relay }
-
-func (relayService) Register(*apiserver.Server) {}
 
 // close releases the plumbing: NATS (and the embedded server), peers, Postgres.
 func (s *system) close() { s.p.close() }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"mash/pkg/access"
+	"mash/pkg/adminact"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
 	"mash/services/rules/store"
@@ -11,7 +12,7 @@ import (
 // own consumers. Its NATS user is refused every other subject.
 var Bus = busauth.Role{
 	Service:   "rules",
-	Publishes: []string{EventDecided, EventConfirmed, EventOverridden, access.EventType("decision")},
+	Publishes: []string{EventDecided, EventConfirmed, EventOverridden, access.EventType("decision"), adminact.SubjectPrefix + "pack"},
 	Durables:  []string{referralsDurable, notifiedDurable, events.AuditedDurable(store.Schema)},
 }
 

@@ -13,7 +13,7 @@ var Bus = busauth.Role{
 	Service: "triage",
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
-		access.EventType("case")},
+		access.EventType("case"), access.EventType("queue"), access.EventType("information-requests")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 
