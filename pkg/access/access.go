@@ -26,6 +26,14 @@ type Read struct {
 	Partnership string
 	ReferralID  string
 	ChildID     string
+	// Listed are the records a list read showed (a queue page, search results, information
+	// requests): one access entry per page, naming every child on it.
+	Listed []Listed
+}
+
+// Listed is one record shown on a listed page.
+type Listed struct {
+	ReferralID, ChildID string
 }
 
 // EventType is the subject of the access event for reads of subject ("referral", "case"):
@@ -35,10 +43,14 @@ func EventType(subject string) string { return "mash.access." + subject }
 // Record writes the access event for r by id into schema's outbox and commits, then wakes
 // the relay. An error means the read must not go ahead.
 func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
-	env, raw, err := events.NewEnvelope(EventType(r.Subject), r.Partnership, r.ReferralID, 0, now, &eventsv1.RecordAccessed{
+	ev := &eventsv1.RecordAccessed{
 		ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency, Action: r.Action, ReferralId: r.ReferralID, ChildId: r.ChildID,
-		Reason: server.AccessReason(ctx),
-	})
+		Reason: server.AccessReason(ctx), ReaderPartnerships: id.Partnerships,
+	}
+	for _, l := range r.Listed {
+		ev.Listed = append(ev.Listed, &eventsv1.ListedRecord{ReferralId: l.ReferralID, ChildId: l.ChildID})
+	}
+	env, raw, err := events.NewEnvelope(EventType(r.Subject), r.Partnership, r.ReferralID, 0, now, ev)
 	if err != nil {
 		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mash/pkg/db"
+	"mash/pkg/events"
 )
 
 // Schema is the Postgres schema that holds credentials.
@@ -26,8 +27,18 @@ const Schema = "auth"
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// Migrations returns the auth schema's migrations.
-func Migrations() ([]db.Migration, error) { return db.LoadMigrations(migrationFS, "migrations") }
+// Migrations returns the auth schema's migrations, with an outbox: changes to credentials
+// and sign-ins are administrative acts whose events are written in the same transaction
+// (by the mash command and the console) and published by the relay of mash serve.
+func Migrations() ([]db.Migration, error) {
+	migs, err := db.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return append(migs,
+		db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)},
+		db.Migration{Version: 1002, Name: "1002_reconcile.sql", SQL: events.ReconcileDDL(Schema)}), nil
+}
 
 // Migrate brings the auth schema up to date.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
@@ -81,6 +92,12 @@ func NewStore(pool *pgxpool.Pool) *Store {
 // Create stores a new client serving partnerships (required for a hub role) and returns its
 // credential, which is shown once: only a hash of the secret is kept.
 func (s *Store) Create(ctx context.Context, agency, kind string, role Role, createdBy string, partnerships ...string) (Client, string, error) {
+	return s.CreateWith(ctx, agency, kind, role, createdBy, partnerships, nil)
+}
+
+// CreateWith is Create running then, when given, in the transaction that stores the client
+// (to write the act's event to the outbox).
+func (s *Store) CreateWith(ctx context.Context, agency, kind string, role Role, createdBy string, partnerships []string, then func(pgx.Tx, Client) error) (Client, string, error) {
 	if err := ValidateClient(agency, kind, role); err != nil {
 		return Client{}, "", err
 	}
@@ -100,9 +117,17 @@ func (s *Store) Create(ctx context.Context, agency, kind string, role Role, crea
 	secretText := base64.RawURLEncoding.EncodeToString(secret)
 	hash := sha256.Sum256([]byte(secretText))
 	c := Client{Identity: Identity{ClientID: id, Agency: agency, Kind: kind, Role: role, Partnerships: partnerships}, CreatedBy: createdBy}
-	err = s.pool.QueryRow(ctx, `INSERT INTO auth.clients (id, agency, kind, role, secret_hash, created_by, partnerships)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO auth.clients (id, agency, kind, role, secret_hash, created_by, partnerships)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
-		id, agency, kind, string(role), hash[:], createdBy, nonNil(partnerships)).Scan(&c.CreatedAt)
+			id, agency, kind, string(role), hash[:], createdBy, nonNil(partnerships)).Scan(&c.CreatedAt); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(tx, c)
+		}
+		return nil
+	})
 	if err != nil {
 		return Client{}, "", fmt.Errorf("store client %s: %w", id, err)
 	}
@@ -131,6 +156,11 @@ var ErrNoSuchClient = errors.New("no active client with that id")
 // Revoke disables a client. This process stops accepting it at once, and every process
 // following revocations (FollowRevocations) as soon as the announcement reaches it.
 func (s *Store) Revoke(ctx context.Context, id, revokedBy string) error {
+	return s.RevokeWith(ctx, id, revokedBy, nil)
+}
+
+// RevokeWith is Revoke running then, when given, in the transaction that revokes.
+func (s *Store) RevokeWith(ctx context.Context, id, revokedBy string, then func(pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE auth.clients SET revoked_at = now(), revoked_by = $2
 			WHERE id = $1 AND revoked_at IS NULL`, id, revokedBy)
@@ -140,7 +170,13 @@ func (s *Store) Revoke(ctx context.Context, id, revokedBy string) error {
 		if tag.RowsAffected() == 0 {
 			return ErrNoSuchClient
 		}
-		return announce(ctx, tx, Revocation{Kind: RevokedClient, ID: id})
+		if err := announce(ctx, tx, Revocation{Kind: RevokedClient, ID: id}); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("revoke client %s: %w", id, err)

@@ -229,3 +229,4 @@ func Require(ctx context.Context, p auth.Permission) (auth.Identity, error) {
 	}
 	return id, nil
 }
+

@@ -2,17 +2,22 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	_ "time/tzdata" // Europe/London for the out-of-hours rule, whatever the host has
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/audit/store"
 )
 
@@ -30,6 +35,15 @@ const (
 const (
 	ReasonOutOfHours  = "out_of_hours"
 	ReasonNotInvolved = "not_involved"
+	// ReasonIntegrity: the entry does not match its leaf (see AccessRecord.integrity_error).
+	ReasonIntegrity = "integrity_error"
+	// ReasonOutsidePartnerships: the record belongs to a partnership the reader does not serve.
+	ReasonOutsidePartnerships = "outside_partnerships"
+	// ReasonNoOpenCase: the referral's case was closed before the read.
+	ReasonNoOpenCase = "no_open_case"
+	// ReasonBulkReading: the reader read more distinct children in an hour than
+	// Config.BulkReadsPerHour.
+	ReasonBulkReading = "bulk_reading"
 )
 
 // DefaultUnusualWindow is UnusualAccess's range when none is given: the days up to now.
@@ -60,27 +74,64 @@ func OutOfHours(t time.Time) bool {
 	return l.Hour() < WorkdayStartHour || l.Hour() >= WorkdayEndHour
 }
 
-func accessToProto(a store.Access) *auditv1.AccessRecord {
-	return &auditv1.AccessRecord{Seq: a.Seq, OccurredAt: timestamppb.New(a.OccurredAt), Actor: a.Actor, Role: a.ActorRole,
-		Agency: a.Agency, What: a.Decision, EventType: a.EventType, ReferralId: a.ReferralID, ChildId: a.ChildID}
+// accessToProto serves a checked access entry with what its payload says: the reason and,
+// for a list read, the records shown.
+func accessToProto(c checked, sealed *eventsv1.RecordAccessed) *auditv1.AccessRecord {
+	if c.Problem != "" {
+		return &auditv1.AccessRecord{Seq: c.Seq, IntegrityError: c.Problem}
+	}
+	e := c.Entry
+	out := &auditv1.AccessRecord{Seq: e.Seq, OccurredAt: timestamppb.New(e.OccurredAt), Actor: e.Actor, Role: e.ActorRole,
+		Agency: e.Agency, What: e.Decision, EventType: e.EventType, ReferralId: e.ReferralID, ChildId: e.ChildID,
+		Reason: sealed.GetReason()}
+	for _, l := range sealed.GetListed() {
+		out.Listed = append(out.Listed, &auditv1.ListedRecord{ReferralId: l.GetReferralId(), ChildId: l.GetChildId()})
+	}
+	return out
 }
 
-// accessPage converts up to n rows (n+1 were asked for) and returns the next token when
-// there are more: the last seq read. Reads of partnerships the caller does not serve are
-// left out, so a page may hold fewer than n.
-func accessPage(id auth.Identity, rows []store.Access, n int) ([]*auditv1.AccessRecord, string) {
+// checkAccesses proves access rows against their leaves and reads each proven entry's
+// reason from its sealed payload.
+func (s *Service) checkAccesses(ctx context.Context, rows []store.Access) ([]checked, []*eventsv1.RecordAccessed, error) {
+	c, err := s.newRowChecker(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ptrs := make([]*store.Entry, len(rows))
+	for i := range rows {
+		ptrs[i] = &rows[i].Entry
+	}
+	cs, err := c.check(ptrs)
+	if err != nil {
+		return nil, nil, err
+	}
+	reasons, err := s.accessReasons(ctx, cs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, reasons, nil
+}
+
+// accessPage proves and converts up to n rows (n+1 were asked for) and returns the next
+// token when there are more: the last seq read. Reads of partnerships the caller does not
+// serve are left out, so a page may hold fewer than n.
+func (s *Service) accessPage(ctx context.Context, id auth.Identity, rows []store.Access, n int) ([]*auditv1.AccessRecord, string, error) {
 	next := ""
 	if len(rows) > n {
 		rows = rows[:n]
 		next = strconv.FormatInt(rows[n-1].Seq, 10)
 	}
-	out := make([]*auditv1.AccessRecord, 0, len(rows))
-	for _, r := range rows {
-		if visibleTo(id, r.Partnership) {
-			out = append(out, accessToProto(r))
+	cs, reasons, err := s.checkAccesses(ctx, rows)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*auditv1.AccessRecord, 0, len(cs))
+	for i := range cs {
+		if visibleTo(id, servedPartnership(cs[i], &rows[i].Entry)) {
+			out = append(out, accessToProto(cs[i], reasons[i]))
 		}
 	}
-	return out, next
+	return out, next, nil
 }
 
 func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest) (*auditv1.WhoAccessedResponse, error) {
@@ -104,7 +155,9 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 		return nil, err
 	}
 	resp := &auditv1.WhoAccessedResponse{}
-	resp.Accesses, resp.NextPageToken = accessPage(id, rows, n)
+	if resp.Accesses, resp.NextPageToken, err = a.svc.accessPage(ctx, id, rows, n); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
@@ -131,22 +184,49 @@ func (a *grpcAPI) UserActivity(ctx context.Context, req *auditv1.UserActivityReq
 		return nil, err
 	}
 	resp := &auditv1.UserActivityResponse{}
-	resp.Accesses, resp.NextPageToken = accessPage(id, rows, n)
+	if resp.Accesses, resp.NextPageToken, err = a.svc.accessPage(ctx, id, rows, n); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
-// unusualReasons returns why an access looks unusual, if it does: out of hours, or read by
-// an agency not involved in a known referral by someone who is not an auditor.
-// Administrators run the system and have no reason to read a child's record, so a read in
-// that role is never taken for oversight.
-func unusualReasons(a store.Access) []string {
+// unusualReasons returns why an access looks unusual, if it does:
+//   - its entry does not match its leaf;
+//   - it was out of hours;
+//   - the reader serves named partnerships (sealed on the access event) and the record's
+//     partnership is not one of them; hub staff (practitioners, managers) reading a case of
+//     a partnership they serve are involved, whatever stage the case is at;
+//   - otherwise, by an agency not involved in a known referral (neither its referrer nor a
+//     reviewer of its decision), unless the reader is an auditor (administrators run the
+//     system and have no reason to read a child's record, so their reads are never
+//     oversight);
+//   - the referral's case was closed before the read (no open case);
+//   - it took the reader past bulkLimit distinct children in the hour up to it.
+func unusualReasons(c checked, a store.Access, sealed *eventsv1.RecordAccessed, bulkLimit int) []string {
+	if c.Problem != "" {
+		return []string{ReasonIntegrity}
+	}
+	e := c.Entry
 	var rs []string
-	if OutOfHours(a.OccurredAt) {
+	if OutOfHours(e.OccurredAt) {
 		rs = append(rs, ReasonOutOfHours)
 	}
-	overseer := a.ActorRole == string(auth.RoleAuditor)
-	if a.ReferralKnown && !a.Involved && !overseer {
+	overseer := e.ActorRole == string(auth.RoleAuditor)
+	staff := e.ActorRole == string(auth.RolePractitioner) || e.ActorRole == string(auth.RoleManager)
+	serves := sealed.GetReaderPartnerships()
+	switch {
+	case len(serves) > 0 && e.Partnership != "" && !slices.Contains(serves, auth.AllPartnerships) && !slices.Contains(serves, e.Partnership):
+		rs = append(rs, ReasonOutsidePartnerships)
+	case len(serves) > 0 && e.Partnership != "" && staff:
+		// Hub staff working their own partnership's queue: involved.
+	case a.ReferralKnown && !a.Involved && !overseer:
 		rs = append(rs, ReasonNotInvolved)
+	}
+	if a.CaseClosed && !overseer {
+		rs = append(rs, ReasonNoOpenCase)
+	}
+	if bulkLimit > 0 && a.ChildrenLastHour > int64(bulkLimit) {
+		rs = append(rs, ReasonBulkReading)
 	}
 	return rs
 }
@@ -184,13 +264,17 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rows {
+		cs, reasons, err := a.svc.checkAccesses(ctx, rows)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range rows {
 			scanned++
 			cursor = r.Seq
-			if !visibleTo(id, r.Partnership) {
+			if !visibleTo(id, servedPartnership(cs[i], &r.Entry)) {
 				continue
 			}
-			rs := unusualReasons(r)
+			rs := unusualReasons(cs[i], r, reasons[i], a.svc.cfg.BulkReadsPerHour)
 			if len(rs) == 0 {
 				continue
 			}
@@ -199,7 +283,7 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 				resp.NextPageToken = strconv.FormatInt(lastFlagged, 10)
 				return resp, nil
 			}
-			resp.Accesses = append(resp.Accesses, &auditv1.FlaggedAccess{Access: accessToProto(r), Reasons: rs})
+			resp.Accesses = append(resp.Accesses, &auditv1.FlaggedAccess{Access: accessToProto(cs[i], reasons[i]), Reasons: rs})
 			lastFlagged = r.Seq
 		}
 		if len(rows) < unusualScanBatch {
@@ -209,4 +293,50 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 	// Examined as many entries as a page may: continue after the last one examined.
 	resp.NextPageToken = strconv.FormatInt(cursor, 10)
 	return resp, nil
+}
+
+// accessReasons reads each proven, unredacted access entry's sealed payload (a
+// RecordAccessed: the reason, the records listed), after checking the ciphertext against
+// the leaf's digest. Entries without one get nil.
+func (s *Service) accessReasons(ctx context.Context, cs []checked) ([]*eventsv1.RecordAccessed, error) {
+	out := make([]*eventsv1.RecordAccessed, len(cs))
+	var ids []string
+	for _, c := range cs {
+		if c.Problem == "" && !c.Redacted && c.Entry.PayloadSHA256 != ([32]byte{}) {
+			ids = append(ids, c.Entry.EventID)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ps, err := store.Payloads(ctx, s.pool, ids)
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string][]byte{}
+	for i, c := range cs {
+		p, ok := ps[c.Entry.EventID]
+		if c.Problem != "" || !ok || p.Destroyed || p.ReferralID != c.Entry.ReferralID || sha256.Sum256(p.Ciphertext) != c.Entry.PayloadSHA256 {
+			continue
+		}
+		key, ok := keys[p.ReferralID]
+		if !ok {
+			if key, err = unwrapKey(s.cfg.MasterKey, p.Wrapped, p.ReferralID); err != nil {
+				cs[i].Problem = fmt.Sprintf("entry %d: its case key does not unwrap with the master key", c.Seq)
+				continue
+			}
+			keys[p.ReferralID] = key
+		}
+		plain, err := open(key, p.Nonce, p.Ciphertext, c.Entry.EventID)
+		if err != nil {
+			cs[i].Problem = fmt.Sprintf("entry %d: the payload does not open with its case key", c.Seq)
+			continue
+		}
+		var a anypb.Any
+		ev := &eventsv1.RecordAccessed{}
+		if proto.Unmarshal(plain, &a) == nil && a.MessageIs(ev) && a.UnmarshalTo(ev) == nil {
+			out[i] = ev
+		}
+	}
+	return out, nil
 }

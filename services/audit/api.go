@@ -12,12 +12,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
 )
@@ -57,8 +60,22 @@ func (s *Service) recordAccess(ctx context.Context, id auth.Identity, what, refe
 		ReferralID: clip(referralID), ChildID: clip(childID), Actor: clip(id.ClientID), ActorRole: clip(string(id.Role)),
 		Agency: clip(id.Agency), Decision: clip(what),
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// The reason may name people, so it is sealed like any event's payload (a
+	// RecordAccessed), under the case key of the referral asked about.
+	payload, err := anypb.New(&eventsv1.RecordAccessed{ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency,
+		Action: what, ReferralId: referralID, ChildId: childID, Reason: server.AccessReason(ctx), ReaderPartnerships: id.Partnerships})
+	if err != nil {
+		return fmt.Errorf("record access: %w", err)
+	}
+	plain, err := proto.MarshalOptions{Deterministic: true}.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("record access: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := store.AsWriter(ctx, tx); err != nil {
+			return err
+		}
+		if p.PayloadSHA256, err = s.sealPayload(ctx, tx, p.EventID, p.ReferralID, plain); err != nil {
 			return err
 		}
 		return store.InsertPending(ctx, tx, p)
@@ -142,11 +159,17 @@ func timeRange(from, to *timestamppb.Timestamp) (*time.Time, *time.Time, []apier
 	return f, t, vs
 }
 
-func entryToProto(e store.Entry) *auditv1.AuditEntry {
+// entryToProto serves a checked entry: the leaf's fields when it is proven, only its seq
+// and what is wrong when it is not.
+func entryToProto(c checked) *auditv1.AuditEntry {
+	if c.Problem != "" {
+		return &auditv1.AuditEntry{Seq: c.Seq, IntegrityError: c.Problem}
+	}
+	e := c.Entry
 	return &auditv1.AuditEntry{Seq: e.Seq, EventId: e.EventID, EventType: e.EventType, OccurredAt: timestamppb.New(e.OccurredAt),
 		RecordedAt: timestamppb.New(e.RecordedAt), Partnership: e.Partnership, ReferralId: e.ReferralID, ChildId: e.ChildID,
 		Actor: e.Actor, ActorRole: e.ActorRole, Agency: e.Agency, PackVersion: e.PackVersion, Decision: e.Decision,
-		Redacted: e.Redacted}
+		Redacted: c.Redacted}
 }
 
 func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*auditv1.GetTrailResponse, error) {
@@ -170,26 +193,51 @@ func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*
 		return nil, err
 	}
 	resp := &auditv1.GetTrailResponse{}
-	resp.Entries, resp.NextPageToken = page(id, rows, n)
+	resp.Entries, resp.NextPageToken, err = a.svc.page(ctx, id, rows, n)
+	if err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
-// page converts up to n rows (n+1 were asked for) and returns the next token when there
-// are more: the last seq read. Entries of partnerships the caller does not serve are left
-// out, so a page may hold fewer than n.
-func page(id auth.Identity, rows []store.Entry, n int) ([]*auditv1.AuditEntry, string) {
+// page proves and converts up to n rows (n+1 were asked for) and returns the next token
+// when there are more: the last seq read. Entries of partnerships the caller does not
+// serve are left out (by the leaf's partnership once proven), so a page may hold fewer
+// than n.
+func (s *Service) page(ctx context.Context, id auth.Identity, rows []store.Entry, n int) ([]*auditv1.AuditEntry, string, error) {
 	next := ""
 	if len(rows) > n {
 		rows = rows[:n]
 		next = strconv.FormatInt(rows[n-1].Seq, 10)
 	}
-	out := make([]*auditv1.AuditEntry, 0, len(rows))
-	for _, r := range rows {
-		if visibleTo(id, r.Partnership) {
-			out = append(out, entryToProto(r))
+	c, err := s.newRowChecker(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	ptrs := make([]*store.Entry, len(rows))
+	for i := range rows {
+		ptrs[i] = &rows[i]
+	}
+	cs, err := c.check(ptrs)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*auditv1.AuditEntry, 0, len(cs))
+	for i, x := range cs {
+		if visibleTo(id, servedPartnership(x, &rows[i])) {
+			out = append(out, entryToProto(x))
 		}
 	}
-	return out, next
+	return out, next, nil
+}
+
+// servedPartnership is the partnership an entry is shown under: its proven leaf's, or for
+// an entry that does not match its leaf (and serves no values), its column's.
+func servedPartnership(c checked, r *store.Entry) string {
+	if c.Problem != "" {
+		return r.Partnership
+	}
+	return c.Entry.Partnership
 }
 
 // visibleTo reports whether an entry of partnership may be shown to id: auditors see the
@@ -233,7 +281,10 @@ func (a *grpcAPI) SearchEntries(ctx context.Context, req *auditv1.SearchEntriesR
 		return nil, err
 	}
 	resp := &auditv1.SearchEntriesResponse{}
-	resp.Entries, resp.NextPageToken = page(id, rows, n)
+	resp.Entries, resp.NextPageToken, err = a.svc.page(ctx, id, rows, n)
+	if err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
@@ -370,20 +421,50 @@ func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, l
 	if err != nil {
 		return err
 	}
-	// Rows are gathered first so a too-large gRPC export fails before any line is sent.
+	// Rows are gathered first so a too-large gRPC export, or one holding an entry that
+	// does not match its leaf, fails before any line is sent. Rows are proven in chunks.
 	var lines [][]byte
 	var seqs []int64
+	checker, err := s.newRowChecker(ctx)
+	if err != nil {
+		return err
+	}
+	var chunk []*store.Entry
+	flush := func() error {
+		cs, err := checker.check(chunk)
+		if err != nil {
+			return err
+		}
+		for i, c := range cs {
+			if c.Problem != "" {
+				return apierr.FailedPrecondition("the export is refused: " + c.Problem + " (run mash audit verify)")
+			}
+			if !visibleTo(id, c.Entry.Partnership) {
+				continue
+			}
+			seqs = append(seqs, c.Seq)
+			lines = append(lines, entryLine(c.Seq, chunk[i].Leaf, c.Redacted))
+		}
+		chunk = chunk[:0]
+		return nil
+	}
 	err = store.ExportRange(ctx, s.pool, req.GetReferralId(), from, to, cp.TreeSize, func(e store.Entry) error {
 		if !visibleTo(id, e.Partnership) {
 			return nil // another partnership's: each exported entry carries its own proof
 		}
-		if limit > 0 && len(seqs) >= limit {
+		if limit > 0 && len(seqs)+len(chunk) >= limit {
 			return errTooLarge
 		}
-		seqs = append(seqs, e.Seq)
-		lines = append(lines, entryLine(e.Seq, e.Leaf, e.Redacted))
+		e.Leaf = append([]byte(nil), e.Leaf...)
+		chunk = append(chunk, &e)
+		if len(chunk) == 1000 {
+			return flush()
+		}
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if errors.Is(err, errTooLarge) {
 		return apierr.Invalid([]apierr.Violation{{Field: "referral_id",
 			Reason: fmt.Sprintf("more than %d entries: narrow the range or use GET /v1/audit/export, which streams", limit)}})
@@ -419,6 +500,32 @@ var errTooLarge = errors.New("export too large")
 type cachedHashes struct {
 	r tlog.HashReader
 	m map[int64]tlog.Hash
+}
+
+// prefetch reads the stored hashes at indexes in one query, keeping those that exist; a
+// missing one is left for ReadHashes to report to the proof that needs it.
+func (c *cachedHashes) prefetch(indexes []int64) error {
+	var want []int64
+	for _, x := range indexes {
+		if _, ok := c.m[x]; !ok {
+			want = append(want, x)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	th, ok := c.r.(store.TreeHashes)
+	if !ok {
+		return nil
+	}
+	got, err := store.ReadHashesPresent(th.Ctx, th.Pool, want)
+	if err != nil {
+		return err
+	}
+	for x, h := range got {
+		c.m[x] = h
+	}
+	return nil
 }
 
 func (c *cachedHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {

@@ -15,6 +15,7 @@ const (
 	EnvOrigin             = "MASH_AUDIT_ORIGIN"              // the log's checkpoint origin
 	EnvCheckpointEvery    = "MASH_AUDIT_CHECKPOINT_EVERY"    // entries between checkpoints
 	EnvCheckpointInterval = "MASH_AUDIT_CHECKPOINT_INTERVAL" // longest time new entries wait for one
+	EnvBulkReadsPerHour   = "MASH_AUDIT_BULK_READS_PER_HOUR" // distinct children a reader may read in an hour before it is unusual
 )
 
 // Config defaults.
@@ -23,6 +24,7 @@ const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultBatchSize          = 1000
+	DefaultBulkReadsPerHour   = 60
 )
 
 // Config holds the audit service's secrets and tuning. Both keys live outside Postgres: a
@@ -46,6 +48,10 @@ type Config struct {
 	// PollInterval is how often the sequencer looks for pending entries without a wake.
 	// Default 1s.
 	PollInterval time.Duration
+	// BulkReadsPerHour is how many distinct children's records (single-record reads; list
+	// pages are not counted) one reader may read in an hour before the unusual-access
+	// report flags bulk reading. Default 60.
+	BulkReadsPerHour int
 }
 
 // ConfigFromEnv reads Config from environment variables through lookup (os.LookupEnv).
@@ -75,6 +81,13 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.CheckpointInterval = d
 	}
+	if v, ok := lookup(EnvBulkReadsPerHour); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s %q: must be a positive whole number", EnvBulkReadsPerHour, v))
+		}
+		c.BulkReadsPerHour = n
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -94,6 +107,9 @@ func (c Config) withDefaults() Config {
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
 	}
+	if c.BulkReadsPerHour == 0 {
+		c.BulkReadsPerHour = DefaultBulkReadsPerHour
+	}
 	return c
 }
 
@@ -105,8 +121,8 @@ func (c Config) validate() error {
 	if c.SigningKey == "" {
 		errs = append(errs, fmt.Errorf("%s is empty: generate a key pair with auditlog.GenerateKey and keep the private key outside the database", EnvSigningKey))
 	}
-	if c.CheckpointEvery < 1 || c.CheckpointInterval <= 0 || c.BatchSize < 1 || c.PollInterval <= 0 {
-		errs = append(errs, errors.New("CheckpointEvery, CheckpointInterval, BatchSize and PollInterval must be positive"))
+	if c.CheckpointEvery < 1 || c.CheckpointInterval <= 0 || c.BatchSize < 1 || c.PollInterval <= 0 || c.BulkReadsPerHour < 1 {
+		errs = append(errs, errors.New("CheckpointEvery, CheckpointInterval, BatchSize, PollInterval and BulkReadsPerHour must be positive"))
 	}
 	return errors.Join(errs...)
 }

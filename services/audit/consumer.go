@@ -155,6 +155,10 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			p.Actor, p.ActorRole, p.Agency = ev.GetClientId(), ev.GetRole(), ev.GetAgency()
 			p.ChildID = ev.GetChildId()
 			p.Decision = "read: " + ev.GetAction()
+			if n := len(ev.GetListed()); n > 0 {
+				// A page of a list: which records it showed are in the sealed payload.
+				p.Decision += fmt.Sprintf(" (%d listed)", n)
+			}
 		}
 	case any.MessageIs(&eventsv1.NotificationEvent{}):
 		var ev eventsv1.NotificationEvent
@@ -232,6 +236,14 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			if a := ev.GetAuthorisation(); a != nil {
 				p.Decision += ", shared without consent on " + a.GetGround() + " (" + a.GetLawfulBasis() + ")"
 			}
+		}
+	case any.MessageIs(&eventsv1.AdminActRecorded{}):
+		var ev eventsv1.AdminActRecorded
+		if any.UnmarshalTo(&ev) == nil {
+			// Who, what, to what and the outcome go in the leaf; the client address, reason
+			// and detail stay in the sealed payload (they may identify people).
+			p.Actor, p.ActorRole, p.Agency = ev.GetActor(), ev.GetActorRole(), ev.GetAgency()
+			p.Decision = ev.GetAction() + " " + ev.GetTarget() + ": " + ev.GetOutcome()
 		}
 	case any.MessageIs(&eventsv1.TriageOverridden{}):
 		var ev eventsv1.TriageOverridden

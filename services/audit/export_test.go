@@ -16,3 +16,6 @@ func (s *Service) Record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 
 // API returns the gRPC implementation, for tests that call it without a server.
 func (s *Service) API() auditv1.AuditServiceServer { return &grpcAPI{svc: s} }
+
+// EntryOfHash exposes entryOfHash to the tests.
+var EntryOfHash = entryOfHash

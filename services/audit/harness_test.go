@@ -56,6 +56,7 @@ type env struct {
 	js         jetstream.JetStream
 	svc        *audit.Service
 	vkey       string
+	master     []byte
 	now        time.Time
 	cancel     context.CancelFunc
 	runDone    chan error
@@ -85,7 +86,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{pool: pool, js: js, svc: svc, vkey: vkey, now: now}
+	return &env{pool: pool, js: js, svc: svc, vkey: vkey, master: cfg.MasterKey, now: now}
 }
 
 // run starts the service until the test ends.
@@ -256,7 +257,8 @@ func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Env
 
 func isMismatch(err error) bool { return errors.Is(err, auditlog.ErrMismatch) }
 
-// insertPending adds n pending entries straight to the table, as the consumer would.
+// insertPending adds n pending entries straight to the table, as the consumer would for
+// events without a payload (a payload digest with no payload stored would be tampering).
 func insertPending(t testing.TB, e *env, n int) {
 	t.Helper()
 	ctx := context.Background()
@@ -265,7 +267,6 @@ func insertPending(t testing.TB, e *env, n int) {
 			"actor_role", "agency", "pack_version", "decision", "payload_sha256"},
 		pgx.CopyFromSlice(n, func(i int) ([]any, error) {
 			sum := make([]byte, 32)
-			sum[0] = byte(i)
 			return []any{uuid.New(), "mash.triage.decided", e.now, e.now, "rct", uuid.NewString(), uuid.NewString(), "rules",
 				audit.RoleSystem, "", "2026.1", "LEVEL_2/RAG_GREEN", sum}, nil
 		}))

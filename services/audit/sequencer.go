@@ -280,7 +280,8 @@ func (q *sequencer) checkpoint(ctx context.Context, conn interface {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.Checkpoint{}, false, err
 	}
-	now := q.now().UTC()
+	// Microseconds, as Postgres keeps created_at: verification compares the two.
+	now := q.now().UTC().Truncate(time.Microsecond)
 	if head.TreeSize <= last.TreeSize { // nothing new to sign (or an empty log)
 		return store.Checkpoint{}, false, nil
 	}

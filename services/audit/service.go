@@ -23,6 +23,7 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -59,6 +60,7 @@ type Service struct {
 	relay    *events.Relay
 	consumer *events.Consumer
 	seq      *sequencer
+	vkey     string // the public key of SigningKey: served entries are proven as an auditor would
 	log      *zap.Logger
 	now      func() time.Time
 }
@@ -82,7 +84,11 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %s: %w", EnvSigningKey, err)
 	}
-	s := &Service{pool: d.Pool, cfg: cfg, log: d.Log, now: d.Now}
+	vkey, err := auditlog.VerifierKeyOf(cfg.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("audit.New: %s: %w", EnvSigningKey, err)
+	}
+	s := &Service{pool: d.Pool, cfg: cfg, vkey: vkey, log: d.Log, now: d.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -159,13 +165,20 @@ func (s *Service) ShredCase(ctx context.Context, referralID, by, reason string) 
 		}
 		err = store.InsertPending(ctx, tx, store.Pending{
 			EventID: uuid.Must(uuid.NewV7()).String(), EventType: EventCaseShredded, OccurredAt: now, ReceivedAt: now,
-			Partnership: partnership, ReferralID: referralID, Actor: by, ActorRole: RolePractitioner, Decision: "case-key-destroyed",
+			Partnership: partnership, ReferralID: referralID, Actor: by, ActorRole: RolePractitioner, Decision: shredDecision(reason),
 		})
 		if err == nil {
 			s.seq.Wake()
 		}
 		return err
 	})
+}
+
+// shredDecision is the decision of a case-shredded entry: it commits to the reason's
+// SHA-256 (the reason itself stays beside the key, out of the tree), so verification can
+// prove the stored reason is the one given.
+func shredDecision(reason string) string {
+	return fmt.Sprintf("case-key-destroyed reason-sha256:%x", sha256.Sum256([]byte(reason)))
 }
 
 // ReadPayload returns an event's payload as it arrived (the envelope's Any). It returns

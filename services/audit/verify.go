@@ -1,10 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +27,24 @@ import (
 // trustworthy as the database; the signed checkpoint is the proof. The error wraps
 // auditlog.ErrMismatch when the data does not match, and the Report names the entry.
 func VerifyDatabase(ctx context.Context, db *pgxpool.Pool, vkey, origin string) (auditlog.Report, error) {
+	return VerifyDatabaseWith(ctx, db, vkey, origin, VerifyOptions{})
+}
+
+// VerifyOptions are what an operator may add to the public-key verification.
+type VerifyOptions struct {
+	// MasterKey, when set, also unwraps every live case key and opens every payload, which
+	// proves the wrapped keys and nonces (a public verifier sees only their digests).
+	MasterKey []byte
+}
+
+// VerifyDatabaseWith is VerifyDatabase with options. Beyond the tree it checks everything
+// the audit APIs serve or rely on: every column of every entry against its leaf, every
+// stored tree hash (interior ones too) against the recomputed tree, the head, every signed
+// checkpoint, each payload's digest and case key against its leaf, and each destroyed key
+// against the entry recording its shredding. The Report names the first entry that does
+// not match.
+func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin string, opts VerifyOptions) (auditlog.Report, error) {
+	keyCache := map[string][]byte{}
 	// One snapshot for the checkpoint, the entries, the tree and the head: the sequencer
 	// keeps appending while an auditor verifies, and reads from different moments would
 	// disagree without anything being wrong.
@@ -49,23 +69,63 @@ func VerifyDatabase(ctx context.Context, db *pgxpool.Pool, vkey, origin string) 
 	}
 
 	v := auditlog.NewVerifier()
-	payloadBad := int64(-1)
-	var payloadReason string
-	err = store.StreamEntries(ctx, pool, func(r store.VerifyRow) error {
-		// A leaf committing to a payload that can no longer be read (key destroyed, or the
-		// payload row removed under the retention policy) is redacted; a zero hash means
-		// the event had no payload.
-		redacted := leafPayloadHash(r.Leaf) != [32]byte{} && (!r.HasPayload || r.Destroyed)
-		if payloadBad < 0 && r.HasPayload && !r.Destroyed {
-			if got, want := sha256.Sum256(r.Ciphertext), leafPayloadHash(r.Leaf); got != want {
-				payloadBad = v.Len()
-				payloadReason = fmt.Sprintf("the stored payload hashes to %x but the leaf commits to %x", got, want)
+	// First finding of the checks beside the tree (columns, payloads, stored interior
+	// hashes), by position; merged with the tree's own finding below.
+	side := sideFinding{pos: -1}
+	shreds := map[string]auditlog.Entry{} // referral id -> its case-shredded entry
+	var missingPayload []missingRow
+	err = store.StreamEntries(ctx, pool, func(r *store.VerifyRow) error {
+		pos := v.Len()
+		le, lerr := auditlog.UnmarshalLeaf(r.Leaf)
+		redacted := false
+		if lerr == nil {
+			if bad := columnMismatches(&r.Entry, le); len(bad) > 0 {
+				side.note(pos, fmt.Sprintf("stored %s differ from what the leaf commits to", strings.Join(bad, ", ")))
+			}
+			if le.EventType == EventCaseShredded {
+				shreds[le.ReferralID] = le
+			}
+			if !r.HasPayload && le.PayloadSHA256 != ([32]byte{}) {
+				// Legitimate only if the case was shredded: checked once every key is read.
+				missingPayload = append(missingPayload, missingRow{pos: pos, referral: le.ReferralID})
+				redacted = true
+			} else {
+				var problem string
+				redacted, problem = payloadState(&r.Entry, le, nil)
+				if problem != "" {
+					side.note(pos, problem)
+				}
+				if problem == "" && !redacted && r.HasPayload && opts.MasterKey != nil {
+					if p := openCheck(opts.MasterKey, keyCache, r, le); p != "" {
+						side.note(pos, p)
+					}
+				}
 			}
 		}
 		return v.AddWithStoredHash(r.Seq, r.Leaf, redacted, tlog.Hash(r.StoredLeafHash))
 	})
+	if err == nil {
+		// Every stored hash, interior ones included, must be the one recomputed from the
+		// leaves (the served proofs are read from them): a second pass in index order,
+		// naming the entry whose append stored the first that differs.
+		err = compareStoredHashes(ctx, pool, v.Hashes(), &side)
+	}
 	if err != nil {
 		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
+	}
+	keyProblems, err := verifyKeys(ctx, pool, shreds, missingPayload)
+	if err != nil {
+		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
+	}
+	var keyOnly string // a problem with a key that no entry names
+	for _, f := range keyProblems {
+		if f.pos < 0 {
+			if keyOnly == "" {
+				keyOnly = f.reason
+			}
+			continue
+		}
+		side.note(f.pos, f.reason)
 	}
 	// The full stored-hash table is the reference: it is read only on a mismatch, and its
 	// interior hashes are checked against their parents from the signed root down, so the
@@ -74,15 +134,16 @@ func VerifyDatabase(ctx context.Context, db *pgxpool.Pool, vkey, origin string) 
 	if err != nil && !errors.Is(err, auditlog.ErrMismatch) {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
-	if payloadBad >= 0 && payloadBad < cp.Size && (rep.FirstMismatch < 0 || payloadBad < rep.FirstMismatch) {
-		rep.FirstMismatch, rep.Reason = payloadBad, payloadReason
-		err = fmt.Errorf("%w: entry %d: %s", auditlog.ErrMismatch, payloadBad, payloadReason)
+	if side.pos >= 0 && (rep.FirstMismatch < 0 || side.pos < rep.FirstMismatch) {
+		rep.FirstMismatch, rep.Reason = side.pos, side.reason
+		err = fmt.Errorf("%w: entry %d: %s", auditlog.ErrMismatch, side.pos, side.reason)
 	}
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
 
-	// The unsigned rest: the head must describe exactly the rows read.
+	// The unsigned rest: the head must describe exactly the rows read, and the stored hash
+	// table must hold nothing else.
 	head, herr := store.ReadHead(ctx, pool)
 	if herr != nil {
 		return rep, fmt.Errorf("verify: %w", herr)
@@ -90,24 +151,173 @@ func VerifyDatabase(ctx context.Context, db *pgxpool.Pool, vkey, origin string) 
 	if head.TreeSize != v.Len() {
 		return rep, fmt.Errorf("verify: the head says %d entries but %d were read", head.TreeSize, v.Len())
 	}
-	if head.TreeSize > cp.Size {
-		hrep, herr := v.Check(auditlog.Checkpoint{Origin: origin, Size: head.TreeSize, Root: tlog.Hash(head.Root)})
-		if herr != nil {
-			return hrep, fmt.Errorf("verify: entries after the signed checkpoint do not match the head: %w", herr)
-		}
-		if payloadBad >= 0 {
-			hrep.FirstMismatch, hrep.Reason = payloadBad, payloadReason
-			return hrep, fmt.Errorf("verify: %w: entry %d: %s", auditlog.ErrMismatch, payloadBad, payloadReason)
-		}
+	hrep, herr := v.Check(auditlog.Checkpoint{Origin: origin, Size: head.TreeSize, Root: tlog.Hash(head.Root)})
+	if herr != nil {
+		return hrep, fmt.Errorf("verify: the head's root does not match the entries: %w", herr)
+	}
+	// Every checkpoint ever signed, not only the latest: its row must be what was signed,
+	// and its root the tree's root at its size.
+	if err := verifyCheckpoints(ctx, pool, v, vkey, origin); err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if keyOnly != "" {
+		return rep, fmt.Errorf("verify: %w: %s", auditlog.ErrMismatch, keyOnly)
+	}
+	orphans, err := store.OrphanPayloads(ctx, pool)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if len(orphans) > 0 {
+		return rep, fmt.Errorf("verify: %w: the payload of event %s belongs to no entry", auditlog.ErrMismatch, orphans[0])
 	}
 	return rep, nil
 }
 
-// leafPayloadHash is the last field of a version-1 leaf: the payload's SHA-256.
-func leafPayloadHash(leaf []byte) [32]byte {
-	var h [32]byte
-	if len(leaf) >= 32 {
-		copy(h[:], leaf[len(leaf)-32:])
+// sideFinding is the earliest problem found beside the tree's own checks.
+type sideFinding struct {
+	pos    int64
+	reason string
+}
+
+func (f *sideFinding) note(pos int64, reason string) {
+	if f.pos < 0 || pos < f.pos {
+		f.pos, f.reason = pos, reason
 	}
-	return h
+}
+
+// missingRow is an entry whose leaf commits to a payload that is not stored.
+type missingRow struct {
+	pos      int64
+	referral string
+}
+
+// compareStoredHashes reads every stored tree hash in index order and notes, against the
+// entry whose append stored it, the first that is missing, extra or not the one recomputed.
+func compareStoredHashes(ctx context.Context, q store.Querier, want auditlog.MemoryHashes, side *sideFinding) error {
+	next := int64(0)
+	found := false
+	note := func(idx int64, reason string) {
+		if !found {
+			found = true
+			side.note(entryOfHash(idx), reason)
+		}
+	}
+	err := store.StreamTreeHashes(ctx, q, func(idx int64, h []byte) error {
+		switch {
+		case idx >= int64(len(want)):
+			note(int64(len(want))-1, fmt.Sprintf("the table stores hash %d, beyond the %d hashes of the tree", idx, len(want)))
+		case idx != next:
+			note(next, fmt.Sprintf("stored tree hash %d is missing", next))
+		case !bytes.Equal(h, want[idx][:]):
+			note(idx, fmt.Sprintf("stored tree hash %d is not the one recomputed from the leaves", idx))
+		}
+		next = idx + 1
+		return nil
+	})
+	if err == nil && !found && next < int64(len(want)) {
+		note(next, fmt.Sprintf("stored tree hash %d is missing", next))
+	}
+	return err
+}
+
+// entryOfHash is the leaf whose append stores hash idx: the n with
+// StoredHashIndex(0, n) <= idx < StoredHashIndex(0, n+1).
+func entryOfHash(idx int64) int64 {
+	lo, hi := int64(0), idx // StoredHashIndex(0, n) = 2n - popcount(n) >= n, so n <= idx
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if tlog.StoredHashIndex(0, mid) <= idx {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// verifyCheckpoints checks every stored checkpoint against the recomputed tree.
+func verifyCheckpoints(ctx context.Context, tx pgx.Tx, v *auditlog.Verifier, vkey, origin string) error {
+	cps, err := store.Checkpoints(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cps {
+		cp, err := auditlog.OpenCheckpoint([]byte(c.Note), vkey, origin)
+		if err != nil {
+			return fmt.Errorf("%w: checkpoint of %d entries: %v", auditlog.ErrMismatch, c.TreeSize, err)
+		}
+		if cp.Size != c.TreeSize {
+			return fmt.Errorf("%w: checkpoint row says %d entries but its signed text says %d", auditlog.ErrMismatch, c.TreeSize, cp.Size)
+		}
+		if !c.CreatedAt.Equal(cp.Time.Truncate(time.Microsecond)) {
+			return fmt.Errorf("%w: checkpoint of %d entries: stored created_at %s is not its signed time %s", auditlog.ErrMismatch,
+				c.TreeSize, c.CreatedAt.UTC().Format(time.RFC3339Nano), cp.Time.Format(time.RFC3339Nano))
+		}
+		if cp.Size > v.Len() {
+			return fmt.Errorf("%w: checkpoint of %d entries but the log has %d", auditlog.ErrMismatch, cp.Size, v.Len())
+		}
+		root, err := auditlog.Root(v.Hashes(), cp.Size)
+		if err != nil {
+			return err
+		}
+		if root != cp.Root {
+			return fmt.Errorf("%w: checkpoint of %d entries signs a root the entries do not make", auditlog.ErrMismatch, cp.Size)
+		}
+	}
+	return nil
+}
+
+// verifyKeys checks the case keys: a destroyed key must be the one a case-shredded entry
+// records (who and when, and the reason's digest), every case-shredded entry must have its
+// destroyed key, a live key must seal at least one payload (keys are made for a payload),
+// and a payload may be missing only where its case's key is destroyed.
+func verifyKeys(ctx context.Context, tx pgx.Tx, shreds map[string]auditlog.Entry, missing []missingRow) ([]sideFinding, error) {
+	keys, err := store.CaseKeys(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	var out []sideFinding
+	byRef := make(map[string]store.KeyRow, len(keys))
+	for _, k := range keys {
+		byRef[k.ReferralID] = k
+		le, shredded := shreds[k.ReferralID]
+		switch {
+		case k.DestroyedAt == nil && k.Payloads == 0:
+			out = append(out, sideFinding{-1, fmt.Sprintf("the case key of referral %q seals no payload", k.ReferralID)})
+		case k.DestroyedAt == nil:
+		case !shredded:
+			out = append(out, sideFinding{-1, fmt.Sprintf("the case key of referral %q is destroyed but no entry records its shredding", k.ReferralID)})
+		case k.DestroyedBy == nil || *k.DestroyedBy != le.Actor || !sameInstant(*k.DestroyedAt, le.OccurredAt) ||
+			k.DestroyReason == nil || le.Decision != shredDecision(*k.DestroyReason):
+			out = append(out, sideFinding{le.Seq, fmt.Sprintf("the destroyed case key of referral %q is not the one this entry records (who, when or why differ)", k.ReferralID)})
+		}
+	}
+	for ref, le := range shreds {
+		if k, ok := byRef[ref]; !ok || k.DestroyedAt == nil {
+			out = append(out, sideFinding{le.Seq, fmt.Sprintf("this entry records shredding referral %q but its case key is not destroyed", ref)})
+		}
+	}
+	for _, m := range missing {
+		if k, ok := byRef[m.referral]; !ok || k.DestroyedAt == nil {
+			out = append(out, sideFinding{m.pos, "the payload the leaf commits to is missing, and the case key of its referral is not destroyed"})
+		}
+	}
+	return out, nil
+}
+
+// openCheck opens a payload with its unwrapped case key (verification with the master
+// key): a wrapped key or nonce altered in the database fails here.
+func openCheck(master []byte, cache map[string][]byte, r *store.VerifyRow, le auditlog.Entry) string {
+	key, ok := cache[le.ReferralID]
+	if !ok {
+		var err error
+		if key, err = unwrapKey(master, r.Wrapped, le.ReferralID); err != nil {
+			return "the case key of the payload does not unwrap with the master key"
+		}
+		cache[le.ReferralID] = key
+	}
+	if _, err := open(key, r.Nonce, r.Ciphertext, le.EventID); err != nil {
+		return "the payload does not open with its case key"
+	}
+	return ""
 }

@@ -81,6 +81,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil), Calendar: cal,
+		SignIns:  NewTrailSignIns(pool, zap.NewNop()),
 		Config:   Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef")},
 		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}}})
 	if err != nil {
@@ -446,6 +447,13 @@ func TestScreensRender(t *testing.T) {
 		code, body, _ := get(t, a, e.srv.URL+"/console/audit?referral="+id)
 		if code != http.StatusOK || !strings.Contains(body, "mash.triage.overridden") || !strings.Contains(body, "read: GetCase") {
 			t.Errorf("audit screen (%s): %d", lang, code)
+		}
+		// The reason a reader gave, and an entry that does not match its leaf shown as an
+		// integrity error rather than with its values.
+		for _, w := range []string{"Strategy meeting prep", "entry 9: stored decision differ", `class="integrity-error"`} {
+			if !strings.Contains(body, w) {
+				t.Errorf("audit screen (%s) lacks %q", lang, w)
+			}
 		}
 	}
 }

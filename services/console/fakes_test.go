@@ -519,12 +519,13 @@ type fakeAudit struct{ auditv1.AuditServiceClient }
 
 func (fakeAudit) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest, _ ...grpc.CallOption) (*auditv1.GetTrailResponse, error) {
 	return &auditv1.GetTrailResponse{Entries: []*auditv1.AuditEntry{{Seq: 7, EventType: "mash.triage.overridden", OccurredAt: ts(fixtureNow),
-		ReferralId: req.GetReferralId(), Actor: "user:alice", ActorRole: "practitioner", Agency: "mash-hub", Decision: "LEVEL_4/RAG_RED"}}}, nil
+		ReferralId: req.GetReferralId(), Actor: "user:alice", ActorRole: "practitioner", Agency: "mash-hub", Decision: "LEVEL_4/RAG_RED"},
+		{Seq: 9, IntegrityError: "entry 9: stored decision differ from what the leaf commits to"}}}, nil
 }
 
 func (fakeAudit) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest, _ ...grpc.CallOption) (*auditv1.WhoAccessedResponse, error) {
 	return &auditv1.WhoAccessedResponse{Accesses: []*auditv1.AccessRecord{{Seq: 8, OccurredAt: ts(fixtureNow), Actor: "user:alice",
-		Role: "practitioner", Agency: "mash-hub", What: fmt.Sprintf("read: GetCase %s", req.GetReferralId())}}}, nil
+		Role: "practitioner", Agency: "mash-hub", What: fmt.Sprintf("read: GetCase %s", req.GetReferralId()), Reason: "Strategy meeting prep"}}}, nil
 }
 
 // sharingCase is the fixture case decided with consent refused and nothing yet shared.

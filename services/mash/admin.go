@@ -12,10 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"mash/pkg/adminact"
 	"mash/pkg/auth"
 	"mash/pkg/busauth"
 	"mash/pkg/config"
@@ -71,6 +73,13 @@ func operator() string {
 	return "cli"
 }
 
+// cliAct is an administrative act done with the mash command on the host: the operator is
+// the OS user, acting with the database's own rights, from the machine itself.
+func cliAct(area, verb, target, detail string) adminact.Act {
+	return adminact.Act{Area: area, Verb: verb, Actor: operator(), ActorRole: "operator", Target: target,
+		ClientAddress: "local", Detail: detail}
+}
+
 func clients(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: mash clients create --agency A --kind K --role R [--partnerships P,Q] | list | revoke ID")
@@ -109,7 +118,10 @@ func clients(ctx context.Context, args []string) error {
 	store := auth.NewStore(pool)
 	switch args[0] {
 	case "create":
-		c, token, err := store.Create(ctx, *agency, *kind, auth.Role(*role), operator(), served...)
+		c, token, err := store.CreateWith(ctx, *agency, *kind, auth.Role(*role), operator(), served, func(tx pgx.Tx, c auth.Client) error {
+			return adminact.Insert(ctx, tx, auth.Schema, cliAct("client", "create", c.ClientID,
+				fmt.Sprintf("agency %s, kind %s, role %s, partnerships %s", c.Agency, c.Kind, c.Role, strings.Join(c.Partnerships, ","))), time.Now())
+		})
 		if err != nil {
 			return fmt.Errorf("create client: %w", err)
 		}
@@ -140,7 +152,9 @@ func clients(ctx context.Context, args []string) error {
 		if len(rest) != 1 {
 			return fmt.Errorf("usage: mash clients revoke ID")
 		}
-		if err := store.Revoke(ctx, rest[0], operator()); err != nil {
+		if err := store.RevokeWith(ctx, rest[0], operator(), func(tx pgx.Tx) error {
+			return adminact.Insert(ctx, tx, auth.Schema, cliAct("client", "revoke", rest[0], ""), time.Now())
+		}); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "revoked client %s; running processes stop accepting it within %s\n", rest[0], auth.CacheTTL)

@@ -44,7 +44,17 @@ func auditCommand(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	report, err := audit.VerifyDatabase(ctx, pool, *vkey, *origin)
+	// With the master key (where the operator has it) every payload is opened too, which
+	// proves the wrapped case keys and nonces; the public key alone proves the rest.
+	var opts audit.VerifyOptions
+	if v, ok := os.LookupEnv(audit.EnvMasterKey); ok && v != "" {
+		cfg, err := audit.ConfigFromEnv(os.LookupEnv)
+		if err != nil {
+			return err
+		}
+		opts.MasterKey = cfg.MasterKey
+	}
+	report, err := audit.VerifyDatabaseWith(ctx, pool, *vkey, *origin, opts)
 	fmt.Printf("entries: %d\nredacted: %d\nroot: %s\n", report.Entries, report.Redacted, report.Root)
 	if err != nil {
 		if report.FirstMismatch >= 0 {

@@ -24,8 +24,8 @@ import (
 	apiserver "mash/pkg/server"
 )
 
-// busRoles are the bus roles of the named services (services without one, like the
-// console, never connect to NATS).
+// busRoles are the bus roles of the named services (a service without one never connects
+// to NATS).
 func busRoles(services []string) []busauth.Role {
 	var roles []busauth.Role
 	for _, name := range services {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mash/pkg/auth"
 	"mash/pkg/busauth"
+	"mash/pkg/events"
 	"mash/pkg/server"
 	"mash/services/audit"
 	"mash/services/console"
@@ -33,6 +35,9 @@ type module struct {
 	build   func(p *plumbing) (service, error)
 	// bus is what the service may do on NATS; nil for a service that does not use it.
 	bus *busauth.Role
+	// relays names a schema, beside the service's own, whose outbox the service's processes
+	// relay with its bus user.
+	relays string
 }
 
 // modules lists the services this binary has.
@@ -64,8 +69,13 @@ var modules = map[string]module{
 	},
 	"console": {
 		migrate: console.Migrate,
+		bus:     &console.Bus,
+		// Sign-ins, and the credential and user changes of the mash command, wait in the auth
+		// schema's outbox; the console's processes relay it (SKIP LOCKED shares it).
+		relays: auth.Schema,
 		build: func(p *plumbing) (service, error) {
 			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now,
+				SignIns:  console.NewTrailSignIns(p.pool, p.log.Named("console")),
 				Calendar: p.calendar, Config: p.console})
 		},
 	},
@@ -86,6 +96,11 @@ var modules = map[string]module{
 		},
 	},
 }
+
+// relayService runs a relay as a worker of the process; it serves no API.
+type relayService struct{ *events.Relay }
+
+func (relayService) Register(*server.Server) {}
 
 func serviceNames() []string {
 	names := make([]string, 0, len(modules))

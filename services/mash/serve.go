@@ -175,6 +175,13 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		}
 		svc.Register(srv)
 		sys.running = append(sys.running, svc)
+		if m := modules[name]; m.relays != "" {
+			relay, err := events.NewRelay(p.pool, p.jsOf(m.bus.Service), events.RelayConfig{Schema: m.relays}, log.Named(m.relays+"-relay"), p.eventMetrics)
+			if err != nil {
+				return nil, fmt.Errorf("start %s: relay of %s: %w", name, m.relays, err)
+			}
+			sys.running = append(sys.running, relayService{relay})
+		}
 	}
 	if p.busAuth != nil {
 		sys.running = append(sys.running, busSweeper{auth: p.busAuth, srv: p.embedded})

@@ -186,7 +186,7 @@ func TestServeClientsAndGracefulShutdown(t *testing.T) {
 func TestServeWithExternalNATS(t *testing.T) {
 	t.Parallel()
 	natsAddr := testport.Addr(t)
-	users, err := busauth.ServiceUsers([]busauth.Role{intake.Bus, rules.Bus, notify.Bus, audit.Bus, triage.Bus})
+	users, err := busauth.ServiceUsers([]busauth.Role{intake.Bus, rules.Bus, notify.Bus, audit.Bus, triage.Bus, console.Bus})
 	if err != nil {
 		t.Fatal(err)
 	}

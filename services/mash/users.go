@@ -8,7 +8,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/adminact"
 	"mash/pkg/auth"
 	"mash/pkg/config"
 	"mash/services/console"
@@ -86,6 +91,9 @@ func users(ctx context.Context, args []string) error {
 		if err := console.CreateLocalAccount(ctx, pool, cfg, *username, *name, auth.Role(*role), pw, strings.Split(*partnerships, ",")...); err != nil {
 			return fmt.Errorf("create user %s: %w", *username, err)
 		}
+		if err := recordCLIAct(ctx, pool, cliAct("user", "create", *username, "role "+*role)); err != nil {
+			return err
+		}
 		shown(fmt.Sprintf("created %s user %s", *role, *username), pw, generated)
 		return nil
 	case "password":
@@ -99,6 +107,9 @@ func users(ctx context.Context, args []string) error {
 		if err := console.ResetLocalPassword(ctx, pool, cfg, rest[0], pw); err != nil {
 			return err
 		}
+		if err := recordCLIAct(ctx, pool, cliAct("user", "password", rest[0], "password reset; sessions ended")); err != nil {
+			return err
+		}
 		shown("set a new password for "+rest[0]+" and ended its sessions", pw, generated)
 		return nil
 	case "disable":
@@ -108,8 +119,22 @@ func users(ctx context.Context, args []string) error {
 		if err := console.DisableLocalAccount(ctx, pool, rest[0]); err != nil {
 			return fmt.Errorf("disable user %s: %w", rest[0], err)
 		}
+		if err := recordCLIAct(ctx, pool, cliAct("user", "disable", rest[0], "sessions ended")); err != nil {
+			return err
+		}
 		fmt.Fprintf(os.Stderr, "disabled user %s and ended its sessions\n", rest[0])
 		return nil
 	}
 	return usage
+}
+
+// recordCLIAct writes a user change to the auth outbox for the trail. The console's account
+// functions commit the change themselves, so the act is written just after: were the
+// command killed between the two, the change would stand without its entry, and the
+// command reports the failure to record.
+func recordCLIAct(ctx context.Context, pool *pgxpool.Pool, a adminact.Act) error {
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return adminact.Insert(ctx, tx, auth.Schema, a, time.Now()) }); err != nil {
+		return fmt.Errorf("the change is made but could not be put on the audit trail: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/access"
+	"mash/pkg/adminact"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/server"
@@ -129,7 +130,13 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 	if err := checkPackScope(id, c.Partnership); err != nil {
 		return nil, err
 	}
-	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), id.Actor()))
+	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), id.Actor()), func(tx pgx.Tx, p store.Pack) error {
+		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Area: "pack", Verb: "upload", Target: p.ID + " version " + p.Version,
+			Partnership: p.Partnership, Detail: "sha256 " + p.SHA256}.By(ctx, id), a.svc.now())
+	})
+	if err == nil {
+		a.svc.relay.Wake()
+	}
 	if errors.Is(err, store.ErrPackExists) {
 		return nil, apierr.AlreadyExists(fmt.Sprintf("partnership %s already has a pack version %s; give the new pack a new version", c.Partnership, c.Version))
 	}
@@ -154,9 +161,16 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
-	p, err := a.svc.store.Activate(ctx, req.GetPackId(), id.Actor(), req.GetReason(), func(_ pgx.Tx, p store.Pack) error {
-		return checkPackScope(id, p.Partnership)
+	p, err := a.svc.store.Activate(ctx, req.GetPackId(), id.Actor(), req.GetReason(), func(tx pgx.Tx, p store.Pack) error {
+		if err := checkPackScope(id, p.Partnership); err != nil {
+			return err
+		}
+		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Area: "pack", Verb: "activate", Target: p.ID + " version " + p.Version,
+			Partnership: p.Partnership, Reason: req.GetReason()}.By(ctx, id), a.svc.now())
 	})
+	if err == nil {
+		a.svc.relay.Wake()
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.NotFound("no pack " + req.GetPackId())
 	}

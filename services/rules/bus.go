@@ -2,6 +2,7 @@ package rules
 
 import (
 	"mash/pkg/access"
+	"mash/pkg/adminact"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
 	"mash/services/rules/store"
@@ -12,7 +13,7 @@ import (
 // user is refused every other subject: it publishes no decision.
 var Bus = busauth.Role{
 	Service:   "rules",
-	Publishes: []string{EventRecommended, access.EventType("decision")},
+	Publishes: []string{EventRecommended, access.EventType("decision"), adminact.SubjectPrefix + "pack"},
 	Durables:  []string{referralsDurable, decisionsDurable, notifiedDurable, events.AuditedDurable(store.Schema)},
 }
 

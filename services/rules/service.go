@@ -147,7 +147,7 @@ func installDefaultPack(ctx context.Context, st *store.Store) error {
 	}
 	p, err := st.PackByVersion(ctx, DefaultPartnership, c.Version)
 	if errors.Is(err, store.ErrNotFound) {
-		p, err = st.InsertPack(ctx, newPack(DefaultPartnership, c, src, "system"))
+		p, err = st.InsertPack(ctx, newPack(DefaultPartnership, c, src, "system"), nil)
 		if errors.Is(err, store.ErrPackExists) { // another replica installed it first
 			p, err = st.PackByVersion(ctx, DefaultPartnership, c.Version)
 		}

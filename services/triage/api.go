@@ -168,6 +168,18 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 	if err != nil {
 		return nil, err
 	}
+	if len(cases) > 0 {
+		// One access entry per page, naming every child the page shows; it commits before
+		// the page leaves.
+		listed := make([]access.Listed, len(cases))
+		for i, c := range cases {
+			listed[i] = access.Listed{ReferralID: c.ReferralID, ChildID: c.ChildID}
+		}
+		if err := access.Record(ctx, pool, store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "queue", Action: "ListQueue",
+			Partnership: f.Partnership, Listed: listed}, now); err != nil {
+			return nil, err
+		}
+	}
 	resp := &triagev1.ListQueueResponse{}
 	for _, c := range cases {
 		resp.Cases = append(resp.Cases, caseToProto(c, now))

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/calendar"
@@ -120,6 +121,17 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 		return nil, err
 	}
 	now := a.svc.now()
+	if len(rs) > 0 {
+		// One access entry per page, naming the referral of every request it shows.
+		listed := make([]access.Listed, len(rs))
+		for i, r := range rs {
+			listed[i] = access.Listed{ReferralID: r.ReferralID}
+		}
+		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "information-requests",
+			Action: "ListInformationRequests", Listed: listed}, now); err != nil {
+			return nil, err
+		}
+	}
 	resp := &triagev1.ListInformationRequestsResponse{}
 	for _, r := range rs {
 		resp.Requests = append(resp.Requests, infoToProto(r, now))

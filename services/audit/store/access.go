@@ -18,26 +18,26 @@ const accessCond = `(e.event_type LIKE 'mash.access.%' OR e.event_type = 'mash.a
 
 // Access is an access entry as the access queries read it.
 type Access struct {
-	Seq                                int64
-	OccurredAt                         time.Time
-	EventType, ReferralID, ChildID     string
-	Actor, ActorRole, Agency, Decision string
-	Partnership                        string
+	Entry
 	// Set by UnusualCandidates only: the referral has a mash.referral.received entry, and
 	// the reader is involved in it (see UnusualCandidates).
 	ReferralKnown, Involved bool
+	// Set by UnusualCandidates only: the referral's case was closed before the read, and
+	// how many distinct children (or referrals, where no child is known) the reader read
+	// in the hour up to and including it.
+	CaseClosed       bool
+	ChildrenLastHour int64
 }
-
-const accessColumns = `e.seq, e.occurred_at, e.event_type, e.referral_id, e.child_id, e.actor, e.actor_role, e.agency, e.decision, e.partnership`
 
 func scanAccess(rows pgx.Rows, extra bool) ([]Access, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Access, error) {
 		var a Access
-		dst := []any{&a.Seq, &a.OccurredAt, &a.EventType, &a.ReferralID, &a.ChildID, &a.Actor, &a.ActorRole, &a.Agency, &a.Decision, &a.Partnership}
+		dst, finish := entryDest(&a.Entry)
 		if extra {
-			dst = append(dst, &a.ReferralKnown, &a.Involved)
+			dst = append(dst, &a.ReferralKnown, &a.Involved, &a.CaseClosed, &a.ChildrenLastHour)
 		}
 		err := r.Scan(dst...)
+		finish()
 		return a, err
 	})
 }
@@ -59,11 +59,11 @@ func AccessesOf(ctx context.Context, pool *pgxpool.Pool, referralID, childID str
 	var args []any
 	if referralID != "" {
 		args = []any{referralID}
-		q = `SELECT ` + accessColumns + ` FROM audit.entries e WHERE e.referral_id = $1 AND ` + accessCond
+		q = `SELECT ` + entryColumns + entryJoins + ` WHERE e.referral_id = $1 AND ` + accessCond
 	} else {
 		args = []any{childID}
 		// Two index range reads (by child, by each of the child's referrals) merged by seq.
-		q = `SELECT ` + accessColumns + ` FROM audit.entries e WHERE ` + accessCond + ` AND (e.child_id = $1 OR e.referral_id IN
+		q = `SELECT ` + entryColumns + entryJoins + ` WHERE ` + accessCond + ` AND (e.child_id = $1 OR e.referral_id IN
 			(SELECT DISTINCT c.referral_id FROM audit.entries c WHERE c.child_id = $1 AND c.child_id <> '' AND c.referral_id <> ''))`
 	}
 	q += cursorCond(&args, before)
@@ -84,7 +84,7 @@ func AccessesOf(ctx context.Context, pool *pgxpool.Pool, referralID, childID str
 // (nil: open) and seq < before (before < 0: from the newest), newest first.
 func ActivityOf(ctx context.Context, pool *pgxpool.Pool, actor string, from, to *time.Time, before int64, limit int) ([]Access, error) {
 	args := []any{actor}
-	q := `SELECT ` + accessColumns + ` FROM audit.entries e WHERE e.actor = $1 AND ` + accessCond
+	q := `SELECT ` + entryColumns + entryJoins + ` WHERE e.actor = $1 AND ` + accessCond
 	if from != nil {
 		args = append(args, *from)
 		q += ` AND e.occurred_at >= $` + strconv.Itoa(len(args))
@@ -116,7 +116,7 @@ func ActivityOf(ctx context.Context, pool *pgxpool.Pool, actor string, from, to 
 // agency their credential reads with) or on the decision entry if it has one.
 func UnusualCandidates(ctx context.Context, pool *pgxpool.Pool, from, to time.Time, before int64, limit int) ([]Access, error) {
 	args := []any{from, to}
-	q := `SELECT ` + accessColumns + `,
+	q := `SELECT ` + entryColumns + `,
 		EXISTS (SELECT 1 FROM audit.entries r WHERE r.referral_id = e.referral_id AND e.referral_id <> ''
 			AND r.event_type = 'mash.referral.received'),
 		e.agency <> '' AND (
@@ -126,8 +126,14 @@ func UnusualCandidates(ctx context.Context, pool *pgxpool.Pool, from, to time.Ti
 				AND d.event_type IN ('mash.decision.made', 'mash.triage.confirmed', 'mash.triage.overridden')
 				AND (d.actor = e.actor OR d.agency = e.agency OR EXISTS (SELECT 1 FROM audit.entries x
 					WHERE x.actor = d.actor AND x.agency = e.agency
-					AND (x.event_type LIKE 'mash.access.%' OR x.event_type = 'mash.audit.accessed')))))
-		FROM audit.entries e WHERE ` + accessCond + ` AND e.occurred_at >= $1 AND e.occurred_at < $2`
+					AND (x.event_type LIKE 'mash.access.%' OR x.event_type = 'mash.audit.accessed'))))),
+		e.referral_id <> '' AND EXISTS (SELECT 1 FROM audit.entries c WHERE c.referral_id = e.referral_id
+			AND c.event_type = 'mash.case.closed' AND c.seq < e.seq),
+		(SELECT count(DISTINCT coalesce(nullif(b.child_id, ''), b.referral_id)) FROM audit.entries b
+			WHERE b.actor = e.actor AND (b.event_type LIKE 'mash.access.%' OR b.event_type = 'mash.audit.accessed')
+			AND (b.child_id <> '' OR b.referral_id <> '') AND b.seq <= e.seq
+			AND b.occurred_at > e.occurred_at - interval '1 hour' AND b.occurred_at <= e.occurred_at)
+		` + entryJoins + ` WHERE ` + accessCond + ` AND e.occurred_at >= $1 AND e.occurred_at < $2`
 	q += cursorCond(&args, before)
 	args = append(args, limit)
 	q += ` ORDER BY e.seq DESC LIMIT $` + strconv.Itoa(len(args))

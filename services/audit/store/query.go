@@ -12,34 +12,55 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Entry is a stored entry as the query API reads it.
+// Entry is a stored entry as the query API reads it: its columns, its leaf bytes and what
+// is stored of its payload. The columns are indexes for finding entries, not what is
+// served: the service serves the leaf (once proven in the tree) and checks every column
+// against it, so a column altered in the database is reported, never shown as true.
 type Entry struct {
 	Seq                                             int64
 	EventID, EventType                              string
 	OccurredAt, RecordedAt                          time.Time
 	Partnership, ReferralID, ChildID                string
 	Actor, ActorRole, Agency, PackVersion, Decision string
+	PayloadSHA256                                   [32]byte
 	Leaf                                            []byte
-	// Redacted: the leaf commits to a payload (non-zero hash) that can no longer be read,
-	// because its case key was destroyed or the payload row was removed.
-	Redacted bool
+	// What is stored of the payload under the column event id: whether a row exists, the
+	// SHA-256 of its ciphertext, and its case key (nil KeyReferral: the key row is missing).
+	HasPayload   bool
+	CipherSHA256 [32]byte
+	KeyReferral  *string
+	KeyDestroyed bool
 }
 
 // entryColumns reads an Entry from audit.entries e joined to payloads p and case_keys k.
 const entryColumns = `e.seq, e.event_id::text, e.event_type, e.occurred_at, e.recorded_at, e.partnership, e.referral_id,
-	e.child_id, e.actor, e.actor_role, e.agency, e.pack_version, e.decision, e.leaf,
-	(e.payload_sha256 <> '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
-	 AND (p.event_id IS NULL OR k.destroyed_at IS NOT NULL))`
+	e.child_id, e.actor, e.actor_role, e.agency, e.pack_version, e.decision, e.payload_sha256, e.leaf,
+	p.event_id IS NOT NULL, coalesce(sha256(p.ciphertext), ''::bytea), k.referral_id, coalesce(k.destroyed_at IS NOT NULL, false)`
 
 const entryJoins = ` FROM audit.entries e
 	LEFT JOIN audit.payloads p ON p.event_id = e.event_id
 	LEFT JOIN audit.case_keys k ON k.id = p.case_key_id `
 
+// entryDest returns scan destinations for entryColumns into e; finish copies the byte
+// columns into their arrays after each scan.
+func entryDest(e *Entry) (dst []any, finish func()) {
+	var sum, csum []byte
+	dst = []any{&e.Seq, &e.EventID, &e.EventType, &e.OccurredAt, &e.RecordedAt, &e.Partnership, &e.ReferralID,
+		&e.ChildID, &e.Actor, &e.ActorRole, &e.Agency, &e.PackVersion, &e.Decision, &sum, &e.Leaf,
+		&e.HasPayload, &csum, &e.KeyReferral, &e.KeyDestroyed}
+	return dst, func() {
+		e.PayloadSHA256, e.CipherSHA256 = [32]byte{}, [32]byte{}
+		copy(e.PayloadSHA256[:], sum)
+		copy(e.CipherSHA256[:], csum)
+	}
+}
+
 func scanEntries(rows pgx.Rows) ([]Entry, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Entry, error) {
 		var e Entry
-		err := r.Scan(&e.Seq, &e.EventID, &e.EventType, &e.OccurredAt, &e.RecordedAt, &e.Partnership, &e.ReferralID,
-			&e.ChildID, &e.Actor, &e.ActorRole, &e.Agency, &e.PackVersion, &e.Decision, &e.Leaf, &e.Redacted)
+		dst, finish := entryDest(&e)
+		err := r.Scan(dst...)
+		finish()
 		return e, err
 	})
 }
@@ -154,9 +175,8 @@ func ExportRange(ctx context.Context, pool *pgxpool.Pool, referralID string, fro
 		return fmt.Errorf("export entries: %w", err)
 	}
 	var e Entry
-	_, err = pgx.ForEachRow(rows, []any{&e.Seq, &e.EventID, &e.EventType, &e.OccurredAt, &e.RecordedAt, &e.Partnership,
-		&e.ReferralID, &e.ChildID, &e.Actor, &e.ActorRole, &e.Agency, &e.PackVersion, &e.Decision, &e.Leaf, &e.Redacted},
-		func() error { return fn(e) })
+	dst, finish := entryDest(&e)
+	_, err = pgx.ForEachRow(rows, dst, func() error { finish(); return fn(e) })
 	if err != nil {
 		return fmt.Errorf("export entries: %w", err)
 	}

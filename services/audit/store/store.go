@@ -163,6 +163,27 @@ func ReadHashes(ctx context.Context, q interface {
 	return out, nil
 }
 
+// ReadHashesPresent returns the stored tree hashes at indexes that exist.
+func ReadHashesPresent(ctx context.Context, q Querier, indexes []int64) (map[int64]tlog.Hash, error) {
+	rows, err := q.Query(ctx, `SELECT idx, hash FROM audit.tree_hashes WHERE idx = ANY($1)`, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("read tree hashes: %w", err)
+	}
+	out := make(map[int64]tlog.Hash, len(indexes))
+	var idx int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&idx, &h}, func() error {
+		var x tlog.Hash
+		copy(x[:], h)
+		out[idx] = x
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tree hashes: %w", err)
+	}
+	return out, nil
+}
+
 // Appended is one sequenced entry with its leaf bytes.
 type Appended struct {
 	Seq  int64
@@ -210,7 +231,7 @@ func Append(ctx context.Context, tx pgx.Tx, old Head, newSize int64, root [32]by
 	if tag.RowsAffected() != int64(len(ids)) {
 		return ErrRaced
 	}
-	tag, err = tx.Exec(ctx, `UPDATE audit.head SET tree_size = $1, root = $2, updated_at = now() WHERE tree_size = $3`,
+	tag, err = tx.Exec(ctx, `UPDATE audit.head SET tree_size = $1, root = $2 WHERE tree_size = $3`,
 		newSize, root[:], old.TreeSize)
 	if err != nil {
 		return fmt.Errorf("advance head: %w", err)
@@ -337,40 +358,148 @@ func ReadPayload(ctx context.Context, pool *pgxpool.Pool, eventID string) (Paylo
 	return p, nil
 }
 
-// VerifyRow is one entry as the verifier reads it.
+// VerifyRow is one entry as the verifier reads it: every column, what is stored of its
+// payload, and the stored hash of its leaf (zero when missing).
 type VerifyRow struct {
-	Seq            int64
-	Leaf           []byte
-	StoredLeafHash [32]byte
-	HasPayload     bool   // a payload row exists
-	Destroyed      bool   // its case key is destroyed
-	Ciphertext     []byte // nil when no payload or destroyed
+	Entry
+	Nonce, Ciphertext, Wrapped []byte // nil when no payload, or its key destroyed
+	StoredLeafHash             [32]byte
 }
 
 // StreamEntries calls fn for every entry in seq order, reading in one pass. The leaf hash
 // stored for seq n sits at tlog stored-hash index 2n - popcount(n).
-func StreamEntries(ctx context.Context, pool Querier, fn func(VerifyRow) error) error {
-	rows, err := pool.Query(ctx, `SELECT e.seq, e.leaf, t.hash, p.event_id IS NOT NULL, coalesce(k.destroyed_at IS NOT NULL, false),
-		CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END
-		FROM audit.entries e
+func StreamEntries(ctx context.Context, q Querier, fn func(*VerifyRow) error) error {
+	rows, err := q.Query(ctx, `SELECT `+entryColumns+`, p.nonce, CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END, k.wrapped_key,
+		coalesce(t.hash, ''::bytea)
+		`+entryJoins+`
 		LEFT JOIN audit.tree_hashes t ON t.idx = 2 * e.seq - bit_count(e.seq::bit(64))
-		LEFT JOIN audit.payloads p ON p.event_id = e.event_id
-		LEFT JOIN audit.case_keys k ON k.id = p.case_key_id
 		ORDER BY e.seq`)
 	if err != nil {
 		return fmt.Errorf("stream entries: %w", err)
 	}
 	var r VerifyRow
 	var h []byte
-	_, err = pgx.ForEachRow(rows, []any{&r.Seq, &r.Leaf, &h, &r.HasPayload, &r.Destroyed, &r.Ciphertext}, func() error {
+	dst, finish := entryDest(&r.Entry)
+	dst = append(dst, &r.Nonce, &r.Ciphertext, &r.Wrapped, &h)
+	_, err = pgx.ForEachRow(rows, dst, func() error {
+		finish()
 		r.StoredLeafHash = [32]byte{}
 		copy(r.StoredLeafHash[:], h)
-		return fn(r)
+		return fn(&r)
 	})
 	if err != nil {
 		return fmt.Errorf("stream entries: %w", err)
 	}
 	return nil
+}
+
+// StreamTreeHashes calls fn for every stored tree hash in index order.
+func StreamTreeHashes(ctx context.Context, q Querier, fn func(idx int64, hash []byte) error) error {
+	rows, err := q.Query(ctx, `SELECT idx, hash FROM audit.tree_hashes ORDER BY idx`)
+	if err != nil {
+		return fmt.Errorf("stream tree hashes: %w", err)
+	}
+	var idx int64
+	var h []byte
+	if _, err := pgx.ForEachRow(rows, []any{&idx, &h}, func() error { return fn(idx, h) }); err != nil {
+		return fmt.Errorf("stream tree hashes: %w", err)
+	}
+	return nil
+}
+
+// Checkpoints returns every stored checkpoint, smallest first.
+func Checkpoints(ctx context.Context, q pgx.Tx) ([]Checkpoint, error) {
+	rows, err := q.Query(ctx, `SELECT tree_size, note, created_at FROM audit.checkpoints ORDER BY tree_size`)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Checkpoint, error) {
+		var c Checkpoint
+		err := r.Scan(&c.TreeSize, &c.Note, &c.CreatedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// KeyRow is a case key as the verifier reads it.
+type KeyRow struct {
+	ID, ReferralID string
+	Wrapped        []byte
+	DestroyedAt    *time.Time
+	DestroyedBy    *string
+	DestroyReason  *string
+	Payloads       int64 // payload rows sealed with it
+}
+
+// CaseKeys returns every case key with the number of payloads sealed with it.
+func CaseKeys(ctx context.Context, q pgx.Tx) ([]KeyRow, error) {
+	rows, err := q.Query(ctx, `SELECT k.id::text, k.referral_id, k.wrapped_key, k.destroyed_at, k.destroyed_by, k.destroy_reason,
+		(SELECT count(*) FROM audit.payloads p WHERE p.case_key_id = k.id) FROM audit.case_keys k ORDER BY k.referral_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read case keys: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (KeyRow, error) {
+		var k KeyRow
+		err := r.Scan(&k.ID, &k.ReferralID, &k.Wrapped, &k.DestroyedAt, &k.DestroyedBy, &k.DestroyReason, &k.Payloads)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read case keys: %w", err)
+	}
+	return out, nil
+}
+
+// OrphanPayloads returns the event ids of payloads that belong to no entry and no pending
+// event: a payload moved off its entry.
+func OrphanPayloads(ctx context.Context, q pgx.Tx) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT p.event_id::text FROM audit.payloads p
+		WHERE NOT EXISTS (SELECT 1 FROM audit.entries e WHERE e.event_id = p.event_id)
+		AND NOT EXISTS (SELECT 1 FROM audit.pending q WHERE q.event_id = p.event_id) ORDER BY p.event_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read orphan payloads: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read orphan payloads: %w", err)
+	}
+	return out, nil
+}
+
+// CaseKeyStates reports, for each referral id given that has a case key, whether the key
+// is destroyed.
+func CaseKeyStates(ctx context.Context, q Querier, referralIDs []string) (map[string]bool, error) {
+	rows, err := q.Query(ctx, `SELECT referral_id, destroyed_at IS NOT NULL FROM audit.case_keys WHERE referral_id = ANY($1)`, referralIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read case key states: %w", err)
+	}
+	out := map[string]bool{}
+	var ref string
+	var destroyed bool
+	if _, err := pgx.ForEachRow(rows, []any{&ref, &destroyed}, func() error { out[ref] = destroyed; return nil }); err != nil {
+		return nil, fmt.Errorf("read case key states: %w", err)
+	}
+	return out, nil
+}
+
+// Payloads returns the sealed payloads of eventIDs that have one, by event id.
+func Payloads(ctx context.Context, q Querier, eventIDs []string) (map[string]Payload, error) {
+	rows, err := q.Query(ctx, `SELECT p.event_id::text, k.referral_id, p.nonce, p.ciphertext, k.wrapped_key, k.destroyed_at IS NOT NULL
+		FROM audit.payloads p JOIN audit.case_keys k ON k.id = p.case_key_id WHERE p.event_id = ANY($1::uuid[])`, eventIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read payloads: %w", err)
+	}
+	out := map[string]Payload{}
+	var p Payload
+	if _, err := pgx.ForEachRow(rows, []any{&p.EventID, &p.ReferralID, &p.Nonce, &p.Ciphertext, &p.Wrapped, &p.Destroyed}, func() error {
+		out[p.EventID] = p
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read payloads: %w", err)
+	}
+	return out, nil
 }
 
 // TreeHashes reads the stored tree hashes through pool: the tlog.HashReader that proofs and
@@ -384,6 +513,7 @@ type TreeHashes struct {
 // Querier is a pool or a transaction (a verifier reads everything in one snapshot).
 type Querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
 }
 
 // ReadHashes implements tlog.HashReader.

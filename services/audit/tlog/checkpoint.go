@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -178,6 +179,30 @@ func GenerateKey(name string) (skey, vkey string, err error) {
 	}
 	return skey, vkey, nil
 }
+
+// VerifierKeyOf returns the public verifier key ("name+hash+data") of the private note key
+// skey, so a service holding only its signing key can check the checkpoints it signed the
+// way an auditor would.
+func VerifierKeyOf(skey string) (string, error) {
+	// A note private key is PRIVATE+KEY+name+hash+base64(algorithm byte || seed).
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("auditlog: signer key is not a note private key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != algEd25519 {
+		return "", errors.New("auditlog: signer key is not an Ed25519 note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(parts[2], pub)
+	if err != nil {
+		return "", fmt.Errorf("auditlog: verifier key: %w", err)
+	}
+	return vkey, nil
+}
+
+// algEd25519 is the note format's algorithm byte for Ed25519 keys.
+const algEd25519 = 1
 
 // Signer signs checkpoints with one Ed25519 note key.
 type Signer struct {

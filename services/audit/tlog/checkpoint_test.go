@@ -281,3 +281,20 @@ func mustVerifier(t *testing.T, vkey string) note.Verifier {
 	}
 	return v
 }
+
+func TestVerifierKeyOfMatchesGenerateKey(t *testing.T) {
+	skey, vkey, err := GenerateKey("mash-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := VerifierKeyOf(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != vkey {
+		t.Fatalf("VerifierKeyOf = %q, want %q", got, vkey)
+	}
+	if _, err := VerifierKeyOf(vkey); err == nil {
+		t.Fatal("a public key was accepted as a private one")
+	}
+}

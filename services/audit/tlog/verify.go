@@ -287,3 +287,9 @@ func VerifyConsistencyChain(prev, next Checkpoint, proof tlog.TreeProof) error {
 	}
 	return nil
 }
+
+// Hashes returns the stored hashes recomputed from the leaves added so far, in tlog
+// stored-hash order. A caller that holds a copy of the tree (the database's tree_hashes)
+// compares it with these to prove every stored hash, interior ones included, and reads the
+// root of any earlier size from them with [Root]. The caller must not modify the result.
+func (v *Verifier) Hashes() MemoryHashes { return v.tree }

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mash/pkg/adminact"
+	"mash/pkg/auth"
 	"mash/pkg/db"
 )
 
@@ -204,4 +206,10 @@ func (s *Store) ClearFailures(ctx context.Context, key string) error {
 		return fmt.Errorf("clear sign-in failures: %w", err)
 	}
 	return nil
+}
+
+// RecordAdminAct writes an administrative act's event (sign-ins) into the auth schema's
+// outbox, which mash serve relays to the audit trail.
+func (s *Store) RecordAdminAct(ctx context.Context, a adminact.Act, now time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return adminact.Insert(ctx, tx, auth.Schema, a, now) })
 }

@@ -59,11 +59,20 @@ type Pack struct {
 	ActivatedAt                                                       *time.Time
 }
 
-// InsertPack stores a pack version.
-func (s *Store) InsertPack(ctx context.Context, p Pack) (Pack, error) {
-	err := s.pool.QueryRow(ctx, `INSERT INTO rules.packs (id, partnership, version, description, source, sha256, uploaded_by)
+// InsertPack stores a pack version; fn, when given, runs in the same transaction (the
+// upload's admin-act event goes into the outbox there).
+func (s *Store) InsertPack(ctx context.Context, p Pack, fn func(tx pgx.Tx, p Pack) error) (Pack, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO rules.packs (id, partnership, version, description, source, sha256, uploaded_by)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING uploaded_at`,
-		p.ID, p.Partnership, p.Version, p.Description, p.Source, p.SHA256, p.UploadedBy).Scan(&p.UploadedAt)
+			p.ID, p.Partnership, p.Version, p.Description, p.Source, p.SHA256, p.UploadedBy).Scan(&p.UploadedAt); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(tx, p)
+		}
+		return nil
+	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return Pack{}, ErrPackExists

@@ -42,9 +42,14 @@ type AuditEntry struct {
 	// Short decision or action summary, e.g. "LEVEL_3A/RAG_AMBER".
 	Decision string `protobuf:"bytes,13,opt,name=decision,proto3" json:"decision,omitempty"`
 	// The entry had a payload that can no longer be read (its case was shredded).
-	Redacted      bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Redacted bool `protobuf:"varint,14,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	// Empty when the entry is proven: its leaf is in the tree under the latest signed
+	// checkpoint (or, for entries newer than it, the log's head) and every stored column and
+	// the stored payload match what the leaf commits to. Otherwise it says what does not
+	// match, and only seq is served: the other fields are left empty rather than shown as true.
+	IntegrityError string `protobuf:"bytes,15,opt,name=integrity_error,json=integrityError,proto3" json:"integrity_error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AuditEntry) Reset() {
@@ -173,6 +178,13 @@ func (x *AuditEntry) GetRedacted() bool {
 		return x.Redacted
 	}
 	return false
+}
+
+func (x *AuditEntry) GetIntegrityError() string {
+	if x != nil {
+		return x.IntegrityError
+	}
+	return ""
 }
 
 // GetTrailRequest names a referral or a child (exactly one of the two).
@@ -945,10 +957,20 @@ type AccessRecord struct {
 	Role   string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
 	Agency string `protobuf:"bytes,5,opt,name=agency,proto3" json:"agency,omitempty"`
 	// What was read, e.g. "read: GetReferral" or the audit query with its parameters.
-	What          string `protobuf:"bytes,6,opt,name=what,proto3" json:"what,omitempty"`
-	EventType     string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	ReferralId    string `protobuf:"bytes,8,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
-	ChildId       string `protobuf:"bytes,9,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	What       string `protobuf:"bytes,6,opt,name=what,proto3" json:"what,omitempty"`
+	EventType  string `protobuf:"bytes,7,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	ReferralId string `protobuf:"bytes,8,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId    string `protobuf:"bytes,9,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	// Why, as the reader said (X-Access-Reason, x-access-reason metadata); empty when they
+	// gave none or the case was shredded. Read from the entry's sealed payload after its
+	// digest is checked against the leaf.
+	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// As AuditEntry.integrity_error: non-empty when the entry does not match its leaf, in
+	// which case only seq is served.
+	IntegrityError string `protobuf:"bytes,11,opt,name=integrity_error,json=integrityError,proto3" json:"integrity_error,omitempty"`
+	// For a read of a list (a queue page, information requests, search results): the
+	// records the page showed, read from the sealed payload like the reason.
+	Listed        []*ListedRecord `protobuf:"bytes,12,rep,name=listed,proto3" json:"listed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1046,6 +1068,80 @@ func (x *AccessRecord) GetChildId() string {
 	return ""
 }
 
+func (x *AccessRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetIntegrityError() string {
+	if x != nil {
+		return x.IntegrityError
+	}
+	return ""
+}
+
+func (x *AccessRecord) GetListed() []*ListedRecord {
+	if x != nil {
+		return x.Listed
+	}
+	return nil
+}
+
+// ListedRecord is one record a listed page showed.
+type ListedRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId    string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId       string                 `protobuf:"bytes,2,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListedRecord) Reset() {
+	*x = ListedRecord{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedRecord) ProtoMessage() {}
+
+func (x *ListedRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedRecord.ProtoReflect.Descriptor instead.
+func (*ListedRecord) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListedRecord) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *ListedRecord) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
 // WhoAccessedRequest names a child or a referral (exactly one of the two).
 type WhoAccessedRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1061,7 +1157,7 @@ type WhoAccessedRequest struct {
 
 func (x *WhoAccessedRequest) Reset() {
 	*x = WhoAccessedRequest{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1169,7 @@ func (x *WhoAccessedRequest) String() string {
 func (*WhoAccessedRequest) ProtoMessage() {}
 
 func (x *WhoAccessedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1182,7 @@ func (x *WhoAccessedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAccessedRequest.ProtoReflect.Descriptor instead.
 func (*WhoAccessedRequest) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WhoAccessedRequest) GetChildId() string {
@@ -1129,7 +1225,7 @@ type WhoAccessedResponse struct {
 
 func (x *WhoAccessedResponse) Reset() {
 	*x = WhoAccessedResponse{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1237,7 @@ func (x *WhoAccessedResponse) String() string {
 func (*WhoAccessedResponse) ProtoMessage() {}
 
 func (x *WhoAccessedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1250,7 @@ func (x *WhoAccessedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAccessedResponse.ProtoReflect.Descriptor instead.
 func (*WhoAccessedResponse) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WhoAccessedResponse) GetAccesses() []*AccessRecord {
@@ -1187,7 +1283,7 @@ type UserActivityRequest struct {
 
 func (x *UserActivityRequest) Reset() {
 	*x = UserActivityRequest{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1295,7 @@ func (x *UserActivityRequest) String() string {
 func (*UserActivityRequest) ProtoMessage() {}
 
 func (x *UserActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1308,7 @@ func (x *UserActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserActivityRequest.ProtoReflect.Descriptor instead.
 func (*UserActivityRequest) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UserActivityRequest) GetActor() string {
@@ -1261,7 +1357,7 @@ type UserActivityResponse struct {
 
 func (x *UserActivityResponse) Reset() {
 	*x = UserActivityResponse{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1369,7 @@ func (x *UserActivityResponse) String() string {
 func (*UserActivityResponse) ProtoMessage() {}
 
 func (x *UserActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[17]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1382,7 @@ func (x *UserActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserActivityResponse.ProtoReflect.Descriptor instead.
 func (*UserActivityResponse) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{17}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UserActivityResponse) GetAccesses() []*AccessRecord {
@@ -1318,7 +1414,7 @@ type UnusualAccessRequest struct {
 
 func (x *UnusualAccessRequest) Reset() {
 	*x = UnusualAccessRequest{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1426,7 @@ func (x *UnusualAccessRequest) String() string {
 func (*UnusualAccessRequest) ProtoMessage() {}
 
 func (x *UnusualAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[18]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1439,7 @@ func (x *UnusualAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnusualAccessRequest.ProtoReflect.Descriptor instead.
 func (*UnusualAccessRequest) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{18}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UnusualAccessRequest) GetFrom() *timestamppb.Timestamp {
@@ -1379,8 +1475,14 @@ type FlaggedAccess struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Access *AccessRecord          `protobuf:"bytes,1,opt,name=access,proto3" json:"access,omitempty"`
 	// "out_of_hours": outside 08:00-18:00 Europe/London on a weekday, or at a weekend.
-	// "not_involved": the reader's agency neither referred the referral nor confirmed or
-	// overrode its decision, and the reader is not an auditor or admin.
+	// "outside_partnerships": the record's partnership is not one the reader serves.
+	// "not_involved": where the reader's partnerships are not known, the reader's agency
+	// neither referred the referral nor confirmed or overrode its decision, and the reader is
+	// not an auditor or admin. (Hub staff reading their own partnerships' cases are involved.)
+	// "no_open_case": the referral's case was closed before the read.
+	// "bulk_reading": the reader read more distinct children in the hour up to this read than
+	// MASH_AUDIT_BULK_READS_PER_HOUR.
+	// "integrity_error": the entry does not match its leaf (only seq is served).
 	Reasons       []string `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1388,7 +1490,7 @@ type FlaggedAccess struct {
 
 func (x *FlaggedAccess) Reset() {
 	*x = FlaggedAccess{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1502,7 @@ func (x *FlaggedAccess) String() string {
 func (*FlaggedAccess) ProtoMessage() {}
 
 func (x *FlaggedAccess) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[19]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1515,7 @@ func (x *FlaggedAccess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlaggedAccess.ProtoReflect.Descriptor instead.
 func (*FlaggedAccess) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{19}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FlaggedAccess) GetAccess() *AccessRecord {
@@ -1443,7 +1545,7 @@ type UnusualAccessResponse struct {
 
 func (x *UnusualAccessResponse) Reset() {
 	*x = UnusualAccessResponse{}
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[20]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1557,7 @@ func (x *UnusualAccessResponse) String() string {
 func (*UnusualAccessResponse) ProtoMessage() {}
 
 func (x *UnusualAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_audit_v1_audit_proto_msgTypes[20]
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1570,7 @@ func (x *UnusualAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnusualAccessResponse.ProtoReflect.Descriptor instead.
 func (*UnusualAccessResponse) Descriptor() ([]byte, []int) {
-	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{20}
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnusualAccessResponse) GetAccesses() []*FlaggedAccess {
@@ -1489,7 +1591,7 @@ var File_mash_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19mash/audit/v1/audit.proto\x12\rmash.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x03\n" +
+	"\x19mash/audit/v1/audit.proto\x12\rmash.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\n" +
 	"AuditEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
@@ -1511,7 +1613,8 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\x06agency\x18\v \x01(\tR\x06agency\x12!\n" +
 	"\fpack_version\x18\f \x01(\tR\vpackVersion\x12\x1a\n" +
 	"\bdecision\x18\r \x01(\tR\bdecision\x12\x1a\n" +
-	"\bredacted\x18\x0e \x01(\bR\bredacted\"\x89\x01\n" +
+	"\bredacted\x18\x0e \x01(\bR\bredacted\x12'\n" +
+	"\x0fintegrity_error\x18\x0f \x01(\tR\x0eintegrityError\"\x89\x01\n" +
 	"\x0fGetTrailRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x19\n" +
@@ -1570,7 +1673,7 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"+\n" +
 	"\x13ExportTrailResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x8e\x02\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x84\x03\n" +
 	"\fAccessRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1583,7 +1686,15 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"event_type\x18\a \x01(\tR\teventType\x12\x1f\n" +
 	"\vreferral_id\x18\b \x01(\tR\n" +
 	"referralId\x12\x19\n" +
-	"\bchild_id\x18\t \x01(\tR\achildId\"\x8c\x01\n" +
+	"\bchild_id\x18\t \x01(\tR\achildId\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12'\n" +
+	"\x0fintegrity_error\x18\v \x01(\tR\x0eintegrityError\x123\n" +
+	"\x06listed\x18\f \x03(\v2\x1b.mash.audit.v1.ListedRecordR\x06listed\"J\n" +
+	"\fListedRecord\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x19\n" +
+	"\bchild_id\x18\x02 \x01(\tR\achildId\"\x8c\x01\n" +
 	"\x12WhoAccessedRequest\x12\x19\n" +
 	"\bchild_id\x18\x01 \x01(\tR\achildId\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
@@ -1639,7 +1750,7 @@ func file_mash_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_mash_audit_v1_audit_proto_rawDescData
 }
 
-var file_mash_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_mash_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_mash_audit_v1_audit_proto_goTypes = []any{
 	(*AuditEntry)(nil),               // 0: mash.audit.v1.AuditEntry
 	(*GetTrailRequest)(nil),          // 1: mash.audit.v1.GetTrailRequest
@@ -1655,57 +1766,59 @@ var file_mash_audit_v1_audit_proto_goTypes = []any{
 	(*ExportTrailRequest)(nil),       // 11: mash.audit.v1.ExportTrailRequest
 	(*ExportTrailResponse)(nil),      // 12: mash.audit.v1.ExportTrailResponse
 	(*AccessRecord)(nil),             // 13: mash.audit.v1.AccessRecord
-	(*WhoAccessedRequest)(nil),       // 14: mash.audit.v1.WhoAccessedRequest
-	(*WhoAccessedResponse)(nil),      // 15: mash.audit.v1.WhoAccessedResponse
-	(*UserActivityRequest)(nil),      // 16: mash.audit.v1.UserActivityRequest
-	(*UserActivityResponse)(nil),     // 17: mash.audit.v1.UserActivityResponse
-	(*UnusualAccessRequest)(nil),     // 18: mash.audit.v1.UnusualAccessRequest
-	(*FlaggedAccess)(nil),            // 19: mash.audit.v1.FlaggedAccess
-	(*UnusualAccessResponse)(nil),    // 20: mash.audit.v1.UnusualAccessResponse
-	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*ListedRecord)(nil),             // 14: mash.audit.v1.ListedRecord
+	(*WhoAccessedRequest)(nil),       // 15: mash.audit.v1.WhoAccessedRequest
+	(*WhoAccessedResponse)(nil),      // 16: mash.audit.v1.WhoAccessedResponse
+	(*UserActivityRequest)(nil),      // 17: mash.audit.v1.UserActivityRequest
+	(*UserActivityResponse)(nil),     // 18: mash.audit.v1.UserActivityResponse
+	(*UnusualAccessRequest)(nil),     // 19: mash.audit.v1.UnusualAccessRequest
+	(*FlaggedAccess)(nil),            // 20: mash.audit.v1.FlaggedAccess
+	(*UnusualAccessResponse)(nil),    // 21: mash.audit.v1.UnusualAccessResponse
+	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
 }
 var file_mash_audit_v1_audit_proto_depIdxs = []int32{
-	21, // 0: mash.audit.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 1: mash.audit.v1.AuditEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	22, // 0: mash.audit.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 1: mash.audit.v1.AuditEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mash.audit.v1.GetTrailResponse.entries:type_name -> mash.audit.v1.AuditEntry
-	21, // 3: mash.audit.v1.SearchEntriesRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 4: mash.audit.v1.SearchEntriesRequest.to:type_name -> google.protobuf.Timestamp
+	22, // 3: mash.audit.v1.SearchEntriesRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 4: mash.audit.v1.SearchEntriesRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 5: mash.audit.v1.SearchEntriesResponse.entries:type_name -> mash.audit.v1.AuditEntry
-	21, // 6: mash.audit.v1.GetCheckpointResponse.created_at:type_name -> google.protobuf.Timestamp
-	21, // 7: mash.audit.v1.ExportTrailRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 8: mash.audit.v1.ExportTrailRequest.to:type_name -> google.protobuf.Timestamp
-	21, // 9: mash.audit.v1.AccessRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	13, // 10: mash.audit.v1.WhoAccessedResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	21, // 11: mash.audit.v1.UserActivityRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 12: mash.audit.v1.UserActivityRequest.to:type_name -> google.protobuf.Timestamp
-	13, // 13: mash.audit.v1.UserActivityResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	21, // 14: mash.audit.v1.UnusualAccessRequest.from:type_name -> google.protobuf.Timestamp
-	21, // 15: mash.audit.v1.UnusualAccessRequest.to:type_name -> google.protobuf.Timestamp
-	13, // 16: mash.audit.v1.FlaggedAccess.access:type_name -> mash.audit.v1.AccessRecord
-	19, // 17: mash.audit.v1.UnusualAccessResponse.accesses:type_name -> mash.audit.v1.FlaggedAccess
-	1,  // 18: mash.audit.v1.AuditService.GetTrail:input_type -> mash.audit.v1.GetTrailRequest
-	3,  // 19: mash.audit.v1.AuditService.SearchEntries:input_type -> mash.audit.v1.SearchEntriesRequest
-	5,  // 20: mash.audit.v1.AuditService.GetCheckpoint:input_type -> mash.audit.v1.GetCheckpointRequest
-	7,  // 21: mash.audit.v1.AuditService.ProveInclusion:input_type -> mash.audit.v1.ProveInclusionRequest
-	9,  // 22: mash.audit.v1.AuditService.ProveConsistency:input_type -> mash.audit.v1.ProveConsistencyRequest
-	11, // 23: mash.audit.v1.AuditService.ExportTrail:input_type -> mash.audit.v1.ExportTrailRequest
-	14, // 24: mash.audit.v1.AuditService.WhoAccessed:input_type -> mash.audit.v1.WhoAccessedRequest
-	16, // 25: mash.audit.v1.AuditService.UserActivity:input_type -> mash.audit.v1.UserActivityRequest
-	18, // 26: mash.audit.v1.AuditService.UnusualAccess:input_type -> mash.audit.v1.UnusualAccessRequest
-	2,  // 27: mash.audit.v1.AuditService.GetTrail:output_type -> mash.audit.v1.GetTrailResponse
-	4,  // 28: mash.audit.v1.AuditService.SearchEntries:output_type -> mash.audit.v1.SearchEntriesResponse
-	6,  // 29: mash.audit.v1.AuditService.GetCheckpoint:output_type -> mash.audit.v1.GetCheckpointResponse
-	8,  // 30: mash.audit.v1.AuditService.ProveInclusion:output_type -> mash.audit.v1.ProveInclusionResponse
-	10, // 31: mash.audit.v1.AuditService.ProveConsistency:output_type -> mash.audit.v1.ProveConsistencyResponse
-	12, // 32: mash.audit.v1.AuditService.ExportTrail:output_type -> mash.audit.v1.ExportTrailResponse
-	15, // 33: mash.audit.v1.AuditService.WhoAccessed:output_type -> mash.audit.v1.WhoAccessedResponse
-	17, // 34: mash.audit.v1.AuditService.UserActivity:output_type -> mash.audit.v1.UserActivityResponse
-	20, // 35: mash.audit.v1.AuditService.UnusualAccess:output_type -> mash.audit.v1.UnusualAccessResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	22, // 6: mash.audit.v1.GetCheckpointResponse.created_at:type_name -> google.protobuf.Timestamp
+	22, // 7: mash.audit.v1.ExportTrailRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 8: mash.audit.v1.ExportTrailRequest.to:type_name -> google.protobuf.Timestamp
+	22, // 9: mash.audit.v1.AccessRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	14, // 10: mash.audit.v1.AccessRecord.listed:type_name -> mash.audit.v1.ListedRecord
+	13, // 11: mash.audit.v1.WhoAccessedResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	22, // 12: mash.audit.v1.UserActivityRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 13: mash.audit.v1.UserActivityRequest.to:type_name -> google.protobuf.Timestamp
+	13, // 14: mash.audit.v1.UserActivityResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	22, // 15: mash.audit.v1.UnusualAccessRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 16: mash.audit.v1.UnusualAccessRequest.to:type_name -> google.protobuf.Timestamp
+	13, // 17: mash.audit.v1.FlaggedAccess.access:type_name -> mash.audit.v1.AccessRecord
+	20, // 18: mash.audit.v1.UnusualAccessResponse.accesses:type_name -> mash.audit.v1.FlaggedAccess
+	1,  // 19: mash.audit.v1.AuditService.GetTrail:input_type -> mash.audit.v1.GetTrailRequest
+	3,  // 20: mash.audit.v1.AuditService.SearchEntries:input_type -> mash.audit.v1.SearchEntriesRequest
+	5,  // 21: mash.audit.v1.AuditService.GetCheckpoint:input_type -> mash.audit.v1.GetCheckpointRequest
+	7,  // 22: mash.audit.v1.AuditService.ProveInclusion:input_type -> mash.audit.v1.ProveInclusionRequest
+	9,  // 23: mash.audit.v1.AuditService.ProveConsistency:input_type -> mash.audit.v1.ProveConsistencyRequest
+	11, // 24: mash.audit.v1.AuditService.ExportTrail:input_type -> mash.audit.v1.ExportTrailRequest
+	15, // 25: mash.audit.v1.AuditService.WhoAccessed:input_type -> mash.audit.v1.WhoAccessedRequest
+	17, // 26: mash.audit.v1.AuditService.UserActivity:input_type -> mash.audit.v1.UserActivityRequest
+	19, // 27: mash.audit.v1.AuditService.UnusualAccess:input_type -> mash.audit.v1.UnusualAccessRequest
+	2,  // 28: mash.audit.v1.AuditService.GetTrail:output_type -> mash.audit.v1.GetTrailResponse
+	4,  // 29: mash.audit.v1.AuditService.SearchEntries:output_type -> mash.audit.v1.SearchEntriesResponse
+	6,  // 30: mash.audit.v1.AuditService.GetCheckpoint:output_type -> mash.audit.v1.GetCheckpointResponse
+	8,  // 31: mash.audit.v1.AuditService.ProveInclusion:output_type -> mash.audit.v1.ProveInclusionResponse
+	10, // 32: mash.audit.v1.AuditService.ProveConsistency:output_type -> mash.audit.v1.ProveConsistencyResponse
+	12, // 33: mash.audit.v1.AuditService.ExportTrail:output_type -> mash.audit.v1.ExportTrailResponse
+	16, // 34: mash.audit.v1.AuditService.WhoAccessed:output_type -> mash.audit.v1.WhoAccessedResponse
+	18, // 35: mash.audit.v1.AuditService.UserActivity:output_type -> mash.audit.v1.UserActivityResponse
+	21, // 36: mash.audit.v1.AuditService.UnusualAccess:output_type -> mash.audit.v1.UnusualAccessResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_mash_audit_v1_audit_proto_init() }
@@ -1719,7 +1832,7 @@ func file_mash_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_audit_v1_audit_proto_rawDesc), len(file_mash_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,9 +35,16 @@ type RecordAccessed struct {
 	ReferralId string `protobuf:"bytes,5,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
 	ChildId    string `protobuf:"bytes,6,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
 	// Why, when the caller said (free text; may be empty).
-	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For a read of a list (a queue page, search results, information requests): the
+	// records shown, one entry per page. referral_id and child_id above are then empty.
+	Listed []*ListedRecord `protobuf:"bytes,8,rep,name=listed,proto3" json:"listed,omitempty"`
+	// The partnerships the reader serves ("*" for every one), when the credential says: the
+	// unusual-access report treats hub staff reading their own partnerships' cases as
+	// involved, and flags reads outside them.
+	ReaderPartnerships []string `protobuf:"bytes,9,rep,name=reader_partnerships,json=readerPartnerships,proto3" json:"reader_partnerships,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RecordAccessed) Reset() {
@@ -119,11 +126,78 @@ func (x *RecordAccessed) GetReason() string {
 	return ""
 }
 
+func (x *RecordAccessed) GetListed() []*ListedRecord {
+	if x != nil {
+		return x.Listed
+	}
+	return nil
+}
+
+func (x *RecordAccessed) GetReaderPartnerships() []string {
+	if x != nil {
+		return x.ReaderPartnerships
+	}
+	return nil
+}
+
+// ListedRecord is one record shown on a listed page.
+type ListedRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId    string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId       string                 `protobuf:"bytes,2,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListedRecord) Reset() {
+	*x = ListedRecord{}
+	mi := &file_mash_events_v1_access_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedRecord) ProtoMessage() {}
+
+func (x *ListedRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_access_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedRecord.ProtoReflect.Descriptor instead.
+func (*ListedRecord) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_access_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListedRecord) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *ListedRecord) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
 var File_mash_events_v1_access_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/events/v1/access.proto\x12\x0emash.events.v1\"\xc5\x01\n" +
+	"\x1bmash/events/v1/access.proto\x12\x0emash.events.v1\"\xac\x02\n" +
 	"\x0eRecordAccessed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
@@ -132,7 +206,13 @@ const file_mash_events_v1_access_proto_rawDesc = "" +
 	"\vreferral_id\x18\x05 \x01(\tR\n" +
 	"referralId\x12\x19\n" +
 	"\bchild_id\x18\x06 \x01(\tR\achildId\x12\x16\n" +
-	"\x06reason\x18\a \x01(\tR\x06reasonB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x06reason\x18\a \x01(\tR\x06reason\x124\n" +
+	"\x06listed\x18\b \x03(\v2\x1c.mash.events.v1.ListedRecordR\x06listed\x12/\n" +
+	"\x13reader_partnerships\x18\t \x03(\tR\x12readerPartnerships\"J\n" +
+	"\fListedRecord\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x19\n" +
+	"\bchild_id\x18\x02 \x01(\tR\achildIdB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_access_proto_rawDescOnce sync.Once
@@ -146,16 +226,18 @@ func file_mash_events_v1_access_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_access_proto_rawDescData
 }
 
-var file_mash_events_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_mash_events_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_mash_events_v1_access_proto_goTypes = []any{
 	(*RecordAccessed)(nil), // 0: mash.events.v1.RecordAccessed
+	(*ListedRecord)(nil),   // 1: mash.events.v1.ListedRecord
 }
 var file_mash_events_v1_access_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: mash.events.v1.RecordAccessed.listed:type_name -> mash.events.v1.ListedRecord
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_access_proto_init() }
@@ -169,7 +251,7 @@ func file_mash_events_v1_access_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_access_proto_rawDesc), len(file_mash_events_v1_access_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
