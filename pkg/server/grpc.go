@@ -229,4 +229,3 @@ func Require(ctx context.Context, p auth.Permission) (auth.Identity, error) {
 	}
 	return id, nil
 }
-
