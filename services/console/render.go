@@ -29,7 +29,7 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral"}
 
 type renderer struct{ pages map[string]*template.Template }
 
@@ -185,6 +185,7 @@ var capNames = map[string]capability{
 	"packManage": capPackManage, "dashboard": capDashboard, "audit": capAudit, "disagreements": capDisagreements,
 	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
 	"directory": capDirectory, "directoryDecide": capDirectoryDecide,
+	"partner": capPartner,
 }
 
 var navItems = []struct {
@@ -198,6 +199,7 @@ var navItems = []struct {
 	{"/console/directory", "nav.directory", capDirectory},
 	{"/console/dashboard", "nav.dashboard", capDashboard},
 	{"/console/audit", "nav.audit", capAudit},
+	{"/console/partner", "nav.partner", capPartner},
 }
 
 func (s *Service) newPage(r *http.Request, rs *reqState, titleKey string) *page {

@@ -62,6 +62,18 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onResearchAnswered(ctx, tx, ev.GetRequest())
+	case subjectDisagreementRaised, subjectDisagreementEscalated:
+		var ev eventsv1.DisagreementChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onDisagreementStage(ctx, tx, ev.GetDisagreement())
+	case subjectDisagreementResolved:
+		var ev eventsv1.DisagreementChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onDisagreementResolved(ctx, tx, ev.GetDisagreement())
 	}
 	return fmt.Errorf("notify does not handle %s", env.GetType())
 }
@@ -338,6 +350,8 @@ type spec struct {
 	note        string
 	// research is the question of an INFORMATION_REQUEST.
 	research *share.Research
+	// disagreement is the disagreement of a DISAGREEMENT notice.
+	disagreement *share.Disagreement
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
 	now    time.Time
@@ -373,7 +387,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
-		AgencyRoles: sp.agency.Roles, Research: sp.research})
+		AgencyRoles: sp.agency.Roles, Research: sp.research, Disagreement: sp.disagreement})
 	if err != nil {
 		return store.Notification{}, err
 	}

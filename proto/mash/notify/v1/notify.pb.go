@@ -161,6 +161,10 @@ const (
 	// The agency's own directory entry changed (endpoint, secret or roles): sent to its
 	// previous contact, with no personal data, so an unexpected change is noticed.
 	NotificationKind_DIRECTORY_CHANGE NotificationKind = 8
+	// A professional disagreement reached a stage the recipient owns (the hub's team, its team
+	// manager, the senior safeguarding manager, the partnership), as the directory names them;
+	// or, to the agency that raised it, it was resolved.
+	NotificationKind_DISAGREEMENT NotificationKind = 9
 )
 
 // Enum value maps for NotificationKind.
@@ -175,6 +179,7 @@ var (
 		6: "ENCOMPASS",
 		7: "INFORMATION_REQUEST",
 		8: "DIRECTORY_CHANGE",
+		9: "DISAGREEMENT",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -186,6 +191,7 @@ var (
 		"ENCOMPASS":                     6,
 		"INFORMATION_REQUEST":           7,
 		"DIRECTORY_CHANGE":              8,
+		"DISAGREEMENT":                  9,
 	}
 )
 
@@ -2457,7 +2463,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18DIRECTORY_CHANGE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_APPROVED\x10\x02\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_REJECTED\x10\x03\x12\x1c\n" +
-	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xb9\x01\n" +
+	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xcb\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -2470,7 +2476,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\aOUTCOME\x10\x05\x12\r\n" +
 	"\tENCOMPASS\x10\x06\x12\x17\n" +
 	"\x13INFORMATION_REQUEST\x10\a\x12\x14\n" +
-	"\x10DIRECTORY_CHANGE\x10\b*~\n" +
+	"\x10DIRECTORY_CHANGE\x10\b\x12\x10\n" +
+	"\fDISAGREEMENT\x10\t*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
