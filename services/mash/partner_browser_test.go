@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mash/services/console/browsertest"
 )
@@ -253,6 +256,18 @@ agencies:
 	if !answered {
 		t.Fatalf("the request's answer: %s", raw)
 	}
+	// Each read of a message the partner was sent is on the audit trail, in its name.
+	pool, err := pgxpool.New(context.Background(), s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	waitUntil(t, "the partner's reads on the audit trail", func() bool {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM audit.entries
+			WHERE event_type = 'mash.access.notification' AND referral_id = $1`, id).Scan(&n)
+		return err == nil && n > 0
+	})
 	// The hub's team, owner of the disagreement's first stage, is told by email.
 	waitUntil(t, "the hub's team told of the disagreement", func() bool {
 		return len(sink.to("team@mash.test", "MASH disagreement")) == 1

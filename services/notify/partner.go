@@ -24,6 +24,10 @@ import (
 	"mash/services/notify/store"
 )
 
+// accessSubject names an agency's read of a message it was sent on the audit trail
+// (mash.access.notification).
+const accessSubject = "notification"
+
 // inboxAPI serves AgencyInboxService beside NotifyService, with its checks.
 type inboxAPI struct {
 	notifyv1.UnimplementedAgencyInboxServiceServer
@@ -52,7 +56,7 @@ func (in *inboxAPI) GetNotificationMessage(ctx context.Context, req *notifyv1.Ge
 		return nil, fmt.Errorf("decode message of notification %s: %w", n.ID, err)
 	}
 	// The trace of this read commits before the message leaves the service.
-	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "notification",
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: accessSubject,
 		Action: "GetNotificationMessage", Partnership: n.Partnership, ReferralID: n.ReferralID}, a.svc.now()); err != nil {
 		return nil, err
 	}
