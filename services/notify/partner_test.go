@@ -17,6 +17,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
+	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -150,8 +151,14 @@ func (e *env) consumerDrained(t testing.TB) {
 	})
 }
 
-// addStageOwners puts the owners of a disagreement's first three stages in the directory,
-// each with its own receiver; no one fills the partnership's stage.
+// stagePartnership is a partnership whose directory is loaded whole by addStageOwners (a
+// directory file bootstraps a partnership that has none; changes to one that has agencies
+// wait for a second manager's approval).
+const stagePartnership = "merthyr-tydfil"
+
+// addStageOwners loads stagePartnership's directory: the owners of a disagreement's first
+// three stages, each with its own receiver (no one owns the partnership's stage), its duty
+// manager and the police, at the test's duty manager's and police's receivers.
 func (e *env) addStageOwners(t testing.TB) map[string]*receiver {
 	t.Helper()
 	owners := map[string]*receiver{
@@ -159,12 +166,22 @@ func (e *env) addStageOwners(t testing.TB) map[string]*receiver {
 		notify.RoleDisagreementTeamManager:  newReceiver(t),
 		notify.RoleDisagreementSenior:       newReceiver(t),
 	}
-	var f directory.File
+	f := directory.File{Partnerships: []directory.Partnership{{ID: stagePartnership, DutyManager: "mt-duty-manager", ConsoleURL: "https://mash.example.test"}},
+		Agencies: []directory.Agency{
+			{ID: "mt-duty-manager", Partnership: stagePartnership, Name: "Duty manager", Roles: []string{"duty_manager"}, Channel: "webhook",
+				URL: e.ag.duty.srv.URL, Secret: []byte(e.ag.duty.secret)},
+			{ID: "south-wales-police", Partnership: stagePartnership, Name: "SWP PPU", Roles: []string{"police"}, Channel: "webhook",
+				URL: e.ag.police.srv.URL, Secret: []byte(e.ag.police.secret)},
+		}}
 	for role, r := range owners {
-		a := directory.Agency{ID: "rct-" + strings.ReplaceAll(role, "_", "-"), Partnership: partnership, Name: role, Roles: []string{role},
-			Channel: "webhook", URL: r.srv.URL, Secret: []byte(r.secret)}
-		a.Normalise()
-		f.Agencies = append(f.Agencies, a)
+		f.Agencies = append(f.Agencies, directory.Agency{ID: "rct-" + strings.ReplaceAll(role, "_", "-"), Partnership: stagePartnership, Name: role,
+			Roles: []string{role}, Channel: "webhook", URL: r.srv.URL, Secret: []byte(r.secret)})
+	}
+	for i := range f.Partnerships {
+		f.Partnerships[i].Normalise()
+	}
+	for i := range f.Agencies {
+		f.Agencies[i].Normalise()
 	}
 	if err := e.svc.LoadDirectory(context.Background(), f, "test"); err != nil {
 		t.Fatal(err)
@@ -192,9 +209,9 @@ func (e *env) disagreement(t testing.TB, subject string, d *triagev1.Disagreemen
 func TestDisagreementStageOwnerIsTold(t *testing.T) {
 	e := newEnv(t)
 	owners := e.addStageOwners(t)
-	ref := e.referral(t, noEncompass)
+	ref := e.referral(t, noEncompass, func(r *intakev1.Referral) { r.Partnership = stagePartnership })
 	e.settled(t, ref.GetId(), 1)
-	d := &triagev1.Disagreement{Id: uuid.Must(uuid.NewV7()).String(), ReferralId: ref.GetId(), Partnership: partnership,
+	d := &triagev1.Disagreement{Id: uuid.Must(uuid.NewV7()).String(), ReferralId: ref.GetId(), Partnership: stagePartnership,
 		RaisedByAgency: "south-wales-police", RaisedBy: "user:pc.jones", Reason: "We consider the threshold met for level 4.",
 		RaisedAt: timestamppb.New(e.clock.Now())}
 	raised := e.disagreement(t, "mash.disagreement.raised", d, triagev1.DisagreementStage_PRACTITIONER, "")
@@ -268,7 +285,7 @@ func TestDisagreementStageOwnerIsTold(t *testing.T) {
 	e.publishRaw(t, resolved.GetType(), uuid.NewString(), raw)
 	// A disagreement raised by an agency outside the directory (through the API) is followed
 	// there: its resolution tells no one.
-	other := &triagev1.Disagreement{Id: uuid.Must(uuid.NewV7()).String(), ReferralId: ref.GetId(), Partnership: partnership,
+	other := &triagev1.Disagreement{Id: uuid.Must(uuid.NewV7()).String(), ReferralId: ref.GetId(), Partnership: stagePartnership,
 		RaisedByAgency: "dyfed-powys-police", Reason: "x", Stage: triagev1.DisagreementStage_PRACTITIONER, Resolved: true, Resolution: "agreed"}
 	e.publish(t, "mash.disagreement.resolved", ref.GetId(), 1, &eventsv1.DisagreementChanged{Disagreement: other})
 	e.consumerDrained(t)
