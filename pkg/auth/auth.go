@@ -23,6 +23,12 @@ const (
 	RoleManager      Role = "manager"
 	RoleAuditor      Role = "auditor"
 	RoleAdmin        Role = "admin"
+	// RolePartner is a person on the staff of a partner agency (police, health, a school,
+	// ...) signed in to the console's partner view. It is a person's role only, never a
+	// machine client's: it sees what was sent to its own agency, acknowledges it, answers
+	// the agency's information requests and raises and follows its disagreements, and
+	// nothing of the hub's own work.
+	RolePartner Role = "partner"
 )
 
 // Roles an event names for an actor that holds no credential: a service acting on its own
@@ -71,9 +77,9 @@ const AllPartnerships = "*"
 func HubRole(role Role) bool { return role != RoleReferrer && slices.Contains(Roles, role) }
 
 // Serves reports whether the caller may see and work partnership's referrals. A referrer
-// with no partnerships is limited by its agency alone.
+// or partner with no partnerships is limited by its agency alone.
 func (id Identity) Serves(partnership string) bool {
-	if id.Role == RoleReferrer && len(id.Partnerships) == 0 {
+	if id.AgencyScoped() && len(id.Partnerships) == 0 {
 		return true
 	}
 	return slices.Contains(id.Partnerships, AllPartnerships) || slices.Contains(id.Partnerships, partnership)
@@ -82,7 +88,7 @@ func (id Identity) Serves(partnership string) bool {
 // PartnershipScope is the set of partnerships a query must be limited to: all is true when
 // the caller is not limited (every partnership, or a referrer limited by agency instead).
 func (id Identity) PartnershipScope() (partnerships []string, all bool) {
-	if (id.Role == RoleReferrer && len(id.Partnerships) == 0) || slices.Contains(id.Partnerships, AllPartnerships) {
+	if (id.AgencyScoped() && len(id.Partnerships) == 0) || slices.Contains(id.Partnerships, AllPartnerships) {
 		return nil, true
 	}
 	return id.Partnerships, false
@@ -115,6 +121,10 @@ func ValidatePartnerships(role Role, partnerships []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// AgencyScoped reports whether the identity sees only its own agency's records: a
+// referring agency's system, or a partner agency's person. Hub staff see every agency's.
+func (id Identity) AgencyScoped() bool { return id.Role == RoleReferrer || id.Role == RolePartner }
 
 // IsPerson reports whether the identity is a person's console session.
 func (id Identity) IsPerson() bool { return strings.HasPrefix(id.ClientID, UserPrefix) }

@@ -50,15 +50,19 @@ const (
 	// the family's consent (and its revocation); RecordConsent records a change in consent.
 	AuthoriseSharing Permission = "authorise sharing without consent"
 	RecordConsent    Permission = "record consent"
+	// UsePartnerView is the console's partner view: what the hub sent the person's own
+	// agency (a partner's other permissions reach only that agency's records).
+	UsePartnerView Permission = "use the partner view"
 )
 
-// permissionRoles is the one table of who may do what. A referrer's permissions reach only
-// its own agency's records, and every hub role's only the partnerships it serves; the
+// permissionRoles is the one table of who may do what. A referrer's permissions, and a
+// partner's (a person of a partner agency, in the console), reach only its own agency's
+// records, and every hub role's only the partnerships it serves; the
 // services apply those scopes.
 var permissionRoles = map[Permission][]Role{
 	// Practitioners record referrals taken by telephone.
 	SubmitReferrals: {RoleReferrer, RolePractitioner},
-	ReadReferrals:   {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor},
+	ReadReferrals:   {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},
 
 	ReadQueue:            {RolePractitioner, RoleManager},
 	ReadCases:            {RolePractitioner, RoleManager},
@@ -66,10 +70,10 @@ var permissionRoles = map[Permission][]Role{
 	AssignCases:          {RoleManager},
 	DecideCases:          {RolePractitioner, RoleManager},
 	RequestInformation:   {RolePractitioner, RoleManager},
-	ReadInformation:      {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor},
-	AnswerInformation:    {RoleReferrer, RolePractitioner, RoleManager},
-	RaiseDisagreements:   {RoleReferrer, RolePractitioner, RoleManager},
-	ReadDisagreements:    {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor},
+	ReadInformation:      {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},
+	AnswerInformation:    {RoleReferrer, RolePartner, RolePractitioner, RoleManager},
+	RaiseDisagreements:   {RoleReferrer, RolePartner, RolePractitioner, RoleManager},
+	ReadDisagreements:    {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},
 	ResolveDisagreements: {RolePractitioner, RoleManager},
 	ReadDashboard:        {RoleManager, RoleAuditor},
 	ReadDecisions:        {RolePractitioner, RoleManager, RoleAuditor},
@@ -81,13 +85,14 @@ var permissionRoles = map[Permission][]Role{
 	ChangeDirectory:      {RoleManager, RoleAdmin},
 	// Administrators may propose a change to where data goes, never approve one.
 	DecideDirectory:      {RoleManager},
-	ReadNotifications:    {RoleReferrer, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
+	ReadNotifications:    {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},
 	RetryNotifications:   {RoleManager, RoleAdmin},
 	AcknowledgeOnBehalf:  {RoleManager},
 	ReadAuditTrails:      {RoleAuditor},
 	ReadAuditCheckpoints: {RoleAuditor, RoleAdmin},
 	AuthoriseSharing:     {RoleManager},
 	RecordConsent:        {RolePractitioner, RoleManager},
+	UsePartnerView:       {RolePartner},
 }
 
 // Roles returns the roles that hold p; none for a permission the table does not know.

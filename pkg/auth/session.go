@@ -46,14 +46,21 @@ type Session struct {
 	Agency      string
 	// Partnerships are those the person serves (see Identity.Partnerships).
 	Partnerships []string
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
-	EndedAt      *time.Time
+	// Kind is the agency's kind: StaffKind for hub staff, the partner agency's kind
+	// (police, health, ...) for partner staff.
+	Kind      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	EndedAt   *time.Time
 }
 
 // Identity is what the session authenticates as.
 func (s Session) Identity() Identity {
-	return Identity{ClientID: UserPrefix + s.UserID, Agency: s.Agency, Kind: StaffKind, Role: s.Role, Name: s.DisplayName,
+	kind := s.Kind
+	if kind == "" {
+		kind = StaffKind
+	}
+	return Identity{ClientID: UserPrefix + s.UserID, Agency: s.Agency, Kind: kind, Role: s.Role, Name: s.DisplayName,
 		Partnerships: s.Partnerships}
 }
 
@@ -62,18 +69,34 @@ var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$`)
 // ErrNoSuchSession means no live session has that token.
 var ErrNoSuchSession = errors.New("no live session with that token")
 
-// CreateSession signs a person in for ttl and returns the session and its token, which
-// is given to the person's browser once: only a hash of the secret is kept. Referrers are
-// machine clients and cannot have sessions; staff serve at least one partnership.
+// CreateSession signs a member of the hub's staff in for ttl and returns the session and
+// its token, which is given to the person's browser once: only a hash of the secret is
+// kept. Referrers are machine clients and cannot have sessions; staff serve at least one
+// partnership.
 func (s *Store) CreateSession(ctx context.Context, userID, displayName string, role Role, agency string, ttl time.Duration, partnerships ...string) (Session, string, error) {
+	return s.CreateSessionOfKind(ctx, userID, displayName, role, agency, StaffKind, ttl, partnerships...)
+}
+
+// CreateSessionOfKind is CreateSession for a person of an agency of kind: StaffKind with a
+// staff role, or a partner agency's kind (police, health, ...) with RolePartner. A partner
+// session never holds a staff role, and a staff session never the partner role, so no
+// session can be both. A partner is limited by its agency, as its agency's system is, and
+// needs no partnerships.
+func (s *Store) CreateSessionOfKind(ctx context.Context, userID, displayName string, role Role, agency, kind string, ttl time.Duration, partnerships ...string) (Session, string, error) {
+	switch {
+	case role == RolePartner && (kind == StaffKind || !slices.Contains(Kinds, kind)):
+		return Session{}, "", fmt.Errorf("kind %q: a partner's session needs its agency's kind (police, health, education, ...), not %s", kind, StaffKind)
+	case role != RolePartner && kind != StaffKind:
+		return Session{}, "", fmt.Errorf("role %q: staff of a %s agency sign in with the partner role", role, kind)
+	}
 	partnerships, perr := ValidatePartnerships(role, partnerships)
 	switch {
 	case !userIDPattern.MatchString(userID):
 		return Session{}, "", fmt.Errorf("user id %q: letters, digits and . _ @ : + - only, at most 128", userID)
 	case displayName == "" || len(displayName) > 200:
 		return Session{}, "", errors.New("display name: required, at most 200 characters")
-	case role == RoleReferrer || !slices.Contains(Roles, role):
-		return Session{}, "", fmt.Errorf("role %q: a session needs a staff role (practitioner, manager, auditor, admin)", role)
+	case role == RoleReferrer || (role != RolePartner && !slices.Contains(Roles, role)):
+		return Session{}, "", fmt.Errorf("role %q: a session needs a staff role (practitioner, manager, auditor, admin) or partner", role)
 	case len(agency) == 0 || len(agency) > 64 || !slugPattern.MatchString(agency):
 		return Session{}, "", fmt.Errorf("agency %q: must be a lower-case slug such as cardiff-mash", agency)
 	case ttl <= 0 || ttl > MaxSessionTTL:
@@ -91,12 +114,12 @@ func (s *Store) CreateSession(ctx context.Context, userID, displayName string, r
 	}
 	now := s.now()
 	sess := Session{ID: hex.EncodeToString(idBytes), UserID: userID, DisplayName: displayName, Role: role, Agency: agency,
-		Partnerships: partnerships, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		Kind: kind, Partnerships: partnerships, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	secretText := base64.RawURLEncoding.EncodeToString(secret)
 	hash := sha256.Sum256([]byte(secretText))
-	_, err := s.pool.Exec(ctx, `INSERT INTO auth.sessions (id, user_id, display_name, role, agency, secret_hash, created_at, expires_at, partnerships)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		sess.ID, userID, displayName, string(role), agency, hash[:], sess.CreatedAt, sess.ExpiresAt, nonNil(partnerships))
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth.sessions (id, user_id, display_name, role, agency, kind, secret_hash, created_at, expires_at, partnerships)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		sess.ID, userID, displayName, string(role), agency, kind, hash[:], sess.CreatedAt, sess.ExpiresAt, nonNil(partnerships))
 	if err != nil {
 		return Session{}, "", fmt.Errorf("store session %s: %w", sess.ID, err)
 	}
@@ -203,9 +226,9 @@ func (s *Store) lookupSession(ctx context.Context, token string) (Session, error
 	var sess Session
 	var role string
 	var stored []byte
-	err := s.pool.QueryRow(ctx, `SELECT id, user_id, display_name, role, agency, partnerships, secret_hash, created_at, expires_at
+	err := s.pool.QueryRow(ctx, `SELECT id, user_id, display_name, role, agency, kind, partnerships, secret_hash, created_at, expires_at
 		FROM auth.sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > $2`, id, s.now()).
-		Scan(&sess.ID, &sess.UserID, &sess.DisplayName, &role, &sess.Agency, &sess.Partnerships, &stored, &sess.CreatedAt, &sess.ExpiresAt)
+		Scan(&sess.ID, &sess.UserID, &sess.DisplayName, &role, &sess.Agency, &sess.Kind, &sess.Partnerships, &stored, &sess.CreatedAt, &sess.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrNoSuchSession
 	}

@@ -254,3 +254,43 @@ func TestPruneSessionsKeepsRecentOnes(t *testing.T) {
 		t.Fatalf("a live session was pruned: %v", err)
 	}
 }
+
+// A partner agency's person authenticates as its agency, of its kind, scoped to it; no
+// session is both staff and partner, and the partner role is never a machine client's.
+func TestPartnerSessionIsItsAgencys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _ := newTestStore(t)
+	_, token, err := st.CreateSessionOfKind(ctx, "pc.evans", "PC Evans", RolePartner, "south-wales-police", "police", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.Authenticate(ctx, token)
+	want := Identity{ClientID: "user:pc.evans", Agency: "south-wales-police", Kind: "police", Role: RolePartner, Name: "PC Evans", Partnerships: []string{}}
+	if err != nil || !reflect.DeepEqual(id, want) || !id.AgencyScoped() || !id.IsPerson() {
+		t.Fatalf("partner identity %+v %v, want %+v, agency-scoped", id, err, want)
+	}
+	for _, c := range []struct {
+		name, kind string
+		role       Role
+	}{
+		{"partner of the hub", StaffKind, RolePartner},
+		{"partner of no kind", "constabulary", RolePartner},
+		{"staff of a police force", "police", RoleManager},
+	} {
+		if _, _, err := st.CreateSessionOfKind(ctx, "x", "X", c.role, "south-wales-police", c.kind, time.Hour); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	if _, _, err := st.Create(ctx, "south-wales-police", "police", RolePartner, "test"); err == nil {
+		t.Error("a machine client was given the partner role")
+	}
+	staff := Identity{Role: RoleManager}
+	if staff.AgencyScoped() {
+		t.Error("a manager is agency-scoped")
+	}
+	// Limited by its agency, a partner with no partnerships is not limited by partnership.
+	if !id.Serves("rhondda-cynon-taf") || !id.Can(ReadNotifications) || id.Can(ReadQueue) || !id.Can(UsePartnerView) || staff.Can(UsePartnerView) {
+		t.Error("a partner's permissions are not its agency's")
+	}
+}

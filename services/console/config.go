@@ -38,6 +38,7 @@ const (
 	EnvSignInUserLimit = "MASH_CONSOLE_SIGNIN_USER_LIMIT"    // sign-in attempts per username per window; default 5
 	EnvSignInAddrLimit = "MASH_CONSOLE_SIGNIN_ADDRESS_LIMIT" // failed sign-ins per client address per window; default 50
 	EnvSignInWindow    = "MASH_CONSOLE_SIGNIN_WINDOW"        // the throttle's window; default 15m
+	EnvOIDCPartnerMap  = "MASH_OIDC_PARTNER_MAP"             // "swp-ppu=south-wales-police/police,ctm-hv=cwm-taf-health/health"
 )
 
 // Config defaults.
@@ -116,6 +117,16 @@ type OIDCConfig struct {
 	// Partnerships are those staff signing in through the provider serve; empty:
 	// Config.Partnership alone.
 	Partnerships []string
+	// PartnerMap maps claim values (of RoleClaim) to partner agencies: a person with no
+	// staff role and one of these signs in with the partner role for that agency alone,
+	// whatever the agency claim says.
+	PartnerMap map[string]PartnerAgency
+}
+
+// PartnerAgency is the agency, and its kind, that a partner's claim value stands for.
+type PartnerAgency struct {
+	Agency string
+	Kind   string
 }
 
 // Enabled reports whether single sign-on is configured.
@@ -302,6 +313,13 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 			*d.dst = p
 		}
 	}
+	if v, ok := lookup(EnvOIDCPartnerMap); ok && v != "" {
+		m, err := ParsePartnerMap(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvOIDCPartnerMap, err))
+		}
+		c.OIDC.PartnerMap = m
+	}
 	set := 0
 	for _, v := range []string{c.OIDC.Issuer, c.OIDC.ClientID, c.OIDC.ClientSecret, c.OIDC.RedirectURL} {
 		if v != "" {
@@ -336,6 +354,32 @@ func ParseRoleMap(s string) (map[string]auth.Role, error) {
 			return nil, fmt.Errorf("entry %q: want claim-value=role, role one of practitioner, manager, auditor, admin", part)
 		}
 		out[k] = r
+	}
+	return out, nil
+}
+
+// ParsePartnerMap reads "group-a=south-wales-police/police,group-b=cwm-taf-health/health":
+// each claim value names a partner agency and its kind.
+func ParsePartnerMap(s string) (map[string]PartnerAgency, error) {
+	out := map[string]PartnerAgency{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		agency, kind, ok2 := strings.Cut(strings.TrimSpace(v), "/")
+		k, agency, kind = strings.TrimSpace(k), strings.TrimSpace(agency), strings.TrimSpace(kind)
+		if !ok || !ok2 || k == "" {
+			return nil, fmt.Errorf("entry %q: want claim-value=agency/kind, e.g. swp-ppu=south-wales-police/police", part)
+		}
+		if kind == auth.StaffKind {
+			return nil, fmt.Errorf("entry %q: kind %s is the hub's own; map hub staff with %s", part, kind, EnvOIDCRoleMap)
+		}
+		if err := auth.ValidateClient(agency, kind, auth.RoleReferrer); err != nil {
+			return nil, fmt.Errorf("entry %q: %w", part, err)
+		}
+		out[k] = PartnerAgency{Agency: agency, Kind: kind}
 	}
 	return out, nil
 }

@@ -10,10 +10,12 @@ import (
 )
 
 // Professional disagreements: an agency that disagrees with a threshold decision raises one
-// through the API with its own credential (the service records the caller's agency), so the
-// console never raises one. Managers move it through its stages (practitioner, team
-// manager, senior safeguarding manager, partnership), each with a deadline and a recorded
-// outcome, and resolve it; the service escalates a stage whose deadline passes by itself.
+// through the API with its own credential or in the partner view (the service records the
+// caller's agency), and hub staff who work cases may raise one on the case. Managers move it
+// through its stages (practitioner, team manager, senior safeguarding manager,
+// partnership), each with a deadline and a recorded outcome, and resolve it; the raising
+// agency may take it to the next stage from the partner view; the service escalates a
+// stage whose deadline passes by itself, and notify tells each stage's owner.
 
 // disagreementView is a disagreement as a page shows it.
 type disagreementView struct {
@@ -57,6 +59,21 @@ func (s *Service) resolveDisagreement(w http.ResponseWriter, r *http.Request, rs
 		missing: "disagreement.resolution_missing", conflict: "disagreement.conflict"}, func(ctx context.Context, text string) error {
 		_, err := s.b.Triage.ResolveDisagreement(ctx, &triagev1.ResolveDisagreementRequest{DisagreementId: did,
 			ExpectedVersion: version(r), Resolution: text})
+		return err
+	})
+}
+
+// raiseDisagreement lets hub staff record a professional disagreement with a case's
+// decision (say, one a colleague of another agency voiced in a meeting); the stages then
+// run as for an agency's.
+func (s *Service) raiseDisagreement(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	reason := strings.TrimSpace(r.PostFormValue("disagree_reason"))
+	a := action{form: "raise", done: "disagreement_raised", fields: map[string]string{"reason": "disagree_reason"}, conflict: "disagreement.conflict"}
+	if reason == "" {
+		a.pre = []check{{"disagree_reason", "disagreement.reason_missing"}}
+	}
+	s.actOn(w, r, rs, a, func(ctx context.Context) error {
+		_, err := s.b.Triage.RaiseDisagreement(ctx, &triagev1.RaiseDisagreementRequest{ReferralId: r.PathValue("id"), Reason: reason})
 		return err
 	})
 }

@@ -61,6 +61,8 @@ type fakeTriage struct {
 	whoami func(ctx context.Context) string
 	// infoRequested is the last information request that reached the fake.
 	infoRequested *triagev1.RequestInformationRequest
+	// raised are the disagreements raised through the fake.
+	raised []*triagev1.RaiseDisagreementRequest
 }
 
 func newFakeTriage() *fakeTriage {
@@ -450,6 +452,8 @@ func (f *fakeRules) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackR
 
 type fakeNotify struct {
 	notifyv1.NotifyServiceClient
+	// extra are listed after the fixture's notifications.
+	extra   []*notifyv1.Notification
 	retried []string
 	// retryErr, when set, is returned by RetryNotification.
 	retryErr error
@@ -499,12 +503,12 @@ func (f *fakeNotify) RejectDirectoryChange(ctx context.Context, req *notifyv1.Re
 }
 
 func (f *fakeNotify) ListNotifications(ctx context.Context, req *notifyv1.ListNotificationsRequest, _ ...grpc.CallOption) (*notifyv1.ListNotificationsResponse, error) {
-	return &notifyv1.ListNotificationsResponse{Notifications: []*notifyv1.Notification{
+	return &notifyv1.ListNotificationsResponse{Notifications: append([]*notifyv1.Notification{
 		{Id: "n-failed", ReferralId: "0192a3b4-0000-7000-8000-000000000001", Reference: "MASH-2026-000001", Agency: "housing", Role: "housing",
 			Kind: notifyv1.NotificationKind_ACTION, State: notifyv1.NotificationState_FAILED, Attempts: 8, LastError: "HTTP 503", CreatedAt: ts(fixtureNow)},
 		{Id: "n-ok", ReferralId: "0192a3b4-0000-7000-8000-000000000001", Reference: "MASH-2026-000001", Agency: "police",
 			Kind: notifyv1.NotificationKind_ACTION, State: notifyv1.NotificationState_ACKNOWLEDGED, Attempts: 1, AcknowledgedAt: ts(fixtureNow), AcknowledgedBy: "duty sergeant"},
-	}}, nil
+	}, f.extra...)}, nil
 }
 
 func (f *fakeNotify) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest, _ ...grpc.CallOption) (*notifyv1.RetryNotificationResponse, error) {

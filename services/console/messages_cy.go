@@ -204,7 +204,7 @@ var messagesCY = map[string]string{
 	"disagreement.none":               "Ni chodwyd unrhyw anghytundeb.",
 	"disagreement.resolved":           "wedi'i ddatrys",
 	"disagreement.raised":             "Codwyd %s",
-	"disagreement.api_hint":           "Mae asiantaethau'n codi anghytundebau drwy API yr hyb gyda'u cyfrif eu hunain; maent yn ymddangos yma.",
+	"disagreement.api_hint":           "Mae asiantaethau partner yn codi anghytundebau yn eu golwg partner o'r consol neu drwy API yr hyb; gall staff yr hyb godi un yma. Dywedir wrth berchennog pob cam pan fydd yn ei gyrraedd.",
 	"disagreement.from":               "Gan %s",
 	"disagreement.current_stage":      "Cam presennol: %s.",
 	"disagreement.due":                "Erbyn",

@@ -225,7 +225,7 @@ var messagesEN = map[string]string{
 	"disagreement.none":               "No disagreements have been raised.",
 	"disagreement.resolved":           "resolved",
 	"disagreement.raised":             "Raised %s",
-	"disagreement.api_hint":           "Agencies raise disagreements through the hub's API with their own account; they appear here.",
+	"disagreement.api_hint":           "Partner agencies raise disagreements in their partner view of the console or through the hub's API; hub staff may raise one here. Each stage's owner is told when it reaches them.",
 	"disagreement.from":               "From %s",
 	"disagreement.current_stage":      "Current stage: %s.",
 	"disagreement.due":                "Due",

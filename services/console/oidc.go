@@ -126,7 +126,12 @@ func (s *Service) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, s.cookie(r, oidcCookie, "", -1))
-	if err := s.startSession(w, r, who.userID, who.name, who.role, who.agency, s.cfg.OIDC.Partnerships); err != nil {
+	// A partner is limited by its agency, as its agency's system is: it serves no partnerships.
+	partnerships := s.cfg.OIDC.Partnerships
+	if who.role == auth.RolePartner {
+		partnerships = nil
+	}
+	if err := s.startSessionOfKind(w, r, who.userID, who.name, who.role, who.agency, who.kind, partnerships); err != nil {
 		fail("session", err)
 		return
 	}
@@ -163,6 +168,8 @@ var userIDSafe = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,100}$`)
 type person struct {
 	userID, name, agency string
 	role                 auth.Role
+	// kind is the agency's kind: "hub" for staff, a partner agency's for partners.
+	kind string
 }
 
 // person reads who signed in from the ID token's claims: a stable user id from the
@@ -173,7 +180,7 @@ func (o *oidcProvider) person(claims map[string]any, subject, defaultAgency stri
 }
 
 func personFromClaims(cfg OIDCConfig, claims map[string]any, subject, defaultAgency string) (person, error) {
-	p := person{userID: "oidc:" + subject, agency: defaultAgency}
+	p := person{userID: "oidc:" + subject, agency: defaultAgency, kind: auth.StaffKind}
 	if !userIDSafe.MatchString(subject) {
 		// Some providers' subjects hold characters a user id may not: a stable digest.
 		sum := sha256.Sum256([]byte(subject))
@@ -217,6 +224,23 @@ func personFromClaims(cfg OIDCConfig, claims map[string]any, subject, defaultAge
 			p.role = r
 			return p, nil
 		}
+	}
+	// No staff role: a partner agency's person, if a value maps to one agency. A person
+	// whose values map to two agencies is refused rather than given either.
+	var partner *PartnerAgency
+	for _, v := range values {
+		pa, ok := cfg.PartnerMap[v]
+		if !ok {
+			continue
+		}
+		if partner != nil && *partner != pa {
+			return person{}, fmt.Errorf("claim %q maps to two partner agencies (%s, %s)", cfg.RoleClaim, partner.Agency, pa.Agency)
+		}
+		partner = &pa
+	}
+	if partner != nil {
+		p.role, p.agency, p.kind = auth.RolePartner, partner.Agency, partner.Kind
+		return p, nil
 	}
 	return person{}, fmt.Errorf("claim %q maps to no console role", cfg.RoleClaim)
 }

@@ -138,7 +138,8 @@ func newOIDCEnv(t *testing.T, idp *identityProvider) *env {
 		Config: Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef"),
 			OIDC: OIDCConfig{Issuer: idp.srv.URL, ClientID: idp.clientID, ClientSecret: idp.secret,
 				RedirectURL: srv.URL + "/console/oidc/callback", RoleClaim: "groups",
-				RoleMap: map[string]auth.Role{"mash-duty-managers": auth.RoleManager, "mash-social-workers": auth.RolePractitioner}}},
+				RoleMap:    map[string]auth.Role{"mash-duty-managers": auth.RoleManager, "mash-social-workers": auth.RolePractitioner},
+				PartnerMap: map[string]PartnerAgency{"swp-ppu": {Agency: "south-wales-police", Kind: "police"}}}},
 		Backends: Backends{Triage: base.triage, Rules: base.rules, Notify: base.notify, Audit: fakeAudit{}}})
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral"}
 
 type renderer struct{ pages map[string]*template.Template }
 
@@ -186,6 +186,7 @@ var capNames = map[string]capability{
 	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
 	"directory": capDirectory, "directoryDecide": capDirectoryDecide,
 	"shareAuthorise": capShareAuthorise,
+	"partner": capPartner,
 }
 
 var navItems = []struct {
@@ -199,6 +200,7 @@ var navItems = []struct {
 	{"/console/directory", "nav.directory", capDirectory},
 	{"/console/dashboard", "nav.dashboard", capDashboard},
 	{"/console/audit", "nav.audit", capAudit},
+	{"/console/partner", "nav.partner", capPartner},
 }
 
 func (s *Service) newPage(r *http.Request, rs *reqState, titleKey string) *page {

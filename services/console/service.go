@@ -60,11 +60,14 @@ type Backends struct {
 	Rules  rulesv1.RulesServiceClient
 	Notify notifyv1.NotifyServiceClient
 	Audit  auditv1.AuditServiceClient
+	// Inbox reads the messages an agency was sent, for the partner view (notify serves it).
+	Inbox notifyv1.AgencyInboxServiceClient
 }
 
 // sessionStore is what the console needs of pkg/auth.
 type sessionStore interface {
 	CreateSession(ctx context.Context, userID, displayName string, role auth.Role, agency string, ttl time.Duration, partnerships ...string) (auth.Session, string, error)
+	CreateSessionOfKind(ctx context.Context, userID, displayName string, role auth.Role, agency, kind string, ttl time.Duration, partnerships ...string) (auth.Session, string, error)
 	EndSession(ctx context.Context, token string) error
 	Authenticate(ctx context.Context, token string) (auth.Identity, error)
 	PruneSessions(ctx context.Context) (int64, error)
@@ -96,7 +99,8 @@ func New(d Deps) (*Service, error) {
 	switch {
 	case d.Pool == nil, d.Log == nil, d.Auth == nil:
 		return nil, errors.New("console.New: pool, logger and auth store are required")
-	case d.Peers == nil && (d.Backends.Triage == nil || d.Backends.Rules == nil || d.Backends.Notify == nil || d.Backends.Audit == nil):
+	case d.Peers == nil && (d.Backends.Triage == nil || d.Backends.Rules == nil || d.Backends.Notify == nil || d.Backends.Audit == nil ||
+		d.Backends.Inbox == nil):
 		return nil, errors.New("console.New: a peer book is required to reach the services")
 	}
 	s, err := newService(d, d.Auth)
@@ -184,6 +188,13 @@ func (s *Service) dial(book *peers.Book) error {
 		}
 		s.b.Notify = notifyv1.NewNotifyServiceClient(c)
 	}
+	if s.b.Inbox == nil {
+		c, err := conn("notify")
+		if err != nil {
+			return err
+		}
+		s.b.Inbox = notifyv1.NewAgencyInboxServiceClient(c)
+	}
 	if s.b.Audit == nil {
 		c, err := conn("audit")
 		if err != nil {
@@ -241,6 +252,8 @@ func (s *Service) Register(srv *server.Server) {
 	h := s.Handler()
 	srv.HandlePublic("/console/", h)
 	srv.HandlePublic("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
+	// The secure link in notify's emails: <consoleUrl>/referrals/<id>.
+	srv.HandlePublic("GET /referrals/{id}", h)
 }
 
 var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
@@ -260,18 +273,36 @@ func (s *Service) CreateAccount(ctx context.Context, username, displayName strin
 
 // CreateAccountIn is CreateAccount for a named agency.
 func (s *Service) CreateAccountIn(ctx context.Context, username, displayName string, role auth.Role, agency, password string, partnerships ...string) error {
+	return s.CreateAccountOfKind(ctx, username, displayName, role, agency, auth.StaffKind, password, partnerships...)
+}
+
+// CreateAccountOfKind creates a local account of an agency of kind: a hub account (kind
+// "hub", a staff role, the partnerships it serves), or a partner agency's (its kind, such as
+// police or health, and the partner role, with no partnerships: it is limited by its
+// agency), whose person signs in to the partner view of that agency alone.
+func (s *Service) CreateAccountOfKind(ctx context.Context, username, displayName string, role auth.Role, agency, kind, password string, partnerships ...string) error {
 	switch {
 	case !usernamePattern.MatchString(username):
 		return fmt.Errorf("username %q: 2 to 64 lower-case letters, digits, dots, hyphens or underscores", username)
 	case displayName == "" || len(displayName) > 200:
 		return errors.New("display name: required, at most 200 characters")
-	case !slices.Contains(staffRoles, role):
-		return fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin", role)
+	case role == auth.RolePartner && kind == auth.StaffKind:
+		return fmt.Errorf("kind %q: a partner account belongs to a partner agency: give its kind (police, health, education, ...)", kind)
+	case role != auth.RolePartner && kind != auth.StaffKind:
+		return fmt.Errorf("role %q: an account of a %s agency has the partner role", role, kind)
+	case role != auth.RolePartner && !slices.Contains(staffRoles, role):
+		return fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin, partner", role)
 	}
 	if err := CheckNewPassword(username, password); err != nil {
 		return err
 	}
-	if err := auth.ValidateClient(agency, auth.StaffKind, role); err != nil {
+	// A partner's role is a person's only, so the client check runs with the role its
+	// agency's own systems hold.
+	checkRole := role
+	if role == auth.RolePartner {
+		checkRole = auth.RoleReferrer
+	}
+	if err := auth.ValidateClient(agency, kind, checkRole); err != nil {
 		return err
 	}
 	partnerships, err := auth.ValidatePartnerships(role, partnerships)
@@ -283,7 +314,7 @@ func (s *Service) CreateAccountIn(ctx context.Context, username, displayName str
 		return err
 	}
 	return s.store.CreateAccount(ctx, store.Account{Username: username, DisplayName: displayName, Role: string(role), Agency: agency,
-		Partnerships: partnerships, PasswordHash: hash})
+		Kind: kind, Partnerships: partnerships, PasswordHash: hash})
 }
 
 // DisableAccount stops an account signing in and ends its sessions.
@@ -309,6 +340,15 @@ func CreateLocalAccount(ctx context.Context, pool *pgxpool.Pool, cfg Config, use
 	cfg.defaults()
 	s := &Service{cfg: cfg, store: store.New(pool)}
 	return s.CreateAccountIn(ctx, username, displayName, role, cfg.Agency, password, partnerships...)
+}
+
+// CreateLocalAccountOfKind is CreateLocalAccount for a named agency of a kind: with the
+// partner role, a partner agency's person (for "mash users create --agency A --kind K
+// --role partner").
+func CreateLocalAccountOfKind(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, displayName string, role auth.Role, agency, kind, password string, partnerships ...string) error {
+	cfg.defaults()
+	s := &Service{cfg: cfg, store: store.New(pool)}
+	return s.CreateAccountOfKind(ctx, username, displayName, role, agency, kind, password, partnerships...)
 }
 
 // DisableLocalAccount stops a local account signing in and ends its sessions, for the

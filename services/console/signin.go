@@ -101,7 +101,7 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusInternalServerError, "error.internal")
 		return
 	}
-	if err := s.startSession(w, r, localUserID(acct.Username), acct.DisplayName, auth.Role(acct.Role), acct.Agency, acct.Partnerships); err != nil {
+	if err := s.startSessionOfKind(w, r, localUserID(acct.Username), acct.DisplayName, auth.Role(acct.Role), acct.Agency, acct.Kind, acct.Partnerships); err != nil {
 		s.log.Error("console: start session", zap.String("request_id", server.RequestID(r.Context())), zap.Error(err))
 		s.errorPage(w, r, nil, http.StatusInternalServerError, "error.internal")
 		return
@@ -186,9 +186,17 @@ func (s *Service) releaseAttempt(ctx context.Context, keys []string, now time.Ti
 	return s.store.ReleaseAttempt(context.WithoutCancel(ctx), keys, s.cfg.Throttle.Window, now)
 }
 
-// startSession creates the person's auth session and gives the browser its cookie.
+// startSession creates a hub person's auth session and gives the browser its cookie.
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, userID, displayName string, role auth.Role, agency string, partnerships []string) error {
-	sess, token, err := s.sessions.CreateSession(r.Context(), userID, displayName, role, agency, s.cfg.SessionTTL, partnerships...)
+	return s.startSessionOfKind(w, r, userID, displayName, role, agency, auth.StaffKind, partnerships)
+}
+
+// startSessionOfKind is startSession for a person of an agency of kind (a partner's).
+func (s *Service) startSessionOfKind(w http.ResponseWriter, r *http.Request, userID, displayName string, role auth.Role, agency, kind string, partnerships []string) error {
+	if kind == "" {
+		kind = auth.StaffKind
+	}
+	sess, token, err := s.sessions.CreateSessionOfKind(r.Context(), userID, displayName, role, agency, kind, s.cfg.SessionTTL, partnerships...)
 	if err != nil {
 		return err
 	}

@@ -57,8 +57,8 @@ const (
 	capPackManage               = auth.ManagePacks // replay and activate
 	capDashboard                = auth.ReadDashboard
 	capAudit                    = auth.ReadAuditTrails
-	// Agencies raise disagreements through the API with their own credential (the service
-	// records the caller's agency), so the console offers no way to raise one.
+	// Agencies raise disagreements in the partner view or through the API with their own
+	// credential; hub staff who may raise one do so on the case.
 	capDisagreements        = auth.ReadDisagreements
 	capDisagreementEscalate = auth.RaiseDisagreements
 	capDisagreementManage   = auth.ResolveDisagreements
@@ -68,9 +68,19 @@ const (
 	capDirectoryDecide = auth.DecideDirectory
 	// Sharing a case without the family's consent is a manager's recorded judgement.
 	capShareAuthorise = auth.AuthoriseSharing
+	// The partner view: what was sent to a partner's own agency.
+	capPartner = auth.UsePartnerView
 )
 
-func can(id auth.Identity, c capability) bool { return c == anyStaff || id.Can(c) }
+// can reports whether id may use capability c in the console. The hub's screens are the
+// hub's: a partner, whose permissions reach only its own agency's records, works them in
+// the partner view alone.
+func can(id auth.Identity, c capability) bool {
+	if id.Role == auth.RolePartner && c != anyStaff && c != capPartner {
+		return false
+	}
+	return c == anyStaff || id.Can(c)
+}
 
 // reqState is what a request of a signed-in person carries.
 type reqState struct {
@@ -116,6 +126,7 @@ func (s *Service) Handler() http.Handler {
 	handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
 	handle("POST /console/cases/{id}/information-requests", s.need(capResearch, s.requestInformation))
 	handle("POST /console/cases/{id}/information-requests/{rid}/answer", s.need(capAnswer, s.answerInformation))
+	handle("POST /console/cases/{id}/disagreements", s.need(capDisagreementEscalate, s.raiseDisagreement))
 	handle("POST /console/cases/{id}/disagreements/{did}/escalate", s.need(capDisagreementEscalate, s.escalateDisagreement))
 	handle("POST /console/cases/{id}/disagreements/{did}/resolve", s.need(capDisagreementManage, s.resolveDisagreement))
 	handle("POST /console/cases/{id}/sharing-authorisation", s.need(capShareAuthorise, s.authoriseSharing))
@@ -138,6 +149,19 @@ func (s *Service) Handler() http.Handler {
 	handle("GET /console/dashboard", s.need(capDashboard, s.dashboardPage))
 	handle("GET /console/dashboard.csv", s.need(capDashboard, s.dashboardCSV))
 	handle("GET /console/audit", s.need(capAudit, s.auditPage))
+
+	// The secure link in notify's emails is <consoleUrl>/referrals/<id>: it opens the
+	// referral in the console, after sign-in.
+	handleFunc("GET /referrals/{id}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/referrals/"+url.PathEscape(r.PathValue("id")), http.StatusSeeOther)
+	})
+	handle("GET /console/referrals/{id}", s.need(anyStaff, s.openReferral))
+	handle("GET /console/partner", s.need(capPartner, s.partnerInbox))
+	handle("GET /console/partner/referrals/{id}", s.need(capPartner, s.partnerReferralPage))
+	handle("POST /console/partner/referrals/{id}/notifications/{nid}/acknowledge", s.need(capPartner, s.partnerAcknowledge))
+	handle("POST /console/partner/referrals/{id}/information-requests/{rid}/answer", s.need(capPartner, s.partnerAnswer))
+	handle("POST /console/partner/referrals/{id}/disagreements", s.need(capPartner, s.partnerRaise))
+	handle("POST /console/partner/referrals/{id}/disagreements/{did}/escalate", s.need(capPartner, s.partnerEscalate))
 
 	handleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusNotFound, "error.notfound")
@@ -176,8 +200,8 @@ func cacheStatic(next http.Handler) http.Handler {
 	})
 }
 
-// need wraps a page that needs a signed-in person holding capability c (anyStaff: any
-// staff role). POSTs must carry the session's CSRF token.
+// need wraps a page that needs a signed-in person holding capability c (anyStaff: anyone
+// signed in, hub staff or partner). POSTs must carry the session's CSRF token.
 func (s *Service) need(c capability, h pageHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs, ok := s.session(r)
@@ -234,7 +258,7 @@ func (s *Service) session(r *http.Request) (*reqState, bool) {
 		}
 		return nil, false
 	}
-	if !id.IsPerson() || !slices.Contains(staffRoles, id.Role) {
+	if !id.IsPerson() || (!slices.Contains(staffRoles, id.Role) && id.Role != auth.RolePartner) {
 		return nil, false
 	}
 	return &reqState{ident: id, token: ck.Value, sessionID: sid}, true
@@ -344,6 +368,8 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !ok:
 		http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
+	case can(rs.ident, capPartner):
+		http.Redirect(w, r, "/console/partner", http.StatusSeeOther)
 	default:
 		// The first page of the menu the person may open: an administrator, who sees no
 		// queue or dashboard, lands where their work is.

@@ -72,10 +72,10 @@ func conflictError(agency, externalRef, existingID string) error {
 			"send a new externalReference for a new referral, or the identical content to retry", externalRef, agency, existingID))
 }
 
-// visibleAgency is the agency filter for reads: referrers see their own agency's referrals,
-// hub staff see all.
+// visibleAgency is the agency filter for reads: referrers and partner staff see their own
+// agency's referrals, hub staff see all.
 func visibleAgency(id auth.Identity) string {
-	if id.Role == auth.RoleReferrer {
+	if id.AgencyScoped() {
 		return id.Agency
 	}
 	return ""

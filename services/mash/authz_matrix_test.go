@@ -45,13 +45,16 @@ const (
 	man
 	aud
 	adm
+	par    // a partner agency's person, signed in to the console's partner view
 	public // needs no credential at all
 )
 
 const (
-	everyone = ref | pra | man | aud | adm
+	everyone = ref | par | pra | man | aud | adm
 	staff    = pra | man | aud | adm
 	hub      = pra | man
+	// agency is an agency's own caller: its system, or its person in the partner view.
+	agency = ref | par
 )
 
 // authzMatrix is the one table of who may call what: every gRPC method, HTTP route and
@@ -60,11 +63,11 @@ const (
 var authzMatrix = map[string]int{
 	// intake
 	"/mash.intake.v1.IntakeService/SubmitReferral": ref | pra,
-	"/mash.intake.v1.IntakeService/GetReferral":    ref | pra | man | aud,
-	"/mash.intake.v1.IntakeService/ListReferrals":  ref | pra | man | aud,
+	"/mash.intake.v1.IntakeService/GetReferral":    agency | pra | man | aud,
+	"/mash.intake.v1.IntakeService/ListReferrals":  agency | pra | man | aud,
 	"POST /v1/referrals":                           ref | pra,
-	"GET /v1/referrals/{id}":                       ref | pra | man | aud,
-	"GET /v1/referrals":                            ref | pra | man | aud,
+	"GET /v1/referrals/{id}":                       agency | pra | man | aud,
+	"GET /v1/referrals":                            agency | pra | man | aud,
 	// rules
 	"/mash.rules.v1.RulesService/EvaluateReferral": hub,
 	"/mash.rules.v1.RulesService/ValidatePack":     hub | adm,
@@ -88,11 +91,11 @@ var authzMatrix = map[string]int{
 	"/mash.triage.v1.TriageService/RecordStrategyDiscussion": hub,
 	"/mash.triage.v1.TriageService/CloseCase":                hub,
 	"/mash.triage.v1.TriageService/RequestInformation":       hub,
-	"/mash.triage.v1.TriageService/ListInformationRequests":  ref | hub | aud,
-	"/mash.triage.v1.TriageService/AnswerInformationRequest": ref | hub,
-	"/mash.triage.v1.TriageService/RaiseDisagreement":        ref | hub,
-	"/mash.triage.v1.TriageService/ListDisagreements":        ref | hub | aud,
-	"/mash.triage.v1.TriageService/EscalateDisagreement":     ref | hub,
+	"/mash.triage.v1.TriageService/ListInformationRequests":  agency | hub | aud,
+	"/mash.triage.v1.TriageService/AnswerInformationRequest": agency | hub,
+	"/mash.triage.v1.TriageService/RaiseDisagreement":        agency | hub,
+	"/mash.triage.v1.TriageService/ListDisagreements":        agency | hub | aud,
+	"/mash.triage.v1.TriageService/EscalateDisagreement":     agency | hub,
 	"/mash.triage.v1.TriageService/ResolveDisagreement":      hub,
 	"/mash.triage.v1.TriageService/GetDashboard":             man | aud,
 	// notify: an agency reads and acknowledges its own notifications
@@ -106,6 +109,10 @@ var authzMatrix = map[string]int{
 	"/mash.notify.v1.NotifyService/GetNotification":         everyone,
 	"/mash.notify.v1.NotifyService/AcknowledgeNotification": everyone,
 	"/mash.notify.v1.NotifyService/RetryNotification":       man | adm,
+	// the message itself: every reader of notifications may ask, only the receiving agency
+	// finds it (to anyone else it is not found)
+	"/mash.notify.v1.AgencyInboxService/GetNotificationMessage": everyone,
+	"GET /v1/notifications/{id}/message":                        everyone,
 	// audit
 	"/mash.audit.v1.AuditService/GetTrail":         aud,
 	"/mash.audit.v1.AuditService/SearchEntries":    aud,
@@ -157,59 +164,70 @@ var authzMatrix = map[string]int{
 	"POST /v1/cases/{referralId}/strategy":                     hub,
 	"POST /v1/cases/{referralId}/close":                        hub,
 	"POST /v1/cases/{referralId}/information-requests":         hub,
-	"GET /v1/information-requests":                             ref | hub | aud,
-	"POST /v1/information-requests/{requestId}/answer":         ref | hub,
-	"POST /v1/cases/{referralId}/disagreements":                ref | hub,
-	"GET /v1/disagreements":                                    ref | hub | aud,
-	"POST /v1/disagreements/{disagreementId}/escalate":         ref | hub,
+	"GET /v1/information-requests":                             agency | hub | aud,
+	"POST /v1/information-requests/{requestId}/answer":         agency | hub,
+	"POST /v1/cases/{referralId}/disagreements":                agency | hub,
+	"GET /v1/disagreements":                                    agency | hub | aud,
+	"POST /v1/disagreements/{disagreementId}/escalate":         agency | hub,
 	"POST /v1/disagreements/{disagreementId}/resolve":          hub,
 	"GET /v1/dashboard":                                        man | aud,
 	"GET /v1/dashboard.csv":                                    man | aud,
 	// console: its menus and buttons come from the same permission table
-	"console GET /console/static/":                                       public,
-	"console GET /console/{$}":                                           public,
-	"console GET /console/sign-in":                                       public,
-	"console POST /console/sign-in":                                      public,
-	"console GET /console/oidc/start":                                    public,
-	"console GET /console/oidc/callback":                                 public,
-	"console GET /console/lang":                                          public,
-	"console /console/":                                                  public,
-	"console POST /console/sign-out":                                     staff,
-	"console GET /console/queue":                                         hub,
-	"console GET /console/queue/counts.json":                             hub,
-	"console GET /console/cases/{id}":                                    hub,
-	"console POST /console/cases/{id}/claim":                             hub,
-	"console POST /console/cases/{id}/release":                           hub,
-	"console POST /console/cases/{id}/assign":                            man,
-	"console POST /console/cases/{id}/decide":                            hub,
-	"console POST /console/cases/{id}/sharing-authorisation":             man,
-	"console POST /console/cases/{id}/sharing-authorisation/revoke":      man,
-	"console POST /console/cases/{id}/strategy":                          hub,
-	"console POST /console/cases/{id}/close":                             hub,
-	"console POST /console/cases/{id}/information-requests":              hub,
-	"console POST /console/cases/{id}/information-requests/{rid}/answer": hub,
-	"console POST /console/cases/{id}/disagreements/{did}/escalate":      hub,
-	"console POST /console/cases/{id}/disagreements/{did}/resolve":       hub,
-	"console GET /console/disagreements":                                 hub | aud,
-	"console GET /console/notifications":                                 staff,
-	"console POST /console/notifications/{id}/retry":                     man | adm,
-	"console GET /console/directory":                                     staff,
-	"console POST /console/directory/changes/{id}/approve":               man,
-	"console POST /console/directory/changes/{id}/reject":                man,
-	"console GET /console/packs":                                         staff,
-	"console GET /console/packs/diff":                                    staff,
-	"console GET /console/packs/{id}":                                    staff,
-	"console POST /console/packs/replay":                                 man,
-	"console POST /console/packs/{id}/activate":                          man,
-	"console GET /console/dashboard":                                     man | aud,
-	"console GET /console/dashboard.csv":                                 man | aud,
-	"console GET /console/audit":                                         aud,
+	"console GET /console/static/":       public,
+	"console GET /console/{$}":           public,
+	"console GET /console/sign-in":       public,
+	"console POST /console/sign-in":      public,
+	"console GET /console/oidc/start":    public,
+	"console GET /console/oidc/callback": public,
+	"console GET /console/lang":          public,
+	"console /console/":                  public,
+	"console POST /console/sign-out":     staff | par,
+	// the email link, then the referral for whoever opens it; the partner view is partners' alone
+	"console GET /referrals/{id}":                                                    public,
+	"console GET /console/referrals/{id}":                                            hub | par,
+	"console GET /console/partner":                                                   par,
+	"console GET /console/partner/referrals/{id}":                                    par,
+	"console POST /console/partner/referrals/{id}/notifications/{nid}/acknowledge":   par,
+	"console POST /console/partner/referrals/{id}/information-requests/{rid}/answer": par,
+	"console POST /console/partner/referrals/{id}/disagreements":                     par,
+	"console POST /console/partner/referrals/{id}/disagreements/{did}/escalate":      par,
+	"console POST /console/cases/{id}/disagreements":                                 hub,
+	"console GET /console/queue":                                                     hub,
+	"console GET /console/queue/counts.json":                                         hub,
+	"console GET /console/cases/{id}":                                                hub,
+	"console POST /console/cases/{id}/claim":                                         hub,
+	"console POST /console/cases/{id}/release":                                       hub,
+	"console POST /console/cases/{id}/assign":                                        man,
+	"console POST /console/cases/{id}/decide":                                        hub,
+	"console POST /console/cases/{id}/sharing-authorisation":                         man,
+	"console POST /console/cases/{id}/sharing-authorisation/revoke":                  man,
+	"console POST /console/cases/{id}/strategy":                                      hub,
+	"console POST /console/cases/{id}/close":                                         hub,
+	"console POST /console/cases/{id}/information-requests":                          hub,
+	"console POST /console/cases/{id}/information-requests/{rid}/answer":             hub,
+	"console POST /console/cases/{id}/disagreements/{did}/escalate":                  hub,
+	"console POST /console/cases/{id}/disagreements/{did}/resolve":                   hub,
+	"console GET /console/disagreements":                                             hub | aud,
+	"console GET /console/notifications":                                             staff,
+	"console POST /console/notifications/{id}/retry":                                 man | adm,
+	"console GET /console/directory":                                                 staff,
+	"console POST /console/directory/changes/{id}/approve":                           man,
+	"console POST /console/directory/changes/{id}/reject":                            man,
+	"console GET /console/packs":                                                     staff,
+	"console GET /console/packs/diff":                                                staff,
+	"console GET /console/packs/{id}":                                                staff,
+	"console POST /console/packs/replay":                                             man,
+	"console POST /console/packs/{id}/activate":                                      man,
+	"console GET /console/dashboard":                                                 man | aud,
+	"console GET /console/dashboard.csv":                                             man | aud,
+	"console GET /console/audit":                                                     aud,
 }
 
 var matrixRoles = []struct {
 	bit  int
 	role auth.Role
-}{{ref, auth.RoleReferrer}, {pra, auth.RolePractitioner}, {man, auth.RoleManager}, {aud, auth.RoleAuditor}, {adm, auth.RoleAdmin}}
+}{{ref, auth.RoleReferrer}, {pra, auth.RolePractitioner}, {man, auth.RoleManager}, {aud, auth.RoleAuditor}, {adm, auth.RoleAdmin},
+	{par, auth.RolePartner}}
 
 // migrationKey names the template database by every migration this binary applies.
 func migrationKey(t *testing.T) string {
@@ -301,6 +319,16 @@ func TestAuthorisationMatrix(t *testing.T) {
 	// A credential and, for staff, a console session per role.
 	tokens, sessions := map[auth.Role]string{}, map[auth.Role]string{}
 	for _, r := range matrixRoles {
+		if r.role == auth.RolePartner {
+			// A partner agency's person has a console session only, which is also the
+			// bearer credential the console calls the services with.
+			_, sess, err := sys.p.auth.CreateSessionOfKind(ctx, "matrix-partner", "Matrix", auth.RolePartner, "south-wales-police", "police", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens[r.role], sessions[r.role] = sess, sess
+			continue
+		}
 		kind, agency, ps := "hub", "rct-mash", []string{"rhondda-cynon-taf"}
 		if r.role == auth.RoleReferrer {
 			kind, agency, ps = "police", "south-wales-police", nil

@@ -22,18 +22,20 @@ import (
 // users manages the console's local accounts (for demos and hubs without an identity
 // provider; staff of a council normally sign in through OpenID Connect).
 func users(ctx context.Context, args []string) error {
-	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R --partnerships P,Q [--password-stdin] | password [--password-stdin] U | disable U")
+	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R --partnerships P,Q [--agency A --kind K] [--password-stdin] | password [--password-stdin] U | disable U")
 	if len(args) == 0 {
 		return usage
 	}
-	var username, name, role, partnerships *string
+	var username, name, role, partnerships, agency, kind *string
 	var fromStdin *bool
 	declare := func(s *config.Set) {
 		if args[0] == "create" {
 			username = s.String("username", "MASH_USER_USERNAME", "", "login name: lower-case letters, digits, dots, hyphens")
 			name = s.String("name", "MASH_USER_NAME", "", "the person's name as the console shows it")
-			role = s.String("role", "MASH_USER_ROLE", "practitioner", "role: practitioner, manager, auditor, admin")
-			partnerships = s.String("partnerships", "MASH_USER_PARTNERSHIPS", "", "partnerships whose referrals the person may see, comma-separated, or * for every one (required)")
+			role = s.String("role", "MASH_USER_ROLE", "practitioner", "role: practitioner, manager, auditor, admin; partner for staff of a partner agency")
+			partnerships = s.String("partnerships", "MASH_USER_PARTNERSHIPS", "", "partnerships whose referrals the person may see, comma-separated, or * for every one (required for hub staff; a partner is limited by its agency)")
+			agency = s.String("agency", "MASH_USER_AGENCY", "", "the person's agency (default: MASH_CONSOLE_AGENCY, the hub); a partner's own agency, e.g. south-wales-police")
+			kind = s.String("kind", "MASH_USER_KIND", "", "the agency's kind: hub (default), or for a partner police, health, education, local-authority, ...")
 		}
 		if args[0] == "create" || args[0] == "password" {
 			fromStdin = s.Bool("password-stdin", "MASH_USER_PASSWORD_STDIN", false, "read the password from the first line of standard input (else one is generated and printed once)")
@@ -88,13 +90,26 @@ func users(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := console.CreateLocalAccount(ctx, pool, cfg, *username, *name, auth.Role(*role), pw, strings.Split(*partnerships, ",")...); err != nil {
+		ag, kd := *agency, *kind
+		if kd == "" {
+			kd = auth.StaffKind
+		}
+		if ag == "" {
+			if auth.Role(*role) == auth.RolePartner {
+				return fmt.Errorf("create user %s: --agency: a partner belongs to a partner agency; name it (e.g. --agency south-wales-police --kind police)", *username)
+			}
+			ag = cfg.Agency
+			if ag == "" {
+				ag = console.DefaultAgency
+			}
+		}
+		if err := console.CreateLocalAccountOfKind(ctx, pool, cfg, *username, *name, auth.Role(*role), ag, kd, pw, strings.Split(*partnerships, ",")...); err != nil {
 			return fmt.Errorf("create user %s: %w", *username, err)
 		}
 		if err := recordCLIAct(ctx, pool, cliAct("user", "create", *username, "role "+*role)); err != nil {
 			return err
 		}
-		shown(fmt.Sprintf("created %s user %s", *role, *username), pw, generated)
+		shown(fmt.Sprintf("created %s user %s of %s", *role, *username, ag), pw, generated)
 		return nil
 	case "password":
 		if len(rest) != 1 {

@@ -24,9 +24,9 @@ import (
 )
 
 // hubStaff reports whether the caller works in the hub: hub staff see every agency's
-// notifications of the partnerships they serve; an agency's own credential sees, and
-// acknowledges, only its own.
-func hubStaff(id auth.Identity) bool { return id.Role != auth.RoleReferrer }
+// notifications of the partnerships they serve; an agency's own credential, or its staff in
+// the console's partner view, sees and acknowledges only its own.
+func hubStaff(id auth.Identity) bool { return !id.AgencyScoped() }
 
 type grpcAPI struct {
 	notifyv1.UnimplementedNotifyServiceServer

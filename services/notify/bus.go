@@ -1,21 +1,23 @@
 package notify
 
 import (
+	"mash/pkg/access"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
 	"mash/services/notify/channel"
 	"mash/services/notify/store"
 )
 
-// Bus is all notify may do on NATS: publish its notification and directory events and
-// agencies' messages (mash.notify.<agency>, never an agency's .ack or .answer), and read its
-// own consumers, including the ones over agencies' acknowledgements and answers. Its NATS
-// user is refused every other subject.
+// Bus is all notify may do on NATS: publish its notification and directory events, the
+// trace of an agency reading a message it was sent, and agencies' messages
+// (mash.notify.<agency>, never an agency's .ack or .answer), and read its own consumers,
+// including the ones over agencies' acknowledgements and answers. Its NATS user is refused
+// every other subject.
 var Bus = busauth.Role{
 	Service: "notify",
 	Publishes: []string{EventSent, EventDelivered, EventAcknowledged, EventFailed, EventEscalated, EventRetried,
 		EventAnswerReceived, EventChangeProposed, EventChangeApproved, EventChangeRejected, EventChangeExpired, EventSecretRotated,
-		EventContactNotified, EventContactNoticeFailed, channel.SubjectPrefix + "*"},
+		EventContactNotified, EventContactNoticeFailed, channel.SubjectPrefix + "*", access.EventType(accessSubject)},
 	Durables: []string{consumerDurable, acksDurable, answerInbox, events.AuditedDurable(store.Schema)},
 }
 

@@ -74,6 +74,18 @@ func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
 		}
 		return s.onResearchAnswered(ctx, tx, ev.GetRequest())
+	case subjectDisagreementRaised, subjectDisagreementEscalated:
+		var ev eventsv1.DisagreementChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onDisagreementStage(ctx, tx, ev.GetDisagreement())
+	case subjectDisagreementResolved:
+		var ev eventsv1.DisagreementChanged
+		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
+			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
+		}
+		return s.onDisagreementResolved(ctx, tx, ev.GetDisagreement())
 	}
 	return fmt.Errorf("notify does not handle %s", env.GetType())
 }
@@ -459,6 +471,8 @@ type spec struct {
 	research *share.Research
 	// caseOutcome is how the hub closed the referral, for CLOSURE.
 	caseOutcome string
+	// disagreement is the disagreement of a DISAGREEMENT notice.
+	disagreement *share.Disagreement
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
 	// basis and authorisedBy are what an action share rests on when not the referral's own
@@ -498,7 +512,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
-		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome})
+		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome, Disagreement: sp.disagreement})
 	if err != nil {
 		return store.Notification{}, err
 	}

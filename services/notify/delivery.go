@@ -326,6 +326,8 @@ func kindName(kind string) string {
 			return "encompass"
 		case notifyv1.NotificationKind_INFORMATION_REQUEST:
 			return "information-request"
+		case notifyv1.NotificationKind_DISAGREEMENT:
+			return "disagreement"
 		}
 	}
 	return "notification"

@@ -183,11 +183,13 @@ type env struct {
 	svc     *notify.Service
 	clock   *clock
 	httpURL string
-	client  notifyv1.NotifyServiceClient
-	ag      agencies
-	stop    func()
-	cfg     notify.DeliveryConfig
-	async   bool // publish without waiting for the broker's ack (benchmarks)
+	// grpcAddr is the running instance's gRPC listener.
+	grpcAddr string
+	client   notifyv1.NotifyServiceClient
+	ag       agencies
+	stop     func()
+	cfg      notify.DeliveryConfig
+	async    bool // publish without waiting for the broker's ack (benchmarks)
 	// key seals webhook secrets; the same across restarts, as in a deployment.
 	key []byte
 }
@@ -251,6 +253,7 @@ func (e *env) start() {
 	e.stop = func() { once.Do(func() { conn.Close(); cancel(); <-done; <-done }) }
 	t.Cleanup(e.stop)
 	e.svc, e.httpURL, e.client = svc, "http://"+ls.HTTP.Addr().String(), notifyv1.NewNotifyServiceClient(conn)
+	e.grpcAddr = ls.GRPC.Addr().String()
 }
 
 func (e *env) restart() {

@@ -81,6 +81,15 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 		}, a.RetryNotification)
 }
 
+// registerInboxHTTP maps the agency inbox's HTTP/JSON route onto its gRPC method.
+func registerInboxHTTP(srv *server.Server, a *inboxAPI) {
+	server.HandleProto(srv, "GET /v1/notifications/{id}/message", func() *notifyv1.GetNotificationMessageRequest { return &notifyv1.GetNotificationMessageRequest{} },
+		func(r *http.Request, _ []byte, req *notifyv1.GetNotificationMessageRequest) error {
+			req.NotificationId = r.PathValue("id")
+			return nil
+		}, a.GetNotificationMessage)
+}
+
 // fillList reads the list filters from the query: ?referralId=&agency=&state=FAILED&overdue=true&pageSize=&pageToken=.
 func fillList(r *http.Request, _ []byte, req *notifyv1.ListNotificationsRequest) error {
 	q := r.URL.Query()

@@ -63,6 +63,12 @@ const (
 	// An information request (MASH research) to an agency, and its answer by any route.
 	subjectResearchRequested = "mash.research.requested"
 	subjectResearchAnswered  = "mash.research.answered"
+	// A professional disagreement raised, or escalated to its next stage: the stage's owner
+	// is told.
+	subjectDisagreementRaised    = "mash.disagreement.raised"
+	subjectDisagreementEscalated = "mash.disagreement.escalated"
+	// A professional disagreement resolved: the agency that raised it is told.
+	subjectDisagreementResolved = "mash.disagreement.resolved"
 )
 
 // consumedSubjects are the events notify's durable consumer takes. events.Consumer applies
@@ -70,7 +76,9 @@ const (
 // with fewer subjects has its filter widened in place (nats-server 2.10+ updates
 // FilterSubjects on a durable consumer); the consumer keeps its position, so events of a
 // newly added subject published before the upgrade are not delivered to it.
-var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged, subjectCaseClosed, subjectResearchRequested, subjectResearchAnswered}
+var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked,
+	subjectConsentChanged, subjectCaseClosed, subjectResearchRequested, subjectResearchAnswered,
+	subjectDisagreementRaised, subjectDisagreementEscalated, subjectDisagreementResolved}
 
 // DefaultPartnership's directory serves partnerships that have none of their own, as the
 // rules service's default pack does.
@@ -239,7 +247,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 func (s *Service) Register(srv *server.Server) {
 	api := &grpcAPI{svc: s}
 	notifyv1.RegisterNotifyServiceServer(srv.GRPC(), api)
+	inbox := &inboxAPI{api: api}
+	notifyv1.RegisterAgencyInboxServiceServer(srv.GRPC(), inbox)
 	registerHTTP(srv, api)
+	registerInboxHTTP(srv, inbox)
 }
 
 // Run loads the directory file, then consumes events, delivers, sweeps for overdue

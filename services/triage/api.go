@@ -40,8 +40,9 @@ type grpcAPI struct {
 	svc *Service
 }
 
-// hubStaff reports whether the caller works in the hub rather than for a referring agency.
-func hubStaff(id auth.Identity) bool { return id.Role != auth.RoleReferrer }
+// hubStaff reports whether the caller works in the hub rather than for a referring or
+// partner agency (its system, or its staff signed in to the partner view).
+func hubStaff(id auth.Identity) bool { return !id.AgencyScoped() }
 
 // servedPartnerships is the partnership limit of a list query for id: nil when id is not
 // limited, else the partnerships it serves (none: an empty, not nil, list).

@@ -36,6 +36,8 @@ type Account struct {
 	Agency      string
 	// Partnerships are those the person serves (auth.Identity.Partnerships).
 	Partnerships []string
+	// Kind is the agency's kind: "hub", or a partner agency's (police, health, ...).
+	Kind         string
 	PasswordHash string
 	Disabled     bool
 	CreatedAt    time.Time
@@ -61,8 +63,12 @@ func (s *Store) CreateAccount(ctx context.Context, a Account) error {
 	if partnerships == nil {
 		partnerships = []string{}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO console.accounts (username, display_name, role, agency, password_hash, partnerships)
-		VALUES ($1, $2, $3, $4, $5, $6)`, a.Username, a.DisplayName, a.Role, a.Agency, a.PasswordHash, partnerships)
+	kind := a.Kind
+	if kind == "" {
+		kind = "hub"
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO console.accounts (username, display_name, role, agency, kind, password_hash, partnerships)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.Username, a.DisplayName, a.Role, a.Agency, kind, a.PasswordHash, partnerships)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return ErrExists
@@ -76,9 +82,9 @@ func (s *Store) CreateAccount(ctx context.Context, a Account) error {
 // Account returns one account.
 func (s *Store) Account(ctx context.Context, username string) (Account, error) {
 	var a Account
-	err := s.pool.QueryRow(ctx, `SELECT username, display_name, role, agency, partnerships, password_hash, disabled, created_at, updated_at, last_sign_in
+	err := s.pool.QueryRow(ctx, `SELECT username, display_name, role, agency, kind, partnerships, password_hash, disabled, created_at, updated_at, last_sign_in
 		FROM console.accounts WHERE username = $1`, username).
-		Scan(&a.Username, &a.DisplayName, &a.Role, &a.Agency, &a.Partnerships, &a.PasswordHash, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &a.LastSignIn)
+		Scan(&a.Username, &a.DisplayName, &a.Role, &a.Agency, &a.Kind, &a.Partnerships, &a.PasswordHash, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &a.LastSignIn)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrNotFound
 	}

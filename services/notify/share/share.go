@@ -38,6 +38,9 @@ const (
 	FieldResearch = "research"
 	// FieldCaseOutcome is how the hub closed the referral.
 	FieldCaseOutcome = "case.outcome"
+	// FieldDisagreement is a professional disagreement as its stage owner needs it: who
+	// disagrees, why, the stage and its deadline.
+	FieldDisagreement = "disagreement"
 )
 
 var (
@@ -132,6 +135,10 @@ func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
 		return slices.Clone(education)
 	case notifyv1.NotificationKind_INFORMATION_REQUEST:
 		return ResearchFields([]string{role})
+	case notifyv1.NotificationKind_DISAGREEMENT:
+		// A stage owner works the disagreement in the console, where the case is on the
+		// audit trail; the notice itself carries the disagreement and the reference alone.
+		return []string{FieldDisagreement}
 	}
 	if f, ok := roleFields[role]; ok {
 		return slices.Clone(f)
@@ -191,6 +198,8 @@ type Input struct {
 	// consent recorded after the referral, a manager's authorisation to share without it,
 	// immediate danger), instead of the referral's own consent.
 	Basis *Basis
+	// Disagreement is the disagreement, for DISAGREEMENT.
+	Disagreement *Disagreement
 }
 
 // Basis is what a share rests on when it is not the referral's own consent.
@@ -198,6 +207,21 @@ type Basis struct {
 	ConsentStatus, ConsentReason string
 	// LawfulBasis replaces the partnership's when set (a manager's authorisation names one).
 	LawfulBasis string
+}
+
+// Disagreement is a professional disagreement as the owner of the stage it reached needs it.
+type Disagreement struct {
+	ID             string
+	RaisedByAgency string
+	Reason         string
+	// Stage is triage's stage name (PRACTITIONER, TEAM_MANAGER, ...).
+	Stage           string
+	StageDue        time.Time
+	PreviousOutcome string
+	RaisedAt        time.Time
+	// Resolution and ResolvedAt are set once it was resolved (for the raising agency).
+	Resolution string
+	ResolvedAt time.Time
 }
 
 // Research is an information request as the agency needs it.
@@ -319,6 +343,21 @@ func Build(in Input) (Built, error) {
 			m.InformationRequest.Due = timestamppb.New(r.Due)
 		}
 	}
+	if has(FieldDisagreement) && in.Disagreement != nil {
+		d := in.Disagreement
+		m.Disagreement = &notifyv1.DisagreementSummary{DisagreementId: d.ID, RaisedByAgency: d.RaisedByAgency, Reason: d.Reason,
+			Stage: d.Stage, PreviousOutcome: d.PreviousOutcome}
+		if !d.StageDue.IsZero() {
+			m.Disagreement.StageDue = timestamppb.New(d.StageDue)
+		}
+		if !d.RaisedAt.IsZero() {
+			m.Disagreement.RaisedAt = timestamppb.New(d.RaisedAt)
+		}
+		if d.Resolution != "" {
+			m.Disagreement.Resolution = d.Resolution
+			m.Disagreement.ResolvedAt = timestamppb.New(d.ResolvedAt)
+		}
+	}
 	if has(FieldNarrative) {
 		m.Narrative = sub.GetNarrative()
 	}
@@ -373,6 +412,14 @@ func purpose(in Input) string {
 	case notifyv1.NotificationKind_INFORMATION_REQUEST:
 		if in.Research != nil {
 			return fmt.Sprintf("MASH research: information request %s asks the agency what it knows about the child", in.Research.RequestID)
+		}
+	case notifyv1.NotificationKind_DISAGREEMENT:
+		switch d := in.Disagreement; {
+		case d != nil && d.Resolution != "":
+			return fmt.Sprintf("professional disagreement %s, raised by %s, was resolved", d.ID, d.RaisedByAgency)
+		case d != nil:
+			return fmt.Sprintf("professional disagreement %s by %s reached the %s stage, which %s owns", d.ID,
+				d.RaisedByAgency, strings.ToLower(d.Stage), in.Role)
 		}
 	}
 	return in.Kind.String()

@@ -62,7 +62,10 @@ type AgencyMessage struct {
 	DirectoryChange *DirectoryChangeNotice `protobuf:"bytes,23,opt,name=directory_change,json=directoryChange,proto3" json:"directory_change,omitempty"`
 	// For CLOSURE: how the hub closed the referral (mash.triage.v1.CaseOutcome name, e.g.
 	// STATUTORY_ASSESSMENT); never the closing note.
-	CaseOutcome   string `protobuf:"bytes,24,opt,name=case_outcome,json=caseOutcome,proto3" json:"case_outcome,omitempty"`
+	CaseOutcome string `protobuf:"bytes,24,opt,name=case_outcome,json=caseOutcome,proto3" json:"case_outcome,omitempty"`
+	// For DISAGREEMENT: the disagreement as it reached the recipient's stage, or as it was
+	// resolved (to the agency that raised it).
+	Disagreement  *DisagreementSummary `protobuf:"bytes,25,opt,name=disagreement,proto3" json:"disagreement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,6 +268,13 @@ func (x *AgencyMessage) GetCaseOutcome() string {
 	return ""
 }
 
+func (x *AgencyMessage) GetDisagreement() *DisagreementSummary {
+	if x != nil {
+		return x.Disagreement
+	}
+	return nil
+}
+
 // DirectoryChangeNotice tells an agency, at its previous contact, that its directory entry
 // changed. It names the fields, never their new values or who changed them.
 type DirectoryChangeNotice struct {
@@ -337,6 +347,123 @@ func (x *DirectoryChangeNotice) GetAdvice() string {
 	return ""
 }
 
+// DisagreementSummary is a professional disagreement as its stage owner needs it.
+type DisagreementSummary struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	DisagreementId string                 `protobuf:"bytes,1,opt,name=disagreement_id,json=disagreementId,proto3" json:"disagreement_id,omitempty"`
+	// The agency that disagrees with the decision.
+	RaisedByAgency string `protobuf:"bytes,2,opt,name=raised_by_agency,json=raisedByAgency,proto3" json:"raised_by_agency,omitempty"`
+	// What it disagrees with, and why, as the agency wrote it.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// "PRACTITIONER", "TEAM_MANAGER", "SENIOR_SAFEGUARDING_MANAGER" or "PARTNERSHIP": the stage
+	// that now owns it.
+	Stage string `protobuf:"bytes,4,opt,name=stage,proto3" json:"stage,omitempty"`
+	// When this stage must conclude; past it the disagreement escalates by itself.
+	StageDue *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=stage_due,json=stageDue,proto3" json:"stage_due,omitempty"`
+	// What the stage before concluded, when it escalated ("deadline passed" when no one did).
+	PreviousOutcome string                 `protobuf:"bytes,6,opt,name=previous_outcome,json=previousOutcome,proto3" json:"previous_outcome,omitempty"`
+	RaisedAt        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
+	// Set when the disagreement was resolved: what was agreed. The agency that raised it is
+	// told, and the disagreement needs nothing more of anyone.
+	Resolution    string                 `protobuf:"bytes,8,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisagreementSummary) Reset() {
+	*x = DisagreementSummary{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisagreementSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisagreementSummary) ProtoMessage() {}
+
+func (x *DisagreementSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisagreementSummary.ProtoReflect.Descriptor instead.
+func (*DisagreementSummary) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DisagreementSummary) GetDisagreementId() string {
+	if x != nil {
+		return x.DisagreementId
+	}
+	return ""
+}
+
+func (x *DisagreementSummary) GetRaisedByAgency() string {
+	if x != nil {
+		return x.RaisedByAgency
+	}
+	return ""
+}
+
+func (x *DisagreementSummary) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DisagreementSummary) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *DisagreementSummary) GetStageDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StageDue
+	}
+	return nil
+}
+
+func (x *DisagreementSummary) GetPreviousOutcome() string {
+	if x != nil {
+		return x.PreviousOutcome
+	}
+	return ""
+}
+
+func (x *DisagreementSummary) GetRaisedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RaisedAt
+	}
+	return nil
+}
+
+func (x *DisagreementSummary) GetResolution() string {
+	if x != nil {
+		return x.Resolution
+	}
+	return ""
+}
+
+func (x *DisagreementSummary) GetResolvedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolvedAt
+	}
+	return nil
+}
+
 // InformationRequestSummary is a MASH research question put to the agency.
 type InformationRequestSummary struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -357,7 +484,7 @@ type InformationRequestSummary struct {
 
 func (x *InformationRequestSummary) Reset() {
 	*x = InformationRequestSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +496,7 @@ func (x *InformationRequestSummary) String() string {
 func (*InformationRequestSummary) ProtoMessage() {}
 
 func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +509,7 @@ func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InformationRequestSummary.ProtoReflect.Descriptor instead.
 func (*InformationRequestSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InformationRequestSummary) GetRequestId() string {
@@ -443,7 +570,7 @@ type DecisionSummary struct {
 
 func (x *DecisionSummary) Reset() {
 	*x = DecisionSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +582,7 @@ func (x *DecisionSummary) String() string {
 func (*DecisionSummary) ProtoMessage() {}
 
 func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +595,7 @@ func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionSummary.ProtoReflect.Descriptor instead.
 func (*DecisionSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DecisionSummary) GetDecisionId() string {
@@ -552,7 +679,7 @@ type ChildSummary struct {
 
 func (x *ChildSummary) Reset() {
 	*x = ChildSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +691,7 @@ func (x *ChildSummary) String() string {
 func (*ChildSummary) ProtoMessage() {}
 
 func (x *ChildSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +704,7 @@ func (x *ChildSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildSummary.ProtoReflect.Descriptor instead.
 func (*ChildSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ChildSummary) GetGivenName() string {
@@ -661,7 +788,7 @@ type ConcernSummary struct {
 
 func (x *ConcernSummary) Reset() {
 	*x = ConcernSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +800,7 @@ func (x *ConcernSummary) String() string {
 func (*ConcernSummary) ProtoMessage() {}
 
 func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +813,7 @@ func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcernSummary.ProtoReflect.Descriptor instead.
 func (*ConcernSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConcernSummary) GetCategory() string {
@@ -722,7 +849,7 @@ type PersonSummary struct {
 
 func (x *PersonSummary) Reset() {
 	*x = PersonSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +861,7 @@ func (x *PersonSummary) String() string {
 func (*PersonSummary) ProtoMessage() {}
 
 func (x *PersonSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +874,7 @@ func (x *PersonSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonSummary.ProtoReflect.Descriptor instead.
 func (*PersonSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PersonSummary) GetRelationship() string {
@@ -793,7 +920,7 @@ type ReferrerSummary struct {
 
 func (x *ReferrerSummary) Reset() {
 	*x = ReferrerSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +932,7 @@ func (x *ReferrerSummary) String() string {
 func (*ReferrerSummary) ProtoMessage() {}
 
 func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +945,7 @@ func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrerSummary.ProtoReflect.Descriptor instead.
 func (*ReferrerSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReferrerSummary) GetAgency() string {
@@ -877,7 +1004,7 @@ type ShareBasis struct {
 
 func (x *ShareBasis) Reset() {
 	*x = ShareBasis{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1016,7 @@ func (x *ShareBasis) String() string {
 func (*ShareBasis) ProtoMessage() {}
 
 func (x *ShareBasis) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1029,7 @@ func (x *ShareBasis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareBasis.ProtoReflect.Descriptor instead.
 func (*ShareBasis) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ShareBasis) GetLawfulBasis() string {
@@ -944,7 +1071,7 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xfd\b\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xc6\t\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -973,13 +1100,27 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\tnarrative\x18\x15 \x01(\tR\tnarrative\x12Z\n" +
 	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\x12P\n" +
 	"\x10directory_change\x18\x17 \x01(\v2%.mash.notify.v1.DirectoryChangeNoticeR\x0fdirectoryChange\x12!\n" +
-	"\fcase_outcome\x18\x18 \x01(\tR\vcaseOutcome\"\xa1\x01\n" +
+	"\fcase_outcome\x18\x18 \x01(\tR\vcaseOutcome\x12G\n" +
+	"\fdisagreement\x18\x19 \x01(\v2#.mash.notify.v1.DisagreementSummaryR\fdisagreement\"\xa1\x01\n" +
 	"\x15DirectoryChangeNotice\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12;\n" +
 	"\vapproved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"approvedAt\x12\x16\n" +
 	"\x06fields\x18\x03 \x03(\tR\x06fields\x12\x16\n" +
-	"\x06advice\x18\x04 \x01(\tR\x06advice\"\xcc\x01\n" +
+	"\x06advice\x18\x04 \x01(\tR\x06advice\"\x90\x03\n" +
+	"\x13DisagreementSummary\x12'\n" +
+	"\x0fdisagreement_id\x18\x01 \x01(\tR\x0edisagreementId\x12(\n" +
+	"\x10raised_by_agency\x18\x02 \x01(\tR\x0eraisedByAgency\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05stage\x18\x04 \x01(\tR\x05stage\x127\n" +
+	"\tstage_due\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bstageDue\x12)\n" +
+	"\x10previous_outcome\x18\x06 \x01(\tR\x0fpreviousOutcome\x127\n" +
+	"\traised_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\braisedAt\x12\x1e\n" +
+	"\n" +
+	"resolution\x18\b \x01(\tR\n" +
+	"resolution\x12;\n" +
+	"\vresolved_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"resolvedAt\"\xcc\x01\n" +
 	"\x19InformationRequestSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -1054,42 +1195,47 @@ func file_mash_notify_v1_message_proto_rawDescGZIP() []byte {
 	return file_mash_notify_v1_message_proto_rawDescData
 }
 
-var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mash_notify_v1_message_proto_goTypes = []any{
 	(*AgencyMessage)(nil),             // 0: mash.notify.v1.AgencyMessage
 	(*DirectoryChangeNotice)(nil),     // 1: mash.notify.v1.DirectoryChangeNotice
-	(*InformationRequestSummary)(nil), // 2: mash.notify.v1.InformationRequestSummary
-	(*DecisionSummary)(nil),           // 3: mash.notify.v1.DecisionSummary
-	(*ChildSummary)(nil),              // 4: mash.notify.v1.ChildSummary
-	(*ConcernSummary)(nil),            // 5: mash.notify.v1.ConcernSummary
-	(*PersonSummary)(nil),             // 6: mash.notify.v1.PersonSummary
-	(*ReferrerSummary)(nil),           // 7: mash.notify.v1.ReferrerSummary
-	(*ShareBasis)(nil),                // 8: mash.notify.v1.ShareBasis
-	(NotificationKind)(0),             // 9: mash.notify.v1.NotificationKind
-	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
+	(*DisagreementSummary)(nil),       // 2: mash.notify.v1.DisagreementSummary
+	(*InformationRequestSummary)(nil), // 3: mash.notify.v1.InformationRequestSummary
+	(*DecisionSummary)(nil),           // 4: mash.notify.v1.DecisionSummary
+	(*ChildSummary)(nil),              // 5: mash.notify.v1.ChildSummary
+	(*ConcernSummary)(nil),            // 6: mash.notify.v1.ConcernSummary
+	(*PersonSummary)(nil),             // 7: mash.notify.v1.PersonSummary
+	(*ReferrerSummary)(nil),           // 8: mash.notify.v1.ReferrerSummary
+	(*ShareBasis)(nil),                // 9: mash.notify.v1.ShareBasis
+	(NotificationKind)(0),             // 10: mash.notify.v1.NotificationKind
+	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_message_proto_depIdxs = []int32{
-	9,  // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
-	10, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
-	10, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
-	3,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
-	4,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
-	5,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
-	6,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
-	7,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
-	8,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
-	10, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
+	10, // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
+	11, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
+	11, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
+	4,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
+	5,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
+	6,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
+	7,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
+	8,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
+	9,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
+	11, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
 	1,  // 11: mash.notify.v1.AgencyMessage.directory_change:type_name -> mash.notify.v1.DirectoryChangeNotice
-	10, // 12: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
-	10, // 13: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
-	10, // 14: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
-	10, // 15: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	2,  // 12: mash.notify.v1.AgencyMessage.disagreement:type_name -> mash.notify.v1.DisagreementSummary
+	11, // 13: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
+	11, // 14: mash.notify.v1.DisagreementSummary.stage_due:type_name -> google.protobuf.Timestamp
+	11, // 15: mash.notify.v1.DisagreementSummary.raised_at:type_name -> google.protobuf.Timestamp
+	11, // 16: mash.notify.v1.DisagreementSummary.resolved_at:type_name -> google.protobuf.Timestamp
+	11, // 17: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
+	11, // 18: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
+	11, // 19: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_mash_notify_v1_message_proto_init() }
@@ -1104,7 +1250,7 @@ func file_mash_notify_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_message_proto_rawDesc), len(file_mash_notify_v1_message_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -163,21 +163,26 @@ const (
 	NotificationKind_DIRECTORY_CHANGE NotificationKind = 8
 	// The referring agency is told how the hub closed its referral (the outcome alone).
 	NotificationKind_CLOSURE NotificationKind = 9
+	// A professional disagreement reached a stage the recipient owns (the hub's team, its team
+	// manager, the senior safeguarding manager, the partnership), as the directory names them;
+	// or, to the agency that raised it, it was resolved.
+	NotificationKind_DISAGREEMENT NotificationKind = 10
 )
 
 // Enum value maps for NotificationKind.
 var (
 	NotificationKind_name = map[int32]string{
-		0: "NOTIFICATION_KIND_UNSPECIFIED",
-		1: "ACTION",
-		2: "WITHDRAWAL",
-		3: "ESCALATION",
-		4: "RECEIPT",
-		5: "OUTCOME",
-		6: "ENCOMPASS",
-		7: "INFORMATION_REQUEST",
-		8: "DIRECTORY_CHANGE",
-		9: "CLOSURE",
+		0:  "NOTIFICATION_KIND_UNSPECIFIED",
+		1:  "ACTION",
+		2:  "WITHDRAWAL",
+		3:  "ESCALATION",
+		4:  "RECEIPT",
+		5:  "OUTCOME",
+		6:  "ENCOMPASS",
+		7:  "INFORMATION_REQUEST",
+		8:  "DIRECTORY_CHANGE",
+		9:  "CLOSURE",
+		10: "DISAGREEMENT",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -190,6 +195,7 @@ var (
 		"INFORMATION_REQUEST":           7,
 		"DIRECTORY_CHANGE":              8,
 		"CLOSURE":                       9,
+		"DISAGREEMENT":                  10,
 	}
 )
 
@@ -2472,7 +2478,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18DIRECTORY_CHANGE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_APPROVED\x10\x02\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_REJECTED\x10\x03\x12\x1c\n" +
-	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xc6\x01\n" +
+	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xd8\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -2486,7 +2492,9 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\tENCOMPASS\x10\x06\x12\x17\n" +
 	"\x13INFORMATION_REQUEST\x10\a\x12\x14\n" +
 	"\x10DIRECTORY_CHANGE\x10\b\x12\v\n" +
-	"\aCLOSURE\x10\t*~\n" +
+	"\aCLOSURE\x10\t\x12\x10\n" +
+	"\fDISAGREEMENT\x10\n" +
+	"*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
