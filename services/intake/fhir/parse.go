@@ -623,4 +623,3 @@ func mapConsent(sub *intakev1.ReferralSubmission, paths *Paths, sr r4.ServiceReq
 	}
 	sub.Consent = c
 }
-

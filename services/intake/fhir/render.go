@@ -158,7 +158,7 @@ func CapabilityStatement(date time.Time) r4.CapabilityStatement {
 		FhirVersion: r4.FHIRVersion4_0_1, Format: []string{ContentType},
 		Implementation: &r4.CapabilityStatementImplementation{Description: "Safeguarding referrals to a Multi-Agency Safeguarding Hub", Url: ptr(Prefix)},
 		Rest: []r4.CapabilityStatementRest{{
-			Mode: r4.RestfulCapabilityModeServer,
+			Mode:     r4.RestfulCapabilityModeServer,
 			Security: &r4.CapabilityStatementRestSecurity{Description: doc("Bearer credential issued by the hub to the referring agency, as for the rest of the API.")},
 			Resource: []r4.CapabilityStatementRestResource{{
 				Type:          r4.ResourceTypeServiceRequest,
