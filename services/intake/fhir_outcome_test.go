@@ -142,9 +142,11 @@ func TestFHIROperationOutcomePaths(t *testing.T) {
 	if a := e.fhir(t, http.MethodGet, "", "/fhir/r4/metadata", "", ""); a.code != http.StatusUnauthorized || outcomeIssues(t, a)[0].code != "login" {
 		t.Errorf("metadata without a credential: %d %s", a.code, a.raw)
 	}
-	if a := e.fhir(t, http.MethodGet, token, "/fhir/r4/ServiceRequest/0193f1b2-0000-7000-8000-000000000000", "", ""); a.code != http.StatusNotFound ||
-		outcomeIssues(t, a)[0].code != "not-found" {
-		t.Errorf("unknown ServiceRequest: %d %s", a.code, a.raw)
+	for _, id := range []string{"0193f1b2-0000-7000-8000-000000000000", "not-a-referral-id"} {
+		if a := e.fhir(t, http.MethodGet, token, "/fhir/r4/ServiceRequest/"+id, "", ""); a.code != http.StatusNotFound ||
+			outcomeIssues(t, a)[0].code != "not-found" {
+			t.Errorf("unknown ServiceRequest %s: %d %s", id, a.code, a.raw)
+		}
 	}
 
 	// The same identifier with different content conflicts, as on /v1/referrals.
