@@ -56,6 +56,9 @@ func TestFHIROperationOutcomePaths(t *testing.T) {
 		{name: "message Bundle without MessageHeader first", token: token, path: "/fhir/r4/Bundle", contentType: fhirJSON,
 			body: tx(func(d map[string]any) { d["type"] = "message" }), code: http.StatusBadRequest,
 			want: []issue{{"structure", "Bundle.entry[0].resource"}}},
+		{name: "MessageHeader without an id", token: token, path: "/fhir/r4/Bundle", contentType: fhirJSON,
+			body: editFixture(t, "gp-message.json", func(d map[string]any) { delete(at(d, "entry", 0, "resource"), "id") }),
+			code: http.StatusBadRequest, want: []issue{{"required", "Bundle.entry[0].resource.id"}}},
 		{name: "missing Patient", token: token, path: "/fhir/r4/Bundle", contentType: fhirJSON,
 			body: tx(func(d map[string]any) {
 				d["entry"] = slices.Delete(d["entry"].([]any), 1, 2)
