@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
 	"mash/pkg/apierr"
@@ -108,6 +109,11 @@ func WriteError(w http.ResponseWriter, err error, paths *Paths) int {
 	} else {
 		issues = []Issue{{Code: issueType(st.Code()), Reason: st.Message()}}
 	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			w.Header().Set("Retry-After", apierr.RetryAfterSeconds(ri.GetRetryDelay().AsDuration()))
+		}
+	}
 	code := apierr.HTTPCode(st.Code())
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mash"`)
@@ -145,6 +151,8 @@ func issueType(c codes.Code) r4.IssueType {
 		return r4.IssueTypeDuplicate
 	case codes.Aborted, codes.FailedPrecondition:
 		return r4.IssueTypeConflict
+	case codes.ResourceExhausted:
+		return r4.IssueTypeThrottled
 	case codes.Unavailable, codes.Canceled:
 		return r4.IssueTypeTransient
 	case codes.DeadlineExceeded:

@@ -2,6 +2,8 @@ package fhir
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/apierr"
 	intakev1 "mash/proto/mash/intake/v1"
 )
 
@@ -184,4 +187,19 @@ func containsDigits(s string) bool {
 		}
 	}
 	return false
+}
+
+func TestRateLimitIsAThrottledOutcomeWithRetryAfter(t *testing.T) {
+	w := httptest.NewRecorder()
+	if code := WriteError(w, apierr.TooManyRequests("slow down", 1500*time.Millisecond), nil); code != http.StatusTooManyRequests {
+		t.Fatalf("status %d", code)
+	}
+	var oo r4.OperationOutcome
+	if err := json.Unmarshal(w.Body.Bytes(), &oo); err != nil {
+		t.Fatal(err)
+	}
+	if w.Header().Get("Retry-After") != "2" || w.Header().Get("Content-Type") != ContentType ||
+		len(oo.Issue) != 1 || oo.Issue[0].Code != r4.IssueTypeThrottled {
+		t.Fatalf("Retry-After %q, Content-Type %q, outcome %s", w.Header().Get("Retry-After"), w.Header().Get("Content-Type"), w.Body)
+	}
 }
