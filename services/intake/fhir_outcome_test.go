@@ -120,6 +120,9 @@ func TestFHIROperationOutcomePaths(t *testing.T) {
 				{"required", "Bundle.entry[0].resource.reasonCode[1].extension"},  // concerns[1].observedAt
 				{"required", "Bundle.entry[0].resource.extension"},                // consent.reason
 			}},
+		{name: "a NUL in the child's name", token: token, path: "/fhir/r4/Bundle", contentType: fhirJSON,
+			body: tx(func(d map[string]any) { at(patient(d), "name", 1)["given"] = []any{"Ca\u0000io"} }), code: http.StatusBadRequest,
+			want: []issue{{"invalid", "Bundle.entry[1].resource.name[1].given[0]"}}},
 		{name: "no consent", token: token, path: "/fhir/r4/ServiceRequest", contentType: fhirJSON,
 			body: editFixture(t, "servicerequest-contained.json", func(d map[string]any) { d["extension"] = d["extension"].([]any)[:1] }),
 			code: http.StatusBadRequest, want: []issue{{"required", "ServiceRequest.extension"}}},

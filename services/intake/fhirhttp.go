@@ -9,6 +9,7 @@ import (
 
 	"mash/pkg/auth"
 	"mash/pkg/server"
+	"mash/pkg/text"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/fhir"
 	"mash/services/intake/validation"
@@ -47,6 +48,11 @@ func registerFHIR(srv *server.Server, s *Service) {
 				fail(ferr, nil)
 				return
 			}
+			// The same free-text rule as /v1/referrals, named at the FHIR element.
+			if err := text.Invalid(req.Submission); err != nil {
+				fail(err, req.Paths)
+				return
+			}
 			resp, err := api.SubmitReferral(r.Context(), &intakev1.SubmitReferralRequest{Referral: req.Submission})
 			if err != nil {
 				fail(err, req.Paths)
@@ -73,7 +79,12 @@ func registerFHIR(srv *server.Server, s *Service) {
 	srv.HandleAPIWithErrors("POST "+fhir.Prefix+"/Bundle", writeOutcome, post(fhir.ParseBundle))
 	srv.HandleAPIWithErrors("POST "+fhir.ServiceRequestPath, writeOutcome, post(fhir.ParseServiceRequest))
 	srv.HandleAPIWithErrors("GET "+fhir.ServiceRequestPath+"/{id}", writeOutcome, func(w http.ResponseWriter, r *http.Request) {
-		resp, err := api.GetReferral(r.Context(), &intakev1.GetReferralRequest{Id: r.PathValue("id")})
+		get := &intakev1.GetReferralRequest{Id: r.PathValue("id")}
+		if err := text.Invalid(get); err != nil {
+			srv.WriteErrorWith(w, r, err, writeOutcome)
+			return
+		}
+		resp, err := api.GetReferral(r.Context(), get)
 		if err != nil {
 			srv.WriteErrorWith(w, r, err, writeOutcome)
 			return
