@@ -491,3 +491,28 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
+
+// A route registered with its own error writer answers every refusal before its handler (a
+// missing credential, a spent rate limit) in that writer's shape.
+func TestHandleAPIWithErrorsWritesRefusalsWithTheRoutesWriter(t *testing.T) {
+	t.Parallel()
+	s := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Limits: Limits{CredentialRate: 0.001, CredentialBurst: 1}},
+		zap.NewNop(), &countingAuth{}, prometheus.NewRegistry())
+	s.HandleAPIWithErrors("GET /fhir/thing", func(w http.ResponseWriter, err error) int {
+		w.Header().Set("Content-Type", "text/x-outcome")
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = io.WriteString(w, "outcome: "+err.Error())
+		return http.StatusTeapot
+	}, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "thing") })
+	base := "http://" + serve(t, s).HTTP.Addr().String()
+	if code, body, h := get(t, base+"/fhir/thing"); code != http.StatusTeapot || h.Get("Content-Type") != "text/x-outcome" ||
+		!strings.Contains(body, "invalid credential") {
+		t.Fatalf("no credential: %d %q %s", code, h.Get("Content-Type"), body)
+	}
+	if code, body, _ := get(t, base+"/fhir/thing", "Authorization", "Bearer good"); code != 200 || body != "thing" {
+		t.Fatalf("within the limit: %d %s", code, body)
+	}
+	if code, body, _ := get(t, base+"/fhir/thing", "Authorization", "Bearer good"); code != http.StatusTeapot || !strings.Contains(body, "ResourceExhausted") {
+		t.Fatalf("over the limit: %d %s", code, body)
+	}
+}

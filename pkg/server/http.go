@@ -37,7 +37,19 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // HandleAPI registers an authenticated API route. pattern is a Go 1.22 mux pattern such as
 // "POST /v1/referrals"; it is also the method label in logs and metrics.
 func (s *Server) HandleAPI(pattern string, h http.HandlerFunc) {
-	s.mux.Handle(pattern, s.wrap(pattern, routeAPI, h))
+	s.HandleAPIWithErrors(pattern, apierr.WriteHTTP, h)
+}
+
+// ErrorWriter writes err as an HTTP response and returns the status written; apierr.WriteHTTP
+// is the default.
+type ErrorWriter func(w http.ResponseWriter, err error) int
+
+// HandleAPIWithErrors is HandleAPI for a route whose callers expect errors in another shape
+// (FHIR clients expect an OperationOutcome): refusals before the handler (rate limits, a
+// missing or bad credential, an unreadable access reason) and panics are written with
+// writeErr, so such a client never meets the JSON error of the other routes.
+func (s *Server) HandleAPIWithErrors(pattern string, writeErr ErrorWriter, h http.HandlerFunc) {
+	s.mux.Handle(pattern, s.wrapWith(pattern, routeAPI, writeErr, h))
 	s.routes = append(s.routes, Route{Pattern: pattern})
 }
 
@@ -90,6 +102,10 @@ func (s *Server) setSecurityHeaders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Handler {
+	return s.wrapWith(route, kind, apierr.WriteHTTP, h)
+}
+
+func (s *Server) wrapWith(route string, kind routeKind, writeErr ErrorWriter, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx, reqID := withRequestID(r.Context(), r.Header.Get(RequestIDHeader))
@@ -103,7 +119,7 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 				s.log.Error("panic in handler", zap.String("route", route), zap.String("request_id", reqID),
 					zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
 				if rec.code == 0 {
-					apierr.WriteHTTP(rec, fmt.Errorf("panic: %v", p))
+					writeErr(rec, fmt.Errorf("panic: %v", p))
 				}
 			}
 			elapsed := time.Since(start)
@@ -121,20 +137,20 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 		addr := s.limits.httpAddr(r)
 		if kind == routePublic {
 			if err := s.limits.byAddress(addr); err != nil {
-				apierr.WriteHTTP(rec, err)
+				writeErr(rec, err)
 				return
 			}
 			h(rec, r.WithContext(ctx))
 			return
 		}
 		if err := s.limits.beforeAuth(addr); err != nil {
-			apierr.WriteHTTP(rec, err)
+			writeErr(rec, err)
 			return
 		}
 		token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 		if !ok {
 			s.limits.authFailed(addr)
-			apierr.WriteHTTP(rec, auth.ErrUnauthenticated)
+			writeErr(rec, auth.ErrUnauthenticated)
 			return
 		}
 		var err error
@@ -143,16 +159,16 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				s.limits.authFailed(addr)
 			}
-			s.WriteError(rec, r.WithContext(ctx), err)
+			s.WriteErrorWith(rec, r.WithContext(ctx), err, writeErr)
 			return
 		}
 		if err := s.limits.afterAuth(ident.ClientID); err != nil {
-			apierr.WriteHTTP(rec, err)
+			writeErr(rec, err)
 			return
 		}
 		ctx, err = withAccessReason(ctx, r.Header.Get(AccessReasonHeader), "X-Access-Reason")
 		if err != nil {
-			apierr.WriteHTTP(rec, err)
+			writeErr(rec, err)
 			return
 		}
 		ctx = peers.WithCredential(auth.WithIdentity(ctx, ident), token)
@@ -162,9 +178,14 @@ func (s *Server) wrap(route string, kind routeKind, h http.HandlerFunc) http.Han
 
 // WriteError writes err through apierr, logging internal errors in full first.
 func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.WriteErrorWith(w, r, err, apierr.WriteHTTP)
+}
+
+// WriteErrorWith is WriteError with another writer for the response (see HandleAPIWithErrors).
+func (s *Server) WriteErrorWith(w http.ResponseWriter, r *http.Request, err error, writeErr ErrorWriter) {
 	if apierr.IsInternal(err) {
 		s.log.Error("request failed", zap.String("method", r.Method+" "+r.URL.Path),
 			zap.String("request_id", RequestID(r.Context())), zap.Error(err))
 	}
-	apierr.WriteHTTP(w, err)
+	writeErr(w, err)
 }

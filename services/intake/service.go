@@ -117,6 +117,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 func (s *Service) Register(srv *server.Server) {
 	intakev1.RegisterIntakeServiceServer(srv.GRPC(), &grpcAPI{svc: s})
 	registerHTTP(srv, s)
+	registerFHIR(srv, s)
 	srv.AddCheck(server.Check{Name: "intake-outbox", Check: func(ctx context.Context) error {
 		_, err := s.relay.Backlog(ctx)
 		return err

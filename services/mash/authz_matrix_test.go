@@ -68,6 +68,10 @@ var authzMatrix = map[string]int{
 	"POST /v1/referrals":                           ref | pra,
 	"GET /v1/referrals/{id}":                       agency | pra | man | aud,
 	"GET /v1/referrals":                            agency | pra | man | aud,
+	"POST /fhir/r4/Bundle":                         ref | pra,
+	"POST /fhir/r4/ServiceRequest":                 ref | pra,
+	"GET /fhir/r4/ServiceRequest/{id}":             agency | pra | man | aud,
+	"GET /fhir/r4/metadata":                        everyone,
 	// rules
 	"/mash.rules.v1.RulesService/EvaluateReferral": hub,
 	"/mash.rules.v1.RulesService/ValidatePack":     hub | adm,
