@@ -160,6 +160,7 @@ func Check(root string) (*Report, error) {
 	r.checkKustomizations()
 	r.checkPolicy()
 	r.checkTLS()
+	r.checkIngresses()
 	return r, nil
 }
 
