@@ -8,6 +8,7 @@
 //	mash deadletters list|replay         inspect and replay dead-lettered events
 //	mash audit keygen|verify             make audit keys; verify the audit log
 //	mash demo [--referrals N --days D]   load synthetic demo data through the APIs
+//	mash version                         print the release version
 package main
 
 import (
@@ -20,6 +21,22 @@ import (
 	"runtime/debug"
 	"syscall"
 )
+
+// version is the release, set at build time (the Dockerfile passes its VERSION build arg:
+// go build -ldflags "-X main.version=..."). A plain go build reports the module version Go
+// recorded, or "devel".
+var version = ""
+
+// releaseVersion is what `mash version` prints.
+func releaseVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 func main() {
 	// The heap is small (tens of MB) and requests allocate briefly, so the default GOGC=100
@@ -50,6 +67,7 @@ commands:
   deadletters  list or replay events that consumers gave up on
   audit        keygen (new audit keys) or verify (the live log against its signed checkpoint)
   demo         load synthetic demo referrals over the last months, through every service's API
+  version      print the release version
 
 Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
 
@@ -75,6 +93,9 @@ func realMain(ctx context.Context, args []string) error {
 		return auditCommand(ctx, args[1:])
 	case "demo":
 		return demoCommand(ctx, args[1:])
+	case "version", "-version", "--version":
+		fmt.Fprintln(os.Stdout, "mash", releaseVersion())
+		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(os.Stdout, usage)
 		return nil
