@@ -121,7 +121,7 @@ func (r *Report) Print(w io.Writer) {
 }
 
 // manifestDirs are the directories of Kubernetes objects, relative to the deploy directory.
-var manifestDirs = []string{"kubernetes", "postgres", "certs"}
+var manifestDirs = []string{"kubernetes", "postgres", "certs", "minio"}
 
 // natsValues is the NATS Helm chart's values file, relative to the deploy directory.
 const natsValues = "nats/values.yaml"
@@ -161,6 +161,7 @@ func Check(root string) (*Report, error) {
 	r.checkPolicy()
 	r.checkTLS()
 	r.checkIngresses()
+	r.checkBackups()
 	return r, nil
 }
 

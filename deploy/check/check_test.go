@@ -32,7 +32,7 @@ func TestDeployDirectoryIsValid(t *testing.T) {
 			t.Errorf("%s#%d was not decoded", d.File, d.Index)
 		}
 	}
-	for kind, want := range map[string]int{"Deployment": 6, "Service": 6, "PodDisruptionBudget": 6, "Job": 1, "Cluster": 1, "Kustomization": 1, "NATS Helm values": 1, "Certificate": 9, "ClusterIssuer": 2, "Ingress": 2} {
+	for kind, want := range map[string]int{"Deployment": 6, "Service": 7, "PodDisruptionBudget": 6, "Job": 1, "Cluster": 1, "Kustomization": 1, "NATS Helm values": 1, "Certificate": 10, "ClusterIssuer": 2, "Ingress": 2, "ScheduledBackup": 1, "ObjectStore": 1, "StatefulSet": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s documents, want %d", kinds[kind], kind, want)
 		}

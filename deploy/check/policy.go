@@ -51,7 +51,7 @@ type workload struct {
 
 // checkPolicy applies mash's deployment policy across the decoded objects.
 func (r *Report) checkPolicy() {
-	var deployments, jobs []workload
+	var deployments, jobs, statefulSets []workload
 	var services, pdbs, policies, configMaps, clusters, serviceAccounts []*Doc
 	for _, d := range r.Docs {
 		switch o := d.Obj.(type) {
@@ -59,6 +59,8 @@ func (r *Report) checkPolicy() {
 			deployments = append(deployments, workload{d, &o.Spec.Template, "spec.template"})
 		case *batchv1.Job:
 			jobs = append(jobs, workload{d, &o.Spec.Template, "spec.template"})
+		case *appsv1.StatefulSet:
+			statefulSets = append(statefulSets, workload{d, &o.Spec.Template, "spec.template"})
 		case *batchv1.CronJob:
 			jobs = append(jobs, workload{d, &o.Spec.JobTemplate.Spec.Template, "spec.jobTemplate.spec.template"})
 		case *corev1.Service:
@@ -99,8 +101,10 @@ func (r *Report) checkPolicy() {
 		r.checkDefaultDeny(policies)
 		r.checkMigrateJob(jobs, configMaps)
 	}
+	// A Service may front a StatefulSet too (the example MinIO of the backups).
+	selectable := append(slices.Clone(deployments), statefulSets...)
 	for _, d := range services {
-		r.checkServiceSelects(d, deployments)
+		r.checkServiceSelects(d, selectable)
 	}
 	for _, d := range pdbs {
 		r.checkPDBSelects(d, deployments)
