@@ -54,7 +54,12 @@ func openDB(ctx context.Context, name string, args []string, declare func(*confi
 }
 
 func migrate(ctx context.Context, args []string) error {
-	pool, _, err := openDB(ctx, "migrate", args, nil, nil)
+	var grant *bool
+	declare := func(s *config.Set) {
+		grant = s.Bool("grant-roles", "MASH_GRANT_ROLES", false,
+			"after migrating, grant each service's own login (mash_intake, mash_triage, ...) its schema and auth, and nothing else; the logins must exist")
+	}
+	pool, _, err := openDB(ctx, "migrate", args, declare, nil)
 	if err != nil {
 		return err
 	}
@@ -63,6 +68,12 @@ func migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println("migrations applied:", "auth,", serviceNames())
+	if *grant {
+		if err := grantRoles(ctx, pool, serviceNames()); err != nil {
+			return err
+		}
+		fmt.Println("roles granted:", serviceNames())
+	}
 	return nil
 }
 

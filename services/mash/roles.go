@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mash/pkg/auth"
+	"mash/pkg/db"
+	auditstore "mash/services/audit/store"
+)
+
+// serviceRole is the database login a service runs as when each has its own
+// (deploy/postgres/cluster.yaml's managed roles): mash_intake, mash_triage, ...
+func serviceRole(service string) string { return "mash_" + service }
+
+// serviceGrant is what service's login may do: its own schema (named after the service)
+// and the shared auth schema, nothing of another service. The audit login only reads its
+// schema directly and writes as mash_audit_writer, whose grants keep the log append-only.
+func serviceGrant(service string) db.RoleGrant {
+	g := db.RoleGrant{Role: serviceRole(service), Schema: service, Shared: []string{auth.Schema}}
+	if service == "audit" {
+		g.ReadOnlyOwn = true
+		g.MemberOf = []string{auditstore.WriterRole}
+	}
+	return g
+}
+
+// grantRoles gives each service's login its privileges; run after migrateAll.
+func grantRoles(ctx context.Context, pool *pgxpool.Pool, services []string) error {
+	for _, name := range services {
+		if err := db.GrantRole(ctx, pool, serviceGrant(name)); err != nil {
+			return fmt.Errorf("--grant-roles: %w", err)
+		}
+	}
+	return nil
+}
