@@ -163,7 +163,7 @@ func TestReadinessProbeMustBeReadyz(t *testing.T) {
 }
 
 func TestLiteralDatabaseURLIsRejected(t *testing.T) {
-	dir := mutated(t, "kubernetes/intake.yaml", `            - name: DATABASE_URL
+	dir := mutated(t, "kubernetes/migrate-job.yaml", `            - name: DATABASE_URL
               valueFrom:
                 secretKeyRef:
                   name: mash-database-app
@@ -171,7 +171,16 @@ func TestLiteralDatabaseURLIsRejected(t *testing.T) {
 `, `            - name: DATABASE_URL
               value: postgres://mash:hunter2@db:5432/mash
 `)
-	wantProblem(t, problems(t, dir), "kubernetes/intake.yaml document 1", "spec.template.spec.containers[0].env[2]", "secretKeyRef")
+	wantProblem(t, problems(t, dir), "kubernetes/migrate-job.yaml document 1", "Job mash/mash-migrate", "DATABASE_URL holds a password")
+	dir = mutated(t, "kubernetes/migrate-job.yaml", `            - name: DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: mash-database-app
+                  key: uri
+`, `            - name: DATABASE_URL
+              value: postgres://mash@db:5432/mash
+`)
+	wantProblem(t, problems(t, dir), "Job mash/mash-migrate", "only a service's Deployment uses its own login")
 }
 
 func TestAuditKeyInConfigMapIsRejected(t *testing.T) {
@@ -268,8 +277,33 @@ func TestPostgresUnknownFieldIsRejected(t *testing.T) {
 func TestDatabaseSecretMustBeTheClustersAppSecret(t *testing.T) {
 	dir := mutated(t, "postgres/cluster.yaml", "  name: mash-database\n", "  name: mash-pg\n")
 	got := problems(t, dir)
-	for _, dep := range []string{"mash-intake", "mash-rules", "mash-notify", "mash-audit", "mash-triage", "mash-console", "mash-migrate"} {
-		wantProblem(t, got, dep, "DATABASE_URL reads mash-database-app/uri")
+	wantProblem(t, got, "mash-migrate", "DATABASE_URL reads mash-database-app/uri")
+}
+
+// Each service logs in as its own managed role, with the password from that role's Secret.
+func TestServiceDatabaseLogins(t *testing.T) {
+	for _, c := range []struct {
+		name, file, old, new string
+		want                 []string
+	}{
+		{"another service's login", "kubernetes/intake.yaml", "postgresql://mash_intake@", "postgresql://mash_triage@",
+			[]string{"Deployment mash/mash-intake", "logs in as \"mash_triage\"", "login is mash_intake"}},
+		{"password in the URL", "kubernetes/rules.yaml", "postgresql://mash_rules@", "postgresql://mash_rules:hunter2@",
+			[]string{"Deployment mash/mash-rules", "holds a password"}},
+		{"role not managed", "postgres/cluster.yaml", "      - name: mash_notify\n", "      - name: mash_notifier\n",
+			[]string{"Deployment mash/mash-notify", "mash_notify, which no Cluster manages"}},
+		{"password from another Secret", "kubernetes/audit.yaml", "                  name: mash-database-audit\n", "                  name: mash-database-intake\n",
+			[]string{"Deployment mash/mash-audit", "PGPASSWORD must come from the role's password Secret mash-database-audit"}},
+		{"no password", "kubernetes/triage.yaml", "            - name: PGPASSWORD\n", "            - name: PGPASSWORDX\n",
+			[]string{"Deployment mash/mash-triage", "PGPASSWORD is not set"}},
+		{"over-privileged role", "postgres/cluster.yaml", "      - name: mash_console\n        ensure: present\n", "      - name: mash_console\n        ensure: present\n        createrole: true\n",
+			[]string{"Deployment mash/mash-console", "a service login needs none"}},
+		{"role field misspelt", "postgres/cluster.yaml", "      - name: mash_console\n        ensure: present\n", "      - name: mash_console\n        ensured: present\n",
+			[]string{"Cluster mash/mash-database", "ensured", "unknown field"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantProblem(t, problems(t, mutated(t, c.file, c.old, c.new)), c.want...)
+		})
 	}
 }
 

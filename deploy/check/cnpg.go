@@ -71,7 +71,7 @@ type CNPGClusterSpec struct {
 	ProjectedVolumeTemplate   *corev1.ProjectedVolumeSource     `json:"projectedVolumeTemplate,omitempty"`
 	Env                       []corev1.EnvVar                   `json:"env,omitempty"`
 	EnvFrom                   []corev1.EnvFromSource            `json:"envFrom,omitempty"`
-	Managed                   json.RawMessage                   `json:"managed,omitempty"`
+	Managed                   *CNPGManagedConfiguration         `json:"managed,omitempty"`
 	SeccompProfile            *corev1.SeccompProfile            `json:"seccompProfile,omitempty"`
 	PodSecurityContext        *corev1.PodSecurityContext        `json:"podSecurityContext,omitempty"`
 	SecurityContext           *corev1.SecurityContext           `json:"securityContext,omitempty"`
@@ -179,4 +179,29 @@ type CNPGMonitoringConfiguration struct {
 // CNPGMonitoringTLSConfiguration is spec.monitoring.tls.
 type CNPGMonitoringTLSConfiguration struct {
 	Enabled bool `json:"enabled,omitempty"`
+}
+
+// CNPGManagedConfiguration is spec.managed.
+type CNPGManagedConfiguration struct {
+	Roles    []CNPGRoleConfiguration `json:"roles,omitempty"`
+	Services json.RawMessage         `json:"services,omitempty"`
+}
+
+// CNPGRoleConfiguration is one of spec.managed.roles.
+type CNPGRoleConfiguration struct {
+	Name            string                       `json:"name"`
+	Comment         string                       `json:"comment,omitempty"`
+	Ensure          string                       `json:"ensure,omitempty"`
+	PasswordSecret  *corev1.LocalObjectReference `json:"passwordSecret,omitempty"`
+	ConnectionLimit int64                        `json:"connectionLimit,omitempty"`
+	ValidUntil      *metav1.Time                 `json:"validUntil,omitempty"`
+	InRoles         []string                     `json:"inRoles,omitempty"`
+	Inherit         *bool                        `json:"inherit,omitempty"`
+	DisablePassword bool                         `json:"disablePassword,omitempty"`
+	Superuser       bool                         `json:"superuser,omitempty"`
+	CreateDB        bool                         `json:"createdb,omitempty"`
+	CreateRole      bool                         `json:"createrole,omitempty"`
+	Login           bool                         `json:"login,omitempty"`
+	Replication     bool                         `json:"replication,omitempty"`
+	BypassRLS       bool                         `json:"bypassrls,omitempty"`
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -470,12 +471,17 @@ func resolvePort(c *corev1.Container, p intstr.IntOrString) int32 {
 }
 
 // checkSecretRefs requires secrets to come from Secrets: no literal value, and no ConfigMap.
-// DATABASE_URL must be the CloudNativePG cluster's application Secret.
+// DATABASE_URL must be the CloudNativePG cluster's application Secret, or (checkServiceLogin)
+// a URL without a password naming the service's own managed role.
 func (r *Report) checkSecretRefs(w workload, clusters []*Doc) {
 	for ci, c := range w.tmpl.Spec.Containers {
 		for ei, e := range c.Env {
 			field := fmt.Sprintf("%s.spec.containers[%d].env[%d]", w.base, ci, ei)
 			if !isSecretEnv(e.Name) {
+				continue
+			}
+			if e.Name == "DATABASE_URL" && e.ValueFrom == nil && len(clusters) > 0 {
+				r.checkServiceLogin(w, field, &c, e.Value, clusters)
 				continue
 			}
 			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
@@ -637,4 +643,56 @@ func (r *Report) checkPDBSelects(d *Doc, deployments []workload) {
 		}
 	}
 	r.problem(d, "spec.selector", "selects no Deployment's pods")
+}
+
+// checkServiceLogin checks a literal DATABASE_URL: it may hold no password, must name the
+// login of the Deployment's own service (mash_<component>), a role the Cluster manages, with
+// PGPASSWORD from that role's password Secret. The migrate Job, which owns the schemas,
+// uses the application Secret instead.
+func (r *Report) checkServiceLogin(w workload, field string, c *corev1.Container, raw string, clusters []*Doc) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.User == nil {
+		r.problem(w.doc, field, "DATABASE_URL %q: must be a postgresql:// URL naming the service's login", raw)
+		return
+	}
+	if _, has := u.User.Password(); has {
+		r.problem(w.doc, field, "DATABASE_URL holds a password: a literal URL names the login only, the password comes from a Secret as PGPASSWORD")
+		return
+	}
+	comp := w.tmpl.Labels[labelComponent]
+	if _, isDeployment := w.doc.Obj.(*appsv1.Deployment); !isDeployment || comp == "" {
+		r.problem(w.doc, field, "DATABASE_URL: only a service's Deployment uses its own login; use the application Secret %s", cnpgAppSuffix)
+		return
+	}
+	user := u.User.Username()
+	if want := "mash_" + comp; user != want {
+		r.problem(w.doc, field, "DATABASE_URL logs in as %q: the %s service's login is %s", user, comp, want)
+		return
+	}
+	var role *CNPGRoleConfiguration
+	for _, cd := range clusters {
+		if m := cd.Obj.(*CNPGCluster).Spec.Managed; m != nil {
+			for i := range m.Roles {
+				if m.Roles[i].Name == user {
+					role = &m.Roles[i]
+				}
+			}
+		}
+	}
+	if role == nil || !role.Login || role.PasswordSecret == nil || (role.Ensure != "" && role.Ensure != "present") {
+		r.problem(w.doc, field, "DATABASE_URL logs in as %s, which no Cluster manages as a present login role with a passwordSecret (spec.managed.roles)", user)
+		return
+	}
+	if role.Superuser || role.CreateRole || role.CreateDB || role.BypassRLS || role.Replication {
+		r.problem(w.doc, field, "the role %s has superuser, createrole, createdb, bypassrls or replication: a service login needs none", user)
+	}
+	for _, e := range c.Env {
+		if e.Name == "PGPASSWORD" {
+			if ref := e.ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != role.PasswordSecret.Name || ref.SecretKeyRef.Key != "password" {
+				r.problem(w.doc, field, "PGPASSWORD must come from the role's password Secret %s, key \"password\"", role.PasswordSecret.Name)
+			}
+			return
+		}
+	}
+	r.problem(w.doc, field, "DATABASE_URL has no password and PGPASSWORD is not set from the Secret %s", role.PasswordSecret.Name)
 }
