@@ -162,6 +162,7 @@ func Check(root string) (*Report, error) {
 	r.checkTLS()
 	r.checkIngresses()
 	r.checkBackups()
+	r.checkDashboards()
 	return r, nil
 }
 
