@@ -242,7 +242,7 @@ func TestServedFieldsComeFromTheLeaf(t *testing.T) {
 	api := e.svc.API()
 	var referral string
 	var seq int64
-	if err := e.pool.QueryRow(ctx, `SELECT referral_id, seq FROM audit.entries WHERE event_type = 'mash.triage.overridden' ORDER BY seq LIMIT 1`).
+	if err := e.pool.QueryRow(ctx, `SELECT referral_id, seq FROM audit.entries WHERE event_type = 'mash.decision.made' ORDER BY seq LIMIT 1`).
 		Scan(&referral, &seq); err != nil {
 		t.Fatal(err)
 	}
