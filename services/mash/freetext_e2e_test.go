@@ -160,16 +160,8 @@ func TestNULInFreeTextIsRefusedNamingTheFieldOnEveryRoute(t *testing.T) {
 		t.Fatalf("close: %d %s", code, raw)
 	}
 
-	// Rules and notify: a NUL is refused before anything else is looked at.
-	refused("manager", "POST", "/v1/decisions/"+id+"/confirm", func() map[string]any {
-		return map[string]any{"expectedVersion": 2, "note": "Agreed."}
-	}, map[string]func(map[string]any){"note": func(m map[string]any) { m["note"] = nul }})
-	refused("manager", "POST", "/v1/decisions/"+id+"/override", func() map[string]any {
-		return map[string]any{"expectedVersion": 2, "level": "LEVEL_4", "reason": "New information.", "agencies": []string{"police"}}
-	}, map[string]func(map[string]any){
-		"reason":      func(m map[string]any) { m["reason"] = nul },
-		"agencies[0]": func(m map[string]any) { m["agencies"] = []string{nul} },
-	})
+	// Rules and notify: a NUL is refused before anything else is looked at. (Rules' old
+	// confirm and override routes refuse every call now: triage's decide is the one door.)
 	_, packs, raw := as["manager"].do("GET", "/v1/packs", nil)
 	packList := anyList(packs["packs"])
 	if len(packList) == 0 {

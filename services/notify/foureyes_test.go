@@ -26,7 +26,7 @@ import (
 func (e *env) actionTo(t *testing.T) store.Notification {
 	t.Helper()
 	ref := e.referral(t, noEncompass)
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_3B, rulesv1.Rag_RAG_AMBER, "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 2)
 	got := ofKindTo(ns, "ACTION", "rct-csc")
 	if len(got) != 1 || got[0].State != store.StateDelivered {

@@ -53,7 +53,7 @@ func (e *env) inbox(t testing.TB) notifyv1.AgencyInboxServiceClient {
 func TestPartnerSeesOnlyItsOwnAgencysNotifications(t *testing.T) {
 	e := newEnv(t)
 	ref := e.referral(t, noEncompass)
-	e.decide(t, "mash.triage.decided", ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "police", "childrens_social_care")
+	e.decide(t, confirmed, ref, uuid.NewString(), 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "police", "childrens_social_care")
 	ns := e.settled(t, ref.GetId(), 3)
 	police, social := ofKindTo(ns, "ACTION", "south-wales-police"), ofKindTo(ns, "ACTION", "rct-csc")
 	if len(police) != 1 || len(social) != 1 {
