@@ -90,6 +90,9 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, ref
 	if err != nil {
 		return fmt.Errorf("referral %s: build %s: %w", referralID, subject, err)
 	}
+	if raw, err = events.Seal(ctx, s.cipher, env); err != nil {
+		return fmt.Errorf("referral %s: %w", referralID, err)
+	}
 	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
 		return fmt.Errorf("referral %s: %w", referralID, err)
 	}
