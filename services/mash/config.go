@@ -200,8 +200,11 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	if c.Calendar.RemovedHolidays, err = calendar.ParseDates(*removed); err != nil {
 		return c, fmt.Errorf("MASH_REMOVED_BANK_HOLIDAYS: %w", err)
 	}
-	if c.CaseKEK, err = caseKEK(os.LookupEnv, map[string]string{"MASH_GRPC_ADDR": c.GRPCAddr, "MASH_HTTP_ADDR": c.HTTPAddr}); err != nil {
-		return c, err
+	if slices.ContainsFunc(c.Services, func(name string) bool { return name != "console" }) {
+		// Every service but the console writes or reads events.
+		if c.CaseKEK, err = caseKEK(os.LookupEnv, map[string]string{"MASH_GRPC_ADDR": c.GRPCAddr, "MASH_HTTP_ADDR": c.HTTPAddr}); err != nil {
+			return c, err
+		}
 	}
 	if slices.Contains(c.Services, "audit") {
 		if c.Audit, err = auditConfig(); err != nil {
