@@ -8,6 +8,7 @@
 //	mash deadletters list|replay         inspect and replay dead-lettered events
 //	mash audit keygen|verify             make audit keys; verify the audit log
 //	mash demo [--referrals N --days D]   load synthetic demo data through the APIs
+//	mash retention run --dry-run         list the cases due for erasure
 package main
 
 import (
@@ -50,6 +51,7 @@ commands:
   deadletters  list or replay events that consumers gave up on
   audit        keygen (new audit keys) or verify (the live log against its signed checkpoint)
   demo         load synthetic demo referrals over the last months, through every service's API
+  retention    run --dry-run: list the closed cases due for erasure and the rule that makes each due
 
 Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
 
@@ -75,6 +77,8 @@ func realMain(ctx context.Context, args []string) error {
 		return auditCommand(ctx, args[1:])
 	case "demo":
 		return demoCommand(ctx, args[1:])
+	case "retention":
+		return retentionCommand(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(os.Stdout, usage)
 		return nil
