@@ -1,9 +1,13 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,5 +46,78 @@ func TestRetentionDryRunListsTheCasesDue(t *testing.T) {
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM triage.cases WHERE referral_id IN ($1, $2) AND state = 4`, due, kept).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("the dry run changed the cases: %d left, %v", n, err)
+	}
+}
+
+// mash cases hold and unhold go through the triage API with a manager's credential: the
+// API's rules (managers only, a reason) hold for the CLI too.
+func TestCasesHoldAndUnholdThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	referrer := s.credential(t, "south-wales-police")
+	client := func(role string) string {
+		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", role)
+		if code != 0 {
+			t.Fatalf("clients create: %s", errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	manager, practitioner := client("manager"), client("practitioner")
+	s.start(t)
+	code, body, err := s.submit(referrer, example(t))
+	if err != nil || code != 201 {
+		t.Fatalf("submit: %d %s %v", code, body, err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+	}
+	if err := json.Unmarshal([]byte(body), &ack); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(token string, args ...string) (string, string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, mashBinary, append([]string{"cases"}, args...)...)
+		cmd.Env = s.env("MASH_TOKEN="+token, "MASH_API_URL=http://"+s.httpAddr)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return o.String(), e.String(), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), 0
+	}
+	// The case reaches triage within seconds of receipt.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, errOut, code := cli(manager, "hold", ack.ReferralID, "--reason", "Family court order to preserve records")
+		if code == 0 {
+			if !strings.Contains(out, `"placedBy"`) || !strings.Contains(out, "Family court order") {
+				t.Fatalf("hold printed %s", out)
+			}
+			break
+		}
+		if !strings.Contains(errOut, "404") || time.Now().After(deadline) {
+			t.Fatalf("hold: exit %d: %s", code, errOut)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+	if _, errOut, code := cli(practitioner, "unhold", ack.ReferralID, "--reason", "done"); code == 0 || !strings.Contains(errOut, "403") {
+		t.Fatalf("practitioner unhold: exit %d, %s; want 403", code, errOut)
+	}
+	if _, errOut, code := cli(manager, "unhold", ack.ReferralID); code == 0 || !strings.Contains(errOut, "--reason") {
+		t.Fatalf("unhold without a reason: exit %d, %s; want a failure naming --reason", code, errOut)
+	}
+	if _, errOut, code := cli("", "unhold", ack.ReferralID, "--reason", "done"); code == 0 || !strings.Contains(errOut, "MASH_TOKEN") {
+		t.Fatalf("unhold without a credential: exit %d, %s; want a failure naming MASH_TOKEN", code, errOut)
+	}
+	out, errOut, code := cli(manager, "unhold", ack.ReferralID, "--reason", "Proceedings concluded")
+	if code != 0 || !strings.Contains(out, `"liftReason":"Proceedings concluded"`) {
+		t.Fatalf("unhold: exit %d: %s %s", code, out, errOut)
+	}
+	if _, errOut, code := cli(manager, "unhold", ack.ReferralID, "--reason", "again"); code == 0 || !strings.Contains(errOut, "not under legal hold") {
+		t.Fatalf("second unhold: exit %d, %s", code, errOut)
 	}
 }
