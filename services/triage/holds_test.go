@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/auth"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -101,5 +102,42 @@ func TestLegalHoldIsAManagersAndStopsRetention(t *testing.T) {
 	var holds int
 	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM triage.legal_holds WHERE referral_id = $1`, id).Scan(&holds); err != nil || holds != 2 {
 		t.Fatalf("holds on record: %d %v, want 2", holds, err)
+	}
+}
+
+// With case keys, triage's events cross the bus sealed; once a case's key is destroyed,
+// nothing more is recorded about it, and the caller is told why rather than given a 500.
+func TestAnErasedCaseRefusesChangesWithAClearError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{caseKeys: true})
+	id := uuid.NewString()
+	e.received(t, referral{id: id, partnership: "rct", agency: "south-wales-police", receivedAt: start})
+	e.waitCase(t, id, func(c store.Case) bool { return c.ReferralID == id })
+	manager := e.staff(t, auth.RoleManager)
+	if _, err := e.client.PlaceLegalHold(manager.ctx, &triagev1.PlaceLegalHoldRequest{ReferralId: id, Reason: "Inquiry"}); err != nil {
+		t.Fatal(err)
+	}
+	raw := e.streamEvents(t, triage.EventLegalHoldPlaced, 1)[0].Data
+	var env eventsv1.Envelope
+	if err := proto.Unmarshal(raw, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.GetSealed() == nil || env.GetPayload() != nil || env.GetReferralId() != id || strings.Contains(string(raw), "Inquiry") {
+		t.Fatalf("hold event on the bus is not sealed: %v", &env)
+	}
+	if err := e.keys.OpenPayload(context.Background(), &env); err != nil {
+		t.Fatal(err)
+	}
+	var ev eventsv1.CaseChanged
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil || ev.GetReason() != "Inquiry" {
+		t.Fatalf("opened hold event: %v %v", &ev, err)
+	}
+
+	if _, err := e.keys.Erase(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.client.LiftLegalHold(manager.ctx, &triagev1.LiftLegalHoldRequest{ReferralId: id, Reason: "Inquiry closed"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "was erased") {
+		t.Fatalf("change to an erased case: %v, want FailedPrecondition saying it was erased", err)
 	}
 }
