@@ -56,7 +56,7 @@ func TestCasesHoldAndUnholdThroughTheAPI(t *testing.T) {
 	s := newSystem(t)
 	referrer := s.credential(t, "south-wales-police")
 	client := func(role string) string {
-		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", role)
+		out, errOut, code := s.run(t, "clients", "create", "--agency", "rct-mash", "--kind", "hub", "--role", role, "--partnerships", "rhondda-cynon-taf")
 		if code != 0 {
 			t.Fatalf("clients create: %s", errOut)
 		}
