@@ -124,7 +124,18 @@ func (s *Store) key(ctx context.Context, caseID string, create bool) ([]byte, er
 	}
 	wrapped, erased, err := s.read(ctx, caseID)
 	if errors.Is(err, pgx.ErrNoRows) && create {
-		wrapped, erased, err = s.create(ctx, caseID)
+		// Read first: wrapping may be a call to a KMS, not worth making for a case that
+		// has its key already.
+		fresh, made, cerr := s.create(ctx, caseID)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if made {
+			s.remember(caseID, cached{key: fresh})
+			return fresh, nil
+		}
+		// Another process made it in between.
+		wrapped, erased, err = s.read(ctx, caseID)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("case %s: %w", caseID, ErrNoKey)
@@ -153,20 +164,22 @@ func (s *Store) read(ctx context.Context, caseID string) (wrapped []byte, erased
 	return wrapped, erased, err
 }
 
-// create makes a key for caseID; when another process made one first, that one wins.
-func (s *Store) create(ctx context.Context, caseID string) (wrapped []byte, erased bool, err error) {
-	fresh := make([]byte, 32)
+// create stores a fresh key for caseID unless the case already has a row (a key, made by
+// this or another process, or an erased one); made reports whether fresh was stored.
+func (s *Store) create(ctx context.Context, caseID string) (fresh []byte, made bool, err error) {
+	fresh = make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, false, fmt.Errorf("make key of case %s: %w", caseID, err)
 	}
-	if wrapped, err = s.w.Wrap(ctx, fresh, caseID); err != nil {
+	wrapped, err := s.w.Wrap(ctx, fresh, caseID)
+	if err != nil {
 		return nil, false, err
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO keys.case_key (case_id, wrapped) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-		caseID, wrapped); err != nil {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO keys.case_key (case_id, wrapped) VALUES ($1, $2) ON CONFLICT DO NOTHING`, caseID, wrapped)
+	if err != nil {
 		return nil, false, fmt.Errorf("store key of case %s: %w", caseID, err)
 	}
-	return s.read(ctx, caseID)
+	return fresh, tag.RowsAffected() == 1, nil
 }
 
 // Erase destroys caseID's data key: every payload sealed under it becomes unreadable, and

@@ -247,3 +247,40 @@ func TestSealedPayloadOpensOnlyInItsOwnEnvelope(t *testing.T) {
 		t.Fatalf("sealing a new event of an erased case: %v, want ErrErased", err)
 	}
 }
+
+// racingWrapper lets another process make the case's key while this one is wrapping its
+// own, as happens when two services see a new case at once.
+type racingWrapper struct {
+	casekeys.Wrapper
+	other *casekeys.Store
+	t     *testing.T
+	once  sync.Once
+}
+
+func (w *racingWrapper) Wrap(ctx context.Context, key []byte, caseID string) ([]byte, error) {
+	w.once.Do(func() {
+		if _, err := w.other.Key(ctx, caseID); err != nil {
+			w.t.Error(err)
+		}
+	})
+	return w.Wrapper.Wrap(ctx, key, caseID)
+}
+
+// The store that loses the race to make a case's key uses the winner's.
+func TestTheLoserOfAKeyRaceUsesTheWinnersKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := newPool(t)
+	w := newKEK(t)
+	winner := newStore(t, pool, w, casekeys.Options{})
+	loser := newStore(t, pool, &racingWrapper{Wrapper: w, other: winner, t: t}, casekeys.Options{})
+	caseID := uuid.NewString()
+	lk, err := loser.Key(ctx, caseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk, err := winner.Key(ctx, caseID)
+	if err != nil || !bytes.Equal(lk, wk) {
+		t.Fatalf("loser's key %x, winner's %x (%v): want the same", lk, wk, err)
+	}
+}
