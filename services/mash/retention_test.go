@@ -120,4 +120,25 @@ func TestCasesHoldAndUnholdThroughTheAPI(t *testing.T) {
 	if _, errOut, code := cli(manager, "unhold", ack.ReferralID, "--reason", "again"); code == 0 || !strings.Contains(errOut, "not under legal hold") {
 		t.Fatalf("second unhold: exit %d, %s", code, errOut)
 	}
+	// Both acts reach the audit trail over the bus, sealed on the way.
+	pool, err := pgxpool.New(context.Background(), s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM audit.entries WHERE referral_id = $1
+			AND event_type IN ('mash.case.legal_hold_placed', 'mash.case.legal_hold_lifted')`, ack.ReferralID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d legal hold events on the audit trail, want 2", n)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
 }
