@@ -32,13 +32,13 @@ func TestReferralRestsSealedOutsideItsServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	// Decided, and both events (received, decided) in the audit log, decrypted there.
+	// Recommended, and both events (received, recommended) in the audit log, decrypted there.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var pending, audited int
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)
 			+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM audit.pending),
-			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.triage.decided'))`).Scan(&pending, &audited); err != nil {
+			(SELECT count(*) FROM audit.entries WHERE event_type IN ('mash.referral.received', 'mash.recommendation.made'))`).Scan(&pending, &audited); err != nil {
 			t.Fatal(err)
 		}
 		if pending == 0 && audited >= 2 {
