@@ -23,6 +23,7 @@ const (
 	ReadCases            Permission = "read cases"
 	ClaimCases           Permission = "claim and release cases"
 	AssignCases          Permission = "assign cases"
+	HoldCases            Permission = "place and lift legal holds on cases"
 	DecideCases          Permission = "decide, record strategy discussions and close cases"
 	RequestInformation   Permission = "request information from agencies"
 	ReadInformation      Permission = "list information requests"
@@ -68,6 +69,7 @@ var permissionRoles = map[Permission][]Role{
 	ReadCases:            {RolePractitioner, RoleManager},
 	ClaimCases:           {RolePractitioner, RoleManager},
 	AssignCases:          {RoleManager},
+	HoldCases:            {RoleManager},
 	DecideCases:          {RolePractitioner, RoleManager},
 	RequestInformation:   {RolePractitioner, RoleManager},
 	ReadInformation:      {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},

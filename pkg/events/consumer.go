@@ -80,6 +80,10 @@ type ConsumerConfig struct {
 	// AfterCommit, if set, runs after a handler's transaction committed, e.g. to wake the
 	// service's outbox relay for the events the handler wrote.
 	AfterCommit func()
+	// Cipher opens sealed payloads before the handler sees them. An event whose case was
+	// erased is acknowledged without running the handler. Without a Cipher a sealed event
+	// fails like any other and ends as a dead letter.
+	Cipher PayloadCipher
 }
 
 // Consumer defaults.
@@ -314,7 +318,19 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := c.log.With(zap.String("event_id", env.EventId), zap.String("subject", msg.Subject()))
-	dup, err := c.apply(ctx, run, env)
+	err = open(ctx, c.cfg.Cipher, env)
+	if errors.Is(err, ErrPayloadErased) {
+		// Nothing can ever read it again: retrying would only end in a dead letter that
+		// can never be replayed either.
+		log.Info("event of an erased case acknowledged unread", zap.String("referral_id", env.GetReferralId()))
+		c.ack(ctx, msg, log)
+		c.m.consumedOne(c.cfg.Durable, resultErased, time.Since(start))
+		return
+	}
+	var dup bool
+	if err == nil {
+		dup, err = c.apply(ctx, run, env)
+	}
 	switch {
 	case err == nil:
 		c.ack(ctx, msg, log)

@@ -29,6 +29,7 @@ const (
 	resultRetry      = "retry"
 	resultDeadLetter = "dead_letter"
 	resultSkipped    = "skipped"
+	resultErased     = "erased"
 )
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered). Calling

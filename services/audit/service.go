@@ -51,6 +51,9 @@ type Deps struct {
 	Events *events.Metrics
 	Now    func() time.Time
 	Config Config
+	// Cipher seals the personal data in this service's events under each case's key and
+	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
+	Cipher events.PayloadCipher
 }
 
 // Service is the audit service.
@@ -63,6 +66,7 @@ type Service struct {
 	vkey     string // the public key of SigningKey: served entries are proven as an auditor would
 	log      *zap.Logger
 	now      func() time.Time
+	cipher   events.PayloadCipher
 }
 
 // ErrRedacted is returned when a payload's case was shredded.
@@ -88,7 +92,7 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %s: %w", EnvSigningKey, err)
 	}
-	s := &Service{pool: d.Pool, cfg: cfg, vkey: vkey, log: d.Log, now: d.Now}
+	s := &Service{cipher: d.Cipher, pool: d.Pool, cfg: cfg, vkey: vkey, log: d.Log, now: d.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -98,7 +102,7 @@ func New(d Deps) (*Service, error) {
 	s.seq = &sequencer{pool: d.Pool, cfg: cfg, signer: signer, now: s.now, log: d.Log.Named("sequencer"),
 		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"},
+		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"}, Cipher: d.Cipher,
 		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
 		// event; notify records each share as mash.notification.* events instead.
 		SkipSubjectPrefixes: []string{"mash.notify."},

@@ -186,7 +186,7 @@ var capNames = map[string]capability{
 	"disagreementEscalate": capDisagreementEscalate, "disagreementManage": capDisagreementManage,
 	"directory": capDirectory, "directoryDecide": capDirectoryDecide,
 	"shareAuthorise": capShareAuthorise,
-	"partner": capPartner,
+	"partner":        capPartner,
 }
 
 var navItems = []struct {

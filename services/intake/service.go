@@ -51,6 +51,9 @@ type Deps struct {
 	// Reconcile sets the age and interval of the reconciler (Schema and Checks are intake's).
 	Reconcile events.ReconcilerConfig
 	Registry  prometheus.Registerer
+	// Cipher seals the personal data in this service's events under each case's key and
+	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
+	Cipher events.PayloadCipher
 }
 
 // Service is the intake service.
@@ -63,6 +66,7 @@ type Service struct {
 	calendar   *calendar.Calendar
 	log        *zap.Logger
 	now        func() time.Time
+	cipher     events.PayloadCipher
 }
 
 // New validates deps and builds the service.
@@ -85,11 +89,11 @@ func New(d Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{pool: d.Pool, store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
+	s := &Service{cipher: d.Cipher, pool: d.Pool, store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
 	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventRecommended},
+		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventRecommended}, Cipher: d.Cipher,
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		return store.MarkDecided(ctx, tx, env.GetReferralId(), env.GetVersion())
 	}, d.Log.Named("decided"), d.Events)
@@ -173,6 +177,9 @@ func (s *Service) submit(ctx context.Context, agency, agencyKind string, sub *in
 		&eventsv1.ReferralReceived{Referral: toProto(r, sub)})
 	if err != nil {
 		return acknowledgement{}, fmt.Errorf("build event for referral %s: %w", r.ID, err)
+	}
+	if raw, err = events.Seal(ctx, s.cipher, env); err != nil {
+		return acknowledgement{}, fmt.Errorf("referral %s: %w", r.ID, err)
 	}
 	created, existing, err := s.store.Insert(ctx, r, store.Event{ID: env.GetEventId(), Subject: env.GetType(), Payload: raw})
 	if err != nil {

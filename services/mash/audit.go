@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"mash/pkg/casekeys"
 	"mash/pkg/config"
 	"mash/services/audit"
 	auditlog "mash/services/audit/tlog"
@@ -99,9 +100,13 @@ func auditKeygen() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "new audit keys; the first two are secrets, the last is the public key auditors verify with:")
-	fmt.Printf("%s=%s\n%s=%s\nMASH_AUDIT_VERIFY_KEY=%s\n", audit.EnvMasterKey, base64.StdEncoding.EncodeToString(master),
-		audit.EnvSigningKey, skey, vkey)
+	fmt.Fprintln(os.Stderr, "new audit and case keys; the first three are secrets, the last is the public key auditors verify with:")
+	kek := make([]byte, casekeys.KEKSize)
+	if _, err := rand.Read(kek); err != nil {
+		return fmt.Errorf("generate case key-encryption key: %w", err)
+	}
+	fmt.Printf("%s=%s\n%s=%s\n%s=%s\nMASH_AUDIT_VERIFY_KEY=%s\n", audit.EnvMasterKey, base64.StdEncoding.EncodeToString(master),
+		audit.EnvSigningKey, skey, EnvCaseKEK, base64.StdEncoding.EncodeToString(kek), vkey)
 	return nil
 }
 

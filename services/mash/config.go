@@ -85,6 +85,9 @@ type serveConfig struct {
 	Limits apiserver.Limits
 	// BehindTLS marks responses for HTTPS only (HSTS) when a proxy ends TLS in front.
 	BehindTLS bool
+	// CaseKEK wraps every case's data key (MASH_CASE_KEK); empty only on loopback, where
+	// event payloads then stay clear.
+	CaseKEK []byte
 }
 
 // tlsSettings names each TLS file's setting, for errors.
@@ -196,6 +199,12 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	}
 	if c.Calendar.RemovedHolidays, err = calendar.ParseDates(*removed); err != nil {
 		return c, fmt.Errorf("MASH_REMOVED_BANK_HOLIDAYS: %w", err)
+	}
+	if slices.ContainsFunc(c.Services, func(name string) bool { return name != "console" }) {
+		// Every service but the console writes or reads events.
+		if c.CaseKEK, err = caseKEK(os.LookupEnv, map[string]string{"MASH_GRPC_ADDR": c.GRPCAddr, "MASH_HTTP_ADDR": c.HTTPAddr}); err != nil {
+			return c, err
+		}
 	}
 	if slices.Contains(c.Services, "audit") {
 		if c.Audit, err = auditConfig(); err != nil {

@@ -9,6 +9,8 @@
 //	mash audit keygen|verify             make audit keys; verify the audit log
 //	mash demo [--referrals N --days D]   load synthetic demo data through the APIs
 //	mash version                         print the release version
+//	mash retention run --dry-run         list the cases due for erasure
+//	mash cases hold|unhold ID --reason R place or lift a legal hold (MASH_TOKEN: a manager's)
 package main
 
 import (
@@ -68,6 +70,8 @@ commands:
   audit        keygen (new audit keys) or verify (the live log against its signed checkpoint)
   demo         load synthetic demo referrals over the last months, through every service's API
   version      print the release version
+  retention    run --dry-run: list the closed cases due for erasure and the rule that makes each due
+  cases        hold or unhold a case (a legal hold, with a reason), through the API as a manager
 
 Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
 
@@ -96,6 +100,10 @@ func realMain(ctx context.Context, args []string) error {
 	case "version", "-version", "--version":
 		fmt.Fprintln(os.Stdout, "mash", releaseVersion())
 		return nil
+	case "retention":
+		return retentionCommand(ctx, args[1:])
+	case "cases":
+		return casesCommand(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(os.Stdout, usage)
 		return nil

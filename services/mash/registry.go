@@ -47,14 +47,14 @@ var modules = map[string]module{
 		bus:     &intake.Bus,
 		build: func(p *plumbing) (service, error) {
 			return intake.New(intake.Deps{Pool: p.pool, JS: p.jsOf("intake"), Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry, Now: p.now})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Cipher: p.cipher})
 		},
 	},
 	"audit": {
 		migrate: audit.Migrate,
 		bus:     &audit.Bus,
 		build: func(p *plumbing) (service, error) {
-			return audit.New(audit.Deps{Pool: p.pool, JS: p.jsOf("audit"), Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now})
+			return audit.New(audit.Deps{Pool: p.pool, JS: p.jsOf("audit"), Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now, Cipher: p.cipher})
 		},
 	},
 	"notify": {
@@ -64,7 +64,7 @@ var modules = map[string]module{
 			return notify.New(notify.Deps{Pool: p.pool, JS: p.jsOf("notify"), Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
 				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now,
-				SecretKey: p.notify.SecretKey, ChangeTTL: p.notify.ChangeTTL})
+				SecretKey: p.notify.SecretKey, ChangeTTL: p.notify.ChangeTTL, Cipher: p.cipher})
 		},
 	},
 	"console": {
@@ -84,7 +84,7 @@ var modules = map[string]module{
 		bus:     &triage.Bus,
 		build: func(p *plumbing) (service, error) {
 			return triage.New(triage.Deps{Pool: p.pool, JS: p.jsOf("triage"), Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout, Cipher: p.cipher})
 		},
 	},
 	"rules": {
@@ -92,7 +92,7 @@ var modules = map[string]module{
 		bus:     &rules.Bus,
 		build: func(p *plumbing) (service, error) {
 			return rules.New(rules.Deps{Pool: p.pool, JS: p.jsOf("rules"), Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry, Now: p.now})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Cipher: p.cipher})
 		},
 	},
 }

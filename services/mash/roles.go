@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mash/pkg/auth"
+	"mash/pkg/casekeys"
 	"mash/pkg/db"
 	auditstore "mash/services/audit/store"
 )
@@ -15,11 +16,15 @@ import (
 // (deploy/postgres/cluster.yaml's managed roles): mash_intake, mash_triage, ...
 func serviceRole(service string) string { return "mash_" + service }
 
-// serviceGrant is what service's login may do: its own schema (named after the service)
-// and the shared auth schema, nothing of another service. The audit login only reads its
+// serviceGrant is what service's login may do: its own schema (named after the service),
+// the shared auth schema and, for the services that seal or open event payloads, the case
+// keys schema; nothing of another service. The audit login only reads its
 // schema directly and writes as mash_audit_writer, whose grants keep the log append-only.
 func serviceGrant(service string) db.RoleGrant {
 	g := db.RoleGrant{Role: serviceRole(service), Schema: service, Shared: []string{auth.Schema}}
+	if service != "console" {
+		g.Shared = append(g.Shared, casekeys.Schema)
+	}
 	if service == "audit" {
 		g.ReadOnlyOwn = true
 		g.MemberOf = []string{auditstore.WriterRole}

@@ -21,6 +21,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/busauth"
 	"mash/pkg/calendar"
+	"mash/pkg/casekeys"
 	"mash/pkg/db"
 	"mash/pkg/events"
 	mashlog "mash/pkg/log"
@@ -59,6 +60,8 @@ type plumbing struct {
 	// auth is the one credential store of the process: the console ends a session in the
 	// same cache the API server checks.
 	auth *auth.Store
+	// cipher seals and opens event payloads with the case keys; nil without MASH_CASE_KEK.
+	cipher events.PayloadCipher
 }
 
 func (p *plumbing) close() {
@@ -155,6 +158,19 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 	}
 	if err := p.connectNATS(ctx, cfg); err != nil {
 		return nil, err
+	}
+	if len(cfg.CaseKEK) > 0 {
+		w, err := casekeys.NewLocalWrapper(cfg.CaseKEK)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvCaseKEK, err)
+		}
+		keys, err := casekeys.New(p.pool, w, casekeys.Options{})
+		if err != nil {
+			return nil, err
+		}
+		p.cipher = keys
+	} else {
+		log.Warn("MASH_CASE_KEK is not set: event payloads, outbox rows and dead letters hold personal data in clear (allowed on loopback only)")
 	}
 
 	p.auth = auth.NewStore(p.pool)
@@ -253,6 +269,9 @@ func migrateAll(ctx context.Context, pool *pgxpool.Pool, services []string) erro
 	}
 	if err := busauth.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate bus: %w", err)
+	}
+	if err := casekeys.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate case keys: %w", err)
 	}
 	for _, name := range services {
 		if err := modules[name].migrate(ctx, pool); err != nil {

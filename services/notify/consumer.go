@@ -561,7 +561,7 @@ func priority(rag string, kind notifyv1.NotificationKind) int {
 
 // emit writes a notification event into the outbox within tx.
 func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.Notification, attempt int, detail string, by auth.Actor) error {
-	env, raw, err := s.event(subject, n, attempt, detail, by)
+	env, raw, err := s.event(ctx, subject, n, attempt, detail, by)
 	if err != nil {
 		return err
 	}
@@ -573,7 +573,7 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, n store.N
 
 // event builds a notification event: ids, the share record and the payload's digest, never
 // the payload. by names who caused it; empty for notify's own delivery work.
-func (s *Service) event(subject string, n store.Notification, attempt int, detail string, by auth.Actor) (*eventsv1.Envelope, []byte, error) {
+func (s *Service) event(ctx context.Context, subject string, n store.Notification, attempt int, detail string, by auth.Actor) (*eventsv1.Envelope, []byte, error) {
 	ev := &eventsv1.NotificationEvent{NotificationId: n.ID, Agency: n.Agency, Role: n.Role, Kind: n.Kind, DecisionId: n.DecisionID,
 		DecisionVersion: n.DecisionVersion, Rag: n.RAG, Channel: n.Channel, PayloadSha256: n.PayloadSHA256, LawfulBasis: n.LawfulBasis,
 		ConsentStatus: n.ConsentStatus, ConsentReason: n.ConsentReason, Purpose: n.Purpose, Fields: n.Fields, Attempt: int32(attempt),
@@ -584,6 +584,9 @@ func (s *Service) event(subject string, n store.Notification, attempt int, detai
 	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)
+	}
+	if raw, err = events.Seal(ctx, s.cipher, env); err != nil {
+		return nil, nil, fmt.Errorf("notification %s: %w", n.ID, err)
 	}
 	return env, raw, nil
 }

@@ -28,7 +28,7 @@ func TestRedOnSundayEveningDeadlinesAndOneEscalation(t *testing.T) {
 		}
 	}
 	e.load(t, f)
-	e.approvePending(t) // the out-of-hours route is a routing change: a second manager approves it
+	e.approvePending(t)                                      // the out-of-hours route is a routing change: a second manager approves it
 	sunday := time.Date(2026, 11, 22, 20, 0, 0, 0, time.UTC) // 20:00 in London (GMT)
 	e.clock.Advance(sunday.Sub(e.clock.Now()))
 

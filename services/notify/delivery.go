@@ -67,7 +67,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		b := &pgx.Batch{}
 		for _, n := range claimed {
 			if n.Attempts == 1 {
-				env, raw, err := s.event(EventSent, n, 1, "", auth.Actor{})
+				env, raw, err := s.event(ctx, EventSent, n, 1, "", auth.Actor{})
 				if err != nil {
 					return err
 				}
@@ -213,7 +213,7 @@ func (s *Service) record(ctx context.Context, n store.Notification, res store.Re
 		subject = EventFailed
 	}
 	if subject != "" {
-		env, raw, err := s.event(subject, n, n.Attempts, res.Detail, auth.Actor{})
+		env, raw, err := s.event(ctx, subject, n, n.Attempts, res.Detail, auth.Actor{})
 		if err != nil {
 			return err
 		}

@@ -310,6 +310,9 @@ func (l *answerListener) record(ctx context.Context, msg jetstream.Msg, agency s
 		if err != nil {
 			return err
 		}
+		if raw, err = events.Seal(ctx, s.cipher, env); err != nil {
+			return err
+		}
 		if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
 			return err
 		}

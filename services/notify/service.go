@@ -149,6 +149,9 @@ type Deps struct {
 	// ChangeTTL is how long a proposed directory change waits for a second manager.
 	// Default DefaultChangeTTL.
 	ChangeTTL time.Duration
+	// Cipher seals the personal data in this service's events under each case's key and
+	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
+	Cipher events.PayloadCipher
 }
 
 // Service is the notify service.
@@ -177,6 +180,7 @@ type Service struct {
 	agencySem map[string]chan struct{}
 	inflight  chan struct{}
 	sending   sync.WaitGroup
+	cipher    events.PayloadCipher
 }
 
 // New validates deps and builds the service.
@@ -188,7 +192,7 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: SecretKey (MASH_NOTIFY_SECRET_KEY): %w", err)
 	}
-	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
+	s := &Service{cipher: d.Cipher, store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
 		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording), agencySem: map[string]chan struct{}{},
 		box: box, changeTTL: d.ChangeTTL}
 	if s.changeTTL == 0 {
@@ -219,7 +223,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: consumedSubjects,
-		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256,
+		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256, Cipher: d.Cipher,
 	}, s.handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)

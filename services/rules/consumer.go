@@ -127,6 +127,9 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, d store.D
 	if err != nil {
 		return fmt.Errorf("referral %s: build %s: %w", d.ReferralID, subject, err)
 	}
+	if raw, err = events.Seal(ctx, s.cipher, env); err != nil {
+		return fmt.Errorf("referral %s: %w", d.ReferralID, err)
+	}
 	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
 		return fmt.Errorf("referral %s: %w", d.ReferralID, err)
 	}

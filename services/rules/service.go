@@ -57,6 +57,9 @@ type Deps struct {
 	// Reconcile sets the age and interval of the reconciler (Schema and Checks are rules').
 	Reconcile events.ReconcilerConfig
 	Registry  prometheus.Registerer
+	// Cipher seals the personal data in this service's events under each case's key and
+	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
+	Cipher events.PayloadCipher
 }
 
 // Service is the rules service.
@@ -72,6 +75,7 @@ type Service struct {
 	now        func() time.Time
 
 	compiled sync.Map // pack id -> *pack.Compiled; packs are immutable once stored
+	cipher   events.PayloadCipher
 }
 
 // New validates deps and builds the service.
@@ -80,7 +84,7 @@ func New(d Deps) (*Service, error) {
 	case d.Pool == nil, d.JS == nil, d.Calendar == nil, d.Log == nil:
 		return nil, errors.New("rules.New: pool, JetStream, calendar and logger are required")
 	}
-	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now}
+	s := &Service{cipher: d.Cipher, store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -90,7 +94,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: referralsDurable, FilterSubjects: []string{"mash.referral.received"},
-		AfterCommit: s.relay.Wake,
+		AfterCommit: s.relay.Wake, Cipher: d.Cipher,
 	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
@@ -104,7 +108,7 @@ func New(d Deps) (*Service, error) {
 	// Notify's events say a decision reached it; a decision none has named by the reconcile
 	// age is re-emitted.
 	s.notified, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: notifiedDurable, FilterSubjects: []string{"mash.notification.>"},
+		Schema: store.Schema, Durable: notifiedDurable, FilterSubjects: []string{"mash.notification.>"}, Cipher: d.Cipher,
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		var ev eventsv1.NotificationEvent
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {

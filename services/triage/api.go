@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -89,6 +90,12 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, ref
 	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, s.now(), payload)
 	if err != nil {
 		return fmt.Errorf("referral %s: build %s: %w", referralID, subject, err)
+	}
+	if raw, err = events.Seal(ctx, s.cipher, env); err != nil {
+		if errors.Is(err, events.ErrPayloadErased) {
+			return apierr.FailedPrecondition(fmt.Sprintf("case %s was erased: nothing more can be recorded about it", referralID))
+		}
+		return fmt.Errorf("referral %s: %w", referralID, err)
 	}
 	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
 		return fmt.Errorf("referral %s: %w", referralID, err)

@@ -14,7 +14,7 @@ var Bus = busauth.Role{
 	Service: "triage",
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
-		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, access.EventType("case"),
+		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, access.EventType("case"),
 		access.EventType("queue"), access.EventType("information-requests")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }

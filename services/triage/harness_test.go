@@ -2,6 +2,7 @@ package triage_test
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 
 	"mash/pkg/auth"
 	"mash/pkg/calendar"
+	"mash/pkg/casekeys"
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 	"mash/pkg/events"
@@ -56,7 +58,7 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := append(append(append(am, rm...), tm...), db.Migration{Name: "default-pack", SQL: string(packs.Default())})
+	all := append(append(append(append(am, rm...), tm...), casekeys.Migrations()...), db.Migration{Name: "default-pack", SQL: string(packs.Default())})
 	return "triage_" + db.Checksum(all)
 }
 
@@ -70,6 +72,9 @@ func migrateAll(ctx context.Context, url string) error {
 		return err
 	}
 	if err := rules.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := casekeys.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	return triage.Migrate(ctx, pool)
@@ -112,12 +117,17 @@ type env struct {
 	httpURL string
 	client  triagev1.TriageServiceClient
 	rules   rulesv1.RulesServiceClient
+	// keys holds the case keys when the env runs with caseKeys.
+	keys *casekeys.Store
 }
 
 type envOptions struct {
 	// runRules runs the rules service's consumer, so received referrals are decided by the
 	// default pack. Without it, tests publish the decisions they want.
 	runRules bool
+	// caseKeys seals the services' event payloads under case keys (env.keys), as mash serve
+	// does with MASH_CASE_KEK.
+	caseKeys bool
 }
 
 // start is Thursday 26 November 2026, 10:00 UTC (GMT): a working day.
@@ -143,13 +153,29 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	book := peers.NewBook(ls.GRPC.Addr().String(), nil)
 	t.Cleanup(func() { _ = book.Close() })
+	var keys *casekeys.Store
+	var cipher events.PayloadCipher
+	if opts.caseKeys {
+		kek := make([]byte, casekeys.KEKSize)
+		if _, err := rand.Read(kek); err != nil {
+			t.Fatal(err)
+		}
+		w, err := casekeys.NewLocalWrapper(kek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys, err = casekeys.New(pool, w, casekeys.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		cipher = keys
+	}
 	rulesSvc, err := rules.New(rules.Deps{Pool: pool, JS: js, Calendar: cal, Log: zap.NewNop(), Events: metrics, Now: clk.Now,
-		Registry: prometheus.NewRegistry()})
+		Registry: prometheus.NewRegistry(), Cipher: cipher})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc, err := triage.New(triage.Deps{Pool: pool, JS: js, Calendar: cal, Log: zap.NewNop(), Events: metrics, Now: clk.Now,
-		Registry: prometheus.NewRegistry(), Peers: book, SweepEvery: time.Hour})
+		Registry: prometheus.NewRegistry(), Peers: book, SweepEvery: time.Hour, Cipher: cipher})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +194,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); cancel(); wg.Wait() })
-	return &env{pool: pool, js: js, auth: authStore, svc: svc, cal: cal, clock: clk, httpURL: "http://" + ls.HTTP.Addr().String(),
+	return &env{pool: pool, js: js, auth: authStore, svc: svc, cal: cal, clock: clk, keys: keys, httpURL: "http://" + ls.HTTP.Addr().String(),
 		client: triagev1.NewTriageServiceClient(conn), rules: rulesv1.NewRulesServiceClient(conn)}
 }
 

@@ -73,6 +73,16 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.CloseCase)
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/legal-hold", func() *triagev1.PlaceLegalHoldRequest { return &triagev1.PlaceLegalHoldRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.PlaceLegalHoldRequest) error {
+			req.ReferralId = r.PathValue("referralId")
+			return nil
+		}, a.PlaceLegalHold)
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/legal-hold/lift", func() *triagev1.LiftLegalHoldRequest { return &triagev1.LiftLegalHoldRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.LiftLegalHoldRequest) error {
+			req.ReferralId = r.PathValue("referralId")
+			return nil
+		}, a.LiftLegalHold)
 	server.HandleProto(srv, "POST /v1/cases/{referralId}/information-requests", func() *triagev1.RequestInformationRequest {
 		return &triagev1.RequestInformationRequest{}
 	}, func(r *http.Request, _ []byte, req *triagev1.RequestInformationRequest) error {

@@ -96,6 +96,9 @@ type Deps struct {
 	// SweepEvery is how often lapsed claims are released and overdue disagreement stages
 	// escalated. Default 1 minute.
 	SweepEvery time.Duration
+	// Cipher seals the personal data in this service's events under each case's key and
+	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
+	Cipher events.PayloadCipher
 }
 
 // Service is the triage service.
@@ -112,6 +115,7 @@ type Service struct {
 	stageDays  [4]int
 	sweepEvery time.Duration
 	api        *grpcAPI
+	cipher     events.PayloadCipher
 }
 
 // New validates deps and builds the service.
@@ -124,7 +128,7 @@ func New(d Deps) (*Service, error) {
 	case d.ClaimTimeout < 0:
 		return nil, fmt.Errorf("triage.New: claim timeout %s is negative", d.ClaimTimeout)
 	}
-	s := &Service{store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, peers: d.Peers,
+	s := &Service{cipher: d.Cipher, store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, peers: d.Peers,
 		claimFor: d.ClaimTimeout, stageDays: DefaultDisagreementDays, sweepEvery: d.SweepEvery}
 	if s.now == nil {
 		s.now = time.Now
@@ -148,7 +152,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: consumerDurable,
+		Schema: store.Schema, Durable: consumerDurable, Cipher: d.Cipher,
 		FilterSubjects: []string{"mash.referral.received", EventRecommended, EventDecisionMade, "mash.notification.>", EventResearchAnswerReceived},
 		// Projecting may emit an event (a recorded channel answer): publish it at once.
 		AfterCommit: s.relay.Wake,

@@ -36,8 +36,12 @@ type Envelope struct {
 	ReferralId  string                 `protobuf:"bytes,5,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
 	// The referral's version after this event; consumers apply events in version order.
 	Version int64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
-	// The event body, e.g. ReferralReceived.
-	Payload       *anypb.Any `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The event body, e.g. ReferralReceived. Empty when the body is sealed.
+	Payload *anypb.Any `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The event body encrypted under its case's data key, in place of payload, wherever the
+	// event rests outside the service that reads it (outbox, JetStream, dead letters).
+	// Destroying the case key (erasure) makes every such copy unreadable.
+	Sealed        *SealedPayload `protobuf:"bytes,8,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -121,11 +125,82 @@ func (x *Envelope) GetPayload() *anypb.Any {
 	return nil
 }
 
+func (x *Envelope) GetSealed() *SealedPayload {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// SealedPayload is an Envelope's payload (the marshalled Any) under AES-256-GCM with the
+// data key of case key_id. The additional data binds it to its envelope's event id, type and
+// referral id, so a ciphertext cannot be moved to another event.
+type SealedPayload struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The case whose data key sealed the payload (the referral id).
+	KeyId         string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Nonce         []byte `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Ciphertext    []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedPayload) Reset() {
+	*x = SealedPayload{}
+	mi := &file_mash_events_v1_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedPayload) ProtoMessage() {}
+
+func (x *SealedPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedPayload.ProtoReflect.Descriptor instead.
+func (*SealedPayload) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SealedPayload) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SealedPayload) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *SealedPayload) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
 var File_mash_events_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/envelope.proto\x12\x0emash.events.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n" +
+	"\x1dmash/events/v1/envelope.proto\x12\x0emash.events.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +
@@ -135,7 +210,14 @@ const file_mash_events_v1_envelope_proto_rawDesc = "" +
 	"\vreferral_id\x18\x05 \x01(\tR\n" +
 	"referralId\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12.\n" +
-	"\apayload\x18\a \x01(\v2\x14.google.protobuf.AnyR\apayloadB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\apayload\x18\a \x01(\v2\x14.google.protobuf.AnyR\apayload\x125\n" +
+	"\x06sealed\x18\b \x01(\v2\x1d.mash.events.v1.SealedPayloadR\x06sealed\"\\\n" +
+	"\rSealedPayload\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertextB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_envelope_proto_rawDescOnce sync.Once
@@ -149,20 +231,22 @@ func file_mash_events_v1_envelope_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_envelope_proto_rawDescData
 }
 
-var file_mash_events_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_mash_events_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_mash_events_v1_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),              // 0: mash.events.v1.Envelope
-	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 2: google.protobuf.Any
+	(*SealedPayload)(nil),         // 1: mash.events.v1.SealedPayload
+	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 3: google.protobuf.Any
 }
 var file_mash_events_v1_envelope_proto_depIdxs = []int32{
-	1, // 0: mash.events.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
-	2, // 1: mash.events.v1.Envelope.payload:type_name -> google.protobuf.Any
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 0: mash.events.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	3, // 1: mash.events.v1.Envelope.payload:type_name -> google.protobuf.Any
+	1, // 2: mash.events.v1.Envelope.sealed:type_name -> mash.events.v1.SealedPayload
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_envelope_proto_init() }
@@ -176,7 +260,7 @@ func file_mash_events_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_envelope_proto_rawDesc), len(file_mash_events_v1_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2730,6 +2730,294 @@ func (x *CloseCaseResponse) GetCase() *Case {
 	return nil
 }
 
+type PlaceLegalHoldRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// Why the case must be kept (a court order, litigation, an inquiry). Required.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlaceLegalHoldRequest) Reset() {
+	*x = PlaceLegalHoldRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlaceLegalHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlaceLegalHoldRequest) ProtoMessage() {}
+
+func (x *PlaceLegalHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlaceLegalHoldRequest.ProtoReflect.Descriptor instead.
+func (*PlaceLegalHoldRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PlaceLegalHoldRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *PlaceLegalHoldRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type PlaceLegalHoldResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hold          *LegalHold             `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlaceLegalHoldResponse) Reset() {
+	*x = PlaceLegalHoldResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlaceLegalHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlaceLegalHoldResponse) ProtoMessage() {}
+
+func (x *PlaceLegalHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlaceLegalHoldResponse.ProtoReflect.Descriptor instead.
+func (*PlaceLegalHoldResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PlaceLegalHoldResponse) GetHold() *LegalHold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+type LiftLegalHoldRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// Why the hold no longer applies. Required.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLegalHoldRequest) Reset() {
+	*x = LiftLegalHoldRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLegalHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLegalHoldRequest) ProtoMessage() {}
+
+func (x *LiftLegalHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLegalHoldRequest.ProtoReflect.Descriptor instead.
+func (*LiftLegalHoldRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LiftLegalHoldRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *LiftLegalHoldRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type LiftLegalHoldResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hold          *LegalHold             `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLegalHoldResponse) Reset() {
+	*x = LiftLegalHoldResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLegalHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLegalHoldResponse) ProtoMessage() {}
+
+func (x *LiftLegalHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLegalHoldResponse.ProtoReflect.Descriptor instead.
+func (*LiftLegalHoldResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LiftLegalHoldResponse) GetHold() *LegalHold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+// LegalHold is one hold on a case, from placing to lifting.
+type LegalHold struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	Reason     string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	PlacedBy   string                 `protobuf:"bytes,3,opt,name=placed_by,json=placedBy,proto3" json:"placed_by,omitempty"`
+	PlacedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=placed_at,json=placedAt,proto3" json:"placed_at,omitempty"`
+	// Empty while the hold stands.
+	LiftedBy      string                 `protobuf:"bytes,5,opt,name=lifted_by,json=liftedBy,proto3" json:"lifted_by,omitempty"`
+	LiftReason    string                 `protobuf:"bytes,6,opt,name=lift_reason,json=liftReason,proto3" json:"lift_reason,omitempty"`
+	LiftedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=lifted_at,json=liftedAt,proto3" json:"lifted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LegalHold) Reset() {
+	*x = LegalHold{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LegalHold) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LegalHold) ProtoMessage() {}
+
+func (x *LegalHold) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LegalHold.ProtoReflect.Descriptor instead.
+func (*LegalHold) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *LegalHold) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *LegalHold) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *LegalHold) GetPlacedBy() string {
+	if x != nil {
+		return x.PlacedBy
+	}
+	return ""
+}
+
+func (x *LegalHold) GetPlacedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PlacedAt
+	}
+	return nil
+}
+
+func (x *LegalHold) GetLiftedBy() string {
+	if x != nil {
+		return x.LiftedBy
+	}
+	return ""
+}
+
+func (x *LegalHold) GetLiftReason() string {
+	if x != nil {
+		return x.LiftReason
+	}
+	return ""
+}
+
+func (x *LegalHold) GetLiftedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LiftedAt
+	}
+	return nil
+}
+
 type RequestInformationRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
@@ -2743,7 +3031,7 @@ type RequestInformationRequest struct {
 
 func (x *RequestInformationRequest) Reset() {
 	*x = RequestInformationRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +3043,7 @@ func (x *RequestInformationRequest) String() string {
 func (*RequestInformationRequest) ProtoMessage() {}
 
 func (x *RequestInformationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[31]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +3056,7 @@ func (x *RequestInformationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestInformationRequest.ProtoReflect.Descriptor instead.
 func (*RequestInformationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{31}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RequestInformationRequest) GetReferralId() string {
@@ -2808,7 +3096,7 @@ type RequestInformationResponse struct {
 
 func (x *RequestInformationResponse) Reset() {
 	*x = RequestInformationResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +3108,7 @@ func (x *RequestInformationResponse) String() string {
 func (*RequestInformationResponse) ProtoMessage() {}
 
 func (x *RequestInformationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[32]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +3121,7 @@ func (x *RequestInformationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestInformationResponse.ProtoReflect.Descriptor instead.
 func (*RequestInformationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{32}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RequestInformationResponse) GetRequest() *InformationRequest {
@@ -2856,7 +3144,7 @@ type ListInformationRequestsRequest struct {
 
 func (x *ListInformationRequestsRequest) Reset() {
 	*x = ListInformationRequestsRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2868,7 +3156,7 @@ func (x *ListInformationRequestsRequest) String() string {
 func (*ListInformationRequestsRequest) ProtoMessage() {}
 
 func (x *ListInformationRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[33]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2881,7 +3169,7 @@ func (x *ListInformationRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInformationRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListInformationRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{33}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListInformationRequestsRequest) GetReferralId() string {
@@ -2929,7 +3217,7 @@ type ListInformationRequestsResponse struct {
 
 func (x *ListInformationRequestsResponse) Reset() {
 	*x = ListInformationRequestsResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3229,7 @@ func (x *ListInformationRequestsResponse) String() string {
 func (*ListInformationRequestsResponse) ProtoMessage() {}
 
 func (x *ListInformationRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[34]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3242,7 @@ func (x *ListInformationRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInformationRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListInformationRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{34}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListInformationRequestsResponse) GetRequests() []*InformationRequest {
@@ -2981,7 +3269,7 @@ type AnswerInformationRequestRequest struct {
 
 func (x *AnswerInformationRequestRequest) Reset() {
 	*x = AnswerInformationRequestRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +3281,7 @@ func (x *AnswerInformationRequestRequest) String() string {
 func (*AnswerInformationRequestRequest) ProtoMessage() {}
 
 func (x *AnswerInformationRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3294,7 @@ func (x *AnswerInformationRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerInformationRequestRequest.ProtoReflect.Descriptor instead.
 func (*AnswerInformationRequestRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{35}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AnswerInformationRequestRequest) GetRequestId() string {
@@ -3032,7 +3320,7 @@ type AnswerInformationRequestResponse struct {
 
 func (x *AnswerInformationRequestResponse) Reset() {
 	*x = AnswerInformationRequestResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3332,7 @@ func (x *AnswerInformationRequestResponse) String() string {
 func (*AnswerInformationRequestResponse) ProtoMessage() {}
 
 func (x *AnswerInformationRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3345,7 @@ func (x *AnswerInformationRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerInformationRequestResponse.ProtoReflect.Descriptor instead.
 func (*AnswerInformationRequestResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{36}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AnswerInformationRequestResponse) GetRequest() *InformationRequest {
@@ -3077,7 +3365,7 @@ type RaiseDisagreementRequest struct {
 
 func (x *RaiseDisagreementRequest) Reset() {
 	*x = RaiseDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3377,7 @@ func (x *RaiseDisagreementRequest) String() string {
 func (*RaiseDisagreementRequest) ProtoMessage() {}
 
 func (x *RaiseDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3390,7 @@ func (x *RaiseDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaiseDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*RaiseDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{37}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RaiseDisagreementRequest) GetReferralId() string {
@@ -3128,7 +3416,7 @@ type RaiseDisagreementResponse struct {
 
 func (x *RaiseDisagreementResponse) Reset() {
 	*x = RaiseDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3428,7 @@ func (x *RaiseDisagreementResponse) String() string {
 func (*RaiseDisagreementResponse) ProtoMessage() {}
 
 func (x *RaiseDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3441,7 @@ func (x *RaiseDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaiseDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*RaiseDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{38}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RaiseDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3176,7 +3464,7 @@ type ListDisagreementsRequest struct {
 
 func (x *ListDisagreementsRequest) Reset() {
 	*x = ListDisagreementsRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3476,7 @@ func (x *ListDisagreementsRequest) String() string {
 func (*ListDisagreementsRequest) ProtoMessage() {}
 
 func (x *ListDisagreementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3489,7 @@ func (x *ListDisagreementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisagreementsRequest.ProtoReflect.Descriptor instead.
 func (*ListDisagreementsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{39}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListDisagreementsRequest) GetPartnership() string {
@@ -3249,7 +3537,7 @@ type ListDisagreementsResponse struct {
 
 func (x *ListDisagreementsResponse) Reset() {
 	*x = ListDisagreementsResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3549,7 @@ func (x *ListDisagreementsResponse) String() string {
 func (*ListDisagreementsResponse) ProtoMessage() {}
 
 func (x *ListDisagreementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +3562,7 @@ func (x *ListDisagreementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisagreementsResponse.ProtoReflect.Descriptor instead.
 func (*ListDisagreementsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{40}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListDisagreementsResponse) GetDisagreements() []*Disagreement {
@@ -3303,7 +3591,7 @@ type EscalateDisagreementRequest struct {
 
 func (x *EscalateDisagreementRequest) Reset() {
 	*x = EscalateDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3315,7 +3603,7 @@ func (x *EscalateDisagreementRequest) String() string {
 func (*EscalateDisagreementRequest) ProtoMessage() {}
 
 func (x *EscalateDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3328,7 +3616,7 @@ func (x *EscalateDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*EscalateDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{41}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EscalateDisagreementRequest) GetDisagreementId() string {
@@ -3361,7 +3649,7 @@ type EscalateDisagreementResponse struct {
 
 func (x *EscalateDisagreementResponse) Reset() {
 	*x = EscalateDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3661,7 @@ func (x *EscalateDisagreementResponse) String() string {
 func (*EscalateDisagreementResponse) ProtoMessage() {}
 
 func (x *EscalateDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3674,7 @@ func (x *EscalateDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*EscalateDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{42}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *EscalateDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3407,7 +3695,7 @@ type ResolveDisagreementRequest struct {
 
 func (x *ResolveDisagreementRequest) Reset() {
 	*x = ResolveDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3707,7 @@ func (x *ResolveDisagreementRequest) String() string {
 func (*ResolveDisagreementRequest) ProtoMessage() {}
 
 func (x *ResolveDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3720,7 @@ func (x *ResolveDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{43}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResolveDisagreementRequest) GetDisagreementId() string {
@@ -3465,7 +3753,7 @@ type ResolveDisagreementResponse struct {
 
 func (x *ResolveDisagreementResponse) Reset() {
 	*x = ResolveDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3477,7 +3765,7 @@ func (x *ResolveDisagreementResponse) String() string {
 func (*ResolveDisagreementResponse) ProtoMessage() {}
 
 func (x *ResolveDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3490,7 +3778,7 @@ func (x *ResolveDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{44}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResolveDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3513,7 +3801,7 @@ type GetDashboardRequest struct {
 
 func (x *GetDashboardRequest) Reset() {
 	*x = GetDashboardRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3525,7 +3813,7 @@ func (x *GetDashboardRequest) String() string {
 func (*GetDashboardRequest) ProtoMessage() {}
 
 func (x *GetDashboardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3538,7 +3826,7 @@ func (x *GetDashboardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDashboardRequest.ProtoReflect.Descriptor instead.
 func (*GetDashboardRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{45}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetDashboardRequest) GetPartnership() string {
@@ -3573,7 +3861,7 @@ type Tally struct {
 
 func (x *Tally) Reset() {
 	*x = Tally{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3873,7 @@ func (x *Tally) String() string {
 func (*Tally) ProtoMessage() {}
 
 func (x *Tally) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3886,7 @@ func (x *Tally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tally.ProtoReflect.Descriptor instead.
 func (*Tally) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{46}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Tally) GetLabel() string {
@@ -3628,7 +3916,7 @@ type AgencyTurnaround struct {
 
 func (x *AgencyTurnaround) Reset() {
 	*x = AgencyTurnaround{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3928,7 @@ func (x *AgencyTurnaround) String() string {
 func (*AgencyTurnaround) ProtoMessage() {}
 
 func (x *AgencyTurnaround) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3941,7 @@ func (x *AgencyTurnaround) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgencyTurnaround.ProtoReflect.Descriptor instead.
 func (*AgencyTurnaround) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{47}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AgencyTurnaround) GetAgency() string {
@@ -3694,7 +3982,7 @@ type LevelOutcomes struct {
 
 func (x *LevelOutcomes) Reset() {
 	*x = LevelOutcomes{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +3994,7 @@ func (x *LevelOutcomes) String() string {
 func (*LevelOutcomes) ProtoMessage() {}
 
 func (x *LevelOutcomes) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +4007,7 @@ func (x *LevelOutcomes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelOutcomes.ProtoReflect.Descriptor instead.
 func (*LevelOutcomes) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{48}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LevelOutcomes) GetLevel() v1.Level {
@@ -3770,7 +4058,7 @@ type GetDashboardResponse struct {
 
 func (x *GetDashboardResponse) Reset() {
 	*x = GetDashboardResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +4070,7 @@ func (x *GetDashboardResponse) String() string {
 func (*GetDashboardResponse) ProtoMessage() {}
 
 func (x *GetDashboardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +4083,7 @@ func (x *GetDashboardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDashboardResponse.ProtoReflect.Descriptor instead.
 func (*GetDashboardResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{49}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetDashboardResponse) GetFrom() *timestamppb.Timestamp {
@@ -4176,7 +4464,29 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x1b.mash.triage.v1.CaseOutcomeR\aoutcome\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\"=\n" +
 	"\x11CloseCaseResponse\x12(\n" +
-	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\"\x9e\x01\n" +
+	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\"P\n" +
+	"\x15PlaceLegalHoldRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"G\n" +
+	"\x16PlaceLegalHoldResponse\x12-\n" +
+	"\x04hold\x18\x01 \x01(\v2\x19.mash.triage.v1.LegalHoldR\x04hold\"O\n" +
+	"\x14LiftLegalHoldRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
+	"\x15LiftLegalHoldResponse\x12-\n" +
+	"\x04hold\x18\x01 \x01(\v2\x19.mash.triage.v1.LegalHoldR\x04hold\"\x91\x02\n" +
+	"\tLegalHold\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
+	"\tplaced_by\x18\x03 \x01(\tR\bplacedBy\x127\n" +
+	"\tplaced_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bplacedAt\x12\x1b\n" +
+	"\tlifted_by\x18\x05 \x01(\tR\bliftedBy\x12\x1f\n" +
+	"\vlift_reason\x18\x06 \x01(\tR\n" +
+	"liftReason\x127\n" +
+	"\tlifted_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bliftedAt\"\x9e\x01\n" +
 	"\x19RequestInformationRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x16\n" +
@@ -4298,7 +4608,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fPRACTITIONER\x10\x01\x12\x10\n" +
 	"\fTEAM_MANAGER\x10\x02\x12\x1f\n" +
 	"\x1bSENIOR_SAFEGUARDING_MANAGER\x10\x03\x12\x0f\n" +
-	"\vPARTNERSHIP\x10\x042\xef\x0e\n" +
+	"\vPARTNERSHIP\x10\x042\xae\x10\n" +
 	"\rTriageService\x12P\n" +
 	"\tListQueue\x12 .mash.triage.v1.ListQueueRequest\x1a!.mash.triage.v1.ListQueueResponse\x12J\n" +
 	"\aGetCase\x12\x1e.mash.triage.v1.GetCaseRequest\x1a\x1f.mash.triage.v1.GetCaseResponse\x12P\n" +
@@ -4320,7 +4630,9 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fGetDashboard\x12#.mash.triage.v1.GetDashboardRequest\x1a$.mash.triage.v1.GetDashboardResponse\x12e\n" +
 	"\x10AuthoriseSharing\x12'.mash.triage.v1.AuthoriseSharingRequest\x1a(.mash.triage.v1.AuthoriseSharingResponse\x12\\\n" +
 	"\rRevokeSharing\x12$.mash.triage.v1.RevokeSharingRequest\x1a%.mash.triage.v1.RevokeSharingResponse\x12\\\n" +
-	"\rRecordConsent\x12$.mash.triage.v1.RecordConsentRequest\x1a%.mash.triage.v1.RecordConsentResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
+	"\rRecordConsent\x12$.mash.triage.v1.RecordConsentRequest\x1a%.mash.triage.v1.RecordConsentResponse\x12_\n" +
+	"\x0ePlaceLegalHold\x12%.mash.triage.v1.PlaceLegalHoldRequest\x1a&.mash.triage.v1.PlaceLegalHoldResponse\x12\\\n" +
+	"\rLiftLegalHold\x12$.mash.triage.v1.LiftLegalHoldRequest\x1a%.mash.triage.v1.LiftLegalHoldResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
 
 var (
 	file_mash_triage_v1_triage_proto_rawDescOnce sync.Once
@@ -4335,7 +4647,7 @@ func file_mash_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_mash_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(CaseState)(0),                           // 0: mash.triage.v1.CaseState
 	(CaseOutcome)(0),                         // 1: mash.triage.v1.CaseOutcome
@@ -4372,81 +4684,86 @@ var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(*RecordStrategyDiscussionResponse)(nil), // 32: mash.triage.v1.RecordStrategyDiscussionResponse
 	(*CloseCaseRequest)(nil),                 // 33: mash.triage.v1.CloseCaseRequest
 	(*CloseCaseResponse)(nil),                // 34: mash.triage.v1.CloseCaseResponse
-	(*RequestInformationRequest)(nil),        // 35: mash.triage.v1.RequestInformationRequest
-	(*RequestInformationResponse)(nil),       // 36: mash.triage.v1.RequestInformationResponse
-	(*ListInformationRequestsRequest)(nil),   // 37: mash.triage.v1.ListInformationRequestsRequest
-	(*ListInformationRequestsResponse)(nil),  // 38: mash.triage.v1.ListInformationRequestsResponse
-	(*AnswerInformationRequestRequest)(nil),  // 39: mash.triage.v1.AnswerInformationRequestRequest
-	(*AnswerInformationRequestResponse)(nil), // 40: mash.triage.v1.AnswerInformationRequestResponse
-	(*RaiseDisagreementRequest)(nil),         // 41: mash.triage.v1.RaiseDisagreementRequest
-	(*RaiseDisagreementResponse)(nil),        // 42: mash.triage.v1.RaiseDisagreementResponse
-	(*ListDisagreementsRequest)(nil),         // 43: mash.triage.v1.ListDisagreementsRequest
-	(*ListDisagreementsResponse)(nil),        // 44: mash.triage.v1.ListDisagreementsResponse
-	(*EscalateDisagreementRequest)(nil),      // 45: mash.triage.v1.EscalateDisagreementRequest
-	(*EscalateDisagreementResponse)(nil),     // 46: mash.triage.v1.EscalateDisagreementResponse
-	(*ResolveDisagreementRequest)(nil),       // 47: mash.triage.v1.ResolveDisagreementRequest
-	(*ResolveDisagreementResponse)(nil),      // 48: mash.triage.v1.ResolveDisagreementResponse
-	(*GetDashboardRequest)(nil),              // 49: mash.triage.v1.GetDashboardRequest
-	(*Tally)(nil),                            // 50: mash.triage.v1.Tally
-	(*AgencyTurnaround)(nil),                 // 51: mash.triage.v1.AgencyTurnaround
-	(*LevelOutcomes)(nil),                    // 52: mash.triage.v1.LevelOutcomes
-	(*GetDashboardResponse)(nil),             // 53: mash.triage.v1.GetDashboardResponse
-	(v1.Level)(0),                            // 54: mash.rules.v1.Level
-	(v1.Rag)(0),                              // 55: mash.rules.v1.Rag
-	(v1.DecisionStatus)(0),                   // 56: mash.rules.v1.DecisionStatus
-	(*timestamppb.Timestamp)(nil),            // 57: google.protobuf.Timestamp
-	(*v1.Decision)(nil),                      // 58: mash.rules.v1.Decision
+	(*PlaceLegalHoldRequest)(nil),            // 35: mash.triage.v1.PlaceLegalHoldRequest
+	(*PlaceLegalHoldResponse)(nil),           // 36: mash.triage.v1.PlaceLegalHoldResponse
+	(*LiftLegalHoldRequest)(nil),             // 37: mash.triage.v1.LiftLegalHoldRequest
+	(*LiftLegalHoldResponse)(nil),            // 38: mash.triage.v1.LiftLegalHoldResponse
+	(*LegalHold)(nil),                        // 39: mash.triage.v1.LegalHold
+	(*RequestInformationRequest)(nil),        // 40: mash.triage.v1.RequestInformationRequest
+	(*RequestInformationResponse)(nil),       // 41: mash.triage.v1.RequestInformationResponse
+	(*ListInformationRequestsRequest)(nil),   // 42: mash.triage.v1.ListInformationRequestsRequest
+	(*ListInformationRequestsResponse)(nil),  // 43: mash.triage.v1.ListInformationRequestsResponse
+	(*AnswerInformationRequestRequest)(nil),  // 44: mash.triage.v1.AnswerInformationRequestRequest
+	(*AnswerInformationRequestResponse)(nil), // 45: mash.triage.v1.AnswerInformationRequestResponse
+	(*RaiseDisagreementRequest)(nil),         // 46: mash.triage.v1.RaiseDisagreementRequest
+	(*RaiseDisagreementResponse)(nil),        // 47: mash.triage.v1.RaiseDisagreementResponse
+	(*ListDisagreementsRequest)(nil),         // 48: mash.triage.v1.ListDisagreementsRequest
+	(*ListDisagreementsResponse)(nil),        // 49: mash.triage.v1.ListDisagreementsResponse
+	(*EscalateDisagreementRequest)(nil),      // 50: mash.triage.v1.EscalateDisagreementRequest
+	(*EscalateDisagreementResponse)(nil),     // 51: mash.triage.v1.EscalateDisagreementResponse
+	(*ResolveDisagreementRequest)(nil),       // 52: mash.triage.v1.ResolveDisagreementRequest
+	(*ResolveDisagreementResponse)(nil),      // 53: mash.triage.v1.ResolveDisagreementResponse
+	(*GetDashboardRequest)(nil),              // 54: mash.triage.v1.GetDashboardRequest
+	(*Tally)(nil),                            // 55: mash.triage.v1.Tally
+	(*AgencyTurnaround)(nil),                 // 56: mash.triage.v1.AgencyTurnaround
+	(*LevelOutcomes)(nil),                    // 57: mash.triage.v1.LevelOutcomes
+	(*GetDashboardResponse)(nil),             // 58: mash.triage.v1.GetDashboardResponse
+	(v1.Level)(0),                            // 59: mash.rules.v1.Level
+	(v1.Rag)(0),                              // 60: mash.rules.v1.Rag
+	(v1.DecisionStatus)(0),                   // 61: mash.rules.v1.DecisionStatus
+	(*timestamppb.Timestamp)(nil),            // 62: google.protobuf.Timestamp
+	(*v1.Decision)(nil),                      // 63: mash.rules.v1.Decision
 }
 var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	0,   // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
-	54,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
-	55,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
-	56,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
-	57,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
-	57,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
-	57,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
-	57,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
-	57,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
-	57,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
+	59,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
+	60,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
+	61,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
+	62,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
+	62,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
+	62,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
+	62,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
+	62,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
+	62,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
 	1,   // 10: mash.triage.v1.Case.outcome:type_name -> mash.triage.v1.CaseOutcome
-	57,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	62,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
 	5,   // 12: mash.triage.v1.Case.sharing_authorisation:type_name -> mash.triage.v1.SharingAuthorisation
-	57,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
+	62,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
 	4,   // 14: mash.triage.v1.AuthoriseSharingResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 15: mash.triage.v1.RevokeSharingResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 16: mash.triage.v1.RecordConsentResponse.case:type_name -> mash.triage.v1.Case
 	0,   // 17: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
 	0,   // 18: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
-	55,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
-	54,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
+	60,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
+	59,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
 	4,   // 21: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
 	12,  // 22: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
-	57,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
-	54,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
-	55,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
+	62,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
+	59,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
+	60,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
 	0,   // 26: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
 	1,   // 27: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
-	57,  // 28: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
-	57,  // 29: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
-	57,  // 30: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
-	57,  // 31: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
-	57,  // 32: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
-	57,  // 33: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
-	57,  // 34: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
+	62,  // 28: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
+	62,  // 29: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
+	62,  // 30: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
+	62,  // 31: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
+	62,  // 32: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
+	62,  // 33: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
+	62,  // 34: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
 	2,   // 35: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
-	57,  // 36: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	57,  // 37: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	62,  // 36: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	62,  // 37: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
 	3,   // 38: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
-	57,  // 39: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
-	57,  // 40: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
-	57,  // 41: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
+	62,  // 39: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
+	62,  // 40: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
+	62,  // 41: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
 	3,   // 42: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
-	57,  // 43: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
-	57,  // 44: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
-	57,  // 45: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
+	62,  // 43: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
+	62,  // 44: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
+	62,  // 45: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
 	19,  // 46: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
 	4,   // 47: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
-	58,  // 48: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	63,  // 48: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
 	15,  // 49: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
 	16,  // 50: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
 	17,  // 51: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
@@ -4455,77 +4772,85 @@ var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	4,   // 54: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 55: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 56: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
-	54,  // 57: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
-	55,  // 58: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
+	59,  // 57: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
+	60,  // 58: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
 	4,   // 59: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
-	58,  // 60: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	57,  // 61: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
+	63,  // 60: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	62,  // 61: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
 	17,  // 62: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
 	1,   // 63: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
 	4,   // 64: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
-	57,  // 65: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
-	18,  // 66: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
-	18,  // 67: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
-	18,  // 68: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
-	20,  // 69: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 70: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	20,  // 71: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 72: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	57,  // 73: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
-	57,  // 74: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
-	54,  // 75: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
-	50,  // 76: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
-	57,  // 77: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
-	57,  // 78: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
-	50,  // 79: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
-	50,  // 80: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
-	52,  // 81: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
-	51,  // 82: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
-	51,  // 83: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
-	50,  // 84: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
-	13,  // 85: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
-	21,  // 86: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
-	23,  // 87: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
-	25,  // 88: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
-	27,  // 89: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
-	29,  // 90: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
-	31,  // 91: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
-	33,  // 92: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
-	35,  // 93: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
-	37,  // 94: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
-	39,  // 95: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
-	41,  // 96: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
-	43,  // 97: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
-	45,  // 98: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
-	47,  // 99: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
-	49,  // 100: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
-	6,   // 101: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
-	8,   // 102: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
-	10,  // 103: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
-	14,  // 104: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
-	22,  // 105: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
-	24,  // 106: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
-	26,  // 107: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
-	28,  // 108: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
-	30,  // 109: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
-	32,  // 110: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
-	34,  // 111: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
-	36,  // 112: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
-	38,  // 113: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
-	40,  // 114: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
-	42,  // 115: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
-	44,  // 116: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
-	46,  // 117: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
-	48,  // 118: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
-	53,  // 119: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
-	7,   // 120: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
-	9,   // 121: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
-	11,  // 122: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
-	104, // [104:123] is the sub-list for method output_type
-	85,  // [85:104] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	39,  // 65: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	39,  // 66: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	62,  // 67: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
+	62,  // 68: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
+	62,  // 69: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
+	18,  // 70: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
+	18,  // 71: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
+	18,  // 72: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
+	20,  // 73: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 74: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	20,  // 75: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 76: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	62,  // 77: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
+	62,  // 78: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
+	59,  // 79: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
+	55,  // 80: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
+	62,  // 81: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
+	62,  // 82: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
+	55,  // 83: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
+	55,  // 84: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
+	57,  // 85: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
+	56,  // 86: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
+	56,  // 87: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
+	55,  // 88: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
+	13,  // 89: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
+	21,  // 90: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
+	23,  // 91: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
+	25,  // 92: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
+	27,  // 93: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
+	29,  // 94: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
+	31,  // 95: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
+	33,  // 96: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
+	40,  // 97: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
+	42,  // 98: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
+	44,  // 99: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
+	46,  // 100: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
+	48,  // 101: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
+	50,  // 102: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
+	52,  // 103: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
+	54,  // 104: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
+	6,   // 105: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
+	8,   // 106: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
+	10,  // 107: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
+	35,  // 108: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
+	37,  // 109: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
+	14,  // 110: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
+	22,  // 111: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
+	24,  // 112: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
+	26,  // 113: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
+	28,  // 114: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
+	30,  // 115: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
+	32,  // 116: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
+	34,  // 117: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
+	41,  // 118: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
+	43,  // 119: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
+	45,  // 120: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
+	47,  // 121: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
+	49,  // 122: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
+	51,  // 123: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
+	53,  // 124: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
+	58,  // 125: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
+	7,   // 126: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
+	9,   // 127: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
+	11,  // 128: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
+	36,  // 129: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
+	38,  // 130: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
+	110, // [110:131] is the sub-list for method output_type
+	89,  // [89:110] is the sub-list for method input_type
+	89,  // [89:89] is the sub-list for extension type_name
+	89,  // [89:89] is the sub-list for extension extendee
+	0,   // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_mash_triage_v1_triage_proto_init() }
@@ -4539,7 +4864,7 @@ func file_mash_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_triage_v1_triage_proto_rawDesc), len(file_mash_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   50,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

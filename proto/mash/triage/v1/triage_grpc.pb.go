@@ -38,6 +38,8 @@ const (
 	TriageService_AuthoriseSharing_FullMethodName         = "/mash.triage.v1.TriageService/AuthoriseSharing"
 	TriageService_RevokeSharing_FullMethodName            = "/mash.triage.v1.TriageService/RevokeSharing"
 	TriageService_RecordConsent_FullMethodName            = "/mash.triage.v1.TriageService/RecordConsent"
+	TriageService_PlaceLegalHold_FullMethodName           = "/mash.triage.v1.TriageService/PlaceLegalHold"
+	TriageService_LiftLegalHold_FullMethodName            = "/mash.triage.v1.TriageService/LiftLegalHold"
 )
 
 // TriageServiceClient is the client API for TriageService service.
@@ -52,6 +54,7 @@ const (
 //
 // HTTP/JSON: GET /v1/queue, GET /v1/cases/{referral_id},
 // POST /v1/cases/{referral_id}/claim, /release, /assign, /decide, /strategy, /close,
+// POST /v1/cases/{referral_id}/legal-hold, /legal-hold/lift,
 // POST /v1/cases/{referral_id}/information-requests, GET /v1/information-requests,
 // POST /v1/information-requests/{request_id}/answer,
 // POST /v1/cases/{referral_id}/disagreements, GET /v1/disagreements,
@@ -111,6 +114,11 @@ type TriageServiceClient interface {
 	// Withdrawn or refused consent stops shares not yet sent and withdraws those made on
 	// consent. HTTP: POST /v1/cases/{referral_id}/consent.
 	RecordConsent(ctx context.Context, in *RecordConsentRequest, opts ...grpc.CallOption) (*RecordConsentResponse, error)
+	// PlaceLegalHold puts a case under legal hold, with a reason: a held case is never due
+	// for erasure under its retention schedule until the hold is lifted. Managers only.
+	PlaceLegalHold(ctx context.Context, in *PlaceLegalHoldRequest, opts ...grpc.CallOption) (*PlaceLegalHoldResponse, error)
+	// LiftLegalHold lifts a case's legal hold, with a reason. Managers only.
+	LiftLegalHold(ctx context.Context, in *LiftLegalHoldRequest, opts ...grpc.CallOption) (*LiftLegalHoldResponse, error)
 }
 
 type triageServiceClient struct {
@@ -311,6 +319,26 @@ func (c *triageServiceClient) RecordConsent(ctx context.Context, in *RecordConse
 	return out, nil
 }
 
+func (c *triageServiceClient) PlaceLegalHold(ctx context.Context, in *PlaceLegalHoldRequest, opts ...grpc.CallOption) (*PlaceLegalHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlaceLegalHoldResponse)
+	err := c.cc.Invoke(ctx, TriageService_PlaceLegalHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *triageServiceClient) LiftLegalHold(ctx context.Context, in *LiftLegalHoldRequest, opts ...grpc.CallOption) (*LiftLegalHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LiftLegalHoldResponse)
+	err := c.cc.Invoke(ctx, TriageService_LiftLegalHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriageServiceServer is the server API for TriageService service.
 // All implementations must embed UnimplementedTriageServiceServer
 // for forward compatibility.
@@ -323,6 +351,7 @@ func (c *triageServiceClient) RecordConsent(ctx context.Context, in *RecordConse
 //
 // HTTP/JSON: GET /v1/queue, GET /v1/cases/{referral_id},
 // POST /v1/cases/{referral_id}/claim, /release, /assign, /decide, /strategy, /close,
+// POST /v1/cases/{referral_id}/legal-hold, /legal-hold/lift,
 // POST /v1/cases/{referral_id}/information-requests, GET /v1/information-requests,
 // POST /v1/information-requests/{request_id}/answer,
 // POST /v1/cases/{referral_id}/disagreements, GET /v1/disagreements,
@@ -382,6 +411,11 @@ type TriageServiceServer interface {
 	// Withdrawn or refused consent stops shares not yet sent and withdraws those made on
 	// consent. HTTP: POST /v1/cases/{referral_id}/consent.
 	RecordConsent(context.Context, *RecordConsentRequest) (*RecordConsentResponse, error)
+	// PlaceLegalHold puts a case under legal hold, with a reason: a held case is never due
+	// for erasure under its retention schedule until the hold is lifted. Managers only.
+	PlaceLegalHold(context.Context, *PlaceLegalHoldRequest) (*PlaceLegalHoldResponse, error)
+	// LiftLegalHold lifts a case's legal hold, with a reason. Managers only.
+	LiftLegalHold(context.Context, *LiftLegalHoldRequest) (*LiftLegalHoldResponse, error)
 	mustEmbedUnimplementedTriageServiceServer()
 }
 
@@ -448,6 +482,12 @@ func (UnimplementedTriageServiceServer) RevokeSharing(context.Context, *RevokeSh
 }
 func (UnimplementedTriageServiceServer) RecordConsent(context.Context, *RecordConsentRequest) (*RecordConsentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordConsent not implemented")
+}
+func (UnimplementedTriageServiceServer) PlaceLegalHold(context.Context, *PlaceLegalHoldRequest) (*PlaceLegalHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PlaceLegalHold not implemented")
+}
+func (UnimplementedTriageServiceServer) LiftLegalHold(context.Context, *LiftLegalHoldRequest) (*LiftLegalHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LiftLegalHold not implemented")
 }
 func (UnimplementedTriageServiceServer) mustEmbedUnimplementedTriageServiceServer() {}
 func (UnimplementedTriageServiceServer) testEmbeddedByValue()                       {}
@@ -812,6 +852,42 @@ func _TriageService_RecordConsent_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriageService_PlaceLegalHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlaceLegalHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).PlaceLegalHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_PlaceLegalHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).PlaceLegalHold(ctx, req.(*PlaceLegalHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TriageService_LiftLegalHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LiftLegalHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).LiftLegalHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_LiftLegalHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).LiftLegalHold(ctx, req.(*LiftLegalHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriageService_ServiceDesc is the grpc.ServiceDesc for TriageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -894,6 +970,14 @@ var TriageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordConsent",
 			Handler:    _TriageService_RecordConsent_Handler,
+		},
+		{
+			MethodName: "PlaceLegalHold",
+			Handler:    _TriageService_PlaceLegalHold_Handler,
+		},
+		{
+			MethodName: "LiftLegalHold",
+			Handler:    _TriageService_LiftLegalHold_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
