@@ -374,7 +374,7 @@ func (c *Consumer) apply(ctx, run context.Context, env *eventsv1.Envelope) (dup 
 	if err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
-	failpoint.Inject("consumer.after-commit")
+	failpoint.InjectFor("consumer.after-commit", c.cfg.Durable)
 	if c.cfg.AfterCommit != nil {
 		c.cfg.AfterCommit()
 	}

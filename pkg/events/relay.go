@@ -348,13 +348,13 @@ func (r *Relay) round(ctx context.Context, publishTimeout time.Duration) (roundR
 		return res, tx.Commit(ctx)
 	}
 	acked, pubErr := r.publish(ctx, batch, publishTimeout)
-	failpoint.Inject("relay.after-publish")
+	failpoint.InjectFor("relay.after-publish", r.cfg.Schema)
 	if len(acked) > 0 {
 		if _, err := tx.Exec(ctx, r.markSQL, acked); err != nil {
 			return res, fmt.Errorf("relay %s: mark %d rows published: %w", r.cfg.Schema, len(acked), err)
 		}
 	}
-	failpoint.Inject("relay.after-mark")
+	failpoint.InjectFor("relay.after-mark", r.cfg.Schema)
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("relay %s: commit: %w", r.cfg.Schema, err)
 	}

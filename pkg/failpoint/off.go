@@ -10,3 +10,6 @@ func Inject(string) {}
 
 // Armed is always false in a production build.
 func Armed(string) bool { return false }
+
+// InjectFor does nothing in a production build.
+func InjectFor(string, string) {}

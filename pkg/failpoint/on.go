@@ -33,3 +33,14 @@ func Inject(name string) {
 // Armed reports whether name is armed, for failpoints that misbehave rather than exit (a
 // broker that acknowledges and then loses a message, say).
 func Armed(name string) bool { return armed[name] }
+
+// InjectFor is Inject for a point that many parts of a process pass (every relay, every
+// consumer): it exits when name is armed, or name@scope for this part alone, so a crash test
+// can kill the process in one service's relay without the others reaching it first.
+func InjectFor(name, scope string) {
+	if armed[name+"@"+scope] {
+		Inject(name + "@" + scope)
+		return
+	}
+	Inject(name)
+}

@@ -47,12 +47,12 @@ func TestCrashIntakeAfterCommitBeforeReply(t *testing.T) {
 
 func TestCrashRelayAfterPublishBeforeMark(t *testing.T) {
 	t.Parallel()
-	crashRelay(t, "relay.after-publish")
+	crashRelay(t, "relay.after-publish@intake")
 }
 
 func TestCrashRelayAfterMarkBeforeCommit(t *testing.T) {
 	t.Parallel()
-	crashRelay(t, "relay.after-mark")
+	crashRelay(t, "relay.after-mark@intake")
 }
 
 func crashRelay(t *testing.T, point string) {
@@ -154,7 +154,7 @@ func TestCrashConsumerAfterCommitBeforeAck(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	token := s.credential(t, "south-wales-police")
-	p := s.start(t, failpoint.EnvVar+"=consumer.after-commit")
+	p := s.start(t, failpoint.EnvVar+"=consumer.after-commit@rules")
 	if code, body, err := s.submit(token, example(t)); err != nil || code != 201 {
 		t.Fatalf("submit: %d %s %v", code, body, err)
 	}
