@@ -339,7 +339,8 @@ func TestExistingConsumerTakesResearchAfterUpgrade(t *testing.T) {
 	e := newEnv(t)
 	e.stop()
 	ctx := context.Background()
-	if _, err := e.js.UpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{Durable: "notify", DeliverPolicy: jetstream.DeliverAllPolicy,
+	// Created or updated: the service may have stopped before its consumer was first made.
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{Durable: "notify", DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 10 * time.Second, MaxDeliver: 8, MaxAckPending: 256,
 		FilterSubjects: []string{"mash.referral.received", "mash.recommendation.made", "mash.decision.made"}}); err != nil {
 		t.Fatal(err)

@@ -100,7 +100,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	s.decisions, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decisionsDurable, FilterSubjects: []string{EventDecisionMade},
+		Schema: store.Schema, Durable: decisionsDurable, FilterSubjects: []string{EventDecisionMade}, Cipher: d.Cipher,
 	}, s.handleDecisionMade, d.Log.Named("decisions"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
