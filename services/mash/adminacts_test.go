@@ -19,29 +19,33 @@ type trailEntry struct {
 // want, and returns it.
 func waitForEntry(t *testing.T, s *system, auditor, eventType, want string) trailEntry {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var found trailEntry
+	var status int
+	var body []byte
+	if !poll(30*time.Second, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+s.httpAddr+"/v1/audit/entries?eventType="+url.QueryEscape(eventType), nil)
 		req.Header.Set("Authorization", "Bearer "+auditor)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
+		body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
+		status = resp.StatusCode
 		var page struct{ Entries []trailEntry }
-		if resp.StatusCode == http.StatusOK && json.Unmarshal(b, &page) == nil {
+		if status == http.StatusOK && json.Unmarshal(body, &page) == nil {
 			for _, e := range page.Entries {
 				if strings.Contains(e.Decision, want) {
-					return e
+					found = e
+					return true
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s entry with %q on the trail: %d %s", eventType, want, resp.StatusCode, b)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("no %s entry with %q on the trail: %d %s", eventType, want, status, body)
 	}
+	return found
 }
 
 // Creating and revoking API clients and creating, resetting and disabling console users

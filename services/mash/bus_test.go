@@ -145,18 +145,13 @@ agencies:
 	defer pool.Close()
 	// notify's acknowledgement consumer takes its messages in order, so once social care's
 	// is recorded the police's has been decided.
-	deadline := time.Now().Add(30 * time.Second)
 	var by string
-	for {
-		err := pool.QueryRow(context.Background(), `SELECT coalesce(acknowledged_by, '') FROM notify.notifications WHERE id = $1`, actionID).Scan(&by)
-		if err != nil {
+	poll(30*time.Second, func() bool {
+		if err := pool.QueryRow(context.Background(), `SELECT coalesce(acknowledged_by, '') FROM notify.notifications WHERE id = $1`, actionID).Scan(&by); err != nil {
 			t.Fatal(err)
 		}
-		if by != "" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return by != ""
+	})
 	if !strings.Contains(by, "agency:rct-csc") {
 		t.Fatalf("social care's notification acknowledged by %q, want social care itself\n%s", by, p.out)
 	}

@@ -51,12 +51,8 @@ agencies:
 	if code, _, raw := bob.do("POST", "/v1/agencies/rct-csc/changes/"+changeID+"/approve", map[string]any{"reason": "rang CSC"}); code != 200 {
 		t.Fatalf("approve: %d %s", code, raw)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for old.count("DIRECTORY_CHANGE") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the old endpoint was not told: %v", old.kinds)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !poll(30*time.Second, func() bool { return old.count("DIRECTORY_CHANGE") >= 1 }) {
+		t.Fatalf("the old endpoint was not told: %v", old.kinds)
 	}
 
 	entries := func(eventType string) []any {
@@ -65,13 +61,9 @@ agencies:
 	}
 	actor, decided := map[string]string{}, map[string]string{}
 	for _, eventType := range []string{"mash.directory.change_proposed", "mash.directory.change_approved"} {
-		deadline := time.Now().Add(30 * time.Second)
 		var es []any
-		for es = entries(eventType); len(es) == 0; es = entries(eventType) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s entry on the trail", eventType)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !poll(30*time.Second, func() bool { es = entries(eventType); return len(es) > 0 }) {
+			t.Fatalf("no %s entry on the trail", eventType)
 		}
 		e, _ := es[0].(map[string]any)
 		decision := str(e, "decision")

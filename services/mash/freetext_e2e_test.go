@@ -71,17 +71,12 @@ func TestNULInFreeTextIsRefusedNamingTheFieldOnEveryRoute(t *testing.T) {
 	id := str(ack, "referralId")
 	cases := "/v1/cases/" + id
 
-	deadline := time.Now().Add(60 * time.Second)
 	var version string
-	for version == "" {
+	if !poll(60*time.Second, func() bool {
 		code, out, _ := as["practitioner"].do("GET", cases, nil)
-		if code == 200 && str(out, "case", "state") == "AWAITING_DECISION" {
-			version = str(out, "case", "version")
-		} else if time.Now().After(deadline) {
-			t.Fatalf("case %s never awaited a decision", id)
-		} else {
-			time.Sleep(100 * time.Millisecond)
-		}
+		return code == 200 && str(out, "case", "state") == "AWAITING_DECISION"
+	}) {
+		t.Fatalf("case %s never awaited a decision", id)
 	}
 	code, out, raw := as["practitioner"].do("POST", cases+"/claim", map[string]any{})
 	if code != 200 {

@@ -136,19 +136,19 @@ agencies:
 	// Immediate danger: police and social care are told on the recommendation, within
 	// seconds of receipt, before anyone decides; the school gets its Encompass notice.
 	deadline := time.Now().Add(30 * time.Second)
-	for police.count("RECEIPT") < 1 || police.count("ACTION") < 1 || social.count("ACTION") < 1 || school.count("ENCOMPASS") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries before the decision: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !poll(time.Until(deadline), func() bool {
+		return police.count("RECEIPT") >= 1 && police.count("ACTION") >= 1 && social.count("ACTION") >= 1 && school.count("ENCOMPASS") >= 1
+	}) {
+		t.Fatalf("deliveries before the decision: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
 	}
 	// A practitioner decides; then the referrer hears the decision and the others named act.
 	api := apiCall{t, "http://" + s.httpAddr, practitioner}
-	code, claimed, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
-	for code == 404 && time.Now().Before(deadline) { // the case reaches triage's read model shortly
-		time.Sleep(50 * time.Millisecond)
+	var claimed map[string]any
+	var raw string
+	poll(time.Until(deadline), func() bool { // the case reaches triage's read model shortly
 		code, claimed, raw = api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
-	}
+		return code != 404
+	})
 	if code != 200 {
 		t.Fatalf("claim: %d %s", code, raw)
 	}

@@ -295,18 +295,6 @@ agencies:
 	}
 }
 
-// waitUntil polls cond for up to 30 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // mash users create makes a partner only of a named partner agency, of its kind.
 func TestUsersCreatePartner(t *testing.T) {
 	t.Parallel()

@@ -71,20 +71,21 @@ func TestServeOverMutualTLS(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if code, _ := call("GET", "/readyz", "", nil); code == 200 {
-			break
-		}
+	exited := false
+	if !poll(60*time.Second, func() bool {
 		select {
 		case <-p.exited:
-			t.Fatalf("mash exited before it was ready: %v\n%s", p.err, p.out)
+			exited = true
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mash not ready over HTTPS after 60 s:\n%s", p.out)
-		}
-		time.Sleep(50 * time.Millisecond)
+		code, _ := call("GET", "/readyz", "", nil)
+		return code == 200
+	}) {
+		t.Fatalf("mash not ready over HTTPS after 60 s:\n%s", p.out)
+	}
+	if exited {
+		t.Fatalf("mash exited before it was ready: %v\n%s", p.err, p.out)
 	}
 	if resp, err := http.Get("http://" + s.httpAddr + "/readyz"); err == nil {
 		resp.Body.Close()
@@ -102,20 +103,15 @@ func TestServeOverMutualTLS(t *testing.T) {
 	}
 	_ = json.Unmarshal([]byte(body), &ack)
 	// The case carries the decision triage fetched from rules as a peer, over mutual TLS.
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	if !poll(30*time.Second, func() bool {
 		code, body = call("GET", "/v1/cases/"+ack.ReferralID, practitioner, nil)
 		var c struct {
 			Decision map[string]any `json:"decision"`
 		}
 		_ = json.Unmarshal([]byte(body), &c)
-		if code == 200 && c.Decision != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("case without the decision from rules: %d %s\n%s", code, body, p.out)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return code == 200 && c.Decision != nil
+	}) {
+		t.Fatalf("case without the decision from rules: %d %s\n%s", code, body, p.out)
 	}
 
 	// gRPC: served to a client with the cluster's certificate, refused without one.

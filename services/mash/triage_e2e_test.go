@@ -166,15 +166,14 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 	if code, _, raw := asAlice.do("POST", "/v1/decisions/"+id+"/confirm", map[string]any{"expectedVersion": 2}); code != 409 || !strings.Contains(raw, "/decide") {
 		t.Fatalf("confirm through rules: %d %s, want 409 naming the decide route", code, raw)
 	}
-	for recorded := time.Now().Add(15 * time.Second); ; {
-		code, dec, raw := asAlice.do("GET", "/v1/decisions/"+id, nil)
-		if code == 200 && str(dec, "decision", "status") == "OVERRIDDEN" && str(dec, "decision", "reviewedBy") == reviewer {
-			break
-		}
-		if time.Now().After(recorded) {
-			t.Fatalf("rules' decision after the override: %d %s", code, raw)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var decCode int
+	var decRaw string
+	if !poll(15*time.Second, func() bool {
+		var dec map[string]any
+		decCode, dec, decRaw = asAlice.do("GET", "/v1/decisions/"+id, nil)
+		return decCode == 200 && str(dec, "decision", "status") == "OVERRIDDEN" && str(dec, "decision", "reviewedBy") == reviewer
+	}) {
+		t.Fatalf("rules' decision after the override: %d %s", decCode, decRaw)
 	}
 	// The decided case has left the awaiting queue.
 	_, q, _ := asAlice.do("GET", "/v1/queue", nil)

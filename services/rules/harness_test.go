@@ -178,17 +178,14 @@ func (e *env) decided(t *testing.T, ctx context.Context, d *rulesv1.Decision, st
 	if _, err := e.js.Publish(context.Background(), rules.EventDecisionMade, raw); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got := e.decision(t, ctx, d.GetReferralId())
-		if got.GetVersion() >= next.GetVersion() {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rules did not record decision v%d of %s", next.GetVersion(), d.GetReferralId())
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Once the decisions consumer has taken everything published, the decision is recorded
+	// or never will be.
+	eventstest.Drained(t, e.js, "rules-decisions")
+	got := e.decision(t, ctx, d.GetReferralId())
+	if got.GetVersion() < next.GetVersion() {
+		t.Fatalf("rules did not record decision v%d of %s (has v%d)", next.GetVersion(), d.GetReferralId(), got.GetVersion())
 	}
+	return got
 }
 
 // decision waits for the referral's decision.
