@@ -510,3 +510,21 @@ func (e *env) approvePending(t testing.TB) {
 		e.approve(t, c.GetId())
 	}
 }
+
+// drained waits until the durable consumer has taken and settled everything published: after
+// it, an effect that has not appeared never will.
+func (e *env) drained(t testing.TB, durable string) {
+	t.Helper()
+	eventstest.Drained(t, e.js, durable)
+}
+
+// outboxRelayed waits until notify's relay has published every event its outbox holds, so the
+// stream shows all of them.
+func (e *env) outboxRelayed(t testing.TB) {
+	t.Helper()
+	e.waitFor(t, "notify's outbox to be relayed", func() bool {
+		var n int
+		err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM notify.outbox WHERE published_at IS NULL`).Scan(&n)
+		return err == nil && n == 0
+	})
+}

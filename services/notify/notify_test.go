@@ -70,7 +70,7 @@ func TestDecisionNotifiesEachAgencyExactlyOnce(t *testing.T) {
 	e.decide(t, confirmed, ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
 	e.restart()
 	e.decide(t, confirmed, ref, decisionID, 1, rulesv1.Level_LEVEL_4, rulesv1.Rag_RAG_AMBER, "childrens_social_care", "police")
-	time.Sleep(300 * time.Millisecond)
+	e.drained(t, "notify")
 	if got := e.settled(t, ref.GetId(), 5); len(got) != 5 {
 		t.Fatalf("after redelivery: %d notifications, want 5", len(got))
 	}
@@ -159,7 +159,7 @@ func TestOverrideNotifiesAddedAndWithdrawsRemoved(t *testing.T) {
 	}
 	// A stale event (the original decision arriving late) undoes nothing.
 	e.decide(t, confirmed, ref, d, 1, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_GREEN, "police")
-	time.Sleep(200 * time.Millisecond)
+	e.drained(t, "notify")
 	if got := e.settled(t, ref.GetId(), 6); len(got) != 6 {
 		t.Fatalf("stale event created notifications: %+v", summarise(got))
 	}
@@ -434,7 +434,7 @@ func TestAcknowledgeOnTheBus(t *testing.T) {
 		n, _ := store.New(e.pool).Get(context.Background(), social.ID)
 		return n.AcknowledgedAt != nil
 	})
-	time.Sleep(100 * time.Millisecond)
+	e.drained(t, "notify-acks")
 	if n, _ := store.New(e.pool).Get(context.Background(), police.ID); n.AcknowledgedAt != nil {
 		t.Fatalf("another agency acknowledged police's notification")
 	}

@@ -75,7 +75,7 @@ func TestResearchRequestNotifiesTheAgencyExactlyOnce(t *testing.T) {
 	e.publishRaw(t, "mash.research.requested", uuid.NewString(), raw)
 	e.restart()
 	e.publishRaw(t, "mash.research.requested", uuid.NewString(), raw)
-	time.Sleep(300 * time.Millisecond)
+	e.drained(t, "notify")
 	if got := ofKindTo(e.settled(t, ref.GetId(), 2), "INFORMATION_REQUEST", "rct-csc"); len(got) != 1 {
 		t.Fatalf("after redelivery: %d information requests", len(got))
 	}
@@ -137,7 +137,15 @@ func TestResearchRequestBeforeItsReferral(t *testing.T) {
 	e := newEnv(t)
 	id := uuid.NewString()
 	req, _ := e.research(t, id, "rct-csc", "Known to you?", e.clock.Now().Add(24*time.Hour))
-	time.Sleep(100 * time.Millisecond)
+	// The request is taken (and held back: it cannot be acknowledged yet) before its referral exists.
+	e.waitFor(t, "notify to take the request", func() bool {
+		c, err := e.js.Consumer(context.Background(), events.StreamName, "notify")
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(context.Background())
+		return err == nil && ci.NumPending == 0 && ci.Delivered.Stream > 0
+	})
 	e.referral(t, noEncompass, func(r *intakev1.Referral) { r.Id = id })
 	e.waitFor(t, "the request after its referral", func() bool {
 		return len(e.ag.social.ofKind(notifyv1.NotificationKind_INFORMATION_REQUEST)) == 1
@@ -291,7 +299,7 @@ func TestAnswerOnTheBus(t *testing.T) {
 	e.start()
 	e.answerOnBus(t, "rct-yjs", answerBody(req.GetId(), answer), "")
 	e.answersDrained(t)
-	time.Sleep(200 * time.Millisecond)
+	e.outboxRelayed(t)
 	evs := e.streamEvents(t, "mash.research.answer_received")
 	if len(evs) != 1 {
 		t.Fatalf("answer_received events: %d, want 1", len(evs))
