@@ -66,7 +66,10 @@ type result struct {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: loadgen submit|health|pgbench-script [flags]")
+		return errors.New("usage: loadgen submit|health|pgbench-script|pipeline [flags]")
+	}
+	if args[0] == "pipeline" {
+		return runPipeline(args[1:])
 	}
 	fs := flag.NewFlagSet("loadgen "+args[0], flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:9090", "mash gRPC address")

@@ -1,0 +1,641 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	intakev1 "mash/proto/mash/intake/v1"
+	triagev1 "mash/proto/mash/triage/v1"
+)
+
+// pipelineResult is one pipeline phase's summary, printed as a JSON line: what a referral
+// costs from the referrer's request to the last audit entry, hop by hop.
+type pipelineResult struct {
+	Mode string `json:"mode"`
+	// Rate is the arrival rate asked for (0 for a burst); Achieved what was submitted per second.
+	Rate       float64 `json:"rate"`
+	Achieved   float64 `json:"achieved"`
+	Referrals  int     `json:"referrals"`
+	Repeats    int     `json:"repeats"`
+	Errors     int64   `json:"errors"`
+	LoadSecs   float64 `json:"load_seconds"`
+	DrainSecs  float64 `json:"drain_seconds"`
+	Complete   int     `json:"complete"`
+	Incomplete string  `json:"incomplete,omitempty"`
+	// Hops: p50 and p99 in milliseconds of each hop's own time, and end to end from receipt.
+	Hops map[string]quantiles `json:"hops"`
+	// Backlogs: each stage's backlog (referrals or events between two hops) at the middle and
+	// at the end of the load, and its growth per second over the second half: flat is near 0.
+	Backlogs map[string]backlog `json:"backlogs"`
+	// Per referral, over the whole phase: Postgres transactions committed (reads too: every
+	// poll of every relay, consumer and of the bench's practitioner counts), rows written and
+	// WAL written (the server's, so other databases' writes count too).
+	CommitsPerReferral  float64 `json:"commits_per_referral"`
+	WALKiBPerReferral   float64 `json:"wal_kib_per_referral"`
+	InsertsPerReferral  float64 `json:"inserts_per_referral"`
+	UpdatesPerReferral  float64 `json:"updates_per_referral"`
+	PeakRSSMiB          float64 `json:"peak_rss_mib"`
+	AckP50ms            float64 `json:"ack_p50_ms"`
+	AckP99ms            float64 `json:"ack_p99_ms"`
+	DeliveriesToReceive int64   `json:"deliveries"`
+}
+
+type quantiles struct {
+	N     int     `json:"n"`
+	P50ms float64 `json:"p50_ms"`
+	P99ms float64 `json:"p99_ms"`
+}
+
+type backlog struct {
+	Mid       int64   `json:"mid"`
+	End       int64   `json:"end"`
+	PerSecond float64 `json:"growth_per_s"`
+}
+
+// runPipeline drives every service at once as a hub would see it: referrals at a fixed
+// arrival rate (or all at once), a practitioner confirming each recommendation as it reaches
+// the queue, agencies' endpoints answering 2xx; then it reads each hop's time from the
+// services' own tables, so the load generator's clock never enters a figure but the
+// acknowledgement's.
+func runPipeline(args []string) error {
+	fs := flag.NewFlagSet("loadgen pipeline", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:9090", "mash gRPC address")
+	token := fs.String("token", os.Getenv("MASH_TOKEN"), "referrer bearer credential")
+	deciderToken := fs.String("decider-token", os.Getenv("MASH_DECIDER_TOKEN"), "practitioner bearer credential (every partnership)")
+	dbURL := fs.String("db", os.Getenv("DATABASE_URL"), "the bench database, read for each hop's time")
+	rps := fs.Float64("rps", 50, "arrival rate, referrals per second")
+	dur := fs.Duration("d", 25*time.Second, "how long referrals arrive")
+	burst := fs.Int("burst", 0, "submit this many referrals at once instead of an arrival rate")
+	repeatShare := fs.Float64("repeat-share", 0.1, "share of referrals about a child referred earlier in the run")
+	payload := fs.String("payload", "services/intake/testdata/referral.example.json", "referral JSON to send")
+	prefix := fs.String("prefix", strconv.FormatInt(time.Now().UnixNano(), 36), "external reference prefix, unique per run")
+	hookAddr := fs.String("hook-addr", "127.0.0.1:28099", "where the agencies' webhook receiver listens")
+	mashPID := fs.Int("mash-pid", 0, "mash's process id, for its peak memory")
+	drainTimeout := fs.Duration("drain-timeout", 5*time.Minute, "longest wait for every referral to be decided, told and audited")
+	deciders := fs.Int("deciders", 8, "practitioners deciding in parallel")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *token == "" || *deciderToken == "":
+		return errors.New("-token (referrer) and -decider-token (practitioner) are required")
+	case *dbURL == "":
+		return errors.New("-db or DATABASE_URL is required")
+	case *burst == 0 && *rps <= 0:
+		return errors.New("-rps must be positive, or give -burst")
+	case *repeatShare < 0 || *repeatShare > 1:
+		return fmt.Errorf("-repeat-share %v: must be between 0 and 1", *repeatShare)
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, *dbURL)
+	if err != nil {
+		return fmt.Errorf("-db: %w", err)
+	}
+	defer pool.Close()
+	raw, err := os.ReadFile(*payload)
+	if err != nil {
+		return err
+	}
+	base := &intakev1.ReferralSubmission{}
+	if err := protojson.Unmarshal(raw, base); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	// Consent given, so each decision is shared at once: a held case would wait for a
+	// manager, which is a person's time, not the pipeline's.
+	base.Consent = &intakev1.Consent{Status: intakev1.ConsentStatus_GIVEN}
+
+	var delivered atomic.Int64
+	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		delivered.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", *hookAddr)
+	if err != nil {
+		return fmt.Errorf("-hook-addr: %w", err)
+	}
+	go func() { _ = hook.Serve(ln) }()
+	defer hook.Close()
+
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	intake := intakev1.NewIntakeServiceClient(conn)
+	triage := triagev1.NewTriageServiceClient(conn)
+
+	before, err := pgCounters(ctx, pool)
+	if err != nil {
+		return err
+	}
+	var auditBase int64
+	if err := pool.QueryRow(ctx, `SELECT `+publishedSQL).Scan(&auditBase); err != nil {
+		return fmt.Errorf("reading the audit log's position: %w", err)
+	}
+	stopDecide := make(chan struct{})
+	decideDone := make(chan error, 1)
+	queued := newQueuedTimes()
+	go func() { decideDone <- decide(ctx, pool, triage, *deciderToken, *deciders, queued, stopDecide) }()
+	sampler := newBacklogSampler(pool, auditBase)
+	stopSample := sampler.start(ctx)
+
+	children := newChildren(*repeatShare)
+	authMD := metadata.Pairs("authorization", "Bearer "+*token)
+	var errs atomic.Int64
+	var ackMu sync.Mutex
+	var acks []time.Duration
+	submit := func(n int, scheduled time.Time) {
+		req := &intakev1.SubmitReferralRequest{Referral: proto.Clone(base).(*intakev1.ReferralSubmission)}
+		req.Referral.ExternalReference = *prefix + "-" + strconv.Itoa(n)
+		children.fill(req.Referral.GetChild())
+		cctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, authMD), 30*time.Second)
+		defer cancel()
+		if _, err := intake.SubmitReferral(cctx, req); err != nil {
+			if errs.Add(1) <= 3 {
+				fmt.Fprintf(os.Stderr, "loadgen pipeline: submit: %v\n", err)
+			}
+			return
+		}
+		ackMu.Lock()
+		acks = append(acks, time.Since(scheduled))
+		ackMu.Unlock()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 512)
+	total := *burst
+	if total == 0 {
+		total = int(dur.Seconds() * *rps)
+	}
+	for i := range total {
+		scheduled := start
+		if *burst == 0 {
+			scheduled = start.Add(time.Duration(float64(i) / *rps * float64(time.Second)))
+			time.Sleep(time.Until(scheduled))
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			submit(i, scheduled)
+		}()
+	}
+	wg.Wait()
+	loadSecs := time.Since(start).Seconds()
+	sampler.markEnd()
+
+	// Drained: every referral accepted in this phase recommended, on the queue, decided, every
+	// agency told, and the audit log caught up with every event published.
+	accepted := total - int(errs.Load())
+	drainStart := time.Now()
+	var incomplete string
+	for {
+		incomplete, err = pipelineIncomplete(ctx, pool, *prefix, accepted, auditBase)
+		if err != nil {
+			return err
+		}
+		if incomplete == "" || time.Since(drainStart) > *drainTimeout {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	drainSecs := time.Since(drainStart).Seconds()
+	close(stopDecide)
+	if err := <-decideDone; err != nil {
+		return err
+	}
+	stopSample()
+	after, err := pgCounters(ctx, pool)
+	if err != nil {
+		return err
+	}
+
+	res := pipelineResult{Mode: "pipeline", Rate: *rps, Referrals: accepted, Repeats: children.repeats(), Errors: errs.Load(),
+		LoadSecs: loadSecs, DrainSecs: drainSecs, Incomplete: incomplete, DeliveriesToReceive: delivered.Load()}
+	if *burst > 0 {
+		res.Mode, res.Rate = "burst", 0
+	}
+	res.Achieved = float64(accepted) / loadSecs
+	if res.Hops, res.Complete, err = hopTimes(ctx, pool, *prefix, queued); err != nil {
+		return err
+	}
+	res.Backlogs = sampler.summary()
+	if accepted > 0 {
+		res.CommitsPerReferral = float64(after.commits-before.commits) / float64(accepted)
+		res.InsertsPerReferral = float64(after.inserts-before.inserts) / float64(accepted)
+		res.UpdatesPerReferral = float64(after.updates-before.updates) / float64(accepted)
+		res.WALKiBPerReferral = float64(after.walBytes-before.walBytes) / 1024 / float64(accepted)
+	}
+	slices.Sort(acks)
+	res.AckP50ms, res.AckP99ms = quantileMS(acks, .5), quantileMS(acks, .99)
+	if *mashPID > 0 {
+		res.PeakRSSMiB = peakRSSMiB(*mashPID)
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// children hands out child identities: a new synthetic child for most referrals, an earlier
+// one for a share of them, as re-referrals arrive in a real hub. NHS numbers are in the 999
+// range, which is never issued to a person.
+type children struct {
+	mu       sync.Mutex
+	rng      *rand.Rand
+	share    float64
+	seen     []*intakev1.Child
+	repeated int
+}
+
+func newChildren(share float64) *children {
+	return &children{rng: rand.New(rand.NewPCG(1, 2)), share: share}
+}
+
+var (
+	givenNames  = []string{"Alex", "Cerys", "Dylan", "Ffion", "Gethin", "Harri", "Iwan", "Lowri", "Megan", "Osian", "Seren", "Tomos"}
+	familyNames = []string{"Davies", "Evans", "Griffiths", "Howells", "Jenkins", "Lewis", "Morgan", "Powell", "Rees", "Thomas", "Watkins"}
+)
+
+func (c *children) fill(child *intakev1.Child) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) > 0 && c.rng.Float64() < c.share {
+		prev := c.seen[c.rng.IntN(len(c.seen))]
+		child.GivenName, child.FamilyName, child.DateOfBirth, child.NhsNumber = prev.GivenName, prev.FamilyName, prev.DateOfBirth, prev.NhsNumber
+		c.repeated++
+		return
+	}
+	child.GivenName = givenNames[c.rng.IntN(len(givenNames))]
+	child.FamilyName = familyNames[c.rng.IntN(len(familyNames))] + "-" + strconv.Itoa(len(c.seen))
+	dob := time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, c.rng.IntN(16*365))
+	child.DateOfBirth = dob.Format("2006-01-02")
+	child.NhsNumber = syntheticNHSNumber(c.rng)
+	c.seen = append(c.seen, proto.Clone(child).(*intakev1.Child))
+}
+
+func (c *children) repeats() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.repeated
+}
+
+// syntheticNHSNumber is a valid (modulus 11) number starting 999.
+func syntheticNHSNumber(rng *rand.Rand) string {
+	for {
+		d := []int{9, 9, 9}
+		for range 6 {
+			d = append(d, rng.IntN(10))
+		}
+		sum := 0
+		for i, v := range d {
+			sum += v * (10 - i)
+		}
+		check := 11 - sum%11
+		if check == 11 {
+			check = 0
+		}
+		if check == 10 {
+			continue
+		}
+		var b strings.Builder
+		for _, v := range append(d, check) {
+			b.WriteByte(byte('0' + v))
+		}
+		return b.String()
+	}
+}
+
+// queuedTimes holds when each case reached the queue, as triage recorded it (the case row's
+// updated_at when first seen awaiting a decision, before the practitioner's claim changes it).
+type queuedTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func newQueuedTimes() *queuedTimes { return &queuedTimes{at: map[string]time.Time{}} }
+
+func (q *queuedTimes) first(id string, t time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.at[id]; ok {
+		return false
+	}
+	q.at[id] = t
+	return true
+}
+
+func (q *queuedTimes) get(id string) (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.at[id]
+	return t, ok
+}
+
+// decide plays the practitioners: it watches the queue for cases awaiting a decision, claims
+// each and confirms the recommendation through triage, the one decision door.
+func decide(ctx context.Context, pool *pgxpool.Pool, triage triagev1.TriageServiceClient, token string, workers int,
+	queued *queuedTimes, stop <-chan struct{}) error {
+	md := metadata.Pairs("authorization", "Bearer "+token)
+	type job struct {
+		id      string
+		version int64
+	}
+	jobs := make(chan job, 4096)
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				cctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), 30*time.Second)
+				claimed, err := triage.ClaimCase(cctx, &triagev1.ClaimCaseRequest{ReferralId: j.id, ExpectedVersion: j.version})
+				if err == nil {
+					_, err = triage.DecideCase(cctx, &triagev1.DecideCaseRequest{ReferralId: j.id,
+						ExpectedVersion: claimed.GetCase().GetVersion(), Confirm: true, Reason: "bench: confirmed"})
+				}
+				cancel()
+				if err != nil && failures.Add(1) <= 3 {
+					fmt.Fprintf(os.Stderr, "loadgen pipeline: decide %s: %v\n", j.id, err)
+				}
+			}
+		}()
+	}
+	defer func() { close(jobs); wg.Wait() }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+		rows, err := pool.Query(ctx, `SELECT referral_id::text, version, updated_at FROM triage.cases
+			WHERE state = 2 AND decided_at IS NULL AND assignee IS NULL`)
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		var batch []job
+		for rows.Next() {
+			var j job
+			var at time.Time
+			if err := rows.Scan(&j.id, &j.version, &at); err != nil {
+				rows.Close()
+				return err
+			}
+			if queued.first(j.id, at) {
+				batch = append(batch, j)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, j := range batch {
+			jobs <- j
+		}
+	}
+}
+
+// pipelineIncomplete says which stage still holds work, or "" when every referral of the
+// phase is through every hop and the audit log holds every event published.
+func pipelineIncomplete(ctx context.Context, pool *pgxpool.Pool, prefix string, want int, auditBase int64) (string, error) {
+	var received, recommended, decided, undelivered, unaudited int64
+	err := pool.QueryRow(ctx, `
+		WITH r AS (SELECT id FROM intake.referrals WHERE external_reference LIKE $1 || '-%')
+		SELECT (SELECT count(*) FROM r),
+			(SELECT count(*) FROM rules.decisions d JOIN r ON r.id = d.referral_id),
+			(SELECT count(*) FROM triage.cases c JOIN r ON r.id = c.referral_id WHERE c.decided_at IS NOT NULL),
+			(SELECT count(*) FROM notify.notifications n JOIN r ON r.id = n.referral_id WHERE n.delivered_at IS NULL AND n.state <> 'FAILED'),
+			(`+publishedSQL+`)`, prefix).Scan(&received, &recommended, &decided, &undelivered, &unaudited)
+	if err != nil {
+		return "", fmt.Errorf("reading progress: %w", err)
+	}
+	switch {
+	case received < int64(want):
+		return fmt.Sprintf("received %d of %d", received, want), nil
+	case recommended < received:
+		return fmt.Sprintf("recommended %d of %d", recommended, received), nil
+	case decided < received:
+		return fmt.Sprintf("decided %d of %d", decided, received), nil
+	case undelivered > 0:
+		return fmt.Sprintf("%d notifications not yet delivered", undelivered), nil
+	case unaudited > auditBase:
+		return fmt.Sprintf("%d events not yet audited", unaudited-auditBase), nil
+	}
+	return "", nil
+}
+
+// publishedSQL counts the events the services' relays have published, and the entries the
+// audit log holds. Every event is audited exactly once, so their difference, less the
+// difference before the phase (entries of the bench's own set-up), is the audit's backlog.
+const publishedSQL = `(SELECT count(*) FROM intake.outbox WHERE published_at IS NOT NULL)
+	+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NOT NULL)
+	+ (SELECT count(*) FROM triage.outbox WHERE published_at IS NOT NULL)
+	+ (SELECT count(*) FROM notify.outbox WHERE published_at IS NOT NULL)
+	- (SELECT count(*) FROM audit.entries)`
+
+// hopTimes reads each referral's time at every hop and summarises each hop.
+func hopTimes(ctx context.Context, pool *pgxpool.Pool, prefix string, queued *queuedTimes) (map[string]quantiles, int, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT r.id::text, r.received_at, d.decided_at, c.decided_at,
+			(SELECT max(n.delivered_at) FROM notify.notifications n WHERE n.referral_id = r.id AND n.decision_id IS NOT NULL),
+			(SELECT max(a.recorded_at) FROM audit.entries a WHERE a.referral_id = r.id::text)
+		FROM intake.referrals r
+		LEFT JOIN rules.decisions d ON d.referral_id = r.id
+		LEFT JOIN triage.cases c ON c.referral_id = r.id
+		WHERE r.external_reference LIKE $1 || '-%'`, prefix)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading hop times: %w", err)
+	}
+	defer rows.Close()
+	hops := map[string][]time.Duration{}
+	add := func(name string, from, to *time.Time) {
+		if from != nil && to != nil {
+			hops[name] = append(hops[name], to.Sub(*from))
+		}
+	}
+	complete := 0
+	for rows.Next() {
+		var id string
+		var received time.Time
+		var recommended, decided, told, audited *time.Time
+		if err := rows.Scan(&id, &received, &recommended, &decided, &told, &audited); err != nil {
+			return nil, 0, err
+		}
+		var onQueue *time.Time
+		if t, ok := queued.get(id); ok {
+			onQueue = &t
+		}
+		add("1 received -> recommended", &received, recommended)
+		add("2 recommended -> on the queue", recommended, onQueue)
+		add("3 on the queue -> decided (bench practitioner)", onQueue, decided)
+		add("4 decided -> every agency told", decided, told)
+		add("5 last agency told -> last audit entry", told, audited)
+		add("received -> on the queue", &received, onQueue)
+		add("received -> last audit entry", &received, audited)
+		if told != nil && audited != nil {
+			complete++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	out := map[string]quantiles{}
+	for name, ds := range hops {
+		slices.Sort(ds)
+		out[name] = quantiles{N: len(ds), P50ms: quantileMS(ds, .5), P99ms: quantileMS(ds, .99)}
+	}
+	return out, complete, nil
+}
+
+func quantileMS(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[int(p*float64(len(sorted)-1))]) / 1e6
+}
+
+// backlogSampler reads, once a second, how much work sits between each pair of hops.
+type backlogSampler struct {
+	pool      *pgxpool.Pool
+	auditBase int64
+	mu        sync.Mutex
+	samples   []backlogSample
+	endIdx    int
+}
+
+type backlogSample struct {
+	at     time.Time
+	counts map[string]int64
+}
+
+func newBacklogSampler(pool *pgxpool.Pool, auditBase int64) *backlogSampler {
+	return &backlogSampler{pool: pool, auditBase: auditBase, endIdx: -1}
+}
+
+// backlogSQL: referrals received but not recommended; recommended but not on the queue;
+// decided but with agencies not yet told; events waiting in an outbox; events published but
+// not yet audited.
+const backlogSQL = `SELECT
+	(SELECT count(*) FROM intake.referrals r WHERE NOT EXISTS (SELECT 1 FROM rules.decisions d WHERE d.referral_id = r.id)),
+	(SELECT count(*) FROM rules.decisions d WHERE NOT EXISTS (SELECT 1 FROM triage.cases c WHERE c.referral_id = d.referral_id AND c.state >= 2)),
+	(SELECT count(*) FROM notify.notifications WHERE delivered_at IS NULL AND state <> 'FAILED'),
+	(SELECT count(*) FROM intake.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL)
+		+ (SELECT count(*) FROM triage.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM notify.outbox WHERE published_at IS NULL),
+	(` + publishedSQL + `)`
+
+var backlogNames = []string{"rules (not yet recommended)", "triage (not yet queued)", "notify (not yet delivered)", "relays (unpublished events)", "audit (events not yet on the log)"}
+
+func (s *backlogSampler) start(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			v := make([]int64, len(backlogNames))
+			if err := s.pool.QueryRow(ctx, backlogSQL).Scan(&v[0], &v[1], &v[2], &v[3], &v[4]); err != nil {
+				if !errors.Is(err, pgx.ErrNoRows) {
+					fmt.Fprintf(os.Stderr, "loadgen pipeline: backlog sample: %v\n", err)
+				}
+				continue
+			}
+			v[4] -= s.auditBase
+			m := map[string]int64{}
+			for i, n := range backlogNames {
+				m[n] = v[i]
+			}
+			s.mu.Lock()
+			s.samples = append(s.samples, backlogSample{at: time.Now(), counts: m})
+			s.mu.Unlock()
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// markEnd notes that the load stopped: growth is judged over the load's second half only.
+func (s *backlogSampler) markEnd() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endIdx = len(s.samples) - 1
+}
+
+func (s *backlogSampler) summary() map[string]backlog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]backlog{}
+	end := s.endIdx
+	if end < 1 {
+		return out
+	}
+	mid := end / 2
+	secs := s.samples[end].at.Sub(s.samples[mid].at).Seconds()
+	for _, n := range backlogNames {
+		b := backlog{Mid: s.samples[mid].counts[n], End: s.samples[end].counts[n]}
+		if secs > 0 {
+			b.PerSecond = float64(b.End-b.Mid) / secs
+		}
+		out[n] = b
+	}
+	return out
+}
+
+type counters struct{ commits, inserts, updates, walBytes int64 }
+
+func pgCounters(ctx context.Context, pool *pgxpool.Pool) (counters, error) {
+	var c counters
+	// The statistics collector reports with a delay; a snapshot forces nothing, so each
+	// phase is long enough for the delay (about a second) not to matter.
+	err := pool.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+		(SELECT coalesce(sum(n_tup_ins), 0)::bigint FROM pg_stat_user_tables),
+		(SELECT coalesce(sum(n_tup_upd), 0)::bigint FROM pg_stat_user_tables),
+		pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&c.commits, &c.inserts, &c.updates, &c.walBytes)
+	if err != nil {
+		return c, fmt.Errorf("reading Postgres counters: %w", err)
+	}
+	return c, nil
+}
+
+// peakRSSMiB is the process's high-water resident set (VmHWM), in MiB.
+func peakRSSMiB(pid int) float64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
