@@ -267,6 +267,7 @@ type children struct {
 	share    float64
 	seen     []*intakev1.Child
 	repeated int
+	nextNHS  int
 }
 
 func newChildren(share float64) *children {
@@ -291,7 +292,7 @@ func (c *children) fill(child *intakev1.Child) {
 	child.FamilyName = familyNames[c.rng.IntN(len(familyNames))] + "-" + strconv.Itoa(len(c.seen))
 	dob := time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, c.rng.IntN(16*365))
 	child.DateOfBirth = dob.Format("2006-01-02")
-	child.NhsNumber = syntheticNHSNumber(c.rng)
+	child.NhsNumber, c.nextNHS = syntheticNHSNumber(c.nextNHS)
 	c.seen = append(c.seen, proto.Clone(child).(*intakev1.Child))
 }
 
@@ -301,12 +302,14 @@ func (c *children) repeats() int {
 	return c.repeated
 }
 
-// syntheticNHSNumber is a valid (modulus 11) number starting 999.
-func syntheticNHSNumber(rng *rand.Rand) string {
-	for {
+// syntheticNHSNumber is the first valid (modulus 11) number in the 999 range, which is never
+// issued to a person, from serial n on, and the serial after it: distinct children get
+// distinct numbers.
+func syntheticNHSNumber(n int) (string, int) {
+	for ; ; n++ {
 		d := []int{9, 9, 9}
-		for range 6 {
-			d = append(d, rng.IntN(10))
+		for _, c := range fmt.Sprintf("%06d", n%1000000) {
+			d = append(d, int(c-'0'))
 		}
 		sum := 0
 		for i, v := range d {
@@ -323,7 +326,7 @@ func syntheticNHSNumber(rng *rand.Rand) string {
 		for _, v := range append(d, check) {
 			b.WriteByte(byte('0' + v))
 		}
-		return b.String()
+		return b.String(), n + 1
 	}
 }
 

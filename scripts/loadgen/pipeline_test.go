@@ -1,0 +1,50 @@
+package main
+
+import (
+	"testing"
+
+	intakev1 "mash/proto/mash/intake/v1"
+	"mash/services/intake/validation"
+)
+
+// Every synthetic NHS number is new and passes intake's own check, so no referral of the bench is
+// refused for its child's identifier, and none is a number issued to a person.
+func TestSyntheticNHSNumbersAreValidAndUnissued(t *testing.T) {
+	seen := map[string]bool{}
+	next := 0
+	for range 5000 {
+		var n string
+		n, next = syntheticNHSNumber(next)
+		if seen[n] {
+			t.Fatalf("%s handed out twice", n)
+		}
+		seen[n] = true
+		if _, ok := validation.NormaliseNHSNumber(n); !ok {
+			t.Fatalf("%s fails intake's NHS number check", n)
+		}
+		if n[:3] != "999" {
+			t.Fatalf("%s is outside the 999 range", n)
+		}
+	}
+}
+
+// The repeat share is honoured, and a repeat is an earlier child exactly.
+func TestChildrenRepeatShare(t *testing.T) {
+	c := newChildren(0.25)
+	seen := map[string]string{}
+	for range 4000 {
+		ch := &intakev1.Child{}
+		c.fill(ch)
+		key := ch.GetGivenName() + "|" + ch.GetFamilyName() + "|" + ch.GetDateOfBirth()
+		if prev, ok := seen[ch.GetNhsNumber()]; ok && prev != key {
+			t.Fatalf("NHS number %s reused for a different child", ch.GetNhsNumber())
+		}
+		seen[ch.GetNhsNumber()] = key
+	}
+	if got := float64(c.repeats()) / 4000; got < 0.2 || got > 0.3 {
+		t.Fatalf("repeat share %.3f, want about 0.25", got)
+	}
+	if len(seen)+c.repeats() != 4000 {
+		t.Fatalf("%d distinct children and %d repeats from 4000 referrals", len(seen), c.repeats())
+	}
+}
