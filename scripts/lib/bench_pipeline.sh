@@ -65,7 +65,8 @@ export DATABASE_URL=$bench_url MASH_DATA_DIR=$work/data MASH_GRPC_ADDR=127.0.0.1
   MASH_SERVICES=all MASH_RATE_CREDENTIAL=0 MASH_MAX_CONNS=0 MASH_NOTIFY_DIRECTORY=$work/directory.yaml \
   MASH_CASE_KEK=$(head -c 32 /dev/urandom | base64)
 "$work/mash" migrate >/dev/null
-referrer=$("$work/mash" clients create --agency bench-police --kind police --role referrer 2>/dev/null)
+# The referrer is an agency of the demo directory, so its receipts and outcomes are routed too.
+referrer=$("$work/mash" clients create --agency south-wales-police --kind police --role referrer 2>/dev/null)
 practitioner=$("$work/mash" clients create --agency bench-mash --kind hub --role practitioner --partnerships '*' 2>/dev/null)
 mkdir -p .local/bench
 if curl -fsS "http://$MASH_HTTP_ADDR/readyz" >/dev/null 2>&1; then
