@@ -29,6 +29,9 @@ type Read struct {
 	// Listed are the records a list read showed (a queue page, search results, information
 	// requests): one access entry per page, naming every child on it.
 	Listed []Listed
+	// Reason, when set, is why the read was made as the request itself said it (an export's
+	// reason field, say), in place of the X-Access-Reason the caller may have sent.
+	Reason string
 }
 
 // Listed is one record shown on a listed page.
@@ -43,9 +46,13 @@ func EventType(subject string) string { return "mash.access." + subject }
 // Record writes the access event for r by id into schema's outbox and commits, then wakes
 // the relay. An error means the read must not go ahead.
 func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
+	reason := server.AccessReason(ctx)
+	if r.Reason != "" {
+		reason = r.Reason
+	}
 	ev := &eventsv1.RecordAccessed{
 		ClientId: id.ClientID, Role: string(id.Role), Agency: id.Agency, Action: r.Action, ReferralId: r.ReferralID, ChildId: r.ChildID,
-		Reason: server.AccessReason(ctx), ReaderPartnerships: id.Partnerships,
+		Reason: reason, ReaderPartnerships: id.Partnerships,
 	}
 	for _, l := range r.Listed {
 		ev.Listed = append(ev.Listed, &eventsv1.ListedRecord{ReferralId: l.ReferralID, ChildId: l.ChildID})

@@ -54,6 +54,9 @@ const (
 	// UsePartnerView is the console's partner view: what the hub sent the person's own
 	// agency (a partner's other permissions reach only that agency's records).
 	UsePartnerView Permission = "use the partner view"
+	// ExportSubjectAccess answers a subject access request: everything held about a child,
+	// gathered from every service into one document, with a reason, itself on the trail.
+	ExportSubjectAccess Permission = "export everything held about a child (subject access)"
 )
 
 // permissionRoles is the one table of who may do what. A referrer's permissions, and a
@@ -95,6 +98,9 @@ var permissionRoles = map[Permission][]Role{
 	AuthoriseSharing:     {RoleManager},
 	RecordConsent:        {RolePractitioner, RoleManager},
 	UsePartnerView:       {RolePartner},
+	// The hub's managers answer subject access requests; auditors audit, and hold no
+	// casework, of which an export is mostly made.
+	ExportSubjectAccess: {RoleManager},
 }
 
 // Roles returns the roles that hold p; none for a permission the table does not know.

@@ -117,7 +117,7 @@ func TestAdministratorsHoldNoCaseworkPermission(t *testing.T) {
 	t.Parallel()
 	admin := Identity{Role: RoleAdmin}
 	for _, p := range []Permission{ReadReferrals, ReadQueue, ReadCases, ClaimCases, DecideCases, RequestInformation,
-		ReadInformation, ReadDisagreements, ReadDecisions, EvaluateReferrals, ReadAuditTrails, ReadDashboard} {
+		ReadInformation, ReadDisagreements, ReadDecisions, EvaluateReferrals, ReadAuditTrails, ReadDashboard, ExportSubjectAccess} {
 		if admin.Can(p) {
 			t.Errorf("admin may %s", p)
 		}

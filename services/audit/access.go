@@ -139,6 +139,12 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 	if err != nil {
 		return nil, err
 	}
+	return a.whoAccessed(ctx, id, "WhoAccessed", req)
+}
+
+// whoAccessed serves one page of the accesses to a child's or a referral's record to id,
+// recording the query (method names it) first.
+func (a *grpcAPI) whoAccessed(ctx context.Context, id auth.Identity, method string, req *auditv1.WhoAccessedRequest) (*auditv1.WhoAccessedResponse, error) {
 	n, cursor, vs := pageParams(req.GetPageSize(), req.GetPageToken())
 	if (req.GetReferralId() == "") == (req.GetChildId() == "") {
 		vs = append(vs, apierr.Violation{Field: "child_id", Reason: "give exactly one of child_id and referral_id"})
@@ -146,7 +152,7 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
-	if err := a.svc.recordAccess(ctx, id, describe("WhoAccessed", "child_id", req.GetChildId(), "referral_id", req.GetReferralId(),
+	if err := a.svc.recordAccess(ctx, id, describe(method, "child_id", req.GetChildId(), "referral_id", req.GetReferralId(),
 		"page_token", req.GetPageToken()), req.GetReferralId(), req.GetChildId()); err != nil {
 		return nil, err
 	}

@@ -177,6 +177,12 @@ func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	return a.trail(ctx, id, "GetTrail", req)
+}
+
+// trail serves one page of a referral's or a child's trail to id, recording the query
+// (method names it) first.
+func (a *grpcAPI) trail(ctx context.Context, id auth.Identity, method string, req *auditv1.GetTrailRequest) (*auditv1.GetTrailResponse, error) {
 	n, cursor, vs := pageParams(req.GetPageSize(), req.GetPageToken())
 	if (req.GetReferralId() == "") == (req.GetChildId() == "") {
 		vs = append(vs, apierr.Violation{Field: "referral_id", Reason: "give exactly one of referral_id and child_id"})
@@ -184,7 +190,7 @@ func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
-	if err := a.svc.recordAccess(ctx, id, describe("GetTrail", "referral_id", req.GetReferralId(), "child_id", req.GetChildId(),
+	if err := a.svc.recordAccess(ctx, id, describe(method, "referral_id", req.GetReferralId(), "child_id", req.GetChildId(),
 		"page_token", req.GetPageToken()), req.GetReferralId(), req.GetChildId()); err != nil {
 		return nil, err
 	}

@@ -90,6 +90,7 @@ var authzMatrix = map[string]int{
 	"/mash.triage.v1.TriageService/AssignCase":               man,
 	"/mash.triage.v1.TriageService/PlaceLegalHold":           man,
 	"/mash.triage.v1.TriageService/LiftLegalHold":            man,
+	"/mash.triage.v1.TriageService/ExportCase":               man,
 	"/mash.triage.v1.TriageService/DecideCase":               hub,
 	"/mash.triage.v1.TriageService/AuthoriseSharing":         man,
 	"/mash.triage.v1.TriageService/RevokeSharing":            man,
@@ -129,6 +130,9 @@ var authzMatrix = map[string]int{
 	"/mash.audit.v1.AuditService/WhoAccessed":      aud,
 	"/mash.audit.v1.AuditService/UserActivity":     aud,
 	"/mash.audit.v1.AuditService/UnusualAccess":    aud,
+	// a subject access export reads the trail as the manager who makes it
+	"/mash.audit.v1.AuditService/GetSubjectTrail":    man,
+	"/mash.audit.v1.AuditService/GetSubjectAccesses": man,
 	// HTTP faces of the same methods
 	"GET /v1/audit/trail":                                      aud,
 	"GET /v1/audit/entries":                                    aud,
@@ -165,6 +169,7 @@ var authzMatrix = map[string]int{
 	"POST /v1/cases/{referralId}/assign":                       man,
 	"POST /v1/cases/{referralId}/legal-hold":                   man,
 	"POST /v1/cases/{referralId}/legal-hold/lift":              man,
+	"POST /v1/cases/{referralId}/export":                       man,
 	"POST /v1/cases/{referralId}/decide":                       hub,
 	"POST /v1/cases/{referralId}/sharing-authorisation":        man,
 	"POST /v1/cases/{referralId}/sharing-authorisation:revoke": man,

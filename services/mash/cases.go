@@ -24,6 +24,9 @@ const casesUsage = "usage: mash cases hold|unhold REFERRAL_ID --reason TEXT (MAS
 // credential MASH_TOKEN holds: the rule (managers only, a reason, an event on the trail) is
 // the API's, and the CLI is one more client of it.
 func casesCommand(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "export" {
+		return casesExport(ctx, args[1:])
+	}
 	if len(args) == 0 || (args[0] != "hold" && args[0] != "unhold") {
 		return errors.New(casesUsage)
 	}

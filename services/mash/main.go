@@ -11,6 +11,7 @@
 //	mash version                         print the release version
 //	mash retention run --dry-run         list the cases due for erasure
 //	mash cases hold|unhold ID --reason R place or lift a legal hold (MASH_TOKEN: a manager's)
+//	mash cases export ID --reason R --out FILE  everything held about the child, to a new file (subject access)
 package main
 
 import (
@@ -72,6 +73,7 @@ commands:
   version      print the release version
   retention    run --dry-run: list the closed cases due for erasure and the rule that makes each due
   cases        hold or unhold a case (a legal hold, with a reason), through the API as a manager
+               export ID --reason R --out FILE: everything held about the case's child, to a new owner-only file
 
 Run "mash <command> -h" for a command's flags. Every flag has an environment variable.`
 

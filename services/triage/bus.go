@@ -15,7 +15,7 @@ var Bus = busauth.Role{
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
 		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, access.EventType("case"),
-		access.EventType("queue"), access.EventType("information-requests")},
+		access.EventType("queue"), access.EventType("information-requests"), access.EventType("export")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 

@@ -182,6 +182,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 func (s *Service) Register(srv *server.Server) {
 	triagev1.RegisterTriageServiceServer(srv.GRPC(), s.api)
 	registerHTTP(srv, s.api)
+	registerExportHTTP(srv, s.api)
 }
 
 // API returns the service's gRPC API as a plain value, for in-process callers and

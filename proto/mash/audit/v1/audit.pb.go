@@ -1587,6 +1587,250 @@ func (x *UnusualAccessResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetSubjectTrailRequest is a GetTrailRequest.
+type GetSubjectTrailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId    string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId       string                 `protobuf:"bytes,2,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubjectTrailRequest) Reset() {
+	*x = GetSubjectTrailRequest{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubjectTrailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubjectTrailRequest) ProtoMessage() {}
+
+func (x *GetSubjectTrailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubjectTrailRequest.ProtoReflect.Descriptor instead.
+func (*GetSubjectTrailRequest) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetSubjectTrailRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *GetSubjectTrailRequest) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
+func (x *GetSubjectTrailRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetSubjectTrailRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetSubjectTrailResponse is a GetTrailResponse.
+type GetSubjectTrailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubjectTrailResponse) Reset() {
+	*x = GetSubjectTrailResponse{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubjectTrailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubjectTrailResponse) ProtoMessage() {}
+
+func (x *GetSubjectTrailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubjectTrailResponse.ProtoReflect.Descriptor instead.
+func (*GetSubjectTrailResponse) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetSubjectTrailResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetSubjectTrailResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// GetSubjectAccessesRequest is a WhoAccessedRequest.
+type GetSubjectAccessesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChildId       string                 `protobuf:"bytes,1,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	ReferralId    string                 `protobuf:"bytes,2,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubjectAccessesRequest) Reset() {
+	*x = GetSubjectAccessesRequest{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubjectAccessesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubjectAccessesRequest) ProtoMessage() {}
+
+func (x *GetSubjectAccessesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubjectAccessesRequest.ProtoReflect.Descriptor instead.
+func (*GetSubjectAccessesRequest) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetSubjectAccessesRequest) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
+func (x *GetSubjectAccessesRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *GetSubjectAccessesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetSubjectAccessesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetSubjectAccessesResponse is a WhoAccessedResponse.
+type GetSubjectAccessesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accesses      []*AccessRecord        `protobuf:"bytes,1,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubjectAccessesResponse) Reset() {
+	*x = GetSubjectAccessesResponse{}
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubjectAccessesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubjectAccessesResponse) ProtoMessage() {}
+
+func (x *GetSubjectAccessesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_audit_v1_audit_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubjectAccessesResponse.ProtoReflect.Descriptor instead.
+func (*GetSubjectAccessesResponse) Descriptor() ([]byte, []int) {
+	return file_mash_audit_v1_audit_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetSubjectAccessesResponse) GetAccesses() []*AccessRecord {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+func (x *GetSubjectAccessesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_mash_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mash_audit_v1_audit_proto_rawDesc = "" +
@@ -1726,7 +1970,27 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\areasons\x18\x02 \x03(\tR\areasons\"y\n" +
 	"\x15UnusualAccessResponse\x128\n" +
 	"\baccesses\x18\x01 \x03(\v2\x1c.mash.audit.v1.FlaggedAccessR\baccesses\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb8\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x01\n" +
+	"\x16GetSubjectTrailRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x19\n" +
+	"\bchild_id\x18\x02 \x01(\tR\achildId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"v\n" +
+	"\x17GetSubjectTrailResponse\x123\n" +
+	"\aentries\x18\x01 \x03(\v2\x19.mash.audit.v1.AuditEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x01\n" +
+	"\x19GetSubjectAccessesRequest\x12\x19\n" +
+	"\bchild_id\x18\x01 \x01(\tR\achildId\x12\x1f\n" +
+	"\vreferral_id\x18\x02 \x01(\tR\n" +
+	"referralId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"}\n" +
+	"\x1aGetSubjectAccessesResponse\x127\n" +
+	"\baccesses\x18\x01 \x03(\v2\x1b.mash.audit.v1.AccessRecordR\baccesses\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x85\b\n" +
 	"\fAuditService\x12K\n" +
 	"\bGetTrail\x12\x1e.mash.audit.v1.GetTrailRequest\x1a\x1f.mash.audit.v1.GetTrailResponse\x12Z\n" +
 	"\rSearchEntries\x12#.mash.audit.v1.SearchEntriesRequest\x1a$.mash.audit.v1.SearchEntriesResponse\x12Z\n" +
@@ -1736,7 +2000,9 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\vExportTrail\x12!.mash.audit.v1.ExportTrailRequest\x1a\".mash.audit.v1.ExportTrailResponse\x12T\n" +
 	"\vWhoAccessed\x12!.mash.audit.v1.WhoAccessedRequest\x1a\".mash.audit.v1.WhoAccessedResponse\x12W\n" +
 	"\fUserActivity\x12\".mash.audit.v1.UserActivityRequest\x1a#.mash.audit.v1.UserActivityResponse\x12Z\n" +
-	"\rUnusualAccess\x12#.mash.audit.v1.UnusualAccessRequest\x1a$.mash.audit.v1.UnusualAccessResponseB\"Z mash/proto/mash/audit/v1;auditv1b\x06proto3"
+	"\rUnusualAccess\x12#.mash.audit.v1.UnusualAccessRequest\x1a$.mash.audit.v1.UnusualAccessResponse\x12`\n" +
+	"\x0fGetSubjectTrail\x12%.mash.audit.v1.GetSubjectTrailRequest\x1a&.mash.audit.v1.GetSubjectTrailResponse\x12i\n" +
+	"\x12GetSubjectAccesses\x12(.mash.audit.v1.GetSubjectAccessesRequest\x1a).mash.audit.v1.GetSubjectAccessesResponseB\"Z mash/proto/mash/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_mash_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -1750,75 +2016,85 @@ func file_mash_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_mash_audit_v1_audit_proto_rawDescData
 }
 
-var file_mash_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_mash_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_mash_audit_v1_audit_proto_goTypes = []any{
-	(*AuditEntry)(nil),               // 0: mash.audit.v1.AuditEntry
-	(*GetTrailRequest)(nil),          // 1: mash.audit.v1.GetTrailRequest
-	(*GetTrailResponse)(nil),         // 2: mash.audit.v1.GetTrailResponse
-	(*SearchEntriesRequest)(nil),     // 3: mash.audit.v1.SearchEntriesRequest
-	(*SearchEntriesResponse)(nil),    // 4: mash.audit.v1.SearchEntriesResponse
-	(*GetCheckpointRequest)(nil),     // 5: mash.audit.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),    // 6: mash.audit.v1.GetCheckpointResponse
-	(*ProveInclusionRequest)(nil),    // 7: mash.audit.v1.ProveInclusionRequest
-	(*ProveInclusionResponse)(nil),   // 8: mash.audit.v1.ProveInclusionResponse
-	(*ProveConsistencyRequest)(nil),  // 9: mash.audit.v1.ProveConsistencyRequest
-	(*ProveConsistencyResponse)(nil), // 10: mash.audit.v1.ProveConsistencyResponse
-	(*ExportTrailRequest)(nil),       // 11: mash.audit.v1.ExportTrailRequest
-	(*ExportTrailResponse)(nil),      // 12: mash.audit.v1.ExportTrailResponse
-	(*AccessRecord)(nil),             // 13: mash.audit.v1.AccessRecord
-	(*ListedRecord)(nil),             // 14: mash.audit.v1.ListedRecord
-	(*WhoAccessedRequest)(nil),       // 15: mash.audit.v1.WhoAccessedRequest
-	(*WhoAccessedResponse)(nil),      // 16: mash.audit.v1.WhoAccessedResponse
-	(*UserActivityRequest)(nil),      // 17: mash.audit.v1.UserActivityRequest
-	(*UserActivityResponse)(nil),     // 18: mash.audit.v1.UserActivityResponse
-	(*UnusualAccessRequest)(nil),     // 19: mash.audit.v1.UnusualAccessRequest
-	(*FlaggedAccess)(nil),            // 20: mash.audit.v1.FlaggedAccess
-	(*UnusualAccessResponse)(nil),    // 21: mash.audit.v1.UnusualAccessResponse
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
+	(*AuditEntry)(nil),                 // 0: mash.audit.v1.AuditEntry
+	(*GetTrailRequest)(nil),            // 1: mash.audit.v1.GetTrailRequest
+	(*GetTrailResponse)(nil),           // 2: mash.audit.v1.GetTrailResponse
+	(*SearchEntriesRequest)(nil),       // 3: mash.audit.v1.SearchEntriesRequest
+	(*SearchEntriesResponse)(nil),      // 4: mash.audit.v1.SearchEntriesResponse
+	(*GetCheckpointRequest)(nil),       // 5: mash.audit.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),      // 6: mash.audit.v1.GetCheckpointResponse
+	(*ProveInclusionRequest)(nil),      // 7: mash.audit.v1.ProveInclusionRequest
+	(*ProveInclusionResponse)(nil),     // 8: mash.audit.v1.ProveInclusionResponse
+	(*ProveConsistencyRequest)(nil),    // 9: mash.audit.v1.ProveConsistencyRequest
+	(*ProveConsistencyResponse)(nil),   // 10: mash.audit.v1.ProveConsistencyResponse
+	(*ExportTrailRequest)(nil),         // 11: mash.audit.v1.ExportTrailRequest
+	(*ExportTrailResponse)(nil),        // 12: mash.audit.v1.ExportTrailResponse
+	(*AccessRecord)(nil),               // 13: mash.audit.v1.AccessRecord
+	(*ListedRecord)(nil),               // 14: mash.audit.v1.ListedRecord
+	(*WhoAccessedRequest)(nil),         // 15: mash.audit.v1.WhoAccessedRequest
+	(*WhoAccessedResponse)(nil),        // 16: mash.audit.v1.WhoAccessedResponse
+	(*UserActivityRequest)(nil),        // 17: mash.audit.v1.UserActivityRequest
+	(*UserActivityResponse)(nil),       // 18: mash.audit.v1.UserActivityResponse
+	(*UnusualAccessRequest)(nil),       // 19: mash.audit.v1.UnusualAccessRequest
+	(*FlaggedAccess)(nil),              // 20: mash.audit.v1.FlaggedAccess
+	(*UnusualAccessResponse)(nil),      // 21: mash.audit.v1.UnusualAccessResponse
+	(*GetSubjectTrailRequest)(nil),     // 22: mash.audit.v1.GetSubjectTrailRequest
+	(*GetSubjectTrailResponse)(nil),    // 23: mash.audit.v1.GetSubjectTrailResponse
+	(*GetSubjectAccessesRequest)(nil),  // 24: mash.audit.v1.GetSubjectAccessesRequest
+	(*GetSubjectAccessesResponse)(nil), // 25: mash.audit.v1.GetSubjectAccessesResponse
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
 }
 var file_mash_audit_v1_audit_proto_depIdxs = []int32{
-	22, // 0: mash.audit.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 1: mash.audit.v1.AuditEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	26, // 0: mash.audit.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	26, // 1: mash.audit.v1.AuditEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: mash.audit.v1.GetTrailResponse.entries:type_name -> mash.audit.v1.AuditEntry
-	22, // 3: mash.audit.v1.SearchEntriesRequest.from:type_name -> google.protobuf.Timestamp
-	22, // 4: mash.audit.v1.SearchEntriesRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 3: mash.audit.v1.SearchEntriesRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 4: mash.audit.v1.SearchEntriesRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 5: mash.audit.v1.SearchEntriesResponse.entries:type_name -> mash.audit.v1.AuditEntry
-	22, // 6: mash.audit.v1.GetCheckpointResponse.created_at:type_name -> google.protobuf.Timestamp
-	22, // 7: mash.audit.v1.ExportTrailRequest.from:type_name -> google.protobuf.Timestamp
-	22, // 8: mash.audit.v1.ExportTrailRequest.to:type_name -> google.protobuf.Timestamp
-	22, // 9: mash.audit.v1.AccessRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	26, // 6: mash.audit.v1.GetCheckpointResponse.created_at:type_name -> google.protobuf.Timestamp
+	26, // 7: mash.audit.v1.ExportTrailRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 8: mash.audit.v1.ExportTrailRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 9: mash.audit.v1.AccessRecord.occurred_at:type_name -> google.protobuf.Timestamp
 	14, // 10: mash.audit.v1.AccessRecord.listed:type_name -> mash.audit.v1.ListedRecord
 	13, // 11: mash.audit.v1.WhoAccessedResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	22, // 12: mash.audit.v1.UserActivityRequest.from:type_name -> google.protobuf.Timestamp
-	22, // 13: mash.audit.v1.UserActivityRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 12: mash.audit.v1.UserActivityRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 13: mash.audit.v1.UserActivityRequest.to:type_name -> google.protobuf.Timestamp
 	13, // 14: mash.audit.v1.UserActivityResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	22, // 15: mash.audit.v1.UnusualAccessRequest.from:type_name -> google.protobuf.Timestamp
-	22, // 16: mash.audit.v1.UnusualAccessRequest.to:type_name -> google.protobuf.Timestamp
+	26, // 15: mash.audit.v1.UnusualAccessRequest.from:type_name -> google.protobuf.Timestamp
+	26, // 16: mash.audit.v1.UnusualAccessRequest.to:type_name -> google.protobuf.Timestamp
 	13, // 17: mash.audit.v1.FlaggedAccess.access:type_name -> mash.audit.v1.AccessRecord
 	20, // 18: mash.audit.v1.UnusualAccessResponse.accesses:type_name -> mash.audit.v1.FlaggedAccess
-	1,  // 19: mash.audit.v1.AuditService.GetTrail:input_type -> mash.audit.v1.GetTrailRequest
-	3,  // 20: mash.audit.v1.AuditService.SearchEntries:input_type -> mash.audit.v1.SearchEntriesRequest
-	5,  // 21: mash.audit.v1.AuditService.GetCheckpoint:input_type -> mash.audit.v1.GetCheckpointRequest
-	7,  // 22: mash.audit.v1.AuditService.ProveInclusion:input_type -> mash.audit.v1.ProveInclusionRequest
-	9,  // 23: mash.audit.v1.AuditService.ProveConsistency:input_type -> mash.audit.v1.ProveConsistencyRequest
-	11, // 24: mash.audit.v1.AuditService.ExportTrail:input_type -> mash.audit.v1.ExportTrailRequest
-	15, // 25: mash.audit.v1.AuditService.WhoAccessed:input_type -> mash.audit.v1.WhoAccessedRequest
-	17, // 26: mash.audit.v1.AuditService.UserActivity:input_type -> mash.audit.v1.UserActivityRequest
-	19, // 27: mash.audit.v1.AuditService.UnusualAccess:input_type -> mash.audit.v1.UnusualAccessRequest
-	2,  // 28: mash.audit.v1.AuditService.GetTrail:output_type -> mash.audit.v1.GetTrailResponse
-	4,  // 29: mash.audit.v1.AuditService.SearchEntries:output_type -> mash.audit.v1.SearchEntriesResponse
-	6,  // 30: mash.audit.v1.AuditService.GetCheckpoint:output_type -> mash.audit.v1.GetCheckpointResponse
-	8,  // 31: mash.audit.v1.AuditService.ProveInclusion:output_type -> mash.audit.v1.ProveInclusionResponse
-	10, // 32: mash.audit.v1.AuditService.ProveConsistency:output_type -> mash.audit.v1.ProveConsistencyResponse
-	12, // 33: mash.audit.v1.AuditService.ExportTrail:output_type -> mash.audit.v1.ExportTrailResponse
-	16, // 34: mash.audit.v1.AuditService.WhoAccessed:output_type -> mash.audit.v1.WhoAccessedResponse
-	18, // 35: mash.audit.v1.AuditService.UserActivity:output_type -> mash.audit.v1.UserActivityResponse
-	21, // 36: mash.audit.v1.AuditService.UnusualAccess:output_type -> mash.audit.v1.UnusualAccessResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	0,  // 19: mash.audit.v1.GetSubjectTrailResponse.entries:type_name -> mash.audit.v1.AuditEntry
+	13, // 20: mash.audit.v1.GetSubjectAccessesResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	1,  // 21: mash.audit.v1.AuditService.GetTrail:input_type -> mash.audit.v1.GetTrailRequest
+	3,  // 22: mash.audit.v1.AuditService.SearchEntries:input_type -> mash.audit.v1.SearchEntriesRequest
+	5,  // 23: mash.audit.v1.AuditService.GetCheckpoint:input_type -> mash.audit.v1.GetCheckpointRequest
+	7,  // 24: mash.audit.v1.AuditService.ProveInclusion:input_type -> mash.audit.v1.ProveInclusionRequest
+	9,  // 25: mash.audit.v1.AuditService.ProveConsistency:input_type -> mash.audit.v1.ProveConsistencyRequest
+	11, // 26: mash.audit.v1.AuditService.ExportTrail:input_type -> mash.audit.v1.ExportTrailRequest
+	15, // 27: mash.audit.v1.AuditService.WhoAccessed:input_type -> mash.audit.v1.WhoAccessedRequest
+	17, // 28: mash.audit.v1.AuditService.UserActivity:input_type -> mash.audit.v1.UserActivityRequest
+	19, // 29: mash.audit.v1.AuditService.UnusualAccess:input_type -> mash.audit.v1.UnusualAccessRequest
+	22, // 30: mash.audit.v1.AuditService.GetSubjectTrail:input_type -> mash.audit.v1.GetSubjectTrailRequest
+	24, // 31: mash.audit.v1.AuditService.GetSubjectAccesses:input_type -> mash.audit.v1.GetSubjectAccessesRequest
+	2,  // 32: mash.audit.v1.AuditService.GetTrail:output_type -> mash.audit.v1.GetTrailResponse
+	4,  // 33: mash.audit.v1.AuditService.SearchEntries:output_type -> mash.audit.v1.SearchEntriesResponse
+	6,  // 34: mash.audit.v1.AuditService.GetCheckpoint:output_type -> mash.audit.v1.GetCheckpointResponse
+	8,  // 35: mash.audit.v1.AuditService.ProveInclusion:output_type -> mash.audit.v1.ProveInclusionResponse
+	10, // 36: mash.audit.v1.AuditService.ProveConsistency:output_type -> mash.audit.v1.ProveConsistencyResponse
+	12, // 37: mash.audit.v1.AuditService.ExportTrail:output_type -> mash.audit.v1.ExportTrailResponse
+	16, // 38: mash.audit.v1.AuditService.WhoAccessed:output_type -> mash.audit.v1.WhoAccessedResponse
+	18, // 39: mash.audit.v1.AuditService.UserActivity:output_type -> mash.audit.v1.UserActivityResponse
+	21, // 40: mash.audit.v1.AuditService.UnusualAccess:output_type -> mash.audit.v1.UnusualAccessResponse
+	23, // 41: mash.audit.v1.AuditService.GetSubjectTrail:output_type -> mash.audit.v1.GetSubjectTrailResponse
+	25, // 42: mash.audit.v1.AuditService.GetSubjectAccesses:output_type -> mash.audit.v1.GetSubjectAccessesResponse
+	32, // [32:43] is the sub-list for method output_type
+	21, // [21:32] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_mash_audit_v1_audit_proto_init() }
@@ -1832,7 +2108,7 @@ func file_mash_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_audit_v1_audit_proto_rawDesc), len(file_mash_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

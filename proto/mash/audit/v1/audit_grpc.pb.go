@@ -19,15 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_GetTrail_FullMethodName         = "/mash.audit.v1.AuditService/GetTrail"
-	AuditService_SearchEntries_FullMethodName    = "/mash.audit.v1.AuditService/SearchEntries"
-	AuditService_GetCheckpoint_FullMethodName    = "/mash.audit.v1.AuditService/GetCheckpoint"
-	AuditService_ProveInclusion_FullMethodName   = "/mash.audit.v1.AuditService/ProveInclusion"
-	AuditService_ProveConsistency_FullMethodName = "/mash.audit.v1.AuditService/ProveConsistency"
-	AuditService_ExportTrail_FullMethodName      = "/mash.audit.v1.AuditService/ExportTrail"
-	AuditService_WhoAccessed_FullMethodName      = "/mash.audit.v1.AuditService/WhoAccessed"
-	AuditService_UserActivity_FullMethodName     = "/mash.audit.v1.AuditService/UserActivity"
-	AuditService_UnusualAccess_FullMethodName    = "/mash.audit.v1.AuditService/UnusualAccess"
+	AuditService_GetTrail_FullMethodName           = "/mash.audit.v1.AuditService/GetTrail"
+	AuditService_SearchEntries_FullMethodName      = "/mash.audit.v1.AuditService/SearchEntries"
+	AuditService_GetCheckpoint_FullMethodName      = "/mash.audit.v1.AuditService/GetCheckpoint"
+	AuditService_ProveInclusion_FullMethodName     = "/mash.audit.v1.AuditService/ProveInclusion"
+	AuditService_ProveConsistency_FullMethodName   = "/mash.audit.v1.AuditService/ProveConsistency"
+	AuditService_ExportTrail_FullMethodName        = "/mash.audit.v1.AuditService/ExportTrail"
+	AuditService_WhoAccessed_FullMethodName        = "/mash.audit.v1.AuditService/WhoAccessed"
+	AuditService_UserActivity_FullMethodName       = "/mash.audit.v1.AuditService/UserActivity"
+	AuditService_UnusualAccess_FullMethodName      = "/mash.audit.v1.AuditService/UnusualAccess"
+	AuditService_GetSubjectTrail_FullMethodName    = "/mash.audit.v1.AuditService/GetSubjectTrail"
+	AuditService_GetSubjectAccesses_FullMethodName = "/mash.audit.v1.AuditService/GetSubjectAccesses"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -68,6 +70,12 @@ type AuditServiceClient interface {
 	// UnusualAccess reports access entries in a time range that look unusual, each with its
 	// reasons, newest first.
 	UnusualAccess(ctx context.Context, in *UnusualAccessRequest, opts ...grpc.CallOption) (*UnusualAccessResponse, error)
+	// GetSubjectTrail is GetTrail for a subject access export (mash.triage.v1.TriageService
+	// ExportCase): for those who export cases rather than audit them, and only with a reason
+	// (x-access-reason); recorded as an access entry like every query.
+	GetSubjectTrail(ctx context.Context, in *GetSubjectTrailRequest, opts ...grpc.CallOption) (*GetSubjectTrailResponse, error)
+	// GetSubjectAccesses is WhoAccessed for a subject access export, on the same terms.
+	GetSubjectAccesses(ctx context.Context, in *GetSubjectAccessesRequest, opts ...grpc.CallOption) (*GetSubjectAccessesResponse, error)
 }
 
 type auditServiceClient struct {
@@ -168,6 +176,26 @@ func (c *auditServiceClient) UnusualAccess(ctx context.Context, in *UnusualAcces
 	return out, nil
 }
 
+func (c *auditServiceClient) GetSubjectTrail(ctx context.Context, in *GetSubjectTrailRequest, opts ...grpc.CallOption) (*GetSubjectTrailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSubjectTrailResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetSubjectTrail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) GetSubjectAccesses(ctx context.Context, in *GetSubjectAccessesRequest, opts ...grpc.CallOption) (*GetSubjectAccessesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSubjectAccessesResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetSubjectAccesses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -206,6 +234,12 @@ type AuditServiceServer interface {
 	// UnusualAccess reports access entries in a time range that look unusual, each with its
 	// reasons, newest first.
 	UnusualAccess(context.Context, *UnusualAccessRequest) (*UnusualAccessResponse, error)
+	// GetSubjectTrail is GetTrail for a subject access export (mash.triage.v1.TriageService
+	// ExportCase): for those who export cases rather than audit them, and only with a reason
+	// (x-access-reason); recorded as an access entry like every query.
+	GetSubjectTrail(context.Context, *GetSubjectTrailRequest) (*GetSubjectTrailResponse, error)
+	// GetSubjectAccesses is WhoAccessed for a subject access export, on the same terms.
+	GetSubjectAccesses(context.Context, *GetSubjectAccessesRequest) (*GetSubjectAccessesResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -242,6 +276,12 @@ func (UnimplementedAuditServiceServer) UserActivity(context.Context, *UserActivi
 }
 func (UnimplementedAuditServiceServer) UnusualAccess(context.Context, *UnusualAccessRequest) (*UnusualAccessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnusualAccess not implemented")
+}
+func (UnimplementedAuditServiceServer) GetSubjectTrail(context.Context, *GetSubjectTrailRequest) (*GetSubjectTrailResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSubjectTrail not implemented")
+}
+func (UnimplementedAuditServiceServer) GetSubjectAccesses(context.Context, *GetSubjectAccessesRequest) (*GetSubjectAccessesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSubjectAccesses not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -426,6 +466,42 @@ func _AuditService_UnusualAccess_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_GetSubjectTrail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSubjectTrailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetSubjectTrail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetSubjectTrail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetSubjectTrail(ctx, req.(*GetSubjectTrailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_GetSubjectAccesses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSubjectAccessesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetSubjectAccesses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetSubjectAccesses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetSubjectAccesses(ctx, req.(*GetSubjectAccessesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +544,14 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnusualAccess",
 			Handler:    _AuditService_UnusualAccess_Handler,
+		},
+		{
+			MethodName: "GetSubjectTrail",
+			Handler:    _AuditService_GetSubjectTrail_Handler,
+		},
+		{
+			MethodName: "GetSubjectAccesses",
+			Handler:    _AuditService_GetSubjectAccesses_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -10,6 +10,9 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	v11 "mash/proto/mash/audit/v1"
+	v12 "mash/proto/mash/intake/v1"
+	v13 "mash/proto/mash/notify/v1"
 	v1 "mash/proto/mash/rules/v1"
 	reflect "reflect"
 	sync "sync"
@@ -4226,11 +4229,319 @@ func (x *GetDashboardResponse) GetReferralsByWeek() []*Tally {
 	return nil
 }
 
+type ExportCaseRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// Why the export is made (the subject access request's reference, say). Required: one
+	// line of at most 500 bytes. It is kept with the export's access entry, and with each
+	// read the export makes of the other services.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCaseRequest) Reset() {
+	*x = ExportCaseRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCaseRequest) ProtoMessage() {}
+
+func (x *ExportCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCaseRequest.ProtoReflect.Descriptor instead.
+func (*ExportCaseRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ExportCaseRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *ExportCaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ExportCaseResponse is the subject access export: one document holding everything held
+// about one child. It holds personal data by design.
+type ExportCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "mash.subject-access/v1": the format of this document.
+	Format     string                 `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	ExportedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=exported_at,json=exportedAt,proto3" json:"exported_at,omitempty"`
+	// Who exported (client or user id) and in which role, and why.
+	ExportedBy     string `protobuf:"bytes,3,opt,name=exported_by,json=exportedBy,proto3" json:"exported_by,omitempty"`
+	ExportedByRole string `protobuf:"bytes,4,opt,name=exported_by_role,json=exportedByRole,proto3" json:"exported_by_role,omitempty"`
+	Reason         string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The referral the export was asked for, and the child index entry its child was matched
+	// to (empty while the rules have not yet matched it).
+	ReferralId string `protobuf:"bytes,6,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ChildId    string `protobuf:"bytes,7,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	// Every referral of the child the caller's partnerships hold, oldest first.
+	Referrals []*SubjectReferral `protobuf:"bytes,8,rep,name=referrals,proto3" json:"referrals,omitempty"`
+	// Who read the child's record: every access entry about the child or any of its
+	// referrals, newest first, with the reader's role, agency and reason.
+	Accesses []*v11.AccessRecord `protobuf:"bytes,9,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	// What the export does not hold and why (a referral of the child in a partnership the
+	// caller does not serve, a record erased); empty when nothing is left out.
+	Omissions     []string `protobuf:"bytes,10,rep,name=omissions,proto3" json:"omissions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCaseResponse) Reset() {
+	*x = ExportCaseResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCaseResponse) ProtoMessage() {}
+
+func (x *ExportCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCaseResponse.ProtoReflect.Descriptor instead.
+func (*ExportCaseResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ExportCaseResponse) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *ExportCaseResponse) GetExportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExportedAt
+	}
+	return nil
+}
+
+func (x *ExportCaseResponse) GetExportedBy() string {
+	if x != nil {
+		return x.ExportedBy
+	}
+	return ""
+}
+
+func (x *ExportCaseResponse) GetExportedByRole() string {
+	if x != nil {
+		return x.ExportedByRole
+	}
+	return ""
+}
+
+func (x *ExportCaseResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExportCaseResponse) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *ExportCaseResponse) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
+func (x *ExportCaseResponse) GetReferrals() []*SubjectReferral {
+	if x != nil {
+		return x.Referrals
+	}
+	return nil
+}
+
+func (x *ExportCaseResponse) GetAccesses() []*v11.AccessRecord {
+	if x != nil {
+		return x.Accesses
+	}
+	return nil
+}
+
+func (x *ExportCaseResponse) GetOmissions() []string {
+	if x != nil {
+		return x.Omissions
+	}
+	return nil
+}
+
+// SubjectReferral is everything held about one referral of the child.
+type SubjectReferral struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// The referral as intake received it.
+	Referral *v12.Referral `protobuf:"bytes,2,opt,name=referral,proto3" json:"referral,omitempty"`
+	// The rules' recommendation (recommended) and the decision a person made (current, with
+	// reviewed_by, reviewed_at and review_reason).
+	Decision *v1.Decision `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The case as the hub worked it: state, outcome, consent, sharing authorisation.
+	Case                *Case                 `protobuf:"bytes,4,opt,name=case,proto3" json:"case,omitempty"`
+	StrategyDiscussions []*StrategyDiscussion `protobuf:"bytes,5,rep,name=strategy_discussions,json=strategyDiscussions,proto3" json:"strategy_discussions,omitempty"`
+	InformationRequests []*InformationRequest `protobuf:"bytes,6,rep,name=information_requests,json=informationRequests,proto3" json:"information_requests,omitempty"`
+	Disagreements       []*Disagreement       `protobuf:"bytes,7,rep,name=disagreements,proto3" json:"disagreements,omitempty"`
+	// Every legal hold, standing or lifted.
+	LegalHolds []*LegalHold `protobuf:"bytes,8,rep,name=legal_holds,json=legalHolds,proto3" json:"legal_holds,omitempty"`
+	// Every notification about the referral, oldest first: to which agency, in which role,
+	// the fields its role was sent (share.fields), why and on what lawful basis, when sent
+	// (history), delivered, acknowledged and by whom, and withdrawals.
+	Notifications []*v13.Notification `protobuf:"bytes,9,rep,name=notifications,proto3" json:"notifications,omitempty"`
+	// The referral's audit trail in order: every event and access entry.
+	Trail         []*v11.AuditEntry `protobuf:"bytes,10,rep,name=trail,proto3" json:"trail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubjectReferral) Reset() {
+	*x = SubjectReferral{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubjectReferral) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubjectReferral) ProtoMessage() {}
+
+func (x *SubjectReferral) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubjectReferral.ProtoReflect.Descriptor instead.
+func (*SubjectReferral) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *SubjectReferral) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *SubjectReferral) GetReferral() *v12.Referral {
+	if x != nil {
+		return x.Referral
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetDecision() *v1.Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetStrategyDiscussions() []*StrategyDiscussion {
+	if x != nil {
+		return x.StrategyDiscussions
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetInformationRequests() []*InformationRequest {
+	if x != nil {
+		return x.InformationRequests
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetDisagreements() []*Disagreement {
+	if x != nil {
+		return x.Disagreements
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetLegalHolds() []*LegalHold {
+	if x != nil {
+		return x.LegalHolds
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetNotifications() []*v13.Notification {
+	if x != nil {
+		return x.Notifications
+	}
+	return nil
+}
+
+func (x *SubjectReferral) GetTrail() []*v11.AuditEntry {
+	if x != nil {
+		return x.Trail
+	}
+	return nil
+}
+
 var File_mash_triage_v1_triage_proto protoreflect.FileDescriptor
 
 const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmash/rules/v1/decision.proto\"\xf2\n" +
+	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mash/audit/v1/audit.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1bmash/notify/v1/notify.proto\x1a\x1cmash/rules/v1/decision.proto\"\xf2\n" +
 	"\n" +
 	"\x04Case\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
@@ -4580,7 +4891,40 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x1einformation_request_turnaround\x18\x11 \x03(\v2 .mash.triage.v1.AgencyTurnaroundR\x1cinformationRequestTurnaround\x127\n" +
 	"\x17encompass_notifications\x18\x12 \x01(\x03R\x16encompassNotifications\x129\n" +
 	"\x19encompass_on_time_percent\x18\x13 \x01(\x01R\x16encompassOnTimePercent\x12A\n" +
-	"\x11referrals_by_week\x18\x14 \x03(\v2\x15.mash.triage.v1.TallyR\x0freferralsByWeek*k\n" +
+	"\x11referrals_by_week\x18\x14 \x03(\v2\x15.mash.triage.v1.TallyR\x0freferralsByWeek\"L\n" +
+	"\x11ExportCaseRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9e\x03\n" +
+	"\x12ExportCaseResponse\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12;\n" +
+	"\vexported_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"exportedAt\x12\x1f\n" +
+	"\vexported_by\x18\x03 \x01(\tR\n" +
+	"exportedBy\x12(\n" +
+	"\x10exported_by_role\x18\x04 \x01(\tR\x0eexportedByRole\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vreferral_id\x18\x06 \x01(\tR\n" +
+	"referralId\x12\x19\n" +
+	"\bchild_id\x18\a \x01(\tR\achildId\x12=\n" +
+	"\treferrals\x18\b \x03(\v2\x1f.mash.triage.v1.SubjectReferralR\treferrals\x127\n" +
+	"\baccesses\x18\t \x03(\v2\x1b.mash.audit.v1.AccessRecordR\baccesses\x12\x1c\n" +
+	"\tomissions\x18\n" +
+	" \x03(\tR\tomissions\"\xea\x04\n" +
+	"\x0fSubjectReferral\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x124\n" +
+	"\breferral\x18\x02 \x01(\v2\x18.mash.intake.v1.ReferralR\breferral\x123\n" +
+	"\bdecision\x18\x03 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x12(\n" +
+	"\x04case\x18\x04 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x12U\n" +
+	"\x14strategy_discussions\x18\x05 \x03(\v2\".mash.triage.v1.StrategyDiscussionR\x13strategyDiscussions\x12U\n" +
+	"\x14information_requests\x18\x06 \x03(\v2\".mash.triage.v1.InformationRequestR\x13informationRequests\x12B\n" +
+	"\rdisagreements\x18\a \x03(\v2\x1c.mash.triage.v1.DisagreementR\rdisagreements\x12:\n" +
+	"\vlegal_holds\x18\b \x03(\v2\x19.mash.triage.v1.LegalHoldR\n" +
+	"legalHolds\x12B\n" +
+	"\rnotifications\x18\t \x03(\v2\x1c.mash.notify.v1.NotificationR\rnotifications\x12/\n" +
+	"\x05trail\x18\n" +
+	" \x03(\v2\x19.mash.audit.v1.AuditEntryR\x05trail*k\n" +
 	"\tCaseState\x12\x1a\n" +
 	"\x16CASE_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eAWAITING_RULES\x10\x01\x12\x15\n" +
@@ -4608,7 +4952,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fPRACTITIONER\x10\x01\x12\x10\n" +
 	"\fTEAM_MANAGER\x10\x02\x12\x1f\n" +
 	"\x1bSENIOR_SAFEGUARDING_MANAGER\x10\x03\x12\x0f\n" +
-	"\vPARTNERSHIP\x10\x042\xae\x10\n" +
+	"\vPARTNERSHIP\x10\x042\x83\x11\n" +
 	"\rTriageService\x12P\n" +
 	"\tListQueue\x12 .mash.triage.v1.ListQueueRequest\x1a!.mash.triage.v1.ListQueueResponse\x12J\n" +
 	"\aGetCase\x12\x1e.mash.triage.v1.GetCaseRequest\x1a\x1f.mash.triage.v1.GetCaseResponse\x12P\n" +
@@ -4632,7 +4976,9 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\rRevokeSharing\x12$.mash.triage.v1.RevokeSharingRequest\x1a%.mash.triage.v1.RevokeSharingResponse\x12\\\n" +
 	"\rRecordConsent\x12$.mash.triage.v1.RecordConsentRequest\x1a%.mash.triage.v1.RecordConsentResponse\x12_\n" +
 	"\x0ePlaceLegalHold\x12%.mash.triage.v1.PlaceLegalHoldRequest\x1a&.mash.triage.v1.PlaceLegalHoldResponse\x12\\\n" +
-	"\rLiftLegalHold\x12$.mash.triage.v1.LiftLegalHoldRequest\x1a%.mash.triage.v1.LiftLegalHoldResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
+	"\rLiftLegalHold\x12$.mash.triage.v1.LiftLegalHoldRequest\x1a%.mash.triage.v1.LiftLegalHoldResponse\x12S\n" +
+	"\n" +
+	"ExportCase\x12!.mash.triage.v1.ExportCaseRequest\x1a\".mash.triage.v1.ExportCaseResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
 
 var (
 	file_mash_triage_v1_triage_proto_rawDescOnce sync.Once
@@ -4647,7 +4993,7 @@ func file_mash_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_mash_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(CaseState)(0),                           // 0: mash.triage.v1.CaseState
 	(CaseOutcome)(0),                         // 1: mash.triage.v1.CaseOutcome
@@ -4708,62 +5054,69 @@ var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(*AgencyTurnaround)(nil),                 // 56: mash.triage.v1.AgencyTurnaround
 	(*LevelOutcomes)(nil),                    // 57: mash.triage.v1.LevelOutcomes
 	(*GetDashboardResponse)(nil),             // 58: mash.triage.v1.GetDashboardResponse
-	(v1.Level)(0),                            // 59: mash.rules.v1.Level
-	(v1.Rag)(0),                              // 60: mash.rules.v1.Rag
-	(v1.DecisionStatus)(0),                   // 61: mash.rules.v1.DecisionStatus
-	(*timestamppb.Timestamp)(nil),            // 62: google.protobuf.Timestamp
-	(*v1.Decision)(nil),                      // 63: mash.rules.v1.Decision
+	(*ExportCaseRequest)(nil),                // 59: mash.triage.v1.ExportCaseRequest
+	(*ExportCaseResponse)(nil),               // 60: mash.triage.v1.ExportCaseResponse
+	(*SubjectReferral)(nil),                  // 61: mash.triage.v1.SubjectReferral
+	(v1.Level)(0),                            // 62: mash.rules.v1.Level
+	(v1.Rag)(0),                              // 63: mash.rules.v1.Rag
+	(v1.DecisionStatus)(0),                   // 64: mash.rules.v1.DecisionStatus
+	(*timestamppb.Timestamp)(nil),            // 65: google.protobuf.Timestamp
+	(*v1.Decision)(nil),                      // 66: mash.rules.v1.Decision
+	(*v11.AccessRecord)(nil),                 // 67: mash.audit.v1.AccessRecord
+	(*v12.Referral)(nil),                     // 68: mash.intake.v1.Referral
+	(*v13.Notification)(nil),                 // 69: mash.notify.v1.Notification
+	(*v11.AuditEntry)(nil),                   // 70: mash.audit.v1.AuditEntry
 }
 var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	0,   // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
-	59,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
-	60,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
-	61,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
-	62,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
-	62,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
-	62,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
-	62,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
-	62,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
-	62,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
+	62,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
+	63,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
+	64,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
+	65,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
+	65,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
+	65,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
+	65,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
+	65,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
+	65,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
 	1,   // 10: mash.triage.v1.Case.outcome:type_name -> mash.triage.v1.CaseOutcome
-	62,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	65,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
 	5,   // 12: mash.triage.v1.Case.sharing_authorisation:type_name -> mash.triage.v1.SharingAuthorisation
-	62,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
+	65,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
 	4,   // 14: mash.triage.v1.AuthoriseSharingResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 15: mash.triage.v1.RevokeSharingResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 16: mash.triage.v1.RecordConsentResponse.case:type_name -> mash.triage.v1.Case
 	0,   // 17: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
 	0,   // 18: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
-	60,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
-	59,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
+	63,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
+	62,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
 	4,   // 21: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
 	12,  // 22: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
-	62,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
-	59,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
-	60,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
+	65,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
+	62,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
+	63,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
 	0,   // 26: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
 	1,   // 27: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
-	62,  // 28: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
-	62,  // 29: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
-	62,  // 30: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
-	62,  // 31: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
-	62,  // 32: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
-	62,  // 33: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
-	62,  // 34: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
+	65,  // 28: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
+	65,  // 29: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
+	65,  // 30: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
+	65,  // 31: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
+	65,  // 32: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
+	65,  // 33: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
+	65,  // 34: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
 	2,   // 35: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
-	62,  // 36: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	62,  // 37: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	65,  // 36: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	65,  // 37: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
 	3,   // 38: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
-	62,  // 39: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
-	62,  // 40: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
-	62,  // 41: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
+	65,  // 39: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
+	65,  // 40: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
+	65,  // 41: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
 	3,   // 42: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
-	62,  // 43: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
-	62,  // 44: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
-	62,  // 45: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
+	65,  // 43: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
+	65,  // 44: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
+	65,  // 45: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
 	19,  // 46: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
 	4,   // 47: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
-	63,  // 48: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	66,  // 48: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
 	15,  // 49: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
 	16,  // 50: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
 	17,  // 51: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
@@ -4772,19 +5125,19 @@ var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	4,   // 54: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 55: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 56: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
-	59,  // 57: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
-	60,  // 58: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
+	62,  // 57: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
+	63,  // 58: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
 	4,   // 59: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
-	63,  // 60: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	62,  // 61: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
+	66,  // 60: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	65,  // 61: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
 	17,  // 62: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
 	1,   // 63: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
 	4,   // 64: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
 	39,  // 65: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
 	39,  // 66: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	62,  // 67: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
-	62,  // 68: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
-	62,  // 69: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
+	65,  // 67: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
+	65,  // 68: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
+	65,  // 69: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
 	18,  // 70: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
 	18,  // 71: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
 	18,  // 72: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
@@ -4792,65 +5145,79 @@ var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	20,  // 74: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
 	20,  // 75: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
 	20,  // 76: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	62,  // 77: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
-	62,  // 78: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
-	59,  // 79: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
+	65,  // 77: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
+	65,  // 78: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
+	62,  // 79: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
 	55,  // 80: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
-	62,  // 81: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
-	62,  // 82: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
+	65,  // 81: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
+	65,  // 82: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
 	55,  // 83: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
 	55,  // 84: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
 	57,  // 85: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
 	56,  // 86: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
 	56,  // 87: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
 	55,  // 88: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
-	13,  // 89: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
-	21,  // 90: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
-	23,  // 91: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
-	25,  // 92: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
-	27,  // 93: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
-	29,  // 94: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
-	31,  // 95: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
-	33,  // 96: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
-	40,  // 97: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
-	42,  // 98: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
-	44,  // 99: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
-	46,  // 100: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
-	48,  // 101: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
-	50,  // 102: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
-	52,  // 103: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
-	54,  // 104: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
-	6,   // 105: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
-	8,   // 106: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
-	10,  // 107: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
-	35,  // 108: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
-	37,  // 109: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
-	14,  // 110: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
-	22,  // 111: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
-	24,  // 112: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
-	26,  // 113: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
-	28,  // 114: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
-	30,  // 115: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
-	32,  // 116: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
-	34,  // 117: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
-	41,  // 118: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
-	43,  // 119: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
-	45,  // 120: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
-	47,  // 121: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
-	49,  // 122: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
-	51,  // 123: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
-	53,  // 124: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
-	58,  // 125: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
-	7,   // 126: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
-	9,   // 127: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
-	11,  // 128: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
-	36,  // 129: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
-	38,  // 130: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
-	110, // [110:131] is the sub-list for method output_type
-	89,  // [89:110] is the sub-list for method input_type
-	89,  // [89:89] is the sub-list for extension type_name
-	89,  // [89:89] is the sub-list for extension extendee
-	0,   // [0:89] is the sub-list for field type_name
+	65,  // 89: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
+	61,  // 90: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
+	67,  // 91: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	68,  // 92: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
+	66,  // 93: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
+	4,   // 94: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
+	17,  // 95: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	18,  // 96: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
+	20,  // 97: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
+	39,  // 98: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
+	69,  // 99: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
+	70,  // 100: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
+	13,  // 101: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
+	21,  // 102: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
+	23,  // 103: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
+	25,  // 104: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
+	27,  // 105: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
+	29,  // 106: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
+	31,  // 107: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
+	33,  // 108: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
+	40,  // 109: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
+	42,  // 110: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
+	44,  // 111: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
+	46,  // 112: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
+	48,  // 113: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
+	50,  // 114: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
+	52,  // 115: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
+	54,  // 116: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
+	6,   // 117: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
+	8,   // 118: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
+	10,  // 119: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
+	35,  // 120: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
+	37,  // 121: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
+	59,  // 122: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
+	14,  // 123: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
+	22,  // 124: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
+	24,  // 125: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
+	26,  // 126: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
+	28,  // 127: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
+	30,  // 128: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
+	32,  // 129: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
+	34,  // 130: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
+	41,  // 131: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
+	43,  // 132: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
+	45,  // 133: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
+	47,  // 134: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
+	49,  // 135: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
+	51,  // 136: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
+	53,  // 137: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
+	58,  // 138: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
+	7,   // 139: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
+	9,   // 140: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
+	11,  // 141: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
+	36,  // 142: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
+	38,  // 143: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
+	60,  // 144: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
+	123, // [123:145] is the sub-list for method output_type
+	101, // [101:123] is the sub-list for method input_type
+	101, // [101:101] is the sub-list for extension type_name
+	101, // [101:101] is the sub-list for extension extendee
+	0,   // [0:101] is the sub-list for field type_name
 }
 
 func init() { file_mash_triage_v1_triage_proto_init() }
@@ -4864,7 +5231,7 @@ func file_mash_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_triage_v1_triage_proto_rawDesc), len(file_mash_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   55,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,7 @@ const (
 	TriageService_RecordConsent_FullMethodName            = "/mash.triage.v1.TriageService/RecordConsent"
 	TriageService_PlaceLegalHold_FullMethodName           = "/mash.triage.v1.TriageService/PlaceLegalHold"
 	TriageService_LiftLegalHold_FullMethodName            = "/mash.triage.v1.TriageService/LiftLegalHold"
+	TriageService_ExportCase_FullMethodName               = "/mash.triage.v1.TriageService/ExportCase"
 )
 
 // TriageServiceClient is the client API for TriageService service.
@@ -55,6 +56,7 @@ const (
 // HTTP/JSON: GET /v1/queue, GET /v1/cases/{referral_id},
 // POST /v1/cases/{referral_id}/claim, /release, /assign, /decide, /strategy, /close,
 // POST /v1/cases/{referral_id}/legal-hold, /legal-hold/lift,
+// POST /v1/cases/{referral_id}/export,
 // POST /v1/cases/{referral_id}/information-requests, GET /v1/information-requests,
 // POST /v1/information-requests/{request_id}/answer,
 // POST /v1/cases/{referral_id}/disagreements, GET /v1/disagreements,
@@ -119,6 +121,15 @@ type TriageServiceClient interface {
 	PlaceLegalHold(ctx context.Context, in *PlaceLegalHoldRequest, opts ...grpc.CallOption) (*PlaceLegalHoldResponse, error)
 	// LiftLegalHold lifts a case's legal hold, with a reason. Managers only.
 	LiftLegalHold(ctx context.Context, in *LiftLegalHoldRequest, opts ...grpc.CallOption) (*LiftLegalHoldResponse, error)
+	// ExportCase answers a subject access request: everything mash holds about the referral's
+	// child, gathered from every service as the caller: each referral of the child (by the
+	// child index) as received, the rules' recommendation and the decision, the casework,
+	// legal holds, consent and any sharing authorisation, every notification (which agency,
+	// in what role and with which fields, when sent, delivered, acknowledged or withdrawn),
+	// and the audit trail with who read the record, when and why. Managers only, with a
+	// reason; the export is itself an access entry on the trail.
+	// HTTP: POST /v1/cases/{referral_id}/export.
+	ExportCase(ctx context.Context, in *ExportCaseRequest, opts ...grpc.CallOption) (*ExportCaseResponse, error)
 }
 
 type triageServiceClient struct {
@@ -339,6 +350,16 @@ func (c *triageServiceClient) LiftLegalHold(ctx context.Context, in *LiftLegalHo
 	return out, nil
 }
 
+func (c *triageServiceClient) ExportCase(ctx context.Context, in *ExportCaseRequest, opts ...grpc.CallOption) (*ExportCaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportCaseResponse)
+	err := c.cc.Invoke(ctx, TriageService_ExportCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriageServiceServer is the server API for TriageService service.
 // All implementations must embed UnimplementedTriageServiceServer
 // for forward compatibility.
@@ -352,6 +373,7 @@ func (c *triageServiceClient) LiftLegalHold(ctx context.Context, in *LiftLegalHo
 // HTTP/JSON: GET /v1/queue, GET /v1/cases/{referral_id},
 // POST /v1/cases/{referral_id}/claim, /release, /assign, /decide, /strategy, /close,
 // POST /v1/cases/{referral_id}/legal-hold, /legal-hold/lift,
+// POST /v1/cases/{referral_id}/export,
 // POST /v1/cases/{referral_id}/information-requests, GET /v1/information-requests,
 // POST /v1/information-requests/{request_id}/answer,
 // POST /v1/cases/{referral_id}/disagreements, GET /v1/disagreements,
@@ -416,6 +438,15 @@ type TriageServiceServer interface {
 	PlaceLegalHold(context.Context, *PlaceLegalHoldRequest) (*PlaceLegalHoldResponse, error)
 	// LiftLegalHold lifts a case's legal hold, with a reason. Managers only.
 	LiftLegalHold(context.Context, *LiftLegalHoldRequest) (*LiftLegalHoldResponse, error)
+	// ExportCase answers a subject access request: everything mash holds about the referral's
+	// child, gathered from every service as the caller: each referral of the child (by the
+	// child index) as received, the rules' recommendation and the decision, the casework,
+	// legal holds, consent and any sharing authorisation, every notification (which agency,
+	// in what role and with which fields, when sent, delivered, acknowledged or withdrawn),
+	// and the audit trail with who read the record, when and why. Managers only, with a
+	// reason; the export is itself an access entry on the trail.
+	// HTTP: POST /v1/cases/{referral_id}/export.
+	ExportCase(context.Context, *ExportCaseRequest) (*ExportCaseResponse, error)
 	mustEmbedUnimplementedTriageServiceServer()
 }
 
@@ -488,6 +519,9 @@ func (UnimplementedTriageServiceServer) PlaceLegalHold(context.Context, *PlaceLe
 }
 func (UnimplementedTriageServiceServer) LiftLegalHold(context.Context, *LiftLegalHoldRequest) (*LiftLegalHoldResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LiftLegalHold not implemented")
+}
+func (UnimplementedTriageServiceServer) ExportCase(context.Context, *ExportCaseRequest) (*ExportCaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportCase not implemented")
 }
 func (UnimplementedTriageServiceServer) mustEmbedUnimplementedTriageServiceServer() {}
 func (UnimplementedTriageServiceServer) testEmbeddedByValue()                       {}
@@ -888,6 +922,24 @@ func _TriageService_LiftLegalHold_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriageService_ExportCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).ExportCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_ExportCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).ExportCase(ctx, req.(*ExportCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriageService_ServiceDesc is the grpc.ServiceDesc for TriageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -978,6 +1030,10 @@ var TriageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LiftLegalHold",
 			Handler:    _TriageService_LiftLegalHold_Handler,
+		},
+		{
+			MethodName: "ExportCase",
+			Handler:    _TriageService_ExportCase_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
