@@ -29,10 +29,12 @@ type subjectExport struct {
 		ReferralID string `json:"referralId"`
 		Referral   struct {
 			ExternalReference string `json:"externalReference"`
-			Child             struct {
-				GivenName, FamilyName, NhsNumber string
-			} `json:"child"`
-			Narrative string `json:"narrative"`
+			Submission        struct {
+				Child struct {
+					GivenName, FamilyName, NhsNumber string
+				} `json:"child"`
+				Narrative string `json:"narrative"`
+			} `json:"submission"`
 		} `json:"referral"`
 		Decision struct {
 			Status      string `json:"status"`
@@ -61,6 +63,8 @@ type subjectExport struct {
 			DeliveredAt    string `json:"deliveredAt"`
 			AcknowledgedAt string `json:"acknowledgedAt"`
 			AcknowledgedBy string `json:"acknowledgedBy"`
+			WithdrawnAt    string `json:"withdrawnAt"`
+			Withdraws      string `json:"withdrawsNotificationId"`
 			Share          struct {
 				Fields      []string `json:"fields"`
 				LawfulBasis string   `json:"lawfulBasis"`
@@ -160,15 +164,19 @@ agencies:
 	// A second referral about the same child (the same NHS number): the child index links it.
 	later := submit(bytes.Replace(example(t), []byte(`"SWP-2026-11-000123"`), []byte(`"SWP-2026-11-000999"`), 1))
 
-	// Decided by a practitioner; shared without consent on a manager's authorisation.
-	deadline := time.Now().Add(60 * time.Second)
-	var code int
-	var claimed map[string]any
-	var raw string
-	poll(time.Until(deadline), func() bool {
-		code, claimed, raw = asPractitioner.do("POST", "/v1/cases/"+id+"/claim", map[string]any{})
-		return code != 404
+	pool, err := pgxpool.New(context.Background(), s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// Decided by a practitioner once the rules have recommended; shared without consent on
+	// a manager's authorisation.
+	waitUntil(t, "the rules' recommendation in triage", func() bool {
+		var state int
+		err := pool.QueryRow(context.Background(), `SELECT state FROM triage.cases WHERE referral_id = $1`, id).Scan(&state)
+		return err == nil && state == 2
 	})
+	code, claimed, raw := asPractitioner.do("POST", "/v1/cases/"+id+"/claim", map[string]any{})
 	if code != 200 {
 		t.Fatalf("claim: %d %s", code, raw)
 	}
@@ -185,23 +193,30 @@ agencies:
 	if code, _, raw := asManager.do("POST", "/v1/cases/"+id+"/legal-hold", map[string]any{"reason": holdReason}); code != 200 {
 		t.Fatalf("legal hold: %d %s", code, raw)
 	}
-	// Police acknowledge the action they were sent; social care do not.
+	// Police acknowledge the action they were sent on the decision (what they were told on
+	// the recommendation alone was withdrawn when the decision held sharing back for
+	// consent); social care do not.
+	waitUntil(t, "social care's actions delivered", func() bool { return social.count("ACTION") >= 2 })
 	var policeAction string
 	waitUntil(t, "the police action delivered", func() bool {
 		_, out, _ := asReferrer.do("GET", "/v1/notifications?referralId="+id, nil)
+		policeAction = ""
+		withdrawn := false
 		for _, x := range anyList(out["notifications"]) {
 			n := x.(map[string]any)
-			if str(n, "kind") == "ACTION" && str(n, "agency") == "south-wales-police" && str(n, "state") == "DELIVERED" {
+			if str(n, "kind") != "ACTION" || str(n, "agency") != "south-wales-police" {
+				continue
+			}
+			withdrawn = withdrawn || str(n, "withdrawnAt") != ""
+			if str(n, "state") == "DELIVERED" && str(n, "withdrawnAt") == "" {
 				policeAction = str(n, "id")
-				return true
 			}
 		}
-		return false
+		return withdrawn && policeAction != ""
 	})
 	if code, _, raw := asReferrer.do("POST", "/v1/notifications/"+policeAction+"/acknowledge", map[string]any{"note": "duty sergeant"}); code != 200 {
 		t.Fatalf("police acknowledge: %d %s", code, raw)
 	}
-	waitUntil(t, "social care's actions delivered", func() bool { return social.count("ACTION") >= 2 })
 	// A practitioner reads the case, saying why: the export shows who looked and why.
 	const readReason = "Preparing the strategy discussion"
 	req, _ := http.NewRequest("GET", base+"/v1/cases/"+id, nil)
@@ -213,11 +228,6 @@ agencies:
 		resp.Body.Close()
 	}
 	// Everything is on the trail before the export is made.
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
 	waitUntil(t, "the trail to hold the acknowledgement, the hold and the read", func() bool {
 		var n int
 		err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_type) FROM audit.entries WHERE referral_id = $1 AND event_type IN
@@ -227,7 +237,7 @@ agencies:
 	waitUntil(t, "the second referral to reach triage matched to the child", func() bool {
 		var n int
 		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM triage.cases a JOIN triage.cases b ON a.child_id = b.child_id
-			WHERE a.referral_id = $1 AND b.referral_id = $2 AND a.child_id <> ''`, id, later).Scan(&n)
+			WHERE a.referral_id = $1 AND b.referral_id = $2`, id, later).Scan(&n)
 		return err == nil && n == 1
 	})
 
@@ -307,7 +317,7 @@ agencies:
 		t.Fatalf("export holds %d referrals, want %s then %s", len(doc.Referrals), id, later)
 	}
 	r := doc.Referrals[0]
-	if r.Referral.Child.GivenName != "Alex" || r.Referral.Child.FamilyName != "Morgan" || r.Referral.Child.NhsNumber != "9434765919" ||
+	if c := r.Referral.Submission.Child; c.GivenName != "Alex" || c.FamilyName != "Morgan" || c.NhsNumber != "9434765919" ||
 		r.Referral.ExternalReference != "SWP-2026-11-000123" || doc.Referrals[1].Referral.ExternalReference != "SWP-2026-11-000999" {
 		t.Fatalf("referrals as received: %+v / %+v", r.Referral, doc.Referrals[1].Referral)
 	}
@@ -324,8 +334,12 @@ agencies:
 	// Each agency told, in its role, with the fields it was sent, when sent, delivered and
 	// whether acknowledged.
 	told := map[string]bool{}
+	withdrawn := 0
 	for _, n := range r.Notifications {
-		if n.Kind != "ACTION" {
+		if n.WithdrawnAt != "" {
+			withdrawn++
+		}
+		if n.Kind != "ACTION" || n.WithdrawnAt != "" {
 			continue
 		}
 		told[n.Agency] = true
@@ -345,6 +359,10 @@ agencies:
 		if !told[agency] {
 			t.Errorf("the export does not say %s was told", agency)
 		}
+	}
+	// What was shared on the recommendation alone and then held back is shown withdrawn.
+	if withdrawn == 0 {
+		t.Errorf("the export shows no withdrawal: %+v", r.Notifications)
 	}
 	// The trail: the events of every service, all proven.
 	seen := map[string]bool{}
