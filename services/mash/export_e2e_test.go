@@ -290,8 +290,11 @@ agencies:
 	}
 
 	// The manager's export.
+	began := time.Now()
 	if _, errOut, code := cli(manager, id, "--reason", reason, "--out", out); code != 0 {
 		t.Fatalf("export: exit %d: %s", code, errOut)
+	} else {
+		t.Logf("export (command included) took %s: %s", time.Since(began).Round(time.Millisecond), strings.TrimSpace(errOut))
 	}
 	info, err := os.Stat(out)
 	if err != nil {
