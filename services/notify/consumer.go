@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -201,12 +202,29 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 	}
 	on, held := shareOnFor(pos, posFound, recommendation)
 
+	p := plan{actionTo: map[string]string{}}
+	if !held {
+		// An Encompass notice to a school this decision also tells is folded into the one
+		// message, or, if it went already by its own timetable, the decision's message says
+		// it follows it.
+		encs, err := store.EncompassOf(ctx, tx, d.GetReferralId())
+		if err != nil {
+			return err
+		}
+		for _, n := range encs {
+			if n.Agency != "" {
+				if p.encompass == nil {
+					p.encompass = map[string]store.Notification{}
+				}
+				p.encompass[n.Agency] = n
+			}
+		}
+	}
 	told := map[string][]store.Notification{}
 	for _, n := range st.Active {
 		told[n.Role] = append(told[n.Role], n)
 	}
 	changed := found && (applied.Level != level || applied.RAG != rag || wasRecommendation)
-	p := plan{actionTo: map[string]string{}}
 	if !changed {
 		// Agencies keeping what they were told count as told, in whichever role.
 		for _, n := range st.Active {
@@ -262,12 +280,69 @@ type plan struct {
 	// fills two roles the decision names (or stands in for two out of hours) gets one
 	// message per decision.
 	actionTo map[string]string
+	// encompass holds the referral's Operation Encompass notices by school, for the one
+	// message per agency per decision (foldEncompass).
+	encompass map[string]store.Notification
+}
+
+// encompassMergedNote says a decision's message also carries the Encompass notice.
+const encompassMergedNote = "Operation Encompass: police attended a domestic abuse incident involving this child (see incidentAt); this message carries that notice with the hub's decision"
+
+// foldEncompass keeps to one message per agency per decision where the agency is a school
+// with an Operation Encompass notice for the referral. A notice not yet sent is merged into
+// the decision's message (its content, the incident time, and the earlier of the two
+// deadlines) and never sent itself; one already sent by its own timetable makes the
+// decision's message an update that follows it. A message replacing one that carried the
+// notice carries it again.
+func (p *plan) foldEncompass(sp *spec, prior []store.Notification) {
+	enc, ok := p.encompass[sp.agency.ID]
+	if !ok {
+		for _, n := range prior {
+			if at, carried := carriedEncompass(n); carried && n.Agency == sp.agency.ID {
+				sp.encompass, sp.incidentAt = true, at
+				sp.note = joinNotes(sp.note, encompassMergedNote)
+			}
+		}
+		return
+	}
+	delete(p.encompass, sp.agency.ID)
+	if enc.State == store.StatePending && enc.Attempts == 0 {
+		at, _ := carriedEncompass(enc)
+		sp.encompass, sp.incidentAt, sp.merges = true, at, enc.ID
+		if enc.AckDue != nil && (sp.ackDue.IsZero() || enc.AckDue.Before(sp.ackDue)) {
+			sp.ackDue = enc.AckDue.UTC()
+		}
+		sp.note = joinNotes(sp.note, encompassMergedNote)
+		return
+	}
+	sp.aboutID, sp.aboutAgency = enc.ID, enc.Agency
+	sp.note = joinNotes(sp.note, "the hub's decision, an update to the Operation Encompass notice "+enc.ID+" sent earlier")
+}
+
+// carriedEncompass reports whether a notification carries an Operation Encompass notice
+// (its message names the incident time), and that time.
+func carriedEncompass(n store.Notification) (time.Time, bool) {
+	var m notifyv1.AgencyMessage
+	if protojson.Unmarshal(n.Payload, &m) != nil || m.GetIncidentAt() == nil {
+		return time.Time{}, false
+	}
+	return m.GetIncidentAt().AsTime(), true
+}
+
+func joinNotes(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // withdraw plans telling an agency to disregard and delete what it was sent (why says
 // why), stopping the original's delivery if not yet sent and its escalation.
 func (p *plan) withdraw(dir partnershipDirectory, ref *intakev1.Referral, sum *share.Decision, n store.Notification, now time.Time, why string) {
 	p.withdrawn = append(p.withdrawn, n.ID)
+	if _, carried := carriedEncompass(n); carried && n.Kind == notifyv1.NotificationKind_ACTION.String() {
+		why += "; the Operation Encompass notice it carried (police attended a domestic abuse incident) still stands"
+	}
 	a, ok := dir.byID(n.Agency)
 	if !ok {
 		a = directory.Agency{ID: n.Agency, Partnership: n.Partnership, Channel: n.Channel}
@@ -291,8 +366,11 @@ func (s *Service) execute(ctx context.Context, tx pgx.Tx, referralID string, p p
 	for _, id := range p.withdrawn {
 		store.QueueMarkWithdrawn(b, id, now)
 	}
-	for _, n := range ns {
+	for i, n := range ns {
 		store.QueueInsertNotification(b, n)
+		if m := p.creates[i].merges; m != "" {
+			store.QueueMarkMerged(b, m, n.ID, now)
+		}
 	}
 	if p.applied != nil {
 		store.QueueSetApplied(b, referralID, *p.applied)
@@ -355,9 +433,11 @@ func (s *Service) notifyRole(ctx context.Context, tx pgx.Tx, p *plan, dir partne
 		if len(prior) > 0 {
 			note = "the hub's decision: this replaces the earlier notification"
 		}
-		p.creates = append(p.creates, spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
+		sp := spec{dir: dir, ref: ref, decision: sum, agency: target, role: role, kind: notifyv1.NotificationKind_ACTION,
 			key: key + ":" + a.ID, rag: rag, ackDue: due, routedFrom: routedFrom, note: note, basis: on.basis,
-			authorisedBy: on.by, now: now})
+			authorisedBy: on.by, now: now}
+		p.foldEncompass(&sp, prior)
+		p.creates = append(p.creates, sp)
 	}
 	return nil
 }
@@ -475,6 +555,10 @@ type spec struct {
 	disagreement *share.Disagreement
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
+	// encompass says an ACTION also carries the Operation Encompass notice; merges names
+	// the unsent notice it replaces (foldEncompass).
+	encompass bool
+	merges    string
 	// basis and authorisedBy are what an action share rests on when not the referral's own
 	// consent (see shareOn).
 	basis        *share.Basis
@@ -512,7 +596,8 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 	built, err := share.Build(share.Input{NotificationID: id, Kind: sp.kind, Referral: sp.ref, Agency: sp.agency.ID, Role: sp.role,
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
-		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome, Disagreement: sp.disagreement})
+		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome, Disagreement: sp.disagreement,
+		Encompass: sp.encompass})
 	if err != nil {
 		return store.Notification{}, err
 	}

@@ -85,8 +85,16 @@ func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 					// listener); a receipt alone does not, so this one is unanswered.
 					reason = fmt.Sprintf("information request to %s not answered by its deadline %s", d.Agency, d.AckDue.UTC().Format(time.RFC3339))
 				}
-				if d.DecisionID != "" && d.Kind == notifyv1.NotificationKind_ACTION.String() {
-					ids, err := s.escalateDecision(ctx, tx, dir, &ref, d, now)
+				first, byDecision := d, d.DecisionID != "" && d.Kind == notifyv1.NotificationKind_ACTION.String()
+				if d.Kind == notifyv1.NotificationKind_ENCOMPASS.String() {
+					// A school's Encompass notice joins the escalation of the referral's
+					// decision when there is one: one escalation per decision.
+					if first, byDecision, err = s.decisionToEscalate(ctx, tx, d); err != nil {
+						return err
+					}
+				}
+				if byDecision {
+					ids, err := s.escalateDecision(ctx, tx, dir, &ref, first, now)
 					if err != nil {
 						return err
 					}
@@ -158,38 +166,40 @@ func (s *Service) dutyManagerAt(dir partnershipDirectory, now time.Time) (direct
 	return dm, ok
 }
 
-// escalateDecision sends one escalation for the decision behind first, an overdue action
+// decisionToEscalate finds, for an overdue Encompass notice enc, the decision whose one
+// escalation should list it: the referral's newest unacknowledged action notification
+// stands for it (byDecision); with none, the notice is escalated on its own.
+func (s *Service) decisionToEscalate(ctx context.Context, tx pgx.Tx, enc store.Notification) (store.Notification, bool, error) {
+	n, found, err := store.LatestOpenAction(ctx, tx, enc.ReferralID)
+	if err != nil || !found {
+		return enc, false, err
+	}
+	return n, true, nil
+}
+
+// escalateDecision sends one escalation for the decision behind first, an action
 // notification: it lists every agency told of that decision that has not acknowledged
-// (late, or with its deadline still to come), and marks them all escalated, so a decision
-// never raises more than one. It returns the ids it marked.
+// (late, or with its deadline still to come), the referral's unacknowledged Operation
+// Encompass notices among them, each agency once, and marks them all escalated, so a
+// decision never raises more than one. It returns the ids it marked.
 func (s *Service) escalateDecision(ctx context.Context, tx pgx.Tx, dir partnershipDirectory, ref *intakev1.Referral, first store.Notification, now time.Time) ([]string, error) {
 	open, err := store.UnacknowledgedOfDecision(ctx, tx, first.ReferralID, first.DecisionID, first.DecisionVersion)
 	if err != nil {
 		return nil, err
 	}
+	encs, err := store.OpenEncompassOf(ctx, tx, first.ReferralID)
+	if err != nil {
+		return nil, err
+	}
+	open = append(open, encs...)
 	if !slices.ContainsFunc(open, func(n store.Notification) bool { return n.ID == first.ID }) {
 		open = append(open, first)
 	}
-	var late, waiting []string
-	for _, n := range open {
-		who := n.Agency + " (" + n.Role + ")"
-		if n.RoutedFrom != "" {
-			who = n.Agency + " for " + n.RoutedFrom + " (" + n.Role + ")"
-		}
-		due := n.AckDue.In(s.calendar.Location()).Format("Mon 2 Jan 15:04")
-		if !n.AckDue.After(now) {
-			late = append(late, who+", due "+due)
-		} else {
-			waiting = append(waiting, who+", due "+due)
-		}
-	}
-	reason := fmt.Sprintf("decision %s v%d (%s): not acknowledged by %s", first.DecisionID, first.DecisionVersion, first.RAG, strings.Join(late, "; "))
-	if len(waiting) > 0 {
-		reason += "; also awaiting " + strings.Join(waiting, "; ")
-	}
+	reason := s.decisionEscalationReason(first, open, now)
 	dm, ok := s.dutyManagerAt(dir, now)
+	key := fmt.Sprintf("escalate:decision:%s:v%d", first.DecisionID, first.DecisionVersion)
 	sp := spec{dir: dir, ref: ref, role: directory.RoleDutyManager, kind: notifyv1.NotificationKind_ESCALATION,
-		key: fmt.Sprintf("escalate:decision:%s:v%d", first.DecisionID, first.DecisionVersion), rag: first.RAG, aboutID: first.ID,
+		key: key, rag: first.RAG, aboutID: first.ID,
 		aboutAgency: first.Agency, note: reason, now: now, agency: dm, decision: appliedSummary(first)}
 	if !ok {
 		sp.agency = directory.Agency{Partnership: dir.partnership.ID}
@@ -198,6 +208,14 @@ func (s *Service) escalateDecision(ctx context.Context, tx pgx.Tx, dir partnersh
 	esc, err := s.create(ctx, tx, sp)
 	if err != nil {
 		return nil, err
+	}
+	if esc == nil {
+		// The decision was escalated before, and these came due after (a notice re-addressed
+		// from the dead letters since): they are told once more, together.
+		sp.key = key + ":" + first.ID
+		if esc, err = s.create(ctx, tx, sp); err != nil {
+			return nil, err
+		}
 	}
 	ids := make([]string, 0, len(open))
 	for _, n := range open {
@@ -215,8 +233,59 @@ func (s *Service) escalateDecision(ctx context.Context, tx pgx.Tx, dir partnersh
 	}
 	s.metrics.escalations.Inc()
 	s.log.Warn("decision escalated", zap.String("referral_id", first.ReferralID), zap.String("decision_id", first.DecisionID),
-		zap.Int("late", len(late)), zap.Int("awaiting", len(waiting)), zap.String("to", dm.ID))
+		zap.Int("unacknowledged", len(open)), zap.String("to", dm.ID))
 	return ids, nil
+}
+
+// decisionEscalationReason lists the agencies of a decision's escalation, each once with
+// everything it has not acknowledged (a school's decision and its Encompass notice), late
+// ones first, then those whose deadline is still to come.
+func (s *Service) decisionEscalationReason(first store.Notification, open []store.Notification, now time.Time) string {
+	type agencyDue struct {
+		who  string
+		what []string
+		due  time.Time
+	}
+	byAgency := map[string]*agencyDue{}
+	var order []string
+	for _, n := range open {
+		key := n.Agency + "/" + n.RoutedFrom
+		a, ok := byAgency[key]
+		if !ok {
+			who := n.Agency
+			if n.RoutedFrom != "" {
+				who = n.Agency + " for " + n.RoutedFrom
+			}
+			a = &agencyDue{who: who, due: *n.AckDue}
+			byAgency[key] = a
+			order = append(order, key)
+		}
+		what := n.Role
+		if n.Kind == notifyv1.NotificationKind_ENCOMPASS.String() {
+			what = "Operation Encompass"
+		}
+		if !slices.Contains(a.what, what) {
+			a.what = append(a.what, what)
+		}
+		if n.AckDue.Before(a.due) {
+			a.due = *n.AckDue
+		}
+	}
+	var late, waiting []string
+	for _, key := range order {
+		a := byAgency[key]
+		line := a.who + " (" + strings.Join(a.what, ", ") + "), due " + a.due.In(s.calendar.Location()).Format("Mon 2 Jan 15:04")
+		if !a.due.After(now) {
+			late = append(late, line)
+		} else {
+			waiting = append(waiting, line)
+		}
+	}
+	reason := fmt.Sprintf("decision %s v%d (%s): not acknowledged by %s", first.DecisionID, first.DecisionVersion, first.RAG, strings.Join(late, "; "))
+	if len(waiting) > 0 {
+		reason += "; also awaiting " + strings.Join(waiting, "; ")
+	}
+	return reason
 }
 
 // appliedSummary is the decision as the original notification recorded it.

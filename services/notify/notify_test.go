@@ -266,15 +266,19 @@ func TestRetriesDeadLetterAndRetryFromDeadLetter(t *testing.T) {
 	if n, err := e.svc.EscalateDue(context.Background()); err != nil || n != 2 {
 		t.Fatalf("escalated %d (social care and Encompass), want 2: %v", n, err)
 	}
-	e.waitFor(t, "escalations to fail", func() bool {
+	// Both in the decision's one escalation.
+	e.waitFor(t, "the escalation to fail", func() bool {
 		failed := 0
 		for _, n := range e.rows(t, ref.GetId()) {
 			if n.Kind == "ESCALATION" && n.State == store.StateFailed && n.Attempts == 1 && strings.Contains(n.LastError, "400") {
 				failed++
 			}
 		}
-		return failed == 2
+		return failed == 1
 	})
+	if got := countKind(e.rows(t, ref.GetId()), "ESCALATION", ""); got != 1 {
+		t.Fatalf("%d escalations for one decision, want 1", got)
+	}
 }
 
 // A delivery interrupted by a restart is sent by the next process; nothing is sent twice.

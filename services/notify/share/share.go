@@ -200,6 +200,9 @@ type Input struct {
 	Basis *Basis
 	// Disagreement is the disagreement, for DISAGREEMENT.
 	Disagreement *Disagreement
+	// Encompass says an ACTION also carries the Operation Encompass notice to the same
+	// school (one message per agency per decision); IncidentAt is then the incident's time.
+	Encompass bool
 }
 
 // Basis is what a share rests on when it is not the referral's own consent.
@@ -394,6 +397,9 @@ func purpose(in Input) string {
 			s := fmt.Sprintf("decision %s v%d (%s %s) names %s", d.ID, d.Version, d.Level, d.RAG, in.Role)
 			if len(d.RuleIDs) > 0 {
 				s += " by rule " + strings.Join(d.RuleIDs, ", ")
+			}
+			if in.Encompass {
+				s += "; with the Operation Encompass notice (police-attended domestic abuse incident, child of school age)"
 			}
 			return s
 		}

@@ -486,3 +486,53 @@ func ResearchRequested(ctx context.Context, q Querier, requestID string) (bool, 
 	}
 	return found, nil
 }
+
+// EncompassOf returns, locked, a referral's Operation Encompass notices not withdrawn, so a
+// decision can fold one not yet sent into its message to the same school. The lock waits
+// for a sender's claim to commit, so a notice read as unsent here is not being sent.
+func EncompassOf(ctx context.Context, tx pgx.Tx, referralID string) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND kind = 'ENCOMPASS' AND withdrawn_at IS NULL ORDER BY agency FOR UPDATE`, referralID)
+	if err != nil {
+		return nil, fmt.Errorf("list Encompass notices of %s: %w", referralID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// QueueMarkMerged queues marking notification id as merged into notification into: it is
+// never sent (into carries its content) and awaits no acknowledgement of its own.
+func QueueMarkMerged(b *pgx.Batch, id, into string, at time.Time) {
+	b.Queue(`UPDATE notify.notifications SET withdrawn_at = $2, ack_due = NULL,
+			state = CASE WHEN state = 'PENDING' THEN 'FAILED' ELSE state END,
+			last_error = CASE WHEN state = 'PENDING' THEN 'merged into notification ' || $3 || ': one message per agency per decision' ELSE last_error END
+		WHERE id = $1 AND withdrawn_at IS NULL`, id, at, into)
+}
+
+// OpenEncompassOf returns, locked, a referral's Encompass notices still awaiting
+// acknowledgement and not yet escalated or withdrawn (those another sweep holds are skipped).
+func OpenEncompassOf(ctx context.Context, tx pgx.Tx, referralID string) ([]Notification, error) {
+	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND kind = 'ENCOMPASS' AND ack_due IS NOT NULL
+		AND acknowledged_at IS NULL AND escalated_at IS NULL AND withdrawn_at IS NULL
+		ORDER BY ack_due, agency FOR UPDATE SKIP LOCKED`, referralID)
+	if err != nil {
+		return nil, fmt.Errorf("find unacknowledged Encompass notices of %s: %w", referralID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// LatestOpenAction returns the newest action notification of a referral still awaiting
+// acknowledgement and not escalated or withdrawn; found is false when there is none.
+func LatestOpenAction(ctx context.Context, q Querier, referralID string) (n Notification, found bool, err error) {
+	n, err = scanNotification(q.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
+		WHERE referral_id = $1 AND kind = 'ACTION' AND ack_due IS NOT NULL
+		AND acknowledged_at IS NULL AND escalated_at IS NULL AND withdrawn_at IS NULL
+		ORDER BY decision_version DESC, ack_due LIMIT 1`, referralID))
+	switch {
+	case err == nil:
+		return n, true, nil
+	case errors.Is(err, ErrNotFound):
+		return Notification{}, false, nil
+	}
+	return Notification{}, false, fmt.Errorf("find open action notification of %s: %w", referralID, err)
+}

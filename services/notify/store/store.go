@@ -494,3 +494,17 @@ func AgencyAnywhere(ctx context.Context, q Querier, box *seal.Box, id string) (S
 	}
 	return open(box, a)
 }
+
+// AppliedDecisionOf reads the decision notify last applied for a referral; found is false
+// when none was.
+func AppliedDecisionOf(ctx context.Context, q Querier, referralID string) (a AppliedDecision, found bool, err error) {
+	err = q.QueryRow(ctx, `SELECT decision_id::text, version, agencies, level, rag, status, decision FROM notify.decisions WHERE referral_id = $1`,
+		referralID).Scan(&a.DecisionID, &a.Version, &a.Agencies, &a.Level, &a.RAG, &a.Status, &a.Decision)
+	switch {
+	case err == nil:
+		return a, true, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return AppliedDecision{}, false, nil
+	}
+	return AppliedDecision{}, false, fmt.Errorf("read applied decision of %s: %w", referralID, err)
+}
