@@ -116,6 +116,8 @@ var authzMatrix = map[string]int{
 	"/mash.notify.v1.NotifyService/GetNotification":         everyone,
 	"/mash.notify.v1.NotifyService/AcknowledgeNotification": everyone,
 	"/mash.notify.v1.NotifyService/RetryNotification":       man | adm,
+	"/mash.notify.v1.NotifyService/GetAckDeadlines":         staff,
+	"/mash.notify.v1.NotifyService/SetAckDeadlines":         man | adm,
 	// the message itself: every reader of notifications may ask, only the receiving agency
 	// finds it (to anyone else it is not found)
 	"/mash.notify.v1.AgencyInboxService/GetNotificationMessage": everyone,
@@ -153,6 +155,8 @@ var authzMatrix = map[string]int{
 	"GET /v1/notifications/{id}":                               everyone,
 	"POST /v1/notifications/{id}/acknowledge":                  everyone,
 	"POST /v1/notifications/{id}/retry":                        man | adm,
+	"GET /v1/partnerships/{partnership}/ack-deadlines":         staff,
+	"PUT /v1/partnerships/{partnership}/ack-deadlines":         man | adm,
 	"POST /v1/rules:evaluate":                                  hub,
 	"POST /v1/packs:validate":                                  hub | adm,
 	"POST /v1/packs":                                           man,

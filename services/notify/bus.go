@@ -17,7 +17,7 @@ var Bus = busauth.Role{
 	Service: "notify",
 	Publishes: []string{EventSent, EventDelivered, EventAcknowledged, EventFailed, EventEscalated, EventRetried,
 		EventAnswerReceived, EventChangeProposed, EventChangeApproved, EventChangeRejected, EventChangeExpired, EventSecretRotated,
-		EventContactNotified, EventContactNoticeFailed, channel.SubjectPrefix + "*", access.EventType(accessSubject)},
+		EventContactNotified, EventContactNoticeFailed, EventAdminDirectory, channel.SubjectPrefix + "*", access.EventType(accessSubject)},
 	Durables: []string{consumerDurable, acksDurable, answerInbox, events.AuditedDurable(store.Schema)},
 }
 

@@ -79,6 +79,19 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.NotificationId = r.PathValue("id")
 			return nil
 		}, a.RetryNotification)
+	server.HandleProto(srv, "GET /v1/partnerships/{partnership}/ack-deadlines", func() *notifyv1.GetAckDeadlinesRequest { return &notifyv1.GetAckDeadlinesRequest{} },
+		func(r *http.Request, _ []byte, req *notifyv1.GetAckDeadlinesRequest) error {
+			req.Partnership = r.PathValue("partnership")
+			return nil
+		}, a.GetAckDeadlines)
+	server.HandleProto(srv, "PUT /v1/partnerships/{partnership}/ack-deadlines", func() *notifyv1.SetAckDeadlinesRequest { return &notifyv1.SetAckDeadlinesRequest{} },
+		func(r *http.Request, _ []byte, req *notifyv1.SetAckDeadlinesRequest) error {
+			if req.Partnership != "" && req.Partnership != r.PathValue("partnership") {
+				return apierr.Invalid([]apierr.Violation{{Field: "partnership", Reason: "differs from the partnership in the path"}})
+			}
+			req.Partnership = r.PathValue("partnership")
+			return nil
+		}, a.SetAckDeadlines)
 }
 
 // registerInboxHTTP maps the agency inbox's HTTP/JSON route onto its gRPC method.

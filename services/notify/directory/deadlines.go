@@ -40,8 +40,8 @@ var DefaultAckDeadlines = []AckDeadline{
 
 var ackRAGs = []string{"*", "RED", "AMBER", "GREEN", "NONE"}
 
-// check names what is wrong with d.
-func (d AckDeadline) check() error {
+// Check names what is wrong with d.
+func (d AckDeadline) Check() error {
 	switch {
 	case d.Role != "*" && !rolePattern.MatchString(d.Role):
 		return fmt.Errorf("role %q: use a role as rule packs name it (police, school_dsl, ...) or *", d.Role)

@@ -203,7 +203,7 @@ func (p Partnership) Check() []Problem {
 		ps = append(ps, Problem{"redAckMinutes", "must be between 1 and 1440"})
 	}
 	for i, d := range p.AckDeadlines {
-		if err := d.check(); err != nil {
+		if err := d.Check(); err != nil {
 			ps = append(ps, Problem{fmt.Sprintf("ackDeadlines[%d]", i), err.Error()})
 		}
 	}

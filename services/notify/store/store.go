@@ -119,21 +119,27 @@ func partnershipJSON(ctx context.Context, tx pgx.Tx, id string) ([]byte, error) 
 
 // Partnership reads a partnership's settings.
 func Partnership(ctx context.Context, q Querier, id string) (directory.Partnership, error) {
-	return partnershipFrom(ctx, q.QueryRow, id)
+	return partnershipFrom(ctx, q.QueryRow, id, "")
+}
+
+// PartnershipForUpdate reads and locks a partnership's settings inside tx, so a change made
+// from them does not lose a concurrent one.
+func PartnershipForUpdate(ctx context.Context, tx pgx.Tx, id string) (directory.Partnership, error) {
+	return partnershipFrom(ctx, tx.QueryRow, id, " FOR UPDATE")
 }
 
 // Partnership reads a partnership's settings through the pool.
 func (s *Store) Partnership(ctx context.Context, id string) (directory.Partnership, error) {
-	return partnershipFrom(ctx, s.pool.QueryRow, id)
+	return partnershipFrom(ctx, s.pool.QueryRow, id, "")
 }
 
-func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...any) pgx.Row, id string) (directory.Partnership, error) {
+func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...any) pgx.Row, id, lock string) (directory.Partnership, error) {
 	var p directory.Partnership
 	var dates []time.Time
 	var deadlines []byte
 	err := qr(ctx, `SELECT id, lawful_basis, duty_manager, console_url, school_day_start, school_day_end, school_closures, red_ack_minutes,
 			ack_deadlines
-		FROM notify.partnerships WHERE id = $1`, id).Scan(&p.ID, &p.LawfulBasis, &p.DutyManager, &p.ConsoleURL,
+		FROM notify.partnerships WHERE id = $1`+lock, id).Scan(&p.ID, &p.LawfulBasis, &p.DutyManager, &p.ConsoleURL,
 		&p.SchoolDay.Start, &p.SchoolDay.End, &dates, &p.RedAckMinutes, &deadlines)
 	if err == nil && len(deadlines) > 0 {
 		if jerr := json.Unmarshal(deadlines, &p.AckDeadlines); jerr != nil {

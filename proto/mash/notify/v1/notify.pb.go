@@ -290,6 +290,302 @@ func (NotificationState) EnumDescriptor() ([]byte, []int) {
 	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{3}
 }
 
+// AckDeadline is how long agencies filling a role have to acknowledge a notification of a
+// RAG rating.
+type AckDeadline struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A role as rule packs name it (police, school_dsl, ...), or * for any.
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// RED, AMBER, GREEN, NONE, or * for any.
+	Rag string `protobuf:"bytes,2,opt,name=rag,proto3" json:"rag,omitempty"`
+	// A duration up to 168h ("1h", "90m"), "working-day" (one working day of the hub's
+	// calendar) or "school-day" (before the start of the next school day).
+	Within        string `protobuf:"bytes,3,opt,name=within,proto3" json:"within,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckDeadline) Reset() {
+	*x = AckDeadline{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckDeadline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckDeadline) ProtoMessage() {}
+
+func (x *AckDeadline) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckDeadline.ProtoReflect.Descriptor instead.
+func (*AckDeadline) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AckDeadline) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AckDeadline) GetRag() string {
+	if x != nil {
+		return x.Rag
+	}
+	return ""
+}
+
+func (x *AckDeadline) GetWithin() string {
+	if x != nil {
+		return x.Within
+	}
+	return ""
+}
+
+type GetAckDeadlinesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partnership   string                 `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAckDeadlinesRequest) Reset() {
+	*x = GetAckDeadlinesRequest{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAckDeadlinesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAckDeadlinesRequest) ProtoMessage() {}
+
+func (x *GetAckDeadlinesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAckDeadlinesRequest.ProtoReflect.Descriptor instead.
+func (*GetAckDeadlinesRequest) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetAckDeadlinesRequest) GetPartnership() string {
+	if x != nil {
+		return x.Partnership
+	}
+	return ""
+}
+
+type GetAckDeadlinesResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Partnership string                 `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	// The partnership's own deadlines, in the order they are matched.
+	Deadlines []*AckDeadline `protobuf:"bytes,2,rep,name=deadlines,proto3" json:"deadlines,omitempty"`
+	// How long a Red notification may go unacknowledged where no deadline above says.
+	RedAckMinutes int32 `protobuf:"varint,3,opt,name=red_ack_minutes,json=redAckMinutes,proto3" json:"red_ack_minutes,omitempty"`
+	// The defaults matched after the partnership's own, the Red minutes last.
+	Defaults      []*AckDeadline `protobuf:"bytes,4,rep,name=defaults,proto3" json:"defaults,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAckDeadlinesResponse) Reset() {
+	*x = GetAckDeadlinesResponse{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAckDeadlinesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAckDeadlinesResponse) ProtoMessage() {}
+
+func (x *GetAckDeadlinesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAckDeadlinesResponse.ProtoReflect.Descriptor instead.
+func (*GetAckDeadlinesResponse) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetAckDeadlinesResponse) GetPartnership() string {
+	if x != nil {
+		return x.Partnership
+	}
+	return ""
+}
+
+func (x *GetAckDeadlinesResponse) GetDeadlines() []*AckDeadline {
+	if x != nil {
+		return x.Deadlines
+	}
+	return nil
+}
+
+func (x *GetAckDeadlinesResponse) GetRedAckMinutes() int32 {
+	if x != nil {
+		return x.RedAckMinutes
+	}
+	return 0
+}
+
+func (x *GetAckDeadlinesResponse) GetDefaults() []*AckDeadline {
+	if x != nil {
+		return x.Defaults
+	}
+	return nil
+}
+
+type SetAckDeadlinesRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Partnership string                 `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
+	// The partnership's own deadlines, replacing those it had; empty leaves the defaults.
+	Deadlines []*AckDeadline `protobuf:"bytes,2,rep,name=deadlines,proto3" json:"deadlines,omitempty"`
+	// 1 to 1440; 0 keeps the current figure.
+	RedAckMinutes int32 `protobuf:"varint,3,opt,name=red_ack_minutes,json=redAckMinutes,proto3" json:"red_ack_minutes,omitempty"`
+	// Why the deadlines changed (recorded).
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAckDeadlinesRequest) Reset() {
+	*x = SetAckDeadlinesRequest{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAckDeadlinesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAckDeadlinesRequest) ProtoMessage() {}
+
+func (x *SetAckDeadlinesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAckDeadlinesRequest.ProtoReflect.Descriptor instead.
+func (*SetAckDeadlinesRequest) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SetAckDeadlinesRequest) GetPartnership() string {
+	if x != nil {
+		return x.Partnership
+	}
+	return ""
+}
+
+func (x *SetAckDeadlinesRequest) GetDeadlines() []*AckDeadline {
+	if x != nil {
+		return x.Deadlines
+	}
+	return nil
+}
+
+func (x *SetAckDeadlinesRequest) GetRedAckMinutes() int32 {
+	if x != nil {
+		return x.RedAckMinutes
+	}
+	return 0
+}
+
+func (x *SetAckDeadlinesRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetAckDeadlinesResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Deadlines     *GetAckDeadlinesResponse `protobuf:"bytes,1,opt,name=deadlines,proto3" json:"deadlines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAckDeadlinesResponse) Reset() {
+	*x = SetAckDeadlinesResponse{}
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAckDeadlinesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAckDeadlinesResponse) ProtoMessage() {}
+
+func (x *SetAckDeadlinesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAckDeadlinesResponse.ProtoReflect.Descriptor instead.
+func (*SetAckDeadlinesResponse) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetAckDeadlinesResponse) GetDeadlines() *GetAckDeadlinesResponse {
+	if x != nil {
+		return x.Deadlines
+	}
+	return nil
+}
+
 // WorkingHours are the hours a team answers, in Europe/London wall-clock time, on working
 // days. Empty means around the clock.
 type WorkingHours struct {
@@ -304,7 +600,7 @@ type WorkingHours struct {
 
 func (x *WorkingHours) Reset() {
 	*x = WorkingHours{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[0]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +612,7 @@ func (x *WorkingHours) String() string {
 func (*WorkingHours) ProtoMessage() {}
 
 func (x *WorkingHours) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[0]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +625,7 @@ func (x *WorkingHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkingHours.ProtoReflect.Descriptor instead.
 func (*WorkingHours) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{0}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkingHours) GetStart() string {
@@ -380,7 +676,7 @@ type Agency struct {
 
 func (x *Agency) Reset() {
 	*x = Agency{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +688,7 @@ func (x *Agency) String() string {
 func (*Agency) ProtoMessage() {}
 
 func (x *Agency) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +701,7 @@ func (x *Agency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agency.ProtoReflect.Descriptor instead.
 func (*Agency) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{1}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Agency) GetId() string {
@@ -522,7 +818,7 @@ type ListAgenciesRequest struct {
 
 func (x *ListAgenciesRequest) Reset() {
 	*x = ListAgenciesRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +830,7 @@ func (x *ListAgenciesRequest) String() string {
 func (*ListAgenciesRequest) ProtoMessage() {}
 
 func (x *ListAgenciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +843,7 @@ func (x *ListAgenciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgenciesRequest.ProtoReflect.Descriptor instead.
 func (*ListAgenciesRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListAgenciesRequest) GetPartnership() string {
@@ -566,7 +862,7 @@ type ListAgenciesResponse struct {
 
 func (x *ListAgenciesResponse) Reset() {
 	*x = ListAgenciesResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +874,7 @@ func (x *ListAgenciesResponse) String() string {
 func (*ListAgenciesResponse) ProtoMessage() {}
 
 func (x *ListAgenciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +887,7 @@ func (x *ListAgenciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgenciesResponse.ProtoReflect.Descriptor instead.
 func (*ListAgenciesResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{3}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListAgenciesResponse) GetAgencies() []*Agency {
@@ -614,7 +910,7 @@ type PutAgencyRequest struct {
 
 func (x *PutAgencyRequest) Reset() {
 	*x = PutAgencyRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +922,7 @@ func (x *PutAgencyRequest) String() string {
 func (*PutAgencyRequest) ProtoMessage() {}
 
 func (x *PutAgencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +935,7 @@ func (x *PutAgencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutAgencyRequest.ProtoReflect.Descriptor instead.
 func (*PutAgencyRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{4}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PutAgencyRequest) GetAgency() *Agency {
@@ -679,7 +975,7 @@ type PutAgencyResponse struct {
 
 func (x *PutAgencyResponse) Reset() {
 	*x = PutAgencyResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +987,7 @@ func (x *PutAgencyResponse) String() string {
 func (*PutAgencyResponse) ProtoMessage() {}
 
 func (x *PutAgencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +1000,7 @@ func (x *PutAgencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutAgencyResponse.ProtoReflect.Descriptor instead.
 func (*PutAgencyResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{5}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PutAgencyResponse) GetAgency() *Agency {
@@ -741,7 +1037,7 @@ type FieldChange struct {
 
 func (x *FieldChange) Reset() {
 	*x = FieldChange{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +1049,7 @@ func (x *FieldChange) String() string {
 func (*FieldChange) ProtoMessage() {}
 
 func (x *FieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1062,7 @@ func (x *FieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
 func (*FieldChange) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FieldChange) GetField() string {
@@ -827,7 +1123,7 @@ type DirectoryChange struct {
 
 func (x *DirectoryChange) Reset() {
 	*x = DirectoryChange{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1135,7 @@ func (x *DirectoryChange) String() string {
 func (*DirectoryChange) ProtoMessage() {}
 
 func (x *DirectoryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1148,7 @@ func (x *DirectoryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryChange.ProtoReflect.Descriptor instead.
 func (*DirectoryChange) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{7}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DirectoryChange) GetId() string {
@@ -1015,7 +1311,7 @@ type ListDirectoryChangesRequest struct {
 
 func (x *ListDirectoryChangesRequest) Reset() {
 	*x = ListDirectoryChangesRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1323,7 @@ func (x *ListDirectoryChangesRequest) String() string {
 func (*ListDirectoryChangesRequest) ProtoMessage() {}
 
 func (x *ListDirectoryChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1336,7 @@ func (x *ListDirectoryChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirectoryChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListDirectoryChangesRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{8}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListDirectoryChangesRequest) GetPartnership() string {
@@ -1073,7 +1369,7 @@ type ListDirectoryChangesResponse struct {
 
 func (x *ListDirectoryChangesResponse) Reset() {
 	*x = ListDirectoryChangesResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1381,7 @@ func (x *ListDirectoryChangesResponse) String() string {
 func (*ListDirectoryChangesResponse) ProtoMessage() {}
 
 func (x *ListDirectoryChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1394,7 @@ func (x *ListDirectoryChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirectoryChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListDirectoryChangesResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{9}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListDirectoryChangesResponse) GetChanges() []*DirectoryChange {
@@ -1121,7 +1417,7 @@ type ApproveDirectoryChangeRequest struct {
 
 func (x *ApproveDirectoryChangeRequest) Reset() {
 	*x = ApproveDirectoryChangeRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1429,7 @@ func (x *ApproveDirectoryChangeRequest) String() string {
 func (*ApproveDirectoryChangeRequest) ProtoMessage() {}
 
 func (x *ApproveDirectoryChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[10]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1442,7 @@ func (x *ApproveDirectoryChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDirectoryChangeRequest.ProtoReflect.Descriptor instead.
 func (*ApproveDirectoryChangeRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{10}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApproveDirectoryChangeRequest) GetChangeId() string {
@@ -1181,7 +1477,7 @@ type ApproveDirectoryChangeResponse struct {
 
 func (x *ApproveDirectoryChangeResponse) Reset() {
 	*x = ApproveDirectoryChangeResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1489,7 @@ func (x *ApproveDirectoryChangeResponse) String() string {
 func (*ApproveDirectoryChangeResponse) ProtoMessage() {}
 
 func (x *ApproveDirectoryChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[11]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1502,7 @@ func (x *ApproveDirectoryChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDirectoryChangeResponse.ProtoReflect.Descriptor instead.
 func (*ApproveDirectoryChangeResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{11}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApproveDirectoryChangeResponse) GetChange() *DirectoryChange {
@@ -1235,7 +1531,7 @@ type RejectDirectoryChangeRequest struct {
 
 func (x *RejectDirectoryChangeRequest) Reset() {
 	*x = RejectDirectoryChangeRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1543,7 @@ func (x *RejectDirectoryChangeRequest) String() string {
 func (*RejectDirectoryChangeRequest) ProtoMessage() {}
 
 func (x *RejectDirectoryChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[12]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1556,7 @@ func (x *RejectDirectoryChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectDirectoryChangeRequest.ProtoReflect.Descriptor instead.
 func (*RejectDirectoryChangeRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{12}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RejectDirectoryChangeRequest) GetChangeId() string {
@@ -1293,7 +1589,7 @@ type RejectDirectoryChangeResponse struct {
 
 func (x *RejectDirectoryChangeResponse) Reset() {
 	*x = RejectDirectoryChangeResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1601,7 @@ func (x *RejectDirectoryChangeResponse) String() string {
 func (*RejectDirectoryChangeResponse) ProtoMessage() {}
 
 func (x *RejectDirectoryChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[13]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1614,7 @@ func (x *RejectDirectoryChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectDirectoryChangeResponse.ProtoReflect.Descriptor instead.
 func (*RejectDirectoryChangeResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{13}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RejectDirectoryChangeResponse) GetChange() *DirectoryChange {
@@ -1339,7 +1635,7 @@ type RemoveAgencyRequest struct {
 
 func (x *RemoveAgencyRequest) Reset() {
 	*x = RemoveAgencyRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1647,7 @@ func (x *RemoveAgencyRequest) String() string {
 func (*RemoveAgencyRequest) ProtoMessage() {}
 
 func (x *RemoveAgencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[14]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1660,7 @@ func (x *RemoveAgencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgencyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAgencyRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{14}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemoveAgencyRequest) GetAgencyId() string {
@@ -1396,7 +1692,7 @@ type RemoveAgencyResponse struct {
 
 func (x *RemoveAgencyResponse) Reset() {
 	*x = RemoveAgencyResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1704,7 @@ func (x *RemoveAgencyResponse) String() string {
 func (*RemoveAgencyResponse) ProtoMessage() {}
 
 func (x *RemoveAgencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[15]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1717,7 @@ func (x *RemoveAgencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgencyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAgencyResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{15}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{20}
 }
 
 // Share is the record of what was shared, with whom, why and on what lawful basis.
@@ -1444,7 +1740,7 @@ type Share struct {
 
 func (x *Share) Reset() {
 	*x = Share{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1752,7 @@ func (x *Share) String() string {
 func (*Share) ProtoMessage() {}
 
 func (x *Share) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[16]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1765,7 @@ func (x *Share) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Share.ProtoReflect.Descriptor instead.
 func (*Share) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{16}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Share) GetPayloadSha256() string {
@@ -1535,7 +1831,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1843,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[17]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1856,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{17}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Attempt) GetNumber() int32 {
@@ -1636,7 +1932,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1944,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[18]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1957,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{18}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Notification) GetId() string {
@@ -1882,7 +2178,7 @@ type ListNotificationsRequest struct {
 
 func (x *ListNotificationsRequest) Reset() {
 	*x = ListNotificationsRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[19]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2190,7 @@ func (x *ListNotificationsRequest) String() string {
 func (*ListNotificationsRequest) ProtoMessage() {}
 
 func (x *ListNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[19]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2203,7 @@ func (x *ListNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*ListNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{19}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListNotificationsRequest) GetReferralId() string {
@@ -1962,7 +2258,7 @@ type ListNotificationsResponse struct {
 
 func (x *ListNotificationsResponse) Reset() {
 	*x = ListNotificationsResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[20]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2270,7 @@ func (x *ListNotificationsResponse) String() string {
 func (*ListNotificationsResponse) ProtoMessage() {}
 
 func (x *ListNotificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[20]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2283,7 @@ func (x *ListNotificationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotificationsResponse.ProtoReflect.Descriptor instead.
 func (*ListNotificationsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{20}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListNotificationsResponse) GetNotifications() []*Notification {
@@ -2013,7 +2309,7 @@ type GetNotificationRequest struct {
 
 func (x *GetNotificationRequest) Reset() {
 	*x = GetNotificationRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[21]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2321,7 @@ func (x *GetNotificationRequest) String() string {
 func (*GetNotificationRequest) ProtoMessage() {}
 
 func (x *GetNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[21]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2334,7 @@ func (x *GetNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNotificationRequest.ProtoReflect.Descriptor instead.
 func (*GetNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{21}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetNotificationRequest) GetNotificationId() string {
@@ -2057,7 +2353,7 @@ type GetNotificationResponse struct {
 
 func (x *GetNotificationResponse) Reset() {
 	*x = GetNotificationResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[22]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2365,7 @@ func (x *GetNotificationResponse) String() string {
 func (*GetNotificationResponse) ProtoMessage() {}
 
 func (x *GetNotificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[22]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2378,7 @@ func (x *GetNotificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNotificationResponse.ProtoReflect.Descriptor instead.
 func (*GetNotificationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{22}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetNotificationResponse) GetNotification() *Notification {
@@ -2103,7 +2399,7 @@ type AcknowledgeNotificationRequest struct {
 
 func (x *AcknowledgeNotificationRequest) Reset() {
 	*x = AcknowledgeNotificationRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[23]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2411,7 @@ func (x *AcknowledgeNotificationRequest) String() string {
 func (*AcknowledgeNotificationRequest) ProtoMessage() {}
 
 func (x *AcknowledgeNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[23]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2424,7 @@ func (x *AcknowledgeNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeNotificationRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{23}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AcknowledgeNotificationRequest) GetNotificationId() string {
@@ -2156,7 +2452,7 @@ type AcknowledgeNotificationResponse struct {
 
 func (x *AcknowledgeNotificationResponse) Reset() {
 	*x = AcknowledgeNotificationResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[24]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2464,7 @@ func (x *AcknowledgeNotificationResponse) String() string {
 func (*AcknowledgeNotificationResponse) ProtoMessage() {}
 
 func (x *AcknowledgeNotificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[24]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2477,7 @@ func (x *AcknowledgeNotificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeNotificationResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeNotificationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{24}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AcknowledgeNotificationResponse) GetNotification() *Notification {
@@ -2208,7 +2504,7 @@ type RetryNotificationRequest struct {
 
 func (x *RetryNotificationRequest) Reset() {
 	*x = RetryNotificationRequest{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[25]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2516,7 @@ func (x *RetryNotificationRequest) String() string {
 func (*RetryNotificationRequest) ProtoMessage() {}
 
 func (x *RetryNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[25]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2529,7 @@ func (x *RetryNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryNotificationRequest.ProtoReflect.Descriptor instead.
 func (*RetryNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{25}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RetryNotificationRequest) GetNotificationId() string {
@@ -2259,7 +2555,7 @@ type RetryNotificationResponse struct {
 
 func (x *RetryNotificationResponse) Reset() {
 	*x = RetryNotificationResponse{}
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[26]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2567,7 @@ func (x *RetryNotificationResponse) String() string {
 func (*RetryNotificationResponse) ProtoMessage() {}
 
 func (x *RetryNotificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_notify_proto_msgTypes[26]
+	mi := &file_mash_notify_v1_notify_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2580,7 @@ func (x *RetryNotificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryNotificationResponse.ProtoReflect.Descriptor instead.
 func (*RetryNotificationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{26}
+	return file_mash_notify_v1_notify_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RetryNotificationResponse) GetNotification() *Notification {
@@ -2298,7 +2594,25 @@ var File_mash_notify_v1_notify_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/notify/v1/notify.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n" +
+	"\x1bmash/notify/v1/notify.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n" +
+	"\vAckDeadline\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x10\n" +
+	"\x03rag\x18\x02 \x01(\tR\x03rag\x12\x16\n" +
+	"\x06within\x18\x03 \x01(\tR\x06within\":\n" +
+	"\x16GetAckDeadlinesRequest\x12 \n" +
+	"\vpartnership\x18\x01 \x01(\tR\vpartnership\"\xd7\x01\n" +
+	"\x17GetAckDeadlinesResponse\x12 \n" +
+	"\vpartnership\x18\x01 \x01(\tR\vpartnership\x129\n" +
+	"\tdeadlines\x18\x02 \x03(\v2\x1b.mash.notify.v1.AckDeadlineR\tdeadlines\x12&\n" +
+	"\x0fred_ack_minutes\x18\x03 \x01(\x05R\rredAckMinutes\x127\n" +
+	"\bdefaults\x18\x04 \x03(\v2\x1b.mash.notify.v1.AckDeadlineR\bdefaults\"\xb5\x01\n" +
+	"\x16SetAckDeadlinesRequest\x12 \n" +
+	"\vpartnership\x18\x01 \x01(\tR\vpartnership\x129\n" +
+	"\tdeadlines\x18\x02 \x03(\v2\x1b.mash.notify.v1.AckDeadlineR\tdeadlines\x12&\n" +
+	"\x0fred_ack_minutes\x18\x03 \x01(\x05R\rredAckMinutes\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"`\n" +
+	"\x17SetAckDeadlinesResponse\x12E\n" +
+	"\tdeadlines\x18\x01 \x01(\v2'.mash.notify.v1.GetAckDeadlinesResponseR\tdeadlines\"6\n" +
 	"\fWorkingHours\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\tR\x03end\"\xe8\x03\n" +
@@ -2502,7 +2816,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\tDELIVERED\x10\x03\x12\x10\n" +
 	"\fACKNOWLEDGED\x10\x04\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\x052\xad\b\n" +
+	"\x06FAILED\x10\x052\xf5\t\n" +
 	"\rNotifyService\x12Y\n" +
 	"\fListAgencies\x12#.mash.notify.v1.ListAgenciesRequest\x1a$.mash.notify.v1.ListAgenciesResponse\x12P\n" +
 	"\tPutAgency\x12 .mash.notify.v1.PutAgencyRequest\x1a!.mash.notify.v1.PutAgencyResponse\x12q\n" +
@@ -2513,7 +2827,9 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x11ListNotifications\x12(.mash.notify.v1.ListNotificationsRequest\x1a).mash.notify.v1.ListNotificationsResponse\x12b\n" +
 	"\x0fGetNotification\x12&.mash.notify.v1.GetNotificationRequest\x1a'.mash.notify.v1.GetNotificationResponse\x12z\n" +
 	"\x17AcknowledgeNotification\x12..mash.notify.v1.AcknowledgeNotificationRequest\x1a/.mash.notify.v1.AcknowledgeNotificationResponse\x12h\n" +
-	"\x11RetryNotification\x12(.mash.notify.v1.RetryNotificationRequest\x1a).mash.notify.v1.RetryNotificationResponseB$Z\"mash/proto/mash/notify/v1;notifyv1b\x06proto3"
+	"\x11RetryNotification\x12(.mash.notify.v1.RetryNotificationRequest\x1a).mash.notify.v1.RetryNotificationResponse\x12b\n" +
+	"\x0fGetAckDeadlines\x12&.mash.notify.v1.GetAckDeadlinesRequest\x1a'.mash.notify.v1.GetAckDeadlinesResponse\x12b\n" +
+	"\x0fSetAckDeadlines\x12&.mash.notify.v1.SetAckDeadlinesRequest\x1a'.mash.notify.v1.SetAckDeadlinesResponseB$Z\"mash/proto/mash/notify/v1;notifyv1b\x06proto3"
 
 var (
 	file_mash_notify_v1_notify_proto_rawDescOnce sync.Once
@@ -2528,102 +2844,115 @@ func file_mash_notify_v1_notify_proto_rawDescGZIP() []byte {
 }
 
 var file_mash_notify_v1_notify_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mash_notify_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_mash_notify_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_mash_notify_v1_notify_proto_goTypes = []any{
 	(ChannelKind)(0),                        // 0: mash.notify.v1.ChannelKind
 	(DirectoryChangeState)(0),               // 1: mash.notify.v1.DirectoryChangeState
 	(NotificationKind)(0),                   // 2: mash.notify.v1.NotificationKind
 	(NotificationState)(0),                  // 3: mash.notify.v1.NotificationState
-	(*WorkingHours)(nil),                    // 4: mash.notify.v1.WorkingHours
-	(*Agency)(nil),                          // 5: mash.notify.v1.Agency
-	(*ListAgenciesRequest)(nil),             // 6: mash.notify.v1.ListAgenciesRequest
-	(*ListAgenciesResponse)(nil),            // 7: mash.notify.v1.ListAgenciesResponse
-	(*PutAgencyRequest)(nil),                // 8: mash.notify.v1.PutAgencyRequest
-	(*PutAgencyResponse)(nil),               // 9: mash.notify.v1.PutAgencyResponse
-	(*FieldChange)(nil),                     // 10: mash.notify.v1.FieldChange
-	(*DirectoryChange)(nil),                 // 11: mash.notify.v1.DirectoryChange
-	(*ListDirectoryChangesRequest)(nil),     // 12: mash.notify.v1.ListDirectoryChangesRequest
-	(*ListDirectoryChangesResponse)(nil),    // 13: mash.notify.v1.ListDirectoryChangesResponse
-	(*ApproveDirectoryChangeRequest)(nil),   // 14: mash.notify.v1.ApproveDirectoryChangeRequest
-	(*ApproveDirectoryChangeResponse)(nil),  // 15: mash.notify.v1.ApproveDirectoryChangeResponse
-	(*RejectDirectoryChangeRequest)(nil),    // 16: mash.notify.v1.RejectDirectoryChangeRequest
-	(*RejectDirectoryChangeResponse)(nil),   // 17: mash.notify.v1.RejectDirectoryChangeResponse
-	(*RemoveAgencyRequest)(nil),             // 18: mash.notify.v1.RemoveAgencyRequest
-	(*RemoveAgencyResponse)(nil),            // 19: mash.notify.v1.RemoveAgencyResponse
-	(*Share)(nil),                           // 20: mash.notify.v1.Share
-	(*Attempt)(nil),                         // 21: mash.notify.v1.Attempt
-	(*Notification)(nil),                    // 22: mash.notify.v1.Notification
-	(*ListNotificationsRequest)(nil),        // 23: mash.notify.v1.ListNotificationsRequest
-	(*ListNotificationsResponse)(nil),       // 24: mash.notify.v1.ListNotificationsResponse
-	(*GetNotificationRequest)(nil),          // 25: mash.notify.v1.GetNotificationRequest
-	(*GetNotificationResponse)(nil),         // 26: mash.notify.v1.GetNotificationResponse
-	(*AcknowledgeNotificationRequest)(nil),  // 27: mash.notify.v1.AcknowledgeNotificationRequest
-	(*AcknowledgeNotificationResponse)(nil), // 28: mash.notify.v1.AcknowledgeNotificationResponse
-	(*RetryNotificationRequest)(nil),        // 29: mash.notify.v1.RetryNotificationRequest
-	(*RetryNotificationResponse)(nil),       // 30: mash.notify.v1.RetryNotificationResponse
-	(*timestamppb.Timestamp)(nil),           // 31: google.protobuf.Timestamp
+	(*AckDeadline)(nil),                     // 4: mash.notify.v1.AckDeadline
+	(*GetAckDeadlinesRequest)(nil),          // 5: mash.notify.v1.GetAckDeadlinesRequest
+	(*GetAckDeadlinesResponse)(nil),         // 6: mash.notify.v1.GetAckDeadlinesResponse
+	(*SetAckDeadlinesRequest)(nil),          // 7: mash.notify.v1.SetAckDeadlinesRequest
+	(*SetAckDeadlinesResponse)(nil),         // 8: mash.notify.v1.SetAckDeadlinesResponse
+	(*WorkingHours)(nil),                    // 9: mash.notify.v1.WorkingHours
+	(*Agency)(nil),                          // 10: mash.notify.v1.Agency
+	(*ListAgenciesRequest)(nil),             // 11: mash.notify.v1.ListAgenciesRequest
+	(*ListAgenciesResponse)(nil),            // 12: mash.notify.v1.ListAgenciesResponse
+	(*PutAgencyRequest)(nil),                // 13: mash.notify.v1.PutAgencyRequest
+	(*PutAgencyResponse)(nil),               // 14: mash.notify.v1.PutAgencyResponse
+	(*FieldChange)(nil),                     // 15: mash.notify.v1.FieldChange
+	(*DirectoryChange)(nil),                 // 16: mash.notify.v1.DirectoryChange
+	(*ListDirectoryChangesRequest)(nil),     // 17: mash.notify.v1.ListDirectoryChangesRequest
+	(*ListDirectoryChangesResponse)(nil),    // 18: mash.notify.v1.ListDirectoryChangesResponse
+	(*ApproveDirectoryChangeRequest)(nil),   // 19: mash.notify.v1.ApproveDirectoryChangeRequest
+	(*ApproveDirectoryChangeResponse)(nil),  // 20: mash.notify.v1.ApproveDirectoryChangeResponse
+	(*RejectDirectoryChangeRequest)(nil),    // 21: mash.notify.v1.RejectDirectoryChangeRequest
+	(*RejectDirectoryChangeResponse)(nil),   // 22: mash.notify.v1.RejectDirectoryChangeResponse
+	(*RemoveAgencyRequest)(nil),             // 23: mash.notify.v1.RemoveAgencyRequest
+	(*RemoveAgencyResponse)(nil),            // 24: mash.notify.v1.RemoveAgencyResponse
+	(*Share)(nil),                           // 25: mash.notify.v1.Share
+	(*Attempt)(nil),                         // 26: mash.notify.v1.Attempt
+	(*Notification)(nil),                    // 27: mash.notify.v1.Notification
+	(*ListNotificationsRequest)(nil),        // 28: mash.notify.v1.ListNotificationsRequest
+	(*ListNotificationsResponse)(nil),       // 29: mash.notify.v1.ListNotificationsResponse
+	(*GetNotificationRequest)(nil),          // 30: mash.notify.v1.GetNotificationRequest
+	(*GetNotificationResponse)(nil),         // 31: mash.notify.v1.GetNotificationResponse
+	(*AcknowledgeNotificationRequest)(nil),  // 32: mash.notify.v1.AcknowledgeNotificationRequest
+	(*AcknowledgeNotificationResponse)(nil), // 33: mash.notify.v1.AcknowledgeNotificationResponse
+	(*RetryNotificationRequest)(nil),        // 34: mash.notify.v1.RetryNotificationRequest
+	(*RetryNotificationResponse)(nil),       // 35: mash.notify.v1.RetryNotificationResponse
+	(*timestamppb.Timestamp)(nil),           // 36: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_notify_proto_depIdxs = []int32{
-	0,  // 0: mash.notify.v1.Agency.channel:type_name -> mash.notify.v1.ChannelKind
-	4,  // 1: mash.notify.v1.Agency.hours:type_name -> mash.notify.v1.WorkingHours
-	31, // 2: mash.notify.v1.Agency.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 3: mash.notify.v1.ListAgenciesResponse.agencies:type_name -> mash.notify.v1.Agency
-	5,  // 4: mash.notify.v1.PutAgencyRequest.agency:type_name -> mash.notify.v1.Agency
-	5,  // 5: mash.notify.v1.PutAgencyResponse.agency:type_name -> mash.notify.v1.Agency
-	11, // 6: mash.notify.v1.PutAgencyResponse.pending_change:type_name -> mash.notify.v1.DirectoryChange
-	1,  // 7: mash.notify.v1.DirectoryChange.state:type_name -> mash.notify.v1.DirectoryChangeState
-	5,  // 8: mash.notify.v1.DirectoryChange.proposed:type_name -> mash.notify.v1.Agency
-	10, // 9: mash.notify.v1.DirectoryChange.changes:type_name -> mash.notify.v1.FieldChange
-	31, // 10: mash.notify.v1.DirectoryChange.proposed_at:type_name -> google.protobuf.Timestamp
-	31, // 11: mash.notify.v1.DirectoryChange.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 12: mash.notify.v1.DirectoryChange.decided_at:type_name -> google.protobuf.Timestamp
-	1,  // 13: mash.notify.v1.ListDirectoryChangesRequest.state:type_name -> mash.notify.v1.DirectoryChangeState
-	11, // 14: mash.notify.v1.ListDirectoryChangesResponse.changes:type_name -> mash.notify.v1.DirectoryChange
-	11, // 15: mash.notify.v1.ApproveDirectoryChangeResponse.change:type_name -> mash.notify.v1.DirectoryChange
-	5,  // 16: mash.notify.v1.ApproveDirectoryChangeResponse.agency:type_name -> mash.notify.v1.Agency
-	11, // 17: mash.notify.v1.RejectDirectoryChangeResponse.change:type_name -> mash.notify.v1.DirectoryChange
-	31, // 18: mash.notify.v1.Attempt.at:type_name -> google.protobuf.Timestamp
-	2,  // 19: mash.notify.v1.Notification.kind:type_name -> mash.notify.v1.NotificationKind
-	3,  // 20: mash.notify.v1.Notification.state:type_name -> mash.notify.v1.NotificationState
-	20, // 21: mash.notify.v1.Notification.share:type_name -> mash.notify.v1.Share
-	31, // 22: mash.notify.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	31, // 23: mash.notify.v1.Notification.next_attempt_at:type_name -> google.protobuf.Timestamp
-	31, // 24: mash.notify.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
-	31, // 25: mash.notify.v1.Notification.acknowledged_at:type_name -> google.protobuf.Timestamp
-	31, // 26: mash.notify.v1.Notification.ack_due:type_name -> google.protobuf.Timestamp
-	31, // 27: mash.notify.v1.Notification.escalated_at:type_name -> google.protobuf.Timestamp
-	31, // 28: mash.notify.v1.Notification.withdrawn_at:type_name -> google.protobuf.Timestamp
-	21, // 29: mash.notify.v1.Notification.history:type_name -> mash.notify.v1.Attempt
-	3,  // 30: mash.notify.v1.ListNotificationsRequest.state:type_name -> mash.notify.v1.NotificationState
-	22, // 31: mash.notify.v1.ListNotificationsResponse.notifications:type_name -> mash.notify.v1.Notification
-	22, // 32: mash.notify.v1.GetNotificationResponse.notification:type_name -> mash.notify.v1.Notification
-	22, // 33: mash.notify.v1.AcknowledgeNotificationResponse.notification:type_name -> mash.notify.v1.Notification
-	22, // 34: mash.notify.v1.RetryNotificationResponse.notification:type_name -> mash.notify.v1.Notification
-	6,  // 35: mash.notify.v1.NotifyService.ListAgencies:input_type -> mash.notify.v1.ListAgenciesRequest
-	8,  // 36: mash.notify.v1.NotifyService.PutAgency:input_type -> mash.notify.v1.PutAgencyRequest
-	12, // 37: mash.notify.v1.NotifyService.ListDirectoryChanges:input_type -> mash.notify.v1.ListDirectoryChangesRequest
-	14, // 38: mash.notify.v1.NotifyService.ApproveDirectoryChange:input_type -> mash.notify.v1.ApproveDirectoryChangeRequest
-	16, // 39: mash.notify.v1.NotifyService.RejectDirectoryChange:input_type -> mash.notify.v1.RejectDirectoryChangeRequest
-	18, // 40: mash.notify.v1.NotifyService.RemoveAgency:input_type -> mash.notify.v1.RemoveAgencyRequest
-	23, // 41: mash.notify.v1.NotifyService.ListNotifications:input_type -> mash.notify.v1.ListNotificationsRequest
-	25, // 42: mash.notify.v1.NotifyService.GetNotification:input_type -> mash.notify.v1.GetNotificationRequest
-	27, // 43: mash.notify.v1.NotifyService.AcknowledgeNotification:input_type -> mash.notify.v1.AcknowledgeNotificationRequest
-	29, // 44: mash.notify.v1.NotifyService.RetryNotification:input_type -> mash.notify.v1.RetryNotificationRequest
-	7,  // 45: mash.notify.v1.NotifyService.ListAgencies:output_type -> mash.notify.v1.ListAgenciesResponse
-	9,  // 46: mash.notify.v1.NotifyService.PutAgency:output_type -> mash.notify.v1.PutAgencyResponse
-	13, // 47: mash.notify.v1.NotifyService.ListDirectoryChanges:output_type -> mash.notify.v1.ListDirectoryChangesResponse
-	15, // 48: mash.notify.v1.NotifyService.ApproveDirectoryChange:output_type -> mash.notify.v1.ApproveDirectoryChangeResponse
-	17, // 49: mash.notify.v1.NotifyService.RejectDirectoryChange:output_type -> mash.notify.v1.RejectDirectoryChangeResponse
-	19, // 50: mash.notify.v1.NotifyService.RemoveAgency:output_type -> mash.notify.v1.RemoveAgencyResponse
-	24, // 51: mash.notify.v1.NotifyService.ListNotifications:output_type -> mash.notify.v1.ListNotificationsResponse
-	26, // 52: mash.notify.v1.NotifyService.GetNotification:output_type -> mash.notify.v1.GetNotificationResponse
-	28, // 53: mash.notify.v1.NotifyService.AcknowledgeNotification:output_type -> mash.notify.v1.AcknowledgeNotificationResponse
-	30, // 54: mash.notify.v1.NotifyService.RetryNotification:output_type -> mash.notify.v1.RetryNotificationResponse
-	45, // [45:55] is the sub-list for method output_type
-	35, // [35:45] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	4,  // 0: mash.notify.v1.GetAckDeadlinesResponse.deadlines:type_name -> mash.notify.v1.AckDeadline
+	4,  // 1: mash.notify.v1.GetAckDeadlinesResponse.defaults:type_name -> mash.notify.v1.AckDeadline
+	4,  // 2: mash.notify.v1.SetAckDeadlinesRequest.deadlines:type_name -> mash.notify.v1.AckDeadline
+	6,  // 3: mash.notify.v1.SetAckDeadlinesResponse.deadlines:type_name -> mash.notify.v1.GetAckDeadlinesResponse
+	0,  // 4: mash.notify.v1.Agency.channel:type_name -> mash.notify.v1.ChannelKind
+	9,  // 5: mash.notify.v1.Agency.hours:type_name -> mash.notify.v1.WorkingHours
+	36, // 6: mash.notify.v1.Agency.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 7: mash.notify.v1.ListAgenciesResponse.agencies:type_name -> mash.notify.v1.Agency
+	10, // 8: mash.notify.v1.PutAgencyRequest.agency:type_name -> mash.notify.v1.Agency
+	10, // 9: mash.notify.v1.PutAgencyResponse.agency:type_name -> mash.notify.v1.Agency
+	16, // 10: mash.notify.v1.PutAgencyResponse.pending_change:type_name -> mash.notify.v1.DirectoryChange
+	1,  // 11: mash.notify.v1.DirectoryChange.state:type_name -> mash.notify.v1.DirectoryChangeState
+	10, // 12: mash.notify.v1.DirectoryChange.proposed:type_name -> mash.notify.v1.Agency
+	15, // 13: mash.notify.v1.DirectoryChange.changes:type_name -> mash.notify.v1.FieldChange
+	36, // 14: mash.notify.v1.DirectoryChange.proposed_at:type_name -> google.protobuf.Timestamp
+	36, // 15: mash.notify.v1.DirectoryChange.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 16: mash.notify.v1.DirectoryChange.decided_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: mash.notify.v1.ListDirectoryChangesRequest.state:type_name -> mash.notify.v1.DirectoryChangeState
+	16, // 18: mash.notify.v1.ListDirectoryChangesResponse.changes:type_name -> mash.notify.v1.DirectoryChange
+	16, // 19: mash.notify.v1.ApproveDirectoryChangeResponse.change:type_name -> mash.notify.v1.DirectoryChange
+	10, // 20: mash.notify.v1.ApproveDirectoryChangeResponse.agency:type_name -> mash.notify.v1.Agency
+	16, // 21: mash.notify.v1.RejectDirectoryChangeResponse.change:type_name -> mash.notify.v1.DirectoryChange
+	36, // 22: mash.notify.v1.Attempt.at:type_name -> google.protobuf.Timestamp
+	2,  // 23: mash.notify.v1.Notification.kind:type_name -> mash.notify.v1.NotificationKind
+	3,  // 24: mash.notify.v1.Notification.state:type_name -> mash.notify.v1.NotificationState
+	25, // 25: mash.notify.v1.Notification.share:type_name -> mash.notify.v1.Share
+	36, // 26: mash.notify.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	36, // 27: mash.notify.v1.Notification.next_attempt_at:type_name -> google.protobuf.Timestamp
+	36, // 28: mash.notify.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	36, // 29: mash.notify.v1.Notification.acknowledged_at:type_name -> google.protobuf.Timestamp
+	36, // 30: mash.notify.v1.Notification.ack_due:type_name -> google.protobuf.Timestamp
+	36, // 31: mash.notify.v1.Notification.escalated_at:type_name -> google.protobuf.Timestamp
+	36, // 32: mash.notify.v1.Notification.withdrawn_at:type_name -> google.protobuf.Timestamp
+	26, // 33: mash.notify.v1.Notification.history:type_name -> mash.notify.v1.Attempt
+	3,  // 34: mash.notify.v1.ListNotificationsRequest.state:type_name -> mash.notify.v1.NotificationState
+	27, // 35: mash.notify.v1.ListNotificationsResponse.notifications:type_name -> mash.notify.v1.Notification
+	27, // 36: mash.notify.v1.GetNotificationResponse.notification:type_name -> mash.notify.v1.Notification
+	27, // 37: mash.notify.v1.AcknowledgeNotificationResponse.notification:type_name -> mash.notify.v1.Notification
+	27, // 38: mash.notify.v1.RetryNotificationResponse.notification:type_name -> mash.notify.v1.Notification
+	11, // 39: mash.notify.v1.NotifyService.ListAgencies:input_type -> mash.notify.v1.ListAgenciesRequest
+	13, // 40: mash.notify.v1.NotifyService.PutAgency:input_type -> mash.notify.v1.PutAgencyRequest
+	17, // 41: mash.notify.v1.NotifyService.ListDirectoryChanges:input_type -> mash.notify.v1.ListDirectoryChangesRequest
+	19, // 42: mash.notify.v1.NotifyService.ApproveDirectoryChange:input_type -> mash.notify.v1.ApproveDirectoryChangeRequest
+	21, // 43: mash.notify.v1.NotifyService.RejectDirectoryChange:input_type -> mash.notify.v1.RejectDirectoryChangeRequest
+	23, // 44: mash.notify.v1.NotifyService.RemoveAgency:input_type -> mash.notify.v1.RemoveAgencyRequest
+	28, // 45: mash.notify.v1.NotifyService.ListNotifications:input_type -> mash.notify.v1.ListNotificationsRequest
+	30, // 46: mash.notify.v1.NotifyService.GetNotification:input_type -> mash.notify.v1.GetNotificationRequest
+	32, // 47: mash.notify.v1.NotifyService.AcknowledgeNotification:input_type -> mash.notify.v1.AcknowledgeNotificationRequest
+	34, // 48: mash.notify.v1.NotifyService.RetryNotification:input_type -> mash.notify.v1.RetryNotificationRequest
+	5,  // 49: mash.notify.v1.NotifyService.GetAckDeadlines:input_type -> mash.notify.v1.GetAckDeadlinesRequest
+	7,  // 50: mash.notify.v1.NotifyService.SetAckDeadlines:input_type -> mash.notify.v1.SetAckDeadlinesRequest
+	12, // 51: mash.notify.v1.NotifyService.ListAgencies:output_type -> mash.notify.v1.ListAgenciesResponse
+	14, // 52: mash.notify.v1.NotifyService.PutAgency:output_type -> mash.notify.v1.PutAgencyResponse
+	18, // 53: mash.notify.v1.NotifyService.ListDirectoryChanges:output_type -> mash.notify.v1.ListDirectoryChangesResponse
+	20, // 54: mash.notify.v1.NotifyService.ApproveDirectoryChange:output_type -> mash.notify.v1.ApproveDirectoryChangeResponse
+	22, // 55: mash.notify.v1.NotifyService.RejectDirectoryChange:output_type -> mash.notify.v1.RejectDirectoryChangeResponse
+	24, // 56: mash.notify.v1.NotifyService.RemoveAgency:output_type -> mash.notify.v1.RemoveAgencyResponse
+	29, // 57: mash.notify.v1.NotifyService.ListNotifications:output_type -> mash.notify.v1.ListNotificationsResponse
+	31, // 58: mash.notify.v1.NotifyService.GetNotification:output_type -> mash.notify.v1.GetNotificationResponse
+	33, // 59: mash.notify.v1.NotifyService.AcknowledgeNotification:output_type -> mash.notify.v1.AcknowledgeNotificationResponse
+	35, // 60: mash.notify.v1.NotifyService.RetryNotification:output_type -> mash.notify.v1.RetryNotificationResponse
+	6,  // 61: mash.notify.v1.NotifyService.GetAckDeadlines:output_type -> mash.notify.v1.GetAckDeadlinesResponse
+	8,  // 62: mash.notify.v1.NotifyService.SetAckDeadlines:output_type -> mash.notify.v1.SetAckDeadlinesResponse
+	51, // [51:63] is the sub-list for method output_type
+	39, // [39:51] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_mash_notify_v1_notify_proto_init() }
@@ -2637,7 +2966,7 @@ func file_mash_notify_v1_notify_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_notify_proto_rawDesc), len(file_mash_notify_v1_notify_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   27,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,8 @@ const (
 	NotifyService_GetNotification_FullMethodName         = "/mash.notify.v1.NotifyService/GetNotification"
 	NotifyService_AcknowledgeNotification_FullMethodName = "/mash.notify.v1.NotifyService/AcknowledgeNotification"
 	NotifyService_RetryNotification_FullMethodName       = "/mash.notify.v1.NotifyService/RetryNotification"
+	NotifyService_GetAckDeadlines_FullMethodName         = "/mash.notify.v1.NotifyService/GetAckDeadlines"
+	NotifyService_SetAckDeadlines_FullMethodName         = "/mash.notify.v1.NotifyService/SetAckDeadlines"
 )
 
 // NotifyServiceClient is the client API for NotifyService service.
@@ -42,7 +44,8 @@ const (
 // POST /v1/agencies/{agency_id}/changes/{change_id}/approve,
 // POST /v1/agencies/{agency_id}/changes/{change_id}/reject, GET /v1/notifications, GET /v1/notifications/{notification_id},
 // POST /v1/notifications/{notification_id}/acknowledge,
-// POST /v1/notifications/{notification_id}/retry.
+// POST /v1/notifications/{notification_id}/retry,
+// GET and PUT /v1/partnerships/{partnership}/ack-deadlines.
 type NotifyServiceClient interface {
 	// ListAgencies lists a partnership's directory (every partnership when none is named).
 	ListAgencies(ctx context.Context, in *ListAgenciesRequest, opts ...grpc.CallOption) (*ListAgenciesResponse, error)
@@ -72,6 +75,17 @@ type NotifyServiceClient interface {
 	AcknowledgeNotification(ctx context.Context, in *AcknowledgeNotificationRequest, opts ...grpc.CallOption) (*AcknowledgeNotificationResponse, error)
 	// RetryNotification puts a failed (dead-lettered) notification back for delivery.
 	RetryNotification(ctx context.Context, in *RetryNotificationRequest, opts ...grpc.CallOption) (*RetryNotificationResponse, error)
+	// GetAckDeadlines returns a partnership's acknowledgement deadlines per agency role and
+	// RAG: its own (first match wins), then the defaults that apply after them.
+	// HTTP: GET /v1/partnerships/{partnership}/ack-deadlines.
+	GetAckDeadlines(ctx context.Context, in *GetAckDeadlinesRequest, opts ...grpc.CallOption) (*GetAckDeadlinesResponse, error)
+	// SetAckDeadlines replaces a partnership's own acknowledgement deadlines and its Red
+	// minutes. Managers and admins, with a reason; recorded in the directory's change log and
+	// on the audit trail. It applies at once: a deadline decides when the duty manager hears of
+	// a silence, not where a child's data goes, so it is outside the directory's four-eyes rule
+	// (which governs routing and secrets). Notifications already sent keep their deadline.
+	// HTTP: PUT /v1/partnerships/{partnership}/ack-deadlines.
+	SetAckDeadlines(ctx context.Context, in *SetAckDeadlinesRequest, opts ...grpc.CallOption) (*SetAckDeadlinesResponse, error)
 }
 
 type notifyServiceClient struct {
@@ -182,6 +196,26 @@ func (c *notifyServiceClient) RetryNotification(ctx context.Context, in *RetryNo
 	return out, nil
 }
 
+func (c *notifyServiceClient) GetAckDeadlines(ctx context.Context, in *GetAckDeadlinesRequest, opts ...grpc.CallOption) (*GetAckDeadlinesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAckDeadlinesResponse)
+	err := c.cc.Invoke(ctx, NotifyService_GetAckDeadlines_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *notifyServiceClient) SetAckDeadlines(ctx context.Context, in *SetAckDeadlinesRequest, opts ...grpc.CallOption) (*SetAckDeadlinesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetAckDeadlinesResponse)
+	err := c.cc.Invoke(ctx, NotifyService_SetAckDeadlines_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotifyServiceServer is the server API for NotifyService service.
 // All implementations must embed UnimplementedNotifyServiceServer
 // for forward compatibility.
@@ -193,7 +227,8 @@ func (c *notifyServiceClient) RetryNotification(ctx context.Context, in *RetryNo
 // POST /v1/agencies/{agency_id}/changes/{change_id}/approve,
 // POST /v1/agencies/{agency_id}/changes/{change_id}/reject, GET /v1/notifications, GET /v1/notifications/{notification_id},
 // POST /v1/notifications/{notification_id}/acknowledge,
-// POST /v1/notifications/{notification_id}/retry.
+// POST /v1/notifications/{notification_id}/retry,
+// GET and PUT /v1/partnerships/{partnership}/ack-deadlines.
 type NotifyServiceServer interface {
 	// ListAgencies lists a partnership's directory (every partnership when none is named).
 	ListAgencies(context.Context, *ListAgenciesRequest) (*ListAgenciesResponse, error)
@@ -223,6 +258,17 @@ type NotifyServiceServer interface {
 	AcknowledgeNotification(context.Context, *AcknowledgeNotificationRequest) (*AcknowledgeNotificationResponse, error)
 	// RetryNotification puts a failed (dead-lettered) notification back for delivery.
 	RetryNotification(context.Context, *RetryNotificationRequest) (*RetryNotificationResponse, error)
+	// GetAckDeadlines returns a partnership's acknowledgement deadlines per agency role and
+	// RAG: its own (first match wins), then the defaults that apply after them.
+	// HTTP: GET /v1/partnerships/{partnership}/ack-deadlines.
+	GetAckDeadlines(context.Context, *GetAckDeadlinesRequest) (*GetAckDeadlinesResponse, error)
+	// SetAckDeadlines replaces a partnership's own acknowledgement deadlines and its Red
+	// minutes. Managers and admins, with a reason; recorded in the directory's change log and
+	// on the audit trail. It applies at once: a deadline decides when the duty manager hears of
+	// a silence, not where a child's data goes, so it is outside the directory's four-eyes rule
+	// (which governs routing and secrets). Notifications already sent keep their deadline.
+	// HTTP: PUT /v1/partnerships/{partnership}/ack-deadlines.
+	SetAckDeadlines(context.Context, *SetAckDeadlinesRequest) (*SetAckDeadlinesResponse, error)
 	mustEmbedUnimplementedNotifyServiceServer()
 }
 
@@ -262,6 +308,12 @@ func (UnimplementedNotifyServiceServer) AcknowledgeNotification(context.Context,
 }
 func (UnimplementedNotifyServiceServer) RetryNotification(context.Context, *RetryNotificationRequest) (*RetryNotificationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryNotification not implemented")
+}
+func (UnimplementedNotifyServiceServer) GetAckDeadlines(context.Context, *GetAckDeadlinesRequest) (*GetAckDeadlinesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAckDeadlines not implemented")
+}
+func (UnimplementedNotifyServiceServer) SetAckDeadlines(context.Context, *SetAckDeadlinesRequest) (*SetAckDeadlinesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAckDeadlines not implemented")
 }
 func (UnimplementedNotifyServiceServer) mustEmbedUnimplementedNotifyServiceServer() {}
 func (UnimplementedNotifyServiceServer) testEmbeddedByValue()                       {}
@@ -464,6 +516,42 @@ func _NotifyService_RetryNotification_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NotifyService_GetAckDeadlines_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAckDeadlinesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifyServiceServer).GetAckDeadlines(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotifyService_GetAckDeadlines_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifyServiceServer).GetAckDeadlines(ctx, req.(*GetAckDeadlinesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NotifyService_SetAckDeadlines_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAckDeadlinesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifyServiceServer).SetAckDeadlines(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotifyService_SetAckDeadlines_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifyServiceServer).SetAckDeadlines(ctx, req.(*SetAckDeadlinesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NotifyService_ServiceDesc is the grpc.ServiceDesc for NotifyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -510,6 +598,14 @@ var NotifyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetryNotification",
 			Handler:    _NotifyService_RetryNotification_Handler,
+		},
+		{
+			MethodName: "GetAckDeadlines",
+			Handler:    _NotifyService_GetAckDeadlines_Handler,
+		},
+		{
+			MethodName: "SetAckDeadlines",
+			Handler:    _NotifyService_SetAckDeadlines_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
