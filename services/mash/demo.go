@@ -295,6 +295,7 @@ func summaryLine(s demo.Summary, dc demoConfig, took time.Duration) string {
 	if s.Casework {
 		line += fmt.Sprintf(", %d closed; %d information requests (%d answered), %d strategy discussions, %d disagreements (%d escalated, %d resolved)",
 			s.Closed, s.InformationRequests, s.InformationAnswered, s.StrategyDiscussions, s.DisagreementsRaised, s.Escalations, s.DisagreementsResolved)
+		line += fmt.Sprintf("; %d held back for want of consent (%d authorised by a manager to share without it)", s.SharingHeld, s.SharingAuthorised)
 	} else {
 		line += " (no triage service: nothing closed)"
 	}

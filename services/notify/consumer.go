@@ -204,20 +204,8 @@ func (s *Service) onDecision(ctx context.Context, tx pgx.Tx, d *rulesv1.Decision
 
 	p := plan{actionTo: map[string]string{}}
 	if !held {
-		// An Encompass notice to a school this decision also tells is folded into the one
-		// message, or, if it went already by its own timetable, the decision's message says
-		// it follows it.
-		encs, err := store.EncompassOf(ctx, tx, d.GetReferralId())
-		if err != nil {
+		if err := p.loadEncompass(ctx, tx, d.GetReferralId()); err != nil {
 			return err
-		}
-		for _, n := range encs {
-			if n.Agency != "" {
-				if p.encompass == nil {
-					p.encompass = map[string]store.Notification{}
-				}
-				p.encompass[n.Agency] = n
-			}
 		}
 	}
 	told := map[string][]store.Notification{}
@@ -283,6 +271,25 @@ type plan struct {
 	// encompass holds the referral's Operation Encompass notices by school, for the one
 	// message per agency per decision (foldEncompass).
 	encompass map[string]store.Notification
+}
+
+// loadEncompass reads the referral's Encompass notices, locked, for foldEncompass: a notice
+// to a school the plan also tells is folded into the one message, or, if it went already
+// by its own timetable, the decision's message says it follows it.
+func (p *plan) loadEncompass(ctx context.Context, tx pgx.Tx, referralID string) error {
+	encs, err := store.EncompassOf(ctx, tx, referralID)
+	if err != nil {
+		return err
+	}
+	for _, n := range encs {
+		if n.Agency != "" {
+			if p.encompass == nil {
+				p.encompass = map[string]store.Notification{}
+			}
+			p.encompass[n.Agency] = n
+		}
+	}
+	return nil
 }
 
 // encompassMergedNote says a decision's message also carries the Encompass notice.

@@ -35,11 +35,12 @@ func (a *grpcAPI) GetAckDeadlines(ctx context.Context, req *notifyv1.GetAckDeadl
 	if strings.TrimSpace(req.GetPartnership()) == "" {
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "partnership", Reason: "is required"}})
 	}
-	if err := checkDirectoryScope(id, req.GetPartnership()); err != nil {
-		return nil, err
-	}
+	// Another partnership's settings are as unknown as a missing one's; the default
+	// partnership's apply to every partnership without its own, so anyone may read them.
+	_, all := id.PartnershipScope()
+	visible := all || req.GetPartnership() == DefaultPartnership || id.Serves(req.GetPartnership())
 	p, err := a.svc.store.Partnership(ctx, req.GetPartnership())
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visible) {
 		return nil, apierr.NotFound(fmt.Sprintf("partnership %s is not in the directory", req.GetPartnership()))
 	}
 	if err != nil {

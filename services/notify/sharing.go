@@ -115,6 +115,9 @@ func (s *Service) onSharingChanged(ctx context.Context, tx pgx.Tx, subject strin
 		}
 	}
 	if !held && !recommendation {
+		if err := p.loadEncompass(ctx, tx, ev.GetReferralId()); err != nil {
+			return err
+		}
 		rag := ragName(d.GetCurrent().GetRag())
 		for _, role := range d.GetCurrent().GetAgencies() {
 			// A role told of this decision already keeps it; one told only of something

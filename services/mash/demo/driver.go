@@ -61,6 +61,9 @@ type Summary struct {
 	StrategyDiscussions                      int
 	DisagreementsRaised, Escalations         int
 	DisagreementsResolved                    int
+	// SharingHeld counts decided cases whose family had not consented, so nothing left the
+	// hub; SharingAuthorised those a manager then authorised to share without consent.
+	SharingHeld, SharingAuthorised int
 	// Beyond counts steps that would fall after the plan's end: they have not happened yet.
 	Beyond int
 }
@@ -571,6 +574,10 @@ func (r *run) decide(ctx context.Context, c *caseRun) error {
 		return nil
 	}
 	r.scheduleCasework(c)
+	if resp.GetCase().GetSharingHeld() != "" {
+		r.sum.SharingHeld++
+		r.scheduleSharingAuthorisation(c)
+	}
 	return nil
 }
 
