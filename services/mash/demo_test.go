@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	intakev1 "mash/proto/mash/intake/v1"
+	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 )
@@ -149,13 +150,35 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 	if len(queue.GetCases()) == 0 {
 		t.Error("the triage queue is empty; want the newest referrals waiting")
 	}
-	closed := 0
+	closed, authorised := 0, 0
+	notify := notifyv1.NewNotifyServiceClient(conn)
 	for _, r := range refs {
 		resp, err := triage.GetCase(ctx, &triagev1.GetCaseRequest{ReferralId: r.GetId()})
 		if err != nil {
 			t.Fatalf("case %s: %v", r.GetId(), err)
 		}
 		c := resp.GetCase()
+		// A case held back for want of consent that a manager authorised: the authorisation
+		// names its basis and reason, and the agencies were told on it.
+		if a := c.GetSharingAuthorisation(); a != nil {
+			authorised++
+			if a.GetLawfulBasis() == "" || a.GetReason() == "" || a.GetAuthorisedBy() == "" || c.GetConsentStatus() == "GIVEN" {
+				t.Errorf("case %s: authorisation %v with consent %s", r.GetId(), a, c.GetConsentStatus())
+			}
+			ns, err := notify.ListNotifications(ctx, &notifyv1.ListNotificationsRequest{ReferralId: r.GetId(), PageSize: 200})
+			if err != nil {
+				t.Fatal(err)
+			}
+			shared := false
+			for _, n := range ns.GetNotifications() {
+				if n.GetKind() == notifyv1.NotificationKind_ACTION && n.GetAuthorisedBy() == a.GetAuthorisedBy() && n.GetShare().GetLawfulBasis() == a.GetLawfulBasis() {
+					shared = true
+				}
+			}
+			if !shared {
+				t.Errorf("case %s: authorised by %s, but no agency was told on the authorisation", r.GetId(), a.GetAuthorisedBy())
+			}
+		}
 		if c.GetState() == triagev1.CaseState_CLOSED {
 			closed++
 			if c.GetOutcome() == triagev1.CaseOutcome_CASE_OUTCOME_UNSPECIFIED || c.GetClosedAt().AsTime().After(now) {
@@ -165,6 +188,9 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 	}
 	if closed == 0 {
 		t.Error("no case closed; want most of the older ones closed with an outcome")
+	}
+	if authorised == 0 || !strings.Contains(out, "authorised by a manager") {
+		t.Errorf("%d cases authorised to share without consent; want the demo to show a manager authorising one (summary: %s)", authorised, lastLine(out))
 	}
 }
 
