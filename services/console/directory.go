@@ -16,6 +16,9 @@ type directoryData struct {
 	Agencies    []*notifyv1.Agency
 	Pending     []*notifyv1.DirectoryChange
 	Decided     []*notifyv1.DirectoryChange
+	// Deadlines are the partnership's acknowledgement deadlines; nil when it has none of its
+	// own in the directory.
+	Deadlines *notifyv1.GetAckDeadlinesResponse
 	// Me is the signed-in person as the services name them, so the page can say which
 	// pending changes are their own (they cannot approve those).
 	Me string
@@ -45,6 +48,14 @@ func (s *Service) showDirectory(w http.ResponseWriter, r *http.Request, rs *reqS
 		return
 	}
 	d.Agencies = as.GetAgencies()
+	dl, err := s.b.Notify.GetAckDeadlines(ctx, &notifyv1.GetAckDeadlinesRequest{Partnership: d.Partnership})
+	switch {
+	case err == nil:
+		d.Deadlines = dl
+	case problemOf(err).code != codes.NotFound:
+		s.pageError(w, r, rs, err)
+		return
+	}
 	for _, c := range cs.GetChanges() {
 		switch {
 		case c.GetState() == notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_PENDING:

@@ -20,7 +20,8 @@ func TestDirectoryChangesInTheConsole(t *testing.T) {
 	code, body, _ := get(t, m, e.srv.URL+"/console/directory?partnership=rct")
 	if code != http.StatusOK || !strings.Contains(body, `action="/console/directory/changes/c-other/approve"`) ||
 		strings.Contains(body, `action="/console/directory/changes/c-own/approve"`) || !strings.Contains(body, "another manager must approve it") ||
-		!strings.Contains(body, "Recently decided changes") || !strings.Contains(body, "mash.notify.south-wales-police") {
+		!strings.Contains(body, "Recently decided changes") || !strings.Contains(body, "mash.notify.south-wales-police") ||
+		!strings.Contains(body, `<tr><th scope="row">police</th><td>RED</td><td>30m</td></tr>`) || !strings.Contains(body, "school-day (default)") {
 		t.Fatalf("directory page: %d\n%s", code, body)
 	}
 	csrf := csrfOf(t, body)

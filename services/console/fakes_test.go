@@ -486,6 +486,12 @@ func (f *fakeNotify) ListDirectoryChanges(ctx context.Context, req *notifyv1.Lis
 		change("c-other", "client:ops (rct-mash, admin)", notifyv1.DirectoryChangeState_DIRECTORY_CHANGE_PENDING), old}}, nil
 }
 
+func (f *fakeNotify) GetAckDeadlines(ctx context.Context, req *notifyv1.GetAckDeadlinesRequest, _ ...grpc.CallOption) (*notifyv1.GetAckDeadlinesResponse, error) {
+	return &notifyv1.GetAckDeadlinesResponse{Partnership: req.GetPartnership(), RedAckMinutes: 60,
+		Deadlines: []*notifyv1.AckDeadline{{Role: "police", Rag: "RED", Within: "30m"}},
+		Defaults:  []*notifyv1.AckDeadline{{Role: "school_dsl", Rag: "*", Within: "school-day"}, {Role: "*", Rag: "RED", Within: "60m"}}}, nil
+}
+
 func (f *fakeNotify) ApproveDirectoryChange(ctx context.Context, req *notifyv1.ApproveDirectoryChangeRequest, _ ...grpc.CallOption) (*notifyv1.ApproveDirectoryChangeResponse, error) {
 	if f.decideErr != nil {
 		return nil, f.decideErr
