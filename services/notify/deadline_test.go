@@ -183,6 +183,10 @@ func TestEncompassNotYetSentIsMergedIntoTheDecisionsMessage(t *testing.T) {
 	if got := countKind(e.rows(t, ref.GetId()), "ESCALATION", ""); got != 1 {
 		t.Fatalf("%d escalations, want 1", got)
 	}
+	e.waitFor(t, "the escalation delivered", func() bool { return len(e.ag.duty.ofKind(notifyv1.NotificationKind_ESCALATION)) == 1 })
+	if note := e.ag.duty.ofKind(notifyv1.NotificationKind_ESCALATION)[0].msg.GetNote(); !strings.Contains(note, "example-primary-dsl (school_dsl, Operation Encompass)") {
+		t.Fatalf("escalation does not say the school's message carried the Encompass notice: %s", note)
+	}
 }
 
 // An Encompass notice sent by its own timetable before the decision: the decision's message

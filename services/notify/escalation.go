@@ -260,12 +260,16 @@ func (s *Service) decisionEscalationReason(first store.Notification, open []stor
 			byAgency[key] = a
 			order = append(order, key)
 		}
-		what := n.Role
+		what := []string{n.Role}
 		if n.Kind == notifyv1.NotificationKind_ENCOMPASS.String() {
-			what = "Operation Encompass"
+			what = []string{"Operation Encompass"}
+		} else if _, carried := carriedEncompass(n); carried {
+			what = append(what, "Operation Encompass")
 		}
-		if !slices.Contains(a.what, what) {
-			a.what = append(a.what, what)
+		for _, w := range what {
+			if !slices.Contains(a.what, w) {
+				a.what = append(a.what, w)
+			}
 		}
 		if n.AckDue.Before(a.due) {
 			a.due = *n.AckDue
