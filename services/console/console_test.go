@@ -41,6 +41,7 @@ type env struct {
 	triage *fakeTriage
 	rules  *fakeRules
 	notify *fakeNotify
+	intake *fakeIntake
 }
 
 func newEnv(t *testing.T) *env {
@@ -65,7 +66,7 @@ func newEnv(t *testing.T) *env {
 		return Migrate(ctx, p)
 	})
 	as := auth.NewStore(pool)
-	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}}
+	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}, intake: &fakeIntake{}}
 	e.triage.whoami = func(ctx context.Context) string {
 		tok := strings.TrimPrefix(callerOf(ctx), "Bearer ")
 		id, err := as.Authenticate(ctx, tok)
@@ -83,7 +84,7 @@ func newEnv(t *testing.T) *env {
 	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil), Calendar: cal,
 		SignIns:  NewTrailSignIns(pool, zap.NewNop()),
 		Config:   Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef")},
-		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}}})
+		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}, Intake: e.intake}})
 	if err != nil {
 		t.Fatal(err)
 	}
