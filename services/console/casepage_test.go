@@ -51,18 +51,19 @@ func TestCasePageShowsTheWholeReferralInOrder(t *testing.T) {
 		"Police-attended incidents at the address in the last 12 months: 3",
 		"Mother&#39;s partner", "Gareth Nottest", // household with relationships
 		"Not sought", "Seeking consent would put the child at risk", // consent with reason
-		"PC Rhys Evans", "+441443000000", "rhys.evans@police.example", `id="referrer-confidential"`,
-		"Neighbours called 999 at 02:10", // narrative
-		"Strategy meeting prep",          // access trail with the reason given
-		"Strategy discussion",            // pathway label
-		"Children&#39;s social care",     // agency role label
-		"Thu 26 Nov 2026, 10:00",         // en-GB date, Europe/London (GMT in November)
+		"PC Rhys Evans", "&#43;441443000000", // html/template writes + as &#43;
+		"rhys.evans@police.example", `id="referrer-confidential"`,
+		"Neighbours called 999 at 02:10",              // narrative
+		"Strategy meeting prep",                       // access trail with the reason given
+		"Strategy discussion",                         // pathway label
+		"Child and adolescent mental health services", // agency role label
+		"Thu 26 Nov 2026, 10:00",                      // en-GB date, Europe/London (GMT in November)
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("case page lacks %q", want)
 		}
 	}
-	for _, raw := range []string{">strategy_discussion<", ">RAG_RED<", "childrens_social_care<", ">MOTHER<"} {
+	for _, raw := range []string{">strategy_discussion<", ">RAG_RED<", "childrens_social_care<", ">MOTHER<", "role camhs"} {
 		if strings.Contains(body, raw) {
 			t.Errorf("case page shows the raw id %q", raw)
 		}
@@ -71,7 +72,7 @@ func TestCasePageShowsTheWholeReferralInOrder(t *testing.T) {
 	setLang(t, e, c, "cy")
 	_, cy, _ := get(t, c, e.srv.URL+"/console/cases/"+caseOne)
 	for _, want := range []string{"Trafodaeth strategaeth", "Partner y fam", "Risg cam-drin domestig (DASH): uchel", "Iau 26 Tach 2026, 10:00",
-		"12 Mai 2019", "Gwasanaethau cymdeithasol i blant", "Cymraeg"} {
+		"12 Mai 2019", "Gwasanaethau iechyd meddwl plant a phobl ifanc", "Cymraeg"} {
 		if !strings.Contains(cy, want) {
 			t.Errorf("Welsh case page lacks %q", want)
 		}

@@ -387,7 +387,7 @@ func TestScreensRender(t *testing.T) {
 	screens := map[string][]string{
 		"/console/queue":                                     {"Triage queue", "Ffion Test", "Overdue", `<th scope="col">`, "Awaiting decision"},
 		"/console/queue?rag=RAG_RED&overdue=on":              {"Ffion Test"},
-		"/console/cases/" + id:                               {"High-risk domestic abuse", "DASH grade high", "What each agency was told", "No agency for the role camhs", "Is the child known to health visiting?", "Section 47 enquiry agreed", "We think level 3a is too low", `id="decide-form"`, "Claim this case"},
+		"/console/cases/" + id:                               {"High-risk domestic abuse", "DASH grade high", "What each agency was told", "No agency for the role Child and adolescent mental health services", "Is the child known to health visiting?", "Section 47 enquiry agreed", "We think level 3a is too low", `id="decide-form"`, "Claim this case"},
 		"/console/notifications?view=failed":                 {"HTTP 503", "Retry delivery", "MASH-2026-000001"},
 		"/console/packs":                                     {"2026.11.2", "Active", "Compare two versions", "Check the impact of a pack"},
 		"/console/packs/p2":                                  {"dash-medium", "Make this pack active"},
