@@ -111,8 +111,9 @@ func TestPhoneContactForSiblings(t *testing.T) {
 	}
 	form = url.Values{"csrf": {csrfOf(t, page)}, "contact_id": {contactID}, "children": {"2"}, "partnership": {"cardiff"},
 		"referrer-name": {"Mrs Jones"}, "referrer-role": {"Neighbour"}, "referrer-phone": {"07700 900123"}, "referrer-keep_identity": {"on"},
-		"child-1-given_name": {"Osian"}, "child-1-family_name": {"Test"}, "child-1-age": {"unknown"},
+		"child-1-given_name": {"Osian"}, "child-1-family_name": {"Test"}, "child-1-age": {"unknown"}, "child-1-sex": {"MALE"},
 		"child-2-given_name": {"Nia"}, "child-2-family_name": {"Test"}, "child-2-age": {"estimated"}, "child-2-estimated_age": {"3"},
+		"child-2-sex":   {"FEMALE"},
 		"address-line1": {"2 Stryd y Test"}, "address-postcode": {"cf37 1ab"},
 		"concern-category": {"NEGLECT"}, "concern-summary": {"Two small children left alone overnight."}, "concern-observed_at": {"2026-11-26T02:00"},
 		"concern-location": {"Their flat"}, "risk-immediate_danger": {"on"},
@@ -193,7 +194,7 @@ func TestPhoneContactErrorsBesideTheirFields(t *testing.T) {
 	if code != http.StatusBadRequest {
 		t.Fatalf("intake's refusal: %d", code)
 	}
-	for _, f := range []string{"child-1-given_name", "referrer-phone", "consent-reason"} {
+	for _, f := range []string{"child-1-given_name", "child-1-sex", "referrer-phone", "consent-reason"} {
 		if !strings.Contains(page, `id="e-`+f+`"`) || !regexp.MustCompile(`id="f-`+f+`"[^>]*aria-invalid="true"`).MatchString(page) {
 			t.Errorf("no error beside %s", f)
 		}

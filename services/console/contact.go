@@ -51,6 +51,9 @@ type contactData struct {
 	Consents     []intakev1.ConsentStatus
 	// Recorded are the referrals the contact made, once it is saved.
 	Recorded []recordedReferral
+	// Now prefills when the concern was seen: the time of the call, which the
+	// practitioner changes when the caller says otherwise.
+	Now string
 }
 
 // recordedReferral is one referral a contact made.
@@ -72,7 +75,7 @@ func newContactID(now time.Time) string {
 }
 
 func (s *Service) contactData(rs *reqState, id string, children int) contactData {
-	d := contactData{ContactID: id, Partnerships: rs.ident.Partnerships}
+	d := contactData{ContactID: id, Partnerships: rs.ident.Partnerships, Now: s.now().In(london).Format("2006-01-02T15:04")}
 	for i := 1; i <= children; i++ {
 		d.Children = append(d.Children, i)
 	}

@@ -269,6 +269,9 @@ func (f *fakeIntake) SubmitReferral(ctx context.Context, req *intakev1.SubmitRef
 	if sub.GetChild().GetGivenName() == "" {
 		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "child.givenName", Description: "is required"})
 	}
+	if sub.GetChild().GetSex() == intakev1.Sex_SEX_UNSPECIFIED {
+		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "child.sex", Description: "is required (use SEX_NOT_KNOWN when the sex is not known)"})
+	}
 	if ch := sub.GetChild(); ch.GetDateOfBirth() == "" && !ch.GetAgeUnknown() && ch.EstimatedAgeYears == nil {
 		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "child.dateOfBirth", Description: "is required unless the age is unknown or estimated"})
 	}

@@ -35,6 +35,7 @@ var contactMessagesCY = map[string]string{
 	"contact.concern":              "Y pryder",
 	"contact.category":             "Math o bryder",
 	"contact.summary":              "Beth a welwyd neu a glywyd",
+	"contact.when_hint":            "Pryd y digwyddodd neu y'i gwelwyd; amser yr alwad oni bai bod y galwr yn dweud fel arall.",
 	"contact.dash":                 "Risg cam-drin domestig (DASH)",
 	"contact.not_known":            "Ddim yn hysbys",
 	"contact.police_incidents":     "Digwyddiadau a fynychwyd gan yr heddlu yn y cyfeiriad yn y 12 mis diwethaf",

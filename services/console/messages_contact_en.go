@@ -35,6 +35,7 @@ var contactMessagesEN = map[string]string{
 	"contact.concern":              "The concern",
 	"contact.category":             "Kind of concern",
 	"contact.summary":              "What was seen or heard",
+	"contact.when_hint":            "When it happened or was seen; the time of the call unless the caller says otherwise.",
 	"contact.dash":                 "Domestic abuse risk (DASH)",
 	"contact.not_known":            "Not known",
 	"contact.police_incidents":     "Police-attended incidents at the address in the last 12 months",

@@ -107,6 +107,7 @@ func RunContactAndCase(t *testing.T, baseURL string, c Contact, artifactsDir str
 		chromedp.SendKeys(chromedp.ID("f-child-1-given_name"), "Osian"),
 		chromedp.SendKeys(chromedp.ID("f-child-1-family_name"), "Prawf"),
 		chromedp.Click(chromedp.ID("f-child-1-age-unknown")),
+		chromedp.SetValue(chromedp.ID("f-child-1-sex"), "MALE"),
 		chromedp.Click(chromedp.ID("add-child")),
 		chromedp.WaitVisible(chromedp.ID("child-2")))
 	if !eval("first child kept", `document.getElementById("f-child-1-given_name").value === "Osian" && document.getElementById("f-child-1-age-unknown").checked`) {
@@ -117,6 +118,7 @@ func RunContactAndCase(t *testing.T, baseURL string, c Contact, artifactsDir str
 		chromedp.SendKeys(chromedp.ID("f-child-2-family_name"), "Prawf"),
 		chromedp.Click(chromedp.ID("f-child-2-age-estimated")),
 		chromedp.SendKeys(chromedp.ID("f-child-2-estimated_age"), "2"),
+		chromedp.SetValue(chromedp.ID("f-child-2-sex"), "FEMALE"),
 		chromedp.SendKeys(chromedp.ID("f-referrer-name"), "Mrs Eirlys Cymydog"),
 		chromedp.SendKeys(chromedp.ID("f-referrer-role"), "Neighbour"),
 		chromedp.SendKeys(chromedp.ID("f-referrer-phone"), "07700 900123"),
