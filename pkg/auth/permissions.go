@@ -47,6 +47,10 @@ const (
 	AcknowledgeOnBehalf  Permission = "acknowledge notifications for an agency"
 	ReadAuditTrails      Permission = "read audit trails"
 	ReadAuditCheckpoints Permission = "read audit checkpoints and consistency proofs"
+	// ReadCaseAccess is who read one referral (the access trail on the case page): hub
+	// staff working the case see who else looked at it; a child's whole access trail, and
+	// every other query of the trail, stays with auditors (ReadAuditTrails).
+	ReadCaseAccess Permission = "read who accessed a referral"
 	// AuthoriseSharing is a manager's recorded judgement that a case may be shared without
 	// the family's consent (and its revocation); RecordConsent records a change in consent.
 	AuthoriseSharing Permission = "authorise sharing without consent"
@@ -95,6 +99,7 @@ var permissionRoles = map[Permission][]Role{
 	AcknowledgeOnBehalf:  {RoleManager},
 	ReadAuditTrails:      {RoleAuditor},
 	ReadAuditCheckpoints: {RoleAuditor, RoleAdmin},
+	ReadCaseAccess:       {RolePractitioner, RoleManager, RoleAuditor},
 	AuthoriseSharing:     {RoleManager},
 	RecordConsent:        {RolePractitioner, RoleManager},
 	UsePartnerView:       {RolePartner},

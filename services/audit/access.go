@@ -135,9 +135,14 @@ func (s *Service) accessPage(ctx context.Context, id auth.Identity, rows []store
 }
 
 func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedRequest) (*auditv1.WhoAccessedResponse, error) {
-	id, err := server.Require(ctx, auth.ReadAuditTrails)
+	// Hub staff may read who accessed one referral (the case page shows it); a child's
+	// whole trail is an auditor's. Partnerships are filtered below, for every caller.
+	id, err := server.Require(ctx, auth.ReadCaseAccess)
 	if err != nil {
 		return nil, err
+	}
+	if req.GetChildId() != "" && !id.Can(auth.ReadAuditTrails) {
+		return nil, apierr.PermissionDenied(id.Denial(auth.ReadAuditTrails) + " (by child_id; give a referral_id)")
 	}
 	return a.whoAccessed(ctx, id, "WhoAccessed", req)
 }

@@ -490,3 +490,30 @@ func TestAccessQueriesDeniedAndHTTP(t *testing.T) {
 		t.Errorf("bad time: %d", status)
 	}
 }
+
+// Hub staff working a case may read who accessed that one referral (the case page shows
+// it), and the read is recorded like an auditor's; a child's whole trail stays an auditor's.
+func TestHubStaffReadWhoAccessedOneReferral(t *testing.T) {
+	t.Parallel()
+	w := newAccessWorld(t)
+	e, api := w.e, w.e.svc.API()
+	before := e.accessCount(t)
+	for _, role := range []auth.Role{auth.RolePractitioner, auth.RoleManager} {
+		got, err := api.WhoAccessed(as(role), &auditv1.WhoAccessedRequest{ReferralId: w.referralID})
+		if err != nil {
+			t.Fatalf("%s by referral: %v", role, err)
+		}
+		want := readsWhere(func(i int) bool { return !accessReads[i].otherReferral })
+		if got := actions(t, got.GetAccesses()); !sameSet(got, want) {
+			t.Errorf("%s by referral: %v, want %v", role, got, want)
+		}
+	}
+	if n := e.accessCount(t); n != before+2 {
+		t.Errorf("%d access entries after two reads, want %d", n, before+2)
+	}
+	for _, role := range []auth.Role{auth.RoleReferrer, auth.RoleAdmin} {
+		if _, err := api.WhoAccessed(as(role), &auditv1.WhoAccessedRequest{ReferralId: w.referralID}); code(err) != codes.PermissionDenied {
+			t.Errorf("%s by referral: %v, want PermissionDenied", role, err)
+		}
+	}
+}

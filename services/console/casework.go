@@ -10,22 +10,36 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/auth"
 	"mash/pkg/calendar"
 	"mash/pkg/server"
+	auditv1 "mash/proto/mash/audit/v1"
+	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 )
 
 type caseData struct {
 	*triagev1.GetCaseResponse
-	Mine     bool
-	Claimed  bool
-	Levels   []rulesv1.Level
-	Rags     []rulesv1.Rag
-	Outcomes []triagev1.CaseOutcome
+	// Sub is the referral as sent (child, concerns, household, consent, referrer,
+	// narrative); nil when intake did not answer, with ReferralUnavailable saying why.
+	Sub *intakev1.ReferralSubmission
+	// ChildAge says how old the child is, or that the age is estimated or unknown.
+	ChildAge ageView
+	// RiskFacts are the risk indicators the referrer reported, as message keys.
+	RiskFacts []riskFact
+	// Access is who read the referral (the audit log's access entries, newest first);
+	// AccessShown is false when the person may not read them or audit did not answer.
+	Access      []*auditv1.AccessRecord
+	AccessShown bool
+	Mine        bool
+	Claimed     bool
+	Levels      []rulesv1.Level
+	Rags        []rulesv1.Rag
+	Outcomes    []triagev1.CaseOutcome
 	// Form names the form whose submission failed, to open it and refill it.
 	Form string
 	// Now is the server's time in the hub's zone, to prefill the strategy discussion.
@@ -48,10 +62,99 @@ func (s *Service) showCase(w http.ResponseWriter, r *http.Request, rs *reqState,
 	}
 	// Triage shows a lapsed claim as no claim, so an assignee is a live claim.
 	assignee := resp.GetCase().GetAssignee()
-	pg.Data = caseData{GetCaseResponse: resp, Mine: assignee != "" && assignee == rs.ident.ClientID, Claimed: assignee != "",
+	d := caseData{GetCaseResponse: resp, Mine: assignee != "" && assignee == rs.ident.ClientID, Claimed: assignee != "",
 		Levels: levels, Rags: rags, Outcomes: outcomes, Form: form, Now: s.now().In(london).Format("2006-01-02T15:04"),
 		DisagreementViews: viewDisagreements(resp.GetDisagreements(), s.now())}
+	if ref := resp.GetReferral(); ref != nil {
+		d.Sub = ref.GetSubmission()
+		d.ChildAge = childAge(d.Sub.GetChild(), ref.GetReceivedAt().AsTime())
+		d.RiskFacts = riskFacts(d.Sub.GetRiskIndicators())
+	}
+	d.Access, d.AccessShown = s.accessTrail(r.Context(), rs, id)
+	pg.Data = d
 	s.render(w, code, "case", pg)
+}
+
+// caseAccessShown is how many of the newest access entries the case page lists.
+const caseAccessShown = 50
+
+// accessTrail reads who accessed the referral from audit, as the person (audit records
+// that query too). A person who may not read it, or an audit service that does not
+// answer, leaves the section saying so rather than failing the page.
+func (s *Service) accessTrail(ctx context.Context, rs *reqState, referralID string) ([]*auditv1.AccessRecord, bool) {
+	if !rs.ident.Can(auth.ReadCaseAccess) {
+		return nil, false
+	}
+	resp, err := s.b.Audit.WhoAccessed(rs.call(ctx), &auditv1.WhoAccessedRequest{ReferralId: referralID, PageSize: caseAccessShown})
+	if err != nil {
+		s.log.Warn("console: access trail unavailable", zap.String("referral_id", referralID), zap.String("code", status.Code(err).String()))
+		return nil, false
+	}
+	return resp.GetAccesses(), true
+}
+
+// riskFact is one reported risk indicator: its message key, and what the message names:
+// a grade's message key (Enum) or a count (N).
+type riskFact struct {
+	Key, Enum string
+	N         int32
+}
+
+// riskFacts lists the risk indicators that were reported (a flag set, a count above
+// zero, a grade given), in the contract's order.
+func riskFacts(ri *intakev1.RiskIndicators) []riskFact {
+	var out []riskFact
+	flag := func(on bool, key string) {
+		if on {
+			out = append(out, riskFact{Key: "risk." + key})
+		}
+	}
+	flag(ri.GetImmediateDanger(), "immediate_danger")
+	if g := ri.GetDomesticAbuseRisk(); g != intakev1.DomesticAbuseRisk_DOMESTIC_ABUSE_RISK_UNSPECIFIED {
+		out = append(out, riskFact{Key: "risk.dash", Enum: "dash." + g.String()})
+	}
+	if n := ri.GetPoliceIncidentsLast_12Months(); n > 0 {
+		out = append(out, riskFact{Key: "risk.police_incidents", N: n})
+	}
+	flag(ri.GetSuspectHasAccessToChild(), "suspect_has_access")
+	if n := ri.GetDashScore(); n > 0 {
+		out = append(out, riskFact{Key: "risk.dash_score", N: n})
+	}
+	flag(ri.GetChildNonMobile(), "non_mobile")
+	flag(ri.GetChildPregnant(), "pregnant")
+	if n := ri.GetMissingEpisodesLast_12Months(); n > 0 {
+		out = append(out, riskFact{Key: "risk.missing_episodes", N: n})
+	}
+	flag(ri.GetDangerousAdultWithAccess(), "dangerous_adult")
+	flag(ri.GetSiblingsPreviouslyRemoved(), "siblings_removed")
+	flag(ri.GetParentInPrison(), "parent_in_prison")
+	flag(ri.GetMedicalTreatmentNotSought(), "medical_neglect")
+	flag(ri.GetChildHomeless(), "child_homeless")
+	flag(ri.GetCaringAffectsChild(), "caring_affects_child")
+	return out
+}
+
+// ageView is what the case page says of a child's age.
+type ageView struct {
+	// Years is the age on the day the referral arrived, from the date of birth.
+	Years int
+	// Known: from a date of birth; Estimated: the referrer's estimate (Years holds it);
+	// Unknown: neither; Unborn: not yet born.
+	Known, Estimated, Unknown, Unborn bool
+}
+
+func childAge(c *intakev1.Child, on time.Time) ageView {
+	switch {
+	case c.GetUnborn():
+		return ageView{Unborn: true}
+	case c.EstimatedAgeYears != nil:
+		return ageView{Estimated: true, Years: int(c.GetEstimatedAgeYears())}
+	}
+	dob, err := time.Parse(time.DateOnly, c.GetDateOfBirth())
+	if err != nil {
+		return ageView{Unknown: true}
+	}
+	return ageView{Known: true, Years: max(calendar.AgeOn(dob, on.In(london)), 0)}
 }
 
 // action describes one change made from the case page.

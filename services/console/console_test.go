@@ -41,6 +41,7 @@ type env struct {
 	triage *fakeTriage
 	rules  *fakeRules
 	notify *fakeNotify
+	intake *fakeIntake
 }
 
 func newEnv(t *testing.T) *env {
@@ -65,7 +66,7 @@ func newEnv(t *testing.T) *env {
 		return Migrate(ctx, p)
 	})
 	as := auth.NewStore(pool)
-	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}}
+	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}, intake: &fakeIntake{}}
 	e.triage.whoami = func(ctx context.Context) string {
 		tok := strings.TrimPrefix(callerOf(ctx), "Bearer ")
 		id, err := as.Authenticate(ctx, tok)
@@ -83,7 +84,7 @@ func newEnv(t *testing.T) *env {
 	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil), Calendar: cal,
 		SignIns:  NewTrailSignIns(pool, zap.NewNop()),
 		Config:   Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef")},
-		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}}})
+		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}, Intake: e.intake}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +387,7 @@ func TestScreensRender(t *testing.T) {
 	screens := map[string][]string{
 		"/console/queue":                                     {"Triage queue", "Ffion Test", "Overdue", `<th scope="col">`, "Awaiting decision"},
 		"/console/queue?rag=RAG_RED&overdue=on":              {"Ffion Test"},
-		"/console/cases/" + id:                               {"High-risk domestic abuse", "DASH grade high", "What each agency was told", "No agency for the role camhs", "Is the child known to health visiting?", "Section 47 enquiry agreed", "We think level 3a is too low", `id="decide-form"`, "Claim this case"},
+		"/console/cases/" + id:                               {"High-risk domestic abuse", "DASH grade high", "What each agency was told", "No agency for the role Child and adolescent mental health services", "Is the child known to health visiting?", "Section 47 enquiry agreed", "We think level 3a is too low", `id="decide-form"`, "Claim this case"},
 		"/console/notifications?view=failed":                 {"HTTP 503", "Retry delivery", "MASH-2026-000001"},
 		"/console/packs":                                     {"2026.11.2", "Active", "Compare two versions", "Check the impact of a pack"},
 		"/console/packs/p2":                                  {"dash-medium", "Make this pack active"},

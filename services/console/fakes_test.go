@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "mash/proto/mash/audit/v1"
+	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -73,7 +74,8 @@ func newFakeTriage() *fakeTriage {
 			State: triagev1.CaseState_AWAITING_DECISION, Level: level, Rag: rag, Pathway: "strategy_discussion",
 			Agencies: []string{"childrens-social-care", "police"}, DecisionStatus: rulesv1.DecisionStatus_RECOMMENDED,
 			DecisionVersion: 1, ReceivedAt: ts(fixtureNow.Add(-2 * time.Hour)), DecisionDue: ts(fixtureNow.Add(22 * time.Hour)),
-			RagDue: ts(fixtureNow.Add(due)), Overdue: overdue, Version: 1}
+			RagDue: ts(fixtureNow.Add(due)), Overdue: overdue, Version: 1,
+			Reference: "MASH-2026-00000" + id[len(id)-2:], ExternalReference: "SWP-" + id[len(id)-2:]}
 	}
 	add("0192a3b4-0000-7000-8000-000000000001", "Ffion Test", rulesv1.Rag_RAG_RED, rulesv1.Level_LEVEL_4, -time.Hour, true)
 	add(amberCaseID, "Dylan Test", rulesv1.Rag_RAG_AMBER, rulesv1.Level_LEVEL_3A, 20*time.Hour, false)
@@ -211,7 +213,92 @@ func (f *fakeTriage) GetCase(ctx context.Context, req *triagev1.GetCaseRequest, 
 			Outcome: "Section 47 enquiry agreed", Section_47: true, RecordedBy: "user:alice"}},
 		InformationRequests: f.infoOf(c.GetReferralId()),
 		Disagreements:       f.disagreementsOf(c.GetReferralId(), "", false),
+		Referral:            fixtureReferral(c),
+		Family:              f.familyOf(c),
 	}, nil
+}
+
+// fixtureReferral is the referral behind a fixture case, as intake holds it.
+func fixtureReferral(c *triagev1.Case) *intakev1.Referral {
+	dob := "2019-05-12"
+	return &intakev1.Referral{Id: c.GetReferralId(), Reference: c.GetReference(), ExternalReference: c.GetExternalReference(),
+		Agency: c.GetSourceAgency(), AgencyKind: c.GetSourceKind(), Partnership: c.GetPartnership(), ReceivedAt: c.GetReceivedAt(),
+		Submission: &intakev1.ReferralSubmission{ExternalReference: c.GetExternalReference(), Partnership: c.GetPartnership(),
+			Referrer: &intakev1.Referrer{Name: "PC Rhys Evans", Role: "Police constable, Public Protection Unit", Phone: "+441443000000",
+				Email: "rhys.evans@police.example", KeepIdentityFromFamily: true},
+			Child: &intakev1.Child{GivenName: "Ffion", FamilyName: "Test", DateOfBirth: dob, NhsNumber: "9434765919", Sex: intakev1.Sex_FEMALE,
+				Address: &intakev1.Address{Line1: "1 Heol y Test", Town: "Pontypridd", Postcode: "CF37 1AA"}, School: "Ysgol y Ddraig",
+				PreferredLanguage: "cy"},
+			Household: []*intakev1.HouseholdMember{{Relationship: intakev1.Relationship_MOTHER, GivenName: "Sian", FamilyName: "Test", LivesWithChild: true},
+				{Relationship: intakev1.Relationship_MOTHERS_PARTNER, GivenName: "Gareth", FamilyName: "Nottest", LivesWithChild: true}},
+			Concerns: []*intakev1.Concern{{Category: intakev1.ConcernCategory_DOMESTIC_ABUSE, Summary: "Police attended a domestic incident; the child was in the next room.",
+				ObservedAt: ts(fixtureNow.Add(-5 * time.Hour)), Location: "The family home", ChildPresent: true, ChildDisclosure: true}},
+			RiskIndicators: &intakev1.RiskIndicators{DomesticAbuseRisk: intakev1.DomesticAbuseRisk_HIGH, PoliceIncidentsLast_12Months: 3,
+				SuspectHasAccessToChild: true},
+			Consent:   &intakev1.Consent{Status: intakev1.ConsentStatus_NOT_SOUGHT, Reason: "Seeking consent would put the child at risk"},
+			Narrative: "Neighbours called 999 at 02:10. The mother said the child had been woken by shouting."}}
+}
+
+// familyOf is the other fixture cases of c's family group.
+func (f *fakeTriage) familyOf(c *triagev1.Case) []*triagev1.Case {
+	var out []*triagev1.Case
+	for _, o := range f.cases {
+		if o.GetFamilyGroup() != "" && o.GetFamilyGroup() == c.GetFamilyGroup() && o.GetReferralId() != c.GetReferralId() {
+			out = append(out, proto.Clone(o).(*triagev1.Case))
+		}
+	}
+	return out
+}
+
+// fakeIntake takes contacts: it refuses what intake's validation would for the fields the
+// tests exercise, and acknowledges the rest with a reference, once per external reference.
+type fakeIntake struct {
+	intakev1.IntakeServiceClient
+	mu        sync.Mutex
+	submitted []*intakev1.ReferralSubmission
+	byRef     map[string]*intakev1.Acknowledgement
+	callers   []string
+}
+
+func (f *fakeIntake) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferralRequest, _ ...grpc.CallOption) (*intakev1.SubmitReferralResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.callers = append(f.callers, callerOf(ctx))
+	sub := req.GetReferral()
+	var vs []*errdetails.BadRequest_FieldViolation
+	if sub.GetChild().GetGivenName() == "" {
+		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "child.givenName", Description: "is required"})
+	}
+	if sub.GetChild().GetSex() == intakev1.Sex_SEX_UNSPECIFIED {
+		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "child.sex", Description: "is required (use SEX_NOT_KNOWN when the sex is not known)"})
+	}
+	if ch := sub.GetChild(); ch.GetDateOfBirth() == "" && !ch.GetAgeUnknown() && ch.EstimatedAgeYears == nil {
+		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "child.dateOfBirth", Description: "is required unless the age is unknown or estimated"})
+	}
+	if sub.GetReferrer().GetPhone() == "" && sub.GetReferrer().GetEmail() == "" && !sub.GetReferrer().GetAnonymous() {
+		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "referrer.phone", Description: "is required when email is not given"})
+	}
+	if sub.GetConsent().GetStatus() != intakev1.ConsentStatus_GIVEN && sub.GetConsent().GetReason() == "" {
+		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "consent.reason", Description: "is required unless consent was given"})
+	}
+	if len(vs) > 0 {
+		st, _ := status.New(codes.InvalidArgument, fmt.Sprintf("the referral has %d invalid fields", len(vs))).WithDetails(&errdetails.BadRequest{FieldViolations: vs})
+		return nil, st.Err()
+	}
+	if f.byRef == nil {
+		f.byRef = map[string]*intakev1.Acknowledgement{}
+	}
+	if ack, ok := f.byRef[sub.GetExternalReference()]; ok {
+		replay := proto.Clone(ack).(*intakev1.Acknowledgement)
+		replay.Replay = true
+		return &intakev1.SubmitReferralResponse{Acknowledgement: replay}, nil
+	}
+	f.submitted = append(f.submitted, proto.Clone(sub).(*intakev1.ReferralSubmission))
+	n := len(f.submitted)
+	ack := &intakev1.Acknowledgement{ReferralId: fmt.Sprintf("0192a3b4-0000-7000-8000-0000000001%02d", n),
+		Reference: fmt.Sprintf("MASH-2026-%07d", 100+n), ExternalReference: sub.GetExternalReference(), ReceivedAt: ts(fixtureNow)}
+	f.byRef[sub.GetExternalReference()] = ack
+	return &intakev1.SubmitReferralResponse{Acknowledgement: ack}, nil
 }
 
 func (f *fakeTriage) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest, _ ...grpc.CallOption) (*triagev1.ClaimCaseResponse, error) {

@@ -140,7 +140,7 @@ func newOIDCEnv(t *testing.T, idp *identityProvider) *env {
 				RedirectURL: srv.URL + "/console/oidc/callback", RoleClaim: "groups",
 				RoleMap:    map[string]auth.Role{"mash-duty-managers": auth.RoleManager, "mash-social-workers": auth.RolePractitioner},
 				PartnerMap: map[string]PartnerAgency{"swp-ppu": {Agency: "south-wales-police", Kind: "police"}}}},
-		Backends: Backends{Triage: base.triage, Rules: base.rules, Notify: base.notify, Audit: fakeAudit{}}})
+		Backends: Backends{Triage: base.triage, Rules: base.rules, Notify: base.notify, Audit: fakeAudit{}, Intake: &fakeIntake{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,20 +29,48 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral", "contact"}
 
+// renderer holds each page parsed once per language, so the helpers that write dates in
+// words (dts, date) write them in the page's language.
 type renderer struct{ pages map[string]*template.Template }
 
 func newRenderer() (*renderer, error) {
 	r := &renderer{pages: map[string]*template.Template{}}
-	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", name, err)
+	for lang := range messages {
+		for _, name := range pageNames {
+			t, err := template.New("layout.html").Funcs(funcs).Funcs(langFuncs(lang)).
+				ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+			if err != nil {
+				return nil, fmt.Errorf("parse template %s: %w", name, err)
+			}
+			r.pages[lang+"/"+name] = t
 		}
-		r.pages[name] = t
 	}
 	return r, nil
+}
+
+// langFuncs are the template helpers that write in a language: en-GB and Welsh forms, in
+// Europe/London.
+func langFuncs(lang string) template.FuncMap {
+	return template.FuncMap{
+		// dts is an instant as a person reads it: "Mon 7 Dec 2026, 14:05" ("Llun 7 Rhag 2026, 14:05").
+		"dts": func(t *timestamppb.Timestamp) string {
+			if t == nil || !t.IsValid() || t.AsTime().IsZero() {
+				return ""
+			}
+			return formatWhen(lang, t.AsTime())
+		},
+		// date is a calendar date (YYYY-MM-DD) in words: "7 May 2019" ("7 Mai 2019"); a
+		// value that is not a date is shown as it is.
+		"date": func(s string) string {
+			d, err := time.Parse(time.DateOnly, s)
+			if err != nil {
+				return s
+			}
+			return formatDate(lang, d)
+		},
+	}
 }
 
 // funcs are the template helpers that need no language.
@@ -59,7 +87,33 @@ var funcs = template.FuncMap{
 		}
 		return t.AsTime().UTC().Format(time.RFC3339)
 	},
-	"join":  strings.Join,
+	"join": strings.Join,
+	// yesno is a flag in the page's language.
+	"yesno": func(p *page, b bool) string {
+		if b {
+			return p.T("case.yes")
+		}
+		return p.T("case.no")
+	},
+	// fld describes one form field for the "input" and "check" partials: its name, the
+	// message key of its label, and optionally its input type and the key of a hint.
+	"fld": func(p *page, name, labelKey string, opts ...string) fieldView {
+		v := fieldView{Name: name, Label: p.T(labelKey), Type: "text", Value: p.V(name), Error: p.FieldError(name)}
+		if len(opts) > 0 && opts[0] != "" {
+			v.Type = opts[0]
+		}
+		if len(opts) > 1 {
+			v.Hint = p.T(opts[1])
+		}
+		return v
+	},
+	// nhs writes an NHS number in its usual 3 3 4 grouping.
+	"nhs": func(s string) string {
+		if len(s) != 10 {
+			return s
+		}
+		return s[:3] + " " + s[3:6] + " " + s[6:]
+	},
 	"list":  func(s ...string) []string { return s },
 	"list2": func(v ...any) []any { return v },
 	"lower": func(v fmt.Stringer) string {
@@ -85,6 +139,11 @@ var funcs = template.FuncMap{
 		}
 		return template.URL(v.Encode())
 	},
+}
+
+// fieldView is one form field as the "input" and "check" partials draw it.
+type fieldView struct {
+	Name, Label, Type, Hint, Value, Error string
 }
 
 // page is what every template sees.
@@ -187,6 +246,7 @@ var capNames = map[string]capability{
 	"directory": capDirectory, "directoryDecide": capDirectoryDecide,
 	"shareAuthorise": capShareAuthorise,
 	"partner":        capPartner,
+	"contact":        capContact,
 }
 
 var navItems = []struct {
@@ -194,6 +254,7 @@ var navItems = []struct {
 	cap       capability
 }{
 	{"/console/queue", "nav.queue", capQueue},
+	{"/console/contacts/new", "nav.contact", capContact},
 	{"/console/notifications", "nav.notifications", capNotifications},
 	{"/console/disagreements", "nav.disagreements", capDisagreements},
 	{"/console/packs", "nav.packs", capPacks},
@@ -227,7 +288,7 @@ func (s *Service) newPage(r *http.Request, rs *reqState, titleKey string) *page 
 // render writes a page; a template error is logged and becomes a plain 500, never half a
 // page.
 func (s *Service) render(w http.ResponseWriter, code int, name string, p *page) {
-	t, ok := s.pages.pages[name]
+	t, ok := s.pages.pages[p.Lang+"/"+name]
 	if !ok {
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return

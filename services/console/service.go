@@ -29,6 +29,7 @@ import (
 	"mash/pkg/peers"
 	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
+	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -62,6 +63,8 @@ type Backends struct {
 	Audit  auditv1.AuditServiceClient
 	// Inbox reads the messages an agency was sent, for the partner view (notify serves it).
 	Inbox notifyv1.AgencyInboxServiceClient
+	// Intake takes the contacts practitioners record from a telephone call or an email.
+	Intake intakev1.IntakeServiceClient
 }
 
 // sessionStore is what the console needs of pkg/auth.
@@ -100,7 +103,7 @@ func New(d Deps) (*Service, error) {
 	case d.Pool == nil, d.Log == nil, d.Auth == nil:
 		return nil, errors.New("console.New: pool, logger and auth store are required")
 	case d.Peers == nil && (d.Backends.Triage == nil || d.Backends.Rules == nil || d.Backends.Notify == nil || d.Backends.Audit == nil ||
-		d.Backends.Inbox == nil):
+		d.Backends.Inbox == nil || d.Backends.Intake == nil):
 		return nil, errors.New("console.New: a peer book is required to reach the services")
 	}
 	s, err := newService(d, d.Auth)
@@ -194,6 +197,13 @@ func (s *Service) dial(book *peers.Book) error {
 			return err
 		}
 		s.b.Inbox = notifyv1.NewAgencyInboxServiceClient(c)
+	}
+	if s.b.Intake == nil {
+		c, err := conn("intake")
+		if err != nil {
+			return err
+		}
+		s.b.Intake = intakev1.NewIntakeServiceClient(c)
 	}
 	if s.b.Audit == nil {
 		c, err := conn("audit")

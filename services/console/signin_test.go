@@ -40,7 +40,7 @@ func newSignInEnv(t *testing.T, cfg Config) *env {
 		cfg.Argon2 = testArgon2
 	}
 	svc, err := New(Deps{Pool: base.pool, Log: zap.NewNop(), Auth: base.auth, Peers: peers.NewBook("127.0.0.1:1", nil), Config: cfg,
-		Backends: Backends{Triage: base.triage, Rules: base.rules, Notify: base.notify, Audit: fakeAudit{}}})
+		Backends: Backends{Triage: base.triage, Rules: base.rules, Notify: base.notify, Audit: fakeAudit{}, Intake: &fakeIntake{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,8 @@ const (
 	capShareAuthorise = auth.AuthoriseSharing
 	// The partner view: what was sent to a partner's own agency.
 	capPartner = auth.UsePartnerView
+	// Contacts taken by telephone or email, recorded as referrals through intake.
+	capContact = auth.SubmitReferrals
 )
 
 // can reports whether id may use capability c in the console. The hub's screens are the
@@ -132,6 +134,8 @@ func (s *Service) Handler() http.Handler {
 	handle("POST /console/cases/{id}/sharing-authorisation", s.need(capShareAuthorise, s.authoriseSharing))
 	handle("POST /console/cases/{id}/sharing-authorisation/revoke", s.need(capShareAuthorise, s.revokeSharing))
 	handle("GET /console/disagreements", s.need(capDisagreements, s.disagreementsPage))
+	handle("GET /console/contacts/new", s.need(capContact, s.contactForm))
+	handle("POST /console/contacts", s.need(capContact, s.recordContact))
 
 	handle("GET /console/notifications", s.need(capNotifications, s.notificationsPage))
 	handle("POST /console/notifications/{id}/retry", s.need(capRetry, s.retryNotification))

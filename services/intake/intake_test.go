@@ -182,8 +182,14 @@ func TestSubmitOverGRPCAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(got.GetReferral().GetSubmission(), sub) {
-		t.Fatal("stored submission differs from the one sent")
+	// What is stored is what was sent, with the referrer's telephone number in E.164.
+	want := proto.Clone(sub).(*intakev1.ReferralSubmission)
+	want.Referrer.Phone = "+441443000000"
+	if sub.GetReferrer().GetPhone() == want.GetReferrer().GetPhone() {
+		t.Fatal("the example's phone is already in E.164: the test proves nothing")
+	}
+	if !proto.Equal(got.GetReferral().GetSubmission(), want) {
+		t.Fatalf("stored submission differs from the one sent: phone %q", got.GetReferral().GetSubmission().GetReferrer().GetPhone())
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
+	"mash/services/intake/validation"
 )
 
 // EventReferralReceived is the subject and type of the event intake publishes.
@@ -143,13 +144,37 @@ type acknowledgement struct {
 	replay   bool
 }
 
+// normalised returns sub with its referrer's phone in E.164 form (validation has passed,
+// so the number parses); sub itself is left as sent.
+func normalised(sub *intakev1.ReferralSubmission) *intakev1.ReferralSubmission {
+	phone := sub.GetReferrer().GetPhone()
+	if phone == "" {
+		return sub
+	}
+	e164, reason := validation.NormalisePhone(phone)
+	if reason != "" || e164 == phone {
+		return sub
+	}
+	out := proto.Clone(sub).(*intakev1.ReferralSubmission)
+	out.Referrer.Phone = e164
+	return out
+}
+
 // submit accepts sub from the caller's agency: validation has passed.
 func (s *Service) submit(ctx context.Context, agency, agencyKind string, sub *intakev1.ReferralSubmission) (acknowledgement, error) {
 	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
 	if err != nil {
 		return acknowledgement{}, fmt.Errorf("encode submission: %w", err)
 	}
+	// The hash is of the submission as sent, so a retry of it is recognised whatever
+	// intake's normal form for it; what is stored is the normal form (phone in E.164).
 	hash := sha256.Sum256(content)
+	if norm := normalised(sub); norm != sub {
+		sub = norm
+		if content, err = (proto.MarshalOptions{Deterministic: true}).Marshal(sub); err != nil {
+			return acknowledgement{}, fmt.Errorf("encode submission: %w", err)
+		}
+	}
 	receivedAt := s.now().UTC().Truncate(time.Microsecond)
 	id, err := uuid.NewV7()
 	if err != nil {

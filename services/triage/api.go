@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/access"
@@ -248,13 +249,23 @@ func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*t
 	}
 	now := s.now()
 	resp := &triagev1.GetCaseResponse{Case: caseToProto(c, now)}
-	history, err := store.ChildHistory(ctx, pool, c.ChildID, c.ReferralID, historyLimit)
+	history, err := store.ChildHistory(ctx, pool, c.ChildID, c.ReferralID, c.ReceivedAt, historyLimit)
 	if err != nil {
 		return nil, err
 	}
 	for _, h := range history {
 		resp.History = append(resp.History, historyToProto(h))
 	}
+	family, err := store.FamilyGroup(ctx, pool, c.SourceAgency, c.FamilyGroup, c.ReferralID, caseListLimit)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range family {
+		if id.Serves(f.Partnership) {
+			resp.Family = append(resp.Family, caseToProto(f, now))
+		}
+	}
+	resp.Referral, resp.ReferralUnavailable = s.referralFromIntake(ctx, c.ReferralID)
 	notices, err := store.Notices(ctx, pool, c.ReferralID)
 	if err != nil {
 		return nil, err
@@ -316,6 +327,27 @@ func (s *Service) decisionFromRules(ctx context.Context, referralID string) *rul
 		return nil
 	}
 	return resp.GetDecision()
+}
+
+// referralFromIntake fetches the referral itself (child, concerns, household, consent,
+// referrer, narrative) from intake as the caller, so intake checks and records the read as
+// its own. Like the decision, it is best effort: the case is what practitioners act on, and
+// why the referral is missing is said rather than the case withheld.
+func (s *Service) referralFromIntake(ctx context.Context, referralID string) (*intakev1.Referral, string) {
+	if s.peers == nil {
+		return nil, "intake is not reachable from triage"
+	}
+	conn, err := s.peers.Conn("intake")
+	if err != nil {
+		s.log.Warn("intake unreachable; case returned without its referral", zap.String("referral_id", referralID), zap.Error(err))
+		return nil, "intake is not reachable from triage"
+	}
+	resp, err := intakev1.NewIntakeServiceClient(conn).GetReferral(peers.AsCaller(ctx), &intakev1.GetReferralRequest{Id: referralID})
+	if err != nil {
+		s.log.Warn("intake did not return the referral; case returned without it", zap.String("referral_id", referralID), zap.Error(err))
+		return nil, "intake did not return the referral: " + status.Code(err).String()
+	}
+	return resp.GetReferral(), ""
 }
 
 func (s *Service) rulesClient() (rulesv1.RulesServiceClient, error) {

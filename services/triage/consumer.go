@@ -94,6 +94,7 @@ func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.
 		ReferralID: ref.GetId(), Partnership: ref.GetPartnership(), ChildName: displayName(sub.GetChild()),
 		ChildAgeYears: ageYears(sub.GetChild(), receivedAt, s.calendar.Location()), SourceAgency: ref.GetAgency(), SourceKind: ref.GetAgencyKind(),
 		Concerns: concernNames(sub.GetConcerns()), ReceivedAt: receivedAt, ConsentStatus: sub.GetConsent().GetStatus().String(),
+		Reference: ref.GetReference(), ExternalReference: ref.GetExternalReference(), FamilyGroup: sub.GetFamilyGroup(),
 	}
 	if ref.GetDecisionDue() != nil {
 		due := ref.GetDecisionDue().AsTime()

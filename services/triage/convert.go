@@ -28,6 +28,7 @@ func caseToProto(c store.Case, now time.Time) *triagev1.Case {
 		ReceivedAt: ts(c.ReceivedAt), DecisionDue: ts(c.DecisionDue), RagDue: ts(c.RAGDue), RecommendedAt: ts(c.RecommendedAt),
 		DecidedAt: ts(c.DecidedAt), DecidedBy: c.DecidedBy, Overdue: c.Overdue(now), Outcome: triagev1.CaseOutcome(c.Outcome),
 		OutcomeNote: c.OutcomeNote, ClosedAt: ts(c.ClosedAt), ClosedBy: c.ClosedBy, Version: c.Version,
+		Reference: c.Reference, ExternalReference: c.ExternalReference, FamilyGroup: c.FamilyGroup,
 	}
 	if c.ClaimLive(now) {
 		p.Assignee, p.ClaimExpiresAt = c.Assignee, ts(c.ClaimExpiresAt)
@@ -44,7 +45,7 @@ func caseToProto(c store.Case, now time.Time) *triagev1.Case {
 func historyToProto(c store.Case) *triagev1.ChildHistoryEntry {
 	return &triagev1.ChildHistoryEntry{ReferralId: c.ReferralID, ReceivedAt: ts(c.ReceivedAt), Concerns: c.Concerns,
 		Level: rulesv1.Level(c.Level), Rag: rulesv1.Rag(c.RAG), State: triagev1.CaseState(c.State),
-		Outcome: triagev1.CaseOutcome(c.Outcome), SourceAgency: c.SourceAgency}
+		Outcome: triagev1.CaseOutcome(c.Outcome), SourceAgency: c.SourceAgency, Reference: c.Reference, ClosedAt: ts(c.ClosedAt)}
 }
 
 func noticeToProto(n store.Notice) *triagev1.AgencyNotice {

@@ -26,3 +26,11 @@
   }
   window.setInterval(refresh, 15000);
 })();
+// The case page's print link: a person can print from the browser too; the link is only
+// a shortcut, so it stays hidden where scripts do not run.
+(function () {
+  var link = document.getElementById("print-link");
+  if (!link) { return; }
+  link.hidden = false;
+  link.addEventListener("click", function (e) { e.preventDefault(); window.print(); });
+})();

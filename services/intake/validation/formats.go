@@ -21,8 +21,12 @@ type textRule struct {
 }
 
 var (
-	referrerNameText  = textRule{max: maxPersonName, required: true}
-	roleText          = textRule{max: maxRole}
+	referrerNameText = textRule{max: maxPersonName, required: true}
+	roleText         = textRule{max: maxRole}
+	// Where a concern happened, as the referrer put it.
+	locationText = textRule{max: maxAddressLine}
+	// An anonymous member of the public gives no name.
+	anonymousNameText = textRule{max: maxPersonName}
 	requiredNameText  = textRule{max: maxName, required: true}
 	optionalNameText  = textRule{max: maxName}
 	addressLine1Text  = textRule{max: maxAddressLine, required: true}
@@ -98,6 +102,15 @@ func checkExternalReference(s string) string {
 	return ""
 }
 
+// checkFamilyGroup: optional; when given it groups the referrals of siblings reported
+// together, so it follows the external reference's form.
+func checkFamilyGroup(s string) string {
+	if s == "" {
+		return ""
+	}
+	return checkExternalReference(s)
+}
+
 // checkPartnership: the partnership slug routes the referral to a hub, so it
 // must match a configured slug exactly; case variants are rejected rather
 // than guessed.
@@ -113,9 +126,10 @@ func checkPartnership(s string) string {
 	return ""
 }
 
-// checkPhone accepts UK-style numbers as people write them: digits with
-// spaces, parentheses, hyphens and an optional leading +, 10 to 15 digits
-// (a UK national number has 10 or 11; E.164 allows 15).
+// checkPhone accepts a telephone number in any form people write one: a UK number in
+// national form (01443 000000, 07700 900000), or international with + or 00 and the country
+// code (+44 (0)1443 000-000, 0044 1443 000000, +353 1 000 0000), with spaces, dots,
+// parentheses and hyphens. NormalisePhone gives the E.164 form intake stores.
 func checkPhone(s string) string {
 	if s == "" {
 		return ""
@@ -123,21 +137,53 @@ func checkPhone(s string) string {
 	if tooLong(s, maxPhone) {
 		return maxCharsReason(maxPhone)
 	}
-	digits := 0
-	for i, r := range s {
+	_, reason := NormalisePhone(s)
+	return reason
+}
+
+// NormalisePhone returns s in E.164 form (+441443000000), or why it is not a telephone
+// number. A UK national number (a leading 0) is +44 with the 0 dropped; so is the "(0)"
+// people write after +44. The reason never contains the number.
+func NormalisePhone(s string) (e164, reason string) {
+	var b strings.Builder
+	plus := false
+	for i, r := range strings.TrimSpace(s) {
 		switch {
 		case r >= '0' && r <= '9':
-			digits++
+			b.WriteRune(r)
 		case r == '+' && i == 0:
-		case r == ' ' || r == '(' || r == ')' || r == '-':
+			plus = true
+		case r == ' ' || r == '(' || r == ')' || r == '-' || r == '.':
 		default:
-			return "must contain only digits, spaces, parentheses, hyphens and a leading +"
+			return "", "must contain only digits, spaces, dots, parentheses, hyphens and a leading +"
 		}
 	}
-	if digits < 10 || digits > 15 {
-		return "must contain 10 to 15 digits"
+	d := b.String()
+	switch {
+	case plus:
+	case strings.HasPrefix(d, "00"):
+		d = d[2:]
+	case strings.HasPrefix(d, "0"):
+		// A UK national number: 0 and 9 or 10 more digits.
+		if len(d) < 10 || len(d) > 11 {
+			return "", "must be a UK number of 10 or 11 digits starting with 0, or + and the country code"
+		}
+		return "+44" + d[1:], ""
+	default:
+		return "", "must start with 0 (a UK number) or with + or 00 and the country code"
 	}
-	return ""
+	if strings.HasPrefix(d, "440") {
+		d = "44" + d[3:] // +44 (0)1443 ...: the trunk 0 is not dialled from abroad
+	}
+	switch {
+	case strings.HasPrefix(d, "0"):
+		return "", "must have a country code after + or 00, which never starts with 0"
+	case strings.HasPrefix(d, "44") && (len(d)-2 < 9 || len(d)-2 > 10):
+		return "", "must have 9 or 10 digits after +44"
+	case len(d) < 8 || len(d) > 15:
+		return "", "must have 8 to 15 digits with the country code (E.164)"
+	}
+	return "+" + d, ""
 }
 
 // checkEmail accepts a bare address (no display name or comment) with a

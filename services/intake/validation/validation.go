@@ -145,6 +145,7 @@ func Validate(sub *intakev1.ReferralSubmission, now time.Time) []Violation {
 	c.riskIndicators(sub.GetRiskIndicators())
 	c.consent(sub.GetConsent())
 	c.add("narrative", narrativeText.check(sub.GetNarrative()))
+	c.add("familyGroup", checkFamilyGroup(sub.GetFamilyGroup()))
 	return c.violations
 }
 
@@ -175,11 +176,15 @@ func (c *checker) referrer(r *intakev1.Referrer) {
 		c.add("referrer", reasonRequired)
 		return
 	}
-	c.add("referrer.name", referrerNameText.check(r.GetName()))
+	name := referrerNameText
+	if r.GetAnonymous() {
+		name = anonymousNameText
+	}
+	c.add("referrer.name", name.check(r.GetName()))
 	c.add("referrer.role", roleText.check(r.GetRole()))
 	c.add("referrer.phone", checkPhone(r.GetPhone()))
 	c.add("referrer.email", checkEmail(r.GetEmail()))
-	if r.GetPhone() == "" && r.GetEmail() == "" {
+	if r.GetPhone() == "" && r.GetEmail() == "" && !r.GetAnonymous() {
 		// Reported on phone, the usual way the hub calls back, so a form can
 		// highlight a concrete input.
 		c.add("referrer.phone", "is required when email is not given: the hub must be able to contact the referrer")
@@ -255,6 +260,7 @@ func (c *checker) concerns(concerns []*intakev1.Concern) {
 		c.addAt("concerns", i, "category", categoryEnum.check(protoreflect.EnumNumber(cn.GetCategory())))
 		c.addAt("concerns", i, "summary", summaryText.check(cn.GetSummary()))
 		c.addAt("concerns", i, "observedAt", checkObservedAt(cn.GetObservedAt(), c.now))
+		c.addAt("concerns", i, "location", locationText.check(cn.GetLocation()))
 	}
 }
 

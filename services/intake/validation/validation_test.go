@@ -109,6 +109,12 @@ func TestValidateRules(t *testing.T) {
 		{"referrer phone too few digits", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "01443 000" }, "referrer.phone"},
 		{"referrer phone too many digits", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "0144300000000000" }, "referrer.phone"},
 		{"referrer phone plus inside", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "01443+000000" }, "referrer.phone"},
+		{"referrer phone without 0 or country code", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "1443 000000" }, "referrer.phone"},
+		{"anonymous referrer still gives a valid phone", func(s *intakev1.ReferralSubmission) {
+			s.Referrer.Anonymous, s.Referrer.Phone = true, "12"
+		}, "referrer.phone"},
+		{"family group with spaces", func(s *intakev1.ReferralSubmission) { s.FamilyGroup = "a family" }, "familyGroup"},
+		{"concern location too long", func(s *intakev1.ReferralSubmission) { s.Concerns[0].Location = strings.Repeat("x", 201) }, "concerns[0].location"},
 		{"referrer phone too long", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "01443" + strings.Repeat(" ", 30) + "000000" }, "referrer.phone"},
 		{"referrer email invalid", func(s *intakev1.ReferralSubmission) { s.Referrer.Email = "not-an-email" }, "referrer.email"},
 		{"referrer email display name", func(s *intakev1.ReferralSubmission) { s.Referrer.Email = "Rhian <rhian@police.example>" }, "referrer.email"},
@@ -291,6 +297,12 @@ func TestValidateAccepts(t *testing.T) {
 		{"phone only", func(s *intakev1.ReferralSubmission) { s.Referrer.Email = "" }, testNow},
 		{"email only", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "" }, testNow},
 		{"international phone", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "+44 (0)1443 000-000" }, testNow},
+		{"Irish phone", func(s *intakev1.ReferralSubmission) { s.Referrer.Phone = "00353 1 000 0000" }, testNow},
+		{"anonymous member of the public", func(s *intakev1.ReferralSubmission) {
+			s.Referrer = &intakev1.Referrer{Anonymous: true, Role: "neighbour"}
+		}, testNow},
+		{"family group", func(s *intakev1.ReferralSubmission) { s.FamilyGroup = "CONTACT-20261126-0a1b2c3d4e5f" }, testNow},
+		{"concern location", func(s *intakev1.ReferralSubmission) { s.Concerns[0].Location = "Outside Ysgol y Ddraig" }, testNow},
 		{"seventeen years 364 days", func(s *intakev1.ReferralSubmission) { s.Child.DateOfBirth = "2008-11-27" }, testNow},
 		{"born today", func(s *intakev1.ReferralSubmission) { s.Child.DateOfBirth = "2026-11-26" }, testNow},
 		{"born today in London during BST", func(s *intakev1.ReferralSubmission) {

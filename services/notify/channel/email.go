@@ -133,7 +133,22 @@ func (e *Email) compose(to string, m Message) []byte {
 		}
 		return b.Bytes()
 	}
+	// Bilingual, Welsh first, as hubs in Wales write to agencies; both texts are plain
+	// ASCII (the Welsh is worded to need no accented letters), so the body needs no
+	// encoding and the link stays one line a person can copy.
 	for _, line := range []string{
+		"Mae hysbysiad diogelu gan yr MASH yn aros amdanoch.",
+		"",
+		"Cyfeirnod: " + m.Reference,
+		"Math:      " + m.Kind,
+		"Dolen:     " + m.Link,
+		"",
+		"Rhaid i chi fewngofnodi i gonsol yr MASH i'w weld. Nid yw'r e-bost hwn yn",
+		"cynnwys unrhyw fanylion am yr atgyfeiriad; peidiwch ag anfon yr e-bost",
+		"hwn ymlaen, a pheidiwch ag ateb gyda gwybodaeth bersonol.",
+		"",
+		"-----",
+		"",
 		"A safeguarding notification from the MASH is waiting for you.",
 		"",
 		"Reference: " + m.Reference,

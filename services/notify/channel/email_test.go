@@ -146,10 +146,16 @@ func TestEmailCarriesOnlyReferenceAndLink(t *testing.T) {
 		HeaderNotificationID + ": " + m.ID + "\r\n",
 		"Date: ",
 		m.Link, "sign in",
+		// the same in Welsh, first
+		"Mae hysbysiad diogelu gan yr MASH yn aros amdanoch.\r\n", "Cyfeirnod: MASH-2026-0000123\r\n", "Dolen:     " + m.Link + "\r\n",
+		"Rhaid i chi fewngofnodi",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("message lacks %q:\n%s", want, got)
 		}
+	}
+	if strings.Index(got, "Mae hysbysiad") > strings.Index(got, "A safeguarding notification") {
+		t.Error("the Welsh text does not come first")
 	}
 	if strings.Contains(got, personal) || strings.Contains(got, "child") {
 		t.Fatalf("message contains the body's personal data:\n%s", got)

@@ -22,6 +22,9 @@ type Received struct {
 	DecisionDue *time.Time
 	// ConsentStatus is the family's consent as the referrer reported it.
 	ConsentStatus string
+	// Reference and ExternalReference are intake's and the sender's references;
+	// FamilyGroup the sender's group of siblings reported together (empty: none).
+	Reference, ExternalReference, FamilyGroup string
 }
 
 // ApplyReceived records a referral's receipt, creating the case or completing one a decision
@@ -31,17 +34,18 @@ func ApplyReceived(ctx context.Context, tx pgx.Tx, r Received) (bool, error) {
 		return false, fmt.Errorf("apply receipt of referral %s: %w", r.ReferralID, err)
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO triage.cases (referral_id, partnership, child_name, child_age_years, source_agency,
-			source_kind, concerns, received, received_at, decision_due, consent_status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9, $10)
+			source_kind, concerns, received, received_at, decision_due, consent_status, reference, external_reference, family_group)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (referral_id) DO UPDATE SET partnership = EXCLUDED.partnership, child_name = EXCLUDED.child_name,
 			child_age_years = EXCLUDED.child_age_years, source_agency = EXCLUDED.source_agency, source_kind = EXCLUDED.source_kind,
 			concerns = EXCLUDED.concerns, received = true, received_at = EXCLUDED.received_at,
 			decision_due = coalesce(triage.cases.decision_due, EXCLUDED.decision_due),
 			consent_status = CASE WHEN triage.cases.consent_status = '' THEN EXCLUDED.consent_status ELSE triage.cases.consent_status END,
+			reference = EXCLUDED.reference, external_reference = EXCLUDED.external_reference, family_group = EXCLUDED.family_group,
 			version = triage.cases.version + 1, updated_at = now()
 		WHERE NOT triage.cases.received`,
 		r.ReferralID, r.Partnership, r.ChildName, r.ChildAgeYears, r.SourceAgency, r.SourceKind, r.Concerns, r.ReceivedAt, r.DecisionDue,
-		r.ConsentStatus)
+		r.ConsentStatus, r.Reference, r.ExternalReference, r.FamilyGroup)
 	if err != nil {
 		return false, fmt.Errorf("apply receipt of referral %s: %w", r.ReferralID, err)
 	}
@@ -236,7 +240,8 @@ func caseTargets(c *Case) []any {
 		&c.SourceKind, &c.Concerns, &c.Received, &c.State, &c.Level, &c.RecommendedLevel, &c.RAG, &c.DecisionStatus, &c.Outcome,
 		&c.Pathway, &c.Agencies, &c.DecisionID, &c.DecisionVersion, &c.ReceivedAt, &c.DecisionDue, &c.RAGDue, &c.RecommendedAt,
 		&c.DecidedAt, &c.DecidedBy, &c.Assignee, &c.ClaimExpiresAt, &c.OutcomeNote, &c.ClosedAt, &c.ClosedBy, &c.Version, &c.ConsentStatus,
-		&c.Sharing.Basis, &c.Sharing.Reason, &c.Sharing.Ground, &c.Sharing.By, &c.Sharing.At}
+		&c.Sharing.Basis, &c.Sharing.Reason, &c.Sharing.Ground, &c.Sharing.By, &c.Sharing.At,
+		&c.Reference, &c.ExternalReference, &c.FamilyGroup}
 }
 
 // QueueKey is the queue's sort key of one case: where a page ends. A nil due time is a
@@ -421,14 +426,29 @@ func QueueCounts(ctx context.Context, q Querier, f QueueFilter, withClosed bool)
 	return out, nil
 }
 
-// ChildHistory returns the child's other cases, newest first.
-func ChildHistory(ctx context.Context, q Querier, childID, excludeReferral string, limit int) ([]Case, error) {
+// ChildHistory returns the child's cases received before the referral received at
+// receivedAt (nil: every other case), newest first: the history a practitioner weighs is
+// what was known when this referral arrived, not what came after it.
+func ChildHistory(ctx context.Context, q Querier, childID, excludeReferral string, receivedAt *time.Time, limit int) ([]Case, error) {
 	if childID == "" {
 		return nil, nil
 	}
 	cs, err := collectCases(q.Query(ctx, `SELECT `+caseColumns+` FROM triage.cases
-		WHERE child_id = $1 AND referral_id <> $2 ORDER BY received_at DESC NULLS LAST LIMIT $3`, childID, excludeReferral, limit))
+		WHERE child_id = $1 AND referral_id <> $2 AND ($3::timestamptz IS NULL OR received_at < $3)
+		ORDER BY received_at DESC NULLS LAST LIMIT $4`, childID, excludeReferral, receivedAt, limit))
 	return cs, wrap(err, "read history of child %s", childID)
+}
+
+// FamilyGroup returns the other cases one agency sent in the same family group (siblings
+// reported together), oldest first.
+func FamilyGroup(ctx context.Context, q Querier, sourceAgency, group, excludeReferral string, limit int) ([]Case, error) {
+	if group == "" {
+		return nil, nil
+	}
+	cs, err := collectCases(q.Query(ctx, `SELECT `+caseColumns+` FROM triage.cases
+		WHERE source_agency = $1 AND family_group = $2 AND family_group <> '' AND referral_id <> $3
+		ORDER BY received_at, referral_id LIMIT $4`, sourceAgency, group, excludeReferral, limit))
+	return cs, wrap(err, "read family group of referral %s", excludeReferral)
 }
 
 // Notices returns what each agency was told about the case, oldest first.

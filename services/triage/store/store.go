@@ -103,6 +103,9 @@ type Case struct {
 	// none stands).
 	ConsentStatus string
 	Sharing       Sharing
+	// Reference is the MASH reference people quote; ExternalReference the referring
+	// system's own; FamilyGroup the group of siblings the referral was sent with.
+	Reference, ExternalReference, FamilyGroup string
 }
 
 // Sharing is a manager's authorisation to share a case without the family's consent.
@@ -132,7 +135,8 @@ const caseColumns = `referral_id::text, partnership, coalesce(child_id::text, ''
 	source_kind, concerns, received, state, level, recommended_level, rag, decision_status, outcome, pathway, agencies,
 	coalesce(decision_id::text, ''), decision_version, received_at, decision_due, rag_due, recommended_at, decided_at,
 	decided_by, coalesce(assignee, ''), claim_expires_at, outcome_note, closed_at, closed_by, version, consent_status,
-	coalesce(sharing_basis, ''), coalesce(sharing_reason, ''), coalesce(sharing_ground, ''), coalesce(sharing_by, ''), sharing_at`
+	coalesce(sharing_basis, ''), coalesce(sharing_reason, ''), coalesce(sharing_ground, ''), coalesce(sharing_by, ''), sharing_at,
+	reference, external_reference, family_group`
 
 func scanCase(row pgx.Row) (Case, error) {
 	var c Case

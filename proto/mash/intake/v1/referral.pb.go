@@ -471,7 +471,12 @@ type ReferralSubmission struct {
 	RiskIndicators *RiskIndicators    `protobuf:"bytes,7,opt,name=risk_indicators,json=riskIndicators,proto3" json:"risk_indicators,omitempty"`
 	Consent        *Consent           `protobuf:"bytes,8,opt,name=consent,proto3" json:"consent,omitempty"`
 	// Free text from the referrer. Personal data: never logged.
-	Narrative     string `protobuf:"bytes,9,opt,name=narrative,proto3" json:"narrative,omitempty"`
+	Narrative string `protobuf:"bytes,9,opt,name=narrative,proto3" json:"narrative,omitempty"`
+	// Referrals about several children of one family reported together (siblings in one
+	// telephone call, say) are sent one per child with the same family_group, chosen by the
+	// sender (letters, digits and . _ : / -, at most 64): the hub shows them together.
+	// Optional; old clients leave it empty.
+	FamilyGroup   string `protobuf:"bytes,10,opt,name=family_group,json=familyGroup,proto3" json:"family_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -569,6 +574,13 @@ func (x *ReferralSubmission) GetNarrative() string {
 	return ""
 }
 
+func (x *ReferralSubmission) GetFamilyGroup() string {
+	if x != nil {
+		return x.FamilyGroup
+	}
+	return ""
+}
+
 // Referrer is the person who raised the concern, within the agency the credential names.
 type Referrer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -578,8 +590,11 @@ type Referrer struct {
 	Email string                 `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
 	// The referrer's identity must not be disclosed to the family.
 	KeepIdentityFromFamily bool `protobuf:"varint,5,opt,name=keep_identity_from_family,json=keepIdentityFromFamily,proto3" json:"keep_identity_from_family,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// A member of the public who would not give their name or a way to reach them (a
+	// contact the hub took by telephone): name, role, phone and email may then be empty.
+	Anonymous     bool `protobuf:"varint,6,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Referrer) Reset() {
@@ -643,6 +658,13 @@ func (x *Referrer) GetEmail() string {
 func (x *Referrer) GetKeepIdentityFromFamily() bool {
 	if x != nil {
 		return x.KeepIdentityFromFamily
+	}
+	return false
+}
+
+func (x *Referrer) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
 	}
 	return false
 }
@@ -990,6 +1012,9 @@ type Concern struct {
 	ChildDisclosure bool `protobuf:"varint,5,opt,name=child_disclosure,json=childDisclosure,proto3" json:"child_disclosure,omitempty"`
 	// The child was injured.
 	InjuryToChild bool `protobuf:"varint,6,opt,name=injury_to_child,json=injuryToChild,proto3" json:"injury_to_child,omitempty"`
+	// Where it happened or was seen (home, school, a named street), as the referrer put it.
+	// Optional, at most 200 characters. Personal data: never logged.
+	Location      string `protobuf:"bytes,7,opt,name=location,proto3" json:"location,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1064,6 +1089,13 @@ func (x *Concern) GetInjuryToChild() bool {
 		return x.InjuryToChild
 	}
 	return false
+}
+
+func (x *Concern) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
 }
 
 // RiskIndicators are the facts threshold rules look at first.
@@ -1432,7 +1464,7 @@ var File_mash_intake_v1_referral_proto protoreflect.FileDescriptor
 
 const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/intake/v1/referral.proto\x12\x0emash.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x03\n" +
+	"\x1dmash/intake/v1/referral.proto\x12\x0emash.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x03\n" +
 	"\x12ReferralSubmission\x12-\n" +
 	"\x12external_reference\x18\x01 \x01(\tR\x11externalReference\x12 \n" +
 	"\vpartnership\x18\x02 \x01(\tR\vpartnership\x124\n" +
@@ -1442,13 +1474,16 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\bconcerns\x18\x06 \x03(\v2\x17.mash.intake.v1.ConcernR\bconcerns\x12G\n" +
 	"\x0frisk_indicators\x18\a \x01(\v2\x1e.mash.intake.v1.RiskIndicatorsR\x0eriskIndicators\x121\n" +
 	"\aconsent\x18\b \x01(\v2\x17.mash.intake.v1.ConsentR\aconsent\x12\x1c\n" +
-	"\tnarrative\x18\t \x01(\tR\tnarrative\"\x99\x01\n" +
+	"\tnarrative\x18\t \x01(\tR\tnarrative\x12!\n" +
+	"\ffamily_group\x18\n" +
+	" \x01(\tR\vfamilyGroup\"\xb7\x01\n" +
 	"\bReferrer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
 	"\x05phone\x18\x03 \x01(\tR\x05phone\x12\x14\n" +
 	"\x05email\x18\x04 \x01(\tR\x05email\x129\n" +
-	"\x19keep_identity_from_family\x18\x05 \x01(\bR\x16keepIdentityFromFamily\"\x86\x04\n" +
+	"\x19keep_identity_from_family\x18\x05 \x01(\bR\x16keepIdentityFromFamily\x12\x1c\n" +
+	"\tanonymous\x18\x06 \x01(\bR\tanonymous\"\x86\x04\n" +
 	"\x05Child\x12\x1d\n" +
 	"\n" +
 	"given_name\x18\x01 \x01(\tR\tgivenName\x12\x1f\n" +
@@ -1484,7 +1519,7 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"familyName\x12\"\n" +
 	"\rdate_of_birth\x18\x04 \x01(\tR\vdateOfBirth\x12(\n" +
 	"\x10lives_with_child\x18\x05 \x01(\bR\x0elivesWithChild\x12&\n" +
-	"\x0fsubject_to_plan\x18\x06 \x01(\bR\rsubjectToPlan\"\x95\x02\n" +
+	"\x0fsubject_to_plan\x18\x06 \x01(\bR\rsubjectToPlan\"\xb1\x02\n" +
 	"\aConcern\x12;\n" +
 	"\bcategory\x18\x01 \x01(\x0e2\x1f.mash.intake.v1.ConcernCategoryR\bcategory\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\tR\asummary\x12;\n" +
@@ -1492,7 +1527,8 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"observedAt\x12#\n" +
 	"\rchild_present\x18\x04 \x01(\bR\fchildPresent\x12)\n" +
 	"\x10child_disclosure\x18\x05 \x01(\bR\x0fchildDisclosure\x12&\n" +
-	"\x0finjury_to_child\x18\x06 \x01(\bR\rinjuryToChild\"\x8b\x06\n" +
+	"\x0finjury_to_child\x18\x06 \x01(\bR\rinjuryToChild\x12\x1a\n" +
+	"\blocation\x18\a \x01(\tR\blocation\"\x8b\x06\n" +
 	"\x0eRiskIndicators\x12)\n" +
 	"\x10immediate_danger\x18\x01 \x01(\bR\x0fimmediateDanger\x12Q\n" +
 	"\x13domestic_abuse_risk\x18\x02 \x01(\x0e2!.mash.intake.v1.DomesticAbuseRiskR\x11domesticAbuseRisk\x12D\n" +

@@ -10,8 +10,8 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	v11 "mash/proto/mash/audit/v1"
-	v12 "mash/proto/mash/intake/v1"
+	v12 "mash/proto/mash/audit/v1"
+	v11 "mash/proto/mash/intake/v1"
 	v13 "mash/proto/mash/notify/v1"
 	v1 "mash/proto/mash/rules/v1"
 	reflect "reflect"
@@ -307,7 +307,12 @@ type Case struct {
 	SharingAuthorisation *SharingAuthorisation `protobuf:"bytes,31,opt,name=sharing_authorisation,json=sharingAuthorisation,proto3" json:"sharing_authorisation,omitempty"`
 	// Why the decision's agencies are not being told, when they are not (consent without an
 	// authorisation); empty when nothing is held back.
-	SharingHeld   string `protobuf:"bytes,32,opt,name=sharing_held,json=sharingHeld,proto3" json:"sharing_held,omitempty"`
+	SharingHeld string `protobuf:"bytes,32,opt,name=sharing_held,json=sharingHeld,proto3" json:"sharing_held,omitempty"`
+	// The MASH reference people quote (MASH-2026-0000123) and the referring system's own.
+	Reference         string `protobuf:"bytes,33,opt,name=reference,proto3" json:"reference,omitempty"`
+	ExternalReference string `protobuf:"bytes,34,opt,name=external_reference,json=externalReference,proto3" json:"external_reference,omitempty"`
+	// The family group the referral was sent in (siblings in one contact); empty if none.
+	FamilyGroup   string `protobuf:"bytes,35,opt,name=family_group,json=familyGroup,proto3" json:"family_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +567,27 @@ func (x *Case) GetSharingAuthorisation() *SharingAuthorisation {
 func (x *Case) GetSharingHeld() string {
 	if x != nil {
 		return x.SharingHeld
+	}
+	return ""
+}
+
+func (x *Case) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *Case) GetExternalReference() string {
+	if x != nil {
+		return x.ExternalReference
+	}
+	return ""
+}
+
+func (x *Case) GetFamilyGroup() string {
+	if x != nil {
+		return x.FamilyGroup
 	}
 	return ""
 }
@@ -1220,15 +1246,19 @@ func (x *ListQueueResponse) GetCounts() []*QueueCount {
 
 // ChildHistoryEntry is an earlier referral about the same child and what came of it.
 type ChildHistoryEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ReferralId    string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	Concerns      []string               `protobuf:"bytes,3,rep,name=concerns,proto3" json:"concerns,omitempty"`
-	Level         v1.Level               `protobuf:"varint,4,opt,name=level,proto3,enum=mash.rules.v1.Level" json:"level,omitempty"`
-	Rag           v1.Rag                 `protobuf:"varint,5,opt,name=rag,proto3,enum=mash.rules.v1.Rag" json:"rag,omitempty"`
-	State         CaseState              `protobuf:"varint,6,opt,name=state,proto3,enum=mash.triage.v1.CaseState" json:"state,omitempty"`
-	Outcome       CaseOutcome            `protobuf:"varint,7,opt,name=outcome,proto3,enum=mash.triage.v1.CaseOutcome" json:"outcome,omitempty"`
-	SourceAgency  string                 `protobuf:"bytes,8,opt,name=source_agency,json=sourceAgency,proto3" json:"source_agency,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId   string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ReceivedAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	Concerns     []string               `protobuf:"bytes,3,rep,name=concerns,proto3" json:"concerns,omitempty"`
+	Level        v1.Level               `protobuf:"varint,4,opt,name=level,proto3,enum=mash.rules.v1.Level" json:"level,omitempty"`
+	Rag          v1.Rag                 `protobuf:"varint,5,opt,name=rag,proto3,enum=mash.rules.v1.Rag" json:"rag,omitempty"`
+	State        CaseState              `protobuf:"varint,6,opt,name=state,proto3,enum=mash.triage.v1.CaseState" json:"state,omitempty"`
+	Outcome      CaseOutcome            `protobuf:"varint,7,opt,name=outcome,proto3,enum=mash.triage.v1.CaseOutcome" json:"outcome,omitempty"`
+	SourceAgency string                 `protobuf:"bytes,8,opt,name=source_agency,json=sourceAgency,proto3" json:"source_agency,omitempty"`
+	// The MASH reference of the earlier referral.
+	Reference string `protobuf:"bytes,9,opt,name=reference,proto3" json:"reference,omitempty"`
+	// When it was closed, if it was.
+	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1317,6 +1347,20 @@ func (x *ChildHistoryEntry) GetSourceAgency() string {
 		return x.SourceAgency
 	}
 	return ""
+}
+
+func (x *ChildHistoryEntry) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *ChildHistoryEntry) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
 }
 
 // AgencyNotice is what one agency was told about the case and whether it acknowledged.
@@ -1964,8 +2008,16 @@ type GetCaseResponse struct {
 	StrategyDiscussions []*StrategyDiscussion `protobuf:"bytes,5,rep,name=strategy_discussions,json=strategyDiscussions,proto3" json:"strategy_discussions,omitempty"`
 	InformationRequests []*InformationRequest `protobuf:"bytes,6,rep,name=information_requests,json=informationRequests,proto3" json:"information_requests,omitempty"`
 	Disagreements       []*Disagreement       `protobuf:"bytes,7,rep,name=disagreements,proto3" json:"disagreements,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The referral as intake holds it (child, concerns, risk facts, household, consent,
+	// referrer, narrative), read from intake as the caller; intake records that read too.
+	Referral *v11.Referral `protobuf:"bytes,8,opt,name=referral,proto3" json:"referral,omitempty"`
+	// Why the referral is missing when intake could not be reached or refused; empty when
+	// referral is set.
+	ReferralUnavailable string `protobuf:"bytes,9,opt,name=referral_unavailable,json=referralUnavailable,proto3" json:"referral_unavailable,omitempty"`
+	// The other children's cases of the same family group (siblings reported together).
+	Family        []*Case `protobuf:"bytes,10,rep,name=family,proto3" json:"family,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCaseResponse) Reset() {
@@ -2043,6 +2095,27 @@ func (x *GetCaseResponse) GetInformationRequests() []*InformationRequest {
 func (x *GetCaseResponse) GetDisagreements() []*Disagreement {
 	if x != nil {
 		return x.Disagreements
+	}
+	return nil
+}
+
+func (x *GetCaseResponse) GetReferral() *v11.Referral {
+	if x != nil {
+		return x.Referral
+	}
+	return nil
+}
+
+func (x *GetCaseResponse) GetReferralUnavailable() string {
+	if x != nil {
+		return x.ReferralUnavailable
+	}
+	return ""
+}
+
+func (x *GetCaseResponse) GetFamily() []*Case {
+	if x != nil {
+		return x.Family
 	}
 	return nil
 }
@@ -4303,7 +4376,7 @@ type ExportCaseResponse struct {
 	Referrals []*SubjectReferral `protobuf:"bytes,8,rep,name=referrals,proto3" json:"referrals,omitempty"`
 	// Who read the child's record: every access entry about the child or any of its
 	// referrals, newest first, with the reader's role, agency and reason.
-	Accesses []*v11.AccessRecord `protobuf:"bytes,9,rep,name=accesses,proto3" json:"accesses,omitempty"`
+	Accesses []*v12.AccessRecord `protobuf:"bytes,9,rep,name=accesses,proto3" json:"accesses,omitempty"`
 	// What the export does not hold and why (a referral of the child in a partnership the
 	// caller does not serve, a record erased); empty when nothing is left out.
 	Omissions     []string `protobuf:"bytes,10,rep,name=omissions,proto3" json:"omissions,omitempty"`
@@ -4397,7 +4470,7 @@ func (x *ExportCaseResponse) GetReferrals() []*SubjectReferral {
 	return nil
 }
 
-func (x *ExportCaseResponse) GetAccesses() []*v11.AccessRecord {
+func (x *ExportCaseResponse) GetAccesses() []*v12.AccessRecord {
 	if x != nil {
 		return x.Accesses
 	}
@@ -4416,7 +4489,7 @@ type SubjectReferral struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
 	// The referral as intake received it.
-	Referral *v12.Referral `protobuf:"bytes,2,opt,name=referral,proto3" json:"referral,omitempty"`
+	Referral *v11.Referral `protobuf:"bytes,2,opt,name=referral,proto3" json:"referral,omitempty"`
 	// The rules' recommendation (recommended) and the decision a person made (current, with
 	// reviewed_by, reviewed_at and review_reason).
 	Decision *v1.Decision `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
@@ -4432,7 +4505,7 @@ type SubjectReferral struct {
 	// (history), delivered, acknowledged and by whom, and withdrawals.
 	Notifications []*v13.Notification `protobuf:"bytes,9,rep,name=notifications,proto3" json:"notifications,omitempty"`
 	// The referral's audit trail in order: every event and access entry.
-	Trail         []*v11.AuditEntry `protobuf:"bytes,10,rep,name=trail,proto3" json:"trail,omitempty"`
+	Trail         []*v12.AuditEntry `protobuf:"bytes,10,rep,name=trail,proto3" json:"trail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4474,7 +4547,7 @@ func (x *SubjectReferral) GetReferralId() string {
 	return ""
 }
 
-func (x *SubjectReferral) GetReferral() *v12.Referral {
+func (x *SubjectReferral) GetReferral() *v11.Referral {
 	if x != nil {
 		return x.Referral
 	}
@@ -4530,7 +4603,7 @@ func (x *SubjectReferral) GetNotifications() []*v13.Notification {
 	return nil
 }
 
-func (x *SubjectReferral) GetTrail() []*v11.AuditEntry {
+func (x *SubjectReferral) GetTrail() []*v12.AuditEntry {
 	if x != nil {
 		return x.Trail
 	}
@@ -4541,8 +4614,7 @@ var File_mash_triage_v1_triage_proto protoreflect.FileDescriptor
 
 const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mash/audit/v1/audit.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1bmash/notify/v1/notify.proto\x1a\x1cmash/rules/v1/decision.proto\"\xf2\n" +
-	"\n" +
+	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mash/audit/v1/audit.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1bmash/notify/v1/notify.proto\x1a\x1cmash/rules/v1/decision.proto\"\xe2\v\n" +
 	"\x04Case\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12 \n" +
@@ -4582,7 +4654,10 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\aversion\x18\x1d \x01(\x03R\aversion\x12%\n" +
 	"\x0econsent_status\x18\x1e \x01(\tR\rconsentStatus\x12Y\n" +
 	"\x15sharing_authorisation\x18\x1f \x01(\v2$.mash.triage.v1.SharingAuthorisationR\x14sharingAuthorisation\x12!\n" +
-	"\fsharing_held\x18  \x01(\tR\vsharingHeld\"\xcf\x01\n" +
+	"\fsharing_held\x18  \x01(\tR\vsharingHeld\x12\x1c\n" +
+	"\treference\x18! \x01(\tR\treference\x12-\n" +
+	"\x12external_reference\x18\" \x01(\tR\x11externalReference\x12!\n" +
+	"\ffamily_group\x18# \x01(\tR\vfamilyGroup\"\xcf\x01\n" +
 	"\x14SharingAuthorisation\x12!\n" +
 	"\flawful_basis\x18\x01 \x01(\tR\vlawfulBasis\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
@@ -4633,7 +4708,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x11ListQueueResponse\x12*\n" +
 	"\x05cases\x18\x01 \x03(\v2\x14.mash.triage.v1.CaseR\x05cases\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x122\n" +
-	"\x06counts\x18\x03 \x03(\v2\x1a.mash.triage.v1.QueueCountR\x06counts\"\xec\x02\n" +
+	"\x06counts\x18\x03 \x03(\v2\x1a.mash.triage.v1.QueueCountR\x06counts\"\xc3\x03\n" +
 	"\x11ChildHistoryEntry\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12;\n" +
@@ -4644,7 +4719,10 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x03rag\x18\x05 \x01(\x0e2\x12.mash.rules.v1.RagR\x03rag\x12/\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x19.mash.triage.v1.CaseStateR\x05state\x125\n" +
 	"\aoutcome\x18\a \x01(\x0e2\x1b.mash.triage.v1.CaseOutcomeR\aoutcome\x12#\n" +
-	"\rsource_agency\x18\b \x01(\tR\fsourceAgency\"\xfb\x02\n" +
+	"\rsource_agency\x18\b \x01(\tR\fsourceAgency\x12\x1c\n" +
+	"\treference\x18\t \x01(\tR\treference\x127\n" +
+	"\tclosed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"\xfb\x02\n" +
 	"\fAgencyNotice\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -4715,7 +4793,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\aversion\x18\x0e \x01(\x03R\aversion\"1\n" +
 	"\x0eGetCaseRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
-	"referralId\"\xd7\x03\n" +
+	"referralId\"\xee\x04\n" +
 	"\x0fGetCaseResponse\x12(\n" +
 	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x123\n" +
 	"\bdecision\x18\x02 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x12;\n" +
@@ -4723,7 +4801,11 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\anotices\x18\x04 \x03(\v2\x1c.mash.triage.v1.AgencyNoticeR\anotices\x12U\n" +
 	"\x14strategy_discussions\x18\x05 \x03(\v2\".mash.triage.v1.StrategyDiscussionR\x13strategyDiscussions\x12U\n" +
 	"\x14information_requests\x18\x06 \x03(\v2\".mash.triage.v1.InformationRequestR\x13informationRequests\x12B\n" +
-	"\rdisagreements\x18\a \x03(\v2\x1c.mash.triage.v1.DisagreementR\rdisagreements\"^\n" +
+	"\rdisagreements\x18\a \x03(\v2\x1c.mash.triage.v1.DisagreementR\rdisagreements\x124\n" +
+	"\breferral\x18\b \x01(\v2\x18.mash.intake.v1.ReferralR\breferral\x121\n" +
+	"\x14referral_unavailable\x18\t \x01(\tR\x13referralUnavailable\x12,\n" +
+	"\x06family\x18\n" +
+	" \x03(\v2\x14.mash.triage.v1.CaseR\x06family\"^\n" +
 	"\x10ClaimCaseRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12)\n" +
@@ -5062,10 +5144,10 @@ var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(v1.DecisionStatus)(0),                   // 64: mash.rules.v1.DecisionStatus
 	(*timestamppb.Timestamp)(nil),            // 65: google.protobuf.Timestamp
 	(*v1.Decision)(nil),                      // 66: mash.rules.v1.Decision
-	(*v11.AccessRecord)(nil),                 // 67: mash.audit.v1.AccessRecord
-	(*v12.Referral)(nil),                     // 68: mash.intake.v1.Referral
+	(*v11.Referral)(nil),                     // 67: mash.intake.v1.Referral
+	(*v12.AccessRecord)(nil),                 // 68: mash.audit.v1.AccessRecord
 	(*v13.Notification)(nil),                 // 69: mash.notify.v1.Notification
-	(*v11.AuditEntry)(nil),                   // 70: mash.audit.v1.AuditEntry
+	(*v12.AuditEntry)(nil),                   // 70: mash.audit.v1.AuditEntry
 }
 var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	0,   // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
@@ -5096,128 +5178,131 @@ var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	63,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
 	0,   // 26: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
 	1,   // 27: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
-	65,  // 28: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
-	65,  // 29: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
-	65,  // 30: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
-	65,  // 31: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
-	65,  // 32: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
-	65,  // 33: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
-	65,  // 34: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
-	2,   // 35: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
-	65,  // 36: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	65,  // 37: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	3,   // 38: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
-	65,  // 39: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
-	65,  // 40: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
-	65,  // 41: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
-	3,   // 42: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
-	65,  // 43: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
-	65,  // 44: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
-	65,  // 45: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
-	19,  // 46: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
-	4,   // 47: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
-	66,  // 48: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	15,  // 49: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
-	16,  // 50: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
-	17,  // 51: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
-	18,  // 52: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
-	20,  // 53: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	4,   // 54: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
-	4,   // 55: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
-	4,   // 56: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
-	62,  // 57: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
-	63,  // 58: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
-	4,   // 59: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
-	66,  // 60: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	65,  // 61: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
-	17,  // 62: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	1,   // 63: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
-	4,   // 64: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
-	39,  // 65: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	39,  // 66: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	65,  // 67: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
-	65,  // 68: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
-	65,  // 69: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
-	18,  // 70: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
-	18,  // 71: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
-	18,  // 72: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
-	20,  // 73: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 74: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	20,  // 75: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 76: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	65,  // 77: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
-	65,  // 78: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
-	62,  // 79: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
-	55,  // 80: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
-	65,  // 81: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
-	65,  // 82: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
-	55,  // 83: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
-	55,  // 84: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
-	57,  // 85: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
-	56,  // 86: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
-	56,  // 87: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
-	55,  // 88: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
-	65,  // 89: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
-	61,  // 90: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
-	67,  // 91: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	68,  // 92: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
-	66,  // 93: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
-	4,   // 94: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
-	17,  // 95: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
-	18,  // 96: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
-	20,  // 97: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
-	39,  // 98: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
-	69,  // 99: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
-	70,  // 100: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
-	13,  // 101: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
-	21,  // 102: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
-	23,  // 103: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
-	25,  // 104: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
-	27,  // 105: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
-	29,  // 106: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
-	31,  // 107: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
-	33,  // 108: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
-	40,  // 109: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
-	42,  // 110: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
-	44,  // 111: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
-	46,  // 112: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
-	48,  // 113: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
-	50,  // 114: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
-	52,  // 115: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
-	54,  // 116: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
-	6,   // 117: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
-	8,   // 118: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
-	10,  // 119: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
-	35,  // 120: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
-	37,  // 121: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
-	59,  // 122: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
-	14,  // 123: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
-	22,  // 124: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
-	24,  // 125: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
-	26,  // 126: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
-	28,  // 127: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
-	30,  // 128: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
-	32,  // 129: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
-	34,  // 130: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
-	41,  // 131: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
-	43,  // 132: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
-	45,  // 133: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
-	47,  // 134: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
-	49,  // 135: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
-	51,  // 136: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
-	53,  // 137: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
-	58,  // 138: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
-	7,   // 139: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
-	9,   // 140: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
-	11,  // 141: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
-	36,  // 142: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
-	38,  // 143: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
-	60,  // 144: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
-	123, // [123:145] is the sub-list for method output_type
-	101, // [101:123] is the sub-list for method input_type
-	101, // [101:101] is the sub-list for extension type_name
-	101, // [101:101] is the sub-list for extension extendee
-	0,   // [0:101] is the sub-list for field type_name
+	65,  // 28: mash.triage.v1.ChildHistoryEntry.closed_at:type_name -> google.protobuf.Timestamp
+	65,  // 29: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
+	65,  // 30: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
+	65,  // 31: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
+	65,  // 32: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
+	65,  // 33: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
+	65,  // 34: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
+	65,  // 35: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
+	2,   // 36: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
+	65,  // 37: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	65,  // 38: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	3,   // 39: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
+	65,  // 40: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
+	65,  // 41: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
+	65,  // 42: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
+	3,   // 43: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
+	65,  // 44: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
+	65,  // 45: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
+	65,  // 46: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
+	19,  // 47: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
+	4,   // 48: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
+	66,  // 49: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	15,  // 50: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
+	16,  // 51: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
+	17,  // 52: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	18,  // 53: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
+	20,  // 54: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	67,  // 55: mash.triage.v1.GetCaseResponse.referral:type_name -> mash.intake.v1.Referral
+	4,   // 56: mash.triage.v1.GetCaseResponse.family:type_name -> mash.triage.v1.Case
+	4,   // 57: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
+	4,   // 58: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
+	4,   // 59: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
+	62,  // 60: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
+	63,  // 61: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
+	4,   // 62: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
+	66,  // 63: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	65,  // 64: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
+	17,  // 65: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	1,   // 66: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
+	4,   // 67: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
+	39,  // 68: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	39,  // 69: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	65,  // 70: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
+	65,  // 71: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
+	65,  // 72: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
+	18,  // 73: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
+	18,  // 74: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
+	18,  // 75: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
+	20,  // 76: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 77: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	20,  // 78: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 79: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	65,  // 80: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
+	65,  // 81: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
+	62,  // 82: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
+	55,  // 83: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
+	65,  // 84: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
+	65,  // 85: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
+	55,  // 86: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
+	55,  // 87: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
+	57,  // 88: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
+	56,  // 89: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
+	56,  // 90: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
+	55,  // 91: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
+	65,  // 92: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
+	61,  // 93: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
+	68,  // 94: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	67,  // 95: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
+	66,  // 96: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
+	4,   // 97: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
+	17,  // 98: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	18,  // 99: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
+	20,  // 100: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
+	39,  // 101: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
+	69,  // 102: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
+	70,  // 103: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
+	13,  // 104: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
+	21,  // 105: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
+	23,  // 106: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
+	25,  // 107: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
+	27,  // 108: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
+	29,  // 109: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
+	31,  // 110: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
+	33,  // 111: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
+	40,  // 112: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
+	42,  // 113: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
+	44,  // 114: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
+	46,  // 115: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
+	48,  // 116: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
+	50,  // 117: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
+	52,  // 118: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
+	54,  // 119: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
+	6,   // 120: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
+	8,   // 121: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
+	10,  // 122: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
+	35,  // 123: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
+	37,  // 124: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
+	59,  // 125: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
+	14,  // 126: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
+	22,  // 127: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
+	24,  // 128: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
+	26,  // 129: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
+	28,  // 130: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
+	30,  // 131: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
+	32,  // 132: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
+	34,  // 133: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
+	41,  // 134: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
+	43,  // 135: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
+	45,  // 136: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
+	47,  // 137: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
+	49,  // 138: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
+	51,  // 139: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
+	53,  // 140: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
+	58,  // 141: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
+	7,   // 142: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
+	9,   // 143: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
+	11,  // 144: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
+	36,  // 145: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
+	38,  // 146: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
+	60,  // 147: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
+	126, // [126:148] is the sub-list for method output_type
+	104, // [104:126] is the sub-list for method input_type
+	104, // [104:104] is the sub-list for extension type_name
+	104, // [104:104] is the sub-list for extension extendee
+	0,   // [0:104] is the sub-list for field type_name
 }
 
 func init() { file_mash_triage_v1_triage_proto_init() }
