@@ -37,7 +37,8 @@ func Migrations() ([]db.Migration, error) {
 	}
 	return append(migs,
 		db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)},
-		db.Migration{Version: 1002, Name: "1002_reconcile.sql", SQL: events.ReconcileDDL(Schema)}), nil
+		db.Migration{Version: 1002, Name: "1002_reconcile.sql", SQL: events.ReconcileDDL(Schema)},
+		db.Migration{Version: 1004, Name: "1004_trace.sql", SQL: events.TraceDDL(Schema)}), nil
 }
 
 // Migrate brings the auth schema up to date.

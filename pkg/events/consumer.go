@@ -14,9 +14,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"mash/pkg/failpoint"
+	"mash/pkg/tracing"
 	eventsv1 "mash/proto/mash/events/v1"
 )
 
@@ -318,6 +322,8 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := c.log.With(zap.String("event_id", env.EventId), zap.String("subject", msg.Subject()))
+	ctx, span := c.startSpan(ctx, msg, env, attempt)
+	defer span.End()
 	err = open(ctx, c.cfg.Cipher, env)
 	if errors.Is(err, ErrPayloadErased) {
 		// Nothing can ever read it again: retrying would only end in a dead letter that
@@ -330,6 +336,9 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 	var dup bool
 	if err == nil {
 		dup, err = c.apply(ctx, run, env)
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, "handler failed")
 	}
 	switch {
 	case err == nil:
@@ -351,6 +360,18 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 		}
 		c.m.consumedOne(c.cfg.Durable, resultRetry, time.Since(start))
 	}
+}
+
+// startSpan starts the consumer span of one delivery, a child of the producer span whose
+// context came in the message's headers (a root when none did), as the service whose
+// tracer provider Run's context carries. Attributes are ids only.
+func (c *Consumer) startSpan(ctx context.Context, msg jetstream.Msg, env *eventsv1.Envelope, attempt int) (context.Context, trace.Span) {
+	return tracing.Tracer(ctx).Start(tracing.Extract(ctx, msg.Headers()), "consume "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.operation", "process"),
+			attribute.String("messaging.destination.name", msg.Subject()), attribute.String("messaging.message.id", env.GetEventId()),
+			attribute.String("messaging.consumer.group.name", c.cfg.Durable), tracing.AttrConsumer.String(c.cfg.Durable),
+			tracing.AttrEventID.String(env.GetEventId()), tracing.AttrReferralID.String(env.GetReferralId()),
+			attribute.Int("mash.attempt", attempt)))
 }
 
 // apply runs the handler and records the event in the inbox, in one transaction. It

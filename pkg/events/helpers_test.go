@@ -30,6 +30,7 @@ func testMigrations() []db.Migration {
 		{Version: 1, Name: "0001_outbox.sql", SQL: OutboxDDL(testSchema)},
 		{Version: 2, Name: "0002_consumer.sql", SQL: ConsumerDDL(testSchema)},
 		{Version: 4, Name: "0004_reconcile.sql", SQL: ReconcileDDL(testSchema)},
+		{Version: 5, Name: "0005_trace.sql", SQL: TraceDDL(testSchema)},
 		{Version: 3, Name: "0003_effects.sql", SQL: `CREATE TABLE evt.effects (
 			event_id uuid NOT NULL, consumer text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`},
 	}
@@ -47,7 +48,7 @@ func dbSetup(ctx context.Context, url string) error {
 	if err := db.Migrate(ctx, pool, testSchema, testMigrations()); err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, OutboxDDL(testSchema)+ConsumerDDL(testSchema)+ReconcileDDL(testSchema))
+	_, err = pool.Exec(ctx, OutboxDDL(testSchema)+ConsumerDDL(testSchema)+ReconcileDDL(testSchema)+TraceDDL(testSchema))
 	return err
 }
 
@@ -173,7 +174,7 @@ func insertEvents(t testing.TB, pool *pgxpool.Pool, n int) []string {
 		b := &pgx.Batch{}
 		for range n {
 			env, raw := newEvent(t)
-			AppendOutbox(b, testSchema, env, raw)
+			AppendOutbox(context.Background(), b, testSchema, env, raw)
 			ids = append(ids, env.EventId)
 		}
 		return tx.SendBatch(context.Background(), b).Close()

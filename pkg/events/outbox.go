@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/db"
+	"mash/pkg/tracing"
 	eventsv1 "mash/proto/mash/events/v1"
 )
 
@@ -85,24 +86,41 @@ func ValidSubject(subject string) error {
 	return nil
 }
 
-// AppendOutbox queues the insert of env (marshalled as raw) into schema.outbox on b. Send
-// the batch inside the transaction that writes the domain rows, then call Relay.Wake after
-// the commit.
-func AppendOutbox(b *pgx.Batch, schema string, env *eventsv1.Envelope, raw []byte) {
-	b.Queue(insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw, env.GetReferralId())
+// AppendOutbox queues the insert of env (marshalled as raw) into schema.outbox on b, with
+// the trace context of ctx. Send the batch inside the transaction that writes the domain
+// rows, then call Relay.Wake after the commit.
+func AppendOutbox(ctx context.Context, b *pgx.Batch, schema string, env *eventsv1.Envelope, raw []byte) {
+	b.Queue(insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw, env.GetReferralId(), TraceContext(ctx))
 }
 
-// InsertOutbox inserts env (marshalled as raw) into schema.outbox within tx.
+// InsertOutbox inserts env (marshalled as raw) into schema.outbox within tx, with the trace
+// context of ctx.
 func InsertOutbox(ctx context.Context, tx pgx.Tx, schema string, env *eventsv1.Envelope, raw []byte) error {
-	if _, err := tx.Exec(ctx, insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw, env.GetReferralId()); err != nil {
+	if _, err := tx.Exec(ctx, insertOutboxSQL(schema), env.GetEventId(), env.GetType(), raw, env.GetReferralId(), TraceContext(ctx)); err != nil {
 		return fmt.Errorf("insert outbox event %s: %w", env.GetEventId(), err)
 	}
 	return nil
 }
 
+// TraceContext is what an outbox row keeps of ctx's span, for the relay to send in the
+// event's headers: the W3C traceparent, or NULL when ctx has no span (tracing off).
+func TraceContext(ctx context.Context) *string {
+	if tc := tracing.Encode(ctx); tc != "" {
+		return &tc
+	}
+	return nil
+}
+
 func insertOutboxSQL(schema string) string {
-	return `INSERT INTO ` + pgx.Identifier{schema}.Sanitize() + `.outbox (event_id, subject, payload, referral_id)
-		VALUES ($1, $2, $3, nullif($4, ''))`
+	return `INSERT INTO ` + pgx.Identifier{schema}.Sanitize() + `.outbox (event_id, subject, payload, referral_id, trace_context)
+		VALUES ($1, $2, $3, nullif($4, ''), $5)`
+}
+
+// TraceDDL adds the trace context of the request or event that wrote each row, so the relay
+// publishes the event as part of the same trace.
+func TraceDDL(schema string) string {
+	return `ALTER TABLE ` + pgx.Identifier{schema}.Sanitize() + `.outbox ADD COLUMN IF NOT EXISTS trace_context text;
+`
 }
 
 // AuditedDDL adds when the audit log reported each event recorded, so a reconciler can
@@ -164,5 +182,6 @@ func Migrations(schema string) []db.Migration {
 		{Version: 1001, Name: "1001_consumer.sql", SQL: ConsumerDDL(schema)},
 		{Version: 1002, Name: "1002_reconcile.sql", SQL: ReconcileDDL(schema)},
 		{Version: 1003, Name: "1003_audited.sql", SQL: AuditedDDL(schema)},
+		{Version: 1004, Name: "1004_trace.sql", SQL: TraceDDL(schema)},
 	}
 }

@@ -14,10 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"mash/pkg/db"
 	"mash/pkg/failpoint"
+	"mash/pkg/tracing"
 )
 
 // RelayConfig configures a Relay. Zero values take the defaults.
@@ -122,6 +126,9 @@ type outboxRow struct {
 	eventID string
 	subject string
 	payload []byte
+	// trace is the trace context of the request or event that wrote the row ("" when
+	// tracing was off).
+	trace string
 }
 
 type roundResult struct{ claimed, acked int }
@@ -176,7 +183,7 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, log *
 		wake:      make(chan struct{}, 1),
 		vacuumDue: make(chan struct{}, 1),
 		// Never a cursor on id: a row with a lower id can commit after a higher one.
-		claimSQL:   `SELECT id, event_id::text, subject, payload FROM ` + t + ` WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		claimSQL:   `SELECT id, event_id::text, subject, payload, coalesce(trace_context, '') FROM ` + t + ` WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
 		markSQL:    `UPDATE ` + t + ` SET published_at = now() WHERE id = ANY($1)`,
 		backlogSQL: `SELECT count(*) FROM ` + t + ` WHERE published_at IS NULL`,
 		pruneSQL:   `DELETE FROM ` + t + ` WHERE id IN (SELECT id FROM ` + t + ` WHERE published_at < now() - make_interval(secs => $2) LIMIT $1)`,
@@ -337,7 +344,7 @@ func (r *Relay) round(ctx context.Context, publishTimeout time.Duration) (roundR
 	}
 	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
 		var o outboxRow
-		err := row.Scan(&o.id, &o.eventID, &o.subject, &o.payload)
+		err := row.Scan(&o.id, &o.eventID, &o.subject, &o.payload, &o.trace)
 		return o, err
 	})
 	if err != nil {
@@ -404,17 +411,25 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow, timeout time.Dur
 func (r *Relay) publishAtomic(ctx context.Context, batch []outboxRow, timeout time.Duration) error {
 	nc := r.pub.Conn()
 	id := uuid.NewString()
+	spans := make([]trace.Span, len(batch))
 	msg := func(i int) *nats.Msg {
 		m := nats.NewMsg(batch[i].subject)
 		m.Data = batch[i].payload
+		spans[i] = startPublish(ctx, batch[i], m.Header)
 		m.Header.Set(jetstream.MsgIDHeader, batch[i].eventID)
 		m.Header.Set(batchIDHeader, id)
 		m.Header.Set(batchSequenceHeader, strconv.Itoa(i+1))
 		return m
 	}
+	var err error
+	defer func() {
+		for _, sp := range spans {
+			endPublish(sp, err)
+		}
+	}()
 	last := len(batch) - 1
 	for i := range last {
-		if err := nc.PublishMsg(msg(i)); err != nil {
+		if err = nc.PublishMsg(msg(i)); err != nil {
 			return fmt.Errorf("atomic batch of %d: publish event %s: %w", len(batch), batch[i].eventID, err)
 		}
 	}
@@ -427,20 +442,46 @@ func (r *Relay) publishAtomic(ctx context.Context, batch []outboxRow, timeout ti
 		return fmt.Errorf("atomic batch of %d: commit: %w", len(batch), err)
 	}
 	var ack batchAck
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+	if err = json.Unmarshal(resp.Data, &ack); err != nil {
 		return fmt.Errorf("atomic batch of %d: read the commit's ack: %w", len(batch), err)
 	}
 	switch {
 	case ack.Error != nil && ack.Error.ErrCode == errCodeAtomicPublishOff:
-		return fmt.Errorf("%w: %s", errAtomicUnsupported, ack.Error.Description)
+		err = fmt.Errorf("%w: %s", errAtomicUnsupported, ack.Error.Description)
 	case ack.Error != nil:
-		return fmt.Errorf("%w: %d events: %s (%d)", errBatchRefused, len(batch), ack.Error.Description, ack.Error.ErrCode)
+		err = fmt.Errorf("%w: %d events: %s (%d)", errBatchRefused, len(batch), ack.Error.Description, ack.Error.ErrCode)
 	case ack.Batch != id || ack.Count != len(batch):
 		// A server without atomic batches stores each message as it comes and acks the last
 		// alone; the round is then republished event by event, deduplicated.
-		return fmt.Errorf("%w: the commit was acknowledged as a single message", errAtomicUnsupported)
+		err = fmt.Errorf("%w: the commit was acknowledged as a single message", errAtomicUnsupported)
 	}
-	return nil
+	return err
+}
+
+// startPublish starts the producer span of row, a child of the span that wrote it, and
+// writes its context into h, so the consumers' spans are its children. A row written with
+// no trace context (tracing off) gets neither span nor header: nil.
+func startPublish(ctx context.Context, row outboxRow, h nats.Header) trace.Span {
+	if row.trace == "" {
+		return nil
+	}
+	ctx, sp := tracing.Tracer(ctx).Start(tracing.Decode(ctx, row.trace), "publish "+row.subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.operation", "publish"),
+			attribute.String("messaging.destination.name", row.subject), attribute.String("messaging.message.id", row.eventID),
+			tracing.AttrEventID.String(row.eventID)))
+	tracing.Inject(ctx, h)
+	return sp
+}
+
+// endPublish ends a producer span once its event was acknowledged (err nil) or not.
+func endPublish(sp trace.Span, err error) {
+	if sp == nil {
+		return
+	}
+	if err != nil {
+		sp.SetStatus(codes.Error, "not acknowledged")
+	}
+	sp.End()
 }
 
 // batchAck is the server's answer to an atomic batch's commit.
@@ -459,9 +500,12 @@ func (r *Relay) publishEach(ctx context.Context, batch []outboxRow, timeout time
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, len(batch))
+	spans := make([]trace.Span, len(batch))
 	acked := make([]int64, 0, len(batch))
 	var firstErr error
 	fail := func(i int, err error) {
+		endPublish(spans[i], err)
+		spans[i] = nil
 		if firstErr == nil {
 			firstErr = fmt.Errorf("publish event %s on %s: %w", batch[i].eventID, batch[i].subject, err)
 		}
@@ -473,6 +517,7 @@ func (r *Relay) publishEach(ctx context.Context, batch []outboxRow, timeout time
 		select {
 		case <-futures[i].Ok():
 			acked = append(acked, batch[i].id)
+			endPublish(spans[i], nil)
 		case err := <-futures[i].Err():
 			fail(i, err)
 		case <-wctx.Done():
@@ -494,7 +539,12 @@ func (r *Relay) publishEach(ctx context.Context, batch []outboxRow, timeout time
 			acked = append(acked, row.id)
 			continue
 		}
-		f, err := r.pub.PublishMsgAsync(&nats.Msg{Subject: row.subject, Data: row.payload}, jetstream.WithMsgID(row.eventID))
+		m := &nats.Msg{Subject: row.subject, Data: row.payload}
+		if row.trace != "" {
+			m.Header = nats.Header{}
+			spans[i] = startPublish(ctx, row, m.Header)
+		}
+		f, err := r.pub.PublishMsgAsync(m, jetstream.WithMsgID(row.eventID))
 		if err != nil {
 			fail(i, err)
 			continue

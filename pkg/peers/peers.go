@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 
 	"mash/pkg/auth"
 )
@@ -29,6 +30,8 @@ type Book struct {
 	fallback string
 	addrs    map[string]string
 	creds    credentials.TransportCredentials
+	// stats, when set, traces calls and sends their trace context (WithStatsHandler).
+	stats stats.Handler
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -61,6 +64,12 @@ func WithTLS(cfg *tls.Config) Option {
 			b.creds = credentials.NewTLS(cfg)
 		}
 	}
+}
+
+// WithStatsHandler has every peer connection report its calls to h: the tracing plumbing's
+// client handler, which starts a span per call and sends its W3C trace context.
+func WithStatsHandler(h stats.Handler) Option {
+	return func(b *Book) { b.stats = h }
 }
 
 // ParseAddrs reads "rules=10.0.0.5:9090,intake=intake:9090" into a map, naming the bad entry.
@@ -101,8 +110,11 @@ func (b *Book) Conn(service string) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("peer %s: no address configured", service)
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(b.creds),
-		grpc.WithChainUnaryInterceptor(timeoutInterceptor))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(b.creds), grpc.WithChainUnaryInterceptor(timeoutInterceptor)}
+	if b.stats != nil {
+		opts = append(opts, grpc.WithStatsHandler(b.stats))
+	}
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("peer %s at %s: %w", service, addr, err)
 	}

@@ -49,14 +49,14 @@ type ErrorWriter func(w http.ResponseWriter, err error) int
 // missing or bad credential, an unreadable access reason) and panics are written with
 // writeErr, so such a client never meets the JSON error of the other routes.
 func (s *Server) HandleAPIWithErrors(pattern string, writeErr ErrorWriter, h http.HandlerFunc) {
-	s.mux.Handle(pattern, s.wrapWith(pattern, routeAPI, writeErr, h))
+	s.mux.Handle(pattern, s.traced(pattern, s.wrapWith(pattern, routeAPI, writeErr, h)))
 	s.routes = append(s.routes, Route{Pattern: pattern})
 }
 
 // HandlePublic registers a route that needs no credential, such as the console's pages
 // (which check their own session); it is still limited per client address.
 func (s *Server) HandlePublic(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, s.wrap(pattern, routePublic, h.ServeHTTP))
+	s.mux.Handle(pattern, s.traced(pattern, s.wrap(pattern, routePublic, h.ServeHTTP)))
 	s.routes = append(s.routes, Route{Pattern: pattern, Public: true})
 }
 

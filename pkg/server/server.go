@@ -13,11 +13,13 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
@@ -26,6 +28,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"mash/pkg/tracing"
 )
 
 // Check is a readiness probe of one dependency.
@@ -49,6 +53,9 @@ type Config struct {
 	// BehindTLS says clients reach this server over HTTPS through a proxy that ends TLS, so
 	// responses carry Strict-Transport-Security even though the request came in clear.
 	BehindTLS bool
+	// Tracing, when not nil, traces every API call (HTTP and gRPC) as the service that
+	// registered it (RegisterAs). Nil: no tracing instrumentation at all.
+	Tracing *tracing.Tracing
 }
 
 // Server owns the two listeners.
@@ -64,6 +71,10 @@ type Server struct {
 	health *healthService
 	mux    *http.ServeMux
 	routes []Route
+	// owner is the service registering routes now (RegisterAs); grpcOwners maps each gRPC
+	// service (mash.intake.v1.IntakeService) to the mash service that registered it.
+	owner      string
+	grpcOwners map[string]string
 
 	mu     sync.Mutex
 	checks []Check
@@ -75,10 +86,14 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	s := &Server{cfg: cfg, log: log, authn: authn, limits: newLimiter(cfg.Limits, time.Now), metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, authn: authn, limits: newLimiter(cfg.Limits, time.Now), metrics: NewMetrics(reg), gatherer: reg, mux: http.NewServeMux(),
+		grpcOwners: map[string]string{}}
 	var creds []grpc.ServerOption
 	if cfg.GRPCTLS != nil {
 		creds = append(creds, grpc.Creds(credentials.NewTLS(cfg.GRPCTLS)))
+	}
+	if cfg.Tracing.Enabled() {
+		creds = append(creds, grpc.StatsHandler(tracing.GRPCServerHandler(s.grpcTracer)))
 	}
 	s.grpc = grpc.NewServer(append(creds,
 		grpc.UnaryInterceptor(s.unaryInterceptor),
@@ -107,6 +122,42 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 	s.handleProbe("GET /readyz", s.readyz)
 	s.handleProbe("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP)
 	return s
+}
+
+// RegisterAs runs register (a service's Register) so that the routes and gRPC services it
+// adds are traced as service's.
+func (s *Server) RegisterAs(service string, register func(*Server)) {
+	s.owner = service
+	register(s)
+	s.owner = ""
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range s.grpc.GetServiceInfo() {
+		if _, ok := s.grpcOwners[name]; !ok {
+			s.grpcOwners[name] = service
+		}
+	}
+}
+
+// grpcTracer is the tracer provider of the service that registered fullMethod's gRPC
+// service; nil (untraced) for health and reflection.
+func (s *Server) grpcTracer(fullMethod string) trace.TracerProvider {
+	svc, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	s.mu.Lock()
+	owner, ok := s.grpcOwners[svc]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return s.cfg.Tracing.Provider(owner)
+}
+
+// traced wraps h in a span named route when tracing is on and a service is registering.
+func (s *Server) traced(route string, h http.Handler) http.Handler {
+	if !s.cfg.Tracing.Enabled() || s.owner == "" {
+		return h
+	}
+	return tracing.HTTPHandler(s.cfg.Tracing.Provider(s.owner), route, h)
 }
 
 // GRPC is the gRPC server services register on.

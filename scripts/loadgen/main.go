@@ -294,6 +294,7 @@ func pgbenchScript(w io.Writer, sub *intakev1.ReferralSubmission, varsPath strin
 		"13": "'" + intake.EventReferralReceived + "'",
 		"14": ":payload::bytea",
 		"15": "'police'",
+		"16": "NULL", // tracing off, as in production by default
 	}
 	stmt := regexp.MustCompile(`\$(\d+)`).ReplaceAllStringFunc(store.InsertSQL, func(m string) string { return params[m[1:]] })
 	_, err = fmt.Fprintf(w, "\\set n random(1, 9000000000000000)\n%s;\n", regexp.MustCompile(`\s+`).ReplaceAllString(stmt, " "))

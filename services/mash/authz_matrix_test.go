@@ -275,8 +275,13 @@ type inProcess struct {
 // parallel: the audit keys come from the environment.
 func startInProcess(t *testing.T) *inProcess {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	dbURL := dbtest.NewURL(t, migrationKey(t), func(ctx context.Context, url string) error {
+	return startInProcessWith(t, newMigratedURL(t), nil)
+}
+
+// newMigratedURL is a fresh database cloned from the migrated template.
+func newMigratedURL(t *testing.T) string {
+	t.Helper()
+	return dbtest.NewURL(t, migrationKey(t), func(ctx context.Context, url string) error {
 		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
 			return err
@@ -284,6 +289,13 @@ func startInProcess(t *testing.T) *inProcess {
 		defer pool.Close()
 		return migrateAll(ctx, pool, serviceNames())
 	})
+}
+
+// startInProcessWith is startInProcess on the database at dbURL, with configure (when not
+// nil) changing the parsed settings before the system starts.
+func startInProcessWith(t *testing.T, dbURL string, configure func(*serveConfig)) *inProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
 	skey, _, err := auditlog.GenerateKey("mash-audit")
@@ -304,6 +316,9 @@ func startInProcess(t *testing.T) *inProcess {
 		"--nats-url", "", "--nats-listen", testport.Addr(t), "--data-dir", t.TempDir(), "--rate-credential", "0"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	sys, err := startSystem(ctx, cfg, zap.NewNop(), nil)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"mash/pkg/peers"
 	apiserver "mash/pkg/server"
 	"mash/pkg/tlsconf"
+	"mash/pkg/tracing"
 	"mash/services/audit"
 	"mash/services/console"
 	"mash/services/notify"
@@ -88,7 +89,22 @@ type serveConfig struct {
 	// CaseKEK wraps every case's data key (MASH_CASE_KEK); empty only on loopback, where
 	// event payloads then stay clear.
 	CaseKEK []byte
+	// ServiceDatabaseURLs are the services that connect with a login of their own
+	// (MASH_<SERVICE>_DATABASE_URL); the others use DATABASE_URL.
+	ServiceDatabaseURLs map[string]string
+	// Tracing says where spans go; off unless MASH_OTLP_ENDPOINT or the standard
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+	Tracing tracing.Config
 }
+
+// serviceDatabaseEnv is the setting naming service's own database login:
+// MASH_INTAKE_DATABASE_URL, MASH_TRIAGE_DATABASE_URL, ...
+func serviceDatabaseEnv(service string) string {
+	return "MASH_" + strings.ToUpper(service) + "_DATABASE_URL"
+}
+
+// otlpEnv are the standard OpenTelemetry settings that turn trace export on by themselves.
+var otlpEnv = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
 
 // tlsSettings names each TLS file's setting, for errors.
 var tlsSettings = tlsconf.Files{Cert: "MASH_TLS_CERT", Key: "MASH_TLS_KEY", CA: "MASH_TLS_CA", ClientCA: "MASH_TLS_CLIENT_CA"}
@@ -143,9 +159,42 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	removed := s.String("removed-bank-holidays", "MASH_REMOVED_BANK_HOLIDAYS", "", "bank holidays the hub works, YYYY-MM-DD comma-separated")
 	limits := declareLimits(s)
 	behindTLS := s.Bool("behind-tls", "MASH_BEHIND_TLS", false, "clients reach mash over HTTPS through a proxy that ends TLS: responses carry Strict-Transport-Security")
+	serviceURLs := map[string]*string{}
+	for _, name := range serviceNames() {
+		serviceURLs[name] = s.String(name+"-database-url", serviceDatabaseEnv(name), "",
+			"Postgres URL of the "+name+" service's own login (granted by mash migrate --grant-roles); empty: DATABASE_URL")
+	}
+	otlpEndpoint := s.String("otlp-endpoint", "MASH_OTLP_ENDPOINT", "", "OTLP/gRPC collector spans are exported to, e.g. http://otel-collector:4317 (https:// for TLS); empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT if set, else tracing off")
+	sampleRatio := s.String("trace-sample-ratio", "MASH_TRACE_SAMPLE_RATIO", "1", "fraction of new traces recorded when tracing is on, above 0 and at most 1 (a trace begun by a caller keeps its caller's choice)")
 	if err := s.Parse(args); err != nil {
 		return c, err
 	}
+	c.ServiceDatabaseURLs = map[string]string{}
+	for name, v := range serviceURLs {
+		if *v == "" {
+			continue
+		}
+		if u, err := url.Parse(*v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return c, fmt.Errorf("%s: must be a postgres:// URL", serviceDatabaseEnv(name))
+		}
+		c.ServiceDatabaseURLs[name] = *v
+	}
+	c.Tracing.Endpoint = strings.TrimSpace(*otlpEndpoint)
+	if c.Tracing.Endpoint != "" {
+		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("MASH_OTLP_ENDPOINT %q: must be http://host:port or https://host:port", c.Tracing.Endpoint)
+		}
+	}
+	for _, env := range otlpEnv {
+		if v, ok := os.LookupEnv(env); ok && strings.TrimSpace(v) != "" {
+			c.Tracing.FromEnv = true
+		}
+	}
+	ratio, ratioErr := strconv.ParseFloat(strings.TrimSpace(*sampleRatio), 64)
+	if ratioErr != nil || !(ratio > 0 && ratio <= 1) {
+		return c, fmt.Errorf("MASH_TRACE_SAMPLE_RATIO %q: must be a number above 0, at most 1 (leave the OTLP endpoint unset to turn tracing off)", *sampleRatio)
+	}
+	c.Tracing.SampleRatio = ratio
 	var err error
 	if c.Limits, err = limits(); err != nil {
 		return c, err

@@ -46,7 +46,7 @@ var modules = map[string]module{
 		migrate: intake.Migrate,
 		bus:     &intake.Bus,
 		build: func(p *plumbing) (service, error) {
-			return intake.New(intake.Deps{Pool: p.pool, JS: p.jsOf("intake"), Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
+			return intake.New(intake.Deps{Pool: p.poolOf("intake"), JS: p.jsOf("intake"), Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Cipher: p.cipher})
 		},
 	},
@@ -54,14 +54,14 @@ var modules = map[string]module{
 		migrate: audit.Migrate,
 		bus:     &audit.Bus,
 		build: func(p *plumbing) (service, error) {
-			return audit.New(audit.Deps{Pool: p.pool, JS: p.jsOf("audit"), Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now, Cipher: p.cipher})
+			return audit.New(audit.Deps{Pool: p.poolOf("audit"), JS: p.jsOf("audit"), Log: p.log.Named("audit"), Events: p.eventMetrics, Config: p.audit, Now: p.now, Cipher: p.cipher})
 		},
 	},
 	"notify": {
 		migrate: notify.Migrate,
 		bus:     &notify.Bus,
 		build: func(p *plumbing) (service, error) {
-			return notify.New(notify.Deps{Pool: p.pool, JS: p.jsOf("notify"), Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
+			return notify.New(notify.Deps{Pool: p.poolOf("notify"), JS: p.jsOf("notify"), Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
 				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout}, Reconcile: p.reconcile, Now: p.now,
 				SecretKey: p.notify.SecretKey, ChangeTTL: p.notify.ChangeTTL, Cipher: p.cipher})
@@ -74,8 +74,8 @@ var modules = map[string]module{
 		// schema's outbox; the console's processes relay it (SKIP LOCKED shares it).
 		relays: auth.Schema,
 		build: func(p *plumbing) (service, error) {
-			return console.New(console.Deps{Pool: p.pool, Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now,
-				SignIns:  console.NewTrailSignIns(p.pool, p.log.Named("console")),
+			return console.New(console.Deps{Pool: p.poolOf("console"), Log: p.log.Named("console"), Peers: p.peers, Auth: p.auth, Now: p.now,
+				SignIns:  console.NewTrailSignIns(p.poolOf("console"), p.log.Named("console")),
 				Calendar: p.calendar, Config: p.console})
 		},
 	},
@@ -83,7 +83,7 @@ var modules = map[string]module{
 		migrate: triage.Migrate,
 		bus:     &triage.Bus,
 		build: func(p *plumbing) (service, error) {
-			return triage.New(triage.Deps{Pool: p.pool, JS: p.jsOf("triage"), Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
+			return triage.New(triage.Deps{Pool: p.poolOf("triage"), JS: p.jsOf("triage"), Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout, Cipher: p.cipher})
 		},
 	},
@@ -91,7 +91,7 @@ var modules = map[string]module{
 		migrate: rules.Migrate,
 		bus:     &rules.Bus,
 		build: func(p *plumbing) (service, error) {
-			return rules.New(rules.Deps{Pool: p.pool, JS: p.jsOf("rules"), Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
+			return rules.New(rules.Deps{Pool: p.poolOf("rules"), JS: p.jsOf("rules"), Calendar: p.calendar, Log: p.log.Named("rules"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Cipher: p.cipher})
 		},
 	},

@@ -28,14 +28,21 @@ import (
 	"mash/pkg/peers"
 	apiserver "mash/pkg/server"
 	"mash/pkg/tlsconf"
+	"mash/pkg/tracing"
 	"mash/services/audit"
 	"mash/services/console"
 )
 
 // plumbing is what services share in one process.
 type plumbing struct {
-	log  *zap.Logger
-	pool *pgxpool.Pool
+	log *zap.Logger
+	// pool is the process's shared login (DATABASE_URL): migrations, credentials, case keys,
+	// bus users and readiness. pools holds the services that connect with logins of their
+	// own (MASH_<SERVICE>_DATABASE_URL); poolOf picks.
+	pool  *pgxpool.Pool
+	pools map[string]*pgxpool.Pool
+	// tracing exports each service's spans; nil when off.
+	tracing *tracing.Tracing
 	// nc and js are the process's own connection (user mash): the stream and readiness.
 	nc  *nats.Conn
 	js  jetstream.JetStream
@@ -82,9 +89,27 @@ func (p *plumbing) close() {
 	if p.peers != nil {
 		_ = p.peers.Close()
 	}
+	for _, pool := range p.pools {
+		pool.Close()
+	}
 	if p.pool != nil {
 		p.pool.Close()
 	}
+	if p.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.tracing.Shutdown(ctx); err != nil {
+			p.log.Warn("tracing: spans not flushed at shutdown", zap.Error(err))
+		}
+	}
+}
+
+// poolOf is the database pool service works through: its own login's when it has one.
+func (p *plumbing) poolOf(service string) *pgxpool.Pool {
+	if pool, ok := p.pools[service]; ok {
+		return pool
+	}
+	return p.pool
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -120,13 +145,16 @@ type system struct {
 	cfg     serveConfig
 	srv     *apiserver.Server
 	running []service
+	// names[i] is the service running[i] belongs to ("" for the process's own workers): its
+	// workers trace as that service.
+	names []string
 }
 
 // startSystem connects to Postgres (migrating when configured) and NATS, and builds every
 // service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
 func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
 	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout,
-		now: now}
+		now: now, pools: map[string]*pgxpool.Pool{}}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -142,6 +170,14 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		peerOpts = append(peerOpts, peers.WithTLS(p.tls.Client()))
 		srvCfg.GRPCTLS, srvCfg.HTTPTLS = p.tls.Server(), p.tls.Public()
 	}
+	if p.tracing, err = tracing.New(ctx, cfg.Tracing); err != nil {
+		return nil, err
+	}
+	if p.tracing.Enabled() {
+		srvCfg.Tracing = p.tracing
+		peerOpts = append(peerOpts, peers.WithStatsHandler(tracing.GRPCClientHandler()))
+		log.Info("tracing on: spans exported over OTLP", zap.String("endpoint", cfg.Tracing.Endpoint))
+	}
 	p.peers = peers.NewBook(selfAddr(cfg.GRPCAddr), cfg.Peers, peerOpts...)
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.eventMetrics = events.NewMetrics(p.registry)
@@ -154,6 +190,13 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 	if cfg.MigrateOnStart {
 		if err := migrateAll(ctx, p.pool, cfg.Services); err != nil {
 			return nil, err
+		}
+	}
+	for _, name := range cfg.Services {
+		if u := cfg.ServiceDatabaseURLs[name]; u != "" {
+			if p.pools[name], err = db.Open(ctx, u); err != nil {
+				return nil, fmt.Errorf("%s: %w", serviceDatabaseEnv(name), err)
+			}
 		}
 	}
 	if err := p.connectNATS(ctx, cfg); err != nil {
@@ -175,7 +218,14 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 
 	p.auth = auth.NewStore(p.pool)
 	srv := apiserver.New(srvCfg, log, p.auth, p.registry)
-	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error { return p.pool.Ping(ctx) }})
+	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error {
+		for name, pool := range p.pools {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("%s's login: %w", name, err)
+			}
+		}
+		return p.pool.Ping(ctx)
+	}})
 	srv.AddCheck(apiserver.Check{Name: "nats", Check: func(ctx context.Context) error {
 		if !p.nc.IsConnected() {
 			return errors.New("not connected")
@@ -189,18 +239,18 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
-		svc.Register(srv)
-		sys.running = append(sys.running, svc)
+		srv.RegisterAs(name, svc.Register)
+		sys.running, sys.names = append(sys.running, svc), append(sys.names, name)
 		if m := modules[name]; m.relays != "" {
-			relay, err := events.NewRelay(p.pool, p.jsOf(m.bus.Service), events.RelayConfig{Schema: m.relays}, log.Named(m.relays+"-relay"), p.eventMetrics)
+			relay, err := events.NewRelay(p.poolOf(name), p.jsOf(m.bus.Service), events.RelayConfig{Schema: m.relays}, log.Named(m.relays+"-relay"), p.eventMetrics)
 			if err != nil {
 				return nil, fmt.Errorf("start %s: relay of %s: %w", name, m.relays, err)
 			}
-			sys.running = append(sys.running, relayService{relay})
+			sys.running, sys.names = append(sys.running, relayService{relay}), append(sys.names, name)
 		}
 	}
 	if p.busAuth != nil {
-		sys.running = append(sys.running, busSweeper{auth: p.busAuth, srv: p.embedded})
+		sys.running, sys.names = append(sys.running, busSweeper{auth: p.busAuth, srv: p.embedded}), append(sys.names, "")
 	}
 	return sys, nil
 }
@@ -232,9 +282,13 @@ func (s *system) serve(ctx context.Context, ready chan<- struct{}) error {
 	workers.Go(func() error {
 		return s.p.auth.FollowRevocations(workCtx, log.Named("auth"), auth.RevocationHooks{})
 	})
-	for _, svc := range s.running {
+	for i, svc := range s.running {
+		runCtx := workCtx
+		if s.names[i] != "" {
+			runCtx = tracing.WithProvider(workCtx, s.p.tracing.Provider(s.names[i]))
+		}
 		workers.Go(func() error {
-			err := svc.Run(workCtx)
+			err := svc.Run(runCtx)
 			if err != nil {
 				workerErr <- err
 			}

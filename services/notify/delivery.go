@@ -71,7 +71,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 				if err != nil {
 					return err
 				}
-				events.AppendOutbox(b, store.Schema, env, raw)
+				events.AppendOutbox(ctx, b, store.Schema, env, raw)
 			}
 		}
 		if b.Len() == 0 {

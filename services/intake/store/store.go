@@ -99,8 +99,8 @@ const InsertSQL = `WITH referral AS (
 	ON CONFLICT (agency, external_reference) DO NOTHING
 	RETURNING id
 ), outbox AS (
-	INSERT INTO intake.outbox (event_id, subject, payload, referral_id)
-	SELECT $12, $13, $14, id::text FROM referral
+	INSERT INTO intake.outbox (event_id, subject, payload, referral_id, trace_context)
+	SELECT $12, $13, $14, id::text, $16 FROM referral
 )
 SELECT count(*) FROM referral`
 
@@ -118,7 +118,7 @@ func (s *Store) Insert(ctx context.Context, r Referral, ev Event) (created bool,
 	var n int
 	err = s.pool.QueryRow(ctx, InsertSQL, r.ID, r.Reference, r.Agency, r.ExternalReference, r.Partnership,
 		r.ContentHash, r.Submission, r.ReceivedAt, r.DecisionDue, r.Status, r.Version,
-		ev.ID, ev.Subject, ev.Payload, r.AgencyKind).Scan(&n)
+		ev.ID, ev.Subject, ev.Payload, r.AgencyKind, events.TraceContext(ctx)).Scan(&n)
 	if err != nil {
 		return false, Referral{}, fmt.Errorf("store referral %s: %w", r.ID, err)
 	}
