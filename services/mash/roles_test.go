@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
+	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mash/pkg/auth"
 	"mash/pkg/db"
 	"mash/pkg/db/dbtest"
 )
@@ -136,5 +141,117 @@ func TestGrantRolesNamesAMissingLogin(t *testing.T) {
 	err = db.GrantRole(ctx, pool, db.RoleGrant{Role: "mash_no_such_service", Schema: "intake"})
 	if !errors.Is(err, db.ErrRoleMissing) {
 		t.Fatalf("want ErrRoleMissing, got %v", err)
+	}
+}
+
+// loginURL is the database at raw reached as role, in a small pool.
+func loginURL(t *testing.T, raw, role string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	q := u.Query()
+	q.Set("pool_max_conns", "4")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Every service runs as its own restricted login (MASH_<SERVICE>_DATABASE_URL, granted by
+// mash migrate --grant-roles), a referral still goes end to end (accepted, decided by the
+// rules, opened as a case by triage, notified, on the audit log, with no dead letter
+// anywhere), and each service's pool is its login, refused another service's schema.
+func TestServicesRunAsTheirOwnLogins(t *testing.T) {
+	ctx := context.Background()
+	dbURL := newMigratedURL(t)
+	admin, err := db.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	createLogins(t, ctx, admin)
+	if err := migrate(ctx, []string{"--database-url", dbURL, "--grant-roles"}); err != nil {
+		t.Fatalf("mash migrate --grant-roles: %v", err)
+	}
+	for _, name := range serviceNames() {
+		t.Setenv(serviceDatabaseEnv(name), loginURL(t, dbURL, serviceRole(name)))
+	}
+	ip := startInProcessWith(t, dbURL, nil)
+	sys := ip.sys
+
+	for _, name := range serviceNames() {
+		var who string
+		if err := sys.p.poolOf(name).QueryRow(ctx, `SELECT current_user`).Scan(&who); err != nil || who != serviceRole(name) {
+			t.Fatalf("%s's pool connects as %q (%v), want %s", name, who, err, serviceRole(name))
+		}
+	}
+
+	_, token, err := sys.p.auth.Create(ctx, "south-wales-police", "police", auth.RoleReferrer, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile("../intake/testdata/referral.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+ip.httpAddr+"/v1/referrals", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack struct {
+		ReferralID string `json:"referralId"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ack)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("submit as intake's login: %d %v", resp.StatusCode, err)
+	}
+	var status string
+	var decisions, cases, notices, entries int
+	eventually(t, "the referral decided, opened as a case, notified and audited", func() bool {
+		err := admin.QueryRow(ctx, `SELECT
+			(SELECT status FROM intake.referrals WHERE id = $1),
+			(SELECT count(*) FROM rules.decisions WHERE referral_id = $1),
+			(SELECT count(*) FROM triage.cases WHERE referral_id = $1),
+			(SELECT count(*) FROM notify.notifications WHERE referral_id = $1),
+			(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type IN ('mash.referral.received', 'mash.recommendation.made'))`,
+			ack.ReferralID).Scan(&status, &decisions, &cases, &notices, &entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return status == "DECIDED" && decisions == 1 && cases == 1 && notices > 0 && entries == 2
+	})
+	for _, schema := range []string{"intake", "rules", "triage", "notify", "audit", "console", "auth"} {
+		var dead int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema}.Sanitize()+`.dead_letter`).Scan(&dead); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+				continue // a schema that consumes nothing has no dead_letter table
+			}
+			t.Fatal(err)
+		}
+		if dead != 0 {
+			t.Errorf("%s has %d dead letters running as its own login", schema, dead)
+		}
+	}
+
+	// The running services' logins read only their own schema.
+	for _, c := range []struct{ service, query string }{
+		{"intake", `SELECT count(*) FROM triage.cases`},
+		{"intake", `SELECT count(*) FROM rules.decisions`},
+		{"triage", `SELECT count(*) FROM intake.referrals`},
+		{"rules", `SELECT count(*) FROM audit.entries`},
+		{"notify", `SELECT count(*) FROM intake.referrals`},
+		{"console", `SELECT count(*) FROM triage.cases`},
+		{"audit", `SELECT count(*) FROM intake.referrals`},
+	} {
+		_, err := sys.p.poolOf(c.service).Exec(ctx, c.query)
+		wantDenied(t, err, c.service+"'s login: "+c.query)
+	}
+	if _, err := sys.p.poolOf("intake").Exec(ctx, `SELECT count(*) FROM intake.referrals`); err != nil {
+		t.Errorf("intake's login reading its own schema: %v", err)
 	}
 }
