@@ -298,6 +298,8 @@ func TestServiceDatabaseLogins(t *testing.T) {
 			[]string{"Deployment mash/mash-triage", "PGPASSWORD is not set"}},
 		{"over-privileged role", "postgres/cluster.yaml", "      - name: mash_console\n        ensure: present\n", "      - name: mash_console\n        ensure: present\n        createrole: true\n",
 			[]string{"Deployment mash/mash-console", "a service login needs none"}},
+		{"a service's own URL as a literal", "kubernetes/rules.yaml", "            - name: DATABASE_URL\n", "            - name: MASH_RULES_DATABASE_URL\n              value: postgresql://mash_rules:hunter2@mash-database-rw:5432/mash\n            - name: DATABASE_URL\n",
+			[]string{"Deployment mash/mash-rules", "MASH_RULES_DATABASE_URL must come from a Secret"}},
 		{"role field misspelt", "postgres/cluster.yaml", "      - name: mash_console\n        ensure: present\n", "      - name: mash_console\n        ensured: present\n",
 			[]string{"Cluster mash/mash-database", "ensured", "unknown field"}},
 	} {

@@ -79,6 +79,9 @@ type CNPGClusterSpec struct {
 	EnablePDB                 *bool                             `json:"enablePDB,omitempty"`
 	Plugins                   json.RawMessage                   `json:"plugins,omitempty"`
 	Probes                    json.RawMessage                   `json:"probes,omitempty"`
+	PodSelectorRefs           json.RawMessage                   `json:"podSelectorRefs,omitempty"`
+	ServiceAccountName        string                            `json:"serviceAccountName,omitempty"`
+	PrimaryLease              json.RawMessage                   `json:"primaryLease,omitempty"`
 }
 
 // CNPGPostgresConfiguration is spec.postgresql.
@@ -104,6 +107,8 @@ type CNPGSynchronousReplicaConfiguration struct {
 	StandbyNamesPost           []string `json:"standbyNamesPost,omitempty"`
 	DataDurability             string   `json:"dataDurability,omitempty"`
 	FailoverQuorum             bool     `json:"failoverQuorum,omitempty"`
+	NodeFailureDomainKeys      []string `json:"nodeFailureDomainKeys,omitempty"`
+	PodFailureDomainKeys       []string `json:"podFailureDomainKeys,omitempty"`
 }
 
 // CNPGSyncReplicaElectionConstraints is spec.postgresql.syncReplicaElectionConstraint.

@@ -16,7 +16,11 @@ import (
 // and a ScheduledBackup takes base backups through it. As with the Cluster, the types are
 // modelled from the projects' Go API (cloudnative-pg api/v1 backup and scheduledbackup
 // types; plugin-barman-cloud api/v1 and barman-cloud's BarmanObjectStoreConfiguration)
-// with their JSON names, every field declared so typos are rejected.
+// with their JSON names, every field declared so typos are rejected. They were last
+// compared field by field with cloudnative-pg's ScheduledBackupSpec, PluginConfiguration and
+// BackupPluginConfiguration, barman-cloud's BarmanObjectStoreConfiguration (credentials
+// inline), WalBackupConfiguration and DataBackupConfiguration, and the plugin's
+// ObjectStoreSpec, as released in August 2026; the enums checked below are theirs.
 
 // barmanPlugin is the Barman Cloud plugin's name in spec.plugins and pluginConfiguration.
 const barmanPlugin = "barman-cloud.cloudnative-pg.io"
@@ -107,11 +111,12 @@ type BarmanWalConfiguration struct {
 
 // BarmanDataConfiguration is how base backups are taken.
 type BarmanDataConfiguration struct {
-	Compression           string   `json:"compression,omitempty"`
-	Encryption            string   `json:"encryption,omitempty"`
-	Jobs                  *int32   `json:"jobs,omitempty"`
-	ImmediateCheckpoint   bool     `json:"immediateCheckpoint,omitempty"`
-	AdditionalCommandArgs []string `json:"additionalCommandArgs,omitempty"`
+	Compression                  string   `json:"compression,omitempty"`
+	Encryption                   string   `json:"encryption,omitempty"`
+	Jobs                         *int32   `json:"jobs,omitempty"`
+	ImmediateCheckpoint          bool     `json:"immediateCheckpoint,omitempty"`
+	AdditionalCommandArgs        []string `json:"additionalCommandArgs,omitempty"`
+	RestoreAdditionalCommandArgs []string `json:"restoreAdditionalCommandArgs,omitempty"`
 }
 
 // checkBackups requires every mash Cluster to archive its WAL through the Barman Cloud
@@ -182,6 +187,15 @@ func (r *Report) checkObjectStore(d *Doc, o *BarmanObjectStore) {
 	}
 	if c.Wal == nil || c.Wal.Compression == "" {
 		r.problem(d, "spec.configuration.wal.compression", "required: compress archived WAL")
+	} else if !walCompressions[c.Wal.Compression] {
+		r.problem(d, "spec.configuration.wal.compression", "%q: must be one of bzip2, gzip, lz4, snappy, xz, zstd", c.Wal.Compression)
+	}
+	if c.Data != nil && c.Data.Compression != "" && !dataCompressions[c.Data.Compression] {
+		r.problem(d, "spec.configuration.data.compression", "%q: must be one of bzip2, gzip, lz4, snappy", c.Data.Compression)
+	}
+	if c.ServerName != "" {
+		// The plugin ignores it; a Cluster names its folder with the serverName parameter.
+		r.problem(d, "spec.configuration.serverName", "must be empty with the Barman Cloud plugin: set parameters.serverName in the Cluster's spec.plugins entry instead")
 	}
 	if o.Spec.RetentionPolicy == "" {
 		r.problem(d, "spec.retentionPolicy", "required: how long backups are kept (e.g. 30d)")
@@ -220,6 +234,13 @@ func (r *Report) checkScheduledBackup(d *Doc, o *CNPGScheduledBackup) {
 		r.problem(d, "spec.backupOwnerReference", "%q: must be none, self or cluster", s.BackupOwnerReference)
 	}
 }
+
+// walCompressions and dataCompressions are the values barman-cloud's API admits
+// (WalBackupConfiguration and DataBackupConfiguration compression enums).
+var (
+	walCompressions  = map[string]bool{"bzip2": true, "gzip": true, "lz4": true, "snappy": true, "xz": true, "zstd": true}
+	dataCompressions = map[string]bool{"bzip2": true, "gzip": true, "lz4": true, "snappy": true}
+)
 
 // cronFieldsRE admits the characters of cron fields (numbers, *, /, ranges, lists, names, ?).
 var cronFieldsRE = regexp.MustCompile(`^[0-9A-Za-z*/,?\- ]+$`)

@@ -34,8 +34,9 @@ const (
 )
 
 // secretEnv matches environment variables that hold secrets: they must come from a
-// Secret (secretKeyRef), never a literal value or a ConfigMap.
-var secretEnv = regexp.MustCompile(`^(DATABASE_URL|MASH_AUDIT_MASTER_KEY|MASH_AUDIT_SIGNING_KEY|.*(PASSWORD|SECRET|TOKEN|PRIVATE_KEY|_KEY))$`)
+// Secret (secretKeyRef), never a literal value or a ConfigMap. A service's own login URL
+// (MASH_<SERVICE>_DATABASE_URL) carries its password, since PGPASSWORD serves one login.
+var secretEnv = regexp.MustCompile(`^(DATABASE_URL|MASH_[A-Z]+_DATABASE_URL|MASH_AUDIT_MASTER_KEY|MASH_AUDIT_SIGNING_KEY|.*(PASSWORD|SECRET|TOKEN|PRIVATE_KEY|_KEY))$`)
 
 // publicEnv are names secretEnv would match that hold no secret.
 // MASH_TLS_KEY names the file of a key mounted from a Secret, not the key itself.
