@@ -18,7 +18,8 @@ const healthRefreshInterval = 5 * time.Second
 const healthFreshFor = time.Second
 
 // healthService answers gRPC health for the whole process (the empty name) and for every
-// service registered on it, by name, with the same readiness checks as /readyz: a process
+// service registered on it, by its gRPC name (mash.intake.v1.IntakeService) and by the mash
+// service that registered it (intake), with the same readiness checks as /readyz: a process
 // whose Postgres or NATS is gone is NOT_SERVING for every service it runs. grpc's own health
 // server keeps the statuses and the Watch streams; this refreshes them from the checks.
 type healthService struct {
@@ -65,6 +66,11 @@ func (h *healthService) refresh(ctx context.Context, force bool) {
 	}
 	h.Server.SetServingStatus("", status)
 	for name := range h.s.grpc.GetServiceInfo() {
+		h.Server.SetServingStatus(name, status)
+	}
+	// mash's own service names too (intake, rules, ...), for probes that name the service
+	// rather than its gRPC API.
+	for _, name := range h.s.owners() {
 		h.Server.SetServingStatus(name, status)
 	}
 	h.checked = time.Now()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -137,6 +138,19 @@ func (s *Server) RegisterAs(service string, register func(*Server)) {
 			s.grpcOwners[name] = service
 		}
 	}
+}
+
+// owners lists the mash services that registered gRPC services (RegisterAs).
+func (s *Server) owners() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, o := range s.grpcOwners {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // grpcTracer is the tracer provider of the service that registered fullMethod's gRPC

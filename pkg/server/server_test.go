@@ -191,6 +191,10 @@ func TestGRPCHealthAnswersPerServiceAndFollowsTheReadinessChecks(t *testing.T) {
 		defer mu.Unlock()
 		return depErr
 	}})
+	// A mash service registers its gRPC API; health answers for both names.
+	s.RegisterAs("intake", func(s *Server) {
+		s.GRPC().RegisterService(&grpc.ServiceDesc{ServiceName: "mash.intake.v1.IntakeService", HandlerType: (*any)(nil)}, struct{}{})
+	})
 	ls := serve(t, s)
 	conn, err := grpc.NewClient(ls.GRPC.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -198,8 +202,7 @@ func TestGRPCHealthAnswersPerServiceAndFollowsTheReadinessChecks(t *testing.T) {
 	}
 	defer conn.Close()
 	client := healthpb.NewHealthClient(conn)
-	// The reflection service stands for any service the process registers.
-	const service = "grpc.reflection.v1.ServerReflection"
+	const service = "mash.intake.v1.IntakeService"
 	statusOf := func(name string) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
 		resp, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{Service: name})
@@ -208,7 +211,7 @@ func TestGRPCHealthAnswersPerServiceAndFollowsTheReadinessChecks(t *testing.T) {
 		}
 		return resp.GetStatus()
 	}
-	for _, name := range []string{"", service} {
+	for _, name := range []string{"", service, "intake", "grpc.reflection.v1.ServerReflection"} {
 		if got := statusOf(name); got != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("health of %q with its dependencies up: %v", name, got)
 		}
@@ -221,7 +224,7 @@ func TestGRPCHealthAnswersPerServiceAndFollowsTheReadinessChecks(t *testing.T) {
 	depErr = errors.New("connection refused")
 	mu.Unlock()
 	s.health.refresh(context.Background(), true) // the next probe may fall in the same second
-	for _, name := range []string{"", service} {
+	for _, name := range []string{"", service, "intake"} {
 		if got := statusOf(name); got != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Fatalf("health of %q with Postgres down: %v, want NOT_SERVING", name, got)
 		}
