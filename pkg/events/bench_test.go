@@ -6,16 +6,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"mash/pkg/tracing"
 )
 
-// insertEventsInChunks fills the outbox with n events, 1000 per transaction.
-func insertEventsInChunks(b *testing.B, pool *pgxpool.Pool, n int) {
+// insertEventsInChunks fills the outbox with n events, 1000 per transaction, written
+// under ctx (whose span, if any, each row keeps).
+func insertEventsInChunks(b *testing.B, ctx context.Context, pool *pgxpool.Pool, n int) {
 	for n > 0 {
 		k := min(n, 1000)
-		insertEvents(b, pool, k)
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			batch := &pgx.Batch{}
+			for range k {
+				env, raw := newEvent(b)
+				AppendOutbox(ctx, batch, testSchema, env, raw)
+			}
+			return tx.SendBatch(ctx, batch).Close()
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
 		n -= k
 	}
 }
@@ -23,11 +38,30 @@ func insertEventsInChunks(b *testing.B, pool *pgxpool.Pool, n int) {
 // BenchmarkRelayPublish measures rows per second from the outbox to an acknowledged,
 // fsynced (SyncAlways) JetStream message, including claiming and marking the rows.
 func BenchmarkRelayPublish(b *testing.B) {
-	ctx := context.Background()
+	benchRelay(b, context.Background(), context.Background())
+}
+
+// BenchmarkRelayPublishTraced is BenchmarkRelayPublish with tracing on: every row keeps a
+// trace context and is published in a producer span whose context rides in the headers
+// (spans go to an exporter that drops them, so the cost measured is mash's own).
+func BenchmarkRelayPublishTraced(b *testing.B) {
+	tr, err := tracing.New(context.Background(), tracing.Config{Exporter: tracetest.NewNoopExporter()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background()) //nolint:errcheck
+	ctx := tracing.WithProvider(context.Background(), tr.Provider("bench"))
+	wctx, span := tracing.Tracer(ctx).Start(ctx, "request")
+	defer span.End()
+	benchRelay(b, ctx, wctx)
+}
+
+// benchRelay relays b.N rows written under writeCtx, the relay running under ctx.
+func benchRelay(b *testing.B, ctx, writeCtx context.Context) {
 	pool := newTestPool(b)
 	br := startBroker(b, b.TempDir())
 	r := newTestRelay(b, pool, br.js, RelayConfig{}, nil)
-	insertEventsInChunks(b, pool, b.N)
+	insertEventsInChunks(b, writeCtx, pool, b.N)
 	b.ResetTimer()
 	for {
 		res, err := r.round(ctx, 30*time.Second)
