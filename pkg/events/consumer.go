@@ -366,6 +366,10 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 // context came in the message's headers (a root when none did), as the service whose
 // tracer provider Run's context carries. Attributes are ids only.
 func (c *Consumer) startSpan(ctx context.Context, msg jetstream.Msg, env *eventsv1.Envelope, attempt int) (context.Context, trace.Span) {
+	if !tracing.On(ctx) {
+		// Tracing off: no header is read and nothing is allocated; the span is ctx's no-op.
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	return tracing.Tracer(ctx).Start(tracing.Extract(ctx, msg.Headers()), "consume "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.operation", "process"),
 			attribute.String("messaging.destination.name", msg.Subject()), attribute.String("messaging.message.id", env.GetEventId()),

@@ -162,6 +162,17 @@ func ProviderFrom(ctx context.Context) trace.TracerProvider {
 	return noop.NewTracerProvider()
 }
 
+// On reports whether ctx carries a recording service's tracer provider, so a caller can skip
+// building a span's attributes when tracing is off.
+func On(ctx context.Context) bool {
+	tp, ok := ctx.Value(providerKey{}).(trace.TracerProvider)
+	if !ok {
+		return false
+	}
+	_, off := tp.(noop.TracerProvider)
+	return !off
+}
+
 // Tracer is the instrumentation scope of mash's own spans (events, relays).
 func Tracer(ctx context.Context) trace.Tracer { return ProviderFrom(ctx).Tracer("mash") }
 

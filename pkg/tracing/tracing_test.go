@@ -92,3 +92,18 @@ func TestExportedSpansAreScrubbed(t *testing.T) {
 		t.Fatalf("events %v, status %+v", s.Events, s.Status)
 	}
 }
+
+func TestOnOnlyWithARecordingProvider(t *testing.T) {
+	ctx := context.Background()
+	var off *Tracing
+	if On(ctx) || On(WithProvider(ctx, off.Provider("intake"))) {
+		t.Fatal("On without a recording provider")
+	}
+	tr, err := New(ctx, Config{Exporter: tracetest.NewInMemoryExporter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !On(WithProvider(ctx, tr.Provider("intake"))) {
+		t.Fatal("not On with a recording provider")
+	}
+}
