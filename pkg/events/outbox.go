@@ -164,5 +164,6 @@ func Migrations(schema string) []db.Migration {
 		{Version: 1001, Name: "1001_consumer.sql", SQL: ConsumerDDL(schema)},
 		{Version: 1002, Name: "1002_reconcile.sql", SQL: ReconcileDDL(schema)},
 		{Version: 1003, Name: "1003_audited.sql", SQL: AuditedDDL(schema)},
+		{Version: 1004, Name: "1004_erased_cases.sql", SQL: ErasureDDL(schema)},
 	}
 }
