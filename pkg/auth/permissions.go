@@ -19,11 +19,13 @@ const (
 	SubmitReferrals Permission = "submit referrals"
 	ReadReferrals   Permission = "read referrals"
 
-	ReadQueue            Permission = "read the queue"
-	ReadCases            Permission = "read cases"
-	ClaimCases           Permission = "claim and release cases"
-	AssignCases          Permission = "assign cases"
-	HoldCases            Permission = "place and lift legal holds on cases"
+	ReadQueue   Permission = "read the queue"
+	ReadCases   Permission = "read cases"
+	ClaimCases  Permission = "claim and release cases"
+	AssignCases Permission = "assign cases"
+	HoldCases   Permission = "place and lift legal holds on cases"
+	// EraseCases destroys a closed case's key and every service's clear copy of it.
+	EraseCases           Permission = "erase cases"
 	DecideCases          Permission = "decide, record strategy discussions and close cases"
 	RequestInformation   Permission = "request information from agencies"
 	ReadInformation      Permission = "list information requests"
@@ -77,6 +79,7 @@ var permissionRoles = map[Permission][]Role{
 	ClaimCases:           {RolePractitioner, RoleManager},
 	AssignCases:          {RoleManager},
 	HoldCases:            {RoleManager},
+	EraseCases:           {RoleManager},
 	DecideCases:          {RolePractitioner, RoleManager},
 	RequestInformation:   {RolePractitioner, RoleManager},
 	ReadInformation:      {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},

@@ -186,24 +186,49 @@ func (s *Store) create(ctx context.Context, caseID string) (fresh []byte, made b
 // the case's later events are refused a key. Erasing an erased case, or one that never had
 // a key, leaves it erased. It reports whether a key was destroyed by this call.
 func (s *Store) Erase(ctx context.Context, caseID string) (bool, error) {
+	var destroyed bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		destroyed, err = EraseIn(ctx, tx, caseID)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	s.remember(caseID, cached{erased: true})
+	return destroyed, nil
+}
+
+// EraseIn destroys caseID's data key within tx, so the destruction commits (or not) with
+// the erasure it belongs to. Every Store's cache still holds the key until it expires or
+// Forget is called: call Forget (or Erased) after the commit. It reports whether a key was
+// destroyed by this call.
+func EraseIn(ctx context.Context, tx pgx.Tx, caseID string) (bool, error) {
 	if caseID == "" {
 		return false, errors.New("casekeys: case id is empty")
 	}
 	var destroyed bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT wrapped IS NOT NULL FROM keys.case_key WHERE case_id = $1 FOR UPDATE`, caseID).Scan(&destroyed)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO keys.case_key (case_id, wrapped, erased_at) VALUES ($1, NULL, now())
-			ON CONFLICT (case_id) DO UPDATE SET wrapped = NULL, erased_at = coalesce(case_key.erased_at, now())`, caseID)
-		return err
-	})
-	if err != nil {
+	err := tx.QueryRow(ctx, `SELECT wrapped IS NOT NULL FROM keys.case_key WHERE case_id = $1 FOR UPDATE`, caseID).Scan(&destroyed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("erase key of case %s: %w", caseID, err)
 	}
-	s.remember(caseID, cached{erased: true})
+	if _, err = tx.Exec(ctx, `INSERT INTO keys.case_key (case_id, wrapped, erased_at) VALUES ($1, NULL, now())
+		ON CONFLICT (case_id) DO UPDATE SET wrapped = NULL, erased_at = coalesce(case_key.erased_at, now())`, caseID); err != nil {
+		return false, fmt.Errorf("erase key of case %s: %w", caseID, err)
+	}
 	return destroyed, nil
+}
+
+// Forgetter is what a service that hears of an erasure needs of a Store: to stop using
+// the case's key at once. A *Store is one.
+type Forgetter interface{ Forget(caseID string) }
+
+// ForgetIn calls Forget on c when it is a Forgetter (a *Store); a nil cipher or another
+// kind has no cache to drop.
+func ForgetIn(c any, caseID string) {
+	if f, ok := c.(Forgetter); ok && f != nil {
+		f.Forget(caseID)
+	}
 }
 
 // Erased reports whether caseID's key was destroyed.

@@ -88,6 +88,10 @@ type ConsumerConfig struct {
 	// erased is acknowledged without running the handler. Without a Cipher a sealed event
 	// fails like any other and ends as a dead letter.
 	Cipher PayloadCipher
+	// SkipErased acknowledges, unhandled, every event of a case the service erased (its
+	// schema's erased_cases, ErasureDDL), except the erasure event itself: a payload opened
+	// with a key cached before the erasure must not bring the case's data back.
+	SkipErased bool
 }
 
 // Consumer defaults.
@@ -392,6 +396,16 @@ func (c *Consumer) apply(ctx, run context.Context, env *eventsv1.Envelope) (dup 
 	}
 	if tag.RowsAffected() == 0 {
 		return true, tx.Commit(ctx)
+	}
+	if c.cfg.SkipErased && env.GetReferralId() != "" && env.GetType() != CaseErasedSubject {
+		erased, err := CaseErased(ctx, tx, c.cfg.Schema, env.GetReferralId())
+		if err != nil {
+			return false, err
+		}
+		if erased {
+			// The inbox row stays: a redelivery stops there.
+			return true, tx.Commit(ctx)
+		}
 	}
 	if err := callHandler(ctx, c.h, tx, env); err != nil {
 		return false, err

@@ -31,6 +31,7 @@ func testMigrations() []db.Migration {
 		{Version: 2, Name: "0002_consumer.sql", SQL: ConsumerDDL(testSchema)},
 		{Version: 4, Name: "0004_reconcile.sql", SQL: ReconcileDDL(testSchema)},
 		{Version: 5, Name: "0005_trace.sql", SQL: TraceDDL(testSchema)},
+		{Version: 6, Name: "0006_erased_cases.sql", SQL: ErasureDDL(testSchema)},
 		{Version: 3, Name: "0003_effects.sql", SQL: `CREATE TABLE evt.effects (
 			event_id uuid NOT NULL, consumer text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`},
 	}

@@ -183,5 +183,6 @@ func Migrations(schema string) []db.Migration {
 		{Version: 1002, Name: "1002_reconcile.sql", SQL: ReconcileDDL(schema)},
 		{Version: 1003, Name: "1003_audited.sql", SQL: AuditedDDL(schema)},
 		{Version: 1004, Name: "1004_trace.sql", SQL: TraceDDL(schema)},
+		{Version: 1005, Name: "1005_erased_cases.sql", SQL: ErasureDDL(schema)},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/auth"
+	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
@@ -56,7 +57,34 @@ func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 		}
 		p.PayloadSHA256 = sum
 	}
-	return store.InsertPending(ctx, tx, p)
+	if err := store.InsertPending(ctx, tx, p); err != nil {
+		return err
+	}
+	if env.GetType() == events.CaseErasedSubject {
+		return s.applyErasure(ctx, tx, env)
+	}
+	return nil
+}
+
+// applyErasure shreds an erased case in the transaction that records its mash.case.erased
+// entry: the case's payloads here become unreadable (its entries and every proof stay, so
+// the trail still lists the case's events and the log still verifies), a case-shredded
+// entry records it, and the case's dead letters go. The reason the manager gave is on the
+// mash.admin.case entry of the same erasure; the shredding records where to find it.
+func (s *Service) applyErasure(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	ev, err := events.CaseErasedOf(env)
+	if err != nil {
+		return err
+	}
+	if _, err := events.EraseCase(ctx, tx, store.Schema, ev.GetReferralId()); err != nil {
+		return err
+	}
+	role := ev.GetErasedByRole()
+	if role == "" {
+		role = RoleSystem
+	}
+	return s.shredIn(ctx, tx, ev.GetReferralId(), ev.GetErasedBy(), role,
+		"case erased: event "+env.GetEventId()+" (the reason is on the case.erase administrative entry)")
 }
 
 // sealPayload encrypts plain under the case key of referralID (made on first use) and
@@ -236,6 +264,13 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 			if a := ev.GetAuthorisation(); a != nil {
 				p.Decision += ", shared without consent on " + a.GetGround() + " (" + a.GetLawfulBasis() + ")"
 			}
+		}
+	case any.MessageIs(&eventsv1.CaseErased{}):
+		var ev eventsv1.CaseErased
+		if any.UnmarshalTo(&ev) == nil {
+			p.ChildID = ev.GetChildId()
+			p.Actor, p.ActorRole = staffActor(ev.GetErasedBy(), ev.GetErasedByRole())
+			p.Decision = "case erased: key destroyed, personal data blanked in every service"
 		}
 	case any.MessageIs(&eventsv1.AdminActRecorded{}):
 		var ev eventsv1.AdminActRecorded

@@ -102,7 +102,7 @@ func New(d Deps) (*Service, error) {
 	s.seq = &sequencer{pool: d.Pool, cfg: cfg, signer: signer, now: s.now, log: d.Log.Named("sequencer"),
 		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"}, Cipher: d.Cipher,
+		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"}, Cipher: d.Cipher, SkipErased: true,
 		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
 		// event; notify records each share as mash.notification.* events instead.
 		SkipSubjectPrefixes: []string{"mash.notify."},
@@ -150,32 +150,38 @@ func (s *Service) SignCheckpoint(ctx context.Context) (bool, error) {
 // The old key bytes stay in dead row versions until Postgres vacuums audit.case_keys;
 // run VACUUM on it after shredding where that matters.
 func (s *Service) ShredCase(ctx context.Context, referralID, by, reason string) error {
-	if referralID == "" || by == "" || reason == "" {
-		return errors.New("shred case: referral id, who and why are all required")
-	}
-	now := s.now().UTC()
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := store.AsWriter(ctx, tx); err != nil {
 			return err
 		}
-		destroyed, err := store.DestroyCaseKey(ctx, tx, uuid.Must(uuid.NewV7()).String(), referralID, by, reason, now)
-		if err != nil || !destroyed {
-			return err
-		}
-		var partnership string
-		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT partnership FROM audit.entries WHERE referral_id = $1 AND partnership <> '' LIMIT 1),
-			(SELECT partnership FROM audit.pending WHERE referral_id = $1 AND partnership <> '' LIMIT 1), '')`, referralID).Scan(&partnership); err != nil {
-			return fmt.Errorf("shred case %s: %w", referralID, err)
-		}
-		err = store.InsertPending(ctx, tx, store.Pending{
-			EventID: uuid.Must(uuid.NewV7()).String(), EventType: EventCaseShredded, OccurredAt: now, ReceivedAt: now,
-			Partnership: partnership, ReferralID: referralID, Actor: by, ActorRole: RolePractitioner, Decision: shredDecision(reason),
-		})
-		if err == nil {
-			s.seq.Wake()
-		}
-		return err
+		return s.shredIn(ctx, tx, referralID, by, RolePractitioner, reason)
 	})
+}
+
+// shredIn is ShredCase within tx, which already runs as the writer role; role is the
+// shredder's role on the entry.
+func (s *Service) shredIn(ctx context.Context, tx pgx.Tx, referralID, by, role, reason string) error {
+	if referralID == "" || by == "" || reason == "" {
+		return errors.New("shred case: referral id, who and why are all required")
+	}
+	now := s.now().UTC()
+	destroyed, err := store.DestroyCaseKey(ctx, tx, uuid.Must(uuid.NewV7()).String(), referralID, by, reason, now)
+	if err != nil || !destroyed {
+		return err
+	}
+	var partnership string
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT partnership FROM audit.entries WHERE referral_id = $1 AND partnership <> '' LIMIT 1),
+		(SELECT partnership FROM audit.pending WHERE referral_id = $1 AND partnership <> '' LIMIT 1), '')`, referralID).Scan(&partnership); err != nil {
+		return fmt.Errorf("shred case %s: %w", referralID, err)
+	}
+	err = store.InsertPending(ctx, tx, store.Pending{
+		EventID: uuid.Must(uuid.NewV7()).String(), EventType: EventCaseShredded, OccurredAt: now, ReceivedAt: now,
+		Partnership: partnership, ReferralID: referralID, Actor: by, ActorRole: role, Decision: shredDecision(reason),
+	})
+	if err == nil {
+		s.seq.Wake()
+	}
+	return err
 }
 
 // shredDecision is the decision of a case-shredded entry: it commits to the reason's

@@ -28,6 +28,7 @@ var notServed = map[string]string{
 	"inbox":             "consumer idempotency keys",
 	"outbox":            "events the audit service publishes (checkpoints, recorded batches)",
 	"dead_letter":       "events the consumer could not handle",
+	"erased_cases":      "cases whose erasure the consumer applied: it stops later events of them, and no API serves it",
 	"schema_migrations": "which migrations ran",
 }
 

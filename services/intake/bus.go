@@ -12,8 +12,11 @@ import (
 var Bus = busauth.Role{
 	Service:   "intake",
 	Publishes: []string{EventReferralReceived, access.EventType("referral")},
-	Durables:  []string{decidedDurable, events.AuditedDurable(store.Schema)},
+	Durables:  []string{decidedDurable, erasureDurable, events.AuditedDurable(store.Schema)},
 }
+
+// erasureDurable is intake's consumer of erased cases.
+const erasureDurable = "intake-erasure"
 
 // decidedDurable is intake's consumer of threshold decisions.
 const decidedDurable = "intake-status"

@@ -63,6 +63,7 @@ type Service struct {
 	store      *store.Store
 	relay      *events.Relay
 	decided    *events.Consumer
+	erasure    *events.Consumer
 	safeguards *events.Safeguards
 	calendar   *calendar.Calendar
 	log        *zap.Logger
@@ -94,10 +95,18 @@ func New(d Deps) (*Service, error) {
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
 	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventRecommended}, Cipher: d.Cipher,
+		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventRecommended}, Cipher: d.Cipher, SkipErased: true,
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		return store.MarkDecided(ctx, tx, env.GetReferralId(), env.GetVersion())
 	}, d.Log.Named("decided"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("intake.New: %w", err)
+	}
+	// An erased case's submission is blanked here too.
+	s.erasure, err = events.NewErasureConsumer(d.Pool, d.JS, events.ErasureConsumerConfig{Schema: store.Schema, Durable: erasureDurable, Cipher: d.Cipher},
+		func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CaseErased) error {
+			return store.EraseReferral(ctx, tx, ev.GetReferralId())
+		}, d.Log.Named("erasure"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}
@@ -134,6 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.decided.Run(ctx) })
+	g.Go(func() error { return s.erasure.Run(ctx) })
 	g.Go(func() error { return s.safeguards.Run(ctx) })
 	return g.Wait()
 }

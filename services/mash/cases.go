@@ -18,16 +18,17 @@ import (
 	"mash/pkg/config"
 )
 
-const casesUsage = "usage: mash cases hold|unhold REFERRAL_ID --reason TEXT (MASH_TOKEN: a manager's API credential)"
+const casesUsage = "usage: mash cases hold|unhold|erase REFERRAL_ID --reason TEXT (MASH_TOKEN: a manager's API credential)"
 
-// casesCommand places and lifts legal holds through the triage API as the manager whose
-// credential MASH_TOKEN holds: the rule (managers only, a reason, an event on the trail) is
-// the API's, and the CLI is one more client of it.
+// casesCommand places and lifts legal holds, and erases closed cases, through the triage
+// API as the manager whose credential MASH_TOKEN holds: the rule (managers only, a reason,
+// an event on the trail, no erasure under a hold) is the API's, and the CLI is one more
+// client of it.
 func casesCommand(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "export" {
 		return casesExport(ctx, args[1:])
 	}
-	if len(args) == 0 || (args[0] != "hold" && args[0] != "unhold") {
+	if len(args) == 0 || (args[0] != "hold" && args[0] != "unhold" && args[0] != "erase") {
 		return errors.New(casesUsage)
 	}
 	verb, rest := args[0], args[1:]
@@ -38,7 +39,7 @@ func casesCommand(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mash cases "+verb, flag.ContinueOnError)
 	s := config.New(fs)
 	apiURL := s.String("api-url", "MASH_API_URL", "http://127.0.0.1:8080", "base URL of the mash HTTP API")
-	reason := s.String("reason", "MASH_HOLD_REASON", "", "why the case must be kept, or need no longer be (required)")
+	reason := s.String("reason", "MASH_HOLD_REASON", "", "why the case must be kept, need no longer be, or is erased (required)")
 	if err := s.Parse(rest); err != nil {
 		return err
 	}
@@ -50,6 +51,8 @@ func casesCommand(ctx context.Context, args []string) error {
 	switch {
 	case id == "":
 		return errors.New(casesUsage)
+	case strings.TrimSpace(*reason) == "" && verb == "erase":
+		return errors.New("--reason: required: why the case is erased")
 	case strings.TrimSpace(*reason) == "":
 		return errors.New("--reason: required: why the case must be kept, or need no longer be")
 	case token == "":
@@ -67,6 +70,9 @@ func casesCommand(ctx context.Context, args []string) error {
 	path := "/v1/cases/" + url.PathEscape(id) + "/legal-hold"
 	if verb == "unhold" {
 		path += "/lift"
+	}
+	if verb == "erase" {
+		path = "/v1/cases/" + url.PathEscape(id) + "/erase"
 	}
 	body, err := json.Marshal(map[string]string{"reason": *reason})
 	if err != nil {

@@ -77,6 +77,9 @@ type serveConfig struct {
 	// ClaimTimeout is how long a practitioner's claim (or a manager's assignment) on a case
 	// holds unless renewed.
 	ClaimTimeout time.Duration
+	// Retention is whether triage erases the cases due under their retention schedule
+	// once a day (off by default).
+	Retention triage.RetentionConfig
 	// TLS names the process's certificate files (all empty: no TLS).
 	TLS tlsconf.Files
 	// NATSPasswords are the passwords of the process's and its services' NATS users, for an
@@ -150,6 +153,8 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	notifyKey := s.String("notify-secret-key", "MASH_NOTIFY_SECRET_KEY", "", "base64 of 32 random bytes sealing agencies' webhook secrets at rest (openssl rand -base64 32); on loopback a local one is kept in MASH_DATA_DIR when unset")
 	changeTTL := s.Duration("notify-change-ttl", "MASH_NOTIFY_CHANGE_TTL", notify.DefaultChangeTTL, "how long a proposed change to an agency's endpoint or secret waits for a second manager")
 	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a claim or assignment on a case holds unless its holder claims it again")
+	retentionDaily := s.Bool("retention-daily", triage.EnvRetentionDaily, false, "erase, once a day, every closed case its retention schedule says is due (each on the audit trail); off by default")
+	retentionFirst := s.Duration("retention-first-run", triage.EnvRetentionFirstRun, triage.DefaultRetentionFirstRun, "how long after start the first daily retention run waits")
 	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
 	tlsCert := s.String("tls-cert", "MASH_TLS_CERT", "", "PEM certificate (chain) of this process: gRPC, HTTP and the embedded NATS listener serve TLS with it, and it is the client certificate shown to peers and NATS")
 	tlsKey := s.String("tls-key", "MASH_TLS_KEY", "", "PEM private key of MASH_TLS_CERT")
@@ -280,6 +285,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 		return c, fmt.Errorf("MASH_CLAIM_TIMEOUT %s: use between 1m and 24h", *claimTimeout)
 	}
 	c.ClaimTimeout = *claimTimeout
+	if *retentionFirst < time.Second || *retentionFirst > 24*time.Hour {
+		return c, fmt.Errorf("%s %s: use between 1s and 24h", triage.EnvRetentionFirstRun, *retentionFirst)
+	}
+	c.Retention = triage.RetentionConfig{Daily: *retentionDaily, FirstRunAfter: *retentionFirst}
 	if c.Peers, err = peers.ParseAddrs(*peerAddrs); err != nil {
 		return c, fmt.Errorf("MASH_PEERS: %w", err)
 	}

@@ -84,7 +84,8 @@ var modules = map[string]module{
 		bus:     &triage.Bus,
 		build: func(p *plumbing) (service, error) {
 			return triage.New(triage.Deps{Pool: p.poolOf("triage"), JS: p.jsOf("triage"), Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout, Cipher: p.cipher})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout, Cipher: p.cipher,
+				Retention: p.retention})
 		},
 	},
 	"rules": {

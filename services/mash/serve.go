@@ -31,6 +31,7 @@ import (
 	"mash/pkg/tracing"
 	"mash/services/audit"
 	"mash/services/console"
+	"mash/services/triage"
 )
 
 // plumbing is what services share in one process.
@@ -59,6 +60,7 @@ type plumbing struct {
 	console      console.Config
 	notify       notifyConfig
 	claimTimeout time.Duration
+	retention    triage.RetentionConfig
 	reconcile    events.ReconcilerConfig
 	// now is every service's clock: nil for the wall clock; mash demo runs the services on
 	// a simulated one to write a believable past.
@@ -153,7 +155,7 @@ type system struct {
 // startSystem connects to Postgres (migrating when configured) and NATS, and builds every
 // service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
 func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout,
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout, retention: cfg.Retention,
 		now: now, pools: map[string]*pgxpool.Pool{}}
 	defer func() {
 		if err != nil {

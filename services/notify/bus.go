@@ -18,7 +18,7 @@ var Bus = busauth.Role{
 	Publishes: []string{EventSent, EventDelivered, EventAcknowledged, EventFailed, EventEscalated, EventRetried,
 		EventAnswerReceived, EventChangeProposed, EventChangeApproved, EventChangeRejected, EventChangeExpired, EventSecretRotated,
 		EventContactNotified, EventContactNoticeFailed, EventAdminDirectory, channel.SubjectPrefix + "*", access.EventType(accessSubject)},
-	Durables: []string{consumerDurable, acksDurable, answerInbox, events.AuditedDurable(store.Schema)},
+	Durables: []string{consumerDurable, acksDurable, answerInbox, erasureDurable, events.AuditedDurable(store.Schema)},
 }
 
 // Durable consumers of notify: events to act on, and agencies' acknowledgements (their
@@ -26,4 +26,5 @@ var Bus = busauth.Role{
 const (
 	consumerDurable = "notify"
 	acksDurable     = "notify-acks"
+	erasureDurable  = "notify-erasure"
 )

@@ -159,6 +159,7 @@ type Service struct {
 	store      *store.Store
 	relay      *events.Relay
 	consumer   *events.Consumer
+	erasure    *events.Consumer
 	acks       *ackListener
 	answers    *answerListener
 	safeguards *events.Safeguards
@@ -223,8 +224,13 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: consumedSubjects,
-		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256, Cipher: d.Cipher,
+		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256, Cipher: d.Cipher, SkipErased: true,
 	}, s.handle, d.Log.Named("consumer"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
+	s.erasure, err = events.NewErasureConsumer(d.Pool, d.JS, events.ErasureConsumerConfig{Schema: store.Schema, Durable: erasureDurable,
+		Cipher: d.Cipher, AfterCommit: s.afterCommit}, s.eraseCase, d.Log.Named("erasure"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
@@ -286,6 +292,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(gctx) })
 	g.Go(func() error { return s.consumer.Run(gctx) })
+	g.Go(func() error { return s.erasure.Run(gctx) })
 	g.Go(func() error { return s.acks.run(gctx) })
 	g.Go(func() error { return s.answers.run(gctx) })
 	g.Go(func() error { return s.safeguards.Run(gctx) })

@@ -14,7 +14,7 @@ import (
 var Bus = busauth.Role{
 	Service:   "rules",
 	Publishes: []string{EventRecommended, access.EventType("decision"), adminact.SubjectPrefix + "pack"},
-	Durables:  []string{referralsDurable, decisionsDurable, notifiedDurable, events.AuditedDurable(store.Schema)},
+	Durables:  []string{referralsDurable, decisionsDurable, notifiedDurable, erasureDurable, events.AuditedDurable(store.Schema)},
 }
 
 // Durable consumers of rules: referrals to decide, and notifications of its decisions.
@@ -22,4 +22,5 @@ const (
 	referralsDurable = "rules"
 	decisionsDurable = "rules-decisions"
 	notifiedDurable  = "rules-notified"
+	erasureDurable   = "rules-erasure"
 )

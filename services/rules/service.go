@@ -69,6 +69,7 @@ type Service struct {
 	consumer   *events.Consumer
 	decisions  *events.Consumer
 	notified   *events.Consumer
+	erasure    *events.Consumer
 	safeguards *events.Safeguards
 	calendar   *calendar.Calendar
 	log        *zap.Logger
@@ -93,14 +94,14 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: referralsDurable, FilterSubjects: []string{"mash.referral.received"},
+		Schema: store.Schema, Durable: referralsDurable, SkipErased: true, FilterSubjects: []string{"mash.referral.received"},
 		AfterCommit: s.relay.Wake, Cipher: d.Cipher,
 	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	s.decisions, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decisionsDurable, FilterSubjects: []string{EventDecisionMade}, Cipher: d.Cipher,
+		Schema: store.Schema, Durable: decisionsDurable, SkipErased: true, FilterSubjects: []string{EventDecisionMade}, Cipher: d.Cipher,
 	}, s.handleDecisionMade, d.Log.Named("decisions"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
@@ -108,7 +109,7 @@ func New(d Deps) (*Service, error) {
 	// Notify's events say a decision reached it; a decision none has named by the reconcile
 	// age is re-emitted.
 	s.notified, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: notifiedDurable, FilterSubjects: []string{"mash.notification.>"}, Cipher: d.Cipher,
+		Schema: store.Schema, Durable: notifiedDurable, SkipErased: true, FilterSubjects: []string{"mash.notification.>"}, Cipher: d.Cipher,
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		var ev eventsv1.NotificationEvent
 		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
@@ -119,6 +120,13 @@ func New(d Deps) (*Service, error) {
 		}
 		return store.MarkNotified(ctx, tx, ev.GetDecisionId())
 	}, d.Log.Named("notified"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
+	s.erasure, err = events.NewErasureConsumer(d.Pool, d.JS, events.ErasureConsumerConfig{Schema: store.Schema, Durable: erasureDurable, Cipher: d.Cipher},
+		func(ctx context.Context, tx pgx.Tx, ev *eventsv1.CaseErased) error {
+			return store.EraseDecision(ctx, tx, ev.GetReferralId())
+		}, d.Log.Named("erasure"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
@@ -186,6 +194,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.decisions.Run(ctx) })
 	g.Go(func() error { return s.notified.Run(ctx) })
+	g.Go(func() error { return s.erasure.Run(ctx) })
 	g.Go(func() error { return s.safeguards.Run(ctx) })
 	return g.Wait()
 }

@@ -372,6 +372,13 @@ func (s *Service) changeCase(ctx context.Context, referralID string, id auth.Ide
 		if err != nil {
 			return notFoundAs(err, caseNotFound(referralID))
 		}
+		// Another process may still hold the case's key for a minute after an erasure.
+		if e, err := store.ErasureOf(ctx, tx, referralID); err != nil || e != nil {
+			if err == nil {
+				err = caseErased(referralID)
+			}
+			return err
+		}
 		after, subject, reason, err := fn(tx, c)
 		if err != nil {
 			return err

@@ -14,7 +14,7 @@ var Bus = busauth.Role{
 	Service: "triage",
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
-		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, access.EventType("case"),
+		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, EventCaseErased, EventAdminCase, access.EventType("case"),
 		access.EventType("queue"), access.EventType("information-requests"), access.EventType("export")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }

@@ -45,6 +45,11 @@ func claimedByOther(c store.Case) error {
 		c.ReferralID, c.Assignee, c.ClaimExpiresAt.UTC().Format(time.RFC3339)))
 }
 
+// caseErased refuses a change to an erased case.
+func caseErased(referralID string) error {
+	return apierr.FailedPrecondition(fmt.Sprintf("case %s was erased: nothing more can be recorded about it", referralID))
+}
+
 func caseClosed(c store.Case) error {
 	return apierr.FailedPrecondition(fmt.Sprintf("case %s is closed", c.ReferralID))
 }

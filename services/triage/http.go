@@ -83,6 +83,11 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			req.ReferralId = r.PathValue("referralId")
 			return nil
 		}, a.LiftLegalHold)
+	server.HandleProto(srv, "POST /v1/cases/{referralId}/erase", func() *triagev1.EraseCaseRequest { return &triagev1.EraseCaseRequest{} },
+		func(r *http.Request, _ []byte, req *triagev1.EraseCaseRequest) error {
+			req.ReferralId = r.PathValue("referralId")
+			return nil
+		}, a.EraseCase)
 	server.HandleProto(srv, "POST /v1/cases/{referralId}/information-requests", func() *triagev1.RequestInformationRequest {
 		return &triagev1.RequestInformationRequest{}
 	}, func(r *http.Request, _ []byte, req *triagev1.RequestInformationRequest) error {

@@ -99,6 +99,8 @@ type Deps struct {
 	// Cipher seals the personal data in this service's events under each case's key and
 	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
 	Cipher events.PayloadCipher
+	// Retention runs the retention schedule daily when enabled (off by default).
+	Retention RetentionConfig
 }
 
 // Service is the triage service.
@@ -116,6 +118,9 @@ type Service struct {
 	sweepEvery time.Duration
 	api        *grpcAPI
 	cipher     events.PayloadCipher
+	// retentionDaily and retentionFirst: Deps.Retention.
+	retentionDaily bool
+	retentionFirst time.Duration
 }
 
 // New validates deps and builds the service.
@@ -129,7 +134,11 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("triage.New: claim timeout %s is negative", d.ClaimTimeout)
 	}
 	s := &Service{cipher: d.Cipher, store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, peers: d.Peers,
-		claimFor: d.ClaimTimeout, stageDays: DefaultDisagreementDays, sweepEvery: d.SweepEvery}
+		claimFor: d.ClaimTimeout, stageDays: DefaultDisagreementDays, sweepEvery: d.SweepEvery,
+		retentionDaily: d.Retention.Daily, retentionFirst: d.Retention.FirstRunAfter}
+	if d.Retention.FirstRunAfter < 0 {
+		return nil, fmt.Errorf("triage.New: retention first run after %s is negative", d.Retention.FirstRunAfter)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -152,7 +161,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: consumerDurable, Cipher: d.Cipher,
+		Schema: store.Schema, Durable: consumerDurable, Cipher: d.Cipher, SkipErased: true,
 		FilterSubjects: []string{"mash.referral.received", EventRecommended, EventDecisionMade, "mash.notification.>", EventResearchAnswerReceived},
 		// Projecting may emit an event (a recorded channel answer): publish it at once.
 		AfterCommit: s.relay.Wake,
@@ -197,6 +206,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.safeguards.Run(ctx) })
 	g.Go(func() error { return s.runSweeps(ctx) })
+	if s.retentionDaily {
+		g.Go(func() error { return s.runRetentionDaily(ctx) })
+	}
 	return g.Wait()
 }
 

@@ -158,8 +158,9 @@ func (s *Store) Get(ctx context.Context, id, agency string) (Referral, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return Referral{}, ErrNotFound
 	}
+	// An erased referral keeps its row (ids and times) but has nothing left to show.
 	r, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM intake.referrals
-		WHERE id = $1 AND ($2 = '' OR agency = $2)`, id, agency))
+		WHERE id = $1 AND ($2 = '' OR agency = $2) AND status <> '`+StatusErased+`'`, id, agency))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Referral{}, fmt.Errorf("read referral %s: %w", id, err)
 	}
@@ -245,6 +246,23 @@ func MarkDecided(ctx context.Context, tx pgx.Tx, referralID string, version int6
 		WHERE id = $1 AND status = 'RECEIVED'`, referralID, version)
 	if err != nil {
 		return fmt.Errorf("mark referral %s decided: %w", referralID, err)
+	}
+	return nil
+}
+
+// StatusErased is the status of a referral whose case was erased: its submission is gone.
+const StatusErased = "ERASED"
+
+// EraseReferral blanks, within tx, the submission intake keeps of referralID (every piece
+// of personal data it holds); the row keeps its ids, references, agency and times, and the
+// content hash, so a retry of the same submission is still recognised. Erasing it again
+// changes nothing.
+func EraseReferral(ctx context.Context, tx pgx.Tx, referralID string) error {
+	if _, err := uuid.Parse(referralID); err != nil {
+		return nil // not a referral intake could hold
+	}
+	if _, err := tx.Exec(ctx, `UPDATE intake.referrals SET submission = '', status = $2 WHERE id = $1`, referralID, StatusErased); err != nil {
+		return fmt.Errorf("erase referral %s: %w", referralID, err)
 	}
 	return nil
 }

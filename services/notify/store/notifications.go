@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -535,4 +536,37 @@ func LatestOpenAction(ctx context.Context, q Querier, referralID string) (n Noti
 		return Notification{}, false, nil
 	}
 	return Notification{}, false, fmt.Errorf("find open action notification of %s: %w", referralID, err)
+}
+
+// EraseCase blanks, within tx, what notify keeps of referralID's case. The referral as
+// intake accepted it is deleted; the decision as last acted on is dropped; every
+// notification's body, acknowledgement note and consent reason are blanked, and one not yet
+// delivered is cancelled for good (FAILED, withdrawn, so neither the worker nor a retry
+// sends it); the reason for sharing without consent is blanked. Ids, agencies, kinds,
+// states, digests and times stay: the record of what was shared with whom and when.
+// Erasing it again changes nothing.
+func EraseCase(ctx context.Context, tx pgx.Tx, referralID string, now time.Time) error {
+	if _, err := uuid.Parse(referralID); err != nil {
+		return nil // not a referral notify could hold
+	}
+	stmts := []string{
+		`DELETE FROM notify.referrals WHERE id = $1`,
+		`UPDATE notify.decisions SET decision = NULL WHERE referral_id = $1`,
+		`UPDATE notify.sharing SET reason = '' WHERE referral_id = $1`,
+		`UPDATE notify.notifications SET payload = '', ack_note = '', consent_reason = '',
+			state = CASE WHEN state IN ('PENDING', 'SENDING') THEN 'FAILED' ELSE state END,
+			last_error = CASE WHEN state IN ('PENDING', 'SENDING') THEN 'cancelled: the case was erased' ELSE last_error END,
+			lease_until = NULL, withdrawn_at = coalesce(withdrawn_at, $2)
+		WHERE referral_id = $1`,
+	}
+	for i, q := range stmts {
+		args := []any{referralID}
+		if i == 3 {
+			args = append(args, now)
+		}
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("erase case %s: %w", referralID, err)
+		}
+	}
+	return nil
 }

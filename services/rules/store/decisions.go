@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -47,7 +48,7 @@ var openLevels = map[string]bool{"3a": true, "3b": true, "4": true}
 func ChildHistory(ctx context.Context, tx pgx.Tx, childID, excludeReferral string, since, before time.Time) (History, error) {
 	h := History{ByCategory: map[string]int{}, ByLevel: map[string]int{}}
 	rows, err := tx.Query(ctx, `SELECT concerns, level, status, received_at FROM rules.decisions
-		WHERE child_id = $1 AND referral_id <> $2 AND received_at >= $3 AND received_at < $4
+		WHERE child_id = $1 AND referral_id <> $2 AND received_at >= $3 AND received_at < $4 AND erased_at IS NULL
 		ORDER BY received_at DESC`, childID, excludeReferral, since, before)
 	if err != nil {
 		return h, fmt.Errorf("read history of child %s: %w", childID, err)
@@ -112,7 +113,7 @@ func scanDecision(row pgx.Row) (Decision, error) {
 
 // GetDecision returns the decision on a referral.
 func (s *Store) GetDecision(ctx context.Context, referralID string) (Decision, error) {
-	d, err := scanDecision(s.pool.QueryRow(ctx, `SELECT `+decisionColumns+` FROM rules.decisions WHERE referral_id = $1`, referralID))
+	d, err := scanDecision(s.pool.QueryRow(ctx, `SELECT `+decisionColumns+` FROM rules.decisions WHERE referral_id = $1 AND erased_at IS NULL`, referralID))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Decision{}, fmt.Errorf("read decision for referral %s: %w", referralID, err)
 	}
@@ -165,7 +166,7 @@ type ReplayInput struct {
 // decided.
 func (s *Store) RecentDecisions(ctx context.Context, partnership string, last int, from, to *time.Time) ([]ReplayInput, error) {
 	q := `SELECT referral_id::text, facts, recommended FROM rules.decisions
-		WHERE (partnership = $1 OR pack_id IN (SELECT id FROM rules.packs WHERE partnership = $1))`
+		WHERE (partnership = $1 OR pack_id IN (SELECT id FROM rules.packs WHERE partnership = $1)) AND erased_at IS NULL`
 	args := []any{partnership}
 	if from != nil && to != nil {
 		q += ` AND decided_at >= $2 AND decided_at < $3 ORDER BY decided_at DESC LIMIT $4`
@@ -203,3 +204,30 @@ const UnnotifiedSQL = `SELECT o.id, o.event_id::text, o.subject, o.payload, o.re
 	WHERE d.notified_at IS NULL AND d.decided_at < $1 AND o.published_at IS NOT NULL
 		AND d.status = 'RECOMMENDED' AND d.level = '4' AND d.rag = 'red'
 	ORDER BY d.decided_at`
+
+// EraseDecision blanks, within tx, what rules keeps of referralID's case: the facts the
+// rules saw, the recommended and current outcomes (with every fired rule's reason) and the
+// reviewer's reason; level, RAG, status, who reviewed and the times stay. When no other
+// decision of the child is left unerased, the child index forgets the child's NHS number
+// and demographic key too (the row stays, as erased decisions still name it). Erasing it
+// again changes nothing.
+func EraseDecision(ctx context.Context, tx pgx.Tx, referralID string) error {
+	if _, err := uuid.Parse(referralID); err != nil {
+		return nil // not a referral rules could have decided
+	}
+	var childID string
+	err := tx.QueryRow(ctx, `UPDATE rules.decisions SET facts = '{}', recommended = '', current = '', review_reason = NULL,
+			erased_at = coalesce(erased_at, now())
+		WHERE referral_id = $1 RETURNING child_id::text`, referralID).Scan(&childID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // never decided here: nothing held
+	}
+	if err != nil {
+		return fmt.Errorf("erase decision of %s: %w", referralID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE rules.children SET nhs_number = NULL, demographic_key = NULL
+		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM rules.decisions WHERE child_id = $1 AND erased_at IS NULL)`, childID); err != nil {
+		return fmt.Errorf("erase decision of %s: child index: %w", referralID, err)
+	}
+	return nil
+}

@@ -25,7 +25,8 @@ type DueCase struct {
 }
 
 // RetentionDue returns the closed cases due for erasure at, oldest due first, with the
-// schedule row that makes each due. A case under legal hold is never due.
+// schedule row that makes each due. A case under legal hold, or already erased, is never
+// due.
 //
 // The triage copy holds the child's age in whole years at receipt, not the date of birth, so
 // the 25th birthday is taken as received_at + (25 - age) years: the latest it can be, which
@@ -37,7 +38,7 @@ func RetentionDue(ctx context.Context, q Querier, at time.Time) ([]DueCase, erro
 				CASE WHEN outcome IN (1, 2) THEN 'no_further_action'
 				     WHEN outcome IN (3, 4, 5) THEN 'early_help'
 				     WHEN outcome IN (6, 7, 8) THEN 'statutory' END AS record_type
-			FROM triage.cases c WHERE state = 4 AND closed_at IS NOT NULL
+			FROM triage.cases c WHERE state = 4 AND closed_at IS NOT NULL AND erased_at IS NULL
 				AND NOT EXISTS (SELECT 1 FROM triage.legal_holds h WHERE h.referral_id = c.referral_id AND h.lifted_at IS NULL)
 		), scheduled AS (
 			SELECT c.*, s.partnership AS schedule_partnership, s.keep_years, s.until_age,

@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	v1 "mash/proto/mash/triage/v1"
 	reflect "reflect"
 	sync "sync"
@@ -446,11 +447,94 @@ func (x *SharingChanged) GetReason() string {
 	return ""
 }
 
+// CaseErased is mash.case.erased, published by triage when a case is erased: its data key is
+// already destroyed, so every service blanks or deletes its clear personal data of the case,
+// drops its outbox rows and dead letters of it and stops using the key. It is the one event
+// of a case published unsealed (the key is gone), so it carries ids only: never a name, a
+// reason or any other free text.
+type CaseErased struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// The child record the case was linked to, when known ("" otherwise).
+	ChildId string `protobuf:"bytes,2,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	// Who erased it (a client or "user:<id>"; "retention" for a retention run) and their role.
+	ErasedBy      string                 `protobuf:"bytes,3,opt,name=erased_by,json=erasedBy,proto3" json:"erased_by,omitempty"`
+	ErasedByRole  string                 `protobuf:"bytes,4,opt,name=erased_by_role,json=erasedByRole,proto3" json:"erased_by_role,omitempty"`
+	ErasedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=erased_at,json=erasedAt,proto3" json:"erased_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseErased) Reset() {
+	*x = CaseErased{}
+	mi := &file_mash_events_v1_casework_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseErased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseErased) ProtoMessage() {}
+
+func (x *CaseErased) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_casework_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseErased.ProtoReflect.Descriptor instead.
+func (*CaseErased) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_casework_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CaseErased) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *CaseErased) GetChildId() string {
+	if x != nil {
+		return x.ChildId
+	}
+	return ""
+}
+
+func (x *CaseErased) GetErasedBy() string {
+	if x != nil {
+		return x.ErasedBy
+	}
+	return ""
+}
+
+func (x *CaseErased) GetErasedByRole() string {
+	if x != nil {
+		return x.ErasedByRole
+	}
+	return ""
+}
+
+func (x *CaseErased) GetErasedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ErasedAt
+	}
+	return nil
+}
+
 var File_mash_events_v1_casework_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1bmash/triage/v1/triage.proto\"\x84\x01\n" +
+	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/triage/v1/triage.proto\"\x84\x01\n" +
 	"\vCaseChanged\x12(\n" +
 	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
@@ -488,7 +572,15 @@ const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x1d\n" +
 	"\n" +
 	"actor_role\x18\x05 \x01(\tR\tactorRole\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reasonB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xc4\x01\n" +
+	"\n" +
+	"CaseErased\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x19\n" +
+	"\bchild_id\x18\x02 \x01(\tR\achildId\x12\x1b\n" +
+	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12$\n" +
+	"\x0eerased_by_role\x18\x04 \x01(\tR\ferasedByRole\x127\n" +
+	"\terased_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAtB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_casework_proto_rawDescOnce sync.Once
@@ -502,7 +594,7 @@ func file_mash_events_v1_casework_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_casework_proto_rawDescData
 }
 
-var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_mash_events_v1_casework_proto_goTypes = []any{
 	(*CaseChanged)(nil),                // 0: mash.events.v1.CaseChanged
 	(*StrategyDiscussionRecorded)(nil), // 1: mash.events.v1.StrategyDiscussionRecorded
@@ -510,23 +602,26 @@ var file_mash_events_v1_casework_proto_goTypes = []any{
 	(*DisagreementChanged)(nil),        // 3: mash.events.v1.DisagreementChanged
 	(*InformationAnswerReceived)(nil),  // 4: mash.events.v1.InformationAnswerReceived
 	(*SharingChanged)(nil),             // 5: mash.events.v1.SharingChanged
-	(*v1.Case)(nil),                    // 6: mash.triage.v1.Case
-	(*v1.StrategyDiscussion)(nil),      // 7: mash.triage.v1.StrategyDiscussion
-	(*v1.InformationRequest)(nil),      // 8: mash.triage.v1.InformationRequest
-	(*v1.Disagreement)(nil),            // 9: mash.triage.v1.Disagreement
-	(*v1.SharingAuthorisation)(nil),    // 10: mash.triage.v1.SharingAuthorisation
+	(*CaseErased)(nil),                 // 6: mash.events.v1.CaseErased
+	(*v1.Case)(nil),                    // 7: mash.triage.v1.Case
+	(*v1.StrategyDiscussion)(nil),      // 8: mash.triage.v1.StrategyDiscussion
+	(*v1.InformationRequest)(nil),      // 9: mash.triage.v1.InformationRequest
+	(*v1.Disagreement)(nil),            // 10: mash.triage.v1.Disagreement
+	(*v1.SharingAuthorisation)(nil),    // 11: mash.triage.v1.SharingAuthorisation
+	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
 }
 var file_mash_events_v1_casework_proto_depIdxs = []int32{
-	6,  // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
-	7,  // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	8,  // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
-	9,  // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
-	10, // 4: mash.events.v1.SharingChanged.authorisation:type_name -> mash.triage.v1.SharingAuthorisation
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	7,  // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
+	8,  // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	9,  // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
+	10, // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
+	11, // 4: mash.events.v1.SharingChanged.authorisation:type_name -> mash.triage.v1.SharingAuthorisation
+	12, // 5: mash.events.v1.CaseErased.erased_at:type_name -> google.protobuf.Timestamp
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_casework_proto_init() }
@@ -540,7 +635,7 @@ func file_mash_events_v1_casework_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_casework_proto_rawDesc), len(file_mash_events_v1_casework_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

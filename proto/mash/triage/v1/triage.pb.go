@@ -3000,6 +3000,129 @@ func (x *LiftLegalHoldResponse) GetHold() *LegalHold {
 	return nil
 }
 
+type EraseCaseRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// Why the case is erased (its retention period ended, an erasure request upheld).
+	// Required; kept on the audit trail, never on the case.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseCaseRequest) Reset() {
+	*x = EraseCaseRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseCaseRequest) ProtoMessage() {}
+
+func (x *EraseCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseCaseRequest.ProtoReflect.Descriptor instead.
+func (*EraseCaseRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *EraseCaseRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *EraseCaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type EraseCaseResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	ErasedBy   string                 `protobuf:"bytes,2,opt,name=erased_by,json=erasedBy,proto3" json:"erased_by,omitempty"`
+	ErasedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=erased_at,json=erasedAt,proto3" json:"erased_at,omitempty"`
+	// False when the case had been erased before this request (nothing more was done).
+	ErasedNow     bool `protobuf:"varint,4,opt,name=erased_now,json=erasedNow,proto3" json:"erased_now,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseCaseResponse) Reset() {
+	*x = EraseCaseResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseCaseResponse) ProtoMessage() {}
+
+func (x *EraseCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseCaseResponse.ProtoReflect.Descriptor instead.
+func (*EraseCaseResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *EraseCaseResponse) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *EraseCaseResponse) GetErasedBy() string {
+	if x != nil {
+		return x.ErasedBy
+	}
+	return ""
+}
+
+func (x *EraseCaseResponse) GetErasedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ErasedAt
+	}
+	return nil
+}
+
+func (x *EraseCaseResponse) GetErasedNow() bool {
+	if x != nil {
+		return x.ErasedNow
+	}
+	return false
+}
+
 // LegalHold is one hold on a case, from placing to lifting.
 type LegalHold struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -3017,7 +3140,7 @@ type LegalHold struct {
 
 func (x *LegalHold) Reset() {
 	*x = LegalHold{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3152,7 @@ func (x *LegalHold) String() string {
 func (*LegalHold) ProtoMessage() {}
 
 func (x *LegalHold) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[35]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3165,7 @@ func (x *LegalHold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegalHold.ProtoReflect.Descriptor instead.
 func (*LegalHold) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{35}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LegalHold) GetReferralId() string {
@@ -3107,7 +3230,7 @@ type RequestInformationRequest struct {
 
 func (x *RequestInformationRequest) Reset() {
 	*x = RequestInformationRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3242,7 @@ func (x *RequestInformationRequest) String() string {
 func (*RequestInformationRequest) ProtoMessage() {}
 
 func (x *RequestInformationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[36]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3255,7 @@ func (x *RequestInformationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestInformationRequest.ProtoReflect.Descriptor instead.
 func (*RequestInformationRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{36}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RequestInformationRequest) GetReferralId() string {
@@ -3172,7 +3295,7 @@ type RequestInformationResponse struct {
 
 func (x *RequestInformationResponse) Reset() {
 	*x = RequestInformationResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3184,7 +3307,7 @@ func (x *RequestInformationResponse) String() string {
 func (*RequestInformationResponse) ProtoMessage() {}
 
 func (x *RequestInformationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[37]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3197,7 +3320,7 @@ func (x *RequestInformationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestInformationResponse.ProtoReflect.Descriptor instead.
 func (*RequestInformationResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{37}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RequestInformationResponse) GetRequest() *InformationRequest {
@@ -3220,7 +3343,7 @@ type ListInformationRequestsRequest struct {
 
 func (x *ListInformationRequestsRequest) Reset() {
 	*x = ListInformationRequestsRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3355,7 @@ func (x *ListInformationRequestsRequest) String() string {
 func (*ListInformationRequestsRequest) ProtoMessage() {}
 
 func (x *ListInformationRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[38]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3368,7 @@ func (x *ListInformationRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInformationRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListInformationRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{38}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListInformationRequestsRequest) GetReferralId() string {
@@ -3293,7 +3416,7 @@ type ListInformationRequestsResponse struct {
 
 func (x *ListInformationRequestsResponse) Reset() {
 	*x = ListInformationRequestsResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3428,7 @@ func (x *ListInformationRequestsResponse) String() string {
 func (*ListInformationRequestsResponse) ProtoMessage() {}
 
 func (x *ListInformationRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[39]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3441,7 @@ func (x *ListInformationRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInformationRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListInformationRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{39}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListInformationRequestsResponse) GetRequests() []*InformationRequest {
@@ -3345,7 +3468,7 @@ type AnswerInformationRequestRequest struct {
 
 func (x *AnswerInformationRequestRequest) Reset() {
 	*x = AnswerInformationRequestRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +3480,7 @@ func (x *AnswerInformationRequestRequest) String() string {
 func (*AnswerInformationRequestRequest) ProtoMessage() {}
 
 func (x *AnswerInformationRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[40]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3370,7 +3493,7 @@ func (x *AnswerInformationRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerInformationRequestRequest.ProtoReflect.Descriptor instead.
 func (*AnswerInformationRequestRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{40}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AnswerInformationRequestRequest) GetRequestId() string {
@@ -3396,7 +3519,7 @@ type AnswerInformationRequestResponse struct {
 
 func (x *AnswerInformationRequestResponse) Reset() {
 	*x = AnswerInformationRequestResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +3531,7 @@ func (x *AnswerInformationRequestResponse) String() string {
 func (*AnswerInformationRequestResponse) ProtoMessage() {}
 
 func (x *AnswerInformationRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[41]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +3544,7 @@ func (x *AnswerInformationRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerInformationRequestResponse.ProtoReflect.Descriptor instead.
 func (*AnswerInformationRequestResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{41}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AnswerInformationRequestResponse) GetRequest() *InformationRequest {
@@ -3441,7 +3564,7 @@ type RaiseDisagreementRequest struct {
 
 func (x *RaiseDisagreementRequest) Reset() {
 	*x = RaiseDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3576,7 @@ func (x *RaiseDisagreementRequest) String() string {
 func (*RaiseDisagreementRequest) ProtoMessage() {}
 
 func (x *RaiseDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[42]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3589,7 @@ func (x *RaiseDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaiseDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*RaiseDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{42}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RaiseDisagreementRequest) GetReferralId() string {
@@ -3492,7 +3615,7 @@ type RaiseDisagreementResponse struct {
 
 func (x *RaiseDisagreementResponse) Reset() {
 	*x = RaiseDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3627,7 @@ func (x *RaiseDisagreementResponse) String() string {
 func (*RaiseDisagreementResponse) ProtoMessage() {}
 
 func (x *RaiseDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[43]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3640,7 @@ func (x *RaiseDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaiseDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*RaiseDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{43}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RaiseDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3540,7 +3663,7 @@ type ListDisagreementsRequest struct {
 
 func (x *ListDisagreementsRequest) Reset() {
 	*x = ListDisagreementsRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3675,7 @@ func (x *ListDisagreementsRequest) String() string {
 func (*ListDisagreementsRequest) ProtoMessage() {}
 
 func (x *ListDisagreementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[44]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3688,7 @@ func (x *ListDisagreementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisagreementsRequest.ProtoReflect.Descriptor instead.
 func (*ListDisagreementsRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{44}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListDisagreementsRequest) GetPartnership() string {
@@ -3613,7 +3736,7 @@ type ListDisagreementsResponse struct {
 
 func (x *ListDisagreementsResponse) Reset() {
 	*x = ListDisagreementsResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3748,7 @@ func (x *ListDisagreementsResponse) String() string {
 func (*ListDisagreementsResponse) ProtoMessage() {}
 
 func (x *ListDisagreementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[45]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3761,7 @@ func (x *ListDisagreementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisagreementsResponse.ProtoReflect.Descriptor instead.
 func (*ListDisagreementsResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{45}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListDisagreementsResponse) GetDisagreements() []*Disagreement {
@@ -3667,7 +3790,7 @@ type EscalateDisagreementRequest struct {
 
 func (x *EscalateDisagreementRequest) Reset() {
 	*x = EscalateDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3679,7 +3802,7 @@ func (x *EscalateDisagreementRequest) String() string {
 func (*EscalateDisagreementRequest) ProtoMessage() {}
 
 func (x *EscalateDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[46]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3815,7 @@ func (x *EscalateDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*EscalateDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{46}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EscalateDisagreementRequest) GetDisagreementId() string {
@@ -3725,7 +3848,7 @@ type EscalateDisagreementResponse struct {
 
 func (x *EscalateDisagreementResponse) Reset() {
 	*x = EscalateDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +3860,7 @@ func (x *EscalateDisagreementResponse) String() string {
 func (*EscalateDisagreementResponse) ProtoMessage() {}
 
 func (x *EscalateDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[47]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +3873,7 @@ func (x *EscalateDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EscalateDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*EscalateDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{47}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *EscalateDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3771,7 +3894,7 @@ type ResolveDisagreementRequest struct {
 
 func (x *ResolveDisagreementRequest) Reset() {
 	*x = ResolveDisagreementRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +3906,7 @@ func (x *ResolveDisagreementRequest) String() string {
 func (*ResolveDisagreementRequest) ProtoMessage() {}
 
 func (x *ResolveDisagreementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[48]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +3919,7 @@ func (x *ResolveDisagreementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisagreementRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDisagreementRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{48}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResolveDisagreementRequest) GetDisagreementId() string {
@@ -3829,7 +3952,7 @@ type ResolveDisagreementResponse struct {
 
 func (x *ResolveDisagreementResponse) Reset() {
 	*x = ResolveDisagreementResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3841,7 +3964,7 @@ func (x *ResolveDisagreementResponse) String() string {
 func (*ResolveDisagreementResponse) ProtoMessage() {}
 
 func (x *ResolveDisagreementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[49]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3854,7 +3977,7 @@ func (x *ResolveDisagreementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisagreementResponse.ProtoReflect.Descriptor instead.
 func (*ResolveDisagreementResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{49}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResolveDisagreementResponse) GetDisagreement() *Disagreement {
@@ -3877,7 +4000,7 @@ type GetDashboardRequest struct {
 
 func (x *GetDashboardRequest) Reset() {
 	*x = GetDashboardRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[50]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4012,7 @@ func (x *GetDashboardRequest) String() string {
 func (*GetDashboardRequest) ProtoMessage() {}
 
 func (x *GetDashboardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[50]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4025,7 @@ func (x *GetDashboardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDashboardRequest.ProtoReflect.Descriptor instead.
 func (*GetDashboardRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{50}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetDashboardRequest) GetPartnership() string {
@@ -3937,7 +4060,7 @@ type Tally struct {
 
 func (x *Tally) Reset() {
 	*x = Tally{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[51]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3949,7 +4072,7 @@ func (x *Tally) String() string {
 func (*Tally) ProtoMessage() {}
 
 func (x *Tally) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[51]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3962,7 +4085,7 @@ func (x *Tally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tally.ProtoReflect.Descriptor instead.
 func (*Tally) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{51}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Tally) GetLabel() string {
@@ -3992,7 +4115,7 @@ type AgencyTurnaround struct {
 
 func (x *AgencyTurnaround) Reset() {
 	*x = AgencyTurnaround{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[52]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4127,7 @@ func (x *AgencyTurnaround) String() string {
 func (*AgencyTurnaround) ProtoMessage() {}
 
 func (x *AgencyTurnaround) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[52]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4140,7 @@ func (x *AgencyTurnaround) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgencyTurnaround.ProtoReflect.Descriptor instead.
 func (*AgencyTurnaround) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{52}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AgencyTurnaround) GetAgency() string {
@@ -4058,7 +4181,7 @@ type LevelOutcomes struct {
 
 func (x *LevelOutcomes) Reset() {
 	*x = LevelOutcomes{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[53]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4193,7 @@ func (x *LevelOutcomes) String() string {
 func (*LevelOutcomes) ProtoMessage() {}
 
 func (x *LevelOutcomes) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[53]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4206,7 @@ func (x *LevelOutcomes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelOutcomes.ProtoReflect.Descriptor instead.
 func (*LevelOutcomes) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{53}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LevelOutcomes) GetLevel() v1.Level {
@@ -4134,7 +4257,7 @@ type GetDashboardResponse struct {
 
 func (x *GetDashboardResponse) Reset() {
 	*x = GetDashboardResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[54]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4269,7 @@ func (x *GetDashboardResponse) String() string {
 func (*GetDashboardResponse) ProtoMessage() {}
 
 func (x *GetDashboardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[54]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4282,7 @@ func (x *GetDashboardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDashboardResponse.ProtoReflect.Descriptor instead.
 func (*GetDashboardResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{54}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetDashboardResponse) GetFrom() *timestamppb.Timestamp {
@@ -4315,7 +4438,7 @@ type ExportCaseRequest struct {
 
 func (x *ExportCaseRequest) Reset() {
 	*x = ExportCaseRequest{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[55]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4450,7 @@ func (x *ExportCaseRequest) String() string {
 func (*ExportCaseRequest) ProtoMessage() {}
 
 func (x *ExportCaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[55]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4463,7 @@ func (x *ExportCaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCaseRequest.ProtoReflect.Descriptor instead.
 func (*ExportCaseRequest) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{55}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ExportCaseRequest) GetReferralId() string {
@@ -4386,7 +4509,7 @@ type ExportCaseResponse struct {
 
 func (x *ExportCaseResponse) Reset() {
 	*x = ExportCaseResponse{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[56]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4398,7 +4521,7 @@ func (x *ExportCaseResponse) String() string {
 func (*ExportCaseResponse) ProtoMessage() {}
 
 func (x *ExportCaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[56]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4411,7 +4534,7 @@ func (x *ExportCaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCaseResponse.ProtoReflect.Descriptor instead.
 func (*ExportCaseResponse) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{56}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ExportCaseResponse) GetFormat() string {
@@ -4512,7 +4635,7 @@ type SubjectReferral struct {
 
 func (x *SubjectReferral) Reset() {
 	*x = SubjectReferral{}
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[57]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +4647,7 @@ func (x *SubjectReferral) String() string {
 func (*SubjectReferral) ProtoMessage() {}
 
 func (x *SubjectReferral) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_triage_v1_triage_proto_msgTypes[57]
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +4660,7 @@ func (x *SubjectReferral) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectReferral.ProtoReflect.Descriptor instead.
 func (*SubjectReferral) Descriptor() ([]byte, []int) {
-	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{57}
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SubjectReferral) GetReferralId() string {
@@ -4869,7 +4992,18 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"referralId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
 	"\x15LiftLegalHoldResponse\x12-\n" +
-	"\x04hold\x18\x01 \x01(\v2\x19.mash.triage.v1.LegalHoldR\x04hold\"\x91\x02\n" +
+	"\x04hold\x18\x01 \x01(\v2\x19.mash.triage.v1.LegalHoldR\x04hold\"K\n" +
+	"\x10EraseCaseRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa9\x01\n" +
+	"\x11EraseCaseResponse\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12\x1b\n" +
+	"\terased_by\x18\x02 \x01(\tR\berasedBy\x127\n" +
+	"\terased_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAt\x12\x1d\n" +
+	"\n" +
+	"erased_now\x18\x04 \x01(\bR\terasedNow\"\x91\x02\n" +
 	"\tLegalHold\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x16\n" +
@@ -5034,7 +5168,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fPRACTITIONER\x10\x01\x12\x10\n" +
 	"\fTEAM_MANAGER\x10\x02\x12\x1f\n" +
 	"\x1bSENIOR_SAFEGUARDING_MANAGER\x10\x03\x12\x0f\n" +
-	"\vPARTNERSHIP\x10\x042\x83\x11\n" +
+	"\vPARTNERSHIP\x10\x042\xd5\x11\n" +
 	"\rTriageService\x12P\n" +
 	"\tListQueue\x12 .mash.triage.v1.ListQueueRequest\x1a!.mash.triage.v1.ListQueueResponse\x12J\n" +
 	"\aGetCase\x12\x1e.mash.triage.v1.GetCaseRequest\x1a\x1f.mash.triage.v1.GetCaseResponse\x12P\n" +
@@ -5060,7 +5194,8 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x0ePlaceLegalHold\x12%.mash.triage.v1.PlaceLegalHoldRequest\x1a&.mash.triage.v1.PlaceLegalHoldResponse\x12\\\n" +
 	"\rLiftLegalHold\x12$.mash.triage.v1.LiftLegalHoldRequest\x1a%.mash.triage.v1.LiftLegalHoldResponse\x12S\n" +
 	"\n" +
-	"ExportCase\x12!.mash.triage.v1.ExportCaseRequest\x1a\".mash.triage.v1.ExportCaseResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
+	"ExportCase\x12!.mash.triage.v1.ExportCaseRequest\x1a\".mash.triage.v1.ExportCaseResponse\x12P\n" +
+	"\tEraseCase\x12 .mash.triage.v1.EraseCaseRequest\x1a!.mash.triage.v1.EraseCaseResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
 
 var (
 	file_mash_triage_v1_triage_proto_rawDescOnce sync.Once
@@ -5075,7 +5210,7 @@ func file_mash_triage_v1_triage_proto_rawDescGZIP() []byte {
 }
 
 var file_mash_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(CaseState)(0),                           // 0: mash.triage.v1.CaseState
 	(CaseOutcome)(0),                         // 1: mash.triage.v1.CaseOutcome
@@ -5116,193 +5251,198 @@ var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(*PlaceLegalHoldResponse)(nil),           // 36: mash.triage.v1.PlaceLegalHoldResponse
 	(*LiftLegalHoldRequest)(nil),             // 37: mash.triage.v1.LiftLegalHoldRequest
 	(*LiftLegalHoldResponse)(nil),            // 38: mash.triage.v1.LiftLegalHoldResponse
-	(*LegalHold)(nil),                        // 39: mash.triage.v1.LegalHold
-	(*RequestInformationRequest)(nil),        // 40: mash.triage.v1.RequestInformationRequest
-	(*RequestInformationResponse)(nil),       // 41: mash.triage.v1.RequestInformationResponse
-	(*ListInformationRequestsRequest)(nil),   // 42: mash.triage.v1.ListInformationRequestsRequest
-	(*ListInformationRequestsResponse)(nil),  // 43: mash.triage.v1.ListInformationRequestsResponse
-	(*AnswerInformationRequestRequest)(nil),  // 44: mash.triage.v1.AnswerInformationRequestRequest
-	(*AnswerInformationRequestResponse)(nil), // 45: mash.triage.v1.AnswerInformationRequestResponse
-	(*RaiseDisagreementRequest)(nil),         // 46: mash.triage.v1.RaiseDisagreementRequest
-	(*RaiseDisagreementResponse)(nil),        // 47: mash.triage.v1.RaiseDisagreementResponse
-	(*ListDisagreementsRequest)(nil),         // 48: mash.triage.v1.ListDisagreementsRequest
-	(*ListDisagreementsResponse)(nil),        // 49: mash.triage.v1.ListDisagreementsResponse
-	(*EscalateDisagreementRequest)(nil),      // 50: mash.triage.v1.EscalateDisagreementRequest
-	(*EscalateDisagreementResponse)(nil),     // 51: mash.triage.v1.EscalateDisagreementResponse
-	(*ResolveDisagreementRequest)(nil),       // 52: mash.triage.v1.ResolveDisagreementRequest
-	(*ResolveDisagreementResponse)(nil),      // 53: mash.triage.v1.ResolveDisagreementResponse
-	(*GetDashboardRequest)(nil),              // 54: mash.triage.v1.GetDashboardRequest
-	(*Tally)(nil),                            // 55: mash.triage.v1.Tally
-	(*AgencyTurnaround)(nil),                 // 56: mash.triage.v1.AgencyTurnaround
-	(*LevelOutcomes)(nil),                    // 57: mash.triage.v1.LevelOutcomes
-	(*GetDashboardResponse)(nil),             // 58: mash.triage.v1.GetDashboardResponse
-	(*ExportCaseRequest)(nil),                // 59: mash.triage.v1.ExportCaseRequest
-	(*ExportCaseResponse)(nil),               // 60: mash.triage.v1.ExportCaseResponse
-	(*SubjectReferral)(nil),                  // 61: mash.triage.v1.SubjectReferral
-	(v1.Level)(0),                            // 62: mash.rules.v1.Level
-	(v1.Rag)(0),                              // 63: mash.rules.v1.Rag
-	(v1.DecisionStatus)(0),                   // 64: mash.rules.v1.DecisionStatus
-	(*timestamppb.Timestamp)(nil),            // 65: google.protobuf.Timestamp
-	(*v1.Decision)(nil),                      // 66: mash.rules.v1.Decision
-	(*v11.Referral)(nil),                     // 67: mash.intake.v1.Referral
-	(*v12.AccessRecord)(nil),                 // 68: mash.audit.v1.AccessRecord
-	(*v13.Notification)(nil),                 // 69: mash.notify.v1.Notification
-	(*v12.AuditEntry)(nil),                   // 70: mash.audit.v1.AuditEntry
+	(*EraseCaseRequest)(nil),                 // 39: mash.triage.v1.EraseCaseRequest
+	(*EraseCaseResponse)(nil),                // 40: mash.triage.v1.EraseCaseResponse
+	(*LegalHold)(nil),                        // 41: mash.triage.v1.LegalHold
+	(*RequestInformationRequest)(nil),        // 42: mash.triage.v1.RequestInformationRequest
+	(*RequestInformationResponse)(nil),       // 43: mash.triage.v1.RequestInformationResponse
+	(*ListInformationRequestsRequest)(nil),   // 44: mash.triage.v1.ListInformationRequestsRequest
+	(*ListInformationRequestsResponse)(nil),  // 45: mash.triage.v1.ListInformationRequestsResponse
+	(*AnswerInformationRequestRequest)(nil),  // 46: mash.triage.v1.AnswerInformationRequestRequest
+	(*AnswerInformationRequestResponse)(nil), // 47: mash.triage.v1.AnswerInformationRequestResponse
+	(*RaiseDisagreementRequest)(nil),         // 48: mash.triage.v1.RaiseDisagreementRequest
+	(*RaiseDisagreementResponse)(nil),        // 49: mash.triage.v1.RaiseDisagreementResponse
+	(*ListDisagreementsRequest)(nil),         // 50: mash.triage.v1.ListDisagreementsRequest
+	(*ListDisagreementsResponse)(nil),        // 51: mash.triage.v1.ListDisagreementsResponse
+	(*EscalateDisagreementRequest)(nil),      // 52: mash.triage.v1.EscalateDisagreementRequest
+	(*EscalateDisagreementResponse)(nil),     // 53: mash.triage.v1.EscalateDisagreementResponse
+	(*ResolveDisagreementRequest)(nil),       // 54: mash.triage.v1.ResolveDisagreementRequest
+	(*ResolveDisagreementResponse)(nil),      // 55: mash.triage.v1.ResolveDisagreementResponse
+	(*GetDashboardRequest)(nil),              // 56: mash.triage.v1.GetDashboardRequest
+	(*Tally)(nil),                            // 57: mash.triage.v1.Tally
+	(*AgencyTurnaround)(nil),                 // 58: mash.triage.v1.AgencyTurnaround
+	(*LevelOutcomes)(nil),                    // 59: mash.triage.v1.LevelOutcomes
+	(*GetDashboardResponse)(nil),             // 60: mash.triage.v1.GetDashboardResponse
+	(*ExportCaseRequest)(nil),                // 61: mash.triage.v1.ExportCaseRequest
+	(*ExportCaseResponse)(nil),               // 62: mash.triage.v1.ExportCaseResponse
+	(*SubjectReferral)(nil),                  // 63: mash.triage.v1.SubjectReferral
+	(v1.Level)(0),                            // 64: mash.rules.v1.Level
+	(v1.Rag)(0),                              // 65: mash.rules.v1.Rag
+	(v1.DecisionStatus)(0),                   // 66: mash.rules.v1.DecisionStatus
+	(*timestamppb.Timestamp)(nil),            // 67: google.protobuf.Timestamp
+	(*v1.Decision)(nil),                      // 68: mash.rules.v1.Decision
+	(*v11.Referral)(nil),                     // 69: mash.intake.v1.Referral
+	(*v12.AccessRecord)(nil),                 // 70: mash.audit.v1.AccessRecord
+	(*v13.Notification)(nil),                 // 71: mash.notify.v1.Notification
+	(*v12.AuditEntry)(nil),                   // 72: mash.audit.v1.AuditEntry
 }
 var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	0,   // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
-	62,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
-	63,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
-	64,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
-	65,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
-	65,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
-	65,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
-	65,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
-	65,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
-	65,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
+	64,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
+	65,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
+	66,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
+	67,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
+	67,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
+	67,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
+	67,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
+	67,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
+	67,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
 	1,   // 10: mash.triage.v1.Case.outcome:type_name -> mash.triage.v1.CaseOutcome
-	65,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	67,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
 	5,   // 12: mash.triage.v1.Case.sharing_authorisation:type_name -> mash.triage.v1.SharingAuthorisation
-	65,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
+	67,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
 	4,   // 14: mash.triage.v1.AuthoriseSharingResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 15: mash.triage.v1.RevokeSharingResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 16: mash.triage.v1.RecordConsentResponse.case:type_name -> mash.triage.v1.Case
 	0,   // 17: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
 	0,   // 18: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
-	63,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
-	62,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
+	65,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
+	64,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
 	4,   // 21: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
 	12,  // 22: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
-	65,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
-	62,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
-	63,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
+	67,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
+	64,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
+	65,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
 	0,   // 26: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
 	1,   // 27: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
-	65,  // 28: mash.triage.v1.ChildHistoryEntry.closed_at:type_name -> google.protobuf.Timestamp
-	65,  // 29: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
-	65,  // 30: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
-	65,  // 31: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
-	65,  // 32: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
-	65,  // 33: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
-	65,  // 34: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
-	65,  // 35: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
+	67,  // 28: mash.triage.v1.ChildHistoryEntry.closed_at:type_name -> google.protobuf.Timestamp
+	67,  // 29: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
+	67,  // 30: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
+	67,  // 31: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
+	67,  // 32: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
+	67,  // 33: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
+	67,  // 34: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
+	67,  // 35: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
 	2,   // 36: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
-	65,  // 37: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	65,  // 38: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	67,  // 37: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	67,  // 38: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
 	3,   // 39: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
-	65,  // 40: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
-	65,  // 41: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
-	65,  // 42: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
+	67,  // 40: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
+	67,  // 41: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
+	67,  // 42: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
 	3,   // 43: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
-	65,  // 44: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
-	65,  // 45: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
-	65,  // 46: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
+	67,  // 44: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
+	67,  // 45: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
+	67,  // 46: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
 	19,  // 47: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
 	4,   // 48: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
-	66,  // 49: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	68,  // 49: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
 	15,  // 50: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
 	16,  // 51: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
 	17,  // 52: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
 	18,  // 53: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
 	20,  // 54: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	67,  // 55: mash.triage.v1.GetCaseResponse.referral:type_name -> mash.intake.v1.Referral
+	69,  // 55: mash.triage.v1.GetCaseResponse.referral:type_name -> mash.intake.v1.Referral
 	4,   // 56: mash.triage.v1.GetCaseResponse.family:type_name -> mash.triage.v1.Case
 	4,   // 57: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 58: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
 	4,   // 59: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
-	62,  // 60: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
-	63,  // 61: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
+	64,  // 60: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
+	65,  // 61: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
 	4,   // 62: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
-	66,  // 63: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	65,  // 64: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
+	68,  // 63: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	67,  // 64: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
 	17,  // 65: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
 	1,   // 66: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
 	4,   // 67: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
-	39,  // 68: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	39,  // 69: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	65,  // 70: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
-	65,  // 71: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
-	65,  // 72: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
-	18,  // 73: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
-	18,  // 74: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
-	18,  // 75: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
-	20,  // 76: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 77: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	20,  // 78: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 79: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	65,  // 80: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
-	65,  // 81: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
-	62,  // 82: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
-	55,  // 83: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
-	65,  // 84: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
-	65,  // 85: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
-	55,  // 86: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
-	55,  // 87: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
-	57,  // 88: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
-	56,  // 89: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
-	56,  // 90: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
-	55,  // 91: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
-	65,  // 92: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
-	61,  // 93: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
-	68,  // 94: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	67,  // 95: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
-	66,  // 96: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
-	4,   // 97: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
-	17,  // 98: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
-	18,  // 99: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
-	20,  // 100: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
-	39,  // 101: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
-	69,  // 102: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
-	70,  // 103: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
-	13,  // 104: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
-	21,  // 105: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
-	23,  // 106: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
-	25,  // 107: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
-	27,  // 108: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
-	29,  // 109: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
-	31,  // 110: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
-	33,  // 111: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
-	40,  // 112: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
-	42,  // 113: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
-	44,  // 114: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
-	46,  // 115: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
-	48,  // 116: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
-	50,  // 117: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
-	52,  // 118: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
-	54,  // 119: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
-	6,   // 120: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
-	8,   // 121: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
-	10,  // 122: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
-	35,  // 123: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
-	37,  // 124: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
-	59,  // 125: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
-	14,  // 126: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
-	22,  // 127: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
-	24,  // 128: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
-	26,  // 129: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
-	28,  // 130: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
-	30,  // 131: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
-	32,  // 132: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
-	34,  // 133: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
-	41,  // 134: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
-	43,  // 135: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
-	45,  // 136: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
-	47,  // 137: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
-	49,  // 138: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
-	51,  // 139: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
-	53,  // 140: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
-	58,  // 141: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
-	7,   // 142: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
-	9,   // 143: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
-	11,  // 144: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
-	36,  // 145: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
-	38,  // 146: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
-	60,  // 147: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
-	126, // [126:148] is the sub-list for method output_type
-	104, // [104:126] is the sub-list for method input_type
-	104, // [104:104] is the sub-list for extension type_name
-	104, // [104:104] is the sub-list for extension extendee
-	0,   // [0:104] is the sub-list for field type_name
+	41,  // 68: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	41,  // 69: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	67,  // 70: mash.triage.v1.EraseCaseResponse.erased_at:type_name -> google.protobuf.Timestamp
+	67,  // 71: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
+	67,  // 72: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
+	67,  // 73: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
+	18,  // 74: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
+	18,  // 75: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
+	18,  // 76: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
+	20,  // 77: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 78: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	20,  // 79: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	20,  // 80: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	67,  // 81: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
+	67,  // 82: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
+	64,  // 83: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
+	57,  // 84: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
+	67,  // 85: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
+	67,  // 86: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
+	57,  // 87: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
+	57,  // 88: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
+	59,  // 89: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
+	58,  // 90: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
+	58,  // 91: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
+	57,  // 92: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
+	67,  // 93: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
+	63,  // 94: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
+	70,  // 95: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	69,  // 96: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
+	68,  // 97: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
+	4,   // 98: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
+	17,  // 99: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	18,  // 100: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
+	20,  // 101: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
+	41,  // 102: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
+	71,  // 103: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
+	72,  // 104: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
+	13,  // 105: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
+	21,  // 106: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
+	23,  // 107: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
+	25,  // 108: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
+	27,  // 109: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
+	29,  // 110: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
+	31,  // 111: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
+	33,  // 112: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
+	42,  // 113: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
+	44,  // 114: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
+	46,  // 115: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
+	48,  // 116: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
+	50,  // 117: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
+	52,  // 118: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
+	54,  // 119: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
+	56,  // 120: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
+	6,   // 121: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
+	8,   // 122: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
+	10,  // 123: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
+	35,  // 124: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
+	37,  // 125: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
+	61,  // 126: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
+	39,  // 127: mash.triage.v1.TriageService.EraseCase:input_type -> mash.triage.v1.EraseCaseRequest
+	14,  // 128: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
+	22,  // 129: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
+	24,  // 130: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
+	26,  // 131: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
+	28,  // 132: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
+	30,  // 133: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
+	32,  // 134: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
+	34,  // 135: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
+	43,  // 136: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
+	45,  // 137: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
+	47,  // 138: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
+	49,  // 139: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
+	51,  // 140: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
+	53,  // 141: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
+	55,  // 142: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
+	60,  // 143: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
+	7,   // 144: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
+	9,   // 145: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
+	11,  // 146: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
+	36,  // 147: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
+	38,  // 148: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
+	62,  // 149: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
+	40,  // 150: mash.triage.v1.TriageService.EraseCase:output_type -> mash.triage.v1.EraseCaseResponse
+	128, // [128:151] is the sub-list for method output_type
+	105, // [105:128] is the sub-list for method input_type
+	105, // [105:105] is the sub-list for extension type_name
+	105, // [105:105] is the sub-list for extension extendee
+	0,   // [0:105] is the sub-list for field type_name
 }
 
 func init() { file_mash_triage_v1_triage_proto_init() }
@@ -5316,7 +5456,7 @@ func file_mash_triage_v1_triage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_triage_v1_triage_proto_rawDesc), len(file_mash_triage_v1_triage_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

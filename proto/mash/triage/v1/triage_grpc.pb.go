@@ -41,6 +41,7 @@ const (
 	TriageService_PlaceLegalHold_FullMethodName           = "/mash.triage.v1.TriageService/PlaceLegalHold"
 	TriageService_LiftLegalHold_FullMethodName            = "/mash.triage.v1.TriageService/LiftLegalHold"
 	TriageService_ExportCase_FullMethodName               = "/mash.triage.v1.TriageService/ExportCase"
+	TriageService_EraseCase_FullMethodName                = "/mash.triage.v1.TriageService/EraseCase"
 )
 
 // TriageServiceClient is the client API for TriageService service.
@@ -130,6 +131,13 @@ type TriageServiceClient interface {
 	// reason; the export is itself an access entry on the trail.
 	// HTTP: POST /v1/cases/{referral_id}/export.
 	ExportCase(ctx context.Context, in *ExportCaseRequest, opts ...grpc.CallOption) (*ExportCaseResponse, error)
+	// EraseCase erases a closed case, with a reason: its data key is destroyed (every sealed
+	// copy on the bus, in outbox rows and dead letters becomes unreadable) and every service
+	// blanks or deletes its clear personal data of the case; ids, times and audit leaves
+	// stay. A standing legal hold, or an open case, refuses it (FAILED_PRECONDITION).
+	// Erasing an erased case answers its erasure again. Managers only.
+	// HTTP: POST /v1/cases/{referral_id}/erase.
+	EraseCase(ctx context.Context, in *EraseCaseRequest, opts ...grpc.CallOption) (*EraseCaseResponse, error)
 }
 
 type triageServiceClient struct {
@@ -360,6 +368,16 @@ func (c *triageServiceClient) ExportCase(ctx context.Context, in *ExportCaseRequ
 	return out, nil
 }
 
+func (c *triageServiceClient) EraseCase(ctx context.Context, in *EraseCaseRequest, opts ...grpc.CallOption) (*EraseCaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseCaseResponse)
+	err := c.cc.Invoke(ctx, TriageService_EraseCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriageServiceServer is the server API for TriageService service.
 // All implementations must embed UnimplementedTriageServiceServer
 // for forward compatibility.
@@ -447,6 +465,13 @@ type TriageServiceServer interface {
 	// reason; the export is itself an access entry on the trail.
 	// HTTP: POST /v1/cases/{referral_id}/export.
 	ExportCase(context.Context, *ExportCaseRequest) (*ExportCaseResponse, error)
+	// EraseCase erases a closed case, with a reason: its data key is destroyed (every sealed
+	// copy on the bus, in outbox rows and dead letters becomes unreadable) and every service
+	// blanks or deletes its clear personal data of the case; ids, times and audit leaves
+	// stay. A standing legal hold, or an open case, refuses it (FAILED_PRECONDITION).
+	// Erasing an erased case answers its erasure again. Managers only.
+	// HTTP: POST /v1/cases/{referral_id}/erase.
+	EraseCase(context.Context, *EraseCaseRequest) (*EraseCaseResponse, error)
 	mustEmbedUnimplementedTriageServiceServer()
 }
 
@@ -522,6 +547,9 @@ func (UnimplementedTriageServiceServer) LiftLegalHold(context.Context, *LiftLega
 }
 func (UnimplementedTriageServiceServer) ExportCase(context.Context, *ExportCaseRequest) (*ExportCaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportCase not implemented")
+}
+func (UnimplementedTriageServiceServer) EraseCase(context.Context, *EraseCaseRequest) (*EraseCaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseCase not implemented")
 }
 func (UnimplementedTriageServiceServer) mustEmbedUnimplementedTriageServiceServer() {}
 func (UnimplementedTriageServiceServer) testEmbeddedByValue()                       {}
@@ -940,6 +968,24 @@ func _TriageService_ExportCase_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriageService_EraseCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).EraseCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_EraseCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).EraseCase(ctx, req.(*EraseCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriageService_ServiceDesc is the grpc.ServiceDesc for TriageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1034,6 +1080,10 @@ var TriageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportCase",
 			Handler:    _TriageService_ExportCase_Handler,
+		},
+		{
+			MethodName: "EraseCase",
+			Handler:    _TriageService_EraseCase_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
