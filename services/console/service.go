@@ -369,6 +369,36 @@ func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username strin
 	return s.DisableAccount(ctx, username, auth.NewStore(pool))
 }
 
+// ChangeLocalRole gives a local hub account another staff role and the partnerships it
+// serves, for the "mash users role" command, and ends its sessions so the old role's rights
+// stop with them. It returns the role the account had. A partner account stays a partner:
+// its rights come from its agency, not from a hub role.
+func ChangeLocalRole(ctx context.Context, pool *pgxpool.Pool, username string, role auth.Role, partnerships []string) (was string, err error) {
+	st := store.New(pool)
+	a, err := st.Account(ctx, username)
+	if err != nil {
+		return "", fmt.Errorf("change role of %s: %w", username, err)
+	}
+	switch {
+	case a.Kind != auth.StaffKind || role == auth.RolePartner:
+		return "", fmt.Errorf("role %q: only hub staff change roles; a partner's account belongs to its agency (disable it and create another)", role)
+	case !slices.Contains(staffRoles, role):
+		return "", fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin", role)
+	}
+	served, err := auth.ValidatePartnerships(role, partnerships)
+	if err != nil {
+		return "", err
+	}
+	old, err := st.SetRole(ctx, username, string(role), served)
+	if err != nil {
+		return "", fmt.Errorf("change role of %s: %w", username, err)
+	}
+	if _, err := auth.NewStore(pool).EndUserSessions(ctx, localUserID(username)); err != nil {
+		return "", fmt.Errorf("end sessions of %s: %w", username, err)
+	}
+	return old.Role, nil
+}
+
 // ResetLocalPassword sets a local account's password and ends its sessions, for the
 // "mash users password" command. The password must pass CheckNewPassword.
 func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, password string) error {

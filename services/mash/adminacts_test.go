@@ -92,6 +92,14 @@ func TestCredentialAndUserActsAreOnTheTrail(t *testing.T) {
 		cli(t, "users", "password", "a.jones")
 		check(t, waitForEntry(t, s, auditor, "mash.admin.user", "user.password a.jones: succeeded"))
 	})
+	t.Run("user role change", func(t *testing.T) {
+		cli(t, "users", "role", "a.jones", "--role", "manager", "--partnerships", "rhondda-cynon-taf,merthyr-tydfil")
+		check(t, waitForEntry(t, s, auditor, "mash.admin.user", "user.role a.jones: succeeded"))
+		// A partner's account cannot be given a hub role, and the refusal says why.
+		if _, errOut, code := s.run(t, "users", "role", "a.jones", "--role", "partner"); code == 0 || !strings.Contains(errOut, "only hub staff change roles") {
+			t.Fatalf("role partner: exit %d, %s", code, errOut)
+		}
+	})
 	t.Run("user disable", func(t *testing.T) {
 		cli(t, "users", "disable", "a.jones")
 		check(t, waitForEntry(t, s, auditor, "mash.admin.user", "user.disable a.jones: succeeded"))

@@ -22,7 +22,7 @@ import (
 // users manages the console's local accounts (for demos and hubs without an identity
 // provider; staff of a council normally sign in through OpenID Connect).
 func users(ctx context.Context, args []string) error {
-	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R --partnerships P,Q [--agency A --kind K] [--password-stdin] | password [--password-stdin] U | disable U")
+	usage := errors.New("usage: mash users create --username U --name 'Display Name' --role R --partnerships P,Q [--agency A --kind K] [--password-stdin] | password [--password-stdin] U | role U --role R --partnerships P,Q | disable U")
 	if len(args) == 0 {
 		return usage
 	}
@@ -36,6 +36,10 @@ func users(ctx context.Context, args []string) error {
 			partnerships = s.String("partnerships", "MASH_USER_PARTNERSHIPS", "", "partnerships whose referrals the person may see, comma-separated, or * for every one (required for hub staff; a partner is limited by its agency)")
 			agency = s.String("agency", "MASH_USER_AGENCY", "", "the person's agency (default: MASH_CONSOLE_AGENCY, the hub); a partner's own agency, e.g. south-wales-police")
 			kind = s.String("kind", "MASH_USER_KIND", "", "the agency's kind: hub (default), or for a partner police, health, education, local-authority, ...")
+		}
+		if args[0] == "role" {
+			role = s.String("role", "MASH_USER_ROLE", "", "the new role: practitioner, manager, auditor, admin")
+			partnerships = s.String("partnerships", "MASH_USER_PARTNERSHIPS", "", "partnerships the person serves in the new role, comma-separated, or * for every one")
 		}
 		if args[0] == "create" || args[0] == "password" {
 			fromStdin = s.Bool("password-stdin", "MASH_USER_PASSWORD_STDIN", false, "read the password from the first line of standard input (else one is generated and printed once)")
@@ -51,10 +55,21 @@ func users(ctx context.Context, args []string) error {
 			return err
 		case "disable":
 			return nil
+		case "role":
+			if *role == "" {
+				return errors.New("--role: required: practitioner, manager, auditor or admin")
+			}
+			return nil
 		}
 		return usage
 	}
-	pool, rest, err := openDB(ctx, "users "+args[0], args[1:], declare, check)
+	rest := args[1:]
+	// "role U --role R" reads as people say it; the flag parser stops at the first name, so
+	// the name moves behind the flags.
+	if args[0] == "role" && len(rest) > 1 && !strings.HasPrefix(rest[0], "-") {
+		rest = append(rest[1:], rest[0])
+	}
+	pool, rest, err := openDB(ctx, "users "+args[0], rest, declare, check)
 	if err != nil {
 		return err
 	}
@@ -126,6 +141,20 @@ func users(ctx context.Context, args []string) error {
 			return err
 		}
 		shown("set a new password for "+rest[0]+" and ended its sessions", pw, generated)
+		return nil
+	case "role":
+		if len(rest) != 1 {
+			return usage
+		}
+		was, err := console.ChangeLocalRole(ctx, pool, rest[0], auth.Role(*role), strings.Split(*partnerships, ","))
+		if err != nil {
+			return err
+		}
+		detail := fmt.Sprintf("role %s to %s, partnerships %s; sessions ended", was, *role, *partnerships)
+		if err := recordCLIAct(ctx, pool, cliAct("user", "role", rest[0], detail)); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "changed the role of %s from %s to %s and ended its sessions\n", rest[0], was, *role)
 		return nil
 	case "disable":
 		if len(rest) != 1 {

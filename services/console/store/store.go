@@ -106,6 +106,29 @@ func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool)
 	return nil
 }
 
+// SetRole changes an account's role and partnerships and returns what they were.
+func (s *Store) SetRole(ctx context.Context, username, role string, partnerships []string) (was Account, err error) {
+	if partnerships == nil {
+		partnerships = []string{}
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT role, partnerships FROM console.accounts WHERE username = $1 FOR UPDATE`, username).
+			Scan(&was.Role, &was.Partnerships); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE console.accounts SET role = $2, partnerships = $3, updated_at = now() WHERE username = $1`,
+			username, role, partnerships)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Account{}, ErrNotFound
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("change role: %w", err)
+	}
+	return was, nil
+}
+
 // SetPasswordHash replaces an account's password hash (a reset, or a rehash with stronger
 // parameters after a successful sign-in).
 func (s *Store) SetPasswordHash(ctx context.Context, username, hash string) error {
