@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"mash/pkg/auth"
+	"mash/proto/openapi"
 	"mash/services/rules/packs"
 )
 
@@ -149,7 +151,7 @@ func TestHTTPRoutesAnswerAsBefore(t *testing.T) {
 		{name: "retry missing", role: man, method: "POST", path: "/v1/notifications/" + missing + "/retry", contentType: js, body: "{}"},
 		{name: "message missing", role: ref, method: "GET", path: "/v1/notifications/" + missing + "/message"},
 		// audit
-		{name: "trail", role: aud, method: "GET", path: "/v1/audit/trail?referralId=" + missing},
+		{name: "trail", role: aud, method: "GET", path: "/v1/audit/trail?referralId=" + missing, settle: `"entries"`},
 		{name: "trail no key", role: aud, method: "GET", path: "/v1/audit/trail"},
 		{name: "entries", role: aud, method: "GET", path: "/v1/audit/entries?actor=nobody&pageSize=5"},
 		{name: "checkpoint", role: adm, method: "GET", path: "/v1/audit/checkpoint", until: 200},
@@ -190,6 +192,17 @@ func TestHTTPRoutesAnswerAsBefore(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s: %s %s -> %s", c.name, c.method, c.path, line))
 	}
+	// The contract of the routes, for integrators without a credential yet.
+	resp, err := http.Get("http://" + ip.httpAddr + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(doc, openapi.Document) {
+		t.Errorf("GET /openapi.json: %d %v, want 200 with the generated document", resp.StatusCode, err)
+	}
+
 	golden := filepath.Join("testdata", "http_routes.golden")
 	text := strings.Join(got, "\n") + "\n"
 	if *updateRoutes {
