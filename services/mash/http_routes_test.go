@@ -115,7 +115,7 @@ func TestHTTPRoutesAnswerAsBefore(t *testing.T) {
 		{name: "activate missing", role: man, method: "POST", path: "/v1/packs/" + missing + "/activate", contentType: js, body: `{"reason": "agreed at the board"}`},
 		{name: "upload empty", role: man, method: "POST", path: "/v1/packs", contentType: js, body: "{}"},
 		// triage
-		{name: "case", role: pra, method: "GET", path: "/v1/cases/{ref}", until: 200, settle: `"notices"`},
+		{name: "case", role: pra, method: "GET", path: "/v1/cases/{ref}", until: 200, settle: `"recommended"`},
 		{name: "queue", role: pra, method: "GET", path: "/v1/queue"},
 		{name: "missing case", role: pra, method: "GET", path: "/v1/cases/" + missing},
 		{name: "claim", role: pra, method: "POST", path: "/v1/cases/{ref}/claim", contentType: js, body: "{}"},
