@@ -72,6 +72,9 @@ type Route struct {
 	Pattern string
 	// Public routes need no credential (health, metrics, the console's own sign-in).
 	Public bool
+	// Gateway routes come from a google.api.http annotation (see HandleGateway), so the
+	// OpenAPI document describes them.
+	Gateway bool
 }
 
 // Routes lists the HTTP routes registered so far, in order: the authorisation matrix test

@@ -76,6 +76,8 @@ type Server struct {
 	// service (mash.intake.v1.IntakeService) to the mash service that registered it.
 	owner      string
 	grpcOwners map[string]string
+	// setupErrs are routes that could not be registered (HandleGateway).
+	setupErrs []error
 
 	mu     sync.Mutex
 	checks []Check

@@ -433,6 +433,62 @@ func TestValidationErrorsListEveryField(t *testing.T) {
 	}
 }
 
+// A body with an unknown enum value and other faults gets one 400 naming every one of them:
+// the values that could not be read (each by its path, without the value) and the rules the
+// rest of the body breaks, instead of the first decoding problem alone.
+func TestDecodingAndValidationProblemsAreReportedTogether(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	token := e.credential(t, "south-wales-police", "police", auth.RoleReferrer)
+	body := string(exampleJSON(t))
+	for _, r := range [][2]string{
+		{`"DOMESTIC_ABUSE"`, `"SHOUTING"`},                         // an unknown enum value
+		{`"sex": "MALE"`, `"sex": "BOY"`},                          // another
+		{`"childPresent": true`, `"childPresent": "yes"`},          // a bool as text
+		{`"nhsNumber": "9434765919"`, `"nhsNumber": "9434765918"`}, // decodes, fails its check digit
+		{`"postcode": "CF37 1AA"`, `"postcode": "NOT A POSTCODE"`}, // decodes, not a postcode
+	} {
+		if !strings.Contains(body, r[0]) {
+			t.Fatalf("the example has no %s", r[0])
+		}
+		body = strings.Replace(body, r[0], r[1], 1)
+	}
+	code, out := e.post(t, token, body)
+	if code != 400 {
+		t.Fatalf("%d %s, want 400", code, out)
+	}
+	er := decode[errorJSON](t, out)
+	reasons := map[string]string{}
+	for _, v := range er.Error.FieldViolations {
+		reasons[v.Field] = v.Description
+	}
+	want := map[string]string{
+		"concerns[0].category":     "must be one of",
+		"child.sex":                "must be one of",
+		"concerns[0].childPresent": "true or false",
+		"child.nhsNumber":          "",
+		"child.address.postcode":   "",
+	}
+	for f, fragment := range want {
+		r, ok := reasons[f]
+		if !ok || !strings.Contains(r, fragment) {
+			t.Errorf("no violation on %s containing %q in %s", f, fragment, out)
+		}
+	}
+	if len(reasons) != len(want) {
+		t.Errorf("violations %v, want exactly the fields %v (a field that could not be read is not also \"required\")", reasons, want)
+	}
+	for _, secret := range []string{"SHOUTING", "BOY", "9434765918", "NOT A POSTCODE"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the answer repeats the value %q: %s", secret, out)
+		}
+	}
+	// Nothing was stored: the same reference with the example's content is a new referral.
+	if code, out := e.post(t, token, string(exampleJSON(t))); code != 201 {
+		t.Fatalf("the corrected referral: %d %s, want 201", code, out)
+	}
+}
+
 func TestListPagesWithStableCursor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -129,8 +129,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Register adds intake's gRPC service and HTTP routes to srv.
 func (s *Service) Register(srv *server.Server) {
-	intakev1.RegisterIntakeServiceServer(srv.GRPC(), &grpcAPI{svc: s})
-	registerHTTP(srv, s)
+	api := &grpcAPI{svc: s}
+	intakev1.RegisterIntakeServiceServer(srv.GRPC(), api)
+	registerHTTP(srv, api)
 	registerFHIR(srv, s)
 	srv.AddCheck(server.Check{Name: "intake-outbox", Check: func(ctx context.Context) error {
 		_, err := s.relay.Backlog(ctx)

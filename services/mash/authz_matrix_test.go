@@ -161,7 +161,7 @@ var authzMatrix = map[string]int{
 	"POST /v1/rules:evaluate":                                  hub,
 	"POST /v1/packs:validate":                                  hub | adm,
 	"POST /v1/packs":                                           man,
-	"POST /v1/packs/{id}/activate":                             man,
+	"POST /v1/packs/{packId}/activate":                         man,
 	"GET /v1/packs":                                            staff,
 	"POST /v1/packs:replay":                                    man,
 	"GET /v1/decisions/{referralId}":                           hub | aud,

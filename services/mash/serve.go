@@ -29,6 +29,7 @@ import (
 	apiserver "mash/pkg/server"
 	"mash/pkg/tlsconf"
 	"mash/pkg/tracing"
+	"mash/proto/openapi"
 	"mash/services/audit"
 	"mash/services/console"
 	"mash/services/triage"
@@ -251,6 +252,15 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 			sys.running, sys.names = append(sys.running, relayService{relay}), append(sys.names, name)
 		}
 	}
+	if err := srv.Err(); err != nil {
+		return nil, fmt.Errorf("register routes: %w", err)
+	}
+	// The API's contract, for integrators before they hold a credential: it says nothing
+	// the routes themselves do not.
+	srv.HandlePublic("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Document)
+	}))
 	if p.busAuth != nil {
 		sys.running, sys.names = append(sys.running, busSweeper{auth: p.busAuth, srv: p.embedded}), append(sys.names, "")
 	}

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"mash/pkg/jsonfields"
+
 	intakev1 "mash/proto/mash/intake/v1"
 )
 
@@ -50,6 +52,30 @@ func Decode(body []byte) (*intakev1.ReferralSubmission, []Violation) {
 		return nil, bodyViolation(describeDecodeError(err.Error()))
 	}
 	return sub, nil
+}
+
+// DecodeLenient is Decode that does not stop at the first bad value: when the body is a JSON
+// object, every field that cannot be read (an unknown enum value, a number as text, a
+// misspelt name) is named by its path ("concerns[0].category") and the fields that could be
+// read are returned in sub, so the caller can validate them too and report everything at
+// once. A body that is not a JSON object at all, or whose fault belongs to no one field (a
+// syntax error, a duplicate name), gets Decode's answer: nil and one violation on "body".
+// Reasons never repeat a value from the body.
+func DecodeLenient(body []byte) (*intakev1.ReferralSubmission, []Violation) {
+	sub, vs := Decode(body)
+	if len(vs) == 0 || len(body) > MaxBodyBytes || !bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
+		return sub, vs
+	}
+	partial := &intakev1.ReferralSubmission{}
+	fvs, err := jsonfields.Decode(body, partial)
+	if err == nil || len(fvs) == 0 {
+		return nil, vs
+	}
+	out := make([]Violation, len(fvs))
+	for i, v := range fvs {
+		out[i] = Violation{Field: v.Field, Reason: v.Reason}
+	}
+	return partial, out
 }
 
 func bodyViolation(reason string) []Violation {

@@ -7,6 +7,8 @@
 package intakev1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -527,7 +529,7 @@ var File_mash_intake_v1_intake_proto protoreflect.FileDescriptor
 
 const file_mash_intake_v1_intake_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/intake/v1/intake.proto\x12\x0emash.intake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmash/intake/v1/referral.proto\"W\n" +
+	"\x1bmash/intake/v1/intake.proto\x12\x0emash.intake.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmash/intake/v1/referral.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"W\n" +
 	"\x15SubmitReferralRequest\x12>\n" +
 	"\breferral\x18\x01 \x01(\v2\".mash.intake.v1.ReferralSubmissionR\breferral\"c\n" +
 	"\x16SubmitReferralResponse\x12I\n" +
@@ -564,11 +566,17 @@ const file_mash_intake_v1_intake_proto_rawDesc = "" +
 	"receivedAt\x126\n" +
 	"\x06status\x18\a \x01(\x0e2\x1e.mash.intake.v1.ReferralStatusR\x06status\x12=\n" +
 	"\fdecision_due\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vdecisionDue\x12\x18\n" +
-	"\aversion\x18\t \x01(\x03R\aversion2\xa6\x02\n" +
-	"\rIntakeService\x12_\n" +
-	"\x0eSubmitReferral\x12%.mash.intake.v1.SubmitReferralRequest\x1a&.mash.intake.v1.SubmitReferralResponse\x12V\n" +
-	"\vGetReferral\x12\".mash.intake.v1.GetReferralRequest\x1a#.mash.intake.v1.GetReferralResponse\x12\\\n" +
-	"\rListReferrals\x12$.mash.intake.v1.ListReferralsRequest\x1a%.mash.intake.v1.ListReferralsResponseB$Z\"mash/proto/mash/intake/v1;intakev1b\x06proto3"
+	"\aversion\x18\t \x01(\x03R\aversion2\xf7\x04\n" +
+	"\rIntakeService\x12\xf2\x02\n" +
+	"\x0eSubmitReferral\x12%.mash.intake.v1.SubmitReferralRequest\x1a&.mash.intake.v1.SubmitReferralResponse\"\x90\x02\x92A\xdc\x01Jk\n" +
+	"\x03200\x12d\n" +
+	"=A retry of an earlier, identical submission (replay is true).\x12#\n" +
+	"!\x1a\x1f.mash.intake.v1.AcknowledgementJm\n" +
+	"\x03201\x12f\n" +
+	"?A new referral, with its Location (/v1/referrals/{referralId}).\x12#\n" +
+	"!\x1a\x1f.mash.intake.v1.Acknowledgement\x82\xd3\xe4\x93\x02*:\breferralb\x0facknowledgement\"\r/v1/referrals\x12|\n" +
+	"\vGetReferral\x12\".mash.intake.v1.GetReferralRequest\x1a#.mash.intake.v1.GetReferralResponse\"$\x82\xd3\xe4\x93\x02\x1eb\breferral\x12\x12/v1/referrals/{id}\x12s\n" +
+	"\rListReferrals\x12$.mash.intake.v1.ListReferralsRequest\x1a%.mash.intake.v1.ListReferralsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/referralsB$Z\"mash/proto/mash/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_mash_intake_v1_intake_proto_rawDescOnce sync.Once

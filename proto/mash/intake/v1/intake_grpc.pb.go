@@ -30,12 +30,13 @@ const (
 //
 // IntakeService accepts referrals from police, health and other referring systems.
 // Every call needs a bearer credential; the agency comes from the credential.
-// HTTP/JSON: POST /v1/referrals (body: ReferralSubmission), GET /v1/referrals/{id},
-// GET /v1/referrals.
+// HTTP/JSON routes are declared on each method (google.api.http).
 type IntakeServiceClient interface {
 	// SubmitReferral accepts a referral once: a retry with the same external reference and
 	// content returns the original acknowledgement with replay set; the same reference with
 	// different content fails with ALREADY_EXISTS.
+	// Over HTTP the body is the submission itself and the answer the acknowledgement:
+	// 201 Created with its Location, or 200 for a replay.
 	SubmitReferral(ctx context.Context, in *SubmitReferralRequest, opts ...grpc.CallOption) (*SubmitReferralResponse, error)
 	// GetReferral returns one referral. A referrer sees only its own agency's referrals.
 	GetReferral(ctx context.Context, in *GetReferralRequest, opts ...grpc.CallOption) (*GetReferralResponse, error)
@@ -87,12 +88,13 @@ func (c *intakeServiceClient) ListReferrals(ctx context.Context, in *ListReferra
 //
 // IntakeService accepts referrals from police, health and other referring systems.
 // Every call needs a bearer credential; the agency comes from the credential.
-// HTTP/JSON: POST /v1/referrals (body: ReferralSubmission), GET /v1/referrals/{id},
-// GET /v1/referrals.
+// HTTP/JSON routes are declared on each method (google.api.http).
 type IntakeServiceServer interface {
 	// SubmitReferral accepts a referral once: a retry with the same external reference and
 	// content returns the original acknowledgement with replay set; the same reference with
 	// different content fails with ALREADY_EXISTS.
+	// Over HTTP the body is the submission itself and the answer the acknowledgement:
+	// 201 Created with its Location, or 200 for a replay.
 	SubmitReferral(context.Context, *SubmitReferralRequest) (*SubmitReferralResponse, error)
 	// GetReferral returns one referral. A referrer sees only its own agency's referrals.
 	GetReferral(context.Context, *GetReferralRequest) (*GetReferralResponse, error)

@@ -7,6 +7,7 @@
 package rulesv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1367,7 +1368,7 @@ var File_mash_rules_v1_rules_proto protoreflect.FileDescriptor
 
 const file_mash_rules_v1_rules_proto_rawDesc = "" +
 	"\n" +
-	"\x19mash/rules/v1/rules.proto\x12\rmash.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1cmash/rules/v1/decision.proto\"\x9f\x01\n" +
+	"\x19mash/rules/v1/rules.proto\x12\rmash.rules.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1cmash/rules/v1/decision.proto\"\x9f\x01\n" +
 	"\x17EvaluateReferralRequest\x12>\n" +
 	"\breferral\x18\x01 \x01(\v2\".mash.intake.v1.ReferralSubmissionR\breferral\x12#\n" +
 	"\rreferrer_kind\x18\x02 \x01(\tR\freferrerKind\x12\x1f\n" +
@@ -1463,19 +1464,19 @@ const file_mash_rules_v1_rules_proto_rawDesc = "" +
 	"\x10replace_agencies\x18\a \x01(\bR\x0freplaceAgencies\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\"O\n" +
 	"\x18OverrideDecisionResponse\x123\n" +
-	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision2\xb8\x06\n" +
-	"\fRulesService\x12c\n" +
-	"\x10EvaluateReferral\x12&.mash.rules.v1.EvaluateReferralRequest\x1a'.mash.rules.v1.EvaluateReferralResponse\x12W\n" +
-	"\fValidatePack\x12\".mash.rules.v1.ValidatePackRequest\x1a#.mash.rules.v1.ValidatePackResponse\x12Q\n" +
+	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision2\xe9\b\n" +
+	"\fRulesService\x12\x82\x01\n" +
+	"\x10EvaluateReferral\x12&.mash.rules.v1.EvaluateReferralRequest\x1a'.mash.rules.v1.EvaluateReferralResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/rules:evaluate\x12v\n" +
+	"\fValidatePack\x12\".mash.rules.v1.ValidatePackRequest\x1a#.mash.rules.v1.ValidatePackResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/packs:validate\x12g\n" +
 	"\n" +
-	"UploadPack\x12 .mash.rules.v1.UploadPackRequest\x1a!.mash.rules.v1.UploadPackResponse\x12W\n" +
-	"\fActivatePack\x12\".mash.rules.v1.ActivatePackRequest\x1a#.mash.rules.v1.ActivatePackResponse\x12N\n" +
-	"\tListPacks\x12\x1f.mash.rules.v1.ListPacksRequest\x1a .mash.rules.v1.ListPacksResponse\x12Q\n" +
+	"UploadPack\x12 .mash.rules.v1.UploadPackRequest\x1a!.mash.rules.v1.UploadPackResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/packs\x12\x80\x01\n" +
+	"\fActivatePack\x12\".mash.rules.v1.ActivatePackRequest\x1a#.mash.rules.v1.ActivatePackResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/packs/{pack_id}/activate\x12a\n" +
+	"\tListPacks\x12\x1f.mash.rules.v1.ListPacksRequest\x1a .mash.rules.v1.ListPacksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/packs\x12n\n" +
 	"\n" +
-	"ReplayPack\x12 .mash.rules.v1.ReplayPackRequest\x1a!.mash.rules.v1.ReplayPackResponse\x12T\n" +
-	"\vGetDecision\x12!.mash.rules.v1.GetDecisionRequest\x1a\".mash.rules.v1.GetDecisionResponse\x12`\n" +
-	"\x0fConfirmDecision\x12%.mash.rules.v1.ConfirmDecisionRequest\x1a&.mash.rules.v1.ConfirmDecisionResponse\x12c\n" +
-	"\x10OverrideDecision\x12&.mash.rules.v1.OverrideDecisionRequest\x1a'.mash.rules.v1.OverrideDecisionResponseB\"Z mash/proto/mash/rules/v1;rulesv1b\x06proto3"
+	"ReplayPack\x12 .mash.rules.v1.ReplayPackRequest\x1a!.mash.rules.v1.ReplayPackResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/packs:replay\x12y\n" +
+	"\vGetDecision\x12!.mash.rules.v1.GetDecisionRequest\x1a\".mash.rules.v1.GetDecisionResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/decisions/{referral_id}\x12\x8d\x01\n" +
+	"\x0fConfirmDecision\x12%.mash.rules.v1.ConfirmDecisionRequest\x1a&.mash.rules.v1.ConfirmDecisionResponse\"+\x82\xd3\xe4\x93\x02%\"#/v1/decisions/{referral_id}/confirm\x12\x91\x01\n" +
+	"\x10OverrideDecision\x12&.mash.rules.v1.OverrideDecisionRequest\x1a'.mash.rules.v1.OverrideDecisionResponse\",\x82\xd3\xe4\x93\x02&\"$/v1/decisions/{referral_id}/overrideB\"Z mash/proto/mash/rules/v1;rulesv1b\x06proto3"
 
 var (
 	file_mash_rules_v1_rules_proto_rawDescOnce sync.Once

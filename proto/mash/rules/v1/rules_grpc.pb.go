@@ -37,9 +37,9 @@ const (
 // RulesService routes referrals to a level, an urgency and agencies by each partnership's
 // versioned rule pack (the recommendation), and records the decision a practitioner makes
 // through triage (mash.decision.made), which holds the claim and the version check.
-// HTTP/JSON: POST /v1/rules:evaluate, POST /v1/packs:validate, POST /v1/packs,
-// POST /v1/packs/{pack_id}:activate, GET /v1/packs, POST /v1/packs:replay,
-// GET /v1/decisions/{referral_id}.
+// HTTP/JSON routes are declared on each method (google.api.http); the pack routes also take
+// the pack itself as the body (Content-Type application/yaml), the replay's other fields then
+// in the query.
 type RulesServiceClient interface {
 	// EvaluateReferral runs a pack over a referral without storing anything (a dry run).
 	EvaluateReferral(ctx context.Context, in *EvaluateReferralRequest, opts ...grpc.CallOption) (*EvaluateReferralResponse, error)
@@ -61,6 +61,7 @@ type RulesServiceClient interface {
 	// ConfirmDecision is refused (FAILED_PRECONDITION): a decision is made only through
 	// mash.triage.v1.TriageService/DecideCase, by the practitioner holding the case's claim.
 	// Kept so old clients get that answer rather than UNIMPLEMENTED.
+	// Over HTTP the body is not read: the answer is the refusal whatever it holds.
 	ConfirmDecision(ctx context.Context, in *ConfirmDecisionRequest, opts ...grpc.CallOption) (*ConfirmDecisionResponse, error)
 	// OverrideDecision is refused like ConfirmDecision.
 	OverrideDecision(ctx context.Context, in *OverrideDecisionRequest, opts ...grpc.CallOption) (*OverrideDecisionResponse, error)
@@ -171,9 +172,9 @@ func (c *rulesServiceClient) OverrideDecision(ctx context.Context, in *OverrideD
 // RulesService routes referrals to a level, an urgency and agencies by each partnership's
 // versioned rule pack (the recommendation), and records the decision a practitioner makes
 // through triage (mash.decision.made), which holds the claim and the version check.
-// HTTP/JSON: POST /v1/rules:evaluate, POST /v1/packs:validate, POST /v1/packs,
-// POST /v1/packs/{pack_id}:activate, GET /v1/packs, POST /v1/packs:replay,
-// GET /v1/decisions/{referral_id}.
+// HTTP/JSON routes are declared on each method (google.api.http); the pack routes also take
+// the pack itself as the body (Content-Type application/yaml), the replay's other fields then
+// in the query.
 type RulesServiceServer interface {
 	// EvaluateReferral runs a pack over a referral without storing anything (a dry run).
 	EvaluateReferral(context.Context, *EvaluateReferralRequest) (*EvaluateReferralResponse, error)
@@ -195,6 +196,7 @@ type RulesServiceServer interface {
 	// ConfirmDecision is refused (FAILED_PRECONDITION): a decision is made only through
 	// mash.triage.v1.TriageService/DecideCase, by the practitioner holding the case's claim.
 	// Kept so old clients get that answer rather than UNIMPLEMENTED.
+	// Over HTTP the body is not read: the answer is the refusal whatever it holds.
 	ConfirmDecision(context.Context, *ConfirmDecisionRequest) (*ConfirmDecisionResponse, error)
 	// OverrideDecision is refused like ConfirmDecision.
 	OverrideDecision(context.Context, *OverrideDecisionRequest) (*OverrideDecisionResponse, error)
