@@ -25,7 +25,11 @@ const (
 	AssignCases Permission = "assign cases"
 	HoldCases   Permission = "place and lift legal holds on cases"
 	// EraseCases destroys a closed case's key and every service's clear copy of it.
-	EraseCases           Permission = "erase cases"
+	EraseCases Permission = "erase cases"
+	// SearchRecords finds children and referrals by name, date of birth, NHS number,
+	// postcode or reference; CorrectChildRecords links, merges and unlinks child records.
+	SearchRecords        Permission = "search children and referrals"
+	CorrectChildRecords  Permission = "link, merge and unlink child records"
 	DecideCases          Permission = "decide, record strategy discussions and close cases"
 	RequestInformation   Permission = "request information from agencies"
 	ReadInformation      Permission = "list information requests"
@@ -80,6 +84,8 @@ var permissionRoles = map[Permission][]Role{
 	AssignCases:          {RoleManager},
 	HoldCases:            {RoleManager},
 	EraseCases:           {RoleManager},
+	SearchRecords:        {RolePractitioner, RoleManager},
+	CorrectChildRecords:  {RolePractitioner, RoleManager},
 	DecideCases:          {RolePractitioner, RoleManager},
 	RequestInformation:   {RolePractitioner, RoleManager},
 	ReadInformation:      {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},

@@ -29,7 +29,7 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral", "contact"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral", "contact", "search", "child"}
 
 // renderer holds each page parsed once per language, so the helpers that write dates in
 // words (dts, date) write them in the page's language.
@@ -247,6 +247,7 @@ var capNames = map[string]capability{
 	"shareAuthorise": capShareAuthorise,
 	"partner":        capPartner,
 	"contact":        capContact,
+	"search":         capSearch, "correct": capCorrect,
 }
 
 var navItems = []struct {
@@ -255,6 +256,7 @@ var navItems = []struct {
 }{
 	{"/console/queue", "nav.queue", capQueue},
 	{"/console/contacts/new", "nav.contact", capContact},
+	{"/console/search", "nav.search", capSearch},
 	{"/console/notifications", "nav.notifications", capNotifications},
 	{"/console/disagreements", "nav.disagreements", capDisagreements},
 	{"/console/packs", "nav.packs", capPacks},

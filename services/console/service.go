@@ -58,9 +58,12 @@ type Deps struct {
 // Backends are the services the console calls.
 type Backends struct {
 	Triage triagev1.TriageServiceClient
-	Rules  rulesv1.RulesServiceClient
-	Notify notifyv1.NotifyServiceClient
-	Audit  auditv1.AuditServiceClient
+	// Records searches and corrects child records (triage serves it); nil without peers
+	// shows its pages as unavailable.
+	Records triagev1.RecordsServiceClient
+	Rules   rulesv1.RulesServiceClient
+	Notify  notifyv1.NotifyServiceClient
+	Audit   auditv1.AuditServiceClient
 	// Inbox reads the messages an agency was sent, for the partner view (notify serves it).
 	Inbox notifyv1.AgencyInboxServiceClient
 	// Intake takes the contacts practitioners record from a telephone call or an email.
@@ -176,6 +179,13 @@ func (s *Service) dial(book *peers.Book) error {
 			return err
 		}
 		s.b.Triage = triagev1.NewTriageServiceClient(c)
+	}
+	if s.b.Records == nil {
+		c, err := conn("triage")
+		if err != nil {
+			return err
+		}
+		s.b.Records = triagev1.NewRecordsServiceClient(c)
 	}
 	if s.b.Rules == nil {
 		c, err := conn("rules")

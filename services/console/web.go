@@ -153,6 +153,7 @@ func (s *Service) Handler() http.Handler {
 	handle("GET /console/dashboard", s.need(capDashboard, s.dashboardPage))
 	handle("GET /console/dashboard.csv", s.need(capDashboard, s.dashboardCSV))
 	handle("GET /console/audit", s.need(capAudit, s.auditPage))
+	s.registerRecords(handle)
 
 	// The secure link in notify's emails is <consoleUrl>/referrals/<id>: it opens the
 	// referral in the console, after sign-in.

@@ -106,6 +106,12 @@ var authzMatrix = map[string]int{
 	"/mash.triage.v1.TriageService/EscalateDisagreement":     agency | hub,
 	"/mash.triage.v1.TriageService/ResolveDisagreement":      hub,
 	"/mash.triage.v1.TriageService/GetDashboard":             man | aud,
+	"/mash.triage.v1.RecordsService/Search":                  hub,
+	"/mash.triage.v1.RecordsService/GetChild":                hub,
+	"/mash.triage.v1.RecordsService/MergeChildren":           hub,
+	"/mash.triage.v1.RecordsService/UnmergeChildren":         hub,
+	"/mash.triage.v1.RecordsService/LinkReferral":            hub,
+	"/mash.triage.v1.RecordsService/UnlinkReferral":          hub,
 	// notify: an agency reads and acknowledges its own notifications
 	"/mash.notify.v1.NotifyService/ListAgencies":            staff,
 	"/mash.notify.v1.NotifyService/PutAgency":               man | adm,
@@ -191,6 +197,12 @@ var authzMatrix = map[string]int{
 	"POST /v1/disagreements/{disagreementId}/resolve":          hub,
 	"GET /v1/dashboard":                                        man | aud,
 	"GET /v1/dashboard.csv":                                    man | aud,
+	"GET /v1/search":                                           hub,
+	"GET /v1/children/{childId}":                               hub,
+	"POST /v1/children/{childId}/merge":                        hub,
+	"POST /v1/child-merges/{mergeId}/unmerge":                  hub,
+	"POST /v1/cases/{referralId}/child:link":                   hub,
+	"POST /v1/cases/{referralId}/child:unlink":                 hub,
 	// console: its menus and buttons come from the same permission table
 	"console GET /console/static/":       public,
 	"console GET /console/{$}":           public,
@@ -242,6 +254,11 @@ var authzMatrix = map[string]int{
 	"console GET /console/dashboard":                                                 man | aud,
 	"console GET /console/dashboard.csv":                                             man | aud,
 	"console GET /console/audit":                                                     aud,
+	"console GET /console/search":                                                    hub,
+	"console GET /console/children/{id}":                                             hub,
+	"console POST /console/children/{id}/merge":                                      hub,
+	"console POST /console/child-merges/{id}/unmerge":                                hub,
+	"console POST /console/cases/{id}/child/unlink":                                  hub,
 }
 
 var matrixRoles = []struct {

@@ -15,7 +15,8 @@ var Bus = busauth.Role{
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
 		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, EventCaseErased, EventAdminCase, access.EventType("case"),
-		access.EventType("queue"), access.EventType("information-requests"), access.EventType("export")},
+		access.EventType("queue"), access.EventType("information-requests"), access.EventType("export"), EventChildChanged,
+		access.EventType("search"), access.EventType("child")},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 

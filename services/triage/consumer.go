@@ -104,6 +104,9 @@ func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.
 	if err != nil {
 		return err
 	}
+	if err := store.PutSearchKeys(ctx, tx, searchKeysOf(ref)); err != nil {
+		return err
+	}
 	if applied {
 		s.log.Debug("case received", zap.String("referral_id", r.ReferralID), zap.String("event_id", env.GetEventId()))
 	}

@@ -117,6 +117,7 @@ type env struct {
 	httpURL string
 	client  triagev1.TriageServiceClient
 	rules   rulesv1.RulesServiceClient
+	conn    *grpc.ClientConn
 	// keys holds the case keys when the env runs with caseKeys.
 	keys *casekeys.Store
 }
@@ -195,7 +196,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	t.Cleanup(func() { conn.Close(); cancel(); wg.Wait() })
 	return &env{pool: pool, js: js, auth: authStore, svc: svc, cal: cal, clock: clk, keys: keys, httpURL: "http://" + ls.HTTP.Addr().String(),
-		client: triagev1.NewTriageServiceClient(conn), rules: rulesv1.NewRulesServiceClient(conn)}
+		client: triagev1.NewTriageServiceClient(conn), rules: rulesv1.NewRulesServiceClient(conn), conn: conn}
 }
 
 // caller is a credential: a context for gRPC calls, the token for HTTP, and the client id.

@@ -117,6 +117,7 @@ type Service struct {
 	stageDays  [4]int
 	sweepEvery time.Duration
 	api        *grpcAPI
+	records    *recordsAPI
 	cipher     events.PayloadCipher
 	// retentionDaily and retentionFirst: Deps.Retention.
 	retentionDaily bool
@@ -175,6 +176,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
 	s.api = &grpcAPI{svc: s}
+	s.records = &recordsAPI{svc: s}
 	return s, nil
 }
 
@@ -190,13 +192,18 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 // Register adds the service's gRPC API and HTTP routes.
 func (s *Service) Register(srv *server.Server) {
 	triagev1.RegisterTriageServiceServer(srv.GRPC(), s.api)
+	triagev1.RegisterRecordsServiceServer(srv.GRPC(), s.records)
 	registerHTTP(srv, s.api)
 	registerExportHTTP(srv, s.api)
+	registerRecordsHTTP(srv, s.records)
 }
 
 // API returns the service's gRPC API as a plain value, for in-process callers and
 // benchmarks; the caller's identity must be in the context (auth.WithIdentity).
 func (s *Service) API() triagev1.TriageServiceServer { return s.api }
+
+// Records returns the search and child-record API as a plain value, like API.
+func (s *Service) Records() triagev1.RecordsServiceServer { return s.records }
 
 // Run projects events, publishes the outbox and sweeps claims and disagreements until ctx
 // ends.

@@ -74,12 +74,17 @@ func ApplyDecision(ctx context.Context, tx pgx.Tx, d Decision) (Case, bool, erro
 			return Case{}, false, fmt.Errorf("apply decision v%d of referral %s: %w", d.Version, d.ReferralID, err)
 		}
 	}
-	c, err := scanCase(tx.QueryRow(ctx, `INSERT INTO triage.cases AS c (referral_id, partnership, child_id, decision_id,
+	// The rules' child record is kept as rules_child_id; the case's child is that record
+	// followed through practitioners' corrections (a link or unlink of this referral, a
+	// merge of its record), so a later decision never undoes a correction.
+	c, err := scanCase(tx.QueryRow(ctx, `INSERT INTO triage.cases AS c (referral_id, partnership, child_id, rules_child_id, decision_id,
 			decision_version, decision_status, level, recommended_level, rag, pathway, agencies, decision_due, rag_due,
 			recommended_at, decided_at, decided_by, state)
-		VALUES ($1, $2, nullif($3, '')::uuid, nullif($4, '')::uuid, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-			CASE WHEN $6::smallint = 1 THEN 2 ELSE 3 END)
-		ON CONFLICT (referral_id) DO UPDATE SET partnership = EXCLUDED.partnership, child_id = coalesce(EXCLUDED.child_id, c.child_id),
+		VALUES ($1, $2, triage.resolve_child(nullif($3, '')::uuid), nullif($3, '')::uuid, nullif($4, '')::uuid, $5, $6, $7, $8, $9,
+			$10, $11, $12, $13, $14, $15, $16, CASE WHEN $6::smallint = 1 THEN 2 ELSE 3 END)
+		ON CONFLICT (referral_id) DO UPDATE SET partnership = EXCLUDED.partnership,
+			rules_child_id = coalesce(EXCLUDED.rules_child_id, c.rules_child_id),
+			child_id = coalesce(triage.resolve_child(coalesce(c.child_override, EXCLUDED.rules_child_id, c.rules_child_id)), c.child_id),
 			decision_id = EXCLUDED.decision_id, decision_version = EXCLUDED.decision_version,
 			decision_status = EXCLUDED.decision_status, level = EXCLUDED.level, recommended_level = EXCLUDED.recommended_level,
 			rag = EXCLUDED.rag, pathway = EXCLUDED.pathway, agencies = EXCLUDED.agencies,
