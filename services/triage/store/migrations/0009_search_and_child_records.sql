@@ -1,8 +1,10 @@
 -- Search and correctable child records.
 --
 -- Trigram matching for names that practitioners spell as they hear them. pg_trgm ships with
--- PostgreSQL (contrib) and is a trusted extension, so the schema's owner may create it.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- PostgreSQL (contrib) and is a trusted extension, so the schema's owner may create it. It
+-- goes in the triage schema, where the migrating role may always create objects, and the
+-- queries name its operator and functions with the schema (OPERATOR(triage.<%)).
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA triage;
 
 -- What a referral can be found by, written with the case when its referral arrives. Keys are
 -- normalised in Go (services/triage/searchkey.go) with the same function that reads a query,
@@ -23,7 +25,7 @@ CREATE TABLE triage.search_keys (
     -- Upper case, as the referrer's system wrote it.
     external_reference text NOT NULL DEFAULT ''
 );
-CREATE INDEX search_keys_name ON triage.search_keys USING gin (name_key gin_trgm_ops);
+CREATE INDEX search_keys_name ON triage.search_keys USING gin (name_key triage.gin_trgm_ops);
 CREATE INDEX search_keys_dob ON triage.search_keys (date_of_birth) WHERE date_of_birth IS NOT NULL;
 CREATE INDEX search_keys_nhs ON triage.search_keys (nhs_number) WHERE nhs_number <> '';
 CREATE INDEX search_keys_postcode ON triage.search_keys (postcode) WHERE postcode <> '';
