@@ -90,6 +90,11 @@ func (s *Service) showChild(w http.ResponseWriter, r *http.Request, rs *reqState
 		return
 	}
 	resp, err := s.b.Records.GetChild(rs.call(r.Context()), &triagev1.GetChildRequest{ChildId: childID})
+	if status.Code(err) == codes.InvalidArgument {
+		// Not a child record's id (a form without its record, a mistyped address).
+		s.errorPage(w, r, rs, http.StatusNotFound, "error.notfound")
+		return
+	}
 	if err != nil {
 		s.pageError(w, r, rs, err)
 		return
