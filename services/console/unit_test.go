@@ -150,8 +150,8 @@ func TestCapabilitiesAreThePermissionTable(t *testing.T) {
 	for role, want := range map[auth.Role][]string{
 		auth.RoleAdmin:        {"/console/notifications", "/console/packs", "/console/directory"},
 		auth.RoleAuditor:      {"/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard", "/console/audit"},
-		auth.RolePractitioner: {"/console/queue", "/console/contacts/new", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory"},
-		auth.RoleManager:      {"/console/queue", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard"},
+		auth.RolePractitioner: {"/console/queue", "/console/contacts/new", "/console/search", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory"},
+		auth.RoleManager:      {"/console/queue", "/console/search", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard"},
 	} {
 		if got := menu(role); !slices.Equal(got, want) {
 			t.Errorf("%s menu %q, want %q", role, got, want)
