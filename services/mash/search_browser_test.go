@@ -36,7 +36,7 @@ func TestSearchAndChildRecordInBrowser(t *testing.T) {
 		if err := json.Unmarshal(example(t), &m); err != nil {
 			t.Fatal(err)
 		}
-		m["externalReference"] = "SEARCH-" + postcode
+		m["externalReference"] = "SEARCH-" + strings.ReplaceAll(postcode, " ", "")
 		child := m["child"].(map[string]any)
 		child["givenName"], child["familyName"], child["dateOfBirth"] = "Siân", "Pritchard", "2016-03-01"
 		delete(child, "nhsNumber")
