@@ -121,8 +121,10 @@ func loadSearchBench(b *testing.B, pool *pgxpool.Pool) {
 			id := uuid.New()
 			k := triage.SearchKeysFor(id.String(), p, given, family, dob.Format(time.DateOnly), nhs, postcode,
 				fmt.Sprintf("MASH-2026-%07d", seq), fmt.Sprintf("SWP-%07d", seq))
+			at := benchNow.Add(-time.Duration(rng.IntN(2*365*24)) * time.Hour)
+			k.ReceivedAt = &at
 			rows = append(rows, row{id: pgtype.UUID{Bytes: id, Valid: true}, child: child, p: p, name: given + " " + family, keys: k,
-				receivedAt: benchNow.Add(-time.Duration(rng.IntN(2*365*24)) * time.Hour)})
+				receivedAt: at})
 		}
 	}
 	tx, err := pool.Begin(ctx)
@@ -141,9 +143,9 @@ func loadSearchBench(b *testing.B, pool *pgxpool.Pool) {
 		b.Fatal(err)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"triage", "search_keys"}, []string{"referral_id", "partnership", "name_key", "person_key",
-		"date_of_birth", "nhs_number", "postcode", "reference", "external_reference"}, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		"date_of_birth", "nhs_number", "postcode", "reference", "external_reference", "received_at"}, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		k := rows[i].keys
-		return []any{rows[i].id, k.Partnership, k.NameKey, k.PersonKey, k.DateOfBirth, k.NHSNumber, k.Postcode, k.Reference, k.ExternalReference}, nil
+		return []any{rows[i].id, k.Partnership, k.NameKey, k.PersonKey, k.DateOfBirth, k.NHSNumber, k.Postcode, k.Reference, k.ExternalReference, k.ReceivedAt}, nil
 	})); err != nil {
 		b.Fatal(err)
 	}

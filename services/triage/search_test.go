@@ -90,7 +90,7 @@ func TestSearchFindsChildrenByEveryKey(t *testing.T) {
 		{"Tomos Jonnson", []string{tomos}, triagev1.MatchBasis_NAME},
 		{"llyr", []string{llyr}, triagev1.MatchBasis_NAME},
 		{"Llyr ap Dafyd", []string{llyr}, triagev1.MatchBasis_NAME},
-		{"Febe Smith", nil, triagev1.MatchBasis_NAME}, // too far from Phoebe Smyth to offer
+		{"Febe Smith", nil, triagev1.MatchBasis_NAME},                // too far from Phoebe Smyth to offer
 		{"phoebe smith", []string{phoebe}, triagev1.MatchBasis_NAME}, // Smyth and Smith meet
 		{"02/04/2015", []string{sian}, triagev1.MatchBasis_DATE_OF_BIRTH},
 		{"2012-09-30", []string{tomos}, triagev1.MatchBasis_DATE_OF_BIRTH},

@@ -98,6 +98,10 @@ func searchKeysOf(ref *intakev1.Referral) store.SearchKeys {
 		Reference:         strings.ToUpper(strings.TrimSpace(ref.GetReference())),
 		ExternalReference: strings.ToUpper(strings.TrimSpace(firstNonEmpty(ref.GetExternalReference(), sub.GetExternalReference()))),
 	}
+	if ref.GetReceivedAt() != nil {
+		at := ref.GetReceivedAt().AsTime().UTC()
+		k.ReceivedAt = &at
+	}
 	if dob, err := time.Parse(time.DateOnly, c.GetDateOfBirth()); err == nil && !c.GetUnborn() {
 		k.DateOfBirth = &dob
 	}

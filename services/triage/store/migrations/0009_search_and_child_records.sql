@@ -23,7 +23,10 @@ CREATE TABLE triage.search_keys (
     postcode           text NOT NULL DEFAULT '',
     reference          text NOT NULL DEFAULT '',
     -- Upper case, as the referrer's system wrote it.
-    external_reference text NOT NULL DEFAULT ''
+    external_reference text NOT NULL DEFAULT '',
+    -- The ranking's tie-break (newest first), here so that a search ranks its matches
+    -- without visiting the case of each: a common surname matches thousands.
+    received_at        timestamptz
 );
 CREATE INDEX search_keys_name ON triage.search_keys USING gin (name_key triage.gin_trgm_ops);
 CREATE INDEX search_keys_dob ON triage.search_keys (date_of_birth) WHERE date_of_birth IS NOT NULL;
