@@ -63,6 +63,11 @@ func EraseCase(ctx context.Context, tx pgx.Tx, referralID, by string, at time.Ti
 			(SELECT id FROM triage.disagreements WHERE referral_id = $1)`,
 		`UPDATE triage.disagreements SET reason = '', resolution = '' WHERE referral_id = $1`,
 		`UPDATE triage.legal_holds SET reason = '', lift_reason = '' WHERE referral_id = $1`,
+		// What the referral could be found by (names, date of birth, NHS number, postcode)
+		// and the reasons given for moving it between child records.
+		`UPDATE triage.search_keys SET name_key = '', person_key = '', date_of_birth = NULL, nhs_number = '', postcode = '',
+			external_reference = '' WHERE referral_id = $1`,
+		`UPDATE triage.referral_links SET reason = '' WHERE referral_id = $1`,
 	}
 	for i, q := range stmts {
 		args := []any{referralID}

@@ -96,7 +96,7 @@ func Search(ctx context.Context, pool *pgxpool.Pool, q SearchQuery) ([]SearchHit
 		for _, w := range q.Name {
 			a := sq.arg(w)
 			// <% is word similarity above pg_trgm.word_similarity_threshold, served by the
-			// trigram index. pg_trgm lives in the triage schema (migration 0010), so its
+			// trigram index. pg_trgm lives in the triage schema (migration 0011), so its
 			// operator and functions are named with it.
 			sq.add(a + ` OPERATOR(triage.<%) k.name_key`)
 			parts = append(parts, `triage.word_similarity(`+a+`, k.name_key)`)
