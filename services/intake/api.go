@@ -11,10 +11,10 @@ import (
 	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
-	"mash/services/intake/validation"
 )
 
 // grpcAPI is the thin gRPC face of the service; HTTP calls the same methods.
@@ -45,10 +45,10 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 	if p := req.GetReferral().GetPartnership(); p != "" && !id.Serves(p) {
 		return nil, apierr.PermissionDenied(fmt.Sprintf("partnership %q: this credential serves %s, not that partnership", p, strings.Join(id.Partnerships, ", ")))
 	}
-	if size := proto.Size(req.GetReferral()); size > validation.MaxBodyBytes {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: fmt.Sprintf("is %d bytes; at most %d are accepted", size, validation.MaxBodyBytes)}})
+	if size := proto.Size(req.GetReferral()); size > referral.MaxBodyBytes {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: fmt.Sprintf("is %d bytes; at most %d are accepted", size, referral.MaxBodyBytes)}})
 	}
-	if vs := validation.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
+	if vs := referral.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
 		return nil, invalid(vs)
 	}
 	ack, err := a.svc.submit(ctx, id.Agency, id.Kind, req.GetReferral())
@@ -58,7 +58,7 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 	return &intakev1.SubmitReferralResponse{Acknowledgement: ackToProto(ack)}, nil
 }
 
-func invalid(vs []validation.Violation) error {
+func invalid(vs []referral.Violation) error {
 	out := make([]apierr.Violation, len(vs))
 	for i, v := range vs {
 		out[i] = apierr.Violation{Field: v.Field, Reason: v.Reason}

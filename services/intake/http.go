@@ -9,10 +9,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	"mash/pkg/text"
 	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake/validation"
 )
 
 // registerHTTP maps the HTTP/JSON API onto the gRPC methods, so both transports share
@@ -20,12 +20,12 @@ import (
 func registerHTTP(srv *server.Server, s *Service) {
 	api := &grpcAPI{svc: s}
 	srv.HandleAPI("POST /v1/referrals", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, validation.MaxBodyBytes+1))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, referral.MaxBodyBytes+1))
 		if err != nil {
-			srv.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("could not be read or is larger than %d bytes", validation.MaxBodyBytes)}}))
+			srv.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("could not be read or is larger than %d bytes", referral.MaxBodyBytes)}}))
 			return
 		}
-		sub, vs := validation.Decode(body)
+		sub, vs := referral.Decode(body)
 		if len(vs) > 0 {
 			srv.WriteError(w, r, invalid(vs))
 			return

@@ -24,11 +24,11 @@ import (
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
-	"mash/services/intake/validation"
 )
 
 // EventReferralReceived is the subject and type of the event intake publishes.
@@ -161,7 +161,7 @@ func normalised(sub *intakev1.ReferralSubmission) *intakev1.ReferralSubmission {
 	if phone == "" {
 		return sub
 	}
-	e164, reason := validation.NormalisePhone(phone)
+	e164, reason := referral.NormalisePhone(phone)
 	if reason != "" || e164 == phone {
 		return sub
 	}

@@ -15,9 +15,9 @@ import (
 	"mash/pkg/adminact"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/intake/validation"
 	"mash/services/rules/pack"
 	"mash/services/rules/store"
 )
@@ -35,7 +35,7 @@ func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateRef
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: "is required"}})
 	}
 	now := a.svc.now()
-	if vs := validation.Validate(req.GetReferral(), now); len(vs) > 0 {
+	if vs := referral.Validate(req.GetReferral(), now); len(vs) > 0 {
 		out := make([]apierr.Violation, len(vs))
 		for i, v := range vs {
 			out[i] = apierr.Violation{Field: "referral." + v.Field, Reason: v.Reason}
