@@ -13,6 +13,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/referral"
 	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
 )
@@ -51,7 +52,7 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 	if vs := referral.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
 		return nil, invalid(vs)
 	}
-	ack, err := a.svc.submit(ctx, id.Agency, id.Kind, req.GetReferral())
+	ack, err := a.svc.submit(ctx, id, req.GetReferral())
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +102,7 @@ func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequ
 		return nil, err
 	}
 	// The trace of this read commits before the referral leaves the service.
-	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "referral", Action: "GetReferral",
+	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessReferral, Action: "GetReferral",
 		Partnership: r.Partnership, ReferralID: r.ID}, a.svc.now()); err != nil {
 		return nil, err
 	}

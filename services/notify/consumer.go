@@ -673,7 +673,11 @@ func (s *Service) event(ctx context.Context, subject string, n store.Notificatio
 	if n.AckDue != nil {
 		ev.AckDue = timestamppb.New(*n.AckDue)
 	}
-	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), ev)
+	actor := by.Event()
+	if by.ID == "" {
+		actor = events.System("notify")
+	}
+	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), actor, ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)
 	}
