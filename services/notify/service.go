@@ -223,10 +223,14 @@ func New(d Deps) (*Service, error) {
 	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
+	handlers := s.handlers()
+	if err := handlers.Err(); err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: consumedSubjects,
 		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256, Cipher: d.Cipher, SkipErased: true,
-	}, s.handle, d.Log.Named("consumer"), d.Events)
+	}, handlers.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
