@@ -20,8 +20,9 @@ import (
 
 // Read is one read of a child's record.
 type Read struct {
-	// Subject names what was read: mash.access.<Subject>, e.g. "referral", "decision".
-	Subject     string
+	// Type is the access event's subject from the event catalogue, naming what was read
+	// (eventsv1.SubjectAccessReferral, eventsv1.SubjectAccessDecision, ...).
+	Type        string
 	Action      string
 	Partnership string
 	ReferralID  string
@@ -39,10 +40,6 @@ type Listed struct {
 	ReferralID, ChildID string
 }
 
-// EventType is the subject of the access event for reads of subject ("referral", "case"):
-// what each service that records reads declares it publishes.
-func EventType(subject string) string { return "mash.access." + subject }
-
 // Record writes the access event for r by id into schema's outbox and commits, then wakes
 // the relay. An error means the read must not go ahead.
 func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
@@ -57,7 +54,7 @@ func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(),
 	for _, l := range r.Listed {
 		ev.Listed = append(ev.Listed, &eventsv1.ListedRecord{ReferralId: l.ReferralID, ChildId: l.ChildID})
 	}
-	env, raw, err := events.NewEnvelope(EventType(r.Subject), r.Partnership, r.ReferralID, 0, now, ev)
+	env, raw, err := events.NewEnvelope(r.Type, r.Partnership, r.ReferralID, 0, now, id.EventActor(), ev)
 	if err != nil {
 		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)
 	}

@@ -1,6 +1,6 @@
 // Package adminact puts administrative acts on the audit trail: rule pack uploads and
 // activations, API client and console user changes, sign-ins, directory and secret changes.
-// Each is an AdminActRecorded event on mash.admin.<area>, written to the producer's outbox
+// Each is an AdminActRecorded event on mash.admin.<area> (eventsv1.SubjectAdmin...), written to the producer's outbox
 // in the transaction of the act itself, so an act never commits without its event and the
 // relay delivers it even after a crash.
 package adminact
@@ -8,6 +8,7 @@ package adminact
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,14 +25,12 @@ const (
 	Failed    = "failed"
 )
 
-// SubjectPrefix starts every administrative act's subject: mash.admin.<area>.
-const SubjectPrefix = "mash.admin."
-
 // Act is one administrative act.
 type Act struct {
-	// Area is the kind of thing acted on ("pack", "client", "user", "signin",
-	// "directory", "secret"); Verb what was done to it. The action is "<area>.<verb>".
-	Area, Verb                    string
+	// Subject is the act's subject from the event catalogue (eventsv1.SubjectAdminPack, ...),
+	// whose last token is the area acted on; Verb is what was done to it. The action is
+	// "<area>.<verb>", e.g. "pack.activate".
+	Subject, Verb                 string
 	Actor, ActorRole, Agency      string
 	Target, Outcome               string
 	ClientAddress, Reason, Detail string
@@ -48,21 +47,26 @@ func (a Act) By(ctx context.Context, id auth.Identity) Act {
 	return a
 }
 
+// Area is the kind of thing acted on: the last token of the act's subject ("pack" for
+// mash.admin.pack).
+func (a Act) Area() string { return a.Subject[strings.LastIndexByte(a.Subject, '.')+1:] }
+
 // Envelope builds the act's event.
 func Envelope(a Act, now time.Time) (*eventsv1.Envelope, []byte, error) {
-	if a.Area == "" || a.Verb == "" || a.Actor == "" {
-		return nil, nil, fmt.Errorf("admin act: area, verb and actor are required (got %q, %q, %q)", a.Area, a.Verb, a.Actor)
+	if a.Subject == "" || a.Verb == "" || a.Actor == "" {
+		return nil, nil, fmt.Errorf("admin act: subject, verb and actor are required (got %q, %q, %q)", a.Subject, a.Verb, a.Actor)
 	}
+	area := a.Area()
 	outcome := a.Outcome
 	if outcome == "" {
 		outcome = Succeeded
 	}
-	env, raw, err := events.NewEnvelope(SubjectPrefix+a.Area, a.Partnership, "", 0, now, &eventsv1.AdminActRecorded{
-		Actor: a.Actor, ActorRole: a.ActorRole, Agency: a.Agency, Action: a.Area + "." + a.Verb, Target: a.Target,
+	env, raw, err := events.NewEnvelope(a.Subject, a.Partnership, "", 0, now, events.Actor(a.Actor, a.ActorRole, a.Agency), &eventsv1.AdminActRecorded{
+		Actor: a.Actor, ActorRole: a.ActorRole, Agency: a.Agency, Action: area + "." + a.Verb, Target: a.Target,
 		Outcome: outcome, ClientAddress: a.ClientAddress, Reason: a.Reason, Detail: a.Detail,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("admin act %s.%s: %w", a.Area, a.Verb, err)
+		return nil, nil, fmt.Errorf("admin act %s.%s: %w", area, a.Verb, err)
 	}
 	return env, raw, nil
 }
@@ -74,7 +78,7 @@ func Insert(ctx context.Context, tx pgx.Tx, schema string, a Act, now time.Time)
 		return err
 	}
 	if err := events.InsertOutbox(ctx, tx, schema, env, raw); err != nil {
-		return fmt.Errorf("admin act %s.%s: %w", a.Area, a.Verb, err)
+		return fmt.Errorf("admin act %s.%s: %w", a.Area(), a.Verb, err)
 	}
 	return nil
 }

@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // Role says what a client may do.
@@ -35,14 +38,25 @@ const (
 // (a sweep, a deadline, an escalation), and an agency answering on its own channel. The
 // audit trail records them beside the credential roles.
 const (
-	ActorRoleSystem = "system"
-	ActorRoleAgency = "agency"
+	ActorRoleSystem = events.RoleSystem
+	ActorRoleAgency = events.RoleAgency
 )
 
-// Actor is who did something and in what role, as an event names them for the audit trail.
+// Actor is who did something, in what role and for which agency, as an event names them
+// for the audit trail.
 type Actor struct {
-	ID   string
-	Role string
+	ID     string
+	Role   string
+	Agency string
+}
+
+// Event is the actor as an event's envelope carries it.
+func (a Actor) Event() *eventsv1.Actor { return events.Actor(a.ID, a.Role, a.Agency) }
+
+// EventActor is the identity as the envelope of an event it made carries it: its client
+// id ("user:<id>" for a person), role and agency.
+func (id Identity) EventActor() *eventsv1.Actor {
+	return events.Actor(id.ClientID, string(id.Role), id.Agency)
 }
 
 // Roles lists every role, for validation and help text.

@@ -18,6 +18,7 @@ import (
 
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // Role is what one service does on the bus, declared by the service beside the subjects and
@@ -136,7 +137,7 @@ func PlumbingPermissions() Permissions {
 }
 
 // AgencySubject is where notify sends agency's messages.
-func AgencySubject(agency string) string { return "mash.notify." + agency }
+func AgencySubject(agency string) string { return events.Fill(eventsv1.SubjectNotifyAny, agency) }
 
 // AgencyDurable is the one durable consumer an agency may keep on its own subject, so it
 // misses nothing sent while it was away.

@@ -69,7 +69,7 @@ func TestPersonalDataCrossesTheBusSealed(t *testing.T) {
 	// what is in clear.
 	const marker = "CONTROL-MARKER-UNSEALED"
 	write := func(subject, referralID, body string) string {
-		env, _, err := events.NewEnvelope(subject, "rct", referralID, 1, time.Now(), wrapperspb.String(body))
+		env, _, err := events.NewEnvelope(subject, "rct", referralID, 1, time.Now(), events.System("test"), wrapperspb.String(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -181,7 +181,7 @@ func TestSealedPayloadOpensOnlyInItsOwnEnvelope(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, newPool(t), newKEK(t), casekeys.Options{})
 	referralID := uuid.NewString()
-	env, _, err := events.NewEnvelope("mash.referral.received", "rct", referralID, 1, time.Now(), wrapperspb.String(childName+" "+nhsNumber))
+	env, _, err := events.NewEnvelope("mash.referral.received", "rct", referralID, 1, time.Now(), events.System("test"), wrapperspb.String(childName+" "+nhsNumber))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestSealedPayloadOpensOnlyInItsOwnEnvelope(t *testing.T) {
 	}
 
 	// An envelope with no case stays clear: it carries no one's personal data.
-	plain, _, err := events.NewEnvelope("mash.audit.checkpoint", "", "", 1, time.Now(), wrapperspb.String("head"))
+	plain, _, err := events.NewEnvelope("mash.audit.checkpoint", "", "", 1, time.Now(), events.System("test"), wrapperspb.String("head"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestSealedPayloadOpensOnlyInItsOwnEnvelope(t *testing.T) {
 	if err := s.OpenPayload(ctx, got); !errors.Is(err, events.ErrPayloadErased) {
 		t.Fatalf("open after erasure: %v, want ErrPayloadErased", err)
 	}
-	again, _, err := events.NewEnvelope("mash.referral.updated", "rct", referralID, 2, time.Now(), wrapperspb.String(childName))
+	again, _, err := events.NewEnvelope("mash.referral.updated", "rct", referralID, 2, time.Now(), events.System("test"), wrapperspb.String(childName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // SubjectAuditRecorded is where the audit log lists the event ids of each batch it recorded.
-const SubjectAuditRecorded = "mash.audit.recorded"
+const SubjectAuditRecorded = eventsv1.SubjectAuditRecorded
 
 // AuditedDurable is the durable consumer of schema's audit tracker.
 func AuditedDurable(schema string) string { return schema + "-audited" }

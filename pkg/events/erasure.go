@@ -17,7 +17,7 @@ import (
 // CaseErasedSubject is the event triage publishes when a case is erased (CaseErased). It is
 // the one event of a case that travels unsealed: the case key is destroyed before it is
 // written, and it carries ids only.
-const CaseErasedSubject = "mash.case.erased"
+const CaseErasedSubject = eventsv1.SubjectCaseErased
 
 // ErasureDDL adds schema.erased_cases: the cases this schema's service has erased. A
 // consumer with SkipErased reads it (under a per-case lock, see LockCase) so that an event
@@ -119,7 +119,11 @@ func EraseCase(ctx context.Context, tx pgx.Tx, schema, referralID string) (befor
 // ErasedEnvelope builds the unsealed CaseErased event of referralID and its bytes, to be
 // inserted with InsertOutbox (never through Seal: the case key is gone).
 func ErasedEnvelope(ev *eventsv1.CaseErased, partnership string) (*eventsv1.Envelope, []byte, error) {
-	return NewEnvelope(CaseErasedSubject, partnership, ev.GetReferralId(), 0, ev.GetErasedAt().AsTime(), ev)
+	by := Actor(ev.GetErasedBy(), ev.GetErasedByRole(), "")
+	if ev.GetErasedBy() == "" {
+		by = System("triage") // a retention run erases on its own
+	}
+	return NewEnvelope(CaseErasedSubject, partnership, ev.GetReferralId(), 0, ev.GetErasedAt().AsTime(), by, ev)
 }
 
 // CaseErasedOf returns env's CaseErased payload.

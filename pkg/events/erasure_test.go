@@ -27,7 +27,7 @@ func TestErasureConsumerAndSkipErased(t *testing.T) {
 
 	// Rows of both cases: an outbox row each, a dead letter each (clear, as before sealing).
 	for _, id := range []string{erased, other} {
-		env, raw, err := NewEnvelope("mash.test.happened", "p1", id, 1, time.Now(), wrapperspb.String("Quillfeather "+id))
+		env, raw, err := NewEnvelope("mash.test.happened", "p1", id, 1, time.Now(), System("test"), wrapperspb.String("Quillfeather "+id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestErasureConsumerAndSkipErased(t *testing.T) {
 	// Later events: the erased case's are skipped, the other case's applied.
 	var ids [2]string
 	for i, id := range []string{erased, other} {
-		e, r, err := NewEnvelope("mash.test.happened", "p1", id, 2, time.Now(), &eventsv1.ReferralReceived{})
+		e, r, err := NewEnvelope("mash.test.happened", "p1", id, 2, time.Now(), System("test"), &eventsv1.ReferralReceived{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -160,7 +160,7 @@ func assertExactlyOnce(t testing.TB, js jetstream.JetStream, eventIDs []string) 
 // newEvent makes an envelope on mash.test.happened.
 func newEvent(t testing.TB) (*eventsv1.Envelope, []byte) {
 	t.Helper()
-	env, raw, err := NewEnvelope("mash.test.happened", "p1", "r1", 1, time.Now(), &eventsv1.ReferralReceived{})
+	env, raw, err := NewEnvelope("mash.test.happened", "p1", "r1", 1, time.Now(), System("test"), &eventsv1.ReferralReceived{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,14 +39,22 @@ CREATE INDEX IF NOT EXISTS outbox_published_at ON ` + s + `.outbox (published_at
 }
 
 // NewEnvelope builds an event: a fresh UUIDv7 event id, eventType as both type and subject,
-// and payload packed in an Any. It returns the envelope and its marshalled bytes, which are
-// what the outbox stores and the relay publishes unchanged.
-func NewEnvelope(eventType, partnership, referralID string, version int64, occurredAt time.Time, payload proto.Message) (*eventsv1.Envelope, []byte, error) {
+// who acted, and payload packed in an Any. It returns the envelope and its marshalled bytes,
+// which are what the outbox stores and the relay publishes unchanged.
+//
+// The actor (its id at least) is required: whoever makes an event knows who made it happen (the caller's
+// identity for a request, System(service) for what a service does on its own), and every
+// consumer, the audit log first, reads it from the envelope rather than from the payload.
+func NewEnvelope(eventType, partnership, referralID string, version int64, occurredAt time.Time, actor *eventsv1.Actor, payload proto.Message) (*eventsv1.Envelope, []byte, error) {
 	if err := ValidSubject(eventType); err != nil {
 		return nil, nil, fmt.Errorf("new envelope: event type: %w", err)
 	}
 	if occurredAt.IsZero() {
 		return nil, nil, errors.New("new envelope: occurredAt is zero: pass the time the event happened")
+	}
+	if actor.GetId() == "" {
+		// The role may be unknown (a failed sign-in names only what was tried); who is not.
+		return nil, nil, fmt.Errorf("new envelope %s: the actor is required (System(service) for a service acting on its own)", eventType)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -59,6 +67,7 @@ func NewEnvelope(eventType, partnership, referralID string, version int64, occur
 		Partnership: partnership,
 		ReferralId:  referralID,
 		Version:     version,
+		Actor:       proto.Clone(actor).(*eventsv1.Actor),
 	}
 	if payload != nil {
 		if env.Payload, err = anypb.New(payload); err != nil {

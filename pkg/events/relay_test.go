@@ -241,7 +241,7 @@ func TestRelayPrune(t *testing.T) {
 func TestNewEnvelope(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	env, raw, err := NewEnvelope("mash.referral.received", "north", "ref-1", 3, at, nil)
+	env, raw, err := NewEnvelope("mash.referral.received", "north", "ref-1", 3, at, System("test"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,12 +257,18 @@ func TestNewEnvelope(t *testing.T) {
 		t.Errorf("event id %s is not a UUIDv7", env.EventId)
 	}
 	for _, bad := range []string{"", "referral.received", "mash.referral.*", "mash..x", "mash.a b"} {
-		if _, _, err := NewEnvelope(bad, "", "", 0, at, nil); err == nil {
+		if _, _, err := NewEnvelope(bad, "", "", 0, at, System("test"), nil); err == nil {
 			t.Errorf("NewEnvelope(%q) accepted", bad)
 		}
 	}
-	if _, _, err := NewEnvelope("mash.x", "", "", 0, time.Time{}, nil); err == nil {
+	if _, _, err := NewEnvelope("mash.x", "", "", 0, time.Time{}, System("test"), nil); err == nil {
 		t.Error("zero occurredAt accepted")
+	}
+	if _, _, err := NewEnvelope("mash.x", "", "", 0, at, nil, nil); err == nil {
+		t.Error("an envelope without an actor accepted")
+	}
+	if a := got.GetActor(); a.GetId() != "test" || a.GetRole() != RoleSystem {
+		t.Errorf("decoded actor %v, want test as system", a)
 	}
 }
 

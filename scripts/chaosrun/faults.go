@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	eventsv1 "mash/proto/mash/events/v1"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -80,10 +81,10 @@ func (s *system) inject(kind string, rng *rand.Rand) fault {
 			p.env = clean
 		}
 	case "poison":
-		f.Target = "mash.referral.received"
+		f.Target = eventsv1.SubjectReferralReceived
 		var nc *nats.Conn
 		if nc, err = nats.Connect(s.natsURL, nats.Timeout(3*time.Second)); err == nil {
-			err = nc.Publish("mash.referral.received", []byte("not an envelope"))
+			err = nc.Publish(eventsv1.SubjectReferralReceived, []byte("not an envelope"))
 			nc.Close()
 		}
 	default:

@@ -262,7 +262,7 @@ func pgbenchScript(w io.Writer, sub *intakev1.ReferralSubmission, varsPath strin
 	}
 	// The event payload is a real envelope around the referral, so its size is intake's.
 	now := time.Now().UTC()
-	_, payload, err := events.NewEnvelope(intake.EventReferralReceived, sub.GetPartnership(), uuid.NewString(), 1, now,
+	_, payload, err := events.NewEnvelope(intake.EventReferralReceived, sub.GetPartnership(), uuid.NewString(), 1, now, events.Actor("bench-client", "referrer", "bench-agency"),
 		&eventsv1.ReferralReceived{Referral: &intakev1.Referral{
 			Id: uuid.NewString(), Reference: "MASH-2026-0000001", Agency: "bench-agency", AgencyKind: "police",
 			ExternalReference: sub.GetExternalReference(), Partnership: sub.GetPartnership(),

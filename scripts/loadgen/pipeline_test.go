@@ -3,8 +3,8 @@ package main
 import (
 	"testing"
 
+	"mash/pkg/referral"
 	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake/validation"
 )
 
 // Every synthetic NHS number is new and passes intake's own check, so no referral of the bench is
@@ -19,7 +19,7 @@ func TestSyntheticNHSNumbersAreValidAndUnissued(t *testing.T) {
 			t.Fatalf("%s handed out twice", n)
 		}
 		seen[n] = true
-		if _, ok := validation.NormaliseNHSNumber(n); !ok {
+		if _, ok := referral.NormaliseNHSNumber(n); !ok {
 			t.Fatalf("%s fails intake's NHS number check", n)
 		}
 		if n[:3] != "999" {

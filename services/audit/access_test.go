@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"mash/pkg/auth"
-	"mash/pkg/events"
 	"mash/pkg/server"
 	auditv1 "mash/proto/mash/audit/v1"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -82,7 +81,7 @@ func newAccessWorld(t *testing.T) *accessWorld {
 	pub := func(typ, referralID string, at time.Time, payload proto.Message) {
 		t.Helper()
 		n++
-		ev, raw, err := events.NewEnvelope(typ, "rct", referralID, n, at, payload)
+		ev, raw, err := legacyEnvelope(t, typ, "rct", referralID, n, at, payload)
 		if err != nil {
 			t.Fatal(err)
 		}

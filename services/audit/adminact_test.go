@@ -5,6 +5,7 @@ import (
 
 	"mash/pkg/adminact"
 	auditv1 "mash/proto/mash/audit/v1"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // An administrative act becomes a trail entry naming who did what to what, with the
@@ -12,7 +13,7 @@ import (
 // payload.
 func TestAdminActIsRecorded(t *testing.T) {
 	e := newEnv(t)
-	env, _, err := adminact.Envelope(adminact.Act{Area: "pack", Verb: "activate", Actor: "user:7", ActorRole: "manager",
+	env, _, err := adminact.Envelope(adminact.Act{Subject: eventsv1.SubjectAdminPack, Verb: "activate", Actor: "user:7", ActorRole: "manager",
 		Agency: "rct-mash", Target: "p-1 version 2026.2", ClientAddress: "10.0.0.9:51515", Reason: "board decision"}, e.now)
 	if err != nil {
 		t.Fatal(err)

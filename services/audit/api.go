@@ -26,7 +26,7 @@ import (
 )
 
 // EventAccessed is the event type of the entry recording a query of the audit API.
-const EventAccessed = "mash.audit.accessed"
+const EventAccessed = eventsv1.SubjectAuditAccessed
 
 // Page sizes of GetTrail and SearchEntries.
 const (

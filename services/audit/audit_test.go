@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
@@ -31,13 +30,14 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 	e.run(t)
 	referralID, envs, raws := story(t, e.now)
 	// An event type the service does not know yet, without a payload.
-	other, otherRaw, err := events.NewEnvelope("mash.notification.sent", "rct", referralID, 5, e.now, nil)
+	other, otherRaw, err := legacyEnvelope(t, "mash.notification.sent", "rct", referralID, 5, e.now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	envs, raws = append(envs, other), append(raws, otherRaw)
-	delivered, deliveredRaw, err := events.NewEnvelope("mash.notification.delivered", "rct", referralID, 0, e.now, &eventsv1.NotificationEvent{
+	delivered, deliveredRaw, err := legacyEnvelope(t, "mash.notification.delivered", "rct", referralID, 0, e.now, &eventsv1.NotificationEvent{
 		NotificationId: uuid.NewString(), Agency: "rct-csc", Kind: "ACTION", PayloadSha256: strings.Repeat("ab", 32)})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		{"mash.notification.escalated", &eventsv1.NotificationEvent{NotificationId: "n-3", Agency: "rct-duty", Kind: "ESCALATION",
 			Actor: "notify", ActorRole: "system"}},
 	} {
-		ev, raw, err := events.NewEnvelope(c.typ, "rct", referralID, 0, e.now, c.payload)
+		ev, raw, err := legacyEnvelope(t, c.typ, "rct", referralID, 0, e.now, c.payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -352,7 +352,7 @@ func TestShredCase(t *testing.T) {
 		t.Fatalf("verify after shredding: %+v, %v; want 4 redacted of 9", rep, err)
 	}
 	// An event of the shredded case arriving later is recorded, its payload never stored.
-	late, _, err := events.NewEnvelope("mash.triage.confirmed", "rct", victim, 9, e.now, envs[2].GetPayload())
+	late, _, err := legacyEnvelope(t, "mash.triage.confirmed", "rct", victim, 9, e.now, envs[2].GetPayload())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,11 +462,11 @@ func TestCheckpointPublished(t *testing.T) {
 		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
 			t.Fatal(err)
 		}
-		var note wrapperspb.BytesValue
+		var note eventsv1.CheckpointSigned
 		if err := env.GetPayload().UnmarshalTo(&note); err != nil {
 			t.Fatal(err)
 		}
-		cp, err := auditlog.OpenCheckpoint(note.GetValue(), e.vkey, origin)
+		cp, err := auditlog.OpenCheckpoint(note.GetNote(), e.vkey, origin)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,14 +2,14 @@ package audit
 
 import (
 	"mash/pkg/busauth"
-	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // Bus is all audit may do on NATS: read every event through its one consumer, and publish
 // what it recorded and its signed checkpoints. Its NATS user is refused every other subject.
 var Bus = busauth.Role{
 	Service:   "audit",
-	Publishes: []string{events.SubjectAuditRecorded, EventCheckpoint},
+	Publishes: []string{eventsv1.SubjectAuditRecorded, EventCheckpoint},
 	Durables:  []string{consumerDurable},
 }
 

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/events"
 	auditv1 "mash/proto/mash/audit/v1"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
@@ -25,7 +24,7 @@ func TestUnusualAccessCalibration(t *testing.T) {
 	at := e.now // a Thursday, 10:00 London: working hours
 	var envs []*eventsv1.Envelope
 	add := func(typ, partnership, referral string, at time.Time, payload proto.Message) {
-		env, _, err := events.NewEnvelope(typ, partnership, referral, 0, at, payload)
+		env, _, err := legacyEnvelope(t, typ, partnership, referral, 0, at, payload)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,9 +30,10 @@ const (
 // record stores one event as a pending entry inside the consumer's transaction, which also
 // holds its inbox row: a redelivered event stops at the inbox and is never recorded twice.
 // The payload (the envelope's Any, with its type) is sealed under the referral's case key;
-// the entry keeps only SHA-256 of the ciphertext.
-func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	if strings.HasPrefix(env.GetType(), "mash.audit.") {
+// the entry keeps only SHA-256 of the ciphertext. describe, when the payload's type has a
+// summary (see entries), adds it to the entry.
+func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, describe func(*store.Pending)) error {
+	if ownEvent(env.GetType()) {
 		// The service's own events (checkpoints) are already in its tables; recording them
 		// would add an entry per checkpoint and a checkpoint per entry, forever.
 		return nil
@@ -41,6 +42,9 @@ func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 		return err
 	}
 	p := s.entryFields(env)
+	if describe != nil {
+		describe(&p)
+	}
 	if err := (auditlog.Entry{EventID: p.EventID, EventType: p.EventType, OccurredAt: p.OccurredAt, RecordedAt: p.ReceivedAt,
 		Partnership: p.Partnership, ReferralID: p.ReferralID, ChildID: p.ChildID, Actor: p.Actor, ActorRole: p.ActorRole,
 		Agency: p.Agency, PackVersion: p.PackVersion, Decision: p.Decision}).Validate(); err != nil {
@@ -87,6 +91,16 @@ func (s *Service) applyErasure(ctx context.Context, tx pgx.Tx, env *eventsv1.Env
 		"case erased: event "+env.GetEventId()+" (the reason is on the case.erase administrative entry)")
 }
 
+// ownEvent reports whether the audit log itself publishes subject.
+func ownEvent(subject string) bool {
+	for _, e := range events.Entries(subject) {
+		if e.Producer == "audit" {
+			return true
+		}
+	}
+	return false
+}
+
 // sealPayload encrypts plain under the case key of referralID (made on first use) and
 // stores it, returning SHA-256 of the ciphertext. A case already shredded stores nothing:
 // its later events are recorded as redacted from the start.
@@ -122,223 +136,249 @@ func (s *Service) sealPayload(ctx context.Context, tx pgx.Tx, eventID, referralI
 	return sha256.Sum256(ct), nil
 }
 
-// entryFields derives an entry from the envelope and, for the payloads it knows, the
-// decision summary, pack version, child and actor. Unknown event types are recorded with
-// the envelope's fields alone.
+// entryFields is an entry of the envelope's fields alone: ids, type, times and who acted,
+// as the envelope names them. Events made before envelopes carried the actor get theirs
+// from the payload (legacyActor in entries).
 func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 	now := s.now().UTC()
 	p := store.Pending{
 		EventID: env.GetEventId(), EventType: env.GetType(), OccurredAt: now, ReceivedAt: now,
 		Partnership: env.GetPartnership(), ReferralID: env.GetReferralId(),
+		Actor: env.GetActor().GetId(), ActorRole: env.GetActor().GetRole(), Agency: env.GetActor().GetAgency(),
 	}
 	if env.GetOccurredAt() != nil {
 		p.OccurredAt = env.GetOccurredAt().AsTime().UTC()
 	}
-	any := env.GetPayload()
-	if any == nil {
-		return p
-	}
-	switch {
-	case any.MessageIs(&eventsv1.ReferralReceived{}):
-		var ev eventsv1.ReferralReceived
-		if any.UnmarshalTo(&ev) == nil {
-			p.Agency = ev.GetReferral().GetAgency()
-			p.Actor, p.ActorRole = p.Agency, RoleAgency
-			p.Decision = "received"
-		}
-	case any.MessageIs(&eventsv1.RecommendationMade{}):
-		var ev eventsv1.RecommendationMade
-		if any.UnmarshalTo(&ev) == nil {
-			decisionFields(&p, ev.GetDecision())
-			p.Actor, p.ActorRole = "rules", RoleSystem
-			p.Decision = "recommended " + p.Decision
-		}
-	case any.MessageIs(&eventsv1.DecisionMade{}):
-		var ev eventsv1.DecisionMade
-		if any.UnmarshalTo(&ev) == nil {
-			d := ev.GetDecision()
-			decisionFields(&p, d)
-			p.Agency = ev.GetDecidedByAgency()
-			p.Actor, p.ActorRole = d.GetReviewedBy(), roleOr(d.GetReviewedByRole())
-			p.Decision = strings.ToLower(d.GetStatus().String()) + " " + p.Decision
-			if d.GetStatus() == rulesv1.DecisionStatus_OVERRIDDEN {
-				p.Decision += " from " + outcomeSummary(ev.GetPrevious())
-			}
-		}
-	case any.MessageIs(&eventsv1.TriageDecided{}):
-		var ev eventsv1.TriageDecided
-		if any.UnmarshalTo(&ev) == nil {
-			decisionFields(&p, ev.GetDecision())
-			p.Actor, p.ActorRole = "rules", RoleSystem
-		}
-	case any.MessageIs(&eventsv1.TriageConfirmed{}):
-		var ev eventsv1.TriageConfirmed
-		if any.UnmarshalTo(&ev) == nil {
-			decisionFields(&p, ev.GetDecision())
-			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
-		}
-	case any.MessageIs(&eventsv1.RecordAccessed{}):
-		var ev eventsv1.RecordAccessed
-		if any.UnmarshalTo(&ev) == nil {
-			p.Actor, p.ActorRole, p.Agency = ev.GetClientId(), ev.GetRole(), ev.GetAgency()
-			p.ChildID = ev.GetChildId()
-			p.Decision = "read: " + ev.GetAction()
-			if n := len(ev.GetListed()); n > 0 {
-				// A page of a list: which records it showed are in the sealed payload.
-				p.Decision += fmt.Sprintf(" (%d listed)", n)
-			}
-		}
-	case any.MessageIs(&eventsv1.NotificationEvent{}):
-		var ev eventsv1.NotificationEvent
-		if any.UnmarshalTo(&ev) == nil {
-			p.Agency = ev.GetAgency()
-			p.Actor, p.ActorRole = "notify", RoleSystem
-			switch {
-			case ev.GetActor() == "" || ev.GetActor() == "notify":
-			case ev.GetActorRole() != "":
-				p.Actor, p.ActorRole = ev.GetActor(), ev.GetActorRole()
-			default:
-				// Written before events carried the actor's role: only agencies acted then.
-				p.Actor, p.ActorRole = ev.GetActor(), RoleAgency
-			}
-			p.Decision = strings.TrimPrefix(env.GetType(), "mash.notification.") + " " + ev.GetKind() + " to " + ev.GetAgency()
-			if ev.GetPayloadSha256() != "" {
-				p.Decision += " sha256:" + ev.GetPayloadSha256()[:16]
-			}
-		}
-	case any.MessageIs(&eventsv1.CaseChanged{}):
-		var ev eventsv1.CaseChanged
-		if any.UnmarshalTo(&ev) == nil {
-			c := ev.GetCase()
-			p.ChildID = c.GetChildId()
-			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
-			p.Decision = strings.TrimPrefix(env.GetType(), "mash.case.") + ": " + c.GetState().String()
-			switch env.GetType() {
-			case "mash.case.closed":
-				p.Decision += " " + c.GetOutcome().String()
-			case "mash.case.claimed", "mash.case.assigned":
-				p.Decision += " to " + c.GetAssignee()
-			case "mash.case.decided":
-				p.Decision += " " + c.GetLevel().String() + "/" + c.GetRag().String()
-			}
-		}
-	case any.MessageIs(&eventsv1.StrategyDiscussionRecorded{}):
-		var ev eventsv1.StrategyDiscussionRecorded
-		if any.UnmarshalTo(&ev) == nil {
-			p.Actor, p.ActorRole = staffActor(ev.GetDiscussion().GetRecordedBy(), ev.GetRecordedByRole())
-			p.Decision = fmt.Sprintf("strategy discussion recorded (%d taking part, section 47: %t)",
-				len(ev.GetDiscussion().GetParticipants()), ev.GetDiscussion().GetSection_47())
-		}
-	case any.MessageIs(&eventsv1.InformationRequestChanged{}):
-		var ev eventsv1.InformationRequestChanged
-		if any.UnmarshalTo(&ev) == nil {
-			r := ev.GetRequest()
-			p.Agency = r.GetAgency()
-			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
-			p.Decision = "information request " + r.GetId() + " " + strings.ToLower(r.GetState().String()) + " (" + r.GetAgency() + ")"
-		}
-	case any.MessageIs(&eventsv1.InformationAnswerReceived{}):
-		var ev eventsv1.InformationAnswerReceived
-		if any.UnmarshalTo(&ev) == nil {
-			p.Agency = ev.GetAgency()
-			p.Actor, p.ActorRole = ev.GetAgency(), RoleAgency
-			p.Decision = "information request " + ev.GetRequestId() + " answered on " + ev.GetChannel()
-		}
-	case any.MessageIs(&eventsv1.DisagreementChanged{}):
-		var ev eventsv1.DisagreementChanged
-		if any.UnmarshalTo(&ev) == nil {
-			d := ev.GetDisagreement()
-			p.Agency = d.GetRaisedByAgency()
-			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
-			p.Decision = "disagreement " + d.GetId() + " " + strings.TrimPrefix(env.GetType(), "mash.disagreement.") + " at " + d.GetStage().String()
-		}
-	case any.MessageIs(&eventsv1.DirectoryChangeProposed{}), any.MessageIs(&eventsv1.DirectoryChangeApproved{}),
-		any.MessageIs(&eventsv1.DirectoryChangeRejected{}), any.MessageIs(&eventsv1.DirectoryChangeExpired{}),
-		any.MessageIs(&eventsv1.AgencySecretRotated{}), any.MessageIs(&eventsv1.DirectoryContactNotified{}):
-		directoryFields(&p, env)
-	case any.MessageIs(&eventsv1.SharingChanged{}):
-		var ev eventsv1.SharingChanged
-		if any.UnmarshalTo(&ev) == nil {
-			p.Actor, p.ActorRole = staffActor(ev.GetActor(), ev.GetActorRole())
-			p.Decision = strings.TrimPrefix(env.GetType(), "mash.") + ": consent " + ev.GetConsentStatus()
-			if a := ev.GetAuthorisation(); a != nil {
-				p.Decision += ", shared without consent on " + a.GetGround() + " (" + a.GetLawfulBasis() + ")"
-			}
-		}
-	case any.MessageIs(&eventsv1.CaseErased{}):
-		var ev eventsv1.CaseErased
-		if any.UnmarshalTo(&ev) == nil {
-			p.ChildID = ev.GetChildId()
-			p.Actor, p.ActorRole = staffActor(ev.GetErasedBy(), ev.GetErasedByRole())
-			p.Decision = "case erased: key destroyed, personal data blanked in every service"
-		}
-	case any.MessageIs(&eventsv1.AdminActRecorded{}):
-		var ev eventsv1.AdminActRecorded
-		if any.UnmarshalTo(&ev) == nil {
-			// Who, what, to what and the outcome go in the leaf; the client address, reason
-			// and detail stay in the sealed payload (they may identify people).
-			p.Actor, p.ActorRole, p.Agency = ev.GetActor(), ev.GetActorRole(), ev.GetAgency()
-			p.Decision = ev.GetAction() + " " + ev.GetTarget() + ": " + ev.GetOutcome()
-		}
-	case any.MessageIs(&eventsv1.TriageOverridden{}):
-		var ev eventsv1.TriageOverridden
-		if any.UnmarshalTo(&ev) == nil {
-			decisionFields(&p, ev.GetDecision())
-			p.Actor, p.ActorRole = ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
-			p.Decision += " from " + outcomeSummary(ev.GetPrevious())
-		}
-	}
 	return p
 }
 
-// directoryFields describes an act on the agency directory's four-eyes rule: who proposed
-// or decided, in what role, from which client address, and what changed (URLs and fields,
-// never a secret: the events carry none).
-func directoryFields(p *store.Pending, env *eventsv1.Envelope) {
-	msg, err := env.GetPayload().UnmarshalNew()
-	if err != nil {
-		return
+// handler is the audit log's handler of every event: each payload type with a summary has
+// a typed entry; any other event is recorded with its envelope's fields alone.
+func (s *Service) handler() (events.Handler, error) {
+	r := events.NewRouter()
+	r.Default = func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error { return s.record(ctx, tx, env, nil) }
+	entry(r, s, describeReferralReceived, func(_ *eventsv1.Envelope, ev *eventsv1.ReferralReceived) (string, string) {
+		return ev.GetReferral().GetAgency(), RoleAgency
+	})
+	entry(r, s, describeRecommendation, func(*eventsv1.Envelope, *eventsv1.RecommendationMade) (string, string) { return "rules", RoleSystem })
+	entry(r, s, describeDecisionMade, func(_ *eventsv1.Envelope, ev *eventsv1.DecisionMade) (string, string) {
+		return ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.TriageDecided) {
+		decisionFields(p, ev.GetDecision())
+	},
+		func(*eventsv1.Envelope, *eventsv1.TriageDecided) (string, string) { return "rules", RoleSystem })
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.TriageConfirmed) {
+		decisionFields(p, ev.GetDecision())
+	},
+		func(_ *eventsv1.Envelope, ev *eventsv1.TriageConfirmed) (string, string) {
+			return ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
+		})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.TriageOverridden) {
+		decisionFields(p, ev.GetDecision())
+		p.Decision += " from " + outcomeSummary(ev.GetPrevious())
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.TriageOverridden) (string, string) {
+		return ev.GetDecision().GetReviewedBy(), roleOr(ev.GetDecision().GetReviewedByRole())
+	})
+	entry(r, s, describeAccess, func(_ *eventsv1.Envelope, ev *eventsv1.RecordAccessed) (string, string) {
+		return ev.GetClientId(), ev.GetRole()
+	})
+	entry(r, s, describeNotification, legacyNotificationActor)
+	entry(r, s, describeCase, func(_ *eventsv1.Envelope, ev *eventsv1.CaseChanged) (string, string) {
+		return staffActor(ev.GetActor(), ev.GetActorRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.StrategyDiscussionRecorded) {
+		p.Decision = fmt.Sprintf("strategy discussion recorded (%d taking part, section 47: %t)",
+			len(ev.GetDiscussion().GetParticipants()), ev.GetDiscussion().GetSection_47())
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.StrategyDiscussionRecorded) (string, string) {
+		return staffActor(ev.GetDiscussion().GetRecordedBy(), ev.GetRecordedByRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.InformationRequestChanged) {
+		r := ev.GetRequest()
+		p.Agency = r.GetAgency()
+		p.Decision = "information request " + r.GetId() + " " + strings.ToLower(r.GetState().String()) + " (" + r.GetAgency() + ")"
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.InformationRequestChanged) (string, string) {
+		return staffActor(ev.GetActor(), ev.GetActorRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.InformationAnswerReceived) {
+		p.Agency = ev.GetAgency()
+		p.Decision = "information request " + ev.GetRequestId() + " answered on " + ev.GetChannel()
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.InformationAnswerReceived) (string, string) {
+		return ev.GetAgency(), RoleAgency
+	})
+	entry(r, s, func(p *store.Pending, env *eventsv1.Envelope, ev *eventsv1.DisagreementChanged) {
+		d := ev.GetDisagreement()
+		p.Agency = d.GetRaisedByAgency()
+		p.Decision = "disagreement " + d.GetId() + " " + lastToken(env.GetType()) + " at " + d.GetStage().String()
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.DisagreementChanged) (string, string) {
+		return staffActor(ev.GetActor(), ev.GetActorRole())
+	})
+	entry(r, s, func(p *store.Pending, env *eventsv1.Envelope, ev *eventsv1.SharingChanged) {
+		p.Decision = strings.TrimPrefix(env.GetType(), "mash.") + ": consent " + ev.GetConsentStatus()
+		if a := ev.GetAuthorisation(); a != nil {
+			p.Decision += ", shared without consent on " + a.GetGround() + " (" + a.GetLawfulBasis() + ")"
+		}
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.SharingChanged) (string, string) {
+		return staffActor(ev.GetActor(), ev.GetActorRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.CaseErased) {
+		p.ChildID = ev.GetChildId()
+		p.Decision = "case erased: key destroyed, personal data blanked in every service"
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.CaseErased) (string, string) {
+		return staffActor(ev.GetErasedBy(), ev.GetErasedByRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.AdminActRecorded) {
+		// Who, what, to what and the outcome go in the leaf; the client address, reason and
+		// detail stay in the sealed payload (they may identify people).
+		p.Agency = ev.GetAgency()
+		p.Decision = ev.GetAction() + " " + ev.GetTarget() + ": " + ev.GetOutcome()
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.AdminActRecorded) (string, string) {
+		return ev.GetActor(), ev.GetActorRole()
+	})
+	directoryEntries(r, s)
+	return r.Handle, r.Err()
+}
+
+// entry registers the audit entry of payload type M: describe adds its summary (decision,
+// child, agency, pack version) to the envelope's fields; legacyActor says who acted in an
+// event recorded before envelopes carried the actor, from its payload, and is used for
+// those alone.
+func entry[M proto.Message](r *events.Router, s *Service, describe func(*store.Pending, *eventsv1.Envelope, M),
+	legacyActor func(*eventsv1.Envelope, M) (string, string)) {
+	events.OnType(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, m M) error {
+		return s.record(ctx, tx, env, func(p *store.Pending) {
+			if env.GetActor() == nil {
+				p.Actor, p.ActorRole = legacyActor(env, m)
+			}
+			describe(p, env, m)
+			if len(p.Decision) > auditlog.MaxFieldSize {
+				p.Decision = strings.ToValidUTF8(p.Decision[:auditlog.MaxFieldSize-3], "") + "..."
+			}
+		})
+	})
+}
+
+func describeReferralReceived(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.ReferralReceived) {
+	p.Agency = ev.GetReferral().GetAgency()
+	p.Decision = "received"
+}
+
+func describeRecommendation(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.RecommendationMade) {
+	decisionFields(p, ev.GetDecision())
+	p.Decision = "recommended " + p.Decision
+}
+
+func describeDecisionMade(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.DecisionMade) {
+	d := ev.GetDecision()
+	decisionFields(p, d)
+	p.Agency = ev.GetDecidedByAgency()
+	p.Decision = strings.ToLower(d.GetStatus().String()) + " " + p.Decision
+	if d.GetStatus() == rulesv1.DecisionStatus_OVERRIDDEN {
+		p.Decision += " from " + outcomeSummary(ev.GetPrevious())
 	}
-	var c *notifyv1.DirectoryChange
-	switch ev := msg.(type) {
-	case *eventsv1.DirectoryChangeProposed:
-		c = ev.GetChange()
-		p.Actor, p.ActorRole = c.GetProposedBy(), roleOr(c.GetProposedByRole())
+}
+
+func describeAccess(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.RecordAccessed) {
+	p.Agency = ev.GetAgency()
+	p.ChildID = ev.GetChildId()
+	p.Decision = "read: " + ev.GetAction()
+	if n := len(ev.GetListed()); n > 0 {
+		// A page of a list: which records it showed are in the sealed payload.
+		p.Decision += fmt.Sprintf(" (%d listed)", n)
+	}
+}
+
+func describeNotification(p *store.Pending, env *eventsv1.Envelope, ev *eventsv1.NotificationEvent) {
+	p.Agency = ev.GetAgency()
+	p.Decision = lastToken(env.GetType()) + " " + ev.GetKind() + " to " + ev.GetAgency()
+	if ev.GetPayloadSha256() != "" {
+		p.Decision += " sha256:" + ev.GetPayloadSha256()[:min(16, len(ev.GetPayloadSha256()))]
+	}
+}
+
+// legacyNotificationActor is who acted in a notification event made before envelopes named
+// the actor: notify itself, unless someone acknowledged or retried.
+func legacyNotificationActor(_ *eventsv1.Envelope, ev *eventsv1.NotificationEvent) (string, string) {
+	switch {
+	case ev.GetActor() == "" || ev.GetActor() == "notify":
+		return "notify", RoleSystem
+	case ev.GetActorRole() != "":
+		return ev.GetActor(), ev.GetActorRole()
+	default:
+		// Written before events carried the actor's role: only agencies acted then.
+		return ev.GetActor(), RoleAgency
+	}
+}
+
+func describeCase(p *store.Pending, env *eventsv1.Envelope, ev *eventsv1.CaseChanged) {
+	c := ev.GetCase()
+	p.ChildID = c.GetChildId()
+	p.Decision = lastToken(env.GetType()) + ": " + c.GetState().String()
+	switch env.GetType() {
+	case eventsv1.SubjectCaseClosed:
+		p.Decision += " " + c.GetOutcome().String()
+	case eventsv1.SubjectCaseClaimed, eventsv1.SubjectCaseAssigned:
+		p.Decision += " to " + c.GetAssignee()
+	case eventsv1.SubjectCaseDecided:
+		p.Decision += " " + c.GetLevel().String() + "/" + c.GetRag().String()
+	}
+}
+
+// lastToken is a subject's last token: "sent" for mash.notification.sent.
+func lastToken(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }
+
+// directoryEntries describe acts on the agency directory's four-eyes rule: who proposed or
+// decided, in what role, from which client address, and what changed (URLs and fields,
+// never a secret: the events carry none).
+func directoryEntries(r *events.Router, s *Service) {
+	notify := func(*eventsv1.Envelope, proto.Message) (string, string) { return "notify", RoleSystem }
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeProposed) {
+		c := ev.GetChange()
+		p.Agency = c.GetAgencyId()
 		p.Decision = "directory change " + c.GetId() + " proposed for " + c.GetAgencyId() + ": " + fieldChanges(c) + fromAddress(c.GetProposedFrom())
-	case *eventsv1.DirectoryChangeApproved:
-		c = ev.GetChange()
-		p.Actor, p.ActorRole = c.GetDecidedBy(), roleOr(c.GetDecidedByRole())
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeProposed) (string, string) {
+		return ev.GetChange().GetProposedBy(), roleOr(ev.GetChange().GetProposedByRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeApproved) {
+		c := ev.GetChange()
+		p.Agency = c.GetAgencyId()
 		p.Decision = "directory change " + c.GetId() + " for " + c.GetAgencyId() + " approved (proposed by " + c.GetProposedBy() + "): " +
 			fieldChanges(c) + fromAddress(c.GetDecidedFrom())
-	case *eventsv1.DirectoryChangeRejected:
-		c = ev.GetChange()
-		p.Actor, p.ActorRole = c.GetDecidedBy(), roleOr(c.GetDecidedByRole())
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeApproved) (string, string) {
+		return ev.GetChange().GetDecidedBy(), roleOr(ev.GetChange().GetDecidedByRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeRejected) {
+		c := ev.GetChange()
+		p.Agency = c.GetAgencyId()
 		p.Decision = "directory change " + c.GetId() + " for " + c.GetAgencyId() + " rejected (proposed by " + c.GetProposedBy() + ")" +
 			fromAddress(c.GetDecidedFrom())
-	case *eventsv1.DirectoryChangeExpired:
-		c = ev.GetChange()
-		p.Actor, p.ActorRole = "notify", RoleSystem
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeRejected) (string, string) {
+		return ev.GetChange().GetDecidedBy(), roleOr(ev.GetChange().GetDecidedByRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.DirectoryChangeExpired) {
+		c := ev.GetChange()
+		p.Agency = c.GetAgencyId()
 		p.Decision = "directory change " + c.GetId() + " for " + c.GetAgencyId() + " expired undecided (proposed by " + c.GetProposedBy() + ")"
-	case *eventsv1.AgencySecretRotated:
+	}, func(env *eventsv1.Envelope, ev *eventsv1.DirectoryChangeExpired) (string, string) {
+		return notify(env, ev)
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.AgencySecretRotated) {
 		p.Agency = ev.GetAgency()
-		p.Actor, p.ActorRole = ev.GetApprovedBy(), roleOr(ev.GetApprovedByRole())
 		p.Decision = "webhook secret of " + ev.GetAgency() + " rotated by change " + ev.GetChangeId() + fromAddress(ev.GetApprovedFrom())
-	case *eventsv1.DirectoryContactNotified:
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.AgencySecretRotated) (string, string) {
+		return ev.GetApprovedBy(), roleOr(ev.GetApprovedByRole())
+	})
+	entry(r, s, func(p *store.Pending, env *eventsv1.Envelope, ev *eventsv1.DirectoryContactNotified) {
 		p.Agency = ev.GetAgency()
-		p.Actor, p.ActorRole = "notify", RoleSystem
 		what := "told"
-		if env.GetType() == "mash.directory.contact_notice_failed" {
+		if env.GetType() == eventsv1.SubjectDirectoryContactNoticeFailed {
 			what = "could not be told"
 		}
 		p.Decision = "previous contact of " + ev.GetAgency() + " (" + ev.GetChannel() + " " + ev.GetEndpoint() + ") " + what +
 			" of directory change " + ev.GetChangeId()
-	}
-	if c != nil {
-		p.Agency = c.GetAgencyId()
-	}
-	if len(p.Decision) > auditlog.MaxFieldSize {
-		p.Decision = strings.ToValidUTF8(p.Decision[:auditlog.MaxFieldSize-3], "") + "..."
-	}
+	}, func(env *eventsv1.Envelope, ev *eventsv1.DirectoryContactNotified) (string, string) {
+		return notify(env, ev)
+	})
 }
 
 // fieldChanges is a change's fields as the trail shows them: "url https://a -> https://b; secret rotated".

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 )
@@ -51,7 +50,7 @@ func TestDirectoryChangesAreOnTheTrail(t *testing.T) {
 	}
 	var envs []*eventsv1.Envelope
 	for _, c := range cases {
-		ev, _, err := events.NewEnvelope(c.typ, "rct", "", 0, e.now, c.payload)
+		ev, _, err := legacyEnvelope(t, c.typ, "rct", "", 0, e.now, c.payload)
 		if err != nil {
 			t.Fatal(err)
 		}

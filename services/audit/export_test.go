@@ -11,7 +11,11 @@ import (
 
 // Record runs the consumer's handler in tx, for tests that need entries without a broker.
 func (s *Service) Record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	return s.record(ctx, tx, env)
+	h, err := s.handler()
+	if err != nil {
+		return err
+	}
+	return h(ctx, tx, env)
 }
 
 // API returns the gRPC implementation, for tests that call it without a server.

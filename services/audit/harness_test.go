@@ -240,7 +240,7 @@ func story(t testing.TB, now time.Time) (referralID string, envs []*eventsv1.Env
 			Recommended: outcome, Current: cur, Status: status, ChildId: childID, ReviewedBy: by, ReviewedByRole: role}
 	}
 	add := func(typ string, version int64, payload proto.Message) {
-		ev, raw, err := events.NewEnvelope(typ, "rct", referralID, version, now, payload)
+		ev, raw, err := legacyEnvelope(t, typ, "rct", referralID, version, now, payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,4 +285,17 @@ func testConfig(t testing.TB) audit.Config {
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
 	return audit.Config{MasterKey: master, SigningKey: skey, Origin: origin, PollInterval: 20 * time.Millisecond}
+}
+
+// legacyEnvelope builds an event as producers made them before envelopes carried the actor:
+// the audit log must still find who acted in its payload.
+func legacyEnvelope(t testing.TB, typ, partnership, referralID string, version int64, at time.Time, payload proto.Message) (*eventsv1.Envelope, []byte, error) {
+	t.Helper()
+	env, _, err := events.NewEnvelope(typ, partnership, referralID, version, at, events.System("test"), payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Actor = nil
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(env)
+	return env, raw, err
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 	"golang.org/x/mod/sumdb/tlog"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
@@ -24,10 +23,10 @@ import (
 // (C2SP tlog-checkpoint text, a blank line, signature lines), exactly as stored in
 // audit.checkpoints; open it with auditlog.OpenCheckpoint and the public key. No .proto of
 // our own is needed for a byte string.
-const EventCheckpoint = "mash.audit.checkpoint"
+const EventCheckpoint = eventsv1.SubjectAuditCheckpoint
 
 // EventCaseShredded is the event type of the entry recording a destroyed case key.
-const EventCaseShredded = "mash.audit.case-shredded"
+const EventCaseShredded = eventsv1.SubjectAuditCaseShredded
 
 // sequencerLock is the session advisory lock held by the one running sequencer.
 const sequencerLock = "mash.audit.sequencer"
@@ -101,7 +100,7 @@ func AppendBatch(ctx context.Context, conn interface {
 	for i, p := range pend {
 		ids[i] = p.EventID
 	}
-	env, raw, err := events.NewEnvelope(events.SubjectAuditRecorded, "", "", 0, time.Now(), &eventsv1.AuditRecorded{EventIds: ids, TreeSize: newSize})
+	env, raw, err := events.NewEnvelope(events.SubjectAuditRecorded, "", "", 0, time.Now(), events.System("audit"), &eventsv1.AuditRecorded{EventIds: ids, TreeSize: newSize})
 	if err != nil {
 		return 0, fmt.Errorf("append batch: %w", err)
 	}
@@ -305,7 +304,7 @@ func (q *sequencer) checkpoint(ctx context.Context, conn interface {
 	if ok, err := store.InsertCheckpoint(ctx, tx, c); err != nil || !ok {
 		return store.Checkpoint{}, false, err
 	}
-	env, raw, err := events.NewEnvelope(EventCheckpoint, "", "", head.TreeSize, now, wrapperspb.Bytes(signed))
+	env, raw, err := events.NewEnvelope(EventCheckpoint, "", "", head.TreeSize, now, events.System("audit"), &eventsv1.CheckpointSigned{Note: signed})
 	if err != nil {
 		return store.Checkpoint{}, false, fmt.Errorf("checkpoint: %w", err)
 	}

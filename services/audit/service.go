@@ -39,6 +39,7 @@ import (
 
 	"mash/pkg/db"
 	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/audit/store"
 	auditlog "mash/services/audit/tlog"
 )
@@ -101,13 +102,17 @@ func New(d Deps) (*Service, error) {
 	}
 	s.seq = &sequencer{pool: d.Pool, cfg: cfg, signer: signer, now: s.now, log: d.Log.Named("sequencer"),
 		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
+	handle, err := s.handler()
+	if err != nil {
+		return nil, fmt.Errorf("audit.New: %w", err)
+	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"}, Cipher: d.Cipher, SkipErased: true,
 		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
 		// event; notify records each share as mash.notification.* events instead.
-		SkipSubjectPrefixes: []string{"mash.notify."},
+		SkipSubjectPrefixes: []string{events.PatternPrefix(eventsv1.SubjectNotifyAny)},
 		AfterCommit:         s.seq.Wake, MaxAckPending: 512, Concurrency: 8,
-	}, s.record, d.Log.Named("consumer"), d.Events)
+	}, handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %w", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/events"
 	auditv1 "mash/proto/mash/audit/v1"
 	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/audit"
@@ -44,9 +43,10 @@ func populate(t *testing.T, e *env) {
 	e.record(t, envs...)
 	victim, envs2, _ := story(t, e.now)
 	e.record(t, envs2...)
-	acc, _, err := events.NewEnvelope("mash.access.case", "rct", envs[0].GetReferralId(), 0, e.now,
+	acc, _, err := legacyEnvelope(t, "mash.access.case", "rct", envs[0].GetReferralId(), 0, e.now,
 		&eventsv1.RecordAccessed{ClientId: "user-17", Role: "practitioner", Agency: "rct-mash", Action: "GetCase",
 			ReferralId: envs[0].GetReferralId(), Reason: "strategy discussion at 3pm"})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,9 +309,10 @@ func TestServedFieldsComeFromTheLeaf(t *testing.T) {
 // listed, from the sealed payload.
 func TestListedReadShowsItsRecords(t *testing.T) {
 	e := newEnv(t)
-	env, _, err := events.NewEnvelope("mash.access.queue", "rct", "", 0, e.now, &eventsv1.RecordAccessed{ClientId: "user:p1",
+	env, _, err := legacyEnvelope(t, "mash.access.queue", "rct", "", 0, e.now, &eventsv1.RecordAccessed{ClientId: "user:p1",
 		Role: "practitioner", Agency: "rct-mash", Action: "ListQueue", Listed: []*eventsv1.ListedRecord{
 			{ReferralId: "r-1", ChildId: "c-1"}, {ReferralId: "r-2", ChildId: "c-2"}}})
+
 	if err != nil {
 		t.Fatal(err)
 	}

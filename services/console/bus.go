@@ -1,8 +1,8 @@
 package console
 
 import (
-	"mash/pkg/adminact"
 	"mash/pkg/busauth"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // Bus is all the console's processes may do on NATS: publish the administrative acts that
@@ -10,5 +10,5 @@ import (
 // user changes), which they relay. The console consumes no events.
 var Bus = busauth.Role{
 	Service:   "console",
-	Publishes: []string{adminact.SubjectPrefix + "signin", adminact.SubjectPrefix + "client", adminact.SubjectPrefix + "user"},
+	Publishes: []string{eventsv1.SubjectAdminSignin, eventsv1.SubjectAdminClient, eventsv1.SubjectAdminUser},
 }

@@ -8,6 +8,7 @@ import (
 
 	"mash/pkg/adminact"
 	"mash/pkg/auth"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/console/store"
 )
 
@@ -28,7 +29,7 @@ func NewTrailSignIns(pool *pgxpool.Pool, log *zap.Logger) *TrailSignIns {
 
 // RecordSignIn implements SignInRecorder.
 func (t *TrailSignIns) RecordSignIn(ctx context.Context, a SignInAttempt) {
-	act := adminact.Act{Area: "signin", Verb: "succeeded", Actor: auth.UserPrefix + a.UserID, Target: "console (" + a.Method + ")",
+	act := adminact.Act{Subject: eventsv1.SubjectAdminSignin, Verb: "succeeded", Actor: auth.UserPrefix + a.UserID, Target: "console (" + a.Method + ")",
 		ClientAddress: a.ClientAddr, Detail: string(a.Outcome)}
 	if a.Outcome != SignInSucceeded || a.UserID == "" {
 		act.Verb, act.Actor, act.Outcome = "failed", "anonymous", adminact.Refused

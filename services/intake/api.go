@@ -11,10 +11,11 @@ import (
 	"mash/pkg/access"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/referral"
 	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
-	"mash/services/intake/validation"
 )
 
 // grpcAPI is the thin gRPC face of the service; HTTP calls the same methods.
@@ -45,20 +46,20 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 	if p := req.GetReferral().GetPartnership(); p != "" && !id.Serves(p) {
 		return nil, apierr.PermissionDenied(fmt.Sprintf("partnership %q: this credential serves %s, not that partnership", p, strings.Join(id.Partnerships, ", ")))
 	}
-	if size := proto.Size(req.GetReferral()); size > validation.MaxBodyBytes {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: fmt.Sprintf("is %d bytes; at most %d are accepted", size, validation.MaxBodyBytes)}})
+	if size := proto.Size(req.GetReferral()); size > referral.MaxBodyBytes {
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: fmt.Sprintf("is %d bytes; at most %d are accepted", size, referral.MaxBodyBytes)}})
 	}
-	if vs := validation.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
+	if vs := referral.Validate(req.GetReferral(), a.svc.now()); len(vs) > 0 {
 		return nil, invalid(vs)
 	}
-	ack, err := a.svc.submit(ctx, id.Agency, id.Kind, req.GetReferral())
+	ack, err := a.svc.submit(ctx, id, req.GetReferral())
 	if err != nil {
 		return nil, err
 	}
 	return &intakev1.SubmitReferralResponse{Acknowledgement: ackToProto(ack)}, nil
 }
 
-func invalid(vs []validation.Violation) error {
+func invalid(vs []referral.Violation) error {
 	out := make([]apierr.Violation, len(vs))
 	for i, v := range vs {
 		out[i] = apierr.Violation{Field: v.Field, Reason: v.Reason}
@@ -101,7 +102,7 @@ func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequ
 		return nil, err
 	}
 	// The trace of this read commits before the referral leaves the service.
-	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "referral", Action: "GetReferral",
+	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessReferral, Action: "GetReferral",
 		Partnership: r.Partnership, ReferralID: r.ID}, a.svc.now()); err != nil {
 		return nil, err
 	}

@@ -1,9 +1,9 @@
 package intake
 
 import (
-	"mash/pkg/access"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/intake/store"
 )
 
@@ -11,7 +11,7 @@ import (
 // read its own consumers. Its NATS user is refused every other subject.
 var Bus = busauth.Role{
 	Service:   "intake",
-	Publishes: []string{EventReferralReceived, access.EventType("referral")},
+	Publishes: []string{EventReferralReceived, eventsv1.SubjectAccessReferral},
 	Durables:  []string{decidedDurable, erasureDurable, events.AuditedDurable(store.Schema)},
 }
 

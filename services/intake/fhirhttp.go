@@ -8,11 +8,11 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"mash/pkg/auth"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	"mash/pkg/text"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/fhir"
-	"mash/services/intake/validation"
 )
 
 func writeOutcome(w http.ResponseWriter, err error) int { return fhir.WriteError(w, err, nil) }
@@ -37,10 +37,10 @@ func registerFHIR(srv *server.Server, s *Service) {
 					Reason: fmt.Sprintf("Content-Type %q is not accepted: send FHIR R4 JSON as %s", r.Header.Get("Content-Type"), fhir.ContentType)}}}, nil)
 				return
 			}
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, validation.MaxBodyBytes+1))
-			if err != nil || len(body) > validation.MaxBodyBytes {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, referral.MaxBodyBytes+1))
+			if err != nil || len(body) > referral.MaxBodyBytes {
 				fail(&fhir.Error{Status: http.StatusRequestEntityTooLarge, Issues: []fhir.Issue{{Code: r4.IssueTypeTooCostly,
-					Reason: fmt.Sprintf("the body could not be read or is larger than %d bytes", validation.MaxBodyBytes)}}}, nil)
+					Reason: fmt.Sprintf("the body could not be read or is larger than %d bytes", referral.MaxBodyBytes)}}}, nil)
 				return
 			}
 			req, ferr := parse(body)

@@ -11,10 +11,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/apierr"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	"mash/pkg/text"
 	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake/validation"
 )
 
 // registerHTTP serves the HTTP/JSON routes intake's contract declares (google.api.http in
@@ -39,7 +39,7 @@ func registerHTTP(srv *server.Server, api *grpcAPI) {
 // that decodes goes on as it came: its rules are checked after the caller's role, as over
 // gRPC.
 func (a *grpcAPI) checkSubmissionBody(_ *http.Request, body []byte) ([]byte, error) {
-	sub, vs := validation.DecodeLenient(body)
+	sub, vs := referral.DecodeLenient(body)
 	if sub == nil {
 		return nil, invalid(vs)
 	}
@@ -70,7 +70,7 @@ func (a *grpcAPI) checkSubmissionBody(_ *http.Request, body []byte) ([]byte, err
 			}
 		}
 	}
-	for _, v := range validation.Validate(sub, a.svc.now()) {
+	for _, v := range referral.Validate(sub, a.svc.now()) {
 		if !covered(v.Field) {
 			out = append(out, apierr.Violation{Field: v.Field, Reason: v.Reason})
 		}

@@ -20,26 +20,27 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/auth"
 	"mash/pkg/calendar"
 	"mash/pkg/db"
 	"mash/pkg/events"
 	"mash/pkg/failpoint"
+	"mash/pkg/referral"
 	"mash/pkg/server"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	"mash/services/intake/store"
-	"mash/services/intake/validation"
 )
 
 // EventReferralReceived is the subject and type of the event intake publishes.
-const EventReferralReceived = "mash.referral.received"
+const EventReferralReceived = eventsv1.SubjectReferralReceived
 
 // StatusReceived is the status of a referral awaiting its threshold decision.
 const StatusReceived = "RECEIVED"
 
 // EventRecommended is the rules service's event intake follows to update a referral's
 // status: the referral has been through the threshold rules and is with the hub.
-const EventRecommended = "mash.recommendation.made"
+const EventRecommended = eventsv1.SubjectRecommendationMade
 
 // Deps are what intake needs from the process that runs it.
 type Deps struct {
@@ -162,7 +163,7 @@ func normalised(sub *intakev1.ReferralSubmission) *intakev1.ReferralSubmission {
 	if phone == "" {
 		return sub
 	}
-	e164, reason := validation.NormalisePhone(phone)
+	e164, reason := referral.NormalisePhone(phone)
 	if reason != "" || e164 == phone {
 		return sub
 	}
@@ -172,7 +173,8 @@ func normalised(sub *intakev1.ReferralSubmission) *intakev1.ReferralSubmission {
 }
 
 // submit accepts sub from the caller's agency: validation has passed.
-func (s *Service) submit(ctx context.Context, agency, agencyKind string, sub *intakev1.ReferralSubmission) (acknowledgement, error) {
+func (s *Service) submit(ctx context.Context, caller auth.Identity, sub *intakev1.ReferralSubmission) (acknowledgement, error) {
+	agency, agencyKind := caller.Agency, caller.Kind
 	content, err := proto.MarshalOptions{Deterministic: true}.Marshal(sub)
 	if err != nil {
 		return acknowledgement{}, fmt.Errorf("encode submission: %w", err)
@@ -209,7 +211,7 @@ func (s *Service) submit(ctx context.Context, agency, agencyKind string, sub *in
 		Status:            StatusReceived,
 		Version:           1,
 	}
-	env, raw, err := events.NewEnvelope(EventReferralReceived, r.Partnership, r.ID, r.Version, receivedAt,
+	env, raw, err := events.NewEnvelope(EventReferralReceived, r.Partnership, r.ID, r.Version, receivedAt, caller.EventActor(),
 		&eventsv1.ReferralReceived{Referral: toProto(r, sub)})
 	if err != nil {
 		return acknowledgement{}, fmt.Errorf("build event for referral %s: %w", r.ID, err)

@@ -23,6 +23,7 @@ import (
 	"mash/pkg/config"
 	"mash/pkg/db"
 	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // openDB parses the common settings of an admin command and connects.
@@ -86,8 +87,8 @@ func operator() string {
 
 // cliAct is an administrative act done with the mash command on the host: the operator is
 // the OS user, acting with the database's own rights, from the machine itself.
-func cliAct(area, verb, target, detail string) adminact.Act {
-	return adminact.Act{Area: area, Verb: verb, Actor: operator(), ActorRole: "operator", Target: target,
+func cliAct(subject, verb, target, detail string) adminact.Act {
+	return adminact.Act{Subject: subject, Verb: verb, Actor: operator(), ActorRole: "operator", Target: target,
 		ClientAddress: "local", Detail: detail}
 }
 
@@ -130,7 +131,7 @@ func clients(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "create":
 		c, token, err := store.CreateWith(ctx, *agency, *kind, auth.Role(*role), operator(), served, func(tx pgx.Tx, c auth.Client) error {
-			return adminact.Insert(ctx, tx, auth.Schema, cliAct("client", "create", c.ClientID,
+			return adminact.Insert(ctx, tx, auth.Schema, cliAct(eventsv1.SubjectAdminClient, "create", c.ClientID,
 				fmt.Sprintf("agency %s, kind %s, role %s, partnerships %s", c.Agency, c.Kind, c.Role, strings.Join(c.Partnerships, ","))), time.Now())
 		})
 		if err != nil {
@@ -164,7 +165,7 @@ func clients(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: mash clients revoke ID")
 		}
 		if err := store.RevokeWith(ctx, rest[0], operator(), func(tx pgx.Tx) error {
-			return adminact.Insert(ctx, tx, auth.Schema, cliAct("client", "revoke", rest[0], ""), time.Now())
+			return adminact.Insert(ctx, tx, auth.Schema, cliAct(eventsv1.SubjectAdminClient, "revoke", rest[0], ""), time.Now())
 		}); err != nil {
 			return err
 		}

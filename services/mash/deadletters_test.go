@@ -28,7 +28,7 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	if _, err := pool.Exec(ctx, `CREATE SCHEMA probe; `+events.ConsumerDDL("probe")); err != nil {
 		t.Fatal(err)
 	}
-	env, raw, err := events.NewEnvelope("mash.referral.received", "rhondda-cynon-taf", "00000000-0000-7000-8000-000000000001", 1, time.Now(), &eventsv1.ReferralReceived{})
+	env, raw, err := events.NewEnvelope("mash.referral.received", "rhondda-cynon-taf", "00000000-0000-7000-8000-000000000001", 1, time.Now(), events.System("test"), &eventsv1.ReferralReceived{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,8 +161,9 @@ agencies:
 		t.Fatalf("close: %d %s", code, raw)
 	}
 	// A dead letter of the case, as one written before payloads were sealed: in clear.
-	env, rawEnv, err := events.NewEnvelope("mash.referral.received", "rhondda-cynon-taf", id, 1, time.Now(),
+	env, rawEnv, err := events.NewEnvelope("mash.referral.received", "rhondda-cynon-taf", id, 1, time.Now(), events.System("test"),
 		wrapperspb.String(erasedGiven+" "+erasedFamily+" "+erasedNHS))
+
 	if err != nil {
 		t.Fatal(err)
 	}

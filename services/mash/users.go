@@ -16,6 +16,7 @@ import (
 	"mash/pkg/adminact"
 	"mash/pkg/auth"
 	"mash/pkg/config"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/console"
 )
 
@@ -121,7 +122,7 @@ func users(ctx context.Context, args []string) error {
 		if err := console.CreateLocalAccountOfKind(ctx, pool, cfg, *username, *name, auth.Role(*role), ag, kd, pw, strings.Split(*partnerships, ",")...); err != nil {
 			return fmt.Errorf("create user %s: %w", *username, err)
 		}
-		if err := recordCLIAct(ctx, pool, cliAct("user", "create", *username, "role "+*role)); err != nil {
+		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "create", *username, "role "+*role)); err != nil {
 			return err
 		}
 		shown(fmt.Sprintf("created %s user %s of %s", *role, *username, ag), pw, generated)
@@ -137,7 +138,7 @@ func users(ctx context.Context, args []string) error {
 		if err := console.ResetLocalPassword(ctx, pool, cfg, rest[0], pw); err != nil {
 			return err
 		}
-		if err := recordCLIAct(ctx, pool, cliAct("user", "password", rest[0], "password reset; sessions ended")); err != nil {
+		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "password", rest[0], "password reset; sessions ended")); err != nil {
 			return err
 		}
 		shown("set a new password for "+rest[0]+" and ended its sessions", pw, generated)
@@ -163,7 +164,7 @@ func users(ctx context.Context, args []string) error {
 		if err := console.DisableLocalAccount(ctx, pool, rest[0]); err != nil {
 			return fmt.Errorf("disable user %s: %w", rest[0], err)
 		}
-		if err := recordCLIAct(ctx, pool, cliAct("user", "disable", rest[0], "sessions ended")); err != nil {
+		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "disable", rest[0], "sessions ended")); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "disabled user %s and ended its sessions\n", rest[0])

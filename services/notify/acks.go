@@ -13,13 +13,13 @@ import (
 
 	"mash/pkg/events"
 	"mash/pkg/text"
-	"mash/services/notify/directory"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/notify/store"
 )
 
 // AckSubjects is where agencies on the bus acknowledge: mash.notify.<agency>.ack with a JSON
 // body {"notificationId": "...", "note": "..."}.
-const AckSubjects = directory.AckSubjectPrefix + "*.ack"
+const AckSubjects = eventsv1.SubjectNotifyAnyAck
 
 // BusAck is the body of an acknowledgement on the bus.
 type BusAck struct {

@@ -389,7 +389,9 @@ func (a *grpcAPI) GetNotification(ctx context.Context, req *notifyv1.GetNotifica
 }
 
 // caller is the API's caller as an event's actor, in the role they called with.
-func caller(id auth.Identity) auth.Actor { return auth.Actor{ID: id.Actor(), Role: string(id.Role)} }
+func caller(id auth.Identity) auth.Actor {
+	return auth.Actor{ID: id.Actor(), Role: string(id.Role), Agency: id.Agency}
+}
 
 func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.AcknowledgeNotificationRequest) (*notifyv1.AcknowledgeNotificationResponse, error) {
 	id, err := identity(ctx)

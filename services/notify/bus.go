@@ -1,10 +1,9 @@
 package notify
 
 import (
-	"mash/pkg/access"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
-	"mash/services/notify/channel"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/notify/store"
 )
 
@@ -17,7 +16,7 @@ var Bus = busauth.Role{
 	Service: "notify",
 	Publishes: []string{EventSent, EventDelivered, EventAcknowledged, EventFailed, EventEscalated, EventRetried,
 		EventAnswerReceived, EventChangeProposed, EventChangeApproved, EventChangeRejected, EventChangeExpired, EventSecretRotated,
-		EventContactNotified, EventContactNoticeFailed, EventAdminDirectory, channel.SubjectPrefix + "*", access.EventType(accessSubject)},
+		EventContactNotified, EventContactNoticeFailed, EventAdminDirectory, eventsv1.SubjectNotifyAny, eventsv1.SubjectAccessNotification},
 	Durables: []string{consumerDurable, acksDurable, answerInbox, erasureDurable, events.AuditedDurable(store.Schema)},
 }
 

@@ -31,13 +31,13 @@ import (
 // Event subjects of directory changes. They sit outside mash.notify.*, the agencies' own
 // subjects, so the audit log records them.
 const (
-	EventChangeProposed      = "mash.directory.change_proposed"
-	EventChangeApproved      = "mash.directory.change_approved"
-	EventChangeRejected      = "mash.directory.change_rejected"
-	EventChangeExpired       = "mash.directory.change_expired"
-	EventSecretRotated       = "mash.directory.secret_rotated"
-	EventContactNotified     = "mash.directory.contact_notified"
-	EventContactNoticeFailed = "mash.directory.contact_notice_failed"
+	EventChangeProposed      = eventsv1.SubjectDirectoryChangeProposed
+	EventChangeApproved      = eventsv1.SubjectDirectoryChangeApproved
+	EventChangeRejected      = eventsv1.SubjectDirectoryChangeRejected
+	EventChangeExpired       = eventsv1.SubjectDirectoryChangeExpired
+	EventSecretRotated       = eventsv1.SubjectDirectorySecretRotated
+	EventContactNotified     = eventsv1.SubjectDirectoryContactNotified
+	EventContactNoticeFailed = eventsv1.SubjectDirectoryContactNoticeFailed
 )
 
 // DefaultChangeTTL is how long a proposed change waits for a decision.
@@ -171,6 +171,14 @@ func (s *Service) changeAgency(ctx context.Context, tx pgx.Tx, who proposer, ag 
 func (s *Service) changeEvent(ctx context.Context, tx pgx.Tx, subject string, p store.Proposal) error {
 	c := changeToProto(p)
 	var payload proto.Message
+	// Who acted: the proposer, the one who decided, or notify when nobody decided in time.
+	by := events.Actor(p.ProposedBy, roleOr(p.ProposedByRole), "")
+	if subject == EventChangeApproved || subject == EventChangeRejected {
+		by = events.Actor(p.DecidedBy, roleOr(p.DecidedByRole), "")
+	}
+	if subject == EventChangeExpired {
+		by = events.System("notify")
+	}
 	switch subject {
 	case EventChangeProposed:
 		payload = &eventsv1.DirectoryChangeProposed{Change: c}
@@ -183,11 +191,19 @@ func (s *Service) changeEvent(ctx context.Context, tx pgx.Tx, subject string, p 
 	default:
 		return fmt.Errorf("change %s: no event for %s", p.ID, subject)
 	}
-	return s.outbox(ctx, tx, subject, p.Partnership, payload)
+	return s.outbox(ctx, tx, by, subject, p.Partnership, payload)
 }
 
-func (s *Service) outbox(ctx context.Context, tx pgx.Tx, subject, partnership string, payload proto.Message) error {
-	env, raw, err := events.NewEnvelope(subject, partnership, "", 0, s.now(), payload)
+// roleOr is a recorded role, or practitioner for proposals stored before they kept one.
+func roleOr(role string) string {
+	if role == "" {
+		return string(auth.RolePractitioner)
+	}
+	return role
+}
+
+func (s *Service) outbox(ctx context.Context, tx pgx.Tx, by *eventsv1.Actor, subject, partnership string, payload proto.Message) error {
+	env, raw, err := events.NewEnvelope(subject, partnership, "", 0, s.now(), by, payload)
 	if err != nil {
 		return err
 	}
@@ -257,7 +273,7 @@ func (s *Service) ApproveChange(ctx context.Context, changeID, agencyID string, 
 			return err
 		}
 		if rotated {
-			return s.outbox(ctx, tx, EventSecretRotated, p.Partnership, &eventsv1.AgencySecretRotated{Partnership: p.Partnership,
+			return s.outbox(ctx, tx, d.id.EventActor(), EventSecretRotated, p.Partnership, &eventsv1.AgencySecretRotated{Partnership: p.Partnership,
 				Agency: p.Agency, ChangeId: p.ID, ApprovedBy: by, ApprovedByRole: string(d.id.Role), ApprovedFrom: d.from, ProposedBy: p.ProposedBy})
 		}
 		return nil

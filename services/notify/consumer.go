@@ -29,66 +29,43 @@ import (
 // errNotYetReceived: a decision arrived before its referral; the consumer retries it.
 var errNotYetReceived = errors.New("the referral has not reached notify yet")
 
-// handle applies one event inside the consumer's transaction: the inbox row, the
-// notifications it creates and their events commit together, so a redelivery creates none.
-func (s *Service) handle(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	switch env.GetType() {
-	case subjectReceived:
-		var ev eventsv1.ReferralReceived
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+// handlers apply each event inside the consumer's transaction, one typed handler per
+// subject: the inbox row, the notifications it creates and their events commit together, so
+// a redelivery creates none. A subject with no handler is an error (the consumer's filter
+// takes only these).
+func (s *Service) handlers() *events.Router {
+	r := events.NewRouter()
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.ReferralReceived) error {
 		return s.onReceived(ctx, tx, ev.GetReferral())
-	case subjectRecommended:
-		var ev eventsv1.RecommendationMade
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectReceived)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.RecommendationMade) error {
 		return s.onRecommendation(ctx, tx, ev.GetDecision())
-	case subjectDecisionMade:
-		var ev eventsv1.DecisionMade
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectRecommended)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.DecisionMade) error {
 		return s.onDecision(ctx, tx, ev.GetDecision())
-	case subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged:
-		var ev eventsv1.SharingChanged
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		return s.onSharingChanged(ctx, tx, env.GetType(), &ev)
-	case subjectCaseClosed:
-		var ev eventsv1.CaseChanged
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectDecisionMade)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.SharingChanged) error {
+		return s.onSharingChanged(ctx, tx, env.GetType(), ev)
+	}, subjectSharingAuthorised, subjectSharingRevoked, subjectConsentChanged)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.CaseChanged) error {
 		return s.onClosed(ctx, tx, ev.GetCase().GetReferralId(), ev.GetCase().GetOutcome().String())
-	case subjectResearchRequested:
-		var ev eventsv1.InformationRequestChanged
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectCaseClosed)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.InformationRequestChanged) error {
 		return s.onResearchRequested(ctx, tx, ev.GetRequest())
-	case subjectResearchAnswered:
-		var ev eventsv1.InformationRequestChanged
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectResearchRequested)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.InformationRequestChanged) error {
 		return s.onResearchAnswered(ctx, tx, ev.GetRequest())
-	case subjectDisagreementRaised, subjectDisagreementEscalated:
-		var ev eventsv1.DisagreementChanged
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectResearchAnswered)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.DisagreementChanged) error {
 		return s.onDisagreementStage(ctx, tx, ev.GetDisagreement())
-	case subjectDisagreementResolved:
-		var ev eventsv1.DisagreementChanged
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
+	}, subjectDisagreementRaised, subjectDisagreementEscalated)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.DisagreementChanged) error {
 		return s.onDisagreementResolved(ctx, tx, ev.GetDisagreement())
+	}, subjectDisagreementResolved)
+	r.Default = func(_ context.Context, _ pgx.Tx, env *eventsv1.Envelope) error {
+		return fmt.Errorf("notify does not handle %s", env.GetType())
 	}
-	return fmt.Errorf("notify does not handle %s", env.GetType())
+	return r
 }
 
 // onReceived keeps the referral, acknowledges it to the referring agency, and applies
@@ -673,7 +650,11 @@ func (s *Service) event(ctx context.Context, subject string, n store.Notificatio
 	if n.AckDue != nil {
 		ev.AckDue = timestamppb.New(*n.AckDue)
 	}
-	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), ev)
+	actor := by.Event()
+	if by.ID == "" {
+		actor = events.System("notify")
+	}
+	env, raw, err := events.NewEnvelope(subject, n.Partnership, n.ReferralID, 0, s.now(), actor, ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("notification %s: build %s: %w", n.ID, subject, err)
 	}

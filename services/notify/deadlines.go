@@ -13,6 +13,7 @@ import (
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/notify/directory"
 	"mash/services/notify/store"
@@ -25,7 +26,7 @@ import (
 // after) and on the audit trail as an administrative act.
 
 // EventAdminDirectory is the subject of notify's administrative acts on the directory.
-const EventAdminDirectory = adminact.SubjectPrefix + "directory"
+const EventAdminDirectory = eventsv1.SubjectAdminDirectory
 
 func (a *grpcAPI) GetAckDeadlines(ctx context.Context, req *notifyv1.GetAckDeadlinesRequest) (*notifyv1.GetAckDeadlinesResponse, error) {
 	id, err := server.Require(ctx, auth.ReadDirectory)
@@ -93,7 +94,7 @@ func (a *grpcAPI) SetAckDeadlines(ctx context.Context, req *notifyv1.SetAckDeadl
 		if err := store.PutPartnership(ctx, tx, p, id.Actor(), req.GetReason()); err != nil {
 			return err
 		}
-		act := adminact.Act{Area: "directory", Verb: "ack-deadlines", Target: p.ID, Reason: req.GetReason(), Partnership: p.ID,
+		act := adminact.Act{Subject: EventAdminDirectory, Verb: "ack-deadlines", Target: p.ID, Reason: req.GetReason(), Partnership: p.ID,
 			Detail: deadlinesText(p)}.By(ctx, id)
 		return adminact.Insert(ctx, tx, store.Schema, act, a.svc.now())
 	})

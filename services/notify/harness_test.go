@@ -363,7 +363,7 @@ func (e *env) decide(t testing.TB, what string, ref *intakev1.Referral, decision
 
 func (e *env) publish(t testing.TB, subject, referralID string, version int64, payload proto.Message) *eventsv1.Envelope {
 	t.Helper()
-	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, e.clock.Now(), payload)
+	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, e.clock.Now(), events.System("test"), payload)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	"mash/services/notify/channel"
@@ -118,7 +119,7 @@ func (s *Service) sendNotice(ctx context.Context, n store.Notice) {
 		} else if n.Channel == directory.ChannelNATS {
 			endpoint = directory.Subject(n.Agency)
 		}
-		return s.outbox(ctx, tx, subject, n.Partnership, &eventsv1.DirectoryContactNotified{NoticeId: n.ID, ChangeId: n.ChangeID,
+		return s.outbox(ctx, tx, events.System("notify"), subject, n.Partnership, &eventsv1.DirectoryContactNotified{NoticeId: n.ID, ChangeId: n.ChangeID,
 			Partnership: n.Partnership, Agency: n.Agency, Channel: n.Channel, Endpoint: endpoint, Attempt: int32(n.Attempts), Detail: truncate(detail, 500)})
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	triagev1 "mash/proto/mash/triage/v1"
@@ -23,10 +24,6 @@ import (
 	"mash/services/notify/share"
 	"mash/services/notify/store"
 )
-
-// accessSubject names an agency's read of a message it was sent on the audit trail
-// (mash.access.notification).
-const accessSubject = "notification"
 
 // inboxAPI serves AgencyInboxService beside NotifyService, with its checks.
 type inboxAPI struct {
@@ -56,7 +53,7 @@ func (in *inboxAPI) GetNotificationMessage(ctx context.Context, req *notifyv1.Ge
 		return nil, fmt.Errorf("decode message of notification %s: %w", n.ID, err)
 	}
 	// The trace of this read commits before the message leaves the service.
-	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: accessSubject,
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessNotification,
 		Action: "GetNotificationMessage", Partnership: n.Partnership, ReferralID: n.ReferralID}, a.svc.now()); err != nil {
 		return nil, err
 	}

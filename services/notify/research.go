@@ -23,7 +23,6 @@ import (
 	notifyv1 "mash/proto/mash/notify/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/notify/channel"
-	"mash/services/notify/directory"
 	"mash/services/notify/share"
 	"mash/services/notify/store"
 )
@@ -36,7 +35,7 @@ const RoleResearch = "research"
 func AnswerPath(requestID string) string { return "/v1/information-requests/" + requestID + "/answer" }
 
 // AnswerSubject is where an agency on the bus answers: mash.notify.<agency>.answer.
-func AnswerSubject(agency string) string { return directory.AckSubjectPrefix + agency + ".answer" }
+func AnswerSubject(agency string) string { return events.Fill(eventsv1.SubjectNotifyAnyAnswer, agency) }
 
 // onResearchRequested tells the addressed agency of an information request through its own
 // channel: one INFORMATION_REQUEST notification per request (dedupe key research:<id>),
@@ -114,12 +113,12 @@ func (s *Service) acknowledgeIn(ctx context.Context, tx pgx.Tx, id string, by au
 // agencyActor is an agency acting on its own channel, how it acted in brackets
 // ("agency:rct-csc (bus)").
 func agencyActor(agency, how string) auth.Actor {
-	return auth.Actor{ID: "agency:" + agency + " (" + how + ")", Role: auth.ActorRoleAgency}
+	return auth.Actor{ID: "agency:" + agency + " (" + how + ")", Role: auth.ActorRoleAgency, Agency: agency}
 }
 
 // AnswerSubjects is where agencies on the bus answer information requests:
 // mash.notify.<agency>.answer with a JSON body {"requestId": "...", "answer": "..."}.
-const AnswerSubjects = directory.AckSubjectPrefix + "*.answer"
+const AnswerSubjects = eventsv1.SubjectNotifyAnyAnswer
 
 // MaxAnswerChars bounds an answer on the bus, in characters.
 const MaxAnswerChars = 10000
@@ -305,7 +304,7 @@ func (l *answerListener) record(ctx context.Context, msg jetstream.Msg, agency s
 			return nil
 		}
 		n := ns[0]
-		env, raw, err := events.NewEnvelope(EventAnswerReceived, n.Partnership, n.ReferralID, 0, s.now().UTC(),
+		env, raw, err := events.NewEnvelope(EventAnswerReceived, n.Partnership, n.ReferralID, 0, s.now().UTC(), events.AgencyActor(agency),
 			&eventsv1.InformationAnswerReceived{RequestId: b.RequestID, Agency: agency, Answer: b.Answer, Channel: channel.KindNATS})
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	eventsv1 "mash/proto/mash/events/v1"
 	"os"
 	"sync"
 	"time"
@@ -36,39 +37,39 @@ import (
 
 // Event subjects the service publishes.
 const (
-	EventSent         = "mash.notification.sent"
-	EventDelivered    = "mash.notification.delivered"
-	EventAcknowledged = "mash.notification.acknowledged"
-	EventFailed       = "mash.notification.failed"
-	EventEscalated    = "mash.notification.escalated"
-	EventRetried      = "mash.notification.retried"
+	EventSent         = eventsv1.SubjectNotificationSent
+	EventDelivered    = eventsv1.SubjectNotificationDelivered
+	EventAcknowledged = eventsv1.SubjectNotificationAcknowledged
+	EventFailed       = eventsv1.SubjectNotificationFailed
+	EventEscalated    = eventsv1.SubjectNotificationEscalated
+	EventRetried      = eventsv1.SubjectNotificationRetried
 	// EventAnswerReceived hands triage an agency's answer to an information request, heard
 	// on the agency's own channel.
-	EventAnswerReceived = "mash.research.answer_received"
+	EventAnswerReceived = eventsv1.SubjectResearchAnswerReceived
 )
 
 // Events the service consumes.
 const (
-	subjectReceived = "mash.referral.received"
+	subjectReceived = eventsv1.SubjectReferralReceived
 	// The rules' recommendation, and the decision a practitioner made through triage.
-	subjectRecommended  = "mash.recommendation.made"
-	subjectDecisionMade = "mash.decision.made"
+	subjectRecommended  = eventsv1.SubjectRecommendationMade
+	subjectDecisionMade = eventsv1.SubjectDecisionMade
 	// What a case may share: a manager's authorisation to share without consent, and the
 	// family's consent as staff record it.
-	subjectSharingAuthorised = "mash.sharing.authorised"
-	subjectSharingRevoked    = "mash.sharing.revoked"
-	subjectConsentChanged    = "mash.consent.changed"
+	subjectSharingAuthorised = eventsv1.SubjectSharingAuthorised
+	subjectSharingRevoked    = eventsv1.SubjectSharingRevoked
+	subjectConsentChanged    = eventsv1.SubjectConsentChanged
 	// A case closed with its outcome, which the referrer is told.
-	subjectCaseClosed = "mash.case.closed"
+	subjectCaseClosed = eventsv1.SubjectCaseClosed
 	// An information request (MASH research) to an agency, and its answer by any route.
-	subjectResearchRequested = "mash.research.requested"
-	subjectResearchAnswered  = "mash.research.answered"
+	subjectResearchRequested = eventsv1.SubjectResearchRequested
+	subjectResearchAnswered  = eventsv1.SubjectResearchAnswered
 	// A professional disagreement raised, or escalated to its next stage: the stage's owner
 	// is told.
-	subjectDisagreementRaised    = "mash.disagreement.raised"
-	subjectDisagreementEscalated = "mash.disagreement.escalated"
+	subjectDisagreementRaised    = eventsv1.SubjectDisagreementRaised
+	subjectDisagreementEscalated = eventsv1.SubjectDisagreementEscalated
 	// A professional disagreement resolved: the agency that raised it is told.
-	subjectDisagreementResolved = "mash.disagreement.resolved"
+	subjectDisagreementResolved = eventsv1.SubjectDisagreementResolved
 )
 
 // consumedSubjects are the events notify's durable consumer takes. events.Consumer applies
@@ -222,10 +223,14 @@ func New(d Deps) (*Service, error) {
 	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}
+	handlers := s.handlers()
+	if err := handlers.Err(); err != nil {
+		return nil, fmt.Errorf("notify.New: %w", err)
+	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: consumedSubjects,
 		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256, Cipher: d.Cipher, SkipErased: true,
-	}, s.handle, d.Log.Named("consumer"), d.Events)
+	}, handlers.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}

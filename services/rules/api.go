@@ -15,9 +15,10 @@ import (
 	"mash/pkg/adminact"
 	"mash/pkg/apierr"
 	"mash/pkg/auth"
+	"mash/pkg/referral"
 	"mash/pkg/server"
+	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/intake/validation"
 	"mash/services/rules/pack"
 	"mash/services/rules/store"
 )
@@ -35,7 +36,7 @@ func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateRef
 		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: "is required"}})
 	}
 	now := a.svc.now()
-	if vs := validation.Validate(req.GetReferral(), now); len(vs) > 0 {
+	if vs := referral.Validate(req.GetReferral(), now); len(vs) > 0 {
 		out := make([]apierr.Violation, len(vs))
 		for i, v := range vs {
 			out[i] = apierr.Violation{Field: "referral." + v.Field, Reason: v.Reason}
@@ -131,7 +132,7 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 		return nil, err
 	}
 	p, err := a.svc.store.InsertPack(ctx, newPack(c.Partnership, c, []byte(req.GetSource()), id.Actor()), func(tx pgx.Tx, p store.Pack) error {
-		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Area: "pack", Verb: "upload", Target: p.ID + " version " + p.Version,
+		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Subject: eventsv1.SubjectAdminPack, Verb: "upload", Target: p.ID + " version " + p.Version,
 			Partnership: p.Partnership, Detail: "sha256 " + p.SHA256}.By(ctx, id), a.svc.now())
 	})
 	if err == nil {
@@ -165,7 +166,7 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 		if err := checkPackScope(id, p.Partnership); err != nil {
 			return err
 		}
-		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Area: "pack", Verb: "activate", Target: p.ID + " version " + p.Version,
+		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Subject: eventsv1.SubjectAdminPack, Verb: "activate", Target: p.ID + " version " + p.Version,
 			Partnership: p.Partnership, Reason: req.GetReason()}.By(ctx, id), a.svc.now())
 	})
 	if err == nil {
@@ -209,7 +210,7 @@ func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionReque
 		return nil, err
 	}
 	// The trace of this read commits before the decision (and the facts in it) leaves.
-	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "decision",
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessDecision,
 		Action: "GetDecision", Partnership: d.Partnership, ReferralID: d.ReferralID, ChildID: d.ChildID}, a.svc.now()); err != nil {
 		return nil, err
 	}

@@ -1,10 +1,9 @@
 package rules
 
 import (
-	"mash/pkg/access"
-	"mash/pkg/adminact"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/rules/store"
 )
 
@@ -13,7 +12,7 @@ import (
 // user is refused every other subject: it publishes no decision.
 var Bus = busauth.Role{
 	Service:   "rules",
-	Publishes: []string{EventRecommended, access.EventType("decision"), adminact.SubjectPrefix + "pack"},
+	Publishes: []string{EventRecommended, eventsv1.SubjectAccessDecision, eventsv1.SubjectAdminPack},
 	Durables:  []string{referralsDurable, decisionsDurable, notifiedDurable, erasureDurable, events.AuditedDurable(store.Schema)},
 }
 

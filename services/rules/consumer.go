@@ -123,7 +123,7 @@ func (s *Service) handleDecisionMade(ctx context.Context, tx pgx.Tx, env *events
 
 // emit writes an event for decision d into the outbox within tx.
 func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject string, d store.Decision, version int64, payload proto.Message) error {
-	env, raw, err := events.NewEnvelope(subject, d.Partnership, d.ReferralID, version, s.now(), payload)
+	env, raw, err := events.NewEnvelope(subject, d.Partnership, d.ReferralID, version, s.now(), events.System("rules"), payload)
 	if err != nil {
 		return fmt.Errorf("referral %s: build %s: %w", d.ReferralID, subject, err)
 	}

@@ -54,7 +54,7 @@ func TestCorpusRepeatReferralsThroughTheChildIndex(t *testing.T) {
 			r := &intakev1.Referral{Id: id, Reference: "MASH-TEST-" + id[:8], Agency: "vignette-" + kind, AgencyKind: kind,
 				ExternalReference: ref, Partnership: sub.GetPartnership(), ReceivedAt: timestamppb.New(at),
 				Status: intakev1.ReferralStatus_RECEIVED, DecisionDue: timestamppb.New(at.Add(24 * time.Hour)), Version: 1, Submission: sub}
-			env, raw, err := events.NewEnvelope("mash.referral.received", r.GetPartnership(), id, 1, at, &eventsv1.ReferralReceived{Referral: r})
+			env, raw, err := events.NewEnvelope("mash.referral.received", r.GetPartnership(), id, 1, at, events.System("test"), &eventsv1.ReferralReceived{Referral: r})
 			if err != nil {
 				t.Fatal(err)
 			}

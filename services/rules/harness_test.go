@@ -145,7 +145,7 @@ func (e *env) received(t testing.TB, id string, receivedAt time.Time, sub *intak
 	ref := &intakev1.Referral{Id: id, Reference: "MASH-TEST-" + id[:8], Agency: "south-wales-police", AgencyKind: "police",
 		ExternalReference: sub.GetExternalReference(), Partnership: sub.GetPartnership(), ReceivedAt: timestamppb.New(receivedAt),
 		Status: intakev1.ReferralStatus_RECEIVED, DecisionDue: timestamppb.New(receivedAt.Add(24 * time.Hour)), Version: 1, Submission: sub}
-	env, raw, err := events.NewEnvelope("mash.referral.received", ref.GetPartnership(), id, 1, receivedAt, &eventsv1.ReferralReceived{Referral: ref})
+	env, raw, err := events.NewEnvelope("mash.referral.received", ref.GetPartnership(), id, 1, receivedAt, events.System("test"), &eventsv1.ReferralReceived{Referral: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +170,9 @@ func (e *env) decided(t *testing.T, ctx context.Context, d *rulesv1.Decision, st
 	if current != nil {
 		next.Current = current
 	}
-	_, raw, err := events.NewEnvelope(rules.EventDecisionMade, d.GetPartnership(), d.GetReferralId(), next.GetVersion()+1, e.now,
+	_, raw, err := events.NewEnvelope(rules.EventDecisionMade, d.GetPartnership(), d.GetReferralId(), next.GetVersion()+1, e.now, events.System("test"),
 		&eventsv1.DecisionMade{Decision: next, Previous: d.GetCurrent()})
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,7 +302,7 @@ func TestRecordsTheDecisionTriageMade(t *testing.T) {
 	if conf.GetStatus() != rulesv1.DecisionStatus_CONFIRMED || conf.GetCurrent().GetLevel() != rulesv1.Level_LEVEL_3A || conf.GetVersion() != 3 {
 		t.Fatalf("confirm recorded: %v", conf)
 	}
-	_, raw, err := events.NewEnvelope(rules.EventDecisionMade, d.GetPartnership(), id, 3, e.now, &eventsv1.DecisionMade{Decision: od})
+	_, raw, err := events.NewEnvelope(rules.EventDecisionMade, d.GetPartnership(), id, 3, e.now, events.System("test"), &eventsv1.DecisionMade{Decision: od})
 	if err != nil {
 		t.Fatal(err)
 	}

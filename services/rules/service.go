@@ -36,11 +36,11 @@ import (
 )
 
 // EventRecommended is the subject the service publishes: the rules' recommendation.
-const EventRecommended = "mash.recommendation.made"
+const EventRecommended = eventsv1.SubjectRecommendationMade
 
 // EventDecisionMade is triage's record of a practitioner's decision, which the service
 // consumes to keep the decision it serves current.
-const EventDecisionMade = "mash.decision.made"
+const EventDecisionMade = eventsv1.SubjectDecisionMade
 
 // DefaultPartnership holds the built-in pack, used by partnerships without a pack of their
 // own.
@@ -94,7 +94,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: referralsDurable, SkipErased: true, FilterSubjects: []string{"mash.referral.received"},
+		Schema: store.Schema, Durable: referralsDurable, SkipErased: true, FilterSubjects: []string{eventsv1.SubjectReferralReceived},
 		AfterCommit: s.relay.Wake, Cipher: d.Cipher,
 	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
 	if err != nil {

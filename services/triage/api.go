@@ -86,9 +86,9 @@ func decodeToken(tok string, k pageKey) bool {
 	return err == nil && json.Unmarshal(b, k) == nil && isUUIDString(k.rowID())
 }
 
-// emit writes an event into the outbox within tx.
-func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, referralID string, version int64, payload proto.Message) error {
-	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, s.now(), payload)
+// emit writes an event made by by into the outbox within tx.
+func (s *Service) emit(ctx context.Context, tx pgx.Tx, by auth.Actor, subject, partnership, referralID string, version int64, payload proto.Message) error {
+	env, raw, err := events.NewEnvelope(subject, partnership, referralID, version, s.now(), by.Event(), payload)
 	if err != nil {
 		return fmt.Errorf("referral %s: build %s: %w", referralID, subject, err)
 	}
@@ -106,7 +106,7 @@ func (s *Service) emit(ctx context.Context, tx pgx.Tx, subject, partnership, ref
 
 // emitCase writes a CaseChanged event for c, made by by.
 func (s *Service) emitCase(ctx context.Context, tx pgx.Tx, subject string, c store.Case, by auth.Actor, reason string) error {
-	return s.emit(ctx, tx, subject, c.Partnership, c.ReferralID, c.Version,
+	return s.emit(ctx, tx, by, subject, c.Partnership, c.ReferralID, c.Version,
 		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: by.ID, ActorRole: by.Role, Reason: reason})
 }
 
@@ -184,7 +184,7 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 		for i, c := range cases {
 			listed[i] = access.Listed{ReferralID: c.ReferralID, ChildID: c.ChildID}
 		}
-		if err := access.Record(ctx, pool, store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "queue", Action: "ListQueue",
+		if err := access.Record(ctx, pool, store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessQueue, Action: "ListQueue",
 			Partnership: f.Partnership, Listed: listed}, now); err != nil {
 			return nil, err
 		}
@@ -243,7 +243,7 @@ func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*t
 		return nil, notFoundAs(err, caseNotFound(req.GetReferralId()))
 	}
 	// The trace of this read commits before the record leaves.
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Subject: "case", Action: "GetCase",
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessCase, Action: "GetCase",
 		Partnership: c.Partnership, ReferralID: c.ReferralID, ChildID: c.ChildID}, s.now()); err != nil {
 		return nil, err
 	}
@@ -525,7 +525,7 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 		if err := store.InsertStrategyDiscussion(ctx, tx, d); err != nil {
 			return err
 		}
-		return s.emit(ctx, tx, EventStrategyRecorded, c.Partnership, c.ReferralID, c.Version,
+		return s.emit(ctx, tx, staff(id), EventStrategyRecorded, c.Partnership, c.ReferralID, c.Version,
 			&eventsv1.StrategyDiscussionRecorded{ReferralId: c.ReferralID, Discussion: strategyToProto(d), RecordedByRole: string(id.Role)})
 	})
 	if err != nil {

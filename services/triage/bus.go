@@ -1,9 +1,9 @@
 package triage
 
 import (
-	"mash/pkg/access"
 	"mash/pkg/busauth"
 	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/triage/store"
 )
 
@@ -14,9 +14,9 @@ var Bus = busauth.Role{
 	Service: "triage",
 	Publishes: []string{EventClaimed, EventReleased, EventAssigned, EventDecided, EventDecisionMade, EventClosed, EventStrategyRecorded,
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
-		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, EventCaseErased, EventAdminCase, access.EventType("case"),
-		access.EventType("queue"), access.EventType("information-requests"), access.EventType("export"), EventChildChanged,
-		access.EventType("search"), access.EventType("child")},
+		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, EventCaseErased, EventAdminCase, eventsv1.SubjectAccessCase,
+		eventsv1.SubjectAccessQueue, eventsv1.SubjectAccessInformationRequests, eventsv1.SubjectAccessExport, eventsv1.SubjectCaseChildChanged,
+		eventsv1.SubjectAccessSearch, eventsv1.SubjectAccessChild},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 

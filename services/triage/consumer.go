@@ -13,6 +13,7 @@ import (
 
 	"mash/pkg/auth"
 	"mash/pkg/calendar"
+	"mash/pkg/events"
 	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
@@ -21,40 +22,41 @@ import (
 
 // noticeStates maps notify's event subjects to the delivery state they report.
 var noticeStates = map[string]string{
-	"mash.notification.sent":         "SENT",
-	"mash.notification.retried":      "SENT",
-	"mash.notification.delivered":    "DELIVERED",
-	"mash.notification.acknowledged": "ACKNOWLEDGED",
-	"mash.notification.failed":       "FAILED",
-	"mash.notification.escalated":    "ESCALATED",
+	eventsv1.SubjectNotificationSent:         "SENT",
+	eventsv1.SubjectNotificationRetried:      "SENT",
+	eventsv1.SubjectNotificationDelivered:    "DELIVERED",
+	eventsv1.SubjectNotificationAcknowledged: "ACKNOWLEDGED",
+	eventsv1.SubjectNotificationFailed:       "FAILED",
+	eventsv1.SubjectNotificationEscalated:    "ESCALATED",
 }
 
-// handleEvent projects one event into the case read model inside the consumer's
-// transaction (with its inbox row). Subjects it does not know are acknowledged and ignored:
-// producers may add events without breaking this consumer.
-func (s *Service) handleEvent(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	switch t := env.GetType(); {
-	case t == "mash.referral.received":
-		return s.projectReceived(ctx, tx, env)
-	case t == EventRecommended || t == EventDecisionMade:
-		return s.projectDecision(ctx, tx, env)
-	case noticeStates[t] != "":
-		return s.projectNotice(ctx, tx, env, noticeStates[t])
-	case t == EventResearchAnswerReceived:
-		return s.recordChannelAnswer(ctx, tx, env)
+// handlers project events into the case read model inside the consumer's transaction (with
+// its inbox row), one typed handler per subject. Subjects it does not register are
+// acknowledged and ignored: producers may add events without breaking this consumer.
+func (s *Service) handlers() *events.Router {
+	r := events.NewRouter()
+	events.On(r, s.projectReceived, eventsv1.SubjectReferralReceived)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.RecommendationMade) error {
+		return s.projectDecision(ctx, tx, env, ev.GetDecision(),
+			store.DecisionRecord{Agencies: nonEmpty(ev.GetPackAgencies()), Pathways: nonEmpty(ev.GetPackPathways())})
+	}, EventRecommended)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.DecisionMade) error {
+		return s.projectDecision(ctx, tx, env, ev.GetDecision(), store.DecisionRecord{})
+	}, EventDecisionMade)
+	for subject, state := range noticeStates {
+		events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.NotificationEvent) error {
+			return s.projectNotice(ctx, tx, env, ev, state)
+		}, subject)
 	}
-	return nil
+	events.On(r, s.recordChannelAnswer, EventResearchAnswerReceived)
+	return r
 }
 
 // recordChannelAnswer records an answer an agency gave on its own channel (notify heard it
 // and names the agency from the channel, never from the message). Only the agency asked may
 // answer, and only once: anything else is logged by id and dropped, as retrying could not
 // make it right.
-func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var ev eventsv1.InformationAnswerReceived
-	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-	}
+func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.InformationAnswerReceived) error {
 	drop := func(why string) error {
 		s.log.Warn("channel answer not recorded", zap.String("why", why), zap.String("event_id", env.GetEventId()),
 			zap.String("request_id", ev.GetRequestId()), zap.String("agency", ev.GetAgency()))
@@ -79,11 +81,7 @@ func (s *Service) recordChannelAnswer(ctx context.Context, tx pgx.Tx, env *event
 	return err
 }
 
-func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var ev eventsv1.ReferralReceived
-	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-	}
+func (s *Service) projectReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.ReferralReceived) error {
 	ref := ev.GetReferral()
 	if ref.GetId() == "" {
 		return fmt.Errorf("event %s: referral without an id", env.GetEventId())
@@ -143,25 +141,7 @@ func optTime(t time.Time, ok bool) *time.Time {
 // and the pack's vocabulary, which a practitioner's decision is built from. Triage's own
 // decisions are projected too: DecideCase applied them already, so they change nothing
 // unless a newer version is missing (a case restored from the log).
-func (s *Service) projectDecision(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var d *rulesv1.Decision
-	var vocab store.DecisionRecord
-	switch p := env.GetPayload(); {
-	case p.MessageIs(&eventsv1.RecommendationMade{}):
-		var ev eventsv1.RecommendationMade
-		if err := p.UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		d, vocab = ev.GetDecision(), store.DecisionRecord{Agencies: nonEmpty(ev.GetPackAgencies()), Pathways: nonEmpty(ev.GetPackPathways())}
-	case p.MessageIs(&eventsv1.DecisionMade{}):
-		var ev eventsv1.DecisionMade
-		if err := p.UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		d = ev.GetDecision()
-	default:
-		return nil // another payload on a decision subject: not ours to read
-	}
+func (s *Service) projectDecision(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, d *rulesv1.Decision, vocab store.DecisionRecord) error {
 	if d.GetReferralId() == "" || d.GetVersion() <= 0 {
 		return fmt.Errorf("event %s: decision without a referral or version", env.GetEventId())
 	}
@@ -190,11 +170,7 @@ func nonEmpty(s []string) []string {
 	return s
 }
 
-func (s *Service) projectNotice(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, state string) error {
-	var ev eventsv1.NotificationEvent
-	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-	}
+func (s *Service) projectNotice(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.NotificationEvent, state string) error {
 	if ev.GetNotificationId() == "" || env.GetReferralId() == "" {
 		return nil // not about one notification of one referral
 	}

@@ -99,7 +99,7 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 			return err
 		}
 		// The referral moves on by one version with each decision (the recommendation is 2).
-		if err := s.emit(ctx, tx, EventDecisionMade, c.Partnership, c.ReferralID, next.GetVersion()+1,
+		if err := s.emit(ctx, tx, staff(id), EventDecisionMade, c.Partnership, c.ReferralID, next.GetVersion()+1,
 			&eventsv1.DecisionMade{Decision: next, Previous: before.GetCurrent(), DecidedByAgency: id.Agency}); err != nil {
 			return err
 		}

@@ -27,7 +27,9 @@ const systemActor = "triage"
 var sweep = auth.Actor{ID: systemActor, Role: auth.ActorRoleSystem}
 
 // staff is the caller as an event's actor: their client id, in the role they acted with.
-func staff(id auth.Identity) auth.Actor { return auth.Actor{ID: id.ClientID, Role: string(id.Role)} }
+func staff(id auth.Identity) auth.Actor {
+	return auth.Actor{ID: id.ClientID, Role: string(id.Role), Agency: id.Agency}
+}
 
 // stageDue is when a stage that starts at from must conclude.
 func (s *Service) stageDue(stage int16, from time.Time) time.Time {
@@ -96,7 +98,7 @@ func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisa
 }
 
 func (s *Service) emitDisagreement(ctx context.Context, tx pgx.Tx, subject string, d store.Disagreement, by auth.Actor) error {
-	return s.emit(ctx, tx, subject, d.Partnership, d.ReferralID, d.Version,
+	return s.emit(ctx, tx, by, subject, d.Partnership, d.ReferralID, d.Version,
 		&eventsv1.DisagreementChanged{Disagreement: disagreementToProto(d), Actor: by.ID, ActorRole: by.Role})
 }
 

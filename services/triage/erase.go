@@ -31,7 +31,7 @@ const EventCaseErased = events.CaseErasedSubject
 
 // EventAdminCase is the administrative act recording an erasure with who and why
 // (action case.erase): the reason travels there, never on the case's own events.
-const EventAdminCase = adminact.SubjectPrefix + "case"
+const EventAdminCase = eventsv1.SubjectAdminCase
 
 // RetentionActor is who erases the cases a retention run finds due.
 const RetentionActor = "retention"
@@ -147,7 +147,7 @@ func EraseCase(ctx context.Context, pool *pgxpool.Pool, referralID, reason, rule
 			return err
 		}
 		out.By, out.At, out.Now = by.ID, at, true
-		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Area: "case", Verb: "erase", Actor: by.ID, ActorRole: by.Role,
+		return adminact.Insert(ctx, tx, store.Schema, adminact.Act{Subject: EventAdminCase, Verb: "erase", Actor: by.ID, ActorRole: by.Role,
 			Agency: by.Agency, Target: referralID, ClientAddress: by.ClientAddress, Reason: reason, Detail: rule, Partnership: c.Partnership}, at)
 	})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"mash/pkg/server"
 	"mash/pkg/text"
 	auditv1 "mash/proto/mash/audit/v1"
+	eventsv1 "mash/proto/mash/events/v1"
 	intakev1 "mash/proto/mash/intake/v1"
 	notifyv1 "mash/proto/mash/notify/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
@@ -99,7 +100,7 @@ func (a *grpcAPI) ExportCase(ctx context.Context, req *triagev1.ExportCaseReques
 		listed[i] = access.Listed{ReferralID: x.ReferralID, ChildID: x.ChildID}
 	}
 	// The export's own trace, with who and why, commits before anything is gathered.
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Subject: "export", Action: "ExportCase",
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessExport, Action: "ExportCase",
 		Partnership: c.Partnership, ReferralID: c.ReferralID, ChildID: c.ChildID, Listed: listed, Reason: reason}, s.now()); err != nil {
 		return nil, err
 	}

@@ -236,7 +236,7 @@ func (e *env) publish(t testing.TB, msgID, subject string, raw []byte) {
 // event builds and publishes an event; it returns the envelope bytes for redelivery.
 func (e *env) event(t testing.TB, subject, partnership, referralID string, version int64, at time.Time, payload proto.Message) (string, []byte) {
 	t.Helper()
-	ev, raw, err := events.NewEnvelope(subject, partnership, referralID, version, at, payload)
+	ev, raw, err := events.NewEnvelope(subject, partnership, referralID, version, at, events.System("test"), payload)
 	if err != nil {
 		t.Fatal(err)
 	}

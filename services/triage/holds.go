@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	eventsv1 "mash/proto/mash/events/v1"
 	"strings"
 	"unicode/utf8"
 
@@ -19,8 +20,8 @@ import (
 
 // Legal hold events; both carry the case and the manager's reason.
 const (
-	EventLegalHoldPlaced = "mash.case.legal_hold_placed"
-	EventLegalHoldLifted = "mash.case.legal_hold_lifted"
+	EventLegalHoldPlaced = eventsv1.SubjectCaseLegalHoldPlaced
+	EventLegalHoldLifted = eventsv1.SubjectCaseLegalHoldLifted
 )
 
 // maxHoldReason bounds a hold's reason: a sentence or two, not a document.

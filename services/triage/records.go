@@ -16,6 +16,7 @@ import (
 	"mash/pkg/auth"
 	"mash/pkg/server"
 	"mash/pkg/text"
+	eventsv1 "mash/proto/mash/events/v1"
 	rulesv1 "mash/proto/mash/rules/v1"
 	triagev1 "mash/proto/mash/triage/v1"
 	"mash/services/triage/store"
@@ -23,7 +24,7 @@ import (
 
 // EventChildChanged is a case moved to another child record by a practitioner's or
 // manager's correction (a merge, an unmerge, a link or an unlink), with the reason.
-const EventChildChanged = "mash.case.child_changed"
+const EventChildChanged = eventsv1.SubjectCaseChildChanged
 
 // Search limits.
 const (
@@ -102,7 +103,7 @@ func (a *recordsAPI) Search(ctx context.Context, req *triagev1.SearchRequest) (*
 	for i, h := range hits {
 		listed[i] = access.Listed{ReferralID: h.ReferralID, ChildID: h.ChildID}
 	}
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Subject: "search", Action: searchAction(bases),
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessSearch, Action: searchAction(bases),
 		Partnership: sq.Partnership, Listed: listed, Reason: reason}, s.now()); err != nil {
 		return nil, err
 	}
@@ -234,7 +235,7 @@ func (a *recordsAPI) GetChild(ctx context.Context, req *triagev1.GetChildRequest
 		resp.PossibleMatches = append(resp.PossibleMatches, &triagev1.PossibleMatch{ChildId: m.ChildID, Name: m.ChildName,
 			DateOfBirth: dateString(m.DateOfBirth), Postcode: displayPostcode(m.Postcode), ReferralCount: m.Referrals, Basis: matchBasis(m)})
 	}
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Subject: "child", Action: "GetChild",
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessChild, Action: "GetChild",
 		ChildID: childID, Listed: listed, Reason: reason}, s.now()); err != nil {
 		return nil, err
 	}

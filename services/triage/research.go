@@ -78,7 +78,7 @@ func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestI
 		if err := store.InsertInformationRequest(ctx, tx, r); err != nil {
 			return err
 		}
-		return s.emit(ctx, tx, EventResearchRequested, r.Partnership, r.ReferralID, c.Version,
+		return s.emit(ctx, tx, staff(id), EventResearchRequested, r.Partnership, r.ReferralID, c.Version,
 			infoChanged(infoToProto(r, now), staff(id)))
 	})
 	if err != nil {
@@ -127,7 +127,7 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 		for i, r := range rs {
 			listed[i] = access.Listed{ReferralID: r.ReferralID}
 		}
-		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Subject: "information-requests",
+		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessInformationRequests,
 			Action: "ListInformationRequests", Listed: listed}, now); err != nil {
 			return nil, err
 		}
@@ -188,7 +188,7 @@ func (s *Service) answerIn(ctx context.Context, tx pgx.Tx, id, answer, answeredB
 	if err != nil {
 		return store.InformationRequest{}, err
 	}
-	return out, s.emit(ctx, tx, EventResearchAnswered, out.Partnership, out.ReferralID, 0, infoChanged(infoToProto(out, now), by))
+	return out, s.emit(ctx, tx, by, EventResearchAnswered, out.Partnership, out.ReferralID, 0, infoChanged(infoToProto(out, now), by))
 }
 
 // infoChanged is the event of an information request changed by by.

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	eventsv1 "mash/proto/mash/events/v1"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -41,29 +42,29 @@ import (
 
 // Event subjects the service publishes.
 const (
-	EventClaimed             = "mash.case.claimed"
-	EventReleased            = "mash.case.released"
-	EventAssigned            = "mash.case.assigned"
-	EventDecided             = "mash.case.decided"
-	EventClosed              = "mash.case.closed"
-	EventStrategyRecorded    = "mash.case.strategy_recorded"
-	EventResearchRequested   = "mash.research.requested"
-	EventResearchAnswered    = "mash.research.answered"
-	EventDisagreementRaised  = "mash.disagreement.raised"
-	EventDisagreementEscal   = "mash.disagreement.escalated"
-	EventDisagreementResolve = "mash.disagreement.resolved"
+	EventClaimed             = eventsv1.SubjectCaseClaimed
+	EventReleased            = eventsv1.SubjectCaseReleased
+	EventAssigned            = eventsv1.SubjectCaseAssigned
+	EventDecided             = eventsv1.SubjectCaseDecided
+	EventClosed              = eventsv1.SubjectCaseClosed
+	EventStrategyRecorded    = eventsv1.SubjectCaseStrategyRecorded
+	EventResearchRequested   = eventsv1.SubjectResearchRequested
+	EventResearchAnswered    = eventsv1.SubjectResearchAnswered
+	EventDisagreementRaised  = eventsv1.SubjectDisagreementRaised
+	EventDisagreementEscal   = eventsv1.SubjectDisagreementEscalated
+	EventDisagreementResolve = eventsv1.SubjectDisagreementResolved
 )
 
 // EventDecisionMade carries a practitioner's decision (confirmed or overridden) to rules,
 // notify and intake; triage is its only publisher.
-const EventDecisionMade = "mash.decision.made"
+const EventDecisionMade = eventsv1.SubjectDecisionMade
 
 // EventRecommended is the rules' recommendation, which triage projects onto the case.
-const EventRecommended = "mash.recommendation.made"
+const EventRecommended = eventsv1.SubjectRecommendationMade
 
 // EventResearchAnswerReceived is published by notify when an agency answers an
 // information request on its own channel; triage records the answer.
-const EventResearchAnswerReceived = "mash.research.answer_received"
+const EventResearchAnswerReceived = eventsv1.SubjectResearchAnswerReceived
 
 // Defaults.
 const (
@@ -161,12 +162,16 @@ func New(d Deps) (*Service, error) {
 	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
+	handlers := s.handlers()
+	if err := handlers.Err(); err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, Cipher: d.Cipher, SkipErased: true,
-		FilterSubjects: []string{"mash.referral.received", EventRecommended, EventDecisionMade, "mash.notification.>", EventResearchAnswerReceived},
+		FilterSubjects: []string{eventsv1.SubjectReferralReceived, EventRecommended, EventDecisionMade, "mash.notification.>", EventResearchAnswerReceived},
 		// Projecting may emit an event (a recorded channel answer): publish it at once.
 		AfterCommit: s.relay.Wake,
-	}, s.handleEvent, d.Log.Named("consumer"), d.Events)
+	}, handlers.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}

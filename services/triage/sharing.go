@@ -19,9 +19,9 @@ import (
 
 // Events of what a case may share; notify shares, holds back or withdraws by them.
 const (
-	EventSharingAuthorised = "mash.sharing.authorised"
-	EventSharingRevoked    = "mash.sharing.revoked"
-	EventConsentChanged    = "mash.consent.changed"
+	EventSharingAuthorised = eventsv1.SubjectSharingAuthorised
+	EventSharingRevoked    = eventsv1.SubjectSharingRevoked
+	EventConsentChanged    = eventsv1.SubjectConsentChanged
 )
 
 // Consent positions. Only GIVEN lets a decision be shared without a manager's authorisation.
@@ -184,7 +184,7 @@ func (s *Service) changeSharing(ctx context.Context, referralID string, expected
 		if after.Sharing.At != nil {
 			ev.Authorisation = caseToProto(after, s.now()).GetSharingAuthorisation()
 		}
-		return s.emit(ctx, tx, subject, after.Partnership, after.ReferralID, after.Version, ev)
+		return s.emit(ctx, tx, staff(id), subject, after.Partnership, after.ReferralID, after.Version, ev)
 	})
 	if err != nil {
 		return store.Case{}, err

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mash/pkg/calendar"
-	"mash/services/intake/validation"
+	"mash/pkg/referral"
 )
 
 func testParams(t *testing.T, seed uint64, n, days int) Params {
@@ -27,7 +27,7 @@ func TestNHSNumbersAreValidAndSynthetic(t *testing.T) {
 		if len(n) != 10 || n[:3] != "999" {
 			t.Fatalf("%s: want ten digits in the 999 test range", n)
 		}
-		if _, ok := validation.NormaliseNHSNumber(n); !ok {
+		if _, ok := referral.NormaliseNHSNumber(n); !ok {
 			t.Fatalf("%s: check digit invalid", n)
 		}
 	}
@@ -40,7 +40,7 @@ func TestPostcodesAreWellFormed(t *testing.T) {
 			for _, d := range p.districts {
 				for range 50 {
 					pc := Postcode(r, d)
-					if norm, ok := validation.NormalisePostcode(pc); !ok || norm != pc {
+					if norm, ok := referral.NormalisePostcode(pc); !ok || norm != pc {
 						t.Fatalf("%q: not a well-formed postcode in standard form (%q)", pc, norm)
 					}
 				}
@@ -57,7 +57,7 @@ func TestEveryReferralPassesIntakeValidation(t *testing.T) {
 		}
 		for _, r := range plan.Referrals {
 			// Intake judges dates against the time of receipt, which is when the demo sends it.
-			if vs := validation.Validate(r.Submission, r.ReceivedAt); len(vs) > 0 {
+			if vs := referral.Validate(r.Submission, r.ReceivedAt); len(vs) > 0 {
 				t.Fatalf("seed %d referral %d (%s): %v", seed, r.Index, r.Scenario, vs)
 			}
 		}

@@ -18,6 +18,9 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 )
 
 // Endpoint kinds.
@@ -29,7 +32,7 @@ const (
 
 // SubjectPrefix is the only subject space the NATS channel publishes to: the MASH stream
 // captures it, and agencies are granted subscribe rights on their own token only.
-const SubjectPrefix = "mash.notify."
+var SubjectPrefix = events.PatternPrefix(eventsv1.SubjectNotifyAny)
 
 // MinSecretLen is the shortest webhook HMAC key accepted (256 bits, the size of SHA-256).
 const MinSecretLen = 32

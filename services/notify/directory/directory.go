@@ -17,6 +17,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mash/pkg/calendar"
+	"mash/pkg/events"
+	eventsv1 "mash/proto/mash/events/v1"
 	"mash/services/notify/channel"
 )
 
@@ -90,10 +92,7 @@ type File struct {
 }
 
 // Subject is the NATS subject an agency on the bus receives on.
-func Subject(agencyID string) string { return "mash.notify." + agencyID }
-
-// AckSubjectPrefix starts the subjects agencies acknowledge on: mash.notify.<agency>.ack.
-const AckSubjectPrefix = "mash.notify."
+func Subject(agencyID string) string { return events.Fill(eventsv1.SubjectNotifyAny, agencyID) }
 
 // MinSecretBytes is the shortest webhook secret accepted: the channel's minimum.
 const MinSecretBytes = channel.MinSecretLen

@@ -197,7 +197,7 @@ func TestEncompassApplies(t *testing.T) {
 }
 
 // A child's age is a matter of the date in England and Wales, as intake's own date-of-birth
-// checks use (services/intake/validation: "today" is the Europe/London date). A referral
+// checks use (pkg/referral: "today" is the Europe/London date). A referral
 // received at 23:30 UTC on 14 June 2026 arrived at 00:30 BST on 15 June: a child born on
 // 15 June 2022 was 4 that day and in scope for Operation Encompass.
 func TestEncompassAppliesAgeOnLondonDate(t *testing.T) {

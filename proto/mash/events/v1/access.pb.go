@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -197,7 +198,7 @@ var File_mash_events_v1_access_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/events/v1/access.proto\x12\x0emash.events.v1\"\xac\x02\n" +
+	"\x1bmash/events/v1/access.proto\x12\x0emash.events.v1\x1a!mash/catalogue/v1/catalogue.proto\"\x84\x05\n" +
 	"\x0eRecordAccessed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
@@ -208,7 +209,17 @@ const file_mash_events_v1_access_proto_rawDesc = "" +
 	"\bchild_id\x18\x06 \x01(\tR\achildId\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x124\n" +
 	"\x06listed\x18\b \x03(\v2\x1c.mash.events.v1.ListedRecordR\x06listed\x12/\n" +
-	"\x13reader_partnerships\x18\t \x03(\tR\x12readerPartnerships\"J\n" +
+	"\x13reader_partnerships\x18\t \x03(\tR\x12readerPartnerships:\xd5\x02\xa2\xb8\x19\x1e\n" +
+	"\x14mash.access.referral\x12\x06intake\xa2\xb8\x19\x1d\n" +
+	"\x14mash.access.decision\x12\x05rules\xa2\xb8\x19\x1a\n" +
+	"\x10mash.access.case\x12\x06triage\xa2\xb8\x19\x1b\n" +
+	"\x11mash.access.queue\x12\x06triage\xa2\xb8\x19*\n" +
+	" mash.access.information-requests\x12\x06triage\xa2\xb8\x19\x1c\n" +
+	"\x12mash.access.export\x12\x06triage\xa2\xb8\x19\x1c\n" +
+	"\x12mash.access.search\x12\x06triage\xa2\xb8\x19\x1b\n" +
+	"\x11mash.access.child\x12\x06triage\xa2\xb8\x19\"\n" +
+	"\x18mash.access.notification\x12\x06notify\xa2\xb8\x19\x1e\n" +
+	"\x13mash.audit.accessed\x12\x05audit \x01\"J\n" +
 	"\fListedRecord\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x19\n" +

@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -151,7 +152,7 @@ var File_mash_events_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1amash/events/v1/admin.proto\x12\x0emash.events.v1\"\x80\x02\n" +
+	"\x1amash/events/v1/admin.proto\x12\x0emash.events.v1\x1a!mash/catalogue/v1/catalogue.proto\"\xbc\x03\n" +
 	"\x10AdminActRecorded\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x12\x1d\n" +
 	"\n" +
@@ -162,7 +163,13 @@ const file_mash_events_v1_admin_proto_rawDesc = "" +
 	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12%\n" +
 	"\x0eclient_address\x18\a \x01(\tR\rclientAddress\x12\x16\n" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x16\n" +
-	"\x06detail\x18\t \x01(\tR\x06detailB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x06detail\x18\t \x01(\tR\x06detail:\xb9\x01\xa2\xb8\x19\x18\n" +
+	"\x0fmash.admin.pack\x12\x05rules\xa2\xb8\x19\x1c\n" +
+	"\x11mash.admin.signin\x12\aconsole\xa2\xb8\x19\x1c\n" +
+	"\x11mash.admin.client\x12\aconsole\xa2\xb8\x19\x1a\n" +
+	"\x0fmash.admin.user\x12\aconsole\xa2\xb8\x19\x1e\n" +
+	"\x14mash.admin.directory\x12\x06notify\xa2\xb8\x19\x19\n" +
+	"\x0fmash.admin.case\x12\x06triageB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_admin_proto_rawDescOnce sync.Once

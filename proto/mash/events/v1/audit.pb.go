@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -78,14 +79,107 @@ func (x *AuditRecorded) GetTreeSize() int64 {
 	return 0
 }
 
+// CheckpointSigned is published on mash.audit.checkpoint each time the audit log signs a
+// checkpoint, so copies of the log's signed heads leave its database. note is the signed
+// checkpoint note, byte for byte (the same field as the google.protobuf.BytesValue such
+// events carried before they had a type of their own).
+type CheckpointSigned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Note          []byte                 `protobuf:"bytes,1,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointSigned) Reset() {
+	*x = CheckpointSigned{}
+	mi := &file_mash_events_v1_audit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointSigned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointSigned) ProtoMessage() {}
+
+func (x *CheckpointSigned) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_audit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointSigned.ProtoReflect.Descriptor instead.
+func (*CheckpointSigned) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_audit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CheckpointSigned) GetNote() []byte {
+	if x != nil {
+		return x.Note
+	}
+	return nil
+}
+
+// CaseShredded declares mash.audit.case-shredded, the audit log's own entry recording that a
+// case's key was destroyed. The entry has no payload: its columns say who shredded the case
+// and why. It is never published.
+type CaseShredded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaseShredded) Reset() {
+	*x = CaseShredded{}
+	mi := &file_mash_events_v1_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaseShredded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaseShredded) ProtoMessage() {}
+
+func (x *CaseShredded) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaseShredded.ProtoReflect.Descriptor instead.
+func (*CaseShredded) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
 var File_mash_events_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1amash/events/v1/audit.proto\x12\x0emash.events.v1\"I\n" +
+	"\x1amash/events/v1/audit.proto\x12\x0emash.events.v1\x1a!mash/catalogue/v1/catalogue.proto\"k\n" +
 	"\rAuditRecorded\x12\x1b\n" +
 	"\tevent_ids\x18\x01 \x03(\tR\beventIds\x12\x1b\n" +
-	"\ttree_size\x18\x02 \x01(\x03R\btreeSizeB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\ttree_size\x18\x02 \x01(\x03R\btreeSize: \xa2\xb8\x19\x1c\n" +
+	"\x13mash.audit.recorded\x12\x05audit\"J\n" +
+	"\x10CheckpointSigned\x12\x12\n" +
+	"\x04note\x18\x01 \x01(\fR\x04note:\"\xa2\xb8\x19\x1e\n" +
+	"\x15mash.audit.checkpoint\x12\x05audit\"7\n" +
+	"\fCaseShredded:'\xa2\xb8\x19#\n" +
+	"\x18mash.audit.case-shredded\x12\x05audit \x01B$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_audit_proto_rawDescOnce sync.Once
@@ -99,9 +193,11 @@ func file_mash_events_v1_audit_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_audit_proto_rawDescData
 }
 
-var file_mash_events_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_mash_events_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_mash_events_v1_audit_proto_goTypes = []any{
-	(*AuditRecorded)(nil), // 0: mash.events.v1.AuditRecorded
+	(*AuditRecorded)(nil),    // 0: mash.events.v1.AuditRecorded
+	(*CheckpointSigned)(nil), // 1: mash.events.v1.CheckpointSigned
+	(*CaseShredded)(nil),     // 2: mash.events.v1.CaseShredded
 }
 var file_mash_events_v1_audit_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -122,7 +218,7 @@ func file_mash_events_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_audit_proto_rawDesc), len(file_mash_events_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "mash/proto/mash/catalogue/v1"
 	v1 "mash/proto/mash/triage/v1"
 	reflect "reflect"
 	sync "sync"
@@ -534,36 +535,51 @@ var File_mash_events_v1_casework_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/triage/v1/triage.proto\"\x84\x01\n" +
+	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/triage/v1/triage.proto\x1a!mash/catalogue/v1/catalogue.proto\"\x9a\x03\n" +
 	"\vCaseChanged\x12(\n" +
 	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"actor_role\x18\x04 \x01(\tR\tactorRole\"\xab\x01\n" +
+	"actor_role\x18\x04 \x01(\tR\tactorRole:\x93\x02\xa2\xb8\x19\x1b\n" +
+	"\x11mash.case.claimed\x12\x06triage\xa2\xb8\x19\x1c\n" +
+	"\x12mash.case.released\x12\x06triage\xa2\xb8\x19\x1c\n" +
+	"\x12mash.case.assigned\x12\x06triage\xa2\xb8\x19!\n" +
+	"\x17mash.case.child_changed\x12\x06triage\xa2\xb8\x19\x1b\n" +
+	"\x11mash.case.decided\x12\x06triage\xa2\xb8\x19\x1a\n" +
+	"\x10mash.case.closed\x12\x06triage\xa2\xb8\x19%\n" +
+	"\x1bmash.case.legal_hold_placed\x12\x06triage\xa2\xb8\x19%\n" +
+	"\x1bmash.case.legal_hold_lifted\x12\x06triage\"\xd6\x01\n" +
 	"\x1aStrategyDiscussionRecorded\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12B\n" +
 	"\n" +
 	"discussion\x18\x02 \x01(\v2\".mash.triage.v1.StrategyDiscussionR\n" +
 	"discussion\x12(\n" +
-	"\x10recorded_by_role\x18\x03 \x01(\tR\x0erecordedByRole\"\x8e\x01\n" +
+	"\x10recorded_by_role\x18\x03 \x01(\tR\x0erecordedByRole:)\xa2\xb8\x19%\n" +
+	"\x1bmash.case.strategy_recorded\x12\x06triage\"\xd9\x01\n" +
 	"\x19InformationRequestChanged\x12<\n" +
 	"\arequest\x18\x01 \x01(\v2\".mash.triage.v1.InformationRequestR\arequest\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1d\n" +
 	"\n" +
-	"actor_role\x18\x03 \x01(\tR\tactorRole\"\x8c\x01\n" +
+	"actor_role\x18\x03 \x01(\tR\tactorRole:I\xa2\xb8\x19!\n" +
+	"\x17mash.research.requested\x12\x06triage\xa2\xb8\x19 \n" +
+	"\x16mash.research.answered\x12\x06triage\"\x85\x02\n" +
 	"\x13DisagreementChanged\x12@\n" +
 	"\fdisagreement\x18\x01 \x01(\v2\x1c.mash.triage.v1.DisagreementR\fdisagreement\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1d\n" +
 	"\n" +
-	"actor_role\x18\x03 \x01(\tR\tactorRole\"\x84\x01\n" +
+	"actor_role\x18\x03 \x01(\tR\tactorRole:w\xa2\xb8\x19\"\n" +
+	"\x18mash.disagreement.raised\x12\x06triage\xa2\xb8\x19%\n" +
+	"\x1bmash.disagreement.escalated\x12\x06triage\xa2\xb8\x19$\n" +
+	"\x1amash.disagreement.resolved\x12\x06triage\"\xb1\x01\n" +
 	"\x19InformationAnswerReceived\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x16\n" +
 	"\x06answer\x18\x03 \x01(\tR\x06answer\x12\x18\n" +
-	"\achannel\x18\x04 \x01(\tR\achannel\"\xf1\x01\n" +
+	"\achannel\x18\x04 \x01(\tR\achannel:+\xa2\xb8\x19'\n" +
+	"\x1dmash.research.answer_received\x12\x06notify\"\xdc\x02\n" +
 	"\x0eSharingChanged\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12%\n" +
@@ -572,7 +588,10 @@ const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x1d\n" +
 	"\n" +
 	"actor_role\x18\x05 \x01(\tR\tactorRole\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xc4\x01\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason:i\xa2\xb8\x19!\n" +
+	"\x17mash.sharing.authorised\x12\x06triage\xa2\xb8\x19\x1e\n" +
+	"\x14mash.sharing.revoked\x12\x06triage\xa2\xb8\x19\x1e\n" +
+	"\x14mash.consent.changed\x12\x06triage\"\xe4\x01\n" +
 	"\n" +
 	"CaseErased\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
@@ -580,7 +599,8 @@ const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\bchild_id\x18\x02 \x01(\tR\achildId\x12\x1b\n" +
 	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12$\n" +
 	"\x0eerased_by_role\x18\x04 \x01(\tR\ferasedByRole\x127\n" +
-	"\terased_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAtB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\terased_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAt:\x1e\xa2\xb8\x19\x1a\n" +
+	"\x10mash.case.erased\x12\x06triageB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_casework_proto_rawDescOnce sync.Once

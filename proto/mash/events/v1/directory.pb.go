@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	_ "mash/proto/mash/catalogue/v1"
 	v1 "mash/proto/mash/notify/v1"
 	reflect "reflect"
 	sync "sync"
@@ -406,15 +407,19 @@ var File_mash_events_v1_directory_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_directory_proto_rawDesc = "" +
 	"\n" +
-	"\x1emash/events/v1/directory.proto\x12\x0emash.events.v1\x1a\x1bmash/notify/v1/notify.proto\"R\n" +
+	"\x1emash/events/v1/directory.proto\x12\x0emash.events.v1\x1a\x1bmash/notify/v1/notify.proto\x1a!mash/catalogue/v1/catalogue.proto\"\x80\x01\n" +
 	"\x17DirectoryChangeProposed\x127\n" +
-	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change\"R\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change:,\xa2\xb8\x19(\n" +
+	"\x1emash.directory.change_proposed\x12\x06notify\"\x80\x01\n" +
 	"\x17DirectoryChangeApproved\x127\n" +
-	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change\"R\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change:,\xa2\xb8\x19(\n" +
+	"\x1emash.directory.change_approved\x12\x06notify\"\x80\x01\n" +
 	"\x17DirectoryChangeRejected\x127\n" +
-	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change\"Q\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change:,\xa2\xb8\x19(\n" +
+	"\x1emash.directory.change_rejected\x12\x06notify\"~\n" +
 	"\x16DirectoryChangeExpired\x127\n" +
-	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change\"\xfd\x01\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.mash.notify.v1.DirectoryChangeR\x06change:+\xa2\xb8\x19'\n" +
+	"\x1dmash.directory.change_expired\x12\x06notify\"\xaa\x02\n" +
 	"\x13AgencySecretRotated\x12 \n" +
 	"\vpartnership\x18\x01 \x01(\tR\vpartnership\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x1b\n" +
@@ -424,7 +429,8 @@ const file_mash_events_v1_directory_proto_rawDesc = "" +
 	"\x10approved_by_role\x18\x05 \x01(\tR\x0eapprovedByRole\x12#\n" +
 	"\rapproved_from\x18\x06 \x01(\tR\fapprovedFrom\x12\x1f\n" +
 	"\vproposed_by\x18\a \x01(\tR\n" +
-	"proposedBy\"\xf6\x01\n" +
+	"proposedBy:+\xa2\xb8\x19'\n" +
+	"\x1dmash.directory.secret_rotated\x12\x06notify\"\xd7\x02\n" +
 	"\x18DirectoryContactNotified\x12\x1b\n" +
 	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12\x1b\n" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12 \n" +
@@ -433,7 +439,9 @@ const file_mash_events_v1_directory_proto_rawDesc = "" +
 	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1a\n" +
 	"\bendpoint\x18\x06 \x01(\tR\bendpoint\x12\x18\n" +
 	"\aattempt\x18\a \x01(\x05R\aattempt\x12\x16\n" +
-	"\x06detail\x18\b \x01(\tR\x06detailB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x06detail\x18\b \x01(\tR\x06detail:_\xa2\xb8\x19)\n" +
+	"\x1fmash.directory.contact_notified\x12\x06notify\xa2\xb8\x19.\n" +
+	"$mash.directory.contact_notice_failed\x12\x06notifyB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_directory_proto_rawDescOnce sync.Once

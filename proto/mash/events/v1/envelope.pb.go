@@ -41,7 +41,12 @@ type Envelope struct {
 	// The event body encrypted under its case's data key, in place of payload, wherever the
 	// event rests outside the service that reads it (outbox, JetStream, dead letters).
 	// Destroying the case key (erasure) makes every such copy unreadable.
-	Sealed        *SealedPayload `protobuf:"bytes,8,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	Sealed *SealedPayload `protobuf:"bytes,8,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// Who acted: the caller whose request made the event, or the service itself for what it
+	// did on its own (a deadline, a sweep, a delivery). Clear, like the rest of the envelope:
+	// it holds ids and roles, never a name. Unset on events made before envelopes carried
+	// it; their payloads say who acted.
+	Actor         *Actor `protobuf:"bytes,9,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +137,79 @@ func (x *Envelope) GetSealed() *SealedPayload {
 	return nil
 }
 
+func (x *Envelope) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+// Actor is who made an event happen, as the audit trail records them.
+type Actor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A client id, "user:<id>" for a person signed in to the console, an agency id for an
+	// agency on its own channel, or the service's name ("triage") when it acted on its own.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The role they acted in: the credential's role (practitioner, manager, referrer, ...),
+	// "agency" for an agency on its own channel, "system" for a service.
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The agency they act for, where they have one.
+	Agency        string `protobuf:"bytes,3,opt,name=agency,proto3" json:"agency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Actor) Reset() {
+	*x = Actor{}
+	mi := &file_mash_events_v1_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Actor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Actor) ProtoMessage() {}
+
+func (x *Actor) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Actor.ProtoReflect.Descriptor instead.
+func (*Actor) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Actor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Actor) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Actor) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
 // SealedPayload is an Envelope's payload (the marshalled Any) under AES-256-GCM with the
 // data key of case key_id. The additional data binds it to its envelope's event id, type and
 // referral id, so a ciphertext cannot be moved to another event.
@@ -147,7 +225,7 @@ type SealedPayload struct {
 
 func (x *SealedPayload) Reset() {
 	*x = SealedPayload{}
-	mi := &file_mash_events_v1_envelope_proto_msgTypes[1]
+	mi := &file_mash_events_v1_envelope_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -159,7 +237,7 @@ func (x *SealedPayload) String() string {
 func (*SealedPayload) ProtoMessage() {}
 
 func (x *SealedPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_events_v1_envelope_proto_msgTypes[1]
+	mi := &file_mash_events_v1_envelope_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -172,7 +250,7 @@ func (x *SealedPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedPayload.ProtoReflect.Descriptor instead.
 func (*SealedPayload) Descriptor() ([]byte, []int) {
-	return file_mash_events_v1_envelope_proto_rawDescGZIP(), []int{1}
+	return file_mash_events_v1_envelope_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SealedPayload) GetKeyId() string {
@@ -200,7 +278,7 @@ var File_mash_events_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/envelope.proto\x12\x0emash.events.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
+	"\x1dmash/events/v1/envelope.proto\x12\x0emash.events.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x02\n" +
 	"\bEnvelope\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +
@@ -211,7 +289,12 @@ const file_mash_events_v1_envelope_proto_rawDesc = "" +
 	"referralId\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12.\n" +
 	"\apayload\x18\a \x01(\v2\x14.google.protobuf.AnyR\apayload\x125\n" +
-	"\x06sealed\x18\b \x01(\v2\x1d.mash.events.v1.SealedPayloadR\x06sealed\"\\\n" +
+	"\x06sealed\x18\b \x01(\v2\x1d.mash.events.v1.SealedPayloadR\x06sealed\x12+\n" +
+	"\x05actor\x18\t \x01(\v2\x15.mash.events.v1.ActorR\x05actor\"C\n" +
+	"\x05Actor\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
+	"\x06agency\x18\x03 \x01(\tR\x06agency\"\\\n" +
 	"\rSealedPayload\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
@@ -231,22 +314,24 @@ func file_mash_events_v1_envelope_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_envelope_proto_rawDescData
 }
 
-var file_mash_events_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_mash_events_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_mash_events_v1_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),              // 0: mash.events.v1.Envelope
-	(*SealedPayload)(nil),         // 1: mash.events.v1.SealedPayload
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 3: google.protobuf.Any
+	(*Actor)(nil),                 // 1: mash.events.v1.Actor
+	(*SealedPayload)(nil),         // 2: mash.events.v1.SealedPayload
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 4: google.protobuf.Any
 }
 var file_mash_events_v1_envelope_proto_depIdxs = []int32{
-	2, // 0: mash.events.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
-	3, // 1: mash.events.v1.Envelope.payload:type_name -> google.protobuf.Any
-	1, // 2: mash.events.v1.Envelope.sealed:type_name -> mash.events.v1.SealedPayload
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: mash.events.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	4, // 1: mash.events.v1.Envelope.payload:type_name -> google.protobuf.Any
+	2, // 2: mash.events.v1.Envelope.sealed:type_name -> mash.events.v1.SealedPayload
+	1, // 3: mash.events.v1.Envelope.actor:type_name -> mash.events.v1.Actor
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_envelope_proto_init() }
@@ -260,7 +345,7 @@ func file_mash_events_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_envelope_proto_rawDesc), len(file_mash_events_v1_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

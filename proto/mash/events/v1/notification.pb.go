@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -246,7 +247,7 @@ var File_mash_events_v1_notification_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
+	"!mash/events/v1/notification.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mash/catalogue/v1/catalogue.proto\"\xad\a\n" +
 	"\x11NotificationEvent\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x16\n" +
 	"\x06agency\x18\x02 \x01(\tR\x06agency\x12\x12\n" +
@@ -271,7 +272,13 @@ const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\aack_due\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x06ackDue\x12\x1d\n" +
 	"\n" +
 	"actor_role\x18\x14 \x01(\tR\tactorRole\x12#\n" +
-	"\rauthorised_by\x18\x15 \x01(\tR\fauthorisedByB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\rauthorised_by\x18\x15 \x01(\tR\fauthorisedBy:\xef\x01\xa2\xb8\x19 \n" +
+	"\x16mash.notification.sent\x12\x06notify\xa2\xb8\x19%\n" +
+	"\x1bmash.notification.delivered\x12\x06notify\xa2\xb8\x19(\n" +
+	"\x1emash.notification.acknowledged\x12\x06notify\xa2\xb8\x19\"\n" +
+	"\x18mash.notification.failed\x12\x06notify\xa2\xb8\x19%\n" +
+	"\x1bmash.notification.escalated\x12\x06notify\xa2\xb8\x19#\n" +
+	"\x19mash.notification.retried\x12\x06notifyB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_notification_proto_rawDescOnce sync.Once

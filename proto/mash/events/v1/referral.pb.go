@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	_ "mash/proto/mash/catalogue/v1"
 	v1 "mash/proto/mash/intake/v1"
 	reflect "reflect"
 	sync "sync"
@@ -71,9 +72,10 @@ var File_mash_events_v1_referral_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_referral_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/referral.proto\x12\x0emash.events.v1\x1a\x1dmash/intake/v1/referral.proto\"H\n" +
+	"\x1dmash/events/v1/referral.proto\x12\x0emash.events.v1\x1a\x1dmash/intake/v1/referral.proto\x1a!mash/catalogue/v1/catalogue.proto\"n\n" +
 	"\x10ReferralReceived\x124\n" +
-	"\breferral\x18\x01 \x01(\v2\x18.mash.intake.v1.ReferralR\breferralB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\breferral\x18\x01 \x01(\v2\x18.mash.intake.v1.ReferralR\breferral:$\xa2\xb8\x19 \n" +
+	"\x16mash.referral.received\x12\x06intakeB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_referral_proto_rawDescOnce sync.Once

@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	_ "mash/proto/mash/catalogue/v1"
 	v1 "mash/proto/mash/rules/v1"
 	reflect "reflect"
 	sync "sync"
@@ -301,22 +302,27 @@ var File_mash_events_v1_triage_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/events/v1/triage.proto\x12\x0emash.events.v1\x1a\x1cmash/rules/v1/decision.proto\"\x93\x01\n" +
+	"\x1bmash/events/v1/triage.proto\x12\x0emash.events.v1\x1a\x1cmash/rules/v1/decision.proto\x1a!mash/catalogue/v1/catalogue.proto\"\xba\x01\n" +
 	"\x12RecommendationMade\x123\n" +
 	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x12#\n" +
 	"\rpack_agencies\x18\x02 \x03(\tR\fpackAgencies\x12#\n" +
-	"\rpack_pathways\x18\x03 \x03(\tR\fpackPathways\"\xa3\x01\n" +
+	"\rpack_pathways\x18\x03 \x03(\tR\fpackPathways:%\xa2\xb8\x19!\n" +
+	"\x18mash.recommendation.made\x12\x05rules\"\xc5\x01\n" +
 	"\fDecisionMade\x123\n" +
 	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x122\n" +
 	"\bprevious\x18\x02 \x01(\v2\x16.mash.rules.v1.OutcomeR\bprevious\x12*\n" +
-	"\x11decided_by_agency\x18\x03 \x01(\tR\x0fdecidedByAgency\"D\n" +
+	"\x11decided_by_agency\x18\x03 \x01(\tR\x0fdecidedByAgency: \xa2\xb8\x19\x1c\n" +
+	"\x12mash.decision.made\x12\x06triage\"h\n" +
 	"\rTriageDecided\x123\n" +
-	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\"F\n" +
+	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision:\"\xa2\xb8\x19\x1e\n" +
+	"\x13mash.triage.decided\x12\x05rules\x18\x01\"l\n" +
 	"\x0fTriageConfirmed\x123\n" +
-	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\"{\n" +
+	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision:$\xa2\xb8\x19 \n" +
+	"\x15mash.triage.confirmed\x12\x05rules\x18\x01\"\xa2\x01\n" +
 	"\x10TriageOverridden\x123\n" +
 	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x122\n" +
-	"\bprevious\x18\x02 \x01(\v2\x16.mash.rules.v1.OutcomeR\bpreviousB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\bprevious\x18\x02 \x01(\v2\x16.mash.rules.v1.OutcomeR\bprevious:%\xa2\xb8\x19!\n" +
+	"\x16mash.triage.overridden\x12\x05rules\x18\x01B$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_triage_proto_rawDescOnce sync.Once

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -347,6 +348,115 @@ func (x *DirectoryChangeNotice) GetAdvice() string {
 	return ""
 }
 
+// AgencyAcknowledgement is what an agency on the bus publishes on mash.notify.<agency>.ack
+// to acknowledge a notification it was sent (JSON: {"notificationId": "...", "note": "..."}).
+// The subject, never the body, says which agency acknowledges.
+type AgencyAcknowledgement struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	NotificationId string                 `protobuf:"bytes,1,opt,name=notification_id,json=notificationId,proto3" json:"notification_id,omitempty"`
+	Note           string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AgencyAcknowledgement) Reset() {
+	*x = AgencyAcknowledgement{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgencyAcknowledgement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgencyAcknowledgement) ProtoMessage() {}
+
+func (x *AgencyAcknowledgement) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgencyAcknowledgement.ProtoReflect.Descriptor instead.
+func (*AgencyAcknowledgement) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AgencyAcknowledgement) GetNotificationId() string {
+	if x != nil {
+		return x.NotificationId
+	}
+	return ""
+}
+
+func (x *AgencyAcknowledgement) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// AgencyAnswer is what an agency on the bus publishes on mash.notify.<agency>.answer to
+// answer an information request put to it (JSON: {"requestId": "...", "answer": "..."}).
+type AgencyAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Answer        string                 `protobuf:"bytes,2,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgencyAnswer) Reset() {
+	*x = AgencyAnswer{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgencyAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgencyAnswer) ProtoMessage() {}
+
+func (x *AgencyAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgencyAnswer.ProtoReflect.Descriptor instead.
+func (*AgencyAnswer) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AgencyAnswer) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AgencyAnswer) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
 // DisagreementSummary is a professional disagreement as its stage owner needs it.
 type DisagreementSummary struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -373,7 +483,7 @@ type DisagreementSummary struct {
 
 func (x *DisagreementSummary) Reset() {
 	*x = DisagreementSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +495,7 @@ func (x *DisagreementSummary) String() string {
 func (*DisagreementSummary) ProtoMessage() {}
 
 func (x *DisagreementSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +508,7 @@ func (x *DisagreementSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisagreementSummary.ProtoReflect.Descriptor instead.
 func (*DisagreementSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DisagreementSummary) GetDisagreementId() string {
@@ -484,7 +594,7 @@ type InformationRequestSummary struct {
 
 func (x *InformationRequestSummary) Reset() {
 	*x = InformationRequestSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +606,7 @@ func (x *InformationRequestSummary) String() string {
 func (*InformationRequestSummary) ProtoMessage() {}
 
 func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +619,7 @@ func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InformationRequestSummary.ProtoReflect.Descriptor instead.
 func (*InformationRequestSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InformationRequestSummary) GetRequestId() string {
@@ -570,7 +680,7 @@ type DecisionSummary struct {
 
 func (x *DecisionSummary) Reset() {
 	*x = DecisionSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +692,7 @@ func (x *DecisionSummary) String() string {
 func (*DecisionSummary) ProtoMessage() {}
 
 func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +705,7 @@ func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionSummary.ProtoReflect.Descriptor instead.
 func (*DecisionSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DecisionSummary) GetDecisionId() string {
@@ -679,7 +789,7 @@ type ChildSummary struct {
 
 func (x *ChildSummary) Reset() {
 	*x = ChildSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +801,7 @@ func (x *ChildSummary) String() string {
 func (*ChildSummary) ProtoMessage() {}
 
 func (x *ChildSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +814,7 @@ func (x *ChildSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildSummary.ProtoReflect.Descriptor instead.
 func (*ChildSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChildSummary) GetGivenName() string {
@@ -788,7 +898,7 @@ type ConcernSummary struct {
 
 func (x *ConcernSummary) Reset() {
 	*x = ConcernSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +910,7 @@ func (x *ConcernSummary) String() string {
 func (*ConcernSummary) ProtoMessage() {}
 
 func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +923,7 @@ func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcernSummary.ProtoReflect.Descriptor instead.
 func (*ConcernSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConcernSummary) GetCategory() string {
@@ -849,7 +959,7 @@ type PersonSummary struct {
 
 func (x *PersonSummary) Reset() {
 	*x = PersonSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +971,7 @@ func (x *PersonSummary) String() string {
 func (*PersonSummary) ProtoMessage() {}
 
 func (x *PersonSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +984,7 @@ func (x *PersonSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonSummary.ProtoReflect.Descriptor instead.
 func (*PersonSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PersonSummary) GetRelationship() string {
@@ -920,7 +1030,7 @@ type ReferrerSummary struct {
 
 func (x *ReferrerSummary) Reset() {
 	*x = ReferrerSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1042,7 @@ func (x *ReferrerSummary) String() string {
 func (*ReferrerSummary) ProtoMessage() {}
 
 func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1055,7 @@ func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrerSummary.ProtoReflect.Descriptor instead.
 func (*ReferrerSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReferrerSummary) GetAgency() string {
@@ -1004,7 +1114,7 @@ type ShareBasis struct {
 
 func (x *ShareBasis) Reset() {
 	*x = ShareBasis{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1126,7 @@ func (x *ShareBasis) String() string {
 func (*ShareBasis) ProtoMessage() {}
 
 func (x *ShareBasis) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1139,7 @@ func (x *ShareBasis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareBasis.ProtoReflect.Descriptor instead.
 func (*ShareBasis) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{9}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShareBasis) GetLawfulBasis() string {
@@ -1071,7 +1181,7 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/notify/v1/notify.proto\"\xc6\t\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mash/catalogue/v1/catalogue.proto\x1a\x1bmash/notify/v1/notify.proto\"\xe5\t\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -1101,13 +1211,24 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\x12P\n" +
 	"\x10directory_change\x18\x17 \x01(\v2%.mash.notify.v1.DirectoryChangeNoticeR\x0fdirectoryChange\x12!\n" +
 	"\fcase_outcome\x18\x18 \x01(\tR\vcaseOutcome\x12G\n" +
-	"\fdisagreement\x18\x19 \x01(\v2#.mash.notify.v1.DisagreementSummaryR\fdisagreement\"\xa1\x01\n" +
+	"\fdisagreement\x18\x19 \x01(\v2#.mash.notify.v1.DisagreementSummaryR\fdisagreement:\x1d\xa2\xb8\x19\x19\n" +
+	"\rmash.notify.*\x12\x06notify(\x01\"\xc0\x01\n" +
 	"\x15DirectoryChangeNotice\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12;\n" +
 	"\vapproved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"approvedAt\x12\x16\n" +
 	"\x06fields\x18\x03 \x03(\tR\x06fields\x12\x16\n" +
-	"\x06advice\x18\x04 \x01(\tR\x06advice\"\x90\x03\n" +
+	"\x06advice\x18\x04 \x01(\tR\x06advice:\x1d\xa2\xb8\x19\x19\n" +
+	"\rmash.notify.*\x12\x06notify(\x01\"w\n" +
+	"\x15AgencyAcknowledgement\x12'\n" +
+	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note:!\xa2\xb8\x19\x1d\n" +
+	"\x11mash.notify.*.ack\x12\x06agency(\x01\"k\n" +
+	"\fAgencyAnswer\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06answer\x18\x02 \x01(\tR\x06answer:$\xa2\xb8\x19 \n" +
+	"\x14mash.notify.*.answer\x12\x06agency(\x01\"\x90\x03\n" +
 	"\x13DisagreementSummary\x12'\n" +
 	"\x0fdisagreement_id\x18\x01 \x01(\tR\x0edisagreementId\x12(\n" +
 	"\x10raised_by_agency\x18\x02 \x01(\tR\x0eraisedByAgency\x12\x16\n" +
@@ -1195,42 +1316,44 @@ func file_mash_notify_v1_message_proto_rawDescGZIP() []byte {
 	return file_mash_notify_v1_message_proto_rawDescData
 }
 
-var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_mash_notify_v1_message_proto_goTypes = []any{
 	(*AgencyMessage)(nil),             // 0: mash.notify.v1.AgencyMessage
 	(*DirectoryChangeNotice)(nil),     // 1: mash.notify.v1.DirectoryChangeNotice
-	(*DisagreementSummary)(nil),       // 2: mash.notify.v1.DisagreementSummary
-	(*InformationRequestSummary)(nil), // 3: mash.notify.v1.InformationRequestSummary
-	(*DecisionSummary)(nil),           // 4: mash.notify.v1.DecisionSummary
-	(*ChildSummary)(nil),              // 5: mash.notify.v1.ChildSummary
-	(*ConcernSummary)(nil),            // 6: mash.notify.v1.ConcernSummary
-	(*PersonSummary)(nil),             // 7: mash.notify.v1.PersonSummary
-	(*ReferrerSummary)(nil),           // 8: mash.notify.v1.ReferrerSummary
-	(*ShareBasis)(nil),                // 9: mash.notify.v1.ShareBasis
-	(NotificationKind)(0),             // 10: mash.notify.v1.NotificationKind
-	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
+	(*AgencyAcknowledgement)(nil),     // 2: mash.notify.v1.AgencyAcknowledgement
+	(*AgencyAnswer)(nil),              // 3: mash.notify.v1.AgencyAnswer
+	(*DisagreementSummary)(nil),       // 4: mash.notify.v1.DisagreementSummary
+	(*InformationRequestSummary)(nil), // 5: mash.notify.v1.InformationRequestSummary
+	(*DecisionSummary)(nil),           // 6: mash.notify.v1.DecisionSummary
+	(*ChildSummary)(nil),              // 7: mash.notify.v1.ChildSummary
+	(*ConcernSummary)(nil),            // 8: mash.notify.v1.ConcernSummary
+	(*PersonSummary)(nil),             // 9: mash.notify.v1.PersonSummary
+	(*ReferrerSummary)(nil),           // 10: mash.notify.v1.ReferrerSummary
+	(*ShareBasis)(nil),                // 11: mash.notify.v1.ShareBasis
+	(NotificationKind)(0),             // 12: mash.notify.v1.NotificationKind
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_message_proto_depIdxs = []int32{
-	10, // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
-	11, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
-	11, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
-	4,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
-	5,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
-	6,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
-	7,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
-	8,  // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
-	9,  // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
-	11, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
+	12, // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
+	13, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
+	13, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
+	6,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
+	7,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
+	8,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
+	9,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
+	10, // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
+	11, // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
+	13, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
+	5,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
 	1,  // 11: mash.notify.v1.AgencyMessage.directory_change:type_name -> mash.notify.v1.DirectoryChangeNotice
-	2,  // 12: mash.notify.v1.AgencyMessage.disagreement:type_name -> mash.notify.v1.DisagreementSummary
-	11, // 13: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
-	11, // 14: mash.notify.v1.DisagreementSummary.stage_due:type_name -> google.protobuf.Timestamp
-	11, // 15: mash.notify.v1.DisagreementSummary.raised_at:type_name -> google.protobuf.Timestamp
-	11, // 16: mash.notify.v1.DisagreementSummary.resolved_at:type_name -> google.protobuf.Timestamp
-	11, // 17: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
-	11, // 18: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
-	11, // 19: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
+	4,  // 12: mash.notify.v1.AgencyMessage.disagreement:type_name -> mash.notify.v1.DisagreementSummary
+	13, // 13: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
+	13, // 14: mash.notify.v1.DisagreementSummary.stage_due:type_name -> google.protobuf.Timestamp
+	13, // 15: mash.notify.v1.DisagreementSummary.raised_at:type_name -> google.protobuf.Timestamp
+	13, // 16: mash.notify.v1.DisagreementSummary.resolved_at:type_name -> google.protobuf.Timestamp
+	13, // 17: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
+	13, // 18: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
+	13, // 19: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
 	20, // [20:20] is the sub-list for method output_type
 	20, // [20:20] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
@@ -1250,7 +1373,7 @@ func file_mash_notify_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_message_proto_rawDesc), len(file_mash_notify_v1_message_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,4 +1,4 @@
-package validation
+package referral
 
 import (
 	"os"
@@ -16,7 +16,7 @@ import (
 
 // examplePath is the published example, relative to this package's directory
 // (the test's working directory): the shared folder sits beside the repo.
-var examplePath = filepath.Join("..", "..", "..", "..", "shared", "api", "referral.example.json")
+var examplePath = filepath.Join("..", "..", "..", "shared", "api", "referral.example.json")
 
 // testNow is a few days after the example's incident.
 var testNow = time.Date(2026, time.November, 26, 12, 0, 0, 0, time.UTC)

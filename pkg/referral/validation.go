@@ -1,4 +1,4 @@
-// Package validation checks a referral submission before the hub accepts it.
+// Package referral checks a referral submission before the hub accepts it.
 //
 // Referring systems (police, health, schools) submit a ReferralSubmission as
 // protobuf JSON. Validate returns every problem at once, each as a Violation
@@ -18,7 +18,7 @@
 //   - Lengths are counted in characters (runes), not bytes, because limits are
 //     stated to integrators in characters and Welsh names use non-ASCII
 //     letters.
-package validation
+package referral
 
 import (
 	"regexp"
