@@ -6,12 +6,14 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mash/pkg/apierr"
 	"mash/pkg/auth"
 	"mash/pkg/events"
 	"mash/pkg/server"
@@ -40,9 +42,15 @@ type Listed struct {
 	ReferralID, ChildID string
 }
 
+// ErrErased means the record read belongs to an erased case: its key is destroyed, so no
+// access entry could be sealed for it, and nothing is left to read.
+var ErrErased = apierr.NotFound("the case was erased: nothing about it is held any more")
+
 // Record writes the access event for r by id into schema's outbox and commits, then wakes
-// the relay. An error means the read must not go ahead.
-func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), id auth.Identity, r Read, now time.Time) error {
+// the relay. An error means the read must not go ahead. The event's payload (the reader's
+// stated reason is free text) is sealed with cipher under the case's key, as every event
+// about a case is; a list read names no one case and stays clear.
+func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(), cipher events.PayloadCipher, id auth.Identity, r Read, now time.Time) error {
 	reason := server.AccessReason(ctx)
 	if r.Reason != "" {
 		reason = r.Reason
@@ -54,7 +62,14 @@ func Record(ctx context.Context, pool *pgxpool.Pool, schema string, wake func(),
 	for _, l := range r.Listed {
 		ev.Listed = append(ev.Listed, &eventsv1.ListedRecord{ReferralId: l.ReferralID, ChildId: l.ChildID})
 	}
-	env, raw, err := events.NewEnvelope(r.Type, r.Partnership, r.ReferralID, 0, now, id.EventActor(), ev)
+	env, _, err := events.NewEnvelope(r.Type, r.Partnership, r.ReferralID, 0, now, id.EventActor(), ev)
+	if err != nil {
+		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)
+	}
+	raw, err := events.Seal(ctx, cipher, env)
+	if errors.Is(err, events.ErrPayloadErased) {
+		return ErrErased
+	}
 	if err != nil {
 		return fmt.Errorf("record access to %s: %w", r.ReferralID, err)
 	}

@@ -102,7 +102,7 @@ func (a *grpcAPI) GetReferral(ctx context.Context, req *intakev1.GetReferralRequ
 		return nil, err
 	}
 	// The trace of this read commits before the referral leaves the service.
-	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessReferral, Action: "GetReferral",
+	if err := access.Record(ctx, a.svc.pool, store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessReferral, Action: "GetReferral",
 		Partnership: r.Partnership, ReferralID: r.ID}, a.svc.now()); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ func (in *inboxAPI) GetNotificationMessage(ctx context.Context, req *notifyv1.Ge
 		return nil, fmt.Errorf("decode message of notification %s: %w", n.ID, err)
 	}
 	// The trace of this read commits before the message leaves the service.
-	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessNotification,
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessNotification,
 		Action: "GetNotificationMessage", Partnership: n.Partnership, ReferralID: n.ReferralID}, a.svc.now()); err != nil {
 		return nil, err
 	}

@@ -210,7 +210,7 @@ func (a *grpcAPI) GetDecision(ctx context.Context, req *rulesv1.GetDecisionReque
 		return nil, err
 	}
 	// The trace of this read commits before the decision (and the facts in it) leaves.
-	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessDecision,
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessDecision,
 		Action: "GetDecision", Partnership: d.Partnership, ReferralID: d.ReferralID, ChildID: d.ChildID}, a.svc.now()); err != nil {
 		return nil, err
 	}

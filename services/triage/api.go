@@ -184,7 +184,7 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 		for i, c := range cases {
 			listed[i] = access.Listed{ReferralID: c.ReferralID, ChildID: c.ChildID}
 		}
-		if err := access.Record(ctx, pool, store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessQueue, Action: "ListQueue",
+		if err := access.Record(ctx, pool, store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessQueue, Action: "ListQueue",
 			Partnership: f.Partnership, Listed: listed}, now); err != nil {
 			return nil, err
 		}
@@ -243,7 +243,7 @@ func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*t
 		return nil, notFoundAs(err, caseNotFound(req.GetReferralId()))
 	}
 	// The trace of this read commits before the record leaves.
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessCase, Action: "GetCase",
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, s.cipher, id, access.Read{Type: eventsv1.SubjectAccessCase, Action: "GetCase",
 		Partnership: c.Partnership, ReferralID: c.ReferralID, ChildID: c.ChildID}, s.now()); err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func (a *grpcAPI) ExportCase(ctx context.Context, req *triagev1.ExportCaseReques
 		listed[i] = access.Listed{ReferralID: x.ReferralID, ChildID: x.ChildID}
 	}
 	// The export's own trace, with who and why, commits before anything is gathered.
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessExport, Action: "ExportCase",
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, s.cipher, id, access.Read{Type: eventsv1.SubjectAccessExport, Action: "ExportCase",
 		Partnership: c.Partnership, ReferralID: c.ReferralID, ChildID: c.ChildID, Listed: listed, Reason: reason}, s.now()); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -139,5 +140,48 @@ func TestAnErasedCaseRefusesChangesWithAClearError(t *testing.T) {
 	_, err := e.client.LiftLegalHold(manager.ctx, &triagev1.LiftLegalHoldRequest{ReferralId: id, Reason: "Inquiry closed"})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "was erased") {
 		t.Fatalf("change to an erased case: %v, want FailedPrecondition saying it was erased", err)
+	}
+}
+
+// A read's access event carries the reader's stated reason, free text that may name people:
+// it crosses the bus sealed under the case's key like every other event of the case. Once
+// the case is erased, a read is refused as not found, not answered with a 500.
+func TestAccessEventsAreSealedAndErasedCasesAreNotFound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{caseKeys: true})
+	id := uuid.NewString()
+	e.received(t, referral{id: id, partnership: "rct", agency: "south-wales-police", receivedAt: start})
+	e.waitCase(t, id, func(c store.Case) bool { return c.ReferralID == id })
+	p := e.staff(t, auth.RolePractitioner)
+	const reason = "Strategy meeting about Quillfeather household"
+	if _, err := e.client.GetCase(metadata.AppendToOutgoingContext(p.ctx, "x-access-reason", reason), &triagev1.GetCaseRequest{ReferralId: id}); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	if err := e.pool.QueryRow(context.Background(), `SELECT payload FROM triage.outbox WHERE subject = $1 ORDER BY id DESC LIMIT 1`,
+		eventsv1.SubjectAccessCase).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var env eventsv1.Envelope
+	if err := proto.Unmarshal(raw, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.GetSealed() == nil || env.GetPayload() != nil || strings.Contains(string(raw), "Quillfeather") {
+		t.Fatalf("access event is not sealed: %v", &env)
+	}
+	if err := e.keys.OpenPayload(context.Background(), &env); err != nil {
+		t.Fatal(err)
+	}
+	var ev eventsv1.RecordAccessed
+	if err := env.GetPayload().UnmarshalTo(&ev); err != nil || ev.GetReason() != reason || ev.GetAction() != "GetCase" {
+		t.Fatalf("opened access event: %v %v", &ev, err)
+	}
+
+	if _, err := e.keys.Erase(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.client.GetCase(p.ctx, &triagev1.GetCaseRequest{ReferralId: id})
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "erased") {
+		t.Fatalf("read of an erased case: %v, want NotFound saying it was erased", err)
 	}
 }

@@ -103,7 +103,7 @@ func (a *recordsAPI) Search(ctx context.Context, req *triagev1.SearchRequest) (*
 	for i, h := range hits {
 		listed[i] = access.Listed{ReferralID: h.ReferralID, ChildID: h.ChildID}
 	}
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessSearch, Action: searchAction(bases),
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, s.cipher, id, access.Read{Type: eventsv1.SubjectAccessSearch, Action: searchAction(bases),
 		Partnership: sq.Partnership, Listed: listed, Reason: reason}, s.now()); err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (a *recordsAPI) GetChild(ctx context.Context, req *triagev1.GetChildRequest
 		resp.PossibleMatches = append(resp.PossibleMatches, &triagev1.PossibleMatch{ChildId: m.ChildID, Name: m.ChildName,
 			DateOfBirth: dateString(m.DateOfBirth), Postcode: displayPostcode(m.Postcode), ReferralCount: m.Referrals, Basis: matchBasis(m)})
 	}
-	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessChild, Action: "GetChild",
+	if err := access.Record(ctx, pool, store.Schema, s.relay.Wake, s.cipher, id, access.Read{Type: eventsv1.SubjectAccessChild, Action: "GetChild",
 		ChildID: childID, Listed: listed, Reason: reason}, s.now()); err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 		for i, r := range rs {
 			listed[i] = access.Listed{ReferralID: r.ReferralID}
 		}
-		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, id, access.Read{Type: eventsv1.SubjectAccessInformationRequests,
+		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessInformationRequests,
 			Action: "ListInformationRequests", Listed: listed}, now); err != nil {
 			return nil, err
 		}
