@@ -152,7 +152,7 @@ func users(ctx context.Context, args []string) error {
 			return err
 		}
 		detail := fmt.Sprintf("role %s to %s, partnerships %s; sessions ended", was, *role, *partnerships)
-		if err := recordCLIAct(ctx, pool, cliAct("user", "role", rest[0], detail)); err != nil {
+		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "role", rest[0], detail)); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "changed the role of %s from %s to %s and ended its sessions\n", rest[0], was, *role)
