@@ -182,11 +182,19 @@ func (e *env) decided(t *testing.T, ctx context.Context, d *rulesv1.Decision, st
 	// Once the decisions consumer has taken everything published, the decision is recorded
 	// or never will be.
 	eventstest.Drained(t, e.js, "rules-decisions")
-	got := e.decision(t, ctx, d.GetReferralId())
-	if got.GetVersion() < next.GetVersion() {
-		t.Fatalf("rules did not record decision v%d of %s (has v%d)", next.GetVersion(), d.GetReferralId(), got.GetVersion())
+	// The consumer's counts can lag the stream by a moment after a publish, so the recorded
+	// version is also waited for, within a bound.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.decision(t, ctx, d.GetReferralId())
+		if got.GetVersion() >= next.GetVersion() {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rules did not record decision v%d of %s (has v%d)", next.GetVersion(), d.GetReferralId(), got.GetVersion())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return got
 }
 
 // decision waits for the referral's decision.
