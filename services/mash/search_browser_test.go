@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"mash/services/console/browsertest"
 )
@@ -53,17 +52,10 @@ func TestSearchAndChildRecordInBrowser(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}()}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitUntil(t, "both referrals on the queue", func() bool {
 		_, q, _ := staff.do("GET", "/v1/queue?state=AWAITING_DECISION", nil)
-		if len(anyList(q["cases"])) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("referrals not queued: %v", q)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(anyList(q["cases"])) == 2
+	})
 	dir := os.Getenv("MASH_ARTIFACTS_DIR")
 	if dir == "" {
 		dir = filepath.Join("..", "..", ".local", "artifacts")
