@@ -1,4 +1,4 @@
-module mash
+module github.com/mash-hub/mash
 
 go 1.26.0
 

@@ -163,6 +163,7 @@ func Check(root string) (*Report, error) {
 	r.checkIngresses()
 	r.checkBackups()
 	r.checkDashboards()
+	r.checkAlerts()
 	return r, nil
 }
 

@@ -1,4 +1,4 @@
-module mash/deploy/check
+module github.com/mash-hub/mash/deploy/check
 
 go 1.26.0
 

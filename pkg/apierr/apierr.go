@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 // Violation is one problem with one field of a request.

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 func TestStatusAndHTTPAgree(t *testing.T) {

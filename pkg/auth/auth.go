@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strings"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Role says what a client may do.

@@ -38,13 +38,16 @@ const (
 	ReadDisagreements    Permission = "list disagreements"
 	ResolveDisagreements Permission = "resolve disagreements"
 	ReadDashboard        Permission = "read management information"
-	ReadDecisions        Permission = "read decisions"
-	EvaluateReferrals    Permission = "evaluate referrals"
-	ReadPacks            Permission = "read rule packs"
-	ValidatePacks        Permission = "validate rule packs"
-	ManagePacks          Permission = "upload, replay and activate rule packs"
-	ReadDirectory        Permission = "read the agency directory"
-	ChangeDirectory      Permission = "change the agency directory"
+	// ReviewQuality samples decided cases and records quality assurance reviews of them
+	// (never of the reviewer's own decision: triage checks).
+	ReviewQuality     Permission = "review decided cases for quality assurance"
+	ReadDecisions     Permission = "read decisions"
+	EvaluateReferrals Permission = "evaluate referrals"
+	ReadPacks         Permission = "read rule packs"
+	ValidatePacks     Permission = "validate rule packs"
+	ManagePacks       Permission = "upload, replay and activate rule packs"
+	ReadDirectory     Permission = "read the agency directory"
+	ChangeDirectory   Permission = "change the agency directory"
 	// DecideDirectory approves or rejects a proposed change to where an agency's
 	// notifications go: the second pair of eyes, never on the proposer's own (notify checks).
 	DecideDirectory      Permission = "approve or reject proposed changes to the agency directory"
@@ -94,6 +97,7 @@ var permissionRoles = map[Permission][]Role{
 	ReadDisagreements:    {RoleReferrer, RolePartner, RolePractitioner, RoleManager, RoleAuditor},
 	ResolveDisagreements: {RolePractitioner, RoleManager},
 	ReadDashboard:        {RoleManager, RoleAuditor},
+	ReviewQuality:        {RoleManager},
 	ReadDecisions:        {RolePractitioner, RoleManager, RoleAuditor},
 	EvaluateReferrals:    {RolePractitioner, RoleManager},
 	ReadPacks:            {RolePractitioner, RoleManager, RoleAuditor, RoleAdmin},

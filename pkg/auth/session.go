@@ -16,7 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db"
 )
 
 // Session tokens look different from client credentials ("mashs_" against "mash_"), so a
@@ -123,6 +123,11 @@ func (s *Store) CreateSessionOfKind(ctx context.Context, userID, displayName str
 	if err != nil {
 		return Session{}, "", fmt.Errorf("store session %s: %w", sess.ID, err)
 	}
+	// Whoever signs in is known to the staff directory as they are now, so a person of an
+	// OpenID Connect provider can be given work from their first sign-in.
+	if err := putStaff(ctx, s.pool, userID, role, agency, kind, partnerships, true, now); err != nil {
+		return Session{}, "", err
+	}
 	return sess, sessionPrefix + "_" + sess.ID + "_" + secretText, nil
 }
 
@@ -190,20 +195,34 @@ func (s *Store) PruneSessions(ctx context.Context) (int64, error) {
 func (s *Store) EndUserSessions(ctx context.Context, userID string) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL`, userID, s.now())
-		if err != nil {
-			return err
-		}
-		// Announced even when no session was live: it costs nothing, and a process that
-		// missed an earlier announcement may still cache one of this person's sessions.
-		n = tag.RowsAffected()
-		return announce(ctx, tx, Revocation{Kind: RevokedUser, ID: userID})
+		var err error
+		n, err = s.EndUserSessionsIn(ctx, tx, userID)
+		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("end sessions of %s: %w", userID, err)
+		return 0, err
 	}
 	s.evict(Revocation{Kind: RevokedUser, ID: userID})
 	return n, nil
+}
+
+// EndUserSessionsIn is EndUserSessions within tx, for a change to the person's account that
+// commits with it (and with its act). This store forgets the person's sessions at once (a
+// rollback costs it only a fresh look-up, and one racing the commit is bounded by
+// CacheTTL); processes following revocations forget them when tx commits, and nothing is
+// announced if it rolls back.
+func (s *Store) EndUserSessionsIn(ctx context.Context, tx pgx.Tx, userID string) (int64, error) {
+	tag, err := tx.Exec(ctx, `UPDATE auth.sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL`, userID, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", userID, err)
+	}
+	// Announced even when no session was live: it costs nothing, and a process that
+	// missed an earlier announcement may still cache one of this person's sessions.
+	if err := announce(ctx, tx, Revocation{Kind: RevokedUser, ID: userID}); err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", userID, err)
+	}
+	s.evict(Revocation{Kind: RevokedUser, ID: userID})
+	return tag.RowsAffected(), nil
 }
 
 func (s *Store) forgetSessions(match func(cached) bool) {

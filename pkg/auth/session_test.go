@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
 )
 
 func newTestStore(t *testing.T) (*Store, *time.Time) {

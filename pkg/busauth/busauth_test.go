@@ -14,13 +14,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"mash/pkg/busauth"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/events"
-	"mash/pkg/testport"
-	"mash/pkg/tlsconf"
-	"mash/pkg/tlsconf/tlsconftest"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/testport"
+	"github.com/mash-hub/mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tlsconf/tlsconftest"
 )
 
 // Two services as the services declare themselves: enough to prove one cannot act as the
@@ -28,7 +28,7 @@ import (
 var (
 	intakeRole = busauth.Role{Service: "intake", Publishes: []string{"mash.referral.received"}, Durables: []string{"intake-status"}}
 	rulesRole  = busauth.Role{Service: "rules", Publishes: []string{"mash.triage.decided"}, Durables: []string{"rules"}}
-	notifyRole = busauth.Role{Service: "notify", Publishes: []string{"mash.notify.*"}, Durables: []string{"notify-acks"}}
+	notifyRole = busauth.Role{Service: "notify", Publishes: []string{"mash.notify.*"}, AgencyDurables: []string{"notify-acks"}, DeletesAgencyMessages: true}
 )
 
 type bus struct {
@@ -118,7 +118,11 @@ func (b *bus) subjectCount(t *testing.T, subject string) uint64 {
 	t.Helper()
 	nc, _ := b.connect(t, b.users[busauth.PlumbingUser])
 	js, _ := jetstream.New(nc)
-	s, err := js.Stream(context.Background(), events.StreamName)
+	stream := events.StreamName
+	if strings.HasPrefix(subject, "mash.notify.") {
+		stream = events.AgencyStreamName
+	}
+	s, err := js.Stream(context.Background(), stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +286,7 @@ func TestAgencyUserIsConfinedToItsOwnSubject(t *testing.T) {
 
 	// Its durable consumer may only be filtered on its own subject.
 	pjs, _ := jetstream.New(police)
-	cons, err := pjs.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{Durable: busauth.AgencyDurable("south-wales-police"),
+	cons, err := pjs.CreateOrUpdateConsumer(ctx, events.AgencyStreamName, jetstream.ConsumerConfig{Durable: busauth.AgencyDurable("south-wales-police"),
 		FilterSubject: "mash.notify.south-wales-police", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		t.Fatalf("police creates its durable: %v", err)
@@ -306,9 +310,35 @@ func TestAgencyUserIsConfinedToItsOwnSubject(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := pjs.CreateOrUpdateConsumer(cctx, events.StreamName, jetstream.ConsumerConfig{Durable: busauth.AgencyDurable("south-wales-police"),
+	if _, err := pjs.CreateOrUpdateConsumer(cctx, events.AgencyStreamName, jetstream.ConsumerConfig{Durable: busauth.AgencyDurable("south-wales-police"),
 		FilterSubject: "mash.notify.rct-csc", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
 		t.Fatal("police made a durable over social care's subject")
+	}
+
+	// The agency stream allows deletes (erasure), but only notify's: an agency can neither
+	// delete a message nor purge the stream.
+	for _, api := range []string{"$JS.API.STREAM.MSG.DELETE." + events.AgencyStreamName, "$JS.API.STREAM.PURGE." + events.AgencyStreamName} {
+		if _, err := police.Request(api, []byte(`{"seq":1}`), 2*time.Second); err == nil {
+			t.Errorf("police's %s was answered", api)
+		}
+		violation(t, errs, "publish", api)
+	}
+	if n := b.subjectCount(t, "mash.notify.south-wales-police"); n != 1 {
+		t.Fatalf("agency stream holds %d police messages, want 1", n)
+	}
+	njs, _ := jetstream.New(notify)
+	st, err := njs.Stream(ctx, events.AgencyStreamName)
+	if err != nil {
+		t.Fatalf("notify looks up the agency stream: %v", err)
+	}
+	if err := st.SecureDeleteMsg(ctx, 1); err != nil {
+		t.Fatalf("notify erases an agency message: %v", err)
+	}
+	if n := b.subjectCount(t, "mash.notify.south-wales-police"); n != 0 {
+		t.Fatalf("agency stream holds %d police messages after notify deleted it", n)
+	}
+	if err := st.Purge(ctx); err == nil {
+		t.Fatal("notify purged the agency stream")
 	}
 }
 

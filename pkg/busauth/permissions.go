@@ -16,9 +16,9 @@ import (
 	"slices"
 	"strings"
 
-	"mash/pkg/events"
-	"mash/pkg/failpoint"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Role is what one service does on the bus, declared by the service beside the subjects and
@@ -33,6 +33,12 @@ type Role struct {
 	// mash stream. Reading the stream is only ever through these: no service subscribes to
 	// event subjects directly.
 	Durables []string
+	// AgencyDurables are the durable consumers the service reads on the agency stream
+	// (events.AgencyStreamName): notify's, over agencies' acknowledgements and answers.
+	AgencyDurables []string
+	// DeletesAgencyMessages lets the service read and delete messages of the agency stream
+	// by sequence: notify, erasing what it sent about an erased case. Nobody may purge it.
+	DeletesAgencyMessages bool
 }
 
 // Permissions are the subjects a user may publish to and subscribe to. Everything else is
@@ -81,8 +87,7 @@ func inbox(user string) string { return InboxPrefix(user) + ".>" }
 // jsAPI is the JetStream API prefix of the mash stream.
 var jsAPI = "$JS.API"
 
-func consumerAPI(durable string) []string {
-	s := events.StreamName
+func consumerAPI(s, durable string) []string {
 	return []string{
 		// Create or update: without a filter in the subject, and with one (single-filter
 		// consumers put it in the subject).
@@ -102,7 +107,19 @@ func (r Role) Permissions() Permissions {
 	pub := slices.Clone(r.Publishes)
 	pub = append(pub, jsAPI+".INFO", jsAPI+".STREAM.INFO."+events.StreamName)
 	for _, d := range r.Durables {
-		pub = append(pub, consumerAPI(d)...)
+		pub = append(pub, consumerAPI(events.StreamName, d)...)
+	}
+	if len(r.AgencyDurables) > 0 || r.DeletesAgencyMessages {
+		pub = append(pub, jsAPI+".STREAM.INFO."+events.AgencyStreamName)
+	}
+	for _, d := range r.AgencyDurables {
+		pub = append(pub, consumerAPI(events.AgencyStreamName, d)...)
+	}
+	if r.DeletesAgencyMessages {
+		// Reading by sequence and subject lets an erasure find a message whose place was
+		// never recorded (published before a crash) by its Nats-Msg-Id.
+		pub = append(pub, jsAPI+".STREAM.MSG.DELETE."+events.AgencyStreamName, jsAPI+".STREAM.MSG.GET."+events.AgencyStreamName,
+			jsAPI+".DIRECT.GET."+events.AgencyStreamName, jsAPI+".DIRECT.GET."+events.AgencyStreamName+".>")
 	}
 	return Permissions{Publish: pub, Subscribe: []string{inbox(r.Service)}}
 }
@@ -118,7 +135,7 @@ func (r Role) Validate() error {
 			return fmt.Errorf("bus role %s: publish subject %q is not an event subject", r.Service, s)
 		}
 	}
-	for _, d := range r.Durables {
+	for _, d := range slices.Concat(r.Durables, r.AgencyDurables) {
 		if !ValidName(d) {
 			return fmt.Errorf("bus role %s: durable %q must be lower-case letters, digits and dashes", r.Service, d)
 		}
@@ -126,21 +143,21 @@ func (r Role) Validate() error {
 	return nil
 }
 
-// PlumbingPermissions are the process's own: declare and inspect the mash stream, and
-// report the account for the readiness probe.
+// PlumbingPermissions are the process's own: declare and inspect the mash streams (the
+// event stream and the agency stream), and report the account for the readiness probe.
 func PlumbingPermissions() Permissions {
-	s := events.StreamName
-	return Permissions{
-		Publish:   []string{jsAPI + ".INFO", jsAPI + ".STREAM.INFO." + s, jsAPI + ".STREAM.CREATE." + s, jsAPI + ".STREAM.UPDATE." + s},
-		Subscribe: []string{inbox(PlumbingUser)},
+	pub := []string{jsAPI + ".INFO"}
+	for _, s := range []string{events.StreamName, events.AgencyStreamName} {
+		pub = append(pub, jsAPI+".STREAM.INFO."+s, jsAPI+".STREAM.CREATE."+s, jsAPI+".STREAM.UPDATE."+s)
 	}
+	return Permissions{Publish: pub, Subscribe: []string{inbox(PlumbingUser)}}
 }
 
 // AgencySubject is where notify sends agency's messages.
 func AgencySubject(agency string) string { return events.Fill(eventsv1.SubjectNotifyAny, agency) }
 
-// AgencyDurable is the one durable consumer an agency may keep on its own subject, so it
-// misses nothing sent while it was away.
+// AgencyDurable is the one durable consumer an agency may keep on its own subject, on the
+// agency stream (events.AgencyStreamName), so it misses nothing sent while it was away.
 func AgencyDurable(agency string) string { return "agency-" + agency }
 
 // AgencyPermissions are an agency's: receive its messages (live, or through its durable
@@ -148,7 +165,7 @@ func AgencyDurable(agency string) string { return "agency-" + agency }
 // its acknowledgements and answers. Notify still checks that each acknowledgement and answer
 // refers to something sent to that agency.
 func AgencyPermissions(agency string) Permissions {
-	s, d, subj := events.StreamName, AgencyDurable(agency), AgencySubject(agency)
+	s, d, subj := events.AgencyStreamName, AgencyDurable(agency), AgencySubject(agency)
 	return Permissions{
 		Publish: []string{
 			subj + ".ack", subj + ".answer",
@@ -174,6 +191,10 @@ func OperatorPermissions(id string) Permissions {
 		jsAPI + ".INFO", jsAPI + ".STREAM.NAMES", jsAPI + ".STREAM.LIST", jsAPI + ".STREAM.INFO." + s,
 		jsAPI + ".CONSUMER.NAMES." + s, jsAPI + ".CONSUMER.LIST." + s, jsAPI + ".CONSUMER.INFO." + s + ".*",
 		jsAPI + ".STREAM.MSG.GET." + s, jsAPI + ".DIRECT.GET." + s, jsAPI + ".DIRECT.GET." + s + ".>",
+		// The agency stream's state and its consumers' lag, never its messages (agencies'
+		// messages in clear).
+		jsAPI + ".STREAM.INFO." + events.AgencyStreamName, jsAPI + ".CONSUMER.NAMES." + events.AgencyStreamName,
+		jsAPI + ".CONSUMER.LIST." + events.AgencyStreamName, jsAPI + ".CONSUMER.INFO." + events.AgencyStreamName + ".*",
 	}
 	if failpoint.Armed("stream.allow-delete") {
 		// Tests only (failpoint builds): delete an event behind the system's back.

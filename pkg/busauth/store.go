@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db"
 )
 
 // Schema is the Postgres schema that holds bus users.

@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"mash/pkg/casekeys"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/casekeys"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // busMigrations give the test schema an outbox, the consumer tables, and a table standing
@@ -84,9 +84,9 @@ func TestPersonalDataCrossesTheBusSealed(t *testing.T) {
 		}
 		return env.GetEventId()
 	}
-	liveEvent := write("mash.test.received", live, childName+" "+nhsNumber)
-	erasedEvent := write("mash.test.received", erased, childName+" "+nhsNumber)
-	controlEvent := write("mash.test.received", "", marker)
+	liveEvent := write("mash.referral.test-received", live, childName+" "+nhsNumber)
+	erasedEvent := write("mash.referral.test-received", erased, childName+" "+nhsNumber)
+	controlEvent := write("mash.referral.test-received", "", marker)
 	// The second case is erased before any consumer runs: its copy on the bus is all that
 	// is left, and it must stay unread.
 	if _, err := keys.Erase(ctx, erased); err != nil {
@@ -102,7 +102,7 @@ func TestPersonalDataCrossesTheBusSealed(t *testing.T) {
 
 	// One consumer reads every event; another fails every event at once, into dead letters.
 	reader, err := events.NewConsumer(pool, js, events.StreamName, events.ConsumerConfig{
-		Schema: testSchema, Durable: "reader", FilterSubjects: []string{"mash.test.>"}, Cipher: keys,
+		Schema: testSchema, Durable: "reader", FilterSubjects: []string{"mash.referral.>"}, Cipher: keys,
 	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
 		var body wrapperspb.StringValue
 		if err := env.GetPayload().UnmarshalTo(&body); err != nil {
@@ -115,7 +115,7 @@ func TestPersonalDataCrossesTheBusSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	failer, err := events.NewConsumer(pool, js, events.StreamName, events.ConsumerConfig{
-		Schema: testSchema, Durable: "failer", FilterSubjects: []string{"mash.test.>"}, Cipher: keys, MaxDeliver: 1,
+		Schema: testSchema, Durable: "failer", FilterSubjects: []string{"mash.referral.>"}, Cipher: keys, MaxDeliver: 1,
 	}, func(context.Context, pgx.Tx, *eventsv1.Envelope) error {
 		return errors.New("handler refuses every event")
 	}, zap.NewNop(), nil)

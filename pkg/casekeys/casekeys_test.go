@@ -14,11 +14,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"mash/pkg/casekeys"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/casekeys"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Synthetic personal data: what must never be readable outside the services.

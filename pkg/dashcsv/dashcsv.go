@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	triagev1 "mash/proto/mash/triage/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // Write writes the dashboard as section,label,value rows, one figure a row, so a spreadsheet
@@ -60,6 +60,12 @@ func Write(w io.Writer, d *triagev1.GetDashboardResponse) error {
 	}
 	for _, t := range d.GetReferralsByWeek() {
 		rows = append(rows, []string{"referrals_by_week", t.GetLabel(), count(t.GetCount())})
+	}
+	// Lead professionals come last, so the rows above keep their places for existing readers.
+	rows = append(rows, []string{"summary", "lead_professionals_named", count(d.GetLeadProfessionalsNamed())},
+		[]string{"summary", "lead_professional_percent", num(d.GetLeadProfessionalPercent())})
+	for _, t := range d.GetLeadProfessionalAgencies() {
+		rows = append(rows, []string{"lead_professional_agencies", t.GetLabel(), count(t.GetCount())})
 	}
 	for _, r := range rows[1:] {
 		r[1] = safe(r[1])

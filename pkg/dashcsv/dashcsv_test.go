@@ -5,7 +5,7 @@ import (
 	"encoding/csv"
 	"testing"
 
-	triagev1 "mash/proto/mash/triage/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // A label a spreadsheet would run as a formula is written as text; figures stay numbers.

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
 )
 
 // More rows than one batch: the loop goes on until a statement removes fewer than a batch,

@@ -1,6 +1,6 @@
 package events
 
-import eventsv1 "mash/proto/mash/events/v1"
+import eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 
 // Roles an envelope's actor holds when no credential acted (the same words as
 // auth.ActorRoleSystem and auth.ActorRoleAgency, which the audit trail records).

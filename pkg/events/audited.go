@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // SubjectAuditRecorded is where the audit log lists the event ids of each batch it recorded.

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"mash/pkg/tracing"
+	"github.com/mash-hub/mash/pkg/tracing"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // insertEventsInChunks fills the outbox with n events, 1000 per transaction, written
@@ -82,10 +84,28 @@ func benchRelay(b *testing.B, ctx, writeCtx context.Context) {
 // BenchmarkConsumer measures events per second through a consumer whose handler writes one
 // row: inbox insert, effect, commit and double ack per event.
 func BenchmarkConsumer(b *testing.B) {
+	benchConsumer(b, testConsumerConfig("bench"))
+}
+
+// BenchmarkConsumerBatched is BenchmarkConsumer with batching on: up to 32 waiting events
+// per transaction, so one commit (one WAL flush) serves many.
+func BenchmarkConsumerBatched(b *testing.B) {
+	cfg := testConsumerConfig("bench")
+	cfg.BatchSize, cfg.MaxAckPending = 32, 256
+	benchConsumer(b, cfg)
+}
+
+// benchConsumer publishes b.N events, then times cfg's consumer acking them all.
+func benchConsumer(b *testing.B, cfg ConsumerConfig) {
 	pool := newTestPool(b)
 	br := startBroker(b, b.TempDir())
 	for i := range b.N {
-		env, raw := newEvent(b)
+		// Distinct cases, as in the pipeline: a batching consumer keeps each case on one
+		// worker, so a single case would measure one worker alone.
+		env, raw, err := NewEnvelope("mash.referral.test-happened", "p1", fmt.Sprintf("r%d", i), 1, time.Now(), System("test"), &eventsv1.ReferralReceived{})
+		if err != nil {
+			b.Fatal(err)
+		}
 		if _, err := br.js.PublishMsgAsync(&nats.Msg{Subject: env.Type, Data: raw}, jetstream.WithMsgID(env.EventId)); err != nil {
 			b.Fatal(err)
 		}
@@ -101,7 +121,7 @@ func BenchmarkConsumer(b *testing.B) {
 	m := NewMetrics(nil)
 	acked := m.consumed.WithLabelValues("bench", resultOK)
 	b.ResetTimer()
-	startConsumer(b, pool, br.js, testConsumerConfig("bench"), effectHandler("bench", &calls), m)
+	startConsumer(b, pool, br.js, cfg, effectHandler("bench", &calls), m)
 	for metricValue(b, acked) < float64(b.N) {
 		time.Sleep(time.Millisecond)
 	}

@@ -16,14 +16,14 @@ func TestBrokerRestartKeepsDedupe(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	b1 := startBroker(t, dir)
-	ack, err := b1.js.Publish(ctx, "mash.test.restart", []byte("x"), jetstream.WithMsgID("event-x"))
+	ack, err := b1.js.Publish(ctx, "mash.referral.test-restart", []byte("x"), jetstream.WithMsgID("event-x"))
 	if err != nil || ack.Duplicate {
 		t.Fatalf("first publish: %+v, %v", ack, err)
 	}
 	b1.stop()
 
 	b2 := startBroker(t, dir)
-	ack, err = b2.js.Publish(ctx, "mash.test.restart", []byte("x"), jetstream.WithMsgID("event-x"))
+	ack, err = b2.js.Publish(ctx, "mash.referral.test-restart", []byte("x"), jetstream.WithMsgID("event-x"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // The event catalogue is generated from the (mash.catalogue.v1.event) options on the

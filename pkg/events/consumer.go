@@ -19,9 +19,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"mash/pkg/failpoint"
-	"mash/pkg/tracing"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/tracing"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // ConsumerDDL returns the statements creating schema.inbox and schema.dead_letter. It is
@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS ` + s + `.dead_letter (
 // Handler applies one event inside tx, the transaction that also records the event id in
 // the inbox. It must do all its database work through tx and must not commit it. An error
 // (or a panic) rolls everything back and the event is retried later.
+//
+// With ConsumerConfig.BatchSize above 1, tx may also hold other events' work, applied
+// before this one by the same handler: a handler may leave transaction-scoped settings (SET
+// LOCAL, advisory locks) to the next event of the batch, and an error rolls back the whole
+// batch, whose events are then applied one per transaction as without batching.
 type Handler func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error
 
 // ConsumerConfig configures a Consumer. Zero values take the defaults.
@@ -88,10 +93,26 @@ type ConsumerConfig struct {
 	// erased is acknowledged without running the handler. Without a Cipher a sealed event
 	// fails like any other and ends as a dead letter.
 	Cipher PayloadCipher
+	// BatchSize, above 1, lets one worker apply up to that many deliveries already received
+	// in one transaction: an inbox row per event, one commit, then an ack per event. A batch
+	// is only what is waiting when a worker is free, so a quiet consumer still handles each
+	// event at once. A failing batch is rolled back and its events are applied one by one, so
+	// a poison event retries and ends as a dead letter alone. Redeliveries and erasure events
+	// are always applied one by one. Turn it on only for handlers that allow it (see Handler);
+	// MaxAckPending should be at least Concurrency × BatchSize. Default 1 (off).
+	BatchSize int
 	// SkipErased acknowledges, unhandled, every event of a case the service erased (its
 	// schema's erased_cases, ErasureDDL), except the erasure event itself: a payload opened
 	// with a key cached before the erasure must not bring the case's data back.
 	SkipErased bool
+	// Erased, if set, records the events of an erased case instead of acknowledging them
+	// unhandled: an event whose payload can never be read (its case key destroyed, or its
+	// outbox row stripped by EraseCase), and, with SkipErased, any event of a case the
+	// service erased. It runs in place of the handler, in the same transaction with the
+	// inbox row, on the envelope alone (neither payload nor sealed payload). The audit log
+	// sets it: the trail lists every event of a case, erased or not, and an event that was
+	// still in an outbox when its case was erased must not vanish from it.
+	Erased Handler
 }
 
 // Consumer defaults.
@@ -121,6 +142,9 @@ func (cfg ConsumerConfig) withDefaults() ConsumerConfig {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 1
+	}
 	return cfg
 }
 
@@ -140,8 +164,8 @@ func (cfg ConsumerConfig) validate() error {
 	if cfg.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("AckWait %s: use at least 1s", cfg.AckWait))
 	}
-	if cfg.MaxDeliver < 1 || cfg.MaxAckPending < 1 || cfg.Concurrency < 1 {
-		errs = append(errs, errors.New("MaxDeliver, MaxAckPending and Concurrency must be positive"))
+	if cfg.MaxDeliver < 1 || cfg.MaxAckPending < 1 || cfg.Concurrency < 1 || cfg.BatchSize < 1 {
+		errs = append(errs, errors.New("MaxDeliver, MaxAckPending, Concurrency and BatchSize must be positive"))
 	}
 	for _, d := range cfg.Backoff {
 		if d <= 0 {
@@ -163,7 +187,7 @@ type Consumer struct {
 	log    *zap.Logger
 	m      *Metrics
 
-	inboxSQL, deadLetterSQL string
+	inboxSQL, inboxBatchSQL, deadLetterSQL string
 }
 
 // NewConsumer checks cfg and returns a consumer of stream; Run creates or updates the
@@ -181,10 +205,14 @@ func NewConsumer(pool *pgxpool.Pool, js jetstream.JetStream, stream string, cfg 
 	}
 	s := pgx.Identifier{cfg.Schema}.Sanitize()
 	m.trackDeadLetters(pool, cfg.Schema)
+	m.trackLag(js, stream, cfg.Durable)
 	return &Consumer{
 		pool: pool, js: js, stream: stream, cfg: cfg, h: h, m: m,
 		log:      log.With(zap.String("consumer", cfg.Durable)),
 		inboxSQL: `INSERT INTO ` + s + `.inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		// The ids come back as text in the canonical form uuid.Parse(...).String() gives.
+		inboxBatchSQL: `INSERT INTO ` + s + `.inbox (consumer, event_id) SELECT $1, id FROM unnest($2::uuid[]) id
+			ON CONFLICT DO NOTHING RETURNING event_id::text`,
 		// A letter that fails again after a replay is the same letter: count on, and show it
 		// as not replayed.
 		deadLetterSQL: `INSERT INTO ` + s + `.dead_letter (consumer, event_id, subject, payload, error, attempts)
@@ -227,7 +255,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	// Short pull requests: after a broker node dies (or a consumer leader moves) a new
 	// request goes out within seconds instead of the default 30 s expiry.
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Concurrency), jetstream.PullExpiry(5*time.Second),
+	// Batching workers take what is buffered, so buffer enough to fill a batch.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(2*c.cfg.Concurrency, 2*c.cfg.BatchSize)), jetstream.PullExpiry(5*time.Second),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
 		return fmt.Errorf("consumer %s: start pulling: %w", c.cfg.Durable, err)
@@ -247,12 +276,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
-	work := make(chan jetstream.Msg)
+	// Without batching one unbuffered queue feeds every worker: a delivery waits in the
+	// iterator, not here. With batching each worker has its own queue, and every event of a
+	// case goes to the same worker (partition): two batches running at once then never
+	// lock the same case's rows in opposite orders (a deadlock costs deadlock_timeout and
+	// the batch), and one case's events are applied in the order they arrived. A queue's
+	// buffer is what its worker finds waiting and takes as one batch.
+	queues := make([]chan jetstream.Msg, 1)
+	if c.cfg.BatchSize > 1 {
+		queues = make([]chan jetstream.Msg, c.cfg.Concurrency)
+	}
+	for i := range queues {
+		queues[i] = make(chan jetstream.Msg, c.cfg.BatchSize-1)
+	}
+	dispatch := func(msg jetstream.Msg) { queues[partition(msg.Data(), len(queues))] <- msg }
 	var wg sync.WaitGroup
-	for range c.cfg.Concurrency {
+	for i := range c.cfg.Concurrency {
+		work := queues[i%len(queues)]
 		wg.Go(func() {
 			for msg := range work {
-				c.process(hctx, ctx, msg)
+				if c.cfg.BatchSize == 1 {
+					c.process(hctx, ctx, msg)
+					continue
+				}
+				c.processBatch(hctx, ctx, takeWaiting(work, msg, c.cfg.BatchSize))
 			}
 		})
 	}
@@ -260,7 +307,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err == nil {
-			work <- msg
+			dispatch(msg)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -284,9 +331,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			break
 		}
-		work <- msg
+		dispatch(msg)
 	}
-	close(work)
+	for _, q := range queues {
+		close(q)
+	}
 	wg.Wait()
 	if runErr == nil {
 		c.log.Info("consumer stopped")
@@ -329,7 +378,8 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 	ctx, span := c.startSpan(ctx, msg, env, attempt)
 	defer span.End()
 	err = open(ctx, c.cfg.Cipher, env)
-	if errors.Is(err, ErrPayloadErased) {
+	erased := errors.Is(err, ErrPayloadErased)
+	if erased && c.cfg.Erased == nil {
 		// Nothing can ever read it again: retrying would only end in a dead letter that
 		// can never be replayed either.
 		log.Info("event of an erased case acknowledged unread", zap.String("referral_id", env.GetReferralId()))
@@ -338,8 +388,12 @@ func (c *Consumer) process(ctx, run context.Context, msg jetstream.Msg) {
 		return
 	}
 	var dup bool
-	if err == nil {
-		dup, err = c.apply(ctx, run, env)
+	if erased {
+		// Recorded without its payload; a failure here (the database) is retried like any.
+		log.Info("event of an erased case recorded without its payload", zap.String("referral_id", env.GetReferralId()))
+		dup, err = c.apply(ctx, run, env, true)
+	} else if err == nil {
+		dup, err = c.apply(ctx, run, env, false)
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, "handler failed")
@@ -384,7 +438,8 @@ func (c *Consumer) startSpan(ctx context.Context, msg jetstream.Msg, env *events
 
 // apply runs the handler and records the event in the inbox, in one transaction. It
 // reports dup when the inbox already had the event, in which case the handler did not run.
-func (c *Consumer) apply(ctx, run context.Context, env *eventsv1.Envelope) (dup bool, err error) {
+// With erased (the payload could not be opened) it runs the Erased handler instead.
+func (c *Consumer) apply(ctx, run context.Context, env *eventsv1.Envelope, erased bool) (dup bool, err error) {
 	tx, err := c.begin(ctx, run)
 	if err != nil {
 		return false, err
@@ -397,17 +452,23 @@ func (c *Consumer) apply(ctx, run context.Context, env *eventsv1.Envelope) (dup 
 	if tag.RowsAffected() == 0 {
 		return true, tx.Commit(ctx)
 	}
-	if c.cfg.SkipErased && env.GetReferralId() != "" && env.GetType() != CaseErasedSubject {
-		erased, err := CaseErased(ctx, tx, c.cfg.Schema, env.GetReferralId())
+	if c.cfg.SkipErased && !erased && env.GetReferralId() != "" && env.GetType() != CaseErasedSubject {
+		var err error
+		erased, err = CaseErased(ctx, tx, c.cfg.Schema, env.GetReferralId())
 		if err != nil {
 			return false, err
 		}
-		if erased {
+		if erased && c.cfg.Erased == nil {
 			// The inbox row stays: a redelivery stops there.
 			return true, tx.Commit(ctx)
 		}
 	}
-	if err := callHandler(ctx, c.h, tx, env); err != nil {
+	h := c.h
+	if erased {
+		h = c.cfg.Erased
+		env = stripPayload(env)
+	}
+	if err := callHandler(ctx, h, tx, env); err != nil {
 		return false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -495,8 +556,8 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg, log *zap.Logger) 
 	}
 }
 
-// keepAlive tells the broker the delivery is in progress every AckWait/3 until stopped.
-func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
+// keepAlive tells the broker the deliveries are in progress every AckWait/3 until stopped.
+func (c *Consumer) keepAlive(msgs ...jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -507,7 +568,9 @@ func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				for _, msg := range msgs {
+					_ = msg.InProgress()
+				}
 			}
 		}
 	})

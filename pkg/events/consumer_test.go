@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // effectHandler records each event it applies in evt.effects, through the consumer's tx.
@@ -30,7 +30,7 @@ func testConsumerConfig(durable string) ConsumerConfig {
 	return ConsumerConfig{
 		Schema:         testSchema,
 		Durable:        durable,
-		FilterSubjects: []string{"mash.test.>"},
+		FilterSubjects: []string{"mash.referral.>"},
 		Backoff:        []time.Duration{10 * time.Millisecond, 20 * time.Millisecond},
 		MaxDeliver:     3,
 	}
@@ -204,9 +204,9 @@ func TestConsumerDeadLettersPoison(t *testing.T) {
 	startConsumer(t, pool, b.js, testConsumerConfig("c1"), effectHandler("c1", &calls), nil)
 
 	id := uuid.NewString()
-	publish(t, b.js, "mash.test.poison", []byte("not a protobuf"), id)
+	publish(t, b.js, "mash.referral.test-poison", []byte("not a protobuf"), id)
 	// Decodes as protobuf, but carries no event id.
-	publish(t, b.js, "mash.test.poison", []byte{}, "")
+	publish(t, b.js, "mash.referral.test-poison", []byte{}, "")
 	eventually(t, 10*time.Second, "both dead-lettered", func() bool {
 		return queryInt(t, pool, `SELECT count(*) FROM evt.dead_letter`) == 2
 	})

@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db/dbtest"
-	"mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/failpoint"
 )
 
 // Crash tests run this test binary again as a child process that exits at a failpoint, as

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // CaseErasedSubject is the event triage publishes when a case is erased (CaseErased). It is
@@ -64,8 +64,9 @@ func CaseErased(ctx context.Context, tx pgx.Tx, schema, referralID string) (bool
 }
 
 // EraseCase records, within tx, that schema's service erased referralID, and deletes what
-// the events plumbing of schema holds of the case: its outbox rows (the erasure event
-// itself, CaseErasedSubject, excepted) and its dead letters. The caller blanks its own
+// the events plumbing of schema holds of the case: its published outbox rows (the erasure
+// event itself, CaseErasedSubject, excepted; unpublished ones become tombstones that the
+// relay still publishes, see Tombstone) and its dead letters. The caller blanks its own
 // tables in the same transaction. It takes the case's exclusive lock first, so no event of
 // the case is being applied meanwhile; running it again finds nothing more to delete.
 // It reports whether the case was erased here before.
@@ -82,7 +83,17 @@ func EraseCase(ctx context.Context, tx pgx.Tx, schema, referralID string) (befor
 		return false, fmt.Errorf("erase case %s in %s: %w", referralID, schema, err)
 	}
 	before = tag.RowsAffected() == 0
-	if _, err := tx.Exec(ctx, `DELETE FROM `+s+`.outbox WHERE referral_id = $1 AND subject <> $2`, referralID, CaseErasedSubject); err != nil {
+	// Published rows go (the events are on the bus, sealed). A row not yet published keeps
+	// its place, reduced to a tombstone (its envelope without the payload), so the relay
+	// still publishes the event and the audit trail still lists it: deleting it would lose
+	// the event from the trail.
+	// Tombstones first: a row a relay was publishing meanwhile is waited for, found
+	// published, and deleted next.
+	if err := tombstoneOutbox(ctx, tx, s, referralID); err != nil {
+		return before, fmt.Errorf("erase case %s in %s: outbox: %w", referralID, schema, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+s+`.outbox WHERE referral_id = $1 AND subject <> $2 AND published_at IS NOT NULL`,
+		referralID, CaseErasedSubject); err != nil {
 		return before, fmt.Errorf("erase case %s in %s: outbox: %w", referralID, schema, err)
 	}
 	// Dead letters keep the message as it arrived; its envelope names the case. A letter
@@ -114,6 +125,50 @@ func EraseCase(ctx context.Context, tx pgx.Tx, schema, referralID string) (befor
 		}
 	}
 	return before, nil
+}
+
+// tombstoneOutbox rewrites the case's unpublished outbox rows of table schema.outbox (a
+// sanitized identifier) as tombstones. A row that is not an envelope names no case through
+// its payload and is left; the erasure event itself is never touched.
+func tombstoneOutbox(ctx context.Context, tx pgx.Tx, s, referralID string) error {
+	rows, err := tx.Query(ctx, `SELECT id, payload FROM `+s+`.outbox WHERE referral_id = $1 AND subject <> $2 AND published_at IS NULL
+		ORDER BY id FOR UPDATE`, referralID, CaseErasedSubject)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id  int64
+		raw []byte
+	}
+	var rewrite []row
+	for rows.Next() {
+		var id int64
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			rows.Close()
+			return err
+		}
+		env := &eventsv1.Envelope{}
+		if proto.Unmarshal(payload, env) != nil || Erased(env) {
+			continue
+		}
+		raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(Tombstone(env))
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("tombstone of event %s: %w", env.GetEventId(), err)
+		}
+		rewrite = append(rewrite, row{id, raw})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range rewrite {
+		if _, err := tx.Exec(ctx, `UPDATE `+s+`.outbox SET payload = $2 WHERE id = $1`, r.id, r.raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErasedEnvelope builds the unsealed CaseErased event of referralID and its bytes, to be

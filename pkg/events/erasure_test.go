@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // An erasure consumer records the erased case, deletes its outbox rows and dead letters
@@ -27,7 +27,7 @@ func TestErasureConsumerAndSkipErased(t *testing.T) {
 
 	// Rows of both cases: an outbox row each, a dead letter each (clear, as before sealing).
 	for _, id := range []string{erased, other} {
-		env, raw, err := NewEnvelope("mash.test.happened", "p1", id, 1, time.Now(), System("test"), wrapperspb.String("Quillfeather "+id))
+		env, raw, err := NewEnvelope("mash.referral.test-happened", "p1", id, 1, time.Now(), System("test"), wrapperspb.String("Quillfeather "+id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,18 +71,29 @@ func TestErasureConsumerAndSkipErased(t *testing.T) {
 		t.Errorf("erased_cases rows %d, want 1", n)
 	}
 	for id, want := range map[string]int64{erased: 0, other: 1} {
-		if n := queryInt(t, pool, `SELECT count(*) FROM evt.outbox WHERE referral_id = $1`, id); n != want {
-			t.Errorf("outbox rows of %s: %d, want %d", id, n, want)
+		// The unpublished row of the erased case stays, as a tombstone (below).
+		if n := queryInt(t, pool, `SELECT count(*) FROM evt.outbox WHERE referral_id = $1`, id); n != 1 {
+			t.Errorf("outbox rows of %s: %d, want 1", id, n)
+		}
+		if n := queryInt(t, pool, `SELECT count(*) FROM evt.outbox WHERE position('Quillfeather'::bytea IN payload) > 0 AND referral_id = $1`, id); n != want {
+			t.Errorf("outbox rows of %s holding the name: %d, want %d", id, n, want)
 		}
 		if n := queryInt(t, pool, `SELECT count(*) FROM evt.dead_letter WHERE position($1::bytea IN payload) > 0`, []byte(id)); n != want {
 			t.Errorf("dead letters of %s: %d, want %d", id, n, want)
 		}
 	}
+	var tomb []byte
+	if err := pool.QueryRow(ctx, `SELECT payload FROM evt.outbox WHERE referral_id = $1`, erased).Scan(&tomb); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := decodeEnvelope(tomb); err != nil || !Erased(got) || got.GetPayload() != nil || got.GetType() != "mash.referral.test-happened" {
+		t.Errorf("the erased case's unpublished row: %v (%v), want a tombstone of its event", got, err)
+	}
 
 	// Later events: the erased case's are skipped, the other case's applied.
 	var ids [2]string
 	for i, id := range []string{erased, other} {
-		e, r, err := NewEnvelope("mash.test.happened", "p1", id, 2, time.Now(), System("test"), &eventsv1.ReferralReceived{})
+		e, r, err := NewEnvelope("mash.referral.test-happened", "p1", id, 2, time.Now(), System("test"), &eventsv1.ReferralReceived{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,9 +16,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 const testSchema = "evt"
@@ -157,10 +157,10 @@ func assertExactlyOnce(t testing.TB, js jetstream.JetStream, eventIDs []string) 
 	}
 }
 
-// newEvent makes an envelope on mash.test.happened.
+// newEvent makes an envelope on mash.referral.test-happened.
 func newEvent(t testing.TB) (*eventsv1.Envelope, []byte) {
 	t.Helper()
-	env, raw, err := NewEnvelope("mash.test.happened", "p1", "r1", 1, time.Now(), System("test"), &eventsv1.ReferralReceived{})
+	env, raw, err := NewEnvelope("mash.referral.test-happened", "p1", "r1", 1, time.Now(), System("test"), &eventsv1.ReferralReceived{})
 	if err != nil {
 		t.Fatal(err)
 	}

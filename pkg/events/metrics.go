@@ -3,11 +3,13 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,6 +22,7 @@ type Metrics struct {
 	consumed      *prometheus.CounterVec
 	handleSeconds *prometheus.HistogramVec
 	deadLetters   *deadLetterCollector
+	lag           *lagCollector
 }
 
 // Results counted by mash_events_consumed_total.
@@ -63,6 +66,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 				[]string{"schema"}, nil),
 			sources: map[string]*pgxpool.Pool{},
 		},
+		lag: &lagCollector{
+			desc: prometheus.NewDesc("mash_consumer_lag",
+				"Events a consumer has not yet acknowledged: waiting for delivery plus delivered and unacknowledged "+
+					"(JetStream NumPending + NumAckPending), read from the broker at scrape time.",
+				[]string{"consumer"}, nil),
+			sources: map[string]lagSource{},
+		},
 	}
 	if reg == nil {
 		return m
@@ -73,6 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.consumed = register(reg, m.consumed)
 	m.handleSeconds = register(reg, m.handleSeconds)
 	m.deadLetters = register(reg, m.deadLetters)
+	m.lag = register(reg, m.lag)
 	return m
 }
 
@@ -118,6 +129,68 @@ func (m *Metrics) trackDeadLetters(pool *pgxpool.Pool, schema string) {
 	if m != nil {
 		m.deadLetters.add(pool, schema)
 	}
+}
+
+// trackLag makes mash_consumer_lag report the durable consumer of stream.
+func (m *Metrics) trackLag(js jetstream.JetStream, stream, durable string) {
+	if m != nil {
+		m.lag.add(js, stream, durable)
+	}
+}
+
+// lagSource is where one consumer's lag is read.
+type lagSource struct {
+	js     jetstream.JetStream
+	stream string
+}
+
+// lagCollector reads each consumer's lag from the broker at scrape time, so it is right
+// whichever process (or replica) is consuming, and while no handler finishes at all.
+type lagCollector struct {
+	desc    *prometheus.Desc
+	mu      sync.Mutex
+	sources map[string]lagSource // by durable
+}
+
+func (c *lagCollector) add(js jetstream.JetStream, stream, durable string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources[durable] = lagSource{js: js, stream: stream}
+}
+
+// Describe implements prometheus.Collector.
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector. A consumer the broker cannot describe (not yet
+// created, broker unreachable) is left out of the scrape rather than reported as zero.
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	sources := make(map[string]lagSource, len(c.sources))
+	for d, s := range c.sources {
+		sources[d] = s
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for durable, s := range sources {
+		lag, err := consumerLag(ctx, s.js, s.stream, durable)
+		if err != nil {
+			continue
+		}
+		if m, err := prometheus.NewConstMetric(c.desc, prometheus.GaugeValue, float64(lag), durable); err == nil {
+			ch <- m
+		}
+	}
+}
+
+// consumerLag is the durable consumer's NumPending + NumAckPending.
+func consumerLag(ctx context.Context, js jetstream.JetStream, stream, durable string) (uint64, error) {
+	cons, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	info := cons.CachedInfo() // js.Consumer has just fetched it
+	return info.NumPending + uint64(info.NumAckPending), nil
 }
 
 // deadLetterCollector counts un-replayed dead letters at scrape time, so the gauge is right

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/db"
-	"mash/pkg/tracing"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/tracing"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // OutboxDDL returns the statements creating schema.outbox and its indexes. It is idempotent

@@ -19,9 +19,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"mash/pkg/db"
-	"mash/pkg/failpoint"
-	"mash/pkg/tracing"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/tracing"
 )
 
 // RelayConfig configures a Relay. Zero values take the defaults.

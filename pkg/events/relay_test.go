@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/testport"
+	"github.com/mash-hub/mash/pkg/testport"
 )
 
 func newTestRelay(t testing.TB, pool *pgxpool.Pool, js jetstream.JetStream, cfg RelayConfig, m *Metrics) *Relay {
@@ -60,7 +60,7 @@ func TestRelayPublishesEachRowOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := streamMsgs(t, b.js, StreamName)[0]
-	if msg.Subject != "mash.test.happened" || !bytes.Equal(msg.Data, payload) {
+	if msg.Subject != "mash.referral.test-happened" || !bytes.Equal(msg.Data, payload) {
 		t.Errorf("first message: subject %q, payload equal %v", msg.Subject, bytes.Equal(msg.Data, payload))
 	}
 	env, err := decodeEnvelope(msg.Data)

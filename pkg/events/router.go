@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Router is a consumer's Handler made of typed handlers, one per subject or per payload

@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // ErrPayloadErased means an event's payload can never be read again: its case's data key
@@ -48,6 +48,9 @@ func open(ctx context.Context, c PayloadCipher, env *eventsv1.Envelope) error {
 	if env.GetSealed() == nil {
 		return nil
 	}
+	if Erased(env) {
+		return fmt.Errorf("open event %s: %w", env.GetEventId(), ErrPayloadErased)
+	}
 	if c == nil {
 		return fmt.Errorf("event %s has a sealed payload and this consumer has no payload cipher (set the case key-encryption key)", env.GetEventId())
 	}
@@ -55,4 +58,29 @@ func open(ctx context.Context, c PayloadCipher, env *eventsv1.Envelope) error {
 		return fmt.Errorf("open event %s: %w", env.GetEventId(), err)
 	}
 	return nil
+}
+
+// Erased reports whether env is the tombstone of an event whose payload was erased at its
+// source (see EraseCase): a sealed payload naming its case, with no ciphertext. A real seal
+// always has one (AES-GCM's tag at least), so no sealed event is ever taken for one.
+func Erased(env *eventsv1.Envelope) bool {
+	s := env.GetSealed()
+	return s != nil && len(s.GetCiphertext()) == 0
+}
+
+// Tombstone returns a copy of env without its payload, clear or sealed, marked as erased
+// (Erased reports true of it): what an outbox keeps of an event of an erased case that was
+// not yet published, so that the event still reaches the audit trail, ids, type, times and
+// actor, and nothing else.
+func Tombstone(env *eventsv1.Envelope) *eventsv1.Envelope {
+	t := stripPayload(env)
+	t.Sealed = &eventsv1.SealedPayload{KeyId: env.GetReferralId()}
+	return t
+}
+
+// stripPayload returns a copy of env with neither payload nor sealed payload.
+func stripPayload(env *eventsv1.Envelope) *eventsv1.Envelope {
+	t := proto.Clone(env).(*eventsv1.Envelope)
+	t.Payload, t.Sealed = nil, nil
+	return t
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // StreamSpec declares one JetStream stream. Every stream mash uses is listed in Streams.
@@ -16,17 +19,74 @@ type StreamSpec struct {
 	Name        string
 	Subjects    []string
 	Description string
+	// AllowDelete lets a message be deleted by sequence (erasure of a case). Purge stays
+	// denied on every stream, and who may delete is decided by the bus permissions.
+	AllowDelete bool
 }
 
-// StreamName is the stream that carries every mash event.
+// StreamName is the stream that carries every mash event (every catalogue subject outside
+// the agencies' channel).
 const StreamName = "MASH"
 
-// Streams is the one place streams are declared; EnsureStreams creates or updates them.
+// AgencyStreamName is the stream of the agencies' channel: the messages notify sends on
+// mash.notify.<agency> and the agencies' acknowledgements and answers. It is apart from
+// StreamName because those messages are JSON in clear (an agency must read what it is sent)
+// and an erased case's messages must be deleted from it, while the event stream denies
+// deletes; JetStream forbids two streams with overlapping subjects, so StreamName lists the
+// event families instead of mash.>.
+const AgencyStreamName = "MASH_AGENCY"
+
+// Streams is the one place streams are declared; EnsureStreams creates or updates them, in
+// this order: the event stream first, so that a deployment whose event stream still covers
+// mash.> gives up the agencies' subjects before the agency stream claims them.
 var Streams = []StreamSpec{{
 	Name:        StreamName,
-	Subjects:    []string{"mash.>"},
+	Subjects:    EventSubjects(),
 	Description: "mash domain events (subject = event type); each message is a mash.events.v1.Envelope with Nats-Msg-Id = event id",
+}, {
+	Name:        AgencyStreamName,
+	Subjects:    AgencySubjects(),
+	Description: "agencies' channel: messages to mash.notify.<agency> (JSON, Nats-Msg-Id = notification id), deleted when their case is erased, and agencies' acknowledgements and answers",
+	AllowDelete: true,
 }}
+
+// EventSubjects are the subjects of the event stream: mash.<family>.> for every family of
+// the event catalogue's envelope subjects (mash.referral.>, mash.case.>, ...), so a new
+// event of a known family needs no stream change. No family may be the agencies' channel's.
+func EventSubjects() []string {
+	var out []string
+	for _, e := range eventsv1.Catalogue {
+		if e.Channel {
+			continue
+		}
+		if f := "mash." + family(e.Subject) + ".>"; !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AgencySubjects are the subjects of the agency stream: the catalogue's channel subjects
+// (mash.notify.*, mash.notify.*.ack, mash.notify.*.answer).
+func AgencySubjects() []string {
+	var out []string
+	for _, e := range eventsv1.Catalogue {
+		if e.Channel && !slices.Contains(out, e.Subject) {
+			out = append(out, e.Subject)
+		}
+	}
+	return out
+}
+
+// family is the second token of a mash subject: case for mash.case.erased.
+func family(subject string) string {
+	toks := strings.Split(subject, ".")
+	if len(toks) < 2 {
+		return subject
+	}
+	return toks[1]
+}
 
 // StreamOptions are the settings that differ between a laptop and a cluster.
 type StreamOptions struct {
@@ -93,7 +153,7 @@ func StreamConfig(spec StreamSpec, opts StreamOptions) jetstream.StreamConfig {
 		Replicas:    opts.Replicas,
 		// Tests only (failpoint builds): a stream an event can be deleted from behind the
 		// system's back, to prove the reconciler repairs it.
-		DenyDelete: !failpoint.Armed("stream.allow-delete"),
+		DenyDelete: !spec.AllowDelete && !failpoint.Armed("stream.allow-delete"),
 		DenyPurge:  true,
 		MaxMsgs:    -1,
 		MaxBytes:   -1,

@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 func TestDecode(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 func TestParseAddrs(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"mash/pkg/jsonfields"
+	"github.com/mash-hub/mash/pkg/jsonfields"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // MaxBodyBytes is the largest request body Decode accepts. A real referral

@@ -27,7 +27,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 
 	// Embedded so that Europe/London resolves inside minimal containers that
 	// ship without /usr/share/zoneinfo; without it "today" would silently be

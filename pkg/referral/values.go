@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // londonToday is today's calendar date in Europe/London at now, as midnight

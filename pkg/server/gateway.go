@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,9 +21,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"mash/pkg/apierr"
-	"mash/pkg/jsonfields"
-	"mash/pkg/text"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/jsonfields"
+	"github.com/mash-hub/mash/pkg/text"
 )
 
 // GatewayService is a gRPC service whose HTTP/JSON routes come from the google.api.http
@@ -50,6 +48,57 @@ type GatewayService struct {
 	// Respond may set a status or headers from a method's answer before it is written
 	// (201 Created with a Location, say). m embeds the method's response message.
 	Respond func(ctx context.Context, w http.ResponseWriter, m proto.Message) error
+	// Query names query parameters that are not simply a field's name (see QueryParam),
+	// for every route of the service whose request has the field they set.
+	Query map[string]QueryParam
+	// StrictQuery lists requests whose routes refuse a query parameter that names no field
+	// (nor a Query parameter), so a misspelt filter is an error rather than silently ignored.
+	StrictQuery []proto.Message
+	// Marshalers, by media type, write answers for a request that asks for that type in its
+	// Accept header (a Before hook may set it, as a ".csv" route does).
+	Marshalers map[string]runtime.Marshaler
+	// Validators check the requests of the service's body routes whose bodies could not be
+	// fully decoded (see Validator), so the 400 names every problem, not only the values
+	// that could not be read.
+	Validators []Validator
+}
+
+// Validator is a method's own check of its request's fields (see ValidateWith), for the
+// gateway to run on a request whose body it could not fully decode. Such a request never
+// reaches the method, so without it one unknown enum value would hide every other problem
+// of the request; with it, the 400 names the values that could not be read and, in the
+// same list, what the method's check makes of the fields that could (with the path's
+// values), after the text check the method would have had.
+type Validator struct {
+	message protoreflect.FullName
+	check   func(proto.Message) []apierr.Violation
+}
+
+// ValidateWith makes a Validator for requests of type T from the check the method itself
+// runs (no more: it must not need the store or the caller), which names fields by their
+// paths in the body's JSON names ("referral.child.sex"; for a route whose body is one field
+// of the request, from that field down, as the values that could not be read are named).
+// A violation of a field that could not be decoded, or of a field inside it, is left out:
+// that field is absent from the request the check sees, and its "is required" would only
+// repeat the problem already named.
+func ValidateWith[T proto.Message](check func(T) []apierr.Violation) Validator {
+	var zero T
+	return Validator{
+		message: zero.ProtoReflect().Descriptor().FullName(),
+		check:   func(m proto.Message) []apierr.Violation { return check(m.(T)) },
+	}
+}
+
+// QueryParam is a query parameter that sets a request field under another name, such as
+// the singular "state" for the repeated field states, or whose values stand for other
+// values of the field (order=oldest for oldest_first=true).
+type QueryParam struct {
+	// Field is the request field it sets, by its proto or JSON name.
+	Field string
+	// Values, when set, maps each value the parameter takes to the field's value; any
+	// other value is refused with Reason.
+	Values map[string]string
+	Reason string
 }
 
 // BodyHook is a GatewayService's per-route hook on the raw request body.
@@ -58,7 +107,7 @@ type BodyHook func(r *http.Request, body []byte) ([]byte, error)
 // HandleGateway registers every HTTP route the service's annotations declare, each as an
 // authenticated API route (see HandleAPI) under a mux pattern made from its path template
 // ("/v1/packs/{pack_id}/activate" becomes "POST /v1/packs/{packId}/activate": wildcards take
-// the field's JSON name, as the JSON bodies do). An annotation it cannot serve is a
+// the field's JSON name, as the JSON bodies do; see wildcardName). An annotation it cannot serve is a
 // programming error, reported by Err so the process does not start.
 func (s *Server) HandleGateway(svc GatewayService) {
 	if err := s.handleGateway(svc); err != nil {
@@ -83,6 +132,7 @@ func (s *Server) handleGateway(svc GatewayService) error {
 		runtime.WithErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 			s.WriteError(w, r, gatewayError(err))
 		}),
+		// The parser is the runtime's one global: it finds each request's rules by its type.
 		runtime.SetQueryParameterParser(queryParser{}),
 		// A header or a form body must not turn a POST into another method or route.
 		runtime.WithDisableHTTPMethodOverride(),
@@ -94,10 +144,21 @@ func (s *Server) handleGateway(svc GatewayService) error {
 	if svc.Respond != nil {
 		opts = append(opts, runtime.WithForwardResponseOption(svc.Respond))
 	}
+	for mt, m := range svc.Marshalers {
+		opts = append(opts, runtime.WithMarshalerOption(mt, m))
+	}
 	mux := runtime.NewServeMux(opts...)
 	conn := &localConn{desc: svc.Desc, impl: svc.Impl}
 	if err := svc.Register(context.Background(), mux, conn); err != nil {
 		return fmt.Errorf("gateway %s: %w", svc.Desc.ServiceName, err)
+	}
+	validators := map[protoreflect.FullName]Validator{}
+	for _, v := range svc.Validators {
+		validators[v.message] = v
+	}
+	strict := map[protoreflect.FullName]bool{}
+	for _, m := range svc.StrictQuery {
+		strict[m.ProtoReflect().Descriptor().FullName()] = true
 	}
 	methods := service.Methods()
 	for i := range methods.Len() {
@@ -105,12 +166,20 @@ func (s *Server) handleGateway(svc GatewayService) error {
 		if !ok || rule == nil {
 			continue
 		}
+		setQueryRules(methods.Get(i).Input(), svc.Query, strict[methods.Get(i).Input().FullName()])
 		for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-			pattern, err := muxPattern(b, methods.Get(i).Input())
+			in := methods.Get(i).Input()
+			pattern, vars, err := muxPattern(b, in)
 			if err != nil {
 				return fmt.Errorf("gateway %s: %w", methods.Get(i).FullName(), err)
 			}
-			s.HandleAPI(pattern, s.gatewayRoute(mux, svc.Before[pattern]))
+			var lenient *lenientCheck
+			if v, ok := validators[in.FullName()]; ok && b.GetBody() != "" {
+				if lenient, err = newLenientCheck(in, b.GetBody(), vars, v); err != nil {
+					return fmt.Errorf("gateway %s: %w", methods.Get(i).FullName(), err)
+				}
+			}
+			s.HandleAPI(pattern, s.gatewayRoute(mux, svc.Before[pattern], lenient))
 			s.routes[len(s.routes)-1].Gateway = true
 		}
 	}
@@ -119,7 +188,7 @@ func (s *Server) handleGateway(svc GatewayService) error {
 
 // gatewayRoute reads the body (bounded), runs the route's hook, refuses a media type the
 // route does not take, and hands the request to the gateway.
-func (s *Server) gatewayRoute(mux *runtime.ServeMux, before BodyHook) http.HandlerFunc {
+func (s *Server) gatewayRoute(mux *runtime.ServeMux, before BodyHook, lenient *lenientCheck) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
 		if err != nil {
@@ -136,6 +205,12 @@ func (s *Server) gatewayRoute(mux *runtime.ServeMux, before BodyHook) http.Handl
 		if len(body) > 0 && ct != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 			s.WriteError(w, r, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: fmt.Sprintf("has Content-Type %q; this route takes application/json", ct)}}))
 			return
+		}
+		if lenient != nil {
+			if err := lenient.check(r, body); err != nil {
+				s.WriteError(w, r, err)
+				return
+			}
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
@@ -173,8 +248,12 @@ func SourceBody(field string, mediaTypes ...string) BodyHook {
 	}
 }
 
-// muxPattern turns an HttpRule into a Go mux pattern.
-func muxPattern(rule *annotations.HttpRule, in protoreflect.MessageDescriptor) (string, error) {
+// pathVar is a path variable: the request field it sets (its proto path, "agency.id") and
+// its mux wildcard ("agencyId").
+type pathVar struct{ field, wildcard string }
+
+// muxPattern turns an HttpRule into a Go mux pattern, with the variables of its path.
+func muxPattern(rule *annotations.HttpRule, in protoreflect.MessageDescriptor) (string, []pathVar, error) {
 	var method, path string
 	switch p := rule.GetPattern().(type) {
 	case *annotations.HttpRule_Get:
@@ -190,8 +269,9 @@ func muxPattern(rule *annotations.HttpRule, in protoreflect.MessageDescriptor) (
 	case *annotations.HttpRule_Custom:
 		method, path = p.Custom.GetKind(), p.Custom.GetPath()
 	default:
-		return "", errors.New("http rule has no pattern")
+		return "", nil, errors.New("http rule has no pattern")
 	}
+	var vars []pathVar
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(path, '{')
@@ -201,17 +281,45 @@ func muxPattern(rule *annotations.HttpRule, in protoreflect.MessageDescriptor) (
 		}
 		j := strings.IndexByte(path[i:], '}')
 		if j < 0 {
-			return "", fmt.Errorf("path %q: unclosed variable", path)
+			return "", nil, fmt.Errorf("path %q: unclosed variable", path)
 		}
 		name := path[i+1 : i+j]
-		fd := in.Fields().ByName(protoreflect.Name(name))
-		if fd == nil || strings.ContainsAny(name, ".=") {
-			return "", fmt.Errorf("path %q: variable %q must be a top-level field of %s", path, name, in.FullName())
+		wildcard, err := wildcardName(name, in)
+		if err != nil {
+			return "", nil, fmt.Errorf("path %q: %w", path, err)
 		}
-		b.WriteString(path[:i] + "{" + fd.JSONName() + "}")
+		vars = append(vars, pathVar{field: name, wildcard: wildcard})
+		b.WriteString(path[:i] + "{" + wildcard + "}")
 		path = path[i+j+1:]
 	}
-	return method + " " + b.String(), nil
+	return method + " " + b.String(), vars, nil
+}
+
+// wildcardName names a path variable's mux wildcard after the JSON names of the field it
+// binds: "pack_id" becomes "packId", and a field of a field, "agency.id", "agencyId" (a
+// wildcard must be a Go identifier).
+func wildcardName(variable string, in protoreflect.MessageDescriptor) (string, error) {
+	var b strings.Builder
+	msg := in
+	for k, part := range strings.Split(variable, ".") {
+		var fd protoreflect.FieldDescriptor
+		if msg != nil && !strings.Contains(part, "=") {
+			fd = msg.Fields().ByName(protoreflect.Name(part))
+		}
+		if fd == nil || fd.IsList() || fd.IsMap() {
+			return "", fmt.Errorf("variable %q must name a singular field of %s", variable, in.FullName())
+		}
+		name := fd.JSONName()
+		if k > 0 {
+			name = strings.ToUpper(name[:1]) + name[1:]
+		}
+		b.WriteString(name)
+		msg = fd.Message()
+	}
+	if msg != nil {
+		return "", fmt.Errorf("variable %q must name a field that is not a message", variable)
+	}
+	return b.String(), nil
 }
 
 // localConn is a grpc.ClientConnInterface that calls a service's method handlers in
@@ -370,37 +478,4 @@ func (j jsonMarshaler) NewEncoder(w io.Writer) runtime.Encoder {
 		_, err = w.Write(b)
 		return err
 	})
-}
-
-// queryParser is the gateway's query parser, naming every parameter it cannot read.
-type queryParser struct{}
-
-func (queryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
-	var def runtime.DefaultQueryParser
-	var vs violationsError
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	fields := msg.ProtoReflect().Descriptor().Fields()
-	for _, k := range keys {
-		tmp := msg.ProtoReflect().New().Interface()
-		if def.Parse(tmp, url.Values{k: values[k]}, filter) == nil {
-			continue
-		}
-		fd := fields.ByJSONName(k)
-		if fd == nil {
-			fd = fields.ByTextName(k)
-		}
-		if fd == nil {
-			vs = append(vs, apierr.Violation{Field: k, Reason: "could not be read"})
-			continue
-		}
-		vs = append(vs, apierr.Violation{Field: fd.JSONName(), Reason: jsonfields.Reason(fd)})
-	}
-	if len(vs) > 0 {
-		return vs
-	}
-	return def.Parse(msg, values, filter)
 }

@@ -6,14 +6,19 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/apierr"
-	rulesv1 "mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/pkg/apierr"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 func TestMuxPatternFromHTTPRule(t *testing.T) {
@@ -26,13 +31,23 @@ func TestMuxPatternFromHTTPRule(t *testing.T) {
 		{&annotations.HttpRule{Pattern: &annotations.HttpRule_Post{Post: "/v1/packs:validate"}}, "POST /v1/packs:validate"},
 		{&annotations.HttpRule{Pattern: &annotations.HttpRule_Get{Get: "/v1/packs"}}, "GET /v1/packs"},
 	} {
-		got, err := muxPattern(tc.rule, in)
+		got, _, err := muxPattern(tc.rule, in)
 		if err != nil || got != tc.want {
 			t.Errorf("muxPattern(%v) = %q, %v; want %q", tc.rule, got, err, tc.want)
 		}
 	}
+	// A field of a field names its wildcard by both JSON names; a message is not a value.
+	put := (&notifyv1.PutAgencyRequest{}).ProtoReflect().Descriptor()
+	if got, _, err := muxPattern(&annotations.HttpRule{Pattern: &annotations.HttpRule_Put{Put: "/v1/agencies/{agency.id}"}}, put); err != nil || got != "PUT /v1/agencies/{agencyId}" {
+		t.Errorf("nested variable: %q, %v", got, err)
+	}
+	for _, bad := range []string{"/v1/agencies/{agency}", "/v1/agencies/{agency.nope}", "/v1/agencies/{agency.roles}"} {
+		if _, _, err := muxPattern(&annotations.HttpRule{Pattern: &annotations.HttpRule_Put{Put: bad}}, put); err == nil {
+			t.Errorf("muxPattern(%q) accepted a variable that names no singular value", bad)
+		}
+	}
 	for _, bad := range []string{"/v1/packs/{pack_id=packs/*}", "/v1/packs/{nope}", "/v1/packs/{pack_id"} {
-		if _, err := muxPattern(&annotations.HttpRule{Pattern: &annotations.HttpRule_Get{Get: bad}}, in); err == nil {
+		if _, _, err := muxPattern(&annotations.HttpRule{Pattern: &annotations.HttpRule_Get{Get: bad}}, in); err == nil {
 			t.Errorf("muxPattern(%q) accepted a path the mux cannot serve", bad)
 		}
 	}
@@ -96,5 +111,66 @@ func TestSourceBodyTurnsAPackIntoARequest(t *testing.T) {
 	r.Header.Set("Content-Type", "text/plain")
 	if _, err := hook(r, []byte("x")); apierr.Status(err).Code() != codes.InvalidArgument || !strings.Contains(apierr.Status(err).Message(), "application/yaml") {
 		t.Errorf("text/plain: %v, want the body refused naming the types taken", err)
+	}
+}
+
+// The gateway reads a query as the hand-written routes did: enums without their prefix and
+// in any case, lists of enums comma-separated and under a singular name, dates for times,
+// named values (order=oldest), and for strict requests a refusal of names it does not know,
+// every problem named at once by the name the caller used.
+func TestGatewayQueryReadsAsTheRoutesDid(t *testing.T) {
+	parse := func(m proto.Message, q string) error {
+		t.Helper()
+		values, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = queryParser{}.Parse(m, values, utilities.NewDoubleArray(nil))
+		if err != nil {
+			err = gatewayError(status.Error(codes.InvalidArgument, err.Error()))
+		}
+		return err
+	}
+	queue := (&triagev1.ListQueueRequest{}).ProtoReflect().Descriptor()
+	setQueryRules(queue, map[string]QueryParam{"state": {Field: "states"}, "rag": {Field: "rags"}, "order": {Field: "nope"}}, true)
+	req := &triagev1.ListQueueRequest{}
+	if err := parse(req, "state=awaiting_decision,DECIDED&states=CLOSED&rag=red&rags=RAG_AMBER&levels=3a&overdue_only=true&pageSize=5&partnership="); err != nil {
+		t.Fatal(err)
+	}
+	want := &triagev1.ListQueueRequest{
+		States: []triagev1.CaseState{triagev1.CaseState_AWAITING_DECISION, triagev1.CaseState_DECIDED, triagev1.CaseState_CLOSED},
+		Rags:   []rulesv1.Rag{rulesv1.Rag_RAG_RED, rulesv1.Rag_RAG_AMBER}, Levels: []rulesv1.Level{rulesv1.Level_LEVEL_3A},
+		OverdueOnly: true, PageSize: 5,
+	}
+	if !proto.Equal(req, want) {
+		t.Errorf("parsed %v, want %v", req, want)
+	}
+	err := parse(&triagev1.ListQueueRequest{}, "state=lost&rag=CASE_STATE_UNSPECIFIED&pageSize=x&overdue=true")
+	var e *apierr.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("bad query: %v", err)
+	}
+	var got []string
+	for _, v := range e.Violations {
+		got = append(got, v.Field)
+	}
+	if strings.Join(got, ",") != "pageSize,rag,state,overdue" || e.Violations[3].Reason != "is not a parameter of this call" {
+		t.Errorf("violations %v", e.Violations)
+	}
+
+	dash := &triagev1.GetDashboardRequest{}
+	if err := parse(dash, "from=2026-01-01&to=2026-02-01T00:00:00Z"); err != nil || dash.GetFrom().AsTime().Format(time.RFC3339) != "2026-01-01T00:00:00Z" {
+		t.Errorf("dates: %v, %v", dash, err)
+	}
+
+	search := (&auditv1.SearchEntriesRequest{}).ProtoReflect().Descriptor()
+	setQueryRules(search, map[string]QueryParam{"order": {Field: "oldest_first", Values: map[string]string{"newest": "false", "oldest": "true"}, Reason: "must be newest or oldest"}}, false)
+	entries := &auditv1.SearchEntriesRequest{}
+	if err := parse(entries, "order=oldest&unknown=1"); err != nil || !entries.GetOldestFirst() {
+		t.Errorf("order=oldest: %v, %v", entries, err)
+	}
+	if err := parse(&auditv1.SearchEntriesRequest{}, "order=sideways"); !errors.As(err, &e) || e.Violations[0].Field != "order" ||
+		e.Violations[0].Reason != "must be newest or oldest" {
+		t.Errorf("order=sideways: %v", err)
 	}
 }

@@ -18,10 +18,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/peers"
-	"mash/pkg/text"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/text"
 )
 
 // Authenticator turns a bearer token into an identity.

@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
 )
 
 // statusRecorder remembers the status a handler wrote.

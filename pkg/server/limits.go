@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
-	"mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/apierr"
 )
 
 // Limits bound what one caller, one client address and the listeners may take, so a

@@ -30,7 +30,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"mash/pkg/tracing"
+	"github.com/mash-hub/mash/pkg/tracing"
 )
 
 // Check is a readiness probe of one dependency.

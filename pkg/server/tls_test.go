@@ -16,9 +16,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mash/pkg/peers"
-	"mash/pkg/tlsconf"
-	"mash/pkg/tlsconf/tlsconftest"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tlsconf/tlsconftest"
 )
 
 func startTLS(t *testing.T, files tlsconf.Files) Listeners {

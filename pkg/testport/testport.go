@@ -5,7 +5,7 @@ package testport
 import (
 	"testing"
 
-	"mash/pkg/loopback"
+	"github.com/mash-hub/mash/pkg/loopback"
 )
 
 // Addr returns a loopback address ("127.0.0.1:port") nothing listens on right now.

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/apierr"
 )
 
 // Problem says what is wrong with s as free text, or "" when nothing is. multiline allows

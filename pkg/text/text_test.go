@@ -9,9 +9,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"mash/pkg/apierr"
-	intakev1 "mash/proto/mash/intake/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/apierr"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 func TestProblem(t *testing.T) {

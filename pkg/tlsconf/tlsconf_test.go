@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/tlsconf"
-	"mash/pkg/tlsconf/tlsconftest"
+	"github.com/mash-hub/mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tlsconf/tlsconftest"
 )
 
 var names = tlsconf.Files{Cert: "MASH_TLS_CERT", Key: "MASH_TLS_KEY", CA: "MASH_TLS_CA", ClientCA: "MASH_TLS_CLIENT_CA"}

@@ -11,11 +11,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	_ "mash/proto/mash/audit/v1"
-	_ "mash/proto/mash/intake/v1"
-	_ "mash/proto/mash/notify/v1"
-	_ "mash/proto/mash/rules/v1"
-	_ "mash/proto/mash/triage/v1"
+	_ "github.com/mash-hub/mash/proto/mash/audit/v1"
+	_ "github.com/mash-hub/mash/proto/mash/intake/v1"
+	_ "github.com/mash-hub/mash/proto/mash/notify/v1"
+	_ "github.com/mash-hub/mash/proto/mash/rules/v1"
+	_ "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 var variable = regexp.MustCompile(`\{([a-z_]+)\}`)

@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 type report struct {
@@ -90,9 +92,10 @@ func classify(pool *pgxpool.Pool, led map[string]*outcome) (map[string]int, map[
 		(SELECT count(*) FROM notify.notifications n WHERE n.referral_id = r.id),
 		(SELECT count(*) FROM (SELECT 1 FROM notify.notifications n WHERE n.referral_id = r.id AND n.state IN ('DELIVERED', 'ACKNOWLEDGED')
 			GROUP BY n.agency, n.kind, n.decision_version, n.role HAVING count(*) > 1) x),
-		(SELECT count(DISTINCT e.event_type) FROM audit.entries e WHERE e.referral_id = r.id::text AND e.event_type IN ('mash.referral.received', 'mash.recommendation.made')),
+		(SELECT count(DISTINCT e.event_type) FROM audit.entries e WHERE e.referral_id = r.id::text AND e.event_type IN ($1, $2)),
 		(SELECT count(*) FROM (SELECT 1 FROM audit.entries e WHERE e.referral_id = r.id::text GROUP BY e.event_id HAVING count(*) > 1) y)
-		FROM intake.referrals r WHERE r.agency = 'south-wales-police' GROUP BY r.id, r.external_reference`)
+		FROM intake.referrals r WHERE r.agency = 'south-wales-police' GROUP BY r.id, r.external_reference`,
+		eventsv1.SubjectReferralReceived, eventsv1.SubjectRecommendationMade)
 	if err != nil {
 		return nil, nil, fmt.Errorf("classify: %w", err)
 	}

@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"

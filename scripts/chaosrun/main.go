@@ -22,7 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/services/audit"
+	"github.com/mash-hub/mash/services/audit"
 )
 
 type config struct {

@@ -8,8 +8,11 @@
 # of intake's own statement (shared/design/performance.md), so the table gives the sustained
 # rate as a ratio to it. Not part of scripts/test.
 #
-#   scripts/bench pipeline                                   # 50 100 200 400/s for 25 s, burst of 20,000
-#   PIPE_RATES="50 200" PIPE_SECONDS=10 PIPE_BURST=2000 scripts/bench pipeline   # a quick look
+# Last, a history phase: one child referred PIPE_HISTORY times first, then referrals at
+# PIPE_HISTORY_RATE/s alternating between that child and new ones, each group's hops apart.
+#
+#   scripts/bench pipeline                                   # 50 100 200 400/s for 25 s, burst of 20,000, history of 200
+#   PIPE_RATES="50 200" PIPE_SECONDS=10 PIPE_BURST=2000 PIPE_HISTORY=0 scripts/bench pipeline   # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
@@ -19,6 +22,8 @@ rates=${PIPE_RATES:-50 100 200 400}
 secs=${PIPE_SECONDS:-25}
 burst=${PIPE_BURST:-20000}
 repeat_share=${PIPE_REPEAT_SHARE:-0.1}
+history=${PIPE_HISTORY:-200}
+history_rate=${PIPE_HISTORY_RATE:-20}
 http_port=${BENCH_HTTP_PORT:-28080}
 grpc_port=${BENCH_GRPC_PORT:-29090}
 nats_port=${BENCH_NATS_PORT:-24223}
@@ -90,10 +95,15 @@ probe_tps=$("$PGBENCH" -n -M prepared -f "$work/intake.sql" "${intake_vars[@]}" 
   sed -n 's/^tps = \([0-9.]*\).*/\1/p')
 
 results=$work/results.jsonl
+# Each phase's new children start at a serial of their own, so no phase re-refers another's.
+phase_no=0
 run_phase() {
+  phase_no=$((phase_no + 1))
   psql -q "$bench_url" -c CHECKPOINT
   "$work/loadgen" pipeline -addr "$MASH_GRPC_ADDR" -token "$referrer" -decider-token "$practitioner" -db "$bench_url" \
-    -hook-addr "127.0.0.1:$hook_port" -mash-pid "$mash_pid" -repeat-share "$repeat_share" "$@" | tee -a "$results" >&2
+    -metrics "http://$MASH_HTTP_ADDR/metrics" \
+    -hook-addr "127.0.0.1:$hook_port" -mash-pid "$mash_pid" -repeat-share "$repeat_share" \
+    -first-child $((phase_no * 100000)) "$@" | tee -a "$results" >&2
 }
 for rate in $rates; do
   echo "phase: $rate referrals/s for ${secs}s..." >&2
@@ -102,6 +112,10 @@ done
 if [[ "$burst" -gt 0 ]]; then
   echo "phase: a burst of $burst referrals at once..." >&2
   run_phase -burst "$burst" -prefix "burst" -drain-timeout 10m
+fi
+if [[ "$history" -gt 0 ]]; then
+  echo "phase: one child referred $history times, then $history_rate/s for ${secs}s, half of them for that child..." >&2
+  run_phase -history "$history" -rps "$history_rate" -d "${secs}s" -prefix "history"
 fi
 
 pgver=$(psql -tA "$bench_url" -c 'SHOW server_version' | cut -d' ' -f1)
@@ -125,7 +139,7 @@ head = ["phase", "achieved/s", "ack p99"] + [h.split(" ", 1)[1] if h[0].isdigit(
 table = []
 sustained = 0.0
 for r in rows:
-    name = f"{r['rate']:.0f}/s" if r["mode"] == "pipeline" else f"burst {r['referrals']}"
+    name = {"pipeline": f"{r['rate']:.0f}/s", "history": f"history {r['rate']:.0f}/s"}.get(r["mode"], f"burst {r['referrals']}")
     growth = max((b["growth_per_s"] for b in r["backlogs"].values()), default=0)
     # Flat: no backlog grew by more than 2% of the arrival rate per second over the load's
     # second half, and the pipeline emptied within 5 s of the load stopping.
@@ -156,6 +170,14 @@ if burst:
     total = burst["load_seconds"] + burst["drain_seconds"]
     goals.append((f"burst of {burst['referrals']}: all decided, told and audited", f"{total:.0f} s", "", "<= 120 s", total <= 120 and not burst.get("incomplete")))
 goals.append(("mash peak memory", f"{peak:.0f} MiB", "", "< 500 MiB", peak < 500))
+hist = next((r for r in rows if r["mode"] == "history"), None)
+if hist:
+    for h in ["received -> recommended", "received -> on the queue"]:
+        old, new = hist["history_hops"].get(h), hist["new_child_hops"].get(h)
+        if old and new:
+            ratio = old["p99_ms"] / new["p99_ms"] if new["p99_ms"] else 0
+            goals.append((f"child with {hist['history']} earlier referrals: {h} p99 / new child's",
+                          f"{ms(old['p99_ms'])} / {ms(new['p99_ms'])}", f"{ratio:.2f}", "<= 1.2", ratio <= 1.2))
 for g in goals:
     print(f"{g[0]:<58}{g[1]:>12}{g[2]:>8}  {g[3]:<10}{'pass' if g[4] else 'short'}")
 print("mash's log: .local/bench/pipeline-mash.log")

@@ -14,11 +14,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake"
-	"mash/services/intake/store"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/intake"
+	"github.com/mash-hub/mash/services/intake/store"
 )
 
 // pgbenchBinary finds pgbench where scripts/lib/postgres.sh finds the server's tools: in

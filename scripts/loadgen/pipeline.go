@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -26,8 +25,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // pipelineResult is one pipeline phase's summary, printed as a JSON line: what a referral
@@ -46,6 +45,11 @@ type pipelineResult struct {
 	Incomplete string  `json:"incomplete,omitempty"`
 	// Hops: p50 and p99 in milliseconds of each hop's own time, and end to end from receipt.
 	Hops map[string]quantiles `json:"hops"`
+	// History, in a history phase: how many earlier referrals the one child had; its
+	// referrals' hops and the new children's, apart.
+	History      int                  `json:"history,omitempty"`
+	HistoryHops  map[string]quantiles `json:"history_hops,omitempty"`
+	NewChildHops map[string]quantiles `json:"new_child_hops,omitempty"`
 	// Backlogs: each stage's backlog (referrals or events between two hops) at the middle and
 	// at the end of the load, and its growth per second over the second half: flat is near 0.
 	Backlogs map[string]backlog `json:"backlogs"`
@@ -95,6 +99,9 @@ func runPipeline(args []string) error {
 	mashPID := fs.Int("mash-pid", 0, "mash's process id, for its peak memory")
 	drainTimeout := fs.Duration("drain-timeout", 5*time.Minute, "longest wait for every referral to be decided, told and audited")
 	deciders := fs.Int("deciders", 8, "practitioners deciding in parallel")
+	history := fs.Int("history", 0, "refer one child this many times first, then alternate the phase's referrals between that child and new ones, and report each group's hops")
+	firstChild := fs.Int("first-child", 0, "serial of the phase's first new child, so that phases do not share children")
+	metricsURL := fs.String("metrics", "http://127.0.0.1:8080/metrics", "mash's Prometheus endpoint, read for the audit consumer's lag")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +112,8 @@ func runPipeline(args []string) error {
 		return errors.New("-db or DATABASE_URL is required")
 	case *burst == 0 && *rps <= 0:
 		return errors.New("-rps must be positive, or give -burst")
+	case *history < 0 || *firstChild < 0:
+		return errors.New("-history and -first-child must not be negative")
 	case *repeatShare < 0 || *repeatShare > 1:
 		return fmt.Errorf("-repeat-share %v: must be between 0 and 1", *repeatShare)
 	}
@@ -151,37 +160,76 @@ func runPipeline(args []string) error {
 	if err != nil {
 		return err
 	}
-	var auditBase int64
-	if err := pool.QueryRow(ctx, `SELECT `+publishedSQL).Scan(&auditBase); err != nil {
-		return fmt.Errorf("reading the audit log's position: %w", err)
-	}
-	stopDecide := make(chan struct{})
-	decideDone := make(chan error, 1)
 	queued := newQueuedTimes()
-	go func() { decideDone <- decide(ctx, pool, triage, *deciderToken, *deciders, queued, stopDecide) }()
-	sampler := newBacklogSampler(pool, auditBase)
+	jobs := make(chan job, 4096)
+	tr := newTracker(pool, *metricsURL, queued, jobs)
+	if _, _, err := tr.eventBacklogs(ctx); err != nil {
+		return err
+	}
+	stopTrack := make(chan struct{})
+	trackDone := make(chan error, 1)
+	go func() { trackDone <- tr.run(ctx, stopTrack) }()
+	decided := decide(ctx, triage, *deciderToken, *deciders, jobs)
+	sampler := newBacklogSampler(tr)
 	stopSample := sampler.start(ctx)
 
-	children := newChildren(*repeatShare)
+	children := newChildren(*repeatShare, *firstChild)
 	authMD := metadata.Pairs("authorization", "Bearer "+*token)
 	var errs atomic.Int64
 	var ackMu sync.Mutex
 	var acks []time.Duration
-	submit := func(n int, scheduled time.Time) {
+	// The child with a long history: one identity, outside the serials new children take.
+	var historyChild *intakev1.Child
+	historyIDs := map[string]bool{}
+	if *history > 0 {
+		historyChild = &intakev1.Child{}
+		newChildren(0, 990000).fill(historyChild)
+	}
+	submit := func(ref string, scheduled time.Time, child *intakev1.Child) {
 		req := &intakev1.SubmitReferralRequest{Referral: proto.Clone(base).(*intakev1.ReferralSubmission)}
-		req.Referral.ExternalReference = *prefix + "-" + strconv.Itoa(n)
-		children.fill(req.Referral.GetChild())
+		req.Referral.ExternalReference = ref
+		if c := req.Referral.GetChild(); child != nil {
+			c.GivenName, c.FamilyName, c.DateOfBirth, c.NhsNumber = child.GivenName, child.FamilyName, child.DateOfBirth, child.NhsNumber
+		} else {
+			children.fill(c)
+		}
 		cctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, authMD), 30*time.Second)
 		defer cancel()
-		if _, err := intake.SubmitReferral(cctx, req); err != nil {
+		resp, err := intake.SubmitReferral(cctx, req)
+		if err != nil {
 			if errs.Add(1) <= 3 {
 				fmt.Fprintf(os.Stderr, "loadgen pipeline: submit: %v\n", err)
 			}
 			return
 		}
+		tr.received(resp.GetAcknowledgement().GetReferralId())
 		ackMu.Lock()
 		acks = append(acks, time.Since(scheduled))
+		if child != nil && child == historyChild {
+			historyIDs[resp.GetAcknowledgement().GetReferralId()] = true
+		}
 		ackMu.Unlock()
+	}
+	if *history > 0 {
+		// The history first, at a pace the pipeline keeps up with, decided and told before
+		// the phase's clock starts. Its references fall outside the phase's prefix.
+		for i := range *history {
+			submit(*prefix+"seed-"+strconv.Itoa(i), time.Now(), historyChild)
+			time.Sleep(20 * time.Millisecond)
+		}
+		for seeded := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+			rec, queue, dec, tell, _ := tr.stageCounts()
+			if rec+queue+dec+tell == 0 {
+				break
+			}
+			if time.Since(seeded) > *drainTimeout {
+				return fmt.Errorf("the child's %d earlier referrals were not all decided within %s", *history, *drainTimeout)
+			}
+		}
+		ackMu.Lock()
+		acks, historyIDs = acks[:0], map[string]bool{}
+		ackMu.Unlock()
+		errs.Store(0)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -201,7 +249,11 @@ func runPipeline(args []string) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			submit(i, scheduled)
+			var child *intakev1.Child
+			if historyChild != nil && i%2 == 0 {
+				child = historyChild
+			}
+			submit(*prefix+"-"+strconv.Itoa(i), scheduled, child)
 		}()
 	}
 	wg.Wait()
@@ -214,7 +266,12 @@ func runPipeline(args []string) error {
 	drainStart := time.Now()
 	var incomplete string
 	for {
-		incomplete, err = pipelineIncomplete(ctx, pool, *prefix, accepted, auditBase)
+		select {
+		case err := <-trackDone:
+			return err
+		default:
+		}
+		incomplete, err = pipelineIncomplete(ctx, tr)
 		if err != nil {
 			return err
 		}
@@ -224,10 +281,12 @@ func runPipeline(args []string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	drainSecs := time.Since(drainStart).Seconds()
-	close(stopDecide)
-	if err := <-decideDone; err != nil {
+	close(stopTrack)
+	if err := <-trackDone; err != nil {
 		return err
 	}
+	close(jobs)
+	decided()
 	stopSample()
 	after, err := pgCounters(ctx, pool)
 	if err != nil {
@@ -240,8 +299,18 @@ func runPipeline(args []string) error {
 		res.Mode, res.Rate = "burst", 0
 	}
 	res.Achieved = float64(accepted) / loadSecs
-	if res.Hops, res.Complete, err = hopTimes(ctx, pool, *prefix, queued); err != nil {
+	if res.Hops, res.Complete, err = hopTimes(ctx, pool, *prefix, queued, nil); err != nil {
 		return err
+	}
+	if *history > 0 {
+		res.Mode, res.History = "history", *history
+		inHistory := func(id string) bool { return historyIDs[id] }
+		if res.HistoryHops, _, err = hopTimes(ctx, pool, *prefix, queued, inHistory); err != nil {
+			return err
+		}
+		if res.NewChildHops, _, err = hopTimes(ctx, pool, *prefix, queued, func(id string) bool { return !historyIDs[id] }); err != nil {
+			return err
+		}
 	}
 	res.Backlogs = sampler.summary()
 	if accepted > 0 {
@@ -270,8 +339,9 @@ type children struct {
 	nextNHS  int
 }
 
-func newChildren(share float64) *children {
-	return &children{rng: rand.New(rand.NewPCG(1, 2)), share: share}
+// newChildren hands out new children from serial first on.
+func newChildren(share float64, first int) *children {
+	return &children{rng: rand.New(rand.NewPCG(1, uint64(first))), share: share, nextNHS: first}
 }
 
 var (
@@ -356,16 +426,11 @@ func (q *queuedTimes) get(id string) (time.Time, bool) {
 	return t, ok
 }
 
-// decide plays the practitioners: it watches the queue for cases awaiting a decision, claims
-// each and confirms the recommendation through triage, the one decision door.
-func decide(ctx context.Context, pool *pgxpool.Pool, triage triagev1.TriageServiceClient, token string, workers int,
-	queued *queuedTimes, stop <-chan struct{}) error {
+// decide plays the practitioners: each case the tracker finds on the queue is claimed and
+// its recommendation confirmed through triage, the one decision door. The returned func waits
+// for them to finish once jobs is closed.
+func decide(ctx context.Context, triage triagev1.TriageServiceClient, token string, workers int, jobs <-chan job) (wait func()) {
 	md := metadata.Pairs("authorization", "Bearer "+token)
-	type job struct {
-		id      string
-		version int64
-	}
-	jobs := make(chan job, 4096)
 	var failures atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -386,82 +451,38 @@ func decide(ctx context.Context, pool *pgxpool.Pool, triage triagev1.TriageServi
 			}
 		}()
 	}
-	defer func() { close(jobs); wg.Wait() }()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return nil
-		case <-tick.C:
-		}
-		rows, err := pool.Query(ctx, `SELECT referral_id::text, version, updated_at FROM triage.cases
-			WHERE state = 2 AND decided_at IS NULL AND assignee IS NULL`)
-		if err != nil {
-			return fmt.Errorf("reading the queue: %w", err)
-		}
-		var batch []job
-		for rows.Next() {
-			var j job
-			var at time.Time
-			if err := rows.Scan(&j.id, &j.version, &at); err != nil {
-				rows.Close()
-				return err
-			}
-			if queued.first(j.id, at) {
-				batch = append(batch, j)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, j := range batch {
-			jobs <- j
-		}
-	}
+	return wg.Wait
 }
 
 // pipelineIncomplete says which stage still holds work, or "" when every referral of the
-// phase is through every hop and the audit log holds every event published.
-func pipelineIncomplete(ctx context.Context, pool *pgxpool.Pool, prefix string, want int, auditBase int64) (string, error) {
-	var received, recommended, decided, undelivered, unaudited int64
-	err := pool.QueryRow(ctx, `
-		WITH r AS (SELECT id FROM intake.referrals WHERE external_reference LIKE $1 || '-%')
-		SELECT (SELECT count(*) FROM r),
-			(SELECT count(*) FROM rules.decisions d JOIN r ON r.id = d.referral_id),
-			(SELECT count(*) FROM triage.cases c JOIN r ON r.id = c.referral_id WHERE c.decided_at IS NOT NULL),
-			(SELECT count(*) FROM notify.notifications n JOIN r ON r.id = n.referral_id WHERE n.delivered_at IS NULL AND n.state <> 'FAILED'),
-			(`+publishedSQL+`)`, prefix).Scan(&received, &recommended, &decided, &undelivered, &unaudited)
-	if err != nil {
-		return "", fmt.Errorf("reading progress: %w", err)
-	}
+// phase is through every hop and every event published is on the audit log.
+func pipelineIncomplete(ctx context.Context, tr *tracker) (string, error) {
+	rec, queue, decide, tell, _ := tr.stageCounts()
 	switch {
-	case received < int64(want):
-		return fmt.Sprintf("received %d of %d", received, want), nil
-	case recommended < received:
-		return fmt.Sprintf("recommended %d of %d", recommended, received), nil
-	case decided < received:
-		return fmt.Sprintf("decided %d of %d", decided, received), nil
-	case undelivered > 0:
-		return fmt.Sprintf("%d notifications not yet delivered", undelivered), nil
-	case unaudited > auditBase:
-		return fmt.Sprintf("%d events not yet audited", unaudited-auditBase), nil
+	case rec > 0:
+		return fmt.Sprintf("%d not yet recommended", rec), nil
+	case queue > 0:
+		return fmt.Sprintf("%d not yet on the queue", queue), nil
+	case decide > 0:
+		return fmt.Sprintf("%d not yet decided", decide), nil
+	case tell > 0:
+		return fmt.Sprintf("%d with agencies not yet told", tell), nil
+	}
+	unpublished, unaudited, err := tr.eventBacklogs(ctx)
+	switch {
+	case err != nil:
+		return "", err
+	case unpublished > 0:
+		return fmt.Sprintf("%d events not yet published", unpublished), nil
+	case unaudited > 0:
+		return fmt.Sprintf("%d events not yet audited", unaudited), nil
 	}
 	return "", nil
 }
 
-// publishedSQL counts the events the services' relays have published, and the entries the
-// audit log holds. Every event is audited exactly once, so their difference, less the
-// difference before the phase (entries of the bench's own set-up), is the audit's backlog.
-const publishedSQL = `(SELECT count(*) FROM intake.outbox WHERE published_at IS NOT NULL)
-	+ (SELECT count(*) FROM rules.outbox WHERE published_at IS NOT NULL)
-	+ (SELECT count(*) FROM triage.outbox WHERE published_at IS NOT NULL)
-	+ (SELECT count(*) FROM notify.outbox WHERE published_at IS NOT NULL)
-	- (SELECT count(*) FROM audit.entries)`
-
 // hopTimes reads each referral's time at every hop and summarises each hop.
-func hopTimes(ctx context.Context, pool *pgxpool.Pool, prefix string, queued *queuedTimes) (map[string]quantiles, int, error) {
+// Only referrals for which include is true count, when include is set.
+func hopTimes(ctx context.Context, pool *pgxpool.Pool, prefix string, queued *queuedTimes, include func(id string) bool) (map[string]quantiles, int, error) {
 	rows, err := pool.Query(ctx, `
 		SELECT r.id::text, r.received_at, d.decided_at, c.decided_at,
 			(SELECT max(n.delivered_at) FROM notify.notifications n WHERE n.referral_id = r.id AND n.decision_id IS NOT NULL),
@@ -487,6 +508,9 @@ func hopTimes(ctx context.Context, pool *pgxpool.Pool, prefix string, queued *qu
 		var recommended, decided, told, audited *time.Time
 		if err := rows.Scan(&id, &received, &recommended, &decided, &told, &audited); err != nil {
 			return nil, 0, err
+		}
+		if include != nil && !include(id) {
+			continue
 		}
 		var onQueue *time.Time
 		if t, ok := queued.get(id); ok {
@@ -523,11 +547,10 @@ func quantileMS(sorted []time.Duration, p float64) float64 {
 
 // backlogSampler reads, once a second, how much work sits between each pair of hops.
 type backlogSampler struct {
-	pool      *pgxpool.Pool
-	auditBase int64
-	mu        sync.Mutex
-	samples   []backlogSample
-	endIdx    int
+	tr      *tracker
+	mu      sync.Mutex
+	samples []backlogSample
+	endIdx  int
 }
 
 type backlogSample struct {
@@ -535,22 +558,15 @@ type backlogSample struct {
 	counts map[string]int64
 }
 
-func newBacklogSampler(pool *pgxpool.Pool, auditBase int64) *backlogSampler {
-	return &backlogSampler{pool: pool, auditBase: auditBase, endIdx: -1}
+func newBacklogSampler(tr *tracker) *backlogSampler {
+	return &backlogSampler{tr: tr, endIdx: -1}
 }
 
-// backlogSQL: referrals received but not recommended; recommended but not on the queue;
+// backlogNames: referrals received but not recommended; recommended but not on the queue;
 // decided but with agencies not yet told; events waiting in an outbox; events published but
-// not yet audited.
-const backlogSQL = `SELECT
-	(SELECT count(*) FROM intake.referrals r WHERE NOT EXISTS (SELECT 1 FROM rules.decisions d WHERE d.referral_id = r.id)),
-	(SELECT count(*) FROM rules.decisions d WHERE NOT EXISTS (SELECT 1 FROM triage.cases c WHERE c.referral_id = d.referral_id AND c.state >= 2)),
-	(SELECT count(*) FROM notify.notifications WHERE delivered_at IS NULL AND state <> 'FAILED'),
-	(SELECT count(*) FROM intake.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM rules.outbox WHERE published_at IS NULL)
-		+ (SELECT count(*) FROM triage.outbox WHERE published_at IS NULL) + (SELECT count(*) FROM notify.outbox WHERE published_at IS NULL),
-	(` + publishedSQL + `)`
-
-var backlogNames = []string{"rules (not yet recommended)", "triage (not yet queued)", "notify (not yet delivered)", "relays (unpublished events)", "audit (events not yet on the log)"}
+// not yet on the audit log. Referrals waiting for the bench's own practitioners are not a
+// backlog of the pipeline's.
+var backlogNames = []string{"rules (not yet recommended)", "triage (not yet queued)", "notify (agencies not yet told)", "relays (unpublished events)", "audit (events not yet on the log)"}
 
 func (s *backlogSampler) start(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
@@ -565,14 +581,13 @@ func (s *backlogSampler) start(ctx context.Context) (stop func()) {
 				return
 			case <-t.C:
 			}
-			v := make([]int64, len(backlogNames))
-			if err := s.pool.QueryRow(ctx, backlogSQL).Scan(&v[0], &v[1], &v[2], &v[3], &v[4]); err != nil {
-				if !errors.Is(err, pgx.ErrNoRows) {
-					fmt.Fprintf(os.Stderr, "loadgen pipeline: backlog sample: %v\n", err)
-				}
+			rec, queue, _, tell, _ := s.tr.stageCounts()
+			unpublished, unaudited, err := s.tr.eventBacklogs(ctx)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen pipeline: backlog sample: %v\n", err)
 				continue
 			}
-			v[4] -= s.auditBase
+			v := []int64{int64(rec), int64(queue), int64(tell), unpublished, unaudited}
 			m := map[string]int64{}
 			for i, n := range backlogNames {
 				m[n] = v[i]

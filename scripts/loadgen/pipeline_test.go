@@ -3,8 +3,8 @@ package main
 import (
 	"testing"
 
-	"mash/pkg/referral"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/referral"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // Every synthetic NHS number is new and passes intake's own check, so no referral of the bench is
@@ -30,7 +30,7 @@ func TestSyntheticNHSNumbersAreValidAndUnissued(t *testing.T) {
 
 // The repeat share is honoured, and a repeat is an earlier child exactly.
 func TestChildrenRepeatShare(t *testing.T) {
-	c := newChildren(0.25)
+	c := newChildren(0.25, 0)
 	seen := map[string]string{}
 	for range 4000 {
 		ch := &intakev1.Child{}

@@ -13,12 +13,12 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/audit/store"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/audit/store"
 )
 
 // Working hours for UnusualAccess, a first cut to be tuned with the partnerships: an
@@ -97,6 +97,11 @@ func (s *Service) checkAccesses(ctx context.Context, rows []store.Access) ([]che
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.checkAccessesWith(ctx, c, rows)
+}
+
+// checkAccessesWith is checkAccesses with a checker the caller reuses for further rows.
+func (s *Service) checkAccessesWith(ctx context.Context, c *rowChecker, rows []store.Access) ([]checked, []*eventsv1.RecordAccessed, error) {
 	ptrs := make([]*store.Entry, len(rows))
 	for i := range rows {
 		ptrs[i] = &rows[i].Entry
@@ -142,7 +147,7 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 		return nil, err
 	}
 	if req.GetChildId() != "" && !id.Can(auth.ReadAuditTrails) {
-		return nil, apierr.PermissionDenied(id.Denial(auth.ReadAuditTrails) + " (by child_id; give a referral_id)")
+		return nil, apierr.PermissionDenied(id.Denial(auth.ReadAuditTrails) + " (by childId; give a referralId)")
 	}
 	return a.whoAccessed(ctx, id, "WhoAccessed", req)
 }
@@ -152,7 +157,7 @@ func (a *grpcAPI) WhoAccessed(ctx context.Context, req *auditv1.WhoAccessedReque
 func (a *grpcAPI) whoAccessed(ctx context.Context, id auth.Identity, method string, req *auditv1.WhoAccessedRequest) (*auditv1.WhoAccessedResponse, error) {
 	n, cursor, vs := pageParams(req.GetPageSize(), req.GetPageToken())
 	if (req.GetReferralId() == "") == (req.GetChildId() == "") {
-		vs = append(vs, apierr.Violation{Field: "child_id", Reason: "give exactly one of child_id and referral_id"})
+		vs = append(vs, apierr.Violation{Field: "childId", Reason: "give exactly one of childId and referralId"})
 	}
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
@@ -275,8 +280,17 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 		if err != nil {
 			return nil, err
 		}
-		cs, reasons, err := a.svc.checkAccesses(ctx, rows)
+		// One checker for the candidates and the entries their flags rest on: one read of
+		// the checkpoint and head, and tree hashes fetched once for both.
+		c, err := a.svc.newRowChecker(ctx)
 		if err != nil {
+			return nil, err
+		}
+		cs, reasons, err := a.svc.checkAccessesWith(ctx, c, rows)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.svc.checkSupport(ctx, c, rows, cs); err != nil {
 			return nil, err
 		}
 		for i, r := range rows {
@@ -304,6 +318,58 @@ func (a *grpcAPI) UnusualAccess(ctx context.Context, req *auditv1.UnusualAccessR
 	// Examined as many entries as a page may: continue after the last one examined.
 	resp.NextPageToken = strconv.FormatInt(cursor, 10)
 	return resp, nil
+}
+
+// checkSupport proves the entries each candidate's unusual-access flags were worked out
+// from. A flag read from a column that no longer matches its leaf is not served as true:
+// the candidate is reported with the altered entry named instead.
+func (s *Service) checkSupport(ctx context.Context, c *rowChecker, rows []store.Access, cs []checked) error {
+	seen := map[int64]bool{}
+	var seqs []int64
+	for _, r := range rows {
+		for _, q := range r.Support {
+			if !seen[q] {
+				seen[q] = true
+				seqs = append(seqs, q)
+			}
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	entries, err := store.EntriesBySeq(ctx, s.pool, seqs)
+	if err != nil {
+		return err
+	}
+	ptrs := make([]*store.Entry, len(entries))
+	for i := range entries {
+		ptrs[i] = &entries[i]
+	}
+	proven, err := c.check(ptrs)
+	if err != nil {
+		return err
+	}
+	problems := map[int64]string{}
+	for _, p := range proven {
+		if p.Problem != "" {
+			problems[p.Seq] = p.Problem
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	for i, r := range rows {
+		if cs[i].Problem != "" {
+			continue
+		}
+		for _, q := range r.Support {
+			if p, ok := problems[q]; ok {
+				cs[i] = checked{Seq: r.Seq, Problem: fmt.Sprintf("entry %d: its unusual-access flags rest on an altered entry (%s)", r.Seq, p)}
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // accessReasons reads each proven, unredacted access entry's sealed payload (a

@@ -6,9 +6,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // The entry's actor comes from the envelope, whatever the payload says; an envelope recorded

@@ -3,9 +3,9 @@ package audit_test
 import (
 	"testing"
 
-	"mash/pkg/adminact"
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/adminact"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // An administrative act becomes a trail entry naming who did what to what, with the

@@ -16,13 +16,13 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // EventAccessed is the event type of the entry recording a query of the audit API.
@@ -71,15 +71,7 @@ func (s *Service) recordAccess(ctx context.Context, id auth.Identity, what, refe
 	if err != nil {
 		return fmt.Errorf("record access: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := store.AsWriter(ctx, tx); err != nil {
-			return err
-		}
-		if p.PayloadSHA256, err = s.sealPayload(ctx, tx, p.EventID, p.ReferralID, plain); err != nil {
-			return err
-		}
-		return store.InsertPending(ctx, tx, p)
-	})
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.insertSealed(ctx, tx, p, plain) })
 	if err != nil {
 		return fmt.Errorf("record access: %w", err)
 	}
@@ -123,13 +115,13 @@ func pageParams(size int32, token string) (int, int64, []apierr.Violation) {
 	case n == 0:
 		n = DefaultPageSize
 	case n < 0 || n > MaxPageSize:
-		vs = append(vs, apierr.Violation{Field: "page_size", Reason: fmt.Sprintf("must be between 1 and %d", MaxPageSize)})
+		vs = append(vs, apierr.Violation{Field: "pageSize", Reason: fmt.Sprintf("must be between 1 and %d", MaxPageSize)})
 	}
 	cursor := int64(-1)
 	if token != "" {
 		c, err := strconv.ParseInt(token, 10, 64)
 		if err != nil || c < 0 {
-			vs = append(vs, apierr.Violation{Field: "page_token", Reason: "is not a token this API returned"})
+			vs = append(vs, apierr.Violation{Field: "pageToken", Reason: "is not a token this API returned"})
 		}
 		cursor = c
 	}
@@ -185,7 +177,7 @@ func (a *grpcAPI) GetTrail(ctx context.Context, req *auditv1.GetTrailRequest) (*
 func (a *grpcAPI) trail(ctx context.Context, id auth.Identity, method string, req *auditv1.GetTrailRequest) (*auditv1.GetTrailResponse, error) {
 	n, cursor, vs := pageParams(req.GetPageSize(), req.GetPageToken())
 	if (req.GetReferralId() == "") == (req.GetChildId() == "") {
-		vs = append(vs, apierr.Violation{Field: "referral_id", Reason: "give exactly one of referral_id and child_id"})
+		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "give exactly one of referralId and childId"})
 	}
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
@@ -318,7 +310,7 @@ func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusio
 		return nil, err
 	}
 	if req.GetSeq() < 0 || req.GetTreeSize() < 0 {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "seq", Reason: "seq and tree_size must not be negative"}})
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "seq", Reason: "seq and treeSize must not be negative"}})
 	}
 	if err := a.svc.recordAccess(ctx, id, describe("ProveInclusion", "seq", strconv.FormatInt(req.GetSeq(), 10),
 		"tree_size", strconv.FormatInt(req.GetTreeSize(), 10)), "", ""); err != nil {
@@ -340,8 +332,8 @@ func (a *grpcAPI) ProveInclusion(ctx context.Context, req *auditv1.ProveInclusio
 		return nil, err
 	}
 	if size > head.TreeSize || req.GetSeq() >= size {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "tree_size",
-			Reason: fmt.Sprintf("need seq < tree_size <= %d (the log's size)", head.TreeSize)}})
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "treeSize",
+			Reason: fmt.Sprintf("need seq < treeSize <= %d (the log's size)", head.TreeSize)}})
 	}
 	leaf, err := store.Leaf(ctx, a.svc.pool, req.GetSeq())
 	if err != nil {
@@ -368,7 +360,7 @@ func (a *grpcAPI) ProveConsistency(ctx context.Context, req *auditv1.ProveConsis
 		return nil, err
 	}
 	if req.GetOldSize() < 1 || req.GetOldSize() > req.GetNewSize() {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "old_size", Reason: "need 1 <= old_size <= new_size"}})
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "oldSize", Reason: "need 1 <= oldSize <= newSize"}})
 	}
 	if err := a.svc.recordAccess(ctx, id, describe("ProveConsistency", "old_size", strconv.FormatInt(req.GetOldSize(), 10),
 		"new_size", strconv.FormatInt(req.GetNewSize(), 10)), "", ""); err != nil {
@@ -379,7 +371,7 @@ func (a *grpcAPI) ProveConsistency(ctx context.Context, req *auditv1.ProveConsis
 		return nil, err
 	}
 	if req.GetNewSize() > head.TreeSize {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "new_size", Reason: fmt.Sprintf("the log has %d entries", head.TreeSize)}})
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "newSize", Reason: fmt.Sprintf("the log has %d entries", head.TreeSize)}})
 	}
 	proof, err := auditlog.ConsistencyProof(store.TreeHashes{Ctx: ctx, Pool: a.svc.pool}, req.GetNewSize(), req.GetOldSize())
 	if err != nil {
@@ -411,7 +403,7 @@ func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, l
 	}
 	from, to, vs := timeRange(req.GetFrom(), req.GetTo())
 	if req.GetReferralId() == "" && from == nil && to == nil {
-		vs = append(vs, apierr.Violation{Field: "referral_id", Reason: "give a referral id or a time range"})
+		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "give a referral id or a time range"})
 	}
 	if len(vs) > 0 {
 		return apierr.Invalid(vs)
@@ -472,7 +464,7 @@ func (s *Service) export(ctx context.Context, req *auditv1.ExportTrailRequest, l
 		err = flush()
 	}
 	if errors.Is(err, errTooLarge) {
-		return apierr.Invalid([]apierr.Violation{{Field: "referral_id",
+		return apierr.Invalid([]apierr.Violation{{Field: "referralId",
 			Reason: fmt.Sprintf("more than %d entries: narrow the range or use GET /v1/audit/export, which streams", limit)}})
 	}
 	if err != nil {

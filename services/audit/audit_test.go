@@ -14,12 +14,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/audit"
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/audit"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // Every event type lands once, even when the broker delivers it twice under different
@@ -63,6 +63,10 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 			Actor: "agency:rct-csc (bus)"}},
 		{"mash.notification.escalated", &eventsv1.NotificationEvent{NotificationId: "n-3", Agency: "rct-duty", Kind: "ESCALATION",
 			Actor: "notify", ActorRole: "system"}},
+		// A lead professional: the agency in the leaf, the team and the person only sealed.
+		{"mash.case.lead_professional_named", &eventsv1.LeadProfessionalNamed{ReferralId: referralID, LeadProfessional: &triagev1.LeadProfessional{
+			Agency: "rct-csc", Team: "Assessment team north", Person: "Rhys Demoford", Scope: triagev1.LeadProfessionalScope_LEAD_FOR_FAMILY_GROUP,
+			NamedBy: "user:carol", NamedByRole: "practitioner"}, Previous: &triagev1.LeadProfessional{Agency: "rct-early-help"}, GroupCases: 2}},
 	} {
 		ev, raw, err := legacyEnvelope(t, c.typ, "rct", referralID, 0, e.now, c.payload)
 		if err != nil {
@@ -116,6 +120,7 @@ func TestEveryEventRecordedOnce(t *testing.T) {
 		envs[10].GetEventId(): {"mash.notification.acknowledged", "rct-school", "user:bob", "manager", "", "", "acknowledged ACTION to rct-school"},
 		envs[11].GetEventId(): {"mash.notification.acknowledged", "rct-csc", "agency:rct-csc (bus)", audit.RoleAgency, "", "", "acknowledged ACTION to rct-csc"},
 		envs[12].GetEventId(): {"mash.notification.escalated", "rct-duty", "notify", audit.RoleSystem, "", "", "escalated ESCALATION to rct-duty"},
+		envs[13].GetEventId(): {"mash.case.lead_professional_named", "rct-csc", "user:carol", audit.RolePractitioner, "", "", "lead professional named: rct-csc for family_group (was rct-early-help)"},
 	}
 	rows, err := e.pool.Query(context.Background(), `SELECT event_id::text, event_type, agency, actor, actor_role, child_id,
 		pack_version, decision, referral_id, partnership, payload_sha256 FROM audit.entries ORDER BY seq`)

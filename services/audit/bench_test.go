@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"mash/services/audit"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mash-hub/mash/services/audit"
+	"github.com/mash-hub/mash/services/audit/store"
 )
 
 // BenchmarkAppend measures entries per second through the sequencer: pending rows read,
@@ -54,4 +57,61 @@ func BenchmarkVerifyDatabase100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// BenchmarkConsumerAppend measures entries per second through the whole audit path: b.N
+// events (referral stories: received, recommended, confirmed, decided, each with a
+// payload) already on the embedded JetStream stream are consumed by the real consumer
+// (inbox row, payload sealed under the case key, pending entry, one transaction each) and
+// appended by the running sequencer, timed from the service's start until the tree holds
+// them all.
+// Run: go test -run '^$' -bench ConsumerAppend -benchtime 20000x ./services/audit/
+func BenchmarkConsumerAppend(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	var acks []jetstream.PubAckFuture
+	for n := 0; n < b.N; {
+		_, envs, raws := story(b, e.now)
+		for i := range envs {
+			if n == b.N {
+				break
+			}
+			f, err := e.js.PublishAsync(envs[i].GetType(), raws[i], jetstream.WithMsgID(envs[i].GetEventId()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			acks = append(acks, f)
+			n++
+		}
+		if len(acks) >= 1000 || n == b.N {
+			for _, f := range acks {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					b.Fatal(err)
+				}
+			}
+			acks = acks[:0]
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	e.run(b)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Minute)
+	for range tick.C {
+		h, err := store.ReadHead(ctx, e.pool)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if h.TreeSize >= int64(b.N) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d entries appended after 10 minutes", h.TreeSize, b.N)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
 }

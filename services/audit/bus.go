@@ -1,8 +1,8 @@
 package audit
 
 import (
-	"mash/pkg/busauth"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/busauth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Bus is all audit may do on NATS: read every event through its one consumer, and publish

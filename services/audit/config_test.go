@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"mash/services/audit"
+	"github.com/mash-hub/mash/services/audit"
 )
 
 func TestConfigFromEnv(t *testing.T) {

@@ -11,13 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // Roles recorded on entries whose actor is not a person.
@@ -32,14 +32,18 @@ const (
 // The payload (the envelope's Any, with its type) is sealed under the referral's case key;
 // the entry keeps only SHA-256 of the ciphertext. describe, when the payload's type has a
 // summary (see entries), adds it to the entry.
+//
+// record may run several times in one transaction (a consumer handling a batch of events
+// in one commit): each call switches the transaction to the writer role again (harmless),
+// and a case key it inserts is visible to the later calls, which find it as the
+// referral's live key. Most events cost one round trip: the role, the case key (inserted
+// if the referral has none), the payload and the pending entry are one batch, sealed with
+// the key cached for the referral (see keyCache).
 func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, describe func(*store.Pending)) error {
 	if ownEvent(env.GetType()) {
 		// The service's own events (checkpoints) are already in its tables; recording them
 		// would add an entry per checkpoint and a checkpoint per entry, forever.
 		return nil
-	}
-	if err := store.AsWriter(ctx, tx); err != nil {
-		return err
 	}
 	p := s.entryFields(env)
 	if describe != nil {
@@ -50,24 +54,101 @@ func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope,
 		Agency: p.Agency, PackVersion: p.PackVersion, Decision: p.Decision}).Validate(); err != nil {
 		return fmt.Errorf("event %s cannot be an audit entry: %w", env.GetEventId(), err)
 	}
-	if env.GetPayload() != nil {
+	if env.GetPayload() == nil {
+		if err := store.InsertPendingAsWriter(ctx, tx, p); err != nil {
+			return err
+		}
+	} else {
 		plain, err := proto.MarshalOptions{Deterministic: true}.Marshal(env.GetPayload())
 		if err != nil {
 			return fmt.Errorf("event %s: encode payload: %w", env.GetEventId(), err)
 		}
-		sum, err := s.sealPayload(ctx, tx, env.GetEventId(), env.GetReferralId(), plain)
-		if err != nil {
+		if err := s.insertSealed(ctx, tx, p, plain); err != nil {
 			return fmt.Errorf("event %s: %w", env.GetEventId(), err)
 		}
-		p.PayloadSHA256 = sum
-	}
-	if err := store.InsertPending(ctx, tx, p); err != nil {
-		return err
 	}
 	if env.GetType() == events.CaseErasedSubject {
 		return s.applyErasure(ctx, tx, env)
 	}
 	return nil
+}
+
+// ErasedPayloadDecision marks the entry of an event whose payload the audit log never read
+// because its case was erased first (the event was still in an outbox, or on its way, when
+// the case key was destroyed): the entry lists the event from its clear envelope (ids, type,
+// times, actor) and commits to no payload.
+const ErasedPayloadDecision = "payload erased: the case was erased before the audit log recorded this event"
+
+// recordErased records an event of an erased case from its envelope alone (the consumer
+// gives it without payload): the trail lists every event of a case, and an event pending
+// in an outbox when the case key was destroyed is neither lost nor dead-lettered.
+func (s *Service) recordErased(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	return s.record(ctx, tx, env, func(p *store.Pending) { p.Decision = ErasedPayloadDecision })
+}
+
+// redactedSum is the payload digest of an event that arrived after its case was shredded:
+// a fixed marker that a payload existed (a hash of nothing sealed would be a lie), never a
+// hash of the personal data.
+var redactedSum = sha256.Sum256([]byte("redacted: case key destroyed before the event arrived"))
+
+// insertSealed switches tx to the writer role and stores p with plain sealed under the
+// case key of its referral. It first seals with the key cached for the referral (or a new
+// one) and stores everything in one round trip; only when the database holds another key
+// for the referral does it read that key and seal again.
+func (s *Service) insertSealed(ctx context.Context, tx pgx.Tx, p store.Pending, plain []byte) error {
+	k, ok := s.keys.get(p.ReferralID)
+	if !ok {
+		var err error
+		if k, err = s.newCaseKey(p.ReferralID); err != nil {
+			return err
+		}
+	}
+	nonce, ct, err := seal(k.key, plain, p.EventID)
+	if err != nil {
+		return err
+	}
+	p.PayloadSHA256 = sha256.Sum256(ct)
+	out, err := store.SealedPending(ctx, tx, p, k.id, k.wrapped, nonce, ct, redactedSum)
+	if err != nil {
+		return err
+	}
+	switch out {
+	case store.Sealed:
+		s.keys.put(p.ReferralID, k)
+		return nil
+	case store.Redacted:
+		s.keys.forget(p.ReferralID)
+		return nil
+	}
+	// Another key is the referral's (made by another process, or by a transaction that
+	// committed while this statement ran): read it and seal with it. The transaction
+	// already runs as the writer role.
+	s.keys.forget(p.ReferralID)
+	sum, live, err := s.sealPayload(ctx, tx, p.EventID, p.ReferralID, plain)
+	if err != nil {
+		return err
+	}
+	p.PayloadSHA256 = sum
+	if err := store.InsertPending(ctx, tx, p); err != nil {
+		return err
+	}
+	if live.id != "" {
+		s.keys.put(p.ReferralID, live)
+	}
+	return nil
+}
+
+// newCaseKey makes a fresh case key for referralID, wrapped with the master key.
+func (s *Service) newCaseKey(referralID string) (caseKey, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return caseKey{}, err
+	}
+	wrapped, err := wrapKey(s.cfg.MasterKey, fresh, referralID)
+	if err != nil {
+		return caseKey{}, err
+	}
+	return caseKey{id: uuid.Must(uuid.NewV7()).String(), wrapped: wrapped, key: fresh}, nil
 }
 
 // applyErasure shreds an erased case in the transaction that records its mash.case.erased
@@ -102,38 +183,33 @@ func ownEvent(subject string) bool {
 }
 
 // sealPayload encrypts plain under the case key of referralID (made on first use) and
-// stores it, returning SHA-256 of the ciphertext. A case already shredded stores nothing:
-// its later events are recorded as redacted from the start.
-func (s *Service) sealPayload(ctx context.Context, tx pgx.Tx, eventID, referralID string, plain []byte) ([32]byte, error) {
-	fresh := make([]byte, 32)
-	if _, err := rand.Read(fresh); err != nil {
-		return [32]byte{}, err
-	}
-	wrapped, err := wrapKey(s.cfg.MasterKey, fresh, referralID)
+// stores it, returning SHA-256 of the ciphertext and the live key it used (zero when the
+// key is destroyed). A case already shredded stores nothing: its later events are
+// recorded as redacted from the start.
+func (s *Service) sealPayload(ctx context.Context, tx pgx.Tx, eventID, referralID string, plain []byte) ([32]byte, caseKey, error) {
+	fresh, err := s.newCaseKey(referralID)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, caseKey{}, err
 	}
-	k, err := store.CaseKeyFor(ctx, tx, referralID, uuid.Must(uuid.NewV7()).String(), wrapped)
+	k, err := store.CaseKeyFor(ctx, tx, referralID, fresh.id, fresh.wrapped)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, caseKey{}, err
 	}
 	if k.DestroyedAt != nil {
-		// Record that a payload existed (a hash of nothing sealed would be a lie): a fixed
-		// marker, never a hash of the personal data.
-		return sha256.Sum256([]byte("redacted: case key destroyed before the event arrived")), nil
+		return redactedSum, caseKey{}, nil
 	}
 	key, err := unwrapKey(s.cfg.MasterKey, k.Wrapped, referralID)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, caseKey{}, err
 	}
 	nonce, ct, err := seal(key, plain, eventID)
 	if err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, caseKey{}, err
 	}
 	if err := store.InsertPayload(ctx, tx, eventID, k.ID, nonce, ct); err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, caseKey{}, err
 	}
-	return sha256.Sum256(ct), nil
+	return sha256.Sum256(ct), caseKey{id: k.ID, wrapped: k.Wrapped, key: key}, nil
 }
 
 // entryFields is an entry of the envelope's fields alone: ids, type, times and who acted,
@@ -154,7 +230,7 @@ func (s *Service) entryFields(env *eventsv1.Envelope) store.Pending {
 
 // handler is the audit log's handler of every event: each payload type with a summary has
 // a typed entry; any other event is recorded with its envelope's fields alone.
-func (s *Service) handler() (events.Handler, error) {
+func (s *Service) handler() (*events.Router, error) {
 	r := events.NewRouter()
 	r.Default = func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error { return s.record(ctx, tx, env, nil) }
 	entry(r, s, describeReferralReceived, func(_ *eventsv1.Envelope, ev *eventsv1.ReferralReceived) (string, string) {
@@ -221,6 +297,26 @@ func (s *Service) handler() (events.Handler, error) {
 	}, func(_ *eventsv1.Envelope, ev *eventsv1.SharingChanged) (string, string) {
 		return staffActor(ev.GetActor(), ev.GetActorRole())
 	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.QualityReviewRecorded) {
+		// The verdict and whose decision it was go in the leaf; the reason and the learning
+		// point stay in the sealed payload (free text about the case).
+		rv := ev.GetReview()
+		p.Decision = "quality review " + rv.GetId() + ": " + strings.ToLower(rv.GetVerdict().String()) + " with the decision of " + rv.GetDecidedBy()
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.QualityReviewRecorded) (string, string) {
+		return staffActor(ev.GetActor(), ev.GetActorRole())
+	})
+	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.LeadProfessionalNamed) {
+		// The agency and for whom go in the leaf; the team and the person stay in the sealed
+		// payload (a person's name identifies them).
+		l := ev.GetLeadProfessional()
+		p.Agency = l.GetAgency()
+		p.Decision = "lead professional named: " + l.GetAgency() + " for " + strings.ToLower(strings.TrimPrefix(l.GetScope().String(), "LEAD_FOR_"))
+		if prev := ev.GetPrevious(); prev != nil {
+			p.Decision += " (was " + prev.GetAgency() + ")"
+		}
+	}, func(_ *eventsv1.Envelope, ev *eventsv1.LeadProfessionalNamed) (string, string) {
+		return staffActor(ev.GetLeadProfessional().GetNamedBy(), ev.GetLeadProfessional().GetNamedByRole())
+	})
 	entry(r, s, func(p *store.Pending, _ *eventsv1.Envelope, ev *eventsv1.CaseErased) {
 		p.ChildID = ev.GetChildId()
 		p.Decision = "case erased: key destroyed, personal data blanked in every service"
@@ -236,7 +332,7 @@ func (s *Service) handler() (events.Handler, error) {
 		return ev.GetActor(), ev.GetActorRole()
 	})
 	directoryEntries(r, s)
-	return r.Handle, r.Err()
+	return r, r.Err()
 }
 
 // entry registers the audit entry of payload type M: describe adds its summary (decision,

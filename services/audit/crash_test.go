@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db/dbtest"
-	"mash/pkg/failpoint"
-	"mash/services/audit"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	"github.com/mash-hub/mash/services/audit"
 )
 
 // Run with: go test -tags failpoint ./services/audit/

@@ -7,8 +7,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "mash/proto/mash/events/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 )
 
 // The four-eyes acts on the agency directory are on the trail: who proposed a new webhook

@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"io"
 
-	"mash/services/audit/exportfile"
+	"github.com/mash-hub/mash/services/audit/exportfile"
 )
 
 // The export format (JSON lines: entries, the signed checkpoint, an inclusion proof per

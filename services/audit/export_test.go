@@ -5,8 +5,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Record runs the consumer's handler in tx, for tests that need entries without a broker.
@@ -15,7 +15,7 @@ func (s *Service) Record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 	if err != nil {
 		return err
 	}
-	return h(ctx, tx, env)
+	return h.Handle(ctx, tx, env)
 }
 
 // API returns the gRPC implementation, for tests that call it without a server.
@@ -23,3 +23,6 @@ func (s *Service) API() auditv1.AuditServiceServer { return &grpcAPI{svc: s} }
 
 // EntryOfHash exposes entryOfHash to the tests.
 var EntryOfHash = entryOfHash
+
+// OnFullCheck sets the hook told of each entry verify decodes in full (nil: none).
+func OnFullCheck(f func(pos int64)) { onFullCheck = f }

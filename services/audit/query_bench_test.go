@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	auditv1 "mash/proto/mash/audit/v1"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
 
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // reportLatencies reports p50 and p99 of ds in milliseconds.

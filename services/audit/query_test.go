@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +19,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/audit"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/audit"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // as returns a context authenticated as a client of the given role.
@@ -658,5 +659,30 @@ func TestHTTPRoutes(t *testing.T) {
 	}
 	if resp, _ := get("aud", "/v1/audit/entries?from=yesterday"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad time: %d", resp.StatusCode)
+	}
+	// order=oldest|newest stands for oldest_first; any other order is refused by name, with
+	// every other parameter that cannot be read.
+	seqs := func(path string) []int64 {
+		t.Helper()
+		resp, body := get("aud", path)
+		var page auditv1.SearchEntriesResponse
+		if err := protojson.Unmarshal(body, &page); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+		var out []int64
+		for _, e := range page.GetEntries() {
+			out = append(out, e.GetSeq())
+		}
+		return out
+	}
+	oldest, newest := seqs("/v1/audit/entries?order=oldest"), seqs("/v1/audit/entries?order=newest")
+	slices.Reverse(newest)
+	if len(oldest) < 2 || !slices.IsSorted(oldest) || !slices.Equal(oldest, newest) {
+		t.Errorf("order=oldest gave seqs %v, order=newest %v", oldest, newest)
+	}
+	resp, body = get("aud", "/v1/audit/entries?order=sideways&pageSize=many&actorr=x")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"field":"pageSize"`) ||
+		!strings.Contains(string(body), `"field":"order"`) || !strings.Contains(string(body), "must be newest or oldest") {
+		t.Errorf("bad order and page size: %d %s", resp.StatusCode, body)
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"mash/pkg/auth"
-	auditv1 "mash/proto/mash/audit/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
 )
 
 // An auditor reads the trail, the reads and the unusual access of the partnerships they

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,11 +12,11 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"mash/pkg/events"
-	"mash/pkg/failpoint"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // EventCheckpoint is the subject of the event carrying each signed checkpoint out of the
@@ -42,29 +43,51 @@ const sequencerLock = "mash.audit.sequencer"
 func AppendBatch(ctx context.Context, conn interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, limit int) (int, error) {
+	var a appender
+	r, err := a.append(ctx, conn, limit)
+	return r.n, err
+}
+
+// appender appends batches, remembering the frontier of the tree it last left (the roots
+// of its complete subtrees, all an append reads) so the next batch need not read it. The
+// memory is only used when the head read in the batch's transaction is exactly the one it
+// left (size and root), so an append by anyone else is never built on stale hashes.
+type appender struct {
+	head     store.Head
+	frontier map[int64]tlog.Hash // nil until the first append
+}
+
+// appendResult is what one batch did.
+type appendResult struct {
+	n             int       // entries appended
+	oldSize       int64     // the head's size before
+	firstRecorded time.Time // recorded_at of the first entry appended
+}
+
+func (a *appender) append(ctx context.Context, conn interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, limit int) (appendResult, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("append batch: begin: %w", err)
+		return appendResult{}, fmt.Errorf("append batch: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := store.AsWriter(ctx, tx); err != nil {
-		return 0, err
-	}
-	head, err := store.ReadHead(ctx, tx)
-	if err != nil {
-		return 0, err
-	}
-	pend, err := store.PendingBatch(ctx, tx, limit)
+	head, pend, err := store.BeginAppend(ctx, tx, limit)
 	if err != nil || len(pend) == 0 {
-		return 0, err
+		return appendResult{oldSize: head.TreeSize}, err
 	}
-	hashes, err := newOverlay(ctx, tx, head.TreeSize)
-	if err != nil {
-		return 0, err
+	var hashes *overlay
+	if a.frontier != nil && a.head == head {
+		hashes = &overlay{ctx: ctx, tx: tx, m: make(map[int64]tlog.Hash, len(a.frontier)+3*len(pend))}
+		for k, v := range a.frontier {
+			hashes.m[k] = v
+		}
+	} else if hashes, err = newOverlay(ctx, tx, head.TreeSize); err != nil {
+		return appendResult{}, err
 	}
 	firstHash := tlog.StoredHashIndex(0, head.TreeSize)
 	appended := make([]store.Appended, len(pend))
-	var added [][32]byte
+	added := make([][32]byte, 0, 2*len(pend)+64)
 	for i, p := range pend {
 		seq := head.TreeSize + int64(i)
 		e := auditlog.Entry{Seq: seq, EventID: p.EventID, EventType: p.EventType, OccurredAt: p.OccurredAt,
@@ -72,12 +95,12 @@ func AppendBatch(ctx context.Context, conn interface {
 			Actor: p.Actor, ActorRole: p.ActorRole, Agency: p.Agency, PackVersion: p.PackVersion,
 			Decision: p.Decision, PayloadSHA256: p.PayloadSHA256}
 		if err := e.Validate(); err != nil {
-			return 0, fmt.Errorf("append batch: pending event %s: %w", p.EventID, err)
+			return appendResult{}, fmt.Errorf("append batch: pending event %s: %w", p.EventID, err)
 		}
 		leaf := e.MarshalLeaf()
 		hs, err := tlog.StoredHashes(seq, leaf, hashes)
 		if err != nil {
-			return 0, fmt.Errorf("append batch: hashes of entry %d: %w", seq, err)
+			return appendResult{}, fmt.Errorf("append batch: hashes of entry %d: %w", seq, err)
 		}
 		hashes.put(tlog.StoredHashIndex(0, seq), hs)
 		for _, h := range hs {
@@ -88,12 +111,10 @@ func AppendBatch(ctx context.Context, conn interface {
 	newSize := head.TreeSize + int64(len(pend))
 	root, err := auditlog.Root(hashes, newSize)
 	if err != nil {
-		return 0, fmt.Errorf("append batch: %w", err)
+		return appendResult{}, fmt.Errorf("append batch: %w", err)
 	}
-	err = store.Append(ctx, tx, head, newSize, root, func(p store.Pending) time.Time { return p.ReceivedAt },
-		appended, firstHash, added)
-	if err != nil {
-		return 0, err
+	if err := store.Append(ctx, tx, head, newSize, root, appended, firstHash, added); err != nil {
+		return appendResult{}, err
 	}
 	// Tell the producers which of their events are now in the log (one event per batch).
 	ids := make([]string, len(pend))
@@ -102,16 +123,39 @@ func AppendBatch(ctx context.Context, conn interface {
 	}
 	env, raw, err := events.NewEnvelope(events.SubjectAuditRecorded, "", "", 0, time.Now(), events.System("audit"), &eventsv1.AuditRecorded{EventIds: ids, TreeSize: newSize})
 	if err != nil {
-		return 0, fmt.Errorf("append batch: %w", err)
+		return appendResult{}, fmt.Errorf("append batch: %w", err)
 	}
 	if err := events.InsertOutbox(ctx, tx, store.Schema, env, raw); err != nil {
-		return 0, fmt.Errorf("append batch: %w", err)
+		return appendResult{}, fmt.Errorf("append batch: %w", err)
 	}
 	failpoint.Inject("audit.sequencer.after-append")
+	a.frontier = nil // unknown until this commit is known to have happened
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("append batch: commit: %w", err)
+		return appendResult{}, fmt.Errorf("append batch: commit: %w", err)
 	}
-	return len(pend), nil
+	frontier := make(map[int64]tlog.Hash, 64)
+	for _, x := range frontierIndexes(newSize) {
+		h, ok := hashes.m[x]
+		if !ok { // cannot happen (the overlay holds every hash the batch made); read next time
+			frontier = nil
+			break
+		}
+		frontier[x] = h
+	}
+	a.head, a.frontier = store.Head{TreeSize: newSize, Root: root}, frontier
+	return appendResult{n: len(pend), oldSize: head.TreeSize, firstRecorded: pend[0].ReceivedAt}, nil
+}
+
+// frontierIndexes are the stored-hash indexes of the roots of the complete subtrees of a
+// tree of size leaves, largest first: all that appending to it reads.
+func frontierIndexes(size int64) []int64 {
+	var idx []int64
+	for level := 62; level >= 0; level-- {
+		if size&(1<<level) != 0 {
+			idx = append(idx, tlog.StoredHashIndex(level, size>>level-1))
+		}
+	}
+	return idx
 }
 
 // overlay is a tlog.HashReader over the hashes a batch adds, on top of the tree's frontier
@@ -124,12 +168,7 @@ type overlay struct {
 
 func newOverlay(ctx context.Context, tx pgx.Tx, size int64) (*overlay, error) {
 	o := &overlay{ctx: ctx, tx: tx, m: make(map[int64]tlog.Hash, 64)}
-	var idx []int64
-	for level := 62; level >= 0; level-- {
-		if size&(1<<level) != 0 {
-			idx = append(idx, tlog.StoredHashIndex(level, size>>level-1))
-		}
-	}
+	idx := frontierIndexes(size)
 	if len(idx) == 0 {
 		return o, nil
 	}
@@ -187,6 +226,34 @@ type sequencer struct {
 	log       *zap.Logger
 	wake      chan struct{}
 	relayWake func()
+
+	app appender // the lock holder's appender (runLocked only)
+	// cp is what the lock holder knows of the head and the last checkpoint, so it opens a
+	// checkpoint transaction only when one may be due. Guarded by cpMu: SignCheckpoint runs
+	// on other goroutines.
+	cpMu sync.Mutex
+	cp   cpState
+}
+
+// cpState is what the sequencer knows of the head and the last checkpoint. A checkpoint
+// signed elsewhere (SignCheckpoint) can only make it think one is due sooner than it is,
+// never later: the transaction then reads the truth.
+type cpState struct {
+	known     bool
+	head      int64     // the head's size
+	signed    int64     // the last checkpoint's size
+	uncovered time.Time // recorded_at of the first entry after it; zero when head == signed
+}
+
+// due reports whether a checkpoint may be due at now; false only when certainly not.
+func (c cpState) due(now time.Time, every int64, interval time.Duration) bool {
+	if !c.known {
+		return true
+	}
+	if c.head == c.signed {
+		return false
+	}
+	return c.head-c.signed >= every || c.uncovered.IsZero() || now.Sub(c.uncovered) >= interval
 }
 
 // Wake asks the sequencer to look for pending entries now.
@@ -234,27 +301,62 @@ func (q *sequencer) runLocked(ctx context.Context) error {
 		case <-timer.C:
 		}
 		for ctx.Err() == nil {
-			n, err := AppendBatch(ctx, conn, q.cfg.BatchSize)
+			r, err := q.app.append(ctx, conn, q.cfg.BatchSize)
 			if errors.Is(err, store.ErrRaced) {
 				// Only possible if someone appends without the lock; try again on the new head.
 				q.log.Warn("sequencer lost a compare-and-swap on the head; retrying")
+				q.forgetCheckpointState()
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			if n > 0 && q.relayWake != nil {
+			if r.n > 0 && q.relayWake != nil {
 				q.relayWake() // the batch's mash.audit.recorded event
 			}
-			if _, _, err := q.checkpoint(ctx, conn, false); err != nil {
-				return err
+			if q.noteAppend(r) {
+				if _, _, err := q.checkpoint(ctx, conn, false); err != nil {
+					return err
+				}
 			}
-			if n < q.cfg.BatchSize {
+			if r.n < q.cfg.BatchSize {
 				break
 			}
 		}
 		timer.Reset(q.cfg.PollInterval)
 	}
+}
+
+// noteAppend updates what the sequencer knows after an append and reports whether a
+// checkpoint may be due.
+func (q *sequencer) noteAppend(r appendResult) bool {
+	q.cpMu.Lock()
+	defer q.cpMu.Unlock()
+	switch {
+	case !q.cp.known:
+	case r.oldSize != q.cp.head:
+		q.cp.known = false // someone else appended: read the truth
+	case r.n > 0:
+		if q.cp.head == q.cp.signed {
+			q.cp.uncovered = r.firstRecorded
+		}
+		q.cp.head += int64(r.n)
+	}
+	return q.cp.due(q.now().UTC(), q.cfg.CheckpointEvery, q.cfg.CheckpointInterval)
+}
+
+func (q *sequencer) forgetCheckpointState() {
+	q.cpMu.Lock()
+	q.cp.known = false
+	q.cpMu.Unlock()
+}
+
+// learn records what a checkpoint transaction read: the head, the last checkpoint and the
+// recorded_at of the first entry it does not cover (zero if unknown).
+func (q *sequencer) learn(head, signed int64, uncovered time.Time) {
+	q.cpMu.Lock()
+	defer q.cpMu.Unlock()
+	q.cp = cpState{known: head == signed || !uncovered.IsZero(), head: head, signed: signed, uncovered: uncovered}
 }
 
 // checkpoint signs the head if it is due (CheckpointEvery entries since the last one, or
@@ -282,6 +384,7 @@ func (q *sequencer) checkpoint(ctx context.Context, conn interface {
 	// Microseconds, as Postgres keeps created_at: verification compares the two.
 	now := q.now().UTC().Truncate(time.Microsecond)
 	if head.TreeSize <= last.TreeSize { // nothing new to sign (or an empty log)
+		q.learn(head.TreeSize, head.TreeSize, time.Time{})
 		return store.Checkpoint{}, false, nil
 	}
 	due := force || head.TreeSize-last.TreeSize >= q.cfg.CheckpointEvery
@@ -292,6 +395,9 @@ func (q *sequencer) checkpoint(ctx context.Context, conn interface {
 			return store.Checkpoint{}, false, err
 		}
 		due = now.Sub(oldest) >= q.cfg.CheckpointInterval
+		if !due {
+			q.learn(head.TreeSize, last.TreeSize, oldest)
+		}
 	}
 	if !due {
 		return store.Checkpoint{}, false, nil
@@ -314,6 +420,7 @@ func (q *sequencer) checkpoint(ctx context.Context, conn interface {
 	if err := tx.Commit(ctx); err != nil {
 		return store.Checkpoint{}, false, fmt.Errorf("checkpoint: commit: %w", err)
 	}
+	q.learn(head.TreeSize, head.TreeSize, time.Time{})
 	if q.relayWake != nil {
 		q.relayWake()
 	}

@@ -37,11 +37,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"mash/pkg/db"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // Deps are what the audit service needs from the process that runs it.
@@ -68,6 +68,7 @@ type Service struct {
 	log      *zap.Logger
 	now      func() time.Time
 	cipher   events.PayloadCipher
+	keys     *keyCache // case keys the consumer seals with, by referral
 }
 
 // ErrRedacted is returned when a payload's case was shredded.
@@ -93,7 +94,7 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %s: %w", EnvSigningKey, err)
 	}
-	s := &Service{cipher: d.Cipher, pool: d.Pool, cfg: cfg, vkey: vkey, log: d.Log, now: d.Now}
+	s := &Service{cipher: d.Cipher, pool: d.Pool, cfg: cfg, vkey: vkey, log: d.Log, now: d.Now, keys: newKeyCache()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -102,17 +103,22 @@ func New(d Deps) (*Service, error) {
 	}
 	s.seq = &sequencer{pool: d.Pool, cfg: cfg, signer: signer, now: s.now, log: d.Log.Named("sequencer"),
 		wake: make(chan struct{}, 1), relayWake: s.relay.Wake}
-	handle, err := s.handler()
+	router, err := s.handler()
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %w", err)
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: []string{"mash.>"}, Cipher: d.Cipher, SkipErased: true,
 		// Agencies' own channel traffic (their notifications and acknowledgements) is not an
-		// event; notify records each share as mash.notification.* events instead.
+		// event; notify records each share as mash.notification.* events instead. It has a
+		// stream of its own now; a stream older than that still holds some on mash.notify.
 		SkipSubjectPrefixes: []string{events.PatternPrefix(eventsv1.SubjectNotifyAny)},
-		AfterCommit:         s.seq.Wake, MaxAckPending: 512, Concurrency: 8,
-	}, handle, d.Log.Named("consumer"), d.Events)
+		// Batches: one commit (one WAL flush) for up to 64 entries when events pile up.
+		AfterCommit: s.seq.Wake, MaxAckPending: 512, Concurrency: 8, BatchSize: 64,
+		// An event of an erased case (its payload unreadable, or arriving after the
+		// shredding) is still an entry of the trail, without its payload.
+		Erased: s.recordErased,
+	}, router.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %w", err)
 	}
@@ -169,6 +175,9 @@ func (s *Service) shredIn(ctx context.Context, tx pgx.Tx, referralID, by, role, 
 	if referralID == "" || by == "" || reason == "" {
 		return errors.New("shred case: referral id, who and why are all required")
 	}
+	// The key leaves memory here, whether or not this transaction commits; a cached key is
+	// only ever a guess the database confirms, so dropping it is always safe.
+	s.keys.forget(referralID)
 	now := s.now().UTC()
 	destroyed, err := store.DestroyCaseKey(ctx, tx, uuid.Must(uuid.NewV7()).String(), referralID, by, reason, now)
 	if err != nil || !destroyed {

@@ -3,10 +3,10 @@ package audit
 import (
 	"context"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	auditv1 "mash/proto/mash/audit/v1"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
 )
 
 // A subject access export (triage's ExportCase, made by a manager) needs the child's trail

@@ -14,9 +14,9 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/audit"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/audit"
 )
 
 // notServed are the audit schema's work tables: events accepted but not yet in the log, and
@@ -30,6 +30,10 @@ var notServed = map[string]string{
 	"erased_cases":      "cases whose erasure the consumer applied: it stops later events of them, and no API serves it",
 	"schema_migrations": "which migrations ran",
 }
+
+// masterKeyOnly are the columns whose alteration only verification with the master key
+// detects (by opening the payload): the leaf commits to the ciphertext's digest only.
+var masterKeyOnly = map[string]bool{"payloads.nonce": true, "case_keys.wrapped_key": true}
 
 var errRefused = errors.New("refused by a CHECK constraint")
 
@@ -208,6 +212,9 @@ func TestVerifyCatchesEveryColumnAltered(t *testing.T) {
 				return
 			}
 			rep, verr := audit.VerifyDatabaseWith(ctx, e.pool, e.vkey, origin, opts)
+			// The public check (no master key) compares most rows on their raw bytes rather
+			// than decoded: it must name the same entry, unless only the master key can tell.
+			prep, perr := audit.VerifyDatabase(ctx, e.pool, e.vkey, origin)
 			// Put the value back for the next column, and prove it verifies again.
 			if _, err := e.pool.Exec(ctx, `SET session_replication_role = replica; `+
 				`UPDATE `+tbl+` SET `+col+` = '`+strings.ReplaceAll(*orig, "'", "''")+`'::`+c.dataType+` WHERE ctid = '`+ctid+`'::tid; `+
@@ -221,6 +228,12 @@ func TestVerifyCatchesEveryColumnAltered(t *testing.T) {
 				t.Fatalf("altering %s.%s: verification named entry %d, want %d (%v)", c.table, c.column, rep.FirstMismatch, want, verr)
 			}
 			t.Logf("%s.%s: %v", c.table, c.column, verr)
+			switch {
+			case perr == nil && !masterKeyOnly[c.table+"."+c.column]:
+				t.Fatalf("altering %s.%s went unnoticed without the master key: %+v", c.table, c.column, prep)
+			case perr != nil && want >= 0 && prep.FirstMismatch != want:
+				t.Fatalf("altering %s.%s: verification without the master key named entry %d, want %d (%v)", c.table, c.column, prep.FirstMismatch, want, perr)
+			}
 			if rep, err := audit.VerifyDatabaseWith(ctx, e.pool, e.vkey, origin, opts); err != nil {
 				t.Fatalf("restored %s.%s does not verify: %+v, %v", c.table, c.column, rep, err)
 			}
@@ -231,6 +244,38 @@ func TestVerifyCatchesEveryColumnAltered(t *testing.T) {
 			t.Errorf("table audit.%s is listed but has no columns: is the schema right?", table)
 		}
 	}
+}
+
+// TestVerifyDecodesOnlyRowsThatNeedIt: the public check compares an ordinary entry with its
+// leaf on the raw column bytes; only a shredding (its key is checked against it) and an
+// entry whose payload went with its case key are decoded in full.
+func TestVerifyDecodesOnlyRowsThatNeedIt(t *testing.T) {
+	e := newEnv(t)
+	populate(t, e)
+	ctx := context.Background()
+	var full []int64
+	audit.OnFullCheck(func(pos int64) { full = append(full, pos) })
+	defer audit.OnFullCheck(nil)
+	rep, err := audit.VerifyDatabase(ctx, e.pool, e.vkey, origin)
+	if err != nil {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	if len(full) == 0 {
+		t.Fatal("no entry was decoded in full, but the log has a shredded case")
+	}
+	for _, pos := range full {
+		var typ string
+		var payloadGone bool
+		if err := e.pool.QueryRow(ctx, `SELECT e.event_type, e.payload_sha256 <> '\x'::bytea || decode(repeat('00', 32), 'hex')
+			AND NOT EXISTS (SELECT 1 FROM audit.payloads p WHERE p.event_id = e.event_id) FROM audit.entries e WHERE e.seq = $1`, pos).
+			Scan(&typ, &payloadGone); err != nil {
+			t.Fatal(err)
+		}
+		if typ != audit.EventCaseShredded && !payloadGone {
+			t.Errorf("entry %d (%s) was decoded in full, but nothing about it differs", pos, typ)
+		}
+	}
+	t.Logf("%d of %d entries decoded in full", len(full), rep.Entries)
 }
 
 // A falsified column is never served as true: the trail serves the entry with an integrity

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -12,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // VerifyDatabase checks the stored log against its latest signed checkpoint, trusting
@@ -53,6 +56,14 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
 	}
 	defer func() { _ = pool.Rollback(context.WithoutCancel(ctx)) }()
+	// The stored tree hashes are read at the same time on a second connection in the same
+	// snapshot, so the two streams use both the database's and this process's cores.
+	fctx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	feed, err := startHashFeed(fctx, db, pool)
+	if err != nil {
+		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
+	}
 	last, err := store.LatestCheckpoint(ctx, pool)
 	if errors.Is(err, store.ErrNotFound) {
 		return auditlog.Report{FirstMismatch: -1}, errors.New("verify: no signed checkpoint yet: nothing can be proven")
@@ -74,41 +85,69 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 	side := sideFinding{pos: -1}
 	shreds := map[string]auditlog.Entry{} // referral id -> its case-shredded entry
 	var missingPayload []missingRow
-	err = store.StreamEntries(ctx, pool, func(r *store.VerifyRow) error {
+	// Allocate the trees once for the signed size and the head's few entries past it (the
+	// head, same snapshot, is trusted only that far: an inflated one must not allocate).
+	grow := cp.Size
+	if h, herr := store.ReadHead(ctx, pool); herr == nil && h.TreeSize > grow {
+		grow = min(h.TreeSize, grow+grow/4+1<<16)
+	}
+	v.Grow(grow)
+	feed.reserve(tlog.StoredHashIndex(0, grow))
+	err = store.StreamEntries(ctx, pool, opts.MasterKey != nil, func(raw *store.RawRow) error {
 		pos := v.Len()
-		le, lerr := auditlog.UnmarshalLeaf(r.Leaf)
-		redacted := false
-		if lerr == nil {
-			if bad := columnMismatches(&r.Entry, le); len(bad) > 0 {
-				side.note(pos, fmt.Sprintf("stored %s differ from what the leaf commits to", strings.Join(bad, ", ")))
+		leaf := raw.Values[store.ColLeaf]
+		seq, _ := raw.Int64(store.ColSeq)
+		redacted, fast := fastRow(raw, opts.MasterKey != nil)
+		if !fast {
+			// Something differs, or the entry needs more than its own row (a shredding, a
+			// missing payload, the master key): decode it and check it field by field.
+			if onFullCheck != nil {
+				onFullCheck(pos)
 			}
-			if le.EventType == EventCaseShredded {
-				shreds[le.ReferralID] = le
+			r, serr := raw.Scan()
+			if serr != nil {
+				return serr
 			}
-			if !r.HasPayload && le.PayloadSHA256 != ([32]byte{}) {
-				// Legitimate only if the case was shredded: checked once every key is read.
-				missingPayload = append(missingPayload, missingRow{pos: pos, referral: le.ReferralID})
-				redacted = true
-			} else {
-				var problem string
-				redacted, problem = payloadState(&r.Entry, le, nil)
-				if problem != "" {
-					side.note(pos, problem)
+			seq, leaf, redacted = r.Seq, r.Leaf, false
+			le, lerr := auditlog.UnmarshalLeaf(r.Leaf)
+			if lerr == nil {
+				if bad := columnMismatches(&r.Entry, le); len(bad) > 0 {
+					side.note(pos, fmt.Sprintf("stored %s differ from what the leaf commits to", strings.Join(bad, ", ")))
 				}
-				if problem == "" && !redacted && r.HasPayload && opts.MasterKey != nil {
-					if p := openCheck(opts.MasterKey, keyCache, r, le); p != "" {
-						side.note(pos, p)
+				if le.EventType == EventCaseShredded {
+					shreds[le.ReferralID] = le
+				}
+				if !r.HasPayload && le.PayloadSHA256 != ([32]byte{}) {
+					// Legitimate only if the case was shredded: checked once every key is read.
+					missingPayload = append(missingPayload, missingRow{pos: pos, referral: le.ReferralID})
+					redacted = true
+				} else {
+					var problem string
+					redacted, problem = payloadState(&r.Entry, le, nil)
+					if problem != "" {
+						side.note(pos, problem)
+					}
+					if problem == "" && !redacted && r.HasPayload && opts.MasterKey != nil {
+						if p := openCheck(opts.MasterKey, keyCache, r, le); p != "" {
+							side.note(pos, p)
+						}
 					}
 				}
 			}
 		}
-		return v.AddWithStoredHash(r.Seq, r.Leaf, redacted, tlog.Hash(r.StoredLeafHash))
+		// The leaf hash stored for seq n sits at stored-hash index 2n - popcount(n); zero
+		// when missing.
+		var stored tlog.Hash
+		if seq >= 0 {
+			stored, _ = feed.get(tlog.StoredHashIndex(0, seq))
+		}
+		return v.AddWithStoredHash(seq, leaf, redacted, stored)
 	})
 	if err == nil {
 		// Every stored hash, interior ones included, must be the one recomputed from the
-		// leaves (the served proofs are read from them): a second pass in index order,
-		// naming the entry whose append stored the first that differs.
-		err = compareStoredHashes(ctx, pool, v.Hashes(), &side)
+		// leaves (the served proofs are read from them), naming the entry whose append
+		// stored the first that differs.
+		err = feed.compare(v.Hashes(), &side)
 	}
 	if err != nil {
 		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
@@ -173,6 +212,68 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 	return rep, nil
 }
 
+// onFullCheck, when set (by tests), is told each entry verify decodes in full.
+var onFullCheck func(pos int64)
+
+// fastRow reports whether the row is an ordinary entry that matches its leaf, checked on
+// the raw column bytes without decoding it: the leaf decodes; every column equals the
+// field the leaf commits to; it is not a shredding (whose key is checked later); and its
+// payload is as the leaf says (none stored for none committed, or one whose digest is the
+// committed one, sealed with the key of the leaf's referral). redacted is whether that key
+// is destroyed. Anything else, or verification with the master key (which opens the
+// payload), is left to the full check, which names what differs.
+func fastRow(r *store.RawRow, masterKey bool) (redacted, ok bool) {
+	if !r.Binary {
+		return false, false
+	}
+	c := r.Values
+	lv, ok := auditlog.ParseLeafView(c[store.ColLeaf])
+	if !ok {
+		return false, false
+	}
+	if seq, ok := r.Int64(store.ColSeq); !ok || seq != lv.Seq {
+		return false, false
+	}
+	if !bytes.Equal(c[store.ColEventID], lv.EventID) || !bytes.Equal(c[store.ColEventType], lv.EventType) ||
+		string(lv.EventType) == EventCaseShredded {
+		return false, false
+	}
+	if us, ok := r.Micros(store.ColOccurredAt); !ok || us != floorMicros(lv.OccurredAt) {
+		return false, false
+	}
+	if us, ok := r.Micros(store.ColRecordedAt); !ok || us != floorMicros(lv.RecordedAt) {
+		return false, false
+	}
+	for i, f := range lv.Strings {
+		if v := c[store.ColPartnership+i]; v == nil || !bytes.Equal(v, f) {
+			return false, false
+		}
+	}
+	if !bytes.Equal(c[store.ColPayloadSHA256], lv.PayloadSHA256) {
+		return false, false
+	}
+	hasPayload := r.Bool(store.ColHasPayload)
+	if [32]byte(lv.PayloadSHA256) == ([32]byte{}) {
+		return false, !hasPayload
+	}
+	ref := lv.Strings[1]
+	if !hasPayload || masterKey || c[store.ColKeyReferral] == nil || !bytes.Equal(c[store.ColKeyReferral], ref) ||
+		!bytes.Equal(c[store.ColCipherSHA256], lv.PayloadSHA256) {
+		return false, false
+	}
+	return r.Bool(store.ColKeyDestroyed), true
+}
+
+// floorMicros is Unix nanoseconds truncated to the microseconds a timestamptz keeps, as
+// sameInstant truncates (towards the past, before 1970 too).
+func floorMicros(ns int64) int64 {
+	us := ns / 1000
+	if ns%1000 < 0 {
+		us--
+	}
+	return us
+}
+
 // sideFinding is the earliest problem found beside the tree's own checks.
 type sideFinding struct {
 	pos    int64
@@ -191,9 +292,127 @@ type missingRow struct {
 	referral string
 }
 
-// compareStoredHashes reads every stored tree hash in index order and notes, against the
-// entry whose append stored it, the first that is missing, extra or not the one recomputed.
-func compareStoredHashes(ctx context.Context, q store.Querier, want auditlog.MemoryHashes, side *sideFinding) error {
+// hashFeed is the stored tree hashes, in index order, as a goroutine reads them on a
+// second connection: get waits only until the rows up to the index asked for arrived.
+type hashFeed struct {
+	ch   <-chan hashChunk
+	idxs []int64
+	hs   []tlog.Hash
+	done bool
+	err  error
+}
+
+type hashChunk struct {
+	idxs []int64
+	hs   []tlog.Hash
+	err  error
+}
+
+// startHashFeed opens a read-only transaction on db in tx's snapshot and streams
+// audit.tree_hashes from it until the table ends or ctx is cancelled.
+func startHashFeed(ctx context.Context, db *pgxpool.Pool, tx pgx.Tx) (*hashFeed, error) {
+	if db.Config().MaxConns < 2 {
+		// One connection only (pool_max_conns=1): read them all first, in tx itself.
+		f := &hashFeed{done: true}
+		f.err = store.StreamTreeHashes(ctx, tx, func(idx int64, h []byte) error {
+			var x tlog.Hash
+			copy(x[:], h)
+			f.idxs, f.hs = append(f.idxs, idx), append(f.hs, x)
+			return nil
+		})
+		return f, f.err
+	}
+	var snap string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snap); err != nil {
+		return nil, fmt.Errorf("export snapshot: %w", err)
+	}
+	tx2, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx2.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snap, "'", "")+`'`); err != nil {
+		_ = tx2.Rollback(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("import snapshot: %w", err)
+	}
+	ch := make(chan hashChunk, 4)
+	go func() {
+		defer close(ch)
+		defer func() { _ = tx2.Rollback(context.WithoutCancel(ctx)) }()
+		const size = 16384
+		c := hashChunk{idxs: make([]int64, 0, size), hs: make([]tlog.Hash, 0, size)}
+		send := func(c hashChunk) bool {
+			select {
+			case ch <- c:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		err := store.StreamTreeHashes(ctx, tx2, func(idx int64, h []byte) error {
+			var x tlog.Hash
+			copy(x[:], h)
+			c.idxs, c.hs = append(c.idxs, idx), append(c.hs, x)
+			if len(c.idxs) == size {
+				if !send(c) {
+					return ctx.Err()
+				}
+				c = hashChunk{idxs: make([]int64, 0, size), hs: make([]tlog.Hash, 0, size)}
+			}
+			return nil
+		})
+		if err != nil {
+			send(hashChunk{err: err})
+			return
+		}
+		if len(c.idxs) > 0 {
+			send(c)
+		}
+	}()
+	return &hashFeed{ch: ch}, nil
+}
+
+// reserve makes room for n stored hashes, so the table is not copied as it grows.
+func (f *hashFeed) reserve(n int64) {
+	if n > int64(cap(f.idxs)) && n < math.MaxInt32 {
+		f.idxs, f.hs = slices.Grow(f.idxs, int(n)-len(f.idxs)), slices.Grow(f.hs, int(n)-len(f.hs))
+	}
+}
+
+// upTo receives rows until one beyond idx arrived or the table ended.
+func (f *hashFeed) upTo(idx int64) {
+	for !f.done && (len(f.idxs) == 0 || f.idxs[len(f.idxs)-1] <= idx) {
+		c, ok := <-f.ch
+		switch {
+		case !ok:
+			f.done = true
+		case c.err != nil:
+			f.done, f.err = true, c.err
+		default:
+			f.idxs, f.hs = append(f.idxs, c.idxs...), append(f.hs, c.hs...)
+		}
+	}
+}
+
+// get returns the stored hash at idx and whether there is one.
+func (f *hashFeed) get(idx int64) (tlog.Hash, bool) {
+	f.upTo(idx)
+	if idx < int64(len(f.idxs)) && f.idxs[idx] == idx { // the table is whole up to idx
+		return f.hs[idx], true
+	}
+	i := sort.Search(len(f.idxs), func(i int) bool { return f.idxs[i] >= idx })
+	if i < len(f.idxs) && f.idxs[i] == idx {
+		return f.hs[i], true
+	}
+	return tlog.Hash{}, false
+}
+
+// compare notes, against the entry whose append stored it, the first stored hash that is
+// missing, extra or not the one recomputed (want).
+func (f *hashFeed) compare(want auditlog.MemoryHashes, side *sideFinding) error {
+	f.upTo(math.MaxInt64)
+	if f.err != nil {
+		return f.err
+	}
 	next := int64(0)
 	found := false
 	note := func(idx int64, reason string) {
@@ -202,22 +421,21 @@ func compareStoredHashes(ctx context.Context, q store.Querier, want auditlog.Mem
 			side.note(entryOfHash(idx), reason)
 		}
 	}
-	err := store.StreamTreeHashes(ctx, q, func(idx int64, h []byte) error {
+	for i, idx := range f.idxs {
 		switch {
 		case idx >= int64(len(want)):
 			note(int64(len(want))-1, fmt.Sprintf("the table stores hash %d, beyond the %d hashes of the tree", idx, len(want)))
 		case idx != next:
 			note(next, fmt.Sprintf("stored tree hash %d is missing", next))
-		case !bytes.Equal(h, want[idx][:]):
+		case f.hs[i] != want[idx]:
 			note(idx, fmt.Sprintf("stored tree hash %d is not the one recomputed from the leaves", idx))
 		}
 		next = idx + 1
-		return nil
-	})
-	if err == nil && !found && next < int64(len(want)) {
+	}
+	if !found && next < int64(len(want)) {
 		note(next, fmt.Sprintf("stored tree hash %d is missing", next))
 	}
-	return err
+	return nil
 }
 
 // entryOfHash is the leaf whose append stores hash idx: the n with

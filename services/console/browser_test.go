@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"mash/services/console/browsertest"
+	"github.com/mash-hub/mash/services/console/browsertest"
 )
 
 // TestBrowser walks the console in headless Chromium against in-memory services. The lead's

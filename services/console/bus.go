@@ -1,8 +1,8 @@
 package console
 
 import (
-	"mash/pkg/busauth"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/busauth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Bus is all the console's processes may do on NATS: publish the administrative acts that

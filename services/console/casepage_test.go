@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // The case page shows the whole referral in the fixed order a practitioner reads it, with
@@ -53,14 +53,30 @@ func TestCasePageShowsTheWholeReferralInOrder(t *testing.T) {
 		"Not sought", "Seeking consent would put the child at risk", // consent with reason
 		"PC Rhys Evans", "&#43;441443000000", // html/template writes + as &#43;
 		"rhys.evans@police.example", `id="referrer-confidential"`,
-		"Neighbours called 999 at 02:10",              // narrative
-		"Strategy meeting prep",                       // access trail with the reason given
-		"Strategy discussion",                         // pathway label
-		"Child and adolescent mental health services", // agency role label
-		"Thu 26 Nov 2026, 10:00",                      // en-GB date, Europe/London (GMT in November)
+		"Neighbours called 999 at 02:10",                                                      // narrative
+		"Strategy meeting prep",                                                               // access trail with the reason given
+		"Strategy discussion",                                                                 // pathway label
+		"Child and adolescent mental health services",                                         // agency role label
+		"Thu 26 Nov 2026, 10:00",                                                              // en-GB date, Europe/London (GMT in November)
+		`id="case-quality"`, "Disagree", "the school&#39;s earlier concerns were not weighed", // quality-assurance review
+		"Read the school&#39;s chronology first",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("case page lacks %q", want)
+		}
+	}
+	// Each concern's disclosure and injury, the history row's level, urgency, outcome and
+	// date (August: British Summer Time, an hour ahead of UTC), and what each agency
+	// acknowledged.
+	for what, re := range map[string]string{
+		"disclosure":            `Child disclosed harm</dt><dd>Yes<`,
+		"injury":                `Child injured</dt><dd>No<`,
+		"history row":           `<th scope="row">Wed 26 Aug 2026, 13:00</th>.*Neglect.*<td>Level 2 – Universal Plus</td><td>Green</td><td>Advice and signposting</td>`,
+		"acknowledged notice":   `<td>Thu 26 Nov 2026, 11:30</td></tr>`,
+		"unacknowledged notice": `<td>Not yet</td></tr>`,
+	} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("case page lacks the %s (%s)", what, re)
 		}
 	}
 	for _, raw := range []string{">strategy_discussion<", ">RAG_RED<", "childrens_social_care<", ">MOTHER<", "role camhs"} {
@@ -72,7 +88,8 @@ func TestCasePageShowsTheWholeReferralInOrder(t *testing.T) {
 	setLang(t, e, c, "cy")
 	_, cy, _ := get(t, c, e.srv.URL+"/console/cases/"+caseOne)
 	for _, want := range []string{"Trafodaeth strategaeth", "Partner y fam", "Risg cam-drin domestig (DASH): uchel", "Iau 26 Tach 2026, 10:00",
-		"12 Mai 2019", "Gwasanaethau iechyd meddwl plant a phobl ifanc", "Cymraeg"} {
+		"12 Mai 2019", "Gwasanaethau iechyd meddwl plant a phobl ifanc", "Cymraeg",
+		"Adolygiadau sicrhau ansawdd", "Anghytuno"} {
 		if !strings.Contains(cy, want) {
 			t.Errorf("Welsh case page lacks %q", want)
 		}
@@ -232,6 +249,8 @@ func TestContactFieldNames(t *testing.T) {
 		"referrer.phone":                             "referrer-phone",
 		"concerns[0].summary":                        "concern-summary",
 		"concerns[0].observedAt":                     "concern-observed_at",
+		"concerns[1].category":                       "concern-2-category",
+		"concerns[2]":                                "concern-3-summary",
 		"household[1].relationship":                  "household-2-relationship",
 		"household[0].dateOfBirth":                   "household-1-dob",
 		"riskIndicators.policeIncidentsLast12Months": "risk-police_incidents",
@@ -243,4 +262,117 @@ func TestContactFieldNames(t *testing.T) {
 			t.Errorf("contactField(%q) = %q, want %q", path, got, want)
 		}
 	}
+}
+
+// The case page shows the rules' reasons in the page's language: Welsh on a Welsh page, from
+// the pack's Welsh, and English on an English page. A pack in English only shows its English
+// on a Welsh page, marked as English (lang="en" and a note), never passed off as Welsh.
+func TestCasePageShowsRuleReasonsInThePagesLanguage(t *testing.T) {
+	t.Parallel()
+	const (
+		reasonEN = "DASH grade high and a child of 7 lives at the address"
+		reasonCY = "Gradd DASH uchel ac mae plentyn 7 oed yn byw yn y cyfeiriad"
+		ruleCY   = "Cam-drin domestig risg uchel gyda phlentyn yn y cartref"
+	)
+	e := newEnv(t)
+	c := e.signIn(t, "practitioner1")
+	_, en, _ := get(t, c, e.srv.URL+"/console/cases/"+caseOne)
+	if !regexp.MustCompile(`id="primary-reason"><strong>Reason:</strong> `+reasonEN+`</p>`).MatchString(en) || strings.Contains(en, reasonCY) {
+		t.Error("the English case page does not give the rule reason in English alone")
+	}
+
+	setLang(t, e, c, "cy")
+	_, cy, _ := get(t, c, e.srv.URL+"/console/cases/"+caseOne)
+	checkPage(t, "/console/cases/"+caseOne, "cy", cy)
+	if !regexp.MustCompile(`id="primary-reason"><strong>Rheswm:</strong> ` + reasonCY + `</p>`).MatchString(cy) {
+		t.Error("the Welsh case page does not give the primary reason in Welsh")
+	}
+	fired := cy[strings.Index(cy, `id="fired-rules"`):]
+	if !strings.Contains(fired, "<td>"+reasonCY+"</td>") || !strings.Contains(fired, ruleCY) || strings.Contains(cy, reasonEN) {
+		t.Error("the Welsh case page does not give each fired rule's description and reason in Welsh")
+	}
+
+	e.triage.mu.Lock()
+	e.triage.englishPack = true
+	e.triage.mu.Unlock()
+	_, cy, _ = get(t, c, e.srv.URL+"/console/cases/"+caseOne)
+	if !strings.Contains(cy, `<span lang="en">`+reasonEN+`</span> <span class="meta">(yn Saesneg yn unig`) {
+		t.Error("a Welsh page does not mark an English-only pack's reason as English")
+	}
+}
+
+// A caller may report several concerns: rows are added and removed without a script,
+// keeping what was typed, every concern reaches intake, and intake's refusal of one
+// concern shows beside that concern's own field.
+func TestPhoneContactWithSeveralConcerns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.signIn(t, "practitioner1")
+	_, page, _ := get(t, c, e.srv.URL+"/console/contacts/new")
+	if strings.Contains(page, `id="f-concern-2-summary"`) || !strings.Contains(page, `id="add-concern"`) {
+		t.Fatal("a new form should offer one concern and a button for another")
+	}
+	contactID := regexp.MustCompile(`name="contact_id" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	form := url.Values{"csrf": {csrfOf(t, page)}, "contact_id": {contactID}, "children": {"1"}, "concerns": {"1"}, "add_concern": {"1"},
+		"partnership": {"cardiff"}, "concern-category": {"NEGLECT"}, "concern-summary": {"Left alone overnight."}}
+	code, page, _ := post(t, c, e.srv.URL+"/console/contacts", form)
+	if code != http.StatusOK || !strings.Contains(page, `id="f-concern-2-summary"`) || !strings.Contains(page, "Left alone overnight.") {
+		t.Fatalf("adding a concern: %d, second row %v", code, strings.Contains(page, `id="f-concern-2-summary"`))
+	}
+	// Three rows; the second is removed and the third moves up into its place.
+	form = url.Values{"csrf": {csrfOf(t, page)}, "contact_id": {contactID}, "children": {"1"}, "concerns": {"3"}, "remove_concern": {"2"},
+		"partnership": {"cardiff"}, "concern-summary": {"First"}, "concern-2-summary": {"Second"}, "concern-3-summary": {"Third"},
+		"concern-3-category": {"EMOTIONAL_ABUSE"}}
+	code, page, _ = post(t, c, e.srv.URL+"/console/contacts", form)
+	if code != http.StatusOK || strings.Contains(page, "Second") || !strings.Contains(page, `id="f-concern-2-summary"`) ||
+		strings.Contains(page, `id="f-concern-3-summary"`) || !regexp.MustCompile(`name="concern-2-summary"[^>]*>Third<`).MatchString(page) {
+		t.Fatalf("removing the second of three concerns: %d", code)
+	}
+	base := url.Values{"contact_id": {contactID}, "children": {"1"}, "concerns": {"2"}, "partnership": {"cardiff"},
+		"referrer-name": {"Mrs Jones"}, "referrer-phone": {"07700 900123"},
+		"child-1-given_name": {"Osian"}, "child-1-family_name": {"Test"}, "child-1-age": {"unknown"}, "child-1-sex": {"MALE"},
+		"concern-category": {"NEGLECT"}, "concern-summary": {"Left alone overnight."}, "concern-observed_at": {"2026-11-26T02:00"},
+		"concern-2-summary": {"Mother's partner shouts at the children."}, "concern-2-observed_at": {"not a time"},
+		"consent-status": {"NOT_SOUGHT"}, "consent-reason": {"Caller is a neighbour"}, "narrative": {"The caller heard crying."}}
+	// The console's own check (a time it cannot read) is beside the second concern's field.
+	form = clone(base)
+	form.Set("csrf", csrfOf(t, page))
+	code, page, _ = post(t, c, e.srv.URL+"/console/contacts", form)
+	if code != http.StatusBadRequest || !strings.Contains(page, `id="e-concern-2-observed_at"`) || strings.Contains(page, `id="e-concern-observed_at"`) {
+		t.Fatalf("unreadable time of the second concern: %d", code)
+	}
+	// Intake's refusal (no category for the second concern) is beside that field, and the
+	// first concern's fields carry no error.
+	form = clone(base)
+	form.Set("csrf", csrfOf(t, page))
+	form.Set("concern-2-observed_at", "2026-11-25T18:30")
+	code, page, _ = post(t, c, e.srv.URL+"/console/contacts", form)
+	if code != http.StatusBadRequest || !strings.Contains(page, `id="e-concern-2-category"`) ||
+		!regexp.MustCompile(`id="f-concern-2-category"[^>]*aria-invalid="true"`).MatchString(page) || strings.Contains(page, `id="e-concern-category"`) {
+		t.Fatalf("intake's refusal of the second concern: %d", code)
+	}
+	if !strings.Contains(page, "Mother&#39;s partner shouts at the children.") {
+		t.Error("the form lost the second concern's summary")
+	}
+	form = clone(base)
+	form.Set("csrf", csrfOf(t, page))
+	form.Set("concern-2-observed_at", "2026-11-25T18:30")
+	form.Set("concern-2-category", "EMOTIONAL_ABUSE")
+	if code, page, _ = post(t, c, e.srv.URL+"/console/contacts", form); code != http.StatusOK || !strings.Contains(page, `id="contact-recorded"`) {
+		t.Fatalf("record contact with two concerns: %d", code)
+	}
+	sub := e.intake.submitted[len(e.intake.submitted)-1]
+	if cs := sub.GetConcerns(); len(cs) != 2 || cs[0].GetCategory() != intakev1.ConcernCategory_NEGLECT ||
+		cs[1].GetCategory() != intakev1.ConcernCategory_EMOTIONAL_ABUSE || cs[1].GetSummary() != "Mother's partner shouts at the children." ||
+		!cs[1].GetObservedAt().AsTime().Equal(time.Date(2026, 11, 25, 18, 30, 0, 0, time.UTC)) {
+		t.Errorf("concerns sent: %v", cs)
+	}
+}
+
+func clone(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
 }

@@ -13,13 +13,13 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/server"
-	auditv1 "mash/proto/mash/audit/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/server"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 type caseData struct {
@@ -254,6 +254,32 @@ func (s *Service) assign(w http.ResponseWriter, r *http.Request, rs *reqState) {
 		_, err := s.b.Triage.AssignCase(ctx, &triagev1.AssignCaseRequest{ReferralId: r.PathValue("id"), Assignee: assignee, ExpectedVersion: version(r)})
 		return err
 	})
+}
+
+// nameLead names the case's lead professional, for the child or its family group.
+func (s *Service) nameLead(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	req := &triagev1.NameLeadProfessionalRequest{ReferralId: r.PathValue("id"), ExpectedVersion: version(r),
+		Agency: strings.TrimSpace(r.PostFormValue("lead_agency")), Team: strings.TrimSpace(r.PostFormValue("lead_team")),
+		Person: strings.TrimSpace(r.PostFormValue("lead_person")), Scope: triagev1.LeadProfessionalScope_LEAD_FOR_CHILD}
+	if r.PostFormValue("lead_scope") == triagev1.LeadProfessionalScope_LEAD_FOR_FAMILY_GROUP.String() {
+		req.Scope = triagev1.LeadProfessionalScope_LEAD_FOR_FAMILY_GROUP
+	}
+	var pre []check
+	if req.Agency == "" {
+		pre = append(pre, check{"lead_agency", "case.lead_agency_missing"})
+	}
+	if req.Team == "" {
+		pre = append(pre, check{"lead_team", "case.lead_team_missing"})
+	}
+	if req.Person == "" {
+		pre = append(pre, check{"lead_person", "case.lead_person_missing"})
+	}
+	s.actOn(w, r, rs, action{form: "lead", done: "lead_named", pre: pre,
+		fields: map[string]string{"agency": "lead_agency", "team": "lead_team", "person": "lead_person", "scope": "lead_scope"}},
+		func(ctx context.Context) error {
+			_, err := s.b.Triage.NameLeadProfessional(ctx, req)
+			return err
+		})
 }
 
 func (s *Service) decide(w http.ResponseWriter, r *http.Request, rs *reqState) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 // Environment variables the console reads.

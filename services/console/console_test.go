@@ -20,12 +20,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/peers"
-	"mash/services/console/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/services/console/store"
 )
 
 // testArgon2 keeps tests quick; production uses DefaultArgon2.
@@ -42,6 +42,8 @@ type env struct {
 	rules  *fakeRules
 	notify *fakeNotify
 	intake *fakeIntake
+	qa     *fakeQuality
+	recs   *fakeRecords
 }
 
 func newEnv(t *testing.T) *env {
@@ -66,7 +68,8 @@ func newEnv(t *testing.T) *env {
 		return Migrate(ctx, p)
 	})
 	as := auth.NewStore(pool)
-	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}, intake: &fakeIntake{}}
+	e := &env{pool: pool, auth: as, triage: newFakeTriage(), rules: &fakeRules{}, notify: &fakeNotify{}, intake: &fakeIntake{}, qa: &fakeQuality{},
+		recs: newFakeRecords()}
 	e.triage.whoami = func(ctx context.Context) string {
 		tok := strings.TrimPrefix(callerOf(ctx), "Bearer ")
 		id, err := as.Authenticate(ctx, tok)
@@ -84,7 +87,7 @@ func newEnv(t *testing.T) *env {
 	svc, err := New(Deps{Pool: pool, Log: zap.NewNop(), Auth: as, Peers: peers.NewBook("127.0.0.1:1", nil), Calendar: cal,
 		SignIns:  NewTrailSignIns(pool, zap.NewNop()),
 		Config:   Config{InsecureCookies: true, Argon2: testArgon2, Key: []byte("0123456789abcdef0123456789abcdef")},
-		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}, Intake: e.intake}})
+		Backends: Backends{Triage: e.triage, Rules: e.rules, Notify: e.notify, Audit: fakeAudit{}, Intake: e.intake, Quality: e.qa, Records: e.recs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +395,7 @@ func TestScreensRender(t *testing.T) {
 		"/console/packs":                                     {"2026.11.2", "Active", "Compare two versions", "Check the impact of a pack"},
 		"/console/packs/p2":                                  {"dash-medium", "Make this pack active"},
 		"/console/packs/diff?a=p1&b=p2":                      {"Removed", "Added", "rag: AMBER"},
-		"/console/dashboard":                                 {"Management information", "<svg", "93.5%", "south-wales-police", "Download as CSV"},
+		"/console/dashboard":                                 {"Management information", "<svg", "93.5%", "south-wales-police", "Download as CSV", `id="kpi-lead-named">37 (42.5%)<`},
 		"/console/disagreements":                             {"Professional disagreements", "We think level 3a is too low", "Health visiting should have been told", `id="disagreements-table"`},
 		"/console/disagreements?open=on&partnership=cardiff": {"south-wales-police"},
 		"/console/directory":                                 {"Changes waiting for approval", "https://new-csc.example/hook", "203.0.113.5 via 127.0.0.1", "Set (never shown)", "Approve change"},
@@ -658,7 +661,7 @@ func TestResetLocalPasswordEndsSessions(t *testing.T) {
 		}
 	}
 	const fresh = "a new passphrase for the manager"
-	if err := ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", fresh); err != nil {
+	if err := ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", fresh, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := auth.NewStore(e.pool).Authenticate(context.Background(), token); !errors.Is(err, auth.ErrUnauthenticated) {
@@ -676,7 +679,7 @@ func TestResetLocalPasswordEndsSessions(t *testing.T) {
 	if code := signInWith(fresh); code != http.StatusSeeOther {
 		t.Fatalf("new password: %d", code)
 	}
-	if err := ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", "short"); err == nil {
+	if err := ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", "short", nil); err == nil {
 		t.Fatal("a too-short password was accepted")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,18 +19,34 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/server"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/server"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // A contact is what a practitioner takes by telephone or email: one referrer (a
-// professional, or a member of the public who may stay anonymous), one concern, and one or
-// more children of a family. It goes to intake as one referral per child through the same
+// professional, or a member of the public who may stay anonymous), one or more concerns,
+// and one or more children of a family. It goes to intake as one referral per child through the same
 // API and validation every referring system uses, the children's referrals sharing a family
 // group, so each child is decided on their own and the hub sees them together.
 
 // maxContactChildren is how many children one contact form takes.
 const maxContactChildren = 8
+
+// maxContactConcerns is how many concerns one contact form takes.
+const maxContactConcerns = 8
+
+// concernPrefix is the form's field prefix of the nth concern: the first keeps the names
+// the form had when it took one concern ("concern-summary"), so saved links and scripts
+// still fill it; later ones are numbered ("concern-2-summary").
+func concernPrefix(n int) string {
+	if n <= 1 {
+		return "concern-"
+	}
+	return fmt.Sprintf("concern-%d-", n)
+}
+
+// concernFields are the fields of one concern row, without the prefix.
+var concernFields = []string{"category", "summary", "observed_at", "location", "child_present", "disclosure", "injury"}
 
 // contactHouseholdRows is how many household members the form offers.
 const contactHouseholdRows = 2
@@ -42,6 +59,7 @@ var contactIDPattern = regexp.MustCompile(`^[0-9]{8}-[0-9a-f]{12}$`)
 type contactData struct {
 	ContactID    string
 	Children     []int
+	Concerns     []concernRow
 	Household    []int
 	Partnerships []string
 	Categories   []intakev1.ConcernCategory
@@ -56,6 +74,12 @@ type contactData struct {
 	Now string
 }
 
+// concernRow is one concern's place on the form.
+type concernRow struct {
+	N      int
+	Prefix string
+}
+
 // recordedReferral is one referral a contact made.
 type recordedReferral struct {
 	ReferralID, Reference, Child string
@@ -64,7 +88,7 @@ type recordedReferral struct {
 
 func (s *Service) contactForm(w http.ResponseWriter, r *http.Request, rs *reqState) {
 	pg := s.newPage(r, rs, "contact.title")
-	pg.Data = s.contactData(rs, newContactID(s.now()), 1)
+	pg.Data = s.contactData(rs, newContactID(s.now()), 1, 1)
 	s.render(w, http.StatusOK, "contact", pg)
 }
 
@@ -74,10 +98,13 @@ func newContactID(now time.Time) string {
 	return now.In(london).Format("20060102") + "-" + hex.EncodeToString(b)
 }
 
-func (s *Service) contactData(rs *reqState, id string, children int) contactData {
+func (s *Service) contactData(rs *reqState, id string, children, concerns int) contactData {
 	d := contactData{ContactID: id, Partnerships: rs.ident.Partnerships, Now: s.now().In(london).Format("2006-01-02T15:04")}
 	for i := 1; i <= children; i++ {
 		d.Children = append(d.Children, i)
+	}
+	for i := 1; i <= concerns; i++ {
+		d.Concerns = append(d.Concerns, concernRow{N: i, Prefix: concernPrefix(i)})
 	}
 	for i := 1; i <= contactHouseholdRows; i++ {
 		d.Household = append(d.Household, i)
@@ -113,20 +140,37 @@ func (s *Service) recordContact(w http.ResponseWriter, r *http.Request, rs *reqS
 	}
 	n, _ := strconv.Atoi(f.Get("children"))
 	n = min(max(n, 1), maxContactChildren)
+	nc, _ := strconv.Atoi(f.Get("concerns"))
+	nc = min(max(nc, 1), maxContactConcerns)
 	pg := s.newPage(r, rs, "contact.title")
 	pg.Form = f
 	if f.Get("add_child") != "" {
 		// Another child's fields, keeping what was typed (no script needed).
-		pg.Data = s.contactData(rs, id, min(n+1, maxContactChildren))
+		pg.Data = s.contactData(rs, id, min(n+1, maxContactChildren), nc)
 		s.render(w, http.StatusOK, "contact", pg)
 		return
 	}
-	subs, pre := contactSubmissions(f, id, n)
+	if f.Get("add_concern") != "" {
+		pg.Data = s.contactData(rs, id, n, min(nc+1, maxContactConcerns))
+		s.render(w, http.StatusOK, "contact", pg)
+		return
+	}
+	if v := f.Get("remove_concern"); v != "" {
+		// The row goes and those after it move up, keeping what was typed in them.
+		if k, err := strconv.Atoi(v); err == nil && k >= 1 && k <= nc && nc > 1 {
+			removeConcern(f, k, nc)
+			nc--
+		}
+		pg.Data = s.contactData(rs, id, n, nc)
+		s.render(w, http.StatusOK, "contact", pg)
+		return
+	}
+	subs, pre := contactSubmissions(f, id, n, nc)
 	if len(pre) > 0 {
 		for _, c := range pre {
 			pg.Errors = append(pg.Errors, fieldErr{Field: c.field, Text: pg.T(c.key)})
 		}
-		pg.Data = s.contactData(rs, id, n)
+		pg.Data = s.contactData(rs, id, n, nc)
 		s.render(w, http.StatusBadRequest, "contact", pg)
 		return
 	}
@@ -147,7 +191,7 @@ func (s *Service) recordContact(w http.ResponseWriter, r *http.Request, rs *reqS
 			if len(recorded) > 0 {
 				pg.ErrorKey = "contact.partly_recorded"
 			}
-			d := s.contactData(rs, id, n)
+			d := s.contactData(rs, id, n, nc)
 			d.Recorded = recorded
 			pg.Data = d
 			s.render(w, code, "contact", pg)
@@ -160,7 +204,7 @@ func (s *Service) recordContact(w http.ResponseWriter, r *http.Request, rs *reqS
 			zap.Int("child", i+1), zap.String("session", rs.sessionID), zap.String("request_id", server.RequestID(r.Context())))
 	}
 	pg = s.newPage(r, rs, "contact.done_title")
-	d := s.contactData(rs, newContactID(s.now()), 1)
+	d := s.contactData(rs, newContactID(s.now()), 1, 1)
 	d.Recorded = recorded
 	pg.Data = d
 	s.render(w, http.StatusOK, "contact", pg)
@@ -169,7 +213,7 @@ func (s *Service) recordContact(w http.ResponseWriter, r *http.Request, rs *reqS
 // contactSubmissions builds one submission per child from the form. The checks here are
 // only those the form itself needs (a date and time it can read, a number, a choice from
 // its own lists); everything else intake checks, as for every referring system.
-func contactSubmissions(f map[string][]string, contactID string, children int) ([]*intakev1.ReferralSubmission, []check) {
+func contactSubmissions(f map[string][]string, contactID string, children, concerns int) ([]*intakev1.ReferralSubmission, []check) {
 	get := func(k string) string {
 		if v := f[k]; len(v) > 0 {
 			return strings.TrimSpace(v[0])
@@ -190,19 +234,24 @@ func contactSubmissions(f map[string][]string, contactID string, children int) (
 	if v, ok := intakev1.ConsentStatus_value[get("consent-status")]; ok {
 		base.Consent.Status = intakev1.ConsentStatus(v)
 	}
-	concern := &intakev1.Concern{Summary: get("concern-summary"), Location: get("concern-location"),
-		ChildPresent: on("concern-child_present"), ChildDisclosure: on("concern-disclosure"), InjuryToChild: on("concern-injury")}
-	if v, ok := intakev1.ConcernCategory_value[get("concern-category")]; ok {
-		concern.Category = intakev1.ConcernCategory(v)
-	}
-	if t := get("concern-observed_at"); t != "" {
-		if at, err := time.ParseInLocation("2006-01-02T15:04", t, london); err != nil {
-			bad("concern-observed_at", "contact.datetime_invalid")
-		} else {
-			concern.ObservedAt = timestamppb.New(at)
+	for n := 1; n <= concerns; n++ {
+		p := concernPrefix(n)
+		concern := &intakev1.Concern{Summary: get(p + "summary"), Location: get(p + "location"),
+			ChildPresent: on(p + "child_present"), ChildDisclosure: on(p + "disclosure"), InjuryToChild: on(p + "injury")}
+		if v, ok := intakev1.ConcernCategory_value[get(p+"category")]; ok {
+			concern.Category = intakev1.ConcernCategory(v)
 		}
+		if t := get(p + "observed_at"); t != "" {
+			if at, err := time.ParseInLocation("2006-01-02T15:04", t, london); err != nil {
+				bad(p+"observed_at", "contact.datetime_invalid")
+			} else {
+				concern.ObservedAt = timestamppb.New(at)
+			}
+		}
+		// Every row is sent, an empty one too: intake names what it lacks, and the form
+		// shows that beside the row (rows are removed with their own button).
+		base.Concerns = append(base.Concerns, concern)
 	}
-	base.Concerns = []*intakev1.Concern{concern}
 	risk := &intakev1.RiskIndicators{ImmediateDanger: on("risk-immediate_danger"), SuspectHasAccessToChild: on("risk-suspect_access"),
 		DangerousAdultWithAccess: on("risk-dangerous_adult"), ChildNonMobile: on("risk-non_mobile")}
 	if v, ok := intakev1.DomesticAbuseRisk_value[get("risk-dash")]; ok {
@@ -267,6 +316,24 @@ func contactSubmissions(f map[string][]string, contactID string, children int) (
 	return subs, errs
 }
 
+// removeConcern deletes concern row k of n from the form, moving later rows up.
+func removeConcern(f url.Values, k, n int) {
+	for i := k; i < n; i++ {
+		from, to := concernPrefix(i+1), concernPrefix(i)
+		for _, name := range concernFields {
+			if v, ok := f[from+name]; ok {
+				f[to+name] = v
+			} else {
+				delete(f, to+name)
+			}
+		}
+	}
+	for _, name := range concernFields {
+		delete(f, concernPrefix(n)+name)
+	}
+	f.Set("concerns", strconv.Itoa(n-1))
+}
+
 // contactViolations reads intake's refusal of child's referral as the form's fields.
 func contactViolations(st *status.Status, child int) []fieldErr {
 	var out []fieldErr
@@ -289,6 +356,10 @@ func contactViolations(st *status.Status, child int) []fieldErr {
 }
 
 var indexPattern = regexp.MustCompile(`\[(\d+)\]`)
+
+// concernPath is a concern's field after the index rewriting: "concerns-2-summary", or
+// "concerns-2" for the concern as a whole.
+var concernPath = regexp.MustCompile(`^concerns-(\d+)(?:-|$)`)
 
 // contactFields renames intake's field paths (after contactField's general rewriting) to
 // the form's field names where they differ.
@@ -324,7 +395,13 @@ func contactField(path string, child int) string {
 		parts[i] = formField(p)
 	}
 	f := strings.Join(parts, "-")
-	f = strings.Replace(f, "concerns-1-", "concern-", 1)
+	if m := concernPath.FindStringSubmatch(f); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		if f = strings.TrimPrefix(f, m[0]); f == "" {
+			f = "summary" // the concern as a whole: shown by its summary
+		}
+		f = concernPrefix(n) + f
+	}
 	f = strings.Replace(f, "child-address-", "address-", 1)
 	if to, ok := contactFields[f]; ok {
 		f = to

@@ -9,9 +9,9 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/dashcsv"
-	auditv1 "mash/proto/mash/audit/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/dashcsv"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 type dashFilter struct {
@@ -84,6 +84,8 @@ type dashboardData struct {
 	D      *triagev1.GetDashboardResponse
 	Charts []chart
 	CSV    string
+	// Agreement is the quality assurance reviews' agreement rate (nil: not reachable).
+	Agreement *triagev1.GetQualityAgreementResponse
 }
 
 func (s *Service) dashboardPage(w http.ResponseWriter, r *http.Request, rs *reqState) {
@@ -104,10 +106,21 @@ func (s *Service) dashboardPage(w http.ResponseWriter, r *http.Request, rs *reqS
 		return
 	}
 	d.D = resp
+	if s.b.Quality != nil {
+		// The reviews recorded in the dashboard's range, per partnership and month.
+		a, err := s.b.Quality.GetQualityAgreement(rs.call(r.Context()), &triagev1.GetQualityAgreementRequest{Partnership: req.GetPartnership(),
+			From: resp.GetFrom(), To: resp.GetTo()})
+		if err != nil {
+			// The rest of the figures stand without it: the section says it is missing.
+			s.log.Warn("console: quality agreement for the dashboard", zap.Error(err))
+		}
+		d.Agreement = a
+	}
 	d.Charts = []chart{
 		newChart("by-week", pg.T("dashboard.by_week"), resp.GetReferralsByWeek()),
 		newChart("by-source", pg.T("dashboard.by_source"), resp.GetBySourceAgency()),
 		newChart("rag", pg.T("dashboard.rag"), resp.GetRagDistribution()),
+		newChart("lead-agencies", pg.T("dashboard.lead_by_agency"), resp.GetLeadProfessionalAgencies()),
 	}
 	for _, lo := range resp.GetOutcomesByLevel() {
 		level := lo.GetLevel().String()

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	notifyv1 "mash/proto/mash/notify/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 )
 
 type directoryData struct {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	triagev1 "mash/proto/mash/triage/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // Professional disagreements: an agency that disagrees with a threshold decision raises one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,11 +16,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	auditv1 "mash/proto/mash/audit/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/referral"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // The fakes below are in-memory implementations of the services' gRPC client interfaces,
@@ -51,6 +53,8 @@ type fakeTriage struct {
 	levelChanges int64
 	// decideErr, when set, is returned by DecideCase.
 	decideErr error
+	// englishPack makes GetCase's decision come from a pack in English only (no Welsh).
+	englishPack bool
 	// disagreements and info are the casework records GetCase shows, by id.
 	disagreements map[string]*triagev1.Disagreement
 	info          map[string]*triagev1.InformationRequest
@@ -200,6 +204,11 @@ func (f *fakeTriage) GetCase(ctx context.Context, req *triagev1.GetCaseRequest, 
 		Agencies: []string{"police", "childrens-social-care"}}}
 	out := &rulesv1.Outcome{Level: c.GetLevel(), Rag: c.GetRag(), Pathway: c.GetPathway(), Agencies: c.GetAgencies(), Fired: fired,
 		Reason: "DASH grade high and a child of 7 lives at the address", PackVersion: "2026.11.1"}
+	if !f.englishPack {
+		fired[0].DescriptionCy = "Cam-drin domestig risg uchel gyda phlentyn yn y cartref"
+		fired[0].ReasonCy = "Gradd DASH uchel ac mae plentyn 7 oed yn byw yn y cyfeiriad"
+		out.ReasonCy = fired[0].ReasonCy
+	}
 	return &triagev1.GetCaseResponse{
 		Case:     proto.Clone(c).(*triagev1.Case),
 		Decision: &rulesv1.Decision{Id: "d1", ReferralId: c.GetReferralId(), PackVersion: "2026.11.1", Recommended: out, Current: out, Status: c.GetDecisionStatus(), MatchBasis: "nhs_number", Version: c.GetDecisionVersion()},
@@ -215,6 +224,9 @@ func (f *fakeTriage) GetCase(ctx context.Context, req *triagev1.GetCaseRequest, 
 		Disagreements:       f.disagreementsOf(c.GetReferralId(), "", false),
 		Referral:            fixtureReferral(c),
 		Family:              f.familyOf(c),
+		QualityReviews: []*triagev1.QualityReview{{Id: "qa1", ReferralId: c.GetReferralId(), Verdict: triagev1.QualityVerdict_DISAGREE,
+			Reason: "Level 3a: the school's earlier concerns were not weighed", LearningPoint: "Read the school's chronology first",
+			Reviewer: "user:manager1", ReviewerRole: "manager", ReviewedAt: ts(fixtureNow.Add(-20 * time.Minute))}},
 	}, nil
 }
 
@@ -280,6 +292,12 @@ func (f *fakeIntake) SubmitReferral(ctx context.Context, req *intakev1.SubmitRef
 	}
 	if sub.GetConsent().GetStatus() != intakev1.ConsentStatus_GIVEN && sub.GetConsent().GetReason() == "" {
 		vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: "consent.reason", Description: "is required unless consent was given"})
+	}
+	// The concerns as intake itself checks them (pkg/referral, the API's validation).
+	for _, v := range referral.Validate(sub, time.Now()) {
+		if strings.HasPrefix(v.Field, "concerns") {
+			vs = append(vs, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Reason})
+		}
 	}
 	if len(vs) > 0 {
 		st, _ := status.New(codes.InvalidArgument, fmt.Sprintf("the referral has %d invalid fields", len(vs))).WithDetails(&errdetails.BadRequest{FieldViolations: vs})
@@ -492,6 +510,7 @@ func (f *fakeTriage) GetDashboard(ctx context.Context, req *triagev1.GetDashboar
 		RagDistribution:   []*triagev1.Tally{{Label: "RED", Count: 40}, {Label: "AMBER", Count: 150}, {Label: "GREEN", Count: 222}},
 		OutcomesByLevel:   []*triagev1.LevelOutcomes{{Level: rulesv1.Level_LEVEL_4, Outcomes: []*triagev1.Tally{{Label: "SECTION_47_ENQUIRY", Count: 20}}}},
 		ReReferralPercent: 21.7, ReReferralAfterNfaPercent: 9.2, StepUps: 12 + changes, StepDowns: 30,
+		LeadProfessionalsNamed: 37, LeadProfessionalPercent: 42.5,
 		AcknowledgementTimes:   []*triagev1.AgencyTurnaround{{Agency: "police", Count: 200, MedianMinutes: 14, OnTimePercent: 97}},
 		ReferralsByWeek:        []*triagev1.Tally{{Label: "2026-W45", Count: 31}, {Label: "2026-W46", Count: 35}},
 		EncompassNotifications: 44, EncompassOnTimePercent: 100}, nil
@@ -659,4 +678,109 @@ func (f *fakeTriage) RevokeSharing(ctx context.Context, req *triagev1.RevokeShar
 	c.SharingAuthorisation, c.SharingHeld = nil, "held"
 	c.Version++
 	return &triagev1.RevokeSharingResponse{Case: c}, nil
+}
+
+// fakeQuality is triage's quality assurance service in memory: two sampled cases, one of
+// them the signed-in manager's own decision, and the reviews recorded.
+type fakeQuality struct {
+	mu      sync.Mutex
+	reviews []*triagev1.QualityReview
+	callers []string
+}
+
+const (
+	qaCase  = "0192a3b4-0000-7000-8000-00000000aaaa"
+	qaOwn   = "0192a3b4-0000-7000-8000-00000000bbbb"
+	qaStart = "2026-11-23"
+)
+
+func (f *fakeQuality) ListQualitySample(ctx context.Context, req *triagev1.ListQualitySampleRequest, _ ...grpc.CallOption) (*triagev1.ListQualitySampleResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.callers = append(f.callers, callerOf(ctx))
+	reviewed := false
+	for _, r := range f.reviews {
+		reviewed = reviewed || r.GetReferralId() == qaCase
+	}
+	at := timestamppb.New(time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC))
+	return &triagev1.ListQualitySampleResponse{SamplePercent: 10, Decided: 20, From: req.GetFrom(), To: req.GetTo(), Cases: []*triagev1.QualitySampleCase{
+		{ReferralId: qaCase, Reference: "MASH-2026-0000201", Partnership: "cardiff", ChildName: "Alys Test", Level: rulesv1.Level_LEVEL_2,
+			RecommendedLevel: rulesv1.Level_LEVEL_3A, DecidedBy: "practitioner1", DecidedAt: at, ReviewedByMe: reviewed, Reviews: int32(len(f.reviews))},
+		{ReferralId: qaOwn, Reference: "MASH-2026-0000202", Partnership: "cardiff", ChildName: "Bryn Test", Level: rulesv1.Level_LEVEL_4,
+			RecommendedLevel: rulesv1.Level_LEVEL_4, DecidedBy: "manager1", DecidedAt: at, DecidedByMe: true},
+	}}, nil
+}
+
+func (f *fakeQuality) RecordQualityReview(ctx context.Context, req *triagev1.RecordQualityReviewRequest, _ ...grpc.CallOption) (*triagev1.RecordQualityReviewResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(req.GetLearningPoint()) > 20 {
+		st, _ := status.New(codes.InvalidArgument, "the review has 1 invalid field").WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "learningPoint", Description: "is longer than 20 characters"}}})
+		return nil, st.Err()
+	}
+	r := &triagev1.QualityReview{Id: fmt.Sprintf("review-%d", len(f.reviews)+1), ReferralId: req.GetReferralId(), Partnership: "cardiff",
+		Verdict: req.GetVerdict(), Reason: req.GetReason(), LearningPoint: req.GetLearningPoint(), Reviewer: "manager1",
+		ReviewedAt: timestamppb.New(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))}
+	f.reviews = append(f.reviews, r)
+	return &triagev1.RecordQualityReviewResponse{Review: r}, nil
+}
+
+func (f *fakeQuality) ListQualityReviews(_ context.Context, _ *triagev1.ListQualityReviewsRequest, _ ...grpc.CallOption) (*triagev1.ListQualityReviewsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &triagev1.ListQualityReviewsResponse{Reviews: slices.Clone(f.reviews)}, nil
+}
+
+func (f *fakeQuality) GetQualityAgreement(_ context.Context, _ *triagev1.GetQualityAgreementRequest, _ ...grpc.CallOption) (*triagev1.GetQualityAgreementResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := &triagev1.QualityAgreement{Partnership: "cardiff", Period: "2026-11", Reviewed: 3 + int64(len(f.reviews)), Agreed: 2}
+	for _, r := range f.reviews {
+		if r.GetVerdict() == triagev1.QualityVerdict_AGREE {
+			a.Agreed++
+		}
+	}
+	a.AgreementPercent = float64(a.Agreed) * 100 / float64(a.Reviewed)
+	return &triagev1.GetQualityAgreementResponse{Periods: []*triagev1.QualityAgreement{a}, Totals: []*triagev1.QualityAgreement{a}}, nil
+}
+
+func (f *fakeTriage) ReassignCases(ctx context.Context, req *triagev1.ReassignCasesRequest, _ ...grpc.CallOption) (*triagev1.ReassignCasesResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if req.GetAssignee() == "user:nobody" {
+		return nil, invalid("assignee", "\"user:nobody\" is not a member of staff the hub knows")
+	}
+	resp := &triagev1.ReassignCasesResponse{}
+	for _, id := range req.GetReferralIds() {
+		c, ok := f.cases[id]
+		if !ok {
+			resp.Results = append(resp.Results, &triagev1.ReassignmentResult{ReferralId: id, ErrorCode: "NOT_FOUND", Error: "no case for referral " + id})
+			resp.Refused++
+			continue
+		}
+		c.Assignee, c.ClaimExpiresAt = req.GetAssignee(), nil
+		c.Version++
+		resp.Results = append(resp.Results, &triagev1.ReassignmentResult{ReferralId: id, Case: c})
+		resp.Assigned++
+	}
+	return resp, nil
+}
+
+func (f *fakeTriage) NameLeadProfessional(ctx context.Context, req *triagev1.NameLeadProfessionalRequest, _ ...grpc.CallOption) (*triagev1.NameLeadProfessionalResponse, error) {
+	f.note(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cases[req.GetReferralId()]
+	if !ok {
+		return nil, status.Error(codes.NotFound, "no such case")
+	}
+	if req.GetAgency() == "nowhere" {
+		return nil, invalid("agency", "\"nowhere\" is not in the agency directory")
+	}
+	c.LeadProfessional = &triagev1.LeadProfessional{Agency: req.GetAgency(), Team: req.GetTeam(), Person: req.GetPerson(), Scope: req.GetScope(),
+		NamedBy: f.whoami(ctx), NamedByRole: "practitioner", NamedAt: ts(time.Now())}
+	c.Version++
+	return &triagev1.NameLeadProfessionalResponse{Cases: []*triagev1.Case{c}}, nil
 }

@@ -6,8 +6,8 @@ package console
 // checks both languages have every key and the same format verbs. Enum values are keyed
 // "<prefix>.<ENUM_NAME>".
 var messages = map[string]map[string]string{
-	"en": catalogue(messagesEN, partnerMessagesEN, caseMessagesEN, contactMessagesEN, recordsMessagesEN),
-	"cy": catalogue(messagesCY, partnerMessagesCY, caseMessagesCY, contactMessagesCY, recordsMessagesCY),
+	"en": catalogue(messagesEN, partnerMessagesEN, caseMessagesEN, contactMessagesEN, recordsMessagesEN, qualityMessagesEN, allocationMessagesEN),
+	"cy": catalogue(messagesCY, partnerMessagesCY, caseMessagesCY, contactMessagesCY, recordsMessagesCY, qualityMessagesCY, allocationMessagesCY),
 }
 
 // catalogue joins a language's message files into one map; a key in an earlier file wins.

@@ -172,4 +172,12 @@ var caseMessagesCY = map[string]string{
 	"agencyrole.third_sector_family_support":      "Cymorth i deuluoedd (trydydd sector)",
 	"agencyrole.young_carers_service":             "Gwasanaeth gofalwyr ifanc",
 	"agencyrole.youth_justice":                    "Cyfiawnder ieuenctid",
+
+	// A rule pack's or a message's text shown in a language other than the page's.
+	"lang.only_en": "(yn Saesneg yn unig)",
+	"lang.only_cy": "(yn Gymraeg yn unig)",
+	// An agency's language in the directory.
+	"agencylang.en":   "yn gweithio yn Saesneg",
+	"agencylang.cy":   "yn gweithio yn Gymraeg",
+	"agencylang.both": "dwyieithog, Cymraeg yn gyntaf",
 }

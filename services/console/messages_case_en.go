@@ -173,4 +173,12 @@ var caseMessagesEN = map[string]string{
 	"agencyrole.third_sector_family_support":      "Family support (third sector)",
 	"agencyrole.young_carers_service":             "Young carers service",
 	"agencyrole.youth_justice":                    "Youth justice",
+
+	// A rule pack's or a message's text shown in a language other than the page's.
+	"lang.only_en": "(in English only)",
+	"lang.only_cy": "(in Welsh only)",
+	// An agency's language in the directory.
+	"agencylang.en":   "works in English",
+	"agencylang.cy":   "works in Welsh",
+	"agencylang.both": "bilingual, Welsh first",
 }

@@ -34,10 +34,11 @@ var recordsMessagesCY = map[string]string{
 	"basis.POSTCODE":           "cod post",
 	"basis.MASH_REFERENCE":     "cyfeirnod MASH",
 	"basis.EXTERNAL_REFERENCE": "cyfeirnod yr atgyfeiriwr",
+	"basis.HOUSEHOLD":          "enw aelod o'r aelwyd",
 
 	"child.title":            "Cofnod plentyn",
 	"child.heading":          "Cofnod plentyn",
-	"child.intro":            "Yr atgyfeiriadau sydd gan yr hyb am y plentyn hwn yn eich partneriaethau. Os yw dau gofnod yr un plentyn, unwch nhw; os yw atgyfeiriad am blentyn arall, datgysylltwch ef. Mae angen rheswm ar bob newid ac mae ar y trywydd archwilio.",
+	"child.intro":            "Yr atgyfeiriadau sydd gan yr hyb am y plentyn hwn yn eich partneriaethau. Os yw dau gofnod yr un plentyn, unwch nhw; os yw atgyfeiriad am blentyn cofnod arall, cysylltwch ef â'r cofnod hwnnw; os yw am blentyn arall, datgysylltwch ef. Mae angen rheswm ar bob newid ac mae ar y trywydd archwilio.",
 	"child.merged_into":      "Unwyd y cofnod hwn â chofnod arall:",
 	"child.referrals":        "Atgyfeiriadau",
 	"child.no_referrals":     "Dim atgyfeiriadau yn eich partneriaethau.",
@@ -47,6 +48,9 @@ var recordsMessagesCY = map[string]string{
 	"child.basis":            "Pam y gallai fod yr un plentyn",
 	"child.merge":            "Uno â'r cofnod hwn",
 	"child.merge_submit":     "Uno",
+	"child.link":             "Symud atgyfeiriad i'r cofnod hwnnw",
+	"child.link_referral":    "Atgyfeiriad y cofnod hwn",
+	"child.link_submit":      "Cysylltu â'r cofnod hwnnw",
 	"child.unlink":           "Datgysylltu",
 	"child.unlink_submit":    "Datgysylltu i gofnod newydd",
 	"child.unmerge":          "Dadwneud yr uno hwn",
@@ -63,5 +67,6 @@ var recordsMessagesCY = map[string]string{
 
 	"done.merged":   "Unwyd y cofnodion.",
 	"done.unmerged": "Dadwnaed yr uno.",
+	"done.linked":   "Cysylltwyd yr atgyfeiriad â'r cofnod arall.",
 	"done.unlinked": "Datgysylltwyd yr atgyfeiriad i gofnod newydd.",
 }

@@ -34,10 +34,11 @@ var recordsMessagesEN = map[string]string{
 	"basis.POSTCODE":           "postcode",
 	"basis.MASH_REFERENCE":     "MASH reference",
 	"basis.EXTERNAL_REFERENCE": "referrer's reference",
+	"basis.HOUSEHOLD":          "household member's name",
 
 	"child.title":            "Child record",
 	"child.heading":          "Child record",
-	"child.intro":            "The referrals the hub holds about this child in your partnerships. If two records are the same child, merge them; if a referral is about another child, unlink it. Each change needs a reason and is on the audit trail.",
+	"child.intro":            "The referrals the hub holds about this child in your partnerships. If two records are the same child, merge them; if a referral is about the child of another record, link it to that record; if it is about another child, unlink it. Each change needs a reason and is on the audit trail.",
 	"child.merged_into":      "This record was merged into another:",
 	"child.referrals":        "Referrals",
 	"child.no_referrals":     "No referrals in your partnerships.",
@@ -47,6 +48,9 @@ var recordsMessagesEN = map[string]string{
 	"child.basis":            "Why it may be the same child",
 	"child.merge":            "Merge into this record",
 	"child.merge_submit":     "Merge",
+	"child.link":             "Move a referral to that record",
+	"child.link_referral":    "Referral of this record",
+	"child.link_submit":      "Link to that record",
 	"child.unlink":           "Unlink",
 	"child.unlink_submit":    "Unlink onto a new record",
 	"child.unmerge":          "Undo this merge",
@@ -63,5 +67,6 @@ var recordsMessagesEN = map[string]string{
 
 	"done.merged":   "The records were merged.",
 	"done.unmerged": "The merge was undone.",
+	"done.linked":   "The referral was linked to the other record.",
 	"done.unlinked": "The referral was unlinked onto a new record.",
 }

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	notifyv1 "mash/proto/mash/notify/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 )
 
 type notificationsData struct {

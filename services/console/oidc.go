@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
-	"mash/pkg/auth"
-	"mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
 )
 
 // oidcProvider signs people in through the partnership's identity provider with the

@@ -19,8 +19,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
 
-	"mash/pkg/auth"
-	"mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
 )
 
 // identityProvider is a small OpenID Connect provider for tests: discovery, keys, an

@@ -9,8 +9,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 
-	"mash/pkg/server"
-	rulesv1 "mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/pkg/server"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 )
 
 type packsData struct {

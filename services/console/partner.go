@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"mash/pkg/server"
-	notifyv1 "mash/proto/mash/notify/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/server"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // The partner view: staff of a partner agency (police, health, a school, ...) sign in with

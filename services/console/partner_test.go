@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	notifyv1 "mash/proto/mash/notify/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // The fake services answer a partner as the real ones do for the parts the console relies

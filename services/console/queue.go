@@ -7,9 +7,12 @@ import (
 	"net/url"
 	"strings"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"go.uber.org/zap"
+
+	"github.com/mash-hub/mash/pkg/server"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // Filter choices offered on the queue.
@@ -95,19 +98,83 @@ type queueData struct {
 	Levels   []rulesv1.Level
 	Concerns []string
 	Me       string
+	// Reassigned is the outcome of a bulk reassignment just made (nil: none).
+	Reassigned *reassignView
+}
+
+// reassignView is what a bulk reassignment did: how many cases moved, and why the others
+// did not.
+type reassignView struct {
+	Assigned int32
+	Refused  []*triagev1.ReassignmentResult
 }
 
 func (s *Service) queuePage(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	s.showQueue(w, r, rs, s.newPage(r, rs, "queue.title"), http.StatusOK, nil)
+}
+
+// showQueue renders the queue under the filters of the request's query, with pg's errors
+// and a reassignment's outcome, if any.
+func (s *Service) showQueue(w http.ResponseWriter, r *http.Request, rs *reqState, pg *page, code int, done *reassignView) {
 	f := readQueueFilter(r.URL.Query())
 	resp, err := s.b.Triage.ListQueue(rs.call(r.Context()), f.request())
 	if err != nil {
 		s.pageError(w, r, rs, err)
 		return
 	}
-	pg := s.newPage(r, rs, "queue.title")
 	pg.Data = queueData{Filter: f, Cases: resp.GetCases(), Counts: resp.GetCounts(), Next: resp.GetNextPageToken(),
-		Query: template.URL(f.query()), States: states, Rags: rags, Levels: levels, Concerns: concerns, Me: rs.ident.ClientID}
-	s.render(w, http.StatusOK, "queue", pg)
+		Query: template.URL(f.query()), States: states, Rags: rags, Levels: levels, Concerns: concerns, Me: rs.ident.ClientID,
+		Reassigned: done}
+	s.render(w, code, "queue", pg)
+}
+
+// reassign gives the ticked cases to one practitioner (a manager's bulk reassignment). Each
+// case is assigned on its own; those refused are listed with triage's reason, and the
+// queue is shown again as it now stands.
+func (s *Service) reassign(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	pg := s.newPage(r, rs, "queue.title")
+	pg.Form = r.PostForm
+	ids := r.PostForm["case"]
+	assignee := strings.TrimSpace(r.PostFormValue("assignee"))
+	if len(ids) == 0 {
+		pg.Errors = append(pg.Errors, fieldErr{Field: "case", Text: pg.T("queue.reassign_none")})
+	}
+	if assignee == "" {
+		pg.Errors = append(pg.Errors, fieldErr{Field: "assignee", Text: pg.T("queue.reassign_missing")})
+	}
+	if len(pg.Errors) > 0 {
+		s.showQueue(w, r, rs, pg, http.StatusBadRequest, nil)
+		return
+	}
+	resp, err := s.b.Triage.ReassignCases(rs.call(r.Context()), &triagev1.ReassignCasesRequest{ReferralIds: ids, Assignee: assigneeID(assignee)})
+	if err != nil {
+		p := problemOf(err)
+		code, refused := refusalStatus(p.code)
+		if !refused {
+			s.pageError(w, r, rs, err)
+			return
+		}
+		for f, d := range p.fields {
+			if strings.HasPrefix(f, "referralIds") {
+				f = "case"
+			}
+			pg.Errors = append(pg.Errors, fieldErr{Field: f, Text: d})
+		}
+		if len(pg.Errors) == 0 {
+			pg.ErrorText = p.message
+		}
+		s.showQueue(w, r, rs, pg, code, nil)
+		return
+	}
+	done := &reassignView{Assigned: resp.GetAssigned()}
+	for _, res := range resp.GetResults() {
+		if res.GetErrorCode() != "" {
+			done.Refused = append(done.Refused, res)
+		}
+	}
+	s.log.Info("console: cases reassigned", zap.Int("assigned", int(resp.GetAssigned())), zap.Int("refused", len(done.Refused)),
+		zap.String("session", rs.sessionID), zap.String("request_id", server.RequestID(r.Context())))
+	s.showQueue(w, r, rs, pg, http.StatusOK, done)
 }
 
 // queueCounts serves the counts per state under the same filters, for the page's

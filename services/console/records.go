@@ -11,13 +11,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // The search page and the child record page: finding a child or a referral, and fixing which
-// referrals are about the same child (merge, unmerge, unlink), each with a reason.
+// referrals are about the same child (merge, unmerge, link, unlink), each with a reason.
 const (
 	capSearch  = auth.SearchRecords
 	capCorrect = auth.CorrectChildRecords
@@ -29,6 +29,7 @@ func (s *Service) registerRecords(handle func(string, http.Handler)) {
 	handle("GET /console/children/{id}", s.need(capCaseRead, s.childPage))
 	handle("POST /console/children/{id}/merge", s.need(capCorrect, s.mergeChild))
 	handle("POST /console/child-merges/{id}/unmerge", s.need(capCorrect, s.unmergeChild))
+	handle("POST /console/children/{id}/link", s.need(capCorrect, s.linkReferral))
 	handle("POST /console/cases/{id}/child/unlink", s.need(capCorrect, s.unlinkReferral))
 }
 
@@ -151,6 +152,17 @@ func (s *Service) unmergeChild(w http.ResponseWriter, r *http.Request, rs *reqSt
 	s.correct(w, r, rs, back, "unmerge-"+r.PathValue("id"), "unmerged", func(ctx context.Context) error {
 		_, err := s.b.Records.UnmergeChildren(ctx, &triagev1.UnmergeChildrenRequest{MergeId: r.PathValue("id"),
 			Reason: strings.TrimSpace(r.PostFormValue("reason"))})
+		return err
+	})
+}
+
+// linkReferral moves the referral named by the form's "referral" (one of the record whose
+// page the form is on, its "child") onto the record in the path, a possible match of it.
+func (s *Service) linkReferral(w http.ResponseWriter, r *http.Request, rs *reqState) {
+	to, back := r.PathValue("id"), strings.TrimSpace(r.PostFormValue("child"))
+	s.correct(w, r, rs, back, "link-"+to, "linked", func(ctx context.Context) error {
+		_, err := s.b.Records.LinkReferral(ctx, &triagev1.LinkReferralRequest{ReferralId: strings.TrimSpace(r.PostFormValue("referral")),
+			ChildId: to, Reason: strings.TrimSpace(r.PostFormValue("reason"))})
 		return err
 	})
 }

@@ -13,7 +13,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 )
 
 //go:embed templates/*.html static/*
@@ -29,7 +30,7 @@ var london = func() *time.Location {
 }()
 
 // pageNames are the screens; each is templates/<name>.html inside templates/layout.html.
-var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral", "contact", "search", "child"}
+var pageNames = []string{"signin", "error", "queue", "case", "notifications", "packs", "pack", "packdiff", "replay", "dashboard", "audit", "disagreements", "directory", "partner", "partnerreferral", "contact", "search", "child", "quality"}
 
 // renderer holds each page parsed once per language, so the helpers that write dates in
 // words (dts, date) write them in the page's language.
@@ -211,6 +212,33 @@ func (p *page) E(prefix string, v any) string {
 	return strings.ReplaceAll(strings.ToLower(name), "_", " ")
 }
 
+// langText is a text for people and the language it is in.
+type langText struct{ Text, Lang string }
+
+// Loc picks a rule pack's text in the page's language: the Welsh on a Welsh page where the
+// pack gave it, the English otherwise. Lang says which, so a Welsh page marks English shown
+// for want of Welsh (lang="en", and a note), rather than passing it off as Welsh.
+func (p *page) Loc(en, cy string) langText {
+	if p.Lang == "cy" && strings.TrimSpace(cy) != "" {
+		return langText{Text: cy, Lang: "cy"}
+	}
+	return langText{Text: en, Lang: "en"}
+}
+
+// LocText picks from texts an agency message carries in several languages (each with its
+// language) the one in the page's language, or else the first; fallback when there are none.
+func (p *page) LocText(texts []*notifyv1.LocalisedText, fallback string) langText {
+	for _, t := range texts {
+		if t.GetLanguage() == p.Lang {
+			return langText{Text: t.GetText(), Lang: p.Lang}
+		}
+	}
+	if len(texts) > 0 {
+		return langText{Text: texts[0].GetText(), Lang: texts[0].GetLanguage()}
+	}
+	return langText{Text: fallback, Lang: p.Lang}
+}
+
 // FieldError is the error of one field, if any.
 func (p *page) FieldError(field string) string {
 	for _, e := range p.Errors {
@@ -248,6 +276,7 @@ var capNames = map[string]capability{
 	"partner":        capPartner,
 	"contact":        capContact,
 	"search":         capSearch, "correct": capCorrect,
+	"quality": capQuality,
 }
 
 var navItems = []struct {
@@ -262,6 +291,7 @@ var navItems = []struct {
 	{"/console/packs", "nav.packs", capPacks},
 	{"/console/directory", "nav.directory", capDirectory},
 	{"/console/dashboard", "nav.dashboard", capDashboard},
+	{"/console/quality", "nav.quality", capQuality},
 	{"/console/audit", "nav.audit", capAudit},
 	{"/console/partner", "nav.partner", capPartner},
 }

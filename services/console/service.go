@@ -20,20 +20,21 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/peers"
-	"mash/pkg/server"
-	auditv1 "mash/proto/mash/audit/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/console/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/server"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/console/store"
 )
 
 // Deps are what the console needs from the process that runs it.
@@ -61,6 +62,9 @@ type Backends struct {
 	// Records searches and corrects child records (triage serves it); nil without peers
 	// shows its pages as unavailable.
 	Records triagev1.RecordsServiceClient
+	// Quality samples decided cases and records managers' reviews of them (triage serves
+	// it); nil without peers shows its pages as unavailable.
+	Quality triagev1.QualityServiceClient
 	Rules   rulesv1.RulesServiceClient
 	Notify  notifyv1.NotifyServiceClient
 	Audit   auditv1.AuditServiceClient
@@ -187,6 +191,13 @@ func (s *Service) dial(book *peers.Book) error {
 		}
 		s.b.Records = triagev1.NewRecordsServiceClient(c)
 	}
+	if s.b.Quality == nil {
+		c, err := conn("triage")
+		if err != nil {
+			return err
+		}
+		s.b.Quality = triagev1.NewQualityServiceClient(c)
+	}
 	if s.b.Rules == nil {
 		c, err := conn("rules")
 		if err != nil {
@@ -301,6 +312,24 @@ func (s *Service) CreateAccountIn(ctx context.Context, username, displayName str
 // police or health, and the partner role, with no partnerships: it is limited by its
 // agency), whose person signs in to the partner view of that agency alone.
 func (s *Service) CreateAccountOfKind(ctx context.Context, username, displayName string, role auth.Role, agency, kind, password string, partnerships ...string) error {
+	return s.createAccount(ctx, username, displayName, role, agency, kind, password, partnerships, nil)
+}
+
+// Then is run, when given, in the transaction that changes a local account, after the
+// change: a command writes its act to the auth outbox there, so the change and its audit
+// entry commit together or not at all.
+type Then func(tx pgx.Tx) error
+
+func (then Then) run(tx pgx.Tx) error {
+	if then == nil {
+		return nil
+	}
+	return then(tx)
+}
+
+// createAccount is CreateAccountOfKind running then in the transaction that creates the
+// account.
+func (s *Service) createAccount(ctx context.Context, username, displayName string, role auth.Role, agency, kind, password string, partnerships []string, then Then) error {
 	switch {
 	case !usernamePattern.MatchString(username):
 		return fmt.Errorf("username %q: 2 to 64 lower-case letters, digits, dots, hyphens or underscores", username)
@@ -329,25 +358,48 @@ func (s *Service) CreateAccountOfKind(ctx context.Context, username, displayName
 	if err != nil {
 		return err
 	}
+	// Hashed before the transaction opens: it takes a deliberate while.
 	hash, err := HashPassword(password, s.cfg.Argon2)
 	if err != nil {
 		return err
 	}
-	return s.store.CreateAccount(ctx, store.Account{Username: username, DisplayName: displayName, Role: string(role), Agency: agency,
-		Kind: kind, Partnerships: partnerships, PasswordHash: hash})
+	return pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		if err := store.CreateAccountIn(ctx, tx, store.Account{Username: username, DisplayName: displayName, Role: string(role), Agency: agency,
+			Kind: kind, Partnerships: partnerships, PasswordHash: hash}); err != nil {
+			return err
+		}
+		// Known to the staff directory at once, so a manager can give the person work before
+		// their first sign-in.
+		if err := auth.NewStore(s.store.Pool()).PutStaffIn(ctx, tx, localUserID(username), role, agency, kind, partnerships, true); err != nil {
+			return err
+		}
+		return then.run(tx)
+	})
 }
 
 // DisableAccount stops an account signing in and ends its sessions.
 func (s *Service) DisableAccount(ctx context.Context, username string, a *auth.Store) error {
-	if err := s.store.SetDisabled(ctx, username, true); err != nil {
-		return err
-	}
-	if a != nil {
-		if _, err := a.EndUserSessions(ctx, localUserID(username)); err != nil {
+	return s.disableAccount(ctx, username, a, nil)
+}
+
+// disableAccount is DisableAccount running then in the transaction that disables the
+// account.
+func (s *Service) disableAccount(ctx context.Context, username string, a *auth.Store, then Then) error {
+	return pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+		if err := store.SetDisabledIn(ctx, tx, username, true); err != nil {
 			return err
 		}
-	}
-	return nil
+		if a != nil {
+			if _, err := a.EndUserSessionsIn(ctx, tx, localUserID(username)); err != nil {
+				return err
+			}
+			// No more work is given to a disabled account's person.
+			if err := a.SetStaffActiveIn(ctx, tx, localUserID(username), false); err != nil {
+				return err
+			}
+		}
+		return then.run(tx)
+	})
 }
 
 // localUserID is the user id of a local account's sessions.
@@ -364,67 +416,88 @@ func CreateLocalAccount(ctx context.Context, pool *pgxpool.Pool, cfg Config, use
 
 // CreateLocalAccountOfKind is CreateLocalAccount for a named agency of a kind: with the
 // partner role, a partner agency's person (for "mash users create --agency A --kind K
-// --role partner").
-func CreateLocalAccountOfKind(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, displayName string, role auth.Role, agency, kind, password string, partnerships ...string) error {
+// --role partner"). then, when given, runs in the transaction that creates the account.
+func CreateLocalAccountOfKind(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, displayName string, role auth.Role, agency, kind, password string, partnerships []string, then Then) error {
 	cfg.defaults()
 	s := &Service{cfg: cfg, store: store.New(pool)}
-	return s.CreateAccountOfKind(ctx, username, displayName, role, agency, kind, password, partnerships...)
+	return s.createAccount(ctx, username, displayName, role, agency, kind, password, partnerships, then)
 }
 
 // DisableLocalAccount stops a local account signing in and ends its sessions, for the
 // "mash users disable" command; running processes stop accepting its sessions within the
-// session cache's lifetime.
-func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username string) error {
+// session cache's lifetime. then, when given, runs in the transaction that disables it.
+func DisableLocalAccount(ctx context.Context, pool *pgxpool.Pool, username string, then Then) error {
 	s := &Service{store: store.New(pool)}
-	return s.DisableAccount(ctx, username, auth.NewStore(pool))
+	return s.disableAccount(ctx, username, auth.NewStore(pool), then)
 }
 
 // ChangeLocalRole gives a local hub account another staff role and the partnerships it
 // serves, for the "mash users role" command, and ends its sessions so the old role's rights
 // stop with them. It returns the role the account had. A partner account stays a partner:
-// its rights come from its agency, not from a hub role.
-func ChangeLocalRole(ctx context.Context, pool *pgxpool.Pool, username string, role auth.Role, partnerships []string) (was string, err error) {
-	st := store.New(pool)
-	a, err := st.Account(ctx, username)
-	if err != nil {
-		return "", fmt.Errorf("change role of %s: %w", username, err)
-	}
-	switch {
-	case a.Kind != auth.StaffKind || role == auth.RolePartner:
+// its rights come from its agency, not from a hub role. then, when given, runs in the
+// transaction that changes the role, with the role the account had.
+func ChangeLocalRole(ctx context.Context, pool *pgxpool.Pool, username string, role auth.Role, partnerships []string, then func(tx pgx.Tx, was string) error) (was string, err error) {
+	if role == auth.RolePartner {
 		return "", fmt.Errorf("role %q: only hub staff change roles; a partner's account belongs to its agency (disable it and create another)", role)
-	case !slices.Contains(staffRoles, role):
+	}
+	if !slices.Contains(staffRoles, role) {
 		return "", fmt.Errorf("role %q: must be one of practitioner, manager, auditor, admin", role)
 	}
 	served, err := auth.ValidatePartnerships(role, partnerships)
 	if err != nil {
 		return "", err
 	}
-	old, err := st.SetRole(ctx, username, string(role), served)
+	as := auth.NewStore(pool)
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		old, err := store.AccountForUpdate(ctx, tx, username)
+		if err != nil {
+			return fmt.Errorf("change role of %s: %w", username, err)
+		}
+		if old.Kind != auth.StaffKind {
+			return fmt.Errorf("role %q: only hub staff change roles; a partner's account belongs to its agency (disable it and create another)", role)
+		}
+		if err := store.SetRoleIn(ctx, tx, username, string(role), served); err != nil {
+			return fmt.Errorf("change role of %s: %w", username, err)
+		}
+		if _, err := as.EndUserSessionsIn(ctx, tx, localUserID(username)); err != nil {
+			return err
+		}
+		// Work is given by the role and partnerships the person holds now.
+		if err := as.PutStaffIn(ctx, tx, localUserID(username), role, old.Agency, old.Kind, served, !old.Disabled); err != nil {
+			return err
+		}
+		was = old.Role
+		if then != nil {
+			return then(tx, was)
+		}
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("change role of %s: %w", username, err)
+		return "", err
 	}
-	if _, err := auth.NewStore(pool).EndUserSessions(ctx, localUserID(username)); err != nil {
-		return "", fmt.Errorf("end sessions of %s: %w", username, err)
-	}
-	return old.Role, nil
+	return was, nil
 }
 
 // ResetLocalPassword sets a local account's password and ends its sessions, for the
-// "mash users password" command. The password must pass CheckNewPassword.
-func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, password string) error {
+// "mash users password" command. The password must pass CheckNewPassword. then, when
+// given, runs in the transaction that sets it.
+func ResetLocalPassword(ctx context.Context, pool *pgxpool.Pool, cfg Config, username, password string, then Then) error {
 	cfg.defaults()
 	if err := CheckNewPassword(username, password); err != nil {
 		return err
 	}
+	// Hashed before the transaction opens: it takes a deliberate while.
 	hash, err := HashPassword(password, cfg.Argon2)
 	if err != nil {
 		return err
 	}
-	if err := store.New(pool).SetPasswordHash(ctx, username, hash); err != nil {
-		return fmt.Errorf("reset password of %s: %w", username, err)
-	}
-	if _, err := auth.NewStore(pool).EndUserSessions(ctx, localUserID(username)); err != nil {
-		return fmt.Errorf("end sessions of %s: %w", username, err)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := store.SetPasswordHashIn(ctx, tx, username, hash); err != nil {
+			return fmt.Errorf("reset password of %s: %w", username, err)
+		}
+		if _, err := auth.NewStore(pool).EndUserSessionsIn(ctx, tx, localUserID(username)); err != nil {
+			return err
+		}
+		return then.run(tx)
+	})
 }

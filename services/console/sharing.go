@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	triagev1 "mash/proto/mash/triage/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // authoriseSharing is a manager's authorisation to share a case whose family has not given

@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	"mash/services/console/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/services/console/store"
 )
 
 type signInData struct {

@@ -18,8 +18,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"mash/pkg/auth"
-	"mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
 )
 
 // requestAt is a request that reached a listener at local address addr, as net/http
@@ -371,7 +371,7 @@ func TestPasswordPolicy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "must not contain the username") {
 		t.Fatalf("mash users create with the username in the password: %v", err)
 	}
-	err = ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", "qwerty123456")
+	err = ResetLocalPassword(context.Background(), e.pool, Config{Argon2: testArgon2}, "manager1", "qwerty123456", nil)
 	if err == nil || !strings.Contains(err.Error(), "widely used password") {
 		t.Fatalf("mash users password with a common password: %v", err)
 	}

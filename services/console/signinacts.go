@@ -6,10 +6,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"mash/pkg/adminact"
-	"mash/pkg/auth"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/console/store"
+	"github.com/mash-hub/mash/pkg/adminact"
+	"github.com/mash-hub/mash/pkg/auth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/console/store"
 )
 
 // TrailSignIns is the SignInRecorder that puts every sign-in attempt on the audit trail:

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/server"
 )
 
 // Sign-in methods.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
 )
 
 func TestMessagesComplete(t *testing.T) {
@@ -151,7 +151,7 @@ func TestCapabilitiesAreThePermissionTable(t *testing.T) {
 		auth.RoleAdmin:        {"/console/notifications", "/console/packs", "/console/directory"},
 		auth.RoleAuditor:      {"/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard", "/console/audit"},
 		auth.RolePractitioner: {"/console/queue", "/console/contacts/new", "/console/search", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory"},
-		auth.RoleManager:      {"/console/queue", "/console/search", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard"},
+		auth.RoleManager:      {"/console/queue", "/console/search", "/console/notifications", "/console/disagreements", "/console/packs", "/console/directory", "/console/dashboard", "/console/quality"},
 	} {
 		if got := menu(role); !slices.Equal(got, want) {
 			t.Errorf("%s menu %q, want %q", role, got, want)

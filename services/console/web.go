@@ -21,10 +21,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"mash/pkg/auth"
-	"mash/pkg/peers"
-	"mash/pkg/server"
-	"mash/pkg/text"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/text"
 )
 
 // Cookie names.
@@ -56,7 +56,9 @@ const (
 	capPacks                    = auth.ReadPacks
 	capPackManage               = auth.ManagePacks // replay and activate
 	capDashboard                = auth.ReadDashboard
-	capAudit                    = auth.ReadAuditTrails
+	// Quality assurance reviews of decided cases: managers only, never of their own.
+	capQuality = auth.ReviewQuality
+	capAudit   = auth.ReadAuditTrails
 	// Agencies raise disagreements in the partner view or through the API with their own
 	// credential; hub staff who may raise one do so on the case.
 	capDisagreements        = auth.ReadDisagreements
@@ -123,6 +125,8 @@ func (s *Service) Handler() http.Handler {
 	handle("POST /console/cases/{id}/claim", s.need(capClaim, s.claim))
 	handle("POST /console/cases/{id}/release", s.need(capClaim, s.release))
 	handle("POST /console/cases/{id}/assign", s.need(capAssign, s.assign))
+	handle("POST /console/queue/reassign", s.need(capAssign, s.reassign))
+	handle("POST /console/cases/{id}/lead-professional", s.need(capCaseWork, s.nameLead))
 	handle("POST /console/cases/{id}/decide", s.need(capCaseWork, s.decide))
 	handle("POST /console/cases/{id}/strategy", s.need(capCaseWork, s.strategy))
 	handle("POST /console/cases/{id}/close", s.need(capCaseWork, s.closeCase))
@@ -152,6 +156,8 @@ func (s *Service) Handler() http.Handler {
 
 	handle("GET /console/dashboard", s.need(capDashboard, s.dashboardPage))
 	handle("GET /console/dashboard.csv", s.need(capDashboard, s.dashboardCSV))
+	handle("GET /console/quality", s.need(capQuality, s.qualityPage))
+	handle("POST /console/quality/reviews", s.need(capQuality, s.recordReview))
 	handle("GET /console/audit", s.need(capAudit, s.auditPage))
 	s.registerRecords(handle)
 

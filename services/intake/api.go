@@ -8,14 +8,14 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/access"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/referral"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/referral"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/intake/store"
 )
 
 // grpcAPI is the thin gRPC face of the service; HTTP calls the same methods.
@@ -60,11 +60,15 @@ func (a *grpcAPI) SubmitReferral(ctx context.Context, req *intakev1.SubmitReferr
 }
 
 func invalid(vs []referral.Violation) error {
+	return apierr.Invalid(apiViolations(vs))
+}
+
+func apiViolations(vs []referral.Violation) []apierr.Violation {
 	out := make([]apierr.Violation, len(vs))
 	for i, v := range vs {
 		out[i] = apierr.Violation{Field: v.Field, Reason: v.Reason}
 	}
-	return apierr.Invalid(out)
+	return out
 }
 
 func conflictError(agency, externalRef, existingID string) error {

@@ -1,10 +1,10 @@
 package intake
 
 import (
-	"mash/pkg/busauth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/intake/store"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/intake/store"
 )
 
 // Bus is all intake may do on NATS: publish the referrals it receives and its reads, and

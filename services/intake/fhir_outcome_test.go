@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 const fhirJSON = "application/fhir+json"

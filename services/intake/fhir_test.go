@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 func fhirFixture(t *testing.T, name string) []byte {

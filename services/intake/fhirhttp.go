@@ -7,12 +7,12 @@ import (
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
-	"mash/pkg/auth"
-	"mash/pkg/referral"
-	"mash/pkg/server"
-	"mash/pkg/text"
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake/fhir"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/referral"
+	"github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/text"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/intake/fhir"
 )
 
 func writeOutcome(w http.ResponseWriter, err error) int { return fhir.WriteError(w, err, nil) }

@@ -18,16 +18,16 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/events"
-	"mash/pkg/events/eventstest"
-	"mash/pkg/server"
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake"
-	"mash/services/intake/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events/eventstest"
+	"github.com/mash-hub/mash/pkg/server"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/intake"
+	"github.com/mash-hub/mash/services/intake/store"
 )
 
 // migrationsKey names the template database: it changes whenever a migration does.

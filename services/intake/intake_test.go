@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +19,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 type ackJSON struct {
@@ -486,6 +487,60 @@ func TestDecodingAndValidationProblemsAreReportedTogether(t *testing.T) {
 	// Nothing was stored: the same reference with the example's content is a new referral.
 	if code, out := e.post(t, token, string(exampleJSON(t))); code != 201 {
 		t.Fatalf("the corrected referral: %d %s, want 201", code, out)
+	}
+}
+
+// One unknown enum value does not hide a missing required field: over HTTP (the gateway's
+// route) and over gRPC (an enum number the contract does not define) the one InvalidArgument
+// names both, by the same JSON names.
+func TestUnknownEnumAndMissingFieldAreOneError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	token := e.credential(t, "south-wales-police", "police", auth.RoleReferrer)
+	var m map[string]any
+	if err := json.Unmarshal(exampleJSON(t), &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "partnership")
+	valid, _ := json.Marshal(m)
+	m["concerns"].([]any)[0].(map[string]any)["category"] = "SHOUTING"
+	b, _ := json.Marshal(m)
+	want := []string{"concerns[0].category", "partnership"}
+
+	code, body := e.post(t, token, string(b))
+	if code != 400 {
+		t.Fatalf("HTTP: %d %s, want 400", code, body)
+	}
+	var httpFields []string
+	for _, v := range decode[errorJSON](t, body).Error.FieldViolations {
+		httpFields = append(httpFields, v.Field)
+	}
+	slices.Sort(httpFields)
+	if !slices.Equal(httpFields, want) {
+		t.Errorf("HTTP names %v, want %v: %s", httpFields, want, body)
+	}
+
+	sub := &intakev1.ReferralSubmission{}
+	if err := protojson.Unmarshal(valid, sub); err != nil {
+		t.Fatal(err)
+	}
+	sub.GetConcerns()[0].Category = intakev1.ConcernCategory(999)
+	_, err := e.client.SubmitReferral(withToken(context.Background(), token), &intakev1.SubmitReferralRequest{Referral: sub})
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("gRPC: %v, want InvalidArgument", err)
+	}
+	var grpcFields []string
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, fv := range br.GetFieldViolations() {
+				grpcFields = append(grpcFields, fv.GetField())
+			}
+		}
+	}
+	slices.Sort(grpcFields)
+	if !slices.Equal(grpcFields, want) {
+		t.Errorf("gRPC names %v, want %v", grpcFields, want)
 	}
 }
 

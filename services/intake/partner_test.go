@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/auth"
 )
 
 // A partner agency's person, signed in to the console, reads its own agency's referrals

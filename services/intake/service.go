@@ -20,16 +20,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	"mash/pkg/failpoint"
-	"mash/pkg/referral"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/intake/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/referral"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/intake/store"
 )
 
 // EventReferralReceived is the subject and type of the event intake publishes.
@@ -95,11 +95,17 @@ func New(d Deps) (*Service, error) {
 	s := &Service{cipher: d.Cipher, pool: d.Pool, store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
-	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: []string{EventRecommended}, Cipher: d.Cipher, SkipErased: true,
-	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+	decided := events.NewRouter()
+	events.On(decided, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, _ *eventsv1.RecommendationMade) error {
 		return store.MarkDecided(ctx, tx, env.GetReferralId(), env.GetVersion())
-	}, d.Log.Named("decided"), d.Events)
+	}, EventRecommended)
+	if err := decided.Err(); err != nil {
+		return nil, fmt.Errorf("intake.New: %w", err)
+	}
+	s.decided, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: decidedDurable, FilterSubjects: decided.Subjects(), Cipher: d.Cipher, SkipErased: true,
+		BatchSize: 32, MaxAckPending: 256,
+	}, decided.Handle, d.Log.Named("decided"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("intake.New: %w", err)
 	}

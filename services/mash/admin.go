@@ -17,13 +17,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/adminact"
-	"mash/pkg/auth"
-	"mash/pkg/busauth"
-	"mash/pkg/config"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/adminact"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/config"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // openDB parses the common settings of an admin command and connects.

@@ -9,10 +9,10 @@ import (
 	"os"
 	"strings"
 
-	"mash/pkg/casekeys"
-	"mash/pkg/config"
-	"mash/services/audit"
-	auditlog "mash/services/audit/tlog"
+	"github.com/mash-hub/mash/pkg/casekeys"
+	"github.com/mash-hub/mash/pkg/config"
+	"github.com/mash-hub/mash/services/audit"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // auditCommand runs `mash audit keygen` and `mash audit verify`.

@@ -22,20 +22,20 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"mash/pkg/auth"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/testport"
-	"mash/services/audit"
-	auditstore "mash/services/audit/store"
-	auditlog "mash/services/audit/tlog"
-	"mash/services/console"
-	consolestore "mash/services/console/store"
-	intakestore "mash/services/intake/store"
-	notifystore "mash/services/notify/store"
-	"mash/services/rules/packs"
-	rulesstore "mash/services/rules/store"
-	triagestore "mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/testport"
+	"github.com/mash-hub/mash/services/audit"
+	auditstore "github.com/mash-hub/mash/services/audit/store"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
+	"github.com/mash-hub/mash/services/console"
+	consolestore "github.com/mash-hub/mash/services/console/store"
+	intakestore "github.com/mash-hub/mash/services/intake/store"
+	notifystore "github.com/mash-hub/mash/services/notify/store"
+	"github.com/mash-hub/mash/services/rules/packs"
+	rulesstore "github.com/mash-hub/mash/services/rules/store"
+	triagestore "github.com/mash-hub/mash/services/triage/store"
 )
 
 // Role sets of the matrix. "none" is a caller without a credential.
@@ -88,6 +88,8 @@ var authzMatrix = map[string]int{
 	"/mash.triage.v1.TriageService/ClaimCase":                hub,
 	"/mash.triage.v1.TriageService/ReleaseCase":              hub,
 	"/mash.triage.v1.TriageService/AssignCase":               man,
+	"/mash.triage.v1.TriageService/ReassignCases":            man,
+	"/mash.triage.v1.TriageService/NameLeadProfessional":     hub,
 	"/mash.triage.v1.TriageService/PlaceLegalHold":           man,
 	"/mash.triage.v1.TriageService/LiftLegalHold":            man,
 	"/mash.triage.v1.TriageService/ExportCase":               man,
@@ -112,6 +114,11 @@ var authzMatrix = map[string]int{
 	"/mash.triage.v1.RecordsService/UnmergeChildren":         hub,
 	"/mash.triage.v1.RecordsService/LinkReferral":            hub,
 	"/mash.triage.v1.RecordsService/UnlinkReferral":          hub,
+	// quality assurance: managers review; the agreement rate is management information
+	"/mash.triage.v1.QualityService/ListQualitySample":   man,
+	"/mash.triage.v1.QualityService/RecordQualityReview": man,
+	"/mash.triage.v1.QualityService/ListQualityReviews":  man | aud,
+	"/mash.triage.v1.QualityService/GetQualityAgreement": man | aud,
 	// notify: an agency reads and acknowledges its own notifications
 	"/mash.notify.v1.NotifyService/ListAgencies":            staff,
 	"/mash.notify.v1.NotifyService/PutAgency":               man | adm,
@@ -128,7 +135,7 @@ var authzMatrix = map[string]int{
 	// the message itself: every reader of notifications may ask, only the receiving agency
 	// finds it (to anyone else it is not found)
 	"/mash.notify.v1.AgencyInboxService/GetNotificationMessage": everyone,
-	"GET /v1/notifications/{id}/message":                        everyone,
+	"GET /v1/notifications/{notificationId}/message":            everyone,
 	// audit
 	"/mash.audit.v1.AuditService/GetTrail":         aud,
 	"/mash.audit.v1.AuditService/SearchEntries":    aud,
@@ -153,15 +160,15 @@ var authzMatrix = map[string]int{
 	"GET /v1/audit/unusual-access":                             aud,
 	"GET /v1/audit/export":                                     aud,
 	"GET /v1/agencies":                                         staff,
-	"PUT /v1/agencies/{id}":                                    man | adm,
-	"DELETE /v1/agencies/{id}":                                 man | adm,
-	"GET /v1/agencies/{id}/changes":                            staff,
-	"POST /v1/agencies/{id}/changes/{change}/approve":          man,
-	"POST /v1/agencies/{id}/changes/{change}/reject":           man | adm,
+	"PUT /v1/agencies/{agencyId}":                              man | adm,
+	"DELETE /v1/agencies/{agencyId}":                           man | adm,
+	"GET /v1/agencies/{agencyId}/changes":                      staff,
+	"POST /v1/agencies/{agencyId}/changes/{changeId}/approve":  man,
+	"POST /v1/agencies/{agencyId}/changes/{changeId}/reject":   man | adm,
 	"GET /v1/notifications":                                    everyone,
-	"GET /v1/notifications/{id}":                               everyone,
-	"POST /v1/notifications/{id}/acknowledge":                  everyone,
-	"POST /v1/notifications/{id}/retry":                        man | adm,
+	"GET /v1/notifications/{notificationId}":                   everyone,
+	"POST /v1/notifications/{notificationId}/acknowledge":      everyone,
+	"POST /v1/notifications/{notificationId}/retry":            man | adm,
 	"GET /v1/partnerships/{partnership}/ack-deadlines":         staff,
 	"PUT /v1/partnerships/{partnership}/ack-deadlines":         man | adm,
 	"POST /v1/rules:evaluate":                                  hub,
@@ -178,6 +185,8 @@ var authzMatrix = map[string]int{
 	"POST /v1/cases/{referralId}/claim":                        hub,
 	"POST /v1/cases/{referralId}/release":                      hub,
 	"POST /v1/cases/{referralId}/assign":                       man,
+	"POST /v1/queue/reassign":                                  man,
+	"POST /v1/cases/{referralId}/lead-professional":            hub,
 	"POST /v1/cases/{referralId}/legal-hold":                   man,
 	"POST /v1/cases/{referralId}/legal-hold/lift":              man,
 	"POST /v1/cases/{referralId}/export":                       man,
@@ -203,6 +212,10 @@ var authzMatrix = map[string]int{
 	"POST /v1/child-merges/{mergeId}/unmerge":                  hub,
 	"POST /v1/cases/{referralId}/child:link":                   hub,
 	"POST /v1/cases/{referralId}/child:unlink":                 hub,
+	"GET /v1/quality/sample":                                   man,
+	"POST /v1/cases/{referralId}/quality-reviews":              man,
+	"GET /v1/quality/reviews":                                  man | aud,
+	"GET /v1/quality/agreement":                                man | aud,
 	// console: its menus and buttons come from the same permission table
 	"console GET /console/static/":       public,
 	"console GET /console/{$}":           public,
@@ -231,6 +244,8 @@ var authzMatrix = map[string]int{
 	"console POST /console/cases/{id}/claim":                                         hub,
 	"console POST /console/cases/{id}/release":                                       hub,
 	"console POST /console/cases/{id}/assign":                                        man,
+	"console POST /console/queue/reassign":                                           man,
+	"console POST /console/cases/{id}/lead-professional":                             hub,
 	"console POST /console/cases/{id}/decide":                                        hub,
 	"console POST /console/cases/{id}/sharing-authorisation":                         man,
 	"console POST /console/cases/{id}/sharing-authorisation/revoke":                  man,
@@ -257,8 +272,11 @@ var authzMatrix = map[string]int{
 	"console GET /console/search":                                                    hub,
 	"console GET /console/children/{id}":                                             hub,
 	"console POST /console/children/{id}/merge":                                      hub,
+	"console POST /console/children/{id}/link":                                       hub,
 	"console POST /console/child-merges/{id}/unmerge":                                hub,
 	"console POST /console/cases/{id}/child/unlink":                                  hub,
+	"console GET /console/quality":                                                   man,
+	"console POST /console/quality/reviews":                                          man,
 }
 
 var matrixRoles = []struct {

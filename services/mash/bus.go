@@ -18,10 +18,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"mash/pkg/busauth"
-	"mash/pkg/config"
-	"mash/pkg/events"
-	apiserver "mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/config"
+	"github.com/mash-hub/mash/pkg/events"
+	apiserver "github.com/mash-hub/mash/pkg/server"
 )
 
 // busRoles are the bus roles of the named services (a service without one never connects

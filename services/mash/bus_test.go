@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/busauth"
 )
 
 // busAgency creates an agency's NATS user through the CLI and connects as it, collecting
@@ -138,11 +137,7 @@ agencies:
 	if _, err := sjs.Publish(ctx, "mash.notify.rct-csc.ack", ack(actionID)); err != nil {
 		t.Fatalf("social care acknowledges: %v", err)
 	}
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	// notify's acknowledgement consumer takes its messages in order, so once social care's
 	// is recorded the police's has been decided.
 	var by string

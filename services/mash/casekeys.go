@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"fmt"
 
-	"mash/pkg/casekeys"
-	"mash/pkg/config"
+	"github.com/mash-hub/mash/pkg/casekeys"
+	"github.com/mash-hub/mash/pkg/config"
 )
 
 // EnvCaseKEK names the key-encryption key that wraps every case's data key: base64 of 32

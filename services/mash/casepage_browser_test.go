@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"mash/services/console/browsertest"
+	"github.com/mash-hub/mash/services/console/browsertest"
 )
 
 // A practitioner records a telephone contact about two siblings without a date of birth in

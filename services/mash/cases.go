@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/config"
+	"github.com/mash-hub/mash/pkg/config"
 )
 
 const casesUsage = "usage: mash cases hold|unhold|erase REFERRAL_ID --reason TEXT (MASH_TOKEN: a manager's API credential)"

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/config"
+	"github.com/mash-hub/mash/pkg/config"
 )
 
 const casesExportUsage = "usage: mash cases export REFERRAL_ID --reason TEXT --out FILE (MASH_TOKEN: a manager's API credential)"

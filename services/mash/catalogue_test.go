@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // notSubjects are mash.-prefixed names in code and SQL that are not subjects: advisory lock
@@ -42,9 +42,11 @@ var sqlQuoted = regexp.MustCompile(`'(mash\.[^']*)'`)
 // TestSubjectsComeFromTheCatalogue scans every Go file of the module outside generated code
 // and tests (with go/ast: string literals only, not comments) and every SQL migration for
 // names under mash., and fails for each under an event area (mash.case., mash.notify., ...)
-// that the event catalogue does not declare: a literal subject must be a catalogue subject, a filter (mash.>, mash.notification.>) or a
-// LIKE pattern (mash.access.%) must match at least one, and anything else must be one of the
-// few advisory lock keys above. Code takes subjects from eventsv1.Subject... constants.
+// that the event catalogue does not declare: a literal subject in a migration must be a
+// catalogue subject, a filter (mash.>) or a LIKE pattern (mash.access.%) must match at
+// least one, and anything else must be one of the few advisory lock keys above. Go code
+// takes subjects from eventsv1.Subject... constants: a literal equal to a catalogue subject
+// fails there.
 func TestSubjectsComeFromTheCatalogue(t *testing.T) {
 	root := filepath.Join("..", "..")
 	scanned, names := 0, 0
@@ -67,7 +69,7 @@ func TestSubjectsComeFromTheCatalogue(t *testing.T) {
 			scanned++
 			for _, m := range sqlQuoted.FindAllStringSubmatch(string(src), -1) {
 				names++
-				checkSubject(t, path, m[1])
+				checkSubject(t, path, m[1], false)
 			}
 		case strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go"):
 			fset := token.NewFileSet()
@@ -91,11 +93,11 @@ func TestSubjectsComeFromTheCatalogue(t *testing.T) {
 				where := fset.Position(lit.Pos()).String()
 				if subjectLike.MatchString(s) {
 					names++
-					checkSubject(t, where, s)
+					checkSubject(t, where, s, true)
 				}
 				for _, m := range sqlQuoted.FindAllStringSubmatch(s, -1) {
 					names++
-					checkSubject(t, where, m[1])
+					checkSubject(t, where, m[1], true)
 				}
 				return true
 			})
@@ -111,8 +113,11 @@ func TestSubjectsComeFromTheCatalogue(t *testing.T) {
 }
 
 // checkSubject fails unless s is a catalogue subject, a filter or LIKE pattern matching
-// one, or a known lock key.
-func checkSubject(t *testing.T, where, s string) {
+// one, or a known lock key. In Go code (inGo) a catalogue subject itself fails too: code
+// names it by its eventsv1.Subject constant (into SQL as well, as a parameter or spliced
+// in), so the catalogue is the one place it is spelt; migrations, frozen once applied,
+// keep their literals.
+func checkSubject(t *testing.T, where, s string, inGo bool) {
 	t.Helper()
 	if _, ok := notSubjects[s]; ok {
 		return
@@ -134,6 +139,9 @@ func checkSubject(t *testing.T, where, s string) {
 	}
 	for _, e := range eventsv1.Catalogue {
 		if e.Subject == s {
+			if inGo {
+				t.Errorf("%s: %q is spelt out; use its eventsv1.Subject constant from the event catalogue", where, s)
+			}
 			return
 		}
 	}

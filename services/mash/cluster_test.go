@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/testport"
+	"github.com/mash-hub/mash/pkg/testport"
 )
 
 var (

@@ -16,20 +16,20 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/calendar"
-	"mash/pkg/config"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	"mash/pkg/peers"
-	apiserver "mash/pkg/server"
-	"mash/pkg/tlsconf"
-	"mash/pkg/tracing"
-	"mash/services/audit"
-	"mash/services/console"
-	"mash/services/notify"
-	"mash/services/notify/channel"
-	"mash/services/notify/seal"
-	"mash/services/triage"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/config"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/peers"
+	apiserver "github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tracing"
+	"github.com/mash-hub/mash/services/audit"
+	"github.com/mash-hub/mash/services/console"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/seal"
+	"github.com/mash-hub/mash/services/triage"
 )
 
 // commonConfig is what every command needs.
@@ -80,6 +80,9 @@ type serveConfig struct {
 	// Retention is whether triage erases the cases due under their retention schedule
 	// once a day (off by default).
 	Retention triage.RetentionConfig
+	// QualitySamplePercent is the share of decided cases offered to managers for quality
+	// assurance review.
+	QualitySamplePercent int
 	// TLS names the process's certificate files (all empty: no TLS).
 	TLS tlsconf.Files
 	// NATSPasswords are the passwords of the process's and its services' NATS users, for an
@@ -152,9 +155,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	smtpPass := s.String("smtp-password", "MASH_SMTP_PASSWORD", "", "SMTP password")
 	notifyKey := s.String("notify-secret-key", "MASH_NOTIFY_SECRET_KEY", "", "base64 of 32 random bytes sealing agencies' webhook secrets at rest (openssl rand -base64 32); on loopback a local one is kept in MASH_DATA_DIR when unset")
 	changeTTL := s.Duration("notify-change-ttl", "MASH_NOTIFY_CHANGE_TTL", notify.DefaultChangeTTL, "how long a proposed change to an agency's endpoint or secret waits for a second manager")
-	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a claim or assignment on a case holds unless its holder claims it again")
+	claimTimeout := s.Duration("claim-timeout", "MASH_CLAIM_TIMEOUT", triage.DefaultClaimTimeout, "how long a practitioner's own claim on a case holds unless they claim it again (an assignment holds until changed)")
 	retentionDaily := s.Bool("retention-daily", triage.EnvRetentionDaily, false, "erase, once a day, every closed case its retention schedule says is due (each on the audit trail); off by default")
 	retentionFirst := s.Duration("retention-first-run", triage.EnvRetentionFirstRun, triage.DefaultRetentionFirstRun, "how long after start the first daily retention run waits")
+	qaPercent := s.Int("qa-sample-percent", "MASH_QA_SAMPLE_PERCENT", triage.DefaultQualitySamplePercent, "percent of decided cases offered to managers for quality assurance review (1-100)")
 	peerAddrs := s.String("peers", "MASH_PEERS", "", "gRPC addresses of services run by other processes, e.g. rules=rules:9090,triage=triage:9090 (others are reached at MASH_GRPC_ADDR)")
 	tlsCert := s.String("tls-cert", "MASH_TLS_CERT", "", "PEM certificate (chain) of this process: gRPC, HTTP and the embedded NATS listener serve TLS with it, and it is the client certificate shown to peers and NATS")
 	tlsKey := s.String("tls-key", "MASH_TLS_KEY", "", "PEM private key of MASH_TLS_CERT")
@@ -289,6 +293,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 		return c, fmt.Errorf("%s %s: use between 1s and 24h", triage.EnvRetentionFirstRun, *retentionFirst)
 	}
 	c.Retention = triage.RetentionConfig{Daily: *retentionDaily, FirstRunAfter: *retentionFirst}
+	if *qaPercent < 1 || *qaPercent > 100 {
+		return c, fmt.Errorf("MASH_QA_SAMPLE_PERCENT %d: use between 1 and 100", *qaPercent)
+	}
+	c.QualitySamplePercent = *qaPercent
 	if c.Peers, err = peers.ParseAddrs(*peerAddrs); err != nil {
 		return c, fmt.Errorf("MASH_PEERS: %w", err)
 	}

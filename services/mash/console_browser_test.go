@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/services/console/browsertest"
+	"github.com/mash-hub/mash/services/console/browsertest"
 )
 
 // A manager signs in to the console served by the real binary, in real headless Chromium,

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/services/console"
+	"github.com/mash-hub/mash/services/console"
 )
 
 // The console's sign-in settings are checked at start, before any connection (nothing

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/failpoint"
 )
 
 // Each test arms a failpoint, makes the process die there, restarts it without, and checks
@@ -77,11 +76,7 @@ func (s *system) expectExactlyOnce(t *testing.T, referrals int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	for {
 		var pending, decisions, audited int
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM intake.outbox WHERE published_at IS NULL)
@@ -195,11 +190,7 @@ agencies:
 	s.start(t, env...)
 	s.expectExactlyOnce(t, 1)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var open, toPolice, delivered, audited int

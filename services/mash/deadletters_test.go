@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // An operator lists the dead letters of every consuming schema and replays one into the
@@ -20,11 +19,7 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	s := newSystem(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	if _, err := pool.Exec(ctx, `CREATE SCHEMA probe; `+events.ConsumerDDL("probe")); err != nil {
 		t.Fatal(err)
 	}

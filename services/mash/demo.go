@@ -17,13 +17,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"mash/pkg/auth"
-	"mash/pkg/config"
-	mashlog "mash/pkg/log"
-	"mash/pkg/loopback"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/mash/demo"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/config"
+	mashlog "github.com/mash-hub/mash/pkg/log"
+	"github.com/mash-hub/mash/pkg/loopback"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/mash/demo"
 )
 
 // demoConfig is mash demo's own settings; the system it runs takes mash serve's settings
@@ -216,7 +216,7 @@ func demoCommand(ctx context.Context, args []string) error {
 	}
 
 	d := &demo.Driver{Conn: conn, Clock: clock, Calendar: sys.p.calendar, Log: log.Named("demo"), Manager: manager, Known: known, Wait: 30 * time.Second}
-	if d.Agencies, err = creds.agencies(ctx, conn, manager, cfg.Notify.DirectoryFile != ""); err != nil {
+	if d.Agencies, d.LeadAgencies, err = creds.agencies(ctx, conn, manager, cfg.Notify.DirectoryFile != ""); err != nil {
 		return err
 	}
 	for range 3 {
@@ -296,6 +296,9 @@ func summaryLine(s demo.Summary, dc demoConfig, took time.Duration) string {
 		line += fmt.Sprintf(", %d closed; %d information requests (%d answered), %d strategy discussions, %d disagreements (%d escalated, %d resolved)",
 			s.Closed, s.InformationRequests, s.InformationAnswered, s.StrategyDiscussions, s.DisagreementsRaised, s.Escalations, s.DisagreementsResolved)
 		line += fmt.Sprintf("; %d held back for want of consent (%d authorised by a manager to share without it)", s.SharingHeld, s.SharingAuthorised)
+		line += fmt.Sprintf("; %d decisions reviewed for quality assurance", s.QualityReviews)
+		line += fmt.Sprintf("; %d lead professionals named", s.LeadProfessionals)
+		line += fmt.Sprintf("; %d child records merged", s.ChildMerges)
 	} else {
 		line += " (no triage service: nothing closed)"
 	}
@@ -400,7 +403,8 @@ var agencyKinds = map[string]string{
 // agencies makes a credential for every referring agency of the plan and every agency in
 // the directory, so each acknowledges and answers for itself. The directory file is loaded
 // by notify as it starts, so an empty directory is waited for when a file is configured.
-func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, manager string, fileConfigured bool) (map[string]string, error) {
+// It also returns the agency filling each role that leads work after a decision.
+func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, manager string, fileConfigured bool) (map[string]string, map[string]string, error) {
 	client := notifyv1.NewNotifyServiceClient(conn)
 	var list []*notifyv1.Agency
 	deadline := time.Now().Add(30 * time.Second)
@@ -409,25 +413,32 @@ func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, m
 		resp, err := client.ListAgencies(cctx, &notifyv1.ListAgenciesRequest{})
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("demo: list agencies: %w", err)
+			return nil, nil, fmt.Errorf("demo: list agencies: %w", err)
 		}
 		if list = resp.GetAgencies(); len(list) > 0 {
 			break
 		}
 		if !fileConfigured || time.Now().After(deadline) {
-			return nil, errors.New("demo: the agency directory is empty, so nobody would be told of a referral; set MASH_NOTIFY_DIRECTORY (scripts/demo/directory.yaml has demo agencies)")
+			return nil, nil, errors.New("demo: the agency directory is empty, so nobody would be told of a referral; set MASH_NOTIFY_DIRECTORY (scripts/demo/directory.yaml has demo agencies)")
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(delay):
 		}
 	}
-	out := map[string]string{}
+	out, leads := map[string]string{}, map[string]string{}
+	for _, a := range list {
+		for _, r := range a.GetRoles() {
+			if _, ok := leads[r]; !ok && (r == "childrens_social_care" || r == "early_help") {
+				leads[r] = a.GetId()
+			}
+		}
+	}
 	for _, s := range demo.Sources() {
 		tok, err := c.create(ctx, s.Agency, s.Kind, auth.RoleReferrer)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[s.Agency] = tok
 	}
@@ -444,9 +455,9 @@ func (c *demoCredentials) agencies(ctx context.Context, conn *grpc.ClientConn, m
 		}
 		tok, err := c.create(ctx, a.GetId(), kind, auth.RoleReferrer)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[a.GetId()] = tok
 	}
-	return out, nil
+	return out, leads, nil
 }

@@ -17,10 +17,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 const demoDirectory = "MASH_NOTIFY_DIRECTORY=../../scripts/demo/directory.yaml"
@@ -150,7 +150,8 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 	if len(queue.GetCases()) == 0 {
 		t.Error("the triage queue is empty; want the newest referrals waiting")
 	}
-	closed, authorised := 0, 0
+	closed, authorised, leads, undated, siblings := 0, 0, 0, 0, 0
+	records := map[string]bool{}
 	notify := notifyv1.NewNotifyServiceClient(conn)
 	for _, r := range refs {
 		resp, err := triage.GetCase(ctx, &triagev1.GetCaseRequest{ReferralId: r.GetId()})
@@ -158,6 +159,14 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 			t.Fatalf("case %s: %v", r.GetId(), err)
 		}
 		c := resp.GetCase()
+		records[c.GetChildId()] = true
+		if c.GetFamilyGroup() != "" && len(resp.GetFamily()) > 0 {
+			siblings++
+		}
+		// A child referred with an estimated age instead of a date of birth.
+		if ch := resp.GetReferral().GetSubmission().GetChild(); ch.GetDateOfBirth() == "" && !ch.GetUnborn() && ch.EstimatedAgeYears != nil {
+			undated++
+		}
 		// A case held back for want of consent that a manager authorised: the authorisation
 		// names its basis and reason, and the agencies were told on it.
 		if a := c.GetSharingAuthorisation(); a != nil {
@@ -179,6 +188,24 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 				t.Errorf("case %s: authorised by %s, but no agency was told on the authorisation", r.GetId(), a.GetAuthorisedBy())
 			}
 		}
+		// A lead professional named after the decision: on the case, and its agency told.
+		if l := c.GetLeadProfessional(); l != nil {
+			leads++
+			if l.GetAgency() == "" || l.GetTeam() == "" || l.GetPerson() == "" || c.GetDecidedAt() == nil || l.GetNamedAt().AsTime().Before(c.GetDecidedAt().AsTime()) {
+				t.Errorf("case %s: lead professional %v, decided at %s", r.GetId(), l, c.GetDecidedAt().AsTime())
+			}
+			ns, err := notify.ListNotifications(ctx, &notifyv1.ListNotificationsRequest{ReferralId: r.GetId(), PageSize: 200})
+			if err != nil {
+				t.Fatal(err)
+			}
+			told := false
+			for _, n := range ns.GetNotifications() {
+				told = told || n.GetKind() == notifyv1.NotificationKind_LEAD_PROFESSIONAL && n.GetAgency() == l.GetAgency()
+			}
+			if !told {
+				t.Errorf("case %s: lead professional %s named, but the agency was not told", r.GetId(), l.GetAgency())
+			}
+		}
 		if c.GetState() == triagev1.CaseState_CLOSED {
 			closed++
 			if c.GetOutcome() == triagev1.CaseOutcome_CASE_OUTCOME_UNSPECIFIED || c.GetClosedAt().AsTime().After(now) {
@@ -189,8 +216,50 @@ func TestDemoLoadsHistoryThroughTheAPIs(t *testing.T) {
 	if closed == 0 {
 		t.Error("no case closed; want most of the older ones closed with an outcome")
 	}
+	if leads == 0 || !strings.Contains(out, "lead professionals named") {
+		t.Errorf("%d cases with a lead professional; want the demo to name at least one (summary: %s)", leads, lastLine(out))
+	}
 	if authorised == 0 || !strings.Contains(out, "authorised by a manager") {
 		t.Errorf("%d cases authorised to share without consent; want the demo to show a manager authorising one (summary: %s)", authorised, lastLine(out))
+	}
+	if siblings < 2 {
+		t.Errorf("%d cases shown with siblings; want the demo to send two children of one family together", siblings)
+	}
+	if undated == 0 {
+		t.Error("no child referred without a date of birth; want the demo to show an estimated age")
+	}
+	// A duplicate child record (a referral without the NHS number from a new address) merged
+	// by a practitioner into the earlier record the child index offered, with its reason.
+	merges := 0
+	recordsAPI := triagev1.NewRecordsServiceClient(conn)
+	for id := range records {
+		if id == "" {
+			continue
+		}
+		rec, err := recordsAPI.GetChild(ctx, &triagev1.GetChildRequest{ChildId: id, Reason: "Checking the demo's child records"})
+		if err != nil {
+			t.Fatalf("child %s: %v", id, err)
+		}
+		for _, k := range rec.GetCorrections() {
+			if k.GetKind() == "MERGE" && k.GetToChildId() == id && k.GetReason() != "" && k.GetUndoneAt() == nil {
+				merges++
+			}
+		}
+	}
+	if merges == 0 || !strings.Contains(out, "child records merged") {
+		t.Errorf("%d child records merged; want the demo to merge a duplicate (summary: %s)", merges, lastLine(out))
+	}
+	// A manager reviewed decisions for quality assurance, and the rate shows.
+	agreement, err := triagev1.NewQualityServiceClient(conn).GetQualityAgreement(ctx, &triagev1.GetQualityAgreementRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewed := int64(0)
+	for _, a := range agreement.GetTotals() {
+		reviewed += a.GetReviewed()
+	}
+	if reviewed == 0 || !strings.Contains(out, "reviewed for quality assurance") {
+		t.Errorf("%d decisions reviewed for quality assurance; want the demo to show at least one (summary: %s)", reviewed, lastLine(out))
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A referral goes in through intake and comes out decided by the rules, visible through
@@ -77,11 +75,7 @@ func testReferralFlowsThroughIntakeAndRules(t *testing.T, s *system) {
 	verify := func() (string, string, int) {
 		return s.run(t, "audit", "verify")
 	}
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	// Every read above left a trace: the referrer's reads of the referral and the
 	// practitioner's reads of the decision are audit entries, with who read.
 	deadline = time.Now().Add(20 * time.Second)

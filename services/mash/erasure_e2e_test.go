@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events"
 )
 
 // The synthetic child of the erasure tests: names found nowhere else in the system.
@@ -92,25 +92,23 @@ func TestErasureReachesEveryCopy(t *testing.T) {
 		t.Fatalf("clients create auditor: %s", errOut)
 	}
 	auditor := strings.TrimSpace(out)
-	police, social, others := newAgencyEndpoint(t, fmt.Sprintf("%064d", 1)), newAgencyEndpoint(t, fmt.Sprintf("%064d", 2)),
-		newAgencyEndpoint(t, fmt.Sprintf("%064d", 5))
-	// Every agency on webhooks: a message sent on an agency's NATS subject rests on the
-	// stream in clear until it ages out (the stream denies deletes), which erasure cannot
-	// reach; see the README's "Erasure".
+	police, others := newAgencyEndpoint(t, fmt.Sprintf("%064d", 1)), newAgencyEndpoint(t, fmt.Sprintf("%064d", 5))
+	// Social care takes its messages on its NATS subject: they rest on the agency stream in
+	// clear (the agency must read them) until the erasure deletes them.
 	dir := fmt.Sprintf(`partnerships:
   - id: rhondda-cynon-taf
     dutyManager: rct-csc
     consoleUrl: https://mash.example.test
 agencies:
   - {id: south-wales-police, partnership: rhondda-cynon-taf, name: SWP PPU, roles: [police], channel: webhook, url: %q, secretEnv: E2E_SECRET_1}
-  - {id: rct-csc, partnership: rhondda-cynon-taf, name: CSC duty, roles: [childrens_social_care, duty_manager], channel: webhook, url: %q, secretEnv: E2E_SECRET_2}
+  - {id: rct-csc, partnership: rhondda-cynon-taf, name: CSC duty, roles: [childrens_social_care, duty_manager], channel: nats}
   - {id: rct-partners, partnership: rhondda-cynon-taf, name: Partners, roles: [school_dsl, health, early_help, youth_justice, housing, education], channel: webhook, url: %q, secretEnv: E2E_SECRET_5}
-`, police.srv.URL, social.srv.URL, others.srv.URL)
+`, police.srv.URL, others.srv.URL)
 	dirFile := filepath.Join(t.TempDir(), "directory.yaml")
 	if err := os.WriteFile(dirFile, []byte(dir), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := s.start(t, "MASH_NOTIFY_DIRECTORY="+dirFile, "E2E_SECRET_1="+fmt.Sprintf("%064d", 1), "E2E_SECRET_2="+fmt.Sprintf("%064d", 2), "E2E_SECRET_5="+fmt.Sprintf("%064d", 5))
+	p := s.start(t, "MASH_NOTIFY_DIRECTORY="+dirFile, "E2E_SECRET_1="+fmt.Sprintf("%064d", 1), "E2E_SECRET_5="+fmt.Sprintf("%064d", 5))
 	code, body, err := s.submit(referrer, erasureReferral(t, "SWP-ERASE-1"))
 	if err != nil || code != 201 {
 		t.Fatalf("submit: %d %s %v", code, body, err)
@@ -123,11 +121,7 @@ agencies:
 	}
 	id := ack.ReferralID
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 
 	// A practitioner decides and closes the case.
 	api := func(token string) apiCall { return apiCall{t, "http://" + s.httpAddr, token} }
@@ -150,7 +144,14 @@ agencies:
 		"lawfulBasis": "UK GDPR Art 6(1)(e); DPA 2018 Sch 1 para 18", "reason": "Risk of significant harm."}); code != 200 {
 		t.Fatalf("authorise sharing: %d %s", code, raw)
 	}
-	waitUntil(t, "deliveries to the police and social care", func() bool { return police.count("ACTION") > 0 && social.count("ACTION") > 0 })
+	waitUntil(t, "deliveries to the police and, on its NATS subject, social care", func() bool {
+		var sent int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM notify.notifications WHERE referral_id = $1 AND agency = 'rct-csc' AND kind = 'ACTION'
+			AND state IN ('DELIVERED', 'ACKNOWLEDGED')`, id).Scan(&sent); err != nil {
+			t.Fatal(err)
+		}
+		return police.count("ACTION") > 0 && sent > 0
+	})
 	code, got, raw := api(practitioner).do("GET", "/v1/cases/"+id, nil)
 	if code != 200 {
 		t.Fatalf("read case: %d %s", code, raw)
@@ -190,6 +191,12 @@ agencies:
 		if !strings.Contains(found, want) {
 			t.Fatalf("before the erasure the scan did not find %s; it found:\n%s", want, found)
 		}
+	}
+
+	// Social care's message rests on the agency stream in clear: the JetStream store holds
+	// the child's name before the erasure.
+	if held := jetStreamHolds(t, filepath.Join(s.dataDir, "jetstream"), personal); len(held) == 0 {
+		t.Fatal("before the erasure no JetStream file holds the child's name or NHS number: the scan after it proves nothing")
 	}
 
 	// A practitioner may not erase; a legal hold refuses a manager, naming it.
@@ -344,6 +351,15 @@ func scanDatabase(ctx context.Context, t *testing.T, pool *pgxpool.Pool, values 
 // scanJetStream searches every file under dir for each value, case-insensitively.
 func scanJetStream(t *testing.T, dir string, values []string) {
 	t.Helper()
+	for _, f := range jetStreamHolds(t, dir, values) {
+		t.Errorf("JetStream %s", f)
+	}
+}
+
+// jetStreamHolds lists which files under dir hold which values ("file <path> holds <value>").
+func jetStreamHolds(t *testing.T, dir string, values []string) []string {
+	t.Helper()
+	var found []string
 	files := 0
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -357,7 +373,7 @@ func scanJetStream(t *testing.T, dir string, values []string) {
 		lower := bytes.ToLower(b)
 		for _, v := range values {
 			if bytes.Contains(lower, []byte(strings.ToLower(v))) {
-				t.Errorf("JetStream file %s holds %q", path, v)
+				found = append(found, fmt.Sprintf("file %s holds %q", path, v))
 			}
 		}
 		return nil
@@ -368,6 +384,7 @@ func scanJetStream(t *testing.T, dir string, values []string) {
 	if files == 0 {
 		t.Fatal("no JetStream files under the data directory")
 	}
+	return found
 }
 
 // mash retention run (without --dry-run) erases exactly the cases due, never one under a
@@ -382,11 +399,7 @@ func TestRetentionRunErasesExactlyTheCasesDue(t *testing.T) {
 	}
 	auditor := strings.TrimSpace(out)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	due1, due2, held, kept := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
 	if _, err := pool.Exec(ctx, `INSERT INTO triage.cases (referral_id, partnership, child_name, state, outcome, received, received_at, closed_at, outcome_note) VALUES
 		($1, 'rct', 'Zephyrine Quillfeather', 4, 1, true, '2027-05-01', '2027-06-01', 'nothing further'),
@@ -447,11 +460,7 @@ func TestServeRunsRetentionWhenEnabled(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	// Closed over two years ago with no further action: due today under the default schedule.
 	due, kept := uuid.NewString(), uuid.NewString()
 	closed := time.Now().AddDate(-3, 0, 0)

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // subjectExport is the part of the subject access document the test reads.
@@ -53,6 +51,9 @@ type subjectExport struct {
 		LegalHolds []struct {
 			Reason, PlacedBy string
 		} `json:"legalHolds"`
+		QualityReviews []struct {
+			Verdict, Reason, Reviewer string
+		} `json:"qualityReviews"`
 		Notifications []struct {
 			ID             string `json:"id"`
 			Agency         string `json:"agency"`
@@ -164,11 +165,7 @@ agencies:
 	// A second referral about the same child (the same NHS number): the child index links it.
 	later := submit(bytes.Replace(example(t), []byte(`"SWP-2026-11-000123"`), []byte(`"SWP-2026-11-000999"`), 1))
 
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	// Decided by a practitioner once the rules have recommended; shared without consent on
 	// a manager's authorisation.
 	waitUntil(t, "the rules' recommendation in triage", func() bool {
@@ -192,6 +189,10 @@ agencies:
 	const holdReason = "Family court order to preserve records"
 	if code, _, raw := asManager.do("POST", "/v1/cases/"+id+"/legal-hold", map[string]any{"reason": holdReason}); code != 200 {
 		t.Fatalf("legal hold: %d %s", code, raw)
+	}
+	const qaReason = "Level 3a: the school's earlier concerns were not weighed"
+	if code, _, raw := asManager.do("POST", "/v1/cases/"+id+"/quality-reviews", map[string]any{"verdict": "DISAGREE", "reason": qaReason}); code != 200 {
+		t.Fatalf("quality review: %d %s", code, raw)
 	}
 	// Police acknowledge the action they were sent on the decision (what they were told on
 	// the recommendation alone was withdrawn when the decision held sharing back for
@@ -333,6 +334,9 @@ agencies:
 	}
 	if len(r.LegalHolds) != 1 || r.LegalHolds[0].Reason != holdReason || r.LegalHolds[0].PlacedBy == "" {
 		t.Fatalf("legal holds: %+v", r.LegalHolds)
+	}
+	if len(r.QualityReviews) != 1 || r.QualityReviews[0].Verdict != "DISAGREE" || r.QualityReviews[0].Reason != qaReason || r.QualityReviews[0].Reviewer == "" {
+		t.Fatalf("quality reviews: %+v", r.QualityReviews)
 	}
 	// Each agency told, in its role, with the fields it was sent, when sent, delivered and
 	// whether acknowledged.

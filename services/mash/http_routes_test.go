@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/auth"
-	"mash/proto/openapi"
-	"mash/services/rules/packs"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/proto/openapi"
+	"github.com/mash-hub/mash/services/rules/packs"
 )
 
 var updateRoutes = flag.Bool("update-routes", false, "rewrite testdata/http_routes.golden from the running system")
@@ -121,6 +121,8 @@ func TestHTTPRoutesAnswerAsBefore(t *testing.T) {
 		{name: "claim", role: pra, method: "POST", path: "/v1/cases/{ref}/claim", contentType: js, body: "{}"},
 		{name: "release", role: pra, method: "POST", path: "/v1/cases/{ref}/release", contentType: js, body: "{}"},
 		{name: "assign missing", role: man, method: "POST", path: "/v1/cases/" + missing + "/assign", contentType: js, body: "{}"},
+		{name: "reassign empty", role: man, method: "POST", path: "/v1/queue/reassign", contentType: js, body: "{}"},
+		{name: "lead professional missing", role: pra, method: "POST", path: "/v1/cases/" + missing + "/lead-professional", contentType: js, body: "{}"},
 		{name: "hold missing", role: man, method: "POST", path: "/v1/cases/" + missing + "/legal-hold", contentType: js, body: "{}"},
 		{name: "lift missing", role: man, method: "POST", path: "/v1/cases/" + missing + "/legal-hold/lift", contentType: js, body: "{}"},
 		{name: "decide empty", role: pra, method: "POST", path: "/v1/cases/{ref}/decide", contentType: js, body: "{}"},
@@ -161,6 +163,60 @@ func TestHTTPRoutesAnswerAsBefore(t *testing.T) {
 		{name: "activity", role: aud, method: "GET", path: "/v1/audit/activity?actor=nobody"},
 		{name: "unusual access", role: aud, method: "GET", path: "/v1/audit/unusual-access?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"},
 		{name: "export", role: aud, method: "GET", path: "/v1/audit/export?referralId=" + missing},
+		{name: "entries bad page", role: aud, method: "GET", path: "/v1/audit/entries?actor=nobody&pageSize=5000&pageToken=x"},
+		{name: "who accessed no key", role: aud, method: "GET", path: "/v1/audit/access"},
+		{name: "export no key", role: aud, method: "GET", path: "/v1/audit/export"},
+		// Routes added after the recording: appended, so the calls above keep their lines.
+		{name: "ack deadlines", role: man, method: "GET", path: "/v1/partnerships/rhondda-cynon-taf/ack-deadlines"},
+		{name: "ack deadlines missing", role: man, method: "GET", path: "/v1/partnerships/no-such-partnership/ack-deadlines"},
+		{name: "set ack deadlines empty", role: man, method: "PUT", path: "/v1/partnerships/rhondda-cynon-taf/ack-deadlines", contentType: js, body: "{}"},
+		{name: "set ack deadlines bad", role: man, method: "PUT", path: "/v1/partnerships/rhondda-cynon-taf/ack-deadlines", contentType: js,
+			body: `{"redAckMinutes": "lots", "deadlines": [{"role": "police", "rag": "RED", "within": "forever"}]}`},
+		{name: "export case empty", role: man, method: "POST", path: "/v1/cases/{ref}/export", contentType: js, body: "{}"},
+		{name: "export missing case", role: man, method: "POST", path: "/v1/cases/" + missing + "/export", contentType: js, body: `{"reason": "SAR-1"}`},
+		{name: "erase empty", role: man, method: "POST", path: "/v1/cases/{ref}/erase", contentType: js, body: "{}"},
+		{name: "erase open case", role: man, method: "POST", path: "/v1/cases/{ref}/erase", contentType: js, body: `{"reason": "retention ended"}`},
+		{name: "quality review empty", role: man, method: "POST", path: "/v1/cases/{ref}/quality-reviews", contentType: js, body: "{}"},
+		{name: "quality review undecided", role: man, method: "POST", path: "/v1/cases/{ref}/quality-reviews", contentType: js, body: `{"verdict": "AGREE"}`},
+		{name: "quality sample", role: man, method: "GET", path: "/v1/quality/sample?partnership=rhondda-cynon-taf"},
+		{name: "quality reviews", role: man, method: "GET", path: "/v1/quality/reviews?referralId={ref}"},
+		{name: "quality agreement", role: man, method: "GET", path: "/v1/quality/agreement?partnership=rhondda-cynon-taf"},
+		{name: "search", role: pra, method: "GET", path: "/v1/search?q=Alex&reason=routes", settle: `"childId"`},
+		{name: "search no query", role: pra, method: "GET", path: "/v1/search"},
+		{name: "child missing", role: pra, method: "GET", path: "/v1/children/" + missing},
+		{name: "merge children empty", role: pra, method: "POST", path: "/v1/children/" + missing + "/merge", contentType: js, body: "{}"},
+		{name: "merge missing child", role: pra, method: "POST", path: "/v1/children/" + missing + "/merge", contentType: js,
+			body: `{"intoChildId": "0192a3b4-0000-7000-8000-00000000fffe", "reason": "same child"}`},
+		{name: "unmerge empty", role: pra, method: "POST", path: "/v1/child-merges/" + missing + "/unmerge", contentType: js, body: "{}"},
+		{name: "unmerge missing", role: pra, method: "POST", path: "/v1/child-merges/" + missing + "/unmerge", contentType: js, body: `{"reason": "not the same child"}`},
+		{name: "link empty", role: pra, method: "POST", path: "/v1/cases/{ref}/child:link", contentType: js, body: "{}"},
+		{name: "link missing child", role: pra, method: "POST", path: "/v1/cases/{ref}/child:link", contentType: js, body: `{"childId": "` + missing + `", "reason": "same child"}`},
+		{name: "unlink empty", role: pra, method: "POST", path: "/v1/cases/" + missing + "/child:unlink", contentType: js, body: "{}"},
+		{name: "unlink missing case", role: pra, method: "POST", path: "/v1/cases/" + missing + "/child:unlink", contentType: js, body: `{"reason": "wrong child"}`},
+	}
+
+	// Every API route the server registers is called: a route added without a call here
+	// would change its answers unseen.
+	called := http.NewServeMux()
+	for _, rt := range ip.sys.srv.Routes() {
+		if !rt.Public {
+			called.HandleFunc(rt.Pattern, func(http.ResponseWriter, *http.Request) {})
+		}
+	}
+	calledPatterns := map[string]bool{}
+	for _, c := range calls {
+		req, err := http.NewRequest(c.method, strings.ReplaceAll(c.path, "{ref}", missing), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, pattern := called.Handler(req); pattern != "" {
+			calledPatterns[pattern] = true
+		}
+	}
+	for _, rt := range ip.sys.srv.Routes() {
+		if !rt.Public && !calledPatterns[rt.Pattern] {
+			t.Errorf("HTTP route %s is not called: add a representative call", rt.Pattern)
+		}
 	}
 
 	var refID string
@@ -191,6 +247,9 @@ func TestHTTPRoutesAnswerAsBefore(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // waiting for the event that makes the route answer
 		}
 		got = append(got, fmt.Sprintf("%s: %s %s -> %s", c.name, c.method, c.path, line))
+		if bad := snakeFields(line); len(bad) > 0 {
+			t.Errorf("%s names fields %v: error fields take their JSON (lowerCamelCase) names", c.name, bad)
+		}
 	}
 	// The contract of the routes, for integrators without a credential yet.
 	resp, err := http.Get("http://" + ip.httpAddr + "/openapi.json")
@@ -328,4 +387,42 @@ func shape(v any) string {
 		return "null"
 	}
 	return "?"
+}
+
+// TestErrorFieldsAreLowerCamelCase walks the recorded answers: every field an error names is
+// the field's JSON name (referralId, not referral_id), over HTTP as over gRPC (both carry
+// the same google.rpc.BadRequest), so the names cannot drift between services again.
+func TestErrorFieldsAreLowerCamelCase(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "http_routes.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		if strings.Contains(line, " fields=[") {
+			n++
+		}
+		if bad := snakeFields(line); len(bad) > 0 {
+			t.Errorf("the golden answer names fields %v: %s", bad, line)
+		}
+	}
+	if n == 0 {
+		t.Fatal("the golden file records no error fields: the walk checks nothing")
+	}
+}
+
+// snakeFields returns the fields a golden line's error names (fields=[a b.c d[0].e]) that
+// hold an underscore.
+func snakeFields(line string) []string {
+	i := strings.Index(line, " fields=[")
+	if i < 0 || !strings.HasSuffix(line, "]") {
+		return nil
+	}
+	var bad []string
+	for f := range strings.FieldsSeq(line[i+len(" fields=[") : len(line)-1]) {
+		if strings.Contains(f, "_") {
+			bad = append(bad, f)
+		}
+	}
+	return bad
 }

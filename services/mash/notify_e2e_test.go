@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/channel"
 )
 
 // agencyEndpoint is one agency's webhook receiver: it verifies each signature and keeps
@@ -143,16 +141,24 @@ agencies:
 	}
 	// A practitioner decides; then the referrer hears the decision and the others named act.
 	api := apiCall{t, "http://" + s.httpAddr, practitioner}
-	var claimed map[string]any
 	var raw string
 	poll(time.Until(deadline), func() bool { // the case reaches triage's read model shortly
-		code, claimed, raw = api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
+		code, _, raw = api.do("POST", "/v1/cases/"+ack.ReferralID+"/claim", map[string]any{})
 		return code != 404
 	})
 	if code != 200 {
 		t.Fatalf("claim: %d %s", code, raw)
 	}
-	code, decided, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/decide", map[string]any{"expectedVersion": str(claimed, "case", "version"),
+	// The case may reach triage before its recommendation does (each is its own event); a
+	// practitioner decides on the recommendation, so wait for it and decide on that version.
+	var current map[string]any
+	if !poll(time.Until(deadline), func() bool {
+		_, current, _ = api.do("GET", "/v1/cases/"+ack.ReferralID, nil)
+		return str(current, "case", "state") == "AWAITING_DECISION"
+	}) {
+		t.Fatalf("the case never awaited a decision: %v", current)
+	}
+	code, decided, raw := api.do("POST", "/v1/cases/"+ack.ReferralID+"/decide", map[string]any{"expectedVersion": str(current, "case", "version"),
 		"confirm": true, "reason": "Agreed: strategy discussion today."})
 	if code != 200 || !strings.Contains(str(decided, "case", "sharingHeld"), "consent not sought") {
 		t.Fatalf("decide: %d %s, want the case to say sharing is held back for consent", code, raw)
@@ -190,11 +196,7 @@ agencies:
 		t.Fatalf("deliveries: police %v, social care %v, school %v", police.kinds, social.kinds, school.kinds)
 	}
 	// The audit log holds a sent and a delivered entry for each delivery.
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	var delivered, failed int
 	deadline = time.Now().Add(20 * time.Second)
 	for {

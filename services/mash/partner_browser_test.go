@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"mash/services/console/browsertest"
+	"github.com/mash-hub/mash/services/console/browsertest"
 )
 
 // smtpSink is a mail relay on loopback that keeps every message it is given, as the
@@ -257,11 +255,7 @@ agencies:
 		t.Fatalf("the request's answer: %s", raw)
 	}
 	// Each read of a message the partner was sent is on the audit trail, in its name.
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	waitUntil(t, "the partner's reads on the audit trail", func() bool {
 		var n int
 		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM audit.entries

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/auth"
-	"mash/services/console"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/services/console"
 )
 
 // Hub staff see and work only the partnerships they serve, through every service: the

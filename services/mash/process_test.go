@@ -19,24 +19,24 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"mash/pkg/auth"
-	"mash/pkg/busauth"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/testport"
-	"mash/services/audit"
-	auditstore "mash/services/audit/store"
-	"mash/services/console"
-	consolestore "mash/services/console/store"
-	"mash/services/intake"
-	"mash/services/intake/store"
-	"mash/services/notify"
-	notifystore "mash/services/notify/store"
-	"mash/services/rules"
-	"mash/services/rules/packs"
-	rulesstore "mash/services/rules/store"
-	"mash/services/triage"
-	triagestore "mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/testport"
+	"github.com/mash-hub/mash/services/audit"
+	auditstore "github.com/mash-hub/mash/services/audit/store"
+	"github.com/mash-hub/mash/services/console"
+	consolestore "github.com/mash-hub/mash/services/console/store"
+	"github.com/mash-hub/mash/services/intake"
+	"github.com/mash-hub/mash/services/intake/store"
+	"github.com/mash-hub/mash/services/notify"
+	notifystore "github.com/mash-hub/mash/services/notify/store"
+	"github.com/mash-hub/mash/services/rules"
+	"github.com/mash-hub/mash/services/rules/packs"
+	rulesstore "github.com/mash-hub/mash/services/rules/store"
+	"github.com/mash-hub/mash/services/triage"
+	triagestore "github.com/mash-hub/mash/services/triage/store"
 )
 
 // mashBinary is built once per test run, with the failpoint tag when the tests have it.
@@ -378,4 +378,16 @@ func (s *system) busOperator(t *testing.T) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// pool connects to the system's database for the test's own reads and writes; it is closed
+// when the test ends.
+func (s *system) pool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/failpoint"
+	"github.com/mash-hub/mash/pkg/failpoint"
 )
 
 // The broker acknowledges an event and then loses it (the relay.lose failpoint marks it
@@ -58,11 +57,7 @@ agencies:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	deadline := time.Now().Add(40 * time.Second)
 	for {
 		var decisions, notified, decided, reconciled, police int
@@ -136,11 +131,7 @@ func TestReconcilerRestoresMissingAuditEntries(t *testing.T) {
 	}
 	_ = json.Unmarshal([]byte(body), &ack)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	count := func(q string) int {
 		var n int
 		if err := pool.QueryRow(ctx, q, ack.ReferralID).Scan(&n); err != nil {
@@ -225,11 +216,7 @@ func TestReconcilerRestoresEventDeletedFromStream(t *testing.T) {
 	}
 	intakeOnly.stop(t)
 	s.start(t, env...)
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	deadline = time.Now().Add(40 * time.Second)
 	for {
 		var decisions, decided, audited, notifications int

@@ -9,16 +9,16 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/auth"
-	"mash/pkg/busauth"
-	"mash/pkg/events"
-	"mash/pkg/server"
-	"mash/services/audit"
-	"mash/services/console"
-	"mash/services/intake"
-	"mash/services/notify"
-	"mash/services/rules"
-	"mash/services/triage"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/services/audit"
+	"github.com/mash-hub/mash/services/console"
+	"github.com/mash-hub/mash/services/intake"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/rules"
+	"github.com/mash-hub/mash/services/triage"
 )
 
 // A service is one capability of the hub: it owns a schema, registers its APIs and runs its
@@ -85,7 +85,7 @@ var modules = map[string]module{
 		build: func(p *plumbing) (service, error) {
 			return triage.New(triage.Deps{Pool: p.poolOf("triage"), JS: p.jsOf("triage"), Calendar: p.calendar, Log: p.log.Named("triage"), Events: p.eventMetrics,
 				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Peers: p.peers, ClaimTimeout: p.claimTimeout, Cipher: p.cipher,
-				Retention: p.retention})
+				Retention: p.retention, QualitySamplePercent: p.qaPercent, Staff: p.auth})
 		},
 	},
 	"rules": {

@@ -10,9 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/config"
-	"mash/services/triage"
-	triagestore "mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/config"
+	"github.com/mash-hub/mash/services/triage"
+	triagestore "github.com/mash-hub/mash/services/triage/store"
 )
 
 // retentionCommand lists the closed cases their retention schedule says are due for

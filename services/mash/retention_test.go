@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // mash retention run --dry-run prints the cases due with their rule and changes nothing.
@@ -18,11 +17,7 @@ func TestRetentionDryRunListsTheCasesDue(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	due, kept := uuid.NewString(), uuid.NewString()
 	if _, err := pool.Exec(ctx, `INSERT INTO triage.cases (referral_id, partnership, state, outcome, received, received_at, closed_at) VALUES
 		($1, 'rct', 4, 1, true, '2027-05-01', '2027-06-01'), ($2, 'rct', 4, 4, true, '2027-05-01', '2027-06-01')`, due, kept); err != nil {
@@ -117,11 +112,7 @@ func TestCasesHoldAndUnholdThroughTheAPI(t *testing.T) {
 		t.Fatalf("second unhold: exit %d, %s", code, errOut)
 	}
 	// Both acts reach the audit trail over the bus, sealed on the way.
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		var n int

@@ -6,10 +6,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/auth"
-	"mash/pkg/casekeys"
-	"mash/pkg/db"
-	auditstore "mash/services/audit/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/casekeys"
+	"github.com/mash-hub/mash/pkg/db"
+	auditstore "github.com/mash-hub/mash/services/audit/store"
 )
 
 // serviceRole is the database login a service runs as when each has its own

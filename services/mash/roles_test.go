@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/auth"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
 )
 
 // createLogins makes every service's login role as CloudNativePG's managed roles would.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A referral that went through intake, rules, triage, notify and the audit log rests, outside
@@ -27,11 +26,7 @@ func TestReferralRestsSealedOutsideItsServices(t *testing.T) {
 		t.Fatalf("submit: %d %s %v", code, body, err)
 	}
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	// Recommended, and both events (received, recommended) in the audit log, decrypted there.
 	deadline := time.Now().Add(30 * time.Second)
 	for {

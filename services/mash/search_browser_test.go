@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"mash/services/console/browsertest"
+	"github.com/mash-hub/mash/services/console/browsertest"
 )
 
 // A practitioner finds a child by a misspelt name in the console of the real binary, in

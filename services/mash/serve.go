@@ -18,21 +18,21 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"mash/pkg/auth"
-	"mash/pkg/busauth"
-	"mash/pkg/calendar"
-	"mash/pkg/casekeys"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	mashlog "mash/pkg/log"
-	"mash/pkg/peers"
-	apiserver "mash/pkg/server"
-	"mash/pkg/tlsconf"
-	"mash/pkg/tracing"
-	"mash/proto/openapi"
-	"mash/services/audit"
-	"mash/services/console"
-	"mash/services/triage"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/casekeys"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	mashlog "github.com/mash-hub/mash/pkg/log"
+	"github.com/mash-hub/mash/pkg/peers"
+	apiserver "github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tracing"
+	"github.com/mash-hub/mash/proto/openapi"
+	"github.com/mash-hub/mash/services/audit"
+	"github.com/mash-hub/mash/services/console"
+	"github.com/mash-hub/mash/services/triage"
 )
 
 // plumbing is what services share in one process.
@@ -62,6 +62,7 @@ type plumbing struct {
 	notify       notifyConfig
 	claimTimeout time.Duration
 	retention    triage.RetentionConfig
+	qaPercent    int
 	reconcile    events.ReconcilerConfig
 	// now is every service's clock: nil for the wall clock; mash demo runs the services on
 	// a simulated one to write a believable past.
@@ -156,7 +157,7 @@ type system struct {
 // startSystem connects to Postgres (migrating when configured) and NATS, and builds every
 // service of cfg on a clock: now, or the wall clock when nil. The caller closes it.
 func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func() time.Time) (sys *system, err error) {
-	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout, retention: cfg.Retention,
+	p := &plumbing{log: log, registry: prometheus.NewRegistry(), audit: cfg.Audit, console: cfg.Console, notify: cfg.Notify, reconcile: cfg.Reconcile, claimTimeout: cfg.ClaimTimeout, retention: cfg.Retention, qaPercent: cfg.QualitySamplePercent,
 		now: now, pools: map[string]*pgxpool.Pool{}}
 	defer func() {
 		if err != nil {

@@ -16,16 +16,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"mash/pkg/busauth"
-	"mash/pkg/events"
-	"mash/pkg/testport"
-	"mash/pkg/tlsconf/tlsconftest"
-	"mash/services/audit"
-	"mash/services/console"
-	"mash/services/intake"
-	"mash/services/notify"
-	"mash/services/rules"
-	"mash/services/triage"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/testport"
+	"github.com/mash-hub/mash/pkg/tlsconf/tlsconftest"
+	"github.com/mash-hub/mash/services/audit"
+	"github.com/mash-hub/mash/services/console"
+	"github.com/mash-hub/mash/services/intake"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/rules"
+	"github.com/mash-hub/mash/services/triage"
 )
 
 func TestBadConfigFailsNamingTheSetting(t *testing.T) {
@@ -50,6 +50,7 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--database-url", "mysql://x"}, "DATABASE_URL"},
 		{[]string{"serve", "--log-level", "loud"}, "MASH_LOG_LEVEL"},
 		{[]string{"serve", "--claim-timeout", "10s"}, "MASH_CLAIM_TIMEOUT"},
+		{[]string{"serve", "--qa-sample-percent", "0"}, "MASH_QA_SAMPLE_PERCENT"},
 		{[]string{"serve", "--peers", "rules"}, "MASH_PEERS"},
 		{[]string{"serve", "--peers", "telepathy=host:9090"}, "MASH_PEERS"},
 		{[]string{"serve", "--rate-credential", "fast"}, "MASH_RATE_CREDENTIAL"},

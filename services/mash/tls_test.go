@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mash/pkg/busauth"
-	"mash/pkg/tlsconf"
-	"mash/pkg/tlsconf/tlsconftest"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tlsconf/tlsconftest"
 )
 
 // One process with certificates and mutual TLS: HTTP, gRPC and the embedded NATS listener

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/testport"
+	"github.com/mash-hub/mash/pkg/testport"
 )
 
 // topologies are the two shapes the end-to-end tests run against: every service in one

@@ -20,9 +20,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"mash/pkg/auth"
-	"mash/pkg/tracing"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/tracing"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // eventually polls cond until it holds or 30 seconds pass, failing the test naming what

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A practitioner works a referral from the queue to its outcome through every service:
@@ -128,7 +126,7 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 		t.Fatalf("alice claims bob's case: %d %s, want 409 naming the claim", code, raw)
 	}
 	// A misspelt filter is refused by name, never silently ignored.
-	if code, _, raw := asAlice.do("GET", "/v1/queue?states=DECIDED", nil); code != 400 || !strings.Contains(raw, "states") {
+	if code, _, raw := asAlice.do("GET", "/v1/queue?stat=DECIDED", nil); code != 400 || !strings.Contains(raw, `"stat"`) || !strings.Contains(raw, "is not a parameter") {
 		t.Fatalf("queue with an unknown parameter: %d %s, want 400 naming it", code, raw)
 	}
 	if code, _, _ := asReferrer.do("GET", "/v1/queue", nil); code != 403 {
@@ -198,11 +196,7 @@ func testCaseworkThroughEveryService(t *testing.T, s *system) {
 	}
 
 	// The trail names who claimed, decided and closed, and the decision is Alice's.
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := s.pool(t)
 	want := []string{"mash.case.claimed", "mash.case.released", "mash.case.decided", "mash.decision.made", "mash.case.closed", "mash.disagreement.raised"}
 	deadline = time.Now().Add(30 * time.Second)
 	for {

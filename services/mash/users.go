@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/adminact"
-	"mash/pkg/auth"
-	"mash/pkg/config"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/console"
+	"github.com/mash-hub/mash/pkg/adminact"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/config"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/console"
 )
 
 // users manages the console's local accounts (for demos and hubs without an identity
@@ -119,11 +118,9 @@ func users(ctx context.Context, args []string) error {
 				ag = console.DefaultAgency
 			}
 		}
-		if err := console.CreateLocalAccountOfKind(ctx, pool, cfg, *username, *name, auth.Role(*role), ag, kd, pw, strings.Split(*partnerships, ",")...); err != nil {
+		if err := console.CreateLocalAccountOfKind(ctx, pool, cfg, *username, *name, auth.Role(*role), ag, kd, pw, strings.Split(*partnerships, ","),
+			recordAct(ctx, cliAct(eventsv1.SubjectAdminUser, "create", *username, "role "+*role))); err != nil {
 			return fmt.Errorf("create user %s: %w", *username, err)
-		}
-		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "create", *username, "role "+*role)); err != nil {
-			return err
 		}
 		shown(fmt.Sprintf("created %s user %s of %s", *role, *username, ag), pw, generated)
 		return nil
@@ -135,10 +132,8 @@ func users(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := console.ResetLocalPassword(ctx, pool, cfg, rest[0], pw); err != nil {
-			return err
-		}
-		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "password", rest[0], "password reset; sessions ended")); err != nil {
+		if err := console.ResetLocalPassword(ctx, pool, cfg, rest[0], pw,
+			recordAct(ctx, cliAct(eventsv1.SubjectAdminUser, "password", rest[0], "password reset; sessions ended"))); err != nil {
 			return err
 		}
 		shown("set a new password for "+rest[0]+" and ended its sessions", pw, generated)
@@ -147,12 +142,11 @@ func users(ctx context.Context, args []string) error {
 		if len(rest) != 1 {
 			return usage
 		}
-		was, err := console.ChangeLocalRole(ctx, pool, rest[0], auth.Role(*role), strings.Split(*partnerships, ","))
+		was, err := console.ChangeLocalRole(ctx, pool, rest[0], auth.Role(*role), strings.Split(*partnerships, ","), func(tx pgx.Tx, was string) error {
+			detail := fmt.Sprintf("role %s to %s, partnerships %s; sessions ended", was, *role, *partnerships)
+			return recordAct(ctx, cliAct(eventsv1.SubjectAdminUser, "role", rest[0], detail))(tx)
+		})
 		if err != nil {
-			return err
-		}
-		detail := fmt.Sprintf("role %s to %s, partnerships %s; sessions ended", was, *role, *partnerships)
-		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "role", rest[0], detail)); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "changed the role of %s from %s to %s and ended its sessions\n", rest[0], was, *role)
@@ -161,11 +155,8 @@ func users(ctx context.Context, args []string) error {
 		if len(rest) != 1 {
 			return usage
 		}
-		if err := console.DisableLocalAccount(ctx, pool, rest[0]); err != nil {
+		if err := console.DisableLocalAccount(ctx, pool, rest[0], recordAct(ctx, cliAct(eventsv1.SubjectAdminUser, "disable", rest[0], "sessions ended"))); err != nil {
 			return fmt.Errorf("disable user %s: %w", rest[0], err)
-		}
-		if err := recordCLIAct(ctx, pool, cliAct(eventsv1.SubjectAdminUser, "disable", rest[0], "sessions ended")); err != nil {
-			return err
 		}
 		fmt.Fprintf(os.Stderr, "disabled user %s and ended its sessions\n", rest[0])
 		return nil
@@ -173,13 +164,14 @@ func users(ctx context.Context, args []string) error {
 	return usage
 }
 
-// recordCLIAct writes a user change to the auth outbox for the trail. The console's account
-// functions commit the change themselves, so the act is written just after: were the
-// command killed between the two, the change would stand without its entry, and the
-// command reports the failure to record.
-func recordCLIAct(ctx context.Context, pool *pgxpool.Pool, a adminact.Act) error {
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return adminact.Insert(ctx, tx, auth.Schema, a, time.Now()) }); err != nil {
-		return fmt.Errorf("the change is made but could not be put on the audit trail: %w", err)
+// recordAct writes a user change's act to the auth outbox, for the trail, in the
+// transaction that makes the change: the two commit together, so a command killed half-way
+// leaves neither, and an act that cannot be written undoes the change.
+func recordAct(ctx context.Context, a adminact.Act) console.Then {
+	return func(tx pgx.Tx) error {
+		if err := adminact.Insert(ctx, tx, auth.Schema, a, time.Now()); err != nil {
+			return fmt.Errorf("%s.%s %s: not made, as it could not be put on the audit trail: %w", a.Area(), a.Verb, a.Target, err)
+		}
+		return nil
 	}
-	return nil
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"mash/pkg/events"
-	"mash/pkg/text"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/text"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // AckSubjects is where agencies on the bus acknowledge: mash.notify.<agency>.ack with a JSON
@@ -36,7 +37,7 @@ type ackListener struct {
 }
 
 func (l *ackListener) run(ctx context.Context) error {
-	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
+	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.AgencyStreamName, jetstream.ConsumerConfig{
 		Durable: acksDurable, FilterSubject: AckSubjects, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
 		BackOff: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
@@ -61,30 +62,30 @@ func (l *ackListener) handle(ctx context.Context, msg jetstream.Msg) {
 	agency := agencyOfAckSubject(msg.Subject())
 	var body BusAck
 	if err := json.Unmarshal(msg.Data(), &body); err != nil || body.NotificationID == "" {
-		l.reject(msg, agency, "", "body is not {\"notificationId\": \"...\"}")
+		l.reject(ctx, msg, agency, "", "body is not {\"notificationId\": \"...\"}")
 		return
 	}
 	// The API refuses such a note naming the field; the bus refuses it too, rather than let
 	// the store fail on it delivery after delivery.
 	if p := text.Problem(body.NotificationID, false); p != "" {
-		l.reject(msg, agency, "", "notificationId "+p)
+		l.reject(ctx, msg, agency, "", "notificationId "+p)
 		return
 	}
 	if p := text.Problem(body.Note, true); p != "" {
-		l.reject(msg, agency, body.NotificationID, "note "+p)
+		l.reject(ctx, msg, agency, body.NotificationID, "note "+p)
 		return
 	}
 	n, err := l.svc.store.Get(ctx, body.NotificationID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		l.reject(msg, agency, body.NotificationID, "no such notification")
+		l.reject(ctx, msg, agency, body.NotificationID, "no such notification")
 		return
 	case err != nil:
 		l.log.Error("read notification for bus acknowledgement", zap.String("notification_id", body.NotificationID), zap.Error(err))
 		_ = msg.NakWithDelay(5 * time.Second)
 		return
 	case n.Agency != agency:
-		l.reject(msg, agency, body.NotificationID, "the notification was sent to another agency")
+		l.reject(ctx, msg, agency, body.NotificationID, "the notification was sent to another agency")
 		return
 	}
 	if _, _, err := l.svc.Acknowledge(ctx, n.ID, agencyActor(agency, "bus"), truncate(body.Note, 500)); err != nil {
@@ -92,13 +93,23 @@ func (l *ackListener) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(5 * time.Second)
 		return
 	}
+	// Its note rests on the agency stream in clear: recorded, so the case's erasure deletes
+	// it (at once when the case is erased already).
+	if place := agencyMessagePlace(msg); place.Seq > 0 {
+		if err := l.svc.noteAgencyMessage(ctx, n, channel.Receipt{Stream: place.Stream, Sequence: place.Seq}, false); err != nil {
+			l.log.Error("record where a bus acknowledgement rests", zap.String("notification_id", n.ID), zap.Error(err))
+			_ = msg.NakWithDelay(5 * time.Second)
+			return
+		}
+	}
 	_ = msg.DoubleAck(ctx)
 }
 
 // reject drops an acknowledgement that can never apply, saying why in the log (ids only).
-func (l *ackListener) reject(msg jetstream.Msg, agency, id, why string) {
+func (l *ackListener) reject(ctx context.Context, msg jetstream.Msg, agency, id, why string) {
 	l.svc.metrics.ackRejected.Inc()
 	l.log.Warn("bus acknowledgement rejected", zap.String("agency", agency), zap.String("notification_id", id), zap.String("reason", why))
+	l.svc.dropRefused(ctx, msg, l.log)
 	_ = msg.TermWithReason(why)
 }
 

@@ -15,12 +15,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // hubStaff reports whether the caller works in the hub: hub staff see every agency's
@@ -56,18 +58,36 @@ func (a *grpcAPI) ListAgencies(ctx context.Context, req *notifyv1.ListAgenciesRe
 	return out, nil
 }
 
+// agencyRequestViolations is PutAgency's check of its request, with ag the agency it puts
+// (normalised, with its secret's presence).
+func agencyRequestViolations(req *notifyv1.PutAgencyRequest, ag directory.Agency) []apierr.Violation {
+	var vs []apierr.Violation
+	if strings.TrimSpace(req.GetReason()) == "" {
+		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: the directory's change log says why"})
+	}
+	for _, pr := range ag.Check() {
+		vs = append(vs, apierr.Violation{Field: "agency." + protoField(pr.Field), Reason: pr.Reason})
+	}
+	return vs
+}
+
+// checkPutAgency is PutAgency's check of a request whose body could not be fully read: the
+// agency is taken to have a secret, since whether the directory holds one is not the
+// body's to say.
+func checkPutAgency(req *notifyv1.PutAgencyRequest) []apierr.Violation {
+	ag := agencyFromProto(req.GetAgency())
+	ag.Normalise()
+	ag.Secret = make([]byte, directory.MinSecretBytes)
+	return agencyRequestViolations(req, ag)
+}
+
 func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest) (*notifyv1.PutAgencyResponse, error) {
 	id, err := server.Require(ctx, auth.ChangeDirectory)
 	if err != nil {
 		return nil, err
 	}
-	p := req.GetAgency()
-	ag := agencyFromProto(p)
+	ag := agencyFromProto(req.GetAgency())
 	ag.Normalise()
-	var vs []apierr.Violation
-	if strings.TrimSpace(req.GetReason()) == "" {
-		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: the directory's change log says why"})
-	}
 	var secret string
 	if req.GetRotateSecret() {
 		b := make([]byte, 32)
@@ -80,10 +100,7 @@ func (a *grpcAPI) PutAgency(ctx context.Context, req *notifyv1.PutAgencyRequest)
 		// Only its presence matters to the checks below; the secret itself stays sealed.
 		ag.Secret = make([]byte, directory.MinSecretBytes)
 	}
-	for _, pr := range ag.Check() {
-		vs = append(vs, apierr.Violation{Field: "agency." + protoField(pr.Field), Reason: pr.Reason})
-	}
-	if len(vs) > 0 {
+	if vs := agencyRequestViolations(req, ag); len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
 	if err := checkDirectoryScope(id, ag.Partnership); err != nil {
@@ -157,9 +174,20 @@ func (a *grpcAPI) ListDirectoryChanges(ctx context.Context, req *notifyv1.ListDi
 }
 
 // checkChangeID refuses an id that is not a UUID, naming the field.
-func checkChangeID(id string) error {
+func checkChangeID(id string) []apierr.Violation {
 	if _, err := uuid.Parse(id); err != nil {
-		return apierr.Invalid([]apierr.Violation{{Field: "changeId", Reason: "must be a directory change id (UUID)"}})
+		return []apierr.Violation{{Field: "changeId", Reason: "must be a directory change id (UUID)"}}
+	}
+	return nil
+}
+
+// checkApprove is ApproveDirectoryChange's check of its request.
+func checkApprove(req *notifyv1.ApproveDirectoryChangeRequest) []apierr.Violation {
+	if vs := checkChangeID(req.GetChangeId()); len(vs) > 0 {
+		return vs
+	}
+	if len(req.GetReason()) > 500 {
+		return []apierr.Violation{{Field: "reason", Reason: "must be at most 500 characters"}}
 	}
 	return nil
 }
@@ -169,11 +197,8 @@ func (a *grpcAPI) ApproveDirectoryChange(ctx context.Context, req *notifyv1.Appr
 	if err != nil {
 		return nil, err
 	}
-	if err := checkChangeID(req.GetChangeId()); err != nil {
-		return nil, err
-	}
-	if len(req.GetReason()) > 500 {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "must be at most 500 characters"}})
+	if vs := checkApprove(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	p, stored, err := a.svc.ApproveChange(ctx, req.GetChangeId(), req.GetAgencyId(),
 		decider{id: id, from: auth.ClientAddress(ctx), reason: strings.TrimSpace(req.GetReason())})
@@ -183,18 +208,26 @@ func (a *grpcAPI) ApproveDirectoryChange(ctx context.Context, req *notifyv1.Appr
 	return &notifyv1.ApproveDirectoryChangeResponse{Change: changeToProto(p), Agency: agencyToProto(stored)}, nil
 }
 
+// checkReject is RejectDirectoryChange's check of its request.
+func checkReject(req *notifyv1.RejectDirectoryChangeRequest) []apierr.Violation {
+	if vs := checkChangeID(req.GetChangeId()); len(vs) > 0 {
+		return vs
+	}
+	if reason := strings.TrimSpace(req.GetReason()); reason == "" || len(reason) > 500 {
+		return []apierr.Violation{{Field: "reason", Reason: "is required (at most 500 characters): say why the change is refused"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) RejectDirectoryChange(ctx context.Context, req *notifyv1.RejectDirectoryChangeRequest) (*notifyv1.RejectDirectoryChangeResponse, error) {
 	id, err := server.Require(ctx, auth.ChangeDirectory)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkChangeID(req.GetChangeId()); err != nil {
-		return nil, err
+	if vs := checkReject(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	reason := strings.TrimSpace(req.GetReason())
-	if reason == "" || len(reason) > 500 {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required (at most 500 characters): say why the change is refused"}})
-	}
 	p, err := a.svc.RejectChange(ctx, req.GetChangeId(), req.GetAgencyId(), decider{id: id, from: auth.ClientAddress(ctx), reason: reason})
 	if err != nil {
 		return nil, decisionError(err)
@@ -326,6 +359,22 @@ func (a *grpcAPI) ListNotifications(ctx context.Context, req *notifyv1.ListNotif
 		last := ns[len(ns)-1]
 		out.NextPageToken = encodeToken(last)
 	}
+	if len(ns) > 0 {
+		// A page tells what was shared about whom: one access entry per page, naming each
+		// referral it shows once (notify holds no child record; the referral names it).
+		var listed []access.Listed
+		seen := map[string]bool{}
+		for _, n := range ns {
+			if !seen[n.ReferralID] {
+				seen[n.ReferralID] = true
+				listed = append(listed, access.Listed{ReferralID: n.ReferralID})
+			}
+		}
+		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessNotification,
+			Action: "ListNotifications", Listed: listed}, a.svc.now()); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range ns {
 		out.Notifications = append(out.Notifications, notificationToProto(n, nil))
 	}
@@ -385,12 +434,27 @@ func (a *grpcAPI) GetNotification(ctx context.Context, req *notifyv1.GetNotifica
 	if err != nil {
 		return nil, err
 	}
+	// The share record says what was shared about the case, and why: its read is traced,
+	// committed before it leaves, as a read of the message is.
+	if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessNotification,
+		Action: "GetNotification", Partnership: n.Partnership, ReferralID: n.ReferralID}, a.svc.now()); err != nil {
+		return nil, err
+	}
 	return &notifyv1.GetNotificationResponse{Notification: notificationToProto(n, history)}, nil
 }
 
 // caller is the API's caller as an event's actor, in the role they called with.
 func caller(id auth.Identity) auth.Actor {
 	return auth.Actor{ID: id.Actor(), Role: string(id.Role), Agency: id.Agency}
+}
+
+// checkAcknowledge is AcknowledgeNotification's check of its request that needs no
+// notification: whether a note is required depends on whose the notification is.
+func checkAcknowledge(req *notifyv1.AcknowledgeNotificationRequest) []apierr.Violation {
+	if len(strings.TrimSpace(req.GetNote())) > 500 {
+		return []apierr.Violation{{Field: "note", Reason: "must be at most 500 characters"}}
+	}
+	return nil
 }
 
 func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.AcknowledgeNotificationRequest) (*notifyv1.AcknowledgeNotificationResponse, error) {
@@ -402,10 +466,10 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 	if err != nil {
 		return nil, err
 	}
-	note := strings.TrimSpace(req.GetNote())
-	if len(note) > 500 {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "note", Reason: "must be at most 500 characters"}})
+	if vs := checkAcknowledge(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
+	note := strings.TrimSpace(req.GetNote())
 	if n.Agency != id.Agency {
 		if !id.Can(auth.AcknowledgeOnBehalf) {
 			return nil, apierr.PermissionDenied(fmt.Sprintf("only agency %s (or a manager on its behalf) may acknowledge this notification", n.Agency))
@@ -424,16 +488,24 @@ func (a *grpcAPI) AcknowledgeNotification(ctx context.Context, req *notifyv1.Ack
 	return &notifyv1.AcknowledgeNotificationResponse{Notification: notificationToProto(n, nil), AlreadyAcknowledged: already}, nil
 }
 
+// checkRetry is RetryNotification's check of its request.
+func checkRetry(req *notifyv1.RetryNotificationRequest) []apierr.Violation {
+	if _, err := uuid.Parse(req.GetNotificationId()); err != nil {
+		return []apierr.Violation{{Field: "notificationId", Reason: "must be a notification id (UUID)"}}
+	}
+	if strings.TrimSpace(req.GetReason()) == "" {
+		return []apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNotificationRequest) (*notifyv1.RetryNotificationResponse, error) {
 	id, err := server.Require(ctx, auth.RetryNotifications)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := uuid.Parse(req.GetNotificationId()); err != nil {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "notificationId", Reason: "must be a notification id (UUID)"}})
-	}
-	if strings.TrimSpace(req.GetReason()) == "" {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "reason", Reason: "is required: say what was fixed"}})
+	if vs := checkRetry(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	// Another partnership's notification is not found.
 	if _, err := a.visible(ctx, id, req.GetNotificationId()); err != nil {
@@ -456,7 +528,7 @@ func (a *grpcAPI) RetryNotification(ctx context.Context, req *notifyv1.RetryNoti
 func agencyFromProto(p *notifyv1.Agency) directory.Agency {
 	a := directory.Agency{ID: p.GetId(), Partnership: p.GetPartnership(), Name: p.GetName(), Roles: p.GetRoles(), URL: p.GetUrl(),
 		Email: p.GetEmail(), HoursStart: p.GetHours().GetStart(), HoursEnd: p.GetHours().GetEnd(), OutOfHours: p.GetOutOfHours(),
-		Concurrency: int(p.GetConcurrency()), Schools: p.GetSchools()}
+		Concurrency: int(p.GetConcurrency()), Schools: p.GetSchools(), NameCy: p.GetNameCy(), Language: p.GetLanguage()}
 	switch p.GetChannel() {
 	case notifyv1.ChannelKind_WEBHOOK:
 		a.Channel = directory.ChannelWebhook
@@ -471,7 +543,7 @@ func agencyFromProto(p *notifyv1.Agency) directory.Agency {
 func agencyToProto(a store.StoredAgency) *notifyv1.Agency {
 	p := &notifyv1.Agency{Id: a.ID, Partnership: a.Partnership, Name: a.Name, Roles: a.Roles, Url: a.URL, Email: a.Email,
 		OutOfHours: a.OutOfHours, Concurrency: int32(a.Concurrency), Schools: a.Schools, HasSecret: a.HasSecret(),
-		UpdatedAt: timestamppb.New(a.UpdatedAt), UpdatedBy: a.UpdatedBy}
+		UpdatedAt: timestamppb.New(a.UpdatedAt), UpdatedBy: a.UpdatedBy, NameCy: a.NameCy, Language: a.Language}
 	if a.HoursStart != "" {
 		p.Hours = &notifyv1.WorkingHours{Start: a.HoursStart, End: a.HoursEnd}
 	}

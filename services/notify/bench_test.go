@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/uuid"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/notify"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/notify"
 )
 
 // latencyReceiver answers 200 at once and records, per referral, when each notification

@@ -13,12 +13,12 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // The four-eyes rule for the directory. A change to where an agency's notifications go (a
@@ -101,6 +101,8 @@ func withRouting(current, next directory.Agency) directory.Agency {
 // withoutRouting is current with next's other fields: what applies at once.
 func withoutRouting(current, next directory.Agency) directory.Agency {
 	current.Name, current.HoursStart, current.HoursEnd, current.Concurrency = next.Name, next.HoursStart, next.HoursEnd, next.Concurrency
+	// The team's Welsh name and language change what its messages say, not where they go.
+	current.NameCy, current.Language = next.NameCy, next.Language
 	return current
 }
 

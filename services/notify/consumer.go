@@ -10,20 +10,19 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	"mash/pkg/text"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/share"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/text"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/share"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // errNotYetReceived: a decision arrived before its referral; the consumer retries it.
@@ -62,6 +61,9 @@ func (s *Service) handlers() *events.Router {
 	events.On(r, func(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.DisagreementChanged) error {
 		return s.onDisagreementResolved(ctx, tx, ev.GetDisagreement())
 	}, subjectDisagreementResolved)
+	events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.LeadProfessionalNamed) error {
+		return s.onLeadProfessional(ctx, tx, env.GetEventId(), ev)
+	}, subjectLeadProfessionalNamed)
 	r.Default = func(_ context.Context, _ pgx.Tx, env *eventsv1.Envelope) error {
 		return fmt.Errorf("notify does not handle %s", env.GetType())
 	}
@@ -248,76 +250,6 @@ type plan struct {
 	// encompass holds the referral's Operation Encompass notices by school, for the one
 	// message per agency per decision (foldEncompass).
 	encompass map[string]store.Notification
-}
-
-// loadEncompass reads the referral's Encompass notices, locked, for foldEncompass: a notice
-// to a school the plan also tells is folded into the one message, or, if it went already
-// by its own timetable, the decision's message says it follows it.
-func (p *plan) loadEncompass(ctx context.Context, tx pgx.Tx, referralID string) error {
-	encs, err := store.EncompassOf(ctx, tx, referralID)
-	if err != nil {
-		return err
-	}
-	for _, n := range encs {
-		if n.Agency != "" {
-			if p.encompass == nil {
-				p.encompass = map[string]store.Notification{}
-			}
-			p.encompass[n.Agency] = n
-		}
-	}
-	return nil
-}
-
-// encompassMergedNote says a decision's message also carries the Encompass notice.
-const encompassMergedNote = "Operation Encompass: police attended a domestic abuse incident involving this child (see incidentAt); this message carries that notice with the hub's decision"
-
-// foldEncompass keeps to one message per agency per decision where the agency is a school
-// with an Operation Encompass notice for the referral. A notice not yet sent is merged into
-// the decision's message (its content, the incident time, and the earlier of the two
-// deadlines) and never sent itself; one already sent by its own timetable makes the
-// decision's message an update that follows it. A message replacing one that carried the
-// notice carries it again.
-func (p *plan) foldEncompass(sp *spec, prior []store.Notification) {
-	enc, ok := p.encompass[sp.agency.ID]
-	if !ok {
-		for _, n := range prior {
-			if at, carried := carriedEncompass(n); carried && n.Agency == sp.agency.ID {
-				sp.encompass, sp.incidentAt = true, at
-				sp.note = joinNotes(sp.note, encompassMergedNote)
-			}
-		}
-		return
-	}
-	delete(p.encompass, sp.agency.ID)
-	if enc.State == store.StatePending && enc.Attempts == 0 {
-		at, _ := carriedEncompass(enc)
-		sp.encompass, sp.incidentAt, sp.merges = true, at, enc.ID
-		if enc.AckDue != nil && (sp.ackDue.IsZero() || enc.AckDue.Before(sp.ackDue)) {
-			sp.ackDue = enc.AckDue.UTC()
-		}
-		sp.note = joinNotes(sp.note, encompassMergedNote)
-		return
-	}
-	sp.aboutID, sp.aboutAgency = enc.ID, enc.Agency
-	sp.note = joinNotes(sp.note, "the hub's decision, an update to the Operation Encompass notice "+enc.ID+" sent earlier")
-}
-
-// carriedEncompass reports whether a notification carries an Operation Encompass notice
-// (its message names the incident time), and that time.
-func carriedEncompass(n store.Notification) (time.Time, bool) {
-	var m notifyv1.AgencyMessage
-	if protojson.Unmarshal(n.Payload, &m) != nil || m.GetIncidentAt() == nil {
-		return time.Time{}, false
-	}
-	return m.GetIncidentAt().AsTime(), true
-}
-
-func joinNotes(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
 }
 
 // withdraw plans telling an agency to disregard and delete what it was sent (why says
@@ -537,6 +469,8 @@ type spec struct {
 	caseOutcome string
 	// disagreement is the disagreement of a DISAGREEMENT notice.
 	disagreement *share.Disagreement
+	// lead is who leads, for LEAD_PROFESSIONAL.
+	lead *share.Lead
 	// failed, when set, records the notification as failed at once with this reason.
 	failed string
 	// encompass says an ACTION also carries the Operation Encompass notice; merges names
@@ -581,7 +515,7 @@ func (s *Service) build(sp spec) (store.Notification, error) {
 		Partnership: share.PartnershipBasis{LawfulBasis: sp.dir.partnership.LawfulBasis}, Decision: sp.decision, CreatedAt: sp.now,
 		AckDue: sp.ackDue, Link: link, AboutID: sp.aboutID, AboutAgency: sp.aboutAgency, Note: sp.note, IncidentAt: sp.incidentAt,
 		AgencyRoles: sp.agency.Roles, Research: sp.research, Basis: sp.basis, CaseOutcome: sp.caseOutcome, Disagreement: sp.disagreement,
-		Encompass: sp.encompass})
+		Encompass: sp.encompass, Languages: sp.agency.Languages(), Lead: sp.lead})
 	if err != nil {
 		return store.Notification{}, err
 	}
@@ -683,7 +617,7 @@ func ragName(r rulesv1.Rag) string {
 func decisionSummary(d *rulesv1.Decision) *share.Decision {
 	cur := d.GetCurrent()
 	sum := &share.Decision{ID: d.GetId(), Version: d.GetVersion(), Level: cur.GetLevel().String(), RAG: ragName(cur.GetRag()),
-		Pathway: cur.GetPathway(), Reason: cur.GetReason(), Status: d.GetStatus().String(), Roles: cur.GetAgencies()}
+		Pathway: cur.GetPathway(), Reason: cur.GetReason(), ReasonCy: cur.GetReasonCy(), Status: d.GetStatus().String(), Roles: cur.GetAgencies()}
 	if d.GetResponseDue() != nil {
 		sum.ResponseDue = d.GetResponseDue().AsTime()
 	}
@@ -691,7 +625,7 @@ func decisionSummary(d *rulesv1.Decision) *share.Decision {
 		sum.RuleIDs = append(sum.RuleIDs, f.GetId())
 	}
 	if d.GetStatus() == rulesv1.DecisionStatus_OVERRIDDEN && d.GetReviewReason() != "" {
-		sum.Reason = d.GetReviewReason()
+		sum.Reason, sum.ReasonCy, sum.ReasonAsWritten = d.GetReviewReason(), "", true
 	}
 	return sum
 }

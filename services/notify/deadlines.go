@@ -9,14 +9,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"mash/pkg/adminact"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/adminact"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // Acknowledgement deadlines through the API. They are partnership settings, like the
@@ -50,11 +50,8 @@ func (a *grpcAPI) GetAckDeadlines(ctx context.Context, req *notifyv1.GetAckDeadl
 	return deadlinesToProto(p), nil
 }
 
-func (a *grpcAPI) SetAckDeadlines(ctx context.Context, req *notifyv1.SetAckDeadlinesRequest) (*notifyv1.SetAckDeadlinesResponse, error) {
-	id, err := server.Require(ctx, auth.ChangeDirectory)
-	if err != nil {
-		return nil, err
-	}
+// ackDeadlinesOf reads a SetAckDeadlines request: its deadlines, and what is wrong with it.
+func ackDeadlinesOf(req *notifyv1.SetAckDeadlinesRequest) ([]directory.AckDeadline, []apierr.Violation) {
 	var vs []apierr.Violation
 	if strings.TrimSpace(req.GetPartnership()) == "" {
 		vs = append(vs, apierr.Violation{Field: "partnership", Reason: "is required"})
@@ -73,6 +70,21 @@ func (a *grpcAPI) SetAckDeadlines(ctx context.Context, req *notifyv1.SetAckDeadl
 			vs = append(vs, apierr.Violation{Field: fmt.Sprintf("deadlines[%d]", i), Reason: err.Error()})
 		}
 	}
+	return deadlines, vs
+}
+
+// checkAckDeadlines is SetAckDeadlines' check of its request.
+func checkAckDeadlines(req *notifyv1.SetAckDeadlinesRequest) []apierr.Violation {
+	_, vs := ackDeadlinesOf(req)
+	return vs
+}
+
+func (a *grpcAPI) SetAckDeadlines(ctx context.Context, req *notifyv1.SetAckDeadlinesRequest) (*notifyv1.SetAckDeadlinesResponse, error) {
+	id, err := server.Require(ctx, auth.ChangeDirectory)
+	if err != nil {
+		return nil, err
+	}
+	deadlines, vs := ackDeadlinesOf(req)
 	if len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}

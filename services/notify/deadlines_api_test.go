@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"mash/pkg/auth"
-	rulesv1 "mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 )
 
 // A manager sets a partnership's acknowledgement deadlines through the API, with a reason:

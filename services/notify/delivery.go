@@ -9,13 +9,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	"mash/pkg/failpoint"
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/notify/channel"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/failpoint"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // leaseFor is how long a claimed notification stays with its sender: past it, a sender that
@@ -148,12 +148,32 @@ func (s *Service) attempt(ctx context.Context, n store.Notification, a directory
 	if consoleURL != "" {
 		m.Link = consoleURL + "/referrals/" + n.ReferralID
 	}
+	if target.Kind == channel.KindNATS {
+		// The message will rest on the agency stream in clear: the intent is recorded first,
+		// so an erasure reaches it even if its place is never recorded (see noteAgencySend).
+		erased, err := s.noteAgencySend(ctx, n, target.Subject)
+		switch {
+		case err != nil:
+			return s.retryOrFail(n, err.Error())
+		case erased:
+			return store.Result{Final: true, Detail: "cancelled: the case was erased"}
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()
 	start := time.Now()
 	receipt, err := s.channels.Send(sctx, target, m)
 	s.metrics.attempts.WithLabelValues(a.Channel, resultLabel(err)).Inc()
 	s.metrics.attemptSeconds.WithLabelValues(a.Channel).Observe(time.Since(start).Seconds())
+	if err == nil && receipt.Sequence > 0 {
+		// The message rests on the agency stream in clear: its place is recorded before the
+		// delivery counts, so that erasing the case can delete it. A record that fails is
+		// retried as a failed attempt; the re-send is recognised by the stream (same
+		// Nats-Msg-Id) and answered with the same place.
+		if rerr := s.noteAgencyMessage(ctx, n, receipt, true); rerr != nil {
+			return s.retryOrFail(n, rerr.Error())
+		}
+	}
 	switch {
 	case err == nil:
 		return store.Result{OK: true, Final: true, Detail: receipt.Detail}
@@ -328,6 +348,8 @@ func kindName(kind string) string {
 			return "information-request"
 		case notifyv1.NotificationKind_DISAGREEMENT:
 			return "disagreement"
+		case notifyv1.NotificationKind_LEAD_PROFESSIONAL:
+			return "lead-professional"
 		}
 	}
 	return "notification"

@@ -17,13 +17,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/notify/channel"
-	"mash/services/notify/directory"
-	"mash/services/notify/share"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/share"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // escalationBatch bounds one sweep's transaction.
@@ -39,6 +39,9 @@ func (s *Service) escalationLoop(ctx context.Context) {
 		}
 		if _, err := s.ExpireChanges(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("expire directory changes", zap.Error(err))
+		}
+		if _, err := s.PruneAgencyRecords(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("prune agency message records", zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():

@@ -13,12 +13,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	eventsv1 "mash/proto/mash/events/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // actionTo decides a new referral for children's social care and returns the settled

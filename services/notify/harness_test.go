@@ -27,22 +27,22 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/events"
-	"mash/pkg/events/eventstest"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/notify"
-	"mash/services/notify/channel"
-	"mash/services/notify/directory"
-	"mash/services/notify/seal"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events/eventstest"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/seal"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 func migrationsKey(t testing.TB) string {
@@ -344,7 +344,8 @@ func (e *env) decide(t testing.TB, what string, ref *intakev1.Referral, decision
 	d := &rulesv1.Decision{Id: decisionID, ReferralId: ref.GetId(), Partnership: partnership, Version: version,
 		Status: rulesv1.DecisionStatus_RECOMMENDED, DecidedAt: timestamppb.New(e.clock.Now()),
 		Current: &rulesv1.Outcome{Level: level, Rag: rag, Pathway: "strategy_discussion", Agencies: roles, Reason: "synthetic test decision",
-			Fired: []*rulesv1.FiredRule{{Id: "test-rule"}}}}
+			ReasonCy: "penderfyniad prawf synthetig",
+			Fired:    []*rulesv1.FiredRule{{Id: "test-rule"}}}}
 	d.Recommended = d.Current
 	switch what {
 	case recommended:

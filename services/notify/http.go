@@ -1,136 +1,104 @@
 package notify
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
-	"strconv"
+	"strings"
 
-	"mash/pkg/apierr"
-	"mash/pkg/server"
-	notifyv1 "mash/proto/mash/notify/v1"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/jsonfields"
+	"github.com/mash-hub/mash/pkg/server"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 )
 
-// registerHTTP maps the HTTP/JSON routes onto the gRPC methods.
+// registerHTTP serves the HTTP/JSON routes notify's contract declares (google.api.http in
+// proto/mash/notify/v1/notify.proto) through the generated gateway.
 func registerHTTP(srv *server.Server, a *grpcAPI) {
-	server.HandleProto(srv, "GET /v1/agencies", func() *notifyv1.ListAgenciesRequest { return &notifyv1.ListAgenciesRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.ListAgenciesRequest) error {
-			req.Partnership = r.URL.Query().Get("partnership")
-			return nil
-		}, a.ListAgencies)
-	server.HandleProto(srv, "PUT /v1/agencies/{id}", func() *notifyv1.PutAgencyRequest { return &notifyv1.PutAgencyRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.PutAgencyRequest) error {
-			if req.Agency == nil {
-				req.Agency = &notifyv1.Agency{}
-			}
-			if req.Agency.Id != "" && req.Agency.Id != r.PathValue("id") {
-				return apierr.Invalid([]apierr.Violation{{Field: "agency.id", Reason: "differs from the id in the path"}})
-			}
-			req.Agency.Id = r.PathValue("id")
-			return nil
-		}, a.PutAgency)
-	server.HandleProto(srv, "GET /v1/agencies/{id}/changes", func() *notifyv1.ListDirectoryChangesRequest { return &notifyv1.ListDirectoryChangesRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.ListDirectoryChangesRequest) error {
-			q := r.URL.Query()
-			req.AgencyId, req.Partnership = r.PathValue("id"), q.Get("partnership")
-			if v := q.Get("state"); v != "" {
-				st, ok := notifyv1.DirectoryChangeState_value["DIRECTORY_CHANGE_"+v]
-				if !ok {
-					return apierr.Invalid([]apierr.Violation{{Field: "state", Reason: "use PENDING, APPROVED, REJECTED or EXPIRED"}})
-				}
-				req.State = notifyv1.DirectoryChangeState(st)
-			}
-			return nil
-		}, a.ListDirectoryChanges)
-	server.HandleProto(srv, "POST /v1/agencies/{id}/changes/{change}/approve", func() *notifyv1.ApproveDirectoryChangeRequest { return &notifyv1.ApproveDirectoryChangeRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.ApproveDirectoryChangeRequest) error {
-			req.AgencyId, req.ChangeId = r.PathValue("id"), r.PathValue("change")
-			return nil
-		}, a.ApproveDirectoryChange)
-	server.HandleProto(srv, "POST /v1/agencies/{id}/changes/{change}/reject", func() *notifyv1.RejectDirectoryChangeRequest { return &notifyv1.RejectDirectoryChangeRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.RejectDirectoryChangeRequest) error {
-			req.AgencyId, req.ChangeId = r.PathValue("id"), r.PathValue("change")
-			return nil
-		}, a.RejectDirectoryChange)
-	server.HandleProto(srv, "DELETE /v1/agencies/{id}", func() *notifyv1.RemoveAgencyRequest { return &notifyv1.RemoveAgencyRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.RemoveAgencyRequest) error {
-			req.AgencyId = r.PathValue("id")
-			q := r.URL.Query()
-			if v := q.Get("partnership"); v != "" {
-				req.Partnership = v
-			}
-			if v := q.Get("reason"); v != "" {
-				req.Reason = v
-			}
-			return nil
-		}, a.RemoveAgency)
-	server.HandleProto(srv, "GET /v1/notifications", func() *notifyv1.ListNotificationsRequest { return &notifyv1.ListNotificationsRequest{} },
-		fillList, a.ListNotifications)
-	server.HandleProto(srv, "GET /v1/notifications/{id}", func() *notifyv1.GetNotificationRequest { return &notifyv1.GetNotificationRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.GetNotificationRequest) error {
-			req.NotificationId = r.PathValue("id")
-			return nil
-		}, a.GetNotification)
-	server.HandleProto(srv, "POST /v1/notifications/{id}/acknowledge", func() *notifyv1.AcknowledgeNotificationRequest { return &notifyv1.AcknowledgeNotificationRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.AcknowledgeNotificationRequest) error {
-			req.NotificationId = r.PathValue("id")
-			return nil
-		}, a.AcknowledgeNotification)
-	server.HandleProto(srv, "POST /v1/notifications/{id}/retry", func() *notifyv1.RetryNotificationRequest { return &notifyv1.RetryNotificationRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.RetryNotificationRequest) error {
-			req.NotificationId = r.PathValue("id")
-			return nil
-		}, a.RetryNotification)
-	server.HandleProto(srv, "GET /v1/partnerships/{partnership}/ack-deadlines", func() *notifyv1.GetAckDeadlinesRequest { return &notifyv1.GetAckDeadlinesRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.GetAckDeadlinesRequest) error {
-			req.Partnership = r.PathValue("partnership")
-			return nil
-		}, a.GetAckDeadlines)
-	server.HandleProto(srv, "PUT /v1/partnerships/{partnership}/ack-deadlines", func() *notifyv1.SetAckDeadlinesRequest { return &notifyv1.SetAckDeadlinesRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.SetAckDeadlinesRequest) error {
-			if req.Partnership != "" && req.Partnership != r.PathValue("partnership") {
-				return apierr.Invalid([]apierr.Violation{{Field: "partnership", Reason: "differs from the partnership in the path"}})
-			}
-			req.Partnership = r.PathValue("partnership")
-			return nil
-		}, a.SetAckDeadlines)
+	srv.HandleGateway(server.GatewayService{
+		Desc: &notifyv1.NotifyService_ServiceDesc,
+		Impl: a,
+		Register: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+			return notifyv1.RegisterNotifyServiceHandlerClient(ctx, mux, notifyv1.NewNotifyServiceClient(conn))
+		},
+		Before: map[string]server.BodyHook{
+			"PUT /v1/agencies/{agencyId}": samePathValue("agency.id", "agencyId", "differs from the id in the path"),
+			"PUT /v1/partnerships/{partnership}/ack-deadlines": samePathValue("partnership", "partnership",
+				"differs from the partnership in the path"),
+			"DELETE /v1/agencies/{agencyId}": removalBody,
+		},
+		Validators: []server.Validator{
+			server.ValidateWith(checkPutAgency),
+			server.ValidateWith(checkAckDeadlines),
+			server.ValidateWith(checkRetry),
+			server.ValidateWith(checkApprove),
+			server.ValidateWith(checkReject),
+			server.ValidateWith(checkAcknowledge),
+		},
+	})
 }
 
-// registerInboxHTTP maps the agency inbox's HTTP/JSON route onto its gRPC method.
+// registerInboxHTTP serves the agency inbox's HTTP/JSON route (google.api.http in
+// proto/mash/notify/v1/inbox.proto) through the generated gateway.
 func registerInboxHTTP(srv *server.Server, a *inboxAPI) {
-	server.HandleProto(srv, "GET /v1/notifications/{id}/message", func() *notifyv1.GetNotificationMessageRequest { return &notifyv1.GetNotificationMessageRequest{} },
-		func(r *http.Request, _ []byte, req *notifyv1.GetNotificationMessageRequest) error {
-			req.NotificationId = r.PathValue("id")
-			return nil
-		}, a.GetNotificationMessage)
+	srv.HandleGateway(server.GatewayService{
+		Desc: &notifyv1.AgencyInboxService_ServiceDesc,
+		Impl: a,
+		Register: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+			return notifyv1.RegisterAgencyInboxServiceHandlerClient(ctx, mux, notifyv1.NewAgencyInboxServiceClient(conn))
+		},
+	})
 }
 
-// fillList reads the list filters from the query: ?referralId=&agency=&state=FAILED&overdue=true&pageSize=&pageToken=.
-func fillList(r *http.Request, _ []byte, req *notifyv1.ListNotificationsRequest) error {
+// samePathValue refuses a body whose field (a JSON path, "agency.id") is set and differs
+// from the path's wildcard: the gateway would silently let the path win, and a client that
+// sent one agency's entry to another's address has made a mistake worth naming.
+func samePathValue(field, wildcard, reason string) server.BodyHook {
+	return func(r *http.Request, body []byte) ([]byte, error) {
+		var v any
+		if json.Unmarshal(body, &v) != nil {
+			return body, nil // the gateway names what cannot be read
+		}
+		for _, part := range strings.Split(field, ".") {
+			m, _ := v.(map[string]any)
+			v = m[part]
+		}
+		if s, ok := v.(string); ok && s != "" && s != r.PathValue(wildcard) {
+			return nil, apierr.Invalid([]apierr.Violation{{Field: field, Reason: reason}})
+		}
+		return body, nil
+	}
+}
+
+// removalBody keeps DELETE /v1/agencies/{agencyId} taking its partnership and reason from a
+// JSON body as well as from the query (the contract puts them in the query), as the route
+// always has: a body's fields become query parameters, where the query does not give them.
+func removalBody(r *http.Request, body []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return body, nil
+	}
+	req := &notifyv1.RemoveAgencyRequest{}
+	vs, err := jsonfields.Decode(body, req)
+	switch {
+	case len(vs) > 0:
+		out := make([]apierr.Violation, len(vs))
+		for i, v := range vs {
+			out[i] = apierr.Violation{Field: v.Field, Reason: v.Reason}
+		}
+		return nil, apierr.Invalid(out)
+	case err != nil:
+		return nil, apierr.Invalid([]apierr.Violation{{Field: "body", Reason: "is not a valid JSON request: " + strings.TrimPrefix(err.Error(), "proto: ")}})
+	}
 	q := r.URL.Query()
-	var vs []apierr.Violation
-	req.ReferralId, req.Agency, req.PageToken = q.Get("referralId"), q.Get("agency"), q.Get("pageToken")
-	if v := q.Get("state"); v != "" {
-		st, ok := notifyv1.NotificationState_value[v]
-		if !ok || st == 0 {
-			vs = append(vs, apierr.Violation{Field: "state", Reason: "use PENDING, SENDING, DELIVERED, ACKNOWLEDGED or FAILED"})
+	for k, v := range map[string]string{"partnership": req.GetPartnership(), "reason": req.GetReason()} {
+		if v != "" && q.Get(k) == "" {
+			q.Set(k, v)
 		}
-		req.State = notifyv1.NotificationState(st)
 	}
-	if v := q.Get("overdue"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			vs = append(vs, apierr.Violation{Field: "overdue", Reason: "use true or false"})
-		}
-		req.Overdue = b
-	}
-	if v := q.Get("pageSize"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil {
-			vs = append(vs, apierr.Violation{Field: "pageSize", Reason: "must be a whole number"})
-		}
-		req.PageSize = int32(n)
-	}
-	if len(vs) > 0 {
-		return apierr.Invalid(vs)
-	}
-	return nil
+	r.URL.RawQuery = q.Encode()
+	return nil, nil
 }

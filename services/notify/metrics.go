@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 type metrics struct {

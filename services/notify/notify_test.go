@@ -16,14 +16,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"mash/pkg/auth"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/notify"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events/eventstest"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 func countKind(ns []store.Notification, kind string, agency string) int {
@@ -438,7 +440,7 @@ func TestAcknowledgeOnTheBus(t *testing.T) {
 		n, _ := store.New(e.pool).Get(context.Background(), social.ID)
 		return n.AcknowledgedAt != nil
 	})
-	e.drained(t, "notify-acks")
+	eventstest.DrainedOn(t, e.js, events.AgencyStreamName, "notify-acks")
 	if n, _ := store.New(e.pool).Get(context.Background(), police.ID); n.AcknowledgedAt != nil {
 		t.Fatalf("another agency acknowledged police's notification")
 	}
@@ -537,6 +539,31 @@ func TestAPIAccessAndValidation(t *testing.T) {
 	code, body = httpDo(t, "GET", e.httpURL+"/v1/agencies?partnership=rhondda-cynon-taf", manager, "")
 	if code != 200 || strings.Contains(body, `"secret"`) || !strings.Contains(body, "rct-camhs") {
 		t.Fatalf("list agencies: %d %s", code, body)
+	}
+	// An entry sent to another agency's address is refused, naming the field; the path's id
+	// is the agency's when the body leaves it out.
+	code, body = httpDo(t, "PUT", e.httpURL+"/v1/agencies/rct-camhs", manager, `{"agency":{"id":"rct-csc","name":"CAMHS"},"reason":"x"}`)
+	if code != 400 || !strings.Contains(body, `"agency.id"`) {
+		t.Fatalf("put agency under another id: %d %s", code, body)
+	}
+	// A removal takes its partnership and reason from the query or, as it always has, a
+	// JSON body; the query wins.
+	code, body = httpDo(t, "DELETE", e.httpURL+"/v1/agencies/no-such-team?reason=gone", manager, `{"partnership":"rhondda-cynon-taf","reason":"ignored"}`)
+	if code != 404 {
+		t.Fatalf("remove with a body: %d %s, want the agency not found", code, body)
+	}
+	code, body = httpDo(t, "DELETE", e.httpURL+"/v1/agencies/no-such-team", manager, `{"partnerships":"x"}`)
+	if code != 400 || !strings.Contains(body, `"partnerships"`) {
+		t.Fatalf("remove with a bad body: %d %s", code, body)
+	}
+	// A state filter may be given without its prefix, in any case.
+	for _, state := range []string{"pending", "PENDING", "DIRECTORY_CHANGE_PENDING"} {
+		if code, body := httpDo(t, "GET", e.httpURL+"/v1/agencies/-/changes?state="+state, manager, ""); code != 200 {
+			t.Fatalf("changes ?state=%s: %d %s", state, code, body)
+		}
+	}
+	if code, body := httpDo(t, "GET", e.httpURL+"/v1/agencies/-/changes?state=LOST", manager, ""); code != 400 || !strings.Contains(body, `"state"`) {
+		t.Fatalf("changes ?state=LOST: %d %s", code, body)
 	}
 	changes, err := store.New(e.pool).DirectoryChanges(context.Background(), partnership)
 	if err != nil {

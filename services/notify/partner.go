@@ -12,17 +12,17 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/access"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/share"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/share"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // inboxAPI serves AgencyInboxService beside NotifyService, with its checks.
@@ -203,4 +203,46 @@ func disagreementSummary(d *triagev1.Disagreement) *share.Disagreement {
 		}
 	}
 	return sum
+}
+
+// RoleLeadProfessional is the role recorded on the notice telling an agency it was named
+// lead professional for a case.
+const RoleLeadProfessional = "lead_professional"
+
+// onLeadProfessional tells the agency named lead professional for a case, once per naming
+// (the event's id keys it: naming the same agency again tells it again, as a change of team
+// or person is news to it). An agency no directory lists is recorded as unroutable and the
+// duty manager told, as for any gap in the directory.
+func (s *Service) onLeadProfessional(ctx context.Context, tx pgx.Tx, eventID string, ev *eventsv1.LeadProfessionalNamed) error {
+	l := ev.GetLeadProfessional()
+	if ev.GetReferralId() == "" || l.GetAgency() == "" {
+		return fmt.Errorf("lead professional of referral %q: the referral and the agency are required", ev.GetReferralId())
+	}
+	ref, dir, err := s.referralAndDirectory(ctx, tx, ev.GetReferralId(), "lead professional")
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	lead := &share.Lead{Agency: l.GetAgency(), Team: l.GetTeam(), Person: l.GetPerson(), Scope: l.GetScope().String(), GroupCases: ev.GetGroupCases()}
+	if l.GetNamedAt() != nil {
+		lead.NamedAt = l.GetNamedAt().AsTime().UTC()
+	}
+	key := "lead:" + ev.GetReferralId() + ":" + eventID
+	a, ok, err := s.agencyByID(ctx, tx, dir, l.GetAgency())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		reason := fmt.Sprintf("lead professional agency %s is not in the directory of %s", l.GetAgency(), dir.partnership.ID)
+		n, err := s.create(ctx, tx, spec{dir: dir, ref: ref, agency: directory.Agency{ID: l.GetAgency(), Partnership: dir.partnership.ID},
+			role: RoleLeadProfessional, kind: notifyv1.NotificationKind_LEAD_PROFESSIONAL, key: key, rag: "NONE", lead: lead, failed: reason, now: now})
+		if err != nil || n == nil {
+			return err
+		}
+		s.log.Warn("lead professional notice unroutable", zap.String("referral_id", ref.GetId()), zap.String("notification_id", n.ID))
+		return s.escalate(ctx, tx, dir, ref, *n, reason, now)
+	}
+	_, err = s.create(ctx, tx, spec{dir: dir, ref: ref, agency: a, role: RoleLeadProfessional, kind: notifyv1.NotificationKind_LEAD_PROFESSIONAL,
+		key: key, rag: "NONE", lead: lead, now: now})
+	return err
 }

@@ -14,16 +14,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/notify"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // partnerToken signs in a person of a partner agency, as the console's partner view does.

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // partnershipDirectory is one partnership's settings and agencies, read in a transaction.

@@ -15,16 +15,16 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	"mash/pkg/text"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/notify/channel"
-	"mash/services/notify/share"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/text"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/share"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // RoleResearch is the role recorded on an information request's notification: the agency is
@@ -165,7 +165,7 @@ func (l *answerListener) run(ctx context.Context) error {
 	// are given with NakWithDelay. MaxDeliver is unbounded because every reply that can never
 	// apply is terminated explicitly: only a database fault redelivers, and an agency's answer
 	// must outlast one.
-	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
+	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.AgencyStreamName, jetstream.ConsumerConfig{
 		Durable: answerInbox, Description: "agencies' answers to information requests (inbox in schema notify)",
 		FilterSubject: AnswerSubjects, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
 		MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -213,6 +213,7 @@ func (l *answerListener) handle(ctx context.Context, msg jetstream.Msg) {
 	case errors.As(err, &fault):
 		l.svc.metrics.answerRejected.Inc()
 		log.Warn("bus answer rejected", zap.String("reason", fault.why))
+		l.svc.dropRefused(ctx, msg, log)
 		_ = msg.TermWithReason(fault.why)
 		return
 	case errors.Is(err, errAnswerTooEarly):
@@ -293,6 +294,27 @@ func (l *answerListener) record(ctx context.Context, msg jetstream.Msg, agency s
 				return errAnswerTooEarly
 			}
 			return answerFault{"no such information request"}
+		}
+		// The answer rests on the agency stream in clear: under the case's lock, an answer
+		// about an erased case is deleted and refused (its event could never be sealed, and a
+		// retry would never end), any other has its place recorded for a later erasure.
+		place := agencyMessagePlace(msg)
+		erased, err := events.CaseErased(ctx, tx, store.Schema, ns[0].ReferralID)
+		if err != nil {
+			return err
+		}
+		if erased {
+			if place.Seq > 0 {
+				if err := s.deleteAgencyMessage(ctx, place); err != nil {
+					return err
+				}
+			}
+			return answerFault{"the case was erased"}
+		}
+		if place.Seq > 0 {
+			if err := store.RecordAgencyMessage(ctx, tx, ns[0].ID, ns[0].ReferralID, place, s.now().UTC()); err != nil {
+				return err
+			}
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO notify.inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			answerInbox, answerKey(agency, b.RequestID, b.Answer))

@@ -12,15 +12,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/notify"
-	"mash/services/notify/directory"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // research publishes mash.research.requested: hub staff ask agency a question about ref.
@@ -252,7 +252,7 @@ func TestAnswerOnTheBus(t *testing.T) {
 		return false
 	})
 	// The agency's copy on its subject says where to answer.
-	stream, err := e.js.Stream(context.Background(), events.StreamName)
+	stream, err := e.js.Stream(context.Background(), events.AgencyStreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestAnswerOnTheBus(t *testing.T) {
 	// The same stream messages delivered again (the durable lost, as after a broker
 	// failure: every reply is redelivered to a fresh process), and the reply once more.
 	e.stop()
-	if err := e.js.DeleteConsumer(context.Background(), events.StreamName, "notify-answers"); err != nil {
+	if err := e.js.DeleteConsumer(context.Background(), events.AgencyStreamName, "notify-answers"); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
@@ -332,7 +332,7 @@ func TestAnswerOnTheBus(t *testing.T) {
 func (e *env) answersDrained(t testing.TB) {
 	t.Helper()
 	e.waitFor(t, "the answer listener to drain", func() bool {
-		c, err := e.js.Consumer(context.Background(), events.StreamName, "notify-answers")
+		c, err := e.js.Consumer(context.Background(), events.AgencyStreamName, "notify-answers")
 		if err != nil {
 			return false
 		}

@@ -11,7 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 	"os"
 	"sync"
 	"time"
@@ -23,16 +23,16 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	"mash/pkg/server"
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/notify/channel"
-	"mash/services/notify/directory"
-	"mash/services/notify/seal"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/server"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/seal"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // Event subjects the service publishes.
@@ -70,6 +70,8 @@ const (
 	subjectDisagreementEscalated = eventsv1.SubjectDisagreementEscalated
 	// A professional disagreement resolved: the agency that raised it is told.
 	subjectDisagreementResolved = eventsv1.SubjectDisagreementResolved
+	// A lead professional named for a decided case: the lead agency is told.
+	subjectLeadProfessionalNamed = eventsv1.SubjectCaseLeadProfessionalNamed
 )
 
 // consumedSubjects are the events notify's durable consumer takes. events.Consumer applies
@@ -79,7 +81,7 @@ const (
 // newly added subject published before the upgrade are not delivered to it.
 var consumedSubjects = []string{subjectReceived, subjectRecommended, subjectDecisionMade, subjectSharingAuthorised, subjectSharingRevoked,
 	subjectConsentChanged, subjectCaseClosed, subjectResearchRequested, subjectResearchAnswered,
-	subjectDisagreementRaised, subjectDisagreementEscalated, subjectDisagreementResolved}
+	subjectDisagreementRaised, subjectDisagreementEscalated, subjectDisagreementResolved, subjectLeadProfessionalNamed}
 
 // DefaultPartnership's directory serves partnerships that have none of their own, as the
 // rules service's default pack does.
@@ -183,6 +185,8 @@ type Service struct {
 	inflight  chan struct{}
 	sending   sync.WaitGroup
 	cipher    events.PayloadCipher
+	// js deletes an erased case's messages from the agency stream.
+	js jetstream.JetStream
 }
 
 // New validates deps and builds the service.
@@ -196,7 +200,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{cipher: d.Cipher, store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
 		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording), agencySem: map[string]chan struct{}{},
-		box: box, changeTTL: d.ChangeTTL}
+		box: box, changeTTL: d.ChangeTTL, js: d.JS}
 	if s.changeTTL == 0 {
 		s.changeTTL = DefaultChangeTTL
 	}
@@ -230,6 +234,9 @@ func New(d Deps) (*Service, error) {
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, FilterSubjects: consumedSubjects,
 		AfterCommit: s.afterCommit, Concurrency: 16, MaxAckPending: 256, Cipher: d.Cipher, SkipErased: true,
+		// Handlers only write rows (deliveries happen after commit), so a backlog is applied
+		// in batches.
+		BatchSize: 16,
 	}, handlers.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)

@@ -9,11 +9,11 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/notify/share"
-	"mash/services/notify/store"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/notify/share"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // ImmediateDanger is who "authorised" what the rules' level 4 Red recommendation shares at

@@ -7,14 +7,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"mash/pkg/events/eventstest"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/notify"
-	"mash/services/notify/store"
+	"github.com/mash-hub/mash/pkg/events/eventstest"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/notify"
+	"github.com/mash-hub/mash/services/notify/store"
 )
 
 // byRole counts a referral's notifications of kind for role, and those of them still active

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"mash/pkg/auth"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 )
 
 // adminActs returns the pack acts published so far, waiting for want of them.

@@ -11,16 +11,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/access"
-	"mash/pkg/adminact"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/referral"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/rules/pack"
-	"mash/services/rules/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/adminact"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/referral"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/store"
 )
 
 type grpcAPI struct {
@@ -32,16 +32,9 @@ func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateRef
 	if _, err := server.Require(ctx, auth.EvaluateReferrals); err != nil {
 		return nil, err
 	}
-	if req.GetReferral() == nil {
-		return nil, apierr.Invalid([]apierr.Violation{{Field: "referral", Reason: "is required"}})
-	}
 	now := a.svc.now()
-	if vs := referral.Validate(req.GetReferral(), now); len(vs) > 0 {
-		out := make([]apierr.Violation, len(vs))
-		for i, v := range vs {
-			out[i] = apierr.Violation{Field: "referral." + v.Field, Reason: v.Reason}
-		}
-		return nil, apierr.Invalid(out)
+	if vs := a.checkEvaluate(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	var compiled *pack.Compiled
 	if src := req.GetPackSource(); src != "" {
@@ -68,8 +61,32 @@ func (a *grpcAPI) EvaluateReferral(ctx context.Context, req *rulesv1.EvaluateRef
 		FactsJson: string(factsJSON)}, nil
 }
 
+// checkEvaluate is EvaluateReferral's check of its request: the contract's rules for the
+// referral, named under "referral".
+func (a *grpcAPI) checkEvaluate(req *rulesv1.EvaluateReferralRequest) []apierr.Violation {
+	if req.GetReferral() == nil {
+		return []apierr.Violation{{Field: "referral", Reason: "is required"}}
+	}
+	vs := referral.Validate(req.GetReferral(), a.svc.now())
+	out := make([]apierr.Violation, len(vs))
+	for i, v := range vs {
+		out[i] = apierr.Violation{Field: "referral." + v.Field, Reason: v.Reason}
+	}
+	return out
+}
+
 // loadPack compiles a pack and runs its tests, turning problems into field violations.
 func loadPack(src string) (*pack.Compiled, error) {
+	c, vs := compilePack(src)
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	return c, nil
+}
+
+// compilePack compiles a pack and runs its tests: the pack, or its problems as violations
+// of "source".
+func compilePack(src string) (*pack.Compiled, []apierr.Violation) {
 	c, problems := pack.Load([]byte(src))
 	if len(problems) == 0 {
 		return c, nil
@@ -78,7 +95,13 @@ func loadPack(src string) (*pack.Compiled, error) {
 	for _, p := range problems {
 		vs = append(vs, apierr.Violation{Field: "source", Reason: p.String()})
 	}
-	return nil, apierr.Invalid(vs)
+	return nil, vs
+}
+
+// checkUpload is UploadPack's check of its request: the pack compiles and passes its tests.
+func checkUpload(req *rulesv1.UploadPackRequest) []apierr.Violation {
+	_, vs := compilePack(req.GetSource())
+	return vs
 }
 
 func (a *grpcAPI) ValidatePack(ctx context.Context, req *rulesv1.ValidatePackRequest) (*rulesv1.ValidatePackResponse, error) {
@@ -124,9 +147,9 @@ func (a *grpcAPI) UploadPack(ctx context.Context, req *rulesv1.UploadPackRequest
 	if err != nil {
 		return nil, err
 	}
-	c, err := loadPack(req.GetSource())
-	if err != nil {
-		return nil, err
+	c, vs := compilePack(req.GetSource())
+	if len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	if err := checkPackScope(id, c.Partnership); err != nil {
 		return nil, err
@@ -152,14 +175,7 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 	if err != nil {
 		return nil, err
 	}
-	var vs []apierr.Violation
-	if strings.TrimSpace(req.GetReason()) == "" {
-		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: say why this pack goes live"})
-	}
-	if req.GetPackId() == "" {
-		vs = append(vs, apierr.Violation{Field: "packId", Reason: "is required"})
-	}
-	if len(vs) > 0 {
+	if vs := checkActivate(req); len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
 	p, err := a.svc.store.Activate(ctx, req.GetPackId(), id.Actor(), req.GetReason(), func(tx pgx.Tx, p store.Pack) error {
@@ -179,6 +195,18 @@ func (a *grpcAPI) ActivatePack(ctx context.Context, req *rulesv1.ActivatePackReq
 		return nil, err
 	}
 	return &rulesv1.ActivatePackResponse{Pack: packToProto(p, false)}, nil
+}
+
+// checkActivate is ActivatePack's check of its request.
+func checkActivate(req *rulesv1.ActivatePackRequest) []apierr.Violation {
+	var vs []apierr.Violation
+	if strings.TrimSpace(req.GetReason()) == "" {
+		vs = append(vs, apierr.Violation{Field: "reason", Reason: "is required: say why this pack goes live"})
+	}
+	if req.GetPackId() == "" {
+		vs = append(vs, apierr.Violation{Field: "packId", Reason: "is required"})
+	}
+	return vs
 }
 
 func (a *grpcAPI) ListPacks(ctx context.Context, req *rulesv1.ListPacksRequest) (*rulesv1.ListPacksResponse, error) {

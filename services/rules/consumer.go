@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,12 +15,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/rules/childindex"
-	"mash/services/rules/pack"
-	"mash/services/rules/store"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/rules/childindex"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/store"
 )
 
 // StatusRecommended is a decision awaiting a practitioner.
@@ -28,14 +29,35 @@ const StatusRecommended = "RECOMMENDED"
 // historyWindow is how far back a child's history counts.
 const historyWindow = 365 * 24 * time.Hour
 
+// routers are the typed handlers of the service's four consumers: referrals to decide,
+// practitioners' decisions, corrections of child records, and notify's word that a decision
+// reached it.
+func (s *Service) routers() (referrals, decisions, children, notified *events.Router) {
+	referrals, decisions, children, notified = events.NewRouter(), events.NewRouter(), events.NewRouter(), events.NewRouter()
+	events.On(referrals, s.handleReferralReceived, eventsv1.SubjectReferralReceived)
+	events.On(decisions, s.handleDecisionMade, EventDecisionMade)
+	events.On(children, s.handleChildChanged, eventsv1.SubjectCaseChildChanged)
+	// Notify's events say a decision reached it; a decision none has named by the reconcile
+	// age is re-emitted. The first event of every notification is sent (at its first
+	// attempt) or failed (given up before one), so those two say it; the rest of each
+	// notification's story (delivered, acknowledged, retried, escalated) would only repeat
+	// it, at an inbox row and a transaction each.
+	events.On(notified, s.handleNotified, eventsv1.SubjectNotificationSent, eventsv1.SubjectNotificationFailed)
+	return referrals, decisions, children, notified
+}
+
+// handleNotified marks the decision a notification was about as having reached notify.
+func (s *Service) handleNotified(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.NotificationEvent) error {
+	if ev.GetDecisionId() == "" {
+		return nil
+	}
+	return store.MarkNotified(ctx, tx, ev.GetDecisionId())
+}
+
 // handleReferralReceived decides a referral inside the consumer's transaction: the inbox row,
 // the child-index link, the decision and its outbox event commit together or not at all, so
 // a redelivered event never makes a second decision.
-func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var ev eventsv1.ReferralReceived
-	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-	}
+func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.ReferralReceived) error {
 	ref := ev.GetReferral()
 	sub := ref.GetSubmission()
 	receivedAt := ref.GetReceivedAt().AsTime()
@@ -44,7 +66,13 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *ev
 	if err != nil {
 		return fmt.Errorf("referral %s: active pack of %s: %w", ref.GetId(), ref.GetPartnership(), err)
 	}
-	childID, basis, err := store.ResolveChild(ctx, tx, childindex.KeyOf(sub.GetChild()))
+	indexChild, basis, err := store.ResolveChild(ctx, tx, childindex.KeyOf(sub.GetChild()))
+	if err != nil {
+		return fmt.Errorf("referral %s: %w", ref.GetId(), err)
+	}
+	// A record a practitioner merged into another counts as that other: its history is
+	// the combined one.
+	childID, err := store.EffectiveChild(ctx, tx, indexChild)
 	if err != nil {
 		return fmt.Errorf("referral %s: %w", ref.GetId(), err)
 	}
@@ -69,7 +97,7 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *ev
 	}
 	d := store.Decision{
 		ID: uuid.Must(uuid.NewV7()).String(), ReferralID: ref.GetId(), Partnership: ref.GetPartnership(),
-		ChildID: childID, MatchBasis: string(basis), PackID: stored.ID, PackVersion: compiled.Version,
+		ChildID: childID, IndexChildID: indexChild, MatchBasis: string(basis), PackID: stored.ID, PackVersion: compiled.Version,
 		ReceivedAt: receivedAt, DecidedAt: s.now().UTC(), DecisionDue: decisionDue, ResponseDue: responseDue,
 		Concerns: facts.Concerns, Facts: factsJSON, Recommended: outBytes, Current: outBytes,
 		Level: outcome.Level.String(), RAG: outcome.RAG.String(), Status: StatusRecommended, Version: 1,
@@ -98,11 +126,7 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, env *ev
 // handleDecisionMade records the decision a practitioner made through triage: the status,
 // the outcome that now applies and who decided, unless the decision already holds this
 // version or a newer one (events may come twice or out of order).
-func (s *Service) handleDecisionMade(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-	var ev eventsv1.DecisionMade
-	if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-		return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-	}
+func (s *Service) handleDecisionMade(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.DecisionMade) error {
 	d := ev.GetDecision()
 	cur, err := proto.Marshal(d.GetCurrent())
 	if err != nil {
@@ -117,6 +141,31 @@ func (s *Service) handleDecisionMade(ctx context.Context, tx pgx.Tx, env *events
 	if applied {
 		s.log.Info("decision recorded", zap.String("referral_id", d.GetReferralId()), zap.String("decision_id", d.GetId()),
 			zap.String("status", r.Status), zap.Int64("version", d.GetVersion()))
+	}
+	return nil
+}
+
+// handleChildChanged follows a practitioner's correction of child records in triage (a
+// merge, an undone merge, a link or an unlink): the referral's decision moves to the
+// record its case is on now, and a merge is remembered so that later referrals the index
+// links to the merged record count the combined history.
+func (s *Service) handleChildChanged(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.CaseChanged) error {
+	c, corr := ev.GetCase(), ev.GetCorrection()
+	if corr.GetKind() == "MERGE" && corr.GetFromChildId() != "" && corr.GetToChildId() != "" {
+		if err := store.RecordMerge(ctx, tx, corr.GetId(), corr.GetFromChildId(), corr.GetToChildId(), corr.GetUndoneAt() != nil); err != nil {
+			return err
+		}
+	}
+	if c.GetChildId() == "" {
+		return nil
+	}
+	moved, err := store.MoveDecision(ctx, tx, c.GetReferralId(), c.GetChildId(), c.GetVersion())
+	if err != nil {
+		return err
+	}
+	if moved {
+		s.log.Info("decision moved to corrected child record", zap.String("referral_id", c.GetReferralId()),
+			zap.String("child_id", c.GetChildId()), zap.String("correction", corr.GetKind()))
 	}
 	return nil
 }
@@ -163,7 +212,7 @@ func decisionToProto(d store.Decision) (*rulesv1.Decision, error) {
 		Id: d.ID, ReferralId: d.ReferralID, Partnership: d.Partnership, PackId: d.PackID, PackVersion: d.PackVersion,
 		Recommended: &rec, Current: &cur, Status: rulesv1.DecisionStatus(rulesv1.DecisionStatus_value[d.Status]),
 		DecidedAt: timestamppb.New(d.DecidedAt), DecisionDue: timestamppb.New(d.DecisionDue), ResponseDue: timestamppb.New(d.ResponseDue),
-		ChildId: d.ChildID, MatchBasis: d.MatchBasis, FactsJson: string(d.Facts), ReviewedBy: d.ReviewedBy,
+		ChildId: cmp.Or(d.IndexChildID, d.ChildID), MatchBasis: d.MatchBasis, FactsJson: string(d.Facts), ReviewedBy: d.ReviewedBy,
 		ReviewedByRole: d.ReviewedByRole, ReviewReason: d.ReviewReason, Version: d.Version,
 	}
 	if d.ReviewedAt != nil {

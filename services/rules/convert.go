@@ -3,9 +3,9 @@ package rules
 import (
 	"strings"
 
-	"mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/pack"
 
-	rulesv1 "mash/proto/mash/rules/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 )
 
 var levelToProto = map[pack.Level]rulesv1.Level{
@@ -45,11 +45,12 @@ func outcomeToProto(o pack.Outcome) *rulesv1.Outcome {
 		Agencies:       o.Agencies,
 		DefaultApplied: o.DefaultApplied,
 		Reason:         o.Reason,
+		ReasonCy:       o.ReasonCy,
 		PackVersion:    o.PackVersion,
 	}
 	for _, f := range o.Fired {
 		p.Fired = append(p.Fired, &rulesv1.FiredRule{Id: f.ID, Description: f.Description, Reason: f.Reason,
-			Level: levelToProto[f.Level], Rag: ragToProto[f.RAG], Pathway: f.Pathway, Agencies: f.Agencies})
+			DescriptionCy: f.DescriptionCy, ReasonCy: f.ReasonCy, Level: levelToProto[f.Level], Rag: ragToProto[f.RAG], Pathway: f.Pathway, Agencies: f.Agencies})
 	}
 	for _, e := range o.Errors {
 		p.EvaluationErrors = append(p.EvaluationErrors, e.Rule+": "+e.Message)

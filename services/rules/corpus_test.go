@@ -7,14 +7,14 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/rules/pack"
-	"mash/services/rules/packs"
-	"mash/services/rules/packs/corpus"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/packs"
+	"github.com/mash-hub/mash/services/rules/packs/corpus"
 )
 
 // protoLevel spells a pack level as the API does.

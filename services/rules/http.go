@@ -6,8 +6,8 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
-	"mash/pkg/server"
-	rulesv1 "mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/pkg/server"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 )
 
 // registerHTTP serves the HTTP/JSON routes rules' contract declares (google.api.http in
@@ -26,6 +26,12 @@ func registerHTTP(srv *server.Server, a *grpcAPI) {
 			"POST /v1/packs:validate": yaml,
 			"POST /v1/packs":          yaml,
 			"POST /v1/packs:replay":   yaml,
+		},
+		Validators: []server.Validator{
+			server.ValidateWith(a.checkEvaluate),
+			server.ValidateWith(checkUpload),
+			server.ValidateWith(checkActivate),
+			server.ValidateWith(checkReplay),
 		},
 	})
 }

@@ -9,11 +9,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/rules/pack"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/rules/pack"
 )
 
 const (
@@ -25,17 +25,10 @@ const (
 // ReplayPack re-runs a candidate pack over the facts past decisions saw and compares with
 // what the rules recommended then. Using the stored facts (history included as it was)
 // isolates the effect of the threshold change from everything else.
-func (a *grpcAPI) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest) (*rulesv1.ReplayPackResponse, error) {
-	id, err := server.Require(ctx, auth.ManagePacks)
-	if err != nil {
-		return nil, err
-	}
+// checkReplay is ReplayPack's check of its request.
+func checkReplay(req *rulesv1.ReplayPackRequest) []apierr.Violation {
 	var vs []apierr.Violation
-	last := int(req.GetLast())
-	switch {
-	case last == 0:
-		last = defaultReplayLast
-	case last < 0 || last > maxReplayLast:
+	if last := req.GetLast(); last < 0 || last > maxReplayLast {
 		vs = append(vs, apierr.Violation{Field: "last", Reason: fmt.Sprintf("must be between 1 and %d", maxReplayLast)})
 	}
 	if (req.GetFrom() == nil) != (req.GetTo() == nil) {
@@ -44,12 +37,24 @@ func (a *grpcAPI) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest
 	if req.GetFrom() != nil && req.GetTo() != nil && !req.GetFrom().AsTime().Before(req.GetTo().AsTime()) {
 		vs = append(vs, apierr.Violation{Field: "to", Reason: "must be after from"})
 	}
+	return vs
+}
+
+func (a *grpcAPI) ReplayPack(ctx context.Context, req *rulesv1.ReplayPackRequest) (*rulesv1.ReplayPackResponse, error) {
+	id, err := server.Require(ctx, auth.ManagePacks)
+	if err != nil {
+		return nil, err
+	}
+	if vs := checkReplay(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
+	last := int(req.GetLast())
+	if last == 0 {
+		last = defaultReplayLast
+	}
 	examples := int(req.GetExamples())
 	if examples <= 0 {
 		examples = defaultReplayExamples
-	}
-	if len(vs) > 0 {
-		return nil, apierr.Invalid(vs)
 	}
 	candidate, err := loadPack(req.GetSource())
 	if err != nil {

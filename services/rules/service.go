@@ -24,15 +24,15 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/rules/pack"
-	"mash/services/rules/packs"
-	"mash/services/rules/store"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/packs"
+	"github.com/mash-hub/mash/services/rules/store"
 )
 
 // EventRecommended is the subject the service publishes: the rules' recommendation.
@@ -68,6 +68,7 @@ type Service struct {
 	relay      *events.Relay
 	consumer   *events.Consumer
 	decisions  *events.Consumer
+	children   *events.Consumer
 	notified   *events.Consumer
 	erasure    *events.Consumer
 	safeguards *events.Safeguards
@@ -93,33 +94,38 @@ func New(d Deps) (*Service, error) {
 	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
+	// Each consumer is a router of typed handlers, and takes the subjects it registers.
+	referrals, decisions, children, notified := s.routers()
+	for _, r := range []*events.Router{referrals, decisions, children, notified} {
+		if err := r.Err(); err != nil {
+			return nil, fmt.Errorf("rules.New: %w", err)
+		}
+	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: referralsDurable, SkipErased: true, FilterSubjects: []string{eventsv1.SubjectReferralReceived},
+		Schema: store.Schema, Durable: referralsDurable, SkipErased: true, FilterSubjects: referrals.Subjects(),
 		AfterCommit: s.relay.Wake, Cipher: d.Cipher,
-	}, s.handleReferralReceived, d.Log.Named("consumer"), d.Events)
+		// A backlog of referrals is decided in batches, one commit for many.
+		BatchSize: 16, MaxAckPending: 128,
+	}, referrals.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
 	s.decisions, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: decisionsDurable, SkipErased: true, FilterSubjects: []string{EventDecisionMade}, Cipher: d.Cipher,
-	}, s.handleDecisionMade, d.Log.Named("decisions"), d.Events)
+		Schema: store.Schema, Durable: decisionsDurable, SkipErased: true, FilterSubjects: decisions.Subjects(), Cipher: d.Cipher,
+	}, decisions.Handle, d.Log.Named("decisions"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
-	// Notify's events say a decision reached it; a decision none has named by the reconcile
-	// age is re-emitted.
+	s.children, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: childrenDurable, SkipErased: true, FilterSubjects: children.Subjects(), Cipher: d.Cipher,
+	}, children.Handle, d.Log.Named("children"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("rules.New: %w", err)
+	}
 	s.notified, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
-		Schema: store.Schema, Durable: notifiedDurable, SkipErased: true, FilterSubjects: []string{"mash.notification.>"}, Cipher: d.Cipher,
-	}, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
-		var ev eventsv1.NotificationEvent
-		if err := env.GetPayload().UnmarshalTo(&ev); err != nil {
-			return fmt.Errorf("decode %s %s: %w", env.GetType(), env.GetEventId(), err)
-		}
-		if ev.GetDecisionId() == "" {
-			return nil
-		}
-		return store.MarkNotified(ctx, tx, ev.GetDecisionId())
-	}, d.Log.Named("notified"), d.Events)
+		Schema: store.Schema, Durable: notifiedDurable, SkipErased: true, Cipher: d.Cipher,
+		FilterSubjects: notified.Subjects(), BatchSize: 32, MaxAckPending: 256,
+	}, notified.Handle, d.Log.Named("notified"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)
 	}
@@ -193,6 +199,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
 	g.Go(func() error { return s.decisions.Run(ctx) })
+	g.Go(func() error { return s.children.Run(ctx) })
 	g.Go(func() error { return s.notified.Run(ctx) })
 	g.Go(func() error { return s.erasure.Run(ctx) })
 	g.Go(func() error { return s.safeguards.Run(ctx) })

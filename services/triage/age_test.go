@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/calendar"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/calendar"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // A child's age turns over on the England and Wales date, as intake and notify count it:

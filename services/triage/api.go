@@ -16,17 +16,17 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/access"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/events"
-	"mash/pkg/peers"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // Page sizes.
@@ -212,6 +212,21 @@ func (a *grpcAPI) ListQueue(ctx context.Context, req *triagev1.ListQueueRequest)
 	return resp, nil
 }
 
+// listedCases is what a page of records kept by referral (information requests,
+// disagreements) shows of children, for its access entry: for each of referralIDs, in
+// order, the referral and its case's child record (the referral alone while it has none).
+func listedCases(ctx context.Context, q store.Querier, referralIDs []string) ([]access.Listed, error) {
+	children, err := store.CaseChildren(ctx, q, referralIDs)
+	if err != nil {
+		return nil, err
+	}
+	listed := make([]access.Listed, len(referralIDs))
+	for i, r := range referralIDs {
+		listed[i] = access.Listed{ReferralID: r, ChildID: children[r]}
+	}
+	return listed, nil
+}
+
 type queueToken struct {
 	RAGDue      *time.Time `json:"r,omitempty"`
 	DecisionDue *time.Time `json:"d,omitempty"`
@@ -293,6 +308,9 @@ func (a *grpcAPI) GetCase(ctx context.Context, req *triagev1.GetCaseRequest) (*t
 	}
 	for _, d := range disagreements {
 		resp.Disagreements = append(resp.Disagreements, disagreementToProto(d))
+	}
+	if resp.QualityReviews, err = caseReviews(ctx, pool, c.ReferralID, caseListLimit); err != nil {
+		return nil, err
 	}
 	if c.DecisionVersion > 0 {
 		resp.Decision = s.caseDecision(ctx, c)
@@ -413,6 +431,9 @@ func (a *grpcAPI) ClaimCase(ctx context.Context, req *triagev1.ClaimCaseRequest)
 		if c.ClaimLive(now) && c.Assignee != id.ClientID {
 			return c, "", "", claimedByOther(c)
 		}
+		if c.Assigned() {
+			return c, "", "", nil // assigned to the caller: it holds already, with no expiry to renew
+		}
 		until := now.Add(s.claimFor).UTC()
 		after, err := store.SetClaim(ctx, tx, c.ReferralID, id.ClientID, &until)
 		return after, EventClaimed, "", err
@@ -454,41 +475,8 @@ func (a *grpcAPI) ReleaseCase(ctx context.Context, req *triagev1.ReleaseCaseRequ
 	return &triagev1.ReleaseCaseResponse{Case: caseToProto(c, now)}, nil
 }
 
-func (a *grpcAPI) AssignCase(ctx context.Context, req *triagev1.AssignCaseRequest) (*triagev1.AssignCaseResponse, error) {
-	id, err := server.Require(ctx, auth.AssignCases)
-	if err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(req.GetAssignee()) == "" {
-		return nil, invalid("assignee", "is required: the practitioner's client id")
-	}
-	s := a.svc
-	now := s.now()
-	c, err := s.changeCase(ctx, req.GetReferralId(), id, func(tx pgx.Tx, c store.Case) (store.Case, string, string, error) {
-		if err := checkVersion(c, req.GetExpectedVersion()); err != nil {
-			return c, "", "", err
-		}
-		if c.State == store.StateClosed {
-			return c, "", "", caseClosed(c)
-		}
-		// An assignment is a claim made for someone: it lapses like one unless the assignee
-		// renews it by claiming, so a case never sits with someone who is not working it.
-		until := now.Add(s.claimFor).UTC()
-		after, err := store.SetClaim(ctx, tx, c.ReferralID, req.GetAssignee(), &until)
-		return after, EventAssigned, "assigned to " + req.GetAssignee(), err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &triagev1.AssignCaseResponse{Case: caseToProto(c, now)}, nil
-}
-
-func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest) (*triagev1.RecordStrategyDiscussionResponse, error) {
-	id, err := server.Require(ctx, auth.DecideCases)
-	if err != nil {
-		return nil, err
-	}
-	s := a.svc
+// checkStrategy is RecordStrategyDiscussion's check of its request.
+func (s *Service) checkStrategy(req *triagev1.RecordStrategyDiscussionRequest) []apierr.Violation {
 	now := s.now().UTC()
 	var vs []apierr.Violation
 	if req.GetHeldAt() == nil {
@@ -511,8 +499,24 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 	if req.GetReferralId() == "" {
 		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "is required"})
 	}
-	if len(vs) > 0 {
+	return vs
+}
+
+func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.RecordStrategyDiscussionRequest) (*triagev1.RecordStrategyDiscussionResponse, error) {
+	id, err := server.Require(ctx, auth.DecideCases)
+	if err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now().UTC()
+	if vs := s.checkStrategy(req); len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
+	}
+	var participants []string
+	for _, p := range req.GetParticipants() {
+		if p = strings.TrimSpace(p); p != "" {
+			participants = append(participants, p)
+		}
 	}
 	d := store.StrategyDiscussion{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(),
 		HeldAt: req.GetHeldAt().AsTime().UTC(), Participants: participants, Outcome: req.GetOutcome(),
@@ -535,13 +539,21 @@ func (a *grpcAPI) RecordStrategyDiscussion(ctx context.Context, req *triagev1.Re
 	return &triagev1.RecordStrategyDiscussionResponse{Discussion: strategyToProto(d)}, nil
 }
 
+// checkClose is CloseCase's check of its request.
+func checkClose(req *triagev1.CloseCaseRequest) []apierr.Violation {
+	if _, ok := triagev1.CaseOutcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == triagev1.CaseOutcome_CASE_OUTCOME_UNSPECIFIED {
+		return []apierr.Violation{{Field: "outcome", Reason: "is required: every referral gets an outcome, even advice and signposting"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) CloseCase(ctx context.Context, req *triagev1.CloseCaseRequest) (*triagev1.CloseCaseResponse, error) {
 	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := triagev1.CaseOutcome_name[int32(req.GetOutcome())]; !ok || req.GetOutcome() == triagev1.CaseOutcome_CASE_OUTCOME_UNSPECIFIED {
-		return nil, invalid("outcome", "is required: every referral gets an outcome, even advice and signposting")
+	if vs := checkClose(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now()

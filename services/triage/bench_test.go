@@ -16,17 +16,17 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	"mash/pkg/events"
-	"mash/pkg/events/eventstest"
-	"mash/pkg/peers"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events/eventstest"
+	"github.com/mash-hub/mash/pkg/peers"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // benchCases is the size of the benchmark's read model.
@@ -104,7 +104,7 @@ func loadBench(b *testing.B, pool *pgxpool.Pool) {
 	b.Helper()
 	ctx := context.Background()
 	began := time.Now()
-	if _, err := pool.Exec(ctx, `TRUNCATE triage.cases, triage.notices, triage.state_counts CASCADE`); err != nil {
+	if _, err := pool.Exec(ctx, `TRUNCATE triage.cases, triage.notices, triage.closed_counts CASCADE`); err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))

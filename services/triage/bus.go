@@ -1,10 +1,10 @@
 package triage
 
 import (
-	"mash/pkg/busauth"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/busauth"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // Bus is all triage may do on NATS: publish its casework events (the decision itself among
@@ -16,7 +16,7 @@ var Bus = busauth.Role{
 		EventResearchRequested, EventResearchAnswered, EventDisagreementRaised, EventDisagreementEscal, EventDisagreementResolve,
 		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, EventCaseErased, EventAdminCase, eventsv1.SubjectAccessCase,
 		eventsv1.SubjectAccessQueue, eventsv1.SubjectAccessInformationRequests, eventsv1.SubjectAccessExport, eventsv1.SubjectCaseChildChanged,
-		eventsv1.SubjectAccessSearch, eventsv1.SubjectAccessChild},
+		eventsv1.SubjectAccessSearch, eventsv1.SubjectAccessChild, EventQualityReviewed, EventLeadProfessionalNamed},
 	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
 }
 

@@ -6,11 +6,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"mash/pkg/auth"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // The case carries the references people quote, its family group's other cases, and, in

@@ -11,13 +11,13 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // noticeStates maps notify's event subjects to the delivery state they report.
@@ -157,6 +157,11 @@ func (s *Service) projectDecision(ctx context.Context, tx pgx.Tx, env *eventsv1.
 	if err := store.SetDecisionRecord(ctx, tx, c.ReferralID, vocab); err != nil {
 		return err
 	}
+	// A decision made elsewhere (a case restored, a decision the rules record) joins the
+	// family group's lead professional as one made here does.
+	if _, err := s.followGroupLead(ctx, tx, c, decisionActor(env)); err != nil {
+		return err
+	}
 	s.log.Debug("case decision applied", zap.String("referral_id", c.ReferralID), zap.Int64("decision_version", d.GetVersion()),
 		zap.Int64("case_version", c.Version))
 	return nil
@@ -222,4 +227,12 @@ func concernNames(cs []*intakev1.Concern) []string {
 		}
 	}
 	return out
+}
+
+// decisionActor is who made a decision event, as the actor of what follows from it.
+func decisionActor(env *eventsv1.Envelope) auth.Actor {
+	if a := env.GetActor(); a.GetId() != "" {
+		return auth.Actor{ID: a.GetId(), Role: a.GetRole(), Agency: a.GetAgency()}
+	}
+	return sweep
 }

@@ -5,9 +5,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 func ts(t *time.Time) *timestamppb.Timestamp {
@@ -39,6 +39,7 @@ func caseToProto(c store.Case, now time.Time) *triagev1.Case {
 			Ground: c.Sharing.Ground, AuthorisedBy: c.Sharing.By, AuthorisedAt: ts(c.Sharing.At)}
 	}
 	p.SharingHeld = sharingHeld(c)
+	p.LeadProfessional = leadToProto(c.Lead)
 	return p
 }
 

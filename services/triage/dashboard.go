@@ -9,12 +9,12 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // defaultDashboardWindow is the range of a dashboard request without one.
@@ -83,6 +83,10 @@ func (a *grpcAPI) GetDashboard(ctx context.Context, req *triagev1.GetDashboardRe
 		}
 		last := resp.OutcomesByLevel[len(resp.OutcomesByLevel)-1]
 		last.Outcomes = append(last.Outcomes, &triagev1.Tally{Label: triagev1.CaseOutcome(o.Outcome).String(), Count: o.Count})
+	}
+	resp.LeadProfessionalsNamed, resp.LeadProfessionalPercent = d.LeadNamed, pct(d.LeadNamed, d.HumanDecided)
+	for _, t := range d.LeadAgencies {
+		resp.LeadProfessionalAgencies = append(resp.LeadProfessionalAgencies, &triagev1.Tally{Label: t.Key, Count: t.Count})
 	}
 	resp.AcknowledgementTimes = turnaroundsToProto(d.Acks)
 	resp.InformationRequestTurnaround = turnaroundsToProto(d.InfoRequests)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // TestDashboardOnOneConnection reads the dashboard through a pool of one connection, where

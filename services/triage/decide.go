@@ -12,14 +12,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/peers"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // DecideCase is the one door for a human decision. In one transaction it checks the case
@@ -27,22 +27,35 @@ import (
 // from the recommendation the case holds, and writes mash.decision.made (which rules records
 // and notify shares on) with the case's own change: the decision and its check commit
 // together or not at all.
+// isOverride reports whether a decision changes the recommendation rather than confirming it.
+func isOverride(req *triagev1.DecideCaseRequest) bool {
+	return req.GetLevel() != rulesv1.Level_LEVEL_UNSPECIFIED || req.GetRag() != rulesv1.Rag_RAG_UNSPECIFIED ||
+		req.GetPathway() != "" || len(req.GetAgencies()) > 0
+}
+
+// checkDecide is DecideCase's check of its request.
+func checkDecide(req *triagev1.DecideCaseRequest) []apierr.Violation {
+	override := isOverride(req)
+	switch {
+	case req.GetReferralId() == "":
+		return []apierr.Violation{{Field: "referralId", Reason: "is required"}}
+	case req.GetConfirm() && override:
+		return []apierr.Violation{{Field: "confirm", Reason: "confirm accepts the recommendation as it stands; to change level, RAG, pathway or agencies, leave confirm false"}}
+	case !req.GetConfirm() && !override:
+		return []apierr.Violation{{Field: "confirm", Reason: "set confirm to accept the recommendation, or give the level, RAG, pathway or agencies you decide instead"}}
+	case override && strings.TrimSpace(req.GetReason()) == "":
+		return []apierr.Violation{{Field: "reason", Reason: "is required for an override: say why the recommendation does not fit this child"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseRequest) (*triagev1.DecideCaseResponse, error) {
 	id, err := server.Require(ctx, auth.DecideCases)
 	if err != nil {
 		return nil, err
 	}
-	override := req.GetLevel() != rulesv1.Level_LEVEL_UNSPECIFIED || req.GetRag() != rulesv1.Rag_RAG_UNSPECIFIED ||
-		req.GetPathway() != "" || len(req.GetAgencies()) > 0
-	switch {
-	case req.GetReferralId() == "":
-		return nil, invalid("referralId", "is required")
-	case req.GetConfirm() && override:
-		return nil, invalid("confirm", "confirm accepts the recommendation as it stands; to change level, RAG, pathway or agencies, leave confirm false")
-	case !req.GetConfirm() && !override:
-		return nil, invalid("confirm", "set confirm to accept the recommendation, or give the level, RAG, pathway or agencies you decide instead")
-	case override && strings.TrimSpace(req.GetReason()) == "":
-		return nil, invalid("reason", "is required for an override: say why the recommendation does not fit this child")
+	if vs := checkDecide(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now()
@@ -96,6 +109,9 @@ func (a *grpcAPI) DecideCase(ctx context.Context, req *triagev1.DecideCaseReques
 			return err
 		}
 		if err := s.emitCase(ctx, tx, EventDecided, applied, staff(id), req.GetReason()); err != nil {
+			return err
+		}
+		if applied, err = s.followGroupLead(ctx, tx, applied, staff(id)); err != nil {
 			return err
 		}
 		// The referral moves on by one version with each decision (the recommendation is 2).

@@ -10,12 +10,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // deadlinePassed is the outcome the service records when it escalates an overdue stage.
@@ -40,16 +41,24 @@ func disagreementNotFound(id string) error {
 	return apierr.NotFound("no disagreement " + id)
 }
 
+// checkRaise is RaiseDisagreement's check of its request.
+func checkRaise(req *triagev1.RaiseDisagreementRequest) []apierr.Violation {
+	if req.GetReferralId() == "" {
+		return []apierr.Violation{{Field: "referralId", Reason: "is required"}}
+	}
+	if strings.TrimSpace(req.GetReason()) == "" {
+		return []apierr.Violation{{Field: "reason", Reason: "is required: what your agency disagrees with, and why"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) RaiseDisagreement(ctx context.Context, req *triagev1.RaiseDisagreementRequest) (*triagev1.RaiseDisagreementResponse, error) {
 	id, err := server.Require(ctx, auth.RaiseDisagreements)
 	if err != nil {
 		return nil, err
 	}
-	if req.GetReferralId() == "" {
-		return nil, invalid("referralId", "is required")
-	}
-	if strings.TrimSpace(req.GetReason()) == "" {
-		return nil, invalid("reason", "is required: what your agency disagrees with, and why")
+	if vs := checkRaise(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now().UTC()
@@ -127,9 +136,26 @@ func (a *grpcAPI) ListDisagreements(ctx context.Context, req *triagev1.ListDisag
 		}
 		f.After = &store.DisagreementKey{Resolved: k.Resolved, StageDue: k.StageDue, ID: k.ID}
 	}
-	ds, err := store.ListDisagreements(ctx, a.svc.store.Pool(), f)
+	pool := a.svc.store.Pool()
+	ds, err := store.ListDisagreements(ctx, pool, f)
 	if err != nil {
 		return nil, err
+	}
+	if len(ds) > 0 {
+		// A disagreement's reason is about the child: one access entry per page, naming the
+		// referral and child of every disagreement it shows, as a queue page's does.
+		refs := make([]string, len(ds))
+		for i, d := range ds {
+			refs[i] = d.ReferralID
+		}
+		listed, err := listedCases(ctx, pool, refs)
+		if err != nil {
+			return nil, err
+		}
+		if err := access.Record(ctx, pool, store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessQueue,
+			Action: "ListDisagreements", Partnership: f.Partnership, Listed: listed}, a.svc.now()); err != nil {
+			return nil, err
+		}
 	}
 	resp := &triagev1.ListDisagreementsResponse{}
 	for _, d := range ds {
@@ -175,16 +201,24 @@ func (s *Service) changeDisagreement(ctx context.Context, id auth.Identity, disa
 	return out, nil
 }
 
+// checkEscalate is EscalateDisagreement's check of its request.
+func checkEscalate(req *triagev1.EscalateDisagreementRequest) []apierr.Violation {
+	if req.GetDisagreementId() == "" {
+		return []apierr.Violation{{Field: "disagreementId", Reason: "is required"}}
+	}
+	if strings.TrimSpace(req.GetOutcome()) == "" {
+		return []apierr.Violation{{Field: "outcome", Reason: "is required: what the current stage concluded, and why it goes further"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.EscalateDisagreementRequest) (*triagev1.EscalateDisagreementResponse, error) {
 	id, err := server.Require(ctx, auth.RaiseDisagreements)
 	if err != nil {
 		return nil, err
 	}
-	if req.GetDisagreementId() == "" {
-		return nil, invalid("disagreementId", "is required")
-	}
-	if strings.TrimSpace(req.GetOutcome()) == "" {
-		return nil, invalid("outcome", "is required: what the current stage concluded, and why it goes further")
+	if vs := checkEscalate(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now().UTC()
@@ -202,16 +236,24 @@ func (a *grpcAPI) EscalateDisagreement(ctx context.Context, req *triagev1.Escala
 	return &triagev1.EscalateDisagreementResponse{Disagreement: disagreementToProto(d)}, nil
 }
 
+// checkResolve is ResolveDisagreement's check of its request.
+func checkResolve(req *triagev1.ResolveDisagreementRequest) []apierr.Violation {
+	if req.GetDisagreementId() == "" {
+		return []apierr.Violation{{Field: "disagreementId", Reason: "is required"}}
+	}
+	if strings.TrimSpace(req.GetResolution()) == "" {
+		return []apierr.Violation{{Field: "resolution", Reason: "is required: what was agreed"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) ResolveDisagreement(ctx context.Context, req *triagev1.ResolveDisagreementRequest) (*triagev1.ResolveDisagreementResponse, error) {
 	id, err := server.Require(ctx, auth.ResolveDisagreements)
 	if err != nil {
 		return nil, err
 	}
-	if req.GetDisagreementId() == "" {
-		return nil, invalid("disagreementId", "is required")
-	}
-	if strings.TrimSpace(req.GetResolution()) == "" {
-		return nil, invalid("resolution", "is required: what was agreed")
+	if vs := checkResolve(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now().UTC()

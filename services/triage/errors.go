@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"mash/pkg/apierr"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // The errors callers see, built in one place so both transports say the same thing.
@@ -41,6 +41,10 @@ func checkVersion(c store.Case, expected int64) error {
 }
 
 func claimedByOther(c store.Case) error {
+	if c.Assigned() {
+		return apierr.FailedPrecondition(fmt.Sprintf("case %s is assigned to %s until a manager changes it; ask them or a manager to release it",
+			c.ReferralID, c.Assignee))
+	}
 	return apierr.FailedPrecondition(fmt.Sprintf("case %s is claimed by %s until %s; ask them or a manager to release it, or wait for the claim to lapse",
 		c.ReferralID, c.Assignee, c.ClaimExpiresAt.UTC().Format(time.RFC3339)))
 }
@@ -56,6 +60,16 @@ func caseClosed(c store.Case) error {
 
 func invalid(field, reason string) error {
 	return apierr.Invalid([]apierr.Violation{{Field: field, Reason: reason}})
+}
+
+// violationsOf is the field violations of err, a check's InvalidArgument error, for the
+// gateway's check of a body it could not fully decode (server.Validator); nil for nil.
+func violationsOf(err error) []apierr.Violation {
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return e.Violations
+	}
+	return nil
 }
 
 // fromPeer passes a peer's gRPC status through with its code, so a caller sees rules'

@@ -3,7 +3,6 @@ package triage
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -12,18 +11,19 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/access"
-	"mash/pkg/auth"
-	"mash/pkg/peers"
-	"mash/pkg/server"
-	"mash/pkg/text"
-	auditv1 "mash/proto/mash/audit/v1"
-	eventsv1 "mash/proto/mash/events/v1"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/text"
+	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // ExportFormat names the subject access document's format; a change that is not only an
@@ -37,6 +37,24 @@ const exportListLimit = 10000
 // exportPage is the page size the export asks its peers for.
 const exportPage = 500
 
+// checkExport is ExportCase's check of its request.
+func checkExport(req *triagev1.ExportCaseRequest) []apierr.Violation {
+	reason := req.GetReason()
+	switch {
+	case strings.TrimSpace(reason) == "":
+		return []apierr.Violation{{Field: "reason", Reason: "is required: why the child's record is exported (the subject access request's reference)"}}
+	case len(reason) > server.MaxAccessReason:
+		return []apierr.Violation{{Field: "reason", Reason: fmt.Sprintf("is longer than %d bytes", server.MaxAccessReason)}}
+	}
+	if p := text.Problem(reason, false); p != "" {
+		return []apierr.Violation{{Field: "reason", Reason: p}}
+	}
+	if req.GetReferralId() == "" {
+		return []apierr.Violation{{Field: "referralId", Reason: "is required"}}
+	}
+	return nil
+}
+
 // ExportCase gathers everything held about the referral's child for a subject access
 // request. Triage holds the casework and, through the child index's child id on each
 // case, which referrals are the child's; the rest it asks of the services that hold it
@@ -49,19 +67,10 @@ func (a *grpcAPI) ExportCase(ctx context.Context, req *triagev1.ExportCaseReques
 	if err != nil {
 		return nil, err
 	}
+	if vs := checkExport(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
 	reason := req.GetReason()
-	switch {
-	case strings.TrimSpace(reason) == "":
-		return nil, invalid("reason", "is required: why the child's record is exported (the subject access request's reference)")
-	case len(reason) > server.MaxAccessReason:
-		return nil, invalid("reason", fmt.Sprintf("is longer than %d bytes", server.MaxAccessReason))
-	}
-	if p := text.Problem(reason, false); p != "" {
-		return nil, invalid("reason", p)
-	}
-	if req.GetReferralId() == "" {
-		return nil, invalid("referralId", "is required")
-	}
 	s := a.svc
 	pool := s.store.Pool()
 	c, err := store.GetCase(ctx, pool, req.GetReferralId())
@@ -186,6 +195,9 @@ func (s *Service) exportReferral(ctx, pctx context.Context, g exportClients, c s
 	for _, d := range disagreements {
 		sr.Disagreements = append(sr.Disagreements, disagreementToProto(d))
 	}
+	if sr.QualityReviews, err = caseReviews(ctx, pool, c.ReferralID, exportListLimit); err != nil {
+		return nil, nil, err
+	}
 	holds, err := store.Holds(ctx, pool, c.ReferralID)
 	if err != nil {
 		return nil, nil, err
@@ -305,14 +317,4 @@ func sortNotifications(ns []*notifyv1.Notification) {
 		}
 		return strings.Compare(a.GetId(), b.GetId())
 	})
-}
-
-// registerExportHTTP adds ExportCase's HTTP face: POST /v1/cases/{referralId}/export with
-// {"reason": "..."}; the answer is the export document.
-func registerExportHTTP(srv *server.Server, a *grpcAPI) {
-	server.HandleProto(srv, "POST /v1/cases/{referralId}/export", func() *triagev1.ExportCaseRequest { return &triagev1.ExportCaseRequest{} },
-		func(r *http.Request, _ []byte, req *triagev1.ExportCaseRequest) error {
-			req.ReferralId = r.PathValue("referralId")
-			return nil
-		}, a.ExportCase)
 }

@@ -12,11 +12,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/auth"
-	eventsv1 "mash/proto/mash/events/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // A manager places and lifts a legal hold with a reason, each on the trail; nobody else

@@ -11,15 +11,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"mash/pkg/access"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	"mash/pkg/text"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	"github.com/mash-hub/mash/pkg/text"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // EventChildChanged is a case moved to another child record by a practitioner's or
@@ -112,13 +112,14 @@ func (a *recordsAPI) Search(ctx context.Context, req *triagev1.SearchRequest) (*
 	children := map[string]*triagev1.SearchChild{}
 	for _, h := range hits {
 		r := hitToProto(h)
-		r.MatchedOn = bases
+		r.MatchedOn = matchedOn(bases, h.Household)
 		resp.Referrals = append(resp.Referrals, r)
 		if h.ChildID == "" || children[h.ChildID] != nil {
 			continue
 		}
+		// The child's best-ranked referral says what matched.
 		c := &triagev1.SearchChild{ChildId: h.ChildID, Name: h.ChildName, DateOfBirth: r.GetDateOfBirth(), Postcode: r.GetPostcode(),
-			MatchedOn: bases}
+			MatchedOn: r.GetMatchedOn()}
 		children[h.ChildID] = c
 		childIDs = append(childIDs, h.ChildID)
 		resp.Children = append(resp.Children, c)
@@ -134,6 +135,22 @@ func (a *recordsAPI) Search(ctx context.Context, req *triagev1.SearchRequest) (*
 	}
 	s.log.Info("search", zap.String("client", id.ClientID), zap.String("keys", searchAction(bases)), zap.Int("referrals", len(hits)))
 	return resp, nil
+}
+
+// matchedOn is what a result matched on: the keys searched, with the name a household
+// member's when it was not the child's.
+func matchedOn(bases []triagev1.MatchBasis, household bool) []triagev1.MatchBasis {
+	if !household {
+		return bases
+	}
+	out := make([]triagev1.MatchBasis, len(bases))
+	for i, b := range bases {
+		if b == triagev1.MatchBasis_NAME {
+			b = triagev1.MatchBasis_HOUSEHOLD
+		}
+		out[i] = b
+	}
+	return out
 }
 
 // searchAction names a search in the access log by the keys it used.
@@ -286,14 +303,21 @@ func correctionReason(r string) error {
 	return nil
 }
 
-// emitMoved writes a case event for each case a correction moved.
-func (s *Service) emitMoved(ctx context.Context, tx pgx.Tx, moved []store.Case, id auth.Identity, why string) error {
+// emitMoved writes a case event for each case a correction moved, carrying the correction
+// (the rules' child index follows merges by it).
+func (s *Service) emitMoved(ctx context.Context, tx pgx.Tx, moved []store.Case, id auth.Identity, why string, corr store.Correction) error {
 	for _, c := range moved {
-		if err := s.emitCase(ctx, tx, EventChildChanged, c, staff(id), why); err != nil {
+		if err := s.emitChildChanged(ctx, tx, c, staff(id), why, corr); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// emitChildChanged writes mash.case.child_changed for c, moved by correction corr.
+func (s *Service) emitChildChanged(ctx context.Context, tx pgx.Tx, c store.Case, by auth.Actor, why string, corr store.Correction) error {
+	return s.emit(ctx, tx, by, EventChildChanged, c.Partnership, c.ReferralID, c.Version,
+		&eventsv1.CaseChanged{Case: caseToProto(c, s.now()), Actor: by.ID, ActorRole: by.Role, Reason: why, Correction: correctionToProto(corr)})
 }
 
 func correctionError(err error) error {
@@ -306,19 +330,27 @@ func correctionError(err error) error {
 	return err
 }
 
+// checkMerge is MergeChildren's check of its request.
+func checkMerge(req *triagev1.MergeChildrenRequest) []apierr.Violation {
+	if err := correctionReason(req.GetReason()); err != nil {
+		return violationsOf(err)
+	}
+	if !isUUIDString(req.GetIntoChildId()) {
+		return []apierr.Violation{{Field: "intoChildId", Reason: "is required: the child record that remains (a UUID)"}}
+	}
+	if req.GetIntoChildId() == req.GetChildId() {
+		return []apierr.Violation{{Field: "intoChildId", Reason: "is the record being merged: name another record"}}
+	}
+	return nil
+}
+
 func (a *recordsAPI) MergeChildren(ctx context.Context, req *triagev1.MergeChildrenRequest) (*triagev1.MergeChildrenResponse, error) {
 	id, err := server.Require(ctx, auth.CorrectChildRecords)
 	if err != nil {
 		return nil, err
 	}
-	if err := correctionReason(req.GetReason()); err != nil {
-		return nil, err
-	}
-	if !isUUIDString(req.GetIntoChildId()) {
-		return nil, invalid("intoChildId", "is required: the child record that remains (a UUID)")
-	}
-	if req.GetIntoChildId() == req.GetChildId() {
-		return nil, invalid("intoChildId", "is the record being merged: name another record")
+	if vs := checkMerge(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	m := store.Correction{ID: uuid.Must(uuid.NewV7()).String(), Kind: store.CorrectionMerge, FromChild: req.GetChildId(),
@@ -334,7 +366,7 @@ func (a *recordsAPI) MergeChildren(ctx context.Context, req *triagev1.MergeChild
 		if moved, err = store.MergeChildren(ctx, tx, m); err != nil {
 			return correctionError(err)
 		}
-		return s.emitMoved(ctx, tx, moved, id, fmt.Sprintf("merged child record %s into %s: %s", m.FromChild, m.ToChild, m.Reason))
+		return s.emitMoved(ctx, tx, moved, id, fmt.Sprintf("merged child record %s into %s: %s", m.FromChild, m.ToChild, m.Reason), m)
 	})
 	if err != nil {
 		return nil, err
@@ -353,16 +385,24 @@ func referralIDs(cs []store.Case) []string {
 	return out
 }
 
+// checkUnmerge is UnmergeChildren's check of its request.
+func checkUnmerge(req *triagev1.UnmergeChildrenRequest) []apierr.Violation {
+	if err := correctionReason(req.GetReason()); err != nil {
+		return violationsOf(err)
+	}
+	if !isUUIDString(req.GetMergeId()) {
+		return []apierr.Violation{{Field: "mergeId", Reason: "is required: the merge's id, from the child record's corrections"}}
+	}
+	return nil
+}
+
 func (a *recordsAPI) UnmergeChildren(ctx context.Context, req *triagev1.UnmergeChildrenRequest) (*triagev1.UnmergeChildrenResponse, error) {
 	id, err := server.Require(ctx, auth.CorrectChildRecords)
 	if err != nil {
 		return nil, err
 	}
-	if err := correctionReason(req.GetReason()); err != nil {
-		return nil, err
-	}
-	if !isUUIDString(req.GetMergeId()) {
-		return nil, invalid("mergeId", "is required: the merge's id, from the child record's corrections")
+	if vs := checkUnmerge(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	var m store.Correction
@@ -378,7 +418,7 @@ func (a *recordsAPI) UnmergeChildren(ctx context.Context, req *triagev1.UnmergeC
 		if m, moved, err = store.UnmergeChildren(ctx, tx, m.ID, id.Actor(), strings.TrimSpace(req.GetReason()), s.now().UTC()); err != nil {
 			return correctionError(err)
 		}
-		return s.emitMoved(ctx, tx, moved, id, fmt.Sprintf("undid the merge of child record %s into %s: %s", m.FromChild, m.ToChild, m.UndoReason))
+		return s.emitMoved(ctx, tx, moved, id, fmt.Sprintf("undid the merge of child record %s into %s: %s", m.FromChild, m.ToChild, m.UndoReason), m)
 	})
 	if err != nil {
 		return nil, err
@@ -388,14 +428,33 @@ func (a *recordsAPI) UnmergeChildren(ctx context.Context, req *triagev1.UnmergeC
 	return &triagev1.UnmergeChildrenResponse{Merge: correctionToProto(m), ReferralIds: referralIDs(moved)}, nil
 }
 
-// relink moves one case to another child record (toChild "" makes a new record).
-func (s *Service) relink(ctx context.Context, id auth.Identity, referralID, toChild, reason, kind string) (store.Case, error) {
+// checkRelink is the check of a link's or an unlink's referral and reason.
+func checkRelink(referralID, reason string) []apierr.Violation {
 	if err := correctionReason(reason); err != nil {
-		return store.Case{}, err
+		return violationsOf(err)
 	}
 	if !isUUIDString(referralID) {
-		return store.Case{}, invalid("referralId", "is required: a referral id (a UUID)")
+		return []apierr.Violation{{Field: "referralId", Reason: "is required: a referral id (a UUID)"}}
 	}
+	return nil
+}
+
+// checkLink is LinkReferral's check of its request.
+func checkLink(req *triagev1.LinkReferralRequest) []apierr.Violation {
+	if !isUUIDString(req.GetChildId()) {
+		return []apierr.Violation{{Field: "childId", Reason: "is required: the child record to link the referral to (a UUID)"}}
+	}
+	return checkRelink(req.GetReferralId(), req.GetReason())
+}
+
+// checkUnlink is UnlinkReferral's check of its request.
+func checkUnlink(req *triagev1.UnlinkReferralRequest) []apierr.Violation {
+	return checkRelink(req.GetReferralId(), req.GetReason())
+}
+
+// relink moves one case to another child record (toChild "" makes a new record); its
+// caller has checked the request (checkLink, checkUnlink).
+func (s *Service) relink(ctx context.Context, id auth.Identity, referralID, toChild, reason, kind string) (store.Case, error) {
 	var out store.Case
 	err := s.store.InTx(ctx, func(tx pgx.Tx) error {
 		c, err := store.GetCase(ctx, tx, referralID)
@@ -441,7 +500,7 @@ func (s *Service) relink(ctx context.Context, id auth.Identity, referralID, toCh
 		if out, err = store.SetChildOverride(ctx, tx, l); err != nil {
 			return err
 		}
-		return s.emitCase(ctx, tx, EventChildChanged, out, staff(id), why)
+		return s.emitChildChanged(ctx, tx, out, staff(id), why, l)
 	})
 	if err != nil {
 		return store.Case{}, err
@@ -457,8 +516,8 @@ func (a *recordsAPI) LinkReferral(ctx context.Context, req *triagev1.LinkReferra
 	if err != nil {
 		return nil, err
 	}
-	if !isUUIDString(req.GetChildId()) {
-		return nil, invalid("childId", "is required: the child record to link the referral to (a UUID)")
+	if vs := checkLink(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	c, err := a.svc.relink(ctx, id, req.GetReferralId(), req.GetChildId(), req.GetReason(), store.CorrectionLink)
 	if err != nil {
@@ -471,6 +530,9 @@ func (a *recordsAPI) UnlinkReferral(ctx context.Context, req *triagev1.UnlinkRef
 	id, err := server.Require(ctx, auth.CorrectChildRecords)
 	if err != nil {
 		return nil, err
+	}
+	if vs := checkUnlink(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	c, err := a.svc.relink(ctx, id, req.GetReferralId(), "", req.GetReason(), store.CorrectionUnlink)
 	if err != nil {

@@ -8,10 +8,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	"mash/services/triage"
-	"mash/services/triage/store"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	"github.com/mash-hub/mash/services/triage"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // facts reads a case's re-referral facts: the referral it re-refers ("" for none) and

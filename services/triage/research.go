@@ -10,14 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"mash/pkg/access"
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/calendar"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/access"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // endOfNextWorkingDay is the default deadline of an information request: the close of the
@@ -34,13 +34,8 @@ func infoNotFound(id string) error {
 	return apierr.NotFound("no information request " + id)
 }
 
-func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest) (*triagev1.RequestInformationResponse, error) {
-	id, err := server.Require(ctx, auth.RequestInformation)
-	if err != nil {
-		return nil, err
-	}
-	s := a.svc
-	now := s.now().UTC()
+// checkRequestInformation is RequestInformation's check of its request.
+func (s *Service) checkRequestInformation(req *triagev1.RequestInformationRequest) []apierr.Violation {
 	var vs []apierr.Violation
 	if req.GetReferralId() == "" {
 		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "is required"})
@@ -51,15 +46,25 @@ func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestI
 	if strings.TrimSpace(req.GetQuestion()) == "" {
 		vs = append(vs, apierr.Violation{Field: "question", Reason: "is required: what the hub needs to know"})
 	}
+	if req.GetDue() != nil && !req.GetDue().AsTime().After(s.now()) {
+		vs = append(vs, apierr.Violation{Field: "due", Reason: "is not in the future; leave it empty for the end of the next working day"})
+	}
+	return vs
+}
+
+func (a *grpcAPI) RequestInformation(ctx context.Context, req *triagev1.RequestInformationRequest) (*triagev1.RequestInformationResponse, error) {
+	id, err := server.Require(ctx, auth.RequestInformation)
+	if err != nil {
+		return nil, err
+	}
+	s := a.svc
+	now := s.now().UTC()
+	if vs := s.checkRequestInformation(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
 	due := endOfNextWorkingDay(s.calendar, now)
 	if req.GetDue() != nil {
 		due = req.GetDue().AsTime().UTC()
-		if !due.After(now) {
-			vs = append(vs, apierr.Violation{Field: "due", Reason: "is not in the future; leave it empty for the end of the next working day"})
-		}
-	}
-	if len(vs) > 0 {
-		return nil, apierr.Invalid(vs)
 	}
 	r := store.InformationRequest{ID: uuid.Must(uuid.NewV7()).String(), ReferralID: req.GetReferralId(), Agency: req.GetAgency(),
 		Question: req.GetQuestion(), Due: due, State: store.InfoRequested, RequestedBy: id.Actor(), RequestedAt: now}
@@ -122,10 +127,14 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 	}
 	now := a.svc.now()
 	if len(rs) > 0 {
-		// One access entry per page, naming the referral of every request it shows.
-		listed := make([]access.Listed, len(rs))
+		// One access entry per page, naming the referral and child of every request it shows.
+		refs := make([]string, len(rs))
 		for i, r := range rs {
-			listed[i] = access.Listed{ReferralID: r.ReferralID}
+			refs[i] = r.ReferralID
+		}
+		listed, err := listedCases(ctx, a.svc.store.Pool(), refs)
+		if err != nil {
+			return nil, err
 		}
 		if err := access.Record(ctx, a.svc.store.Pool(), store.Schema, a.svc.relay.Wake, a.svc.cipher, id, access.Read{Type: eventsv1.SubjectAccessInformationRequests,
 			Action: "ListInformationRequests", Listed: listed}, now); err != nil {
@@ -143,16 +152,24 @@ func (a *grpcAPI) ListInformationRequests(ctx context.Context, req *triagev1.Lis
 	return resp, nil
 }
 
+// checkAnswer is AnswerInformationRequest's check of its request.
+func checkAnswer(req *triagev1.AnswerInformationRequestRequest) []apierr.Violation {
+	if req.GetRequestId() == "" {
+		return []apierr.Violation{{Field: "requestId", Reason: "is required"}}
+	}
+	if strings.TrimSpace(req.GetAnswer()) == "" {
+		return []apierr.Violation{{Field: "answer", Reason: "is required: what your agency knows (\"nothing known\" is an answer)"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) AnswerInformationRequest(ctx context.Context, req *triagev1.AnswerInformationRequestRequest) (*triagev1.AnswerInformationRequestResponse, error) {
 	id, err := server.Require(ctx, auth.AnswerInformation)
 	if err != nil {
 		return nil, err
 	}
-	if req.GetRequestId() == "" {
-		return nil, invalid("requestId", "is required")
-	}
-	if strings.TrimSpace(req.GetAnswer()) == "" {
-		return nil, invalid("answer", "is required: what your agency knows (\"nothing known\" is an answer)")
+	if vs := checkAnswer(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now().UTC()

@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"mash/pkg/db/dbtest"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // A retention dry run lists exactly the closed cases whose schedule, a partnership's own row

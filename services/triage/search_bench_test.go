@@ -14,12 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/metadata"
 
-	"mash/pkg/auth"
-	"mash/pkg/db"
-	"mash/pkg/db/dbtest"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db/dbtest"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // searchBenchChildren is the number of children in the search benchmark's read model; each
@@ -94,7 +94,7 @@ func loadSearchBench(b *testing.B, pool *pgxpool.Pool) {
 	b.Helper()
 	ctx := context.Background()
 	began := time.Now()
-	if _, err := pool.Exec(ctx, `TRUNCATE triage.cases, triage.state_counts CASCADE`); err != nil {
+	if _, err := pool.Exec(ctx, `TRUNCATE triage.cases, triage.closed_counts CASCADE`); err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -15,11 +15,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/auth"
-	intakev1 "mash/proto/mash/intake/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // kid is a synthetic child on a referral.
@@ -123,6 +124,31 @@ func TestSearchFindsChildrenByEveryKey(t *testing.T) {
 			t.Errorf("search %q: children %v, want the one child with its one referral", c.q, resp.GetChildren())
 		}
 	}
+	// Each search, by whichever key, left one access entry: the searcher, the reason, the
+	// key it was read as and what it showed, never the words searched for.
+	acc := listAccesses(t, e, eventsv1.SubjectAccessSearch)
+	if len(acc) != len(cases) {
+		t.Fatalf("%d search access entries for %d searches, want one each", len(acc), len(cases))
+	}
+	for i, c := range cases {
+		a := acc[i]
+		var listed []string
+		for _, l := range a.GetListed() {
+			listed = append(listed, l.GetReferralId())
+			if l.GetChildId() == "" {
+				t.Errorf("search %q: access entry lists %s without its child", c.q, l.GetReferralId())
+			}
+		}
+		slices.Sort(listed)
+		want := slices.Sorted(slices.Values(c.want))
+		if a.GetClientId() != rct.id || a.GetReason() != "Strategy discussion prep" || !slices.Equal(listed, want) ||
+			!strings.Contains(a.GetAction(), strings.ToLower(c.on.String())) || !slices.Equal(a.GetReaderPartnerships(), []string{"rct"}) {
+			t.Errorf("search %q: access entry %v, want %s's, with the reason, by %s, listing %v", c.q, a, rct.id, strings.ToLower(c.on.String()), want)
+		}
+		if c.on != triagev1.MatchBasis_MASH_REFERENCE && strings.Contains(strings.ToLower(a.String()), strings.ToLower(c.q)) {
+			t.Errorf("search %q: the access entry carries the query: %v", c.q, a)
+		}
+	}
 	// The same name across partnerships: only a searcher serving both sees both.
 	all, err := records.Search(metadata.AppendToOutgoingContext(every.ctx, "x-access-reason", "audit"), &triagev1.SearchRequest{Q: "sian jones"})
 	if err != nil {
@@ -191,4 +217,68 @@ func TestSearchLeavesAnAccessEntryWithItsReason(t *testing.T) {
 func (e *env) records(t testing.TB) triagev1.RecordsServiceClient {
 	t.Helper()
 	return triagev1.NewRecordsServiceClient(e.conn)
+}
+
+// A search for a household member's name (a parent's, a sibling's) finds the child's
+// referrals, saying the match was on the household; the child's own name still matches as
+// a name, and the search leaves its access entry.
+func TestSearchFindsReferralsByHouseholdNames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	records := e.records(t)
+	id := uuid.NewString()
+	sub := &intakev1.ReferralSubmission{Partnership: "rct",
+		Child: &intakev1.Child{GivenName: "Dylan", FamilyName: "Evans", DateOfBirth: "2017-05-05",
+			Address: &intakev1.Address{Line1: "1 Stryd Fawr", Town: "Pontypridd", Postcode: "CF37 1AA"}},
+		Household: []*intakev1.HouseholdMember{
+			{Relationship: intakev1.Relationship_MOTHER, GivenName: "Carys", FamilyName: "Morgan", LivesWithChild: true},
+			{Relationship: intakev1.Relationship_MOTHERS_PARTNER, GivenName: "Gethin", FamilyName: "Prydderch"},
+		},
+		Concerns: []*intakev1.Concern{{Category: intakev1.ConcernCategory_NEGLECT, Summary: "Synthetic.", ObservedAt: timestamppb.New(start.Add(-time.Hour))}}}
+	e.receivedSubmission(t, id, "south-wales-police", start, sub)
+	childID := uuid.NewString()
+	d := decision(id, "rct", 1, rulesv1.DecisionStatus_RECOMMENDED, rulesv1.Level_LEVEL_2, rulesv1.Rag_RAG_GREEN, start.Add(24*time.Hour), start.Add(72*time.Hour))
+	d.ChildId = childID
+	e.decided(t, d)
+	e.waitCase(t, id, func(c store.Case) bool { return c.Received && c.ChildID == childID })
+	// A child whose own name is the mother's: found as a name, ranked first.
+	namesake := e.about(t, kid{"Carys", "Morgan", "2014-01-01", "", "CF40 2BB"}, "rct", uuid.NewString(), "", start.Add(time.Minute))
+
+	p := e.hubCaller(t, auth.RolePractitioner, "rct")
+	ctx := metadata.AppendToOutgoingContext(p.ctx, "x-access-reason", "Call from the health visitor")
+	for _, c := range []struct {
+		q    string
+		want []string
+		on   []triagev1.MatchBasis
+	}{
+		{"Carys Morgan", []string{namesake, id}, []triagev1.MatchBasis{triagev1.MatchBasis_NAME, triagev1.MatchBasis_HOUSEHOLD}},
+		{"gethin prydderch", []string{id}, []triagev1.MatchBasis{triagev1.MatchBasis_HOUSEHOLD}},
+		{"Gethin Pryderch CF37 1AA", []string{id}, []triagev1.MatchBasis{triagev1.MatchBasis_HOUSEHOLD}},
+		{"Dylan Evans", []string{id}, []triagev1.MatchBasis{triagev1.MatchBasis_NAME}},
+		// Words of two different members' names are not one person.
+		{"Carys Prydderch", nil, nil},
+	} {
+		resp, err := records.Search(ctx, &triagev1.SearchRequest{Q: c.q})
+		if err != nil {
+			t.Fatalf("search %q: %v", c.q, err)
+		}
+		if got := referralIDsOf(resp.GetReferrals()); !slices.Equal(got, c.want) {
+			t.Errorf("search %q found %v, want %v", c.q, got, c.want)
+			continue
+		}
+		for i, r := range resp.GetReferrals() {
+			if !slices.Contains(r.GetMatchedOn(), c.on[i]) {
+				t.Errorf("search %q: result %d matched on %v, want %v", c.q, i, r.GetMatchedOn(), c.on[i])
+			}
+		}
+		for _, ch := range resp.GetChildren() {
+			if ch.GetChildId() == childID && !slices.Contains(ch.GetMatchedOn(), c.on[len(c.on)-1]) {
+				t.Errorf("search %q: child matched on %v", c.q, ch.GetMatchedOn())
+			}
+		}
+	}
+	acc := listAccesses(t, e, "mash.access.search")
+	if len(acc) != 5 || len(acc[1].GetListed()) != 1 || acc[1].GetListed()[0].GetReferralId() != id || acc[1].GetReason() != "Call from the health visitor" {
+		t.Fatalf("access entries of household searches: %v", acc)
+	}
 }

@@ -8,9 +8,9 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // foldName is the search form of a name: accents dropped (Siân, Dŵr and Llŷr fold to their
@@ -97,6 +97,11 @@ func searchKeysOf(ref *intakev1.Referral) store.SearchKeys {
 		Postcode:          normalisePostcode(c.GetAddress().GetPostcode()),
 		Reference:         strings.ToUpper(strings.TrimSpace(ref.GetReference())),
 		ExternalReference: strings.ToUpper(strings.TrimSpace(firstNonEmpty(ref.GetExternalReference(), sub.GetExternalReference()))),
+	}
+	for _, m := range sub.GetHousehold() {
+		if n := foldName(m.GetGivenName() + " " + m.GetFamilyName()); n != "" {
+			k.Household = append(k.Household, n)
+		}
 	}
 	if ref.GetReceivedAt() != nil {
 		at := ref.GetReceivedAt().AsTime().UTC()

@@ -22,7 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	eventsv1 "mash/proto/mash/events/v1"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,13 +31,14 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"mash/pkg/calendar"
-	"mash/pkg/db"
-	"mash/pkg/events"
-	"mash/pkg/peers"
-	"mash/pkg/server"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/peers"
+	"github.com/mash-hub/mash/pkg/server"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // Event subjects the service publishes.
@@ -102,6 +103,11 @@ type Deps struct {
 	Cipher events.PayloadCipher
 	// Retention runs the retention schedule daily when enabled (off by default).
 	Retention RetentionConfig
+	// QualitySamplePercent is the share of decided cases offered to managers for quality
+	// assurance review (1-100). Default DefaultQualitySamplePercent.
+	QualitySamplePercent int
+	// Staff is who may be given work (assignment): default the auth schema over Pool.
+	Staff StaffDirectory
 }
 
 // Service is the triage service.
@@ -119,7 +125,10 @@ type Service struct {
 	sweepEvery time.Duration
 	api        *grpcAPI
 	records    *recordsAPI
+	quality    *qualityAPI
+	qaPercent  int
 	cipher     events.PayloadCipher
+	staff      StaffDirectory
 	// retentionDaily and retentionFirst: Deps.Retention.
 	retentionDaily bool
 	retentionFirst time.Duration
@@ -143,6 +152,15 @@ func New(d Deps) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	switch s.qaPercent = d.QualitySamplePercent; {
+	case s.qaPercent == 0:
+		s.qaPercent = DefaultQualitySamplePercent
+	case s.qaPercent < 0 || s.qaPercent > 100:
+		return nil, fmt.Errorf("triage.New: quality sample of %d%% is not between 1 and 100", d.QualitySamplePercent)
+	}
+	if s.staff = d.Staff; s.staff == nil {
+		s.staff = auth.NewStore(d.Pool) // the auth schema lives in the same database
 	}
 	if s.claimFor == 0 {
 		s.claimFor = DefaultClaimTimeout
@@ -168,9 +186,13 @@ func New(d Deps) (*Service, error) {
 	}
 	s.consumer, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: consumerDurable, Cipher: d.Cipher, SkipErased: true,
-		FilterSubjects: []string{eventsv1.SubjectReferralReceived, EventRecommended, EventDecisionMade, "mash.notification.>", EventResearchAnswerReceived},
+		// The subjects it has handlers for: the catalogue's, registered with the router.
+		FilterSubjects: handlers.Subjects(),
 		// Projecting may emit an event (a recorded channel answer): publish it at once.
 		AfterCommit: s.relay.Wake,
+		// Projections are idempotent and order-free, so events that piled up are applied
+		// in batches: one commit for many.
+		BatchSize: 32, MaxAckPending: 256,
 	}, handlers.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)
@@ -182,6 +204,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.api = &grpcAPI{svc: s}
 	s.records = &recordsAPI{svc: s}
+	s.quality = &qualityAPI{svc: s}
 	return s, nil
 }
 
@@ -198,9 +221,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 func (s *Service) Register(srv *server.Server) {
 	triagev1.RegisterTriageServiceServer(srv.GRPC(), s.api)
 	triagev1.RegisterRecordsServiceServer(srv.GRPC(), s.records)
-	registerHTTP(srv, s.api)
-	registerExportHTTP(srv, s.api)
-	registerRecordsHTTP(srv, s.records)
+	registerHTTP(srv, s.api, s.records)
+	registerQualityHTTP(srv, s.quality)
 }
 
 // API returns the service's gRPC API as a plain value, for in-process callers and
@@ -209,6 +231,9 @@ func (s *Service) API() triagev1.TriageServiceServer { return s.api }
 
 // Records returns the search and child-record API as a plain value, like API.
 func (s *Service) Records() triagev1.RecordsServiceServer { return s.records }
+
+// Quality returns the quality assurance API as a plain value, like API.
+func (s *Service) Quality() triagev1.QualityServiceServer { return s.quality }
 
 // Run projects events, publishes the outbox and sweeps claims and disagreements until ctx
 // ends.

@@ -8,13 +8,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
-	"mash/pkg/apierr"
-	"mash/pkg/auth"
-	"mash/pkg/server"
-	eventsv1 "mash/proto/mash/events/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
-	"mash/services/triage/store"
+	"github.com/mash-hub/mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/server"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/services/triage/store"
 )
 
 // Events of what a case may share; notify shares, holds back or withdraws by them.
@@ -56,11 +56,8 @@ func sharingHeld(c store.Case) string {
 // AuthoriseSharing is the one door for sharing without consent: a manager's recorded
 // judgement, with the reason and lawful basis, on a decided case whose family has not given
 // consent.
-func (a *grpcAPI) AuthoriseSharing(ctx context.Context, req *triagev1.AuthoriseSharingRequest) (*triagev1.AuthoriseSharingResponse, error) {
-	id, err := server.Require(ctx, auth.AuthoriseSharing)
-	if err != nil {
-		return nil, err
-	}
+// checkAuthoriseSharing is AuthoriseSharing's check of its request.
+func checkAuthoriseSharing(req *triagev1.AuthoriseSharingRequest) []apierr.Violation {
 	var vs []apierr.Violation
 	if strings.TrimSpace(req.GetLawfulBasis()) == "" {
 		vs = append(vs, apierr.Violation{Field: "lawfulBasis", Reason: "is required: the lawful basis for sharing without consent (e.g. UK GDPR Art 6(1)(e); DPA 2018 Sch 1 para 18)"})
@@ -71,7 +68,15 @@ func (a *grpcAPI) AuthoriseSharing(ctx context.Context, req *triagev1.AuthoriseS
 	if req.GetReferralId() == "" {
 		vs = append(vs, apierr.Violation{Field: "referralId", Reason: "is required"})
 	}
-	if len(vs) > 0 {
+	return vs
+}
+
+func (a *grpcAPI) AuthoriseSharing(ctx context.Context, req *triagev1.AuthoriseSharingRequest) (*triagev1.AuthoriseSharingResponse, error) {
+	id, err := server.Require(ctx, auth.AuthoriseSharing)
+	if err != nil {
+		return nil, err
+	}
+	if vs := checkAuthoriseSharing(req); len(vs) > 0 {
 		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
@@ -101,6 +106,14 @@ func (a *grpcAPI) AuthoriseSharing(ctx context.Context, req *triagev1.AuthoriseS
 	return &triagev1.AuthoriseSharingResponse{Case: caseToProto(c, now)}, nil
 }
 
+// checkRevoke is RevokeSharing's check of its request.
+func checkRevoke(req *triagev1.RevokeSharingRequest) []apierr.Violation {
+	if strings.TrimSpace(req.GetReason()) == "" {
+		return []apierr.Violation{{Field: "reason", Reason: "is required: why the authorisation no longer stands"}}
+	}
+	return nil
+}
+
 // RevokeSharing withdraws a manager's authorisation; notify withdraws what was shared under
 // it.
 func (a *grpcAPI) RevokeSharing(ctx context.Context, req *triagev1.RevokeSharingRequest) (*triagev1.RevokeSharingResponse, error) {
@@ -108,8 +121,8 @@ func (a *grpcAPI) RevokeSharing(ctx context.Context, req *triagev1.RevokeSharing
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(req.GetReason()) == "" {
-		return nil, invalid("reason", "is required: why the authorisation no longer stands")
+	if vs := checkRevoke(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
 	}
 	s := a.svc
 	now := s.now().UTC()
@@ -128,20 +141,29 @@ func (a *grpcAPI) RevokeSharing(ctx context.Context, req *triagev1.RevokeSharing
 
 // RecordConsent records a change in the family's consent; withdrawn or refused consent stops
 // what has not been sent and withdraws what was shared on consent.
+// checkConsent is RecordConsent's check of its request.
+func checkConsent(req *triagev1.RecordConsentRequest) []apierr.Violation {
+	status := strings.ToUpper(strings.TrimSpace(req.GetStatus()))
+	switch status {
+	case ConsentGiven, ConsentRefused, ConsentWithdrawn:
+	default:
+		return []apierr.Violation{{Field: "status", Reason: "must be GIVEN, REFUSED or WITHDRAWN"}}
+	}
+	if status != ConsentGiven && strings.TrimSpace(req.GetNote()) == "" {
+		return []apierr.Violation{{Field: "note", Reason: "is required when consent is refused or withdrawn: who told the hub, and when"}}
+	}
+	return nil
+}
+
 func (a *grpcAPI) RecordConsent(ctx context.Context, req *triagev1.RecordConsentRequest) (*triagev1.RecordConsentResponse, error) {
 	id, err := server.Require(ctx, auth.RecordConsent)
 	if err != nil {
 		return nil, err
 	}
+	if vs := checkConsent(req); len(vs) > 0 {
+		return nil, apierr.Invalid(vs)
+	}
 	status := strings.ToUpper(strings.TrimSpace(req.GetStatus()))
-	switch status {
-	case ConsentGiven, ConsentRefused, ConsentWithdrawn:
-	default:
-		return nil, invalid("status", "must be GIVEN, REFUSED or WITHDRAWN")
-	}
-	if status != ConsentGiven && strings.TrimSpace(req.GetNote()) == "" {
-		return nil, invalid("note", "is required when consent is refused or withdrawn: who told the hub, and when")
-	}
 	s := a.svc
 	now := s.now().UTC()
 	c, err := s.changeSharing(ctx, req.GetReferralId(), req.GetExpectedVersion(), id, EventConsentChanged, req.GetNote(),

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/db"
 )
 
 // AdminURL is the server tests use: TEST_DATABASE_URL, else DATABASE_URL, else the local

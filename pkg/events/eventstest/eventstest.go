@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events"
 )
 
 // Messages waits until the MASH stream holds at least want messages on subject (up to 15
@@ -69,9 +69,15 @@ func read(ctx context.Context, stream jetstream.Stream, subject string) ([]*jets
 // happened" is because the consumer has seen everything, not because it was slow.
 func Drained(t testing.TB, js jetstream.JetStream, durable string) {
 	t.Helper()
+	DrainedOn(t, js, events.StreamName, durable)
+}
+
+// DrainedOn is Drained for a durable consumer of stream (events.AgencyStreamName, say).
+func DrainedOn(t testing.TB, js jetstream.JetStream, stream, durable string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := js.Consumer(context.Background(), events.StreamName, durable)
+		c, err := js.Consumer(context.Background(), stream, durable)
 		if err == nil {
 			info, ierr := c.Info(context.Background())
 			if ierr == nil && info.NumPending == 0 && info.NumAckPending == 0 {

@@ -7,7 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events"
 )
 
 // JetStream starts an embedded JetStream server in a temporary directory, connects to it in

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/tlsconf"
+	"github.com/mash-hub/mash/pkg/tlsconf"
 )
 
 // PKI is a test CA and the files of certificates it signed.

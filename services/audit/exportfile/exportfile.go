@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	auditlog "mash/services/audit/tlog"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // Export format (JSON lines, UTF-8, each line one JSON object with a "type"):

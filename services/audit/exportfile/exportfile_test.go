@@ -10,7 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	auditlog "mash/services/audit/tlog"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 const fuzzOrigin = "mash.test/audit-fuzz"

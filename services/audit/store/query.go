@@ -208,3 +208,20 @@ func Leaf(ctx context.Context, pool *pgxpool.Pool, seq int64) ([]byte, error) {
 	}
 	return leaf, nil
 }
+
+// EntriesBySeq returns the entries with the given seqs, in seq order; seqs with no entry
+// are left out.
+func EntriesBySeq(ctx context.Context, pool *pgxpool.Pool, seqs []int64) ([]Entry, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	rows, err := pool.Query(ctx, `SELECT `+entryColumns+entryJoins+` WHERE e.seq = ANY($1) ORDER BY e.seq`, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("read entries by seq: %w", err)
+	}
+	out, err := scanEntries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read entries by seq: %w", err)
+	}
+	return out, nil
+}

@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"mash/pkg/db"
-	"mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
 )
 
 // Schema is the Postgres schema the audit service owns.
@@ -78,37 +78,85 @@ type Pending struct {
 	PayloadSHA256                                   [32]byte
 }
 
+const insertPendingSQL = `INSERT INTO audit.pending (event_id, event_type, occurred_at, received_at, partnership,
+		referral_id, child_id, actor, actor_role, agency, pack_version, decision, payload_sha256)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`
+
+func pendingArgs(p Pending) []any {
+	return []any{p.EventID, p.EventType, p.OccurredAt, p.ReceivedAt, p.Partnership, p.ReferralID, p.ChildID, p.Actor,
+		p.ActorRole, p.Agency, p.PackVersion, p.Decision, p.PayloadSHA256[:]}
+}
+
 // InsertPending records p; an event id already pending is left as it is.
 func InsertPending(ctx context.Context, tx pgx.Tx, p Pending) error {
-	_, err := tx.Exec(ctx, `INSERT INTO audit.pending (event_id, event_type, occurred_at, received_at, partnership,
-		referral_id, child_id, actor, actor_role, agency, pack_version, decision, payload_sha256)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`,
-		p.EventID, p.EventType, p.OccurredAt, p.ReceivedAt, p.Partnership, p.ReferralID, p.ChildID, p.Actor,
-		p.ActorRole, p.Agency, p.PackVersion, p.Decision, p.PayloadSHA256[:])
-	if err != nil {
+	if _, err := tx.Exec(ctx, insertPendingSQL, pendingArgs(p)...); err != nil {
 		return fmt.Errorf("insert pending %s: %w", p.EventID, err)
 	}
 	return nil
 }
 
-// PendingBatch returns up to limit pending events in received order.
-func PendingBatch(ctx context.Context, tx pgx.Tx, limit int) ([]Pending, error) {
-	rows, err := tx.Query(ctx, `SELECT id, event_id::text, event_type, occurred_at, received_at, partnership, referral_id,
-		child_id, actor, actor_role, agency, pack_version, decision, payload_sha256
-		FROM audit.pending ORDER BY id LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read pending: %w", err)
+// InsertPendingAsWriter is AsWriter then InsertPending, in one round trip.
+func InsertPendingAsWriter(ctx context.Context, tx pgx.Tx, p Pending) error {
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL ROLE ` + WriterRole)
+	b.Queue(insertPendingSQL, pendingArgs(p)...)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert pending %s as %s: %w", p.EventID, WriterRole, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pending, error) {
-		var p Pending
-		var sum []byte
-		err := r.Scan(&p.ID, &p.EventID, &p.EventType, &p.OccurredAt, &p.ReceivedAt, &p.Partnership, &p.ReferralID,
-			&p.ChildID, &p.Actor, &p.ActorRole, &p.Agency, &p.PackVersion, &p.Decision, &sum)
-		copy(p.PayloadSHA256[:], sum)
-		return p, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read pending: %w", err)
+	return nil
+}
+
+// SealOutcome is what SealedPending found of the referral's case key.
+type SealOutcome int
+
+// Outcomes of SealedPending.
+const (
+	// Sealed: the key offered is the referral's live key (inserted now if it had none); the
+	// payload and the pending entry are stored.
+	Sealed SealOutcome = iota
+	// Redacted: the referral's key is destroyed; the pending entry is stored with the
+	// payload digest redactedSum, and no payload.
+	Redacted
+	// OtherKey: the referral has another live key, or none could be read in this
+	// statement's snapshot (a concurrent first use); nothing was stored. Seal again with
+	// CaseKeyFor's key.
+	OtherKey
+)
+
+// sealedPendingSQL stores a pending entry and its sealed payload in one statement, given
+// the case key the caller sealed with ($14 id, $15 wrapped): the key is inserted if the
+// referral has none, the payload is stored only if that key is the referral's live key,
+// and the entry only if so or if the referral's key is destroyed (then with the redacted
+// digest $18 and no payload). The data-modifying CTEs share one snapshot: k is the key
+// inserted now or the one already there, never both.
+const sealedPendingSQL = `WITH nk AS (
+		INSERT INTO audit.case_keys (id, referral_id, wrapped_key) VALUES ($14::uuid, $6::text, $15::bytea)
+		ON CONFLICT DO NOTHING RETURNING id, false AS destroyed),
+	k AS (SELECT id, destroyed FROM nk
+		UNION ALL SELECT id, destroyed_at IS NOT NULL FROM audit.case_keys WHERE referral_id = $6),
+	pl AS (INSERT INTO audit.payloads (event_id, case_key_id, nonce, ciphertext)
+		SELECT $1::uuid, k.id, $16::bytea, $17::bytea FROM k WHERE k.id = $14::uuid AND NOT k.destroyed
+		ON CONFLICT (event_id) DO NOTHING),
+	pe AS (INSERT INTO audit.pending (event_id, event_type, occurred_at, received_at, partnership,
+		referral_id, child_id, actor, actor_role, agency, pack_version, decision, payload_sha256)
+		SELECT $1::uuid, $2::text, $3::timestamptz, $4::timestamptz, $5::text, $6::text, $7::text, $8::text, $9::text,
+			$10::text, $11::text, $12::text, CASE WHEN k.destroyed THEN $18::bytea ELSE $13::bytea END
+		FROM k WHERE k.id = $14::uuid OR k.destroyed
+		ON CONFLICT (event_id) DO NOTHING)
+	SELECT coalesce((SELECT CASE WHEN destroyed THEN 1 WHEN id = $14 THEN 0 ELSE 2 END FROM k LIMIT 1), 2)`
+
+// SealedPending switches tx to the writer role and stores p (whose PayloadSHA256 is the
+// digest of ciphertext) with its payload sealed under the case key (keyID, wrapped) of
+// p.ReferralID, in one round trip; see SealOutcome for what it stored. redactedSum is the
+// digest recorded instead when the case key turns out destroyed.
+func SealedPending(ctx context.Context, tx pgx.Tx, p Pending, keyID string, wrapped, nonce, ciphertext []byte, redactedSum [32]byte) (SealOutcome, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL ROLE ` + WriterRole)
+	args := append(pendingArgs(p), keyID, wrapped, nonce, ciphertext, redactedSum[:])
+	var out SealOutcome
+	b.Queue(sealedPendingSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&out) })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("insert pending %s with its payload: %w", p.EventID, err)
 	}
 	return out, nil
 }
@@ -191,52 +239,90 @@ type Appended struct {
 	Leaf []byte
 }
 
-// Append inserts entries and the new stored hashes (starting at index firstHash), deletes
-// the entries' pending rows and advances the head from old to (newSize, root) with
-// compare-and-swap. It returns ErrRaced when the head is no longer old or the pending rows
-// were taken: the caller rolls back and tries again.
-func Append(ctx context.Context, tx pgx.Tx, old Head, newSize int64, root [32]byte, recordedAt func(Pending) time.Time, entries []Appended, firstHash int64, hashes [][32]byte) error {
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"audit", "entries"},
-		[]string{"seq", "event_id", "event_type", "occurred_at", "recorded_at", "partnership", "referral_id", "child_id",
-			"actor", "actor_role", "agency", "pack_version", "decision", "leaf", "payload_sha256"},
-		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
-			e := entries[i]
-			return []any{e.Seq, e.P.EventID, e.P.EventType, e.P.OccurredAt, recordedAt(e.P), e.P.Partnership, e.P.ReferralID,
-				e.P.ChildID, e.P.Actor, e.P.ActorRole, e.P.Agency, e.P.PackVersion, e.P.Decision, e.Leaf, e.P.PayloadSHA256[:]}, nil
-		}))
-	if err != nil {
-		if raced(err) {
-			return ErrRaced
+// BeginAppend switches tx to the writer role and reads the head and up to limit pending
+// entries in received order, in one round trip.
+func BeginAppend(ctx context.Context, tx pgx.Tx, limit int) (Head, []Pending, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL ROLE ` + WriterRole)
+	var h Head
+	b.Queue(`SELECT tree_size, root FROM audit.head`).QueryRow(func(r pgx.Row) error {
+		var root []byte
+		if err := r.Scan(&h.TreeSize, &root); err != nil {
+			return fmt.Errorf("read head: %w", err)
 		}
-		return fmt.Errorf("insert entries: %w", err)
-	}
-	if n != int64(len(entries)) {
-		return fmt.Errorf("insert entries: %d of %d copied", n, len(entries))
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit", "tree_hashes"}, []string{"idx", "hash"},
-		pgx.CopyFromSlice(len(hashes), func(i int) ([]any, error) { return []any{firstHash + int64(i), hashes[i][:]}, nil })); err != nil {
-		if raced(err) {
-			return ErrRaced
+		copy(h.Root[:], root)
+		return nil
+	})
+	var out []Pending
+	b.Queue(`SELECT id, event_id::text, event_type, occurred_at, received_at, partnership, referral_id,
+		child_id, actor, actor_role, agency, pack_version, decision, payload_sha256
+		FROM audit.pending ORDER BY id LIMIT $1`, limit).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pending, error) {
+			var p Pending
+			var sum []byte
+			err := r.Scan(&p.ID, &p.EventID, &p.EventType, &p.OccurredAt, &p.ReceivedAt, &p.Partnership, &p.ReferralID,
+				&p.ChildID, &p.Actor, &p.ActorRole, &p.Agency, &p.PackVersion, &p.Decision, &sum)
+			copy(p.PayloadSHA256[:], sum)
+			return p, err
+		})
+		if err != nil {
+			return fmt.Errorf("read pending: %w", err)
 		}
-		return fmt.Errorf("insert tree hashes: %w", err)
+		return nil
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return Head{}, nil, fmt.Errorf("begin append: %w", err)
 	}
+	return h, out, nil
+}
+
+// appendEntriesSQL moves pending rows ($2, their ids) into entries at seqs $1 with leaves
+// $3. The columns come from the pending rows themselves, the same rows the leaves were
+// made from (pending rows are never updated), so only seqs and leaves travel.
+const appendEntriesSQL = `WITH d AS (DELETE FROM audit.pending WHERE id = ANY($2::bigint[]) RETURNING *)
+	INSERT INTO audit.entries (seq, event_id, event_type, occurred_at, recorded_at, partnership, referral_id, child_id,
+		actor, actor_role, agency, pack_version, decision, leaf, payload_sha256)
+	SELECT x.seq, d.event_id, d.event_type, d.occurred_at, d.received_at, d.partnership, d.referral_id, d.child_id,
+		d.actor, d.actor_role, d.agency, d.pack_version, d.decision, x.leaf, d.payload_sha256
+	FROM d JOIN unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS x(seq, pid, leaf) ON x.pid = d.id`
+
+// Append moves the entries' pending rows into entries (recorded_at is the pending row's
+// received_at), inserts the new stored hashes (starting at index firstHash) and advances
+// the head from old to (newSize, root) with compare-and-swap, in one round trip. It
+// returns ErrRaced when the head is no longer old or the pending rows were taken: the
+// caller rolls back and tries again.
+func Append(ctx context.Context, tx pgx.Tx, old Head, newSize int64, root [32]byte, entries []Appended, firstHash int64, hashes [][32]byte) error {
+	seqs := make([]int64, len(entries))
 	ids := make([]int64, len(entries))
+	leaves := make([][]byte, len(entries))
 	for i, e := range entries {
-		ids[i] = e.P.ID
+		seqs[i], ids[i], leaves[i] = e.Seq, e.P.ID, e.Leaf
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM audit.pending WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return fmt.Errorf("delete pending: %w", err)
+	hs := make([][]byte, len(hashes))
+	for i := range hashes {
+		hs[i] = hashes[i][:]
 	}
-	if tag.RowsAffected() != int64(len(ids)) {
-		return ErrRaced
+	b := &pgx.Batch{}
+	var moved, headMoved int64
+	b.Queue(appendEntriesSQL, seqs, ids, leaves).Exec(func(tag pgconn.CommandTag) error {
+		moved = tag.RowsAffected()
+		return nil
+	})
+	b.Queue(`INSERT INTO audit.tree_hashes (idx, hash) SELECT $1::bigint + i - 1, h FROM unnest($2::bytea[]) WITH ORDINALITY AS t(h, i)`,
+		firstHash, hs)
+	b.Queue(`UPDATE audit.head SET tree_size = $1, root = $2 WHERE tree_size = $3`, newSize, root[:], old.TreeSize).
+		Exec(func(tag pgconn.CommandTag) error {
+			headMoved = tag.RowsAffected()
+			return nil
+		})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if raced(err) {
+			return ErrRaced
+		}
+		return fmt.Errorf("append entries: %w", err)
 	}
-	tag, err = tx.Exec(ctx, `UPDATE audit.head SET tree_size = $1, root = $2 WHERE tree_size = $3`,
-		newSize, root[:], old.TreeSize)
-	if err != nil {
-		return fmt.Errorf("advance head: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
+	if moved != int64(len(entries)) || headMoved != 1 {
 		return ErrRaced
 	}
 	return nil
@@ -358,55 +444,6 @@ func ReadPayload(ctx context.Context, pool *pgxpool.Pool, eventID string) (Paylo
 	return p, nil
 }
 
-// VerifyRow is one entry as the verifier reads it: every column, what is stored of its
-// payload, and the stored hash of its leaf (zero when missing).
-type VerifyRow struct {
-	Entry
-	Nonce, Ciphertext, Wrapped []byte // nil when no payload, or its key destroyed
-	StoredLeafHash             [32]byte
-}
-
-// StreamEntries calls fn for every entry in seq order, reading in one pass. The leaf hash
-// stored for seq n sits at tlog stored-hash index 2n - popcount(n).
-func StreamEntries(ctx context.Context, q Querier, fn func(*VerifyRow) error) error {
-	rows, err := q.Query(ctx, `SELECT `+entryColumns+`, p.nonce, CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END, k.wrapped_key,
-		coalesce(t.hash, ''::bytea)
-		`+entryJoins+`
-		LEFT JOIN audit.tree_hashes t ON t.idx = 2 * e.seq - bit_count(e.seq::bit(64))
-		ORDER BY e.seq`)
-	if err != nil {
-		return fmt.Errorf("stream entries: %w", err)
-	}
-	var r VerifyRow
-	var h []byte
-	dst, finish := entryDest(&r.Entry)
-	dst = append(dst, &r.Nonce, &r.Ciphertext, &r.Wrapped, &h)
-	_, err = pgx.ForEachRow(rows, dst, func() error {
-		finish()
-		r.StoredLeafHash = [32]byte{}
-		copy(r.StoredLeafHash[:], h)
-		return fn(&r)
-	})
-	if err != nil {
-		return fmt.Errorf("stream entries: %w", err)
-	}
-	return nil
-}
-
-// StreamTreeHashes calls fn for every stored tree hash in index order.
-func StreamTreeHashes(ctx context.Context, q Querier, fn func(idx int64, hash []byte) error) error {
-	rows, err := q.Query(ctx, `SELECT idx, hash FROM audit.tree_hashes ORDER BY idx`)
-	if err != nil {
-		return fmt.Errorf("stream tree hashes: %w", err)
-	}
-	var idx int64
-	var h []byte
-	if _, err := pgx.ForEachRow(rows, []any{&idx, &h}, func() error { return fn(idx, h) }); err != nil {
-		return fmt.Errorf("stream tree hashes: %w", err)
-	}
-	return nil
-}
-
 // Checkpoints returns every stored checkpoint, smallest first.
 func Checkpoints(ctx context.Context, q pgx.Tx) ([]Checkpoint, error) {
 	rows, err := q.Query(ctx, `SELECT tree_size, note, created_at FROM audit.checkpoints ORDER BY tree_size`)
@@ -436,8 +473,11 @@ type KeyRow struct {
 
 // CaseKeys returns every case key with the number of payloads sealed with it.
 func CaseKeys(ctx context.Context, q pgx.Tx) ([]KeyRow, error) {
+	// One aggregate over payloads, not a count per key: payloads have no index by key.
 	rows, err := q.Query(ctx, `SELECT k.id::text, k.referral_id, k.wrapped_key, k.destroyed_at, k.destroyed_by, k.destroy_reason,
-		(SELECT count(*) FROM audit.payloads p WHERE p.case_key_id = k.id) FROM audit.case_keys k ORDER BY k.referral_id`)
+		coalesce(c.n, 0) FROM audit.case_keys k
+		LEFT JOIN (SELECT case_key_id, count(*) AS n FROM audit.payloads GROUP BY case_key_id) c ON c.case_key_id = k.id
+		ORDER BY k.referral_id`)
 	if err != nil {
 		return nil, fmt.Errorf("read case keys: %w", err)
 	}

@@ -3,9 +3,9 @@
 // signing, and a streaming verifier. It does no I/O: storage (Postgres) and serving wrap
 // it elsewhere, and an auditor's offline tool can use it without the database.
 //
-// The import path is mash/services/audit/tlog; the package is named auditlog so that it
-// sits beside golang.org/x/mod/sumdb/tlog (imported as tlog), whose Hash, HashReader,
-// RecordProof and TreeProof types appear in this API unchanged.
+// The import path is github.com/mash-hub/mash/services/audit/tlog; the package is named
+// auditlog so that it sits beside golang.org/x/mod/sumdb/tlog (imported as tlog), whose
+// Hash, HashReader, RecordProof and TreeProof types appear in this API unchanged.
 //
 // Invariants callers rely on:
 //

@@ -78,8 +78,22 @@ func FuzzUnmarshalLeaf(f *testing.F) {
 	f.Add([]byte{LeafVersion})
 	f.Fuzz(func(t *testing.T, leaf []byte) {
 		e, err := UnmarshalLeaf(leaf)
+		v, ok := ParseLeafView(leaf)
+		if ok != (err == nil) {
+			t.Fatalf("ParseLeafView ok %v but UnmarshalLeaf error %v", ok, err)
+		}
 		if err != nil {
 			return
+		}
+		if v.Seq != e.Seq || string(v.EventID) != e.EventID || string(v.EventType) != e.EventType ||
+			v.OccurredAt != e.OccurredAt.UnixNano() || v.RecordedAt != e.RecordedAt.UnixNano() ||
+			!bytes.Equal(v.PayloadSHA256, e.PayloadSHA256[:]) {
+			t.Fatalf("ParseLeafView %+v differs from UnmarshalLeaf %+v", v, e)
+		}
+		if strs := e.stringFields(); [8]string{string(v.Strings[0]), string(v.Strings[1]), string(v.Strings[2]),
+			string(v.Strings[3]), string(v.Strings[4]), string(v.Strings[5]), string(v.Strings[6]), string(v.Strings[7])} !=
+			[8]string(strs[2:]) {
+			t.Fatalf("ParseLeafView strings %q differ from UnmarshalLeaf %+v", v.Strings, e)
 		}
 		if err := e.Validate(); err != nil {
 			t.Fatalf("UnmarshalLeaf returned an invalid entry: %v", err)

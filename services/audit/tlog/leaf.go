@@ -255,3 +255,71 @@ func leafSeq(leaf []byte) (int64, bool) {
 func LeafHash(leaf []byte) tlog.Hash {
 	return tlog.RecordHash(leaf)
 }
+
+// LeafView is a leaf decoded without copying: each field is a slice of the leaf's bytes,
+// valid as long as they are. The verifier reads a million leaves in one pass and compares
+// them with columns as raw bytes, so it decodes with [ParseLeafView] and decodes into an
+// [Entry] (which allocates a string per field) only when something differs.
+type LeafView struct {
+	Seq                    int64
+	OccurredAt, RecordedAt int64     // Unix nanoseconds
+	EventID, EventType     []byte    // UTF-8
+	Strings                [8][]byte // partnership, referral_id, child_id, actor, actor_role, agency, pack_version, decision
+	PayloadSHA256          []byte    // 32 bytes
+}
+
+// ParseLeafView decodes leaf as [UnmarshalLeaf] does, accepting exactly what it accepts,
+// without allocating.
+func ParseLeafView(leaf []byte) (LeafView, bool) {
+	var v LeafView
+	if len(leaf) == 0 || leaf[0] != LeafVersion {
+		return v, false
+	}
+	rest := leaf[1:]
+	field := func() ([]byte, bool) {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || w != uvarintLen(n) || n > MaxFieldSize || uint64(len(rest)-w) < n {
+			return nil, false
+		}
+		f := rest[w : w+int(n) : w+int(n)]
+		rest = rest[w+int(n):]
+		return f, true
+	}
+	int64Field := func() (int64, bool) {
+		f, ok := field()
+		if !ok || len(f) != 8 {
+			return 0, false
+		}
+		return int64(binary.BigEndian.Uint64(f)), true
+	}
+	textField := func() ([]byte, bool) {
+		f, ok := field()
+		return f, ok && utf8.Valid(f)
+	}
+	var ok bool
+	if v.Seq, ok = int64Field(); !ok || v.Seq < 0 {
+		return v, false
+	}
+	if v.EventID, ok = textField(); !ok || len(v.EventID) == 0 {
+		return v, false
+	}
+	if v.EventType, ok = textField(); !ok || len(v.EventType) == 0 {
+		return v, false
+	}
+	if v.OccurredAt, ok = int64Field(); !ok {
+		return v, false
+	}
+	if v.RecordedAt, ok = int64Field(); !ok {
+		return v, false
+	}
+	for i := range v.Strings {
+		if v.Strings[i], ok = textField(); !ok {
+			return v, false
+		}
+	}
+	if v.PayloadSHA256, ok = field(); !ok || len(v.PayloadSHA256) != 32 || len(rest) != 0 {
+		return v, false
+	}
+	// Validate's time check: every int64 of nanoseconds is a non-zero time that round-trips.
+	return v, true
+}

@@ -3,6 +3,7 @@ package auditlog
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -68,6 +69,16 @@ var noFinding = finding{pos: -1}
 // NewVerifier returns an empty Verifier.
 func NewVerifier() *Verifier {
 	return &Verifier{first: noFinding}
+}
+
+// Grow makes room for n more entries, so a caller that knows how many it will add (the
+// head's size) has the trees allocated once rather than copied as they grow.
+func (v *Verifier) Grow(n int64) {
+	if n <= 0 || n > MaxTreeSize {
+		return
+	}
+	v.tree = slices.Grow(v.tree, int(2*n))
+	v.stored = slices.Grow(v.stored, int(n))
 }
 
 // Len returns the number of entries added.

@@ -34,12 +34,14 @@ type Recorded struct{ ReferralID, Reference string }
 
 // RunContactAndCase signs in as a practitioner and records a telephone contact about two
 // siblings through the console's form (adding the second child with the form's own button),
-// waits until both referrals are on the queue under their MASH references, opens the first
-// one's case page and finds every section in order (with the narrative, household, consent
-// and referrer the call gave, and the sibling beside it), switches to Welsh, and checks the
-// print view: the site's furniture and forms hidden, the reference running on every page.
-// It opens c.HistoryCase too and finds the earlier referral in its history. Screenshots
-// and the printed PDF go to artifactsDir.
+// waits until both referrals are on the queue under their MASH references, finds both by a
+// misspelt family name in Search, opens the first's case page from the results and finds every
+// section in order (with the narrative, household, consent and referrer the call gave, the
+// sibling beside it, and the rules' reason), checks the print view (the site's furniture
+// and forms hidden, the reference running on every page), and switches to Welsh to find
+// the headings, labels and the rules' reason in Welsh. It opens c.HistoryCase too and
+// finds the earlier referral in its history. Screenshots and the printed PDF go to
+// artifactsDir.
 func RunContactAndCase(t *testing.T, baseURL string, c Contact, artifactsDir string) []Recorded {
 	t.Helper()
 	path := ExecPath()
@@ -177,8 +179,23 @@ func RunContactAndCase(t *testing.T, baseURL string, c Contact, artifactsDir str
 	}
 	shot(t, ctx, artifactsDir, "contact-queue")
 
+	// Found again by search under a misspelt family name, in the wrong case ("PRAWFF" for
+	// Prawf): both siblings among the referrals found; the first child's case opens from
+	// there.
+	step("search by a misspelt name", chromedp.Click(`nav a[href="/console/search"]`), chromedp.WaitVisible(chromedp.ID("search-form")),
+		chromedp.SendKeys(chromedp.ID("f-q"), "PRAWFF"), chromedp.SendKeys(chromedp.ID("f-reason"), "Neighbour rang back about the children"),
+		chromedp.Submit(chromedp.ID("f-reason")), chromedp.WaitVisible(`#search-referrals, #search-empty`))
+	for _, r := range out {
+		if !eval("found by a misspelt name", fmt.Sprintf(`(() => { const t = document.getElementById("search-referrals"); return !!t && !!t.querySelector('tr[data-referral=%q]'); })()`,
+			r.ReferralID)) {
+			shot(t, ctx, artifactsDir, "contact-not-found")
+			t.Fatalf("searching for \"PRAWFF\" does not find %s", r.Reference)
+		}
+	}
+	shot(t, ctx, artifactsDir, "contact-search")
+
 	// The first child's case: every section in order, what the call said, the sibling.
-	step("open the case", chromedp.Click(fmt.Sprintf(`#queue-table a[href="/console/cases/%s"]`, out[0].ReferralID)),
+	step("open the case", chromedp.Click(fmt.Sprintf(`#search-referrals a[href="/console/cases/%s"]`, out[0].ReferralID)),
 		chromedp.WaitVisible(chromedp.ID("case-references")))
 	order := fmt.Sprintf(`(() => { const ids = %s; let last = -1; const all = [...document.querySelectorAll("main section[id]")].map(s => s.id);
 		for (const id of ids) { const i = all.indexOf(id); if (i < 0 || i < last) return false; last = i; } return true; })()`, jsList(CaseSections))
@@ -196,11 +213,22 @@ func RunContactAndCase(t *testing.T, baseURL string, c Contact, artifactsDir str
 		"#case-referrer":  "Mrs Eirlys Cymydog",
 		"#case-narrative": "nobody answered",
 		"#case-family":    out[1].Reference,
-		"#case-access":    c.Username,
 	} {
 		if got := text(sel); !strings.Contains(got, want) {
 			t.Errorf("%s shows %q, want it to include %q", sel, got, want)
 		}
+	}
+	// The access trail names this read once the audit log has recorded it from the bus, which
+	// may be just after the page was served: reload until it does.
+	caseURL := baseURL + "/console/cases/" + out[0].ReferralID
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(text("#case-access"), c.Username); {
+		if time.Now().After(deadline) {
+			t.Fatalf("#case-access shows %q, want it to include %q", text("#case-access"), c.Username)
+		}
+		step("reload the case", chromedp.Navigate(caseURL), chromedp.WaitVisible(chromedp.ID("case-references")))
+	}
+	if got := text("#primary-reason"); !strings.Contains(got, "in immediate danger") {
+		t.Errorf("the case page gives the rule reason %q, want the immediate-danger rule's", got)
 	}
 	if !eval("household relationship", `document.getElementById("case-household").textContent.includes("Mother")`) {
 		t.Error("the household does not name the relationship")
@@ -245,6 +273,11 @@ func RunContactAndCase(t *testing.T, baseURL string, c Contact, artifactsDir str
 	if !eval("Welsh page", `document.documentElement.lang === "cy" && document.getElementById("child-title").textContent === "Y plentyn" &&
 		document.getElementById("case-household").textContent.includes("Mam")`) {
 		t.Error("the case page in Welsh does not show its headings and labels in Welsh")
+	}
+	// The rules' reason in Welsh, from the pack's Welsh: the call said the children are in
+	// immediate danger, and that rule's reason leads.
+	if got := text("#primary-reason"); !strings.Contains(got, "mewn perygl uniongyrchol") {
+		t.Errorf("the case page in Welsh gives the rule reason %q, want the immediate-danger rule's Welsh", got)
 	}
 	shot(t, ctx, artifactsDir, "contact-case-cy")
 	step("English", chromedp.Click(chromedp.ID("lang-switch")), chromedp.WaitVisible(chromedp.ID("case-references")))

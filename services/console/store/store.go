@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/adminact"
-	"mash/pkg/auth"
-	"mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/adminact"
+	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/db"
 )
 
 // Schema is the console's Postgres schema.
@@ -51,14 +51,24 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// Pool is the pool the store uses; the auth schema's staff directory shares it.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
 // ErrExists means an account with that username exists.
 var ErrExists = errors.New("an account with that username already exists")
 
 // ErrNotFound means no account has that username.
 var ErrNotFound = errors.New("no such account")
 
-// CreateAccount inserts a new account.
-func (s *Store) CreateAccount(ctx context.Context, a Account) error {
+// Querier is the pool or a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// CreateAccountIn inserts a new account through q (a transaction that also records the
+// person in the staff directory, and writes the act).
+func CreateAccountIn(ctx context.Context, q Querier, a Account) error {
 	partnerships := a.Partnerships
 	if partnerships == nil {
 		partnerships = []string{}
@@ -67,7 +77,7 @@ func (s *Store) CreateAccount(ctx context.Context, a Account) error {
 	if kind == "" {
 		kind = "hub"
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO console.accounts (username, display_name, role, agency, kind, password_hash, partnerships)
+	_, err := q.Exec(ctx, `INSERT INTO console.accounts (username, display_name, role, agency, kind, password_hash, partnerships)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.Username, a.DisplayName, a.Role, a.Agency, kind, a.PasswordHash, partnerships)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -81,9 +91,19 @@ func (s *Store) CreateAccount(ctx context.Context, a Account) error {
 
 // Account returns one account.
 func (s *Store) Account(ctx context.Context, username string) (Account, error) {
+	return account(ctx, s.pool, username, "")
+}
+
+// AccountForUpdate is Account within tx, locking the account's row until tx ends, so the
+// change tx makes starts from what it read.
+func AccountForUpdate(ctx context.Context, tx pgx.Tx, username string) (Account, error) {
+	return account(ctx, tx, username, " FOR UPDATE")
+}
+
+func account(ctx context.Context, q Querier, username, lock string) (Account, error) {
 	var a Account
-	err := s.pool.QueryRow(ctx, `SELECT username, display_name, role, agency, kind, partnerships, password_hash, disabled, created_at, updated_at, last_sign_in
-		FROM console.accounts WHERE username = $1`, username).
+	err := q.QueryRow(ctx, `SELECT username, display_name, role, agency, kind, partnerships, password_hash, disabled, created_at, updated_at, last_sign_in
+		FROM console.accounts WHERE username = $1`+lock, username).
 		Scan(&a.Username, &a.DisplayName, &a.Role, &a.Agency, &a.Kind, &a.Partnerships, &a.PasswordHash, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &a.LastSignIn)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, ErrNotFound
@@ -94,9 +114,10 @@ func (s *Store) Account(ctx context.Context, username string) (Account, error) {
 	return a, nil
 }
 
-// SetDisabled disables or enables an account.
-func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE console.accounts SET disabled = $2, updated_at = now() WHERE username = $1`, username, disabled)
+// SetDisabledIn disables or enables an account through q (a transaction that also ends its
+// sessions, and writes the act).
+func SetDisabledIn(ctx context.Context, q Querier, username string, disabled bool) error {
+	tag, err := q.Exec(ctx, `UPDATE console.accounts SET disabled = $2, updated_at = now() WHERE username = $1`, username, disabled)
 	if err != nil {
 		return fmt.Errorf("update account: %w", err)
 	}
@@ -106,33 +127,32 @@ func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool)
 	return nil
 }
 
-// SetRole changes an account's role and partnerships and returns what they were.
-func (s *Store) SetRole(ctx context.Context, username, role string, partnerships []string) (was Account, err error) {
+// SetRoleIn changes an account's role and partnerships through q (a transaction that also
+// writes the act; AccountForUpdate reads what they were).
+func SetRoleIn(ctx context.Context, q Querier, username, role string, partnerships []string) error {
 	if partnerships == nil {
 		partnerships = []string{}
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT role, partnerships FROM console.accounts WHERE username = $1 FOR UPDATE`, username).
-			Scan(&was.Role, &was.Partnerships); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE console.accounts SET role = $2, partnerships = $3, updated_at = now() WHERE username = $1`,
-			username, role, partnerships)
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Account{}, ErrNotFound
-	}
+	tag, err := q.Exec(ctx, `UPDATE console.accounts SET role = $2, partnerships = $3, updated_at = now() WHERE username = $1`,
+		username, role, partnerships)
 	if err != nil {
-		return Account{}, fmt.Errorf("change role: %w", err)
+		return fmt.Errorf("change role: %w", err)
 	}
-	return was, nil
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // SetPasswordHash replaces an account's password hash (a reset, or a rehash with stronger
 // parameters after a successful sign-in).
 func (s *Store) SetPasswordHash(ctx context.Context, username, hash string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE console.accounts SET password_hash = $2, updated_at = now() WHERE username = $1`, username, hash)
+	return SetPasswordHashIn(ctx, s.pool, username, hash)
+}
+
+// SetPasswordHashIn is SetPasswordHash through q (a transaction that also writes the act).
+func SetPasswordHashIn(ctx context.Context, q Querier, username, hash string) error {
+	tag, err := q.Exec(ctx, `UPDATE console.accounts SET password_hash = $2, updated_at = now() WHERE username = $1`, username, hash)
 	if err != nil {
 		return fmt.Errorf("update account: %w", err)
 	}

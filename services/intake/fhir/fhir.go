@@ -16,7 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 
-	"mash/pkg/apierr"
+	"github.com/mash-hub/mash/pkg/apierr"
 )
 
 // ContentType is the media type of every FHIR answer.

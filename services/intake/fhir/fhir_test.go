@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/apierr"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/apierr"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 func fixture(t *testing.T, name string) []byte {

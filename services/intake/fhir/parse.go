@@ -8,7 +8,7 @@ import (
 
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // Paths maps contract fields (validation's names, e.g. child.nhsNumber) to the FHIRPath of

@@ -16,8 +16,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db"
-	"mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Schema is the Postgres schema intake owns.
@@ -108,7 +109,7 @@ SELECT count(*) FROM referral`
 // $1 that no decision has reached, with their original received event.
 const UndecidedSQL = `SELECT o.id, o.event_id::text, o.subject, o.payload, o.reconciles
 	FROM intake.referrals r
-	JOIN intake.outbox o ON o.referral_id = r.id::text AND o.subject = 'mash.referral.received'
+	JOIN intake.outbox o ON o.referral_id = r.id::text AND o.subject = '` + eventsv1.SubjectReferralReceived + `'
 	WHERE r.status = 'RECEIVED' AND r.received_at < $1 AND o.published_at IS NOT NULL
 	ORDER BY r.received_at`
 

@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // scheduleCasework plans what follows a decision: research with partner agencies, a
@@ -47,9 +47,144 @@ func (r *run) scheduleCasework(c *caseRun) {
 	if h.Disagreement != NoDisagreement {
 		r.schedule(r.Calendar.AddWorkingHours(now, time.Duration(1+c.rng.IntN(6))*time.Hour), c, "raise disagreement", r.raiseDisagreement)
 	}
+	if agency := r.leadAgency(c); agency != "" {
+		// After the decision, before closure; the closure time is drawn here, where the
+		// closure below would draw it, so the plan's other times are as before.
+		at := now.Add(45 * time.Minute)
+		if h.Close {
+			if close := r.closeTimeAt(c); !at.Before(close) {
+				at = now.Add(close.Sub(now) / 2)
+			}
+		}
+		r.schedule(at, c, "name lead professional", func(ctx context.Context, c *caseRun) error { return r.nameLead(ctx, c, agency) })
+	}
+	if h.MergeDuplicate {
+		r.schedule(now.Add(20*time.Minute), c, "merge child records", r.mergeDuplicate)
+	}
 	if h.Close {
 		r.schedule(r.closeTimeAt(c), c, "close", r.close)
 	}
+	if r.worked++; r.worked%qaEvery == 1 {
+		r.schedule(r.Calendar.AddWorkingHours(now, time.Duration(2+c.rng.IntN(20))*time.Hour), c, "quality review", r.qualityReview)
+	}
+}
+
+// mergeDuplicate is the practitioner finding that the case's child record, made because the
+// referral came without an NHS number from a new address, is a child the hub knows: the
+// record offers the earlier one as a possible match, and the practitioner merges it in.
+func (r *run) mergeDuplicate(ctx context.Context, c *caseRun) error {
+	got, err := r.getCase(ctx, c)
+	if err != nil || got == nil || got.GetCase().GetChildId() == "" {
+		return err
+	}
+	pctx, cancel := As(ctx, c.practitioner)
+	defer cancel()
+	child, err := r.records.GetChild(pctx, &triagev1.GetChildRequest{ChildId: got.GetCase().GetChildId(), Reason: "Checking whether the child is known under an earlier record"})
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.Unimplemented, codes.NotFound:
+		return nil // a triage service without child records, or a record merged already
+	default:
+		return fmt.Errorf("get child record: %w", err)
+	}
+	matches := child.GetPossibleMatches()
+	if len(matches) == 0 {
+		r.Log.Info("demo: no possible match offered for a duplicate child record", zap.String("referral_id", c.id))
+		return nil
+	}
+	_, err = r.records.MergeChildren(pctx, &triagev1.MergeChildrenRequest{ChildId: child.GetChildId(), IntoChildId: matches[0].GetChildId(),
+		Reason: "Same child: the family moved house and the referrer did not have the NHS number; the mother confirmed the earlier address."})
+	switch status.Code(err) {
+	case codes.OK:
+		r.sum.ChildMerges++
+		return nil
+	case codes.FailedPrecondition, codes.AlreadyExists:
+		return nil // merged by a run that was interrupted
+	}
+	return fmt.Errorf("merge child records: %w", err)
+}
+
+// qaEvery is how often a decided case is reviewed for quality assurance in the demo: the
+// first and then every fourth.
+const qaEvery = 4
+
+// qualityReview is a manager's quality assurance review of the practitioner's decision:
+// mostly agreement, sometimes a disagreement with its reason, each with a learning point.
+func (r *run) qualityReview(ctx context.Context, c *caseRun) error {
+	req := &triagev1.RecordQualityReviewRequest{ReferralId: c.id, Verdict: triagev1.QualityVerdict_AGREE,
+		LearningPoint: "Good use of the referral's history in the decision."}
+	if r.sum.QualityReviews%3 == 2 {
+		req.Verdict = triagev1.QualityVerdict_DISAGREE
+		req.Reason = "The household's earlier referrals called for a strategy discussion at this level."
+		req.LearningPoint = "Check earlier referrals of siblings before confirming the level."
+	}
+	mctx, cancel := As(ctx, r.Manager)
+	defer cancel()
+	_, err := r.quality.RecordQualityReview(mctx, req)
+	switch status.Code(err) {
+	case codes.OK:
+		r.sum.QualityReviews++
+		return nil
+	case codes.AlreadyExists:
+		return nil // reviewed by a run that was interrupted
+	case codes.Unimplemented:
+		return nil // a triage service without quality assurance
+	}
+	return fmt.Errorf("quality review: %w", err)
+}
+
+// leadAgency is the agency that leads the work after a decision at level 3a or above:
+// children's social care for significant harm (3b, 4), early help below; empty when the
+// directory has no such agency or the level needs no lead.
+func (r *run) leadAgency(c *caseRun) string {
+	switch {
+	case c.level == rulesv1.Level_LEVEL_4 || c.level == rulesv1.Level_LEVEL_3B:
+		return r.LeadAgencies["childrens_social_care"]
+	case c.level == rulesv1.Level_LEVEL_3A:
+		return r.LeadAgencies["early_help"]
+	}
+	return ""
+}
+
+// leadTeams are the synthetic teams and people a lead agency names.
+var leadTeams = [][2]string{
+	{"Assessment team north", "Rhys Demoford (social worker)"},
+	{"Family support east", "Megan Sampleton (family support worker)"},
+	{"Child protection team", "Owen Testbury (senior social worker)"},
+}
+
+// nameLead names the lead professional after the decision, as a practitioner would.
+func (r *run) nameLead(ctx context.Context, c *caseRun, agency string) error {
+	team := leadTeams[fnv64(c.id)%uint64(len(leadTeams))]
+	var resp *triagev1.NameLeadProfessionalResponse
+	err := r.onLatest(ctx, c, c.caseVersion, func(version int64) error {
+		pctx, cancel := As(ctx, c.practitioner)
+		defer cancel()
+		var err error
+		resp, err = r.triage.NameLeadProfessional(pctx, &triagev1.NameLeadProfessionalRequest{ReferralId: c.id, ExpectedVersion: version,
+			Agency: agency, Team: team[0], Person: team[1], Scope: triagev1.LeadProfessionalScope_LEAD_FOR_CHILD})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("name lead professional: %w", err)
+	}
+	if cs := resp.GetCases(); len(cs) > 0 {
+		c.caseVersion = cs[0].GetVersion()
+	}
+	r.sum.LeadProfessionals++
+	// The agency is told before the history moves on, as every other notice is.
+	return r.poll(ctx, "the lead agency told of referral "+c.id, func() (bool, error) {
+		ns, err := r.notifications(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range ns {
+			if n.GetKind() == notifyv1.NotificationKind_LEAD_PROFESSIONAL && n.GetAgency() == agency {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }
 
 // closeTimeAt is when the case closes, drawn once per case so every step can plan around

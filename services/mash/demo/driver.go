@@ -16,11 +16,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"mash/pkg/calendar"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
-	rulesv1 "mash/proto/mash/rules/v1"
-	triagev1 "mash/proto/mash/triage/v1"
+	"github.com/mash-hub/mash/pkg/calendar"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // Driver plays a Plan against running services, as the referring agencies, the agencies
@@ -34,6 +34,9 @@ type Driver struct {
 	// Agencies maps an agency id to its credential: every referring agency of the plan, and
 	// the agencies that acknowledge notifications and answer information requests.
 	Agencies map[string]string
+	// LeadAgencies maps an agency role (childrens_social_care, early_help) to the agency of
+	// the directory that fills it, for naming lead professionals after decisions.
+	LeadAgencies map[string]string
 	// Practitioners decide and work cases; Manager escalates and resolves disagreements and
 	// records acknowledgements given by telephone.
 	Practitioners []string
@@ -64,6 +67,12 @@ type Summary struct {
 	// SharingHeld counts decided cases whose family had not consented, so nothing left the
 	// hub; SharingAuthorised those a manager then authorised to share without consent.
 	SharingHeld, SharingAuthorised int
+	// QualityReviews counts managers' quality assurance reviews of decided cases.
+	QualityReviews int
+	// ChildMerges counts duplicate child records merged by a practitioner.
+	ChildMerges int
+	// LeadProfessionals counts the lead professionals named after decisions.
+	LeadProfessionals int
 	// Beyond counts steps that would fall after the plan's end: they have not happened yet.
 	Beyond int
 }
@@ -122,7 +131,13 @@ type run struct {
 	rules   rulesv1.RulesServiceClient
 	notify  notifyv1.NotifyServiceClient
 	triage  triagev1.TriageServiceClient
+	quality triagev1.QualityServiceClient
+	records triagev1.RecordsServiceClient
 	dutyMgr string
+	// worked counts the decided cases whose casework was planned: every qaEvery-th is
+	// sampled for a manager's quality review (a count, not a draw, so the cases' random
+	// streams are the same as without it).
+	worked int
 }
 
 // Run plays plan: every step at its simulated time, in time order, the clock advanced to
@@ -139,7 +154,8 @@ func (d *Driver) Run(ctx context.Context, plan Plan) (Summary, error) {
 		d.Wait = 30 * time.Second
 	}
 	r := &run{Driver: d, plan: plan, intake: intakev1.NewIntakeServiceClient(d.Conn), rules: rulesv1.NewRulesServiceClient(d.Conn),
-		notify: notifyv1.NewNotifyServiceClient(d.Conn), triage: triagev1.NewTriageServiceClient(d.Conn), dutyMgr: "demo-mash-duty-manager"}
+		notify: notifyv1.NewNotifyServiceClient(d.Conn), triage: triagev1.NewTriageServiceClient(d.Conn), quality: triagev1.NewQualityServiceClient(d.Conn),
+		records: triagev1.NewRecordsServiceClient(d.Conn), dutyMgr: "demo-mash-duty-manager"}
 	var err error
 	if r.sum.Casework, err = r.hasCasework(ctx); err != nil {
 		return r.sum, err

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	triagev1 "mash/proto/mash/triage/v1"
+	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
 // caseReader answers GetCase with a case at version, or with nothing when version is 0.

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/calendar"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/calendar"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // Params say what history to generate. The same Params always give the same Plan.
@@ -133,6 +133,10 @@ type Handling struct {
 	// whether it answers.
 	InformationRequest, InformationAnswered bool
 	Disagreement                            Disagreement
+	// MergeDuplicate: the referral came without the child's NHS number from a new address,
+	// so the child index made a second record; after the decision the practitioner merges
+	// it into the child's earlier record, which the index offered as a possible match.
+	MergeDuplicate bool
 	// Seed drives the choices made while playing (delays, outcomes), so they repeat too.
 	Seed uint64
 }
@@ -269,11 +273,73 @@ func Generate(p Params) (Plan, error) {
 		}
 		out[i].Handling.Disagreement = d
 	}
+	markDuplicate(out)
+	markSiblings(out)
 	for i := range out {
 		out[i].Submission.ExternalReference = out[i].ExternalReference(p.Seed)
 	}
 	plan.Referrals = out
 	return plan, nil
+}
+
+// movedPostcodes are where a child referred again has moved to (the first that differs from
+// where they lived): fixed, so marking a duplicate draws nothing from the plan's stream.
+var movedPostcodes = []string{"CF37 9ZZ", "CF48 9ZZ"}
+
+// markDuplicate makes the first decided re-referral of a child whose earlier referrals all
+// gave a date of birth arrive as a referring system that does not know the child would send
+// it: no NHS number, and the address the family has moved to. The child index then offers
+// the earlier record as a possible match rather than linking it, and the demo's practitioner
+// merges the two records (Handling.MergeDuplicate) as a real one would.
+func markDuplicate(out []Referral) {
+	dated := map[int]bool{} // child -> every referral so far gave a date of birth
+	for i := range out {
+		ref := &out[i]
+		ch := ref.Submission.GetChild()
+		prior, seen := dated[ref.Child]
+		if ref.Repeat && seen && prior && ref.Handling.Decide && ch.GetDateOfBirth() != "" && ch.GetAddress() != nil {
+			moved := movedPostcodes[0]
+			if ch.GetAddress().GetPostcode() == moved {
+				moved = movedPostcodes[1]
+			}
+			ch.NhsNumber = ""
+			ch.Address = &intakev1.Address{Line1: "Flat 2, 9 Heol Newydd", Town: ch.GetAddress().GetTown(), Postcode: moved}
+			ref.Handling.MergeDuplicate = true
+			return
+		}
+		dated[ref.Child] = (!seen || prior) && ch.GetDateOfBirth() != ""
+	}
+}
+
+// markSiblings makes the first two decided referrals in a row about children referred once,
+// both with a date of birth, one contact about two siblings: the first is sent with the
+// second (at the second's time, by the first's referrer), with the same family name,
+// address and household, and both carry one family group, so triage shows them together.
+// Nothing is drawn from the plan's stream.
+func markSiblings(out []Referral) {
+	referred := map[int]int{}
+	for _, ref := range out {
+		referred[ref.Child]++
+	}
+	for i := 0; i+1 < len(out); i++ {
+		a, b := &out[i], &out[i+1]
+		ca, cb := a.Submission.GetChild(), b.Submission.GetChild()
+		if referred[a.Child] != 1 || referred[b.Child] != 1 || !a.Handling.Decide || !b.Handling.Decide || a.Handling.MergeDuplicate ||
+			b.Handling.MergeDuplicate || ca.GetDateOfBirth() == "" || cb.GetDateOfBirth() == "" || a.Submission.GetPartnership() != b.Submission.GetPartnership() {
+			continue
+		}
+		group := fmt.Sprintf("DEMO-FAMILY-%04d", i+1)
+		a.Submission.FamilyGroup, b.Submission.FamilyGroup = group, group
+		// Both when the later arrived: a concern is never observed after its referral.
+		a.ReceivedAt, b.Source = b.ReceivedAt, a.Source
+		b.Submission.Referrer = proto.Clone(a.Submission.GetReferrer()).(*intakev1.Referrer)
+		cb.FamilyName, cb.Address = ca.GetFamilyName(), proto.Clone(ca.GetAddress()).(*intakev1.Address)
+		b.Submission.Household = nil
+		for _, m := range a.Submission.GetHousehold() {
+			b.Submission.Household = append(b.Submission.Household, proto.Clone(m).(*intakev1.HouseholdMember))
+		}
+		return
+	}
 }
 
 // liveQueueSize is how many of the newest referrals nobody has decided yet (25 of 300).
@@ -456,7 +522,7 @@ func newChild(r *rand.Rand, id int, sc scenario, at time.Time, loc *time.Locatio
 
 // unknownDOBEvery: one child in this many (with an NHS number) is referred with an
 // estimated age instead of a date of birth.
-const unknownDOBEvery = 40
+const unknownDOBEvery = 12
 
 // submission writes the referral as the referring system would send it.
 func submission(r *rand.Rand, c *child, sc scenario, src Source, at time.Time) *intakev1.ReferralSubmission {

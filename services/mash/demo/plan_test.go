@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"mash/pkg/calendar"
-	"mash/pkg/referral"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/referral"
 )
 
 func testParams(t *testing.T, seed uint64, n, days int) Params {

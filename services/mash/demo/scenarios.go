@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // Source is a referring agency: its directory id is also the agency of its credential.

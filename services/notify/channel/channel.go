@@ -19,8 +19,8 @@ import (
 	"sort"
 	"strings"
 
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Endpoint kinds.
@@ -61,8 +61,15 @@ type Message struct {
 }
 
 // Receipt is the channel's evidence that the agency side accepted the message, kept in the
-// notification's delivery log: "HTTP 200", "stream MASH seq 42", "250 2.0.0 queued".
-type Receipt struct{ Detail string }
+// notification's delivery log: "HTTP 200", "stream MASH_AGENCY seq 42", "250 2.0.0 queued".
+type Receipt struct {
+	Detail string
+	// Stream and Sequence say where a NATS message rests (the original's place when the
+	// stream recognised a re-send), so that erasing its case can delete it; empty and 0 for
+	// the other channels.
+	Stream   string
+	Sequence uint64
+}
 
 // Channel delivers a message to one endpoint. Send returns an error wrapped with Permanent
 // when retrying cannot help; any other error is worth retrying later.

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"time"
 
-	"mash/services/notify/channel"
+	"github.com/mash-hub/mash/services/notify/channel"
 )
 
 // The receiving agency checks each webhook request in a few lines: read the raw body,

@@ -60,5 +60,5 @@ func (n *NATS) Send(ctx context.Context, ep Endpoint, m Message) (Receipt, error
 	if ack.Duplicate {
 		detail += " (duplicate)"
 	}
-	return Receipt{Detail: detail}, nil
+	return Receipt{Detail: detail, Stream: ack.Stream, Sequence: ack.Sequence}, nil
 }

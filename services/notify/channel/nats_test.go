@@ -6,8 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"mash/pkg/events"
-	"mash/pkg/events/eventstest"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/events/eventstest"
 )
 
 func newJetStream(t *testing.T) jetstream.JetStream {
@@ -30,11 +30,11 @@ func TestNATSPublishesOnceForOneID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Detail != "stream MASH seq 1" || second.Detail != "stream MASH seq 1 (duplicate)" {
+	if first.Detail != "stream MASH_AGENCY seq 1" || second.Detail != "stream MASH_AGENCY seq 1 (duplicate)" || first.Stream != events.AgencyStreamName || second.Sequence != 1 {
 		t.Fatalf("receipts %q and %q", first.Detail, second.Detail)
 	}
 
-	stream, err := js.Stream(ctx, events.StreamName)
+	stream, err := js.Stream(ctx, events.AgencyStreamName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/calendar"
 )
 
 // How long an agency has to acknowledge, besides a fixed duration.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/calendar"
-	"mash/services/notify/directory"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/services/notify/directory"
 )
 
 // Deadlines come from the partnership's own list first, then the defaults: Red within the

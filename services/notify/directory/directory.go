@@ -16,10 +16,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"mash/pkg/calendar"
-	"mash/pkg/events"
-	eventsv1 "mash/proto/mash/events/v1"
-	"mash/services/notify/channel"
+	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/events"
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	"github.com/mash-hub/mash/services/notify/channel"
 )
 
 // DefaultLawfulBasis is stated on every share unless the partnership configures another.
@@ -65,13 +65,18 @@ type SchoolDay struct {
 
 // Agency is one team in the directory.
 type Agency struct {
-	ID          string   `yaml:"id"`
-	Partnership string   `yaml:"partnership"`
-	Name        string   `yaml:"name"`
-	Roles       []string `yaml:"roles"`
-	Channel     string   `yaml:"channel"`
-	URL         string   `yaml:"url"`
-	Email       string   `yaml:"email"`
+	ID          string `yaml:"id"`
+	Partnership string `yaml:"partnership"`
+	Name        string `yaml:"name"`
+	// NameCy is the team's name in Welsh; empty when it has none.
+	NameCy string `yaml:"nameCy"`
+	// Language is what the team works in: "en", "cy" or "both" (bilingual, Welsh first).
+	// Empty means English. Every message to the team carries its reasons and names in it.
+	Language string   `yaml:"language"`
+	Roles    []string `yaml:"roles"`
+	Channel  string   `yaml:"channel"`
+	URL      string   `yaml:"url"`
+	Email    string   `yaml:"email"`
 	// SecretEnv names the environment variable holding the webhook secret (hex), so the
 	// file never holds it.
 	SecretEnv   string   `yaml:"secretEnv"`
@@ -89,6 +94,25 @@ type Agency struct {
 type File struct {
 	Partnerships []Partnership `yaml:"partnerships"`
 	Agencies     []Agency      `yaml:"agencies"`
+}
+
+// Agency languages, as the directory spells them.
+const (
+	LanguageEnglish   = "en"
+	LanguageWelsh     = "cy"
+	LanguageBilingual = "both"
+)
+
+// Languages are the languages of a's messages in the order their texts come: Welsh first
+// for a bilingual team, as hubs in Wales write.
+func (a Agency) Languages() []string {
+	switch a.Language {
+	case LanguageWelsh:
+		return []string{LanguageWelsh}
+	case LanguageBilingual:
+		return []string{LanguageWelsh, LanguageEnglish}
+	}
+	return []string{LanguageEnglish}
 }
 
 // Subject is the NATS subject an agency on the bus receives on.
@@ -277,6 +301,11 @@ func (a *Agency) Normalise() {
 	a.ID = strings.TrimSpace(a.ID)
 	a.Partnership = strings.TrimSpace(a.Partnership)
 	a.Channel = strings.ToLower(strings.TrimSpace(a.Channel))
+	a.NameCy = strings.TrimSpace(a.NameCy)
+	a.Language = strings.ToLower(strings.TrimSpace(a.Language))
+	if a.Language == "" {
+		a.Language = LanguageEnglish
+	}
 	if a.Concurrency == 0 {
 		a.Concurrency = 4
 	}
@@ -299,6 +328,17 @@ func (a Agency) Check() []Problem {
 	}
 	if strings.TrimSpace(a.Name) == "" || len(a.Name) > 200 {
 		ps = append(ps, Problem{"name", "is required, at most 200 characters"})
+	}
+	if len(a.NameCy) > 200 {
+		ps = append(ps, Problem{"nameCy", "at most 200 characters"})
+	}
+	switch a.Language {
+	case LanguageEnglish, LanguageWelsh, LanguageBilingual:
+		if a.Language != LanguageEnglish && a.NameCy == "" {
+			ps = append(ps, Problem{"nameCy", "is required for a team that works in Welsh: its messages name it in Welsh"})
+		}
+	default:
+		ps = append(ps, Problem{"language", fmt.Sprintf("%q: use en, cy or both (bilingual, Welsh first)", a.Language)})
 	}
 	if len(a.Roles) == 0 {
 		ps = append(ps, Problem{"roles", "name at least one role, e.g. police or childrens_social_care"})

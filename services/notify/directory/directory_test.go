@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/directory"
 )
 
 const (

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"mash/services/notify/seal"
+	"github.com/mash-hub/mash/services/notify/seal"
 )
 
 func TestSealOpensOnlyWithItsKeyAndRow(t *testing.T) {

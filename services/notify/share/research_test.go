@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	notifyv1 "mash/proto/mash/notify/v1"
-	"mash/services/notify/directory"
-	"mash/services/notify/share"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/share"
 )
 
 func researchInput(t testing.TB, roles ...string) share.Input {

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"mash/pkg/calendar"
-	intakev1 "mash/proto/mash/intake/v1"
-	notifyv1 "mash/proto/mash/notify/v1"
+	"github.com/mash-hub/mash/pkg/calendar"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 )
 
 // Field groups a summary may include. Share records list the groups sent.
@@ -41,6 +41,9 @@ const (
 	// FieldDisagreement is a professional disagreement as its stage owner needs it: who
 	// disagrees, why, the stage and its deadline.
 	FieldDisagreement = "disagreement"
+	// FieldLeadProfessional is who leads the work with a child or family group: agency, team,
+	// person and scope.
+	FieldLeadProfessional = "leadProfessional"
 )
 
 var (
@@ -139,6 +142,10 @@ func FieldsFor(role string, kind notifyv1.NotificationKind) []string {
 		// A stage owner works the disagreement in the console, where the case is on the
 		// audit trail; the notice itself carries the disagreement and the reference alone.
 		return []string{FieldDisagreement}
+	case notifyv1.NotificationKind_LEAD_PROFESSIONAL:
+		// The lead agency was told the case on the decision, in its role's summary, or reads
+		// it through the link: the notice says who leads, and nothing of the child.
+		return []string{FieldLeadProfessional}
 	}
 	if f, ok := roleFields[role]; ok {
 		return slices.Clone(f)
@@ -170,6 +177,12 @@ type Decision struct {
 	ResponseDue                             time.Time
 	// Purpose names the rules that put the agency's role on the decision (for the record).
 	RuleIDs []string
+	// ReasonCy is the rule pack's Welsh reason; empty for an English-only pack, or when
+	// Reason is a practitioner's own words (ReasonAsWritten).
+	ReasonCy string
+	// ReasonAsWritten says Reason is a person's own words (an override's reason), sent as
+	// written in whatever language they wrote it.
+	ReasonAsWritten bool
 }
 
 // Input is everything a message is built from.
@@ -200,9 +213,23 @@ type Input struct {
 	Basis *Basis
 	// Disagreement is the disagreement, for DISAGREEMENT.
 	Disagreement *Disagreement
+	// Languages are the agency's, in the order its texts come (directory.Agency.Languages):
+	// ["en"] when empty.
+	Languages []string
 	// Encompass says an ACTION also carries the Operation Encompass notice to the same
 	// school (one message per agency per decision); IncidentAt is then the incident's time.
 	Encompass bool
+	// Lead is who leads, for LEAD_PROFESSIONAL.
+	Lead *Lead
+}
+
+// Lead is the lead professional an agency is told it provides.
+type Lead struct {
+	Agency, Team, Person string
+	// Scope is triage's scope name (LEAD_FOR_CHILD, LEAD_FOR_FAMILY_GROUP).
+	Scope      string
+	NamedAt    time.Time
+	GroupCases int32
 }
 
 // Basis is what a share rests on when it is not the referral's own consent.
@@ -286,6 +313,7 @@ func Build(in Input) (Built, error) {
 		NotificationId: in.NotificationID, Kind: in.Kind, Reference: ref.GetReference(), ReferralId: ref.GetId(),
 		Partnership: ref.GetPartnership(), Agency: in.Agency, Role: in.Role, CreatedAt: timestamppb.New(in.CreatedAt),
 		Link: in.Link, AboutNotificationId: in.AboutID, AboutAgency: in.AboutAgency, Note: in.Note,
+		Languages: languages(in.Languages),
 	}
 	if !in.AckDue.IsZero() {
 		m.AcknowledgeBy = timestamppb.New(in.AckDue)
@@ -299,7 +327,8 @@ func Build(in Input) (Built, error) {
 	if has(FieldDecision) && in.Decision != nil {
 		d := in.Decision
 		m.Decision = &notifyv1.DecisionSummary{DecisionId: d.ID, Version: d.Version, Level: d.Level, Rag: d.RAG,
-			Pathway: d.Pathway, Reason: d.Reason, LeadAgency: LeadAgency(d.Roles), Status: d.Status}
+			Pathway: d.Pathway, LeadAgency: LeadAgency(d.Roles), Status: d.Status}
+		localiseDecision(m.Decision, d, m.Languages)
 		if !d.ResponseDue.IsZero() {
 			m.Decision.ResponseDue = timestamppb.New(d.ResponseDue)
 		}
@@ -361,6 +390,14 @@ func Build(in Input) (Built, error) {
 			m.Disagreement.ResolvedAt = timestamppb.New(d.ResolvedAt)
 		}
 	}
+	if has(FieldLeadProfessional) && in.Lead != nil {
+		l := in.Lead
+		m.LeadProfessional = &notifyv1.LeadProfessionalSummary{Agency: l.Agency, Team: l.Team, Person: l.Person, Scope: l.Scope,
+			GroupCases: l.GroupCases}
+		if !l.NamedAt.IsZero() {
+			m.LeadProfessional.NamedAt = timestamppb.New(l.NamedAt)
+		}
+	}
 	if has(FieldNarrative) {
 		m.Narrative = sub.GetNarrative()
 	}
@@ -418,6 +455,13 @@ func purpose(in Input) string {
 	case notifyv1.NotificationKind_INFORMATION_REQUEST:
 		if in.Research != nil {
 			return fmt.Sprintf("MASH research: information request %s asks the agency what it knows about the child", in.Research.RequestID)
+		}
+	case notifyv1.NotificationKind_LEAD_PROFESSIONAL:
+		if l := in.Lead; l != nil {
+			if l.Scope == "LEAD_FOR_FAMILY_GROUP" {
+				return fmt.Sprintf("the agency was named lead professional (%s) for a family group of %d children after the hub's decision", l.Team, l.GroupCases)
+			}
+			return fmt.Sprintf("the agency was named lead professional (%s) for the child after the hub's decision", l.Team)
 		}
 	case notifyv1.NotificationKind_DISAGREEMENT:
 		switch d := in.Disagreement; {

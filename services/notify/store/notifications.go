@@ -388,11 +388,13 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Notification, error) {
 // Backlog counts notifications waiting for delivery, failed, and with an overdue
 // acknowledgement at now, for the metrics.
 func (s *Store) Backlog(ctx context.Context, now time.Time) (pending, failed, overdue int64, err error) {
+	// Three counts, each over its own partial index (notifications_due, notifications_failed,
+	// notifications_overdue): as one scan with an OR the planner read the whole table.
 	err = s.pool.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE state IN ('PENDING', 'SENDING')),
-			count(*) FILTER (WHERE state = 'FAILED' AND withdrawn_at IS NULL),
-			count(*) FILTER (WHERE ack_due <= $1 AND acknowledged_at IS NULL AND withdrawn_at IS NULL)
-		FROM notify.notifications WHERE state IN ('PENDING', 'SENDING', 'FAILED') OR (ack_due <= $1 AND acknowledged_at IS NULL)`, now).
+			(SELECT count(*) FROM notify.notifications WHERE state IN ('PENDING', 'SENDING')),
+			(SELECT count(*) FROM notify.notifications WHERE state = 'FAILED' AND withdrawn_at IS NULL),
+			(SELECT count(*) FROM notify.notifications
+				WHERE ack_due <= $1 AND ack_due IS NOT NULL AND acknowledged_at IS NULL AND withdrawn_at IS NULL)`, now).
 		Scan(&pending, &failed, &overdue)
 	if err != nil {
 		err = fmt.Errorf("count notification backlog: %w", err)
@@ -567,6 +569,54 @@ func EraseCase(ctx context.Context, tx pgx.Tx, referralID string, now time.Time)
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("erase case %s: %w", referralID, err)
 		}
+	}
+	return nil
+}
+
+// AgencyMessage is one message notify sent on an agency's NATS subject: where it rests.
+type AgencyMessage struct {
+	Stream string
+	Seq    uint64
+}
+
+// RecordAgencyMessage stores where the message of notification (about referralID) rests on
+// the bus, as of at (the service's clock; PruneAgencyRecords compares with it). A message
+// stored twice (a re-send the stream recognised) is recorded once.
+func RecordAgencyMessage(ctx context.Context, tx pgx.Tx, notificationID, referralID string, m AgencyMessage, at time.Time) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO notify.agency_messages (stream, seq, referral_id, notification_id, sent_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING`, m.Stream, int64(m.Seq), referralID, notificationID, at); err != nil {
+		return fmt.Errorf("record agency message %s seq %d of notification %s: %w", m.Stream, m.Seq, notificationID, err)
+	}
+	return nil
+}
+
+// AgencyMessages lists where the messages sent on agencies' NATS subjects about referralID
+// rest, oldest first.
+func AgencyMessages(ctx context.Context, tx pgx.Tx, referralID string) ([]AgencyMessage, error) {
+	if _, err := uuid.Parse(referralID); err != nil {
+		return nil, nil // not a referral notify could hold
+	}
+	rows, err := tx.Query(ctx, `SELECT stream, seq FROM notify.agency_messages WHERE referral_id = $1 ORDER BY stream, seq`, referralID)
+	if err != nil {
+		return nil, fmt.Errorf("list agency messages of %s: %w", referralID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AgencyMessage, error) {
+		var m AgencyMessage
+		var seq int64
+		err := r.Scan(&m.Stream, &seq)
+		m.Seq = uint64(seq)
+		return m, err
+	})
+}
+
+// ForgetAgencyMessages deletes the records of referralID's agency messages, once they are
+// deleted from the bus.
+func ForgetAgencyMessages(ctx context.Context, tx pgx.Tx, referralID string) error {
+	if _, err := uuid.Parse(referralID); err != nil {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM notify.agency_messages WHERE referral_id = $1`, referralID); err != nil {
+		return fmt.Errorf("forget agency messages of %s: %w", referralID, err)
 	}
 	return nil
 }

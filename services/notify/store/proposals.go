@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/directory"
 )
 
 // Proposal states.
@@ -73,16 +73,20 @@ type entry struct {
 	OutOfHours  string   `json:"outOfHours"`
 	Concurrency int      `json:"concurrency"`
 	Schools     []string `json:"schools"`
+	NameCy      string   `json:"nameCy,omitempty"`
+	Language    string   `json:"language,omitempty"`
 }
 
 func entryOf(a directory.Agency) entry {
 	return entry{Partnership: a.Partnership, ID: a.ID, Name: a.Name, Roles: a.Roles, Channel: a.Channel, URL: a.URL, Email: a.Email,
-		HoursStart: a.HoursStart, HoursEnd: a.HoursEnd, OutOfHours: a.OutOfHours, Concurrency: a.Concurrency, Schools: a.Schools}
+		HoursStart: a.HoursStart, HoursEnd: a.HoursEnd, OutOfHours: a.OutOfHours, Concurrency: a.Concurrency, Schools: a.Schools,
+		NameCy: a.NameCy, Language: a.Language}
 }
 
 func (e entry) agency() directory.Agency {
 	return directory.Agency{Partnership: e.Partnership, ID: e.ID, Name: e.Name, Roles: e.Roles, Channel: e.Channel, URL: e.URL, Email: e.Email,
-		HoursStart: e.HoursStart, HoursEnd: e.HoursEnd, OutOfHours: e.OutOfHours, Concurrency: e.Concurrency, Schools: e.Schools}
+		HoursStart: e.HoursStart, HoursEnd: e.HoursEnd, OutOfHours: e.OutOfHours, Concurrency: e.Concurrency, Schools: e.Schools,
+		NameCy: e.NameCy, Language: e.Language}
 }
 
 const proposalColumns = `p.id::text, p.partnership, p.agency, p.state, p.proposed, p.changes, p.new_agency, p.secret_sealed, p.reason,

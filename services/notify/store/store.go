@@ -14,10 +14,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db"
-	"mash/pkg/events"
-	"mash/services/notify/directory"
-	"mash/services/notify/seal"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
+	"github.com/mash-hub/mash/services/notify/directory"
+	"github.com/mash-hub/mash/services/notify/seal"
 )
 
 // Schema is the Postgres schema the notify service owns.
@@ -159,7 +159,7 @@ func partnershipFrom(ctx context.Context, qr func(context.Context, string, ...an
 }
 
 const agencyColumns = `partnership, id, name, roles, channel, url, email, secret_sealed, hours_start, hours_end, out_of_hours,
-	concurrency, schools, updated_at, updated_by`
+	concurrency, schools, updated_at, updated_by, name_cy, language`
 
 // StoredAgency is a directory entry with its bookkeeping. Secret is opened from the sealed
 // column only where a box was given (delivery needs it; listings do not).
@@ -180,7 +180,7 @@ func SecretAAD(partnership, id string) string { return "notify.agencies/" + part
 func scanAgency(r pgx.Row) (StoredAgency, error) {
 	var a StoredAgency
 	err := r.Scan(&a.Partnership, &a.ID, &a.Name, &a.Roles, &a.Channel, &a.URL, &a.Email, &a.SealedSecret, &a.HoursStart,
-		&a.HoursEnd, &a.OutOfHours, &a.Concurrency, &a.Schools, &a.UpdatedAt, &a.UpdatedBy)
+		&a.HoursEnd, &a.OutOfHours, &a.Concurrency, &a.Schools, &a.UpdatedAt, &a.UpdatedBy, &a.NameCy, &a.Language)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return StoredAgency{}, ErrNotFound
 	}
@@ -204,8 +204,16 @@ func open(box *seal.Box, a StoredAgency) (StoredAgency, error) {
 func agencyRecord(a directory.Agency, hasSecret bool) []byte {
 	b, _ := json.Marshal(map[string]any{"name": a.Name, "roles": a.Roles, "channel": a.Channel, "url": a.URL, "email": a.Email,
 		"hoursStart": a.HoursStart, "hoursEnd": a.HoursEnd, "outOfHours": a.OutOfHours, "concurrency": a.Concurrency,
-		"schools": a.Schools, "hasSecret": hasSecret})
+		"schools": a.Schools, "hasSecret": hasSecret, "nameCy": a.NameCy, "language": a.Language})
 	return b
+}
+
+// language is how an agency's language is stored: English when none is given.
+func language(l string) string {
+	if l == "" {
+		return directory.LanguageEnglish
+	}
+	return l
 }
 
 // AgencyForUpdate reads an agency inside tx, locking its row, with its secret opened.
@@ -242,11 +250,12 @@ func PutAgency(ctx context.Context, tx pgx.Tx, box *seal.Box, a directory.Agency
 		}
 	}
 	stored, err := scanAgency(tx.QueryRow(ctx, `INSERT INTO notify.agencies (`+agencyColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), $14)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), $14, $15, $16)
 		ON CONFLICT (partnership, id) DO UPDATE SET name = $3, roles = $4, channel = $5, url = $6, email = $7, secret_sealed = $8,
-			secret = NULL, hours_start = $9, hours_end = $10, out_of_hours = $11, concurrency = $12, schools = $13, updated_at = now(), updated_by = $14
+			secret = NULL, hours_start = $9, hours_end = $10, out_of_hours = $11, concurrency = $12, schools = $13, updated_at = now(), updated_by = $14,
+			name_cy = $15, language = $16
 		RETURNING `+agencyColumns, a.Partnership, a.ID, a.Name, a.Roles, a.Channel, a.URL, a.Email, sealed, a.HoursStart,
-		a.HoursEnd, a.OutOfHours, a.Concurrency, a.Schools, by))
+		a.HoursEnd, a.OutOfHours, a.Concurrency, a.Schools, by, a.NameCy, language(a.Language)))
 	if err != nil {
 		return StoredAgency{}, fmt.Errorf("store agency %s: %w", a.ID, err)
 	}

@@ -3,7 +3,7 @@ package childindex
 import (
 	"testing"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 func child(given, family, dob, nhs, postcode string) *intakev1.Child {

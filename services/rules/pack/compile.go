@@ -52,6 +52,14 @@ type Compiled struct {
 	// Agencies and Pathways are the vocabularies in force (id -> description).
 	Agencies map[string]string
 	Pathways map[string]string
+	// Languages are the pack's languages: ["en"], or ["en", "cy"] for a
+	// bilingual pack, whose every text has its Welsh.
+	Languages []string
+	// LevelNamesCy, AgenciesCy and PathwaysCy are the Welsh of LevelNames,
+	// Agencies and Pathways; nil for an English-only pack.
+	LevelNamesCy map[Level]string
+	AgenciesCy   map[string]string
+	PathwaysCy   map[string]string
 
 	deflt Outcome
 	rules []compiledRule
@@ -98,6 +106,8 @@ func Compile(p *Pack) (*Compiled, []Problem) {
 		top("version", "is required (e.g. \"2026.11.1\"), so every decision records which rules made it")
 	}
 
+	welsh := c.checkLanguages(p, top)
+
 	// Vocabularies first: rules are checked against them.
 	// Copies, so that nothing a caller does to a Compiled pack's maps can
 	// reach the built-in vocabulary or another pack.
@@ -126,6 +136,7 @@ func Compile(p *Pack) (*Compiled, []Problem) {
 	for _, l := range Levels {
 		c.LevelNames[l] = DefaultLevelNames[l]
 	}
+	c.checkWelshVocabularies(p, welsh, top)
 	for _, k := range sortedKeys(p.Levels) {
 		l, err := ParseLevel(k)
 		if err != nil {
@@ -165,7 +176,7 @@ func Compile(p *Pack) (*Compiled, []Problem) {
 	// The default outcome: it must be as valid as a rule's, because it is
 	// what every unmatched referral gets.
 	d := p.DefaultOutcome
-	c.deflt = Outcome{Pathway: d.Pathway, Reason: d.Reason, DefaultApplied: true}
+	c.deflt = Outcome{Pathway: d.Pathway, Reason: d.Reason, ReasonCy: d.ReasonCy, DefaultApplied: true}
 	check := outcomeChecker{c: c, add: add}
 	c.deflt.Level = check.level(Problem{Field: "default_outcome.level"}, d.Level)
 	c.deflt.RAG = check.rag(Problem{Field: "default_outcome.rag"}, d.RAG)
@@ -174,11 +185,12 @@ func Compile(p *Pack) (*Compiled, []Problem) {
 	if strings.TrimSpace(d.Reason) == "" {
 		top("default_outcome.reason", "is required: it is what people are told when no rule matched")
 	}
+	checkWelsh(welsh, Problem{Field: "default_outcome.reason_cy"}, d.ReasonCy, add)
 	if d.Pathway != "" {
 		c.deflt.Pathways = []string{d.Pathway}
 	}
 
-	c.compileRules(p.Rules, add)
+	c.compileRules(p.Rules, welsh, add)
 	c.checkTests(p.Tests, add)
 	if len(probs) > 0 {
 		return nil, probs
@@ -186,7 +198,7 @@ func Compile(p *Pack) (*Compiled, []Problem) {
 	return c, nil
 }
 
-func (c *Compiled) compileRules(rules []Rule, add func(Problem)) {
+func (c *Compiled) compileRules(rules []Rule, welsh bool, add func(Problem)) {
 	if len(rules) == 0 {
 		add(Problem{Field: "rules", Message: "a pack needs at least one rule"})
 		return
@@ -228,7 +240,10 @@ func (c *Compiled) compileRules(rules []Rule, add func(Problem)) {
 		if strings.TrimSpace(r.Reason) == "" {
 			prob("reason", "is required: it is the reason shown to people when the rule fires")
 		}
-		cr := compiledRule{FiredRule: FiredRule{ID: r.ID, Description: r.Description, Reason: r.Reason, Pathway: r.Pathway}}
+		checkWelsh(welsh, at.with("description_cy"), r.DescriptionCy, add)
+		checkWelsh(welsh, at.with("reason_cy"), r.ReasonCy, add)
+		cr := compiledRule{FiredRule: FiredRule{ID: r.ID, Description: r.Description, Reason: r.Reason, Pathway: r.Pathway,
+			DescriptionCy: r.DescriptionCy, ReasonCy: r.ReasonCy}}
 		cr.Level = check.level(at.with("level"), r.Level)
 		cr.RAG = check.rag(at.with("rag"), r.RAG)
 		check.pathway(at.with("pathway"), r.Pathway)

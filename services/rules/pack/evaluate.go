@@ -15,10 +15,13 @@ type FiredRule struct {
 	ID          string
 	Description string
 	Reason      string
-	Level       Level
-	RAG         RAG
-	Pathway     string
-	Agencies    []string
+	// DescriptionCy and ReasonCy are the Welsh texts; empty for an English-only pack.
+	DescriptionCy string
+	ReasonCy      string
+	Level         Level
+	RAG           RAG
+	Pathway       string
+	Agencies      []string
 }
 
 // EvalError records a rule whose condition failed to evaluate. The rule is
@@ -46,6 +49,8 @@ type Outcome struct {
 	Agencies []string
 	// Reason is the primary rule's reason, or the default outcome's.
 	Reason string
+	// ReasonCy is Reason in Welsh; empty for an English-only pack.
+	ReasonCy string
 	// Fired lists every rule that fired, in file order.
 	Fired []FiredRule
 	// DefaultApplied is true when no rule fired and the pack's default
@@ -87,7 +92,7 @@ func (c *Compiled) Evaluate(f Facts) Outcome {
 		return d
 	}
 	p := c.rules[primary]
-	out.Pathway, out.Reason = p.Pathway, p.Reason
+	out.Pathway, out.Reason, out.ReasonCy = p.Pathway, p.Reason, p.ReasonCy
 	out.Pathways = append(out.Pathways, p.Pathway)
 	n := 0
 	for _, fr := range out.Fired {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // Facts are what rule conditions see: a flat, readable summary of one

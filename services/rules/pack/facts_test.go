@@ -10,8 +10,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"mash/pkg/auth"
-	intakev1 "mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/pkg/auth"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 func loadExample(t *testing.T) *intakev1.ReferralSubmission {

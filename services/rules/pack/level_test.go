@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/calendar"
 )
 
 func TestLevelOrder(t *testing.T) {

@@ -27,20 +27,31 @@ type Pack struct {
 	// outcome records it so a decision can be traced to the rules in force.
 	Version     string `yaml:"version"`
 	Description string `yaml:"description"`
+	// Languages are the languages the pack's people-facing text is written in:
+	// "en", or "en" and "cy". Omitted means English only. A pack that lists
+	// "cy" must give the Welsh of every text (see Compile); one that does not
+	// may give none, so a pack is never half translated.
+	Languages []string `yaml:"languages"`
 	// DefaultOutcome is what a referral gets when no rule fires: no closed doors.
 	DefaultOutcome DefaultOutcome `yaml:"default_outcome"`
 	Timescales     TimescaleSpec  `yaml:"timescales"`
 	// Levels optionally renames the fixed levels for display, keyed by the
 	// level spelling ("1", "2", "3a", "3b", "4").
 	Levels map[string]string `yaml:"levels"`
+	// LevelsCy are the Welsh level names; omitted means DefaultLevelNamesCy.
+	LevelsCy map[string]string `yaml:"levels_cy"`
 	// Agencies and Pathways are the vocabularies rules may use, id ->
 	// description. Omitted means the built-in vocabulary; declared means
 	// exactly these, so a partnership can narrow the list and a typo is
 	// caught either way.
 	Agencies map[string]string `yaml:"agencies"`
 	Pathways map[string]string `yaml:"pathways"`
-	Rules    []Rule            `yaml:"rules"`
-	Tests    []TestCase        `yaml:"tests"`
+	// AgenciesCy and PathwaysCy are the Welsh descriptions of the same ids;
+	// omitted means the built-in Welsh of the built-in vocabulary.
+	AgenciesCy map[string]string `yaml:"agencies_cy"`
+	PathwaysCy map[string]string `yaml:"pathways_cy"`
+	Rules      []Rule            `yaml:"rules"`
+	Tests      []TestCase        `yaml:"tests"`
 }
 
 // DefaultOutcome is the no-closed-doors outcome.
@@ -50,6 +61,7 @@ type DefaultOutcome struct {
 	Pathway  string   `yaml:"pathway"`
 	Agencies []string `yaml:"agencies"`
 	Reason   string   `yaml:"reason"`
+	ReasonCy string   `yaml:"reason_cy"`
 }
 
 // TimescaleSpec holds the pack's response clocks as written, e.g.
@@ -63,14 +75,18 @@ type TimescaleSpec struct {
 
 // Rule is one threshold rule.
 type Rule struct {
-	ID          string   `yaml:"id"`
-	Description string   `yaml:"description"`
-	When        string   `yaml:"when"`
-	Level       string   `yaml:"level"`
-	RAG         string   `yaml:"rag"`
-	Pathway     string   `yaml:"pathway"`
-	Agencies    []string `yaml:"agencies"`
-	Reason      string   `yaml:"reason"`
+	ID          string `yaml:"id"`
+	Description string `yaml:"description"`
+	// DescriptionCy is the description in Welsh.
+	DescriptionCy string   `yaml:"description_cy"`
+	When          string   `yaml:"when"`
+	Level         string   `yaml:"level"`
+	RAG           string   `yaml:"rag"`
+	Pathway       string   `yaml:"pathway"`
+	Agencies      []string `yaml:"agencies"`
+	Reason        string   `yaml:"reason"`
+	// ReasonCy is the reason in Welsh, shown to people who work in Welsh.
+	ReasonCy string `yaml:"reason_cy"`
 	// Line is the line of the rule in the pack file (0 if not parsed from a
 	// file), so problems can point at it.
 	Line int `yaml:"-"`

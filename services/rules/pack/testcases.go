@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/calendar"
 )
 
 // TestFacts are a test case's facts as written in YAML. They mirror the

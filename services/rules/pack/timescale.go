@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/calendar"
 )
 
 // ClockKind says how a timescale counts time.

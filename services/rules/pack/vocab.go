@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	intakev1 "mash/proto/mash/intake/v1"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
 
 // DefaultLevelNames are the framework's names for the levels, used when a
@@ -15,6 +15,16 @@ var DefaultLevelNames = map[Level]string{
 	Level3a: "Early Intervention",
 	Level3b: "Intensive Intervention",
 	Level4:  "Remedial",
+}
+
+// DefaultLevelNamesCy are the Welsh names of the levels, used when a
+// bilingual pack does not rename them.
+var DefaultLevelNamesCy = map[Level]string{
+	Level1:  "Cyffredinol",
+	Level2:  "Cyffredinol a Mwy",
+	Level3a: "Ymyrraeth Gynnar",
+	Level3b: "Ymyrraeth Ddwys",
+	Level4:  "Adferol",
 }
 
 // BuiltinAgencies is the agency-role vocabulary used when a pack does not
@@ -47,6 +57,34 @@ var BuiltinAgencies = map[string]string{
 	"harmful_sexual_behaviour_service": "Harmful sexual behaviour service (AIM assessment)",
 }
 
+// BuiltinAgenciesCy is BuiltinAgencies in Welsh.
+var BuiltinAgenciesCy = map[string]string{
+	"childrens_social_care":            "Gwasanaethau cymdeithasol i blant (drws ffrynt, dyletswydd ac asesu, amddiffyn plant)",
+	"police":                           "Yr heddlu (uned diogelu'r cyhoedd)",
+	"health_visitor":                   "Ymwelydd iechyd",
+	"school_nursing":                   "Nyrsio ysgol",
+	"gp":                               "Meddyg teulu",
+	"paediatrics":                      "Pediatreg (archwiliad meddygol amddiffyn plant)",
+	"midwifery":                        "Bydwreigiaeth (bydwraig ddiogelu)",
+	"camhs":                            "Gwasanaethau iechyd meddwl plant a phobl ifanc (CAMHS)",
+	"school_dsl":                       "Person diogelu dynodedig yr ysgol",
+	"education_welfare":                "Gwasanaeth lles addysg",
+	"early_help":                       "Cymorth cynnar / Tîm o Amgylch y Teulu / cymorth dwys i deuluoedd",
+	"youth_justice":                    "Gwasanaeth cyfiawnder ieuenctid",
+	"housing":                          "Gwasanaeth tai a digartrefedd",
+	"domestic_abuse_services":          "Gwasanaethau cam-drin domestig (IDVA)",
+	"marac_coordinator":                "Cydlynydd MARAC",
+	"substance_misuse_services":        "Gwasanaethau camddefnyddio sylweddau",
+	"adult_mental_health":              "Gwasanaethau iechyd meddwl oedolion",
+	"adult_learning_disability":        "Gwasanaethau anabledd dysgu oedolion",
+	"third_sector_family_support":      "Cymorth i deuluoedd gan y trydydd sector",
+	"young_carers_service":             "Gwasanaeth gofalwyr ifanc",
+	"prevent":                          "Prevent / panel Channel",
+	"exploitation_panel":               "Panel amlasiantaethol camfanteisio ar blant (MACE)",
+	"national_referral_mechanism":      "Y Mecanwaith Atgyfeirio Cenedlaethol (caethwasiaeth fodern), drwy ymatebydd cyntaf",
+	"harmful_sexual_behaviour_service": "Gwasanaeth ymddygiad rhywiol niweidiol (asesiad AIM)",
+}
+
 // BuiltinPathways is the pathway vocabulary used when a pack does not declare
 // its own.
 var BuiltinPathways = map[string]string{
@@ -64,6 +102,24 @@ var BuiltinPathways = map[string]string{
 	"exploitation_screening":   "Exploitation risk screening and MACE panel",
 	"prevent_referral":         "Prevent referral (Channel panel)",
 	"inform_allocated_worker":  "Pass to the allocated worker of the open case",
+}
+
+// BuiltinPathwaysCy is BuiltinPathways in Welsh.
+var BuiltinPathwaysCy = map[string]string{
+	"nfa_advice":               "Dim camau pellach gan yr hyb: gwybodaeth, cyngor a chyfeirio",
+	"single_agency":            "Cymorth gan un asiantaeth (cyffredinol a mwy)",
+	"taf":                      "Tîm o Amgylch y Teulu (cymorth cynnar, gweithiwr allweddol penodol)",
+	"intensive_family_support": "Cymorth dwys i deuluoedd (gweithiwr allweddol, cynllun amlasiantaethol)",
+	"assessment":               "Asesiad o'r plentyn a'r teulu gan y gwasanaethau cymdeithasol i blant",
+	"pre_birth_assessment":     "Asesiad cyn geni",
+	"strategy_discussion":      "Trafodaeth strategaeth (amheuir niwed sylweddol)",
+	"immediate_protection":     "Camau amddiffyn ar unwaith",
+	"marac":                    "Atgyfeirio i'r gynhadledd amlasiantaethol asesu risg (MARAC)",
+	"operation_encompass":      "Hysbysiad Ymgyrch Encompass i'r ysgol",
+	"return_home_interview":    "Cyfweliad dychwelyd adref ar ôl cyfnod ar goll",
+	"exploitation_screening":   "Sgrinio risg camfanteisio a phanel MACE",
+	"prevent_referral":         "Atgyfeiriad Prevent (panel Channel)",
+	"inform_allocated_worker":  "Trosglwyddo i weithiwr dynodedig yr achos agored",
 }
 
 // ConcernCategories lists the intake API's concern categories (every value

@@ -10,10 +10,10 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"mash/pkg/calendar"
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/rules/pack"
-	"mash/services/rules/packs"
+	"github.com/mash-hub/mash/pkg/calendar"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/packs"
 )
 
 // loadDefault compiles and tests the default pack, failing on any problem.
@@ -131,7 +131,7 @@ func TestSharedExampleOutcome(t *testing.T) {
 	if !slices.Equal(fired, wantFired) {
 		t.Errorf("Fired = %v, want %v", fired, wantFired)
 	}
-	if out.PackVersion != "2026.12.1" || !strings.Contains(out.Reason, "perpetrator") {
+	if out.PackVersion != "2026.12.2" || !strings.Contains(out.Reason, "perpetrator") {
 		t.Errorf("version %q reason %q", out.PackVersion, out.Reason)
 	}
 
@@ -220,5 +220,30 @@ func BenchmarkFactsFromAndEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Evaluate(pack.FactsFrom(sub, "police", pack.History{}, now))
+	}
+}
+
+// TestDefaultPackIsBilingual: the shipped pack is in English and Welsh, so a hub in Wales
+// never shows a practitioner or an agency an English-only reason. Compile already refuses a
+// missing Welsh text; this also catches English pasted in as the Welsh.
+func TestDefaultPackIsBilingual(t *testing.T) {
+	t.Parallel()
+	c := loadDefault(t)
+	if !c.Bilingual() {
+		t.Fatalf("the default pack's languages are %v, want en and cy", c.Languages)
+	}
+	for _, r := range c.Rules() {
+		if r.ReasonCy == r.Reason || r.DescriptionCy == r.Description {
+			t.Errorf("rule %s: the Welsh is the English", r.ID)
+		}
+	}
+	out := c.Evaluate(pack.Facts{Risk: pack.RiskFacts{ImmediateDanger: true}})
+	if !strings.Contains(out.ReasonCy, "perygl uniongyrchol") {
+		t.Errorf("immediate danger's Welsh reason = %q", out.ReasonCy)
+	}
+	for id := range c.Pathways {
+		if c.PathwaysCy[id] == "" || c.PathwaysCy[id] == c.Pathways[id] {
+			t.Errorf("pathway %s has no Welsh of its own: %q", id, c.PathwaysCy[id])
+		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/pack"
 )
 
 // randomFacts builds facts from a random source, mixing valid values with

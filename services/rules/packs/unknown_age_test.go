@@ -3,8 +3,8 @@ package packs_test
 import (
 	"testing"
 
-	"mash/services/rules/pack"
-	"mash/services/rules/packs"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/packs"
 )
 
 // withoutAge is what FactsFrom gives for the same referral sent with

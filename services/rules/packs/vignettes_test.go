@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"mash/services/rules/pack"
-	"mash/services/rules/packs"
-	"mash/services/rules/packs/corpus"
+	"github.com/mash-hub/mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/packs"
+	"github.com/mash-hub/mash/services/rules/packs/corpus"
 )
 
 // TestVignetteCorpus runs every vignette of the threshold corpus through the default pack

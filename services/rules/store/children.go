@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"mash/services/rules/childindex"
+	"github.com/mash-hub/mash/services/rules/childindex"
 )
 
 // ResolveChild links a referral's child to the index inside tx, creating a child record when
@@ -65,4 +65,41 @@ func candidates(ctx context.Context, tx pgx.Tx, q, arg string) ([]childindex.Can
 		err := r.Scan(&c.ChildID, &c.NHSNumber)
 		return c, err
 	})
+}
+
+// EffectiveChild is the record childID now is: itself, or the record a standing merge took
+// it into.
+func EffectiveChild(ctx context.Context, tx pgx.Tx, childID string) (string, error) {
+	var to string
+	if err := tx.QueryRow(ctx, `SELECT rules.resolve_child($1::uuid)::text`, childID).Scan(&to); err != nil {
+		return "", fmt.Errorf("resolve child %s: %w", childID, err)
+	}
+	return to, nil
+}
+
+// RecordMerge records triage's merge of one child record into another, or (undone) that it
+// was undone. Each moved referral's event carries the merge, so it is recorded once and
+// the rest change nothing; an undo stays undone whatever order the events come in.
+func RecordMerge(ctx context.Context, tx pgx.Tx, id, from, into string, undone bool) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO rules.child_merges (id, from_child, into_child, undone) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET undone = rules.child_merges.undone OR EXCLUDED.undone`, id, from, into, undone); err != nil {
+		return fmt.Errorf("record merge %s of child %s into %s: %w", id, from, into, err)
+	}
+	return nil
+}
+
+// MoveDecision puts referralID's decision on childID, as of case version version: an
+// older correction arriving after a newer one changes nothing. A record the index never
+// made (an unlink's new record) is added, without keys, so nothing links to it by
+// matching. It reports whether the decision moved.
+func MoveDecision(ctx context.Context, tx pgx.Tx, referralID, childID string, version int64) (bool, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO rules.children (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, childID); err != nil {
+		return false, fmt.Errorf("move decision of %s: child record %s: %w", referralID, childID, err)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE rules.decisions SET child_id = $2, child_version = $3
+		WHERE referral_id = $1 AND child_version < $3`, referralID, childID, version)
+	if err != nil {
+		return false, fmt.Errorf("move decision of %s to child %s: %w", referralID, childID, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }

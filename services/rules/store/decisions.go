@@ -8,12 +8,19 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 )
 
 // Decision is a stored threshold decision. Outcomes are protobuf bytes (rulesv1.Outcome);
 // Facts is the JSON of the facts the rules saw.
+//
+// ChildID is the child record the decision counts in now (corrections followed);
+// IndexChildID the one the child index linked the referral to, which is what events name
+// (triage follows corrections itself, so an undone merge returns the referral).
 type Decision struct {
 	ID, ReferralID, Partnership, ChildID, MatchBasis, PackID, PackVersion string
+	IndexChildID                                                          string
 	ReceivedAt, DecidedAt, DecisionDue, ResponseDue                       time.Time
 	Concerns                                                              []string
 	Facts                                                                 []byte
@@ -83,13 +90,16 @@ func ChildHistory(ctx context.Context, tx pgx.Tx, childID, excludeReferral strin
 // InsertDecision stores d unless the referral already has a decision; it reports whether it
 // did.
 func InsertDecision(ctx context.Context, tx pgx.Tx, d Decision) (bool, error) {
+	if d.IndexChildID == "" {
+		d.IndexChildID = d.ChildID
+	}
 	tag, err := tx.Exec(ctx, `INSERT INTO rules.decisions (referral_id, id, partnership, child_id, match_basis, pack_id,
 			pack_version, received_at, decided_at, decision_due, response_due, concerns, facts, recommended, current,
-			level, rag, status, version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+			level, rag, status, version, index_child_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 		ON CONFLICT (referral_id) DO NOTHING`,
 		d.ReferralID, d.ID, d.Partnership, d.ChildID, d.MatchBasis, d.PackID, d.PackVersion, d.ReceivedAt, d.DecidedAt,
-		d.DecisionDue, d.ResponseDue, d.Concerns, d.Facts, d.Recommended, d.Current, d.Level, d.RAG, d.Status, d.Version)
+		d.DecisionDue, d.ResponseDue, d.Concerns, d.Facts, d.Recommended, d.Current, d.Level, d.RAG, d.Status, d.Version, d.IndexChildID)
 	if err != nil {
 		return false, fmt.Errorf("store decision for referral %s: %w", d.ReferralID, err)
 	}
@@ -98,13 +108,13 @@ func InsertDecision(ctx context.Context, tx pgx.Tx, d Decision) (bool, error) {
 
 const decisionColumns = `id::text, referral_id::text, partnership, child_id::text, match_basis, pack_id::text, pack_version,
 	received_at, decided_at, decision_due, response_due, concerns, facts, recommended, current, level, rag, status, version,
-	coalesce(reviewed_by, ''), coalesce(reviewed_by_role, ''), coalesce(review_reason, ''), reviewed_at`
+	coalesce(reviewed_by, ''), coalesce(reviewed_by_role, ''), coalesce(review_reason, ''), reviewed_at, index_child_id::text`
 
 func scanDecision(row pgx.Row) (Decision, error) {
 	var d Decision
 	err := row.Scan(&d.ID, &d.ReferralID, &d.Partnership, &d.ChildID, &d.MatchBasis, &d.PackID, &d.PackVersion,
 		&d.ReceivedAt, &d.DecidedAt, &d.DecisionDue, &d.ResponseDue, &d.Concerns, &d.Facts, &d.Recommended, &d.Current,
-		&d.Level, &d.RAG, &d.Status, &d.Version, &d.ReviewedBy, &d.ReviewedByRole, &d.ReviewReason, &d.ReviewedAt)
+		&d.Level, &d.RAG, &d.Status, &d.Version, &d.ReviewedBy, &d.ReviewedByRole, &d.ReviewReason, &d.ReviewedAt, &d.IndexChildID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Decision{}, ErrNotFound
 	}
@@ -200,7 +210,7 @@ func MarkNotified(ctx context.Context, tx pgx.Tx, decisionID string) error {
 // wait for the hub's decision, so notify rightly says nothing of them yet.
 const UnnotifiedSQL = `SELECT o.id, o.event_id::text, o.subject, o.payload, o.reconciles
 	FROM rules.decisions d
-	JOIN rules.outbox o ON o.referral_id = d.referral_id::text AND o.subject = 'mash.recommendation.made'
+	JOIN rules.outbox o ON o.referral_id = d.referral_id::text AND o.subject = '` + eventsv1.SubjectRecommendationMade + `'
 	WHERE d.notified_at IS NULL AND d.decided_at < $1 AND o.published_at IS NOT NULL
 		AND d.status = 'RECOMMENDED' AND d.level = '4' AND d.rag = 'red'
 	ORDER BY d.decided_at`
@@ -218,7 +228,7 @@ func EraseDecision(ctx context.Context, tx pgx.Tx, referralID string) error {
 	var childID string
 	err := tx.QueryRow(ctx, `UPDATE rules.decisions SET facts = '{}', recommended = '', current = '', review_reason = NULL,
 			erased_at = coalesce(erased_at, now())
-		WHERE referral_id = $1 RETURNING child_id::text`, referralID).Scan(&childID)
+		WHERE referral_id = $1 RETURNING index_child_id::text`, referralID).Scan(&childID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // never decided here: nothing held
 	}
@@ -226,7 +236,7 @@ func EraseDecision(ctx context.Context, tx pgx.Tx, referralID string) error {
 		return fmt.Errorf("erase decision of %s: %w", referralID, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE rules.children SET nhs_number = NULL, demographic_key = NULL
-		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM rules.decisions WHERE child_id = $1 AND erased_at IS NULL)`, childID); err != nil {
+		WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM rules.decisions WHERE index_child_id = $1 AND erased_at IS NULL)`, childID); err != nil {
 		return fmt.Errorf("erase decision of %s: child index: %w", referralID, err)
 	}
 	return nil

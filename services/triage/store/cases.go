@@ -196,11 +196,20 @@ func SetSharing(ctx context.Context, tx pgx.Tx, referralID string, s Sharing) (C
 	return c, wrap(err, "set sharing authorisation on case %s", referralID)
 }
 
-// SetClaim sets who holds the case (empty: nobody) and bumps its version.
+// SetClaim sets who holds the case (empty: nobody) and until when (nil: until changed, a
+// manager's assignment), and bumps its version.
 func SetClaim(ctx context.Context, tx pgx.Tx, referralID, assignee string, expires *time.Time) (Case, error) {
 	c, err := scanCase(tx.QueryRow(ctx, `UPDATE triage.cases SET assignee = nullif($2, ''), claim_expires_at = $3,
 		version = version + 1, updated_at = now() WHERE referral_id = $1 RETURNING `+caseColumns, referralID, assignee, expires))
 	return c, wrap(err, "set claim on case %s", referralID)
+}
+
+// SetLead records the lead professional of a case and bumps its version.
+func SetLead(ctx context.Context, tx pgx.Tx, referralID string, l Lead) (Case, error) {
+	c, err := scanCase(tx.QueryRow(ctx, `UPDATE triage.cases SET lead_agency = $2, lead_team = $3, lead_person = $4, lead_scope = $5,
+			lead_named_by = $6, lead_named_by_role = $7, lead_named_at = $8, version = version + 1, updated_at = now()
+		WHERE referral_id = $1 RETURNING `+caseColumns, referralID, l.Agency, l.Team, l.Person, l.Scope, l.NamedBy, l.NamedByRole, l.NamedAt))
+	return c, wrap(err, "set lead professional of case %s", referralID)
 }
 
 // CloseCase records the case's outcome and bumps its version; the claim ends with it.
@@ -212,7 +221,8 @@ func CloseCase(ctx context.Context, tx pgx.Tx, referralID string, outcome int16,
 }
 
 // ReleaseLapsedClaims frees up to limit claims that lapsed before now, returning the cases
-// as they stand after release. Rows another sweeper holds are skipped.
+// as they stand after release. Rows another sweeper holds are skipped. A manager's
+// assignment (no expiry) never lapses.
 func ReleaseLapsedClaims(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Case, []string, error) {
 	rows, err := tx.Query(ctx, `WITH lapsed AS (
 			SELECT referral_id AS lapsed_id, assignee AS holder FROM triage.cases
@@ -246,7 +256,8 @@ func caseTargets(c *Case) []any {
 		&c.Pathway, &c.Agencies, &c.DecisionID, &c.DecisionVersion, &c.ReceivedAt, &c.DecisionDue, &c.RAGDue, &c.RecommendedAt,
 		&c.DecidedAt, &c.DecidedBy, &c.Assignee, &c.ClaimExpiresAt, &c.OutcomeNote, &c.ClosedAt, &c.ClosedBy, &c.Version, &c.ConsentStatus,
 		&c.Sharing.Basis, &c.Sharing.Reason, &c.Sharing.Ground, &c.Sharing.By, &c.Sharing.At,
-		&c.Reference, &c.ExternalReference, &c.FamilyGroup}
+		&c.Reference, &c.ExternalReference, &c.FamilyGroup,
+		&c.Lead.Agency, &c.Lead.Team, &c.Lead.Person, &c.Lead.Scope, &c.Lead.NamedBy, &c.Lead.NamedByRole, &c.Lead.NamedAt}
 }
 
 // QueueKey is the queue's sort key of one case: where a page ends. A nil due time is a
@@ -280,8 +291,8 @@ type QueueFilter struct {
 	Levels       []int16
 	Concern      string
 	SourceAgency string
-	// Assignee selects cases with a live claim held by this client; Unassigned selects cases
-	// nobody holds (lapsed claims count as nobody's).
+	// Assignee selects cases held by this client (a live claim or an assignment); Unassigned
+	// selects cases nobody holds (lapsed claims count as nobody's; assignments never lapse).
 	Assignee    string
 	Unassigned  bool
 	OverdueOnly bool
@@ -336,7 +347,7 @@ func (f QueueFilter) filters(q *query) {
 		q.add("source_agency = " + q.arg(f.SourceAgency))
 	}
 	if f.Assignee != "" {
-		q.add("assignee = " + q.arg(f.Assignee) + " AND claim_expires_at > " + q.arg(f.Now))
+		q.add("assignee = " + q.arg(f.Assignee) + " AND (claim_expires_at IS NULL OR claim_expires_at > " + q.arg(f.Now) + ")")
 	}
 	if f.Unassigned {
 		q.add("(assignee IS NULL OR claim_expires_at <= " + q.arg(f.Now) + ")")
@@ -421,8 +432,9 @@ func QueueCounts(ctx context.Context, q Querier, f QueueFilter, withClosed bool)
 	}
 	if fromCounters {
 		closed := StateCount{State: StateClosed}
-		if err := q.QueryRow(ctx, `SELECT coalesce(sum(count), 0)::bigint FROM triage.state_counts
-			WHERE state = 4 AND ($1 = '' OR partnership = $1) AND ($2::text[] IS NULL OR partnership = ANY($2))`,
+		// The shards of each partnership's closed count (migration 0012), summed.
+		if err := q.QueryRow(ctx, `SELECT coalesce(sum(count), 0)::bigint FROM triage.closed_counts
+			WHERE ($1 = '' OR partnership = $1) AND ($2::text[] IS NULL OR partnership = ANY($2))`,
 			f.Partnership, f.Partnerships).Scan(&closed.Count); err != nil {
 			return nil, fmt.Errorf("count closed cases: %w", err)
 		}
@@ -442,6 +454,28 @@ func ChildHistory(ctx context.Context, q Querier, childID, excludeReferral strin
 		WHERE child_id = $1 AND referral_id <> $2 AND ($3::timestamptz IS NULL OR received_at < $3)
 		ORDER BY received_at DESC NULLS LAST LIMIT $4`, childID, excludeReferral, receivedAt, limit))
 	return cs, wrap(err, "read history of child %s", childID)
+}
+
+// CaseChildren returns the child record of each of referralIDs' cases that has one, by
+// referral id: what a list of records kept by referral (information requests,
+// disagreements) shows of children, for its access entry.
+func CaseChildren(ctx context.Context, q Querier, referralIDs []string) (map[string]string, error) {
+	rows, err := q.Query(ctx, `SELECT referral_id::text, child_id::text FROM triage.cases
+		WHERE referral_id = ANY($1::uuid[]) AND child_id IS NOT NULL`, referralIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read the children of %d cases: %w", len(referralIDs), err)
+	}
+	out := make(map[string]string, len(referralIDs))
+	_, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct{}, error) {
+		var referralID, childID string
+		err := r.Scan(&referralID, &childID)
+		out[referralID] = childID
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the children of %d cases: %w", len(referralIDs), err)
+	}
+	return out, nil
 }
 
 // FamilyGroup returns the other cases one agency sent in the same family group (siblings

@@ -61,6 +61,10 @@ type Dashboard struct {
 	BySource, RAGs, Weeks                  []Tally
 	Outcomes                               []LevelOutcome
 	Acks, InfoRequests                     []Turnaround
+	// LeadAgencies are the cases received in the window with a lead professional named, by
+	// the lead agency; LeadNamed their sum.
+	LeadAgencies []Tally
+	LeadNamed    int64
 }
 
 // inWindow selects the cases of the dashboard; $1 the partnerships, $2 from, $3 to. Every
@@ -369,6 +373,24 @@ func readCasework(ctx context.Context, q Querier, args []any, out *Dashboard) er
 		FROM triage.disagreements WHERE ($1::text[] IS NULL OR partnership = ANY($1::text[])) AND (raised_at >= $2 AND raised_at < $3 OR resolved_at >= $2 AND resolved_at < $3)`,
 		args[:3]...).Scan(&out.DisagreementsRaised, &out.DisagreementsResolved); err != nil {
 		return fmt.Errorf("dashboard disagreements: %w", err)
+	}
+	// Few cases have a lead professional: the partial index on them holds the range.
+	rows, err := q.Query(ctx, `SELECT lead_agency, count(*) FROM triage.cases
+		WHERE lead_named_at IS NOT NULL AND received_at >= $2 AND received_at < $3 AND ($1::text[] IS NULL OR partnership = ANY($1::text[]))
+		GROUP BY lead_agency ORDER BY count(*) DESC, lead_agency`, args[:3]...)
+	if err != nil {
+		return fmt.Errorf("dashboard lead professionals: %w", err)
+	}
+	out.LeadAgencies, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Tally, error) {
+		var t Tally
+		err := r.Scan(&t.Key, &t.Count)
+		return t, err
+	})
+	if err != nil {
+		return fmt.Errorf("dashboard lead professionals: %w", err)
+	}
+	for _, t := range out.LeadAgencies {
+		out.LeadNamed += t.Count
 	}
 	return nil
 }

@@ -49,9 +49,9 @@ func StandingHold(ctx context.Context, q Querier, referralID string) (*LegalHold
 // triage keeps of referralID: the child's name and age, the closing note, the decision as
 // triage holds it (with its facts), the reason for sharing without consent, strategy
 // discussions' participants and outcome, information requests' questions and answers,
-// disagreements' reasons and resolutions and their steps' outcomes, and legal holds'
-// reasons. Ids, times, states, levels and who acted stay, for the figures and the trail. It
-// marks the case erased by by at at.
+// disagreements' reasons and resolutions and their steps' outcomes, legal holds' reasons,
+// and quality reviews' reasons and learning points. Ids, times, states, levels and who
+// acted stay, for the figures and the trail. It marks the case erased by by at at.
 func EraseCase(ctx context.Context, tx pgx.Tx, referralID, by string, at time.Time) error {
 	stmts := []string{
 		`UPDATE triage.cases SET child_name = '', child_age_years = 0, outcome_note = '', decision = NULL,
@@ -63,11 +63,14 @@ func EraseCase(ctx context.Context, tx pgx.Tx, referralID, by string, at time.Ti
 			(SELECT id FROM triage.disagreements WHERE referral_id = $1)`,
 		`UPDATE triage.disagreements SET reason = '', resolution = '' WHERE referral_id = $1`,
 		`UPDATE triage.legal_holds SET reason = '', lift_reason = '' WHERE referral_id = $1`,
-		// What the referral could be found by (names, date of birth, NHS number, postcode)
-		// and the reasons given for moving it between child records.
+		// What the referral could be found by (names, the household's too, date of birth, NHS
+		// number, postcode) and the reasons given for moving it between child records.
 		`UPDATE triage.search_keys SET name_key = '', person_key = '', date_of_birth = NULL, nhs_number = '', postcode = '',
 			external_reference = '' WHERE referral_id = $1`,
+		`DELETE FROM triage.search_household WHERE referral_id = $1`,
 		`UPDATE triage.referral_links SET reason = '' WHERE referral_id = $1`,
+		// Quality reviews' reasons and learning points speak of the case.
+		`UPDATE triage.quality_reviews SET reason = '', learning_point = '' WHERE referral_id = $1`,
 	}
 	for i, q := range stmts {
 		args := []any{referralID}

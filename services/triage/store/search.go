@@ -21,6 +21,8 @@ type SearchKeys struct {
 	Reference               string
 	ExternalReference       string
 	ReceivedAt              *time.Time
+	// Household holds the folded names of the household's members (a parent, a sibling).
+	Household []string
 }
 
 // PutSearchKeys records a referral's search keys in tx (the transaction that projects the
@@ -37,6 +39,16 @@ func PutSearchKeys(ctx context.Context, tx pgx.Tx, k SearchKeys) error {
 		k.ReceivedAt)
 	if err != nil {
 		return fmt.Errorf("search keys of referral %s: %w", k.ReferralID, err)
+	}
+	// The members are written whole each time, so a replay leaves exactly the event's.
+	if _, err := tx.Exec(ctx, `DELETE FROM triage.search_household WHERE referral_id = $1`, k.ReferralID); err != nil {
+		return fmt.Errorf("household search keys of referral %s: %w", k.ReferralID, err)
+	}
+	if len(k.Household) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO triage.search_household (referral_id, member, name_key)
+			SELECT $1, m.n, m.name FROM unnest($2::text[]) WITH ORDINALITY AS m(name, n)`, k.ReferralID, k.Household); err != nil {
+			return fmt.Errorf("household search keys of referral %s: %w", k.ReferralID, err)
+		}
 	}
 	return nil
 }
@@ -70,6 +82,8 @@ type SearchHit struct {
 	ReceivedAt                                  *time.Time
 	SourceAgency                                string
 	Score                                       float64
+	// Household is true when the name searched was a household member's, not the child's.
+	Household bool
 }
 
 const hitColumns = `k.referral_id::text, c.partnership, coalesce(c.child_id::text, ''), c.child_name, k.date_of_birth, k.postcode,
@@ -80,7 +94,7 @@ func scanHit(r pgx.Row, withScore bool) (SearchHit, error) {
 	targets := []any{&h.ReferralID, &h.Partnership, &h.ChildID, &h.ChildName, &h.DateOfBirth, &h.Postcode, &h.Reference,
 		&h.ExternalReference, &h.State, &h.Level, &h.ReceivedAt, &h.SourceAgency}
 	if withScore {
-		targets = append(targets, &h.Score)
+		targets = append(targets, &h.Score, &h.Household)
 	}
 	err := r.Scan(targets...)
 	return h, err
@@ -90,19 +104,6 @@ func scanHit(r pgx.Row, withScore bool) (SearchHit, error) {
 // whether more matched.
 func Search(ctx context.Context, pool *pgxpool.Pool, q SearchQuery) ([]SearchHit, bool, error) {
 	var sq query
-	score := "1.0::float8"
-	if len(q.Name) > 0 {
-		var parts []string
-		for _, w := range q.Name {
-			a := sq.arg(w)
-			// <% is word similarity above pg_trgm.word_similarity_threshold, served by the
-			// trigram index. pg_trgm lives in the triage schema (migration 0011), so its
-			// operator and functions are named with it.
-			sq.add(a + ` OPERATOR(triage.<%) k.name_key`)
-			parts = append(parts, `triage.word_similarity(`+a+`, k.name_key)`)
-		}
-		score = `((` + strings.Join(parts, " + ") + `) / ` + strconv.Itoa(len(parts)) + `)::float8`
-	}
 	if q.DateOfBirth != nil {
 		sq.add(`k.date_of_birth = ` + sq.arg(*q.DateOfBirth) + `::date`)
 	}
@@ -124,12 +125,45 @@ func Search(ctx context.Context, pool *pgxpool.Pool, q SearchQuery) ([]SearchHit
 	if q.Partnership != "" {
 		sq.add(`k.partnership = ` + sq.arg(q.Partnership))
 	}
+	rest := sq.sql()
+	matches := `SELECT k.referral_id, 1.0::float8 AS score, false AS household, k.received_at FROM triage.search_keys k WHERE ` + rest
+	if len(q.Name) > 0 {
+		words := make([]string, len(q.Name))
+		for i, w := range q.Name {
+			words[i] = sq.arg(w)
+		}
+		// Every searched word must be like a word of one name: the child's, or one household
+		// member's (a parent's name finds the child's referrals). <% is word similarity
+		// above pg_trgm.word_similarity_threshold, served by each table's trigram index.
+		// pg_trgm lives in the triage schema (migration 0011), so its operator and functions
+		// are named with it.
+		name := func(col string) (cond, score string) {
+			var conds, parts []string
+			for _, a := range words {
+				conds = append(conds, a+` OPERATOR(triage.<%) `+col)
+				parts = append(parts, `triage.word_similarity(`+a+`, `+col+`)`)
+			}
+			return strings.Join(conds, " AND "), `((` + strings.Join(parts, " + ") + `) / ` + strconv.Itoa(len(parts)) + `)::float8`
+		}
+		childCond, childScore := name("k.name_key")
+		memberCond, memberScore := name("h.name_key")
+		// A household match ranks below a child's name matched as well: the searcher most
+		// likely typed the child's name.
+		matches = `SELECT k.referral_id, ` + childScore + ` AS score, false AS household, k.received_at
+				FROM triage.search_keys k WHERE ` + childCond + ` AND ` + rest + `
+			UNION ALL
+			SELECT k.referral_id, ` + memberScore + ` * 0.9 AS score, true AS household, k.received_at
+				FROM triage.search_household h JOIN triage.search_keys k ON k.referral_id = h.referral_id
+				WHERE ` + memberCond + ` AND ` + rest
+	}
 	// Matches are ranked on the keys alone, and only the page's rows join their cases: a
 	// common surname matches thousands of referrals (6,600 of 200,000 in the benchmark),
-	// and visiting each case cost seven times the search itself.
-	stmt := `SELECT ` + hitColumns + `, top.score FROM (
-			SELECT k.referral_id, ` + score + ` AS score, k.received_at FROM triage.search_keys k WHERE ` + sq.sql() + `
-			ORDER BY score DESC, k.received_at DESC NULLS LAST, k.referral_id DESC LIMIT ` + sq.arg(q.Limit+1) + `) top
+	// and visiting each case cost seven times the search itself. A referral found by the
+	// child's name and by a member's counts once, as a match of the child's name.
+	stmt := `SELECT ` + hitColumns + `, top.score, top.household FROM (
+			SELECT m.referral_id, max(m.score) AS score, bool_and(m.household) AS household, max(m.received_at) AS received_at
+			FROM (` + matches + `) m GROUP BY m.referral_id
+			ORDER BY score DESC, received_at DESC NULLS LAST, m.referral_id DESC LIMIT ` + sq.arg(q.Limit+1) + `) top
 		JOIN triage.search_keys k USING (referral_id) JOIN triage.cases c USING (referral_id)
 		ORDER BY top.score DESC, top.received_at DESC NULLS LAST, k.referral_id DESC`
 	var hits []SearchHit

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mash/pkg/db"
-	"mash/pkg/events"
+	"github.com/mash-hub/mash/pkg/db"
+	"github.com/mash-hub/mash/pkg/events"
 )
 
 // Schema is the Postgres schema the triage service owns.
@@ -91,7 +91,9 @@ type Case struct {
 	RecommendedAt, DecidedAt                    *time.Time
 	DecidedBy                                   string
 	// Assignee is empty when nobody holds the case; a lapsed claim is reported by the
-	// queries as it is stored, and callers treat it as free (ClaimLive).
+	// queries as it is stored, and callers treat it as free (ClaimLive). A practitioner's
+	// own claim has ClaimExpiresAt; a manager's assignment has none: it holds until it is
+	// changed (Assigned).
 	Assignee       string
 	ClaimExpiresAt *time.Time
 	OutcomeNote    string
@@ -106,7 +108,24 @@ type Case struct {
 	// Reference is the MASH reference people quote; ExternalReference the referring
 	// system's own; FamilyGroup the group of siblings the referral was sent with.
 	Reference, ExternalReference, FamilyGroup string
+	// Lead is the lead professional named after the decision (NamedAt nil: none yet).
+	Lead Lead
 }
+
+// Lead is the lead professional of a case: an agency, a team and a person, for the child
+// (ScopeChild) or the whole family group (ScopeFamilyGroup).
+type Lead struct {
+	Agency, Team, Person string
+	Scope                int16
+	NamedBy, NamedByRole string
+	NamedAt              *time.Time
+}
+
+// Lead professional scopes: the protobuf enum numbers.
+const (
+	ScopeChild       int16 = 1
+	ScopeFamilyGroup int16 = 2
+)
 
 // Sharing is a manager's authorisation to share a case without the family's consent.
 type Sharing struct {
@@ -114,10 +133,15 @@ type Sharing struct {
 	At                        *time.Time
 }
 
-// ClaimLive reports whether someone holds the case at now.
+// ClaimLive reports whether someone holds the case at now: by an assignment, or by a claim
+// that has not lapsed.
 func (c Case) ClaimLive(now time.Time) bool {
-	return c.Assignee != "" && c.ClaimExpiresAt != nil && c.ClaimExpiresAt.After(now)
+	return c.Assignee != "" && (c.ClaimExpiresAt == nil || c.ClaimExpiresAt.After(now))
 }
+
+// Assigned reports whether a manager assigned the case to its holder: an assignment never
+// lapses.
+func (c Case) Assigned() bool { return c.Assignee != "" && c.ClaimExpiresAt == nil }
 
 // Overdue reports whether the case is past a due time that still applies: the decision due
 // time until a person decides, the RAG due time until the case closes.
@@ -136,7 +160,8 @@ const caseColumns = `referral_id::text, partnership, coalesce(child_id::text, ''
 	coalesce(decision_id::text, ''), decision_version, received_at, decision_due, rag_due, recommended_at, decided_at,
 	decided_by, coalesce(assignee, ''), claim_expires_at, outcome_note, closed_at, closed_by, version, consent_status,
 	coalesce(sharing_basis, ''), coalesce(sharing_reason, ''), coalesce(sharing_ground, ''), coalesce(sharing_by, ''), sharing_at,
-	reference, external_reference, family_group`
+	reference, external_reference, family_group,
+	lead_agency, lead_team, lead_person, lead_scope, lead_named_by, lead_named_by_role, lead_named_at`
 
 func scanCase(row pgx.Row) (Case, error) {
 	var c Case

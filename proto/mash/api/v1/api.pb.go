@@ -200,7 +200,7 @@ const file_mash_api_v1_api_proto_rawDesc = "" +
 	"\x10field_violations\x18\x03 \x03(\v2\x1b.mash.api.v1.FieldViolationR\x0ffieldViolations\"H\n" +
 	"\x0eFieldViolation\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescriptionB\xd4\x04\x92A\xb2\x04\x12\xa8\x02\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescriptionB\xe8\x04\x92A\xb2\x04\x12\xa8\x02\n" +
 	"\x12mash HTTP/JSON API\x12\x8d\x02The HTTP/JSON face of mash's gRPC services, generated from the google.api.http annotations in proto/. Every route needs a bearer credential (Authorization: Bearer <credential>); a read of a referral or a decision may say why in X-Access-Reason. Errors are an ErrorBody.2\x02v12\x10application/json:\x10application/jsonRz\n" +
 	"\adefault\x12o\n" +
 	"QAn error: its gRPC code's name, a message safe to show, and every field at fault.\x12\x1a\n" +
@@ -209,7 +209,7 @@ const file_mash_api_v1_api_proto_rawDesc = "" +
 	"\x06bearer\x12K\b\x02\x126Bearer <credential>, as issued by mash clients create.\x1a\rAuthorization \x02b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06bearer\x12\x00Z\x1cmash/proto/mash/api/v1;apiv1b\x06proto3"
+	"\x06bearer\x12\x00Z0github.com/mash-hub/mash/proto/mash/api/v1;apiv1b\x06proto3"
 
 var (
 	file_mash_api_v1_api_proto_rawDescOnce sync.Once

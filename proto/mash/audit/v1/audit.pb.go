@@ -7,6 +7,7 @@
 package auditv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -327,7 +328,8 @@ type SearchEntriesRequest struct {
 	// At most 500; default 100.
 	PageSize  int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Oldest first; the default is newest first.
+	// Oldest first; the default is newest first. Over HTTP also order=oldest (or
+	// order=newest, the default).
 	OldestFirst   bool `protobuf:"varint,10,opt,name=oldest_first,json=oldestFirst,proto3" json:"oldest_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1835,7 +1837,7 @@ var File_mash_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19mash/audit/v1/audit.proto\x12\rmash.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
+	"\x19mash/audit/v1/audit.proto\x12\rmash.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\n" +
 	"AuditEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
@@ -1990,19 +1992,19 @@ const file_mash_audit_v1_audit_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"}\n" +
 	"\x1aGetSubjectAccessesResponse\x127\n" +
 	"\baccesses\x18\x01 \x03(\v2\x1b.mash.audit.v1.AccessRecordR\baccesses\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x85\b\n" +
-	"\fAuditService\x12K\n" +
-	"\bGetTrail\x12\x1e.mash.audit.v1.GetTrailRequest\x1a\x1f.mash.audit.v1.GetTrailResponse\x12Z\n" +
-	"\rSearchEntries\x12#.mash.audit.v1.SearchEntriesRequest\x1a$.mash.audit.v1.SearchEntriesResponse\x12Z\n" +
-	"\rGetCheckpoint\x12#.mash.audit.v1.GetCheckpointRequest\x1a$.mash.audit.v1.GetCheckpointResponse\x12]\n" +
-	"\x0eProveInclusion\x12$.mash.audit.v1.ProveInclusionRequest\x1a%.mash.audit.v1.ProveInclusionResponse\x12c\n" +
-	"\x10ProveConsistency\x12&.mash.audit.v1.ProveConsistencyRequest\x1a'.mash.audit.v1.ProveConsistencyResponse\x12T\n" +
-	"\vExportTrail\x12!.mash.audit.v1.ExportTrailRequest\x1a\".mash.audit.v1.ExportTrailResponse\x12T\n" +
-	"\vWhoAccessed\x12!.mash.audit.v1.WhoAccessedRequest\x1a\".mash.audit.v1.WhoAccessedResponse\x12W\n" +
-	"\fUserActivity\x12\".mash.audit.v1.UserActivityRequest\x1a#.mash.audit.v1.UserActivityResponse\x12Z\n" +
-	"\rUnusualAccess\x12#.mash.audit.v1.UnusualAccessRequest\x1a$.mash.audit.v1.UnusualAccessResponse\x12`\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xfb\t\n" +
+	"\fAuditService\x12d\n" +
+	"\bGetTrail\x12\x1e.mash.audit.v1.GetTrailRequest\x1a\x1f.mash.audit.v1.GetTrailResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/audit/trail\x12u\n" +
+	"\rSearchEntries\x12#.mash.audit.v1.SearchEntriesRequest\x1a$.mash.audit.v1.SearchEntriesResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/entries\x12x\n" +
+	"\rGetCheckpoint\x12#.mash.audit.v1.GetCheckpointRequest\x1a$.mash.audit.v1.GetCheckpointResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/audit/checkpoint\x12\x81\x01\n" +
+	"\x0eProveInclusion\x12$.mash.audit.v1.ProveInclusionRequest\x1a%.mash.audit.v1.ProveInclusionResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/audit/proofs/inclusion\x12\x89\x01\n" +
+	"\x10ProveConsistency\x12&.mash.audit.v1.ProveConsistencyRequest\x1a'.mash.audit.v1.ProveConsistencyResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/audit/proofs/consistency\x12T\n" +
+	"\vExportTrail\x12!.mash.audit.v1.ExportTrailRequest\x1a\".mash.audit.v1.ExportTrailResponse\x12n\n" +
+	"\vWhoAccessed\x12!.mash.audit.v1.WhoAccessedRequest\x1a\".mash.audit.v1.WhoAccessedResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit/access\x12s\n" +
+	"\fUserActivity\x12\".mash.audit.v1.UserActivityRequest\x1a#.mash.audit.v1.UserActivityResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/audit/activity\x12|\n" +
+	"\rUnusualAccess\x12#.mash.audit.v1.UnusualAccessRequest\x1a$.mash.audit.v1.UnusualAccessResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/audit/unusual-access\x12`\n" +
 	"\x0fGetSubjectTrail\x12%.mash.audit.v1.GetSubjectTrailRequest\x1a&.mash.audit.v1.GetSubjectTrailResponse\x12i\n" +
-	"\x12GetSubjectAccesses\x12(.mash.audit.v1.GetSubjectAccessesRequest\x1a).mash.audit.v1.GetSubjectAccessesResponseB\"Z mash/proto/mash/audit/v1;auditv1b\x06proto3"
+	"\x12GetSubjectAccesses\x12(.mash.audit.v1.GetSubjectAccessesRequest\x1a).mash.audit.v1.GetSubjectAccessesResponseB6Z4github.com/mash-hub/mash/proto/mash/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_mash_audit_v1_audit_proto_rawDescOnce sync.Once

@@ -40,12 +40,10 @@ const (
 // signed checkpoints, inclusion and consistency proofs, and exports that verify offline
 // against the log's public key alone. Auditors and admins only; every call is itself
 // recorded as an access entry of the log.
-// HTTP/JSON: GET /v1/audit/trail?referralId=|childId=, GET /v1/audit/entries?...,
-// GET /v1/audit/checkpoint, GET /v1/audit/proofs/inclusion?seq=&treeSize=,
-// GET /v1/audit/proofs/consistency?oldSize=&newSize=,
-// GET /v1/audit/export?referralId=|from=&to= (application/x-ndjson),
-// GET /v1/audit/access?childId=|referralId=, GET /v1/audit/activity?actor=&from=&to=,
-// GET /v1/audit/unusual-access?from=&to=.
+// HTTP/JSON routes are declared on each method (google.api.http), their fields in the query
+// (SearchEntries also takes order=newest|oldest for oldest_first). The export's HTTP face,
+// GET /v1/audit/export?referralId=|from=&to=, streams application/x-ndjson without
+// ExportTrail's cap, so it is served by hand rather than from an annotation.
 type AuditServiceClient interface {
 	// GetTrail returns every entry of a referral, or of all referrals of a child, in seq order.
 	GetTrail(ctx context.Context, in *GetTrailRequest, opts ...grpc.CallOption) (*GetTrailResponse, error)
@@ -204,12 +202,10 @@ func (c *auditServiceClient) GetSubjectAccesses(ctx context.Context, in *GetSubj
 // signed checkpoints, inclusion and consistency proofs, and exports that verify offline
 // against the log's public key alone. Auditors and admins only; every call is itself
 // recorded as an access entry of the log.
-// HTTP/JSON: GET /v1/audit/trail?referralId=|childId=, GET /v1/audit/entries?...,
-// GET /v1/audit/checkpoint, GET /v1/audit/proofs/inclusion?seq=&treeSize=,
-// GET /v1/audit/proofs/consistency?oldSize=&newSize=,
-// GET /v1/audit/export?referralId=|from=&to= (application/x-ndjson),
-// GET /v1/audit/access?childId=|referralId=, GET /v1/audit/activity?actor=&from=&to=,
-// GET /v1/audit/unusual-access?from=&to=.
+// HTTP/JSON routes are declared on each method (google.api.http), their fields in the query
+// (SearchEntries also takes order=newest|oldest for oldest_first). The export's HTTP face,
+// GET /v1/audit/export?referralId=|from=&to=, streams application/x-ndjson without
+// ExportTrail's cap, so it is served by hand rather than from an annotation.
 type AuditServiceServer interface {
 	// GetTrail returns every entry of a referral, or of all referrals of a child, in seq order.
 	GetTrail(context.Context, *GetTrailRequest) (*GetTrailResponse, error)

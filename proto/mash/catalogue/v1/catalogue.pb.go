@@ -143,7 +143,7 @@ const file_mash_catalogue_v1_catalogue_proto_rawDesc = "" +
 	"\n" +
 	"trail_only\x18\x04 \x01(\bR\ttrailOnly\x12\x18\n" +
 	"\achannel\x18\x05 \x01(\bR\achannel:X\n" +
-	"\x05event\x12\x1f.google.protobuf.MessageOptions\x18\x84\x97\x03 \x03(\v2\x1f.mash.catalogue.v1.EventSubjectR\x05eventB*Z(mash/proto/mash/catalogue/v1;cataloguev1b\x06proto3"
+	"\x05event\x12\x1f.google.protobuf.MessageOptions\x18\x84\x97\x03 \x03(\v2\x1f.mash.catalogue.v1.EventSubjectR\x05eventB>Z<github.com/mash-hub/mash/proto/mash/catalogue/v1;cataloguev1b\x06proto3"
 
 var (
 	file_mash_catalogue_v1_catalogue_proto_rawDescOnce sync.Once

@@ -7,9 +7,9 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -223,7 +223,7 @@ const file_mash_events_v1_access_proto_rawDesc = "" +
 	"\fListedRecord\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x19\n" +
-	"\bchild_id\x18\x02 \x01(\tR\achildIdB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\bchild_id\x18\x02 \x01(\tR\achildIdB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_access_proto_rawDescOnce sync.Once

@@ -7,9 +7,9 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -169,7 +169,7 @@ const file_mash_events_v1_admin_proto_rawDesc = "" +
 	"\x11mash.admin.client\x12\aconsole\xa2\xb8\x19\x1a\n" +
 	"\x0fmash.admin.user\x12\aconsole\xa2\xb8\x19\x1e\n" +
 	"\x14mash.admin.directory\x12\x06notify\xa2\xb8\x19\x19\n" +
-	"\x0fmash.admin.case\x12\x06triageB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x0fmash.admin.case\x12\x06triageB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_admin_proto_rawDescOnce sync.Once

@@ -7,9 +7,9 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -179,7 +179,7 @@ const file_mash_events_v1_audit_proto_rawDesc = "" +
 	"\x04note\x18\x01 \x01(\fR\x04note:\"\xa2\xb8\x19\x1e\n" +
 	"\x15mash.audit.checkpoint\x12\x05audit\"7\n" +
 	"\fCaseShredded:'\xa2\xb8\x19#\n" +
-	"\x18mash.audit.case-shredded\x12\x05audit \x01B$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x18mash.audit.case-shredded\x12\x05audit \x01B8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_audit_proto_rawDescOnce sync.Once

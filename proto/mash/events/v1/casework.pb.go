@@ -7,11 +7,11 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
+	v1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	_ "mash/proto/mash/catalogue/v1"
-	v1 "mash/proto/mash/triage/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -35,7 +35,10 @@ type CaseChanged struct {
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The actor's role when they acted (practitioner, manager, ...; "system" for the service),
 	// so the audit trail says in what capacity a change was made.
-	ActorRole     string `protobuf:"bytes,4,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
+	ActorRole string `protobuf:"bytes,4,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
+	// On mash.case.child_changed: the correction that moved the case (a merge, or an undone
+	// merge with undone_at set; a link or an unlink), so the rules' child index follows it.
+	Correction    *v1.ChildCorrection `protobuf:"bytes,5,opt,name=correction,proto3" json:"correction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -96,6 +99,13 @@ func (x *CaseChanged) GetActorRole() string {
 		return x.ActorRole
 	}
 	return ""
+}
+
+func (x *CaseChanged) GetCorrection() *v1.ChildCorrection {
+	if x != nil {
+		return x.Correction
+	}
+	return nil
 }
 
 // StrategyDiscussionRecorded is mash.case.strategy_recorded.
@@ -531,17 +541,163 @@ func (x *CaseErased) GetErasedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// QualityReviewRecorded is mash.quality.reviewed: a manager reviewed a decided case for
+// quality assurance (agree, or disagree with a reason, and a learning point).
+type QualityReviewRecorded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Review        *v1.QualityReview      `protobuf:"bytes,1,opt,name=review,proto3" json:"review,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	ActorRole     string                 `protobuf:"bytes,3,opt,name=actor_role,json=actorRole,proto3" json:"actor_role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QualityReviewRecorded) Reset() {
+	*x = QualityReviewRecorded{}
+	mi := &file_mash_events_v1_casework_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QualityReviewRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QualityReviewRecorded) ProtoMessage() {}
+
+func (x *QualityReviewRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_casework_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QualityReviewRecorded.ProtoReflect.Descriptor instead.
+func (*QualityReviewRecorded) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_casework_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *QualityReviewRecorded) GetReview() *v1.QualityReview {
+	if x != nil {
+		return x.Review
+	}
+	return nil
+}
+
+func (x *QualityReviewRecorded) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *QualityReviewRecorded) GetActorRole() string {
+	if x != nil {
+		return x.ActorRole
+	}
+	return ""
+}
+
+// LeadProfessionalNamed is published by triage on mash.case.lead_professional_named when a
+// practitioner or manager names the lead professional for a decided case (one event per case,
+// each case of a family group on its own trail). Notify tells the named agency.
+type LeadProfessionalNamed struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId       string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	LeadProfessional *v1.LeadProfessional   `protobuf:"bytes,2,opt,name=lead_professional,json=leadProfessional,proto3" json:"lead_professional,omitempty"`
+	// The lead professional named before, if any.
+	Previous *v1.LeadProfessional `protobuf:"bytes,3,opt,name=previous,proto3" json:"previous,omitempty"`
+	// The family group, for a naming for the whole group; and how many cases it was named for.
+	FamilyGroup   string `protobuf:"bytes,4,opt,name=family_group,json=familyGroup,proto3" json:"family_group,omitempty"`
+	GroupCases    int32  `protobuf:"varint,5,opt,name=group_cases,json=groupCases,proto3" json:"group_cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeadProfessionalNamed) Reset() {
+	*x = LeadProfessionalNamed{}
+	mi := &file_mash_events_v1_casework_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeadProfessionalNamed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeadProfessionalNamed) ProtoMessage() {}
+
+func (x *LeadProfessionalNamed) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_events_v1_casework_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeadProfessionalNamed.ProtoReflect.Descriptor instead.
+func (*LeadProfessionalNamed) Descriptor() ([]byte, []int) {
+	return file_mash_events_v1_casework_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LeadProfessionalNamed) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *LeadProfessionalNamed) GetLeadProfessional() *v1.LeadProfessional {
+	if x != nil {
+		return x.LeadProfessional
+	}
+	return nil
+}
+
+func (x *LeadProfessionalNamed) GetPrevious() *v1.LeadProfessional {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+func (x *LeadProfessionalNamed) GetFamilyGroup() string {
+	if x != nil {
+		return x.FamilyGroup
+	}
+	return ""
+}
+
+func (x *LeadProfessionalNamed) GetGroupCases() int32 {
+	if x != nil {
+		return x.GroupCases
+	}
+	return 0
+}
+
 var File_mash_events_v1_casework_proto protoreflect.FileDescriptor
 
 const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmash/triage/v1/triage.proto\x1a!mash/catalogue/v1/catalogue.proto\"\x9a\x03\n" +
+	"\x1dmash/events/v1/casework.proto\x12\x0emash.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmash/triage/v1/quality.proto\x1a\x1cmash/triage/v1/records.proto\x1a\x1bmash/triage/v1/triage.proto\x1a!mash/catalogue/v1/catalogue.proto\"\xdb\x03\n" +
 	"\vCaseChanged\x12(\n" +
 	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"actor_role\x18\x04 \x01(\tR\tactorRole:\x93\x02\xa2\xb8\x19\x1b\n" +
+	"actor_role\x18\x04 \x01(\tR\tactorRole\x12?\n" +
+	"\n" +
+	"correction\x18\x05 \x01(\v2\x1f.mash.triage.v1.ChildCorrectionR\n" +
+	"correction:\x93\x02\xa2\xb8\x19\x1b\n" +
 	"\x11mash.case.claimed\x12\x06triage\xa2\xb8\x19\x1c\n" +
 	"\x12mash.case.released\x12\x06triage\xa2\xb8\x19\x1c\n" +
 	"\x12mash.case.assigned\x12\x06triage\xa2\xb8\x19!\n" +
@@ -600,7 +756,22 @@ const file_mash_events_v1_casework_proto_rawDesc = "" +
 	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12$\n" +
 	"\x0eerased_by_role\x18\x04 \x01(\tR\ferasedByRole\x127\n" +
 	"\terased_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAt:\x1e\xa2\xb8\x19\x1a\n" +
-	"\x10mash.case.erased\x12\x06triageB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x10mash.case.erased\x12\x06triage\"\xa8\x01\n" +
+	"\x15QualityReviewRecorded\x125\n" +
+	"\x06review\x18\x01 \x01(\v2\x1d.mash.triage.v1.QualityReviewR\x06review\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1d\n" +
+	"\n" +
+	"actor_role\x18\x03 \x01(\tR\tactorRole:#\xa2\xb8\x19\x1f\n" +
+	"\x15mash.quality.reviewed\x12\x06triage\"\xba\x02\n" +
+	"\x15LeadProfessionalNamed\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12M\n" +
+	"\x11lead_professional\x18\x02 \x01(\v2 .mash.triage.v1.LeadProfessionalR\x10leadProfessional\x12<\n" +
+	"\bprevious\x18\x03 \x01(\v2 .mash.triage.v1.LeadProfessionalR\bprevious\x12!\n" +
+	"\ffamily_group\x18\x04 \x01(\tR\vfamilyGroup\x12\x1f\n" +
+	"\vgroup_cases\x18\x05 \x01(\x05R\n" +
+	"groupCases:/\xa2\xb8\x19+\n" +
+	"!mash.case.lead_professional_named\x12\x06triageB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_casework_proto_rawDescOnce sync.Once
@@ -614,7 +785,7 @@ func file_mash_events_v1_casework_proto_rawDescGZIP() []byte {
 	return file_mash_events_v1_casework_proto_rawDescData
 }
 
-var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_mash_events_v1_casework_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_mash_events_v1_casework_proto_goTypes = []any{
 	(*CaseChanged)(nil),                // 0: mash.events.v1.CaseChanged
 	(*StrategyDiscussionRecorded)(nil), // 1: mash.events.v1.StrategyDiscussionRecorded
@@ -623,25 +794,34 @@ var file_mash_events_v1_casework_proto_goTypes = []any{
 	(*InformationAnswerReceived)(nil),  // 4: mash.events.v1.InformationAnswerReceived
 	(*SharingChanged)(nil),             // 5: mash.events.v1.SharingChanged
 	(*CaseErased)(nil),                 // 6: mash.events.v1.CaseErased
-	(*v1.Case)(nil),                    // 7: mash.triage.v1.Case
-	(*v1.StrategyDiscussion)(nil),      // 8: mash.triage.v1.StrategyDiscussion
-	(*v1.InformationRequest)(nil),      // 9: mash.triage.v1.InformationRequest
-	(*v1.Disagreement)(nil),            // 10: mash.triage.v1.Disagreement
-	(*v1.SharingAuthorisation)(nil),    // 11: mash.triage.v1.SharingAuthorisation
-	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
+	(*QualityReviewRecorded)(nil),      // 7: mash.events.v1.QualityReviewRecorded
+	(*LeadProfessionalNamed)(nil),      // 8: mash.events.v1.LeadProfessionalNamed
+	(*v1.Case)(nil),                    // 9: mash.triage.v1.Case
+	(*v1.ChildCorrection)(nil),         // 10: mash.triage.v1.ChildCorrection
+	(*v1.StrategyDiscussion)(nil),      // 11: mash.triage.v1.StrategyDiscussion
+	(*v1.InformationRequest)(nil),      // 12: mash.triage.v1.InformationRequest
+	(*v1.Disagreement)(nil),            // 13: mash.triage.v1.Disagreement
+	(*v1.SharingAuthorisation)(nil),    // 14: mash.triage.v1.SharingAuthorisation
+	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
+	(*v1.QualityReview)(nil),           // 16: mash.triage.v1.QualityReview
+	(*v1.LeadProfessional)(nil),        // 17: mash.triage.v1.LeadProfessional
 }
 var file_mash_events_v1_casework_proto_depIdxs = []int32{
-	7,  // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
-	8,  // 1: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	9,  // 2: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
-	10, // 3: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
-	11, // 4: mash.events.v1.SharingChanged.authorisation:type_name -> mash.triage.v1.SharingAuthorisation
-	12, // 5: mash.events.v1.CaseErased.erased_at:type_name -> google.protobuf.Timestamp
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	9,  // 0: mash.events.v1.CaseChanged.case:type_name -> mash.triage.v1.Case
+	10, // 1: mash.events.v1.CaseChanged.correction:type_name -> mash.triage.v1.ChildCorrection
+	11, // 2: mash.events.v1.StrategyDiscussionRecorded.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	12, // 3: mash.events.v1.InformationRequestChanged.request:type_name -> mash.triage.v1.InformationRequest
+	13, // 4: mash.events.v1.DisagreementChanged.disagreement:type_name -> mash.triage.v1.Disagreement
+	14, // 5: mash.events.v1.SharingChanged.authorisation:type_name -> mash.triage.v1.SharingAuthorisation
+	15, // 6: mash.events.v1.CaseErased.erased_at:type_name -> google.protobuf.Timestamp
+	16, // 7: mash.events.v1.QualityReviewRecorded.review:type_name -> mash.triage.v1.QualityReview
+	17, // 8: mash.events.v1.LeadProfessionalNamed.lead_professional:type_name -> mash.triage.v1.LeadProfessional
+	17, // 9: mash.events.v1.LeadProfessionalNamed.previous:type_name -> mash.triage.v1.LeadProfessional
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_mash_events_v1_casework_proto_init() }
@@ -655,7 +835,7 @@ func file_mash_events_v1_casework_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_events_v1_casework_proto_rawDesc), len(file_mash_events_v1_casework_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

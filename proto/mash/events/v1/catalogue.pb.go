@@ -81,6 +81,10 @@ const (
 	SubjectConsentChanged = "mash.consent.changed"
 	// SubjectCaseErased carries mash.events.v1.CaseErased, published by triage.
 	SubjectCaseErased = "mash.case.erased"
+	// SubjectQualityReviewed carries mash.events.v1.QualityReviewRecorded, published by triage.
+	SubjectQualityReviewed = "mash.quality.reviewed"
+	// SubjectCaseLeadProfessionalNamed carries mash.events.v1.LeadProfessionalNamed, published by triage.
+	SubjectCaseLeadProfessionalNamed = "mash.case.lead_professional_named"
 	// SubjectDirectoryChangeProposed carries mash.events.v1.DirectoryChangeProposed, published by notify.
 	SubjectDirectoryChangeProposed = "mash.directory.change_proposed"
 	// SubjectDirectoryChangeApproved carries mash.events.v1.DirectoryChangeApproved, published by notify.
@@ -183,6 +187,8 @@ var Catalogue = []CatalogueEntry{
 	{Subject: SubjectSharingRevoked, Producer: "triage", Message: "mash.events.v1.SharingChanged", Retired: false, TrailOnly: false, Channel: false},
 	{Subject: SubjectConsentChanged, Producer: "triage", Message: "mash.events.v1.SharingChanged", Retired: false, TrailOnly: false, Channel: false},
 	{Subject: SubjectCaseErased, Producer: "triage", Message: "mash.events.v1.CaseErased", Retired: false, TrailOnly: false, Channel: false},
+	{Subject: SubjectQualityReviewed, Producer: "triage", Message: "mash.events.v1.QualityReviewRecorded", Retired: false, TrailOnly: false, Channel: false},
+	{Subject: SubjectCaseLeadProfessionalNamed, Producer: "triage", Message: "mash.events.v1.LeadProfessionalNamed", Retired: false, TrailOnly: false, Channel: false},
 	{Subject: SubjectDirectoryChangeProposed, Producer: "notify", Message: "mash.events.v1.DirectoryChangeProposed", Retired: false, TrailOnly: false, Channel: false},
 	{Subject: SubjectDirectoryChangeApproved, Producer: "notify", Message: "mash.events.v1.DirectoryChangeApproved", Retired: false, TrailOnly: false, Channel: false},
 	{Subject: SubjectDirectoryChangeRejected, Producer: "notify", Message: "mash.events.v1.DirectoryChangeRejected", Retired: false, TrailOnly: false, Channel: false},

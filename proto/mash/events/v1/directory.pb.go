@@ -7,10 +7,10 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
+	v1 "github.com/mash-hub/mash/proto/mash/notify/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	_ "mash/proto/mash/catalogue/v1"
-	v1 "mash/proto/mash/notify/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -441,7 +441,7 @@ const file_mash_events_v1_directory_proto_rawDesc = "" +
 	"\aattempt\x18\a \x01(\x05R\aattempt\x12\x16\n" +
 	"\x06detail\x18\b \x01(\tR\x06detail:_\xa2\xb8\x19)\n" +
 	"\x1fmash.directory.contact_notified\x12\x06notify\xa2\xb8\x19.\n" +
-	"$mash.directory.contact_notice_failed\x12\x06notifyB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"$mash.directory.contact_notice_failed\x12\x06notifyB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_directory_proto_rawDescOnce sync.Once

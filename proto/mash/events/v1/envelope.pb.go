@@ -300,7 +300,7 @@ const file_mash_events_v1_envelope_proto_rawDesc = "" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
-	"ciphertextB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"ciphertextB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_envelope_proto_rawDescOnce sync.Once

@@ -7,10 +7,10 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -278,7 +278,7 @@ const file_mash_events_v1_notification_proto_rawDesc = "" +
 	"\x1emash.notification.acknowledged\x12\x06notify\xa2\xb8\x19\"\n" +
 	"\x18mash.notification.failed\x12\x06notify\xa2\xb8\x19%\n" +
 	"\x1bmash.notification.escalated\x12\x06notify\xa2\xb8\x19#\n" +
-	"\x19mash.notification.retried\x12\x06notifyB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x19mash.notification.retried\x12\x06notifyB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_notification_proto_rawDescOnce sync.Once

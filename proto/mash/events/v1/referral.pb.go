@@ -7,10 +7,10 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
+	v1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	_ "mash/proto/mash/catalogue/v1"
-	v1 "mash/proto/mash/intake/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -75,7 +75,7 @@ const file_mash_events_v1_referral_proto_rawDesc = "" +
 	"\x1dmash/events/v1/referral.proto\x12\x0emash.events.v1\x1a\x1dmash/intake/v1/referral.proto\x1a!mash/catalogue/v1/catalogue.proto\"n\n" +
 	"\x10ReferralReceived\x124\n" +
 	"\breferral\x18\x01 \x01(\v2\x18.mash.intake.v1.ReferralR\breferral:$\xa2\xb8\x19 \n" +
-	"\x16mash.referral.received\x12\x06intakeB$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x16mash.referral.received\x12\x06intakeB8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_referral_proto_rawDescOnce sync.Once

@@ -7,10 +7,10 @@
 package eventsv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
+	v1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	_ "mash/proto/mash/catalogue/v1"
-	v1 "mash/proto/mash/rules/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -322,7 +322,7 @@ const file_mash_events_v1_triage_proto_rawDesc = "" +
 	"\x10TriageOverridden\x123\n" +
 	"\bdecision\x18\x01 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x122\n" +
 	"\bprevious\x18\x02 \x01(\v2\x16.mash.rules.v1.OutcomeR\bprevious:%\xa2\xb8\x19!\n" +
-	"\x16mash.triage.overridden\x12\x05rules\x18\x01B$Z\"mash/proto/mash/events/v1;eventsv1b\x06proto3"
+	"\x16mash.triage.overridden\x12\x05rules\x18\x01B8Z6github.com/mash-hub/mash/proto/mash/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mash_events_v1_triage_proto_rawDescOnce sync.Once

@@ -576,7 +576,7 @@ const file_mash_intake_v1_intake_proto_rawDesc = "" +
 	"?A new referral, with its Location (/v1/referrals/{referralId}).\x12#\n" +
 	"!\x1a\x1f.mash.intake.v1.Acknowledgement\x82\xd3\xe4\x93\x02*:\breferralb\x0facknowledgement\"\r/v1/referrals\x12|\n" +
 	"\vGetReferral\x12\".mash.intake.v1.GetReferralRequest\x1a#.mash.intake.v1.GetReferralResponse\"$\x82\xd3\xe4\x93\x02\x1eb\breferral\x12\x12/v1/referrals/{id}\x12s\n" +
-	"\rListReferrals\x12$.mash.intake.v1.ListReferralsRequest\x1a%.mash.intake.v1.ListReferralsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/referralsB$Z\"mash/proto/mash/intake/v1;intakev1b\x06proto3"
+	"\rListReferrals\x12$.mash.intake.v1.ListReferralsRequest\x1a%.mash.intake.v1.ListReferralsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/referralsB8Z6github.com/mash-hub/mash/proto/mash/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_mash_intake_v1_intake_proto_rawDescOnce sync.Once

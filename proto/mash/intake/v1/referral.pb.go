@@ -1641,7 +1641,7 @@ const file_mash_intake_v1_referral_proto_rawDesc = "" +
 	"\x0eReferralStatus\x12\x1f\n" +
 	"\x1bREFERRAL_STATUS_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bRECEIVED\x10\x01\x12\v\n" +
-	"\aDECIDED\x10\x02B$Z\"mash/proto/mash/intake/v1;intakev1b\x06proto3"
+	"\aDECIDED\x10\x02B8Z6github.com/mash-hub/mash/proto/mash/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_mash_intake_v1_referral_proto_rawDescOnce sync.Once

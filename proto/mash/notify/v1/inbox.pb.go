@@ -7,6 +7,7 @@
 package notifyv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -122,14 +123,14 @@ var File_mash_notify_v1_inbox_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_inbox_proto_rawDesc = "" +
 	"\n" +
-	"\x1amash/notify/v1/inbox.proto\x12\x0emash.notify.v1\x1a\x1cmash/notify/v1/message.proto\x1a\x1bmash/notify/v1/notify.proto\"H\n" +
+	"\x1amash/notify/v1/inbox.proto\x12\x0emash.notify.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cmash/notify/v1/message.proto\x1a\x1bmash/notify/v1/notify.proto\"H\n" +
 	"\x1dGetNotificationMessageRequest\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\"\x9b\x01\n" +
 	"\x1eGetNotificationMessageResponse\x12@\n" +
 	"\fnotification\x18\x01 \x01(\v2\x1c.mash.notify.v1.NotificationR\fnotification\x127\n" +
-	"\amessage\x18\x02 \x01(\v2\x1d.mash.notify.v1.AgencyMessageR\amessage2\x8d\x01\n" +
-	"\x12AgencyInboxService\x12w\n" +
-	"\x16GetNotificationMessage\x12-.mash.notify.v1.GetNotificationMessageRequest\x1a..mash.notify.v1.GetNotificationMessageResponseB$Z\"mash/proto/mash/notify/v1;notifyv1b\x06proto3"
+	"\amessage\x18\x02 \x01(\v2\x1d.mash.notify.v1.AgencyMessageR\amessage2\xc3\x01\n" +
+	"\x12AgencyInboxService\x12\xac\x01\n" +
+	"\x16GetNotificationMessage\x12-.mash.notify.v1.GetNotificationMessageRequest\x1a..mash.notify.v1.GetNotificationMessageResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/notifications/{notification_id}/messageB8Z6github.com/mash-hub/mash/proto/mash/notify/v1;notifyv1b\x06proto3"
 
 var (
 	file_mash_notify_v1_inbox_proto_rawDescOnce sync.Once

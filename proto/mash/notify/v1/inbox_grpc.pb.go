@@ -30,7 +30,7 @@ const (
 // record: the messages themselves, as its channel carried them, for agencies whose staff read
 // them in the console's partner view rather than in a system of their own. (It is a service
 // of its own because the message type depends on NotifyService's file.)
-// HTTP/JSON: GET /v1/notifications/{notification_id}/message.
+// HTTP/JSON routes are declared on the method (google.api.http).
 type AgencyInboxServiceClient interface {
 	// GetNotificationMessage returns what the agency was sent: the notification and the exact
 	// message its role received (the same proportionate content its channel carried). Only
@@ -66,7 +66,7 @@ func (c *agencyInboxServiceClient) GetNotificationMessage(ctx context.Context, i
 // record: the messages themselves, as its channel carried them, for agencies whose staff read
 // them in the console's partner view rather than in a system of their own. (It is a service
 // of its own because the message type depends on NotifyService's file.)
-// HTTP/JSON: GET /v1/notifications/{notification_id}/message.
+// HTTP/JSON routes are declared on the method (google.api.http).
 type AgencyInboxServiceServer interface {
 	// GetNotificationMessage returns what the agency was sent: the notification and the exact
 	// message its role received (the same proportionate content its channel carried). Only

@@ -7,10 +7,10 @@
 package notifyv1
 
 import (
+	_ "github.com/mash-hub/mash/proto/mash/catalogue/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	_ "mash/proto/mash/catalogue/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -66,9 +66,14 @@ type AgencyMessage struct {
 	CaseOutcome string `protobuf:"bytes,24,opt,name=case_outcome,json=caseOutcome,proto3" json:"case_outcome,omitempty"`
 	// For DISAGREEMENT: the disagreement as it reached the recipient's stage, or as it was
 	// resolved (to the agency that raised it).
-	Disagreement  *DisagreementSummary `protobuf:"bytes,25,opt,name=disagreement,proto3" json:"disagreement,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Disagreement *DisagreementSummary `protobuf:"bytes,25,opt,name=disagreement,proto3" json:"disagreement,omitempty"`
+	// The languages the agency reads, from its directory entry, in the order its texts come:
+	// ["en"], ["cy"], or ["cy", "en"] for a bilingual agency (Welsh first).
+	Languages []string `protobuf:"bytes,26,rep,name=languages,proto3" json:"languages,omitempty"`
+	// For LEAD_PROFESSIONAL: who leads for the child or family group.
+	LeadProfessional *LeadProfessionalSummary `protobuf:"bytes,27,opt,name=lead_professional,json=leadProfessional,proto3" json:"lead_professional,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AgencyMessage) Reset() {
@@ -276,6 +281,162 @@ func (x *AgencyMessage) GetDisagreement() *DisagreementSummary {
 	return nil
 }
 
+func (x *AgencyMessage) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
+func (x *AgencyMessage) GetLeadProfessional() *LeadProfessionalSummary {
+	if x != nil {
+		return x.LeadProfessional
+	}
+	return nil
+}
+
+// LocalisedText is a text for people in one language.
+type LocalisedText struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "cy" or "en"; empty for a person's own words (an override's reason), sent as written.
+	Language      string `protobuf:"bytes,1,opt,name=language,proto3" json:"language,omitempty"`
+	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalisedText) Reset() {
+	*x = LocalisedText{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalisedText) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalisedText) ProtoMessage() {}
+
+func (x *LocalisedText) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalisedText.ProtoReflect.Descriptor instead.
+func (*LocalisedText) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LocalisedText) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *LocalisedText) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// LeadProfessionalSummary tells an agency it leads the work with a child or family: the team
+// and person it named, and for whom. The agency reads the case through its link.
+type LeadProfessionalSummary struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Agency string                 `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	Team   string                 `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	Person string                 `protobuf:"bytes,3,opt,name=person,proto3" json:"person,omitempty"`
+	// "LEAD_FOR_CHILD" or "LEAD_FOR_FAMILY_GROUP".
+	Scope   string                 `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	NamedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=named_at,json=namedAt,proto3" json:"named_at,omitempty"`
+	// For a family group: how many children's cases it leads.
+	GroupCases    int32 `protobuf:"varint,6,opt,name=group_cases,json=groupCases,proto3" json:"group_cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeadProfessionalSummary) Reset() {
+	*x = LeadProfessionalSummary{}
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeadProfessionalSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeadProfessionalSummary) ProtoMessage() {}
+
+func (x *LeadProfessionalSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeadProfessionalSummary.ProtoReflect.Descriptor instead.
+func (*LeadProfessionalSummary) Descriptor() ([]byte, []int) {
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LeadProfessionalSummary) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *LeadProfessionalSummary) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *LeadProfessionalSummary) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *LeadProfessionalSummary) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *LeadProfessionalSummary) GetNamedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NamedAt
+	}
+	return nil
+}
+
+func (x *LeadProfessionalSummary) GetGroupCases() int32 {
+	if x != nil {
+		return x.GroupCases
+	}
+	return 0
+}
+
 // DirectoryChangeNotice tells an agency, at its previous contact, that its directory entry
 // changed. It names the fields, never their new values or who changed them.
 type DirectoryChangeNotice struct {
@@ -292,7 +453,7 @@ type DirectoryChangeNotice struct {
 
 func (x *DirectoryChangeNotice) Reset() {
 	*x = DirectoryChangeNotice{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +465,7 @@ func (x *DirectoryChangeNotice) String() string {
 func (*DirectoryChangeNotice) ProtoMessage() {}
 
 func (x *DirectoryChangeNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[1]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +478,7 @@ func (x *DirectoryChangeNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryChangeNotice.ProtoReflect.Descriptor instead.
 func (*DirectoryChangeNotice) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{1}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DirectoryChangeNotice) GetChangeId() string {
@@ -361,7 +522,7 @@ type AgencyAcknowledgement struct {
 
 func (x *AgencyAcknowledgement) Reset() {
 	*x = AgencyAcknowledgement{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +534,7 @@ func (x *AgencyAcknowledgement) String() string {
 func (*AgencyAcknowledgement) ProtoMessage() {}
 
 func (x *AgencyAcknowledgement) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[2]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +547,7 @@ func (x *AgencyAcknowledgement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgencyAcknowledgement.ProtoReflect.Descriptor instead.
 func (*AgencyAcknowledgement) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{2}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AgencyAcknowledgement) GetNotificationId() string {
@@ -415,7 +576,7 @@ type AgencyAnswer struct {
 
 func (x *AgencyAnswer) Reset() {
 	*x = AgencyAnswer{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +588,7 @@ func (x *AgencyAnswer) String() string {
 func (*AgencyAnswer) ProtoMessage() {}
 
 func (x *AgencyAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[3]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +601,7 @@ func (x *AgencyAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgencyAnswer.ProtoReflect.Descriptor instead.
 func (*AgencyAnswer) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{3}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AgencyAnswer) GetRequestId() string {
@@ -483,7 +644,7 @@ type DisagreementSummary struct {
 
 func (x *DisagreementSummary) Reset() {
 	*x = DisagreementSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +656,7 @@ func (x *DisagreementSummary) String() string {
 func (*DisagreementSummary) ProtoMessage() {}
 
 func (x *DisagreementSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[4]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +669,7 @@ func (x *DisagreementSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisagreementSummary.ProtoReflect.Descriptor instead.
 func (*DisagreementSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{4}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DisagreementSummary) GetDisagreementId() string {
@@ -594,7 +755,7 @@ type InformationRequestSummary struct {
 
 func (x *InformationRequestSummary) Reset() {
 	*x = InformationRequestSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +767,7 @@ func (x *InformationRequestSummary) String() string {
 func (*InformationRequestSummary) ProtoMessage() {}
 
 func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[5]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +780,7 @@ func (x *InformationRequestSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InformationRequestSummary.ProtoReflect.Descriptor instead.
 func (*InformationRequestSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{5}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InformationRequestSummary) GetRequestId() string {
@@ -667,20 +828,28 @@ type DecisionSummary struct {
 	// "RED", "AMBER", "GREEN", "NONE"
 	Rag     string `protobuf:"bytes,4,opt,name=rag,proto3" json:"rag,omitempty"`
 	Pathway string `protobuf:"bytes,5,opt,name=pathway,proto3" json:"pathway,omitempty"`
-	Reason  string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The reason in the agency's language (see AgencyMessage.languages); for a bilingual agency
+	// the Welsh, a blank line, then the English. A Welsh-reading agency gets the English where
+	// the rule pack is in English only; reasons says which language each text is in.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The agency leading the response.
 	LeadAgency  string                 `protobuf:"bytes,7,opt,name=lead_agency,json=leadAgency,proto3" json:"lead_agency,omitempty"`
 	ResponseDue *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=response_due,json=responseDue,proto3" json:"response_due,omitempty"`
 	// Whether a practitioner has confirmed or changed it yet ("RECOMMENDED", "CONFIRMED",
 	// "OVERRIDDEN").
-	Status        string `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	Status string `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	// The reason in each of the agency's languages, in AgencyMessage.languages order.
+	Reasons []*LocalisedText `protobuf:"bytes,10,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// The pathway's and the level's names for people, in the agency's languages.
+	PathwayNames  []*LocalisedText `protobuf:"bytes,11,rep,name=pathway_names,json=pathwayNames,proto3" json:"pathway_names,omitempty"`
+	LevelNames    []*LocalisedText `protobuf:"bytes,12,rep,name=level_names,json=levelNames,proto3" json:"level_names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DecisionSummary) Reset() {
 	*x = DecisionSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +861,7 @@ func (x *DecisionSummary) String() string {
 func (*DecisionSummary) ProtoMessage() {}
 
 func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[6]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +874,7 @@ func (x *DecisionSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionSummary.ProtoReflect.Descriptor instead.
 func (*DecisionSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{6}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DecisionSummary) GetDecisionId() string {
@@ -771,6 +940,27 @@ func (x *DecisionSummary) GetStatus() string {
 	return ""
 }
 
+func (x *DecisionSummary) GetReasons() []*LocalisedText {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *DecisionSummary) GetPathwayNames() []*LocalisedText {
+	if x != nil {
+		return x.PathwayNames
+	}
+	return nil
+}
+
+func (x *DecisionSummary) GetLevelNames() []*LocalisedText {
+	if x != nil {
+		return x.LevelNames
+	}
+	return nil
+}
+
 type ChildSummary struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	GivenName         string                 `protobuf:"bytes,1,opt,name=given_name,json=givenName,proto3" json:"given_name,omitempty"`
@@ -789,7 +979,7 @@ type ChildSummary struct {
 
 func (x *ChildSummary) Reset() {
 	*x = ChildSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +991,7 @@ func (x *ChildSummary) String() string {
 func (*ChildSummary) ProtoMessage() {}
 
 func (x *ChildSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[7]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1004,7 @@ func (x *ChildSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildSummary.ProtoReflect.Descriptor instead.
 func (*ChildSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{7}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChildSummary) GetGivenName() string {
@@ -898,7 +1088,7 @@ type ConcernSummary struct {
 
 func (x *ConcernSummary) Reset() {
 	*x = ConcernSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1100,7 @@ func (x *ConcernSummary) String() string {
 func (*ConcernSummary) ProtoMessage() {}
 
 func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[8]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1113,7 @@ func (x *ConcernSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcernSummary.ProtoReflect.Descriptor instead.
 func (*ConcernSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{8}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConcernSummary) GetCategory() string {
@@ -959,7 +1149,7 @@ type PersonSummary struct {
 
 func (x *PersonSummary) Reset() {
 	*x = PersonSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1161,7 @@ func (x *PersonSummary) String() string {
 func (*PersonSummary) ProtoMessage() {}
 
 func (x *PersonSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[9]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1174,7 @@ func (x *PersonSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonSummary.ProtoReflect.Descriptor instead.
 func (*PersonSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{9}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PersonSummary) GetRelationship() string {
@@ -1030,7 +1220,7 @@ type ReferrerSummary struct {
 
 func (x *ReferrerSummary) Reset() {
 	*x = ReferrerSummary{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[10]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1232,7 @@ func (x *ReferrerSummary) String() string {
 func (*ReferrerSummary) ProtoMessage() {}
 
 func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[10]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1245,7 @@ func (x *ReferrerSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrerSummary.ProtoReflect.Descriptor instead.
 func (*ReferrerSummary) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{10}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReferrerSummary) GetAgency() string {
@@ -1114,7 +1304,7 @@ type ShareBasis struct {
 
 func (x *ShareBasis) Reset() {
 	*x = ShareBasis{}
-	mi := &file_mash_notify_v1_message_proto_msgTypes[11]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1316,7 @@ func (x *ShareBasis) String() string {
 func (*ShareBasis) ProtoMessage() {}
 
 func (x *ShareBasis) ProtoReflect() protoreflect.Message {
-	mi := &file_mash_notify_v1_message_proto_msgTypes[11]
+	mi := &file_mash_notify_v1_message_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1329,7 @@ func (x *ShareBasis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareBasis.ProtoReflect.Descriptor instead.
 func (*ShareBasis) Descriptor() ([]byte, []int) {
-	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{11}
+	return file_mash_notify_v1_message_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ShareBasis) GetLawfulBasis() string {
@@ -1181,7 +1371,8 @@ var File_mash_notify_v1_message_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mash/catalogue/v1/catalogue.proto\x1a\x1bmash/notify/v1/notify.proto\"\xe5\t\n" +
+	"\x1cmash/notify/v1/message.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mash/catalogue/v1/catalogue.proto\x1a\x1bmash/notify/v1/notify.proto\"\xd9\n" +
+	"\n" +
 	"\rAgencyMessage\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .mash.notify.v1.NotificationKindR\x04kind\x12\x1c\n" +
@@ -1211,8 +1402,21 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\x13information_request\x18\x16 \x01(\v2).mash.notify.v1.InformationRequestSummaryR\x12informationRequest\x12P\n" +
 	"\x10directory_change\x18\x17 \x01(\v2%.mash.notify.v1.DirectoryChangeNoticeR\x0fdirectoryChange\x12!\n" +
 	"\fcase_outcome\x18\x18 \x01(\tR\vcaseOutcome\x12G\n" +
-	"\fdisagreement\x18\x19 \x01(\v2#.mash.notify.v1.DisagreementSummaryR\fdisagreement:\x1d\xa2\xb8\x19\x19\n" +
-	"\rmash.notify.*\x12\x06notify(\x01\"\xc0\x01\n" +
+	"\fdisagreement\x18\x19 \x01(\v2#.mash.notify.v1.DisagreementSummaryR\fdisagreement\x12\x1c\n" +
+	"\tlanguages\x18\x1a \x03(\tR\tlanguages\x12T\n" +
+	"\x11lead_professional\x18\x1b \x01(\v2'.mash.notify.v1.LeadProfessionalSummaryR\x10leadProfessional:\x1d\xa2\xb8\x19\x19\n" +
+	"\rmash.notify.*\x12\x06notify(\x01\"?\n" +
+	"\rLocalisedText\x12\x1a\n" +
+	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xcb\x01\n" +
+	"\x17LeadProfessionalSummary\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x16\n" +
+	"\x06person\x18\x03 \x01(\tR\x06person\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x125\n" +
+	"\bnamed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\anamedAt\x12\x1f\n" +
+	"\vgroup_cases\x18\x06 \x01(\x05R\n" +
+	"groupCases\"\xc0\x01\n" +
 	"\x15DirectoryChangeNotice\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12;\n" +
 	"\vapproved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1249,7 +1453,7 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\x03due\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x03due\x12\x1f\n" +
 	"\vanswer_path\x18\x04 \x01(\tR\n" +
 	"answerPath\x12%\n" +
-	"\x0eanswer_subject\x18\x05 \x01(\tR\ranswerSubject\"\x9e\x02\n" +
+	"\x0eanswer_subject\x18\x05 \x01(\tR\ranswerSubject\"\xdb\x03\n" +
 	"\x0fDecisionSummary\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x18\n" +
@@ -1261,7 +1465,12 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\vlead_agency\x18\a \x01(\tR\n" +
 	"leadAgency\x12=\n" +
 	"\fresponse_due\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vresponseDue\x12\x16\n" +
-	"\x06status\x18\t \x01(\tR\x06status\"\xc1\x02\n" +
+	"\x06status\x18\t \x01(\tR\x06status\x127\n" +
+	"\areasons\x18\n" +
+	" \x03(\v2\x1d.mash.notify.v1.LocalisedTextR\areasons\x12B\n" +
+	"\rpathway_names\x18\v \x03(\v2\x1d.mash.notify.v1.LocalisedTextR\fpathwayNames\x12>\n" +
+	"\vlevel_names\x18\f \x03(\v2\x1d.mash.notify.v1.LocalisedTextR\n" +
+	"levelNames\"\xc1\x02\n" +
 	"\fChildSummary\x12\x1d\n" +
 	"\n" +
 	"given_name\x18\x01 \x01(\tR\tgivenName\x12\x1f\n" +
@@ -1302,7 +1511,7 @@ const file_mash_notify_v1_message_proto_rawDesc = "" +
 	"\x0econsent_status\x18\x02 \x01(\tR\rconsentStatus\x12%\n" +
 	"\x0econsent_reason\x18\x03 \x01(\tR\rconsentReason\x12\x18\n" +
 	"\apurpose\x18\x04 \x01(\tR\apurpose\x12\x16\n" +
-	"\x06fields\x18\x05 \x03(\tR\x06fieldsB$Z\"mash/proto/mash/notify/v1;notifyv1b\x06proto3"
+	"\x06fields\x18\x05 \x03(\tR\x06fieldsB8Z6github.com/mash-hub/mash/proto/mash/notify/v1;notifyv1b\x06proto3"
 
 var (
 	file_mash_notify_v1_message_proto_rawDescOnce sync.Once
@@ -1316,49 +1525,56 @@ func file_mash_notify_v1_message_proto_rawDescGZIP() []byte {
 	return file_mash_notify_v1_message_proto_rawDescData
 }
 
-var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_mash_notify_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_mash_notify_v1_message_proto_goTypes = []any{
 	(*AgencyMessage)(nil),             // 0: mash.notify.v1.AgencyMessage
-	(*DirectoryChangeNotice)(nil),     // 1: mash.notify.v1.DirectoryChangeNotice
-	(*AgencyAcknowledgement)(nil),     // 2: mash.notify.v1.AgencyAcknowledgement
-	(*AgencyAnswer)(nil),              // 3: mash.notify.v1.AgencyAnswer
-	(*DisagreementSummary)(nil),       // 4: mash.notify.v1.DisagreementSummary
-	(*InformationRequestSummary)(nil), // 5: mash.notify.v1.InformationRequestSummary
-	(*DecisionSummary)(nil),           // 6: mash.notify.v1.DecisionSummary
-	(*ChildSummary)(nil),              // 7: mash.notify.v1.ChildSummary
-	(*ConcernSummary)(nil),            // 8: mash.notify.v1.ConcernSummary
-	(*PersonSummary)(nil),             // 9: mash.notify.v1.PersonSummary
-	(*ReferrerSummary)(nil),           // 10: mash.notify.v1.ReferrerSummary
-	(*ShareBasis)(nil),                // 11: mash.notify.v1.ShareBasis
-	(NotificationKind)(0),             // 12: mash.notify.v1.NotificationKind
-	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*LocalisedText)(nil),             // 1: mash.notify.v1.LocalisedText
+	(*LeadProfessionalSummary)(nil),   // 2: mash.notify.v1.LeadProfessionalSummary
+	(*DirectoryChangeNotice)(nil),     // 3: mash.notify.v1.DirectoryChangeNotice
+	(*AgencyAcknowledgement)(nil),     // 4: mash.notify.v1.AgencyAcknowledgement
+	(*AgencyAnswer)(nil),              // 5: mash.notify.v1.AgencyAnswer
+	(*DisagreementSummary)(nil),       // 6: mash.notify.v1.DisagreementSummary
+	(*InformationRequestSummary)(nil), // 7: mash.notify.v1.InformationRequestSummary
+	(*DecisionSummary)(nil),           // 8: mash.notify.v1.DecisionSummary
+	(*ChildSummary)(nil),              // 9: mash.notify.v1.ChildSummary
+	(*ConcernSummary)(nil),            // 10: mash.notify.v1.ConcernSummary
+	(*PersonSummary)(nil),             // 11: mash.notify.v1.PersonSummary
+	(*ReferrerSummary)(nil),           // 12: mash.notify.v1.ReferrerSummary
+	(*ShareBasis)(nil),                // 13: mash.notify.v1.ShareBasis
+	(NotificationKind)(0),             // 14: mash.notify.v1.NotificationKind
+	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
 }
 var file_mash_notify_v1_message_proto_depIdxs = []int32{
-	12, // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
-	13, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
-	13, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
-	6,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
-	7,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
-	8,  // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
-	9,  // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
-	10, // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
-	11, // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
-	13, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
-	5,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
-	1,  // 11: mash.notify.v1.AgencyMessage.directory_change:type_name -> mash.notify.v1.DirectoryChangeNotice
-	4,  // 12: mash.notify.v1.AgencyMessage.disagreement:type_name -> mash.notify.v1.DisagreementSummary
-	13, // 13: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
-	13, // 14: mash.notify.v1.DisagreementSummary.stage_due:type_name -> google.protobuf.Timestamp
-	13, // 15: mash.notify.v1.DisagreementSummary.raised_at:type_name -> google.protobuf.Timestamp
-	13, // 16: mash.notify.v1.DisagreementSummary.resolved_at:type_name -> google.protobuf.Timestamp
-	13, // 17: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
-	13, // 18: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
-	13, // 19: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	14, // 0: mash.notify.v1.AgencyMessage.kind:type_name -> mash.notify.v1.NotificationKind
+	15, // 1: mash.notify.v1.AgencyMessage.created_at:type_name -> google.protobuf.Timestamp
+	15, // 2: mash.notify.v1.AgencyMessage.acknowledge_by:type_name -> google.protobuf.Timestamp
+	8,  // 3: mash.notify.v1.AgencyMessage.decision:type_name -> mash.notify.v1.DecisionSummary
+	9,  // 4: mash.notify.v1.AgencyMessage.child:type_name -> mash.notify.v1.ChildSummary
+	10, // 5: mash.notify.v1.AgencyMessage.concerns:type_name -> mash.notify.v1.ConcernSummary
+	11, // 6: mash.notify.v1.AgencyMessage.household:type_name -> mash.notify.v1.PersonSummary
+	12, // 7: mash.notify.v1.AgencyMessage.referrer:type_name -> mash.notify.v1.ReferrerSummary
+	13, // 8: mash.notify.v1.AgencyMessage.share:type_name -> mash.notify.v1.ShareBasis
+	15, // 9: mash.notify.v1.AgencyMessage.incident_at:type_name -> google.protobuf.Timestamp
+	7,  // 10: mash.notify.v1.AgencyMessage.information_request:type_name -> mash.notify.v1.InformationRequestSummary
+	3,  // 11: mash.notify.v1.AgencyMessage.directory_change:type_name -> mash.notify.v1.DirectoryChangeNotice
+	6,  // 12: mash.notify.v1.AgencyMessage.disagreement:type_name -> mash.notify.v1.DisagreementSummary
+	2,  // 13: mash.notify.v1.AgencyMessage.lead_professional:type_name -> mash.notify.v1.LeadProfessionalSummary
+	15, // 14: mash.notify.v1.LeadProfessionalSummary.named_at:type_name -> google.protobuf.Timestamp
+	15, // 15: mash.notify.v1.DirectoryChangeNotice.approved_at:type_name -> google.protobuf.Timestamp
+	15, // 16: mash.notify.v1.DisagreementSummary.stage_due:type_name -> google.protobuf.Timestamp
+	15, // 17: mash.notify.v1.DisagreementSummary.raised_at:type_name -> google.protobuf.Timestamp
+	15, // 18: mash.notify.v1.DisagreementSummary.resolved_at:type_name -> google.protobuf.Timestamp
+	15, // 19: mash.notify.v1.InformationRequestSummary.due:type_name -> google.protobuf.Timestamp
+	15, // 20: mash.notify.v1.DecisionSummary.response_due:type_name -> google.protobuf.Timestamp
+	1,  // 21: mash.notify.v1.DecisionSummary.reasons:type_name -> mash.notify.v1.LocalisedText
+	1,  // 22: mash.notify.v1.DecisionSummary.pathway_names:type_name -> mash.notify.v1.LocalisedText
+	1,  // 23: mash.notify.v1.DecisionSummary.level_names:type_name -> mash.notify.v1.LocalisedText
+	15, // 24: mash.notify.v1.ConcernSummary.observed_at:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_mash_notify_v1_message_proto_init() }
@@ -1373,7 +1589,7 @@ func file_mash_notify_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_notify_v1_message_proto_rawDesc), len(file_mash_notify_v1_message_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

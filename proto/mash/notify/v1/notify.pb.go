@@ -7,6 +7,7 @@
 package notifyv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -167,6 +168,9 @@ const (
 	// manager, the senior safeguarding manager, the partnership), as the directory names them;
 	// or, to the agency that raised it, it was resolved.
 	NotificationKind_DISAGREEMENT NotificationKind = 10
+	// The agency was named lead professional for a child or a family group after the hub's
+	// decision: who leads, in which team, and for whom.
+	NotificationKind_LEAD_PROFESSIONAL NotificationKind = 11
 )
 
 // Enum value maps for NotificationKind.
@@ -183,6 +187,7 @@ var (
 		8:  "DIRECTORY_CHANGE",
 		9:  "CLOSURE",
 		10: "DISAGREEMENT",
+		11: "LEAD_PROFESSIONAL",
 	}
 	NotificationKind_value = map[string]int32{
 		"NOTIFICATION_KIND_UNSPECIFIED": 0,
@@ -196,6 +201,7 @@ var (
 		"DIRECTORY_CHANGE":              8,
 		"CLOSURE":                       9,
 		"DISAGREEMENT":                  10,
+		"LEAD_PROFESSIONAL":             11,
 	}
 )
 
@@ -667,9 +673,14 @@ type Agency struct {
 	// For school_dsl: the schools this lead covers, by name as referrals give them.
 	Schools []string `protobuf:"bytes,12,rep,name=schools,proto3" json:"schools,omitempty"`
 	// Whether a webhook secret is set (the secret itself is never returned after it is made).
-	HasSecret     bool                   `protobuf:"varint,13,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	UpdatedBy     string                 `protobuf:"bytes,15,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	HasSecret bool                   `protobuf:"varint,13,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy string                 `protobuf:"bytes,15,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	// The agency's name in Welsh.
+	NameCy string `protobuf:"bytes,16,opt,name=name_cy,json=nameCy,proto3" json:"name_cy,omitempty"`
+	// The language the agency works in: "en", "cy" or "both" (bilingual: Welsh first).
+	// Empty means "en". Messages to the agency carry reasons and names in it.
+	Language      string `protobuf:"bytes,17,opt,name=language,proto3" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -805,6 +816,20 @@ func (x *Agency) GetUpdatedAt() *timestamppb.Timestamp {
 func (x *Agency) GetUpdatedBy() string {
 	if x != nil {
 		return x.UpdatedBy
+	}
+	return ""
+}
+
+func (x *Agency) GetNameCy() string {
+	if x != nil {
+		return x.NameCy
+	}
+	return ""
+}
+
+func (x *Agency) GetLanguage() string {
+	if x != nil {
+		return x.Language
 	}
 	return ""
 }
@@ -2594,7 +2619,7 @@ var File_mash_notify_v1_notify_proto protoreflect.FileDescriptor
 
 const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/notify/v1/notify.proto\x12\x0emash.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n" +
+	"\x1bmash/notify/v1/notify.proto\x12\x0emash.notify.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n" +
 	"\vAckDeadline\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x10\n" +
 	"\x03rag\x18\x02 \x01(\tR\x03rag\x12\x16\n" +
@@ -2615,7 +2640,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\tdeadlines\x18\x01 \x01(\v2'.mash.notify.v1.GetAckDeadlinesResponseR\tdeadlines\"6\n" +
 	"\fWorkingHours\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\tR\x03end\"\xe8\x03\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\"\x9d\x04\n" +
 	"\x06Agency\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vpartnership\x18\x02 \x01(\tR\vpartnership\x12\x12\n" +
@@ -2636,7 +2661,9 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"updated_by\x18\x0f \x01(\tR\tupdatedBy\"7\n" +
+	"updated_by\x18\x0f \x01(\tR\tupdatedBy\x12\x17\n" +
+	"\aname_cy\x18\x10 \x01(\tR\x06nameCy\x12\x1a\n" +
+	"\blanguage\x18\x11 \x01(\tR\blanguage\"7\n" +
 	"\x13ListAgenciesRequest\x12 \n" +
 	"\vpartnership\x18\x01 \x01(\tR\vpartnership\"J\n" +
 	"\x14ListAgenciesResponse\x122\n" +
@@ -2792,7 +2819,7 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x18DIRECTORY_CHANGE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_APPROVED\x10\x02\x12\x1d\n" +
 	"\x19DIRECTORY_CHANGE_REJECTED\x10\x03\x12\x1c\n" +
-	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xd8\x01\n" +
+	"\x18DIRECTORY_CHANGE_EXPIRED\x10\x04*\xef\x01\n" +
 	"\x10NotificationKind\x12!\n" +
 	"\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -2808,7 +2835,8 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\x10DIRECTORY_CHANGE\x10\b\x12\v\n" +
 	"\aCLOSURE\x10\t\x12\x10\n" +
 	"\fDISAGREEMENT\x10\n" +
-	"*~\n" +
+	"\x12\x15\n" +
+	"\x11LEAD_PROFESSIONAL\x10\v*~\n" +
 	"\x11NotificationState\x12\"\n" +
 	"\x1eNOTIFICATION_STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
@@ -2816,20 +2844,20 @@ const file_mash_notify_v1_notify_proto_rawDesc = "" +
 	"\tDELIVERED\x10\x03\x12\x10\n" +
 	"\fACKNOWLEDGED\x10\x04\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\x052\xf5\t\n" +
-	"\rNotifyService\x12Y\n" +
-	"\fListAgencies\x12#.mash.notify.v1.ListAgenciesRequest\x1a$.mash.notify.v1.ListAgenciesResponse\x12P\n" +
-	"\tPutAgency\x12 .mash.notify.v1.PutAgencyRequest\x1a!.mash.notify.v1.PutAgencyResponse\x12q\n" +
-	"\x14ListDirectoryChanges\x12+.mash.notify.v1.ListDirectoryChangesRequest\x1a,.mash.notify.v1.ListDirectoryChangesResponse\x12w\n" +
-	"\x16ApproveDirectoryChange\x12-.mash.notify.v1.ApproveDirectoryChangeRequest\x1a..mash.notify.v1.ApproveDirectoryChangeResponse\x12t\n" +
-	"\x15RejectDirectoryChange\x12,.mash.notify.v1.RejectDirectoryChangeRequest\x1a-.mash.notify.v1.RejectDirectoryChangeResponse\x12Y\n" +
-	"\fRemoveAgency\x12#.mash.notify.v1.RemoveAgencyRequest\x1a$.mash.notify.v1.RemoveAgencyResponse\x12h\n" +
-	"\x11ListNotifications\x12(.mash.notify.v1.ListNotificationsRequest\x1a).mash.notify.v1.ListNotificationsResponse\x12b\n" +
-	"\x0fGetNotification\x12&.mash.notify.v1.GetNotificationRequest\x1a'.mash.notify.v1.GetNotificationResponse\x12z\n" +
-	"\x17AcknowledgeNotification\x12..mash.notify.v1.AcknowledgeNotificationRequest\x1a/.mash.notify.v1.AcknowledgeNotificationResponse\x12h\n" +
-	"\x11RetryNotification\x12(.mash.notify.v1.RetryNotificationRequest\x1a).mash.notify.v1.RetryNotificationResponse\x12b\n" +
-	"\x0fGetAckDeadlines\x12&.mash.notify.v1.GetAckDeadlinesRequest\x1a'.mash.notify.v1.GetAckDeadlinesResponse\x12b\n" +
-	"\x0fSetAckDeadlines\x12&.mash.notify.v1.SetAckDeadlinesRequest\x1a'.mash.notify.v1.SetAckDeadlinesResponseB$Z\"mash/proto/mash/notify/v1;notifyv1b\x06proto3"
+	"\x06FAILED\x10\x052\xaf\x0e\n" +
+	"\rNotifyService\x12o\n" +
+	"\fListAgencies\x12#.mash.notify.v1.ListAgenciesRequest\x1a$.mash.notify.v1.ListAgenciesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/agencies\x12u\n" +
+	"\tPutAgency\x12 .mash.notify.v1.PutAgencyRequest\x1a!.mash.notify.v1.PutAgencyResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\x1a\x18/v1/agencies/{agency.id}\x12\x9b\x01\n" +
+	"\x14ListDirectoryChanges\x12+.mash.notify.v1.ListDirectoryChangesRequest\x1a,.mash.notify.v1.ListDirectoryChangesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/agencies/{agency_id}/changes\x12\xb8\x01\n" +
+	"\x16ApproveDirectoryChange\x12-.mash.notify.v1.ApproveDirectoryChangeRequest\x1a..mash.notify.v1.ApproveDirectoryChangeResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/agencies/{agency_id}/changes/{change_id}/approve\x12\xb4\x01\n" +
+	"\x15RejectDirectoryChange\x12,.mash.notify.v1.RejectDirectoryChangeRequest\x1a-.mash.notify.v1.RejectDirectoryChangeResponse\">\x82\xd3\xe4\x93\x028:\x01*\"3/v1/agencies/{agency_id}/changes/{change_id}/reject\x12{\n" +
+	"\fRemoveAgency\x12#.mash.notify.v1.RemoveAgencyRequest\x1a$.mash.notify.v1.RemoveAgencyResponse\" \x82\xd3\xe4\x93\x02\x1a*\x18/v1/agencies/{agency_id}\x12\x83\x01\n" +
+	"\x11ListNotifications\x12(.mash.notify.v1.ListNotificationsRequest\x1a).mash.notify.v1.ListNotificationsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\x8f\x01\n" +
+	"\x0fGetNotification\x12&.mash.notify.v1.GetNotificationRequest\x1a'.mash.notify.v1.GetNotificationResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/notifications/{notification_id}\x12\xb6\x01\n" +
+	"\x17AcknowledgeNotification\x12..mash.notify.v1.AcknowledgeNotificationRequest\x1a/.mash.notify.v1.AcknowledgeNotificationResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/notifications/{notification_id}/acknowledge\x12\x9e\x01\n" +
+	"\x11RetryNotification\x12(.mash.notify.v1.RetryNotificationRequest\x1a).mash.notify.v1.RetryNotificationResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/notifications/{notification_id}/retry\x12\x98\x01\n" +
+	"\x0fGetAckDeadlines\x12&.mash.notify.v1.GetAckDeadlinesRequest\x1a'.mash.notify.v1.GetAckDeadlinesResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/partnerships/{partnership}/ack-deadlines\x12\x9b\x01\n" +
+	"\x0fSetAckDeadlines\x12&.mash.notify.v1.SetAckDeadlinesRequest\x1a'.mash.notify.v1.SetAckDeadlinesResponse\"7\x82\xd3\xe4\x93\x021:\x01*\x1a,/v1/partnerships/{partnership}/ack-deadlinesB8Z6github.com/mash-hub/mash/proto/mash/notify/v1;notifyv1b\x06proto3"
 
 var (
 	file_mash_notify_v1_notify_proto_rawDescOnce sync.Once

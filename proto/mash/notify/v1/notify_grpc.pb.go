@@ -39,13 +39,9 @@ const (
 //
 // NotifyService tells every agency that must act, proves each share, takes agencies'
 // acknowledgements, and lets staff see and retry deliveries that failed.
-// HTTP/JSON: GET /v1/agencies, PUT /v1/agencies/{agency_id}, DELETE /v1/agencies/{agency_id},
-// GET /v1/agencies/{agency_id}/changes ("-" for every agency),
-// POST /v1/agencies/{agency_id}/changes/{change_id}/approve,
-// POST /v1/agencies/{agency_id}/changes/{change_id}/reject, GET /v1/notifications, GET /v1/notifications/{notification_id},
-// POST /v1/notifications/{notification_id}/acknowledge,
-// POST /v1/notifications/{notification_id}/retry,
-// GET and PUT /v1/partnerships/{partnership}/ack-deadlines.
+// HTTP/JSON routes are declared on each method (google.api.http); GET /v1/agencies/-/changes
+// lists every agency's changes. A GET's or DELETE's fields are in the query; an enum there
+// may be given without its prefix, in any case (state=pending).
 type NotifyServiceClient interface {
 	// ListAgencies lists a partnership's directory (every partnership when none is named).
 	ListAgencies(ctx context.Context, in *ListAgenciesRequest, opts ...grpc.CallOption) (*ListAgenciesResponse, error)
@@ -77,14 +73,12 @@ type NotifyServiceClient interface {
 	RetryNotification(ctx context.Context, in *RetryNotificationRequest, opts ...grpc.CallOption) (*RetryNotificationResponse, error)
 	// GetAckDeadlines returns a partnership's acknowledgement deadlines per agency role and
 	// RAG: its own (first match wins), then the defaults that apply after them.
-	// HTTP: GET /v1/partnerships/{partnership}/ack-deadlines.
 	GetAckDeadlines(ctx context.Context, in *GetAckDeadlinesRequest, opts ...grpc.CallOption) (*GetAckDeadlinesResponse, error)
 	// SetAckDeadlines replaces a partnership's own acknowledgement deadlines and its Red
 	// minutes. Managers and admins, with a reason; recorded in the directory's change log and
 	// on the audit trail. It applies at once: a deadline decides when the duty manager hears of
 	// a silence, not where a child's data goes, so it is outside the directory's four-eyes rule
 	// (which governs routing and secrets). Notifications already sent keep their deadline.
-	// HTTP: PUT /v1/partnerships/{partnership}/ack-deadlines.
 	SetAckDeadlines(ctx context.Context, in *SetAckDeadlinesRequest, opts ...grpc.CallOption) (*SetAckDeadlinesResponse, error)
 }
 
@@ -222,13 +216,9 @@ func (c *notifyServiceClient) SetAckDeadlines(ctx context.Context, in *SetAckDea
 //
 // NotifyService tells every agency that must act, proves each share, takes agencies'
 // acknowledgements, and lets staff see and retry deliveries that failed.
-// HTTP/JSON: GET /v1/agencies, PUT /v1/agencies/{agency_id}, DELETE /v1/agencies/{agency_id},
-// GET /v1/agencies/{agency_id}/changes ("-" for every agency),
-// POST /v1/agencies/{agency_id}/changes/{change_id}/approve,
-// POST /v1/agencies/{agency_id}/changes/{change_id}/reject, GET /v1/notifications, GET /v1/notifications/{notification_id},
-// POST /v1/notifications/{notification_id}/acknowledge,
-// POST /v1/notifications/{notification_id}/retry,
-// GET and PUT /v1/partnerships/{partnership}/ack-deadlines.
+// HTTP/JSON routes are declared on each method (google.api.http); GET /v1/agencies/-/changes
+// lists every agency's changes. A GET's or DELETE's fields are in the query; an enum there
+// may be given without its prefix, in any case (state=pending).
 type NotifyServiceServer interface {
 	// ListAgencies lists a partnership's directory (every partnership when none is named).
 	ListAgencies(context.Context, *ListAgenciesRequest) (*ListAgenciesResponse, error)
@@ -260,14 +250,12 @@ type NotifyServiceServer interface {
 	RetryNotification(context.Context, *RetryNotificationRequest) (*RetryNotificationResponse, error)
 	// GetAckDeadlines returns a partnership's acknowledgement deadlines per agency role and
 	// RAG: its own (first match wins), then the defaults that apply after them.
-	// HTTP: GET /v1/partnerships/{partnership}/ack-deadlines.
 	GetAckDeadlines(context.Context, *GetAckDeadlinesRequest) (*GetAckDeadlinesResponse, error)
 	// SetAckDeadlines replaces a partnership's own acknowledgement deadlines and its Red
 	// minutes. Managers and admins, with a reason; recorded in the directory's change log and
 	// on the audit trail. It applies at once: a deadline decides when the duty manager hears of
 	// a silence, not where a child's data goes, so it is outside the directory's four-eyes rule
 	// (which governs routing and secrets). Notifications already sent keep their deadline.
-	// HTTP: PUT /v1/partnerships/{partnership}/ack-deadlines.
 	SetAckDeadlines(context.Context, *SetAckDeadlinesRequest) (*SetAckDeadlinesResponse, error)
 	mustEmbedUnimplementedNotifyServiceServer()
 }

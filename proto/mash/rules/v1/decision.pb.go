@@ -200,14 +200,18 @@ func (DecisionStatus) EnumDescriptor() ([]byte, []int) {
 
 // FiredRule is one rule whose condition held, with the reason shown to people.
 type FiredRule struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	Level         Level                  `protobuf:"varint,4,opt,name=level,proto3,enum=mash.rules.v1.Level" json:"level,omitempty"`
-	Rag           Rag                    `protobuf:"varint,5,opt,name=rag,proto3,enum=mash.rules.v1.Rag" json:"rag,omitempty"`
-	Pathway       string                 `protobuf:"bytes,6,opt,name=pathway,proto3" json:"pathway,omitempty"`
-	Agencies      []string               `protobuf:"bytes,7,rep,name=agencies,proto3" json:"agencies,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Reason      string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Level       Level                  `protobuf:"varint,4,opt,name=level,proto3,enum=mash.rules.v1.Level" json:"level,omitempty"`
+	Rag         Rag                    `protobuf:"varint,5,opt,name=rag,proto3,enum=mash.rules.v1.Rag" json:"rag,omitempty"`
+	Pathway     string                 `protobuf:"bytes,6,opt,name=pathway,proto3" json:"pathway,omitempty"`
+	Agencies    []string               `protobuf:"bytes,7,rep,name=agencies,proto3" json:"agencies,omitempty"`
+	// The description and reason in Welsh, from a bilingual pack; empty when the pack is in
+	// English only (show the English, marked as English).
+	DescriptionCy string `protobuf:"bytes,8,opt,name=description_cy,json=descriptionCy,proto3" json:"description_cy,omitempty"`
+	ReasonCy      string `protobuf:"bytes,9,opt,name=reason_cy,json=reasonCy,proto3" json:"reason_cy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +295,20 @@ func (x *FiredRule) GetAgencies() []string {
 	return nil
 }
 
+func (x *FiredRule) GetDescriptionCy() string {
+	if x != nil {
+		return x.DescriptionCy
+	}
+	return ""
+}
+
+func (x *FiredRule) GetReasonCy() string {
+	if x != nil {
+		return x.ReasonCy
+	}
+	return ""
+}
+
 // Outcome is what a rule pack decided for a referral: the highest level, the most urgent RAG,
 // the union of agencies, and every rule that fired.
 type Outcome struct {
@@ -310,7 +328,9 @@ type Outcome struct {
 	// The reason shown to people: the primary rule's, or the default's.
 	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The pack that produced the outcome.
-	PackVersion   string `protobuf:"bytes,11,opt,name=pack_version,json=packVersion,proto3" json:"pack_version,omitempty"`
+	PackVersion string `protobuf:"bytes,11,opt,name=pack_version,json=packVersion,proto3" json:"pack_version,omitempty"`
+	// The reason in Welsh, from a bilingual pack; empty when the pack is in English only.
+	ReasonCy      string `protobuf:"bytes,12,opt,name=reason_cy,json=reasonCy,proto3" json:"reason_cy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +431,13 @@ func (x *Outcome) GetReason() string {
 func (x *Outcome) GetPackVersion() string {
 	if x != nil {
 		return x.PackVersion
+	}
+	return ""
+}
+
+func (x *Outcome) GetReasonCy() string {
+	if x != nil {
+		return x.ReasonCy
 	}
 	return ""
 }
@@ -617,7 +644,7 @@ var File_mash_rules_v1_decision_proto protoreflect.FileDescriptor
 
 const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/rules/v1/decision.proto\x12\rmash.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x01\n" +
+	"\x1cmash/rules/v1/decision.proto\x12\rmash.rules.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x02\n" +
 	"\tFiredRule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -625,7 +652,9 @@ const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\x05level\x18\x04 \x01(\x0e2\x14.mash.rules.v1.LevelR\x05level\x12$\n" +
 	"\x03rag\x18\x05 \x01(\x0e2\x12.mash.rules.v1.RagR\x03rag\x12\x18\n" +
 	"\apathway\x18\x06 \x01(\tR\apathway\x12\x1a\n" +
-	"\bagencies\x18\a \x03(\tR\bagencies\"\x84\x03\n" +
+	"\bagencies\x18\a \x03(\tR\bagencies\x12%\n" +
+	"\x0edescription_cy\x18\b \x01(\tR\rdescriptionCy\x12\x1b\n" +
+	"\treason_cy\x18\t \x01(\tR\breasonCy\"\xa1\x03\n" +
 	"\aOutcome\x12*\n" +
 	"\x05level\x18\x01 \x01(\x0e2\x14.mash.rules.v1.LevelR\x05level\x12$\n" +
 	"\x03rag\x18\x02 \x01(\x0e2\x12.mash.rules.v1.RagR\x03rag\x12\x18\n" +
@@ -637,7 +666,8 @@ const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\bpathways\x18\t \x03(\tR\bpathways\x12\x16\n" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12!\n" +
-	"\fpack_version\x18\v \x01(\tR\vpackVersionJ\x04\b\a\x10\bR\x0edefault_reason\"\x97\x06\n" +
+	"\fpack_version\x18\v \x01(\tR\vpackVersion\x12\x1b\n" +
+	"\treason_cy\x18\f \x01(\tR\breasonCyJ\x04\b\a\x10\bR\x0edefault_reason\"\x97\x06\n" +
 	"\bDecision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vreferral_id\x18\x02 \x01(\tR\n" +
@@ -683,7 +713,7 @@ const file_mash_rules_v1_decision_proto_rawDesc = "" +
 	"\vRECOMMENDED\x10\x01\x12\r\n" +
 	"\tCONFIRMED\x10\x02\x12\x0e\n" +
 	"\n" +
-	"OVERRIDDEN\x10\x03B\"Z mash/proto/mash/rules/v1;rulesv1b\x06proto3"
+	"OVERRIDDEN\x10\x03B6Z4github.com/mash-hub/mash/proto/mash/rules/v1;rulesv1b\x06proto3"
 
 var (
 	file_mash_rules_v1_decision_proto_rawDescOnce sync.Once

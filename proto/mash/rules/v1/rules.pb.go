@@ -7,11 +7,11 @@
 package rulesv1
 
 import (
+	v1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	v1 "mash/proto/mash/intake/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1476,7 +1476,7 @@ const file_mash_rules_v1_rules_proto_rawDesc = "" +
 	"ReplayPack\x12 .mash.rules.v1.ReplayPackRequest\x1a!.mash.rules.v1.ReplayPackResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/packs:replay\x12y\n" +
 	"\vGetDecision\x12!.mash.rules.v1.GetDecisionRequest\x1a\".mash.rules.v1.GetDecisionResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/decisions/{referral_id}\x12\x8d\x01\n" +
 	"\x0fConfirmDecision\x12%.mash.rules.v1.ConfirmDecisionRequest\x1a&.mash.rules.v1.ConfirmDecisionResponse\"+\x82\xd3\xe4\x93\x02%\"#/v1/decisions/{referral_id}/confirm\x12\x91\x01\n" +
-	"\x10OverrideDecision\x12&.mash.rules.v1.OverrideDecisionRequest\x1a'.mash.rules.v1.OverrideDecisionResponse\",\x82\xd3\xe4\x93\x02&\"$/v1/decisions/{referral_id}/overrideB\"Z mash/proto/mash/rules/v1;rulesv1b\x06proto3"
+	"\x10OverrideDecision\x12&.mash.rules.v1.OverrideDecisionRequest\x1a'.mash.rules.v1.OverrideDecisionResponse\",\x82\xd3\xe4\x93\x02&\"$/v1/decisions/{referral_id}/overrideB6Z4github.com/mash-hub/mash/proto/mash/rules/v1;rulesv1b\x06proto3"
 
 var (
 	file_mash_rules_v1_rules_proto_rawDescOnce sync.Once

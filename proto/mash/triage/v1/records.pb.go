@@ -7,10 +7,11 @@
 package triagev1
 
 import (
+	v1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	v1 "mash/proto/mash/rules/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -34,6 +35,8 @@ const (
 	MatchBasis_POSTCODE                MatchBasis = 4
 	MatchBasis_MASH_REFERENCE          MatchBasis = 5
 	MatchBasis_EXTERNAL_REFERENCE      MatchBasis = 6
+	// The name searched is a household member's (a parent's, a sibling's), not the child's.
+	MatchBasis_HOUSEHOLD MatchBasis = 7
 )
 
 // Enum value maps for MatchBasis.
@@ -46,6 +49,7 @@ var (
 		4: "POSTCODE",
 		5: "MASH_REFERENCE",
 		6: "EXTERNAL_REFERENCE",
+		7: "HOUSEHOLD",
 	}
 	MatchBasis_value = map[string]int32{
 		"MATCH_BASIS_UNSPECIFIED": 0,
@@ -55,6 +59,7 @@ var (
 		"POSTCODE":                4,
 		"MASH_REFERENCE":          5,
 		"EXTERNAL_REFERENCE":      6,
+		"HOUSEHOLD":               7,
 	}
 )
 
@@ -1244,7 +1249,7 @@ var File_mash_triage_v1_records_proto protoreflect.FileDescriptor
 
 const file_mash_triage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmash/triage/v1/records.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmash/rules/v1/decision.proto\x1a\x1bmash/triage/v1/triage.proto\"t\n" +
+	"\x1cmash/triage/v1/records.proto\x12\x0emash.triage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmash/rules/v1/decision.proto\x1a\x1bmash/triage/v1/triage.proto\"t\n" +
 	"\rSearchRequest\x12\f\n" +
 	"\x01q\x18\x01 \x01(\tR\x01q\x12 \n" +
 	"\vpartnership\x18\x02 \x01(\tR\vpartnership\x12\x16\n" +
@@ -1341,7 +1346,7 @@ const file_mash_triage_v1_records_proto_rawDesc = "" +
 	"referralId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"B\n" +
 	"\x16UnlinkReferralResponse\x12(\n" +
-	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case*\x90\x01\n" +
+	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case*\x9f\x01\n" +
 	"\n" +
 	"MatchBasis\x12\x1b\n" +
 	"\x17MATCH_BASIS_UNSPECIFIED\x10\x00\x12\b\n" +
@@ -1351,14 +1356,16 @@ const file_mash_triage_v1_records_proto_rawDesc = "" +
 	"NHS_NUMBER\x10\x03\x12\f\n" +
 	"\bPOSTCODE\x10\x04\x12\x12\n" +
 	"\x0eMASH_REFERENCE\x10\x05\x12\x16\n" +
-	"\x12EXTERNAL_REFERENCE\x10\x062\xa6\x04\n" +
-	"\x0eRecordsService\x12G\n" +
-	"\x06Search\x12\x1d.mash.triage.v1.SearchRequest\x1a\x1e.mash.triage.v1.SearchResponse\x12M\n" +
-	"\bGetChild\x12\x1f.mash.triage.v1.GetChildRequest\x1a .mash.triage.v1.GetChildResponse\x12\\\n" +
-	"\rMergeChildren\x12$.mash.triage.v1.MergeChildrenRequest\x1a%.mash.triage.v1.MergeChildrenResponse\x12b\n" +
-	"\x0fUnmergeChildren\x12&.mash.triage.v1.UnmergeChildrenRequest\x1a'.mash.triage.v1.UnmergeChildrenResponse\x12Y\n" +
-	"\fLinkReferral\x12#.mash.triage.v1.LinkReferralRequest\x1a$.mash.triage.v1.LinkReferralResponse\x12_\n" +
-	"\x0eUnlinkReferral\x12%.mash.triage.v1.UnlinkReferralRequest\x1a&.mash.triage.v1.UnlinkReferralResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
+	"\x12EXTERNAL_REFERENCE\x10\x06\x12\r\n" +
+	"\tHOUSEHOLD\x10\a2\x99\x06\n" +
+	"\x0eRecordsService\x12[\n" +
+	"\x06Search\x12\x1d.mash.triage.v1.SearchRequest\x1a\x1e.mash.triage.v1.SearchResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/search\x12n\n" +
+	"\bGetChild\x12\x1f.mash.triage.v1.GetChildRequest\x1a .mash.triage.v1.GetChildResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/children/{child_id}\x12\x86\x01\n" +
+	"\rMergeChildren\x12$.mash.triage.v1.MergeChildrenRequest\x1a%.mash.triage.v1.MergeChildrenResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/children/{child_id}/merge\x12\x92\x01\n" +
+	"\x0fUnmergeChildren\x12&.mash.triage.v1.UnmergeChildrenRequest\x1a'.mash.triage.v1.UnmergeChildrenResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/child-merges/{merge_id}/unmerge\x12\x88\x01\n" +
+	"\fLinkReferral\x12#.mash.triage.v1.LinkReferralRequest\x1a$.mash.triage.v1.LinkReferralResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/cases/{referral_id}/child:link\x12\x90\x01\n" +
+	"\x0eUnlinkReferral\x12%.mash.triage.v1.UnlinkReferralRequest\x1a&.mash.triage.v1.UnlinkReferralResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/cases/{referral_id}/child:unlinkB8Z6github.com/mash-hub/mash/proto/mash/triage/v1;triagev1b\x06proto3"
 
 var (
 	file_mash_triage_v1_records_proto_rawDescOnce sync.Once

@@ -7,13 +7,14 @@
 package triagev1
 
 import (
+	v12 "github.com/mash-hub/mash/proto/mash/audit/v1"
+	v11 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	v13 "github.com/mash-hub/mash/proto/mash/notify/v1"
+	v1 "github.com/mash-hub/mash/proto/mash/rules/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
-	v12 "mash/proto/mash/audit/v1"
-	v11 "mash/proto/mash/intake/v1"
-	v13 "mash/proto/mash/notify/v1"
-	v1 "mash/proto/mash/rules/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -260,6 +261,58 @@ func (DisagreementStage) EnumDescriptor() ([]byte, []int) {
 	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{3}
 }
 
+// LeadProfessionalScope says whom a lead professional leads for.
+type LeadProfessionalScope int32
+
+const (
+	LeadProfessionalScope_LEAD_PROFESSIONAL_SCOPE_UNSPECIFIED LeadProfessionalScope = 0
+	// The child of this referral.
+	LeadProfessionalScope_LEAD_FOR_CHILD LeadProfessionalScope = 1
+	// Every child of the referral's family group (siblings reported together).
+	LeadProfessionalScope_LEAD_FOR_FAMILY_GROUP LeadProfessionalScope = 2
+)
+
+// Enum value maps for LeadProfessionalScope.
+var (
+	LeadProfessionalScope_name = map[int32]string{
+		0: "LEAD_PROFESSIONAL_SCOPE_UNSPECIFIED",
+		1: "LEAD_FOR_CHILD",
+		2: "LEAD_FOR_FAMILY_GROUP",
+	}
+	LeadProfessionalScope_value = map[string]int32{
+		"LEAD_PROFESSIONAL_SCOPE_UNSPECIFIED": 0,
+		"LEAD_FOR_CHILD":                      1,
+		"LEAD_FOR_FAMILY_GROUP":               2,
+	}
+)
+
+func (x LeadProfessionalScope) Enum() *LeadProfessionalScope {
+	p := new(LeadProfessionalScope)
+	*p = x
+	return p
+}
+
+func (x LeadProfessionalScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LeadProfessionalScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_mash_triage_v1_triage_proto_enumTypes[4].Descriptor()
+}
+
+func (LeadProfessionalScope) Type() protoreflect.EnumType {
+	return &file_mash_triage_v1_triage_proto_enumTypes[4]
+}
+
+func (x LeadProfessionalScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LeadProfessionalScope.Descriptor instead.
+func (LeadProfessionalScope) EnumDescriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{4}
+}
+
 // Case is one referral as the hub works it.
 type Case struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -312,9 +365,12 @@ type Case struct {
 	Reference         string `protobuf:"bytes,33,opt,name=reference,proto3" json:"reference,omitempty"`
 	ExternalReference string `protobuf:"bytes,34,opt,name=external_reference,json=externalReference,proto3" json:"external_reference,omitempty"`
 	// The family group the referral was sent in (siblings in one contact); empty if none.
-	FamilyGroup   string `protobuf:"bytes,35,opt,name=family_group,json=familyGroup,proto3" json:"family_group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FamilyGroup string `protobuf:"bytes,35,opt,name=family_group,json=familyGroup,proto3" json:"family_group,omitempty"`
+	// The lead professional named for the child or its family group after the decision;
+	// unset until one is named.
+	LeadProfessional *LeadProfessional `protobuf:"bytes,40,opt,name=lead_professional,json=leadProfessional,proto3" json:"lead_professional,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
@@ -590,6 +646,13 @@ func (x *Case) GetFamilyGroup() string {
 		return x.FamilyGroup
 	}
 	return ""
+}
+
+func (x *Case) GetLeadProfessional() *LeadProfessional {
+	if x != nil {
+		return x.LeadProfessional
+	}
+	return nil
 }
 
 // SharingAuthorisation is a manager's recorded judgement that the law allows sharing a case
@@ -1066,10 +1129,16 @@ type ListQueueRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: every partnership.
 	Partnership string `protobuf:"bytes,1,opt,name=partnership,proto3" json:"partnership,omitempty"`
-	// Empty: AWAITING_RULES and AWAITING_DECISION.
+	// Empty: AWAITING_RULES and AWAITING_DECISION. Over HTTP also as the singular state,
+	// repeated or comma-separated (state=awaiting_decision,decided), each value by its name
+	// in any case.
 	States []CaseState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=mash.triage.v1.CaseState" json:"states,omitempty"`
-	Rags   []v1.Rag    `protobuf:"varint,3,rep,packed,name=rags,proto3,enum=mash.rules.v1.Rag" json:"rags,omitempty"`
-	Levels []v1.Level  `protobuf:"varint,4,rep,packed,name=levels,proto3,enum=mash.rules.v1.Level" json:"levels,omitempty"`
+	// Over HTTP also as the singular rag, repeated or comma-separated (rag=red,amber), each
+	// value by its name in any case, with or without its RAG_ prefix.
+	Rags []v1.Rag `protobuf:"varint,3,rep,packed,name=rags,proto3,enum=mash.rules.v1.Rag" json:"rags,omitempty"`
+	// Over HTTP also as the singular level, repeated or comma-separated (level=3a,4), each
+	// value by its name in any case, with or without its LEVEL_ prefix.
+	Levels []v1.Level `protobuf:"varint,4,rep,packed,name=levels,proto3,enum=mash.rules.v1.Level" json:"levels,omitempty"`
 	// A concern category enum name.
 	Concern      string `protobuf:"bytes,5,opt,name=concern,proto3" json:"concern,omitempty"`
 	SourceAgency string `protobuf:"bytes,6,opt,name=source_agency,json=sourceAgency,proto3" json:"source_agency,omitempty"`
@@ -2015,9 +2084,11 @@ type GetCaseResponse struct {
 	// referral is set.
 	ReferralUnavailable string `protobuf:"bytes,9,opt,name=referral_unavailable,json=referralUnavailable,proto3" json:"referral_unavailable,omitempty"`
 	// The other children's cases of the same family group (siblings reported together).
-	Family        []*Case `protobuf:"bytes,10,rep,name=family,proto3" json:"family,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Family []*Case `protobuf:"bytes,10,rep,name=family,proto3" json:"family,omitempty"`
+	// Managers' quality-assurance reviews of the decision, newest first.
+	QualityReviews []*QualityReview `protobuf:"bytes,11,rep,name=quality_reviews,json=qualityReviews,proto3" json:"quality_reviews,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetCaseResponse) Reset() {
@@ -2116,6 +2187,13 @@ func (x *GetCaseResponse) GetReferralUnavailable() string {
 func (x *GetCaseResponse) GetFamily() []*Case {
 	if x != nil {
 		return x.Family
+	}
+	return nil
+}
+
+func (x *GetCaseResponse) GetQualityReviews() []*QualityReview {
+	if x != nil {
+		return x.QualityReviews
 	}
 	return nil
 }
@@ -4251,8 +4329,13 @@ type GetDashboardResponse struct {
 	EncompassOnTimePercent       float64             `protobuf:"fixed64,19,opt,name=encompass_on_time_percent,json=encompassOnTimePercent,proto3" json:"encompass_on_time_percent,omitempty"`
 	// Referrals per week, for the trend chart.
 	ReferralsByWeek []*Tally `protobuf:"bytes,20,rep,name=referrals_by_week,json=referralsByWeek,proto3" json:"referrals_by_week,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Of the referrals decided by a person, how many have a lead professional named, and the
+	// named lead agencies with their number of cases.
+	LeadProfessionalsNamed   int64    `protobuf:"varint,40,opt,name=lead_professionals_named,json=leadProfessionalsNamed,proto3" json:"lead_professionals_named,omitempty"`
+	LeadProfessionalPercent  float64  `protobuf:"fixed64,41,opt,name=lead_professional_percent,json=leadProfessionalPercent,proto3" json:"lead_professional_percent,omitempty"`
+	LeadProfessionalAgencies []*Tally `protobuf:"bytes,42,rep,name=lead_professional_agencies,json=leadProfessionalAgencies,proto3" json:"lead_professional_agencies,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *GetDashboardResponse) Reset() {
@@ -4421,6 +4504,27 @@ func (x *GetDashboardResponse) GetEncompassOnTimePercent() float64 {
 func (x *GetDashboardResponse) GetReferralsByWeek() []*Tally {
 	if x != nil {
 		return x.ReferralsByWeek
+	}
+	return nil
+}
+
+func (x *GetDashboardResponse) GetLeadProfessionalsNamed() int64 {
+	if x != nil {
+		return x.LeadProfessionalsNamed
+	}
+	return 0
+}
+
+func (x *GetDashboardResponse) GetLeadProfessionalPercent() float64 {
+	if x != nil {
+		return x.LeadProfessionalPercent
+	}
+	return 0
+}
+
+func (x *GetDashboardResponse) GetLeadProfessionalAgencies() []*Tally {
+	if x != nil {
+		return x.LeadProfessionalAgencies
 	}
 	return nil
 }
@@ -4628,9 +4732,11 @@ type SubjectReferral struct {
 	// (history), delivered, acknowledged and by whom, and withdrawals.
 	Notifications []*v13.Notification `protobuf:"bytes,9,rep,name=notifications,proto3" json:"notifications,omitempty"`
 	// The referral's audit trail in order: every event and access entry.
-	Trail         []*v12.AuditEntry `protobuf:"bytes,10,rep,name=trail,proto3" json:"trail,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Trail []*v12.AuditEntry `protobuf:"bytes,10,rep,name=trail,proto3" json:"trail,omitempty"`
+	// Managers' quality-assurance reviews of the decision, newest first.
+	QualityReviews []*QualityReview `protobuf:"bytes,11,rep,name=quality_reviews,json=qualityReviews,proto3" json:"quality_reviews,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubjectReferral) Reset() {
@@ -4733,11 +4839,437 @@ func (x *SubjectReferral) GetTrail() []*v12.AuditEntry {
 	return nil
 }
 
+func (x *SubjectReferral) GetQualityReviews() []*QualityReview {
+	if x != nil {
+		return x.QualityReviews
+	}
+	return nil
+}
+
+type ReassignCasesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cases to assign: at least one, at most 200, each once.
+	ReferralIds []string `protobuf:"bytes,1,rep,name=referral_ids,json=referralIds,proto3" json:"referral_ids,omitempty"`
+	// The member of staff who is to hold them: "user:<id>" for a person, or a client id.
+	Assignee      string `protobuf:"bytes,2,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignCasesRequest) Reset() {
+	*x = ReassignCasesRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignCasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignCasesRequest) ProtoMessage() {}
+
+func (x *ReassignCasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignCasesRequest.ProtoReflect.Descriptor instead.
+func (*ReassignCasesRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ReassignCasesRequest) GetReferralIds() []string {
+	if x != nil {
+		return x.ReferralIds
+	}
+	return nil
+}
+
+func (x *ReassignCasesRequest) GetAssignee() string {
+	if x != nil {
+		return x.Assignee
+	}
+	return ""
+}
+
+// ReassignmentResult is what became of one case of a ReassignCases request.
+type ReassignmentResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// The case as assigned; unset when it was not.
+	Case *Case `protobuf:"bytes,2,opt,name=case,proto3" json:"case,omitempty"`
+	// Why the case was not assigned: the gRPC code name (NOT_FOUND, FAILED_PRECONDITION) and
+	// the message; empty when it was.
+	ErrorCode     string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignmentResult) Reset() {
+	*x = ReassignmentResult{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignmentResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignmentResult) ProtoMessage() {}
+
+func (x *ReassignmentResult) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignmentResult.ProtoReflect.Descriptor instead.
+func (*ReassignmentResult) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ReassignmentResult) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *ReassignmentResult) GetCase() *Case {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+func (x *ReassignmentResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *ReassignmentResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ReassignCasesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per requested case, in the request's order.
+	Results       []*ReassignmentResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Assigned      int32                 `protobuf:"varint,2,opt,name=assigned,proto3" json:"assigned,omitempty"`
+	Refused       int32                 `protobuf:"varint,3,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignCasesResponse) Reset() {
+	*x = ReassignCasesResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignCasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignCasesResponse) ProtoMessage() {}
+
+func (x *ReassignCasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignCasesResponse.ProtoReflect.Descriptor instead.
+func (*ReassignCasesResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ReassignCasesResponse) GetResults() []*ReassignmentResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ReassignCasesResponse) GetAssigned() int32 {
+	if x != nil {
+		return x.Assigned
+	}
+	return 0
+}
+
+func (x *ReassignCasesResponse) GetRefused() int32 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
+// LeadProfessional is the professional who leads the work with a child or family after the
+// hub's decision: an agency of the partnership's directory, and within it a team and a person.
+type LeadProfessional struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agency's directory id (e.g. rct-childrens-services).
+	Agency string `protobuf:"bytes,1,opt,name=agency,proto3" json:"agency,omitempty"`
+	Team   string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	// The person's name and role as the agency gives them (a professional, not the family).
+	Person string                `protobuf:"bytes,3,opt,name=person,proto3" json:"person,omitempty"`
+	Scope  LeadProfessionalScope `protobuf:"varint,4,opt,name=scope,proto3,enum=mash.triage.v1.LeadProfessionalScope" json:"scope,omitempty"`
+	// Who named them (client id or "user:<id>") and in which role, and when.
+	NamedBy       string                 `protobuf:"bytes,5,opt,name=named_by,json=namedBy,proto3" json:"named_by,omitempty"`
+	NamedByRole   string                 `protobuf:"bytes,6,opt,name=named_by_role,json=namedByRole,proto3" json:"named_by_role,omitempty"`
+	NamedAt       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=named_at,json=namedAt,proto3" json:"named_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeadProfessional) Reset() {
+	*x = LeadProfessional{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeadProfessional) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeadProfessional) ProtoMessage() {}
+
+func (x *LeadProfessional) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeadProfessional.ProtoReflect.Descriptor instead.
+func (*LeadProfessional) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *LeadProfessional) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *LeadProfessional) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *LeadProfessional) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *LeadProfessional) GetScope() LeadProfessionalScope {
+	if x != nil {
+		return x.Scope
+	}
+	return LeadProfessionalScope_LEAD_PROFESSIONAL_SCOPE_UNSPECIFIED
+}
+
+func (x *LeadProfessional) GetNamedBy() string {
+	if x != nil {
+		return x.NamedBy
+	}
+	return ""
+}
+
+func (x *LeadProfessional) GetNamedByRole() string {
+	if x != nil {
+		return x.NamedByRole
+	}
+	return ""
+}
+
+func (x *LeadProfessional) GetNamedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NamedAt
+	}
+	return nil
+}
+
+type NameLeadProfessionalRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReferralId string                 `protobuf:"bytes,1,opt,name=referral_id,json=referralId,proto3" json:"referral_id,omitempty"`
+	// The case's version as the caller last read it (0: any).
+	ExpectedVersion int64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	// The lead agency's directory id; required.
+	Agency string `protobuf:"bytes,3,opt,name=agency,proto3" json:"agency,omitempty"`
+	// The team within the agency; required.
+	Team string `protobuf:"bytes,4,opt,name=team,proto3" json:"team,omitempty"`
+	// The person who leads; required.
+	Person string `protobuf:"bytes,5,opt,name=person,proto3" json:"person,omitempty"`
+	// Default LEAD_FOR_CHILD.
+	Scope         LeadProfessionalScope `protobuf:"varint,6,opt,name=scope,proto3,enum=mash.triage.v1.LeadProfessionalScope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NameLeadProfessionalRequest) Reset() {
+	*x = NameLeadProfessionalRequest{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NameLeadProfessionalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NameLeadProfessionalRequest) ProtoMessage() {}
+
+func (x *NameLeadProfessionalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NameLeadProfessionalRequest.ProtoReflect.Descriptor instead.
+func (*NameLeadProfessionalRequest) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *NameLeadProfessionalRequest) GetReferralId() string {
+	if x != nil {
+		return x.ReferralId
+	}
+	return ""
+}
+
+func (x *NameLeadProfessionalRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *NameLeadProfessionalRequest) GetAgency() string {
+	if x != nil {
+		return x.Agency
+	}
+	return ""
+}
+
+func (x *NameLeadProfessionalRequest) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *NameLeadProfessionalRequest) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *NameLeadProfessionalRequest) GetScope() LeadProfessionalScope {
+	if x != nil {
+		return x.Scope
+	}
+	return LeadProfessionalScope_LEAD_PROFESSIONAL_SCOPE_UNSPECIFIED
+}
+
+type NameLeadProfessionalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every case the lead professional was named for: this one first, then (for
+	// LEAD_FOR_FAMILY_GROUP) its siblings decided in the caller's partnerships.
+	Cases         []*Case `protobuf:"bytes,1,rep,name=cases,proto3" json:"cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NameLeadProfessionalResponse) Reset() {
+	*x = NameLeadProfessionalResponse{}
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NameLeadProfessionalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NameLeadProfessionalResponse) ProtoMessage() {}
+
+func (x *NameLeadProfessionalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mash_triage_v1_triage_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NameLeadProfessionalResponse.ProtoReflect.Descriptor instead.
+func (*NameLeadProfessionalResponse) Descriptor() ([]byte, []int) {
+	return file_mash_triage_v1_triage_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *NameLeadProfessionalResponse) GetCases() []*Case {
+	if x != nil {
+		return x.Cases
+	}
+	return nil
+}
+
 var File_mash_triage_v1_triage_proto protoreflect.FileDescriptor
 
 const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mash/audit/v1/audit.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1bmash/notify/v1/notify.proto\x1a\x1cmash/rules/v1/decision.proto\"\xe2\v\n" +
+	"\x1bmash/triage/v1/triage.proto\x12\x0emash.triage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mash/audit/v1/audit.proto\x1a\x1dmash/intake/v1/referral.proto\x1a\x1bmash/notify/v1/notify.proto\x1a\x1cmash/rules/v1/decision.proto\x1a\x1cmash/triage/v1/quality.proto\"\xb1\f\n" +
 	"\x04Case\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12 \n" +
@@ -4780,7 +5312,8 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fsharing_held\x18  \x01(\tR\vsharingHeld\x12\x1c\n" +
 	"\treference\x18! \x01(\tR\treference\x12-\n" +
 	"\x12external_reference\x18\" \x01(\tR\x11externalReference\x12!\n" +
-	"\ffamily_group\x18# \x01(\tR\vfamilyGroup\"\xcf\x01\n" +
+	"\ffamily_group\x18# \x01(\tR\vfamilyGroup\x12M\n" +
+	"\x11lead_professional\x18( \x01(\v2 .mash.triage.v1.LeadProfessionalR\x10leadProfessional\"\xcf\x01\n" +
 	"\x14SharingAuthorisation\x12!\n" +
 	"\flawful_basis\x18\x01 \x01(\tR\vlawfulBasis\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
@@ -4916,7 +5449,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\aversion\x18\x0e \x01(\x03R\aversion\"1\n" +
 	"\x0eGetCaseRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
-	"referralId\"\xee\x04\n" +
+	"referralId\"\xb6\x05\n" +
 	"\x0fGetCaseResponse\x12(\n" +
 	"\x04case\x18\x01 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x123\n" +
 	"\bdecision\x18\x02 \x01(\v2\x17.mash.rules.v1.DecisionR\bdecision\x12;\n" +
@@ -4928,7 +5461,8 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\breferral\x18\b \x01(\v2\x18.mash.intake.v1.ReferralR\breferral\x121\n" +
 	"\x14referral_unavailable\x18\t \x01(\tR\x13referralUnavailable\x12,\n" +
 	"\x06family\x18\n" +
-	" \x03(\v2\x14.mash.triage.v1.CaseR\x06family\"^\n" +
+	" \x03(\v2\x14.mash.triage.v1.CaseR\x06family\x12F\n" +
+	"\x0fquality_reviews\x18\v \x03(\v2\x1d.mash.triage.v1.QualityReviewR\x0equalityReviews\"^\n" +
 	"\x10ClaimCaseRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12)\n" +
@@ -5084,7 +5618,8 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x0fon_time_percent\x18\x04 \x01(\x01R\ronTimePercent\"n\n" +
 	"\rLevelOutcomes\x12*\n" +
 	"\x05level\x18\x01 \x01(\x0e2\x14.mash.rules.v1.LevelR\x05level\x121\n" +
-	"\boutcomes\x18\x02 \x03(\v2\x15.mash.triage.v1.TallyR\boutcomes\"\xb1\t\n" +
+	"\boutcomes\x18\x02 \x03(\v2\x15.mash.triage.v1.TallyR\boutcomes\"\xfc\n" +
+	"\n" +
 	"\x14GetDashboardResponse\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1c\n" +
@@ -5107,7 +5642,10 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\x1einformation_request_turnaround\x18\x11 \x03(\v2 .mash.triage.v1.AgencyTurnaroundR\x1cinformationRequestTurnaround\x127\n" +
 	"\x17encompass_notifications\x18\x12 \x01(\x03R\x16encompassNotifications\x129\n" +
 	"\x19encompass_on_time_percent\x18\x13 \x01(\x01R\x16encompassOnTimePercent\x12A\n" +
-	"\x11referrals_by_week\x18\x14 \x03(\v2\x15.mash.triage.v1.TallyR\x0freferralsByWeek\"L\n" +
+	"\x11referrals_by_week\x18\x14 \x03(\v2\x15.mash.triage.v1.TallyR\x0freferralsByWeek\x128\n" +
+	"\x18lead_professionals_named\x18( \x01(\x03R\x16leadProfessionalsNamed\x12:\n" +
+	"\x19lead_professional_percent\x18) \x01(\x01R\x17leadProfessionalPercent\x12S\n" +
+	"\x1alead_professional_agencies\x18* \x03(\v2\x15.mash.triage.v1.TallyR\x18leadProfessionalAgencies\"L\n" +
 	"\x11ExportCaseRequest\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x12\x16\n" +
@@ -5126,7 +5664,7 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\treferrals\x18\b \x03(\v2\x1f.mash.triage.v1.SubjectReferralR\treferrals\x127\n" +
 	"\baccesses\x18\t \x03(\v2\x1b.mash.audit.v1.AccessRecordR\baccesses\x12\x1c\n" +
 	"\tomissions\x18\n" +
-	" \x03(\tR\tomissions\"\xea\x04\n" +
+	" \x03(\tR\tomissions\"\xb2\x05\n" +
 	"\x0fSubjectReferral\x12\x1f\n" +
 	"\vreferral_id\x18\x01 \x01(\tR\n" +
 	"referralId\x124\n" +
@@ -5140,7 +5678,40 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"legalHolds\x12B\n" +
 	"\rnotifications\x18\t \x03(\v2\x1c.mash.notify.v1.NotificationR\rnotifications\x12/\n" +
 	"\x05trail\x18\n" +
-	" \x03(\v2\x19.mash.audit.v1.AuditEntryR\x05trail*k\n" +
+	" \x03(\v2\x19.mash.audit.v1.AuditEntryR\x05trail\x12F\n" +
+	"\x0fquality_reviews\x18\v \x03(\v2\x1d.mash.triage.v1.QualityReviewR\x0equalityReviews\"U\n" +
+	"\x14ReassignCasesRequest\x12!\n" +
+	"\freferral_ids\x18\x01 \x03(\tR\vreferralIds\x12\x1a\n" +
+	"\bassignee\x18\x02 \x01(\tR\bassignee\"\x94\x01\n" +
+	"\x12ReassignmentResult\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12(\n" +
+	"\x04case\x18\x02 \x01(\v2\x14.mash.triage.v1.CaseR\x04case\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\tR\terrorCode\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x8b\x01\n" +
+	"\x15ReassignCasesResponse\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".mash.triage.v1.ReassignmentResultR\aresults\x12\x1a\n" +
+	"\bassigned\x18\x02 \x01(\x05R\bassigned\x12\x18\n" +
+	"\arefused\x18\x03 \x01(\x05R\arefused\"\x89\x02\n" +
+	"\x10LeadProfessional\x12\x16\n" +
+	"\x06agency\x18\x01 \x01(\tR\x06agency\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x16\n" +
+	"\x06person\x18\x03 \x01(\tR\x06person\x12;\n" +
+	"\x05scope\x18\x04 \x01(\x0e2%.mash.triage.v1.LeadProfessionalScopeR\x05scope\x12\x19\n" +
+	"\bnamed_by\x18\x05 \x01(\tR\anamedBy\x12\"\n" +
+	"\rnamed_by_role\x18\x06 \x01(\tR\vnamedByRole\x125\n" +
+	"\bnamed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\anamedAt\"\xea\x01\n" +
+	"\x1bNameLeadProfessionalRequest\x12\x1f\n" +
+	"\vreferral_id\x18\x01 \x01(\tR\n" +
+	"referralId\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\x12\x16\n" +
+	"\x06agency\x18\x03 \x01(\tR\x06agency\x12\x12\n" +
+	"\x04team\x18\x04 \x01(\tR\x04team\x12\x16\n" +
+	"\x06person\x18\x05 \x01(\tR\x06person\x12;\n" +
+	"\x05scope\x18\x06 \x01(\x0e2%.mash.triage.v1.LeadProfessionalScopeR\x05scope\"J\n" +
+	"\x1cNameLeadProfessionalResponse\x12*\n" +
+	"\x05cases\x18\x01 \x03(\v2\x14.mash.triage.v1.CaseR\x05cases*k\n" +
 	"\tCaseState\x12\x1a\n" +
 	"\x16CASE_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eAWAITING_RULES\x10\x01\x12\x15\n" +
@@ -5168,34 +5739,40 @@ const file_mash_triage_v1_triage_proto_rawDesc = "" +
 	"\fPRACTITIONER\x10\x01\x12\x10\n" +
 	"\fTEAM_MANAGER\x10\x02\x12\x1f\n" +
 	"\x1bSENIOR_SAFEGUARDING_MANAGER\x10\x03\x12\x0f\n" +
-	"\vPARTNERSHIP\x10\x042\xd5\x11\n" +
-	"\rTriageService\x12P\n" +
-	"\tListQueue\x12 .mash.triage.v1.ListQueueRequest\x1a!.mash.triage.v1.ListQueueResponse\x12J\n" +
-	"\aGetCase\x12\x1e.mash.triage.v1.GetCaseRequest\x1a\x1f.mash.triage.v1.GetCaseResponse\x12P\n" +
-	"\tClaimCase\x12 .mash.triage.v1.ClaimCaseRequest\x1a!.mash.triage.v1.ClaimCaseResponse\x12V\n" +
-	"\vReleaseCase\x12\".mash.triage.v1.ReleaseCaseRequest\x1a#.mash.triage.v1.ReleaseCaseResponse\x12S\n" +
+	"\vPARTNERSHIP\x10\x04*o\n" +
+	"\x15LeadProfessionalScope\x12'\n" +
+	"#LEAD_PROFESSIONAL_SCOPE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eLEAD_FOR_CHILD\x10\x01\x12\x19\n" +
+	"\x15LEAD_FOR_FAMILY_GROUP\x10\x022\x9f\x1c\n" +
+	"\rTriageService\x12c\n" +
+	"\tListQueue\x12 .mash.triage.v1.ListQueueRequest\x1a!.mash.triage.v1.ListQueueResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/queue\x12k\n" +
+	"\aGetCase\x12\x1e.mash.triage.v1.GetCaseRequest\x1a\x1f.mash.triage.v1.GetCaseResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/cases/{referral_id}\x12z\n" +
+	"\tClaimCase\x12 .mash.triage.v1.ClaimCaseRequest\x1a!.mash.triage.v1.ClaimCaseResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/cases/{referral_id}/claim\x12\x82\x01\n" +
+	"\vReleaseCase\x12\".mash.triage.v1.ReleaseCaseRequest\x1a#.mash.triage.v1.ReleaseCaseResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/cases/{referral_id}/release\x12~\n" +
 	"\n" +
-	"AssignCase\x12!.mash.triage.v1.AssignCaseRequest\x1a\".mash.triage.v1.AssignCaseResponse\x12S\n" +
+	"AssignCase\x12!.mash.triage.v1.AssignCaseRequest\x1a\".mash.triage.v1.AssignCaseResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/cases/{referral_id}/assign\x12~\n" +
 	"\n" +
-	"DecideCase\x12!.mash.triage.v1.DecideCaseRequest\x1a\".mash.triage.v1.DecideCaseResponse\x12}\n" +
-	"\x18RecordStrategyDiscussion\x12/.mash.triage.v1.RecordStrategyDiscussionRequest\x1a0.mash.triage.v1.RecordStrategyDiscussionResponse\x12P\n" +
-	"\tCloseCase\x12 .mash.triage.v1.CloseCaseRequest\x1a!.mash.triage.v1.CloseCaseResponse\x12k\n" +
-	"\x12RequestInformation\x12).mash.triage.v1.RequestInformationRequest\x1a*.mash.triage.v1.RequestInformationResponse\x12z\n" +
-	"\x17ListInformationRequests\x12..mash.triage.v1.ListInformationRequestsRequest\x1a/.mash.triage.v1.ListInformationRequestsResponse\x12}\n" +
-	"\x18AnswerInformationRequest\x12/.mash.triage.v1.AnswerInformationRequestRequest\x1a0.mash.triage.v1.AnswerInformationRequestResponse\x12h\n" +
-	"\x11RaiseDisagreement\x12(.mash.triage.v1.RaiseDisagreementRequest\x1a).mash.triage.v1.RaiseDisagreementResponse\x12h\n" +
-	"\x11ListDisagreements\x12(.mash.triage.v1.ListDisagreementsRequest\x1a).mash.triage.v1.ListDisagreementsResponse\x12q\n" +
-	"\x14EscalateDisagreement\x12+.mash.triage.v1.EscalateDisagreementRequest\x1a,.mash.triage.v1.EscalateDisagreementResponse\x12n\n" +
-	"\x13ResolveDisagreement\x12*.mash.triage.v1.ResolveDisagreementRequest\x1a+.mash.triage.v1.ResolveDisagreementResponse\x12Y\n" +
-	"\fGetDashboard\x12#.mash.triage.v1.GetDashboardRequest\x1a$.mash.triage.v1.GetDashboardResponse\x12e\n" +
-	"\x10AuthoriseSharing\x12'.mash.triage.v1.AuthoriseSharingRequest\x1a(.mash.triage.v1.AuthoriseSharingResponse\x12\\\n" +
-	"\rRevokeSharing\x12$.mash.triage.v1.RevokeSharingRequest\x1a%.mash.triage.v1.RevokeSharingResponse\x12\\\n" +
-	"\rRecordConsent\x12$.mash.triage.v1.RecordConsentRequest\x1a%.mash.triage.v1.RecordConsentResponse\x12_\n" +
-	"\x0ePlaceLegalHold\x12%.mash.triage.v1.PlaceLegalHoldRequest\x1a&.mash.triage.v1.PlaceLegalHoldResponse\x12\\\n" +
-	"\rLiftLegalHold\x12$.mash.triage.v1.LiftLegalHoldRequest\x1a%.mash.triage.v1.LiftLegalHoldResponse\x12S\n" +
+	"DecideCase\x12!.mash.triage.v1.DecideCaseRequest\x1a\".mash.triage.v1.DecideCaseResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/cases/{referral_id}/decide\x12\xaa\x01\n" +
+	"\x18RecordStrategyDiscussion\x12/.mash.triage.v1.RecordStrategyDiscussionRequest\x1a0.mash.triage.v1.RecordStrategyDiscussionResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/cases/{referral_id}/strategy\x12z\n" +
+	"\tCloseCase\x12 .mash.triage.v1.CloseCaseRequest\x1a!.mash.triage.v1.CloseCaseResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/cases/{referral_id}/close\x12\xa4\x01\n" +
+	"\x12RequestInformation\x12).mash.triage.v1.RequestInformationRequest\x1a*.mash.triage.v1.RequestInformationResponse\"7\x82\xd3\xe4\x93\x021:\x01*\",/v1/cases/{referral_id}/information-requests\x12\x9c\x01\n" +
+	"\x17ListInformationRequests\x12..mash.triage.v1.ListInformationRequestsRequest\x1a/.mash.triage.v1.ListInformationRequestsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/information-requests\x12\xb6\x01\n" +
+	"\x18AnswerInformationRequest\x12/.mash.triage.v1.AnswerInformationRequestRequest\x1a0.mash.triage.v1.AnswerInformationRequestResponse\"7\x82\xd3\xe4\x93\x021:\x01*\",/v1/information-requests/{request_id}/answer\x12\x9a\x01\n" +
+	"\x11RaiseDisagreement\x12(.mash.triage.v1.RaiseDisagreementRequest\x1a).mash.triage.v1.RaiseDisagreementResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/cases/{referral_id}/disagreements\x12\x83\x01\n" +
+	"\x11ListDisagreements\x12(.mash.triage.v1.ListDisagreementsRequest\x1a).mash.triage.v1.ListDisagreementsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/disagreements\x12\xaa\x01\n" +
+	"\x14EscalateDisagreement\x12+.mash.triage.v1.EscalateDisagreementRequest\x1a,.mash.triage.v1.EscalateDisagreementResponse\"7\x82\xd3\xe4\x93\x021:\x01*\",/v1/disagreements/{disagreement_id}/escalate\x12\xa6\x01\n" +
+	"\x13ResolveDisagreement\x12*.mash.triage.v1.ResolveDisagreementRequest\x1a+.mash.triage.v1.ResolveDisagreementResponse\"6\x82\xd3\xe4\x93\x020:\x01*\"+/v1/disagreements/{disagreement_id}/resolve\x12\x85\x01\n" +
+	"\fGetDashboard\x12#.mash.triage.v1.GetDashboardRequest\x1a$.mash.triage.v1.GetDashboardResponse\"*\x82\xd3\xe4\x93\x02$Z\x13\x12\x11/v1/dashboard.csv\x12\r/v1/dashboard\x12\x9f\x01\n" +
+	"\x10AuthoriseSharing\x12'.mash.triage.v1.AuthoriseSharingRequest\x1a(.mash.triage.v1.AuthoriseSharingResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/cases/{referral_id}/sharing-authorisation\x12\x9d\x01\n" +
+	"\rRevokeSharing\x12$.mash.triage.v1.RevokeSharingRequest\x1a%.mash.triage.v1.RevokeSharingResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/cases/{referral_id}/sharing-authorisation:revoke\x12\x88\x01\n" +
+	"\rRecordConsent\x12$.mash.triage.v1.RecordConsentRequest\x1a%.mash.triage.v1.RecordConsentResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/cases/{referral_id}/consent\x12\x8e\x01\n" +
+	"\x0ePlaceLegalHold\x12%.mash.triage.v1.PlaceLegalHoldRequest\x1a&.mash.triage.v1.PlaceLegalHoldResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/cases/{referral_id}/legal-hold\x12\x90\x01\n" +
+	"\rLiftLegalHold\x12$.mash.triage.v1.LiftLegalHoldRequest\x1a%.mash.triage.v1.LiftLegalHoldResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/cases/{referral_id}/legal-hold/lift\x12~\n" +
 	"\n" +
-	"ExportCase\x12!.mash.triage.v1.ExportCaseRequest\x1a\".mash.triage.v1.ExportCaseResponse\x12P\n" +
-	"\tEraseCase\x12 .mash.triage.v1.EraseCaseRequest\x1a!.mash.triage.v1.EraseCaseResponseB$Z\"mash/proto/mash/triage/v1;triagev1b\x06proto3"
+	"ExportCase\x12!.mash.triage.v1.ExportCaseRequest\x1a\".mash.triage.v1.ExportCaseResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/cases/{referral_id}/export\x12z\n" +
+	"\tEraseCase\x12 .mash.triage.v1.EraseCaseRequest\x1a!.mash.triage.v1.EraseCaseResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/cases/{referral_id}/erase\x12{\n" +
+	"\rReassignCases\x12$.mash.triage.v1.ReassignCasesRequest\x1a%.mash.triage.v1.ReassignCasesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/queue/reassign\x12\xa7\x01\n" +
+	"\x14NameLeadProfessional\x12+.mash.triage.v1.NameLeadProfessionalRequest\x1a,.mash.triage.v1.NameLeadProfessionalResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/cases/{referral_id}/lead-professionalB8Z6github.com/mash-hub/mash/proto/mash/triage/v1;triagev1b\x06proto3"
 
 var (
 	file_mash_triage_v1_triage_proto_rawDescOnce sync.Once
@@ -5209,240 +5786,262 @@ func file_mash_triage_v1_triage_proto_rawDescGZIP() []byte {
 	return file_mash_triage_v1_triage_proto_rawDescData
 }
 
-var file_mash_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_mash_triage_v1_triage_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_mash_triage_v1_triage_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_mash_triage_v1_triage_proto_goTypes = []any{
 	(CaseState)(0),                           // 0: mash.triage.v1.CaseState
 	(CaseOutcome)(0),                         // 1: mash.triage.v1.CaseOutcome
 	(InformationRequestState)(0),             // 2: mash.triage.v1.InformationRequestState
 	(DisagreementStage)(0),                   // 3: mash.triage.v1.DisagreementStage
-	(*Case)(nil),                             // 4: mash.triage.v1.Case
-	(*SharingAuthorisation)(nil),             // 5: mash.triage.v1.SharingAuthorisation
-	(*AuthoriseSharingRequest)(nil),          // 6: mash.triage.v1.AuthoriseSharingRequest
-	(*AuthoriseSharingResponse)(nil),         // 7: mash.triage.v1.AuthoriseSharingResponse
-	(*RevokeSharingRequest)(nil),             // 8: mash.triage.v1.RevokeSharingRequest
-	(*RevokeSharingResponse)(nil),            // 9: mash.triage.v1.RevokeSharingResponse
-	(*RecordConsentRequest)(nil),             // 10: mash.triage.v1.RecordConsentRequest
-	(*RecordConsentResponse)(nil),            // 11: mash.triage.v1.RecordConsentResponse
-	(*QueueCount)(nil),                       // 12: mash.triage.v1.QueueCount
-	(*ListQueueRequest)(nil),                 // 13: mash.triage.v1.ListQueueRequest
-	(*ListQueueResponse)(nil),                // 14: mash.triage.v1.ListQueueResponse
-	(*ChildHistoryEntry)(nil),                // 15: mash.triage.v1.ChildHistoryEntry
-	(*AgencyNotice)(nil),                     // 16: mash.triage.v1.AgencyNotice
-	(*StrategyDiscussion)(nil),               // 17: mash.triage.v1.StrategyDiscussion
-	(*InformationRequest)(nil),               // 18: mash.triage.v1.InformationRequest
-	(*DisagreementStep)(nil),                 // 19: mash.triage.v1.DisagreementStep
-	(*Disagreement)(nil),                     // 20: mash.triage.v1.Disagreement
-	(*GetCaseRequest)(nil),                   // 21: mash.triage.v1.GetCaseRequest
-	(*GetCaseResponse)(nil),                  // 22: mash.triage.v1.GetCaseResponse
-	(*ClaimCaseRequest)(nil),                 // 23: mash.triage.v1.ClaimCaseRequest
-	(*ClaimCaseResponse)(nil),                // 24: mash.triage.v1.ClaimCaseResponse
-	(*ReleaseCaseRequest)(nil),               // 25: mash.triage.v1.ReleaseCaseRequest
-	(*ReleaseCaseResponse)(nil),              // 26: mash.triage.v1.ReleaseCaseResponse
-	(*AssignCaseRequest)(nil),                // 27: mash.triage.v1.AssignCaseRequest
-	(*AssignCaseResponse)(nil),               // 28: mash.triage.v1.AssignCaseResponse
-	(*DecideCaseRequest)(nil),                // 29: mash.triage.v1.DecideCaseRequest
-	(*DecideCaseResponse)(nil),               // 30: mash.triage.v1.DecideCaseResponse
-	(*RecordStrategyDiscussionRequest)(nil),  // 31: mash.triage.v1.RecordStrategyDiscussionRequest
-	(*RecordStrategyDiscussionResponse)(nil), // 32: mash.triage.v1.RecordStrategyDiscussionResponse
-	(*CloseCaseRequest)(nil),                 // 33: mash.triage.v1.CloseCaseRequest
-	(*CloseCaseResponse)(nil),                // 34: mash.triage.v1.CloseCaseResponse
-	(*PlaceLegalHoldRequest)(nil),            // 35: mash.triage.v1.PlaceLegalHoldRequest
-	(*PlaceLegalHoldResponse)(nil),           // 36: mash.triage.v1.PlaceLegalHoldResponse
-	(*LiftLegalHoldRequest)(nil),             // 37: mash.triage.v1.LiftLegalHoldRequest
-	(*LiftLegalHoldResponse)(nil),            // 38: mash.triage.v1.LiftLegalHoldResponse
-	(*EraseCaseRequest)(nil),                 // 39: mash.triage.v1.EraseCaseRequest
-	(*EraseCaseResponse)(nil),                // 40: mash.triage.v1.EraseCaseResponse
-	(*LegalHold)(nil),                        // 41: mash.triage.v1.LegalHold
-	(*RequestInformationRequest)(nil),        // 42: mash.triage.v1.RequestInformationRequest
-	(*RequestInformationResponse)(nil),       // 43: mash.triage.v1.RequestInformationResponse
-	(*ListInformationRequestsRequest)(nil),   // 44: mash.triage.v1.ListInformationRequestsRequest
-	(*ListInformationRequestsResponse)(nil),  // 45: mash.triage.v1.ListInformationRequestsResponse
-	(*AnswerInformationRequestRequest)(nil),  // 46: mash.triage.v1.AnswerInformationRequestRequest
-	(*AnswerInformationRequestResponse)(nil), // 47: mash.triage.v1.AnswerInformationRequestResponse
-	(*RaiseDisagreementRequest)(nil),         // 48: mash.triage.v1.RaiseDisagreementRequest
-	(*RaiseDisagreementResponse)(nil),        // 49: mash.triage.v1.RaiseDisagreementResponse
-	(*ListDisagreementsRequest)(nil),         // 50: mash.triage.v1.ListDisagreementsRequest
-	(*ListDisagreementsResponse)(nil),        // 51: mash.triage.v1.ListDisagreementsResponse
-	(*EscalateDisagreementRequest)(nil),      // 52: mash.triage.v1.EscalateDisagreementRequest
-	(*EscalateDisagreementResponse)(nil),     // 53: mash.triage.v1.EscalateDisagreementResponse
-	(*ResolveDisagreementRequest)(nil),       // 54: mash.triage.v1.ResolveDisagreementRequest
-	(*ResolveDisagreementResponse)(nil),      // 55: mash.triage.v1.ResolveDisagreementResponse
-	(*GetDashboardRequest)(nil),              // 56: mash.triage.v1.GetDashboardRequest
-	(*Tally)(nil),                            // 57: mash.triage.v1.Tally
-	(*AgencyTurnaround)(nil),                 // 58: mash.triage.v1.AgencyTurnaround
-	(*LevelOutcomes)(nil),                    // 59: mash.triage.v1.LevelOutcomes
-	(*GetDashboardResponse)(nil),             // 60: mash.triage.v1.GetDashboardResponse
-	(*ExportCaseRequest)(nil),                // 61: mash.triage.v1.ExportCaseRequest
-	(*ExportCaseResponse)(nil),               // 62: mash.triage.v1.ExportCaseResponse
-	(*SubjectReferral)(nil),                  // 63: mash.triage.v1.SubjectReferral
-	(v1.Level)(0),                            // 64: mash.rules.v1.Level
-	(v1.Rag)(0),                              // 65: mash.rules.v1.Rag
-	(v1.DecisionStatus)(0),                   // 66: mash.rules.v1.DecisionStatus
-	(*timestamppb.Timestamp)(nil),            // 67: google.protobuf.Timestamp
-	(*v1.Decision)(nil),                      // 68: mash.rules.v1.Decision
-	(*v11.Referral)(nil),                     // 69: mash.intake.v1.Referral
-	(*v12.AccessRecord)(nil),                 // 70: mash.audit.v1.AccessRecord
-	(*v13.Notification)(nil),                 // 71: mash.notify.v1.Notification
-	(*v12.AuditEntry)(nil),                   // 72: mash.audit.v1.AuditEntry
+	(LeadProfessionalScope)(0),               // 4: mash.triage.v1.LeadProfessionalScope
+	(*Case)(nil),                             // 5: mash.triage.v1.Case
+	(*SharingAuthorisation)(nil),             // 6: mash.triage.v1.SharingAuthorisation
+	(*AuthoriseSharingRequest)(nil),          // 7: mash.triage.v1.AuthoriseSharingRequest
+	(*AuthoriseSharingResponse)(nil),         // 8: mash.triage.v1.AuthoriseSharingResponse
+	(*RevokeSharingRequest)(nil),             // 9: mash.triage.v1.RevokeSharingRequest
+	(*RevokeSharingResponse)(nil),            // 10: mash.triage.v1.RevokeSharingResponse
+	(*RecordConsentRequest)(nil),             // 11: mash.triage.v1.RecordConsentRequest
+	(*RecordConsentResponse)(nil),            // 12: mash.triage.v1.RecordConsentResponse
+	(*QueueCount)(nil),                       // 13: mash.triage.v1.QueueCount
+	(*ListQueueRequest)(nil),                 // 14: mash.triage.v1.ListQueueRequest
+	(*ListQueueResponse)(nil),                // 15: mash.triage.v1.ListQueueResponse
+	(*ChildHistoryEntry)(nil),                // 16: mash.triage.v1.ChildHistoryEntry
+	(*AgencyNotice)(nil),                     // 17: mash.triage.v1.AgencyNotice
+	(*StrategyDiscussion)(nil),               // 18: mash.triage.v1.StrategyDiscussion
+	(*InformationRequest)(nil),               // 19: mash.triage.v1.InformationRequest
+	(*DisagreementStep)(nil),                 // 20: mash.triage.v1.DisagreementStep
+	(*Disagreement)(nil),                     // 21: mash.triage.v1.Disagreement
+	(*GetCaseRequest)(nil),                   // 22: mash.triage.v1.GetCaseRequest
+	(*GetCaseResponse)(nil),                  // 23: mash.triage.v1.GetCaseResponse
+	(*ClaimCaseRequest)(nil),                 // 24: mash.triage.v1.ClaimCaseRequest
+	(*ClaimCaseResponse)(nil),                // 25: mash.triage.v1.ClaimCaseResponse
+	(*ReleaseCaseRequest)(nil),               // 26: mash.triage.v1.ReleaseCaseRequest
+	(*ReleaseCaseResponse)(nil),              // 27: mash.triage.v1.ReleaseCaseResponse
+	(*AssignCaseRequest)(nil),                // 28: mash.triage.v1.AssignCaseRequest
+	(*AssignCaseResponse)(nil),               // 29: mash.triage.v1.AssignCaseResponse
+	(*DecideCaseRequest)(nil),                // 30: mash.triage.v1.DecideCaseRequest
+	(*DecideCaseResponse)(nil),               // 31: mash.triage.v1.DecideCaseResponse
+	(*RecordStrategyDiscussionRequest)(nil),  // 32: mash.triage.v1.RecordStrategyDiscussionRequest
+	(*RecordStrategyDiscussionResponse)(nil), // 33: mash.triage.v1.RecordStrategyDiscussionResponse
+	(*CloseCaseRequest)(nil),                 // 34: mash.triage.v1.CloseCaseRequest
+	(*CloseCaseResponse)(nil),                // 35: mash.triage.v1.CloseCaseResponse
+	(*PlaceLegalHoldRequest)(nil),            // 36: mash.triage.v1.PlaceLegalHoldRequest
+	(*PlaceLegalHoldResponse)(nil),           // 37: mash.triage.v1.PlaceLegalHoldResponse
+	(*LiftLegalHoldRequest)(nil),             // 38: mash.triage.v1.LiftLegalHoldRequest
+	(*LiftLegalHoldResponse)(nil),            // 39: mash.triage.v1.LiftLegalHoldResponse
+	(*EraseCaseRequest)(nil),                 // 40: mash.triage.v1.EraseCaseRequest
+	(*EraseCaseResponse)(nil),                // 41: mash.triage.v1.EraseCaseResponse
+	(*LegalHold)(nil),                        // 42: mash.triage.v1.LegalHold
+	(*RequestInformationRequest)(nil),        // 43: mash.triage.v1.RequestInformationRequest
+	(*RequestInformationResponse)(nil),       // 44: mash.triage.v1.RequestInformationResponse
+	(*ListInformationRequestsRequest)(nil),   // 45: mash.triage.v1.ListInformationRequestsRequest
+	(*ListInformationRequestsResponse)(nil),  // 46: mash.triage.v1.ListInformationRequestsResponse
+	(*AnswerInformationRequestRequest)(nil),  // 47: mash.triage.v1.AnswerInformationRequestRequest
+	(*AnswerInformationRequestResponse)(nil), // 48: mash.triage.v1.AnswerInformationRequestResponse
+	(*RaiseDisagreementRequest)(nil),         // 49: mash.triage.v1.RaiseDisagreementRequest
+	(*RaiseDisagreementResponse)(nil),        // 50: mash.triage.v1.RaiseDisagreementResponse
+	(*ListDisagreementsRequest)(nil),         // 51: mash.triage.v1.ListDisagreementsRequest
+	(*ListDisagreementsResponse)(nil),        // 52: mash.triage.v1.ListDisagreementsResponse
+	(*EscalateDisagreementRequest)(nil),      // 53: mash.triage.v1.EscalateDisagreementRequest
+	(*EscalateDisagreementResponse)(nil),     // 54: mash.triage.v1.EscalateDisagreementResponse
+	(*ResolveDisagreementRequest)(nil),       // 55: mash.triage.v1.ResolveDisagreementRequest
+	(*ResolveDisagreementResponse)(nil),      // 56: mash.triage.v1.ResolveDisagreementResponse
+	(*GetDashboardRequest)(nil),              // 57: mash.triage.v1.GetDashboardRequest
+	(*Tally)(nil),                            // 58: mash.triage.v1.Tally
+	(*AgencyTurnaround)(nil),                 // 59: mash.triage.v1.AgencyTurnaround
+	(*LevelOutcomes)(nil),                    // 60: mash.triage.v1.LevelOutcomes
+	(*GetDashboardResponse)(nil),             // 61: mash.triage.v1.GetDashboardResponse
+	(*ExportCaseRequest)(nil),                // 62: mash.triage.v1.ExportCaseRequest
+	(*ExportCaseResponse)(nil),               // 63: mash.triage.v1.ExportCaseResponse
+	(*SubjectReferral)(nil),                  // 64: mash.triage.v1.SubjectReferral
+	(*ReassignCasesRequest)(nil),             // 65: mash.triage.v1.ReassignCasesRequest
+	(*ReassignmentResult)(nil),               // 66: mash.triage.v1.ReassignmentResult
+	(*ReassignCasesResponse)(nil),            // 67: mash.triage.v1.ReassignCasesResponse
+	(*LeadProfessional)(nil),                 // 68: mash.triage.v1.LeadProfessional
+	(*NameLeadProfessionalRequest)(nil),      // 69: mash.triage.v1.NameLeadProfessionalRequest
+	(*NameLeadProfessionalResponse)(nil),     // 70: mash.triage.v1.NameLeadProfessionalResponse
+	(v1.Level)(0),                            // 71: mash.rules.v1.Level
+	(v1.Rag)(0),                              // 72: mash.rules.v1.Rag
+	(v1.DecisionStatus)(0),                   // 73: mash.rules.v1.DecisionStatus
+	(*timestamppb.Timestamp)(nil),            // 74: google.protobuf.Timestamp
+	(*v1.Decision)(nil),                      // 75: mash.rules.v1.Decision
+	(*v11.Referral)(nil),                     // 76: mash.intake.v1.Referral
+	(*QualityReview)(nil),                    // 77: mash.triage.v1.QualityReview
+	(*v12.AccessRecord)(nil),                 // 78: mash.audit.v1.AccessRecord
+	(*v13.Notification)(nil),                 // 79: mash.notify.v1.Notification
+	(*v12.AuditEntry)(nil),                   // 80: mash.audit.v1.AuditEntry
 }
 var file_mash_triage_v1_triage_proto_depIdxs = []int32{
 	0,   // 0: mash.triage.v1.Case.state:type_name -> mash.triage.v1.CaseState
-	64,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
-	65,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
-	66,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
-	67,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
-	67,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
-	67,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
-	67,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
-	67,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
-	67,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
+	71,  // 1: mash.triage.v1.Case.level:type_name -> mash.rules.v1.Level
+	72,  // 2: mash.triage.v1.Case.rag:type_name -> mash.rules.v1.Rag
+	73,  // 3: mash.triage.v1.Case.decision_status:type_name -> mash.rules.v1.DecisionStatus
+	74,  // 4: mash.triage.v1.Case.received_at:type_name -> google.protobuf.Timestamp
+	74,  // 5: mash.triage.v1.Case.decision_due:type_name -> google.protobuf.Timestamp
+	74,  // 6: mash.triage.v1.Case.rag_due:type_name -> google.protobuf.Timestamp
+	74,  // 7: mash.triage.v1.Case.recommended_at:type_name -> google.protobuf.Timestamp
+	74,  // 8: mash.triage.v1.Case.decided_at:type_name -> google.protobuf.Timestamp
+	74,  // 9: mash.triage.v1.Case.claim_expires_at:type_name -> google.protobuf.Timestamp
 	1,   // 10: mash.triage.v1.Case.outcome:type_name -> mash.triage.v1.CaseOutcome
-	67,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	5,   // 12: mash.triage.v1.Case.sharing_authorisation:type_name -> mash.triage.v1.SharingAuthorisation
-	67,  // 13: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
-	4,   // 14: mash.triage.v1.AuthoriseSharingResponse.case:type_name -> mash.triage.v1.Case
-	4,   // 15: mash.triage.v1.RevokeSharingResponse.case:type_name -> mash.triage.v1.Case
-	4,   // 16: mash.triage.v1.RecordConsentResponse.case:type_name -> mash.triage.v1.Case
-	0,   // 17: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
-	0,   // 18: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
-	65,  // 19: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
-	64,  // 20: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
-	4,   // 21: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
-	12,  // 22: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
-	67,  // 23: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
-	64,  // 24: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
-	65,  // 25: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
-	0,   // 26: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
-	1,   // 27: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
-	67,  // 28: mash.triage.v1.ChildHistoryEntry.closed_at:type_name -> google.protobuf.Timestamp
-	67,  // 29: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
-	67,  // 30: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
-	67,  // 31: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
-	67,  // 32: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
-	67,  // 33: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
-	67,  // 34: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
-	67,  // 35: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
-	2,   // 36: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
-	67,  // 37: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
-	67,  // 38: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
-	3,   // 39: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
-	67,  // 40: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
-	67,  // 41: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
-	67,  // 42: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
-	3,   // 43: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
-	67,  // 44: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
-	67,  // 45: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
-	67,  // 46: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
-	19,  // 47: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
-	4,   // 48: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
-	68,  // 49: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	15,  // 50: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
-	16,  // 51: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
-	17,  // 52: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
-	18,  // 53: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
-	20,  // 54: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	69,  // 55: mash.triage.v1.GetCaseResponse.referral:type_name -> mash.intake.v1.Referral
-	4,   // 56: mash.triage.v1.GetCaseResponse.family:type_name -> mash.triage.v1.Case
-	4,   // 57: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
-	4,   // 58: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
-	4,   // 59: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
-	64,  // 60: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
-	65,  // 61: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
-	4,   // 62: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
-	68,  // 63: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
-	67,  // 64: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
-	17,  // 65: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
-	1,   // 66: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
-	4,   // 67: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
-	41,  // 68: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	41,  // 69: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
-	67,  // 70: mash.triage.v1.EraseCaseResponse.erased_at:type_name -> google.protobuf.Timestamp
-	67,  // 71: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
-	67,  // 72: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
-	67,  // 73: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
-	18,  // 74: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
-	18,  // 75: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
-	18,  // 76: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
-	20,  // 77: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 78: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
-	20,  // 79: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	20,  // 80: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
-	67,  // 81: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
-	67,  // 82: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
-	64,  // 83: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
-	57,  // 84: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
-	67,  // 85: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
-	67,  // 86: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
-	57,  // 87: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
-	57,  // 88: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
-	59,  // 89: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
-	58,  // 90: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
-	58,  // 91: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
-	57,  // 92: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
-	67,  // 93: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
-	63,  // 94: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
-	70,  // 95: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
-	69,  // 96: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
-	68,  // 97: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
-	4,   // 98: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
-	17,  // 99: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
-	18,  // 100: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
-	20,  // 101: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
-	41,  // 102: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
-	71,  // 103: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
-	72,  // 104: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
-	13,  // 105: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
-	21,  // 106: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
-	23,  // 107: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
-	25,  // 108: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
-	27,  // 109: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
-	29,  // 110: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
-	31,  // 111: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
-	33,  // 112: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
-	42,  // 113: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
-	44,  // 114: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
-	46,  // 115: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
-	48,  // 116: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
-	50,  // 117: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
-	52,  // 118: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
-	54,  // 119: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
-	56,  // 120: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
-	6,   // 121: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
-	8,   // 122: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
-	10,  // 123: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
-	35,  // 124: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
-	37,  // 125: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
-	61,  // 126: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
-	39,  // 127: mash.triage.v1.TriageService.EraseCase:input_type -> mash.triage.v1.EraseCaseRequest
-	14,  // 128: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
-	22,  // 129: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
-	24,  // 130: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
-	26,  // 131: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
-	28,  // 132: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
-	30,  // 133: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
-	32,  // 134: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
-	34,  // 135: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
-	43,  // 136: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
-	45,  // 137: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
-	47,  // 138: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
-	49,  // 139: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
-	51,  // 140: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
-	53,  // 141: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
-	55,  // 142: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
-	60,  // 143: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
-	7,   // 144: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
-	9,   // 145: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
-	11,  // 146: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
-	36,  // 147: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
-	38,  // 148: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
-	62,  // 149: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
-	40,  // 150: mash.triage.v1.TriageService.EraseCase:output_type -> mash.triage.v1.EraseCaseResponse
-	128, // [128:151] is the sub-list for method output_type
-	105, // [105:128] is the sub-list for method input_type
-	105, // [105:105] is the sub-list for extension type_name
-	105, // [105:105] is the sub-list for extension extendee
-	0,   // [0:105] is the sub-list for field type_name
+	74,  // 11: mash.triage.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	6,   // 12: mash.triage.v1.Case.sharing_authorisation:type_name -> mash.triage.v1.SharingAuthorisation
+	68,  // 13: mash.triage.v1.Case.lead_professional:type_name -> mash.triage.v1.LeadProfessional
+	74,  // 14: mash.triage.v1.SharingAuthorisation.authorised_at:type_name -> google.protobuf.Timestamp
+	5,   // 15: mash.triage.v1.AuthoriseSharingResponse.case:type_name -> mash.triage.v1.Case
+	5,   // 16: mash.triage.v1.RevokeSharingResponse.case:type_name -> mash.triage.v1.Case
+	5,   // 17: mash.triage.v1.RecordConsentResponse.case:type_name -> mash.triage.v1.Case
+	0,   // 18: mash.triage.v1.QueueCount.state:type_name -> mash.triage.v1.CaseState
+	0,   // 19: mash.triage.v1.ListQueueRequest.states:type_name -> mash.triage.v1.CaseState
+	72,  // 20: mash.triage.v1.ListQueueRequest.rags:type_name -> mash.rules.v1.Rag
+	71,  // 21: mash.triage.v1.ListQueueRequest.levels:type_name -> mash.rules.v1.Level
+	5,   // 22: mash.triage.v1.ListQueueResponse.cases:type_name -> mash.triage.v1.Case
+	13,  // 23: mash.triage.v1.ListQueueResponse.counts:type_name -> mash.triage.v1.QueueCount
+	74,  // 24: mash.triage.v1.ChildHistoryEntry.received_at:type_name -> google.protobuf.Timestamp
+	71,  // 25: mash.triage.v1.ChildHistoryEntry.level:type_name -> mash.rules.v1.Level
+	72,  // 26: mash.triage.v1.ChildHistoryEntry.rag:type_name -> mash.rules.v1.Rag
+	0,   // 27: mash.triage.v1.ChildHistoryEntry.state:type_name -> mash.triage.v1.CaseState
+	1,   // 28: mash.triage.v1.ChildHistoryEntry.outcome:type_name -> mash.triage.v1.CaseOutcome
+	74,  // 29: mash.triage.v1.ChildHistoryEntry.closed_at:type_name -> google.protobuf.Timestamp
+	74,  // 30: mash.triage.v1.AgencyNotice.sent_at:type_name -> google.protobuf.Timestamp
+	74,  // 31: mash.triage.v1.AgencyNotice.delivered_at:type_name -> google.protobuf.Timestamp
+	74,  // 32: mash.triage.v1.AgencyNotice.acknowledged_at:type_name -> google.protobuf.Timestamp
+	74,  // 33: mash.triage.v1.AgencyNotice.ack_due:type_name -> google.protobuf.Timestamp
+	74,  // 34: mash.triage.v1.StrategyDiscussion.held_at:type_name -> google.protobuf.Timestamp
+	74,  // 35: mash.triage.v1.StrategyDiscussion.recorded_at:type_name -> google.protobuf.Timestamp
+	74,  // 36: mash.triage.v1.InformationRequest.due:type_name -> google.protobuf.Timestamp
+	2,   // 37: mash.triage.v1.InformationRequest.state:type_name -> mash.triage.v1.InformationRequestState
+	74,  // 38: mash.triage.v1.InformationRequest.requested_at:type_name -> google.protobuf.Timestamp
+	74,  // 39: mash.triage.v1.InformationRequest.answered_at:type_name -> google.protobuf.Timestamp
+	3,   // 40: mash.triage.v1.DisagreementStep.stage:type_name -> mash.triage.v1.DisagreementStage
+	74,  // 41: mash.triage.v1.DisagreementStep.started_at:type_name -> google.protobuf.Timestamp
+	74,  // 42: mash.triage.v1.DisagreementStep.due:type_name -> google.protobuf.Timestamp
+	74,  // 43: mash.triage.v1.DisagreementStep.ended_at:type_name -> google.protobuf.Timestamp
+	3,   // 44: mash.triage.v1.Disagreement.stage:type_name -> mash.triage.v1.DisagreementStage
+	74,  // 45: mash.triage.v1.Disagreement.stage_due:type_name -> google.protobuf.Timestamp
+	74,  // 46: mash.triage.v1.Disagreement.raised_at:type_name -> google.protobuf.Timestamp
+	74,  // 47: mash.triage.v1.Disagreement.resolved_at:type_name -> google.protobuf.Timestamp
+	20,  // 48: mash.triage.v1.Disagreement.steps:type_name -> mash.triage.v1.DisagreementStep
+	5,   // 49: mash.triage.v1.GetCaseResponse.case:type_name -> mash.triage.v1.Case
+	75,  // 50: mash.triage.v1.GetCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	16,  // 51: mash.triage.v1.GetCaseResponse.history:type_name -> mash.triage.v1.ChildHistoryEntry
+	17,  // 52: mash.triage.v1.GetCaseResponse.notices:type_name -> mash.triage.v1.AgencyNotice
+	18,  // 53: mash.triage.v1.GetCaseResponse.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	19,  // 54: mash.triage.v1.GetCaseResponse.information_requests:type_name -> mash.triage.v1.InformationRequest
+	21,  // 55: mash.triage.v1.GetCaseResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	76,  // 56: mash.triage.v1.GetCaseResponse.referral:type_name -> mash.intake.v1.Referral
+	5,   // 57: mash.triage.v1.GetCaseResponse.family:type_name -> mash.triage.v1.Case
+	77,  // 58: mash.triage.v1.GetCaseResponse.quality_reviews:type_name -> mash.triage.v1.QualityReview
+	5,   // 59: mash.triage.v1.ClaimCaseResponse.case:type_name -> mash.triage.v1.Case
+	5,   // 60: mash.triage.v1.ReleaseCaseResponse.case:type_name -> mash.triage.v1.Case
+	5,   // 61: mash.triage.v1.AssignCaseResponse.case:type_name -> mash.triage.v1.Case
+	71,  // 62: mash.triage.v1.DecideCaseRequest.level:type_name -> mash.rules.v1.Level
+	72,  // 63: mash.triage.v1.DecideCaseRequest.rag:type_name -> mash.rules.v1.Rag
+	5,   // 64: mash.triage.v1.DecideCaseResponse.case:type_name -> mash.triage.v1.Case
+	75,  // 65: mash.triage.v1.DecideCaseResponse.decision:type_name -> mash.rules.v1.Decision
+	74,  // 66: mash.triage.v1.RecordStrategyDiscussionRequest.held_at:type_name -> google.protobuf.Timestamp
+	18,  // 67: mash.triage.v1.RecordStrategyDiscussionResponse.discussion:type_name -> mash.triage.v1.StrategyDiscussion
+	1,   // 68: mash.triage.v1.CloseCaseRequest.outcome:type_name -> mash.triage.v1.CaseOutcome
+	5,   // 69: mash.triage.v1.CloseCaseResponse.case:type_name -> mash.triage.v1.Case
+	42,  // 70: mash.triage.v1.PlaceLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	42,  // 71: mash.triage.v1.LiftLegalHoldResponse.hold:type_name -> mash.triage.v1.LegalHold
+	74,  // 72: mash.triage.v1.EraseCaseResponse.erased_at:type_name -> google.protobuf.Timestamp
+	74,  // 73: mash.triage.v1.LegalHold.placed_at:type_name -> google.protobuf.Timestamp
+	74,  // 74: mash.triage.v1.LegalHold.lifted_at:type_name -> google.protobuf.Timestamp
+	74,  // 75: mash.triage.v1.RequestInformationRequest.due:type_name -> google.protobuf.Timestamp
+	19,  // 76: mash.triage.v1.RequestInformationResponse.request:type_name -> mash.triage.v1.InformationRequest
+	19,  // 77: mash.triage.v1.ListInformationRequestsResponse.requests:type_name -> mash.triage.v1.InformationRequest
+	19,  // 78: mash.triage.v1.AnswerInformationRequestResponse.request:type_name -> mash.triage.v1.InformationRequest
+	21,  // 79: mash.triage.v1.RaiseDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	21,  // 80: mash.triage.v1.ListDisagreementsResponse.disagreements:type_name -> mash.triage.v1.Disagreement
+	21,  // 81: mash.triage.v1.EscalateDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	21,  // 82: mash.triage.v1.ResolveDisagreementResponse.disagreement:type_name -> mash.triage.v1.Disagreement
+	74,  // 83: mash.triage.v1.GetDashboardRequest.from:type_name -> google.protobuf.Timestamp
+	74,  // 84: mash.triage.v1.GetDashboardRequest.to:type_name -> google.protobuf.Timestamp
+	71,  // 85: mash.triage.v1.LevelOutcomes.level:type_name -> mash.rules.v1.Level
+	58,  // 86: mash.triage.v1.LevelOutcomes.outcomes:type_name -> mash.triage.v1.Tally
+	74,  // 87: mash.triage.v1.GetDashboardResponse.from:type_name -> google.protobuf.Timestamp
+	74,  // 88: mash.triage.v1.GetDashboardResponse.to:type_name -> google.protobuf.Timestamp
+	58,  // 89: mash.triage.v1.GetDashboardResponse.by_source_agency:type_name -> mash.triage.v1.Tally
+	58,  // 90: mash.triage.v1.GetDashboardResponse.rag_distribution:type_name -> mash.triage.v1.Tally
+	60,  // 91: mash.triage.v1.GetDashboardResponse.outcomes_by_level:type_name -> mash.triage.v1.LevelOutcomes
+	59,  // 92: mash.triage.v1.GetDashboardResponse.acknowledgement_times:type_name -> mash.triage.v1.AgencyTurnaround
+	59,  // 93: mash.triage.v1.GetDashboardResponse.information_request_turnaround:type_name -> mash.triage.v1.AgencyTurnaround
+	58,  // 94: mash.triage.v1.GetDashboardResponse.referrals_by_week:type_name -> mash.triage.v1.Tally
+	58,  // 95: mash.triage.v1.GetDashboardResponse.lead_professional_agencies:type_name -> mash.triage.v1.Tally
+	74,  // 96: mash.triage.v1.ExportCaseResponse.exported_at:type_name -> google.protobuf.Timestamp
+	64,  // 97: mash.triage.v1.ExportCaseResponse.referrals:type_name -> mash.triage.v1.SubjectReferral
+	78,  // 98: mash.triage.v1.ExportCaseResponse.accesses:type_name -> mash.audit.v1.AccessRecord
+	76,  // 99: mash.triage.v1.SubjectReferral.referral:type_name -> mash.intake.v1.Referral
+	75,  // 100: mash.triage.v1.SubjectReferral.decision:type_name -> mash.rules.v1.Decision
+	5,   // 101: mash.triage.v1.SubjectReferral.case:type_name -> mash.triage.v1.Case
+	18,  // 102: mash.triage.v1.SubjectReferral.strategy_discussions:type_name -> mash.triage.v1.StrategyDiscussion
+	19,  // 103: mash.triage.v1.SubjectReferral.information_requests:type_name -> mash.triage.v1.InformationRequest
+	21,  // 104: mash.triage.v1.SubjectReferral.disagreements:type_name -> mash.triage.v1.Disagreement
+	42,  // 105: mash.triage.v1.SubjectReferral.legal_holds:type_name -> mash.triage.v1.LegalHold
+	79,  // 106: mash.triage.v1.SubjectReferral.notifications:type_name -> mash.notify.v1.Notification
+	80,  // 107: mash.triage.v1.SubjectReferral.trail:type_name -> mash.audit.v1.AuditEntry
+	77,  // 108: mash.triage.v1.SubjectReferral.quality_reviews:type_name -> mash.triage.v1.QualityReview
+	5,   // 109: mash.triage.v1.ReassignmentResult.case:type_name -> mash.triage.v1.Case
+	66,  // 110: mash.triage.v1.ReassignCasesResponse.results:type_name -> mash.triage.v1.ReassignmentResult
+	4,   // 111: mash.triage.v1.LeadProfessional.scope:type_name -> mash.triage.v1.LeadProfessionalScope
+	74,  // 112: mash.triage.v1.LeadProfessional.named_at:type_name -> google.protobuf.Timestamp
+	4,   // 113: mash.triage.v1.NameLeadProfessionalRequest.scope:type_name -> mash.triage.v1.LeadProfessionalScope
+	5,   // 114: mash.triage.v1.NameLeadProfessionalResponse.cases:type_name -> mash.triage.v1.Case
+	14,  // 115: mash.triage.v1.TriageService.ListQueue:input_type -> mash.triage.v1.ListQueueRequest
+	22,  // 116: mash.triage.v1.TriageService.GetCase:input_type -> mash.triage.v1.GetCaseRequest
+	24,  // 117: mash.triage.v1.TriageService.ClaimCase:input_type -> mash.triage.v1.ClaimCaseRequest
+	26,  // 118: mash.triage.v1.TriageService.ReleaseCase:input_type -> mash.triage.v1.ReleaseCaseRequest
+	28,  // 119: mash.triage.v1.TriageService.AssignCase:input_type -> mash.triage.v1.AssignCaseRequest
+	30,  // 120: mash.triage.v1.TriageService.DecideCase:input_type -> mash.triage.v1.DecideCaseRequest
+	32,  // 121: mash.triage.v1.TriageService.RecordStrategyDiscussion:input_type -> mash.triage.v1.RecordStrategyDiscussionRequest
+	34,  // 122: mash.triage.v1.TriageService.CloseCase:input_type -> mash.triage.v1.CloseCaseRequest
+	43,  // 123: mash.triage.v1.TriageService.RequestInformation:input_type -> mash.triage.v1.RequestInformationRequest
+	45,  // 124: mash.triage.v1.TriageService.ListInformationRequests:input_type -> mash.triage.v1.ListInformationRequestsRequest
+	47,  // 125: mash.triage.v1.TriageService.AnswerInformationRequest:input_type -> mash.triage.v1.AnswerInformationRequestRequest
+	49,  // 126: mash.triage.v1.TriageService.RaiseDisagreement:input_type -> mash.triage.v1.RaiseDisagreementRequest
+	51,  // 127: mash.triage.v1.TriageService.ListDisagreements:input_type -> mash.triage.v1.ListDisagreementsRequest
+	53,  // 128: mash.triage.v1.TriageService.EscalateDisagreement:input_type -> mash.triage.v1.EscalateDisagreementRequest
+	55,  // 129: mash.triage.v1.TriageService.ResolveDisagreement:input_type -> mash.triage.v1.ResolveDisagreementRequest
+	57,  // 130: mash.triage.v1.TriageService.GetDashboard:input_type -> mash.triage.v1.GetDashboardRequest
+	7,   // 131: mash.triage.v1.TriageService.AuthoriseSharing:input_type -> mash.triage.v1.AuthoriseSharingRequest
+	9,   // 132: mash.triage.v1.TriageService.RevokeSharing:input_type -> mash.triage.v1.RevokeSharingRequest
+	11,  // 133: mash.triage.v1.TriageService.RecordConsent:input_type -> mash.triage.v1.RecordConsentRequest
+	36,  // 134: mash.triage.v1.TriageService.PlaceLegalHold:input_type -> mash.triage.v1.PlaceLegalHoldRequest
+	38,  // 135: mash.triage.v1.TriageService.LiftLegalHold:input_type -> mash.triage.v1.LiftLegalHoldRequest
+	62,  // 136: mash.triage.v1.TriageService.ExportCase:input_type -> mash.triage.v1.ExportCaseRequest
+	40,  // 137: mash.triage.v1.TriageService.EraseCase:input_type -> mash.triage.v1.EraseCaseRequest
+	65,  // 138: mash.triage.v1.TriageService.ReassignCases:input_type -> mash.triage.v1.ReassignCasesRequest
+	69,  // 139: mash.triage.v1.TriageService.NameLeadProfessional:input_type -> mash.triage.v1.NameLeadProfessionalRequest
+	15,  // 140: mash.triage.v1.TriageService.ListQueue:output_type -> mash.triage.v1.ListQueueResponse
+	23,  // 141: mash.triage.v1.TriageService.GetCase:output_type -> mash.triage.v1.GetCaseResponse
+	25,  // 142: mash.triage.v1.TriageService.ClaimCase:output_type -> mash.triage.v1.ClaimCaseResponse
+	27,  // 143: mash.triage.v1.TriageService.ReleaseCase:output_type -> mash.triage.v1.ReleaseCaseResponse
+	29,  // 144: mash.triage.v1.TriageService.AssignCase:output_type -> mash.triage.v1.AssignCaseResponse
+	31,  // 145: mash.triage.v1.TriageService.DecideCase:output_type -> mash.triage.v1.DecideCaseResponse
+	33,  // 146: mash.triage.v1.TriageService.RecordStrategyDiscussion:output_type -> mash.triage.v1.RecordStrategyDiscussionResponse
+	35,  // 147: mash.triage.v1.TriageService.CloseCase:output_type -> mash.triage.v1.CloseCaseResponse
+	44,  // 148: mash.triage.v1.TriageService.RequestInformation:output_type -> mash.triage.v1.RequestInformationResponse
+	46,  // 149: mash.triage.v1.TriageService.ListInformationRequests:output_type -> mash.triage.v1.ListInformationRequestsResponse
+	48,  // 150: mash.triage.v1.TriageService.AnswerInformationRequest:output_type -> mash.triage.v1.AnswerInformationRequestResponse
+	50,  // 151: mash.triage.v1.TriageService.RaiseDisagreement:output_type -> mash.triage.v1.RaiseDisagreementResponse
+	52,  // 152: mash.triage.v1.TriageService.ListDisagreements:output_type -> mash.triage.v1.ListDisagreementsResponse
+	54,  // 153: mash.triage.v1.TriageService.EscalateDisagreement:output_type -> mash.triage.v1.EscalateDisagreementResponse
+	56,  // 154: mash.triage.v1.TriageService.ResolveDisagreement:output_type -> mash.triage.v1.ResolveDisagreementResponse
+	61,  // 155: mash.triage.v1.TriageService.GetDashboard:output_type -> mash.triage.v1.GetDashboardResponse
+	8,   // 156: mash.triage.v1.TriageService.AuthoriseSharing:output_type -> mash.triage.v1.AuthoriseSharingResponse
+	10,  // 157: mash.triage.v1.TriageService.RevokeSharing:output_type -> mash.triage.v1.RevokeSharingResponse
+	12,  // 158: mash.triage.v1.TriageService.RecordConsent:output_type -> mash.triage.v1.RecordConsentResponse
+	37,  // 159: mash.triage.v1.TriageService.PlaceLegalHold:output_type -> mash.triage.v1.PlaceLegalHoldResponse
+	39,  // 160: mash.triage.v1.TriageService.LiftLegalHold:output_type -> mash.triage.v1.LiftLegalHoldResponse
+	63,  // 161: mash.triage.v1.TriageService.ExportCase:output_type -> mash.triage.v1.ExportCaseResponse
+	41,  // 162: mash.triage.v1.TriageService.EraseCase:output_type -> mash.triage.v1.EraseCaseResponse
+	67,  // 163: mash.triage.v1.TriageService.ReassignCases:output_type -> mash.triage.v1.ReassignCasesResponse
+	70,  // 164: mash.triage.v1.TriageService.NameLeadProfessional:output_type -> mash.triage.v1.NameLeadProfessionalResponse
+	140, // [140:165] is the sub-list for method output_type
+	115, // [115:140] is the sub-list for method input_type
+	115, // [115:115] is the sub-list for extension type_name
+	115, // [115:115] is the sub-list for extension extendee
+	0,   // [0:115] is the sub-list for field type_name
 }
 
 func init() { file_mash_triage_v1_triage_proto_init() }
@@ -5450,13 +6049,14 @@ func file_mash_triage_v1_triage_proto_init() {
 	if File_mash_triage_v1_triage_proto != nil {
 		return
 	}
+	file_mash_triage_v1_quality_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mash_triage_v1_triage_proto_rawDesc), len(file_mash_triage_v1_triage_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   60,
+			NumEnums:      5,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

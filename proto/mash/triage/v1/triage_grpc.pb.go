@@ -42,6 +42,8 @@ const (
 	TriageService_LiftLegalHold_FullMethodName            = "/mash.triage.v1.TriageService/LiftLegalHold"
 	TriageService_ExportCase_FullMethodName               = "/mash.triage.v1.TriageService/ExportCase"
 	TriageService_EraseCase_FullMethodName                = "/mash.triage.v1.TriageService/EraseCase"
+	TriageService_ReassignCases_FullMethodName            = "/mash.triage.v1.TriageService/ReassignCases"
+	TriageService_NameLeadProfessional_FullMethodName     = "/mash.triage.v1.TriageService/NameLeadProfessional"
 )
 
 // TriageServiceClient is the client API for TriageService service.
@@ -138,6 +140,16 @@ type TriageServiceClient interface {
 	// Erasing an erased case answers its erasure again. Managers only.
 	// HTTP: POST /v1/cases/{referral_id}/erase.
 	EraseCase(ctx context.Context, in *EraseCaseRequest, opts ...grpc.CallOption) (*EraseCaseResponse, error)
+	// ReassignCases gives several cases to one member of staff at once (a manager, from the
+	// queue). Each case is assigned on its own, as AssignCase would, with its own
+	// mash.case.assigned event: the answer gives each case's result, so one case that cannot be
+	// assigned (closed, unknown) leaves the others assigned. An assignee who is not staff of
+	// every case's partnership is refused before any case changes. Managers.
+	ReassignCases(ctx context.Context, in *ReassignCasesRequest, opts ...grpc.CallOption) (*ReassignCasesResponse, error)
+	// NameLeadProfessional names the lead professional (agency, team, person) for a decided
+	// case, or for every case of its family group, with a mash.case.lead_professional_named
+	// event per case; notify tells the named agency. Practitioners and managers.
+	NameLeadProfessional(ctx context.Context, in *NameLeadProfessionalRequest, opts ...grpc.CallOption) (*NameLeadProfessionalResponse, error)
 }
 
 type triageServiceClient struct {
@@ -378,6 +390,26 @@ func (c *triageServiceClient) EraseCase(ctx context.Context, in *EraseCaseReques
 	return out, nil
 }
 
+func (c *triageServiceClient) ReassignCases(ctx context.Context, in *ReassignCasesRequest, opts ...grpc.CallOption) (*ReassignCasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReassignCasesResponse)
+	err := c.cc.Invoke(ctx, TriageService_ReassignCases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *triageServiceClient) NameLeadProfessional(ctx context.Context, in *NameLeadProfessionalRequest, opts ...grpc.CallOption) (*NameLeadProfessionalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NameLeadProfessionalResponse)
+	err := c.cc.Invoke(ctx, TriageService_NameLeadProfessional_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TriageServiceServer is the server API for TriageService service.
 // All implementations must embed UnimplementedTriageServiceServer
 // for forward compatibility.
@@ -472,6 +504,16 @@ type TriageServiceServer interface {
 	// Erasing an erased case answers its erasure again. Managers only.
 	// HTTP: POST /v1/cases/{referral_id}/erase.
 	EraseCase(context.Context, *EraseCaseRequest) (*EraseCaseResponse, error)
+	// ReassignCases gives several cases to one member of staff at once (a manager, from the
+	// queue). Each case is assigned on its own, as AssignCase would, with its own
+	// mash.case.assigned event: the answer gives each case's result, so one case that cannot be
+	// assigned (closed, unknown) leaves the others assigned. An assignee who is not staff of
+	// every case's partnership is refused before any case changes. Managers.
+	ReassignCases(context.Context, *ReassignCasesRequest) (*ReassignCasesResponse, error)
+	// NameLeadProfessional names the lead professional (agency, team, person) for a decided
+	// case, or for every case of its family group, with a mash.case.lead_professional_named
+	// event per case; notify tells the named agency. Practitioners and managers.
+	NameLeadProfessional(context.Context, *NameLeadProfessionalRequest) (*NameLeadProfessionalResponse, error)
 	mustEmbedUnimplementedTriageServiceServer()
 }
 
@@ -550,6 +592,12 @@ func (UnimplementedTriageServiceServer) ExportCase(context.Context, *ExportCaseR
 }
 func (UnimplementedTriageServiceServer) EraseCase(context.Context, *EraseCaseRequest) (*EraseCaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EraseCase not implemented")
+}
+func (UnimplementedTriageServiceServer) ReassignCases(context.Context, *ReassignCasesRequest) (*ReassignCasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReassignCases not implemented")
+}
+func (UnimplementedTriageServiceServer) NameLeadProfessional(context.Context, *NameLeadProfessionalRequest) (*NameLeadProfessionalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NameLeadProfessional not implemented")
 }
 func (UnimplementedTriageServiceServer) mustEmbedUnimplementedTriageServiceServer() {}
 func (UnimplementedTriageServiceServer) testEmbeddedByValue()                       {}
@@ -986,6 +1034,42 @@ func _TriageService_EraseCase_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TriageService_ReassignCases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReassignCasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).ReassignCases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_ReassignCases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).ReassignCases(ctx, req.(*ReassignCasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TriageService_NameLeadProfessional_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NameLeadProfessionalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TriageServiceServer).NameLeadProfessional(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TriageService_NameLeadProfessional_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TriageServiceServer).NameLeadProfessional(ctx, req.(*NameLeadProfessionalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TriageService_ServiceDesc is the grpc.ServiceDesc for TriageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1084,6 +1168,14 @@ var TriageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EraseCase",
 			Handler:    _TriageService_EraseCase_Handler,
+		},
+		{
+			MethodName: "ReassignCases",
+			Handler:    _TriageService_ReassignCases_Handler,
+		},
+		{
+			MethodName: "NameLeadProfessional",
+			Handler:    _TriageService_NameLeadProfessional_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -24,7 +24,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/pack"
 )
 
 //go:embed vignettes/*.yaml

@@ -1,7 +1,7 @@
 package corpus
 
 import (
-	"mash/services/rules/pack"
+	"github.com/mash-hub/mash/services/rules/pack"
 )
 
 // Result is what a pack decided for one vignette.

@@ -8,8 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	intakev1 "mash/proto/mash/intake/v1"
-	"mash/services/rules/pack"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
+	"github.com/mash-hub/mash/services/rules/pack"
 )
 
 // Submission writes facts as the referral a referring system would send about a
