@@ -226,18 +226,29 @@ func (c *Consumer) applyBatch(ctx, run context.Context, items []*batchItem) erro
 	if err != nil {
 		return err
 	}
-	for _, it := range apply {
-		caseErased := erased[it.env.GetReferralId()]
-		if caseErased && c.cfg.Erased == nil {
-			// The inbox row stays: a redelivery stops there.
-			it.result = resultDuplicate
-			continue
+	handleAll := func(ctx context.Context) error {
+		for _, it := range apply {
+			caseErased := erased[it.env.GetReferralId()]
+			if caseErased && c.cfg.Erased == nil {
+				// The inbox row stays: a redelivery stops there.
+				it.result = resultDuplicate
+				continue
+			}
+			// An event of an erased case goes to the Erased handler on its envelope alone,
+			// as apply does for one event.
+			if err := c.handleInBatch(ctx, tx, it, caseErased); err != nil {
+				return fmt.Errorf("event %s: %w", it.env.EventId, err)
+			}
 		}
-		// An event of an erased case goes to the Erased handler on its envelope alone,
-		// as apply does for one event.
-		if err := c.handleInBatch(ctx, tx, it, caseErased); err != nil {
-			return fmt.Errorf("event %s: %w", it.env.EventId, err)
-		}
+		return nil
+	}
+	if c.cfg.BatchScope != nil {
+		err = c.cfg.BatchScope(ctx, tx, handleAll)
+	} else {
+		err = handleAll(ctx)
+	}
+	if err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

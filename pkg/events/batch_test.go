@@ -179,6 +179,67 @@ func TestBatchFailureFallsBackToOneByOne(t *testing.T) {
 	}
 }
 
+type queuedKey struct{}
+
+// BatchScope wraps a batch's handlers: here they queue their writes on ctx and the scope
+// writes them all after the last handler, in the batch's transaction. When the scope's own
+// write fails, the batch rolls back and each event is applied alone, unwrapped: the
+// handler then finds nothing queued and writes at once. No event is lost or applied twice.
+func TestBatchScopeWrapsTheBatchsHandlers(t *testing.T) {
+	t.Parallel()
+	for _, scopeFails := range []bool{false, true} {
+		name := map[bool]string{false: "scope writes", true: "scope fails"}[scopeFails]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pool := newTestPool(t)
+			b := startBroker(t, t.TempDir())
+			durable := map[bool]string{false: "scope1", true: "scope2"}[scopeFails]
+			var scoped, direct atomic.Int64
+			h := func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope) error {
+				if q, ok := ctx.Value(queuedKey{}).(*[]string); ok {
+					*q = append(*q, env.EventId)
+					return nil
+				}
+				direct.Add(1)
+				_, err := tx.Exec(ctx, `INSERT INTO evt.effects (event_id, consumer) VALUES ($1, txid_current()::text)`, env.EventId)
+				return err
+			}
+			c := newBatchConsumer(t, pool, b.js, durable, h, NewMetrics(nil))
+			c.cfg.BatchScope = func(ctx context.Context, tx pgx.Tx, apply func(context.Context) error) error {
+				scoped.Add(1)
+				var q []string
+				if err := apply(context.WithValue(ctx, queuedKey{}, &q)); err != nil {
+					return err
+				}
+				if scopeFails {
+					return errors.New("the scope's write failed")
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO evt.effects (event_id, consumer) SELECT e, txid_current()::text FROM unnest($1::uuid[]) e`, q)
+				return err
+			}
+			ids := publishEvents(t, b.js, 6, "")
+			c.processBatch(context.Background(), context.Background(), fetchBatch(t, c, 6))
+
+			txs := transactions(t, pool, ids)
+			seen := map[string]bool{}
+			for _, id := range ids {
+				if len(txs[id]) != 1 {
+					t.Fatalf("event %s applied %d times, want once", id, len(txs[id]))
+				}
+				seen[txs[id][0]] = true
+			}
+			wantTx, wantDirect := 1, int64(0)
+			if scopeFails {
+				wantTx, wantDirect = 6, 6
+			}
+			if len(seen) != wantTx || direct.Load() != wantDirect || scoped.Load() != 1 {
+				t.Errorf("%d transactions, %d direct writes, %d scopes; want %d, %d, 1", len(seen), direct.Load(), scoped.Load(), wantTx, wantDirect)
+			}
+			settled(t, b.js, durable)
+		})
+	}
+}
+
 func TestBatchSkipsDuplicatesAndErasedCases(t *testing.T) {
 	t.Parallel()
 	pool := newTestPool(t)

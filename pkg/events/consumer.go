@@ -101,6 +101,13 @@ type ConsumerConfig struct {
 	// are always applied one by one. Turn it on only for handlers that allow it (see Handler);
 	// MaxAckPending should be at least Concurrency × BatchSize. Default 1 (off).
 	BatchSize int
+	// BatchScope, if set, runs around the handlers of one batch (BatchSize above 1), inside
+	// its transaction: it calls apply, which runs every handler of the batch with the ctx it
+	// is given, and may then finish their work before the commit. A handler may thus queue
+	// its writes on ctx and BatchScope send them all in one round trip. An error from either
+	// rolls the batch back, as a handler's error does. Events applied one by one are not
+	// wrapped: a handler finds nothing queued on its ctx and writes at once.
+	BatchScope func(ctx context.Context, tx pgx.Tx, apply func(context.Context) error) error
 	// SkipErased acknowledges, unhandled, every event of a case the service erased (its
 	// schema's erased_cases, ErasureDDL), except the erasure event itself: a payload opened
 	// with a key cached before the erasure must not bring the case's data back.

@@ -33,8 +33,9 @@ const (
 // the entry keeps only SHA-256 of the ciphertext. describe, when the payload's type has a
 // summary (see entries), adds it to the entry.
 //
-// record may run several times in one transaction (a consumer handling a batch of events
-// in one commit): each call switches the transaction to the writer role again (harmless),
+// In a consumer batch (inOneRoundTrip) record only queues the entry, sealed, and the batch
+// writes every entry at once before its commit. Otherwise it writes at once, and may run
+// several times in one transaction: each call switches the transaction to the writer role again (harmless),
 // and a case key it inserts is visible to the later calls, which find it as the
 // referral's live key. Most events cost one round trip: the role, the case key (inserted
 // if the referral has none), the payload and the pending entry are one batch, sealed with
@@ -53,6 +54,17 @@ func (s *Service) record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope,
 		Partnership: p.Partnership, ReferralID: p.ReferralID, ChildID: p.ChildID, Actor: p.Actor, ActorRole: p.ActorRole,
 		Agency: p.Agency, PackVersion: p.PackVersion, Decision: p.Decision}).Validate(); err != nil {
 		return fmt.Errorf("event %s cannot be an audit entry: %w", env.GetEventId(), err)
+	}
+	if b, ok := ctx.Value(pendingBatchKey{}).(*pendingBatch); ok && env.GetType() != events.CaseErasedSubject {
+		var plain []byte
+		if env.GetPayload() != nil {
+			var err error
+			plain, err = proto.MarshalOptions{Deterministic: true}.Marshal(env.GetPayload())
+			if err != nil {
+				return fmt.Errorf("event %s: encode payload: %w", env.GetEventId(), err)
+			}
+		}
+		return s.queue(b, p, plain)
 	}
 	if env.GetPayload() == nil {
 		if err := store.InsertPendingAsWriter(ctx, tx, p); err != nil {

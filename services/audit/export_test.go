@@ -18,6 +18,23 @@ func (s *Service) Record(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope)
 	return h.Handle(ctx, tx, env)
 }
 
+// RecordBatch runs the consumer's handler for every env in tx as the consumer applies a
+// batch: each entry queued, all written in one round trip at the end.
+func (s *Service) RecordBatch(ctx context.Context, tx pgx.Tx, envs ...*eventsv1.Envelope) error {
+	h, err := s.handler()
+	if err != nil {
+		return err
+	}
+	return s.inOneRoundTrip(ctx, tx, func(ctx context.Context) error {
+		for _, env := range envs {
+			if err := h.Handle(ctx, tx, env); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // API returns the gRPC implementation, for tests that call it without a server.
 func (s *Service) API() auditv1.AuditServiceServer { return &grpcAPI{svc: s} }
 

@@ -118,6 +118,8 @@ func New(d Deps) (*Service, error) {
 		// An event of an erased case (its payload unreadable, or arriving after the
 		// shredding) is still an entry of the trail, without its payload.
 		Erased: s.recordErased,
+		// A batch's entries go to the database in one round trip.
+		BatchScope: s.inOneRoundTrip,
 	}, router.Handle, d.Log.Named("consumer"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("audit.New: %w", err)

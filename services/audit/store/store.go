@@ -161,6 +161,37 @@ func SealedPending(ctx context.Context, tx pgx.Tx, p Pending, keyID string, wrap
 	return out, nil
 }
 
+// Queued is one pending entry for WritePending. With a KeyID its payload is sealed under that
+// case key (Wrapped, Nonce, Ciphertext) and stored as SealedPending stores it; without, the
+// entry has no payload and is stored as InsertPending stores it.
+type Queued struct {
+	P                          Pending
+	KeyID                      string
+	Wrapped, Nonce, Ciphertext []byte
+}
+
+// WritePending switches tx to the writer role and stores every entry of qs, in order, in one
+// round trip, returning each entry's outcome (Sealed for an entry without payload). An entry
+// whose outcome is OtherKey stored nothing, as with SealedPending; a later entry of the
+// same referral sealed under the same key then has that outcome too.
+func WritePending(ctx context.Context, tx pgx.Tx, qs []Queued, redactedSum [32]byte) ([]SealOutcome, error) {
+	out := make([]SealOutcome, len(qs))
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL ROLE ` + WriterRole)
+	for i, q := range qs {
+		if q.KeyID == "" {
+			b.Queue(insertPendingSQL, pendingArgs(q.P)...)
+			continue
+		}
+		args := append(pendingArgs(q.P), q.KeyID, q.Wrapped, q.Nonce, q.Ciphertext, redactedSum[:])
+		b.Queue(sealedPendingSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&out[i]) })
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("insert %d pending entries: %w", len(qs), err)
+	}
+	return out, nil
+}
+
 // Head is the log's current size and root.
 type Head struct {
 	TreeSize int64
