@@ -171,26 +171,77 @@ type Queued struct {
 }
 
 // WritePending switches tx to the writer role and stores every entry of qs, in order, in one
-// round trip, returning each entry's outcome (Sealed for an entry without payload). An entry
-// whose outcome is OtherKey stored nothing, as with SealedPending; a later entry of the
-// same referral sealed under the same key then has that outcome too.
+// statement, returning each entry's outcome (Sealed for an entry without payload). An entry
+// whose outcome is OtherKey stored nothing, as with SealedPending. Every sealed entry of one
+// referral in qs must be sealed under the same key: the first of them offers it.
 func WritePending(ctx context.Context, tx pgx.Tx, qs []Queued, redactedSum [32]byte) ([]SealOutcome, error) {
-	out := make([]SealOutcome, len(qs))
+	n := len(qs)
+	var (
+		eventIDs, types, partnerships, referrals, children = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		actors, roles, agencies, packs, decisions          = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		occurred, received                                 = make([]time.Time, n), make([]time.Time, n)
+		sums, wrapped, nonces, ciphertexts                 = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		keyIDs                                             = make([]*string, n)
+	)
+	for i, q := range qs {
+		p := q.P
+		eventIDs[i], types[i], partnerships[i], referrals[i], children[i] = p.EventID, p.EventType, p.Partnership, p.ReferralID, p.ChildID
+		actors[i], roles[i], agencies[i], packs[i], decisions[i] = p.Actor, p.ActorRole, p.Agency, p.PackVersion, p.Decision
+		occurred[i], received[i], sums[i] = p.OccurredAt, p.ReceivedAt, p.PayloadSHA256[:]
+		if q.KeyID != "" {
+			keyIDs[i], wrapped[i], nonces[i], ciphertexts[i] = &q.KeyID, q.Wrapped, q.Nonce, q.Ciphertext
+		}
+	}
 	b := &pgx.Batch{}
 	b.Queue(`SET LOCAL ROLE ` + WriterRole)
-	for i, q := range qs {
-		if q.KeyID == "" {
-			b.Queue(insertPendingSQL, pendingArgs(q.P)...)
-			continue
-		}
-		args := append(pendingArgs(q.P), q.KeyID, q.Wrapped, q.Nonce, q.Ciphertext, redactedSum[:])
-		b.Queue(sealedPendingSQL, args...).QueryRow(func(r pgx.Row) error { return r.Scan(&out[i]) })
-	}
+	out := make([]SealOutcome, 0, n)
+	b.Queue(writePendingSQL, eventIDs, types, occurred, received, partnerships, referrals, children, actors, roles, agencies,
+		packs, decisions, sums, keyIDs, wrapped, nonces, ciphertexts, redactedSum[:]).Query(func(rows pgx.Rows) error {
+		var o int
+		_, err := pgx.ForEachRow(rows, []any{&o}, func() error {
+			out = append(out, map[int]SealOutcome{0: Sealed, 1: Redacted, 2: OtherKey, 3: Sealed}[o])
+			return nil
+		})
+		return err
+	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("insert %d pending entries: %w", len(qs), err)
+		return nil, fmt.Errorf("insert %d pending entries: %w", n, err)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("insert %d pending entries: %d outcomes", n, len(out))
 	}
 	return out, nil
 }
+
+// writePendingSQL is sealedPendingSQL for many entries at once, in the order given: the
+// first sealed entry of each referral offers its key, which is inserted if the referral has
+// none; each entry's outcome is 0 sealed, 1 redacted (the key is destroyed: the entry is
+// stored with the redacted digest $18 and no payload), 2 another key (nothing stored), or 3
+// no payload (the entry is stored as given). As in sealedPendingSQL, k holds the key
+// inserted now or the one already there, never both.
+const writePendingSQL = `WITH i AS (
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::uuid[], $15::bytea[], $16::bytea[], $17::bytea[])
+		WITH ORDINALITY AS i(event_id, event_type, occurred_at, received_at, partnership, referral_id, child_id, actor,
+			actor_role, agency, pack_version, decision, payload_sha256, key_id, wrapped, nonce, ciphertext, ord)),
+	nk AS (INSERT INTO audit.case_keys (id, referral_id, wrapped_key)
+		SELECT DISTINCT ON (referral_id) key_id, referral_id, wrapped FROM i WHERE key_id IS NOT NULL ORDER BY referral_id, ord
+		ON CONFLICT DO NOTHING RETURNING id, referral_id, false AS destroyed),
+	k AS (SELECT id, referral_id, destroyed FROM nk
+		UNION ALL SELECT id, referral_id, destroyed_at IS NOT NULL FROM audit.case_keys
+		WHERE referral_id IN (SELECT referral_id FROM i WHERE key_id IS NOT NULL)),
+	o AS (SELECT i.*, CASE WHEN i.key_id IS NULL THEN 3 WHEN k.destroyed THEN 1 WHEN k.id = i.key_id THEN 0 ELSE 2 END AS outcome
+		FROM i LEFT JOIN k ON k.referral_id = i.referral_id),
+	pl AS (INSERT INTO audit.payloads (event_id, case_key_id, nonce, ciphertext)
+		SELECT event_id, key_id, nonce, ciphertext FROM o WHERE outcome = 0 ORDER BY ord
+		ON CONFLICT (event_id) DO NOTHING),
+	pe AS (INSERT INTO audit.pending (event_id, event_type, occurred_at, received_at, partnership,
+		referral_id, child_id, actor, actor_role, agency, pack_version, decision, payload_sha256)
+		SELECT event_id, event_type, occurred_at, received_at, partnership, referral_id, child_id, actor, actor_role,
+			agency, pack_version, decision, CASE WHEN outcome = 1 THEN $18::bytea ELSE payload_sha256 END
+		FROM o WHERE outcome <> 2 ORDER BY ord
+		ON CONFLICT (event_id) DO NOTHING)
+	SELECT outcome FROM o ORDER BY ord`
 
 // Head is the log's current size and root.
 type Head struct {
