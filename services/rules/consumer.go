@@ -62,7 +62,7 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, _ *even
 	sub := ref.GetSubmission()
 	receivedAt := ref.GetReceivedAt().AsTime()
 
-	stored, compiled, err := s.activePack(ctx, tx, ref.GetPartnership())
+	packID, compiled, err := s.activePack(ctx, tx, ref.GetPartnership())
 	if err != nil {
 		return fmt.Errorf("referral %s: active pack of %s: %w", ref.GetId(), ref.GetPartnership(), err)
 	}
@@ -97,7 +97,7 @@ func (s *Service) handleReferralReceived(ctx context.Context, tx pgx.Tx, _ *even
 	}
 	d := store.Decision{
 		ID: uuid.Must(uuid.NewV7()).String(), ReferralID: ref.GetId(), Partnership: ref.GetPartnership(),
-		ChildID: childID, IndexChildID: indexChild, MatchBasis: string(basis), PackID: stored.ID, PackVersion: compiled.Version,
+		ChildID: childID, IndexChildID: indexChild, MatchBasis: string(basis), PackID: packID, PackVersion: compiled.Version,
 		ReceivedAt: receivedAt, DecidedAt: s.now().UTC(), DecisionDue: decisionDue, ResponseDue: responseDue,
 		Concerns: facts.Concerns, Facts: factsJSON, Recommended: outBytes, Current: outBytes,
 		Level: outcome.Level.String(), RAG: outcome.RAG.String(), Status: StatusRecommended, Version: 1,

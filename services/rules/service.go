@@ -223,16 +223,21 @@ func (s *Service) compiledPack(p store.Pack) (*pack.Compiled, error) {
 	return c, nil
 }
 
-// activePack returns the partnership's active pack, or the default partnership's, read
-// through q (the pool, or the caller's transaction).
-func (s *Service) activePack(ctx context.Context, q store.Querier, partnership string) (store.Pack, *pack.Compiled, error) {
-	p, err := store.ActivePackIn(ctx, q, partnership)
-	if errors.Is(err, store.ErrNotFound) {
-		p, err = store.ActivePackIn(ctx, q, DefaultPartnership)
-	}
+// activePack returns the id and compiled form of the partnership's active pack, or the
+// default partnership's, read through q (the pool, or the caller's transaction). Only the
+// active pack's id is read each time; a pack's source is read and compiled once per process.
+func (s *Service) activePack(ctx context.Context, q store.Querier, partnership string) (string, *pack.Compiled, error) {
+	id, err := store.ActivePackID(ctx, q, partnership, DefaultPartnership)
 	if err != nil {
-		return store.Pack{}, nil, err
+		return "", nil, err
+	}
+	if c, ok := s.compiled.Load(id); ok {
+		return id, c.(*pack.Compiled), nil
+	}
+	p, err := store.PackIn(ctx, q, id)
+	if err != nil {
+		return "", nil, err
 	}
 	c, err := s.compiledPack(p)
-	return p, c, err
+	return id, c, err
 }

@@ -138,6 +138,31 @@ func ActivePackIn(ctx context.Context, q Querier, partnership string) (Pack, err
 	return p, err
 }
 
+// ActivePackID returns the id of partnership's active pack, or of fallback's when the
+// partnership has none, through q in one indexed read: a pack is immutable once stored, so
+// a caller holding its compiled form by id need not read its source again.
+func ActivePackID(ctx context.Context, q Querier, partnership, fallback string) (string, error) {
+	var id string
+	err := q.QueryRow(ctx, `SELECT pack_id::text FROM rules.active_packs WHERE partnership IN ($1, $2)
+		ORDER BY partnership = $1 DESC LIMIT 1`, partnership, fallback).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", ErrNotFound
+	case err != nil:
+		return "", fmt.Errorf("read active pack of %s: %w", partnership, err)
+	}
+	return id, nil
+}
+
+// PackIn is GetPack through q.
+func PackIn(ctx context.Context, q Querier, id string) (Pack, error) {
+	p, err := scanPack(q.QueryRow(ctx, `SELECT `+packColumns+packFrom+` WHERE p.id = $1`, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Pack{}, fmt.Errorf("read pack %s: %w", id, err)
+	}
+	return p, err
+}
+
 // ListPacks returns a partnership's packs, newest first.
 func (s *Store) ListPacks(ctx context.Context, partnership string) ([]Pack, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+packColumns+packFrom+` WHERE p.partnership = $1 ORDER BY p.uploaded_at DESC, p.id`, partnership)
