@@ -30,6 +30,15 @@ nats_port=${BENCH_NATS_PORT:-24223}
 hook_port=${BENCH_HOOK_PORT:-28099}
 
 pg_ensure
+# The pipeline churns queue and outbox rows; without autovacuum their dead rows pile up for the
+# whole run and every claim and poll slows down with them, which no production server would
+# show. A server with autovacuum off (a CI-tuned one, say) is left alone and the bench runs on a
+# throwaway cluster with PostgreSQL's defaults instead (PIPE_KEEP_SERVER=1 keeps it anyway).
+if [[ ${PIPE_KEEP_SERVER:-} != 1 && $(psql -tA "$DATABASE_URL" -c 'SHOW autovacuum' 2>/dev/null) == off ]]; then
+  echo "bench: autovacuum is off on $DATABASE_URL's server; using a throwaway cluster with PostgreSQL's defaults" >&2
+  unset DATABASE_URL
+  MASH_PG_THROWAWAY=1 pg_ensure
+fi
 work=$(mktemp -d)
 mash_pid=
 trap 'kill $mash_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; pg_stop_if_started' EXIT

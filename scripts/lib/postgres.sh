@@ -2,7 +2,8 @@
 # Makes sure a PostgreSQL server is available to scripts/run and scripts/test. Source this file,
 # then call:
 #
-#   pg_ensure           DATABASE_URL set: use it, nothing else. Else a Postgres answering on
+#   pg_ensure           DATABASE_URL set: use it, nothing else. Else (unless MASH_PG_THROWAWAY=1,
+#                       which goes straight to the throwaway cluster) a Postgres answering on
 #                       127.0.0.1:${MASH_PG_PROBE_PORT:-5432}: use it as user postgres (trust auth),
 #                       creating database mash if missing. Else start a throwaway cluster (installing
 #                       Debian's postgresql with apt-get when no server binaries are found) on
@@ -17,7 +18,7 @@
 # Debian: initdb, pg_ctl, pgbench, pg_test_fsync live there, not on PATH). It is exported whenever
 # a local installation exists, even when DATABASE_URL points elsewhere.
 #
-# Knobs: MASH_PG_PORT (25432), MASH_PG_PROBE_PORT (5432), MASH_PG_DB (mash),
+# Knobs: MASH_PG_PORT (25432), MASH_PG_PROBE_PORT (5432), MASH_PG_THROWAWAY, MASH_PG_DB (mash),
 # MASH_ROOT (repository root; default: two levels above this file).
 #
 # Where the throwaway cluster lives. PostgreSQL refuses to run as root, so when the scripts run as
@@ -276,7 +277,7 @@ pg_ensure() {
     _pg_log "MASH_PG_DB must be a plain lowercase name, not '$db'"
     return 1
   fi
-  if _pg_answers "$probe"; then
+  if [[ ${MASH_PG_THROWAWAY:-} != 1 ]] && _pg_answers "$probe"; then
     _pg_ensure_db "$probe" "$db" || rc=$?
     if ((rc == 1)); then
       _pg_log "a server answers on 127.0.0.1:$probe but database $db could not be checked or created as user postgres;"
