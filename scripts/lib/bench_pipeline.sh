@@ -42,6 +42,8 @@ fi
 work=$(mktemp -d)
 mash_pid=
 trap 'kill $mash_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; pg_stop_if_started' EXIT
+# Killed, bash would skip the EXIT trap and leave mash and a throwaway cluster running.
+trap 'exit 143' INT TERM
 
 db_url() {
   python3 - "$DATABASE_URL" "$1" <<'PY'
