@@ -60,8 +60,8 @@ func (s *Service) queue(b *pendingBatch, p store.Pending, plain []byte) error {
 }
 
 // writeBatch stores b's entries in one round trip, then seals again, one by one, those whose
-// guessed key was not the referral's (insertSealed's slower path), which is rare: another
-// process made the referral's key first.
+// guessed key was not the referral's (sealWithLiveKey, as insertSealed does), which is rare:
+// another process made the referral's key first.
 func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, b *pendingBatch) error {
 	if len(b.queued) == 0 {
 		return nil
@@ -82,22 +82,12 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, b *pendingBatch) er
 			s.keys.forget(q.P.ReferralID)
 			continue
 		}
-		s.keys.forget(q.P.ReferralID)
 		plain, err := open(b.keys[q.P.ReferralID].key, q.Nonce, q.Ciphertext, q.P.EventID)
 		if err != nil {
 			return fmt.Errorf("event %s: reopen to seal again: %w", q.P.EventID, err)
 		}
-		sum, live, err := s.sealPayload(ctx, tx, q.P.EventID, q.P.ReferralID, plain)
-		if err != nil {
-			return fmt.Errorf("event %s: %w", q.P.EventID, err)
-		}
-		p := q.P
-		p.PayloadSHA256 = sum
-		if err := store.InsertPending(ctx, tx, p); err != nil {
+		if err := s.sealWithLiveKey(ctx, tx, q.P, plain); err != nil {
 			return err
-		}
-		if live.id != "" {
-			s.keys.put(p.ReferralID, live)
 		}
 	}
 	return nil

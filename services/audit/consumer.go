@@ -133,13 +133,18 @@ func (s *Service) insertSealed(ctx context.Context, tx pgx.Tx, p store.Pending, 
 		s.keys.forget(p.ReferralID)
 		return nil
 	}
-	// Another key is the referral's (made by another process, or by a transaction that
-	// committed while this statement ran): read it and seal with it. The transaction
-	// already runs as the writer role.
+	return s.sealWithLiveKey(ctx, tx, p, plain)
+}
+
+// sealWithLiveKey stores p with plain sealed under the referral's key as the database holds
+// it, when the key guessed for it was not that one (made by another process, or by a
+// transaction that committed while the guess was written). tx already runs as the writer
+// role.
+func (s *Service) sealWithLiveKey(ctx context.Context, tx pgx.Tx, p store.Pending, plain []byte) error {
 	s.keys.forget(p.ReferralID)
 	sum, live, err := s.sealPayload(ctx, tx, p.EventID, p.ReferralID, plain)
 	if err != nil {
-		return err
+		return fmt.Errorf("event %s: %w", p.EventID, err)
 	}
 	p.PayloadSHA256 = sum
 	if err := store.InsertPending(ctx, tx, p); err != nil {

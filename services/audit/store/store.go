@@ -199,7 +199,10 @@ func WritePending(ctx context.Context, tx pgx.Tx, qs []Queued, redactedSum [32]b
 		packs, decisions, sums, keyIDs, wrapped, nonces, ciphertexts, redactedSum[:]).Query(func(rows pgx.Rows) error {
 		var o int
 		_, err := pgx.ForEachRow(rows, []any{&o}, func() error {
-			out = append(out, map[int]SealOutcome{0: Sealed, 1: Redacted, 2: OtherKey, 3: Sealed}[o])
+			if o < 0 || o >= len(writeOutcomes) {
+				return fmt.Errorf("unknown outcome %d", o)
+			}
+			out = append(out, writeOutcomes[o])
 			return nil
 		})
 		return err
@@ -212,6 +215,9 @@ func WritePending(ctx context.Context, tx pgx.Tx, qs []Queued, redactedSum [32]b
 	}
 	return out, nil
 }
+
+// writeOutcomes maps writePendingSQL's outcome numbers to SealOutcome.
+var writeOutcomes = [...]SealOutcome{0: Sealed, 1: Redacted, 2: OtherKey, 3: Sealed}
 
 // writePendingSQL is sealedPendingSQL for many entries at once, in the order given: the
 // first sealed entry of each referral offers its key, which is inserted if the referral has
