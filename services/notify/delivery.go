@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mash-hub/mash/pkg/auth"
+	"github.com/mash-hub/mash/pkg/db"
 	"github.com/mash-hub/mash/pkg/events"
 	"github.com/mash-hub/mash/pkg/failpoint"
 	notifyv1 "github.com/mash-hub/mash/proto/mash/notify/v1"
@@ -288,13 +289,18 @@ func (s *Service) recordLoop(ctx context.Context) {
 	}
 }
 
+// commitGroup records a group of attempts in one transaction, run again when Postgres ends
+// it as a deadlock victim: a decision's consumer locking a referral's notifications, or an
+// agency's acknowledgement, can cross the group's locks. Failing, the group would leave its
+// rows SENDING until their lease ran out, and every agency in it would be sent the same
+// message again.
 func (s *Service) commitGroup(ctx context.Context, group []recording) {
 	recs := make([]store.Recorded, len(group))
 	for i, g := range group {
 		recs[i] = g.rec
 	}
 	var recorded []bool
-	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+	err := db.InTx(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		var err error
 		recorded, err = store.RecordAttempts(ctx, tx, recs)
 		return err

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mash-hub/mash/pkg/db"
@@ -54,33 +53,14 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// InTx runs fn in one transaction.
-//
-// A transaction Postgres ends as a deadlock victim or a serialization failure changed
-// nothing, so fn runs again, up to txAttempts times in all (fn must only set what it
-// returns, as every caller's does). Two writers of one child's cases can deadlock: the
-// consumer's batch holds rows it projected and waits for the child's lock in the re-referral
-// trigger, while a practitioner's claim holds that lock and waits for one of those rows. The
-// consumer retries by redelivery; a practitioner should not see the deadlock at all.
+// InTx runs fn in one transaction, again when Postgres ends it as a deadlock victim
+// (db.InTx). Two writers of one child's cases can deadlock: the consumer's batch holds rows
+// it projected and waits for the child's lock in the re-referral trigger, while a
+// practitioner's claim holds that lock and waits for one of those rows. The consumer retries
+// by redelivery; a practitioner should not see the deadlock at all.
 func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
-		var pe *pgconn.PgError
-		if attempt == txAttempts || ctx.Err() != nil || !errors.As(err, &pe) ||
-			(pe.Code != deadlockDetected && pe.Code != serializationFailure) {
-			return err
-		}
-	}
+	return db.InTx(ctx, s.pool, fn)
 }
-
-// txAttempts bounds InTx's runs of one transaction.
-const txAttempts = 3
-
-// SQLSTATEs of a transaction Postgres ended to resolve a conflict between transactions.
-const (
-	deadlockDetected     = "40P01"
-	serializationFailure = "40001"
-)
 
 // Enum numbers the store compares in SQL; they are the protobuf enum numbers.
 const (
