@@ -124,7 +124,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.notified, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
 		Schema: store.Schema, Durable: notifiedDurable, SkipErased: true, Cipher: d.Cipher,
-		FilterSubjects: notified.Subjects(), BatchSize: 32, MaxAckPending: 256,
+		FilterSubjects: notified.Subjects(), BatchSize: 32, MaxAckPending: 256, BatchScope: markNotifiedTogether,
 	}, notified.Handle, d.Log.Named("notified"), d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("rules.New: %w", err)

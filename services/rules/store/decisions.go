@@ -196,10 +196,13 @@ func (s *Store) RecentDecisions(ctx context.Context, partnership string, last in
 	})
 }
 
-// MarkNotified records, once, that notify acted on decision id.
-func MarkNotified(ctx context.Context, tx pgx.Tx, decisionID string) error {
-	if _, err := tx.Exec(ctx, `UPDATE rules.decisions SET notified_at = now() WHERE id = $1 AND notified_at IS NULL`, decisionID); err != nil {
-		return fmt.Errorf("mark decision %s notified: %w", decisionID, err)
+// MarkNotified records, once for each, that notify acted on decisions ids. Rows are locked in
+// id order, so two batches naming the same decisions cannot deadlock.
+func MarkNotified(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if _, err := tx.Exec(ctx, `UPDATE rules.decisions SET notified_at = now()
+		WHERE id IN (SELECT id FROM rules.decisions WHERE id = ANY($1::uuid[]) AND notified_at IS NULL ORDER BY id FOR UPDATE)
+			AND notified_at IS NULL`, ids); err != nil {
+		return fmt.Errorf("mark %d decisions notified: %w", len(ids), err)
 	}
 	return nil
 }
