@@ -17,8 +17,12 @@ var Bus = busauth.Role{
 		EventSharingAuthorised, EventSharingRevoked, EventConsentChanged, EventLegalHoldPlaced, EventLegalHoldLifted, EventCaseErased, EventAdminCase, eventsv1.SubjectAccessCase,
 		eventsv1.SubjectAccessQueue, eventsv1.SubjectAccessInformationRequests, eventsv1.SubjectAccessExport, eventsv1.SubjectCaseChildChanged,
 		eventsv1.SubjectAccessSearch, eventsv1.SubjectAccessChild, EventQualityReviewed, EventLeadProfessionalNamed},
-	Durables: []string{consumerDurable, events.AuditedDurable(store.Schema)},
+	Durables: []string{consumerDurable, noticesDurable, events.AuditedDurable(store.Schema)},
 }
 
-// consumerDurable is triage's consumer of referrals, decisions and notifications.
-const consumerDurable = "triage"
+// Triage's consumers: of referrals, recommendations, decisions and channel answers; and of
+// notify's events about each notification.
+const (
+	consumerDurable = "triage"
+	noticesDurable  = "triage-notices"
+)

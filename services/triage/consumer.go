@@ -33,6 +33,7 @@ var noticeStates = map[string]string{
 // handlers project events into the case read model inside the consumer's transaction (with
 // its inbox row), one typed handler per subject. Subjects it does not register are
 // acknowledged and ignored: producers may add events without breaking this consumer.
+// Notify's events about each notification go to noticeHandlers, on a consumer of their own.
 func (s *Service) handlers() *events.Router {
 	r := events.NewRouter()
 	events.On(r, s.projectReceived, eventsv1.SubjectReferralReceived)
@@ -43,13 +44,43 @@ func (s *Service) handlers() *events.Router {
 	events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.DecisionMade) error {
 		return s.projectDecision(ctx, tx, env, ev.GetDecision(), store.DecisionRecord{})
 	}, EventDecisionMade)
+	events.On(r, s.recordChannelAnswer, EventResearchAnswerReceived)
+	return r
+}
+
+// noticeHandlers project what notify did with each notification onto the case's list of
+// who was told. They have a consumer of their own: a decision names several agencies and
+// each notification makes two or three events, so on a shared consumer these outnumbered
+// the referrals and decisions about ten to one, and a new referral waited behind them to
+// reach the queue.
+func (s *Service) noticeHandlers() *events.Router {
+	r := events.NewRouter()
 	for subject, state := range noticeStates {
 		events.On(r, func(ctx context.Context, tx pgx.Tx, env *eventsv1.Envelope, ev *eventsv1.NotificationEvent) error {
 			return s.projectNotice(ctx, tx, env, ev, state)
 		}, subject)
 	}
-	events.On(r, s.recordChannelAnswer, EventResearchAnswerReceived)
 	return r
+}
+
+type noticeBatchKey struct{}
+
+// noticesInOneRoundTrip is the notice consumer's BatchScope: the batch's notices are queued
+// on ctx and sent to Postgres together, one statement each in arrival order (a
+// notification's sent and delivered events may share a batch, and each applies over the
+// other), in one round trip rather than one per event.
+func noticesInOneRoundTrip(ctx context.Context, tx pgx.Tx, apply func(context.Context) error) error {
+	b := &pgx.Batch{}
+	if err := apply(context.WithValue(ctx, noticeBatchKey{}, b)); err != nil {
+		return err
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("apply %d notices: %w", b.Len(), err)
+	}
+	return nil
 }
 
 // recordChannelAnswer records an answer an agency gave on its own channel (notify heard it
@@ -193,6 +224,10 @@ func (s *Service) projectNotice(ctx context.Context, tx pgx.Tx, env *eventsv1.En
 	if ev.GetAckDue() != nil {
 		due := ev.GetAckDue().AsTime().UTC()
 		n.AckDue = &due
+	}
+	if b, ok := ctx.Value(noticeBatchKey{}).(*pgx.Batch); ok {
+		store.QueueNotice(b, n)
+		return nil
 	}
 	return store.ApplyNotice(ctx, tx, n)
 }

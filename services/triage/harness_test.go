@@ -407,14 +407,16 @@ func fromJSON[T proto.Message](t testing.TB, code int, body string, m T) T {
 // drained waits until the triage consumer has nothing pending or unacknowledged.
 func (e *env) drained(t testing.TB) {
 	t.Helper()
-	eventually(t, "the triage consumer to drain", func() bool {
-		c, err := e.js.Consumer(context.Background(), events.StreamName, "triage")
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	for _, durable := range []string{"triage", "triage-notices"} {
+		eventually(t, "the "+durable+" consumer to drain", func() bool {
+			c, err := e.js.Consumer(context.Background(), events.StreamName, durable)
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(context.Background())
+			return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		})
+	}
 }
 
 // checkCounters fails the test if the trigger-kept closed-case counters disagree with the

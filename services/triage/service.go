@@ -115,6 +115,7 @@ type Service struct {
 	store      *store.Store
 	relay      *events.Relay
 	consumer   *events.Consumer
+	notices    *events.Consumer
 	safeguards *events.Safeguards
 	calendar   *calendar.Calendar
 	log        *zap.Logger
@@ -197,6 +198,20 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("triage.New: %w", err)
 	}
+	notices := s.noticeHandlers()
+	if err := notices.Err(); err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
+	s.notices, err = events.NewConsumer(d.Pool, d.JS, events.StreamName, events.ConsumerConfig{
+		Schema: store.Schema, Durable: noticesDurable, Cipher: d.Cipher, SkipErased: true,
+		FilterSubjects: notices.Subjects(),
+		// Several events per notification, each an upsert that any order gives the same
+		// row: large batches, sent in one round trip.
+		BatchSize: 64, MaxAckPending: 512, BatchScope: noticesInOneRoundTrip,
+	}, notices.Handle, d.Log.Named("notices"), d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("triage.New: %w", err)
+	}
 	rc := d.Reconcile
 	rc.Schema = store.Schema
 	if s.safeguards, err = events.NewSafeguards(d.Pool, d.JS, rc, d.Log, d.Registry, d.Events); err != nil {
@@ -241,6 +256,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.relay.Run(ctx) })
 	g.Go(func() error { return s.consumer.Run(ctx) })
+	g.Go(func() error { return s.notices.Run(ctx) })
 	g.Go(func() error { return s.safeguards.Run(ctx) })
 	g.Go(func() error { return s.runSweeps(ctx) })
 	if s.retentionDaily {

@@ -137,26 +137,35 @@ type Notice struct {
 // earliest value and the state is the one of the latest event, so any order of arrival
 // gives the same row.
 func ApplyNotice(ctx context.Context, tx pgx.Tx, n Notice) error {
-	_, err := tx.Exec(ctx, `INSERT INTO triage.notices AS n (notification_id, referral_id, partnership, agency, kind, state,
-			state_at, sent_at, delivered_at, acknowledged_at, ack_due, role)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT (notification_id) DO UPDATE SET
-			role = CASE WHEN EXCLUDED.role <> '' THEN EXCLUDED.role ELSE n.role END,
-			state = CASE WHEN EXCLUDED.state_at >= n.state_at THEN EXCLUDED.state ELSE n.state END,
-			state_at = greatest(n.state_at, EXCLUDED.state_at),
-			agency = CASE WHEN EXCLUDED.agency <> '' THEN EXCLUDED.agency ELSE n.agency END,
-			kind = CASE WHEN EXCLUDED.kind <> '' THEN EXCLUDED.kind ELSE n.kind END,
-			sent_at = least(n.sent_at, EXCLUDED.sent_at),
-			delivered_at = least(n.delivered_at, EXCLUDED.delivered_at),
-			acknowledged_at = least(n.acknowledged_at, EXCLUDED.acknowledged_at),
-			ack_due = CASE WHEN EXCLUDED.state_at >= n.state_at THEN coalesce(EXCLUDED.ack_due, n.ack_due)
-				ELSE coalesce(n.ack_due, EXCLUDED.ack_due) END`,
-		n.NotificationID, n.ReferralID, n.Partnership, n.Agency, n.Kind, n.State, n.At, n.SentAt, n.DeliveredAt, n.AcknowledgedAt, n.AckDue, n.Role)
-	if err != nil {
+	if _, err := tx.Exec(ctx, applyNoticeSQL, noticeArgs(n)...); err != nil {
 		return fmt.Errorf("apply notification %s of referral %s: %w", n.NotificationID, n.ReferralID, err)
 	}
 	return nil
 }
+
+// QueueNotice queues ApplyNotice's statement on b, to be sent with others in one round trip.
+func QueueNotice(b *pgx.Batch, n Notice) {
+	b.Queue(applyNoticeSQL, noticeArgs(n)...)
+}
+
+func noticeArgs(n Notice) []any {
+	return []any{n.NotificationID, n.ReferralID, n.Partnership, n.Agency, n.Kind, n.State, n.At, n.SentAt, n.DeliveredAt, n.AcknowledgedAt, n.AckDue, n.Role}
+}
+
+const applyNoticeSQL = `INSERT INTO triage.notices AS n (notification_id, referral_id, partnership, agency, kind, state,
+		state_at, sent_at, delivered_at, acknowledged_at, ack_due, role)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	ON CONFLICT (notification_id) DO UPDATE SET
+		role = CASE WHEN EXCLUDED.role <> '' THEN EXCLUDED.role ELSE n.role END,
+		state = CASE WHEN EXCLUDED.state_at >= n.state_at THEN EXCLUDED.state ELSE n.state END,
+		state_at = greatest(n.state_at, EXCLUDED.state_at),
+		agency = CASE WHEN EXCLUDED.agency <> '' THEN EXCLUDED.agency ELSE n.agency END,
+		kind = CASE WHEN EXCLUDED.kind <> '' THEN EXCLUDED.kind ELSE n.kind END,
+		sent_at = least(n.sent_at, EXCLUDED.sent_at),
+		delivered_at = least(n.delivered_at, EXCLUDED.delivered_at),
+		acknowledged_at = least(n.acknowledged_at, EXCLUDED.acknowledged_at),
+		ack_due = CASE WHEN EXCLUDED.state_at >= n.state_at THEN coalesce(EXCLUDED.ack_due, n.ack_due)
+			ELSE coalesce(n.ack_due, EXCLUDED.ack_due) END`
 
 // GetCase returns one case.
 func GetCase(ctx context.Context, q Querier, referralID string) (Case, error) {
