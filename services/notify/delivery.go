@@ -57,6 +57,7 @@ func (s *Service) deliverLoop(ctx context.Context) {
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	free := cap(s.inflight) - len(s.inflight)
 	if free == 0 {
+		s.slotsFull.Store(true)
 		return 0, nil
 	}
 	var claimed []store.Notification
@@ -86,11 +87,22 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if len(claimed) > 0 {
 		s.relay.Wake()
 	}
+	if len(claimed) == free {
+		// More may be due than there were slots: the first slot freed claims again, rather
+		// than the next poll or commit (a poll's wait, under load, is slots left idle).
+		s.slotsFull.Store(true)
+	}
 	for _, n := range claimed {
 		s.inflight <- struct{}{}
 		s.sending.Add(1)
 		go func() {
-			defer func() { <-s.inflight; s.sending.Done() }()
+			defer func() {
+				<-s.inflight
+				s.sending.Done()
+				if s.slotsFull.CompareAndSwap(true, false) {
+					s.Wake()
+				}
+			}()
 			s.deliver(context.WithoutCancel(ctx), n)
 		}()
 	}

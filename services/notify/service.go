@@ -14,6 +14,7 @@ import (
 	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -184,6 +185,9 @@ type Service struct {
 	agencySem map[string]chan struct{}
 	inflight  chan struct{}
 	sending   sync.WaitGroup
+	// slotsFull is set when the last claim may have left due notifications unclaimed for
+	// want of a sending slot; the next attempt to finish clears it and wakes the worker.
+	slotsFull atomic.Bool
 	cipher    events.PayloadCipher
 	// js deletes an erased case's messages from the agency stream.
 	js jetstream.JetStream

@@ -48,6 +48,10 @@ type Webhook struct {
 	now    func() time.Time
 }
 
+// MaxConcurrency is the most attempts in flight to one endpoint: the directory allows no
+// agency more.
+const MaxConcurrency = 64
+
 // NewWebhook returns the webhook channel. A nil client gets a 10 s overall timeout; a nil
 // now is time.Now. Redirects are never followed, whatever client is given: following one
 // would send personal data to a host the directory does not name.
@@ -62,8 +66,11 @@ func NewWebhook(client *http.Client, now func() time.Time) *Webhook {
 				TLSHandshakeTimeout:   5 * time.Second,
 				ResponseHeaderTimeout: 10 * time.Second,
 				ForceAttemptHTTP2:     true,
-				MaxIdleConnsPerHost:   4,
-				IdleConnTimeout:       90 * time.Second,
+				// As many idle connections as an agency may have attempts in flight: with
+				// fewer, every round of sends above them opens (and for TLS, handshakes)
+				// connections only to close them after one message.
+				MaxIdleConnsPerHost: MaxConcurrency,
+				IdleConnTimeout:     90 * time.Second,
 			},
 		}
 	}

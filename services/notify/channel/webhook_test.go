@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -235,5 +236,52 @@ func TestVerifySignature(t *testing.T) {
 	}
 	if err := VerifySignature(nil, ts, sig, body, now, 0); err == nil {
 		t.Error("empty secret accepted")
+	}
+}
+
+// An agency sent to by many attempts at once keeps its connections between rounds: the
+// second round of sends opens none, where a pool keeping fewer idle connections than the
+// attempts in flight would open (and for TLS, handshake) one per attempt above it.
+func TestWebhookKeepsAConnectionPerAttemptInFlight(t *testing.T) {
+	const inFlight = 16
+	var opened atomic.Int32
+	var arrived sync.WaitGroup
+	var release atomic.Pointer[chan struct{}]
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		wait := *release.Load()
+		arrived.Done()
+		<-wait // every attempt of the round is in flight at once
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	wh := NewWebhook(nil, nil)
+	for round := range 2 {
+		arrived.Add(inFlight)
+		gate := make(chan struct{})
+		release.Store(&gate)
+		errs := make(chan error, inFlight)
+		for range inFlight {
+			go func() {
+				_, err := wh.Send(context.Background(), hook(srv.URL), testMessage())
+				errs <- err
+			}()
+		}
+		arrived.Wait()
+		close(gate)
+		for range inFlight {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if n := opened.Load(); n != inFlight {
+			t.Fatalf("after round %d, %d connections opened; want %d, one per attempt in flight, kept for the next round", round, n, inFlight)
+		}
 	}
 }

@@ -63,6 +63,9 @@ type SchoolDay struct {
 	Closures []string `yaml:"closures"`
 }
 
+// MaxConcurrency is the most attempts in flight to one agency that the directory allows.
+const MaxConcurrency = channel.MaxConcurrency
+
 // Agency is one team in the directory.
 type Agency struct {
 	ID          string `yaml:"id"`
@@ -379,8 +382,8 @@ func (a Agency) Check() []Problem {
 	if a.OutOfHours == a.ID && a.ID != "" {
 		ps = append(ps, Problem{"outOfHours", "cannot be the agency itself"})
 	}
-	if a.Concurrency < 1 || a.Concurrency > 64 {
-		ps = append(ps, Problem{"concurrency", "must be between 1 and 64"})
+	if a.Concurrency < 1 || a.Concurrency > MaxConcurrency {
+		ps = append(ps, Problem{"concurrency", fmt.Sprintf("must be between 1 and %d", MaxConcurrency)})
 	}
 	if len(ps) == 0 {
 		// The channel checks again on every send. An entry this file accepts must pass that
