@@ -4,9 +4,11 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	auditv1 "github.com/mash-hub/mash/proto/mash/audit/v1"
 	eventsv1 "github.com/mash-hub/mash/proto/mash/events/v1"
+	auditlog "github.com/mash-hub/mash/services/audit/tlog"
 )
 
 // Record runs the consumer's handler in tx, for tests that need entries without a broker.
@@ -43,3 +45,9 @@ var EntryOfHash = entryOfHash
 
 // OnFullCheck sets the hook told of each entry verify decodes in full (nil: none).
 func OnFullCheck(f func(pos int64)) { onFullCheck = f }
+
+// VerifyInRanges is VerifyDatabaseWith reading the entries on readers connections at once,
+// in ranges of chunkRows entries, so that a small log is read the way a large one is.
+func VerifyInRanges(ctx context.Context, db *pgxpool.Pool, vkey, origin string, opts VerifyOptions, readers int, chunkRows int64) (auditlog.Report, error) {
+	return verifyDatabase(ctx, db, vkey, origin, opts, entryReads{readers: readers, chunkRows: chunkRows})
+}

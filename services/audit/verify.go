@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -47,7 +48,10 @@ type VerifyOptions struct {
 // against the entry recording its shredding. The Report names the first entry that does
 // not match.
 func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin string, opts VerifyOptions) (auditlog.Report, error) {
-	keyCache := map[string][]byte{}
+	return verifyDatabase(ctx, db, vkey, origin, opts, defaultEntryReads)
+}
+
+func verifyDatabase(ctx context.Context, db *pgxpool.Pool, vkey, origin string, opts VerifyOptions, reads entryReads) (auditlog.Report, error) {
 	// One snapshot for the checkpoint, the entries, the tree and the head: the sequencer
 	// keeps appending while an auditor verifies, and reads from different moments would
 	// disagree without anything being wrong.
@@ -56,11 +60,18 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
 	}
 	defer func() { _ = pool.Rollback(context.WithoutCancel(ctx)) }()
-	// The stored tree hashes are read at the same time on a second connection in the same
-	// snapshot, so the two streams use both the database's and this process's cores.
+	// The stored tree hashes, and ranges of the entries, are read at the same time on more
+	// connections in the same snapshot, so the reads use the database's cores and this
+	// process's together.
+	var snap string
+	if db.Config().MaxConns >= 2 {
+		if snap, err = exportSnapshot(ctx, pool); err != nil {
+			return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
+		}
+	}
 	fctx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
-	feed, err := startHashFeed(fctx, db, pool)
+	feed, err := startHashFeed(fctx, db, pool, snap)
 	if err != nil {
 		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
 	}
@@ -93,56 +104,50 @@ func VerifyDatabaseWith(ctx context.Context, db *pgxpool.Pool, vkey, origin stri
 	}
 	v.Grow(grow)
 	feed.reserve(tlog.StoredHashIndex(0, grow))
-	err = store.StreamEntries(ctx, pool, opts.MasterKey != nil, func(raw *store.RawRow) error {
-		pos := v.Len()
-		leaf := raw.Values[store.ColLeaf]
-		seq, _ := raw.Int64(store.ColSeq)
-		redacted, fast := fastRow(raw, opts.MasterKey != nil)
-		if !fast {
-			// Something differs, or the entry needs more than its own row (a shredding, a
-			// missing payload, the master key): decode it and check it field by field.
-			if onFullCheck != nil {
-				onFullCheck(pos)
+	endStream, err := store.BeginEntryStream(ctx, pool)
+	if err != nil {
+		return auditlog.Report{FirstMismatch: -1}, fmt.Errorf("verify: %w", err)
+	}
+	// Readers past the first each take a connection of their own in the snapshot, as the
+	// stored hashes do.
+	var open func(context.Context) (pgx.Tx, error)
+	readers := min(reads.readers, int(db.Config().MaxConns)-1)
+	if snap != "" && readers > 1 {
+		open = func(ctx context.Context) (pgx.Tx, error) { return beginInSnapshot(ctx, db, snap) }
+	}
+	// The rows arrive checked against their leaves and hashed, in order; the tree and the
+	// positions of what was found are built here exactly as from one ordered read.
+	err = readEntries(ctx, pool, open, readers, store.SplitEntries(grow, reads.chunkRows), opts.MasterKey, func(c *entryChunk) error {
+		pos0 := v.Len()
+		for i := range c.rows {
+			r := &c.rows[i]
+			if r.full && onFullCheck != nil {
+				onFullCheck(pos0 + int64(i))
 			}
-			r, serr := raw.Scan()
-			if serr != nil {
-				return serr
+			// The leaf hash stored for seq n sits at stored-hash index 2n - popcount(n); zero
+			// when missing.
+			var stored tlog.Hash
+			if r.seq >= 0 {
+				stored, _ = feed.get(tlog.StoredHashIndex(0, r.seq))
 			}
-			seq, leaf, redacted = r.Seq, r.Leaf, false
-			le, lerr := auditlog.UnmarshalLeaf(r.Leaf)
-			if lerr == nil {
-				if bad := columnMismatches(&r.Entry, le); len(bad) > 0 {
-					side.note(pos, fmt.Sprintf("stored %s differ from what the leaf commits to", strings.Join(bad, ", ")))
-				}
-				if le.EventType == EventCaseShredded {
-					shreds[le.ReferralID] = le
-				}
-				if !r.HasPayload && le.PayloadSHA256 != ([32]byte{}) {
-					// Legitimate only if the case was shredded: checked once every key is read.
-					missingPayload = append(missingPayload, missingRow{pos: pos, referral: le.ReferralID})
-					redacted = true
-				} else {
-					var problem string
-					redacted, problem = payloadState(&r.Entry, le, nil)
-					if problem != "" {
-						side.note(pos, problem)
-					}
-					if problem == "" && !redacted && r.HasPayload && opts.MasterKey != nil {
-						if p := openCheck(opts.MasterKey, keyCache, r, le); p != "" {
-							side.note(pos, p)
-						}
-					}
-				}
+			if err := v.AddPreparedWithStoredHash(r.seq, r.leaf, r.redacted, stored); err != nil {
+				return fmt.Errorf("stream entries: %w", err)
 			}
 		}
-		// The leaf hash stored for seq n sits at stored-hash index 2n - popcount(n); zero
-		// when missing.
-		var stored tlog.Hash
-		if seq >= 0 {
-			stored, _ = feed.get(tlog.StoredHashIndex(0, seq))
+		if c.first.row >= 0 {
+			side.note(pos0+int64(c.first.row), c.first.reason)
 		}
-		return v.AddWithStoredHash(seq, leaf, redacted, stored)
+		for _, sh := range c.shreds {
+			shreds[sh.ReferralID] = sh
+		}
+		for _, m := range c.missing {
+			missingPayload = append(missingPayload, missingRow{pos: pos0 + m.pos, referral: m.referral})
+		}
+		return c.err
 	})
+	if err == nil {
+		err = endStream(ctx)
+	}
 	if err == nil {
 		// Every stored hash, interior ones included, must be the one recomputed from the
 		// leaves (the served proofs are read from them), naming the entry whose append
@@ -234,7 +239,7 @@ func fastRow(r *store.RawRow, masterKey bool) (redacted, ok bool) {
 	if seq, ok := r.Int64(store.ColSeq); !ok || seq != lv.Seq {
 		return false, false
 	}
-	if !bytes.Equal(c[store.ColEventID], lv.EventID) || !bytes.Equal(c[store.ColEventType], lv.EventType) ||
+	if !uuidTextEqual(c[store.ColEventID], lv.EventID) || !bytes.Equal(c[store.ColEventType], lv.EventType) ||
 		string(lv.EventType) == EventCaseShredded {
 		return false, false
 	}
@@ -262,6 +267,25 @@ func fastRow(r *store.RawRow, masterKey bool) (redacted, ok bool) {
 		return false, false
 	}
 	return r.Bool(store.ColKeyDestroyed), true
+}
+
+// uuidTextEqual reports whether text is the uuid of the 16 bytes b as Postgres prints it
+// (lowercase hex in groups of 8-4-4-4-12), which is what a uuid column compared as text is.
+func uuidTextEqual(b, text []byte) bool {
+	if len(b) != 16 || len(text) != 36 {
+		return false
+	}
+	var buf [36]byte
+	hex.Encode(buf[0:8], b[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], b[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], b[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], b[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:36], b[10:16])
+	return bytes.Equal(buf[:], text)
 }
 
 // floorMicros is Unix nanoseconds truncated to the microseconds a timestamptz keeps, as
@@ -308,11 +332,33 @@ type hashChunk struct {
 	err  error
 }
 
-// startHashFeed opens a read-only transaction on db in tx's snapshot and streams
-// audit.tree_hashes from it until the table ends or ctx is cancelled.
-func startHashFeed(ctx context.Context, db *pgxpool.Pool, tx pgx.Tx) (*hashFeed, error) {
-	if db.Config().MaxConns < 2 {
-		// One connection only (pool_max_conns=1): read them all first, in tx itself.
+// exportSnapshot exports tx's snapshot for other connections to read in.
+func exportSnapshot(ctx context.Context, tx pgx.Tx) (string, error) {
+	var snap string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snap); err != nil {
+		return "", fmt.Errorf("export snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// beginInSnapshot opens a read-only transaction on db that sees the exported snapshot snap.
+func beginInSnapshot(ctx context.Context, db *pgxpool.Pool, snap string) (pgx.Tx, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snap, "'", "")+`'`); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("import snapshot: %w", err)
+	}
+	return tx, nil
+}
+
+// startHashFeed streams audit.tree_hashes until the table ends or ctx is cancelled: on a
+// connection of db of its own in the exported snapshot snap, or, without one (snap empty),
+// all of them first in tx itself.
+func startHashFeed(ctx context.Context, db *pgxpool.Pool, tx pgx.Tx, snap string) (*hashFeed, error) {
+	if snap == "" {
 		f := &hashFeed{done: true}
 		f.err = store.StreamTreeHashes(ctx, tx, func(idx int64, h []byte) error {
 			var x tlog.Hash
@@ -322,17 +368,9 @@ func startHashFeed(ctx context.Context, db *pgxpool.Pool, tx pgx.Tx) (*hashFeed,
 		})
 		return f, f.err
 	}
-	var snap string
-	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snap); err != nil {
-		return nil, fmt.Errorf("export snapshot: %w", err)
-	}
-	tx2, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx2, err := beginInSnapshot(ctx, db, snap)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := tx2.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snap, "'", "")+`'`); err != nil {
-		_ = tx2.Rollback(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("import snapshot: %w", err)
 	}
 	ch := make(chan hashChunk, 4)
 	go func() {

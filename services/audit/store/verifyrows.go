@@ -8,20 +8,21 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // VerifyRow is one entry as the verifier reads it: every column and what is stored of its
-// payload. StoredLeafHash is the caller's to fill (StreamEntries leaves it zero).
+// payload. StoredLeafHash is the caller's to fill (StreamEntryRange leaves it zero).
 type VerifyRow struct {
 	Entry
 	Nonce, Ciphertext, Wrapped []byte // nil when no payload, or its key destroyed
 	StoredLeafHash             [32]byte
 }
 
-// Column positions in the rows StreamEntries gives (entryColumns, then with secrets the
+// Column positions in the rows StreamEntryRange gives (verifyColumns, then with secrets the
 // nonce, the ciphertext and the wrapped key).
 const (
 	ColSeq           = 0
@@ -38,16 +39,17 @@ const (
 	ColKeyDestroyed  = 18
 )
 
-// RawRow is the current row of StreamEntries as it came off the wire. The verifier compares
-// a million rows with their leaves; doing it on the raw bytes, and decoding a row with Scan
-// only when something differs, saves a string per column per row and the reflection of
-// pgx's scanning.
+// RawRow is the current row of StreamEntryRange as it came off the wire. The verifier
+// compares a million rows with their leaves; doing it on the raw bytes, and decoding a row
+// with Scan only when something differs, saves a string per column per row and the
+// reflection of pgx's scanning.
 type RawRow struct {
 	// Values are the columns by Col* position, nil for NULL; valid only during the call.
 	Values [][]byte
-	// Binary says every column is of the type entryColumns names and, text columns apart
+	// Binary says every column is of the type verifyColumns names and, text columns apart
 	// (whose bytes are the string either way), in the binary wire format, so the values
-	// may be compared as bytes and Int64, Micros and Bool used. When false, use Scan.
+	// may be compared as bytes (the event id as its 16 bytes) and Int64, Micros and Bool
+	// used. When false, use Scan.
 	Binary bool
 	rows   pgx.Rows
 	dst    []any
@@ -92,36 +94,110 @@ func (r *RawRow) Scan() (*VerifyRow, error) {
 	return &r.row, nil
 }
 
-// wantOIDs are the types of entryColumns in order: what RawRow's accessors expect.
-var wantOIDs = []uint32{pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID, pgtype.TimestamptzOID, pgtype.TimestamptzOID,
+// wantOIDs are the types of verifyColumns in order: what RawRow's accessors expect.
+var wantOIDs = []uint32{pgtype.Int8OID, pgtype.UUIDOID, pgtype.TextOID, pgtype.TimestamptzOID, pgtype.TimestamptzOID,
 	pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
 	pgtype.ByteaOID, pgtype.ByteaOID, pgtype.BoolOID, pgtype.ByteaOID, pgtype.TextOID, pgtype.BoolOID}
 
-// StreamEntries calls fn for every entry in seq order, reading in one pass; with secrets
-// the rows carry each payload's nonce and ciphertext and its wrapped case key too (only
-// verification with the master key needs them: a payload's digest is computed where it is
-// stored). The entries are read in their primary key's order and each payload (and its
-// key) found by its own index: a hash join would need the whole result sorted again,
-// spilling to disk for a large log.
-func StreamEntries(ctx context.Context, q Querier, secrets bool, fn func(*RawRow) error) error {
-	var d0 string
-	if err := q.QueryRow(ctx, `SELECT current_setting('max_parallel_workers_per_gather')`).Scan(&d0); err != nil {
-		return fmt.Errorf("stream entries: plan settings: %w", err)
+// verifyColumns are entryColumns with the event id as its 16 bytes: formatting a million
+// uuids as text is a measurable share of the server's work, and the verifier formats the
+// bytes itself to compare them with the leaf (Scan still gives the text form).
+var verifyColumns = strings.Replace(entryColumns, "e.event_id::text", "e.event_id", 1)
+
+// SeqRange is a run of entries by seq, for reading the log in pieces on several
+// connections: From <= seq < To. The first range of a split has no lower bound (a negative
+// seq is read there, and verification names it) and the last no upper bound, and the last
+// also reads, after the others, the rows without a seq that an ORDER BY seq puts last. So
+// the ranges of a split read, one after the other, exactly the rows of one ordered read.
+type SeqRange struct {
+	From, To    int64
+	First, Last bool
+}
+
+// AllEntries is the range of every entry.
+var AllEntries = SeqRange{First: true, Last: true}
+
+// SplitEntries cuts the entries into ranges of size entries each for a log of about n
+// entries; the last range takes everything past the others, however many there are.
+func SplitEntries(n, size int64) []SeqRange {
+	if size <= 0 || n <= size {
+		return []SeqRange{AllEntries}
 	}
-	// Serial too: a Gather Merge of rows this wide costs more than the scan it spreads.
-	var a, b, c, d string
-	if err := q.QueryRow(ctx, `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
-		set_config('enable_sort', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)`).Scan(&a, &b, &c, &d); err != nil {
-		return fmt.Errorf("stream entries: plan settings: %w", err)
+	count := (n + size - 1) / size
+	out := make([]SeqRange, count)
+	for i := range out {
+		out[i] = SeqRange{From: int64(i) * size, To: int64(i+1) * size, First: i == 0, Last: i == len(out)-1}
 	}
-	cols := entryColumns
+	return out
+}
+
+// where is the condition and arguments that select r, and whether the rows without a seq
+// are read separately after it.
+func (r SeqRange) where() (cond string, args []any, nulls bool) {
+	switch {
+	case r.First && r.Last:
+		return "", nil, false // ORDER BY seq reads the rows without one last
+	case r.First:
+		return `WHERE e.seq < $1 `, []any{r.To}, false
+	case r.Last:
+		return `WHERE e.seq >= $1 `, []any{r.From}, true
+	default:
+		return `WHERE e.seq >= $1 AND e.seq < $2 `, []any{r.From, r.To}, false
+	}
+}
+
+// BeginEntryStream sets q's transaction up for StreamEntryRange: the entries read in their
+// primary key's order and each payload (and its key) found by its own index, as a hash join
+// would need the whole result sorted again, spilling to disk for a large log. Serial too: a
+// Gather Merge of rows this wide costs more than the scan it spreads. And without JIT: the
+// generic plan of an open-ended range is costed as a third of the table, enough to compile
+// each execution, for a range that takes milliseconds to read. end puts the settings back
+// for the transaction's later queries.
+func BeginEntryStream(ctx context.Context, q Querier) (end func(context.Context) error, err error) {
+	var workers, jit string
+	if err := q.QueryRow(ctx, `SELECT current_setting('max_parallel_workers_per_gather'), current_setting('jit')`).Scan(&workers, &jit); err != nil {
+		return nil, fmt.Errorf("stream entries: plan settings: %w", err)
+	}
+	set := func(ctx context.Context, joins, workers, jit string) error {
+		var a, b, c, d, e string
+		if err := q.QueryRow(ctx, `SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $1, true),
+			set_config('enable_sort', $1, true), set_config('max_parallel_workers_per_gather', $2, true), set_config('jit', $3, true)`,
+			joins, workers, jit).Scan(&a, &b, &c, &d, &e); err != nil {
+			return fmt.Errorf("stream entries: plan settings: %w", err)
+		}
+		return nil
+	}
+	if err := set(ctx, "off", "0", "off"); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return set(ctx, "on", workers, jit) }, nil
+}
+
+// StreamEntryRange calls fn for every entry of r in seq order, in a transaction set up with
+// BeginEntryStream; with secrets the rows carry each payload's nonce and ciphertext and its
+// wrapped case key too (only verification with the master key needs them: a payload's
+// digest is computed where it is stored).
+func StreamEntryRange(ctx context.Context, q Querier, secrets bool, r SeqRange, fn func(*RawRow) error) error {
+	cols := verifyColumns
 	if secrets {
 		cols += `, p.nonce, CASE WHEN k.destroyed_at IS NULL THEN p.ciphertext END, k.wrapped_key`
 	}
-	rows, err := q.Query(ctx, `SELECT `+cols+entryJoins+`ORDER BY e.seq`)
+	cond, args, nulls := r.where()
+	if err := streamEntryRows(ctx, q, secrets, `SELECT `+cols+entryJoins+cond+`ORDER BY e.seq`, args, fn); err != nil {
+		return err
+	}
+	if nulls {
+		return streamEntryRows(ctx, q, secrets, `SELECT `+cols+entryJoins+`WHERE e.seq IS NULL`, nil, fn)
+	}
+	return nil
+}
+
+func streamEntryRows(ctx context.Context, q Querier, secrets bool, sql string, args []any, fn func(*RawRow) error) error {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("stream entries: %w", err)
 	}
+	defer rows.Close()
 	r := &RawRow{rows: rows, Binary: true}
 	var finish func()
 	r.dst, finish = entryDest(&r.row.Entry)
@@ -139,16 +215,11 @@ func StreamEntries(ctx context.Context, q Querier, secrets bool, fn func(*RawRow
 	for rows.Next() {
 		r.Values = rows.RawValues()
 		if err := fn(r); err != nil {
-			rows.Close()
 			return fmt.Errorf("stream entries: %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("stream entries: %w", err)
-	}
-	if err := q.QueryRow(ctx, `SELECT set_config('enable_hashjoin', 'on', true), set_config('enable_mergejoin', 'on', true),
-		set_config('enable_sort', 'on', true), set_config('max_parallel_workers_per_gather', $1, true)`, d0).Scan(&a, &b, &c, &d); err != nil {
-		return fmt.Errorf("stream entries: plan settings: %w", err)
 	}
 	return nil
 }

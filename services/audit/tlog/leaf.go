@@ -256,6 +256,23 @@ func LeafHash(leaf []byte) tlog.Hash {
 	return tlog.RecordHash(leaf)
 }
 
+// PreparedLeaf is what a [Verifier] needs of one leaf: its leaf hash and its own seq field.
+// [PrepareLeaf] depends on the leaf bytes alone, so a reader can prepare leaves on several
+// goroutines (hashing is most of the verifier's work) while the tree is still built in
+// order with [Verifier.AddPrepared]. The zero value is a leaf that is not a version-1 leaf
+// and whose hash matches nothing.
+type PreparedLeaf struct {
+	hash    tlog.Hash
+	seq     int64
+	version bool // a version-1 leaf, whose seq field is seq
+}
+
+// PrepareLeaf hashes leaf (the bytes exactly as stored) and reads its seq field.
+func PrepareLeaf(leaf []byte) PreparedLeaf {
+	seq, ok := leafSeq(leaf)
+	return PreparedLeaf{hash: LeafHash(leaf), seq: seq, version: ok}
+}
+
 // LeafView is a leaf decoded without copying: each field is a slice of the leaf's bytes,
 // valid as long as they are. The verifier reads a million leaves in one pass and compares
 // them with columns as raw bytes, so it decodes with [ParseLeafView] and decodes into an

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,58 @@ func TestEntryValidate(t *testing.T) {
 				t.Fatalf("Validate: err = %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A leaf prepared apart (as the database verifier does on its reading goroutines) is added
+// exactly as Add adds its bytes: the same report for every kind of problem Add notices.
+func TestPreparedLeafAddsAsItsBytes(t *testing.T) {
+	t.Parallel()
+	const size = 24
+	leaves := sampleLeaves(size)
+	m := buildTree(t, leaves)
+	cp := Checkpoint{Origin: testOrigin, Size: size, Root: mustRoot(t, m, size)}
+	altered := sampleEntry(9)
+	altered.Decision = "no-further-action"
+	cases := map[string]func(rows []row){
+		"untouched":      func([]row) {},
+		"leaf changed":   func(rows []row) { rows[9].leaf = altered.MarshalLeaf() },
+		"leaf moved":     func(rows []row) { rows[4].leaf = leaves[5] },
+		"row seq wrong":  func(rows []row) { rows[7].seq = 8 },
+		"not version 1":  func(rows []row) { rows[3].leaf = append([]byte{2}, leaves[3][1:]...) },
+		"empty leaf":     func(rows []row) { rows[11].leaf = nil },
+		"stored differs": func(rows []row) { rows[15].stored = LeafHash(leaves[16]) },
+		"redacted":       func(rows []row) { rows[2].redacted, rows[20].redacted = true, true },
+	}
+	for name, tamper := range cases {
+		for _, withStored := range []bool{false, true} {
+			rows := rowsOf(leaves)
+			tamper(rows)
+			want, werr := feed(t, rows, withStored).Check(cp)
+			v := NewVerifier()
+			for _, r := range rows {
+				var err error
+				if withStored {
+					err = v.AddPreparedWithStoredHash(r.seq, PrepareLeaf(r.leaf), r.redacted, r.stored)
+				} else {
+					err = v.AddPrepared(r.seq, PrepareLeaf(r.leaf), r.redacted)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, gerr := v.Check(cp)
+			if got != want || fmt.Sprint(gerr) != fmt.Sprint(werr) {
+				t.Errorf("%s (stored hashes %v): prepared %+v, %v; from the bytes %+v, %v", name, withStored, got, gerr, want, werr)
+			}
+		}
+	}
+	if err := NewVerifier().AddPrepared(0, PreparedLeaf{}, false); err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier()
+	_ = v.AddPrepared(0, PrepareLeaf(leaves[0]), false)
+	if err := v.AddPreparedWithStoredHash(1, PrepareLeaf(leaves[1]), false, LeafHash(leaves[1])); err == nil {
+		t.Fatal("AddPreparedWithStoredHash after AddPrepared: no error")
 	}
 }

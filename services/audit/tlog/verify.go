@@ -93,24 +93,36 @@ func (v *Verifier) Add(seq int64, leaf []byte, redacted bool) error {
 	if err := v.setMode(modePlain); err != nil {
 		return err
 	}
-	_, err := v.add(seq, leaf, redacted)
-	return err
+	return v.add(seq, PrepareLeaf(leaf), redacted)
 }
 
 // AddWithStoredHash is Add with the leaf hash the database holds for this row, which lets
 // Check name the exact first entry that does not match. Use it for every entry or none.
 func (v *Verifier) AddWithStoredHash(seq int64, leaf []byte, redacted bool, storedLeafHash tlog.Hash) error {
+	return v.AddPreparedWithStoredHash(seq, PrepareLeaf(leaf), redacted, storedLeafHash)
+}
+
+// AddPrepared is Add for a leaf already prepared with [PrepareLeaf].
+func (v *Verifier) AddPrepared(seq int64, leaf PreparedLeaf, redacted bool) error {
+	if err := v.setMode(modePlain); err != nil {
+		return err
+	}
+	return v.add(seq, leaf, redacted)
+}
+
+// AddPreparedWithStoredHash is AddWithStoredHash for a leaf already prepared with
+// [PrepareLeaf].
+func (v *Verifier) AddPreparedWithStoredHash(seq int64, leaf PreparedLeaf, redacted bool, storedLeafHash tlog.Hash) error {
 	if err := v.setMode(modeStored); err != nil {
 		return err
 	}
 	pos := v.n
-	h, err := v.add(seq, leaf, redacted)
-	if err != nil {
+	if err := v.add(seq, leaf, redacted); err != nil {
 		return err
 	}
 	v.stored = append(roomForHashes(v.stored, 1), storedLeafHash)
-	if h != storedLeafHash {
-		v.note(pos, fmt.Sprintf("leaf bytes hash to %s but the database's stored leaf hash is %s", h, storedLeafHash))
+	if leaf.hash != storedLeafHash {
+		v.note(pos, fmt.Sprintf("leaf bytes hash to %s but the database's stored leaf hash is %s", leaf.hash, storedLeafHash))
 	}
 	return nil
 }
@@ -123,11 +135,10 @@ func (v *Verifier) setMode(m int) error {
 	return nil
 }
 
-func (v *Verifier) add(seq int64, leaf []byte, redacted bool) (tlog.Hash, error) {
+func (v *Verifier) add(seq int64, leaf PreparedLeaf, redacted bool) error {
 	pos := v.n
-	h := LeafHash(leaf)
-	if err := v.tree.Append(h); err != nil {
-		return tlog.Hash{}, err
+	if err := v.tree.Append(leaf.hash); err != nil {
+		return err
 	}
 	v.n++
 	if redacted {
@@ -136,12 +147,12 @@ func (v *Verifier) add(seq int64, leaf []byte, redacted bool) (tlog.Hash, error)
 	if seq != pos {
 		v.note(pos, fmt.Sprintf("row seq %d is at position %d: an entry is missing, duplicated or out of order", seq, pos))
 	}
-	if s, ok := leafSeq(leaf); !ok {
+	if !leaf.version {
 		v.note(pos, "leaf is not a version-1 leaf")
-	} else if s != pos {
-		v.note(pos, fmt.Sprintf("leaf says seq %d but is at position %d", s, pos))
+	} else if leaf.seq != pos {
+		v.note(pos, fmt.Sprintf("leaf says seq %d but is at position %d", leaf.seq, pos))
 	}
-	return h, nil
+	return nil
 }
 
 // note records a finding if it is the first; positions only grow, so first is earliest.
