@@ -49,14 +49,18 @@ func (s *Service) routers() (referrals, decisions, children, notified *events.Ro
 // handleNotified marks the decision a notification was about as having reached notify; in a
 // batch, markNotifiedTogether marks the batch's decisions at its end.
 func (s *Service) handleNotified(ctx context.Context, tx pgx.Tx, _ *eventsv1.Envelope, ev *eventsv1.NotificationEvent) error {
-	if _, err := uuid.Parse(ev.GetDecisionId()); err != nil {
+	parsed, err := uuid.Parse(ev.GetDecisionId())
+	if err != nil {
 		return nil // not a decision rules made (none, or not an id rules would give)
 	}
+	// The canonical form: uuid.Parse also takes forms (urn:uuid:…) Postgres refuses, and one
+	// such id would fail the whole batch's statement.
+	id := parsed.String()
 	if named, ok := ctx.Value(notifiedBatchKey{}).(map[string]bool); ok {
-		named[ev.GetDecisionId()] = true
+		named[id] = true
 		return nil
 	}
-	return store.MarkNotified(ctx, tx, []string{ev.GetDecisionId()})
+	return store.MarkNotified(ctx, tx, []string{id})
 }
 
 type notifiedBatchKey struct{}

@@ -97,6 +97,7 @@ func TestNotifiedBatchMarksEachDecisionOnce(t *testing.T) {
 			publish(id)
 		}
 		publish("not-a-decision")
+		publish("urn:uuid:" + decisions[1])
 	}
 	eventstest.Drained(t, e.js, "rules-notified")
 	for i, id := range decisions {
