@@ -61,9 +61,10 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var claimed []store.Notification
+	allowances := s.agencies.allowances()
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		var err error
-		if claimed, err = store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free); err != nil {
+		if claimed, err = store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free, allowances, defaultAllowance); err != nil {
 			return err
 		}
 		b := &pgx.Batch{}
@@ -84,6 +85,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.agencies.claimed(claimed, allowances)
 	if len(claimed) > 0 {
 		s.relay.Wake()
 	}
@@ -109,19 +111,6 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	return len(claimed), nil
 }
 
-// agencySlot is the agency's concurrency limit, held while an attempt is in flight.
-func (s *Service) agencySlot(a directory.Agency) chan struct{} {
-	s.agencyMu.Lock()
-	defer s.agencyMu.Unlock()
-	key := a.Partnership + "/" + a.ID
-	sem, ok := s.agencySem[key]
-	if !ok || cap(sem) != a.Concurrency {
-		sem = make(chan struct{}, max(1, a.Concurrency))
-		s.agencySem[key] = sem
-	}
-	return sem
-}
-
 // deliver makes one attempt and records it. It runs detached from the service's context so
 // shutdown lets an attempt finish and be recorded; the send timeout bounds it.
 func (s *Service) deliver(ctx context.Context, n store.Notification) {
@@ -140,6 +129,9 @@ func (s *Service) deliver(ctx context.Context, n store.Notification) {
 	default:
 		res = s.attempt(ctx, n, a, dir.partnership.ConsoleURL)
 	}
+	if s.agencies.sent(n) {
+		s.Wake()
+	}
 	failpoint.Inject("notify.after-send-before-record")
 	if err := s.record(ctx, n, res); err != nil {
 		// The lease runs out and the row is claimed again: the receiver drops the repeat
@@ -149,7 +141,7 @@ func (s *Service) deliver(ctx context.Context, n store.Notification) {
 }
 
 func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency, consoleURL string) store.Result {
-	sem := s.agencySlot(a)
+	sem := s.agencies.slot(n, a.Concurrency)
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():

@@ -43,6 +43,7 @@ func (s *Service) directoryOf(ctx context.Context, q store.Querier, partnership 
 	s.dirMu.Lock()
 	s.dirCache[partnership] = cachedDirectory{dir: d, fetched: time.Now()}
 	s.dirMu.Unlock()
+	s.agencies.learn(partnership, d.agencies)
 	return d, nil
 }
 

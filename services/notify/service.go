@@ -179,12 +179,11 @@ type Service struct {
 	box        *seal.Box
 	changeTTL  time.Duration
 
-	wake      chan struct{}
-	results   chan recording
-	agencyMu  sync.Mutex
-	agencySem map[string]chan struct{}
-	inflight  chan struct{}
-	sending   sync.WaitGroup
+	wake     chan struct{}
+	results  chan recording
+	agencies agencySlots
+	inflight chan struct{}
+	sending  sync.WaitGroup
 	// slotsFull is set when the last claim may have left due notifications unclaimed for
 	// want of a sending slot; the next attempt to finish clears it and wakes the worker.
 	slotsFull atomic.Bool
@@ -203,7 +202,7 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("notify.New: SecretKey (MASH_NOTIFY_SECRET_KEY): %w", err)
 	}
 	s := &Service{cipher: d.Cipher, store: store.New(d.Pool), calendar: d.Calendar, log: d.Log, now: d.Now, cfg: d.Delivery.withDefaults(),
-		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording), agencySem: map[string]chan struct{}{},
+		dirFile: d.DirectoryFile, channels: d.Channels, wake: make(chan struct{}, 1), results: make(chan recording),
 		box: box, changeTTL: d.ChangeTTL, js: d.JS}
 	if s.changeTTL == 0 {
 		s.changeTTL = DefaultChangeTTL

@@ -66,6 +66,9 @@ type SchoolDay struct {
 // MaxConcurrency is the most attempts in flight to one agency that the directory allows.
 const MaxConcurrency = channel.MaxConcurrency
 
+// DefaultConcurrency is the attempts in flight to an agency whose entry sets none.
+const DefaultConcurrency = 4
+
 // Agency is one team in the directory.
 type Agency struct {
 	ID          string `yaml:"id"`
@@ -310,7 +313,7 @@ func (a *Agency) Normalise() {
 		a.Language = LanguageEnglish
 	}
 	if a.Concurrency == 0 {
-		a.Concurrency = 4
+		a.Concurrency = DefaultConcurrency
 	}
 	for i, r := range a.Roles {
 		a.Roles[i] = strings.TrimSpace(r)
