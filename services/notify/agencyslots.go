@@ -1,7 +1,10 @@
 package notify
 
 import (
+	"cmp"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/mash-hub/mash/services/notify/directory"
 	"github.com/mash-hub/mash/services/notify/store"
@@ -14,11 +17,15 @@ func keyOf(n store.Notification) agencyKey { return agencyKey{n.Partnership, n.A
 
 // agencySlots keeps each agency's concurrency limit and counts the notifications this
 // process has claimed for it and not yet finished sending, so that a claim takes no more of
-// an agency's notifications than claimAhead rounds of its slots. Without that, an agency that
-// stopped answering could have its notifications hold every sending slot, each waiting its
-// turn for the agency while its lease ran: the other agencies would wait behind it, and what
-// was still waiting when the lease ran out would be claimed and sent again.
+// an agency's notifications than it can send while their leases run. Without that, an agency
+// that stopped answering could have its notifications hold every sending slot, each waiting
+// its turn for the agency while its lease ran: the other agencies would wait behind it, and
+// what was still waiting when the lease ran out would be claimed and sent again.
 type agencySlots struct {
+	// waitBudget is how long a claimed notification may wait for its agency's slot and
+	// still be sent within its lease (see waitBudget in delivery.go).
+	waitBudget time.Duration
+
 	mu sync.Mutex
 	// limits is each agency's concurrency, as last read from the directory.
 	limits map[agencyKey]int
@@ -29,6 +36,44 @@ type agencySlots struct {
 	// full marks agencies the last claim took all it could of: the first of their attempts
 	// to end wakes the worker, as their due notifications may have been left unclaimed.
 	full map[agencyKey]bool
+	// took is each agency's recent attempt time: a slow attempt counts at once, a fast one
+	// brings the figure down gradually, so one quick answer does not undo a timeout.
+	took map[agencyKey]time.Duration
+}
+
+// Rounds of an agency's slots a claim may take: the round in flight and the next for an
+// agency not yet heard from or slow to answer, so a freed slot starts its next attempt
+// without waiting for a claim's round trip; up to maxRounds for an agency that answers
+// quickly enough for all of them to be sent within their leases.
+const (
+	minRounds = 2
+	maxRounds = 16
+)
+
+// rounds is how many rounds of the agency's slots may be claimed at once: as many as its
+// recent attempt time lets a notification wait through and still be sent in its lease.
+func (a *agencySlots) rounds(k agencyKey) int {
+	took, ok := a.took[k]
+	if !ok {
+		return minRounds
+	}
+	return min(maxRounds, max(minRounds, int(a.waitBudget/max(took, time.Millisecond))+1))
+}
+
+// observe records how long an attempt to the notification's agency took.
+func (a *agencySlots) observe(n store.Notification, d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := keyOf(n)
+	if a.took == nil {
+		a.took = map[agencyKey]time.Duration{}
+	}
+	prev, ok := a.took[k]
+	if !ok || d > prev {
+		a.took[k] = d
+		return
+	}
+	a.took[k] = prev - (prev-d)/8
 }
 
 // slot is the agency's concurrency limit, held while an attempt is in flight. A changed
@@ -48,12 +93,6 @@ func (a *agencySlots) slot(n store.Notification, concurrency int) chan struct{} 
 	}
 	return sem
 }
-
-// claimAhead is how many rounds of an agency's slots a claim may take: the round in flight
-// and the next, so a freed slot starts its next attempt at once rather than after a claim's
-// round trip. A notification waits at most one send for its slot and then sends, which is
-// what the lease allows (leaseFor: two send timeouts and a margin).
-const claimAhead = 2
 
 // learn records the concurrency of a partnership's agencies as its directory is read, so the
 // first claim of an agency's notifications already knows how many it may take.
@@ -80,44 +119,73 @@ func (a *agencySlots) limit(k agencyKey) int {
 	return directory.DefaultConcurrency
 }
 
-// defaultAllowance is what a claim may take of an agency whose directory entry this process
-// has not read.
-const defaultAllowance = claimAhead * directory.DefaultConcurrency
+// defaultAllowance is what a claim may take of an agency this process knows nothing of.
+const defaultAllowance = minRounds * directory.DefaultConcurrency
 
-// allowances is what the next claim may take of each agency this process knows; agencies
-// not listed may have defaultAllowance.
-func (a *agencySlots) allowances() []store.Allowance {
+// allowances is what the next claim may take of each agency this process knows (agencies
+// not listed may have defaultAllowance), and the agencies it should not look at, having
+// none free, as partnership and agency ids for store.Claim.
+func (a *agencySlots) allowances() (free map[agencyKey]int, skipPartnerships, skipAgencies []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]store.Allowance, 0, len(a.limits)+len(a.pending))
+	free = make(map[agencyKey]int, len(a.limits)+len(a.pending))
 	for k, l := range a.limits {
-		out = append(out, store.Allowance{Partnership: k.partnership, Agency: k.agency, Free: claimAhead*l - a.pending[k]})
+		free[k] = a.rounds(k)*l - a.pending[k]
 	}
 	for k, p := range a.pending {
 		if _, ok := a.limits[k]; !ok {
-			out = append(out, store.Allowance{Partnership: k.partnership, Agency: k.agency, Free: defaultAllowance - p})
+			free[k] = a.rounds(k)*directory.DefaultConcurrency - p
 		}
 	}
-	return out
+	for k, f := range free {
+		if f <= 0 {
+			skipPartnerships, skipAgencies = append(skipPartnerships, k.partnership), append(skipAgencies, k.agency)
+		}
+	}
+	return free, skipPartnerships, skipAgencies
 }
 
-// claimed counts a claim's notifications against their agencies, and marks full the agencies
-// it took all their allowance of (or that had none).
-func (a *agencySlots) claimed(ns []store.Notification, allowed []store.Allowance) {
+// trim keeps, most urgent first, as many of a claim's notifications as each agency's
+// allowance lets it take, and returns the rest to give back. The claim itself takes the most
+// urgent due rows of the agencies with any room: asking Postgres to count each agency's rows
+// as well costs every claim a sort of its candidates, while the room is rarely exceeded.
+func trim(claimed []store.Notification, free map[agencyKey]int) (keep, giveBack []store.Notification) {
+	slices.SortStableFunc(claimed, func(x, y store.Notification) int {
+		if c := cmp.Compare(x.Priority, y.Priority); c != 0 {
+			return c
+		}
+		return x.NextAttemptAt.Compare(y.NextAttemptAt)
+	})
+	took := map[agencyKey]int{}
+	for _, n := range claimed {
+		k := keyOf(n)
+		f, ok := free[k]
+		if !ok {
+			f = defaultAllowance
+		}
+		if took[k] >= f {
+			giveBack = append(giveBack, n)
+			continue
+		}
+		took[k]++
+		keep = append(keep, n)
+	}
+	return keep, giveBack
+}
+
+// claimed counts a claim's kept notifications against their agencies, and marks full the
+// agencies it took all their allowance of, gave any back for, or left out for having none.
+func (a *agencySlots) claimed(keep, giveBack []store.Notification, free map[agencyKey]int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pending == nil {
 		a.pending, a.full = map[agencyKey]int{}, map[agencyKey]bool{}
 	}
 	took := map[agencyKey]int{}
-	for _, n := range ns {
+	for _, n := range keep {
 		k := keyOf(n)
 		a.pending[k]++
 		took[k]++
-	}
-	free := make(map[agencyKey]int, len(allowed))
-	for _, al := range allowed {
-		free[agencyKey{al.Partnership, al.Agency}] = al.Free
 	}
 	for k, n := range took {
 		f, ok := free[k]
@@ -127,6 +195,9 @@ func (a *agencySlots) claimed(ns []store.Notification, allowed []store.Allowance
 		if n >= f {
 			a.full[k] = true
 		}
+	}
+	for _, n := range giveBack {
+		a.full[keyOf(n)] = true
 	}
 	for k, f := range free {
 		if f <= 0 {

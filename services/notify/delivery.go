@@ -23,6 +23,11 @@ import (
 // died is presumed gone and another claims the row. Longer than any attempt can take.
 func (s *Service) leaseFor() time.Duration { return 2*s.cfg.SendTimeout + 5*time.Second }
 
+// waitBudget is how long a claimed notification may wait for its agency's slot: its lease
+// less one attempt and a margin for reading the directory and recording the result. One
+// that waits longer gives its claim back unsent rather than be claimed again while waiting.
+func (s *Service) waitBudget() time.Duration { return s.leaseFor() - s.cfg.SendTimeout - 2*time.Second }
+
 // deliverLoop claims due notifications and sends each in its own goroutine, bounded overall
 // and per agency, until ctx ends.
 func (s *Service) deliverLoop(ctx context.Context) {
@@ -60,12 +65,22 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		s.slotsFull.Store(true)
 		return 0, nil
 	}
-	var claimed []store.Notification
-	allowances := s.agencies.allowances()
+	var claimed, giveBack []store.Notification
+	room, skipPartnerships, skipAgencies := s.agencies.allowances()
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
-		var err error
-		if claimed, err = store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free, allowances, defaultAllowance); err != nil {
+		ns, err := store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free, skipPartnerships, skipAgencies)
+		if err != nil {
 			return err
+		}
+		claimed, giveBack = trim(ns, room)
+		if len(giveBack) > 0 {
+			ids := make([]string, len(giveBack))
+			for i, n := range giveBack {
+				ids[i] = n.ID
+			}
+			if err := store.Unclaim(ctx, tx, ids); err != nil {
+				return err
+			}
 		}
 		b := &pgx.Batch{}
 		for _, n := range claimed {
@@ -85,15 +100,16 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.agencies.claimed(claimed, allowances)
+	s.agencies.claimed(claimed, giveBack, room)
 	if len(claimed) > 0 {
 		s.relay.Wake()
 	}
-	if len(claimed) == free {
+	if len(claimed)+len(giveBack) == free {
 		// More may be due than there were slots: the first slot freed claims again, rather
 		// than the next poll or commit (a poll's wait, under load, is slots left idle).
 		s.slotsFull.Store(true)
 	}
+	waitUntil := time.Now().Add(s.waitBudget())
 	for _, n := range claimed {
 		s.inflight <- struct{}{}
 		s.sending.Add(1)
@@ -105,15 +121,16 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 					s.Wake()
 				}
 			}()
-			s.deliver(context.WithoutCancel(ctx), n)
+			s.deliver(context.WithoutCancel(ctx), n, waitUntil)
 		}()
 	}
 	return len(claimed), nil
 }
 
 // deliver makes one attempt and records it. It runs detached from the service's context so
-// shutdown lets an attempt finish and be recorded; the send timeout bounds it.
-func (s *Service) deliver(ctx context.Context, n store.Notification) {
+// shutdown lets an attempt finish and be recorded; the send timeout bounds it, and
+// waitUntil the wait for the agency's slot.
+func (s *Service) deliver(ctx context.Context, n store.Notification, waitUntil time.Time) {
 	dir, err := s.directoryOf(ctx, s.store.Pool(), n.Partnership)
 	var res store.Result
 	var a directory.Agency
@@ -127,7 +144,7 @@ func (s *Service) deliver(ctx context.Context, n store.Notification) {
 	case !found:
 		res = store.Result{Final: true, Detail: fmt.Sprintf("agency %s is no longer in the directory", n.Agency)}
 	default:
-		res = s.attempt(ctx, n, a, dir.partnership.ConsoleURL)
+		res = s.attempt(ctx, n, a, dir.partnership.ConsoleURL, waitUntil)
 	}
 	if s.agencies.sent(n) {
 		s.Wake()
@@ -140,12 +157,19 @@ func (s *Service) deliver(ctx context.Context, n store.Notification) {
 	}
 }
 
-func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency, consoleURL string) store.Result {
+func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency, consoleURL string, waitUntil time.Time) store.Result {
 	sem := s.agencies.slot(n, a.Concurrency)
+	wait := time.NewTimer(time.Until(waitUntil))
+	defer wait.Stop()
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return s.retryOrFail(n, "shutting down before the attempt")
+	case <-wait.C:
+		// Not sent: the agency is slower than when this was claimed. Waiting on would
+		// outlast the lease and have the notification claimed, and sent, twice.
+		s.metrics.attempts.WithLabelValues(a.Channel, "not_attempted").Inc()
+		return s.retryOrFail(n, fmt.Sprintf("not attempted: %s had no free sending slot within %s", n.Agency, s.waitBudget()))
 	}
 	defer func() { <-sem }()
 	target := a.Endpoint()
@@ -168,6 +192,7 @@ func (s *Service) attempt(ctx context.Context, n store.Notification, a directory
 	defer cancel()
 	start := time.Now()
 	receipt, err := s.channels.Send(sctx, target, m)
+	s.agencies.observe(n, time.Since(start))
 	s.metrics.attempts.WithLabelValues(a.Channel, resultLabel(err)).Inc()
 	s.metrics.attemptSeconds.WithLabelValues(a.Channel).Observe(time.Since(start).Seconds())
 	if err == nil && receipt.Sequence > 0 {

@@ -214,6 +214,7 @@ func New(d Deps) (*Service, error) {
 		s.now = time.Now
 	}
 	s.inflight = make(chan struct{}, s.cfg.InFlight)
+	s.agencies.waitBudget = s.waitBudget()
 	s.dirCache = map[string]cachedDirectory{}
 	if s.channels == nil {
 		chs := []channel.Channel{channel.NewWebhook(nil, time.Now), channel.NewNATS(d.JS)}

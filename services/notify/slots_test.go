@@ -1,6 +1,8 @@
 package notify_test
 
 import (
+	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,5 +100,99 @@ func TestAnAgencyThatStopsAnsweringHoldsOnlyItsOwnSlots(t *testing.T) {
 	}
 	if got := e.ag.duty.calls.Load(); got != 4 {
 		t.Errorf("duty manager called %d times, want once per action", got)
+	}
+}
+
+// An agency that answered quickly and then stops: a claim took many rounds of its one slot,
+// and those that would wait past what their lease allows give their claim back unsent, so
+// none is claimed again while still waiting and sent twice.
+func TestNotificationsThatCannotBeSentInTheirLeaseGiveItBack(t *testing.T) {
+	// Lease 6 s: a claimed notification may wait 3.5 s for its slot.
+	e := newEnv(t, func(c *notify.DeliveryConfig) { c.SendTimeout = 500 * time.Millisecond; c.MaxAttempts = 100 })
+	f := e.directoryFile()
+	for i := range f.Agencies {
+		if f.Agencies[i].ID == "rct-duty-manager" {
+			f.Agencies[i].Concurrency = 1
+		}
+	}
+	e.load(t, f)
+	warm := e.referral(t, noEncompass)
+	e.decide(t, confirmed, warm, uuid.NewString(), 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "duty_manager")
+	e.settled(t, warm.GetId(), 3)
+
+	// Now it answers nothing useful until released: each attempt takes 400 ms to fail (an
+	// answer after the sender gave up would be a delivery the sender never counted).
+	answer := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(answer) }) }
+	t.Cleanup(release)
+	e.ag.duty.respond = func(int64) (int, time.Duration) {
+		select {
+		case <-answer:
+			return 200, 0
+		case <-time.After(400 * time.Millisecond):
+			return 503, 0
+		}
+	}
+	var refs []string
+	for range 16 {
+		ref := e.referral(t, noEncompass)
+		e.decide(t, confirmed, ref, uuid.NewString(), 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "duty_manager")
+		refs = append(refs, ref.GetId())
+	}
+	st := store.New(e.pool)
+	dutyOf := func(id string) (store.Notification, bool) {
+		for _, n := range e.rows(t, id) {
+			if n.Agency == "rct-duty-manager" && n.Kind == "ACTION" {
+				return n, true
+			}
+		}
+		return store.Notification{}, false
+	}
+	var gaveBack int
+	e.waitFor(t, "every action to the duty manager attempted or given back", func() bool {
+		gaveBack = 0
+		for _, id := range refs {
+			n, ok := dutyOf(id)
+			if !ok {
+				return false
+			}
+			as, err := st.Attempts(context.Background(), n.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(as) == 0 {
+				return false
+			}
+			for _, a := range as {
+				if strings.HasPrefix(a.Result, "not attempted: rct-duty-manager had no free sending slot") {
+					gaveBack++
+				}
+			}
+		}
+		return true
+	})
+	if gaveBack == 0 {
+		t.Error("no action gave its claim back, though most could not be sent within their lease")
+	}
+
+	release()
+	for _, id := range refs {
+		e.settled(t, id, 3)
+		if n, _ := dutyOf(id); n.State != store.StateDelivered {
+			t.Errorf("action of %s is %s, want DELIVERED", id, n.State)
+		}
+	}
+	seen := map[string]int{}
+	for _, d := range e.ag.duty.deliveries() {
+		seen[d.key]++
+	}
+	for key, times := range seen {
+		if times > 1 {
+			t.Errorf("the duty manager was sent %s %d times", key, times)
+		}
+	}
+	if len(seen) != 17 {
+		t.Errorf("the duty manager received %d actions, want 17", len(seen))
 	}
 }

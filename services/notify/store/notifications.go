@@ -125,57 +125,39 @@ func MarkWithdrawn(ctx context.Context, tx pgx.Tx, id string, at time.Time) erro
 	return nil
 }
 
-// Allowance is how many more of one agency's notifications a claim may take: its free
-// sending slots in this process.
-type Allowance struct {
-	Partnership, Agency string
-	Free                int
-}
-
-// claimSQL leases due notifications, most urgent first, taking no more of an agency's than
-// its allowance ($4-$6; unlisted agencies get $8). Agencies with no free slot are left out of
-// the scan itself, so a backlog at an agency that has stopped answering does not hide the
-// others' notifications behind it. The window that counts each agency's rows cannot share a
-// SELECT with FOR UPDATE, so it ranks a bounded set of candidates ($7) and the outer query
-// locks what it picked, checking again that each row is still due.
+// claimSQL leases due notifications, most urgent first, leaving out the agencies given ($4,
+// $5): those with no free sending slot, whose backlog would otherwise fill the claim.
 const claimSQL = `UPDATE notify.notifications n SET state = 'SENDING', lease_until = $2, attempts = n.attempts + 1
 	FROM (SELECT id AS due_id FROM notify.notifications
-		WHERE id IN (
-			SELECT id FROM (
-				SELECT c.id, c.priority, c.next_attempt_at,
-					row_number() OVER (PARTITION BY c.partnership, c.agency ORDER BY c.priority, c.next_attempt_at) AS nth,
-					coalesce(al.free, $8) AS free
-				FROM (SELECT id, partnership, agency, priority, next_attempt_at FROM notify.notifications
-					WHERE state IN ('PENDING', 'SENDING') AND next_attempt_at <= $1 AND (state = 'PENDING' OR lease_until < $1)
-						AND (partnership, agency) NOT IN (
-							SELECT f.p, f.ag FROM unnest($4::text[], $5::text[], $6::int[]) AS f(p, ag, free) WHERE f.free <= 0)
-					ORDER BY priority, next_attempt_at LIMIT $7) c
-				LEFT JOIN unnest($4::text[], $5::text[], $6::int[]) AS al(p, ag, free) ON al.p = c.partnership AND al.ag = c.agency
-			) ranked
-			WHERE nth <= free ORDER BY priority, next_attempt_at LIMIT $3)
-		AND state IN ('PENDING', 'SENDING') AND next_attempt_at <= $1 AND (state = 'PENDING' OR lease_until < $1)
-		FOR UPDATE SKIP LOCKED) due
+		WHERE state IN ('PENDING', 'SENDING') AND next_attempt_at <= $1 AND (state = 'PENDING' OR lease_until < $1)
+			AND (partnership, agency) NOT IN (SELECT * FROM unnest($4::text[], $5::text[]))
+		ORDER BY priority, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
 	WHERE n.id = due.due_id
 	RETURNING ` + notificationColumns
 
-// claimCandidates is how many due rows a claim ranks for each one it may take: enough that
-// one busy agency's rows at the head of the queue leave room for others in the same claim.
-const claimCandidates = 4
-
 // Claim leases up to limit notifications due at now for delivery, most urgent first: pending
-// ones, and sending ones whose lease ran out (their sender died). It takes no more of an
-// agency's than its allowance, or unlisted than defaultFree. Each claim counts an attempt.
-// Rows locked by another sender are skipped.
-func Claim(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int, allowances []Allowance, defaultFree int) ([]Notification, error) {
-	ps, ags, free := make([]string, len(allowances)), make([]string, len(allowances)), make([]int32, len(allowances))
-	for i, a := range allowances {
-		ps[i], ags[i], free[i] = a.Partnership, a.Agency, int32(a.Free)
+// ones, and sending ones whose lease ran out (their sender died), except those of the agencies
+// skipped (partnership and agency ids, pairwise). Each claim counts an attempt. Rows locked
+// by another sender are skipped.
+func Claim(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int, skipPartnerships, skipAgencies []string) ([]Notification, error) {
+	if len(skipPartnerships) != len(skipAgencies) {
+		return nil, fmt.Errorf("claim notifications: %d partnerships for %d agencies to skip", len(skipPartnerships), len(skipAgencies))
 	}
-	rows, err := tx.Query(ctx, claimSQL, now, now.Add(lease), limit, ps, ags, free, limit*claimCandidates, defaultFree)
+	rows, err := tx.Query(ctx, claimSQL, now, now.Add(lease), limit, skipPartnerships, skipAgencies)
 	if err != nil {
 		return nil, fmt.Errorf("claim notifications: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
+}
+
+// Unclaim gives back notifications claimed in tx that will not be attempted: pending again,
+// due as they were, with the claim's attempt uncounted.
+func Unclaim(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if _, err := tx.Exec(ctx, `UPDATE notify.notifications SET state = 'PENDING', lease_until = NULL, attempts = attempts - 1
+		WHERE id = ANY($1::uuid[]) AND state = 'SENDING'`, ids); err != nil {
+		return fmt.Errorf("give back %d claimed notifications: %w", len(ids), err)
+	}
+	return nil
 }
 
 // Result is the outcome of one delivery attempt.
