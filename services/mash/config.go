@@ -119,7 +119,9 @@ var tlsSettings = tlsconf.Files{Cert: "MASH_TLS_CERT", Key: "MASH_TLS_KEY", CA: 
 type notifyConfig struct {
 	DirectoryFile string
 	SendTimeout   time.Duration
-	SMTP          channel.EmailConfig
+	// InFlight bounds notify's claimed, unrecorded messages (MASH_NOTIFY_IN_FLIGHT).
+	InFlight int
+	SMTP     channel.EmailConfig
 	// SecretKey seals agencies' webhook secrets (MASH_NOTIFY_SECRET_KEY).
 	SecretKey []byte
 	// ChangeTTL is how long a proposed directory change waits for a second manager.
@@ -148,6 +150,7 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	notifyDir := s.String("notify-directory", "MASH_NOTIFY_DIRECTORY", "", "agency directory file (YAML) loaded at start by the notify service")
 	reconcileAge := s.Duration("reconcile-age", "MASH_RECONCILE_AGE", events.DefaultReconcileAge, "how long a downstream effect may take before its event is re-emitted")
 	reconcileEvery := s.Duration("reconcile-every", "MASH_RECONCILE_EVERY", events.DefaultReconcileEvery, "how often the reconcilers look for missing effects")
+	inFlight := s.Int("notify-in-flight", "MASH_NOTIFY_IN_FLIGHT", notify.DefaultInFlight, "messages notify may have claimed and not yet recorded, across all agencies (each agency is still sent at most its directory concurrency at once)")
 	sendTimeout := s.Duration("notify-send-timeout", "MASH_NOTIFY_SEND_TIMEOUT", 10*time.Second, "how long one delivery attempt may take; an attempt cut off by a crash is retried after twice this plus 5 s")
 	smtpAddr := s.String("smtp-addr", "MASH_SMTP_ADDR", "", "SMTP relay host:port for email notifications (email channel off when empty)")
 	smtpFrom := s.String("smtp-from", "MASH_SMTP_FROM", "", "sender address of email notifications")
@@ -309,7 +312,10 @@ func parseServeConfig(args []string) (serveConfig, error) {
 	if *sendTimeout < 100*time.Millisecond || *sendTimeout > 2*time.Minute {
 		return c, fmt.Errorf("MASH_NOTIFY_SEND_TIMEOUT %s: use between 100ms and 2m", *sendTimeout)
 	}
-	c.Notify = notifyConfig{DirectoryFile: *notifyDir, SendTimeout: *sendTimeout, SMTP: channel.EmailConfig{Addr: *smtpAddr, From: *smtpFrom,
+	if *inFlight < 1 || *inFlight > notify.MaxInFlight {
+		return c, fmt.Errorf("MASH_NOTIFY_IN_FLIGHT %d: use between 1 and %d", *inFlight, notify.MaxInFlight)
+	}
+	c.Notify = notifyConfig{DirectoryFile: *notifyDir, SendTimeout: *sendTimeout, InFlight: *inFlight, SMTP: channel.EmailConfig{Addr: *smtpAddr, From: *smtpFrom,
 		Username: *smtpUser, Password: *smtpPass, Timeout: 10 * time.Second}}
 	if *changeTTL < time.Minute || *changeTTL > 30*24*time.Hour {
 		return c, fmt.Errorf("MASH_NOTIFY_CHANGE_TTL %s: use between 1m and 720h", *changeTTL)

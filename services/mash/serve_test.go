@@ -66,6 +66,7 @@ func TestBadConfigFailsNamingTheSetting(t *testing.T) {
 		{[]string{"serve", "--allow-plaintext", "--http-addr", "0.0.0.0:0"}, "MASH_NOTIFY_SECRET_KEY"}, // off loopback, no key
 		{[]string{"serve", "--services", "notify", "--allow-plaintext", "--grpc-addr", "10.0.0.1:9090"}, "MASH_NOTIFY_SECRET_KEY"},
 		{[]string{"serve", "--notify-change-ttl", "1s"}, "MASH_NOTIFY_CHANGE_TTL"},
+		{[]string{"serve", "--notify-in-flight", "0"}, "MASH_NOTIFY_IN_FLIGHT"},
 		{[]string{"serve"}, "postgres"}, // nothing listens on port 1
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"clients", "create", "--agency", "Bad Agency", "--kind", "police"}, "agency"},

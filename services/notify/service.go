@@ -97,13 +97,25 @@ type DeliveryConfig struct {
 	BaseBackoff, MaxBackoff time.Duration
 	// SendTimeout bounds one attempt. Default 10s.
 	SendTimeout time.Duration
-	// InFlight bounds attempts in flight across all agencies. Default 64.
+	// InFlight bounds the notifications claimed and not yet recorded, across all agencies.
+	// Default DefaultInFlight.
 	InFlight int
 	// Poll is how often the worker looks for due retries when nothing wakes it. Default 250ms.
 	Poll time.Duration
 	// EscalationEvery is how often overdue acknowledgements are swept. Default 30s.
 	EscalationEvery time.Duration
 }
+
+// DefaultInFlight is how many claimed notifications may be unrecorded at once. Each holds
+// its slot through its send and the group commit of its result, which under load takes
+// longer than the send: with 64 slots a busy hub spent them waiting on commits, and at 50
+// referrals a second (about 500 messages) its least urgent messages, the referrers'
+// receipts, waited 15 s for a slot. Agencies are still sent no more than their own
+// concurrency at once.
+const DefaultInFlight = 256
+
+// MaxInFlight bounds InFlight: each slot is a goroutine holding a message until recorded.
+const MaxInFlight = 4096
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
 	if c.MaxAttempts == 0 {
@@ -119,7 +131,7 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 		c.SendTimeout = 10 * time.Second
 	}
 	if c.InFlight == 0 {
-		c.InFlight = 64
+		c.InFlight = DefaultInFlight
 	}
 	if c.Poll == 0 {
 		c.Poll = 250 * time.Millisecond
