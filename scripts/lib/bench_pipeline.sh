@@ -13,6 +13,7 @@
 #
 #   scripts/bench pipeline                                   # 50 100 200 400/s for 25 s, burst of 20,000, history of 200
 #   PIPE_RATES="50 200" PIPE_SECONDS=10 PIPE_BURST=2000 PIPE_HISTORY=0 scripts/bench pipeline   # a quick look
+#   PIPE_DECIDERS=32 ...                                     # the bench's practitioners deciding in parallel (8)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
@@ -114,7 +115,7 @@ run_phase() {
   "$work/loadgen" pipeline -addr "$MASH_GRPC_ADDR" -token "$referrer" -decider-token "$practitioner" -db "$bench_url" \
     -metrics "http://$MASH_HTTP_ADDR/metrics" \
     -hook-addr "127.0.0.1:$hook_port" -mash-pid "$mash_pid" -repeat-share "$repeat_share" \
-    -first-child $((phase_no * 100000)) "$@" | tee -a "$results" >&2
+    -deciders "${PIPE_DECIDERS:-8}" -first-child $((phase_no * 100000)) "$@" | tee -a "$results" >&2
 }
 for rate in $rates; do
   echo "phase: $rate referrals/s for ${secs}s..." >&2
