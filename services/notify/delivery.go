@@ -57,8 +57,9 @@ func (s *Service) deliverLoop(ctx context.Context) {
 	}
 }
 
-// DeliverDue claims the notifications due now (as many as there are free sending slots) and
-// starts sending them; it returns how many it claimed. Tests call it with an injected clock.
+// DeliverDue claims the notifications due now (as many as there are free sending slots, and
+// of each agency as many as it has room for) and starts sending them, most urgent first; it
+// returns how many it claimed. Tests call it with an injected clock.
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	free := cap(s.inflight) - len(s.inflight)
 	if free == 0 {
@@ -159,17 +160,21 @@ func (s *Service) deliver(ctx context.Context, n store.Notification, waitUntil t
 
 func (s *Service) attempt(ctx context.Context, n store.Notification, a directory.Agency, consoleURL string, waitUntil time.Time) store.Result {
 	sem := s.agencies.slot(n, a.Concurrency)
-	wait := time.NewTimer(time.Until(waitUntil))
-	defer wait.Stop()
 	select {
 	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return s.retryOrFail(n, "shutting down before the attempt")
-	case <-wait.C:
-		// Not sent: the agency is slower than when this was claimed. Waiting on would
-		// outlast the lease and have the notification claimed, and sent, twice.
-		s.metrics.attempts.WithLabelValues(a.Channel, "not_attempted").Inc()
-		return s.retryOrFail(n, fmt.Sprintf("not attempted: %s had no free sending slot within %s", n.Agency, s.waitBudget()))
+	default:
+		wait := time.NewTimer(time.Until(waitUntil))
+		defer wait.Stop()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return s.retryOrFail(n, "shutting down before the attempt")
+		case <-wait.C:
+			// Not sent: the agency is slower than when this was claimed. Waiting on would
+			// outlast the lease and have the notification claimed, and sent, twice.
+			s.metrics.attempts.WithLabelValues(a.Channel, "not_attempted").Inc()
+			return s.retryOrFail(n, fmt.Sprintf("not attempted: %s had no free sending slot within %s", n.Agency, s.waitBudget()))
+		}
 	}
 	defer func() { <-sem }()
 	target := a.Endpoint()
