@@ -616,15 +616,37 @@ func (s *backlogSampler) summary() map[string]backlog {
 		return out
 	}
 	mid := end / 2
-	secs := s.samples[end].at.Sub(s.samples[mid].at).Seconds()
+	half := s.samples[mid : end+1]
 	for _, n := range backlogNames {
-		b := backlog{Mid: s.samples[mid].counts[n], End: s.samples[end].counts[n]}
-		if secs > 0 {
-			b.PerSecond = float64(b.End-b.Mid) / secs
-		}
-		out[n] = b
+		out[n] = backlog{Mid: s.samples[mid].counts[n], End: s.samples[end].counts[n], PerSecond: growthPerSecond(half, n)}
 	}
 	return out
+}
+
+// growthPerSecond is a backlog's trend over the samples: the median of the slopes between
+// every pair of them (Theil-Sen). The relays and the audit log work in batches, so a backlog
+// read once a second jumps by hundreds between neighbouring samples; the difference of the
+// first and last judged a steady phase as growing whenever the last caught a batch waiting,
+// and a least-squares line is pulled almost as far by that one sample.
+func growthPerSecond(samples []backlogSample, name string) float64 {
+	var slopes []float64
+	for i := range samples {
+		for j := i + 1; j < len(samples); j++ {
+			dt := samples[j].at.Sub(samples[i].at).Seconds()
+			if dt <= 0 {
+				continue
+			}
+			slopes = append(slopes, float64(samples[j].counts[name]-samples[i].counts[name])/dt)
+		}
+	}
+	if len(slopes) == 0 {
+		return 0
+	}
+	slices.Sort(slopes)
+	if n := len(slopes); n%2 == 0 {
+		return (slopes[n/2-1] + slopes[n/2]) / 2
+	}
+	return slopes[len(slopes)/2]
 }
 
 type counters struct{ commits, inserts, updates, walBytes int64 }

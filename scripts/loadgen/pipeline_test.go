@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mash-hub/mash/pkg/referral"
 	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
@@ -46,5 +47,34 @@ func TestChildrenRepeatShare(t *testing.T) {
 	}
 	if len(seen)+c.repeats() != 4000 {
 		t.Fatalf("%d distinct children and %d repeats from 4000 referrals", len(seen), c.repeats())
+	}
+}
+
+// A backlog worked off in batches, sawing between 200 and 400, is not growing even when the
+// last sample catches a batch of 600 waiting; one that gains 10 a second under the same saw
+// grows by 10 a second. The first and last samples alone read the first as growing by 20.
+func TestBacklogGrowthIsTheTrendNotTheLastSample(t *testing.T) {
+	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var steady, growing []backlogSample
+	for i := range 21 {
+		v := int64(200)
+		if i%2 == 1 {
+			v = 400
+		}
+		if i == 20 {
+			v = 600
+		}
+		at := start.Add(time.Duration(i) * time.Second)
+		steady = append(steady, backlogSample{at: at, counts: map[string]int64{"relays": v}})
+		growing = append(growing, backlogSample{at: at, counts: map[string]int64{"relays": v + 10*int64(i)}})
+	}
+	if g := growthPerSecond(steady, "relays"); g != 0 {
+		t.Errorf("steady saw: %.1f a second, want 0", g)
+	}
+	if g := growthPerSecond(growing, "relays"); g < 9 || g > 11 {
+		t.Errorf("growing saw: %.1f a second, want 10", g)
+	}
+	if g := growthPerSecond(steady[:1], "relays"); g != 0 {
+		t.Errorf("one sample: %.1f, want 0", g)
 	}
 }
