@@ -123,7 +123,11 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	s.handleProbe("GET /readyz", s.readyz)
-	s.handleProbe("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP)
+	// A collector that cannot read its figure (a backlog count timing out on a database under
+	// load) leaves that figure out of the scrape and is logged; by default the whole scrape
+	// would answer 500, and the operator would lose every metric just when they matter.
+	s.handleProbe("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg,
+		ErrorHandling: promhttp.ContinueOnError, ErrorLog: scrapeErrorLog{log}}).ServeHTTP)
 	return s
 }
 
@@ -287,4 +291,11 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// scrapeErrorLog logs what a metrics scrape could not collect.
+type scrapeErrorLog struct{ log *zap.Logger }
+
+func (l scrapeErrorLog) Println(v ...any) {
+	l.log.Warn("metrics scrape incomplete", zap.String("error", fmt.Sprint(v...)))
 }

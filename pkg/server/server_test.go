@@ -204,3 +204,36 @@ func TestGRPCHealthAnswersPerServiceAndFollowsTheReadinessChecks(t *testing.T) {
 		t.Fatalf("List: %s is %v, want NOT_SERVING: %v", service, st, list)
 	}
 }
+
+// failingCollector reports one figure and fails to read another, as a backlog gauge does
+// when its count times out.
+type failingCollector struct{ ok, failed *prometheus.Desc }
+
+func (c failingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.ok; ch <- c.failed }
+
+func (c failingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.ok, prometheus.GaugeValue, 7)
+	ch <- prometheus.NewInvalidMetric(c.failed, errors.New("count backlog: context deadline exceeded"))
+}
+
+// A figure that cannot be read is left out of the scrape; the scrape itself still succeeds
+// with everything else.
+func TestMetricsServeWhatTheyCanWhenACollectorFails(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(failingCollector{
+		ok:     prometheus.NewDesc("test_readable", "A figure that reads.", nil, nil),
+		failed: prometheus.NewDesc("test_backlog", "A figure whose count fails.", nil, nil),
+	})
+	s := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zap.NewNop(), fixedAuth{}, reg)
+	ls := serve(t, s)
+	code, body, _ := get(t, "http://"+ls.HTTP.Addr().String()+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics answered %d with one collector failing, want 200: %s", code, body)
+	}
+	if !strings.Contains(body, "test_readable 7") {
+		t.Errorf("/metrics lacks the figure that could be read: %s", body)
+	}
+	if strings.Contains(body, "test_backlog ") {
+		t.Errorf("/metrics reports the figure that could not be read: %s", body)
+	}
+}
