@@ -129,13 +129,11 @@ func (a *agencySlots) allowances() (free map[agencyKey]int, skipPartnerships, sk
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	free = make(map[agencyKey]int, len(a.limits)+len(a.pending))
-	for k, l := range a.limits {
-		free[k] = a.rounds(k)*l - a.pending[k]
+	for k := range a.limits {
+		free[k] = a.rounds(k)*a.limit(k) - a.pending[k]
 	}
-	for k, p := range a.pending {
-		if _, ok := a.limits[k]; !ok {
-			free[k] = a.rounds(k)*directory.DefaultConcurrency - p
-		}
+	for k := range a.pending {
+		free[k] = a.rounds(k)*a.limit(k) - a.pending[k]
 	}
 	for k, f := range free {
 		if f <= 0 {
@@ -143,6 +141,14 @@ func (a *agencySlots) allowances() (free map[agencyKey]int, skipPartnerships, sk
 		}
 	}
 	return free, skipPartnerships, skipAgencies
+}
+
+// roomOf is an agency's room in an allowances map: defaultAllowance when it is not listed.
+func roomOf(free map[agencyKey]int, k agencyKey) int {
+	if f, ok := free[k]; ok {
+		return f
+	}
+	return defaultAllowance
 }
 
 // trim keeps, most urgent first, as many of a claim's notifications as each agency's
@@ -159,11 +165,7 @@ func trim(claimed []store.Notification, free map[agencyKey]int) (keep, giveBack 
 	took := map[agencyKey]int{}
 	for _, n := range claimed {
 		k := keyOf(n)
-		f, ok := free[k]
-		if !ok {
-			f = defaultAllowance
-		}
-		if took[k] >= f {
+		if took[k] >= roomOf(free, k) {
 			giveBack = append(giveBack, n)
 			continue
 		}
@@ -188,11 +190,7 @@ func (a *agencySlots) claimed(keep, giveBack []store.Notification, free map[agen
 		took[k]++
 	}
 	for k, n := range took {
-		f, ok := free[k]
-		if !ok {
-			f = defaultAllowance
-		}
-		if n >= f {
+		if n >= roomOf(free, k) {
 			a.full[k] = true
 		}
 	}
