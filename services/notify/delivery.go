@@ -43,7 +43,9 @@ func (s *Service) deliverLoop(ctx context.Context) {
 		for ctx.Err() == nil {
 			n, err := s.DeliverDue(ctx)
 			if err != nil {
-				s.log.Error("claim notifications", zap.Error(err))
+				if ctx.Err() == nil { // a claim cut short by shutdown did not fail
+					s.log.Error("claim notifications", zap.Error(err))
+				}
 				break
 			}
 			if n == 0 {
