@@ -69,12 +69,14 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var claimed, giveBack []store.Notification
+	var claimedRows int
 	room, skipPartnerships, skipAgencies := s.agencies.allowances()
 	err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		ns, err := store.Claim(ctx, tx, s.now().UTC(), s.leaseFor(), free, skipPartnerships, skipAgencies)
 		if err != nil {
 			return err
 		}
+		claimedRows = len(ns)
 		claimed, giveBack = trim(ns, room)
 		if len(giveBack) > 0 {
 			ids := make([]string, len(giveBack))
@@ -86,13 +88,34 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 			}
 		}
 		b := &pgx.Batch{}
+		var sendable []store.Notification
+		var asideIDs, asideReasons []string
+		var asideDue []time.Time
 		for _, n := range claimed {
 			if n.Attempts == 1 {
 				env, raw, err := s.event(ctx, EventSent, n, 1, "", auth.Actor{})
 				if err != nil {
-					return err
+					if ctx.Err() != nil {
+						return err
+					}
+					// Its case's key cannot be read (a different key-encryption key, say):
+					// this one waits, rather than fail the claim of every agency's messages.
+					reason := truncate("not attempted: its event cannot be sealed: "+err.Error(), 500)
+					s.log.Error("notification set aside", zap.String("notification_id", n.ID), zap.String("referral_id", n.ReferralID),
+						zap.String("agency", n.Agency), zap.Error(err))
+					s.metrics.attempts.WithLabelValues(n.Channel, "not_attempted").Inc()
+					asideIDs, asideReasons = append(asideIDs, n.ID), append(asideReasons, reason)
+					asideDue = append(asideDue, s.now().UTC().Add(s.setAsideFor(n)))
+					continue
 				}
 				events.AppendOutbox(ctx, b, store.Schema, env, raw)
+			}
+			sendable = append(sendable, n)
+		}
+		claimed = sendable
+		if len(asideIDs) > 0 {
+			if err := store.SetAside(ctx, tx, asideIDs, asideDue, asideReasons); err != nil {
+				return err
 			}
 		}
 		if b.Len() == 0 {
@@ -107,7 +130,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if len(claimed) > 0 {
 		s.relay.Wake()
 	}
-	if len(claimed)+len(giveBack) == free {
+	if claimedRows == free {
 		// More may be due than there were slots: the first slot freed claims again, rather
 		// than the next poll or commit (a poll's wait, under load, is slots left idle).
 		s.slotsFull.Store(true)
@@ -237,6 +260,15 @@ func (s *Service) retryOrFail(n store.Notification, detail string) store.Result 
 		return store.Result{Final: true, Detail: fmt.Sprintf("gave up after %d attempts: %s", n.Attempts-n.RetryBase, detail)}
 	}
 	return store.Result{Detail: detail, Retry: s.now().UTC().Add(s.backoff(n.Attempts))}
+}
+
+// setAsideFor is how long a notification whose attempt could not start waits before it is
+// claimed again: as long as it has waited so far, within the backoff's bounds, so a cause
+// that passes (a database hiccup) costs seconds and one that needs a person (a wrong key)
+// costs a claim every few minutes, not every poll.
+func (s *Service) setAsideFor(n store.Notification) time.Duration {
+	d := min(max(s.now().Sub(n.CreatedAt), s.cfg.BaseBackoff), s.cfg.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
 }
 
 // backoff is the delay after attempt n failed: base·2^(n-1) capped, then a random half to

@@ -54,60 +54,53 @@ func (s *Service) escalationLoop(ctx context.Context) {
 // EscalateDue escalates every notification whose acknowledgement is overdue at the service's
 // clock: the partnership's duty manager gets an escalation (itself a notification) and the
 // original is marked, in one transaction per batch. It returns how many it escalated.
+//
+// Each escalation has its own savepoint: one that fails (its case's events cannot be sealed,
+// say) is logged and left for the next sweep, and the rest of the batch is escalated.
 func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 	total := 0
+	setAside := []string{} // not nil: id <> ALL(NULL) would match nothing
 	for {
-		var n int
+		var n, done int
 		err := pgx.BeginFunc(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 			now := s.now().UTC()
-			due, err := store.DueEscalations(ctx, tx, now, escalationBatch)
+			due, err := store.DueEscalations(ctx, tx, now, escalationBatch, setAside)
 			if err != nil {
 				return err
 			}
-			n = len(due)
+			n, done = len(due), 0
 			escalated := map[string]bool{}
 			for _, d := range due {
 				if escalated[d.ID] {
 					continue // listed in its decision's escalation already
 				}
-				r, err := store.ReferralIn(ctx, tx, d.ReferralID)
+				sp, err := tx.Begin(ctx)
 				if err != nil {
 					return fmt.Errorf("escalate notification %s: %w", d.ID, err)
 				}
-				var ref intakev1.Referral
-				if err := proto.Unmarshal(r.Proto, &ref); err != nil {
-					return fmt.Errorf("escalate notification %s: decode referral: %w", d.ID, err)
-				}
-				dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+				ids, err := s.escalateDue(ctx, sp, d, now)
 				if err != nil {
-					return err
-				}
-				reason := fmt.Sprintf("%s notification to %s not acknowledged by %s", d.RAG, d.Agency, d.AckDue.UTC().Format(time.RFC3339))
-				if d.Kind == notifyv1.NotificationKind_INFORMATION_REQUEST.String() {
-					// An answer by any route marks it answered (onResearchAnswered, the answer
-					// listener); a receipt alone does not, so this one is unanswered.
-					reason = fmt.Sprintf("information request to %s not answered by its deadline %s", d.Agency, d.AckDue.UTC().Format(time.RFC3339))
-				}
-				first, byDecision := d, d.DecisionID != "" && d.Kind == notifyv1.NotificationKind_ACTION.String()
-				if d.Kind == notifyv1.NotificationKind_ENCOMPASS.String() {
-					// A school's Encompass notice joins the escalation of the referral's
-					// decision when there is one: one escalation per decision.
-					if first, byDecision, err = s.decisionToEscalate(ctx, tx, d); err != nil {
+					if ctx.Err() != nil {
 						return err
 					}
-				}
-				if byDecision {
-					ids, err := s.escalateDecision(ctx, tx, dir, &ref, first, now)
-					if err != nil {
-						return err
+					if rerr := sp.Rollback(ctx); rerr != nil {
+						return errors.Join(err, rerr)
 					}
-					for _, id := range ids {
-						escalated[id] = true
-					}
+					s.log.Error("escalation left for the next sweep", zap.String("notification_id", d.ID),
+						zap.String("referral_id", d.ReferralID), zap.Error(err))
+					setAside = append(setAside, d.ID)
 					continue
 				}
-				if err := s.escalate(ctx, tx, dir, &ref, d, reason, now); err != nil {
-					return err
+				if err := sp.Commit(ctx); err != nil {
+					return fmt.Errorf("escalate notification %s: %w", d.ID, err)
+				}
+				for _, id := range ids {
+					escalated[id] = true
+				}
+			}
+			for _, d := range due {
+				if escalated[d.ID] {
+					done++
 				}
 			}
 			return nil
@@ -115,14 +108,52 @@ func (s *Service) EscalateDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		total += n
-		if n > 0 {
+		total += done
+		if done > 0 {
 			s.afterCommit()
 		}
 		if n < escalationBatch {
 			return total, nil
 		}
 	}
+}
+
+// escalateDue escalates overdue notification d within tx, alone or with the rest of its
+// decision, and returns the ids it marked escalated.
+func (s *Service) escalateDue(ctx context.Context, tx pgx.Tx, d store.Notification, now time.Time) ([]string, error) {
+	r, err := store.ReferralIn(ctx, tx, d.ReferralID)
+	if err != nil {
+		return nil, fmt.Errorf("escalate notification %s: %w", d.ID, err)
+	}
+	var ref intakev1.Referral
+	if err := proto.Unmarshal(r.Proto, &ref); err != nil {
+		return nil, fmt.Errorf("escalate notification %s: decode referral: %w", d.ID, err)
+	}
+	dir, err := s.directoryOf(ctx, tx, ref.GetPartnership())
+	if err != nil {
+		return nil, err
+	}
+	reason := fmt.Sprintf("%s notification to %s not acknowledged by %s", d.RAG, d.Agency, d.AckDue.UTC().Format(time.RFC3339))
+	if d.Kind == notifyv1.NotificationKind_INFORMATION_REQUEST.String() {
+		// An answer by any route marks it answered (onResearchAnswered, the answer
+		// listener); a receipt alone does not, so this one is unanswered.
+		reason = fmt.Sprintf("information request to %s not answered by its deadline %s", d.Agency, d.AckDue.UTC().Format(time.RFC3339))
+	}
+	first, byDecision := d, d.DecisionID != "" && d.Kind == notifyv1.NotificationKind_ACTION.String()
+	if d.Kind == notifyv1.NotificationKind_ENCOMPASS.String() {
+		// A school's Encompass notice joins the escalation of the referral's
+		// decision when there is one: one escalation per decision.
+		if first, byDecision, err = s.decisionToEscalate(ctx, tx, d); err != nil {
+			return nil, err
+		}
+	}
+	if byDecision {
+		return s.escalateDecision(ctx, tx, dir, &ref, first, now)
+	}
+	if err := s.escalate(ctx, tx, dir, &ref, d, reason, now); err != nil {
+		return nil, err
+	}
+	return []string{d.ID}, nil
 }
 
 // escalate tells the duty manager about n and marks it escalated, within tx.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/mash-hub/mash/pkg/auth"
 	"github.com/mash-hub/mash/pkg/calendar"
+	"github.com/mash-hub/mash/pkg/casekeys"
 	"github.com/mash-hub/mash/pkg/db"
 	"github.com/mash-hub/mash/pkg/db/dbtest"
 	"github.com/mash-hub/mash/pkg/events"
@@ -55,7 +56,7 @@ func migrationsKey(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "notify_" + db.Checksum(append(am, nm...))
+	return "notify_" + db.Checksum(slices.Concat(am, nm, casekeys.Migrations()))
 }
 
 func migrateAll(ctx context.Context, url string) error {
@@ -65,6 +66,9 @@ func migrateAll(ctx context.Context, url string) error {
 	}
 	defer pool.Close()
 	if err := auth.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := casekeys.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	return notify.Migrate(ctx, pool)
@@ -192,6 +196,9 @@ type env struct {
 	async    bool // publish without waiting for the broker's ack (benchmarks)
 	// key seals webhook secrets; the same across restarts, as in a deployment.
 	key []byte
+	// cipher seals events' personal data under case keys; nil (in the clear) unless a test
+	// is about sealing.
+	cipher events.PayloadCipher
 }
 
 type envOption func(*notify.DeliveryConfig)
@@ -227,7 +234,7 @@ func (e *env) start() {
 	}
 	reg := prometheus.NewRegistry()
 	svc, err := notify.New(notify.Deps{Pool: e.pool, JS: e.js, Calendar: cal, Log: zap.NewNop(), Events: events.NewMetrics(reg), Registry: reg,
-		Delivery: e.cfg, Now: e.clock.Now, SecretKey: e.key})
+		Delivery: e.cfg, Now: e.clock.Now, SecretKey: e.key, Cipher: e.cipher})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +332,7 @@ func (e *env) referral(t testing.TB, mutate ...func(*intakev1.Referral)) *intake
 	for _, m := range mutate {
 		m(ref)
 	}
-	e.publish(t, "mash.referral.received", id, 1, &eventsv1.ReferralReceived{Referral: ref})
+	e.publish(t, "mash.referral.received", ref.GetId(), 1, &eventsv1.ReferralReceived{Referral: ref})
 	return ref
 }
 

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, now func() time.Time
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mash_notify_notifications_created_total",
 			Help: "Notifications created, by kind."}, []string{"kind"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mash_notify_attempts_total",
-			Help: "Delivery attempts by channel and result (ok, retry, permanent; not_attempted: no free slot at the agency within the lease)."}, []string{"channel", "result"}),
+			Help: "Delivery attempts by channel and result (ok, retry, permanent; not_attempted: no free slot at the agency within the lease, or its event could not be sealed)."}, []string{"channel", "result"}),
 		attemptSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mash_notify_attempt_seconds",
 			Help: "Time one delivery attempt took, by channel.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"channel"}),
 		deliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mash_notify_delivery_latency_seconds",

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mash-hub/mash/pkg/casekeys"
+	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 	rulesv1 "github.com/mash-hub/mash/proto/mash/rules/v1"
 	"github.com/mash-hub/mash/services/notify"
 	"github.com/mash-hub/mash/services/notify/store"
@@ -194,5 +196,101 @@ func TestNotificationsThatCannotBeSentInTheirLeaseGiveItBack(t *testing.T) {
 	}
 	if len(seen) != 17 {
 		t.Errorf("the duty manager received %d actions, want 17", len(seen))
+	}
+}
+
+// A notification whose events cannot be sealed (its case key was wrapped under another
+// key-encryption key, as when two installations share a database) is set aside with the
+// reason, and every other message of the claim goes; once the right key is back it is sent,
+// announced once.
+func TestANotificationThatCannotBeSealedDoesNotHoldUpTheRest(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	keysUnder := func(kek []byte) *casekeys.Store {
+		w, err := casekeys.NewLocalWrapper(kek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks, err := casekeys.New(e.pool, w, casekeys.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	ours, theirs := make([]byte, casekeys.KEKSize), make([]byte, casekeys.KEKSize)
+	for i := range theirs {
+		ours[i], theirs[i] = 1, 2
+	}
+	e.cipher = keysUnder(ours)
+	e.restart()
+
+	// The other installation made this case's key first.
+	stuckID := uuid.NewString()
+	if _, err := keysUnder(theirs).Key(ctx, stuckID); err != nil {
+		t.Fatal(err)
+	}
+	stuck := e.referral(t, noEncompass, func(r *intakev1.Referral) { r.Id = stuckID })
+	e.decide(t, confirmed, stuck, uuid.NewString(), 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_RED, "police", "duty_manager")
+	e.waitFor(t, "the stuck referral's notifications set aside", func() bool {
+		ns := e.rows(t, stuckID)
+		for _, n := range ns {
+			if !strings.Contains(n.LastError, "a different key-encryption key") {
+				return false
+			}
+		}
+		return len(ns) == 4
+	})
+
+	// Amber, so the stuck Red ones come first in every claim.
+	ref := e.referral(t, noEncompass)
+	e.decide(t, confirmed, ref, uuid.NewString(), 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "police", "duty_manager")
+	for _, n := range e.settled(t, ref.GetId(), 4) {
+		if n.State != store.StateDelivered {
+			t.Errorf("%s to %s is %s (%s), want DELIVERED", n.Kind, n.Agency, n.State, n.LastError)
+		}
+	}
+	for _, n := range e.rows(t, stuckID) {
+		if n.State != store.StatePending || n.Attempts != 0 {
+			t.Errorf("stuck %s to %s is %s after %d attempts, want PENDING and none counted", n.Kind, n.Agency, n.State, n.Attempts)
+		}
+	}
+	for _, d := range e.ag.police.deliveries() {
+		if d.msg.GetReference() == stuck.GetReference() {
+			t.Errorf("police were sent %s of the stuck referral before its event could be sealed", d.msg.GetKind())
+		}
+	}
+
+	// Nobody acknowledges: the other referral's actions are escalated, the stuck ones wait.
+	e.clock.Advance(48 * time.Hour)
+	if n, err := e.svc.EscalateDue(ctx); err != nil || n == 0 {
+		t.Fatalf("escalated %d, want the other referral's actions: %v", n, err)
+	}
+	if got := countKind(e.rows(t, ref.GetId()), "ESCALATION", ""); got != 1 {
+		t.Errorf("%d escalations of the other referral's decision, want 1", got)
+	}
+	for _, n := range e.rows(t, stuckID) {
+		if n.EscalatedAt != nil || n.Kind == "ESCALATION" {
+			t.Errorf("stuck %s to %s escalated while its events cannot be sealed", n.Kind, n.Agency)
+		}
+	}
+
+	// The operator puts the other installation's key in place.
+	e.cipher = keysUnder(theirs)
+	e.restart()
+	ns := e.settled(t, stuckID, 4)
+	for _, n := range ns {
+		if n.State != store.StateDelivered || n.Attempts != 1 {
+			t.Errorf("stuck %s to %s is %s after %d attempts, want DELIVERED at the first", n.Kind, n.Agency, n.State, n.Attempts)
+		}
+	}
+	e.outboxRelayed(t)
+	var sent int
+	for _, env := range e.streamEvents(t, notify.EventSent) {
+		if env.GetReferralId() == stuckID {
+			sent++
+		}
+	}
+	if sent != len(ns) {
+		t.Errorf("%d sent events for the stuck referral's %d notifications, want one each", sent, len(ns))
 	}
 }

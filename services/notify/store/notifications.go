@@ -160,6 +160,22 @@ func Unclaim(ctx context.Context, tx pgx.Tx, ids []string) error {
 	return nil
 }
 
+// SetAside gives back notifications claimed in tx whose attempt cannot start, each due
+// again at its time in due with its reason as the last error: pending, with the claim's
+// attempt uncounted, so that the attempt that does start is the first and is announced.
+func SetAside(ctx context.Context, tx pgx.Tx, ids []string, due []time.Time, reasons []string) error {
+	if len(ids) != len(due) || len(ids) != len(reasons) {
+		return fmt.Errorf("set aside notifications: %d ids, %d due times and %d reasons", len(ids), len(due), len(reasons))
+	}
+	if _, err := tx.Exec(ctx, `UPDATE notify.notifications n SET state = 'PENDING', lease_until = NULL, attempts = n.attempts - 1,
+			next_attempt_at = a.due, last_error = a.reason
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS a(id, due, reason)
+		WHERE n.id = a.id AND n.state = 'SENDING'`, ids, due, reasons); err != nil {
+		return fmt.Errorf("set aside %d claimed notifications: %w", len(ids), err)
+	}
+	return nil
+}
+
 // Result is the outcome of one delivery attempt.
 type Result struct {
 	OK     bool
@@ -254,10 +270,11 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]Attempt, error) {
 
 // DueEscalations locks up to limit notifications whose acknowledgement is overdue at now
 // and that have not been escalated, acknowledged or withdrawn.
-func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]Notification, error) {
+func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int, skip []string) ([]Notification, error) {
 	rows, err := tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
 		WHERE ack_due IS NOT NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND withdrawn_at IS NULL AND ack_due <= $1
-		ORDER BY ack_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+			AND id <> ALL($3::uuid[])
+		ORDER BY ack_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit, skip)
 	if err != nil {
 		return nil, fmt.Errorf("find overdue acknowledgements: %w", err)
 	}
@@ -269,8 +286,8 @@ func DueEscalations(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([
 	// overdue too: the agency was asked for an answer, not a receipt.
 	rows, err = tx.Query(ctx, `SELECT `+notificationColumns+` FROM notify.notifications
 		WHERE kind = 'INFORMATION_REQUEST' AND ack_due IS NOT NULL AND answered_at IS NULL AND acknowledged_at IS NOT NULL
-		AND escalated_at IS NULL AND withdrawn_at IS NULL AND ack_due <= $1
-		ORDER BY ack_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit-len(due))
+		AND escalated_at IS NULL AND withdrawn_at IS NULL AND ack_due <= $1 AND id <> ALL($3::uuid[])
+		ORDER BY ack_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit-len(due), skip)
 	if err != nil {
 		return nil, fmt.Errorf("find unanswered information requests: %w", err)
 	}
