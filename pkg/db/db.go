@@ -20,13 +20,28 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/mash?sslmode=disable"
 // Postgres, but one process runs every service's consumers, relays and the audit sequencer
 // beside the APIs, and each holds a connection while it works.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, func(cfg *pgxpool.Config) {
+		if !strings.Contains(url, "pool_max_conns") {
+			cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
+		}
+	})
+}
+
+// OpenProbe connects a pool of one connection, kept open, for readiness checks: a check
+// through the pool the work uses would wait behind that work, and an instance that is busy,
+// not broken, would be taken out of service just when it is needed.
+func OpenProbe(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, func(cfg *pgxpool.Config) {
+		cfg.MaxConns, cfg.MinConns = 1, 1
+		cfg.ConnConfig.RuntimeParams["application_name"] = "mash-readiness"
+	})
+}
+
+func open(ctx context.Context, url string, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx errors may echo the URL with its password; say only what is wrong.
 		return nil, fmt.Errorf("parse DATABASE_URL: invalid connection string")
-	}
-	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -39,6 +54,7 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "mash"
 	}
+	configure(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)

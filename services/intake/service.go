@@ -56,11 +56,15 @@ type Deps struct {
 	// Cipher seals the personal data in this service's events under each case's key and
 	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
 	Cipher events.PayloadCipher
+	// Probe is the readiness check's own connection to intake's login (db.OpenProbe), so a
+	// busy Pool does not make the process unready; nil checks through Pool.
+	Probe *pgxpool.Pool
 }
 
 // Service is the intake service.
 type Service struct {
 	pool       *pgxpool.Pool
+	probe      *pgxpool.Pool
 	store      *store.Store
 	relay      *events.Relay
 	decided    *events.Consumer
@@ -92,7 +96,11 @@ func New(d Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{cipher: d.Cipher, pool: d.Pool, store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
+	probe := d.Probe
+	if probe == nil {
+		probe = d.Pool
+	}
+	s := &Service{cipher: d.Cipher, pool: d.Pool, probe: probe, store: store.New(d.Pool), relay: relay, calendar: d.Calendar, log: d.Log, now: now}
 	// Intake follows the rules service's decisions so a referrer reading its referral sees
 	// that it was decided.
 	decided := events.NewRouter()
@@ -141,8 +149,11 @@ func (s *Service) Register(srv *server.Server) {
 	registerHTTP(srv, api)
 	registerFHIR(srv, s)
 	srv.AddCheck(server.Check{Name: "intake-outbox", Check: func(ctx context.Context) error {
-		_, err := s.relay.Backlog(ctx)
-		return err
+		// Intake's login can read its outbox: what an accepted referral is written beside.
+		if _, err := s.probe.Exec(ctx, `SELECT 1 FROM `+store.Schema+`.outbox LIMIT 1`); err != nil {
+			return fmt.Errorf("read intake's outbox: %w", err)
+		}
+		return nil
 	}})
 }
 

@@ -47,7 +47,7 @@ var modules = map[string]module{
 		bus:     &intake.Bus,
 		build: func(p *plumbing) (service, error) {
 			return intake.New(intake.Deps{Pool: p.poolOf("intake"), JS: p.jsOf("intake"), Calendar: p.calendar, Log: p.log.Named("intake"), Events: p.eventMetrics,
-				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Cipher: p.cipher})
+				Reconcile: p.reconcile, Registry: p.registry, Now: p.now, Cipher: p.cipher, Probe: p.probeOf("intake")})
 		},
 	},
 	"audit": {

@@ -43,6 +43,8 @@ type plumbing struct {
 	// own (MASH_<SERVICE>_DATABASE_URL); poolOf picks.
 	pool  *pgxpool.Pool
 	pools map[string]*pgxpool.Pool
+	// probes check each login for readiness, one connection each, apart from the work's.
+	probes []probe
 	// tracing exports each service's spans; nil when off.
 	tracing *tracing.Tracing
 	// nc and js are the process's own connection (user mash): the stream and readiness.
@@ -96,6 +98,9 @@ func (p *plumbing) close() {
 	for _, pool := range p.pools {
 		pool.Close()
 	}
+	for _, pr := range p.probes {
+		pr.pool.Close()
+	}
 	if p.pool != nil {
 		p.pool.Close()
 	}
@@ -106,6 +111,49 @@ func (p *plumbing) close() {
 			p.log.Warn("tracing: spans not flushed at shutdown", zap.Error(err))
 		}
 	}
+}
+
+// probe is one login's readiness connection; service is "" for the shared login.
+type probe struct {
+	service string
+	pool    *pgxpool.Pool
+}
+
+func (p *plumbing) openProbe(ctx context.Context, service, url string) error {
+	pool, err := db.OpenProbe(ctx, url)
+	if err != nil {
+		return err
+	}
+	p.probes = append(p.probes, probe{service: service, pool: pool})
+	return nil
+}
+
+// probeOf is the readiness pool of service's login: its own login's when it has one.
+func (p *plumbing) probeOf(service string) *pgxpool.Pool {
+	var shared *pgxpool.Pool
+	for _, pr := range p.probes {
+		switch pr.service {
+		case service:
+			return pr.pool
+		case "":
+			shared = pr.pool
+		}
+	}
+	return shared
+}
+
+// pingPostgres checks that every login of the process reaches Postgres, over the probes'
+// own connections: a saturated work pool is load, not a fault.
+func (p *plumbing) pingPostgres(ctx context.Context) error {
+	for _, pr := range p.probes {
+		if err := pr.pool.Ping(ctx); err != nil {
+			if pr.service != "" {
+				return fmt.Errorf("%s's login: %w", pr.service, err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // poolOf is the database pool service works through: its own login's when it has one.
@@ -196,9 +244,15 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 			return nil, err
 		}
 	}
+	if err := p.openProbe(ctx, "", cfg.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
 	for _, name := range cfg.Services {
 		if u := cfg.ServiceDatabaseURLs[name]; u != "" {
 			if p.pools[name], err = db.Open(ctx, u); err != nil {
+				return nil, fmt.Errorf("%s: %w", serviceDatabaseEnv(name), err)
+			}
+			if err := p.openProbe(ctx, name, u); err != nil {
 				return nil, fmt.Errorf("%s: %w", serviceDatabaseEnv(name), err)
 			}
 		}
@@ -222,14 +276,7 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 
 	p.auth = auth.NewStore(p.pool)
 	srv := apiserver.New(srvCfg, log, p.auth, p.registry)
-	srv.AddCheck(apiserver.Check{Name: "postgres", Check: func(ctx context.Context) error {
-		for name, pool := range p.pools {
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("%s's login: %w", name, err)
-			}
-		}
-		return p.pool.Ping(ctx)
-	}})
+	srv.AddCheck(apiserver.Check{Name: "postgres", Check: p.pingPostgres})
 	srv.AddCheck(apiserver.Check{Name: "nats", Check: func(ctx context.Context) error {
 		if !p.nc.IsConnected() {
 			return errors.New("not connected")
