@@ -54,14 +54,12 @@ func (h *healthService) refresh(ctx context.Context, force bool) {
 	if !force && time.Since(h.checked) < healthFreshFor {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
 	status := healthpb.HealthCheckResponse_SERVING
-	for _, c := range h.s.readinessChecks() {
-		if err := c.Check(ctx); err != nil {
-			h.s.log.Warn("health check failed", zap.String("check", c.Name), zap.Error(err))
+	checks, errs := h.s.runChecks(ctx)
+	for i, err := range errs {
+		if err != nil {
+			h.s.log.Warn("health check failed", zap.String("check", checks[i].Name), zap.Error(err))
 			status = healthpb.HealthCheckResponse_NOT_SERVING
-			break
 		}
 	}
 	h.Server.SetServingStatus("", status)

@@ -197,15 +197,32 @@ func (s *Server) readinessChecks() []Check {
 	return append([]Check(nil), s.checks...)
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
+// checkTimeout bounds each readiness check.
+const checkTimeout = 2 * time.Second
+
+// runChecks runs the readiness checks side by side, each within checkTimeout, and returns
+// their errors in order: one that hangs must not use up the time of those after it and
+// have them reported not ready too.
+func (s *Server) runChecks(ctx context.Context) ([]Check, []error) {
 	checks := s.readinessChecks()
+	errs := make([]error, len(checks))
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { errs[i] = c.Check(ctx) })
+	}
+	wg.Wait()
+	return checks, errs
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	checks, errs := s.runChecks(r.Context())
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	failed := false
 	var out []byte
-	for _, c := range checks {
-		if err := c.Check(ctx); err != nil {
+	for i, c := range checks {
+		if err := errs[i]; err != nil {
 			failed = true
 			out = fmt.Appendf(out, "%s: not ready\n", c.Name)
 			s.log.Warn("readiness check failed", zap.String("check", c.Name), zap.Error(err))

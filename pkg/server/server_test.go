@@ -237,3 +237,20 @@ func TestMetricsServeWhatTheyCanWhenACollectorFails(t *testing.T) {
 		t.Errorf("/metrics reports the figure that could not be read: %s", body)
 	}
 }
+
+// A readiness check that hangs is reported alone: the checks run side by side, so the one
+// after it is not starved of time and reported not ready too.
+func TestAHangingReadinessCheckDoesNotFailTheOthers(t *testing.T) {
+	t.Parallel()
+	s := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, zap.NewNop(), fixedAuth{}, prometheus.NewRegistry())
+	s.AddCheck(Check{Name: "postgres", Check: func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	s.AddCheck(Check{Name: "nats", Check: func(ctx context.Context) error { return ctx.Err() }})
+	ls := serve(t, s)
+	code, body, _ := get(t, "http://"+ls.HTTP.Addr().String()+"/readyz")
+	if code != http.StatusServiceUnavailable || body != "postgres: not ready\nnats: ok\n" {
+		t.Errorf("readyz with postgres hanging: %d %q", code, body)
+	}
+}
