@@ -14,6 +14,8 @@
 #   scripts/bench pipeline                                   # 50 100 200 400/s for 25 s, burst of 20,000, history of 200
 #   PIPE_RATES="50 200" PIPE_SECONDS=10 PIPE_BURST=2000 PIPE_HISTORY=0 scripts/bench pipeline   # a quick look
 #   PIPE_DECIDERS=32 ...                                     # the bench's practitioners deciding in parallel (8)
+#   PIPE_MIX=demo ...                                        # the demo's mix of scenarios and referrers instead of
+#                                                            # the example referral (Red, level 4) every time
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
@@ -24,6 +26,7 @@ secs=${PIPE_SECONDS:-25}
 burst=${PIPE_BURST:-20000}
 repeat_share=${PIPE_REPEAT_SHARE:-0.1}
 history=${PIPE_HISTORY:-200}
+mix=${PIPE_MIX:-example}
 history_rate=${PIPE_HISTORY_RATE:-20}
 http_port=${BENCH_HTTP_PORT:-28080}
 grpc_port=${BENCH_GRPC_PORT:-29090}
@@ -85,6 +88,18 @@ export DATABASE_URL=$bench_url MASH_DATA_DIR=$work/data MASH_GRPC_ADDR=127.0.0.1
 # The referrer is an agency of the demo directory, so its receipts and outcomes are routed too.
 referrer=$("$work/mash" clients create --agency south-wales-police --kind police --role referrer 2>/dev/null)
 practitioner=$("$work/mash" clients create --agency bench-mash --kind hub --role practitioner --partnerships '*' 2>/dev/null)
+# The demo mix refers from each of the demo's referring agencies, each with its own credential.
+mix_args=(-mix "$mix")
+if [[ $mix == demo ]]; then
+  "$work/loadgen" demo-sources | while read -r agency kind; do
+    echo "$agency $("$work/mash" clients create --agency "$agency" --kind "$kind" --role referrer 2>/dev/null)"
+  done >"$work/source-tokens"
+  mix_args+=(-source-tokens "$work/source-tokens")
+  if [[ $history -gt 0 ]]; then
+    echo "bench: the history phase refers the example's child; skipped with PIPE_MIX=demo" >&2
+    history=0
+  fi
+fi
 mkdir -p .local/bench
 if curl -fsS "http://$MASH_HTTP_ADDR/readyz" >/dev/null 2>&1; then
   echo "bench: something already answers on $MASH_HTTP_ADDR; stop it or set BENCH_HTTP_PORT" >&2
@@ -115,7 +130,7 @@ run_phase() {
   "$work/loadgen" pipeline -addr "$MASH_GRPC_ADDR" -token "$referrer" -decider-token "$practitioner" -db "$bench_url" \
     -metrics "http://$MASH_HTTP_ADDR/metrics" \
     -hook-addr "127.0.0.1:$hook_port" -mash-pid "$mash_pid" -repeat-share "$repeat_share" \
-    -deciders "${PIPE_DECIDERS:-8}" -first-child $((phase_no * 100000)) "$@" | tee -a "$results" >&2
+    -deciders "${PIPE_DECIDERS:-8}" -first-child $((phase_no * 100000)) "${mix_args[@]}" "$@" | tee -a "$results" >&2
 }
 for rate in $rates; do
   echo "phase: $rate referrals/s for ${secs}s..." >&2
@@ -133,7 +148,7 @@ fi
 pgver=$(psql -tA "$bench_url" -c 'SHOW server_version' | cut -d' ' -f1)
 natsver=$(go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)
 echo
-echo "machine: $(nproc) cores, $(uname -sr), PostgreSQL $pgver, nats-server $natsver embedded; all services in one process; ${secs}s per rate; repeat share $repeat_share"
+echo "machine: $(nproc) cores, $(uname -sr), PostgreSQL $pgver, nats-server $natsver embedded; all services in one process; ${secs}s per rate; repeat share $repeat_share; referrals: $mix"
 python3 - "$results" "${probe_tps:-0}" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -147,7 +162,7 @@ print(f"probe: pgbench of intake's own statement, 16 clients: {probe:,.0f} tps")
 print()
 hops = ["1 received -> recommended", "2 recommended -> on the queue", "3 on the queue -> decided (bench practitioner)",
         "4 decided -> every agency told", "5 last agency told -> last audit entry", "received -> on the queue", "received -> last audit entry"]
-head = ["phase", "achieved/s", "ack p99"] + [h.split(" ", 1)[1] if h[0].isdigit() else h for h in hops] + ["drain", "flat", "transactions/ref", "rows written/ref", "WAL KiB/ref", "peak MiB"]
+head = ["phase", "achieved/s", "ack p99"] + [h.split(" ", 1)[1] if h[0].isdigit() else h for h in hops] + ["drain", "flat", "messages sent/ref", "transactions/ref", "rows written/ref", "WAL KiB/ref", "peak MiB"]
 table = []
 sustained = 0.0
 for r in rows:
@@ -162,6 +177,7 @@ for r in rows:
     cells += [f"{ms(hop(r, h, 'p50_ms'))} / {ms(hop(r, h))}" for h in hops]
     cells += [f"{r['drain_seconds']:.1f} s" + (" (incomplete: " + r["incomplete"] + ")" if r.get("incomplete") else ""),
               ("yes" if flat else f"no (+{growth:.0f}/s)") if r["mode"] == "pipeline" else "-",
+              f"{r.get('deliveries', 0) / max(r['referrals'], 1):.1f}",
               f"{r['commits_per_referral']:.1f}", f"{r['inserts_per_referral'] + r['updates_per_referral']:.0f}", f"{r.get('wal_kib_per_referral', 0):.0f}", f"{r['peak_rss_mib']:.0f}"]
     table.append(cells)
 print("hops: p50 / p99")

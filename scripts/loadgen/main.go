@@ -66,10 +66,14 @@ type result struct {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: loadgen submit|health|pgbench-script|pipeline [flags]")
+		return errors.New("usage: loadgen submit|health|pgbench-script|pipeline|demo-sources [flags]")
 	}
-	if args[0] == "pipeline" {
+	switch args[0] {
+	case "pipeline":
 		return runPipeline(args[1:])
+	case "demo-sources":
+		printDemoSources()
+		return nil
 	}
 	fs := flag.NewFlagSet("loadgen "+args[0], flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:9090", "mash gRPC address")

@@ -102,6 +102,8 @@ func runPipeline(args []string) error {
 	history := fs.Int("history", 0, "refer one child this many times first, then alternate the phase's referrals between that child and new ones, and report each group's hops")
 	firstChild := fs.Int("first-child", 0, "serial of the phase's first new child, so that phases do not share children")
 	metricsURL := fs.String("metrics", "http://127.0.0.1:8080/metrics", "mash's Prometheus endpoint, read for the audit consumer's lag")
+	mix := fs.String("mix", "example", "what is referred: example (-payload every time, from -token's agency) or demo (the demo's scenarios in their weights, each from its own agency)")
+	sourceTokens := fs.String("source-tokens", "", "with -mix demo: a file of \"agency token\" lines, a referrer's credential for each agency \"loadgen demo-sources\" lists")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,6 +118,12 @@ func runPipeline(args []string) error {
 		return errors.New("-history and -first-child must not be negative")
 	case *repeatShare < 0 || *repeatShare > 1:
 		return fmt.Errorf("-repeat-share %v: must be between 0 and 1", *repeatShare)
+	case *mix != "example" && *mix != "demo":
+		return fmt.Errorf("-mix %q: use example or demo", *mix)
+	case *mix == "demo" && *sourceTokens == "":
+		return errors.New("-mix demo needs -source-tokens")
+	case *mix == "demo" && *history > 0:
+		return errors.New("-history refers the example's child; use it with -mix example")
 	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, *dbURL)
@@ -185,15 +193,44 @@ func runPipeline(args []string) error {
 		historyChild = &intakev1.Child{}
 		newChildren(0, 990000).fill(historyChild)
 	}
-	submit := func(ref string, scheduled time.Time, child *intakev1.Child) {
+	var mixed []sourced
+	tokens := map[string]string{}
+	if *mix == "demo" {
+		if tokens, err = readSourceTokens(*sourceTokens); err != nil {
+			return err
+		}
+		total := *burst
+		if total == 0 {
+			total = int(dur.Seconds() * *rps)
+		}
+		if mixed, err = demoMix(total); err != nil {
+			return err
+		}
+		for _, m := range mixed {
+			if tokens[m.agency] == "" {
+				return fmt.Errorf("-source-tokens has no credential for %s", m.agency)
+			}
+		}
+	}
+	submit := func(ref string, scheduled time.Time, child *intakev1.Child, i int) {
 		req := &intakev1.SubmitReferralRequest{Referral: proto.Clone(base).(*intakev1.ReferralSubmission)}
+		md := authMD
+		if mixed != nil {
+			m := mixed[i%len(mixed)]
+			req.Referral = proto.Clone(m.sub).(*intakev1.ReferralSubmission)
+			req.Referral.Consent = base.GetConsent()
+			md = metadata.Pairs("authorization", "Bearer "+tokens[m.agency])
+		}
 		req.Referral.ExternalReference = ref
-		if c := req.Referral.GetChild(); child != nil {
+		switch c := req.Referral.GetChild(); {
+		case child != nil:
 			c.GivenName, c.FamilyName, c.DateOfBirth, c.NhsNumber = child.GivenName, child.FamilyName, child.DateOfBirth, child.NhsNumber
-		} else {
+		case mixed != nil:
+			children.fillKeepingAge(c)
+		default:
 			children.fill(c)
 		}
-		cctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, authMD), 30*time.Second)
+		cctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), 30*time.Second)
 		defer cancel()
 		resp, err := intake.SubmitReferral(cctx, req)
 		if err != nil {
@@ -214,7 +251,7 @@ func runPipeline(args []string) error {
 		// The history first, at a pace the pipeline keeps up with, decided and told before
 		// the phase's clock starts. Its references fall outside the phase's prefix.
 		for i := range *history {
-			submit(*prefix+"seed-"+strconv.Itoa(i), time.Now(), historyChild)
+			submit(*prefix+"seed-"+strconv.Itoa(i), time.Now(), historyChild, i)
 			time.Sleep(20 * time.Millisecond)
 		}
 		for seeded := time.Now(); ; time.Sleep(100 * time.Millisecond) {
@@ -253,7 +290,7 @@ func runPipeline(args []string) error {
 			if historyChild != nil && i%2 == 0 {
 				child = historyChild
 			}
-			submit(*prefix+"-"+strconv.Itoa(i), scheduled, child)
+			submit(*prefix+"-"+strconv.Itoa(i), scheduled, child, i)
 		}()
 	}
 	wg.Wait()
@@ -349,20 +386,33 @@ var (
 	familyNames = []string{"Davies", "Evans", "Griffiths", "Howells", "Jenkins", "Lewis", "Morgan", "Powell", "Rees", "Thomas", "Watkins"}
 )
 
-func (c *children) fill(child *intakev1.Child) {
+func (c *children) fill(child *intakev1.Child) { c.fillWith(child, false) }
+
+// fillKeepingAge is fill for a referral whose scenario chose the child's age (the age decides
+// who is told: a school's Encompass notice, say): a new child keeps its date of birth, or
+// stays unborn, without an NHS number.
+func (c *children) fillKeepingAge(child *intakev1.Child) { c.fillWith(child, true) }
+
+func (c *children) fillWith(child *intakev1.Child, keepAge bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.seen) > 0 && c.rng.Float64() < c.share {
 		prev := c.seen[c.rng.IntN(len(c.seen))]
 		child.GivenName, child.FamilyName, child.DateOfBirth, child.NhsNumber = prev.GivenName, prev.FamilyName, prev.DateOfBirth, prev.NhsNumber
+		child.Unborn, child.DueDate, child.AgeUnknown, child.EstimatedAgeYears = prev.Unborn, prev.DueDate, prev.AgeUnknown, prev.EstimatedAgeYears
 		c.repeated++
 		return
 	}
 	child.GivenName = givenNames[c.rng.IntN(len(givenNames))]
 	child.FamilyName = familyNames[c.rng.IntN(len(familyNames))] + "-" + strconv.Itoa(len(c.seen))
-	dob := time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, c.rng.IntN(16*365))
-	child.DateOfBirth = dob.Format("2006-01-02")
-	child.NhsNumber, c.nextNHS = syntheticNHSNumber(c.nextNHS)
+	if !keepAge {
+		dob := time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, c.rng.IntN(16*365))
+		child.DateOfBirth = dob.Format("2006-01-02")
+	}
+	child.NhsNumber = ""
+	if !child.GetUnborn() {
+		child.NhsNumber, c.nextNHS = syntheticNHSNumber(c.nextNHS)
+	}
 	c.seen = append(c.seen, proto.Clone(child).(*intakev1.Child))
 }
 

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/mash-hub/mash/pkg/referral"
 	intakev1 "github.com/mash-hub/mash/proto/mash/intake/v1"
 )
@@ -76,5 +78,45 @@ func TestBacklogGrowthIsTheTrendNotTheLastSample(t *testing.T) {
 	}
 	if g := growthPerSecond(steady[:1], "relays"); g != 0 {
 		t.Errorf("one sample: %.1f, want 0", g)
+	}
+}
+
+// The demo mix is the demo's scenarios, most of them below immediate danger, from several
+// agencies; each new child keeps the age its scenario chose (an unborn child stays unborn,
+// without an NHS number) and a repeat is an earlier child exactly.
+func TestDemoMixKeepsEachScenarioAndItsChildsAge(t *testing.T) {
+	mix, err := demoMix(2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agencies := map[string]bool{}
+	var unborn int
+	c := newChildren(0.1, 0)
+	byNHS := map[string]*intakev1.Child{}
+	for _, m := range mix {
+		agencies[m.agency] = true
+		ch := proto.Clone(m.sub.GetChild()).(*intakev1.Child)
+		before := ch.GetDateOfBirth()
+		repeats := c.repeats()
+		c.fillKeepingAge(ch)
+		switch {
+		case c.repeats() > repeats:
+			if prev, ok := byNHS[ch.GetNhsNumber()]; ch.GetNhsNumber() != "" && (!ok || prev.GetDateOfBirth() != ch.GetDateOfBirth()) {
+				t.Fatalf("a repeat child %s is not the earlier child", ch.GetNhsNumber())
+			}
+		case ch.GetUnborn():
+			unborn++
+			if ch.GetNhsNumber() != "" || ch.GetDateOfBirth() != "" {
+				t.Fatalf("an unborn child was given an NHS number %q or a birth date %q", ch.GetNhsNumber(), ch.GetDateOfBirth())
+			}
+		default:
+			if ch.GetDateOfBirth() != before || ch.GetNhsNumber() == "" {
+				t.Fatalf("new child born %q (scenario said %q), NHS number %q", ch.GetDateOfBirth(), before, ch.GetNhsNumber())
+			}
+			byNHS[ch.GetNhsNumber()] = ch
+		}
+	}
+	if len(agencies) < 5 || unborn == 0 {
+		t.Errorf("%d referring agencies and %d unborn children in 2,000 demo referrals, want several of each", len(agencies), unborn)
 	}
 }
