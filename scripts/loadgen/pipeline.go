@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -364,92 +363,6 @@ func runPipeline(args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// children hands out child identities: a new synthetic child for most referrals, an earlier
-// one for a share of them, as re-referrals arrive in a real hub. NHS numbers are in the 999
-// range, which is never issued to a person.
-type children struct {
-	mu       sync.Mutex
-	rng      *rand.Rand
-	share    float64
-	seen     []*intakev1.Child
-	repeated int
-	nextNHS  int
-}
-
-// newChildren hands out new children from serial first on.
-func newChildren(share float64, first int) *children {
-	return &children{rng: rand.New(rand.NewPCG(1, uint64(first))), share: share, nextNHS: first}
-}
-
-var (
-	givenNames  = []string{"Alex", "Cerys", "Dylan", "Ffion", "Gethin", "Harri", "Iwan", "Lowri", "Megan", "Osian", "Seren", "Tomos"}
-	familyNames = []string{"Davies", "Evans", "Griffiths", "Howells", "Jenkins", "Lewis", "Morgan", "Powell", "Rees", "Thomas", "Watkins"}
-)
-
-func (c *children) fill(child *intakev1.Child) { c.fillWith(child, false) }
-
-// fillKeepingAge is fill for a referral whose scenario chose the child's age (the age decides
-// who is told: a school's Encompass notice, say): a new child keeps its date of birth, or
-// stays unborn, without an NHS number.
-func (c *children) fillKeepingAge(child *intakev1.Child) { c.fillWith(child, true) }
-
-func (c *children) fillWith(child *intakev1.Child, keepAge bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.seen) > 0 && c.rng.Float64() < c.share {
-		prev := c.seen[c.rng.IntN(len(c.seen))]
-		child.GivenName, child.FamilyName, child.DateOfBirth, child.NhsNumber = prev.GivenName, prev.FamilyName, prev.DateOfBirth, prev.NhsNumber
-		child.Unborn, child.DueDate, child.AgeUnknown, child.EstimatedAgeYears = prev.Unborn, prev.DueDate, prev.AgeUnknown, prev.EstimatedAgeYears
-		c.repeated++
-		return
-	}
-	child.GivenName = givenNames[c.rng.IntN(len(givenNames))]
-	child.FamilyName = familyNames[c.rng.IntN(len(familyNames))] + "-" + strconv.Itoa(len(c.seen))
-	if !keepAge {
-		dob := time.Date(2009, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, c.rng.IntN(16*365))
-		child.DateOfBirth = dob.Format("2006-01-02")
-	}
-	child.NhsNumber = ""
-	if !child.GetUnborn() {
-		child.NhsNumber, c.nextNHS = syntheticNHSNumber(c.nextNHS)
-	}
-	c.seen = append(c.seen, proto.Clone(child).(*intakev1.Child))
-}
-
-func (c *children) repeats() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.repeated
-}
-
-// syntheticNHSNumber is the first valid (modulus 11) number in the 999 range, which is never
-// issued to a person, from serial n on, and the serial after it: distinct children get
-// distinct numbers.
-func syntheticNHSNumber(n int) (string, int) {
-	for ; ; n++ {
-		d := []int{9, 9, 9}
-		for _, c := range fmt.Sprintf("%06d", n%1000000) {
-			d = append(d, int(c-'0'))
-		}
-		sum := 0
-		for i, v := range d {
-			sum += v * (10 - i)
-		}
-		check := 11 - sum%11
-		if check == 11 {
-			check = 0
-		}
-		if check == 10 {
-			continue
-		}
-		var b strings.Builder
-		for _, v := range append(d, check) {
-			b.WriteByte(byte('0' + v))
-		}
-		return b.String(), n + 1
-	}
-}
-
 // queuedTimes holds when each case reached the queue, as triage recorded it (the case row's
 // updated_at when first seen awaiting a decision, before the practitioner's claim changes it).
 type queuedTimes struct {
@@ -474,75 +387,6 @@ func (q *queuedTimes) get(id string) (time.Time, bool) {
 	defer q.mu.Unlock()
 	t, ok := q.at[id]
 	return t, ok
-}
-
-// decide plays the practitioners: each case the tracker finds on the queue is claimed and
-// its recommendation confirmed through triage, the one decision door. The returned func waits
-// for them to finish once jobs is closed.
-func decide(ctx context.Context, triage triagev1.TriageServiceClient, token string, workers int, jobs <-chan job) (wait func()) {
-	md := metadata.Pairs("authorization", "Bearer "+token)
-	var failures atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if err := decideCase(metadata.NewOutgoingContext(ctx, md), triage, j); err != nil && failures.Add(1) <= 3 {
-					fmt.Fprintf(os.Stderr, "loadgen pipeline: decide %s: %v\n", j.id, err)
-				}
-			}
-		}()
-	}
-	return wg.Wait
-}
-
-// decideAttempts bounds how often a practitioner tries one case: an overloaded server times
-// calls out, and a case left undecided would leave the run incomplete.
-const decideAttempts = 5
-
-// decideRetryWait is the wait before a case's second try; each try after waits one more.
-var decideRetryWait = time.Second
-
-// decideCase claims the case and confirms its recommendation. A failed try reads the case
-// again before the next: the claim may have landed before the decision failed, and a case
-// decided meanwhile (the decision landed, its answer did not) is done.
-func decideCase(ctx context.Context, triage triagev1.TriageServiceClient, j job) error {
-	version, claimed := j.version, false
-	for attempt := 1; ; attempt++ {
-		var err error
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if !claimed {
-			var c *triagev1.ClaimCaseResponse
-			if c, err = triage.ClaimCase(cctx, &triagev1.ClaimCaseRequest{ReferralId: j.id, ExpectedVersion: version}); err == nil {
-				version, claimed = c.GetCase().GetVersion(), true
-			}
-		}
-		if err == nil {
-			_, err = triage.DecideCase(cctx, &triagev1.DecideCaseRequest{ReferralId: j.id,
-				ExpectedVersion: version, Confirm: true, Reason: "bench: confirmed"})
-		}
-		cancel()
-		if err == nil || attempt == decideAttempts {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * decideRetryWait):
-		}
-		cctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-		got, gerr := triage.GetCase(cctx, &triagev1.GetCaseRequest{ReferralId: j.id})
-		cancel()
-		if gerr != nil {
-			continue // try again as before; the next failure says why
-		}
-		c := got.GetCase()
-		if c.GetState() >= triagev1.CaseState_DECIDED {
-			return nil
-		}
-		version, claimed = c.GetVersion(), c.GetAssignee() != ""
-	}
 }
 
 // pipelineIncomplete says which stage still holds work, or "" when every referral of the
