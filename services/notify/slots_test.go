@@ -109,8 +109,8 @@ func TestAnAgencyThatStopsAnsweringHoldsOnlyItsOwnSlots(t *testing.T) {
 // and those that would wait past what their lease allows give their claim back unsent, so
 // none is claimed again while still waiting and sent twice.
 func TestNotificationsThatCannotBeSentInTheirLeaseGiveItBack(t *testing.T) {
-	// Lease 6 s: a claimed notification may wait 3.5 s for its slot.
-	e := newEnv(t, func(c *notify.DeliveryConfig) { c.SendTimeout = 500 * time.Millisecond; c.MaxAttempts = 100 })
+	// Lease 13 s: a claimed notification may wait 7 s for its slot.
+	e := newEnv(t, func(c *notify.DeliveryConfig) { c.SendTimeout = 4 * time.Second; c.MaxAttempts = 100 })
 	f := e.directoryFile()
 	for i := range f.Agencies {
 		if f.Agencies[i].ID == "rct-duty-manager" {
@@ -122,19 +122,25 @@ func TestNotificationsThatCannotBeSentInTheirLeaseGiveItBack(t *testing.T) {
 	e.decide(t, confirmed, warm, uuid.NewString(), 2, rulesv1.Level_LEVEL_3A, rulesv1.Rag_RAG_AMBER, "duty_manager")
 	e.settled(t, warm.GetId(), 3)
 
-	// Now it answers nothing useful until released: each attempt takes 400 ms to fail (an
-	// answer after the sender gave up would be a delivery the sender never counted).
-	answer := make(chan struct{})
-	var once sync.Once
+	// Now it answers nothing useful until released. Its first answers are held until every
+	// action is due, so all are claimed on what the agency was (quick), however slowly this
+	// machine publishes them; then each attempt takes a second to fail, 16 in a row, far past
+	// the 7 s a claim may wait. (A 503, never a late 200: an answer after the sender gave up
+	// would be a delivery the sender never counted.)
+	answer, allDue := make(chan struct{}), make(chan struct{})
+	var once, dueOnce sync.Once
 	release := func() { once.Do(func() { close(answer) }) }
+	markDue := func() { dueOnce.Do(func() { close(allDue) }) }
 	t.Cleanup(release)
+	t.Cleanup(markDue)
 	e.ag.duty.respond = func(int64) (int, time.Duration) {
 		select {
 		case <-answer:
 			return 200, 0
-		case <-time.After(400 * time.Millisecond):
-			return 503, 0
+		default:
 		}
+		<-allDue
+		return 503, time.Second
 	}
 	var refs []string
 	for range 16 {
@@ -151,6 +157,15 @@ func TestNotificationsThatCannotBeSentInTheirLeaseGiveItBack(t *testing.T) {
 		}
 		return store.Notification{}, false
 	}
+	e.waitFor(t, "an action to the duty manager for every referral", func() bool {
+		for _, id := range refs {
+			if _, ok := dutyOf(id); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	markDue()
 	var gaveBack int
 	e.waitFor(t, "every action to the duty manager attempted or given back", func() bool {
 		gaveBack = 0
