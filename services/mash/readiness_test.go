@@ -53,3 +53,27 @@ func TestReadyWhileEveryWorkConnectionIsBusy(t *testing.T) {
 		t.Errorf("readyz with the work pool busy: %d %s", resp.StatusCode, body)
 	}
 }
+
+// The readiness connection is replaced when Postgres drops it (a restart, a failover): the
+// process is ready again without being restarted itself.
+func TestReadyAgainAfterPostgresDropsTheReadinessConnection(t *testing.T) {
+	ip := startInProcess(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var dropped int
+	if err := ip.sys.p.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'mash-readiness' AND datname = current_database()) t`).Scan(&dropped); err != nil {
+		t.Fatal(err)
+	}
+	if dropped == 0 {
+		t.Fatal("no readiness connection to drop")
+	}
+	eventually(t, "ready again after the readiness connection was dropped", func() bool {
+		resp, err := http.Get("http://" + ip.httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
