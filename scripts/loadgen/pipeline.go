@@ -192,21 +192,25 @@ func runPipeline(args []string) error {
 		historyChild = &intakev1.Child{}
 		newChildren(0, 990000).fill(historyChild)
 	}
+	total := *burst
+	if total == 0 {
+		total = int(dur.Seconds() * *rps)
+	}
 	var mixed []sourced
-	tokens := map[string]string{}
+	agencyMD := map[string]metadata.MD{}
 	if *mix == "demo" {
-		if tokens, err = readSourceTokens(*sourceTokens); err != nil {
+		tokens, err := readSourceTokens(*sourceTokens)
+		if err != nil {
 			return err
 		}
-		total := *burst
-		if total == 0 {
-			total = int(dur.Seconds() * *rps)
+		for agency, token := range tokens {
+			agencyMD[agency] = metadata.Pairs("authorization", "Bearer "+token)
 		}
 		if mixed, err = demoMix(total); err != nil {
 			return err
 		}
 		for _, m := range mixed {
-			if tokens[m.agency] == "" {
+			if agencyMD[m.agency] == nil {
 				return fmt.Errorf("-source-tokens has no credential for %s", m.agency)
 			}
 		}
@@ -218,7 +222,7 @@ func runPipeline(args []string) error {
 			m := mixed[i%len(mixed)]
 			req.Referral = proto.Clone(m.sub).(*intakev1.ReferralSubmission)
 			req.Referral.Consent = base.GetConsent()
-			md = metadata.Pairs("authorization", "Bearer "+tokens[m.agency])
+			md = agencyMD[m.agency]
 		}
 		req.Referral.ExternalReference = ref
 		switch c := req.Referral.GetChild(); {
@@ -270,10 +274,6 @@ func runPipeline(args []string) error {
 	start := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 512)
-	total := *burst
-	if total == 0 {
-		total = int(dur.Seconds() * *rps)
-	}
 	for i := range total {
 		scheduled := start
 		if *burst == 0 {

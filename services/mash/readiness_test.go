@@ -25,7 +25,7 @@ func TestReadyWhileEveryWorkConnectionIsBusy(t *testing.T) {
 			c.Release()
 		}
 	}()
-	// Some connections are held for good (the listeners of revocations and of the outbox);
+	// One connection is held for good (the audit sequencer's, which keeps its lock on it);
 	// the test takes every other one: all it can until none comes free for two seconds.
 	for idle := 0; idle < 2; {
 		actx, acancel := context.WithTimeout(ctx, time.Second)
