@@ -38,7 +38,8 @@ func Migrations() ([]db.Migration, error) {
 	return append(migs,
 		db.Migration{Version: 1000, Name: "1000_outbox.sql", SQL: events.OutboxDDL(Schema)},
 		db.Migration{Version: 1002, Name: "1002_reconcile.sql", SQL: events.ReconcileDDL(Schema)},
-		db.Migration{Version: 1004, Name: "1004_trace.sql", SQL: events.TraceDDL(Schema)}), nil
+		db.Migration{Version: 1004, Name: "1004_trace.sql", SQL: events.TraceDDL(Schema)},
+		db.Migration{Version: 1006, Name: "1006_outbox_lz4.sql", SQL: events.PayloadLZ4DDL(Schema)}), nil
 }
 
 // Migrate brings the auth schema up to date.

@@ -148,6 +148,13 @@ func UnauditedSQL(schema string) string {
 	WHERE audited_at IS NULL AND published_at IS NOT NULL AND published_at < $1 ORDER BY published_at`
 }
 
+// PayloadLZ4DDL has the outbox compress its large payloads with LZ4 where the server has it
+// (db.PreferLZ4): each event is written once, most are small, and a referral's decision
+// carries tens of kilobytes.
+func PayloadLZ4DDL(schema string) string {
+	return db.PreferLZ4(pgx.Identifier{schema, "outbox"}.Sanitize(), "payload")
+}
+
 // ReconcileDDL adds what the reconciler needs to an outbox: the referral an event concerns,
 // so a missing effect can be traced to its original event, and how often it was re-emitted.
 func ReconcileDDL(schema string) string {
@@ -193,5 +200,6 @@ func Migrations(schema string) []db.Migration {
 		{Version: 1003, Name: "1003_audited.sql", SQL: AuditedDDL(schema)},
 		{Version: 1004, Name: "1004_trace.sql", SQL: TraceDDL(schema)},
 		{Version: 1005, Name: "1005_erased_cases.sql", SQL: ErasureDDL(schema)},
+		{Version: 1006, Name: "1006_outbox_lz4.sql", SQL: PayloadLZ4DDL(schema)},
 	}
 }
