@@ -37,6 +37,22 @@ func OpenProbe(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	})
 }
 
+// KeyConns is how many connections the case-key store's pool holds at most: a key is read
+// or made in one short statement, once per case and process while it stays cached.
+const KeyConns = 4
+
+// OpenKeys connects the case-key store's own pool. Keys are read and made while a
+// transaction of the work pool is open (an event is sealed in the transaction that writes
+// it): drawn from the work pool, a key would wait for a connection only those transactions
+// can free, and under a burst every connection ends up held by a transaction waiting for a
+// key, and the process stops.
+func OpenKeys(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, func(cfg *pgxpool.Config) {
+		cfg.MaxConns = KeyConns
+		cfg.ConnConfig.RuntimeParams["application_name"] = "mash-keys"
+	})
+}
+
 func open(ctx context.Context, url string, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {

@@ -38,13 +38,15 @@ import (
 // plumbing is what services share in one process.
 type plumbing struct {
 	log *zap.Logger
-	// pool is the process's shared login (DATABASE_URL): migrations, credentials, case keys,
-	// bus users and readiness. pools holds the services that connect with logins of their
+	// pool is the process's shared login (DATABASE_URL): migrations, credentials, bus users
+	// and readiness (the case keys use the login too, over keyPool). pools holds the services that connect with logins of their
 	// own (MASH_<SERVICE>_DATABASE_URL); poolOf picks.
 	pool  *pgxpool.Pool
 	pools map[string]*pgxpool.Pool
 	// probes check each login for readiness, one connection each, apart from the work's.
 	probes []probe
+	// keyPool is the case-key store's, apart from the work's (db.OpenKeys says why).
+	keyPool *pgxpool.Pool
 	// tracing exports each service's spans; nil when off.
 	tracing *tracing.Tracing
 	// nc and js are the process's own connection (user mash): the stream and readiness.
@@ -100,6 +102,9 @@ func (p *plumbing) close() {
 	}
 	for _, pr := range p.probes {
 		pr.pool.Close()
+	}
+	if p.keyPool != nil {
+		p.keyPool.Close()
 	}
 	if p.pool != nil {
 		p.pool.Close()
@@ -265,7 +270,10 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", EnvCaseKEK, err)
 		}
-		keys, err := casekeys.New(p.pool, w, casekeys.Options{})
+		if p.keyPool, err = db.OpenKeys(ctx, cfg.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		keys, err := casekeys.New(p.keyPool, w, casekeys.Options{})
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mash-hub/mash/pkg/casekeys"
+)
+
+// Events are sealed inside the transactions that write them, so a case's key is read or made
+// while a work connection is held. With every work connection held that way, as under a
+// burst, keys still come: from a pool of their own. Drawn from the work pool, each would wait
+// for a connection only the waiting transactions could free, and the process would stop.
+func TestCaseKeysComeWhileEveryWorkConnectionIsInATransaction(t *testing.T) {
+	kek := make([]byte, 32)
+	_, _ = rand.Read(kek)
+	ip := startInProcessWith(t, newMigratedURL(t), func(c *serveConfig) { c.CaseKEK = kek })
+	keys, ok := ip.sys.p.cipher.(*casekeys.Store)
+	if !ok {
+		t.Fatalf("the process seals with %T, want the case-key store", ip.sys.p.cipher)
+	}
+	pool := ip.sys.p.pool
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var held []pgx.Tx
+	defer func() {
+		for _, tx := range held {
+			_ = tx.Rollback(context.Background())
+		}
+	}()
+	// One connection is held for good (the audit sequencer's); the test opens a transaction
+	// on every other one: all it can until none comes free for two seconds.
+	for idle := 0; idle < 2; {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		tx, err := pool.Begin(actx)
+		acancel()
+		switch {
+		case err == nil:
+			held, idle = append(held, tx), 0
+		case ctx.Err() != nil:
+			t.Fatalf("opened %d transactions on %d work connections: %v", len(held), pool.Config().MaxConns, err)
+		default:
+			idle++
+		}
+	}
+	if got := pool.Stat().AcquiredConns(); got != pool.Config().MaxConns {
+		t.Fatalf("%d of %d work connections taken", got, pool.Config().MaxConns)
+	}
+	for range 2 * len(held) { // more cases than connections, none of them cached
+		kctx, kcancel := context.WithTimeout(ctx, 5*time.Second)
+		key, err := keys.Key(kctx, uuid.NewString())
+		kcancel()
+		if err != nil || len(key) != 32 {
+			t.Fatalf("a new case's key with every work connection in a transaction: %d bytes, %v", len(key), err)
+		}
+	}
+}
