@@ -20,8 +20,8 @@ import (
 	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
-// A referral goes all the way through (received, recommended, queued, claimed, decided and
-// on the audit log) with one work connection to share, beside the one the audit sequencer
+// A referral goes all the way through (received, recommended, queued, claimed, decided, every
+// agency told, and all of it on the audit log) with one work connection to share, beside the one the audit sequencer
 // keeps: no step holds a work connection while it waits for another. One that did would
 // wait here at once, and under load would stop the process once every connection was held
 // that way. The case's key keeps being dropped from the cache, as it is in a process that
@@ -33,6 +33,7 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 	_, _ = rand.Read(kek)
 	ip := startInProcessWith(t, newMigratedURL(t), func(c *serveConfig) {
 		c.DatabaseURL, c.CaseKEK = strings.Replace(c.DatabaseURL, "pool_max_conns=6", "pool_max_conns=2", 1), kek
+		c.Notify.DirectoryFile = "../../scripts/demo/directory.yaml" // every agency on its stream of the embedded server
 	})
 	keys, ok := ip.sys.p.cipher.(*casekeys.Store)
 	if !ok {
@@ -113,5 +114,16 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 		err := ip.sys.p.pool.QueryRow(ctx, `SELECT count(DISTINCT event_type) FROM audit.entries
 			WHERE referral_id = $1 AND event_type = ANY($2)`, ack.ReferralID, want).Scan(&n)
 		return err == nil && n == len(want)
+	})
+	// Notify claims each message and seals its "sent" event in one transaction.
+	eventually(t, "every agency the decision names told, and the log saying so", func() bool {
+		var messages, undelivered, delivered, audited int
+		err := ip.sys.p.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE delivered_at IS NULL AND withdrawn_at IS NULL), count(delivered_at),
+				(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type = 'mash.notification.delivered')
+			FROM notify.notifications WHERE referral_id = $1::uuid`, ack.ReferralID).Scan(&messages, &undelivered, &delivered, &audited)
+		if err != nil {
+			t.Fatalf("reading what the referral's agencies were told: %v", err)
+		}
+		return messages > 0 && undelivered == 0 && audited == delivered
 	})
 }
