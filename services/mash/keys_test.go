@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/mash-hub/mash/pkg/casekeys"
 )
@@ -24,34 +23,10 @@ func TestCaseKeysComeWhileEveryWorkConnectionIsInATransaction(t *testing.T) {
 	if !ok {
 		t.Fatalf("the process seals with %T, want the case-key store", ip.sys.p.cipher)
 	}
-	pool := ip.sys.p.pool
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var held []pgx.Tx
-	defer func() {
-		for _, tx := range held {
-			_ = tx.Rollback(context.Background())
-		}
-	}()
-	// One connection is held for good (the audit sequencer's); the test opens a transaction
-	// on every other one: all it can until none comes free for two seconds.
-	for idle := 0; idle < 2; {
-		actx, acancel := context.WithTimeout(ctx, time.Second)
-		tx, err := pool.Begin(actx)
-		acancel()
-		switch {
-		case err == nil:
-			held, idle = append(held, tx), 0
-		case ctx.Err() != nil:
-			t.Fatalf("opened %d transactions on %d work connections: %v", len(held), pool.Config().MaxConns, err)
-		default:
-			idle++
-		}
-	}
-	if got := pool.Stat().AcquiredConns(); got != pool.Config().MaxConns {
-		t.Fatalf("%d of %d work connections taken", got, pool.Config().MaxConns)
-	}
-	for range 2 * len(held) { // more cases than connections, none of them cached
+	holdEveryWorkConnection(t, ctx, ip.sys.p.pool)
+	for range 2 * ip.sys.p.pool.Config().MaxConns { // more cases than connections, none of them cached
 		kctx, kcancel := context.WithTimeout(ctx, 5*time.Second)
 		key, err := keys.Key(kctx, uuid.NewString())
 		kcancel()

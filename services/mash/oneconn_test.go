@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -50,24 +46,7 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile("../intake/testdata/referral.example.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+ip.httpAddr+"/v1/referrals", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+referrer)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ack struct {
-		ReferralID string `json:"referralId"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&ack)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("submit: %d %v", resp.StatusCode, err)
-	}
+	referralID := ip.submitExample(t, referrer)
 
 	stop := make(chan struct{})
 	forgetting := make(chan struct{})
@@ -78,7 +57,7 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(5 * time.Millisecond):
-				keys.Forget(ack.ReferralID)
+				keys.Forget(referralID)
 			}
 		}
 	}()
@@ -94,17 +73,17 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 	defer cancel()
 	var c *triagev1.Case
 	eventually(t, "the case on the queue", func() bool {
-		got, err := triage.GetCase(pctx, &triagev1.GetCaseRequest{ReferralId: ack.ReferralID})
+		got, err := triage.GetCase(pctx, &triagev1.GetCaseRequest{ReferralId: referralID})
 		c = got.GetCase()
 		return err == nil && c.GetState() == triagev1.CaseState_AWAITING_DECISION
 	})
-	keys.Forget(ack.ReferralID)
-	claimed, err := triage.ClaimCase(pctx, &triagev1.ClaimCaseRequest{ReferralId: ack.ReferralID, ExpectedVersion: c.GetVersion()})
+	keys.Forget(referralID)
+	claimed, err := triage.ClaimCase(pctx, &triagev1.ClaimCaseRequest{ReferralId: referralID, ExpectedVersion: c.GetVersion()})
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
-	keys.Forget(ack.ReferralID)
-	if _, err := triage.DecideCase(pctx, &triagev1.DecideCaseRequest{ReferralId: ack.ReferralID,
+	keys.Forget(referralID)
+	if _, err := triage.DecideCase(pctx, &triagev1.DecideCaseRequest{ReferralId: referralID,
 		ExpectedVersion: claimed.GetCase().GetVersion(), Confirm: true, Reason: "confirmed on one connection"}); err != nil {
 		t.Fatalf("decide: %v", err)
 	}
@@ -112,7 +91,7 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 	eventually(t, "the referral's events on the audit log", func() bool {
 		var n int
 		err := ip.sys.p.pool.QueryRow(ctx, `SELECT count(DISTINCT event_type) FROM audit.entries
-			WHERE referral_id = $1 AND event_type = ANY($2)`, ack.ReferralID, want).Scan(&n)
+			WHERE referral_id = $1 AND event_type = ANY($2)`, referralID, want).Scan(&n)
 		return err == nil && n == len(want)
 	})
 	// Notify claims each message and seals its "sent" event in one transaction.
@@ -120,7 +99,7 @@ func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 		var messages, undelivered, delivered, audited int
 		err := ip.sys.p.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE delivered_at IS NULL AND withdrawn_at IS NULL), count(delivered_at),
 				(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type = 'mash.notification.delivered')
-			FROM notify.notifications WHERE referral_id = $1::uuid`, ack.ReferralID).Scan(&messages, &undelivered, &delivered, &audited)
+			FROM notify.notifications WHERE referral_id = $1::uuid`, referralID).Scan(&messages, &undelivered, &delivered, &audited)
 		if err != nil {
 			t.Fatalf("reading what the referral's agencies were told: %v", err)
 		}

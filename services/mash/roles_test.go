@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -191,24 +187,7 @@ func TestServicesRunAsTheirOwnLogins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile("../intake/testdata/referral.example.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+ip.httpAddr+"/v1/referrals", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ack struct {
-		ReferralID string `json:"referralId"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&ack)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("submit as intake's login: %d %v", resp.StatusCode, err)
-	}
+	referralID := ip.submitExample(t, token)
 	var status string
 	var decisions, cases, notices, entries int
 	eventually(t, "the referral decided, opened as a case, notified and audited", func() bool {
@@ -218,7 +197,7 @@ func TestServicesRunAsTheirOwnLogins(t *testing.T) {
 			(SELECT count(*) FROM triage.cases WHERE referral_id = $1),
 			(SELECT count(*) FROM notify.notifications WHERE referral_id = $1),
 			(SELECT count(*) FROM audit.entries WHERE referral_id = $1::text AND event_type IN ('mash.referral.received', 'mash.recommendation.made'))`,
-			ack.ReferralID).Scan(&status, &decisions, &cases, &notices, &entries)
+			referralID).Scan(&status, &decisions, &cases, &notices, &entries)
 		if err != nil {
 			t.Fatal(err)
 		}

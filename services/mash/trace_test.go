@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -81,24 +80,7 @@ func TestTraceFollowsAReferralFromHTTPThroughNATSToAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile("../intake/testdata/referral.example.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+ip.httpAddr+"/v1/referrals", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ack struct {
-		ReferralID string `json:"referralId"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&ack)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("submit: %d %v", resp.StatusCode, err)
-	}
+	referralID := ip.submitExample(t, token)
 
 	var httpSpan tracetest.SpanStub
 	eventually(t, "intake's HTTP span", func() bool {
@@ -144,8 +126,8 @@ func TestTraceFollowsAReferralFromHTTPThroughNATSToAudit(t *testing.T) {
 			if !s.Parent.IsRemote() {
 				t.Errorf("%s %q: parent is not remote: the link did not cross the bus", chain[i].service, s.Name)
 			}
-			if got := attr(s, tracing.AttrReferralID); got != ack.ReferralID {
-				t.Errorf("%s %q: mash.referral_id %q, want %q", chain[i].service, s.Name, got, ack.ReferralID)
+			if got := attr(s, tracing.AttrReferralID); got != referralID {
+				t.Errorf("%s %q: mash.referral_id %q, want %q", chain[i].service, s.Name, got, referralID)
 			}
 		}
 		parent = s
@@ -169,7 +151,7 @@ func TestTraceFollowsAReferralFromHTTPThroughNATSToAudit(t *testing.T) {
 	}
 	defer pool.Close()
 	var kept string
-	if err := pool.QueryRow(ctx, `SELECT trace_context FROM intake.outbox WHERE referral_id = $1`, ack.ReferralID).Scan(&kept); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT trace_context FROM intake.outbox WHERE referral_id = $1`, referralID).Scan(&kept); err != nil {
 		t.Fatal(err)
 	}
 	if want := fmt.Sprintf("00-%s-%s-01", tid, httpSpan.SpanContext.SpanID()); kept != want {
@@ -184,7 +166,7 @@ func TestTraceFollowsAReferralFromHTTPThroughNATSToAudit(t *testing.T) {
 	defer conn.Close()
 	callerTrace, callerSpan := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	cctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token, "traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
-	if _, err := intakev1.NewIntakeServiceClient(conn).GetReferral(cctx, &intakev1.GetReferralRequest{Id: ack.ReferralID}); err != nil {
+	if _, err := intakev1.NewIntakeServiceClient(conn).GetReferral(cctx, &intakev1.GetReferralRequest{Id: referralID}); err != nil {
 		t.Fatalf("GetReferral: %v", err)
 	}
 	eventually(t, "intake's gRPC span in the caller's trace", func() bool {
