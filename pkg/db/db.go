@@ -37,9 +37,9 @@ func OpenProbe(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	})
 }
 
-// KeyConns is how many connections the case-key store's pool holds at most: a key is read
+// keyConns is how many connections the case-key store's pool holds at most: a key is read
 // or made in one short statement, once per case and process while it stays cached.
-const KeyConns = 4
+const keyConns = 4
 
 // OpenKeys connects the case-key store's own pool. Keys are read and made while a
 // transaction of the work pool is open (an event is sealed in the transaction that writes
@@ -48,7 +48,7 @@ const KeyConns = 4
 // key, and the process stops.
 func OpenKeys(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return open(ctx, url, func(cfg *pgxpool.Config) {
-		cfg.MaxConns = KeyConns
+		cfg.MaxConns = keyConns
 		cfg.ConnConfig.RuntimeParams["application_name"] = "mash-keys"
 	})
 }

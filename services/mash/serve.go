@@ -39,8 +39,9 @@ import (
 type plumbing struct {
 	log *zap.Logger
 	// pool is the process's shared login (DATABASE_URL): migrations, credentials, bus users
-	// and readiness (the case keys use the login too, over keyPool). pools holds the services that connect with logins of their
-	// own (MASH_<SERVICE>_DATABASE_URL); poolOf picks.
+	// and readiness (the case keys use the login too, over keyPool). pools holds the
+	// services that connect with logins of their own (MASH_<SERVICE>_DATABASE_URL); poolOf
+	// picks.
 	pool  *pgxpool.Pool
 	pools map[string]*pgxpool.Pool
 	// probes check each login for readiness, one connection each, apart from the work's.
