@@ -37,9 +37,9 @@ func (ip *inProcess) submitExample(t *testing.T, token string) string {
 	return ack.ReferralID
 }
 
-// holdEveryWorkConnection opens a transaction on every connection of pool it can take (all
-// but the audit sequencer's, which keeps its lock on one for good: all it can until none
-// comes free for two seconds) and holds them until the test ends.
+// holdEveryWorkConnection opens a transaction on every connection of pool it can take and
+// holds them until the test ends. One connection is held for good (the audit sequencer's,
+// which keeps its lock on it), so it takes all it can until none comes free for two seconds.
 func holdEveryWorkConnection(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
 	t.Helper()
 	var held []pgx.Tx

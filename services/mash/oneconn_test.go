@@ -16,13 +16,13 @@ import (
 	triagev1 "github.com/mash-hub/mash/proto/mash/triage/v1"
 )
 
-// A referral goes all the way through (received, recommended, queued, claimed, decided, every
-// agency told, and all of it on the audit log) with one work connection to share, beside the one the audit sequencer
-// keeps: no step holds a work connection while it waits for another. One that did would
-// wait here at once, and under load would stop the process once every connection was held
-// that way. The case's key keeps being dropped from the cache, as it is in a process that
-// has not seen the case or has seen too many since, so the steps read it again; before the
-// claim and the decision it is dropped for certain.
+// A referral goes all the way through (received, recommended, queued, claimed, decided,
+// every agency told, and all of it on the audit log) with one work connection to share,
+// beside the one the audit sequencer keeps: no step holds a work connection while it waits
+// for another. One that did would wait here at once, and under load would stop the process
+// once every connection was held that way. The case's key keeps being dropped from the
+// cache, as it is in a process that has not seen the case or has seen too many since, so the
+// steps read it again; before the claim and the decision it is dropped for certain.
 func TestAReferralGoesThroughOnOneWorkConnection(t *testing.T) {
 	ctx := context.Background()
 	kek := make([]byte, 32)
