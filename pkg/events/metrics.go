@@ -131,6 +131,16 @@ func (m *Metrics) trackDeadLetters(pool *pgxpool.Pool, schema string) {
 	}
 }
 
+// ScrapeOver has the scrape-time counts of tables reached through the work pool read through
+// scrape instead: the readiness connection of the same login (db.OpenProbe). Under load
+// every work connection may be taken, and the gauges would then be missing just when a
+// backlog or dead letters matter most.
+func (m *Metrics) ScrapeOver(work, scrape *pgxpool.Pool) {
+	if m != nil && work != nil && scrape != nil {
+		m.deadLetters.scrapeOver(work, scrape)
+	}
+}
+
 // trackLag makes mash_consumer_lag report the durable consumer of stream.
 func (m *Metrics) trackLag(js jetstream.JetStream, stream, durable string) {
 	if m != nil {
@@ -199,6 +209,17 @@ type deadLetterCollector struct {
 	desc    *prometheus.Desc
 	mu      sync.Mutex
 	sources map[string]*pgxpool.Pool // by schema
+	// over maps a work pool to the pool its counts are read through at scrape time.
+	over map[*pgxpool.Pool]*pgxpool.Pool
+}
+
+func (c *deadLetterCollector) scrapeOver(work, scrape *pgxpool.Pool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over == nil {
+		c.over = map[*pgxpool.Pool]*pgxpool.Pool{}
+	}
+	c.over[work] = scrape
 }
 
 func (c *deadLetterCollector) add(pool *pgxpool.Pool, schema string) {
@@ -216,6 +237,9 @@ func (c *deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	sources := make(map[string]*pgxpool.Pool, len(c.sources))
 	for s, p := range c.sources {
+		if scrape, ok := c.over[p]; ok {
+			p = scrape
+		}
 		sources[s] = p
 	}
 	c.mu.Unlock()

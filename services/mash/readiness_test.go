@@ -51,3 +51,28 @@ func TestReadyAgainAfterPostgresDropsTheReadinessConnection(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 }
+
+// The gauges counted at scrape time (notify's backlog, each schema's dead letters) are there
+// while every work connection is taken: they are read over the readiness connection, so a
+// dashboard and its alerts do not go blank just when a backlog builds.
+func TestMetricsCountBacklogsWhileEveryWorkConnectionIsBusy(t *testing.T) {
+	ip := startInProcess(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	holdEveryWorkConnection(t, ctx, ip.sys.p.pool)
+	resp, err := http.Get("http://" + ip.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics with the work pool busy: %d", resp.StatusCode)
+	}
+	for _, want := range []string{"\nmash_notify_backlog ", "\nmash_notify_dead_letters ", "\nmash_notify_overdue_acknowledgements ",
+		`mash_dead_letters{schema="audit"}`, `mash_dead_letters{schema="notify"}`, `mash_dead_letters{schema="triage"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics with the work pool busy lack %q", strings.TrimSpace(want))
+		}
+	}
+}

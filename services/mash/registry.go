@@ -64,7 +64,7 @@ var modules = map[string]module{
 			return notify.New(notify.Deps{Pool: p.poolOf("notify"), JS: p.jsOf("notify"), Calendar: p.calendar, Log: p.log.Named("notify"), Events: p.eventMetrics,
 				Registry: p.registry, Email: p.notify.SMTP, DirectoryFile: p.notify.DirectoryFile,
 				Delivery: notify.DeliveryConfig{SendTimeout: p.notify.SendTimeout, InFlight: p.notify.InFlight}, Reconcile: p.reconcile, Now: p.now,
-				SecretKey: p.notify.SecretKey, ChangeTTL: p.notify.ChangeTTL, Cipher: p.cipher})
+				SecretKey: p.notify.SecretKey, ChangeTTL: p.notify.ChangeTTL, Cipher: p.cipher, Probe: p.probeOf("notify")})
 		},
 	},
 	"console": {

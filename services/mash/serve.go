@@ -263,6 +263,11 @@ func startSystem(ctx context.Context, cfg serveConfig, log *zap.Logger, now func
 			}
 		}
 	}
+	// Scrape-time counts go over each login's readiness connection, not its work pool.
+	p.eventMetrics.ScrapeOver(p.pool, p.probeOf(""))
+	for name, pool := range p.pools {
+		p.eventMetrics.ScrapeOver(pool, p.probeOf(name))
+	}
 	if err := p.connectNATS(ctx, cfg); err != nil {
 		return nil, err
 	}

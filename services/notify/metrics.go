@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mash-hub/mash/services/notify/store"
@@ -21,7 +22,9 @@ type metrics struct {
 	answerRejected  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store, now func() time.Time) *metrics {
+// newMetrics registers notify's metrics with reg; the backlog gauges are counted at scrape
+// time through scrape.
+func newMetrics(reg prometheus.Registerer, scrape *pgxpool.Pool, now func() time.Time) *metrics {
 	m := &metrics{
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mash_notify_notifications_created_total",
 			Help: "Notifications created, by kind."}, []string{"kind"}),
@@ -49,15 +52,15 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, now func() time.Time
 	for _, c := range []prometheus.Collector{m.created, m.attempts, m.attemptSeconds, m.deliveryLatency, m.ackLatency, m.escalations, m.ackRejected, m.answers, m.answerRejected} {
 		_ = reg.Register(c)
 	}
-	_ = reg.Register(&backlogCollector{st: st, now: now})
+	_ = reg.Register(&backlogCollector{pool: scrape, now: now})
 	return m
 }
 
 // backlogCollector reads the backlog when scraped, so the gauges are true whichever process
 // (or replica) did the work.
 type backlogCollector struct {
-	st  *store.Store
-	now func() time.Time
+	pool *pgxpool.Pool
+	now  func() time.Time
 }
 
 var (
@@ -75,7 +78,7 @@ func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	pending, failed, overdue, err := c.st.Backlog(ctx, c.now())
+	pending, failed, overdue, err := store.Backlog(ctx, c.pool, c.now())
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(backlogDesc, err)
 		return

@@ -168,6 +168,10 @@ type Deps struct {
 	// Cipher seals the personal data in this service's events under each case's key and
 	// opens the events it consumes (pkg/casekeys); nil leaves payloads clear.
 	Cipher events.PayloadCipher
+	// Probe is the readiness connection to notify's login (db.OpenProbe): the backlog gauges
+	// are counted through it at scrape time, so they are there while every work connection
+	// is busy. nil: Pool.
+	Probe *pgxpool.Pool
 }
 
 // Service is the notify service.
@@ -239,7 +243,11 @@ func New(d Deps) (*Service, error) {
 		}
 		s.channels = channel.NewSet(chs...)
 	}
-	s.metrics = newMetrics(d.Registry, s.store, s.now)
+	scrape := d.Probe
+	if scrape == nil {
+		scrape = d.Pool
+	}
+	s.metrics = newMetrics(d.Registry, scrape, s.now)
 	if s.relay, err = events.NewRelay(d.Pool, d.JS, events.RelayConfig{Schema: store.Schema}, d.Log.Named("relay"), d.Events); err != nil {
 		return nil, fmt.Errorf("notify.New: %w", err)
 	}

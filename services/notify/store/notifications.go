@@ -421,12 +421,14 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Notification, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Notification, error) { return scanNotification(r) })
 }
 
-// Backlog counts notifications waiting for delivery, failed, and with an overdue
+// Backlog counts, through q, notifications waiting for delivery, failed, and with an overdue
 // acknowledgement at now, for the metrics.
-func (s *Store) Backlog(ctx context.Context, now time.Time) (pending, failed, overdue int64, err error) {
+func Backlog(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, now time.Time) (pending, failed, overdue int64, err error) {
 	// Three counts, each over its own partial index (notifications_due, notifications_failed,
 	// notifications_overdue): as one scan with an OR the planner read the whole table.
-	err = s.pool.QueryRow(ctx, `SELECT
+	err = q.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM notify.notifications WHERE state IN ('PENDING', 'SENDING')),
 			(SELECT count(*) FROM notify.notifications WHERE state = 'FAILED' AND withdrawn_at IS NULL),
 			(SELECT count(*) FROM notify.notifications
