@@ -391,3 +391,13 @@ func TestREADMESelectorsPickTheMigrateJob(t *testing.T) {
 		}
 	}
 }
+
+// The pods' connections, each opening all it may, must fit the cluster's max_connections: at
+// 200, eleven service pods and the migrate Job (21 each) leave too little for the superuser
+// and the operator.
+func TestConnectionBudgetMustFitMaxConnections(t *testing.T) {
+	dir := mutated(t, "postgres/cluster.yaml", `      max_connections: "300"`, `      max_connections: "200"`)
+	wantProblem(t, problems(t, dir), "postgres/cluster.yaml", "max_connections", "is 200", "may open 252 connections")
+	dir = mutated(t, "kubernetes/rules.yaml", "              cpu: \"1\"\n", "")
+	wantProblem(t, problems(t, dir), "kubernetes/rules.yaml", "resources.limits.cpu: required")
+}

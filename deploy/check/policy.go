@@ -102,6 +102,7 @@ func (r *Report) checkPolicy() {
 	if len(deployments) > 0 {
 		r.checkDefaultDeny(policies)
 		r.checkMigrateJob(jobs, configMaps)
+		r.checkConnectionBudget(append(slices.Clone(deployments), jobs...), clusters)
 	}
 	// A Service may front a StatefulSet too (the example MinIO of the backups).
 	selectable := append(slices.Clone(deployments), statefulSets...)

@@ -16,15 +16,23 @@ import (
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/mash?sslmode=disable"
 
 // Open connects a pool and checks the server answers. The pool holds four connections per
-// core, at least 16: every request is one short transaction, so more would only queue in
-// Postgres, but one process runs every service's consumers, relays and the audit sequencer
-// beside the APIs, and each holds a connection while it works.
+// core the process may use, at least 16: every request is one short transaction, so more
+// would only queue in Postgres, but one process runs every service's consumers, relays and
+// the audit sequencer beside the APIs, and each holds a connection while it works.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return open(ctx, url, func(cfg *pgxpool.Config) {
 		if !strings.Contains(url, "pool_max_conns") {
-			cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
+			cfg.MaxConns = int32(defaultMaxConns())
 		}
 	})
+}
+
+// defaultMaxConns is Open's pool size: four connections per core the process may use, at
+// least 16. The cores are GOMAXPROCS, which Go sets from a container's CPU limit, not the
+// node's CPU count: a one-CPU pod on a 64-core node would otherwise open 256 connections,
+// and a handful of pods would exhaust the server's max_connections.
+func defaultMaxConns() int {
+	return max(16, 4*runtime.GOMAXPROCS(0))
 }
 
 // OpenProbe connects a pool of one connection, kept open, for readiness checks: a check

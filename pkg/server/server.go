@@ -104,7 +104,8 @@ func New(cfg Config, log *zap.Logger, authn Authenticator, reg *prometheus.Regis
 		grpc.MaxRecvMsgSize(1<<20),
 		// A fixed pool of stream workers reuses goroutines whose stacks have already grown,
 		// instead of growing a fresh stack for every request (visible in CPU profiles).
-		grpc.NumStreamWorkers(uint32(32*runtime.NumCPU())),
+		// GOMAXPROCS, not NumCPU: a container's CPU limit, not its node's CPU count.
+		grpc.NumStreamWorkers(uint32(32*runtime.GOMAXPROCS(0))),
 		// Fixed flow-control windows turn off the transport's bandwidth probing, whose pings
 		// cost a frame and a syscall each way on a connection busy with small requests.
 		grpc.InitialWindowSize(1<<20),
