@@ -1,12 +1,14 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,11 +65,29 @@ func Checksum(migs []Migration) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// Migrate applies the migrations not yet applied to schema, each in its own transaction,
+// inVersionOrder is migs sorted by version, refusing a version used twice: a service's
+// migrations come from its files and from Go (the outbox's, a helper's), and only the
+// files are checked against each other as they load.
+func inVersionOrder(migs []Migration) ([]Migration, error) {
+	out := slices.Clone(migs)
+	slices.SortStableFunc(out, func(a, b Migration) int { return cmp.Compare(a.Version, b.Version) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("migration %s: version %d already used by %s", out[i].Name, out[i].Version, out[i-1].Name)
+		}
+	}
+	return out, nil
+}
+
+// Migrate applies the migrations not yet applied to schema, in version order, each in its own transaction,
 // recording them in schema.schema_migrations. A session advisory lock per schema makes
 // concurrent starts of several replicas safe: one migrates, the others wait and find
 // nothing to do.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migs []Migration) error {
+	migs, err := inVersionOrder(migs)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate %s: acquire connection: %w", schema, err)

@@ -32,7 +32,9 @@ func Migrations() ([]db.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(migs, events.Migrations(Schema)...), nil
+	// LZ4 for the large values written at every referral, each message and decision (db.PreferLZ4 says why).
+	lz4 := db.Migration{Version: 11, Name: "0011_lz4.sql", SQL: db.PreferLZ4("notify.notifications", "payload") + db.PreferLZ4("notify.decisions", "decision")}
+	return append(append(migs, lz4), events.Migrations(Schema)...), nil
 }
 
 // Errors callers turn into API errors.

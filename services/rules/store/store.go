@@ -29,7 +29,9 @@ func Migrations() ([]db.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(migs, events.Migrations(Schema)...), nil
+	// LZ4 for the large values written at every referral, each decision's recommended and current records (db.PreferLZ4 says why).
+	lz4 := db.Migration{Version: 7, Name: "0007_lz4.sql", SQL: db.PreferLZ4("rules.decisions", "recommended", "current")}
+	return append(append(migs, lz4), events.Migrations(Schema)...), nil
 }
 
 // Store runs the rules service's queries.

@@ -30,7 +30,9 @@ func Migrations() ([]db.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(migs, events.Migrations(Schema)...), nil
+	// LZ4 for the large values written at every referral, each case's decision (db.PreferLZ4 says why).
+	lz4 := db.Migration{Version: 17, Name: "0017_lz4.sql", SQL: db.PreferLZ4("triage.cases", "decision")}
+	return append(append(migs, lz4), events.Migrations(Schema)...), nil
 }
 
 // ErrNotFound means the row does not exist.
