@@ -216,14 +216,14 @@ func runPipeline(args []string) error {
 		}
 	}
 	submit := func(ref string, scheduled time.Time, child *intakev1.Child, i int) {
-		req := &intakev1.SubmitReferralRequest{Referral: proto.Clone(base).(*intakev1.ReferralSubmission)}
-		md := authMD
+		// The demo's referrals as the demo makes them, their consent included: whether the
+		// family consented decides what may be shared before a manager authorises it.
+		referral, md := base, authMD
 		if mixed != nil {
 			m := mixed[i%len(mixed)]
-			req.Referral = proto.Clone(m.sub).(*intakev1.ReferralSubmission)
-			req.Referral.Consent = base.GetConsent()
-			md = agencyMD[m.agency]
+			referral, md = m.sub, agencyMD[m.agency]
 		}
+		req := &intakev1.SubmitReferralRequest{Referral: proto.Clone(referral).(*intakev1.ReferralSubmission)}
 		req.Referral.ExternalReference = ref
 		switch c := req.Referral.GetChild(); {
 		case child != nil:
