@@ -13,10 +13,13 @@ import (
 // connections per core the process may use (GOMAXPROCS, which Go takes from the container's
 // CPU limit, rounded up), at least 16, unless DATABASE_URL sets pool_max_conns; one
 // connection for readiness and metrics; and four for case keys.
+// pkg/db sizes the pools with the same numbers (a test there keeps them the same).
 const (
-	minWorkConns = 16
-	connsPerCore = 4
-	sideConns    = 1 + 4
+	minWorkConns     = 16
+	workConnsPerCore = 4
+	probeConns       = 1
+	keyConns         = 4
+	sideConns        = probeConns + keyConns
 	// reservedConns are kept from max_connections for others: the superuser's reserve
 	// (superuser_reserved_connections, 3 by default) and the operator's and monitoring's.
 	reservedConns = 13
@@ -86,5 +89,5 @@ func podConnections(tmpl *corev1.PodTemplateSpec) (int, error) {
 		return 0, fmt.Errorf("resources.limits.cpu: required, or pool_max_conns in DATABASE_URL: without either the pool is sized by the node's CPU count")
 	}
 	cores := int((limit.MilliValue() + 999) / 1000)
-	return max(minWorkConns, connsPerCore*cores) + sideConns, nil
+	return max(minWorkConns, workConnsPerCore*cores) + sideConns, nil
 }

@@ -32,15 +32,23 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // node's CPU count: a one-CPU pod on a 64-core node would otherwise open 256 connections,
 // and a handful of pods would exhaust the server's max_connections.
 func defaultMaxConns() int {
-	return max(16, 4*runtime.GOMAXPROCS(0))
+	return max(minWorkConns, workConnsPerCore*runtime.GOMAXPROCS(0))
 }
+
+// The pools' sizes. deploy/check weighs a pod's connections with the same numbers, and a
+// test keeps the two the same.
+const (
+	minWorkConns     = 16
+	workConnsPerCore = 4
+	probeConns       = 1
+)
 
 // OpenProbe connects a pool of one connection, kept open, for readiness checks: a check
 // through the pool the work uses would wait behind that work, and an instance that is busy,
 // not broken, would be taken out of service just when it is needed.
 func OpenProbe(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return open(ctx, url, func(cfg *pgxpool.Config) {
-		cfg.MaxConns, cfg.MinConns = 1, 1
+		cfg.MaxConns, cfg.MinConns = probeConns, probeConns
 		cfg.ConnConfig.RuntimeParams["application_name"] = "mash-readiness"
 	})
 }
